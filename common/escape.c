@@ -1,0 +1,1 @@
+/* escape.c: not written yet */

@@ -1,0 +1,1 @@
+/* linebuf.c: not written yet */

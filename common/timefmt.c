@@ -1,0 +1,1 @@
+/* timefmt.c: not written yet */

@@ -1,0 +1,26 @@
+/*
+ * utf8.h - validation of text that crosses a trust boundary.
+ *
+ * Every name, password and chat message a client sends goes through
+ * text_check() before chatd stores, forwards or logs it.  The rules are the
+ * ones docs/PROTOCOL.md lists under "Framing".
+ */
+#ifndef CHATD_UTF8_H
+#define CHATD_UTF8_H
+
+#include <stddef.h>
+
+enum text_check {
+	TEXT_OK = 0,
+	TEXT_BAD_UTF8,		/* overlong, surrogate, > U+10FFFF, truncated, stray byte */
+	TEXT_CONTROL,		/* C0, DEL, C1 */
+	TEXT_BIDI,		/* U+202A-U+202E, U+2066-U+2069 */
+};
+
+/* Checks len bytes at s (NUL bytes count as C0 control characters). */
+enum text_check text_check(const char *s, size_t len);
+
+/* A short human description of a result, for ERR lines. */
+const char *text_check_str(enum text_check result);
+
+#endif

@@ -1,0 +1,1 @@
+/* commands.c: not written yet */

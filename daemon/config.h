@@ -1,0 +1,81 @@
+/*
+ * config.h - chatd's settings: loading, checking and publishing them.
+ *
+ * One table in config.c describes every setting (name, type, default,
+ * bounds, whether SIGHUP may change it, one line of documentation); loading,
+ * validation and the "restart needed" check on reload are all driven by it,
+ * and etc/chatd.conf documents the same settings.
+ *
+ * Ownership: a struct settings is immutable once published.  The control
+ * thread loads a new one on SIGHUP and publishes it with settings_publish();
+ * every other thread reads the current one through settings_get() (an atomic
+ * pointer) and must not keep the pointer across a blocking call.  Published
+ * settings are freed only by settings_release_all() at exit, so a reader
+ * never sees freed memory.
+ */
+#ifndef CHATD_CONFIG_H
+#define CHATD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_FILE	"/etc/chatd/chatd.conf"
+/* Where unset paths go when systemd does not say ($STATE_DIRECTORY...). */
+#define CONFIG_LOCAL_DIR	"chatd-data"
+
+struct settings {
+	/* --- fixed until restart --- */
+	char *config_file;		/* absolute path of the file loaded */
+	char **listen;			/* addresses to bind, n_listen of them */
+	size_t n_listen;
+	bool listen_is_default;		/* "listen" unset: failures of one address only warn */
+	int port;			/* 0: let the kernel choose */
+	int port_tries;			/* next ports to try when port is busy */
+	char *state_dir;		/* holds the lock file */
+	char *history_file;
+	char *ident_file;
+	char *log_file;
+	char *runtime_dir;		/* admin socket, pid file (later issues) */
+	int64_t stack_size;		/* client thread stack, bytes */
+	int max_line;			/* longest client line, bytes */
+	int history_memory;		/* room messages held in memory */
+	int64_t history_max_size;	/* compact the history file above this */
+	int history_sync_ms;		/* 0: durable ack (group commit) */
+	int hash_concurrency;		/* password hashes at once; 0 = one per core */
+
+	/* --- changeable by SIGHUP --- */
+	int log_level;			/* enum log_level */
+	int hash_cost;			/* yescrypt cost, 1..11 */
+	int max_clients;
+	int max_clients_per_address;
+	int login_timeout;		/* seconds */
+	int login_attempts;
+	int login_fail_delay_ms;
+	int history_replay;		/* messages a joining user gets */
+	int64_t send_queue_limit;	/* bytes */
+	bool registration;		/* unknown names may register */
+	int room_notice_limit;		/* no JOIN/PART above this many online */
+	int peer_timeout;		/* seconds until a silent dead peer is reaped */
+};
+
+/*
+ * Loads path into *out (zeroed first).  On failure returns -1 and writes
+ * "FILE:LINE: what is wrong" (or "FILE: what is wrong") into err.
+ */
+int settings_load(const char *path, struct settings *out, char *err, size_t errlen);
+void settings_free(struct settings *s);
+
+/*
+ * Names of the settings that differ between a and b but can only change at
+ * restart, comma-separated, into buf ("" if none).
+ */
+void settings_restart_needed(const struct settings *a, const struct settings *b,
+			     char *buf, size_t buflen);
+
+/* Makes s (heap-allocated, loaded) the current settings; takes ownership. */
+void settings_publish(struct settings *s);
+const struct settings *settings_get(void);
+void settings_release_all(void);
+
+#endif

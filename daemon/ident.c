@@ -1,0 +1,1 @@
+/* ident.c: not written yet */

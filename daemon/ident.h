@@ -1,0 +1,73 @@
+/*
+ * ident.h - the identification store: who may log in, with which password.
+ *
+ * File format (docs/FILES.md): a version line "chatd-ident 1", then one user
+ * a line, "NAME:HASH", HASH a crypt(3) string.  The file is rewritten
+ * atomically (temp file, fsync, rename, fsync of the directory) with mode
+ * 0600 on every change; a damaged line is skipped with a warning naming its
+ * line number.
+ *
+ * Locking: one mutex guards the in-memory table and every file write.  The
+ * slow part (hashing) always happens outside it: a verify copies the hash
+ * out, checks it unlocked, and a rehash or registration writes back under
+ * the lock only if the entry did not change meanwhile (a generation count).
+ */
+#ifndef CHATD_IDENT_H
+#define CHATD_IDENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "names.h"
+
+struct ident;
+
+enum ident_result {
+	IDENT_OK = 0,
+	IDENT_UNKNOWN,		/* no such name */
+	IDENT_BAD_PASSWORD,
+	IDENT_EXISTS,		/* register: the name was taken meanwhile */
+	IDENT_IO_ERROR,		/* the file could not be written; nothing changed */
+	IDENT_NO_MEMORY,
+};
+
+/*
+ * Reads path (a missing file is an empty store and is created on the first
+ * change).  Returns NULL with a message in err if the file cannot be read
+ * or has an unknown version line.  Damaged lines are logged and skipped.
+ */
+struct ident *ident_open(const char *path, char *err, size_t errlen);
+void ident_close(struct ident *id);
+
+/* Is name registered?  Copies the registered spelling into canonical. */
+bool ident_lookup(struct ident *id, const char *name, char canonical[NAME_MAX_LEN + 1]);
+
+/*
+ * Checks the password (slow; takes a password gate slot).  On success
+ * copies the registered spelling and, when the stored hash was made at a
+ * different cost, re-hashes it at cost and rewrites the file.
+ */
+enum ident_result ident_verify(struct ident *id, const char *name, const char *password,
+			       int cost, char canonical[NAME_MAX_LEN + 1]);
+
+/* Registers a new name (slow).  IDENT_EXISTS if someone was faster. */
+enum ident_result ident_register(struct ident *id, const char *name, const char *password,
+				 int cost);
+
+/* Sets a new password for a registered name (slow). */
+enum ident_result ident_set_password(struct ident *id, const char *name, const char *password,
+				     int cost);
+
+enum ident_result ident_delete(struct ident *id, const char *name);
+
+/* Empties the store and the file, atomically. */
+enum ident_result ident_clear(struct ident *id);
+
+size_t ident_count(struct ident *id);
+
+/* Calls fn for every registered name, in name_cmp() order, under the lock. */
+void ident_foreach(struct ident *id, void (*fn)(void *ctx, const char *name), void *ctx);
+
+const char *ident_result_str(enum ident_result r);
+
+#endif

@@ -1,0 +1,1 @@
+/* line.c: not written yet */

@@ -1,0 +1,1 @@
+/* login.c: not written yet */

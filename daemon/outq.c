@@ -1,0 +1,1 @@
+/* outq.c: not written yet */

@@ -1,0 +1,1 @@
+/* password.c: not written yet */

@@ -1,0 +1,30 @@
+/*
+ * password.h - password hashes with libcrypt (yescrypt, as /etc/shadow).
+ *
+ * Hashing is slow and memory-hungry on purpose.  It runs in the client's
+ * own thread and never under a lock others wait on; password_gate_*() bound
+ * how many hashes run at once (about one per core), so a login flood costs
+ * waiting, not memory.  struct crypt_data (32 KiB) lives on the heap, never
+ * on a client thread's small stack.  Passwords are never logged.
+ */
+#ifndef CHATD_PASSWORD_H
+#define CHATD_PASSWORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define PASSWORD_HASH_MAX 128		/* >= CRYPT_OUTPUT_SIZE is not needed for yescrypt */
+#define PASSWORD_MAX_LEN 256
+
+/* Sets how many hashes may run at once; 0 means one per online CPU. */
+int password_gate_init(int concurrency);
+void password_gate_destroy(void);
+
+/* A new yescrypt hash of pw at cost (1..11); 0, or -1 with errno. */
+int password_hash(const char *pw, int cost, char out[PASSWORD_HASH_MAX]);
+/* Constant-time comparison of crypt(pw, hash) with hash. */
+bool password_check(const char *pw, const char *hash);
+/* True when hash was not made by yescrypt at this cost. */
+bool password_needs_rehash(const char *hash, int cost);
+
+#endif

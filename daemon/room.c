@@ -1,0 +1,1 @@
+/* room.c: not written yet */

@@ -1,0 +1,1 @@
+/* statelock.c: not written yet */
