@@ -37,4 +37,8 @@ enum part_reason {
 	PART_REFUSED,
 };
 
+/* The wire word for a reason ("quit", "lost", ...) and a default text. */
+const char *part_reason_name(enum part_reason r);
+const char *part_reason_text(enum part_reason r);
+
 #endif

@@ -1,1 +1,509 @@
-/* client.c: not written yet */
+/*
+ * client.c - one thread per connection, from greeting to BYE.
+ *
+ * The thread owns its socket: it alone reads from it and writes to it, so
+ * a client that stops reading only ever blocks its own thread, and never
+ * blocks even that (the socket is non-blocking; poll() waits).  Others
+ * reach the thread through the room: they publish into the fan-out ring or
+ * its inbox and, if it sleeps, write to its eventfd (wake_fd).
+ *
+ * Order of replies: a room message is answered (OK or ERR 507) when the
+ * history has stored it, through the ring, while a command is answered at
+ * once.  To keep replies in request order, a command that arrives while
+ * messages are still unanswered is held until their answers came back;
+ * messages themselves may be pipelined freely.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "commands.h"
+#include "config.h"
+#include "peers.h"
+#include "history.h"
+#include "log.h"
+#include "login.h"
+#include "room.h"
+#include "server.h"
+#include "timefmt.h"
+#include "utf8.h"
+
+/* Lines handled per turn of the loop, so output keeps flowing under a flood. */
+#define LINES_PER_TURN 64
+/* How often a client waiting to write checks whether it overflowed. */
+#define OVERFLOW_CHECK_MS 250
+/* How long a BYE may take to leave, and how long we wait for the peer's close. */
+#define BYE_FLUSH_MS 1000
+#define BYE_LINGER_MS 500
+
+struct session_state {
+	char *held;		/* a command waiting for earlier messages' answers */
+	size_t held_len;
+	bool more_input;	/* lines may be buffered: do not sleep */
+	bool eof;		/* the peer closed its side */
+	enum part_reason why;
+	char text[256];
+};
+
+void
+client_unref(struct client *c)
+{
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	close(c->wake_fd);
+	linebuf_free(&c->in);
+	outq_free(&c->out);
+	free(c);
+}
+
+/* ---- small I/O helpers ---- */
+
+static int
+reply_v(struct client *c, const char *prefix, const char *fmt, va_list ap)
+{
+	char buf[PROTO_DEFAULT_MAX_LINE];
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+
+	if (n < 0)
+		return -1;
+	struct line *l = line_printf("%s%s\n", prefix, buf);
+	return l ? outq_push_line(&c->out, l) : -1;
+}
+
+int
+client_reply(struct client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	int rc = reply_v(c, "", fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int
+client_reply_err(struct client *c, int code, const char *fmt, ...)
+{
+	char prefix[16];
+	va_list ap;
+
+	snprintf(prefix, sizeof(prefix), "ERR %d ", code);
+	va_start(ap, fmt);
+	int rc = reply_v(c, prefix, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static void
+drain_wake(struct client *c)
+{
+	uint64_t n;
+
+	while (read(c->wake_fd, &n, sizeof(n)) < 0 && errno == EINTR)
+		;
+}
+
+static int
+poll_timeout(int64_t deadline)
+{
+	if (deadline < 0)
+		return -1;
+	int64_t left = deadline - time_mono_ms();
+	return left < 0 ? 0 : left > 60000 ? 60000 : (int)left;
+}
+
+/* Reads what the socket has; maps the outcome onto enum client_read. */
+static enum client_read
+fill_input(struct client *c)
+{
+	ssize_t n = linebuf_fill(&c->in, c->fd);
+
+	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+		return CLIENT_LINE;
+	if (n < 0 && errno == ETIMEDOUT)
+		return CLIENT_TIMEOUT;
+	return CLIENT_EOF;
+}
+
+enum client_read
+client_read_line(struct client *c, int64_t deadline, char **line, size_t *len)
+{
+	for (;;) {
+		switch (linebuf_next(&c->in, line, len)) {
+		case LB_LINE:
+			return CLIENT_LINE;
+		case LB_OVERLONG:
+			return CLIENT_OVERLONG;
+		case LB_NONE:
+			break;
+		}
+		if (outq_flush(&c->out, c->fd) < 0)
+			return CLIENT_EOF;
+
+		struct pollfd pfd[2] = {
+			{ .fd = c->fd, .events = POLLIN | (outq_empty(&c->out) ? 0 : POLLOUT) },
+			{ .fd = c->wake_fd, .events = POLLIN },
+		};
+		int timeout = poll_timeout(deadline);
+		int rc = poll(pfd, 2, timeout);
+		if (rc < 0 && errno != EINTR)
+			return CLIENT_EOF;
+		if (rc == 0 && time_mono_ms() >= deadline)
+			return CLIENT_TIMEOUT;
+		if (pfd[1].revents) {
+			drain_wake(c);
+			if (room_closing(c->srv->room))
+				return CLIENT_SHUTDOWN;
+		}
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			enum client_read r = fill_input(c);
+			if (r != CLIENT_LINE)
+				return r;
+		}
+	}
+}
+
+bool
+client_pause(struct client *c, int ms)
+{
+	int64_t deadline = time_mono_ms() + ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = c->wake_fd, .events = POLLIN };
+		int rc = poll(&pfd, 1, poll_timeout(deadline));
+
+		if (rc == 0)
+			return true;
+		if (rc > 0) {
+			drain_wake(c);
+			if (room_closing(c->srv->room))
+				return false;
+		}
+	}
+}
+
+/* ---- after login ---- */
+
+/* WELCOME, USERS, the replayed history and OK: the reply to the password. */
+static int
+send_welcome(struct client *c, bool registered)
+{
+	const struct settings *s = settings_get();
+	struct line *users;
+	uint64_t last_id;
+
+	if (room_join(c->srv->room, c, &last_id, &users) < 0)
+		return -1;
+	client_reply(c, "WELCOME %s %s", c->name, registered ? "registered" : "welcome back");
+	outq_push_line(&c->out, users);
+
+	size_t max = (size_t)s->history_replay;
+	struct history_entry *e = max ? calloc(max, sizeof(*e)) : NULL;
+	size_t n = e ? history_recent(c->srv->history, max, last_id, e) : 0;
+	for (size_t i = 0; i < n; i++) {
+		outq_push_static(&c->out, "HIST ", 5);
+		outq_push_line(&c->out, line_ref(e[i].body));
+	}
+	history_entries_release(e, n);
+	free(e);
+	return client_reply(c, "OK - logged in as %s", c->name);
+}
+
+/* A plain line: a room message.  Its answer comes back through the room. */
+static int
+post_message(struct client *c, char *text, size_t len)
+{
+	if (text[0] == '/') {	/* "//x" is the message "/x" */
+		text++;
+		len--;
+	}
+	if (history_append(c->srv->history, c->id, c->name, text, len) < 0)
+		return client_reply_err(c, ERR_INTERNAL, "out of memory, message not sent");
+	c->unacked++;
+	return 0;
+}
+
+static bool
+is_command(const char *line)
+{
+	return line[0] == '/' && line[1] != '/';
+}
+
+/* One request line: returns 0 to go on, -1 when the session ends. */
+static int
+handle_request(struct client *c, struct session_state *st, char *line, size_t len)
+{
+	enum text_check tc = text_check(line, len);
+
+	if (tc != TEXT_OK)
+		return client_reply_err(c, ERR_BAD_TEXT, "%s: not sent", text_check_str(tc)) < 0 ? -1 : 0;
+	if (!is_command(line))
+		return post_message(c, line, len) < 0 ? -1 : 0;
+
+	switch (command_run(c, line, st->text, sizeof(st->text))) {
+	case COMMAND_DONE:
+		return 0;
+	case COMMAND_QUIT:
+		st->why = PART_QUIT;
+		return -1;
+	case COMMAND_FATAL:
+		break;
+	}
+	st->why = PART_LOST;
+	snprintf(st->text, sizeof(st->text), "out of memory");
+	return -1;
+}
+
+/*
+ * Handles up to LINES_PER_TURN buffered lines.  A command behind messages
+ * not yet answered is held (and reading stops) until they are.
+ */
+static int
+handle_input(struct client *c, struct session_state *st)
+{
+	st->more_input = false;
+	for (int i = 0; i < LINES_PER_TURN; i++) {
+		char *line;
+		size_t len;
+
+		if (st->held != NULL) {
+			if (c->unacked > 0)
+				return 0;
+			line = st->held;
+			len = st->held_len;
+			st->held = NULL;
+		} else {
+			enum linebuf_result r = linebuf_next(&c->in, &line, &len);
+
+			if (r == LB_NONE)
+				return 0;
+			if (r == LB_OVERLONG) {
+				if (client_reply_err(c, ERR_TOO_LONG, "line longer than %zu bytes: dropped",
+						     c->in.max_line) < 0)
+					return -1;
+				continue;
+			}
+			if (len == 0)
+				continue;
+			if (is_command(line) && c->unacked > 0) {
+				st->held = line;
+				st->held_len = len;
+				return 0;
+			}
+		}
+		if (handle_request(c, st, line, len) < 0)
+			return -1;
+	}
+	st->more_input = true;
+	return 0;
+}
+
+/* Waits for input, output space or a wake-up; -1 when the session ends. */
+static int
+wait_for_work(struct client *c, struct session_state *st)
+{
+	bool want_input = st->held == NULL && !st->eof;
+	int timeout;
+
+	if (st->more_input)
+		return 0;
+	if (st->eof && c->unacked == 0 && outq_empty(&c->out)) {
+		st->why = PART_LOST;
+		snprintf(st->text, sizeof(st->text), "connection closed");
+		return -1;
+	}
+	if (!outq_empty(&c->out))
+		timeout = OVERFLOW_CHECK_MS;
+	else if (room_sleep(c->srv->room, c))
+		timeout = -1;
+	else
+		return 0;
+
+	struct pollfd pfd[2] = {
+		{ .fd = c->fd, .events = (want_input ? POLLIN : 0) |
+					  (outq_empty(&c->out) ? 0 : POLLOUT) },
+		{ .fd = c->wake_fd, .events = POLLIN },
+	};
+	/* With nothing to wait for on the socket, do not let POLLHUP spin us. */
+	if (pfd[0].events == 0)
+		pfd[0].fd = -1;
+	if (poll(pfd, 2, timeout) < 0)
+		return errno == EINTR ? 0 : -1;
+	if (pfd[1].revents)
+		drain_wake(c);
+	if (want_input && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+		switch (fill_input(c)) {
+		case CLIENT_LINE:
+			st->more_input = true;
+			break;
+		case CLIENT_TIMEOUT:
+			st->why = PART_TIMEOUT;
+			snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_TIMEOUT));
+			return -1;
+		default:
+			/* Answer what was already sent before going. */
+			st->eof = true;
+			break;
+		}
+	}
+	return 0;
+}
+
+static void
+serve(struct client *c, struct session_state *st)
+{
+	const struct settings *s;
+
+	for (;;) {
+		if (handle_input(c, st) < 0)
+			return;
+		s = settings_get();
+		if (room_collect(c->srv->room, c, s->send_queue_limit, &st->why, st->text,
+				 sizeof(st->text)) < 0)
+			return;
+		if (outq_flush(&c->out, c->fd) < 0) {
+			st->why = PART_LOST;
+			snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_LOST));
+			return;
+		}
+		if (wait_for_work(c, st) < 0)
+			return;
+	}
+}
+
+/* ---- the end of a session ---- */
+
+/*
+ * Sends BYE (when the peer can still read it) and closes gracefully: our
+ * side first, then whatever the peer still sends is read away, so the
+ * kernel does not answer unread input with a reset that could destroy the
+ * BYE before the peer reads it.
+ */
+static void
+say_bye(struct client *c, enum part_reason why, const char *text)
+{
+	int64_t deadline = time_mono_ms() + BYE_FLUSH_MS;
+	char sink[512];
+
+	/*
+	 * A lost peer cannot read it; an overflowing one has a partly written
+	 * line pending, and BYE glued to it would be garbage.
+	 */
+	if (why == PART_LOST || (why == PART_OVERFLOW && !outq_empty(&c->out)))
+		return;
+	client_reply(c, "BYE %s %s", part_reason_name(why), text);
+	while (!outq_empty(&c->out) && time_mono_ms() < deadline) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+
+		if (outq_flush(&c->out, c->fd) < 0 || poll(&pfd, 1, poll_timeout(deadline)) <= 0)
+			break;
+	}
+	shutdown(c->fd, SHUT_WR);
+	deadline = time_mono_ms() + BYE_LINGER_MS;
+	for (;;) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+
+		if (poll(&pfd, 1, poll_timeout(deadline)) <= 0 || read(c->fd, sink, sizeof(sink)) <= 0)
+			break;
+	}
+}
+
+static void
+log_departure(struct client *c, enum part_reason why, const char *text)
+{
+	if (c->name[0])
+		log_info("disconnect %s from %s: %s (%s)", c->name, c->addr_str,
+			 part_reason_name(why), text);
+	else
+		log_info("disconnect %s before login: %s (%s)", c->addr_str,
+			 part_reason_name(why), text);
+}
+
+static void *
+client_main(void *arg)
+{
+	struct client *c = arg;
+	struct session_state st = { .why = PART_LOST };
+	bool registered = false;
+
+	snprintf(st.text, sizeof(st.text), "%s", part_reason_text(PART_LOST));
+	log_info("connection from %s", c->addr_str);
+	if (login_run(c, &registered, &st.why, st.text, sizeof(st.text)) == 0) {
+		if (send_welcome(c, registered) == 0)
+			serve(c, &st);
+		else if (room_closing(c->srv->room))
+			st.why = PART_SHUTDOWN;
+		room_leave(c->srv->room, c, st.why, st.text);
+	}
+	say_bye(c, st.why, st.text);
+	log_departure(c, st.why, st.text);
+	close(c->fd);
+	peers_release(&c->addr);
+	room_detach(c->srv->room, c);
+	client_unref(c);
+	return NULL;
+}
+
+/* ---- creation ---- */
+
+static struct client *
+client_new(struct server *srv, int fd, const struct sockaddr_storage *addr)
+{
+	const struct settings *s = settings_get();
+	struct client *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (c->wake_fd < 0 || linebuf_init(&c->in, (size_t)s->max_line) < 0) {
+		if (c->wake_fd >= 0)
+			close(c->wake_fd);
+		free(c);
+		return NULL;
+	}
+	c->id = atomic_fetch_add(&srv->next_client_id, 1) + 1;
+	c->fd = fd;
+	c->addr = *addr;
+	peers_format(addr, c->addr_str, sizeof(c->addr_str));
+	c->connected_ms = time_now_ms();
+	c->srv = srv;
+	atomic_init(&c->refs, 1);
+	outq_init(&c->out);
+	return c;
+}
+
+int
+client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr)
+{
+	const struct settings *s = settings_get();
+	struct client *c = client_new(srv, fd, addr);
+	pthread_attr_t attr;
+	pthread_t tid;
+	int err;
+
+	if (c == NULL)
+		return -1;
+	room_attach(srv->room, c);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, (size_t)s->stack_size);
+	err = pthread_create(&tid, &attr, client_main, c);
+	pthread_attr_destroy(&attr);
+	if (err != 0) {
+		room_detach(srv->room, c);
+		c->fd = -1;	/* the caller still owns it */
+		client_unref(c);
+		errno = err;
+		return -1;
+	}
+	return 0;
+}

@@ -1,1 +1,222 @@
-/* commands.c: not written yet */
+/*
+ * commands.c - the slash commands of a logged-in client.
+ *
+ * command_table drives parsing, dispatch and /help.  Each command runs in
+ * the client's own thread and answers with data lines and exactly one final
+ * OK or ERR (docs/PROTOCOL.md "After login").  The request line was checked
+ * by text_check() before it got here.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "commands.h"
+#include "config.h"
+#include "history.h"
+#include "ident.h"
+#include "log.h"
+#include "password.h"
+#include "room.h"
+#include "server.h"
+#include "timefmt.h"
+
+#define HISTORY_DEFAULT 20
+
+/* Parses a whole decimal number in [1, max]; false otherwise. */
+static bool
+parse_count(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 1 || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static enum command_result
+done(int rc)
+{
+	return rc < 0 ? COMMAND_FATAL : COMMAND_DONE;
+}
+
+static enum command_result
+cmd_who(struct client *c, char *args, char *text, size_t textlen)
+{
+	uint64_t page = 1;
+
+	if (*args && !parse_count(args, UINT32_MAX, &page))
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /who [PAGE]"));
+	struct line *l = room_users_line(c->srv->room, (unsigned)page);
+	if (l == NULL || outq_push_line(&c->out, l) < 0)
+		return COMMAND_FATAL;
+	return done(client_reply(c, "OK - page %" PRIu64, page));
+}
+
+static enum command_result
+cmd_msg(struct client *c, char *args, char *text, size_t textlen)
+{
+	char *body = strchr(args, ' ');
+	char now[TIME_RFC3339_LEN + 1];
+
+	if (body == NULL || body[1] == '\0')
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /msg NAME TEXT"));
+	*body++ = '\0';
+	time_format_ms(now, time_now_ms());
+	struct line *l = line_printf("PRIV %s %s %s %s\n", now, c->name, args, body);
+	if (l == NULL)
+		return COMMAND_FATAL;
+	if (room_send_private(c->srv->room, args, l) < 0)
+		return done(client_reply_err(c, ERR_NOT_FOUND, "%s is not online", args));
+	return done(client_reply(c, "OK - sent to %s", args));
+}
+
+/* HIST lines for n entries (released here), then "OK - n messages" and a note. */
+static enum command_result
+send_history(struct client *c, struct history_entry *e, size_t n, const char *note)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc = outq_push_static(&c->out, "HIST ", 5);
+		if (rc == 0)
+			rc = outq_push_line(&c->out, line_ref(e[i].body));
+	}
+	history_entries_release(e, n);
+	free(e);
+	if (rc < 0)
+		return COMMAND_FATAL;
+	return done(client_reply(c, "OK - %zu messages%s", n, note));
+}
+
+/* "/history since ID": the messages after ID still held in memory. */
+static enum command_result
+history_since_id(struct client *c, const char *arg, size_t memory)
+{
+	uint64_t after = 0, first_held;
+	char note[64] = "";
+	struct history_entry *e;
+	size_t n;
+
+	if (strcmp(arg, "0") != 0 && !parse_count(arg, UINT64_MAX, &after))
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /history since ID"));
+	if ((e = calloc(memory, sizeof(*e))) == NULL)
+		return COMMAND_FATAL;
+	n = history_since(c->srv->history, after, memory, e, &first_held);
+	if (first_held > after + 1)
+		snprintf(note, sizeof(note), ", complete from id %" PRIu64 " on", first_held);
+	return send_history(c, e, n, note);
+}
+
+static enum command_result
+cmd_history(struct client *c, char *args, char *text, size_t textlen)
+{
+	size_t memory = (size_t)settings_get()->history_memory;
+	uint64_t n = HISTORY_DEFAULT;
+	struct history_entry *e;
+
+	if (strncmp(args, "since ", 6) == 0)
+		return history_since_id(c, args + 6, memory);
+	if (*args && !parse_count(args, UINT64_MAX, &n))
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /history [N] | /history since ID"));
+	if (n > memory)
+		n = memory;
+	if ((e = calloc(n, sizeof(*e))) == NULL)
+		return COMMAND_FATAL;
+	n = history_recent(c->srv->history, n, UINT64_MAX, e);
+	return send_history(c, e, n, "");
+}
+
+static enum command_result
+cmd_passwd(struct client *c, char *args, char *text, size_t textlen)
+{
+	size_t len = strlen(args);
+	enum ident_result r;
+
+	if (len == 0 || len > PASSWORD_MAX_LEN)
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /passwd NEW (1-%d bytes)",
+					     PASSWORD_MAX_LEN));
+	r = ident_set_password(c->srv->ident, c->name, args, settings_get()->hash_cost);
+	explicit_bzero(args, len);
+	if (r != IDENT_OK) {
+		log_error("password change for %s failed: %s", c->name, ident_result_str(r));
+		return done(client_reply_err(c, ERR_INTERNAL, "password not changed: %s",
+					     ident_result_str(r)));
+	}
+	log_notice("password changed for %s from %s", c->name, c->addr_str);
+	return done(client_reply(c, "OK - password changed"));
+}
+
+static enum command_result
+cmd_ping(struct client *c, char *args, char *text, size_t textlen)
+{
+	if (client_reply(c, "PONG %s", args) < 0)
+		return COMMAND_FATAL;
+	return done(client_reply(c, "OK - pong"));
+}
+
+static enum command_result
+cmd_quit(struct client *c, char *args, char *text, size_t textlen)
+{
+	snprintf(text, textlen, "%s", *args ? args : part_reason_text(PART_QUIT));
+	return COMMAND_QUIT;
+}
+
+static enum command_result
+cmd_help(struct client *c, char *args, char *text, size_t textlen)
+{
+	int rc = client_reply(c, "HELP a line not starting with / goes to everyone; "
+			      "start it with // to send a leading /");
+
+	for (size_t i = 0; i < command_count && rc == 0; i++)
+		rc = client_reply(c, "HELP %-32s %s", command_table[i].usage, command_table[i].help);
+	if (rc < 0)
+		return COMMAND_FATAL;
+	return done(client_reply(c, "OK - help"));
+}
+
+const struct command command_table[] = {
+	{ "who", cmd_who, "/who [PAGE]", "who is online, 100 names a page" },
+	{ "msg", cmd_msg, "/msg NAME TEXT", "a private message to NAME alone" },
+	{ "history", cmd_history, "/history [N] | since ID", "the last N messages, or those after ID" },
+	{ "passwd", cmd_passwd, "/passwd NEW", "change your password" },
+	{ "ping", cmd_ping, "/ping [TEXT]", "the server echoes TEXT to you" },
+	{ "quit", cmd_quit, "/quit [REASON]", "leave; others see REASON" },
+	{ "help", cmd_help, "/help", "this list" },
+};
+const size_t command_count = sizeof(command_table) / sizeof(command_table[0]);
+
+const struct command *
+command_parse(char *line, char **args)
+{
+	char *name = line + 1;
+	size_t len = strcspn(name, " ");
+
+	*args = name[len] == ' ' ? name + len + 1 : name + len;
+	for (size_t i = 0; i < command_count; i++)
+		if (strlen(command_table[i].name) == len &&
+		    strncmp(command_table[i].name, name, len) == 0)
+			return &command_table[i];
+	return NULL;
+}
+
+enum command_result
+command_run(struct client *c, char *line, char *text, size_t textlen)
+{
+	char *args;
+	const struct command *cmd = command_parse(line, &args);
+
+	if (cmd == NULL) {
+		int len = (int)strcspn(line, " ");
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "unknown command %.*s; /help lists them",
+					     len, line));
+	}
+	return cmd->run(c, args, text, textlen);
+}

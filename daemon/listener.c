@@ -1,1 +1,370 @@
-/* listener.c: not written yet */
+/*
+ * listener.c - listening sockets and the accept thread (see listener.h).
+ *
+ * The listener thread owns the listening sockets while it runs; the
+ * control thread talks to it only through wake_fd (an eventfd) and joins
+ * it.  Accepted sockets go straight to a new client thread, which owns
+ * them from then on.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "peers.h"
+#include "server.h"
+#include "timefmt.h"
+
+#define LISTEN_MAX 16
+/* Out of descriptors: stop accepting this long instead of spinning. */
+#define EMFILE_BACKOFF_MS 100
+/* Connections taken from one socket per turn, so others get their turn too. */
+#define ACCEPT_BATCH 64
+
+struct listener {
+	int fds[LISTEN_MAX];
+	struct sockaddr_storage addrs[LISTEN_MAX];
+	size_t n;
+	int port;
+	int wake_fd;
+	pthread_t thread;
+	bool running;
+	struct server *srv;
+	int64_t fd_warned_ms;	/* last "out of descriptors" warning */
+};
+
+/* ---- binding ---- */
+
+static int
+make_addr(const char *text, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		*len = sizeof(*in);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*in6);
+		return 0;
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+/* One listening socket on text:port; -1 with errno. */
+static int
+bind_one(const char *text, int port, struct sockaddr_storage *ss)
+{
+	socklen_t len;
+	int one = 1, fd, saved;
+
+	if (make_addr(text, port, ss, &len) < 0)
+		return -1;
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* A restart must not land on port+1 because of connections in TIME_WAIT. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* So "::" and "0.0.0.0" can both be bound on one port. */
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)ss, len) < 0 || listen(fd, SOMAXCONN) < 0)
+		goto fail;
+	len = sizeof(*ss);
+	if (getsockname(fd, (struct sockaddr *)ss, &len) < 0)
+		goto fail;
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+static int
+sockaddr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+static void
+close_all(struct listener *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		close(l->fds[i]);
+	l->n = 0;
+}
+
+/* An address that cannot exist here (IPv6 off) only matters if asked for. */
+static bool
+address_unavailable(int err)
+{
+	return err == EAFNOSUPPORT || err == EADDRNOTAVAIL;
+}
+
+/*
+ * Binds every address on port.  Returns 0, 1 when the port is busy (all
+ * closed again), -1 on another error (message in err).
+ */
+static int
+bind_port(struct listener *l, const struct settings *s, int port, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < s->n_listen && l->n < LISTEN_MAX; i++) {
+		int fd = bind_one(s->listen[i], port, &l->addrs[l->n]);
+
+		if (fd >= 0) {
+			l->fds[l->n++] = fd;
+			if (port == 0)	/* the kernel chose: the others follow */
+				port = sockaddr_port(&l->addrs[0]);
+			continue;
+		}
+		if (errno == EADDRINUSE) {
+			close_all(l);
+			return 1;
+		}
+		if (s->listen_is_default && address_unavailable(errno)) {
+			log_warning("not listening on %s: %s", s->listen[i], strerror(errno));
+			continue;
+		}
+		snprintf(err, errlen, "cannot listen on %s port %d: %s", s->listen[i], port,
+			 strerror(errno));
+		close_all(l);
+		return -1;
+	}
+	if (l->n == 0) {
+		snprintf(err, errlen, "no address to listen on");
+		return -1;
+	}
+	l->port = port;
+	return 0;
+}
+
+struct listener *
+listener_open(const struct settings *s, char *err, size_t errlen)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+
+	if (l == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->wake_fd = -1;
+	for (int try = 0; try <= s->port_tries; try++) {
+		int port = s->port == 0 ? 0 : s->port + try;
+
+		if (port > 65535)
+			break;
+		switch (bind_port(l, s, port, err, errlen)) {
+		case 0:
+			if (try > 0)
+				log_warning("port %d was busy; listening on port %d", s->port, port);
+			return l;
+		case 1:
+			log_warning("port %d is busy", port);
+			continue;
+		default:
+			free(l);
+			return NULL;
+		}
+	}
+	if (s->port_tries > 0)
+		snprintf(err, errlen, "cannot listen on ports %d-%d: all busy", s->port,
+			 s->port + s->port_tries);
+	else
+		snprintf(err, errlen, "cannot listen on port %d: %s", s->port, strerror(EADDRINUSE));
+	free(l);
+	return NULL;
+}
+
+int
+listener_port(const struct listener *l)
+{
+	return l->port;
+}
+
+void
+listener_describe(const struct listener *l, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < l->n && off < len; i++) {
+		char a[ADDR_STR_MAX];
+		bool v6 = l->addrs[i].ss_family == AF_INET6;
+
+		peers_format(&l->addrs[i], a, sizeof(a));
+		off += (size_t)snprintf(buf + off, len - off, "%s%s%s%s:%d", i ? ", " : "",
+					v6 ? "[" : "", a, v6 ? "]" : "", l->port);
+	}
+}
+
+/* ---- accepting ---- */
+
+/*
+ * TCP_NODELAY: a chat line must not wait for the peer's delayed ACK.
+ * Keepalive and TCP_USER_TIMEOUT: a peer that vanished without a FIN or
+ * RST is found out within peer_timeout, whether the line is idle or has
+ * unacknowledged data.
+ */
+static void
+tune_client_socket(int fd, int peer_timeout)
+{
+	int one = 1;
+	int idle = peer_timeout / 2 > 0 ? peer_timeout / 2 : 1;
+	int intvl = peer_timeout / 6 > 0 ? peer_timeout / 6 : 1;
+	int cnt = 3;
+	unsigned user_timeout = (unsigned)peer_timeout * 1000;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+}
+
+/* One line, then close: for connections chatd cannot take. */
+static void
+refuse(int fd, const char *why)
+{
+	char line[256];
+	int n = snprintf(line, sizeof(line), "ERR %d %s\n", ERR_UNAVAILABLE, why);
+
+	send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+}
+
+static void
+take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr)
+{
+	const struct settings *s = settings_get();
+	char why[128], a[ADDR_STR_MAX];
+
+	if (!peers_admit(addr, s->max_clients, s->max_clients_per_address, why, sizeof(why))) {
+		peers_format(addr, a, sizeof(a));
+		log_warning("refused %s: %s", a, why);
+		refuse(fd, why);
+		return;
+	}
+	tune_client_socket(fd, s->peer_timeout);
+	if (client_spawn(l->srv, fd, addr) < 0) {
+		peers_format(addr, a, sizeof(a));
+		log_error("refused %s: cannot start a thread: %s", a, strerror(errno));
+		peers_release(addr);
+		refuse(fd, "server cannot serve more clients now");
+	}
+}
+
+/* Accepts what is pending on fd; false when out of descriptors. */
+static bool
+accept_batch(struct listener *l, int lfd)
+{
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage addr;
+		socklen_t len = sizeof(addr);
+		int fd = accept4(lfd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			take_connection(l, fd, &addr);
+			continue;
+		}
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			int64_t now = time_mono_ms();
+
+			if (now - l->fd_warned_ms > 10000) {
+				log_warning("cannot accept: %s; pausing accepts briefly", strerror(errno));
+				l->fd_warned_ms = now;
+			}
+			return false;
+		}
+		/* EAGAIN: drained; ECONNABORTED and the like: that peer is gone. */
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return true;
+	}
+	return true;
+}
+
+static void *
+listener_main(void *arg)
+{
+	struct listener *l = arg;
+	struct pollfd pfd[LISTEN_MAX + 1];
+	bool backoff = false;
+
+	for (;;) {
+		size_t n = 0;
+
+		pfd[n++] = (struct pollfd){ .fd = l->wake_fd, .events = POLLIN };
+		for (size_t i = 0; i < l->n; i++)
+			pfd[n++] = (struct pollfd){ .fd = backoff ? -1 : l->fds[i], .events = POLLIN };
+		int rc = poll(pfd, n, backoff ? EMFILE_BACKOFF_MS : -1);
+		if (rc < 0 && errno != EINTR) {
+			log_error("listener: poll: %s", strerror(errno));
+			return NULL;
+		}
+		if (pfd[0].revents)
+			return NULL;
+		backoff = false;
+		for (size_t i = 0; i < l->n; i++)
+			if ((pfd[i + 1].revents & POLLIN) && !accept_batch(l, l->fds[i]))
+				backoff = true;
+	}
+}
+
+int
+listener_start(struct listener *l, struct server *srv)
+{
+	int err;
+
+	l->srv = srv;
+	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->wake_fd < 0)
+		return -1;
+	err = pthread_create(&l->thread, NULL, listener_main, l);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	l->running = true;
+	return 0;
+}
+
+void
+listener_close(struct listener *l)
+{
+	uint64_t one = 1;
+
+	if (l == NULL)
+		return;
+	if (l->running) {
+		if (write(l->wake_fd, &one, sizeof(one)) < 0)
+			log_error("listener: cannot wake: %s", strerror(errno));
+		pthread_join(l->thread, NULL);
+	}
+	if (l->wake_fd >= 0)
+		close(l->wake_fd);
+	close_all(l);
+	free(l);
+}

@@ -1,1 +1,79 @@
-int main(void) { return 0; }
+/*
+ * main.c - chatd's command line.
+ *
+ *   chatd [-c FILE]       run in the foreground (systemd style)
+ *   chatd -t [-c FILE]    check the configuration and exit 0 or 1
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "server.h"
+#include "version.h"
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"usage: chatd [-t] [-c FILE]\n"
+		"  -c, --config FILE  configuration file (default %s)\n"
+		"  -t, --test         check the configuration and exit\n"
+		"  -h, --help         this text\n"
+		"  -V, --version      print the version\n",
+		CONFIG_DEFAULT_FILE);
+}
+
+static int
+check_config(const char *path)
+{
+	struct settings s;
+	char err[1024];
+
+	if (settings_load(path, &s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chatd: %s\n", err);
+		return 1;
+	}
+	printf("chatd: %s: configuration OK\n", s.config_file);
+	settings_free(&s);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct server_options opt = { .config_file = CONFIG_DEFAULT_FILE };
+	int test = 0, ch;
+
+	while ((ch = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			opt.config_file = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("chatd %s\n", CHATD_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	return test ? check_config(opt.config_file) : server_run(&opt);
+}

@@ -1,1 +1,118 @@
-/* outq.c: not written yet */
+/*
+ * outq.c - a client's pending output as a ring of iovecs (see outq.h).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "outq.h"
+
+/* One writev() never carries more than this many pieces. */
+#define OUTQ_BATCH 256
+
+void
+outq_init(struct outq *q)
+{
+	memset(q, 0, sizeof(*q));
+}
+
+void
+outq_free(struct outq *q)
+{
+	for (size_t i = 0; i < q->count; i++)
+		line_unref(q->items[(q->head + i) % q->cap].owner);
+	free(q->items);
+	memset(q, 0, sizeof(*q));
+}
+
+static int
+outq_grow(struct outq *q)
+{
+	size_t ncap = q->cap ? q->cap * 2 : 16;
+	struct outq_item *n = malloc(ncap * sizeof(*n));
+
+	if (n == NULL)
+		return -1;
+	/* Unroll the ring so the new one starts at index 0. */
+	for (size_t i = 0; i < q->count; i++)
+		n[i] = q->items[(q->head + i) % q->cap];
+	free(q->items);
+	q->items = n;
+	q->cap = ncap;
+	q->head = 0;
+	return 0;
+}
+
+int
+outq_push(struct outq *q, const void *base, size_t len, struct line *owner)
+{
+	if (q->count == q->cap && outq_grow(q) < 0) {
+		line_unref(owner);
+		errno = ENOMEM;
+		return -1;
+	}
+	struct outq_item *it = &q->items[(q->head + q->count) % q->cap];
+	it->iov.iov_base = (void *)base;
+	it->iov.iov_len = len;
+	it->owner = owner;
+	q->count++;
+	q->bytes += len;
+	return 0;
+}
+
+int
+outq_push_line(struct outq *q, struct line *l)
+{
+	return outq_push(q, l->data, l->len, l);
+}
+
+/* Drop n written bytes from the front, releasing fully written items. */
+static void
+outq_consume(struct outq *q, size_t n)
+{
+	q->bytes -= n;
+	while (n > 0) {
+		struct outq_item *it = &q->items[q->head];
+
+		if (n < it->iov.iov_len) {
+			it->iov.iov_base = (char *)it->iov.iov_base + n;
+			it->iov.iov_len -= n;
+			return;
+		}
+		n -= it->iov.iov_len;
+		line_unref(it->owner);
+		q->head = (q->head + 1) % q->cap;
+		q->count--;
+	}
+	/* Empty items (zero-length) left at the front cost nothing; drop them too. */
+	while (q->count > 0 && q->items[q->head].iov.iov_len == 0) {
+		line_unref(q->items[q->head].owner);
+		q->head = (q->head + 1) % q->cap;
+		q->count--;
+	}
+}
+
+int
+outq_flush(struct outq *q, int fd)
+{
+	struct iovec iov[OUTQ_BATCH];
+
+	while (q->count > 0) {
+		size_t n = q->count < OUTQ_BATCH ? q->count : OUTQ_BATCH;
+
+		for (size_t i = 0; i < n; i++)
+			iov[i] = q->items[(q->head + i) % q->cap].iov;
+		ssize_t w = writev(fd, iov, (int)n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -1;
+		}
+		outq_consume(q, (size_t)w);
+	}
+	return 0;
+}

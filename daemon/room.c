@@ -1,1 +1,691 @@
-/* room.c: not written yet */
+/*
+ * room.c - who is online, and the fan-out ring (see room.h).
+ *
+ * The ring holds the last ring_cap room events.  Slot i (a position that
+ * only grows) lives at ring[i & (ring_cap - 1)].  Each member's cursor is
+ * the next position it has to deliver; head is the next position to fill.
+ * A member whose cursor falls ring_cap behind head, or whose undelivered
+ * bytes pass its send queue limit, has overflowed.  ring_cap is sized from
+ * the send queue limit and the shortest possible event line, so a member
+ * within its limit can never be overrun by the ring.
+ *
+ * Everything below is guarded by r->lock; see room.h for the lock order.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "room.h"
+#include "timefmt.h"
+
+/* The shortest event line ("MSG 1 <time> a x\n" is 36 bytes). */
+#define RING_MIN_EVENT_BYTES 32
+#define RING_MIN_CAP 1024
+/* Ring slots one room_collect() moves, so no member holds the lock long. */
+#define COLLECT_BATCH 256
+/* Names per USERS line (/who pages). */
+#define USERS_PAGE 100
+/* Sleepers woken per pass with the lock dropped. */
+#define WAKE_BATCH 64
+
+enum slot_kind {
+	SLOT_MSG,	/* a stored message: MSG to others, OK to its sender */
+	SLOT_FAILED,	/* a message that could not be stored: ERR to its sender */
+	SLOT_EVENT,	/* a whole line (JOIN, PART, NOTICE) for all but `sender` */
+};
+
+struct ring_slot {
+	enum slot_kind kind;
+	uint64_t sender;	/* session id; 0 for none */
+	struct line *body;	/* SLOT_MSG: "ID TIME NAME TEXT\n"; SLOT_EVENT: the line */
+	uint64_t end_bytes;	/* ring bytes up to and including this slot */
+};
+
+struct room {
+	pthread_mutex_t lock;
+	pthread_cond_t empty;		/* signalled when the last connection detaches */
+
+	struct client *conns;		/* every connection, doubly linked */
+	size_t n_conns;
+
+	struct client **members;	/* logged in, sorted by name_cmp() */
+	size_t n_members, cap_members;
+
+	struct ring_slot *ring;
+	uint64_t ring_cap;		/* a power of two */
+	uint64_t head;
+	uint64_t head_bytes;
+	uint64_t last_msg_id;		/* newest stored message in the ring */
+
+	struct client *sleepers;	/* doubly linked through room.sleep_* */
+	bool closing;
+};
+
+static const char tag_msg[] = "MSG ";
+static const char tag_ok[] = "OK ";
+static const char ack_tail[] = "sent\n";
+static const char err_not_stored[] =
+	"ERR 507 message not stored (the server could not write it): nobody got it\n";
+
+struct room *
+room_new(int64_t send_queue_limit)
+{
+	struct room *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->ring_cap = RING_MIN_CAP;
+	while (r->ring_cap < (uint64_t)send_queue_limit / RING_MIN_EVENT_BYTES)
+		r->ring_cap *= 2;
+	r->ring = calloc(r->ring_cap, sizeof(*r->ring));
+	if (r->ring == NULL) {
+		free(r);
+		return NULL;
+	}
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->empty, NULL);
+	return r;
+}
+
+void
+room_free(struct room *r)
+{
+	if (r == NULL)
+		return;
+	for (uint64_t i = 0; i < r->ring_cap; i++)
+		line_unref(r->ring[i].body);
+	free(r->ring);
+	free(r->members);
+	pthread_cond_destroy(&r->empty);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+/* ---- waking sleeping members ---- */
+
+static void
+sleeper_remove_locked(struct room *r, struct client *c)
+{
+	if (!c->room.sleeping)
+		return;
+	if (c->room.sleep_prev)
+		c->room.sleep_prev->room.sleep_next = c->room.sleep_next;
+	else
+		r->sleepers = c->room.sleep_next;
+	if (c->room.sleep_next)
+		c->room.sleep_next->room.sleep_prev = c->room.sleep_prev;
+	c->room.sleep_prev = c->room.sleep_next = NULL;
+	c->room.sleeping = false;
+}
+
+static void
+sleeper_add_locked(struct room *r, struct client *c)
+{
+	if (c->room.sleeping)
+		return;
+	c->room.sleeping = true;
+	c->room.sleep_prev = NULL;
+	c->room.sleep_next = r->sleepers;
+	if (r->sleepers)
+		r->sleepers->room.sleep_prev = c;
+	r->sleepers = c;
+}
+
+static void
+client_wake(struct client *c)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN means the counter is already non-zero: it is awake anyway. */
+	while (write(c->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Drops the room lock and wakes every sleeper.  The eventfd writes happen
+ * unlocked, so a big idle room does not stall the fan-out path; the
+ * reference taken under the lock keeps each wake_fd open meanwhile.
+ */
+static void
+room_unlock_and_wake(struct room *r)
+{
+	struct client *batch[WAKE_BATCH];
+
+	for (;;) {
+		size_t n = 0;
+
+		while (r->sleepers != NULL && n < WAKE_BATCH) {
+			struct client *c = r->sleepers;
+
+			sleeper_remove_locked(r, c);
+			client_ref(c);
+			batch[n++] = c;
+		}
+		bool more = r->sleepers != NULL;
+		pthread_mutex_unlock(&r->lock);
+		for (size_t i = 0; i < n; i++) {
+			client_wake(batch[i]);
+			client_unref(batch[i]);
+		}
+		if (!more)
+			return;
+		pthread_mutex_lock(&r->lock);
+	}
+}
+
+/* ---- the ring ---- */
+
+static void
+ring_push_locked(struct room *r, enum slot_kind kind, uint64_t sender, struct line *body,
+		 size_t wire_bytes)
+{
+	struct ring_slot *s = &r->ring[r->head & (r->ring_cap - 1)];
+
+	line_unref(s->body);
+	s->kind = kind;
+	s->sender = sender;
+	s->body = body;
+	r->head_bytes += wire_bytes;
+	s->end_bytes = r->head_bytes;
+	r->head++;
+}
+
+/* An event line for everyone but `except`; takes over the reference. */
+static void
+ring_push_event_locked(struct room *r, struct line *l, uint64_t except)
+{
+	if (l == NULL) {
+		log_warning("room: out of memory, an event was not sent");
+		return;
+	}
+	ring_push_locked(r, SLOT_EVENT, except, l, l->len);
+}
+
+void
+room_publish_history(void *ctx, const struct history_entry *e, size_t n)
+{
+	struct room *r = ctx;
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].failed) {
+			ring_push_locked(r, SLOT_FAILED, e[i].sender, NULL, 0);
+			continue;
+		}
+		ring_push_locked(r, SLOT_MSG, e[i].sender, line_ref(e[i].body),
+				 sizeof(tag_msg) - 1 + e[i].body->len);
+		r->last_msg_id = e[i].id;
+	}
+	room_unlock_and_wake(r);
+}
+
+/* ---- members ---- */
+
+/* Index of name in members, or where it would go (*found false). */
+static size_t
+member_search_locked(struct room *r, const char *name, bool *found)
+{
+	size_t lo = 0, hi = r->n_members;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = name_cmp(r->members[mid]->name, name);
+
+		if (cmp == 0) {
+			*found = true;
+			return mid;
+		}
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+static struct client *
+member_find_locked(struct room *r, const char *name)
+{
+	bool found;
+	size_t i = member_search_locked(r, name, &found);
+
+	return found ? r->members[i] : NULL;
+}
+
+static int
+member_insert_locked(struct room *r, struct client *c)
+{
+	bool found;
+	size_t i = member_search_locked(r, c->name, &found);
+
+	if (r->n_members == r->cap_members) {
+		size_t ncap = r->cap_members ? r->cap_members * 2 : 64;
+		struct client **n = realloc(r->members, ncap * sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		r->members = n;
+		r->cap_members = ncap;
+	}
+	memmove(&r->members[i + 1], &r->members[i], (r->n_members - i) * sizeof(*r->members));
+	r->members[i] = c;
+	r->n_members++;
+	c->room.member = true;
+	return 0;
+}
+
+static void
+member_remove_locked(struct room *r, struct client *c)
+{
+	bool found;
+	size_t i;
+
+	if (!c->room.member)
+		return;
+	i = member_search_locked(r, c->name, &found);
+	if (found && r->members[i] == c) {
+		memmove(&r->members[i], &r->members[i + 1],
+			(r->n_members - i - 1) * sizeof(*r->members));
+		r->n_members--;
+	}
+	c->room.member = false;
+}
+
+/* Join and part notices stop above room_notice_limit members. */
+static bool
+notices_wanted_locked(struct room *r)
+{
+	return r->n_members <= (size_t)settings_get()->room_notice_limit;
+}
+
+static struct line *
+event_line(const char *tag, const char *name, const char *fields)
+{
+	char now[TIME_RFC3339_LEN + 1];
+
+	time_format_ms(now, time_now_ms());
+	return line_printf("%s %s %s %s\n", tag, now, name, fields);
+}
+
+static void
+publish_part_locked(struct room *r, struct client *c, enum part_reason why, const char *text)
+{
+	char fields[256];
+
+	if (!notices_wanted_locked(r))
+		return;
+	snprintf(fields, sizeof(fields), "%s %s", part_reason_name(why),
+		 text && *text ? text : part_reason_text(why));
+	ring_push_event_locked(r, event_line("PART", c->name, fields), c->id);
+}
+
+/* Takes c out of the room on someone else's behalf and wakes it to leave. */
+static void
+evict_locked(struct room *r, struct client *c, enum part_reason why, const char *text)
+{
+	publish_part_locked(r, c, why, text);
+	member_remove_locked(r, c);
+	c->room.evicted = true;
+	c->room.evict_reason = why;
+	snprintf(c->room.evict_text, sizeof(c->room.evict_text), "%s",
+		 text && *text ? text : part_reason_text(why));
+	sleeper_add_locked(r, c);
+}
+
+static struct line *
+users_line_locked(struct room *r, unsigned page, bool listed)
+{
+	size_t pages = (r->n_members + USERS_PAGE - 1) / USERS_PAGE;
+	size_t first, last, len = 0;
+	char head[96];
+	int hlen;
+
+	if (!listed || page < 1 || page > pages)
+		page = 0;
+	first = page ? (size_t)(page - 1) * USERS_PAGE : 0;
+	last = page ? first + USERS_PAGE : 0;
+	if (last > r->n_members)
+		last = r->n_members;
+	hlen = snprintf(head, sizeof(head), "USERS %zu %u %zu ", r->n_members, page, pages);
+	for (size_t i = first; i < last; i++)
+		len += strlen(r->members[i]->name) + 1;
+
+	struct line *l = line_new((size_t)hlen + len + (len == 0));
+	if (l == NULL)
+		return NULL;
+	char *p = l->data;
+	memcpy(p, head, (size_t)hlen);
+	p += hlen;
+	for (size_t i = first; i < last; i++) {
+		size_t nl = strlen(r->members[i]->name);
+
+		memcpy(p, r->members[i]->name, nl);
+		p += nl;
+		*p++ = i + 1 < last ? ' ' : '\n';
+	}
+	if (len == 0)
+		*p++ = '\n';
+	*p = '\0';
+	return l;
+}
+
+struct line *
+room_users_line(struct room *r, unsigned page)
+{
+	pthread_mutex_lock(&r->lock);
+	struct line *l = users_line_locked(r, page, true);
+	pthread_mutex_unlock(&r->lock);
+	return l;
+}
+
+int
+room_join(struct room *r, struct client *c, uint64_t *last_msg_id, struct line **users_line)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->closing) {
+		pthread_mutex_unlock(&r->lock);
+		errno = ESHUTDOWN;
+		return -1;
+	}
+	struct client *old = member_find_locked(r, c->name);
+	if (old != NULL)
+		evict_locked(r, old, PART_REPLACED, NULL);
+	if (member_insert_locked(r, c) < 0) {
+		room_unlock_and_wake(r);
+		errno = ENOMEM;
+		return -1;
+	}
+	c->room.cursor = r->head;
+	c->room.cursor_bytes = r->head_bytes;
+	*last_msg_id = r->last_msg_id;
+	if (notices_wanted_locked(r))
+		ring_push_event_locked(r, event_line("JOIN", c->name, "joined"), c->id);
+	*users_line = users_line_locked(r, 1, notices_wanted_locked(r));
+	room_unlock_and_wake(r);
+	return *users_line ? 0 : -1;
+}
+
+void
+room_leave(struct room *r, struct client *c, enum part_reason why, const char *text)
+{
+	pthread_mutex_lock(&r->lock);
+	/* At shutdown everyone goes at once: spare the survivors the notices. */
+	if (!c->room.member || c->room.evicted || r->closing) {
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	publish_part_locked(r, c, why, text);
+	member_remove_locked(r, c);
+	room_unlock_and_wake(r);
+}
+
+bool
+room_evict(struct room *r, const char *name, enum part_reason why, const char *text)
+{
+	pthread_mutex_lock(&r->lock);
+	struct client *c = member_find_locked(r, name);
+	if (c != NULL)
+		evict_locked(r, c, why, text);
+	room_unlock_and_wake(r);
+	return c != NULL;
+}
+
+/* ---- connections ---- */
+
+void
+room_attach(struct room *r, struct client *c)
+{
+	pthread_mutex_lock(&r->lock);
+	outq_init(&c->room.inbox);
+	c->room.prev = NULL;
+	c->room.next = r->conns;
+	if (r->conns)
+		r->conns->room.prev = c;
+	r->conns = c;
+	r->n_conns++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+room_detach(struct room *r, struct client *c)
+{
+	pthread_mutex_lock(&r->lock);
+	member_remove_locked(r, c);
+	sleeper_remove_locked(r, c);
+	if (c->room.prev)
+		c->room.prev->room.next = c->room.next;
+	else
+		r->conns = c->room.next;
+	if (c->room.next)
+		c->room.next->room.prev = c->room.prev;
+	outq_free(&c->room.inbox);
+	if (--r->n_conns == 0)
+		pthread_cond_broadcast(&r->empty);
+	pthread_mutex_unlock(&r->lock);
+}
+
+size_t
+room_connections(struct room *r)
+{
+	pthread_mutex_lock(&r->lock);
+	size_t n = r->n_conns;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+size_t
+room_members(struct room *r)
+{
+	pthread_mutex_lock(&r->lock);
+	size_t n = r->n_members;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+bool
+room_closing(struct room *r)
+{
+	pthread_mutex_lock(&r->lock);
+	bool closing = r->closing;
+	pthread_mutex_unlock(&r->lock);
+	return closing;
+}
+
+bool
+room_wait_empty(struct room *r, int64_t deadline_mono_ms)
+{
+	struct timespec ts;
+
+	/* The condition variable runs on CLOCK_REALTIME; convert the deadline. */
+	int64_t wall = time_now_ms() + (deadline_mono_ms - time_mono_ms());
+	ts.tv_sec = wall / 1000;
+	ts.tv_nsec = (wall % 1000) * 1000000;
+	pthread_mutex_lock(&r->lock);
+	while (r->n_conns > 0)
+		if (pthread_cond_timedwait(&r->empty, &r->lock, &ts) == ETIMEDOUT)
+			break;
+	bool empty = r->n_conns == 0;
+	pthread_mutex_unlock(&r->lock);
+	return empty;
+}
+
+void
+room_shutdown(struct room *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->closing = true;
+	for (struct client *c = r->conns; c != NULL; c = c->room.next)
+		sleeper_add_locked(r, c);
+	room_unlock_and_wake(r);
+}
+
+/* ---- delivery ---- */
+
+int
+room_notice(struct room *r, const char *text)
+{
+	char now[TIME_RFC3339_LEN + 1];
+
+	time_format_ms(now, time_now_ms());
+	struct line *l = line_printf("NOTICE %s %s\n", now, text);
+	if (l == NULL)
+		return -1;
+	pthread_mutex_lock(&r->lock);
+	ring_push_event_locked(r, l, 0);
+	room_unlock_and_wake(r);
+	return 0;
+}
+
+int
+room_send_private(struct room *r, const char *to, struct line *l)
+{
+	pthread_mutex_lock(&r->lock);
+	struct client *c = member_find_locked(r, to);
+	if (c == NULL) {
+		pthread_mutex_unlock(&r->lock);
+		line_unref(l);
+		return -1;
+	}
+	int rc = outq_push_line(&c->room.inbox, l);
+	sleeper_add_locked(r, c);
+	room_unlock_and_wake(r);
+	return rc;
+}
+
+/* Moves every line others queued for c into its own output. */
+static int
+inbox_drain_locked(struct client *c)
+{
+	struct outq *in = &c->room.inbox;
+
+	while (in->count > 0) {
+		struct outq_item *it = &in->items[in->head];
+
+		if (outq_push(&c->out, it->iov.iov_base, it->iov.iov_len, it->owner) < 0) {
+			it->owner = NULL;	/* outq_push released it */
+			return -1;
+		}
+		in->bytes -= it->iov.iov_len;
+		in->head = (in->head + 1) % in->cap;
+		in->count--;
+	}
+	return 0;
+}
+
+/*
+ * "OK ID sent": the id is the first field of the stored body, so the
+ * acknowledgement shares the body instead of formatting a line of its own.
+ */
+static int
+push_ack(struct outq *q, struct line *body)
+{
+	const char *sp = memchr(body->data, ' ', body->len);
+	size_t idlen = sp ? (size_t)(sp - body->data) + 1 : 0;
+
+	if (outq_push_static(q, tag_ok, sizeof(tag_ok) - 1) < 0 ||
+	    outq_push(q, body->data, idlen, line_ref(body)) < 0)
+		return -1;
+	return outq_push_static(q, ack_tail, sizeof(ack_tail) - 1);
+}
+
+static int
+deliver_slot(struct client *c, const struct ring_slot *s)
+{
+	bool own = s->sender == c->id;
+
+	switch (s->kind) {
+	case SLOT_MSG:
+		if (own) {
+			c->unacked--;
+			return push_ack(&c->out, s->body);
+		}
+		if (outq_push_static(&c->out, tag_msg, sizeof(tag_msg) - 1) < 0)
+			return -1;
+		return outq_push_line(&c->out, line_ref(s->body));
+	case SLOT_FAILED:
+		if (!own)
+			return 0;
+		c->unacked--;
+		return outq_push_static(&c->out, err_not_stored, sizeof(err_not_stored) - 1);
+	case SLOT_EVENT:
+		return own ? 0 : outq_push_line(&c->out, line_ref(s->body));
+	}
+	return 0;
+}
+
+static bool
+overflowed_locked(struct room *r, struct client *c, int64_t limit)
+{
+	uint64_t behind = r->head - c->room.cursor;
+	uint64_t bytes = r->head_bytes - c->room.cursor_bytes + c->out.bytes + c->room.inbox.bytes;
+
+	return behind > r->ring_cap || bytes > (uint64_t)limit;
+}
+
+int
+room_collect(struct room *r, struct client *c, int64_t limit, enum part_reason *why,
+	     char *text, size_t textlen)
+{
+	pthread_mutex_lock(&r->lock);
+	if (c->room.evicted) {
+		*why = c->room.evict_reason;
+		snprintf(text, textlen, "%s", c->room.evict_text);
+		goto leave;
+	}
+	if (r->closing) {
+		*why = PART_SHUTDOWN;
+		snprintf(text, textlen, "%s", part_reason_text(PART_SHUTDOWN));
+		goto leave;
+	}
+	if (overflowed_locked(r, c, limit)) {
+		*why = PART_OVERFLOW;
+		snprintf(text, textlen, "%s", part_reason_text(PART_OVERFLOW));
+		goto leave;
+	}
+	if (inbox_drain_locked(c) < 0)
+		goto nomem;
+	if (!c->room.member) {
+		pthread_mutex_unlock(&r->lock);
+		return 0;
+	}
+	uint64_t n = r->head - c->room.cursor;
+	if (n > COLLECT_BATCH)
+		n = COLLECT_BATCH;
+	for (uint64_t i = 0; i < n; i++) {
+		const struct ring_slot *s = &r->ring[(c->room.cursor + i) & (r->ring_cap - 1)];
+
+		if (deliver_slot(c, s) < 0)
+			goto nomem;
+	}
+	if (n > 0) {
+		c->room.cursor += n;
+		c->room.cursor_bytes = r->ring[(c->room.cursor - 1) & (r->ring_cap - 1)].end_bytes;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+
+nomem:
+	*why = PART_OVERFLOW;
+	snprintf(text, textlen, "out of memory");
+leave:
+	pthread_mutex_unlock(&r->lock);
+	return -1;
+}
+
+bool
+room_sleep(struct room *r, struct client *c)
+{
+	pthread_mutex_lock(&r->lock);
+	bool idle = !r->closing && !c->room.evicted && c->room.inbox.count == 0 &&
+		    (!c->room.member || c->room.cursor == r->head);
+	if (idle)
+		sleeper_add_locked(r, c);
+	pthread_mutex_unlock(&r->lock);
+	return idle;
+}

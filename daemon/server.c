@@ -1,1 +1,359 @@
-/* server.c: not written yet */
+/*
+ * server.c - the control thread: start-up, signals, reload, shutdown.
+ *
+ * The main thread blocks every signal before it creates the first thread,
+ * so all threads inherit the mask and signals reach chatd only through the
+ * control thread's signalfd: no handler ever runs in the middle of a
+ * client's work.  SIGPIPE is ignored; writes to a vanished peer fail with
+ * EPIPE instead.
+ *
+ * Start-up order matters: the state lock comes first (a second chatd must
+ * not touch our files), then the files, then the port; the listening line
+ * is printed only when clients can connect.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "history.h"
+#include "ident.h"
+#include "listener.h"
+#include "log.h"
+#include "password.h"
+#include "peers.h"
+#include "room.h"
+#include "server.h"
+#include "statelock.h"
+#include "timefmt.h"
+#include "version.h"
+
+/* How long clients get to receive their BYE at shutdown (docs: chatd(8)). */
+#define SHUTDOWN_GRACE_MS 3000
+/* Descriptors per client (socket, eventfd) and those chatd needs besides. */
+#define FDS_PER_CLIENT 2
+#define FDS_RESERVED 64
+
+static void
+fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+fail(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "chatd: %s\n", msg);
+	log_error("%s", msg);
+}
+
+/* mkdir -p with mode 0750 for each missing component. */
+static int
+make_dirs(const char *path)
+{
+	char buf[4096];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = buf + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+			return -1;
+		*p = saved;
+		if (saved == '\0')
+			return 0;
+	}
+}
+
+static int
+make_parent_dir(const char *file)
+{
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", file);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	return make_dirs(dir);
+}
+
+static int
+prepare_dirs(const struct settings *s)
+{
+	const char *dirs[] = { s->state_dir, s->runtime_dir };
+	const char *files[] = { s->history_file, s->ident_file, s->log_file };
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (make_dirs(dirs[i]) < 0) {
+			fail("cannot create %s: %s", dirs[i], strerror(errno));
+			return -1;
+		}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (make_parent_dir(files[i]) < 0) {
+			fail("cannot create the directory of %s: %s", files[i], strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
+/*
+ * Every client costs FDS_PER_CLIENT descriptors; the soft limit is raised
+ * to the hard one, and as root the hard one too when max_clients needs it.
+ */
+static void
+raise_fd_limit(const struct settings *s)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)s->max_clients * FDS_PER_CLIENT + FDS_RESERVED;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_max < need) {
+		struct rlimit more = { need, need };
+
+		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+			rl = more;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("open file limit raised to %llu", (unsigned long long)rl.rlim_cur);
+	}
+	if (rl.rlim_cur < need)
+		log_warning("max_clients %d needs %llu open files but the limit is %llu: "
+			    "expect refusals above about %llu clients", s->max_clients,
+			    (unsigned long long)need, (unsigned long long)rl.rlim_cur,
+			    (unsigned long long)((rl.rlim_cur - FDS_RESERVED) / FDS_PER_CLIENT));
+}
+
+static int
+block_signals(void)
+{
+	sigset_t all, wanted;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	sigemptyset(&wanted);
+	sigaddset(&wanted, SIGTERM);
+	sigaddset(&wanted, SIGINT);
+	sigaddset(&wanted, SIGHUP);
+	return signalfd(-1, &wanted, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* SIGHUP: reopen the log, then take what may change of a fresh config. */
+static void
+reload(void)
+{
+	const struct settings *cur = settings_get();
+	struct settings *s = calloc(1, sizeof(*s));
+	char err[1024], fixed[512];
+
+	if (log_reopen() < 0)
+		log_error("cannot reopen %s: %s", log_path(), strerror(errno));
+	if (s == NULL)
+		return;
+	if (settings_load(cur->config_file, s, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the running settings: %s", err);
+		settings_free(s);
+		free(s);
+		return;
+	}
+	settings_restart_needed(cur, s, fixed, sizeof(fixed));
+	if (fixed[0])
+		log_warning("reload: %s changed; that takes a restart", fixed);
+	log_set_level(s->log_level);
+	settings_publish(s);
+	log_notice("reloaded %s", s->config_file);
+}
+
+/* Returns when SIGTERM or SIGINT arrives. */
+static void
+control_loop(int sigfd)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = sigfd, .events = POLLIN };
+		struct signalfd_siginfo si;
+
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+			log_error("control: poll: %s", strerror(errno));
+			return;
+		}
+		while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo == SIGHUP) {
+				reload();
+				continue;
+			}
+			log_notice("stopping on signal %s", strsignal((int)si.ssi_signo));
+			return;
+		}
+	}
+}
+
+static int
+open_stores(struct server *srv, const struct settings *s)
+{
+	char err[1024];
+	struct history_config hc = {
+		.path = s->history_file,
+		.memory = (size_t)s->history_memory,
+		.max_size = s->history_max_size,
+		.sync_ms = s->history_sync_ms,
+	};
+
+	if (password_gate_init(s->hash_concurrency) < 0) {
+		fail("cannot set up password hashing: %s", strerror(errno));
+		return -1;
+	}
+	if ((srv->ident = ident_open(s->ident_file, err, sizeof(err))) == NULL) {
+		fail("%s", err);
+		return -1;
+	}
+	if ((srv->room = room_new(s->send_queue_limit)) == NULL) {
+		fail("out of memory");
+		return -1;
+	}
+	if ((srv->history = history_open(&hc, room_publish_history, srv->room, err,
+					 sizeof(err))) == NULL) {
+		fail("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+close_stores(struct server *srv)
+{
+	if (srv->history)
+		history_close(srv->history);
+	if (srv->ident)
+		ident_close(srv->ident);
+	room_free(srv->room);
+	password_gate_destroy();
+}
+
+/*
+ * Everyone gets BYE; the history is synced by history_close().  False if
+ * some client thread is still running: then nothing may be freed.
+ */
+static bool
+stop_clients(struct server *srv)
+{
+	size_t n = room_connections(srv->room);
+
+	room_shutdown(srv->room);
+	if (room_wait_empty(srv->room, time_mono_ms() + SHUTDOWN_GRACE_MS))
+		return true;
+	log_warning("%zu of %zu clients did not leave in time", room_connections(srv->room), n);
+	return false;
+}
+
+static int
+start_listening(struct server *srv, const struct settings *s)
+{
+	char err[1024], where[512];
+
+	srv->listener = listener_open(s, err, sizeof(err));
+	if (srv->listener == NULL) {
+		fail("%s", err);
+		return -1;
+	}
+	if (listener_start(srv->listener, srv) < 0) {
+		fail("cannot start the listener thread: %s", strerror(errno));
+		return -1;
+	}
+	listener_describe(srv->listener, where, sizeof(where));
+	log_notice("chatd %s listening on %s", CHATD_VERSION, where);
+	printf("chatd: listening on %s\n", where);
+	fflush(stdout);
+	return 0;
+}
+
+static int
+load_settings(const char *path)
+{
+	struct settings *s = calloc(1, sizeof(*s));
+	char err[1024];
+
+	if (s == NULL || settings_load(path, s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chatd: %s\n", s ? err : "out of memory");
+		if (s)
+			settings_free(s);
+		free(s);
+		return -1;
+	}
+	settings_publish(s);
+	return 0;
+}
+
+int
+server_run(const struct server_options *opt)
+{
+	struct server srv = { .started_ms = time_now_ms() };
+	int sigfd = -1, lockfd = -1, rc = 1;
+	char err[1024];
+
+	if (load_settings(opt->config_file) < 0)
+		return 1;
+	const struct settings *s = settings_get();
+	log_set_level(s->log_level);
+	log_set_stderr(getenv("JOURNAL_STREAM") != NULL, true);
+	if ((sigfd = block_signals()) < 0) {
+		fail("signalfd: %s", strerror(errno));
+		goto out;
+	}
+	if (prepare_dirs(s) < 0)
+		goto out;
+	if ((lockfd = statelock_acquire(s->state_dir, err, sizeof(err))) < 0) {
+		fail("%s", err);
+		goto out;
+	}
+	if (log_open(s->log_file) < 0) {
+		fail("cannot open the log file %s: %s", s->log_file, strerror(errno));
+		goto out;
+	}
+	log_notice("chatd %s starting, config %s", CHATD_VERSION, s->config_file);
+	raise_fd_limit(s);
+	if (open_stores(&srv, s) < 0 || start_listening(&srv, s) < 0)
+		goto stop;
+
+	control_loop(sigfd);
+	rc = 0;
+stop:
+	listener_close(srv.listener);
+	if (srv.room && !stop_clients(&srv)) {
+		/* Threads still use the stores: sync what is stored, leave the rest to exit(). */
+		history_close(srv.history);
+		log_notice("chatd stopped");
+		_exit(rc);
+	}
+	close_stores(&srv);
+	peers_reset();
+	log_notice("chatd stopped");
+out:
+	log_close();
+	if (lockfd >= 0)
+		close(lockfd);
+	if (sigfd >= 0)
+		close(sigfd);
+	settings_release_all();
+	return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * client.h - the thread that serves one connection from greeting to BYE
+ * (the lab's user_thread), and the small I/O helpers its parts share:
+ * login.c runs the login dialogue in it, commands.c the slash commands.
+ * Everything here runs in the client's own thread unless said otherwise.
+ */
+#ifndef CHATD_CLIENT_H
+#define CHATD_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "session.h"
+
+struct server;
+
+/*
+ * Called by the listener: creates the client and its thread.  Returns 0, or
+ * -1 when no thread could be made (the caller refuses the connection and
+ * still owns fd).
+ */
+int client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr);
+
+/* Queue a formatted reply line (the format includes no line end). */
+int client_reply(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int client_reply_err(struct client *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+enum client_read {
+	CLIENT_LINE,		/* *line, *len: a complete line */
+	CLIENT_OVERLONG,	/* a line was too long and is being dropped */
+	CLIENT_EOF,		/* the peer closed or reset the connection */
+	CLIENT_TIMEOUT,		/* deadline passed (or keepalive gave up) */
+	CLIENT_SHUTDOWN,	/* the server is stopping */
+};
+
+/*
+ * Next line, writing pending output meanwhile, until deadline (monotonic
+ * ms).  Used before the client joins the room.
+ */
+enum client_read client_read_line(struct client *c, int64_t deadline, char **line, size_t *len);
+
+/* Waits ms milliseconds unless the server stops first (then false). */
+bool client_pause(struct client *c, int ms);
+
+#endif

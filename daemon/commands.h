@@ -1,0 +1,39 @@
+/*
+ * commands.h - the slash commands a logged-in client may send.
+ *
+ * One table (commands.c) drives parsing, dispatch and /help; docs/PROTOCOL.md
+ * lists the same commands.
+ */
+#ifndef CHATD_COMMANDS_H
+#define CHATD_COMMANDS_H
+
+#include <stddef.h>
+
+#include "session.h"
+
+enum command_result {
+	COMMAND_DONE,		/* replied; go on */
+	COMMAND_QUIT,		/* the client asked to leave; *why/text filled */
+	COMMAND_FATAL,		/* could not reply (out of memory) */
+};
+
+struct command {
+	const char *name;
+	enum command_result (*run)(struct client *c, char *args, char *text, size_t textlen);
+	const char *usage;
+	const char *help;
+};
+
+/*
+ * Splits "/name args" (line starts with '/') into the command it names
+ * (NULL if unknown) and its arguments (after one space; "" when none).
+ */
+const struct command *command_parse(char *line, char **args);
+
+/* Runs a request line that starts with '/'. */
+enum command_result command_run(struct client *c, char *line, char *text, size_t textlen);
+
+extern const struct command command_table[];
+extern const size_t command_count;
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * listener.h - the listening sockets and the thread that accepts clients.
+ *
+ * The control thread opens the sockets (listener_open) before any client
+ * can connect, so a busy port or a bad address stops chatd at start; the
+ * listener thread then only accepts, applies the connection limits and
+ * hands each connection to a new client thread.
+ */
+#ifndef CHATD_LISTENER_H
+#define CHATD_LISTENER_H
+
+#include <stddef.h>
+
+struct listener;
+struct server;
+struct settings;
+
+/*
+ * Binds every configured address on the configured port, moving on to the
+ * next port (up to port_tries times) while it is busy.  NULL with a
+ * message in err when nothing could be bound.
+ */
+struct listener *listener_open(const struct settings *s, char *err, size_t errlen);
+
+/* The port bound, and "127.0.0.1:7777, [::]:7777" for messages. */
+int listener_port(const struct listener *l);
+void listener_describe(const struct listener *l, char *buf, size_t len);
+
+int listener_start(struct listener *l, struct server *srv);
+/* Stops accepting, joins the thread, closes the sockets, frees l. */
+void listener_close(struct listener *l);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * outq.h - a client's pending output: what its thread still has to write.
+ *
+ * Items point into shared, reference-counted lines (a room message is never
+ * copied per recipient) or into static strings such as protocol tags; one
+ * outq_flush() hands as many as fit to a single writev(), so a woken thread
+ * writes everything pending for its client in one system call.
+ *
+ * Owned by the client's thread alone: no locking.
+ */
+#ifndef CHATD_OUTQ_H
+#define CHATD_OUTQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/uio.h>
+
+#include "line.h"
+
+struct outq_item {
+	struct iovec iov;
+	struct line *owner;	/* reference released once iov is written; NULL for static bytes */
+};
+
+struct outq {
+	struct outq_item *items;	/* ring of cap items */
+	size_t cap;
+	size_t head;			/* first unwritten item */
+	size_t count;
+	size_t bytes;			/* unwritten bytes */
+};
+
+void outq_init(struct outq *q);
+void outq_free(struct outq *q);	/* drops every reference */
+
+/*
+ * Queue len bytes at base.  owner, if not NULL, is a reference the queue
+ * takes over (the caller gave up its own or took one for the queue).
+ * Returns -1 (ENOMEM) and releases owner on failure.
+ */
+int outq_push(struct outq *q, const void *base, size_t len, struct line *owner);
+static inline int outq_push_static(struct outq *q, const char *s, size_t len)
+{
+	return outq_push(q, s, len, NULL);
+}
+/* Queue a whole line (takes over the reference). */
+int outq_push_line(struct outq *q, struct line *l);
+
+static inline bool outq_empty(const struct outq *q) { return q->count == 0; }
+
+/*
+ * Write as much as the socket takes without blocking.  Returns 0 (written
+ * or would block: check outq_empty) or -1 with errno from writev().
+ */
+int outq_flush(struct outq *q, int fd);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * room.h - who is online, and the fan-out of everything said in the room.
+ *
+ * The room owns the list of connections, the members (logged-in users,
+ * kept sorted by name) and the fan-out ring: every room event (a stored
+ * message, a join, a departure, a notice) is put into the ring once, as a
+ * shared line, and each member's own thread copies out what it has not
+ * delivered yet.  Publishing costs the same for 10 or 10,000 members; only
+ * members whose threads sleep are woken, and a woken thread writes all it
+ * has pending in one writev().  A member that falls further behind than its
+ * send queue limit is told "overflow" and leaves; nobody waits for it.
+ *
+ * Locking: one mutex, the room lock, guards everything here and the
+ * "room" part of every struct client.  It is never held across a blocking
+ * call or a password hash.  Lock order: history lock -> room lock (the
+ * history publishes stored messages with its lock held).
+ */
+#ifndef CHATD_ROOM_H
+#define CHATD_ROOM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "history.h"
+#include "session.h"
+
+struct room;
+
+struct room *room_new(int64_t send_queue_limit);
+void room_free(struct room *r);
+
+/* Every connection, logged in or not, is attached for its whole life. */
+void room_attach(struct room *r, struct client *c);
+void room_detach(struct room *r, struct client *c);
+size_t room_connections(struct room *r);
+
+/*
+ * Waits until no connection is left or deadline_mono_ms passes; true if
+ * none is left.
+ */
+bool room_wait_empty(struct room *r, int64_t deadline_mono_ms);
+
+/*
+ * Log c in: a member already online under the same name is evicted
+ * ("replaced"), others see JOIN.  *last_msg_id receives the id of the
+ * newest message published before c joined: history up to it is replay,
+ * everything after it reaches c live.  users_line receives the USERS line
+ * for c's welcome (a new reference).
+ */
+int room_join(struct room *r, struct client *c, uint64_t *last_msg_id, struct line **users_line);
+
+/* c leaves of its own accord or by accident; others see PART. */
+void room_leave(struct room *r, struct client *c, enum part_reason why, const char *text);
+
+/* Take the member called name out of the room: it gets BYE, others PART. */
+bool room_evict(struct room *r, const char *name, enum part_reason why, const char *text);
+
+/*
+ * Copy what c has not received yet into its outq (at most a batch).
+ * Returns 0, or -1 when c must go: *why says why (evicted, overflow,
+ * shutdown) and text the BYE text.  Counts c's own messages coming back as
+ * acknowledgements off c->unacked.
+ */
+int room_collect(struct room *r, struct client *c, int64_t send_queue_limit,
+		 enum part_reason *why, char *text, size_t textlen);
+
+/*
+ * If nothing is waiting for c, mark it sleeping so the next publish wakes
+ * it through wake_fd, and return true; false if there is work to collect.
+ */
+bool room_sleep(struct room *r, struct client *c);
+
+/* The history's publish callback (history.h): stored messages enter the ring. */
+void room_publish_history(void *room, const struct history_entry *entries, size_t n);
+
+/* A server notice to everyone. */
+int room_notice(struct room *r, const char *text);
+
+/* A private message; -1 if to is not online. */
+int room_send_private(struct room *r, const char *to, struct line *l);
+
+/* USERS line for page (1-based) of the member list. */
+struct line *room_users_line(struct room *r, unsigned page);
+
+size_t room_members(struct room *r);
+bool room_closing(struct room *r);
+
+/* Shutdown: every connection is told to leave (BYE shutdown). */
+void room_shutdown(struct room *r);
+
+#endif

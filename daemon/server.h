@@ -1,0 +1,36 @@
+/*
+ * server.h - the parts of a running chatd that every thread reaches, and
+ * the control thread that starts, steers and stops them (server.c).
+ *
+ * The pointers in struct server are set by the control thread before the
+ * listener starts and are not changed until every client thread is gone;
+ * each object they point to does its own locking.
+ */
+#ifndef CHATD_SERVER_H
+#define CHATD_SERVER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct room;
+struct history;
+struct ident;
+struct listener;
+
+struct server {
+	struct room *room;
+	struct history *history;
+	struct ident *ident;
+	struct listener *listener;
+	int64_t started_ms;
+	atomic_uint_least64_t next_client_id;
+};
+
+struct server_options {
+	const char *config_file;
+};
+
+/* Runs chatd in the foreground until SIGTERM/SIGINT; returns the exit code. */
+int server_run(const struct server_options *opt);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * session.h - one connected client: struct client.
+ *
+ * Ownership and locking, field by field:
+ * - Set by the listener before the client's thread starts, then read-only:
+ *   id, fd, wake_fd, addr, addr_str, connected_ms, srv.
+ * - Owned by the client's own thread (no lock): in, out, state, unacked,
+ *   login fields.  name is written once by that thread before room_join()
+ *   and read by others only under the room lock after that.
+ * - Guarded by the room lock (room.c): everything under "room".
+ * - refs is atomic: the thread holds one reference for the client's whole
+ *   life; room code takes a short one to wake a client after dropping the
+ *   room lock, so wake_fd stays open until the last waker is done.
+ */
+#ifndef CHATD_SESSION_H
+#define CHATD_SESSION_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "linebuf.h"
+#include "names.h"
+#include "outq.h"
+#include "proto.h"
+
+struct server;
+
+#define ADDR_STR_MAX 64
+
+struct client {
+	uint64_t id;			/* unique for the life of the process */
+	int fd;				/* the TCP connection, non-blocking */
+	int wake_fd;			/* eventfd: others wake the thread with it */
+	struct sockaddr_storage addr;
+	char addr_str[ADDR_STR_MAX];	/* "127.0.0.1" or "::1", for logs and users */
+	int64_t connected_ms;		/* wall clock */
+	struct server *srv;
+	atomic_uint refs;
+
+	/* Owned by the client's thread. */
+	char name[NAME_MAX_LEN + 1];	/* registered spelling, once logged in */
+	struct linebuf in;
+	struct outq out;
+	unsigned unacked;		/* room messages sent, outcome not yet seen */
+
+	/* Guarded by the room lock. */
+	struct {
+		struct client *prev, *next;	/* every connection (room.c: conns) */
+		bool member;			/* listed in the room (logged in) */
+		uint64_t cursor;		/* next fan-out ring position to deliver */
+		uint64_t cursor_bytes;		/* ring bytes before cursor */
+		bool sleeping;			/* on the sleepers list */
+		struct client *sleep_prev, *sleep_next;
+		bool evicted;			/* taken out of the room by someone else */
+		enum part_reason evict_reason;
+		char evict_text[128];
+		struct outq inbox;		/* lines other threads sent (PRIV) */
+	} room;
+};
+
+static inline void
+client_ref(struct client *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+/* Drops a reference; the last one closes wake_fd and frees c (client.c). */
+void client_unref(struct client *c);
+
+#endif
