@@ -1,1 +1,80 @@
-int main(void) { return 0; } /* placeholder until written */
+/*
+ * test_commands.c - the slash command table and its parser.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const struct command *
+parse(const char *text, char *buf, size_t len, char **args)
+{
+	snprintf(buf, len, "%s", text);
+	return command_parse(buf, args);
+}
+
+static void
+test_every_command_parses_to_itself(void **state)
+{
+	char buf[64], *args;
+
+	for (size_t i = 0; i < command_count; i++) {
+		char line[64];
+
+		snprintf(line, sizeof(line), "/%s", command_table[i].name);
+		assert_ptr_equal(parse(line, buf, sizeof(buf), &args), &command_table[i]);
+		assert_string_equal(args, "");
+	}
+}
+
+static void
+test_arguments_follow_one_space(void **state)
+{
+	char buf[64], *args;
+	const struct command *c = parse("/msg bob  hello there", buf, sizeof(buf), &args);
+
+	assert_non_null(c);
+	assert_string_equal(c->name, "msg");
+	assert_string_equal(args, "bob  hello there");
+}
+
+static void
+test_unknown_and_prefixes_are_refused(void **state)
+{
+	char buf[64], *args;
+
+	assert_null(parse("/nosuch", buf, sizeof(buf), &args));
+	assert_null(parse("/wh", buf, sizeof(buf), &args));
+	assert_null(parse("/whom", buf, sizeof(buf), &args));
+	assert_null(parse("/WHO", buf, sizeof(buf), &args));
+	assert_null(parse("/", buf, sizeof(buf), &args));
+	assert_null(parse("/ who", buf, sizeof(buf), &args));
+}
+
+static void
+test_table_is_documented(void **state)
+{
+	for (size_t i = 0; i < command_count; i++) {
+		assert_non_null(command_table[i].run);
+		assert_true(strncmp(command_table[i].usage, "/", 1) == 0);
+		assert_non_null(strstr(command_table[i].usage, command_table[i].name));
+		assert_true(strlen(command_table[i].help) > 0);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_command_parses_to_itself),
+		cmocka_unit_test(test_arguments_follow_one_space),
+		cmocka_unit_test(test_unknown_and_prefixes_are_refused),
+		cmocka_unit_test(test_table_is_documented),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
