@@ -314,7 +314,7 @@ wait_for_work(struct client *c, struct session_state *st)
 	bool want_input = st->held == NULL && !st->eof;
 	int timeout;
 
-	if (st->more_input)
+	if (st->more_input || (st->held != NULL && c->unacked == 0))
 		return 0;
 	if (st->eof && c->unacked == 0 && outq_empty(&c->out)) {
 		st->why = PART_LOST;

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_DEFAULT_FILE	"/etc/chatd/chatd.conf"
 /* Where unset paths go when systemd does not say ($STATE_DIRECTORY...). */
@@ -57,6 +58,9 @@ struct settings {
 	bool registration;		/* unknown names may register */
 	int room_notice_limit;		/* no JOIN/PART above this many online */
 	int peer_timeout;		/* seconds until a silent dead peer is reaped */
+
+	/* --- bookkeeping, config.c only --- */
+	struct settings *older;		/* published before this one */
 };
 
 /*
@@ -65,6 +69,13 @@ struct settings {
  */
 int settings_load(const char *path, struct settings *out, char *err, size_t errlen);
 void settings_free(struct settings *s);
+
+/*
+ * Writes s to f in chatd.conf syntax, every setting with its documentation,
+ * so that loading the output gives the same settings (e.g. to show what a
+ * running daemon uses).  Returns -1 if writing failed.
+ */
+int settings_write(const struct settings *s, FILE *f);
 
 /*
  * Names of the settings that differ between a and b but can only change at
