@@ -43,6 +43,9 @@ void log_set_level(enum log_level level);
  */
 void log_set_stderr(bool enabled, bool with_priority);
 
+/* Lines that could not be written whole (disk full, closed stderr...). */
+unsigned long log_write_errors(void);
+
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

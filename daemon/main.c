@@ -3,8 +3,10 @@
  *
  *   chatd [-c FILE]       run in the foreground (systemd style)
  *   chatd -t [-c FILE]    check the configuration and exit 0 or 1
+ *   chatd -T [-c FILE]    the same, and print the settings in effect
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -16,16 +18,17 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-		"usage: chatd [-t] [-c FILE]\n"
+		"usage: chatd [-t | -T] [-c FILE]\n"
 		"  -c, --config FILE  configuration file (default %s)\n"
 		"  -t, --test         check the configuration and exit\n"
+		"  -T, --show-config  check it and print every setting in effect\n"
 		"  -h, --help         this text\n"
 		"  -V, --version      print the version\n",
 		CONFIG_DEFAULT_FILE);
 }
 
 static int
-check_config(const char *path)
+check_config(const char *path, bool show)
 {
 	struct settings s;
 	char err[1024];
@@ -34,7 +37,10 @@ check_config(const char *path)
 		fprintf(stderr, "chatd: %s\n", err);
 		return 1;
 	}
-	printf("chatd: %s: configuration OK\n", s.config_file);
+	if (show)
+		settings_write(&s, stdout);
+	else
+		printf("chatd: %s: configuration OK\n", s.config_file);
 	settings_free(&s);
 	return 0;
 }
@@ -45,20 +51,25 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "test", no_argument, NULL, 't' },
+		{ "show-config", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct server_options opt = { .config_file = CONFIG_DEFAULT_FILE };
-	int test = 0, ch;
+	bool test = false, show = false;
+	int ch;
 
-	while ((ch = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:tThV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			opt.config_file = optarg;
 			break;
+		case 'T':
+			show = true;
+			/* FALLTHROUGH */
 		case 't':
-			test = 1;
+			test = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -75,5 +86,5 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	return test ? check_config(opt.config_file) : server_run(&opt);
+	return test ? check_config(opt.config_file, show) : server_run(&opt);
 }

@@ -1,1 +1,328 @@
-int main(void) { return 0; } /* placeholder until written */
+/*
+ * test_utf8.c - text_check() against Markus Kuhn style stress vectors, every
+ * code point, and bad bytes at every offset of the ASCII fast path.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "utf8.h"
+
+struct vector {
+	const char *s;
+	size_t len;
+	enum text_check want;
+};
+
+#define V(str, result) { str, sizeof(str) - 1, result }
+
+static void check_vectors(const struct vector *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		enum text_check got = text_check(v[i].s, v[i].len);
+
+		if (got != v[i].want)
+			fail_msg("vector %zu (%zu bytes): got %s, want %s", i, v[i].len,
+			    text_check_str(got), text_check_str(v[i].want));
+	}
+}
+
+static void test_valid_multilingual(void **state)
+{
+	static const struct vector v[] = {
+		V("", TEXT_OK),
+		V("hello, world", TEXT_OK),
+		V("\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82, \xd0\xbc\xd0\xb8\xd1\x80", TEXT_OK),
+		V("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe3\x83\x86\xe3\x82\xad\xe3\x82\xb9\xe3\x83\x88", TEXT_OK),
+		V("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5", TEXT_OK),	/* Kuhn 1: Greek */
+		V("\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d", TEXT_OK),			/* Hebrew, RTL by itself */
+		V("\xf0\x9f\x98\x80\xf0\x9f\x8e\x89 party", TEXT_OK),		/* 4-byte emoji */
+		V("ab\xf0\x9f\x98\x80" "cdefghij", TEXT_OK),			/* straddles 8 bytes */
+		V("\xe2\x80\x8f\xe2\x80\x8e", TEXT_OK),				/* RLM, LRM: marks, not overrides */
+	};
+
+	check_vectors(v, sizeof(v) / sizeof(v[0]));
+}
+
+static void test_boundaries(void **state)
+{
+	static const struct vector v[] = {
+		V(" ", TEXT_OK),				/* U+0020 */
+		V("~", TEXT_OK),				/* U+007E */
+		V("\x7f", TEXT_CONTROL),			/* U+007F */
+		V("\xc2\x80", TEXT_CONTROL),			/* U+0080 */
+		V("\xc2\x9f", TEXT_CONTROL),			/* U+009F */
+		V("\xc2\xa0", TEXT_OK),				/* U+00A0 */
+		V("\xdf\xbf", TEXT_OK),				/* U+07FF */
+		V("\xe0\xa0\x80", TEXT_OK),			/* U+0800 */
+		V("\xed\x9f\xbf", TEXT_OK),			/* U+D7FF */
+		V("\xee\x80\x80", TEXT_OK),			/* U+E000 */
+		V("\xef\xbf\xbd", TEXT_OK),			/* U+FFFD */
+		V("\xef\xbf\xbf", TEXT_OK),			/* U+FFFF */
+		V("\xf0\x90\x80\x80", TEXT_OK),			/* U+10000 */
+		V("\xf4\x8f\xbf\xbf", TEXT_OK),			/* U+10FFFF */
+		V("\xf4\x90\x80\x80", TEXT_BAD_UTF8),		/* U+110000 */
+		V("\xe2\x80\xa9", TEXT_OK),			/* U+2029 */
+		V("\xe2\x80\xaa", TEXT_BIDI),			/* U+202A */
+		V("\xe2\x80\xae", TEXT_BIDI),			/* U+202E */
+		V("\xe2\x80\xaf", TEXT_OK),			/* U+202F */
+		V("\xe2\x81\xa5", TEXT_OK),			/* U+2065 */
+		V("\xe2\x81\xa6", TEXT_BIDI),			/* U+2066 */
+		V("\xe2\x81\xa9", TEXT_BIDI),			/* U+2069 */
+		V("\xe2\x81\xaa", TEXT_OK),			/* U+206A */
+	};
+
+	check_vectors(v, sizeof(v) / sizeof(v[0]));
+}
+
+static void test_controls(void **state)
+{
+	static const struct vector v[] = {
+		V("\0", TEXT_CONTROL),
+		V("abc\0def", TEXT_CONTROL),
+		V("a\tb", TEXT_CONTROL),
+		V("line\n", TEXT_CONTROL),
+		V("\r", TEXT_CONTROL),
+		V("\x1b[31mred", TEXT_CONTROL),
+		V("\x1f", TEXT_CONTROL),
+		V("\x01", TEXT_CONTROL),
+		V("del\x7f", TEXT_CONTROL),
+		V("\xc2\x85", TEXT_CONTROL),			/* NEL */
+		V("\xc2\x9b" "31m", TEXT_CONTROL),		/* CSI */
+		V("caf\xc3\xa9\x07", TEXT_CONTROL),
+	};
+
+	check_vectors(v, sizeof(v) / sizeof(v[0]));
+}
+
+static void test_bidi(void **state)
+{
+	static const struct vector v[] = {
+		V("\xe2\x80\xaa", TEXT_BIDI),	/* LRE */
+		V("\xe2\x80\xab", TEXT_BIDI),	/* RLE */
+		V("\xe2\x80\xac", TEXT_BIDI),	/* PDF */
+		V("\xe2\x80\xad", TEXT_BIDI),	/* LRO */
+		V("invoice_\xe2\x80\xae" "fdp.exe", TEXT_BIDI),	/* RLO */
+		V("\xe2\x81\xa6", TEXT_BIDI),	/* LRI */
+		V("\xe2\x81\xa7", TEXT_BIDI),	/* RLI */
+		V("\xe2\x81\xa8", TEXT_BIDI),	/* FSI */
+		V("\xe2\x81\xa9", TEXT_BIDI),	/* PDI */
+	};
+
+	check_vectors(v, sizeof(v) / sizeof(v[0]));
+}
+
+static void test_bad_sequences(void **state)
+{
+	static const struct vector v[] = {
+		/* Kuhn 3.1: unexpected continuation bytes */
+		V("\x80", TEXT_BAD_UTF8),
+		V("\xbf", TEXT_BAD_UTF8),
+		V("\x80\xbf\x80\xbf", TEXT_BAD_UTF8),
+		V("ok\xa9", TEXT_BAD_UTF8),
+		/* Kuhn 3.2: lead bytes followed by a space */
+		V("\xc3 ", TEXT_BAD_UTF8),
+		V("\xe2 ", TEXT_BAD_UTF8),
+		V("\xf0 ", TEXT_BAD_UTF8),
+		/* Kuhn 3.3/3.4: sequences with the last byte missing, alone and in a row */
+		V("\xc3", TEXT_BAD_UTF8),
+		V("\xe2\x82", TEXT_BAD_UTF8),
+		V("\xf0\x9f\x98", TEXT_BAD_UTF8),
+		V("\xe2\x82" "A", TEXT_BAD_UTF8),
+		V("\xf0\x9f\x98" "A", TEXT_BAD_UTF8),
+		V("\xc3\xc3\xa9", TEXT_BAD_UTF8),
+		V("\xe2\x28\xa1", TEXT_BAD_UTF8),
+		V("\xe2\x82\xe2\x82\xac", TEXT_BAD_UTF8),
+		V("text at the end \xf0\x9f", TEXT_BAD_UTF8),
+		/* Kuhn 3.5: impossible bytes, and the old 5- and 6-byte forms */
+		V("\xc0\x80", TEXT_BAD_UTF8),
+		V("\xc1\xbf", TEXT_BAD_UTF8),
+		V("\xf5\x80\x80\x80", TEXT_BAD_UTF8),
+		V("\xf7\xbf\xbf\xbf", TEXT_BAD_UTF8),
+		V("\xf8\x88\x80\x80\x80", TEXT_BAD_UTF8),
+		V("\xfc\x84\x80\x80\x80\x80", TEXT_BAD_UTF8),
+		V("\xfe", TEXT_BAD_UTF8),
+		V("\xff", TEXT_BAD_UTF8),
+		V("\xfe\xfe\xff\xff", TEXT_BAD_UTF8),
+		/* Kuhn 4.1/4.2: overlong '/' and the largest overlong forms */
+		V("\xc0\xaf", TEXT_BAD_UTF8),
+		V("\xe0\x80\xaf", TEXT_BAD_UTF8),
+		V("\xf0\x80\x80\xaf", TEXT_BAD_UTF8),
+		V("\xc1\xbf", TEXT_BAD_UTF8),
+		V("\xe0\x9f\xbf", TEXT_BAD_UTF8),
+		V("\xf0\x8f\xbf\xbf", TEXT_BAD_UTF8),
+		/* Kuhn 4.3: overlong NUL */
+		V("\xc0\x80", TEXT_BAD_UTF8),
+		V("\xe0\x80\x80", TEXT_BAD_UTF8),
+		V("\xf0\x80\x80\x80", TEXT_BAD_UTF8),
+		/* Kuhn 5.1/5.2: single and paired UTF-16 surrogates */
+		V("\xed\xa0\x80", TEXT_BAD_UTF8),
+		V("\xed\xad\xbf", TEXT_BAD_UTF8),
+		V("\xed\xae\x80", TEXT_BAD_UTF8),
+		V("\xed\xb0\x80", TEXT_BAD_UTF8),
+		V("\xed\xbf\xbf", TEXT_BAD_UTF8),
+		V("\xed\xa0\x80\xed\xb0\x80", TEXT_BAD_UTF8),
+		V("\xed\xaf\xbf\xed\xbf\xbf", TEXT_BAD_UTF8),
+		/* above U+10FFFF */
+		V("\xf4\x90\x80\x80", TEXT_BAD_UTF8),
+		V("\xf4\xbf\xbf\xbf", TEXT_BAD_UTF8),
+		/* continuation byte missing in the middle of a 4-byte form */
+		V("\xf0\x9f\x41\x80", TEXT_BAD_UTF8),
+		V("\xf0\x9f\x98\x41", TEXT_BAD_UTF8),
+	};
+
+	check_vectors(v, sizeof(v) / sizeof(v[0]));
+}
+
+static void test_every_impossible_byte(void **state)
+{
+	for (int c = 0x80; c <= 0xff; c++) {
+		char s[1] = { (char)c };
+		int lead = c >= 0xc2 && c <= 0xf4;
+
+		/* Alone, every byte >= 0x80 is a stray or a truncated sequence. */
+		assert_int_equal(text_check(s, 1), TEXT_BAD_UTF8);
+		if (!lead) {
+			char t[4] = { (char)c, (char)0x80, (char)0x80, (char)0x80 };
+
+			assert_int_equal(text_check(t, sizeof(t)), TEXT_BAD_UTF8);
+		}
+	}
+}
+
+/* The rules of PROTOCOL.md "Framing", written independently of the code. */
+static enum text_check expected_for(uint32_t cp)
+{
+	if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+		return TEXT_CONTROL;
+	if ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+		return TEXT_BIDI;
+	if (cp >= 0xd800 && cp <= 0xdfff)
+		return TEXT_BAD_UTF8;
+	return TEXT_OK;
+}
+
+static size_t encode(uint32_t cp, char *out)
+{
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xc0 | cp >> 6);
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xe0 | cp >> 12);
+		out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | cp >> 18);
+	out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	out[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+static void test_every_code_point(void **state)
+{
+	char buf[4];
+
+	for (uint32_t cp = 0; cp <= 0x10ffff; cp++) {
+		size_t n = encode(cp, buf);
+		enum text_check got = text_check(buf, n);
+
+		if (got != expected_for(cp))
+			fail_msg("U+%04X: got %s, want %s", (unsigned)cp, text_check_str(got),
+			    text_check_str(expected_for(cp)));
+		/* Every proper prefix of a multi-byte form is a truncated sequence. */
+		for (size_t cut = 1; cut < n; cut++)
+			assert_int_equal(text_check(buf, cut), TEXT_BAD_UTF8);
+	}
+}
+
+/* Overlong encodings of every code point that has a shorter form. */
+static void test_every_overlong_form(void **state)
+{
+	for (uint32_t cp = 0; cp < 0x10000; cp++) {
+		char two[2] = { (char)(0xc0 | cp >> 6), (char)(0x80 | (cp & 0x3f)) };
+		char three[3] = { (char)(0xe0 | cp >> 12), (char)(0x80 | ((cp >> 6) & 0x3f)),
+		    (char)(0x80 | (cp & 0x3f)) };
+		char four[4] = { (char)0xf0, (char)(0x80 | cp >> 12), (char)(0x80 | ((cp >> 6) & 0x3f)),
+		    (char)(0x80 | (cp & 0x3f)) };
+
+		if (cp < 0x80)
+			assert_int_equal(text_check(two, 2), TEXT_BAD_UTF8);
+		if (cp < 0x800)
+			assert_int_equal(text_check(three, 3), TEXT_BAD_UTF8);
+		assert_int_equal(text_check(four, 4), TEXT_BAD_UTF8);
+	}
+}
+
+/* A bad byte anywhere in a long ASCII run, around the 8-byte fast path. */
+static void test_bad_byte_at_every_offset(void **state)
+{
+	static const struct {
+		const char *bytes;
+		size_t len;
+		enum text_check want;
+	} bad[] = {
+		{ "\0", 1, TEXT_CONTROL },
+		{ "\x1f", 1, TEXT_CONTROL },
+		{ "\t", 1, TEXT_CONTROL },
+		{ "\x7f", 1, TEXT_CONTROL },
+		{ "\x80", 1, TEXT_BAD_UTF8 },
+		{ "\xff", 1, TEXT_BAD_UTF8 },
+		{ "\xc2\x9b", 2, TEXT_CONTROL },
+		{ "\xe2\x80\xae", 3, TEXT_BIDI },
+	};
+	char buf[48];
+
+	for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+		for (size_t off = 0; off + bad[b].len <= 40; off++) {
+			memset(buf, 'x', sizeof(buf));
+			memcpy(buf + off, bad[b].bytes, bad[b].len);
+			assert_int_equal(text_check(buf, 40), bad[b].want);
+			/* Past len the byte must not be looked at. */
+			assert_int_equal(text_check(buf, off), TEXT_OK);
+		}
+	}
+}
+
+static void test_result_strings(void **state)
+{
+	const char *ok = text_check_str(TEXT_OK);
+	const char *utf8 = text_check_str(TEXT_BAD_UTF8);
+	const char *control = text_check_str(TEXT_CONTROL);
+	const char *bidi = text_check_str(TEXT_BIDI);
+
+	assert_string_equal(utf8, "invalid UTF-8");
+	assert_string_not_equal(ok, utf8);
+	assert_string_not_equal(utf8, control);
+	assert_string_not_equal(control, bidi);
+	assert_non_null(text_check_str((enum text_check)99));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_valid_multilingual),
+		cmocka_unit_test(test_boundaries),
+		cmocka_unit_test(test_controls),
+		cmocka_unit_test(test_bidi),
+		cmocka_unit_test(test_bad_sequences),
+		cmocka_unit_test(test_every_impossible_byte),
+		cmocka_unit_test(test_every_code_point),
+		cmocka_unit_test(test_every_overlong_form),
+		cmocka_unit_test(test_bad_byte_at_every_offset),
+		cmocka_unit_test(test_result_strings),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
