@@ -1,1 +1,637 @@
-/* ident.c: not written yet */
+/*
+ * ident.c - the identification store: a sorted table of names and password
+ * hashes in memory, mirrored to a file that is rewritten whole and
+ * atomically on every change (see ident.h and docs/FILES.md).
+ *
+ * Every change is made in memory first, then written; if the write fails
+ * the change is undone, so memory and file never disagree.  Each entry
+ * carries two generations from one store-wide counter: "born" identifies
+ * its registration (a name deleted and registered again is another entry)
+ * and "changed" its current hash.  Work done outside the lock is written
+ * back only if the generation it started from is still there.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "ident.h"
+#include "log.h"
+#include "password.h"
+
+#define VERSION_LINE "chatd-ident 1\n"
+
+struct entry {
+	uint64_t born;
+	uint64_t changed;
+	char name[NAME_MAX_LEN + 1];
+	char hash[PASSWORD_HASH_MAX];
+};
+
+struct ident {
+	pthread_mutex_t lock;
+	struct entry **v;	/* sorted by name_cmp() */
+	size_t n, cap;
+	uint64_t gen;		/* the last generation handed out */
+	char *path;
+	char *tmp_path;
+	char *dir_path;
+};
+
+static bool
+name_acceptable(const char *name)
+{
+	return name != NULL && name_valid(name, strnlen(name, NAME_MAX_LEN + 1));
+}
+
+/* Binary search; *pos is where name is or would be inserted. */
+static struct entry *
+table_find(const struct ident *id, const char *name, size_t *pos)
+{
+	size_t lo = 0, hi = id->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = name_cmp(name, id->v[mid]->name);
+
+		if (c == 0) {
+			if (pos != NULL)
+				*pos = mid;
+			return id->v[mid];
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	if (pos != NULL)
+		*pos = lo;
+	return NULL;
+}
+
+/* Cannot fail when an entry was just removed: the room is still there. */
+static int
+table_insert(struct ident *id, struct entry *e, size_t pos)
+{
+	if (id->n == id->cap) {
+		size_t ncap = id->cap ? id->cap * 2 : 64;
+		struct entry **nv = realloc(id->v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		id->v = nv;
+		id->cap = ncap;
+	}
+	memmove(&id->v[pos + 1], &id->v[pos], (id->n - pos) * sizeof(*id->v));
+	id->v[pos] = e;
+	id->n++;
+	return 0;
+}
+
+static void
+table_remove(struct ident *id, size_t pos)
+{
+	id->n--;
+	memmove(&id->v[pos], &id->v[pos + 1], (id->n - pos) * sizeof(*id->v));
+}
+
+static void
+table_free(struct entry **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static struct entry *
+entry_new(struct ident *id, const char *name, const char *hash)
+{
+	struct entry *e = calloc(1, sizeof(*e));
+
+	if (e == NULL)
+		return NULL;
+	e->born = e->changed = ++id->gen;
+	strcpy(e->name, name);
+	strcpy(e->hash, hash);
+	return e;
+}
+
+/* The whole file in one buffer, so it goes out in a single write(). */
+static char *
+format_file(const struct ident *id, size_t *lenp)
+{
+	size_t len = strlen(VERSION_LINE), off;
+	char *buf;
+
+	for (size_t i = 0; i < id->n; i++)
+		len += strlen(id->v[i]->name) + strlen(id->v[i]->hash) + 2;
+	buf = malloc(len + 1);
+	if (buf == NULL)
+		return NULL;
+	off = (size_t)sprintf(buf, "%s", VERSION_LINE);
+	for (size_t i = 0; i < id->n; i++)
+		off += (size_t)sprintf(buf + off, "%s:%s\n", id->v[i]->name, id->v[i]->hash);
+	*lenp = off;
+	return buf;
+}
+
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, buf, len);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * Once rename() succeeded the new contents are what readers see, so a
+ * failing directory fsync is only a durability warning: reporting failure
+ * would make memory disagree with the file.
+ */
+static void
+sync_dir(const struct ident *id)
+{
+	int fd = open(id->dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || fsync(fd) != 0)
+		log_warning("%s: cannot sync directory: %s", id->dir_path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Keeps errno: the caller reports why the write failed, not this. */
+static void
+remove_temp(const struct ident *id)
+{
+	int saved = errno;
+
+	unlink(id->tmp_path);
+	errno = saved;
+}
+
+/*
+ * Writes buf to PATH.tmp and renames that over PATH.  fchmod() because
+ * O_CREAT leaves the mode of a leftover temp file alone; a temp file we
+ * could not open is not ours to remove.
+ */
+static int
+replace_file(const struct ident *id, const char *buf, size_t len)
+{
+	int fd, saved;
+	bool ok;
+
+	fd = open(id->tmp_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	ok = fchmod(fd, 0600) == 0 && write_all(fd, buf, len) == 0 && fsync(fd) == 0;
+	saved = errno;
+	if (close(fd) != 0 && ok) {
+		ok = false;
+		saved = errno;
+	}
+	errno = saved;
+	ok = ok && rename(id->tmp_path, id->path) == 0;
+	if (!ok)
+		remove_temp(id);
+	return ok ? 0 : -1;
+}
+
+/* Replaces the file with the table; on failure the old file is untouched. */
+static enum ident_result
+store_write(const struct ident *id)
+{
+	enum ident_result r = IDENT_OK;
+	size_t len;
+	char *buf = format_file(id, &len);
+
+	if (buf == NULL) {
+		log_error("%s: out of memory writing the identification file", id->path);
+		return IDENT_NO_MEMORY;
+	}
+	if (replace_file(id, buf, len) != 0) {
+		log_error("%s: cannot write: %s", id->tmp_path, strerror(errno));
+		r = IDENT_IO_ERROR;
+	} else
+		sync_dir(id);
+	free(buf);
+	return r;
+}
+
+static bool
+hash_char_valid(unsigned char c)
+{
+	return c > ' ' && c < 0x7f && c != ':';
+}
+
+/* NULL if line (as getline() returned it) is a valid "NAME:HASH\n". */
+static const char *
+line_problem(const char *line, size_t len)
+{
+	const char *colon;
+	size_t hashlen;
+
+	if (line[len - 1] != '\n')
+		return "last line cut short (no newline)";
+	len--;
+	colon = memchr(line, ':', len);
+	if (len > NAME_MAX_LEN + PASSWORD_HASH_MAX)
+		return "line too long";
+	if (colon == NULL)
+		return "no ':' between name and hash";
+	if (!name_valid(line, (size_t)(colon - line)))
+		return "invalid name";
+	hashlen = len - (size_t)(colon - line) - 1;
+	if (hashlen == 0 || colon[1] != '$')
+		return "hash does not start with '$'";
+	if (hashlen >= PASSWORD_HASH_MAX)
+		return "hash too long";
+	for (size_t i = 1; i <= hashlen; i++)
+		if (!hash_char_valid((unsigned char)colon[i]))
+			return "invalid character in hash";
+	return NULL;
+}
+
+static int
+skip_line(const struct ident *id, int lineno, const char *problem)
+{
+	log_warning("%s:%d: %s; line skipped", id->path, lineno, problem);
+	return 0;
+}
+
+/* -1 only when out of memory: damaged lines are logged and skipped. */
+static int
+load_line(struct ident *id, char *line, size_t len, int lineno)
+{
+	const char *problem = line_problem(line, len);
+	struct entry *e;
+	char *hash;
+	size_t pos;
+
+	if (problem != NULL)
+		return skip_line(id, lineno, problem);
+	line[len - 1] = '\0';
+	hash = strchr(line, ':');
+	*hash++ = '\0';
+	if (table_find(id, line, &pos) != NULL)
+		return skip_line(id, lineno, "name already registered on an earlier line");
+	e = entry_new(id, line, hash);
+	if (e == NULL || table_insert(id, e, pos) != 0) {
+		free(e);
+		return -1;
+	}
+	return 0;
+}
+
+/* Lines we wrote are sorted, so each insert appends and loading is fast. */
+static int
+load(struct ident *id, char *err, size_t errlen)
+{
+	FILE *f = fopen(id->path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int lineno = 1, rc = 0;
+
+	if (f == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", id->path, strerror(errno));
+		return -1;
+	}
+	len = getline(&line, &cap, f);
+	if (len < 0 || strcmp(line, VERSION_LINE) != 0) {
+		if (ferror(f))
+			snprintf(err, errlen, "%s: %s", id->path, strerror(errno));
+		else
+			snprintf(err, errlen, "%s: unknown format (expected 'chatd-ident 1')",
+				 id->path);
+		rc = -1;
+	}
+	while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+		if (load_line(id, line, (size_t)len, ++lineno) != 0) {
+			snprintf(err, errlen, "%s: out of memory", id->path);
+			rc = -1;
+		}
+	}
+	if (rc == 0 && ferror(f)) {
+		snprintf(err, errlen, "%s: %s", id->path, strerror(errno));
+		rc = -1;
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+static char *
+path_with_suffix(const char *path, const char *suffix)
+{
+	size_t len = strlen(path) + strlen(suffix) + 1;
+	char *s = malloc(len);
+
+	if (s != NULL)
+		snprintf(s, len, "%s%s", path, suffix);
+	return s;
+}
+
+static char *
+dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+struct ident *
+ident_open(const char *path, char *err, size_t errlen)
+{
+	struct ident *id = calloc(1, sizeof(*id));
+
+	if (id == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	pthread_mutex_init(&id->lock, NULL);
+	id->path = strdup(path);
+	id->tmp_path = path_with_suffix(path, ".tmp");
+	id->dir_path = dir_of(path);
+	if (id->path == NULL || id->tmp_path == NULL || id->dir_path == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		ident_close(id);
+		return NULL;
+	}
+	if (load(id, err, errlen) != 0) {
+		ident_close(id);
+		return NULL;
+	}
+	return id;
+}
+
+void
+ident_close(struct ident *id)
+{
+	if (id == NULL)
+		return;
+	pthread_mutex_destroy(&id->lock);
+	table_free(id->v, id->n);
+	free(id->path);
+	free(id->tmp_path);
+	free(id->dir_path);
+	free(id);
+}
+
+bool
+ident_lookup(struct ident *id, const char *name, char canonical[NAME_MAX_LEN + 1])
+{
+	struct entry *e;
+
+	if (!name_acceptable(name))
+		return false;
+	pthread_mutex_lock(&id->lock);
+	e = table_find(id, name, NULL);
+	if (e != NULL && canonical != NULL)
+		strcpy(canonical, e->name);
+	pthread_mutex_unlock(&id->lock);
+	return e != NULL;
+}
+
+/* A copy of name's entry, to work on without the lock. */
+static bool
+snapshot(struct ident *id, const char *name, struct entry *copy)
+{
+	struct entry *e;
+
+	if (!name_acceptable(name))
+		return false;
+	pthread_mutex_lock(&id->lock);
+	e = table_find(id, name, NULL);
+	if (e != NULL)
+		*copy = *e;
+	pthread_mutex_unlock(&id->lock);
+	return e != NULL;
+}
+
+/* Called with the lock held. */
+static enum ident_result
+replace_hash(struct ident *id, struct entry *e, const char *hash)
+{
+	struct entry old = *e;
+	enum ident_result r;
+
+	strcpy(e->hash, hash);
+	e->changed = ++id->gen;
+	r = store_write(id);
+	if (r != IDENT_OK)
+		*e = old;
+	return r;
+}
+
+static enum ident_result
+hash_error(int err)
+{
+	if (err == ENOMEM)
+		return IDENT_NO_MEMORY;
+	return err == EINVAL ? IDENT_INVALID : IDENT_IO_ERROR;
+}
+
+/* Upgrades a verified hash unless the entry changed while we hashed. */
+static void
+rehash(struct ident *id, const struct entry *seen, const char *password, int cost)
+{
+	char hash[PASSWORD_HASH_MAX];
+	struct entry *e;
+
+	if (password_hash(password, cost, hash) != 0) {
+		log_warning("%s: cannot rehash the password of %s: %s", id->path, seen->name,
+			    strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&id->lock);
+	e = table_find(id, seen->name, NULL);
+	if (e != NULL && e->changed == seen->changed)
+		replace_hash(id, e, hash);
+	pthread_mutex_unlock(&id->lock);
+}
+
+/*
+ * A known name costs one hash whether the password is right or wrong; only
+ * a successful login may pay for the rehash on top.
+ */
+enum ident_result
+ident_verify(struct ident *id, const char *name, const char *password,
+	     int cost, char canonical[NAME_MAX_LEN + 1])
+{
+	struct entry seen;
+
+	if (!snapshot(id, name, &seen))
+		return IDENT_UNKNOWN;
+	if (!password_check(password, seen.hash))
+		return IDENT_BAD_PASSWORD;
+	if (password_needs_rehash(seen.hash, cost))
+		rehash(id, &seen, password, cost);
+	if (canonical != NULL)
+		strcpy(canonical, seen.name);
+	return IDENT_OK;
+}
+
+enum ident_result
+ident_register(struct ident *id, const char *name, const char *password, int cost)
+{
+	char hash[PASSWORD_HASH_MAX];
+	enum ident_result r;
+	struct entry *e;
+	size_t pos;
+
+	if (!name_acceptable(name))
+		return IDENT_INVALID;
+	if (ident_lookup(id, name, NULL))
+		return IDENT_EXISTS;
+	if (password_hash(password, cost, hash) != 0)
+		return hash_error(errno);
+	pthread_mutex_lock(&id->lock);
+	if (table_find(id, name, &pos) != NULL)
+		r = IDENT_EXISTS;
+	else if ((e = entry_new(id, name, hash)) == NULL)
+		r = IDENT_NO_MEMORY;
+	else if (table_insert(id, e, pos) != 0) {
+		free(e);
+		r = IDENT_NO_MEMORY;
+	} else if ((r = store_write(id)) != IDENT_OK) {
+		table_remove(id, pos);
+		free(e);
+	}
+	pthread_mutex_unlock(&id->lock);
+	return r;
+}
+
+enum ident_result
+ident_set_password(struct ident *id, const char *name, const char *password, int cost)
+{
+	char hash[PASSWORD_HASH_MAX];
+	struct entry seen, *e;
+	enum ident_result r;
+
+	if (!snapshot(id, name, &seen))
+		return IDENT_UNKNOWN;
+	if (password_hash(password, cost, hash) != 0)
+		return hash_error(errno);
+	pthread_mutex_lock(&id->lock);
+	e = table_find(id, name, NULL);
+	/* Deleted and registered again meanwhile: not the user we hashed for. */
+	if (e == NULL || e->born != seen.born)
+		r = IDENT_UNKNOWN;
+	else
+		r = replace_hash(id, e, hash);
+	pthread_mutex_unlock(&id->lock);
+	return r;
+}
+
+enum ident_result
+ident_delete(struct ident *id, const char *name)
+{
+	enum ident_result r;
+	struct entry *e;
+	size_t pos;
+
+	if (!name_acceptable(name))
+		return IDENT_UNKNOWN;
+	pthread_mutex_lock(&id->lock);
+	e = table_find(id, name, &pos);
+	if (e == NULL)
+		r = IDENT_UNKNOWN;
+	else {
+		table_remove(id, pos);
+		r = store_write(id);
+		if (r == IDENT_OK)
+			free(e);
+		else
+			table_insert(id, e, pos);
+	}
+	pthread_mutex_unlock(&id->lock);
+	return r;
+}
+
+enum ident_result
+ident_clear(struct ident *id)
+{
+	struct entry **v;
+	size_t n, cap;
+	enum ident_result r;
+
+	pthread_mutex_lock(&id->lock);
+	v = id->v;
+	n = id->n;
+	cap = id->cap;
+	id->v = NULL;
+	id->n = id->cap = 0;
+	r = store_write(id);
+	if (r == IDENT_OK)
+		table_free(v, n);
+	else {
+		id->v = v;
+		id->n = n;
+		id->cap = cap;
+	}
+	pthread_mutex_unlock(&id->lock);
+	return r;
+}
+
+size_t
+ident_count(struct ident *id)
+{
+	size_t n;
+
+	pthread_mutex_lock(&id->lock);
+	n = id->n;
+	pthread_mutex_unlock(&id->lock);
+	return n;
+}
+
+void
+ident_foreach(struct ident *id, void (*fn)(void *ctx, const char *name), void *ctx)
+{
+	pthread_mutex_lock(&id->lock);
+	for (size_t i = 0; i < id->n; i++)
+		fn(ctx, id->v[i]->name);
+	pthread_mutex_unlock(&id->lock);
+}
+
+const char *
+ident_result_str(enum ident_result r)
+{
+	switch (r) {
+	case IDENT_OK:
+		return "ok";
+	case IDENT_UNKNOWN:
+		return "no such name";
+	case IDENT_BAD_PASSWORD:
+		return "wrong password";
+	case IDENT_EXISTS:
+		return "name already registered";
+	case IDENT_IO_ERROR:
+		return "cannot write the identification file";
+	case IDENT_NO_MEMORY:
+		return "out of memory";
+	case IDENT_INVALID:
+		return "invalid name, password or cost";
+	}
+	return "unknown result";
+}

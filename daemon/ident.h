@@ -29,6 +29,7 @@ enum ident_result {
 	IDENT_EXISTS,		/* register: the name was taken meanwhile */
 	IDENT_IO_ERROR,		/* the file could not be written; nothing changed */
 	IDENT_NO_MEMORY,
+	IDENT_INVALID,		/* not a valid name, password or cost */
 };
 
 /*
@@ -39,7 +40,7 @@ enum ident_result {
 struct ident *ident_open(const char *path, char *err, size_t errlen);
 void ident_close(struct ident *id);
 
-/* Is name registered?  Copies the registered spelling into canonical. */
+/* Is name registered?  Copies the registered spelling into canonical (may be NULL). */
 bool ident_lookup(struct ident *id, const char *name, char canonical[NAME_MAX_LEN + 1]);
 
 /*

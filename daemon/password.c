@@ -1,1 +1,195 @@
-/* password.c: not written yet */
+/*
+ * password.c - yescrypt hashes through libxcrypt, and the gate that bounds
+ * how many of them run at once.
+ *
+ * The gate is a counting semaphore rather than a mutex-protected counter so
+ * that a waiting client thread sleeps in the kernel and costs nothing but
+ * its stack.  Without password_gate_init() hashes are not bounded, which
+ * keeps tools and tests that never start a server simple.
+ */
+#include <crypt.h>
+#include <errno.h>
+#include <semaphore.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "password.h"
+
+#define COST_MIN 1
+#define COST_MAX 11
+
+static sem_t gate;
+static bool gate_ready;
+
+int
+password_gate_init(int concurrency)
+{
+	long n = concurrency;
+
+	if (gate_ready) {
+		errno = EBUSY;
+		return -1;
+	}
+	if (concurrency < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (n == 0) {
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+		if (n < 1)
+			n = 1;
+	}
+	if (sem_init(&gate, 0, (unsigned int)n) != 0)
+		return -1;
+	gate_ready = true;
+	return 0;
+}
+
+void
+password_gate_destroy(void)
+{
+	if (!gate_ready)
+		return;
+	sem_destroy(&gate);
+	gate_ready = false;
+}
+
+static void
+gate_enter(void)
+{
+	if (!gate_ready)
+		return;
+	while (sem_wait(&gate) != 0 && errno == EINTR)
+		;
+}
+
+static void
+gate_leave(void)
+{
+	if (gate_ready)
+		sem_post(&gate);
+}
+
+static bool
+password_acceptable(const char *pw)
+{
+	return pw != NULL && strnlen(pw, PASSWORD_MAX_LEN + 1) <= PASSWORD_MAX_LEN;
+}
+
+static bool
+cost_valid(int cost)
+{
+	return cost >= COST_MIN && cost <= COST_MAX;
+}
+
+/* A yescrypt setting ("$y$PARAMS$SALT") with fresh random salt. */
+static int
+new_setting(int cost, char setting[CRYPT_GENSALT_OUTPUT_SIZE])
+{
+	if (!cost_valid(cost)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (crypt_gensalt_rn("$y$", (unsigned long)cost, NULL, 0, setting,
+	    CRYPT_GENSALT_OUTPUT_SIZE) == NULL)
+		return -1;
+	return 0;
+}
+
+/*
+ * crypt_r() under a gate slot, the result copied to out.  libxcrypt reports
+ * failure with a "*" token instead of NULL, which is never a valid hash.
+ */
+static int
+gated_crypt(const char *pw, const char *setting, char out[PASSWORD_HASH_MAX])
+{
+	struct crypt_data *data;
+	const char *res;
+	int rc = -1;
+
+	data = calloc(1, sizeof(*data));
+	if (data == NULL)
+		return -1;
+	gate_enter();
+	res = crypt_r(pw, setting, data);
+	gate_leave();
+	if (res == NULL || res[0] == '*')
+		errno = EINVAL;
+	else if (strlen(res) >= PASSWORD_HASH_MAX)
+		errno = ENAMETOOLONG;
+	else {
+		strcpy(out, res);
+		rc = 0;
+	}
+	explicit_bzero(data, sizeof(*data));
+	free(data);
+	return rc;
+}
+
+int
+password_hash(const char *pw, int cost, char out[PASSWORD_HASH_MAX])
+{
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+
+	if (!password_acceptable(pw)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (new_setting(cost, setting) != 0)
+		return -1;
+	return gated_crypt(pw, setting, out);
+}
+
+/* Runs over the common length whatever the contents, so timing says nothing. */
+static bool
+equal_constant_time(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t n = la < lb ? la : lb;
+	unsigned char diff = la != lb;
+
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(a[i] ^ b[i]);
+	return diff == 0;
+}
+
+bool
+password_check(const char *pw, const char *hash)
+{
+	char out[PASSWORD_HASH_MAX];
+	bool ok;
+
+	if (!password_acceptable(pw) || hash == NULL || hash[0] == '\0')
+		return false;
+	if (gated_crypt(pw, hash, out) != 0)
+		return false;
+	ok = equal_constant_time(out, hash);
+	explicit_bzero(out, sizeof(out));
+	return ok;
+}
+
+/* Length of "$y$PARAMS$", or 0 if s is not a yescrypt setting or hash. */
+static size_t
+yescrypt_params_len(const char *s)
+{
+	const char *end;
+
+	if (strncmp(s, "$y$", 3) != 0)
+		return 0;
+	end = strchr(s + 3, '$');
+	return end == NULL ? 0 : (size_t)(end - s) + 1;
+}
+
+bool
+password_needs_rehash(const char *hash, int cost)
+{
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	size_t len;
+
+	if (hash == NULL || new_setting(cost, setting) != 0)
+		return true;
+	len = yescrypt_params_len(setting);
+	return len == 0 || yescrypt_params_len(hash) != len ||
+	    memcmp(hash, setting, len) != 0;
+}

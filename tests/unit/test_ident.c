@@ -1,1 +1,944 @@
-int main(void) { return 0; } /* placeholder until written */
+/*
+ * test_ident.c - the identification store: lookups, passwords, the file it
+ * keeps (format, damage, atomic rewrites, mode) and concurrent use.
+ *
+ * Each test gets a fresh directory; warnings go to a log file in it so the
+ * tests can check what was reported.  Hash cost 1 keeps them fast.  Races
+ * are staged by holding one thread inside crypt_r() (crypt_probe.h) while
+ * the test changes the store under it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "crypt_probe.h"
+#include "ident.h"
+#include "log.h"
+#include "password.h"
+
+#define COST 1
+#define VERSION_LINE "chatd-ident 1\n"
+#define BIG_STORE 10000
+
+struct fixture {
+	char dir[64];
+	char path[96];
+	char tmp[112];
+	char log[96];
+	struct ident *id;
+	bool fsize_limited;
+	struct rlimit fsize;	/* to restore even when a test fails */
+};
+
+static char *
+read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem;
+	int c;
+
+	if (f == NULL)
+		return NULL;
+	mem = open_memstream(&buf, &len);
+	assert_non_null(mem);
+	while ((c = getc(f)) != EOF)
+		putc(c, mem);
+	fclose(mem);
+	fclose(f);
+	return buf;
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+
+	if (fx == NULL)
+		return -1;
+	strcpy(fx->dir, "/tmp/test_ident.XXXXXX");
+	if (mkdtemp(fx->dir) == NULL)
+		return -1;
+	snprintf(fx->path, sizeof(fx->path), "%s/ident", fx->dir);
+	snprintf(fx->tmp, sizeof(fx->tmp), "%s.tmp", fx->path);
+	snprintf(fx->log, sizeof(fx->log), "%s/log", fx->dir);
+	if (log_open(fx->log) != 0)
+		return -1;
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	probe_disarm();
+	if (fx->fsize_limited) {
+		setrlimit(RLIMIT_FSIZE, &fx->fsize);
+		signal(SIGXFSZ, SIG_DFL);
+	}
+	ident_close(fx->id);
+	log_close();
+	unlink(fx->path);
+	rmdir(fx->tmp);
+	unlink(fx->tmp);
+	unlink(fx->log);
+	rmdir(fx->dir);
+	free(fx);
+	return 0;
+}
+
+static struct ident *
+open_ok(struct fixture *fx)
+{
+	char err[256] = "";
+	struct ident *id = ident_open(fx->path, err, sizeof(err));
+
+	if (id == NULL)
+		fail_msg("ident_open: %s", err);
+	return id;
+}
+
+static void
+reopen(struct fixture *fx)
+{
+	ident_close(fx->id);
+	fx->id = open_ok(fx);
+}
+
+/* The hash stored for name in the file, or "" if name is not there. */
+static void
+file_hash(const struct fixture *fx, const char *name, char hash[PASSWORD_HASH_MAX])
+{
+	char *text = read_file(fx->path);
+	char key[NAME_MAX_LEN + 3];
+	const char *p, *end;
+
+	assert_non_null(text);
+	hash[0] = '\0';
+	snprintf(key, sizeof(key), "\n%s:", name);
+	p = strstr(text, key);
+	if (p != NULL) {
+		p += strlen(key);
+		end = strchr(p, '\n');
+		assert_non_null(end);
+		assert_true(end - p < PASSWORD_HASH_MAX);
+		memcpy(hash, p, (size_t)(end - p));
+		hash[end - p] = '\0';
+	}
+	free(text);
+}
+
+static void
+assert_mode_0600(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+}
+
+static bool
+log_contains(const struct fixture *fx, const char *what)
+{
+	char *text = read_file(fx->log);
+	bool found = text != NULL && strstr(text, what) != NULL;
+
+	free(text);
+	return found;
+}
+
+static void
+test_missing_file_is_empty_store(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_count(fx->id), 0);
+	assert_int_equal(access(fx->path, F_OK), -1);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(access(fx->path, F_OK), 0);
+}
+
+static void
+test_register_lookup_ignores_case(void **state)
+{
+	struct fixture *fx = *state;
+	char canon[NAME_MAX_LEN + 1];
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "Alice", "pw", COST), IDENT_OK);
+	assert_true(ident_lookup(fx->id, "alice", canon));
+	assert_string_equal(canon, "Alice");
+	assert_true(ident_lookup(fx->id, "ALICE", canon));
+	assert_string_equal(canon, "Alice");
+	assert_true(ident_lookup(fx->id, "Alice", NULL));
+	assert_false(ident_lookup(fx->id, "bob", canon));
+	assert_false(ident_lookup(fx->id, "alic", canon));
+	assert_int_equal(ident_register(fx->id, "aLICE", "other", COST), IDENT_EXISTS);
+	assert_int_equal(ident_count(fx->id), 1);
+}
+
+static void
+test_invalid_input(void **state)
+{
+	struct fixture *fx = *state;
+	char longpw[PASSWORD_MAX_LEN + 2];
+	char longname[NAME_MAX_LEN + 2];
+
+	memset(longpw, 'p', sizeof(longpw) - 1);
+	longpw[sizeof(longpw) - 1] = '\0';
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "", "pw", COST), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, "a:b", "pw", COST), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, "-x", "pw", COST), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, longname, "pw", COST), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, NULL, "pw", COST), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, "alice", longpw, COST), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", 0), IDENT_INVALID);
+	assert_int_equal(ident_count(fx->id), 0);
+	assert_int_equal(access(fx->path, F_OK), -1);
+
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_false(ident_lookup(fx->id, longname, NULL));
+	assert_int_equal(ident_verify(fx->id, longname, "pw", COST, NULL), IDENT_UNKNOWN);
+	assert_int_equal(ident_verify(fx->id, "alice", longpw, COST, NULL), IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_set_password(fx->id, "alice", longpw, COST), IDENT_INVALID);
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_delete(fx->id, "a:b"), IDENT_UNKNOWN);
+}
+
+static void
+test_verify(void **state)
+{
+	struct fixture *fx = *state;
+	char canon[NAME_MAX_LEN + 1] = "";
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "Alice", "s3cret", COST), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "aLiCe", "s3cret", COST, canon), IDENT_OK);
+	assert_string_equal(canon, "Alice");
+	assert_int_equal(ident_verify(fx->id, "alice", "S3cret", COST, canon), IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "alice", "", COST, canon), IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "bob", "s3cret", COST, canon), IDENT_UNKNOWN);
+}
+
+static void
+test_rehash_on_cost_change(void **state)
+{
+	struct fixture *fx = *state;
+	char before[PASSWORD_HASH_MAX], after[PASSWORD_HASH_MAX];
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", 1), IDENT_OK);
+	file_hash(fx, "alice", before);
+	assert_true(strncmp(before, "$y$j75$", 7) == 0);
+
+	/* Same cost: nothing to do, the file keeps the hash. */
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", 1, NULL), IDENT_OK);
+	file_hash(fx, "alice", after);
+	assert_string_equal(after, before);
+
+	/* A wrong password never triggers a rehash. */
+	assert_int_equal(ident_verify(fx->id, "alice", "bad", 2, NULL), IDENT_BAD_PASSWORD);
+	file_hash(fx, "alice", after);
+	assert_string_equal(after, before);
+
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", 2, NULL), IDENT_OK);
+	file_hash(fx, "alice", after);
+	assert_true(strncmp(after, "$y$j85$", 7) == 0);
+	assert_false(password_needs_rehash(after, 2));
+
+	reopen(fx);
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", 2, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "bad", 2, NULL), IDENT_BAD_PASSWORD);
+}
+
+static void
+test_set_password(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "old", COST), IDENT_OK);
+	assert_int_equal(ident_set_password(fx->id, "ALICE", "new", COST), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "old", COST, NULL), IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_set_password(fx->id, "bob", "new", COST), IDENT_UNKNOWN);
+
+	reopen(fx);
+	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL), IDENT_OK);
+}
+
+static void
+test_delete(void **state)
+{
+	struct fixture *fx = *state;
+	char hash[PASSWORD_HASH_MAX];
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_delete(fx->id, "ALICE"), IDENT_OK);
+	assert_false(ident_lookup(fx->id, "alice", NULL));
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL), IDENT_UNKNOWN);
+	assert_int_equal(ident_delete(fx->id, "alice"), IDENT_UNKNOWN);
+	file_hash(fx, "alice", hash);
+	assert_string_equal(hash, "");
+	file_hash(fx, "bob", hash);
+	assert_true(hash[0] == '$');
+
+	reopen(fx);
+	assert_int_equal(ident_count(fx->id), 1);
+	assert_true(ident_lookup(fx->id, "bob", NULL));
+}
+
+static void
+test_clear(void **state)
+{
+	struct fixture *fx = *state;
+	char *text;
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_clear(fx->id), IDENT_OK);
+	assert_int_equal(ident_count(fx->id), 0);
+	assert_false(ident_lookup(fx->id, "alice", NULL));
+	text = read_file(fx->path);
+	assert_non_null(text);
+	assert_string_equal(text, VERSION_LINE);
+	free(text);
+
+	assert_int_equal(ident_register(fx->id, "alice", "new", COST), IDENT_OK);
+	reopen(fx);
+	assert_int_equal(ident_count(fx->id), 1);
+	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL), IDENT_OK);
+}
+
+static void
+collect(void *ctx, const char *name)
+{
+	FILE *out = ctx;
+
+	fprintf(out, "%s,", name);
+}
+
+static void
+test_persistence_and_order(void **state)
+{
+	struct fixture *fx = *state;
+	char canon[NAME_MAX_LEN + 1];
+	char *names;
+	size_t len;
+	FILE *out;
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "carol", "c", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "Alice", "a", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "b", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "_x", "x", COST), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, "0day", "z", COST), IDENT_OK);
+	reopen(fx);
+
+	assert_int_equal(ident_count(fx->id), 4);
+	assert_int_equal(ident_verify(fx->id, "alice", "a", COST, canon), IDENT_OK);
+	assert_string_equal(canon, "Alice");
+	assert_int_equal(ident_verify(fx->id, "BOB", "b", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "carol", "b", COST, NULL), IDENT_BAD_PASSWORD);
+
+	out = open_memstream(&names, &len);
+	assert_non_null(out);
+	ident_foreach(fx->id, collect, out);
+	fclose(out);
+	assert_string_equal(names, "0day,Alice,bob,carol,");
+	free(names);
+}
+
+static void
+test_damaged_lines_skipped(void **state)
+{
+	struct fixture *fx = *state;
+	char good[PASSWORD_HASH_MAX], longhash[PASSWORD_HASH_MAX + 8];
+	char *text;
+
+	assert_int_equal(password_hash("pw", COST, good), 0);
+	memset(longhash, 'a', sizeof(longhash) - 1);
+	longhash[0] = '$';
+	longhash[sizeof(longhash) - 1] = '\0';
+	assert_int_equal(asprintf(&text,
+	    VERSION_LINE
+	    "alice:%s\n"		/* 2 */
+	    "no colon here\n"		/* 3 */
+	    "bad name:%s\n"		/* 4 */
+	    "carol:nodollar\n"		/* 5 */
+	    "dave:%s\n"			/* 6: hash too long */
+	    "ALICE:%s\n"		/* 7: duplicate */
+	    "\n"			/* 8 */
+	    "erin:\n"			/* 9 */
+	    "frank:%s\n",		/* 10 */
+	    good, good, longhash, good, good) > 0, 1);
+	write_file(fx->path, text);
+	free(text);
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_count(fx->id), 2);
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "frank", "pw", COST, NULL), IDENT_OK);
+	assert_false(ident_lookup(fx->id, "carol", NULL));
+	assert_false(ident_lookup(fx->id, "dave", NULL));
+	assert_false(ident_lookup(fx->id, "erin", NULL));
+	for (int line = 3; line <= 9; line++) {
+		char where[128];
+
+		snprintf(where, sizeof(where), "%s:%d: ", fx->path, line);
+		if (!log_contains(fx, where))
+			fail_msg("no warning for line %d", line);
+	}
+	assert_false(log_contains(fx, "ident:2:"));
+	assert_false(log_contains(fx, "ident:10:"));
+
+	/* The next write keeps the good entries and drops the damage. */
+	assert_int_equal(ident_delete(fx->id, "frank"), IDENT_OK);
+	reopen(fx);
+	assert_int_equal(ident_count(fx->id), 1);
+	assert_int_equal(ident_verify(fx->id, "ALICE", "pw", COST, NULL), IDENT_OK);
+}
+
+static void
+test_torn_last_line(void **state)
+{
+	struct fixture *fx = *state;
+	char good[PASSWORD_HASH_MAX];
+	char *text;
+
+	assert_int_equal(password_hash("pw", COST, good), 0);
+	assert_int_equal(asprintf(&text, VERSION_LINE "alice:%s\nbob:%s", good, good) > 0, 1);
+	write_file(fx->path, text);
+	free(text);
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_count(fx->id), 1);
+	assert_true(ident_lookup(fx->id, "alice", NULL));
+	assert_false(ident_lookup(fx->id, "bob", NULL));
+	assert_true(log_contains(fx, "ident:3: "));
+
+	assert_int_equal(ident_register(fx->id, "bob", "new", COST), IDENT_OK);
+	reopen(fx);
+	assert_int_equal(ident_count(fx->id), 2);
+	assert_int_equal(ident_verify(fx->id, "bob", "new", COST, NULL), IDENT_OK);
+}
+
+static void
+assert_refused(struct fixture *fx, const char *contents)
+{
+	char err[256] = "", want[256];
+
+	write_file(fx->path, contents);
+	assert_null(ident_open(fx->path, err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s: unknown format (expected 'chatd-ident 1')", fx->path);
+	assert_string_equal(err, want);
+}
+
+static void
+test_unknown_version_refused(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_refused(fx, "chatd-ident 2\nalice:$y$x\n");
+	assert_refused(fx, "alice:$y$x\n");
+	assert_refused(fx, "");
+	assert_refused(fx, "chatd-ident 1");
+	assert_refused(fx, "chatd-ident 1 \n");
+}
+
+static void
+test_unreadable_path_refused(void **state)
+{
+	struct fixture *fx = *state;
+	char err[256] = "";
+
+	assert_int_equal(mkdir(fx->tmp, 0700), 0);
+	assert_null(ident_open(fx->tmp, err, sizeof(err)));
+	assert_non_null(strstr(err, fx->tmp));
+}
+
+static void
+test_mode_0600(void **state)
+{
+	struct fixture *fx = *state;
+	mode_t old = umask(0);
+
+	write_file(fx->path, VERSION_LINE);
+	assert_int_equal(chmod(fx->path, 0644), 0);
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_mode_0600(fx->path);
+
+	/* A leftover temp file with a loose mode must not leak its mode. */
+	write_file(fx->tmp, "junk");
+	assert_int_equal(chmod(fx->tmp, 0666), 0);
+	assert_int_equal(ident_set_password(fx->id, "alice", "new", COST), IDENT_OK);
+	assert_mode_0600(fx->path);
+	assert_int_equal(access(fx->tmp, F_OK), -1);
+	umask(old);
+}
+
+/* Every kind of change fails and leaves both memory and file as they were. */
+static void
+assert_changes_fail(struct fixture *fx, const char *before)
+{
+	char *after;
+
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_IO_ERROR);
+	assert_int_equal(ident_set_password(fx->id, "alice", "new", COST), IDENT_IO_ERROR);
+	assert_int_equal(ident_delete(fx->id, "alice"), IDENT_IO_ERROR);
+	assert_int_equal(ident_clear(fx->id), IDENT_IO_ERROR);
+	/* A failed rehash still lets the user in. */
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST + 1, NULL), IDENT_OK);
+
+	assert_int_equal(ident_count(fx->id), 1);
+	assert_false(ident_lookup(fx->id, "bob", NULL));
+	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL), IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
+	after = read_file(fx->path);
+	assert_non_null(after);
+	assert_string_equal(after, before);
+	free(after);
+}
+
+static void
+test_failed_open_changes_nothing(void **state)
+{
+	struct fixture *fx = *state;
+	char *before;
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	before = read_file(fx->path);
+	assert_non_null(before);
+
+	/* Even root cannot open a directory for writing. */
+	assert_int_equal(mkdir(fx->tmp, 0700), 0);
+	assert_changes_fail(fx, before);
+	assert_int_equal(rmdir(fx->tmp), 0);
+	free(before);
+
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
+	reopen(fx);
+	assert_int_equal(ident_count(fx->id), 2);
+}
+
+static void
+test_failed_write_changes_nothing(void **state)
+{
+	struct fixture *fx = *state;
+	struct rlimit tiny;
+	char *before;
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	before = read_file(fx->path);
+	assert_non_null(before);
+
+	/* Even root cannot write past RLIMIT_FSIZE: the temp file's write fails. */
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &fx->fsize), 0);
+	tiny = fx->fsize;
+	tiny.rlim_cur = strlen(VERSION_LINE) / 2;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+	fx->fsize_limited = true;
+	assert_changes_fail(fx, before);
+	assert_int_equal(access(fx->tmp, F_OK), -1);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &fx->fsize), 0);
+	fx->fsize_limited = false;
+	signal(SIGXFSZ, SIG_DFL);
+	free(before);
+
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
+	reopen(fx);
+	assert_int_equal(ident_count(fx->id), 2);
+}
+
+static void
+test_big_store(void **state)
+{
+	struct fixture *fx = *state;
+	char hash[PASSWORD_HASH_MAX], canon[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
+	FILE *f;
+
+	assert_int_equal(password_hash("pw", COST, hash), 0);
+	f = fopen(fx->path, "w");
+	assert_non_null(f);
+	fputs(VERSION_LINE, f);
+	for (int i = 0; i < BIG_STORE; i++)
+		fprintf(f, "User%05d:%s\n", i, hash);
+	assert_int_equal(fclose(f), 0);
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_count(fx->id), BIG_STORE);
+	for (int i = 0; i < BIG_STORE; i += 7) {
+		snprintf(name, sizeof(name), "uSER%05d", i);
+		assert_true(ident_lookup(fx->id, name, canon));
+		snprintf(name, sizeof(name), "User%05d", i);
+		assert_string_equal(canon, name);
+	}
+	assert_false(ident_lookup(fx->id, "User10000", NULL));
+	assert_int_equal(ident_verify(fx->id, "user04242", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "Aardvark", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_delete(fx->id, "user00000"), IDENT_OK);
+	reopen(fx);
+	assert_int_equal(ident_count(fx->id), BIG_STORE);
+	assert_true(ident_lookup(fx->id, "aardvark", NULL));
+	assert_false(ident_lookup(fx->id, "User00000", NULL));
+}
+
+static void
+test_result_str(void **state)
+{
+	for (int r = IDENT_OK; r <= IDENT_INVALID; r++) {
+		assert_non_null(ident_result_str(r));
+		for (int s = IDENT_OK; s < r; s++)
+			assert_string_not_equal(ident_result_str(r), ident_result_str(s));
+	}
+}
+
+/* Concurrency: work done outside the lock meets changes made meanwhile. */
+
+struct slow_call {
+	struct ident *id;
+	const char *name, *password;
+	int cost;
+	enum ident_result r;
+};
+
+static void *
+verify_thread(void *arg)
+{
+	struct slow_call *c = arg;
+
+	c->r = ident_verify(c->id, c->name, c->password, c->cost, NULL);
+	return NULL;
+}
+
+static void *
+set_password_thread(void *arg)
+{
+	struct slow_call *c = arg;
+
+	c->r = ident_set_password(c->id, c->name, c->password, c->cost);
+	return NULL;
+}
+
+static void *
+register_one_thread(void *arg)
+{
+	struct slow_call *c = arg;
+
+	c->r = ident_register(c->id, c->name, c->password, c->cost);
+	return NULL;
+}
+
+/* Runs fn on c in a thread held inside crypt_r() while meanwhile() runs. */
+static void
+race_slow_call(void *(*fn)(void *), struct slow_call *c, void (*meanwhile)(struct ident *))
+{
+	pthread_t t;
+
+	probe_arm(c->password);
+	assert_int_equal(pthread_create(&t, NULL, fn, c), 0);
+	probe_await_inside(1);
+	meanwhile(c->id);
+	probe_disarm();
+	assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+static void
+change_alice_password(struct ident *id)
+{
+	assert_int_equal(ident_set_password(id, "alice", "new", COST), IDENT_OK);
+}
+
+static void
+test_rehash_loses_to_password_change(void **state)
+{
+	struct fixture *fx = *state;
+	struct slow_call c = { .name = "alice", .password = "old", .cost = COST + 1 };
+
+	fx->id = c.id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "old", COST), IDENT_OK);
+	race_slow_call(verify_thread, &c, change_alice_password);
+	assert_int_equal(c.r, IDENT_OK);
+
+	/* The rehash of the old password must not undo the change. */
+	reopen(fx);
+	assert_int_equal(ident_verify(fx->id, "alice", "old", COST, NULL), IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL), IDENT_OK);
+}
+
+static void
+reregister_alice(struct ident *id)
+{
+	assert_int_equal(ident_delete(id, "alice"), IDENT_OK);
+	assert_int_equal(ident_register(id, "Alice", "fresh", COST), IDENT_OK);
+}
+
+static void
+test_set_password_loses_to_reregistration(void **state)
+{
+	struct fixture *fx = *state;
+	struct slow_call c = { .name = "alice", .password = "stale", .cost = COST };
+
+	fx->id = c.id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "old", COST), IDENT_OK);
+	race_slow_call(set_password_thread, &c, reregister_alice);
+	assert_int_equal(c.r, IDENT_UNKNOWN);
+
+	reopen(fx);
+	assert_int_equal(ident_verify(fx->id, "alice", "stale", COST, NULL), IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "alice", "fresh", COST, NULL), IDENT_OK);
+}
+
+static void
+clear_store(struct ident *id)
+{
+	assert_int_equal(ident_clear(id), IDENT_OK);
+}
+
+static void
+test_registration_across_clear(void **state)
+{
+	struct fixture *fx = *state;
+	struct slow_call c = { .name = "bob", .password = "b", .cost = COST };
+
+	fx->id = c.id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "a", COST), IDENT_OK);
+	race_slow_call(register_one_thread, &c, clear_store);
+	assert_int_equal(c.r, IDENT_OK);
+
+	/* bob lands in the cleared store; alice does not come back. */
+	reopen(fx);
+	assert_int_equal(ident_count(fx->id), 1);
+	assert_false(ident_lookup(fx->id, "alice", NULL));
+	assert_int_equal(ident_verify(fx->id, "bob", "b", COST, NULL), IDENT_OK);
+}
+
+static void
+delete_alice(struct ident *id)
+{
+	assert_int_equal(ident_delete(id, "alice"), IDENT_OK);
+}
+
+static void
+test_rehash_does_not_resurrect(void **state)
+{
+	struct fixture *fx = *state;
+	struct slow_call c = { .name = "alice", .password = "pw", .cost = COST + 1 };
+
+	fx->id = c.id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	race_slow_call(verify_thread, &c, delete_alice);
+	assert_int_equal(c.r, IDENT_OK);
+	reopen(fx);
+	assert_int_equal(ident_count(fx->id), 0);
+}
+
+/* Concurrency: registrations racing with clears. */
+
+#define REG_THREADS 4
+#define REG_PER_THREAD 25
+#define REG_TOTAL (REG_THREADS * REG_PER_THREAD)
+#define CLEARS 4
+
+struct race {
+	struct fixture *fx;
+	atomic_int seq;		/* orders events across threads */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int registered;
+	int last_clear_start, last_clear_end;
+	struct {
+		char name[NAME_MAX_LEN + 1];
+		enum ident_result r;
+		int start, end;
+	} reg[REG_TOTAL];
+};
+
+static struct race race;
+
+static void *
+register_thread(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+
+	for (int i = 0; i < REG_PER_THREAD; i++) {
+		int k = t * REG_PER_THREAD + i;
+
+		snprintf(race.reg[k].name, sizeof(race.reg[k].name), "T%d-user%02d", t, i);
+		race.reg[k].start = atomic_fetch_add(&race.seq, 1);
+		race.reg[k].r = ident_register(race.fx->id, race.reg[k].name, "pw", COST);
+		race.reg[k].end = atomic_fetch_add(&race.seq, 1);
+		pthread_mutex_lock(&race.lock);
+		race.registered++;
+		pthread_cond_broadcast(&race.cond);
+		pthread_mutex_unlock(&race.lock);
+	}
+	return NULL;
+}
+
+/* What a reader sees at any moment is a whole, clean file. */
+static bool
+file_is_whole(const char *path)
+{
+	char *text = read_file(path);
+	const char *line, *end, *colon;
+	bool ok;
+
+	if (text == NULL)
+		return false;
+	ok = strncmp(text, VERSION_LINE, strlen(VERSION_LINE)) == 0;
+	for (line = text + strlen(VERSION_LINE); ok && *line != '\0'; line = end + 1) {
+		end = strchr(line, '\n');
+		colon = end == NULL ? NULL : memchr(line, ':', (size_t)(end - line));
+		ok = colon != NULL && colon[1] == '$';
+	}
+	free(text);
+	return ok;
+}
+
+static void *
+clear_thread(void *arg)
+{
+	char err[256];
+
+	for (int c = 1; c <= CLEARS; c++) {
+		struct ident *reader;
+
+		/* Spread the clears over the run, the last one well before its end. */
+		pthread_mutex_lock(&race.lock);
+		while (race.registered < c * REG_TOTAL / (CLEARS + 1))
+			pthread_cond_wait(&race.cond, &race.lock);
+		pthread_mutex_unlock(&race.lock);
+
+		race.last_clear_start = atomic_fetch_add(&race.seq, 1);
+		if (ident_clear(race.fx->id) != IDENT_OK)
+			return (void *)"clear failed";
+		race.last_clear_end = atomic_fetch_add(&race.seq, 1);
+
+		if (!file_is_whole(race.fx->path))
+			return (void *)"file not whole";
+		reader = ident_open(race.fx->path, err, sizeof(err));
+		if (reader == NULL)
+			return (void *)"file does not parse";
+		ident_close(reader);
+	}
+	return NULL;
+}
+
+static void
+test_register_races_clear(void **state)
+{
+	struct fixture *fx = *state;
+	pthread_t reg[REG_THREADS], clr;
+	void *failure;
+	size_t present = 0;
+
+	memset(&race, 0, sizeof(race));
+	race.fx = fx;
+	pthread_mutex_init(&race.lock, NULL);
+	pthread_cond_init(&race.cond, NULL);
+	fx->id = open_ok(fx);
+
+	assert_int_equal(pthread_create(&clr, NULL, clear_thread, NULL), 0);
+	for (int t = 0; t < REG_THREADS; t++)
+		assert_int_equal(pthread_create(&reg[t], NULL, register_thread, (void *)(intptr_t)t), 0);
+	for (int t = 0; t < REG_THREADS; t++)
+		assert_int_equal(pthread_join(reg[t], NULL), 0);
+	assert_int_equal(pthread_join(clr, &failure), 0);
+	if (failure != NULL)
+		fail_msg("%s", (const char *)failure);
+
+	assert_true(file_is_whole(fx->path));
+	reopen(fx);
+	for (int k = 0; k < REG_TOTAL; k++) {
+		bool in_file = ident_lookup(fx->id, race.reg[k].name, NULL);
+
+		assert_int_equal(race.reg[k].r, IDENT_OK);
+		if (race.reg[k].start > race.last_clear_end && !in_file)
+			fail_msg("%s registered after the last clear but lost", race.reg[k].name);
+		if (race.reg[k].end < race.last_clear_start && in_file)
+			fail_msg("%s registered before the last clear but back", race.reg[k].name);
+		present += in_file;
+	}
+	assert_int_equal(ident_count(fx->id), present);
+	assert_true(present > 0);
+	pthread_mutex_destroy(&race.lock);
+	pthread_cond_destroy(&race.cond);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_missing_file_is_empty_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_register_lookup_ignores_case, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rehash_on_cost_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_password, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clear, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_persistence_and_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_lines_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_last_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_version_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreadable_path_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mode_0600, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_open_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_write_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_store, setup, teardown),
+		cmocka_unit_test(test_result_str),
+		cmocka_unit_test_setup_teardown(test_rehash_loses_to_password_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_password_loses_to_reregistration, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_registration_across_clear, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rehash_does_not_resurrect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_register_races_clear, setup, teardown),
+	};
+	int rc;
+
+	if (password_gate_init(2) != 0)
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	password_gate_destroy();
+	return rc;
+}

@@ -1,1 +1,228 @@
-int main(void) { return 0; } /* placeholder until written */
+/*
+ * test_password.c - yescrypt hashing, rehash decisions and the gate.
+ *
+ * The gate test holds every caller inside crypt_r() (crypt_probe.h), so
+ * the count of callers in there at once is what the gate let in.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "crypt_probe.h"
+#include "password.h"
+
+#define GATE_THREADS 8
+#define GATE_SLOTS 2
+
+static int
+gate_setup(void **state)
+{
+	return password_gate_init(GATE_SLOTS);
+}
+
+static int
+gate_teardown(void **state)
+{
+	password_gate_destroy();
+	return 0;
+}
+
+static void
+test_round_trip(void **state)
+{
+	char h[PASSWORD_HASH_MAX];
+
+	assert_int_equal(password_hash("correct horse", 1, h), 0);
+	assert_true(strncmp(h, "$y$", 3) == 0);
+	assert_true(password_check("correct horse", h));
+}
+
+static void
+test_wrong_password(void **state)
+{
+	char h[PASSWORD_HASH_MAX];
+
+	assert_int_equal(password_hash("correct horse", 1, h), 0);
+	assert_false(password_check("correct horsE", h));
+	assert_false(password_check("correct hors", h));
+	assert_false(password_check("", h));
+}
+
+static void
+test_salt_is_fresh(void **state)
+{
+	char a[PASSWORD_HASH_MAX], b[PASSWORD_HASH_MAX];
+
+	assert_int_equal(password_hash("same", 1, a), 0);
+	assert_int_equal(password_hash("same", 1, b), 0);
+	assert_string_not_equal(a, b);
+	assert_true(password_check("same", a));
+	assert_true(password_check("same", b));
+}
+
+static void
+test_empty_password(void **state)
+{
+	char h[PASSWORD_HASH_MAX];
+
+	assert_int_equal(password_hash("", 1, h), 0);
+	assert_true(password_check("", h));
+	assert_false(password_check(" ", h));
+}
+
+static void
+test_length_limit(void **state)
+{
+	char pw[PASSWORD_MAX_LEN + 2];
+	char h[PASSWORD_HASH_MAX];
+
+	memset(pw, 'x', PASSWORD_MAX_LEN);
+	pw[PASSWORD_MAX_LEN] = '\0';
+	assert_int_equal(password_hash(pw, 1, h), 0);
+	assert_true(password_check(pw, h));
+
+	pw[PASSWORD_MAX_LEN] = 'x';
+	pw[PASSWORD_MAX_LEN + 1] = '\0';
+	errno = 0;
+	assert_int_equal(password_hash(pw, 1, h), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_false(password_check(pw, h));
+}
+
+static void
+test_bad_cost(void **state)
+{
+	char h[PASSWORD_HASH_MAX];
+
+	errno = 0;
+	assert_int_equal(password_hash("pw", 0, h), -1);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(password_hash("pw", 12, h), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(password_hash(NULL, 1, h), -1);
+}
+
+static void
+test_bad_hashes_never_match(void **state)
+{
+	assert_false(password_check("pw", ""));
+	assert_false(password_check("pw", NULL));
+	assert_false(password_check("pw", "*0"));
+	assert_false(password_check("pw", "$y$"));
+	assert_false(password_check("pw", "$y$j75$garbage"));
+	assert_false(password_check("pw", "!locked"));
+}
+
+static void
+test_needs_rehash_cost_change(void **state)
+{
+	char h[PASSWORD_HASH_MAX];
+
+	assert_int_equal(password_hash("pw", 1, h), 0);
+	assert_false(password_needs_rehash(h, 1));
+	assert_true(password_needs_rehash(h, 2));
+	assert_true(password_needs_rehash(h, 5));
+
+	assert_int_equal(password_hash("pw", 3, h), 0);
+	assert_false(password_needs_rehash(h, 3));
+	assert_true(password_needs_rehash(h, 1));
+}
+
+static void
+test_needs_rehash_other_schemes(void **state)
+{
+	char sha512[] = "$6$abc$MtSdWSZbhct2oe.SOqOUM2M/GA/uj5.vyVtJgRHgKi9uqXuWuJqOYE7H"
+			"/YlsYGVg/YYzDV0xt3fEIwYt580.5.";
+
+	/* A hash from another scheme still verifies, but must be upgraded. */
+	assert_true(password_check("pw", sha512));
+	assert_true(password_needs_rehash(sha512, 1));
+	assert_true(password_needs_rehash("", 1));
+	assert_true(password_needs_rehash("$y$", 1));
+	assert_true(password_needs_rehash("$y$j75", 1));
+	assert_true(password_needs_rehash(NULL, 1));
+	assert_true(password_needs_rehash("$y$j75$salt$hash", 0));
+}
+
+static void
+test_gate_init_errors(void **state)
+{
+	errno = 0;
+	assert_int_equal(password_gate_init(1), -1);
+	assert_int_equal(errno, EBUSY);
+	password_gate_destroy();
+
+	errno = 0;
+	assert_int_equal(password_gate_init(-1), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(password_gate_init(0), 0);
+	password_gate_destroy();
+	password_gate_destroy();	/* twice is harmless */
+	assert_int_equal(password_gate_init(GATE_SLOTS), 0);
+}
+
+static void *
+hash_thread(void *arg)
+{
+	return (void *)(intptr_t)password_hash("pw", 1, arg);
+}
+
+static void
+test_gate_bounds_concurrency(void **state)
+{
+	/* One crypt_r() call a thread, so any GATE_SLOTS of them can be inside. */
+	const int calls = GATE_THREADS;
+	char hashes[GATE_THREADS][PASSWORD_HASH_MAX];
+	pthread_t t[GATE_THREADS];
+	int done;
+
+	probe_arm(NULL);
+
+	for (int i = 0; i < GATE_THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, hash_thread, hashes[i]), 0);
+
+	/* Let callers out one at a time, each once the gate is full again. */
+	while ((done = probe_done()) < calls) {
+		int left = calls - done;
+
+		probe_await_inside(left < GATE_SLOTS ? left : GATE_SLOTS);
+		probe_release_one();
+	}
+	probe_disarm();
+
+	for (int i = 0; i < GATE_THREADS; i++) {
+		void *rc;
+
+		assert_int_equal(pthread_join(t[i], &rc), 0);
+		assert_int_equal((intptr_t)rc, 0);
+		assert_true(password_check("pw", hashes[i]));
+	}
+	assert_int_equal(probe_max_inside(), GATE_SLOTS);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_wrong_password),
+		cmocka_unit_test(test_salt_is_fresh),
+		cmocka_unit_test(test_empty_password),
+		cmocka_unit_test(test_length_limit),
+		cmocka_unit_test(test_bad_cost),
+		cmocka_unit_test(test_bad_hashes_never_match),
+		cmocka_unit_test(test_needs_rehash_cost_change),
+		cmocka_unit_test(test_needs_rehash_other_schemes),
+		cmocka_unit_test(test_gate_init_errors),
+		cmocka_unit_test(test_gate_bounds_concurrency),
+	};
+
+	return cmocka_run_group_tests(tests, gate_setup, gate_teardown);
+}
