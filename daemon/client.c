@@ -238,6 +238,19 @@ is_command(const char *line)
 	return line[0] == '/' && line[1] != '/';
 }
 
+/* Moves everything the room has for c into its output; -1 when c must go. */
+static int
+collect(struct client *c, struct session_state *st)
+{
+	int rc;
+
+	do
+		rc = room_collect(c->srv->room, c, settings_get()->send_queue_limit, &st->why,
+				  st->text, sizeof(st->text));
+	while (rc > 0);
+	return rc;
+}
+
 /* One request line: returns 0 to go on, -1 when the session ends. */
 static int
 handle_request(struct client *c, struct session_state *st, char *line, size_t len)
@@ -249,6 +262,12 @@ handle_request(struct client *c, struct session_state *st, char *line, size_t le
 	if (!is_command(line))
 		return post_message(c, line, len) < 0 ? -1 : 0;
 
+	/*
+	 * Deliver everything that happened before the command first: a reply
+	 * (say, to /ping) then tells the client it has seen all of that.
+	 */
+	if (collect(c, st) < 0)
+		return -1;
 	switch (command_run(c, line, st->text, sizeof(st->text))) {
 	case COMMAND_DONE:
 		return 0;
@@ -361,14 +380,8 @@ wait_for_work(struct client *c, struct session_state *st)
 static void
 serve(struct client *c, struct session_state *st)
 {
-	const struct settings *s;
-
 	for (;;) {
-		if (handle_input(c, st) < 0)
-			return;
-		s = settings_get();
-		if (room_collect(c->srv->room, c, s->send_queue_limit, &st->why, st->text,
-				 sizeof(st->text)) < 0)
+		if (handle_input(c, st) < 0 || collect(c, st) < 0)
 			return;
 		if (outq_flush(&c->out, c->fd) < 0) {
 			st->why = PART_LOST;

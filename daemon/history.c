@@ -1,1 +1,937 @@
-/* history.c: not written yet */
+/*
+ * history.c - the room's history file, its group commit (the commit
+ * thread), compaction, and the ring of newest messages kept in memory.
+ *
+ * Offsets into the file, from the end backwards:
+ *
+ *	good_off	end of the last successful write: where the next
+ *			append lands (the file is O_APPEND and cut back here
+ *			whenever a write fails)
+ *	durable_off	end of what the last fdatasync() covered
+ *
+ * In durable mode (sync_ms == 0) the bytes before durable_off never change
+ * again: a failed sync only cuts back to it.  In relaxed mode messages are
+ * published once written, so it is good_off that nothing cuts back past.
+ * Compaction copies those settled bytes without holding the lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "history.h"
+#include "log.h"
+#include "names.h"
+#include "timefmt.h"
+#include "utf8.h"
+
+#define HEADER		"chatd-history 1\n"
+#define HEADER_LEN	((int64_t)sizeof(HEADER) - 1)
+#define ID_MAX_DIGITS	19		/* below 2^64: the next id cannot wrap */
+#define DAMAGED_SHOWN	10		/* damaged lines named one by one at load */
+#define WARN_INTERVAL_MS 10000		/* write/sync failures: one warning per */
+#define COMPACT_RETRY_MS 60000
+#define COPY_CHUNK	(1 << 20)
+
+struct entry_vec {
+	struct history_entry *e;
+	size_t n, cap;
+};
+
+/* The newest messages, oldest first from head; ids strictly increase. */
+struct ring {
+	struct history_entry *e;
+	size_t cap, head, n;
+};
+
+struct history {
+	char *path;
+	char *tmp_path;
+	size_t memory;
+	int64_t max_size;
+	int sync_ms;
+	struct history_io io;
+	history_publish_fn publish;
+	void *ctx;
+
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;		/* the commit thread waits here */
+	bool stopping;
+
+	int fd;
+	int64_t good_off;
+	int64_t durable_off;
+	bool tail_dirty;		/* a cut back failed: bytes past good_off */
+	uint64_t next_id;
+	uint64_t last_id;		/* the newest id published as stored */
+	struct entry_vec queue;		/* appended, waiting for the next sync */
+	struct entry_vec batch;		/* being synced by the commit thread */
+	struct ring ring;
+
+	int64_t compact_after_size;	/* after a failed compaction: retry when */
+	int64_t compact_after_ms;	/* the file reaches this, or at this time */
+
+	int64_t warn_quiet_until;
+	unsigned long warn_suppressed;
+
+	uint64_t appended, failed, compactions;
+};
+
+static ssize_t libc_write(int fd, const void *buf, size_t len)
+{
+	return write(fd, buf, len);
+}
+
+static int libc_fdatasync(int fd)
+{
+	return fdatasync(fd);
+}
+
+static const struct history_io libc_io = { libc_write, libc_fdatasync };
+
+/*
+ * A disk that is full stays full for a while: one warning per interval,
+ * with the count of those held back, instead of one per refused message.
+ */
+static void warn_io(struct history *h, const char *what, int err)
+{
+	int64_t now = time_mono_ms();
+
+	if (now < h->warn_quiet_until) {
+		h->warn_suppressed++;
+		return;
+	}
+	if (h->warn_suppressed)
+		log_warning("%s: %s: %s (and %lu more since the last warning)",
+			    h->path, what, strerror(err), h->warn_suppressed);
+	else
+		log_warning("%s: %s: %s", h->path, what, strerror(err));
+	h->warn_quiet_until = now + WARN_INTERVAL_MS;
+	h->warn_suppressed = 0;
+}
+
+/*
+ * A short write to a regular file means the disk (or a size limit) is
+ * full: retrying would only fail or tear the line further.
+ */
+static bool write_whole(struct history *h, int fd, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = h->io.write(fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0 && (size_t)n < len)
+		errno = ENOSPC;
+	return n >= 0 && (size_t)n == len;
+}
+
+/* Until the cut succeeds, every append retries it: nothing may follow a torn line. */
+static bool cut_back(struct history *h, int64_t off)
+{
+	if (ftruncate(h->fd, off) == 0) {
+		h->tail_dirty = false;
+		return true;
+	}
+	h->tail_dirty = true;
+	warn_io(h, "cannot cut the file back", errno);
+	return false;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, rc, err;
+
+	if (!copy)
+		return -1;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(copy);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	err = errno;
+	close(fd);
+	errno = err;
+	return rc;
+}
+
+static struct history_entry *ring_at(const struct ring *r, size_t i)
+{
+	return &r->e[(r->head + i) % r->cap];
+}
+
+/* Takes over e's reference; the oldest message falls out when full. */
+static void ring_push(struct ring *r, struct history_entry e)
+{
+	if (r->n < r->cap) {
+		*ring_at(r, r->n++) = e;
+		return;
+	}
+	line_unref(r->e[r->head].body);
+	r->e[r->head] = e;
+	r->head = (r->head + 1) % r->cap;
+}
+
+/* How many messages in the ring have an id <= id. */
+static size_t ring_rank(const struct ring *r, uint64_t id)
+{
+	size_t lo = 0, hi = r->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ring_at(r, mid)->id <= id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static size_t ring_copy(const struct ring *r, size_t from, size_t to, struct history_entry *out)
+{
+	for (size_t i = from; i < to; i++) {
+		out[i - from] = *ring_at(r, i);
+		line_ref(out[i - from].body);
+	}
+	return to - from;
+}
+
+/*
+ * Hands entries to the publish callback, then moves the stored ones into
+ * the ring: after the callback, because a ring smaller than the batch
+ * would otherwise free bodies the callback is still lent.
+ */
+static void publish_entries(struct history *h, struct history_entry *e, size_t n)
+{
+	if (n == 0)
+		return;
+	h->publish(h->ctx, e, n);
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].failed) {
+			h->failed++;
+			continue;
+		}
+		h->appended++;
+		h->last_id = e[i].id;
+		ring_push(&h->ring, e[i]);
+	}
+}
+
+static void refuse(struct history_entry *e)
+{
+	line_unref(e->body);
+	e->body = NULL;
+	e->id = 0;
+	e->failed = true;
+}
+
+static void refuse_all(struct entry_vec *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		refuse(&v->e[i]);
+}
+
+/* Reserved before writing, so a message that was written is always queued. */
+static bool vec_reserve(struct entry_vec *v)
+{
+	size_t cap;
+	struct history_entry *e;
+
+	if (v->n < v->cap)
+		return true;
+	cap = v->cap ? 2 * v->cap : 64;
+	e = realloc(v->e, cap * sizeof(*e));
+	if (!e)
+		return false;
+	v->e = e;
+	v->cap = cap;
+	return true;
+}
+
+static struct line *format_body(uint64_t id, const char *name, const char *text, size_t text_len)
+{
+	char ts[TIME_RFC3339_LEN + 1];
+	char head[ID_MAX_DIGITS + 1 + TIME_RFC3339_LEN + 1 + NAME_MAX_LEN + 2];
+	struct line *l;
+	int n;
+
+	time_format_ms(ts, time_now_ms());
+	n = snprintf(head, sizeof(head), "%" PRIu64 " %s %s ", id, ts, name);
+	if (n < 0 || (size_t)n >= sizeof(head)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	l = line_new((size_t)n + text_len + 1);
+	if (!l)
+		return NULL;
+	memcpy(l->data, head, (size_t)n);
+	memcpy(l->data + n, text, text_len);
+	l->data[(size_t)n + text_len] = '\n';
+	return l;
+}
+
+static bool store_body(struct history *h, const struct line *body)
+{
+	int err;
+
+	if (h->tail_dirty && !cut_back(h, h->good_off))
+		return false;
+	if (write_whole(h, h->fd, body->data, body->len))
+		return true;
+	err = errno;
+	warn_io(h, "write failed, message refused", err);
+	cut_back(h, h->good_off);
+	return false;
+}
+
+int history_append(struct history *h, uint64_t sender, const char *name,
+		   const char *text, size_t text_len)
+{
+	struct history_entry e = { .sender = sender };
+	int err;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->sync_ms == 0 && !vec_reserve(&h->queue)) {
+		err = ENOMEM;
+		goto fail;
+	}
+	e.id = h->next_id;
+	e.body = format_body(e.id, name, text, text_len);
+	if (!e.body) {
+		err = errno;
+		goto fail;
+	}
+	if (store_body(h, e.body)) {
+		h->next_id++;
+		h->good_off += e.body->len;
+	} else {
+		refuse(&e);
+	}
+	if (h->sync_ms) {
+		publish_entries(h, &e, 1);
+	} else {
+		h->queue.e[h->queue.n++] = e;
+		pthread_cond_signal(&h->wake);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+fail:
+	pthread_mutex_unlock(&h->lock);
+	errno = err;
+	return -1;
+}
+
+/* Called and returns with the lock held; appends go on meanwhile: the group commit. */
+static int sync_unlocked(struct history *h, int fd, int *err)
+{
+	int rc;
+
+	pthread_mutex_unlock(&h->lock);
+	rc = h->io.fdatasync(fd);
+	*err = errno;
+	pthread_mutex_lock(&h->lock);
+	return rc;
+}
+
+/*
+ * Nothing written after durable_off may be published any more once a sync
+ * has failed (the kernel may have dropped those pages), so every message
+ * not yet durable is refused, in order, and its id given out again.
+ */
+static void refuse_undurable(struct history *h)
+{
+	refuse_all(&h->batch);
+	refuse_all(&h->queue);
+	cut_back(h, h->durable_off);
+	h->good_off = h->durable_off;
+	h->next_id = h->last_id + 1;
+	publish_entries(h, h->batch.e, h->batch.n);
+	publish_entries(h, h->queue.e, h->queue.n);
+	h->queue.n = 0;
+}
+
+static void commit_queue(struct history *h)
+{
+	struct entry_vec taken = h->queue;
+	int64_t off = h->good_off;
+	int rc = 0, err = 0;
+
+	if (taken.n == 0)
+		return;
+	h->queue = h->batch;
+	h->batch = taken;
+	/* A batch of refusals only has nothing new to sync. */
+	if (off != h->durable_off)
+		rc = sync_unlocked(h, h->fd, &err);
+	if (rc == 0) {
+		h->durable_off = off;
+		publish_entries(h, h->batch.e, h->batch.n);
+	} else {
+		warn_io(h, "fdatasync failed, unsynced messages refused", err);
+		refuse_undurable(h);
+	}
+	h->batch.n = 0;
+}
+
+static void sync_written(struct history *h)
+{
+	int64_t off = h->good_off;
+	int err;
+
+	if (off == h->durable_off)
+		return;
+	if (sync_unlocked(h, h->fd, &err) == 0)
+		h->durable_off = off;
+	else
+		warn_io(h, "fdatasync failed", err);
+}
+
+/* The end of the bytes that no failure will cut back any more. */
+static int64_t settled_end(const struct history *h)
+{
+	return h->sync_ms ? h->good_off : h->durable_off;
+}
+
+/*
+ * Measured on the settled bytes: a burst of appends not yet synced gives
+ * compaction nothing it may cut yet.
+ */
+static bool compaction_due(const struct history *h)
+{
+	int64_t end = settled_end(h);
+
+	if (end <= h->max_size)
+		return false;
+	return end >= h->compact_after_size || time_mono_ms() >= h->compact_after_ms;
+}
+
+/*
+ * The old file stays; retrying at once would only fail again, so wait for
+ * the file to grow some more or for some time to pass.  Without a line to
+ * cut at (quiet) there was nothing to gain: not worth a warning.
+ */
+static void compaction_failed(struct history *h, int err, bool quiet)
+{
+	if (!quiet)
+		log_warning("%s: compaction failed, keeping the whole file: %s",
+			    h->tmp_path, strerror(err));
+	h->compact_after_size = settled_end(h) + h->max_size / 4;
+	h->compact_after_ms = time_mono_ms() + COMPACT_RETRY_MS;
+}
+
+/*
+ * Where the compacted file starts: the first line beginning at or after
+ * end - max_size / 2, and never the last line's end, so the newest id
+ * survives for the sequence to continue after a restart.  HEADER_LEN when
+ * there is no such line (nothing to gain) or it cannot be read.
+ */
+static int64_t find_cut(int fd, int64_t end, int64_t max_size, char *buf)
+{
+	int64_t pos = end - max_size / 2 - 1;
+
+	if (pos < HEADER_LEN)
+		return HEADER_LEN;
+	while (pos < end - 1) {
+		size_t want = (size_t)(end - 1 - pos < COPY_CHUNK ? end - 1 - pos : COPY_CHUNK);
+		ssize_t n = pread(fd, buf, want, pos);
+		const char *nl;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return HEADER_LEN;
+		nl = memchr(buf, '\n', (size_t)n);
+		if (nl)
+			return pos + (nl - buf) + 1;
+		pos += n;
+	}
+	return HEADER_LEN;
+}
+
+static bool copy_range(struct history *h, int from, int64_t start, int64_t end, int to, char *buf)
+{
+	while (start < end) {
+		size_t want = (size_t)(end - start < COPY_CHUNK ? end - start : COPY_CHUNK);
+		ssize_t n = pread(from, buf, want, start);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			errno = EIO;
+		if (n <= 0 || !write_whole(h, to, buf, (size_t)n))
+			return false;
+		start += n;
+	}
+	return true;
+}
+
+/* Header and [cut, end) into a new temp file, synced; its fd or -1. */
+static int write_compacted(struct history *h, int fd, int64_t cut, int64_t end, char *buf)
+{
+	int tmp = open(h->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+		       0600);
+	int err;
+
+	if (tmp < 0)
+		return -1;
+	if (write_whole(h, tmp, HEADER, HEADER_LEN) && copy_range(h, fd, cut, end, tmp, buf) &&
+	    h->io.fdatasync(tmp) == 0)
+		return tmp;
+	err = errno;
+	close(tmp);
+	unlink(h->tmp_path);
+	errno = err;
+	return -1;
+}
+
+/* Under the lock: the appends made meanwhile, then the temp file replaces the old one. */
+static bool finish_compacted(struct history *h, int tmp, int64_t end, char *buf)
+{
+	int err;
+
+	if (copy_range(h, h->fd, end, h->good_off, tmp, buf) && h->io.fdatasync(tmp) == 0 &&
+	    rename(h->tmp_path, h->path) == 0)
+		return true;
+	err = errno;
+	close(tmp);
+	unlink(h->tmp_path);
+	errno = err;
+	return false;
+}
+
+static void switch_to_compacted(struct history *h, int tmp, int64_t cut)
+{
+	int64_t shift = cut - HEADER_LEN;
+	int64_t old_size = h->good_off;
+
+	if (fsync_dir_of(h->path) < 0)
+		log_warning("%s: cannot sync its directory after compaction: %s",
+			    h->path, strerror(errno));
+	close(h->fd);
+	h->fd = tmp;
+	h->tail_dirty = false;
+	h->good_off -= shift;
+	/*
+	 * The temp file was synced whole, but in durable mode the queued
+	 * messages are not published yet: a failed sync must still refuse them.
+	 */
+	h->durable_off = h->sync_ms ? h->good_off : h->durable_off - shift;
+	h->compact_after_size = 0;
+	h->compact_after_ms = 0;
+	h->compactions++;
+	log_info("%s: compacted from %" PRId64 " to %" PRId64 " bytes", h->path, old_size,
+		 h->good_off);
+}
+
+/*
+ * Called with the lock held, by the commit thread only: it alone changes
+ * h->fd, so it may read the old file unlocked while appends go on.
+ */
+static void compact(struct history *h)
+{
+	int64_t end = settled_end(h);
+	int fd = h->fd;
+	char *buf;
+	int64_t cut = HEADER_LEN;
+	int tmp = -1, err = ENOMEM;
+
+	pthread_mutex_unlock(&h->lock);
+	buf = malloc(COPY_CHUNK);
+	if (buf)
+		cut = find_cut(fd, end, h->max_size, buf);
+	if (cut > HEADER_LEN) {
+		tmp = write_compacted(h, fd, cut, end, buf);
+		err = errno;
+	}
+	pthread_mutex_lock(&h->lock);
+	if (tmp >= 0 && finish_compacted(h, tmp, end, buf))
+		switch_to_compacted(h, tmp, cut);
+	else
+		compaction_failed(h, tmp >= 0 ? errno : err, buf && cut == HEADER_LEN);
+	free(buf);
+}
+
+/* Returns whether history_close() asked the thread to stop. */
+static bool wait_for_work(struct history *h)
+{
+	struct timespec deadline;
+
+	if (h->sync_ms == 0) {
+		while (h->queue.n == 0 && !h->stopping)
+			pthread_cond_wait(&h->wake, &h->lock);
+		return h->stopping;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += h->sync_ms / 1000;
+	deadline.tv_nsec += (long)(h->sync_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	while (!h->stopping && pthread_cond_timedwait(&h->wake, &h->lock, &deadline) != ETIMEDOUT)
+		;
+	return h->stopping;
+}
+
+static void *commit_thread(void *arg)
+{
+	struct history *h = arg;
+
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		bool stopping = wait_for_work(h);
+
+		if (h->sync_ms)
+			sync_written(h);
+		else
+			commit_queue(h);
+		if (stopping && h->queue.n == 0)
+			break;
+		if (compaction_due(h))
+			compact(h);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+/* --- loading --- */
+
+/* Where a valid line is in the mapped file. */
+struct slot {
+	size_t off, len;
+	uint64_t id;
+};
+
+struct loader {
+	const char *path;
+	const char *data;
+	size_t size;
+	struct slot *slots;	/* the newest valid lines: slots[i % cap] */
+	size_t cap;
+	size_t valid;
+	uint64_t last_id;
+	size_t end;		/* end of the last complete line */
+	size_t lineno;
+	size_t damaged;
+};
+
+/* "ID TIME NAME TEXT" (without its '\n'), ID above after. */
+static bool parse_message(const char *p, size_t len, uint64_t after, uint64_t *id)
+{
+	const char *end = p + len, *q = p, *sp;
+	uint64_t v = 0;
+	int64_t ms;
+
+	if (q == end || *q < '1' || *q > '9')
+		return false;
+	for (; q < end && *q >= '0' && *q <= '9'; q++) {
+		if (q - p == ID_MAX_DIGITS)
+			return false;
+		v = v * 10 + (uint64_t)(*q - '0');
+	}
+	if (v <= after || q == end || *q++ != ' ')
+		return false;
+	if (end - q < TIME_RFC3339_LEN + 1 || q[TIME_RFC3339_LEN] != ' ' ||
+	    !time_parse_ms(q, TIME_RFC3339_LEN, &ms))
+		return false;
+	q += TIME_RFC3339_LEN + 1;
+	sp = memchr(q, ' ', (size_t)(end - q));
+	if (!sp || !name_valid(q, (size_t)(sp - q)))
+		return false;
+	q = sp + 1;
+	if (q == end || text_check(q, (size_t)(end - q)) != TEXT_OK)
+		return false;
+	*id = v;
+	return true;
+}
+
+static void note_damaged(struct loader *ld)
+{
+	if (ld->damaged++ < DAMAGED_SHOWN)
+		log_warning("%s:%zu: damaged history line skipped", ld->path, ld->lineno);
+}
+
+static void scan_messages(struct loader *ld)
+{
+	const char *p = ld->data + HEADER_LEN, *end = ld->data + ld->size;
+	const char *nl;
+	uint64_t id;
+
+	ld->lineno = 1;
+	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+		ld->lineno++;
+		if (parse_message(p, (size_t)(nl - p), ld->last_id, &id)) {
+			ld->slots[ld->valid++ % ld->cap] =
+				(struct slot){ (size_t)(p - ld->data), (size_t)(nl + 1 - p), id };
+			ld->last_id = id;
+		} else {
+			note_damaged(ld);
+		}
+		p = nl + 1;
+	}
+	ld->end = (size_t)(p - ld->data);
+	if (ld->damaged > DAMAGED_SHOWN)
+		log_warning("%s: %zu damaged history lines skipped in all", ld->path, ld->damaged);
+}
+
+static bool fill_ring(struct history *h, const struct loader *ld)
+{
+	size_t first = ld->valid > ld->cap ? ld->valid - ld->cap : 0;
+
+	for (size_t i = first; i < ld->valid; i++) {
+		const struct slot *s = &ld->slots[i % ld->cap];
+		struct line *l = line_new(s->len);
+
+		if (!l)
+			return false;
+		memcpy(l->data, ld->data + s->off, s->len);
+		ring_push(&h->ring, (struct history_entry){ .id = s->id, .body = l });
+	}
+	return true;
+}
+
+/* An empty file is one whose creation was cut short: it gets its header. */
+static int init_empty(struct history *h)
+{
+	if (!write_whole(h, h->fd, HEADER, HEADER_LEN) || h->io.fdatasync(h->fd) < 0 ||
+	    fsync_dir_of(h->path) < 0)
+		return -1;
+	h->good_off = h->durable_off = HEADER_LEN;
+	return 0;
+}
+
+static int load_messages(struct history *h, size_t size, char *err, size_t errlen)
+{
+	struct loader ld = { .path = h->path, .size = size, .cap = h->memory };
+	void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, h->fd, 0);
+	int rc = -1;
+
+	if (map == MAP_FAILED) {
+		snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
+		return -1;
+	}
+	ld.data = map;
+	madvise(map, size, MADV_SEQUENTIAL);
+	if (memcmp(ld.data, HEADER, HEADER_LEN) != 0) {
+		snprintf(err, errlen, "%s: unknown format (expected 'chatd-history 1')", h->path);
+		goto out;
+	}
+	ld.slots = calloc(ld.cap, sizeof(*ld.slots));
+	if (!ld.slots) {
+		snprintf(err, errlen, "%s: out of memory", h->path);
+		goto out;
+	}
+	scan_messages(&ld);
+	if (!fill_ring(h, &ld)) {
+		snprintf(err, errlen, "%s: out of memory", h->path);
+		goto out;
+	}
+	h->last_id = ld.last_id;
+	h->good_off = h->durable_off = (int64_t)ld.end;
+	if (ld.end < size) {
+		log_warning("%s:%zu: torn last line cut off", h->path, ld.lineno + 1);
+		cut_back(h, h->good_off);
+	}
+	rc = 0;
+out:
+	free(ld.slots);
+	munmap(map, size);
+	return rc;
+}
+
+static int load_file(struct history *h, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(h->fd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", h->path);
+		return -1;
+	}
+	if (st.st_size == 0) {
+		if (init_empty(h) == 0)
+			return 0;
+		snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
+		return -1;
+	}
+	if (st.st_size < HEADER_LEN || (uint64_t)st.st_size > SIZE_MAX) {
+		snprintf(err, errlen, "%s: unknown format (expected 'chatd-history 1')", h->path);
+		return -1;
+	}
+	return load_messages(h, (size_t)st.st_size, err, errlen);
+}
+
+static bool config_valid(const struct history_config *cfg, char *err, size_t errlen)
+{
+	const char *why = NULL;
+
+	if (!cfg->path || !*cfg->path)
+		why = "no history file given";
+	else if (cfg->memory < 1)
+		why = "history memory must be at least 1";
+	else if (cfg->max_size <= HEADER_LEN)
+		why = "history max size is too small";
+	else if (cfg->sync_ms < 0)
+		why = "history sync interval must not be negative";
+	if (why)
+		snprintf(err, errlen, "%s", why);
+	return !why;
+}
+
+static void history_free(struct history *h)
+{
+	for (size_t i = 0; i < h->ring.n; i++)
+		line_unref(ring_at(&h->ring, i)->body);
+	if (h->fd >= 0)
+		close(h->fd);
+	pthread_cond_destroy(&h->wake);
+	pthread_mutex_destroy(&h->lock);
+	free(h->ring.e);
+	free(h->queue.e);
+	free(h->batch.e);
+	free(h->tmp_path);
+	free(h->path);
+	free(h);
+}
+
+static int init_sync(struct history *h)
+{
+	pthread_condattr_t attr;
+	int rc;
+
+	if (pthread_condattr_init(&attr) != 0)
+		return -1;
+	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(&h->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	if (rc != 0)
+		return -1;
+	if (pthread_mutex_init(&h->lock, NULL) != 0) {
+		pthread_cond_destroy(&h->wake);
+		return -1;
+	}
+	return 0;
+}
+
+struct history *history_open(const struct history_config *cfg, history_publish_fn publish,
+			     void *ctx, char *err, size_t errlen)
+{
+	struct history *h;
+	int rc;
+
+	if (!config_valid(cfg, err, errlen))
+		return NULL;
+	h = calloc(1, sizeof(*h));
+	if (!h || init_sync(h) < 0) {
+		free(h);
+		snprintf(err, errlen, "%s: out of memory", cfg->path);
+		return NULL;
+	}
+	h->fd = -1;
+	h->memory = cfg->memory;
+	h->max_size = cfg->max_size;
+	h->sync_ms = cfg->sync_ms;
+	h->io = cfg->io ? *cfg->io : libc_io;
+	h->publish = publish;
+	h->ctx = ctx;
+	h->path = strdup(cfg->path);
+	if (h->path && asprintf(&h->tmp_path, "%s.tmp", cfg->path) < 0)
+		h->tmp_path = NULL;
+	h->ring.cap = cfg->memory;
+	h->ring.e = calloc(cfg->memory, sizeof(*h->ring.e));
+	if (!h->path || !h->tmp_path || !h->ring.e) {
+		snprintf(err, errlen, "%s: out of memory", cfg->path);
+		goto fail;
+	}
+	h->fd = open(h->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (h->fd < 0) {
+		snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
+		goto fail;
+	}
+	if (load_file(h, err, errlen) < 0)
+		goto fail;
+	h->next_id = h->last_id + 1;
+	rc = pthread_create(&h->thread, NULL, commit_thread, h);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: cannot start the commit thread: %s", h->path, strerror(rc));
+		goto fail;
+	}
+	return h;
+fail:
+	history_free(h);
+	return NULL;
+}
+
+size_t history_recent(struct history *h, size_t max, uint64_t max_id,
+		      struct history_entry *out)
+{
+	size_t end, n;
+
+	pthread_mutex_lock(&h->lock);
+	end = ring_rank(&h->ring, max_id);
+	n = ring_copy(&h->ring, end > max ? end - max : 0, end, out);
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+size_t history_since(struct history *h, uint64_t after_id, size_t max,
+		     struct history_entry *out, uint64_t *first_held)
+{
+	size_t start, n;
+
+	pthread_mutex_lock(&h->lock);
+	start = ring_rank(&h->ring, after_id);
+	n = ring_copy(&h->ring, start, h->ring.n - start > max ? start + max : h->ring.n, out);
+	*first_held = h->ring.n ? ring_at(&h->ring, 0)->id : 0;
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+void history_get_stats(struct history *h, struct history_stats *st)
+{
+	pthread_mutex_lock(&h->lock);
+	*st = (struct history_stats){
+		.last_id = h->last_id,
+		.appended = h->appended,
+		.failed = h->failed,
+		.in_memory = h->ring.n,
+		.file_size = h->good_off,
+		.compactions = h->compactions,
+	};
+	pthread_mutex_unlock(&h->lock);
+}
+
+void history_entries_release(struct history_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		line_unref(e[i].body);
+		e[i].body = NULL;
+	}
+}
+
+void history_close(struct history *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->stopping = true;
+	pthread_cond_signal(&h->wake);
+	pthread_mutex_unlock(&h->lock);
+	pthread_join(h->thread, NULL);
+	history_free(h);
+}

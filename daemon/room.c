@@ -4,10 +4,10 @@
  * The ring holds the last ring_cap room events.  Slot i (a position that
  * only grows) lives at ring[i & (ring_cap - 1)].  Each member's cursor is
  * the next position it has to deliver; head is the next position to fill.
- * A member whose cursor falls ring_cap behind head, or whose undelivered
- * bytes pass its send queue limit, has overflowed.  ring_cap is sized from
- * the send queue limit and the shortest possible event line, so a member
- * within its limit can never be overrun by the ring.
+ * A member whose cursor falls more than ring_cap behind head, or whose
+ * collected but unwritten bytes pass its send queue limit, has overflowed.
+ * ring_cap is sized from the send queue limit and the shortest possible
+ * event line, so a member that keeps collecting is never overrun.
  *
  * Everything below is guarded by r->lock; see room.h for the lock order.
  */
@@ -43,7 +43,6 @@ struct ring_slot {
 	enum slot_kind kind;
 	uint64_t sender;	/* session id; 0 for none */
 	struct line *body;	/* SLOT_MSG: "ID TIME NAME TEXT\n"; SLOT_EVENT: the line */
-	uint64_t end_bytes;	/* ring bytes up to and including this slot */
 };
 
 struct room {
@@ -59,7 +58,6 @@ struct room {
 	struct ring_slot *ring;
 	uint64_t ring_cap;		/* a power of two */
 	uint64_t head;
-	uint64_t head_bytes;
 	uint64_t last_msg_id;		/* newest stored message in the ring */
 
 	struct client *sleepers;	/* doubly linked through room.sleep_* */
@@ -181,8 +179,7 @@ room_unlock_and_wake(struct room *r)
 /* ---- the ring ---- */
 
 static void
-ring_push_locked(struct room *r, enum slot_kind kind, uint64_t sender, struct line *body,
-		 size_t wire_bytes)
+ring_push_locked(struct room *r, enum slot_kind kind, uint64_t sender, struct line *body)
 {
 	struct ring_slot *s = &r->ring[r->head & (r->ring_cap - 1)];
 
@@ -190,8 +187,6 @@ ring_push_locked(struct room *r, enum slot_kind kind, uint64_t sender, struct li
 	s->kind = kind;
 	s->sender = sender;
 	s->body = body;
-	r->head_bytes += wire_bytes;
-	s->end_bytes = r->head_bytes;
 	r->head++;
 }
 
@@ -203,7 +198,15 @@ ring_push_event_locked(struct room *r, struct line *l, uint64_t except)
 		log_warning("room: out of memory, an event was not sent");
 		return;
 	}
-	ring_push_locked(r, SLOT_EVENT, except, l, l->len);
+	ring_push_locked(r, SLOT_EVENT, except, l);
+}
+
+void
+room_set_last_msg_id(struct room *r, uint64_t id)
+{
+	pthread_mutex_lock(&r->lock);
+	r->last_msg_id = id;
+	pthread_mutex_unlock(&r->lock);
 }
 
 void
@@ -214,11 +217,10 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 	pthread_mutex_lock(&r->lock);
 	for (size_t i = 0; i < n; i++) {
 		if (e[i].failed) {
-			ring_push_locked(r, SLOT_FAILED, e[i].sender, NULL, 0);
+			ring_push_locked(r, SLOT_FAILED, e[i].sender, NULL);
 			continue;
 		}
-		ring_push_locked(r, SLOT_MSG, e[i].sender, line_ref(e[i].body),
-				 sizeof(tag_msg) - 1 + e[i].body->len);
+		ring_push_locked(r, SLOT_MSG, e[i].sender, line_ref(e[i].body));
 		r->last_msg_id = e[i].id;
 	}
 	room_unlock_and_wake(r);
@@ -402,7 +404,6 @@ room_join(struct room *r, struct client *c, uint64_t *last_msg_id, struct line *
 		return -1;
 	}
 	c->room.cursor = r->head;
-	c->room.cursor_bytes = r->head_bytes;
 	*last_msg_id = r->last_msg_id;
 	if (notices_wanted_locked(r))
 		ring_push_event_locked(r, event_line("JOIN", c->name, "joined"), c->id);
@@ -619,19 +620,24 @@ deliver_slot(struct client *c, const struct ring_slot *s)
 	return 0;
 }
 
+/*
+ * Overflow: the member is further behind than the ring reaches, or what
+ * waits for its socket passed its send queue limit.  Its own messages in
+ * the ring do not count: they only come back to it as a short OK.
+ */
 static bool
 overflowed_locked(struct room *r, struct client *c, int64_t limit)
 {
-	uint64_t behind = r->head - c->room.cursor;
-	uint64_t bytes = r->head_bytes - c->room.cursor_bytes + c->out.bytes + c->room.inbox.bytes;
-
-	return behind > r->ring_cap || bytes > (uint64_t)limit;
+	return r->head - c->room.cursor > r->ring_cap ||
+	       c->out.bytes + c->room.inbox.bytes > (uint64_t)limit;
 }
 
 int
 room_collect(struct room *r, struct client *c, int64_t limit, enum part_reason *why,
 	     char *text, size_t textlen)
 {
+	uint64_t n = 0;
+
 	pthread_mutex_lock(&r->lock);
 	if (c->room.evicted) {
 		*why = c->room.evict_reason;
@@ -643,32 +649,28 @@ room_collect(struct room *r, struct client *c, int64_t limit, enum part_reason *
 		snprintf(text, textlen, "%s", part_reason_text(PART_SHUTDOWN));
 		goto leave;
 	}
+	if (inbox_drain_locked(c) < 0)
+		goto nomem;
+	if (c->room.member && r->head - c->room.cursor <= r->ring_cap) {
+		n = r->head - c->room.cursor;
+		if (n > COLLECT_BATCH)
+			n = COLLECT_BATCH;
+		for (uint64_t i = 0; i < n; i++) {
+			const struct ring_slot *s = &r->ring[(c->room.cursor + i) & (r->ring_cap - 1)];
+
+			if (deliver_slot(c, s) < 0)
+				goto nomem;
+		}
+		c->room.cursor += n;
+	}
 	if (overflowed_locked(r, c, limit)) {
 		*why = PART_OVERFLOW;
 		snprintf(text, textlen, "%s", part_reason_text(PART_OVERFLOW));
 		goto leave;
 	}
-	if (inbox_drain_locked(c) < 0)
-		goto nomem;
-	if (!c->room.member) {
-		pthread_mutex_unlock(&r->lock);
-		return 0;
-	}
-	uint64_t n = r->head - c->room.cursor;
-	if (n > COLLECT_BATCH)
-		n = COLLECT_BATCH;
-	for (uint64_t i = 0; i < n; i++) {
-		const struct ring_slot *s = &r->ring[(c->room.cursor + i) & (r->ring_cap - 1)];
-
-		if (deliver_slot(c, s) < 0)
-			goto nomem;
-	}
-	if (n > 0) {
-		c->room.cursor += n;
-		c->room.cursor_bytes = r->ring[(c->room.cursor - 1) & (r->ring_cap - 1)].end_bytes;
-	}
+	bool more = c->room.member && c->room.cursor != r->head;
 	pthread_mutex_unlock(&r->lock);
-	return 0;
+	return more;
 
 nomem:
 	*why = PART_OVERFLOW;

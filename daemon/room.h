@@ -57,10 +57,10 @@ void room_leave(struct room *r, struct client *c, enum part_reason why, const ch
 bool room_evict(struct room *r, const char *name, enum part_reason why, const char *text);
 
 /*
- * Copy what c has not received yet into its outq (at most a batch).
- * Returns 0, or -1 when c must go: *why says why (evicted, overflow,
- * shutdown) and text the BYE text.  Counts c's own messages coming back as
- * acknowledgements off c->unacked.
+ * Copy what c has not received yet into its outq, at most a batch.
+ * Returns 1 if more is waiting, 0 when c is caught up, or -1 when c must
+ * go: *why says why (evicted, overflow, shutdown) and text the BYE text.
+ * c's own messages come back as acknowledgements and count off c->unacked.
  */
 int room_collect(struct room *r, struct client *c, int64_t send_queue_limit,
 		 enum part_reason *why, char *text, size_t textlen);
@@ -70,6 +70,9 @@ int room_collect(struct room *r, struct client *c, int64_t send_queue_limit,
  * it through wake_fd, and return true; false if there is work to collect.
  */
 bool room_sleep(struct room *r, struct client *c);
+
+/* The newest stored message when chatd starts (the history read from disk). */
+void room_set_last_msg_id(struct room *r, uint64_t id);
 
 /* The history's publish callback (history.h): stored messages enter the ring. */
 void room_publish_history(void *room, const struct history_entry *entries, size_t n);

@@ -212,6 +212,7 @@ static int
 open_stores(struct server *srv, const struct settings *s)
 {
 	char err[1024];
+	struct history_stats st;
 	struct history_config hc = {
 		.path = s->history_file,
 		.memory = (size_t)s->history_memory,
@@ -236,6 +237,8 @@ open_stores(struct server *srv, const struct settings *s)
 		fail("%s", err);
 		return -1;
 	}
+	history_get_stats(srv->history, &st);
+	room_set_last_msg_id(srv->room, st.last_id);
 	return 0;
 }
 

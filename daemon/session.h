@@ -51,7 +51,6 @@ struct client {
 		struct client *prev, *next;	/* every connection (room.c: conns) */
 		bool member;			/* listed in the room (logged in) */
 		uint64_t cursor;		/* next fan-out ring position to deliver */
-		uint64_t cursor_bytes;		/* ring bytes before cursor */
 		bool sleeping;			/* on the sleepers list */
 		struct client *sleep_prev, *sleep_next;
 		bool evicted;			/* taken out of the room by someone else */

@@ -1,0 +1,308 @@
+"""
+conftest.py - starts the real chatd for the end-to-end tests.
+
+Each test gets its own temporary directory with a config file, a state
+directory and chatd's stderr.  The fixtures wait for chatd's "listening"
+line rather than sleeping, and always stop every chatd a test started:
+SIGTERM first (so a sanitizer build gets to report leaks), SIGKILL if that
+does not work.  A daemon that died on its own, hung on SIGTERM, exited
+non-zero or printed a sanitizer report fails the test at teardown.
+"""
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from chatproto import Client, deadline_in, scaled
+
+# Absolute: chatd runs in each test's own directory.
+CHATD_BIN = os.path.abspath(os.environ.get("CHATD_BIN", "/work/main/build-e/chatd"))
+SANITIZE = os.environ.get("CHATD_SANITIZE", "")
+LISTENING_RE = re.compile(r"chatd: listening on (\S.*)\Z")
+ADDRESS_RE = re.compile(r"(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d+)\Z")
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error:", "WARNING: ThreadSanitizer")
+STOP_TIMEOUT = 5.0
+
+
+def free_port():
+    """A port nobody listens on right now (chatd's port_tries covers a race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def format_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    raise TypeError(f"no libconfig form for {value!r}")
+
+
+def config_text(settings):
+    """libconfig text, one setting a line (tests count on the line numbers)."""
+    return "".join(f"{name} = {format_value(value)};\n" for name, value in settings.items())
+
+
+def sanitizer_report(text):
+    return next((marker for marker in SANITIZER_REPORTS if marker in text), None)
+
+
+def parse_listening(line):
+    """[(host, port)] from "chatd: listening on A:P, [B]:P"."""
+    m = LISTENING_RE.match(line)
+    if not m:
+        raise AssertionError(f"unexpected first line from chatd: {line!r}")
+    addresses = []
+    for item in re.split(r",\s*", m.group(1).strip()):
+        a = ADDRESS_RE.match(item)
+        if not a:
+            raise AssertionError(f"bad address {item!r} in {line!r}")
+        addresses.append((a.group(1) or a.group(2), int(a.group(3))))
+    return addresses
+
+
+class Chatd:
+    """One chatd process and its files."""
+
+    def __init__(self, workdir, settings):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.settings = dict(settings)
+        self.config_path = self.workdir / "chatd.conf"
+        self.stderr_path = self.workdir / "stderr"
+        self.proc = None
+        self.stopped = False
+        self.clients = []
+        self.starts = 0
+
+    # --- files ---
+
+    @property
+    def state_dir(self):
+        return Path(self.settings["state_dir"])
+
+    def path(self, setting, default_name):
+        return Path(self.settings.get(setting, self.state_dir / default_name))
+
+    @property
+    def history_path(self):
+        return self.path("history_file", "history")
+
+    @property
+    def ident_path(self):
+        return self.path("ident_file", "ident")
+
+    @property
+    def log_path(self):
+        return self.path("log_file", "chatd.log")
+
+    def log_text(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stderr_text(self):
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def write_config(self, text=None):
+        self.config_path.write_text(config_text(self.settings) if text is None else text)
+
+    # --- process ---
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout=10.0):
+        """Starts chatd and waits for its listening line; sets self.port."""
+        self.write_config()
+        self.starts += 1
+        with open(self.stderr_path, "a") as err:
+            self.proc = subprocess.Popen([CHATD_BIN, "-c", str(self.config_path)],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=err, bufsize=0, cwd=self.workdir)
+        self.stopped = False
+        line = self._first_line(timeout)
+        self.addresses = parse_listening(line)
+        self.port = self.addresses[0][1]
+        return self
+
+    def _first_line(self, timeout):
+        out = b""
+        deadline = deadline_in(timeout)
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in out:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise AssertionError(f"chatd printed no listening line in time; "
+                                     f"stdout {out!r}, stderr:\n{self.stderr_text()}")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                rc = self.proc.wait()
+                self.stopped = True
+                raise AssertionError(f"chatd exited with {rc} before listening; "
+                                     f"stdout {out!r}, stderr:\n{self.stderr_text()}")
+            out += chunk
+        return out.split(b"\n", 1)[0].decode("utf-8", "replace")
+
+    def send_signal(self, sig):
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            self.stopped = True     # its exit is the test's business now
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=STOP_TIMEOUT):
+        """Exit code once chatd exits; AssertionError if it takes longer than timeout."""
+        self.stopped = True
+        try:
+            return self.proc.wait(scaled(timeout))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"chatd did not exit within {scaled(timeout)} s") from None
+        finally:
+            self.proc.stdout.close()
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Stops chatd with sig; returns its exit code."""
+        self.send_signal(sig)
+        return self.wait(timeout)
+
+    def restart(self, **overrides):
+        """Stops chatd (it must exit 0) and starts it again with settings changed."""
+        rc = self.stop()
+        assert rc == 0, f"chatd exited with {rc} on SIGTERM; stderr:\n{self.stderr_text()}"
+        self.settings["port"] = self.port
+        self.settings.update(overrides)
+        return self.start()
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+        self.stopped = True
+
+    def run_expecting_exit(self, *args, write_config=True, timeout=10.0):
+        """Runs chatd ARGS -c CONFIG to its end: (exit code, stdout, stderr)."""
+        if write_config:
+            self.write_config()
+        proc = subprocess.Popen([CHATD_BIN, *args, "-c", str(self.config_path)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=self.workdir)
+        try:
+            out, err = proc.communicate(timeout=scaled(timeout))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"chatd {' '.join(args)} did not exit; stdout {out!r}, "
+                                 f"stderr {err!r}") from None
+        err = err.decode("utf-8", "replace")
+        report = sanitizer_report(err)
+        assert report is None, f"sanitizer report ({report}):\n{err}"
+        return proc.returncode, out.decode("utf-8", "replace"), err
+
+    # --- clients ---
+
+    def connect(self, label="client", **kwargs):
+        client = Client(label, max_line=self.settings.get("max_line", 4096))
+        self.clients.append(client)
+        return client.connect(self.port, **kwargs)
+
+    def login(self, name, password=None, **kwargs):
+        """A logged-in client; the password defaults to one derived from the name."""
+        client = self.connect(name)
+        client.hist = client.login(name, password or f"pw-{name.lower()}", **kwargs)
+        return client
+
+    # --- teardown ---
+
+    def cleanup(self):
+        """Stops chatd if still running; returns a list of problems seen."""
+        for client in self.clients:
+            client.close()
+        problems = []
+        if self.proc is not None and not self.stopped:
+            rc = self.proc.poll()
+            if rc is not None:
+                problems.append(f"chatd exited by itself with code {rc}")
+            else:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    rc = self.proc.wait(scaled(STOP_TIMEOUT))
+                except subprocess.TimeoutExpired:
+                    self.kill()
+                    problems.append("chatd did not exit on SIGTERM at teardown")
+                else:
+                    if rc != 0:
+                        problems.append(f"chatd exited with {rc} on SIGTERM at teardown")
+        if self.proc is not None:
+            self.kill()
+            self.proc.stdout.close()
+        report = sanitizer_report(self.stderr_text())
+        if report:
+            problems.append(f"sanitizer report ({report}) in {self.stderr_path}")
+        if problems:
+            problems.append("stderr:\n" + self.stderr_text()[-4000:])
+        return problems
+
+
+def base_settings(state_dir, overrides):
+    settings = {
+        "listen": ["127.0.0.1"],
+        "port": free_port(),
+        "state_dir": str(state_dir),
+        "hash_cost": 1,
+        "login_fail_delay_ms": 50,
+    }
+    if SANITIZE:
+        settings["stack_size"] = 1048576
+    settings.update(overrides)
+    return settings
+
+
+@pytest.fixture
+def chatd_factory(tmp_path):
+    """make(start=True, **settings) -> Chatd; every one made is stopped at teardown."""
+    made = []
+
+    def make(start=True, **overrides):
+        workdir = tmp_path / f"chatd{len(made)}"
+        state_dir = workdir / "state"
+        state_dir.mkdir(parents=True)
+        daemon = Chatd(workdir, base_settings(state_dir, overrides))
+        made.append(daemon)
+        return daemon.start() if start else daemon
+
+    yield make
+    problems = []
+    for daemon in made:
+        problems += daemon.cleanup()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def chatd(chatd_factory):
+    """A running chatd with the default test settings."""
+    return chatd_factory()
+
+
+def pytest_sessionstart(session):
+    if not os.access(CHATD_BIN, os.X_OK):
+        raise pytest.UsageError(f"chatd binary {CHATD_BIN} not found; build it or set CHATD_BIN")

@@ -1,0 +1,176 @@
+"""
+test_chat.py - the room: messages between users, joins and departures,
+and the commands of a logged-in session.
+"""
+
+import pytest
+
+
+def messages_from(client, name):
+    return [line for line in client.live if line.tag == "MSG" and line[2] == name]
+
+
+def test_three_clients_chat(chatd):
+    """The lab demo: everyone sees everyone else's messages, nobody their own."""
+    names = ["ann", "ben", "cat"]
+    clients = {name: chatd.login(name) for name in names}
+    sent = {}
+    for round_no in range(3):
+        for name, client in clients.items():
+            text = f"round {round_no} from {name}"
+            sent[client.say(text)] = (name, text)
+    for client in clients.values():
+        client.sync()
+
+    for name, client in clients.items():
+        got = {line.id: (line[2], line[3]) for line in client.live if line.tag == "MSG"}
+        want = {i: m for i, m in sent.items() if m[0] != name}
+        assert got == want, f"{name} got {client.live!r}"
+        # In id order, as they were sent.
+        ids = [line.id for line in client.live if line.tag == "MSG"]
+        assert ids == sorted(ids)
+    assert sorted(sent) == list(range(min(sent), min(sent) + len(sent))), "ids skip"
+
+
+def test_join_seen_by_others(chatd):
+    first = chatd.login("first")
+    second = chatd.login("second")
+    assert second.users[0] == "2" and second.users[3].split() == ["first", "second"]
+    join = first.wait_for("JOIN")
+    assert join[1] == "second"
+    second.sync()
+    assert second.live_of("JOIN") == [], "a user sees its own JOIN"
+
+
+@pytest.mark.parametrize("how", ["reset", "close"])
+def test_client_vanishes_others_keep_chatting(chatd, how):
+    a = chatd.login("stay1")
+    b = chatd.login("stay2")
+    gone = chatd.login("gone")
+    a.wait_for("JOIN", lambda l: l[1] == "gone")
+    b.wait_for("JOIN", lambda l: l[1] == "gone")
+    if how == "reset":
+        gone.abort()
+    else:
+        gone.close()
+    for client in (a, b):
+        part = client.wait_for("PART", lambda l: l[1] == "gone")
+        assert part[2] == "lost", part
+    msg_id = a.say("still here?")
+    got = b.wait_for("MSG", lambda l: l[2] == "stay1")
+    assert (got.id, got[3]) == (msg_id, "still here?")
+    reply_id = b.say("yes")
+    assert a.wait_for("MSG", lambda l: l[2] == "stay2").id == reply_id
+    data, final = a.request("/who")
+    assert data[0][3].split() == ["stay1", "stay2"]
+
+
+def test_quit_with_reason(chatd):
+    leaver = chatd.login("leaver")
+    watcher = chatd.login("watcher")
+    leaver.wait_for("JOIN")
+    data, bye = leaver.request("/quit lunch break")
+    assert data == [] and bye.raw == "BYE quit lunch break", bye
+    assert leaver.read_until_closed() == []
+    part = watcher.wait_for("PART", lambda l: l[1] == "leaver")
+    assert part[2:] == ["quit", "lunch break"], part
+
+
+def test_private_message(chatd):
+    a = chatd.login("priva")
+    b = chatd.login("privb")
+    c = chatd.login("privc")
+    data, final = a.request("/msg privb meet me at 5")
+    assert data == [] and final.tag == "OK" and final[0] == "-", final
+    assert final[1] == "sent to privb"
+    priv = b.wait_for("PRIV")
+    assert priv[1:] == ["priva", "privb", "meet me at 5"], priv
+
+    # c gets nothing: a room message sent after it arrives first.
+    marker = a.say("room marker")
+    c.wait_for("MSG", lambda l: l.id == marker)
+    c.sync()
+    assert c.live_of("PRIV") == []
+    a.sync()
+    assert a.live_of("PRIV") == [], "sender got its own PRIV"
+
+    # Private messages have no id and are not history.
+    data, _ = b.request("/history")
+    assert [h[3] for h in data] == ["room marker"]
+    assert b"meet me at 5" not in chatd.history_path.read_bytes()
+
+
+def test_private_message_to_offline_user(chatd):
+    a = chatd.login("lonely")
+    chatd.login("wasthere").close()
+    data, final = a.request("/msg nobody hello?")
+    assert data == [] and final.tag == "ERR" and final[0] == "404", final
+    data, final = a.request("/msg wasthere hello?")
+    assert final.tag == "ERR" and final[0] == "404", final
+
+
+def test_double_slash_sends_slash(chatd):
+    a = chatd.login("slasher")
+    b = chatd.login("reader")
+    msg_id = a.say("//x")
+    got = b.wait_for("MSG")
+    assert (got.id, got[2], got[3]) == (msg_id, "slasher", "/x")
+
+
+def test_unknown_command(chatd):
+    a = chatd.login("curious")
+    data, final = a.request("/frobnicate now")
+    assert data == [] and final.tag == "ERR" and final[0] == "400", final
+    a.sync()
+
+
+def test_ping(chatd):
+    a = chatd.login("pinger")
+    data, final = a.request("/ping are you there")
+    assert [d.raw for d in data] == ["PONG are you there"]
+    assert final.tag == "OK" and final[0] == "-"
+
+
+def test_ping_without_text(chatd):
+    a = chatd.login("pinger")
+    data, final = a.request("/ping")
+    assert len(data) == 1 and data[0].tag == "PONG" and data[0][0] == ""
+    assert final.tag == "OK"
+
+
+def test_help(chatd):
+    a = chatd.login("helpme")
+    data, final = a.request("/help")
+    assert final.tag == "OK" and final[0] == "-", final
+    assert data and all(d.tag == "HELP" for d in data), data
+    text = "\n".join(d[0] for d in data)
+    for command in ("/who", "/msg", "/history", "/passwd", "/ping", "/quit", "/help"):
+        assert command in text, f"{command} missing from /help"
+
+
+def test_who_lists_everyone_sorted(chatd):
+    clients = [chatd.login(name) for name in ("carol", "Bob", "alice")]
+    data, final = clients[0].request("/who")
+    assert final.tag == "OK" and final[0] == "-", final
+    assert len(data) == 1 and data[0].tag == "USERS"
+    assert data[0][:3] == ["3", "1", "1"]
+    assert data[0][3].split() == ["alice", "Bob", "carol"]
+    assert clients[2].users[3].split() == ["alice", "Bob", "carol"]
+
+
+def test_crlf_line_end(chatd):
+    a = chatd.login("crlf")
+    b = chatd.login("lf")
+    a.send_raw(b"with cr\r\n")
+    _, ok = a.collect_reply()
+    assert ok.tag == "OK", ok
+    assert b.wait_for("MSG")[3] == "with cr"
+
+
+def test_utf8_text_passes_unchanged(chatd):
+    a = chatd.login("intl")
+    b = chatd.login("reader")
+    text = "héllo wörld — ✓ 日本語 😀"
+    msg_id = a.say(text)
+    got = b.wait_for("MSG")
+    assert (got.id, got[3]) == (msg_id, text)

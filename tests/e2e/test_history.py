@@ -1,0 +1,127 @@
+"""
+test_history.py - replay at login, /history, ids across reconnects and
+restarts, and the history file on disk.
+"""
+
+import re
+
+HISTORY_LINE = re.compile(r"(\d+) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (\S+) (.*)\Z")
+
+
+def read_history_file(path):
+    """[(id, name, text)] from the history file, checking its format."""
+    lines = path.read_bytes().decode("utf-8").split("\n")
+    assert lines[0] == "chatd-history 1", lines[:2]
+    assert lines[-1] == "", "history file does not end in a newline"
+    entries = []
+    for line in lines[1:-1]:
+        m = HISTORY_LINE.match(line)
+        assert m, f"bad history line {line!r}"
+        entries.append((int(m.group(1)), m.group(3), m.group(4)))
+    return entries
+
+
+def assert_consecutive(ids):
+    assert ids == list(range(ids[0], ids[0] + len(ids))), ids
+
+
+def test_replay_after_reconnect(chatd):
+    a = chatd.login("writer")
+    b = chatd.login("other")
+    ids = [a.say(f"a{i}") for i in range(5)]
+    a.close()
+    ids += [b.say(f"b{i}") for i in range(2)]
+
+    a = chatd.login("writer")
+    assert [(h.id, h[2], h[3]) for h in a.hist] == list(zip(
+        ids, ["writer"] * 5 + ["other"] * 2, [f"a{i}" for i in range(5)] + ["b0", "b1"]))
+    assert_consecutive(ids)
+
+    live_id = b.say("after the replay")
+    assert live_id == ids[-1] + 1
+    assert a.wait_for("MSG").id == live_id
+
+
+def test_replay_is_limited_to_history_replay(chatd_factory):
+    d = chatd_factory(history_replay=5)
+    a = d.login("writer")
+    ids = [a.say(f"m{i}") for i in range(12)]
+    b = d.login("late")
+    assert [h.id for h in b.hist] == ids[-5:]
+
+
+def test_no_gap_between_replay_and_live(chatd):
+    """A user logging in during a flood sees every id exactly once, in order."""
+    flooder = chatd.login("flooder")
+    count = 1500
+    # The acknowledgements (about 20 KiB) wait in the flooder's socket
+    # buffers while "late" logs in mid-flood.
+    flooder.send_raw(b"".join(f"flood {i}\n".encode() for i in range(count)))
+    late = chatd.login("late")
+    acks = [flooder.collect_reply(timeout=30)[1] for _ in range(count)]
+    assert all(ack.tag == "OK" for ack in acks), [a for a in acks if a.tag != "OK"][:3]
+    assert_consecutive([ack.id for ack in acks])
+    last_acked = acks[-1].id
+    late.wait_for("MSG", lambda l: l.id == last_acked, timeout=30)
+
+    seen = [h.id for h in late.hist] + [m.id for m in late.live if m.tag == "MSG"]
+    seen.append(last_acked)
+    assert len(late.hist) <= 20
+    assert_consecutive(seen)
+
+
+def test_history_after_restart(chatd):
+    a = chatd.login("keeper", "pw")
+    ids = [a.say(f"before restart {i}") for i in range(4)]
+    chatd.restart()
+
+    a = chatd.login("keeper", "pw", expect_pass="known")
+    assert [(h.id, h[3]) for h in a.hist] == [(i, f"before restart {n}")
+                                              for n, i in enumerate(ids)]
+    b = chatd.login("newcomer")
+    new_id = b.say("after restart")
+    assert new_id == ids[-1] + 1, (ids, new_id)
+    assert a.wait_for("MSG").id == new_id
+
+    entries = read_history_file(chatd.history_path)
+    assert entries == [(i, "keeper", f"before restart {n}") for n, i in enumerate(ids)] + [
+        (new_id, "newcomer", "after restart")]
+
+
+def test_history_command_last_n(chatd):
+    a = chatd.login("histo")
+    ids = [a.say(f"msg {i}") for i in range(25)]
+    data, final = a.request("/history 3")
+    assert [(h.tag, h.id, h[3]) for h in data] == [("HIST", i, f"msg {n + 22}")
+                                                   for n, i in enumerate(ids[-3:])]
+    assert final.raw.startswith("OK - 3 messages"), final
+
+    data, final = a.request("/history")
+    assert [h.id for h in data] == ids[-20:]
+    assert final.raw.startswith("OK - 20 messages"), final
+
+
+def test_history_command_since(chatd):
+    a = chatd.login("histo")
+    ids = [a.say(f"msg {i}") for i in range(6)]
+    data, final = a.request(f"/history since {ids[2]}")
+    assert [h.id for h in data] == ids[3:]
+    assert final.tag == "OK", final
+    data, final = a.request(f"/history since {ids[-1]}")
+    assert data == [] and final.tag == "OK", (data, final)
+
+
+def test_history_since_beyond_memory(chatd_factory):
+    d = chatd_factory(history_memory=10, history_replay=5)
+    a = d.login("histo")
+    ids = [a.say(f"msg {i}") for i in range(15)]
+    data, final = a.request(f"/history since {ids[0]}")
+    assert [h.id for h in data] == ids[-10:]
+    assert final.tag == "OK" and str(ids[-10]) in final[1], final
+
+
+def test_history_bad_arguments(chatd):
+    a = chatd.login("histo")
+    for bad in ("/history lots", "/history since", "/history since x", "/history -3"):
+        data, final = a.request(bad)
+        assert data == [] and final.tag == "ERR" and final[0] == "400", (bad, final)

@@ -1,0 +1,190 @@
+"""
+test_lifecycle.py - the daemon's life: signals, ports, the state lock,
+the log file and the files it keeps.
+"""
+
+import re
+import signal
+import socket
+import stat
+import time
+
+import pytest
+
+from chatproto import deadline_in, scaled
+
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+                      r"(?i:error|warning|notice|info|debug) \S")
+
+
+def wait_until(condition, what, timeout=5):
+    deadline = deadline_in(timeout)
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_shutdown_with_clients(chatd, sig):
+    a = chatd.login("alpha")
+    b = chatd.login("beta")
+    lurker = chatd.connect("lurker")
+    lurker.expect_hello()
+    last = a.say("last words")
+    b.wait_for("MSG")
+
+    started = time.monotonic()
+    chatd.send_signal(sig)
+    for client in (a, b, lurker):
+        lines = client.read_until_closed()
+        assert lines and lines[-1].tag == "BYE" and lines[-1][0] == "shutdown", \
+            f"{client.label}: {lines!r}"
+    assert chatd.wait(timeout=5) == 0
+    assert time.monotonic() - started < scaled(5)
+
+    history = chatd.history_path.read_text()
+    assert re.search(rf"^{last} \S+ alpha last words$", history, re.M), history
+
+
+def test_restart_keeps_users(chatd):
+    chatd.login("persist", "secret1").close()
+    chatd.restart()
+    c = chatd.connect("persist")
+    c.login("persist", "secret1", expect_pass="known")
+
+
+def hold_port_pair():
+    """A socket listening on 127.0.0.1:P while P+1 is free; returns (socket, P)."""
+    for _ in range(50):
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            probe.bind(("127.0.0.1", port + 1))
+        except OSError:
+            holder.close()
+            continue
+        finally:
+            probe.close()
+        holder.listen()
+        return holder, port
+    pytest.fail("no pair of free ports found")
+
+
+def test_busy_port_falls_back_to_next(chatd_factory):
+    holder, port = hold_port_pair()
+    with holder:
+        d = chatd_factory(port=port)
+        assert d.port == port + 1, d.addresses
+        d.login("moved")
+
+
+def test_busy_port_without_tries_fails(chatd_factory):
+    holder, port = hold_port_pair()
+    with holder:
+        d = chatd_factory(start=False, port=port, port_tries=0)
+        rc, out, err = d.run_expecting_exit()
+        assert rc == 1, (rc, out, err)
+        assert "listening" not in out
+        assert err.startswith("chatd: ") and str(port) in err, err
+
+
+def test_second_chatd_on_same_state_dir_refused(chatd_factory):
+    first = chatd_factory()
+    second = chatd_factory(start=False, state_dir=str(first.state_dir))
+    rc, out, err = second.run_expecting_exit()
+    assert rc == 1, (rc, out, err)
+    assert "in use by another chatd" in err, err
+    assert "listening" not in out
+    # The first one is untouched.
+    first.login("still")
+
+
+def test_log_lines_and_secrecy(chatd_factory):
+    d = chatd_factory(log_level="debug")
+    password = "Sup3r-S3cret-pw"
+    a = d.login("alice", password)
+    wrong = d.connect("wrong")
+    wrong.expect_hello()
+    wrong.send_line("alice")
+    wrong.expect("PASS", "known")
+    wrong.send_line("Wr0ng-Guess-pw")
+    wrong.expect("ERR", "401")
+    wrong.close()
+    b = d.login("bob")
+    a.say("chat-text-marker-7431")
+    b.wait_for("MSG")
+    a.close()
+    b.wait_for("PART")
+
+    log = d.log_text()
+    lines = log.splitlines()
+    assert lines, "nothing logged"
+    bad = [line for line in lines if not LOG_LINE.match(line)]
+    assert not bad, bad[:5]
+    assert "alice" in log and "127.0.0.1" in log, "logins and connections are not logged"
+    for secret in (password, "Wr0ng-Guess-pw", "pw-bob", "chat-text-marker-7431"):
+        assert secret not in log, f"{secret!r} in the log"
+
+    ident = d.ident_path
+    assert stat.S_IMODE(ident.stat().st_mode) == 0o600
+    text = ident.read_text()
+    assert password not in text and "pw-bob" not in text
+    lines = text.splitlines()
+    assert lines[0] == "chatd-ident 1"
+    users = dict(line.split(":", 1) for line in lines[1:])
+    assert sorted(users) == ["alice", "bob"]
+    assert all(h.startswith("$y$") for h in users.values()), users
+    assert stat.S_IMODE(d.history_path.stat().st_mode) == 0o600
+
+
+def test_sighup_reopens_rotated_log(chatd_factory):
+    d = chatd_factory(log_level="info")
+    d.login("before").close()
+    rotated = d.log_path.with_name("chatd.log.1")
+    wait_until(lambda: "before" in d.log_text(), "the first login in the log")
+    d.log_path.rename(rotated)
+    d.send_signal(signal.SIGHUP)
+    wait_until(d.log_path.exists, "a new chatd.log after SIGHUP")
+    d.login("afterrotate").close()
+    wait_until(lambda: "afterrotate" in d.log_text(), "the new login in the new log")
+    assert "afterrotate" not in rotated.read_text()
+    assert all(LOG_LINE.match(line) for line in d.log_text().splitlines())
+
+
+def registration_open(d, name):
+    """PASS new (True) or ERR 403 (False) for an unknown name."""
+    c = d.connect(name)
+    c.expect_hello()
+    c.send_line(name)
+    line = c.read()
+    c.close()
+    assert line.tag == "PASS" or line.raw.startswith("ERR 403"), line
+    return line.tag == "PASS"
+
+
+def test_sighup_reloads_settings(chatd_factory):
+    d = chatd_factory(registration=True)
+    assert registration_open(d, "first")
+    d.settings["registration"] = False
+    d.write_config()
+    d.send_signal(signal.SIGHUP)
+    names = iter(f"probe{i}" for i in range(100000))
+    wait_until(lambda: not registration_open(d, next(names)), "registration to close")
+
+
+def test_sighup_with_broken_config_keeps_old_settings(chatd_factory):
+    d = chatd_factory(registration=True, log_level="info")
+    a = d.login("steady")
+    text = d.config_path.read_text().replace("registration = true;", "registration = false;")
+    d.write_config(text + "this is = = broken;\n")
+    broken_line = len(text.splitlines()) + 1
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: f"{d.config_path}:{broken_line}" in d.log_text(),
+               "the config error in the log")
+    assert d.alive()
+    assert registration_open(d, "newbie"), "the broken config's registration = false was applied"
+    b = d.login("other")
+    msg_id = a.say("still chatting")
+    assert b.wait_for("MSG").id == msg_id

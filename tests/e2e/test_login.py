@@ -1,0 +1,241 @@
+"""
+test_login.py - the login dialogue: registration, passwords, names,
+takeover, pipelining, closed registration and the login timeout.
+"""
+
+import time
+
+import pytest
+
+from chatproto import Closed, Timeout, scaled
+
+
+def test_register_then_log_in_again(chatd):
+    first = chatd.connect("first")
+    first.login("alice", "s3cret", expect_pass="new")
+    assert first.welcome[0] == "alice"
+    assert first.users[:3] == ["1", "1", "1"] and first.users[3] == "alice"
+    first.close()
+
+    again = chatd.connect("again")
+    again.login("alice", "s3cret", expect_pass="known")
+    assert again.name == "alice"
+
+
+def test_wrong_password_then_right_one(chatd):
+    chatd.login("bob", "right-one").close()
+    c = chatd.connect("bob")
+    c.expect_hello()
+    c.send_line("bob")
+    c.expect("PASS", "known")
+    c.send_line("wrong-one")
+    c.expect("ERR", "401")
+    c.send_line("right-one")
+    c.finish_login()
+    assert c.name == "bob"
+
+
+def test_too_many_wrong_passwords_refused(chatd_factory):
+    d = chatd_factory(login_attempts=3)
+    d.login("carol", "right-one").close()
+    c = d.connect("carol")
+    c.expect_hello()
+    c.send_line("carol")
+    c.expect("PASS", "known")
+    for _ in range(2):
+        c.send_line("wrong-one")
+        c.expect("ERR", "401")
+    c.send_line("wrong-one")
+    rest = c.read_until_closed()
+    assert rest, "closed without BYE refused"
+    assert rest[-1].tag == "BYE" and rest[-1][0] == "refused", rest
+    assert all(line.raw.startswith("ERR 401") for line in rest[:-1]), rest
+    assert len(rest) <= 2, rest
+
+    # The daemon keeps serving, and the right password still works.
+    d.login("carol", "right-one")
+
+
+def test_name_is_case_insensitive(chatd):
+    chatd.login("Alice", "pw").close()
+    c = chatd.connect("lower")
+    c.login("alice", "pw", expect_pass="known")
+    assert c.welcome[0] == "Alice"
+    # The registered spelling is shown to others too.
+    other = chatd.login("zed")
+    data, final = other.request("/who")
+    assert final.tag == "OK" and len(data) == 1, (data, final)
+    assert data[0][3].split() == ["Alice", "zed"]
+
+
+def test_uppercase_spelling_cannot_register_again(chatd):
+    chatd.login("Dora", "pw").close()
+    c = chatd.connect("DORA")
+    c.expect_hello()
+    c.send_line("DORA")
+    c.expect("PASS", "known")
+
+
+def test_takeover_by_second_login(chatd):
+    old = chatd.login("alice", "pw")
+    watcher = chatd.login("bob", "pw2")
+    old.wait_for("JOIN", lambda l: l[1] == "bob")
+
+    new = chatd.connect("alice-new")
+    new.login("alice", "pw", expect_pass="known")
+
+    gone = old.read_until_closed()
+    assert gone and gone[-1].tag == "BYE" and gone[-1][0] == "replaced", gone
+
+    watcher.sync()
+    about_alice = [(l.tag, l[2] if l.tag == "PART" else None)
+                   for l in watcher.live if l[1] == "alice"]
+    assert about_alice == [("PART", "replaced"), ("JOIN", None)], watcher.live
+
+    msg_id = watcher.say("to the new alice")
+    got = new.wait_for("MSG", lambda l: l[3] == "to the new alice")
+    assert got.id == msg_id
+
+
+def test_pipelined_login(chatd):
+    chatd.login("pipe", "pw").close()
+    c = chatd.connect("pipe")
+    c.login("pipe", "pw", expect_pass="known", pipeline=True)
+    assert c.name == "pipe"
+    c.sync()
+
+
+def test_pipelined_registration_and_message(chatd):
+    reader = chatd.login("reader")
+    c = chatd.connect("fast")
+    c.send_raw(b"fast\npw\nfirst words\n")
+    c.expect_hello()
+    c.expect("PASS", "new")
+    c.finish_login()
+    _, ok = c.collect_reply()
+    assert ok.tag == "OK" and ok[0].isdigit(), ok
+    msg = reader.wait_for("MSG", lambda l: l[2] == "fast")
+    assert msg[3] == "first words" and msg.id == ok.id
+
+
+def test_registration_closed(chatd_factory):
+    d = chatd_factory(registration=True)
+    d.login("member", "pw").close()
+    d.restart(registration=False)
+
+    c = d.connect("stranger")
+    c.expect_hello()
+    c.send_line("stranger")
+    c.expect("ERR", "403")
+    # The server waits for another name: a known one still logs in.
+    c.send_line("member")
+    c.expect("PASS", "known")
+    c.send_line("pw")
+    c.finish_login()
+    assert c.name == "member"
+
+
+@pytest.mark.parametrize("bad", [
+    b"-lead", b".dot", b"has space", b"a" * 33, b"sem;colon", b"caf\xc3\xa9",
+    b"\xff\xfe", b"esc\x1b", b"tab\tname", b"x/y",
+])
+def test_bad_name_rejected(chatd, bad):
+    c = chatd.connect("badname")
+    c.expect_hello()
+    c.send_line(bad)
+    err = c.expect("ERR")
+    assert err[0] in ("422", "423"), err
+    # Still waiting for a name.
+    c.send_line("good.name-1")
+    c.expect("PASS", "new")
+    c.send_line("pw")
+    c.finish_login()
+    assert c.name == "good.name-1"
+
+
+def test_longest_name_accepted(chatd):
+    name = "n" * 32
+    c = chatd.login(name)
+    assert c.name == name
+
+
+def test_bad_password_text_rejected(chatd):
+    c = chatd.connect("badpw")
+    c.expect_hello()
+    c.send_line("newbie")
+    c.expect("PASS", "new")
+    c.send_line(b"pass\x1bword")
+    c.expect("ERR", "422")
+    c.close()
+    # Nothing was registered with the bad password.
+    again = chatd.connect("again")
+    again.expect_hello()
+    again.send_line("newbie")
+    again.expect("PASS", "new")
+
+
+@pytest.mark.parametrize("how", ["idle", "after_name", "trickle"])
+def test_login_timeout(chatd_factory, how):
+    d = chatd_factory(login_timeout=1)
+    c = d.connect(how)
+    start = time.monotonic()
+    c.expect_hello()
+    if how == "after_name":
+        c.send_line("sleepy")
+        c.expect("PASS", "new")
+    lines = []
+    if how == "trickle":
+        # One byte every 0.3 s: activity must not extend the login deadline.
+        for byte in b"abcdefghijklmnopqrstuvwxyz":
+            try:
+                c.send_raw(bytes([byte]))
+                lines.append(c.read(timeout=0.3))
+                break
+            except Timeout:
+                continue
+            except (Closed, BrokenPipeError, ConnectionResetError):
+                break
+    lines += c.read_until_closed(timeout=4)
+    elapsed = time.monotonic() - start
+    assert lines and lines[-1].tag == "BYE" and lines[-1][0] == "timeout", lines
+    assert 0.8 <= elapsed <= 1 + scaled(2), elapsed
+
+
+def test_logged_in_client_is_not_timed_out(chatd_factory):
+    d = chatd_factory(login_timeout=1)
+    c = d.login("patient")
+    # Idle past the login timeout: the session must live on.
+    with pytest.raises(Timeout):
+        c.read(timeout=1.5)
+    c.sync()
+
+
+def test_blank_lines_are_ignored(chatd):
+    c = chatd.connect("blank")
+    c.expect_hello()
+    c.send_raw(b"\n\r\n\n")
+    c.send_line("blanky")
+    c.expect("PASS", "new")
+    c.send_line("pw")
+    c.finish_login()
+    c.send_raw(b"\n\n")
+    c.sync()
+    assert c.live == []
+
+
+def test_passwd_changes_password(chatd):
+    c = chatd.login("changer", "old-pw")
+    data, final = c.request("/passwd new pw with spaces")
+    assert data == [] and final.tag == "OK", final
+    c.close()
+
+    old = chatd.connect("old")
+    old.expect_hello()
+    old.send_line("changer")
+    old.expect("PASS", "known")
+    old.send_line("old-pw")
+    old.expect("ERR", "401")
+    old.send_line("new pw with spaces")
+    old.finish_login()
+    assert old.name == "changer"
+
