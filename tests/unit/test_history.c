@@ -1,1 +1,1187 @@
-int main(void) { return 0; } /* placeholder until written */
+/*
+ * test_history.c - the history file: format, loading and repair, the
+ * group commit, failed writes and syncs, compaction, the memory ring.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "history.h"
+#include "log.h"
+#include "timefmt.h"
+
+#define HEADER		"chatd-history 1\n"
+#define TS		"2026-11-21T09:30:00.123Z"
+
+/* --- what the publish callback was given --- */
+
+struct record {
+	uint64_t id;
+	uint64_t sender;
+	bool failed;
+	char *body;		/* NULL when failed */
+};
+
+#define SENDERS 4
+
+struct sink {
+	pthread_mutex_t lock;
+	pthread_cond_t grown;
+	struct record *r;
+	size_t n, cap;
+	size_t by_sender[SENDERS + 1];	/* published per sender 1..SENDERS */
+};
+
+static void sink_publish(void *ctx, const struct history_entry *e, size_t n)
+{
+	struct sink *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (s->n == s->cap) {
+			s->cap = s->cap ? 2 * s->cap : 256;
+			s->r = realloc(s->r, s->cap * sizeof(*s->r));
+			assert_non_null(s->r);
+		}
+		s->r[s->n++] = (struct record){
+			.id = e[i].id,
+			.sender = e[i].sender,
+			.failed = e[i].failed,
+			.body = e[i].body ? strndup(e[i].body->data, e[i].body->len) : NULL,
+		};
+		assert_true(e[i].failed == (e[i].body == NULL));
+		if (e[i].sender <= SENDERS)
+			s->by_sender[e[i].sender]++;
+	}
+	pthread_cond_broadcast(&s->grown);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void sink_wait(struct sink *s, size_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	while (s->n < n)
+		pthread_cond_wait(&s->grown, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void sink_wait_sender(struct sink *s, uint64_t sender, size_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	while (s->by_sender[sender] < n)
+		pthread_cond_wait(&s->grown, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static size_t sink_count(struct sink *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->n;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+static void sink_clear(struct sink *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->r[i].body);
+	s->n = 0;
+}
+
+/* --- the file operations, with failures on demand --- */
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	int short_writes;	/* this many writes write half and say so */
+	int enospc_writes;	/* this many writes fail with ENOSPC */
+	bool fail_tmp_writes;	/* writes to a "*.tmp" file fail with ENOSPC */
+	int failing_syncs;	/* this many fdatasyncs fail with EIO */
+	bool gate_closed;	/* fdatasync waits while closed */
+	unsigned syncs_entered, syncs_done, tmp_write_failures;
+} io = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, false, 0, false, 0, 0, 0 };
+
+static bool is_tmp_file(int fd)
+{
+	char link[64], target[4096];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 4)
+		return false;
+	target[n] = '\0';
+	return strcmp(target + n - 4, ".tmp") == 0;
+}
+
+static ssize_t hook_write(int fd, const void *buf, size_t len)
+{
+	bool fail_tmp = false, cut_short = false, enospc = false;
+
+	pthread_mutex_lock(&io.lock);
+	if (io.fail_tmp_writes && is_tmp_file(fd)) {
+		fail_tmp = true;
+		io.tmp_write_failures++;
+	} else if (io.short_writes > 0) {
+		io.short_writes--;
+		cut_short = true;
+	} else if (io.enospc_writes > 0) {
+		io.enospc_writes--;
+		enospc = true;
+	}
+	pthread_mutex_unlock(&io.lock);
+	if (fail_tmp || enospc) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return write(fd, buf, cut_short ? len / 2 : len);
+}
+
+static int hook_fdatasync(int fd)
+{
+	bool fail;
+
+	pthread_mutex_lock(&io.lock);
+	io.syncs_entered++;
+	pthread_cond_broadcast(&io.changed);
+	while (io.gate_closed)
+		pthread_cond_wait(&io.changed, &io.lock);
+	fail = io.failing_syncs > 0;
+	if (fail)
+		io.failing_syncs--;
+	pthread_mutex_unlock(&io.lock);
+	if (fail) {
+		errno = EIO;
+	} else if (fdatasync(fd) < 0) {
+		return -1;
+	}
+	pthread_mutex_lock(&io.lock);
+	io.syncs_done++;
+	pthread_mutex_unlock(&io.lock);
+	return fail ? -1 : 0;
+}
+
+static const struct history_io hooks = { hook_write, hook_fdatasync };
+
+static void io_set_gate(bool closed)
+{
+	pthread_mutex_lock(&io.lock);
+	io.gate_closed = closed;
+	pthread_cond_broadcast(&io.changed);
+	pthread_mutex_unlock(&io.lock);
+}
+
+static void io_wait_syncs_entered(unsigned n)
+{
+	pthread_mutex_lock(&io.lock);
+	while (io.syncs_entered < n)
+		pthread_cond_wait(&io.changed, &io.lock);
+	pthread_mutex_unlock(&io.lock);
+}
+
+/* Reads one of the io counters (never assert while holding io.lock: a failure would leave it locked). */
+static unsigned io_read(const unsigned *counter)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&io.lock);
+	n = *counter;
+	pthread_mutex_unlock(&io.lock);
+	return n;
+}
+
+static void io_reset(void)
+{
+	pthread_mutex_lock(&io.lock);
+	io.short_writes = io.enospc_writes = io.failing_syncs = 0;
+	io.fail_tmp_writes = io.gate_closed = false;
+	io.syncs_entered = io.syncs_done = io.tmp_write_failures = 0;
+	pthread_cond_broadcast(&io.changed);
+	pthread_mutex_unlock(&io.lock);
+}
+
+/* --- fixture --- */
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	char log[128];
+	struct sink sink;
+	struct history_config cfg;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/test_history.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/history", f->dir);
+	snprintf(f->log, sizeof(f->log), "%s/log", f->dir);
+	assert_int_equal(log_open(f->log), 0);
+	pthread_mutex_init(&f->sink.lock, NULL);
+	pthread_cond_init(&f->sink.grown, NULL);
+	f->cfg = (struct history_config){
+		.path = f->path,
+		.memory = 100,
+		.max_size = INT64_C(1) << 40,
+		.sync_ms = 0,
+		.io = &hooks,
+	};
+	io_reset();
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	DIR *d = opendir(f->dir);
+	struct dirent *de;
+
+	log_close();
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			unlinkat(dirfd(d), de->d_name, 0);
+	if (d)
+		closedir(d);
+	rmdir(f->dir);
+	sink_clear(&f->sink);
+	free(f->sink.r);
+	pthread_cond_destroy(&f->sink.grown);
+	pthread_mutex_destroy(&f->sink.lock);
+	free(f);
+	return 0;
+}
+
+static struct history *open_history(struct fixture *f)
+{
+	char err[512] = "";
+	struct history *h = history_open(&f->cfg, sink_publish, &f->sink, err, sizeof(err));
+
+	if (!h)
+		fail_msg("history_open: %s", err);
+	return h;
+}
+
+static void append(struct history *h, uint64_t sender, const char *name, const char *text)
+{
+	assert_int_equal(history_append(h, sender, name, text, strlen(text)), 0);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+	n = ftell(fp);
+	rewind(fp);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	buf[n] = '\0';
+	fclose(fp);
+	*len = (size_t)n;
+	return buf;
+}
+
+static void spill(const char *path, const char *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static int64_t file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* Lines of the service log containing needle. */
+static int log_count(const struct fixture *f, const char *needle)
+{
+	size_t len;
+	char *text = slurp(f->log, &len);
+	int n = 0;
+
+	for (char *p = text; (p = strstr(p, needle)); p++)
+		n++;
+	free(text);
+	return n;
+}
+
+/*
+ * Checks the whole file strictly (header, then "ID TIME NAME TEXT\n" with
+ * strictly increasing ids) and returns its ids in a malloc'ed array.
+ */
+static uint64_t *file_ids(const char *path, size_t *count)
+{
+	size_t len, n = 0;
+	char *data = slurp(path, &len);
+	uint64_t *ids = malloc((len / 16 + 1) * sizeof(*ids));
+	char *p = data + strlen(HEADER);
+
+	assert_non_null(ids);
+	assert_true(len >= strlen(HEADER));
+	assert_memory_equal(data, HEADER, strlen(HEADER));
+	while (p < data + len) {
+		char *nl = strchr(p, '\n'), *end;
+		uint64_t id = strtoull(p, &end, 10);
+		int64_t ms;
+
+		assert_non_null(nl);
+		assert_true(end > p && *end == ' ');
+		assert_true(n == 0 || id > ids[n - 1]);
+		assert_true(time_parse_ms(end + 1, TIME_RFC3339_LEN, &ms));
+		assert_int_equal(end[1 + TIME_RFC3339_LEN], ' ');
+		assert_non_null(memchr(end + 2 + TIME_RFC3339_LEN, ' ',
+				       (size_t)(nl - end - 2 - TIME_RFC3339_LEN)));
+		ids[n++] = id;
+		p = nl + 1;
+	}
+	free(data);
+	*count = n;
+	return ids;
+}
+
+static void assert_file_ids_are(const char *path, uint64_t first, uint64_t last)
+{
+	size_t n;
+	uint64_t *ids = file_ids(path, &n);
+
+	assert_int_equal(n, last - first + 1);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ids[i], first + i);
+	free(ids);
+}
+
+/* The file holds ids first_min.. up to last without a gap; returns how many. */
+static size_t assert_file_tail(const char *path, uint64_t first_min, uint64_t last)
+{
+	size_t n;
+	uint64_t *ids = file_ids(path, &n);
+
+	assert_true(n >= 1);
+	assert_true(ids[0] >= first_min);
+	assert_int_equal(ids[n - 1], last);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ids[i], ids[0] + i);
+	free(ids);
+	return n;
+}
+
+static char *message_line(uint64_t id, const char *name, const char *text)
+{
+	char *s;
+
+	assert_true(asprintf(&s, "%" PRIu64 " " TS " %s %s\n", id, name, text) > 0);
+	return s;
+}
+
+/* --- tests --- */
+
+static void test_append_publishes_in_order(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+	int64_t before = time_now_ms(), after;
+	struct history_stats st;
+	char *file, expect[256];
+	size_t len, off = strlen(HEADER);
+
+	for (int i = 0; i < 50; i++) {
+		char text[64];
+
+		snprintf(text, sizeof(text), "message %d: h\xc3\xa9llo, w\xc3\xb6rld", i);
+		append(h, 1000 + (uint64_t)i, "alice", text);
+	}
+	sink_wait(&f->sink, 50);
+	after = time_now_ms();
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, 50);
+	assert_int_equal(st.appended, 50);
+	assert_int_equal(st.failed, 0);
+	assert_int_equal(st.in_memory, 50);
+	history_close(h);
+
+	file = slurp(f->path, &len);
+	assert_int_equal(st.file_size, (int64_t)len);
+	assert_memory_equal(file, HEADER, strlen(HEADER));
+	assert_int_equal(f->sink.n, 50);
+	for (size_t i = 0; i < 50; i++) {
+		const struct record *r = &f->sink.r[i];
+		char ts[TIME_RFC3339_LEN + 1];
+		int64_t ms;
+
+		assert_int_equal(r->id, i + 1);
+		assert_int_equal(r->sender, 1000 + i);
+		assert_false(r->failed);
+		assert_non_null(r->body);
+		/* The timestamp is the server's, taken at append time. */
+		memcpy(ts, strchr(r->body, ' ') + 1, TIME_RFC3339_LEN);
+		ts[TIME_RFC3339_LEN] = '\0';
+		assert_true(time_parse_ms(ts, TIME_RFC3339_LEN, &ms));
+		assert_true(ms >= before && ms <= after);
+		snprintf(expect, sizeof(expect), "%zu %s alice message %zu: h\xc3\xa9llo, w\xc3\xb6rld\n",
+			 i + 1, ts, i);
+		assert_string_equal(r->body, expect);
+		/* The file holds the very same bytes. */
+		assert_memory_equal(file + off, r->body, strlen(r->body));
+		off += strlen(r->body);
+	}
+	assert_int_equal(off, len);
+	free(file);
+}
+
+static void test_reopen_continues_ids(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+	struct history_stats st;
+
+	for (int i = 0; i < 5; i++)
+		append(h, 1, "bob", "hi");
+	history_close(h);
+	sink_clear(&f->sink);
+
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, 5);
+	assert_int_equal(st.in_memory, 5);
+	assert_int_equal(st.appended, 0);
+	append(h, 2, "bob", "again");
+	sink_wait(&f->sink, 1);
+	assert_int_equal(f->sink.r[0].id, 6);
+	history_close(h);
+	assert_file_ids_are(f->path, 1, 6);
+}
+
+static void test_recent_with_max_id(void **state)
+{
+	struct fixture *f = *state;
+	struct history_entry e[16];
+	struct history *h;
+	size_t n;
+
+	f->cfg.memory = 8;
+	h = open_history(f);
+	for (int i = 1; i <= 10; i++) {
+		char text[16];
+
+		snprintf(text, sizeof(text), "m%d", i);
+		append(h, 1, "carol", text);
+	}
+	sink_wait(&f->sink, 10);
+
+	n = history_recent(h, 5, UINT64_MAX, e);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(e[i].id, 6 + i);
+	assert_string_equal(e[4].body->data, f->sink.r[9].body);
+	history_entries_release(e, n);
+
+	n = history_recent(h, 3, 7, e);
+	assert_int_equal(n, 3);
+	assert_int_equal(e[0].id, 5);
+	assert_int_equal(e[2].id, 7);
+	history_entries_release(e, n);
+
+	/* Only ids 3..10 are held. */
+	n = history_recent(h, 16, 4, e);
+	assert_int_equal(n, 2);
+	assert_int_equal(e[0].id, 3);
+	assert_int_equal(e[1].id, 4);
+	history_entries_release(e, n);
+	assert_int_equal(history_recent(h, 16, 2, e), 0);
+	assert_int_equal(history_recent(h, 0, UINT64_MAX, e), 0);
+
+	/* The bodies outlive the history while referenced. */
+	n = history_recent(h, 16, UINT64_MAX, e);
+	assert_int_equal(n, 8);
+	history_close(h);
+	assert_string_equal(e[7].body->data, f->sink.r[9].body);
+	history_entries_release(e, n);
+}
+
+static void test_since_with_first_held(void **state)
+{
+	struct fixture *f = *state;
+	struct history_entry e[16];
+	struct history *h;
+	uint64_t first;
+	size_t n;
+
+	f->cfg.memory = 4;
+	h = open_history(f);
+	assert_int_equal(history_since(h, 0, 16, e, &first), 0);
+	assert_int_equal(first, 0);
+	for (int i = 0; i < 10; i++)
+		append(h, 1, "dave", "text");
+	history_close(h);
+
+	h = open_history(f);
+	n = history_since(h, 0, 16, e, &first);
+	assert_int_equal(first, 7);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(e[i].id, 7 + i);
+	history_entries_release(e, n);
+
+	n = history_since(h, 8, 16, e, &first);
+	assert_int_equal(n, 2);
+	assert_int_equal(e[0].id, 9);
+	assert_int_equal(e[1].id, 10);
+	history_entries_release(e, n);
+
+	n = history_since(h, 7, 1, e, &first);
+	assert_int_equal(n, 1);
+	assert_int_equal(e[0].id, 8);
+	history_entries_release(e, n);
+
+	assert_int_equal(history_since(h, 10, 16, e, &first), 0);
+	assert_int_equal(first, 7);
+	history_close(h);
+}
+
+static void test_damaged_lines_skipped(void **state)
+{
+	struct fixture *f = *state;
+	struct history_entry e[16];
+	struct history *h;
+	struct history_stats st;
+	char *l1 = message_line(1, "ann", "first"), *l2 = message_line(2, "bob", "second");
+	char *l5 = message_line(5, "ann", "fifth"), *l6 = message_line(6, "bob", "sixth");
+	char *data;
+	size_t n;
+
+	assert_true(asprintf(&data, HEADER "%s%s"
+			     "hello world\n"				/* line 4: no id */
+			     "2 " TS " bob not increasing\n"		/* 5 */
+			     "3 2026-13-21T09:30:00.123Z bob bad month\n"	/* 6 */
+			     "3 " TS " -bob bad name\n"			/* 7 */
+			     "3 " TS " bob bad \x01 control\n"		/* 8 */
+			     "3 " TS " bob bad \xc3 utf8\n"		/* 9 */
+			     "\n"					/* 10: empty */
+			     "3 " TS " bob\n"				/* 11: no text */
+			     "03 " TS " bob leading zero\n"		/* 12 */
+			     "4 " TS "  two spaces\n"			/* 13 */
+			     "%s%s", l1, l2, l5, l6) > 0);
+	spill(f->path, data, strlen(data));
+
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, 6);
+	assert_int_equal(st.in_memory, 4);
+	/* Skipping is not repairing: the file is left as it is. */
+	assert_int_equal(st.file_size, (int64_t)strlen(data));
+	assert_int_equal(file_size(f->path), (int64_t)strlen(data));
+
+	n = history_recent(h, 16, UINT64_MAX, e);
+	assert_int_equal(n, 4);
+	assert_string_equal(e[0].body->data, l1);
+	assert_string_equal(e[1].body->data, l2);
+	assert_string_equal(e[2].body->data, l5);
+	assert_string_equal(e[3].body->data, l6);
+	history_entries_release(e, n);
+
+	append(h, 1, "ann", "next");
+	sink_wait(&f->sink, 1);
+	assert_int_equal(f->sink.r[0].id, 7);
+	history_close(h);
+
+	assert_int_equal(log_count(f, "damaged history line skipped"), 10);
+	for (int line = 4; line <= 13; line++) {
+		char needle[160];
+
+		snprintf(needle, sizeof(needle), "%s:%d: damaged", f->path, line);
+		assert_int_equal(log_count(f, needle), 1);
+	}
+	free(data);
+	free(l1);
+	free(l2);
+	free(l5);
+	free(l6);
+}
+
+static void test_damaged_warnings_capped(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h;
+	struct history_stats st;
+	size_t cap = 1 << 16, len;
+	char *data = malloc(cap);
+
+	assert_non_null(data);
+	len = (size_t)snprintf(data, cap, HEADER "1 " TS " ann ok\n");
+	for (int i = 0; i < 500; i++)
+		len += (size_t)snprintf(data + len, cap - len, "garbage %d\n", i);
+	len += (size_t)snprintf(data + len, cap - len, "2 " TS " ann still ok\n");
+	spill(f->path, data, len);
+
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, 2);
+	assert_int_equal(st.in_memory, 2);
+	history_close(h);
+	assert_int_equal(log_count(f, "damaged history line skipped"), 10);
+	assert_int_equal(log_count(f, "500 damaged history lines skipped in all"), 1);
+	free(data);
+}
+
+static void test_torn_last_line_cut_off(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h;
+	struct history_stats st;
+	char *l1 = message_line(1, "ann", "one"), *l2 = message_line(2, "ann", "two");
+	char *data, *file;
+	size_t good, len;
+
+	assert_true(asprintf(&data, HEADER "%s%s3 " TS " ann thr", l1, l2) > 0);
+	good = strlen(HEADER) + strlen(l1) + strlen(l2);
+	spill(f->path, data, strlen(data));
+
+	h = open_history(f);
+	assert_int_equal(file_size(f->path), (int64_t)good);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, 2);
+	assert_int_equal(st.file_size, (int64_t)good);
+	assert_int_equal(log_count(f, "torn last line cut off"), 1);
+
+	append(h, 5, "bob", "clean");
+	sink_wait(&f->sink, 1);
+	assert_int_equal(f->sink.r[0].id, 3);
+	history_close(h);
+
+	file = slurp(f->path, &len);
+	assert_int_equal(len, good + strlen(f->sink.r[0].body));
+	assert_memory_equal(file, data, good);
+	assert_string_equal(file + good, f->sink.r[0].body);
+	free(file);
+
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, 3);
+	assert_int_equal(st.in_memory, 3);
+	history_close(h);
+	assert_int_equal(log_count(f, "torn"), 1);
+	assert_int_equal(log_count(f, "damaged"), 0);
+	free(data);
+	free(l1);
+	free(l2);
+}
+
+static void assert_refused(struct fixture *f, const char *content, const char *reason)
+{
+	char err[512] = "", expect[512];
+	struct history *h;
+
+	spill(f->path, content, strlen(content));
+	h = history_open(&f->cfg, sink_publish, &f->sink, err, sizeof(err));
+	assert_null(h);
+	snprintf(expect, sizeof(expect), "%s: %s", f->path, reason);
+	assert_string_equal(err, expect);
+	assert_int_equal(file_size(f->path), (int64_t)strlen(content));
+}
+
+static void test_unknown_version_refused(void **state)
+{
+	struct fixture *f = *state;
+	const char *unknown = "unknown format (expected 'chatd-history 1')";
+	char err[512] = "";
+
+	assert_refused(f, "chatd-history 2\n1 " TS " ann hi\n", unknown);
+	assert_refused(f, "chatd-history 1 \n", unknown);
+	assert_refused(f, "chatd", unknown);
+	assert_refused(f, "\x7f" "ELF binary junk\n\x01\x02", unknown);
+
+	/* Not a file at all. */
+	f->cfg.path = f->dir;
+	assert_null(history_open(&f->cfg, sink_publish, &f->sink, err, sizeof(err)));
+	assert_non_null(strstr(err, f->dir));
+
+	f->cfg.path = f->path;
+	f->cfg.memory = 0;
+	assert_null(history_open(&f->cfg, sink_publish, &f->sink, err, sizeof(err)));
+	assert_string_equal(err, "history memory must be at least 1");
+}
+
+static void test_created_and_empty_files_get_header(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+	struct stat st;
+	size_t len;
+	char *file;
+
+	history_close(h);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	file = slurp(f->path, &len);
+	assert_string_equal(file, HEADER);
+	free(file);
+
+	/* A file whose creation was cut short before the header. */
+	spill(f->path, "", 0);
+	h = open_history(f);
+	append(h, 1, "ann", "first");
+	history_close(h);
+	assert_file_ids_are(f->path, 1, 1);
+}
+
+static void test_failed_write_cut_back(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+	struct history_stats st;
+	int64_t size;
+
+	append(h, 1, "ann", "one");
+	append(h, 2, "ann", "two");
+	sink_wait(&f->sink, 2);
+	size = file_size(f->path);
+
+	pthread_mutex_lock(&io.lock);
+	io.short_writes = 1;
+	pthread_mutex_unlock(&io.lock);
+	append(h, 77, "ann", "this one is torn by a short write");
+	sink_wait(&f->sink, 3);
+	assert_true(f->sink.r[2].failed);
+	assert_int_equal(f->sink.r[2].sender, 77);
+	assert_int_equal(f->sink.r[2].id, 0);
+	assert_null(f->sink.r[2].body);
+	assert_int_equal(file_size(f->path), size);
+
+	pthread_mutex_lock(&io.lock);
+	io.enospc_writes = 1;
+	pthread_mutex_unlock(&io.lock);
+	append(h, 78, "ann", "this one finds the disk full");
+	append(h, 79, "ann", "three");
+	sink_wait(&f->sink, 5);
+	assert_true(f->sink.r[3].failed);
+	assert_int_equal(f->sink.r[3].sender, 78);
+	assert_false(f->sink.r[4].failed);
+	assert_int_equal(f->sink.r[4].id, 3);
+	assert_int_equal(f->sink.r[4].sender, 79);
+
+	history_get_stats(h, &st);
+	assert_int_equal(st.appended, 3);
+	assert_int_equal(st.failed, 2);
+	assert_int_equal(st.last_id, 3);
+	history_close(h);
+
+	assert_file_ids_are(f->path, 1, 3);
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, 3);
+	history_close(h);
+	assert_int_equal(log_count(f, "damaged"), 0);
+	assert_int_equal(log_count(f, "torn"), 0);
+	/* Two failures in a row: the second warning is held back. */
+	assert_int_equal(log_count(f, "write failed"), 1);
+}
+
+static void test_failed_sync_refuses_all_pending(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+	struct history_stats st;
+	unsigned entered;
+	int64_t durable;
+
+	for (int i = 0; i < 3; i++)
+		append(h, 1, "ann", "durable");
+	sink_wait(&f->sink, 3);
+	durable = file_size(f->path);
+
+	/* A is being synced while B and C are appended; then the sync fails. */
+	entered = io_read(&io.syncs_entered);
+	io_set_gate(true);
+	append(h, 10, "ann", "A");
+	io_wait_syncs_entered(entered + 1);
+	append(h, 11, "ann", "B");
+	append(h, 12, "ann", "C");
+	assert_int_equal(sink_count(&f->sink), 3);
+	assert_true(file_size(f->path) > durable);
+	pthread_mutex_lock(&io.lock);
+	io.failing_syncs = 1;
+	pthread_mutex_unlock(&io.lock);
+	io_set_gate(false);
+
+	sink_wait(&f->sink, 6);
+	for (size_t i = 3; i < 6; i++) {
+		assert_true(f->sink.r[i].failed);
+		assert_int_equal(f->sink.r[i].sender, 10 + i - 3);
+		assert_int_equal(f->sink.r[i].id, 0);
+	}
+	assert_int_equal(file_size(f->path), durable);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, 3);
+	assert_int_equal(st.failed, 3);
+	assert_int_equal(st.file_size, durable);
+
+	append(h, 13, "ann", "D");
+	sink_wait(&f->sink, 7);
+	assert_false(f->sink.r[6].failed);
+	assert_int_equal(f->sink.r[6].id, 4);
+	history_close(h);
+
+	assert_file_ids_are(f->path, 1, 4);
+	assert_int_equal(log_count(f, "fdatasync failed"), 1);
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, 4);
+	history_close(h);
+}
+
+#define PER_SENDER 100
+
+struct sender_arg {
+	struct history *h;
+	struct sink *acks;	/* wait for each message to be published, as a client waits for OK */
+	uint64_t id;
+	int count;
+};
+
+static void *sender_main(void *p)
+{
+	struct sender_arg *a = p;
+
+	for (int i = 0; i < a->count; i++) {
+		char text[128];
+
+		snprintf(text, sizeof(text), "%d%s", i,
+			 a->acks ? " padding the line so that the file grows faster" : "");
+		if (history_append(a->h, a->id, "sender", text, strlen(text)) != 0)
+			return p;
+		if (a->acks)
+			sink_wait_sender(a->acks, a->id, (size_t)i + 1);
+	}
+	return NULL;
+}
+
+static void run_senders(struct history *h, int count, struct sink *acks, void (*meanwhile)(void))
+{
+	pthread_t t[SENDERS];
+	struct sender_arg a[SENDERS];
+
+	for (int i = 0; i < SENDERS; i++) {
+		a[i] = (struct sender_arg){ h, acks, (uint64_t)i + 1, count };
+		assert_int_equal(pthread_create(&t[i], NULL, sender_main, &a[i]), 0);
+	}
+	if (meanwhile)
+		meanwhile();
+	for (int i = 0; i < SENDERS; i++) {
+		void *rc;
+
+		assert_int_equal(pthread_join(t[i], &rc), 0);
+		assert_null(rc);
+	}
+}
+
+/* Every sender's messages were published in the order it sent them. */
+static void assert_senders_in_order(const struct sink *s, int count)
+{
+	int next[SENDERS + 1] = { 0 };
+
+	for (size_t i = 0; i < s->n; i++) {
+		const struct record *r = &s->r[i];
+		const char *text = strstr(r->body, " sender ") + strlen(" sender ");
+
+		assert_false(r->failed);
+		assert_int_equal(r->id, i + 1);
+		assert_true(r->sender >= 1 && r->sender <= SENDERS);
+		assert_int_equal(atoi(text), next[r->sender]++);
+	}
+	for (int i = 1; i <= SENDERS; i++)
+		assert_int_equal(next[i], count);
+}
+
+static void wait_first_sync(void)
+{
+	io_wait_syncs_entered(1);
+}
+
+static void test_group_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+	const unsigned messages = SENDERS * PER_SENDER;
+	unsigned syncs;
+
+	/*
+	 * Every sender finishes all its appends while the first sync is
+	 * still blocked: appends never wait for a sync.
+	 */
+	io_reset();
+	io_set_gate(true);
+	run_senders(h, PER_SENDER, NULL, wait_first_sync);
+	assert_true(sink_count(&f->sink) < messages);
+	io_set_gate(false);
+	sink_wait(&f->sink, messages);
+	history_close(h);
+
+	syncs = io_read(&io.syncs_done);
+	print_message("%u messages, %u syncs\n", messages, syncs);
+	assert_true(syncs >= 1);
+	assert_true(syncs < messages / 4);
+	assert_int_equal(f->sink.n, messages);
+	assert_senders_in_order(&f->sink, PER_SENDER);
+	assert_file_ids_are(f->path, 1, messages);
+}
+
+static void test_relaxed_publishes_before_sync(void **state)
+{
+	struct fixture *f = *state;
+	struct history_entry e[4];
+	struct history *h;
+	size_t n;
+
+	f->cfg.sync_ms = 10;
+	h = open_history(f);
+	io_reset();
+	io_set_gate(true);
+	append(h, 7, "ann", "fast");
+	/* Published from history_append() itself, before any sync. */
+	assert_int_equal(sink_count(&f->sink), 1);
+	assert_int_equal(f->sink.r[0].id, 1);
+	assert_int_equal(f->sink.r[0].sender, 7);
+	n = history_recent(h, 4, UINT64_MAX, e);
+	assert_int_equal(n, 1);
+	history_entries_release(e, n);
+
+	/* The periodic sync runs, and appends go on while it is blocked. */
+	io_wait_syncs_entered(1);
+	append(h, 8, "ann", "during the sync");
+	assert_int_equal(sink_count(&f->sink), 2);
+	assert_int_equal(io_read(&io.syncs_done), 0);
+	io_set_gate(false);
+	history_close(h);
+	assert_file_ids_are(f->path, 1, 2);
+}
+
+/*
+ * The commit thread finishes its work (compaction included) before it
+ * takes the next batch: once a message appended after everything else was
+ * published, and then one more, all that work is done.
+ */
+static void barrier(struct fixture *f, struct history *h, size_t *sent)
+{
+	for (int i = 0; i < 2; i++) {
+		append(h, 99, "barrier", "b");
+		sink_wait(&f->sink, ++*sent);
+	}
+}
+
+static void fill(struct history *h, size_t *sent, int64_t until)
+{
+	struct history_stats st;
+
+	do {
+		append(h, 1, "ann", "filling up the history file, line after line");
+		++*sent;
+		history_get_stats(h, &st);
+	} while (st.file_size < until);
+}
+
+static void test_compaction_under_load(void **state)
+{
+	struct fixture *f = *state;
+	const unsigned messages = SENDERS * 500;
+	struct history_entry e[50];
+	struct history_stats st;
+	struct history *h;
+	uint64_t *ids;
+	size_t n, len, off;
+	char *file, tmp[160];
+
+	f->cfg.max_size = 16384;
+	f->cfg.memory = 50;
+	h = open_history(f);
+	run_senders(h, 500, &f->sink, NULL);
+	sink_wait(&f->sink, messages);
+	history_get_stats(h, &st);
+	print_message("%" PRIu64 " compactions\n", st.compactions);
+	assert_true(st.compactions > 0);
+	assert_int_equal(st.last_id, messages);
+
+	n = history_recent(h, 50, UINT64_MAX, e);
+	assert_int_equal(n, 50);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(e[i].body->data, f->sink.r[messages - 50 + i].body);
+	history_entries_release(e, n);
+	history_close(h);
+	assert_senders_in_order(&f->sink, 500);
+
+	/* The file is a clean run of the newest messages, byte for byte as published. */
+	ids = file_ids(f->path, &n);
+	assert_true(n >= 50 && n < messages);
+	assert_int_equal(ids[n - 1], messages);
+	file = slurp(f->path, &len);
+	assert_true(len <= 2 * (size_t)f->cfg.max_size);
+	assert_int_equal(assert_file_tail(f->path, 2, messages), n);
+	off = strlen(HEADER);
+	for (size_t i = 0; i < n; i++) {
+		const char *body = f->sink.r[ids[0] - 1 + i].body;
+
+		assert_int_equal(ids[i], ids[0] + i);
+		assert_memory_equal(file + off, body, strlen(body));
+		off += strlen(body);
+	}
+	assert_int_equal(off, len);
+	free(file);
+	free(ids);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", f->path);
+	assert_int_equal(access(tmp, F_OK), -1);
+
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, messages);
+	history_close(h);
+}
+
+static void test_compaction_disk_full(void **state)
+{
+	struct fixture *f = *state;
+	struct history_stats st;
+	struct history *h;
+	char tmp[160];
+	int64_t failed_at;
+	size_t sent = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", f->path);
+	f->cfg.max_size = 8192;
+	h = open_history(f);
+	pthread_mutex_lock(&io.lock);
+	io.fail_tmp_writes = true;
+	pthread_mutex_unlock(&io.lock);
+	fill(h, &sent, f->cfg.max_size + 1);
+	barrier(f, h, &sent);
+
+	assert_int_equal(io_read(&io.tmp_write_failures), 1);
+	pthread_mutex_lock(&io.lock);
+	io.fail_tmp_writes = false;
+	pthread_mutex_unlock(&io.lock);
+	history_get_stats(h, &st);
+	assert_int_equal(st.compactions, 0);
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_int_equal(log_count(f, "compaction failed"), 1);
+	failed_at = st.file_size;
+
+	/* The disk has room again, but no retry before another max_size / 4. */
+	barrier(f, h, &sent);
+	history_get_stats(h, &st);
+	assert_int_equal(st.compactions, 0);
+	fill(h, &sent, failed_at + f->cfg.max_size / 4);
+	barrier(f, h, &sent);
+	history_get_stats(h, &st);
+	assert_int_equal(st.compactions, 1);
+	assert_true(st.file_size < f->cfg.max_size);
+	assert_int_equal(st.file_size, file_size(f->path));
+	history_close(h);
+
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_file_tail(f->path, 2, st.last_id);
+}
+
+static void test_load_million(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t count = 1000000;
+	struct history_entry e[1000];
+	struct history_stats st;
+	struct history *h;
+	size_t cap = count * 48, len;
+	char *data = malloc(cap), *p;
+	int64_t start;
+	size_t n;
+
+	assert_non_null(data);
+	p = mempcpy(data, HEADER, strlen(HEADER));
+	for (uint64_t id = 1; id <= count; id++) {
+		char digits[24];
+		int d = 0;
+
+		/* sprintf per line would make generating the file slower than loading it. */
+		for (uint64_t v = id; v; v /= 10)
+			digits[d++] = (char)('0' + v % 10);
+		while (d)
+			*p++ = digits[--d];
+		memcpy(p, " " TS " u x\n", sizeof(" " TS " u x\n") - 1);
+		p += sizeof(" " TS " u x\n") - 1;
+	}
+	len = (size_t)(p - data);
+	spill(f->path, data, len);
+	free(data);
+
+	f->cfg.memory = 1000;
+	start = time_mono_ms();
+	h = open_history(f);
+	print_message("loaded %" PRIu64 " messages (%zu bytes) in %" PRId64 " ms\n", count, len,
+		      time_mono_ms() - start);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, count);
+	assert_int_equal(st.in_memory, 1000);
+	assert_int_equal(st.file_size, (int64_t)len);
+	n = history_recent(h, 1000, UINT64_MAX, e);
+	assert_int_equal(n, 1000);
+	assert_int_equal(e[0].id, count - 999);
+	assert_string_equal(e[999].body->data, "1000000 " TS " u x\n");
+	history_entries_release(e, n);
+	append(h, 1, "u", "y");
+	sink_wait(&f->sink, 1);
+	assert_int_equal(f->sink.r[0].id, count + 1);
+	history_close(h);
+	assert_int_equal(log_count(f, "damaged"), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_append_publishes_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_continues_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recent_with_max_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_since_with_first_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_lines_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_warnings_capped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_last_line_cut_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_version_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_created_and_empty_files_get_header, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_failed_write_cut_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_sync_refuses_all_pending, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relaxed_publishes_before_sync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_under_load, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_disk_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_million, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
