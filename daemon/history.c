@@ -35,6 +35,7 @@
 
 #define HEADER		"chatd-history 1\n"
 #define HEADER_LEN	((int64_t)sizeof(HEADER) - 1)
+#define UNKNOWN_FORMAT	"unknown format (expected 'chatd-history 1')"
 #define ID_MAX_DIGITS	19		/* below 2^64: the next id cannot wrap */
 #define DAMAGED_SHOWN	10		/* damaged lines named one by one at load */
 #define WARN_INTERVAL_MS 10000		/* write/sync failures: one warning per */
@@ -394,7 +395,7 @@ static void sync_written(struct history *h)
 	if (sync_unlocked(h, h->fd, &err) == 0)
 		h->durable_off = off;
 	else
-		warn_io(h, "fdatasync failed", err);
+		warn_io(h, "fdatasync failed, the last messages may not survive a crash", err);
 }
 
 /* The end of the bytes that no failure will cut back any more. */
@@ -724,7 +725,7 @@ static int load_messages(struct history *h, size_t size, char *err, size_t errle
 	ld.data = map;
 	madvise(map, size, MADV_SEQUENTIAL);
 	if (memcmp(ld.data, HEADER, HEADER_LEN) != 0) {
-		snprintf(err, errlen, "%s: unknown format (expected 'chatd-history 1')", h->path);
+		snprintf(err, errlen, "%s: " UNKNOWN_FORMAT, h->path);
 		goto out;
 	}
 	ld.slots = calloc(ld.cap, sizeof(*ld.slots));
@@ -769,7 +770,7 @@ static int load_file(struct history *h, char *err, size_t errlen)
 		return -1;
 	}
 	if (st.st_size < HEADER_LEN || (uint64_t)st.st_size > SIZE_MAX) {
-		snprintf(err, errlen, "%s: unknown format (expected 'chatd-history 1')", h->path);
+		snprintf(err, errlen, "%s: " UNKNOWN_FORMAT, h->path);
 		return -1;
 	}
 	return load_messages(h, (size_t)st.st_size, err, errlen);
@@ -863,6 +864,9 @@ struct history *history_open(const struct history_config *cfg, history_publish_f
 		snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
 		goto fail;
 	}
+	/* Chat text is private, whatever mode a copy put back by hand had. */
+	if (fchmod(h->fd, 0600) < 0)
+		log_warning("%s: cannot set mode 0600: %s", h->path, strerror(errno));
 	if (load_file(h, err, errlen) < 0)
 		goto fail;
 	h->next_id = h->last_id + 1;

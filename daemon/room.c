@@ -61,6 +61,8 @@ struct room {
 	uint64_t last_msg_id;		/* newest stored message in the ring */
 
 	struct client *sleepers;	/* doubly linked through room.sleep_* */
+	struct client *targets;		/* to wake though nothing was published */
+	uint64_t woken_head;		/* head when the sleepers were last woken */
 	bool closing;
 };
 
@@ -144,8 +146,38 @@ client_wake(struct client *c)
 		;
 }
 
+/* Wake c (at the next room_unlock_and_wake) even if nothing was published. */
+static void
+target_add_locked(struct room *r, struct client *c)
+{
+	if (c->room.targeted)
+		return;
+	sleeper_remove_locked(r, c);
+	c->room.targeted = true;
+	c->room.target_next = r->targets;
+	r->targets = c;
+}
+
+/* The next client to wake: a target, or, if the ring moved, a sleeper. */
+static struct client *
+wake_next_locked(struct room *r)
+{
+	struct client *c = r->targets;
+
+	if (c != NULL) {
+		r->targets = c->room.target_next;
+		c->room.targeted = false;
+		return c;
+	}
+	if (r->woken_head == r->head || (c = r->sleepers) == NULL)
+		return NULL;
+	sleeper_remove_locked(r, c);
+	return c;
+}
+
 /*
- * Drops the room lock and wakes every sleeper.  The eventfd writes happen
+ * Drops the room lock and wakes the targets and, if something was
+ * published since the last time, every sleeper.  The eventfd writes happen
  * unlocked, so a big idle room does not stall the fan-out path; the
  * reference taken under the lock keeps each wake_fd open meanwhile.
  */
@@ -156,21 +188,20 @@ room_unlock_and_wake(struct room *r)
 
 	for (;;) {
 		size_t n = 0;
+		struct client *c;
 
-		while (r->sleepers != NULL && n < WAKE_BATCH) {
-			struct client *c = r->sleepers;
-
-			sleeper_remove_locked(r, c);
+		while (n < WAKE_BATCH && (c = wake_next_locked(r)) != NULL) {
 			client_ref(c);
 			batch[n++] = c;
 		}
-		bool more = r->sleepers != NULL;
+		if (n < WAKE_BATCH)
+			r->woken_head = r->head;
 		pthread_mutex_unlock(&r->lock);
 		for (size_t i = 0; i < n; i++) {
 			client_wake(batch[i]);
 			client_unref(batch[i]);
 		}
-		if (!more)
+		if (n < WAKE_BATCH)
 			return;
 		pthread_mutex_lock(&r->lock);
 	}
@@ -337,7 +368,7 @@ evict_locked(struct room *r, struct client *c, enum part_reason why, const char 
 	c->room.evict_reason = why;
 	snprintf(c->room.evict_text, sizeof(c->room.evict_text), "%s",
 		 text && *text ? text : part_reason_text(why));
-	sleeper_add_locked(r, c);
+	target_add_locked(r, c);
 }
 
 static struct line *
@@ -459,6 +490,11 @@ room_detach(struct room *r, struct client *c)
 	pthread_mutex_lock(&r->lock);
 	member_remove_locked(r, c);
 	sleeper_remove_locked(r, c);
+	for (struct client **pp = &r->targets; c->room.targeted && *pp; pp = &(*pp)->room.target_next)
+		if (*pp == c) {
+			*pp = c->room.target_next;
+			c->room.targeted = false;
+		}
 	if (c->room.prev)
 		c->room.prev->room.next = c->room.next;
 	else
@@ -522,7 +558,7 @@ room_shutdown(struct room *r)
 	pthread_mutex_lock(&r->lock);
 	r->closing = true;
 	for (struct client *c = r->conns; c != NULL; c = c->room.next)
-		sleeper_add_locked(r, c);
+		target_add_locked(r, c);
 	room_unlock_and_wake(r);
 }
 
@@ -554,7 +590,7 @@ room_send_private(struct room *r, const char *to, struct line *l)
 		return -1;
 	}
 	int rc = outq_push_line(&c->room.inbox, l);
-	sleeper_add_locked(r, c);
+	target_add_locked(r, c);
 	room_unlock_and_wake(r);
 	return rc;
 }

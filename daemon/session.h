@@ -53,6 +53,8 @@ struct client {
 		uint64_t cursor;		/* next fan-out ring position to deliver */
 		bool sleeping;			/* on the sleepers list */
 		struct client *sleep_prev, *sleep_next;
+		bool targeted;			/* on the targets list */
+		struct client *target_next;
 		bool evicted;			/* taken out of the room by someone else */
 		enum part_reason evict_reason;
 		char evict_text[128];

@@ -46,6 +46,7 @@ struct sink {
 	size_t by_sender[SENDERS + 1];	/* published per sender 1..SENDERS */
 };
 
+/* Runs on the commit thread: no cmocka assertions here, the tests check the records. */
 static void sink_publish(void *ctx, const struct history_entry *e, size_t n)
 {
 	struct sink *s = ctx;
@@ -55,7 +56,8 @@ static void sink_publish(void *ctx, const struct history_entry *e, size_t n)
 		if (s->n == s->cap) {
 			s->cap = s->cap ? 2 * s->cap : 256;
 			s->r = realloc(s->r, s->cap * sizeof(*s->r));
-			assert_non_null(s->r);
+			if (!s->r)
+				abort();
 		}
 		s->r[s->n++] = (struct record){
 			.id = e[i].id,
@@ -63,7 +65,6 @@ static void sink_publish(void *ctx, const struct history_entry *e, size_t n)
 			.failed = e[i].failed,
 			.body = e[i].body ? strndup(e[i].body->data, e[i].body->len) : NULL,
 		};
-		assert_true(e[i].failed == (e[i].body == NULL));
 		if (e[i].sender <= SENDERS)
 			s->by_sender[e[i].sender]++;
 	}
@@ -97,10 +98,14 @@ static size_t sink_count(struct sink *s)
 	return n;
 }
 
+/* Every test's records: a failed entry has no body and no id, a stored one both. */
 static void sink_clear(struct sink *s)
 {
-	for (size_t i = 0; i < s->n; i++)
+	for (size_t i = 0; i < s->n; i++) {
+		assert_true(s->r[i].failed == (s->r[i].body == NULL));
+		assert_true(s->r[i].failed == (s->r[i].id == 0));
 		free(s->r[i].body);
+	}
 	s->n = 0;
 }
 
@@ -112,10 +117,11 @@ static struct {
 	int short_writes;	/* this many writes write half and say so */
 	int enospc_writes;	/* this many writes fail with ENOSPC */
 	bool fail_tmp_writes;	/* writes to a "*.tmp" file fail with ENOSPC */
-	int failing_syncs;	/* this many fdatasyncs fail with EIO */
+	int failing_syncs;	/* this many fdatasyncs of the history file fail with EIO */
 	bool gate_closed;	/* fdatasync waits while closed */
-	unsigned syncs_entered, syncs_done, tmp_write_failures;
-} io = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, false, 0, false, 0, 0, 0 };
+	bool hold_tmp_sync;	/* the next sync of a "*.tmp" file closes the gate */
+	unsigned syncs_entered, syncs_done, tmp_syncs_done, tmp_write_failures, tmp_syncs_held;
+} io = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
 
 static bool is_tmp_file(int fd)
 {
@@ -155,26 +161,34 @@ static ssize_t hook_write(int fd, const void *buf, size_t len)
 
 static int hook_fdatasync(int fd)
 {
-	bool fail;
+	bool tmp = is_tmp_file(fd), fail;
 
 	pthread_mutex_lock(&io.lock);
 	io.syncs_entered++;
+	if (tmp && io.hold_tmp_sync) {
+		io.hold_tmp_sync = false;
+		io.gate_closed = true;
+		io.tmp_syncs_held++;
+	}
 	pthread_cond_broadcast(&io.changed);
 	while (io.gate_closed)
 		pthread_cond_wait(&io.changed, &io.lock);
-	fail = io.failing_syncs > 0;
+	fail = !tmp && io.failing_syncs > 0;
 	if (fail)
 		io.failing_syncs--;
 	pthread_mutex_unlock(&io.lock);
 	if (fail) {
 		errno = EIO;
-	} else if (fdatasync(fd) < 0) {
 		return -1;
 	}
+	if (fdatasync(fd) < 0)
+		return -1;
 	pthread_mutex_lock(&io.lock);
 	io.syncs_done++;
+	io.tmp_syncs_done += tmp;
+	pthread_cond_broadcast(&io.changed);
 	pthread_mutex_unlock(&io.lock);
-	return fail ? -1 : 0;
+	return 0;
 }
 
 static const struct history_io hooks = { hook_write, hook_fdatasync };
@@ -187,10 +201,10 @@ static void io_set_gate(bool closed)
 	pthread_mutex_unlock(&io.lock);
 }
 
-static void io_wait_syncs_entered(unsigned n)
+static void io_wait(const unsigned *counter, unsigned n)
 {
 	pthread_mutex_lock(&io.lock);
-	while (io.syncs_entered < n)
+	while (*counter < n)
 		pthread_cond_wait(&io.changed, &io.lock);
 	pthread_mutex_unlock(&io.lock);
 }
@@ -210,8 +224,9 @@ static void io_reset(void)
 {
 	pthread_mutex_lock(&io.lock);
 	io.short_writes = io.enospc_writes = io.failing_syncs = 0;
-	io.fail_tmp_writes = io.gate_closed = false;
-	io.syncs_entered = io.syncs_done = io.tmp_write_failures = 0;
+	io.fail_tmp_writes = io.gate_closed = io.hold_tmp_sync = false;
+	io.syncs_entered = io.syncs_done = io.tmp_syncs_done = 0;
+	io.tmp_write_failures = io.tmp_syncs_held = 0;
 	pthread_cond_broadcast(&io.changed);
 	pthread_mutex_unlock(&io.lock);
 }
@@ -322,7 +337,7 @@ static int64_t file_size(const char *path)
 	return st.st_size;
 }
 
-/* Lines of the service log containing needle. */
+/* How often needle occurs in the service log. */
 static int log_count(const struct fixture *f, const char *needle)
 {
 	size_t len;
@@ -369,17 +384,6 @@ static uint64_t *file_ids(const char *path, size_t *count)
 	return ids;
 }
 
-static void assert_file_ids_are(const char *path, uint64_t first, uint64_t last)
-{
-	size_t n;
-	uint64_t *ids = file_ids(path, &n);
-
-	assert_int_equal(n, last - first + 1);
-	for (size_t i = 0; i < n; i++)
-		assert_int_equal(ids[i], first + i);
-	free(ids);
-}
-
 /* The file holds ids first_min.. up to last without a gap; returns how many. */
 static size_t assert_file_tail(const char *path, uint64_t first_min, uint64_t last)
 {
@@ -393,6 +397,11 @@ static size_t assert_file_tail(const char *path, uint64_t first_min, uint64_t la
 		assert_int_equal(ids[i], ids[0] + i);
 	free(ids);
 	return n;
+}
+
+static void assert_file_ids_are(const char *path, uint64_t first, uint64_t last)
+{
+	assert_int_equal(assert_file_tail(path, first, last), last - first + 1);
 }
 
 static char *message_line(uint64_t id, const char *name, const char *text)
@@ -746,9 +755,12 @@ static void test_created_and_empty_files_get_header(void **state)
 	assert_string_equal(file, HEADER);
 	free(file);
 
-	/* A file whose creation was cut short before the header. */
+	/* A file whose creation was cut short before the header, with a loose mode. */
 	spill(f->path, "", 0);
+	assert_int_equal(chmod(f->path, 0644), 0);
 	h = open_history(f);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
 	append(h, 1, "ann", "first");
 	history_close(h);
 	assert_file_ids_are(f->path, 1, 1);
@@ -823,7 +835,7 @@ static void test_failed_sync_refuses_all_pending(void **state)
 	entered = io_read(&io.syncs_entered);
 	io_set_gate(true);
 	append(h, 10, "ann", "A");
-	io_wait_syncs_entered(entered + 1);
+	io_wait(&io.syncs_entered, entered + 1);
 	append(h, 11, "ann", "B");
 	append(h, 12, "ann", "C");
 	assert_int_equal(sink_count(&f->sink), 3);
@@ -924,7 +936,7 @@ static void assert_senders_in_order(const struct sink *s, int count)
 
 static void wait_first_sync(void)
 {
-	io_wait_syncs_entered(1);
+	io_wait(&io.syncs_entered, 1);
 }
 
 static void test_group_commit(void **state)
@@ -976,7 +988,7 @@ static void test_relaxed_publishes_before_sync(void **state)
 	history_entries_release(e, n);
 
 	/* The periodic sync runs, and appends go on while it is blocked. */
-	io_wait_syncs_entered(1);
+	io_wait(&io.syncs_entered, 1);
 	append(h, 8, "ann", "during the sync");
 	assert_int_equal(sink_count(&f->sink), 2);
 	assert_int_equal(io_read(&io.syncs_done), 0);
@@ -1062,6 +1074,109 @@ static void test_compaction_under_load(void **state)
 	h = open_history(f);
 	history_get_stats(h, &st);
 	assert_int_equal(st.last_id, messages);
+	history_close(h);
+}
+
+/*
+ * Fills the file past max_size and holds the compaction this starts at the
+ * sync of its temp file (by then the settled part is copied, unlocked);
+ * appends three messages meanwhile, then lets it finish, failing their
+ * sync if asked.
+ */
+static void compact_with_appends_meanwhile(struct fixture *f, struct history *h, size_t *sent,
+					   bool fail_sync)
+{
+	unsigned held = io_read(&io.tmp_syncs_held);
+
+	pthread_mutex_lock(&io.lock);
+	io.hold_tmp_sync = true;
+	pthread_mutex_unlock(&io.lock);
+	fill(h, sent, f->cfg.max_size + 1);
+	io_wait(&io.tmp_syncs_held, held + 1);
+	sink_wait(&f->sink, *sent);
+
+	for (uint64_t i = 1; i <= 3; i++)
+		append(h, i, "ann", "appended during compaction");
+	*sent += 3;
+	pthread_mutex_lock(&io.lock);
+	io.failing_syncs = fail_sync;
+	pthread_mutex_unlock(&io.lock);
+	io_set_gate(false);
+	sink_wait(&f->sink, *sent);
+}
+
+static void test_compaction_keeps_appends_made_meanwhile(void **state)
+{
+	struct fixture *f = *state;
+	struct history_stats st;
+	struct history *h;
+	char *file;
+	size_t sent = 0, len, n;
+
+	f->cfg.max_size = 8192;
+	h = open_history(f);
+	fill(h, &sent, f->cfg.max_size - 200);
+	sink_wait(&f->sink, sent);
+
+	compact_with_appends_meanwhile(f, h, &sent, false);
+	history_get_stats(h, &st);
+	assert_int_equal(st.compactions, 1);
+	assert_int_equal(st.last_id, sent);
+	n = assert_file_tail(f->path, 2, sent);
+	assert_true(n >= 3 && n < sent);
+	file = slurp(f->path, &len);
+	assert_int_equal(len, (size_t)st.file_size);
+	for (size_t i = sent - 3; i < sent; i++)
+		assert_non_null(strstr(file, f->sink.r[i].body));
+	free(file);
+
+	/* A failed sync right after a compaction cuts back to the right offset. */
+	compact_with_appends_meanwhile(f, h, &sent, true);
+	history_get_stats(h, &st);
+	assert_int_equal(st.compactions, 2);
+	assert_int_equal(st.failed, 3);
+	assert_int_equal(st.last_id, sent - 3);
+	for (size_t i = sent - 3; i < sent; i++)
+		assert_true(f->sink.r[i].failed);
+	assert_int_equal(file_size(f->path), st.file_size);
+	assert_file_tail(f->path, 2, sent - 3);
+
+	append(h, 4, "ann", "after the failed sync");
+	sink_wait(&f->sink, ++sent);
+	assert_int_equal(f->sink.r[sent - 1].id, st.last_id + 1);
+	history_close(h);
+	assert_file_tail(f->path, 2, st.last_id + 1);
+
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, sent - 3);
+	history_close(h);
+}
+
+static void test_relaxed_compaction(void **state)
+{
+	struct fixture *f = *state;
+	struct history_stats st;
+	struct history *h;
+	size_t sent = 0;
+
+	f->cfg.sync_ms = 5;
+	f->cfg.max_size = 8192;
+	h = open_history(f);
+	fill(h, &sent, f->cfg.max_size + 1);
+	assert_int_equal(sink_count(&f->sink), sent);
+	/* The temp file is synced twice; the switch completes before the lock is free again. */
+	io_wait(&io.tmp_syncs_done, 2);
+	history_get_stats(h, &st);
+	assert_int_equal(st.compactions, 1);
+	assert_true(st.file_size < f->cfg.max_size);
+	append(h, 1, "ann", "after the compaction");
+	history_close(h);
+
+	assert_file_tail(f->path, 2, sent + 1);
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, sent + 1);
 	history_close(h);
 }
 
@@ -1179,6 +1294,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relaxed_publishes_before_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_under_load, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_keeps_appends_made_meanwhile, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_relaxed_compaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_million, setup, teardown),
 	};
