@@ -193,6 +193,24 @@ client_pause(struct client *c, int ms)
 
 /* ---- after login ---- */
 
+int
+client_push_history(struct client *c, const struct history_entry *e, size_t n, size_t *sent)
+{
+	uint64_t budget = (uint64_t)settings_get()->send_queue_limit / 2, bytes = 0;
+	size_t first = n;
+	int rc = 0;
+
+	while (first > 0 && bytes + 5 + e[first - 1].body->len <= budget)
+		bytes += 5 + e[--first].body->len;
+	for (size_t i = first; i < n && rc == 0; i++) {
+		rc = outq_push_static(&c->out, "HIST ", 5);
+		if (rc == 0)
+			rc = outq_push_line(&c->out, line_ref(e[i].body));
+	}
+	*sent = n - first;
+	return rc;
+}
+
 /* WELCOME, USERS, the replayed history and OK: the reply to the password. */
 static int
 send_welcome(struct client *c, bool registered)
@@ -208,11 +226,8 @@ send_welcome(struct client *c, bool registered)
 
 	size_t max = (size_t)s->history_replay;
 	struct history_entry *e = max ? calloc(max, sizeof(*e)) : NULL;
-	size_t n = e ? history_recent(c->srv->history, max, last_id, e) : 0;
-	for (size_t i = 0; i < n; i++) {
-		outq_push_static(&c->out, "HIST ", 5);
-		outq_push_line(&c->out, line_ref(e[i].body));
-	}
+	size_t n = e ? history_recent(c->srv->history, max, last_id, e) : 0, sent;
+	client_push_history(c, e, n, &sent);
 	history_entries_release(e, n);
 	free(e);
 	return client_reply(c, "OK - logged in as %s", c->name);

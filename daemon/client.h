@@ -41,6 +41,14 @@ enum client_read {
  */
 enum client_read client_read_line(struct client *c, int64_t deadline, char **line, size_t *len);
 
+/*
+ * Queues HIST lines for the newest of n history entries that fit in half
+ * the send queue, so replaying much history never overflows the client;
+ * *sent says how many.  The entries stay the caller's.
+ */
+struct history_entry;
+int client_push_history(struct client *c, const struct history_entry *e, size_t n, size_t *sent);
+
 /* Waits ms milliseconds unless the server stops first (then false). */
 bool client_pause(struct client *c, int ms);
 

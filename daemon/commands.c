@@ -82,18 +82,15 @@ cmd_msg(struct client *c, char *args, char *text, size_t textlen)
 static enum command_result
 send_history(struct client *c, struct history_entry *e, size_t n, const char *note)
 {
-	int rc = 0;
+	size_t sent;
+	int rc = client_push_history(c, e, n, &sent);
 
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		rc = outq_push_static(&c->out, "HIST ", 5);
-		if (rc == 0)
-			rc = outq_push_line(&c->out, line_ref(e[i].body));
-	}
 	history_entries_release(e, n);
 	free(e);
 	if (rc < 0)
 		return COMMAND_FATAL;
-	return done(client_reply(c, "OK - %zu messages%s", n, note));
+	return done(client_reply(c, "OK - %zu messages%s%s", sent, note,
+				 sent < n ? " (the newest that fit in the send queue)" : ""));
 }
 
 /* "/history since ID": the messages after ID still held in memory. */

@@ -680,16 +680,12 @@ room_collect(struct room *r, struct client *c, int64_t limit, enum part_reason *
 		snprintf(text, textlen, "%s", c->room.evict_text);
 		goto leave;
 	}
-	if (r->closing) {
-		*why = PART_SHUTDOWN;
-		snprintf(text, textlen, "%s", part_reason_text(PART_SHUTDOWN));
-		goto leave;
-	}
 	if (inbox_drain_locked(c) < 0)
 		goto nomem;
 	if (c->room.member && r->head - c->room.cursor <= r->ring_cap) {
 		n = r->head - c->room.cursor;
-		if (n > COLLECT_BATCH)
+		/* At shutdown, everything said before it goes out ahead of BYE. */
+		if (n > COLLECT_BATCH && !r->closing)
 			n = COLLECT_BATCH;
 		for (uint64_t i = 0; i < n; i++) {
 			const struct ring_slot *s = &r->ring[(c->room.cursor + i) & (r->ring_cap - 1)];
@@ -702,6 +698,11 @@ room_collect(struct room *r, struct client *c, int64_t limit, enum part_reason *
 	if (overflowed_locked(r, c, limit)) {
 		*why = PART_OVERFLOW;
 		snprintf(text, textlen, "%s", part_reason_text(PART_OVERFLOW));
+		goto leave;
+	}
+	if (r->closing) {
+		*why = PART_SHUTDOWN;
+		snprintf(text, textlen, "%s", part_reason_text(PART_SHUTDOWN));
 		goto leave;
 	}
 	bool more = c->room.member && c->room.cursor != r->head;

@@ -19,17 +19,18 @@ def test_three_clients_chat(chatd):
         for name, client in clients.items():
             text = f"round {round_no} from {name}"
             sent[client.say(text)] = (name, text)
-    for client in clients.values():
-        client.sync()
+    assert sorted(sent) == list(range(min(sent), min(sent) + len(sent))), "ids skip"
+    # Room messages reach everyone in id order: once this last one is in,
+    # an echo of anyone's own message would have arrived before it.
+    closing = chatd.login("dan").say("closing")
 
     for name, client in clients.items():
+        client.wait_for("MSG", lambda l: l.id == closing)
         got = {line.id: (line[2], line[3]) for line in client.live if line.tag == "MSG"}
         want = {i: m for i, m in sent.items() if m[0] != name}
         assert got == want, f"{name} got {client.live!r}"
-        # In id order, as they were sent.
         ids = [line.id for line in client.live if line.tag == "MSG"]
-        assert ids == sorted(ids)
-    assert sorted(sent) == list(range(min(sent), min(sent) + len(sent))), "ids skip"
+        assert ids == sorted(ids), f"{name} got messages out of order"
 
 
 def test_join_seen_by_others(chatd):

@@ -87,10 +87,11 @@ def test_takeover_by_second_login(chatd):
     gone = old.read_until_closed()
     assert gone and gone[-1].tag == "BYE" and gone[-1][0] == "replaced", gone
 
-    watcher.sync()
-    about_alice = [(l.tag, l[2] if l.tag == "PART" else None)
-                   for l in watcher.live if l[1] == "alice"]
-    assert about_alice == [("PART", "replaced"), ("JOIN", None)], watcher.live
+    part = watcher.wait_for("PART", lambda l: l[1] == "alice")
+    assert part[2] == "replaced", part
+    assert not [l for l in watcher.live if l.tag == "JOIN" and l[1] == "alice"], \
+        f"JOIN before PART: {watcher.live!r}"
+    watcher.wait_for("JOIN", lambda l: l[1] == "alice")
 
     msg_id = watcher.say("to the new alice")
     got = new.wait_for("MSG", lambda l: l[3] == "to the new alice")
