@@ -105,15 +105,6 @@ peers_release(const struct sockaddr_storage *addr)
 	pthread_mutex_unlock(&peers_lock);
 }
 
-size_t
-peers_total(void)
-{
-	pthread_mutex_lock(&peers_lock);
-	size_t n = total;
-	pthread_mutex_unlock(&peers_lock);
-	return n;
-}
-
 void
 peers_reset(void)
 {

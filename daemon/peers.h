@@ -20,7 +20,6 @@
 bool peers_admit(const struct sockaddr_storage *addr, int max_total, int max_per_address,
 		 char *why, size_t whylen);
 void peers_release(const struct sockaddr_storage *addr);
-size_t peers_total(void);
 
 /* "127.0.0.1" or "::1" (no port). */
 void peers_format(const struct sockaddr_storage *addr, char *buf, size_t len);

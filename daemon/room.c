@@ -516,15 +516,6 @@ room_connections(struct room *r)
 	return n;
 }
 
-size_t
-room_members(struct room *r)
-{
-	pthread_mutex_lock(&r->lock);
-	size_t n = r->n_members;
-	pthread_mutex_unlock(&r->lock);
-	return n;
-}
-
 bool
 room_closing(struct room *r)
 {

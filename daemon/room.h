@@ -86,7 +86,6 @@ int room_send_private(struct room *r, const char *to, struct line *l);
 /* USERS line for page (1-based) of the member list. */
 struct line *room_users_line(struct room *r, unsigned page);
 
-size_t room_members(struct room *r);
 bool room_closing(struct room *r);
 
 /* Shutdown: every connection is told to leave (BYE shutdown). */

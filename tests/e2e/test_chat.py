@@ -104,6 +104,7 @@ def test_private_message(chatd):
 def test_private_message_to_offline_user(chatd):
     a = chatd.login("lonely")
     chatd.login("wasthere").close()
+    a.wait_for("PART", lambda l: l[1] == "wasthere")
     data, final = a.request("/msg nobody hello?")
     assert data == [] and final.tag == "ERR" and final[0] == "404", final
     data, final = a.request("/msg wasthere hello?")
