@@ -320,7 +320,3 @@ class Client:
 
     def live_of(self, tag):
         return [line for line in self.live if line.tag == tag]
-
-
-def connect(port, label="client", **kwargs):
-    return Client(label).connect(port, **kwargs)

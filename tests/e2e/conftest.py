@@ -86,7 +86,6 @@ class Chatd:
         self.proc = None
         self.stopped = False
         self.clients = []
-        self.starts = 0
 
     # --- files ---
 
@@ -130,7 +129,6 @@ class Chatd:
     def start(self, timeout=10.0):
         """Starts chatd and waits for its listening line; sets self.port."""
         self.write_config()
-        self.starts += 1
         with open(self.stderr_path, "a") as err:
             self.proc = subprocess.Popen([CHATD_BIN, "-c", str(self.config_path)],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import config_text
 
-# Each replaces line 3 of an otherwise good config.
+# Each is inserted as line 3 of an otherwise good config.
 BROKEN = {
     "syntax error": ("max_line = = 4096;", None),
     "unknown setting": ("no_such_setting = 1;", "no_such_setting"),

@@ -3,6 +3,7 @@ test_lifecycle.py - the daemon's life: signals, ports, the state lock,
 the log file and the files it keeps.
 """
 
+import itertools
 import re
 import signal
 import socket
@@ -18,6 +19,7 @@ LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
 
 
 def wait_until(condition, what, timeout=5):
+    """Polls: a file's contents and a reload's effect offer nothing to block on."""
     deadline = deadline_in(timeout)
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -170,8 +172,8 @@ def test_sighup_reloads_settings(chatd_factory):
     d.settings["registration"] = False
     d.write_config()
     d.send_signal(signal.SIGHUP)
-    names = iter(f"probe{i}" for i in range(100000))
-    wait_until(lambda: not registration_open(d, next(names)), "registration to close")
+    probes = itertools.count()
+    wait_until(lambda: not registration_open(d, f"probe{next(probes)}"), "registration to close")
 
 
 def test_sighup_with_broken_config_keeps_old_settings(chatd_factory):
