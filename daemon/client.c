@@ -67,16 +67,25 @@ client_unref(struct client *c)
 
 /* ---- small I/O helpers ---- */
 
+/* prefix + formatted text + LF, formatted straight into a line: no length cap but max_line's. */
 static int
 reply_v(struct client *c, const char *prefix, const char *fmt, va_list ap)
 {
-	char buf[PROTO_DEFAULT_MAX_LINE];
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	size_t plen = strlen(prefix);
+	va_list copy;
 
+	va_copy(copy, ap);
+	int n = vsnprintf(NULL, 0, fmt, copy);
+	va_end(copy);
 	if (n < 0)
 		return -1;
-	struct line *l = line_printf("%s%s\n", prefix, buf);
-	return l ? outq_push_line(&c->out, l) : -1;
+	struct line *l = line_new(plen + (size_t)n + 1);
+	if (l == NULL)
+		return -1;
+	memcpy(l->data, prefix, plen);
+	vsnprintf(l->data + plen, (size_t)n + 1, fmt, ap);
+	l->data[plen + (size_t)n] = '\n';
+	return outq_push_line(&c->out, l);
 }
 
 int

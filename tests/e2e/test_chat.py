@@ -176,3 +176,12 @@ def test_utf8_text_passes_unchanged(chatd):
     msg_id = a.say(text)
     got = b.wait_for("MSG")
     assert (got.id, got[3]) == (msg_id, text)
+
+
+def test_ping_echoes_a_line_of_max_line_bytes(chatd_factory):
+    """Replies are not capped below max_line, whatever max_line is."""
+    d = chatd_factory(max_line=8192)
+    a = d.login("echoer")
+    text = "p" * (8192 - len("/ping "))
+    data, final = a.request("/ping " + text)
+    assert [l.raw for l in data] == ["PONG " + text] and final.tag == "OK", final.raw
