@@ -30,6 +30,14 @@ enum setting_type {
 	T_LOG_LEVEL,	/* a level name in the file, enum log_level in memory */
 	T_PATH,		/* a string; relative means relative to the file */
 	T_ADDRESSES,	/* a string or a list of strings, numeric IP addresses */
+	T_STRING,	/* a string, possibly empty */
+};
+
+/* Where an unset T_PATH goes when its $env is not set either. */
+enum path_base {
+	BASE_LOCAL,	/* CONFIG_LOCAL_DIR under the current directory */
+	BASE_STATE,	/* state_dir */
+	BASE_RUNTIME,	/* runtime_dir */
 };
 
 struct setting_def {
@@ -38,10 +46,11 @@ struct setting_def {
 	size_t offset;
 	bool reloadable;
 	long long def, min, max;
-	/* T_PATH unset: $env, else the state or local directory; plus "/file". */
+	/* T_PATH unset: $env, else the base directory; plus "/file". */
 	const char *env;
-	bool under_state_dir;
+	enum path_base base;
 	const char *file;
+	const char *def_string;		/* T_STRING */
 	/* T_ADDRESSES */
 	const char *const *def_list;
 	size_t count_offset;
@@ -69,17 +78,24 @@ static const struct setting_def settings_table[] = {
 	  .env = "STATE_DIRECTORY",
 	  .doc = "directory of the lock file and, by default, the data" },
 	{ "history_file", FIELD(history_file), FIXED, .type = T_PATH,
-	  .under_state_dir = true, .file = "history",
+	  .base = BASE_STATE, .file = "history",
 	  .doc = "the room history" },
 	{ "ident_file", FIELD(ident_file), FIXED, .type = T_PATH,
-	  .under_state_dir = true, .file = "ident",
+	  .base = BASE_STATE, .file = "ident",
 	  .doc = "registered users and their password hashes" },
 	{ "log_file", FIELD(log_file), FIXED, .type = T_PATH,
-	  .env = "LOGS_DIRECTORY", .under_state_dir = true, .file = "chatd.log",
+	  .env = "LOGS_DIRECTORY", .base = BASE_STATE, .file = "chatd.log",
 	  .doc = "the service log" },
 	{ "runtime_dir", FIELD(runtime_dir), FIXED, .type = T_PATH,
 	  .env = "RUNTIME_DIRECTORY",
 	  .doc = "directory of the admin socket and the pid file" },
+	{ "admin_socket", FIELD(admin_socket), FIXED, .type = T_PATH,
+	  .base = BASE_RUNTIME, .file = "admin.sock",
+	  .doc = "the Unix-domain socket chatctl talks to (at most 107 bytes)" },
+	{ "admin_group", FIELD(admin_group), FIXED, .type = T_STRING,
+	  .def_string = "",
+	  .doc = "group whose members may use the admin socket besides root "
+		 "and chatd's own user; \"\" for none" },
 	{ "stack_size", FIELD(stack_size), FIXED,
 	  NUMBER(T_INT64, 131072, 65536, 67108864),
 	  .doc = "stack of each client thread, bytes" },
@@ -226,6 +242,7 @@ static void store_number(struct settings *s, const struct setting_def *d, long l
 		break;
 	case T_PATH:
 	case T_ADDRESSES:
+	case T_STRING:
 		abort();
 	}
 }
@@ -244,6 +261,7 @@ static long long load_number(const struct settings *s, const struct setting_def 
 		return *(const bool *)p;
 	case T_PATH:
 	case T_ADDRESSES:
+	case T_STRING:
 		break;
 	}
 	abort();
@@ -339,6 +357,21 @@ static int parse_path(struct loader *ld, const struct setting_def *d,
 	return 0;
 }
 
+static int parse_string(struct loader *ld, const struct setting_def *d,
+			const config_setting_t *cs)
+{
+	const char *value = config_setting_get_string(cs);
+	char *copy;
+
+	if (value == NULL)
+		return fail(ld, config_setting_source_line(cs), "'%s' must be a string",
+			    d->name);
+	if ((copy = strdup(value)) == NULL)
+		return fail_oom(ld);
+	*(char **)field(ld->out, d->offset) = copy;
+	return 0;
+}
+
 /* A single string is a list of one. */
 static int parse_addresses(struct loader *ld, const struct setting_def *d,
 			   const config_setting_t *cs)
@@ -392,6 +425,8 @@ static int parse_setting(struct loader *ld, const struct setting_def *d,
 		return parse_path(ld, d, cs);
 	case T_ADDRESSES:
 		return parse_addresses(ld, d, cs);
+	case T_STRING:
+		return parse_string(ld, d, cs);
 	}
 	abort();
 }
@@ -414,12 +449,25 @@ static char *env_dir(struct loader *ld, const char *name)
 	return path;
 }
 
+static const char *base_dir(const struct loader *ld, enum path_base base)
+{
+	switch (base) {
+	case BASE_LOCAL:
+		return ld->local_dir;
+	case BASE_STATE:
+		return ld->out->state_dir;
+	case BASE_RUNTIME:
+		return ld->out->runtime_dir;
+	}
+	abort();
+}
+
 static int default_path(struct loader *ld, const struct setting_def *d)
 {
 	char *path = env_dir(ld, d->env), *dir;
 
 	if (path == NULL)
-		path = strdup(d->under_state_dir ? ld->out->state_dir : ld->local_dir);
+		path = strdup(base_dir(ld, d->base));
 	if (path != NULL && d->file != NULL) {
 		dir = path;
 		path = join_path(dir, d->file);
@@ -454,6 +502,10 @@ static int fill_default(struct loader *ld, const struct setting_def *d)
 		return default_path(ld, d);
 	case T_ADDRESSES:
 		return default_addresses(ld, d);
+	case T_STRING:
+		if ((*(char **)field(ld->out, d->offset) = strdup(d->def_string)) == NULL)
+			return fail_oom(ld);
+		return 0;
 	}
 	abort();
 }
@@ -499,7 +551,7 @@ static int parse_file_settings(struct loader *ld, const config_t *cfg)
 	return 0;
 }
 
-/* In table order, so state_dir is set before the paths inside it. */
+/* In table order, so state_dir and runtime_dir come before the paths inside them. */
 static int fill_defaults(struct loader *ld)
 {
 	for (size_t i = 0; i < N_SETTINGS; i++)
@@ -697,7 +749,7 @@ void settings_free(struct settings *s)
 	for (size_t i = 0; i < N_SETTINGS; i++) {
 		const struct setting_def *d = &settings_table[i];
 
-		if (d->type == T_PATH)
+		if (d->type == T_PATH || d->type == T_STRING)
 			free(*(char **)field(s, d->offset));
 		else if (d->type == T_ADDRESSES)
 			free_strings(*(char ***)field(s, d->offset),
@@ -727,6 +779,7 @@ static bool same_value(const struct setting_def *d, const struct settings *a,
 	case T_LOG_LEVEL:
 		return load_number(a, d) == load_number(b, d);
 	case T_PATH:
+	case T_STRING:
 		return strcmp(*(char *const *)cfield(a, d->offset),
 			      *(char *const *)cfield(b, d->offset)) == 0;
 	case T_ADDRESSES:
@@ -796,6 +849,7 @@ static void write_value(FILE *f, const struct setting_def *d, const struct setti
 		write_string(f, log_level_name((enum log_level)load_number(s, d)));
 		break;
 	case T_PATH:
+	case T_STRING:
 		write_string(f, *(char *const *)cfield(s, d->offset));
 		break;
 	case T_ADDRESSES:

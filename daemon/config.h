@@ -37,7 +37,9 @@ struct settings {
 	char *history_file;
 	char *ident_file;
 	char *log_file;
-	char *runtime_dir;		/* admin socket, pid file (later issues) */
+	char *runtime_dir;		/* admin socket, pid file */
+	char *admin_socket;		/* path of the admin socket */
+	char *admin_group;		/* "" for none */
 	int64_t stack_size;		/* client thread stack, bytes */
 	int max_line;			/* longest client line, bytes */
 	int history_memory;		/* room messages held in memory */

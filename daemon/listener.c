@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "activation.h"
 #include "client.h"
 #include "config.h"
 #include "listener.h"
@@ -28,17 +29,24 @@
 #include "server.h"
 #include "timefmt.h"
 
-#define LISTEN_MAX 16
+#define LISTEN_MAX ACTIVATION_MAX
 /* Out of descriptors: stop accepting this long instead of spinning. */
 #define EMFILE_BACKOFF_MS 100
 /* Connections taken from one socket per turn, so others get their turn too. */
 #define ACCEPT_BATCH 64
 
+/*
+ * Fields are written by the control thread only while the listener thread
+ * is not running (listener_pause/resume stop and restart it), so the
+ * thread reads them without a lock.
+ */
 struct listener {
-	int fds[LISTEN_MAX];
+	int fds[LISTEN_MAX];		/* -1 while paused, unless from systemd */
 	struct sockaddr_storage addrs[LISTEN_MAX];
+	bool activated[LISTEN_MAX];	/* passed by systemd: kept open when paused */
 	size_t n;
 	int port;
+	bool paused;			/* accept and refuse with ERR 503 */
 	int wake_fd;
 	pthread_t thread;
 	bool running;
@@ -71,15 +79,14 @@ make_addr(const char *text, int port, struct sockaddr_storage *ss, socklen_t *le
 	return -1;
 }
 
-/* One listening socket on text:port; -1 with errno. */
+/* A listening socket on ss (port 0: the kernel picks, ss gets it); -1 with errno. */
 static int
-bind_one(const char *text, int port, struct sockaddr_storage *ss)
+bind_sockaddr(struct sockaddr_storage *ss)
 {
-	socklen_t len;
+	socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
 	int one = 1, fd, saved;
 
-	if (make_addr(text, port, ss, &len) < 0)
-		return -1;
 	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
@@ -101,6 +108,17 @@ fail:
 	return -1;
 }
 
+/* One listening socket on text:port; -1 with errno. */
+static int
+bind_one(const char *text, int port, struct sockaddr_storage *ss)
+{
+	socklen_t len;
+
+	if (make_addr(text, port, ss, &len) < 0)
+		return -1;
+	return bind_sockaddr(ss);
+}
+
 static int
 sockaddr_port(const struct sockaddr_storage *ss)
 {
@@ -113,7 +131,8 @@ static void
 close_all(struct listener *l)
 {
 	for (size_t i = 0; i < l->n; i++)
-		close(l->fds[i]);
+		if (l->fds[i] >= 0)
+			close(l->fds[i]);
 	l->n = 0;
 }
 
@@ -161,8 +180,28 @@ bind_port(struct listener *l, const struct settings *s, int port, char *err, siz
 	return 0;
 }
 
+/* Sockets systemd passed replace the listen and port settings. */
+static struct listener *
+adopt_activated(struct listener *l, const struct activation *act)
+{
+	for (size_t i = 0; i < act->n_tcp; i++) {
+		socklen_t len = sizeof(l->addrs[i]);
+
+		l->fds[i] = act->tcp[i];
+		l->activated[i] = true;
+		fcntl(l->fds[i], F_SETFL, fcntl(l->fds[i], F_GETFL) | O_NONBLOCK);
+		if (getsockname(l->fds[i], (struct sockaddr *)&l->addrs[i], &len) < 0)
+			memset(&l->addrs[i], 0, sizeof(l->addrs[i]));
+	}
+	l->n = act->n_tcp;
+	l->port = sockaddr_port(&l->addrs[0]);
+	log_info("listening on %zu socket%s from systemd; listen and port are not used", l->n,
+		 l->n == 1 ? "" : "s");
+	return l;
+}
+
 struct listener *
-listener_open(const struct settings *s, char *err, size_t errlen)
+listener_open(const struct settings *s, const struct activation *act, char *err, size_t errlen)
 {
 	struct listener *l = calloc(1, sizeof(*l));
 
@@ -171,6 +210,8 @@ listener_open(const struct settings *s, char *err, size_t errlen)
 		return NULL;
 	}
 	l->wake_fd = -1;
+	if (act->n_tcp > 0)
+		return adopt_activated(l, act);
 	for (int try = 0; try <= s->port_tries; try++) {
 		int port = s->port == 0 ? 0 : s->port + try;
 
@@ -262,6 +303,10 @@ take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr)
 	const struct settings *s = settings_get();
 	char why[128], a[ADDR_STR_MAX];
 
+	if (l->paused) {
+		refuse(fd, "server is paused; try again later");
+		return;
+	}
 	if (!peers_admit(addr, s->max_clients, s->max_clients_per_address, why, sizeof(why))) {
 		peers_format(addr, a, sizeof(a));
 		log_warning("refused %s: %s", a, why);
@@ -333,16 +378,11 @@ listener_main(void *arg)
 	}
 }
 
-int
-listener_start(struct listener *l, struct server *srv)
+static int
+start_thread(struct listener *l)
 {
-	int err;
+	int err = pthread_create(&l->thread, NULL, listener_main, l);
 
-	l->srv = srv;
-	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (l->wake_fd < 0)
-		return -1;
-	err = pthread_create(&l->thread, NULL, listener_main, l);
 	if (err != 0) {
 		errno = err;
 		return -1;
@@ -351,18 +391,121 @@ listener_start(struct listener *l, struct server *srv)
 	return 0;
 }
 
-void
-listener_close(struct listener *l)
+/* Joins the thread; its wake-up is consumed so it can be started again. */
+static void
+stop_thread(struct listener *l)
 {
 	uint64_t one = 1;
 
+	if (!l->running)
+		return;
+	if (write(l->wake_fd, &one, sizeof(one)) < 0)
+		log_error("listener: cannot wake: %s", strerror(errno));
+	pthread_join(l->thread, NULL);
+	if (read(l->wake_fd, &one, sizeof(one)) < 0)
+		log_error("listener: wake-up: %s", strerror(errno));
+	l->running = false;
+}
+
+static bool
+has_open_socket(const struct listener *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->fds[i] >= 0)
+			return true;
+	return false;
+}
+
+/* While paused the thread runs only to refuse on sockets systemd passed. */
+static int
+restart_thread(struct listener *l)
+{
+	if (!has_open_socket(l))
+		return 0;
+	if (start_thread(l) == 0)
+		return 0;
+	log_error("listener: cannot start the thread: %s", strerror(errno));
+	return -1;
+}
+
+int
+listener_start(struct listener *l, struct server *srv)
+{
+	l->srv = srv;
+	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->wake_fd < 0)
+		return -1;
+	return start_thread(l);
+}
+
+bool
+listener_paused(const struct listener *l)
+{
+	return l->paused;
+}
+
+/*
+ * Closing a listening socket resets the connections still in its backlog,
+ * so nobody is left waiting for an accept that will not come.
+ */
+int
+listener_pause(struct listener *l)
+{
+	if (l->paused)
+		return 1;
+	stop_thread(l);
+	for (size_t i = 0; i < l->n; i++)
+		if (!l->activated[i]) {
+			close(l->fds[i]);
+			l->fds[i] = -1;
+		}
+	l->paused = true;
+	restart_thread(l);
+	return 0;
+}
+
+int
+listener_resume(struct listener *l, char *err, size_t errlen)
+{
+	size_t i;
+
+	if (!l->paused)
+		return 1;
+	stop_thread(l);
+	for (i = 0; i < l->n; i++) {
+		if (l->activated[i])
+			continue;
+		if ((l->fds[i] = bind_sockaddr(&l->addrs[i])) < 0)
+			break;
+	}
+	if (i < l->n) {
+		char a[ADDR_STR_MAX];
+
+		peers_format(&l->addrs[i], a, sizeof(a));
+		snprintf(err, errlen, "cannot listen on %s port %d again: %s; still paused", a,
+			 l->port, strerror(errno));
+		while (i-- > 0)
+			if (!l->activated[i]) {
+				close(l->fds[i]);
+				l->fds[i] = -1;
+			}
+		restart_thread(l);
+		return -1;
+	}
+	l->paused = false;
+	if (restart_thread(l) < 0) {
+		snprintf(err, errlen, "cannot start the listener thread: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void
+listener_close(struct listener *l)
+{
 	if (l == NULL)
 		return;
-	if (l->running) {
-		if (write(l->wake_fd, &one, sizeof(one)) < 0)
-			log_error("listener: cannot wake: %s", strerror(errno));
-		pthread_join(l->thread, NULL);
-	}
+	stop_thread(l);
 	if (l->wake_fd >= 0)
 		close(l->wake_fd);
 	close_all(l);

@@ -11,22 +11,39 @@
 
 #include <stddef.h>
 
+#include <stdbool.h>
+
+struct activation;
 struct listener;
 struct server;
 struct settings;
 
 /*
- * Binds every configured address on the configured port, moving on to the
- * next port (up to port_tries times) while it is busy.  NULL with a
- * message in err when nothing could be bound.
+ * Uses the TCP sockets systemd passed, if any; else binds every configured
+ * address on the configured port, moving on to the next port (up to
+ * port_tries times) while it is busy.  NULL with a message in err when
+ * nothing could be bound.
  */
-struct listener *listener_open(const struct settings *s, char *err, size_t errlen);
+struct listener *listener_open(const struct settings *s, const struct activation *act,
+			       char *err, size_t errlen);
 
 /* The port bound, and "127.0.0.1:7777, [::]:7777" for messages. */
 int listener_port(const struct listener *l);
 void listener_describe(const struct listener *l, char *buf, size_t len);
 
 int listener_start(struct listener *l, struct server *srv);
+
+/*
+ * Pause: no new client gets in.  Sockets chatd bound are closed (connects
+ * are refused, the backlog is reset); sockets from systemd must be kept, so
+ * there each connection is accepted and closed with "ERR 503 server is
+ * paused".  Resume binds the same addresses and port again; if that fails
+ * (the port was taken meanwhile) -1 with a message, and chatd stays paused.
+ * Both return 1 when there was nothing to do.  Control thread only.
+ */
+int listener_pause(struct listener *l);
+int listener_resume(struct listener *l, char *err, size_t errlen);
+bool listener_paused(const struct listener *l);
 /* Stops accepting, joins the thread, closes the sockets, frees l. */
 void listener_close(struct listener *l);
 

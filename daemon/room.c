@@ -435,6 +435,7 @@ room_join(struct room *r, struct client *c, uint64_t *last_msg_id, struct line *
 		return -1;
 	}
 	c->room.cursor = r->head;
+	c->room.joined_ms = time_now_ms();
 	*last_msg_id = r->last_msg_id;
 	if (notices_wanted_locked(r))
 		ring_push_event_locked(r, event_line("JOIN", c->name, "joined"), c->id);
@@ -514,6 +515,38 @@ room_connections(struct room *r)
 	size_t n = r->n_conns;
 	pthread_mutex_unlock(&r->lock);
 	return n;
+}
+
+size_t
+room_member_count(struct room *r)
+{
+	pthread_mutex_lock(&r->lock);
+	size_t n = r->n_members;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+/* Copies under the lock, so the caller formats without holding it. */
+int
+room_members_snapshot(struct room *r, struct room_member_info **out, size_t *n)
+{
+	pthread_mutex_lock(&r->lock);
+	struct room_member_info *info = calloc(r->n_members + 1, sizeof(*info));
+	if (info == NULL) {
+		pthread_mutex_unlock(&r->lock);
+		return -1;
+	}
+	for (size_t i = 0; i < r->n_members; i++) {
+		const struct client *c = r->members[i];
+
+		memcpy(info[i].name, c->name, sizeof(info[i].name));
+		memcpy(info[i].addr, c->addr_str, sizeof(info[i].addr));
+		info[i].joined_ms = c->room.joined_ms;
+	}
+	*n = r->n_members;
+	pthread_mutex_unlock(&r->lock);
+	*out = info;
+	return 0;
 }
 
 bool

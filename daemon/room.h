@@ -88,6 +88,18 @@ struct line *room_users_line(struct room *r, unsigned page);
 
 bool room_closing(struct room *r);
 
+/* Logged-in members now. */
+size_t room_member_count(struct room *r);
+
+struct room_member_info {
+	char name[NAME_MAX_LEN + 1];
+	char addr[ADDR_STR_MAX];
+	int64_t joined_ms;		/* wall clock */
+};
+
+/* A copy of the member list, in name order (*out to be freed); -1 if out of memory. */
+int room_members_snapshot(struct room *r, struct room_member_info **out, size_t *n);
+
 /* Shutdown: every connection is told to leave (BYE shutdown). */
 void room_shutdown(struct room *r);
 

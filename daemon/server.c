@@ -21,9 +21,12 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "activation.h"
 #include "config.h"
+#include "control.h"
 #include "history.h"
 #include "ident.h"
 #include "listener.h"
@@ -185,27 +188,59 @@ reload(void)
 	log_notice("reloaded %s", s->config_file);
 }
 
-/* Returns when SIGTERM or SIGINT arrives. */
 static void
-control_loop(int sigfd)
+handle_signals(struct server *srv, int sigfd)
 {
-	for (;;) {
-		struct pollfd pfd = { .fd = sigfd, .events = POLLIN };
-		struct signalfd_siginfo si;
+	struct signalfd_siginfo si;
 
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+	while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			sd_notify(0, "RELOADING=1");
+			reload();
+			sd_notify(0, "READY=1");
+			continue;
+		}
+		log_notice("stopping on signal %s", strsignal((int)si.ssi_signo));
+		srv->stop_requested = true;
+	}
+}
+
+/*
+ * The control thread's loop: signals and the admin socket.  Returns on
+ * SIGTERM, SIGINT or "stop", once the admin replies are on their way.
+ */
+static void
+control_loop(struct server *srv, int sigfd)
+{
+	while (!srv->stop_requested) {
+		struct pollfd pfd[1 + CONTROL_POLLFDS_MAX];
+		int timeout;
+		size_t n = 1;
+
+		pfd[0] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+		n += control_pollfds(srv->control, pfd + 1, CONTROL_POLLFDS_MAX, &timeout);
+		if (poll(pfd, n, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
 			log_error("control: poll: %s", strerror(errno));
 			return;
 		}
-		while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-			if (si.ssi_signo == SIGHUP) {
-				reload();
-				continue;
-			}
-			log_notice("stopping on signal %s", strsignal((int)si.ssi_signo));
-			return;
-		}
+		control_dispatch(srv->control, pfd + 1, n - 1);
+		if (pfd[0].revents & POLLIN)
+			handle_signals(srv, sigfd);
 	}
+	control_flush(srv->control);
+}
+
+void
+server_status_changed(struct server *srv)
+{
+	char where[512];
+
+	listener_describe(srv->listener, where, sizeof(where));
+	sd_notifyf(0, "STATUS=%s %s; %zu online",
+		   listener_paused(srv->listener) ? "paused; was listening on" : "listening on",
+		   where, room_member_count(srv->room));
 }
 
 static int
@@ -269,12 +304,25 @@ stop_clients(struct server *srv)
 	return false;
 }
 
+/* The admin socket comes first: a second chatd must not take a port before it fails. */
 static int
-start_listening(struct server *srv, const struct settings *s)
+open_control(struct server *srv, const struct settings *s, const struct activation *act)
+{
+	char err[1024];
+
+	if ((srv->control = control_open(srv, s, act->admin, err, sizeof(err))) == NULL) {
+		fail("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+start_listening(struct server *srv, const struct settings *s, const struct activation *act)
 {
 	char err[1024], where[512];
 
-	srv->listener = listener_open(s, err, sizeof(err));
+	srv->listener = listener_open(s, act, err, sizeof(err));
 	if (srv->listener == NULL) {
 		fail("%s", err);
 		return -1;
@@ -287,6 +335,8 @@ start_listening(struct server *srv, const struct settings *s)
 	log_notice("chatd %s listening on %s", CHATD_VERSION, where);
 	printf("chatd: listening on %s\n", where);
 	fflush(stdout);
+	server_status_changed(srv);
+	sd_notify(0, "READY=1");
 	return 0;
 }
 
@@ -311,6 +361,7 @@ int
 server_run(const struct server_options *opt)
 {
 	struct server srv = { .started_ms = time_now_ms() };
+	struct activation act;
 	int sigfd = -1, lockfd = -1, rc = 1;
 	char err[1024];
 
@@ -335,12 +386,17 @@ server_run(const struct server_options *opt)
 	}
 	log_notice("chatd %s starting, config %s", CHATD_VERSION, s->config_file);
 	raise_fd_limit(s);
-	if (open_stores(&srv, s) < 0 || start_listening(&srv, s) < 0)
+	/* Before any thread starts: it unsets $LISTEN_FDS. */
+	activation_take(&act);
+	if (open_control(&srv, s, &act) < 0 || open_stores(&srv, s) < 0 ||
+	    start_listening(&srv, s, &act) < 0)
 		goto stop;
 
-	control_loop(sigfd);
+	control_loop(&srv, sigfd);
 	rc = 0;
 stop:
+	sd_notify(0, "STOPPING=1");
+	control_close(srv.control);
 	listener_close(srv.listener);
 	if (srv.room && !stop_clients(&srv)) {
 		/* Threads still use the stores: sync what is stored, leave the rest to exit(). */

@@ -10,20 +10,24 @@
 #define CHATD_SERVER_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct room;
 struct history;
 struct ident;
 struct listener;
+struct control;
 
 struct server {
 	struct room *room;
 	struct history *history;
 	struct ident *ident;
 	struct listener *listener;
-	int64_t started_ms;
+	struct control *control;	/* the admin socket; control thread only */
+	int64_t started_ms;		/* wall clock */
 	atomic_uint_least64_t next_client_id;
+	bool stop_requested;		/* control thread only: leave the control loop */
 };
 
 struct server_options {
@@ -32,5 +36,8 @@ struct server_options {
 
 /* Runs chatd in the foreground until SIGTERM/SIGINT; returns the exit code. */
 int server_run(const struct server_options *opt);
+
+/* Listening or paused changed: tell systemd (STATUS=).  Control thread. */
+void server_status_changed(struct server *srv);
 
 #endif

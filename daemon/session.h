@@ -50,6 +50,7 @@ struct client {
 	struct {
 		struct client *prev, *next;	/* every connection (room.c: conns) */
 		bool member;			/* listed in the room (logged in) */
+		int64_t joined_ms;		/* wall clock, when it logged in */
 		uint64_t cursor;		/* next fan-out ring position to deliver */
 		bool sleeping;			/* on the sleepers list */
 		struct client *sleep_prev, *sleep_next;

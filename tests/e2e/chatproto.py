@@ -31,6 +31,14 @@ def deadline_in(seconds):
     return time.monotonic() + scaled(seconds)
 
 
+def wait_until(condition, what, timeout=5):
+    """Polls: a file's contents and a reload's effect offer nothing to block on."""
+    deadline = deadline_in(timeout)
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
 # Number of fields after the tag; the last one is free text.
 FIELDS = {
     "HELLO": 3, "PASS": 3, "WELCOME": 2, "USERS": 4, "HIST": 4, "MSG": 4,

@@ -12,9 +12,11 @@ non-zero or printed a sanitizer report fails the test at teardown.
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +26,9 @@ from chatproto import Client, deadline_in, scaled
 
 # Absolute: chatd runs in each test's own directory.
 CHATD_BIN = os.path.abspath(os.environ.get("CHATD_BIN", "/work/main/build-e/chatd"))
+CHATCTL_BIN = os.path.abspath(os.environ.get("CHATCTL_BIN",
+                                             os.path.join(os.path.dirname(CHATD_BIN),
+                                                          "ctl", "chatctl")))
 SANITIZE = os.environ.get("CHATD_SANITIZE", "")
 LISTENING_RE = re.compile(r"chatd: listening on (\S.*)\Z")
 ADDRESS_RE = re.compile(r"(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d+)\Z")
@@ -107,6 +112,10 @@ class Chatd:
     @property
     def log_path(self):
         return self.path("log_file", "chatd.log")
+
+    @property
+    def admin_socket(self):
+        return Path(self.settings["admin_socket"])
 
     def log_text(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -215,6 +224,28 @@ class Chatd:
         assert report is None, f"sanitizer report ({report}):\n{err}"
         return proc.returncode, out.decode("utf-8", "replace"), err
 
+    # --- chatctl ---
+
+    def ctl(self, *args, input=None, user=None, socket_path=None, timeout=20.0):
+        """Runs chatctl -s SOCKET ARGS: a CompletedProcess (text).  user: run as
+        (uid, gid) with that user's groups, through setpriv."""
+        cmd = [CHATCTL_BIN, "-s", str(socket_path or self.admin_socket), *args]
+        if user is not None:
+            cmd = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--init-groups",
+                   *cmd]
+        proc = subprocess.run(cmd, input=input, capture_output=True, text=True,
+                              timeout=scaled(timeout), cwd=self.workdir)
+        report = sanitizer_report(proc.stderr)
+        assert report is None, f"sanitizer report ({report}) from chatctl:\n{proc.stderr}"
+        return proc
+
+    def ctl_ok(self, *args, **kwargs):
+        """chatctl ARGS must exit 0; returns its stdout."""
+        proc = self.ctl(*args, **kwargs)
+        assert proc.returncode == 0, (f"chatctl {' '.join(args)} exited {proc.returncode}: "
+                                      f"{proc.stderr}")
+        return proc.stdout
+
     # --- clients ---
 
     def connect(self, label="client", **kwargs):
@@ -278,11 +309,16 @@ def base_settings(state_dir, overrides):
 def chatd_factory(tmp_path):
     """make(start=True, **settings) -> Chatd; every one made is stopped at teardown."""
     made = []
+    admin_dirs = []
 
     def make(start=True, **overrides):
         workdir = tmp_path / f"chatd{len(made)}"
         state_dir = workdir / "state"
         state_dir.mkdir(parents=True)
+        # Short, because a socket path has at most 107 bytes; removed at teardown.
+        admin_dir = tempfile.mkdtemp(prefix="chatd-admin-")
+        admin_dirs.append(admin_dir)
+        overrides.setdefault("admin_socket", os.path.join(admin_dir, "admin.sock"))
         daemon = Chatd(workdir, base_settings(state_dir, overrides))
         made.append(daemon)
         return daemon.start() if start else daemon
@@ -291,6 +327,8 @@ def chatd_factory(tmp_path):
     problems = []
     for daemon in made:
         problems += daemon.cleanup()
+    for admin_dir in admin_dirs:
+        shutil.rmtree(admin_dir, ignore_errors=True)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
 

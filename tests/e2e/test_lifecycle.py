@@ -12,18 +12,10 @@ import time
 
 import pytest
 
-from chatproto import deadline_in, scaled
+from chatproto import deadline_in, scaled, wait_until
 
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
                       r"(?i:error|warning|notice|info|debug) \S")
-
-
-def wait_until(condition, what, timeout=5):
-    """Polls: a file's contents and a reload's effect offer nothing to block on."""
-    deadline = deadline_in(timeout)
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

@@ -127,6 +127,8 @@ static void test_defaults_when_empty(void **state)
 	assert_path(s.ident_file, local, "ident");
 	assert_path(s.log_file, local, "chatd.log");
 	assert_string_equal(s.runtime_dir, local);
+	assert_path(s.admin_socket, local, "admin.sock");
+	assert_string_equal(s.admin_group, "");
 	assert_int_equal(s.stack_size, 131072);
 	assert_int_equal(s.max_line, 4096);
 	assert_int_equal(s.history_memory, 1000);
@@ -389,7 +391,18 @@ static void test_relative_paths(void **state)
 	assert_path(s.ident_file, s.state_dir, "ident");
 	assert_string_equal(s.log_file, "/var/log/chatd.log");
 	assert_path(s.runtime_dir, sub, "run");
+	assert_path(s.admin_socket, s.runtime_dir, "admin.sock");
 	settings_free(&s);
+
+	write_conf("sub/chatd.conf", "runtime_dir = \"run\";\n"
+		   "admin_socket = \"ctl/a.sock\";\nadmin_group = \"staff\";\n");
+	assert_int_equal(settings_load("sub/chatd.conf", &s, err, sizeof(err)), 0);
+	assert_path(s.admin_socket, sub, "ctl/a.sock");
+	assert_string_equal(s.admin_group, "staff");
+	settings_free(&s);
+	write_conf("sub/chatd.conf", "admin_group = 5;\n");
+	assert_int_equal(settings_load("sub/chatd.conf", &s, err, sizeof(err)), -1);
+	assert_string_equal(err, "sub/chatd.conf:1: 'admin_group' must be a string");
 
 	/* The errors name the file as it was given. */
 	write_conf("sub/chatd.conf", "\nprot = 1;\n");
@@ -483,7 +496,9 @@ static const struct {
 	{ "history_file = \"/h\";", "history_file", false },
 	{ "ident_file = \"/i\";", "ident_file", false },
 	{ "log_file = \"/l\";", "log_file", false },
-	{ "runtime_dir = \"/r\";", "runtime_dir", false },
+	{ "runtime_dir = \"/r\";", "runtime_dir, admin_socket", false },
+	{ "admin_socket = \"/a\";", "admin_socket", false },
+	{ "admin_group = \"adm\";", "admin_group", false },
 	{ "stack_size = 65536;", "stack_size", false },
 	{ "max_line = 64;", "max_line", false },
 	{ "history_memory = 20;", "history_memory", false },

@@ -1,0 +1,290 @@
+/*
+ * chatctl.c - steering a running chatd from a shell (chatctl(8)).
+ *
+ *   chatctl [-s SOCKET] [-c CONFIG] [-t SECONDS] COMMAND [ARGS]
+ *   chatctl [-s SOCKET] [-c CONFIG]          commands from stdin, one a line
+ *
+ * What people type is checked against the command table chatd itself uses
+ * (common/admin_proto.c) before anything is sent, so a typo is a usage
+ * error (exit 2) even with no daemon running; the request sent is always
+ * the canonical spelling ("clear-log" goes out as "log clear").
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin_proto.h"
+#include "config.h"
+#include "ctl_conn.h"
+#include "secret.h"
+#include "version.h"
+
+/* Where the packaged chatd puts its admin socket. */
+#define CTL_DEFAULT_SOCKET	"/run/chatd/admin.sock"
+#define CTL_DEFAULT_TIMEOUT_S	10
+#define CTL_PASSWORD_MAX	512
+
+struct ctl_options {
+	const char *socket;
+	const char *config;
+	int timeout_ms;
+	char *socket_owned;	/* from a config file */
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"usage: chatctl [-s SOCKET] [-c CONFIG] [-t SECONDS] [COMMAND [ARGS]]\n"
+		"  -s, --socket SOCKET   chatd's admin socket\n"
+		"  -c, --config CONFIG   take the socket from this chatd configuration\n"
+		"                        (default %s, else %s)\n"
+		"  -t, --timeout SECONDS give up on an unanswered step after this (default %d)\n"
+		"  -h, --help            this text\n"
+		"  -V, --version         print the version\n"
+		"Without a COMMAND, commands are read from standard input, one a line.\n\n"
+		"Commands:\n", CONFIG_DEFAULT_FILE, CTL_DEFAULT_SOCKET, CTL_DEFAULT_TIMEOUT_S);
+	for (size_t i = 0; i < ADMIN_CMD_COUNT; i++) {
+		const struct admin_cmd *cmd = &admin_commands[i];
+		char u[128];
+
+		admin_usage(cmd, false, u, sizeof(u));
+		fprintf(out, "  %-24s %s%s%s%s\n", u, cmd->help, cmd->alias ? " (also: " : "",
+			cmd->alias ? cmd->alias : "", cmd->alias ? ")" : "");
+	}
+	fprintf(out, "\nExit status: 0 done, 1 refused by chatd, 2 usage error, "
+		"3 cannot reach chatd.\n");
+}
+
+/* The socket: -s, else the configuration's admin_socket, else the packaged place. */
+static int
+find_socket(struct ctl_options *o)
+{
+	struct settings s;
+	char err[1024];
+	const char *config = o->config;
+
+	if (o->socket != NULL)
+		return CTL_OK;
+	if (config == NULL && access(CONFIG_DEFAULT_FILE, R_OK) == 0)
+		config = CONFIG_DEFAULT_FILE;
+	if (config == NULL) {
+		o->socket = CTL_DEFAULT_SOCKET;
+		return CTL_OK;
+	}
+	if (settings_load(config, &s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chatctl: %s\n", err);
+		return CTL_USAGE;
+	}
+	o->socket = o->socket_owned = strdup(s.admin_socket);
+	settings_free(&s);
+	if (o->socket == NULL) {
+		fprintf(stderr, "chatctl: out of memory\n");
+		return CTL_USAGE;
+	}
+	return CTL_OK;
+}
+
+/*
+ * The request line for what was typed, canonical words first; reads the
+ * password for "user add" and "user passwd".  CTL_OK or CTL_USAGE.
+ */
+static int
+build_request(char *typed, char *out, size_t outlen)
+{
+	struct admin_request req;
+	char err[256], password[CTL_PASSWORD_MAX], prompt[96];
+	int n;
+
+	if (admin_parse(typed, ADMIN_PARSE_NO_SECRET | ADMIN_PARSE_ALIASES, &req, err,
+			sizeof(err)) != 0) {
+		fprintf(stderr, "chatctl: %s\n", err);
+		return CTL_USAGE;
+	}
+	n = snprintf(out, outlen, "%s", req.cmd->words);
+	if (req.name != NULL)
+		n += snprintf(out + n, outlen - (size_t)n, " %s", req.name);
+	if (req.count > 0)
+		n += snprintf(out + n, outlen - (size_t)n, " %ld", req.count);
+	if (req.force)
+		n += snprintf(out + n, outlen - (size_t)n, " --force");
+	if (req.text != NULL)
+		n += snprintf(out + n, outlen - (size_t)n, " %s", req.text);
+	if (req.cmd->args == ARGS_NAME_SECRET) {
+		snprintf(prompt, sizeof(prompt), "Password for %s: ", req.name);
+		if (secret_read(prompt, true, password, sizeof(password)) < 0)
+			return CTL_USAGE;
+		n += snprintf(out + n, outlen - (size_t)n, " %s", password);
+		explicit_bzero(password, sizeof(password));
+	}
+	if ((size_t)n >= outlen) {
+		fprintf(stderr, "chatctl: the command is longer than %d bytes\n", ADMIN_MAX_LINE);
+		return CTL_USAGE;
+	}
+	return CTL_OK;
+}
+
+static int
+run_one(struct ctl_conn *conn, const struct ctl_options *o, char *typed)
+{
+	char request[ADMIN_MAX_LINE + 1];
+	int rc = build_request(typed, request, sizeof(request));
+
+	if (rc != CTL_OK)
+		return rc;
+	/* chatd closes an idle connection; the prompt may have waited long. */
+	if (ctl_closed(conn)) {
+		ctl_close(conn);
+		if ((rc = ctl_connect(conn, o->socket, o->timeout_ms)) != CTL_OK)
+			return rc;
+	}
+	rc = ctl_request(conn, request);
+	explicit_bzero(request, sizeof(request));
+	return rc;
+}
+
+/* The seeds' operator console: a prompt on a terminal, plain lines from a pipe. */
+static int
+run_console(const struct ctl_options *o)
+{
+	struct ctl_conn conn;
+	bool tty = isatty(STDIN_FILENO);
+	char *line = NULL;
+	size_t cap = 0;
+	int worst = CTL_OK, rc;
+
+	if ((rc = ctl_connect(&conn, o->socket, o->timeout_ms)) != CTL_OK)
+		return rc;
+	for (;;) {
+		if (tty) {
+			fputs("chatctl> ", stdout);
+			fflush(stdout);
+		}
+		if (getline(&line, &cap, stdin) < 0)
+			break;
+		line[strcspn(line, "\r\n")] = '\0';
+		char *p = line + strspn(line, " \t");
+		if (*p == '\0' || *p == '#')
+			continue;
+		if (strcmp(p, "quit") == 0 || strcmp(p, "exit") == 0)
+			break;
+		rc = run_one(&conn, o, p);
+		if (rc > worst)
+			worst = rc;
+	}
+	if (tty)
+		putchar('\n');
+	free(line);
+	ctl_close(&conn);
+	return worst;
+}
+
+/* argv words joined by spaces: what the console would have read. */
+static char *
+join_words(char **argv, int argc)
+{
+	size_t len = 1;
+	char *s;
+
+	for (int i = 0; i < argc; i++)
+		len += strlen(argv[i]) + 1;
+	if ((s = calloc(1, len)) == NULL)
+		return NULL;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0)
+			strcat(s, " ");
+		strcat(s, argv[i]);
+	}
+	return s;
+}
+
+static int
+run_command(const struct ctl_options *o, char **argv, int argc)
+{
+	struct ctl_conn conn;
+	char request[ADMIN_MAX_LINE + 1];
+	char *typed = join_words(argv, argc);
+	int rc;
+
+	if (typed == NULL) {
+		fprintf(stderr, "chatctl: out of memory\n");
+		return CTL_USAGE;
+	}
+	rc = build_request(typed, request, sizeof(request));
+	free(typed);
+	if (rc != CTL_OK)
+		return rc;
+	if ((rc = ctl_connect(&conn, o->socket, o->timeout_ms)) == CTL_OK) {
+		rc = ctl_request(&conn, request);
+		ctl_close(&conn);
+	}
+	explicit_bzero(request, sizeof(request));
+	return rc;
+}
+
+static int
+parse_timeout(const char *arg, int *ms)
+{
+	char *end;
+	long s;
+
+	errno = 0;
+	s = strtol(arg, &end, 10);
+	if (errno != 0 || *end != '\0' || s < 1 || s > 3600) {
+		fprintf(stderr, "chatctl: --timeout takes seconds from 1 to 3600\n");
+		return -1;
+	}
+	*ms = (int)s * 1000;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctl_options o = { .timeout_ms = CTL_DEFAULT_TIMEOUT_S * 1000 };
+	int ch, rc;
+
+	/* "+": options end at the command, so "kick bob -x" passes "-x" on. */
+	while ((ch = getopt_long(argc, argv, "+s:c:t:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			o.socket = optarg;
+			break;
+		case 'c':
+			o.config = optarg;
+			break;
+		case 't':
+			if (parse_timeout(optarg, &o.timeout_ms) < 0)
+				return CTL_USAGE;
+			break;
+		case 'h':
+			usage(stdout);
+			return CTL_OK;
+		case 'V':
+			printf("chatctl %s\n", CHATD_VERSION);
+			return CTL_OK;
+		default:
+			usage(stderr);
+			return CTL_USAGE;
+		}
+	}
+	if ((rc = find_socket(&o)) != CTL_OK)
+		return rc;
+	if (optind < argc)
+		rc = run_command(&o, argv + optind, argc - optind);
+	else
+		rc = run_console(&o);
+	free(o.socket_owned);
+	return rc;
+}

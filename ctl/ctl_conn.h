@@ -1,0 +1,43 @@
+/*
+ * ctl_conn.h - chatctl's connection to chatd's admin socket: connect with a
+ * timeout, send one request, read its reply line by line, each read
+ * bounded by the same timeout, so chatctl never hangs on a stuck daemon.
+ */
+#ifndef CHATCTL_CONN_H
+#define CHATCTL_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "linebuf.h"
+
+/* chatctl's exit codes (chatctl(8)). */
+enum ctl_exit {
+	CTL_OK = 0,
+	CTL_REFUSED = 1,	/* chatd answered ERR */
+	CTL_USAGE = 2,
+	CTL_UNREACHABLE = 3,	/* no daemon, no permission, no answer */
+};
+
+struct ctl_conn {
+	int fd;
+	const char *path;
+	int timeout_ms;
+	struct linebuf in;
+};
+
+/* CTL_OK, or CTL_UNREACHABLE with the reason on stderr. */
+int ctl_connect(struct ctl_conn *c, const char *path, int timeout_ms);
+void ctl_close(struct ctl_conn *c);
+
+/* Has chatd closed the connection (idle, restarted)?  Does not block. */
+bool ctl_closed(struct ctl_conn *c);
+
+/*
+ * Sends request (no line end) and prints the reply: the data lines to
+ * stdout, or if there were none the OK text; an ERR text to stderr.
+ * Returns a ctl_exit code.
+ */
+int ctl_request(struct ctl_conn *c, const char *request);
+
+#endif

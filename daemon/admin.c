@@ -1,0 +1,435 @@
+/*
+ * admin.c - the admin commands: one handler for each entry of the shared
+ * table in common/admin_proto.c, in the same order.
+ *
+ * Handlers run in the control thread and must not block on anything slow:
+ * the log is streamed (admin_stream_file) and passwords are hashed in a
+ * worker (admin_run_job).  Every change an admin makes is logged with who
+ * made it; a password never is.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "config.h"
+#include "control.h"
+#include "history.h"
+#include "ident.h"
+#include "listener.h"
+#include "log.h"
+#include "password.h"
+#include "room.h"
+#include "server.h"
+#include "timefmt.h"
+#include "utf8.h"
+#include "version.h"
+
+typedef void admin_handler(struct admin_conn *ac, const struct admin_request *req);
+
+static void
+admin_cmd_help(struct admin_conn *ac, const struct admin_request *req)
+{
+	for (size_t i = 0; i < ADMIN_CMD_COUNT; i++) {
+		char usage[128];
+
+		admin_usage(&admin_commands[i], true, usage, sizeof(usage));
+		admin_data(ac, "%-26s %s", usage, admin_commands[i].help);
+	}
+	admin_ok(ac, "%d commands", ADMIN_CMD_COUNT);
+}
+
+static void
+format_uptime(char *buf, size_t len, int64_t ms)
+{
+	int64_t s = ms / 1000;
+
+	snprintf(buf, len, "%lldd %02lld:%02lld:%02lld", (long long)(s / 86400),
+		 (long long)(s / 3600 % 24), (long long)(s / 60 % 60), (long long)(s % 60));
+}
+
+static void
+admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
+{
+	struct server *srv = admin_server(ac);
+	struct history_stats st;
+	char uptime[64], since[TIME_RFC3339_LEN + 1], where[512];
+
+	history_get_stats(srv->history, &st);
+	format_uptime(uptime, sizeof(uptime), time_now_ms() - srv->started_ms);
+	time_format_ms(since, srv->started_ms);
+	listener_describe(srv->listener, where, sizeof(where));
+	admin_data(ac, "version: %s", CHATD_VERSION);
+	admin_data(ac, "pid: %d", (int)getpid());
+	admin_data(ac, "uptime: %s (since %s)", uptime, since);
+	if (listener_paused(srv->listener))
+		admin_data(ac, "listening: paused (%s)", where);
+	else
+		admin_data(ac, "listening: %s", where);
+	admin_data(ac, "clients: %zu online, %zu connected", room_member_count(srv->room),
+		   room_connections(srv->room));
+	admin_data(ac, "messages: %llu since start, %llu refused", (unsigned long long)st.appended,
+		   (unsigned long long)st.failed);
+	admin_data(ac, "history: last id %llu, %lld bytes, %zu in memory",
+		   (unsigned long long)st.last_id, (long long)st.file_size, st.in_memory);
+	admin_data(ac, "registered users: %zu", ident_count(srv->ident));
+	admin_data(ac, "config: %s", settings_get()->config_file);
+	admin_ok(ac, "%s", listener_paused(srv->listener) ? "paused" : "running");
+}
+
+static void
+admin_cmd_users(struct admin_conn *ac, const struct admin_request *req)
+{
+	struct room_member_info *m;
+	size_t n;
+
+	if (room_members_snapshot(admin_server(ac)->room, &m, &n) < 0) {
+		admin_err(ac, ADMIN_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char since[TIME_RFC3339_LEN + 1];
+
+		time_format_ms(since, m[i].joined_ms);
+		admin_data(ac, "%s %s %s", m[i].name, m[i].addr, since);
+	}
+	free(m);
+	admin_ok(ac, "%zu online", n);
+}
+
+static void
+admin_cmd_stop(struct admin_conn *ac, const struct admin_request *req)
+{
+	log_notice("stop requested by %s", admin_peer(ac));
+	admin_server(ac)->stop_requested = true;
+	admin_ok(ac, "stopping");
+}
+
+static void
+admin_cmd_pause(struct admin_conn *ac, const struct admin_request *req)
+{
+	struct server *srv = admin_server(ac);
+
+	if (listener_pause(srv->listener) == 1) {
+		admin_ok(ac, "already paused");
+		return;
+	}
+	log_notice("paused by %s: new clients are refused", admin_peer(ac));
+	server_status_changed(srv);
+	admin_ok(ac, "paused");
+}
+
+static void
+admin_cmd_resume(struct admin_conn *ac, const struct admin_request *req)
+{
+	struct server *srv = admin_server(ac);
+	char err[512], where[512];
+	int rc = listener_resume(srv->listener, err, sizeof(err));
+
+	if (rc < 0) {
+		log_error("resume by %s failed: %s", admin_peer(ac), err);
+		admin_err(ac, ADMIN_ERR_UNAVAILABLE, "%s", err);
+		return;
+	}
+	listener_describe(srv->listener, where, sizeof(where));
+	if (rc == 1) {
+		admin_ok(ac, "already listening on %s", where);
+		return;
+	}
+	log_notice("resumed by %s: listening on %s", admin_peer(ac), where);
+	server_status_changed(srv);
+	admin_ok(ac, "listening on %s", where);
+}
+
+/* Where the last n lines of the file begin (a final line end ends, not starts, a line). */
+static off_t
+tail_offset(int fd, off_t size, long n)
+{
+	char buf[65536];
+	off_t pos = size;
+	long seen = 0;
+
+	while (pos > 0) {
+		size_t chunk = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
+
+		pos -= (off_t)chunk;
+		if (pread(fd, buf, chunk, pos) != (ssize_t)chunk)
+			return 0;
+		for (size_t i = chunk; i-- > 0;)
+			if (buf[i] == '\n' && pos + (off_t)i != size - 1 && ++seen == n)
+				return pos + (off_t)i + 1;
+	}
+	return 0;
+}
+
+static void
+admin_cmd_log_show(struct admin_conn *ac, const struct admin_request *req)
+{
+	const char *path = log_path();
+	int fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		admin_err(ac, ADMIN_ERR_INTERNAL, "cannot read the log %s: %s",
+			  path ? path : "(none)", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	admin_stream_file(ac, fd, req->count > 0 ? tail_offset(fd, st.st_size, req->count) : 0,
+			  path);
+}
+
+static void
+admin_cmd_log_clear(struct admin_conn *ac, const struct admin_request *req)
+{
+	if (log_truncate() < 0) {
+		admin_err(ac, ADMIN_ERR_INTERNAL, "cannot clear the log %s: %s", log_path(),
+			  strerror(errno));
+		return;
+	}
+	/* The first line of the emptied log says who emptied it. */
+	log_notice("log cleared by %s", admin_peer(ac));
+	admin_ok(ac, "log cleared");
+}
+
+static void
+admin_cmd_ident_clear(struct admin_conn *ac, const struct admin_request *req)
+{
+	struct ident *id = admin_server(ac)->ident;
+	size_t n = ident_count(id);
+	enum ident_result r;
+
+	if (!settings_get()->registration && !req->force) {
+		admin_err(ac, ADMIN_ERR_CONFLICT, "registration is off: nobody could log in "
+			  "afterwards; add --force to clear anyway");
+		return;
+	}
+	if ((r = ident_clear(id)) != IDENT_OK) {
+		log_error("ident clear by %s failed: %s", admin_peer(ac), ident_result_str(r));
+		admin_err(ac, ADMIN_ERR_NOT_STORED, "%s; nothing changed", ident_result_str(r));
+		return;
+	}
+	log_notice("identification file cleared by %s: %zu names removed", admin_peer(ac), n);
+	admin_ok(ac, "identification file cleared: %zu names removed", n);
+}
+
+struct list_ctx {
+	struct admin_conn *ac;
+	size_t n;
+};
+
+static void
+list_one(void *arg, const char *name)
+{
+	struct list_ctx *ctx = arg;
+
+	admin_data(ctx->ac, "%s", name);
+	ctx->n++;
+}
+
+static void
+admin_cmd_user_list(struct admin_conn *ac, const struct admin_request *req)
+{
+	struct list_ctx ctx = { .ac = ac };
+
+	ident_foreach(admin_server(ac)->ident, list_one, &ctx);
+	admin_ok(ac, "%zu registered", ctx.n);
+}
+
+/* ---- password changes: hashed in a worker thread ---- */
+
+struct password_job {
+	struct ident *ident;
+	enum admin_cmd_id cmd;
+	int cost;
+	char name[NAME_MAX_LEN + 1];
+	char password[PASSWORD_MAX_LEN + 1];
+	char peer[96];
+	enum ident_result result;
+};
+
+static void
+password_work(void *arg)
+{
+	struct password_job *j = arg;
+
+	if (j->cmd == ADMIN_USER_ADD)
+		j->result = ident_register(j->ident, j->name, j->password, j->cost);
+	else
+		j->result = ident_set_password(j->ident, j->name, j->password, j->cost);
+	explicit_bzero(j->password, sizeof(j->password));
+}
+
+static void
+password_done(struct admin_conn *ac, void *arg)
+{
+	struct password_job *j = arg;
+	bool add = j->cmd == ADMIN_USER_ADD;
+
+	if (j->result == IDENT_OK)
+		log_notice("%s %s by %s", add ? "registered" : "new password for", j->name, j->peer);
+	else
+		log_warning("%s %s by %s failed: %s", add ? "registering" : "new password for",
+			    j->name, j->peer, ident_result_str(j->result));
+	if (ac != NULL) {
+		switch (j->result) {
+		case IDENT_OK:
+			admin_ok(ac, "%s %s", j->name, add ? "registered" : "has a new password");
+			break;
+		case IDENT_EXISTS:
+			admin_err(ac, ADMIN_ERR_CONFLICT, "%s is already registered", j->name);
+			break;
+		case IDENT_UNKNOWN:
+			admin_err(ac, ADMIN_ERR_NOT_FOUND, "%s is not registered", j->name);
+			break;
+		case IDENT_IO_ERROR:
+			admin_err(ac, ADMIN_ERR_NOT_STORED, "%s; nothing changed",
+				  ident_result_str(j->result));
+			break;
+		default:
+			admin_err(ac, ADMIN_ERR_INTERNAL, "%s", ident_result_str(j->result));
+		}
+	}
+	free(j);
+}
+
+static bool
+password_acceptable(struct admin_conn *ac, const char *pw)
+{
+	size_t len = strlen(pw);
+	enum text_check tc = text_check(pw, len);
+
+	if (tc != TEXT_OK) {
+		admin_err(ac, ADMIN_ERR_BAD_TEXT, "%s in the password", text_check_str(tc));
+		return false;
+	}
+	if (len > PASSWORD_MAX_LEN) {
+		admin_err(ac, ADMIN_ERR_BAD_REQUEST, "a password is at most %d bytes",
+			  PASSWORD_MAX_LEN);
+		return false;
+	}
+	return true;
+}
+
+static void
+admin_cmd_set_password(struct admin_conn *ac, const struct admin_request *req)
+{
+	struct server *srv = admin_server(ac);
+	bool add = req->cmd->id == ADMIN_USER_ADD;
+	bool known = ident_lookup(srv->ident, req->name, NULL);
+	struct password_job *j;
+
+	if (!password_acceptable(ac, req->text))
+		return;
+	if (add && known) {
+		admin_err(ac, ADMIN_ERR_CONFLICT, "%s is already registered", req->name);
+		return;
+	}
+	if (!add && !known) {
+		admin_err(ac, ADMIN_ERR_NOT_FOUND, "%s is not registered", req->name);
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		admin_err(ac, ADMIN_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	j->ident = srv->ident;
+	j->cmd = req->cmd->id;
+	j->cost = settings_get()->hash_cost;
+	snprintf(j->name, sizeof(j->name), "%s", req->name);
+	snprintf(j->password, sizeof(j->password), "%s", req->text);
+	snprintf(j->peer, sizeof(j->peer), "%s", admin_peer(ac));
+	if (admin_run_job(ac, password_work, password_done, j) < 0) {
+		explicit_bzero(j->password, sizeof(j->password));
+		free(j);
+		admin_err(ac, ADMIN_ERR_INTERNAL, "cannot start a worker: %s", strerror(errno));
+	}
+}
+
+static void
+admin_cmd_user_del(struct admin_conn *ac, const struct admin_request *req)
+{
+	struct server *srv = admin_server(ac);
+	enum ident_result r = ident_delete(srv->ident, req->name);
+
+	if (r == IDENT_UNKNOWN) {
+		admin_err(ac, ADMIN_ERR_NOT_FOUND, "%s is not registered", req->name);
+		return;
+	}
+	if (r != IDENT_OK) {
+		admin_err(ac, ADMIN_ERR_NOT_STORED, "%s; nothing changed", ident_result_str(r));
+		return;
+	}
+	/* Whoever logged in with the deleted account is not let stay on. */
+	bool online = room_evict(srv->room, req->name, PART_KICKED, "account deleted");
+	log_notice("user %s deleted by %s%s", req->name, admin_peer(ac),
+		   online ? "; the session online was ended" : "");
+	admin_ok(ac, "%s deleted%s", req->name, online ? "; the session online was ended" : "");
+}
+
+static void
+admin_cmd_kick(struct admin_conn *ac, const struct admin_request *req)
+{
+	const char *reason = req->text != NULL ? req->text : part_reason_text(PART_KICKED);
+
+	if (!room_evict(admin_server(ac)->room, req->name, PART_KICKED, reason)) {
+		admin_err(ac, ADMIN_ERR_NOT_FOUND, "%s is not online", req->name);
+		return;
+	}
+	log_notice("%s kicked by %s: %s", req->name, admin_peer(ac), reason);
+	admin_ok(ac, "%s kicked", req->name);
+}
+
+static void
+admin_cmd_notice(struct admin_conn *ac, const struct admin_request *req)
+{
+	struct room *r = admin_server(ac)->room;
+
+	if (strlen(req->text) > (size_t)settings_get()->max_line) {
+		admin_err(ac, ADMIN_ERR_TOO_LONG, "a notice is at most max_line (%d) bytes",
+			  settings_get()->max_line);
+		return;
+	}
+	if (room_notice(r, req->text) < 0) {
+		admin_err(ac, ADMIN_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	log_notice("notice by %s", admin_peer(ac));
+	admin_ok(ac, "notice sent to %zu online", room_member_count(r));
+}
+
+static admin_handler *const handlers[ADMIN_CMD_COUNT] = {
+	[ADMIN_HELP] = admin_cmd_help,
+	[ADMIN_STATUS] = admin_cmd_status,
+	[ADMIN_USERS] = admin_cmd_users,
+	[ADMIN_STOP] = admin_cmd_stop,
+	[ADMIN_PAUSE] = admin_cmd_pause,
+	[ADMIN_RESUME] = admin_cmd_resume,
+	[ADMIN_LOG_SHOW] = admin_cmd_log_show,
+	[ADMIN_LOG_CLEAR] = admin_cmd_log_clear,
+	[ADMIN_IDENT_CLEAR] = admin_cmd_ident_clear,
+	[ADMIN_USER_LIST] = admin_cmd_user_list,
+	[ADMIN_USER_ADD] = admin_cmd_set_password,
+	[ADMIN_USER_PASSWD] = admin_cmd_set_password,
+	[ADMIN_USER_DEL] = admin_cmd_user_del,
+	[ADMIN_KICK] = admin_cmd_kick,
+	[ADMIN_NOTICE] = admin_cmd_notice,
+};
+
+void
+admin_dispatch(struct admin_conn *ac, const struct admin_request *req)
+{
+	admin_handler *run = handlers[req->cmd->id];
+
+	/* A table entry without a handler is a build mistake; answer rather than crash. */
+	if (run == NULL) {
+		admin_err(ac, ADMIN_ERR_INTERNAL, "'%s' is not implemented", req->cmd->words);
+		return;
+	}
+	run(ac, req);
+}

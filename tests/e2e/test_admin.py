@@ -1,0 +1,385 @@
+"""
+test_admin.py - every admin command through the real chatctl, with clients
+connected, asserting what the command did and not just its OK.
+"""
+
+import re
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from chatproto import Client, scaled, wait_until
+from conftest import CHATCTL_BIN
+
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+                      r"(?:error|warning|notice|info|debug) \S")
+
+
+def run_chatctl(*args):
+    """chatctl without a daemon fixture: a CompletedProcess (text)."""
+    return subprocess.run([CHATCTL_BIN, *args], capture_output=True, text=True,
+                          timeout=scaled(10))
+
+
+def status_fields(chatd):
+    out = chatd.ctl_ok("status")
+    return dict(line.split(": ", 1) for line in out.splitlines())
+
+
+def test_status(chatd):
+    alice = chatd.login("alice")
+    chatd.login("bob")
+    lurker = chatd.connect("lurker")
+    lurker.expect_hello()
+    for i in range(3):
+        alice.say(f"m{i}")
+    fields = status_fields(chatd)
+    assert fields["pid"] == str(chatd.pid)
+    assert fields["listening"] == f"127.0.0.1:{chatd.port}"
+    assert fields["clients"] == "2 online, 3 connected"
+    assert fields["messages"].startswith("3 since start")
+    assert fields["config"] == str(chatd.config_path)
+    assert fields["registered users"] == "2"
+    assert re.fullmatch(r"\d+d \d\d:\d\d:\d\d \(since \S+Z\)", fields["uptime"])
+
+
+def test_users(chatd):
+    chatd.login("alice")
+    chatd.login("Bob")
+    lines = chatd.ctl_ok("users").splitlines()
+    assert [line.split()[:2] for line in lines] == [["alice", "127.0.0.1"],
+                                                    ["Bob", "127.0.0.1"]]
+    for line in lines:
+        assert re.fullmatch(r"\S+ \S+ \d{4}-\d\d-\d\dT\S+Z", line)
+
+
+def test_users_empty_says_so(chatd):
+    assert chatd.ctl_ok("users") == "0 online\n"
+
+
+def test_stop(chatd):
+    alice = chatd.login("alice")
+    bob = chatd.login("bob")
+    msg_id = alice.say("before stop")
+    bob.wait_for("MSG")
+
+    proc = chatd.ctl("stop")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "stopping\n"
+    for client in (alice, bob):
+        lines = client.read_until_closed()
+        assert [(line.tag, line[0]) for line in lines if line.tag == "BYE"] == \
+            [("BYE", "shutdown")], lines
+    assert chatd.wait() == 0
+    assert f"{msg_id} " in chatd.history_path.read_text()
+    assert "stop requested by uid 0" in chatd.log_text()
+    assert not chatd.admin_socket.exists()
+
+
+def test_pause_and_resume(chatd):
+    alice = chatd.login("alice")
+    bob = chatd.login("bob")
+
+    assert chatd.ctl_ok("pause") == "paused\n"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", chatd.port), timeout=scaled(5)).close()
+    # Those online carry on undisturbed.
+    msg_id = alice.say("still here")
+    assert bob.wait_for("MSG").id == msg_id
+    assert status_fields(chatd)["listening"].startswith("paused")
+    assert chatd.ctl_ok("pause") == "already paused\n"
+
+    assert chatd.ctl_ok("resume") == f"listening on 127.0.0.1:{chatd.port}\n"
+    carol = chatd.login("carol")
+    carol.say("back in")
+    assert chatd.ctl_ok("resume") == f"already listening on 127.0.0.1:{chatd.port}\n"
+    log = chatd.log_text()
+    assert "paused by uid 0" in log and "resumed by uid 0" in log
+
+
+def test_resume_when_the_port_was_taken(chatd):
+    alice = chatd.login("alice")
+    chatd.ctl_ok("pause")
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", chatd.port))
+    squatter.listen()
+    try:
+        proc = chatd.ctl("resume")
+        assert proc.returncode == 1
+        assert "still paused" in proc.stderr and "in use" in proc.stderr
+        assert status_fields(chatd)["listening"].startswith("paused")
+        alice.say("chatd is healthy")
+    finally:
+        squatter.close()
+    chatd.ctl_ok("resume")
+    chatd.login("bob").say("in again")
+
+
+def test_log_show(chatd):
+    chatd.login("alice")
+    log_lines = chatd.log_text().splitlines()
+    out = chatd.ctl_ok("log", "show").splitlines()
+    # chatctl's own connection may log after the file was read here: a prefix.
+    assert out[:len(log_lines)] == log_lines
+    assert any("listening on" in line for line in out)
+    tail = chatd.ctl_ok("show-log", "2").splitlines()
+    assert len(tail) == 2
+    assert all(LOG_LINE.match(line) for line in tail)
+    assert tail[-1] in chatd.log_text().splitlines()
+
+
+def test_log_show_is_streamed_in_full(chatd):
+    # Far more than a socket buffer: the reply is sent as the peer reads.
+    with open(chatd.log_path, "a") as f:
+        for i in range(40000):
+            f.write(f"2026-01-01T00:00:00.000Z info filler line {i:05d} " + "x" * 60 + "\n")
+    out = chatd.ctl_ok("log", "show").splitlines()
+    filler = [line for line in out if "filler line" in line]
+    assert len(filler) == 40000
+    assert filler[-1].startswith("2026-01-01T00:00:00.000Z info filler line 39999")
+
+
+def test_log_clear_while_50_clients_chat(chatd_factory):
+    chatd = chatd_factory(max_clients_per_address=100)
+    clients = [chatd.login(f"user{i:02d}") for i in range(50)]
+    stop = threading.Event()
+    errors = []
+
+    def chatter():
+        # Logins and departures keep the log busy while it is cleared.
+        i = 0
+        try:
+            while not stop.is_set():
+                c = Client(f"churn{i}")
+                c.connect(chatd.port)
+                c.login(f"churn{i % 5}", f"pw-churn{i % 5}")
+                c.say("hello")
+                c.request("/quit")
+                c.close()
+                i += 1
+        except Exception as e:  # reported below, in the test's thread
+            errors.append(e)
+
+    churn = threading.Thread(target=chatter)
+    churn.start()
+    try:
+        for i, c in enumerate(clients):
+            c.say(f"message {i}")
+        chatd.ctl_ok("log", "clear")
+        for i, c in enumerate(clients):
+            c.say(f"after {i}")
+    finally:
+        stop.set()
+        churn.join()
+    assert not errors, errors
+
+    def cleared_log():
+        return chatd.log_path.read_bytes()
+
+    data = cleared_log()
+    assert b"\0" not in data, "a hole of NULs at the start of the log"
+    lines = data.decode().splitlines()
+    assert all(LOG_LINE.match(line) for line in lines), lines[:5]
+    assert "log cleared by uid 0" in data.decode()
+    assert "starting, config" not in data.decode()
+    size = len(data)
+    chatd.login("latecomer")
+    wait_until(lambda: len(cleared_log()) > size, "the log to grow after clearing")
+    assert b"\0" not in cleared_log()
+
+
+def test_ident_clear(chatd):
+    alice = chatd.login("alice")
+    bob = chatd.login("bob")
+    assert "2" in chatd.ctl_ok("clear-ident")
+    assert "chatd-ident 1" in chatd.ident_path.read_text()
+    assert chatd.ctl_ok("user", "list") == "0 registered\n"
+    # People online stay online.
+    msg_id = alice.say("still online")
+    assert bob.wait_for("MSG").id == msg_id
+    # A known name registers anew, with any password.
+    carol = chatd.connect("again")
+    carol.login("alice2", "whatever")
+    newcomer = chatd.connect("alice-again")
+    newcomer.login("alice", "a-new-password", expect_pass="new")
+    assert "identification file cleared by uid 0" in chatd.log_text()
+
+
+def test_ident_clear_needs_force_without_registration(chatd_factory):
+    chatd = chatd_factory(registration=False)
+    chatd.ctl_ok("user", "add", "alice", input="pw-alice\n")
+    proc = chatd.ctl("ident", "clear")
+    assert proc.returncode == 1
+    assert "--force" in proc.stderr
+    assert chatd.ctl_ok("user", "list") == "alice\n"
+    chatd.ctl_ok("ident", "clear", "--force")
+    assert chatd.ctl_ok("user", "list") == "0 registered\n"
+
+
+def test_ident_clear_racing_registrations(chatd):
+    # Registrations racing with the clear: the file ends up holding exactly
+    # what the store holds, never the old file brought back.
+    for i in range(5):
+        chatd.login(f"old{i}")
+    stop = threading.Event()
+    registered = []
+
+    def register():
+        i = 0
+        while not stop.is_set():
+            c = Client(f"new{i}")
+            c.connect(chatd.port)
+            c.login(f"new{i}", "pw")
+            c.close()
+            registered.append(f"new{i}")
+            i += 1
+
+    t = threading.Thread(target=register)
+    t.start()
+    try:
+        wait_until(lambda: len(registered) >= 3, "some registrations")
+        chatd.ctl_ok("ident", "clear")
+        n = len(registered)
+        wait_until(lambda: len(registered) >= n + 3, "registrations after the clear")
+    finally:
+        stop.set()
+        t.join()
+    listed = set(chatd.ctl_ok("user", "list").splitlines())
+    in_file = {line.split(":", 1)[0] for line in chatd.ident_path.read_text().splitlines()[1:]}
+    assert listed == in_file
+    assert not any(name.startswith("old") for name in in_file)
+
+
+def test_user_commands_round_trip(chatd_factory):
+    chatd = chatd_factory(registration=False)
+    assert chatd.ctl_ok("user", "add", "carol", input="first pass\n") == "carol registered\n"
+    assert chatd.ctl_ok("user", "list") == "carol\n"
+    carol = chatd.connect("carol")
+    carol.login("carol", "first pass", expect_pass="known")
+    carol.request("/quit")
+
+    proc = chatd.ctl("user", "add", "carol", input="again\n")
+    assert proc.returncode == 1 and "already registered" in proc.stderr
+
+    chatd.ctl_ok("user", "passwd", "carol", input="second pass\n")
+    old = chatd.connect("old")
+    old.expect_hello()
+    old.send_line("carol")
+    old.expect("PASS", "known")
+    old.send_line("first pass")
+    old.expect("ERR", "401")
+    chatd.connect("new").login("carol", "second pass")
+
+    assert "carol deleted" in chatd.ctl_ok("user", "del", "carol")
+    refused = chatd.connect("refused")
+    refused.expect_hello()
+    refused.send_line("carol")
+    assert refused.read().tag == "ERR"
+    assert chatd.ctl_ok("user", "list") == "0 registered\n"
+    proc = chatd.ctl("user", "passwd", "carol", input="x\n")
+    assert proc.returncode == 1 and "not registered" in proc.stderr
+    log = chatd.log_text()
+    assert "registered carol by uid 0" in log and "user carol deleted by uid 0" in log
+    assert "first pass" not in log and "second pass" not in log
+
+
+def test_user_del_ends_the_session(chatd):
+    alice = chatd.login("alice")
+    bob = chatd.login("bob")
+    chatd.ctl_ok("user", "del", "bob")
+    bye = [line for line in bob.read_until_closed() if line.tag == "BYE"]
+    assert bye and bye[0][0] == "kicked"
+    part = alice.wait_for("PART")
+    assert part[1:3] == ["bob", "kicked"]
+
+
+def test_kick(chatd):
+    alice = chatd.login("alice")
+    bob = chatd.login("bob")
+    assert chatd.ctl_ok("kick", "bob", "too", "loud") == "bob kicked\n"
+    lines = bob.read_until_closed()
+    assert [line[:2] for line in lines if line.tag == "BYE"] == [["kicked", "too loud"]]
+    part = alice.wait_for("PART")
+    assert part[1:] == ["bob", "kicked", "too loud"]
+    proc = chatd.ctl("kick", "bob")
+    assert proc.returncode == 1 and "not online" in proc.stderr
+
+
+def test_notice(chatd):
+    clients = [chatd.login(name) for name in ("alice", "bob", "carol")]
+    assert chatd.ctl_ok("notice", "maintenance at", "noon") == "notice sent to 3 online\n"
+    for c in clients:
+        assert c.wait_for("NOTICE")[1] == "maintenance at noon"
+
+
+def test_help_lists_every_command(chatd):
+    out = chatd.ctl_ok("help").splitlines()
+    words = [line.split("  ")[0].strip() for line in out]
+    for usage in ("status", "users", "stop", "pause", "resume", "log show [N]", "log clear",
+                  "ident clear [--force]", "user list", "user add NAME PASSWORD",
+                  "user passwd NAME PASSWORD", "user del NAME", "kick NAME [REASON]",
+                  "notice TEXT", "help"):
+        assert usage in words, (usage, words)
+
+
+def test_console_reads_commands_from_a_pipe(chatd):
+    chatd.login("alice")
+    proc = chatd.ctl(input="status\n\n# a comment\nusers\nbogus\nshow-log 1\n")
+    assert proc.returncode == 2, proc.stderr      # the worst of the lines: a usage error
+    assert f"pid: {chatd.pid}" in proc.stdout
+    assert "alice 127.0.0.1" in proc.stdout
+    assert "unknown command 'bogus'" in proc.stderr
+    assert "chatctl>" not in proc.stdout          # no prompt for a pipe
+    proc = chatd.ctl(input="pause\nresume\n")
+    assert proc.returncode == 0 and proc.stdout.startswith("paused\nlistening on")
+
+
+def test_console_password_from_the_pipe(chatd_factory):
+    chatd = chatd_factory(registration=False)
+    proc = chatd.ctl(input="user add dave\ns3cret words\nuser list\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "dave registered\ndave\n"
+    chatd.connect("dave").login("dave", "s3cret words", expect_pass="known")
+
+
+def test_usage_errors_exit_2_without_a_daemon(tmp_path):
+    missing = str(tmp_path / "none.sock")
+    for args, message in ((["frobnicate"], "unknown command"),
+                          (["log", "show", "x"], "usage: log show [N]"),
+                          (["log"], "needs one of: show, clear"),
+                          (["kick"], "NAME is missing"),
+                          (["ident", "clear", "--now"], "unknown option"),
+                          (["--bogus-option"], "usage: chatctl")):
+        proc = run_chatctl("-s", missing, *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert message in proc.stderr, (args, proc.stderr)
+
+
+def test_no_daemon_exit_3(tmp_path):
+    missing = str(tmp_path / "none.sock")
+    proc = run_chatctl("-s", missing, "status")
+    assert proc.returncode == 3
+    assert proc.stderr == f"chatctl: chatd is not running: no socket at {missing}\n"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(missing)
+    stale.close()
+    proc = run_chatctl("-s", missing, "status")
+    assert proc.returncode == 3 and "nobody answers" in proc.stderr
+
+
+def test_chatctl_finds_the_socket_through_the_config(chatd):
+    proc = run_chatctl("-c", str(chatd.config_path), "status")
+    assert proc.returncode == 0, proc.stderr
+    assert f"pid: {chatd.pid}" in proc.stdout
+
+
+def test_version_and_help():
+    proc = run_chatctl("--version")
+    assert proc.returncode == 0 and re.fullmatch(r"chatctl \d+\.\d+\.\d+\n", proc.stdout)
+    proc = run_chatctl("--help")
+    assert proc.returncode == 0
+    for alias in ("show-log", "clear-log", "clear-ident"):
+        assert alias in proc.stdout
