@@ -31,23 +31,27 @@ read_line(FILE *f, char *buf, size_t len)
 	return 0;
 }
 
-/* Prompts on the terminal with echo off; the terminal is restored whatever happens. */
+/*
+ * Prompts on the terminal with echo off; the terminal is restored whatever
+ * happens.  Echo goes off before the prompt appears, so nothing typed at
+ * the prompt is ever shown.
+ */
 static int
 ask(const char *prompt, char *buf, size_t len)
 {
 	struct termios old, quiet;
 	int rc;
 
-	fputs(prompt, stderr);
-	fflush(stderr);
 	if (tcgetattr(STDIN_FILENO, &old) < 0)
 		return -1;
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	quiet.c_lflag |= ECHONL;
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+	fputs(prompt, stderr);
+	fflush(stderr);
 	rc = read_line(stdin, buf, len);
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	tcsetattr(STDIN_FILENO, TCSANOW, &old);
 	return rc;
 }
 

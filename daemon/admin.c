@@ -38,7 +38,7 @@ admin_cmd_help(struct admin_conn *ac, const struct admin_request *req)
 		char usage[128];
 
 		admin_usage(&admin_commands[i], true, usage, sizeof(usage));
-		admin_data(ac, "%-26s %s", usage, admin_commands[i].help);
+		admin_data(ac, "%-26s  %s", usage, admin_commands[i].help);
 	}
 	admin_ok(ac, "%d commands", ADMIN_CMD_COUNT);
 }

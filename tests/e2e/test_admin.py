@@ -3,18 +3,25 @@ test_admin.py - every admin command through the real chatctl, with clients
 connected, asserting what the command did and not just its OK.
 """
 
+import os
 import re
+import select
 import socket
 import subprocess
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
-from chatproto import Client, scaled, wait_until
+from chatproto import Client, deadline_in, scaled, wait_until
 from conftest import CHATCTL_BIN
 
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
                       r"(?:error|warning|notice|info|debug) \S")
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def run_chatctl(*args):
@@ -383,3 +390,67 @@ def test_version_and_help():
     assert proc.returncode == 0
     for alias in ("show-log", "clear-log", "clear-ident"):
         assert alias in proc.stdout
+
+
+def test_docs_follow_the_command_table(chatd):
+    help_rows = dict(re.split(r"\s{2,}", line, maxsplit=1)
+                     for line in chatd.ctl_ok("help").splitlines())
+    doc_rows = {}
+    for line in (DOCS / "ADMIN.md").read_text().splitlines():
+        m = re.fullmatch(r"\| `([^`]+)` \| (?:`[\w-]+`)? *\| (.+) \|", line)
+        if m:
+            doc_rows[m.group(1)] = m.group(2)
+    assert doc_rows == help_rows
+    man = (DOCS / "chatctl.8").read_text().replace("\\-", "-")
+    for usage in help_rows:
+        words = " ".join(w for w in usage.split() if re.fullmatch("[a-z]+", w))
+        assert words in man, f"chatctl(8) does not describe {words!r}"
+    for alias in re.findall(r"\(also: ([\w-]+)\)", run_chatctl("--help").stdout):
+        assert f".BR {alias} ." in man, f"chatctl(8) does not name {alias}"
+
+
+class Terminal:
+    """chatctl on a pseudo-terminal, read and typed at like a person would."""
+
+    def __init__(self, *args):
+        self.master, slave = os.openpty()
+        self.proc = subprocess.Popen([CHATCTL_BIN, *args], stdin=slave, stdout=slave,
+                                     stderr=slave, start_new_session=True)
+        os.close(slave)
+        self.seen = b""
+
+    def expect(self, text, timeout=10):
+        deadline = deadline_in(timeout)
+        while text.encode() not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {text!r} on the terminal; saw {self.seen!r}"
+            if select.select([self.master], [], [], left)[0]:
+                self.seen += os.read(self.master, 4096)
+
+    def type(self, text):
+        os.write(self.master, text.encode())
+
+    def close(self):
+        self.proc.wait(scaled(10))
+        os.close(self.master)
+        return self.proc.returncode
+
+
+def test_console_prompt_and_hidden_password_on_a_terminal(chatd_factory):
+    chatd = chatd_factory(registration=False)
+    term = Terminal("-s", str(chatd.admin_socket))
+    try:
+        term.expect("chatctl> ")
+        term.type("user add erin\n")
+        term.expect("Password for erin: ")
+        term.type("hidden words\n")
+        term.expect("Again: ")
+        term.type("hidden words\n")
+        term.expect("erin registered")
+        term.type("quit\n")
+    finally:
+        rc = term.close()
+    assert rc == 0
+    assert b"hidden words" not in term.seen
+    assert term.seen.count(b"chatctl> ") == 2
+    chatd.connect("erin").login("erin", "hidden words", expect_pass="known")
