@@ -22,6 +22,7 @@
 #include "ident.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "password.h"
 #include "room.h"
 #include "server.h"
@@ -119,7 +120,7 @@ admin_cmd_pause(struct admin_conn *ac, const struct admin_request *req)
 		return;
 	}
 	log_notice("paused by %s: new clients are refused", admin_peer(ac));
-	server_status_changed(srv);
+	notify_status(srv);
 	admin_ok(ac, "paused");
 }
 
@@ -141,7 +142,7 @@ admin_cmd_resume(struct admin_conn *ac, const struct admin_request *req)
 		return;
 	}
 	log_notice("resumed by %s: listening on %s", admin_peer(ac), where);
-	server_status_changed(srv);
+	notify_status(srv);
 	admin_ok(ac, "listening on %s", where);
 }
 

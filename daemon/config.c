@@ -92,6 +92,9 @@ static const struct setting_def settings_table[] = {
 	{ "admin_socket", FIELD(admin_socket), FIXED, .type = T_PATH,
 	  .base = BASE_RUNTIME, .file = "admin.sock",
 	  .doc = "the Unix-domain socket chatctl talks to (at most 107 bytes)" },
+	{ "user", FIELD(user), FIXED, .type = T_STRING, .def_string = "",
+	  .doc = "started as root (not by systemd), run as this user once the "
+		 "port is bound; \"\" to keep the user chatd was started as" },
 	{ "admin_group", FIELD(admin_group), FIXED, .type = T_STRING,
 	  .def_string = "",
 	  .doc = "group whose members may use the admin socket besides root "

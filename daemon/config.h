@@ -40,6 +40,7 @@ struct settings {
 	char *runtime_dir;		/* admin socket, pid file */
 	char *admin_socket;		/* path of the admin socket */
 	char *admin_group;		/* "" for none */
+	char *user;			/* run as this user when started as root; "" keep */
 	int64_t stack_size;		/* client thread stack, bytes */
 	int max_line;			/* longest client line, bytes */
 	int history_memory;		/* room messages held in memory */

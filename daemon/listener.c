@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "activation.h"
 #include "client.h"
 #include "config.h"
+#include "fault.h"
 #include "listener.h"
 #include "log.h"
 #include "peers.h"
@@ -48,6 +50,10 @@ struct listener {
 	int port;
 	bool paused;			/* accept and refuse with ERR 503 */
 	int wake_fd;
+	/* Health check: the control thread pings, the thread counts answers. */
+	int ping_fd;
+	uint64_t pings;			/* control thread only */
+	atomic_uint_least64_t pongs;
 	pthread_t thread;
 	bool running;
 	struct server *srv;
@@ -209,7 +215,7 @@ listener_open(const struct settings *s, const struct activation *act, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	l->wake_fd = -1;
+	l->wake_fd = l->ping_fd = -1;
 	if (act->n_tcp > 0)
 		return adopt_activated(l, act);
 	for (int try = 0; try <= s->port_tries; try++) {
@@ -360,8 +366,10 @@ listener_main(void *arg)
 
 	for (;;) {
 		size_t n = 0;
+		uint64_t count;
 
 		pfd[n++] = (struct pollfd){ .fd = l->wake_fd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = l->ping_fd, .events = POLLIN };
 		for (size_t i = 0; i < l->n; i++)
 			pfd[n++] = (struct pollfd){ .fd = backoff ? -1 : l->fds[i], .events = POLLIN };
 		int rc = poll(pfd, n, backoff ? EMFILE_BACKOFF_MS : -1);
@@ -371,10 +379,17 @@ listener_main(void *arg)
 		}
 		if (pfd[0].revents)
 			return NULL;
+		if ((pfd[1].revents & POLLIN) && read(l->ping_fd, &count, sizeof(count)) > 0)
+			atomic_fetch_add(&l->pongs, count);
 		backoff = false;
-		for (size_t i = 0; i < l->n; i++)
-			if ((pfd[i + 1].revents & POLLIN) && !accept_batch(l, l->fds[i]))
+		for (size_t i = 0; i < l->n; i++) {
+			if (!(pfd[i + 2].revents & POLLIN))
+				continue;
+			if (!accept_batch(l, l->fds[i]))
 				backoff = true;
+			if (fault_active(FAULT_LISTENER_HANG))
+				fault_hang();
+		}
 	}
 }
 
@@ -433,9 +448,26 @@ listener_start(struct listener *l, struct server *srv)
 {
 	l->srv = srv;
 	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (l->wake_fd < 0)
+	l->ping_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->wake_fd < 0 || l->ping_fd < 0)
 		return -1;
 	return start_thread(l);
+}
+
+bool
+listener_alive(struct listener *l)
+{
+	/* No thread (paused on sockets chatd bound): nothing to hang. */
+	return !l->running || atomic_load(&l->pongs) >= l->pings;
+}
+
+void
+listener_ping(struct listener *l)
+{
+	uint64_t one = 1;
+
+	if (l->running && write(l->ping_fd, &one, sizeof(one)) == sizeof(one))
+		l->pings++;
 }
 
 bool
@@ -508,6 +540,8 @@ listener_close(struct listener *l)
 	stop_thread(l);
 	if (l->wake_fd >= 0)
 		close(l->wake_fd);
+	if (l->ping_fd >= 0)
+		close(l->ping_fd);
 	close_all(l);
 	free(l);
 }

@@ -44,6 +44,13 @@ int listener_start(struct listener *l, struct server *srv);
 int listener_pause(struct listener *l);
 int listener_resume(struct listener *l, char *err, size_t errlen);
 bool listener_paused(const struct listener *l);
+
+/*
+ * Health check for the watchdog: listener_alive() is true if the thread
+ * answered every listener_ping() so far; ping after each check.
+ */
+bool listener_alive(struct listener *l);
+void listener_ping(struct listener *l);
 /* Stops accepting, joins the thread, closes the sockets, frees l. */
 void listener_close(struct listener *l);
 

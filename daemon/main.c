@@ -2,6 +2,7 @@
  * main.c - chatd's command line.
  *
  *   chatd [-c FILE]       run in the foreground (systemd style)
+ *   chatd -d [-c FILE]    detach once serving (a classic daemon)
  *   chatd -t [-c FILE]    check the configuration and exit 0 or 1
  *   chatd -T [-c FILE]    the same, and print the settings in effect
  */
@@ -18,8 +19,9 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-		"usage: chatd [-t | -T] [-c FILE]\n"
+		"usage: chatd [-d | -t | -T] [-c FILE]\n"
 		"  -c, --config FILE  configuration file (default %s)\n"
+		"  -d, --daemon       detach from the terminal once serving\n"
 		"  -t, --test         check the configuration and exit\n"
 		"  -T, --show-config  check it and print every setting in effect\n"
 		"  -h, --help         this text\n"
@@ -50,6 +52,7 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
+		{ "daemon", no_argument, NULL, 'd' },
 		{ "test", no_argument, NULL, 't' },
 		{ "show-config", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
@@ -60,10 +63,13 @@ main(int argc, char **argv)
 	bool test = false, show = false;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "c:tThV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:dtThV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			opt.config_file = optarg;
+			break;
+		case 'd':
+			opt.daemonize = true;
 			break;
 		case 'T':
 			show = true;

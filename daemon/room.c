@@ -16,9 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "fault.h"
 #include "log.h"
 #include "room.h"
 #include "timefmt.h"
@@ -246,6 +248,8 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 	struct room *r = ctx;
 
 	pthread_mutex_lock(&r->lock);
+	if (fault_active(FAULT_ROOM_HANG))
+		fault_hang();
 	for (size_t i = 0; i < n; i++) {
 		if (e[i].failed) {
 			ring_push_locked(r, SLOT_FAILED, e[i].sender, NULL);
@@ -515,6 +519,24 @@ room_connections(struct room *r)
 	size_t n = r->n_conns;
 	pthread_mutex_unlock(&r->lock);
 	return n;
+}
+
+bool
+room_lock_probe(struct room *r, int timeout_ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_mutex_timedlock(&r->lock, &until) != 0)
+		return false;
+	pthread_mutex_unlock(&r->lock);
+	return true;
 }
 
 size_t

@@ -88,6 +88,9 @@ struct line *room_users_line(struct room *r, unsigned page);
 
 bool room_closing(struct room *r);
 
+/* Can the room lock be taken within timeout_ms?  The watchdog's health check. */
+bool room_lock_probe(struct room *r, int timeout_ms);
+
 /* Logged-in members now. */
 size_t room_member_count(struct room *r);
 

@@ -21,18 +21,21 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "activation.h"
 #include "config.h"
 #include "control.h"
+#include "daemonize.h"
+#include "fault.h"
 #include "history.h"
 #include "ident.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "password.h"
 #include "peers.h"
+#include "privdrop.h"
 #include "room.h"
 #include "server.h"
 #include "statelock.h"
@@ -41,8 +44,8 @@
 
 /* How long clients get to receive their BYE at shutdown (docs: chatd(8)). */
 #define SHUTDOWN_GRACE_MS 3000
-/* Descriptors per client (socket, eventfd) and those chatd needs besides. */
-#define FDS_PER_CLIENT 2
+/* Descriptors per client (its socket) and those chatd needs besides. */
+#define FDS_PER_CLIENT 1
 #define FDS_RESERVED 64
 
 static void
@@ -98,23 +101,74 @@ make_parent_dir(const char *file)
 	return make_dirs(dir);
 }
 
+/*
+ * Creates what is missing.  When root is to be dropped, chatd's own
+ * directories and files go to the user it will run as (never a parent
+ * such as /var/log: only what chatd's settings name).
+ */
 static int
-prepare_dirs(const struct settings *s)
+prepare_dirs(const struct settings *s, const struct privdrop *pd)
 {
 	const char *dirs[] = { s->state_dir, s->runtime_dir };
 	const char *files[] = { s->history_file, s->ident_file, s->log_file };
+	char err[1024];
 
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (make_dirs(dirs[i]) < 0) {
 			fail("cannot create %s: %s", dirs[i], strerror(errno));
 			return -1;
 		}
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (privdrop_chown(pd, dirs[i], err, sizeof(err)) < 0) {
+			fail("%s", err);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		if (make_parent_dir(files[i]) < 0) {
 			fail("cannot create the directory of %s: %s", files[i], strerror(errno));
 			return -1;
 		}
+		if (privdrop_chown(pd, files[i], err, sizeof(err)) < 0) {
+			fail("%s", err);
+			return -1;
+		}
+	}
 	return 0;
+}
+
+/* After the drop: files chatd rewrites (temp file + rename) need a writable directory. */
+static int
+check_writable_dirs(const struct settings *s)
+{
+	const char *files[] = { s->history_file, s->ident_file };
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char dir[4096], *slash;
+
+		snprintf(dir, sizeof(dir), "%s", files[i]);
+		if ((slash = strrchr(dir, '/')) != NULL)
+			slash[slash == dir] = '\0';
+		if (access(dir, W_OK) < 0) {
+			fail("cannot write in %s, the directory of %s: %s", dir, files[i],
+			     strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+drop_root(const struct settings *s, const struct privdrop *pd)
+{
+	char err[1024];
+
+	if (!pd->active)
+		return 0;
+	if (privdrop_apply(pd, err, sizeof(err)) < 0) {
+		fail("%s", err);
+		return -1;
+	}
+	return check_writable_dirs(s);
 }
 
 /*
@@ -195,9 +249,9 @@ handle_signals(struct server *srv, int sigfd)
 
 	while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			sd_notify(0, "RELOADING=1");
+			notify_reloading();
 			reload();
-			sd_notify(0, "READY=1");
+			notify_ready(srv);
 			continue;
 		}
 		log_notice("stopping on signal %s", strsignal((int)si.ssi_signo));
@@ -205,9 +259,16 @@ handle_signals(struct server *srv, int sigfd)
 	}
 }
 
+static int
+earliest(int a, int b)
+{
+	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
 /*
- * The control thread's loop: signals and the admin socket.  Returns on
- * SIGTERM, SIGINT or "stop", once the admin replies are on their way.
+ * The control thread's loop: signals, the admin socket and systemd's
+ * watchdog.  Returns on SIGTERM, SIGINT or "stop", once the admin replies
+ * are on their way.
  */
 static void
 control_loop(struct server *srv, int sigfd)
@@ -219,6 +280,7 @@ control_loop(struct server *srv, int sigfd)
 
 		pfd[0] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
 		n += control_pollfds(srv->control, pfd + 1, CONTROL_POLLFDS_MAX, &timeout);
+		timeout = earliest(timeout, notify_tick(srv));
 		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -230,17 +292,6 @@ control_loop(struct server *srv, int sigfd)
 			handle_signals(srv, sigfd);
 	}
 	control_flush(srv->control);
-}
-
-void
-server_status_changed(struct server *srv)
-{
-	char where[512];
-
-	listener_describe(srv->listener, where, sizeof(where));
-	sd_notifyf(0, "STATUS=%s %s; %zu online",
-		   listener_paused(srv->listener) ? "paused; was listening on" : "listening on",
-		   where, room_member_count(srv->room));
 }
 
 static int
@@ -317,16 +368,24 @@ open_control(struct server *srv, const struct settings *s, const struct activati
 	return 0;
 }
 
+/* Binding comes before root is dropped (a port below 1024); accepting after the stores open. */
 static int
-start_listening(struct server *srv, const struct settings *s, const struct activation *act)
+open_listener(struct server *srv, const struct settings *s, const struct activation *act)
 {
-	char err[1024], where[512];
+	char err[1024];
 
-	srv->listener = listener_open(s, act, err, sizeof(err));
-	if (srv->listener == NULL) {
+	if ((srv->listener = listener_open(s, act, err, sizeof(err))) == NULL) {
 		fail("%s", err);
 		return -1;
 	}
+	return 0;
+}
+
+static int
+start_listening(struct server *srv)
+{
+	char where[512];
+
 	if (listener_start(srv->listener, srv) < 0) {
 		fail("cannot start the listener thread: %s", strerror(errno));
 		return -1;
@@ -335,8 +394,34 @@ start_listening(struct server *srv, const struct settings *s, const struct activ
 	log_notice("chatd %s listening on %s", CHATD_VERSION, where);
 	printf("chatd: listening on %s\n", where);
 	fflush(stdout);
-	server_status_changed(srv);
-	sd_notify(0, "READY=1");
+	notify_ready(srv);
+	daemonize_ready();
+	return 0;
+}
+
+/* Systemd's documented test: stderr is the journal if it is the stream $JOURNAL_STREAM names. */
+static bool
+stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	return js != NULL && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+	       fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
+static int
+write_pidfile(const struct settings *s)
+{
+	char path[4096], err[1024];
+
+	snprintf(path, sizeof(path), "%s/chatd.pid", s->runtime_dir);
+	if (daemonize_pidfile(path, err, sizeof(err)) < 0) {
+		fail("%s", err);
+		return -1;
+	}
 	return 0;
 }
 
@@ -362,52 +447,73 @@ server_run(const struct server_options *opt)
 {
 	struct server srv = { .started_ms = time_now_ms() };
 	struct activation act;
+	struct privdrop pd;
 	int sigfd = -1, lockfd = -1, rc = 1;
-	char err[1024];
+	char err[1024], lockfile[4096];
 
 	if (load_settings(opt->config_file) < 0)
 		return 1;
 	const struct settings *s = settings_get();
 	log_set_level(s->log_level);
-	log_set_stderr(getenv("JOURNAL_STREAM") != NULL, true);
+	log_set_stderr(stderr_is_journal(), true);
+	/* The fork comes before the first thread, and before the signalfd. */
+	if (privdrop_prepare(s, &pd, err, sizeof(err)) < 0 ||
+	    (opt->daemonize && daemonize_start(err, sizeof(err)) < 0)) {
+		fail("%s", err);
+		goto out;
+	}
 	if ((sigfd = block_signals()) < 0) {
 		fail("signalfd: %s", strerror(errno));
 		goto out;
 	}
-	if (prepare_dirs(s) < 0)
+	if (prepare_dirs(s, &pd) < 0)
 		goto out;
 	if ((lockfd = statelock_acquire(s->state_dir, err, sizeof(err))) < 0) {
 		fail("%s", err);
 		goto out;
 	}
-	if (log_open(s->log_file) < 0) {
+	snprintf(lockfile, sizeof(lockfile), "%s/chatd.lock", s->state_dir);
+	if (privdrop_chown(&pd, lockfile, err, sizeof(err)) < 0) {
+		fail("%s", err);
+		goto out;
+	}
+	if (opt->daemonize && write_pidfile(s) < 0)
+		goto out;
+	if (log_open(s->log_file) < 0 || privdrop_chown(&pd, s->log_file, err, sizeof(err)) < 0) {
 		fail("cannot open the log file %s: %s", s->log_file, strerror(errno));
 		goto out;
 	}
 	log_notice("chatd %s starting, config %s", CHATD_VERSION, s->config_file);
+	if (fault_init(err, sizeof(err)) < 0) {
+		fail("%s", err);
+		goto out;
+	}
+	notify_init();
 	raise_fd_limit(s);
 	/* Before any thread starts: it unsets $LISTEN_FDS. */
 	activation_take(&act);
-	if (open_control(&srv, s, &act) < 0 || open_stores(&srv, s) < 0 ||
-	    start_listening(&srv, s, &act) < 0)
+	if (open_control(&srv, s, &act) < 0 || open_listener(&srv, s, &act) < 0 ||
+	    drop_root(s, &pd) < 0 || open_stores(&srv, s) < 0 || start_listening(&srv) < 0)
 		goto stop;
 
 	control_loop(&srv, sigfd);
 	rc = 0;
 stop:
-	sd_notify(0, "STOPPING=1");
+	notify_stopping();
 	control_close(srv.control);
 	listener_close(srv.listener);
 	if (srv.room && !stop_clients(&srv)) {
 		/* Threads still use the stores: sync what is stored, leave the rest to exit(). */
 		history_close(srv.history);
 		log_notice("chatd stopped");
+		daemonize_finish();
 		_exit(rc);
 	}
 	close_stores(&srv);
 	peers_reset();
 	log_notice("chatd stopped");
 out:
+	daemonize_finish();
 	log_close();
 	if (lockfd >= 0)
 		close(lockfd);

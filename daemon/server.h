@@ -32,12 +32,11 @@ struct server {
 
 struct server_options {
 	const char *config_file;
+	bool daemonize;			/* --daemon: detach once serving */
 };
 
 /* Runs chatd in the foreground until SIGTERM/SIGINT; returns the exit code. */
 int server_run(const struct server_options *opt);
 
-/* Listening or paused changed: tell systemd (STATUS=).  Control thread. */
-void server_status_changed(struct server *srv);
 
 #endif

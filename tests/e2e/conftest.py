@@ -18,6 +18,9 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
+import grp
+import pwd
 from pathlib import Path
 
 import pytest
@@ -91,6 +94,7 @@ class Chatd:
         self.proc = None
         self.stopped = False
         self.clients = []
+        self.env = {}           # extra environment for chatd (NOTIFY_SOCKET...)
 
     # --- files ---
 
@@ -141,7 +145,8 @@ class Chatd:
         with open(self.stderr_path, "a") as err:
             self.proc = subprocess.Popen([CHATD_BIN, "-c", str(self.config_path)],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=err, bufsize=0, cwd=self.workdir)
+                                         stderr=err, bufsize=0, cwd=self.workdir,
+                                         env={**os.environ, **self.env})
         self.stopped = False
         line = self._first_line(timeout)
         self.addresses = parse_listening(line)
@@ -337,6 +342,32 @@ def chatd_factory(tmp_path):
 def chatd(chatd_factory):
     """A running chatd with the default test settings."""
     return chatd_factory()
+
+
+def _run(*cmd):
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def admin_users():
+    """Made for the test (needs root): (group name, (uid, gid) of a user who
+    is a supplementary member of it, (uid, gid) of an outsider)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create users")
+    tag = uuid.uuid4().hex[:6]
+    group, member, outsider = f"chtg{tag}", f"chtm{tag}", f"chto{tag}"
+    _run("groupadd", group)
+    try:
+        _run("useradd", "--no-create-home", "--user-group", "--groups", group, member)
+        _run("useradd", "--no-create-home", "--user-group", outsider)
+        ids = [(pwd.getpwnam(u).pw_uid, pwd.getpwnam(u).pw_gid) for u in (member, outsider)]
+        # The member's primary group is its own: the group is only a supplementary one.
+        assert ids[0][1] != grp.getgrnam(group).gr_gid
+        yield group, ids[0], ids[1]
+    finally:
+        for user in (member, outsider):
+            subprocess.run(["userdel", user], capture_output=True, timeout=60)
+        subprocess.run(["groupdel", group], capture_output=True, timeout=60)
 
 
 def pytest_sessionstart(session):

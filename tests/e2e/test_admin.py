@@ -454,3 +454,17 @@ def test_console_prompt_and_hidden_password_on_a_terminal(chatd_factory):
     assert b"hidden words" not in term.seen
     assert term.seen.count(b"chatctl> ") == 2
     chatd.connect("erin").login("erin", "hidden words", expect_pass="known")
+
+
+def test_chatctl_never_hangs_on_a_silent_daemon(tmp_path):
+    # Something accepts on the socket but never answers: chatctl gives up.
+    path = str(tmp_path / "silent.sock")
+    silent = socket.socket(socket.AF_UNIX)
+    silent.bind(path)
+    silent.listen()
+    try:
+        proc = run_chatctl("-s", path, "-t", "1", "status")     # run_chatctl's own timeout: 10 s
+        assert proc.returncode == 3
+        assert proc.stderr == "chatctl: no answer from chatd within 1 s\n"
+    finally:
+        silent.close()

@@ -8,41 +8,12 @@ run chatctl as those users through setpriv.
 
 import grp
 import os
-import pwd
 import socket
 import stat
-import subprocess
-import uuid
 
 import pytest
 
 from chatproto import scaled, wait_until
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create users")
-
-
-def run(*cmd):
-    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def admin_users():
-    """(group name, (uid, gid) of a supplementary member, (uid, gid) of an outsider)."""
-    tag = uuid.uuid4().hex[:6]
-    group, member, outsider = f"chtg{tag}", f"chtm{tag}", f"chto{tag}"
-    run("groupadd", group)
-    try:
-        run("useradd", "--no-create-home", "--user-group", "--groups", group, member)
-        run("useradd", "--no-create-home", "--user-group", outsider)
-        ids = [(pwd.getpwnam(u).pw_uid, pwd.getpwnam(u).pw_gid) for u in (member, outsider)]
-        # The member's primary group is its own: admin_group is only a supplementary one.
-        assert ids[0][1] != grp.getgrnam(group).gr_gid
-        yield group, ids[0], ids[1]
-    finally:
-        for user in (member, outsider):
-            subprocess.run(["userdel", user], capture_output=True, timeout=60)
-        subprocess.run(["groupdel", group], capture_output=True, timeout=60)
-
 
 def reachable_socket_dir(chatd):
     """The socket's directory opened to everyone: access is then up to chatd."""

@@ -129,6 +129,7 @@ static void test_defaults_when_empty(void **state)
 	assert_string_equal(s.runtime_dir, local);
 	assert_path(s.admin_socket, local, "admin.sock");
 	assert_string_equal(s.admin_group, "");
+	assert_string_equal(s.user, "");
 	assert_int_equal(s.stack_size, 131072);
 	assert_int_equal(s.max_line, 4096);
 	assert_int_equal(s.history_memory, 1000);
@@ -499,6 +500,7 @@ static const struct {
 	{ "runtime_dir = \"/r\";", "runtime_dir, admin_socket", false },
 	{ "admin_socket = \"/a\";", "admin_socket", false },
 	{ "admin_group = \"adm\";", "admin_group", false },
+	{ "user = \"nobody\";", "user", false },
 	{ "stack_size = 65536;", "stack_size", false },
 	{ "max_line = 64;", "max_line", false },
 	{ "history_memory = 20;", "history_memory", false },

@@ -1,0 +1,48 @@
+/*
+ * fault.c - test-only fault switches (see fault.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "log.h"
+
+static const char *const fault_names[FAULT_COUNT] = {
+	[FAULT_LISTENER_HANG] = "listener-hang",
+	[FAULT_ROOM_HANG] = "room-hang",
+};
+
+/* Written once by the control thread before any other thread exists. */
+static bool active[FAULT_COUNT];
+
+int
+fault_init(char *err, unsigned long errlen)
+{
+	const char *name = getenv("CHATD_TEST_FAULT");
+
+	if (name == NULL || name[0] == '\0')
+		return 0;
+	for (int f = 0; f < FAULT_COUNT; f++)
+		if (strcmp(name, fault_names[f]) == 0) {
+			active[f] = true;
+			log_warning("test fault %s is switched on (CHATD_TEST_FAULT)", name);
+			return 0;
+		}
+	snprintf(err, errlen, "CHATD_TEST_FAULT=%s names no fault", name);
+	return -1;
+}
+
+bool
+fault_active(enum fault f)
+{
+	return active[f];
+}
+
+void
+fault_hang(void)
+{
+	for (;;)
+		pause();
+}

@@ -1,0 +1,162 @@
+"""
+test_daemon_mode.py - chatd started outside systemd: --daemon (detach only
+once serving, a locked pid file) and, started as root, running as the
+configured user.
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+
+import pytest
+
+from chatproto import Client, scaled, wait_until
+from conftest import CHATD_BIN
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def proc_ids(pid, field):
+    """The real, effective, saved and filesystem ids of /proc/PID/status's Uid/Gid line."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return [int(x) for x in line.split()[1:]]
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+class Detached:
+    """A chatd --daemon from a Chatd's config: stopped through chatctl, killed if need be."""
+
+    def __init__(self, chatd):
+        self.chatd = chatd
+        self.pid = None
+
+    def start(self):
+        self.chatd.write_config()
+        proc = subprocess.run([CHATD_BIN, "--daemon", "-c", str(self.chatd.config_path)],
+                              capture_output=True, text=True, timeout=scaled(20),
+                              cwd=self.chatd.workdir)
+        return proc
+
+    def read_pid(self, pidfile):
+        self.pid = int(pidfile.read_text())
+        return self.pid
+
+    def stop(self):
+        if self.pid is None or not pid_alive(self.pid):
+            return
+        self.chatd.ctl("stop")
+        try:
+            wait_until(lambda: not pid_alive(self.pid), "the daemon to exit", timeout=10)
+        finally:
+            if pid_alive(self.pid):
+                os.kill(self.pid, 9)
+
+
+@pytest.fixture
+def detached(chatd_factory):
+    made = []
+
+    def make(**settings):
+        d = Detached(chatd_factory(start=False, **settings))
+        made.append(d)
+        return d
+    yield make
+    for d in made:
+        d.stop()
+
+
+def test_daemon_returns_once_serving(detached, tmp_path):
+    runtime = tmp_path / "run"
+    d = detached(runtime_dir=str(runtime))
+    proc = d.start()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("chatd: listening on 127.0.0.1:")
+    # The parent is gone; the port and the admin socket answer already.
+    port = d.chatd.settings["port"]
+    client = Client("first").connect(port)
+    client.login("alice", "pw-alice")
+    pid = d.read_pid(runtime / "chatd.pid")
+    assert pid_alive(pid)
+    assert f"pid: {pid}" in d.chatd.ctl_ok("status")
+    assert os.getsid(pid) == pid, "the daemon leads its own session"
+
+    second = d.start()
+    assert second.returncode == 1
+    assert "in use by another chatd" in second.stderr
+
+    d.stop()
+    assert not (runtime / "chatd.pid").exists()
+
+
+def test_pid_file_refuses_a_second_daemon(detached, tmp_path):
+    runtime = tmp_path / "run"
+    first = detached(runtime_dir=str(runtime))
+    assert first.start().returncode == 0
+    pid = first.read_pid(runtime / "chatd.pid")
+    other = detached(runtime_dir=str(runtime))      # its own state dir, the same pid file
+    proc = other.start()
+    assert proc.returncode == 1
+    assert f"chatd is already running (pid {pid}, pid file {runtime}/chatd.pid)" in proc.stderr
+
+
+def test_daemon_failure_reaches_the_caller(detached):
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    try:
+        d = detached(port=blocker.getsockname()[1], port_tries=0)
+        proc = d.start()
+    finally:
+        blocker.close()
+    assert proc.returncode == 1
+    assert "Address already in use" in proc.stderr
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory under /tmp every user can reach (pytest's own are root's alone)."""
+    path = tempfile.mkdtemp(prefix="chatd-drop-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_root_drops_to_the_configured_user(chatd_factory, admin_users, shared_dir):
+    _, (uid, gid), _ = admin_users
+    user = pwd.getpwuid(uid).pw_name
+    state = os.path.join(shared_dir, "state")
+    chatd = chatd_factory(user=user, state_dir=state,
+                          runtime_dir=os.path.join(shared_dir, "run"),
+                          admin_socket=os.path.join(shared_dir, "run", "admin.sock"))
+    assert proc_ids(chatd.pid, "Uid") == [uid] * 4
+    assert proc_ids(chatd.pid, "Gid") == [gid] * 4
+    alice = chatd.login("alice")            # registers: the ident file is written as the user
+    alice.say("hello")
+    for path in (state, chatd.ident_path, chatd.history_path, chatd.log_path):
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid) == (uid, gid), path
+    assert f"running as user {user}" in chatd.log_text()
+    assert "pid:" in chatd.ctl_ok("status")   # root still reaches it
+    chatd.send_signal(signal.SIGHUP)          # reopens the log as the user
+    chatd.login("bob")
+    assert chatd.stop() == 0
+
+
+def test_unknown_user_is_a_clear_error(chatd_factory):
+    if os.geteuid() != 0:
+        pytest.skip("only root drops privileges")
+    chatd = chatd_factory(start=False, user="no-such-user-here")
+    rc, _, err = chatd.run_expecting_exit()
+    assert rc == 1
+    assert "user no-such-user-here: no such user" in err
