@@ -139,6 +139,10 @@ static const struct setting_def settings_table[] = {
 	{ "login_fail_delay_ms", FIELD(login_fail_delay_ms), SIGHUP,
 	  NUMBER(T_INT, 1000, 0, 60000),
 	  .doc = "delay before answering a wrong password, milliseconds" },
+	{ "login_fail_delay_max_ms", FIELD(login_fail_delay_max_ms), SIGHUP,
+	  NUMBER(T_INT, 30000, 0, 3600000),
+	  .doc = "the delay after a wrong password doubles with each recent "
+		 "failure for the same name or address, up to this, milliseconds" },
 	{ "history_replay", FIELD(history_replay), SIGHUP,
 	  NUMBER(T_INT, 20, 0, 1000000),
 	  .doc = "room messages replayed at login; at most history_memory" },

@@ -56,6 +56,7 @@ struct settings {
 	int login_timeout;		/* seconds */
 	int login_attempts;
 	int login_fail_delay_ms;
+	int login_fail_delay_max_ms;	/* the growing delay stops here */
 	int history_replay;		/* messages a joining user gets */
 	int64_t send_queue_limit;	/* bytes */
 	bool registration;		/* unknown names may register */

@@ -16,6 +16,7 @@
 #include "login.h"
 #include "password.h"
 #include "server.h"
+#include "throttle.h"
 #include "timefmt.h"
 #include "utf8.h"
 #include "version.h"
@@ -72,9 +73,13 @@ password_refused(struct login *lg)
 {
 	struct client *c = lg->c;
 
-	log_warning("login failed for %s from %s", c->name, c->addr_str);
+	int64_t delay = throttle_failed(&c->addr, c->name, time_mono_ms(),
+					lg->s->login_fail_delay_ms, lg->s->login_fail_delay_max_ms);
+
+	log_warning("login failed for %s from %s; next try in %lld ms", c->name, c->addr_str,
+		    (long long)delay);
 	lg->failures++;
-	if (!client_pause(c, lg->s->login_fail_delay_ms)) {
+	if (!client_pause(c, (int)delay)) {
 		lg->why = PART_SHUTDOWN;
 		snprintf(lg->text, sizeof(lg->text), "%s", part_reason_text(PART_SHUTDOWN));
 		lg->done = true;
@@ -129,8 +134,14 @@ handle_password(struct login *lg, const char *pw, size_t len)
 		lg->known = true;	/* registered by someone else meanwhile: a login now */
 	}
 
+	/* Before the hash: a guesser on many connections at once waits all the same. */
+	int64_t wait = throttle_wait_ms(&c->addr, c->name, time_mono_ms());
+	if (wait > 0)
+		return client_reply_err(c, ERR_TOO_MANY, "too many failed logins for %s; try again "
+					"in %lld s", c->name, (long long)(wait + 999) / 1000);
 	switch (ident_verify(c->srv->ident, c->name, pw, lg->s->hash_cost, canonical)) {
 	case IDENT_OK:
+		throttle_succeeded(c->name, time_mono_ms());
 		snprintf(c->name, sizeof(c->name), "%s", canonical);
 		log_info("login %s from %s", c->name, c->addr_str);
 		lg->ok = lg->done = true;

@@ -3,11 +3,12 @@ test_login.py - the login dialogue: registration, passwords, names,
 takeover, pipelining, closed registration and the login timeout.
 """
 
+import re
 import time
 
 import pytest
 
-from chatproto import Closed, Timeout, scaled
+from chatproto import Closed, Timeout, scaled, wait_until
 
 
 def test_register_then_log_in_again(chatd):
@@ -240,3 +241,46 @@ def test_passwd_changes_password(chatd):
     old.finish_login()
     assert old.name == "changer"
 
+
+
+def failure_delays(chatd):
+    """The 'next try in N ms' of every failed login in the log, in order."""
+    return [int(m) for m in re.findall(r"login failed for \S+ from \S+; next try in (\d+) ms",
+                                       chatd.log_text())]
+
+
+def test_wrong_passwords_slow_down_more_and_more(chatd_factory):
+    chatd = chatd_factory(login_fail_delay_ms=40, login_fail_delay_max_ms=150,
+                          login_attempts=10)
+    chatd.login("bob")
+    c = chatd.connect("guesser")
+    c.expect_hello()
+    c.send_line("bob")
+    c.expect("PASS", "known")
+    for guess in range(4):
+        c.send_line(f"guess{guess}")
+        c.expect("ERR", "401", timeout=10)
+    assert failure_delays(chatd) == [40, 80, 150, 150]
+
+
+def test_parallel_guessing_is_refused_until_the_wait_is_over(chatd_factory):
+    chatd = chatd_factory(login_fail_delay_ms=3000)
+    chatd.login("bob")
+    guessers = []
+    for i in range(3):
+        g = chatd.connect(f"guesser{i}")
+        g.expect_hello()
+        g.send_line("bob")
+        g.expect("PASS", "known")
+        guessers.append(g)
+    guessers[0].send_line("wrong")
+    wait_until(lambda: failure_delays(chatd) == [3000], "the failure to be counted")
+    # Even the right password gets no answer about itself while the wait lasts.
+    for g, pw in ((guessers[1], "another guess"), (guessers[2], "pw-bob")):
+        g.send_line(pw)
+        err = g.expect("ERR", "429")
+        assert re.fullmatch(r"too many failed logins for bob; try again in [1-3] s", err[1]), err
+    guessers[0].expect("ERR", "401", timeout=10)
+    # Once it is over, the right password logs in (a guesser's ERR 429 cost it nothing).
+    guessers[2].send_line("pw-bob")
+    guessers[2].finish_login()

@@ -130,6 +130,7 @@ static void test_defaults_when_empty(void **state)
 	assert_path(s.admin_socket, local, "admin.sock");
 	assert_string_equal(s.admin_group, "");
 	assert_string_equal(s.user, "");
+	assert_int_equal(s.login_fail_delay_max_ms, 30000);
 	assert_int_equal(s.stack_size, 131072);
 	assert_int_equal(s.max_line, 4096);
 	assert_int_equal(s.history_memory, 1000);
