@@ -14,9 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +22,11 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "admin.h"
 #include "admin_proto.h"
+#include "adminsock.h"
 #include "config.h"
 #include "control.h"
 #include "escape.h"
@@ -40,6 +38,8 @@
 #define ADMIN_MAX_CONNS		16
 /* An admin connection that says nothing for this long is closed. */
 #define ADMIN_IDLE_MS		(10 * 60 * 1000)
+/* Out of descriptors: no admin accept for this long (see struct control). */
+#define ACCEPT_BACKOFF_MS	100
 /* Above this much unsent output, no new request is read and no stream refilled. */
 #define ADMIN_OUT_HIGH		(256 * 1024)
 /* Log lines longer than this are left out of "log show" (with a note). */
@@ -76,13 +76,7 @@ struct admin_conn {
 
 struct control {
 	struct server *srv;
-	int listen_fd;
-	char *path;			/* the socket file chatd made; NULL if systemd's */
-	dev_t dev;
-	ino_t ino;
-	bool has_group;
-	gid_t admin_gid;
-	char group[64];
+	struct adminsock sock;
 	struct admin_conn *conns;
 	size_t n_conns;
 	struct admin_conn *polled[CONTROL_POLLFDS_MAX];
@@ -90,6 +84,12 @@ struct control {
 	size_t jobs_running;
 	pthread_mutex_t jobs_lock;
 	struct job *finished;
+	/*
+	 * Out of descriptors, a pending admin connection keeps the socket
+	 * readable: it is left out of poll() until then, or the loop spins.
+	 */
+	int64_t accept_resume_ms;
+	int64_t fd_warned_ms;
 };
 
 /* ---- output ---- */
@@ -455,57 +455,6 @@ conn_service(struct admin_conn *ac, short revents)
 		conn_close(ac);
 }
 
-/* ---- who may connect ---- */
-
-static bool
-in_group_list(const gid_t *groups, size_t n, gid_t gid)
-{
-	for (size_t i = 0; i < n; i++)
-		if (groups[i] == gid)
-			return true;
-	return false;
-}
-
-/*
- * SO_PEERCRED carries only the primary group; SO_PEERGROUPS gives the
- * supplementary ones as the peer had them when it connected.  Kernels
- * without it (before 4.13) fall back to the group database.
- */
-static bool
-peer_in_group(int fd, const struct ucred *cred, gid_t gid)
-{
-	gid_t groups[256];
-	socklen_t len = sizeof(groups);
-	int n = (int)(sizeof(groups) / sizeof(groups[0]));
-	struct passwd pw, *found = NULL;
-	char buf[4096];
-
-	if (cred->gid == gid)
-		return true;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
-		return in_group_list(groups, len / sizeof(gid_t), gid);
-	if (errno != ENOPROTOOPT)
-		return false;	/* ERANGE: more than 256 groups; not worth trusting */
-	if (getpwuid_r(cred->uid, &pw, buf, sizeof(buf), &found) != 0 || found == NULL)
-		return false;
-	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
-		return false;
-	return in_group_list(groups, (size_t)n, gid);
-}
-
-static void
-describe_peer(const struct ucred *cred, char *buf, size_t len)
-{
-	struct passwd pw, *found = NULL;
-	char pwbuf[4096];
-
-	if (getpwuid_r(cred->uid, &pw, pwbuf, sizeof(pwbuf), &found) == 0 && found != NULL)
-		snprintf(buf, len, "uid %u (%s) pid %d", (unsigned)cred->uid, pw.pw_name,
-			 (int)cred->pid);
-	else
-		snprintf(buf, len, "uid %u pid %d", (unsigned)cred->uid, (int)cred->pid);
-}
-
 /* One line, then close: for peers that may not stay. */
 static void
 refuse(int fd, int code, const char *why)
@@ -520,21 +469,19 @@ refuse(int fd, int code, const char *why)
 static void
 admit(struct control *ctl, int fd)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
 	struct admin_conn *ac;
 	char peer[96];
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-		log_error("admin: cannot read the peer's credentials: %s", strerror(errno));
+	switch (adminsock_check_peer(&ctl->sock, fd, peer, sizeof(peer))) {
+	case PEER_ALLOWED:
+		break;
+	case PEER_UNKNOWN:
+		log_error("admin: refused %s", peer);
 		refuse(fd, ADMIN_ERR_INTERNAL, "cannot tell who you are");
 		return;
-	}
-	describe_peer(&cred, peer, sizeof(peer));
-	if (cred.uid != 0 && cred.uid != geteuid() &&
-	    !(ctl->has_group && peer_in_group(fd, &cred, ctl->admin_gid))) {
+	case PEER_DENIED:
 		log_warning("admin: refused %s: not root, chatd's user or in group %s", peer,
-			    ctl->has_group ? ctl->group : "(admin_group unset)");
+			    ctl->sock.has_group ? ctl->sock.group : "(admin_group unset)");
 		refuse(fd, ADMIN_ERR_FORBIDDEN, "permission denied");
 		return;
 	}
@@ -563,9 +510,18 @@ static void
 accept_all(struct control *ctl)
 {
 	for (;;) {
-		int fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(ctl->sock.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				int64_t now = time_mono_ms();
+
+				ctl->accept_resume_ms = now + ACCEPT_BACKOFF_MS;
+				if (now - ctl->fd_warned_ms < 10000)
+					return;
+				ctl->fd_warned_ms = now;
+			}
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warning("admin: accept: %s", strerror(errno));
@@ -573,128 +529,6 @@ accept_all(struct control *ctl)
 		}
 		admit(ctl, fd);
 	}
-}
-
-/* ---- the socket file ---- */
-
-/*
- * A socket file left by a chatd that died is replaced; one that a running
- * chatd answers on is not, and neither is anything that is not a socket.
- */
-static int
-clear_path(const char *path, const struct sockaddr_un *sun, char *err, size_t errlen)
-{
-	struct stat st;
-	int fd, rc;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : (snprintf(err, errlen, "cannot check %s: %s", path,
-						       strerror(errno)), -1);
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "%s exists and is not a socket; remove it or set admin_socket",
-			 path);
-		return -1;
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
-	close(fd);
-	if (rc == 0) {
-		snprintf(err, errlen, "another chatd is running: it answers on %s", path);
-		return -1;
-	}
-	if (errno != ECONNREFUSED) {
-		snprintf(err, errlen, "cannot check %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (unlink(path) < 0 && errno != ENOENT) {
-		snprintf(err, errlen, "cannot remove the stale socket %s: %s", path, strerror(errno));
-		return -1;
-	}
-	log_notice("admin: replaced the stale socket %s", path);
-	return 0;
-}
-
-static int
-find_group(struct control *ctl, const char *name, char *err, size_t errlen)
-{
-	struct group gr, *found = NULL;
-	char buf[8192];
-	int rc;
-
-	if (name[0] == '\0')
-		return 0;
-	rc = getgrnam_r(name, &gr, buf, sizeof(buf), &found);
-	if (found == NULL) {
-		snprintf(err, errlen, "admin_group %s: %s", name,
-			 rc != 0 ? strerror(rc) : "no such group");
-		return -1;
-	}
-	ctl->has_group = true;
-	ctl->admin_gid = gr.gr_gid;
-	snprintf(ctl->group, sizeof(ctl->group), "%s", name);
-	return 0;
-}
-
-/* Binds path with mode 0660 from the start (umask), in admin_group. */
-static int
-bind_socket(struct control *ctl, const char *path, char *err, size_t errlen)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct stat st;
-	mode_t old;
-	int rc;
-
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "admin_socket %s is too long: at most %zu bytes", path,
-			 sizeof(sun.sun_path) - 1);
-		return -1;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	if (clear_path(path, &sun, err, errlen) < 0)
-		return -1;
-	ctl->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (ctl->listen_fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	old = umask(0117);
-	rc = bind(ctl->listen_fd, (struct sockaddr *)&sun, sizeof(sun));
-	umask(old);
-	if (rc < 0) {
-		snprintf(err, errlen, "cannot create the admin socket %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if ((ctl->path = strdup(path)) == NULL || lstat(path, &st) < 0) {
-		snprintf(err, errlen, "admin socket %s: %s", path, strerror(errno));
-		return -1;
-	}
-	ctl->dev = st.st_dev;
-	ctl->ino = st.st_ino;
-	if ((ctl->has_group && lchown(path, (uid_t)-1, ctl->admin_gid) < 0) ||
-	    chmod(path, 0660) < 0) {
-		snprintf(err, errlen, "cannot give the admin socket %s to group %s: %s", path,
-			 ctl->group, strerror(errno));
-		return -1;
-	}
-	if (listen(ctl->listen_fd, ADMIN_MAX_CONNS) < 0) {
-		snprintf(err, errlen, "listen on %s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Removes the socket file only if it is still the one chatd made. */
-static void
-remove_socket_file(struct control *ctl)
-{
-	struct stat st;
-
-	if (ctl->path != NULL && lstat(ctl->path, &st) == 0 && st.st_dev == ctl->dev &&
-	    st.st_ino == ctl->ino)
-		unlink(ctl->path);
 }
 
 struct control *
@@ -710,18 +544,18 @@ control_open(struct server *srv, const struct settings *s, int activated_fd, cha
 		return NULL;
 	}
 	ctl->srv = srv;
-	ctl->listen_fd = activated_fd;
+	ctl->sock.fd = activated_fd;
 	pthread_mutex_init(&ctl->jobs_lock, NULL);
 	if ((ctl->job_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	if (find_group(ctl, s->admin_group, err, errlen) < 0)
+	if (adminsock_set_group(&ctl->sock, s->admin_group, err, errlen) < 0)
 		goto fail;
 	if (activated_fd >= 0) {
 		fcntl(activated_fd, F_SETFL, fcntl(activated_fd, F_GETFL) | O_NONBLOCK);
 		log_info("admin: serving the socket systemd passed");
-	} else if (bind_socket(ctl, s->admin_socket, err, errlen) < 0) {
+	} else if (adminsock_bind(&ctl->sock, s->admin_socket, ADMIN_MAX_CONNS, err, errlen) < 0) {
 		goto fail;
 	}
 	return ctl;
@@ -776,13 +610,10 @@ control_close(struct control *ctl)
 	control_flush(ctl);
 	while (ctl->conns != NULL)
 		conn_close(ctl->conns);
-	if (ctl->listen_fd >= 0)
-		close(ctl->listen_fd);
-	remove_socket_file(ctl);
+	adminsock_close(&ctl->sock);
 	if (ctl->job_fd >= 0)
 		close(ctl->job_fd);
 	pthread_mutex_destroy(&ctl->jobs_lock);
-	free(ctl->path);
 	free(ctl);
 }
 
@@ -797,7 +628,12 @@ control_pollfds(struct control *ctl, struct pollfd *pfd, size_t max, int *timeou
 	*timeout_ms = -1;
 	if (max < 2)
 		return 0;
-	pfd[n++] = (struct pollfd){ .fd = ctl->listen_fd, .events = POLLIN };
+	if (now < ctl->accept_resume_ms) {
+		pfd[n++] = (struct pollfd){ .fd = -1 };
+		*timeout_ms = (int)(ctl->accept_resume_ms - now);
+	} else {
+		pfd[n++] = (struct pollfd){ .fd = ctl->sock.fd, .events = POLLIN };
+	}
 	pfd[n++] = (struct pollfd){ .fd = ctl->job_fd, .events = POLLIN };
 	for (struct admin_conn *ac = ctl->conns; ac != NULL && n < max; ac = ac->next) {
 		short events = 0;

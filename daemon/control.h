@@ -8,9 +8,9 @@
  * and written as the peer reads, a long log is streamed in pieces, and a
  * password hash runs in a worker thread (admin_run_job).
  *
- * Access is decided by the peer's credentials (SO_PEERCRED, SO_PEERGROUPS):
- * root, chatd's own user and members of admin_group; the file mode (0660)
- * is only a second fence.
+ * The socket file and the peer check (root, chatd's own user, members of
+ * admin_group) are adminsock.c's; the file mode (0660) is only a second
+ * fence.
  */
 #ifndef CHATD_CONTROL_H
 #define CHATD_CONTROL_H
