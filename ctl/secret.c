@@ -3,10 +3,10 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "secret.h"
+#include "secret_tty.h"
 
 /* One line of f into buf without its line end; -1 at EOF or when too long. */
 static int
@@ -31,28 +31,17 @@ read_line(FILE *f, char *buf, size_t len)
 	return 0;
 }
 
-/*
- * Prompts on the terminal with echo off; the terminal is restored whatever
- * happens.  Echo goes off before the prompt appears, so nothing typed at
- * the prompt is ever shown.
- */
+/* Asks on the terminal without echo; -1 at end of input, on Ctrl-C or when too long. */
 static int
 ask(const char *prompt, char *buf, size_t len)
 {
-	struct termios old, quiet;
-	int rc;
+	char *pw = tty_read_secret(STDIN_FILENO, stderr, prompt, len - 1);
 
-	if (tcgetattr(STDIN_FILENO, &old) < 0)
+	if (pw == NULL)
 		return -1;
-	quiet = old;
-	quiet.c_lflag &= ~(tcflag_t)ECHO;
-	quiet.c_lflag |= ECHONL;
-	tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
-	fputs(prompt, stderr);
-	fflush(stderr);
-	rc = read_line(stdin, buf, len);
-	tcsetattr(STDIN_FILENO, TCSANOW, &old);
-	return rc;
+	snprintf(buf, len, "%s", pw);
+	secret_wipe_free(pw);
+	return 0;
 }
 
 int
@@ -69,15 +58,13 @@ secret_read(const char *prompt, bool confirm, char *buf, size_t len)
 		}
 		return 0;
 	}
-	if ((rc = ask(prompt, buf, len)) < 0) {
-		fprintf(stderr, "chatctl: %s\n", rc == -2 ? "the password is too long"
-				: "no password given");
+	if (ask(prompt, buf, len) < 0) {
+		fprintf(stderr, "chatctl: no password given\n");
 		return -1;
 	}
 	if (!confirm)
 		return 0;
-	rc = ask("Again: ", again, sizeof(again));
-	if (rc < 0 || strcmp(buf, again) != 0) {
+	if (ask("Again: ", again, sizeof(again)) < 0 || strcmp(buf, again) != 0) {
 		explicit_bzero(again, sizeof(again));
 		explicit_bzero(buf, len);
 		fprintf(stderr, "chatctl: the passwords do not match\n");

@@ -1,0 +1,176 @@
+/*
+ * login.c - HELLO, name, PASS, password, WELCOME, USERS, HIST..., OK.
+ *
+ * Every refusal becomes an exit code and a sentence a person can act on;
+ * the server's own words are quoted (sanitized) after it.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "exitcode.h"
+#include "login.h"
+#include "proto.h"
+#include "sanitize.h"
+
+void login_start(struct login *l, const char *name, const char *password, bool may_ask)
+{
+	memset(l, 0, sizeof(*l));
+	l->state = LOGIN_AWAIT_HELLO;
+	l->name = name;
+	l->password = password;
+	l->may_ask = may_ask;
+}
+
+/* Fails the login with code and a message ending in the server's text, sanitized. */
+__attribute__((format(printf, 4, 5)))
+static enum login_event fail(struct login *l, int code, const struct srv_line *line,
+			     const char *fmt, ...)
+{
+	struct strbuf text = { 0 };
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(l->message, sizeof(l->message), fmt, ap);
+	va_end(ap);
+	if (line != NULL && line->text_len > 0 && n >= 0 && (size_t)n < sizeof(l->message) &&
+	    sanitize_append(&text, srv_text(line), line->text_len) == 0)
+		snprintf(l->message + n, sizeof(l->message) - (size_t)n, " (server: %s)", text.buf);
+	strbuf_free(&text);
+	l->exit_code = code;
+	l->state = LOGIN_FAILED;
+	return LOGIN_ERROR;
+}
+
+static enum login_event unexpected(struct login *l, const struct srv_line *line)
+{
+	return fail(l, CHAT_EXIT_LOST, line, "unexpected line from the server during login");
+}
+
+/* BYE during login: the server ends the connection. */
+static enum login_event on_bye(struct login *l, const struct srv_line *line)
+{
+	const char *reason = line->f[0];
+
+	if (strcmp(reason, "refused") == 0)
+		return fail(l, CHAT_EXIT_LOGIN, line, "the server refused the login");
+	l->retry = true;
+	if (strcmp(reason, "timeout") == 0)
+		return fail(l, CHAT_EXIT_LOST, line, "the login took too long");
+	return fail(l, CHAT_EXIT_LOST, line, "the server closed the connection during login");
+}
+
+/* A write failed: a new connection may well succeed. */
+static enum login_event connection_broken(struct login *l)
+{
+	l->retry = true;
+	return fail(l, CHAT_EXIT_LOST, NULL, "the connection was lost during login");
+}
+
+static int send_password(struct login *l, struct conn *c, const char *password)
+{
+	l->state = LOGIN_AWAIT_WELCOME;
+	return conn_send(c, password, strlen(password));
+}
+
+static enum login_event on_hello(struct login *l, const struct srv_line *line, struct conn *c)
+{
+	if (line->tag == SRV_ERR && srv_err_code(line) == ERR_UNAVAILABLE)
+		return fail(l, CHAT_EXIT_CONNECT, line, "the server cannot take the connection now");
+	if (line->tag != SRV_HELLO)
+		return unexpected(l, line);
+	l->state = LOGIN_AWAIT_PASS;
+	if (conn_send(c, l->name, strlen(l->name)) < 0)
+		return connection_broken(l);
+	return LOGIN_CONTINUE;
+}
+
+static enum login_event on_name_reply(struct login *l, const struct srv_line *line, struct conn *c)
+{
+	switch (srv_err_code(line)) {
+	case ERR_BAD_NAME:
+	case ERR_BAD_TEXT:
+		return fail(l, CHAT_EXIT_LOGIN, line, "invalid name '%s': 1 to %d letters, digits, "
+			    "'_', '.' or '-', starting with a letter or digit", l->name, NAME_MAX_LEN);
+	case ERR_REGISTRATION_CLOSED:
+		return fail(l, CHAT_EXIT_LOGIN, line, "'%s' is not registered and the server does "
+			    "not register new names", l->name);
+	case 0:
+		break;
+	default:
+		return fail(l, CHAT_EXIT_LOGIN, line, "the server refused the name '%s'", l->name);
+	}
+	if (line->tag != SRV_PASS)
+		return unexpected(l, line);
+	l->is_new = strcmp(line->f[0], "new") == 0;
+	if (l->password == NULL) {
+		l->state = LOGIN_AWAIT_PASSWORD;
+		return LOGIN_NEED_PASSWORD;
+	}
+	if (send_password(l, c, l->password) < 0)
+		return connection_broken(l);
+	return LOGIN_CONTINUE;
+}
+
+static enum login_event on_password_reply(struct login *l, const struct srv_line *line)
+{
+	switch (srv_err_code(line)) {
+	case ERR_BAD_PASSWORD:
+		if (l->may_ask) {
+			l->wrong_password = true;
+			l->state = LOGIN_AWAIT_PASSWORD;
+			return LOGIN_NEED_PASSWORD;
+		}
+		return fail(l, CHAT_EXIT_LOGIN, line, "wrong password for '%s' (the name is "
+			    "registered: if it is not yours, choose another name)", l->name);
+	case ERR_BAD_TEXT:
+		return fail(l, CHAT_EXIT_LOGIN, line, "the server does not accept that password");
+	case 0:
+		break;
+	default:
+		return fail(l, CHAT_EXIT_LOGIN, line, "the server refused the login");
+	}
+	if (line->tag != SRV_WELCOME)
+		return unexpected(l, line);
+	snprintf(l->user, sizeof(l->user), "%s", line->f[0]);
+	l->state = LOGIN_AWAIT_OK;
+	return LOGIN_SHOW;
+}
+
+static enum login_event on_login_reply(struct login *l, const struct srv_line *line)
+{
+	if (line->tag == SRV_USERS || line->tag == SRV_HIST)
+		return LOGIN_SHOW;
+	if (line->tag != SRV_OK)
+		return unexpected(l, line);
+	l->state = LOGIN_LOGGED_IN;
+	return LOGIN_DONE;
+}
+
+enum login_event login_feed(struct login *l, const struct srv_line *line, struct conn *c)
+{
+	if (line->tag == SRV_BYE)
+		return on_bye(l, line);
+	switch (l->state) {
+	case LOGIN_AWAIT_HELLO:
+		return on_hello(l, line, c);
+	case LOGIN_AWAIT_PASS:
+		return on_name_reply(l, line, c);
+	case LOGIN_AWAIT_WELCOME:
+		return on_password_reply(l, line);
+	case LOGIN_AWAIT_OK:
+		return on_login_reply(l, line);
+	case LOGIN_AWAIT_PASSWORD:
+	case LOGIN_LOGGED_IN:
+	case LOGIN_FAILED:
+		break;
+	}
+	return unexpected(l, line);
+}
+
+int login_send_password(struct login *l, struct conn *c, const char *password)
+{
+	l->wrong_password = false;
+	return send_password(l, c, password);
+}

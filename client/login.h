@@ -1,0 +1,56 @@
+/*
+ * login.h - the login exchange (docs/PROTOCOL.md, "Login") as a state
+ * machine fed one server line at a time, so the terminal mode can run it
+ * inside its event loop when it reconnects and the plain mode can run it
+ * straight through.
+ */
+#ifndef CHAT_LOGIN_H
+#define CHAT_LOGIN_H
+
+#include <stdbool.h>
+
+#include "conn.h"
+#include "names.h"
+#include "srvline.h"
+
+enum login_state {
+	LOGIN_AWAIT_HELLO,
+	LOGIN_AWAIT_PASS,
+	LOGIN_AWAIT_PASSWORD,	/* the caller must supply it: login_send_password() */
+	LOGIN_AWAIT_WELCOME,
+	LOGIN_AWAIT_OK,		/* USERS and HIST lines until the final OK */
+	LOGIN_LOGGED_IN,
+	LOGIN_FAILED,
+};
+
+enum login_event {
+	LOGIN_CONTINUE,		/* nothing for the caller to do */
+	LOGIN_SHOW,		/* the line is part of the login reply (WELCOME, USERS, HIST, OK) */
+	LOGIN_NEED_PASSWORD,	/* ask for the password (again, if wrong_password) */
+	LOGIN_DONE,		/* logged in: the line is the final OK */
+	LOGIN_ERROR,		/* failed: exit_code and message say why */
+};
+
+struct login {
+	enum login_state state;
+	const char *name;
+	const char *password;	/* NULL: ask for it */
+	bool may_ask;		/* a wrong password is asked for again */
+	bool is_new;		/* PASS new: the name will be registered */
+	bool wrong_password;	/* the last password given was wrong */
+	bool retry;		/* failed for a reason a new connection may not have */
+	char user[NAME_MAX_LEN + 1];	/* the registered spelling, from WELCOME */
+	int exit_code;
+	char message[600];
+};
+
+/* password may be NULL (then LOGIN_NEED_PASSWORD asks for it). */
+void login_start(struct login *l, const char *name, const char *password, bool may_ask);
+
+/* Feeds one server line; may send the name or the password on c. */
+enum login_event login_feed(struct login *l, const struct srv_line *line, struct conn *c);
+
+/* Sends the password the caller asked for; 0 or -1 (connection broken). */
+int login_send_password(struct login *l, struct conn *c, const char *password);
+
+#endif

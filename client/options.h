@@ -1,0 +1,33 @@
+/*
+ * options.h - what the command line, the environment and the first
+ * prompts decided: where to connect, as whom, and how to show it.
+ */
+#ifndef CHAT_OPTIONS_H
+#define CHAT_OPTIONS_H
+
+#include <stdbool.h>
+
+enum color_when { COLOR_AUTO, COLOR_ALWAYS, COLOR_NEVER };
+
+struct chat_options {
+	char *host;
+	char *port;
+	char *name;		/* NULL: ask (terminal mode) */
+	char *password;		/* NULL: ask (terminal mode); wiped at exit */
+	enum color_when color;
+	int timeout_s;		/* connecting, and waiting for the server's replies */
+	bool plain;		/* the script mode */
+};
+
+#define CHAT_DEFAULT_HOST "localhost"
+#define CHAT_DEFAULT_PORT "7777"	/* PROTO_DEFAULT_PORT */
+#define CHAT_DEFAULT_TIMEOUT_S 30
+
+/* A port as chat takes it: a number from 1 to 65535. */
+bool chat_port_valid(const char *s);
+
+/* The two modes; each returns the exit code (exitcode.h). */
+int tty_run(struct chat_options *o);
+int plain_run(struct chat_options *o);
+
+#endif

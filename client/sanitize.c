@@ -1,0 +1,65 @@
+/*
+ * sanitize.c - sanitize_append(): untrusted text made safe to print.
+ *
+ * The rules for one character are those of common/utf8.c (text_check), the
+ * gate chatd applies to what clients send: each character is judged by
+ * text_check() on its own, so the client and the server never disagree on
+ * what is safe.  An invalid byte is replaced alone and decoding resumes at
+ * the next byte, so one bad byte never hides the text after it.
+ */
+#include <stdbool.h>
+
+#include "sanitize.h"
+#include "utf8.h"
+
+static const char REPLACEMENT[] = "\xef\xbf\xbd";	/* U+FFFD */
+
+/* Bytes of the sequence that lead starts; 1 for ASCII and for stray bytes. */
+static size_t sequence_length(unsigned char lead)
+{
+	if (lead >= 0xc2 && lead <= 0xdf)
+		return 2;
+	if (lead >= 0xe0 && lead <= 0xef)
+		return 3;
+	if (lead >= 0xf0 && lead <= 0xf4)
+		return 4;
+	return 1;
+}
+
+/* Length of the plain printable ASCII run at s (the common case, copied at once). */
+static size_t printable_ascii_run(const unsigned char *s, size_t len)
+{
+	size_t n = 0;
+
+	while (n < len && s[n] >= 0x20 && s[n] < 0x7f)
+		n++;
+	return n;
+}
+
+int sanitize_append(struct strbuf *sb, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < len) {
+		size_t run = printable_ascii_run(p + i, len - i), n;
+
+		if (run > 0) {
+			if (strbuf_add(sb, s + i, run) < 0)
+				return -1;
+			i += run;
+			continue;
+		}
+		n = sequence_length(p[i]);
+		if (n <= len - i && text_check(s + i, n) == TEXT_OK) {
+			if (strbuf_add(sb, s + i, n) < 0)
+				return -1;
+			i += n;
+		} else {
+			if (strbuf_add(sb, REPLACEMENT, sizeof(REPLACEMENT) - 1) < 0)
+				return -1;
+			i++;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,90 @@
+/*
+ * srvline.c - splitting a server line with the field table of
+ * docs/PROTOCOL.md: each tag has a fixed number of fields, the last of which
+ * is free text (spaces allowed, maybe empty).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "srvline.h"
+
+static const struct {
+	const char *word;
+	enum srv_tag tag;
+	size_t fields;
+} TAGS[] = {
+	{ "HELLO", SRV_HELLO, 3 },
+	{ "PASS", SRV_PASS, 3 },
+	{ "WELCOME", SRV_WELCOME, 2 },
+	{ "USERS", SRV_USERS, 4 },
+	{ "HIST", SRV_HIST, 4 },
+	{ "MSG", SRV_MSG, 4 },
+	{ "PRIV", SRV_PRIV, 4 },
+	{ "JOIN", SRV_JOIN, 3 },
+	{ "PART", SRV_PART, 4 },
+	{ "NOTICE", SRV_NOTICE, 2 },
+	{ "PONG", SRV_PONG, 1 },
+	{ "HELP", SRV_HELP, 1 },
+	{ "OK", SRV_OK, 2 },
+	{ "ERR", SRV_ERR, 2 },
+	{ "BYE", SRV_BYE, 2 },
+};
+
+#define NTAGS (sizeof(TAGS) / sizeof(TAGS[0]))
+
+static int find_tag(const char *word, size_t len)
+{
+	for (size_t i = 0; i < NTAGS; i++)
+		if (strlen(TAGS[i].word) == len && memcmp(TAGS[i].word, word, len) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Cuts the field at *p up to the next space; false if there is no space. */
+static bool cut_field(char **p, char *end, char **field)
+{
+	char *sp = memchr(*p, ' ', (size_t)(end - *p));
+
+	if (sp == NULL)
+		return false;
+	*sp = '\0';
+	*field = *p;
+	*p = sp + 1;
+	return true;
+}
+
+bool srv_parse(char *line, size_t len, struct srv_line *out)
+{
+	char *end = line + len, *p = line, *word;
+	int t;
+
+	memset(out, 0, sizeof(*out));
+	if (!cut_field(&p, end, &word)) {
+		word = line;	/* a tag alone: every field empty is still too few */
+		p = end;
+	}
+	t = find_tag(word, strlen(word));
+	if (t < 0)
+		return false;
+	out->tag = TAGS[t].tag;
+	out->nfields = TAGS[t].fields;
+	for (size_t i = 0; i + 1 < out->nfields; i++) {
+		if (cut_field(&p, end, &out->f[i]))
+			continue;
+		if (i + 2 != out->nfields || p >= end)
+			return false;
+		/* The free text is empty and its space left out: "USERS 600 0 6". */
+		out->f[i] = p;
+		p = end;
+	}
+	out->f[out->nfields - 1] = p;
+	out->text_len = (size_t)(end - p);
+	return true;
+}
+
+int srv_err_code(const struct srv_line *l)
+{
+	if (l->tag != SRV_ERR)
+		return 0;
+	return atoi(l->f[0]);
+}

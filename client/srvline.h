@@ -1,0 +1,53 @@
+/*
+ * srvline.h - the lines chatd sends, split into their fields
+ * (docs/PROTOCOL.md, "Server lines").
+ */
+#ifndef CHAT_SRVLINE_H
+#define CHAT_SRVLINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum srv_tag {
+	SRV_HELLO,
+	SRV_PASS,
+	SRV_WELCOME,
+	SRV_USERS,
+	SRV_HIST,
+	SRV_MSG,
+	SRV_PRIV,
+	SRV_JOIN,
+	SRV_PART,
+	SRV_NOTICE,
+	SRV_PONG,
+	SRV_HELP,
+	SRV_OK,
+	SRV_ERR,
+	SRV_BYE,
+};
+
+#define SRV_MAX_FIELDS 4
+
+struct srv_line {
+	enum srv_tag tag;
+	size_t nfields;
+	char *f[SRV_MAX_FIELDS];	/* NUL-terminated; the last is the free text, maybe "" */
+	size_t text_len;		/* length of the free text (it may hold NUL bytes) */
+};
+
+/*
+ * Splits line (len bytes, NUL-terminated) in place into tag and fields.
+ * False for an unknown tag or too few fields: the line breaks the protocol.
+ */
+bool srv_parse(char *line, size_t len, struct srv_line *out);
+
+/* The free text: the last field. */
+static inline const char *srv_text(const struct srv_line *l)
+{
+	return l->f[l->nfields - 1];
+}
+
+/* The numeric code of an ERR line, 0 if it has none. */
+int srv_err_code(const struct srv_line *l);
+
+#endif

@@ -1,0 +1,887 @@
+/*
+ * tty.c - the terminal mode: a person typing with readline while the room
+ * talks.
+ *
+ * One thread, one poll() loop over the terminal, the socket and a
+ * signalfd.  Readline's callback interface reads keys as they come; what
+ * the server sends is rendered into t->screen and printed above the input
+ * line (which is cleared and redrawn around it), so a half-typed line is
+ * never garbled.  When the connection drops the client says so, reconnects
+ * with backoff, logs in again with the name and password it already has,
+ * and sends what was typed meanwhile; requests that were sent but not
+ * answered are sent again, except room messages the history replay shows
+ * were stored after all.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#include "conn.h"
+#include "exitcode.h"
+#include "login.h"
+#include "names.h"
+#include "options.h"
+#include "render.h"
+#include "reqq.h"
+#include "secret.h"
+#include "srvline.h"
+#include "timefmt.h"
+
+#define BACKOFF_FIRST_MS	1000
+#define BACKOFF_MAX_MS		30000
+#define RECONNECT_TIMEOUT_MS	5000	/* a reconnect attempt blocks the keyboard at most this long */
+#define QUIT_WAIT_MS		2000	/* for the BYE that answers /quit */
+#define LOGIN_TRIES		3	/* a login the server timed out while a password was typed */
+
+enum tty_state { T_OFFLINE, T_LOGGING_IN, T_ONLINE };
+
+struct tty {
+	struct chat_options *o;
+	char *host, *port, *name;	/* owned: given or asked for */
+	char *password;			/* owned; wiped at exit */
+	struct conn conn;
+	struct login login;
+	struct render r;
+	struct strbuf screen;		/* rendered, not yet printed */
+	struct reqq sent;		/* sent, waiting for OK/ERR */
+	struct reqq unsent;		/* to send once logged in (again) */
+	enum tty_state state;
+	int64_t last_id;		/* highest room message id shown */
+	int64_t id_before_login;	/* last_id when the current login began */
+	int64_t first_new_id;		/* first replayed id above it, 0 if none */
+	int64_t retry_at;		/* next reconnect attempt (monotonic ms) */
+	int64_t login_deadline;
+	int backoff_ms;
+	bool quitting;
+	int64_t quit_deadline;
+	bool done;
+	int exit_code;
+	bool ui_active;			/* the readline callback is installed */
+	bool input_closed;		/* the terminal reached end of input */
+	int sigfd;
+	char prompt[NAME_MAX_LEN + 32];
+};
+
+/* Readline's callbacks take no argument: the one session lives here. */
+static struct tty *the_tty;
+
+/* --- the screen ------------------------------------------------------ */
+
+/* Prints what was rendered above the input line, then redraws that line. */
+static void flush_screen(struct tty *t)
+{
+	if (t->screen.len == 0)
+		return;
+	if (t->ui_active)
+		rl_clear_visible_line();
+	fwrite(t->screen.buf, 1, t->screen.len, stdout);
+	fflush(stdout);
+	strbuf_reset(&t->screen);
+	if (t->ui_active)
+		rl_forced_update_display();
+}
+
+static void set_prompt(struct tty *t)
+{
+	snprintf(t->prompt, sizeof(t->prompt), "%s%s> ", t->r.self,
+		 t->state == T_ONLINE ? "" : " (offline)");
+	if (t->ui_active) {
+		rl_set_prompt(t->prompt);
+		rl_redisplay();
+	}
+}
+
+static void finish(struct tty *t, int code)
+{
+	t->done = true;
+	t->exit_code = code;
+}
+
+/* --- asking before the session starts ---------------------------------- */
+
+/* A line from the terminal with a default; NULL at end of input. */
+static char *ask(const char *question, const char *def)
+{
+	char prompt[256];
+	char *answer;
+
+	snprintf(prompt, sizeof(prompt), "%s [%s]: ", question, def);
+	answer = readline(prompt);
+	if (answer != NULL && answer[0] == '\0') {
+		free(answer);
+		answer = strdup(def);
+	}
+	return answer;
+}
+
+static int ask_host_port(struct tty *t)
+{
+	if (t->o->host != NULL) {
+		t->host = strdup(t->o->host);
+		t->port = strdup(t->o->port ? t->o->port : CHAT_DEFAULT_PORT);
+		return t->host && t->port ? 0 : -1;
+	}
+	if ((t->host = ask("Host", CHAT_DEFAULT_HOST)) == NULL)
+		return -1;
+	for (;;) {
+		if ((t->port = ask("Port", CHAT_DEFAULT_PORT)) == NULL)
+			return -1;
+		if (chat_port_valid(t->port))
+			return 0;
+		printf("A port is a number from 1 to 65535.\n");
+		free(t->port);
+	}
+}
+
+static const char *default_name(void)
+{
+	const char *user = getenv("USER");
+
+	return user != NULL && name_valid(user, strlen(user)) ? user : "guest";
+}
+
+static int ask_name(struct tty *t)
+{
+	if (t->o->name != NULL)
+		return (t->name = strdup(t->o->name)) ? 0 : -1;
+	for (;;) {
+		if ((t->name = ask("Name", default_name())) == NULL)
+			return -1;
+		if (name_valid(t->name, strlen(t->name)))
+			return 0;
+		printf("A name is 1 to %d letters, digits, '_', '.' or '-', starting with a letter "
+		       "or a digit.\n", NAME_MAX_LEN);
+		free(t->name);
+	}
+}
+
+/* The password, typed without echo; a new name's twice.  NULL: cancelled. */
+static char *ask_password(const struct tty *t)
+{
+	char prompt[128];
+
+	for (;;) {
+		char *pw, *again;
+
+		if (t->login.is_new)
+			snprintf(prompt, sizeof(prompt), "%s is a new name; choose a password: ", t->name);
+		else
+			snprintf(prompt, sizeof(prompt), "Password for %s: ", t->name);
+		if ((pw = secret_prompt(STDIN_FILENO, prompt)) == NULL)
+			return NULL;
+		if (pw[0] == '\0') {
+			printf("The password cannot be empty.\n");
+			secret_free(pw);
+			continue;
+		}
+		if (!t->login.is_new)
+			return pw;
+		if ((again = secret_prompt(STDIN_FILENO, "Repeat the password: ")) == NULL) {
+			secret_free(pw);
+			return NULL;
+		}
+		if (strcmp(pw, again) == 0) {
+			secret_free(again);
+			return pw;
+		}
+		printf("The two passwords differ; again.\n");
+		secret_free(pw);
+		secret_free(again);
+	}
+}
+
+/* --- connection and login ------------------------------------------- */
+
+static int open_connection(struct tty *t, int timeout_ms, char *err, size_t errsz)
+{
+	switch (conn_open(&t->conn, t->host, t->port, timeout_ms, err, errsz)) {
+	case CONN_OK:
+		return 0;
+	case CONN_RESOLVE_FAILED:
+		return CHAT_EXIT_RESOLVE;
+	case CONN_CONNECT_FAILED:
+		return CHAT_EXIT_CONNECT;
+	case CONN_NO_MEMORY:
+		break;
+	}
+	return CHAT_EXIT_USAGE;
+}
+
+static void note_history_gap(struct tty *t)
+{
+	if (t->id_before_login > 0 && t->first_new_id > t->id_before_login + 1)
+		render_note(&t->r, &t->screen, "messages after #%lld and before #%lld are not shown: "
+			    "/history since %lld lists those the server still holds",
+			    (long long)t->id_before_login, (long long)t->first_new_id,
+			    (long long)t->id_before_login);
+}
+
+/*
+ * A line of the login reply.  A replayed message shown before is skipped;
+ * one of ours that was not acknowledged before the connection dropped was
+ * stored after all, so it is not sent again.
+ */
+static void on_login_show(struct tty *t, const struct srv_line *sl)
+{
+	int64_t id;
+
+	if (sl->tag == SRV_WELCOME) {
+		snprintf(t->r.self, sizeof(t->r.self), "%s", t->login.user);
+		if (t->id_before_login > 0)
+			return;
+	}
+	if (sl->tag != SRV_HIST) {
+		render_line(&t->r, &t->screen, sl);
+		return;
+	}
+	id = strtoll(sl->f[0], NULL, 10);
+	if (id <= t->last_id)
+		return;
+	if (t->first_new_id == 0) {
+		t->first_new_id = id;
+		note_history_gap(t);
+	}
+	t->last_id = id;
+	if (name_cmp(sl->f[2], t->r.self) == 0 && reqq_remove_message(&t->unsent, sl->f[3]))
+		return;
+	render_line(&t->r, &t->screen, sl);
+}
+
+static void send_unsent(struct tty *t)
+{
+	struct req rq;
+
+	while (reqq_pop(&t->unsent, &rq)) {
+		if (reqq_push(&t->sent, rq.kind, rq.line) < 0 ||
+		    conn_send(&t->conn, rq.line, strlen(rq.line)) < 0) {
+			free(rq.line);
+			return;	/* the next poll sees the broken connection */
+		}
+		free(rq.line);
+	}
+}
+
+static void on_logged_in(struct tty *t)
+{
+	bool again = t->id_before_login > 0 || t->backoff_ms > 0;
+
+	t->state = T_ONLINE;
+	t->backoff_ms = 0;
+	render_end_history(&t->r, &t->screen);
+	if (again)
+		render_note(&t->r, &t->screen, "logged in again as %s", t->r.self);
+	send_unsent(t);
+	set_prompt(t);
+}
+
+static void begin_login(struct tty *t, bool may_ask)
+{
+	login_start(&t->login, t->name, t->password, may_ask);
+	t->state = T_LOGGING_IN;
+	t->id_before_login = t->last_id;
+	t->first_new_id = 0;
+	t->login_deadline = time_mono_ms() + (int64_t)t->o->timeout_s * 1000;
+}
+
+/*
+ * One attempt at the first login, before the terminal UI starts: 0 logged
+ * in, -1 try again on a new connection, else an exit code.
+ */
+static int first_login_attempt(struct tty *t)
+{
+	for (;;) {
+		char *raw;
+		size_t len;
+		struct srv_line sl;
+		int rc = conn_wait_line(&t->conn, t->login_deadline, &raw, &len);
+
+		if (rc == 0 || rc == -1) {
+			fprintf(stderr, "chat: %s\n", rc == 0 ? "no answer from the server"
+				: "the connection was closed during login");
+			return CHAT_EXIT_LOST;
+		}
+		if (rc == -2 || !srv_parse(raw, len, &sl)) {
+			fprintf(stderr, "chat: the server broke the protocol during login\n");
+			return CHAT_EXIT_LOST;
+		}
+		switch (login_feed(&t->login, &sl, &t->conn)) {
+		case LOGIN_CONTINUE:
+			break;
+		case LOGIN_SHOW:
+			on_login_show(t, &sl);
+			break;
+		case LOGIN_NEED_PASSWORD:
+			flush_screen(t);
+			if (t->login.wrong_password)
+				printf("Wrong password.\n");
+			secret_free(t->password);
+			if ((t->password = ask_password(t)) == NULL)
+				return CHAT_EXIT_USAGE;
+			if (login_send_password(&t->login, &t->conn, t->password) < 0)
+				return -1;
+			t->login_deadline = time_mono_ms() + (int64_t)t->o->timeout_s * 1000;
+			break;
+		case LOGIN_DONE:
+			on_logged_in(t);
+			return 0;
+		case LOGIN_ERROR:
+			if (t->login.retry && t->password != NULL)
+				return -1;
+			fprintf(stderr, "chat: %s\n", t->login.message);
+			return t->login.exit_code;
+		}
+		flush_screen(t);
+	}
+}
+
+static int first_login(struct tty *t)
+{
+	char err[512];
+
+	for (int attempt = 1;; attempt++) {
+		int rc = open_connection(t, t->o->timeout_s * 1000, err, sizeof(err));
+
+		if (rc != 0) {
+			fprintf(stderr, "chat: %s\n", err);
+			return rc;
+		}
+		begin_login(t, true);
+		rc = first_login_attempt(t);
+		flush_screen(t);
+		if (rc == 0)
+			return 0;
+		conn_close(&t->conn);
+		if (rc > 0)
+			return rc;
+		if (attempt == LOGIN_TRIES) {
+			fprintf(stderr, "chat: %s\n", t->login.message);
+			return t->login.exit_code ? t->login.exit_code : CHAT_EXIT_LOST;
+		}
+	}
+}
+
+/* --- losing and regaining the connection -------------------------------- */
+
+static int next_backoff(struct tty *t)
+{
+	int base = t->backoff_ms == 0 ? BACKOFF_FIRST_MS : t->backoff_ms * 2;
+
+	t->backoff_ms = base > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : base;
+	/* 80..120 %: clients dropped together do not all come back at once. */
+	return t->backoff_ms * (80 + (int)(random() % 41)) / 100;
+}
+
+static void schedule_reconnect(struct tty *t, const char *why)
+{
+	int delay = next_backoff(t);
+
+	t->retry_at = time_mono_ms() + delay;
+	render_note(&t->r, &t->screen, "%s; reconnecting in %.1f s", why, delay / 1000.0);
+}
+
+static void connection_lost(struct tty *t, const char *why)
+{
+	conn_close(&t->conn);
+	if (t->quitting) {
+		finish(t, CHAT_EXIT_OK);
+		return;
+	}
+	/* Unanswered requests go again after the login, ahead of what was typed since. */
+	reqq_prepend_all(&t->unsent, &t->sent);
+	t->state = T_OFFLINE;
+	schedule_reconnect(t, why);
+	set_prompt(t);
+}
+
+static void try_reconnect(struct tty *t)
+{
+	char err[512];
+	int timeout = t->o->timeout_s * 1000;
+
+	if (open_connection(t, timeout < RECONNECT_TIMEOUT_MS ? timeout : RECONNECT_TIMEOUT_MS,
+			    err, sizeof(err)) != 0) {
+		schedule_reconnect(t, err);
+		return;
+	}
+	render_note(&t->r, &t->screen, "connected to %s port %s; logging in", t->host, t->port);
+	begin_login(t, false);
+}
+
+/* --- what the server says --------------------------------------------- */
+
+static void on_reconnect_login_line(struct tty *t, const struct srv_line *sl)
+{
+	switch (login_feed(&t->login, sl, &t->conn)) {
+	case LOGIN_CONTINUE:
+		break;
+	case LOGIN_SHOW:
+		on_login_show(t, sl);
+		break;
+	case LOGIN_DONE:
+		on_logged_in(t);
+		break;
+	case LOGIN_NEED_PASSWORD:	/* the password is known: cannot happen */
+	case LOGIN_ERROR:
+		if (t->login.retry) {
+			connection_lost(t, t->login.message);
+			break;
+		}
+		render_error(&t->r, &t->screen, "%s", t->login.message);
+		finish(t, t->login.exit_code);
+		break;
+	}
+}
+
+static void on_final_reply(struct tty *t, const struct srv_line *sl)
+{
+	struct req rq;
+
+	if (!reqq_pop(&t->sent, &rq)) {
+		render_line(&t->r, &t->screen, sl);
+		return;
+	}
+	if (rq.kind == REQ_MESSAGE && sl->tag == SRV_OK) {
+		int64_t id = strtoll(sl->f[0], NULL, 10);
+
+		if (id > t->last_id)
+			t->last_id = id;
+		render_end_history(&t->r, &t->screen);
+	} else if (rq.kind == REQ_MESSAGE) {
+		render_error(&t->r, &t->screen, "not sent: \"%s\": %s (error %d)", rq.line, sl->f[1],
+			     srv_err_code(sl));
+	} else if (!(rq.kind == REQ_PRIVATE && sl->tag == SRV_OK)) {
+		if (rq.kind == REQ_PASSWD && sl->tag == SRV_OK) {
+			/* The next automatic login needs the new password. */
+			char *pw = strdup(rq.line + strlen("/passwd "));
+
+			if (pw != NULL) {
+				secret_free(t->password);
+				t->password = pw;
+			}
+		}
+		render_line(&t->r, &t->screen, sl);
+	}
+	if (rq.kind == REQ_PASSWD)
+		explicit_bzero(rq.line, strlen(rq.line));
+	free(rq.line);
+}
+
+static void on_bye(struct tty *t, const struct srv_line *sl)
+{
+	const char *reason = sl->f[0];
+
+	render_line(&t->r, &t->screen, sl);
+	if (strcmp(reason, "quit") == 0 || t->quitting) {
+		conn_close(&t->conn);
+		finish(t, CHAT_EXIT_OK);
+	} else if (strcmp(reason, "replaced") == 0 || strcmp(reason, "kicked") == 0 ||
+		   strcmp(reason, "refused") == 0) {
+		/* Reconnecting would only take the session back from whoever took it. */
+		render_error(&t->r, &t->screen, "%s", strcmp(reason, "replaced") == 0 ?
+			     "logged in elsewhere: this session is closed" :
+			     "the server closed this session");
+		conn_close(&t->conn);
+		finish(t, CHAT_EXIT_LOST);
+	} else {
+		connection_lost(t, "the server closed the connection");
+	}
+}
+
+static void on_session_line(struct tty *t, const struct srv_line *sl)
+{
+	if ((sl->tag == SRV_MSG || sl->tag == SRV_HIST)) {
+		int64_t id = strtoll(sl->f[0], NULL, 10);
+
+		if (id > t->last_id)
+			t->last_id = id;
+	}
+	if (sl->tag == SRV_OK || sl->tag == SRV_ERR)
+		on_final_reply(t, sl);
+	else if (sl->tag == SRV_BYE)
+		on_bye(t, sl);
+	else
+		render_line(&t->r, &t->screen, sl);
+}
+
+static void on_server_line(struct tty *t, char *raw, size_t len)
+{
+	struct srv_line sl;
+
+	if (!srv_parse(raw, len, &sl)) {
+		struct strbuf s = { 0 };
+
+		render_error(&t->r, &t->screen, "the server sent a line chat does not know:");
+		if (strbuf_adds(&s, "   ") == 0 && strbuf_add(&s, raw, len) == 0)
+			render_note(&t->r, &t->screen, "%s", s.buf);
+		strbuf_free(&s);
+		return;
+	}
+	if (t->state == T_LOGGING_IN)
+		on_reconnect_login_line(t, &sl);
+	else
+		on_session_line(t, &sl);
+}
+
+/* Handles the complete lines received; stops when the connection goes. */
+static void drain_lines(struct tty *t)
+{
+	char *raw;
+	size_t len;
+	enum linebuf_result r;
+
+	while (conn_is_open(&t->conn) && !t->done &&
+	       (r = conn_next_line(&t->conn, &raw, &len)) != LB_NONE) {
+		if (r == LB_OVERLONG)
+			render_error(&t->r, &t->screen, "the server sent a line longer than the "
+				     "protocol allows (%d bytes); it was dropped", CONN_MAX_LINE);
+		else
+			on_server_line(t, raw, len);
+	}
+}
+
+static void on_socket(struct tty *t)
+{
+	int rc = conn_read(&t->conn);
+
+	if (rc <= 0) {
+		connection_lost(t, rc == 0 ? "the server closed the connection"
+			       : "the connection was lost");
+		return;
+	}
+	drain_lines(t);
+}
+
+/* --- what the person types --------------------------------------------- */
+
+static bool is_command(const char *line, const char *cmd)
+{
+	size_t n = strlen(cmd);
+
+	return strncmp(line, cmd, n) == 0 && (line[n] == '\0' || line[n] == ' ');
+}
+
+static void submit(struct tty *t, enum req_kind kind, const char *line)
+{
+	if (t->state != T_ONLINE) {
+		reqq_push(&t->unsent, kind, line);
+		return;
+	}
+	if (reqq_push(&t->sent, kind, line) == 0 && conn_send(&t->conn, line, strlen(line)) < 0)
+		connection_lost(t, "the connection was lost");
+}
+
+static void local_help(struct tty *t)
+{
+	render_note(&t->r, &t->screen, "keys: Up/Down recall earlier lines, Ctrl-R searches them, "
+		    "Ctrl-C clears the line (on an empty line it quits, as Ctrl-D and /quit do)");
+}
+
+static void quit(struct tty *t, const char *line)
+{
+	if (t->state != T_ONLINE) {
+		finish(t, CHAT_EXIT_OK);
+		return;
+	}
+	t->quitting = true;
+	t->quit_deadline = time_mono_ms() + QUIT_WAIT_MS;
+	submit(t, REQ_QUIT, line);
+}
+
+static void private_message(struct tty *t, const char *line)
+{
+	const char *to = line + strlen("/msg"), *text;
+	char name[NAME_MAX_LEN + 1];
+	size_t n;
+
+	to += strspn(to, " ");
+	n = strcspn(to, " ");
+	text = to + n + (to[n] == ' ');
+	if (n > 0 && n <= NAME_MAX_LEN && *text != '\0') {
+		memcpy(name, to, n);
+		name[n] = '\0';
+		render_own_private(&t->r, &t->screen, name, text, t->state != T_ONLINE);
+	}
+	submit(t, REQ_PRIVATE, line);
+}
+
+/* Any other command: the server's reply says how it went. */
+static void server_command(struct tty *t, const char *line)
+{
+	if (t->state != T_ONLINE)
+		render_note(&t->r, &t->screen, "%s: will be sent once connected", line);
+	submit(t, REQ_COMMAND, line);
+}
+
+static void change_password(struct tty *t, const char *line)
+{
+	if (line[strlen("/passwd")] != ' ') {
+		server_command(t, line);	/* no password given: the server explains */
+		return;
+	}
+	submit(t, REQ_PASSWD, line);
+}
+
+static void help(struct tty *t, const char *line)
+{
+	local_help(t);
+	server_command(t, line);
+}
+
+/* Commands the client looks at before (or instead of) sending them. */
+static const struct {
+	const char *name;
+	void (*run)(struct tty *t, const char *line);
+} COMMANDS[] = {
+	{ "/quit", quit },
+	{ "/msg", private_message },
+	{ "/passwd", change_password },
+	{ "/help", help },
+};
+
+static void on_input(struct tty *t, const char *line)
+{
+	if (line[0] == '\0')
+		return;
+	if (line[0] != '/' || line[1] == '/') {
+		render_own_message(&t->r, &t->screen, line[0] == '/' ? line + 1 : line,
+				   t->state != T_ONLINE);
+		submit(t, REQ_MESSAGE, line);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++) {
+		if (is_command(line, COMMANDS[i].name)) {
+			COMMANDS[i].run(t, line);
+			return;
+		}
+	}
+	server_command(t, line);
+}
+
+/*
+ * Enter: the line is taken here instead of by readline's accept-line, so
+ * readline never leaves the typed text on the screen; the message appears
+ * above the input line in the same form as everyone else's.
+ */
+static int on_enter(int count, int key)
+{
+	struct tty *t = the_tty;
+	char *line = strdup(rl_line_buffer);
+
+	if (line == NULL)
+		return 0;
+	/* A new password must not come back with the Up key. */
+	if (line[0] != '\0' && strncmp(line, "/passwd", 7) != 0)
+		add_history(line);
+	using_history();
+	rl_replace_line("", 1);
+	rl_point = 0;
+	on_input(t, line);
+	if (strncmp(line, "/passwd", 7) == 0)
+		explicit_bzero(line, strlen(line));
+	free(line);
+	return 0;
+}
+
+/* Readline calls this only for Ctrl-D on an empty line (Enter is on_enter). */
+static void on_line(char *line)
+{
+	if (line == NULL) {
+		the_tty->input_closed = true;	/* a hung-up terminal stays readable: stop polling it */
+		quit(the_tty, "/quit");
+	}
+	free(line);
+}
+
+/* --- signals and the loop ---------------------------------------------- */
+
+static int signals_open(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGWINCH);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static void on_signal(struct tty *t)
+{
+	struct signalfd_siginfo si;
+
+	while (read(t->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGWINCH:
+			rl_resize_terminal();
+			break;
+		case SIGINT:
+			if (rl_end > 0) {
+				rl_replace_line("", 1);
+				rl_point = 0;
+				rl_redisplay();
+			} else {
+				quit(t, "/quit");
+			}
+			break;
+		default:	/* SIGTERM, SIGHUP: leave at once, the terminal restored */
+			finish(t, 128 + (int)si.ssi_signo);
+			break;
+		}
+	}
+}
+
+static void ui_start(struct tty *t)
+{
+	rl_catch_signals = 0;	/* the signalfd has them */
+	rl_catch_sigwinch = 0;
+	set_prompt(t);
+	rl_callback_handler_install(t->prompt, on_line);
+	rl_bind_key_in_map('\r', on_enter, emacs_standard_keymap);
+	rl_bind_key_in_map('\n', on_enter, emacs_standard_keymap);
+	rl_bind_key_in_map('\r', on_enter, vi_insertion_keymap);
+	rl_bind_key_in_map('\n', on_enter, vi_insertion_keymap);
+	rl_bind_key_in_map('\r', on_enter, vi_movement_keymap);
+	rl_bind_key_in_map('\n', on_enter, vi_movement_keymap);
+	t->ui_active = true;
+}
+
+static void ui_stop(struct tty *t)
+{
+	if (!t->ui_active)
+		return;
+	rl_clear_visible_line();
+	rl_callback_handler_remove();
+	t->ui_active = false;
+	fflush(stdout);
+	clear_history();
+}
+
+/* Milliseconds until the next timer, -1 for none. */
+static int poll_timeout(const struct tty *t)
+{
+	int64_t now = time_mono_ms(), at = -1;
+
+	if (t->state == T_OFFLINE)
+		at = t->retry_at;
+	else if (t->state == T_LOGGING_IN)
+		at = t->login_deadline;
+	if (t->quitting && (at < 0 || t->quit_deadline < at))
+		at = t->quit_deadline;
+	if (at < 0)
+		return -1;
+	return at <= now ? 0 : (int)(at - now);
+}
+
+static void on_timers(struct tty *t)
+{
+	int64_t now = time_mono_ms();
+
+	if (t->quitting && now >= t->quit_deadline)
+		finish(t, CHAT_EXIT_OK);
+	else if (t->state == T_OFFLINE && now >= t->retry_at)
+		try_reconnect(t);
+	else if (t->state == T_LOGGING_IN && now >= t->login_deadline)
+		connection_lost(t, "the login got no answer");
+}
+
+static void loop(struct tty *t)
+{
+	while (!t->done) {
+		struct pollfd pfd[3] = {
+			{ .fd = t->input_closed ? -1 : STDIN_FILENO, .events = POLLIN },
+			{ .fd = t->sigfd, .events = POLLIN },
+			{ .fd = t->conn.fd, .events = POLLIN },
+		};
+		nfds_t n;
+
+		/* Lines that came in one read with the login reply are buffered already. */
+		drain_lines(t);
+		if (t->done)
+			break;
+		n = conn_is_open(&t->conn) ? 3 : 2;
+		flush_screen(t);
+		if (conn_is_open(&t->conn) && conn_flush(&t->conn) < 0) {
+			connection_lost(t, "the connection was lost");
+			continue;
+		}
+		if (conn_wants_write(&t->conn))
+			pfd[2].events |= POLLOUT;
+		if (poll(pfd, n, poll_timeout(t)) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents & POLLIN)
+			on_signal(t);
+		if (!t->done && !t->input_closed && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			rl_callback_read_char();
+		if (!t->done && n == 3 && conn_is_open(&t->conn) &&
+		    (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)))
+			on_socket(t);
+		if (!t->done)
+			on_timers(t);
+	}
+	flush_screen(t);
+}
+
+static void tty_free(struct tty *t)
+{
+	conn_close(&t->conn);
+	reqq_free(&t->sent);
+	reqq_free(&t->unsent);
+	strbuf_free(&t->screen);
+	free(t->host);
+	free(t->port);
+	free(t->name);
+	secret_free(t->password);
+	if (t->sigfd >= 0)
+		close(t->sigfd);
+}
+
+static bool want_color(enum color_when when)
+{
+	const char *term = getenv("TERM");
+
+	if (when != COLOR_AUTO)
+		return when == COLOR_ALWAYS;
+	return getenv("NO_COLOR") == NULL && term != NULL && strcmp(term, "dumb") != 0;
+}
+
+int tty_run(struct chat_options *o)
+{
+	struct tty t = { .o = o, .sigfd = -1 };
+	int rc;
+
+	the_tty = &t;
+	conn_init(&t.conn);
+	t.r.color = want_color(o->color);
+	srandom((unsigned)time_mono_ms() ^ (unsigned)getpid());
+	if (o->password != NULL && (t.password = strdup(o->password)) == NULL)
+		return CHAT_EXIT_USAGE;
+	if (ask_host_port(&t) < 0 || ask_name(&t) < 0) {
+		tty_free(&t);
+		return CHAT_EXIT_USAGE;
+	}
+	snprintf(t.r.self, sizeof(t.r.self), "%s", t.name);
+	rc = first_login(&t);
+	if (rc == 0 && (t.sigfd = signals_open()) < 0) {
+		perror("chat: signalfd");
+		rc = CHAT_EXIT_USAGE;
+	}
+	if (rc == 0) {
+		ui_start(&t);
+		loop(&t);
+		ui_stop(&t);
+		rc = t.exit_code;
+	}
+	tty_free(&t);
+	return rc;
+}

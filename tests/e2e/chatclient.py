@@ -1,0 +1,304 @@
+"""
+chatclient.py - drives the chat client in the end-to-end tests.
+
+- run_plain() / start_plain(): chat in its plain (script) mode, over pipes.
+- Terminal: chat in its terminal mode inside a detached tmux server with a
+  screen of its own; the tests type with send-keys, read the screen with
+  capture-pane and get every byte chat wrote to the terminal from
+  pipe-pane, so they check both what a person sees and what reached the
+  terminal.
+- FakeServer: a scripted stand-in for chatd, for what the real one never
+  sends (escape sequences, over-long lines): the client must not trust it.
+
+Every wait polls for its condition with a deadline; nothing sleeps blindly.
+"""
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from chatproto import deadline_in, scaled
+from conftest import CHATD_BIN, sanitizer_report
+
+CHAT_BIN = os.path.abspath(os.environ.get(
+    "CHAT_BIN", os.path.join(os.path.dirname(CHATD_BIN), "client", "chat")))
+TMUX = shutil.which("tmux") or "/usr/bin/tmux"
+
+# What chat(1) documents.
+EXIT_OK, EXIT_USAGE, EXIT_RESOLVE, EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_REFUSED = range(7)
+
+
+def client_env(password=None, **extra):
+    """The environment for chat: UTF-8, no inherited password unless given."""
+    env = {k: v for k, v in os.environ.items() if k != "CHAT_PASSWORD"}
+    env["LANG"] = "C.UTF-8"
+    env.pop("LC_ALL", None)
+    if password is not None:
+        env["CHAT_PASSWORD"] = password
+    env.update(extra)
+    return env
+
+
+class Plain:
+    """The result of a plain-mode run."""
+
+    def __init__(self, rc, out, err):
+        self.rc, self.out, self.err = rc, out, err
+        self.lines = out.splitlines()
+
+    def tagged(self, tag):
+        return [line for line in self.lines if line.split(" ", 1)[0] == tag]
+
+    def __repr__(self):
+        return f"Plain(rc={self.rc}, out={self.out[-2000:]!r}, err={self.err!r})"
+
+
+def check_stderr(err):
+    report = sanitizer_report(err)
+    assert report is None, f"sanitizer report ({report}) from chat:\n{err}"
+
+
+def run_plain(args, input_text="", password=None, env=None, timeout=20.0):
+    """Runs chat ARGS with input_text on a pipe to its end; returns a Plain."""
+    proc = subprocess.run([CHAT_BIN, *args], input=input_text.encode("utf-8"),
+                          capture_output=True, timeout=scaled(timeout),
+                          env=env or client_env(password))
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+    check_stderr(err)
+    return Plain(proc.returncode, out, err)
+
+
+class RunningPlain:
+    """chat in plain mode with its stdin kept open, read line by line."""
+
+    def __init__(self, args, password=None):
+        self.proc = subprocess.Popen([CHAT_BIN, *args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=client_env(password))
+        self.lines = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            with self._cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def send(self, text):
+        self.proc.stdin.write(text.encode("utf-8") + b"\n")
+        self.proc.stdin.flush()
+
+    def wait_line(self, match, timeout=10.0):
+        """The first printed line for which match(line) is true."""
+        deadline = deadline_in(timeout)
+        with self._cond:
+            while True:
+                for line in self.lines:
+                    if match(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"chat printed no such line; got {self.lines!r}")
+                self._cond.wait(left)
+
+    def finish(self, close_input=True, timeout=10.0):
+        """(exit code, stderr) once chat exits."""
+        if close_input:
+            self.proc.stdin.close()
+        try:
+            rc = self.proc.wait(scaled(timeout))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("chat did not exit") from None
+        self._reader.join(scaled(timeout))
+        err = self.proc.stderr.read().decode("utf-8", "replace")
+        self.proc.stderr.close()
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        check_stderr(err)
+        return rc, err
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Terminal:
+    """chat on a tmux screen of width x height."""
+
+    def __init__(self, args, password=None, width=100, height=30):
+        # A short directory: a unix socket path is limited to 108 bytes.
+        self.dir = Path(tempfile.mkdtemp(prefix="chat-tty-"))
+        self.sock = str(self.dir / "tmux")
+        self.raw_path = self.dir / "raw"
+        self.san_prefix = str(self.dir / "san")
+        self.status_path = self.dir / "status"
+        conf = self.dir / "tmux.conf"
+        # remain-on-exit keeps the pane, and what chat left on it, after chat ends.
+        conf.write_text("set -g remain-on-exit on\nset -g history-limit 5000\n")
+        env = ["env", "-u", "CHAT_PASSWORD", "-u", "LC_ALL", "LANG=C.UTF-8",
+               f"ASAN_OPTIONS=log_path={self.san_prefix}",
+               f"TSAN_OPTIONS=log_path={self.san_prefix}",
+               f"UBSAN_OPTIONS=log_path={self.san_prefix}"]
+        if password is not None:
+            env.append(f"CHAT_PASSWORD={password}")
+        # chat starts only after pipe-pane is on, so the log has every byte.  Its
+        # exit status goes to a file: tmux does not always reap a sanitizer build.
+        # The shell outlives a Ctrl-C meant for chat (a trap, unlike an ignored
+        # signal, is not inherited).
+        script = 'trap : INT; read go; "$@"; echo $? > "$0"'
+        command = ["sh", "-c", script, str(self.status_path), *env, CHAT_BIN, *args]
+        self._tmux("-f", str(conf), "new-session", "-d", "-x", str(width), "-y", str(height),
+                   shlex.join(command))
+        self._tmux("pipe-pane", "-o", f"cat >> {shlex.quote(str(self.raw_path))}")
+        self._tmux("send-keys", "Enter")
+
+    def _tmux(self, *args):
+        proc = subprocess.run([TMUX, "-S", self.sock, *args], capture_output=True,
+                              timeout=scaled(10))
+        if proc.returncode != 0:
+            raise AssertionError(f"tmux {' '.join(args)}: {proc.stderr.decode()!r}")
+        return proc.stdout.decode("utf-8", "replace")
+
+    # --- input ---
+
+    def type(self, text):
+        """Types text literally (no Enter)."""
+        self._tmux("send-keys", "-l", text)
+
+    def keys(self, *keys):
+        """Presses keys by tmux name: Enter, C-c, C-d..."""
+        self._tmux("send-keys", *keys)
+
+    def line(self, text):
+        self.type(text)
+        self.keys("Enter")
+
+    # --- output ---
+
+    def screen(self):
+        """The visible screen, one string per row, trailing blanks cut."""
+        return [row.rstrip() for row in self._tmux("capture-pane", "-p").split("\n")]
+
+    def everything(self):
+        """Scrollback and screen, wrapped rows joined."""
+        return self._tmux("capture-pane", "-p", "-J", "-S", "-", "-E", "-")
+
+    def raw(self):
+        """Every byte chat wrote to the terminal so far."""
+        return self.raw_path.read_bytes() if self.raw_path.exists() else b""
+
+    def wait_for(self, predicate, what, timeout=10.0):
+        """Polls the screen until predicate(rows) is true; returns the rows."""
+        deadline = deadline_in(timeout)
+        while True:
+            rows = self.screen()
+            if predicate(rows):
+                return rows
+            if time.monotonic() > deadline:
+                raise AssertionError(f"screen never showed {what}:\n" + "\n".join(rows))
+            time.sleep(0.05)
+
+    def wait_text(self, text, timeout=10.0):
+        """Waits until text is somewhere in the scrollback or on the screen."""
+        deadline = deadline_in(timeout)
+        while True:
+            everything = self.everything()
+            if text in everything:
+                return everything
+            if time.monotonic() > deadline:
+                raise AssertionError(f"terminal never showed {text!r}:\n{everything[-3000:]}")
+            time.sleep(0.05)
+
+    def input_row(self):
+        """The last non-empty row: where the prompt and the typed text are."""
+        rows = [row for row in self.screen() if row]
+        return rows[-1] if rows else ""
+
+    # --- the end ---
+
+    def exit_status(self):
+        """chat's exit code, or None while it runs."""
+        try:
+            text = self.status_path.read_text()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.endswith("\n") else None
+
+    def wait_exit(self, timeout=10.0):
+        deadline = deadline_in(timeout)
+        while (status := self.exit_status()) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError("chat did not exit:\n" + "\n".join(self.screen()))
+            time.sleep(0.05)
+        return status
+
+    def sanitizer_reports(self):
+        return [p.read_text(errors="replace") for p in self.dir.glob("san*")]
+
+    def close(self):
+        """Ends tmux (and chat with it); fails on a sanitizer report."""
+        reports = self.sanitizer_reports()
+        subprocess.run([TMUX, "-S", self.sock, "kill-server"], capture_output=True,
+                       timeout=scaled(10))
+        shutil.rmtree(self.dir, ignore_errors=True)
+        assert not reports, "sanitizer report from chat:\n" + "\n".join(reports)
+
+
+class FakeServer:
+    """A one-connection stand-in for chatd: logs anyone in, then sends script lines.
+
+    script: bytes sent right after the login's OK, as given (no LF added).
+    """
+
+    def __init__(self, script):
+        self.script = script
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.received = []
+        self.error = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            self.listener.settimeout(scaled(20))
+            conn, _ = self.listener.accept()
+            with conn:
+                conn.settimeout(scaled(20))
+                reader = conn.makefile("rb")
+                conn.sendall(b"HELLO 1 chatd/0.1.0 fake server\n")
+                name = reader.readline().decode().strip()
+                conn.sendall(f"PASS known {name} password\n".encode())
+                self.received.append(reader.readline())
+                conn.sendall(f"WELCOME {name} hi\nUSERS 1 1 1 {name}\n"
+                             f"OK - logged in as {name}\n".encode() + self.script)
+                # Answer what comes until the client leaves.
+                for line in reader:
+                    self.received.append(line)
+                    if line.startswith(b"/quit"):
+                        conn.sendall(b"BYE quit bye\n")
+                        break
+                    conn.sendall(b"OK - fine\n")
+        except OSError as e:
+            self.error = e
+        finally:
+            self.listener.close()
+
+    def join(self):
+        self.thread.join(scaled(20))

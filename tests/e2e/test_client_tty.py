@@ -1,0 +1,186 @@
+"""
+test_client_tty.py - chat's terminal mode, on a real pseudo-terminal (a
+tmux screen) against the real chatd: the prompts, the hidden password, a
+message arriving while a line is half typed, reconnecting after chatd
+restarts, and escape sequences kept off the terminal.
+"""
+
+import pytest
+
+from chatclient import EXIT_LOGIN, EXIT_LOST, EXIT_OK, FakeServer, Terminal
+
+
+@pytest.fixture
+def terminals():
+    """open(args, password=None) -> Terminal; all are closed at teardown."""
+    opened = []
+
+    def open_terminal(args, password=None, **kwargs):
+        term = Terminal(args, password=password, **kwargs)
+        opened.append(term)
+        return term
+
+    yield open_terminal
+    for term in opened:
+        term.close()
+
+
+def logged_in(term, name):
+    """Waits for the input line's prompt after login."""
+    term.wait_for(lambda rows: any(row.startswith(f"{name}> ") or row == f"{name}>"
+                                   for row in rows), f"the prompt of {name}")
+
+
+def test_asks_host_port_name_and_hides_the_password(chatd, terminals):
+    term = terminals([])
+    term.wait_text("Host [localhost]:")
+    term.line("127.0.0.1")
+    term.wait_text("Port [7777]:")
+    term.line(str(chatd.port))
+    term.wait_text("Name [")
+    term.line("alice")
+    term.wait_text("alice is a new name; choose a password:")
+    term.line("Sw0rdfish-typed")
+    term.wait_text("Repeat the password:")
+    term.line("Sw0rdfish-typed")
+    term.wait_text("-- logged in as alice (registered)")
+    logged_in(term, "alice")
+    # Neither on the screen nor in any byte chat wrote to the terminal.
+    assert "Sw0rdfish" not in term.everything()
+    assert b"Sw0rdfish" not in term.raw()
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    # The password typed is the one registered.
+    chatd.login("alice", "Sw0rdfish-typed")
+
+
+def test_a_session_taken_over_elsewhere_ends_without_reconnecting(chatd, terminals):
+    term = terminals(["--name", "kay", "127.0.0.1", str(chatd.port)], password="pw-kay")
+    logged_in(term, "kay")
+    chatd.login("kay", "pw-kay")
+    assert term.wait_exit() == EXIT_LOST
+    assert "logged in elsewhere" in term.everything()
+
+
+def test_wrong_password_is_asked_again(chatd, terminals):
+    chatd.login("bob", "the-right-one").close()
+    term = terminals(["--name", "bob", "127.0.0.1", str(chatd.port)])
+    term.wait_text("Password for bob:")
+    term.line("not-it")
+    term.wait_text("Wrong password.")
+    term.line("the-right-one")
+    term.wait_text("-- logged in as bob (welcome back)")
+    assert b"not-it" not in term.raw() and b"the-right-one" not in term.raw()
+    term.keys("C-d")
+    assert term.wait_exit() == EXIT_OK
+
+
+def test_login_refused_with_a_clear_error(chatd_factory, terminals):
+    chatd = chatd_factory(registration=False)
+    term = terminals(["--name", "stranger", "127.0.0.1", str(chatd.port)], password="pw")
+    assert term.wait_exit() == EXIT_LOGIN
+    assert "'stranger' is not registered" in term.everything()
+
+
+def test_incoming_message_does_not_garble_a_half_typed_line(chatd, terminals):
+    bob = chatd.login("bob")
+    term = terminals(["--name", "carol", "127.0.0.1", str(chatd.port)], password="pw-carol")
+    logged_in(term, "carol")
+    bob.wait_for("JOIN")
+    term.type("half of a lin")
+    term.wait_for(lambda rows: term.input_row() == "carol> half of a lin", "the typed text")
+    bob.say("something arrives meanwhile")
+    rows = term.wait_for(lambda rows: any(r.endswith("<bob> something arrives meanwhile")
+                                          for r in rows), "bob's message")
+    # The message sits on its own row above; the input row is as it was.
+    assert term.input_row() == "carol> half of a lin", rows
+    text_rows = [r for r in rows if r]
+    assert text_rows[-2].endswith("<bob> something arrives meanwhile"), rows
+    # Typing goes on where it stopped, and the whole line is what is sent.
+    term.type("e")
+    term.keys("Enter")
+    assert bob.wait_for("MSG")[2:] == ["carol", "half of a line"]
+    term.wait_for(lambda rows: any(r.endswith("<carol> half of a line") for r in rows),
+                  "carol's own message")
+    assert term.input_row() == "carol>"
+
+
+def test_private_messages_joins_and_departures_are_shown(chatd, terminals):
+    term = terminals(["--name", "dan", "127.0.0.1", str(chatd.port)], password="pw-dan")
+    logged_in(term, "dan")
+    eve = chatd.login("eve")
+    term.wait_text("--> eve joined")
+    eve.request("/msg dan psst")
+    term.wait_text("*eve* psst")
+    term.line("/msg eve back at you")
+    assert eve.wait_for("PRIV")[1:] == ["dan", "eve", "back at you"]
+    term.wait_text("-> *eve* back at you")
+    eve.request("/quit lunch")
+    term.wait_text("<-- eve left (quit: lunch)")
+    term.line("/msg eve too late")
+    term.wait_text("eve is not online (error 404)")
+
+
+def test_history_replay_is_shown_as_history(chatd, terminals):
+    old = chatd.login("fay")
+    old.say("said before you came")
+    term = terminals(["--name", "gus", "127.0.0.1", str(chatd.port)], password="pw-gus")
+    logged_in(term, "gus")
+    everything = term.everything()
+    lines = everything.splitlines()
+    start = lines.index("-- history")
+    assert lines[start + 1].endswith("<fay> said before you came")
+    assert lines[start + 2] == "-- end of history"
+
+
+def test_reconnects_after_chatd_restarts(chatd, terminals):
+    term = terminals(["--name", "hal", "127.0.0.1", str(chatd.port)], password="pw-hal")
+    logged_in(term, "hal")
+    chatd.restart()     # the same port again
+    term.wait_text("-- the server ended the session: shutdown")
+    # Typed while away: kept, and sent once logged in again.
+    term.line("typed during the restart")
+    term.type("half typed")
+    term.wait_text("-- logged in again as hal", timeout=30)
+    term.wait_for(lambda rows: term.input_row() == "hal> half typed", "the kept input line")
+    ivy = chatd.login("ivy")
+    data, _ = ivy.request("/history 5")
+    assert [h[2:] for h in data if h[2] == "hal"] == [["hal", "typed during the restart"]]
+    # The new connection carries live traffic both ways.
+    ivy.say("welcome back hal")
+    term.wait_text("<ivy> welcome back hal")
+    term.keys("Enter")
+    assert ivy.wait_for("MSG")[2:] == ["hal", "half typed"]
+
+
+def test_escape_sequences_from_a_server_never_reach_the_terminal(terminals):
+    evil = "\x1b]0;pwned\x07\x1b[2J\x9b31m\u202eevil".encode() + b"\xff"
+    server = FakeServer(b"MSG 1 2026-11-21T09:30:00.000Z eve " + evil + b" done\n")
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    term.wait_text("evil")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+    raw = term.raw()
+    assert b"pwned" in raw and b"done" in raw
+    for forbidden in (b"\x1b]", b"\x07", b"\x1b[2J", b"\xc2\x9b", "\u202e".encode(), b"\xff"):
+        assert forbidden not in raw, forbidden
+
+
+def test_logs_in_again_with_a_password_changed_meanwhile(chatd, terminals):
+    term = terminals(["--name", "max", "127.0.0.1", str(chatd.port)], password="old-pw")
+    logged_in(term, "max")
+    term.line("first words")
+    term.line("/passwd new-pw")
+    term.wait_text("-- password changed")
+    # A password never comes back with the Up key: the line before it does.
+    term.keys("Up")
+    term.wait_for(lambda rows: term.input_row() == "max> first words", "the recalled line")
+    term.keys("C-c")
+    term.wait_for(lambda rows: term.input_row() == "max>", "the line cleared by Ctrl-C")
+    chatd.restart()
+    term.wait_text("-- logged in again as max", timeout=30)
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    chatd.login("max", "new-pw")
