@@ -204,10 +204,19 @@ raise_fd_limit(const struct settings *s)
 static int
 block_signals(void)
 {
+	static const int fatal[] = { SIGABRT, SIGQUIT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
+				     SIGSYS };
 	sigset_t all, wanted;
 
 	signal(SIGPIPE, SIG_IGN);
 	sigfillset(&all);
+	/*
+	 * Except the signals that must kill: SIGABRT is how systemd's watchdog
+	 * ends a hung chatd, SIGQUIT asks for a core dump, and the faults the
+	 * CPU raises cannot be deferred anyway.
+	 */
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		sigdelset(&all, fatal[i]);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	sigemptyset(&wanted);
 	sigaddset(&wanted, SIGTERM);

@@ -244,11 +244,12 @@ class Client:
             raise ProtocolError(f"{self.label}: bad greeting {hello.raw!r}")
         return hello
 
-    def login(self, name, password, expect_pass=None, pipeline=False):
+    def login(self, name, password, expect_pass=None, pipeline=False,
+              hello_timeout=DEFAULT_TIMEOUT):
         """HELLO -> PASS -> WELCOME/USERS/HIST.../OK; returns the HIST lines."""
         if pipeline:
             self.send_raw(f"{name}\n{password}\n".encode("utf-8"))
-        self.expect_hello()
+        self.expect_hello(hello_timeout)
         if not pipeline:
             self.send_line(name)
         self.pass_line = self.expect("PASS")

@@ -1,0 +1,355 @@
+"""
+test_container.py - chatd installed from its .deb in a booted Debian 12
+container, checked as an administrator would: systemctl, journalctl,
+chatctl, logrotate, the watchdog and socket activation.
+
+The tests share one container and run in file order; each leaves chatd.service
+running with the packaged configuration.  Clients connect from the host
+into the container's network namespace (nspawn.Container.in_netns).
+"""
+
+import json
+import re
+import socket
+import time
+
+import pytest
+
+from chatproto import Client
+from conftest import FAULT_ENV, FAULT_LISTENER_HANG
+
+PORT = 7777
+DROPIN_DIR = "/run/systemd/system/chatd.service.d"
+
+
+def wait_until(what, predicate, timeout=15.0, interval=0.05):
+    """Polls predicate() until it returns something true; fails naming what."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def client(box, label):
+    return box.in_netns(lambda: Client(label).connect(PORT))
+
+
+def logged_in(box, name, password="correct horse"):
+    c = client(box, name)
+    c.login(name, password)
+    return c
+
+
+def port_refuses(box):
+    try:
+        box.connect(PORT, timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def journal_cursor(box):
+    out = box.run("journalctl", "--no-pager", "-n", "0", "--show-cursor").stdout
+    return re.search(r"^-- cursor: (\S+)", out, re.M).group(1)
+
+
+def journal_after(box, cursor):
+    return box.run("journalctl", "--no-pager", "-u", "chatd.service",
+                   f"--after-cursor={cursor}").stdout
+
+
+def dropin(box, name, text):
+    box.sh(f"mkdir -p {DROPIN_DIR} && cat > {DROPIN_DIR}/{name}.conf && "
+           "systemctl daemon-reload", input=text)
+
+
+def remove_dropin(box, name):
+    box.sh(f"rm -f {DROPIN_DIR}/{name}.conf && systemctl daemon-reload")
+
+
+def ensure_running(box):
+    box.run("systemctl", "reset-failed", "chatd.service", check=False)
+    box.run("systemctl", "start", "chatd.service")
+    wait_until("chatd to serve", lambda: box.unit("ActiveState") == "active"
+               and not port_refuses(box))
+
+
+# --- installation ----------------------------------------------------------
+
+def test_package_installs_a_running_enabled_service(box):
+    assert box.run("systemctl", "is-enabled", "chatd.service").stdout.strip() == "enabled"
+    # The alternative start stays off: both would want the same port.
+    r = box.run("systemctl", "is-enabled", "chatd.socket", check=False)
+    assert r.stdout.strip() == "disabled", r.stdout
+    wait_until("chatd.service active", lambda: box.unit("ActiveState") == "active")
+    c = client(box, "probe")
+    c.expect_hello()
+    c.close()
+
+
+def test_service_runs_as_chatd_with_the_admin_group(box):
+    pid = box.unit("MainPID")
+    status = box.run("cat", f"/proc/{pid}/status").stdout
+    uid = re.search(r"^Uid:\s+(\d+)", status, re.M).group(1)
+    groups = re.search(r"^Groups:\s*(.*)$", status, re.M).group(1).split()
+    assert box.run("id", "-u", "chatd").stdout.strip() == uid
+    admin_gid = box.run("getent", "group", "chatd-admin").stdout.split(":")[2]
+    assert admin_gid in groups
+    caps = re.search(r"^CapEff:\s+(\w+)", status, re.M).group(1)
+    assert int(caps, 16) == 0
+
+
+def test_packaged_config_keeps_state_in_the_service_directories(box):
+    shown = box.run("chatd", "-T", "-c", "/etc/chatd/chatd.conf").stdout
+    assert re.search(r'^state_dir = "/var/lib/chatd";', shown, re.M)
+    assert re.search(r'^log_file = "/var/log/chatd/chatd.log";', shown, re.M)
+    assert re.search(r'^port_tries = 0;', shown, re.M)
+    stat = box.run("stat", "-c", "%U:%G %a", "/var/lib/chatd", "/var/log/chatd").stdout.split("\n")
+    assert stat[0] == "chatd:chatd 750" and stat[1] == "chatd:chatd 750", stat
+
+
+# --- start, status, chat ---------------------------------------------------
+
+def test_start_returns_only_once_chatd_serves(box):
+    box.require("notify")
+    box.run("systemctl", "stop", "chatd.service")
+    assert port_refuses(box)
+    box.run("systemctl", "start", "chatd.service")
+    # No retry: when "systemctl start" returns, the port must answer.
+    c = client(box, "first")
+    c.expect_hello()
+    c.close()
+
+
+def test_status_shows_the_port(box):
+    box.require("notify")
+    text = wait_until("a STATUS= text", lambda: box.unit("StatusText"))
+    assert f":{PORT}" in text, text
+    status = box.run("systemctl", "status", "--no-pager", "chatd.service", check=False).stdout
+    assert f'Status: "{text}"' in status, status
+
+
+def test_status_counts_clients_online(box):
+    box.require("notify")
+    before = wait_until("a STATUS= text", lambda: box.unit("StatusText"))
+    alice = logged_in(box, "statusalice")
+    try:
+        wait_until("STATUS to count the client", lambda: box.unit("StatusText") != before,
+                   timeout=5)
+    finally:
+        alice.close()
+    wait_until("STATUS to count the departure", lambda: box.unit("StatusText") == before,
+               timeout=5)
+
+
+def test_clients_chat_and_state_is_kept(box):
+    alice = logged_in(box, "alice")
+    bob = logged_in(box, "bob")
+    msg_id = alice.say("hello from the container")
+    line = bob.wait_for("MSG", lambda m: m[-1] == "hello from the container")
+    assert line.id == msg_id and line[2] == "alice"
+    alice.close()
+    bob.close()
+    ident = box.run("stat", "-c", "%U %a", "/var/lib/chatd/ident").stdout.split()
+    assert ident == ["chatd", "600"]
+    assert "hello from the container" in box.run("cat", "/var/lib/chatd/history").stdout
+
+
+def test_busy_port_fails_the_start_loudly(box):
+    box.run("systemctl", "stop", "chatd.service")
+    squatter = box.in_netns(socket.create_server, ("0.0.0.0", PORT))
+    try:
+        started = box.run("systemctl", "start", "chatd.service", check=False)
+        if box.features["notify"]:
+            assert started.returncode != 0
+        wait_until("the busy port in the journal",
+                   lambda: f"port {PORT} is busy" in box.journal("-n", "50"))
+        # port_tries = 0: chatd did not move to the next port.
+        with pytest.raises(ConnectionRefusedError):
+            box.connect(PORT + 1, timeout=2).close()
+    finally:
+        box.run("systemctl", "stop", "chatd.service", check=False)
+        squatter.close()
+    ensure_running(box)
+
+
+# --- logging -----------------------------------------------------------------
+
+def test_journal_priorities_filter_warnings(box):
+    # A fixed setting changed and reloaded is a warning, never an error.
+    box.sh("sed -i 's/^# max_line = 4096;/max_line = 8192;/' /etc/chatd/chatd.conf")
+    try:
+        box.run("systemctl", "reload", "chatd.service")
+        wait_until("the reload warning", lambda: "max_line changed" in
+                   box.journal("-p", "warning"))
+    finally:
+        box.sh("sed -i 's/^max_line = 8192;/# max_line = 4096;/' /etc/chatd/chatd.conf")
+    warnings = box.journal("-p", "warning")
+    everything = box.journal()
+    assert "listening on" in everything
+    assert "listening on" not in warnings
+    entries = [json.loads(line) for line in box.run(
+        "journalctl", "--no-pager", "-o", "json", "-u", "chatd.service",
+        "-p", "warning").stdout.splitlines()]
+    assert entries and all(int(e["PRIORITY"]) <= 4 for e in entries)
+
+
+def test_logrotate_rotates_and_chatd_reopens(box):
+    box.run("logrotate", "--force", "/etc/logrotate.d/chatd")
+    listing = box.run("ls", "/var/log/chatd").stdout.split()
+    assert "chatd.log.1" in listing, listing
+    # chatd reopened on SIGHUP: a new chatd.log, written by chatd.
+    wait_until("a new chatd.log", lambda: box.run(
+        "test", "-s", "/var/log/chatd/chatd.log", check=False).returncode == 0)
+    owner = box.run("stat", "-c", "%U", "/var/log/chatd/chatd.log").stdout.strip()
+    assert owner == "chatd"
+    c = logged_in(box, "afterrotate")
+    c.close()
+
+
+# --- chatctl -------------------------------------------------------------------
+
+def test_chatctl_works_for_root_and_admins_only(box):
+    box.require("ctl")
+    box.run("useradd", "--create-home", "carol")
+    box.run("useradd", "--create-home", "--groups", "chatd-admin", "dave")
+    assert box.run("chatctl", "status").returncode == 0
+    refused = box.run("chatctl", "status", user="carol", check=False)
+    assert refused.returncode != 0
+    assert "permission denied" in (refused.stdout + refused.stderr).lower()
+    assert box.run("chatctl", "status", user="dave").returncode == 0
+    sock = box.run("stat", "-c", "%U:%G %a", "/run/chatd/admin.sock").stdout.strip()
+    assert sock == "chatd:chatd-admin 660"
+
+
+def test_chatctl_pause_resume_log_and_stop(box):
+    box.require("ctl")
+    box.run("chatctl", "pause")
+    wait_until("the port to close", lambda: port_refuses(box))
+    if box.features["notify"]:
+        assert "paused" in box.unit("StatusText")
+    box.run("chatctl", "resume")
+    c = client(box, "resumed")
+    c.expect_hello()
+    c.close()
+    assert "listening" in box.run("chatctl", "log", "show").stdout
+    box.run("chatctl", "stop")
+    wait_until("chatd to stop", lambda: box.unit("ActiveState") == "inactive")
+    # A stop asked for is no failure: no restart.
+    assert box.unit("Result") == "success"
+    ensure_running(box)
+
+
+# --- watchdog, stop, socket activation -------------------------------------------
+
+def trigger_listener_hang(box):
+    box.connect(PORT).close()          # the listener stops after this accept
+
+
+def trigger_room_hang(box):
+    c = client(box, "trigger")         # the first room event keeps the room lock
+    c.send_raw(b"roomhang\ncorrect horse\nanyone here?\n")
+    return c
+
+
+@pytest.mark.parametrize("fault, trigger", [
+    (FAULT_LISTENER_HANG, trigger_listener_hang),
+    ("room-hang", trigger_room_hang),
+])
+def test_watchdog_restarts_a_hung_chatd(box, fault, trigger):
+    box.require("notify", "fault")
+    cursor = journal_cursor(box)
+    dropin(box, "fault", f"[Service]\nEnvironment={FAULT_ENV}={fault}\nWatchdogSec=2s\n")
+    box.run("systemctl", "restart", "chatd.service")
+    # The chatd the watchdog starts next runs without the fault.
+    remove_dropin(box, "fault")
+    hung_pid = box.unit("MainPID")
+    restarts = int(box.unit("NRestarts"))
+    held = trigger(box)
+    try:
+        wait_until("a restart by the watchdog",
+                   lambda: int(box.unit("NRestarts")) > restarts, timeout=20)
+    finally:
+        if held is not None:
+            held.close()
+    journal = journal_after(box, cursor)
+    assert "Watchdog timeout" in journal
+    # The watchdog's SIGABRT ends chatd at once; no SIGKILL after a timeout.
+    assert "State 'stop-watchdog' timed out" not in journal
+    wait_until("the new chatd", lambda: box.unit("ActiveState") == "active"
+               and box.unit("MainPID") not in ("0", hung_pid))
+    for name in ("afterhang1", "afterhang2"):
+        logged_in(box, name).close()
+
+
+def test_stop_says_bye_to_clients(box):
+    c = logged_in(box, "leaver")
+    box.run("systemctl", "stop", "chatd.service")
+    lines = c.read_until_closed(timeout=10)
+    assert any(line.tag == "BYE" and line[0] == "shutdown" for line in lines), lines
+    assert box.unit("Result") == "success"
+    ensure_running(box)
+
+
+def test_socket_unit_starts_chatd_on_first_connection(box):
+    box.require("activation")
+    box.run("systemctl", "stop", "chatd.service")
+    box.run("systemctl", "reset-failed", "chatd.service", "chatd.socket", check=False)
+    box.run("systemctl", "start", "chatd.socket")
+    try:
+        assert box.unit("ActiveState") == "inactive"
+        c = client(box, "activator")
+        # The HELLO itself shows that the first connection started chatd.
+        c.login("activated", "correct horse", hello_timeout=10)
+        assert box.unit("ActiveState") == "active"
+        c.close()
+        if box.features["ctl"]:
+            # Pause never gives the passed socket up: it turns clients away.
+            box.run("chatctl", "pause")
+            c = client(box, "while-paused")
+            c.expect("ERR", "503")
+            c.close()
+            box.run("chatctl", "resume")
+            c = client(box, "after-pause")
+            c.expect_hello()
+            c.close()
+    finally:
+        box.run("systemctl", "stop", "chatd.socket", "chatd.service", check=False)
+    ensure_running(box)
+
+
+def test_classic_daemon_as_root_outside_systemd(box):
+    box.require("daemon")
+    box.run("systemctl", "stop", "chatd.service")
+    pid = ""
+    try:
+        # Returns only once the daemon serves, no retry needed.
+        box.run("chatd", "--daemon", "-c", "/etc/chatd/chatd.conf")
+        c = client(box, "classic")
+        c.expect_hello()
+        c.close()
+        pid = box.run("cat", "/run/chatd/chatd.pid").stdout.strip()
+        status = box.run("cat", f"/proc/{pid}/status").stdout
+        uid = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
+        assert set(uid) == {box.run("id", "-u", "chatd").stdout.strip()}
+        second = box.run("chatd", "--daemon", "-c", "/etc/chatd/chatd.conf", check=False)
+        assert second.returncode != 0 and second.stderr.strip()
+    finally:
+        box.sh("test -s /run/chatd/chatd.pid && kill $(cat /run/chatd/chatd.pid)", check=False)
+    wait_until("the classic daemon to stop", lambda: not pid or box.run(
+        "test", "-e", f"/proc/{pid}", check=False).returncode != 0)
+    # Everything it made belongs to chatd: the service starts on the same files.
+    ensure_running(box)
+
+
+# --- lock-down --------------------------------------------------------------------
+
+def test_security_score_inside_matches_the_offline_one(box, offline_exposure):
+    out = box.run("systemd-analyze", "security", "--no-pager", "chatd.service").stdout
+    inside = float(re.search(r"Overall exposure level for chatd\.service: (\d+\.\d)", out).group(1))
+    assert inside == offline_exposure
+    assert inside <= 1.5
