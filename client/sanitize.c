@@ -14,18 +14,6 @@
 
 static const char REPLACEMENT[] = "\xef\xbf\xbd";	/* U+FFFD */
 
-/* Bytes of the sequence that lead starts; 1 for ASCII and for stray bytes. */
-static size_t sequence_length(unsigned char lead)
-{
-	if (lead >= 0xc2 && lead <= 0xdf)
-		return 2;
-	if (lead >= 0xe0 && lead <= 0xef)
-		return 3;
-	if (lead >= 0xf0 && lead <= 0xf4)
-		return 4;
-	return 1;
-}
-
 /* Length of the plain printable ASCII run at s (the common case, copied at once). */
 static size_t printable_ascii_run(const unsigned char *s, size_t len)
 {
@@ -50,8 +38,8 @@ int sanitize_append(struct strbuf *sb, const char *s, size_t len)
 			i += run;
 			continue;
 		}
-		n = sequence_length(p[i]);
-		if (n <= len - i && text_check(s + i, n) == TEXT_OK) {
+		n = utf8_sequence_length(p[i]);
+		if (n > 0 && n <= len - i && text_check(s + i, n) == TEXT_OK) {
 			if (strbuf_add(sb, s + i, n) < 0)
 				return -1;
 			i += n;

@@ -54,8 +54,7 @@ static bool second_byte_ok(unsigned char lead, unsigned char c)
 	}
 }
 
-/* Length of the sequence lead starts, 0 if it cannot start one. */
-static size_t sequence_length(unsigned char lead)
+size_t utf8_sequence_length(unsigned char lead)
 {
 	if (lead >= 0xc2 && lead <= 0xdf)
 		return 2;
@@ -79,7 +78,7 @@ static enum text_check code_point_check(uint32_t cp)
 static enum text_check multibyte_check(const unsigned char **p, const unsigned char *end)
 {
 	const unsigned char *s = *p;
-	size_t n = sequence_length(s[0]);
+	size_t n = utf8_sequence_length(s[0]);
 	uint32_t cp;
 
 	if (n == 0 || (size_t)(end - s) < n || !second_byte_ok(s[0], s[1]))
@@ -128,4 +127,14 @@ const char *text_check_str(enum text_check result)
 		return "bidirectional override or isolate";
 	}
 	return "unknown text check result";
+}
+
+/* A continuation byte at the cut means the cut falls inside a character. */
+size_t text_fit(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	while (max > 0 && is_continuation((unsigned char)s[max]))
+		max--;
+	return max;
 }

@@ -20,7 +20,17 @@ enum text_check {
 /* Checks len bytes at s (NUL bytes count as C0 control characters). */
 enum text_check text_check(const char *s, size_t len);
 
+/* Bytes of the multi-byte UTF-8 sequence lead starts (2..4); 0 for ASCII and stray bytes. */
+size_t utf8_sequence_length(unsigned char lead);
+
 /* A short human description of a result, for ERR lines. */
 const char *text_check_str(enum text_check result);
+
+/*
+ * How many bytes of the valid text s (len bytes) fit in max bytes without
+ * cutting a character in two: where to shorten text that others will see,
+ * so that it stays valid.
+ */
+size_t text_fit(const char *s, size_t len, size_t max);
 
 #endif

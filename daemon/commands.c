@@ -22,6 +22,7 @@
 #include "room.h"
 #include "server.h"
 #include "timefmt.h"
+#include "utf8.h"
 
 #define HISTORY_DEFAULT 20
 
@@ -162,7 +163,13 @@ cmd_ping(struct client *c, char *args, char *text, size_t textlen)
 static enum command_result
 cmd_quit(struct client *c, char *args, char *text, size_t textlen)
 {
-	snprintf(text, textlen, "%s", *args ? args : part_reason_text(PART_QUIT));
+	const char *reason = *args ? args : part_reason_text(PART_QUIT);
+
+	/*
+	 * Everyone online sees the reason (PART, BYE): a long one is cut
+	 * between characters, never inside one, so it stays valid UTF-8.
+	 */
+	snprintf(text, textlen, "%.*s", (int)text_fit(reason, strlen(reason), textlen - 1), reason);
 	return COMMAND_QUIT;
 }
 

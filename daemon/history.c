@@ -37,6 +37,7 @@
 #define HEADER_LEN	((int64_t)sizeof(HEADER) - 1)
 #define UNKNOWN_FORMAT	"unknown format (expected 'chatd-history 1')"
 #define ID_MAX_DIGITS	19		/* below 2^64: the next id cannot wrap */
+#define ID_MAX		9999999999999999999ULL	/* the largest id of ID_MAX_DIGITS */
 #define DAMAGED_SHOWN	10		/* damaged lines named one by one at load */
 #define WARN_INTERVAL_MS 10000		/* write/sync failures: one warning per */
 #define COMPACT_RETRY_MS 60000
@@ -313,7 +314,15 @@ int history_append(struct history *h, uint64_t sender, const char *name,
 		err = errno;
 		goto fail;
 	}
-	if (store_body(h, e.body)) {
+	/*
+	 * The loader skips an id longer than ID_MAX_DIGITS as damaged, so once
+	 * the ids reach ID_MAX (a hand-edited file) no message can be stored:
+	 * it would be lost at the next start and its id given out again.
+	 */
+	if (e.id > ID_MAX) {
+		warn_io(h, "no message ids left, message refused", EOVERFLOW);
+		refuse(&e);
+	} else if (store_body(h, e.body)) {
 		h->next_id++;
 		h->good_off += e.body->len;
 	} else {
@@ -486,8 +495,9 @@ static int write_compacted(struct history *h, int fd, int64_t cut, int64_t end, 
 
 	if (tmp < 0)
 		return -1;
-	if (write_whole(h, tmp, HEADER, HEADER_LEN) && copy_range(h, fd, cut, end, tmp, buf) &&
-	    h->io.fdatasync(tmp) == 0)
+	/* O_CREAT keeps the mode of a leftover temp file; it becomes the history. */
+	if (fchmod(tmp, 0600) == 0 && write_whole(h, tmp, HEADER, HEADER_LEN) &&
+	    copy_range(h, fd, cut, end, tmp, buf) && h->io.fdatasync(tmp) == 0)
 		return tmp;
 	err = errno;
 	close(tmp);

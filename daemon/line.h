@@ -24,7 +24,7 @@ struct line {
 struct line *line_new(size_t len);
 /* A formatted line with one reference; NULL on allocation failure. */
 struct line *line_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-struct line *line_vprintf(const char *fmt, va_list ap);
+struct line *line_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 static inline struct line *line_ref(struct line *l)
 {

@@ -23,19 +23,6 @@
 
 #define SERVER_GREETING "welcome to chatd; who are you?"
 
-struct login {
-	struct client *c;
-	const struct settings *s;
-	bool have_name;
-	bool known;		/* the name is registered */
-	bool registered;	/* ... by this login */
-	bool ok;		/* logged in */
-	int failures;
-	bool done;
-	enum part_reason why;
-	char text[128];
-};
-
 static int
 ask_password(struct login *lg, const char *name)
 {
@@ -181,25 +168,41 @@ line_arrived(struct login *lg, enum client_read r)
 	return false;
 }
 
+void
+login_start(struct login *lg, struct client *c)
+{
+	*lg = (struct login){ .c = c, .s = settings_get(), .why = PART_LOST };
+}
+
+int
+login_step(struct login *lg, enum client_read r, char *line, size_t len)
+{
+	int rc;
+
+	if (!line_arrived(lg, r) || len == 0)
+		return 0;
+	if (!lg->have_name)
+		return handle_name(lg, line, len);
+	rc = handle_password(lg, line, len);
+	explicit_bzero(line, len);
+	return rc;
+}
+
 int
 login_run(struct client *c, bool *registered, enum part_reason *why, char *text, size_t textlen)
 {
-	struct login lg = { .c = c, .s = settings_get(), .why = PART_LOST };
+	struct login lg;
+
+	login_start(&lg, c);
 	int64_t deadline = time_mono_ms() + (int64_t)lg.s->login_timeout * 1000;
 	int rc = client_reply(c, "HELLO %d chatd/%s %s", PROTO_VERSION, CHATD_VERSION, SERVER_GREETING);
 
 	while (rc == 0 && !lg.done) {
-		char *line;
-		size_t len;
+		char *line = NULL;
+		size_t len = 0;
+		enum client_read r = client_read_line(c, deadline, &line, &len);
 
-		if (!line_arrived(&lg, client_read_line(c, deadline, &line, &len)) || len == 0)
-			continue;
-		if (!lg.have_name) {
-			rc = handle_name(&lg, line, len);
-		} else {
-			rc = handle_password(&lg, line, len);
-			explicit_bzero(line, len);
-		}
+		rc = login_step(&lg, r, line, len);
 	}
 	*registered = lg.registered;
 	*why = lg.why;

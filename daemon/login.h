@@ -7,7 +7,38 @@
 
 #include <stddef.h>
 
+#include "client.h"
 #include "session.h"
+
+struct settings;
+
+/*
+ * The dialogue's state.  Its fields belong to login.c; it is declared here
+ * so a caller can keep one on its stack and drive the dialogue without a
+ * socket (fuzz/login.c does, with lines from memory).
+ */
+struct login {
+	struct client *c;
+	const struct settings *s;
+	bool have_name;
+	bool known;		/* the name is registered */
+	bool registered;	/* ... by this login */
+	bool ok;		/* logged in */
+	int failures;
+	bool done;		/* the dialogue is over: ok, or why and text say why not */
+	enum part_reason why;
+	char text[128];
+};
+
+/* A new dialogue for c under the current settings (nothing is sent). */
+void login_start(struct login *lg, struct client *c);
+
+/*
+ * One outcome of client_read_line() (line and len only with CLIENT_LINE):
+ * queues the replies and moves the dialogue on, wiping a password from
+ * line once used.  Returns 0, or -1 if a reply could not be queued.
+ */
+int login_step(struct login *lg, enum client_read r, char *line, size_t len);
 
 /*
  * Runs the dialogue.  Returns 0 with c->name set once the client is who it

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "utf8.h"
 
 static const struct command *
 parse(const char *text, char *buf, size_t len, char **args)
@@ -56,6 +57,20 @@ test_unknown_and_prefixes_are_refused(void **state)
 	assert_null(parse("/ who", buf, sizeof(buf), &args));
 }
 
+/* Others see the /quit reason in PART: cut short, it must still be valid text. */
+static void
+test_long_quit_reason_is_cut_between_characters(void **state)
+{
+	char line[1024] = "/quit ", text[256];
+
+	for (int i = 0; i < 200; i++)
+		strcat(line, "\xc3\xa9");	/* 400 bytes of U+00E9 */
+	/* /quit touches no client: it only fills in the departure text. */
+	assert_int_equal(command_run(NULL, line, text, sizeof(text)), COMMAND_QUIT);
+	assert_int_equal(strlen(text), 254);
+	assert_int_equal(text_check(text, strlen(text)), TEXT_OK);
+}
+
 static void
 test_table_is_documented(void **state)
 {
@@ -74,6 +89,7 @@ main(void)
 		cmocka_unit_test(test_every_command_parses_to_itself),
 		cmocka_unit_test(test_arguments_follow_one_space),
 		cmocka_unit_test(test_unknown_and_prefixes_are_refused),
+		cmocka_unit_test(test_long_quit_reason_is_cut_between_characters),
 		cmocka_unit_test(test_table_is_documented),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

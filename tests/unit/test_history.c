@@ -490,6 +490,28 @@ static void test_reopen_continues_ids(void **state)
 	assert_file_ids_are(f->path, 1, 6);
 }
 
+/* Ids are at most 19 digits when read: past the largest, messages are refused, not lost later. */
+static void test_no_ids_past_the_largest_read(void **state)
+{
+	static const char file[] = HEADER "9999999999999999999 " TS " bob the last id\n";
+	struct fixture *f = *state;
+	struct history_stats st;
+	struct history *h;
+
+	spill(f->path, file, sizeof(file) - 1);
+	h = open_history(f);
+	append(h, 1, "bob", "one too many");
+	sink_wait(&f->sink, 1);
+	assert_true(f->sink.r[0].failed);
+	history_close(h);
+	assert_int_equal(file_size(f->path), (int64_t)sizeof(file) - 1);
+
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, UINT64_C(9999999999999999999));
+	history_close(h);
+}
+
 static void test_recent_with_max_id(void **state)
 {
 	struct fixture *f = *state;
@@ -1280,6 +1302,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_append_publishes_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_continues_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_ids_past_the_largest_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recent_with_max_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_since_with_first_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_lines_skipped, setup, teardown),

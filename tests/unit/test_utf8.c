@@ -309,6 +309,20 @@ static void test_result_strings(void **state)
 	assert_non_null(text_check_str((enum text_check)99));
 }
 
+/* "aé€😀": characters of 1, 2, 3 and 4 bytes, ending at 1, 3, 6 and 10. */
+static void test_fit_cuts_between_characters(void **state)
+{
+	static const char s[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+	static const size_t fit[] = { 0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10, 10 };
+
+	for (size_t max = 0; max < sizeof(fit) / sizeof(fit[0]); max++) {
+		size_t n = text_fit(s, strlen(s), max);
+
+		assert_int_equal(n, fit[max]);
+		assert_int_equal(text_check(s, n), TEXT_OK);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +336,7 @@ int main(void)
 		cmocka_unit_test(test_every_overlong_form),
 		cmocka_unit_test(test_bad_byte_at_every_offset),
 		cmocka_unit_test(test_result_strings),
+		cmocka_unit_test(test_fit_cuts_between_characters),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
