@@ -5,7 +5,7 @@
  * a client that stops reading only ever blocks its own thread, and never
  * blocks even that (the socket is non-blocking; poll() waits).  Others
  * reach the thread through the room: they publish into the fan-out ring or
- * its inbox and, if it sleeps, write to its eventfd (wake_fd).
+ * its inbox and, if it sleeps, wake it (client_wake: a flag and a signal).
  *
  * Order of replies: a room message is answered (OK or ERR 507) when the
  * history has stored it, through the ring, while a command is answered at
@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -59,7 +59,6 @@ client_unref(struct client *c)
 {
 	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	close(c->wake_fd);
 	linebuf_free(&c->in);
 	outq_free(&c->out);
 	free(c);
@@ -68,7 +67,7 @@ client_unref(struct client *c)
 /* ---- small I/O helpers ---- */
 
 /* prefix + formatted text + LF, formatted straight into a line: no length cap but max_line's. */
-static int
+static int __attribute__((format(printf, 3, 0)))
 reply_v(struct client *c, const char *prefix, const char *fmt, va_list ap)
 {
 	size_t plen = strlen(prefix);
@@ -112,13 +111,71 @@ client_reply_err(struct client *c, int code, const char *fmt, ...)
 	return rc;
 }
 
-static void
-drain_wake(struct client *c)
-{
-	uint64_t n;
+/*
+ * Waking a client thread: a flag, and a signal that cuts its ppoll()
+ * short.  The signal is blocked everywhere else (every thread starts with
+ * all signals blocked), so it never interrupts anything but that wait; one
+ * sent before the thread waits stays pending and ends the wait at once,
+ * and the flag covers a thread that has not started yet.  It costs no
+ * descriptor: a client's socket is the only one it needs.
+ */
+#define WAKE_SIGNAL SIGURG
 
-	while (read(c->wake_fd, &n, sizeof(n)) < 0 && errno == EINTR)
-		;
+static sigset_t wait_mask;		/* everything blocked but WAKE_SIGNAL */
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+
+static void
+on_wake_signal(int sig)
+{
+	(void)sig;	/* its only job is to end the ppoll() */
+}
+
+static void
+wake_setup(void)
+{
+	struct sigaction sa = { .sa_handler = on_wake_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(WAKE_SIGNAL, &sa, NULL);
+	sigfillset(&wait_mask);
+	sigdelset(&wait_mask, WAKE_SIGNAL);
+}
+
+void
+client_wake(struct client *c)
+{
+	atomic_store(&c->wake_pending, true);
+	pid_t tid = atomic_load(&c->tid);
+	if (tid > 0)
+		tgkill(getpid(), tid, WAKE_SIGNAL);
+}
+
+/*
+ * poll() that client_wake() interrupts; *woken says whether it was called
+ * since the last wait.  Returns poll()'s count (0 when woken), or -1.
+ */
+static int
+wait_io(struct client *c, struct pollfd *pfd, nfds_t n, int timeout_ms, bool *woken)
+{
+	struct timespec ts, *tsp = NULL;
+
+	*woken = atomic_exchange(&c->wake_pending, false);
+	if (*woken)
+		timeout_ms = 0;		/* just look at the socket */
+	if (timeout_ms >= 0) {
+		ts.tv_sec = timeout_ms / 1000;
+		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000;
+		tsp = &ts;
+	}
+	int rc = ppoll(pfd, n, tsp, &wait_mask);
+	if (rc < 0 && errno == EINTR) {
+		rc = 0;
+		for (nfds_t i = 0; i < n; i++)
+			pfd[i].revents = 0;
+	}
+	if (!*woken)
+		*woken = atomic_exchange(&c->wake_pending, false);
+	return rc;
 }
 
 static int
@@ -138,7 +195,13 @@ fill_input(struct client *c)
 
 	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
 		return CLIENT_LINE;
-	if (n < 0 && errno == ETIMEDOUT)
+	/*
+	 * A peer that stopped answering: keepalive or TCP_USER_TIMEOUT gave
+	 * up.  The kernel reports the last routing error instead of ETIMEDOUT
+	 * when there was one (an ICMP unreachable, a route that went away).
+	 */
+	if (n < 0 && (errno == ETIMEDOUT || errno == EHOSTUNREACH || errno == ENETUNREACH ||
+		      errno == EHOSTDOWN || errno == ENETDOWN))
 		return CLIENT_TIMEOUT;
 	return CLIENT_EOF;
 }
@@ -147,7 +210,15 @@ enum client_read
 client_read_line(struct client *c, int64_t deadline, char **line, size_t *len)
 {
 	for (;;) {
-		switch (linebuf_next(&c->in, line, len)) {
+		/*
+		 * Every bad line gets an answer: a peer that sends them without
+		 * reading the answers would grow the queue without bound.  Past
+		 * send_queue_limit no more input is taken until it reads (or
+		 * the deadline ends the wait).
+		 */
+		bool backlogged = c->out.bytes > (size_t)settings_get()->send_queue_limit;
+
+		switch (backlogged ? LB_NONE : linebuf_next(&c->in, line, len)) {
 		case LB_LINE:
 			return CLIENT_LINE;
 		case LB_OVERLONG:
@@ -157,23 +228,23 @@ client_read_line(struct client *c, int64_t deadline, char **line, size_t *len)
 		}
 		if (outq_flush(&c->out, c->fd) < 0)
 			return CLIENT_EOF;
+		/* It read: lines may be buffered already, take them before waiting. */
+		if (backlogged && c->out.bytes <= (size_t)settings_get()->send_queue_limit)
+			continue;
 
-		struct pollfd pfd[2] = {
-			{ .fd = c->fd, .events = POLLIN | (outq_empty(&c->out) ? 0 : POLLOUT) },
-			{ .fd = c->wake_fd, .events = POLLIN },
+		struct pollfd pfd[1] = {
+			{ .fd = c->fd, .events = (backlogged ? 0 : POLLIN) |
+						  (outq_empty(&c->out) ? 0 : POLLOUT) },
 		};
-		int timeout = poll_timeout(deadline);
-		int rc = poll(pfd, 2, timeout);
-		if (rc < 0 && errno != EINTR)
+		bool woken;
+		int rc = wait_io(c, pfd, 1, poll_timeout(deadline), &woken);
+		if (rc < 0)
 			return CLIENT_EOF;
-		if (rc == 0 && time_mono_ms() >= deadline)
+		if (rc == 0 && !woken && deadline >= 0 && time_mono_ms() >= deadline)
 			return CLIENT_TIMEOUT;
-		if (pfd[1].revents) {
-			drain_wake(c);
-			if (room_closing(c->srv->room))
-				return CLIENT_SHUTDOWN;
-		}
-		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+		if (woken && room_closing(c->srv->room))
+			return CLIENT_SHUTDOWN;
+		if (!backlogged && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 			enum client_read r = fill_input(c);
 			if (r != CLIENT_LINE)
 				return r;
@@ -187,16 +258,13 @@ client_pause(struct client *c, int ms)
 	int64_t deadline = time_mono_ms() + ms;
 
 	for (;;) {
-		struct pollfd pfd = { .fd = c->wake_fd, .events = POLLIN };
-		int rc = poll(&pfd, 1, poll_timeout(deadline));
+		bool woken;
 
-		if (rc == 0)
+		wait_io(c, NULL, 0, poll_timeout(deadline), &woken);
+		if (woken && room_closing(c->srv->room))
+			return false;
+		if (time_mono_ms() >= deadline)
 			return true;
-		if (rc > 0) {
-			drain_wake(c);
-			if (room_closing(c->srv->room))
-				return false;
-		}
 	}
 }
 
@@ -371,18 +439,16 @@ wait_for_work(struct client *c, struct session_state *st)
 	else
 		return 0;
 
-	struct pollfd pfd[2] = {
+	struct pollfd pfd[1] = {
 		{ .fd = c->fd, .events = (want_input ? POLLIN : 0) |
 					  (outq_empty(&c->out) ? 0 : POLLOUT) },
-		{ .fd = c->wake_fd, .events = POLLIN },
 	};
+	bool woken;
 	/* With nothing to wait for on the socket, do not let POLLHUP spin us. */
 	if (pfd[0].events == 0)
 		pfd[0].fd = -1;
-	if (poll(pfd, 2, timeout) < 0)
-		return errno == EINTR ? 0 : -1;
-	if (pfd[1].revents)
-		drain_wake(c);
+	if (wait_io(c, pfd, 1, timeout, &woken) < 0)
+		return -1;
 	if (want_input && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 		switch (fill_input(c)) {
 		case CLIENT_LINE:
@@ -446,7 +512,8 @@ say_bye(struct client *c, enum part_reason why, const char *text)
 	}
 	shutdown(c->fd, SHUT_WR);
 	deadline = time_mono_ms() + BYE_LINGER_MS;
-	for (;;) {
+	/* Bounded by the clock too: a peer that never stops sending would keep poll() ready. */
+	while (time_mono_ms() < deadline) {
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 
 		if (poll(&pfd, 1, poll_timeout(deadline)) <= 0 || read(c->fd, sink, sizeof(sink)) <= 0)
@@ -471,7 +538,13 @@ client_main(void *arg)
 	struct client *c = arg;
 	struct session_state st = { .why = PART_LOST };
 	bool registered = false;
+	sigset_t wake_only;
 
+	/* Blocked but in ppoll() (see wait_io), whoever started this thread. */
+	sigemptyset(&wake_only);
+	sigaddset(&wake_only, WAKE_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &wake_only, NULL);
+	atomic_store(&c->tid, gettid());
 	snprintf(st.text, sizeof(st.text), "%s", part_reason_text(PART_LOST));
 	log_info("connection from %s", c->addr_str);
 	if (login_run(c, &registered, &st.why, st.text, sizeof(st.text)) == 0) {
@@ -486,6 +559,7 @@ client_main(void *arg)
 	close(c->fd);
 	peers_release(&c->addr);
 	room_detach(c->srv->room, c);
+	atomic_store(&c->tid, 0);
 	client_unref(c);
 	return NULL;
 }
@@ -500,13 +574,12 @@ client_new(struct server *srv, int fd, const struct sockaddr_storage *addr)
 
 	if (c == NULL)
 		return NULL;
-	c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (c->wake_fd < 0 || linebuf_init(&c->in, (size_t)s->max_line) < 0) {
-		if (c->wake_fd >= 0)
-			close(c->wake_fd);
+	if (linebuf_init(&c->in, (size_t)s->max_line) < 0) {
 		free(c);
 		return NULL;
 	}
+	atomic_init(&c->tid, 0);
+	atomic_init(&c->wake_pending, false);
 	c->id = atomic_fetch_add(&srv->next_client_id, 1) + 1;
 	c->fd = fd;
 	c->addr = *addr;
@@ -527,6 +600,7 @@ client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr)
 	pthread_t tid;
 	int err;
 
+	pthread_once(&wake_once, wake_setup);
 	if (c == NULL)
 		return -1;
 	room_attach(srv->room, c);

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "room.h"
 #include "timefmt.h"
+#include "utf8.h"
 
 /* The shortest event line ("MSG 1 <time> a x\n" is 36 bytes). */
 #define RING_MIN_EVENT_BYTES 32
@@ -34,6 +35,8 @@
 #define USERS_PAGE 100
 /* Sleepers woken per pass with the lock dropped. */
 #define WAKE_BATCH 64
+/* Sleepers each thread wakes on its way through the room (a wake-up tree). */
+#define WAKE_CASCADE 2
 
 enum slot_kind {
 	SLOT_MSG,	/* a stored message: MSG to others, OK to its sender */
@@ -138,16 +141,6 @@ sleeper_add_locked(struct room *r, struct client *c)
 	r->sleepers = c;
 }
 
-static void
-client_wake(struct client *c)
-{
-	uint64_t one = 1;
-
-	/* EAGAIN means the counter is already non-zero: it is awake anyway. */
-	while (write(c->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-		;
-}
-
 /* Wake c (at the next room_unlock_and_wake) even if nothing was published. */
 static void
 target_add_locked(struct room *r, struct client *c)
@@ -160,9 +153,13 @@ target_add_locked(struct room *r, struct client *c)
 	r->targets = c;
 }
 
-/* The next client to wake: a target, or, if the ring moved, a sleeper. */
+/*
+ * The next client to wake: a target, or, if the ring moved, a sleeper
+ * (while *sleepers_left allows).  Once no sleeper is left, everyone is
+ * awake for what the ring holds: woken_head catches up.
+ */
 static struct client *
-wake_next_locked(struct room *r)
+wake_next_locked(struct room *r, size_t *sleepers_left)
 {
 	struct client *c = r->targets;
 
@@ -171,20 +168,26 @@ wake_next_locked(struct room *r)
 		c->room.targeted = false;
 		return c;
 	}
-	if (r->woken_head == r->head || (c = r->sleepers) == NULL)
+	if (r->woken_head == r->head || *sleepers_left == 0)
 		return NULL;
+	if ((c = r->sleepers) == NULL) {
+		r->woken_head = r->head;
+		return NULL;
+	}
 	sleeper_remove_locked(r, c);
+	(*sleepers_left)--;
 	return c;
 }
 
 /*
  * Drops the room lock and wakes the targets and, if something was
- * published since the last time, every sleeper.  The eventfd writes happen
- * unlocked, so a big idle room does not stall the fan-out path; the
- * reference taken under the lock keeps each wake_fd open meanwhile.
+ * published since the last time, up to `sleepers` sleepers.  The wake-ups
+ * (client_wake) happen unlocked, so a big idle room does not stall the
+ * fan-out path; the reference taken under the lock keeps each client
+ * alive meanwhile.
  */
 static void
-room_unlock_and_wake(struct room *r)
+room_unlock_and_wake_some(struct room *r, size_t sleepers)
 {
 	struct client *batch[WAKE_BATCH];
 
@@ -192,12 +195,10 @@ room_unlock_and_wake(struct room *r)
 		size_t n = 0;
 		struct client *c;
 
-		while (n < WAKE_BATCH && (c = wake_next_locked(r)) != NULL) {
+		while (n < WAKE_BATCH && (c = wake_next_locked(r, &sleepers)) != NULL) {
 			client_ref(c);
 			batch[n++] = c;
 		}
-		if (n < WAKE_BATCH)
-			r->woken_head = r->head;
 		pthread_mutex_unlock(&r->lock);
 		for (size_t i = 0; i < n; i++) {
 			client_wake(batch[i]);
@@ -207,6 +208,28 @@ room_unlock_and_wake(struct room *r)
 			return;
 		pthread_mutex_lock(&r->lock);
 	}
+}
+
+/* Wakes every sleeper: for events that are rare (joins, evictions, shutdown). */
+static void
+room_unlock_and_wake(struct room *r)
+{
+	room_unlock_and_wake_some(r, SIZE_MAX);
+}
+
+/*
+ * Room messages wake sleepers as a cascade: the publisher wakes
+ * WAKE_CASCADE of them, and every member thread that passes through the
+ * room afterwards (room_collect, room_leave) wakes
+ * WAKE_CASCADE more, until none is left.  Waking a thousand sleepers costs
+ * a thousand wake-ups either way; spread like this, they run on
+ * every core at once and never under the history lock, which the
+ * publisher holds (a single waker there stalled every sender behind it).
+ */
+static void
+room_unlock_and_cascade(struct room *r)
+{
+	room_unlock_and_wake_some(r, WAKE_CASCADE);
 }
 
 /* ---- the ring ---- */
@@ -258,7 +281,7 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 		ring_push_locked(r, SLOT_MSG, e[i].sender, line_ref(e[i].body));
 		r->last_msg_id = e[i].id;
 	}
-	room_unlock_and_wake(r);
+	room_unlock_and_cascade(r);
 }
 
 /* ---- members ---- */
@@ -350,15 +373,31 @@ event_line(const char *tag, const char *name, const char *fields)
 	return line_printf("%s %s %s %s\n", tag, now, name, fields);
 }
 
+/*
+ * The reason of a PART or BYE, or the default one, into a buffer of
+ * REASON_TEXT_MAX + 1: a long reason is cut between characters, so what
+ * everyone sees stays valid UTF-8.
+ */
+static void
+reason_copy(char *dst, const char *text, enum part_reason why)
+{
+	const char *src = text && *text ? text : part_reason_text(why);
+	size_t n = text_fit(src, strlen(src), REASON_TEXT_MAX);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static void
 publish_part_locked(struct room *r, struct client *c, enum part_reason why, const char *text)
 {
-	char fields[256];
+	char fields[32 + REASON_TEXT_MAX];
+	int n;
 
 	if (!notices_wanted_locked(r))
 		return;
-	snprintf(fields, sizeof(fields), "%s %s", part_reason_name(why),
-		 text && *text ? text : part_reason_text(why));
+	n = snprintf(fields, sizeof(fields), "%s ", part_reason_name(why));
+	reason_copy(fields + n, text, why);
 	ring_push_event_locked(r, event_line("PART", c->name, fields), c->id);
 }
 
@@ -370,8 +409,7 @@ evict_locked(struct room *r, struct client *c, enum part_reason why, const char 
 	member_remove_locked(r, c);
 	c->room.evicted = true;
 	c->room.evict_reason = why;
-	snprintf(c->room.evict_text, sizeof(c->room.evict_text), "%s",
-		 text && *text ? text : part_reason_text(why));
+	reason_copy(c->room.evict_text, text, why);
 	target_add_locked(r, c);
 }
 
@@ -454,7 +492,7 @@ room_leave(struct room *r, struct client *c, enum part_reason why, const char *t
 	pthread_mutex_lock(&r->lock);
 	/* At shutdown everyone goes at once: spare the survivors the notices. */
 	if (!c->room.member || c->room.evicted || r->closing) {
-		pthread_mutex_unlock(&r->lock);
+		room_unlock_and_cascade(r);
 		return;
 	}
 	publish_part_locked(r, c, why, text);
@@ -752,14 +790,14 @@ room_collect(struct room *r, struct client *c, int64_t limit, enum part_reason *
 		goto leave;
 	}
 	bool more = c->room.member && c->room.cursor != r->head;
-	pthread_mutex_unlock(&r->lock);
+	room_unlock_and_cascade(r);
 	return more;
 
 nomem:
 	*why = PART_OVERFLOW;
 	snprintf(text, textlen, "out of memory");
 leave:
-	pthread_mutex_unlock(&r->lock);
+	room_unlock_and_cascade(r);
 	return -1;
 }
 

@@ -67,7 +67,7 @@ int room_collect(struct room *r, struct client *c, int64_t send_queue_limit,
 
 /*
  * If nothing is waiting for c, mark it sleeping so the next publish wakes
- * it through wake_fd, and return true; false if there is work to collect.
+ * it (client_wake), and return true; false if there is work to collect.
  */
 bool room_sleep(struct room *r, struct client *c);
 

@@ -3,14 +3,16 @@
  *
  * Ownership and locking, field by field:
  * - Set by the listener before the client's thread starts, then read-only:
- *   id, fd, wake_fd, addr, addr_str, connected_ms, srv.
+ *   id, fd, addr, addr_str, connected_ms, srv.
+ * - tid and wake_pending are atomic: others wake the thread with
+ *   client_wake() (client.c), a flag and a signal, no descriptor.
  * - Owned by the client's own thread (no lock): in, out, state, unacked,
  *   login fields.  name is written once by that thread before room_join()
  *   and read by others only under the room lock after that.
  * - Guarded by the room lock (room.c): everything under "room".
  * - refs is atomic: the thread holds one reference for the client's whole
  *   life; room code takes a short one to wake a client after dropping the
- *   room lock, so wake_fd stays open until the last waker is done.
+ *   room lock, so the struct outlives the last waker.
  */
 #ifndef CHATD_SESSION_H
 #define CHATD_SESSION_H
@@ -29,11 +31,14 @@
 struct server;
 
 #define ADDR_STR_MAX 64
+/* The longest reason a PART or BYE carries, in bytes; longer ones are cut. */
+#define REASON_TEXT_MAX 127
 
 struct client {
 	uint64_t id;			/* unique for the life of the process */
 	int fd;				/* the TCP connection, non-blocking */
-	int wake_fd;			/* eventfd: others wake the thread with it */
+	_Atomic pid_t tid;		/* the thread's kernel id; 0 before it runs and after */
+	atomic_bool wake_pending;	/* client_wake() was called; the thread clears it */
 	struct sockaddr_storage addr;
 	char addr_str[ADDR_STR_MAX];	/* "127.0.0.1" or "::1", for logs and users */
 	int64_t connected_ms;		/* wall clock */
@@ -58,7 +63,7 @@ struct client {
 		struct client *target_next;
 		bool evicted;			/* taken out of the room by someone else */
 		enum part_reason evict_reason;
-		char evict_text[128];
+		char evict_text[REASON_TEXT_MAX + 1];
 		struct outq inbox;		/* lines other threads sent (PRIV) */
 	} room;
 };
@@ -69,7 +74,13 @@ client_ref(struct client *c)
 	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
-/* Drops a reference; the last one closes wake_fd and frees c (client.c). */
+/* Drops a reference; the last one frees c (client.c). */
 void client_unref(struct client *c);
+
+/*
+ * Wakes c's thread if it sleeps (or makes its next wait return at once).
+ * Any thread may call it, with a reference to c and no lock held.
+ */
+void client_wake(struct client *c);
 
 #endif

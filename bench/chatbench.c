@@ -1,0 +1,734 @@
+/*
+ * chatbench.c - a load generator for chat servers on loopback.
+ *
+ * One process, one epoll loop, non-blocking sockets.  It opens N clients at
+ * a paced connect rate, logs them in (the protocol module in proto_*.c
+ * knows how), lets S of them send for D seconds, either at a total rate R
+ * or as fast as possible with a bounded number of messages in flight per
+ * sender, waits for the deliveries to drain, and prints one JSON object.
+ *
+ * Every message carries its sender, a sequence number and its send time
+ * (CLOCK_MONOTONIC: sender and receivers are this one process), so each
+ * receiver checks order and loss and records the delivery latency in a
+ * histogram without allocating anything per delivery.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "histogram.h"
+#include "linebuf.h"
+#include "options.h"
+#include "procstat.h"
+#include "proto.h"
+
+#define OUT_CAP_SENDER	65536
+#define OUT_CAP_OTHER	2048
+#define EPOLL_BATCH	512
+#define READS_PER_EVENT	4
+#define PIDFD_TAG	UINT32_MAX
+
+/* ---- errors by kind ---- */
+
+enum err_kind {
+	E_CONNECT, E_REFUSED, E_LOGIN_TIMEOUT, E_CLOSED, E_SERVER_ERROR, E_PROTOCOL,
+	E_GAP, E_DUPLICATE, E_ECHO, E_SEND_FULL, E_WRITE, E_KINDS
+};
+
+static const char *const err_names[E_KINDS] = {
+	[E_CONNECT] = "connect", [E_REFUSED] = "refused", [E_LOGIN_TIMEOUT] = "login_timeout",
+	[E_CLOSED] = "closed", [E_SERVER_ERROR] = "server_error", [E_PROTOCOL] = "protocol",
+	[E_GAP] = "gap", [E_DUPLICATE] = "duplicate", [E_ECHO] = "echo",
+	[E_SEND_FULL] = "send_full", [E_WRITE] = "write",
+};
+
+/* ---- clients ---- */
+
+enum cstate { C_NEW, C_CONNECTING, C_LOGIN, C_READY, C_CLOSED };
+
+struct client {
+	struct session s;
+	enum cstate state;
+	int fd;
+	bool sender, stalled;
+	uint32_t events;		/* registered with epoll */
+	struct linebuf in;
+	char *out;
+	size_t out_len, out_cap;
+};
+
+struct sender {
+	uint64_t sent, acked, delivered;	/* delivered: to all receivers together */
+};
+
+enum phase { P_LOGIN, P_SETTLE, P_SEND, P_DRAIN, P_DONE };
+
+struct bench {
+	struct options o;
+	int ep;
+	struct client *c;
+	struct sender *snd;
+	uint32_t *next_seq;		/* [receiver * senders + sender] */
+	struct histogram hist;
+	uint64_t errors[E_KINDS];
+
+	enum phase phase;
+	unsigned started, ready, pending, closed_at_stop;
+	unsigned receivers;		/* ready, non-stalled clients at send start, minus one */
+	int64_t t0, t_last_login, t_send, t_send_end, t_last_delivery, phase_end;
+	uint64_t sent, delivered, in_order, sent_rr;
+	struct procstat before, after;
+	double shutdown_ms;
+	char pad[4096];
+};
+
+static struct bench B;
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t
+secs_ns(double s)
+{
+	return (int64_t)(s * 1e9);
+}
+
+static void
+count_error(enum err_kind k)
+{
+	B.errors[k]++;
+}
+
+/* ---- output ---- */
+
+/* Registers what c waits for: input (unless stalled after login), output space while queued. */
+static void
+arm(struct client *c)
+{
+	uint32_t want = (c->stalled && c->state == C_READY ? 0 : EPOLLIN) |
+			(c->out_len > 0 ? EPOLLOUT : 0);
+
+	if (c->fd < 0 || want == c->events)
+		return;
+	struct epoll_event ev = { .events = want, .data.u32 = c->s.index - B.o.first };
+	epoll_ctl(B.ep, EPOLL_CTL_MOD, c->fd, &ev);
+	c->events = want;
+}
+
+static void client_close(struct client *c, enum err_kind why, bool count);
+
+static void
+flush_out(struct client *c)
+{
+	while (c->out_len > 0) {
+		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			client_close(c, E_WRITE, c->state == C_READY || c->state == C_LOGIN);
+			return;
+		}
+		memmove(c->out, c->out + n, c->out_len - (size_t)n);
+		c->out_len -= (size_t)n;
+	}
+	arm(c);
+}
+
+void
+session_write(struct session *s, const char *buf, size_t len)
+{
+	struct client *c = (struct client *)s;
+
+	if (c->out_cap - c->out_len < len) {
+		count_error(E_SEND_FULL);
+		return;
+	}
+	memcpy(c->out + c->out_len, buf, len);
+	c->out_len += len;
+	if (c->state != C_CONNECTING)
+		flush_out(c);
+}
+
+/* ---- connections ---- */
+
+static void
+client_close(struct client *c, enum err_kind why, bool count)
+{
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	if (c->state == C_CONNECTING || c->state == C_LOGIN)
+		B.pending--;
+	if (count)
+		count_error(why);
+	c->state = C_CLOSED;
+}
+
+static int
+fill_sockaddr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		if ((ntohl(in4->sin_addr.s_addr) >> 24) != 127)
+			return -1;
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*in4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		if (!IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			return -1;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*in6);
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * Clients may come from many loopback addresses (127.0.1.1, 127.0.1.2...),
+ * so a per-address connection limit is not what is measured.  The port is
+ * chosen at connect() time (IP_BIND_ADDRESS_NO_PORT), per destination.
+ */
+static void
+bind_source(int fd, unsigned i)
+{
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	int one = 1;
+
+	if (B.o.sources <= 1)
+		return;
+	src.sin_addr.s_addr = htonl(0x7f000100u + 1 + i % B.o.sources);
+	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	bind(fd, (struct sockaddr *)&src, sizeof(src));
+}
+
+static void
+client_start(struct client *c, const struct sockaddr_storage *ss, socklen_t sslen)
+{
+	int one = 1;
+
+	c->fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		count_error(E_CONNECT);
+		c->state = C_CLOSED;
+		return;
+	}
+	if (B.o.nodelay)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (ss->ss_family == AF_INET)
+		bind_source(c->fd, c->s.index - B.o.first);
+	c->state = C_CONNECTING;
+	B.pending++;
+	if (connect(c->fd, (const struct sockaddr *)ss, sslen) < 0 && errno != EINPROGRESS) {
+		client_close(c, E_CONNECT, true);
+		return;
+	}
+	struct epoll_event ev = { .events = EPOLLOUT, .data.u32 = c->s.index - B.o.first };
+	c->events = EPOLLOUT;
+	epoll_ctl(B.ep, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+static void
+client_connected(struct client *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	if (err != 0) {
+		client_close(c, E_CONNECT, true);
+		return;
+	}
+	c->state = C_LOGIN;
+	B.o.proto->connected(&c->s);
+	flush_out(c);
+	arm(c);
+}
+
+/* ---- deliveries ---- */
+
+static void
+on_delivery(struct client *c, const char *payload, int64_t t_recv)
+{
+	char *end;
+	unsigned long who = strtoul(payload, &end, 10);
+	unsigned long seq = strtoul(end, &end, 10);
+	unsigned long long t_sent = strtoull(end, &end, 10);
+
+	if (*end != ' ' && *end != '\0') {
+		count_error(E_PROTOCOL);
+		return;
+	}
+	unsigned s = (unsigned)(who - B.o.first);
+	if (who < B.o.first || s >= B.o.senders) {
+		count_error(E_PROTOCOL);
+		return;
+	}
+	if (s == c->s.index - B.o.first) {
+		count_error(E_ECHO);
+		return;
+	}
+	B.delivered++;
+	B.snd[s].delivered++;
+	B.t_last_delivery = t_recv;
+	hist_record(&B.hist, t_recv > (int64_t)t_sent ? (uint64_t)(t_recv - (int64_t)t_sent) : 0);
+
+	uint32_t *next = &B.next_seq[(size_t)(c->s.index - B.o.first) * B.o.senders + s];
+	if (seq == *next) {
+		B.in_order++;
+		(*next)++;
+	} else if (seq > *next) {
+		count_error(E_GAP);
+		*next = (uint32_t)seq + 1;
+	} else {
+		count_error(E_DUPLICATE);
+	}
+}
+
+static void
+on_line(struct client *c, char *line, size_t len, int64_t t_recv)
+{
+	const char *payload = NULL;
+
+	switch (B.o.proto->line(&c->s, line, len, &payload)) {
+	case PE_NONE:
+		break;
+	case PE_LOGGED_IN:
+		c->state = C_READY;
+		B.ready++;
+		B.pending--;
+		B.t_last_login = t_recv;
+		arm(c);
+		break;
+	case PE_DELIVERY:
+		on_delivery(c, payload, t_recv);
+		break;
+	case PE_ACK:
+		if (c->sender)
+			B.snd[c->s.index - B.o.first].acked++;
+		break;
+	case PE_REFUSED:
+		client_close(c, E_REFUSED, true);
+		break;
+	case PE_SERVER_ERROR:
+		count_error(E_SERVER_ERROR);
+		break;
+	case PE_CLOSING:
+		break;		/* the EOF that follows is counted */
+	}
+}
+
+static void
+client_readable(struct client *c)
+{
+	for (int r = 0; r < READS_PER_EVENT && c->fd >= 0; r++) {
+		ssize_t n = linebuf_fill(&c->in, c->fd);
+		int64_t t = now_ns();
+
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			bool stopping = B.phase == P_DONE;
+
+			if (stopping)
+				B.closed_at_stop++;
+			client_close(c, E_CLOSED, !stopping);
+			return;
+		}
+		if (n < 0)
+			return;
+		for (;;) {
+			char *line;
+			size_t len;
+			enum linebuf_result lr = linebuf_next(&c->in, &line, &len);
+
+			if (lr == LB_NONE)
+				break;
+			if (lr == LB_OVERLONG) {
+				count_error(E_PROTOCOL);
+				continue;
+			}
+			on_line(c, line, len, t);
+			if (c->state == C_CLOSED)
+				return;
+		}
+	}
+}
+
+static void
+on_event(uint32_t idx, uint32_t events)
+{
+	struct client *c = &B.c[idx];
+
+	if (c->state == C_CLOSED || c->fd < 0)
+		return;
+	if (c->state == C_CONNECTING) {
+		client_connected(c);
+		return;
+	}
+	if (events & EPOLLOUT)
+		flush_out(c);
+	if (c->fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		client_readable(c);
+}
+
+/* ---- sending ---- */
+
+static bool
+sender_may_send(const struct sender *s)
+{
+	if (B.o.rate > 0)
+		return true;
+	uint64_t done = B.receivers ? s->delivered / B.receivers : s->acked;
+
+	return s->sent - done < B.o.window;
+}
+
+static void
+send_one(unsigned si, int64_t t)
+{
+	struct client *c = &B.c[si];
+	char text[4200], msg[4400];
+	int n = snprintf(text, sizeof(text), "%u %" PRIu64 " %" PRId64 " ", c->s.index,
+			 B.snd[si].sent, t);
+
+	if (B.o.size > (unsigned)n)
+		n += snprintf(text + n, sizeof(text) - (size_t)n, "%.*s", (int)(B.o.size - (unsigned)n),
+			      B.pad);
+	size_t len = B.o.proto->message(msg, sizeof(msg), text, (size_t)n);
+	if (len == 0 || c->out_cap - c->out_len < len) {
+		count_error(E_SEND_FULL);
+		return;
+	}
+	memcpy(c->out + c->out_len, msg, len);
+	c->out_len += len;
+	B.snd[si].sent++;
+	B.sent++;
+}
+
+static void
+send_due(int64_t t)
+{
+	if (B.o.rate > 0) {
+		uint64_t due = (uint64_t)((double)(t - B.t_send) / 1e9 * B.o.rate);
+
+		while (B.sent_rr < due) {
+			unsigned si = (unsigned)(B.sent_rr++ % B.o.senders);
+
+			if (B.c[si].state == C_READY)
+				send_one(si, t);
+		}
+	} else {
+		for (unsigned si = 0; si < B.o.senders; si++)
+			while (B.c[si].state == C_READY && sender_may_send(&B.snd[si]) &&
+			       B.c[si].out_cap - B.c[si].out_len > 256 + B.o.size)
+				send_one(si, t);
+	}
+	for (unsigned si = 0; si < B.o.senders; si++)
+		if (B.c[si].state == C_READY && B.c[si].out_len > 0)
+			flush_out(&B.c[si]);
+}
+
+/* ---- phases ---- */
+
+static uint64_t
+expected_deliveries(void)
+{
+	return B.sent * B.receivers;
+}
+
+static void
+start_sending(int64_t t)
+{
+	unsigned live = 0;
+
+	for (unsigned i = 0; i < B.o.clients; i++)
+		if (B.c[i].state == C_READY && !B.c[i].stalled)
+			live++;
+	B.receivers = live > 0 ? live - 1 : 0;
+	B.phase = P_SEND;
+	B.t_send = t;
+	B.phase_end = t + secs_ns(B.o.duration);
+}
+
+static void
+end_login(int64_t t)
+{
+	for (unsigned i = 0; i < B.o.clients; i++) {
+		struct client *c = &B.c[i];
+
+		if (c->state == C_NEW || c->state == C_CONNECTING || c->state == C_LOGIN)
+			client_close(c, E_LOGIN_TIMEOUT, true);
+	}
+	B.phase = P_SETTLE;
+	B.phase_end = t + secs_ns(B.o.settle);
+}
+
+static void
+connect_due(int64_t t, const struct sockaddr_storage *ss, socklen_t sslen)
+{
+	uint64_t due = (uint64_t)((double)(t - B.t0) / 1e9 * B.o.connect_rate) + 1;
+
+	while (B.started < B.o.clients && B.started < due && B.pending < B.o.login_window)
+		client_start(&B.c[B.started++], ss, sslen);
+}
+
+/* One step of the phase machine; returns the epoll timeout in ms. */
+static int
+advance(int64_t t, const struct sockaddr_storage *ss, socklen_t sslen)
+{
+	switch (B.phase) {
+	case P_LOGIN:
+		connect_due(t, ss, sslen);
+		if ((B.started == B.o.clients && B.pending == 0) || t >= B.phase_end)
+			end_login(t);
+		return 1;
+	case P_SETTLE:
+		if (t < B.phase_end)
+			return 10;
+		if (B.o.server_pid > 0)
+			procstat_read(B.o.server_pid, &B.after);
+		if (B.o.senders == 0 || B.o.duration <= 0) {
+			B.phase = P_DONE;
+			return 0;
+		}
+		start_sending(t);
+		/* fall through */
+	case P_SEND:
+		if (t < B.phase_end) {
+			send_due(t);
+			return B.o.rate > 0 ? 1 : 10;
+		}
+		B.t_send_end = t;
+		B.phase = P_DRAIN;
+		B.phase_end = t + secs_ns(B.o.drain);
+		return 10;
+	case P_DRAIN:
+		if (B.in_order >= expected_deliveries() || t >= B.phase_end)
+			B.phase = P_DONE;
+		return 10;
+	case P_DONE:
+		break;
+	}
+	return 0;
+}
+
+static void
+run_loop(const struct sockaddr_storage *ss, socklen_t sslen)
+{
+	struct epoll_event ev[EPOLL_BATCH];
+
+	B.t0 = now_ns();
+	B.phase = P_LOGIN;
+	B.phase_end = B.t0 + secs_ns(B.o.login_timeout);
+	while (B.phase != P_DONE) {
+		int timeout = advance(now_ns(), ss, sslen);
+
+		if (B.phase == P_DONE)
+			break;
+		int n = epoll_wait(B.ep, ev, EPOLL_BATCH, timeout);
+		for (int i = 0; i < n; i++)
+			on_event(ev[i].data.u32, ev[i].events);
+	}
+}
+
+/*
+ * Sends SIGTERM to the server and times its exit through a pidfd, reading
+ * every client meanwhile (so BYE lines do not pile up in full buffers).
+ */
+static void
+stop_server(void)
+{
+	struct epoll_event ev[EPOLL_BATCH];
+	int pidfd = (int)syscall(SYS_pidfd_open, B.o.server_pid, 0);
+	int64_t t0 = now_ns(), limit = t0 + secs_ns(30);
+
+	if (pidfd < 0 || kill(B.o.server_pid, SIGTERM) < 0) {
+		B.shutdown_ms = -1;
+		return;
+	}
+	struct epoll_event pev = { .events = EPOLLIN, .data.u32 = PIDFD_TAG };
+	epoll_ctl(B.ep, EPOLL_CTL_ADD, pidfd, &pev);
+	B.shutdown_ms = -1;
+	while (now_ns() < limit && B.shutdown_ms < 0) {
+		int n = epoll_wait(B.ep, ev, EPOLL_BATCH, 100);
+
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.u32 == PIDFD_TAG)
+				B.shutdown_ms = (double)(now_ns() - t0) / 1e6;
+			else
+				on_event(ev[i].data.u32, ev[i].events);
+		}
+	}
+	close(pidfd);
+}
+
+/* ---- the report ---- */
+
+static void
+print_procstat(const char *key, const struct procstat *ps)
+{
+	printf("\"%s\":{\"rss_kib\":%" PRId64 ",\"threads\":%" PRId64 ",\"stack_rss_kib\":%" PRId64
+	       ",\"cgroup_kib\":%" PRId64 ",\"cgroup_kmem_kib\":%" PRId64 "}",
+	       key, ps->rss_kib, ps->threads, ps->stack_rss_kib, ps->cgroup_kib, ps->cgroup_kmem_kib);
+}
+
+static void
+report(void)
+{
+	const struct options *o = &B.o;
+	uint64_t expected = expected_deliveries();
+	int64_t t_end = B.t_last_delivery > B.t_send_end ? B.t_last_delivery : B.t_send_end;
+	double span = B.t_send ? (double)(t_end - B.t_send) / 1e9 : 0;
+	uint64_t acked = 0;
+
+	for (unsigned s = 0; s < o->senders; s++)
+		acked += B.snd[s].acked;
+	printf("{\"label\":\"%s\",\"proto\":\"%s\",\"clients\":%u,\"logged_in\":%u,"
+	       "\"login_s\":%.3f,\"senders\":%u,\"stalled\":%u,\"duration_s\":%.1f,\"rate\":%.0f,"
+	       "\"window\":%u,\"size\":%u,",
+	       o->label, o->proto->name, o->clients, B.ready,
+	       B.ready ? (double)(B.t_last_login - B.t0) / 1e9 : 0.0, o->senders, o->stalled,
+	       o->duration, o->rate, o->window, o->size);
+	printf("\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"expected\":%" PRIu64
+	       ",\"delivered\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"deliveries_per_s\":%.0f,",
+	       B.sent, acked, expected, B.delivered,
+	       expected > B.in_order ? expected - B.in_order : 0,
+	       span > 0 ? (double)B.delivered / span : 0.0);
+	printf("\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
+	       (double)hist_quantile(&B.hist, 0.50) / 1e6, (double)hist_quantile(&B.hist, 0.90) / 1e6,
+	       (double)hist_quantile(&B.hist, 0.99) / 1e6, (double)hist_quantile(&B.hist, 0.999) / 1e6,
+	       (double)B.hist.max / 1e6);
+	printf("\"errors\":{");
+	for (int k = 0; k < E_KINDS; k++)
+		printf("%s\"%s\":%" PRIu64, k ? "," : "", err_names[k], B.errors[k]);
+	printf("}");
+	if (o->server_pid > 0) {
+		printf(",\"server\":{\"pid\":%d,", (int)o->server_pid);
+		print_procstat("before", &B.before);
+		printf(",");
+		print_procstat("loaded", &B.after);
+		double per = B.ready ? (double)(B.after.rss_kib - B.before.rss_kib) / B.ready : 0;
+		double cg = B.ready && B.after.cgroup_kib >= 0 && B.before.cgroup_kib >= 0
+				    ? (double)(B.after.cgroup_kib - B.before.cgroup_kib) / B.ready : -1;
+		printf(",\"rss_per_client_kib\":%.2f,\"cgroup_per_client_kib\":%.2f", per, cg);
+		if (o->stop_server)
+			printf(",\"shutdown_ms\":%.1f,\"closed_at_stop\":%u", B.shutdown_ms,
+			       B.closed_at_stop);
+		printf("}");
+	}
+	printf("}\n");
+	fflush(stdout);
+}
+
+/* ---- set-up ---- */
+
+/* Every client needs a descriptor: raise the soft limit, and the hard one if allowed. */
+static void
+raise_nofile(unsigned clients)
+{
+	rlim_t need = (rlim_t)clients + 64;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_max < need) {
+		struct rlimit more = { need, need };
+
+		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+			return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < need)
+		fprintf(stderr, "chatbench: warning: open file limit %llu is below the %llu needed\n",
+			(unsigned long long)rl.rlim_cur, (unsigned long long)need);
+}
+
+static int
+setup(void)
+{
+	const struct options *o = &B.o;
+
+	B.c = calloc(o->clients, sizeof(*B.c));
+	B.snd = calloc(o->senders ? o->senders : 1, sizeof(*B.snd));
+	B.next_seq = calloc((size_t)o->clients * (o->senders ? o->senders : 1), sizeof(*B.next_seq));
+	B.ep = epoll_create1(EPOLL_CLOEXEC);
+	if (B.c == NULL || B.snd == NULL || B.next_seq == NULL || B.ep < 0)
+		return -1;
+	memset(B.pad, 'x', sizeof(B.pad) - 1);
+	for (unsigned i = 0; i < o->clients; i++) {
+		struct client *c = &B.c[i];
+
+		c->s.index = o->first + i;
+		c->s.password = o->password;
+		c->fd = -1;
+		c->sender = i < o->senders;
+		c->stalled = i >= o->clients - o->stalled;
+		c->out_cap = c->sender ? OUT_CAP_SENDER : OUT_CAP_OTHER;
+		c->out = malloc(c->out_cap);
+		if (c->out == NULL || linebuf_init(&c->in, o->proto->max_line) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+
+	parse_options(argc, argv, &B.o);
+	if (fill_sockaddr(B.o.host, B.o.port, &ss, &sslen) < 0) {
+		fprintf(stderr, "chatbench: %s is not a numeric loopback address "
+				"(127.0.0.0/8 or ::1): chatbench only loads this machine\n", B.o.host);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile(B.o.clients);
+	if (setup() < 0) {
+		fprintf(stderr, "chatbench: out of memory for %u clients\n", B.o.clients);
+		return 1;
+	}
+	if (B.o.server_pid > 0) {
+		procstat_read(B.o.server_pid, &B.before);
+		if (!B.before.ok) {
+			fprintf(stderr, "chatbench: no process %d to watch\n", (int)B.o.server_pid);
+			return 2;
+		}
+	}
+	run_loop(&ss, sslen);
+	if (B.o.stop_server)
+		stop_server();
+	report();
+	return 0;
+}

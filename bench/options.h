@@ -1,0 +1,27 @@
+/*
+ * options.h - chatbench's command line: what to run against which server.
+ */
+#ifndef BENCH_OPTIONS_H
+#define BENCH_OPTIONS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+struct options {
+	const struct proto_ops *proto;
+	const char *host;
+	int port;
+	unsigned clients, senders, stalled, first, sources;
+	double duration, rate, connect_rate, login_timeout, drain, settle;
+	unsigned window, size, login_window;
+	const char *password, *label;
+	pid_t server_pid;
+	bool stop_server, nodelay;
+};
+
+/* Fills o from the command line; prints usage and exits 2 on a bad one (0 for --help). */
+void parse_options(int argc, char **argv, struct options *o);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * proto.h - what chatbench needs to know about a server's protocol.
+ *
+ * A protocol module logs a connection in, recognises the lines that carry
+ * a benchmark message to a receiver, and wraps a message for sending.  The
+ * load generator itself (chatbench.c) knows nothing of any protocol.
+ */
+#ifndef BENCH_PROTO_H
+#define BENCH_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* One connection as a protocol module sees it. */
+struct session {
+	unsigned index;		/* client number: its user name is b<index> */
+	int phase;		/* the module's own login progress, 0 at connect */
+	const char *password;
+};
+
+/* Queue bytes for the server (implemented by chatbench.c). */
+void session_write(struct session *s, const char *buf, size_t len);
+
+enum proto_event {
+	PE_NONE,		/* nothing the benchmark counts (JOIN, NAMES, HIST...) */
+	PE_LOGGED_IN,		/* the session may now send and receive */
+	PE_DELIVERY,		/* a benchmark message: *payload points at its text */
+	PE_ACK,			/* the server accepted one of our own messages */
+	PE_REFUSED,		/* the server refused the login or the connection */
+	PE_SERVER_ERROR,	/* an error reply after login */
+	PE_CLOSING,		/* the server says it closes the connection */
+};
+
+struct proto_ops {
+	const char *name;
+	/* Called once the TCP connection is up. */
+	void (*connected)(struct session *s);
+	/* One line from the server, without its line end, NUL-terminated. */
+	enum proto_event (*line)(struct session *s, char *line, size_t len, const char **payload);
+	/* Wrap text as a room message into buf; returns its length (0: no room). */
+	size_t (*message)(char *buf, size_t cap, const char *text, size_t len);
+	/* Server lines may be this long (for the input buffer). */
+	size_t max_line;
+};
+
+extern const struct proto_ops proto_chatd, proto_irc, proto_raw;
+
+#endif

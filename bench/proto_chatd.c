@@ -1,0 +1,95 @@
+/*
+ * proto_chatd.c - the chatd protocol (docs/PROTOCOL.md) for chatbench.
+ *
+ * Login pipelines the name and the password (the protocol allows it): a
+ * known name logs in, an unknown one is registered on the spot, so a
+ * first run also registers the users.  A room message is a plain line;
+ * others receive "MSG id time name text", the sender "OK id sent".
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "proto.h"
+
+enum { WAIT_HELLO, WAIT_WELCOME, READY };
+
+static void
+chatd_connected(struct session *s)
+{
+	s->phase = WAIT_HELLO;
+}
+
+static bool
+starts(const char *line, const char *prefix)
+{
+	return strncmp(line, prefix, strlen(prefix)) == 0;
+}
+
+/* The free text after n space-separated fields, or NULL. */
+static const char *
+after_fields(const char *p, int n)
+{
+	while (n-- > 0) {
+		p = strchr(p, ' ');
+		if (p == NULL)
+			return NULL;
+		p++;
+	}
+	return p;
+}
+
+static enum proto_event
+chatd_line(struct session *s, char *line, size_t len, const char **payload)
+{
+	(void)len;
+	if (s->phase == READY) {
+		if (starts(line, "MSG ")) {
+			*payload = after_fields(line, 4);
+			return *payload ? PE_DELIVERY : PE_SERVER_ERROR;
+		}
+		if (starts(line, "OK ") && !starts(line, "OK - "))
+			return PE_ACK;
+		if (starts(line, "ERR "))
+			return PE_SERVER_ERROR;
+		if (starts(line, "BYE "))
+			return PE_CLOSING;
+		return PE_NONE;
+	}
+	if (starts(line, "ERR 503") || starts(line, "BYE "))
+		return PE_REFUSED;
+	if (s->phase == WAIT_HELLO) {
+		if (!starts(line, "HELLO "))
+			return PE_REFUSED;
+		char buf[128];
+		int n = snprintf(buf, sizeof(buf), "b%u\n%s\n", s->index, s->password);
+
+		session_write(s, buf, (size_t)n);
+		s->phase = WAIT_WELCOME;
+		return PE_NONE;
+	}
+	if (starts(line, "ERR "))
+		return PE_REFUSED;
+	if (starts(line, "OK - ")) {
+		s->phase = READY;
+		return PE_LOGGED_IN;
+	}
+	return PE_NONE;		/* PASS, WELCOME, USERS, HIST */
+}
+
+static size_t
+chatd_message(char *buf, size_t cap, const char *text, size_t len)
+{
+	if (len + 1 > cap)
+		return 0;
+	memcpy(buf, text, len);
+	buf[len] = '\n';
+	return len + 1;
+}
+
+const struct proto_ops proto_chatd = {
+	.name = "chatd",
+	.connected = chatd_connected,
+	.line = chatd_line,
+	.message = chatd_message,
+	.max_line = 4096 + 128,
+};

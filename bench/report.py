@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""report.py - bench/RESULTS.md from chatbench's JSON lines (called by bench/run).
+
+usage: report.py RESULTS.jsonl RESULTS.md MACHINE-NOTE REPS
+       report.py --summary < one-json-line     (a one-line summary for the log)
+Each line is one run, labelled "server|case".  Every figure is the median of
+the repetitions, with the spread (lowest..highest) beside it.  The profile
+notes in bench/findings.md (where chatd's time goes, which targets it
+misses and why) are appended as they are.
+"""
+import json
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+SERVERS = ["chatd", "ngircd", "inspircd", "ref"]
+TITLES = {"chatd": "chatd", "ngircd": "ngIRCd", "inspircd": "InspIRCd", "ref": "bare epoll fan-out"}
+PEERS = ["ngircd", "inspircd"]
+
+
+def load(path):
+    runs = defaultdict(list)
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                d = json.loads(line)
+                runs[d["label"]].append(d)
+    return runs
+
+
+def get(d, path):
+    for key in path.split("."):
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def values(runs, label, path):
+    return [v for v in (get(d, path) for d in runs.get(label, [])) if v is not None]
+
+
+def median(runs, label, path):
+    v = values(runs, label, path)
+    return statistics.median(v) if v else None
+
+
+def fmt(runs, label, path, scale=1.0, digits=1, unit=""):
+    v = values(runs, label, path)
+    if not v:
+        return "–"
+    m = statistics.median(v) * scale
+    text = f"{m:.{digits}f}{unit}"
+    if len(v) > 1:
+        text += f" ({min(v) * scale:.{digits}f}–{max(v) * scale:.{digits}f})"
+    return text
+
+
+def ratio(runs, case, path, lower_is_better=False):
+    mine = median(runs, f"chatd|{case}", path)
+    peers = [m for m in (median(runs, f"{p}|{case}", path) for p in PEERS) if m]
+    if mine is None or not peers or mine == 0:
+        return "–"
+    best = min(peers) if lower_is_better else max(peers)
+    return f"{(best / mine if lower_is_better else mine / best):.2f}×"
+
+
+def lossline(runs, label):
+    lost = values(runs, label, "lost")
+    errs = [sum(d.get("errors", {}).values()) for d in runs.get(label, [])]
+    if not lost:
+        return "–"
+    return f"{max(lost)} / {max(errs)}"
+
+
+def summary(d):
+    lat = d.get("latency_ms", {})
+    return (f"logged in {d['logged_in']}/{d['clients']} in {d['login_s']:.2f} s, "
+            f"{d['deliveries_per_s'] / 1e6:.2f} M deliveries/s, p50 {lat.get('p50')} ms, "
+            f"p99 {lat.get('p99')} ms, lost {d['lost']}, errors {sum(d['errors'].values())}")
+
+
+def main():
+    if sys.argv[1] == "--summary":
+        print(summary(json.loads(sys.stdin.readline())))
+        return
+    runs = load(sys.argv[1])
+    out = []
+    w = out.append
+    w("# Benchmark results")
+    w("")
+    w(f"Written by `bench/run` (see [README.md](README.md) for the method). Machine: {sys.argv[3]}. "
+      f"Each figure is the median of {sys.argv[4]} run(s), with the lowest and highest in "
+      "parentheses. Raw chatbench output: [results.jsonl](results.jsonl).")
+    w("")
+    servers = [s for s in SERVERS if any(k.startswith(s + "|") for k in runs)]
+
+    w("## (b) fan-out, 10 senders as fast as possible")
+    w("")
+    w("| server | N=100: deliveries/s | N=100: p99 ms | N=1,000: deliveries/s | N=1,000: p99 ms | lost / errors |")
+    w("|---|---|---|---|---|---|")
+    for s in servers:
+        w(f"| {TITLES[s]} | {fmt(runs, f'{s}|b-100', 'deliveries_per_s', 1e-6, 2, ' M')} | "
+          f"{fmt(runs, f'{s}|b-100', 'latency_ms.p99')} | "
+          f"{fmt(runs, f'{s}|b-1000', 'deliveries_per_s', 1e-6, 2, ' M')} | "
+          f"{fmt(runs, f'{s}|b-1000', 'latency_ms.p99')} | "
+          f"{lossline(runs, f'{s}|b-100')}, {lossline(runs, f'{s}|b-1000')} |")
+    w(f"| chatd ÷ best peer | {ratio(runs, 'b-100', 'deliveries_per_s')} | "
+      f"{ratio(runs, 'b-100', 'latency_ms.p99', True)} better | "
+      f"{ratio(runs, 'b-1000', 'deliveries_per_s')} | {ratio(runs, 'b-1000', 'latency_ms.p99', True)} better | |")
+    w("")
+
+    w("## (c) latency, N=1,000, 10 senders, 200 messages/s (200,000 deliveries/s)")
+    w("")
+    w("| server | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | deliveries/s | lost / errors |")
+    w("|---|---|---|---|---|---|---|---|")
+    for s in servers:
+        lab = f"{s}|c-1000"
+        w(f"| {TITLES[s]} | {fmt(runs, lab, 'latency_ms.p50', digits=2)} | {fmt(runs, lab, 'latency_ms.p90', digits=2)} | "
+          f"{fmt(runs, lab, 'latency_ms.p99', digits=2)} | {fmt(runs, lab, 'latency_ms.p999', digits=2)} | "
+          f"{fmt(runs, lab, 'latency_ms.max', digits=2)} | {fmt(runs, lab, 'deliveries_per_s', 1e-3, 0, ' k')} | "
+          f"{lossline(runs, lab)} |")
+    w("")
+
+    w("## (a) idle scale: N clients logged in to one room")
+    w("")
+    w("| server | N | logged in | login s | RSS per client KiB | cgroup per client KiB | threads | stack RSS MiB |")
+    w("|---|---|---|---|---|---|---|---|")
+    for s in servers:
+        for n in (1000, 5000, 10000):
+            lab = f"{s}|a-{n}"
+            if lab not in runs:
+                continue
+            w(f"| {TITLES[s]} | {n:,} | {fmt(runs, lab, 'logged_in', digits=0)} | {fmt(runs, lab, 'login_s', digits=2)} | "
+              f"{fmt(runs, lab, 'server.rss_per_client_kib')} | {fmt(runs, lab, 'server.cgroup_per_client_kib')} | "
+              f"{fmt(runs, lab, 'server.loaded.threads', digits=0)} | "
+              f"{fmt(runs, lab, 'server.loaded.stack_rss_kib', 1 / 1024, 1)} |")
+    w("")
+    w("RSS counts user-space pages only. The cgroup column (when bench/run could give the servers a "
+      "memory cgroup of their own) adds what the kernel spends for the server: socket buffers, and for "
+      "a thread per client its kernel stack (16 KiB on x86-64) and task struct; '-1' means no cgroup "
+      "was available, and then at least 16 KiB per thread must be added to chatd's RSS figure.")
+    w("")
+
+    if any(k.startswith("chatd|d-") for k in runs) or "chatd|a-10000" in runs:
+        w("## (d) chatd only")
+        w("")
+        w("| case | figure |")
+        w("|---|---|")
+        w(f"| start-up with 1,000,000 history messages | {fmt(runs, 'chatd|d-startup-1m', 'startup_ms', digits=0, unit=' ms')} |")
+        w(f"| shutdown with 10,000 clients online | {fmt(runs, 'chatd|a-10000', 'server.shutdown_ms', digits=0, unit=' ms')} |")
+        w(f"| one non-reading client among 1,000, others' p99 (same as (c) otherwise) | "
+          f"{fmt(runs, 'chatd|d-stalled-1000', 'latency_ms.p99', digits=2, unit=' ms')} against "
+          f"{fmt(runs, 'chatd|c-1000', 'latency_ms.p99', digits=2, unit=' ms')} |")
+        w(f"| fan-out N=1,000: durable acknowledgement (group commit) | "
+          f"{fmt(runs, 'chatd|b-1000', 'deliveries_per_s', 1e-6, 2, ' M/s')} |")
+        w(f"| fan-out N=1,000: relaxed sync (history_sync_ms = 100) | "
+          f"{fmt(runs, 'chatd|d-relaxed-1000', 'deliveries_per_s', 1e-6, 2, ' M/s')} |")
+        w("")
+    findings = os.path.join(os.path.dirname(os.path.abspath(__file__)), "findings.md")
+    if os.path.exists(findings):
+        with open(findings) as f:
+            out.append(f.read().rstrip("\n"))
+    with open(sys.argv[2], "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
