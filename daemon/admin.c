@@ -78,6 +78,9 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 	admin_data(ac, "history: last id %llu, %lld bytes, %zu in memory",
 		   (unsigned long long)st.last_id, (long long)st.file_size, st.in_memory);
 	admin_data(ac, "registered users: %zu", ident_count(srv->ident));
+	/* Lines lost to a full disk can only be reported here, not in the log. */
+	admin_data(ac, "log: %s, %lu lines could not be written", log_path() ? log_path() : "-",
+		   log_write_errors());
 	admin_data(ac, "config: %s", settings_get()->config_file);
 	admin_ok(ac, "%s", listener_paused(srv->listener) ? "paused" : "running");
 }

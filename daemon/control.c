@@ -145,7 +145,7 @@ out_line(struct admin_conn *ac, const char *prefix, const char *text)
 	out_append(ac, "\n", 1);
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 out_vformat(struct admin_conn *ac, const char *prefix, const char *fmt, va_list ap)
 {
 	char *text;

@@ -58,6 +58,13 @@ struct listener {
 	bool running;
 	struct server *srv;
 	int64_t fd_warned_ms;	/* last "out of descriptors" warning */
+	/*
+	 * Held open so that, out of descriptors, one can be let go to accept
+	 * a waiting connection and refuse it with ERR 503: without it the
+	 * excess would wait unanswered in the backlog.  -1 when it could not
+	 * be had back (tried again at the next shortage).
+	 */
+	int spare_fd;
 };
 
 /* ---- binding ---- */
@@ -215,7 +222,7 @@ listener_open(const struct settings *s, const struct activation *act, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	l->wake_fd = l->ping_fd = -1;
+	l->wake_fd = l->ping_fd = l->spare_fd = -1;
 	if (act->n_tcp > 0)
 		return adopt_activated(l, act);
 	for (int try = 0; try <= s->port_tries; try++) {
@@ -328,6 +335,32 @@ take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr)
 	}
 }
 
+static int
+open_spare(void)
+{
+	return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/*
+ * Out of descriptors: gives up the spare to take one waiting connection
+ * and refuse it, then takes the spare back.  False when that did not work
+ * (another thread took the freed number first, or nothing was waiting).
+ */
+static bool
+refuse_with_spare(struct listener *l, int lfd)
+{
+	int fd;
+
+	if (l->spare_fd < 0 && (l->spare_fd = open_spare()) < 0)
+		return false;
+	close(l->spare_fd);
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0)
+		refuse(fd, "server cannot serve more clients now");
+	l->spare_fd = open_spare();
+	return fd >= 0;
+}
+
 /* Accepts what is pending on fd; false when out of descriptors. */
 static bool
 accept_batch(struct listener *l, int lfd)
@@ -345,9 +378,12 @@ accept_batch(struct listener *l, int lfd)
 			int64_t now = time_mono_ms();
 
 			if (now - l->fd_warned_ms > 10000) {
-				log_warning("cannot accept: %s; pausing accepts briefly", strerror(errno));
+				log_warning("cannot accept: %s; refusing new connections meanwhile",
+					    strerror(errno));
 				l->fd_warned_ms = now;
 			}
+			if ((errno == EMFILE || errno == ENFILE) && refuse_with_spare(l, lfd))
+				continue;
 			return false;
 		}
 		/* EAGAIN: drained; ECONNABORTED and the like: that peer is gone. */
@@ -449,7 +485,8 @@ listener_start(struct listener *l, struct server *srv)
 	l->srv = srv;
 	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	l->ping_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (l->wake_fd < 0 || l->ping_fd < 0)
+	l->spare_fd = open_spare();
+	if (l->wake_fd < 0 || l->ping_fd < 0 || l->spare_fd < 0)
 		return -1;
 	return start_thread(l);
 }
@@ -542,6 +579,8 @@ listener_close(struct listener *l)
 		close(l->wake_fd);
 	if (l->ping_fd >= 0)
 		close(l->ping_fd);
+	if (l->spare_fd >= 0)
+		close(l->spare_fd);
 	close_all(l);
 	free(l);
 }

@@ -468,3 +468,16 @@ def test_chatctl_never_hangs_on_a_silent_daemon(tmp_path):
         assert proc.stderr == "chatctl: no answer from chatd within 1 s\n"
     finally:
         silent.close()
+
+
+def test_a_long_kick_reason_stays_valid_text(chatd):
+    alice = chatd.login("alice")
+    bob = chatd.login("bob")
+    reason = "x" + "é" * 300    # 601 bytes: longer than a reason is kept, cut inside "é"
+    chatd.ctl_ok("kick", "bob", reason)
+    # chatproto decodes strictly: a character cut in two would fail here.
+    bye = [line for line in bob.read_until_closed() if line.tag == "BYE"]
+    assert bye and bye[0][0] == "kicked"
+    part = alice.wait_for("PART")
+    for text in (bye[0][1], part[3]):
+        assert reason.startswith(text) and len(text.encode()) == 127

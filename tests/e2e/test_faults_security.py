@@ -1,0 +1,155 @@
+"""
+test_faults_security.py - what chatd leaves on disk and what a client can
+smuggle through it: the modes of its files and directories (docs/FILES.md),
+no password in any log, and no forged log line, protocol line or terminal
+escape sequence reaching anyone else.
+"""
+
+import os
+import stat
+
+from chatproto import wait_until
+import faults
+
+# Passwords that must never show up in the log, the history or chatd's stderr.
+PASSWORDS = {
+    "register": "Reg1st3r-S3cret",
+    "wrong": "Wr0ng-Gu3ss-S3cret",
+    "passwd": "N3w-P4sswd-S3cret",
+    "ctl_add": "Adm1n-Add-S3cret",
+    "ctl_passwd": "Adm1n-Passwd-S3cret",
+    "as_name": "Typ3d-As-Name-S3cret",
+}
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_modes_of_files_and_directories(chatd_factory, tmp_path):
+    old_umask = os.umask(0o022)      # the usual one; chatd must not rely on it
+    try:
+        state = tmp_path / "new" / "state"
+        logs = tmp_path / "new" / "logs"
+        d = chatd_factory(start=False, state_dir=str(state), log_file=str(logs / "chatd.log"),
+                          history_max_size=65536)
+        # Copies put back by hand with loose modes, and a temporary file left by a
+        # crash during compaction.
+        state.mkdir(parents=True)
+        (state / "history").write_text("chatd-history 1\n")
+        (state / "ident").write_text("chatd-ident 1\n")
+        (state / "history.tmp").write_text("")
+        for name in ("history", "ident", "history.tmp"):
+            os.chmod(state / name, 0o644)
+        d.start()
+        alice = d.login("alice")
+    finally:
+        os.umask(old_umask)
+
+    assert mode(d.history_path) == 0o600           # set at startup
+    assert mode(d.ident_path) == 0o600             # set by every change
+    assert mode(state / "chatd.lock") == 0o600
+    assert mode(logs) == 0o750                     # directories chatd creates
+    assert mode(d.log_path) == 0o640               # the log: readable by the group
+    # Compaction writes a new history file: it gets mode 0600 too, whatever
+    # the leftover temporary file had.
+    text = "c" * 1000
+    for _ in range(80):
+        alice.say(text)
+    wait_until(lambda: "compacted from" in d.log_text(), "a compaction", timeout=10)
+    assert mode(d.history_path) == 0o600, oct(mode(d.history_path))
+
+
+def test_no_password_in_any_log(chatd_factory, tmp_path):
+    d = chatd_factory(log_level="debug", login_fail_delay_ms=0)
+    alice = d.connect("alice")
+    alice.login("alice", PASSWORDS["register"])
+    other = d.connect("alice-again")
+    other.expect_hello()
+    other.send_line("alice")
+    other.expect("PASS", "known")
+    other.send_line(PASSWORDS["wrong"])
+    other.expect("ERR", "401")
+    # A password typed at the name prompt (an invalid name: it has a space).
+    typo = d.connect("typo")
+    typo.expect_hello()
+    typo.send_line(PASSWORDS["as_name"] + " x")
+    typo.expect("ERR")
+    _, final = alice.request("/passwd " + PASSWORDS["passwd"])
+    assert final.tag == "OK", final.raw
+    d.ctl_ok("user", "add", "carol", input=PASSWORDS["ctl_add"] + "\n")
+    d.ctl_ok("user", "passwd", "carol", input=PASSWORDS["ctl_passwd"] + "\n")
+    d.login("carol", PASSWORDS["ctl_passwd"])
+    d.restart()         # stderr and the log get the shutdown and start-up too
+
+    places = {"log": d.log_text(), "stderr": d.stderr_text(),
+              "history": d.history_path.read_text(),
+              "ident": d.ident_path.read_text(),
+              "log show": d.ctl_ok("log", "show")}
+    for where, text in places.items():
+        for what, password in PASSWORDS.items():
+            assert password not in text, f"the {what} password is in the {where}"
+    assert "login failed for alice" in places["log"]     # the events are logged, though
+
+
+# Text a client might use to forge something on someone else's screen or in the log.
+HOSTILE = [
+    b"hi\rMSG 999 2026-01-01T00:00:00.000Z root forged",  # CR: overwrite the line
+    b"line\x00two",                                         # NUL
+    b"\x1b[2J\x1b[31mred alert",                            # ESC: terminal control
+    b"\xc2\x9b2Jcsi",                                       # C1 CSI, as UTF-8
+    b"\x9b2Jraw",                                           # C1 CSI, a raw byte
+    b"\xc2\x85next line",                                   # NEL
+    b"\xe2\x80\xaeevil override",                           # U+202E bidi override
+    b"\xe2\x81\xa6isolate",                                 # U+2066 bidi isolate
+    b"tab\there",                                           # TAB
+    b"\x7fdel",                                             # DEL
+    b"\xed\xa0\x80surrogate",                               # UTF-16 surrogate
+    b"\xc0\x8aoverlong newline",                            # overlong LF
+]
+FAKE_LOG = "x 2026-01-01T00:00:00.000Z error forged entry"
+
+
+def clean(text):
+    return all(" " <= ch != "\x7f" and not "\x80" <= ch <= "\x9f" and
+               not "\u202a" <= ch <= "\u202e" and not "\u2066" <= ch <= "\u2069"
+               for ch in text)
+
+
+def test_nothing_a_client_sends_forges_a_line_or_an_escape(chatd_factory):
+    d = chatd_factory(log_level="debug")
+    mallory, bob = d.login("mallory"), d.login("bob")
+    for payload in HOSTILE:
+        for request in (payload, b"/msg bob " + payload, b"/quit " + payload,
+                        b"/passwd " + payload, b"/who " + payload, b"/" + payload):
+            mallory.send_line(request)
+            _, final = mallory.collect_reply()
+            assert final.tag == "ERR" and final[0] in ("400", "422"), (request, final.raw)
+    # Before login, in a name or a password.
+    for payload in HOSTILE:
+        eve = d.connect("eve")
+        eve.expect_hello()
+        eve.send_line(payload)
+        assert eve.read().tag == "ERR"
+        eve.send_line("eve")
+        eve.expect("PASS")
+        eve.send_line(payload)
+        assert eve.read().tag == "ERR"
+        eve.close()
+    # Text that looks like a log line is fine as text: it stays inside one line.
+    mallory.say(FAKE_LOG)
+    mallory.send_line("/quit " + FAKE_LOG)
+    mallory.read_until_closed()
+
+    part = bob.wait_for("PART", lambda p: p[1] == "mallory")
+    assert part[2] == "quit" and part[3] == FAKE_LOG
+    bob.sync()
+    # bob got nothing but clean lines: one MSG (the harmless one), the PART.
+    assert [m[3] for m in bob.live_of("MSG")] == [FAKE_LOG]
+    assert all(clean(line.raw) for line in bob.live)
+    assert not bob.live_of("PRIV")
+    log = d.log_text()
+    for line in log.splitlines():
+        assert faults.LOG_LINE_RE.match(line), f"log line out of format: {line!r}"
+        assert not line.split(" ", 2)[2].startswith("x 2026"), line
+    assert " error " not in log
