@@ -45,4 +45,7 @@ struct proto_ops {
 
 extern const struct proto_ops proto_chatd, proto_irc, proto_raw;
 
+/* A message as one line, text and LF: what chatd and the raw reference take (proto_raw.c). */
+size_t proto_line_message(char *buf, size_t cap, const char *text, size_t len);
+
 #endif

@@ -76,20 +76,10 @@ chatd_line(struct session *s, char *line, size_t len, const char **payload)
 	return PE_NONE;		/* PASS, WELCOME, USERS, HIST */
 }
 
-static size_t
-chatd_message(char *buf, size_t cap, const char *text, size_t len)
-{
-	if (len + 1 > cap)
-		return 0;
-	memcpy(buf, text, len);
-	buf[len] = '\n';
-	return len + 1;
-}
-
 const struct proto_ops proto_chatd = {
 	.name = "chatd",
 	.connected = chatd_connected,
 	.line = chatd_line,
-	.message = chatd_message,
+	.message = proto_line_message,	/* a chat line is the message itself */
 	.max_line = 4096 + 128,
 };

@@ -27,8 +27,8 @@ raw_line(struct session *s, char *line, size_t len, const char **payload)
 	return PE_DELIVERY;
 }
 
-static size_t
-raw_message(char *buf, size_t cap, const char *text, size_t len)
+size_t
+proto_line_message(char *buf, size_t cap, const char *text, size_t len)
 {
 	if (len + 1 > cap)
 		return 0;
@@ -41,6 +41,6 @@ const struct proto_ops proto_raw = {
 	.name = "raw",
 	.connected = raw_connected,
 	.line = raw_line,
-	.message = raw_message,
+	.message = proto_line_message,
 	.max_line = 4096,
 };

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "escape.h"
 #include "log.h"
 
 enum setting_type {
@@ -406,8 +407,12 @@ static int parse_addresses(struct loader *ld, const struct setting_def *d,
 			goto out;
 		}
 		if (!is_numeric_address(addrs[i])) {
+			/* Escaped: the message is one line, whatever the string holds. */
+			char shown[128];
+
+			escape_bytes(shown, sizeof(shown), addrs[i], strlen(addrs[i]));
 			fail(ld, line, "'%s': \"%s\" is not a numeric IPv4 or IPv6 "
-			     "address", d->name, addrs[i]);
+			     "address", d->name, shown);
 			goto out;
 		}
 	}

@@ -207,6 +207,9 @@ static void test_bad_addresses(void **state)
 		     "'listen': \"fe80::1%lo\" is not a numeric IPv4 or IPv6 address");
 	expect_error("listen = \" 127.0.0.1\";\n", 1,
 		     "'listen': \" 127.0.0.1\" is not a numeric IPv4 or IPv6 address");
+	/* A string across lines is shown escaped: an error message is one line. */
+	expect_error("listen = \"::1\n# not a comment\";\n", 1,
+		     "'listen': \"::1\\x0a# not a comment\" is not a numeric IPv4 or IPv6 address");
 }
 
 struct bound {
