@@ -121,7 +121,7 @@ client_reply_err(struct client *c, int code, const char *fmt, ...)
  */
 #define WAKE_SIGNAL SIGURG
 
-static sigset_t wait_mask;		/* everything blocked but WAKE_SIGNAL */
+static sigset_t wait_mask;		/* the threads' mask, but WAKE_SIGNAL open */
 static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -137,7 +137,8 @@ wake_setup(void)
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(WAKE_SIGNAL, &sa, NULL);
-	sigfillset(&wait_mask);
+	/* The mask every thread has (the signals that must kill stay open), minus the wake-up. */
+	pthread_sigmask(SIG_BLOCK, NULL, &wait_mask);
 	sigdelset(&wait_mask, WAKE_SIGNAL);
 }
 
