@@ -1,9 +1,12 @@
 /*
  * client.c - one thread per connection, from greeting to BYE.
  *
- * The thread owns its socket: it alone reads from it and writes to it, so
- * a client that stops reading only ever blocks its own thread, and never
- * blocks even that (the socket is non-blocking; poll() waits).  Others
+ * The thread owns its socket: it alone reads from it, and it writes to it
+ * except while it sleeps idle with its write rights handed to the room
+ * (room_sleep: the publisher then writes room traffic to the socket itself
+ * and the thread takes the rights back with room_wake_up() the moment it
+ * wakes).  A client that stops reading only ever blocks its own thread, and
+ * never blocks even that (the socket is non-blocking; poll() waits).  Others
  * reach the thread through the room: they publish into the fan-out ring or
  * its inbox and, if it sleeps, wake it (client_wake: a flag and a signal).
  *
@@ -433,22 +436,26 @@ wait_for_work(struct client *c, struct session_state *st)
 		snprintf(st->text, sizeof(st->text), "connection closed");
 		return -1;
 	}
-	if (!outq_empty(&c->out))
+	/* Decided before room_sleep(): from there on c->out may be the room's. */
+	bool pending = !outq_empty(&c->out), slept = false;
+	struct pollfd pfd[1] = {
+		{ .fd = c->fd, .events = (want_input ? POLLIN : 0) | (pending ? POLLOUT : 0) },
+	};
+	if (pending)
 		timeout = OVERFLOW_CHECK_MS;
-	else if (room_sleep(c->srv->room, c))
+	else if ((slept = room_sleep(c->srv->room, c, want_input)))
 		timeout = -1;
 	else
 		return 0;
 
-	struct pollfd pfd[1] = {
-		{ .fd = c->fd, .events = (want_input ? POLLIN : 0) |
-					  (outq_empty(&c->out) ? 0 : POLLOUT) },
-	};
 	bool woken;
 	/* With nothing to wait for on the socket, do not let POLLHUP spin us. */
 	if (pfd[0].events == 0)
 		pfd[0].fd = -1;
-	if (wait_io(c, pfd, 1, timeout, &woken) < 0)
+	int rc = wait_io(c, pfd, 1, timeout, &woken);
+	if (slept)
+		room_wake_up(c->srv->room, c);
+	if (rc < 0)
 		return -1;
 	if (want_input && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 		switch (fill_input(c)) {

@@ -37,6 +37,8 @@
 #define WAKE_BATCH 64
 /* Sleepers each thread wakes on its way through the room (a wake-up tree). */
 #define WAKE_CASCADE 2
+/* Write-through stands back when publishes come closer than 1/WT_BUSY_RATIO of a pass. */
+#define WT_BUSY_RATIO 64
 
 enum slot_kind {
 	SLOT_MSG,	/* a stored message: MSG to others, OK to its sender */
@@ -66,6 +68,9 @@ struct room {
 	uint64_t last_msg_id;		/* newest stored message in the ring */
 
 	struct client *sleepers;	/* doubly linked through room.sleep_* */
+	struct client *writers;		/* asleep, write rights with the room (room.sleep_*) */
+	uint64_t written_head;		/* head when the writers were last written */
+	int64_t wt_last_end, wt_last_us;	/* when the last write-through pass ended, its length */
 	struct client *targets;		/* to wake though nothing was published */
 	uint64_t woken_head;		/* head when the sleepers were last woken */
 	bool closing;
@@ -113,32 +118,42 @@ room_free(struct room *r)
 
 /* ---- waking sleeping members ---- */
 
+/*
+ * A sleeping member is on one of two lists, linked through room.sleep_*:
+ * sleepers (woken when the ring moves) or writers (the room holds its
+ * write rights and writes the ring to its socket itself, see
+ * write_through_locked).
+ */
 static void
 sleeper_remove_locked(struct room *r, struct client *c)
 {
 	if (!c->room.sleeping)
 		return;
+	struct client **head = c->room.writer ? &r->writers : &r->sleepers;
 	if (c->room.sleep_prev)
 		c->room.sleep_prev->room.sleep_next = c->room.sleep_next;
 	else
-		r->sleepers = c->room.sleep_next;
+		*head = c->room.sleep_next;
 	if (c->room.sleep_next)
 		c->room.sleep_next->room.sleep_prev = c->room.sleep_prev;
 	c->room.sleep_prev = c->room.sleep_next = NULL;
 	c->room.sleeping = false;
+	c->room.writer = false;
 }
 
 static void
-sleeper_add_locked(struct room *r, struct client *c)
+sleeper_add_locked(struct room *r, struct client *c, bool writer)
 {
 	if (c->room.sleeping)
 		return;
+	struct client **head = writer ? &r->writers : &r->sleepers;
 	c->room.sleeping = true;
+	c->room.writer = writer;
 	c->room.sleep_prev = NULL;
-	c->room.sleep_next = r->sleepers;
-	if (r->sleepers)
-		r->sleepers->room.sleep_prev = c;
-	r->sleepers = c;
+	c->room.sleep_next = *head;
+	if (*head)
+		(*head)->room.sleep_prev = c;
+	*head = c;
 }
 
 /* Wake c (at the next room_unlock_and_wake) even if nothing was published. */
@@ -179,6 +194,72 @@ wake_next_locked(struct room *r, size_t *sleepers_left)
 	return c;
 }
 
+static int deliver_slot(struct client *c, const struct ring_slot *s);
+
+static int64_t
+time_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Write-through: every member on the writers list sleeps with an empty
+ * output queue and has handed its write rights to the room (room_sleep),
+ * so whoever holds the room lock may format the ring for it and write its
+ * socket, instead of waking its thread for one line.  The cursor moves
+ * with what is formatted: what the socket takes is delivered, and the
+ * rest stays in c->out, the member comes off the list and its thread is
+ * woken to finish (it takes its rights back first, room_wake_up).  A
+ * member too far behind, out of memory or with a broken socket is woken
+ * the same way, and its thread finds out what happened.
+ */
+static void
+write_through_locked(struct room *r)
+{
+	struct client *next;
+	int64_t start = time_mono_us();
+
+	/*
+	 * Publishes that come faster than the writes they cost (a pass takes
+	 * WT_BUSY_RATIO times longer than the gap since the last one) are
+	 * left to the members' threads, which batch: the writers become
+	 * ordinary sleepers and are woken as a cascade.  Otherwise the
+	 * publisher, which holds the history lock, would write one message at
+	 * a time to every socket while the senders queue behind it.
+	 */
+	if (start - r->wt_last_end < r->wt_last_us / WT_BUSY_RATIO) {
+		struct client *c;
+
+		while ((c = r->writers) != NULL) {
+			sleeper_remove_locked(r, c);
+			sleeper_add_locked(r, c, false);
+		}
+		r->wt_last_us = 0;
+		r->written_head = r->head;
+		return;
+	}
+	for (struct client *c = r->writers; c != NULL; c = next) {
+		next = c->room.sleep_next;
+		uint64_t n = r->head - c->room.cursor;
+		bool ok = n <= r->ring_cap;
+
+		for (uint64_t i = 0; ok && i < n; i++)
+			ok = deliver_slot(c, &r->ring[(c->room.cursor + i) & (r->ring_cap - 1)]) == 0;
+		if (ok) {
+			c->room.cursor += n;
+			ok = outq_flush(&c->out, c->fd) == 0 && outq_empty(&c->out);
+		}
+		if (!ok)
+			target_add_locked(r, c);
+	}
+	r->written_head = r->head;
+	r->wt_last_end = time_mono_us();
+	r->wt_last_us = r->wt_last_end - start;
+}
+
 /*
  * Drops the room lock and wakes the targets and, if something was
  * published since the last time, up to `sleepers` sleepers.  The wake-ups
@@ -191,6 +272,8 @@ room_unlock_and_wake_some(struct room *r, size_t sleepers)
 {
 	struct client *batch[WAKE_BATCH];
 
+	if (r->written_head != r->head)
+		write_through_locked(r);
 	for (;;) {
 		size_t n = 0;
 		struct client *c;
@@ -802,13 +885,29 @@ leave:
 }
 
 bool
-room_sleep(struct room *r, struct client *c)
+room_sleep(struct room *r, struct client *c, bool write_through)
 {
 	pthread_mutex_lock(&r->lock);
 	bool idle = !r->closing && !c->room.evicted && c->room.inbox.count == 0 &&
 		    (!c->room.member || c->room.cursor == r->head);
-	if (idle)
-		sleeper_add_locked(r, c);
+	if (idle) {
+		c->room.write_rights = write_through && c->room.member && outq_empty(&c->out);
+		sleeper_add_locked(r, c, c->room.write_rights);
+	}
 	pthread_mutex_unlock(&r->lock);
 	return idle;
+}
+
+void
+room_wake_up(struct room *r, struct client *c)
+{
+	if (!c->room.write_rights)	/* only c's thread changes it */
+		return;
+	pthread_mutex_lock(&r->lock);
+	if (c->room.write_rights) {
+		if (c->room.writer)
+			sleeper_remove_locked(r, c);
+		c->room.write_rights = false;
+	}
+	pthread_mutex_unlock(&r->lock);
 }

@@ -5,9 +5,11 @@
  * kept sorted by name) and the fan-out ring: every room event (a stored
  * message, a join, a departure, a notice) is put into the ring once, as a
  * shared line, and each member's own thread copies out what it has not
- * delivered yet.  Publishing costs the same for 10 or 10,000 members; only
- * members whose threads sleep are woken, and a woken thread writes all it
- * has pending in one writev().  A member that falls further behind than its
+ * delivered yet.  Members whose threads sleep idle are not woken: they
+ * handed their write rights to the room (room_sleep), and the publisher
+ * writes the new lines to their sockets itself, one non-blocking writev()
+ * each; only a member whose socket does not take it all is woken to
+ * finish.  A running thread writes all it has pending in one writev().  A member that falls further behind than its
  * send queue limit is told "overflow" and leaves; nobody waits for it.
  *
  * Locking: one mutex, the room lock, guards everything here and the
@@ -66,10 +68,23 @@ int room_collect(struct room *r, struct client *c, int64_t send_queue_limit,
 		 enum part_reason *why, char *text, size_t textlen);
 
 /*
- * If nothing is waiting for c, mark it sleeping so the next publish wakes
- * it (client_wake), and return true; false if there is work to collect.
+ * If nothing is waiting for c, mark it sleeping and return true; false if
+ * there is work to collect.  A sleeping member is woken (client_wake) by
+ * the next publish, except with write_through (the caller's output queue
+ * is empty and it waits for nothing but input and wake-ups): then it hands
+ * its write rights to the room, which writes what is published to its
+ * socket directly and wakes it only when the socket does not take it all
+ * or something else needs the thread (a private message, eviction,
+ * shutdown).
  */
-bool room_sleep(struct room *r, struct client *c);
+bool room_sleep(struct room *r, struct client *c, bool write_through);
+
+/*
+ * After a sleep that room_sleep() entered, whatever ended it: takes c's
+ * write rights back from the room.  Until it returns, the thread must not
+ * touch c->out or c->unacked nor write to its socket.
+ */
+void room_wake_up(struct room *r, struct client *c);
 
 /* The newest stored message when chatd starts (the history read from disk). */
 void room_set_last_msg_id(struct room *r, uint64_t id);

@@ -7,7 +7,10 @@
  * - tid and wake_pending are atomic: others wake the thread with
  *   client_wake() (client.c), a flag and a signal, no descriptor.
  * - Owned by the client's own thread (no lock): in, out, state, unacked,
- *   login fields.  name is written once by that thread before room_join()
+ *   login fields.  Except: while room.write_rights is set (the thread
+ *   sleeps, room_sleep), out, unacked and writing to fd belong to whoever
+ *   holds the room lock; the thread takes them back with room_wake_up()
+ *   before it touches any of them.  name is written once by that thread before room_join()
  *   and read by others only under the room lock after that.
  * - Guarded by the room lock (room.c): everything under "room".
  * - refs is atomic: the thread holds one reference for the client's whole
@@ -57,7 +60,9 @@ struct client {
 		bool member;			/* listed in the room (logged in) */
 		int64_t joined_ms;		/* wall clock, when it logged in */
 		uint64_t cursor;		/* next fan-out ring position to deliver */
-		bool sleeping;			/* on the sleepers list */
+		bool sleeping;			/* on the sleepers or the writers list */
+		bool writer;			/* ... the writers list */
+		bool write_rights;		/* the room may write out and the socket */
 		struct client *sleep_prev, *sleep_next;
 		bool targeted;			/* on the targets list */
 		struct client *target_next;
