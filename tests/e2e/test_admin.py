@@ -446,7 +446,7 @@ def test_console_prompt_and_hidden_password_on_a_terminal(chatd_factory):
         term.type("hidden words\n")
         term.expect("Again: ")
         term.type("hidden words\n")
-        term.expect("erin registered")
+        term.expect("erin registered\r\nchatctl> ")     # the prompt comes back
         term.type("quit\n")
     finally:
         rc = term.close()
