@@ -16,6 +16,7 @@ Every wait polls for its condition with a deadline; nothing sleeps blindly.
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -249,13 +250,48 @@ class Terminal:
     def sanitizer_reports(self):
         return [p.read_text(errors="replace") for p in self.dir.glob("san*")]
 
+    def _pane_processes(self):
+        """The pane's shell and its children (chat), by pid."""
+        proc = subprocess.run([TMUX, "-S", self.sock, "display", "-p", "#{pane_pid}"],
+                              capture_output=True, text=True, timeout=scaled(10))
+        pids = [int(p) for p in proc.stdout.split() if p.isdigit()]
+        for pid in list(pids):
+            try:
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    pids += [int(c) for c in f.read().split()]
+            except OSError:
+                pass
+        return pids
+
     def close(self):
         """Ends tmux (and chat with it); fails on a sanitizer report."""
         reports = self.sanitizer_reports()
+        pids = self._pane_processes()
         subprocess.run([TMUX, "-S", self.sock, "kill-server"], capture_output=True,
                        timeout=scaled(10))
+        # A sanitizer build's exit-time leak check stops the process's threads
+        # with ptrace; where ptrace is not allowed it can spin instead of
+        # exiting after the hang-up.  Never leave such a process behind.
+        deadline = deadline_in(5)
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if running(p)]
+            time.sleep(0.05)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)
         assert not reports, "sanitizer report from chat:\n" + "\n".join(reports)
+
+
+def running(pid):
+    """Is pid a live process (not gone, not a zombie)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class FakeServer:
