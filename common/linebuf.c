@@ -14,6 +14,18 @@
 
 #include "linebuf.h"
 
+/*
+ * Where a buffer starts: chat lines are short, and chatd keeps one buffer
+ * per connected client, so a full max_line each would be most of an idle
+ * client's memory.
+ */
+#define LINEBUF_FIRST_CAP 256
+
+static size_t full_cap(const struct linebuf *lb)
+{
+	return lb->max_line + 2;
+}
+
 int linebuf_init(struct linebuf *lb, size_t max_line)
 {
 	memset(lb, 0, sizeof(*lb));
@@ -21,8 +33,8 @@ int linebuf_init(struct linebuf *lb, size_t max_line)
 		errno = ENOMEM;
 		return -1;
 	}
-	lb->cap = max_line + 2;
 	lb->max_line = max_line;
+	lb->cap = full_cap(lb) < LINEBUF_FIRST_CAP ? full_cap(lb) : LINEBUF_FIRST_CAP;
 	lb->buf = malloc(lb->cap);
 	return lb->buf != NULL ? 0 : -1;
 }
@@ -33,10 +45,24 @@ void linebuf_free(struct linebuf *lb)
 	memset(lb, 0, sizeof(*lb));
 }
 
+/* Doubles the buffer, up to its full size. */
+static bool grow(struct linebuf *lb)
+{
+	size_t cap = lb->cap > full_cap(lb) / 2 ? full_cap(lb) : 2 * lb->cap;
+	char *buf = realloc(lb->buf, cap);
+
+	if (buf == NULL)
+		return false;
+	lb->buf = buf;
+	lb->cap = cap;
+	return true;
+}
+
 /*
  * After linebuf_next() returned LB_NONE at most max_line + 1 bytes of an
- * unfinished line are left (any more would have been LB_OVERLONG), so the
- * max_line + 2 byte buffer always has room once they are at the front.
+ * unfinished line are left (any more would have been LB_OVERLONG), so a
+ * buffer grown to max_line + 2 bytes always has room once they are at the
+ * front.
  */
 char *linebuf_space(struct linebuf *lb, size_t *avail)
 {
@@ -44,6 +70,11 @@ char *linebuf_space(struct linebuf *lb, size_t *avail)
 		memmove(lb->buf, lb->buf + lb->start, lb->end - lb->start);
 		lb->end -= lb->start;
 		lb->start = 0;
+	}
+	if (lb->end == lb->cap && !grow(lb)) {
+		*avail = 0;
+		errno = ENOMEM;
+		return NULL;
 	}
 	*avail = lb->cap - lb->end;
 	return lb->buf + lb->end;
@@ -58,8 +89,11 @@ ssize_t linebuf_fill(struct linebuf *lb, int fd)
 {
 	size_t avail;
 	char *space = linebuf_space(lb, &avail);
-	ssize_t n = read(fd, space, avail);
+	ssize_t n;
 
+	if (space == NULL)
+		return -1;
+	n = read(fd, space, avail);
 	if (n > 0)
 		linebuf_commit(lb, (size_t)n);
 	return n;

@@ -16,7 +16,7 @@
 #include <sys/types.h>
 
 struct linebuf {
-	char *buf;		/* max_line + 2 bytes: the line, its CR, its LF */
+	char *buf;		/* grows up to max_line + 2 bytes: the line, its CR, its LF */
 	size_t cap;
 	size_t start;		/* first byte not yet returned */
 	size_t end;		/* one past the last byte received */
@@ -37,11 +37,14 @@ void linebuf_free(struct linebuf *lb);
 /*
  * Free space to receive into, after moving unread bytes to the front.
  * Never returns 0 bytes of space: an over-long line is dropped first.
+ * The buffer starts small and grows (doubling) only while an unfinished
+ * line fills it; NULL (errno ENOMEM) if it cannot.  Lines returned by
+ * linebuf_next() are invalid after this call.
  */
 char *linebuf_space(struct linebuf *lb, size_t *avail);
 void linebuf_commit(struct linebuf *lb, size_t n);	/* n bytes were written at linebuf_space() */
 
-/* One read(2) into the buffer: > 0 bytes read, 0 at EOF, -1 with errno set. */
+/* One read(2) into the buffer: > 0 bytes read, 0 at EOF, -1 with errno set (ENOMEM too). */
 ssize_t linebuf_fill(struct linebuf *lb, int fd);
 
 enum linebuf_result linebuf_next(struct linebuf *lb, char **line, size_t *len);

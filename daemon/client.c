@@ -37,6 +37,7 @@
 #include "login.h"
 #include "room.h"
 #include "server.h"
+#include "threadstack.h"
 #include "timefmt.h"
 #include "utf8.h"
 
@@ -53,6 +54,7 @@ struct session_state {
 	size_t held_len;
 	bool more_input;	/* lines may be buffered: do not sleep */
 	bool eof;		/* the peer closed its side */
+	bool went_deep;		/* logged in or ran a command since the last sleep */
 	enum part_reason why;
 	char text[256];
 };
@@ -364,6 +366,7 @@ handle_request(struct client *c, struct session_state *st, char *line, size_t le
 	 */
 	if (collect(c, st) < 0)
 		return -1;
+	st->went_deep = true;
 	switch (command_run(c, line, st->text, sizeof(st->text))) {
 	case COMMAND_DONE:
 		return 0;
@@ -447,6 +450,14 @@ wait_for_work(struct client *c, struct session_state *st)
 		timeout = -1;
 	else
 		return 0;
+	/*
+	 * An idle client sleeps for most of its life: the stack pages its
+	 * login or a command (a password hash, a log line) touched go back.
+	 */
+	if (slept && st->went_deep) {
+		thread_stack_release();
+		st->went_deep = false;
+	}
 
 	bool woken;
 	/* With nothing to wait for on the socket, do not let POLLHUP spin us. */
@@ -544,7 +555,7 @@ static void *
 client_main(void *arg)
 {
 	struct client *c = arg;
-	struct session_state st = { .why = PART_LOST };
+	struct session_state st = { .why = PART_LOST, .went_deep = true };
 	bool registered = false;
 	sigset_t wake_only;
 

@@ -229,7 +229,7 @@ stream_read(struct admin_conn *ac)
 		return false;
 	if ((off_t)avail > ac->stream_left)
 		avail = (size_t)ac->stream_left;
-	n = read(ac->stream_fd, space, avail);
+	n = space != NULL ? read(ac->stream_fd, space, avail) : -1;
 	if (n <= 0) {
 		if (n < 0)
 			log_warning("admin: reading the log for %s: %s", ac->peer, strerror(errno));
@@ -265,11 +265,14 @@ stream_refill(struct admin_conn *ac)
 		/* The file ends without a line end: its last line still counts. */
 		if (!terminated && linebuf_pending(&ac->stream) > 0) {
 			size_t avail;
+			char *space = linebuf_space(&ac->stream, &avail);
 
-			*linebuf_space(&ac->stream, &avail) = '\n';
-			linebuf_commit(&ac->stream, 1);
 			terminated = true;
-			continue;
+			if (space != NULL) {
+				*space = '\n';
+				linebuf_commit(&ac->stream, 1);
+				continue;
+			}
 		}
 		stream_end(ac);
 	}

@@ -232,6 +232,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *space = linebuf_space(&lb, &avail), *line;
 		enum linebuf_result r;
 
+		fuzz_assert(space != NULL);
 		n = avail < size - fed ? avail : size - fed;
 		memcpy(space, data + fed, n);
 		linebuf_commit(&lb, n);

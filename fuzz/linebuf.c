@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *line;
 		size_t len;
 
-		fuzz_assert(avail > 0);	/* linebuf.h: never 0 bytes of space */
+		fuzz_assert(space != NULL && avail > 0);	/* linebuf.h: never 0 bytes of space */
 		piece = 1 + next_rand(&rnd) % (data[1] & 1 ? 3 : m.max_line + 2);
 		if (piece > avail)
 			piece = avail;

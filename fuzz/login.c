@@ -162,6 +162,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			char *space = linebuf_space(&c->in, &avail);
 			size_t n = avail < size - fed ? avail : size - fed;
 
+			fuzz_assert(space != NULL);
+
 			memcpy(space, data + fed, n);
 			linebuf_commit(&c->in, n);
 			fed += n;

@@ -22,7 +22,7 @@
 
 /* What linebuf_next() returned, as text: "line|" per line, "!|" per LB_OVERLONG. */
 struct events {
-	char text[4096];
+	char text[8192];
 	size_t len;
 };
 
@@ -248,6 +248,51 @@ static void read_all_lines(int fd, struct events *ev, size_t *pending_at_eof)
 	linebuf_free(&lb);
 }
 
+/*
+ * A buffer starts small and grows only for a line that needs it, up to
+ * max_line + 2 bytes: a long line arrives whole, however it was cut.
+ */
+static void test_grows_for_long_lines_only(void **state)
+{
+	enum { BIG = 3000 };
+	static char input[3 * BIG];
+	static char want[3 * BIG];
+	size_t n = 0, w = 0;
+
+	memset(input, 'x', BIG);		/* exactly max_line */
+	n = BIG;
+	input[n++] = '\n';
+	memcpy(want, input, BIG);
+	w = BIG;
+	want[w++] = '|';
+	memcpy(input + n, "short\n", 6);
+	n += 6;
+	memcpy(want + w, "short|", 6);
+	w += 6;
+	memset(input + n, 'y', BIG + 1);	/* one over */
+	n += BIG + 1;
+	input[n++] = '\n';
+	want[w++] = '!';
+	want[w++] = '|';
+
+	for (size_t chunk = 1; chunk <= 2 * BIG; chunk = chunk * 3 + 1) {
+		struct linebuf lb;
+		struct events ev = { .len = 0 };
+		static struct events big;
+
+		assert_int_equal(linebuf_init(&lb, BIG), 0);
+		feed(&lb, &ev, "hi\n", 3, chunk);
+		assert_true(lb.cap < 1024);
+		big.len = 0;
+		big.text[0] = '\0';
+		feed(&lb, &big, input, n, chunk);
+		assert_int_equal(big.len, w);
+		assert_memory_equal(big.text, want, w);
+		assert_true(lb.cap <= BIG + 2);
+		linebuf_free(&lb);
+	}
+}
+
 static void test_fill_from_pipe(void **state)
 {
 	static const char input[] = "first\r\nsecond\n0123456789abcdefOVER\nthird\npartial";
@@ -305,6 +350,7 @@ int main(void)
 		cmocka_unit_test(test_zero_max_line),
 		cmocka_unit_test(test_huge_max_line_refused),
 		cmocka_unit_test(test_linear_time),
+		cmocka_unit_test(test_grows_for_long_lines_only),
 		cmocka_unit_test(test_fill_from_pipe),
 		cmocka_unit_test(test_fill_from_socketpair),
 	};
