@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +40,8 @@
 #define WAKE_CASCADE 2
 /* Write-through stands back when publishes come closer than 1/WT_BUSY_RATIO of a pass. */
 #define WT_BUSY_RATIO 64
+/* Pieces one write-through writev() carries, at most (IOV_MAX is 1024). */
+#define WT_PIECES 512
 
 enum slot_kind {
 	SLOT_MSG,	/* a stored message: MSG to others, OK to its sender */
@@ -49,7 +52,21 @@ enum slot_kind {
 struct ring_slot {
 	enum slot_kind kind;
 	uint64_t sender;	/* session id; 0 for none */
-	struct line *body;	/* SLOT_MSG: "ID TIME NAME TEXT\n"; SLOT_EVENT: the line */
+	/*
+	 * SLOT_MSG: "MSG ID TIME NAME TEXT\n", tag_len 4 (or, when that copy
+	 * could not be made, the stored "ID TIME NAME TEXT\n" with tag_len 0);
+	 * SLOT_EVENT: the line.
+	 */
+	struct line *body;
+	size_t tag_len;
+};
+
+/* What one slot puts on a member's wire: at most SLOT_PIECES runs of bytes. */
+#define SLOT_PIECES 3
+struct piece {
+	const char *base;
+	size_t len;
+	struct line *owner;	/* the line base points into; NULL for static bytes */
 };
 
 struct room {
@@ -71,6 +88,9 @@ struct room {
 	struct client *writers;		/* asleep, write rights with the room (room.sleep_*) */
 	uint64_t written_head;		/* head when the writers were last written */
 	int64_t wt_last_end, wt_last_us;	/* when the last write-through pass ended, its length */
+	/* One member's write-through writev(), in the room to spare the stack. */
+	struct piece wt_pieces[WT_PIECES];
+	struct iovec wt_iov[WT_PIECES];
 	struct client *targets;		/* to wake though nothing was published */
 	uint64_t woken_head;		/* head when the sleepers were last woken */
 	bool closing;
@@ -194,7 +214,7 @@ wake_next_locked(struct room *r, size_t *sleepers_left)
 	return c;
 }
 
-static int deliver_slot(struct client *c, const struct ring_slot *s);
+static size_t slot_pieces(struct client *c, const struct ring_slot *s, struct piece *p);
 
 static int64_t
 time_mono_us(void)
@@ -206,21 +226,77 @@ time_mono_us(void)
 }
 
 /*
+ * The pieces of up to n ring slots from c's cursor, while they fit in
+ * WT_PIECES: how many slots they cover.
+ */
+static uint64_t
+wt_gather(struct room *r, struct client *c, uint64_t n, struct piece *p, size_t *np)
+{
+	uint64_t i;
+
+	*np = 0;
+	for (i = 0; i < n && *np + SLOT_PIECES <= WT_PIECES; i++)
+		*np += slot_pieces(c, &r->ring[(c->room.cursor + i) & (r->ring_cap - 1)], p + *np);
+	return i;
+}
+
+/*
+ * Writes the gathered pieces with one writev(); what the socket does not
+ * take goes to c->out (with references of its own).  False if c has to be
+ * woken: its socket is full or broken, or memory ran out.
+ */
+static bool
+wt_write(struct room *r, struct client *c, const struct piece *p, size_t np)
+{
+	struct iovec *iov = r->wt_iov;
+	size_t total = 0, i;
+	ssize_t w;
+
+	for (i = 0; i < np; i++) {
+		iov[i].iov_base = (void *)p[i].base;
+		iov[i].iov_len = p[i].len;
+		total += p[i].len;
+	}
+	w = np ? writev(c->fd, iov, (int)np) : 0;
+	if (w == (ssize_t)total)
+		return true;
+	if (w < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			return false;	/* its thread finds out from its own write */
+		w = 0;
+	}
+	for (i = 0; i < np; i++) {
+		size_t skip = (size_t)w < p[i].len ? (size_t)w : p[i].len;
+
+		w -= (ssize_t)skip;
+		if (skip < p[i].len &&
+		    outq_push(&c->out, p[i].base + skip, p[i].len - skip,
+			      p[i].owner ? line_ref(p[i].owner) : NULL) < 0) {
+			c->room.out_lost = true;
+			return false;
+		}
+	}
+	return false;
+}
+
+/*
  * Write-through: every member on the writers list sleeps with an empty
  * output queue and has handed its write rights to the room (room_sleep),
- * so whoever holds the room lock may format the ring for it and write its
- * socket, instead of waking its thread for one line.  The cursor moves
- * with what is formatted: what the socket takes is delivered, and the
- * rest stays in c->out, the member comes off the list and its thread is
- * woken to finish (it takes its rights back first, room_wake_up).  A
- * member too far behind, out of memory or with a broken socket is woken
- * the same way, and its thread finds out what happened.
+ * so whoever holds the room lock may write the ring to its socket itself,
+ * instead of waking its thread for one line.  The pieces point into the
+ * ring's own lines, which stay put while the lock is held: no reference
+ * and no queue per delivery.  What the socket does not take stays in
+ * c->out, the member comes off the list and its thread is woken to finish
+ * (it takes its rights back first, room_wake_up).  A member too far
+ * behind, out of memory or with a broken socket is woken the same way,
+ * and its thread finds out what happened.
  */
 static void
 write_through_locked(struct room *r)
 {
 	struct client *next;
 	int64_t start = time_mono_us();
+	struct piece *p = r->wt_pieces;
 
 	/*
 	 * Publishes that come faster than the writes they cost (a pass takes
@@ -242,15 +318,16 @@ write_through_locked(struct room *r)
 		return;
 	}
 	for (struct client *c = r->writers; c != NULL; c = next) {
-		next = c->room.sleep_next;
-		uint64_t n = r->head - c->room.cursor;
+		uint64_t n = r->head - c->room.cursor, done;
+		size_t np;
 		bool ok = n <= r->ring_cap;
 
-		for (uint64_t i = 0; ok && i < n; i++)
-			ok = deliver_slot(c, &r->ring[(c->room.cursor + i) & (r->ring_cap - 1)]) == 0;
-		if (ok) {
-			c->room.cursor += n;
-			ok = outq_flush(&c->out, c->fd) == 0 && outq_empty(&c->out);
+		next = c->room.sleep_next;
+		while (ok && n > 0) {
+			done = wt_gather(r, c, n, p, &np);
+			c->room.cursor += done;
+			n -= done;
+			ok = wt_write(r, c, p, np);
 		}
 		if (!ok)
 			target_add_locked(r, c);
@@ -318,7 +395,8 @@ room_unlock_and_cascade(struct room *r)
 /* ---- the ring ---- */
 
 static void
-ring_push_locked(struct room *r, enum slot_kind kind, uint64_t sender, struct line *body)
+ring_push_locked(struct room *r, enum slot_kind kind, uint64_t sender, struct line *body,
+		 size_t tag_len)
 {
 	struct ring_slot *s = &r->ring[r->head & (r->ring_cap - 1)];
 
@@ -326,6 +404,7 @@ ring_push_locked(struct room *r, enum slot_kind kind, uint64_t sender, struct li
 	s->kind = kind;
 	s->sender = sender;
 	s->body = body;
+	s->tag_len = tag_len;
 	r->head++;
 }
 
@@ -337,7 +416,7 @@ ring_push_event_locked(struct room *r, struct line *l, uint64_t except)
 		log_warning("room: out of memory, an event was not sent");
 		return;
 	}
-	ring_push_locked(r, SLOT_EVENT, except, l);
+	ring_push_locked(r, SLOT_EVENT, except, l, 0);
 }
 
 void
@@ -346,6 +425,26 @@ room_set_last_msg_id(struct room *r, uint64_t id)
 	pthread_mutex_lock(&r->lock);
 	r->last_msg_id = id;
 	pthread_mutex_unlock(&r->lock);
+}
+
+/*
+ * The line everyone else gets, "MSG " and the stored body in one piece of
+ * memory: one iovec per delivery instead of two.  Without memory for the
+ * copy the stored body is shared as it is, and the tag goes out apart.
+ */
+static struct line *
+msg_line(struct line *body, size_t *tag_len)
+{
+	struct line *l = line_new(sizeof(tag_msg) - 1 + body->len);
+
+	if (l == NULL) {
+		*tag_len = 0;
+		return line_ref(body);
+	}
+	memcpy(l->data, tag_msg, sizeof(tag_msg) - 1);
+	memcpy(l->data + sizeof(tag_msg) - 1, body->data, body->len);
+	*tag_len = sizeof(tag_msg) - 1;
+	return l;
 }
 
 void
@@ -357,11 +456,14 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 	if (fault_active(FAULT_ROOM_HANG))
 		fault_hang();
 	for (size_t i = 0; i < n; i++) {
+		size_t tag_len;
+
 		if (e[i].failed) {
-			ring_push_locked(r, SLOT_FAILED, e[i].sender, NULL);
+			ring_push_locked(r, SLOT_FAILED, e[i].sender, NULL, 0);
 			continue;
 		}
-		ring_push_locked(r, SLOT_MSG, e[i].sender, line_ref(e[i].body));
+		struct line *l = msg_line(e[i].body, &tag_len);
+		ring_push_locked(r, SLOT_MSG, e[i].sender, l, tag_len);
 		r->last_msg_id = e[i].id;
 	}
 	room_unlock_and_cascade(r);
@@ -782,24 +884,45 @@ inbox_drain_locked(struct client *c)
 	return 0;
 }
 
+static size_t
+piece_static(struct piece *p, const char *text, size_t len)
+{
+	*p = (struct piece){ .base = text, .len = len };
+	return 1;
+}
+
+static size_t
+piece_line(struct piece *p, struct line *l, size_t from, size_t len)
+{
+	*p = (struct piece){ .base = l->data + from, .len = len, .owner = l };
+	return 1;
+}
+
 /*
  * "OK ID sent": the id is the first field of the stored body, so the
  * acknowledgement shares the body instead of formatting a line of its own.
  */
-static int
-push_ack(struct outq *q, struct line *body)
+static size_t
+ack_pieces(const struct ring_slot *s, struct piece *p)
 {
-	const char *sp = memchr(body->data, ' ', body->len);
-	size_t idlen = sp ? (size_t)(sp - body->data) + 1 : 0;
+	const char *id = s->body->data + s->tag_len;
+	const char *sp = memchr(id, ' ', s->body->len - s->tag_len);
+	size_t idlen = sp ? (size_t)(sp - id) + 1 : 0;
 
-	if (outq_push_static(q, tag_ok, sizeof(tag_ok) - 1) < 0 ||
-	    outq_push(q, body->data, idlen, line_ref(body)) < 0)
-		return -1;
-	return outq_push_static(q, ack_tail, sizeof(ack_tail) - 1);
+	piece_static(&p[0], tag_ok, sizeof(tag_ok) - 1);
+	piece_line(&p[1], s->body, s->tag_len, idlen);
+	piece_static(&p[2], ack_tail, sizeof(ack_tail) - 1);
+	return 3;
 }
 
-static int
-deliver_slot(struct client *c, const struct ring_slot *s)
+/*
+ * What slot s puts on c's wire, as at most SLOT_PIECES pieces pointing
+ * into the slot's line or static text; counts c's own messages as
+ * answered.  Shared by room_collect (which queues the pieces) and
+ * write-through (which writes them).
+ */
+static size_t
+slot_pieces(struct client *c, const struct ring_slot *s, struct piece *p)
 {
 	bool own = s->sender == c->id;
 
@@ -807,19 +930,33 @@ deliver_slot(struct client *c, const struct ring_slot *s)
 	case SLOT_MSG:
 		if (own) {
 			c->unacked--;
-			return push_ack(&c->out, s->body);
+			return ack_pieces(s, p);
 		}
-		if (outq_push_static(&c->out, tag_msg, sizeof(tag_msg) - 1) < 0)
-			return -1;
-		return outq_push_line(&c->out, line_ref(s->body));
+		if (s->tag_len == 0)
+			return piece_static(&p[0], tag_msg, sizeof(tag_msg) - 1) +
+			       piece_line(&p[1], s->body, 0, s->body->len);
+		return piece_line(p, s->body, 0, s->body->len);
 	case SLOT_FAILED:
 		if (!own)
 			return 0;
 		c->unacked--;
-		return outq_push_static(&c->out, err_not_stored, sizeof(err_not_stored) - 1);
+		return piece_static(p, err_not_stored, sizeof(err_not_stored) - 1);
 	case SLOT_EVENT:
-		return own ? 0 : outq_push_line(&c->out, line_ref(s->body));
+		return own ? 0 : piece_line(p, s->body, 0, s->body->len);
 	}
+	return 0;
+}
+
+/* Queues slot s for c (each piece with a reference of its own). */
+static int
+deliver_slot(struct client *c, const struct ring_slot *s)
+{
+	struct piece p[SLOT_PIECES];
+	size_t n = slot_pieces(c, s, p);
+
+	for (size_t i = 0; i < n; i++)
+		if (outq_push(&c->out, p[i].base, p[i].len, p[i].owner ? line_ref(p[i].owner) : NULL) < 0)
+			return -1;
 	return 0;
 }
 
@@ -847,7 +984,7 @@ room_collect(struct room *r, struct client *c, int64_t limit, enum part_reason *
 		snprintf(text, textlen, "%s", c->room.evict_text);
 		goto leave;
 	}
-	if (inbox_drain_locked(c) < 0)
+	if (c->room.out_lost || inbox_drain_locked(c) < 0)
 		goto nomem;
 	if (c->room.member && r->head - c->room.cursor <= r->ring_cap) {
 		n = r->head - c->room.cursor;

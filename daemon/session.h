@@ -70,6 +70,7 @@ struct client {
 		enum part_reason evict_reason;
 		char evict_text[REASON_TEXT_MAX + 1];
 		struct outq inbox;		/* lines other threads sent (PRIV) */
+		bool out_lost;			/* write-through could not queue output: no memory */
 	} room;
 };
 
