@@ -68,6 +68,7 @@ struct history {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;		/* the commit thread waits here */
 	bool stopping;
+	bool publishing;		/* a thread is in the publish callback */
 
 	int fd;
 	int64_t good_off;
@@ -75,8 +76,8 @@ struct history {
 	bool tail_dirty;		/* a cut back failed: bytes past good_off */
 	uint64_t next_id;
 	uint64_t last_id;		/* the newest id published as stored */
-	struct entry_vec queue;		/* appended, waiting for the next sync */
-	struct entry_vec batch;		/* being synced by the commit thread */
+	struct entry_vec queue;		/* appended, waiting for the next sync (relaxed: to be published) */
+	struct entry_vec batch;		/* being synced or published */
 	struct ring ring;
 
 	int64_t compact_after_size;	/* after a failed compaction: retry when */
@@ -210,15 +211,23 @@ static size_t ring_copy(const struct ring *r, size_t from, size_t to, struct his
 }
 
 /*
- * Hands entries to the publish callback, then moves the stored ones into
- * the ring: after the callback, because a ring smaller than the batch
- * would otherwise free bodies the callback is still lent.
+ * Moves the stored entries of v into the memory ring, then hands v to the
+ * publish callback with the history lock dropped (called and returns with
+ * it held), and empties v.  The room writes a batch to a thousand members
+ * in milliseconds: meanwhile senders go on appending.  The ring comes
+ * first, so a member who joins meanwhile finds in it every message up to
+ * the room's last id, and the room delivers the rest: nothing is missed or
+ * seen twice.  Only one thread publishes at a time (the commit thread, or
+ * in relaxed mode whichever sender finds nobody publishing), which keeps
+ * the order; v is that thread's own while the lock is dropped.
  */
-static void publish_entries(struct history *h, struct history_entry *e, size_t n)
+static void publish_entries(struct history *h, struct entry_vec *v)
 {
+	struct history_entry *e = v->e;
+	size_t n = v->n;
+
 	if (n == 0)
 		return;
-	h->publish(h->ctx, e, n);
 	for (size_t i = 0; i < n; i++) {
 		if (e[i].failed) {
 			h->failed++;
@@ -226,7 +235,28 @@ static void publish_entries(struct history *h, struct history_entry *e, size_t n
 		}
 		h->appended++;
 		h->last_id = e[i].id;
-		ring_push(&h->ring, e[i]);
+		ring_push(&h->ring, (struct history_entry){ .id = e[i].id, .sender = e[i].sender,
+							    .body = line_ref(e[i].body) });
+	}
+	h->publishing = true;
+	pthread_mutex_unlock(&h->lock);
+	h->publish(h->ctx, e, n);
+	pthread_mutex_lock(&h->lock);
+	h->publishing = false;
+	for (size_t i = 0; i < n; i++)
+		line_unref(e[i].body);
+	v->n = 0;
+}
+
+/* Takes the queue and publishes it, until nothing is left; lock held. */
+static void publish_queue(struct history *h)
+{
+	while (h->queue.n > 0) {
+		struct entry_vec taken = h->queue;
+
+		h->queue = h->batch;
+		h->batch = taken;
+		publish_entries(h, &h->batch);
 	}
 }
 
@@ -304,7 +334,7 @@ int history_append(struct history *h, uint64_t sender, const char *name,
 	int err;
 
 	pthread_mutex_lock(&h->lock);
-	if (h->sync_ms == 0 && !vec_reserve(&h->queue)) {
+	if (!vec_reserve(&h->queue)) {
 		err = ENOMEM;
 		goto fail;
 	}
@@ -328,12 +358,16 @@ int history_append(struct history *h, uint64_t sender, const char *name,
 	} else {
 		refuse(&e);
 	}
-	if (h->sync_ms) {
-		publish_entries(h, &e, 1);
-	} else {
-		h->queue.e[h->queue.n++] = e;
+	h->queue.e[h->queue.n++] = e;
+	/*
+	 * Relaxed mode publishes written messages at once, from the sender's
+	 * thread; senders who come while one publishes only queue, and it
+	 * takes their messages too: busy senders publish in batches.
+	 */
+	if (h->sync_ms == 0)
 		pthread_cond_signal(&h->wake);
-	}
+	else if (!h->publishing)
+		publish_queue(h);
 	pthread_mutex_unlock(&h->lock);
 	return 0;
 fail:
@@ -362,13 +396,12 @@ static int sync_unlocked(struct history *h, int fd, int *err)
 static void refuse_undurable(struct history *h)
 {
 	refuse_all(&h->batch);
+	/* The next commit publishes these, in order, before what comes after. */
 	refuse_all(&h->queue);
 	cut_back(h, h->durable_off);
 	h->good_off = h->durable_off;
 	h->next_id = h->last_id + 1;
-	publish_entries(h, h->batch.e, h->batch.n);
-	publish_entries(h, h->queue.e, h->queue.n);
-	h->queue.n = 0;
+	publish_entries(h, &h->batch);
 }
 
 static void commit_queue(struct history *h)
@@ -386,12 +419,11 @@ static void commit_queue(struct history *h)
 		rc = sync_unlocked(h, h->fd, &err);
 	if (rc == 0) {
 		h->durable_off = off;
-		publish_entries(h, h->batch.e, h->batch.n);
+		publish_entries(h, &h->batch);
 	} else {
 		warn_io(h, "fdatasync failed, unsynced messages refused", err);
 		refuse_undurable(h);
 	}
-	h->batch.n = 0;
 }
 
 static void sync_written(struct history *h)
@@ -603,8 +635,11 @@ static void *commit_thread(void *arg)
 	for (;;) {
 		bool stopping = wait_for_work(h);
 
-		if (h->sync_ms)
+		if (h->sync_ms) {
+			if (!h->publishing)
+				publish_queue(h);	/* normally done by the appenders already */
 			sync_written(h);
+		}
 		else
 			commit_queue(h);
 		if (stopping && h->queue.n == 0)

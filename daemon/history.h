@@ -45,7 +45,11 @@ struct history_entry {
 	bool failed;		/* could not be stored: nobody gets it */
 };
 
-/* Called under the history lock; entries (and their bodies) are only lent. */
+/*
+ * Called without the history lock, by one thread at a time and in id
+ * order: the commit thread, or in relaxed mode a sender's thread.  The
+ * entries (and their bodies) are only lent.
+ */
 typedef void (*history_publish_fn)(void *ctx, const struct history_entry *entries, size_t n);
 
 /* The file operations, replaceable by tests to simulate short writes and full disks. */

@@ -38,8 +38,6 @@
 #define WAKE_BATCH 64
 /* Sleepers each thread wakes on its way through the room (a wake-up tree). */
 #define WAKE_CASCADE 2
-/* Write-through stands back when publishes come closer than 1/WT_BUSY_RATIO of a pass. */
-#define WT_BUSY_RATIO 64
 /* Pieces one write-through writev() carries, at most (IOV_MAX is 1024). */
 #define WT_PIECES 512
 
@@ -87,7 +85,6 @@ struct room {
 	struct client *sleepers;	/* doubly linked through room.sleep_* */
 	struct client *writers;		/* asleep, write rights with the room (room.sleep_*) */
 	uint64_t written_head;		/* head when the writers were last written */
-	int64_t wt_last_end, wt_last_us;	/* when the last write-through pass ended, its length */
 	/* One member's write-through writev(), in the room to spare the stack. */
 	struct piece wt_pieces[WT_PIECES];
 	struct iovec wt_iov[WT_PIECES];
@@ -216,15 +213,6 @@ wake_next_locked(struct room *r, size_t *sleepers_left)
 
 static size_t slot_pieces(struct client *c, const struct ring_slot *s, struct piece *p);
 
-static int64_t
-time_mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /*
  * The pieces of up to n ring slots from c's cursor, while they fit in
  * WT_PIECES: how many slots they cover.
@@ -295,28 +283,8 @@ static void
 write_through_locked(struct room *r)
 {
 	struct client *next;
-	int64_t start = time_mono_us();
 	struct piece *p = r->wt_pieces;
 
-	/*
-	 * Publishes that come faster than the writes they cost (a pass takes
-	 * WT_BUSY_RATIO times longer than the gap since the last one) are
-	 * left to the members' threads, which batch: the writers become
-	 * ordinary sleepers and are woken as a cascade.  Otherwise the
-	 * publisher, which holds the history lock, would write one message at
-	 * a time to every socket while the senders queue behind it.
-	 */
-	if (start - r->wt_last_end < r->wt_last_us / WT_BUSY_RATIO) {
-		struct client *c;
-
-		while ((c = r->writers) != NULL) {
-			sleeper_remove_locked(r, c);
-			sleeper_add_locked(r, c, false);
-		}
-		r->wt_last_us = 0;
-		r->written_head = r->head;
-		return;
-	}
 	for (struct client *c = r->writers; c != NULL; c = next) {
 		uint64_t n = r->head - c->room.cursor, done;
 		size_t np;
@@ -333,8 +301,6 @@ write_through_locked(struct room *r)
 			target_add_locked(r, c);
 	}
 	r->written_head = r->head;
-	r->wt_last_end = time_mono_us();
-	r->wt_last_us = r->wt_last_end - start;
 }
 
 /*
@@ -383,8 +349,8 @@ room_unlock_and_wake(struct room *r)
  * room afterwards (room_collect, room_leave) wakes
  * WAKE_CASCADE more, until none is left.  Waking a thousand sleepers costs
  * a thousand wake-ups either way; spread like this, they run on
- * every core at once and never under the history lock, which the
- * publisher holds (a single waker there stalled every sender behind it).
+ * every core at once instead of keeping the publisher (the history's
+ * only one) from the next batch: a single waker stalled every sender.
  */
 static void
 room_unlock_and_cascade(struct room *r)

@@ -14,8 +14,8 @@
  *
  * Locking: one mutex, the room lock, guards everything here and the
  * "room" part of every struct client.  It is never held across a blocking
- * call or a password hash.  Lock order: history lock -> room lock (the
- * history publishes stored messages with its lock held).
+ * call or a password hash, and never held together with the history lock
+ * (stored messages are published with that lock dropped).
  */
 #ifndef CHATD_ROOM_H
 #define CHATD_ROOM_H

@@ -44,6 +44,8 @@ struct sink {
 	struct record *r;
 	size_t n, cap;
 	size_t by_sender[SENDERS + 1];	/* published per sender 1..SENDERS */
+	unsigned calls;			/* publish callbacks so far */
+	bool hold;			/* a callback waits here, after recording, while set */
 };
 
 /* Runs on the commit thread: no cmocka assertions here, the tests check the records. */
@@ -68,6 +70,17 @@ static void sink_publish(void *ctx, const struct history_entry *e, size_t n)
 		if (e[i].sender <= SENDERS)
 			s->by_sender[e[i].sender]++;
 	}
+	s->calls++;
+	pthread_cond_broadcast(&s->grown);
+	while (s->hold)
+		pthread_cond_wait(&s->grown, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void sink_hold(struct sink *s, bool hold)
+{
+	pthread_mutex_lock(&s->lock);
+	s->hold = hold;
 	pthread_cond_broadcast(&s->grown);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -1019,6 +1032,83 @@ static void test_relaxed_publishes_before_sync(void **state)
 	assert_file_ids_are(f->path, 1, 2);
 }
 
+struct appender {
+	struct history *h;
+	uint64_t sender;
+	const char *text;
+	int rc;
+};
+
+static void *append_thread(void *arg)
+{
+	struct appender *a = arg;
+
+	a->rc = history_append(a->h, a->sender, "ann", a->text, strlen(a->text));
+	return NULL;
+}
+
+/*
+ * The publish callback runs without the history lock: while it is busy
+ * (the room writing to every member), senders go on appending, and a
+ * message being published is already in the memory ring, where a member
+ * who joins meanwhile replays it from.
+ */
+static void test_appends_go_on_while_publishing(void **state)
+{
+	struct fixture *f = *state;
+	struct history_entry e[4];
+	struct history *h;
+	size_t n;
+
+	h = open_history(f);
+	sink_hold(&f->sink, true);
+	append(h, 1, "ann", "first");
+	sink_wait(&f->sink, 1);			/* the commit thread is in the callback */
+	append(h, 2, "bob", "meanwhile");	/* returns: the lock is free */
+	n = history_recent(h, 4, UINT64_MAX, e);
+	assert_int_equal(n, 1);
+	assert_int_equal(e[0].id, 1);
+	history_entries_release(e, n);
+	sink_hold(&f->sink, false);
+	sink_wait(&f->sink, 2);
+	assert_int_equal(f->sink.r[1].id, 2);
+	history_close(h);
+}
+
+/*
+ * In relaxed mode the sender publishes; senders who come while it does
+ * only queue, and it publishes their messages next, in one batch, in
+ * order.
+ */
+static void test_relaxed_publishes_in_batches(void **state)
+{
+	struct fixture *f = *state;
+	struct appender first;
+	pthread_t t;
+	struct history *h;
+
+	f->cfg.sync_ms = 60000;
+	h = open_history(f);
+	first = (struct appender){ .h = h, .sender = 1, .text = "first", .rc = -1 };
+	sink_hold(&f->sink, true);
+	assert_int_equal(pthread_create(&t, NULL, append_thread, &first), 0);
+	sink_wait(&f->sink, 1);			/* the first sender is publishing */
+	append(h, 2, "bob", "second");		/* queued for it, not published here */
+	append(h, 3, "cy", "third");
+	assert_int_equal(sink_count(&f->sink), 1);
+	sink_hold(&f->sink, false);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(first.rc, 0);
+	assert_int_equal(sink_count(&f->sink), 3);
+	assert_int_equal(f->sink.calls, 2);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(f->sink.r[i].id, i + 1);
+		assert_int_equal(f->sink.r[i].sender, i + 1);
+	}
+	history_close(h);
+	assert_file_ids_are(f->path, 1, 3);
+}
+
 /*
  * The commit thread finishes its work (compaction included) before it
  * takes the next batch: once a message appended after everything else was
@@ -1316,6 +1406,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relaxed_publishes_before_sync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_appends_go_on_while_publishing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relaxed_publishes_in_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_under_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_keeps_appends_made_meanwhile, setup,
 						teardown),
