@@ -17,7 +17,9 @@
 /*
  * Where a buffer starts: chat lines are short, and chatd keeps one buffer
  * per connected client, so a full max_line each would be most of an idle
- * client's memory.
+ * client's memory.  It doubles for a line that does not fit, and for a
+ * peer that sends faster than it is read (a read filled it up), so a busy
+ * connection still takes much per read().
  */
 #define LINEBUF_FIRST_CAP 256
 
@@ -71,10 +73,13 @@ char *linebuf_space(struct linebuf *lb, size_t *avail)
 		lb->end -= lb->start;
 		lb->start = 0;
 	}
-	if (lb->end == lb->cap && !grow(lb)) {
-		*avail = 0;
-		errno = ENOMEM;
-		return NULL;
+	if (lb->end == lb->cap || lb->filled) {
+		lb->filled = false;
+		if (lb->cap < full_cap(lb) && !grow(lb) && lb->end == lb->cap) {
+			*avail = 0;
+			errno = ENOMEM;
+			return NULL;
+		}
 	}
 	*avail = lb->cap - lb->end;
 	return lb->buf + lb->end;
@@ -83,6 +88,7 @@ char *linebuf_space(struct linebuf *lb, size_t *avail)
 void linebuf_commit(struct linebuf *lb, size_t n)
 {
 	lb->end += n;
+	lb->filled = lb->end == lb->cap;
 }
 
 ssize_t linebuf_fill(struct linebuf *lb, int fd)

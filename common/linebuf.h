@@ -23,6 +23,7 @@ struct linebuf {
 	size_t scan;		/* bytes from start already searched for LF */
 	size_t max_line;
 	bool discarding;	/* inside an over-long line */
+	bool filled;		/* the last commit filled the buffer: grow it */
 };
 
 enum linebuf_result {
@@ -37,9 +38,9 @@ void linebuf_free(struct linebuf *lb);
 /*
  * Free space to receive into, after moving unread bytes to the front.
  * Never returns 0 bytes of space: an over-long line is dropped first.
- * The buffer starts small and grows (doubling) only while an unfinished
- * line fills it; NULL (errno ENOMEM) if it cannot.  Lines returned by
- * linebuf_next() are invalid after this call.
+ * The buffer starts small and doubles when an unfinished line or one
+ * read fills it; NULL (errno ENOMEM) if it has to and cannot.  Lines
+ * returned by linebuf_next() are invalid after this call.
  */
 char *linebuf_space(struct linebuf *lb, size_t *avail);
 void linebuf_commit(struct linebuf *lb, size_t n);	/* n bytes were written at linebuf_space() */

@@ -252,7 +252,7 @@ static void read_all_lines(int fd, struct events *ev, size_t *pending_at_eof)
  * A buffer starts small and grows only for a line that needs it, up to
  * max_line + 2 bytes: a long line arrives whole, however it was cut.
  */
-static void test_grows_for_long_lines_only(void **state)
+static void test_grows_for_long_lines(void **state)
 {
 	enum { BIG = 3000 };
 	static char input[3 * BIG];
@@ -291,6 +291,33 @@ static void test_grows_for_long_lines_only(void **state)
 		assert_true(lb.cap <= BIG + 2);
 		linebuf_free(&lb);
 	}
+}
+
+/* Short lines, but every read fills the buffer: it grows, so reads get bigger. */
+static void test_grows_for_busy_streams(void **state)
+{
+	enum { BIG = 4096 };
+	struct linebuf lb;
+	size_t reads = 0, got = 0;
+
+	assert_int_equal(linebuf_init(&lb, BIG), 0);
+	while (got < 100 * BIG) {
+		size_t avail;
+		char *space = linebuf_space(&lb, &avail);
+
+		assert_non_null(space);
+		memset(space, 'z', avail);	/* as much as fits, lines of 7 bytes */
+		for (size_t i = 6; i < avail; i += 7)
+			space[i] = '\n';
+		linebuf_commit(&lb, avail);
+		got += avail;
+		reads++;
+		while (linebuf_next(&lb, &(char *){ NULL }, &(size_t){ 0 }) != LB_NONE)
+			;
+	}
+	assert_int_equal(lb.cap, BIG + 2);
+	assert_true(reads < 110);
+	linebuf_free(&lb);
 }
 
 static void test_fill_from_pipe(void **state)
@@ -350,7 +377,8 @@ int main(void)
 		cmocka_unit_test(test_zero_max_line),
 		cmocka_unit_test(test_huge_max_line_refused),
 		cmocka_unit_test(test_linear_time),
-		cmocka_unit_test(test_grows_for_long_lines_only),
+		cmocka_unit_test(test_grows_for_long_lines),
+		cmocka_unit_test(test_grows_for_busy_streams),
 		cmocka_unit_test(test_fill_from_pipe),
 		cmocka_unit_test(test_fill_from_socketpair),
 	};
