@@ -248,16 +248,14 @@ static void publish_entries(struct history *h, struct entry_vec *v)
 	v->n = 0;
 }
 
-/* Takes the queue and publishes it, until nothing is left; lock held. */
-static void publish_queue(struct history *h)
+/* Takes the queue and publishes it; lock held.  Others may queue meanwhile. */
+static void publish_queued(struct history *h)
 {
-	while (h->queue.n > 0) {
-		struct entry_vec taken = h->queue;
+	struct entry_vec taken = h->queue;
 
-		h->queue = h->batch;
-		h->batch = taken;
-		publish_entries(h, &h->batch);
-	}
+	h->queue = h->batch;
+	h->batch = taken;
+	publish_entries(h, &h->batch);
 }
 
 static void refuse(struct history_entry *e)
@@ -361,13 +359,15 @@ int history_append(struct history *h, uint64_t sender, const char *name,
 	h->queue.e[h->queue.n++] = e;
 	/*
 	 * Relaxed mode publishes written messages at once, from the sender's
-	 * thread; senders who come while one publishes only queue, and it
-	 * takes their messages too: busy senders publish in batches.
+	 * thread, unless someone is publishing: then the message waits in the
+	 * queue for the next batch.  A sender publishes one batch only and
+	 * leaves what came meanwhile to the commit thread, or under steady
+	 * load it would never get back to its own client.
 	 */
-	if (h->sync_ms == 0)
+	if (h->sync_ms > 0 && !h->publishing)
+		publish_queued(h);
+	if (h->queue.n > 0)
 		pthread_cond_signal(&h->wake);
-	else if (!h->publishing)
-		publish_queue(h);
 	pthread_mutex_unlock(&h->lock);
 	return 0;
 fail:
@@ -606,42 +606,68 @@ static void compact(struct history *h)
 }
 
 /* Returns whether history_close() asked the thread to stop. */
-static bool wait_for_work(struct history *h)
+/* Queued messages a publisher can take: in relaxed mode, once nobody is publishing. */
+static bool queue_ready(const struct history *h)
 {
-	struct timespec deadline;
+	return h->queue.n > 0 && (h->sync_ms == 0 || !h->publishing);
+}
 
-	if (h->sync_ms == 0) {
-		while (h->queue.n == 0 && !h->stopping)
+static struct timespec time_after_ms(int ms)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+static bool time_reached(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/*
+ * Waits for queued messages or, in relaxed mode, for the time of the next
+ * sync; returns whether history_close() asked the thread to stop.
+ */
+static bool wait_for_work(struct history *h, const struct timespec *sync_at)
+{
+	while (!h->stopping && !queue_ready(h)) {
+		if (h->sync_ms == 0)
 			pthread_cond_wait(&h->wake, &h->lock);
-		return h->stopping;
+		else if (pthread_cond_timedwait(&h->wake, &h->lock, sync_at) == ETIMEDOUT)
+			break;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += h->sync_ms / 1000;
-	deadline.tv_nsec += (long)(h->sync_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-	while (!h->stopping && pthread_cond_timedwait(&h->wake, &h->lock, &deadline) != ETIMEDOUT)
-		;
 	return h->stopping;
 }
 
 static void *commit_thread(void *arg)
 {
 	struct history *h = arg;
+	struct timespec sync_at = time_after_ms(h->sync_ms);
 
 	pthread_mutex_lock(&h->lock);
 	for (;;) {
-		bool stopping = wait_for_work(h);
+		bool stopping = wait_for_work(h, &sync_at);
 
-		if (h->sync_ms) {
-			if (!h->publishing)
-				publish_queue(h);	/* normally done by the appenders already */
-			sync_written(h);
-		}
-		else
+		if (h->sync_ms == 0) {
 			commit_queue(h);
+		} else {
+			while (queue_ready(h))
+				publish_queued(h);
+			if (stopping || time_reached(&sync_at)) {
+				sync_written(h);
+				sync_at = time_after_ms(h->sync_ms);
+			}
+		}
 		if (stopping && h->queue.n == 0)
 			break;
 		if (compaction_due(h))
