@@ -108,12 +108,18 @@ gated_crypt(const char *pw, const char *setting, char out[PASSWORD_HASH_MAX])
 	const char *res;
 	int rc = -1;
 
-	data = calloc(1, sizeof(*data));
-	if (data == NULL)
-		return -1;
+	/*
+	 * The 32 KiB of crypt_data are taken inside the gate: a burst of
+	 * logins waiting for a slot would otherwise hold one each, and the
+	 * allocator keeps such peaks for good.
+	 */
 	gate_enter();
+	data = calloc(1, sizeof(*data));
+	if (data == NULL) {
+		gate_leave();
+		return -1;
+	}
 	res = crypt_r(pw, setting, data);
-	gate_leave();
 	if (res == NULL || res[0] == '*')
 		errno = EINVAL;
 	else if (strlen(res) >= PASSWORD_HASH_MAX)
@@ -124,6 +130,7 @@ gated_crypt(const char *pw, const char *setting, char out[PASSWORD_HASH_MAX])
 	}
 	explicit_bzero(data, sizeof(*data));
 	free(data);
+	gate_leave();
 	return rc;
 }
 
