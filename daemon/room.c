@@ -248,11 +248,9 @@ wt_write(struct room *r, struct client *c, const struct piece *p, size_t np)
 	w = np ? writev(c->fd, iov, (int)np) : 0;
 	if (w == (ssize_t)total)
 		return true;
-	if (w < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			return false;	/* its thread finds out from its own write */
+	/* Full or broken: all of it is queued, and the thread's own write finds out which. */
+	if (w < 0)
 		w = 0;
-	}
 	for (i = 0; i < np; i++) {
 		size_t skip = (size_t)w < p[i].len ? (size_t)w : p[i].len;
 
