@@ -37,6 +37,20 @@ int64_t time_mono_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
+struct timespec time_after_ms(clockid_t clk, int ms)
+{
+	struct timespec t;
+
+	clock_gettime(clk, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 static void put_digits(char *out, unsigned value, int width)
 {
 	for (int i = width - 1; i >= 0; i--) {

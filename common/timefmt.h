@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define TIME_RFC3339_LEN 24	/* without the NUL */
 
@@ -17,6 +18,9 @@ int64_t time_now_ms(void);
 
 /* Milliseconds on the monotonic clock, for timeouts and durations. */
 int64_t time_mono_ms(void);
+
+/* The time ms milliseconds from now on clock clk: a deadline for a timed wait. */
+struct timespec time_after_ms(clockid_t clk, int ms);
 
 /* Writes TIME_RFC3339_LEN characters and a NUL to out. */
 void time_format_ms(char out[TIME_RFC3339_LEN + 1], int64_t epoch_ms);

@@ -612,20 +612,6 @@ static bool queue_ready(const struct history *h)
 	return h->queue.n > 0 && (h->sync_ms == 0 || !h->publishing);
 }
 
-static struct timespec time_after_ms(int ms)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 static bool time_reached(const struct timespec *t)
 {
 	struct timespec now;
@@ -652,7 +638,7 @@ static bool wait_for_work(struct history *h, const struct timespec *sync_at)
 static void *commit_thread(void *arg)
 {
 	struct history *h = arg;
-	struct timespec sync_at = time_after_ms(h->sync_ms);
+	struct timespec sync_at = time_after_ms(CLOCK_MONOTONIC, h->sync_ms);
 
 	pthread_mutex_lock(&h->lock);
 	for (;;) {
@@ -665,7 +651,7 @@ static void *commit_thread(void *arg)
 				publish_queued(h);
 			if (stopping || time_reached(&sync_at)) {
 				sync_written(h);
-				sync_at = time_after_ms(h->sync_ms);
+				sync_at = time_after_ms(CLOCK_MONOTONIC, h->sync_ms);
 			}
 		}
 		if (stopping && h->queue.n == 0)

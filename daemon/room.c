@@ -711,15 +711,8 @@ room_connections(struct room *r)
 bool
 room_lock_probe(struct room *r, int timeout_ms)
 {
-	struct timespec until;
+	struct timespec until = time_after_ms(CLOCK_REALTIME, timeout_ms);
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	if (pthread_mutex_timedlock(&r->lock, &until) != 0)
 		return false;
 	pthread_mutex_unlock(&r->lock);

@@ -139,6 +139,26 @@ static void test_clocks(void **state)
 	assert_true(m2 >= m1);
 }
 
+static int64_t ts_ns(struct timespec t)
+{
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* A deadline lies ms ahead, with its nanoseconds carried into seconds. */
+static void test_deadline(void **state)
+{
+	for (int ms = 0; ms < 3000; ms += 499) {
+		struct timespec before, after, d;
+
+		clock_gettime(CLOCK_MONOTONIC, &before);
+		d = time_after_ms(CLOCK_MONOTONIC, ms);
+		clock_gettime(CLOCK_MONOTONIC, &after);
+		assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+		assert_true(ts_ns(d) >= ts_ns(before) + (int64_t)ms * 1000000);
+		assert_true(ts_ns(d) <= ts_ns(after) + (int64_t)ms * 1000000);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -146,6 +166,7 @@ int main(void)
 		cmocka_unit_test(test_out_of_range_is_clamped_to_fixed_width),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_leap_days),
+		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_rejects_garbage),
 		cmocka_unit_test(test_clocks),
 	};
