@@ -605,7 +605,6 @@ static void compact(struct history *h)
 	free(buf);
 }
 
-/* Returns whether history_close() asked the thread to stop. */
 /* Queued messages a publisher can take: in relaxed mode, once nobody is publishing. */
 static bool queue_ready(const struct history *h)
 {
