@@ -84,6 +84,7 @@ struct bench {
 	struct sender *snd;
 	uint32_t *next_seq;		/* [receiver * senders + sender] */
 	struct histogram hist;
+	struct histogram hist_senders;	/* the deliveries the sending clients received */
 	uint64_t errors[E_KINDS];
 
 	enum phase phase;
@@ -301,7 +302,10 @@ on_delivery(struct client *c, const char *payload, int64_t t_recv)
 	B.delivered++;
 	B.snd[s].delivered++;
 	B.t_last_delivery = t_recv;
-	hist_record(&B.hist, t_recv > (int64_t)t_sent ? (uint64_t)(t_recv - (int64_t)t_sent) : 0);
+	uint64_t latency = t_recv > (int64_t)t_sent ? (uint64_t)(t_recv - (int64_t)t_sent) : 0;
+	hist_record(&B.hist, latency);
+	if (c->sender)
+		hist_record(&B.hist_senders, latency);
 
 	uint32_t *next = &B.next_seq[(size_t)(c->s.index - B.o.first) * B.o.senders + s];
 	if (seq == *next) {
@@ -627,6 +631,10 @@ report(void)
 	       (double)hist_quantile(&B.hist, 0.50) / 1e6, (double)hist_quantile(&B.hist, 0.90) / 1e6,
 	       (double)hist_quantile(&B.hist, 0.99) / 1e6, (double)hist_quantile(&B.hist, 0.999) / 1e6,
 	       (double)B.hist.max / 1e6);
+	/* Senders are busy clients: their latency apart shows whether being busy costs. */
+	printf("\"senders_latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
+	       (double)hist_quantile(&B.hist_senders, 0.50) / 1e6,
+	       (double)hist_quantile(&B.hist_senders, 0.99) / 1e6, (double)B.hist_senders.max / 1e6);
 	printf("\"errors\":{");
 	for (int k = 0; k < E_KINDS; k++)
 		printf("%s\"%s\":%" PRIu64, k ? "," : "", err_names[k], B.errors[k]);
