@@ -46,7 +46,11 @@ def test_descriptor_exhaustion_refuses_excess_and_recovers(chatd_factory):
     assert refused and 0 < len(served) <= HEADROOM
 
     # Out of descriptors, a registration cannot write the identification file:
-    # a clear error, and nothing half written.
+    # a clear error, and nothing half written.  The listener takes its spare
+    # descriptor back just after it wrote the last refusal: wait for that, or
+    # the registration may slip into the gap.
+    wait_until(lambda: faults.open_fds(d.pid) >= at_rest + HEADROOM,
+               "chatd to hold every descriptor again")
     ident_before = d.ident_path.read_bytes()
     newcomer = Client("newcomer")
     newcomer.sock = served[0]
