@@ -213,6 +213,13 @@ wake_next_locked(struct room *r, size_t *sleepers_left)
 
 static size_t slot_pieces(struct client *c, const struct ring_slot *s, struct piece *p);
 
+/* Queues what follows the first `skip` bytes of p, with a reference of its own. */
+static int
+piece_queue(struct outq *q, const struct piece *p, size_t skip)
+{
+	return outq_push(q, p->base + skip, p->len - skip, p->owner ? line_ref(p->owner) : NULL);
+}
+
 /*
  * The pieces of up to n ring slots from c's cursor, while they fit in
  * WT_PIECES: how many slots they cover.
@@ -255,9 +262,7 @@ wt_write(struct room *r, struct client *c, const struct piece *p, size_t np)
 		size_t skip = (size_t)w < p[i].len ? (size_t)w : p[i].len;
 
 		w -= (ssize_t)skip;
-		if (skip < p[i].len &&
-		    outq_push(&c->out, p[i].base + skip, p[i].len - skip,
-			      p[i].owner ? line_ref(p[i].owner) : NULL) < 0) {
+		if (skip < p[i].len && piece_queue(&c->out, &p[i], skip) < 0) {
 			c->room.out_lost = true;
 			return false;
 		}
@@ -912,7 +917,7 @@ deliver_slot(struct client *c, const struct ring_slot *s)
 	size_t n = slot_pieces(c, s, p);
 
 	for (size_t i = 0; i < n; i++)
-		if (outq_push(&c->out, p[i].base, p[i].len, p[i].owner ? line_ref(p[i].owner) : NULL) < 0)
+		if (piece_queue(&c->out, &p[i], 0) < 0)
 			return -1;
 	return 0;
 }

@@ -9,8 +9,9 @@
  * handed their write rights to the room (room_sleep), and the publisher
  * writes the new lines to their sockets itself, one non-blocking writev()
  * each; only a member whose socket does not take it all is woken to
- * finish.  A running thread writes all it has pending in one writev().  A member that falls further behind than its
- * send queue limit is told "overflow" and leaves; nobody waits for it.
+ * finish.  A running thread writes all it has pending in one writev().  A
+ * member that falls further behind than its send queue limit is told
+ * "overflow" and leaves; nobody waits for it.
  *
  * Locking: one mutex, the room lock, guards everything here and the
  * "room" part of every struct client.  It is never held across a blocking

@@ -10,8 +10,9 @@
  *   login fields.  Except: while room.write_rights is set (the thread
  *   sleeps, room_sleep), out, unacked and writing to fd belong to whoever
  *   holds the room lock; the thread takes them back with room_wake_up()
- *   before it touches any of them.  name is written once by that thread before room_join()
- *   and read by others only under the room lock after that.
+ *   before it touches any of them.  name is written once by that thread
+ *   before room_join() and read by others only under the room lock after
+ *   that.
  * - Guarded by the room lock (room.c): everything under "room".
  * - refs is atomic: the thread holds one reference for the client's whole
  *   life; room code takes a short one to wake a client after dropping the
