@@ -41,6 +41,8 @@
 #define EPOLL_BATCH	512
 #define READS_PER_EVENT	4
 #define PIDFD_TAG	UINT32_MAX
+/* A delivery later than this counts as late (the "late" figures). */
+#define LATE_NS		(50 * 1000000LL)
 
 /* ---- errors by kind ---- */
 
@@ -65,6 +67,7 @@ struct client {
 	enum cstate state;
 	int fd;
 	bool sender, stalled;
+	uint32_t late;			/* deliveries later than LATE_NS */
 	uint32_t events;		/* registered with epoll */
 	struct linebuf in;
 	char *out;
@@ -85,6 +88,8 @@ struct bench {
 	uint32_t *next_seq;		/* [receiver * senders + sender] */
 	struct histogram hist;
 	struct histogram hist_senders;	/* the deliveries the sending clients received */
+	uint64_t late;			/* deliveries later than LATE_NS, */
+	int64_t late_sent_first, late_sent_last;	/* sent between these times */
 	uint64_t errors[E_KINDS];
 
 	enum phase phase;
@@ -278,6 +283,21 @@ client_connected(struct client *c)
 
 /* ---- deliveries ---- */
 
+/*
+ * A p99 far above the p50 is either a stall that delayed everyone for a
+ * moment or a few clients served late all along: when the late messages
+ * were sent and how many receivers got them tell which.
+ */
+static void
+note_late(struct client *c, int64_t t_sent)
+{
+	if (B.late++ == 0 || t_sent < B.late_sent_first)
+		B.late_sent_first = t_sent;
+	if (t_sent > B.late_sent_last)
+		B.late_sent_last = t_sent;
+	c->late++;
+}
+
 static void
 on_delivery(struct client *c, const char *payload, int64_t t_recv)
 {
@@ -306,6 +326,8 @@ on_delivery(struct client *c, const char *payload, int64_t t_recv)
 	hist_record(&B.hist, latency);
 	if (c->sender)
 		hist_record(&B.hist_senders, latency);
+	if (latency > LATE_NS)
+		note_late(c, (int64_t)t_sent);
 
 	uint32_t *next = &B.next_seq[(size_t)(c->s.index - B.o.first) * B.o.senders + s];
 	if (seq == *next) {
@@ -635,6 +657,14 @@ report(void)
 	printf("\"senders_latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
 	       (double)hist_quantile(&B.hist_senders, 0.50) / 1e6,
 	       (double)hist_quantile(&B.hist_senders, 0.99) / 1e6, (double)B.hist_senders.max / 1e6);
+	unsigned late_receivers = 0;
+	for (unsigned i = 0; i < o->clients; i++)
+		late_receivers += B.c[i].late > 0;
+	printf("\"late\":{\"over_ms\":%d,\"deliveries\":%" PRIu64 ",\"receivers\":%u,"
+	       "\"sent_from_s\":%.3f,\"sent_to_s\":%.3f},",
+	       (int)(LATE_NS / 1000000), B.late, late_receivers,
+	       B.late ? (double)(B.late_sent_first - B.t_send) / 1e9 : 0.0,
+	       B.late ? (double)(B.late_sent_last - B.t_send) / 1e9 : 0.0);
 	printf("\"errors\":{");
 	for (int k = 0; k < E_KINDS; k++)
 		printf("%s\"%s\":%" PRIu64, k ? "," : "", err_names[k], B.errors[k]);

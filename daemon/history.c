@@ -40,6 +40,7 @@
 #define ID_MAX		9999999999999999999ULL	/* the largest id of ID_MAX_DIGITS */
 #define DAMAGED_SHOWN	10		/* damaged lines named one by one at load */
 #define WARN_INTERVAL_MS 10000		/* write/sync failures: one warning per */
+#define SLOW_SYNC_MS	100		/* a sync this long is worth a warning */
 #define COMPACT_RETRY_MS 60000
 #define COPY_CHUNK	(1 << 20)
 
@@ -85,6 +86,9 @@ struct history {
 
 	int64_t warn_quiet_until;
 	unsigned long warn_suppressed;
+	int64_t slow_quiet_until;	/* slow syncs: one warning per WARN_INTERVAL_MS */
+	unsigned long slow_suppressed;
+	int64_t slow_longest_ms;	/* of the suppressed ones */
 
 	uint64_t appended, failed, compactions;
 };
@@ -376,15 +380,45 @@ fail:
 	return -1;
 }
 
+/*
+ * In durable mode nobody sees a message before its sync, so a disk that
+ * stalls stalls the room: the log says so, or the operator sees late
+ * messages and a quiet daemon.
+ */
+static void note_sync_time(struct history *h, int64_t ms)
+{
+	int64_t now = time_mono_ms();
+
+	if (ms < SLOW_SYNC_MS)
+		return;
+	if (now < h->slow_quiet_until) {
+		h->slow_suppressed++;
+		if (ms > h->slow_longest_ms)
+			h->slow_longest_ms = ms;
+		return;
+	}
+	if (h->slow_suppressed)
+		log_warning("%s: a disk sync took %" PRId64 " ms (and %lu more took over %d ms "
+			    "since the last warning, the longest %" PRId64 " ms)",
+			    h->path, ms, h->slow_suppressed, SLOW_SYNC_MS, h->slow_longest_ms);
+	else
+		log_warning("%s: a disk sync took %" PRId64 " ms", h->path, ms);
+	h->slow_quiet_until = now + WARN_INTERVAL_MS;
+	h->slow_suppressed = 0;
+	h->slow_longest_ms = 0;
+}
+
 /* Called and returns with the lock held; appends go on meanwhile: the group commit. */
 static int sync_unlocked(struct history *h, int fd, int *err)
 {
+	int64_t start = time_mono_ms();
 	int rc;
 
 	pthread_mutex_unlock(&h->lock);
 	rc = h->io.fdatasync(fd);
 	*err = errno;
 	pthread_mutex_lock(&h->lock);
+	note_sync_time(h, time_mono_ms() - start);
 	return rc;
 }
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "history.h"
@@ -986,6 +987,33 @@ static void wait_first_sync(void)
 	io_wait(&io.syncs_entered, 1);
 }
 
+/* Holds the next sync of the history file for `ms`, a disk taking its time. */
+static void slow_sync(struct history *h, struct fixture *f, size_t published, int ms)
+{
+	unsigned entered = io_read(&io.syncs_entered);
+	struct timespec slow_disk = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	io_set_gate(true);
+	append(h, 1, "ann", "slow");
+	io_wait(&io.syncs_entered, entered + 1);
+	nanosleep(&slow_disk, NULL);
+	io_set_gate(false);
+	sink_wait(&f->sink, published);
+}
+
+/* A sync that kept the room waiting is logged, once per warning interval. */
+static void test_slow_sync_warned(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+
+	slow_sync(h, f, 1, 150);
+	assert_int_equal(log_count(f, "a disk sync took"), 1);
+	slow_sync(h, f, 2, 150);
+	history_close(h);
+	assert_int_equal(log_count(f, "a disk sync took"), 1);
+}
+
 static void test_group_commit(void **state)
 {
 	struct fixture *f = *state;
@@ -1417,6 +1445,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_write_cut_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_sync_refuses_all_pending, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_slow_sync_warned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relaxed_publishes_before_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_appends_go_on_while_publishing, setup, teardown),
