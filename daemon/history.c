@@ -9,8 +9,9 @@
  *			whenever a write fails)
  *	durable_off	end of what the last fdatasync() covered
  *
- * In durable mode (sync_ms == 0) the bytes before durable_off never change
- * again: a failed sync only cuts back to it.  In relaxed mode messages are
+ * In durable mode (sync_ms == 0) the commit thread writes and syncs each
+ * batch, and the bytes before durable_off never change again: a failed
+ * write or sync only cuts back to it.  In relaxed mode messages are
  * published once written, so it is good_off that nothing cuts back past.
  * Compaction copies those settled bytes without holding the lock.
  */
@@ -43,6 +44,7 @@
 #define SLOW_SYNC_MS	100		/* a sync this long is worth a warning */
 #define COMPACT_RETRY_MS 60000
 #define COPY_CHUNK	(1 << 20)
+#define WRITE_CHUNK	(64 * 1024)	/* durable mode: bytes of a batch per write() */
 
 struct entry_vec {
 	struct history_entry *e;
@@ -79,6 +81,7 @@ struct history {
 	uint64_t last_id;		/* the newest id published as stored */
 	struct entry_vec queue;		/* appended, waiting for the next sync (relaxed: to be published) */
 	struct entry_vec batch;		/* being synced or published */
+	char *write_buf;		/* durable mode: the commit thread's, WRITE_CHUNK */
 	struct ring ring;
 
 	int64_t compact_after_size;	/* after a failed compaction: retry when */
@@ -354,6 +357,8 @@ int history_append(struct history *h, uint64_t sender, const char *name,
 	if (e.id > ID_MAX) {
 		warn_io(h, "no message ids left, message refused", EOVERFLOW);
 		refuse(&e);
+	} else if (h->sync_ms == 0) {
+		h->next_id++;		/* the commit thread writes it */
 	} else if (store_body(h, e.body)) {
 		h->next_id++;
 		h->good_off += e.body->len;
@@ -423,9 +428,9 @@ static int sync_unlocked(struct history *h, int fd, int *err)
 }
 
 /*
- * Nothing written after durable_off may be published any more once a sync
- * has failed (the kernel may have dropped those pages), so every message
- * not yet durable is refused, in order, and its id given out again.
+ * Nothing written after durable_off may be published any more once a write
+ * or a sync has failed (the kernel may have dropped those pages), so every
+ * message not yet durable is refused, in order, and its id given out again.
  */
 static void refuse_undurable(struct history *h)
 {
@@ -438,26 +443,79 @@ static void refuse_undurable(struct history *h)
 	publish_entries(h, &h->batch);
 }
 
+/* write_whole() to the history file, adding what it wrote to *written. */
+static bool write_counted(struct history *h, const char *buf, size_t len, int64_t *written)
+{
+	if (!write_whole(h, h->fd, buf, len))
+		return false;
+	*written += (int64_t)len;
+	return true;
+}
+
+/*
+ * Durable mode: the batch's messages, in order, with one write() per
+ * WRITE_CHUNK bytes from the commit thread, rather than one write() each
+ * from every sender's thread with the lock held (ten senders took turns
+ * at the file system).  Called and returns with the lock held; only the
+ * commit thread writes the file in this mode, so it writes unlocked.
+ */
+static bool write_batch_unlocked(struct history *h, const struct entry_vec *v, int *err)
+{
+	size_t used = 0;
+	int64_t written = 0;
+	bool ok = true;
+
+	if (h->tail_dirty && !cut_back(h, h->good_off)) {
+		*err = EIO;
+		return false;
+	}
+	pthread_mutex_unlock(&h->lock);
+	for (size_t i = 0; ok && i < v->n; i++) {
+		const struct line *b = v->e[i].body;
+
+		if (b == NULL)		/* refused */
+			continue;
+		if (used > 0 && used + b->len > WRITE_CHUNK) {
+			ok = write_counted(h, h->write_buf, used, &written);
+			used = 0;
+		}
+		if (ok && b->len > WRITE_CHUNK) {	/* longer than any line chatd takes */
+			ok = write_counted(h, b->data, b->len, &written);
+		} else if (ok) {
+			memcpy(h->write_buf + used, b->data, b->len);
+			used += b->len;
+		}
+	}
+	if (ok && used > 0)
+		ok = write_counted(h, h->write_buf, used, &written);
+	*err = errno;
+	pthread_mutex_lock(&h->lock);
+	h->good_off += written;
+	return ok;
+}
+
 static void commit_queue(struct history *h)
 {
 	struct entry_vec taken = h->queue;
-	int64_t off = h->good_off;
-	int rc = 0, err = 0;
+	int err = 0;
 
 	if (taken.n == 0)
 		return;
 	h->queue = h->batch;
 	h->batch = taken;
+	if (!write_batch_unlocked(h, &h->batch, &err)) {
+		warn_io(h, "write failed, unsynced messages refused", err);
+		refuse_undurable(h);
+		return;
+	}
 	/* A batch of refusals only has nothing new to sync. */
-	if (off != h->durable_off)
-		rc = sync_unlocked(h, h->fd, &err);
-	if (rc == 0) {
-		h->durable_off = off;
-		publish_entries(h, &h->batch);
-	} else {
+	if (h->good_off != h->durable_off && sync_unlocked(h, h->fd, &err) != 0) {
 		warn_io(h, "fdatasync failed, unsynced messages refused", err);
 		refuse_undurable(h);
+		return;
 	}
+	h->durable_off = h->good_off;
+	publish_entries(h, &h->batch);
 }
 
 static void sync_written(struct history *h)
@@ -894,6 +952,7 @@ static void history_free(struct history *h)
 	free(h->ring.e);
 	free(h->queue.e);
 	free(h->batch.e);
+	free(h->write_buf);
 	free(h->tmp_path);
 	free(h->path);
 	free(h);
@@ -945,7 +1004,9 @@ struct history *history_open(const struct history_config *cfg, history_publish_f
 		h->tmp_path = NULL;
 	h->ring.cap = cfg->memory;
 	h->ring.e = calloc(cfg->memory, sizeof(*h->ring.e));
-	if (!h->path || !h->tmp_path || !h->ring.e) {
+	if (h->sync_ms == 0)
+		h->write_buf = malloc(WRITE_CHUNK);
+	if (!h->path || !h->tmp_path || !h->ring.e || (h->sync_ms == 0 && !h->write_buf)) {
 		snprintf(err, errlen, "%s: out of memory", cfg->path);
 		goto fail;
 	}

@@ -69,7 +69,7 @@ def test_history_on_a_full_disk(tmpfs_factory, chatd_factory, tmp_path):
     assert not set(refused) & set(seen.values())
     assert all(h[3] not in refused for h in alice.request("/history 50")[0])
     # The refusals were logged once, not once each.
-    assert d.log_text().count("write failed, message refused") == 1
+    assert d.log_text().count("write failed, unsynced messages refused") == 1
     status = d.ctl_ok("status")
     assert re.search(rf"messages: \d+ since start, {len(refused)} refused", status), status
 

@@ -146,6 +146,7 @@ static struct {
 	bool gate_closed;	/* fdatasync waits while closed */
 	bool hold_tmp_sync;	/* the next sync of a "*.tmp" file closes the gate */
 	unsigned syncs_entered, syncs_done, tmp_syncs_done, tmp_write_failures, tmp_syncs_held;
+	unsigned writes;	/* write() calls, failed ones too */
 } io = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
 
 static bool is_tmp_file(int fd)
@@ -166,6 +167,7 @@ static ssize_t hook_write(int fd, const void *buf, size_t len)
 	bool fail_tmp = false, cut_short = false, enospc = false;
 
 	pthread_mutex_lock(&io.lock);
+	io.writes++;
 	if (io.fail_tmp_writes && is_tmp_file(fd)) {
 		fail_tmp = true;
 		io.tmp_write_failures++;
@@ -251,7 +253,7 @@ static void io_reset(void)
 	io.short_writes = io.enospc_writes = io.failing_syncs = 0;
 	io.fail_tmp_writes = io.gate_closed = io.hold_tmp_sync = false;
 	io.syncs_entered = io.syncs_done = io.tmp_syncs_done = 0;
-	io.tmp_write_failures = io.tmp_syncs_held = 0;
+	io.tmp_write_failures = io.tmp_syncs_held = io.writes = 0;
 	pthread_cond_broadcast(&io.changed);
 	pthread_mutex_unlock(&io.lock);
 }
@@ -841,6 +843,7 @@ static void test_failed_write_cut_back(void **state)
 	io.enospc_writes = 1;
 	pthread_mutex_unlock(&io.lock);
 	append(h, 78, "ann", "this one finds the disk full");
+	sink_wait(&f->sink, 4);
 	append(h, 79, "ann", "three");
 	sink_wait(&f->sink, 5);
 	assert_true(f->sink.r[3].failed);
@@ -863,6 +866,53 @@ static void test_failed_write_cut_back(void **state)
 	assert_int_equal(log_count(f, "damaged"), 0);
 	assert_int_equal(log_count(f, "torn"), 0);
 	/* Two failures in a row: the second warning is held back. */
+	assert_int_equal(log_count(f, "write failed"), 1);
+}
+
+/* Appends n messages from sender while the sync of one more is held: one batch after it. */
+static void queue_behind_a_sync(struct history *h, uint64_t sender, int n)
+{
+	unsigned entered = io_read(&io.syncs_entered);
+
+	io_set_gate(true);
+	append(h, 1, "ann", "being synced");
+	io_wait(&io.syncs_entered, entered + 1);
+	for (int i = 0; i < n; i++)
+		append(h, sender, "ann", "queued meanwhile");
+}
+
+/* Durable mode: what queues during a sync is written with one write(), and refused together. */
+static void test_batch_written_together(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+	unsigned writes;
+
+	queue_behind_a_sync(h, 2, 20);
+	writes = io_read(&io.writes);
+	io_set_gate(false);
+	sink_wait(&f->sink, 21);
+	assert_int_equal(io_read(&io.writes), writes + 1);
+	for (size_t i = 0; i < 21; i++)
+		assert_false(f->sink.r[i].failed);
+
+	/* The disk is full when the batch is written: all of it is refused, its ids given again. */
+	queue_behind_a_sync(h, 3, 20);
+	pthread_mutex_lock(&io.lock);
+	io.enospc_writes = 1;
+	pthread_mutex_unlock(&io.lock);
+	io_set_gate(false);
+	sink_wait(&f->sink, 42);
+	assert_false(f->sink.r[21].failed);
+	for (size_t i = 22; i < 42; i++) {
+		assert_true(f->sink.r[i].failed);
+		assert_int_equal(f->sink.r[i].sender, 3);
+	}
+	append(h, 4, "ann", "after");
+	sink_wait(&f->sink, 43);
+	assert_int_equal(f->sink.r[42].id, 23);
+	history_close(h);
+	assert_file_ids_are(f->path, 1, 23);
 	assert_int_equal(log_count(f, "write failed"), 1);
 }
 
@@ -1163,15 +1213,24 @@ static void barrier(struct fixture *f, struct history *h, size_t *sent)
 	}
 }
 
-static void fill(struct history *h, size_t *sent, int64_t until)
+/*
+ * Appends until the file reaches `until` bytes or is compacted, each
+ * message published before the next (in durable mode the file grows only
+ * as they are committed), so none is left queued behind the compaction
+ * this may start.
+ */
+static void fill(struct fixture *f, struct history *h, size_t *sent, int64_t until)
 {
 	struct history_stats st;
+	uint64_t compactions;
 
+	history_get_stats(h, &st);
+	compactions = st.compactions;
 	do {
 		append(h, 1, "ann", "filling up the history file, line after line");
-		++*sent;
+		sink_wait(&f->sink, ++*sent);
 		history_get_stats(h, &st);
-	} while (st.file_size < until);
+	} while (st.file_size < until && st.compactions == compactions);
 }
 
 static void test_compaction_under_load(void **state)
@@ -1244,7 +1303,7 @@ static void compact_with_appends_meanwhile(struct fixture *f, struct history *h,
 	pthread_mutex_lock(&io.lock);
 	io.hold_tmp_sync = true;
 	pthread_mutex_unlock(&io.lock);
-	fill(h, sent, f->cfg.max_size + 1);
+	fill(f, h, sent, f->cfg.max_size + 1);
 	io_wait(&io.tmp_syncs_held, held + 1);
 	sink_wait(&f->sink, *sent);
 
@@ -1268,7 +1327,7 @@ static void test_compaction_keeps_appends_made_meanwhile(void **state)
 
 	f->cfg.max_size = 8192;
 	h = open_history(f);
-	fill(h, &sent, f->cfg.max_size - 200);
+	fill(f, h, &sent, f->cfg.max_size - 200);
 	sink_wait(&f->sink, sent);
 
 	compact_with_appends_meanwhile(f, h, &sent, false);
@@ -1316,7 +1375,7 @@ static void test_relaxed_compaction(void **state)
 	f->cfg.sync_ms = 5;
 	f->cfg.max_size = 8192;
 	h = open_history(f);
-	fill(h, &sent, f->cfg.max_size + 1);
+	fill(f, h, &sent, f->cfg.max_size + 1);
 	assert_int_equal(sink_count(&f->sink), sent);
 	/* The temp file is synced twice; the switch completes before the lock is free again. */
 	io_wait(&io.tmp_syncs_done, 2);
@@ -1348,7 +1407,7 @@ static void test_compaction_disk_full(void **state)
 	pthread_mutex_lock(&io.lock);
 	io.fail_tmp_writes = true;
 	pthread_mutex_unlock(&io.lock);
-	fill(h, &sent, f->cfg.max_size + 1);
+	fill(f, h, &sent, f->cfg.max_size + 1);
 	barrier(f, h, &sent);
 
 	assert_int_equal(io_read(&io.tmp_write_failures), 1);
@@ -1365,7 +1424,7 @@ static void test_compaction_disk_full(void **state)
 	barrier(f, h, &sent);
 	history_get_stats(h, &st);
 	assert_int_equal(st.compactions, 0);
-	fill(h, &sent, failed_at + f->cfg.max_size / 4);
+	fill(f, h, &sent, failed_at + f->cfg.max_size / 4);
 	barrier(f, h, &sent);
 	history_get_stats(h, &st);
 	assert_int_equal(st.compactions, 1);
@@ -1443,6 +1502,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_created_and_empty_files_get_header, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_failed_write_cut_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_written_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_sync_refuses_all_pending, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_slow_sync_warned, setup, teardown),
