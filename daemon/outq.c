@@ -45,9 +45,32 @@ outq_grow(struct outq *q)
 	return 0;
 }
 
+/*
+ * Bytes that continue the last item (the next message of a batch the room
+ * keeps in one line) extend it: the kernel copies one run of bytes per
+ * iovec, and per iovec is where a writev() of many short lines spends.
+ */
+static bool
+outq_extend_last(struct outq *q, const void *base, size_t len, struct line *owner)
+{
+	struct outq_item *last;
+
+	if (q->count == 0)
+		return false;
+	last = &q->items[(q->head + q->count - 1) % q->cap];
+	if (last->owner != owner || (const char *)last->iov.iov_base + last->iov.iov_len != base)
+		return false;
+	last->iov.iov_len += len;
+	q->bytes += len;
+	line_unref(owner);	/* the item holds one already */
+	return true;
+}
+
 int
 outq_push(struct outq *q, const void *base, size_t len, struct line *owner)
 {
+	if (outq_extend_last(q, base, len, owner))
+		return 0;
 	if (q->count == q->cap && outq_grow(q) < 0) {
 		line_unref(owner);
 		errno = ENOMEM;

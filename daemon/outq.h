@@ -36,6 +36,8 @@ void outq_free(struct outq *q);	/* drops every reference */
 /*
  * Queue len bytes at base.  owner, if not NULL, is a reference the queue
  * takes over (the caller gave up its own or took one for the queue).
+ * Bytes that continue the last item in memory, with the same owner, are
+ * added to it (and the spare reference released).
  * Returns -1 (ENOMEM) and releases owner on failure.
  */
 int outq_push(struct outq *q, const void *base, size_t len, struct line *owner);

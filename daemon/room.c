@@ -51,12 +51,13 @@ struct ring_slot {
 	enum slot_kind kind;
 	uint64_t sender;	/* session id; 0 for none */
 	/*
-	 * SLOT_MSG: "MSG ID TIME NAME TEXT\n", tag_len 4 (or, when that copy
-	 * could not be made, the stored "ID TIME NAME TEXT\n" with tag_len 0);
-	 * SLOT_EVENT: the line.
+	 * The slot's bytes are body->data[off, off + len).  SLOT_MSG:
+	 * "MSG ID TIME NAME TEXT\n" in the line of its batch (batch_line),
+	 * tag_len 4, or, when that copy could not be made, the whole stored
+	 * "ID TIME NAME TEXT\n" with tag_len 0; SLOT_EVENT: a whole line.
 	 */
 	struct line *body;
-	size_t tag_len;
+	size_t off, len, tag_len;
 };
 
 /* What one slot puts on a member's wire: at most SLOT_PIECES runs of bytes. */
@@ -220,9 +221,25 @@ piece_queue(struct outq *q, const struct piece *p, size_t skip)
 	return outq_push(q, p->base + skip, p->len - skip, p->owner ? line_ref(p->owner) : NULL);
 }
 
+/* Appends the `added` pieces at p[n] to p[0..n), each merged into the one before if they touch. */
+static size_t
+pieces_merge(struct piece *p, size_t n, size_t added)
+{
+	for (size_t i = n, end = n + added; i < end; i++) {
+		struct piece *last = n > 0 ? &p[n - 1] : NULL;
+
+		if (last && last->owner == p[i].owner && last->base + last->len == p[i].base)
+			last->len += p[i].len;
+		else
+			p[n++] = p[i];
+	}
+	return n;
+}
+
 /*
  * The pieces of up to n ring slots from c's cursor, while they fit in
- * WT_PIECES: how many slots they cover.
+ * WT_PIECES: how many slots they cover.  The messages of a batch touch
+ * in memory, so a batch usually takes one piece.
  */
 static uint64_t
 wt_gather(struct room *r, struct client *c, uint64_t n, struct piece *p, size_t *np)
@@ -230,8 +247,11 @@ wt_gather(struct room *r, struct client *c, uint64_t n, struct piece *p, size_t 
 	uint64_t i;
 
 	*np = 0;
-	for (i = 0; i < n && *np + SLOT_PIECES <= WT_PIECES; i++)
-		*np += slot_pieces(c, &r->ring[(c->room.cursor + i) & (r->ring_cap - 1)], p + *np);
+	for (i = 0; i < n && *np + SLOT_PIECES <= WT_PIECES; i++) {
+		const struct ring_slot *s = &r->ring[(c->room.cursor + i) & (r->ring_cap - 1)];
+
+		*np = pieces_merge(p, *np, slot_pieces(c, s, p + *np));
+	}
 	return i;
 }
 
@@ -363,17 +383,14 @@ room_unlock_and_cascade(struct room *r)
 
 /* ---- the ring ---- */
 
+/* Takes over slot.body's reference. */
 static void
-ring_push_locked(struct room *r, enum slot_kind kind, uint64_t sender, struct line *body,
-		 size_t tag_len)
+ring_push_locked(struct room *r, struct ring_slot slot)
 {
 	struct ring_slot *s = &r->ring[r->head & (r->ring_cap - 1)];
 
 	line_unref(s->body);
-	s->kind = kind;
-	s->sender = sender;
-	s->body = body;
-	s->tag_len = tag_len;
+	*s = slot;
 	r->head++;
 }
 
@@ -385,7 +402,8 @@ ring_push_event_locked(struct room *r, struct line *l, uint64_t except)
 		log_warning("room: out of memory, an event was not sent");
 		return;
 	}
-	ring_push_locked(r, SLOT_EVENT, except, l, 0);
+	ring_push_locked(r, (struct ring_slot){ .kind = SLOT_EVENT, .sender = except, .body = l,
+						.len = l->len });
 }
 
 void
@@ -397,45 +415,76 @@ room_set_last_msg_id(struct room *r, uint64_t id)
 }
 
 /*
- * The line everyone else gets, "MSG " and the stored body in one piece of
- * memory: one iovec per delivery instead of two.  Without memory for the
- * copy the stored body is shared as it is, and the tag goes out apart.
+ * What everyone else gets, "MSG ID TIME NAME TEXT\n", for a whole batch
+ * in one piece of memory that its slots share.  Consecutive slots' bytes
+ * then touch, and touching pieces are merged (wt_gather, outq_push): a
+ * member that gets the batch gets one iovec, not one per message, and per
+ * iovec is where the kernel's copy in writev() spent.  A member pins at
+ * most the batches at the ends of what it has queued, since it collects
+ * slots in order.  NULL if the batch holds no message or without memory.
  */
 static struct line *
-msg_line(struct line *body, size_t *tag_len)
+batch_line(const struct history_entry *e, size_t n)
 {
-	struct line *l = line_new(sizeof(tag_msg) - 1 + body->len);
+	const size_t tag = sizeof(tag_msg) - 1;
+	size_t total = 0, off = 0;
+	struct line *l;
 
-	if (l == NULL) {
-		*tag_len = 0;
-		return line_ref(body);
+	for (size_t i = 0; i < n; i++)
+		if (!e[i].failed)
+			total += tag + e[i].body->len;
+	if (total == 0 || (l = line_new(total)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].failed)
+			continue;
+		memcpy(l->data + off, tag_msg, tag);
+		memcpy(l->data + off + tag, e[i].body->data, e[i].body->len);
+		off += tag + e[i].body->len;
 	}
-	memcpy(l->data, tag_msg, sizeof(tag_msg) - 1);
-	memcpy(l->data + sizeof(tag_msg) - 1, body->data, body->len);
-	*tag_len = sizeof(tag_msg) - 1;
 	return l;
+}
+
+/* A message's slot: its bytes in the batch's line, or (no line) the stored body. */
+static struct ring_slot
+msg_slot(const struct history_entry *e, struct line *batch, size_t *off)
+{
+	struct ring_slot s = { .kind = SLOT_MSG, .sender = e->sender };
+
+	if (batch == NULL) {
+		s.body = line_ref(e->body);
+		s.len = e->body->len;
+		return s;
+	}
+	s.body = line_ref(batch);
+	s.off = *off;
+	s.tag_len = sizeof(tag_msg) - 1;
+	s.len = s.tag_len + e->body->len;
+	*off += s.len;
+	return s;
 }
 
 void
 room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 {
 	struct room *r = ctx;
+	struct line *batch = batch_line(e, n);	/* made before the lock is taken */
+	size_t off = 0;
 
 	pthread_mutex_lock(&r->lock);
 	if (fault_active(FAULT_ROOM_HANG))
 		fault_hang();
 	for (size_t i = 0; i < n; i++) {
-		size_t tag_len;
-
 		if (e[i].failed) {
-			ring_push_locked(r, SLOT_FAILED, e[i].sender, NULL, 0);
+			ring_push_locked(r, (struct ring_slot){ .kind = SLOT_FAILED,
+								.sender = e[i].sender });
 			continue;
 		}
-		struct line *l = msg_line(e[i].body, &tag_len);
-		ring_push_locked(r, SLOT_MSG, e[i].sender, l, tag_len);
+		ring_push_locked(r, msg_slot(&e[i], batch, &off));
 		r->last_msg_id = e[i].id;
 	}
 	room_unlock_and_cascade(r);
+	line_unref(batch);
 }
 
 /* ---- members ---- */
@@ -867,12 +916,12 @@ piece_line(struct piece *p, struct line *l, size_t from, size_t len)
 static size_t
 ack_pieces(const struct ring_slot *s, struct piece *p)
 {
-	const char *id = s->body->data + s->tag_len;
-	const char *sp = memchr(id, ' ', s->body->len - s->tag_len);
+	const char *id = s->body->data + s->off + s->tag_len;
+	const char *sp = memchr(id, ' ', s->len - s->tag_len);
 	size_t idlen = sp ? (size_t)(sp - id) + 1 : 0;
 
 	piece_static(&p[0], tag_ok, sizeof(tag_ok) - 1);
-	piece_line(&p[1], s->body, s->tag_len, idlen);
+	piece_line(&p[1], s->body, s->off + s->tag_len, idlen);
 	piece_static(&p[2], ack_tail, sizeof(ack_tail) - 1);
 	return 3;
 }
@@ -896,15 +945,15 @@ slot_pieces(struct client *c, const struct ring_slot *s, struct piece *p)
 		}
 		if (s->tag_len == 0)
 			return piece_static(&p[0], tag_msg, sizeof(tag_msg) - 1) +
-			       piece_line(&p[1], s->body, 0, s->body->len);
-		return piece_line(p, s->body, 0, s->body->len);
+			       piece_line(&p[1], s->body, s->off, s->len);
+		return piece_line(p, s->body, s->off, s->len);
 	case SLOT_FAILED:
 		if (!own)
 			return 0;
 		c->unacked--;
 		return piece_static(p, err_not_stored, sizeof(err_not_stored) - 1);
 	case SLOT_EVENT:
-		return own ? 0 : piece_line(p, s->body, 0, s->body->len);
+		return own ? 0 : piece_line(p, s->body, s->off, s->len);
 	}
 	return 0;
 }
