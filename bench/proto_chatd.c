@@ -25,12 +25,14 @@ starts(const char *line, const char *prefix)
 	return strncmp(line, prefix, strlen(prefix)) == 0;
 }
 
-/* The free text after n space-separated fields, or NULL. */
+/* The free text after n space-separated fields of the len bytes at p, or NULL. */
 static const char *
-after_fields(const char *p, int n)
+after_fields(const char *p, size_t len, int n)
 {
+	const char *end = p + len;
+
 	while (n-- > 0) {
-		p = strchr(p, ' ');
+		p = memchr(p, ' ', (size_t)(end - p));
 		if (p == NULL)
 			return NULL;
 		p++;
@@ -41,10 +43,9 @@ after_fields(const char *p, int n)
 static enum proto_event
 chatd_line(struct session *s, char *line, size_t len, const char **payload)
 {
-	(void)len;
 	if (s->phase == READY) {
 		if (starts(line, "MSG ")) {
-			*payload = after_fields(line, 4);
+			*payload = after_fields(line, len, 4);
 			return *payload ? PE_DELIVERY : PE_SERVER_ERROR;
 		}
 		if (starts(line, "OK ") && !starts(line, "OK - "))
