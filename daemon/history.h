@@ -3,17 +3,20 @@
  * the last messages kept in memory for replay and /history.
  *
  * The history owns the id sequence.  history_append() gives a message the
- * next id and the server's timestamp and writes it to the file; the commit
- * thread then makes a batch of appends durable with one fdatasync() and
- * hands them, in id order, to the publish callback.  So nobody sees a
- * message, and its sender gets no acknowledgement, before it is on disk.
- * With history_sync_ms > 0 the callback runs at once from history_append()
- * and the commit thread syncs every that many milliseconds instead.
+ * next id and the server's timestamp and queues it; the commit thread then
+ * writes a batch of appends to the file, makes it durable with one
+ * fdatasync() and hands it, in id order, to the publish callback.  So
+ * nobody sees a message, and its sender gets no acknowledgement, before
+ * it is on disk.  With history_sync_ms > 0 history_append() writes the
+ * message itself, the callback runs at once from it (or, if another
+ * thread is publishing, from the commit thread with the next batch), and
+ * the commit thread syncs every that many milliseconds instead.
  *
- * A message that cannot be stored (a failed or short write, which is cut
- * back to the last good offset, or a failed fdatasync, after which every
- * message not yet durable is cut back) is published too, with failed set,
- * in its place in the sequence, so its sender learns of it in order.
+ * A message that cannot be stored (a failed or short write or a failed
+ * fdatasync, after which what is not yet durable is cut back off the file;
+ * with history_sync_ms > 0 a failed write refuses that message only) is
+ * published too, with failed set, in its place in the sequence, so its
+ * sender learns of it in order.
  *
  * File format (docs/FILES.md): a version line "chatd-history 1", then one
  * message a line: "ID TIME NAME TEXT\n".  A damaged line is skipped with a
@@ -22,9 +25,11 @@
  *
  * Locking: the history lock guards the file offset, the id sequence, the
  * queue of appends not yet durable and the memory ring.  The publish
- * callback runs with the history lock held (that is what keeps publication
- * in id order), so the callback may take locks of its own (the room's) but
- * must never call back into the history.  Lock order: history -> room.
+ * callback runs with the history lock dropped and one publisher at a time
+ * (that is what keeps publication in id order while senders append), so
+ * the callback may take locks of its own (the room's) but must never call
+ * back into the history.  The history and room locks are never held
+ * together.
  */
 #ifndef CHATD_HISTORY_H
 #define CHATD_HISTORY_H
