@@ -46,6 +46,12 @@
 #define COPY_CHUNK	(1 << 20)
 #define WRITE_CHUNK	(64 * 1024)	/* durable mode: bytes of a batch per write() */
 
+/* One warning of a kind per WARN_INTERVAL_MS; the others are counted. */
+struct warn_gate {
+	int64_t quiet_until;
+	unsigned long held;		/* held back since the last warning */
+};
+
 struct entry_vec {
 	struct history_entry *e;
 	size_t n, cap;
@@ -87,11 +93,9 @@ struct history {
 	int64_t compact_after_size;	/* after a failed compaction: retry when */
 	int64_t compact_after_ms;	/* the file reaches this, or at this time */
 
-	int64_t warn_quiet_until;
-	unsigned long warn_suppressed;
-	int64_t slow_quiet_until;	/* slow syncs: one warning per WARN_INTERVAL_MS */
-	unsigned long slow_suppressed;
-	int64_t slow_longest_ms;	/* of the suppressed ones */
+	struct warn_gate io_warnings;	/* failed writes and syncs */
+	struct warn_gate slow_warnings;	/* slow syncs */
+	int64_t slow_longest_ms;	/* of the slow syncs held back */
 
 	uint64_t appended, failed, compactions;
 };
@@ -109,24 +113,38 @@ static int libc_fdatasync(int fd)
 static const struct history_io libc_io = { libc_write, libc_fdatasync };
 
 /*
+ * Whether a warning may go out now; if not, it is counted.  *held is how
+ * many were held back before this one.
+ */
+static bool warn_gate_pass(struct warn_gate *g, unsigned long *held)
+{
+	int64_t now = time_mono_ms();
+
+	if (now < g->quiet_until) {
+		g->held++;
+		return false;
+	}
+	*held = g->held;
+	g->held = 0;
+	g->quiet_until = now + WARN_INTERVAL_MS;
+	return true;
+}
+
+/*
  * A disk that is full stays full for a while: one warning per interval,
  * with the count of those held back, instead of one per refused message.
  */
 static void warn_io(struct history *h, const char *what, int err)
 {
-	int64_t now = time_mono_ms();
+	unsigned long held;
 
-	if (now < h->warn_quiet_until) {
-		h->warn_suppressed++;
+	if (!warn_gate_pass(&h->io_warnings, &held))
 		return;
-	}
-	if (h->warn_suppressed)
+	if (held)
 		log_warning("%s: %s: %s (and %lu more since the last warning)",
-			    h->path, what, strerror(err), h->warn_suppressed);
+			    h->path, what, strerror(err), held);
 	else
 		log_warning("%s: %s: %s", h->path, what, strerror(err));
-	h->warn_quiet_until = now + WARN_INTERVAL_MS;
-	h->warn_suppressed = 0;
 }
 
 /*
@@ -152,8 +170,11 @@ static bool cut_back(struct history *h, int64_t off)
 		h->tail_dirty = false;
 		return true;
 	}
+	int err = errno;
+
 	h->tail_dirty = true;
-	warn_io(h, "cannot cut the file back", errno);
+	warn_io(h, "cannot cut the file back", err);
+	errno = err;
 	return false;
 }
 
@@ -392,24 +413,21 @@ fail:
  */
 static void note_sync_time(struct history *h, int64_t ms)
 {
-	int64_t now = time_mono_ms();
+	unsigned long held;
 
 	if (ms < SLOW_SYNC_MS)
 		return;
-	if (now < h->slow_quiet_until) {
-		h->slow_suppressed++;
+	if (!warn_gate_pass(&h->slow_warnings, &held)) {
 		if (ms > h->slow_longest_ms)
 			h->slow_longest_ms = ms;
 		return;
 	}
-	if (h->slow_suppressed)
-		log_warning("%s: a disk sync took %" PRId64 " ms (and %lu more took over %d ms "
+	if (held)
+		log_warning("%s: a disk sync took %" PRId64 " ms (and %lu more took %d ms or more "
 			    "since the last warning, the longest %" PRId64 " ms)",
-			    h->path, ms, h->slow_suppressed, SLOW_SYNC_MS, h->slow_longest_ms);
+			    h->path, ms, held, SLOW_SYNC_MS, h->slow_longest_ms);
 	else
 		log_warning("%s: a disk sync took %" PRId64 " ms", h->path, ms);
-	h->slow_quiet_until = now + WARN_INTERVAL_MS;
-	h->slow_suppressed = 0;
 	h->slow_longest_ms = 0;
 }
 
@@ -466,7 +484,7 @@ static bool write_batch_unlocked(struct history *h, const struct entry_vec *v, i
 	bool ok = true;
 
 	if (h->tail_dirty && !cut_back(h, h->good_off)) {
-		*err = EIO;
+		*err = errno;
 		return false;
 	}
 	pthread_mutex_unlock(&h->lock);
