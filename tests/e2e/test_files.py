@@ -7,7 +7,10 @@ their modes at start-up.  The tests run as root, as an init script would.
 """
 
 import os
+import pwd
+import shutil
 import stat
+import tempfile
 
 import pytest
 
@@ -143,3 +146,32 @@ def test_ident_file_mode_0600_at_start(chatd_factory):
     assert mode(d.ident_path) == 0o600
     assert mode(d.state_dir / "ident.lock") == 0o600
     assert mode(d.state_dir / "history.lock") == 0o600
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory under /tmp every user can reach (pytest's own are root's alone)."""
+    path = tempfile.mkdtemp(prefix="chatd-files-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_root_gives_what_it_creates_to_the_user(chatd_factory, admin_users, shared_dir):
+    """Started as root with `user`: the directories, lock files and log chatd creates
+    are the user's, and the log (opened after the drop) has the start-up lines too."""
+    _, (uid, gid), _ = admin_users
+    user = pwd.getpwuid(uid).pw_name
+    state = os.path.join(shared_dir, "state")
+    logs = os.path.join(shared_dir, "logs", "chatd")
+    d = chatd_factory(user=user, state_dir=state, log_file=os.path.join(logs, "chatd.log"),
+                      runtime_dir=os.path.join(shared_dir, "run"),
+                      admin_socket=os.path.join(shared_dir, "run", "admin.sock"))
+    d.login("alice").say("hello")
+    for path in (os.path.dirname(logs), logs, d.log_path, os.path.join(state, "chatd.lock"),
+                 str(d.history_path) + ".lock", str(d.ident_path) + ".lock"):
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid) == (uid, gid), path
+    log = d.log_text()
+    assert log.index("starting, config") < log.index(f"running as user {user}")
+    assert "chatd: " not in d.stderr_text()
