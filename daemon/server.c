@@ -564,7 +564,7 @@ server_run(const struct server_options *opt)
 	const struct settings *s = settings_get();
 	log_set_level(s->log_level);
 	log_set_stderr(stderr_is_journal(), true);
-	/* Lines logged before the log file opens go to stderr, and to the file once open. */
+	/* Lines logged before the log file opens wait for it (errors go to stderr: fail()). */
 	log_hold();
 	/* The fork comes before the first thread, and before the signalfd. */
 	if (privdrop_prepare(s, &pd, err, sizeof(err)) < 0 ||

@@ -100,6 +100,8 @@ def test_hard_link_and_foreign_file_refused(chatd_factory, tmp_path):
     assert victim.read_text() == "chatd-history 1\n" and mode(victim) == 0o644
 
     # A file of someone else's (nobody's) in chatd's directory.
+    if os.geteuid() != 0:
+        return      # only root can give a file away
     os.unlink(d.state_dir / "history")
     (d.state_dir / "history").write_text("chatd-history 1\n")
     os.chown(d.state_dir / "history", 65534, 65534)
