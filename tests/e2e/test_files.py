@@ -46,6 +46,8 @@ def test_second_chatd_on_same_file_refused(chatd_factory, tmp_path, setting):
     second = chatd_factory(start=False, **{setting: path})
     assert second.state_dir != first.state_dir
     expect_refusal(second, path, "in use by another chatd", f"pid {first.pid}")
+    # It stopped before its admin socket, which comes before the port.
+    assert not second.admin_socket.exists()
     # The first one is untouched and still stores what it acknowledges.
     alice.say("after the second chatd")
     first.login("bob")
