@@ -24,7 +24,6 @@
 #include "ident.h"
 #include "log.h"
 #include "password.h"
-#include "safefile.h"
 
 #define VERSION_LINE "chatd-ident 1\n"
 
@@ -302,21 +301,16 @@ load_line(struct ident *id, char *line, size_t len, int lineno)
 static int
 load(struct ident *id, char *err, size_t errlen)
 {
-	/* Mode 0600 from the start, never through a symbolic link (safefile.h). */
-	int fd = safefile_open(id->path, O_RDONLY, 0600, SAFEFILE_SETMODE, err, errlen);
-	FILE *f = fd >= 0 ? fdopen(fd, "re") : NULL;
+	FILE *f = fopen(id->path, "re");
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
 	int lineno = 1, rc = 0;
 
 	if (f == NULL) {
-		if (fd < 0 && errno == ENOENT)
+		if (errno == ENOENT)
 			return 0;
-		if (fd >= 0) {
-			snprintf(err, errlen, "%s: %s", id->path, strerror(errno));
-			close(fd);
-		}
+		snprintf(err, errlen, "%s: %s", id->path, strerror(errno));
 		return -1;
 	}
 	len = getline(&line, &cap, f);

@@ -391,6 +391,26 @@ control_loop(struct server *srv, int sigfd)
 	control_flush(srv->control);
 }
 
+/*
+ * The identification file is mode 0600 from the start, not only from its
+ * first change, and is refused if it is a link or not chatd's (safefile.h);
+ * ident_open() then reads it.  A missing file is an empty store.
+ */
+static int
+prepare_ident(const char *path)
+{
+	char err[1024];
+	int fd = safefile_open(path, O_RDONLY, 0600, SAFEFILE_SETMODE, err, sizeof(err));
+
+	if (fd < 0 && errno != ENOENT) {
+		fail("%s", err);
+		return -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
 static int
 open_stores(struct server *srv, const struct settings *s)
 {
@@ -407,6 +427,8 @@ open_stores(struct server *srv, const struct settings *s)
 		fail("cannot set up password hashing: %s", strerror(errno));
 		return -1;
 	}
+	if (prepare_ident(s->ident_file) < 0)
+		return -1;
 	if ((srv->ident = ident_open(s->ident_file, err, sizeof(err))) == NULL) {
 		fail("%s", err);
 		return -1;
