@@ -1,10 +1,17 @@
 /*
  * ident.c - the identification store: a sorted table of names and password
- * hashes in memory, mirrored to a file that is rewritten whole and
- * atomically on every change (see ident.h and docs/FILES.md).
+ * hashes in memory, mirrored to a file (see ident.h and docs/FILES.md): a
+ * base of sorted "NAME:HASH" lines, then one record appended per change
+ * ("+NAME:HASH" or "-NAME", one write() and one fdatasync() each).  The
+ * file is rewritten whole and atomically (a compaction) when the records
+ * outgrow the base, at startup when it holds records or a torn tail, when
+ * it is not as chatd last left it, and to clear it.  Called from the login
+ * threads, the admin thread and logged-in clients' commands, all under the
+ * one lock.
  *
  * Every change is made in memory first, then written; if the write fails
- * the change is undone, so memory and file never disagree.  Each entry
+ * the change is undone (an append is cut back off the file), so memory and
+ * file never disagree.  Each entry
  * carries two generations from one store-wide counter: "born" identifies
  * its registration (a name deleted and registered again is another entry)
  * and "changed" its current hash.  Work done outside the lock is written
@@ -26,6 +33,9 @@
 #include "password.h"
 
 #define VERSION_LINE "chatd-ident 1\n"
+#define JOURNAL_MIN ((off_t)64 * 1024)
+/* The longest record: '+', name, ':', hash, LF. */
+#define RECORD_MAX (NAME_MAX_LEN + PASSWORD_HASH_MAX + 3)
 
 struct entry {
 	uint64_t born;
@@ -42,6 +52,18 @@ struct ident {
 	char *path;
 	char *tmp_path;
 	char *dir_path;
+	/*
+	 * The file as chatd last left it.  A change is appended only while
+	 * file_ok and the file still has this inode, size and mode 0600;
+	 * otherwise (missing, torn tail, a failed sync, changed by someone
+	 * else) the change rewrites the whole file from memory.
+	 */
+	bool file_ok;
+	dev_t dev;
+	ino_t ino;
+	off_t size;		/* the base and the records after it */
+	off_t base_size;	/* the size of the last rewrite */
+	off_t journal_min;	/* records may take this much even past the base's size */
 };
 
 static bool
@@ -187,10 +209,11 @@ remove_temp(const struct ident *id)
 /*
  * Writes buf to PATH.tmp and renames that over PATH.  fchmod() because
  * O_CREAT leaves the mode of a leftover temp file alone; a temp file we
- * could not open is not ours to remove.
+ * could not open is not ours to remove.  *st gets the new file's identity:
+ * the next changes are appended to it.
  */
 static int
-replace_file(const struct ident *id, const char *buf, size_t len)
+replace_file(const struct ident *id, const char *buf, size_t len, struct stat *st)
 {
 	int fd, saved;
 	bool ok;
@@ -198,7 +221,8 @@ replace_file(const struct ident *id, const char *buf, size_t len)
 	fd = open(id->tmp_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -1;
-	ok = fchmod(fd, 0600) == 0 && write_all(fd, buf, len) == 0 && fsync(fd) == 0;
+	ok = fchmod(fd, 0600) == 0 && write_all(fd, buf, len) == 0 && fsync(fd) == 0 &&
+	     fstat(fd, st) == 0;
 	saved = errno;
 	if (close(fd) != 0 && ok) {
 		ok = false;
@@ -211,11 +235,17 @@ replace_file(const struct ident *id, const char *buf, size_t len)
 	return ok ? 0 : -1;
 }
 
-/* Replaces the file with the table; on failure the old file is untouched. */
+/*
+ * Replaces the file with the table, folding every record into the new base
+ * (a compaction).  On failure the old file is untouched.  A crash at any
+ * step leaves either the old file, records and all, or the new one: there
+ * is only ever one file to read, so nothing is applied twice or lost.
+ */
 static enum ident_result
-store_write(const struct ident *id)
+store_write(struct ident *id)
 {
 	enum ident_result r = IDENT_OK;
+	struct stat st;
 	size_t len;
 	char *buf = format_file(id, &len);
 
@@ -223,13 +253,102 @@ store_write(const struct ident *id)
 		log_error("%s: out of memory writing the identification file", id->path);
 		return IDENT_NO_MEMORY;
 	}
-	if (replace_file(id, buf, len) != 0) {
+	if (replace_file(id, buf, len, &st) != 0) {
 		log_error("%s: cannot write: %s", id->tmp_path, strerror(errno));
 		r = IDENT_IO_ERROR;
-	} else
+	} else {
+		id->file_ok = true;
+		id->dev = st.st_dev;
+		id->ino = st.st_ino;
+		id->size = id->base_size = (off_t)len;
 		sync_dir(id);
+	}
 	free(buf);
 	return r;
+}
+
+/* Would a record of len bytes take the records past their bound? */
+static bool
+journal_full(const struct ident *id, size_t len)
+{
+	off_t bound = id->base_size > id->journal_min ? id->base_size : id->journal_min;
+
+	return id->size - id->base_size + (off_t)len > bound;
+}
+
+/* Is the file still the one chatd last wrote, as it left it? */
+static bool
+file_unchanged(const struct ident *id, const struct stat *st)
+{
+	return st->st_dev == id->dev && st->st_ino == id->ino && st->st_size == id->size &&
+	       (st->st_mode & 07777) == 0600;
+}
+
+/*
+ * Appends one record with one write() and makes it durable.  A write or
+ * sync that fails is cut back off the file.  After a failed sync the page
+ * cache need not match the disk, and a failed cut leaves a torn record, so
+ * then the next change rewrites the whole file: nothing ever follows a torn
+ * record.  Returns 0, -1 with errno set, or 1 if the file must be
+ * rewritten instead (someone else changed it).
+ */
+static int
+append_record(struct ident *id, const char *rec, size_t len)
+{
+	int fd = open(id->path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	bool written;
+	int saved;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) != 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	if (!file_unchanged(id, &st)) {
+		close(fd);
+		log_warning("%s: not as chatd left it (replaced, edited or another mode); "
+			    "rewritten from memory",
+			    id->path);
+		return 1;
+	}
+	written = write_all(fd, rec, len) == 0;
+	if (!written || fdatasync(fd) != 0) {
+		saved = errno;
+		id->file_ok = ftruncate(fd, id->size) == 0 && fdatasync(fd) == 0 && !written;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	/* Once the record is durable a failing close() changes nothing. */
+	close(fd);
+	id->size += (off_t)len;
+	return 0;
+}
+
+/*
+ * Stores one change already made in memory, rec being its record: appended
+ * when possible, otherwise by rewriting the whole file (which holds the
+ * change too).  Lock held.
+ */
+static enum ident_result
+store_change(struct ident *id, const char *rec, size_t len)
+{
+	int rc;
+
+	if (!id->file_ok || journal_full(id, len))
+		return store_write(id);
+	rc = append_record(id, rec, len);
+	if (rc > 0)
+		return store_write(id);
+	if (rc < 0) {
+		log_error("%s: cannot append a change: %s", id->path, strerror(errno));
+		return IDENT_IO_ERROR;
+	}
+	return IDENT_OK;
 }
 
 static bool
@@ -238,24 +357,20 @@ hash_char_valid(unsigned char c)
 	return c > ' ' && c < 0x7f && c != ':';
 }
 
-/* NULL if line (as getline() returned it) is a valid "NAME:HASH\n". */
+/* NULL if s[0..len) (no LF) is a valid "NAME:HASH". */
 static const char *
-line_problem(const char *line, size_t len)
+entry_problem(const char *s, size_t len)
 {
-	const char *colon;
+	const char *colon = memchr(s, ':', len);
 	size_t hashlen;
 
-	if (line[len - 1] != '\n')
-		return "last line cut short (no newline)";
-	len--;
-	colon = memchr(line, ':', len);
 	if (len > NAME_MAX_LEN + PASSWORD_HASH_MAX)
 		return "line too long";
 	if (colon == NULL)
 		return "no ':' between name and hash";
-	if (!name_valid(line, (size_t)(colon - line)))
+	if (!name_valid(s, (size_t)(colon - s)))
 		return "invalid name";
-	hashlen = len - (size_t)(colon - line) - 1;
+	hashlen = len - (size_t)(colon - s) - 1;
 	if (hashlen == 0 || colon[1] != '$')
 		return "hash does not start with '$'";
 	if (hashlen >= PASSWORD_HASH_MAX)
@@ -266,6 +381,14 @@ line_problem(const char *line, size_t len)
 	return NULL;
 }
 
+/* What load() learns beyond the table. */
+struct load_state {
+	int lineno;
+	size_t records;		/* lines that are, or look like, records */
+	off_t record_bytes;
+	bool torn;		/* the last line has no LF */
+};
+
 static int
 skip_line(const struct ident *id, int lineno, const char *problem)
 {
@@ -273,20 +396,28 @@ skip_line(const struct ident *id, int lineno, const char *problem)
 	return 0;
 }
 
-/* -1 only when out of memory: damaged lines are logged and skipped. */
-static int
-load_line(struct ident *id, char *line, size_t len, int lineno)
+/* Splits a checked "NAME:HASH" at its ':' and returns the hash. */
+static char *
+split_entry(char *s)
 {
-	const char *problem = line_problem(line, len);
+	char *hash = strchr(s, ':');
+
+	*hash++ = '\0';
+	return hash;
+}
+
+/* A base line "NAME:HASH" (NUL-terminated, no LF).  -1 when out of memory. */
+static int
+load_entry(struct ident *id, char *line, size_t len, int lineno)
+{
+	const char *problem = entry_problem(line, len);
 	struct entry *e;
 	char *hash;
 	size_t pos;
 
 	if (problem != NULL)
 		return skip_line(id, lineno, problem);
-	line[len - 1] = '\0';
-	hash = strchr(line, ':');
-	*hash++ = '\0';
+	hash = split_entry(line);
 	if (table_find(id, line, &pos) != NULL)
 		return skip_line(id, lineno, "name already registered on an earlier line");
 	e = entry_new(id, line, hash);
@@ -297,22 +428,96 @@ load_line(struct ident *id, char *line, size_t len, int lineno)
 	return 0;
 }
 
-/* Lines we wrote are sorted, so each insert appends and loading is fast. */
+/* A record "+NAME:HASH": NAME has HASH now, in this spelling, registered before or not. */
 static int
-load(struct ident *id, char *err, size_t errlen)
+load_set(struct ident *id, char *rec, size_t len, int lineno)
 {
-	FILE *f = fopen(id->path, "re");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	int lineno = 1, rc = 0;
+	const char *problem = entry_problem(rec, len);
+	struct entry *e;
+	char *hash;
+	size_t pos;
 
-	if (f == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "%s: %s", id->path, strerror(errno));
+	if (problem != NULL)
+		return skip_line(id, lineno, problem);
+	hash = split_entry(rec);
+	e = table_find(id, rec, &pos);
+	if (e != NULL) {
+		strcpy(e->name, rec);
+		strcpy(e->hash, hash);
+		e->born = e->changed = ++id->gen;
+		return 0;
+	}
+	e = entry_new(id, rec, hash);
+	if (e == NULL || table_insert(id, e, pos) != 0) {
+		free(e);
 		return -1;
 	}
+	return 0;
+}
+
+/* A record "-NAME": NAME was deleted. */
+static int
+load_delete(struct ident *id, const char *rec, size_t len, int lineno)
+{
+	size_t pos;
+
+	if (!name_valid(rec, len))
+		return skip_line(id, lineno, "invalid name");
+	if (table_find(id, rec, &pos) == NULL)
+		return skip_line(id, lineno, "deletion of a name not registered");
+	free(id->v[pos]);
+	table_remove(id, pos);
+	return 0;
+}
+
+/* One line as getline() returned it.  -1 only when out of memory. */
+static int
+load_line(struct ident *id, char *line, size_t len, struct load_state *ls)
+{
+	if (line[0] == '+' || line[0] == '-') {
+		ls->records++;
+		ls->record_bytes += (off_t)len;
+	}
+	if (line[len - 1] != '\n') {
+		ls->torn = true;
+		log_warning("%s:%d: last line cut short (a torn write); dropped", id->path,
+			    ls->lineno);
+		return 0;
+	}
+	line[--len] = '\0';
+	if (len > 0 && line[0] == '+')
+		return load_set(id, line + 1, len - 1, ls->lineno);
+	if (len > 0 && line[0] == '-')
+		return load_delete(id, line + 1, len - 1, ls->lineno);
+	return load_entry(id, line, len, ls->lineno);
+}
+
+/*
+ * Reads the base, then replays the records in order.  Lines we wrote are
+ * sorted, so each insert appends and loading is fast.
+ */
+static int
+load(struct ident *id, struct load_state *ls, char *err, size_t errlen)
+{
+	int fd = open(id->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+	char *line = NULL;
+	struct stat st;
+	size_t cap = 0;
+	ssize_t len;
+	int rc = 0;
+
+	if (f == NULL) {
+		int saved = errno;
+
+		if (fd >= 0)
+			close(fd);
+		if (saved == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", id->path, strerror(saved));
+		return -1;
+	}
+	ls->lineno = 1;
 	len = getline(&line, &cap, f);
 	if (len < 0 || strcmp(line, VERSION_LINE) != 0) {
 		if (ferror(f))
@@ -323,14 +528,23 @@ load(struct ident *id, char *err, size_t errlen)
 		rc = -1;
 	}
 	while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
-		if (load_line(id, line, (size_t)len, ++lineno) != 0) {
+		ls->lineno++;
+		if (load_line(id, line, (size_t)len, ls) != 0) {
 			snprintf(err, errlen, "%s: out of memory", id->path);
 			rc = -1;
 		}
 	}
-	if (rc == 0 && ferror(f)) {
+	if (rc == 0 && (ferror(f) || fstat(fileno(f), &st) != 0)) {
 		snprintf(err, errlen, "%s: %s", id->path, strerror(errno));
 		rc = -1;
+	}
+	if (rc == 0) {
+		/* Changes are appended only after a whole last line, to the file as read. */
+		id->file_ok = !ls->torn;
+		id->dev = st.st_dev;
+		id->ino = st.st_ino;
+		id->size = st.st_size;
+		id->base_size = st.st_size - ls->record_bytes;
 	}
 	free(line);
 	fclose(f);
@@ -364,6 +578,7 @@ struct ident *
 ident_open(const char *path, char *err, size_t errlen)
 {
 	struct ident *id = calloc(1, sizeof(*id));
+	struct load_state ls = { 0 };
 
 	if (id == NULL) {
 		snprintf(err, errlen, "%s: out of memory", path);
@@ -378,9 +593,21 @@ ident_open(const char *path, char *err, size_t errlen)
 		ident_close(id);
 		return NULL;
 	}
-	if (load(id, err, errlen) != 0) {
+	id->journal_min = JOURNAL_MIN;
+	if (load(id, &ls, err, errlen) != 0) {
 		ident_close(id);
 		return NULL;
+	}
+	/*
+	 * Folds the records of the last run into the base and writes a torn
+	 * tail out of the file.  A failure only means the records stay (and a
+	 * torn tail makes the next change try again).
+	 */
+	if (ls.records > 0 || ls.torn) {
+		pthread_mutex_lock(&id->lock);
+		if (store_write(id) == IDENT_OK)
+			log_info("%s: %zu changes folded into the file", id->path, ls.records);
+		pthread_mutex_unlock(&id->lock);
 	}
 	return id;
 }
@@ -429,6 +656,26 @@ snapshot(struct ident *id, const char *name, struct entry *copy)
 	return e != NULL;
 }
 
+/* Stores "+NAME:HASH": e was registered or got a new hash.  Lock held. */
+static enum ident_result
+store_set(struct ident *id, const struct entry *e)
+{
+	char rec[RECORD_MAX + 1];
+	int len = snprintf(rec, sizeof(rec), "+%s:%s\n", e->name, e->hash);
+
+	return store_change(id, rec, (size_t)len);
+}
+
+/* Stores "-NAME": name was deleted.  Lock held. */
+static enum ident_result
+store_delete(struct ident *id, const char *name)
+{
+	char rec[RECORD_MAX + 1];
+	int len = snprintf(rec, sizeof(rec), "-%s\n", name);
+
+	return store_change(id, rec, (size_t)len);
+}
+
 /* Called with the lock held. */
 static enum ident_result
 replace_hash(struct ident *id, struct entry *e, const char *hash)
@@ -438,7 +685,7 @@ replace_hash(struct ident *id, struct entry *e, const char *hash)
 
 	strcpy(e->hash, hash);
 	e->changed = ++id->gen;
-	r = store_write(id);
+	r = store_set(id, e);
 	if (r != IDENT_OK)
 		*e = old;
 	return r;
@@ -514,7 +761,7 @@ ident_register(struct ident *id, const char *name, const char *password, int cos
 	else if (table_insert(id, e, pos) != 0) {
 		free(e);
 		r = IDENT_NO_MEMORY;
-	} else if ((r = store_write(id)) != IDENT_OK) {
+	} else if ((r = store_set(id, e)) != IDENT_OK) {
 		table_remove(id, pos);
 		free(e);
 	}
@@ -559,7 +806,7 @@ ident_delete(struct ident *id, const char *name)
 		r = IDENT_UNKNOWN;
 	else {
 		table_remove(id, pos);
-		r = store_write(id);
+		r = store_delete(id, e->name);
 		if (r == IDENT_OK)
 			free(e);
 		else
@@ -611,6 +858,14 @@ ident_foreach(struct ident *id, void (*fn)(void *ctx, const char *name), void *c
 	pthread_mutex_lock(&id->lock);
 	for (size_t i = 0; i < id->n; i++)
 		fn(ctx, id->v[i]->name);
+	pthread_mutex_unlock(&id->lock);
+}
+
+void
+ident_set_journal_min(struct ident *id, size_t bytes)
+{
+	pthread_mutex_lock(&id->lock);
+	id->journal_min = (off_t)bytes;
 	pthread_mutex_unlock(&id->lock);
 }
 
