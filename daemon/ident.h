@@ -12,10 +12,12 @@
  * left it, and to clear it.  A damaged line is skipped with a warning naming
  * its line number; a torn last line is dropped.
  *
- * Locking: one mutex guards the in-memory table and every file write.  The
- * slow part (hashing) always happens outside it: a verify copies the hash
- * out, checks it unlocked, and a rehash or registration writes back under
- * the lock only if the entry did not change meanwhile (a generation count).
+ * Locking: one mutex guards the in-memory table and every file write (a
+ * record's write() and fdatasync(), a compaction), so records go to the file
+ * in the order the changes were made.  The slow part (hashing) always
+ * happens outside it: a verify copies the hash out, checks it unlocked, and
+ * a rehash or registration writes back under the lock only if the entry did
+ * not change meanwhile (a generation count).
  */
 #ifndef CHATD_IDENT_H
 #define CHATD_IDENT_H
