@@ -11,11 +11,11 @@
  *
  * Every change is made in memory first, then written; if the write fails
  * the change is undone (an append is cut back off the file), so memory and
- * file never disagree.  Each entry
- * carries two generations from one store-wide counter: "born" identifies
- * its registration (a name deleted and registered again is another entry)
- * and "changed" its current hash.  Work done outside the lock is written
- * back only if the generation it started from is still there.
+ * file never disagree.  Each entry carries two generations from one
+ * store-wide counter: "born" identifies its registration (a name deleted
+ * and registered again is another entry) and "changed" its current hash.
+ * Work done outside the lock is written back only if the generation it
+ * started from is still there.
  */
 #include <errno.h>
 #include <fcntl.h>
