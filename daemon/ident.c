@@ -2,7 +2,8 @@
  * ident.c - the identification store: a sorted table of names and password
  * hashes in memory, mirrored to a file (see ident.h and docs/FILES.md): a
  * base of sorted "NAME:HASH" lines, then one record appended per change
- * ("+NAME:HASH" or "-NAME", one write() and one fdatasync() each).  The
+ * ("+NAME:HASH" or "-NAME"; the changes that wait together go out with one
+ * write() and one fdatasync(): group commit).  The
  * file is rewritten whole and atomically (a compaction) when the records
  * outgrow the base, at startup when it holds records or a torn tail, when
  * it is not as chatd last left it, and to clear it.  Called from the login
@@ -20,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +66,13 @@ struct ident {
 	off_t size;		/* the base and the records after it */
 	off_t base_size;	/* the size of the last rewrite */
 	off_t journal_min;	/* records may take this much even past the base's size */
+	atomic_ulong appends, rewrites;	/* for ident_get_stats() */
+	/* Group commit (change_submit()); never held together with lock. */
+	pthread_mutex_t queue_lock;
+	pthread_cond_t queue_cond;
+	struct change *queue, **queue_tail;
+	size_t waiting;		/* changes queued or being committed */
+	bool committing;
 };
 
 static bool
@@ -261,6 +270,7 @@ store_write(struct ident *id)
 		id->dev = st.st_dev;
 		id->ino = st.st_ino;
 		id->size = id->base_size = (off_t)len;
+		id->rewrites++;
 		sync_dir(id);
 	}
 	free(buf);
@@ -326,6 +336,7 @@ append_record(struct ident *id, const char *rec, size_t len)
 	/* Once the record is durable a failing close() changes nothing. */
 	close(fd);
 	id->size += (off_t)len;
+	id->appends++;
 	return 0;
 }
 
@@ -585,6 +596,9 @@ ident_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	pthread_mutex_init(&id->lock, NULL);
+	pthread_mutex_init(&id->queue_lock, NULL);
+	pthread_cond_init(&id->queue_cond, NULL);
+	id->queue_tail = &id->queue;
 	id->path = strdup(path);
 	id->tmp_path = path_with_suffix(path, ".tmp");
 	id->dir_path = dir_of(path);
@@ -618,6 +632,8 @@ ident_close(struct ident *id)
 	if (id == NULL)
 		return;
 	pthread_mutex_destroy(&id->lock);
+	pthread_mutex_destroy(&id->queue_lock);
+	pthread_cond_destroy(&id->queue_cond);
 	table_free(id->v, id->n);
 	free(id->path);
 	free(id->tmp_path);
@@ -656,39 +672,163 @@ snapshot(struct ident *id, const char *name, struct entry *copy)
 	return e != NULL;
 }
 
-/* Stores "+NAME:HASH": e was registered or got a new hash.  Lock held. */
-static enum ident_result
-store_set(struct ident *id, const struct entry *e)
-{
-	char rec[RECORD_MAX + 1];
-	int len = snprintf(rec, sizeof(rec), "+%s:%s\n", e->name, e->hash);
+/*
+ * Group commit.  A change (registration, password change, rehash,
+ * deletion) is queued; the first thread to find no commit running takes
+ * the whole queue, applies it in memory under the lock, appends one record
+ * per change with one write() and one fdatasync() (or rewrites the file),
+ * and tells every thread of the batch its result.  If that fails, the
+ * batch is undone in reverse order, so memory and file still agree.  The
+ * lock stays held across the sync: nobody sees a change before it is
+ * durable.  Changes that arrive meanwhile wait for the next batch.
+ */
+enum change_kind { CH_REGISTER, CH_SET_PASSWORD, CH_REHASH, CH_DELETE };
 
-	return store_change(id, rec, (size_t)len);
-}
-
-/* Stores "-NAME": name was deleted.  Lock held. */
-static enum ident_result
-store_delete(struct ident *id, const char *name)
-{
-	char rec[RECORD_MAX + 1];
-	int len = snprintf(rec, sizeof(rec), "-%s\n", name);
-
-	return store_change(id, rec, (size_t)len);
-}
-
-/* Called with the lock held. */
-static enum ident_result
-replace_hash(struct ident *id, struct entry *e, const char *hash)
-{
-	struct entry old = *e;
+struct change {
+	struct change *next;	/* in the queue, then in the batch */
+	struct change *undo;	/* the changes applied before this one, latest first */
+	enum change_kind kind;
+	const char *name;
+	const char *hash;	/* not for CH_DELETE */
+	uint64_t seen;		/* born (CH_SET_PASSWORD) or changed (CH_REHASH) when hashed */
 	enum ident_result r;
+	bool done;
+	struct entry *e;	/* the entry applied to */
+	struct entry old;	/* its state before, for a new hash */
+};
 
-	strcpy(e->hash, hash);
-	e->changed = ++id->gen;
-	r = store_set(id, e);
-	if (r != IDENT_OK)
-		*e = old;
-	return r;
+/* Makes ch in memory and appends its record to buf.  Lock held. */
+static enum ident_result
+change_apply(struct ident *id, struct change *ch, char *buf, size_t *off)
+{
+	size_t pos;
+	struct entry *e = table_find(id, ch->name, &pos);
+
+	switch (ch->kind) {
+	case CH_REGISTER:
+		if (e != NULL)
+			return IDENT_EXISTS;
+		if ((e = entry_new(id, ch->name, ch->hash)) == NULL)
+			return IDENT_NO_MEMORY;
+		if (table_insert(id, e, pos) != 0) {
+			free(e);
+			return IDENT_NO_MEMORY;
+		}
+		break;
+	case CH_SET_PASSWORD:
+	case CH_REHASH:
+		/* Deleted and registered again, or changed, while we hashed: not ours to set. */
+		if (e == NULL || (ch->kind == CH_SET_PASSWORD ? e->born : e->changed) != ch->seen)
+			return IDENT_UNKNOWN;
+		ch->old = *e;
+		strcpy(e->hash, ch->hash);
+		e->changed = ++id->gen;
+		break;
+	case CH_DELETE:
+		if (e == NULL)
+			return IDENT_UNKNOWN;
+		table_remove(id, pos);	/* freed once the deletion is stored */
+		break;
+	}
+	ch->e = e;
+	if (ch->kind == CH_DELETE)
+		*off += (size_t)snprintf(buf + *off, RECORD_MAX + 1, "-%s\n", e->name);
+	else
+		*off += (size_t)snprintf(buf + *off, RECORD_MAX + 1, "+%s:%s\n", e->name, e->hash);
+	return IDENT_OK;
+}
+
+/* Takes an applied change back.  Lock held; the latest change first. */
+static void
+change_undo(struct ident *id, struct change *ch)
+{
+	size_t pos;
+
+	switch (ch->kind) {
+	case CH_REGISTER:
+		table_find(id, ch->e->name, &pos);
+		table_remove(id, pos);
+		free(ch->e);
+		break;
+	case CH_SET_PASSWORD:
+	case CH_REHASH:
+		*ch->e = ch->old;
+		break;
+	case CH_DELETE:
+		/* Cannot fail: the room the entry had is still there. */
+		table_find(id, ch->e->name, &pos);
+		table_insert(id, ch->e, pos);
+		break;
+	}
+}
+
+static void
+commit_batch(struct ident *id, struct change *batch)
+{
+	struct change *ch, *applied = NULL;
+	size_t n = 0, len = 0;
+	enum ident_result r;
+	char *buf;
+
+	for (ch = batch; ch != NULL; ch = ch->next)
+		n++;
+	buf = malloc(n * RECORD_MAX + 1);
+	pthread_mutex_lock(&id->lock);
+	for (ch = batch; ch != NULL; ch = ch->next) {
+		ch->r = buf == NULL ? IDENT_NO_MEMORY : change_apply(id, ch, buf, &len);
+		if (ch->r == IDENT_OK) {
+			ch->undo = applied;
+			applied = ch;
+		}
+	}
+	if (applied != NULL) {
+		r = store_change(id, buf, len);
+		for (ch = applied; ch != NULL; ch = ch->undo) {
+			if (r != IDENT_OK) {
+				change_undo(id, ch);
+				ch->r = r;
+			} else if (ch->kind == CH_DELETE)
+				free(ch->e);
+		}
+	}
+	pthread_mutex_unlock(&id->lock);
+	free(buf);
+}
+
+/* Queues ch and returns once it is stored or refused. */
+static enum ident_result
+change_submit(struct ident *id, struct change *ch)
+{
+	pthread_mutex_lock(&id->queue_lock);
+	ch->next = NULL;
+	ch->done = false;
+	*id->queue_tail = ch;
+	id->queue_tail = &ch->next;
+	id->waiting++;
+	while (!ch->done) {
+		struct change *batch, *next;
+
+		if (id->committing) {
+			pthread_cond_wait(&id->queue_cond, &id->queue_lock);
+			continue;
+		}
+		batch = id->queue;
+		id->queue = NULL;
+		id->queue_tail = &id->queue;
+		id->committing = true;
+		pthread_mutex_unlock(&id->queue_lock);
+		commit_batch(id, batch);
+		pthread_mutex_lock(&id->queue_lock);
+		for (; batch != NULL; batch = next) {
+			next = batch->next;
+			batch->done = true;	/* its thread may return once we unlock */
+			id->waiting--;
+		}
+		id->committing = false;
+		pthread_cond_broadcast(&id->queue_cond);
+	}
+	pthread_mutex_unlock(&id->queue_lock);
+	return ch->r;
 }
 
 static enum ident_result
@@ -704,18 +844,15 @@ static void
 rehash(struct ident *id, const struct entry *seen, const char *password, int cost)
 {
 	char hash[PASSWORD_HASH_MAX];
-	struct entry *e;
+	struct change ch = { .kind = CH_REHASH, .name = seen->name, .hash = hash,
+			     .seen = seen->changed };
 
 	if (password_hash(password, cost, hash) != 0) {
 		log_warning("%s: cannot rehash the password of %s: %s", id->path, seen->name,
 			    strerror(errno));
 		return;
 	}
-	pthread_mutex_lock(&id->lock);
-	e = table_find(id, seen->name, NULL);
-	if (e != NULL && e->changed == seen->changed)
-		replace_hash(id, e, hash);
-	pthread_mutex_unlock(&id->lock);
+	change_submit(id, &ch);
 }
 
 /*
@@ -743,9 +880,7 @@ enum ident_result
 ident_register(struct ident *id, const char *name, const char *password, int cost)
 {
 	char hash[PASSWORD_HASH_MAX];
-	enum ident_result r;
-	struct entry *e;
-	size_t pos;
+	struct change ch = { .kind = CH_REGISTER, .name = name, .hash = hash };
 
 	if (!name_acceptable(name))
 		return IDENT_INVALID;
@@ -753,67 +888,32 @@ ident_register(struct ident *id, const char *name, const char *password, int cos
 		return IDENT_EXISTS;
 	if (password_hash(password, cost, hash) != 0)
 		return hash_error(errno);
-	pthread_mutex_lock(&id->lock);
-	if (table_find(id, name, &pos) != NULL)
-		r = IDENT_EXISTS;
-	else if ((e = entry_new(id, name, hash)) == NULL)
-		r = IDENT_NO_MEMORY;
-	else if (table_insert(id, e, pos) != 0) {
-		free(e);
-		r = IDENT_NO_MEMORY;
-	} else if ((r = store_set(id, e)) != IDENT_OK) {
-		table_remove(id, pos);
-		free(e);
-	}
-	pthread_mutex_unlock(&id->lock);
-	return r;
+	return change_submit(id, &ch);
 }
 
 enum ident_result
 ident_set_password(struct ident *id, const char *name, const char *password, int cost)
 {
 	char hash[PASSWORD_HASH_MAX];
-	struct entry seen, *e;
-	enum ident_result r;
+	struct entry seen;
+	struct change ch = { .kind = CH_SET_PASSWORD, .name = name, .hash = hash };
 
 	if (!snapshot(id, name, &seen))
 		return IDENT_UNKNOWN;
 	if (password_hash(password, cost, hash) != 0)
 		return hash_error(errno);
-	pthread_mutex_lock(&id->lock);
-	e = table_find(id, name, NULL);
-	/* Deleted and registered again meanwhile: not the user we hashed for. */
-	if (e == NULL || e->born != seen.born)
-		r = IDENT_UNKNOWN;
-	else
-		r = replace_hash(id, e, hash);
-	pthread_mutex_unlock(&id->lock);
-	return r;
+	ch.seen = seen.born;
+	return change_submit(id, &ch);
 }
 
 enum ident_result
 ident_delete(struct ident *id, const char *name)
 {
-	enum ident_result r;
-	struct entry *e;
-	size_t pos;
+	struct change ch = { .kind = CH_DELETE, .name = name };
 
 	if (!name_acceptable(name))
 		return IDENT_UNKNOWN;
-	pthread_mutex_lock(&id->lock);
-	e = table_find(id, name, &pos);
-	if (e == NULL)
-		r = IDENT_UNKNOWN;
-	else {
-		table_remove(id, pos);
-		r = store_delete(id, e->name);
-		if (r == IDENT_OK)
-			free(e);
-		else
-			table_insert(id, e, pos);
-	}
-	pthread_mutex_unlock(&id->lock);
-	return r;
+	return change_submit(id, &ch);
 }
 
 enum ident_result
@@ -859,6 +959,16 @@ ident_foreach(struct ident *id, void (*fn)(void *ctx, const char *name), void *c
 	for (size_t i = 0; i < id->n; i++)
 		fn(ctx, id->v[i]->name);
 	pthread_mutex_unlock(&id->lock);
+}
+
+void
+ident_get_stats(struct ident *id, struct ident_stats *st)
+{
+	pthread_mutex_lock(&id->queue_lock);
+	st->waiting = id->waiting;
+	pthread_mutex_unlock(&id->queue_lock);
+	st->appends = id->appends;
+	st->rewrites = id->rewrites;
 }
 
 void

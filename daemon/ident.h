@@ -4,8 +4,9 @@
  * File format (docs/FILES.md): a version line "chatd-ident 1", then one user
  * a line, "NAME:HASH", HASH a crypt(3) string (the base), then one record a
  * change: "+NAME:HASH" (registered, or a new hash) or "-NAME" (deleted).
- * A change costs one appended record, one write() and one fdatasync(), never
- * a rewrite of the base, so its cost does not grow with the number of users.
+ * A change costs one appended record, one write() and one fdatasync() (shared
+ * by the changes that wait together), never a rewrite of the base, so its
+ * cost does not grow with the number of users.
  * The file is rewritten atomically (temp file, fsync, rename, fsync of the
  * directory; mode 0600) when the records outgrow the base (and 64 KiB), at
  * startup when it holds records or a torn last line, when it is not as chatd
@@ -13,11 +14,13 @@
  * its line number; a torn last line is dropped.
  *
  * Locking: one mutex guards the in-memory table and every file write (a
- * record's write() and fdatasync(), a compaction), so records go to the file
+ * batch's write() and fdatasync(), a compaction), so records go to the file
  * in the order the changes were made.  The slow part (hashing) always
  * happens outside it: a verify copies the hash out, checks it unlocked, and
  * a rehash or registration writes back under the lock only if the entry did
- * not change meanwhile (a generation count).
+ * not change meanwhile (a generation count).  Changes that wait while a
+ * batch is being written are written together after it (group commit: one
+ * write() and one fdatasync() for all of them).
  */
 #ifndef CHATD_IDENT_H
 #define CHATD_IDENT_H
@@ -82,6 +85,15 @@ size_t ident_count(struct ident *id);
 void ident_foreach(struct ident *id, void (*fn)(void *ctx, const char *name), void *ctx);
 
 const char *ident_result_str(enum ident_result r);
+
+/* What the store did, for tests and figures. */
+struct ident_stats {
+	size_t waiting;		/* changes queued or being committed now */
+	unsigned long appends;	/* batches appended: one write() and one fdatasync() each */
+	unsigned long rewrites;	/* whole-file rewrites (compactions, clears) */
+};
+
+void ident_get_stats(struct ident *id, struct ident_stats *st);
 
 /*
  * How many bytes of records may follow a base smaller than this before a

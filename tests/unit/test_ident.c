@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1241,6 +1243,196 @@ test_rehash_does_not_resurrect(void **state)
 	assert_int_equal(ident_count(fx->id), 0);
 }
 
+/* Group commit: changes that wait while a batch is written share one write and sync. */
+
+#define GC_THREADS 8
+
+struct hold {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool inside, release;
+};
+
+/* Holds the store's lock (ident_foreach() calls it under the lock) until released. */
+static void
+hold_lock(void *ctx, const char *name)
+{
+	struct hold *h = ctx;
+
+	(void)name;
+	pthread_mutex_lock(&h->m);
+	if (!h->inside) {
+		h->inside = true;
+		pthread_cond_broadcast(&h->c);
+		while (!h->release)
+			pthread_cond_wait(&h->c, &h->m);
+	}
+	pthread_mutex_unlock(&h->m);
+}
+
+static struct ident *gc_id;
+
+static void *
+hold_thread(void *arg)
+{
+	ident_foreach(gc_id, hold_lock, arg);
+	return NULL;
+}
+
+static void *
+gc_register_thread(void *arg)
+{
+	struct slow_call *c = arg;
+
+	c->r = ident_register(c->id, c->name, c->password, c->cost);
+	return NULL;
+}
+
+/*
+ * Registers GC_THREADS names so that they all wait for their commit at once:
+ * every thread is held inside its hash (past the check that the name is
+ * free) while another holds the store's lock; then the hashes finish and
+ * the registrations pile up behind the lock.  The file limit, if any, is
+ * set just before the lock is let go.  Returns the writes (appends and
+ * rewrites) they took.
+ */
+static unsigned long
+register_piled_up(struct fixture *fx, struct slow_call *calls, struct rlimit *limit)
+{
+	struct hold h = { .inside = false };
+	pthread_t holder, t[GC_THREADS];
+	struct ident_stats st;
+	unsigned long before;
+	time_t deadline = time(NULL) + 30;
+
+	pthread_mutex_init(&h.m, NULL);
+	pthread_cond_init(&h.c, NULL);
+	gc_id = fx->id;
+	ident_get_stats(fx->id, &st);
+	before = st.appends + st.rewrites;
+	password_gate_destroy();
+	assert_int_equal(password_gate_init(GC_THREADS), 0);
+	probe_arm("pw");
+	for (int i = 0; i < GC_THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, gc_register_thread, &calls[i]), 0);
+	probe_await_inside(GC_THREADS);
+
+	assert_int_equal(pthread_create(&holder, NULL, hold_thread, &h), 0);
+	pthread_mutex_lock(&h.m);
+	while (!h.inside)
+		pthread_cond_wait(&h.c, &h.m);
+	pthread_mutex_unlock(&h.m);
+	probe_disarm();
+	/* Every registration hashed and is waiting for its commit. */
+	do {
+		ident_get_stats(fx->id, &st);
+		if (time(NULL) > deadline)
+			fail_msg("only %zu of %d registrations queued", st.waiting, GC_THREADS);
+		sched_yield();
+	} while (st.waiting < GC_THREADS);
+	if (limit != NULL) {
+		signal(SIGXFSZ, SIG_IGN);
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, limit), 0);
+		fx->fsize_limited = true;
+	}
+
+	pthread_mutex_lock(&h.m);
+	h.release = true;
+	pthread_cond_broadcast(&h.c);
+	pthread_mutex_unlock(&h.m);
+	for (int i = 0; i < GC_THREADS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	assert_int_equal(pthread_join(holder, NULL), 0);
+	if (limit != NULL) {
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &fx->fsize), 0);
+		fx->fsize_limited = false;
+		signal(SIGXFSZ, SIG_DFL);
+	}
+	password_gate_destroy();
+	assert_int_equal(password_gate_init(2), 0);
+	pthread_mutex_destroy(&h.m);
+	pthread_cond_destroy(&h.c);
+	ident_get_stats(fx->id, &st);
+	return st.appends + st.rewrites - before;
+}
+
+static void
+test_group_commit(void **state)
+{
+	struct fixture *fx = *state;
+	struct slow_call calls[GC_THREADS];
+	char names[GC_THREADS][NAME_MAX_LEN + 1];
+	unsigned long batches;
+	int ok = 0, exists = 0;
+	ino_t inode;
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	inode = file_inode(fx->path);
+	for (int i = 0; i < GC_THREADS; i++) {
+		/* Two of them race for the same new name: one gets it, the other is told it is taken. */
+		snprintf(names[i], sizeof(names[i]), i == GC_THREADS - 1 ? "user0" : "user%d", i);
+		calls[i] = (struct slow_call){ .id = fx->id, .name = names[i], .password = "pw",
+					       .cost = COST };
+	}
+	batches = register_piled_up(fx, calls, NULL);
+	/* The first to come may commit alone; all the others wait and go in one batch. */
+	if (batches > 2)
+		fail_msg("%d registrations that waited together took %lu writes and syncs",
+			 GC_THREADS, batches);
+	for (int i = 0; i < GC_THREADS; i++) {
+		ok += calls[i].r == IDENT_OK;
+		exists += calls[i].r == IDENT_EXISTS;
+	}
+	assert_int_equal(ok, GC_THREADS - 1);
+	assert_int_equal(exists, 1);
+	assert_int_equal(file_inode(fx->path), inode);
+	reopen(fx);
+	assert_int_equal(ident_count(fx->id), GC_THREADS);
+	for (int i = 0; i < GC_THREADS - 1; i++)
+		assert_int_equal(ident_verify(fx->id, names[i], "pw", COST, NULL), IDENT_OK);
+}
+
+/* A batch that cannot be stored is refused whole and undone; the file stays as it was. */
+static void
+test_group_commit_failure(void **state)
+{
+	struct fixture *fx = *state;
+	struct slow_call calls[GC_THREADS];
+	char names[GC_THREADS][NAME_MAX_LEN + 1];
+	struct rlimit small;
+	char *before, *after;
+
+	fx->id = open_ok(fx);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
+	before = read_file(fx->path);
+	assert_non_null(before);
+	for (int i = 0; i < GC_THREADS; i++) {
+		snprintf(names[i], sizeof(names[i]), "user%d", i);
+		calls[i] = (struct slow_call){ .id = fx->id, .name = names[i], .password = "pw",
+					       .cost = COST };
+	}
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &fx->fsize), 0);
+	small = fx->fsize;
+	small.rlim_cur = (rlim_t)file_size(fx->path) + 10;
+	register_piled_up(fx, calls, &small);
+	for (int i = 0; i < GC_THREADS; i++)
+		assert_int_equal(calls[i].r, IDENT_IO_ERROR);
+	assert_int_equal(ident_count(fx->id), 2);
+	after = read_file(fx->path);
+	assert_non_null(after);
+	assert_string_equal(after, before);
+	free(after);
+	free(before);
+
+	/* A deletion in a batch that fails comes back too. */
+	assert_int_equal(ident_delete(fx->id, "bob"), IDENT_OK);
+	reopen(fx);
+	assert_int_equal(ident_count(fx->id), 1);
+	assert_true(ident_lookup(fx->id, "alice", NULL));
+}
+
 /* Concurrency: registrations racing with clears. */
 
 #define REG_THREADS 4
@@ -1444,6 +1636,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_registration_across_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rehash_does_not_resurrect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_register_races_clear, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit_failure, setup, teardown),
 	};
 	int rc;
 
