@@ -295,11 +295,11 @@ file_unchanged(const struct ident *id, const struct stat *st)
 }
 
 /*
- * Appends one record with one write() and makes it durable.  A write or
- * sync that fails is cut back off the file.  After a failed sync the page
- * cache need not match the disk, and a failed cut leaves a torn record, so
- * then the next change rewrites the whole file: nothing ever follows a torn
- * record.  Returns 0, -1 with errno set, or 1 if the file must be
+ * Appends a batch's records with one write() and makes them durable.  A
+ * write or sync that fails is cut back off the file.  After a failed sync
+ * the page cache need not match the disk, and a failed cut leaves a torn
+ * record, so then the next change rewrites the whole file: nothing ever
+ * follows a torn record.  Returns 0, -1 with errno set, or 1 if the file must be
  * rewritten instead (someone else changed it).
  */
 static int
@@ -341,9 +341,9 @@ append_record(struct ident *id, const char *rec, size_t len)
 }
 
 /*
- * Stores one change already made in memory, rec being its record: appended
+ * Stores changes already made in memory, rec being their records: appended
  * when possible, otherwise by rewriting the whole file (which holds the
- * change too).  Lock held.
+ * changes too).  Lock held.
  */
 static enum ident_result
 store_change(struct ident *id, const char *rec, size_t len)
