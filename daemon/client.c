@@ -14,7 +14,10 @@
  * history has stored it, through the ring, while a command is answered at
  * once.  To keep replies in request order, a command that arrives while
  * messages are still unanswered is held until their answers came back;
- * messages themselves may be pipelined freely.
+ * messages themselves may be pipelined, within bounds: a sender with too
+ * many unanswered, or while the history's backlog is full, is held back
+ * (sender_held_back) and its socket not read until its answers come, so a
+ * burst slows down its sender and nobody else.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -43,6 +46,12 @@
 
 /* Lines handled per turn of the loop, so output keeps flowing under a flood. */
 #define LINES_PER_TURN 64
+/*
+ * A sender may have at most 1/SENDER_SHARE of the history backlog's limit
+ * unanswered (room_backlog_limits), so a few senders bursting at once
+ * still leave room in it for others.
+ */
+#define SENDER_SHARE 2
 /* How often a client waiting to write checks whether it overflowed. */
 #define OVERFLOW_CHECK_MS 250
 /* How long a BYE may take to leave, and how long we wait for the peer's close. */
@@ -55,6 +64,7 @@ struct session_state {
 	bool more_input;	/* lines may be buffered: do not sleep */
 	bool eof;		/* the peer closed its side */
 	bool went_deep;		/* logged in or ran a command since the last sleep */
+	bool held_back;		/* input stopped by sender_held_back() */
 	enum part_reason why;
 	char text[256];
 };
@@ -330,6 +340,30 @@ post_message(struct client *c, char *text, size_t len)
 	return 0;
 }
 
+/*
+ * Push-back on a burst.  Messages wait in the history's backlog for the
+ * next disk sync and then reach the room as one batch; unbounded, a
+ * pipelining client made a batch longer than the fan-out ring, and every
+ * member overflowed at once.  So a sender stops being read while it has
+ * too many messages unanswered, or the backlog is full and it has any:
+ * its own answers wake it (they come through the room), and only it waits.
+ * A member with nothing unanswered is never held back: one message each
+ * always goes through, however many others burst.
+ */
+static bool
+sender_held_back(struct client *c)
+{
+	size_t msgs, bytes, max_msgs, max_bytes;
+
+	if (c->unacked == 0)
+		return false;
+	room_backlog_limits(c->srv->room, &max_msgs, &max_bytes);
+	if (c->unacked >= max_msgs / SENDER_SHARE)
+		return true;
+	history_backlog(c->srv->history, &msgs, &bytes);
+	return msgs >= max_msgs || bytes >= max_bytes;
+}
+
 static bool
 is_command(const char *line)
 {
@@ -383,16 +417,22 @@ handle_request(struct client *c, struct session_state *st, char *line, size_t le
 
 /*
  * Handles up to LINES_PER_TURN buffered lines.  A command behind messages
- * not yet answered is held (and reading stops) until they are.
+ * not yet answered is held (and reading stops) until they are; so is all
+ * input while the sender is held back.
  */
 static int
 handle_input(struct client *c, struct session_state *st)
 {
 	st->more_input = false;
+	st->held_back = false;
 	for (int i = 0; i < LINES_PER_TURN; i++) {
 		char *line;
 		size_t len;
 
+		if (sender_held_back(c)) {
+			st->held_back = true;
+			return 0;
+		}
 		if (st->held != NULL) {
 			if (c->unacked > 0)
 				return 0;
@@ -429,10 +469,13 @@ handle_input(struct client *c, struct session_state *st)
 static int
 wait_for_work(struct client *c, struct session_state *st)
 {
-	bool want_input = st->held == NULL && !st->eof;
+	bool held_back = st->held_back && sender_held_back(c);
+	bool want_input = st->held == NULL && !st->eof && !held_back;
 	int timeout;
 
-	if (st->more_input || (st->held != NULL && c->unacked == 0))
+	/* Answers came: lines held back may be buffered already. */
+	if (st->more_input || (st->held != NULL && c->unacked == 0) ||
+	    (st->held_back && !held_back))
 		return 0;
 	if (st->eof && c->unacked == 0 && outq_empty(&c->out)) {
 		st->why = PART_LOST;

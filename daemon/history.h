@@ -111,6 +111,15 @@ size_t history_recent(struct history *h, size_t max, uint64_t max_id,
 size_t history_since(struct history *h, uint64_t after_id, size_t max,
 		     struct history_entry *out, uint64_t *first_held);
 
+/*
+ * The backlog: messages appended but not yet handed to the publish
+ * callback (written and syncing, or waiting for the next batch), and the
+ * bytes of their bodies.  Read without the lock, so a moment old; it
+ * shrinks before the callback sees the messages it no longer counts.
+ * What a sender that pipelines may pile up is bounded with it (client.c).
+ */
+void history_backlog(struct history *h, size_t *msgs, size_t *bytes);
+
 void history_get_stats(struct history *h, struct history_stats *st);
 
 /* Releases the references history_recent()/history_since() gave. */

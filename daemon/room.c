@@ -40,6 +40,13 @@
 #define WAKE_CASCADE 2
 /* Pieces one write-through writev() carries, at most (IOV_MAX is 1024). */
 #define WT_PIECES 512
+/*
+ * One publication puts at most 1/PUBLISH_SHARE of the ring and of the send
+ * queue limit in the ring (a longer batch goes in pieces), and the history
+ * backlog, which becomes the next batch, is held to the same (client.c):
+ * a member that keeps collecting then never finds a batch it cannot take.
+ */
+#define PUBLISH_SHARE 4
 
 enum slot_kind {
 	SLOT_MSG,	/* a stored message: MSG to others, OK to its sender */
@@ -465,26 +472,66 @@ msg_slot(const struct history_entry *e, struct line *batch, size_t *off)
 }
 
 void
+room_backlog_limits(struct room *r, size_t *msgs, size_t *bytes)
+{
+	/* ring_cap never changes after room_new(): no lock. */
+	*msgs = (size_t)(r->ring_cap / PUBLISH_SHARE);
+	*bytes = (size_t)settings_get()->send_queue_limit / PUBLISH_SHARE;
+}
+
+/*
+ * How many of the n entries from e go into the ring in one piece: at most
+ * the backlog limits' worth of slots and bytes, and at least one.
+ */
+static size_t
+publish_piece(struct room *r, const struct history_entry *e, size_t n)
+{
+	size_t max_msgs, max_bytes, bytes = 0, i;
+
+	room_backlog_limits(r, &max_msgs, &max_bytes);
+	for (i = 0; i < n && i < max_msgs; i++) {
+		if (!e[i].failed)
+			bytes += sizeof(tag_msg) - 1 + e[i].body->len;
+		if (i > 0 && bytes > max_bytes)
+			break;
+	}
+	return i;
+}
+
+/*
+ * A batch goes into the ring in pieces the ring and a member's send queue
+ * can hold, each written through to the idle members before the next:
+ * one batch longer than the ring would put every member behind at once,
+ * the sender, idle members and fast readers alike.  The history backlog
+ * is held to one piece (client.c), so a batch is one piece but for the
+ * one message each member may always have in flight.
+ */
+void
 room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 {
 	struct room *r = ctx;
-	struct line *batch = batch_line(e, n);	/* made before the lock is taken */
-	size_t off = 0;
 
-	pthread_mutex_lock(&r->lock);
-	if (fault_active(FAULT_ROOM_HANG))
-		fault_hang();
-	for (size_t i = 0; i < n; i++) {
-		if (e[i].failed) {
-			ring_push_locked(r, (struct ring_slot){ .kind = SLOT_FAILED,
-								.sender = e[i].sender });
-			continue;
+	while (n > 0) {
+		size_t piece = publish_piece(r, e, n), off = 0;
+		struct line *batch = batch_line(e, piece);	/* made before the lock is taken */
+
+		pthread_mutex_lock(&r->lock);
+		if (fault_active(FAULT_ROOM_HANG))
+			fault_hang();
+		for (size_t i = 0; i < piece; i++) {
+			if (e[i].failed) {
+				ring_push_locked(r, (struct ring_slot){ .kind = SLOT_FAILED,
+									.sender = e[i].sender });
+				continue;
+			}
+			ring_push_locked(r, msg_slot(&e[i], batch, &off));
+			r->last_msg_id = e[i].id;
 		}
-		ring_push_locked(r, msg_slot(&e[i], batch, &off));
-		r->last_msg_id = e[i].id;
+		room_unlock_and_cascade(r);
+		line_unref(batch);
+		e += piece;
+		n -= piece;
 	}
-	room_unlock_and_cascade(r);
-	line_unref(batch);
 }
 
 /* ---- members ---- */

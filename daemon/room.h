@@ -90,8 +90,19 @@ void room_wake_up(struct room *r, struct client *c);
 /* The newest stored message when chatd starts (the history read from disk). */
 void room_set_last_msg_id(struct room *r, uint64_t id);
 
-/* The history's publish callback (history.h): stored messages enter the ring. */
+/*
+ * The history's publish callback (history.h): stored messages enter the
+ * ring, a long batch in pieces of at most the backlog limits below.
+ */
 void room_publish_history(void *room, const struct history_entry *entries, size_t n);
+
+/*
+ * What the history's backlog (history_backlog) may hold, in messages and
+ * bytes, so that the batch it becomes fits a member that keeps collecting:
+ * a quarter of the fan-out ring and of send_queue_limit.  Any thread, no
+ * lock.
+ */
+void room_backlog_limits(struct room *r, size_t *msgs, size_t *bytes);
 
 /* A server notice to everyone. */
 int room_notice(struct room *r, const char *text);

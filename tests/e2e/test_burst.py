@@ -1,0 +1,180 @@
+"""
+test_burst.py - one member (or a few) pipelines a burst of short messages
+far longer than the fan-out ring while others stay in the room: idle ones
+(their threads asleep, the room writing to their sockets), and one that chats
+itself.  Only the senders may be slowed down: nobody is disconnected, every
+member gets every message in order, every sender gets every OK.
+
+The members' sockets are read raw by one thread each (a strict line-by-line
+parse could not keep up with a burst), and the lines are checked afterwards.
+"""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from chatproto import SCALE, scaled
+
+# Short messages, as many as a pipelining client gets into the socket at once.
+BURST = 200_000 // SCALE
+# Each sync slowed down (the slow-sync fault): what queues meanwhile is one batch.
+SLOW_BURST = 40_000 // SCALE
+SENDERS = 3
+
+
+class Reader(threading.Thread):
+    """Everything a logged-in client's socket receives, raw, until closed or stopped."""
+
+    def __init__(self, client):
+        super().__init__(daemon=True)
+        self.client = client
+        self.chunks = [client.buf[client.pos:]]
+        self.lines = self.chunks[0].count(b"\n")
+        client.buf, client.pos = b"", 0
+        self.closed = False
+        self.done = threading.Event()
+
+    def run(self):
+        sock = self.client.sock
+        sock.settimeout(0.2)
+        while not self.done.is_set():
+            try:
+                data = sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            except (ConnectionResetError, OSError):
+                data = b""
+            if not data:
+                self.closed = True
+                return
+            self.chunks.append(data)
+            self.lines += data.count(b"\n")
+
+    def text(self):
+        return b"".join(self.chunks)
+
+    def parsed(self):
+        """Every complete line as (tag, fields...)."""
+        data = self.text()
+        assert data.endswith(b"\n") or not data, f"{self.client.label}: torn last line"
+        return [line.split(b" ", 4) for line in data.split(b"\n")[:-1]]
+
+
+def send_burst(client, texts, errors):
+    """Pipelines texts from a thread of its own: chatd may stop reading meanwhile."""
+    data = b"".join(t.encode() + b"\n" for t in texts)
+    try:
+        for off in range(0, len(data), 65536):
+            client.sock.sendall(data[off:off + 65536])
+    except OSError as e:
+        errors.append(f"{client.label}: sending failed: {e}")
+
+
+def await_lines(readers, wanted, timeout):
+    """Until every reader has its number of lines, or one was disconnected."""
+    deadline = time.monotonic() + scaled(timeout)
+    while time.monotonic() < deadline:
+        if all(r.lines >= wanted[r] or r.closed for r in readers):
+            return
+        time.sleep(0.05)
+
+
+def check_member(reader, sent):
+    """Every message of every sender in `sent` ({name: texts}), in order, nothing else."""
+    got = {name: [] for name in sent}
+    last_id = 0
+    for fields in reader.parsed():
+        assert fields[0] == b"MSG", (f"{reader.client.label} got {b' '.join(fields)!r} "
+                                     f"during the burst")
+        msg_id, name = int(fields[1]), fields[3].decode()
+        assert msg_id > last_id, f"{reader.client.label}: id {msg_id} after {last_id}"
+        last_id = msg_id
+        got[name].append(fields[4].decode())
+    for name, texts in sent.items():
+        assert got[name] == texts, (f"{reader.client.label} got {len(got[name])} of "
+                                    f"{len(texts)} messages from {name}, or out of order")
+
+
+def check_sender(reader, count, others):
+    """count OKs, ids rising; other senders' messages (MSG) in between."""
+    oks, last_ok = 0, 0
+    for fields in reader.parsed():
+        if fields[0] == b"MSG" and fields[3].decode() in others:
+            continue
+        assert fields[0] == b"OK" and fields[2] == b"sent", (
+            f"{reader.client.label} got {b' '.join(fields)!r} during its burst")
+        assert int(fields[1]) > last_ok
+        last_ok = int(fields[1])
+        oks += 1
+    assert oks == count, f"{reader.client.label}: {oks} OKs for {count} messages"
+
+
+def run_burst(d, senders, count, idle, timeout=60):
+    """senders pipeline count messages each while `idle` members only listen."""
+    clients = [d.login(name) for name in senders + idle]
+    # Everyone is in before the burst: no JOIN lands in the middle of it.
+    for c in clients:
+        c.sync()
+    readers = {c: Reader(c) for c in clients}
+    texts = {name: [f"{name[0]}{i}" for i in range(count)] for name in senders}
+    for r in readers.values():
+        r.start()
+    errors = []
+    writers = [threading.Thread(target=send_burst, args=(c, texts[c.name], errors), daemon=True)
+               for c in clients if c.name in senders]
+    start = time.monotonic()
+    for w in writers:
+        w.start()
+    # A member gets every sender's messages; a sender an OK for each of its own
+    # and the others' messages.
+    total = count * len(senders)
+    wanted = {r: total for r in readers.values()}
+    await_lines(list(readers.values()), wanted, timeout)
+    elapsed = time.monotonic() - start
+    for r in readers.values():
+        r.done.set()
+    for r in readers.values():
+        r.join(scaled(5))
+    for w in writers:
+        w.join(scaled(5))
+    dropped = [r.client.label for r in readers.values() if r.closed]
+    assert not dropped, (f"disconnected during the burst: {dropped}; "
+                         f"log:\n{d.log_text()[-2000:]}")
+    assert not errors, errors
+    for c, r in readers.items():
+        if c.name in senders:
+            check_sender(r, count, [s for s in senders if s != c.name])
+        else:
+            check_member(r, texts)
+    return elapsed
+
+
+def slow_chatd(chatd_factory, sync_ms):
+    """Every sync of the history takes 100 ms more (the slow-sync fault): what a
+    pipelining client sends meanwhile piles up behind it."""
+    d = chatd_factory(start=False, history_sync_ms=sync_ms)
+    d.env["CHATD_TEST_FAULT"] = "slow-sync"
+    return d.start()
+
+
+@pytest.mark.parametrize("sync_ms", [0, 50], ids=["durable", "relaxed"])
+def test_one_members_burst_disconnects_nobody(chatd_factory, sync_ms):
+    d = slow_chatd(chatd_factory, sync_ms)
+    elapsed = run_burst(d, ["alice"], SLOW_BURST, ["bob", "carol", "dave", "erin"])
+    print(f"slow sync: {SLOW_BURST} messages from one member in {elapsed:.2f} s "
+          f"({SLOW_BURST / elapsed:.0f}/s), 4 members listening, nobody dropped")
+
+
+def test_burst_on_a_plain_disk(chatd):
+    elapsed = run_burst(chatd, ["alice"], BURST, ["bob", "carol", "dave", "erin"])
+    print(f"plain disk: {BURST} messages from one member in {elapsed:.2f} s "
+          f"({BURST / elapsed:.0f}/s), 4 members listening, nobody dropped")
+
+
+@pytest.mark.parametrize("sync_ms", [0, 50], ids=["durable", "relaxed"])
+def test_several_senders_burst_at_once(chatd_factory, sync_ms):
+    d = slow_chatd(chatd_factory, sync_ms)
+    senders = ["alice", "bob", "carol"][:SENDERS]
+    run_burst(d, senders, SLOW_BURST // SENDERS, ["dave", "erin"])
