@@ -5,7 +5,8 @@ far longer than the fan-out ring while others stay in the room: idle ones
 itself.  Only the senders may be slowed down: nobody is disconnected, every
 member gets every message in order, every sender gets every OK.
 
-The members' sockets are read raw by one thread each (a strict line-by-line
+The burst's messages are one or two bytes each, pipelined from a thread of
+the sender's own.  The members' sockets are read raw by one thread each (a strict line-by-line
 parse could not keep up with a burst), and the lines are checked afterwards.
 """
 
@@ -98,7 +99,7 @@ def check_member(reader, sent):
 
 
 def check_sender(reader, count, others):
-    """count OKs, ids rising; other senders' messages (MSG) in between."""
+    """count OKs, ids rising; the other senders' messages (MSG) in between."""
     oks, last_ok = 0, 0
     for fields in reader.parsed():
         if fields[0] == b"MSG" and fields[3].decode() in others:
@@ -111,27 +112,53 @@ def check_sender(reader, count, others):
     assert oks == count, f"{reader.client.label}: {oks} OKs for {count} messages"
 
 
-def run_burst(d, senders, count, idle, timeout=60):
-    """senders pipeline count messages each while `idle` members only listen."""
-    clients = [d.login(name) for name in senders + idle]
+def chat_during(chatter, reader, sender_reader, count, errors):
+    """Once the burst has begun, the chatter says count messages one at a time,
+    each after the OK of the one before: chatting as usual."""
+    deadline = time.monotonic() + scaled(30)
+
+    def oks(r):
+        return (b"\n" + r.text()).count(b"\nOK ")
+
+    while oks(sender_reader) == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for i in range(count):
+        chatter.send_line(f"chat{i}")
+        while oks(reader) <= i:
+            if time.monotonic() > deadline or reader.closed:
+                errors.append(f"{chatter.label}: no OK for chat{i}")
+                return
+            time.sleep(0.01)
+
+
+def run_burst(d, senders, count, idle, chatter=None, chats=3, timeout=60):
+    """senders pipeline count messages each while `idle` members only listen and
+    the chatter, if any, says a few messages as the burst goes on.  Returns the
+    seconds until everyone had everything, and {name: reader}."""
+    names = senders + idle + ([chatter] if chatter else [])
+    clients = {name: d.login(name) for name in names}
     # Everyone is in before the burst: no JOIN lands in the middle of it.
-    for c in clients:
+    for c in clients.values():
         c.sync()
-    readers = {c: Reader(c) for c in clients}
+    readers = {name: Reader(c) for name, c in clients.items()}
     texts = {name: [f"{name[0]}{i}" for i in range(count)] for name in senders}
+    if chatter:
+        texts[chatter] = [f"chat{i}" for i in range(chats)]
     for r in readers.values():
         r.start()
     errors = []
-    writers = [threading.Thread(target=send_burst, args=(c, texts[c.name], errors), daemon=True)
-               for c in clients if c.name in senders]
+    writers = [threading.Thread(target=send_burst, args=(clients[name], texts[name], errors),
+                                daemon=True) for name in senders]
+    if chatter:
+        writers.append(threading.Thread(
+            target=chat_during, args=(clients[chatter], readers[chatter], readers[senders[0]],
+                                      chats, errors), daemon=True))
     start = time.monotonic()
     for w in writers:
         w.start()
-    # A member gets every sender's messages; a sender an OK for each of its own
-    # and the others' messages.
-    total = count * len(senders)
-    wanted = {r: total for r in readers.values()}
-    await_lines(list(readers.values()), wanted, timeout)
+    # Everyone gets a line (MSG, or OK for its own) for every message said.
+    total = sum(len(t) for t in texts.values())
+    await_lines(list(readers.values()), {r: total for r in readers.values()}, timeout)
     elapsed = time.monotonic() - start
     for r in readers.values():
         r.done.set()
@@ -139,16 +166,20 @@ def run_burst(d, senders, count, idle, timeout=60):
         r.join(scaled(5))
     for w in writers:
         w.join(scaled(5))
-    dropped = [r.client.label for r in readers.values() if r.closed]
+    dropped = [name for name, r in readers.items() if r.closed]
     assert not dropped, (f"disconnected during the burst: {dropped}; "
                          f"log:\n{d.log_text()[-2000:]}")
     assert not errors, errors
-    for c, r in readers.items():
-        if c.name in senders:
-            check_sender(r, count, [s for s in senders if s != c.name])
+    for name, r in readers.items():
+        if name in texts:
+            check_sender(r, len(texts[name]), [s for s in texts if s != name])
         else:
             check_member(r, texts)
-    return elapsed
+    return elapsed, readers
+
+
+def ok_ids(reader):
+    return [int(f[1]) for f in reader.parsed() if f[0] == b"OK"]
 
 
 def slow_chatd(chatd_factory, sync_ms):
@@ -162,13 +193,17 @@ def slow_chatd(chatd_factory, sync_ms):
 @pytest.mark.parametrize("sync_ms", [0, 50], ids=["durable", "relaxed"])
 def test_one_members_burst_disconnects_nobody(chatd_factory, sync_ms):
     d = slow_chatd(chatd_factory, sync_ms)
-    elapsed = run_burst(d, ["alice"], SLOW_BURST, ["bob", "carol", "dave", "erin"])
+    elapsed, readers = run_burst(d, ["alice"], SLOW_BURST, ["bob", "carol", "dave"],
+                                 chatter="erin")
+    # Only the sender waited: erin's first message, said once the burst had
+    # begun, went out in the middle of it, not behind it.
+    assert ok_ids(readers["erin"])[0] < ok_ids(readers["alice"])[-1]
     print(f"slow sync: {SLOW_BURST} messages from one member in {elapsed:.2f} s "
           f"({SLOW_BURST / elapsed:.0f}/s), 4 members listening, nobody dropped")
 
 
 def test_burst_on_a_plain_disk(chatd):
-    elapsed = run_burst(chatd, ["alice"], BURST, ["bob", "carol", "dave", "erin"])
+    elapsed, _ = run_burst(chatd, ["alice"], BURST, ["bob", "carol", "dave"], chatter="erin")
     print(f"plain disk: {BURST} messages from one member in {elapsed:.2f} s "
           f"({BURST / elapsed:.0f}/s), 4 members listening, nobody dropped")
 
@@ -177,4 +212,4 @@ def test_burst_on_a_plain_disk(chatd):
 def test_several_senders_burst_at_once(chatd_factory, sync_ms):
     d = slow_chatd(chatd_factory, sync_ms)
     senders = ["alice", "bob", "carol"][:SENDERS]
-    run_burst(d, senders, SLOW_BURST // SENDERS, ["dave", "erin"])
+    run_burst(d, senders, SLOW_BURST // SENDERS, ["dave"], chatter="erin")
