@@ -52,6 +52,12 @@
  * still leave room in it for others.
  */
 #define SENDER_SHARE 2
+/*
+ * While a member is backed up, a sender gets one message in flight and one
+ * every HELD_BACK_GAP_MS; a sender held back rechecks that often, as a
+ * member that drains wakes nobody.
+ */
+#define HELD_BACK_GAP_MS 10
 /* How often a client waiting to write checks whether it overflowed. */
 #define OVERFLOW_CHECK_MS 250
 /* How long a BYE may take to leave, and how long we wait for the peer's close. */
@@ -65,6 +71,7 @@ struct session_state {
 	bool eof;		/* the peer closed its side */
 	bool went_deep;		/* logged in or ran a command since the last sleep */
 	bool held_back;		/* input stopped by sender_held_back() */
+	int64_t last_post_ms;	/* when it last sent a room message (monotonic) */
 	enum part_reason why;
 	char text[256];
 };
@@ -347,14 +354,22 @@ post_message(struct client *c, char *text, size_t len)
  * member overflowed at once.  So a sender stops being read while it has
  * too many messages unanswered, or the backlog is full and it has any:
  * its own answers wake it (they come through the room), and only it waits.
- * A member with nothing unanswered is never held back: one message each
- * always goes through, however many others burst.
+ * A member with nothing unanswered is not held back by the backlog: one
+ * message each always goes through, however many others burst.
+ *
+ * And a burst goes no faster than the members read: while one of them has
+ * more than half its send queue limit waiting (room_backed_up), every
+ * sender gets one message in flight and one per HELD_BACK_GAP_MS, which
+ * is more than anyone types.  A member that stopped reading for good is
+ * still disconnected at its limit, only later.
  */
 static bool
-sender_held_back(struct client *c)
+sender_held_back(struct client *c, const struct session_state *st)
 {
 	size_t msgs, bytes, max_msgs, max_bytes;
 
+	if (room_backed_up(c->srv->room))
+		return c->unacked > 0 || time_mono_ms() - st->last_post_ms < HELD_BACK_GAP_MS;
 	if (c->unacked == 0)
 		return false;
 	room_backlog_limits(c->srv->room, &max_msgs, &max_bytes);
@@ -391,8 +406,10 @@ handle_request(struct client *c, struct session_state *st, char *line, size_t le
 
 	if (tc != TEXT_OK)
 		return client_reply_err(c, ERR_BAD_TEXT, "%s: not sent", text_check_str(tc)) < 0 ? -1 : 0;
-	if (!is_command(line))
+	if (!is_command(line)) {
+		st->last_post_ms = time_mono_ms();
 		return post_message(c, line, len) < 0 ? -1 : 0;
+	}
 
 	/*
 	 * Deliver everything that happened before the command first: a reply
@@ -429,7 +446,7 @@ handle_input(struct client *c, struct session_state *st)
 		char *line;
 		size_t len;
 
-		if (sender_held_back(c)) {
+		if (sender_held_back(c, st)) {
 			st->held_back = true;
 			return 0;
 		}
@@ -469,7 +486,7 @@ handle_input(struct client *c, struct session_state *st)
 static int
 wait_for_work(struct client *c, struct session_state *st)
 {
-	bool held_back = st->held_back && sender_held_back(c);
+	bool held_back = st->held_back && sender_held_back(c, st);
 	bool want_input = st->held == NULL && !st->eof && !held_back;
 	int timeout;
 
@@ -487,12 +504,22 @@ wait_for_work(struct client *c, struct session_state *st)
 	struct pollfd pfd[1] = {
 		{ .fd = c->fd, .events = (want_input ? POLLIN : 0) | (pending ? POLLOUT : 0) },
 	};
+	/*
+	 * With output pending, the next publication wakes the thread too: a
+	 * member whose socket is full collects at once, so its queue shows how
+	 * far behind it is (room_backed_up holds pipelining senders back) before
+	 * the ring has moved on too far for it.
+	 */
+	if (pending && !room_sleep(c->srv->room, c, false))
+		return 0;
 	if (pending)
 		timeout = OVERFLOW_CHECK_MS;
 	else if ((slept = room_sleep(c->srv->room, c, want_input)))
 		timeout = -1;
 	else
 		return 0;
+	if (held_back && (timeout < 0 || timeout > HELD_BACK_GAP_MS))
+		timeout = HELD_BACK_GAP_MS;
 	/*
 	 * An idle client sleeps for most of its life: the stack pages its
 	 * login or a command (a password hash, a log line) touched go back.

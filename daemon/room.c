@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,8 @@ struct room {
 	/* One member's write-through writev(), in the room to spare the stack. */
 	struct piece wt_pieces[WT_PIECES];
 	struct iovec wt_iov[WT_PIECES];
+	/* Members with room.backed_up set; written under the lock, read without it. */
+	atomic_size_t backed_up;
 	struct client *targets;		/* to wake though nothing was published */
 	uint64_t woken_head;		/* head when the sleepers were last woken */
 	bool closing;
@@ -221,6 +224,37 @@ wake_next_locked(struct room *r, size_t *sleepers_left)
 
 static size_t slot_pieces(struct client *c, const struct ring_slot *s, struct piece *p);
 
+/*
+ * A member is backed up while more than half its send queue limit waits
+ * for its socket: pipelining senders then wait for it (room_backed_up).
+ * Called when its queue may have changed: by its thread in room_collect()
+ * and room_sleep(), by the publisher when write-through queues for it.
+ */
+static void
+backed_up_set_locked(struct room *r, struct client *c, bool now)
+{
+	if (now == c->room.backed_up)
+		return;
+	c->room.backed_up = now;
+	if (now)
+		atomic_fetch_add_explicit(&r->backed_up, 1, memory_order_relaxed);
+	else
+		atomic_fetch_sub_explicit(&r->backed_up, 1, memory_order_relaxed);
+}
+
+static bool
+queue_backed_up(const struct client *c)
+{
+	return c->room.member &&
+	       c->out.bytes + c->room.inbox.bytes > (uint64_t)settings_get()->send_queue_limit / 2;
+}
+
+bool
+room_backed_up(struct room *r)
+{
+	return atomic_load_explicit(&r->backed_up, memory_order_relaxed) > 0;
+}
+
 /* Queues what follows the first `skip` bytes of p, with a reference of its own. */
 static int
 piece_queue(struct outq *q, const struct piece *p, size_t skip)
@@ -294,6 +328,7 @@ wt_write(struct room *r, struct client *c, const struct piece *p, size_t np)
 			return false;
 		}
 	}
+	backed_up_set_locked(r, c, queue_backed_up(c));
 	return false;
 }
 
@@ -598,6 +633,7 @@ member_remove_locked(struct room *r, struct client *c)
 
 	if (!c->room.member)
 		return;
+	backed_up_set_locked(r, c, false);
 	i = member_search_locked(r, c->name, &found);
 	if (found && r->members[i] == c) {
 		memmove(&r->members[i], &r->members[i + 1],
@@ -1068,6 +1104,7 @@ room_collect(struct room *r, struct client *c, int64_t limit, enum part_reason *
 		goto leave;
 	}
 	bool more = c->room.member && c->room.cursor != r->head;
+	backed_up_set_locked(r, c, queue_backed_up(c));
 	room_unlock_and_cascade(r);
 	return more;
 
@@ -1086,6 +1123,7 @@ room_sleep(struct room *r, struct client *c, bool write_through)
 	bool idle = !r->closing && !c->room.evicted && c->room.inbox.count == 0 &&
 		    (!c->room.member || c->room.cursor == r->head);
 	if (idle) {
+		backed_up_set_locked(r, c, queue_backed_up(c));
 		c->room.write_rights = write_through && c->room.member && outq_empty(&c->out);
 		sleeper_add_locked(r, c, c->room.write_rights);
 	}

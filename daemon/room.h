@@ -104,6 +104,14 @@ void room_publish_history(void *room, const struct history_entry *entries, size_
  */
 void room_backlog_limits(struct room *r, size_t *msgs, size_t *bytes);
 
+/*
+ * Whether some member has more than half its send_queue_limit waiting for
+ * its socket: a member that reads slower than a burst comes.  Pipelining
+ * senders wait for it (client.c) rather than push it over its limit.
+ * Any thread, no lock; a moment old.
+ */
+bool room_backed_up(struct room *r);
+
 /* A server notice to everyone. */
 int room_notice(struct room *r, const char *text);
 

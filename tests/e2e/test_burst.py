@@ -23,14 +23,18 @@ BURST = 200_000 // SCALE
 # Each sync slowed down (the slow-sync fault): what queues meanwhile is one batch.
 SLOW_BURST = 40_000 // SCALE
 SENDERS = 3
+# A member that stops reading for STALL seconds, with a small receive buffer.
+STALL = 1.0
+STALLED_RCVBUF = 16384
 
 
 class Reader(threading.Thread):
     """Everything a logged-in client's socket receives, raw, until closed or stopped."""
 
-    def __init__(self, client):
+    def __init__(self, client, stall=0.0):
         super().__init__(daemon=True)
         self.client = client
+        self.stall = stall
         self.chunks = [client.buf[client.pos:]]
         self.lines = self.chunks[0].count(b"\n")
         client.buf, client.pos = b"", 0
@@ -40,6 +44,8 @@ class Reader(threading.Thread):
     def run(self):
         sock = self.client.sock
         sock.settimeout(0.2)
+        if self.stall:
+            time.sleep(self.stall)    # a member that stops reading for a while
         while not self.done.is_set():
             try:
                 data = sock.recv(1 << 20)
@@ -131,16 +137,25 @@ def chat_during(chatter, reader, sender_reader, count, errors):
             time.sleep(0.01)
 
 
-def run_burst(d, senders, count, idle, chatter=None, chats=3, timeout=60):
-    """senders pipeline count messages each while `idle` members only listen and
-    the chatter, if any, says a few messages as the burst goes on.  Returns the
-    seconds until everyone had everything, and {name: reader}."""
+def login_small_window(d, name):
+    """A member whose socket buffers take little: its queue in chatd fills sooner."""
+    c = d.connect(name, rcvbuf=STALLED_RCVBUF)
+    c.login(name, f"pw-{name}")
+    return c
+
+
+def run_burst(d, senders, count, idle, chatter=None, chats=3, stalled=(), timeout=60):
+    """senders pipeline count messages each while `idle` members only listen (the
+    `stalled` ones after STALL seconds) and the chatter, if any, says a few messages as the burst
+    goes on.  Returns the seconds until everyone had everything, and {name: reader}."""
     names = senders + idle + ([chatter] if chatter else [])
     clients = {name: d.login(name) for name in names}
+    clients.update({name: login_small_window(d, name) for name in stalled})
     # Everyone is in before the burst: no JOIN lands in the middle of it.
     for c in clients.values():
         c.sync()
-    readers = {name: Reader(c) for name, c in clients.items()}
+    readers = {name: Reader(c, STALL if name in stalled else 0.0)
+               for name, c in clients.items()}
     texts = {name: [f"{name[0]}{i}" for i in range(count)] for name in senders}
     if chatter:
         texts[chatter] = [f"chat{i}" for i in range(chats)]
@@ -213,3 +228,14 @@ def test_several_senders_burst_at_once(chatd_factory, sync_ms):
     d = slow_chatd(chatd_factory, sync_ms)
     senders = ["alice", "bob", "carol"][:SENDERS]
     run_burst(d, senders, SLOW_BURST // SENDERS, ["dave"], chatter="erin")
+
+
+def test_a_member_that_stops_reading_a_while_slows_the_burst_down(chatd_factory):
+    """A member that stops reading for a second (a terminal paused with Ctrl-S)
+    while a burst comes is not pushed over its send queue limit: once more than
+    half of it waits, the burst waits for the member, not the other way round.
+    The burst is longer than what its socket buffers and queue hold."""
+    d = chatd_factory(send_queue_limit=262144)
+    elapsed, _ = run_burst(d, ["alice"], BURST, ["bob"], stalled=["sam"])
+    print(f"{BURST} messages from one member in {elapsed:.2f} s ({BURST / elapsed:.0f}/s) "
+          f"with a member that stopped reading for {STALL} s")
