@@ -1125,6 +1125,9 @@ room_sleep(struct room *r, struct client *c, bool write_through)
 	if (idle) {
 		backed_up_set_locked(r, c, queue_backed_up(c));
 		c->room.write_rights = write_through && c->room.member && outq_empty(&c->out);
+		/* Still listed from a sleep that ended without a wake-up: the right list now. */
+		if (c->room.sleeping && c->room.writer != c->room.write_rights)
+			sleeper_remove_locked(r, c);
 		sleeper_add_locked(r, c, c->room.write_rights);
 	}
 	pthread_mutex_unlock(&r->lock);
