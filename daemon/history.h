@@ -24,7 +24,8 @@
  * rewrite keeping its newest half) when it grows past history_max_size.
  *
  * Locking: the history lock guards the file offset, the id sequence, the
- * queue of appends not yet durable and the memory ring.  The publish
+ * queue of appends not yet durable and the memory ring; the backlog counts
+ * (history_backlog) change under it and are read without it.  The publish
  * callback runs with the history lock dropped and one publisher at a time
  * (that is what keeps publication in id order while senders append), so
  * the callback may take locks of its own (the room's) but must never call

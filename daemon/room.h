@@ -11,7 +11,10 @@
  * each; only a member whose socket does not take it all is woken to
  * finish.  A running thread writes all it has pending in one writev().  A
  * member that falls further behind than its send queue limit is told
- * "overflow" and leaves; nobody waits for it.
+ * "overflow" and leaves; nobody waits for it, but while more than half
+ * its limit waits (room_backed_up) senders that pipeline are paced.  A
+ * batch of stored messages goes into the ring in pieces every member can
+ * take (room_backlog_limits), so a burst never puts everyone behind.
  *
  * Locking: one mutex, the room lock, guards everything here and the
  * "room" part of every struct client.  It is never held across a blocking
