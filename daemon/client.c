@@ -446,10 +446,6 @@ handle_input(struct client *c, struct session_state *st)
 		char *line;
 		size_t len;
 
-		if (sender_held_back(c, st)) {
-			st->held_back = true;
-			return 0;
-		}
 		if (st->held != NULL) {
 			if (c->unacked > 0)
 				return 0;
@@ -457,8 +453,13 @@ handle_input(struct client *c, struct session_state *st)
 			len = st->held_len;
 			st->held = NULL;
 		} else {
-			enum linebuf_result r = linebuf_next(&c->in, &line, &len);
+			enum linebuf_result r;
 
+			if (sender_held_back(c, st)) {
+				st->held_back = true;
+				return 0;
+			}
+			r = linebuf_next(&c->in, &line, &len);
 			if (r == LB_NONE)
 				return 0;
 			if (r == LB_OVERLONG) {
