@@ -14,7 +14,10 @@
  * history has stored it, through the ring, while a command is answered at
  * once.  To keep replies in request order, a command that arrives while
  * messages are still unanswered is held until their answers came back;
- * messages themselves may be pipelined freely.
+ * messages themselves may be pipelined, within bounds: a sender with too
+ * many unanswered, or while the history's backlog is full, is held back
+ * (sender_held_back) and its socket not read until its answers come, so a
+ * burst slows down its sender and nobody else.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -43,6 +46,18 @@
 
 /* Lines handled per turn of the loop, so output keeps flowing under a flood. */
 #define LINES_PER_TURN 64
+/*
+ * A sender may have at most 1/SENDER_SHARE of the history backlog's limit
+ * unanswered (room_backlog_limits), so a few senders bursting at once
+ * still leave room in it for others.
+ */
+#define SENDER_SHARE 2
+/*
+ * While a member is backed up, a sender gets one message in flight and one
+ * every HELD_BACK_GAP_MS; a sender held back rechecks that often, as a
+ * member that drains wakes nobody.
+ */
+#define HELD_BACK_GAP_MS 10
 /* How often a client waiting to write checks whether it overflowed. */
 #define OVERFLOW_CHECK_MS 250
 /* How long a BYE may take to leave, and how long we wait for the peer's close. */
@@ -55,6 +70,8 @@ struct session_state {
 	bool more_input;	/* lines may be buffered: do not sleep */
 	bool eof;		/* the peer closed its side */
 	bool went_deep;		/* logged in or ran a command since the last sleep */
+	bool held_back;		/* input stopped by sender_held_back() */
+	int64_t last_post_ms;	/* when it last sent a room message (monotonic) */
 	enum part_reason why;
 	char text[256];
 };
@@ -330,6 +347,38 @@ post_message(struct client *c, char *text, size_t len)
 	return 0;
 }
 
+/*
+ * Push-back on a burst.  Messages wait in the history's backlog for the
+ * next disk sync and then reach the room as one batch; unbounded, a
+ * pipelining client made a batch longer than the fan-out ring, and every
+ * member overflowed at once.  So a sender stops being read while it has
+ * too many messages unanswered, or the backlog is full and it has any:
+ * its own answers wake it (they come through the room), and only it waits.
+ * A member with nothing unanswered is not held back by the backlog: one
+ * message each always goes through, however many others burst.
+ *
+ * And a burst goes no faster than the members read: while one of them has
+ * more than half its send queue limit waiting (room_backed_up), every
+ * sender gets one message in flight and one per HELD_BACK_GAP_MS, which
+ * is more than anyone types.  A member that stopped reading for good is
+ * still disconnected at its limit, only later.
+ */
+static bool
+sender_held_back(struct client *c, const struct session_state *st)
+{
+	size_t msgs, bytes, max_msgs, max_bytes;
+
+	if (room_backed_up(c->srv->room))
+		return c->unacked > 0 || time_mono_ms() - st->last_post_ms < HELD_BACK_GAP_MS;
+	if (c->unacked == 0)
+		return false;
+	room_backlog_limits(c->srv->room, &max_msgs, &max_bytes);
+	if (c->unacked >= max_msgs / SENDER_SHARE)
+		return true;
+	history_backlog(c->srv->history, &msgs, &bytes);
+	return msgs >= max_msgs || bytes >= max_bytes;
+}
+
 static bool
 is_command(const char *line)
 {
@@ -357,8 +406,10 @@ handle_request(struct client *c, struct session_state *st, char *line, size_t le
 
 	if (tc != TEXT_OK)
 		return client_reply_err(c, ERR_BAD_TEXT, "%s: not sent", text_check_str(tc)) < 0 ? -1 : 0;
-	if (!is_command(line))
+	if (!is_command(line)) {
+		st->last_post_ms = time_mono_ms();
 		return post_message(c, line, len) < 0 ? -1 : 0;
+	}
 
 	/*
 	 * Deliver everything that happened before the command first: a reply
@@ -383,12 +434,14 @@ handle_request(struct client *c, struct session_state *st, char *line, size_t le
 
 /*
  * Handles up to LINES_PER_TURN buffered lines.  A command behind messages
- * not yet answered is held (and reading stops) until they are.
+ * not yet answered is held (and reading stops) until they are; so is all
+ * input while the sender is held back.
  */
 static int
 handle_input(struct client *c, struct session_state *st)
 {
 	st->more_input = false;
+	st->held_back = false;
 	for (int i = 0; i < LINES_PER_TURN; i++) {
 		char *line;
 		size_t len;
@@ -400,8 +453,13 @@ handle_input(struct client *c, struct session_state *st)
 			len = st->held_len;
 			st->held = NULL;
 		} else {
-			enum linebuf_result r = linebuf_next(&c->in, &line, &len);
+			enum linebuf_result r;
 
+			if (sender_held_back(c, st)) {
+				st->held_back = true;
+				return 0;
+			}
+			r = linebuf_next(&c->in, &line, &len);
 			if (r == LB_NONE)
 				return 0;
 			if (r == LB_OVERLONG) {
@@ -429,10 +487,13 @@ handle_input(struct client *c, struct session_state *st)
 static int
 wait_for_work(struct client *c, struct session_state *st)
 {
-	bool want_input = st->held == NULL && !st->eof;
+	bool held_back = st->held_back && sender_held_back(c, st);
+	bool want_input = st->held == NULL && !st->eof && !held_back;
 	int timeout;
 
-	if (st->more_input || (st->held != NULL && c->unacked == 0))
+	/* Answers came: lines held back may be buffered already. */
+	if (st->more_input || (st->held != NULL && c->unacked == 0) ||
+	    (st->held_back && !held_back))
 		return 0;
 	if (st->eof && c->unacked == 0 && outq_empty(&c->out)) {
 		st->why = PART_LOST;
@@ -444,12 +505,22 @@ wait_for_work(struct client *c, struct session_state *st)
 	struct pollfd pfd[1] = {
 		{ .fd = c->fd, .events = (want_input ? POLLIN : 0) | (pending ? POLLOUT : 0) },
 	};
+	/*
+	 * With output pending, the next publication wakes the thread too: a
+	 * member whose socket is full collects at once, so its queue shows how
+	 * far behind it is (room_backed_up holds pipelining senders back) before
+	 * the ring has moved on too far for it.
+	 */
+	if (pending && !room_sleep(c->srv->room, c, false))
+		return 0;
 	if (pending)
 		timeout = OVERFLOW_CHECK_MS;
 	else if ((slept = room_sleep(c->srv->room, c, want_input)))
 		timeout = -1;
 	else
 		return 0;
+	if (held_back && (timeout < 0 || timeout > HELD_BACK_GAP_MS))
+		timeout = HELD_BACK_GAP_MS;
 	/*
 	 * An idle client sleeps for most of its life: the stack pages its
 	 * login or a command (a password hash, a log line) touched go back.

@@ -1,9 +1,11 @@
 /*
  * fault.c - test-only fault switches (see fault.h).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -12,6 +14,7 @@
 static const char *const fault_names[FAULT_COUNT] = {
 	[FAULT_LISTENER_HANG] = "listener-hang",
 	[FAULT_ROOM_HANG] = "room-hang",
+	[FAULT_SLOW_SYNC] = "slow-sync",
 };
 
 /* Written once by the control thread before any other thread exists. */
@@ -45,4 +48,15 @@ fault_hang(void)
 {
 	for (;;)
 		pause();
+}
+
+void
+fault_slow_sync(void)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = FAULT_SLOW_SYNC_MS * 1000000L };
+
+	if (!active[FAULT_SLOW_SYNC])
+		return;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }

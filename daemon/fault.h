@@ -1,20 +1,25 @@
 /*
- * fault.h - faults chatd's own tests switch on, to prove that the watchdog
- * notices a hung thread.  Set by the environment variable CHATD_TEST_FAULT
+ * fault.h - faults chatd's own tests switch on: to prove that the watchdog
+ * notices a hung thread, and to make the disk slow on purpose.  Set by the environment variable CHATD_TEST_FAULT
  * (read once at start); unset in any real deployment, and then every check
  * is a load of a false flag.
  *
  *   listener-hang   the listener thread stops for good after its first accept
  *   room-hang       the first room event leaves the room lock held for good
+ *   slow-sync       every fdatasync() of the history file takes FAULT_SLOW_SYNC_MS
+ *                   longer (a slow disk: bursts pile up behind it)
  */
 #ifndef CHATD_FAULT_H
 #define CHATD_FAULT_H
 
 #include <stdbool.h>
 
+#define FAULT_SLOW_SYNC_MS 100
+
 enum fault {
 	FAULT_LISTENER_HANG,
 	FAULT_ROOM_HANG,
+	FAULT_SLOW_SYNC,
 	FAULT_COUNT
 };
 
@@ -23,5 +28,7 @@ int fault_init(char *err, unsigned long errlen);
 bool fault_active(enum fault f);
 /* Blocks the calling thread for good (it is a fault: nothing wakes it). */
 void fault_hang(void) __attribute__((noreturn));
+/* Sleeps FAULT_SLOW_SYNC_MS if slow-sync is on (the history's commit thread, before a sync). */
+void fault_slow_sync(void);
 
 #endif

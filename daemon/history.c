@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "history.h"
 #include "log.h"
 #include "names.h"
@@ -87,6 +89,12 @@ struct history {
 	uint64_t next_id;
 	uint64_t last_id;		/* the newest id published as stored */
 	struct entry_vec queue;		/* appended, waiting for the next sync (relaxed: to be published) */
+	/*
+	 * Messages appended and not yet handed to the publish callback (queue
+	 * and batch), and the bytes of their bodies: the backlog a burst
+	 * piles up.  Written under the lock, read without it (history_backlog).
+	 */
+	atomic_size_t backlog_msgs, backlog_bytes;
 	struct entry_vec batch;		/* being synced or published */
 	char *write_buf;		/* durable mode: the commit thread's, WRITE_CHUNK */
 	struct ring ring;
@@ -112,6 +120,19 @@ static int libc_fdatasync(int fd)
 }
 
 static const struct history_io libc_io = { libc_write, libc_fdatasync };
+
+/* Lock held: only the writers of the counters hold it, so load and store do not race. */
+static void backlog_add(atomic_size_t *v, size_t n)
+{
+	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static void backlog_sub(atomic_size_t *v, size_t n)
+{
+	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) - n,
+			      memory_order_relaxed);
+}
 
 /*
  * Whether a warning may go out now; if not, it is counted.  *held is how
@@ -257,11 +278,17 @@ static void publish_entries(struct history *h, struct entry_vec *v)
 
 	if (n == 0)
 		return;
+	/*
+	 * Out of the backlog before the room sees them: a sender held back by
+	 * it (client.c) is woken by this publication and must find it smaller.
+	 */
+	backlog_sub(&h->backlog_msgs, n);
 	for (size_t i = 0; i < n; i++) {
 		if (e[i].failed) {
 			h->failed++;
 			continue;
 		}
+		backlog_sub(&h->backlog_bytes, e[i].body->len);
 		h->appended++;
 		h->last_id = e[i].id;
 		ring_push(&h->ring, (struct history_entry){ .id = e[i].id, .sender = e[i].sender,
@@ -287,18 +314,21 @@ static void publish_queued(struct history *h)
 	publish_entries(h, &h->batch);
 }
 
-static void refuse(struct history_entry *e)
+/* Lock held; e is in the backlog (queued or in the batch). */
+static void refuse(struct history *h, struct history_entry *e)
 {
+	if (e->body)
+		backlog_sub(&h->backlog_bytes, e->body->len);
 	line_unref(e->body);
 	e->body = NULL;
 	e->id = 0;
 	e->failed = true;
 }
 
-static void refuse_all(struct entry_vec *v)
+static void refuse_all(struct history *h, struct entry_vec *v)
 {
 	for (size_t i = 0; i < v->n; i++)
-		refuse(&v->e[i]);
+		refuse(h, &v->e[i]);
 }
 
 /* Reserved before writing, so a message that was written is always queued. */
@@ -376,16 +406,18 @@ int history_append(struct history *h, uint64_t sender, const char *name,
 	 * the ids reach ID_MAX (a hand-edited file) no message can be stored:
 	 * it would be lost at the next start and its id given out again.
 	 */
+	backlog_add(&h->backlog_msgs, 1);
+	backlog_add(&h->backlog_bytes, e.body->len);
 	if (e.id > ID_MAX) {
 		warn_io(h, "no message ids left, message refused", EOVERFLOW);
-		refuse(&e);
+		refuse(h, &e);
 	} else if (h->sync_ms == 0) {
 		h->next_id++;		/* the commit thread writes it */
 	} else if (store_body(h, e.body)) {
 		h->next_id++;
 		h->good_off += e.body->len;
 	} else {
-		refuse(&e);
+		refuse(h, &e);
 	}
 	h->queue.e[h->queue.n++] = e;
 	/*
@@ -439,6 +471,7 @@ static int sync_unlocked(struct history *h, int fd, int *err)
 	int rc;
 
 	pthread_mutex_unlock(&h->lock);
+	fault_slow_sync();
 	rc = h->io.fdatasync(fd);
 	*err = errno;
 	pthread_mutex_lock(&h->lock);
@@ -453,9 +486,9 @@ static int sync_unlocked(struct history *h, int fd, int *err)
  */
 static void refuse_undurable(struct history *h)
 {
-	refuse_all(&h->batch);
+	refuse_all(h, &h->batch);
 	/* The next commit publishes these, in order, before what comes after. */
-	refuse_all(&h->queue);
+	refuse_all(h, &h->queue);
 	cut_back(h, h->durable_off);
 	h->good_off = h->durable_off;
 	h->next_id = h->last_id + 1;
@@ -1071,6 +1104,12 @@ size_t history_since(struct history *h, uint64_t after_id, size_t max,
 	*first_held = h->ring.n ? ring_at(&h->ring, 0)->id : 0;
 	pthread_mutex_unlock(&h->lock);
 	return n;
+}
+
+void history_backlog(struct history *h, size_t *msgs, size_t *bytes)
+{
+	*msgs = atomic_load_explicit(&h->backlog_msgs, memory_order_relaxed);
+	*bytes = atomic_load_explicit(&h->backlog_bytes, memory_order_relaxed);
 }
 
 void history_get_stats(struct history *h, struct history_stats *st)

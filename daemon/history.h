@@ -24,7 +24,8 @@
  * rewrite keeping its newest half) when it grows past history_max_size.
  *
  * Locking: the history lock guards the file offset, the id sequence, the
- * queue of appends not yet durable and the memory ring.  The publish
+ * queue of appends not yet durable and the memory ring; the backlog counts
+ * (history_backlog) change under it and are read without it.  The publish
  * callback runs with the history lock dropped and one publisher at a time
  * (that is what keeps publication in id order while senders append), so
  * the callback may take locks of its own (the room's) but must never call
@@ -110,6 +111,15 @@ size_t history_recent(struct history *h, size_t max, uint64_t max_id,
  */
 size_t history_since(struct history *h, uint64_t after_id, size_t max,
 		     struct history_entry *out, uint64_t *first_held);
+
+/*
+ * The backlog: messages appended but not yet handed to the publish
+ * callback (written and syncing, or waiting for the next batch), and the
+ * bytes of their bodies.  Read without the lock, so a moment old; it
+ * shrinks before the callback sees the messages it no longer counts.
+ * What a sender that pipelines may pile up is bounded with it (client.c).
+ */
+void history_backlog(struct history *h, size_t *msgs, size_t *bytes);
 
 void history_get_stats(struct history *h, struct history_stats *st);
 

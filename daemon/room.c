@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,13 @@
 #define WAKE_CASCADE 2
 /* Pieces one write-through writev() carries, at most (IOV_MAX is 1024). */
 #define WT_PIECES 512
+/*
+ * One publication puts at most 1/PUBLISH_SHARE of the ring and of the send
+ * queue limit in the ring (a longer batch goes in pieces), and the history
+ * backlog, which becomes the next batch, is held to the same (client.c):
+ * a member that keeps collecting then never finds a batch it cannot take.
+ */
+#define PUBLISH_SHARE 4
 
 enum slot_kind {
 	SLOT_MSG,	/* a stored message: MSG to others, OK to its sender */
@@ -89,6 +97,8 @@ struct room {
 	/* One member's write-through writev(), in the room to spare the stack. */
 	struct piece wt_pieces[WT_PIECES];
 	struct iovec wt_iov[WT_PIECES];
+	/* Members with room.backed_up set; written under the lock, read without it. */
+	atomic_size_t backed_up;
 	struct client *targets;		/* to wake though nothing was published */
 	uint64_t woken_head;		/* head when the sleepers were last woken */
 	bool closing;
@@ -214,6 +224,37 @@ wake_next_locked(struct room *r, size_t *sleepers_left)
 
 static size_t slot_pieces(struct client *c, const struct ring_slot *s, struct piece *p);
 
+/*
+ * A member is backed up while more than half its send queue limit waits
+ * for its socket: pipelining senders then wait for it (room_backed_up).
+ * Called when its queue may have changed: by its thread in room_collect()
+ * and room_sleep(), by the publisher when write-through queues for it.
+ */
+static void
+backed_up_set_locked(struct room *r, struct client *c, bool now)
+{
+	if (now == c->room.backed_up)
+		return;
+	c->room.backed_up = now;
+	if (now)
+		atomic_fetch_add_explicit(&r->backed_up, 1, memory_order_relaxed);
+	else
+		atomic_fetch_sub_explicit(&r->backed_up, 1, memory_order_relaxed);
+}
+
+static bool
+queue_backed_up(const struct client *c)
+{
+	return c->room.member &&
+	       c->out.bytes + c->room.inbox.bytes > (uint64_t)settings_get()->send_queue_limit / 2;
+}
+
+bool
+room_backed_up(struct room *r)
+{
+	return atomic_load_explicit(&r->backed_up, memory_order_relaxed) > 0;
+}
+
 /* Queues what follows the first `skip` bytes of p, with a reference of its own. */
 static int
 piece_queue(struct outq *q, const struct piece *p, size_t skip)
@@ -287,6 +328,7 @@ wt_write(struct room *r, struct client *c, const struct piece *p, size_t np)
 			return false;
 		}
 	}
+	backed_up_set_locked(r, c, queue_backed_up(c));
 	return false;
 }
 
@@ -465,26 +507,66 @@ msg_slot(const struct history_entry *e, struct line *batch, size_t *off)
 }
 
 void
+room_backlog_limits(struct room *r, size_t *msgs, size_t *bytes)
+{
+	/* ring_cap never changes after room_new(): no lock. */
+	*msgs = (size_t)(r->ring_cap / PUBLISH_SHARE);
+	*bytes = (size_t)settings_get()->send_queue_limit / PUBLISH_SHARE;
+}
+
+/*
+ * How many of the n entries from e go into the ring in one piece: at most
+ * the backlog limits' worth of slots and bytes, and at least one.
+ */
+static size_t
+publish_piece(struct room *r, const struct history_entry *e, size_t n)
+{
+	size_t max_msgs, max_bytes, bytes = 0, i;
+
+	room_backlog_limits(r, &max_msgs, &max_bytes);
+	for (i = 0; i < n && i < max_msgs; i++) {
+		if (!e[i].failed)
+			bytes += sizeof(tag_msg) - 1 + e[i].body->len;
+		if (i > 0 && bytes > max_bytes)
+			break;
+	}
+	return i;
+}
+
+/*
+ * A batch goes into the ring in pieces the ring and a member's send queue
+ * can hold, each written through to the idle members before the next:
+ * one batch longer than the ring would put every member behind at once,
+ * the sender, idle members and fast readers alike.  The history backlog
+ * is held to one piece (client.c), so a batch is one piece but for the
+ * one message each member may always have in flight.
+ */
+void
 room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 {
 	struct room *r = ctx;
-	struct line *batch = batch_line(e, n);	/* made before the lock is taken */
-	size_t off = 0;
 
-	pthread_mutex_lock(&r->lock);
-	if (fault_active(FAULT_ROOM_HANG))
-		fault_hang();
-	for (size_t i = 0; i < n; i++) {
-		if (e[i].failed) {
-			ring_push_locked(r, (struct ring_slot){ .kind = SLOT_FAILED,
-								.sender = e[i].sender });
-			continue;
+	while (n > 0) {
+		size_t piece = publish_piece(r, e, n), off = 0;
+		struct line *batch = batch_line(e, piece);	/* made before the lock is taken */
+
+		pthread_mutex_lock(&r->lock);
+		if (fault_active(FAULT_ROOM_HANG))
+			fault_hang();
+		for (size_t i = 0; i < piece; i++) {
+			if (e[i].failed) {
+				ring_push_locked(r, (struct ring_slot){ .kind = SLOT_FAILED,
+									.sender = e[i].sender });
+				continue;
+			}
+			ring_push_locked(r, msg_slot(&e[i], batch, &off));
+			r->last_msg_id = e[i].id;
 		}
-		ring_push_locked(r, msg_slot(&e[i], batch, &off));
-		r->last_msg_id = e[i].id;
+		room_unlock_and_cascade(r);
+		line_unref(batch);
+		e += piece;
+		n -= piece;
 	}
-	room_unlock_and_cascade(r);
-	line_unref(batch);
 }
 
 /* ---- members ---- */
@@ -551,6 +633,7 @@ member_remove_locked(struct room *r, struct client *c)
 
 	if (!c->room.member)
 		return;
+	backed_up_set_locked(r, c, false);
 	i = member_search_locked(r, c->name, &found);
 	if (found && r->members[i] == c) {
 		memmove(&r->members[i], &r->members[i + 1],
@@ -1021,6 +1104,7 @@ room_collect(struct room *r, struct client *c, int64_t limit, enum part_reason *
 		goto leave;
 	}
 	bool more = c->room.member && c->room.cursor != r->head;
+	backed_up_set_locked(r, c, queue_backed_up(c));
 	room_unlock_and_cascade(r);
 	return more;
 
@@ -1039,7 +1123,11 @@ room_sleep(struct room *r, struct client *c, bool write_through)
 	bool idle = !r->closing && !c->room.evicted && c->room.inbox.count == 0 &&
 		    (!c->room.member || c->room.cursor == r->head);
 	if (idle) {
+		backed_up_set_locked(r, c, queue_backed_up(c));
 		c->room.write_rights = write_through && c->room.member && outq_empty(&c->out);
+		/* Still listed from a sleep that ended without a wake-up: the right list now. */
+		if (c->room.sleeping && c->room.writer != c->room.write_rights)
+			sleeper_remove_locked(r, c);
 		sleeper_add_locked(r, c, c->room.write_rights);
 	}
 	pthread_mutex_unlock(&r->lock);

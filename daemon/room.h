@@ -11,7 +11,10 @@
  * each; only a member whose socket does not take it all is woken to
  * finish.  A running thread writes all it has pending in one writev().  A
  * member that falls further behind than its send queue limit is told
- * "overflow" and leaves; nobody waits for it.
+ * "overflow" and leaves; nobody waits for it, but while more than half
+ * its limit waits (room_backed_up) senders that pipeline are paced.  A
+ * batch of stored messages goes into the ring in pieces every member can
+ * take (room_backlog_limits), so a burst never puts everyone behind.
  *
  * Locking: one mutex, the room lock, guards everything here and the
  * "room" part of every struct client.  It is never held across a blocking
@@ -90,8 +93,27 @@ void room_wake_up(struct room *r, struct client *c);
 /* The newest stored message when chatd starts (the history read from disk). */
 void room_set_last_msg_id(struct room *r, uint64_t id);
 
-/* The history's publish callback (history.h): stored messages enter the ring. */
+/*
+ * The history's publish callback (history.h): stored messages enter the
+ * ring, a long batch in pieces of at most the backlog limits below.
+ */
 void room_publish_history(void *room, const struct history_entry *entries, size_t n);
+
+/*
+ * What the history's backlog (history_backlog) may hold, in messages and
+ * bytes, so that the batch it becomes fits a member that keeps collecting:
+ * a quarter of the fan-out ring and of send_queue_limit.  Any thread, no
+ * lock.
+ */
+void room_backlog_limits(struct room *r, size_t *msgs, size_t *bytes);
+
+/*
+ * Whether some member has more than half its send_queue_limit waiting for
+ * its socket: a member that reads slower than a burst comes.  Pipelining
+ * senders wait for it (client.c) rather than push it over its limit.
+ * Any thread, no lock; a moment old.
+ */
+bool room_backed_up(struct room *r);
 
 /* A server notice to everyone. */
 int room_notice(struct room *r, const char *text);

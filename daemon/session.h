@@ -72,6 +72,7 @@ struct client {
 		char evict_text[REASON_TEXT_MAX + 1];
 		struct outq inbox;		/* lines other threads sent (PRIV) */
 		bool out_lost;			/* write-through could not queue output: no memory */
+		bool backed_up;			/* its queue passed half its limit (room_backed_up) */
 	} room;
 };
 

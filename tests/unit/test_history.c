@@ -1064,6 +1064,66 @@ static void test_slow_sync_warned(void **state)
 	assert_int_equal(log_count(f, "a disk sync took"), 1);
 }
 
+/*
+ * The backlog (history_backlog) counts what was appended and not yet
+ * published, in messages and body bytes, and is what the room holds a
+ * burst to: a batch leaves it before the publish callback sees it (a
+ * sender held back by it is woken by that very publication), and refused
+ * messages leave it too.
+ */
+static void test_backlog_until_published(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+	/* "ID TIME NAME TEXT\n": 2 + 24 + 1 + 4 + text + 1 bytes. */
+	const size_t a = 33, bb = 34, ccc = 35;
+	unsigned entered = io_read(&io.syncs_entered);
+	size_t msgs, bytes;
+
+	history_backlog(h, &msgs, &bytes);
+	assert_int_equal(msgs, 0);
+	assert_int_equal(bytes, 0);
+	io_set_gate(true);
+	append(h, 1, "ann", "A");
+	io_wait(&io.syncs_entered, entered + 1);	/* A is being synced */
+	append(h, 2, "bob", "BB");
+	append(h, 3, "bob", "CCC");
+	history_backlog(h, &msgs, &bytes);
+	assert_int_equal(msgs, 3);
+	assert_int_equal(bytes, a + bb + ccc);
+
+	/* In the callback for A: A is out, B and C wait for their sync. */
+	sink_hold(&f->sink, true);
+	io_set_gate(false);
+	sink_wait(&f->sink, 1);
+	history_backlog(h, &msgs, &bytes);
+	assert_int_equal(msgs, 2);
+	assert_int_equal(bytes, bb + ccc);
+	sink_release_one(&f->sink);
+	sink_wait(&f->sink, 3);
+	history_backlog(h, &msgs, &bytes);
+	assert_int_equal(msgs, 0);
+	assert_int_equal(bytes, 0);
+	sink_hold(&f->sink, false);
+
+	/* A failed sync refuses D and E: out of the backlog once published. */
+	entered = io_read(&io.syncs_entered);
+	io_set_gate(true);
+	append(h, 4, "ann", "D");
+	io_wait(&io.syncs_entered, entered + 1);
+	append(h, 4, "ann", "E");
+	pthread_mutex_lock(&io.lock);
+	io.failing_syncs = 1;
+	pthread_mutex_unlock(&io.lock);
+	io_set_gate(false);
+	sink_wait(&f->sink, 5);
+	assert_true(f->sink.r[3].failed && f->sink.r[4].failed);
+	history_backlog(h, &msgs, &bytes);
+	assert_int_equal(msgs, 0);
+	assert_int_equal(bytes, 0);
+	history_close(h);
+}
+
 static void test_group_commit(void **state)
 {
 	struct fixture *f = *state;
@@ -1506,6 +1566,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_sync_refuses_all_pending, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_slow_sync_warned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backlog_until_published, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relaxed_publishes_before_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_appends_go_on_while_publishing, setup, teardown),
