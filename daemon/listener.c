@@ -34,6 +34,8 @@
 #define LISTEN_MAX ACTIVATION_MAX
 /* Out of descriptors: stop accepting this long instead of spinning. */
 #define EMFILE_BACKOFF_MS 100
+/* How long pause, resume and shutdown wait for the thread to end. */
+#define STOP_WAIT_MS 2000
 /* Connections taken from one socket per turn, so others get their turn too. */
 #define ACCEPT_BATCH 64
 
@@ -442,20 +444,34 @@ start_thread(struct listener *l)
 	return 0;
 }
 
-/* Joins the thread; its wake-up is consumed so it can be started again. */
-static void
+/*
+ * Joins the thread; its wake-up is consumed so it can be started again.
+ * -1 (ETIMEDOUT) if it did not end within STOP_WAIT_MS: stuck where it
+ * cannot see the wake-up (starting a client thread waits for the room
+ * lock).  It then still runs, and ends once it is back in its poll(); until
+ * a later stop_thread() has joined it, nothing of l may change.
+ */
+static int
 stop_thread(struct listener *l)
 {
 	uint64_t one = 1;
+	struct timespec until;
+	int err;
 
 	if (!l->running)
-		return;
+		return 0;
 	if (write(l->wake_fd, &one, sizeof(one)) < 0)
 		log_error("listener: cannot wake: %s", strerror(errno));
-	pthread_join(l->thread, NULL);
+	until = time_after_ms(CLOCK_REALTIME, STOP_WAIT_MS);
+	if ((err = pthread_timedjoin_np(l->thread, NULL, &until)) != 0) {
+		log_error("listener: the thread did not stop within %d ms", STOP_WAIT_MS);
+		errno = err;
+		return -1;
+	}
 	if (read(l->wake_fd, &one, sizeof(one)) < 0)
 		log_error("listener: wake-up: %s", strerror(errno));
 	l->running = false;
+	return 0;
 }
 
 static bool
@@ -522,7 +538,8 @@ listener_pause(struct listener *l)
 {
 	if (l->paused)
 		return 1;
-	stop_thread(l);
+	if (stop_thread(l) < 0)
+		return -1;
 	for (size_t i = 0; i < l->n; i++)
 		if (!l->activated[i]) {
 			close(l->fds[i]);
@@ -540,7 +557,10 @@ listener_resume(struct listener *l, char *err, size_t errlen)
 
 	if (!l->paused)
 		return 1;
-	stop_thread(l);
+	if (stop_thread(l) < 0) {
+		snprintf(err, errlen, "the listener thread does not stop; still paused");
+		return -1;
+	}
 	for (i = 0; i < l->n; i++) {
 		if (l->activated[i])
 			continue;
@@ -572,9 +592,8 @@ listener_resume(struct listener *l, char *err, size_t errlen)
 void
 listener_close(struct listener *l)
 {
-	if (l == NULL)
+	if (l == NULL || stop_thread(l) < 0)	/* stuck: it may still use l */
 		return;
-	stop_thread(l);
 	if (l->wake_fd >= 0)
 		close(l->wake_fd);
 	if (l->ping_fd >= 0)

@@ -44,6 +44,8 @@
 
 /* How long clients get to receive their BYE at shutdown (docs: chatd(8)). */
 #define SHUTDOWN_GRACE_MS 3000
+/* At shutdown, a room lock not free within this is stuck. */
+#define STUCK_ROOM_MS 1000
 /* Descriptors per client (its socket) and those chatd needs besides. */
 #define FDS_PER_CLIENT 1
 #define FDS_RESERVED 64
@@ -364,6 +366,23 @@ stop_clients(struct server *srv)
 	return false;
 }
 
+/*
+ * A stuck room lock (a deadlock, a hung publisher) would hang every step
+ * below: the listener's join, the clients' goodbyes, the history's commit
+ * thread.  Then chatd leaves at once, exit status 1, rather than making the
+ * service manager wait for its kill timeout.
+ */
+static void
+exit_if_room_stuck(struct server *srv)
+{
+	if (srv->room == NULL || room_lock_probe(srv->room, STUCK_ROOM_MS))
+		return;
+	log_error("the room lock is stuck (not free within %d ms): exiting without waiting "
+		  "for clients or the history", STUCK_ROOM_MS);
+	daemonize_finish();
+	_exit(1);
+}
+
 /* The admin socket comes first: a second chatd must not take a port before it fails. */
 static int
 open_control(struct server *srv, const struct settings *s, const struct activation *act)
@@ -510,6 +529,7 @@ server_run(const struct server_options *opt)
 stop:
 	notify_stopping();
 	control_close(srv.control);
+	exit_if_room_stuck(&srv);
 	listener_close(srv.listener);
 	if (srv.room && !stop_clients(&srv)) {
 		/* Threads still use the stores: sync what is stored, leave the rest to exit(). */
