@@ -301,14 +301,20 @@ tune_client_socket(int fd, int peer_timeout)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
-/* One line, then close: for connections chatd cannot take. */
+/* One line, for connections chatd cannot take. */
 static void
-refuse(int fd, const char *why)
+refusal(int fd, const char *why)
 {
 	char line[256];
 	int n = snprintf(line, sizeof(line), "ERR %d %s\n", ERR_UNAVAILABLE, why);
 
 	send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void
+refuse(int fd, const char *why)
+{
+	refusal(fd, why);
 	close(fd);
 }
 
@@ -316,13 +322,19 @@ static void
 take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr)
 {
 	const struct settings *s = settings_get();
+	const struct peers_limits lim = {
+		.max_clients = s->max_clients,
+		.max_clients_per_address = s->max_clients_per_address,
+		.max_logins = s->max_logins,
+		.max_logins_per_address = s->max_logins_per_address,
+	};
 	char why[128], a[ADDR_STR_MAX];
 
 	if (l->paused) {
 		refuse(fd, "server is paused; try again later");
 		return;
 	}
-	if (!peers_admit(addr, s->max_clients, s->max_clients_per_address, why, sizeof(why))) {
+	if (!peers_admit(addr, fd, &lim, why, sizeof(why))) {
 		peers_format(addr, a, sizeof(a));
 		log_warning("refused %s: %s", a, why);
 		refuse(fd, why);
@@ -332,8 +344,8 @@ take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr)
 	if (client_spawn(l->srv, fd, addr) < 0) {
 		peers_format(addr, a, sizeof(a));
 		log_error("refused %s: cannot start a thread: %s", a, strerror(errno));
-		peers_release(addr);
-		refuse(fd, "server cannot serve more clients now");
+		refusal(fd, "server cannot serve more clients now");
+		peers_close(addr, fd);
 	}
 }
 
