@@ -26,6 +26,7 @@
 #include "log.h"
 #include "notify.h"
 #include "password.h"
+#include "peers.h"
 #include "room.h"
 #include "server.h"
 #include "timefmt.h"
@@ -82,6 +83,10 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 	else
 		admin_data(ac, "clients: unknown: the room lock was not free within %d ms",
 			   ADMIN_ROOM_WAIT_MS);
+	size_t logged_in, logging_in;
+	peers_counts(&logged_in, &logging_in);
+	admin_data(ac, "logins: %zu in progress (max_logins %d)", logging_in,
+		   settings_get()->max_logins);
 	admin_data(ac, "messages: %llu since start, %llu refused", (unsigned long long)st.appended,
 		   (unsigned long long)st.failed);
 	admin_data(ac, "history: last id %llu, %lld bytes, %zu in memory",

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,6 +35,13 @@
 #define LISTEN_MAX ACTIVATION_MAX
 /* Out of descriptors: stop accepting this long instead of spinning. */
 #define EMFILE_BACKOFF_MS 100
+/*
+ * Descriptor numbers at the top of RLIMIT_NOFILE that no client connection
+ * may hold (a quarter of the limit, if that is less): out of descriptors,
+ * the admin socket, SIGHUP's reload and log reopen, the history and
+ * identification files still get theirs.
+ */
+#define FD_RESERVE 64
 /* How long pause, resume and shutdown wait for the thread to end. */
 #define STOP_WAIT_MS 2000
 /* Connections taken from one socket per turn, so others get their turn too. */
@@ -375,28 +383,64 @@ refuse_with_spare(struct listener *l, int lfd)
 	return fd >= 0;
 }
 
+/*
+ * The lowest descriptor number a client connection may not have.
+ * Descriptors are handed out lowest first, so a connection that gets one at
+ * or above it finds every number below taken: it is refused, and the top
+ * FD_RESERVE numbers stay free of clients whichever thread opens what.
+ */
+static int
+client_fd_ceiling(void)
+{
+	struct rlimit rl;
+	rlim_t reserve;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > INT32_MAX)
+		return INT32_MAX;
+	reserve = rl.rlim_cur / 4 < FD_RESERVE ? rl.rlim_cur / 4 : FD_RESERVE;
+	return (int)(rl.rlim_cur - reserve);
+}
+
+static void
+warn_out_of_fds(struct listener *l, const char *why)
+{
+	int64_t now = time_mono_ms();
+
+	if (now - l->fd_warned_ms > 10000) {
+		log_warning("%s; refusing new connections meanwhile", why);
+		l->fd_warned_ms = now;
+	}
+}
+
 /* Accepts what is pending on fd; false when out of descriptors. */
 static bool
 accept_batch(struct listener *l, int lfd)
 {
+	int ceiling = client_fd_ceiling();
+
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage addr;
 		socklen_t len = sizeof(addr);
 		int fd = accept4(lfd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+		if (fd >= ceiling) {
+			warn_out_of_fds(l, "out of descriptors for clients (the last ones are kept "
+					   "for the admin socket, reloads and the log)");
+			refuse(fd, "server cannot serve more clients now");
+			continue;
+		}
 		if (fd >= 0) {
 			take_connection(l, fd, &addr);
 			continue;
 		}
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			int64_t now = time_mono_ms();
+			int err = errno;
+			char why[128];
 
-			if (now - l->fd_warned_ms > 10000) {
-				log_warning("cannot accept: %s; refusing new connections meanwhile",
-					    strerror(errno));
-				l->fd_warned_ms = now;
-			}
-			if ((errno == EMFILE || errno == ENFILE) && refuse_with_spare(l, lfd))
+			snprintf(why, sizeof(why), "cannot accept: %s", strerror(err));
+			warn_out_of_fds(l, why);
+			if ((err == EMFILE || err == ENFILE) && refuse_with_spare(l, lfd))
 				continue;
 			return false;
 		}

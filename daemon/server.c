@@ -181,7 +181,9 @@ static void
 raise_fd_limit(const struct settings *s)
 {
 	struct rlimit rl;
-	rlim_t need = (rlim_t)s->max_clients * FDS_PER_CLIENT + FDS_RESERVED;
+	/* Users logged in and connections logging in; FDS_RESERVED covers the listener's reserve. */
+	rlim_t need = ((rlim_t)s->max_clients + (rlim_t)s->max_logins) * FDS_PER_CLIENT +
+		      FDS_RESERVED;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
@@ -197,8 +199,9 @@ raise_fd_limit(const struct settings *s)
 			log_info("open file limit raised to %llu", (unsigned long long)rl.rlim_cur);
 	}
 	if (rl.rlim_cur < need)
-		log_warning("max_clients %d needs %llu open files but the limit is %llu: "
-			    "expect refusals above about %llu clients", s->max_clients,
+		log_warning("max_clients + max_logins %d need %llu open files but the limit is "
+			    "%llu: expect refusals above about %llu clients",
+			    s->max_clients + s->max_logins,
 			    (unsigned long long)need, (unsigned long long)rl.rlim_cur,
 			    (unsigned long long)((rl.rlim_cur - FDS_RESERVED) / FDS_PER_CLIENT));
 }
