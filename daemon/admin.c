@@ -143,9 +143,15 @@ static void
 admin_cmd_pause(struct admin_conn *ac, const struct admin_request *req)
 {
 	struct server *srv = admin_server(ac);
-	int rc = listener_pause(srv->listener);
+	int rc;
 
-	if (rc < 0) {
+	/* Stopping the listener thread waits for it, and it may wait for the room. */
+	if (!room_lock_probe(srv->room, ADMIN_ROOM_WAIT_MS)) {
+		errno = ETIMEDOUT;
+		reply_room_failed(ac);
+		return;
+	}
+	if ((rc = listener_pause(srv->listener)) < 0) {
 		admin_err(ac, ADMIN_ERR_UNAVAILABLE, "the listener thread does not stop; not paused");
 		return;
 	}
@@ -163,9 +169,14 @@ admin_cmd_resume(struct admin_conn *ac, const struct admin_request *req)
 {
 	struct server *srv = admin_server(ac);
 	char err[512], where[512];
-	int rc = listener_resume(srv->listener, err, sizeof(err));
+	int rc;
 
-	if (rc < 0) {
+	if (!room_lock_probe(srv->room, ADMIN_ROOM_WAIT_MS)) {
+		errno = ETIMEDOUT;
+		reply_room_failed(ac);
+		return;
+	}
+	if ((rc = listener_resume(srv->listener, err, sizeof(err))) < 0) {
 		log_error("resume by %s failed: %s", admin_peer(ac), err);
 		admin_err(ac, ADMIN_ERR_UNAVAILABLE, "%s", err);
 		return;
