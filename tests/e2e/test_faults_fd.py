@@ -110,3 +110,44 @@ def test_descriptor_exhaustion_keeps_control_and_recovers(chatd_factory):
     faults.report("fd exhaustion", rss_kb_before=rss_before, rss_kb_after=rss_after,
                   cpu_seconds=round(faults.cpu_seconds(d.pid) - cpu_before, 2))
     assert rss_after - rss_before < faults.RSS_GROWTH_MAX_KB
+
+
+def test_reserve_used_up_too_refuses_and_does_not_spin(chatd_factory):
+    """Admin connections can use up the reserve itself (a small limit keeps a
+    quarter of it): then the listener's spare descriptor still answers each
+    newcomer with ERR 503, neither the listener nor the control thread spins
+    on a socket left readable, and all is well once the admins leave."""
+    d = chatd_factory(max_clients=1000, max_clients_per_address=1000, max_logins=1000,
+                      max_logins_per_address=1000, login_timeout=60)
+    alice = d.login("alice")
+    at_rest = faults.open_fds(d.pid)
+    limit = at_rest + 24
+    faults.limit_open_files(d.pid, limit)
+    flood = [socket.create_connection(("127.0.0.1", d.port), timeout=scaled(5))
+             for _ in range(40)]
+    assert all(first_line(s).startswith(("HELLO ", "ERR 503 ")) for s in flood)
+    admins = []
+    for _ in range(16):         # chatd serves 16 at once: more than the reserve here
+        admin = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        admin.connect(str(d.admin_socket))
+        admins.append(admin)
+    wait_until(lambda: faults.open_fds(d.pid) >= limit, "every descriptor in use")
+    late = [socket.create_connection(("127.0.0.1", d.port), timeout=scaled(5))
+            for _ in range(5)]
+    assert [first_line(s)[:8] for s in late] == ["ERR 503 "] * 5
+    wait_until(lambda: faults.open_fds(d.pid) >= limit, "the spare to be taken back")
+    cpu_idle_start = faults.cpu_seconds(d.pid)
+    time.sleep(1.0)     # an interval to measure, not a condition to await
+    cpu_idle = faults.cpu_seconds(d.pid) - cpu_idle_start
+    assert cpu_idle < 0.2, f"chatd used {cpu_idle} s of CPU in 1 s of quiet: spinning"
+    log = d.log_text()
+    # Rate limited: one warning from each thread, however long the shortage lasts.
+    assert (log.count("cannot accept: Too many open files") +
+            log.count("out of descriptors for clients")) == 1, log
+    assert log.count("admin: accept: Too many open files") == 1, log
+
+    for s in admins + flood + late:
+        s.close()
+    wait_until(lambda: d.ctl("status").returncode == 0, "chatctl to be served again")
+    alice.say("after it all")
+    alice.sync()
