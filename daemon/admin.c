@@ -6,8 +6,9 @@
  * the log is streamed (admin_stream_file), passwords are hashed in a
  * worker (admin_run_job), and the room lock is taken only with a timeout
  * (ADMIN_ROOM_WAIT_MS; then "ERR 503 the room is busy"), so a stuck room
- * cannot take the admin socket, the signals and the watchdog with it.  Every change an admin makes is logged with who
- * made it; a password never is.
+ * cannot take the admin socket, the signals and the watchdog with it.
+ * Every change an admin makes is logged with who made it; a password
+ * never is.
  */
 #include <errno.h>
 #include <fcntl.h>

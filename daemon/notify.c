@@ -2,8 +2,8 @@
  * notify.c - readiness, status and watchdog for systemd (see notify.h).
  *
  * Control thread only.  Nothing here waits on the room lock for long: the
- * online count in STATUS= is taken only if the lock is free (else the last
- * one is kept), and the health check waits at most ROOM_PROBE_MS, so a
+ * online count in STATUS= is taken only if the lock is free within
+ * STATUS_ROOM_WAIT_MS (else the last one is kept), and the health check waits at most ROOM_PROBE_MS, so a
  * stuck room is reported and the pings stop instead of the thread hanging.
  */
 #include <stdbool.h>
@@ -21,6 +21,8 @@
 
 /* The users-online count in STATUS= is refreshed at most this often. */
 #define STATUS_REFRESH_MS 2000
+/* How long the refresh waits for the room lock before it keeps the last count. */
+#define STATUS_ROOM_WAIT_MS 10
 /* How long the health check waits for the room lock. */
 #define ROOM_PROBE_MS 500
 #define STRINGIFY_(x) #x
@@ -77,7 +79,7 @@ notify_status(struct server *srv)
 	size_t conns;
 
 	/* A busy or stuck room lock: the last count stands. */
-	room_counts_within(srv->room, 0, &nt.online, &conns);
+	room_counts_within(srv->room, STATUS_ROOM_WAIT_MS, &nt.online, &conns);
 	listener_describe(srv->listener, where, sizeof(where));
 	snprintf(status, sizeof(status), "%s %s; %zu online",
 		 listener_paused(srv->listener) ? "paused; was listening on" : "listening on",
