@@ -55,8 +55,8 @@ usage(FILE *out)
 		fprintf(out, "  %-24s %s%s%s%s\n", u, cmd->help, cmd->alias ? " (also: " : "",
 			cmd->alias ? cmd->alias : "", cmd->alias ? ")" : "");
 	}
-	fprintf(out, "\nExit status: 0 done, 1 refused by chatd, 2 usage error, "
-		"3 cannot reach chatd.\n");
+	fprintf(out, "\nExit status: 0 done, 1 chatd refused the command (ERR), 2 usage error,\n"
+		"3 cannot reach chatd (not running, permission denied, ERR 403, no answer).\n");
 }
 
 /* The socket: -s, else the configuration's admin_socket, else the packaged place. */

@@ -3,9 +3,12 @@
  * table in common/admin_proto.c, in the same order.
  *
  * Handlers run in the control thread and must not block on anything slow:
- * the log is streamed (admin_stream_file) and passwords are hashed in a
- * worker (admin_run_job).  Every change an admin makes is logged with who
- * made it; a password never is.
+ * the log is streamed (admin_stream_file), passwords are hashed in a
+ * worker (admin_run_job), and the room lock is taken only with a timeout
+ * (ADMIN_ROOM_WAIT_MS; then "ERR 503 the room is busy"), so a stuck room
+ * cannot take the admin socket, the signals and the watchdog with it.
+ * Every change an admin makes is logged with who made it; a password
+ * never is.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,11 +27,15 @@
 #include "log.h"
 #include "notify.h"
 #include "password.h"
+#include "peers.h"
 #include "room.h"
 #include "server.h"
 #include "timefmt.h"
 #include "utf8.h"
 #include "version.h"
+
+/* How long an admin command waits for the room lock. */
+#define ADMIN_ROOM_WAIT_MS 250
 
 typedef void admin_handler(struct admin_conn *ac, const struct admin_request *req);
 
@@ -71,8 +78,16 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 		admin_data(ac, "listening: paused (%s)", where);
 	else
 		admin_data(ac, "listening: %s", where);
-	admin_data(ac, "clients: %zu online, %zu connected", room_member_count(srv->room),
-		   room_connections(srv->room));
+	size_t online, connected;
+	if (room_counts_within(srv->room, ADMIN_ROOM_WAIT_MS, &online, &connected) == 0)
+		admin_data(ac, "clients: %zu online, %zu connected", online, connected);
+	else
+		admin_data(ac, "clients: unknown: the room lock was not free within %d ms",
+			   ADMIN_ROOM_WAIT_MS);
+	size_t logged_in, logging_in;
+	peers_counts(&logged_in, &logging_in);
+	admin_data(ac, "logins: %zu in progress (max_logins %d)", logging_in,
+		   settings_get()->max_logins);
 	admin_data(ac, "messages: %llu since start, %llu refused", (unsigned long long)st.appended,
 		   (unsigned long long)st.failed);
 	admin_data(ac, "history: last id %llu, %lld bytes, %zu in memory",
@@ -85,14 +100,26 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 	admin_ok(ac, "%s", listener_paused(srv->listener) ? "paused" : "running");
 }
 
+/* The reply when a room_*_within() call failed. */
+static void
+reply_room_failed(struct admin_conn *ac)
+{
+	if (errno == ETIMEDOUT)
+		admin_err(ac, ADMIN_ERR_UNAVAILABLE,
+			  "the room is busy (its lock was not free within %d ms); try again",
+			  ADMIN_ROOM_WAIT_MS);
+	else
+		admin_err(ac, ADMIN_ERR_INTERNAL, "out of memory");
+}
+
 static void
 admin_cmd_users(struct admin_conn *ac, const struct admin_request *req)
 {
 	struct room_member_info *m;
 	size_t n;
 
-	if (room_members_snapshot(admin_server(ac)->room, &m, &n) < 0) {
-		admin_err(ac, ADMIN_ERR_INTERNAL, "out of memory");
+	if (room_members_snapshot_within(admin_server(ac)->room, ADMIN_ROOM_WAIT_MS, &m, &n) < 0) {
+		reply_room_failed(ac);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -117,8 +144,19 @@ static void
 admin_cmd_pause(struct admin_conn *ac, const struct admin_request *req)
 {
 	struct server *srv = admin_server(ac);
+	int rc;
 
-	if (listener_pause(srv->listener) == 1) {
+	/* Stopping the listener thread waits for it, and it may wait for the room. */
+	if (!room_lock_probe(srv->room, ADMIN_ROOM_WAIT_MS)) {
+		errno = ETIMEDOUT;
+		reply_room_failed(ac);
+		return;
+	}
+	if ((rc = listener_pause(srv->listener)) < 0) {
+		admin_err(ac, ADMIN_ERR_UNAVAILABLE, "the listener thread does not stop; not paused");
+		return;
+	}
+	if (rc == 1) {
 		admin_ok(ac, "already paused");
 		return;
 	}
@@ -132,9 +170,14 @@ admin_cmd_resume(struct admin_conn *ac, const struct admin_request *req)
 {
 	struct server *srv = admin_server(ac);
 	char err[512], where[512];
-	int rc = listener_resume(srv->listener, err, sizeof(err));
+	int rc;
 
-	if (rc < 0) {
+	if (!room_lock_probe(srv->room, ADMIN_ROOM_WAIT_MS)) {
+		errno = ETIMEDOUT;
+		reply_room_failed(ac);
+		return;
+	}
+	if ((rc = listener_resume(srv->listener, err, sizeof(err))) < 0) {
 		log_error("resume by %s failed: %s", admin_peer(ac), err);
 		admin_err(ac, ADMIN_ERR_UNAVAILABLE, "%s", err);
 		return;
@@ -370,10 +413,14 @@ admin_cmd_user_del(struct admin_conn *ac, const struct admin_request *req)
 		return;
 	}
 	/* Whoever logged in with the deleted account is not let stay on. */
-	bool online = room_evict(srv->room, req->name, PART_KICKED, "account deleted");
-	log_notice("user %s deleted by %s%s", req->name, admin_peer(ac),
-		   online ? "; the session online was ended" : "");
-	admin_ok(ac, "%s deleted%s", req->name, online ? "; the session online was ended" : "");
+	int online = room_evict_within(srv->room, ADMIN_ROOM_WAIT_MS, req->name, PART_KICKED,
+				       "account deleted");
+	const char *what = online > 0	? "; the session online was ended"
+			   : online < 0 ? "; the room is busy: a session online, if any, was "
+					  "not ended (kick it)"
+					: "";
+	log_notice("user %s deleted by %s%s", req->name, admin_peer(ac), what);
+	admin_ok(ac, "%s deleted%s", req->name, what);
 }
 
 static void
@@ -381,7 +428,14 @@ admin_cmd_kick(struct admin_conn *ac, const struct admin_request *req)
 {
 	const char *reason = req->text != NULL ? req->text : part_reason_text(PART_KICKED);
 
-	if (!room_evict(admin_server(ac)->room, req->name, PART_KICKED, reason)) {
+	int rc = room_evict_within(admin_server(ac)->room, ADMIN_ROOM_WAIT_MS, req->name,
+				   PART_KICKED, reason);
+
+	if (rc < 0) {
+		reply_room_failed(ac);
+		return;
+	}
+	if (rc == 0) {
 		admin_err(ac, ADMIN_ERR_NOT_FOUND, "%s is not online", req->name);
 		return;
 	}
@@ -393,18 +447,19 @@ static void
 admin_cmd_notice(struct admin_conn *ac, const struct admin_request *req)
 {
 	struct room *r = admin_server(ac)->room;
+	size_t online;
 
 	if (strlen(req->text) > (size_t)settings_get()->max_line) {
 		admin_err(ac, ADMIN_ERR_TOO_LONG, "a notice is at most max_line (%d) bytes",
 			  settings_get()->max_line);
 		return;
 	}
-	if (room_notice(r, req->text) < 0) {
-		admin_err(ac, ADMIN_ERR_INTERNAL, "out of memory");
+	if (room_notice_within(r, ADMIN_ROOM_WAIT_MS, req->text, &online) < 0) {
+		reply_room_failed(ac);
 		return;
 	}
 	log_notice("notice by %s", admin_peer(ac));
-	admin_ok(ac, "notice sent to %zu online", room_member_count(r));
+	admin_ok(ac, "notice sent to %zu online", online);
 }
 
 static admin_handler *const handlers[ADMIN_CMD_COUNT] = {

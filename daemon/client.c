@@ -319,7 +319,9 @@ send_welcome(struct client *c, bool registered)
 	struct line *users;
 	uint64_t last_id;
 
-	if (room_join(c->srv->room, c, &last_id, &users) < 0)
+	/* Logged in now: a max_clients slot, or ERR 503 (peers.h). */
+	if (!peers_logged_in(&c->addr, c->fd, s->max_clients) ||
+	    room_join(c->srv->room, c, &last_id, &users) < 0)
 		return -1;
 	client_reply(c, "WELCOME %s %s", c->name, registered ? "registered" : "welcome back");
 	outq_push_line(&c->out, users);
@@ -646,8 +648,7 @@ client_main(void *arg)
 	}
 	say_bye(c, st.why, st.text);
 	log_departure(c, st.why, st.text);
-	close(c->fd);
-	peers_release(&c->addr);
+	peers_close(&c->addr, c->fd);
 	room_detach(c->srv->room, c);
 	atomic_store(&c->tid, 0);
 	client_unref(c);

@@ -127,10 +127,19 @@ static const struct setting_def settings_table[] = {
 		 "the work" },
 	{ "max_clients", FIELD(max_clients), SIGHUP,
 	  NUMBER(T_INT, 1000, 1, 1000000),
-	  .doc = "connections served at once" },
+	  .doc = "users logged in at once" },
 	{ "max_clients_per_address", FIELD(max_clients_per_address), SIGHUP,
 	  NUMBER(T_INT, 32, 1, 1000000),
-	  .doc = "connections served at once from one IP address" },
+	  .doc = "connections, logged in or not, at once from one IP address "
+		 "(an IPv6 /64)" },
+	{ "max_logins", FIELD(max_logins), SIGHUP,
+	  NUMBER(T_INT, 256, 1, 1000000),
+	  .doc = "connections not logged in yet, at once; when full, the oldest "
+		 "of the address with the most is dropped for a newcomer" },
+	{ "max_logins_per_address", FIELD(max_logins_per_address), SIGHUP,
+	  NUMBER(T_INT, 8, 1, 1000000),
+	  .doc = "connections not logged in yet, at once from one IP address "
+		 "(an IPv6 /64)" },
 	{ "login_timeout", FIELD(login_timeout), SIGHUP,
 	  NUMBER(T_INT, 30, 1, 3600),
 	  .doc = "seconds a client has to log in" },

@@ -53,6 +53,8 @@ struct settings {
 	int hash_cost;			/* yescrypt cost, 1..11 */
 	int max_clients;
 	int max_clients_per_address;
+	int max_logins;			/* connections not logged in yet */
+	int max_logins_per_address;
 	int login_timeout;		/* seconds */
 	int login_attempts;
 	int login_fail_delay_ms;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,6 +35,15 @@
 #define LISTEN_MAX ACTIVATION_MAX
 /* Out of descriptors: stop accepting this long instead of spinning. */
 #define EMFILE_BACKOFF_MS 100
+/*
+ * Descriptor numbers at the top of RLIMIT_NOFILE that no client connection
+ * may hold (a quarter of the limit, if that is less): out of descriptors,
+ * the admin socket, SIGHUP's reload and log reopen, the history and
+ * identification files still get theirs.
+ */
+#define FD_RESERVE 64
+/* How long pause, resume and shutdown wait for the thread to end. */
+#define STOP_WAIT_MS 2000
 /* Connections taken from one socket per turn, so others get their turn too. */
 #define ACCEPT_BATCH 64
 
@@ -299,14 +309,20 @@ tune_client_socket(int fd, int peer_timeout)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
-/* One line, then close: for connections chatd cannot take. */
+/* One line, for connections chatd cannot take. */
 static void
-refuse(int fd, const char *why)
+refusal(int fd, const char *why)
 {
 	char line[256];
 	int n = snprintf(line, sizeof(line), "ERR %d %s\n", ERR_UNAVAILABLE, why);
 
 	send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void
+refuse(int fd, const char *why)
+{
+	refusal(fd, why);
 	close(fd);
 }
 
@@ -314,13 +330,19 @@ static void
 take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr)
 {
 	const struct settings *s = settings_get();
+	const struct peers_limits lim = {
+		.max_clients = s->max_clients,
+		.max_clients_per_address = s->max_clients_per_address,
+		.max_logins = s->max_logins,
+		.max_logins_per_address = s->max_logins_per_address,
+	};
 	char why[128], a[ADDR_STR_MAX];
 
 	if (l->paused) {
 		refuse(fd, "server is paused; try again later");
 		return;
 	}
-	if (!peers_admit(addr, s->max_clients, s->max_clients_per_address, why, sizeof(why))) {
+	if (!peers_admit(addr, fd, &lim, why, sizeof(why))) {
 		peers_format(addr, a, sizeof(a));
 		log_warning("refused %s: %s", a, why);
 		refuse(fd, why);
@@ -330,8 +352,8 @@ take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr)
 	if (client_spawn(l->srv, fd, addr) < 0) {
 		peers_format(addr, a, sizeof(a));
 		log_error("refused %s: cannot start a thread: %s", a, strerror(errno));
-		peers_release(addr);
-		refuse(fd, "server cannot serve more clients now");
+		refusal(fd, "server cannot serve more clients now");
+		peers_close(addr, fd);
 	}
 }
 
@@ -361,28 +383,64 @@ refuse_with_spare(struct listener *l, int lfd)
 	return fd >= 0;
 }
 
+/*
+ * The lowest descriptor number a client connection may not have.
+ * Descriptors are handed out lowest first, so a connection that gets one at
+ * or above it finds every number below taken: it is refused, and the top
+ * FD_RESERVE numbers stay free of clients whichever thread opens what.
+ */
+static int
+client_fd_ceiling(void)
+{
+	struct rlimit rl;
+	rlim_t reserve;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > INT32_MAX)
+		return INT32_MAX;
+	reserve = rl.rlim_cur / 4 < FD_RESERVE ? rl.rlim_cur / 4 : FD_RESERVE;
+	return (int)(rl.rlim_cur - reserve);
+}
+
+static void
+warn_out_of_fds(struct listener *l, const char *why)
+{
+	int64_t now = time_mono_ms();
+
+	if (now - l->fd_warned_ms > 10000) {
+		log_warning("%s; refusing new connections meanwhile", why);
+		l->fd_warned_ms = now;
+	}
+}
+
 /* Accepts what is pending on fd; false when out of descriptors. */
 static bool
 accept_batch(struct listener *l, int lfd)
 {
+	int ceiling = client_fd_ceiling();
+
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage addr;
 		socklen_t len = sizeof(addr);
 		int fd = accept4(lfd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+		if (fd >= ceiling) {
+			warn_out_of_fds(l, "out of descriptors for clients (the last ones are kept "
+					   "for the admin socket, reloads and the log)");
+			refuse(fd, "server cannot serve more clients now");
+			continue;
+		}
 		if (fd >= 0) {
 			take_connection(l, fd, &addr);
 			continue;
 		}
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			int64_t now = time_mono_ms();
+			int err = errno;
+			char why[128];
 
-			if (now - l->fd_warned_ms > 10000) {
-				log_warning("cannot accept: %s; refusing new connections meanwhile",
-					    strerror(errno));
-				l->fd_warned_ms = now;
-			}
-			if ((errno == EMFILE || errno == ENFILE) && refuse_with_spare(l, lfd))
+			snprintf(why, sizeof(why), "cannot accept: %s", strerror(err));
+			warn_out_of_fds(l, why);
+			if ((err == EMFILE || err == ENFILE) && refuse_with_spare(l, lfd))
 				continue;
 			return false;
 		}
@@ -442,20 +500,40 @@ start_thread(struct listener *l)
 	return 0;
 }
 
-/* Joins the thread; its wake-up is consumed so it can be started again. */
-static void
+/*
+ * Joins the thread; its wake-up is consumed so it can be started again.
+ * -1 (ETIMEDOUT) if it did not end within STOP_WAIT_MS: stuck where it
+ * cannot see the wake-up (starting a client thread waits for the room
+ * lock).  The wake-up is then taken back, so the thread goes on serving
+ * when it gets unstuck, and nothing of l changes.
+ */
+static int
 stop_thread(struct listener *l)
 {
 	uint64_t one = 1;
+	struct timespec until;
+	int err;
 
 	if (!l->running)
-		return;
+		return 0;
 	if (write(l->wake_fd, &one, sizeof(one)) < 0)
 		log_error("listener: cannot wake: %s", strerror(errno));
-	pthread_join(l->thread, NULL);
+	until = time_after_ms(CLOCK_REALTIME, STOP_WAIT_MS);
+	if ((err = pthread_timedjoin_np(l->thread, NULL, &until)) != 0) {
+		/* Unless it saw the wake-up just now and ended after all. */
+		if (read(l->wake_fd, &one, sizeof(one)) < 0 ||
+		    pthread_tryjoin_np(l->thread, NULL) != 0) {
+			log_error("listener: the thread did not stop within %d ms", STOP_WAIT_MS);
+			errno = err;
+			return -1;
+		}
+		l->running = false;
+		return 0;
+	}
 	if (read(l->wake_fd, &one, sizeof(one)) < 0)
 		log_error("listener: wake-up: %s", strerror(errno));
 	l->running = false;
+	return 0;
 }
 
 static bool
@@ -522,7 +600,8 @@ listener_pause(struct listener *l)
 {
 	if (l->paused)
 		return 1;
-	stop_thread(l);
+	if (stop_thread(l) < 0)
+		return -1;
 	for (size_t i = 0; i < l->n; i++)
 		if (!l->activated[i]) {
 			close(l->fds[i]);
@@ -540,7 +619,10 @@ listener_resume(struct listener *l, char *err, size_t errlen)
 
 	if (!l->paused)
 		return 1;
-	stop_thread(l);
+	if (stop_thread(l) < 0) {
+		snprintf(err, errlen, "the listener thread does not stop; still paused");
+		return -1;
+	}
 	for (i = 0; i < l->n; i++) {
 		if (l->activated[i])
 			continue;
@@ -572,9 +654,8 @@ listener_resume(struct listener *l, char *err, size_t errlen)
 void
 listener_close(struct listener *l)
 {
-	if (l == NULL)
+	if (l == NULL || stop_thread(l) < 0)	/* stuck: it may still use l */
 		return;
-	stop_thread(l);
 	if (l->wake_fd >= 0)
 		close(l->wake_fd);
 	if (l->ping_fd >= 0)

@@ -39,7 +39,9 @@ int listener_start(struct listener *l, struct server *srv);
  * there each connection is accepted and closed with "ERR 503 server is
  * paused".  Resume binds the same addresses and port again; if that fails
  * (the port was taken meanwhile) -1 with a message, and chatd stays paused.
- * Both return 1 when there was nothing to do.  Control thread only.
+ * Both return 1 when there was nothing to do.  Pause returns -1
+ * (ETIMEDOUT) when the listener thread did not stop within 2 s (it is
+ * stuck, as on a stuck room lock), and nothing changed.  Control thread only.
  */
 int listener_pause(struct listener *l);
 int listener_resume(struct listener *l, char *err, size_t errlen);
@@ -51,7 +53,10 @@ bool listener_paused(const struct listener *l);
  */
 bool listener_alive(struct listener *l);
 void listener_ping(struct listener *l);
-/* Stops accepting, joins the thread, closes the sockets, frees l. */
+/*
+ * Stops accepting, joins the thread, closes the sockets, frees l.  A thread
+ * that does not stop within 2 s is left running, with l (chatd is exiting).
+ */
 void listener_close(struct listener *l);
 
 #endif

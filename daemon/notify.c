@@ -1,5 +1,10 @@
 /*
  * notify.c - readiness, status and watchdog for systemd (see notify.h).
+ *
+ * Control thread only.  Nothing here waits on the room lock for long: the
+ * online count in STATUS= is taken only if the lock is free within
+ * STATUS_ROOM_WAIT_MS (else the last one is kept), and the health check waits at most ROOM_PROBE_MS, so a
+ * stuck room is reported and the pings stop instead of the thread hanging.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,8 +21,12 @@
 
 /* The users-online count in STATUS= is refreshed at most this often. */
 #define STATUS_REFRESH_MS 2000
+/* How long the refresh waits for the room lock before it keeps the last count. */
+#define STATUS_ROOM_WAIT_MS 10
 /* How long the health check waits for the room lock. */
 #define ROOM_PROBE_MS 500
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 static struct {
 	bool enabled;		/* $NOTIFY_SOCKET is set */
@@ -26,6 +35,7 @@ static struct {
 	int64_t next_status;
 	char last_status[600];
 	bool unhealthy_logged;
+	size_t online;		/* the last count had from the room */
 } nt;
 
 void
@@ -66,11 +76,14 @@ void
 notify_status(struct server *srv)
 {
 	char where[512], status[sizeof(nt.last_status)];
+	size_t conns;
 
+	/* A busy or stuck room lock: the last count stands. */
+	room_counts_within(srv->room, STATUS_ROOM_WAIT_MS, &nt.online, &conns);
 	listener_describe(srv->listener, where, sizeof(where));
 	snprintf(status, sizeof(status), "%s %s; %zu online",
 		 listener_paused(srv->listener) ? "paused; was listening on" : "listening on",
-		 where, room_member_count(srv->room));
+		 where, nt.online);
 	if (strcmp(status, nt.last_status) == 0)
 		return;
 	snprintf(nt.last_status, sizeof(nt.last_status), "%s", status);
@@ -90,7 +103,7 @@ healthy(struct server *srv)
 	if (!listener_alive(srv->listener))
 		what = "the listener thread does not answer";
 	else if (!room_lock_probe(srv->room, ROOM_PROBE_MS))
-		what = "the room lock cannot be taken";
+		what = "the room lock is stuck (not free within " STRINGIFY(ROOM_PROBE_MS) " ms)";
 	listener_ping(srv->listener);
 	if (what == NULL) {
 		nt.unhealthy_logged = false;

@@ -1147,3 +1147,95 @@ room_wake_up(struct room *r, struct client *c)
 	}
 	pthread_mutex_unlock(&r->lock);
 }
+
+/*
+ * ---- for the control thread: the same, but never waiting long ----
+ *
+ * The control thread must stay responsive (signals, the watchdog, chatctl)
+ * even when the room lock is stuck: these take the lock within timeout_ms
+ * or fail with ETIMEDOUT, doing nothing.  A timeout of 0 only tries.
+ */
+
+static bool
+lock_within(struct room *r, int timeout_ms)
+{
+	struct timespec until = time_after_ms(CLOCK_REALTIME, timeout_ms);
+	int err = timeout_ms > 0 ? pthread_mutex_timedlock(&r->lock, &until)
+				 : pthread_mutex_trylock(&r->lock);
+
+	if (err != 0) {
+		errno = ETIMEDOUT;
+		return false;
+	}
+	return true;
+}
+
+int
+room_counts_within(struct room *r, int timeout_ms, size_t *members, size_t *conns)
+{
+	if (!lock_within(r, timeout_ms))
+		return -1;
+	*members = r->n_members;
+	*conns = r->n_conns;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+int
+room_evict_within(struct room *r, int timeout_ms, const char *name, enum part_reason why,
+		  const char *text)
+{
+	if (!lock_within(r, timeout_ms))
+		return -1;
+	struct client *c = member_find_locked(r, name);
+	if (c != NULL)
+		evict_locked(r, c, why, text);
+	room_unlock_and_wake(r);
+	return c != NULL;
+}
+
+int
+room_notice_within(struct room *r, int timeout_ms, const char *text, size_t *members)
+{
+	char now[TIME_RFC3339_LEN + 1];
+
+	time_format_ms(now, time_now_ms());
+	struct line *l = line_printf("NOTICE %s %s\n", now, text);
+	if (l == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (!lock_within(r, timeout_ms)) {
+		line_unref(l);
+		return -1;
+	}
+	ring_push_event_locked(r, l, 0);
+	*members = r->n_members;
+	room_unlock_and_wake(r);
+	return 0;
+}
+
+int
+room_members_snapshot_within(struct room *r, int timeout_ms, struct room_member_info **out,
+			     size_t *n)
+{
+	if (!lock_within(r, timeout_ms))
+		return -1;
+	struct room_member_info *info = calloc(r->n_members + 1, sizeof(*info));
+	if (info == NULL) {
+		pthread_mutex_unlock(&r->lock);
+		errno = ENOMEM;
+		return -1;
+	}
+	for (size_t i = 0; i < r->n_members; i++) {
+		const struct client *c = r->members[i];
+
+		memcpy(info[i].name, c->name, sizeof(info[i].name));
+		memcpy(info[i].addr, c->addr_str, sizeof(info[i].addr));
+		info[i].joined_ms = c->room.joined_ms;
+	}
+	*n = r->n_members;
+	pthread_mutex_unlock(&r->lock);
+	*out = info;
+	return 0;
+}

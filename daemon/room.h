@@ -141,6 +141,21 @@ struct room_member_info {
 /* A copy of the member list, in name order (*out to be freed); -1 if out of memory. */
 int room_members_snapshot(struct room *r, struct room_member_info **out, size_t *n);
 
+/*
+ * For the control thread, which must never block on the room lock: each
+ * takes the lock within timeout_ms (0: only tries) or returns -1 with
+ * errno ETIMEDOUT having done nothing.  room_counts_within: members online
+ * and connections.  room_evict_within: 1 evicted, 0 not online.
+ * room_notice_within: *members, those online it went to (-1 ENOMEM too).
+ * room_members_snapshot_within: as room_members_snapshot (-1 ENOMEM too).
+ */
+int room_counts_within(struct room *r, int timeout_ms, size_t *members, size_t *conns);
+int room_evict_within(struct room *r, int timeout_ms, const char *name, enum part_reason why,
+		      const char *text);
+int room_notice_within(struct room *r, int timeout_ms, const char *text, size_t *members);
+int room_members_snapshot_within(struct room *r, int timeout_ms, struct room_member_info **out,
+				 size_t *n);
+
 /* Shutdown: every connection is told to leave (BYE shutdown). */
 void room_shutdown(struct room *r);
 

@@ -49,6 +49,8 @@
 
 /* How long clients get to receive their BYE at shutdown (docs: chatd(8)). */
 #define SHUTDOWN_GRACE_MS 3000
+/* At shutdown, a room lock not free within this is stuck. */
+#define STUCK_ROOM_MS 1000
 /* Descriptors per client (its socket) and those chatd needs besides. */
 #define FDS_PER_CLIENT 1
 #define FDS_RESERVED 64
@@ -267,7 +269,9 @@ static void
 raise_fd_limit(const struct settings *s)
 {
 	struct rlimit rl;
-	rlim_t need = (rlim_t)s->max_clients * FDS_PER_CLIENT + FDS_RESERVED;
+	/* Users logged in and connections logging in; FDS_RESERVED covers the listener's reserve. */
+	rlim_t need = ((rlim_t)s->max_clients + (rlim_t)s->max_logins) * FDS_PER_CLIENT +
+		      FDS_RESERVED;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
@@ -283,8 +287,9 @@ raise_fd_limit(const struct settings *s)
 			log_info("open file limit raised to %llu", (unsigned long long)rl.rlim_cur);
 	}
 	if (rl.rlim_cur < need)
-		log_warning("max_clients %d needs %llu open files but the limit is %llu: "
-			    "expect refusals above about %llu clients", s->max_clients,
+		log_warning("max_clients + max_logins %d need %llu open files but the limit is "
+			    "%llu: expect refusals above about %llu clients",
+			    s->max_clients + s->max_logins,
 			    (unsigned long long)need, (unsigned long long)rl.rlim_cur,
 			    (unsigned long long)((rl.rlim_cur - FDS_RESERVED) / FDS_PER_CLIENT));
 }
@@ -474,6 +479,23 @@ stop_clients(struct server *srv)
 	return false;
 }
 
+/*
+ * A stuck room lock (a deadlock, a hung publisher) would hang every step
+ * below: the listener's join, the clients' goodbyes, the history's commit
+ * thread.  Then chatd leaves at once, exit status 1, rather than making the
+ * service manager wait for its kill timeout.
+ */
+static void
+exit_if_room_stuck(struct server *srv)
+{
+	if (srv->room == NULL || room_lock_probe(srv->room, STUCK_ROOM_MS))
+		return;
+	log_error("the room lock is stuck (not free within %d ms): exiting without waiting "
+		  "for clients or the history", STUCK_ROOM_MS);
+	daemonize_finish();
+	_exit(1);
+}
+
 /* The admin socket comes first: a second chatd must not take a port before it fails. */
 static int
 open_control(struct server *srv, const struct settings *s, const struct activation *act)
@@ -634,6 +656,7 @@ server_run(const struct server_options *opt)
 stop:
 	notify_stopping();
 	control_close(srv.control);
+	exit_if_room_stuck(&srv);
 	listener_close(srv.listener);
 	if (srv.room && !stop_clients(&srv)) {
 		/* Threads still use the stores: sync what is stored, leave the rest to exit(). */

@@ -8,12 +8,17 @@ run chatctl as those users through setpriv.
 
 import grp
 import os
+import re
 import socket
 import stat
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
 from chatproto import scaled, wait_until
+from conftest import CHATCTL_BIN
 
 def reachable_socket_dir(chatd):
     """The socket's directory opened to everyone: access is then up to chatd."""
@@ -222,3 +227,64 @@ def test_too_many_admin_connections(chatd):
         for c in conns:
             c.close()
     wait_until(lambda: chatd.ctl("status").returncode == 0, "the admin slots to be freed")
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def exit_status_texts():
+    """{status: its description} from docs/ADMIN.md, docs/chatctl.8 and chatctl --help."""
+    texts = {}
+    admin = (DOCS / "ADMIN.md").read_text()
+    para = admin[admin.index("- Exit status:"):]
+    para = " ".join(para[:para.index("\n- ") if "\n- " in para else None].split())
+    texts["ADMIN.md"] = dict(re.findall(r"\*\*(\d)\*\* (.*?)(?= \*\*\d\*\*|$)", para))
+    man = (DOCS / "chatctl.8").read_text()
+    section = man[man.index(".SH EXIT STATUS"):]
+    section = section[:section.index(".SH", 4)]
+    texts["chatctl.8"] = {m[0]: " ".join(m[1].split()) for m in
+                          re.findall(r"\.TP\n\.B (\d)\n(.*?)(?=\.TP|\.PP|$)", section, re.S)}
+    usage = subprocess.run([CHATCTL_BIN, "--help"], capture_output=True, text=True).stdout
+    line = " ".join(usage[usage.index("Exit status:"):].split())
+    texts["--help"] = dict(re.findall(r"(\d) (.*?)(?=, \d |$)", line))
+    return texts
+
+
+def test_every_documented_exit_status(chatd_factory, admin_users, tmp_path):
+    """0 done, 1 chatd answered ERR to the command, 2 usage, 3 chatd cannot be
+    reached: not running, nobody answers, permission denied by the file mode or
+    by chatd itself (ERR 403, before any command runs), no answer in time.  The
+    three places that document it say the same."""
+    for where, statuses in exit_status_texts().items():
+        assert sorted(statuses) == ["0", "1", "2", "3"], (where, statuses)
+        # A peer chatd refuses is "cannot reach" (3), like a refusal by the file mode.
+        assert "403" in statuses["3"], (where, statuses["3"])
+        assert "403" not in statuses["1"], (where, statuses["1"])
+
+    group, _, outsider = admin_users
+    chatd = chatd_factory(admin_group=group)
+    assert chatd.ctl("status").returncode == 0
+    proc = chatd.ctl("kick", "nobody")
+    assert proc.returncode == 1 and proc.stderr == "chatctl: nobody is not online\n"
+    assert chatd.ctl("frobnicate").returncode == 2
+    proc = chatd.ctl("status", socket_path=tmp_path / "none.sock")
+    assert proc.returncode == 3 and "chatd is not running" in proc.stderr
+
+    reachable_socket_dir(chatd)
+    os.chmod(chatd.admin_socket, 0o666)
+    proc = chatd.ctl("stop", user=outsider)
+    assert proc.returncode == 3 and proc.stderr == "chatctl: permission denied\n"
+    assert chatd.alive()
+
+    # A socket that takes the connection and never answers: 3 after -t seconds.
+    mute_path = tmp_path / "mute.sock"
+    mute = socket.socket(socket.AF_UNIX)
+    mute.bind(str(mute_path))
+    mute.listen(1)
+    try:
+        start = time.monotonic()
+        proc = chatd.ctl("-t", "1", "status", socket_path=mute_path)
+        assert proc.returncode == 3 and "no answer from chatd within 1 s" in proc.stderr
+        assert time.monotonic() - start < scaled(5)
+    finally:
+        mute.close()

@@ -28,7 +28,7 @@ def run_chatbench(*args, timeout=120):
 
 
 def test_smoke_run_loses_nothing(chatd_factory):
-    daemon = chatd_factory(max_clients_per_address=100)
+    daemon = chatd_factory(max_clients_per_address=100, max_logins_per_address=100)
     rc, out, err = run_chatbench("-P", "chatd", "-p", str(daemon.port), "-n", "50", "-s", "5",
                                  "-d", "2", "--login-timeout", str(scaled(60)),
                                  "--drain", str(scaled(10)), "--server-pid", str(daemon.pid))

@@ -77,7 +77,7 @@ def reset(sock):
 @pytest.fixture
 def abused(chatd_factory):
     d = chatd_factory(max_clients=5000, max_clients_per_address=5000, login_timeout=2,
-                      send_queue_limit=65536)
+                      max_logins=5000, max_logins_per_address=5000, send_queue_limit=65536)
     d.bystanders = Bystanders(d)
     return d
 

@@ -84,7 +84,7 @@ def register(d, name, done):
 
 
 def test_sigkill_during_ident_writes_leaves_a_whole_file(chatd_factory):
-    d = chatd_factory(max_clients_per_address=1000)
+    d = chatd_factory(max_clients_per_address=1000, max_logins_per_address=1000)
     confirmed = []
     for rnd in range(ROUNDS):
         done = []

@@ -1,12 +1,15 @@
 """
-test_limits.py - resource limits: a client that does not read, max_clients
-and max_clients_per_address.
+test_limits.py - resource limits: a client that does not read, max_clients,
+max_clients_per_address, and the budget of connections logging in
+(max_logins, max_logins_per_address).
 """
 
+import select
+import socket
 import threading
 import time
 
-from chatproto import deadline_in
+from chatproto import deadline_in, scaled, wait_until
 
 
 class Counter(threading.Thread):
@@ -156,3 +159,129 @@ def test_sender_of_a_big_burst_is_not_dropped(chatd_factory):
     finals = [sender.collect_reply(timeout=30)[1] for _ in range(count)]
     assert all(f.tag == "OK" for f in finals), [f for f in finals if f.tag != "OK"][:3]
     sender.sync()
+
+
+def raw_connection(port, source):
+    """A socket from source that never logs in, and chatd's first line on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((source, 0))
+    sock.settimeout(scaled(5))
+    sock.connect(("127.0.0.1", port))
+    first = b""
+    while not first.endswith(b"\n"):
+        chunk = sock.recv(256)
+        if not chunk:
+            break
+        first += chunk
+    return sock, first.decode(errors="replace")
+
+
+class Attacker(threading.Thread):
+    """Keeps max_logins_per_address idle connections open from each of its
+    addresses, opening a new one whenever chatd drops one, until stopped."""
+
+    def __init__(self, port, sources, per_address):
+        super().__init__(daemon=True)
+        self.port = port
+        self.sources = sources
+        self.per_address = per_address
+        self.socks = {source: [] for source in sources}
+        self.stopping = threading.Event()
+        self.firsts = []
+        self.opened = 0
+        self.error = None
+        self.filled = threading.Event()
+
+    def fill(self, source):
+        while len(self.socks[source]) < self.per_address and self.opened < 400:
+            sock, first = raw_connection(self.port, source)
+            self.opened += 1
+            self.firsts.append(first)
+            if first.startswith("HELLO "):
+                self.socks[source].append(sock)
+            else:
+                sock.close()
+                return
+
+    def run(self):
+        try:
+            while not self.stopping.is_set():
+                for source in self.sources:
+                    self.fill(source)
+                self.filled.set()
+                # Which of ours did chatd drop?  (A dropped socket reads EOF.)
+                everything = [s for socks in self.socks.values() for s in socks]
+                readable, _, _ = select.select(everything, [], [], 0.05)
+                for sock in readable:
+                    if sock.recv(256, socket.MSG_PEEK) == b"":
+                        for socks in self.socks.values():
+                            if sock in socks:
+                                socks.remove(sock)
+                        sock.close()
+        except Exception as e:          # reported by the test
+            self.error = e
+            self.filled.set()
+
+    def stop(self):
+        self.stopping.set()
+        self.join(scaled(10))
+        for socks in self.socks.values():
+            for sock in socks:
+                sock.close()
+
+
+def test_connections_that_never_log_in_cannot_lock_users_out(chatd_factory):
+    """8 addresses each hold their max_logins_per_address idle connections (32,
+    twice max_logins) and reopen every one chatd drops; a user from an address
+    of their own still logs in at once, and those logged in stay."""
+    d = chatd_factory(max_clients=20, max_clients_per_address=8, max_logins=16,
+                      max_logins_per_address=4, login_timeout=60)
+    alice = d.login("alice")
+    bob = d.login("bob")
+    attacker = Attacker(d.port, [f"127.0.0.{i}" for i in range(11, 19)], 4)
+    attacker.start()
+    try:
+        assert attacker.filled.wait(scaled(20)) and attacker.error is None, attacker.error
+        wait_until(lambda: "logins in progress (max_logins): dropped the oldest of 127.0.0.1"
+                   in d.log_text(), "a login dropped for the budget")
+        # A fifth login from one of the attacker's addresses is refused outright.
+        _, first = raw_connection(d.port, "127.0.0.11")
+        assert first.startswith("ERR 503 too many logins in progress from your address (4)") \
+            or first.startswith("HELLO "), first
+
+        for i in range(3):
+            start = time.monotonic()
+            user = d.connect(f"user{i}", source_addr=f"127.0.0.{100 + i}")
+            user.login(f"user{i}", "pw")
+            assert time.monotonic() - start < scaled(5)
+        assert attacker.error is None, attacker.error
+        assert attacker.opened > 32, "chatd dropped nobody: the test proves nothing"
+    finally:
+        attacker.stop()
+    msg_id = alice.say("still here")
+    assert bob.wait_for("MSG", lambda m: m[3] == "still here").id == msg_id
+    # The budget counted only the attacker's and the users' connections.
+    status = d.ctl_ok("status")
+    assert "clients: 5 online" in status, status
+
+
+def test_max_clients_counts_logged_in_users_at_welcome(chatd_factory):
+    d = chatd_factory(max_clients=2, max_logins=4)
+    d.login("alice")
+    second = d.connect("second")
+    third = d.connect("third")
+    second.expect_hello()
+    third.expect_hello()
+    second.send_line("second")
+    second.expect("PASS")
+    second.send_line("pw")
+    second.finish_login()
+    # Full now: a login in progress is refused at its WELCOME, a newcomer at once.
+    third.send_line("third")
+    third.expect("PASS")
+    third.send_line("pw")
+    err = third.expect("ERR")
+    assert err.raw == "ERR 503 server is full (2 clients)", err
+    assert third.read_until_closed() == []
+    expect_refused(d, "fourth")
+    assert "refused a login from 127.0.0.1: server is full (2 clients)" in d.log_text()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from chatproto import Client, deadline_in, scaled
+from chatproto import Client, deadline_in, scaled, wait_until
 from conftest import CHATD_BIN, config_text, free_port
 
 
@@ -152,7 +152,51 @@ def test_watchdog_pings_on_time_and_stop_when_chatd_hangs(chatd_factory, notify,
     watchdog_pings(notify, interval)        # pings already on their way
     assert watchdog_pings(notify, 3 * interval) == []
     assert "withholding the watchdog ping" in chatd.log_text()
-    chatd.kill()            # a hung chatd cannot stop by itself: that is the point
+    # SIGTERM still ends it, well before a service manager's stop timeout: the
+    # control thread never waits on the hung part for long.
+    start = time.monotonic()
+    chatd.send_signal(signal.SIGTERM)
+    assert chatd.wait(timeout=8) == (1 if fault == "room-hang" else 0)
+    assert time.monotonic() - start < scaled(6)
+
+
+def test_stuck_room_lock_is_reported_and_admin_still_answers(chatd_factory, notify):
+    """The control thread never blocks on the room lock: with the room hung the
+    log says so within a bounded time, the watchdog pings stop, every admin
+    command answers (those that need the room with ERR 503 "room is busy"), and
+    SIGTERM ends chatd at once."""
+    interval = 0.4
+    chatd = start_notified(chatd_factory, notify, watchdog_usec=int(interval * 1e6),
+                           fault="room-hang")
+    notify.wait_for("READY", "1")
+    chatd.login("bob")
+    alice = chatd.login("alice")
+    notify.wait_for("STATUS", lambda v: v.endswith("; 2 online"))
+    alice.send_line("this message hangs the room")
+    wait_until(lambda: "unhealthy: the room lock is stuck" in chatd.log_text(),
+               "the stuck room lock in the log", timeout=5)
+    watchdog_pings(notify, interval)        # pings already on their way
+    assert watchdog_pings(notify, 3 * interval) == []
+    # A newcomer gets the listener thread stuck too (on the room lock).
+    newcomer = socket.create_connection(("127.0.0.1", chatd.port), timeout=scaled(5))
+    try:
+        status = chatd.ctl("-t", "5", "status")
+        assert status.returncode == 0, status.stderr
+        assert "clients: unknown: the room lock was not free within" in status.stdout
+        for args in (["users"], ["kick", "bob"], ["notice", "hello"], ["pause"],
+                     ["user", "del", "bob"]):
+            proc = chatd.ctl("-t", "5", *args)
+            if args[0] == "user":       # deleted; the session could not be ended
+                assert proc.returncode == 0 and "the room is busy" in proc.stdout, proc
+                continue
+            assert proc.returncode == 1 and "the room is busy" in proc.stderr, (args, proc)
+        start = time.monotonic()
+        chatd.send_signal(signal.SIGTERM)
+        assert chatd.wait(timeout=8) == 1
+        assert time.monotonic() - start < scaled(4)
+    finally:
+        newcomer.close()
+    assert "the room lock is stuck (not free within 1000 ms): exiting" in chatd.log_text()
 
 
 def test_unknown_test_fault_is_refused(chatd_factory):

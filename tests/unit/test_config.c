@@ -141,6 +141,8 @@ static void test_defaults_when_empty(void **state)
 	assert_int_equal(s.hash_cost, 5);
 	assert_int_equal(s.max_clients, 1000);
 	assert_int_equal(s.max_clients_per_address, 32);
+	assert_int_equal(s.max_logins, 256);
+	assert_int_equal(s.max_logins_per_address, 8);
 	assert_int_equal(s.login_timeout, 30);
 	assert_int_equal(s.login_attempts, 3);
 	assert_int_equal(s.login_fail_delay_ms, 1000);
@@ -234,6 +236,8 @@ static const struct bound bounds[] = {
 	BOUND(hash_cost, false, 1, 11, ""),
 	BOUND(max_clients, false, 1, 1000000, ""),
 	BOUND(max_clients_per_address, false, 1, 1000000, ""),
+	BOUND(max_logins, false, 1, 1000000, ""),
+	BOUND(max_logins_per_address, false, 1, 1000000, ""),
 	BOUND(login_timeout, false, 1, 3600, ""),
 	BOUND(login_attempts, false, 1, 100, ""),
 	BOUND(login_fail_delay_ms, false, 0, 60000, ""),
@@ -515,6 +519,8 @@ static const struct {
 	{ "hash_cost = 1;", "hash_cost", true },
 	{ "max_clients = 1;", "max_clients", true },
 	{ "max_clients_per_address = 1;", "max_clients_per_address", true },
+	{ "max_logins = 1;", "max_logins", true },
+	{ "max_logins_per_address = 1;", "max_logins_per_address", true },
 	{ "login_timeout = 1;", "login_timeout", true },
 	{ "login_attempts = 1;", "login_attempts", true },
 	{ "login_fail_delay_ms = 0;", "login_fail_delay_ms", true },
@@ -689,7 +695,8 @@ static const char *const setting_names[] = {
 	"listen", "port", "port_tries", "state_dir", "history_file", "ident_file",
 	"log_file", "runtime_dir", "stack_size", "max_line", "history_memory",
 	"history_max_size", "history_sync_ms", "hash_concurrency", "log_level",
-	"hash_cost", "max_clients", "max_clients_per_address", "login_timeout",
+	"hash_cost", "max_clients", "max_clients_per_address", "max_logins",
+	"max_logins_per_address", "login_timeout",
 	"login_attempts", "login_fail_delay_ms", "history_replay",
 	"send_queue_limit", "registration", "room_notice_limit", "peer_timeout",
 };
