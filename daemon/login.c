@@ -4,8 +4,9 @@
  * Runs in the client's thread, before it joins the room.  Password hashes
  * are computed here, outside every lock, each in a slot of the gate that
  * bounds how many run at once (password.c), taken by the login's deadline;
- * a password check is first reserved with the throttle (throttle.c).  Password bytes are wiped from
- * the input buffer as soon as they were used, and never logged.
+ * a password check is first reserved with the throttle (throttle.c).
+ * Password bytes are wiped from the input buffer as soon as they were
+ * used, and never logged.
  */
 #include <stdio.h>
 #include <string.h>
@@ -168,7 +169,8 @@ reserve_check(struct login *lg, struct throttle_ticket *t, int *rc)
 			*rc = timed_out(lg);
 			return false;
 		}
-		throttle_await(t, lg->deadline < now + 250 ? lg->deadline : now + 250);
+		/* In steps of a second at most, to notice a shutdown. */
+		throttle_await(t, lg->deadline < now + 1000 ? lg->deadline : now + 1000);
 		if (room_closing(c->srv->room)) {
 			*rc = shutting_down(lg);
 			return false;

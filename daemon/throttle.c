@@ -1,9 +1,9 @@
 /*
  * throttle.c - growing delays after failed logins, one check at a time per
  * name and per address (see throttle.h).  Client threads call it during
- * login; the table, the hash key and the count of ended checks are guarded
- * by one mutex, and threads waiting for a check to end sleep on a
- * condition variable tied to it.
+ * login; the table, the hash key and the counts of ended checks are
+ * guarded by one mutex, and threads waiting for a check to end sleep on
+ * condition variables tied to it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +26,7 @@
 #define THROTTLE_PROBES 16	/* an entry lives in one of these slots from its hash on */
 #define THROTTLE_KEY_MAX 72	/* "a:" + an address, or "n:" + a name */
 #define THROTTLE_MAX_SHIFT 20
+#define THROTTLE_WAKERS 256	/* condition variables for waiting tries, by entry */
 
 struct entry {
 	uint64_t id;			/* SipHash of "a:ADDRESS" or "n:name"; 0: free */
@@ -37,11 +38,17 @@ struct entry {
 	uint64_t known[THROTTLE_KNOWN];	/* a name's: addresses it logged in from, latest first */
 };
 
+/*
+ * A try that waits for another's check sleeps on the condition variable of
+ * the entry it waits for (waker()), so the end of a check wakes those that
+ * wait for its name or address, not every waiting login; ended counts the
+ * checks ended per condition variable.
+ */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ended;		/* a check ended; on CLOCK_MONOTONIC */
+static pthread_cond_t wakers[THROTTLE_WAKERS];	/* on CLOCK_MONOTONIC */
+static unsigned long ended[THROTTLE_WAKERS];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static unsigned char hash_key[SIPHASH_KEY_LEN];
-static unsigned long generation;	/* checks ended so far */
 static struct entry table[THROTTLE_SLOTS];
 
 /* A fresh random key; getrandom() fails only on a kernel without it. */
@@ -86,7 +93,8 @@ init_once(void)
 
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&ended, &attr);
+	for (unsigned i = 0; i < THROTTLE_WAKERS; i++)
+		pthread_cond_init(&wakers[i], &attr);
 	pthread_condattr_destroy(&attr);
 	new_key();
 }
@@ -181,6 +189,13 @@ find_or_make(uint64_t id, int64_t now_ms)
 	return victim;
 }
 
+/* The slot index uses the low bits of an id; the waker, higher ones. */
+static unsigned
+waker(uint64_t id)
+{
+	return (unsigned)(id >> 32) % THROTTLE_WAKERS;
+}
+
 static bool
 knows(const struct entry *name, uint64_t addr_id)
 {
@@ -216,8 +231,7 @@ throttle_begin(struct throttle_ticket *t, const struct sockaddr_storage *addr, c
 	address_key(addr, akey);
 	name_key(name, nkey);
 	pthread_mutex_lock(&lock);
-	*t = (struct throttle_ticket){ .addr_id = key_hash(akey), .name_id = key_hash(nkey),
-				       .generation = generation };
+	*t = (struct throttle_ticket){ .addr_id = key_hash(akey), .name_id = key_hash(nkey) };
 	a = find(t->addr_id);
 	n = find(t->name_id);
 	t->known_address = knows(n, t->addr_id);
@@ -228,6 +242,8 @@ throttle_begin(struct throttle_ticket *t, const struct sockaddr_storage *addr, c
 		v = THROTTLE_WAIT;
 	} else if ((a != NULL && a->checking > 0) || (n != NULL && n->checking > 0)) {
 		v = THROTTLE_CHECKING;
+		t->wait_id = a != NULL && a->checking > 0 ? a->id : n->id;
+		t->generation = ended[waker(t->wait_id)];
 	} else if ((a = find_or_make(t->addr_id, now_ms)) == NULL) {
 		v = THROTTLE_FULL;
 	} else {
@@ -251,10 +267,12 @@ throttle_await(const struct throttle_ticket *t, int64_t until_ms)
 {
 	struct timespec ts = { .tv_sec = until_ms / 1000, .tv_nsec = (until_ms % 1000) * 1000000 };
 
+	unsigned k = waker(t->wait_id);
+
 	pthread_once(&once, init_once);
 	pthread_mutex_lock(&lock);
-	while (generation == t->generation)
-		if (pthread_cond_timedwait(&ended, &lock, &ts) == ETIMEDOUT)
+	while (ended[k] == t->generation)
+		if (pthread_cond_timedwait(&wakers[k], &lock, &ts) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&lock);
 }
@@ -270,8 +288,12 @@ end_check(struct throttle_ticket *t, struct entry **a, struct entry **n)
 	if (*n != NULL && (*n)->checking > 0)
 		(*n)->checking--;
 	t->held = false;
-	generation++;
-	pthread_cond_broadcast(&ended);
+	ended[waker(t->addr_id)]++;
+	pthread_cond_broadcast(&wakers[waker(t->addr_id)]);
+	if (waker(t->name_id) != waker(t->addr_id)) {
+		ended[waker(t->name_id)]++;
+		pthread_cond_broadcast(&wakers[waker(t->name_id)]);
+	}
 }
 
 /* Counts a failure in e; returns the delay it now asks for. */

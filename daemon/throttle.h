@@ -56,7 +56,8 @@ struct throttle_ticket {
 	uint64_t addr_id, name_id;
 	bool known_address;		/* the name logged in from this address before */
 	bool held;			/* reserved: an outcome must be reported */
-	unsigned long generation;	/* checks ended before the verdict */
+	uint64_t wait_id;		/* THROTTLE_CHECKING: the entry being checked */
+	unsigned long generation;	/* ... and the count of checks ended then */
 };
 
 /*
@@ -68,8 +69,9 @@ enum throttle_verdict throttle_begin(struct throttle_ticket *t, const struct soc
 				     const char *name, int64_t now_ms, int64_t *wait_ms);
 
 /*
- * After THROTTLE_CHECKING: sleeps until a check ends (any check, since the
- * verdict) or until until_ms on the monotonic clock (time_mono_ms()).
+ * After THROTTLE_CHECKING: sleeps until the check it waits for ends (or
+ * another one that shares its wake-up) or until until_ms on the monotonic
+ * clock (time_mono_ms()).
  */
 void throttle_await(const struct throttle_ticket *t, int64_t until_ms);
 

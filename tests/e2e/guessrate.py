@@ -6,8 +6,9 @@ The attack: CONNS connections from each of ADDRESSES loopback addresses
 (127.0.0.2, 127.0.0.3, ...) guess the password of one registered name as
 fast as chatd answers: a wrong password on every connection, again at once
 after ERR 401, 10 ms after ERR 429, a new connection after BYE.  A guess is
-"checked" when chatd computed its hash: ERR 401, or the BYE refused that
-ends a connection's last attempt.  Meanwhile the owner, who logged in from
+"checked" when chatd computed its hash: it logs "login failed", and answers
+ERR 401 (or the BYE refused that ends a connection's last attempt) after
+the delay.  Meanwhile the owner, who logged in from
 127.0.0.100 before the attack, logs in there with the right password once a
 second.
 
@@ -22,6 +23,7 @@ The tests in test_guessing.py use attack() with short runs.
 
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import time
@@ -148,11 +150,15 @@ def main():
                 assert first.startswith("WELCOME"), first
                 tally = attack(daemon.port, "victim", "the-owners-password",
                                addresses, conns, seconds)
+                # A wrong password is answered after its delay, perhaps after the run: the
+                # log says when each was checked.
+                checked = len(re.findall(r"login failed for victim from ", daemon.log_text()))
             finally:
                 problems = daemon.cleanup()
-            per_minute = tally.checked * 60 / seconds
+            per_minute = checked * 60 / seconds
             print(f"{addresses} address(es) x {conns} connections, {seconds:.0f} s: "
-                  f"{tally.checked} checked ({per_minute:.0f}/min), {tally.refused} ERR 429, "
+                  f"{checked} checked ({per_minute:.0f}/min; {tally.checked} answered in the run), "
+                  f"{tally.refused} ERR 429, "
                   f"{tally.connections} connections; owner logged in "
                   f"{tally.owner_in} of {tally.owner_tries} tries {tally.owner_refusals[:2]}",
                   flush=True)
