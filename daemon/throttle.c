@@ -22,7 +22,7 @@
 #include "siphash.h"
 #include "throttle.h"
 
-#define THROTTLE_SLOTS 8192	/* a power of two */
+#define THROTTLE_SLOTS 16384	/* a power of two; 72 bytes each */
 #define THROTTLE_PROBES 16	/* an entry lives in one of these slots from its hash on */
 #define THROTTLE_KEY_MAX 72	/* "a:" + an address, or "n:" + a name */
 #define THROTTLE_MAX_SHIFT 20
