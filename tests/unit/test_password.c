@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -231,12 +230,13 @@ hold_slot(void *arg)
 	return NULL;
 }
 
+/* Starts n holders and waits until each holds its slot. */
 static void
-hold_all_slots(struct holder h[GATE_SLOTS])
+hold_slots(struct holder *h, int n)
 {
 	struct timespec ms = { .tv_nsec = 1000000 };
 
-	for (int i = 0; i < GATE_SLOTS; i++) {
+	for (int i = 0; i < n; i++) {
 		atomic_store(&h[i].state, 0);
 		assert_int_equal(pthread_create(&h[i].tid, NULL, hold_slot, &h[i]), 0);
 		while (atomic_load(&h[i].state) != 1)
@@ -258,7 +258,7 @@ test_gate_enter_gives_up_at_the_deadline(void **state)
 	struct holder h[GATE_SLOTS];
 	int64_t start;
 
-	hold_all_slots(h);
+	hold_slots(h, GATE_SLOTS);
 	start = time_mono_ms();
 	errno = 0;
 	assert_int_equal(password_gate_enter(start + 100), -1);
@@ -280,12 +280,7 @@ test_hashes_use_the_slot_held(void **state)
 	struct holder h[GATE_SLOTS - 1];
 	char hash[PASSWORD_HASH_MAX];
 
-	for (int i = 0; i < GATE_SLOTS - 1; i++) {
-		atomic_store(&h[i].state, 0);
-		assert_int_equal(pthread_create(&h[i].tid, NULL, hold_slot, &h[i]), 0);
-		while (atomic_load(&h[i].state) != 1)
-			sched_yield();
-	}
+	hold_slots(h, GATE_SLOTS - 1);
 	assert_int_equal(password_gate_enter(time_mono_ms() + 1000), 0);
 	assert_int_equal(password_hash("pw", 1, hash), 0);
 	assert_true(password_check("pw", hash));
