@@ -4,8 +4,9 @@
  * The rules for one character are those of common/utf8.c (text_check), the
  * gate chatd applies to what clients send: each character is judged by
  * text_check() on its own, so the client and the server never disagree on
- * what is safe.  An invalid byte is replaced alone and decoding resumes at
- * the next byte, so one bad byte never hides the text after it.
+ * what is safe.  A character refused (a control, bidi or invisible one) is
+ * replaced by one U+FFFD; an invalid byte is replaced alone and decoding
+ * resumes at the next byte, so one bad byte never hides the text after it.
  */
 #include <stdbool.h>
 
@@ -31,6 +32,7 @@ int sanitize_append(struct strbuf *sb, const char *s, size_t len)
 
 	while (i < len) {
 		size_t run = printable_ascii_run(p + i, len - i), n;
+		enum text_check tc;
 
 		if (run > 0) {
 			if (strbuf_add(sb, s + i, run) < 0)
@@ -39,14 +41,15 @@ int sanitize_append(struct strbuf *sb, const char *s, size_t len)
 			continue;
 		}
 		n = utf8_sequence_length(p[i]);
-		if (n > 0 && n <= len - i && text_check(s + i, n) == TEXT_OK) {
+		tc = n > 0 && n <= len - i ? text_check(s + i, n) : TEXT_BAD_UTF8;
+		if (tc == TEXT_OK) {
 			if (strbuf_add(sb, s + i, n) < 0)
 				return -1;
 			i += n;
 		} else {
 			if (strbuf_add(sb, REPLACEMENT, sizeof(REPLACEMENT) - 1) < 0)
 				return -1;
-			i++;
+			i += tc == TEXT_BAD_UTF8 ? 1 : n;
 		}
 	}
 	return 0;

@@ -14,9 +14,10 @@
 #include "strbuf.h"
 
 /*
- * Appends len bytes of s to sb, each control character (C0, DEL, C1),
- * bidirectional override or isolate and each byte of invalid UTF-8
- * replaced by U+FFFD; valid printable text is copied unchanged.
+ * Appends len bytes of s to sb, each character text_check() refuses
+ * (control, bidirectional control, line separator, invisible format or tag
+ * character) and each byte of invalid UTF-8 replaced by U+FFFD; valid
+ * printable text is copied unchanged.
  * Returns 0, or -1 when memory runs out.
  */
 int sanitize_append(struct strbuf *sb, const char *s, size_t len);

@@ -4,7 +4,8 @@
  *
  * Multi-byte sequences are accepted only in the well-formed shapes of
  * Unicode table 3-7, so overlong forms, surrogates and code points above
- * U+10FFFF fail on the byte that makes them so.
+ * U+10FFFF fail on the byte that makes them so; a well-formed one is then
+ * looked up in REFUSED.  Called on any thread (it keeps no state).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -65,12 +66,43 @@ size_t utf8_sequence_length(unsigned char lead)
 	return 0;
 }
 
+/*
+ * The code points above U+007F that are refused, in order.  Besides C1, the
+ * format characters (Unicode category Cf) that are invisible (also
+ * Default_Ignorable) or must not be interchanged (the interlinear
+ * annotation ones), and the line and paragraph separators: all of them can
+ * make a line look other than it is on someone else's screen or in a log.
+ * Allowed on purpose: ZWNJ and ZWJ (U+200C, U+200D: emoji sequences,
+ * Persian and Indic scripts), the visible prepended concatenation marks
+ * (Arabic number signs...) and the Egyptian hieroglyph format controls.
+ */
+static const struct {
+	uint32_t first, last;
+	enum text_check result;
+} REFUSED[] = {
+	{ 0x0080, 0x009f, TEXT_CONTROL },	/* C1 */
+	{ 0x00ad, 0x00ad, TEXT_INVISIBLE },	/* soft hyphen */
+	{ 0x061c, 0x061c, TEXT_BIDI },		/* Arabic letter mark */
+	{ 0x180e, 0x180e, TEXT_INVISIBLE },	/* Mongolian vowel separator */
+	{ 0x200b, 0x200b, TEXT_INVISIBLE },	/* zero width space */
+	{ 0x200e, 0x200f, TEXT_BIDI },		/* LRM, RLM */
+	{ 0x2028, 0x2029, TEXT_SEPARATOR },	/* line, paragraph separator */
+	{ 0x202a, 0x202e, TEXT_BIDI },		/* embeddings, overrides */
+	{ 0x2060, 0x2065, TEXT_INVISIBLE },	/* word joiner, invisible operators */
+	{ 0x2066, 0x2069, TEXT_BIDI },		/* isolates */
+	{ 0x206a, 0x206f, TEXT_INVISIBLE },	/* deprecated format characters */
+	{ 0xfeff, 0xfeff, TEXT_INVISIBLE },	/* zero width no-break space, BOM */
+	{ 0xfff9, 0xfffb, TEXT_INVISIBLE },	/* interlinear annotation */
+	{ 0x1bca0, 0x1bca3, TEXT_INVISIBLE },	/* shorthand format controls */
+	{ 0x1d173, 0x1d17a, TEXT_INVISIBLE },	/* musical symbol format controls */
+	{ 0xe0000, 0xe007f, TEXT_INVISIBLE },	/* tag characters */
+};
+
 static enum text_check code_point_check(uint32_t cp)
 {
-	if (cp >= 0x80 && cp <= 0x9f)
-		return TEXT_CONTROL;
-	if ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
-		return TEXT_BIDI;
+	for (size_t i = 0; i < sizeof(REFUSED) / sizeof(REFUSED[0]) && cp >= REFUSED[i].first; i++)
+		if (cp <= REFUSED[i].last)
+			return REFUSED[i].result;
 	return TEXT_OK;
 }
 
@@ -124,7 +156,11 @@ const char *text_check_str(enum text_check result)
 	case TEXT_CONTROL:
 		return "control character";
 	case TEXT_BIDI:
-		return "bidirectional override or isolate";
+		return "bidirectional control character";
+	case TEXT_SEPARATOR:
+		return "line or paragraph separator";
+	case TEXT_INVISIBLE:
+		return "invisible format character";
 	}
 	return "unknown text check result";
 }

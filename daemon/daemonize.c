@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemonize.h"
+#include "safefile.h"
 
 static int ready_fd = -1;	/* the child's end of the readiness pipe */
 static int pid_fd = -1;
@@ -81,12 +82,12 @@ daemonize_start(char *err, size_t errlen)
 int
 daemonize_pidfile(const char *path, char *err, size_t errlen)
 {
-	char buf[32];
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	char buf[32], why[512];
+	int fd = safefile_open(path, O_RDWR | O_CREAT, 0644, 0, why, sizeof(why));
 	int n;
 
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot open the pid file %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot open the pid file: %s", why);
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {

@@ -31,6 +31,7 @@
 #include "history.h"
 #include "log.h"
 #include "names.h"
+#include "safefile.h"
 #include "timefmt.h"
 #include "utf8.h"
 
@@ -631,14 +632,14 @@ static bool copy_range(struct history *h, int from, int64_t start, int64_t end, 
 /* Header and [cut, end) into a new temp file, synced; its fd or -1. */
 static int write_compacted(struct history *h, int fd, int64_t cut, int64_t end, char *buf)
 {
-	int tmp = open(h->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
-		       0600);
+	/* O_CREAT keeps the mode of a leftover temp file, so 0600 is set; it becomes the history. */
+	int tmp = safefile_open(h->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600,
+				SAFEFILE_SETMODE, NULL, 0);
 	int err;
 
 	if (tmp < 0)
 		return -1;
-	/* O_CREAT keeps the mode of a leftover temp file; it becomes the history. */
-	if (fchmod(tmp, 0600) == 0 && write_whole(h, tmp, HEADER, HEADER_LEN) &&
+	if (write_whole(h, tmp, HEADER, HEADER_LEN) &&
 	    copy_range(h, fd, cut, end, tmp, buf) && h->io.fdatasync(tmp) == 0)
 		return tmp;
 	err = errno;
@@ -1028,14 +1029,11 @@ struct history *history_open(const struct history_config *cfg, history_publish_f
 		snprintf(err, errlen, "%s: out of memory", cfg->path);
 		goto fail;
 	}
-	h->fd = open(h->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (h->fd < 0) {
-		snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
+	/* Chat text is private, whatever mode a copy put back by hand had; never through a link. */
+	h->fd = safefile_open(h->path, O_RDWR | O_CREAT | O_APPEND, 0600, SAFEFILE_SETMODE, err,
+			      errlen);
+	if (h->fd < 0)
 		goto fail;
-	}
-	/* Chat text is private, whatever mode a copy put back by hand had. */
-	if (fchmod(h->fd, 0600) < 0)
-		log_warning("%s: cannot set mode 0600: %s", h->path, strerror(errno));
 	if (load_file(h, err, errlen) < 0)
 		goto fail;
 	h->next_id = h->last_id + 1;

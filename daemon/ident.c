@@ -1,18 +1,27 @@
 /*
  * ident.c - the identification store: a sorted table of names and password
- * hashes in memory, mirrored to a file that is rewritten whole and
- * atomically on every change (see ident.h and docs/FILES.md).
+ * hashes in memory, mirrored to a file (see ident.h and docs/FILES.md): a
+ * base of sorted "NAME:HASH" lines, then one record appended per change
+ * ("+NAME:HASH" or "-NAME"; the changes that wait together go out with one
+ * write() and one fdatasync(): group commit).  The
+ * file is rewritten whole and atomically (a compaction) when the records
+ * outgrow the base, at startup when it holds records or a torn tail, when
+ * it is not as chatd last left it, and to clear it.  Called from the login
+ * threads, the admin thread and logged-in clients' commands, all under the
+ * one lock.
  *
  * Every change is made in memory first, then written; if the write fails
- * the change is undone, so memory and file never disagree.  Each entry
- * carries two generations from one store-wide counter: "born" identifies
- * its registration (a name deleted and registered again is another entry)
- * and "changed" its current hash.  Work done outside the lock is written
- * back only if the generation it started from is still there.
+ * the change is undone (an append is cut back off the file), so memory and
+ * file never disagree.  Each entry carries two generations from one
+ * store-wide counter: "born" identifies its registration (a name deleted
+ * and registered again is another entry) and "changed" its current hash.
+ * Work done outside the lock is written back only if the generation it
+ * started from is still there.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +35,9 @@
 #include "password.h"
 
 #define VERSION_LINE "chatd-ident 1\n"
+#define JOURNAL_MIN ((off_t)64 * 1024)
+/* The longest record: '+', name, ':', hash, LF. */
+#define RECORD_MAX (NAME_MAX_LEN + PASSWORD_HASH_MAX + 3)
 
 struct entry {
 	uint64_t born;
@@ -42,6 +54,25 @@ struct ident {
 	char *path;
 	char *tmp_path;
 	char *dir_path;
+	/*
+	 * The file as chatd last left it.  A change is appended only while
+	 * file_ok and the file still has this inode, size and mode 0600;
+	 * otherwise (missing, torn tail, a failed sync, changed by someone
+	 * else) the change rewrites the whole file from memory.
+	 */
+	bool file_ok;
+	dev_t dev;
+	ino_t ino;
+	off_t size;		/* the base and the records after it */
+	off_t base_size;	/* the size of the last rewrite */
+	off_t journal_min;	/* records may take this much even past the base's size */
+	atomic_ulong appends, rewrites;	/* for ident_get_stats() */
+	/* Group commit (change_submit()); never held together with lock. */
+	pthread_mutex_t queue_lock;
+	pthread_cond_t queue_cond;
+	struct change *queue, **queue_tail;
+	size_t waiting;		/* changes queued or being committed */
+	bool committing;
 };
 
 static bool
@@ -187,10 +218,11 @@ remove_temp(const struct ident *id)
 /*
  * Writes buf to PATH.tmp and renames that over PATH.  fchmod() because
  * O_CREAT leaves the mode of a leftover temp file alone; a temp file we
- * could not open is not ours to remove.
+ * could not open is not ours to remove.  *st gets the new file's identity:
+ * the next changes are appended to it.
  */
 static int
-replace_file(const struct ident *id, const char *buf, size_t len)
+replace_file(const struct ident *id, const char *buf, size_t len, struct stat *st)
 {
 	int fd, saved;
 	bool ok;
@@ -198,7 +230,8 @@ replace_file(const struct ident *id, const char *buf, size_t len)
 	fd = open(id->tmp_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -1;
-	ok = fchmod(fd, 0600) == 0 && write_all(fd, buf, len) == 0 && fsync(fd) == 0;
+	ok = fchmod(fd, 0600) == 0 && write_all(fd, buf, len) == 0 && fsync(fd) == 0 &&
+	     fstat(fd, st) == 0;
 	saved = errno;
 	if (close(fd) != 0 && ok) {
 		ok = false;
@@ -211,11 +244,17 @@ replace_file(const struct ident *id, const char *buf, size_t len)
 	return ok ? 0 : -1;
 }
 
-/* Replaces the file with the table; on failure the old file is untouched. */
+/*
+ * Replaces the file with the table, folding every record into the new base
+ * (a compaction).  On failure the old file is untouched.  A crash at any
+ * step leaves either the old file, records and all, or the new one: there
+ * is only ever one file to read, so nothing is applied twice or lost.
+ */
 static enum ident_result
-store_write(const struct ident *id)
+store_write(struct ident *id)
 {
 	enum ident_result r = IDENT_OK;
+	struct stat st;
 	size_t len;
 	char *buf = format_file(id, &len);
 
@@ -223,13 +262,104 @@ store_write(const struct ident *id)
 		log_error("%s: out of memory writing the identification file", id->path);
 		return IDENT_NO_MEMORY;
 	}
-	if (replace_file(id, buf, len) != 0) {
+	if (replace_file(id, buf, len, &st) != 0) {
 		log_error("%s: cannot write: %s", id->tmp_path, strerror(errno));
 		r = IDENT_IO_ERROR;
-	} else
+	} else {
+		id->file_ok = true;
+		id->dev = st.st_dev;
+		id->ino = st.st_ino;
+		id->size = id->base_size = (off_t)len;
+		id->rewrites++;
 		sync_dir(id);
+	}
 	free(buf);
 	return r;
+}
+
+/* Would a record of len bytes take the records past their bound? */
+static bool
+journal_full(const struct ident *id, size_t len)
+{
+	off_t bound = id->base_size > id->journal_min ? id->base_size : id->journal_min;
+
+	return id->size - id->base_size + (off_t)len > bound;
+}
+
+/* Is the file still the one chatd last wrote, as it left it? */
+static bool
+file_unchanged(const struct ident *id, const struct stat *st)
+{
+	return st->st_dev == id->dev && st->st_ino == id->ino && st->st_size == id->size &&
+	       (st->st_mode & 07777) == 0600;
+}
+
+/*
+ * Appends a batch's records with one write() and makes them durable.  A
+ * write or sync that fails is cut back off the file.  After a failed sync
+ * the page cache need not match the disk, and a failed cut leaves a torn
+ * record, so then the next change rewrites the whole file: nothing ever
+ * follows a torn record.  Returns 0, -1 with errno set, or 1 if the file must be
+ * rewritten instead (someone else changed it).
+ */
+static int
+append_record(struct ident *id, const char *rec, size_t len)
+{
+	int fd = open(id->path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	bool written;
+	int saved;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) != 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	if (!file_unchanged(id, &st)) {
+		close(fd);
+		log_warning("%s: not as chatd left it (replaced, edited or another mode); "
+			    "rewritten from memory",
+			    id->path);
+		return 1;
+	}
+	written = write_all(fd, rec, len) == 0;
+	if (!written || fdatasync(fd) != 0) {
+		saved = errno;
+		id->file_ok = ftruncate(fd, id->size) == 0 && fdatasync(fd) == 0 && !written;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	/* Once the record is durable a failing close() changes nothing. */
+	close(fd);
+	id->size += (off_t)len;
+	id->appends++;
+	return 0;
+}
+
+/*
+ * Stores changes already made in memory, rec being their records: appended
+ * when possible, otherwise by rewriting the whole file (which holds the
+ * changes too).  Lock held.
+ */
+static enum ident_result
+store_change(struct ident *id, const char *rec, size_t len)
+{
+	int rc;
+
+	if (!id->file_ok || journal_full(id, len))
+		return store_write(id);
+	rc = append_record(id, rec, len);
+	if (rc > 0)
+		return store_write(id);
+	if (rc < 0) {
+		log_error("%s: cannot append a change: %s", id->path, strerror(errno));
+		return IDENT_IO_ERROR;
+	}
+	return IDENT_OK;
 }
 
 static bool
@@ -238,24 +368,20 @@ hash_char_valid(unsigned char c)
 	return c > ' ' && c < 0x7f && c != ':';
 }
 
-/* NULL if line (as getline() returned it) is a valid "NAME:HASH\n". */
+/* NULL if s[0..len) (no LF) is a valid "NAME:HASH". */
 static const char *
-line_problem(const char *line, size_t len)
+entry_problem(const char *s, size_t len)
 {
-	const char *colon;
+	const char *colon = memchr(s, ':', len);
 	size_t hashlen;
 
-	if (line[len - 1] != '\n')
-		return "last line cut short (no newline)";
-	len--;
-	colon = memchr(line, ':', len);
 	if (len > NAME_MAX_LEN + PASSWORD_HASH_MAX)
 		return "line too long";
 	if (colon == NULL)
 		return "no ':' between name and hash";
-	if (!name_valid(line, (size_t)(colon - line)))
+	if (!name_valid(s, (size_t)(colon - s)))
 		return "invalid name";
-	hashlen = len - (size_t)(colon - line) - 1;
+	hashlen = len - (size_t)(colon - s) - 1;
 	if (hashlen == 0 || colon[1] != '$')
 		return "hash does not start with '$'";
 	if (hashlen >= PASSWORD_HASH_MAX)
@@ -266,6 +392,14 @@ line_problem(const char *line, size_t len)
 	return NULL;
 }
 
+/* What load() learns beyond the table. */
+struct load_state {
+	int lineno;
+	size_t records;		/* lines that are, or look like, records */
+	off_t record_bytes;
+	bool torn;		/* the last line has no LF */
+};
+
 static int
 skip_line(const struct ident *id, int lineno, const char *problem)
 {
@@ -273,20 +407,28 @@ skip_line(const struct ident *id, int lineno, const char *problem)
 	return 0;
 }
 
-/* -1 only when out of memory: damaged lines are logged and skipped. */
-static int
-load_line(struct ident *id, char *line, size_t len, int lineno)
+/* Splits a checked "NAME:HASH" at its ':' and returns the hash. */
+static char *
+split_entry(char *s)
 {
-	const char *problem = line_problem(line, len);
+	char *hash = strchr(s, ':');
+
+	*hash++ = '\0';
+	return hash;
+}
+
+/* A base line "NAME:HASH" (NUL-terminated, no LF).  -1 when out of memory. */
+static int
+load_entry(struct ident *id, char *line, size_t len, int lineno)
+{
+	const char *problem = entry_problem(line, len);
 	struct entry *e;
 	char *hash;
 	size_t pos;
 
 	if (problem != NULL)
 		return skip_line(id, lineno, problem);
-	line[len - 1] = '\0';
-	hash = strchr(line, ':');
-	*hash++ = '\0';
+	hash = split_entry(line);
 	if (table_find(id, line, &pos) != NULL)
 		return skip_line(id, lineno, "name already registered on an earlier line");
 	e = entry_new(id, line, hash);
@@ -297,22 +439,96 @@ load_line(struct ident *id, char *line, size_t len, int lineno)
 	return 0;
 }
 
-/* Lines we wrote are sorted, so each insert appends and loading is fast. */
+/* A record "+NAME:HASH": NAME has HASH now, in this spelling, registered before or not. */
 static int
-load(struct ident *id, char *err, size_t errlen)
+load_set(struct ident *id, char *rec, size_t len, int lineno)
 {
-	FILE *f = fopen(id->path, "re");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	int lineno = 1, rc = 0;
+	const char *problem = entry_problem(rec, len);
+	struct entry *e;
+	char *hash;
+	size_t pos;
 
-	if (f == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "%s: %s", id->path, strerror(errno));
+	if (problem != NULL)
+		return skip_line(id, lineno, problem);
+	hash = split_entry(rec);
+	e = table_find(id, rec, &pos);
+	if (e != NULL) {
+		strcpy(e->name, rec);
+		strcpy(e->hash, hash);
+		e->born = e->changed = ++id->gen;
+		return 0;
+	}
+	e = entry_new(id, rec, hash);
+	if (e == NULL || table_insert(id, e, pos) != 0) {
+		free(e);
 		return -1;
 	}
+	return 0;
+}
+
+/* A record "-NAME": NAME was deleted. */
+static int
+load_delete(struct ident *id, const char *rec, size_t len, int lineno)
+{
+	size_t pos;
+
+	if (!name_valid(rec, len))
+		return skip_line(id, lineno, "invalid name");
+	if (table_find(id, rec, &pos) == NULL)
+		return skip_line(id, lineno, "deletion of a name not registered");
+	free(id->v[pos]);
+	table_remove(id, pos);
+	return 0;
+}
+
+/* One line as getline() returned it.  -1 only when out of memory. */
+static int
+load_line(struct ident *id, char *line, size_t len, struct load_state *ls)
+{
+	if (line[0] == '+' || line[0] == '-') {
+		ls->records++;
+		ls->record_bytes += (off_t)len;
+	}
+	if (line[len - 1] != '\n') {
+		ls->torn = true;
+		log_warning("%s:%d: last line cut short (a torn write); dropped", id->path,
+			    ls->lineno);
+		return 0;
+	}
+	line[--len] = '\0';
+	if (len > 0 && line[0] == '+')
+		return load_set(id, line + 1, len - 1, ls->lineno);
+	if (len > 0 && line[0] == '-')
+		return load_delete(id, line + 1, len - 1, ls->lineno);
+	return load_entry(id, line, len, ls->lineno);
+}
+
+/*
+ * Reads the base, then replays the records in order.  Lines we wrote are
+ * sorted, so each insert appends and loading is fast.
+ */
+static int
+load(struct ident *id, struct load_state *ls, char *err, size_t errlen)
+{
+	int fd = open(id->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+	char *line = NULL;
+	struct stat st;
+	size_t cap = 0;
+	ssize_t len;
+	int rc = 0;
+
+	if (f == NULL) {
+		int saved = errno;
+
+		if (fd >= 0)
+			close(fd);
+		if (saved == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", id->path, strerror(saved));
+		return -1;
+	}
+	ls->lineno = 1;
 	len = getline(&line, &cap, f);
 	if (len < 0 || strcmp(line, VERSION_LINE) != 0) {
 		if (ferror(f))
@@ -323,14 +539,23 @@ load(struct ident *id, char *err, size_t errlen)
 		rc = -1;
 	}
 	while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
-		if (load_line(id, line, (size_t)len, ++lineno) != 0) {
+		ls->lineno++;
+		if (load_line(id, line, (size_t)len, ls) != 0) {
 			snprintf(err, errlen, "%s: out of memory", id->path);
 			rc = -1;
 		}
 	}
-	if (rc == 0 && ferror(f)) {
+	if (rc == 0 && (ferror(f) || fstat(fileno(f), &st) != 0)) {
 		snprintf(err, errlen, "%s: %s", id->path, strerror(errno));
 		rc = -1;
+	}
+	if (rc == 0) {
+		/* Changes are appended only after a whole last line, to the file as read. */
+		id->file_ok = !ls->torn;
+		id->dev = st.st_dev;
+		id->ino = st.st_ino;
+		id->size = st.st_size;
+		id->base_size = st.st_size - ls->record_bytes;
 	}
 	free(line);
 	fclose(f);
@@ -364,12 +589,16 @@ struct ident *
 ident_open(const char *path, char *err, size_t errlen)
 {
 	struct ident *id = calloc(1, sizeof(*id));
+	struct load_state ls = { 0 };
 
 	if (id == NULL) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
 	pthread_mutex_init(&id->lock, NULL);
+	pthread_mutex_init(&id->queue_lock, NULL);
+	pthread_cond_init(&id->queue_cond, NULL);
+	id->queue_tail = &id->queue;
 	id->path = strdup(path);
 	id->tmp_path = path_with_suffix(path, ".tmp");
 	id->dir_path = dir_of(path);
@@ -378,9 +607,21 @@ ident_open(const char *path, char *err, size_t errlen)
 		ident_close(id);
 		return NULL;
 	}
-	if (load(id, err, errlen) != 0) {
+	id->journal_min = JOURNAL_MIN;
+	if (load(id, &ls, err, errlen) != 0) {
 		ident_close(id);
 		return NULL;
+	}
+	/*
+	 * Folds the records of the last run into the base and writes a torn
+	 * tail out of the file.  A failure only means the records stay (and a
+	 * torn tail makes the next change try again).
+	 */
+	if (ls.records > 0 || ls.torn) {
+		pthread_mutex_lock(&id->lock);
+		if (store_write(id) == IDENT_OK)
+			log_info("%s: %zu changes folded into the file", id->path, ls.records);
+		pthread_mutex_unlock(&id->lock);
 	}
 	return id;
 }
@@ -391,6 +632,8 @@ ident_close(struct ident *id)
 	if (id == NULL)
 		return;
 	pthread_mutex_destroy(&id->lock);
+	pthread_mutex_destroy(&id->queue_lock);
+	pthread_cond_destroy(&id->queue_cond);
 	table_free(id->v, id->n);
 	free(id->path);
 	free(id->tmp_path);
@@ -429,19 +672,163 @@ snapshot(struct ident *id, const char *name, struct entry *copy)
 	return e != NULL;
 }
 
-/* Called with the lock held. */
-static enum ident_result
-replace_hash(struct ident *id, struct entry *e, const char *hash)
-{
-	struct entry old = *e;
-	enum ident_result r;
+/*
+ * Group commit.  A change (registration, password change, rehash,
+ * deletion) is queued; the first thread to find no commit running takes
+ * the whole queue, applies it in memory under the lock, appends one record
+ * per change with one write() and one fdatasync() (or rewrites the file),
+ * and tells every thread of the batch its result.  If that fails, the
+ * batch is undone in reverse order, so memory and file still agree.  The
+ * lock stays held across the sync: nobody sees a change before it is
+ * durable.  Changes that arrive meanwhile wait for the next batch.
+ */
+enum change_kind { CH_REGISTER, CH_SET_PASSWORD, CH_REHASH, CH_DELETE };
 
-	strcpy(e->hash, hash);
-	e->changed = ++id->gen;
-	r = store_write(id);
-	if (r != IDENT_OK)
-		*e = old;
-	return r;
+struct change {
+	struct change *next;	/* in the queue, then in the batch */
+	struct change *undo;	/* the changes applied before this one, latest first */
+	enum change_kind kind;
+	const char *name;
+	const char *hash;	/* not for CH_DELETE */
+	uint64_t seen;		/* born (CH_SET_PASSWORD) or changed (CH_REHASH) when hashed */
+	enum ident_result r;
+	bool done;
+	struct entry *e;	/* the entry applied to */
+	struct entry old;	/* its state before, for a new hash */
+};
+
+/* Makes ch in memory and appends its record to buf.  Lock held. */
+static enum ident_result
+change_apply(struct ident *id, struct change *ch, char *buf, size_t *off)
+{
+	size_t pos;
+	struct entry *e = table_find(id, ch->name, &pos);
+
+	switch (ch->kind) {
+	case CH_REGISTER:
+		if (e != NULL)
+			return IDENT_EXISTS;
+		if ((e = entry_new(id, ch->name, ch->hash)) == NULL)
+			return IDENT_NO_MEMORY;
+		if (table_insert(id, e, pos) != 0) {
+			free(e);
+			return IDENT_NO_MEMORY;
+		}
+		break;
+	case CH_SET_PASSWORD:
+	case CH_REHASH:
+		/* Deleted and registered again, or changed, while we hashed: not ours to set. */
+		if (e == NULL || (ch->kind == CH_SET_PASSWORD ? e->born : e->changed) != ch->seen)
+			return IDENT_UNKNOWN;
+		ch->old = *e;
+		strcpy(e->hash, ch->hash);
+		e->changed = ++id->gen;
+		break;
+	case CH_DELETE:
+		if (e == NULL)
+			return IDENT_UNKNOWN;
+		table_remove(id, pos);	/* freed once the deletion is stored */
+		break;
+	}
+	ch->e = e;
+	if (ch->kind == CH_DELETE)
+		*off += (size_t)snprintf(buf + *off, RECORD_MAX + 1, "-%s\n", e->name);
+	else
+		*off += (size_t)snprintf(buf + *off, RECORD_MAX + 1, "+%s:%s\n", e->name, e->hash);
+	return IDENT_OK;
+}
+
+/* Takes an applied change back.  Lock held; the latest change first. */
+static void
+change_undo(struct ident *id, struct change *ch)
+{
+	size_t pos;
+
+	switch (ch->kind) {
+	case CH_REGISTER:
+		table_find(id, ch->e->name, &pos);
+		table_remove(id, pos);
+		free(ch->e);
+		break;
+	case CH_SET_PASSWORD:
+	case CH_REHASH:
+		*ch->e = ch->old;
+		break;
+	case CH_DELETE:
+		/* Cannot fail: the room the entry had is still there. */
+		table_find(id, ch->e->name, &pos);
+		table_insert(id, ch->e, pos);
+		break;
+	}
+}
+
+static void
+commit_batch(struct ident *id, struct change *batch)
+{
+	struct change *ch, *applied = NULL;
+	size_t n = 0, len = 0;
+	enum ident_result r;
+	char *buf;
+
+	for (ch = batch; ch != NULL; ch = ch->next)
+		n++;
+	buf = malloc(n * RECORD_MAX + 1);
+	pthread_mutex_lock(&id->lock);
+	for (ch = batch; ch != NULL; ch = ch->next) {
+		ch->r = buf == NULL ? IDENT_NO_MEMORY : change_apply(id, ch, buf, &len);
+		if (ch->r == IDENT_OK) {
+			ch->undo = applied;
+			applied = ch;
+		}
+	}
+	if (applied != NULL) {
+		r = store_change(id, buf, len);
+		for (ch = applied; ch != NULL; ch = ch->undo) {
+			if (r != IDENT_OK) {
+				change_undo(id, ch);
+				ch->r = r;
+			} else if (ch->kind == CH_DELETE)
+				free(ch->e);
+		}
+	}
+	pthread_mutex_unlock(&id->lock);
+	free(buf);
+}
+
+/* Queues ch and returns once it is stored or refused. */
+static enum ident_result
+change_submit(struct ident *id, struct change *ch)
+{
+	pthread_mutex_lock(&id->queue_lock);
+	ch->next = NULL;
+	ch->done = false;
+	*id->queue_tail = ch;
+	id->queue_tail = &ch->next;
+	id->waiting++;
+	while (!ch->done) {
+		struct change *batch, *next;
+
+		if (id->committing) {
+			pthread_cond_wait(&id->queue_cond, &id->queue_lock);
+			continue;
+		}
+		batch = id->queue;
+		id->queue = NULL;
+		id->queue_tail = &id->queue;
+		id->committing = true;
+		pthread_mutex_unlock(&id->queue_lock);
+		commit_batch(id, batch);
+		pthread_mutex_lock(&id->queue_lock);
+		for (; batch != NULL; batch = next) {
+			next = batch->next;
+			batch->done = true;	/* its thread may return once we unlock */
+			id->waiting--;
+		}
+		id->committing = false;
+		pthread_cond_broadcast(&id->queue_cond);
+	}
+	pthread_mutex_unlock(&id->queue_lock);
+	return ch->r;
 }
 
 static enum ident_result
@@ -457,18 +844,15 @@ static void
 rehash(struct ident *id, const struct entry *seen, const char *password, int cost)
 {
 	char hash[PASSWORD_HASH_MAX];
-	struct entry *e;
+	struct change ch = { .kind = CH_REHASH, .name = seen->name, .hash = hash,
+			     .seen = seen->changed };
 
 	if (password_hash(password, cost, hash) != 0) {
 		log_warning("%s: cannot rehash the password of %s: %s", id->path, seen->name,
 			    strerror(errno));
 		return;
 	}
-	pthread_mutex_lock(&id->lock);
-	e = table_find(id, seen->name, NULL);
-	if (e != NULL && e->changed == seen->changed)
-		replace_hash(id, e, hash);
-	pthread_mutex_unlock(&id->lock);
+	change_submit(id, &ch);
 }
 
 /*
@@ -496,9 +880,7 @@ enum ident_result
 ident_register(struct ident *id, const char *name, const char *password, int cost)
 {
 	char hash[PASSWORD_HASH_MAX];
-	enum ident_result r;
-	struct entry *e;
-	size_t pos;
+	struct change ch = { .kind = CH_REGISTER, .name = name, .hash = hash };
 
 	if (!name_acceptable(name))
 		return IDENT_INVALID;
@@ -506,67 +888,32 @@ ident_register(struct ident *id, const char *name, const char *password, int cos
 		return IDENT_EXISTS;
 	if (password_hash(password, cost, hash) != 0)
 		return hash_error(errno);
-	pthread_mutex_lock(&id->lock);
-	if (table_find(id, name, &pos) != NULL)
-		r = IDENT_EXISTS;
-	else if ((e = entry_new(id, name, hash)) == NULL)
-		r = IDENT_NO_MEMORY;
-	else if (table_insert(id, e, pos) != 0) {
-		free(e);
-		r = IDENT_NO_MEMORY;
-	} else if ((r = store_write(id)) != IDENT_OK) {
-		table_remove(id, pos);
-		free(e);
-	}
-	pthread_mutex_unlock(&id->lock);
-	return r;
+	return change_submit(id, &ch);
 }
 
 enum ident_result
 ident_set_password(struct ident *id, const char *name, const char *password, int cost)
 {
 	char hash[PASSWORD_HASH_MAX];
-	struct entry seen, *e;
-	enum ident_result r;
+	struct entry seen;
+	struct change ch = { .kind = CH_SET_PASSWORD, .name = name, .hash = hash };
 
 	if (!snapshot(id, name, &seen))
 		return IDENT_UNKNOWN;
 	if (password_hash(password, cost, hash) != 0)
 		return hash_error(errno);
-	pthread_mutex_lock(&id->lock);
-	e = table_find(id, name, NULL);
-	/* Deleted and registered again meanwhile: not the user we hashed for. */
-	if (e == NULL || e->born != seen.born)
-		r = IDENT_UNKNOWN;
-	else
-		r = replace_hash(id, e, hash);
-	pthread_mutex_unlock(&id->lock);
-	return r;
+	ch.seen = seen.born;
+	return change_submit(id, &ch);
 }
 
 enum ident_result
 ident_delete(struct ident *id, const char *name)
 {
-	enum ident_result r;
-	struct entry *e;
-	size_t pos;
+	struct change ch = { .kind = CH_DELETE, .name = name };
 
 	if (!name_acceptable(name))
 		return IDENT_UNKNOWN;
-	pthread_mutex_lock(&id->lock);
-	e = table_find(id, name, &pos);
-	if (e == NULL)
-		r = IDENT_UNKNOWN;
-	else {
-		table_remove(id, pos);
-		r = store_write(id);
-		if (r == IDENT_OK)
-			free(e);
-		else
-			table_insert(id, e, pos);
-	}
-	pthread_mutex_unlock(&id->lock);
-	return r;
+	return change_submit(id, &ch);
 }
 
 enum ident_result
@@ -611,6 +958,24 @@ ident_foreach(struct ident *id, void (*fn)(void *ctx, const char *name), void *c
 	pthread_mutex_lock(&id->lock);
 	for (size_t i = 0; i < id->n; i++)
 		fn(ctx, id->v[i]->name);
+	pthread_mutex_unlock(&id->lock);
+}
+
+void
+ident_get_stats(struct ident *id, struct ident_stats *st)
+{
+	pthread_mutex_lock(&id->queue_lock);
+	st->waiting = id->waiting;
+	pthread_mutex_unlock(&id->queue_lock);
+	st->appends = id->appends;
+	st->rewrites = id->rewrites;
+}
+
+void
+ident_set_journal_min(struct ident *id, size_t bytes)
+{
+	pthread_mutex_lock(&id->lock);
+	id->journal_min = (off_t)bytes;
 	pthread_mutex_unlock(&id->lock);
 }
 

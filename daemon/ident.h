@@ -2,15 +2,25 @@
  * ident.h - the identification store: who may log in, with which password.
  *
  * File format (docs/FILES.md): a version line "chatd-ident 1", then one user
- * a line, "NAME:HASH", HASH a crypt(3) string.  The file is rewritten
- * atomically (temp file, fsync, rename, fsync of the directory) with mode
- * 0600 on every change; a damaged line is skipped with a warning naming its
- * line number.
+ * a line, "NAME:HASH", HASH a crypt(3) string (the base), then one record a
+ * change: "+NAME:HASH" (registered, or a new hash) or "-NAME" (deleted).
+ * A change costs one appended record, one write() and one fdatasync() (shared
+ * by the changes that wait together), never a rewrite of the base, so its
+ * cost does not grow with the number of users.
+ * The file is rewritten atomically (temp file, fsync, rename, fsync of the
+ * directory; mode 0600) when the records outgrow the base (and 64 KiB), at
+ * startup when it holds records or a torn last line, when it is not as chatd
+ * left it, and to clear it.  A damaged line is skipped with a warning naming
+ * its line number; a torn last line is dropped.
  *
- * Locking: one mutex guards the in-memory table and every file write.  The
- * slow part (hashing) always happens outside it: a verify copies the hash
- * out, checks it unlocked, and a rehash or registration writes back under
- * the lock only if the entry did not change meanwhile (a generation count).
+ * Locking: one mutex guards the in-memory table and every file write (a
+ * batch's write() and fdatasync(), a compaction), so records go to the file
+ * in the order the changes were made.  The slow part (hashing) always
+ * happens outside it: a verify copies the hash out, checks it unlocked, and
+ * a rehash or registration writes back under the lock only if the entry did
+ * not change meanwhile (a generation count).  Changes that wait while a
+ * batch is being written are written together after it (group commit: one
+ * write() and one fdatasync() for all of them).
  */
 #ifndef CHATD_IDENT_H
 #define CHATD_IDENT_H
@@ -51,7 +61,12 @@ bool ident_lookup(struct ident *id, const char *name, char canonical[NAME_MAX_LE
 enum ident_result ident_verify(struct ident *id, const char *name, const char *password,
 			       int cost, char canonical[NAME_MAX_LEN + 1]);
 
-/* Registers a new name (slow).  IDENT_EXISTS if someone was faster. */
+/*
+ * Registers a new name (slow).  IDENT_EXISTS if the name is taken,
+ * including by someone who registered it while this call was hashing (the
+ * loser of a race for a new name gets IDENT_EXISTS, never
+ * IDENT_BAD_PASSWORD).  IDENT_OK only once the registration is durable.
+ */
 enum ident_result ident_register(struct ident *id, const char *name, const char *password,
 				 int cost);
 
@@ -61,7 +76,7 @@ enum ident_result ident_set_password(struct ident *id, const char *name, const c
 
 enum ident_result ident_delete(struct ident *id, const char *name);
 
-/* Empties the store and the file, atomically. */
+/* Empties the store and the file, atomically (a rewrite). */
 enum ident_result ident_clear(struct ident *id);
 
 size_t ident_count(struct ident *id);
@@ -70,5 +85,22 @@ size_t ident_count(struct ident *id);
 void ident_foreach(struct ident *id, void (*fn)(void *ctx, const char *name), void *ctx);
 
 const char *ident_result_str(enum ident_result r);
+
+/* What the store did, for tests and figures. */
+struct ident_stats {
+	size_t waiting;		/* changes queued or being committed now */
+	unsigned long appends;	/* batches appended: one write() and one fdatasync() each */
+	unsigned long rewrites;	/* whole-file rewrites (compactions, clears) */
+};
+
+void ident_get_stats(struct ident *id, struct ident_stats *st);
+
+/*
+ * How many bytes of records may follow a base smaller than this before a
+ * compaction (default 64 KiB; the bound is the larger of this and the
+ * base's size).  For tests and the fuzz target, which want compactions
+ * after a few changes.
+ */
+void ident_set_journal_min(struct ident *id, size_t bytes);
 
 #endif

@@ -6,9 +6,17 @@
  * number never changes while the log is open (log_reopen() swaps the file
  * under it with dup3()), and O_APPEND lets the kernel place each line.
  * log_open() and log_close() belong to the main thread (startup, shutdown).
+ *
+ * Before the file is open (chatd opens it only once root is dropped) lines
+ * go to stderr, or after log_hold() are kept in memory instead (up to
+ * HELD_MAX bytes) for log_open() to write first: start-up lines reach the
+ * file as if it had been open all along; if chatd fails before that, its
+ * error is on stderr (server.c's fail()).  Only the main thread runs then;
+ * a mutex guards the buffer anyway.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +27,7 @@
 
 #include "escape.h"
 #include "log.h"
+#include "safefile.h"
 #include "timefmt.h"
 
 /* Log calls run on threads with small stacks: both buffers fit in 2 KiB. */
@@ -26,6 +35,8 @@
 #define LOG_LINE_MAX	1024
 /* Where "LEVEL message" starts, after "TIME ". */
 #define LOG_TEXT_OFFSET	(TIME_RFC3339_LEN + 1)
+/* Start-up lines kept for the file until it opens. */
+#define HELD_MAX	(64 * 1024)
 
 enum stderr_mode {
 	STDERR_OFF,
@@ -38,6 +49,10 @@ static atomic_int log_min_level = LVL_INFO;
 static atomic_int log_stderr_mode = STDERR_OFF;
 static atomic_ulong log_lost_lines;
 static char *log_file_path;
+static atomic_bool log_holding;
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *held;
+static size_t held_len;
 
 static const char *const level_names[] = {
 	[LVL_ERROR] = "error",
@@ -62,9 +77,11 @@ const char *log_level_name(enum log_level level)
 	return level_names[level];
 }
 
+/* Never through a symbolic link, never someone else's file (safefile.h). */
 static int open_log_file(const char *path)
 {
-	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	return safefile_open(path, O_WRONLY | O_APPEND | O_CREAT, 0640, SAFEFILE_DEVICE_OK, NULL,
+			     0);
 }
 
 /*
@@ -80,6 +97,37 @@ static int replace_file(int fd, int new_fd)
 	close(new_fd);
 	errno = saved;
 	return rc < 0 ? -1 : 0;
+}
+
+void log_hold(void)
+{
+	atomic_store(&log_holding, true);
+}
+
+/* A line written before the file opened, kept for it; the excess is counted as lost. */
+static void hold_line(const char *line, size_t len)
+{
+	pthread_mutex_lock(&held_lock);
+	if (held == NULL)
+		held = malloc(HELD_MAX);
+	if (held != NULL && held_len + len <= HELD_MAX) {
+		memcpy(held + held_len, line, len);
+		held_len += len;
+	} else
+		atomic_fetch_add_explicit(&log_lost_lines, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&held_lock);
+}
+
+static void release_held(int fd)
+{
+	atomic_store(&log_holding, false);
+	pthread_mutex_lock(&held_lock);
+	if (fd >= 0 && held_len > 0 && write(fd, held, held_len) != (ssize_t)held_len)
+		atomic_fetch_add_explicit(&log_lost_lines, 1, memory_order_relaxed);
+	free(held);
+	held = NULL;
+	held_len = 0;
+	pthread_mutex_unlock(&held_lock);
 }
 
 int log_open(const char *path)
@@ -98,8 +146,10 @@ int log_open(const char *path)
 		errno = saved;
 		return -1;
 	}
-	if (old_fd < 0)
+	if (old_fd < 0) {
+		release_held(fd);
 		atomic_store(&log_fd, fd);
+	}
 	free(log_file_path);
 	log_file_path = copy;
 	return 0;
@@ -137,6 +187,7 @@ void log_close(void)
 
 	if (fd >= 0)
 		close(fd);
+	release_held(-1);
 	free(log_file_path);
 	log_file_path = NULL;
 }
@@ -191,12 +242,15 @@ static void emit(enum log_level level, char *line, size_t len)
 	int fd = atomic_load_explicit(&log_fd, memory_order_relaxed);
 	int mode = atomic_load_explicit(&log_stderr_mode, memory_order_relaxed);
 	struct iovec whole = { .iov_base = line, .iov_len = len };
+	bool held_for_file = fd < 0 && atomic_load_explicit(&log_holding, memory_order_relaxed);
 
 	if (fd >= 0)
 		write_whole(fd, &whole, 1, len);
+	else if (held_for_file)
+		hold_line(line, len);
 	if (mode == STDERR_PRIORITY)
 		write_stderr_priority(level, line + LOG_TEXT_OFFSET, len - LOG_TEXT_OFFSET);
-	else if (fd < 0 || mode == STDERR_PLAIN)
+	else if ((fd < 0 && !held_for_file) || mode == STDERR_PLAIN)
 		write_whole(STDERR_FILENO, &whole, 1, len);
 }
 

@@ -27,8 +27,13 @@ enum log_level {
 int log_level_parse(const char *name);
 const char *log_level_name(enum log_level level);
 
-/* Opens (creating, mode 0640) the log file; -1 with errno on failure. */
+/*
+ * Opens (creating, mode 0640) the log file, never through a symbolic link
+ * or into someone else's file (safefile.h); -1 with errno on failure.
+ */
 int log_open(const char *path);
+/* Until log_open(), keep the lines for the file instead of writing them to stderr. */
+void log_hold(void);
 /* Opens the same path again (after logrotate moved the old file away). */
 int log_reopen(void);
 /* Truncates the log file; writers go on at offset 0. */

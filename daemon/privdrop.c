@@ -6,6 +6,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -44,6 +45,24 @@ privdrop_chown(const struct privdrop *pd, const char *path, char *err, size_t er
 	if (!pd->active || path == NULL)
 		return 0;
 	if (lchown(path, pd->uid, pd->gid) < 0 && errno != ENOENT) {
+		snprintf(err, errlen, "cannot give %s to user %s: %s", path, pd->name,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+privdrop_fchown(const struct privdrop *pd, int fd, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (!pd->active)
+		return 0;
+	/* A device such as /dev/null stays root's. */
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return 0;
+	if (fchown(fd, pd->uid, pd->gid) < 0) {
 		snprintf(err, errlen, "cannot give %s to user %s: %s", path, pd->name,
 			 strerror(errno));
 		return -1;

@@ -1,8 +1,8 @@
 /*
  * privdrop.h - started as root (outside systemd, which sets User= itself),
  * chatd gives up root for the configured `user` once it holds what needs
- * root: the ports bound, its directories and files created and handed to
- * that user.  Every step is checked; a failure stops chatd.
+ * root: the ports bound, its directories, lock files and log created and
+ * handed to that user.  Every step is checked; a failure stops chatd.
  */
 #ifndef CHATD_PRIVDROP_H
 #define CHATD_PRIVDROP_H
@@ -24,6 +24,9 @@ struct privdrop {
 int privdrop_prepare(const struct settings *s, struct privdrop *pd, char *err, size_t errlen);
 /* Gives path (if it exists) to the user; does nothing when not active. */
 int privdrop_chown(const struct privdrop *pd, const char *path, char *err, size_t errlen);
+/* The same for an open file (a regular file or directory; a device stays root's). */
+int privdrop_fchown(const struct privdrop *pd, int fd, const char *path, char *err,
+		    size_t errlen);
 /* setgroups/initgroups, setgid, setuid, then proves root cannot come back. */
 int privdrop_apply(const struct privdrop *pd, char *err, size_t errlen);
 

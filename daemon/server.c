@@ -7,11 +7,15 @@
  * client's work.  SIGPIPE is ignored; writes to a vanished peer fail with
  * EPIPE instead.
  *
- * Start-up order matters: the state lock comes first (a second chatd must
- * not touch our files), then the files, then the port; the listening line
- * is printed only when clients can connect.
+ * Start-up order matters (docs/ARCHITECTURE.md): every path chatd writes
+ * is checked before anything is created (safefile.h); the state lock and
+ * the locks of the history and identification files come before the port
+ * (a second chatd must not touch our files, nor take a port before it
+ * fails); root is dropped before the log and the stores are opened; the
+ * listening line is printed only when clients can connect.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -37,6 +41,7 @@
 #include "peers.h"
 #include "privdrop.h"
 #include "room.h"
+#include "safefile.h"
 #include "server.h"
 #include "statelock.h"
 #include "timefmt.h"
@@ -64,14 +69,14 @@ fail(const char *fmt, ...)
 	log_error("%s", msg);
 }
 
-/* mkdir -p with mode 0750 for each missing component. */
+/* mkdir -p with mode 0750 for each missing component; what it creates goes to chatd's user. */
 static int
-make_dirs(const char *path)
+make_dirs(const char *path, const struct privdrop *pd)
 {
-	char buf[4096];
+	char buf[4096], err[1024];
 
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-		errno = ENAMETOOLONG;
+		fail("cannot create %s: %s", path, strerror(ENAMETOOLONG));
 		return -1;
 	}
 	for (char *p = buf + 1; ; p++) {
@@ -79,8 +84,15 @@ make_dirs(const char *path)
 			continue;
 		char saved = *p;
 		*p = '\0';
-		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+		if (mkdir(buf, 0750) == 0) {
+			if (privdrop_chown(pd, buf, err, sizeof(err)) < 0) {
+				fail("%s", err);
+				return -1;
+			}
+		} else if (errno != EEXIST) {
+			fail("cannot create %s: %s", buf, strerror(errno));
 			return -1;
+		}
 		*p = saved;
 		if (saved == '\0')
 			return 0;
@@ -88,7 +100,7 @@ make_dirs(const char *path)
 }
 
 static int
-make_parent_dir(const char *file)
+make_parent_dir(const char *file, const struct privdrop *pd)
 {
 	char dir[4096];
 	char *slash;
@@ -98,7 +110,65 @@ make_parent_dir(const char *file)
 	if (slash == NULL || slash == dir)
 		return 0;
 	*slash = '\0';
-	return make_dirs(dir);
+	return make_dirs(dir, pd);
+}
+
+/*
+ * Before anything is created: no path chatd writes may lead through a
+ * directory or link others could change, nor end in a link (safefile.h).
+ */
+static int
+check_paths(const struct settings *s)
+{
+	const char *dirs[] = { s->state_dir, s->runtime_dir };
+	const char *files[] = { s->history_file, s->ident_file, s->log_file };
+	char err[1024], sockdir[4096], *slash;
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (safefile_check_dir(dirs[i], err, sizeof(err)) < 0) {
+			fail("%s", err);
+			return -1;
+		}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (safefile_check_file(files[i], files[i] == s->log_file ? SAFEFILE_DEVICE_OK : 0,
+					err, sizeof(err)) < 0) {
+			fail("%s", err);
+			return -1;
+		}
+	snprintf(sockdir, sizeof(sockdir), "%s", s->admin_socket);
+	if ((slash = strrchr(sockdir, '/')) != NULL) {
+		slash[slash == sockdir] = '\0';
+		if (safefile_check_dir(sockdir, err, sizeof(err)) < 0) {
+			fail("%s", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Root creates the log file for the user it will become (the log's
+ * directory, /var/log say, may be root's); the log is opened for writing
+ * only after the drop.
+ */
+static int
+prepare_log(const struct settings *s, const struct privdrop *pd)
+{
+	char err[1024];
+	int fd;
+
+	if (!pd->active)
+		return 0;
+	fd = safefile_open(s->log_file, O_WRONLY | O_APPEND | O_CREAT, 0640, SAFEFILE_DEVICE_OK, err,
+			   sizeof(err));
+	if (fd < 0 || privdrop_fchown(pd, fd, s->log_file, err, sizeof(err)) < 0) {
+		fail("cannot create the log file: %s", err);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 /*
@@ -114,21 +184,39 @@ prepare_dirs(const struct settings *s, const struct privdrop *pd)
 	char err[1024];
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		if (make_dirs(dirs[i]) < 0) {
-			fail("cannot create %s: %s", dirs[i], strerror(errno));
+		if (make_dirs(dirs[i], pd) < 0)
 			return -1;
-		}
 		if (privdrop_chown(pd, dirs[i], err, sizeof(err)) < 0) {
 			fail("%s", err);
 			return -1;
 		}
 	}
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		if (make_parent_dir(files[i]) < 0) {
-			fail("cannot create the directory of %s: %s", files[i], strerror(errno));
+		if (make_parent_dir(files[i], pd) < 0)
+			return -1;
+		if (files[i] != s->log_file && privdrop_chown(pd, files[i], err, sizeof(err)) < 0) {
+			fail("%s", err);
 			return -1;
 		}
-		if (privdrop_chown(pd, files[i], err, sizeof(err)) < 0) {
+	}
+	return prepare_log(s, pd);
+}
+
+/*
+ * One chatd per history and per identification file, whatever its
+ * state_dir: a lock on FILE.lock, which the renames that replace FILE
+ * leave alone.  fds[] holds them until exit.
+ */
+static int
+lock_files(const struct settings *s, const struct privdrop *pd, int fds[2])
+{
+	const char *files[] = { s->history_file, s->ident_file };
+	char err[1024], lockfile[4096];
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(lockfile, sizeof(lockfile), "%s.lock", files[i]);
+		if ((fds[i] = safefile_lock(files[i], err, sizeof(err))) < 0 ||
+		    privdrop_fchown(pd, fds[i], lockfile, err, sizeof(err)) < 0) {
 			fail("%s", err);
 			return -1;
 		}
@@ -303,6 +391,26 @@ control_loop(struct server *srv, int sigfd)
 	control_flush(srv->control);
 }
 
+/*
+ * The identification file is mode 0600 from the start, not only from its
+ * first change, and is refused if it is a link or not chatd's (safefile.h);
+ * ident_open() then reads it.  A missing file is an empty store.
+ */
+static int
+prepare_ident(const char *path)
+{
+	char err[1024];
+	int fd = safefile_open(path, O_RDONLY, 0600, SAFEFILE_SETMODE, err, sizeof(err));
+
+	if (fd < 0 && errno != ENOENT) {
+		fail("%s", err);
+		return -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
 static int
 open_stores(struct server *srv, const struct settings *s)
 {
@@ -319,6 +427,8 @@ open_stores(struct server *srv, const struct settings *s)
 		fail("cannot set up password hashing: %s", strerror(errno));
 		return -1;
 	}
+	if (prepare_ident(s->ident_file) < 0)
+		return -1;
 	if ((srv->ident = ident_open(s->ident_file, err, sizeof(err))) == NULL) {
 		fail("%s", err);
 		return -1;
@@ -421,6 +531,17 @@ stderr_is_journal(void)
 	       (unsigned long long)st.st_ino == ino;
 }
 
+/* After root is dropped: the log is opened as the user chatd runs as. */
+static int
+open_log(const struct settings *s)
+{
+	if (log_open(s->log_file) < 0) {
+		fail("cannot open the log file %s: %s", s->log_file, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 write_pidfile(const struct settings *s)
 {
@@ -457,7 +578,7 @@ server_run(const struct server_options *opt)
 	struct server srv = { .started_ms = time_now_ms() };
 	struct activation act;
 	struct privdrop pd;
-	int sigfd = -1, lockfd = -1, rc = 1;
+	int sigfd = -1, lockfd = -1, filelocks[2] = { -1, -1 }, rc = 1;
 	char err[1024], lockfile[4096];
 
 	if (load_settings(opt->config_file) < 0)
@@ -465,17 +586,21 @@ server_run(const struct server_options *opt)
 	const struct settings *s = settings_get();
 	log_set_level(s->log_level);
 	log_set_stderr(stderr_is_journal(), true);
+	/* Lines logged before the log file opens wait for it (errors go to stderr: fail()). */
+	log_hold();
 	/* The fork comes before the first thread, and before the signalfd. */
 	if (privdrop_prepare(s, &pd, err, sizeof(err)) < 0 ||
 	    (opt->daemonize && daemonize_start(err, sizeof(err)) < 0)) {
 		fail("%s", err);
 		goto out;
 	}
+	if (pd.active)
+		safefile_trust(pd.uid, pd.gid);
 	if ((sigfd = block_signals()) < 0) {
 		fail("signalfd: %s", strerror(errno));
 		goto out;
 	}
-	if (prepare_dirs(s, &pd) < 0)
+	if (check_paths(s) < 0 || prepare_dirs(s, &pd) < 0)
 		goto out;
 	if ((lockfd = statelock_acquire(s->state_dir, err, sizeof(err))) < 0) {
 		fail("%s", err);
@@ -486,12 +611,10 @@ server_run(const struct server_options *opt)
 		fail("%s", err);
 		goto out;
 	}
+	if (lock_files(s, &pd, filelocks) < 0)
+		goto out;
 	if (opt->daemonize && write_pidfile(s) < 0)
 		goto out;
-	if (log_open(s->log_file) < 0 || privdrop_chown(&pd, s->log_file, err, sizeof(err)) < 0) {
-		fail("cannot open the log file %s: %s", s->log_file, strerror(errno));
-		goto out;
-	}
 	log_notice("chatd %s starting, config %s", CHATD_VERSION, s->config_file);
 	if (fault_init(err, sizeof(err)) < 0) {
 		fail("%s", err);
@@ -502,7 +625,8 @@ server_run(const struct server_options *opt)
 	/* Before any thread starts: it unsets $LISTEN_FDS. */
 	activation_take(&act);
 	if (open_control(&srv, s, &act) < 0 || open_listener(&srv, s, &act) < 0 ||
-	    drop_root(s, &pd) < 0 || open_stores(&srv, s) < 0 || start_listening(&srv) < 0)
+	    drop_root(s, &pd) < 0 || open_log(s) < 0 || open_stores(&srv, s) < 0 ||
+	    start_listening(&srv) < 0)
 		goto stop;
 
 	control_loop(&srv, sigfd);
@@ -524,6 +648,9 @@ stop:
 out:
 	daemonize_finish();
 	log_close();
+	for (size_t i = 0; i < 2; i++)
+		if (filelocks[i] >= 0)
+			close(filelocks[i]);
 	if (lockfd >= 0)
 		close(lockfd);
 	if (sigfd >= 0)

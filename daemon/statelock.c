@@ -1,5 +1,7 @@
 /*
- * statelock.c - the state directory's lock file (see statelock.h).
+ * statelock.c - the state directory's lock file (see statelock.h); opened
+ * through safefile_open(), so never through a symbolic link.  Main thread,
+ * at start-up.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +10,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "safefile.h"
 #include "statelock.h"
 
 #define LOCK_NAME "chatd.lock"
@@ -34,11 +37,9 @@ statelock_acquire(const char *state_dir, char *err, size_t errlen)
 	int fd, n;
 
 	snprintf(path, sizeof(path), "%s/%s", state_dir, LOCK_NAME);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	fd = safefile_open(path, O_RDWR | O_CREAT, 0600, 0, err, errlen);
+	if (fd < 0)
 		return -1;
-	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK)
 			describe_owner(fd, state_dir, err, errlen);

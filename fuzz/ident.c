@@ -2,12 +2,15 @@
  * ident.c - fuzz target for the identification file reader (daemon/ident.c,
  * ident_open()).
  *
- * Input: the contents of an identification file, written to the target's
- * temporary directory and opened.  Checked: a refusal names the file; an
- * accepted file holds only valid, distinct names, each found at the start
- * of a line of the input with its ':', listed in name_cmp() order and
- * found by ident_lookup() in its registered spelling.  Then one change is
- * made (the first name deleted), which rewrites the file, and the rewritten
+ * Input: the contents of an identification file (base lines and records,
+ * docs/FILES.md), written to the target's temporary directory and opened.
+ * Checked: a refusal names the file; an accepted file holds only valid,
+ * distinct names, each found at the start of a line of the input with its
+ * ':' (a base line or a "+" record), listed in name_cmp() order and found by
+ * ident_lookup() in its registered spelling.  Opening again (after the
+ * records or a torn tail were folded into a new base) gives the same names.
+ * Then up to three names are deleted, with the records' bound at its
+ * smallest so that both appended records and compactions happen, and the
  * file must read back to exactly the remaining names.
  */
 #include <limits.h>
@@ -72,15 +75,24 @@ static void check_names(struct ident *id, const struct names *ns)
 	}
 }
 
-/* The input had "\nNAME:" for every name it gave. */
+/* The input had "\nNAME:" or "\n+NAME:" for every name it gave. */
 static void check_from_input(const uint8_t *data, size_t size, const struct names *ns)
 {
 	for (size_t i = 0; i < ns->n; i++) {
-		char pattern[NAME_MAX_LEN + 3];
-		int n = snprintf(pattern, sizeof(pattern), "\n%s:", ns->v[i]);
+		char base[NAME_MAX_LEN + 3], record[NAME_MAX_LEN + 4];
+		int n = snprintf(base, sizeof(base), "\n%s:", ns->v[i]);
+		int m = snprintf(record, sizeof(record), "\n+%s:", ns->v[i]);
 
-		fuzz_assert(memmem(data, size, pattern, (size_t)n) != NULL);
+		fuzz_assert(memmem(data, size, base, (size_t)n) != NULL ||
+			    memmem(data, size, record, (size_t)m) != NULL);
 	}
+}
+
+static void assert_same(const struct names *a, const struct names *b, size_t skip)
+{
+	fuzz_assert(a->n == b->n - skip);
+	for (size_t i = 0; i < a->n; i++)
+		fuzz_assert(strcmp(a->v[i], b->v[i + skip]) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -97,17 +109,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_names(id, &before);
 	check_from_input(data, size, &before);
 
+	/* What the first open wrote (records folded in) reads back the same. */
+	ident_close(id);
+	id = ident_open(path, err, sizeof(err));
+	fuzz_assert(id != NULL);
+	struct names again = list_names(id);
+	assert_same(&again, &before, 0);
+	free(again.v);
+
 	if (before.n > 0) {
-		/* A change rewrites the file; it reads back to what is left. */
-		fuzz_assert(ident_delete(id, before.v[0]) == IDENT_OK);
+		/* Each change is a record or a compaction; the file reads back to what is left. */
+		size_t k = before.n < 3 ? before.n : 3;
+
+		ident_set_journal_min(id, 0);
+		for (size_t i = 0; i < k; i++)
+			fuzz_assert(ident_delete(id, before.v[i]) == IDENT_OK);
 		ident_close(id);
 		id = ident_open(path, err, sizeof(err));
 		fuzz_assert(id != NULL);
 		struct names after = list_names(id);
 		check_names(id, &after);
-		fuzz_assert(after.n == before.n - 1);
-		for (size_t i = 0; i < after.n; i++)
-			fuzz_assert(strcmp(after.v[i], before.v[i + 1]) == 0);
+		assert_same(&after, &before, k);
 		free(after.v);
 	}
 	ident_close(id);

@@ -5,8 +5,8 @@
  * the shapes of Unicode table 3-7.  This target compares it, on every
  * input, with a plain decoder written from the rules in docs/PROTOCOL.md
  * ("Framing"): one code point at a time, the first problem decides.  Text
- * it accepts must also hold no C0, DEL or C1 character and no bidi
- * override, whatever the fast path thinks, and text_fit() must cut it
+ * it accepts must also hold no C0, DEL or C1 character, no bidi control,
+ * line separator or invisible format character, whatever the fast path thinks, and text_fit() must cut it
  * only between characters, as late as max allows.
  */
 #include <stdint.h>
@@ -59,8 +59,16 @@ static enum text_check reference_check(const uint8_t *s, size_t len)
 			return TEXT_BAD_UTF8;
 		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
 			return TEXT_CONTROL;
-		if ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+		if (cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+		    (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
 			return TEXT_BIDI;
+		if (cp == 0x2028 || cp == 0x2029)
+			return TEXT_SEPARATOR;
+		if (cp == 0x00ad || cp == 0x180e || cp == 0x200b ||
+		    (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff ||
+		    (cp >= 0xfff9 && cp <= 0xfffb) || (cp >= 0x1bca0 && cp <= 0x1bca3) ||
+		    (cp >= 0x1d173 && cp <= 0x1d17a) || (cp >= 0xe0000 && cp <= 0xe007f))
+			return TEXT_INVISIBLE;
 		i += n;
 	}
 	return TEXT_OK;

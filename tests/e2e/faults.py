@@ -33,6 +33,7 @@ RSS_GROWTH_MAX_KB = (400 if os.environ.get("CHATD_SANITIZE") else 50) * 1024
 HISTORY_HEADER = "chatd-history 1\n"
 IDENT_HEADER = "chatd-ident 1\n"
 HISTORY_LINE_RE = re.compile(r"([1-9]\d*) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (\S+) (.+)\Z")
+IDENT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\Z")
 IDENT_LINE_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,31}):(\$[!-9;-~]{1,126})\Z")
 # "TIME LEVEL message": every line of the service log (log.c).
 LOG_LINE_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
@@ -182,17 +183,35 @@ def history_texts(path):
             for m in map(HISTORY_LINE_RE.match, data[len(HISTORY_HEADER):].splitlines())}
 
 
-def ident_names(path):
-    """Names in an identification file, checking every line against docs/FILES.md."""
+def ident_users(path):
+    """{name: hash} of an identification file, checking every line against
+    docs/FILES.md: the base lines "NAME:HASH", then the records replayed in
+    order ("+NAME:HASH" sets, "-NAME" deletes).  Names in file order."""
     data = Path(path).read_text()
     assert data.startswith(IDENT_HEADER), f"{path}: bad header {data[:40]!r}"
     assert data.endswith("\n"), f"{path}: last line has no LF"
-    names = []
+    users = {}
     for line in data[len(IDENT_HEADER):].splitlines():
-        m = IDENT_LINE_RE.match(line)
+        if line.startswith("-"):
+            m = IDENT_NAME_RE.match(line[1:])
+            assert m, f"{path}: bad record {line!r}"
+            key = [k for k in users if k.lower() == line[1:].lower()]
+            assert key, f"{path}: deletion of a name not registered: {line!r}"
+            del users[key[0]]
+            continue
+        m = IDENT_LINE_RE.match(line[1:] if line.startswith("+") else line)
         assert m, f"{path}: bad line {line!r}"
-        names.append(m.group(1))
-    return names
+        same = [k for k in users if k.lower() == m.group(1).lower()]
+        assert line.startswith("+") or not same, f"{path}: name twice in the base: {line!r}"
+        for k in same:
+            del users[k]
+        users[m.group(1)] = m.group(2)
+    return users
+
+
+def ident_names(path):
+    """Names in an identification file (see ident_users())."""
+    return list(ident_users(path))
 
 
 # --- traffic ---

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import faults
 from chatproto import Client, deadline_in, scaled, wait_until
 from conftest import CHATCTL_BIN
 
@@ -255,7 +256,7 @@ def test_ident_clear_racing_registrations(chatd):
         stop.set()
         t.join()
     listed = set(chatd.ctl_ok("user", "list").splitlines())
-    in_file = {line.split(":", 1)[0] for line in chatd.ident_path.read_text().splitlines()[1:]}
+    in_file = set(faults.ident_names(chatd.ident_path))
     assert listed == in_file
     assert not any(name.startswith("old") for name in in_file)
 

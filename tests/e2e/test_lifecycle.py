@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+import faults
 from chatproto import deadline_in, scaled, wait_until
 
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
@@ -125,9 +126,8 @@ def test_log_lines_and_secrecy(chatd_factory):
     assert stat.S_IMODE(ident.stat().st_mode) == 0o600
     text = ident.read_text()
     assert password not in text and "pw-bob" not in text
-    lines = text.splitlines()
-    assert lines[0] == "chatd-ident 1"
-    users = dict(line.split(":", 1) for line in lines[1:])
+    assert text.splitlines()[0] == "chatd-ident 1"
+    users = faults.ident_users(ident)
     assert sorted(users) == ["alice", "bob"]
     assert all(h.startswith("$y$") for h in users.values()), users
     assert stat.S_IMODE(d.history_path.stat().st_mode) == 0o600

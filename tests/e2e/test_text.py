@@ -1,6 +1,7 @@
 """
 test_text.py - what chatd does with hostile bytes: over-long lines, invalid
-UTF-8, control characters, bidi overrides and random junk.
+UTF-8, control characters, bidi controls, line separators, invisible format
+and tag characters, and random junk; and the joiners it lets through.
 """
 
 import random
@@ -27,6 +28,19 @@ BAD_TEXT = {
     "ESC sequence": b"\x1b[31m",
     "bidi override E2 80 AE": b"\xe2\x80\xae",
     "bidi isolate E2 81 A6": b"\xe2\x81\xa6",
+    "LRM U+200E": "\u200e".encode(),
+    "RLM U+200F": "\u200f".encode(),
+    "ALM U+061C": "\u061c".encode(),
+    "line separator U+2028": "\u2028".encode(),
+    "paragraph separator U+2029": "\u2029".encode(),
+    "zero width space U+200B": "\u200b".encode(),
+    "word joiner U+2060": "\u2060".encode(),
+    "zero width no-break space U+FEFF": "\ufeff".encode(),
+    "soft hyphen U+00AD": "\u00ad".encode(),
+    "interlinear annotation U+FFF9": "\ufff9".encode(),
+    "language tag U+E0001": "\U000e0001".encode(),
+    "tag characters U+E0020-E007F": "".join(chr(0xe0000 + ord(c)) for c in "hidden").encode(),
+    "cancel tag U+E007F": "\U000e007f".encode(),
 }
 
 
@@ -48,6 +62,37 @@ def test_bad_text_is_refused_and_never_forwarded(chatd):
     assert not refused, "\n".join(refused)
     assert b"evil" not in chatd.history_path.read_bytes()
     assert b"evil" not in chatd.log_path.read_bytes()
+
+
+# Allowed on purpose (docs/PROTOCOL.md): delivered exactly as sent.
+JOINERS = {
+    "emoji ZWJ sequence": "family \U0001f468\u200d\U0001f469\u200d\U0001f467",
+    "Persian ZWNJ": "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+    "variation selector": "\u2764\ufe0f",
+}
+
+
+def test_joiners_pass_unchanged(chatd):
+    sender = chatd.login("sender")
+    reader = chatd.login("reader")
+    for what, text in JOINERS.items():
+        msg_id = sender.say(text)
+        got = reader.wait_for("MSG")
+        assert (got.id, got[3]) == (msg_id, text), what
+
+
+@pytest.mark.parametrize("what", ["line separator U+2028", "zero width space U+200B",
+                                  "RLM U+200F", "language tag U+E0001"])
+def test_invisible_characters_refused_in_names_and_passwords(chatd, what):
+    bad = BAD_TEXT[what]
+    c = chatd.connect("name")
+    c.expect_hello()
+    c.send_line(b"al" + bad + b"ice")
+    assert c.expect("ERR")[0] == "422"
+    c.send_line(b"alice")
+    c.expect("PASS", "new")
+    c.send_line(b"pass" + bad + b"word")
+    assert c.expect("ERR")[0] == "422"
 
 
 def test_bad_text_in_private_message(chatd):
@@ -141,3 +186,21 @@ def test_binary_junk_never_crashes(chatd, logged_in):
     assert a.wait_for("MSG", lambda l: l[2] == "steady2").id == reply
     assert chatd.alive()
     chatd.connect("after").login("after", "pw")
+
+
+def test_chat_shows_invisible_characters_from_a_server_as_replacement():
+    """A server that did send them (an older chatd, its history): chat shows
+    each refused character as U+FFFD and leaves the joiners alone."""
+    from chatclient import EXIT_OK, FakeServer, run_plain
+    refused = ["\u2028", "\u2029", "\u200e", "\u200f", "\u061c", "\u200b", "\ufeff",
+               "\u00ad", "\U000e0001", "\U000e0068"]
+    text = "a" + "b".join(refused) + "c " + JOINERS["emoji ZWJ sequence"]
+    server = FakeServer(b"MSG 1 2026-11-21T09:30:00.000Z eve " + text.encode() + b"\n")
+    res = run_plain(["--name", "lee", "127.0.0.1", str(server.port)], "", password="pw")
+    server.join()
+    assert server.error is None
+    assert res.rc == EXIT_OK, res
+    msg = res.tagged("MSG")[0]
+    assert msg.endswith("a" + "b".join(["\ufffd"] * len(refused)) + "c " +
+                        JOINERS["emoji ZWJ sequence"]), ascii(msg)
+    assert not any(ch in res.out for ch in refused)

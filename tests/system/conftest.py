@@ -55,9 +55,10 @@ def build_dir():
 def deb():
     path = os.environ.get("CHATD_DEB")
     if not path:
+        # As README.md shows it: the package's unit tests run.
+        env = {k: v for k, v in os.environ.items() if k != "DEB_BUILD_OPTIONS"}
         out = subprocess.run([os.path.join(SRC, "packaging", "build-deb")],
-                             capture_output=True, text=True, env=dict(
-                                 os.environ, DEB_BUILD_OPTIONS="nocheck"))
+                             capture_output=True, text=True, env=env)
         assert out.returncode == 0, out.stderr
         path = out.stdout.strip().splitlines()[-1]
     assert os.path.isfile(path), path

@@ -1,10 +1,12 @@
 """
 test_container.py - chatd installed from its .deb in a booted Debian 12
 container, checked as an administrator would: systemctl, journalctl,
-chatctl, logrotate, the watchdog and socket activation.
+chatctl, logrotate, the watchdog and socket activation, then "apt remove"
+and "dpkg --purge".
 
 The tests share one container and run in file order; each leaves chatd.service
-running with the packaged configuration.  Clients connect from the host
+running with the packaged configuration, but for the last two, which
+uninstall the package.  Clients connect from the host
 into the container's network namespace (nspawn.Container.in_netns).
 """
 
@@ -353,3 +355,37 @@ def test_security_score_inside_matches_the_offline_one(box, offline_exposure):
     inside = float(re.search(r"Overall exposure level for chatd\.service: (\d+\.\d)", out).group(1))
     assert inside == offline_exposure
     assert inside <= 1.5
+
+
+# --- removal and purge (last: they uninstall the package) -------------------------
+
+def test_remove_stops_the_socket_too(box):
+    """An administrator who chose socket activation removes the package: the
+    socket must not keep the port, nor start a chatd that is gone."""
+    box.require("activation")
+    box.run("systemctl", "disable", "--now", "chatd.service")
+    box.run("systemctl", "enable", "--now", "chatd.socket")
+    c = client(box, "before-remove")
+    c.login("remover", "correct horse", hello_timeout=10)
+    c.close()
+    assert box.unit("ActiveState") == "active"
+    box.run("apt-get", "remove", "-y", "chatd", timeout=120)
+    for unit in ("chatd.socket", "chatd.service"):
+        state = box.run("systemctl", "is-active", unit, check=False).stdout.strip()
+        assert state == "inactive", f"{unit} is {state} after apt remove"
+    assert port_refuses(box)
+    # Removal keeps what chatd made, and the configuration.
+    for path in ("/var/lib/chatd/history", "/var/lib/chatd/ident", "/var/log/chatd",
+                 "/etc/chatd/chatd.conf"):
+        assert box.run("test", "-e", path, check=False).returncode == 0, f"{path} is gone"
+
+
+def test_purge_removes_logs_state_and_configuration(box):
+    # Removed by the test above, or still installed if it was skipped.
+    box.run("dpkg", "--purge", "chatd", timeout=120)
+    for path in ("/var/lib/chatd", "/var/log/chatd", "/etc/chatd",
+                 "/etc/systemd/system/sockets.target.wants/chatd.socket"):
+        assert box.run("test", "-e", path, check=False).returncode != 0, f"{path} is left"
+    # The system user and the admin group stay (docs: README.md, packaging).
+    assert box.run("id", "-u", "chatd", check=False).returncode == 0
+    assert box.run("getent", "group", "chatd-admin", check=False).returncode == 0

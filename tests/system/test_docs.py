@@ -6,6 +6,7 @@ from the settings table: "chatd -T" prints every setting with its kind
 
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -128,3 +129,70 @@ def test_man_page_version_is_chatds(build_dir, page):
                              text=True, check=True).stdout.split()[-1]
     th = next(line for line in open(os.path.join(DOCS, page)) if line.startswith(".TH"))
     assert f'"chatd {version}"' in th
+
+
+# --- README.md's commands exist on a machine scripts/deps prepared --------------
+
+README = os.path.join(SRC, "README.md")
+# chatd's own programs: built from the tree, installed by the package.
+OWN_PROGRAMS = {"chatd": "chatd", "chatctl": "ctl/chatctl", "chat": "client/chat"}
+# What a fresh Debian 12 (priority required or important) has without asking.
+BASE_PRIORITIES = {"required", "important"}
+
+
+def readme_commands():
+    """The program of every command README.md's code blocks show: in a
+    transcript each command of the shell lines after "$ ", else the first word
+    of every line (a script or a usage block, where "a | b" is a choice)."""
+    text = open(README, encoding="utf-8").read()
+    programs = set()
+    for block in re.findall(r"^```[a-z]*\n(.*?)^```", text, re.M | re.S):
+        lines = block.rstrip("\n").split("\n")
+        prompted = [line[2:] for line in lines if line.startswith("$ ")]
+        commands = [c for line in prompted for c in re.split(r"\||&&|;", line)]
+        for command in commands if prompted else lines:
+            words = [w for w in command.split() if not re.fullmatch(r"\w+=\S*", w)]
+            if words and not words[0].startswith("#"):
+                programs.add(words[0])
+    return programs
+
+
+def deps_packages():
+    text = open(os.path.join(SRC, "scripts", "deps")).read()
+    listed = re.search(r"^packages=\((.*?)^\)", text, re.M | re.S).group(1)
+    return set(re.sub(r"#.*", "", listed).split())
+
+
+def owning_package(path):
+    """The Debian package that ships path (through alternatives and /usr merge)."""
+    real = os.path.realpath(path)
+    for candidate in (real, re.sub(r"^/usr/", "/", real), path):
+        r = subprocess.run(["dpkg-query", "-S", candidate], capture_output=True, text=True)
+        if r.returncode == 0:
+            return r.stdout.split(":")[0].split(",")[0].strip()
+    return None
+
+
+def test_readme_shows_the_commands_it_should():
+    programs = readme_commands()
+    assert {"scripts/run", "scripts/check", "nc", "chat", "chatd", "chatctl",
+            "packaging/build-deb", "apt"} <= programs, programs
+
+
+@pytest.mark.parametrize("program", sorted(readme_commands()))
+def test_readme_command_exists_after_scripts_deps(program, build_dir):
+    if "/" in program:
+        path = os.path.join(SRC, program)
+        assert os.path.isfile(path) and os.access(path, os.X_OK), f"{program} is missing"
+    elif program in OWN_PROGRAMS:
+        assert os.access(os.path.join(build_dir, OWN_PROGRAMS[program]), os.X_OK), program
+    else:
+        path = shutil.which(program)
+        assert path, f"{program} is not on PATH: scripts/deps should install it"
+        package = owning_package(path)
+        assert package, f"no Debian package ships {path}"
+        priority = subprocess.run(["dpkg-query", "-W", "-f=${Priority}", package],
+                                  capture_output=True, text=True).stdout.strip()
+        assert package in deps_packages() or priority in BASE_PRIORITIES, (
+            f"{program} comes from {package} (priority {priority}), which neither a fresh "
+            "Debian 12 has nor scripts/deps installs")

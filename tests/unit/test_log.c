@@ -498,6 +498,47 @@ static void test_line_shared_between_threads(void **state)
 	}
 }
 
+/* Lines logged before log_open() (after log_hold()) land first in the file, not on stderr. */
+static void test_held_until_open(void **state)
+{
+	struct logdir *d = *state;
+	size_t len;
+	char *text;
+
+	log_hold();
+	log_notice("before the file");
+	log_warning("still before");
+	assert_int_equal(log_open(d->path), 0);
+	log_notice("after");
+	text = slurp(d->path, &len);
+	assert_int_equal(count_lines(text, len), 3);
+	assert_memory_equal(message_of(text, "notice"), "before the file\n", 16);
+	assert_non_null(strstr(text, " notice before the file\n"));
+	assert_true(strstr(text, "before the file") < strstr(text, "still before"));
+	assert_true(strstr(text, "still before") < strstr(text, " notice after\n"));
+	free(text);
+}
+
+/* A symbolic link at the log's path is never followed (safefile.h). */
+static void test_symlink_refused(void **state)
+{
+	struct logdir *d = *state;
+	char victim[128];
+	struct stat st;
+	int fd;
+
+	snprintf(victim, sizeof(victim), "%s/victim", d->dir);
+	fd = open(victim, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(symlink(victim, d->path), 0);
+	assert_int_equal(log_open(d->path), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(st.st_mode & 07777, 0644);
+}
+
 #define LOG_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup_logdir, teardown_logdir)
 
 int main(void)
@@ -514,6 +555,8 @@ int main(void)
 		LOG_TEST(test_stderr),
 		LOG_TEST(test_write_error_is_counted),
 		LOG_TEST(test_concurrent_writers_and_rotation),
+		LOG_TEST(test_held_until_open),
+		LOG_TEST(test_symlink_refused),
 		cmocka_unit_test(test_line_new_and_printf),
 		cmocka_unit_test(test_line_refcount),
 		cmocka_unit_test(test_line_shared_between_threads),

@@ -1,5 +1,6 @@
 /*
- * test_names.c - name_valid() and name_cmp().
+ * test_names.c - name_valid() and name_cmp(), and that the name rules are at
+ * least as strict as the text rules (common/utf8.c) for every character.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,9 +8,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "names.h"
+#include "utf8.h"
 
 static bool valid(const char *s)
 {
@@ -80,6 +83,52 @@ static void test_non_ascii_and_embedded(void **state)
 	assert_false(name_valid("ali\0ce", 6));
 }
 
+/* Each invisible class text_check() refuses, inside a name that is otherwise fine. */
+static void test_invisible_characters_refused(void **state)
+{
+	static const char *const inside[] = {
+		"\xe2\x80\xa8",		/* line separator */
+		"\xe2\x80\xa9",		/* paragraph separator */
+		"\xe2\x80\x8e",		/* LRM */
+		"\xe2\x80\x8f",		/* RLM */
+		"\xd8\x9c",			/* ALM */
+		"\xe2\x80\xae",		/* RLO */
+		"\xe2\x80\x8b",		/* zero width space */
+		"\xe2\x80\x8c",		/* ZWNJ: allowed in text, not in names */
+		"\xe2\x80\x8d",		/* ZWJ: likewise */
+		"\xe2\x81\xa0",		/* word joiner */
+		"\xef\xbb\xbf",		/* zero width no-break space */
+		"\xc2\xad",			/* soft hyphen */
+		"\xf3\xa0\x81\xa1",	/* tag latin small letter a */
+	};
+	char name[32];
+
+	for (size_t i = 0; i < sizeof(inside) / sizeof(inside[0]); i++) {
+		snprintf(name, sizeof(name), "al%sice", inside[i]);
+		assert_false(valid(name));
+		snprintf(name, sizeof(name), "alice%s", inside[i]);
+		assert_false(valid(name));
+	}
+}
+
+/*
+ * A character a name may hold is one text_check() lets through: every byte
+ * allowed passes it, and no byte from 0x80 up is allowed, so no multi-byte
+ * character (none of the invisible ones above) can be in a name at all.
+ */
+static void test_at_least_as_strict_as_text(void **state)
+{
+	char name[3] = "a";
+
+	for (unsigned b = 0; b < 256; b++) {
+		name[1] = (char)b;
+		if (name_valid(name, 2))
+			assert_int_equal(text_check(name, 2), TEXT_OK);
+		if (b >= 0x80)
+			assert_false(name_valid(name, 2));
+	}
+}
+
 static void test_compare_ignores_case(void **state)
 {
 	assert_int_equal(name_cmp("Alice", "alice"), 0);
@@ -103,6 +152,8 @@ int main(void)
 		cmocka_unit_test(test_every_allowed_mark),
 		cmocka_unit_test(test_every_other_byte_refused),
 		cmocka_unit_test(test_non_ascii_and_embedded),
+		cmocka_unit_test(test_invisible_characters_refused),
+		cmocka_unit_test(test_at_least_as_strict_as_text),
 		cmocka_unit_test(test_compare_ignores_case),
 	};
 

@@ -1,6 +1,8 @@
 /*
  * test_utf8.c - text_check() against Markus Kuhn style stress vectors, every
- * code point, and bad bytes at every offset of the ASCII fast path.
+ * code point, the invisible characters refused (bidi marks, separators,
+ * zero-width and tag characters) and the joiners allowed, and bad bytes at
+ * every offset of the ASCII fast path.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,7 +44,6 @@ static void test_valid_multilingual(void **state)
 		V("\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d", TEXT_OK),			/* Hebrew, RTL by itself */
 		V("\xf0\x9f\x98\x80\xf0\x9f\x8e\x89 party", TEXT_OK),		/* 4-byte emoji */
 		V("ab\xf0\x9f\x98\x80" "cdefghij", TEXT_OK),			/* straddles 8 bytes */
-		V("\xe2\x80\x8f\xe2\x80\x8e", TEXT_OK),				/* RLM, LRM: marks, not overrides */
 	};
 
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
@@ -66,14 +67,29 @@ static void test_boundaries(void **state)
 		V("\xf0\x90\x80\x80", TEXT_OK),			/* U+10000 */
 		V("\xf4\x8f\xbf\xbf", TEXT_OK),			/* U+10FFFF */
 		V("\xf4\x90\x80\x80", TEXT_BAD_UTF8),		/* U+110000 */
-		V("\xe2\x80\xa9", TEXT_OK),			/* U+2029 */
+		V("\xe2\x80\xa7", TEXT_OK),			/* U+2027 */
+		V("\xe2\x80\xa8", TEXT_SEPARATOR),		/* U+2028 */
+		V("\xe2\x80\xa9", TEXT_SEPARATOR),		/* U+2029 */
 		V("\xe2\x80\xaa", TEXT_BIDI),			/* U+202A */
 		V("\xe2\x80\xae", TEXT_BIDI),			/* U+202E */
 		V("\xe2\x80\xaf", TEXT_OK),			/* U+202F */
-		V("\xe2\x81\xa5", TEXT_OK),			/* U+2065 */
+		V("\xe2\x81\xa5", TEXT_INVISIBLE),		/* U+2065 */
 		V("\xe2\x81\xa6", TEXT_BIDI),			/* U+2066 */
 		V("\xe2\x81\xa9", TEXT_BIDI),			/* U+2069 */
-		V("\xe2\x81\xaa", TEXT_OK),			/* U+206A */
+		V("\xe2\x81\xaa", TEXT_INVISIBLE),		/* U+206A */
+		V("\xe2\x81\xaf", TEXT_INVISIBLE),		/* U+206F */
+		V("\xe2\x81\xb0", TEXT_OK),			/* U+2070 */
+		V("\xe2\x80\x8a", TEXT_OK),			/* U+200A */
+		V("\xe2\x80\x8b", TEXT_INVISIBLE),		/* U+200B */
+		V("\xe2\x80\x8c", TEXT_OK),			/* U+200C */
+		V("\xe2\x80\x8d", TEXT_OK),			/* U+200D */
+		V("\xe2\x80\x8e", TEXT_BIDI),			/* U+200E */
+		V("\xe2\x80\x8f", TEXT_BIDI),			/* U+200F */
+		V("\xe2\x80\x90", TEXT_OK),			/* U+2010 */
+		V("\xf3\xa0\x80\x80", TEXT_INVISIBLE),	/* U+E0000 */
+		V("\xf3\xa0\x81\xbf", TEXT_INVISIBLE),	/* U+E007F */
+		V("\xf3\xa0\x82\x80", TEXT_OK),		/* U+E0080 */
+		V("\xf3\xa0\x84\x80", TEXT_OK),		/* U+E0100, a variation selector */
 	};
 
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
@@ -111,6 +127,65 @@ static void test_bidi(void **state)
 		V("\xe2\x81\xa7", TEXT_BIDI),	/* RLI */
 		V("\xe2\x81\xa8", TEXT_BIDI),	/* FSI */
 		V("\xe2\x81\xa9", TEXT_BIDI),	/* PDI */
+		V("\xe2\x80\x8e", TEXT_BIDI),	/* LRM */
+		V("\xe2\x80\x8f", TEXT_BIDI),	/* RLM */
+		V("\xd8\x9c", TEXT_BIDI),		/* ALM */
+		V("\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d\xe2\x80\x8f", TEXT_BIDI),	/* even after RTL text */
+	};
+
+	check_vectors(v, sizeof(v) / sizeof(v[0]));
+}
+
+/* U+2028, U+2029: a new line on screens and in loggers that honour them. */
+static void test_separators(void **state)
+{
+	static const struct vector v[] = {
+		V("\xe2\x80\xa8", TEXT_SEPARATOR),
+		V("\xe2\x80\xa9", TEXT_SEPARATOR),
+		V("hi\xe2\x80\xa8" "12:00 <admin> reset your password", TEXT_SEPARATOR),
+	};
+
+	check_vectors(v, sizeof(v) / sizeof(v[0]));
+}
+
+/* Zero-width and other invisible format characters, and the tag characters. */
+static void test_invisible(void **state)
+{
+	static const struct vector v[] = {
+		V("\xc2\xad", TEXT_INVISIBLE),			/* soft hyphen */
+		V("\xe1\xa0\x8e", TEXT_INVISIBLE),		/* Mongolian vowel separator */
+		V("pay\xe2\x80\x8bpal", TEXT_INVISIBLE),	/* zero width space */
+		V("\xe2\x81\xa0", TEXT_INVISIBLE),		/* word joiner */
+		V("\xe2\x81\xa4", TEXT_INVISIBLE),		/* invisible plus */
+		V("\xe2\x81\xab", TEXT_INVISIBLE),		/* deprecated: activate symmetric swapping */
+		V("\xef\xbb\xbf" "BOM first", TEXT_INVISIBLE),	/* U+FEFF */
+		V("\xef\xbf\xb9", TEXT_INVISIBLE),		/* interlinear annotation anchor */
+		V("\xef\xbf\xbb", TEXT_INVISIBLE),		/* interlinear annotation terminator */
+		V("\xf0\x9b\xb2\xa0", TEXT_INVISIBLE),	/* U+1BCA0 shorthand format letter overlap */
+		V("\xf0\x9d\x85\xb3", TEXT_INVISIBLE),	/* U+1D173 musical symbol begin beam */
+		V("\xf3\xa0\x80\x81", TEXT_INVISIBLE),	/* U+E0001 language tag */
+		/* "hi" followed by the tags of "ignore all that" (hidden text) */
+		V("hi\xf3\xa0\x81\xa9\xf3\xa0\x81\xa7", TEXT_INVISIBLE),
+		/* England's flag: black flag, tags g b e n g, cancel tag (refused too) */
+		V("\xf0\x9f\x8f\xb4\xf3\xa0\x81\xa7\xf3\xa0\x81\xa2\xf3\xa0\x81\xa5"
+		  "\xf3\xa0\x81\xae\xf3\xa0\x81\xa7\xf3\xa0\x81\xbf", TEXT_INVISIBLE),
+	};
+
+	check_vectors(v, sizeof(v) / sizeof(v[0]));
+}
+
+/* What stays allowed: the joiners scripts and emoji need, visible format marks. */
+static void test_joiners_and_visible_format_marks_allowed(void **state)
+{
+	static const struct vector v[] = {
+		/* family: man ZWJ woman ZWJ girl */
+		V("\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7", TEXT_OK),
+		/* Persian "mi-khaham" with ZWNJ */
+		V("\xd9\x85\xdb\x8c\xe2\x80\x8c\xd8\xae\xd9\x88\xd8\xa7\xd9\x87\xd9\x85", TEXT_OK),
+		V("\xe2\x9d\xa4\xef\xb8\x8f", TEXT_OK),		/* heart, variation selector 16 */
+		V("\xd8\x80\xd9\xa1\xd9\xa2", TEXT_OK),		/* Arabic number sign, visible */
+		V("\xe1\x85\x9f", TEXT_OK),				/* Hangul filler: a blank, not Cf */
+		V("\xf0\x93\x90\xb0", TEXT_OK),			/* U+13430 Egyptian hieroglyph vertical joiner */
 	};
 
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
@@ -199,8 +274,15 @@ static enum text_check expected_for(uint32_t cp)
 {
 	if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
 		return TEXT_CONTROL;
-	if ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+	if (cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+	    (cp >= 0x2066 && cp <= 0x2069))
 		return TEXT_BIDI;
+	if (cp == 0x2028 || cp == 0x2029)
+		return TEXT_SEPARATOR;
+	if (cp == 0x00ad || cp == 0x180e || cp == 0x200b || (cp >= 0x2060 && cp <= 0x206f) ||
+	    cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb) || (cp >= 0x1bca0 && cp <= 0x1bca3) ||
+	    (cp >= 0x1d173 && cp <= 0x1d17a) || (cp >= 0xe0000 && cp <= 0xe007f))
+		return TEXT_INVISIBLE;
 	if (cp >= 0xd800 && cp <= 0xdfff)
 		return TEXT_BAD_UTF8;
 	return TEXT_OK;
@@ -281,6 +363,10 @@ static void test_bad_byte_at_every_offset(void **state)
 		{ "\xff", 1, TEXT_BAD_UTF8 },
 		{ "\xc2\x9b", 2, TEXT_CONTROL },
 		{ "\xe2\x80\xae", 3, TEXT_BIDI },
+		{ "\xe2\x80\x8f", 3, TEXT_BIDI },
+		{ "\xe2\x80\xa8", 3, TEXT_SEPARATOR },
+		{ "\xe2\x80\x8b", 3, TEXT_INVISIBLE },
+		{ "\xf3\xa0\x80\x81", 4, TEXT_INVISIBLE },
 	};
 	char buf[48];
 
@@ -301,11 +387,16 @@ static void test_result_strings(void **state)
 	const char *utf8 = text_check_str(TEXT_BAD_UTF8);
 	const char *control = text_check_str(TEXT_CONTROL);
 	const char *bidi = text_check_str(TEXT_BIDI);
+	const char *separator = text_check_str(TEXT_SEPARATOR);
+	const char *invisible = text_check_str(TEXT_INVISIBLE);
 
 	assert_string_equal(utf8, "invalid UTF-8");
 	assert_string_not_equal(ok, utf8);
 	assert_string_not_equal(utf8, control);
 	assert_string_not_equal(control, bidi);
+	assert_string_not_equal(bidi, separator);
+	assert_string_not_equal(separator, invisible);
+	assert_string_not_equal(invisible, control);
 	assert_non_null(text_check_str((enum text_check)99));
 }
 
@@ -330,6 +421,9 @@ int main(void)
 		cmocka_unit_test(test_boundaries),
 		cmocka_unit_test(test_controls),
 		cmocka_unit_test(test_bidi),
+		cmocka_unit_test(test_separators),
+		cmocka_unit_test(test_invisible),
+		cmocka_unit_test(test_joiners_and_visible_format_marks_allowed),
 		cmocka_unit_test(test_bad_sequences),
 		cmocka_unit_test(test_every_impossible_byte),
 		cmocka_unit_test(test_every_code_point),

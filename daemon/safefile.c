@@ -1,0 +1,357 @@
+/*
+ * safefile.c - safe paths, safe opens and file locks for chatd's own files
+ * (see safefile.h).  The trusted ids are written by the main thread before
+ * any other thread starts; every function here may then run on any thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "safefile.h"
+
+/* As the kernel: at most this many symbolic links in one walk. */
+#define MAX_LINKS 40
+#define PATH_BUF (2 * PATH_MAX)
+
+static uid_t trusted_uid = (uid_t)-1;
+static gid_t trusted_gid = (gid_t)-1;
+
+void
+safefile_trust(uid_t uid, gid_t gid)
+{
+	trusted_uid = uid;
+	trusted_gid = gid;
+}
+
+static bool
+uid_trusted(uid_t uid)
+{
+	return uid == 0 || uid == geteuid() || (trusted_uid != (uid_t)-1 && uid == trusted_uid);
+}
+
+static bool
+gid_trusted(gid_t gid)
+{
+	return gid == 0 || gid == getegid() || (trusted_gid != (gid_t)-1 && gid == trusted_gid);
+}
+
+/* Why a directory would let someone untrusted change what is in it, or NULL. */
+static const char *
+dir_problem(const struct stat *st, char *why, size_t len)
+{
+	if (!S_ISDIR(st->st_mode))
+		return "not a directory";
+	if (!uid_trusted(st->st_uid)) {
+		snprintf(why, len, "owned by uid %u, neither root nor chatd's user",
+			 (unsigned)st->st_uid);
+		return why;
+	}
+	if (st->st_mode & S_ISVTX)
+		return NULL;
+	if (st->st_mode & S_IWOTH)
+		return "writable by everyone without the sticky bit";
+	if ((st->st_mode & S_IWGRP) && !gid_trusted(st->st_gid)) {
+		snprintf(why, len, "writable by group %u without the sticky bit",
+			 (unsigned)st->st_gid);
+		return why;
+	}
+	return NULL;
+}
+
+/* shown = shown + "/" + name, or its parent for "..": the path as walked, for messages. */
+static void
+shown_step(char *shown, size_t len, const char *name)
+{
+	size_t n = strlen(shown);
+
+	if (strcmp(name, "..") == 0) {
+		char *slash = strrchr(shown, '/');
+
+		if (slash != NULL)
+			slash[slash == shown] = '\0';
+		return;
+	}
+	snprintf(shown + n, len - n, "%s%s", n > 0 && shown[n - 1] == '/' ? "" : "/", name);
+}
+
+static int
+open_root(char *shown, size_t len, char *err, size_t errlen)
+{
+	int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		snprintf(err, errlen, "/: %s", strerror(errno));
+	snprintf(shown, len, "/");
+	return fd;
+}
+
+static int
+check_fd_dir(int fd, const char *shown, char *err, size_t errlen)
+{
+	struct stat st;
+	char why[96];
+	const char *problem;
+
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", shown, strerror(errno));
+		return -1;
+	}
+	if ((problem = dir_problem(&st, why, sizeof(why))) != NULL) {
+		snprintf(err, errlen, "%s is %s: refused, others could redirect chatd's files",
+			 shown, problem);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Walks dir from / one component at a time, as the kernel would, checking
+ * each directory reached and each symbolic link followed (a link is as
+ * safe as its owner: in a sticky directory its owner may still change it).
+ */
+int
+safefile_check_dir(const char *dir, char *err, size_t errlen)
+{
+	char rest[PATH_BUF], next[PATH_BUF], link[PATH_MAX], shown[PATH_BUF];
+	int cur, links = 0, rc = -1;
+	char *p;
+
+	if (dir[0] == '/')
+		snprintf(rest, sizeof(rest), "%s", dir);
+	else {
+		char cwd[PATH_MAX];
+
+		if (getcwd(cwd, sizeof(cwd)) == NULL) {
+			snprintf(err, errlen, "%s: cannot tell the current directory: %s", dir,
+				 strerror(errno));
+			return -1;
+		}
+		snprintf(rest, sizeof(rest), "%s/%s", cwd, dir);
+	}
+	if ((cur = open_root(shown, sizeof(shown), err, errlen)) < 0)
+		return -1;
+	if (check_fd_dir(cur, shown, err, errlen) < 0)
+		goto out;
+	p = rest;
+	for (;;) {
+		struct stat st;
+		char *name, *end;
+		int fd;
+
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			break;
+		name = p;
+		end = strchr(p, '/');
+		p = end ? end + 1 : p + strlen(p);
+		if (end)
+			*end = '\0';
+		if (strcmp(name, ".") == 0)
+			continue;
+		if (fstatat(cur, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT) {
+				rc = 0;	/* the rest does not exist yet */
+				goto out;
+			}
+			snprintf(err, errlen, "%s/%s: %s", shown, name, strerror(errno));
+			goto out;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			ssize_t n;
+
+			shown_step(shown, sizeof(shown), name);
+			if (!uid_trusted(st.st_uid)) {
+				snprintf(err, errlen,
+					 "%s is a symbolic link owned by uid %u, neither root nor "
+					 "chatd's user: refused",
+					 shown, (unsigned)st.st_uid);
+				goto out;
+			}
+			if (++links > MAX_LINKS ||
+			    (n = readlinkat(cur, name, link, sizeof(link) - 1)) < 0) {
+				snprintf(err, errlen, "%s: %s", shown,
+					 strerror(links > MAX_LINKS ? ELOOP : errno));
+				goto out;
+			}
+			link[n] = '\0';
+			snprintf(next, sizeof(next), "%s/%s", link, p);
+			memcpy(rest, next, sizeof(rest));
+			p = rest;
+			shown_step(shown, sizeof(shown), "..");
+			if (link[0] == '/') {
+				close(cur);
+				if ((cur = open_root(shown, sizeof(shown), err, errlen)) < 0)
+					return -1;
+			}
+			continue;
+		}
+		shown_step(shown, sizeof(shown), name);
+		fd = openat(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			snprintf(err, errlen, "%s: %s", shown, strerror(errno));
+			goto out;
+		}
+		close(cur);
+		cur = fd;
+		if (check_fd_dir(cur, shown, err, errlen) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	close(cur);
+	return rc;
+}
+
+/* Why chatd must not use an open file, or NULL. */
+static const char *
+file_problem(const struct stat *st, int opts, char *why, size_t len)
+{
+	if (S_ISCHR(st->st_mode) && (opts & SAFEFILE_DEVICE_OK))
+		return NULL;
+	if (!S_ISREG(st->st_mode))
+		return "not a regular file";
+	if (!uid_trusted(st->st_uid)) {
+		snprintf(why, len, "owned by uid %u, neither root nor chatd's user",
+			 (unsigned)st->st_uid);
+		return why;
+	}
+	if (st->st_nlink > 1) {
+		snprintf(why, len, "a file with %lu hard links (chatd writes to files of its own only)",
+			 (unsigned long)st->st_nlink);
+		return why;
+	}
+	return NULL;
+}
+
+static void
+describe_link(const char *path, char *err, size_t errlen)
+{
+	snprintf(err, errlen,
+		 "%s is a symbolic link: refused (chatd never follows a link to its own files)",
+		 path);
+}
+
+int
+safefile_check_file(const char *path, int opts, char *err, size_t errlen)
+{
+	char dir[PATH_BUF], why[96];
+	const char *slash = strrchr(path, '/'), *problem;
+	struct stat st;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (safefile_check_dir(dir, err, errlen) < 0)
+		return -1;
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		describe_link(path, err, errlen);
+		return -1;
+	}
+	if ((problem = file_problem(&st, opts, why, sizeof(why))) != NULL) {
+		snprintf(err, errlen, "%s is %s: refused", path, problem);
+		return -1;
+	}
+	return 0;
+}
+
+int
+safefile_open(const char *path, int flags, mode_t mode, int opts, char *err, size_t errlen)
+{
+	int fd = open(path, (flags & ~O_TRUNC) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, mode);
+	const char *problem;
+	struct stat st;
+	char why[96];
+	int saved;
+
+	if (fd < 0) {
+		saved = errno;
+		if (err != NULL && saved == ELOOP)
+			describe_link(path, err, errlen);
+		else if (err != NULL)
+			snprintf(err, errlen, "%s: %s", path, strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	if (fstat(fd, &st) < 0)
+		goto failed;
+	/* Checked before anything changes the file: truncation and mode come after. */
+	if ((problem = file_problem(&st, opts, why, sizeof(why))) != NULL) {
+		if (err != NULL)
+			snprintf(err, errlen, "%s is %s: refused", path, problem);
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	/* O_NONBLOCK only so that a FIFO could not hang the open above. */
+	if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		goto failed;
+	if ((flags & O_TRUNC) && S_ISREG(st.st_mode) && ftruncate(fd, 0) < 0)
+		goto failed;
+	if ((opts & SAFEFILE_SETMODE) && (st.st_mode & 07777) != mode && fchmod(fd, mode) < 0) {
+		saved = errno;
+		if (err != NULL)
+			snprintf(err, errlen, "%s: cannot set mode %04o: %s", path, (unsigned)mode,
+				 strerror(saved));
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+failed:
+	saved = errno;
+	if (err != NULL)
+		snprintf(err, errlen, "%s: %s", path, strerror(saved));
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+int
+safefile_lock(const char *path, char *err, size_t errlen)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	char lockpath[PATH_BUF], pid[32];
+	int fd, n;
+
+	if (snprintf(lockpath, sizeof(lockpath), "%s.lock", path) >= (int)sizeof(lockpath)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(ENAMETOOLONG));
+		return -1;
+	}
+	fd = safefile_open(lockpath, O_RDWR | O_CREAT, 0600, SAFEFILE_SETMODE, err, errlen);
+	if (fd < 0)
+		return -1;
+	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		if (errno == EAGAIN || errno == EACCES) {
+			ssize_t got = pread(fd, pid, sizeof(pid) - 1, 0);
+
+			pid[got > 0 ? got : 0] = '\0';
+			pid[strcspn(pid, "\n")] = '\0';
+			snprintf(err, errlen, "%s is in use by another chatd (pid %s, lock %s)", path,
+				 pid[0] ? pid : "unknown", lockpath);
+		} else
+			snprintf(err, errlen, "%s: cannot lock: %s", lockpath, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		snprintf(err, errlen, "%s: cannot write: %s", lockpath, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}

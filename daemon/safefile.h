@@ -1,0 +1,65 @@
+/*
+ * safefile.h - opening chatd's own files so that nobody else can redirect
+ * them, and locking them so that two chatds never share one.
+ *
+ * Three defences, used together (docs/SECURITY.md, docs/FILES.md):
+ *
+ *  - safefile_check_dir() / safefile_check_file() walk a path from / and
+ *    refuse it if anyone but root or chatd's user could change where it
+ *    leads: every directory on the way (and every symbolic link followed
+ *    in a directory part) must be owned by root or chatd's user, and no
+ *    directory may be writable by others (or by a group other than root's
+ *    or chatd's) unless it has the sticky bit.  A file itself must not be
+ *    a symbolic link.  server.c checks every path chatd writes at start-up,
+ *    before it creates anything.
+ *  - safefile_open() opens with O_NOFOLLOW and O_CLOEXEC, then refuses what
+ *    is not a regular file, not owned by root or chatd's user, or has other
+ *    hard links; truncation and the mode (fchmod) come after those checks.
+ *  - safefile_lock() takes an OFD lock on the sidecar PATH.lock, which is
+ *    never renamed or removed, so the lock outlives the renames that
+ *    replace PATH itself (compaction, rewrites).
+ *
+ * The trusted owners are root, the effective user and, once
+ * safefile_trust() named it, the user chatd will drop root for.  Set by
+ * the main thread at start-up before any other thread exists; only read
+ * afterwards, from any thread.
+ */
+#ifndef CHATD_SAFEFILE_H
+#define CHATD_SAFEFILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* safefile_open() options. */
+#define SAFEFILE_SETMODE   0x1	/* fchmod() to mode, whatever the file had */
+#define SAFEFILE_DEVICE_OK 0x2	/* a character device (/dev/null) is fine too */
+
+/* Also trust uid and gid (the user root is dropped for). */
+void safefile_trust(uid_t uid, gid_t gid);
+
+/*
+ * Checks dir and every directory above it; a missing part ends the walk
+ * (chatd creates it, owned by itself).  0, or -1 with a message in err.
+ */
+int safefile_check_dir(const char *dir, char *err, size_t errlen);
+/* The same for path's directory; then path, if it exists, must not be a symbolic link,
+ * and must be a regular file (or a device with SAFEFILE_DEVICE_OK) owned by a trusted user. */
+int safefile_check_file(const char *path, int opts, char *err, size_t errlen);
+
+/*
+ * open(path, flags | O_NOFOLLOW | O_CLOEXEC, mode) and the checks above.
+ * O_TRUNC is applied only after them.  Returns the descriptor, or -1 with
+ * errno set (ELOOP for a symbolic link, EPERM for a file chatd must not
+ * use) and, when err is not NULL, a message naming path.
+ */
+int safefile_open(const char *path, int flags, mode_t mode, int opts, char *err, size_t errlen);
+
+/*
+ * Takes an exclusive OFD lock (F_OFD_SETLK) on PATH.lock, created mode
+ * 0600, and writes our pid in it.  Returns the descriptor holding the
+ * lock (keep it open), or -1 with a message naming path and the pid of
+ * the chatd holding it.
+ */
+int safefile_lock(const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,181 @@
+"""
+test_files.py - chatd's own files: one chatd per history and identification
+file whatever its state_dir (a lock on FILE.lock that outlives the renames
+replacing FILE), no symbolic link, hard link, foreign file or directory
+others may write ever used for them (docs/SECURITY.md, docs/FILES.md), and
+their modes at start-up.  The tests run as root, as an init script would.
+"""
+
+import os
+import pwd
+import shutil
+import stat
+import tempfile
+
+import pytest
+
+from chatproto import wait_until
+
+# How long a chatd that wrongly starts gets before the test calls it a failure.
+REFUSAL_TIMEOUT = 5.0
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def expect_refusal(daemon, *words):
+    """chatd exits non-zero at start-up, before it listens, saying all of words."""
+    rc, out, err = daemon.run_expecting_exit(timeout=REFUSAL_TIMEOUT)
+    assert rc != 0, (rc, out, err)
+    assert "listening" not in out, out
+    for word in words:
+        assert word in err, (word, err)
+    return err
+
+
+@pytest.mark.parametrize("setting", ["history_file", "ident_file"])
+def test_second_chatd_on_same_file_refused(chatd_factory, tmp_path, setting):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    path = str(shared / setting)
+    first = chatd_factory(**{setting: path})
+    alice = first.login("alice")
+    alice.say("before the second chatd")
+    # Its own state_dir, its own port: only the file is shared.
+    second = chatd_factory(start=False, **{setting: path})
+    assert second.state_dir != first.state_dir
+    expect_refusal(second, path, "in use by another chatd", f"pid {first.pid}")
+    # It stopped before its admin socket, which comes before the port.
+    assert not second.admin_socket.exists()
+    # The first one is untouched and still stores what it acknowledges.
+    alice.say("after the second chatd")
+    first.login("bob")
+
+
+def test_history_lock_outlives_compaction(chatd_factory, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    path = str(shared / "history")
+    first = chatd_factory(history_file=path, history_max_size=65536)
+    inode = os.stat(path).st_ino
+    alice = first.login("alice")
+    for _ in range(80):
+        alice.say("c" * 1000)
+    wait_until(lambda: "compacted from" in first.log_text(), "a compaction", timeout=10)
+    assert os.stat(path).st_ino != inode        # the file was replaced by a rename
+    second = chatd_factory(start=False, history_file=path)
+    expect_refusal(second, path, "in use by another chatd")
+    assert mode(path + ".lock") == 0o600
+
+
+VICTIM_TEXT = {
+    # Contents chatd would happily use, so only the refusal can stop it.
+    "history_file": "chatd-history 1\n",
+    "ident_file": "chatd-ident 1\n",
+    "log_file": "a file chatd must not write\n",
+}
+
+
+@pytest.mark.parametrize("setting", ["history_file", "ident_file", "log_file"])
+def test_planted_symlink_refused(chatd_factory, tmp_path, setting):
+    victim = tmp_path / "victim"
+    victim.write_text(VICTIM_TEXT[setting])
+    os.chmod(victim, 0o644)
+    d = chatd_factory(start=False)
+    link = d.state_dir / "planted"
+    os.symlink(victim, link)
+    d.settings[setting] = str(link)
+    expect_refusal(d, str(link), "symbolic link")
+    assert victim.read_text() == VICTIM_TEXT[setting]
+    assert mode(victim) == 0o644
+    assert os.path.islink(link)
+
+
+def test_hard_link_and_foreign_file_refused(chatd_factory, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("chatd-history 1\n")
+    os.chmod(victim, 0o644)
+    d = chatd_factory(start=False)
+    os.link(victim, d.state_dir / "history")
+    expect_refusal(d, str(d.state_dir / "history"), "hard links")
+    assert victim.read_text() == "chatd-history 1\n" and mode(victim) == 0o644
+
+    # A file of someone else's (nobody's) in chatd's directory.
+    if os.geteuid() != 0:
+        return      # only root can give a file away
+    os.unlink(d.state_dir / "history")
+    (d.state_dir / "history").write_text("chatd-history 1\n")
+    os.chown(d.state_dir / "history", 65534, 65534)
+    expect_refusal(d, str(d.state_dir / "history"), "owned by uid 65534")
+
+
+def test_directory_writable_by_others_refused(chatd_factory, tmp_path):
+    d = chatd_factory(start=False)
+    os.chmod(d.state_dir, 0o777)
+    expect_refusal(d, str(d.state_dir), "writable by everyone")
+    assert not (d.state_dir / "history").exists()
+
+    # Above the state directory counts too.
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    d.settings["state_dir"] = str(open_dir / "state")
+    expect_refusal(d, str(open_dir), "writable by everyone")
+    assert not (open_dir / "state").exists()
+
+    # With the sticky bit (as /tmp) others cannot replace what is chatd's.
+    os.chmod(open_dir, 0o1777)
+    d.start()
+    d.login("alice")
+
+
+def test_symlinked_directory_of_root_followed(chatd_factory, tmp_path):
+    """A link in a directory part is fine when only root could have made it."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o750)
+    d = chatd_factory(start=False)
+    os.symlink(real, tmp_path / "via")
+    d.settings["state_dir"] = str(tmp_path / "via")
+    d.start()
+    d.login("alice").say("through a link")
+    assert (real / "history").exists()
+
+
+def test_ident_file_mode_0600_at_start(chatd_factory):
+    d = chatd_factory(start=False)
+    d.ident_path.write_text("chatd-ident 1\n")
+    os.chmod(d.ident_path, 0o644)
+    d.start()
+    assert mode(d.ident_path) == 0o600
+    assert mode(d.state_dir / "ident.lock") == 0o600
+    assert mode(d.state_dir / "history.lock") == 0o600
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory under /tmp every user can reach (pytest's own are root's alone)."""
+    path = tempfile.mkdtemp(prefix="chatd-files-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_root_gives_what_it_creates_to_the_user(chatd_factory, admin_users, shared_dir):
+    """Started as root with `user`: the directories, lock files and log chatd creates
+    are the user's, and the log (opened after the drop) has the start-up lines too."""
+    _, (uid, gid), _ = admin_users
+    user = pwd.getpwuid(uid).pw_name
+    state = os.path.join(shared_dir, "state")
+    logs = os.path.join(shared_dir, "logs", "chatd")
+    d = chatd_factory(user=user, state_dir=state, log_file=os.path.join(logs, "chatd.log"),
+                      runtime_dir=os.path.join(shared_dir, "run"),
+                      admin_socket=os.path.join(shared_dir, "run", "admin.sock"))
+    d.login("alice").say("hello")
+    for path in (os.path.dirname(logs), logs, d.log_path, os.path.join(state, "chatd.lock"),
+                 str(d.history_path) + ".lock", str(d.ident_path) + ".lock"):
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid) == (uid, gid), path
+    log = d.log_text()
+    assert log.index("starting, config") < log.index(f"running as user {user}")
+    assert "chatd: " not in d.stderr_text()
