@@ -106,7 +106,9 @@ password_refused(struct login *lg, struct throttle_ticket *t)
 
 /*
  * Registers the name.  Losing a race for it to another registration is no
- * wrong password: ERR 409, and the dialogue asks for a name again.
+ * wrong password: ERR 409, and the dialogue asks for a name again.  The
+ * hash waits for its slot only until the login's deadline (the slot is not
+ * held while the registration is written).
  */
 static int
 register_name(struct login *lg, const char *pw)
@@ -114,10 +116,9 @@ register_name(struct login *lg, const char *pw)
 	struct client *c = lg->c;
 	enum ident_result r;
 
-	if (password_gate_enter(lg->deadline) != 0)
-		return timed_out(lg);
+	password_gate_deadline(lg->deadline);
 	r = ident_register(c->srv->ident, c->name, pw, lg->s->hash_cost);
-	password_gate_leave();
+	password_gate_deadline(-1);
 	if (r == IDENT_OK) {
 		throttle_registered(&c->addr, c->name, time_mono_ms());
 		log_notice("registered %s from %s", c->name, c->addr_str);
@@ -131,6 +132,8 @@ register_name(struct login *lg, const char *pw)
 		return client_reply_err(c, ERR_NAME_TAKEN, "%s was registered by someone else just "
 					"now; choose another name", c->name);
 	}
+	if (time_mono_ms() >= lg->deadline)
+		return timed_out(lg);	/* no hash slot in time */
 	log_error("cannot register %s: %s", c->name, ident_result_str(r));
 	return client_reply_err(c, ERR_INTERNAL, "registration could not be stored; try again");
 }
@@ -199,6 +202,7 @@ handle_password(struct login *lg, const char *pw, size_t len)
 	/* Reserved before the hash: a guesser on many connections gets one check at a time. */
 	if (!reserve_check(lg, &t, &rc))
 		return rc;
+	/* The slot is held across the check, so running out of time is no wrong password. */
 	if (password_gate_enter(lg->deadline) != 0) {
 		throttle_abandon(&t);
 		return timed_out(lg);

@@ -26,6 +26,7 @@
 static sem_t gate;
 static bool gate_ready;
 static _Thread_local unsigned held;	/* slots taken with password_gate_enter(), this thread */
+static _Thread_local int64_t deadline = -1;	/* password_gate_deadline(), this thread */
 
 int
 password_gate_init(int concurrency)
@@ -95,26 +96,39 @@ wall_deadline(int64_t deadline_ms)
 	return ts;
 }
 
+/* A slot by deadline_ms (negative: no limit); 0, or -1 with errno ETIMEDOUT. */
+static int
+gate_enter_by(int64_t deadline_ms)
+{
+	if (!gate_ready)
+		return 0;
+	if (deadline_ms < 0) {
+		gate_enter();
+		return 0;
+	}
+	for (;;) {
+		struct timespec ts = wall_deadline(deadline_ms);
+
+		if (sem_timedwait(&gate, &ts) == 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;	/* ETIMEDOUT */
+	}
+}
+
 int
 password_gate_enter(int64_t deadline_ms)
 {
-	if (!gate_ready || held > 0) {
-		held++;
-		return 0;
-	}
-	if (deadline_ms < 0)
-		gate_enter();
-	else
-		for (;;) {
-			struct timespec ts = wall_deadline(deadline_ms);
-
-			if (sem_timedwait(&gate, &ts) == 0)
-				break;
-			if (errno != EINTR)
-				return -1;	/* ETIMEDOUT */
-		}
+	if (held == 0 && gate_enter_by(deadline_ms) != 0)
+		return -1;
 	held++;
 	return 0;
+}
+
+void
+password_gate_deadline(int64_t deadline_ms)
+{
+	deadline = deadline_ms;
 }
 
 void
@@ -168,8 +182,8 @@ gated_crypt(const char *pw, const char *setting, char out[PASSWORD_HASH_MAX])
 	 */
 	bool own = held == 0;	/* else this thread holds a slot already */
 
-	if (own)
-		gate_enter();
+	if (own && gate_enter_by(deadline) != 0)
+		return -1;
 	data = calloc(1, sizeof(*data));
 	if (data == NULL) {
 		if (own)

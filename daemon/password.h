@@ -4,9 +4,9 @@
  * Hashing is slow and memory-hungry on purpose.  It runs in the client's
  * own thread and never under a lock others wait on; password_gate_*() bound
  * how many hashes run at once (about one per core), so a login flood costs
- * waiting, not memory.  A login takes its slot with a deadline
- * (password_gate_enter()), so the wait for one counts towards its
- * login_timeout.  struct crypt_data (32 KiB) lives on the heap, never
+ * waiting, not memory.  A login waits for a slot no longer than its
+ * deadline (password_gate_enter(), password_gate_deadline()), so that
+ * wait counts towards its login_timeout.  struct crypt_data (32 KiB) lives on the heap, never
  * on a client thread's small stack.  Passwords are never logged.
  */
 #ifndef CHATD_PASSWORD_H
@@ -31,6 +31,13 @@ void password_gate_destroy(void);
  */
 int password_gate_enter(int64_t deadline_ms);
 void password_gate_leave(void);
+
+/*
+ * Hashes this thread computes without holding a slot wait for theirs at
+ * most until deadline_ms (negative, the default: no limit); one that
+ * cannot have it fails with errno ETIMEDOUT.
+ */
+void password_gate_deadline(int64_t deadline_ms);
 
 /* A new yescrypt hash of pw at cost (1..11); 0, or -1 with errno. */
 int password_hash(const char *pw, int cost, char out[PASSWORD_HASH_MAX]);

@@ -273,6 +273,28 @@ test_gate_enter_gives_up_at_the_deadline(void **state)
 	password_gate_leave();
 }
 
+/* A hash outside a held slot gives up at the thread's deadline. */
+static void
+test_hash_gives_up_at_the_thread_deadline(void **state)
+{
+	struct holder h[GATE_SLOTS];
+	char hash[PASSWORD_HASH_MAX];
+	int64_t start;
+
+	hold_slots(h, GATE_SLOTS);
+	start = time_mono_ms();
+	password_gate_deadline(start + 100);
+	errno = 0;
+	assert_int_equal(password_hash("pw", 1, hash), -1);
+	assert_int_equal(errno, ETIMEDOUT);
+	assert_true(time_mono_ms() - start >= 100);
+	let_go(&h[0]);
+	assert_int_equal(password_hash("pw", 1, hash), 0);
+	password_gate_deadline(-1);
+	for (int i = 1; i < GATE_SLOTS; i++)
+		let_go(&h[i]);
+}
+
 /* A thread that holds a slot hashes in it, even when the others are all taken. */
 static void
 test_hashes_use_the_slot_held(void **state)
@@ -306,6 +328,7 @@ main(void)
 		cmocka_unit_test(test_gate_bounds_concurrency),
 		cmocka_unit_test(test_gate_enter_gives_up_at_the_deadline),
 		cmocka_unit_test(test_hashes_use_the_slot_held),
+		cmocka_unit_test(test_hash_gives_up_at_the_thread_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, gate_setup, gate_teardown);
