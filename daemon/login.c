@@ -2,9 +2,11 @@
  * login.c - the login dialogue (docs/PROTOCOL.md "Login").
  *
  * Runs in the client's thread, before it joins the room.  Password hashes
- * are computed here, outside every lock (ident.c and password.c see to the
- * gate that bounds how many run at once).  Password bytes are wiped from
- * the input buffer as soon as they were used, and never logged.
+ * are computed here, outside every lock, each in a slot of the gate that
+ * bounds how many run at once (password.c), taken by the login's deadline;
+ * a password check is first reserved with the throttle (throttle.c).
+ * Password bytes are wiped from the input buffer as soon as they were
+ * used, and never logged.
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "log.h"
 #include "login.h"
 #include "password.h"
+#include "room.h"
 #include "server.h"
 #include "throttle.h"
 #include "timefmt.h"
@@ -54,24 +57,44 @@ handle_name(struct login *lg, const char *line, size_t len)
 	return ask_password(lg, line);
 }
 
-/* A wrong password costs a delay, then a retry, until the attempts run out. */
+/* The whole login is bounded by login_timeout, whatever it waits for. */
 static int
-password_refused(struct login *lg)
+timed_out(struct login *lg)
+{
+	lg->why = PART_TIMEOUT;
+	snprintf(lg->text, sizeof(lg->text), "login took too long");
+	lg->done = true;
+	return 0;
+}
+
+static int
+shutting_down(struct login *lg)
+{
+	lg->why = PART_SHUTDOWN;
+	snprintf(lg->text, sizeof(lg->text), "%s", part_reason_text(PART_SHUTDOWN));
+	lg->done = true;
+	return 0;
+}
+
+/*
+ * A wrong password costs a delay, then a retry, until the attempts run out.
+ * A delay that would outlast the login ends it when the login's time is up.
+ */
+static int
+password_refused(struct login *lg, struct throttle_ticket *t)
 {
 	struct client *c = lg->c;
-
-	int64_t delay = throttle_failed(&c->addr, c->name, time_mono_ms(),
-					lg->s->login_fail_delay_ms, lg->s->login_fail_delay_max_ms);
+	int64_t delay = throttle_failed(t, time_mono_ms(), lg->s->login_fail_delay_ms,
+					lg->s->login_fail_delay_max_ms);
+	int64_t left = lg->deadline - time_mono_ms();
 
 	log_warning("login failed for %s from %s; next try in %lld ms", c->name, c->addr_str,
 		    (long long)delay);
 	lg->failures++;
-	if (!client_pause(c, (int)delay)) {
-		lg->why = PART_SHUTDOWN;
-		snprintf(lg->text, sizeof(lg->text), "%s", part_reason_text(PART_SHUTDOWN));
-		lg->done = true;
-		return 0;
-	}
+	if (!client_pause(c, (int)(delay < left ? delay : left > 0 ? left : 0)))
+		return shutting_down(lg);
+	if (delay >= left)
+		return timed_out(lg);
 	if (lg->failures >= lg->s->login_attempts) {
 		lg->why = PART_REFUSED;
 		snprintf(lg->text, sizeof(lg->text), "too many failed attempts");
@@ -81,24 +104,81 @@ password_refused(struct login *lg)
 	return client_reply_err(c, ERR_BAD_PASSWORD, "wrong password for %s", c->name);
 }
 
-/* Registers the name; false if someone else registered it meanwhile. */
-static bool
-register_name(struct login *lg, const char *pw, int *rc)
+/*
+ * Registers the name.  Losing a race for it to another registration is no
+ * wrong password: ERR 409, and the dialogue asks for a name again.  The
+ * hash waits for its slot only until the login's deadline (the slot is not
+ * held while the registration is written).
+ */
+static int
+register_name(struct login *lg, const char *pw)
 {
 	struct client *c = lg->c;
-	enum ident_result r = ident_register(c->srv->ident, c->name, pw, lg->s->hash_cost);
+	enum ident_result r;
 
-	*rc = 0;
-	if (r == IDENT_EXISTS)
-		return false;
+	password_gate_deadline(lg->deadline);
+	r = ident_register(c->srv->ident, c->name, pw, lg->s->hash_cost);
+	password_gate_deadline(-1);
 	if (r == IDENT_OK) {
+		throttle_registered(&c->addr, c->name, time_mono_ms());
 		log_notice("registered %s from %s", c->name, c->addr_str);
 		lg->registered = lg->ok = lg->done = true;
-	} else {
-		log_error("cannot register %s: %s", c->name, ident_result_str(r));
-		*rc = client_reply_err(c, ERR_INTERNAL, "registration could not be stored; try again");
+		return 0;
 	}
-	return true;
+	if (r == IDENT_EXISTS) {
+		log_info("%s was registered by someone else while %s chose a password", c->name,
+			 c->addr_str);
+		lg->have_name = false;
+		return client_reply_err(c, ERR_NAME_TAKEN, "%s was registered by someone else just "
+					"now; choose another name", c->name);
+	}
+	if (time_mono_ms() >= lg->deadline)
+		return timed_out(lg);	/* no hash slot in time */
+	log_error("cannot register %s: %s", c->name, ident_result_str(r));
+	return client_reply_err(c, ERR_INTERNAL, "registration could not be stored; try again");
+}
+
+/*
+ * Reserves the check of a password for c->name from c's address
+ * (throttle.h): true with *t held; false once the reply (ERR 429) or the
+ * end of the dialogue is settled, *rc saying how queueing the reply went.
+ */
+static bool
+reserve_check(struct login *lg, struct throttle_ticket *t, int *rc)
+{
+	struct client *c = lg->c;
+	int64_t wait;
+
+	*rc = 0;
+	for (;;) {
+		int64_t now = time_mono_ms();
+
+		switch (throttle_begin(t, &c->addr, c->name, now, &wait)) {
+		case THROTTLE_GO:
+			return true;
+		case THROTTLE_WAIT:
+			*rc = client_reply_err(c, ERR_TOO_MANY, "too many failed logins for %s; try "
+					       "again in %lld s", c->name, (long long)(wait + 999) / 1000);
+			return false;
+		case THROTTLE_FULL:
+			*rc = client_reply_err(c, ERR_TOO_MANY, "too many logins are being throttled; "
+					       "try again in 1 s");
+			return false;
+		case THROTTLE_CHECKING:
+			break;
+		}
+		/* Another check for the name or from the address runs: its outcome decides. */
+		if (now >= lg->deadline) {
+			*rc = timed_out(lg);
+			return false;
+		}
+		/* In steps of a second at most, to notice a shutdown. */
+		throttle_await(t, lg->deadline < now + 1000 ? lg->deadline : now + 1000);
+		if (room_closing(c->srv->room)) {
+			*rc = shutting_down(lg);
+			return false;
+		}
+	}
 }
 
 static int
@@ -107,36 +187,40 @@ handle_password(struct login *lg, const char *pw, size_t len)
 	struct client *c = lg->c;
 	char canonical[NAME_MAX_LEN + 1];
 	enum text_check tc = text_check(pw, len);
+	struct throttle_ticket t;
+	enum ident_result r;
+	int rc;
 
 	if (tc != TEXT_OK)
 		return client_reply_err(c, ERR_BAD_TEXT, "%s in password", text_check_str(tc));
 	if (len > PASSWORD_MAX_LEN)
 		return client_reply_err(c, ERR_BAD_REQUEST, "a password is at most %d bytes",
 					PASSWORD_MAX_LEN);
-	if (!lg->known) {
-		int rc;
+	if (!lg->known)
+		return register_name(lg, pw);
 
-		if (register_name(lg, pw, &rc))
-			return rc;
-		lg->known = true;	/* registered by someone else meanwhile: a login now */
+	/* Reserved before the hash: a guesser on many connections gets one check at a time. */
+	if (!reserve_check(lg, &t, &rc))
+		return rc;
+	/* The slot is held across the check, so running out of time is no wrong password. */
+	if (password_gate_enter(lg->deadline) != 0) {
+		throttle_abandon(&t);
+		return timed_out(lg);
 	}
-
-	/* Before the hash: a guesser on many connections at once waits all the same. */
-	int64_t wait = throttle_wait_ms(&c->addr, c->name, time_mono_ms());
-	if (wait > 0)
-		return client_reply_err(c, ERR_TOO_MANY, "too many failed logins for %s; try again "
-					"in %lld s", c->name, (long long)(wait + 999) / 1000);
-	switch (ident_verify(c->srv->ident, c->name, pw, lg->s->hash_cost, canonical)) {
+	r = ident_verify(c->srv->ident, c->name, pw, lg->s->hash_cost, canonical);
+	password_gate_leave();
+	switch (r) {
 	case IDENT_OK:
-		throttle_succeeded(c->name, time_mono_ms());
+		throttle_succeeded(&t, time_mono_ms());
 		snprintf(c->name, sizeof(c->name), "%s", canonical);
 		log_info("login %s from %s", c->name, c->addr_str);
 		lg->ok = lg->done = true;
 		return 0;
 	case IDENT_BAD_PASSWORD:
 	case IDENT_UNKNOWN:	/* deleted meanwhile */
-		return password_refused(lg);
+		return password_refused(lg, &t);
 	default:
+		throttle_abandon(&t);
 		return client_reply_err(c, ERR_INTERNAL, "cannot check the password now; try again");
 	}
 }
@@ -152,12 +236,10 @@ line_arrived(struct login *lg, enum client_read r)
 		client_reply_err(lg->c, ERR_TOO_LONG, "line too long");
 		return false;
 	case CLIENT_TIMEOUT:
-		lg->why = PART_TIMEOUT;
-		snprintf(lg->text, sizeof(lg->text), "login took too long");
+		timed_out(lg);
 		break;
 	case CLIENT_SHUTDOWN:
-		lg->why = PART_SHUTDOWN;
-		snprintf(lg->text, sizeof(lg->text), "%s", part_reason_text(PART_SHUTDOWN));
+		shutting_down(lg);
 		break;
 	case CLIENT_EOF:
 		lg->why = PART_LOST;
@@ -172,6 +254,13 @@ void
 login_start(struct login *lg, struct client *c)
 {
 	*lg = (struct login){ .c = c, .s = settings_get(), .why = PART_LOST };
+
+	/* From the accept on (connected_ms, wall clock), on the monotonic clock. */
+	int64_t timeout = (int64_t)lg->s->login_timeout * 1000;
+	int64_t since = c->connected_ms > 0 ? time_now_ms() - c->connected_ms : 0;
+
+	since = since < 0 ? 0 : since > timeout ? timeout : since;
+	lg->deadline = time_mono_ms() + timeout - since;
 }
 
 int
@@ -194,13 +283,12 @@ login_run(struct client *c, bool *registered, enum part_reason *why, char *text,
 	struct login lg;
 
 	login_start(&lg, c);
-	int64_t deadline = time_mono_ms() + (int64_t)lg.s->login_timeout * 1000;
 	int rc = client_reply(c, "HELLO %d chatd/%s %s", PROTO_VERSION, CHATD_VERSION, SERVER_GREETING);
 
 	while (rc == 0 && !lg.done) {
 		char *line = NULL;
 		size_t len = 0;
-		enum client_read r = client_read_line(c, deadline, &line, &len);
+		enum client_read r = client_read_line(c, lg.deadline, &line, &len);
 
 		rc = login_step(&lg, r, line, len);
 	}

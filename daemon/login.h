@@ -6,6 +6,7 @@
 #define CHATD_LOGIN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "client.h"
 #include "session.h"
@@ -25,6 +26,7 @@ struct login {
 	bool registered;	/* ... by this login */
 	bool ok;		/* logged in */
 	int failures;
+	int64_t deadline;	/* time_mono_ms(): login_timeout after the accept */
 	bool done;		/* the dialogue is over: ok, or why and text say why not */
 	enum part_reason why;
 	char text[128];

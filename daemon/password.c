@@ -5,22 +5,28 @@
  * The gate is a counting semaphore rather than a mutex-protected counter so
  * that a waiting client thread sleeps in the kernel and costs nothing but
  * its stack.  Without password_gate_init() hashes are not bounded, which
- * keeps tools and tests that never start a server simple.
+ * keeps tools and tests that never start a server simple.  A thread may
+ * hold a slot across several hashes (password_gate_enter(): a login waits
+ * for its slot no longer than its deadline); held counts that, per thread.
  */
 #include <crypt.h>
 #include <errno.h>
 #include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "password.h"
+#include "timefmt.h"
 
 #define COST_MIN 1
 #define COST_MAX 11
 
 static sem_t gate;
 static bool gate_ready;
+static _Thread_local unsigned held;	/* slots taken with password_gate_enter(), this thread */
+static _Thread_local int64_t deadline = -1;	/* password_gate_deadline(), this thread */
 
 int
 password_gate_init(int concurrency)
@@ -71,6 +77,67 @@ gate_leave(void)
 		sem_post(&gate);
 }
 
+/* sem_timedwait() wants the wall clock: deadline_ms from now, on it. */
+static struct timespec
+wall_deadline(int64_t deadline_ms)
+{
+	struct timespec ts;
+	int64_t left = deadline_ms - time_mono_ms();
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (left < 0)
+		left = 0;
+	ts.tv_sec += left / 1000;
+	ts.tv_nsec += (left % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
+/* A slot by deadline_ms (negative: no limit); 0, or -1 with errno ETIMEDOUT. */
+static int
+gate_enter_by(int64_t deadline_ms)
+{
+	if (!gate_ready)
+		return 0;
+	if (deadline_ms < 0) {
+		gate_enter();
+		return 0;
+	}
+	for (;;) {
+		struct timespec ts = wall_deadline(deadline_ms);
+
+		if (sem_timedwait(&gate, &ts) == 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;	/* ETIMEDOUT */
+	}
+}
+
+int
+password_gate_enter(int64_t deadline_ms)
+{
+	if (held == 0 && gate_enter_by(deadline_ms) != 0)
+		return -1;
+	held++;
+	return 0;
+}
+
+void
+password_gate_deadline(int64_t deadline_ms)
+{
+	deadline = deadline_ms;
+}
+
+void
+password_gate_leave(void)
+{
+	if (held > 0 && --held == 0)
+		gate_leave();
+}
+
 static bool
 password_acceptable(const char *pw)
 {
@@ -113,10 +180,14 @@ gated_crypt(const char *pw, const char *setting, char out[PASSWORD_HASH_MAX])
 	 * logins waiting for a slot would otherwise hold one each, and the
 	 * allocator keeps such peaks for good.
 	 */
-	gate_enter();
+	bool own = held == 0;	/* else this thread holds a slot already */
+
+	if (own && gate_enter_by(deadline) != 0)
+		return -1;
 	data = calloc(1, sizeof(*data));
 	if (data == NULL) {
-		gate_leave();
+		if (own)
+			gate_leave();
 		return -1;
 	}
 	res = crypt_r(pw, setting, data);
@@ -130,7 +201,8 @@ gated_crypt(const char *pw, const char *setting, char out[PASSWORD_HASH_MAX])
 	}
 	explicit_bzero(data, sizeof(*data));
 	free(data);
-	gate_leave();
+	if (own)
+		gate_leave();
 	return rc;
 }
 

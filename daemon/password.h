@@ -4,7 +4,9 @@
  * Hashing is slow and memory-hungry on purpose.  It runs in the client's
  * own thread and never under a lock others wait on; password_gate_*() bound
  * how many hashes run at once (about one per core), so a login flood costs
- * waiting, not memory.  struct crypt_data (32 KiB) lives on the heap, never
+ * waiting, not memory.  A login waits for a slot no longer than its
+ * deadline (password_gate_enter(), password_gate_deadline()), so that
+ * wait counts towards its login_timeout.  struct crypt_data (32 KiB) lives on the heap, never
  * on a client thread's small stack.  Passwords are never logged.
  */
 #ifndef CHATD_PASSWORD_H
@@ -12,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define PASSWORD_HASH_MAX 128		/* >= CRYPT_OUTPUT_SIZE is not needed for yescrypt */
 #define PASSWORD_MAX_LEN 256
@@ -19,6 +22,22 @@
 /* Sets how many hashes may run at once; 0 means one per online CPU. */
 int password_gate_init(int concurrency);
 void password_gate_destroy(void);
+
+/*
+ * Takes a hash slot for the calling thread, waiting at most until
+ * deadline_ms on the monotonic clock (time_mono_ms(); negative: no limit).
+ * The hashes this thread computes until password_gate_leave() use it
+ * instead of taking one each.  0, or -1 with errno ETIMEDOUT.
+ */
+int password_gate_enter(int64_t deadline_ms);
+void password_gate_leave(void);
+
+/*
+ * Hashes this thread computes without holding a slot wait for theirs at
+ * most until deadline_ms (negative, the default: no limit); one that
+ * cannot have it fails with errno ETIMEDOUT.
+ */
+void password_gate_deadline(int64_t deadline_ms);
 
 /* A new yescrypt hash of pw at cost (1..11); 0, or -1 with errno. */
 int password_hash(const char *pw, int cost, char out[PASSWORD_HASH_MAX]);

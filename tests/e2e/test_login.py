@@ -284,3 +284,21 @@ def test_parallel_guessing_is_refused_until_the_wait_is_over(chatd_factory):
     # Once it is over, the right password logs in (a guesser's ERR 429 cost it nothing).
     guessers[2].send_line("pw-bob")
     guessers[2].finish_login()
+
+
+def test_login_timeout_counts_the_delay_after_a_wrong_password(chatd_factory):
+    # The whole login, from the accept on, is bounded: a delay after a wrong password
+    # that would outlast it ends the login when its time is up.
+    d = chatd_factory(login_timeout=2, login_fail_delay_ms=20000,
+                      login_fail_delay_max_ms=20000)
+    d.login("slow", "right-one").close()
+    c = d.connect("slow")
+    start = time.monotonic()
+    c.expect_hello()
+    c.send_line("slow")
+    c.expect("PASS", "known")
+    c.send_line("wrong-one")
+    lines = c.read_until_closed(timeout=6)
+    elapsed = time.monotonic() - start
+    assert [line.raw for line in lines] == ["BYE timeout login took too long"], lines
+    assert 1.8 <= elapsed <= 2 + scaled(2), elapsed

@@ -6,7 +6,9 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 
 #include "crypt_probe.h"
 #include "password.h"
+#include "timefmt.h"
 
 #define GATE_THREADS 8
 #define GATE_SLOTS 2
@@ -207,6 +210,107 @@ test_gate_bounds_concurrency(void **state)
 	assert_int_equal(probe_max_inside(), GATE_SLOTS);
 }
 
+/* A thread that holds a gate slot until told to let go. */
+struct holder {
+	pthread_t tid;
+	atomic_int state;	/* 0 starting, 1 holding, 2 let go */
+};
+
+static void *
+hold_slot(void *arg)
+{
+	struct holder *h = arg;
+	struct timespec ms = { .tv_nsec = 1000000 };
+
+	assert_int_equal(password_gate_enter(-1), 0);
+	atomic_store(&h->state, 1);
+	while (atomic_load(&h->state) != 2)
+		nanosleep(&ms, NULL);
+	password_gate_leave();
+	return NULL;
+}
+
+/* Starts n holders and waits until each holds its slot. */
+static void
+hold_slots(struct holder *h, int n)
+{
+	struct timespec ms = { .tv_nsec = 1000000 };
+
+	for (int i = 0; i < n; i++) {
+		atomic_store(&h[i].state, 0);
+		assert_int_equal(pthread_create(&h[i].tid, NULL, hold_slot, &h[i]), 0);
+		while (atomic_load(&h[i].state) != 1)
+			nanosleep(&ms, NULL);
+	}
+}
+
+static void
+let_go(struct holder *h)
+{
+	atomic_store(&h->state, 2);
+	assert_int_equal(pthread_join(h->tid, NULL), 0);
+}
+
+/* Issue 13 item 12: the wait for a hash slot ends at the login's deadline. */
+static void
+test_gate_enter_gives_up_at_the_deadline(void **state)
+{
+	struct holder h[GATE_SLOTS];
+	int64_t start;
+
+	hold_slots(h, GATE_SLOTS);
+	start = time_mono_ms();
+	errno = 0;
+	assert_int_equal(password_gate_enter(start + 100), -1);
+	assert_int_equal(errno, ETIMEDOUT);
+	assert_true(time_mono_ms() - start >= 100);
+	assert_true(time_mono_ms() - start < 5000);
+	/* A deadline already past gives up at once. */
+	assert_int_equal(password_gate_enter(start - 1), -1);
+	for (int i = 0; i < GATE_SLOTS; i++)
+		let_go(&h[i]);
+	assert_int_equal(password_gate_enter(time_mono_ms() + 1000), 0);
+	password_gate_leave();
+}
+
+/* A hash outside a held slot gives up at the thread's deadline. */
+static void
+test_hash_gives_up_at_the_thread_deadline(void **state)
+{
+	struct holder h[GATE_SLOTS];
+	char hash[PASSWORD_HASH_MAX];
+	int64_t start;
+
+	hold_slots(h, GATE_SLOTS);
+	start = time_mono_ms();
+	password_gate_deadline(start + 100);
+	errno = 0;
+	assert_int_equal(password_hash("pw", 1, hash), -1);
+	assert_int_equal(errno, ETIMEDOUT);
+	assert_true(time_mono_ms() - start >= 100);
+	let_go(&h[0]);
+	assert_int_equal(password_hash("pw", 1, hash), 0);
+	password_gate_deadline(-1);
+	for (int i = 1; i < GATE_SLOTS; i++)
+		let_go(&h[i]);
+}
+
+/* A thread that holds a slot hashes in it, even when the others are all taken. */
+static void
+test_hashes_use_the_slot_held(void **state)
+{
+	struct holder h[GATE_SLOTS - 1];
+	char hash[PASSWORD_HASH_MAX];
+
+	hold_slots(h, GATE_SLOTS - 1);
+	assert_int_equal(password_gate_enter(time_mono_ms() + 1000), 0);
+	assert_int_equal(password_hash("pw", 1, hash), 0);
+	assert_true(password_check("pw", hash));
+	password_gate_leave();
+	for (int i = 0; i < GATE_SLOTS - 1; i++)
+		let_go(&h[i]);
+}
+
 int
 main(void)
 {
@@ -222,6 +326,9 @@ main(void)
 		cmocka_unit_test(test_needs_rehash_other_schemes),
 		cmocka_unit_test(test_gate_init_errors),
 		cmocka_unit_test(test_gate_bounds_concurrency),
+		cmocka_unit_test(test_gate_enter_gives_up_at_the_deadline),
+		cmocka_unit_test(test_hashes_use_the_slot_held),
+		cmocka_unit_test(test_hash_gives_up_at_the_thread_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, gate_setup, gate_teardown);
