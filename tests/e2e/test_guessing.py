@@ -38,7 +38,9 @@ def guess_at_once(conns):
 
 def test_parallel_connections_get_one_check_at_a_time(chatd_factory):
     # The shipped hash cost: the ~20 ms a hash takes was the gap guesses slipped through.
-    chatd = chatd_factory(hash_cost=5, login_fail_delay_ms=2000, login_fail_delay_max_ms=2000)
+    # Logins from one address are let through beyond the shipped max_logins_per_address (8).
+    chatd = chatd_factory(hash_cost=5, login_fail_delay_ms=2000, login_fail_delay_max_ms=2000,
+                          max_logins_per_address=32)
     chatd.login("bob").close()
     codes = guess_at_once(guessers(chatd, "bob", ["127.0.0.1"] * 16))
     # One password was checked (and got ERR 401 after the delay); the rest waited for
@@ -89,7 +91,8 @@ def test_guessing_rate_under_attack_with_the_owner_online(chatd_factory):
 
 
 def test_losers_of_a_registration_race_are_told_the_name_was_taken(chatd_factory):
-    chatd = chatd_factory(hash_cost=5, login_fail_delay_ms=20000, login_fail_delay_max_ms=20000)
+    chatd = chatd_factory(hash_cost=5, login_fail_delay_ms=20000, login_fail_delay_max_ms=20000,
+                          max_logins_per_address=32)
     chatd.login("other", "other-pw").close()
     racers = []
     for i in range(12):
