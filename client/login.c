@@ -116,6 +116,13 @@ static enum login_event on_name_reply(struct login *l, const struct srv_line *li
 static enum login_event on_password_reply(struct login *l, const struct srv_line *line)
 {
 	switch (srv_err_code(line)) {
+	case ERR_NAME_TAKEN:	/* another registration of the name won the race */
+		l->name_taken = true;
+		return fail(l, CHAT_EXIT_LOGIN, line, "'%s' was registered by someone else just "
+			    "now; choose another name", l->name);
+	case ERR_UNAVAILABLE:	/* full after the password: as when full at HELLO, later */
+		l->retry = true;
+		return fail(l, CHAT_EXIT_CONNECT, line, "the server cannot take the connection now");
 	case ERR_BAD_PASSWORD:
 		if (l->may_ask) {
 			l->wrong_password = true;

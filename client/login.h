@@ -39,6 +39,7 @@ struct login {
 	bool is_new;		/* PASS new: the name will be registered */
 	bool wrong_password;	/* the last password given was wrong */
 	bool retry;		/* failed for a reason a new connection may not have */
+	bool name_taken;	/* ERR 409: a new name was registered by another just now */
 	char user[NAME_MAX_LEN + 1];	/* the registered spelling, from WELCOME */
 	int exit_code;
 	char message[600];

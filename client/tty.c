@@ -359,11 +359,32 @@ static int first_login(struct tty *t)
 		if (rc == 0)
 			return 0;
 		conn_close(&t->conn);
+		if (rc > 0 && t->login.name_taken && t->o->name == NULL) {
+			/* ERR 409: the name was asked for, so ask for another (and its password). */
+			free(t->name);
+			if (ask_name(t) < 0)
+				return CHAT_EXIT_USAGE;
+			snprintf(t->r.self, sizeof(t->r.self), "%s", t->name);
+			if (t->o->password == NULL) {
+				secret_free(t->password);
+				t->password = NULL;
+			}
+			attempt = 0;
+			continue;
+		}
 		if (rc > 0)
 			return rc;
 		if (attempt == LOGIN_TRIES) {
 			fprintf(stderr, "chat: %s\n", t->login.message);
 			return t->login.exit_code ? t->login.exit_code : CHAT_EXIT_LOST;
+		}
+		if (t->login.exit_code == CHAT_EXIT_CONNECT) {
+			/* Full after the password (ERR 503): not at once, but 1-2 s, then 2-3 s later. */
+			int delay = 1000 * attempt + (int)(random() % 1000);
+
+			fprintf(stderr, "chat: %s; trying again in %.1f s\n", t->login.message,
+				delay / 1000.0);
+			poll(NULL, 0, delay);
 		}
 	}
 }
