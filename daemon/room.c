@@ -786,17 +786,6 @@ room_leave(struct room *r, struct client *c, enum part_reason why, const char *t
 	room_unlock_and_wake(r);
 }
 
-bool
-room_evict(struct room *r, const char *name, enum part_reason why, const char *text)
-{
-	pthread_mutex_lock(&r->lock);
-	struct client *c = member_find_locked(r, name);
-	if (c != NULL)
-		evict_locked(r, c, why, text);
-	room_unlock_and_wake(r);
-	return c != NULL;
-}
-
 /* ---- connections ---- */
 
 void
@@ -856,38 +845,6 @@ room_lock_probe(struct room *r, int timeout_ms)
 	return true;
 }
 
-size_t
-room_member_count(struct room *r)
-{
-	pthread_mutex_lock(&r->lock);
-	size_t n = r->n_members;
-	pthread_mutex_unlock(&r->lock);
-	return n;
-}
-
-/* Copies under the lock, so the caller formats without holding it. */
-int
-room_members_snapshot(struct room *r, struct room_member_info **out, size_t *n)
-{
-	pthread_mutex_lock(&r->lock);
-	struct room_member_info *info = calloc(r->n_members + 1, sizeof(*info));
-	if (info == NULL) {
-		pthread_mutex_unlock(&r->lock);
-		return -1;
-	}
-	for (size_t i = 0; i < r->n_members; i++) {
-		const struct client *c = r->members[i];
-
-		memcpy(info[i].name, c->name, sizeof(info[i].name));
-		memcpy(info[i].addr, c->addr_str, sizeof(info[i].addr));
-		info[i].joined_ms = c->room.joined_ms;
-	}
-	*n = r->n_members;
-	pthread_mutex_unlock(&r->lock);
-	*out = info;
-	return 0;
-}
-
 bool
 room_closing(struct room *r)
 {
@@ -926,21 +883,6 @@ room_shutdown(struct room *r)
 }
 
 /* ---- delivery ---- */
-
-int
-room_notice(struct room *r, const char *text)
-{
-	char now[TIME_RFC3339_LEN + 1];
-
-	time_format_ms(now, time_now_ms());
-	struct line *l = line_printf("NOTICE %s %s\n", now, text);
-	if (l == NULL)
-		return -1;
-	pthread_mutex_lock(&r->lock);
-	ring_push_event_locked(r, l, 0);
-	room_unlock_and_wake(r);
-	return 0;
-}
 
 int
 room_send_private(struct room *r, const char *to, struct line *l)

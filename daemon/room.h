@@ -59,9 +59,6 @@ int room_join(struct room *r, struct client *c, uint64_t *last_msg_id, struct li
 /* c leaves of its own accord or by accident; others see PART. */
 void room_leave(struct room *r, struct client *c, enum part_reason why, const char *text);
 
-/* Take the member called name out of the room: it gets BYE, others PART. */
-bool room_evict(struct room *r, const char *name, enum part_reason why, const char *text);
-
 /*
  * Copy what c has not received yet into its outq, at most a batch.
  * Returns 1 if more is waiting, 0 when c is caught up, or -1 when c must
@@ -115,9 +112,6 @@ void room_backlog_limits(struct room *r, size_t *msgs, size_t *bytes);
  */
 bool room_backed_up(struct room *r);
 
-/* A server notice to everyone. */
-int room_notice(struct room *r, const char *text);
-
 /* A private message; -1 if to is not online. */
 int room_send_private(struct room *r, const char *to, struct line *l);
 
@@ -129,25 +123,21 @@ bool room_closing(struct room *r);
 /* Can the room lock be taken within timeout_ms?  The watchdog's health check. */
 bool room_lock_probe(struct room *r, int timeout_ms);
 
-/* Logged-in members now. */
-size_t room_member_count(struct room *r);
-
 struct room_member_info {
 	char name[NAME_MAX_LEN + 1];
 	char addr[ADDR_STR_MAX];
 	int64_t joined_ms;		/* wall clock */
 };
 
-/* A copy of the member list, in name order (*out to be freed); -1 if out of memory. */
-int room_members_snapshot(struct room *r, struct room_member_info **out, size_t *n);
-
 /*
  * For the control thread, which must never block on the room lock: each
  * takes the lock within timeout_ms (0: only tries) or returns -1 with
  * errno ETIMEDOUT having done nothing.  room_counts_within: members online
- * and connections.  room_evict_within: 1 evicted, 0 not online.
- * room_notice_within: *members, those online it went to (-1 ENOMEM too).
- * room_members_snapshot_within: as room_members_snapshot (-1 ENOMEM too).
+ * and connections.  room_evict_within: takes the member called name out
+ * of the room (it gets BYE, others PART): 1 evicted, 0 not online.
+ * room_notice_within: a server notice to everyone, *members those online
+ * it went to (-1 ENOMEM too).  room_members_snapshot_within: a copy of the
+ * member list, in name order (*out to be freed; -1 ENOMEM too).
  */
 int room_counts_within(struct room *r, int timeout_ms, size_t *members, size_t *conns);
 int room_evict_within(struct room *r, int timeout_ms, const char *name, enum part_reason why,
