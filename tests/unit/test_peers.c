@@ -16,29 +16,13 @@
 #include <cmocka.h>
 
 #include "peers.h"
+#include "test_addr.h"
 
 struct conn {
 	struct sockaddr_storage addr;
 	int fd;		/* chatd's end */
 	int peer;	/* the client's end */
 };
-
-static struct sockaddr_storage
-addr(const char *text)
-{
-	struct sockaddr_storage ss;
-	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-	} else {
-		assert_int_equal(inet_pton(AF_INET6, text, &in6->sin6_addr), 1);
-		in6->sin6_family = AF_INET6;
-	}
-	return ss;
-}
 
 static const struct peers_limits lim = {
 	.max_clients = 3, .max_clients_per_address = 4, .max_logins = 4,
@@ -52,7 +36,7 @@ admit(struct conn *c, const char *text, char *why, size_t whylen)
 	int sv[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	c->addr = addr(text);
+	c->addr = test_addr(text);
 	c->fd = sv[0];
 	c->peer = sv[1];
 	if (peers_admit(&c->addr, c->fd, &lim, why, whylen))

@@ -16,28 +16,12 @@
 
 #include <cmocka.h>
 
+#include "test_addr.h"
 #include "throttle.h"
 #include "timefmt.h"
 
 #define BASE 1000
 #define MAX 30000
-
-static struct sockaddr_storage
-addr(const char *text)
-{
-	struct sockaddr_storage ss;
-	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-	} else {
-		assert_int_equal(inet_pton(AF_INET6, text, &in6->sin6_addr), 1);
-		in6->sin6_family = AF_INET6;
-	}
-	return ss;
-}
 
 /* A wrong password for name from a at now: the delay; -1 if it was not checked. */
 static int64_t
@@ -100,7 +84,7 @@ setup(void **state)
 static void
 test_delays_double_up_to_the_cap(void **state)
 {
-	struct sockaddr_storage a = addr("192.0.2.1");
+	struct sockaddr_storage a = test_addr("192.0.2.1");
 	int64_t now = 1000000, expect = BASE;
 
 	assert_int_equal(wait_for(&a, "bob", now), 0);
@@ -119,7 +103,7 @@ test_delays_double_up_to_the_cap(void **state)
 static void
 test_by_name_from_any_address(void **state)
 {
-	struct sockaddr_storage a = addr("192.0.2.1"), b = addr("198.51.100.7");
+	struct sockaddr_storage a = test_addr("192.0.2.1"), b = test_addr("198.51.100.7");
 	int64_t now = 5000000;
 
 	fail_at(&a, "Bob", now);
@@ -128,14 +112,14 @@ test_by_name_from_any_address(void **state)
 	/* The failures add up across addresses. */
 	assert_int_equal(fail_at(&b, "bob", now + BASE), 2 * BASE);
 	/* Another name from a third address is free. */
-	struct sockaddr_storage c = addr("203.0.113.9");
+	struct sockaddr_storage c = test_addr("203.0.113.9");
 	assert_int_equal(wait_for(&c, "carol", now + BASE), 0);
 }
 
 static void
 test_by_address_for_any_name(void **state)
 {
-	struct sockaddr_storage a = addr("192.0.2.1");
+	struct sockaddr_storage a = test_addr("192.0.2.1");
 	int64_t now = 5000000;
 
 	fail_at(&a, "n1", now);
@@ -148,15 +132,15 @@ test_by_address_for_any_name(void **state)
 static void
 test_ipv6_counts_by_64(void **state)
 {
-	struct sockaddr_storage a = addr("2001:db8:1:2::1"), b = addr("2001:db8:1:2:ffff::9");
-	struct sockaddr_storage other = addr("2001:db8:1:3::1");
+	struct sockaddr_storage a = test_addr("2001:db8:1:2::1"), b = test_addr("2001:db8:1:2:ffff::9");
+	struct sockaddr_storage other = test_addr("2001:db8:1:3::1");
 	int64_t now = 7000000;
 
 	fail_at(&a, "x", now);
 	assert_int_equal(wait_for(&b, "y", now), BASE);
 	assert_int_equal(wait_for(&other, "y", now), 0);
 	/* IPv4 through an IPv6 socket is the IPv4 address it is. */
-	struct sockaddr_storage mapped = addr("::ffff:192.0.2.50"), v4 = addr("192.0.2.50");
+	struct sockaddr_storage mapped = test_addr("::ffff:192.0.2.50"), v4 = test_addr("192.0.2.50");
 	fail_at(&mapped, "z", now);
 	assert_int_equal(wait_for(&v4, "w", now), BASE);
 }
@@ -164,7 +148,7 @@ test_ipv6_counts_by_64(void **state)
 static void
 test_window_forgets(void **state)
 {
-	struct sockaddr_storage a = addr("192.0.2.1");
+	struct sockaddr_storage a = test_addr("192.0.2.1");
 	int64_t now = 11000000;
 
 	for (int i = 0; i < 5; i++)
@@ -178,8 +162,8 @@ test_window_forgets(void **state)
 static void
 test_a_check_holds_back_others_for_the_name_and_the_address(void **state)
 {
-	struct sockaddr_storage a = addr("192.0.2.1"), b = addr("198.51.100.7");
-	struct sockaddr_storage c = addr("203.0.113.9");
+	struct sockaddr_storage a = test_addr("192.0.2.1"), b = test_addr("198.51.100.7");
+	struct sockaddr_storage c = test_addr("203.0.113.9");
 	struct throttle_ticket first, t;
 	int64_t now = 15000000, wait;
 
@@ -199,7 +183,7 @@ test_a_check_holds_back_others_for_the_name_and_the_address(void **state)
 static void
 test_abandon_counts_nothing(void **state)
 {
-	struct sockaddr_storage a = addr("192.0.2.1");
+	struct sockaddr_storage a = test_addr("192.0.2.1");
 	struct throttle_ticket t;
 	int64_t now = 17000000, wait;
 
@@ -230,7 +214,7 @@ end_later(void *arg)
 static void
 test_await_returns_when_the_check_ends(void **state)
 {
-	struct sockaddr_storage a = addr("192.0.2.1");
+	struct sockaddr_storage a = test_addr("192.0.2.1");
 	struct ender e = { .started = false };
 	struct throttle_ticket t;
 	int64_t wait, start = time_mono_ms();
@@ -256,9 +240,9 @@ test_await_returns_when_the_check_ends(void **state)
 static void
 test_a_known_address_skips_the_name_delay(void **state)
 {
-	struct sockaddr_storage home = addr("192.0.2.1"), home6 = addr("2001:db8:1:2::1");
-	struct sockaddr_storage home6b = addr("2001:db8:1:2::77"), guesser = addr("198.51.100.7");
-	struct sockaddr_storage stranger = addr("203.0.113.9");
+	struct sockaddr_storage home = test_addr("192.0.2.1"), home6 = test_addr("2001:db8:1:2::1");
+	struct sockaddr_storage home6b = test_addr("2001:db8:1:2::77"), guesser = test_addr("198.51.100.7");
+	struct sockaddr_storage stranger = test_addr("203.0.113.9");
 	struct throttle_ticket held;
 	int64_t now = 19000000, wait;
 
@@ -291,13 +275,13 @@ test_a_known_address_skips_the_name_delay(void **state)
 static void
 test_a_name_remembers_its_latest_addresses(void **state)
 {
-	struct sockaddr_storage places[THROTTLE_KNOWN + 1], guesser = addr("198.51.100.7");
+	struct sockaddr_storage places[THROTTLE_KNOWN + 1], guesser = test_addr("198.51.100.7");
 	char text[32];
 	int64_t now = 21000000;
 
 	for (int i = 0; i <= THROTTLE_KNOWN; i++) {
 		snprintf(text, sizeof(text), "192.0.2.%d", i + 1);
-		places[i] = addr(text);
+		places[i] = test_addr(text);
 		succeed(&places[i], "bob", now + i);
 	}
 	now += fail_at(&guesser, "bob", now + 100) + 100;
@@ -312,7 +296,7 @@ test_a_name_remembers_its_latest_addresses(void **state)
 static void
 test_a_waiting_entry_is_never_evicted(void **state)
 {
-	struct sockaddr_storage victim_guesser = addr("192.0.2.1"), fresh = addr("192.0.2.200");
+	struct sockaddr_storage victim_guesser = test_addr("192.0.2.1"), fresh = test_addr("192.0.2.200");
 	int64_t now = 23000000, max = 600000, d;
 	char text[32], name[32];
 
@@ -325,12 +309,12 @@ test_a_waiting_entry_is_never_evicted(void **state)
 
 		snprintf(text, sizeof(text), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
 		snprintf(name, sizeof(name), "flood%d", i);
-		a = addr(text);
+		a = test_addr(text);
 		fail_at(&a, name, now + i);
 	}
 	assert_int_equal(wait_for(&fresh, "victim", now + 100000), max - 100000);
 	/* The newest still count. */
-	struct sockaddr_storage last = addr(text);
+	struct sockaddr_storage last = test_addr(text);
 	assert_int_equal(wait_for(&last, "someone", now + 99999), BASE);
 }
 
@@ -338,7 +322,7 @@ test_a_waiting_entry_is_never_evicted(void **state)
 static void
 test_a_full_table_refuses_new_tries(void **state)
 {
-	struct sockaddr_storage victim_guesser = addr("192.0.2.1"), fresh = addr("192.0.2.200");
+	struct sockaddr_storage victim_guesser = test_addr("192.0.2.1"), fresh = test_addr("192.0.2.200");
 	int64_t now = 25000000, wait;
 	int full = 0, i;
 	char text[32], name[32];
@@ -350,7 +334,7 @@ test_a_full_table_refuses_new_tries(void **state)
 
 		snprintf(text, sizeof(text), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
 		snprintf(name, sizeof(name), "flood%d", i);
-		a = addr(text);
+		a = test_addr(text);
 		if (throttle_begin(&t, &a, name, now, &wait) == THROTTLE_FULL)
 			full++;
 		else
@@ -359,7 +343,7 @@ test_a_full_table_refuses_new_tries(void **state)
 	assert_int_equal(full, 1);
 	assert_int_equal(wait_for(&fresh, "victim", now), BASE);
 	/* Once the delays are over, the slots are free for new tries again. */
-	struct sockaddr_storage a = addr(text);
+	struct sockaddr_storage a = test_addr(text);
 	assert_int_equal(wait_for(&a, name, now + BASE), 0);
 }
 
