@@ -417,9 +417,14 @@ split_entry(char *s)
 	return hash;
 }
 
-/* A base line "NAME:HASH" (NUL-terminated, no LF).  -1 when out of memory. */
+/*
+ * A base line "NAME:HASH" or a record "+NAME:HASH" (after its '+'), NUL-
+ * terminated, no LF.  A record sets NAME's hash, in this spelling,
+ * registered before or not; a base line repeating a name is skipped.  -1
+ * when out of memory.
+ */
 static int
-load_entry(struct ident *id, char *line, size_t len, int lineno)
+load_entry(struct ident *id, char *line, size_t len, int lineno, bool record)
 {
 	const char *problem = entry_problem(line, len);
 	struct entry *e;
@@ -429,36 +434,16 @@ load_entry(struct ident *id, char *line, size_t len, int lineno)
 	if (problem != NULL)
 		return skip_line(id, lineno, problem);
 	hash = split_entry(line);
-	if (table_find(id, line, &pos) != NULL)
+	e = table_find(id, line, &pos);
+	if (e != NULL && !record)
 		return skip_line(id, lineno, "name already registered on an earlier line");
-	e = entry_new(id, line, hash);
-	if (e == NULL || table_insert(id, e, pos) != 0) {
-		free(e);
-		return -1;
-	}
-	return 0;
-}
-
-/* A record "+NAME:HASH": NAME has HASH now, in this spelling, registered before or not. */
-static int
-load_set(struct ident *id, char *rec, size_t len, int lineno)
-{
-	const char *problem = entry_problem(rec, len);
-	struct entry *e;
-	char *hash;
-	size_t pos;
-
-	if (problem != NULL)
-		return skip_line(id, lineno, problem);
-	hash = split_entry(rec);
-	e = table_find(id, rec, &pos);
 	if (e != NULL) {
-		strcpy(e->name, rec);
+		strcpy(e->name, line);
 		strcpy(e->hash, hash);
 		e->born = e->changed = ++id->gen;
 		return 0;
 	}
-	e = entry_new(id, rec, hash);
+	e = entry_new(id, line, hash);
 	if (e == NULL || table_insert(id, e, pos) != 0) {
 		free(e);
 		return -1;
@@ -497,10 +482,10 @@ load_line(struct ident *id, char *line, size_t len, struct load_state *ls)
 	}
 	line[--len] = '\0';
 	if (len > 0 && line[0] == '+')
-		return load_set(id, line + 1, len - 1, ls->lineno);
+		return load_entry(id, line + 1, len - 1, ls->lineno, true);
 	if (len > 0 && line[0] == '-')
 		return load_delete(id, line + 1, len - 1, ls->lineno);
-	return load_entry(id, line, len, ls->lineno);
+	return load_entry(id, line, len, ls->lineno, false);
 }
 
 /*
