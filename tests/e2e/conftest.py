@@ -370,6 +370,16 @@ def admin_users():
         subprocess.run(["groupdel", group], capture_output=True, timeout=60)
 
 
+@pytest.fixture
+def shared_dir():
+    """A directory under /tmp every user can reach (pytest's own are root's
+    alone), for a chatd that drops root to one of admin_users."""
+    path = tempfile.mkdtemp(prefix="chatd-shared-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def pytest_sessionstart(session):
     if not os.access(CHATD_BIN, os.X_OK):
         raise pytest.UsageError(f"chatd binary {CHATD_BIN} not found; build it or set CHATD_BIN")

@@ -6,11 +6,9 @@ configured user.
 
 import os
 import pwd
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 
 import pytest
 
@@ -121,15 +119,6 @@ def test_daemon_failure_reaches_the_caller(detached):
         blocker.close()
     assert proc.returncode == 1
     assert "Address already in use" in proc.stderr
-
-
-@pytest.fixture
-def shared_dir():
-    """A directory under /tmp every user can reach (pytest's own are root's alone)."""
-    path = tempfile.mkdtemp(prefix="chatd-drop-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_root_drops_to_the_configured_user(chatd_factory, admin_users, shared_dir):

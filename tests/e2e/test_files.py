@@ -8,9 +8,7 @@ their modes at start-up.  The tests run as root, as an init script would.
 
 import os
 import pwd
-import shutil
 import stat
-import tempfile
 
 import pytest
 
@@ -150,15 +148,6 @@ def test_ident_file_mode_0600_at_start(chatd_factory):
     assert mode(d.ident_path) == 0o600
     assert mode(d.state_dir / "ident.lock") == 0o600
     assert mode(d.state_dir / "history.lock") == 0o600
-
-
-@pytest.fixture
-def shared_dir():
-    """A directory under /tmp every user can reach (pytest's own are root's alone)."""
-    path = tempfile.mkdtemp(prefix="chatd-files-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_root_gives_what_it_creates_to_the_user(chatd_factory, admin_users, shared_dir):
