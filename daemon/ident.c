@@ -7,8 +7,10 @@
  * file is rewritten whole and atomically (a compaction) when the records
  * outgrow the base, at startup when it holds records or a torn tail, when
  * it is not as chatd last left it, and to clear it.  Called from the login
- * threads, the admin thread and logged-in clients' commands, all under the
- * one lock.
+ * threads, the control thread and its admin workers, and logged-in
+ * clients' commands: the table and the file under the one lock (id->lock),
+ * the changes waiting for the next batch under the queue lock, which is
+ * never held together with it.
  *
  * Every change is made in memory first, then written; if the write fails
  * the change is undone (an append is cut back off the file), so memory and

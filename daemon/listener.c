@@ -2,9 +2,12 @@
  * listener.c - listening sockets and the accept thread (see listener.h).
  *
  * The listener thread owns the listening sockets while it runs; the
- * control thread talks to it only through wake_fd (an eventfd) and joins
- * it.  Accepted sockets go straight to a new client thread, which owns
- * them from then on.
+ * control thread talks to it only through wake_fd (stop) and ping_fd (the
+ * watchdog's health check), two eventfds, and joins it.  An accepted
+ * socket is refused (ERR 503) if its descriptor falls in the reserve
+ * (FD_RESERVE) or the connection limits say no (peers_admit(), which may
+ * shut down another address's oldest login); otherwise it goes to a new
+ * client thread, which owns it from then on.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -9,7 +9,9 @@
  * ring_cap is sized from the send queue limit and the shortest possible
  * event line, so a member that keeps collecting is never overrun.
  *
- * Everything below is guarded by r->lock; see room.h for the locking rules.
+ * Everything below is guarded by r->lock, but for the count of backed-up
+ * members (an atomic that senders read without it); see room.h for the
+ * locking rules.
  */
 #include <errno.h>
 #include <pthread.h>
