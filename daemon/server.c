@@ -263,7 +263,8 @@ drop_root(const struct settings *s, const struct privdrop *pd)
 
 /*
  * Every client costs FDS_PER_CLIENT descriptors; the soft limit is raised
- * to the hard one, and as root the hard one too when max_clients needs it.
+ * to the hard one, and as root the hard one too when max_clients and
+ * max_logins need it.
  */
 static void
 raise_fd_limit(const struct settings *s)
