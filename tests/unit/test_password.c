@@ -6,9 +6,8 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
+#include <semaphore.h>
 #include <string.h>
-#include <time.h>
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -213,19 +212,19 @@ test_gate_bounds_concurrency(void **state)
 /* A thread that holds a gate slot until told to let go. */
 struct holder {
 	pthread_t tid;
-	atomic_int state;	/* 0 starting, 1 holding, 2 let go */
+	sem_t holding;		/* posted once it holds its slot */
+	sem_t go;		/* posted to make it let go */
 };
 
 static void *
 hold_slot(void *arg)
 {
 	struct holder *h = arg;
-	struct timespec ms = { .tv_nsec = 1000000 };
 
 	assert_int_equal(password_gate_enter(-1), 0);
-	atomic_store(&h->state, 1);
-	while (atomic_load(&h->state) != 2)
-		nanosleep(&ms, NULL);
+	sem_post(&h->holding);
+	while (sem_wait(&h->go) != 0)
+		;
 	password_gate_leave();
 	return NULL;
 }
@@ -234,21 +233,22 @@ hold_slot(void *arg)
 static void
 hold_slots(struct holder *h, int n)
 {
-	struct timespec ms = { .tv_nsec = 1000000 };
-
 	for (int i = 0; i < n; i++) {
-		atomic_store(&h[i].state, 0);
+		assert_int_equal(sem_init(&h[i].holding, 0, 0), 0);
+		assert_int_equal(sem_init(&h[i].go, 0, 0), 0);
 		assert_int_equal(pthread_create(&h[i].tid, NULL, hold_slot, &h[i]), 0);
-		while (atomic_load(&h[i].state) != 1)
-			nanosleep(&ms, NULL);
+		while (sem_wait(&h[i].holding) != 0)
+			;
 	}
 }
 
 static void
 let_go(struct holder *h)
 {
-	atomic_store(&h->state, 2);
+	sem_post(&h->go);
 	assert_int_equal(pthread_join(h->tid, NULL), 0);
+	sem_destroy(&h->holding);
+	sem_destroy(&h->go);
 }
 
 /* Issue 13 item 12: the wait for a hash slot ends at the login's deadline. */
