@@ -837,17 +837,6 @@ room_connections(struct room *r)
 }
 
 bool
-room_lock_probe(struct room *r, int timeout_ms)
-{
-	struct timespec until = time_after_ms(CLOCK_REALTIME, timeout_ms);
-
-	if (pthread_mutex_timedlock(&r->lock, &until) != 0)
-		return false;
-	pthread_mutex_unlock(&r->lock);
-	return true;
-}
-
-bool
 room_closing(struct room *r)
 {
 	pthread_mutex_lock(&r->lock);
@@ -1111,6 +1100,15 @@ lock_within(struct room *r, int timeout_ms)
 		errno = ETIMEDOUT;
 		return false;
 	}
+	return true;
+}
+
+bool
+room_lock_probe(struct room *r, int timeout_ms)
+{
+	if (!lock_within(r, timeout_ms))
+		return false;
+	pthread_mutex_unlock(&r->lock);
 	return true;
 }
 

@@ -120,7 +120,10 @@ struct line *room_users_line(struct room *r, unsigned page);
 
 bool room_closing(struct room *r);
 
-/* Can the room lock be taken within timeout_ms?  The watchdog's health check. */
+/*
+ * Can the room lock be taken within timeout_ms?  The watchdog's health
+ * check, pause, resume and shutdown.
+ */
 bool room_lock_probe(struct room *r, int timeout_ms);
 
 struct room_member_info {
