@@ -314,8 +314,8 @@ static void publish_queued(struct history *h)
 	publish_entries(h, &h->batch);
 }
 
-/* Lock held; e is in the backlog (queued or in the batch). */
-static void refuse(struct history *h, struct history_entry *e)
+/* Lock held; e is in the backlog (queued or in the batch): it becomes a failed entry (ERR 507). */
+static void fail_entry(struct history *h, struct history_entry *e)
 {
 	if (e->body)
 		backlog_sub(&h->backlog_bytes, e->body->len);
@@ -325,10 +325,10 @@ static void refuse(struct history *h, struct history_entry *e)
 	e->failed = true;
 }
 
-static void refuse_all(struct history *h, struct entry_vec *v)
+static void fail_entries(struct history *h, struct entry_vec *v)
 {
 	for (size_t i = 0; i < v->n; i++)
-		refuse(h, &v->e[i]);
+		fail_entry(h, &v->e[i]);
 }
 
 /* Reserved before writing, so a message that was written is always queued. */
@@ -410,14 +410,14 @@ int history_append(struct history *h, uint64_t sender, const char *name,
 	backlog_add(&h->backlog_bytes, e.body->len);
 	if (e.id > ID_MAX) {
 		warn_io(h, "no message ids left, message refused", EOVERFLOW);
-		refuse(h, &e);
+		fail_entry(h, &e);
 	} else if (h->sync_ms == 0) {
 		h->next_id++;		/* the commit thread writes it */
 	} else if (store_body(h, e.body)) {
 		h->next_id++;
 		h->good_off += e.body->len;
 	} else {
-		refuse(h, &e);
+		fail_entry(h, &e);
 	}
 	h->queue.e[h->queue.n++] = e;
 	/*
@@ -486,9 +486,9 @@ static int sync_unlocked(struct history *h, int fd, int *err)
  */
 static void refuse_undurable(struct history *h)
 {
-	refuse_all(h, &h->batch);
+	fail_entries(h, &h->batch);
 	/* The next commit publishes these, in order, before what comes after. */
-	refuse_all(h, &h->queue);
+	fail_entries(h, &h->queue);
 	cut_back(h, h->durable_off);
 	h->good_off = h->durable_off;
 	h->next_id = h->last_id + 1;

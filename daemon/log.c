@@ -89,7 +89,7 @@ static int open_log_file(const char *path)
  * behind the number atomically, where close() and open() would leave a
  * moment with no file (or someone else's) under it.
  */
-static int replace_file(int fd, int new_fd)
+static int swap_file(int fd, int new_fd)
 {
 	int rc = dup3(new_fd, fd, O_CLOEXEC);
 	int saved = errno;
@@ -139,7 +139,7 @@ int log_open(const char *path)
 	if (copy == NULL)
 		return -1;
 	fd = open_log_file(copy);
-	if (fd < 0 || (old_fd >= 0 && replace_file(old_fd, fd) < 0)) {
+	if (fd < 0 || (old_fd >= 0 && swap_file(old_fd, fd) < 0)) {
 		int saved = errno;
 
 		free(copy);
@@ -167,7 +167,7 @@ int log_reopen(void)
 	new_fd = open_log_file(log_file_path);
 	if (new_fd < 0)
 		return -1;
-	return replace_file(fd, new_fd);
+	return swap_file(fd, new_fd);
 }
 
 int log_truncate(void)
