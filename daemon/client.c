@@ -15,9 +15,11 @@
  * once.  To keep replies in request order, a command that arrives while
  * messages are still unanswered is held until their answers came back;
  * messages themselves may be pipelined, within bounds: a sender with too
- * many unanswered, or while the history's backlog is full, is held back
- * (sender_held_back) and its socket not read until its answers come, so a
- * burst slows down its sender and nobody else.
+ * many unanswered, or with any unanswered while the history's backlog is
+ * full, is held back (sender_held_back) and its socket not read until its
+ * answers come; while some member is backed up every sender gets one
+ * message in flight and one per HELD_BACK_GAP_MS.  So a burst slows down
+ * its sender and nobody else.
  */
 #include <errno.h>
 #include <netinet/in.h>
