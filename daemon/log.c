@@ -218,7 +218,7 @@ unsigned long log_write_errors(void)
  * A full disk or a closed stderr must not stop the daemon, and retrying a
  * short write could split a line around another thread's: count and go on.
  */
-static void write_whole(int fd, const struct iovec *iov, int iovcnt, size_t len)
+static void write_or_count(int fd, const struct iovec *iov, int iovcnt, size_t len)
 {
 	if (writev(fd, iov, iovcnt) != (ssize_t)len)
 		atomic_fetch_add_explicit(&log_lost_lines, 1, memory_order_relaxed);
@@ -234,7 +234,7 @@ static void write_stderr_priority(enum log_level level, const char *text, size_t
 		{ .iov_base = (char *)text, .iov_len = len },
 	};
 
-	write_whole(STDERR_FILENO, iov, 2, (size_t)n + len);
+	write_or_count(STDERR_FILENO, iov, 2, (size_t)n + len);
 }
 
 static void emit(enum log_level level, char *line, size_t len)
@@ -245,13 +245,13 @@ static void emit(enum log_level level, char *line, size_t len)
 	bool held_for_file = fd < 0 && atomic_load_explicit(&log_holding, memory_order_relaxed);
 
 	if (fd >= 0)
-		write_whole(fd, &whole, 1, len);
+		write_or_count(fd, &whole, 1, len);
 	else if (held_for_file)
 		hold_line(line, len);
 	if (mode == STDERR_PRIORITY)
 		write_stderr_priority(level, line + LOG_TEXT_OFFSET, len - LOG_TEXT_OFFSET);
 	else if ((fd < 0 && !held_for_file) || mode == STDERR_PLAIN)
-		write_whole(STDERR_FILENO, &whole, 1, len);
+		write_or_count(STDERR_FILENO, &whole, 1, len);
 }
 
 /* Builds "TIME LEVEL escaped-message\n"; returns its length. */
