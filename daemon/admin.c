@@ -220,6 +220,7 @@ admin_cmd_ident_clear(struct admin_conn *ac, const struct admin_request *req)
 		admin_err(ac, ADMIN_ERR_NOT_STORED, "%s; nothing changed", ident_result_str(r));
 		return;
 	}
+	resume_revoke_all();
 	log_notice("identification file cleared by %s: %zu names removed", admin_peer(ac), n);
 	admin_ok(ac, "identification file cleared: %zu names removed", n);
 }

@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,11 +260,29 @@ free_table(void)
 /* --- the file (lock held) ---------------------------------------------------
  */
 
-/* One record, one write(); a failure is logged once and costs only persistence.
+/*
+ * A revocation that could not be written must not be undone by the next
+ * start: the file goes, and every token with it (a password login each).
  */
-static void append_record(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 static void
+revocation_not_stored(const char *why)
+{
+	if (unlink(file_path) < 0 && errno != ENOENT)
+		log_error("%s, and cannot remove %s: %s; revoked resume tokens would come back "
+			  "at the next start: remove it before", why, file_path, strerror(errno));
+	else
+		log_error("%s: removed %s so that no revoked resume token comes back at the next "
+			  "start; the others are kept until then", why, file_path);
+	if (log_fd >= 0)
+		close(log_fd);
+	log_fd = -1;	/* nothing more is written until the next start */
+}
+
+/* One record, one write(); false if it failed (logged once: it costs only persistence). */
+static bool
+append_record(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static bool
 append_record(const char *fmt, ...)
 {
 	char buf[160];
@@ -271,12 +290,12 @@ append_record(const char *fmt, ...)
 	int n;
 
 	if (log_fd < 0)
-		return;
+		return false;
 	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(buf))
-		return;
+		return false;
 	if (write(log_fd, buf, (size_t)n) != n) {
 		if (!write_failed)
 			log_warning(
@@ -284,10 +303,11 @@ append_record(const char *fmt, ...)
 				"restart",
 				file_path, errno ? strerror(errno) : "short write");
 		write_failed = true;
-		return;
+		return false;
 	}
 	write_failed = false;
 	records++;
+	return true;
 }
 
 static bool
@@ -580,8 +600,27 @@ resume_revoke(const char *name)
 	pthread_mutex_lock(&lock);
 	if (find_name(key, false) != NULL) {
 		drop_name(key);
-		append_record("R %s\n", key);
+		if (log_fd >= 0 && !append_record("R %s\n", key))
+			revocation_not_stored("cannot store a revocation");
 		maybe_compact(time_now_ms());
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void
+resume_revoke_all(void)
+{
+	char err[512];
+
+	pthread_mutex_lock(&lock);
+	if (buckets != NULL) {
+		free_table();
+		n_buckets = MIN_BUCKETS;
+		buckets = calloc(n_buckets, sizeof(*buckets));
+		if (buckets == NULL)
+			n_buckets = 0;	/* out of memory: no token works, none is issued */
+		if (file_path != NULL && rewrite(time_now_ms(), err, sizeof(err)) < 0)
+			revocation_not_stored(err);
 	}
 	pthread_mutex_unlock(&lock);
 }

@@ -61,6 +61,9 @@ bool resume_verify(const char *name, const char *token, int64_t now_ms);
 /* Revokes every token of name (any case); logged to the file. */
 void resume_revoke(const char *name);
 
+/* Revokes every token (chatctl ident clear: the names may go to others). */
+void resume_revoke_all(void);
+
 /* Live tokens held (expired ones may be counted until the next compaction). */
 size_t resume_count(void);
 
