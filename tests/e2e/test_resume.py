@@ -210,3 +210,26 @@ def test_plain_without_reconnect_still_ends_with_the_server(chatd):
         assert rc == 5 and "shutdown" in err
     finally:
         chat.kill()
+
+
+def test_the_terminal_mode_reconnects_with_its_token(chatd):
+    from chatclient import Terminal
+    term = Terminal(["--name", "pia", "127.0.0.1", str(chatd.port)], password="pw-pia")
+    try:
+        term.wait_for(lambda rows: any(row.startswith("pia>") for row in rows), "the prompt")
+        wait_until(lambda: "resume tokens: 1" in chatd.ctl_ok("status"), "chat's token")
+        assert not re.search(r"[0-9a-f]{64}", term.everything())   # never shown
+        chatd.restart()
+        term.wait_text("-- logged in again as pia", timeout=30)
+        assert re.search(r"login pia from \S+ with a resume token", chatd.log_text())
+        # /passwd revokes it: the next login uses the new password, and asks for a new token.
+        term.line("/passwd brand new")
+        term.wait_text("password changed")
+        wait_until(lambda: "resume tokens: 0" in chatd.ctl_ok("status"), "the token revoked")
+        chatd.restart()
+        wait_until(lambda: term.everything().count("logged in again as pia") >= 2,
+                   "the second login", timeout=30)
+        assert "resume token refused" not in chatd.log_text()
+        wait_until(lambda: "resume tokens: 1" in chatd.ctl_ok("status"), "a new token")
+    finally:
+        term.close()
