@@ -618,7 +618,18 @@ start_storm(int64_t t)
 	B.phase_end = t + secs_ns(B.o.storm_timeout);
 	fflush(NULL);
 	if ((pid = fork()) == 0) {
-		/* The server it starts must not hold our stdout, nor what the shell gave us. */
+		/*
+		 * The server it starts must not hold our stdout (whoever reads our
+		 * JSON waits for its end), nor anything else of ours: CMD's own
+		 * output goes where CMD redirects it, or nowhere.
+		 */
+		int null = open("/dev/null", O_RDWR);
+
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+		}
 		close_range(3, ~0U, 0);
 		execl("/bin/sh", "sh", "-c", B.o.restart, (char *)NULL);
 		_exit(127);

@@ -41,7 +41,8 @@ usage(FILE *f)
 		"                          sh -c (it restarts the server on the same port); every\n"
 		"                          client reconnects as chat does (backoff 1 s doubling,\n"
 		"                          jitter 50..150 %%) and the time until all are back is\n"
-		"                          reported (needs -s 0)\n"
+		"                          reported (needs -s 0); CMD's output goes to /dev/null\n"
+		"                          unless it redirects it\n"
 		"      --storm-timeout SEC give up on the storm after SEC (default 600)\n");
 }
 

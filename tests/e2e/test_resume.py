@@ -233,3 +233,50 @@ def test_the_terminal_mode_reconnects_with_its_token(chatd):
         wait_until(lambda: "resume tokens: 1" in chatd.ctl_ok("status"), "a new token")
     finally:
         term.close()
+
+
+def test_chatbench_login_storm_with_tokens(chatd_factory, tmp_path):
+    """chatbench --tokens --restart: the bench's storm case, small (not a measurement)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    from chatproto import scaled
+    from conftest import CHATD_BIN
+    bench = os.path.abspath(os.environ.get("CHATBENCH_BIN", ""))
+    if not os.access(bench, os.X_OK):
+        import pytest
+        pytest.skip("chatbench not built; set CHATBENCH_BIN")
+    chatd = chatd_factory(max_clients_per_address=100)
+    chatd.settings["port"] = chatd.port
+    chatd.write_config()
+    pidfile = tmp_path / "pid"
+    pidfile.write_text(str(chatd.pid))
+    restart = tmp_path / "restart"
+    restart.write_text("#!/bin/bash\n"
+                       f"pid=$(cat {pidfile})\nkill -TERM $pid\n"
+                       # Exited: gone, or a zombie its parent (pytest) has not reaped.
+                       "while kill -0 $pid 2>/dev/null && "
+                       "[ \"$(cut -d' ' -f3 /proc/$pid/stat 2>/dev/null)\" != Z ]; do sleep 0.02; done\n"
+                       f"echo $$ > {pidfile}\n"
+                       f"exec {CHATD_BIN} -c {chatd.config_path} >> {tmp_path}/out2 2>&1\n")
+    restart.chmod(0o755)
+    chatd.stopped = True        # the restart stops it; the new one is stopped below
+    try:
+        proc = subprocess.run([bench, "-p", str(chatd.port), "-n", "30", "-s", "0",
+                               "--settle", "0.2", "--tokens", "--restart", str(restart),
+                               "--storm-timeout", str(scaled(60))],
+                              capture_output=True, text=True, timeout=scaled(90))
+        assert proc.returncode == 0, proc.stderr
+        storm = json.loads(proc.stdout)["storm"]
+        assert storm["online"] == 30 and storm["tokens_held"] == 30, storm
+        assert storm["back"] == 30 and storm["resumed"] == 30, storm
+        assert storm["password"] == 0 and storm["tokens_refused"] == 0, storm
+    finally:
+        chatd.proc.wait(scaled(10))
+        chatd.proc.stdout.close()
+        new = int(pidfile.read_text())
+        if new != chatd.pid:
+            os.kill(new, signal.SIGTERM)
+            wait_until(lambda: not os.path.exists(f"/proc/{new}"), "the restarted chatd to exit",
+                       timeout=10)
