@@ -79,6 +79,13 @@ sha256(const void *a, size_t alen, const void *b, size_t blen, unsigned char out
 	    EVP_DigestFinal_ex(ctx, out, &n) != 1)
 		memset(out, 0, HASH_LEN); /* only out of memory: matches no token */
 	EVP_MD_CTX_free(ctx);
+	/*
+	 * libcrypto keeps per-thread state (its error queue) once a thread
+	 * used it; client threads come and go, so it is freed here rather
+	 * than left to thread-exit handlers that a thread still running at
+	 * shutdown never reaches.
+	 */
+	OPENSSL_thread_stop();
 }
 
 static void
