@@ -280,3 +280,14 @@ def test_chatbench_login_storm_with_tokens(chatd_factory, tmp_path):
             os.kill(new, signal.SIGTERM)
             wait_until(lambda: not os.path.exists(f"/proc/{new}"), "the restarted chatd to exit",
                        timeout=10)
+
+
+def test_ident_clear_revokes_every_token(chatd):
+    tokens = {name: get_token(chatd.login(name)) for name in ("quinn", "ruth")}
+    chatd.ctl_ok("ident", "clear")
+    assert "resume tokens: 0" in chatd.ctl_ok("status")
+    chatd.connect("newquinn").login("quinn", "someone else")     # the name goes to another
+    refused(chatd, "quinn", tokens["quinn"])
+    chatd.restart()                                              # and it stays revoked
+    chatd.connect("newruth").login("ruth", "another one")
+    refused(chatd, "ruth", tokens["ruth"])
