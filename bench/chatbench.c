@@ -72,6 +72,12 @@ enum cstate { C_NEW, C_CONNECTING, C_LOGIN, C_READY, C_CLOSED, C_WAIT /* to reco
 /* chat's reconnect backoff (client/conn.c, conn_backoff_next()). */
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS 30000
+/*
+ * chat gives up on a login after its --timeout (default 30 s) without a
+ * line from the server, and tries again: a connection the server never
+ * accepted (a listen backlog that overflowed) must not hang forever.
+ */
+#define STORM_LOGIN_SILENCE_NS (30 * 1000000000LL)
 
 struct client {
 	struct session s;
@@ -83,6 +89,7 @@ struct client {
 	bool dropped;			/* lost its connection in the storm */
 	int backoff_ms;
 	int64_t retry_at;		/* C_WAIT: reconnect then */
+	int64_t heard_at;		/* connect, or the last line from the server */
 	struct linebuf in;
 	char *out;
 	size_t out_len, out_cap;
@@ -118,7 +125,7 @@ struct bench {
 	socklen_t sslen;
 	int64_t t_restart, t_all_back, next_scan;
 	unsigned storm_target, back, back_resumed, back_password, tokens_at_restart;
-	uint64_t drops, connect_failures, refusals;
+	uint64_t drops, connect_failures, refusals, silent;
 	char pad[4096];
 };
 
@@ -214,6 +221,8 @@ storm_schedule(struct client *c, enum err_kind why)
 	linebuf_free(&c->in);
 	if (why == E_CONNECT)
 		B.connect_failures++;
+	else if (why == E_LOGIN_TIMEOUT)
+		B.silent++;
 	else if (why == E_REFUSED)
 		B.refusals++;
 	else
@@ -298,6 +307,7 @@ client_start(struct client *c, const struct sockaddr_storage *ss, socklen_t ssle
 	if (ss->ss_family == AF_INET)
 		bind_source(c->fd, c->s.index - B.o.first);
 	c->state = C_CONNECTING;
+	c->heard_at = now_ns();
 	B.pending++;
 	if (connect(c->fd, (const struct sockaddr *)ss, sslen) < 0 && errno != EINPROGRESS) {
 		client_close(c, E_CONNECT, true);
@@ -410,6 +420,7 @@ on_line(struct client *c, char *line, size_t len, int64_t t_recv)
 {
 	const char *payload = NULL;
 
+	c->heard_at = t_recv;
 	switch (B.o.proto->line(&c->s, line, len, &payload)) {
 	case PE_NONE:
 		break;
@@ -654,6 +665,9 @@ storm_step(int64_t t)
 	for (unsigned i = 0; i < B.o.clients; i++) {
 		struct client *c = &B.c[i];
 
+		if ((c->state == C_CONNECTING || c->state == C_LOGIN) &&
+		    t - c->heard_at > STORM_LOGIN_SILENCE_NS)
+			client_close(c, E_LOGIN_TIMEOUT, false);
 		if (c->state != C_WAIT || c->retry_at > t)
 			continue;
 		if (linebuf_init(&c->in, B.o.proto->max_line) < 0) {
@@ -819,11 +833,11 @@ report(void)
 		printf("\"storm\":{\"tokens\":%s,\"online\":%u,\"tokens_held\":%u,\"back\":%u,"
 		       "\"back_s\":%.3f,\"resumed\":%u,\"password\":%u,\"tokens_refused\":%u,"
 		       "\"drops\":%" PRIu64 ",\"connect_failures\":%" PRIu64 ",\"refusals\":%" PRIu64
-		       ",\"timeout_s\":%.0f},",
+		       ",\"silent_30s\":%" PRIu64 ",\"timeout_s\":%.0f},",
 		       o->tokens ? "true" : "false", B.storm_target, B.tokens_at_restart, B.back,
 		       B.back ? (double)(B.t_all_back - B.t_restart) / 1e9 : 0.0, B.back_resumed,
 		       B.back_password, refused_tokens, B.drops, B.connect_failures, B.refusals,
-		       o->storm_timeout);
+		       B.silent, o->storm_timeout);
 	}
 	printf("\"errors\":{");
 	for (int k = 0; k < E_KINDS; k++)
