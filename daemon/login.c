@@ -18,6 +18,7 @@
 #include "login.h"
 #include "password.h"
 #include "room.h"
+#include "resume.h"
 #include "server.h"
 #include "throttle.h"
 #include "timefmt.h"
@@ -270,6 +271,11 @@ login_step(struct login *lg, enum client_read r, char *line, size_t len)
 
 	if (!line_arrived(lg, r) || len == 0)
 		return 0;
+	if (!lg->have_name && resume_is_line(line, len)) {	/* docs/PROTOCOL.md "Resume tokens" */
+		rc = resume_login(lg, line, len);
+		explicit_bzero(line, len);
+		return rc;
+	}
 	if (!lg->have_name)
 		return handle_name(lg, line, len);
 	rc = handle_password(lg, line, len);
