@@ -1,5 +1,6 @@
 /*
- * resume.c - the resume token store and the RESUME login (see resume.h).
+ * resume.c - the resume token store (see resume.h); the RESUME line of the
+ * login dialogue is login.c's.
  *
  * Owns the token table (a hash table of names, each with up to
  * RESUME_PER_NAME token hashes) and the append log in state_dir.  Client
@@ -27,16 +28,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "config.h"
-#include "ident.h"
 #include "log.h"
-#include "login.h"
 #include "names.h"
 #include "proto.h"
 #include "resume.h"
-#include "server.h"
-#include "throttle.h"
 #include "timefmt.h"
 
 #define RESUME_HEADER "chatd-resume-tokens 1"
@@ -639,69 +634,4 @@ resume_count(void)
 	size_t n = n_tokens;
 	pthread_mutex_unlock(&lock);
 	return n;
-}
-
-/* --- RESUME at login
- * ------------------------------------------------------------ */
-
-bool
-resume_is_line(const char *line, size_t len)
-{
-	return len > 7 && memcmp(line, "RESUME ", 7) == 0;
-}
-
-/* A refused token costs what a wrong password costs: a failure for the name and
- * the address. */
-static int
-token_refused(struct login *lg, const char *name)
-{
-	struct client *c = lg->c;
-	int64_t delay = throttle_failed(&c->addr, name, time_mono_ms(), lg->s->login_fail_delay_ms,
-					lg->s->login_fail_delay_max_ms);
-
-	log_warning("resume token refused for %s from %s; next try in %lld ms", name, c->addr_str,
-		    (long long)delay);
-	lg->failures++;
-	if (!client_pause(c, (int)delay)) {
-		lg->why = PART_SHUTDOWN;
-		snprintf(lg->text, sizeof(lg->text), "%s", part_reason_text(PART_SHUTDOWN));
-		lg->done = true;
-		return 0;
-	}
-	if (lg->failures >= lg->s->login_attempts) {
-		lg->why = PART_REFUSED;
-		snprintf(lg->text, sizeof(lg->text), "too many failed attempts");
-		lg->done = true;
-		return 0;
-	}
-	return client_reply_err(c, ERR_BAD_PASSWORD,
-				"resume token refused for %s; log in with "
-				"the name and password",
-				name);
-}
-
-int
-resume_login(struct login *lg, char *line, size_t len)
-{
-	struct client *c = lg->c;
-	char *name = line + 7, *token = memchr(name, ' ', len - 7);
-	char canonical[NAME_MAX_LEN + 1];
-
-	if (token == NULL || !name_valid(name, (size_t)(token - name)) ||
-	    !resume_token_syntax(token + 1, len - (size_t)(token + 1 - line)))
-		return client_reply_err(c, ERR_BAD_REQUEST,
-					"usage: RESUME NAME TOKEN (a token is "
-					"%d hex digits)",
-					RESUME_TOKEN_HEX);
-	*token++ = '\0';
-	if (lg->s->resume_token_ttl > 0 && ident_lookup(c->srv->ident, name, canonical) &&
-	    resume_verify(canonical, token, time_now_ms())) {
-		snprintf(c->name, sizeof(c->name), "%s", canonical);
-		throttle_succeeded(c->name, time_mono_ms());
-		log_info("login %s from %s with a resume token", c->name, c->addr_str);
-		lg->have_name = lg->known = true;
-		lg->ok = lg->done = true;
-		return 0;
-	}
-	return token_refused(lg, name);
 }

@@ -34,8 +34,6 @@
 #define RESUME_PER_NAME    4
 #define RESUME_FILE        "resume-tokens"
 
-struct login;
-
 /*
  * Loads path (missing: an empty store), drops expired and damaged records
  * (damaged ones are counted in the log), rewrites it compacted with mode
@@ -69,18 +67,5 @@ size_t resume_count(void);
 
 /* Whether token is 64 lower-case hex digits. */
 bool resume_token_syntax(const char *token, size_t len);
-
-/* --- the login dialogue's part (login.c calls these for its first line) --- */
-
-/* Whether the first line of a login is a RESUME line. */
-bool resume_is_line(const char *line, size_t len);
-
-/*
- * "RESUME NAME TOKEN": logs the client in as NAME (lg->ok, lg->done) if
- * TOKEN is one of its live tokens, else counts a failed login against the
- * name and the address, waits the delay and refuses (ERR 401; the dialogue
- * then waits for a name again).  Returns as login_step().
- */
-int resume_login(struct login *lg, char *line, size_t len);
 
 #endif

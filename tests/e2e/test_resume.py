@@ -247,7 +247,8 @@ def test_chatbench_login_storm_with_tokens(chatd_factory, tmp_path):
     if not os.access(bench, os.X_OK):
         import pytest
         pytest.skip("chatbench not built; set CHATBENCH_BIN")
-    chatd = chatd_factory(max_clients_per_address=100)
+    # 30 logins at once from one address: above the shipped max_logins_per_address (8).
+    chatd = chatd_factory(max_clients_per_address=100, max_logins_per_address=100)
     chatd.settings["port"] = chatd.port
     chatd.write_config()
     pidfile = tmp_path / "pid"
