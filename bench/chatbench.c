@@ -11,6 +11,12 @@
  * (CLOCK_MONOTONIC: sender and receivers are this one process), so each
  * receiver checks order and loss and records the delivery latency in a
  * histogram without allocating anything per delivery.
+ *
+ * The login storm (--restart CMD): once everyone is logged in, CMD
+ * restarts the server; every client that loses its connection reconnects
+ * as chat does (the first try after 1 s, doubling up to 30 s, each wait
+ * times a random 50..150 %), presenting its resume token with --tokens,
+ * and the time from the restart until the last one is back is reported.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,6 +33,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,7 +67,17 @@ static const char *const err_names[E_KINDS] = {
 
 /* ---- clients ---- */
 
-enum cstate { C_NEW, C_CONNECTING, C_LOGIN, C_READY, C_CLOSED };
+enum cstate { C_NEW, C_CONNECTING, C_LOGIN, C_READY, C_CLOSED, C_WAIT /* to reconnect */ };
+
+/* chat's reconnect backoff (client/conn.c, conn_backoff_next()). */
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_MS 30000
+/*
+ * chat gives up on a login after its --timeout (default 30 s) without a
+ * line from the server, and tries again: a connection the server never
+ * accepted (a listen backlog that overflowed) must not hang forever.
+ */
+#define STORM_LOGIN_SILENCE_NS (30 * 1000000000LL)
 
 struct client {
 	struct session s;
@@ -69,6 +86,10 @@ struct client {
 	bool sender, stalled;
 	uint32_t late;			/* deliveries later than LATE_NS */
 	uint32_t events;		/* registered with epoll */
+	bool dropped;			/* lost its connection in the storm */
+	int backoff_ms;
+	int64_t retry_at;		/* C_WAIT: reconnect then */
+	int64_t heard_at;		/* connect, or the last line from the server */
 	struct linebuf in;
 	char *out;
 	size_t out_len, out_cap;
@@ -78,7 +99,7 @@ struct sender {
 	uint64_t sent, acked, delivered;	/* delivered: to all receivers together */
 };
 
-enum phase { P_LOGIN, P_SETTLE, P_SEND, P_DRAIN, P_DONE };
+enum phase { P_LOGIN, P_SETTLE, P_SEND, P_DRAIN, P_STORM, P_DONE };
 
 struct bench {
 	struct options o;
@@ -99,6 +120,12 @@ struct bench {
 	uint64_t sent, delivered, in_order, sent_rr;
 	struct procstat before, after;
 	double shutdown_ms;
+	/* the login storm */
+	const struct sockaddr_storage *ss;
+	socklen_t sslen;
+	int64_t t_restart, t_all_back, next_scan;
+	unsigned storm_target, back, back_resumed, back_password, tokens_at_restart;
+	uint64_t drops, connect_failures, refusals, silent;
 	char pad[4096];
 };
 
@@ -180,6 +207,28 @@ session_write(struct session *s, const char *buf, size_t len)
 
 /* ---- connections ---- */
 
+/* In the storm a lost connection is tried again later, as chat does. */
+static void
+storm_schedule(struct client *c, enum err_kind why)
+{
+	int base = c->backoff_ms == 0 ? BACKOFF_FIRST_MS : c->backoff_ms * 2;
+
+	c->backoff_ms = base > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : base;
+	c->retry_at = now_ns() + (int64_t)c->backoff_ms * (50 + random() % 101) / 100 * 1000000;
+	c->state = C_WAIT;
+	c->dropped = true;
+	c->out_len = 0;
+	linebuf_free(&c->in);
+	if (why == E_CONNECT)
+		B.connect_failures++;
+	else if (why == E_LOGIN_TIMEOUT)
+		B.silent++;
+	else if (why == E_REFUSED)
+		B.refusals++;
+	else
+		B.drops++;
+}
+
 static void
 client_close(struct client *c, enum err_kind why, bool count)
 {
@@ -189,6 +238,10 @@ client_close(struct client *c, enum err_kind why, bool count)
 	}
 	if (c->state == C_CONNECTING || c->state == C_LOGIN)
 		B.pending--;
+	if (B.phase == P_STORM) {
+		storm_schedule(c, why);
+		return;
+	}
 	if (count)
 		count_error(why);
 	c->state = C_CLOSED;
@@ -254,6 +307,7 @@ client_start(struct client *c, const struct sockaddr_storage *ss, socklen_t ssle
 	if (ss->ss_family == AF_INET)
 		bind_source(c->fd, c->s.index - B.o.first);
 	c->state = C_CONNECTING;
+	c->heard_at = now_ns();
 	B.pending++;
 	if (connect(c->fd, (const struct sockaddr *)ss, sslen) < 0 && errno != EINPROGRESS) {
 		client_close(c, E_CONNECT, true);
@@ -366,15 +420,29 @@ on_line(struct client *c, char *line, size_t len, int64_t t_recv)
 {
 	const char *payload = NULL;
 
+	c->heard_at = t_recv;
 	switch (B.o.proto->line(&c->s, line, len, &payload)) {
 	case PE_NONE:
 		break;
 	case PE_LOGGED_IN:
 		c->state = C_READY;
-		B.ready++;
 		B.pending--;
-		B.t_last_login = t_recv;
 		arm(c);
+		if (B.phase == P_STORM) {
+			c->backoff_ms = 0;
+			if (c->dropped) {
+				c->dropped = false;
+				B.back++;
+				B.t_all_back = t_recv;
+				if (c->s.resumed)
+					B.back_resumed++;
+				else
+					B.back_password++;
+			}
+			break;
+		}
+		B.ready++;
+		B.t_last_login = t_recv;
 		break;
 	case PE_DELIVERY:
 		on_delivery(c, payload, t_recv);
@@ -423,7 +491,7 @@ client_readable(struct client *c)
 				continue;
 			}
 			on_line(c, line, len, t);
-			if (c->state == C_CLOSED)
+			if (c->state == C_CLOSED || c->state == C_WAIT)
 				return;
 		}
 	}
@@ -547,6 +615,72 @@ connect_due(int64_t t, const struct sockaddr_storage *ss, socklen_t sslen)
 		client_start(&B.c[B.started++], ss, sslen);
 }
 
+/* The restart command runs on its own; the server it starts outlives chatbench. */
+static void
+start_storm(int64_t t)
+{
+	pid_t pid;
+
+	B.storm_target = B.ready;
+	for (unsigned i = 0; i < B.o.clients; i++)
+		B.tokens_at_restart += B.c[i].s.token[0] != '\0';
+	B.t_restart = t;
+	B.phase = P_STORM;
+	B.phase_end = t + secs_ns(B.o.storm_timeout);
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		/*
+		 * The server it starts must not hold our stdout (whoever reads our
+		 * JSON waits for its end), nor anything else of ours: CMD's own
+		 * output goes where CMD redirects it, or nowhere.
+		 */
+		int null = open("/dev/null", O_RDWR);
+
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		close_range(3, ~0U, 0);
+		execl("/bin/sh", "sh", "-c", B.o.restart, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0) {
+		fprintf(stderr, "chatbench: cannot run the restart command: %s\n", strerror(errno));
+		B.phase = P_DONE;
+	}
+}
+
+/* Clients whose wait is over connect again (a scan every 2 ms at most). */
+static int
+storm_step(int64_t t)
+{
+	if (B.back >= B.storm_target || t >= B.phase_end) {
+		B.phase = P_DONE;
+		return 0;
+	}
+	if (t < B.next_scan)
+		return 2;
+	B.next_scan = t + 2000000;
+	for (unsigned i = 0; i < B.o.clients; i++) {
+		struct client *c = &B.c[i];
+
+		if ((c->state == C_CONNECTING || c->state == C_LOGIN) &&
+		    t - c->heard_at > STORM_LOGIN_SILENCE_NS)
+			client_close(c, E_LOGIN_TIMEOUT, false);
+		if (c->state != C_WAIT || c->retry_at > t)
+			continue;
+		if (linebuf_init(&c->in, B.o.proto->max_line) < 0) {
+			c->state = C_CLOSED;
+			continue;
+		}
+		client_start(c, B.ss, B.sslen);
+	}
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	return 2;
+}
+
 /* One step of the phase machine; returns the epoll timeout in ms. */
 static int
 advance(int64_t t, const struct sockaddr_storage *ss, socklen_t sslen)
@@ -562,6 +696,10 @@ advance(int64_t t, const struct sockaddr_storage *ss, socklen_t sslen)
 			return 10;
 		if (B.o.server_pid > 0)
 			procstat_read(B.o.server_pid, &B.after);
+		if (B.o.restart != NULL) {
+			start_storm(t);
+			return 0;
+		}
 		if (B.o.senders == 0 || B.o.duration <= 0) {
 			B.phase = P_DONE;
 			return 0;
@@ -581,6 +719,8 @@ advance(int64_t t, const struct sockaddr_storage *ss, socklen_t sslen)
 		if (B.in_order >= expected_deliveries() || t >= B.phase_end)
 			B.phase = P_DONE;
 		return 10;
+	case P_STORM:
+		return storm_step(t);
 	case P_DONE:
 		break;
 	}
@@ -685,6 +825,20 @@ report(void)
 	       (int)(LATE_NS / 1000000), B.late, late_receivers,
 	       B.late ? (double)(B.late_sent_first - B.t_send) / 1e9 : 0.0,
 	       B.late ? (double)(B.late_sent_last - B.t_send) / 1e9 : 0.0);
+	if (o->restart != NULL) {
+		unsigned refused_tokens = 0;
+
+		for (unsigned i = 0; i < o->clients; i++)
+			refused_tokens += B.c[i].s.token_refused;
+		printf("\"storm\":{\"tokens\":%s,\"online\":%u,\"tokens_held\":%u,\"back\":%u,"
+		       "\"back_s\":%.3f,\"resumed\":%u,\"password\":%u,\"tokens_refused\":%u,"
+		       "\"drops\":%" PRIu64 ",\"connect_failures\":%" PRIu64 ",\"refusals\":%" PRIu64
+		       ",\"silent_30s\":%" PRIu64 ",\"timeout_s\":%.0f},",
+		       o->tokens ? "true" : "false", B.storm_target, B.tokens_at_restart, B.back,
+		       B.back ? (double)(B.t_all_back - B.t_restart) / 1e9 : 0.0, B.back_resumed,
+		       B.back_password, refused_tokens, B.drops, B.connect_failures, B.refusals,
+		       B.silent, o->storm_timeout);
+	}
 	printf("\"errors\":{");
 	for (int k = 0; k < E_KINDS; k++)
 		printf("%s\"%s\":%" PRIu64, k ? "," : "", err_names[k], B.errors[k]);
@@ -748,6 +902,7 @@ setup(void)
 
 		c->s.index = o->first + i;
 		c->s.password = o->password;
+		c->s.want_token = o->tokens;
 		c->fd = -1;
 		c->sender = i < o->senders;
 		c->stalled = i >= o->clients - o->stalled;
@@ -772,6 +927,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)now_ns() ^ (unsigned)getpid());
+	B.ss = &ss;
+	B.sslen = sslen;
 	raise_nofile(B.o.clients);
 	if (setup() < 0) {
 		fprintf(stderr, "chatbench: out of memory for %u clients\n", B.o.clients);

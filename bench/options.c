@@ -34,7 +34,16 @@ usage(FILE *f)
 		"      --server-pid PID    report the server's RSS and threads from /proc\n"
 		"      --stop-server       then send it SIGTERM and time its exit\n"
 		"      --no-nodelay        do not set TCP_NODELAY on client sockets\n"
-		"      --label TEXT        copied into the JSON output\n");
+		"      --label TEXT        copied into the JSON output\n"
+		"      --tokens            (chatd) ask for a resume token after a password login\n"
+		"                          and present it when logging in again, as chat does\n"
+		"      --restart CMD       the login storm: once all are logged in, run CMD with\n"
+		"                          sh -c (it restarts the server on the same port); every\n"
+		"                          client reconnects as chat does (backoff 1 s doubling,\n"
+		"                          jitter 50..150 %%) and the time until all are back is\n"
+		"                          reported (needs -s 0); CMD's output goes to /dev/null\n"
+		"                          unless it redirects it\n"
+		"      --storm-timeout SEC give up on the storm after SEC (default 600)\n");
 }
 
 static double
@@ -54,7 +63,8 @@ void
 parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_SIZE = 256, O_LOGIN_WINDOW, O_LOGIN_TIMEOUT, O_SETTLE, O_DRAIN, O_STALLED,
-	       O_SOURCES, O_FIRST, O_PASSWORD, O_PID, O_STOP, O_NO_NODELAY, O_LABEL };
+	       O_SOURCES, O_FIRST, O_PASSWORD, O_PID, O_STOP, O_NO_NODELAY, O_LABEL, O_TOKENS,
+	       O_RESTART, O_STORM_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "proto", 1, 0, 'P' }, { "host", 1, 0, 'H' }, { "port", 1, 0, 'p' },
 		{ "clients", 1, 0, 'n' }, { "senders", 1, 0, 's' }, { "duration", 1, 0, 'd' },
@@ -65,7 +75,9 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "sources", 1, 0, O_SOURCES }, { "first", 1, 0, O_FIRST },
 		{ "password", 1, 0, O_PASSWORD }, { "server-pid", 1, 0, O_PID },
 		{ "stop-server", 0, 0, O_STOP }, { "no-nodelay", 0, 0, O_NO_NODELAY },
-		{ "label", 1, 0, O_LABEL }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "label", 1, 0, O_LABEL }, { "tokens", 0, 0, O_TOKENS },
+		{ "restart", 1, 0, O_RESTART }, { "storm-timeout", 1, 0, O_STORM_TIMEOUT },
+		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	int opt;
 
@@ -73,7 +85,7 @@ parse_options(int argc, char **argv, struct options *o)
 		.proto = &proto_chatd, .host = "127.0.0.1", .port = -1, .clients = 100,
 		.senders = 10, .duration = 10, .window = 32, .size = 64, .connect_rate = 2000,
 		.login_window = 500, .login_timeout = 60, .settle = 0.5, .drain = 3, .sources = 1,
-		.password = "benchpw", .label = "", .nodelay = true,
+		.password = "benchpw", .label = "", .nodelay = true, .storm_timeout = 600,
 	};
 	while ((opt = getopt_long(argc, argv, "P:H:p:n:s:d:r:w:c:h", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -114,6 +126,11 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_STOP: o->stop_server = true; break;
 		case O_NO_NODELAY: o->nodelay = false; break;
 		case O_LABEL: o->label = optarg; break;
+		case O_TOKENS: o->tokens = true; break;
+		case O_RESTART: o->restart = optarg; break;
+		case O_STORM_TIMEOUT:
+			o->storm_timeout = parse_num("--storm-timeout", optarg, 1, 86400);
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -125,6 +142,14 @@ parse_options(int argc, char **argv, struct options *o)
 	if (o->senders > o->clients || o->senders + o->stalled > o->clients) {
 		fprintf(stderr, "chatbench: senders and stalled clients must be among the %u clients\n",
 			o->clients);
+		exit(2);
+	}
+	if (o->restart != NULL && (o->senders > 0 || o->stop_server)) {
+		fprintf(stderr, "chatbench: --restart needs -s 0 and no --stop-server\n");
+		exit(2);
+	}
+	if (o->tokens && o->proto != &proto_chatd) {
+		fprintf(stderr, "chatbench: --tokens is for chatd\n");
 		exit(2);
 	}
 	if (o->stop_server && o->server_pid <= 0) {

@@ -19,6 +19,9 @@ struct options {
 	const char *password, *label;
 	pid_t server_pid;
 	bool stop_server, nodelay;
+	bool tokens;			/* ask for a resume token after a password login (chatd) */
+	const char *restart;		/* the login storm: run this, then every client reconnects */
+	double storm_timeout;
 };
 
 /* Fills o from the command line; prints usage and exits 2 on a bad one (0 for --help). */

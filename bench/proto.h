@@ -16,6 +16,10 @@ struct session {
 	unsigned index;		/* client number: its user name is b<index> */
 	int phase;		/* the module's own login progress, 0 at connect */
 	const char *password;
+	bool want_token;	/* chatd: ask for a resume token after a password login */
+	bool resumed;		/* chatd: the last login used the token */
+	bool token_refused;	/* chatd: the server refused the token (then the password) */
+	char token[65];		/* chatd: the resume token, "" if none */
 };
 
 /* Queue bytes for the server (implemented by chatbench.c). */

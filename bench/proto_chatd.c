@@ -5,18 +5,33 @@
  * known name logs in, an unknown one is registered on the spot, so a
  * first run also registers the users.  A room message is a plain line;
  * others receive "MSG id time name text", the sender "OK id sent".
+ *
+ * With want_token it does what chat does: after a password login it asks
+ * for a resume token (/token) and, when it logs in again, sends
+ * "RESUME NAME TOKEN" first, falling back to the password if refused.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "proto.h"
 
-enum { WAIT_HELLO, WAIT_WELCOME, READY };
+enum { WAIT_HELLO, WAIT_RESUME, WAIT_WELCOME, WAIT_TOKEN, READY };
 
 static void
 chatd_connected(struct session *s)
 {
 	s->phase = WAIT_HELLO;
+	s->resumed = false;
+}
+
+static void
+send_password(struct session *s)
+{
+	char buf[128];
+	int n = snprintf(buf, sizeof(buf), "b%u\n%s\n", s->index, s->password);
+
+	session_write(s, buf, (size_t)n);
+	s->phase = WAIT_WELCOME;
 }
 
 static bool
@@ -61,16 +76,46 @@ chatd_line(struct session *s, char *line, size_t len, const char **payload)
 	if (s->phase == WAIT_HELLO) {
 		if (!starts(line, "HELLO "))
 			return PE_REFUSED;
+		if (s->token[0] == '\0') {
+			send_password(s);
+			return PE_NONE;
+		}
 		char buf[128];
-		int n = snprintf(buf, sizeof(buf), "b%u\n%s\n", s->index, s->password);
+		int n = snprintf(buf, sizeof(buf), "RESUME b%u %s\n", s->index, s->token);
 
 		session_write(s, buf, (size_t)n);
-		s->phase = WAIT_WELCOME;
+		s->phase = WAIT_RESUME;
 		return PE_NONE;
+	}
+	if (s->phase == WAIT_RESUME) {
+		if (starts(line, "ERR ")) {
+			s->token_refused = true;
+			s->token[0] = '\0';
+			send_password(s);
+			return PE_NONE;
+		}
+		s->resumed = starts(line, "WELCOME ");
+		s->phase = WAIT_WELCOME;
+		return s->resumed ? PE_NONE : PE_REFUSED;
+	}
+	if (s->phase == WAIT_TOKEN) {	/* live lines may come before the reply */
+		if (starts(line, "OK - ") && strspn(line + 5, "0123456789abcdef") == 64) {
+			memcpy(s->token, line + 5, 64);
+			s->token[64] = '\0';
+		} else if (!starts(line, "ERR ")) {
+			return PE_NONE;
+		}
+		s->phase = READY;
+		return PE_LOGGED_IN;
 	}
 	if (starts(line, "ERR "))
 		return PE_REFUSED;
 	if (starts(line, "OK - ")) {
+		if (s->want_token && !s->resumed) {
+			session_write(s, "/token\n", 7);
+			s->phase = WAIT_TOKEN;
+			return PE_NONE;
+		}
 		s->phase = READY;
 		return PE_LOGGED_IN;
 	}

@@ -126,6 +126,10 @@ def main():
 
     w("## (a) idle scale: N clients logged in to one room")
     w("")
+    w("With the bench settings (bench/conf/chatd.conf), not the shipped ones: `hash_cost` 1, every user "
+      "registered before the run (no registration, no re-hash), clients from 250 source addresses. "
+      "Logins at the shipped settings are in (e).")
+    w("")
     w("| server | N | logged in | login s | RSS per client KiB | cgroup per client KiB | threads | stack RSS MiB |")
     w("|---|---|---|---|---|---|---|---|")
     for s in servers:
@@ -158,6 +162,39 @@ def main():
           f"{fmt(runs, 'chatd|b-1000', 'deliveries_per_s', 1e-6, 2, ' M/s')} |")
         w(f"| fan-out N=1,000: relaxed sync (history_sync_ms = 100) | "
           f"{fmt(runs, 'chatd|d-relaxed-1000', 'deliveries_per_s', 1e-6, 2, ' M/s')} |")
+        w("")
+    storms = sorted({int(k.split("-")[2]) for k in runs if k.startswith("chatd|e-storm-")})
+    if storms:
+        w("## (e) chatd only: logins at the shipped settings, and the login storm")
+        w("")
+        w("`hash_cost` as shipped (etc/chatd.conf: 5), every user registered at its first login (as a "
+          "new user is), clients from 250 source addresses, at most 500 logins in progress at once. "
+          "Then the storm: with everyone online, a `systemctl restart`-style restart (SIGTERM, wait "
+          "for the exit, start again on the same port); every client reconnects as `chat` does (first "
+          "try after 1 s, doubling up to 30 s, each wait a random 50–150 % of that), all at once, "
+          "either with the password only or presenting the resume token it asked for after its "
+          "password login (`chatbench --tokens`, as `chat` does). \"Back\" is the time from the "
+          "SIGTERM until the last client is logged in again (chatd's own shutdown, about 0.5 s, "
+          "included). A client that hears nothing for 30 s during a login gives up and tries again, as `chat` "
+          "does (its `--timeout`); its abandoned login is still hashed by the server. Without tokens, at "
+          "10,000 clients most waited longer than that for their hash, so they kept giving up and coming "
+          "back while the server hashed for logins nobody waited for any more: the storm does not end by "
+          "itself. With tokens nobody waits for a hash.")
+        w("")
+        w("| clients online | first login of all (registration), s | resume tokens | back after the restart, s | back | by token / by password | logins given up (30 s silent) |")
+        w("|---|---|---|---|---|---|---|")
+        for n in storms:
+            for tokens in ("no", "yes"):
+                lab = f"chatd|e-storm-{n}-tokens-{tokens}"
+                if lab not in runs:
+                    continue
+                back, online = median(runs, lab, "storm.back"), median(runs, lab, "storm.online")
+                took = (fmt(runs, lab, "storm.back_s", digits=1) if back == online else
+                        f"not all within {median(runs, lab, 'storm.timeout_s'):.0f} s")
+                w(f"| {n:,} | {fmt(runs, lab, 'login_s', digits=1)} | {tokens} | {took} | "
+                  f"{fmt(runs, lab, 'storm.back', digits=0)} of {fmt(runs, lab, 'storm.online', digits=0)} | "
+                  f"{fmt(runs, lab, 'storm.resumed', digits=0)} / {fmt(runs, lab, 'storm.password', digits=0)} | "
+                  f"{fmt(runs, lab, 'storm.silent_30s', digits=0)} |")
         w("")
     findings = os.path.join(os.path.dirname(os.path.abspath(__file__)), "findings.md")
     if os.path.exists(findings):

@@ -2,7 +2,7 @@
  * conn.c - the client's socket: connect with a deadline to each address
  * the name resolves to, non-blocking reads cut into lines by the linebuf
  * of common/, and an output queue flushed when poll() says the socket can
- * take more.
+ * take more; and the wait between reconnect attempts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +23,14 @@ void conn_init(struct conn *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
+}
+
+int conn_backoff_next(int *backoff_ms)
+{
+	int base = *backoff_ms == 0 ? CONN_BACKOFF_FIRST_MS : *backoff_ms * 2;
+
+	*backoff_ms = base > CONN_BACKOFF_MAX_MS ? CONN_BACKOFF_MAX_MS : base;
+	return (int)((int64_t)*backoff_ms * (50 + random() % 101) / 100);
 }
 
 bool conn_is_open(const struct conn *c)

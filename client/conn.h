@@ -34,6 +34,18 @@ enum conn_status {
 
 void conn_init(struct conn *c);
 
+#define CONN_BACKOFF_FIRST_MS 1000
+#define CONN_BACKOFF_MAX_MS 30000
+
+/*
+ * The wait before the next reconnect attempt: *backoff_ms (0 before the
+ * first) doubles from CONN_BACKOFF_FIRST_MS up to CONN_BACKOFF_MAX_MS, and
+ * the wait is that times a random 50..150 %, so clients dropped together
+ * (a server restart) come back spread out.  The caller sets *backoff_ms to
+ * 0 once logged in again.
+ */
+int conn_backoff_next(int *backoff_ms);
+
 /*
  * Connects to host:port, trying each address in turn, each for at most
  * timeout_ms.  On failure err says why, for a person.

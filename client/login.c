@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "timefmt.h"
+
 #include "exitcode.h"
 #include "login.h"
 #include "proto.h"
@@ -20,6 +22,25 @@ void login_start(struct login *l, const char *name, const char *password, bool m
 	l->name = name;
 	l->password = password;
 	l->may_ask = may_ask;
+}
+
+void login_use_token(struct login *l, const char *token)
+{
+	l->token = token != NULL && strlen(token) == 64 ? token : NULL;
+}
+
+bool login_parse_token(const struct srv_line *ok, char token[65], int64_t *expiry_ms)
+{
+	const char *text = srv_text(ok);
+	size_t n = strspn(text, "0123456789abcdef");
+
+	if (ok->tag != SRV_OK || n != 64 || text[64] != ' ' ||
+	    !time_parse_ms(text + 65, TIME_RFC3339_LEN, expiry_ms) ||
+	    (text[65 + TIME_RFC3339_LEN] != ' ' && text[65 + TIME_RFC3339_LEN] != '\0'))
+		return false;
+	memcpy(token, text, 64);
+	token[64] = '\0';
+	return true;
 }
 
 /* Fails the login with code and a message ending in the server's text, sanitized. */
@@ -74,16 +95,49 @@ static int send_password(struct login *l, struct conn *c, const char *password)
 	return conn_send(c, password, strlen(password));
 }
 
-static enum login_event on_hello(struct login *l, const struct srv_line *line, struct conn *c)
+static enum login_event send_name(struct login *l, struct conn *c)
 {
-	if (line->tag == SRV_ERR && srv_err_code(line) == ERR_UNAVAILABLE)
-		return fail(l, CHAT_EXIT_CONNECT, line, "the server cannot take the connection now");
-	if (line->tag != SRV_HELLO)
-		return unexpected(l, line);
 	l->state = LOGIN_AWAIT_PASS;
 	if (conn_send(c, l->name, strlen(l->name)) < 0)
 		return connection_broken(l);
 	return LOGIN_CONTINUE;
+}
+
+static enum login_event on_hello(struct login *l, const struct srv_line *line, struct conn *c)
+{
+	int rc;
+
+	if (line->tag == SRV_ERR && srv_err_code(line) == ERR_UNAVAILABLE)
+		return fail(l, CHAT_EXIT_CONNECT, line, "the server cannot take the connection now");
+	if (line->tag != SRV_HELLO)
+		return unexpected(l, line);
+	if (l->token != NULL) {
+		char resume[NAME_MAX_LEN + 80];
+		int n = snprintf(resume, sizeof(resume), "RESUME %s %s", l->name, l->token);
+
+		l->state = LOGIN_AWAIT_RESUME;
+		rc = conn_send(c, resume, (size_t)n);
+		explicit_bzero(resume, sizeof(resume));
+		return rc < 0 ? connection_broken(l) : LOGIN_CONTINUE;
+	}
+	return send_name(l, c);
+}
+
+/* The token was refused (ERR): the name and the password on the same connection. */
+static enum login_event on_resume_reply(struct login *l, const struct srv_line *line,
+					struct conn *c)
+{
+	if (line->tag == SRV_ERR) {
+		l->token_refused = true;
+		l->token = NULL;
+		return send_name(l, c);
+	}
+	if (line->tag != SRV_WELCOME)
+		return unexpected(l, line);
+	l->resumed = true;
+	snprintf(l->user, sizeof(l->user), "%s", line->f[0]);
+	l->state = LOGIN_AWAIT_OK;
+	return LOGIN_SHOW;
 }
 
 static enum login_event on_name_reply(struct login *l, const struct srv_line *line, struct conn *c)
@@ -133,6 +187,11 @@ static enum login_event on_password_reply(struct login *l, const struct srv_line
 			    "registered: if it is not yours, choose another name)", l->name);
 	case ERR_BAD_TEXT:
 		return fail(l, CHAT_EXIT_LOGIN, line, "the server does not accept that password");
+	case ERR_TOO_MANY:
+		/* Failed logins from elsewhere, or a refused token: a later try may pass. */
+		l->retry = true;
+		return fail(l, CHAT_EXIT_LOGIN, line, "too many failed logins for '%s' or from "
+			    "this address; try again later", l->name);
 	case 0:
 		break;
 	default:
@@ -162,6 +221,8 @@ enum login_event login_feed(struct login *l, const struct srv_line *line, struct
 	switch (l->state) {
 	case LOGIN_AWAIT_HELLO:
 		return on_hello(l, line, c);
+	case LOGIN_AWAIT_RESUME:
+		return on_resume_reply(l, line, c);
 	case LOGIN_AWAIT_PASS:
 		return on_name_reply(l, line, c);
 	case LOGIN_AWAIT_WELCOME:

@@ -3,6 +3,12 @@
  * machine fed one server line at a time, so the terminal mode can run it
  * inside its event loop when it reconnects and the plain mode can run it
  * straight through.
+ *
+ * With a resume token (docs/PROTOCOL.md "Resume tokens") the first line is
+ * "RESUME NAME TOKEN" instead of the name; if the server refuses the token
+ * the exchange goes on with the name and the password on the same
+ * connection.  After a password login the caller may ask for a new token
+ * (LOGIN_TOKEN_REQUEST, login_parse_token()).
  */
 #ifndef CHAT_LOGIN_H
 #define CHAT_LOGIN_H
@@ -15,6 +21,7 @@
 
 enum login_state {
 	LOGIN_AWAIT_HELLO,
+	LOGIN_AWAIT_RESUME,	/* RESUME sent: WELCOME, or ERR and the name goes next */
 	LOGIN_AWAIT_PASS,
 	LOGIN_AWAIT_PASSWORD,	/* the caller must supply it: login_send_password() */
 	LOGIN_AWAIT_WELCOME,
@@ -35,6 +42,9 @@ struct login {
 	enum login_state state;
 	const char *name;
 	const char *password;	/* NULL: ask for it */
+	const char *token;	/* a resume token to try first, or NULL */
+	bool token_refused;	/* the server refused it: forget it */
+	bool resumed;		/* logged in with the token, no password sent */
 	bool may_ask;		/* a wrong password is asked for again */
 	bool is_new;		/* PASS new: the name will be registered */
 	bool wrong_password;	/* the last password given was wrong */
@@ -50,6 +60,18 @@ void login_start(struct login *l, const char *name, const char *password, bool m
 
 /* Feeds one server line; may send the name or the password on c. */
 enum login_event login_feed(struct login *l, const struct srv_line *line, struct conn *c);
+
+/*
+ * The resume token to present first (64 hex digits), or NULL; call after
+ * login_start().
+ */
+void login_use_token(struct login *l, const char *token);
+
+/* What asks for a new token once logged in; its reply is an OK or an ERR. */
+#define LOGIN_TOKEN_REQUEST "/token"
+
+/* The token of an "OK - TOKEN EXPIRY ..." reply to /token; false if it is not one. */
+bool login_parse_token(const struct srv_line *ok, char token[65], int64_t *expiry_ms);
 
 /* Sends the password the caller asked for; 0 or -1 (connection broken). */
 int login_send_password(struct login *l, struct conn *c, const char *password);

@@ -13,6 +13,7 @@
 #include "exitcode.h"
 #include "options.h"
 #include "secret.h"
+#include "timefmt.h"
 #include "version.h"
 
 static void usage(FILE *f)
@@ -23,6 +24,8 @@ static void usage(FILE *f)
 		"  -p, --password-file FILE  read the password from the first line of FILE\n"
 		"                            (or set " SECRET_ENV "; asked for on a terminal)\n"
 		"      --plain               the script mode even on a terminal\n"
+		"      --reconnect           the script mode reconnects when the connection\n"
+		"                            drops (the terminal mode always does)\n"
 		"      --color WHEN          names in colour: auto (default), always, never\n"
 		"  -t, --timeout SECONDS     connect and reply timeout (default %d)\n"
 		"  -h, --help                this text\n"
@@ -68,7 +71,7 @@ static int parse_timeout(const char *s, int *out)
 	return 0;
 }
 
-enum { OPT_PLAIN = 256, OPT_COLOR, OPT_PASSWORD };
+enum { OPT_PLAIN = 256, OPT_COLOR, OPT_PASSWORD, OPT_RECONNECT };
 
 static const struct option LONG_OPTIONS[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -76,6 +79,7 @@ static const struct option LONG_OPTIONS[] = {
 	/* Spelt out so that it is refused, not taken as short for --password-file. */
 	{ "password", required_argument, NULL, OPT_PASSWORD },
 	{ "plain", no_argument, NULL, OPT_PLAIN },
+	{ "reconnect", no_argument, NULL, OPT_RECONNECT },
 	{ "color", required_argument, NULL, OPT_COLOR },
 	{ "colour", required_argument, NULL, OPT_COLOR },
 	{ "timeout", required_argument, NULL, 't' },
@@ -104,6 +108,9 @@ static int parse_args(int argc, char **argv, struct chat_options *o, const char 
 			return -1;
 		case OPT_PLAIN:
 			o->plain = true;
+			break;
+		case OPT_RECONNECT:
+			o->reconnect = true;
 			break;
 		case OPT_COLOR:
 			if (parse_color(optarg, &o->color) < 0) {
@@ -155,6 +162,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	setlocale(LC_ALL, "");
+	/* The reconnect jitter (conn_backoff_next()): each client its own sequence. */
+	srandom((unsigned)time_mono_ms() ^ (unsigned)getpid() << 16);
 	rc = parse_args(argc, argv, &o, &password_file);
 	if (rc != 0)
 		return rc < 0 ? CHAT_EXIT_USAGE : CHAT_EXIT_OK;

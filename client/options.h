@@ -17,6 +17,7 @@ struct chat_options {
 	enum color_when color;
 	int timeout_s;		/* connecting, and waiting for the server's replies */
 	bool plain;		/* the script mode */
+	bool reconnect;		/* the script mode reconnects too */
 };
 
 #define CHAT_DEFAULT_HOST "localhost"

@@ -1,5 +1,6 @@
 /*
- * plain.c - the script mode: no prompts, no colours, no reconnecting.
+ * plain.c - the script mode: no prompts, no colours, and no reconnecting
+ * unless --reconnect asks for it.
  *
  * It logs in with --name and the password from a file or the environment,
  * then sends one input line at a time and waits for its final reply (OK or
@@ -8,9 +9,18 @@
  * At the end of input it sends /quit and exits 0 if everything was
  * acknowledged, CHAT_EXIT_REFUSED if the server refused a line, and
  * CHAT_EXIT_LOST if the connection ended first.
+ *
+ * With --reconnect a connection that drops (or a server that shuts down)
+ * is opened again after a backoff with jitter (conn_backoff_next()), at
+ * most PLAIN_RECONNECT_TRIES times in a row, and the session goes on with
+ * the next input line; a line whose reply was lost is not sent again (it
+ * is named on stderr and the exit code is then CHAT_EXIT_REFUSED).  After
+ * a password login it asks for a resume token (the reply is not printed)
+ * and presents it when it logs in again: no password hash for the server.
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,7 +43,15 @@ struct plain {
 	bool quitting;		/* the request out is /quit: BYE answers it */
 	bool refused;		/* some request got ERR */
 	int64_t reply_deadline;
+	bool token_pending;	/* the request out is /token: its reply is kept, not printed */
+	char token[65];		/* the resume token, "" if none */
+	int64_t token_expiry;	/* wall clock ms */
+	bool login_retry;	/* the last login failed for a reason a new connection may not have */
+	int backoff_ms;
 };
+
+#define PLAIN_RECONNECT_TRIES 10
+#define PLAIN_LOST 1000		/* session(): the connection dropped; --reconnect reconnects */
 
 static int64_t reply_deadline(const struct plain *p)
 {
@@ -55,12 +73,33 @@ static int fail(int code, const char *what)
 	return code;
 }
 
+static void forget_token(struct plain *p)
+{
+	explicit_bzero(p->token, sizeof(p->token));
+}
+
+/* After a password login, with --reconnect: /token goes out as the first request. */
+static int ask_token(struct plain *p, const struct login *l)
+{
+	if (l->token_refused)
+		forget_token(p);
+	if (!p->o->reconnect || l->resumed)
+		return 0;
+	p->waiting = p->token_pending = true;
+	p->quitting = false;
+	p->reply_deadline = reply_deadline(p);
+	return conn_send(&p->conn, LOGIN_TOKEN_REQUEST, strlen(LOGIN_TOKEN_REQUEST));
+}
+
 /* HELLO to OK; 0 once logged in, else an exit code (message printed). */
 static int log_in(struct plain *p)
 {
 	struct login l;
 
 	login_start(&l, p->o->name, p->o->password, false);
+	if (p->token[0] && p->token_expiry > time_now_ms() + 60000)
+		login_use_token(&l, p->token);
+	p->login_retry = true;
 	for (;;) {
 		char *raw;
 		size_t len;
@@ -78,8 +117,13 @@ static int log_in(struct plain *p)
 			return fail(CHAT_EXIT_LOST, "the server sent a line the protocol does not know");
 		switch (login_feed(&l, &sl, &p->conn)) {
 		case LOGIN_DONE:
-			return 0;
+			p->login_retry = false;
+			return ask_token(p, &l) < 0 ? fail(CHAT_EXIT_LOST, "the connection was lost")
+						    : 0;
 		case LOGIN_ERROR:
+			if (l.token_refused)
+				forget_token(p);
+			p->login_retry = l.retry;
 			return fail(l.exit_code, l.message);
 		case LOGIN_NEED_PASSWORD:	/* not with a password given and may_ask false */
 		case LOGIN_CONTINUE:
@@ -148,19 +192,47 @@ static int read_input(struct plain *p)
 	return strbuf_add(&p->input, buf, (size_t)n);
 }
 
+/* The connection is gone: PLAIN_LOST to reconnect (--reconnect), else CHAT_EXIT_LOST. */
+static int lost(struct plain *p, const char *what)
+{
+	fprintf(stderr, "chat: %s\n", what);
+	return p->o->reconnect && !(p->waiting && p->quitting) ? PLAIN_LOST : CHAT_EXIT_LOST;
+}
+
+/* Whether a BYE reason means a new connection would only be refused again, or take over. */
+static bool final_bye(const char *reason)
+{
+	return strcmp(reason, "replaced") == 0 || strcmp(reason, "kicked") == 0 ||
+	       strcmp(reason, "refused") == 0 || strcmp(reason, "quit") == 0;
+}
+
 /* What one server line means for the session: -1 go on, else the exit code. */
 static int on_server_line(struct plain *p, char *raw, size_t len)
 {
 	struct srv_line sl;
+	bool token_reply = p->token_pending && (strncmp(raw, "OK ", 3) == 0 ||
+						strncmp(raw, "ERR ", 4) == 0);
 
-	print_line(p, raw, len);
+	if (!token_reply)	/* the token is a secret: never printed */
+		print_line(p, raw, len);
 	if (!srv_parse(raw, len, &sl))
 		return fail(CHAT_EXIT_LOST, "the server sent a line the protocol does not know");
 	if (sl.tag == SRV_BYE) {
+		char why[160];
+
 		if (p->waiting && p->quitting)
 			return p->refused ? CHAT_EXIT_REFUSED : CHAT_EXIT_OK;
-		fprintf(stderr, "chat: the server ended the session (%s)\n", sl.f[0]);
-		return CHAT_EXIT_LOST;
+		snprintf(why, sizeof(why), "the server ended the session (%s)", sl.f[0]);
+		if (final_bye(sl.f[0]))
+			return fail(CHAT_EXIT_LOST, why);
+		return lost(p, why);
+	}
+	if (token_reply) {
+		if (!login_parse_token(&sl, p->token, &p->token_expiry))
+			forget_token(p);
+		explicit_bzero(raw, len);
+		p->waiting = p->token_pending = false;
+		return -1;
 	}
 	if ((sl.tag == SRV_OK || sl.tag == SRV_ERR) && p->waiting) {
 		p->waiting = false;
@@ -192,8 +264,8 @@ static int on_server_data(struct plain *p)
 	int rc = conn_read(&p->conn);
 
 	if (rc <= 0)
-		return fail(CHAT_EXIT_LOST, rc == 0 ? "the server closed the connection"
-						    : "the connection was lost");
+		return lost(p, rc == 0 ? "the server closed the connection"
+				       : "the connection was lost");
 	return drain_lines(p);
 }
 
@@ -211,7 +283,7 @@ static int session(struct plain *p)
 		if ((rc = drain_lines(p)) >= 0)
 			return rc;
 		if (send_next(p) < 0 || conn_flush(&p->conn) < 0)
-			return fail(CHAT_EXIT_LOST, "the connection was lost");
+			return lost(p, "the connection was lost");
 		if (conn_wants_write(&p->conn))
 			pfd[0].events |= POLLOUT;
 		if (p->waiting) {
@@ -220,7 +292,7 @@ static int session(struct plain *p)
 			if (left <= 0) {
 				fprintf(stderr, "chat: no reply from the server within %d s\n",
 					p->o->timeout_s);
-				return CHAT_EXIT_LOST;
+				return lost(p, "giving up on this connection");
 			}
 			timeout = (int)left;
 		}
@@ -236,6 +308,43 @@ static int session(struct plain *p)
 		if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) && (rc = on_server_data(p)) >= 0)
 			return rc;
 	}
+}
+
+/*
+ * --reconnect: after the backoff, a new connection and a login (the token
+ * first), at most PLAIN_RECONNECT_TRIES attempts; 0 logged in again, else
+ * the exit code.
+ */
+static int reconnect(struct plain *p, const char *host, const char *port)
+{
+	char err[512];
+
+	if (p->waiting) {
+		fprintf(stderr, "chat: no reply came for the last line sent; it is not sent "
+			"again\n");
+		p->refused |= !p->token_pending;
+		p->waiting = p->token_pending = false;
+	}
+	for (int i = 0; i < PLAIN_RECONNECT_TRIES; i++) {
+		int delay = conn_backoff_next(&p->backoff_ms), rc;
+
+		fprintf(stderr, "chat: reconnecting in %.1f s\n", delay / 1000.0);
+		poll(NULL, 0, delay);
+		conn_close(&p->conn);
+		if (conn_open(&p->conn, host, port, p->o->timeout_s * 1000, err, sizeof(err)) !=
+		    CONN_OK) {
+			fprintf(stderr, "chat: %s\n", err);
+			continue;
+		}
+		if ((rc = log_in(p)) == 0) {
+			p->backoff_ms = 0;
+			return 0;
+		}
+		if (!p->login_retry)
+			return rc;
+	}
+	fprintf(stderr, "chat: giving up after %d tries\n", PLAIN_RECONNECT_TRIES);
+	return CHAT_EXIT_LOST;
 }
 
 int plain_run(struct chat_options *o)
@@ -264,7 +373,9 @@ int plain_run(struct chat_options *o)
 	}
 	rc = log_in(&p);
 	if (rc == 0)
-		rc = session(&p);
+		while ((rc = session(&p)) == PLAIN_LOST && (rc = reconnect(&p, host, port)) == 0)
+			;
+	forget_token(&p);
 	conn_close(&p.conn);
 	strbuf_free(&p.input);
 	strbuf_free(&p.line);

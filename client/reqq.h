@@ -14,6 +14,7 @@ enum req_kind {
 	REQ_PRIVATE,	/* /msg NAME TEXT */
 	REQ_PASSWD,	/* /passwd NEW: on OK the new password is kept for logging in again */
 	REQ_QUIT,	/* /quit: answered with BYE, never sent again */
+	REQ_TOKEN,	/* /token, sent by chat itself: its reply is kept, not shown */
 	REQ_COMMAND,	/* any other / command, its reply shown */
 };
 

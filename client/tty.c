@@ -10,7 +10,9 @@
  * with backoff, logs in again with the name and password it already has,
  * and sends what was typed meanwhile; requests that were sent but not
  * answered are sent again, except room messages the history replay shows
- * were stored after all.
+ * were stored after all.  After a password login it asks for a resume
+ * token and presents it when it logs in again, so a reconnect costs the
+ * server no password hash; a refused token falls back to the password.
  */
 #include <errno.h>
 #include <poll.h>
@@ -35,8 +37,6 @@
 #include "srvline.h"
 #include "timefmt.h"
 
-#define BACKOFF_FIRST_MS	1000
-#define BACKOFF_MAX_MS		30000
 #define RECONNECT_TIMEOUT_MS	5000	/* a reconnect attempt blocks the keyboard at most this long */
 #define QUIT_WAIT_MS		2000	/* for the BYE that answers /quit */
 #define LOGIN_TRIES		3	/* a login the server timed out while a password was typed */
@@ -47,6 +47,8 @@ struct tty {
 	struct chat_options *o;
 	char *host, *port, *name;	/* owned: given or asked for */
 	char *password;			/* owned; wiped at exit */
+	char token[65];			/* the resume token, "" if none; wiped at exit */
+	int64_t token_expiry;		/* wall clock ms */
 	struct conn conn;
 	struct login login;
 	struct render r;
@@ -269,10 +271,27 @@ static void send_unsent(struct tty *t)
 	}
 }
 
+static void forget_token(struct tty *t)
+{
+	explicit_bzero(t->token, sizeof(t->token));
+}
+
+/* After a password login: a token for the next one, asked before what was typed. */
+static void ask_token(struct tty *t)
+{
+	if (t->login.token_refused)
+		forget_token(t);
+	if (t->login.resumed)
+		return;
+	if (reqq_push(&t->sent, REQ_TOKEN, LOGIN_TOKEN_REQUEST) == 0)
+		conn_send(&t->conn, LOGIN_TOKEN_REQUEST, strlen(LOGIN_TOKEN_REQUEST));
+}
+
 static void on_logged_in(struct tty *t)
 {
 	bool again = t->id_before_login > 0 || t->backoff_ms > 0;
 
+	ask_token(t);
 	t->state = T_ONLINE;
 	t->backoff_ms = 0;
 	render_end_history(&t->r, &t->screen);
@@ -285,6 +304,9 @@ static void on_logged_in(struct tty *t)
 static void begin_login(struct tty *t, bool may_ask)
 {
 	login_start(&t->login, t->name, t->password, may_ask);
+	/* A token about to expire is not worth a refusal: the password then. */
+	if (t->token[0] && t->token_expiry > time_now_ms() + 60000)
+		login_use_token(&t->login, t->token);
 	t->state = T_LOGGING_IN;
 	t->id_before_login = t->last_id;
 	t->first_new_id = 0;
@@ -391,18 +413,9 @@ static int first_login(struct tty *t)
 
 /* --- losing and regaining the connection -------------------------------- */
 
-static int next_backoff(struct tty *t)
-{
-	int base = t->backoff_ms == 0 ? BACKOFF_FIRST_MS : t->backoff_ms * 2;
-
-	t->backoff_ms = base > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : base;
-	/* 80..120 %: clients dropped together do not all come back at once. */
-	return t->backoff_ms * (80 + (int)(random() % 41)) / 100;
-}
-
 static void schedule_reconnect(struct tty *t, const char *why)
 {
-	int delay = next_backoff(t);
+	int delay = conn_backoff_next(&t->backoff_ms);
 
 	t->retry_at = time_mono_ms() + delay;
 	render_note(&t->r, &t->screen, "%s; reconnecting in %.1f s", why, delay / 1000.0);
@@ -451,6 +464,8 @@ static void on_reconnect_login_line(struct tty *t, const struct srv_line *sl)
 		break;
 	case LOGIN_NEED_PASSWORD:	/* the password is known: cannot happen */
 	case LOGIN_ERROR:
+		if (t->login.token_refused)
+			forget_token(t);
 		if (t->login.retry) {
 			connection_lost(t, t->login.message);
 			break;
@@ -467,6 +482,13 @@ static void on_final_reply(struct tty *t, const struct srv_line *sl)
 
 	if (!reqq_pop(&t->sent, &rq)) {
 		render_line(&t->r, &t->screen, sl);
+		return;
+	}
+	if (rq.kind == REQ_TOKEN) {
+		/* An ERR: a server without tokens, or with them off; the password then. */
+		if (!login_parse_token(sl, t->token, &t->token_expiry))
+			forget_token(t);
+		free(rq.line);
 		return;
 	}
 	if (rq.kind == REQ_MESSAGE && sl->tag == SRV_OK) {
@@ -487,6 +509,7 @@ static void on_final_reply(struct tty *t, const struct srv_line *sl)
 				secret_free(t->password);
 				t->password = pw;
 			}
+			forget_token(t);	/* the server revoked it */
 		}
 		render_line(&t->r, &t->screen, sl);
 	}
@@ -863,6 +886,7 @@ static void tty_free(struct tty *t)
 	free(t->port);
 	free(t->name);
 	secret_free(t->password);
+	forget_token(t);
 	if (t->sigfd >= 0)
 		close(t->sigfd);
 }
@@ -884,7 +908,6 @@ int tty_run(struct chat_options *o)
 	the_tty = &t;
 	conn_init(&t.conn);
 	t.r.color = want_color(o->color);
-	srandom((unsigned)time_mono_ms() ^ (unsigned)getpid());
 	if (o->password != NULL && (t.password = strdup(o->password)) == NULL)
 		return CHAT_EXIT_USAGE;
 	if (ask_host_port(&t) < 0 || ask_name(&t) < 0) {

@@ -28,6 +28,7 @@
 #include "notify.h"
 #include "password.h"
 #include "peers.h"
+#include "resume.h"
 #include "room.h"
 #include "server.h"
 #include "timefmt.h"
@@ -93,6 +94,7 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 	admin_data(ac, "history: last id %llu, %lld bytes, %zu in memory",
 		   (unsigned long long)st.last_id, (long long)st.file_size, st.in_memory);
 	admin_data(ac, "registered users: %zu", ident_count(srv->ident));
+	admin_data(ac, "resume tokens: %zu", resume_count());
 	/* Lines lost to a full disk can only be reported here, not in the log. */
 	admin_data(ac, "log: %s, %lu lines could not be written", log_path() ? log_path() : "-",
 		   log_write_errors());
@@ -261,6 +263,7 @@ admin_cmd_ident_clear(struct admin_conn *ac, const struct admin_request *req)
 		admin_err(ac, ADMIN_ERR_NOT_STORED, "%s; nothing changed", ident_result_str(r));
 		return;
 	}
+	resume_revoke_all();
 	log_notice("identification file cleared by %s: %zu names removed", admin_peer(ac), n);
 	admin_ok(ac, "identification file cleared: %zu names removed", n);
 }
@@ -318,6 +321,8 @@ password_done(struct admin_conn *ac, void *arg)
 	struct password_job *j = arg;
 	bool add = j->cmd == ADMIN_USER_ADD;
 
+	if (j->result == IDENT_OK)
+		resume_revoke(j->name);	/* a new password ends the name's resume tokens */
 	if (j->result == IDENT_OK)
 		log_notice("%s %s by %s", add ? "registered" : "new password for", j->name, j->peer);
 	else
@@ -412,6 +417,7 @@ admin_cmd_user_del(struct admin_conn *ac, const struct admin_request *req)
 		admin_err(ac, ADMIN_ERR_NOT_STORED, "%s; nothing changed", ident_result_str(r));
 		return;
 	}
+	resume_revoke(req->name);
 	/* Whoever logged in with the deleted account is not let stay on. */
 	int online = room_evict_within(srv->room, ADMIN_ROOM_WAIT_MS, req->name, PART_KICKED,
 				       "account deleted");

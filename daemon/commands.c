@@ -19,6 +19,7 @@
 #include "ident.h"
 #include "log.h"
 #include "password.h"
+#include "resume.h"
 #include "room.h"
 #include "server.h"
 #include "timefmt.h"
@@ -148,8 +149,29 @@ cmd_passwd(struct client *c, char *args, char *text, size_t textlen)
 		return done(client_reply_err(c, ERR_INTERNAL, "password not changed: %s",
 					     ident_result_str(r)));
 	}
+	resume_revoke(c->name);	/* a new password ends every resume token of the name */
 	log_notice("password changed for %s from %s", c->name, c->addr_str);
 	return done(client_reply(c, "OK - password changed"));
+}
+
+/* A resume token for the next login (docs/PROTOCOL.md "Resume tokens"). */
+static enum command_result
+cmd_token(struct client *c, char *args, char *text, size_t textlen)
+{
+	char token[RESUME_TOKEN_HEX + 1], expiry[TIME_RFC3339_LEN + 1];
+	int64_t ttl_ms = (int64_t)settings_get()->resume_token_ttl * 1000, until;
+	int rc;
+
+	if (*args)
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /token"));
+	if (ttl_ms == 0)
+		return done(client_reply_err(c, ERR_REGISTRATION_CLOSED, "resume tokens are off here"));
+	if (resume_issue(c->name, time_now_ms(), ttl_ms, token, &until) < 0)
+		return done(client_reply_err(c, ERR_INTERNAL, "cannot issue a token now"));
+	time_format_ms(expiry, until);
+	rc = client_reply(c, "OK - %s %s resume token", token, expiry);
+	explicit_bzero(token, sizeof(token));
+	return done(rc);
 }
 
 static enum command_result
@@ -191,6 +213,7 @@ const struct command command_table[] = {
 	{ "msg", cmd_msg, "/msg NAME TEXT", "a private message to NAME alone" },
 	{ "history", cmd_history, "/history [N] | since ID", "the last N messages, or those after ID" },
 	{ "passwd", cmd_passwd, "/passwd NEW", "change your password" },
+	{ "token", cmd_token, "/token", "a token to log in again without the password" },
 	{ "ping", cmd_ping, "/ping [TEXT]", "the server echoes TEXT to you" },
 	{ "quit", cmd_quit, "/quit [REASON]", "leave; others see REASON" },
 	{ "help", cmd_help, "/help", "this list" },

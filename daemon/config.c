@@ -166,6 +166,10 @@ static const struct setting_def settings_table[] = {
 	{ "room_notice_limit", FIELD(room_notice_limit), SIGHUP,
 	  NUMBER(T_INT, 500, 0, 1000000),
 	  .doc = "no JOIN/PART notices while more users than this are online" },
+	{ "resume_token_ttl", FIELD(resume_token_ttl), SIGHUP,
+	  NUMBER(T_INT, 604800, 0, 31536000),
+	  .doc = "seconds a resume token (/token) stays valid; 0 turns "
+		 "resume tokens off" },
 	{ "peer_timeout", FIELD(peer_timeout), SIGHUP,
 	  NUMBER(T_INT, 60, 5, 86400),
 	  .doc = "seconds until a peer that vanished without closing is "

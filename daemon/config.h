@@ -64,6 +64,7 @@ struct settings {
 	bool registration;		/* unknown names may register */
 	int room_notice_limit;		/* no JOIN/PART above this many online */
 	int peer_timeout;		/* seconds until a silent dead peer is reaped */
+	int resume_token_ttl;		/* seconds a resume token lives; 0: no tokens */
 
 	/* --- bookkeeping, config.c only --- */
 	struct settings *older;		/* published before this one */

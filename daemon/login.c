@@ -8,6 +8,7 @@
  * Password bytes are wiped from the input buffer as soon as they were
  * used, and never logged.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@
 #include "login.h"
 #include "password.h"
 #include "room.h"
+#include "resume.h"
 #include "server.h"
 #include "throttle.h"
 #include "timefmt.h"
@@ -25,6 +27,8 @@
 #include "version.h"
 
 #define SERVER_GREETING "welcome to chatd; who are you?"
+#define RESUME_PREFIX "RESUME "
+#define RESUME_PREFIX_LEN (sizeof(RESUME_PREFIX) - 1)
 
 static int
 ask_password(struct login *lg, const char *name)
@@ -77,18 +81,20 @@ shutting_down(struct login *lg)
 }
 
 /*
- * A wrong password costs a delay, then a retry, until the attempts run out.
- * A delay that would outlast the login ends it when the login's time is up.
+ * A wrong password (or resume token, by_token) costs a delay, then a retry,
+ * until the attempts run out.  A delay that would outlast the login ends it
+ * when the login's time is up.
  */
 static int
-password_refused(struct login *lg, struct throttle_ticket *t)
+password_refused(struct login *lg, struct throttle_ticket *t, bool by_token)
 {
 	struct client *c = lg->c;
 	int64_t delay = throttle_failed(t, time_mono_ms(), lg->s->login_fail_delay_ms,
 					lg->s->login_fail_delay_max_ms);
 	int64_t left = lg->deadline - time_mono_ms();
 
-	log_warning("login failed for %s from %s; next try in %lld ms", c->name, c->addr_str,
+	log_warning("%s for %s from %s; next try in %lld ms",
+		    by_token ? "resume token refused" : "login failed", c->name, c->addr_str,
 		    (long long)delay);
 	lg->failures++;
 	if (!client_pause(c, (int)(delay < left ? delay : left > 0 ? left : 0)))
@@ -101,6 +107,9 @@ password_refused(struct login *lg, struct throttle_ticket *t)
 		lg->done = true;
 		return 0;
 	}
+	if (by_token)
+		return client_reply_err(c, ERR_BAD_PASSWORD, "resume token refused for %s; log in "
+					"with the name and password", c->name);
 	return client_reply_err(c, ERR_BAD_PASSWORD, "wrong password for %s", c->name);
 }
 
@@ -218,11 +227,49 @@ handle_password(struct login *lg, const char *pw, size_t len)
 		return 0;
 	case IDENT_BAD_PASSWORD:
 	case IDENT_UNKNOWN:	/* deleted meanwhile */
-		return password_refused(lg, &t);
+		return password_refused(lg, &t, false);
 	default:
 		throttle_abandon(&t);
 		return client_reply_err(c, ERR_INTERNAL, "cannot check the password now; try again");
 	}
+}
+
+/*
+ * "RESUME NAME TOKEN" as the first line (docs/PROTOCOL.md "Resume tokens"):
+ * a live token of NAME logs it in with no hash and no wait, and its address
+ * becomes one the name logs in from (throttle.h).  A token is 256 random
+ * bits, so checking one before the throttle gives a guesser nothing; a
+ * refused one then costs what a wrong password costs (a failure for the
+ * name and the address, or ERR 429 while a delay runs), and the dialogue
+ * waits for a name again.
+ */
+static int
+handle_resume(struct login *lg, char *line, size_t len)
+{
+	struct client *c = lg->c;
+	char *name = line + RESUME_PREFIX_LEN;
+	char *token = memchr(name, ' ', len - RESUME_PREFIX_LEN);
+	char canonical[NAME_MAX_LEN + 1];
+	struct throttle_ticket t;
+	int rc;
+
+	if (token == NULL || !name_valid(name, (size_t)(token - name)) ||
+	    !resume_token_syntax(token + 1, len - (size_t)(token + 1 - line)))
+		return client_reply_err(c, ERR_BAD_REQUEST, "usage: RESUME NAME TOKEN (a token is "
+					"%d hex digits)", RESUME_TOKEN_HEX);
+	*token++ = '\0';
+	if (lg->s->resume_token_ttl > 0 && ident_lookup(c->srv->ident, name, canonical) &&
+	    resume_verify(canonical, token, time_now_ms())) {
+		snprintf(c->name, sizeof(c->name), "%s", canonical);
+		throttle_registered(&c->addr, c->name, time_mono_ms());
+		log_info("login %s from %s with a resume token", c->name, c->addr_str);
+		lg->ok = lg->done = true;
+		return 0;
+	}
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	if (!reserve_check(lg, &t, &rc))
+		return rc;
+	return password_refused(lg, &t, true);
 }
 
 /* Reports why the line could not be had; false when the dialogue ends. */
@@ -270,6 +317,12 @@ login_step(struct login *lg, enum client_read r, char *line, size_t len)
 
 	if (!line_arrived(lg, r) || len == 0)
 		return 0;
+	if (!lg->have_name && len > RESUME_PREFIX_LEN &&
+	    memcmp(line, RESUME_PREFIX, RESUME_PREFIX_LEN) == 0) {
+		rc = handle_resume(lg, line, len);
+		explicit_bzero(line, len);
+		return rc;
+	}
 	if (!lg->have_name)
 		return handle_name(lg, line, len);
 	rc = handle_password(lg, line, len);

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "notify.h"
 #include "password.h"
+#include "resume.h"
 #include "peers.h"
 #include "privdrop.h"
 #include "room.h"
@@ -417,6 +418,20 @@ prepare_ident(const char *path)
 	return 0;
 }
 
+/* The resume tokens (resume.c) live in state_dir, under its lock. */
+static int
+open_resume(const struct settings *s)
+{
+	char path[4096], err[1024];
+
+	snprintf(path, sizeof(path), "%s/%s", s->state_dir, RESUME_FILE);
+	if (resume_open(path, time_now_ms(), err, sizeof(err)) < 0) {
+		fail("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 open_stores(struct server *srv, const struct settings *s)
 {
@@ -439,6 +454,8 @@ open_stores(struct server *srv, const struct settings *s)
 		fail("%s", err);
 		return -1;
 	}
+	if (open_resume(s) < 0)
+		return -1;
 	if ((srv->room = room_new(s->send_queue_limit)) == NULL) {
 		fail("out of memory");
 		return -1;
@@ -461,6 +478,7 @@ close_stores(struct server *srv)
 	if (srv->ident)
 		ident_close(srv->ident);
 	room_free(srv->room);
+	resume_close();
 	password_gate_destroy();
 }
 

@@ -86,7 +86,10 @@ int64_t throttle_failed(struct throttle_ticket *t, int64_t now_ms, int64_t base_
 /* The password was right: the address becomes one the name logs in from. */
 void throttle_succeeded(struct throttle_ticket *t, int64_t now_ms);
 
-/* name was registered from addr: the address is one the name logs in from. */
+/*
+ * name was registered from addr, or logged in there with a resume token: the
+ * address is one the name logs in from.
+ */
 void throttle_registered(const struct sockaddr_storage *addr, const char *name, int64_t now_ms);
 
 /* No outcome (timeout, shutdown, an error): nothing is counted. */

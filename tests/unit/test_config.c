@@ -150,6 +150,7 @@ static void test_defaults_when_empty(void **state)
 	assert_int_equal(s.send_queue_limit, 1048576);
 	assert_true(s.registration);
 	assert_int_equal(s.room_notice_limit, 500);
+	assert_int_equal(s.resume_token_ttl, 604800);
 	assert_int_equal(s.peer_timeout, 60);
 	settings_free(&s);
 	assert_null(s.config_file);
@@ -244,6 +245,7 @@ static const struct bound bounds[] = {
 	BOUND(history_replay, false, 0, 1000000, "history_memory = 1000000;\n"),
 	BOUND(send_queue_limit, true, 4096, 1LL << 30, ""),
 	BOUND(room_notice_limit, false, 0, 1000000, ""),
+	BOUND(resume_token_ttl, false, 0, 31536000, ""),
 	BOUND(peer_timeout, false, 5, 86400, ""),
 };
 
@@ -528,6 +530,7 @@ static const struct {
 	{ "send_queue_limit = 4096;", "send_queue_limit", true },
 	{ "registration = false;", "registration", true },
 	{ "room_notice_limit = 0;", "room_notice_limit", true },
+	{ "resume_token_ttl = 0;", "resume_token_ttl", true },
 	{ "peer_timeout = 5;", "peer_timeout", true },
 };
 
@@ -698,7 +701,8 @@ static const char *const setting_names[] = {
 	"hash_cost", "max_clients", "max_clients_per_address", "max_logins",
 	"max_logins_per_address", "login_timeout",
 	"login_attempts", "login_fail_delay_ms", "history_replay",
-	"send_queue_limit", "registration", "room_notice_limit", "peer_timeout",
+	"send_queue_limit", "registration", "room_notice_limit", "resume_token_ttl",
+	"peer_timeout",
 };
 
 /* The file shows name as a setting, commented out or not. */
