@@ -124,9 +124,18 @@ static enum login_event on_hello(struct login *l, const struct srv_line *line, s
 }
 
 /* The token was refused (ERR): the name and the password on the same connection. */
+/* ERR 503 once logged in (max_clients reached meanwhile): full, as at HELLO; try later. */
+static enum login_event server_full(struct login *l, const struct srv_line *line)
+{
+	l->retry = true;
+	return fail(l, CHAT_EXIT_CONNECT, line, "the server cannot take the connection now");
+}
+
 static enum login_event on_resume_reply(struct login *l, const struct srv_line *line,
 					struct conn *c)
 {
+	if (line->tag == SRV_ERR && srv_err_code(line) == ERR_UNAVAILABLE)
+		return server_full(l, line);	/* the token was good: kept */
 	if (line->tag == SRV_ERR) {
 		l->token_refused = true;
 		l->token = NULL;
@@ -174,9 +183,8 @@ static enum login_event on_password_reply(struct login *l, const struct srv_line
 		l->name_taken = true;
 		return fail(l, CHAT_EXIT_LOGIN, line, "'%s' was registered by someone else just "
 			    "now; choose another name", l->name);
-	case ERR_UNAVAILABLE:	/* full after the password: as when full at HELLO, later */
-		l->retry = true;
-		return fail(l, CHAT_EXIT_CONNECT, line, "the server cannot take the connection now");
+	case ERR_UNAVAILABLE:
+		return server_full(l, line);
 	case ERR_BAD_PASSWORD:
 		if (l->may_ask) {
 			l->wrong_password = true;
