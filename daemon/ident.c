@@ -35,6 +35,7 @@
 #include "ident.h"
 #include "log.h"
 #include "password.h"
+#include "safefile.h"
 
 #define VERSION_LINE "chatd-ident 1\n"
 #define JOURNAL_MIN ((off_t)64 * 1024)
@@ -174,23 +175,6 @@ format_file(const struct ident *id, size_t *lenp)
 	return buf;
 }
 
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * Once rename() succeeded the new contents are what readers see, so a
  * failing directory fsync is only a durability warning: reporting failure
@@ -232,7 +216,7 @@ replace_file(const struct ident *id, const char *buf, size_t len, struct stat *s
 	fd = open(id->tmp_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -1;
-	ok = fchmod(fd, 0600) == 0 && write_all(fd, buf, len) == 0 && fsync(fd) == 0 &&
+	ok = fchmod(fd, 0600) == 0 && safefile_write_all(fd, buf, len) == 0 && fsync(fd) == 0 &&
 	     fstat(fd, st) == 0;
 	saved = errno;
 	if (close(fd) != 0 && ok) {
@@ -327,7 +311,7 @@ append_record(struct ident *id, const char *rec, size_t len)
 			    id->path);
 		return 1;
 	}
-	written = write_all(fd, rec, len) == 0;
+	written = safefile_write_all(fd, rec, len) == 0;
 	if (!written || fdatasync(fd) != 0) {
 		saved = errno;
 		id->file_ok = ftruncate(fd, id->size) == 0 && fdatasync(fd) == 0 && !written;

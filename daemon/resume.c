@@ -32,6 +32,7 @@
 #include "names.h"
 #include "proto.h"
 #include "resume.h"
+#include "safefile.h"
 #include "timefmt.h"
 
 #define RESUME_HEADER "chatd-resume-tokens 1"
@@ -397,22 +398,6 @@ load(const char *path, int64_t now_ms, size_t *damaged, char *err, size_t errlen
 	return 0;
 }
 
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Rewrites the file with the live tokens only: a temp file, synced (this
  * is rare), renamed over it; then reopens it for appending.
@@ -431,7 +416,7 @@ rewrite(int64_t now_ms, char *err, size_t errlen)
 	snprintf(tmp, plen, "%s.tmp", file_path);
 	unlink(tmp); /* a leftover, or a planted link: the link itself goes */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, RESUME_HEADER "\n", strlen(RESUME_HEADER) + 1) < 0)
+	if (fd < 0 || safefile_write_all(fd, RESUME_HEADER "\n", strlen(RESUME_HEADER) + 1) < 0)
 		goto fail;
 	size_t live = 0;
 	for (size_t i = 0; i < n_buckets; i++) {
@@ -445,7 +430,7 @@ rewrite(int64_t now_ms, char *err, size_t errlen)
 				tohex(s->hash, HASH_LEN, hex);
 				int n = snprintf(line, sizeof(line), "I %s %s %" PRId64 "\n",
 						 r->key, hex, s->expiry_ms);
-				if (write_all(fd, line, (size_t)n) < 0)
+				if (safefile_write_all(fd, line, (size_t)n) < 0)
 					goto fail;
 				live++;
 			}

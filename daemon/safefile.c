@@ -1,7 +1,8 @@
 /*
- * safefile.c - safe paths, safe opens and file locks for chatd's own files
- * (see safefile.h).  The trusted ids are written by the main thread before
- * any other thread starts; every function here may then run on any thread.
+ * safefile.c - safe paths, safe opens, file locks and whole writes for
+ * chatd's own files (see safefile.h).  The trusted ids are written by the
+ * main thread before any other thread starts; every function here may then
+ * run on any thread.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -354,4 +355,26 @@ safefile_lock(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	return fd;
+}
+
+int
+safefile_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }

@@ -62,4 +62,10 @@ int safefile_open(const char *path, int flags, mode_t mode, int opts, char *err,
  */
 int safefile_lock(const char *path, char *err, size_t errlen);
 
+/*
+ * Writes all len bytes of buf to fd, going on after EINTR and short
+ * writes.  0, or -1 with errno set (ENOSPC if write() took nothing).
+ */
+int safefile_write_all(int fd, const void *buf, size_t len);
+
 #endif

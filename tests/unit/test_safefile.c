@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,6 +269,35 @@ static void test_lock(void **state)
 	assert_file(in(d, "victim"), "victim\n", 0644);
 }
 
+/* safefile_write_all(): every byte, or -1 with errno. */
+static void test_write_all(void **state)
+{
+	struct dir *d = *state;
+	static char big[1 << 20];
+	char *path = in(d, "whole");
+	struct stat st;
+	int fd, pipefd[2];
+
+	memset(big, 'x', sizeof(big));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(safefile_write_all(fd, big, sizeof(big)), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, sizeof(big));
+	close(fd);
+	/* A pipe nobody reads: the write fails (EPIPE, SIGPIPE ignored) instead of hanging. */
+	assert_int_equal(pipe(pipefd), 0);
+	close(pipefd[0]);
+	signal(SIGPIPE, SIG_IGN);
+	errno = 0;
+	assert_int_equal(safefile_write_all(pipefd[1], "x", 1), -1);
+	assert_int_equal(errno, EPIPE);
+	close(pipefd[1]);
+	errno = 0;
+	assert_int_equal(safefile_write_all(-1, "x", 1), -1);
+	assert_int_equal(errno, EBADF);
+}
+
 #define DIR_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup_dir, teardown_dir)
 
 int main(void)
@@ -278,6 +308,7 @@ int main(void)
 		DIR_TEST(test_file_itself),
 		DIR_TEST(test_open_sets_mode_and_truncates),
 		DIR_TEST(test_lock),
+		DIR_TEST(test_write_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
