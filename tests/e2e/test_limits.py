@@ -318,3 +318,36 @@ def test_a_dropped_login_leaves_its_hash_slot_wait(chatd_factory):
         "a login dropped for the budget waited for a hash slot and registered its name"
     third.close()
     fourth.close()
+
+
+def connected(d):
+    status = d.ctl_ok("status")
+    line = next(l for l in status.splitlines() if l.startswith("clients:"))
+    return int(line.split(",")[1].split()[0])
+
+
+def test_a_dropped_login_leaves_its_delay_after_a_wrong_password(chatd_factory):
+    """A login dropped for the budget while it sits out the delay after a wrong
+    password ends at once instead of holding its thread and descriptor,
+    uncounted, for the rest of the delay."""
+    d = chatd_factory(max_logins=2, max_logins_per_address=3, max_clients_per_address=8,
+                      login_fail_delay_ms=20000, login_fail_delay_max_ms=20000,
+                      login_timeout=30)
+    d.login("alice").send_line("/quit")
+    wait_until(lambda: connected(d) == 0, "alice gone")
+    src = "127.0.0.22"
+    guesser = d.connect("guesser", source_addr=src)
+    guesser.expect_hello()
+    guesser.send_line("alice")
+    guesser.expect("PASS")
+    guesser.send_line("wrong")
+    wait_until(lambda: "login failed for alice from 127.0.0.22" in d.log_text(),
+               "the wrong password counted")
+    idle = d.connect("idle", source_addr=src)
+    idle.expect_hello()
+    newcomer = d.connect("newcomer", source_addr=src)
+    newcomer.expect_hello()         # the budget (2) is full: drops the guesser
+    wait_until(lambda: "dropped the oldest of 127.0.0.22" in d.log_text(), "the guesser dropped")
+    wait_until(lambda: connected(d) == 2, "the dropped guesser's connection closed", timeout=5)
+    idle.close()
+    newcomer.close()
