@@ -284,10 +284,15 @@ client_pause(struct client *c, int ms)
 
 	for (;;) {
 		bool woken;
+		/* No events: poll() reports only a hang-up or an error, which end the wait. */
+		struct pollfd pfd = { .fd = c->fd };
+		int rc = wait_io(c, &pfd, 1, poll_timeout(deadline), &woken);
 
-		wait_io(c, NULL, 0, poll_timeout(deadline), &woken);
 		if (woken && room_closing(c->srv->room))
 			return false;
+		/* Shut down (dropped for the login budget) or reset: nobody to make wait. */
+		if (rc > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)))
+			return true;
 		if (time_mono_ms() >= deadline)
 			return true;
 	}

@@ -49,7 +49,10 @@ enum client_read client_read_line(struct client *c, int64_t deadline, char **lin
 struct history_entry;
 int client_push_history(struct client *c, const struct history_entry *e, size_t n, size_t *sent);
 
-/* Waits ms milliseconds unless the server stops first (then false). */
+/*
+ * Waits ms milliseconds unless the server stops first (then false) or the
+ * connection is shut down or reset meanwhile (then true at once).
+ */
 bool client_pause(struct client *c, int ms);
 
 #endif

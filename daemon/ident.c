@@ -213,9 +213,16 @@ replace_file(const struct ident *id, const char *buf, size_t len, struct stat *s
 	int fd, saved;
 	bool ok;
 
-	fd = open(id->tmp_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
+	char why[512];
+
+	/* Checked before the truncation: no link, no other hard links, no FIFO (safefile.h). */
+	fd = safefile_open(id->tmp_path, O_CREAT | O_TRUNC | O_WRONLY, 0600, 0, why, sizeof(why));
+	if (fd < 0) {
+		saved = errno;
+		log_error("%s", why);
+		errno = saved;
 		return -1;
+	}
 	ok = fchmod(fd, 0600) == 0 && safefile_write_all(fd, buf, len) == 0 && fsync(fd) == 0 &&
 	     fstat(fd, st) == 0;
 	saved = errno;
@@ -291,13 +298,14 @@ file_unchanged(const struct ident *id, const struct stat *st)
 static int
 append_record(struct ident *id, const char *rec, size_t len)
 {
-	int fd = open(id->path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	/* Not through a link, nor blocking on a FIFO put in its place (safefile.h). */
+	int fd = safefile_open(id->path, O_WRONLY | O_APPEND, 0600, 0, NULL, 0);
 	struct stat st;
 	bool written;
 	int saved;
 
 	if (fd < 0)
-		return -1;
+		return errno == EPERM || errno == ELOOP ? 1 : -1;	/* not ours: rewritten */
 	if (fstat(fd, &st) != 0) {
 		saved = errno;
 		close(fd);

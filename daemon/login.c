@@ -8,6 +8,7 @@
  * Password bytes are wiped from the input buffer as soon as they were
  * used, and never logged.
  */
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -114,6 +115,33 @@ password_refused(struct login *lg, struct throttle_ticket *t, bool by_token)
 }
 
 /*
+ * Has the connection been shut down (dropped for the login budget,
+ * peers.c) or reset by the peer?  Then a wait for a hash slot or for
+ * another's check is pointless: the login ends instead of living on,
+ * outside the budget, until its turn.  A peer that only stopped sending
+ * (FIN) is still waited for: it may read the answer.
+ */
+static bool
+connection_gone(void *arg)
+{
+	const struct client *c = arg;
+	struct pollfd p = { .fd = c->fd };
+
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
+}
+
+static int
+gone(struct login *lg, const char *what)
+{
+	log_info("gave up %s %s from %s: the connection was dropped", what, lg->c->name,
+		 lg->c->addr_str);
+	lg->why = PART_LOST;
+	snprintf(lg->text, sizeof(lg->text), "%s", part_reason_text(PART_LOST));
+	lg->done = true;
+	return 0;
+}
+
+/*
  * Registers the name.  Losing a race for it to another registration is no
  * wrong password: ERR 409, and the dialogue asks for a name again.  The
  * hash waits for its slot only until the login's deadline (the slot is not
@@ -126,7 +154,9 @@ register_name(struct login *lg, const char *pw)
 	enum ident_result r;
 
 	password_gate_deadline(lg->deadline);
+	password_gate_abort_if(connection_gone, c);
 	r = ident_register(c->srv->ident, c->name, pw, lg->s->hash_cost);
+	password_gate_abort_if(NULL, NULL);
 	password_gate_deadline(-1);
 	if (r == IDENT_OK) {
 		throttle_registered(&c->addr, c->name, time_mono_ms());
@@ -143,6 +173,8 @@ register_name(struct login *lg, const char *pw)
 	}
 	if (time_mono_ms() >= lg->deadline)
 		return timed_out(lg);	/* no hash slot in time */
+	if (connection_gone(c))
+		return gone(lg, "registering");
 	log_error("cannot register %s: %s", c->name, ident_result_str(r));
 	return client_reply_err(c, ERR_INTERNAL, "registration could not be stored; try again");
 }
@@ -181,10 +213,14 @@ reserve_check(struct login *lg, struct throttle_ticket *t, int *rc)
 			*rc = timed_out(lg);
 			return false;
 		}
-		/* In steps of a second at most, to notice a shutdown. */
+		/* In steps of a second at most, to notice a shutdown or a drop. */
 		throttle_await(t, lg->deadline < now + 1000 ? lg->deadline : now + 1000);
 		if (room_closing(c->srv->room)) {
 			*rc = shutting_down(lg);
+			return false;
+		}
+		if (connection_gone(c)) {
+			*rc = gone(lg, "checking the password for");
 			return false;
 		}
 	}
@@ -212,9 +248,13 @@ handle_password(struct login *lg, const char *pw, size_t len)
 	if (!reserve_check(lg, &t, &rc))
 		return rc;
 	/* The slot is held across the check, so running out of time is no wrong password. */
-	if (password_gate_enter(lg->deadline) != 0) {
+	password_gate_abort_if(connection_gone, c);
+	int entered = password_gate_enter(lg->deadline);
+
+	password_gate_abort_if(NULL, NULL);
+	if (entered != 0) {
 		throttle_abandon(&t);
-		return timed_out(lg);
+		return connection_gone(c) ? gone(lg, "checking the password for") : timed_out(lg);
 	}
 	r = ident_verify(c->srv->ident, c->name, pw, lg->s->hash_cost, canonical);
 	password_gate_leave();

@@ -27,6 +27,10 @@ static sem_t gate;
 static bool gate_ready;
 static _Thread_local unsigned held;	/* slots taken with password_gate_enter(), this thread */
 static _Thread_local int64_t deadline = -1;	/* password_gate_deadline(), this thread */
+static _Thread_local bool (*gone)(void *);	/* password_gate_abort_if(), this thread */
+static _Thread_local void *gone_arg;
+
+#define GATE_POLL_MS 100	/* how often a wait with gone set looks at it */
 
 int
 password_gate_init(int concurrency)
@@ -96,23 +100,40 @@ wall_deadline(int64_t deadline_ms)
 	return ts;
 }
 
-/* A slot by deadline_ms (negative: no limit); 0, or -1 with errno ETIMEDOUT. */
+/*
+ * A slot by deadline_ms (negative: no limit); 0, or -1 with errno ETIMEDOUT
+ * (or ECONNABORTED once gone() says so).
+ */
 static int
 gate_enter_by(int64_t deadline_ms)
 {
 	if (!gate_ready)
 		return 0;
-	if (deadline_ms < 0) {
+	if (deadline_ms < 0 && gone == NULL) {
 		gate_enter();
 		return 0;
 	}
 	for (;;) {
-		struct timespec ts = wall_deadline(deadline_ms);
+		int64_t now = time_mono_ms(), until = deadline_ms;
+
+		if (gone != NULL && (until < 0 || until > now + GATE_POLL_MS))
+			until = now + GATE_POLL_MS;
+		struct timespec ts = wall_deadline(until);
 
 		if (sem_timedwait(&gate, &ts) == 0)
 			return 0;
-		if (errno != EINTR)
-			return -1;	/* ETIMEDOUT */
+		if (errno == EINTR)
+			continue;
+		if (errno != ETIMEDOUT)
+			return -1;
+		if (gone != NULL && gone(gone_arg)) {
+			errno = ECONNABORTED;
+			return -1;
+		}
+		if (deadline_ms >= 0 && time_mono_ms() >= deadline_ms) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
 	}
 }
 
@@ -129,6 +150,13 @@ void
 password_gate_deadline(int64_t deadline_ms)
 {
 	deadline = deadline_ms;
+}
+
+void
+password_gate_abort_if(bool (*fn)(void *arg), void *arg)
+{
+	gone = fn;
+	gone_arg = arg;
 }
 
 void

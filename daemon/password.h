@@ -27,7 +27,8 @@ void password_gate_destroy(void);
  * Takes a hash slot for the calling thread, waiting at most until
  * deadline_ms on the monotonic clock (time_mono_ms(); negative: no limit).
  * The hashes this thread computes until password_gate_leave() use it
- * instead of taking one each.  0, or -1 with errno ETIMEDOUT.
+ * instead of taking one each.  0, or -1 with errno ETIMEDOUT (or
+ * ECONNABORTED, see password_gate_abort_if()).
  */
 int password_gate_enter(int64_t deadline_ms);
 void password_gate_leave(void);
@@ -38,6 +39,15 @@ void password_gate_leave(void);
  * cannot have it fails with errno ETIMEDOUT.
  */
 void password_gate_deadline(int64_t deadline_ms);
+
+/*
+ * While set (non-NULL), this thread's waits for a slot look every
+ * GATE_POLL_MS whether gone(arg) says the wait has become pointless (the
+ * connection it is for was dropped or closed) and then fail with errno
+ * ECONNABORTED, so such a login does not live on, uncounted, until its
+ * turn.  NULL, the default, waits without looking.
+ */
+void password_gate_abort_if(bool (*gone)(void *arg), void *arg);
 
 /* A new yescrypt hash of pw at cost (1..11); 0, or -1 with errno. */
 int password_hash(const char *pw, int cost, char out[PASSWORD_HASH_MAX]);

@@ -168,3 +168,38 @@ def test_root_gives_what_it_creates_to_the_user(chatd_factory, admin_users, shar
     log = d.log_text()
     assert log.index("starting, config") < log.index(f"running as user {user}")
     assert "chatd: " not in d.stderr_text()
+
+
+def test_planted_ident_temp_file_refused(chatd_factory):
+    """A hard link or a FIFO planted at the identification file's temp path
+    while chatd runs: the rewrite that needs it (after the file's mode was
+    changed) refuses it instead of truncating the link's target or hanging in
+    open(); the registration is answered with an error."""
+    d = chatd_factory()
+    d.login("alice")
+    ident = d.ident_path
+    tmp = str(ident) + ".tmp"
+    victim = os.path.join(os.path.dirname(ident), "victim")
+    with open(victim, "w") as f:
+        f.write("keep me\n")
+    os.link(victim, tmp)
+    os.chmod(ident, 0o640)          # the next change rewrites the file through the temp file
+    c = d.connect("bob")
+    c.expect_hello()
+    c.send_line("bob")
+    c.expect("PASS")
+    c.send_line("pw")
+    err = c.expect("ERR", timeout=10)
+    assert err[0] == "500", err
+    with open(victim) as f:
+        assert f.read() == "keep me\n", "the temp file's hard link target was overwritten"
+    assert "hard links" in d.log_text()
+    os.unlink(tmp)
+    os.mkfifo(tmp, 0o600)
+    c.send_line("pw")                   # the dialogue asks bob's password again
+    err = c.expect("ERR", timeout=10)   # not stuck in open() on the FIFO
+    assert err[0] == "500", err
+    os.unlink(tmp)
+    c.send_line("pw")
+    c.finish_login()
+    assert os.stat(ident).st_mode & 0o777 == 0o600

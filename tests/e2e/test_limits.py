@@ -302,3 +302,69 @@ def test_max_clients_counts_logged_in_users_at_welcome(chatd_factory):
     assert third.read_until_closed() == []
     expect_refused(d, "fourth")
     assert "refused a login from 127.0.0.1: server is full (2 clients)" in d.log_text()
+
+
+def test_a_dropped_login_leaves_its_hash_slot_wait(chatd_factory):
+    """A login dropped for the budget while it waits for a hash slot (a
+    registration queued behind a slow hash) ends at once: it neither lives on
+    outside the budget, holding its thread and descriptor until its turn,
+    nor computes its hash and registers its name afterwards."""
+    d = chatd_factory(max_logins=2, max_logins_per_address=3, max_clients_per_address=8,
+                      hash_concurrency=1, hash_cost=10, login_timeout=30)
+    src = "127.0.0.21"
+    hog = d.connect("hog", source_addr=src)
+    hog.expect_hello()
+    hog.send_line("hog")
+    hog.expect("PASS")
+    hog.send_line("pw")             # its hash holds the only slot for ~0.7 s
+    queued = d.connect("queued", source_addr=src)
+    queued.expect_hello()
+    queued.send_line("queued")
+    queued.expect("PASS")
+    queued.send_line("pw")          # waits for the slot
+    # The budget (2) is full: each newcomer from the address drops its oldest login.
+    third = d.connect("third", source_addr=src)
+    third.expect_hello()            # drops hog (hashing: it finishes)
+    fourth = d.connect("fourth", source_addr=src)
+    fourth.expect_hello()           # drops queued (waiting)
+    wait_until(lambda: "dropped the oldest of 127.0.0.21" in d.log_text()
+               and d.log_text().count("dropped the oldest") >= 2, "two logins dropped")
+    wait_until(lambda: "gave up registering queued from 127.0.0.21" in d.log_text()
+               or "registered queued" in d.log_text(), "the dropped registration ended")
+    assert "registered queued" not in d.log_text(), \
+        "a login dropped for the budget waited for a hash slot and registered its name"
+    third.close()
+    fourth.close()
+
+
+def connected(d):
+    status = d.ctl_ok("status")
+    line = next(l for l in status.splitlines() if l.startswith("clients:"))
+    return int(line.split(",")[1].split()[0])
+
+
+def test_a_dropped_login_leaves_its_delay_after_a_wrong_password(chatd_factory):
+    """A login dropped for the budget while it sits out the delay after a wrong
+    password ends at once instead of holding its thread and descriptor,
+    uncounted, for the rest of the delay."""
+    d = chatd_factory(max_logins=2, max_logins_per_address=3, max_clients_per_address=8,
+                      login_fail_delay_ms=20000, login_fail_delay_max_ms=20000,
+                      login_timeout=30)
+    d.login("alice").send_line("/quit")
+    wait_until(lambda: connected(d) == 0, "alice gone")
+    src = "127.0.0.22"
+    guesser = d.connect("guesser", source_addr=src)
+    guesser.expect_hello()
+    guesser.send_line("alice")
+    guesser.expect("PASS")
+    guesser.send_line("wrong")
+    wait_until(lambda: "login failed for alice from 127.0.0.22" in d.log_text(),
+               "the wrong password counted")
+    idle = d.connect("idle", source_addr=src)
+    idle.expect_hello()
+    newcomer = d.connect("newcomer", source_addr=src)
+    newcomer.expect_hello()         # the budget (2) is full: drops the guesser
+    wait_until(lambda: "dropped the oldest of 127.0.0.22" in d.log_text(), "the guesser dropped")
+    wait_until(lambda: connected(d) == 2, "the dropped guesser's connection closed", timeout=5)
+    idle.close()
+    newcomer.close()

@@ -295,6 +295,44 @@ test_hash_gives_up_at_the_thread_deadline(void **state)
 		let_go(&h[i]);
 }
 
+/* password_gate_abort_if(): a wait whose reason went away ends, without a slot. */
+static atomic_int gone_calls;
+
+static bool
+gone_after_two(void *arg)
+{
+	(void)arg;
+	return atomic_fetch_add(&gone_calls, 1) >= 1;
+}
+
+static void
+test_gate_wait_ends_when_gone(void **state)
+{
+	struct holder h[GATE_SLOTS];
+	char hash[PASSWORD_HASH_MAX];
+	int64_t start;
+
+	hold_slots(h, GATE_SLOTS);
+	start = time_mono_ms();
+	atomic_store(&gone_calls, 0);
+	password_gate_abort_if(gone_after_two, NULL);
+	errno = 0;
+	assert_int_equal(password_gate_enter(start + 30000), -1);
+	assert_int_equal(errno, ECONNABORTED);
+	assert_true(time_mono_ms() - start < 5000);	/* not the deadline */
+	assert_int_equal(atomic_load(&gone_calls), 2);
+	/* A hash outside a held slot, with no deadline at all, too. */
+	atomic_store(&gone_calls, 0);
+	errno = 0;
+	assert_int_equal(password_hash("pw", 1, hash), -1);
+	assert_int_equal(errno, ECONNABORTED);
+	password_gate_abort_if(NULL, NULL);
+	for (int i = 0; i < GATE_SLOTS; i++)
+		let_go(&h[i]);
+	assert_int_equal(password_gate_enter(time_mono_ms() + 1000), 0);
+	password_gate_leave();
+}
+
 /* A thread that holds a slot hashes in it, even when the others are all taken. */
 static void
 test_hashes_use_the_slot_held(void **state)
@@ -328,6 +366,7 @@ main(void)
 		cmocka_unit_test(test_gate_bounds_concurrency),
 		cmocka_unit_test(test_gate_enter_gives_up_at_the_deadline),
 		cmocka_unit_test(test_hashes_use_the_slot_held),
+		cmocka_unit_test(test_gate_wait_ends_when_gone),
 		cmocka_unit_test(test_hash_gives_up_at_the_thread_deadline),
 	};
 
