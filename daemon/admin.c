@@ -350,8 +350,9 @@ password_done(struct admin_conn *ac, void *arg)
 	free(j);
 }
 
+/* A password for user add / user passwd: text and length, else the ERR reply. */
 static bool
-password_acceptable(struct admin_conn *ac, const char *pw)
+admin_password_ok(struct admin_conn *ac, const char *pw)
 {
 	size_t len = strlen(pw);
 	enum text_check tc = text_check(pw, len);
@@ -376,7 +377,7 @@ admin_cmd_set_password(struct admin_conn *ac, const struct admin_request *req)
 	bool known = ident_lookup(srv->ident, req->name, NULL);
 	struct password_job *j;
 
-	if (!password_acceptable(ac, req->text))
+	if (!admin_password_ok(ac, req->text))
 		return;
 	if (add && known) {
 		admin_err(ac, ADMIN_ERR_CONFLICT, "%s is already registered", req->name);
