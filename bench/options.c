@@ -62,6 +62,7 @@ parse_num(const char *name, const char *s, double lo, double hi)
 void
 parse_options(int argc, char **argv, struct options *o)
 {
+	/* clang-format off */
 	enum { O_SIZE = 256, O_LOGIN_WINDOW, O_LOGIN_TIMEOUT, O_SETTLE, O_DRAIN, O_STALLED,
 	       O_SOURCES, O_FIRST, O_PASSWORD, O_PID, O_STOP, O_NO_NODELAY, O_LABEL, O_TOKENS,
 	       O_RESTART, O_STORM_TIMEOUT };
@@ -135,6 +136,7 @@ parse_options(int argc, char **argv, struct options *o)
 		default: usage(stderr); exit(2);
 		}
 	}
+	/* clang-format on */
 	if (optind < argc || o->port < 0) {
 		usage(stderr);
 		exit(2);

@@ -44,9 +44,8 @@ bool login_parse_token(const struct srv_line *ok, char token[65], int64_t *expir
 }
 
 /* Fails the login with code and a message ending in the server's text, sanitized. */
-__attribute__((format(printf, 4, 5)))
-static enum login_event fail(struct login *l, int code, const struct srv_line *line,
-			     const char *fmt, ...)
+static enum login_event __attribute__((format(printf, 4, 5)))
+fail(struct login *l, int code, const struct srv_line *line, const char *fmt, ...)
 {
 	struct strbuf text = { 0 };
 	va_list ap;

@@ -236,6 +236,7 @@ static int show_nothing(struct render *r, struct strbuf *out, const struct srv_l
 
 typedef int (*show_fn)(struct render *, struct strbuf *, const struct srv_line *);
 
+/* clang-format off */
 static const show_fn SHOW[] = {
 	[SRV_HELLO] = show_nothing,
 	[SRV_PASS] = show_nothing,
@@ -253,6 +254,7 @@ static const show_fn SHOW[] = {
 	[SRV_ERR] = show_err,
 	[SRV_BYE] = show_bye,
 };
+/* clang-format on */
 
 int render_end_history(struct render *r, struct strbuf *out)
 {

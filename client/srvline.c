@@ -8,6 +8,7 @@
 
 #include "srvline.h"
 
+/* clang-format off */
 static const struct {
 	const char *word;
 	enum srv_tag tag;
@@ -29,6 +30,7 @@ static const struct {
 	{ "ERR", SRV_ERR, 2 },
 	{ "BYE", SRV_BYE, 2 },
 };
+/* clang-format on */
 
 #define NTAGS (sizeof(TAGS) / sizeof(TAGS[0]))
 

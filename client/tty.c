@@ -738,7 +738,8 @@ static int on_enter(int count, int key)
 static void on_line(char *line)
 {
 	if (line == NULL) {
-		the_tty->input_closed = true;	/* a hung-up terminal stays readable: stop polling it */
+		/* A hung-up terminal stays readable: stop polling it. */
+		the_tty->input_closed = true;
 		quit(the_tty, "/quit");
 	}
 	free(line);

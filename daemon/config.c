@@ -59,6 +59,7 @@ struct setting_def {
 	const char *doc;
 };
 
+/* clang-format off */
 #define FIELD(f)	.offset = offsetof(struct settings, f)
 #define FIXED		.reloadable = false
 #define SIGHUP		.reloadable = true
@@ -175,6 +176,7 @@ static const struct setting_def settings_table[] = {
 	  .doc = "seconds until a peer that vanished without closing is "
 		 "dropped" },
 };
+/* clang-format on */
 
 #define N_SETTINGS	(sizeof(settings_table) / sizeof(settings_table[0]))
 
@@ -200,8 +202,8 @@ static const void *cfield(const struct settings *s, size_t offset)
 }
 
 /* Every error is "FILE:LINE: text", or "FILE: text" when no line applies. */
-__attribute__((format(printf, 3, 4)))
-static int fail(struct loader *ld, unsigned line, const char *fmt, ...)
+static int __attribute__((format(printf, 3, 4)))
+fail(struct loader *ld, unsigned line, const char *fmt, ...)
 {
 	va_list ap;
 	int n;

@@ -54,6 +54,7 @@ static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *held;
 static size_t held_len;
 
+/* clang-format off */
 static const char *const level_names[] = {
 	[LVL_ERROR] = "error",
 	[LVL_WARNING] = "warning",
@@ -61,6 +62,7 @@ static const char *const level_names[] = {
 	[LVL_INFO] = "info",
 	[LVL_DEBUG] = "debug",
 };
+/* clang-format on */
 
 int log_level_parse(const char *name)
 {

@@ -223,7 +223,9 @@ struct bound {
 	const char *extra;	/* what else the file needs to load */
 };
 
+/* clang-format off */
 #define BOUND(f, i64, lo, hi, x) { #f, offsetof(struct settings, f), i64, lo, hi, x }
+/* clang-format on */
 
 static const struct bound bounds[] = {
 	BOUND(port, false, 0, 65535, ""),

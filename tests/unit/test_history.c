@@ -638,6 +638,7 @@ static void test_damaged_lines_skipped(void **state)
 	char *data;
 	size_t n;
 
+	/* clang-format off */
 	assert_true(asprintf(&data, HEADER "%s%s"
 			     "hello world\n"				/* line 4: no id */
 			     "2 " TS " bob not increasing\n"		/* 5 */
@@ -650,6 +651,7 @@ static void test_damaged_lines_skipped(void **state)
 			     "03 " TS " bob leading zero\n"		/* 12 */
 			     "4 " TS "  two spaces\n"			/* 13 */
 			     "%s%s", l1, l2, l5, l6) > 0);
+	/* clang-format on */
 	spill(f->path, data, strlen(data));
 
 	h = open_history(f);
@@ -777,7 +779,9 @@ static void test_unknown_version_refused(void **state)
 	assert_refused(f, "chatd-history 2\n1 " TS " ann hi\n", unknown);
 	assert_refused(f, "chatd-history 1 \n", unknown);
 	assert_refused(f, "chatd", unknown);
+	/* clang-format off */
 	assert_refused(f, "\x7f" "ELF binary junk\n\x01\x02", unknown);
+	/* clang-format on */
 
 	/* Not a file at all. */
 	f->cfg.path = f->dir;

@@ -440,6 +440,7 @@ test_damaged_lines_skipped(void **state)
 	memset(longhash, 'a', sizeof(longhash) - 1);
 	longhash[0] = '$';
 	longhash[sizeof(longhash) - 1] = '\0';
+	/* clang-format off */
 	assert_int_equal(asprintf(&text,
 	    VERSION_LINE
 	    "alice:%s\n"		/* 2 */
@@ -452,6 +453,7 @@ test_damaged_lines_skipped(void **state)
 	    "erin:\n"			/* 9 */
 	    "frank:%s\n",		/* 10 */
 	    good, good, longhash, good, good) > 0, 1);
+	/* clang-format on */
 	write_file(fx->path, text);
 	free(text);
 
@@ -874,6 +876,7 @@ test_damaged_records_skipped(void **state)
 	char *text;
 
 	assert_int_equal(password_hash("pw", COST, good), 0);
+	/* clang-format off */
 	assert_int_equal(asprintf(&text,
 	    VERSION_LINE
 	    "alice:%s\n"		/* 2 */
@@ -887,6 +890,7 @@ test_damaged_records_skipped(void **state)
 	    "-ALICE\n"			/* 10 */
 	    "+Dave:%s\n",		/* 11 */
 	    good, good, good, good) > 0, 1);
+	/* clang-format on */
 	write_file(fx->path, text);
 	free(text);
 

@@ -302,6 +302,7 @@ static void test_write_all(void **state)
 
 int main(void)
 {
+	/* clang-format off */
 	const struct CMUnitTest tests[] = {
 		DIR_TEST(test_dirs),
 		DIR_TEST(test_links_in_directories),
@@ -310,6 +311,7 @@ int main(void)
 		DIR_TEST(test_lock),
 		DIR_TEST(test_write_all),
 	};
+	/* clang-format on */
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,9 @@ struct vector {
 	enum text_check want;
 };
 
+/* clang-format off */
 #define V(str, result) { str, sizeof(str) - 1, result }
+/* clang-format on */
 
 static void check_vectors(const struct vector *v, size_t n)
 {
@@ -35,6 +37,7 @@ static void check_vectors(const struct vector *v, size_t n)
 
 static void test_valid_multilingual(void **state)
 {
+	/* clang-format off */
 	static const struct vector v[] = {
 		V("", TEXT_OK),
 		V("hello, world", TEXT_OK),
@@ -45,6 +48,7 @@ static void test_valid_multilingual(void **state)
 		V("\xf0\x9f\x98\x80\xf0\x9f\x8e\x89 party", TEXT_OK),		/* 4-byte emoji */
 		V("ab\xf0\x9f\x98\x80" "cdefghij", TEXT_OK),			/* straddles 8 bytes */
 	};
+	/* clang-format on */
 
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
 }
@@ -97,6 +101,7 @@ static void test_boundaries(void **state)
 
 static void test_controls(void **state)
 {
+	/* clang-format off */
 	static const struct vector v[] = {
 		V("\0", TEXT_CONTROL),
 		V("abc\0def", TEXT_CONTROL),
@@ -111,12 +116,14 @@ static void test_controls(void **state)
 		V("\xc2\x9b" "31m", TEXT_CONTROL),		/* CSI */
 		V("caf\xc3\xa9\x07", TEXT_CONTROL),
 	};
+	/* clang-format on */
 
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
 }
 
 static void test_bidi(void **state)
 {
+	/* clang-format off */
 	static const struct vector v[] = {
 		V("\xe2\x80\xaa", TEXT_BIDI),	/* LRE */
 		V("\xe2\x80\xab", TEXT_BIDI),	/* RLE */
@@ -132,6 +139,7 @@ static void test_bidi(void **state)
 		V("\xd8\x9c", TEXT_BIDI),		/* ALM */
 		V("\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d\xe2\x80\x8f", TEXT_BIDI),	/* even after RTL text */
 	};
+	/* clang-format on */
 
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
 }
@@ -139,11 +147,13 @@ static void test_bidi(void **state)
 /* U+2028, U+2029: a new line on screens and in loggers that honour them. */
 static void test_separators(void **state)
 {
+	/* clang-format off */
 	static const struct vector v[] = {
 		V("\xe2\x80\xa8", TEXT_SEPARATOR),
 		V("\xe2\x80\xa9", TEXT_SEPARATOR),
 		V("hi\xe2\x80\xa8" "12:00 <admin> reset your password", TEXT_SEPARATOR),
 	};
+	/* clang-format on */
 
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
 }
@@ -151,6 +161,7 @@ static void test_separators(void **state)
 /* Zero-width and other invisible format characters, and the tag characters. */
 static void test_invisible(void **state)
 {
+	/* clang-format off */
 	static const struct vector v[] = {
 		V("\xc2\xad", TEXT_INVISIBLE),			/* soft hyphen */
 		V("\xe1\xa0\x8e", TEXT_INVISIBLE),		/* Mongolian vowel separator */
@@ -170,6 +181,7 @@ static void test_invisible(void **state)
 		V("\xf0\x9f\x8f\xb4\xf3\xa0\x81\xa7\xf3\xa0\x81\xa2\xf3\xa0\x81\xa5"
 		  "\xf3\xa0\x81\xae\xf3\xa0\x81\xa7\xf3\xa0\x81\xbf", TEXT_INVISIBLE),
 	};
+	/* clang-format on */
 
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
 }
@@ -193,6 +205,7 @@ static void test_joiners_and_visible_format_marks_allowed(void **state)
 
 static void test_bad_sequences(void **state)
 {
+	/* clang-format off */
 	static const struct vector v[] = {
 		/* Kuhn 3.1: unexpected continuation bytes */
 		V("\x80", TEXT_BAD_UTF8),
@@ -249,6 +262,7 @@ static void test_bad_sequences(void **state)
 		V("\xf0\x9f\x41\x80", TEXT_BAD_UTF8),
 		V("\xf0\x9f\x98\x41", TEXT_BAD_UTF8),
 	};
+	/* clang-format on */
 
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
 }
