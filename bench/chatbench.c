@@ -43,26 +43,43 @@
 #include "procstat.h"
 #include "proto.h"
 
-#define OUT_CAP_SENDER	65536
-#define OUT_CAP_OTHER	2048
-#define EPOLL_BATCH	512
-#define READS_PER_EVENT	4
-#define PIDFD_TAG	UINT32_MAX
+#define OUT_CAP_SENDER 65536
+#define OUT_CAP_OTHER 2048
+#define EPOLL_BATCH 512
+#define READS_PER_EVENT 4
+#define PIDFD_TAG UINT32_MAX
 /* A delivery later than this counts as late (the "late" figures). */
-#define LATE_NS		(50 * 1000000LL)
+#define LATE_NS (50 * 1000000LL)
 
 /* ---- errors by kind ---- */
 
 enum err_kind {
-	E_CONNECT, E_REFUSED, E_LOGIN_TIMEOUT, E_CLOSED, E_SERVER_ERROR, E_PROTOCOL,
-	E_GAP, E_DUPLICATE, E_ECHO, E_SEND_FULL, E_WRITE, E_KINDS
+	E_CONNECT,
+	E_REFUSED,
+	E_LOGIN_TIMEOUT,
+	E_CLOSED,
+	E_SERVER_ERROR,
+	E_PROTOCOL,
+	E_GAP,
+	E_DUPLICATE,
+	E_ECHO,
+	E_SEND_FULL,
+	E_WRITE,
+	E_KINDS
 };
 
 static const char *const err_names[E_KINDS] = {
-	[E_CONNECT] = "connect", [E_REFUSED] = "refused", [E_LOGIN_TIMEOUT] = "login_timeout",
-	[E_CLOSED] = "closed", [E_SERVER_ERROR] = "server_error", [E_PROTOCOL] = "protocol",
-	[E_GAP] = "gap", [E_DUPLICATE] = "duplicate", [E_ECHO] = "echo",
-	[E_SEND_FULL] = "send_full", [E_WRITE] = "write",
+	[E_CONNECT] = "connect",
+	[E_REFUSED] = "refused",
+	[E_LOGIN_TIMEOUT] = "login_timeout",
+	[E_CLOSED] = "closed",
+	[E_SERVER_ERROR] = "server_error",
+	[E_PROTOCOL] = "protocol",
+	[E_GAP] = "gap",
+	[E_DUPLICATE] = "duplicate",
+	[E_ECHO] = "echo",
+	[E_SEND_FULL] = "send_full",
+	[E_WRITE] = "write",
 };
 
 /* ---- clients ---- */
@@ -84,19 +101,19 @@ struct client {
 	enum cstate state;
 	int fd;
 	bool sender, stalled;
-	uint32_t late;			/* deliveries later than LATE_NS */
-	uint32_t events;		/* registered with epoll */
-	bool dropped;			/* lost its connection in the storm */
+	uint32_t late;   /* deliveries later than LATE_NS */
+	uint32_t events; /* registered with epoll */
+	bool dropped;    /* lost its connection in the storm */
 	int backoff_ms;
-	int64_t retry_at;		/* C_WAIT: reconnect then */
-	int64_t heard_at;		/* connect, or the last line from the server */
+	int64_t retry_at; /* C_WAIT: reconnect then */
+	int64_t heard_at; /* connect, or the last line from the server */
 	struct linebuf in;
 	char *out;
 	size_t out_len, out_cap;
 };
 
 struct sender {
-	uint64_t sent, acked, delivered;	/* delivered: to all receivers together */
+	uint64_t sent, acked, delivered; /* delivered: to all receivers together */
 };
 
 enum phase { P_LOGIN, P_SETTLE, P_SEND, P_DRAIN, P_STORM, P_DONE };
@@ -106,16 +123,16 @@ struct bench {
 	int ep;
 	struct client *c;
 	struct sender *snd;
-	uint32_t *next_seq;		/* [receiver * senders + sender] */
+	uint32_t *next_seq; /* [receiver * senders + sender] */
 	struct histogram hist;
-	struct histogram hist_senders;	/* the deliveries the sending clients received */
-	uint64_t late;			/* deliveries later than LATE_NS, */
-	int64_t late_sent_first, late_sent_last;	/* sent between these times */
+	struct histogram hist_senders;           /* the deliveries the sending clients received */
+	uint64_t late;                           /* deliveries later than LATE_NS, */
+	int64_t late_sent_first, late_sent_last; /* sent between these times */
 	uint64_t errors[E_KINDS];
 
 	enum phase phase;
 	unsigned started, ready, pending, closed_at_stop;
-	unsigned receivers;		/* ready, non-stalled clients at send start, minus one */
+	unsigned receivers; /* ready, non-stalled clients at send start, minus one */
 	int64_t t0, t_last_login, t_send, t_send_end, t_last_delivery, phase_end;
 	uint64_t sent, delivered, in_order, sent_rr;
 	struct procstat before, after;
@@ -158,8 +175,8 @@ count_error(enum err_kind k)
 static void
 arm(struct client *c)
 {
-	uint32_t want = (c->stalled && c->state == C_READY ? 0 : EPOLLIN) |
-			(c->out_len > 0 ? EPOLLOUT : 0);
+	uint32_t want =
+		(c->stalled && c->state == C_READY ? 0 : EPOLLIN) | (c->out_len > 0 ? EPOLLOUT : 0);
 
 	if (c->fd < 0 || want == c->events)
 		return;
@@ -458,7 +475,7 @@ on_line(struct client *c, char *line, size_t len, int64_t t_recv)
 		count_error(E_SERVER_ERROR);
 		break;
 	case PE_CLOSING:
-		break;		/* the EOF that follows is counted */
+		break; /* the EOF that follows is counted */
 	}
 }
 
@@ -535,8 +552,8 @@ send_one(unsigned si, int64_t t)
 			 B.snd[si].sent, t);
 
 	if (B.o.size > (unsigned)n)
-		n += snprintf(text + n, sizeof(text) - (size_t)n, "%.*s", (int)(B.o.size - (unsigned)n),
-			      B.pad);
+		n += snprintf(text + n, sizeof(text) - (size_t)n, "%.*s",
+			      (int)(B.o.size - (unsigned)n), B.pad);
 	size_t len = B.o.proto->message(msg, sizeof(msg), text, (size_t)n);
 	if (len == 0 || c->out_cap - c->out_len < len) {
 		count_error(E_SEND_FULL);
@@ -784,7 +801,8 @@ print_procstat(const char *key, const struct procstat *ps)
 {
 	printf("\"%s\":{\"rss_kib\":%" PRId64 ",\"threads\":%" PRId64 ",\"stack_rss_kib\":%" PRId64
 	       ",\"cgroup_kib\":%" PRId64 ",\"cgroup_kmem_kib\":%" PRId64 "}",
-	       key, ps->rss_kib, ps->threads, ps->stack_rss_kib, ps->cgroup_kib, ps->cgroup_kmem_kib);
+	       key, ps->rss_kib, ps->threads, ps->stack_rss_kib, ps->cgroup_kib,
+	       ps->cgroup_kmem_kib);
 }
 
 static void
@@ -810,13 +828,15 @@ report(void)
 	       expected > B.in_order ? expected - B.in_order : 0,
 	       span > 0 ? (double)B.delivered / span : 0.0);
 	printf("\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
-	       (double)hist_quantile(&B.hist, 0.50) / 1e6, (double)hist_quantile(&B.hist, 0.90) / 1e6,
-	       (double)hist_quantile(&B.hist, 0.99) / 1e6, (double)hist_quantile(&B.hist, 0.999) / 1e6,
-	       (double)B.hist.max / 1e6);
+	       (double)hist_quantile(&B.hist, 0.50) / 1e6,
+	       (double)hist_quantile(&B.hist, 0.90) / 1e6,
+	       (double)hist_quantile(&B.hist, 0.99) / 1e6,
+	       (double)hist_quantile(&B.hist, 0.999) / 1e6, (double)B.hist.max / 1e6);
 	/* Senders are busy clients: their latency apart shows whether being busy costs. */
 	printf("\"senders_latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
 	       (double)hist_quantile(&B.hist_senders, 0.50) / 1e6,
-	       (double)hist_quantile(&B.hist_senders, 0.99) / 1e6, (double)B.hist_senders.max / 1e6);
+	       (double)hist_quantile(&B.hist_senders, 0.99) / 1e6,
+	       (double)B.hist_senders.max / 1e6);
 	unsigned late_receivers = 0;
 	for (unsigned i = 0; i < o->clients; i++)
 		late_receivers += B.c[i].late > 0;
@@ -832,8 +852,8 @@ report(void)
 			refused_tokens += B.c[i].s.token_refused;
 		printf("\"storm\":{\"tokens\":%s,\"online\":%u,\"tokens_held\":%u,\"back\":%u,"
 		       "\"back_s\":%.3f,\"resumed\":%u,\"password\":%u,\"tokens_refused\":%u,"
-		       "\"drops\":%" PRIu64 ",\"connect_failures\":%" PRIu64 ",\"refusals\":%" PRIu64
-		       ",\"silent_30s\":%" PRIu64 ",\"timeout_s\":%.0f},",
+		       "\"drops\":%" PRIu64 ",\"connect_failures\":%" PRIu64
+		       ",\"refusals\":%" PRIu64 ",\"silent_30s\":%" PRIu64 ",\"timeout_s\":%.0f},",
 		       o->tokens ? "true" : "false", B.storm_target, B.tokens_at_restart, B.back,
 		       B.back ? (double)(B.t_all_back - B.t_restart) / 1e9 : 0.0, B.back_resumed,
 		       B.back_password, refused_tokens, B.drops, B.connect_failures, B.refusals,
@@ -850,7 +870,8 @@ report(void)
 		print_procstat("loaded", &B.after);
 		double per = B.ready ? (double)(B.after.rss_kib - B.before.rss_kib) / B.ready : 0;
 		double cg = B.ready && B.after.cgroup_kib >= 0 && B.before.cgroup_kib >= 0
-				    ? (double)(B.after.cgroup_kib - B.before.cgroup_kib) / B.ready : -1;
+				    ? (double)(B.after.cgroup_kib - B.before.cgroup_kib) / B.ready
+				    : -1;
 		printf(",\"rss_per_client_kib\":%.2f,\"cgroup_per_client_kib\":%.2f", per, cg);
 		if (o->stop_server)
 			printf(",\"shutdown_ms\":%.1f,\"closed_at_stop\":%u", B.shutdown_ms,
@@ -881,7 +902,8 @@ raise_nofile(unsigned clients)
 	rl.rlim_cur = rl.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &rl);
 	if (rl.rlim_cur < need)
-		fprintf(stderr, "chatbench: warning: open file limit %llu is below the %llu needed\n",
+		fprintf(stderr,
+			"chatbench: warning: open file limit %llu is below the %llu needed\n",
 			(unsigned long long)rl.rlim_cur, (unsigned long long)need);
 }
 
@@ -892,7 +914,8 @@ setup(void)
 
 	B.c = calloc(o->clients, sizeof(*B.c));
 	B.snd = calloc(o->senders ? o->senders : 1, sizeof(*B.snd));
-	B.next_seq = calloc((size_t)o->clients * (o->senders ? o->senders : 1), sizeof(*B.next_seq));
+	B.next_seq =
+		calloc((size_t)o->clients * (o->senders ? o->senders : 1), sizeof(*B.next_seq));
 	B.ep = epoll_create1(EPOLL_CLOEXEC);
 	if (B.c == NULL || B.snd == NULL || B.next_seq == NULL || B.ep < 0)
 		return -1;
@@ -922,8 +945,10 @@ main(int argc, char **argv)
 
 	parse_options(argc, argv, &B.o);
 	if (fill_sockaddr(B.o.host, B.o.port, &ss, &sslen) < 0) {
-		fprintf(stderr, "chatbench: %s is not a numeric loopback address "
-				"(127.0.0.0/8 or ::1): chatbench only loads this machine\n", B.o.host);
+		fprintf(stderr,
+			"chatbench: %s is not a numeric loopback address "
+			"(127.0.0.0/8 or ::1): chatbench only loads this machine\n",
+			B.o.host);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

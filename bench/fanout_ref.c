@@ -27,15 +27,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define IN_CAP		65536
-#define OUT_LIMIT	(16u << 20)	/* a connection further behind is dropped */
-#define EPOLL_BATCH	512
-#define TAG_LISTEN	UINT32_MAX
-#define TAG_SIGNAL	(UINT32_MAX - 1)
+#define IN_CAP 65536
+#define OUT_LIMIT (16u << 20) /* a connection further behind is dropped */
+#define EPOLL_BATCH 512
+#define TAG_LISTEN UINT32_MAX
+#define TAG_SIGNAL (UINT32_MAX - 1)
 
 struct conn {
 	int fd;
-	bool dirty;			/* on the flush list */
+	bool dirty; /* on the flush list */
 	uint32_t events;
 	char *in;
 	size_t in_len;
@@ -43,9 +43,9 @@ struct conn {
 	size_t out_len, out_cap;
 };
 
-static struct conn *conns;		/* indexed by fd */
+static struct conn *conns; /* indexed by fd */
 static size_t n_slots;
-static int *live;			/* fds of open connections */
+static int *live; /* fds of open connections */
 static size_t n_live;
 static int *flush_list;
 static size_t n_flush;
@@ -67,7 +67,7 @@ conn_close(int fd)
 	bool dirty = c->dirty;
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
-	c->dirty = dirty;	/* still on the flush list; flush skips closed ones */
+	c->dirty = dirty; /* still on the flush list; flush skips closed ones */
 }
 
 static int
@@ -138,7 +138,7 @@ fan_out(int src, const char *p, size_t n)
 
 		if (fd != src && out_append(&conns[fd], p, n) < 0) {
 			conn_close(fd);
-			i--;	/* live[i] now holds another fd */
+			i--; /* live[i] now holds another fd */
 		}
 	}
 }
@@ -158,7 +158,7 @@ conn_read(int fd)
 	c->in_len += (size_t)n;
 	char *last = memrchr(c->in, '\n', c->in_len);
 	if (last == NULL) {
-		if (c->in_len == IN_CAP)	/* a line longer than the buffer: drop it */
+		if (c->in_len == IN_CAP) /* a line longer than the buffer: drop it */
 			c->in_len = 0;
 		return;
 	}
@@ -199,7 +199,8 @@ listen_on(const char *addr, int port)
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	int one = 1, fd;
 
-	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1 || (ntohl(sin.sin_addr.s_addr) >> 24) != 127) {
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1 ||
+	    (ntohl(sin.sin_addr.s_addr) >> 24) != 127) {
 		fprintf(stderr, "fanout_ref: %s is not an IPv4 loopback address\n", addr);
 		return -1;
 	}

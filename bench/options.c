@@ -142,7 +142,8 @@ parse_options(int argc, char **argv, struct options *o)
 		exit(2);
 	}
 	if (o->senders > o->clients || o->senders + o->stalled > o->clients) {
-		fprintf(stderr, "chatbench: senders and stalled clients must be among the %u clients\n",
+		fprintf(stderr,
+			"chatbench: senders and stalled clients must be among the %u clients\n",
 			o->clients);
 		exit(2);
 	}

@@ -19,8 +19,8 @@ struct options {
 	const char *password, *label;
 	pid_t server_pid;
 	bool stop_server, nodelay;
-	bool tokens;			/* ask for a resume token after a password login (chatd) */
-	const char *restart;		/* the login storm: run this, then every client reconnects */
+	bool tokens;         /* ask for a resume token after a password login (chatd) */
+	const char *restart; /* the login storm: run this, then every client reconnects */
 	double storm_timeout;
 };
 

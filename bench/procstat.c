@@ -78,7 +78,8 @@ stack_rss(pid_t pid)
 				name++;
 			bool anon = *name == '\n' || *name == '\0';
 			in_stack = strncmp(name, "[stack]", 7) == 0 ||
-				   (prev_guard && anon && perms[0] == 'r' && hi - lo <= (8ul << 20) + 4096);
+				   (prev_guard && anon && perms[0] == 'r' &&
+				    hi - lo <= (8ul << 20) + 4096);
 			/* A guard is small; malloc's arenas reserve megabytes PROT_NONE. */
 			prev_guard = anon && strncmp(perms, "---p", 4) == 0 && hi - lo <= GUARD_MAX;
 			continue;
@@ -112,10 +113,11 @@ cgroup_usage(pid_t pid, struct procstat *ps)
 			*end = '\0';
 		p += strlen(":memory:");
 		if (strcmp(p, "/") == 0)
-			return;		/* the root: everything on the box */
+			return; /* the root: everything on the box */
 		snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.usage_in_bytes", p);
 		ps->cgroup_kib = read_kib(path);
-		snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.kmem.usage_in_bytes", p);
+		snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.kmem.usage_in_bytes",
+			 p);
 		ps->cgroup_kmem_kib = read_kib(path);
 	} else if (strncmp(buf, "0::", 3) == 0) {
 		char *end = strchr(buf, '\n');

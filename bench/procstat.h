@@ -10,11 +10,11 @@
 
 struct procstat {
 	bool ok;
-	int64_t rss_kib;		/* VmRSS */
-	int64_t threads;		/* Threads */
-	int64_t stack_rss_kib;		/* RSS of [stack] and thread-stack mappings (smaps) */
-	int64_t cgroup_kib;		/* the memory cgroup's usage, kernel share included; -1 unknown */
-	int64_t cgroup_kmem_kib;	/* its kernel share alone (cgroup v1 kmem); -1 unknown */
+	int64_t rss_kib;         /* VmRSS */
+	int64_t threads;         /* Threads */
+	int64_t stack_rss_kib;   /* RSS of [stack] and thread-stack mappings (smaps) */
+	int64_t cgroup_kib;      /* the memory cgroup's usage, kernel share included; -1 unknown */
+	int64_t cgroup_kmem_kib; /* its kernel share alone (cgroup v1 kmem); -1 unknown */
 };
 
 /* Reads pid's figures; ok is false when the process is gone. */

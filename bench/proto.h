@@ -13,26 +13,26 @@
 
 /* One connection as a protocol module sees it. */
 struct session {
-	unsigned index;		/* client number: its user name is b<index> */
-	int phase;		/* the module's own login progress, 0 at connect */
+	unsigned index; /* client number: its user name is b<index> */
+	int phase;      /* the module's own login progress, 0 at connect */
 	const char *password;
-	bool want_token;	/* chatd: ask for a resume token after a password login */
-	bool resumed;		/* chatd: the last login used the token */
-	bool token_refused;	/* chatd: the server refused the token (then the password) */
-	char token[65];		/* chatd: the resume token, "" if none */
+	bool want_token;    /* chatd: ask for a resume token after a password login */
+	bool resumed;       /* chatd: the last login used the token */
+	bool token_refused; /* chatd: the server refused the token (then the password) */
+	char token[65];     /* chatd: the resume token, "" if none */
 };
 
 /* Queue bytes for the server (implemented by chatbench.c). */
 void session_write(struct session *s, const char *buf, size_t len);
 
 enum proto_event {
-	PE_NONE,		/* nothing the benchmark counts (JOIN, NAMES, HIST...) */
-	PE_LOGGED_IN,		/* the session may now send and receive */
-	PE_DELIVERY,		/* a benchmark message: *payload points at its text */
-	PE_ACK,			/* the server accepted one of our own messages */
-	PE_REFUSED,		/* the server refused the login or the connection */
-	PE_SERVER_ERROR,	/* an error reply after login */
-	PE_CLOSING,		/* the server says it closes the connection */
+	PE_NONE,         /* nothing the benchmark counts (JOIN, NAMES, HIST...) */
+	PE_LOGGED_IN,    /* the session may now send and receive */
+	PE_DELIVERY,     /* a benchmark message: *payload points at its text */
+	PE_ACK,          /* the server accepted one of our own messages */
+	PE_REFUSED,      /* the server refused the login or the connection */
+	PE_SERVER_ERROR, /* an error reply after login */
+	PE_CLOSING,      /* the server says it closes the connection */
 };
 
 struct proto_ops {

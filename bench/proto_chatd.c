@@ -98,7 +98,7 @@ chatd_line(struct session *s, char *line, size_t len, const char **payload)
 		s->phase = WAIT_WELCOME;
 		return s->resumed ? PE_NONE : PE_REFUSED;
 	}
-	if (s->phase == WAIT_TOKEN) {	/* live lines may come before the reply */
+	if (s->phase == WAIT_TOKEN) { /* live lines may come before the reply */
 		if (starts(line, "OK - ") && strspn(line + 5, "0123456789abcdef") == 64) {
 			memcpy(s->token, line + 5, 64);
 			s->token[64] = '\0';
@@ -119,13 +119,13 @@ chatd_line(struct session *s, char *line, size_t len, const char **payload)
 		s->phase = READY;
 		return PE_LOGGED_IN;
 	}
-	return PE_NONE;		/* PASS, WELCOME, USERS, HIST */
+	return PE_NONE; /* PASS, WELCOME, USERS, HIST */
 }
 
 const struct proto_ops proto_chatd = {
 	.name = "chatd",
 	.connected = chatd_connected,
 	.line = chatd_line,
-	.message = proto_line_message,	/* a chat line is the message itself */
+	.message = proto_line_message, /* a chat line is the message itself */
 	.max_line = 4096 + 128,
 };

@@ -17,8 +17,8 @@ static void
 irc_connected(struct session *s)
 {
 	char buf[128];
-	int n = snprintf(buf, sizeof(buf), "NICK b%u\r\nUSER b%u 0 * :chatbench\r\n",
-			 s->index, s->index);
+	int n = snprintf(buf, sizeof(buf), "NICK b%u\r\nUSER b%u 0 * :chatbench\r\n", s->index,
+			 s->index);
 
 	session_write(s, buf, (size_t)n);
 	s->phase = WAIT_WELCOME;

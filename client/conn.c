@@ -19,13 +19,15 @@
 #include "conn.h"
 #include "timefmt.h"
 
-void conn_init(struct conn *c)
+void
+conn_init(struct conn *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 }
 
-int conn_backoff_next(int *backoff_ms)
+int
+conn_backoff_next(int *backoff_ms)
 {
 	int base = *backoff_ms == 0 ? CONN_BACKOFF_FIRST_MS : *backoff_ms * 2;
 
@@ -33,13 +35,15 @@ int conn_backoff_next(int *backoff_ms)
 	return (int)((int64_t)*backoff_ms * (50 + random() % 101) / 100);
 }
 
-bool conn_is_open(const struct conn *c)
+bool
+conn_is_open(const struct conn *c)
 {
 	return c->fd >= 0;
 }
 
 /* Waits for a non-blocking connect(); 0 connected, else an errno value. */
-static int finish_connect(int fd, int timeout_ms)
+static int
+finish_connect(int fd, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
 	int64_t deadline = time_mono_ms() + timeout_ms;
@@ -67,7 +71,8 @@ static int finish_connect(int fd, int timeout_ms)
  * noticed within about a minute and a half, not the kernel's two hours:
  * the terminal mode then reconnects.
  */
-static void set_keepalive(int fd)
+static void
+set_keepalive(int fd)
 {
 	int one = 1, idle = 60, interval = 10, count = 3;
 
@@ -78,7 +83,8 @@ static void set_keepalive(int fd)
 }
 
 /* One address: a connected non-blocking socket, or -1 with *why set. */
-static int connect_one(const struct addrinfo *ai, int timeout_ms, int *why)
+static int
+connect_one(const struct addrinfo *ai, int timeout_ms, int *why)
 {
 	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			ai->ai_protocol);
@@ -101,8 +107,9 @@ static int connect_one(const struct addrinfo *ai, int timeout_ms, int *why)
 	return fd;
 }
 
-enum conn_status conn_open(struct conn *c, const char *host, const char *port, int timeout_ms,
-			   char *err, size_t errsz)
+enum conn_status
+conn_open(struct conn *c, const char *host, const char *port, int timeout_ms, char *err,
+	  size_t errsz)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *res, *ai;
@@ -130,7 +137,8 @@ enum conn_status conn_open(struct conn *c, const char *host, const char *port, i
 	return CONN_OK;
 }
 
-void conn_close(struct conn *c)
+void
+conn_close(struct conn *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
@@ -139,7 +147,8 @@ void conn_close(struct conn *c)
 	strbuf_free(&c->out);
 }
 
-int conn_flush(struct conn *c)
+int
+conn_flush(struct conn *c)
 {
 	while (c->out.len > 0) {
 		ssize_t n = send(c->fd, c->out.buf, c->out.len, MSG_NOSIGNAL);
@@ -154,12 +163,14 @@ int conn_flush(struct conn *c)
 	return 0;
 }
 
-bool conn_wants_write(const struct conn *c)
+bool
+conn_wants_write(const struct conn *c)
 {
 	return c->out.len > 0;
 }
 
-int conn_send(struct conn *c, const char *text, size_t len)
+int
+conn_send(struct conn *c, const char *text, size_t len)
 {
 	if (c->fd < 0) {
 		errno = ENOTCONN;
@@ -170,7 +181,8 @@ int conn_send(struct conn *c, const char *text, size_t len)
 	return conn_flush(c);
 }
 
-int conn_read(struct conn *c)
+int
+conn_read(struct conn *c)
 {
 	ssize_t n;
 
@@ -182,12 +194,14 @@ int conn_read(struct conn *c)
 	return n > 0 ? 1 : (int)n;
 }
 
-enum linebuf_result conn_next_line(struct conn *c, char **line, size_t *len)
+enum linebuf_result
+conn_next_line(struct conn *c, char **line, size_t *len)
 {
 	return linebuf_next(&c->in, line, len);
 }
 
-int conn_wait_line(struct conn *c, int64_t deadline_ms, char **line, size_t *len)
+int
+conn_wait_line(struct conn *c, int64_t deadline_ms, char **line, size_t *len)
 {
 	for (;;) {
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };

@@ -20,15 +20,15 @@
 #define CONN_MAX_LINE (65536 + 128)
 
 struct conn {
-	int fd;			/* -1 when not connected */
+	int fd; /* -1 when not connected */
 	struct linebuf in;
-	struct strbuf out;	/* queued, not yet written */
+	struct strbuf out; /* queued, not yet written */
 };
 
 enum conn_status {
 	CONN_OK = 0,
-	CONN_RESOLVE_FAILED,	/* getaddrinfo() failed */
-	CONN_CONNECT_FAILED,	/* no address accepted the connection in time */
+	CONN_RESOLVE_FAILED, /* getaddrinfo() failed */
+	CONN_CONNECT_FAILED, /* no address accepted the connection in time */
 	CONN_NO_MEMORY,
 };
 

@@ -15,7 +15,8 @@
 #include "proto.h"
 #include "sanitize.h"
 
-void login_start(struct login *l, const char *name, const char *password, bool may_ask)
+void
+login_start(struct login *l, const char *name, const char *password, bool may_ask)
 {
 	memset(l, 0, sizeof(*l));
 	l->state = LOGIN_AWAIT_HELLO;
@@ -24,12 +25,14 @@ void login_start(struct login *l, const char *name, const char *password, bool m
 	l->may_ask = may_ask;
 }
 
-void login_use_token(struct login *l, const char *token)
+void
+login_use_token(struct login *l, const char *token)
 {
 	l->token = token != NULL && strlen(token) == 64 ? token : NULL;
 }
 
-bool login_parse_token(const struct srv_line *ok, char token[65], int64_t *expiry_ms)
+bool
+login_parse_token(const struct srv_line *ok, char token[65], int64_t *expiry_ms)
 {
 	const char *text = srv_text(ok);
 	size_t n = strspn(text, "0123456789abcdef");
@@ -63,13 +66,15 @@ fail(struct login *l, int code, const struct srv_line *line, const char *fmt, ..
 	return LOGIN_ERROR;
 }
 
-static enum login_event unexpected(struct login *l, const struct srv_line *line)
+static enum login_event
+unexpected(struct login *l, const struct srv_line *line)
 {
 	return fail(l, CHAT_EXIT_LOST, line, "unexpected line from the server during login");
 }
 
 /* BYE during login: the server ends the connection. */
-static enum login_event on_bye(struct login *l, const struct srv_line *line)
+static enum login_event
+on_bye(struct login *l, const struct srv_line *line)
 {
 	const char *reason = line->f[0];
 
@@ -82,19 +87,22 @@ static enum login_event on_bye(struct login *l, const struct srv_line *line)
 }
 
 /* A write failed: a new connection may well succeed. */
-static enum login_event connection_broken(struct login *l)
+static enum login_event
+connection_broken(struct login *l)
 {
 	l->retry = true;
 	return fail(l, CHAT_EXIT_LOST, NULL, "the connection was lost during login");
 }
 
-static int send_password(struct login *l, struct conn *c, const char *password)
+static int
+send_password(struct login *l, struct conn *c, const char *password)
 {
 	l->state = LOGIN_AWAIT_WELCOME;
 	return conn_send(c, password, strlen(password));
 }
 
-static enum login_event send_name(struct login *l, struct conn *c)
+static enum login_event
+send_name(struct login *l, struct conn *c)
 {
 	l->state = LOGIN_AWAIT_PASS;
 	if (conn_send(c, l->name, strlen(l->name)) < 0)
@@ -102,12 +110,14 @@ static enum login_event send_name(struct login *l, struct conn *c)
 	return LOGIN_CONTINUE;
 }
 
-static enum login_event on_hello(struct login *l, const struct srv_line *line, struct conn *c)
+static enum login_event
+on_hello(struct login *l, const struct srv_line *line, struct conn *c)
 {
 	int rc;
 
 	if (line->tag == SRV_ERR && srv_err_code(line) == ERR_UNAVAILABLE)
-		return fail(l, CHAT_EXIT_CONNECT, line, "the server cannot take the connection now");
+		return fail(l, CHAT_EXIT_CONNECT, line,
+			    "the server cannot take the connection now");
 	if (line->tag != SRV_HELLO)
 		return unexpected(l, line);
 	if (l->token != NULL) {
@@ -124,17 +134,18 @@ static enum login_event on_hello(struct login *l, const struct srv_line *line, s
 
 /* The token was refused (ERR): the name and the password on the same connection. */
 /* ERR 503 once logged in (max_clients reached meanwhile): full, as at HELLO; try later. */
-static enum login_event server_full(struct login *l, const struct srv_line *line)
+static enum login_event
+server_full(struct login *l, const struct srv_line *line)
 {
 	l->retry = true;
 	return fail(l, CHAT_EXIT_CONNECT, line, "the server cannot take the connection now");
 }
 
-static enum login_event on_resume_reply(struct login *l, const struct srv_line *line,
-					struct conn *c)
+static enum login_event
+on_resume_reply(struct login *l, const struct srv_line *line, struct conn *c)
 {
 	if (line->tag == SRV_ERR && srv_err_code(line) == ERR_UNAVAILABLE)
-		return server_full(l, line);	/* the token was good: kept */
+		return server_full(l, line); /* the token was good: kept */
 	if (line->tag == SRV_ERR) {
 		l->token_refused = true;
 		l->token = NULL;
@@ -148,16 +159,21 @@ static enum login_event on_resume_reply(struct login *l, const struct srv_line *
 	return LOGIN_SHOW;
 }
 
-static enum login_event on_name_reply(struct login *l, const struct srv_line *line, struct conn *c)
+static enum login_event
+on_name_reply(struct login *l, const struct srv_line *line, struct conn *c)
 {
 	switch (srv_err_code(line)) {
 	case ERR_BAD_NAME:
 	case ERR_BAD_TEXT:
-		return fail(l, CHAT_EXIT_LOGIN, line, "invalid name '%s': 1 to %d letters, digits, "
-			    "'_', '.' or '-', starting with a letter or digit", l->name, NAME_MAX_LEN);
+		return fail(l, CHAT_EXIT_LOGIN, line,
+			    "invalid name '%s': 1 to %d letters, digits, "
+			    "'_', '.' or '-', starting with a letter or digit",
+			    l->name, NAME_MAX_LEN);
 	case ERR_REGISTRATION_CLOSED:
-		return fail(l, CHAT_EXIT_LOGIN, line, "'%s' is not registered and the server does "
-			    "not register new names", l->name);
+		return fail(l, CHAT_EXIT_LOGIN, line,
+			    "'%s' is not registered and the server does "
+			    "not register new names",
+			    l->name);
 	case 0:
 		break;
 	default:
@@ -175,13 +191,16 @@ static enum login_event on_name_reply(struct login *l, const struct srv_line *li
 	return LOGIN_CONTINUE;
 }
 
-static enum login_event on_password_reply(struct login *l, const struct srv_line *line)
+static enum login_event
+on_password_reply(struct login *l, const struct srv_line *line)
 {
 	switch (srv_err_code(line)) {
-	case ERR_NAME_TAKEN:	/* another registration of the name won the race */
+	case ERR_NAME_TAKEN: /* another registration of the name won the race */
 		l->name_taken = true;
-		return fail(l, CHAT_EXIT_LOGIN, line, "'%s' was registered by someone else just "
-			    "now; choose another name", l->name);
+		return fail(l, CHAT_EXIT_LOGIN, line,
+			    "'%s' was registered by someone else just "
+			    "now; choose another name",
+			    l->name);
 	case ERR_UNAVAILABLE:
 		return server_full(l, line);
 	case ERR_BAD_PASSWORD:
@@ -190,15 +209,19 @@ static enum login_event on_password_reply(struct login *l, const struct srv_line
 			l->state = LOGIN_AWAIT_PASSWORD;
 			return LOGIN_NEED_PASSWORD;
 		}
-		return fail(l, CHAT_EXIT_LOGIN, line, "wrong password for '%s' (the name is "
-			    "registered: if it is not yours, choose another name)", l->name);
+		return fail(l, CHAT_EXIT_LOGIN, line,
+			    "wrong password for '%s' (the name is "
+			    "registered: if it is not yours, choose another name)",
+			    l->name);
 	case ERR_BAD_TEXT:
 		return fail(l, CHAT_EXIT_LOGIN, line, "the server does not accept that password");
 	case ERR_TOO_MANY:
 		/* Failed logins from elsewhere, or a refused token: a later try may pass. */
 		l->retry = true;
-		return fail(l, CHAT_EXIT_LOGIN, line, "too many failed logins for '%s' or from "
-			    "this address; try again later", l->name);
+		return fail(l, CHAT_EXIT_LOGIN, line,
+			    "too many failed logins for '%s' or from "
+			    "this address; try again later",
+			    l->name);
 	case 0:
 		break;
 	default:
@@ -211,7 +234,8 @@ static enum login_event on_password_reply(struct login *l, const struct srv_line
 	return LOGIN_SHOW;
 }
 
-static enum login_event on_login_reply(struct login *l, const struct srv_line *line)
+static enum login_event
+on_login_reply(struct login *l, const struct srv_line *line)
 {
 	if (line->tag == SRV_USERS || line->tag == SRV_HIST)
 		return LOGIN_SHOW;
@@ -221,7 +245,8 @@ static enum login_event on_login_reply(struct login *l, const struct srv_line *l
 	return LOGIN_DONE;
 }
 
-enum login_event login_feed(struct login *l, const struct srv_line *line, struct conn *c)
+enum login_event
+login_feed(struct login *l, const struct srv_line *line, struct conn *c)
 {
 	if (line->tag == SRV_BYE)
 		return on_bye(l, line);
@@ -244,7 +269,8 @@ enum login_event login_feed(struct login *l, const struct srv_line *line, struct
 	return unexpected(l, line);
 }
 
-int login_send_password(struct login *l, struct conn *c, const char *password)
+int
+login_send_password(struct login *l, struct conn *c, const char *password)
 {
 	l->wrong_password = false;
 	return send_password(l, c, password);

@@ -16,7 +16,8 @@
 #include "timefmt.h"
 #include "version.h"
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
 	fprintf(f,
 		"usage: chat [options] [HOST [PORT]]\n"
@@ -36,7 +37,8 @@ static void usage(FILE *f)
 }
 
 /* Numeric ports only: a typo must not silently become a service name. */
-bool chat_port_valid(const char *s)
+bool
+chat_port_valid(const char *s)
 {
 	char *end;
 	long v = strtol(s, &end, 10);
@@ -44,12 +46,15 @@ bool chat_port_valid(const char *s)
 	return s[0] >= '0' && s[0] <= '9' && *end == '\0' && v >= 1 && v <= 65535;
 }
 
-static int parse_color(const char *s, enum color_when *out)
+static int
+parse_color(const char *s, enum color_when *out)
 {
 	static const struct {
 		const char *word;
 		enum color_when when;
-	} WORDS[] = { { "auto", COLOR_AUTO }, { "always", COLOR_ALWAYS }, { "never", COLOR_NEVER } };
+	} WORDS[] = { { "auto", COLOR_AUTO },
+		      { "always", COLOR_ALWAYS },
+		      { "never", COLOR_NEVER } };
 
 	for (size_t i = 0; i < sizeof(WORDS) / sizeof(WORDS[0]); i++) {
 		if (strcmp(s, WORDS[i].word) == 0) {
@@ -60,7 +65,8 @@ static int parse_color(const char *s, enum color_when *out)
 	return -1;
 }
 
-static int parse_timeout(const char *s, int *out)
+static int
+parse_timeout(const char *s, int *out)
 {
 	char *end;
 	long v = strtol(s, &end, 10);
@@ -89,7 +95,8 @@ static const struct option LONG_OPTIONS[] = {
 };
 
 /* Fills o from argv; returns -1 (message printed) on a usage error, 1 when done (help). */
-static int parse_args(int argc, char **argv, struct chat_options *o, const char **password_file)
+static int
+parse_args(int argc, char **argv, struct chat_options *o, const char **password_file)
 {
 	int c;
 
@@ -102,9 +109,10 @@ static int parse_args(int argc, char **argv, struct chat_options *o, const char 
 			*password_file = optarg;
 			break;
 		case OPT_PASSWORD:
-			fprintf(stderr, "chat: no password on the command line, where every user of "
-				"the machine can read it: use --password-file FILE or "
-				SECRET_ENV "\n");
+			fprintf(stderr,
+				"chat: no password on the command line, where every user of "
+				"the machine can read it: use --password-file FILE or " SECRET_ENV
+				"\n");
 			return -1;
 		case OPT_PLAIN:
 			o->plain = true;
@@ -154,7 +162,8 @@ static int parse_args(int argc, char **argv, struct chat_options *o, const char 
 	return 0;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	struct chat_options o = { .color = COLOR_AUTO, .timeout_s = CHAT_DEFAULT_TIMEOUT_S };
 	const char *password_file = NULL;

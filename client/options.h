@@ -12,16 +12,16 @@ enum color_when { COLOR_AUTO, COLOR_ALWAYS, COLOR_NEVER };
 struct chat_options {
 	char *host;
 	char *port;
-	char *name;		/* NULL: ask (terminal mode) */
-	char *password;		/* NULL: ask (terminal mode); wiped at exit */
+	char *name;     /* NULL: ask (terminal mode) */
+	char *password; /* NULL: ask (terminal mode); wiped at exit */
 	enum color_when color;
-	int timeout_s;		/* connecting, and waiting for the server's replies */
-	bool plain;		/* the script mode */
-	bool reconnect;		/* the script mode reconnects too */
+	int timeout_s;  /* connecting, and waiting for the server's replies */
+	bool plain;     /* the script mode */
+	bool reconnect; /* the script mode reconnects too */
 };
 
 #define CHAT_DEFAULT_HOST "localhost"
-#define CHAT_DEFAULT_PORT "7777"	/* PROTO_DEFAULT_PORT */
+#define CHAT_DEFAULT_PORT "7777" /* PROTO_DEFAULT_PORT */
 #define CHAT_DEFAULT_TIMEOUT_S 30
 
 /* A port as chat takes it: a number from 1 to 65535. */

@@ -36,30 +36,32 @@
 struct plain {
 	struct chat_options *o;
 	struct conn conn;
-	struct strbuf input;	/* stdin bytes not yet sent */
-	struct strbuf line;	/* scratch: one server line, sanitized */
-	bool input_done;	/* stdin reached its end */
-	bool waiting;		/* a request is out, its final reply not in yet */
-	bool quitting;		/* the request out is /quit: BYE answers it */
-	bool refused;		/* some request got ERR */
+	struct strbuf input; /* stdin bytes not yet sent */
+	struct strbuf line;  /* scratch: one server line, sanitized */
+	bool input_done;     /* stdin reached its end */
+	bool waiting;        /* a request is out, its final reply not in yet */
+	bool quitting;       /* the request out is /quit: BYE answers it */
+	bool refused;        /* some request got ERR */
 	int64_t reply_deadline;
-	bool token_pending;	/* the request out is /token: its reply is kept, not printed */
-	char token[65];		/* the resume token, "" if none */
-	int64_t token_expiry;	/* wall clock ms */
-	bool login_retry;	/* the last login failed for a reason a new connection may not have */
+	bool token_pending;   /* the request out is /token: its reply is kept, not printed */
+	char token[65];       /* the resume token, "" if none */
+	int64_t token_expiry; /* wall clock ms */
+	bool login_retry;     /* the last login failed for a reason a new connection may not have */
 	int backoff_ms;
 };
 
 #define PLAIN_RECONNECT_TRIES 10
-#define PLAIN_LOST 1000		/* session(): the connection dropped; --reconnect reconnects */
+#define PLAIN_LOST 1000 /* session(): the connection dropped; --reconnect reconnects */
 
-static int64_t reply_deadline(const struct plain *p)
+static int64_t
+reply_deadline(const struct plain *p)
 {
 	return time_mono_ms() + (int64_t)p->o->timeout_s * 1000;
 }
 
 /* Prints a server line as received, unsafe bytes replaced. */
-static void print_line(struct plain *p, const char *line, size_t len)
+static void
+print_line(struct plain *p, const char *line, size_t len)
 {
 	strbuf_reset(&p->line);
 	if (sanitize_append(&p->line, line, len) == 0 && strbuf_add(&p->line, "\n", 1) == 0)
@@ -67,19 +69,22 @@ static void print_line(struct plain *p, const char *line, size_t len)
 	fflush(stdout);
 }
 
-static int fail(int code, const char *what)
+static int
+fail(int code, const char *what)
 {
 	fprintf(stderr, "chat: %s\n", what);
 	return code;
 }
 
-static void forget_token(struct plain *p)
+static void
+forget_token(struct plain *p)
 {
 	explicit_bzero(p->token, sizeof(p->token));
 }
 
 /* After a password login, with --reconnect: /token goes out as the first request. */
-static int ask_token(struct plain *p, const struct login *l)
+static int
+ask_token(struct plain *p, const struct login *l)
 {
 	if (l->token_refused)
 		forget_token(p);
@@ -92,7 +97,8 @@ static int ask_token(struct plain *p, const struct login *l)
 }
 
 /* HELLO to OK; 0 once logged in, else an exit code (message printed). */
-static int log_in(struct plain *p)
+static int
+log_in(struct plain *p)
 {
 	struct login l;
 
@@ -109,23 +115,26 @@ static int log_in(struct plain *p)
 		if (rc == 0)
 			return fail(CHAT_EXIT_LOST, "no answer from the server during login");
 		if (rc == -2)
-			return fail(CHAT_EXIT_LOST, "the server sent a line longer than the protocol allows");
+			return fail(CHAT_EXIT_LOST,
+				    "the server sent a line longer than the protocol allows");
 		if (rc < 0)
 			return fail(CHAT_EXIT_LOST, "the connection was closed during login");
 		print_line(p, raw, len);
 		if (!srv_parse(raw, len, &sl))
-			return fail(CHAT_EXIT_LOST, "the server sent a line the protocol does not know");
+			return fail(CHAT_EXIT_LOST,
+				    "the server sent a line the protocol does not know");
 		switch (login_feed(&l, &sl, &p->conn)) {
 		case LOGIN_DONE:
 			p->login_retry = false;
-			return ask_token(p, &l) < 0 ? fail(CHAT_EXIT_LOST, "the connection was lost")
-						    : 0;
+			return ask_token(p, &l) < 0
+				       ? fail(CHAT_EXIT_LOST, "the connection was lost")
+				       : 0;
 		case LOGIN_ERROR:
 			if (l.token_refused)
 				forget_token(p);
 			p->login_retry = l.retry;
 			return fail(l.exit_code, l.message);
-		case LOGIN_NEED_PASSWORD:	/* not with a password given and may_ask false */
+		case LOGIN_NEED_PASSWORD: /* not with a password given and may_ask false */
 		case LOGIN_CONTINUE:
 		case LOGIN_SHOW:
 			break;
@@ -134,7 +143,8 @@ static int log_in(struct plain *p)
 }
 
 /* The next complete input line (the last one may lack its LF), CR dropped. */
-static bool next_input_line(struct plain *p, char **line, size_t *len, size_t *used)
+static bool
+next_input_line(struct plain *p, char **line, size_t *len, size_t *used)
 {
 	char *lf = p->input.len ? memchr(p->input.buf, '\n', p->input.len) : NULL;
 	size_t n;
@@ -151,7 +161,8 @@ static bool next_input_line(struct plain *p, char **line, size_t *len, size_t *u
 	return true;
 }
 
-static int send_request(struct plain *p, const char *line, size_t len)
+static int
+send_request(struct plain *p, const char *line, size_t len)
 {
 	p->waiting = true;
 	p->quitting = len >= 5 && strncmp(line, "/quit", 5) == 0 && (len == 5 || line[5] == ' ');
@@ -163,7 +174,8 @@ static int send_request(struct plain *p, const char *line, size_t len)
  * Sends the next input line if no reply is awaited; blank lines get no
  * reply from chatd, so they are not sent.  At the end of input: /quit.
  */
-static int send_next(struct plain *p)
+static int
+send_next(struct plain *p)
 {
 	char *line;
 	size_t len, used;
@@ -180,7 +192,8 @@ static int send_next(struct plain *p)
 	return 0;
 }
 
-static int read_input(struct plain *p)
+static int
+read_input(struct plain *p)
 {
 	char buf[65536];
 	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
@@ -193,27 +206,30 @@ static int read_input(struct plain *p)
 }
 
 /* The connection is gone: PLAIN_LOST to reconnect (--reconnect), else CHAT_EXIT_LOST. */
-static int lost(struct plain *p, const char *what)
+static int
+lost(struct plain *p, const char *what)
 {
 	fprintf(stderr, "chat: %s\n", what);
 	return p->o->reconnect && !(p->waiting && p->quitting) ? PLAIN_LOST : CHAT_EXIT_LOST;
 }
 
 /* Whether a BYE reason means a new connection would only be refused again, or take over. */
-static bool final_bye(const char *reason)
+static bool
+final_bye(const char *reason)
 {
 	return strcmp(reason, "replaced") == 0 || strcmp(reason, "kicked") == 0 ||
 	       strcmp(reason, "refused") == 0 || strcmp(reason, "quit") == 0;
 }
 
 /* What one server line means for the session: -1 go on, else the exit code. */
-static int on_server_line(struct plain *p, char *raw, size_t len)
+static int
+on_server_line(struct plain *p, char *raw, size_t len)
 {
 	struct srv_line sl;
-	bool token_reply = p->token_pending && (strncmp(raw, "OK ", 3) == 0 ||
-						strncmp(raw, "ERR ", 4) == 0);
+	bool token_reply =
+		p->token_pending && (strncmp(raw, "OK ", 3) == 0 || strncmp(raw, "ERR ", 4) == 0);
 
-	if (!token_reply)	/* the token is a secret: never printed */
+	if (!token_reply) /* the token is a secret: never printed */
 		print_line(p, raw, len);
 	if (!srv_parse(raw, len, &sl))
 		return fail(CHAT_EXIT_LOST, "the server sent a line the protocol does not know");
@@ -242,7 +258,8 @@ static int on_server_line(struct plain *p, char *raw, size_t len)
 }
 
 /* Handles every complete line received: -1 go on, else the exit code. */
-static int drain_lines(struct plain *p)
+static int
+drain_lines(struct plain *p)
 {
 	char *raw;
 	size_t len;
@@ -259,7 +276,8 @@ static int drain_lines(struct plain *p)
 	return -1;
 }
 
-static int on_server_data(struct plain *p)
+static int
+on_server_data(struct plain *p)
 {
 	int rc = conn_read(&p->conn);
 
@@ -269,7 +287,8 @@ static int on_server_data(struct plain *p)
 	return drain_lines(p);
 }
 
-static int session(struct plain *p)
+static int
+session(struct plain *p)
 {
 	for (;;) {
 		struct pollfd pfd[2] = {
@@ -305,7 +324,8 @@ static int session(struct plain *p)
 		if (want_input && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
 		    read_input(p) < 0)
 			return fail(CHAT_EXIT_USAGE, "cannot read the input");
-		if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) && (rc = on_server_data(p)) >= 0)
+		if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    (rc = on_server_data(p)) >= 0)
 			return rc;
 	}
 }
@@ -315,13 +335,14 @@ static int session(struct plain *p)
  * first), at most PLAIN_RECONNECT_TRIES attempts; 0 logged in again, else
  * the exit code.
  */
-static int reconnect(struct plain *p, const char *host, const char *port)
+static int
+reconnect(struct plain *p, const char *host, const char *port)
 {
 	char err[512];
 
 	if (p->waiting) {
 		fprintf(stderr, "chat: no reply came for the last line sent; it is not sent "
-			"again\n");
+				"again\n");
 		p->refused |= !p->token_pending;
 		p->waiting = p->token_pending = false;
 	}
@@ -347,7 +368,8 @@ static int reconnect(struct plain *p, const char *host, const char *port)
 	return CHAT_EXIT_LOST;
 }
 
-int plain_run(struct chat_options *o)
+int
+plain_run(struct chat_options *o)
 {
 	struct plain p = { .o = o };
 	const char *host = o->host ? o->host : CHAT_DEFAULT_HOST;
@@ -359,7 +381,7 @@ int plain_run(struct chat_options *o)
 		return fail(CHAT_EXIT_USAGE, "the plain mode (no terminal) needs --name NAME");
 	if (o->password == NULL)
 		return fail(CHAT_EXIT_USAGE, "no password: give --password-file FILE or set "
-			    "CHAT_PASSWORD (the plain mode never asks)");
+					     "CHAT_PASSWORD (the plain mode never asks)");
 	conn_init(&p.conn);
 	switch (conn_open(&p.conn, host, port, o->timeout_s * 1000, err, sizeof(err))) {
 	case CONN_OK:

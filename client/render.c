@@ -15,13 +15,13 @@
 #include "sanitize.h"
 #include "timefmt.h"
 
-#define SGR_RESET	"\033[0m"
-#define SGR_BOLD	"\033[1m"
-#define SGR_DIM		"\033[2m"
-#define SGR_RED		"\033[31m"
-#define SGR_GREEN	"\033[32m"
-#define SGR_YELLOW	"\033[33m"
-#define SGR_MAGENTA	"\033[35m"
+#define SGR_RESET "\033[0m"
+#define SGR_BOLD "\033[1m"
+#define SGR_DIM "\033[2m"
+#define SGR_RED "\033[31m"
+#define SGR_GREEN "\033[32m"
+#define SGR_YELLOW "\033[33m"
+#define SGR_MAGENTA "\033[35m"
 
 /* Name colours: none of them red (errors), none dim (history). */
 static const char *const NAME_COLOURS[] = {
@@ -29,18 +29,21 @@ static const char *const NAME_COLOURS[] = {
 	"\033[92m", "\033[93m", "\033[94m", "\033[95m", "\033[96m",
 };
 
-static int sgr(const struct render *r, struct strbuf *out, const char *code)
+static int
+sgr(const struct render *r, struct strbuf *out, const char *code)
 {
 	return r->color ? strbuf_adds(out, code) : 0;
 }
 
-static int text(struct strbuf *out, const char *s)
+static int
+text(struct strbuf *out, const char *s)
 {
 	return sanitize_append(out, s, strlen(s));
 }
 
 /* FNV-1a of the name folded to lower case: Alice and alice are one user. */
-static const char *name_colour(const char *name)
+static const char *
+name_colour(const char *name)
 {
 	uint32_t h = 2166136261u;
 
@@ -52,7 +55,8 @@ static const char *name_colour(const char *name)
 	return NAME_COLOURS[h % (sizeof(NAME_COLOURS) / sizeof(NAME_COLOURS[0]))];
 }
 
-static int name(const struct render *r, struct strbuf *out, const char *who)
+static int
+name(const struct render *r, struct strbuf *out, const char *who)
 {
 	bool self = name_cmp(who, r->self) == 0;
 	int rc = sgr(r, out, self ? SGR_BOLD : name_colour(who));
@@ -62,7 +66,8 @@ static int name(const struct render *r, struct strbuf *out, const char *who)
 }
 
 /* Local time of an RFC 3339 stamp: "HH:MM", or with_date "YYYY-MM-DD HH:MM". */
-static int stamp_ms(struct strbuf *out, int64_t ms, bool with_date)
+static int
+stamp_ms(struct strbuf *out, int64_t ms, bool with_date)
 {
 	time_t secs = (time_t)(ms / 1000);
 	struct tm tm;
@@ -73,7 +78,8 @@ static int stamp_ms(struct strbuf *out, int64_t ms, bool with_date)
 	return strbuf_adds(out, buf);
 }
 
-static int stamp(const struct render *r, struct strbuf *out, const char *rfc3339, bool with_date)
+static int
+stamp(const struct render *r, struct strbuf *out, const char *rfc3339, bool with_date)
 {
 	int64_t ms;
 	int rc = sgr(r, out, SGR_DIM);
@@ -85,7 +91,8 @@ static int stamp(const struct render *r, struct strbuf *out, const char *rfc3339
 	return rc | sgr(r, out, SGR_RESET);
 }
 
-static int stamp_now(const struct render *r, struct strbuf *out)
+static int
+stamp_now(const struct render *r, struct strbuf *out)
 {
 	int rc = sgr(r, out, SGR_DIM);
 
@@ -94,7 +101,8 @@ static int stamp_now(const struct render *r, struct strbuf *out)
 }
 
 /* "-- text" in dim: the client's and the server's remarks. */
-static int remark(const struct render *r, struct strbuf *out, const char *s)
+static int
+remark(const struct render *r, struct strbuf *out, const char *s)
 {
 	int rc = sgr(r, out, SGR_DIM);
 
@@ -102,7 +110,8 @@ static int remark(const struct render *r, struct strbuf *out, const char *s)
 	return rc | strbuf_adds(out, "\n");
 }
 
-static int show_hist(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_hist(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	int rc = 0;
 
@@ -116,7 +125,8 @@ static int show_hist(struct render *r, struct strbuf *out, const struct srv_line
 	return rc | strbuf_adds(out, "\n");
 }
 
-static int show_msg(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_msg(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	int rc = stamp(r, out, l->f[1], false);
 
@@ -124,7 +134,8 @@ static int show_msg(struct render *r, struct strbuf *out, const struct srv_line 
 	return rc | text(out, l->f[3]) | strbuf_adds(out, "\n");
 }
 
-static int show_priv(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_priv(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	int rc = stamp(r, out, l->f[0], false);
 
@@ -133,7 +144,8 @@ static int show_priv(struct render *r, struct strbuf *out, const struct srv_line
 	return rc | text(out, l->f[3]) | strbuf_adds(out, "\n");
 }
 
-static int show_join(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_join(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	int rc = stamp(r, out, l->f[0], false);
 
@@ -142,7 +154,8 @@ static int show_join(struct render *r, struct strbuf *out, const struct srv_line
 	return rc | strbuf_adds(out, "\n");
 }
 
-static int show_part(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_part(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	int rc = stamp(r, out, l->f[0], false);
 
@@ -154,7 +167,8 @@ static int show_part(struct render *r, struct strbuf *out, const struct srv_line
 	return rc | strbuf_adds(out, ")\n");
 }
 
-static int show_notice(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_notice(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	int rc = stamp(r, out, l->f[0], false);
 
@@ -163,7 +177,8 @@ static int show_notice(struct render *r, struct strbuf *out, const struct srv_li
 	return rc | strbuf_adds(out, "\n");
 }
 
-static int show_users(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_users(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	struct strbuf s = { 0 };
 	int rc;
@@ -180,7 +195,8 @@ static int show_users(struct render *r, struct strbuf *out, const struct srv_lin
 	return rc;
 }
 
-static int show_welcome(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_welcome(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	struct strbuf s = { 0 };
 	int rc = strbuf_addf(&s, "logged in as %s (%s)", l->f[0], l->f[1]);
@@ -190,12 +206,14 @@ static int show_welcome(struct render *r, struct strbuf *out, const struct srv_l
 	return rc;
 }
 
-static int show_help(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_help(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	return strbuf_adds(out, "   ") | text(out, l->f[0]) | strbuf_adds(out, "\n");
 }
 
-static int show_pong(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_pong(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	struct strbuf s = { 0 };
 	int rc = strbuf_addf(&s, "pong %s", l->f[0]);
@@ -205,12 +223,14 @@ static int show_pong(struct render *r, struct strbuf *out, const struct srv_line
 	return rc;
 }
 
-static int show_ok(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_ok(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	return remark(r, out, l->f[1]);
 }
 
-static int show_err(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_err(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	int rc = sgr(r, out, SGR_RED) | strbuf_adds(out, "!! ") | text(out, l->f[1]);
 
@@ -218,7 +238,8 @@ static int show_err(struct render *r, struct strbuf *out, const struct srv_line 
 	return rc | strbuf_adds(out, "\n");
 }
 
-static int show_bye(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_bye(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	struct strbuf s = { 0 };
 	int rc = strbuf_addf(&s, "the server ended the session: %s%s%s", l->f[0],
@@ -229,7 +250,8 @@ static int show_bye(struct render *r, struct strbuf *out, const struct srv_line 
 	return rc;
 }
 
-static int show_nothing(struct render *r, struct strbuf *out, const struct srv_line *l)
+static int
+show_nothing(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	return 0;
 }
@@ -256,7 +278,8 @@ static const show_fn SHOW[] = {
 };
 /* clang-format on */
 
-int render_end_history(struct render *r, struct strbuf *out)
+int
+render_end_history(struct render *r, struct strbuf *out)
 {
 	if (!r->in_history)
 		return 0;
@@ -264,7 +287,8 @@ int render_end_history(struct render *r, struct strbuf *out)
 	return remark(r, out, "end of history");
 }
 
-int render_line(struct render *r, struct strbuf *out, const struct srv_line *l)
+int
+render_line(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	int rc = 0;
 
@@ -273,30 +297,35 @@ int render_line(struct render *r, struct strbuf *out, const struct srv_line *l)
 	return (rc | SHOW[l->tag](r, out, l)) < 0 ? -1 : 0;
 }
 
-int render_own_message(struct render *r, struct strbuf *out, const char *msg, bool queued)
+int
+render_own_message(struct render *r, struct strbuf *out, const char *msg, bool queued)
 {
 	int rc = render_end_history(r, out) | stamp_now(r, out);
 
-	rc |= strbuf_adds(out, "<") | name(r, out, r->self) | strbuf_adds(out, "> ") | text(out, msg);
+	rc |= strbuf_adds(out, "<") | name(r, out, r->self) | strbuf_adds(out, "> ") |
+	      text(out, msg);
 	if (queued)
 		rc |= sgr(r, out, SGR_DIM) | strbuf_adds(out, " (queued)") | sgr(r, out, SGR_RESET);
 	return (rc | strbuf_adds(out, "\n")) < 0 ? -1 : 0;
 }
 
-int render_own_private(struct render *r, struct strbuf *out, const char *to, const char *msg,
-		       bool queued)
+int
+render_own_private(struct render *r, struct strbuf *out, const char *to, const char *msg,
+		   bool queued)
 {
 	int rc = render_end_history(r, out) | stamp_now(r, out);
 
 	rc |= sgr(r, out, SGR_MAGENTA) | strbuf_adds(out, "-> *") | text(out, to);
-	rc |= strbuf_adds(out, "*") | sgr(r, out, SGR_RESET) | strbuf_adds(out, " ") | text(out, msg);
+	rc |= strbuf_adds(out, "*") | sgr(r, out, SGR_RESET) | strbuf_adds(out, " ") |
+	      text(out, msg);
 	if (queued)
 		rc |= sgr(r, out, SGR_DIM) | strbuf_adds(out, " (queued)") | sgr(r, out, SGR_RESET);
 	return (rc | strbuf_adds(out, "\n")) < 0 ? -1 : 0;
 }
 
-static int vnote(struct render *r, struct strbuf *out, const char *colour, const char *prefix,
-		 const char *fmt, va_list ap)
+static int
+vnote(struct render *r, struct strbuf *out, const char *colour, const char *prefix, const char *fmt,
+      va_list ap)
 {
 	struct strbuf s = { 0 };
 	int rc = render_end_history(r, out);
@@ -310,7 +339,8 @@ static int vnote(struct render *r, struct strbuf *out, const char *colour, const
 	return (rc | sgr(r, out, SGR_RESET) | strbuf_adds(out, "\n")) < 0 ? -1 : 0;
 }
 
-int render_note(struct render *r, struct strbuf *out, const char *fmt, ...)
+int
+render_note(struct render *r, struct strbuf *out, const char *fmt, ...)
 {
 	va_list ap;
 	int rc;
@@ -321,7 +351,8 @@ int render_note(struct render *r, struct strbuf *out, const char *fmt, ...)
 	return rc;
 }
 
-int render_error(struct render *r, struct strbuf *out, const char *fmt, ...)
+int
+render_error(struct render *r, struct strbuf *out, const char *fmt, ...)
 {
 	va_list ap;
 	int rc;

@@ -15,8 +15,8 @@
 
 struct render {
 	bool color;
-	char self[NAME_MAX_LEN + 1];	/* our own name, shown in bold */
-	bool in_history;		/* inside a run of HIST lines */
+	char self[NAME_MAX_LEN + 1]; /* our own name, shown in bold */
+	bool in_history;             /* inside a run of HIST lines */
 };
 
 /* Appends the display form of l, one or more whole lines, to out. */

@@ -7,7 +7,8 @@
 
 #include "reqq.h"
 
-static int reserve(struct reqq *q, size_t extra)
+static int
+reserve(struct reqq *q, size_t extra)
 {
 	size_t cap = q->cap ? q->cap : 8;
 	struct req *p;
@@ -24,7 +25,8 @@ static int reserve(struct reqq *q, size_t extra)
 	return 0;
 }
 
-int reqq_push(struct reqq *q, enum req_kind kind, const char *line)
+int
+reqq_push(struct reqq *q, enum req_kind kind, const char *line)
 {
 	char *copy = strdup(line);
 
@@ -38,13 +40,15 @@ int reqq_push(struct reqq *q, enum req_kind kind, const char *line)
 	return 0;
 }
 
-static void remove_at(struct reqq *q, size_t i)
+static void
+remove_at(struct reqq *q, size_t i)
 {
 	memmove(q->items + i, q->items + i + 1, (q->count - i - 1) * sizeof(*q->items));
 	q->count--;
 }
 
-bool reqq_pop(struct reqq *q, struct req *out)
+bool
+reqq_pop(struct reqq *q, struct req *out)
 {
 	if (q->count == 0)
 		return false;
@@ -53,7 +57,8 @@ bool reqq_pop(struct reqq *q, struct req *out)
 	return true;
 }
 
-int reqq_prepend_all(struct reqq *to, struct reqq *from)
+int
+reqq_prepend_all(struct reqq *to, struct reqq *from)
 {
 	if (from->count == 0)
 		return 0;
@@ -67,12 +72,14 @@ int reqq_prepend_all(struct reqq *to, struct reqq *from)
 }
 
 /* The text the server stores for a message line: "//x" is the message "/x". */
-static const char *stored_text(const char *line)
+static const char *
+stored_text(const char *line)
 {
 	return line[0] == '/' ? line + 1 : line;
 }
 
-bool reqq_remove_message(struct reqq *q, const char *text)
+bool
+reqq_remove_message(struct reqq *q, const char *text)
 {
 	for (size_t i = 0; i < q->count; i++) {
 		if (q->items[i].kind == REQ_MESSAGE &&
@@ -85,7 +92,8 @@ bool reqq_remove_message(struct reqq *q, const char *text)
 	return false;
 }
 
-void reqq_free(struct reqq *q)
+void
+reqq_free(struct reqq *q)
 {
 	for (size_t i = 0; i < q->count; i++)
 		free(q->items[i].line);

@@ -10,17 +10,17 @@
 #include <stddef.h>
 
 enum req_kind {
-	REQ_MESSAGE,	/* a room message: acknowledged with OK ID */
-	REQ_PRIVATE,	/* /msg NAME TEXT */
-	REQ_PASSWD,	/* /passwd NEW: on OK the new password is kept for logging in again */
-	REQ_QUIT,	/* /quit: answered with BYE, never sent again */
-	REQ_TOKEN,	/* /token, sent by chat itself: its reply is kept, not shown */
-	REQ_COMMAND,	/* any other / command, its reply shown */
+	REQ_MESSAGE, /* a room message: acknowledged with OK ID */
+	REQ_PRIVATE, /* /msg NAME TEXT */
+	REQ_PASSWD,  /* /passwd NEW: on OK the new password is kept for logging in again */
+	REQ_QUIT,    /* /quit: answered with BYE, never sent again */
+	REQ_TOKEN,   /* /token, sent by chat itself: its reply is kept, not shown */
+	REQ_COMMAND, /* any other / command, its reply shown */
 };
 
 struct req {
 	enum req_kind kind;
-	char *line;	/* as sent on the wire */
+	char *line; /* as sent on the wire */
 };
 
 struct reqq {
@@ -29,8 +29,8 @@ struct reqq {
 	size_t cap;
 };
 
-int reqq_push(struct reqq *q, enum req_kind kind, const char *line);	/* 0 or -1 */
-bool reqq_pop(struct reqq *q, struct req *out);	/* the oldest; the caller frees out->line */
+int reqq_push(struct reqq *q, enum req_kind kind, const char *line); /* 0 or -1 */
+bool reqq_pop(struct reqq *q, struct req *out); /* the oldest; the caller frees out->line */
 
 /* Moves every item of from, oldest first, before those of to. */
 int reqq_prepend_all(struct reqq *to, struct reqq *from);

@@ -13,10 +13,11 @@
 #include "sanitize.h"
 #include "utf8.h"
 
-static const char REPLACEMENT[] = "\xef\xbf\xbd";	/* U+FFFD */
+static const char REPLACEMENT[] = "\xef\xbf\xbd"; /* U+FFFD */
 
 /* Length of the plain printable ASCII run at s (the common case, copied at once). */
-static size_t printable_ascii_run(const unsigned char *s, size_t len)
+static size_t
+printable_ascii_run(const unsigned char *s, size_t len)
 {
 	size_t n = 0;
 
@@ -25,7 +26,8 @@ static size_t printable_ascii_run(const unsigned char *s, size_t len)
 	return n;
 }
 
-int sanitize_append(struct strbuf *sb, const char *s, size_t len)
+int
+sanitize_append(struct strbuf *sb, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;

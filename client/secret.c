@@ -16,18 +16,21 @@
 
 #define SECRET_MAX 65536
 
-void secret_free(char *s)
+void
+secret_free(char *s)
 {
 	secret_wipe_free(s);
 }
 
 /* The first line of s, without its line end. */
-static void cut_first_line(char *s)
+static void
+cut_first_line(char *s)
 {
 	s[strcspn(s, "\r\n")] = '\0';
 }
 
-static int read_file(const char *file, char **out, char *err, size_t errsz)
+static int
+read_file(const char *file, char **out, char *err, size_t errsz)
 {
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	char *buf;
@@ -51,7 +54,8 @@ static int read_file(const char *file, char **out, char *err, size_t errsz)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			snprintf(err, errsz, "cannot read password file %s: %s", file, strerror(errno));
+			snprintf(err, errsz, "cannot read password file %s: %s", file,
+				 strerror(errno));
 			close(fd);
 			explicit_bzero(buf, len);
 			free(buf);
@@ -71,7 +75,8 @@ static int read_file(const char *file, char **out, char *err, size_t errsz)
 	return 0;
 }
 
-int secret_load(const char *file, char **out, char *err, size_t errsz)
+int
+secret_load(const char *file, char **out, char *err, size_t errsz)
 {
 	const char *env = getenv(SECRET_ENV);
 
@@ -92,7 +97,8 @@ int secret_load(const char *file, char **out, char *err, size_t errsz)
 	return 0;
 }
 
-char *secret_prompt(int fd, const char *prompt)
+char *
+secret_prompt(int fd, const char *prompt)
 {
 	return tty_read_secret(fd, stdout, prompt, SECRET_MAX);
 }

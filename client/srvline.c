@@ -34,7 +34,8 @@ static const struct {
 
 #define NTAGS (sizeof(TAGS) / sizeof(TAGS[0]))
 
-static int find_tag(const char *word, size_t len)
+static int
+find_tag(const char *word, size_t len)
 {
 	for (size_t i = 0; i < NTAGS; i++)
 		if (strlen(TAGS[i].word) == len && memcmp(TAGS[i].word, word, len) == 0)
@@ -43,7 +44,8 @@ static int find_tag(const char *word, size_t len)
 }
 
 /* Cuts the field at *p up to the next space; false if there is no space. */
-static bool cut_field(char **p, char *end, char **field)
+static bool
+cut_field(char **p, char *end, char **field)
 {
 	char *sp = memchr(*p, ' ', (size_t)(end - *p));
 
@@ -55,14 +57,15 @@ static bool cut_field(char **p, char *end, char **field)
 	return true;
 }
 
-bool srv_parse(char *line, size_t len, struct srv_line *out)
+bool
+srv_parse(char *line, size_t len, struct srv_line *out)
 {
 	char *end = line + len, *p = line, *word;
 	int t;
 
 	memset(out, 0, sizeof(*out));
 	if (!cut_field(&p, end, &word)) {
-		word = line;	/* a tag alone: every field empty is still too few */
+		word = line; /* a tag alone: every field empty is still too few */
 		p = end;
 	}
 	t = find_tag(word, strlen(word));
@@ -84,7 +87,8 @@ bool srv_parse(char *line, size_t len, struct srv_line *out)
 	return true;
 }
 
-int srv_err_code(const struct srv_line *l)
+int
+srv_err_code(const struct srv_line *l)
 {
 	if (l->tag != SRV_ERR)
 		return 0;

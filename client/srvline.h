@@ -31,8 +31,8 @@ enum srv_tag {
 struct srv_line {
 	enum srv_tag tag;
 	size_t nfields;
-	char *f[SRV_MAX_FIELDS];	/* NUL-terminated; the last is the free text, maybe "" */
-	size_t text_len;		/* length of the free text (it may hold NUL bytes) */
+	char *f[SRV_MAX_FIELDS]; /* NUL-terminated; the last is the free text, maybe "" */
+	size_t text_len;         /* length of the free text (it may hold NUL bytes) */
 };
 
 /*
@@ -42,7 +42,8 @@ struct srv_line {
 bool srv_parse(char *line, size_t len, struct srv_line *out);
 
 /* The free text: the last field. */
-static inline const char *srv_text(const struct srv_line *l)
+static inline const char *
+srv_text(const struct srv_line *l)
 {
 	return l->f[l->nfields - 1];
 }

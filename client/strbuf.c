@@ -8,7 +8,8 @@
 
 #include "strbuf.h"
 
-static int reserve(struct strbuf *sb, size_t extra)
+static int
+reserve(struct strbuf *sb, size_t extra)
 {
 	size_t need = sb->len + extra + 1, cap = sb->cap ? sb->cap : 128;
 	char *p;
@@ -30,7 +31,8 @@ static int reserve(struct strbuf *sb, size_t extra)
 	return 0;
 }
 
-int strbuf_add(struct strbuf *sb, const char *s, size_t n)
+int
+strbuf_add(struct strbuf *sb, const char *s, size_t n)
 {
 	if (reserve(sb, n) < 0)
 		return -1;
@@ -40,12 +42,14 @@ int strbuf_add(struct strbuf *sb, const char *s, size_t n)
 	return 0;
 }
 
-int strbuf_adds(struct strbuf *sb, const char *s)
+int
+strbuf_adds(struct strbuf *sb, const char *s)
 {
 	return strbuf_add(sb, s, strlen(s));
 }
 
-int strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
+int
+strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
 {
 	va_list copy;
 	int n;
@@ -60,7 +64,8 @@ int strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
 	return 0;
 }
 
-int strbuf_addf(struct strbuf *sb, const char *fmt, ...)
+int
+strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 {
 	va_list ap;
 	int rc;
@@ -71,7 +76,8 @@ int strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 	return rc;
 }
 
-void strbuf_consume(struct strbuf *sb, size_t n)
+void
+strbuf_consume(struct strbuf *sb, size_t n)
 {
 	if (n >= sb->len) {
 		strbuf_reset(sb);
@@ -82,14 +88,16 @@ void strbuf_consume(struct strbuf *sb, size_t n)
 	sb->buf[sb->len] = '\0';
 }
 
-void strbuf_reset(struct strbuf *sb)
+void
+strbuf_reset(struct strbuf *sb)
 {
 	sb->len = 0;
 	if (sb->buf != NULL)
 		sb->buf[0] = '\0';
 }
 
-void strbuf_free(struct strbuf *sb)
+void
+strbuf_free(struct strbuf *sb)
 {
 	free(sb->buf);
 	sb->buf = NULL;

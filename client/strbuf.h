@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 struct strbuf {
-	char *buf;		/* NUL-terminated when not NULL */
+	char *buf; /* NUL-terminated when not NULL */
 	size_t len;
 	size_t cap;
 };

@@ -37,37 +37,37 @@
 #include "srvline.h"
 #include "timefmt.h"
 
-#define RECONNECT_TIMEOUT_MS	5000	/* a reconnect attempt blocks the keyboard at most this long */
-#define QUIT_WAIT_MS		2000	/* for the BYE that answers /quit */
-#define LOGIN_TRIES		3	/* a login the server timed out while a password was typed */
+#define RECONNECT_TIMEOUT_MS 5000 /* a reconnect attempt blocks the keyboard at most this long */
+#define QUIT_WAIT_MS 2000         /* for the BYE that answers /quit */
+#define LOGIN_TRIES 3             /* a login the server timed out while a password was typed */
 
 enum tty_state { T_OFFLINE, T_LOGGING_IN, T_ONLINE };
 
 struct tty {
 	struct chat_options *o;
-	char *host, *port, *name;	/* owned: given or asked for */
-	char *password;			/* owned; wiped at exit */
-	char token[65];			/* the resume token, "" if none; wiped at exit */
-	int64_t token_expiry;		/* wall clock ms */
+	char *host, *port, *name; /* owned: given or asked for */
+	char *password;           /* owned; wiped at exit */
+	char token[65];           /* the resume token, "" if none; wiped at exit */
+	int64_t token_expiry;     /* wall clock ms */
 	struct conn conn;
 	struct login login;
 	struct render r;
-	struct strbuf screen;		/* rendered, not yet printed */
-	struct reqq sent;		/* sent, waiting for OK/ERR */
-	struct reqq unsent;		/* to send once logged in (again) */
+	struct strbuf screen; /* rendered, not yet printed */
+	struct reqq sent;     /* sent, waiting for OK/ERR */
+	struct reqq unsent;   /* to send once logged in (again) */
 	enum tty_state state;
-	int64_t last_id;		/* highest room message id shown */
-	int64_t id_before_login;	/* last_id when the current login began */
-	int64_t first_new_id;		/* first replayed id above it, 0 if none */
-	int64_t retry_at;		/* next reconnect attempt (monotonic ms) */
+	int64_t last_id;         /* highest room message id shown */
+	int64_t id_before_login; /* last_id when the current login began */
+	int64_t first_new_id;    /* first replayed id above it, 0 if none */
+	int64_t retry_at;        /* next reconnect attempt (monotonic ms) */
 	int64_t login_deadline;
 	int backoff_ms;
 	bool quitting;
 	int64_t quit_deadline;
 	bool done;
 	int exit_code;
-	bool ui_active;			/* the readline callback is installed */
-	bool input_closed;		/* the terminal reached end of input */
+	bool ui_active;    /* the readline callback is installed */
+	bool input_closed; /* the terminal reached end of input */
 	int sigfd;
 	char prompt[NAME_MAX_LEN + 32];
 };
@@ -78,7 +78,8 @@ static struct tty *the_tty;
 /* --- the screen ------------------------------------------------------ */
 
 /* Prints what was rendered above the input line, then redraws that line. */
-static void flush_screen(struct tty *t)
+static void
+flush_screen(struct tty *t)
 {
 	if (t->screen.len == 0)
 		return;
@@ -91,7 +92,8 @@ static void flush_screen(struct tty *t)
 		rl_forced_update_display();
 }
 
-static void set_prompt(struct tty *t)
+static void
+set_prompt(struct tty *t)
 {
 	snprintf(t->prompt, sizeof(t->prompt), "%s%s> ", t->r.self,
 		 t->state == T_ONLINE ? "" : " (offline)");
@@ -101,7 +103,8 @@ static void set_prompt(struct tty *t)
 	}
 }
 
-static void finish(struct tty *t, int code)
+static void
+finish(struct tty *t, int code)
 {
 	t->done = true;
 	t->exit_code = code;
@@ -110,7 +113,8 @@ static void finish(struct tty *t, int code)
 /* --- asking before the session starts ---------------------------------- */
 
 /* A line from the terminal with a default; NULL at end of input. */
-static char *ask(const char *question, const char *def)
+static char *
+ask(const char *question, const char *def)
 {
 	char prompt[256];
 	char *answer;
@@ -124,7 +128,8 @@ static char *ask(const char *question, const char *def)
 	return answer;
 }
 
-static int ask_host_port(struct tty *t)
+static int
+ask_host_port(struct tty *t)
 {
 	if (t->o->host != NULL) {
 		t->host = strdup(t->o->host);
@@ -143,14 +148,16 @@ static int ask_host_port(struct tty *t)
 	}
 }
 
-static const char *default_name(void)
+static const char *
+default_name(void)
 {
 	const char *user = getenv("USER");
 
 	return user != NULL && name_valid(user, strlen(user)) ? user : "guest";
 }
 
-static int ask_name(struct tty *t)
+static int
+ask_name(struct tty *t)
 {
 	if (t->o->name != NULL)
 		return (t->name = strdup(t->o->name)) ? 0 : -1;
@@ -160,13 +167,15 @@ static int ask_name(struct tty *t)
 		if (name_valid(t->name, strlen(t->name)))
 			return 0;
 		printf("A name is 1 to %d letters, digits, '_', '.' or '-', starting with a letter "
-		       "or a digit.\n", NAME_MAX_LEN);
+		       "or a digit.\n",
+		       NAME_MAX_LEN);
 		free(t->name);
 	}
 }
 
 /* The password, typed without echo; a new name's twice.  NULL: cancelled. */
-static char *ask_password(const struct tty *t)
+static char *
+ask_password(const struct tty *t)
 {
 	char prompt[128];
 
@@ -174,7 +183,8 @@ static char *ask_password(const struct tty *t)
 		char *pw, *again;
 
 		if (t->login.is_new)
-			snprintf(prompt, sizeof(prompt), "%s is a new name; choose a password: ", t->name);
+			snprintf(prompt, sizeof(prompt),
+				 "%s is a new name; choose a password: ", t->name);
 		else
 			snprintf(prompt, sizeof(prompt), "Password for %s: ", t->name);
 		if ((pw = secret_prompt(STDIN_FILENO, prompt)) == NULL)
@@ -202,7 +212,8 @@ static char *ask_password(const struct tty *t)
 
 /* --- connection and login ------------------------------------------- */
 
-static int open_connection(struct tty *t, int timeout_ms, char *err, size_t errsz)
+static int
+open_connection(struct tty *t, int timeout_ms, char *err, size_t errsz)
 {
 	switch (conn_open(&t->conn, t->host, t->port, timeout_ms, err, errsz)) {
 	case CONN_OK:
@@ -217,10 +228,12 @@ static int open_connection(struct tty *t, int timeout_ms, char *err, size_t errs
 	return CHAT_EXIT_USAGE;
 }
 
-static void note_history_gap(struct tty *t)
+static void
+note_history_gap(struct tty *t)
 {
 	if (t->id_before_login > 0 && t->first_new_id > t->id_before_login + 1)
-		render_note(&t->r, &t->screen, "messages after #%lld and before #%lld are not shown: "
+		render_note(&t->r, &t->screen,
+			    "messages after #%lld and before #%lld are not shown: "
 			    "/history since %lld lists those the server still holds",
 			    (long long)t->id_before_login, (long long)t->first_new_id,
 			    (long long)t->id_before_login);
@@ -231,7 +244,8 @@ static void note_history_gap(struct tty *t)
  * one of ours that was not acknowledged before the connection dropped was
  * stored after all, so it is not sent again.
  */
-static void on_login_show(struct tty *t, const struct srv_line *sl)
+static void
+on_login_show(struct tty *t, const struct srv_line *sl)
 {
 	int64_t id;
 
@@ -257,7 +271,8 @@ static void on_login_show(struct tty *t, const struct srv_line *sl)
 	render_line(&t->r, &t->screen, sl);
 }
 
-static void send_unsent(struct tty *t)
+static void
+send_unsent(struct tty *t)
 {
 	struct req rq;
 
@@ -265,19 +280,21 @@ static void send_unsent(struct tty *t)
 		if (reqq_push(&t->sent, rq.kind, rq.line) < 0 ||
 		    conn_send(&t->conn, rq.line, strlen(rq.line)) < 0) {
 			free(rq.line);
-			return;	/* the next poll sees the broken connection */
+			return; /* the next poll sees the broken connection */
 		}
 		free(rq.line);
 	}
 }
 
-static void forget_token(struct tty *t)
+static void
+forget_token(struct tty *t)
 {
 	explicit_bzero(t->token, sizeof(t->token));
 }
 
 /* After a password login: a token for the next one, asked before what was typed. */
-static void ask_token(struct tty *t)
+static void
+ask_token(struct tty *t)
 {
 	if (t->login.token_refused)
 		forget_token(t);
@@ -287,7 +304,8 @@ static void ask_token(struct tty *t)
 		conn_send(&t->conn, LOGIN_TOKEN_REQUEST, strlen(LOGIN_TOKEN_REQUEST));
 }
 
-static void on_logged_in(struct tty *t)
+static void
+on_logged_in(struct tty *t)
 {
 	bool again = t->id_before_login > 0 || t->backoff_ms > 0;
 
@@ -301,7 +319,8 @@ static void on_logged_in(struct tty *t)
 	set_prompt(t);
 }
 
-static void begin_login(struct tty *t, bool may_ask)
+static void
+begin_login(struct tty *t, bool may_ask)
 {
 	login_start(&t->login, t->name, t->password, may_ask);
 	/* A token about to expire is not worth a refusal: the password then. */
@@ -317,7 +336,8 @@ static void begin_login(struct tty *t, bool may_ask)
  * One attempt at the first login, before the terminal UI starts: 0 logged
  * in, -1 try again on a new connection, else an exit code.
  */
-static int first_login_attempt(struct tty *t)
+static int
+first_login_attempt(struct tty *t)
 {
 	for (;;) {
 		char *raw;
@@ -326,8 +346,9 @@ static int first_login_attempt(struct tty *t)
 		int rc = conn_wait_line(&t->conn, t->login_deadline, &raw, &len);
 
 		if (rc == 0 || rc == -1) {
-			fprintf(stderr, "chat: %s\n", rc == 0 ? "no answer from the server"
-				: "the connection was closed during login");
+			fprintf(stderr, "chat: %s\n",
+				rc == 0 ? "no answer from the server"
+					: "the connection was closed during login");
 			return CHAT_EXIT_LOST;
 		}
 		if (rc == -2 || !srv_parse(raw, len, &sl)) {
@@ -364,7 +385,8 @@ static int first_login_attempt(struct tty *t)
 	}
 }
 
-static int first_login(struct tty *t)
+static int
+first_login(struct tty *t)
 {
 	char err[512];
 
@@ -413,7 +435,8 @@ static int first_login(struct tty *t)
 
 /* --- losing and regaining the connection -------------------------------- */
 
-static void schedule_reconnect(struct tty *t, const char *why)
+static void
+schedule_reconnect(struct tty *t, const char *why)
 {
 	int delay = conn_backoff_next(&t->backoff_ms);
 
@@ -421,7 +444,8 @@ static void schedule_reconnect(struct tty *t, const char *why)
 	render_note(&t->r, &t->screen, "%s; reconnecting in %.1f s", why, delay / 1000.0);
 }
 
-static void connection_lost(struct tty *t, const char *why)
+static void
+connection_lost(struct tty *t, const char *why)
 {
 	conn_close(&t->conn);
 	if (t->quitting) {
@@ -435,13 +459,14 @@ static void connection_lost(struct tty *t, const char *why)
 	set_prompt(t);
 }
 
-static void try_reconnect(struct tty *t)
+static void
+try_reconnect(struct tty *t)
 {
 	char err[512];
 	int timeout = t->o->timeout_s * 1000;
 
-	if (open_connection(t, timeout < RECONNECT_TIMEOUT_MS ? timeout : RECONNECT_TIMEOUT_MS,
-			    err, sizeof(err)) != 0) {
+	if (open_connection(t, timeout < RECONNECT_TIMEOUT_MS ? timeout : RECONNECT_TIMEOUT_MS, err,
+			    sizeof(err)) != 0) {
 		schedule_reconnect(t, err);
 		return;
 	}
@@ -451,7 +476,8 @@ static void try_reconnect(struct tty *t)
 
 /* --- what the server says --------------------------------------------- */
 
-static void on_reconnect_login_line(struct tty *t, const struct srv_line *sl)
+static void
+on_reconnect_login_line(struct tty *t, const struct srv_line *sl)
 {
 	switch (login_feed(&t->login, sl, &t->conn)) {
 	case LOGIN_CONTINUE:
@@ -462,7 +488,7 @@ static void on_reconnect_login_line(struct tty *t, const struct srv_line *sl)
 	case LOGIN_DONE:
 		on_logged_in(t);
 		break;
-	case LOGIN_NEED_PASSWORD:	/* the password is known: cannot happen */
+	case LOGIN_NEED_PASSWORD: /* the password is known: cannot happen */
 	case LOGIN_ERROR:
 		if (t->login.token_refused)
 			forget_token(t);
@@ -476,7 +502,8 @@ static void on_reconnect_login_line(struct tty *t, const struct srv_line *sl)
 	}
 }
 
-static void on_final_reply(struct tty *t, const struct srv_line *sl)
+static void
+on_final_reply(struct tty *t, const struct srv_line *sl)
 {
 	struct req rq;
 
@@ -498,8 +525,8 @@ static void on_final_reply(struct tty *t, const struct srv_line *sl)
 			t->last_id = id;
 		render_end_history(&t->r, &t->screen);
 	} else if (rq.kind == REQ_MESSAGE) {
-		render_error(&t->r, &t->screen, "not sent: \"%s\": %s (error %d)", rq.line, sl->f[1],
-			     srv_err_code(sl));
+		render_error(&t->r, &t->screen, "not sent: \"%s\": %s (error %d)", rq.line,
+			     sl->f[1], srv_err_code(sl));
 	} else if (!(rq.kind == REQ_PRIVATE && sl->tag == SRV_OK)) {
 		if (rq.kind == REQ_PASSWD && sl->tag == SRV_OK) {
 			/* The next automatic login needs the new password. */
@@ -509,7 +536,7 @@ static void on_final_reply(struct tty *t, const struct srv_line *sl)
 				secret_free(t->password);
 				t->password = pw;
 			}
-			forget_token(t);	/* the server revoked it */
+			forget_token(t); /* the server revoked it */
 		}
 		render_line(&t->r, &t->screen, sl);
 	}
@@ -518,7 +545,8 @@ static void on_final_reply(struct tty *t, const struct srv_line *sl)
 	free(rq.line);
 }
 
-static void on_bye(struct tty *t, const struct srv_line *sl)
+static void
+on_bye(struct tty *t, const struct srv_line *sl)
 {
 	const char *reason = sl->f[0];
 
@@ -529,9 +557,10 @@ static void on_bye(struct tty *t, const struct srv_line *sl)
 	} else if (strcmp(reason, "replaced") == 0 || strcmp(reason, "kicked") == 0 ||
 		   strcmp(reason, "refused") == 0) {
 		/* Reconnecting would only take the session back from whoever took it. */
-		render_error(&t->r, &t->screen, "%s", strcmp(reason, "replaced") == 0 ?
-			     "logged in elsewhere: this session is closed" :
-			     "the server closed this session");
+		render_error(&t->r, &t->screen, "%s",
+			     strcmp(reason, "replaced") == 0
+				     ? "logged in elsewhere: this session is closed"
+				     : "the server closed this session");
 		conn_close(&t->conn);
 		finish(t, CHAT_EXIT_LOST);
 	} else {
@@ -539,7 +568,8 @@ static void on_bye(struct tty *t, const struct srv_line *sl)
 	}
 }
 
-static void on_session_line(struct tty *t, const struct srv_line *sl)
+static void
+on_session_line(struct tty *t, const struct srv_line *sl)
 {
 	if ((sl->tag == SRV_MSG || sl->tag == SRV_HIST)) {
 		int64_t id = strtoll(sl->f[0], NULL, 10);
@@ -555,7 +585,8 @@ static void on_session_line(struct tty *t, const struct srv_line *sl)
 		render_line(&t->r, &t->screen, sl);
 }
 
-static void on_server_line(struct tty *t, char *raw, size_t len)
+static void
+on_server_line(struct tty *t, char *raw, size_t len)
 {
 	struct srv_line sl;
 
@@ -575,7 +606,8 @@ static void on_server_line(struct tty *t, char *raw, size_t len)
 }
 
 /* Handles the complete lines received; stops when the connection goes. */
-static void drain_lines(struct tty *t)
+static void
+drain_lines(struct tty *t)
 {
 	char *raw;
 	size_t len;
@@ -584,20 +616,23 @@ static void drain_lines(struct tty *t)
 	while (conn_is_open(&t->conn) && !t->done &&
 	       (r = conn_next_line(&t->conn, &raw, &len)) != LB_NONE) {
 		if (r == LB_OVERLONG)
-			render_error(&t->r, &t->screen, "the server sent a line longer than the "
-				     "protocol allows (%d bytes); it was dropped", CONN_MAX_LINE);
+			render_error(&t->r, &t->screen,
+				     "the server sent a line longer than the "
+				     "protocol allows (%d bytes); it was dropped",
+				     CONN_MAX_LINE);
 		else
 			on_server_line(t, raw, len);
 	}
 }
 
-static void on_socket(struct tty *t)
+static void
+on_socket(struct tty *t)
 {
 	int rc = conn_read(&t->conn);
 
 	if (rc <= 0) {
 		connection_lost(t, rc == 0 ? "the server closed the connection"
-			       : "the connection was lost");
+					   : "the connection was lost");
 		return;
 	}
 	drain_lines(t);
@@ -605,14 +640,16 @@ static void on_socket(struct tty *t)
 
 /* --- what the person types --------------------------------------------- */
 
-static bool is_command(const char *line, const char *cmd)
+static bool
+is_command(const char *line, const char *cmd)
 {
 	size_t n = strlen(cmd);
 
 	return strncmp(line, cmd, n) == 0 && (line[n] == '\0' || line[n] == ' ');
 }
 
-static void submit(struct tty *t, enum req_kind kind, const char *line)
+static void
+submit(struct tty *t, enum req_kind kind, const char *line)
 {
 	if (t->state != T_ONLINE) {
 		reqq_push(&t->unsent, kind, line);
@@ -622,13 +659,16 @@ static void submit(struct tty *t, enum req_kind kind, const char *line)
 		connection_lost(t, "the connection was lost");
 }
 
-static void local_help(struct tty *t)
+static void
+local_help(struct tty *t)
 {
-	render_note(&t->r, &t->screen, "keys: Up/Down recall earlier lines, Ctrl-R searches them, "
+	render_note(&t->r, &t->screen,
+		    "keys: Up/Down recall earlier lines, Ctrl-R searches them, "
 		    "Ctrl-C clears the line (on an empty line it quits, as Ctrl-D and /quit do)");
 }
 
-static void quit(struct tty *t, const char *line)
+static void
+quit(struct tty *t, const char *line)
 {
 	if (t->state != T_ONLINE) {
 		finish(t, CHAT_EXIT_OK);
@@ -639,7 +679,8 @@ static void quit(struct tty *t, const char *line)
 	submit(t, REQ_QUIT, line);
 }
 
-static void private_message(struct tty *t, const char *line)
+static void
+private_message(struct tty *t, const char *line)
 {
 	const char *to = line + strlen("/msg"), *text;
 	char name[NAME_MAX_LEN + 1];
@@ -657,23 +698,26 @@ static void private_message(struct tty *t, const char *line)
 }
 
 /* Any other command: the server's reply says how it went. */
-static void server_command(struct tty *t, const char *line)
+static void
+server_command(struct tty *t, const char *line)
 {
 	if (t->state != T_ONLINE)
 		render_note(&t->r, &t->screen, "%s: will be sent once connected", line);
 	submit(t, REQ_COMMAND, line);
 }
 
-static void change_password(struct tty *t, const char *line)
+static void
+change_password(struct tty *t, const char *line)
 {
 	if (line[strlen("/passwd")] != ' ') {
-		server_command(t, line);	/* no password given: the server explains */
+		server_command(t, line); /* no password given: the server explains */
 		return;
 	}
 	submit(t, REQ_PASSWD, line);
 }
 
-static void help(struct tty *t, const char *line)
+static void
+help(struct tty *t, const char *line)
 {
 	local_help(t);
 	server_command(t, line);
@@ -690,7 +734,8 @@ static const struct {
 	{ "/help", help },
 };
 
-static void on_input(struct tty *t, const char *line)
+static void
+on_input(struct tty *t, const char *line)
 {
 	if (line[0] == '\0')
 		return;
@@ -714,7 +759,8 @@ static void on_input(struct tty *t, const char *line)
  * readline never leaves the typed text on the screen; the message appears
  * above the input line in the same form as everyone else's.
  */
-static int on_enter(int count, int key)
+static int
+on_enter(int count, int key)
 {
 	struct tty *t = the_tty;
 	char *line = strdup(rl_line_buffer);
@@ -735,7 +781,8 @@ static int on_enter(int count, int key)
 }
 
 /* Readline calls this only for Ctrl-D on an empty line (Enter is on_enter). */
-static void on_line(char *line)
+static void
+on_line(char *line)
 {
 	if (line == NULL) {
 		/* A hung-up terminal stays readable: stop polling it. */
@@ -747,7 +794,8 @@ static void on_line(char *line)
 
 /* --- signals and the loop ---------------------------------------------- */
 
-static int signals_open(void)
+static int
+signals_open(void)
 {
 	sigset_t set;
 
@@ -761,7 +809,8 @@ static int signals_open(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-static void on_signal(struct tty *t)
+static void
+on_signal(struct tty *t)
 {
 	struct signalfd_siginfo si;
 
@@ -779,16 +828,17 @@ static void on_signal(struct tty *t)
 				quit(t, "/quit");
 			}
 			break;
-		default:	/* SIGTERM, SIGHUP: leave at once, the terminal restored */
+		default: /* SIGTERM, SIGHUP: leave at once, the terminal restored */
 			finish(t, 128 + (int)si.ssi_signo);
 			break;
 		}
 	}
 }
 
-static void ui_start(struct tty *t)
+static void
+ui_start(struct tty *t)
 {
-	rl_catch_signals = 0;	/* the signalfd has them */
+	rl_catch_signals = 0; /* the signalfd has them */
 	rl_catch_sigwinch = 0;
 	set_prompt(t);
 	rl_callback_handler_install(t->prompt, on_line);
@@ -801,7 +851,8 @@ static void ui_start(struct tty *t)
 	t->ui_active = true;
 }
 
-static void ui_stop(struct tty *t)
+static void
+ui_stop(struct tty *t)
 {
 	if (!t->ui_active)
 		return;
@@ -813,7 +864,8 @@ static void ui_stop(struct tty *t)
 }
 
 /* Milliseconds until the next timer, -1 for none. */
-static int poll_timeout(const struct tty *t)
+static int
+poll_timeout(const struct tty *t)
 {
 	int64_t now = time_mono_ms(), at = -1;
 
@@ -828,7 +880,8 @@ static int poll_timeout(const struct tty *t)
 	return at <= now ? 0 : (int)(at - now);
 }
 
-static void on_timers(struct tty *t)
+static void
+on_timers(struct tty *t)
 {
 	int64_t now = time_mono_ms();
 
@@ -840,7 +893,8 @@ static void on_timers(struct tty *t)
 		connection_lost(t, "the login got no answer");
 }
 
-static void loop(struct tty *t)
+static void
+loop(struct tty *t)
 {
 	while (!t->done) {
 		struct pollfd pfd[3] = {
@@ -877,7 +931,8 @@ static void loop(struct tty *t)
 	flush_screen(t);
 }
 
-static void tty_free(struct tty *t)
+static void
+tty_free(struct tty *t)
 {
 	conn_close(&t->conn);
 	reqq_free(&t->sent);
@@ -892,7 +947,8 @@ static void tty_free(struct tty *t)
 		close(t->sigfd);
 }
 
-static bool want_color(enum color_when when)
+static bool
+want_color(enum color_when when)
 {
 	const char *term = getenv("TERM");
 
@@ -901,7 +957,8 @@ static bool want_color(enum color_when when)
 	return getenv("NO_COLOR") == NULL && term != NULL && strcmp(term, "dumb") != 0;
 }
 
-int tty_run(struct chat_options *o)
+int
+tty_run(struct chat_options *o)
 {
 	struct tty t = { .o = o, .sigfd = -1 };
 	int rc;

@@ -17,38 +17,37 @@
 
 /* In the order help lists them; indexed by enum admin_cmd_id. */
 const struct admin_cmd admin_commands[ADMIN_CMD_COUNT] = {
-	[ADMIN_HELP] = { ADMIN_HELP, "help", NULL, ARGS_NONE,
-		"list the commands" },
+	[ADMIN_HELP] = { ADMIN_HELP, "help", NULL, ARGS_NONE, "list the commands" },
 	[ADMIN_STATUS] = { ADMIN_STATUS, "status", NULL, ARGS_NONE,
-		"version, pid, uptime, listening address or paused, clients, "
-		"messages, history, config file" },
+			   "version, pid, uptime, listening address or paused, clients, "
+			   "messages, history, config file" },
 	[ADMIN_USERS] = { ADMIN_USERS, "users", NULL, ARGS_NONE,
-		"who is online, from which address, since when" },
+			  "who is online, from which address, since when" },
 	[ADMIN_STOP] = { ADMIN_STOP, "stop", NULL, ARGS_NONE,
-		"shut chatd down as SIGTERM does: clients get BYE, the history is synced" },
+			 "shut chatd down as SIGTERM does: clients get BYE, the history is synced" },
 	[ADMIN_PAUSE] = { ADMIN_PAUSE, "pause", NULL, ARGS_NONE,
-		"stop listening: new clients are refused, people online carry on" },
+			  "stop listening: new clients are refused, people online carry on" },
 	[ADMIN_RESUME] = { ADMIN_RESUME, "resume", NULL, ARGS_NONE,
-		"listen again on the same address and port" },
+			   "listen again on the same address and port" },
 	[ADMIN_LOG_SHOW] = { ADMIN_LOG_SHOW, "log show", "show-log", ARGS_COUNT_OPT,
-		"the service log, or its last N lines" },
+			     "the service log, or its last N lines" },
 	[ADMIN_LOG_CLEAR] = { ADMIN_LOG_CLEAR, "log clear", "clear-log", ARGS_NONE,
-		"empty the log file; chatd goes on logging into it" },
+			      "empty the log file; chatd goes on logging into it" },
 	[ADMIN_IDENT_CLEAR] = { ADMIN_IDENT_CLEAR, "ident clear", "clear-ident", ARGS_FORCE_OPT,
-		"forget every registered user (people online stay); "
-		"--force when registration is off" },
+				"forget every registered user (people online stay); "
+				"--force when registration is off" },
 	[ADMIN_USER_LIST] = { ADMIN_USER_LIST, "user list", NULL, ARGS_NONE,
-		"the registered names" },
+			      "the registered names" },
 	[ADMIN_USER_ADD] = { ADMIN_USER_ADD, "user add", NULL, ARGS_NAME_SECRET,
-		"register NAME with a password" },
+			     "register NAME with a password" },
 	[ADMIN_USER_PASSWD] = { ADMIN_USER_PASSWD, "user passwd", NULL, ARGS_NAME_SECRET,
-		"set NAME's password" },
+				"set NAME's password" },
 	[ADMIN_USER_DEL] = { ADMIN_USER_DEL, "user del", NULL, ARGS_NAME,
-		"delete NAME; a session of NAME online is ended" },
+			     "delete NAME; a session of NAME online is ended" },
 	[ADMIN_KICK] = { ADMIN_KICK, "kick", NULL, ARGS_NAME_TEXT_OPT,
-		"disconnect NAME, telling everyone the reason" },
+			 "disconnect NAME, telling everyone the reason" },
 	[ADMIN_NOTICE] = { ADMIN_NOTICE, "notice", NULL, ARGS_TEXT,
-		"a server notice to everyone online" },
+			   "a server notice to everyone online" },
 };
 
 static int __attribute__((format(printf, 4, 5)))
@@ -120,12 +119,13 @@ find_command(char **p, const char *w1, unsigned flags, char *err, size_t errlen,
 			 subs[0] ? ", " : "", second);
 	}
 	if (group == NULL)
-		*code = fail(err, errlen, ADMIN_ERR_NOT_FOUND, "unknown command '%s'; try 'help'", w1);
+		*code = fail(err, errlen, ADMIN_ERR_NOT_FOUND, "unknown command '%s'; try 'help'",
+			     w1);
 	else if (w2 == NULL)
 		*code = fail(err, errlen, ADMIN_ERR_BAD_REQUEST, "'%s' needs one of: %s", w1, subs);
 	else
-		*code = fail(err, errlen, ADMIN_ERR_NOT_FOUND, "unknown command '%s %s'; '%s' takes: %s",
-			     w1, w2, w1, subs);
+		*code = fail(err, errlen, ADMIN_ERR_NOT_FOUND,
+			     "unknown command '%s %s'; '%s' takes: %s", w1, w2, w1, subs);
 	return NULL;
 }
 
@@ -165,7 +165,8 @@ parse_name(const struct admin_cmd *cmd, unsigned flags, char **p, struct admin_r
 	if (name == NULL)
 		return usage_error(cmd, flags, "NAME is missing", err, errlen);
 	if (!name_valid(name, strlen(name)))
-		return fail(err, errlen, ADMIN_ERR_BAD_REQUEST, "'%s' is not a valid user name", name);
+		return fail(err, errlen, ADMIN_ERR_BAD_REQUEST, "'%s' is not a valid user name",
+			    name);
 	req->name = name;
 	return 0;
 }

@@ -19,19 +19,19 @@
 #include <stddef.h>
 
 /* Longest request line, without its LF. */
-#define ADMIN_MAX_LINE		4096
-#define ADMIN_DATA_PREFIX	"- "
+#define ADMIN_MAX_LINE 4096
+#define ADMIN_DATA_PREFIX "- "
 
 enum admin_err {
-	ADMIN_ERR_BAD_REQUEST = 400,	/* wrong arguments */
-	ADMIN_ERR_FORBIDDEN = 403,	/* peer not allowed; the connection closes */
-	ADMIN_ERR_NOT_FOUND = 404,	/* unknown command, no such user */
-	ADMIN_ERR_CONFLICT = 409,	/* already exists; needs --force */
+	ADMIN_ERR_BAD_REQUEST = 400, /* wrong arguments */
+	ADMIN_ERR_FORBIDDEN = 403,   /* peer not allowed; the connection closes */
+	ADMIN_ERR_NOT_FOUND = 404,   /* unknown command, no such user */
+	ADMIN_ERR_CONFLICT = 409,    /* already exists; needs --force */
 	ADMIN_ERR_TOO_LONG = 413,
-	ADMIN_ERR_BAD_TEXT = 422,	/* not UTF-8, control characters */
+	ADMIN_ERR_BAD_TEXT = 422, /* not UTF-8, control characters */
 	ADMIN_ERR_INTERNAL = 500,
-	ADMIN_ERR_UNAVAILABLE = 503,	/* cannot now: port taken, too many admins */
-	ADMIN_ERR_NOT_STORED = 507,	/* the identification file could not be written */
+	ADMIN_ERR_UNAVAILABLE = 503, /* cannot now: port taken, too many admins */
+	ADMIN_ERR_NOT_STORED = 507,  /* the identification file could not be written */
 };
 
 enum admin_cmd_id {
@@ -56,18 +56,18 @@ enum admin_cmd_id {
 /* What follows the command words. */
 enum admin_args {
 	ARGS_NONE,
-	ARGS_COUNT_OPT,		/* [N], N >= 1 */
-	ARGS_FORCE_OPT,		/* [--force] */
-	ARGS_NAME,		/* NAME */
-	ARGS_NAME_SECRET,	/* NAME PASSWORD: the password is read by chatctl */
-	ARGS_NAME_TEXT_OPT,	/* NAME [TEXT...] */
-	ARGS_TEXT,		/* TEXT... */
+	ARGS_COUNT_OPT,     /* [N], N >= 1 */
+	ARGS_FORCE_OPT,     /* [--force] */
+	ARGS_NAME,          /* NAME */
+	ARGS_NAME_SECRET,   /* NAME PASSWORD: the password is read by chatctl */
+	ARGS_NAME_TEXT_OPT, /* NAME [TEXT...] */
+	ARGS_TEXT,          /* TEXT... */
 };
 
 struct admin_cmd {
 	enum admin_cmd_id id;
-	const char *words;	/* "log show" */
-	const char *alias;	/* chatctl's one-word form, "show-log", or NULL */
+	const char *words; /* "log show" */
+	const char *alias; /* chatctl's one-word form, "show-log", or NULL */
 	enum admin_args args;
 	const char *help;
 };
@@ -76,15 +76,15 @@ extern const struct admin_cmd admin_commands[ADMIN_CMD_COUNT];
 
 struct admin_request {
 	const struct admin_cmd *cmd;
-	const char *name;	/* ARGS_NAME*, else NULL */
-	const char *text;	/* TEXT, REASON or PASSWORD, else NULL */
-	long count;		/* ARGS_COUNT_OPT: N, or 0 when not given */
+	const char *name; /* ARGS_NAME*, else NULL */
+	const char *text; /* TEXT, REASON or PASSWORD, else NULL */
+	long count;       /* ARGS_COUNT_OPT: N, or 0 when not given */
 	bool force;
 };
 
 /* admin_parse() flags */
-#define ADMIN_PARSE_NO_SECRET	0x1	/* chatctl: the password is not on the line */
-#define ADMIN_PARSE_ALIASES	0x2	/* chatctl: accept "show-log" and the like */
+#define ADMIN_PARSE_NO_SECRET 0x1 /* chatctl: the password is not on the line */
+#define ADMIN_PARSE_ALIASES 0x2   /* chatctl: accept "show-log" and the like */
 
 /*
  * Parses one request line in place (it is cut into NUL-terminated words).
@@ -97,10 +97,10 @@ void admin_usage(const struct admin_cmd *cmd, bool with_secret, char *buf, size_
 
 /* Classifying a reply line (chatctl). */
 enum admin_line {
-	ADMIN_LINE_DATA,	/* *text: what follows "- " */
-	ADMIN_LINE_OK,		/* *text: the text after OK, maybe "" */
-	ADMIN_LINE_ERR,		/* *code, *text */
-	ADMIN_LINE_BAD,		/* not a line of this protocol */
+	ADMIN_LINE_DATA, /* *text: what follows "- " */
+	ADMIN_LINE_OK,   /* *text: the text after OK, maybe "" */
+	ADMIN_LINE_ERR,  /* *code, *text */
+	ADMIN_LINE_BAD,  /* not a line of this protocol */
 };
 enum admin_line admin_classify(const char *line, int *code, const char **text);
 

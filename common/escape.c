@@ -8,14 +8,16 @@
 
 #include "escape.h"
 
-#define ESCAPE_LEN 4	/* "\xNN" */
+#define ESCAPE_LEN 4 /* "\xNN" */
 
-static bool needs_escape(unsigned char c)
+static bool
+needs_escape(unsigned char c)
 {
 	return c < 0x20 || c >= 0x7f || c == '\\';
 }
 
-static void put_escape(char *out, unsigned char c)
+static void
+put_escape(char *out, unsigned char c)
 {
 	static const char hex[] = "0123456789abcdef";
 
@@ -25,7 +27,8 @@ static void put_escape(char *out, unsigned char c)
 	out[3] = hex[c & 0x0f];
 }
 
-size_t escape_bytes(char *out, size_t outsz, const char *in, size_t len)
+size_t
+escape_bytes(char *out, size_t outsz, const char *in, size_t len)
 {
 	size_t o = 0;
 

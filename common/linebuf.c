@@ -23,12 +23,14 @@
  */
 #define LINEBUF_FIRST_CAP 256
 
-static size_t full_cap(const struct linebuf *lb)
+static size_t
+full_cap(const struct linebuf *lb)
 {
 	return lb->max_line + 2;
 }
 
-int linebuf_init(struct linebuf *lb, size_t max_line)
+int
+linebuf_init(struct linebuf *lb, size_t max_line)
 {
 	memset(lb, 0, sizeof(*lb));
 	if (max_line > SIZE_MAX - 2) {
@@ -41,14 +43,16 @@ int linebuf_init(struct linebuf *lb, size_t max_line)
 	return lb->buf != NULL ? 0 : -1;
 }
 
-void linebuf_free(struct linebuf *lb)
+void
+linebuf_free(struct linebuf *lb)
 {
 	free(lb->buf);
 	memset(lb, 0, sizeof(*lb));
 }
 
 /* Doubles the buffer, up to its full size. */
-static bool grow(struct linebuf *lb)
+static bool
+grow(struct linebuf *lb)
 {
 	size_t cap = lb->cap > full_cap(lb) / 2 ? full_cap(lb) : 2 * lb->cap;
 	char *buf = realloc(lb->buf, cap);
@@ -66,7 +70,8 @@ static bool grow(struct linebuf *lb)
  * buffer grown to max_line + 2 bytes always has room once they are at the
  * front.
  */
-char *linebuf_space(struct linebuf *lb, size_t *avail)
+char *
+linebuf_space(struct linebuf *lb, size_t *avail)
 {
 	if (lb->start > 0) {
 		memmove(lb->buf, lb->buf + lb->start, lb->end - lb->start);
@@ -85,13 +90,15 @@ char *linebuf_space(struct linebuf *lb, size_t *avail)
 	return lb->buf + lb->end;
 }
 
-void linebuf_commit(struct linebuf *lb, size_t n)
+void
+linebuf_commit(struct linebuf *lb, size_t n)
 {
 	lb->end += n;
 	lb->filled = lb->end == lb->cap;
 }
 
-ssize_t linebuf_fill(struct linebuf *lb, int fd)
+ssize_t
+linebuf_fill(struct linebuf *lb, int fd)
 {
 	size_t avail;
 	char *space = linebuf_space(lb, &avail);
@@ -105,13 +112,15 @@ ssize_t linebuf_fill(struct linebuf *lb, int fd)
 	return n;
 }
 
-static void drop_buffered(struct linebuf *lb)
+static void
+drop_buffered(struct linebuf *lb)
 {
 	lb->start = lb->end = lb->scan = 0;
 }
 
 /* Skips the rest of an over-long line; true once its LF has gone by. */
-static bool skip_overlong_rest(struct linebuf *lb)
+static bool
+skip_overlong_rest(struct linebuf *lb)
 {
 	char *lf = memchr(lb->buf + lb->start, '\n', lb->end - lb->start);
 
@@ -128,7 +137,8 @@ static bool skip_overlong_rest(struct linebuf *lb)
  * Without its LF an unfinished line is over-long once it holds more than
  * max_line bytes, except for a CR right at the limit: its LF may still come.
  */
-static bool unfinished_line_too_long(const struct linebuf *lb)
+static bool
+unfinished_line_too_long(const struct linebuf *lb)
 {
 	size_t n = lb->end - lb->start;
 
@@ -137,7 +147,8 @@ static bool unfinished_line_too_long(const struct linebuf *lb)
 	return n > lb->max_line + 1 || lb->buf[lb->end - 1] != '\r';
 }
 
-static enum linebuf_result cut_line(struct linebuf *lb, char *lf, char **line, size_t *len)
+static enum linebuf_result
+cut_line(struct linebuf *lb, char *lf, char **line, size_t *len)
 {
 	char *first = lb->buf + lb->start;
 	size_t n = (size_t)(lf - first);
@@ -154,7 +165,8 @@ static enum linebuf_result cut_line(struct linebuf *lb, char *lf, char **line, s
 	return LB_LINE;
 }
 
-enum linebuf_result linebuf_next(struct linebuf *lb, char **line, size_t *len)
+enum linebuf_result
+linebuf_next(struct linebuf *lb, char **line, size_t *len)
 {
 	char *lf;
 
@@ -172,7 +184,8 @@ enum linebuf_result linebuf_next(struct linebuf *lb, char **line, size_t *len)
 	return LB_NONE;
 }
 
-size_t linebuf_pending(const struct linebuf *lb)
+size_t
+linebuf_pending(const struct linebuf *lb)
 {
 	return lb->end - lb->start;
 }

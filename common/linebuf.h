@@ -16,23 +16,23 @@
 #include <sys/types.h>
 
 struct linebuf {
-	char *buf;		/* grows up to max_line + 2 bytes: the line, its CR, its LF */
+	char *buf; /* grows up to max_line + 2 bytes: the line, its CR, its LF */
 	size_t cap;
-	size_t start;		/* first byte not yet returned */
-	size_t end;		/* one past the last byte received */
-	size_t scan;		/* bytes from start already searched for LF */
+	size_t start; /* first byte not yet returned */
+	size_t end;   /* one past the last byte received */
+	size_t scan;  /* bytes from start already searched for LF */
 	size_t max_line;
-	bool discarding;	/* inside an over-long line */
-	bool filled;		/* the last commit filled the buffer: grow it */
+	bool discarding; /* inside an over-long line */
+	bool filled;     /* the last commit filled the buffer: grow it */
 };
 
 enum linebuf_result {
-	LB_NONE = 0,		/* no complete line buffered: read more */
-	LB_LINE,		/* *line (NUL-terminated in place) holds *len bytes */
-	LB_OVERLONG,		/* a line exceeded max_line; the rest of it is dropped */
+	LB_NONE = 0, /* no complete line buffered: read more */
+	LB_LINE,     /* *line (NUL-terminated in place) holds *len bytes */
+	LB_OVERLONG, /* a line exceeded max_line; the rest of it is dropped */
 };
 
-int linebuf_init(struct linebuf *lb, size_t max_line);	/* 0 or -1 (ENOMEM) */
+int linebuf_init(struct linebuf *lb, size_t max_line); /* 0 or -1 (ENOMEM) */
 void linebuf_free(struct linebuf *lb);
 
 /*
@@ -43,7 +43,7 @@ void linebuf_free(struct linebuf *lb);
  * returned by linebuf_next() are invalid after this call.
  */
 char *linebuf_space(struct linebuf *lb, size_t *avail);
-void linebuf_commit(struct linebuf *lb, size_t n);	/* n bytes were written at linebuf_space() */
+void linebuf_commit(struct linebuf *lb, size_t n); /* n bytes were written at linebuf_space() */
 
 /* One read(2) into the buffer: > 0 bytes read, 0 at EOF, -1 with errno set (ENOMEM too). */
 ssize_t linebuf_fill(struct linebuf *lb, int fd);

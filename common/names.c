@@ -10,22 +10,26 @@
 
 #include "names.h"
 
-static bool is_ascii_alnum(unsigned char c)
+static bool
+is_ascii_alnum(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-static bool is_name_char(unsigned char c)
+static bool
+is_name_char(unsigned char c)
 {
 	return is_ascii_alnum(c) || c == '_' || c == '.' || c == '-';
 }
 
-static unsigned char ascii_lower(unsigned char c)
+static unsigned char
+ascii_lower(unsigned char c)
 {
 	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
 }
 
-bool name_valid(const char *s, size_t len)
+bool
+name_valid(const char *s, size_t len)
 {
 	if (len == 0 || len > NAME_MAX_LEN || !is_ascii_alnum((unsigned char)s[0]))
 		return false;
@@ -35,7 +39,8 @@ bool name_valid(const char *s, size_t len)
 	return true;
 }
 
-int name_cmp(const char *a, const char *b)
+int
+name_cmp(const char *a, const char *b)
 {
 	const unsigned char *p = (const unsigned char *)a;
 	const unsigned char *q = (const unsigned char *)b;

@@ -61,10 +61,10 @@ siphash24(const unsigned char key[SIPHASH_KEY_LEN], const void *data, size_t len
 	const unsigned char *in = data;
 	uint64_t k0 = load64(key), k1 = load64(key + 8);
 	struct state s = {
-		.v0 = k0 ^ 0x736f6d6570736575ULL,	/* "somepseu" */
-		.v1 = k1 ^ 0x646f72616e646f6dULL,	/* "dorandom" */
-		.v2 = k0 ^ 0x6c7967656e657261ULL,	/* "lygenera" */
-		.v3 = k1 ^ 0x7465646279746573ULL,	/* "tedbytes" */
+		.v0 = k0 ^ 0x736f6d6570736575ULL, /* "somepseu" */
+		.v1 = k1 ^ 0x646f72616e646f6dULL, /* "dorandom" */
+		.v2 = k0 ^ 0x6c7967656e657261ULL, /* "lygenera" */
+		.v3 = k1 ^ 0x7465646279746573ULL, /* "tedbytes" */
 	};
 	size_t whole = len - len % 8;
 	uint64_t last = (uint64_t)(len & 0xff) << 56;

@@ -12,14 +12,15 @@
 
 #include "timefmt.h"
 
-#define MS_PER_SEC	1000
-#define SECS_PER_DAY	86400
+#define MS_PER_SEC 1000
+#define SECS_PER_DAY 86400
 
 /* The fixed-width format only covers years 0000-9999. */
-#define EARLIEST_MS	(-62167219200000LL)	/* 0000-01-01T00:00:00.000Z */
-#define LATEST_MS	253402300799999LL	/* 9999-12-31T23:59:59.999Z */
+#define EARLIEST_MS (-62167219200000LL) /* 0000-01-01T00:00:00.000Z */
+#define LATEST_MS 253402300799999LL     /* 9999-12-31T23:59:59.999Z */
 
-static int64_t clock_ms(clockid_t clock)
+static int64_t
+clock_ms(clockid_t clock)
 {
 	struct timespec ts;
 
@@ -27,17 +28,20 @@ static int64_t clock_ms(clockid_t clock)
 	return (int64_t)ts.tv_sec * MS_PER_SEC + ts.tv_nsec / 1000000;
 }
 
-int64_t time_now_ms(void)
+int64_t
+time_now_ms(void)
 {
 	return clock_ms(CLOCK_REALTIME);
 }
 
-int64_t time_mono_ms(void)
+int64_t
+time_mono_ms(void)
 {
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
-struct timespec time_after_ms(clockid_t clk, int ms)
+struct timespec
+time_after_ms(clockid_t clk, int ms)
 {
 	struct timespec t;
 
@@ -51,7 +55,8 @@ struct timespec time_after_ms(clockid_t clk, int ms)
 	return t;
 }
 
-static void put_digits(char *out, unsigned value, int width)
+static void
+put_digits(char *out, unsigned value, int width)
 {
 	for (int i = width - 1; i >= 0; i--) {
 		out[i] = (char)('0' + value % 10);
@@ -59,9 +64,12 @@ static void put_digits(char *out, unsigned value, int width)
 	}
 }
 
-void time_format_ms(char out[TIME_RFC3339_LEN + 1], int64_t epoch_ms)
+void
+time_format_ms(char out[TIME_RFC3339_LEN + 1], int64_t epoch_ms)
 {
-	int64_t ms = epoch_ms < EARLIEST_MS ? EARLIEST_MS : epoch_ms > LATEST_MS ? LATEST_MS : epoch_ms;
+	int64_t ms = epoch_ms < EARLIEST_MS ? EARLIEST_MS
+		     : epoch_ms > LATEST_MS ? LATEST_MS
+					    : epoch_ms;
 	int64_t millis = ((ms % MS_PER_SEC) + MS_PER_SEC) % MS_PER_SEC;
 	time_t secs = (time_t)((ms - millis) / MS_PER_SEC);
 	struct tm tm;
@@ -84,7 +92,8 @@ void time_format_ms(char out[TIME_RFC3339_LEN + 1], int64_t epoch_ms)
 	out[24] = '\0';
 }
 
-static bool get_digits(const char *s, int width, int *value)
+static bool
+get_digits(const char *s, int width, int *value)
 {
 	*value = 0;
 	for (int i = 0; i < width; i++) {
@@ -95,12 +104,14 @@ static bool get_digits(const char *s, int width, int *value)
 	return true;
 }
 
-static bool is_leap_year(int y)
+static bool
+is_leap_year(int y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-static int days_in_month(int y, int m)
+static int
+days_in_month(int y, int m)
 {
 	static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 
@@ -111,7 +122,8 @@ static int days_in_month(int y, int m)
  * Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
  * days_from_civil): timegm() would silently normalise a 31st of April.
  */
-static int64_t days_from_civil(int y, int m, int d)
+static int64_t
+days_from_civil(int y, int m, int d)
 {
 	int64_t yy = m <= 2 ? y - 1 : y;
 	int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
@@ -122,13 +134,15 @@ static int64_t days_from_civil(int y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-static bool separators_ok(const char *s)
+static bool
+separators_ok(const char *s)
 {
 	return s[4] == '-' && s[7] == '-' && s[10] == 'T' && s[13] == ':' && s[16] == ':' &&
-	    s[19] == '.' && s[23] == 'Z';
+	       s[19] == '.' && s[23] == 'Z';
 }
 
-bool time_parse_ms(const char *s, size_t len, int64_t *epoch_ms)
+bool
+time_parse_ms(const char *s, size_t len, int64_t *epoch_ms)
 {
 	int y, mo, d, h, mi, sec, ms;
 
@@ -141,6 +155,7 @@ bool time_parse_ms(const char *s, size_t len, int64_t *epoch_ms)
 	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
 		return false;
 	*epoch_ms = ((days_from_civil(y, mo, d) * SECS_PER_DAY + h * 3600 + mi * 60 + sec) *
-	    MS_PER_SEC) + ms;
+		     MS_PER_SEC) +
+		    ms;
 	return true;
 }

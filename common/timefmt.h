@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define TIME_RFC3339_LEN 24	/* without the NUL */
+#define TIME_RFC3339_LEN 24 /* without the NUL */
 
 /* Milliseconds since the epoch, wall clock. */
 int64_t time_now_ms(void);

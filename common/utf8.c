@@ -13,16 +13,17 @@
 
 #include "utf8.h"
 
-#define BYTES_01	0x0101010101010101ULL
-#define BYTES_20	0x2020202020202020ULL
-#define BYTES_80	0x8080808080808080ULL
+#define BYTES_01 0x0101010101010101ULL
+#define BYTES_20 0x2020202020202020ULL
+#define BYTES_80 0x8080808080808080ULL
 
 /*
  * Chat is mostly ASCII, so eight bytes are tested at once.  A byte sets its
  * top bit in (w | (w - 0x20..) | (w + 0x01..)) exactly when it is >= 0x80,
  * < 0x20 or 0x7f; carries only matter once some byte already failed.
  */
-static bool word_is_printable_ascii(const unsigned char *p)
+static bool
+word_is_printable_ascii(const unsigned char *p)
 {
 	uint64_t w;
 
@@ -30,7 +31,8 @@ static bool word_is_printable_ascii(const unsigned char *p)
 	return ((w | (w - BYTES_20) | (w + BYTES_01)) & BYTES_80) == 0;
 }
 
-static bool is_continuation(unsigned char c)
+static bool
+is_continuation(unsigned char c)
 {
 	return (c & 0xc0) == 0x80;
 }
@@ -39,7 +41,8 @@ static bool is_continuation(unsigned char c)
  * The second byte is where table 3-7 differs between lead bytes: it alone
  * rules out overlong forms, surrogates and values above U+10FFFF.
  */
-static bool second_byte_ok(unsigned char lead, unsigned char c)
+static bool
+second_byte_ok(unsigned char lead, unsigned char c)
 {
 	switch (lead) {
 	case 0xe0:
@@ -55,7 +58,8 @@ static bool second_byte_ok(unsigned char lead, unsigned char c)
 	}
 }
 
-size_t utf8_sequence_length(unsigned char lead)
+size_t
+utf8_sequence_length(unsigned char lead)
 {
 	if (lead >= 0xc2 && lead <= 0xdf)
 		return 2;
@@ -80,25 +84,26 @@ static const struct {
 	uint32_t first, last;
 	enum text_check result;
 } REFUSED[] = {
-	{ 0x0080, 0x009f, TEXT_CONTROL },	/* C1 */
-	{ 0x00ad, 0x00ad, TEXT_INVISIBLE },	/* soft hyphen */
-	{ 0x061c, 0x061c, TEXT_BIDI },		/* Arabic letter mark */
-	{ 0x180e, 0x180e, TEXT_INVISIBLE },	/* Mongolian vowel separator */
-	{ 0x200b, 0x200b, TEXT_INVISIBLE },	/* zero width space */
-	{ 0x200e, 0x200f, TEXT_BIDI },		/* LRM, RLM */
-	{ 0x2028, 0x2029, TEXT_SEPARATOR },	/* line, paragraph separator */
-	{ 0x202a, 0x202e, TEXT_BIDI },		/* embeddings, overrides */
-	{ 0x2060, 0x2065, TEXT_INVISIBLE },	/* word joiner, invisible operators */
-	{ 0x2066, 0x2069, TEXT_BIDI },		/* isolates */
-	{ 0x206a, 0x206f, TEXT_INVISIBLE },	/* deprecated format characters */
-	{ 0xfeff, 0xfeff, TEXT_INVISIBLE },	/* zero width no-break space, BOM */
-	{ 0xfff9, 0xfffb, TEXT_INVISIBLE },	/* interlinear annotation */
-	{ 0x1bca0, 0x1bca3, TEXT_INVISIBLE },	/* shorthand format controls */
-	{ 0x1d173, 0x1d17a, TEXT_INVISIBLE },	/* musical symbol format controls */
-	{ 0xe0000, 0xe007f, TEXT_INVISIBLE },	/* tag characters */
+	{ 0x0080, 0x009f, TEXT_CONTROL },     /* C1 */
+	{ 0x00ad, 0x00ad, TEXT_INVISIBLE },   /* soft hyphen */
+	{ 0x061c, 0x061c, TEXT_BIDI },        /* Arabic letter mark */
+	{ 0x180e, 0x180e, TEXT_INVISIBLE },   /* Mongolian vowel separator */
+	{ 0x200b, 0x200b, TEXT_INVISIBLE },   /* zero width space */
+	{ 0x200e, 0x200f, TEXT_BIDI },        /* LRM, RLM */
+	{ 0x2028, 0x2029, TEXT_SEPARATOR },   /* line, paragraph separator */
+	{ 0x202a, 0x202e, TEXT_BIDI },        /* embeddings, overrides */
+	{ 0x2060, 0x2065, TEXT_INVISIBLE },   /* word joiner, invisible operators */
+	{ 0x2066, 0x2069, TEXT_BIDI },        /* isolates */
+	{ 0x206a, 0x206f, TEXT_INVISIBLE },   /* deprecated format characters */
+	{ 0xfeff, 0xfeff, TEXT_INVISIBLE },   /* zero width no-break space, BOM */
+	{ 0xfff9, 0xfffb, TEXT_INVISIBLE },   /* interlinear annotation */
+	{ 0x1bca0, 0x1bca3, TEXT_INVISIBLE }, /* shorthand format controls */
+	{ 0x1d173, 0x1d17a, TEXT_INVISIBLE }, /* musical symbol format controls */
+	{ 0xe0000, 0xe007f, TEXT_INVISIBLE }, /* tag characters */
 };
 
-static enum text_check code_point_check(uint32_t cp)
+static enum text_check
+code_point_check(uint32_t cp)
 {
 	for (size_t i = 0; i < sizeof(REFUSED) / sizeof(REFUSED[0]) && cp >= REFUSED[i].first; i++)
 		if (cp <= REFUSED[i].last)
@@ -107,7 +112,8 @@ static enum text_check code_point_check(uint32_t cp)
 }
 
 /* Checks the sequence at *p and advances *p past it. */
-static enum text_check multibyte_check(const unsigned char **p, const unsigned char *end)
+static enum text_check
+multibyte_check(const unsigned char **p, const unsigned char *end)
 {
 	const unsigned char *s = *p;
 	size_t n = utf8_sequence_length(s[0]);
@@ -126,7 +132,8 @@ static enum text_check multibyte_check(const unsigned char **p, const unsigned c
 	return code_point_check(cp);
 }
 
-enum text_check text_check(const char *s, size_t len)
+enum text_check
+text_check(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	const unsigned char *end = p + len;
@@ -146,7 +153,8 @@ enum text_check text_check(const char *s, size_t len)
 	return TEXT_OK;
 }
 
-const char *text_check_str(enum text_check result)
+const char *
+text_check_str(enum text_check result)
 {
 	switch (result) {
 	case TEXT_OK:
@@ -166,7 +174,8 @@ const char *text_check_str(enum text_check result)
 }
 
 /* A continuation byte at the cut means the cut falls inside a character. */
-size_t text_fit(const char *s, size_t len, size_t max)
+size_t
+text_fit(const char *s, size_t len, size_t max)
 {
 	if (len <= max)
 		return len;

@@ -12,11 +12,11 @@
 
 enum text_check {
 	TEXT_OK = 0,
-	TEXT_BAD_UTF8,		/* overlong, surrogate, > U+10FFFF, truncated, stray byte */
-	TEXT_CONTROL,		/* C0, DEL, C1 */
-	TEXT_BIDI,		/* U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069 */
-	TEXT_SEPARATOR,		/* U+2028, U+2029 */
-	TEXT_INVISIBLE,		/* other invisible format characters, tag characters */
+	TEXT_BAD_UTF8,  /* overlong, surrogate, > U+10FFFF, truncated, stray byte */
+	TEXT_CONTROL,   /* C0, DEL, C1 */
+	TEXT_BIDI,      /* U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069 */
+	TEXT_SEPARATOR, /* U+2028, U+2029 */
+	TEXT_INVISIBLE, /* other invisible format characters, tag characters */
 };
 
 /* Checks len bytes at s (NUL bytes count as C0 control characters). */

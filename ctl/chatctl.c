@@ -23,15 +23,15 @@
 #include "version.h"
 
 /* Where the packaged chatd puts its admin socket. */
-#define CTL_DEFAULT_SOCKET	"/run/chatd/admin.sock"
-#define CTL_DEFAULT_TIMEOUT_S	10
-#define CTL_PASSWORD_MAX	512
+#define CTL_DEFAULT_SOCKET "/run/chatd/admin.sock"
+#define CTL_DEFAULT_TIMEOUT_S 10
+#define CTL_PASSWORD_MAX 512
 
 struct ctl_options {
 	const char *socket;
 	const char *config;
 	int timeout_ms;
-	char *socket_owned;	/* from a config file */
+	char *socket_owned; /* from a config file */
 };
 
 static void
@@ -46,7 +46,8 @@ usage(FILE *out)
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version\n"
 		"Without a COMMAND, commands are read from standard input, one a line.\n\n"
-		"Commands:\n", CONFIG_DEFAULT_FILE, CTL_DEFAULT_SOCKET, CTL_DEFAULT_TIMEOUT_S);
+		"Commands:\n",
+		CONFIG_DEFAULT_FILE, CTL_DEFAULT_SOCKET, CTL_DEFAULT_TIMEOUT_S);
 	for (size_t i = 0; i < ADMIN_CMD_COUNT; i++) {
 		const struct admin_cmd *cmd = &admin_commands[i];
 		char u[128];
@@ -55,7 +56,8 @@ usage(FILE *out)
 		fprintf(out, "  %-24s %s%s%s%s\n", u, cmd->help, cmd->alias ? " (also: " : "",
 			cmd->alias ? cmd->alias : "", cmd->alias ? ")" : "");
 	}
-	fprintf(out, "\nExit status: 0 done, 1 chatd refused the command (ERR), 2 usage error,\n"
+	fprintf(out,
+		"\nExit status: 0 done, 1 chatd refused the command (ERR), 2 usage error,\n"
 		"3 cannot reach chatd (not running, permission denied, ERR 403, no answer).\n");
 }
 

@@ -32,8 +32,10 @@ unreachable(const char *path, int err)
 		break;
 	case EACCES:
 	case EPERM:
-		fprintf(stderr, "chatctl: permission denied: %s (root, chatd's user and its "
-			"admin group may use it)\n", path);
+		fprintf(stderr,
+			"chatctl: permission denied: %s (root, chatd's user and its "
+			"admin group may use it)\n",
+			path);
 		break;
 	case ETIMEDOUT:
 		fprintf(stderr, "chatctl: chatd does not answer on %s\n", path);
@@ -197,7 +199,7 @@ ctl_request(struct ctl_conn *c, const char *request)
 	memcpy(msg, request, len);
 	memcpy(msg + len, "\n", 2);
 	int rc = send_all(c, msg, len + 1), send_errno = errno;
-	explicit_bzero(msg, len + 1);	/* it may hold a password */
+	explicit_bzero(msg, len + 1); /* it may hold a password */
 	free(msg);
 	/* A refusal may have closed the socket before the request went out: read it anyway. */
 	if (rc < 0 && send_errno != EPIPE && send_errno != ECONNRESET)

@@ -14,9 +14,9 @@
 /* chatctl's exit codes (chatctl(8)). */
 enum ctl_exit {
 	CTL_OK = 0,
-	CTL_REFUSED = 1,	/* chatd answered ERR to the command */
+	CTL_REFUSED = 1, /* chatd answered ERR to the command */
 	CTL_USAGE = 2,
-	CTL_UNREACHABLE = 3,	/* no daemon, no permission (file mode or ERR 403), no answer */
+	CTL_UNREACHABLE = 3, /* no daemon, no permission (file mode or ERR 403), no answer */
 };
 
 struct ctl_conn {

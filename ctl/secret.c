@@ -52,8 +52,9 @@ secret_read(const char *prompt, bool confirm, char *buf, size_t len)
 
 	if (!isatty(STDIN_FILENO)) {
 		if ((rc = read_line(stdin, buf, len)) < 0) {
-			fprintf(stderr, "chatctl: %s\n", rc == -2 ? "the password is too long"
-					: "no password on standard input");
+			fprintf(stderr, "chatctl: %s\n",
+				rc == -2 ? "the password is too long"
+					 : "no password on standard input");
 			return -1;
 		}
 		return 0;

@@ -25,8 +25,8 @@ sort_socket(struct activation *act, int fd, const char *name)
 		act->tcp[act->n_tcp++] = fd;
 		return;
 	}
-	log_warning("closing socket %d (%s) from systemd: not a listening TCP or admin socket",
-		    fd, name != NULL ? name : "unnamed");
+	log_warning("closing socket %d (%s) from systemd: not a listening TCP or admin socket", fd,
+		    name != NULL ? name : "unnamed");
 	close(fd);
 }
 

@@ -16,7 +16,7 @@
 struct activation {
 	int tcp[ACTIVATION_MAX];
 	size_t n_tcp;
-	int admin;		/* -1 if none */
+	int admin; /* -1 if none */
 };
 
 /* Fills act from $LISTEN_FDS (and unsets it); sockets of no use are closed. */

@@ -155,7 +155,8 @@ admin_cmd_pause(struct admin_conn *ac, const struct admin_request *req)
 		return;
 	}
 	if ((rc = listener_pause(srv->listener)) < 0) {
-		admin_err(ac, ADMIN_ERR_UNAVAILABLE, "the listener thread does not stop; not paused");
+		admin_err(ac, ADMIN_ERR_UNAVAILABLE,
+			  "the listener thread does not stop; not paused");
 		return;
 	}
 	if (rc == 1) {
@@ -254,7 +255,8 @@ admin_cmd_ident_clear(struct admin_conn *ac, const struct admin_request *req)
 	enum ident_result r;
 
 	if (!settings_get()->registration && !req->force) {
-		admin_err(ac, ADMIN_ERR_CONFLICT, "registration is off: nobody could log in "
+		admin_err(ac, ADMIN_ERR_CONFLICT,
+			  "registration is off: nobody could log in "
 			  "afterwards; add --force to clear anyway");
 		return;
 	}
@@ -322,9 +324,10 @@ password_done(struct admin_conn *ac, void *arg)
 	bool add = j->cmd == ADMIN_USER_ADD;
 
 	if (j->result == IDENT_OK)
-		resume_revoke(j->name);	/* a new password ends the name's resume tokens */
+		resume_revoke(j->name); /* a new password ends the name's resume tokens */
 	if (j->result == IDENT_OK)
-		log_notice("%s %s by %s", add ? "registered" : "new password for", j->name, j->peer);
+		log_notice("%s %s by %s", add ? "registered" : "new password for", j->name,
+			   j->peer);
 	else
 		log_warning("%s %s by %s failed: %s", add ? "registering" : "new password for",
 			    j->name, j->peer, ident_result_str(j->result));
@@ -422,7 +425,7 @@ admin_cmd_user_del(struct admin_conn *ac, const struct admin_request *req)
 	/* Whoever logged in with the deleted account is not let stay on. */
 	int online = room_evict_within(srv->room, ADMIN_ROOM_WAIT_MS, req->name, PART_KICKED,
 				       "account deleted");
-	const char *what = online > 0	? "; the session online was ended"
+	const char *what = online > 0   ? "; the session online was ended"
 			   : online < 0 ? "; the room is busy: a session online, if any, was "
 					  "not ended (kick it)"
 					: "";

@@ -43,7 +43,7 @@ peer_in_group(int fd, const struct ucred *cred, gid_t gid)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
 		return in_group_list(groups, len / sizeof(gid_t), gid);
 	if (errno != ENOPROTOOPT)
-		return false;	/* ERANGE: more than 256 groups; not worth trusting */
+		return false; /* ERANGE: more than 256 groups; not worth trusting */
 	if (getpwuid_r(cred->uid, &pw, buf, sizeof(buf), &found) != 0 || found == NULL)
 		return false;
 	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
@@ -75,11 +75,13 @@ clear_path(const char *path, const struct sockaddr_un *sun, char *err, size_t er
 	int fd, rc;
 
 	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : (snprintf(err, errlen, "cannot check %s: %s", path,
-						       strerror(errno)), -1);
+		return errno == ENOENT ? 0
+				       : (snprintf(err, errlen, "cannot check %s: %s", path,
+						   strerror(errno)),
+					  -1);
 	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "%s exists and is not a socket; remove it or set admin_socket",
-			 path);
+		snprintf(err, errlen,
+			 "%s exists and is not a socket; remove it or set admin_socket", path);
 		return -1;
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
@@ -97,7 +99,8 @@ clear_path(const char *path, const struct sockaddr_un *sun, char *err, size_t er
 		return -1;
 	}
 	if (unlink(path) < 0 && errno != ENOENT) {
-		snprintf(err, errlen, "cannot remove the stale socket %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot remove the stale socket %s: %s", path,
+			 strerror(errno));
 		return -1;
 	}
 	log_notice("admin: replaced the stale socket %s", path);
@@ -150,7 +153,8 @@ adminsock_bind(struct adminsock *as, const char *path, int backlog, char *err, s
 	rc = bind(as->fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
 	if (rc < 0) {
-		snprintf(err, errlen, "cannot create the admin socket %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot create the admin socket %s: %s", path,
+			 strerror(errno));
 		return -1;
 	}
 	if ((as->path = strdup(path)) == NULL || lstat(path, &st) < 0) {
@@ -159,8 +163,7 @@ adminsock_bind(struct adminsock *as, const char *path, int backlog, char *err, s
 	}
 	as->dev = st.st_dev;
 	as->ino = st.st_ino;
-	if ((as->has_group && lchown(path, (uid_t)-1, as->gid) < 0) ||
-	    chmod(path, 0660) < 0) {
+	if ((as->has_group && lchown(path, (uid_t)-1, as->gid) < 0) || chmod(path, 0660) < 0) {
 		snprintf(err, errlen, "cannot give the admin socket %s to group %s: %s", path,
 			 as->group, strerror(errno));
 		return -1;

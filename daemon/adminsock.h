@@ -21,8 +21,8 @@
 #include <sys/types.h>
 
 struct adminsock {
-	int fd;			/* listening, non-blocking; -1 when closed */
-	char *path;		/* the file chatd made; NULL for a socket systemd passed */
+	int fd;     /* listening, non-blocking; -1 when closed */
+	char *path; /* the file chatd made; NULL for a socket systemd passed */
 	dev_t dev;
 	ino_t ino;
 	bool has_group;
@@ -40,7 +40,7 @@ void adminsock_close(struct adminsock *as);
 enum adminsock_peer {
 	PEER_ALLOWED,
 	PEER_DENIED,
-	PEER_UNKNOWN,		/* its credentials could not be read */
+	PEER_UNKNOWN, /* its credentials could not be read */
 };
 
 /* Who is on fd ("uid 1000 (alice) pid 42" into peer), and may it stay? */

@@ -67,13 +67,13 @@
 #define BYE_LINGER_MS 500
 
 struct session_state {
-	char *held;		/* a command waiting for earlier messages' answers */
+	char *held; /* a command waiting for earlier messages' answers */
 	size_t held_len;
-	bool more_input;	/* lines may be buffered: do not sleep */
-	bool eof;		/* the peer closed its side */
-	bool went_deep;		/* logged in or ran a command since the last sleep */
-	bool held_back;		/* input stopped by sender_held_back() */
-	int64_t last_post_ms;	/* when it last sent a room message (monotonic) */
+	bool more_input;      /* lines may be buffered: do not sleep */
+	bool eof;             /* the peer closed its side */
+	bool went_deep;       /* logged in or ran a command since the last sleep */
+	bool held_back;       /* input stopped by sender_held_back() */
+	int64_t last_post_ms; /* when it last sent a room message (monotonic) */
 	enum part_reason why;
 	char text[256];
 };
@@ -145,13 +145,13 @@ client_reply_err(struct client *c, int code, const char *fmt, ...)
  */
 #define WAKE_SIGNAL SIGURG
 
-static sigset_t wait_mask;		/* the threads' mask, but WAKE_SIGNAL open */
+static sigset_t wait_mask; /* the threads' mask, but WAKE_SIGNAL open */
 static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
 
 static void
 on_wake_signal(int sig)
 {
-	(void)sig;	/* its only job is to end the ppoll() */
+	(void)sig; /* its only job is to end the ppoll() */
 }
 
 static void
@@ -186,7 +186,7 @@ wait_io(struct client *c, struct pollfd *pfd, nfds_t n, int timeout_ms, bool *wo
 
 	*woken = atomic_exchange(&c->wake_pending, false);
 	if (*woken)
-		timeout_ms = 0;		/* just look at the socket */
+		timeout_ms = 0; /* just look at the socket */
 	if (timeout_ms >= 0) {
 		ts.tv_sec = timeout_ms / 1000;
 		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000;
@@ -258,8 +258,9 @@ client_read_line(struct client *c, int64_t deadline, char **line, size_t *len)
 			continue;
 
 		struct pollfd pfd[1] = {
-			{ .fd = c->fd, .events = (backlogged ? 0 : POLLIN) |
-						  (outq_empty(&c->out) ? 0 : POLLOUT) },
+			{ .fd = c->fd,
+			  .events =
+				  (backlogged ? 0 : POLLIN) | (outq_empty(&c->out) ? 0 : POLLOUT) },
 		};
 		bool woken;
 		int rc = wait_io(c, pfd, 1, poll_timeout(deadline), &woken);
@@ -346,7 +347,7 @@ send_welcome(struct client *c, bool registered)
 static int
 post_message(struct client *c, char *text, size_t len)
 {
-	if (text[0] == '/') {	/* "//x" is the message "/x" */
+	if (text[0] == '/') { /* "//x" is the message "/x" */
 		text++;
 		len--;
 	}
@@ -414,7 +415,9 @@ handle_request(struct client *c, struct session_state *st, char *line, size_t le
 	enum text_check tc = text_check(line, len);
 
 	if (tc != TEXT_OK)
-		return client_reply_err(c, ERR_BAD_TEXT, "%s: not sent", text_check_str(tc)) < 0 ? -1 : 0;
+		return client_reply_err(c, ERR_BAD_TEXT, "%s: not sent", text_check_str(tc)) < 0
+			       ? -1
+			       : 0;
 	if (!is_command(line)) {
 		st->last_post_ms = time_mono_ms();
 		return post_message(c, line, len) < 0 ? -1 : 0;
@@ -472,7 +475,8 @@ handle_input(struct client *c, struct session_state *st)
 			if (r == LB_NONE)
 				return 0;
 			if (r == LB_OVERLONG) {
-				if (client_reply_err(c, ERR_TOO_LONG, "line longer than %zu bytes: dropped",
+				if (client_reply_err(c, ERR_TOO_LONG,
+						     "line longer than %zu bytes: dropped",
 						     c->in.max_line) < 0)
 					return -1;
 				continue;
@@ -615,7 +619,8 @@ say_bye(struct client *c, enum part_reason why, const char *text)
 	while (time_mono_ms() < deadline) {
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 
-		if (poll(&pfd, 1, poll_timeout(deadline)) <= 0 || read(c->fd, sink, sizeof(sink)) <= 0)
+		if (poll(&pfd, 1, poll_timeout(deadline)) <= 0 ||
+		    read(c->fd, sink, sizeof(sink)) <= 0)
 			break;
 	}
 }
@@ -627,8 +632,8 @@ log_departure(struct client *c, enum part_reason why, const char *text)
 		log_info("disconnect %s from %s: %s (%s)", c->name, c->addr_str,
 			 part_reason_name(why), text);
 	else
-		log_info("disconnect %s before login: %s (%s)", c->addr_str,
-			 part_reason_name(why), text);
+		log_info("disconnect %s before login: %s (%s)", c->addr_str, part_reason_name(why),
+			 text);
 }
 
 static void *
@@ -709,7 +714,7 @@ client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr)
 	pthread_attr_destroy(&attr);
 	if (err != 0) {
 		room_detach(srv->room, c);
-		c->fd = -1;	/* the caller still owns it */
+		c->fd = -1; /* the caller still owns it */
 		client_unref(c);
 		errno = err;
 		return -1;

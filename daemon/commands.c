@@ -124,7 +124,8 @@ cmd_history(struct client *c, char *args, char *text, size_t textlen)
 	if (strncmp(args, "since ", 6) == 0)
 		return history_since_id(c, args + 6, memory);
 	if (*args && !parse_count(args, UINT64_MAX, &n))
-		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /history [N] | /history since ID"));
+		return done(client_reply_err(c, ERR_BAD_REQUEST,
+					     "usage: /history [N] | /history since ID"));
 	if (n > memory)
 		n = memory;
 	if ((e = calloc(n, sizeof(*e))) == NULL)
@@ -149,7 +150,7 @@ cmd_passwd(struct client *c, char *args, char *text, size_t textlen)
 		return done(client_reply_err(c, ERR_INTERNAL, "password not changed: %s",
 					     ident_result_str(r)));
 	}
-	resume_revoke(c->name);	/* a new password ends every resume token of the name */
+	resume_revoke(c->name); /* a new password ends every resume token of the name */
 	log_notice("password changed for %s from %s", c->name, c->addr_str);
 	return done(client_reply(c, "OK - password changed"));
 }
@@ -165,7 +166,8 @@ cmd_token(struct client *c, char *args, char *text, size_t textlen)
 	if (*args)
 		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /token"));
 	if (ttl_ms == 0)
-		return done(client_reply_err(c, ERR_REGISTRATION_CLOSED, "resume tokens are off here"));
+		return done(
+			client_reply_err(c, ERR_REGISTRATION_CLOSED, "resume tokens are off here"));
 	if (resume_issue(c->name, time_now_ms(), ttl_ms, token, &until) < 0)
 		return done(client_reply_err(c, ERR_INTERNAL, "cannot issue a token now"));
 	time_format_ms(expiry, until);
@@ -199,10 +201,11 @@ static enum command_result
 cmd_help(struct client *c, char *args, char *text, size_t textlen)
 {
 	int rc = client_reply(c, "HELP a line not starting with / goes to everyone; "
-			      "start it with // to send a leading /");
+				 "start it with // to send a leading /");
 
 	for (size_t i = 0; i < command_count && rc == 0; i++)
-		rc = client_reply(c, "HELP %-32s %s", command_table[i].usage, command_table[i].help);
+		rc = client_reply(c, "HELP %-32s %s", command_table[i].usage,
+				  command_table[i].help);
 	if (rc < 0)
 		return COMMAND_FATAL;
 	return done(client_reply(c, "OK - help"));
@@ -211,7 +214,8 @@ cmd_help(struct client *c, char *args, char *text, size_t textlen)
 const struct command command_table[] = {
 	{ "who", cmd_who, "/who [PAGE]", "who is online, 100 names a page" },
 	{ "msg", cmd_msg, "/msg NAME TEXT", "a private message to NAME alone" },
-	{ "history", cmd_history, "/history [N] | since ID", "the last N messages, or those after ID" },
+	{ "history", cmd_history, "/history [N] | since ID",
+	  "the last N messages, or those after ID" },
 	{ "passwd", cmd_passwd, "/passwd NEW", "change your password" },
 	{ "token", cmd_token, "/token", "a token to log in again without the password" },
 	{ "ping", cmd_ping, "/ping [TEXT]", "the server echoes TEXT to you" },
@@ -242,8 +246,8 @@ command_run(struct client *c, char *line, char *text, size_t textlen)
 
 	if (cmd == NULL) {
 		int len = (int)strcspn(line, " ");
-		return done(client_reply_err(c, ERR_BAD_REQUEST, "unknown command %.*s; /help lists them",
-					     len, line));
+		return done(client_reply_err(c, ERR_BAD_REQUEST,
+					     "unknown command %.*s; /help lists them", len, line));
 	}
 	return cmd->run(c, args, text, textlen);
 }

@@ -12,9 +12,9 @@
 #include "session.h"
 
 enum command_result {
-	COMMAND_DONE,		/* replied; go on */
-	COMMAND_QUIT,		/* the client asked to leave; *why/text filled */
-	COMMAND_FATAL,		/* could not reply (out of memory) */
+	COMMAND_DONE,  /* replied; go on */
+	COMMAND_QUIT,  /* the client asked to leave; *why/text filled */
+	COMMAND_FATAL, /* could not reply (out of memory) */
 };
 
 struct command {

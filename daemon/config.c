@@ -28,17 +28,17 @@ enum setting_type {
 	T_INT,
 	T_INT64,
 	T_BOOL,
-	T_LOG_LEVEL,	/* a level name in the file, enum log_level in memory */
-	T_PATH,		/* a string; relative means relative to the file */
-	T_ADDRESSES,	/* a string or a list of strings, numeric IP addresses */
-	T_STRING,	/* a string, possibly empty */
+	T_LOG_LEVEL, /* a level name in the file, enum log_level in memory */
+	T_PATH,      /* a string; relative means relative to the file */
+	T_ADDRESSES, /* a string or a list of strings, numeric IP addresses */
+	T_STRING,    /* a string, possibly empty */
 };
 
 /* Where an unset T_PATH goes when its $env is not set either. */
 enum path_base {
-	BASE_LOCAL,	/* CONFIG_LOCAL_DIR under the current directory */
-	BASE_STATE,	/* state_dir */
-	BASE_RUNTIME,	/* runtime_dir */
+	BASE_LOCAL,   /* CONFIG_LOCAL_DIR under the current directory */
+	BASE_STATE,   /* state_dir */
+	BASE_RUNTIME, /* runtime_dir */
 };
 
 struct setting_def {
@@ -51,7 +51,7 @@ struct setting_def {
 	const char *env;
 	enum path_base base;
 	const char *file;
-	const char *def_string;		/* T_STRING */
+	const char *def_string; /* T_STRING */
 	/* T_ADDRESSES */
 	const char *const *def_list;
 	size_t count_offset;
@@ -178,25 +178,27 @@ static const struct setting_def settings_table[] = {
 };
 /* clang-format on */
 
-#define N_SETTINGS	(sizeof(settings_table) / sizeof(settings_table[0]))
+#define N_SETTINGS (sizeof(settings_table) / sizeof(settings_table[0]))
 
 struct loader {
-	const char *path;		/* as given, for messages */
+	const char *path; /* as given, for messages */
 	char *err;
 	size_t errlen;
 	struct settings *out;
-	char *dir;			/* of the config file */
+	char *dir; /* of the config file */
 	char *cwd;
-	char *local_dir;		/* CONFIG_LOCAL_DIR made absolute */
+	char *local_dir; /* CONFIG_LOCAL_DIR made absolute */
 	const config_setting_t *found[N_SETTINGS];
 };
 
-static void *field(struct settings *s, size_t offset)
+static void *
+field(struct settings *s, size_t offset)
 {
 	return (char *)s + offset;
 }
 
-static const void *cfield(const struct settings *s, size_t offset)
+static const void *
+cfield(const struct settings *s, size_t offset)
 {
 	return (const char *)s + offset;
 }
@@ -220,12 +222,14 @@ fail(struct loader *ld, unsigned line, const char *fmt, ...)
 	return -1;
 }
 
-static int fail_oom(struct loader *ld)
+static int
+fail_oom(struct loader *ld)
 {
 	return fail(ld, 0, "out of memory");
 }
 
-static const struct setting_def *find_def(const char *name)
+static const struct setting_def *
+find_def(const char *name)
 {
 	for (size_t i = 0; i < N_SETTINGS; i++)
 		if (strcmp(settings_table[i].name, name) == 0)
@@ -233,7 +237,8 @@ static const struct setting_def *find_def(const char *name)
 	return NULL;
 }
 
-static char *join_path(const char *dir, const char *path)
+static char *
+join_path(const char *dir, const char *path)
 {
 	char *joined;
 
@@ -248,7 +253,8 @@ static char *join_path(const char *dir, const char *path)
  * Stores a number of any numeric type; also the in-memory form of T_BOOL
  * and T_LOG_LEVEL, so defaults and parsed values share one path.
  */
-static void store_number(struct settings *s, const struct setting_def *d, long long v)
+static void
+store_number(struct settings *s, const struct setting_def *d, long long v)
 {
 	void *p = field(s, d->offset);
 
@@ -270,7 +276,8 @@ static void store_number(struct settings *s, const struct setting_def *d, long l
 	}
 }
 
-static long long load_number(const struct settings *s, const struct setting_def *d)
+static long long
+load_number(const struct settings *s, const struct setting_def *d)
 {
 	const void *p = cfield(s, d->offset);
 
@@ -290,15 +297,16 @@ static long long load_number(const struct settings *s, const struct setting_def 
 	abort();
 }
 
-static void free_strings(char **v, size_t n)
+static void
+free_strings(char **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
 }
 
-static int store_addresses(struct loader *ld, const struct setting_def *d,
-			   const char *const *addrs, size_t n)
+static int
+store_addresses(struct loader *ld, const struct setting_def *d, const char *const *addrs, size_t n)
 {
 	char **copy = calloc(n, sizeof(*copy));
 
@@ -315,15 +323,16 @@ static int store_addresses(struct loader *ld, const struct setting_def *d,
 	return 0;
 }
 
-static bool is_numeric_address(const char *s)
+static bool
+is_numeric_address(const char *s)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
 
 	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-static int parse_number(struct loader *ld, const struct setting_def *d,
-			const config_setting_t *cs)
+static int
+parse_number(struct loader *ld, const struct setting_def *d, const config_setting_t *cs)
 {
 	unsigned line = config_setting_source_line(cs);
 	int type = config_setting_type(cs);
@@ -333,24 +342,24 @@ static int parse_number(struct loader *ld, const struct setting_def *d,
 		return fail(ld, line, "'%s' must be an integer", d->name);
 	v = config_setting_get_int64(cs);
 	if (v < d->min || v > d->max)
-		return fail(ld, line, "'%s' must be between %lld and %lld",
-			    d->name, d->min, d->max);
+		return fail(ld, line, "'%s' must be between %lld and %lld", d->name, d->min,
+			    d->max);
 	store_number(ld->out, d, v);
 	return 0;
 }
 
-static int parse_bool(struct loader *ld, const struct setting_def *d,
-		      const config_setting_t *cs)
+static int
+parse_bool(struct loader *ld, const struct setting_def *d, const config_setting_t *cs)
 {
 	if (config_setting_type(cs) != CONFIG_TYPE_BOOL)
-		return fail(ld, config_setting_source_line(cs),
-			    "'%s' must be true or false", d->name);
+		return fail(ld, config_setting_source_line(cs), "'%s' must be true or false",
+			    d->name);
 	store_number(ld->out, d, config_setting_get_bool(cs));
 	return 0;
 }
 
-static int parse_log_level(struct loader *ld, const struct setting_def *d,
-			   const config_setting_t *cs)
+static int
+parse_log_level(struct loader *ld, const struct setting_def *d, const config_setting_t *cs)
 {
 	const char *name = config_setting_get_string(cs);
 	int level = name != NULL ? log_level_parse(name) : -1;
@@ -358,13 +367,14 @@ static int parse_log_level(struct loader *ld, const struct setting_def *d,
 	if (level < 0)
 		return fail(ld, config_setting_source_line(cs),
 			    "'%s' must be one of \"error\", \"warning\", "
-			    "\"notice\", \"info\", \"debug\"", d->name);
+			    "\"notice\", \"info\", \"debug\"",
+			    d->name);
 	store_number(ld->out, d, level);
 	return 0;
 }
 
-static int parse_path(struct loader *ld, const struct setting_def *d,
-		      const config_setting_t *cs)
+static int
+parse_path(struct loader *ld, const struct setting_def *d, const config_setting_t *cs)
 {
 	unsigned line = config_setting_source_line(cs);
 	const char *value = config_setting_get_string(cs);
@@ -380,15 +390,14 @@ static int parse_path(struct loader *ld, const struct setting_def *d,
 	return 0;
 }
 
-static int parse_string(struct loader *ld, const struct setting_def *d,
-			const config_setting_t *cs)
+static int
+parse_string(struct loader *ld, const struct setting_def *d, const config_setting_t *cs)
 {
 	const char *value = config_setting_get_string(cs);
 	char *copy;
 
 	if (value == NULL)
-		return fail(ld, config_setting_source_line(cs), "'%s' must be a string",
-			    d->name);
+		return fail(ld, config_setting_source_line(cs), "'%s' must be a string", d->name);
 	if ((copy = strdup(value)) == NULL)
 		return fail_oom(ld);
 	*(char **)field(ld->out, d->offset) = copy;
@@ -396,8 +405,8 @@ static int parse_string(struct loader *ld, const struct setting_def *d,
 }
 
 /* A single string is a list of one. */
-static int parse_addresses(struct loader *ld, const struct setting_def *d,
-			   const config_setting_t *cs)
+static int
+parse_addresses(struct loader *ld, const struct setting_def *d, const config_setting_t *cs)
 {
 	bool single = config_setting_type(cs) == CONFIG_TYPE_STRING;
 	size_t n = single ? 1 : (size_t)config_setting_length(cs);
@@ -417,8 +426,7 @@ static int parse_addresses(struct loader *ld, const struct setting_def *d,
 		unsigned line = config_setting_source_line(e);
 
 		if ((addrs[i] = config_setting_get_string(e)) == NULL) {
-			fail(ld, line, "'%s' must be a string or a list of strings",
-			     d->name);
+			fail(ld, line, "'%s' must be a string or a list of strings", d->name);
 			goto out;
 		}
 		if (!is_numeric_address(addrs[i])) {
@@ -426,8 +434,10 @@ static int parse_addresses(struct loader *ld, const struct setting_def *d,
 			char shown[128];
 
 			escape_bytes(shown, sizeof(shown), addrs[i], strlen(addrs[i]));
-			fail(ld, line, "'%s': \"%s\" is not a numeric IPv4 or IPv6 "
-			     "address", d->name, shown);
+			fail(ld, line,
+			     "'%s': \"%s\" is not a numeric IPv4 or IPv6 "
+			     "address",
+			     d->name, shown);
 			goto out;
 		}
 	}
@@ -437,8 +447,8 @@ out:
 	return rc;
 }
 
-static int parse_setting(struct loader *ld, const struct setting_def *d,
-			 const config_setting_t *cs)
+static int
+parse_setting(struct loader *ld, const struct setting_def *d, const config_setting_t *cs)
 {
 	switch (d->type) {
 	case T_INT:
@@ -462,7 +472,8 @@ static int parse_setting(struct loader *ld, const struct setting_def *d,
  * The first directory of $name: systemd passes one per entry of
  * StateDirectory= etc., colon-separated.  NULL if unset or empty.
  */
-static char *env_dir(struct loader *ld, const char *name)
+static char *
+env_dir(struct loader *ld, const char *name)
 {
 	const char *value = name != NULL ? getenv(name) : NULL;
 	char *first, *path;
@@ -476,7 +487,8 @@ static char *env_dir(struct loader *ld, const char *name)
 	return path;
 }
 
-static const char *base_dir(const struct loader *ld, enum path_base base)
+static const char *
+base_dir(const struct loader *ld, enum path_base base)
 {
 	switch (base) {
 	case BASE_LOCAL:
@@ -489,7 +501,8 @@ static const char *base_dir(const struct loader *ld, enum path_base base)
 	abort();
 }
 
-static int default_path(struct loader *ld, const struct setting_def *d)
+static int
+default_path(struct loader *ld, const struct setting_def *d)
 {
 	char *path = env_dir(ld, d->env), *dir;
 
@@ -506,7 +519,8 @@ static int default_path(struct loader *ld, const struct setting_def *d)
 	return 0;
 }
 
-static int default_addresses(struct loader *ld, const struct setting_def *d)
+static int
+default_addresses(struct loader *ld, const struct setting_def *d)
 {
 	size_t n = 0;
 
@@ -516,7 +530,8 @@ static int default_addresses(struct loader *ld, const struct setting_def *d)
 	return store_addresses(ld, d, d->def_list, n);
 }
 
-static int fill_default(struct loader *ld, const struct setting_def *d)
+static int
+fill_default(struct loader *ld, const struct setting_def *d)
 {
 	switch (d->type) {
 	case T_INT:
@@ -537,7 +552,8 @@ static int fill_default(struct loader *ld, const struct setting_def *d)
 	abort();
 }
 
-static unsigned line_of(const struct loader *ld, const char *name)
+static unsigned
+line_of(const struct loader *ld, const char *name)
 {
 	const config_setting_t *cs = ld->found[find_def(name) - settings_table];
 
@@ -545,7 +561,8 @@ static unsigned line_of(const struct loader *ld, const char *name)
 }
 
 /* The one rule that ties two settings together. */
-static int check_combination(struct loader *ld)
+static int
+check_combination(struct loader *ld)
 {
 	const struct settings *s = ld->out;
 	unsigned line;
@@ -554,12 +571,15 @@ static int check_combination(struct loader *ld)
 		return 0;
 	if ((line = line_of(ld, "history_replay")) == 0)
 		line = line_of(ld, "history_memory");
-	return fail(ld, line, "'history_replay' (%d) must not exceed "
-		    "'history_memory' (%d)", s->history_replay, s->history_memory);
+	return fail(ld, line,
+		    "'history_replay' (%d) must not exceed "
+		    "'history_memory' (%d)",
+		    s->history_replay, s->history_memory);
 }
 
 /* In file order, so the first error reported is the first in the file. */
-static int parse_file_settings(struct loader *ld, const config_t *cfg)
+static int
+parse_file_settings(struct loader *ld, const config_t *cfg)
 {
 	const config_setting_t *root = config_root_setting(cfg);
 	int n = config_setting_length(root);
@@ -569,8 +589,8 @@ static int parse_file_settings(struct loader *ld, const config_t *cfg)
 		const struct setting_def *d = find_def(config_setting_name(cs));
 
 		if (d == NULL)
-			return fail(ld, config_setting_source_line(cs),
-				    "unknown setting '%s'", config_setting_name(cs));
+			return fail(ld, config_setting_source_line(cs), "unknown setting '%s'",
+				    config_setting_name(cs));
 		ld->found[d - settings_table] = cs;
 		if (parse_setting(ld, d, cs) < 0)
 			return -1;
@@ -579,7 +599,8 @@ static int parse_file_settings(struct loader *ld, const config_t *cfg)
 }
 
 /* In table order, so state_dir and runtime_dir come before the paths inside them. */
-static int fill_defaults(struct loader *ld)
+static int
+fill_defaults(struct loader *ld)
 {
 	for (size_t i = 0; i < N_SETTINGS; i++)
 		if (ld->found[i] == NULL && fill_default(ld, &settings_table[i]) < 0)
@@ -587,7 +608,8 @@ static int fill_defaults(struct loader *ld)
 	return 0;
 }
 
-static const char *skip_comment(const char *p, unsigned *line)
+static const char *
+skip_comment(const char *p, unsigned *line)
 {
 	if (p[0] == '#' || (p[0] == '/' && p[1] == '/'))
 		return p + strcspn(p, "\n");
@@ -597,7 +619,8 @@ static const char *skip_comment(const char *p, unsigned *line)
 	return *p != '\0' ? p + 2 : p;
 }
 
-static const char *skip_string(const char *p, unsigned *line)
+static const char *
+skip_string(const char *p, unsigned *line)
 {
 	for (p++; *p != '\0' && *p != '"'; p++) {
 		if (*p == '\\' && p[1] != '\0')
@@ -609,7 +632,8 @@ static const char *skip_string(const char *p, unsigned *line)
 }
 
 /* Returns the end of the number at p, or NULL if it is a truncated one. */
-static const char *check_number(const char *p)
+static const char *
+check_number(const char *p)
 {
 	const char *digits = p + (*p == '-' || *p == '+');
 	bool hex = digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X');
@@ -634,7 +658,8 @@ static const char *check_number(const char *p)
  * would carry another file's line numbers.  Malformed text does no harm
  * here; the parser reports it next.
  */
-static int check_literals(struct loader *ld, const char *text)
+static int
+check_literals(struct loader *ld, const char *text)
 {
 	unsigned line = 1;
 	const char *p = text, *end;
@@ -651,11 +676,12 @@ static int check_literals(struct loader *ld, const char *text)
 			return fail(ld, line, "@include is not supported");
 		} else if (isalpha((unsigned char)*p) || *p == '_' || *p == '*') {
 			p += strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				    "0123456789-_*");
+				       "0123456789-_*");
 		} else if (isdigit((unsigned char)*p) ||
 			   ((*p == '-' || *p == '+') && isdigit((unsigned char)p[1]))) {
 			if ((end = check_number(p)) == NULL)
-				return fail(ld, line, "%.*s does not fit in 32 bits; "
+				return fail(ld, line,
+					    "%.*s does not fit in 32 bits; "
 					    "write %.*sL for a 64-bit integer",
 					    (int)strcspn(p, " \t\r\n;,])"), p,
 					    (int)strcspn(p, " \t\r\n;,])"), p);
@@ -668,7 +694,8 @@ static int check_literals(struct loader *ld, const char *text)
 }
 
 /* Reads the whole file: libconfig then parses it from memory. */
-static char *read_text(struct loader *ld)
+static char *
+read_text(struct loader *ld)
 {
 	int fd = open(ld->path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -712,13 +739,13 @@ fail_errno:
 	return NULL;
 }
 
-static int locate(struct loader *ld)
+static int
+locate(struct loader *ld)
 {
 	char *slash;
 
 	if ((ld->cwd = get_current_dir_name()) == NULL)
-		return fail(ld, 0, "cannot find the current directory: %s",
-			    strerror(errno));
+		return fail(ld, 0, "cannot find the current directory: %s", strerror(errno));
 	if ((ld->local_dir = join_path(ld->cwd, CONFIG_LOCAL_DIR)) == NULL)
 		return fail_oom(ld);
 	if ((ld->out->config_file = realpath(ld->path, NULL)) == NULL)
@@ -726,19 +753,19 @@ static int locate(struct loader *ld)
 	if ((ld->dir = strdup(ld->out->config_file)) == NULL)
 		return fail_oom(ld);
 	slash = strrchr(ld->dir, '/');
-	slash[slash == ld->dir] = '\0';	/* keep "/" for a file in the root */
+	slash[slash == ld->dir] = '\0'; /* keep "/" for a file in the root */
 	return 0;
 }
 
-static int load(struct loader *ld)
+static int
+load(struct loader *ld)
 {
 	char *text;
 	config_t cfg;
 	int rc = -1;
 
 	/* The scan comes before parsing, which would follow an @include. */
-	if ((text = read_text(ld)) == NULL || locate(ld) < 0 ||
-	    check_literals(ld, text) < 0) {
+	if ((text = read_text(ld)) == NULL || locate(ld) < 0 || check_literals(ld, text) < 0) {
 		free(text);
 		return -1;
 	}
@@ -752,10 +779,14 @@ static int load(struct loader *ld)
 	return rc;
 }
 
-int settings_load(const char *path, struct settings *out, char *err, size_t errlen)
+int
+settings_load(const char *path, struct settings *out, char *err, size_t errlen)
 {
 	struct loader ld = {
-		.path = path, .err = err, .errlen = errlen, .out = out,
+		.path = path,
+		.err = err,
+		.errlen = errlen,
+		.out = out,
 	};
 	int rc;
 
@@ -771,7 +802,8 @@ int settings_load(const char *path, struct settings *out, char *err, size_t errl
 	return rc;
 }
 
-void settings_free(struct settings *s)
+void
+settings_free(struct settings *s)
 {
 	for (size_t i = 0; i < N_SETTINGS; i++) {
 		const struct setting_def *d = &settings_table[i];
@@ -786,7 +818,8 @@ void settings_free(struct settings *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static bool same_strings(const char *const *a, size_t na, const char *const *b, size_t nb)
+static bool
+same_strings(const char *const *a, size_t na, const char *const *b, size_t nb)
 {
 	if (na != nb)
 		return false;
@@ -796,8 +829,8 @@ static bool same_strings(const char *const *a, size_t na, const char *const *b, 
 	return true;
 }
 
-static bool same_value(const struct setting_def *d, const struct settings *a,
-		       const struct settings *b)
+static bool
+same_value(const struct setting_def *d, const struct settings *a, const struct settings *b)
 {
 	switch (d->type) {
 	case T_INT:
@@ -818,8 +851,9 @@ static bool same_value(const struct setting_def *d, const struct settings *a,
 	abort();
 }
 
-void settings_restart_needed(const struct settings *a, const struct settings *b,
-			     char *buf, size_t buflen)
+void
+settings_restart_needed(const struct settings *a, const struct settings *b, char *buf,
+			size_t buflen)
 {
 	size_t used = 0;
 
@@ -832,16 +866,16 @@ void settings_restart_needed(const struct settings *a, const struct settings *b,
 
 		if (d->reloadable || same_value(d, a, b))
 			continue;
-		n = snprintf(buf + used, buflen - used, "%s%s", used > 0 ? ", " : "",
-			     d->name);
+		n = snprintf(buf + used, buflen - used, "%s%s", used > 0 ? ", " : "", d->name);
 		if (n < 0 || (size_t)n >= buflen - used)
-			return;		/* truncated, still terminated */
+			return; /* truncated, still terminated */
 		used += n;
 	}
 }
 
 /* A libconfig string literal: quotes, backslashes and controls escaped. */
-static void write_string(FILE *f, const char *s)
+static void
+write_string(FILE *f, const char *s)
 {
 	putc('"', f);
 	for (; *s != '\0'; s++) {
@@ -857,7 +891,8 @@ static void write_string(FILE *f, const char *s)
 	putc('"', f);
 }
 
-static void write_value(FILE *f, const struct setting_def *d, const struct settings *s)
+static void
+write_value(FILE *f, const struct setting_def *d, const struct settings *s)
 {
 	char *const *list;
 	size_t n;
@@ -893,12 +928,14 @@ static void write_value(FILE *f, const struct setting_def *d, const struct setti
 }
 
 /* An address list left at its default stays commented out: still "unset". */
-static bool left_unset(const struct setting_def *d, const struct settings *s)
+static bool
+left_unset(const struct setting_def *d, const struct settings *s)
 {
 	return d->type == T_ADDRESSES && *(const bool *)cfield(s, d->unset_flag_offset);
 }
 
-int settings_write(const struct settings *s, FILE *f)
+int
+settings_write(const struct settings *s, FILE *f)
 {
 	fprintf(f, "# chatd settings loaded from %s\n", s->config_file);
 	for (size_t i = 0; i < N_SETTINGS; i++) {
@@ -919,9 +956,10 @@ int settings_write(const struct settings *s, FILE *f)
  */
 static _Atomic(struct settings *) current;
 static pthread_mutex_t published_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct settings *published;	/* newest first, linked by ->older */
+static struct settings *published; /* newest first, linked by ->older */
 
-void settings_publish(struct settings *s)
+void
+settings_publish(struct settings *s)
 {
 	pthread_mutex_lock(&published_lock);
 	s->older = published;
@@ -930,12 +968,14 @@ void settings_publish(struct settings *s)
 	pthread_mutex_unlock(&published_lock);
 }
 
-const struct settings *settings_get(void)
+const struct settings *
+settings_get(void)
 {
 	return atomic_load_explicit(&current, memory_order_acquire);
 }
 
-void settings_release_all(void)
+void
+settings_release_all(void)
 {
 	struct settings *s, *older;
 

@@ -21,53 +21,53 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CONFIG_DEFAULT_FILE	"/etc/chatd/chatd.conf"
+#define CONFIG_DEFAULT_FILE "/etc/chatd/chatd.conf"
 /* Where unset paths go when systemd does not say ($STATE_DIRECTORY...). */
-#define CONFIG_LOCAL_DIR	"chatd-data"
+#define CONFIG_LOCAL_DIR "chatd-data"
 
 struct settings {
 	/* --- fixed until restart --- */
-	char *config_file;		/* absolute path of the file loaded */
-	char **listen;			/* addresses to bind, n_listen of them */
+	char *config_file; /* absolute path of the file loaded */
+	char **listen;     /* addresses to bind, n_listen of them */
 	size_t n_listen;
-	bool listen_is_default;		/* "listen" unset: failures of one address only warn */
-	int port;			/* 0: let the kernel choose */
-	int port_tries;			/* next ports to try when port is busy */
-	char *state_dir;		/* holds the lock file */
+	bool listen_is_default; /* "listen" unset: failures of one address only warn */
+	int port;               /* 0: let the kernel choose */
+	int port_tries;         /* next ports to try when port is busy */
+	char *state_dir;        /* holds the lock file */
 	char *history_file;
 	char *ident_file;
 	char *log_file;
-	char *runtime_dir;		/* admin socket, pid file */
-	char *admin_socket;		/* path of the admin socket */
-	char *admin_group;		/* "" for none */
-	char *user;			/* run as this user when started as root; "" keep */
-	int64_t stack_size;		/* client thread stack, bytes */
-	int max_line;			/* longest client line, bytes */
-	int history_memory;		/* room messages held in memory */
-	int64_t history_max_size;	/* compact the history file above this */
-	int history_sync_ms;		/* 0: durable ack (group commit) */
-	int hash_concurrency;		/* password hashes at once; 0 = one per core */
+	char *runtime_dir;        /* admin socket, pid file */
+	char *admin_socket;       /* path of the admin socket */
+	char *admin_group;        /* "" for none */
+	char *user;               /* run as this user when started as root; "" keep */
+	int64_t stack_size;       /* client thread stack, bytes */
+	int max_line;             /* longest client line, bytes */
+	int history_memory;       /* room messages held in memory */
+	int64_t history_max_size; /* compact the history file above this */
+	int history_sync_ms;      /* 0: durable ack (group commit) */
+	int hash_concurrency;     /* password hashes at once; 0 = one per core */
 
 	/* --- changeable by SIGHUP --- */
-	int log_level;			/* enum log_level */
-	int hash_cost;			/* yescrypt cost, 1..11 */
+	int log_level; /* enum log_level */
+	int hash_cost; /* yescrypt cost, 1..11 */
 	int max_clients;
 	int max_clients_per_address;
-	int max_logins;			/* connections not logged in yet */
+	int max_logins; /* connections not logged in yet */
 	int max_logins_per_address;
-	int login_timeout;		/* seconds */
+	int login_timeout; /* seconds */
 	int login_attempts;
 	int login_fail_delay_ms;
-	int login_fail_delay_max_ms;	/* the growing delay stops here */
-	int history_replay;		/* messages a joining user gets */
-	int64_t send_queue_limit;	/* bytes */
-	bool registration;		/* unknown names may register */
-	int room_notice_limit;		/* no JOIN/PART above this many online */
-	int peer_timeout;		/* seconds until a silent dead peer is reaped */
-	int resume_token_ttl;		/* seconds a resume token lives; 0: no tokens */
+	int login_fail_delay_max_ms; /* the growing delay stops here */
+	int history_replay;          /* messages a joining user gets */
+	int64_t send_queue_limit;    /* bytes */
+	bool registration;           /* unknown names may register */
+	int room_notice_limit;       /* no JOIN/PART above this many online */
+	int peer_timeout;            /* seconds until a silent dead peer is reaped */
+	int resume_token_ttl;        /* seconds a resume token lives; 0: no tokens */
 
 	/* --- bookkeeping, config.c only --- */
-	struct settings *older;		/* published before this one */
+	struct settings *older; /* published before this one */
 };
 
 /*
@@ -88,8 +88,8 @@ int settings_write(const struct settings *s, FILE *f);
  * Names of the settings that differ between a and b but can only change at
  * restart, comma-separated, into buf ("" if none).
  */
-void settings_restart_needed(const struct settings *a, const struct settings *b,
-			     char *buf, size_t buflen);
+void settings_restart_needed(const struct settings *a, const struct settings *b, char *buf,
+			     size_t buflen);
 
 /* Makes s (heap-allocated, loaded) the current settings; takes ownership. */
 void settings_publish(struct settings *s);

@@ -35,15 +35,15 @@
 #include "timefmt.h"
 #include "utf8.h"
 
-#define ADMIN_MAX_CONNS		16
+#define ADMIN_MAX_CONNS 16
 /* An admin connection that says nothing for this long is closed. */
-#define ADMIN_IDLE_MS		(10 * 60 * 1000)
+#define ADMIN_IDLE_MS (10 * 60 * 1000)
 /* Out of descriptors: no admin accept for this long (see struct control). */
-#define ACCEPT_BACKOFF_MS	100
+#define ACCEPT_BACKOFF_MS 100
 /* Above this much unsent output, no new request is read and no stream refilled. */
-#define ADMIN_OUT_HIGH		(256 * 1024)
+#define ADMIN_OUT_HIGH (256 * 1024)
 /* Log lines longer than this are left out of "log show" (with a note). */
-#define STREAM_MAX_LINE		65536
+#define STREAM_MAX_LINE 65536
 
 struct job {
 	pthread_t thread;
@@ -52,21 +52,21 @@ struct job {
 	void (*work)(void *arg);
 	void (*done)(struct admin_conn *ac, void *arg);
 	void *arg;
-	struct job *next;		/* on ctl->finished, under jobs_lock */
+	struct job *next; /* on ctl->finished, under jobs_lock */
 };
 
 struct admin_conn {
 	struct control *ctl;
-	int fd;				/* -1 once closed while a job still runs */
+	int fd; /* -1 once closed while a job still runs */
 	char peer[96];
 	struct linebuf in;
 	char *out;
 	size_t out_off, out_len, out_cap;
-	bool busy;			/* the current reply is not complete */
-	bool peer_done;			/* EOF: answer what was asked, then close */
-	bool close_after;		/* close once the output is written */
+	bool busy;        /* the current reply is not complete */
+	bool peer_done;   /* EOF: answer what was asked, then close */
+	bool close_after; /* close once the output is written */
 	struct job *job;
-	int stream_fd;			/* admin_stream_file(), or -1 */
+	int stream_fd; /* admin_stream_file(), or -1 */
 	off_t stream_left;
 	struct linebuf stream;
 	char *stream_ok;
@@ -233,7 +233,7 @@ stream_read(struct admin_conn *ac)
 	if (n <= 0) {
 		if (n < 0)
 			log_warning("admin: reading the log for %s: %s", ac->peer, strerror(errno));
-		ac->stream_left = 0;	/* truncated meanwhile (log clear) or unreadable */
+		ac->stream_left = 0; /* truncated meanwhile (log clear) or unreadable */
 		return false;
 	}
 	linebuf_commit(&ac->stream, (size_t)n);
@@ -255,7 +255,8 @@ stream_refill(struct admin_conn *ac)
 			out_line(ac, ADMIN_DATA_PREFIX, line);
 			continue;
 		case LB_OVERLONG:
-			admin_data(ac, "[a line of more than %d bytes is left out]", STREAM_MAX_LINE);
+			admin_data(ac, "[a line of more than %d bytes is left out]",
+				   STREAM_MAX_LINE);
 			continue;
 		case LB_NONE:
 			break;
@@ -489,7 +490,8 @@ admit(struct control *ctl, int fd)
 		return;
 	}
 	if (ctl->n_conns >= ADMIN_MAX_CONNS) {
-		log_warning("admin: refused %s: %d admin connections already", peer, ADMIN_MAX_CONNS);
+		log_warning("admin: refused %s: %d admin connections already", peer,
+			    ADMIN_MAX_CONNS);
 		refuse(fd, ADMIN_ERR_UNAVAILABLE, "too many admin connections; try again");
 		return;
 	}
@@ -649,7 +651,7 @@ control_pollfds(struct control *ctl, struct pollfd *pfd, size_t max, int *timeou
 		ctl->polled[n] = ac;
 		pfd[n++] = (struct pollfd){ .fd = ac->fd, .events = events };
 		if (ac->busy || out_pending(ac) > 0)
-			continue;	/* a job or a slow reader: not idle */
+			continue; /* a job or a slow reader: not idle */
 		if (left < 0)
 			left = 0;
 		if (*timeout_ms < 0 || left < *timeout_ms)

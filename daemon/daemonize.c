@@ -18,13 +18,12 @@
 #include "daemonize.h"
 #include "safefile.h"
 
-static int ready_fd = -1;	/* the child's end of the readiness pipe */
+static int ready_fd = -1; /* the child's end of the readiness pipe */
 static int pid_fd = -1;
 static char *pid_path;
 
 /* The parent: exit as the child does, 0 once it says it serves. */
-static void __attribute__((noreturn))
-wait_for_child(pid_t child, int fd)
+static void __attribute__((noreturn)) wait_for_child(pid_t child, int fd)
 {
 	char byte;
 	ssize_t n;

@@ -16,12 +16,7 @@
 
 #define FAULT_SLOW_SYNC_MS 100
 
-enum fault {
-	FAULT_LISTENER_HANG,
-	FAULT_ROOM_HANG,
-	FAULT_SLOW_SYNC,
-	FAULT_COUNT
-};
+enum fault { FAULT_LISTENER_HANG, FAULT_ROOM_HANG, FAULT_SLOW_SYNC, FAULT_COUNT };
 
 /* Reads CHATD_TEST_FAULT; -1 with a message in err if it names no fault. */
 int fault_init(char *err, unsigned long errlen);

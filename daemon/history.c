@@ -37,22 +37,22 @@
 #include "timefmt.h"
 #include "utf8.h"
 
-#define HEADER		"chatd-history 1\n"
-#define HEADER_LEN	((int64_t)sizeof(HEADER) - 1)
-#define UNKNOWN_FORMAT	"unknown format (expected 'chatd-history 1')"
-#define ID_MAX_DIGITS	19		/* below 2^64: the next id cannot wrap */
-#define ID_MAX		9999999999999999999ULL	/* the largest id of ID_MAX_DIGITS */
-#define DAMAGED_SHOWN	10		/* damaged lines named one by one at load */
-#define WARN_INTERVAL_MS 10000		/* write/sync failures: one warning per */
-#define SLOW_SYNC_MS	100		/* a sync this long is worth a warning */
+#define HEADER "chatd-history 1\n"
+#define HEADER_LEN ((int64_t)sizeof(HEADER) - 1)
+#define UNKNOWN_FORMAT "unknown format (expected 'chatd-history 1')"
+#define ID_MAX_DIGITS 19              /* below 2^64: the next id cannot wrap */
+#define ID_MAX 9999999999999999999ULL /* the largest id of ID_MAX_DIGITS */
+#define DAMAGED_SHOWN 10              /* damaged lines named one by one at load */
+#define WARN_INTERVAL_MS 10000        /* write/sync failures: one warning per */
+#define SLOW_SYNC_MS 100              /* a sync this long is worth a warning */
 #define COMPACT_RETRY_MS 60000
-#define COPY_CHUNK	(1 << 20)
-#define WRITE_CHUNK	(64 * 1024)	/* durable mode: bytes of a batch per write() */
+#define COPY_CHUNK (1 << 20)
+#define WRITE_CHUNK (64 * 1024) /* durable mode: bytes of a batch per write() */
 
 /* One warning of a kind per WARN_INTERVAL_MS; the others are counted. */
 struct warn_gate {
 	int64_t quiet_until;
-	unsigned long held;		/* held back since the last warning */
+	unsigned long held; /* held back since the last warning */
 };
 
 struct entry_vec {
@@ -78,43 +78,45 @@ struct history {
 
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;		/* the commit thread waits here */
+	pthread_cond_t wake; /* the commit thread waits here */
 	bool stopping;
-	bool publishing;		/* a thread is in the publish callback */
+	bool publishing; /* a thread is in the publish callback */
 
 	int fd;
 	int64_t good_off;
 	int64_t durable_off;
-	bool tail_dirty;		/* a cut back failed: bytes past good_off */
+	bool tail_dirty; /* a cut back failed: bytes past good_off */
 	uint64_t next_id;
-	uint64_t last_id;		/* the newest id published as stored */
-	struct entry_vec queue;		/* appended, waiting for the next sync (relaxed: to be published) */
+	uint64_t last_id;       /* the newest id published as stored */
+	struct entry_vec queue; /* appended, waiting for the next sync (relaxed: to be published) */
 	/*
 	 * Messages appended and not yet handed to the publish callback (queue
 	 * and batch), and the bytes of their bodies: the backlog a burst
 	 * piles up.  Written under the lock, read without it (history_backlog).
 	 */
 	atomic_size_t backlog_msgs, backlog_bytes;
-	struct entry_vec batch;		/* being synced or published */
-	char *write_buf;		/* durable mode: the commit thread's, WRITE_CHUNK */
+	struct entry_vec batch; /* being synced or published */
+	char *write_buf;        /* durable mode: the commit thread's, WRITE_CHUNK */
 	struct ring ring;
 
-	int64_t compact_after_size;	/* after a failed compaction: retry when */
-	int64_t compact_after_ms;	/* the file reaches this, or at this time */
+	int64_t compact_after_size; /* after a failed compaction: retry when */
+	int64_t compact_after_ms;   /* the file reaches this, or at this time */
 
-	struct warn_gate io_warnings;	/* failed writes and syncs */
-	struct warn_gate slow_warnings;	/* slow syncs */
-	int64_t slow_longest_ms;	/* of the slow syncs held back */
+	struct warn_gate io_warnings;   /* failed writes and syncs */
+	struct warn_gate slow_warnings; /* slow syncs */
+	int64_t slow_longest_ms;        /* of the slow syncs held back */
 
 	uint64_t appended, failed, compactions;
 };
 
-static ssize_t libc_write(int fd, const void *buf, size_t len)
+static ssize_t
+libc_write(int fd, const void *buf, size_t len)
 {
 	return write(fd, buf, len);
 }
 
-static int libc_fdatasync(int fd)
+static int
+libc_fdatasync(int fd)
 {
 	return fdatasync(fd);
 }
@@ -122,13 +124,15 @@ static int libc_fdatasync(int fd)
 static const struct history_io libc_io = { libc_write, libc_fdatasync };
 
 /* Lock held: only the writers of the counters hold it, so load and store do not race. */
-static void backlog_add(atomic_size_t *v, size_t n)
+static void
+backlog_add(atomic_size_t *v, size_t n)
 {
 	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
 			      memory_order_relaxed);
 }
 
-static void backlog_sub(atomic_size_t *v, size_t n)
+static void
+backlog_sub(atomic_size_t *v, size_t n)
 {
 	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) - n,
 			      memory_order_relaxed);
@@ -138,7 +142,8 @@ static void backlog_sub(atomic_size_t *v, size_t n)
  * Whether a warning may go out now; if not, it is counted.  *held is how
  * many were held back before this one.
  */
-static bool warn_gate_pass(struct warn_gate *g, unsigned long *held)
+static bool
+warn_gate_pass(struct warn_gate *g, unsigned long *held)
 {
 	int64_t now = time_mono_ms();
 
@@ -156,15 +161,16 @@ static bool warn_gate_pass(struct warn_gate *g, unsigned long *held)
  * A disk that is full stays full for a while: one warning per interval,
  * with the count of those held back, instead of one per refused message.
  */
-static void warn_io(struct history *h, const char *what, int err)
+static void
+warn_io(struct history *h, const char *what, int err)
 {
 	unsigned long held;
 
 	if (!warn_gate_pass(&h->io_warnings, &held))
 		return;
 	if (held)
-		log_warning("%s: %s: %s (and %lu more since the last warning)",
-			    h->path, what, strerror(err), held);
+		log_warning("%s: %s: %s (and %lu more since the last warning)", h->path, what,
+			    strerror(err), held);
 	else
 		log_warning("%s: %s: %s", h->path, what, strerror(err));
 }
@@ -173,7 +179,8 @@ static void warn_io(struct history *h, const char *what, int err)
  * A short write to a regular file means the disk (or a size limit) is
  * full: retrying would only fail or tear the line further.
  */
-static bool write_whole(struct history *h, int fd, const void *buf, size_t len)
+static bool
+write_whole(struct history *h, int fd, const void *buf, size_t len)
 {
 	ssize_t n;
 
@@ -186,7 +193,8 @@ static bool write_whole(struct history *h, int fd, const void *buf, size_t len)
 }
 
 /* Until the cut succeeds, every append retries it: nothing may follow a torn line. */
-static bool cut_back(struct history *h, int64_t off)
+static bool
+cut_back(struct history *h, int64_t off)
 {
 	if (ftruncate(h->fd, off) == 0) {
 		h->tail_dirty = false;
@@ -200,7 +208,8 @@ static bool cut_back(struct history *h, int64_t off)
 	return false;
 }
 
-static int fsync_dir_of(const char *path)
+static int
+fsync_dir_of(const char *path)
 {
 	char *copy = strdup(path);
 	int fd, rc, err;
@@ -218,13 +227,15 @@ static int fsync_dir_of(const char *path)
 	return rc;
 }
 
-static struct history_entry *ring_at(const struct ring *r, size_t i)
+static struct history_entry *
+ring_at(const struct ring *r, size_t i)
 {
 	return &r->e[(r->head + i) % r->cap];
 }
 
 /* Takes over e's reference; the oldest message falls out when full. */
-static void ring_push(struct ring *r, struct history_entry e)
+static void
+ring_push(struct ring *r, struct history_entry e)
 {
 	if (r->n < r->cap) {
 		*ring_at(r, r->n++) = e;
@@ -236,7 +247,8 @@ static void ring_push(struct ring *r, struct history_entry e)
 }
 
 /* How many messages in the ring have an id <= id. */
-static size_t ring_rank(const struct ring *r, uint64_t id)
+static size_t
+ring_rank(const struct ring *r, uint64_t id)
 {
 	size_t lo = 0, hi = r->n;
 
@@ -251,7 +263,8 @@ static size_t ring_rank(const struct ring *r, uint64_t id)
 	return lo;
 }
 
-static size_t ring_copy(const struct ring *r, size_t from, size_t to, struct history_entry *out)
+static size_t
+ring_copy(const struct ring *r, size_t from, size_t to, struct history_entry *out)
 {
 	for (size_t i = from; i < to; i++) {
 		out[i - from] = *ring_at(r, i);
@@ -271,7 +284,8 @@ static size_t ring_copy(const struct ring *r, size_t from, size_t to, struct his
  * in relaxed mode whichever sender finds nobody publishing), which keeps
  * the order; v is that thread's own while the lock is dropped.
  */
-static void publish_entries(struct history *h, struct entry_vec *v)
+static void
+publish_entries(struct history *h, struct entry_vec *v)
 {
 	struct history_entry *e = v->e;
 	size_t n = v->n;
@@ -291,7 +305,8 @@ static void publish_entries(struct history *h, struct entry_vec *v)
 		backlog_sub(&h->backlog_bytes, e[i].body->len);
 		h->appended++;
 		h->last_id = e[i].id;
-		ring_push(&h->ring, (struct history_entry){ .id = e[i].id, .sender = e[i].sender,
+		ring_push(&h->ring, (struct history_entry){ .id = e[i].id,
+							    .sender = e[i].sender,
 							    .body = line_ref(e[i].body) });
 	}
 	h->publishing = true;
@@ -305,7 +320,8 @@ static void publish_entries(struct history *h, struct entry_vec *v)
 }
 
 /* Takes the queue and publishes it; lock held.  Others may queue meanwhile. */
-static void publish_queued(struct history *h)
+static void
+publish_queued(struct history *h)
 {
 	struct entry_vec taken = h->queue;
 
@@ -315,7 +331,8 @@ static void publish_queued(struct history *h)
 }
 
 /* Lock held; e is in the backlog (queued or in the batch): it becomes a failed entry (ERR 507). */
-static void fail_entry(struct history *h, struct history_entry *e)
+static void
+fail_entry(struct history *h, struct history_entry *e)
 {
 	if (e->body)
 		backlog_sub(&h->backlog_bytes, e->body->len);
@@ -325,14 +342,16 @@ static void fail_entry(struct history *h, struct history_entry *e)
 	e->failed = true;
 }
 
-static void fail_entries(struct history *h, struct entry_vec *v)
+static void
+fail_entries(struct history *h, struct entry_vec *v)
 {
 	for (size_t i = 0; i < v->n; i++)
 		fail_entry(h, &v->e[i]);
 }
 
 /* Reserved before writing, so a message that was written is always queued. */
-static bool vec_reserve(struct entry_vec *v)
+static bool
+vec_reserve(struct entry_vec *v)
 {
 	size_t cap;
 	struct history_entry *e;
@@ -348,7 +367,8 @@ static bool vec_reserve(struct entry_vec *v)
 	return true;
 }
 
-static struct line *format_body(uint64_t id, const char *name, const char *text, size_t text_len)
+static struct line *
+format_body(uint64_t id, const char *name, const char *text, size_t text_len)
 {
 	char ts[TIME_RFC3339_LEN + 1];
 	char head[ID_MAX_DIGITS + 1 + TIME_RFC3339_LEN + 1 + NAME_MAX_LEN + 2];
@@ -370,7 +390,8 @@ static struct line *format_body(uint64_t id, const char *name, const char *text,
 	return l;
 }
 
-static bool store_body(struct history *h, const struct line *body)
+static bool
+store_body(struct history *h, const struct line *body)
 {
 	int err;
 
@@ -384,8 +405,9 @@ static bool store_body(struct history *h, const struct line *body)
 	return false;
 }
 
-int history_append(struct history *h, uint64_t sender, const char *name,
-		   const char *text, size_t text_len)
+int
+history_append(struct history *h, uint64_t sender, const char *name, const char *text,
+	       size_t text_len)
 {
 	struct history_entry e = { .sender = sender };
 	int err;
@@ -412,7 +434,7 @@ int history_append(struct history *h, uint64_t sender, const char *name,
 		warn_io(h, "no message ids left, message refused", EOVERFLOW);
 		fail_entry(h, &e);
 	} else if (h->sync_ms == 0) {
-		h->next_id++;		/* the commit thread writes it */
+		h->next_id++; /* the commit thread writes it */
 	} else if (store_body(h, e.body)) {
 		h->next_id++;
 		h->good_off += e.body->len;
@@ -444,7 +466,8 @@ fail:
  * stalls stalls the room: the log says so, or the operator sees late
  * messages and a quiet daemon.
  */
-static void note_sync_time(struct history *h, int64_t ms)
+static void
+note_sync_time(struct history *h, int64_t ms)
 {
 	unsigned long held;
 
@@ -465,7 +488,8 @@ static void note_sync_time(struct history *h, int64_t ms)
 }
 
 /* Called and returns with the lock held; appends go on meanwhile: the group commit. */
-static int sync_unlocked(struct history *h, int fd, int *err)
+static int
+sync_unlocked(struct history *h, int fd, int *err)
 {
 	int64_t start = time_mono_ms();
 	int rc;
@@ -484,7 +508,8 @@ static int sync_unlocked(struct history *h, int fd, int *err)
  * or a sync has failed (the kernel may have dropped those pages), so every
  * message not yet durable is refused, in order, and its id given out again.
  */
-static void refuse_undurable(struct history *h)
+static void
+refuse_undurable(struct history *h)
 {
 	fail_entries(h, &h->batch);
 	/* The next commit publishes these, in order, before what comes after. */
@@ -496,7 +521,8 @@ static void refuse_undurable(struct history *h)
 }
 
 /* write_whole() to the history file, adding what it wrote to *written. */
-static bool write_counted(struct history *h, const char *buf, size_t len, int64_t *written)
+static bool
+write_counted(struct history *h, const char *buf, size_t len, int64_t *written)
 {
 	if (!write_whole(h, h->fd, buf, len))
 		return false;
@@ -511,7 +537,8 @@ static bool write_counted(struct history *h, const char *buf, size_t len, int64_
  * at the file system).  Called and returns with the lock held; only the
  * commit thread writes the file in this mode, so it writes unlocked.
  */
-static bool write_batch_unlocked(struct history *h, const struct entry_vec *v, int *err)
+static bool
+write_batch_unlocked(struct history *h, const struct entry_vec *v, int *err)
 {
 	size_t used = 0;
 	int64_t written = 0;
@@ -525,13 +552,13 @@ static bool write_batch_unlocked(struct history *h, const struct entry_vec *v, i
 	for (size_t i = 0; ok && i < v->n; i++) {
 		const struct line *b = v->e[i].body;
 
-		if (b == NULL)		/* refused */
+		if (b == NULL) /* refused */
 			continue;
 		if (used > 0 && used + b->len > WRITE_CHUNK) {
 			ok = write_counted(h, h->write_buf, used, &written);
 			used = 0;
 		}
-		if (ok && b->len > WRITE_CHUNK) {	/* longer than any line chatd takes */
+		if (ok && b->len > WRITE_CHUNK) { /* longer than any line chatd takes */
 			ok = write_counted(h, b->data, b->len, &written);
 		} else if (ok) {
 			memcpy(h->write_buf + used, b->data, b->len);
@@ -546,7 +573,8 @@ static bool write_batch_unlocked(struct history *h, const struct entry_vec *v, i
 	return ok;
 }
 
-static void commit_queue(struct history *h)
+static void
+commit_queue(struct history *h)
 {
 	struct entry_vec taken = h->queue;
 	int err = 0;
@@ -570,7 +598,8 @@ static void commit_queue(struct history *h)
 	publish_entries(h, &h->batch);
 }
 
-static void sync_written(struct history *h)
+static void
+sync_written(struct history *h)
 {
 	int64_t off = h->good_off;
 	int err;
@@ -584,7 +613,8 @@ static void sync_written(struct history *h)
 }
 
 /* The end of the bytes that no failure will cut back any more. */
-static int64_t settled_end(const struct history *h)
+static int64_t
+settled_end(const struct history *h)
 {
 	return h->sync_ms ? h->good_off : h->durable_off;
 }
@@ -593,7 +623,8 @@ static int64_t settled_end(const struct history *h)
  * Measured on the settled bytes: a burst of appends not yet synced gives
  * compaction nothing it may cut yet.
  */
-static bool compaction_due(const struct history *h)
+static bool
+compaction_due(const struct history *h)
 {
 	int64_t end = settled_end(h);
 
@@ -607,11 +638,12 @@ static bool compaction_due(const struct history *h)
  * the file to grow some more or for some time to pass.  Without a line to
  * cut at (quiet) there was nothing to gain: not worth a warning.
  */
-static void compaction_failed(struct history *h, int err, bool quiet)
+static void
+compaction_failed(struct history *h, int err, bool quiet)
 {
 	if (!quiet)
-		log_warning("%s: compaction failed, keeping the whole file: %s",
-			    h->tmp_path, strerror(err));
+		log_warning("%s: compaction failed, keeping the whole file: %s", h->tmp_path,
+			    strerror(err));
 	h->compact_after_size = settled_end(h) + h->max_size / 4;
 	h->compact_after_ms = time_mono_ms() + COMPACT_RETRY_MS;
 }
@@ -622,7 +654,8 @@ static void compaction_failed(struct history *h, int err, bool quiet)
  * survives for the sequence to continue after a restart.  HEADER_LEN when
  * there is no such line (nothing to gain) or it cannot be read.
  */
-static int64_t find_cut(int fd, int64_t end, int64_t max_size, char *buf)
+static int64_t
+find_cut(int fd, int64_t end, int64_t max_size, char *buf)
 {
 	int64_t pos = end - max_size / 2 - 1;
 
@@ -645,7 +678,8 @@ static int64_t find_cut(int fd, int64_t end, int64_t max_size, char *buf)
 	return HEADER_LEN;
 }
 
-static bool copy_range(struct history *h, int from, int64_t start, int64_t end, int to, char *buf)
+static bool
+copy_range(struct history *h, int from, int64_t start, int64_t end, int to, char *buf)
 {
 	while (start < end) {
 		size_t want = (size_t)(end - start < COPY_CHUNK ? end - start : COPY_CHUNK);
@@ -663,7 +697,8 @@ static bool copy_range(struct history *h, int from, int64_t start, int64_t end, 
 }
 
 /* Header and [cut, end) into a new temp file, synced; its fd or -1. */
-static int write_compacted(struct history *h, int fd, int64_t cut, int64_t end, char *buf)
+static int
+write_compacted(struct history *h, int fd, int64_t cut, int64_t end, char *buf)
 {
 	/* O_CREAT keeps the mode of a leftover temp file, so 0600 is set; it becomes the history. */
 	int tmp = safefile_open(h->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600,
@@ -672,8 +707,8 @@ static int write_compacted(struct history *h, int fd, int64_t cut, int64_t end, 
 
 	if (tmp < 0)
 		return -1;
-	if (write_whole(h, tmp, HEADER, HEADER_LEN) &&
-	    copy_range(h, fd, cut, end, tmp, buf) && h->io.fdatasync(tmp) == 0)
+	if (write_whole(h, tmp, HEADER, HEADER_LEN) && copy_range(h, fd, cut, end, tmp, buf) &&
+	    h->io.fdatasync(tmp) == 0)
 		return tmp;
 	err = errno;
 	close(tmp);
@@ -683,7 +718,8 @@ static int write_compacted(struct history *h, int fd, int64_t cut, int64_t end, 
 }
 
 /* Under the lock: the appends made meanwhile, then the temp file replaces the old one. */
-static bool finish_compacted(struct history *h, int tmp, int64_t end, char *buf)
+static bool
+finish_compacted(struct history *h, int tmp, int64_t end, char *buf)
 {
 	int err;
 
@@ -697,14 +733,15 @@ static bool finish_compacted(struct history *h, int tmp, int64_t end, char *buf)
 	return false;
 }
 
-static void switch_to_compacted(struct history *h, int tmp, int64_t cut)
+static void
+switch_to_compacted(struct history *h, int tmp, int64_t cut)
 {
 	int64_t shift = cut - HEADER_LEN;
 	int64_t old_size = h->good_off;
 
 	if (fsync_dir_of(h->path) < 0)
-		log_warning("%s: cannot sync its directory after compaction: %s",
-			    h->path, strerror(errno));
+		log_warning("%s: cannot sync its directory after compaction: %s", h->path,
+			    strerror(errno));
 	close(h->fd);
 	h->fd = tmp;
 	h->tail_dirty = false;
@@ -725,7 +762,8 @@ static void switch_to_compacted(struct history *h, int tmp, int64_t cut)
  * Called with the lock held, by the commit thread only: it alone changes
  * h->fd, so it may read the old file unlocked while appends go on.
  */
-static void compact(struct history *h)
+static void
+compact(struct history *h)
 {
 	int64_t end = settled_end(h);
 	int fd = h->fd;
@@ -750,12 +788,14 @@ static void compact(struct history *h)
 }
 
 /* Queued messages a publisher can take: in relaxed mode, once nobody is publishing. */
-static bool queue_ready(const struct history *h)
+static bool
+queue_ready(const struct history *h)
 {
 	return h->queue.n > 0 && (h->sync_ms == 0 || !h->publishing);
 }
 
-static bool time_reached(const struct timespec *t)
+static bool
+time_reached(const struct timespec *t)
 {
 	struct timespec now;
 
@@ -767,7 +807,8 @@ static bool time_reached(const struct timespec *t)
  * Waits for queued messages or, in relaxed mode, for the time of the next
  * sync; returns whether history_close() asked the thread to stop.
  */
-static bool wait_for_work(struct history *h, const struct timespec *sync_at)
+static bool
+wait_for_work(struct history *h, const struct timespec *sync_at)
 {
 	while (!h->stopping && !queue_ready(h)) {
 		if (h->sync_ms == 0)
@@ -778,7 +819,8 @@ static bool wait_for_work(struct history *h, const struct timespec *sync_at)
 	return h->stopping;
 }
 
-static void *commit_thread(void *arg)
+static void *
+commit_thread(void *arg)
 {
 	struct history *h = arg;
 	struct timespec sync_at = time_after_ms(CLOCK_MONOTONIC, h->sync_ms);
@@ -818,17 +860,18 @@ struct loader {
 	const char *path;
 	const char *data;
 	size_t size;
-	struct slot *slots;	/* the newest valid lines: slots[i % cap] */
+	struct slot *slots; /* the newest valid lines: slots[i % cap] */
 	size_t cap;
 	size_t valid;
 	uint64_t last_id;
-	size_t end;		/* end of the last complete line */
+	size_t end; /* end of the last complete line */
 	size_t lineno;
 	size_t damaged;
 };
 
 /* "ID TIME NAME TEXT" (without its '\n'), ID above after. */
-static bool parse_message(const char *p, size_t len, uint64_t after, uint64_t *id)
+static bool
+parse_message(const char *p, size_t len, uint64_t after, uint64_t *id)
 {
 	const char *end = p + len, *q = p, *sp;
 	uint64_t v = 0;
@@ -857,13 +900,15 @@ static bool parse_message(const char *p, size_t len, uint64_t after, uint64_t *i
 	return true;
 }
 
-static void note_damaged(struct loader *ld)
+static void
+note_damaged(struct loader *ld)
 {
 	if (ld->damaged++ < DAMAGED_SHOWN)
 		log_warning("%s:%zu: damaged history line skipped", ld->path, ld->lineno);
 }
 
-static void scan_messages(struct loader *ld)
+static void
+scan_messages(struct loader *ld)
 {
 	const char *p = ld->data + HEADER_LEN, *end = ld->data + ld->size;
 	const char *nl;
@@ -886,7 +931,8 @@ static void scan_messages(struct loader *ld)
 		log_warning("%s: %zu damaged history lines skipped in all", ld->path, ld->damaged);
 }
 
-static bool fill_ring(struct history *h, const struct loader *ld)
+static bool
+fill_ring(struct history *h, const struct loader *ld)
 {
 	size_t first = ld->valid > ld->cap ? ld->valid - ld->cap : 0;
 
@@ -903,7 +949,8 @@ static bool fill_ring(struct history *h, const struct loader *ld)
 }
 
 /* An empty file is one whose creation was cut short: it gets its header. */
-static int init_empty(struct history *h)
+static int
+init_empty(struct history *h)
 {
 	if (!write_whole(h, h->fd, HEADER, HEADER_LEN) || h->io.fdatasync(h->fd) < 0 ||
 	    fsync_dir_of(h->path) < 0)
@@ -912,7 +959,8 @@ static int init_empty(struct history *h)
 	return 0;
 }
 
-static int load_messages(struct history *h, size_t size, char *err, size_t errlen)
+static int
+load_messages(struct history *h, size_t size, char *err, size_t errlen)
 {
 	struct loader ld = { .path = h->path, .size = size, .cap = h->memory };
 	void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, h->fd, 0);
@@ -951,7 +999,8 @@ out:
 	return rc;
 }
 
-static int load_file(struct history *h, char *err, size_t errlen)
+static int
+load_file(struct history *h, char *err, size_t errlen)
 {
 	struct stat st;
 
@@ -976,7 +1025,8 @@ static int load_file(struct history *h, char *err, size_t errlen)
 	return load_messages(h, (size_t)st.st_size, err, errlen);
 }
 
-static bool config_valid(const struct history_config *cfg, char *err, size_t errlen)
+static bool
+config_valid(const struct history_config *cfg, char *err, size_t errlen)
 {
 	const char *why = NULL;
 
@@ -993,7 +1043,8 @@ static bool config_valid(const struct history_config *cfg, char *err, size_t err
 	return !why;
 }
 
-static void history_free(struct history *h)
+static void
+history_free(struct history *h)
 {
 	for (size_t i = 0; i < h->ring.n; i++)
 		line_unref(ring_at(&h->ring, i)->body);
@@ -1010,7 +1061,8 @@ static void history_free(struct history *h)
 	free(h);
 }
 
-static int init_sync(struct history *h)
+static int
+init_sync(struct history *h)
 {
 	pthread_condattr_t attr;
 	int rc;
@@ -1030,8 +1082,9 @@ static int init_sync(struct history *h)
 	return 0;
 }
 
-struct history *history_open(const struct history_config *cfg, history_publish_fn publish,
-			     void *ctx, char *err, size_t errlen)
+struct history *
+history_open(const struct history_config *cfg, history_publish_fn publish, void *ctx, char *err,
+	     size_t errlen)
 {
 	struct history *h;
 	int rc;
@@ -1072,7 +1125,8 @@ struct history *history_open(const struct history_config *cfg, history_publish_f
 	h->next_id = h->last_id + 1;
 	rc = pthread_create(&h->thread, NULL, commit_thread, h);
 	if (rc != 0) {
-		snprintf(err, errlen, "%s: cannot start the commit thread: %s", h->path, strerror(rc));
+		snprintf(err, errlen, "%s: cannot start the commit thread: %s", h->path,
+			 strerror(rc));
 		goto fail;
 	}
 	return h;
@@ -1081,8 +1135,8 @@ fail:
 	return NULL;
 }
 
-size_t history_recent(struct history *h, size_t max, uint64_t max_id,
-		      struct history_entry *out)
+size_t
+history_recent(struct history *h, size_t max, uint64_t max_id, struct history_entry *out)
 {
 	size_t end, n;
 
@@ -1093,8 +1147,9 @@ size_t history_recent(struct history *h, size_t max, uint64_t max_id,
 	return n;
 }
 
-size_t history_since(struct history *h, uint64_t after_id, size_t max,
-		     struct history_entry *out, uint64_t *first_held)
+size_t
+history_since(struct history *h, uint64_t after_id, size_t max, struct history_entry *out,
+	      uint64_t *first_held)
 {
 	size_t start, n;
 
@@ -1106,13 +1161,15 @@ size_t history_since(struct history *h, uint64_t after_id, size_t max,
 	return n;
 }
 
-void history_backlog(struct history *h, size_t *msgs, size_t *bytes)
+void
+history_backlog(struct history *h, size_t *msgs, size_t *bytes)
 {
 	*msgs = atomic_load_explicit(&h->backlog_msgs, memory_order_relaxed);
 	*bytes = atomic_load_explicit(&h->backlog_bytes, memory_order_relaxed);
 }
 
-void history_get_stats(struct history *h, struct history_stats *st)
+void
+history_get_stats(struct history *h, struct history_stats *st)
 {
 	pthread_mutex_lock(&h->lock);
 	*st = (struct history_stats){
@@ -1126,7 +1183,8 @@ void history_get_stats(struct history *h, struct history_stats *st)
 	pthread_mutex_unlock(&h->lock);
 }
 
-void history_entries_release(struct history_entry *e, size_t n)
+void
+history_entries_release(struct history_entry *e, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		line_unref(e[i].body);
@@ -1134,7 +1192,8 @@ void history_entries_release(struct history_entry *e, size_t n)
 	}
 }
 
-void history_close(struct history *h)
+void
+history_close(struct history *h)
 {
 	if (!h)
 		return;

@@ -45,10 +45,10 @@
 struct history;
 
 struct history_entry {
-	uint64_t id;		/* 0 when failed */
-	uint64_t sender;	/* the session id given to history_append() */
-	struct line *body;	/* "ID TIME NAME TEXT\n"; NULL when failed */
-	bool failed;		/* could not be stored: nobody gets it */
+	uint64_t id;       /* 0 when failed */
+	uint64_t sender;   /* the session id given to history_append() */
+	struct line *body; /* "ID TIME NAME TEXT\n"; NULL when failed */
+	bool failed;       /* could not be stored: nobody gets it */
 };
 
 /*
@@ -66,16 +66,16 @@ struct history_io {
 
 struct history_config {
 	const char *path;
-	size_t memory;			/* messages held in memory (>= 1) */
-	int64_t max_size;		/* compact above this many bytes */
-	int sync_ms;			/* 0: durable acknowledgement */
-	const struct history_io *io;	/* NULL: write(2) and fdatasync(2) */
+	size_t memory;               /* messages held in memory (>= 1) */
+	int64_t max_size;            /* compact above this many bytes */
+	int sync_ms;                 /* 0: durable acknowledgement */
+	const struct history_io *io; /* NULL: write(2) and fdatasync(2) */
 };
 
 struct history_stats {
-	uint64_t last_id;		/* highest id stored (durable) */
-	uint64_t appended;		/* messages stored since open */
-	uint64_t failed;		/* messages refused since open */
+	uint64_t last_id;  /* highest id stored (durable) */
+	uint64_t appended; /* messages stored since open */
+	uint64_t failed;   /* messages refused since open */
 	size_t in_memory;
 	int64_t file_size;
 	uint64_t compactions;
@@ -94,23 +94,22 @@ struct history *history_open(const struct history_config *cfg, history_publish_f
  * publish callback.  -1 (ENOMEM) only if it could not even be queued.
  * name and text must be valid (checked by the caller).
  */
-int history_append(struct history *h, uint64_t sender, const char *name,
-		   const char *text, size_t text_len);
+int history_append(struct history *h, uint64_t sender, const char *name, const char *text,
+		   size_t text_len);
 
 /*
  * Copies into out (with a reference on each body) up to max of the newest
  * durable messages whose id is <= max_id, oldest first.  Returns how many.
  */
-size_t history_recent(struct history *h, size_t max, uint64_t max_id,
-		      struct history_entry *out);
+size_t history_recent(struct history *h, size_t max, uint64_t max_id, struct history_entry *out);
 
 /*
  * Copies up to max durable messages with id > after_id, oldest first.
  * *first_held is the oldest id still in memory (0 if none), so a caller
  * can tell whether messages after after_id were already dropped.
  */
-size_t history_since(struct history *h, uint64_t after_id, size_t max,
-		     struct history_entry *out, uint64_t *first_held);
+size_t history_since(struct history *h, uint64_t after_id, size_t max, struct history_entry *out,
+		     uint64_t *first_held);
 
 /*
  * The backlog: messages appended but not yet handed to the publish

@@ -51,9 +51,9 @@ struct entry {
 
 struct ident {
 	pthread_mutex_t lock;
-	struct entry **v;	/* sorted by name_cmp() */
+	struct entry **v; /* sorted by name_cmp() */
 	size_t n, cap;
-	uint64_t gen;		/* the last generation handed out */
+	uint64_t gen; /* the last generation handed out */
 	char *path;
 	char *tmp_path;
 	char *dir_path;
@@ -66,15 +66,15 @@ struct ident {
 	bool file_ok;
 	dev_t dev;
 	ino_t ino;
-	off_t size;		/* the base and the records after it */
-	off_t base_size;	/* the size of the last rewrite */
-	off_t journal_min;	/* records may take this much even past the base's size */
-	atomic_ulong appends, rewrites;	/* for ident_get_stats() */
+	off_t size;                     /* the base and the records after it */
+	off_t base_size;                /* the size of the last rewrite */
+	off_t journal_min;              /* records may take this much even past the base's size */
+	atomic_ulong appends, rewrites; /* for ident_get_stats() */
 	/* Group commit (change_submit()); never held together with lock. */
 	pthread_mutex_t queue_lock;
 	pthread_cond_t queue_cond;
 	struct change *queue, **queue_tail;
-	size_t waiting;		/* changes queued or being committed */
+	size_t waiting; /* changes queued or being committed */
 	bool committing;
 };
 
@@ -305,7 +305,7 @@ append_record(struct ident *id, const char *rec, size_t len)
 	int saved;
 
 	if (fd < 0)
-		return errno == EPERM || errno == ELOOP ? 1 : -1;	/* not ours: rewritten */
+		return errno == EPERM || errno == ELOOP ? 1 : -1; /* not ours: rewritten */
 	if (fstat(fd, &st) != 0) {
 		saved = errno;
 		close(fd);
@@ -389,9 +389,9 @@ entry_problem(const char *s, size_t len)
 /* What load() learns beyond the table. */
 struct load_state {
 	int lineno;
-	size_t records;		/* lines that are, or look like, records */
+	size_t records; /* lines that are, or look like, records */
 	off_t record_bytes;
-	bool torn;		/* the last line has no LF */
+	bool torn; /* the last line has no LF */
 };
 
 static int
@@ -664,16 +664,16 @@ snapshot(struct ident *id, const char *name, struct entry *copy)
 enum change_kind { CH_REGISTER, CH_SET_PASSWORD, CH_REHASH, CH_DELETE };
 
 struct change {
-	struct change *next;	/* in the queue, then in the batch */
-	struct change *undo;	/* the changes applied before this one, latest first */
+	struct change *next; /* in the queue, then in the batch */
+	struct change *undo; /* the changes applied before this one, latest first */
 	enum change_kind kind;
 	const char *name;
-	const char *hash;	/* not for CH_DELETE */
-	uint64_t seen;		/* born (CH_SET_PASSWORD) or changed (CH_REHASH) when hashed */
+	const char *hash; /* not for CH_DELETE */
+	uint64_t seen;    /* born (CH_SET_PASSWORD) or changed (CH_REHASH) when hashed */
 	enum ident_result r;
 	bool done;
-	struct entry *e;	/* the entry applied to */
-	struct entry old;	/* its state before, for a new hash */
+	struct entry *e;  /* the entry applied to */
+	struct entry old; /* its state before, for a new hash */
 };
 
 /* Makes ch in memory and appends its record to buf.  Lock held. */
@@ -706,7 +706,7 @@ change_apply(struct ident *id, struct change *ch, char *buf, size_t *off)
 	case CH_DELETE:
 		if (e == NULL)
 			return IDENT_UNKNOWN;
-		table_remove(id, pos);	/* freed once the deletion is stored */
+		table_remove(id, pos); /* freed once the deletion is stored */
 		break;
 	}
 	ch->e = e;
@@ -800,7 +800,7 @@ change_submit(struct ident *id, struct change *ch)
 		pthread_mutex_lock(&id->queue_lock);
 		for (; batch != NULL; batch = next) {
 			next = batch->next;
-			batch->done = true;	/* its thread may return once we unlock */
+			batch->done = true; /* its thread may return once we unlock */
 			id->waiting--;
 		}
 		id->committing = false;
@@ -823,7 +823,9 @@ static void
 rehash(struct ident *id, const struct entry *seen, const char *password, int cost)
 {
 	char hash[PASSWORD_HASH_MAX];
-	struct change ch = { .kind = CH_REHASH, .name = seen->name, .hash = hash,
+	struct change ch = { .kind = CH_REHASH,
+			     .name = seen->name,
+			     .hash = hash,
 			     .seen = seen->changed };
 
 	if (password_hash(password, cost, hash) != 0) {
@@ -839,8 +841,8 @@ rehash(struct ident *id, const struct entry *seen, const char *password, int cos
  * a successful login may pay for the rehash on top.
  */
 enum ident_result
-ident_verify(struct ident *id, const char *name, const char *password,
-	     int cost, char canonical[NAME_MAX_LEN + 1])
+ident_verify(struct ident *id, const char *name, const char *password, int cost,
+	     char canonical[NAME_MAX_LEN + 1])
 {
 	struct entry seen;
 

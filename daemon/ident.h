@@ -34,12 +34,12 @@ struct ident;
 
 enum ident_result {
 	IDENT_OK = 0,
-	IDENT_UNKNOWN,		/* no such name */
+	IDENT_UNKNOWN, /* no such name */
 	IDENT_BAD_PASSWORD,
-	IDENT_EXISTS,		/* register: the name was taken meanwhile */
-	IDENT_IO_ERROR,		/* the file could not be written; nothing changed */
+	IDENT_EXISTS,   /* register: the name was taken meanwhile */
+	IDENT_IO_ERROR, /* the file could not be written; nothing changed */
 	IDENT_NO_MEMORY,
-	IDENT_INVALID,		/* not a valid name, password or cost */
+	IDENT_INVALID, /* not a valid name, password or cost */
 };
 
 /*
@@ -58,8 +58,8 @@ bool ident_lookup(struct ident *id, const char *name, char canonical[NAME_MAX_LE
  * copies the registered spelling and, when the stored hash was made at a
  * different cost, re-hashes it at cost and rewrites the file.
  */
-enum ident_result ident_verify(struct ident *id, const char *name, const char *password,
-			       int cost, char canonical[NAME_MAX_LEN + 1]);
+enum ident_result ident_verify(struct ident *id, const char *name, const char *password, int cost,
+			       char canonical[NAME_MAX_LEN + 1]);
 
 /*
  * Registers a new name (slow).  IDENT_EXISTS if the name is taken,
@@ -88,9 +88,9 @@ const char *ident_result_str(enum ident_result r);
 
 /* What the store did, for tests and figures. */
 struct ident_stats {
-	size_t waiting;		/* changes queued or being committed now */
-	unsigned long appends;	/* batches appended: one write() and one fdatasync() each */
-	unsigned long rewrites;	/* whole-file rewrites (compactions, clears) */
+	size_t waiting;         /* changes queued or being committed now */
+	unsigned long appends;  /* batches appended: one write() and one fdatasync() each */
+	unsigned long rewrites; /* whole-file rewrites (compactions, clears) */
 };
 
 void ident_get_stats(struct ident *id, struct ident_stats *st);

@@ -9,7 +9,8 @@
 
 #include "line.h"
 
-struct line *line_new(size_t len)
+struct line *
+line_new(size_t len)
 {
 	struct line *l;
 
@@ -24,7 +25,8 @@ struct line *line_new(size_t len)
 	return l;
 }
 
-struct line *line_vprintf(const char *fmt, va_list ap)
+struct line *
+line_vprintf(const char *fmt, va_list ap)
 {
 	va_list measure;
 	struct line *l;
@@ -39,7 +41,8 @@ struct line *line_vprintf(const char *fmt, va_list ap)
 	return l;
 }
 
-struct line *line_printf(const char *fmt, ...)
+struct line *
+line_printf(const char *fmt, ...)
 {
 	struct line *l;
 	va_list ap;
@@ -54,7 +57,8 @@ struct line *line_printf(const char *fmt, ...)
  * The last owner frees: acq_rel makes every other owner's reads of the bytes
  * happen before the free.
  */
-void line_unref(struct line *l)
+void
+line_unref(struct line *l)
 {
 	if (l != NULL && atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1)
 		free(l);

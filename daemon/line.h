@@ -17,7 +17,7 @@
 struct line {
 	atomic_uint refs;
 	unsigned len;
-	char data[];		/* len bytes, then a NUL not counted in len */
+	char data[]; /* len bytes, then a NUL not counted in len */
 };
 
 /* A line of len bytes (uninitialised, NUL-terminated) with one reference. */
@@ -26,12 +26,13 @@ struct line *line_new(size_t len);
 struct line *line_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct line *line_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
-static inline struct line *line_ref(struct line *l)
+static inline struct line *
+line_ref(struct line *l)
 {
 	atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
 	return l;
 }
 
-void line_unref(struct line *l);	/* NULL is fine */
+void line_unref(struct line *l); /* NULL is fine */
 
 #endif

@@ -56,21 +56,21 @@
  * thread reads them without a lock.
  */
 struct listener {
-	int fds[LISTEN_MAX];		/* -1 while paused, unless from systemd */
+	int fds[LISTEN_MAX]; /* -1 while paused, unless from systemd */
 	struct sockaddr_storage addrs[LISTEN_MAX];
-	bool activated[LISTEN_MAX];	/* passed by systemd: kept open when paused */
+	bool activated[LISTEN_MAX]; /* passed by systemd: kept open when paused */
 	size_t n;
 	int port;
-	bool paused;			/* accept and refuse with ERR 503 */
+	bool paused; /* accept and refuse with ERR 503 */
 	int wake_fd;
 	/* Health check: the control thread pings, the thread counts answers. */
 	int ping_fd;
-	uint64_t pings;			/* control thread only */
+	uint64_t pings; /* control thread only */
 	atomic_uint_least64_t pongs;
 	pthread_t thread;
 	bool running;
 	struct server *srv;
-	int64_t fd_warned_ms;	/* last "out of descriptors" warning */
+	int64_t fd_warned_ms; /* last "out of descriptors" warning */
 	/*
 	 * Held open so that, out of descriptors, one can be let go to accept
 	 * a waiting connection and refuse it with ERR 503: without it the
@@ -181,7 +181,7 @@ bind_port(struct listener *l, const struct settings *s, int port, char *err, siz
 
 		if (fd >= 0) {
 			l->fds[l->n++] = fd;
-			if (port == 0)	/* the kernel chose: the others follow */
+			if (port == 0) /* the kernel chose: the others follow */
 				port = sockaddr_port(&l->addrs[0]);
 			continue;
 		}
@@ -246,7 +246,8 @@ listener_open(const struct settings *s, const struct activation *act, char *err,
 		switch (bind_port(l, s, port, err, errlen)) {
 		case 0:
 			if (try > 0)
-				log_warning("port %d was busy; listening on port %d", s->port, port);
+				log_warning("port %d was busy; listening on port %d", s->port,
+					    port);
 			return l;
 		case 1:
 			log_warning("port %d is busy", port);
@@ -260,7 +261,8 @@ listener_open(const struct settings *s, const struct activation *act, char *err,
 		snprintf(err, errlen, "cannot listen on ports %d-%d: all busy", s->port,
 			 s->port + s->port_tries);
 	else
-		snprintf(err, errlen, "cannot listen on port %d: %s", s->port, strerror(EADDRINUSE));
+		snprintf(err, errlen, "cannot listen on port %d: %s", s->port,
+			 strerror(EADDRINUSE));
 	free(l);
 	return NULL;
 }
@@ -468,7 +470,8 @@ listener_main(void *arg)
 		pfd[n++] = (struct pollfd){ .fd = l->wake_fd, .events = POLLIN };
 		pfd[n++] = (struct pollfd){ .fd = l->ping_fd, .events = POLLIN };
 		for (size_t i = 0; i < l->n; i++)
-			pfd[n++] = (struct pollfd){ .fd = backoff ? -1 : l->fds[i], .events = POLLIN };
+			pfd[n++] =
+				(struct pollfd){ .fd = backoff ? -1 : l->fds[i], .events = POLLIN };
 		int rc = poll(pfd, n, backoff ? EMFILE_BACKOFF_MS : -1);
 		if (rc < 0 && errno != EINTR) {
 			log_error("listener: poll: %s", strerror(errno));
@@ -657,7 +660,7 @@ listener_resume(struct listener *l, char *err, size_t errlen)
 void
 listener_close(struct listener *l)
 {
-	if (l == NULL || stop_thread(l) < 0)	/* stuck: it may still use l */
+	if (l == NULL || stop_thread(l) < 0) /* stuck: it may still use l */
 		return;
 	if (l->wake_fd >= 0)
 		close(l->wake_fd);

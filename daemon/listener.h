@@ -24,8 +24,8 @@ struct settings;
  * port_tries times) while it is busy.  NULL with a message in err when
  * nothing could be bound.
  */
-struct listener *listener_open(const struct settings *s, const struct activation *act,
-			       char *err, size_t errlen);
+struct listener *listener_open(const struct settings *s, const struct activation *act, char *err,
+			       size_t errlen);
 
 /* The port bound, and "127.0.0.1:7777, [::]:7777" for messages. */
 int listener_port(const struct listener *l);

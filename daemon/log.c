@@ -31,12 +31,12 @@
 #include "timefmt.h"
 
 /* Log calls run on threads with small stacks: both buffers fit in 2 KiB. */
-#define LOG_MSG_MAX	896
-#define LOG_LINE_MAX	1024
+#define LOG_MSG_MAX 896
+#define LOG_LINE_MAX 1024
 /* Where "LEVEL message" starts, after "TIME ". */
-#define LOG_TEXT_OFFSET	(TIME_RFC3339_LEN + 1)
+#define LOG_TEXT_OFFSET (TIME_RFC3339_LEN + 1)
 /* Start-up lines kept for the file until it opens. */
-#define HELD_MAX	(64 * 1024)
+#define HELD_MAX (64 * 1024)
 
 enum stderr_mode {
 	STDERR_OFF,
@@ -64,7 +64,8 @@ static const char *const level_names[] = {
 };
 /* clang-format on */
 
-int log_level_parse(const char *name)
+int
+log_level_parse(const char *name)
 {
 	for (int level = LVL_ERROR; level <= LVL_DEBUG; level++)
 		if (strcmp(name, level_names[level]) == 0)
@@ -72,7 +73,8 @@ int log_level_parse(const char *name)
 	return -1;
 }
 
-const char *log_level_name(enum log_level level)
+const char *
+log_level_name(enum log_level level)
 {
 	if (level < LVL_ERROR || level > LVL_DEBUG)
 		return "unknown";
@@ -80,7 +82,8 @@ const char *log_level_name(enum log_level level)
 }
 
 /* Never through a symbolic link, never someone else's file (safefile.h). */
-static int open_log_file(const char *path)
+static int
+open_log_file(const char *path)
 {
 	return safefile_open(path, O_WRONLY | O_APPEND | O_CREAT, 0640, SAFEFILE_DEVICE_OK, NULL,
 			     0);
@@ -91,7 +94,8 @@ static int open_log_file(const char *path)
  * behind the number atomically, where close() and open() would leave a
  * moment with no file (or someone else's) under it.
  */
-static int swap_file(int fd, int new_fd)
+static int
+swap_file(int fd, int new_fd)
 {
 	int rc = dup3(new_fd, fd, O_CLOEXEC);
 	int saved = errno;
@@ -101,13 +105,15 @@ static int swap_file(int fd, int new_fd)
 	return rc < 0 ? -1 : 0;
 }
 
-void log_hold(void)
+void
+log_hold(void)
 {
 	atomic_store(&log_holding, true);
 }
 
 /* A line written before the file opened, kept for it; the excess is counted as lost. */
-static void hold_line(const char *line, size_t len)
+static void
+hold_line(const char *line, size_t len)
 {
 	pthread_mutex_lock(&held_lock);
 	if (held == NULL)
@@ -120,7 +126,8 @@ static void hold_line(const char *line, size_t len)
 	pthread_mutex_unlock(&held_lock);
 }
 
-static void release_held(int fd)
+static void
+release_held(int fd)
 {
 	atomic_store(&log_holding, false);
 	pthread_mutex_lock(&held_lock);
@@ -132,7 +139,8 @@ static void release_held(int fd)
 	pthread_mutex_unlock(&held_lock);
 }
 
-int log_open(const char *path)
+int
+log_open(const char *path)
 {
 	char *copy = strdup(path);
 	int old_fd = atomic_load(&log_fd);
@@ -157,7 +165,8 @@ int log_open(const char *path)
 	return 0;
 }
 
-int log_reopen(void)
+int
+log_reopen(void)
 {
 	int fd = atomic_load(&log_fd);
 	int new_fd;
@@ -172,7 +181,8 @@ int log_reopen(void)
 	return swap_file(fd, new_fd);
 }
 
-int log_truncate(void)
+int
+log_truncate(void)
 {
 	int fd = atomic_load(&log_fd);
 
@@ -183,7 +193,8 @@ int log_truncate(void)
 	return ftruncate(fd, 0);
 }
 
-void log_close(void)
+void
+log_close(void)
 {
 	int fd = atomic_exchange(&log_fd, -1);
 
@@ -194,24 +205,28 @@ void log_close(void)
 	log_file_path = NULL;
 }
 
-const char *log_path(void)
+const char *
+log_path(void)
 {
 	return log_file_path;
 }
 
-void log_set_level(enum log_level level)
+void
+log_set_level(enum log_level level)
 {
 	atomic_store_explicit(&log_min_level, level, memory_order_relaxed);
 }
 
-void log_set_stderr(bool enabled, bool with_priority)
+void
+log_set_stderr(bool enabled, bool with_priority)
 {
 	int mode = !enabled ? STDERR_OFF : with_priority ? STDERR_PRIORITY : STDERR_PLAIN;
 
 	atomic_store_explicit(&log_stderr_mode, mode, memory_order_relaxed);
 }
 
-unsigned long log_write_errors(void)
+unsigned long
+log_write_errors(void)
 {
 	return atomic_load_explicit(&log_lost_lines, memory_order_relaxed);
 }
@@ -220,14 +235,16 @@ unsigned long log_write_errors(void)
  * A full disk or a closed stderr must not stop the daemon, and retrying a
  * short write could split a line around another thread's: count and go on.
  */
-static void write_or_count(int fd, const struct iovec *iov, int iovcnt, size_t len)
+static void
+write_or_count(int fd, const struct iovec *iov, int iovcnt, size_t len)
 {
 	if (writev(fd, iov, iovcnt) != (ssize_t)len)
 		atomic_fetch_add_explicit(&log_lost_lines, 1, memory_order_relaxed);
 }
 
 /* journald stamps the time itself and reads the priority from "<N>". */
-static void write_stderr_priority(enum log_level level, const char *text, size_t len)
+static void
+write_stderr_priority(enum log_level level, const char *text, size_t len)
 {
 	char prefix[16];
 	int n = snprintf(prefix, sizeof(prefix), "<%d>", (int)level);
@@ -239,7 +256,8 @@ static void write_stderr_priority(enum log_level level, const char *text, size_t
 	write_or_count(STDERR_FILENO, iov, 2, (size_t)n + len);
 }
 
-static void emit(enum log_level level, char *line, size_t len)
+static void
+emit(enum log_level level, char *line, size_t len)
 {
 	int fd = atomic_load_explicit(&log_fd, memory_order_relaxed);
 	int mode = atomic_load_explicit(&log_stderr_mode, memory_order_relaxed);
@@ -257,21 +275,23 @@ static void emit(enum log_level level, char *line, size_t len)
 }
 
 /* Builds "TIME LEVEL escaped-message\n"; returns its length. */
-static size_t format_line(char line[LOG_LINE_MAX], enum log_level level, const char *msg,
-    size_t msg_len)
+static size_t
+format_line(char line[LOG_LINE_MAX], enum log_level level, const char *msg, size_t msg_len)
 {
 	size_t len;
 
 	time_format_ms(line, time_now_ms());
 	line[TIME_RFC3339_LEN] = ' ';
 	len = LOG_TEXT_OFFSET + (size_t)snprintf(line + LOG_TEXT_OFFSET,
-	    LOG_LINE_MAX - LOG_TEXT_OFFSET, "%s ", log_level_name(level));
+						 LOG_LINE_MAX - LOG_TEXT_OFFSET, "%s ",
+						 log_level_name(level));
 	len += escape_bytes(line + len, LOG_LINE_MAX - len - 1, msg, msg_len);
 	line[len++] = '\n';
 	return len;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+void
+log_msg(enum log_level level, const char *fmt, ...)
 {
 	char msg[LOG_MSG_MAX];
 	char line[LOG_LINE_MAX];

@@ -51,13 +51,12 @@ void log_set_stderr(bool enabled, bool with_priority);
 /* Lines that could not be written whole (disk full, closed stderr...). */
 unsigned long log_write_errors(void);
 
-void log_msg(enum log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_error(...)   log_msg(LVL_ERROR, __VA_ARGS__)
+#define log_error(...) log_msg(LVL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_msg(LVL_WARNING, __VA_ARGS__)
-#define log_notice(...)  log_msg(LVL_NOTICE, __VA_ARGS__)
-#define log_info(...)    log_msg(LVL_INFO, __VA_ARGS__)
-#define log_debug(...)   log_msg(LVL_DEBUG, __VA_ARGS__)
+#define log_notice(...) log_msg(LVL_NOTICE, __VA_ARGS__)
+#define log_info(...) log_msg(LVL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LVL_DEBUG, __VA_ARGS__)
 
 #endif

@@ -43,9 +43,10 @@ ask_password(struct login *lg, const char *name)
 	snprintf(lg->c->name, sizeof(lg->c->name), "%s", lg->known ? canonical : name);
 	lg->have_name = true;
 	if (lg->known)
-		return client_reply(lg->c, "PASS known %s password for %s", lg->c->name, lg->c->name);
-	return client_reply(lg->c, "PASS new %s choose a password to register %s",
-			    lg->c->name, lg->c->name);
+		return client_reply(lg->c, "PASS known %s password for %s", lg->c->name,
+				    lg->c->name);
+	return client_reply(lg->c, "PASS new %s choose a password to register %s", lg->c->name,
+			    lg->c->name);
 }
 
 static int
@@ -58,7 +59,8 @@ handle_name(struct login *lg, const char *line, size_t len)
 	if (!name_valid(line, len))
 		return client_reply_err(lg->c, ERR_BAD_NAME,
 					"a name is 1-%d letters, digits, '_', '.' or '-', "
-					"starting with a letter or digit", NAME_MAX_LEN);
+					"starting with a letter or digit",
+					NAME_MAX_LEN);
 	return ask_password(lg, line);
 }
 
@@ -109,8 +111,10 @@ password_refused(struct login *lg, struct throttle_ticket *t, bool by_token)
 		return 0;
 	}
 	if (by_token)
-		return client_reply_err(c, ERR_BAD_PASSWORD, "resume token refused for %s; log in "
-					"with the name and password", c->name);
+		return client_reply_err(c, ERR_BAD_PASSWORD,
+					"resume token refused for %s; log in "
+					"with the name and password",
+					c->name);
 	return client_reply_err(c, ERR_BAD_PASSWORD, "wrong password for %s", c->name);
 }
 
@@ -168,11 +172,13 @@ register_name(struct login *lg, const char *pw)
 		log_info("%s was registered by someone else while %s chose a password", c->name,
 			 c->addr_str);
 		lg->have_name = false;
-		return client_reply_err(c, ERR_NAME_TAKEN, "%s was registered by someone else just "
-					"now; choose another name", c->name);
+		return client_reply_err(c, ERR_NAME_TAKEN,
+					"%s was registered by someone else just "
+					"now; choose another name",
+					c->name);
 	}
 	if (time_mono_ms() >= lg->deadline)
-		return timed_out(lg);	/* no hash slot in time */
+		return timed_out(lg); /* no hash slot in time */
 	if (connection_gone(c))
 		return gone(lg, "registering");
 	log_error("cannot register %s: %s", c->name, ident_result_str(r));
@@ -198,11 +204,14 @@ reserve_check(struct login *lg, struct throttle_ticket *t, int *rc)
 		case THROTTLE_GO:
 			return true;
 		case THROTTLE_WAIT:
-			*rc = client_reply_err(c, ERR_TOO_MANY, "too many failed logins for %s; try "
-					       "again in %lld s", c->name, (long long)(wait + 999) / 1000);
+			*rc = client_reply_err(c, ERR_TOO_MANY,
+					       "too many failed logins for %s; try "
+					       "again in %lld s",
+					       c->name, (long long)(wait + 999) / 1000);
 			return false;
 		case THROTTLE_FULL:
-			*rc = client_reply_err(c, ERR_TOO_MANY, "too many logins are being throttled; "
+			*rc = client_reply_err(c, ERR_TOO_MANY,
+					       "too many logins are being throttled; "
 					       "try again in 1 s");
 			return false;
 		case THROTTLE_CHECKING:
@@ -266,11 +275,12 @@ handle_password(struct login *lg, const char *pw, size_t len)
 		lg->ok = lg->done = true;
 		return 0;
 	case IDENT_BAD_PASSWORD:
-	case IDENT_UNKNOWN:	/* deleted meanwhile */
+	case IDENT_UNKNOWN: /* deleted meanwhile */
 		return password_refused(lg, &t, false);
 	default:
 		throttle_abandon(&t);
-		return client_reply_err(c, ERR_INTERNAL, "cannot check the password now; try again");
+		return client_reply_err(c, ERR_INTERNAL,
+					"cannot check the password now; try again");
 	}
 }
 
@@ -295,8 +305,10 @@ handle_resume(struct login *lg, char *line, size_t len)
 
 	if (token == NULL || !name_valid(name, (size_t)(token - name)) ||
 	    !resume_token_syntax(token + 1, len - (size_t)(token + 1 - line)))
-		return client_reply_err(c, ERR_BAD_REQUEST, "usage: RESUME NAME TOKEN (a token is "
-					"%d hex digits)", RESUME_TOKEN_HEX);
+		return client_reply_err(c, ERR_BAD_REQUEST,
+					"usage: RESUME NAME TOKEN (a token is "
+					"%d hex digits)",
+					RESUME_TOKEN_HEX);
 	*token++ = '\0';
 	if (lg->s->resume_token_ttl > 0 && ident_lookup(c->srv->ident, name, canonical) &&
 	    resume_verify(canonical, token, time_now_ms())) {
@@ -376,7 +388,8 @@ login_run(struct client *c, bool *registered, enum part_reason *why, char *text,
 	struct login lg;
 
 	login_start(&lg, c);
-	int rc = client_reply(c, "HELLO %d chatd/%s %s", PROTO_VERSION, CHATD_VERSION, SERVER_GREETING);
+	int rc = client_reply(c, "HELLO %d chatd/%s %s", PROTO_VERSION, CHATD_VERSION,
+			      SERVER_GREETING);
 
 	while (rc == 0 && !lg.done) {
 		char *line = NULL;

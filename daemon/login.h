@@ -22,12 +22,12 @@ struct login {
 	struct client *c;
 	const struct settings *s;
 	bool have_name;
-	bool known;		/* the name is registered */
-	bool registered;	/* ... by this login */
-	bool ok;		/* logged in */
+	bool known;      /* the name is registered */
+	bool registered; /* ... by this login */
+	bool ok;         /* logged in */
 	int failures;
-	int64_t deadline;	/* time_mono_ms(): login_timeout after the accept */
-	bool done;		/* the dialogue is over: ok, or why and text say why not */
+	int64_t deadline; /* time_mono_ms(): login_timeout after the accept */
+	bool done;        /* the dialogue is over: ok, or why and text say why not */
 	enum part_reason why;
 	char text[128];
 };
@@ -47,6 +47,7 @@ int login_step(struct login *lg, enum client_read r, char *line, size_t len);
  * says; -1 when the connection must end: *why and text say why.
  * *registered tells whether the name was registered just now.
  */
-int login_run(struct client *c, bool *registered, enum part_reason *why, char *text, size_t textlen);
+int login_run(struct client *c, bool *registered, enum part_reason *why, char *text,
+	      size_t textlen);
 
 #endif

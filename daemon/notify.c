@@ -29,13 +29,13 @@
 #define STRINGIFY(x) STRINGIFY_(x)
 
 static struct {
-	bool enabled;		/* $NOTIFY_SOCKET is set */
-	int64_t watchdog_ms;	/* half of WATCHDOG_USEC; 0: no watchdog */
+	bool enabled;        /* $NOTIFY_SOCKET is set */
+	int64_t watchdog_ms; /* half of WATCHDOG_USEC; 0: no watchdog */
 	int64_t next_watchdog;
 	int64_t next_status;
 	char last_status[600];
 	bool unhealthy_logged;
-	size_t online;		/* the last count had from the room */
+	size_t online; /* the last count had from the room */
 } nt;
 
 void

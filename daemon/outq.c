@@ -62,7 +62,7 @@ outq_extend_last(struct outq *q, const void *base, size_t len, struct line *owne
 		return false;
 	last->iov.iov_len += len;
 	q->bytes += len;
-	line_unref(owner);	/* the item holds one already */
+	line_unref(owner); /* the item holds one already */
 	return true;
 }
 

@@ -19,19 +19,19 @@
 
 struct outq_item {
 	struct iovec iov;
-	struct line *owner;	/* reference released once iov is written; NULL for static bytes */
+	struct line *owner; /* reference released once iov is written; NULL for static bytes */
 };
 
 struct outq {
-	struct outq_item *items;	/* ring of cap items */
+	struct outq_item *items; /* ring of cap items */
 	size_t cap;
-	size_t head;			/* first unwritten item */
+	size_t head; /* first unwritten item */
 	size_t count;
-	size_t bytes;			/* unwritten bytes */
+	size_t bytes; /* unwritten bytes */
 };
 
 void outq_init(struct outq *q);
-void outq_free(struct outq *q);	/* drops every reference */
+void outq_free(struct outq *q); /* drops every reference */
 
 /*
  * Queue len bytes at base.  owner, if not NULL, is a reference the queue
@@ -41,14 +41,19 @@ void outq_free(struct outq *q);	/* drops every reference */
  * Returns -1 (ENOMEM) and releases owner on failure.
  */
 int outq_push(struct outq *q, const void *base, size_t len, struct line *owner);
-static inline int outq_push_static(struct outq *q, const char *s, size_t len)
+static inline int
+outq_push_static(struct outq *q, const char *s, size_t len)
 {
 	return outq_push(q, s, len, NULL);
 }
 /* Queue a whole line (takes over the reference). */
 int outq_push_line(struct outq *q, struct line *l);
 
-static inline bool outq_empty(const struct outq *q) { return q->count == 0; }
+static inline bool
+outq_empty(const struct outq *q)
+{
+	return q->count == 0;
+}
 
 /*
  * Write as much as the socket takes without blocking.  Returns 0 (written

@@ -25,12 +25,12 @@
 
 static sem_t gate;
 static bool gate_ready;
-static _Thread_local unsigned held;	/* slots taken with password_gate_enter(), this thread */
-static _Thread_local int64_t deadline = -1;	/* password_gate_deadline(), this thread */
-static _Thread_local bool (*gone)(void *);	/* password_gate_abort_if(), this thread */
+static _Thread_local unsigned held; /* slots taken with password_gate_enter(), this thread */
+static _Thread_local int64_t deadline = -1; /* password_gate_deadline(), this thread */
+static _Thread_local bool (*gone)(void *);  /* password_gate_abort_if(), this thread */
 static _Thread_local void *gone_arg;
 
-#define GATE_POLL_MS 100	/* how often a wait with gone set looks at it */
+#define GATE_POLL_MS 100 /* how often a wait with gone set looks at it */
 
 int
 password_gate_init(int concurrency)
@@ -187,7 +187,7 @@ new_setting(int cost, char setting[CRYPT_GENSALT_OUTPUT_SIZE])
 		return -1;
 	}
 	if (crypt_gensalt_rn("$y$", (unsigned long)cost, NULL, 0, setting,
-	    CRYPT_GENSALT_OUTPUT_SIZE) == NULL)
+			     CRYPT_GENSALT_OUTPUT_SIZE) == NULL)
 		return -1;
 	return 0;
 }
@@ -208,7 +208,7 @@ gated_crypt(const char *pw, const char *setting, char out[PASSWORD_HASH_MAX])
 	 * logins waiting for a slot would otherwise hold one each, and the
 	 * allocator keeps such peaks for good.
 	 */
-	bool own = held == 0;	/* else this thread holds a slot already */
+	bool own = held == 0; /* else this thread holds a slot already */
 
 	if (own && gate_enter_by(deadline) != 0)
 		return -1;
@@ -297,6 +297,5 @@ password_needs_rehash(const char *hash, int cost)
 	if (hash == NULL || new_setting(cost, setting) != 0)
 		return true;
 	len = yescrypt_params_len(setting);
-	return len == 0 || yescrypt_params_len(hash) != len ||
-	    memcmp(hash, setting, len) != 0;
+	return len == 0 || yescrypt_params_len(hash) != len || memcmp(hash, setting, len) != 0;
 }

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PASSWORD_HASH_MAX 128		/* >= CRYPT_OUTPUT_SIZE is not needed for yescrypt */
+#define PASSWORD_HASH_MAX 128 /* >= CRYPT_OUTPUT_SIZE is not needed for yescrypt */
 #define PASSWORD_MAX_LEN 256
 
 /* Sets how many hashes may run at once; 0 means one per online CPU. */

@@ -33,19 +33,19 @@
 #define PEER_BUCKETS 4096
 
 struct login_conn {
-	struct login_conn *next;	/* the address's connections, oldest first */
+	struct login_conn *next; /* the address's connections, oldest first */
 	int fd;
-	uint64_t seq;			/* admission order: lower is older */
-	bool dropped;			/* shut down for the budget; no longer counted */
+	uint64_t seq; /* admission order: lower is older */
+	bool dropped; /* shut down for the budget; no longer counted */
 };
 
 struct peer {
-	struct peer *next;		/* hash chain */
-	struct peer *lprev, *lnext;	/* on `logging` while logins > 0 */
+	struct peer *next;          /* hash chain */
+	struct peer *lprev, *lnext; /* on `logging` while logins > 0 */
 	uint8_t key[16];
-	int count;			/* connections, logged in or not */
-	int logins;			/* of them not logged in, not dropped */
-	struct login_conn *conns;	/* not logged in (dropped ones too) */
+	int count;                /* connections, logged in or not */
+	int logins;               /* of them not logged in, not dropped */
+	struct login_conn *conns; /* not logged in (dropped ones too) */
 };
 
 static pthread_mutex_t peers_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -72,7 +72,7 @@ peer_key(const struct sockaddr_storage *addr, uint8_t key[16])
 static size_t
 peer_hash(const uint8_t key[16])
 {
-	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 
 	for (int i = 0; i < 16; i++)
 		h = (h ^ key[i]) * 1099511628211ULL;
@@ -161,8 +161,8 @@ drop_one_locked(struct peer *self, int max_logins)
 }
 
 bool
-peers_admit(const struct sockaddr_storage *addr, int fd, const struct peers_limits *lim,
-	    char *why, size_t whylen)
+peers_admit(const struct sockaddr_storage *addr, int fd, const struct peers_limits *lim, char *why,
+	    size_t whylen)
 {
 	uint8_t key[16];
 	struct login_conn *lc = calloc(1, sizeof(*lc));
@@ -182,8 +182,10 @@ peers_admit(const struct sockaddr_storage *addr, int fd, const struct peers_limi
 	} else if (p != NULL && p->logins >= lim->max_logins_per_address) {
 		snprintf(why, whylen, "too many logins in progress from your address (%d)",
 			 lim->max_logins_per_address);
-	} else if (n_logging_in >= (size_t)lim->max_logins && !drop_one_locked(p, lim->max_logins)) {
-		snprintf(why, whylen, "too many logins in progress (%d); try again", lim->max_logins);
+	} else if (n_logging_in >= (size_t)lim->max_logins &&
+		   !drop_one_locked(p, lim->max_logins)) {
+		snprintf(why, whylen, "too many logins in progress (%d); try again",
+			 lim->max_logins);
 	} else if (p == NULL && (p = *pp = calloc(1, sizeof(*p))) == NULL) {
 		snprintf(why, whylen, "out of memory");
 	} else {
@@ -322,7 +324,8 @@ peers_format(const struct sockaddr_storage *addr, char *buf, size_t len)
 	else if (addr->ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &in6->sin6_addr, buf, (socklen_t)len);
 	else if (addr->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, buf, (socklen_t)len);
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, buf,
+			  (socklen_t)len);
 	else
 		snprintf(buf, len, "unknown");
 }

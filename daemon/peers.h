@@ -27,10 +27,10 @@
 #include <sys/socket.h>
 
 struct peers_limits {
-	int max_clients;		/* logged in */
-	int max_clients_per_address;	/* logged in or not, from one address */
-	int max_logins;			/* logging in */
-	int max_logins_per_address;	/* logging in, from one address */
+	int max_clients;             /* logged in */
+	int max_clients_per_address; /* logged in or not, from one address */
+	int max_logins;              /* logging in */
+	int max_logins_per_address;  /* logging in, from one address */
 };
 
 /*

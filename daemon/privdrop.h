@@ -14,7 +14,7 @@
 struct settings;
 
 struct privdrop {
-	bool active;		/* root, and a user is configured */
+	bool active; /* root, and a user is configured */
 	uid_t uid;
 	gid_t gid;
 	char name[64];
@@ -25,8 +25,7 @@ int privdrop_prepare(const struct settings *s, struct privdrop *pd, char *err, s
 /* Gives path (if it exists) to the user; does nothing when not active. */
 int privdrop_chown(const struct privdrop *pd, const char *path, char *err, size_t errlen);
 /* The same for an open file (a regular file or directory; a device stays root's). */
-int privdrop_fchown(const struct privdrop *pd, int fd, const char *path, char *err,
-		    size_t errlen);
+int privdrop_fchown(const struct privdrop *pd, int fd, const char *path, char *err, size_t errlen);
 /* setgroups/initgroups, setgid, setuid, then proves root cannot come back. */
 int privdrop_apply(const struct privdrop *pd, char *err, size_t errlen);
 

@@ -36,8 +36,8 @@
 #include "timefmt.h"
 
 #define RESUME_HEADER "chatd-resume-tokens 1"
-#define HASH_LEN      32
-#define MIN_BUCKETS   64
+#define HASH_LEN 32
+#define MIN_BUCKETS 64
 #define COMPACT_SLACK 256 /* records beyond twice the live ones before a rewrite */
 
 struct token_slot {
@@ -272,18 +272,19 @@ revocation_not_stored(const char *why)
 {
 	if (unlink(file_path) < 0 && errno != ENOENT)
 		log_error("%s, and cannot remove %s: %s; revoked resume tokens would come back "
-			  "at the next start: remove it before", why, file_path, strerror(errno));
+			  "at the next start: remove it before",
+			  why, file_path, strerror(errno));
 	else
 		log_error("%s: removed %s so that no revoked resume token comes back at the next "
-			  "start; the others are kept until then", why, file_path);
+			  "start; the others are kept until then",
+			  why, file_path);
 	if (log_fd >= 0)
 		close(log_fd);
-	log_fd = -1;	/* nothing more is written until the next start */
+	log_fd = -1; /* nothing more is written until the next start */
 }
 
 /* One record, one write(); false if it failed (logged once: it costs only persistence). */
-static bool
-append_record(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool append_record(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static bool
 append_record(const char *fmt, ...)
@@ -605,7 +606,7 @@ resume_revoke_all(void)
 		n_buckets = MIN_BUCKETS;
 		buckets = calloc(n_buckets, sizeof(*buckets));
 		if (buckets == NULL)
-			n_buckets = 0;	/* out of memory: no token works, none is issued */
+			n_buckets = 0; /* out of memory: no token works, none is issued */
 		if (file_path != NULL && rewrite(time_now_ms(), err, sizeof(err)) < 0)
 			revocation_not_stored(err);
 	}

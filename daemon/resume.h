@@ -30,9 +30,9 @@
 #include <stdint.h>
 
 #define RESUME_TOKEN_BYTES 32
-#define RESUME_TOKEN_HEX   (2 * RESUME_TOKEN_BYTES)
-#define RESUME_PER_NAME    4
-#define RESUME_FILE        "resume-tokens"
+#define RESUME_TOKEN_HEX (2 * RESUME_TOKEN_BYTES)
+#define RESUME_PER_NAME 4
+#define RESUME_FILE "resume-tokens"
 
 /*
  * Loads path (missing: an empty store), drops expired and damaged records

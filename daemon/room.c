@@ -52,14 +52,14 @@
 #define PUBLISH_SHARE 4
 
 enum slot_kind {
-	SLOT_MSG,	/* a stored message: MSG to others, OK to its sender */
-	SLOT_FAILED,	/* a message that could not be stored: ERR to its sender */
-	SLOT_EVENT,	/* a whole line (JOIN, PART, NOTICE) for all but `sender` */
+	SLOT_MSG,    /* a stored message: MSG to others, OK to its sender */
+	SLOT_FAILED, /* a message that could not be stored: ERR to its sender */
+	SLOT_EVENT,  /* a whole line (JOIN, PART, NOTICE) for all but `sender` */
 };
 
 struct ring_slot {
 	enum slot_kind kind;
-	uint64_t sender;	/* session id; 0 for none */
+	uint64_t sender; /* session id; 0 for none */
 	/*
 	 * The slot's bytes are body->data[off, off + len).  SLOT_MSG:
 	 * "MSG ID TIME NAME TEXT\n" in the line of its batch (batch_line),
@@ -75,34 +75,34 @@ struct ring_slot {
 struct piece {
 	const char *base;
 	size_t len;
-	struct line *owner;	/* the line base points into; NULL for static bytes */
+	struct line *owner; /* the line base points into; NULL for static bytes */
 };
 
 struct room {
 	pthread_mutex_t lock;
-	pthread_cond_t empty;		/* signalled when the last connection detaches */
+	pthread_cond_t empty; /* signalled when the last connection detaches */
 
-	struct client *conns;		/* every connection, doubly linked */
+	struct client *conns; /* every connection, doubly linked */
 	size_t n_conns;
 
-	struct client **members;	/* logged in, sorted by name_cmp() */
+	struct client **members; /* logged in, sorted by name_cmp() */
 	size_t n_members, cap_members;
 
 	struct ring_slot *ring;
-	uint64_t ring_cap;		/* a power of two */
+	uint64_t ring_cap; /* a power of two */
 	uint64_t head;
-	uint64_t last_msg_id;		/* newest stored message in the ring */
+	uint64_t last_msg_id; /* newest stored message in the ring */
 
-	struct client *sleepers;	/* doubly linked through room.sleep_* */
-	struct client *writers;		/* asleep, write rights with the room (room.sleep_*) */
-	uint64_t written_head;		/* head when the writers were last written */
+	struct client *sleepers; /* doubly linked through room.sleep_* */
+	struct client *writers;  /* asleep, write rights with the room (room.sleep_*) */
+	uint64_t written_head;   /* head when the writers were last written */
 	/* One member's write-through writev(), in the room to spare the stack. */
 	struct piece wt_pieces[WT_PIECES];
 	struct iovec wt_iov[WT_PIECES];
 	/* Members with room.backed_up set; written under the lock, read without it. */
 	atomic_size_t backed_up;
-	struct client *targets;		/* to wake though nothing was published */
-	uint64_t woken_head;		/* head when the sleepers were last woken */
+	struct client *targets; /* to wake though nothing was published */
+	uint64_t woken_head;    /* head when the sleepers were last woken */
 	bool closing;
 };
 
@@ -446,7 +446,9 @@ ring_push_event_locked(struct room *r, struct line *l, uint64_t except)
 		log_warning("room: out of memory, an event was not sent");
 		return;
 	}
-	ring_push_locked(r, (struct ring_slot){ .kind = SLOT_EVENT, .sender = except, .body = l,
+	ring_push_locked(r, (struct ring_slot){ .kind = SLOT_EVENT,
+						.sender = except,
+						.body = l,
 						.len = l->len });
 }
 
@@ -550,7 +552,7 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 
 	while (n > 0) {
 		size_t piece = publish_piece(r, e, n), off = 0;
-		struct line *batch = batch_line(e, piece);	/* made before the lock is taken */
+		struct line *batch = batch_line(e, piece); /* made before the lock is taken */
 
 		pthread_mutex_lock(&r->lock);
 		if (fault_active(FAULT_ROOM_HANG))
@@ -810,7 +812,8 @@ room_detach(struct room *r, struct client *c)
 	pthread_mutex_lock(&r->lock);
 	member_remove_locked(r, c);
 	sleeper_remove_locked(r, c);
-	for (struct client **pp = &r->targets; c->room.targeted && *pp; pp = &(*pp)->room.target_next)
+	for (struct client **pp = &r->targets; c->room.targeted && *pp;
+	     pp = &(*pp)->room.target_next)
 		if (*pp == c) {
 			*pp = c->room.target_next;
 			c->room.targeted = false;
@@ -901,7 +904,7 @@ inbox_drain_locked(struct client *c)
 		struct outq_item *it = &in->items[in->head];
 
 		if (outq_push(&c->out, it->iov.iov_base, it->iov.iov_len, it->owner) < 0) {
-			it->owner = NULL;	/* outq_push released it */
+			it->owner = NULL; /* outq_push released it */
 			return -1;
 		}
 		in->bytes -= it->iov.iov_len;
@@ -1000,8 +1003,8 @@ overflowed_locked(struct room *r, struct client *c, int64_t limit)
 }
 
 int
-room_collect(struct room *r, struct client *c, int64_t limit, enum part_reason *why,
-	     char *text, size_t textlen)
+room_collect(struct room *r, struct client *c, int64_t limit, enum part_reason *why, char *text,
+	     size_t textlen)
 {
 	uint64_t n = 0;
 
@@ -1019,7 +1022,8 @@ room_collect(struct room *r, struct client *c, int64_t limit, enum part_reason *
 		if (n > COLLECT_BATCH && !r->closing)
 			n = COLLECT_BATCH;
 		for (uint64_t i = 0; i < n; i++) {
-			const struct ring_slot *s = &r->ring[(c->room.cursor + i) & (r->ring_cap - 1)];
+			const struct ring_slot *s =
+				&r->ring[(c->room.cursor + i) & (r->ring_cap - 1)];
 
 			if (deliver_slot(c, s) < 0)
 				goto nomem;
@@ -1070,7 +1074,7 @@ room_sleep(struct room *r, struct client *c, bool write_through)
 void
 room_wake_up(struct room *r, struct client *c)
 {
-	if (!c->room.write_rights)	/* only c's thread changes it */
+	if (!c->room.write_rights) /* only c's thread changes it */
 		return;
 	pthread_mutex_lock(&r->lock);
 	if (c->room.write_rights) {

@@ -65,8 +65,8 @@ void room_leave(struct room *r, struct client *c, enum part_reason why, const ch
  * go: *why says why (evicted, overflow, shutdown) and text the BYE text.
  * c's own messages come back as acknowledgements and count off c->unacked.
  */
-int room_collect(struct room *r, struct client *c, int64_t send_queue_limit,
-		 enum part_reason *why, char *text, size_t textlen);
+int room_collect(struct room *r, struct client *c, int64_t send_queue_limit, enum part_reason *why,
+		 char *text, size_t textlen);
 
 /*
  * If nothing is waiting for c, mark it sleeping and return true; false if
@@ -129,7 +129,7 @@ bool room_lock_probe(struct room *r, int timeout_ms);
 struct room_member_info {
 	char name[NAME_MAX_LEN + 1];
 	char addr[ADDR_STR_MAX];
-	int64_t joined_ms;		/* wall clock */
+	int64_t joined_ms; /* wall clock */
 };
 
 /*

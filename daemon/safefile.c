@@ -158,7 +158,7 @@ safefile_check_dir(const char *dir, char *err, size_t errlen)
 			continue;
 		if (fstatat(cur, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno == ENOENT) {
-				rc = 0;	/* the rest does not exist yet */
+				rc = 0; /* the rest does not exist yet */
 				goto out;
 			}
 			snprintf(err, errlen, "%s/%s: %s", shown, name, strerror(errno));
@@ -224,7 +224,8 @@ file_problem(const struct stat *st, int opts, char *why, size_t len)
 		return why;
 	}
 	if (st->st_nlink > 1) {
-		snprintf(why, len, "a file with %lu hard links (chatd writes to files of its own only)",
+		snprintf(why, len,
+			 "a file with %lu hard links (chatd writes to files of its own only)",
 			 (unsigned long)st->st_nlink);
 		return why;
 	}
@@ -341,8 +342,8 @@ safefile_lock(const char *path, char *err, size_t errlen)
 
 			pid[got > 0 ? got : 0] = '\0';
 			pid[strcspn(pid, "\n")] = '\0';
-			snprintf(err, errlen, "%s is in use by another chatd (pid %s, lock %s)", path,
-				 pid[0] ? pid : "unknown", lockpath);
+			snprintf(err, errlen, "%s is in use by another chatd (pid %s, lock %s)",
+				 path, pid[0] ? pid : "unknown", lockpath);
 		} else
 			snprintf(err, errlen, "%s: cannot lock: %s", lockpath, strerror(errno));
 		close(fd);

@@ -31,8 +31,8 @@
 #include <sys/types.h>
 
 /* safefile_open() options. */
-#define SAFEFILE_SETMODE   0x1	/* fchmod() to mode, whatever the file had */
-#define SAFEFILE_DEVICE_OK 0x2	/* a character device (/dev/null) is fine too */
+#define SAFEFILE_SETMODE 0x1   /* fchmod() to mode, whatever the file had */
+#define SAFEFILE_DEVICE_OK 0x2 /* a character device (/dev/null) is fine too */
 
 /* Also trust uid and gid (the user root is dropped for). */
 void safefile_trust(uid_t uid, gid_t gid);

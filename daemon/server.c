@@ -56,8 +56,7 @@
 #define FDS_PER_CLIENT 1
 #define FDS_RESERVED 64
 
-static void
-fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void
 fail(const char *fmt, ...)
@@ -82,7 +81,7 @@ make_dirs(const char *path, const struct privdrop *pd)
 		fail("cannot create %s: %s", path, strerror(ENAMETOOLONG));
 		return -1;
 	}
-	for (char *p = buf + 1; ; p++) {
+	for (char *p = buf + 1;; p++) {
 		if (*p != '/' && *p != '\0')
 			continue;
 		char saved = *p;
@@ -162,8 +161,8 @@ prepare_log(const struct settings *s, const struct privdrop *pd)
 
 	if (!pd->active)
 		return 0;
-	fd = safefile_open(s->log_file, O_WRONLY | O_APPEND | O_CREAT, 0640, SAFEFILE_DEVICE_OK, err,
-			   sizeof(err));
+	fd = safefile_open(s->log_file, O_WRONLY | O_APPEND | O_CREAT, 0640, SAFEFILE_DEVICE_OK,
+			   err, sizeof(err));
 	if (fd < 0 || privdrop_fchown(pd, fd, s->log_file, err, sizeof(err)) < 0) {
 		fail("cannot create the log file: %s", err);
 		if (fd >= 0)
@@ -272,8 +271,8 @@ raise_fd_limit(const struct settings *s)
 {
 	struct rlimit rl;
 	/* Users logged in and connections logging in; FDS_RESERVED covers the listener's reserve. */
-	rlim_t need = ((rlim_t)s->max_clients + (rlim_t)s->max_logins) * FDS_PER_CLIENT +
-		      FDS_RESERVED;
+	rlim_t need =
+		((rlim_t)s->max_clients + (rlim_t)s->max_logins) * FDS_PER_CLIENT + FDS_RESERVED;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
@@ -291,16 +290,16 @@ raise_fd_limit(const struct settings *s)
 	if (rl.rlim_cur < need)
 		log_warning("max_clients + max_logins %d need %llu open files but the limit is "
 			    "%llu: expect refusals above about %llu clients",
-			    s->max_clients + s->max_logins,
-			    (unsigned long long)need, (unsigned long long)rl.rlim_cur,
+			    s->max_clients + s->max_logins, (unsigned long long)need,
+			    (unsigned long long)rl.rlim_cur,
 			    (unsigned long long)((rl.rlim_cur - FDS_RESERVED) / FDS_PER_CLIENT));
 }
 
 static int
 block_signals(void)
 {
-	static const int fatal[] = { SIGABRT, SIGQUIT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
-				     SIGSYS };
+	static const int fatal[] = { SIGABRT, SIGQUIT, SIGSEGV, SIGBUS,
+				     SIGFPE,  SIGILL,  SIGTRAP, SIGSYS };
 	sigset_t all, wanted;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -460,8 +459,8 @@ open_stores(struct server *srv, const struct settings *s)
 		fail("out of memory");
 		return -1;
 	}
-	if ((srv->history = history_open(&hc, room_publish_history, srv->room, err,
-					 sizeof(err))) == NULL) {
+	if ((srv->history = history_open(&hc, room_publish_history, srv->room, err, sizeof(err))) ==
+	    NULL) {
 		fail("%s", err);
 		return -1;
 	}
@@ -510,7 +509,8 @@ exit_if_room_stuck(struct server *srv)
 	if (srv->room == NULL || room_lock_probe(srv->room, STUCK_ROOM_MS))
 		return;
 	log_error("the room lock is stuck (not free within %d ms): exiting without waiting "
-		  "for clients or the history", STUCK_ROOM_MS);
+		  "for clients or the history",
+		  STUCK_ROOM_MS);
 	daemonize_finish();
 	_exit(1);
 }

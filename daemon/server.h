@@ -24,19 +24,18 @@ struct server {
 	struct history *history;
 	struct ident *ident;
 	struct listener *listener;
-	struct control *control;	/* the admin socket; control thread only */
-	int64_t started_ms;		/* wall clock */
+	struct control *control; /* the admin socket; control thread only */
+	int64_t started_ms;      /* wall clock */
 	atomic_uint_least64_t next_client_id;
-	bool stop_requested;		/* control thread only: leave the control loop */
+	bool stop_requested; /* control thread only: leave the control loop */
 };
 
 struct server_options {
 	const char *config_file;
-	bool daemonize;			/* --daemon: detach once serving */
+	bool daemonize; /* --daemon: detach once serving */
 };
 
 /* Runs chatd in the foreground until SIGTERM/SIGINT; returns the exit code. */
 int server_run(const struct server_options *opt);
-
 
 #endif

@@ -39,40 +39,40 @@ struct server;
 #define REASON_TEXT_MAX 127
 
 struct client {
-	uint64_t id;			/* unique for the life of the process */
-	int fd;				/* the TCP connection, non-blocking */
-	_Atomic pid_t tid;		/* the thread's kernel id; 0 before it runs and after */
-	atomic_bool wake_pending;	/* client_wake() was called; the thread clears it */
+	uint64_t id;              /* unique for the life of the process */
+	int fd;                   /* the TCP connection, non-blocking */
+	_Atomic pid_t tid;        /* the thread's kernel id; 0 before it runs and after */
+	atomic_bool wake_pending; /* client_wake() was called; the thread clears it */
 	struct sockaddr_storage addr;
-	char addr_str[ADDR_STR_MAX];	/* "127.0.0.1" or "::1", for logs and users */
-	int64_t connected_ms;		/* wall clock */
+	char addr_str[ADDR_STR_MAX]; /* "127.0.0.1" or "::1", for logs and users */
+	int64_t connected_ms;        /* wall clock */
 	struct server *srv;
 	atomic_uint refs;
 
 	/* Owned by the client's thread. */
-	char name[NAME_MAX_LEN + 1];	/* registered spelling, once logged in */
+	char name[NAME_MAX_LEN + 1]; /* registered spelling, once logged in */
 	struct linebuf in;
 	struct outq out;
-	unsigned unacked;		/* room messages sent, outcome not yet seen */
+	unsigned unacked; /* room messages sent, outcome not yet seen */
 
 	/* Guarded by the room lock. */
 	struct {
-		struct client *prev, *next;	/* every connection (room.c: conns) */
-		bool member;			/* listed in the room (logged in) */
-		int64_t joined_ms;		/* wall clock, when it logged in */
-		uint64_t cursor;		/* next fan-out ring position to deliver */
-		bool sleeping;			/* on the sleepers or the writers list */
-		bool writer;			/* ... the writers list */
-		bool write_rights;		/* the room may write out and the socket */
+		struct client *prev, *next; /* every connection (room.c: conns) */
+		bool member;                /* listed in the room (logged in) */
+		int64_t joined_ms;          /* wall clock, when it logged in */
+		uint64_t cursor;            /* next fan-out ring position to deliver */
+		bool sleeping;              /* on the sleepers or the writers list */
+		bool writer;                /* ... the writers list */
+		bool write_rights;          /* the room may write out and the socket */
 		struct client *sleep_prev, *sleep_next;
-		bool targeted;			/* on the targets list */
+		bool targeted; /* on the targets list */
 		struct client *target_next;
-		bool evicted;			/* taken out of the room by someone else */
+		bool evicted; /* taken out of the room by someone else */
 		enum part_reason evict_reason;
 		char evict_text[REASON_TEXT_MAX + 1];
-		struct outq inbox;		/* lines other threads sent (PRIV) */
-		bool out_lost;			/* write-through could not queue output: no memory */
-		bool backed_up;			/* its queue passed half its limit (room_backed_up) */
+		struct outq inbox; /* lines other threads sent (PRIV) */
+		bool out_lost;     /* write-through could not queue output: no memory */
+		bool backed_up;    /* its queue passed half its limit (room_backed_up) */
 	} room;
 };
 

@@ -22,20 +22,20 @@
 #include "siphash.h"
 #include "throttle.h"
 
-#define THROTTLE_SLOTS 16384	/* a power of two; 72 bytes each */
-#define THROTTLE_PROBES 16	/* an entry lives in one of these slots from its hash on */
-#define THROTTLE_KEY_MAX 72	/* "a:" + an address, or "n:" + a name */
+#define THROTTLE_SLOTS 16384 /* a power of two; 72 bytes each */
+#define THROTTLE_PROBES 16   /* an entry lives in one of these slots from its hash on */
+#define THROTTLE_KEY_MAX 72  /* "a:" + an address, or "n:" + a name */
 #define THROTTLE_MAX_SHIFT 20
-#define THROTTLE_WAKERS 256	/* condition variables for waiting tries, by entry */
+#define THROTTLE_WAKERS 256 /* condition variables for waiting tries, by entry */
 
 struct entry {
-	uint64_t id;			/* SipHash of "a:ADDRESS" or "n:name"; 0: free */
-	unsigned failures;		/* within THROTTLE_WINDOW_MS of fail_ms */
-	unsigned checking;		/* checks running now */
-	int64_t fail_ms;		/* the latest failure */
-	int64_t seen_ms;		/* the latest use, for reuse of the stalest */
-	int64_t until_ms;		/* no try before this */
-	uint64_t known[THROTTLE_KNOWN];	/* a name's: addresses it logged in from, latest first */
+	uint64_t id;                    /* SipHash of "a:ADDRESS" or "n:name"; 0: free */
+	unsigned failures;              /* within THROTTLE_WINDOW_MS of fail_ms */
+	unsigned checking;              /* checks running now */
+	int64_t fail_ms;                /* the latest failure */
+	int64_t seen_ms;                /* the latest use, for reuse of the stalest */
+	int64_t until_ms;               /* no try before this */
+	uint64_t known[THROTTLE_KNOWN]; /* a name's: addresses it logged in from, latest first */
 };
 
 /*
@@ -45,7 +45,7 @@ struct entry {
  * checks ended per condition variable.
  */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wakers[THROTTLE_WAKERS];	/* on CLOCK_MONOTONIC */
+static pthread_cond_t wakers[THROTTLE_WAKERS]; /* on CLOCK_MONOTONIC */
 static unsigned long ended[THROTTLE_WAKERS];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static unsigned char hash_key[SIPHASH_KEY_LEN];
@@ -104,7 +104,7 @@ key_hash(const char *text)
 {
 	uint64_t h = siphash24(hash_key, text, strlen(text));
 
-	return h != 0 ? h : 1;	/* 0 marks a free slot */
+	return h != 0 ? h : 1; /* 0 marks a free slot */
 }
 
 /* "a:192.0.2.1", or for IPv6 the /64 it belongs to: "a:2001:db8:1:2::/64". */
@@ -236,8 +236,9 @@ throttle_begin(struct throttle_ticket *t, const struct sockaddr_storage *addr, c
 	n = find(t->name_id);
 	t->known_address = knows(n, t->addr_id);
 	if (t->known_address)
-		n = NULL;	/* the name's delay and checks are for the others */
-	*wait_ms = wait_of(a, now_ms) > wait_of(n, now_ms) ? wait_of(a, now_ms) : wait_of(n, now_ms);
+		n = NULL; /* the name's delay and checks are for the others */
+	*wait_ms =
+		wait_of(a, now_ms) > wait_of(n, now_ms) ? wait_of(a, now_ms) : wait_of(n, now_ms);
 	if (*wait_ms > 0) {
 		v = THROTTLE_WAIT;
 	} else if ((a != NULL && a->checking > 0) || (n != NULL && n->checking > 0)) {
@@ -247,7 +248,7 @@ throttle_begin(struct throttle_ticket *t, const struct sockaddr_storage *addr, c
 	} else if ((a = find_or_make(t->addr_id, now_ms)) == NULL) {
 		v = THROTTLE_FULL;
 	} else {
-		a->checking++;	/* pinned: making the name's entry cannot take its slot */
+		a->checking++; /* pinned: making the name's entry cannot take its slot */
 		if ((n = find_or_make(t->name_id, now_ms)) == NULL) {
 			a->checking--;
 			drop_if_unused(a);

@@ -42,22 +42,22 @@
 #include <sys/socket.h>
 
 #define THROTTLE_WINDOW_MS (15 * 60 * 1000)
-#define THROTTLE_KNOWN 4	/* addresses remembered per name */
+#define THROTTLE_KNOWN 4 /* addresses remembered per name */
 
 enum throttle_verdict {
-	THROTTLE_GO,		/* reserved: check the password, then report the outcome */
-	THROTTLE_WAIT,		/* a delay runs for the name or the address: *wait_ms */
-	THROTTLE_CHECKING,	/* another check for the name or from the address runs */
-	THROTTLE_FULL,		/* no room in the table to count this try */
+	THROTTLE_GO,       /* reserved: check the password, then report the outcome */
+	THROTTLE_WAIT,     /* a delay runs for the name or the address: *wait_ms */
+	THROTTLE_CHECKING, /* another check for the name or from the address runs */
+	THROTTLE_FULL,     /* no room in the table to count this try */
 };
 
 /* One try, from throttle_begin() to its outcome.  Owned by the caller. */
 struct throttle_ticket {
 	uint64_t addr_id, name_id;
-	bool known_address;		/* the name logged in from this address before */
-	bool held;			/* reserved: an outcome must be reported */
-	uint64_t wait_id;		/* THROTTLE_CHECKING: the entry being checked */
-	unsigned long generation;	/* ... and the count of checks ended then */
+	bool known_address;       /* the name logged in from this address before */
+	bool held;                /* reserved: an outcome must be reported */
+	uint64_t wait_id;         /* THROTTLE_CHECKING: the entry being checked */
+	unsigned long generation; /* ... and the count of checks ended then */
 };
 
 /*

@@ -138,9 +138,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *line;
 
 	if (size > ADMIN_MAX_LINE)
-		return 0;		/* chatd cuts longer lines before they reach the parser */
+		return 0; /* chatd cuts longer lines before they reach the parser */
 	line = fuzz_strndup(data, size);
-	line[strcspn(line, "\n")] = '\0';	/* one line, as the line framing gives it */
+	line[strcspn(line, "\n")] = '\0'; /* one line, as the line framing gives it */
 	parse_as(line, 0);
 	parse_as(line, ADMIN_PARSE_NO_SECRET | ADMIN_PARSE_ALIASES);
 	classify(line);

@@ -48,7 +48,8 @@
 static struct server srv;
 static struct client *me, *peer;
 
-static int no_fdatasync(int fd)
+static int
+no_fdatasync(int fd)
 {
 	return 0;
 }
@@ -56,7 +57,8 @@ static int no_fdatasync(int fd)
 static const struct history_io io = { .write = write, .fdatasync = no_fdatasync };
 
 /* A history of HISTORY_MESSAGES messages, so /history has something to show. */
-static void open_history(void)
+static void
+open_history(void)
 {
 	char path[PATH_MAX], err[512], *text = NULL;
 	size_t len = 0;
@@ -87,7 +89,8 @@ static void open_history(void)
 }
 
 /* Moves what the room has for c into its output, and throws that away. */
-static void drain(struct client *c)
+static void
+drain(struct client *c)
 {
 	enum part_reason why;
 	char text[256];
@@ -102,7 +105,8 @@ static void drain(struct client *c)
 	free(fuzz_outq_take(&c->out, &len));
 }
 
-static struct client *member(const char *name)
+static struct client *
+member(const char *name)
 {
 	struct client *c = fuzz_client_new(&srv);
 	struct line *users;
@@ -118,7 +122,8 @@ static struct client *member(const char *name)
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char path[PATH_MAX], err[512];
 
@@ -139,7 +144,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* command_parse() against the rule in commands.h. */
-static void check_parse(const char *line)
+static void
+check_parse(const char *line)
 {
 	char *copy = strdup(line), *args;
 	const char *word = line + 1;
@@ -159,13 +165,15 @@ static void check_parse(const char *line)
 	free(copy);
 }
 
-static bool is_final(const char *p)
+static bool
+is_final(const char *p)
 {
 	return strncmp(p, "OK ", 3) == 0 || strncmp(p, "ERR ", 4) == 0;
 }
 
 /* Lines chatd sends: whole, valid, at most max_line + 128 bytes with the LF. */
-static size_t check_sent(const char *out, size_t len)
+static size_t
+check_sent(const char *out, size_t len)
 {
 	size_t limit = (size_t)settings_get()->max_line + PROTO_SERVER_OVERHEAD;
 
@@ -175,7 +183,8 @@ static size_t check_sent(const char *out, size_t len)
 }
 
 /* Data lines, then exactly one OK or ERR, last. */
-static void check_reply(const char *out, size_t len)
+static void
+check_reply(const char *out, size_t len)
 {
 	size_t lines = check_sent(out, len), finals = 0;
 	const char *last = out;
@@ -188,7 +197,8 @@ static void check_reply(const char *out, size_t len)
 	fuzz_assert(finals == 1 && is_final(last));
 }
 
-static void run_command(char *line)
+static void
+run_command(char *line)
 {
 	char text[256] = "";
 	size_t len;
@@ -220,7 +230,8 @@ static void run_command(char *line)
 	free(out);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct linebuf lb;
 	size_t fed = 0;
@@ -237,11 +248,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(space, data + fed, n);
 		linebuf_commit(&lb, n);
 		fed += n;
-		while (commands < COMMANDS_PER_INPUT && (r = linebuf_next(&lb, &line, &len)) != LB_NONE) {
+		while (commands < COMMANDS_PER_INPUT &&
+		       (r = linebuf_next(&lb, &line, &len)) != LB_NONE) {
 			if (r != LB_LINE || len == 0 || text_check(line, len) != TEXT_OK)
 				continue;
 			if (line[0] != '/' || line[1] == '/')
-				continue;	/* a room message */
+				continue; /* a room message */
 			run_command(line);
 			commands++;
 		}

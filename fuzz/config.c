@@ -27,7 +27,8 @@ static char conf_path[PATH_MAX], again_path[PATH_MAX];
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	fuzz_init_process();
 	fuzz_path(conf_path, "chatd.conf");
@@ -36,7 +37,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* settings_write() output without its first line, which names the file loaded. */
-static char *written(const struct settings *s)
+static char *
+written(const struct settings *s)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -51,11 +53,12 @@ static char *written(const struct settings *s)
 	return text;
 }
 
-static void check_bounds(const struct settings *s)
+static void
+check_bounds(const struct settings *s)
 {
 	unsigned char addr[sizeof(struct in6_addr)];
-	const char *paths[] = { s->config_file, s->state_dir, s->history_file, s->ident_file,
-				s->log_file, s->runtime_dir };
+	const char *paths[] = { s->config_file, s->state_dir, s->history_file,
+				s->ident_file,  s->log_file,  s->runtime_dir };
 
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		fuzz_assert(paths[i] != NULL && paths[i][0] == '/');
@@ -75,7 +78,8 @@ static void check_bounds(const struct settings *s)
 }
 
 /* An error names the file first: "FILE:LINE: text" or "FILE: text". */
-static void check_error(const char *err)
+static void
+check_error(const char *err)
 {
 	size_t n = strlen(conf_path);
 
@@ -83,7 +87,8 @@ static void check_error(const char *err)
 	fuzz_assert(strchr(err, '\n') == NULL);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct settings s, again;
 	char err[512];

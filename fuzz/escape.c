@@ -15,17 +15,19 @@
 #include "escape.h"
 #include "harness.h"
 
-static int hex_value(char c)
+static int
+hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
-	return -1;	/* escape.c writes lower case only */
+	return -1; /* escape.c writes lower case only */
 }
 
 /* Decodes out (olen bytes) into back; returns the decoded length. */
-static size_t unescape(const char *out, size_t olen, uint8_t *back)
+static size_t
+unescape(const char *out, size_t olen, uint8_t *back)
 {
 	size_t n = 0;
 
@@ -46,14 +48,16 @@ static size_t unescape(const char *out, size_t olen, uint8_t *back)
 }
 
 /* How many output bytes in[i] takes. */
-static size_t escaped_len(uint8_t c)
+static size_t
+escaped_len(uint8_t c)
 {
 	return c < 0x20 || c >= 0x7f || c == '\\' ? 4 : 1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
@@ -74,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A small buffer: the longest prefix of whole escapes that fits. */
 	memset(part, 0x5a, small + 1);
 	size_t plen = escape_bytes(part, small, in, len);
-	fuzz_assert(part[small] == 0x5a);	/* the byte after the buffer */
+	fuzz_assert(part[small] == 0x5a); /* the byte after the buffer */
 	if (small == 0) {
 		fuzz_assert(plen == 0 && part[0] == 0x5a);
 	} else {

@@ -22,25 +22,29 @@
 
 static char dir[PATH_MAX];
 
-static void die(const char *what)
+static void
+die(const char *what)
 {
 	fprintf(stderr, "fuzz harness: %s: %s\n", what, strerror(errno));
 	abort();
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static int
+remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	remove(path);
 	return 0;
 }
 
-static void remove_dir(void)
+static void
+remove_dir(void)
 {
 	if (dir[0] != '\0')
 		nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-const char *fuzz_dir(void)
+const char *
+fuzz_dir(void)
 {
 	const char *tmp = getenv("TMPDIR");
 
@@ -53,12 +57,14 @@ const char *fuzz_dir(void)
 	return dir;
 }
 
-void fuzz_path(char out[], const char *name)
+void
+fuzz_path(char out[], const char *name)
 {
 	snprintf(out, PATH_MAX, "%s/%s", fuzz_dir(), name);
 }
 
-void fuzz_init_process(void)
+void
+fuzz_init_process(void)
 {
 	static bool done;
 
@@ -75,7 +81,8 @@ void fuzz_init_process(void)
 	fuzz_dir();
 }
 
-void fuzz_write_file(const char *path, const void *data, size_t len)
+void
+fuzz_write_file(const char *path, const void *data, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	const char *p = data;
@@ -95,7 +102,8 @@ void fuzz_write_file(const char *path, const void *data, size_t len)
 	close(fd);
 }
 
-char *fuzz_read_file(const char *path, size_t *len)
+char *
+fuzz_read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "re");
 	char *buf = NULL;
@@ -120,7 +128,8 @@ char *fuzz_read_file(const char *path, size_t *len)
 	return buf;
 }
 
-void fuzz_publish_settings(const char *conf)
+void
+fuzz_publish_settings(const char *conf)
 {
 	char path[PATH_MAX], err[512];
 	struct settings *s = calloc(1, sizeof(*s));
@@ -136,7 +145,8 @@ void fuzz_publish_settings(const char *conf)
 	settings_publish(s);
 }
 
-struct client *fuzz_client_new(struct server *srv)
+struct client *
+fuzz_client_new(struct server *srv)
 {
 	struct client *c = calloc(1, sizeof(*c));
 	static uint64_t next_id;
@@ -158,12 +168,14 @@ struct client *fuzz_client_new(struct server *srv)
 	return c;
 }
 
-void fuzz_client_free(struct client *c)
+void
+fuzz_client_free(struct client *c)
 {
 	client_unref(c);
 }
 
-char *fuzz_outq_take(struct outq *q, size_t *len)
+char *
+fuzz_outq_take(struct outq *q, size_t *len)
 {
 	char *buf = malloc(q->bytes + 1);
 	size_t n = 0;
@@ -184,7 +196,8 @@ char *fuzz_outq_take(struct outq *q, size_t *len)
 	return buf;
 }
 
-size_t fuzz_check_lines(const char *buf, size_t len)
+size_t
+fuzz_check_lines(const char *buf, size_t len)
 {
 	size_t lines = 0;
 
@@ -192,7 +205,7 @@ size_t fuzz_check_lines(const char *buf, size_t len)
 		const char *lf = memchr(buf, '\n', len);
 		size_t n;
 
-		fuzz_assert(lf != NULL);	/* every line is whole */
+		fuzz_assert(lf != NULL); /* every line is whole */
 		n = (size_t)(lf - buf);
 		fuzz_assert(text_check(buf, n) == TEXT_OK);
 		buf += n + 1;
@@ -202,7 +215,8 @@ size_t fuzz_check_lines(const char *buf, size_t len)
 	return lines;
 }
 
-char *fuzz_strndup(const uint8_t *data, size_t len)
+char *
+fuzz_strndup(const uint8_t *data, size_t len)
 {
 	char *s = malloc(len + 1);
 

@@ -22,13 +22,13 @@
 struct server;
 
 /* A property the code under test must keep: abort() is a crash to libFuzzer. */
-#define fuzz_assert(cond)                                                              \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__,    \
-				__LINE__, #cond);                                      \
-			abort();                                                       \
-		}                                                                      \
+#define fuzz_assert(cond) \
+	do { \
+		if (!(cond)) { \
+			fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, \
+				#cond); \
+			abort(); \
+		} \
 	} while (0)
 
 /* Quiet, deterministic process state: log to /dev/null, no systemd directories. */

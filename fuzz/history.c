@@ -25,11 +25,11 @@
 #include "history.h"
 #include "timefmt.h"
 
-#define HEADER		"chatd-history 1\n"
-#define HEADER_LEN	(sizeof(HEADER) - 1)
-#define ID_MAX		9999999999999999999ULL	/* 19 digits: the longest id read */
-#define MEMORY		8
-#define SENDER		7
+#define HEADER "chatd-history 1\n"
+#define HEADER_LEN (sizeof(HEADER) - 1)
+#define ID_MAX 9999999999999999999ULL /* 19 digits: the longest id read */
+#define MEMORY 8
+#define SENDER 7
 
 static char path[PATH_MAX];
 
@@ -40,14 +40,16 @@ struct published {
 	size_t count;
 };
 
-static int no_fdatasync(int fd)
+static int
+no_fdatasync(int fd)
 {
 	return 0;
 }
 
 static const struct history_io io = { .write = write, .fdatasync = no_fdatasync };
 
-static void publish(void *ctx, const struct history_entry *e, size_t n)
+static void
+publish(void *ctx, const struct history_entry *e, size_t n)
 {
 	struct published *p = ctx;
 
@@ -59,10 +61,15 @@ static void publish(void *ctx, const struct history_entry *e, size_t n)
 	}
 }
 
-static struct history *open_history(struct published *p, char *err, size_t errlen)
+static struct history *
+open_history(struct published *p, char *err, size_t errlen)
 {
 	struct history_config cfg = {
-		.path = path, .memory = MEMORY, .max_size = INT64_MAX, .sync_ms = 0, .io = &io,
+		.path = path,
+		.memory = MEMORY,
+		.max_size = INT64_MAX,
+		.sync_ms = 0,
+		.io = &io,
 	};
 
 	return history_open(&cfg, publish, p, err, errlen);
@@ -71,7 +78,8 @@ static struct history *open_history(struct published *p, char *err, size_t errle
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	fuzz_init_process();
 	fuzz_path(path, "history");
@@ -79,7 +87,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* "ID TIME NAME TEXT\n" with ID == id. */
-static void check_body(const struct line *body, uint64_t id)
+static void
+check_body(const struct line *body, uint64_t id)
 {
 	char want[32];
 	int n = snprintf(want, sizeof(want), "%" PRIu64 " ", id);
@@ -92,7 +101,8 @@ static void check_body(const struct line *body, uint64_t id)
 }
 
 /* The memory holds lines of file, ids strictly increasing up to last_id. */
-static void check_memory(struct history *h, const char *file, size_t file_len)
+static void
+check_memory(struct history *h, const char *file, size_t file_len)
 {
 	struct history_entry e[MEMORY], since[MEMORY];
 	struct history_stats st;
@@ -118,7 +128,8 @@ static void check_memory(struct history *h, const char *file, size_t file_len)
 	history_entries_release(since, m);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct published p = { 0 };
 	struct history_stats st;
@@ -131,7 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((h = open_history(&p, err, sizeof(err))) == NULL) {
 		fuzz_assert(strncmp(err, path, strlen(path)) == 0);
 		/* Refused only for a version line that is not ours. */
-		fuzz_assert(size > 0 && (size < HEADER_LEN || memcmp(data, HEADER, HEADER_LEN) != 0));
+		fuzz_assert(size > 0 &&
+			    (size < HEADER_LEN || memcmp(data, HEADER, HEADER_LEN) != 0));
 		return 0;
 	}
 

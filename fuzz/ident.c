@@ -32,14 +32,16 @@ static char path[PATH_MAX];
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	fuzz_init_process();
 	fuzz_path(path, "ident");
 	return 0;
 }
 
-static void collect(void *ctx, const char *name)
+static void
+collect(void *ctx, const char *name)
 {
 	struct names *ns = ctx;
 
@@ -52,7 +54,8 @@ static void collect(void *ctx, const char *name)
 	strcpy(ns->v[ns->n++], name);
 }
 
-static struct names list_names(struct ident *id)
+static struct names
+list_names(struct ident *id)
 {
 	struct names ns = { 0 };
 
@@ -62,7 +65,8 @@ static struct names list_names(struct ident *id)
 }
 
 /* Every name is valid, registered as listed, in strictly increasing order. */
-static void check_names(struct ident *id, const struct names *ns)
+static void
+check_names(struct ident *id, const struct names *ns)
 {
 	char canonical[NAME_MAX_LEN + 1];
 
@@ -76,7 +80,8 @@ static void check_names(struct ident *id, const struct names *ns)
 }
 
 /* The input had "\nNAME:" or "\n+NAME:" for every name it gave. */
-static void check_from_input(const uint8_t *data, size_t size, const struct names *ns)
+static void
+check_from_input(const uint8_t *data, size_t size, const struct names *ns)
 {
 	for (size_t i = 0; i < ns->n; i++) {
 		char base[NAME_MAX_LEN + 3], record[NAME_MAX_LEN + 4];
@@ -88,14 +93,16 @@ static void check_from_input(const uint8_t *data, size_t size, const struct name
 	}
 }
 
-static void assert_same(const struct names *a, const struct names *b, size_t skip)
+static void
+assert_same(const struct names *a, const struct names *b, size_t skip)
 {
 	fuzz_assert(a->n == b->n - skip);
 	for (size_t i = 0; i < a->n; i++)
 		fuzz_assert(strcmp(a->v[i], b->v[i + skip]) == 0);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[512];
 	struct ident *id;

@@ -20,13 +20,14 @@
 struct model {
 	const uint8_t *stream;
 	size_t len;
-	size_t pos;		/* start of the next line not yet matched */
+	size_t pos; /* start of the next line not yet matched */
 	size_t max_line;
-	bool tail_reported;	/* the unfinished tail was reported over-long */
+	bool tail_reported; /* the unfinished tail was reported over-long */
 };
 
 /* Where the next complete line ends (its LF), or NULL if none is left. */
-static const uint8_t *next_lf(const struct model *m)
+static const uint8_t *
+next_lf(const struct model *m)
 {
 	return memchr(m->stream + m->pos, '\n', m->len - m->pos);
 }
@@ -36,7 +37,8 @@ static const uint8_t *next_lf(const struct model *m)
  * bytes, except that max_line + 1 bytes ending in CR may still become a
  * line of max_line bytes when the LF comes.
  */
-static bool tail_overlong(const struct model *m)
+static bool
+tail_overlong(const struct model *m)
 {
 	size_t n = m->len - m->pos;
 
@@ -46,8 +48,8 @@ static bool tail_overlong(const struct model *m)
 }
 
 /* Checks one event of linebuf_next(), fed bytes into the stream, against the model. */
-static void expect(struct model *m, enum linebuf_result r, const char *line, size_t len,
-		   size_t fed)
+static void
+expect(struct model *m, enum linebuf_result r, const char *line, size_t len, size_t fed)
 {
 	const uint8_t *lf = next_lf(m);
 
@@ -68,13 +70,14 @@ static void expect(struct model *m, enum linebuf_result r, const char *line, siz
 		fuzz_assert(len == n);
 		fuzz_assert(memcmp(line, m->stream + m->pos, n) == 0);
 		fuzz_assert(line[len] == '\0');
-		fuzz_assert((size_t)(lf - m->stream) < fed);	/* its LF did arrive */
+		fuzz_assert((size_t)(lf - m->stream) < fed); /* its LF did arrive */
 	}
 	m->pos = (size_t)(lf - m->stream) + 1;
 }
 
 /* A small deterministic generator for the read sizes. */
-static uint32_t next_rand(uint32_t *state)
+static uint32_t
+next_rand(uint32_t *state)
 {
 	*state ^= *state << 13;
 	*state ^= *state >> 17;
@@ -84,7 +87,8 @@ static uint32_t next_rand(uint32_t *state)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct linebuf lb;
 	struct model m;
@@ -104,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *line;
 		size_t len;
 
-		fuzz_assert(space != NULL && avail > 0);	/* linebuf.h: never 0 bytes of space */
+		fuzz_assert(space != NULL && avail > 0); /* linebuf.h: never 0 bytes of space */
 		piece = 1 + next_rand(&rnd) % (data[1] & 1 ? 3 : m.max_line + 2);
 		if (piece > avail)
 			piece = avail;

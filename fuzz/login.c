@@ -57,7 +57,8 @@ static char ident_text[4096];
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	size_t off;
 
@@ -77,7 +78,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static const struct user *base_user(const char *name)
+static const struct user *
+base_user(const char *name)
 {
 	for (size_t i = 0; i < N_USERS; i++)
 		if (name_cmp(users[i].name, name) == 0)
@@ -86,7 +88,8 @@ static const struct user *base_user(const char *name)
 }
 
 /* The replies queued so far: whole valid lines, PASS or ERR; counts ERR 401. */
-static void check_replies(struct client *c, size_t *bad_passwords)
+static void
+check_replies(struct client *c, size_t *bad_passwords)
 {
 	size_t len;
 	char *out = fuzz_outq_take(&c->out, &len);
@@ -100,7 +103,8 @@ static void check_replies(struct client *c, size_t *bad_passwords)
 	free(out);
 }
 
-static bool all_zero(const char *p, size_t len)
+static bool
+all_zero(const char *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
 		if (p[i] != '\0')
@@ -109,8 +113,8 @@ static bool all_zero(const char *p, size_t len)
 }
 
 /* How the dialogue ended, against the last password it was given. */
-static void check_outcome(const struct login *lg, struct ident *id, const char *password,
-			  size_t bad_passwords)
+static void
+check_outcome(const struct login *lg, struct ident *id, const char *password, size_t bad_passwords)
 {
 	const struct client *c = lg->c;
 	char canonical[NAME_MAX_LEN + 1];
@@ -128,7 +132,8 @@ static void check_outcome(const struct login *lg, struct ident *id, const char *
 	fuzz_assert(bad_passwords == (size_t)lg->failures);
 	if (lg->registered) {
 		fuzz_assert(base_user(c->name) == NULL);
-		fuzz_assert(ident_lookup(id, c->name, canonical) && strcmp(canonical, c->name) == 0);
+		fuzz_assert(ident_lookup(id, c->name, canonical) &&
+			    strcmp(canonical, c->name) == 0);
 		fuzz_assert(ident_verify(id, c->name, password, 1, canonical) == IDENT_OK);
 	} else {
 		const struct user *u = base_user(c->name);
@@ -138,7 +143,8 @@ static void check_outcome(const struct login *lg, struct ident *id, const char *
 	}
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[512], password[PASSWORD_MAX_LEN + 1] = "";
 	size_t fed = 0, bad_passwords = 0;

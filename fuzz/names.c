@@ -14,12 +14,14 @@
 #include "harness.h"
 #include "names.h"
 
-static bool in_range(uint8_t c, char lo, char hi)
+static bool
+in_range(uint8_t c, char lo, char hi)
 {
 	return c >= (uint8_t)lo && c <= (uint8_t)hi;
 }
 
-static bool reference_valid(const uint8_t *s, size_t len)
+static bool
+reference_valid(const uint8_t *s, size_t len)
 {
 	if (len < 1 || len > 32)
 		return false;
@@ -33,12 +35,14 @@ static bool reference_valid(const uint8_t *s, size_t len)
 	return true;
 }
 
-static uint8_t lower(uint8_t c)
+static uint8_t
+lower(uint8_t c)
 {
 	return in_range(c, 'A', 'Z') ? (uint8_t)(c + 32) : c;
 }
 
-static bool same_ignoring_case(const char *a, const char *b)
+static bool
+same_ignoring_case(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
 
@@ -50,14 +54,16 @@ static bool same_ignoring_case(const char *a, const char *b)
 	return true;
 }
 
-static int sign(int v)
+static int
+sign(int v)
 {
 	return (v > 0) - (v < 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *buf = fuzz_strndup(data, size);
 	const char *s[3] = { buf, "", "" };

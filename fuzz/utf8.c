@@ -16,7 +16,8 @@
 #include "utf8.h"
 
 /* Decodes the code point at s[0..left); 0 bytes used means malformed. */
-static size_t decode(const uint8_t *s, size_t left, uint32_t *cp)
+static size_t
+decode(const uint8_t *s, size_t left, uint32_t *cp)
 {
 	size_t n;
 	uint32_t v, min;
@@ -47,7 +48,8 @@ static size_t decode(const uint8_t *s, size_t left, uint32_t *cp)
 	return n;
 }
 
-static enum text_check reference_check(const uint8_t *s, size_t len)
+static enum text_check
+reference_check(const uint8_t *s, size_t len)
 {
 	size_t i = 0;
 
@@ -75,7 +77,8 @@ static enum text_check reference_check(const uint8_t *s, size_t len)
 }
 
 /* text_fit(): the longest prefix of whole characters within max bytes. */
-static void check_fit(const uint8_t *data, size_t size, size_t max)
+static void
+check_fit(const uint8_t *data, size_t size, size_t max)
 {
 	size_t n = text_fit((const char *)data, size, max);
 
@@ -91,7 +94,8 @@ static void check_fit(const uint8_t *data, size_t size, size_t max)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	enum text_check r = text_check((const char *)data, size);
 	const char *what = text_check_str(r);

@@ -27,7 +27,7 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool armed;
-	const char *phrase;	/* hold only this phrase; NULL: every one */
+	const char *phrase; /* hold only this phrase; NULL: every one */
 	int inside, max_inside, done, tickets;
 } probe = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,

@@ -110,7 +110,8 @@ test_unknown_and_incomplete(void **state)
 	assert_int_equal(parse("log", 0, &req), ADMIN_ERR_BAD_REQUEST);
 	assert_string_equal(err, "'log' needs one of: show, clear");
 	assert_int_equal(parse("user frob", 0, &req), ADMIN_ERR_NOT_FOUND);
-	assert_string_equal(err, "unknown command 'user frob'; 'user' takes: list, add, passwd, del");
+	assert_string_equal(err,
+			    "unknown command 'user frob'; 'user' takes: list, add, passwd, del");
 	assert_int_equal(parse("stop now", 0, &req), ADMIN_ERR_BAD_REQUEST);
 	assert_string_equal(err, "too many arguments; usage: stop");
 }
@@ -124,8 +125,10 @@ test_counts(void **state)
 	assert_int_equal(req.count, 0);
 	assert_int_equal(parse("log show 1000000000", 0, &req), 0);
 	assert_int_equal(req.count, 1000000000);
-	const char *bad[] = { "log show 0", "log show -1", "log show +2", "log show 2x",
-			      "log show 1000000001", "log show 99999999999999999999" };
+	const char *bad[] = {
+		"log show 0",  "log show -1",         "log show +2",
+		"log show 2x", "log show 1000000001", "log show 99999999999999999999"
+	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(parse(bad[i], 0, &req), ADMIN_ERR_BAD_REQUEST);
 		assert_string_equal(err, "N must be a number of lines from 1; usage: log show [N]");
@@ -224,8 +227,8 @@ test_classify(void **state)
 	assert_int_equal(code, 404);
 	assert_string_equal(text, "no such user");
 	assert_int_equal(admin_classify("ERR 503", &code, &text), ADMIN_LINE_ERR);
-	const char *bad[] = { "OKAY", "ERR", "ERR x", "ERR 40 short", "ERR 4040 long", "-x",
-			      "", "hello" };
+	const char *bad[] = { "OKAY",          "ERR", "ERR x", "ERR 40 short",
+			      "ERR 4040 long", "-x",  "",      "hello" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(admin_classify(bad[i], &code, &text), ADMIN_LINE_BAD);
 }

@@ -41,7 +41,7 @@ test_first_tries_are_spread(void **state)
 		assert_in_range(delay, 500, 1500);
 		buckets[(delay - 500) / 100 < 10 ? (delay - 500) / 100 : 9]++;
 	}
-	for (int b = 0; b < 10; b++)	/* about 1,000 in each tenth of the span */
+	for (int b = 0; b < 10; b++) /* about 1,000 in each tenth of the span */
 		assert_in_range(buckets[b], 700, 1300);
 }
 

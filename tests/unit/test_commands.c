@@ -64,7 +64,7 @@ test_long_quit_reason_is_cut_between_characters(void **state)
 	char line[1024] = "/quit ", text[256];
 
 	for (int i = 0; i < 200; i++)
-		strcat(line, "\xc3\xa9");	/* 400 bytes of U+00E9 */
+		strcat(line, "\xc3\xa9"); /* 400 bytes of U+00E9 */
 	/* /quit touches no client: it only fills in the departure text. */
 	assert_int_equal(command_run(NULL, line, text, sizeof(text)), COMMAND_QUIT);
 	assert_int_equal(strlen(text), 254);

@@ -27,15 +27,19 @@ static char tmpdir[PATH_MAX];
 static char cwd[PATH_MAX];
 
 static const char *const path_env[] = {
-	"STATE_DIRECTORY", "LOGS_DIRECTORY", "RUNTIME_DIRECTORY",
+	"STATE_DIRECTORY",
+	"LOGS_DIRECTORY",
+	"RUNTIME_DIRECTORY",
 };
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static int
+remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	return remove(path);
 }
 
-static int setup(void **state)
+static int
+setup(void **state)
 {
 	for (size_t i = 0; i < sizeof(path_env) / sizeof(path_env[0]); i++)
 		unsetenv(path_env[i]);
@@ -45,7 +49,8 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
+static int
+teardown(void **state)
 {
 	for (size_t i = 0; i < sizeof(path_env) / sizeof(path_env[0]); i++)
 		unsetenv(path_env[i]);
@@ -55,7 +60,8 @@ static int teardown(void **state)
 }
 
 /* Writes text to tmpdir/name; returns the path (static buffer). */
-static const char *write_conf(const char *name, const char *text)
+static const char *
+write_conf(const char *name, const char *text)
 {
 	static char path[PATH_MAX + 64];
 	FILE *f;
@@ -68,7 +74,8 @@ static const char *write_conf(const char *name, const char *text)
 	return path;
 }
 
-static void load_ok(const char *text, struct settings *s)
+static void
+load_ok(const char *text, struct settings *s)
 {
 	char err[512];
 	int rc = settings_load(write_conf("chatd.conf", text), s, err, sizeof(err));
@@ -78,7 +85,8 @@ static void load_ok(const char *text, struct settings *s)
 }
 
 /* Loads text and checks the error is exactly "FILE:line: msg". */
-static void expect_error(const char *text, int line, const char *msg)
+static void
+expect_error(const char *text, int line, const char *msg)
 {
 	struct settings s;
 	char err[512], want[PATH_MAX + 600];
@@ -87,11 +95,12 @@ static void expect_error(const char *text, int line, const char *msg)
 	assert_int_equal(settings_load(path, &s, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "%s:%d: %s", path, line, msg);
 	assert_string_equal(err, want);
-	assert_null(s.config_file);	/* nothing left half-loaded */
+	assert_null(s.config_file); /* nothing left half-loaded */
 	assert_null(s.listen);
 }
 
-static char *joined(const char *dir, const char *name)
+static char *
+joined(const char *dir, const char *name)
 {
 	char *p;
 
@@ -99,7 +108,8 @@ static char *joined(const char *dir, const char *name)
 	return p;
 }
 
-static void assert_path(const char *got, const char *dir, const char *name)
+static void
+assert_path(const char *got, const char *dir, const char *name)
 {
 	char *want = joined(dir, name);
 
@@ -107,7 +117,8 @@ static void assert_path(const char *got, const char *dir, const char *name)
 	free(want);
 }
 
-static void test_defaults_when_empty(void **state)
+static void
+test_defaults_when_empty(void **state)
 {
 	struct settings s;
 	char local[PATH_MAX + 16], conf[PATH_MAX + 16];
@@ -156,18 +167,20 @@ static void test_defaults_when_empty(void **state)
 	assert_null(s.config_file);
 }
 
-static void test_values_are_read(void **state)
+static void
+test_values_are_read(void **state)
 {
 	struct settings s;
 
 	load_ok("port = 0;\n"
 		"history_max_size = 1099511627776L;\n"
-		"stack_size = 65536;\n"	/* a plain int for an int64 */
+		"stack_size = 65536;\n" /* a plain int for an int64 */
 		"max_line = 0x100;\n"
 		"log_level = \"debug\";\n"
 		"registration = false;\n"
-		"hash_cost = 11\n"	/* libconfig: the ';' is optional */
-		"peer_timeout: 5;\n", &s);
+		"hash_cost = 11\n" /* libconfig: the ';' is optional */
+		"peer_timeout: 5;\n",
+		&s);
 	assert_int_equal(s.port, 0);
 	assert_int_equal(s.history_max_size, 1LL << 40);
 	assert_int_equal(s.stack_size, 65536);
@@ -179,7 +192,8 @@ static void test_values_are_read(void **state)
 	settings_free(&s);
 }
 
-static void test_type_errors(void **state)
+static void
+test_type_errors(void **state)
 {
 	expect_error("# types\nport = \"7777\";\n", 2, "'port' must be an integer");
 	expect_error("port = 7777.0;\n", 1, "'port' must be an integer");
@@ -190,9 +204,11 @@ static void test_type_errors(void **state)
 	expect_error("registration = \"yes\";\n", 1, "'registration' must be true or false");
 	expect_error("state_dir = 5;\n", 1, "'state_dir' must be a string");
 	expect_error("\nlog_file = \"\";\n", 2, "'log_file' must not be empty");
-	expect_error("log_level = 6;\n", 1, "'log_level' must be one of \"error\", "
+	expect_error("log_level = 6;\n", 1,
+		     "'log_level' must be one of \"error\", "
 		     "\"warning\", \"notice\", \"info\", \"debug\"");
-	expect_error("\n\n\nlog_level = \"verbose\";\n", 4, "'log_level' must be one of "
+	expect_error("\n\n\nlog_level = \"verbose\";\n", 4,
+		     "'log_level' must be one of "
 		     "\"error\", \"warning\", \"notice\", \"info\", \"debug\"");
 	expect_error("listen = 5;\n", 1, "'listen' must be a string or a list of strings");
 	expect_error("listen = (\"::1\",\n 5);\n", 2,
@@ -200,7 +216,8 @@ static void test_type_errors(void **state)
 	expect_error("listen = [];\n", 1, "'listen' must name at least one address");
 }
 
-static void test_bad_addresses(void **state)
+static void
+test_bad_addresses(void **state)
 {
 	expect_error("listen = \"localhost\";\n", 1,
 		     "'listen': \"localhost\" is not a numeric IPv4 or IPv6 address");
@@ -220,7 +237,7 @@ struct bound {
 	size_t offset;
 	bool is64;
 	long long min, max;
-	const char *extra;	/* what else the file needs to load */
+	const char *extra; /* what else the file needs to load */
 };
 
 /* clang-format off */
@@ -252,24 +269,27 @@ static const struct bound bounds[] = {
 };
 
 /* A libconfig integer literal; 64-bit ones need the L suffix. */
-static char *setting_text(const struct bound *b, long long v)
+static char *
+setting_text(const struct bound *b, long long v)
 {
 	bool wide = v < INT_MIN || v > INT_MAX;
 	char *text;
 
-	assert_true(asprintf(&text, "# bounds\n%s = %lld%s;\n%s", b->name, v,
-			     wide ? "L" : "", b->extra) > 0);
+	assert_true(asprintf(&text, "# bounds\n%s = %lld%s;\n%s", b->name, v, wide ? "L" : "",
+			     b->extra) > 0);
 	return text;
 }
 
-static long long stored(const struct settings *s, const struct bound *b)
+static long long
+stored(const struct settings *s, const struct bound *b)
 {
 	const char *p = (const char *)s + b->offset;
 
 	return b->is64 ? *(const int64_t *)p : *(const int *)p;
 }
 
-static void expect_accepted(const struct bound *b, long long v)
+static void
+expect_accepted(const struct bound *b, long long v)
 {
 	struct settings s;
 	char *text = setting_text(b, v);
@@ -280,18 +300,20 @@ static void expect_accepted(const struct bound *b, long long v)
 	free(text);
 }
 
-static void expect_refused(const struct bound *b, long long v)
+static void
+expect_refused(const struct bound *b, long long v)
 {
 	char *text = setting_text(b, v), *msg;
 
-	assert_true(asprintf(&msg, "'%s' must be between %lld and %lld",
-			     b->name, b->min, b->max) > 0);
+	assert_true(asprintf(&msg, "'%s' must be between %lld and %lld", b->name, b->min, b->max) >
+		    0);
 	expect_error(text, 2, msg);
 	free(msg);
 	free(text);
 }
 
-static void test_range_errors(void **state)
+static void
+test_range_errors(void **state)
 {
 	for (size_t i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++) {
 		expect_accepted(&bounds[i], bounds[i].min);
@@ -304,7 +326,8 @@ static void test_range_errors(void **state)
 }
 
 /* libconfig 1.5 would silently truncate these to 32 bits. */
-static void test_truncated_integers(void **state)
+static void
+test_truncated_integers(void **state)
 {
 	expect_error("# 4294974073 is 2^32 + 7777\nport = 4294974073;\n", 2,
 		     "4294974073 does not fit in 32 bits; write 4294974073L for a "
@@ -320,7 +343,8 @@ static void test_truncated_integers(void **state)
 		     "64-bit integer");
 }
 
-static void test_syntax_and_unknown(void **state)
+static void
+test_syntax_and_unknown(void **state)
 {
 	struct settings s;
 
@@ -332,7 +356,8 @@ static void test_syntax_and_unknown(void **state)
 	expect_error("\n@include \"other.conf\"\n", 2, "@include is not supported");
 	/* Numbers inside strings, names and comments are not integers. */
 	load_ok("# 99999999999\nstate_dir = \"/x/99999999999\";\n"
-		"// 99999999999\n/* 99999999999\n */ history_sync_ms = 10 ;\n", &s);
+		"// 99999999999\n/* 99999999999\n */ history_sync_ms = 10 ;\n",
+		&s);
 	assert_string_equal(s.state_dir, "/x/99999999999");
 	assert_int_equal(s.history_sync_ms, 10);
 	settings_free(&s);
@@ -341,7 +366,8 @@ static void test_syntax_and_unknown(void **state)
 	expect_error("history_sync_ms = 1e10;\n", 1, "'history_sync_ms' must be an integer");
 }
 
-static void test_cannot_read(void **state)
+static void
+test_cannot_read(void **state)
 {
 	struct settings s;
 	char err[512], want[PATH_MAX + 100];
@@ -371,7 +397,8 @@ static void test_cannot_read(void **state)
 	assert_int_equal(strlen(err), 4);
 }
 
-static void test_history_replay_within_memory(void **state)
+static void
+test_history_replay_within_memory(void **state)
 {
 	struct settings s;
 
@@ -384,7 +411,8 @@ static void test_history_replay_within_memory(void **state)
 	settings_free(&s);
 }
 
-static void test_relative_paths(void **state)
+static void
+test_relative_paths(void **state)
 {
 	struct settings s;
 	char err[512], sub[PATH_MAX + 8];
@@ -392,9 +420,9 @@ static void test_relative_paths(void **state)
 	snprintf(sub, sizeof(sub), "%s/sub", tmpdir);
 	assert_int_equal(mkdir(sub, 0700), 0);
 	write_conf("sub/chatd.conf", "state_dir = \"data\";\n"
-		   "history_file = \"../h\";\n"
-		   "log_file = \"/var/log/chatd.log\";\n"
-		   "runtime_dir = \"run\";\n");
+				     "history_file = \"../h\";\n"
+				     "log_file = \"/var/log/chatd.log\";\n"
+				     "runtime_dir = \"run\";\n");
 	/* A relative config path: made absolute, and paths follow the file. */
 	assert_int_equal(chdir(tmpdir), 0);
 	assert_int_equal(settings_load("sub/chatd.conf", &s, err, sizeof(err)), 0);
@@ -408,7 +436,7 @@ static void test_relative_paths(void **state)
 	settings_free(&s);
 
 	write_conf("sub/chatd.conf", "runtime_dir = \"run\";\n"
-		   "admin_socket = \"ctl/a.sock\";\nadmin_group = \"staff\";\n");
+				     "admin_socket = \"ctl/a.sock\";\nadmin_group = \"staff\";\n");
 	assert_int_equal(settings_load("sub/chatd.conf", &s, err, sizeof(err)), 0);
 	assert_path(s.admin_socket, sub, "ctl/a.sock");
 	assert_string_equal(s.admin_group, "staff");
@@ -423,7 +451,8 @@ static void test_relative_paths(void **state)
 	assert_string_equal(err, "sub/chatd.conf:2: unknown setting 'prot'");
 }
 
-static void test_systemd_directories(void **state)
+static void
+test_systemd_directories(void **state)
 {
 	struct settings s;
 	char local[PATH_MAX + 16];
@@ -463,7 +492,8 @@ static void test_systemd_directories(void **state)
 	settings_free(&s);
 }
 
-static void test_listen_forms(void **state)
+static void
+test_listen_forms(void **state)
 {
 	struct settings s;
 
@@ -486,7 +516,8 @@ static void test_listen_forms(void **state)
 	settings_free(&s);
 }
 
-static void restart_needed(const char *a_text, const char *b_text, char *buf, size_t len)
+static void
+restart_needed(const char *a_text, const char *b_text, char *buf, size_t len)
 {
 	struct settings a, b;
 
@@ -536,7 +567,8 @@ static const struct {
 	{ "peer_timeout = 5;", "peer_timeout", true },
 };
 
-static void test_restart_needed_each(void **state)
+static void
+test_restart_needed_each(void **state)
 {
 	char buf[256];
 
@@ -549,30 +581,36 @@ static void test_restart_needed_each(void **state)
 	}
 }
 
-static void test_restart_needed(void **state)
+static void
+test_restart_needed(void **state)
 {
 	char buf[256];
 
 	restart_needed("port = 7777;\n", "", buf, sizeof(buf));
 	assert_string_equal(buf, "");
 	/* Only the fixed ones count, in table order. */
-	restart_needed("", "history_memory = 500;\nport = 1;\nhash_cost = 7;\n"
+	restart_needed("",
+		       "history_memory = 500;\nport = 1;\nhash_cost = 7;\n"
 		       "log_level = \"debug\";\nregistration = false;\n"
-		       "max_clients = 2;\nhistory_replay = 3;\n", buf, sizeof(buf));
+		       "max_clients = 2;\nhistory_replay = 3;\n",
+		       buf, sizeof(buf));
 	assert_string_equal(buf, "port, history_memory");
 	restart_needed("", "listen = [ \"0.0.0.0\", \"::\" ];\n", buf, sizeof(buf));
 	assert_string_equal(buf, "");
-	restart_needed("", "listen = [ \"::\", \"0.0.0.0\" ];\nstate_dir = \"/x\";\n"
+	restart_needed("",
+		       "listen = [ \"::\", \"0.0.0.0\" ];\nstate_dir = \"/x\";\n"
 		       "stack_size = 65536;\nhistory_max_size = 65536;\n"
-		       "hash_concurrency = 1;\n", buf, sizeof(buf));
+		       "hash_concurrency = 1;\n",
+		       buf, sizeof(buf));
 	assert_string_equal(buf, "listen, state_dir, history_file, ident_file, log_file, "
-			    "stack_size, history_max_size, hash_concurrency");
+				 "stack_size, history_max_size, hash_concurrency");
 	restart_needed("", "port = 1;\nport_tries = 0;\n", buf, 8);
 	assert_string_equal(buf, "port, p");
 }
 
 /* What settings_write() gives, without its first line (the source file). */
-static char *written(const struct settings *s)
+static char *
+written(const struct settings *s)
 {
 	char *text;
 	size_t len;
@@ -584,7 +622,8 @@ static char *written(const struct settings *s)
 	return text;
 }
 
-static void test_write_round_trip(void **state)
+static void
+test_write_round_trip(void **state)
 {
 	struct settings a, b;
 	char *text_a, *text_b;
@@ -592,13 +631,14 @@ static void test_write_round_trip(void **state)
 	load_ok("listen = [ \"127.0.0.1\", \"::1\" ];\nport = 0;\n"
 		"state_dir = \"/tmp/a \\\"quoted\\\" \\\\ dir\";\n"
 		"history_max_size = 1099511627776L;\nlog_level = \"warning\";\n"
-		"registration = false;\n", &a);
+		"registration = false;\n",
+		&a);
 	text_a = written(&a);
 	assert_non_null(strstr(text_a, "\nport = 0;\n"));
 	assert_non_null(strstr(text_a, "\nhistory_max_size = 1099511627776L;\n"));
 	assert_non_null(strstr(text_a, "\nlog_level = \"warning\";\n"));
 	assert_non_null(strstr(text_a, "\n# TCP port; 0 lets the kernel choose "
-			       "(fixed until restart)\n"));
+				       "(fixed until restart)\n"));
 	load_ok(text_a, &b);
 	assert_string_equal(b.state_dir, "/tmp/a \"quoted\" \\ dir");
 	text_b = written(&b);
@@ -619,7 +659,8 @@ static void test_write_round_trip(void **state)
 	settings_free(&b);
 }
 
-static struct settings *loaded(const char *text)
+static struct settings *
+loaded(const char *text)
 {
 	struct settings *s = malloc(sizeof(*s));
 
@@ -628,7 +669,8 @@ static struct settings *loaded(const char *text)
 	return s;
 }
 
-static void test_publish_get(void **state)
+static void
+test_publish_get(void **state)
 {
 	struct settings *a = loaded("port = 1;\n"), *b = loaded("port = 2;\n");
 	const struct settings *old;
@@ -652,7 +694,8 @@ static atomic_bool stop_reader;
 static atomic_int last_port_seen = -1;
 static atomic_int bad_reads;
 
-static void *reader(void *arg)
+static void *
+reader(void *arg)
 {
 	while (!atomic_load(&stop_reader)) {
 		const struct settings *s = settings_get();
@@ -667,7 +710,8 @@ static void *reader(void *arg)
 	return NULL;
 }
 
-static void test_publish_while_reading(void **state)
+static void
+test_publish_while_reading(void **state)
 {
 	pthread_t thread;
 	char text[64];
@@ -691,24 +735,47 @@ static void test_publish_while_reading(void **state)
  * (tests/CMakeLists.txt): __FILE__ would not do, a package build maps it to
  * a relative path (dpkg's -ffile-prefix-map) that ctest's directory breaks.
  */
-static char *shipped_conf(void)
+static char *
+shipped_conf(void)
 {
 	return joined(CHATD_SOURCE_DIR, "etc/chatd.conf");
 }
 
 static const char *const setting_names[] = {
-	"listen", "port", "port_tries", "state_dir", "history_file", "ident_file",
-	"log_file", "runtime_dir", "stack_size", "max_line", "history_memory",
-	"history_max_size", "history_sync_ms", "hash_concurrency", "log_level",
-	"hash_cost", "max_clients", "max_clients_per_address", "max_logins",
-	"max_logins_per_address", "login_timeout",
-	"login_attempts", "login_fail_delay_ms", "history_replay",
-	"send_queue_limit", "registration", "room_notice_limit", "resume_token_ttl",
+	"listen",
+	"port",
+	"port_tries",
+	"state_dir",
+	"history_file",
+	"ident_file",
+	"log_file",
+	"runtime_dir",
+	"stack_size",
+	"max_line",
+	"history_memory",
+	"history_max_size",
+	"history_sync_ms",
+	"hash_concurrency",
+	"log_level",
+	"hash_cost",
+	"max_clients",
+	"max_clients_per_address",
+	"max_logins",
+	"max_logins_per_address",
+	"login_timeout",
+	"login_attempts",
+	"login_fail_delay_ms",
+	"history_replay",
+	"send_queue_limit",
+	"registration",
+	"room_notice_limit",
+	"resume_token_ttl",
 	"peer_timeout",
 };
 
 /* The file shows name as a setting, commented out or not. */
-static bool shows(const char *text, const char *name)
+static bool
+shows(const char *text, const char *name)
 {
 	char *commented, *set;
 	bool found;
@@ -721,7 +788,8 @@ static bool shows(const char *text, const char *name)
 	return found;
 }
 
-static void test_shipped_config(void **state)
+static void
+test_shipped_config(void **state)
 {
 	char *path = shipped_conf(), *text = NULL, *text_a, *text_b, buf[512], err[512];
 	struct settings shipped, defaults;
@@ -754,7 +822,8 @@ static void test_shipped_config(void **state)
 	free(path);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_defaults_when_empty, setup, teardown),
@@ -765,8 +834,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_truncated_integers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syntax_and_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cannot_read, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_history_replay_within_memory, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_history_replay_within_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relative_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_systemd_directories, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_forms, setup, teardown),

@@ -13,7 +13,8 @@
 
 #include "escape.h"
 
-static void test_printable_ascii_unchanged(void **state)
+static void
+test_printable_ascii_unchanged(void **state)
 {
 	char in[0x7f - 0x20];
 	char out[256];
@@ -27,7 +28,8 @@ static void test_printable_ascii_unchanged(void **state)
 	assert_int_equal(out[o], '\0');
 }
 
-static void test_escaped_bytes(void **state)
+static void
+test_escaped_bytes(void **state)
 {
 	static const struct {
 		const char *in;
@@ -54,7 +56,8 @@ static void test_escaped_bytes(void **state)
 	}
 }
 
-static void test_every_byte(void **state)
+static void
+test_every_byte(void **state)
 {
 	for (int c = 0; c < 256; c++) {
 		char in = (char)c;
@@ -72,7 +75,8 @@ static void test_every_byte(void **state)
 	}
 }
 
-static void test_full_output_never_splits_an_escape(void **state)
+static void
+test_full_output_never_splits_an_escape(void **state)
 {
 	char out[16];
 
@@ -89,7 +93,8 @@ static void test_full_output_never_splits_an_escape(void **state)
 	assert_string_equal(out, "");
 }
 
-static void test_tiny_outputs(void **state)
+static void
+test_tiny_outputs(void **state)
 {
 	char out[2] = { '#', '#' };
 
@@ -101,7 +106,8 @@ static void test_tiny_outputs(void **state)
 	assert_string_equal(out, "a");
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_printable_ascii_unchanged),

@@ -13,7 +13,8 @@
 
 #include "../../bench/histogram.h"
 
-static void test_every_value_lands_in_a_bucket_that_holds_it(void **state)
+static void
+test_every_value_lands_in_a_bucket_that_holds_it(void **state)
 {
 	uint64_t v = 0;
 
@@ -24,25 +25,28 @@ static void test_every_value_lands_in_a_bucket_that_holds_it(void **state)
 		assert_true(hist_bucket_low(i) <= v);
 		assert_true(v <= hist_bucket_high(i));
 		/* A bucket is at most 1/16 of its values wide. */
-		assert_true(hist_bucket_high(i) - hist_bucket_low(i) <= hist_bucket_low(i) / HIST_SUB);
+		assert_true(hist_bucket_high(i) - hist_bucket_low(i) <=
+			    hist_bucket_low(i) / HIST_SUB);
 		v = v < 1000 ? v + 1 : v + v / 7 + 1;
 	}
 	assert_true(hist_index(UINT64_MAX) < HIST_BUCKETS);
 }
 
-static void test_buckets_tile_the_range(void **state)
+static void
+test_buckets_tile_the_range(void **state)
 {
 	for (unsigned i = 0; i + 1 < hist_index(UINT64_MAX); i++)
 		assert_true(hist_bucket_high(i) + 1 == hist_bucket_low(i + 1));
 }
 
-static void test_percentiles_of_a_uniform_spread(void **state)
+static void
+test_percentiles_of_a_uniform_spread(void **state)
 {
 	static struct histogram h;
 
 	memset(&h, 0, sizeof(h));
 	for (uint64_t v = 1; v <= 100000; v++)
-		hist_record(&h, v * 1000);	/* 1 us .. 100 ms */
+		hist_record(&h, v * 1000); /* 1 us .. 100 ms */
 	assert_int_equal(h.count, 100000);
 	assert_int_equal(h.max, 100000000);
 
@@ -57,18 +61,20 @@ static void test_percentiles_of_a_uniform_spread(void **state)
 	assert_int_equal(hist_quantile(&h, 1.0), h.max);
 }
 
-static void test_empty_and_single(void **state)
+static void
+test_empty_and_single(void **state)
 {
 	static struct histogram h;
 
 	memset(&h, 0, sizeof(h));
 	assert_int_equal(hist_quantile(&h, 0.99), 0);
 	hist_record(&h, 12345);
-	assert_int_equal(hist_quantile(&h, 0.5), 12345);	/* capped at max */
+	assert_int_equal(hist_quantile(&h, 0.5), 12345); /* capped at max */
 	assert_int_equal(hist_quantile(&h, 0.999), 12345);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_value_lands_in_a_bucket_that_holds_it),

@@ -26,8 +26,8 @@
 #include "log.h"
 #include "timefmt.h"
 
-#define HEADER		"chatd-history 1\n"
-#define TS		"2026-11-21T09:30:00.123Z"
+#define HEADER "chatd-history 1\n"
+#define TS "2026-11-21T09:30:00.123Z"
 
 /* --- what the publish callback was given --- */
 
@@ -35,7 +35,7 @@ struct record {
 	uint64_t id;
 	uint64_t sender;
 	bool failed;
-	char *body;		/* NULL when failed */
+	char *body; /* NULL when failed */
 };
 
 #define SENDERS 4
@@ -45,13 +45,14 @@ struct sink {
 	pthread_cond_t grown;
 	struct record *r;
 	size_t n, cap;
-	size_t by_sender[SENDERS + 1];	/* published per sender 1..SENDERS */
-	unsigned calls;			/* publish callbacks so far */
-	unsigned released;		/* callback number k waits here (after recording) while k > this */
+	size_t by_sender[SENDERS + 1]; /* published per sender 1..SENDERS */
+	unsigned calls;                /* publish callbacks so far */
+	unsigned released; /* callback number k waits here (after recording) while k > this */
 };
 
 /* Runs on the commit thread: no cmocka assertions here, the tests check the records. */
-static void sink_publish(void *ctx, const struct history_entry *e, size_t n)
+static void
+sink_publish(void *ctx, const struct history_entry *e, size_t n)
 {
 	struct sink *s = ctx;
 
@@ -80,7 +81,8 @@ static void sink_publish(void *ctx, const struct history_entry *e, size_t n)
 }
 
 /* From now on callbacks wait in the sink, or (false) none does. */
-static void sink_hold(struct sink *s, bool hold)
+static void
+sink_hold(struct sink *s, bool hold)
 {
 	pthread_mutex_lock(&s->lock);
 	s->released = hold ? s->calls : UINT_MAX;
@@ -89,7 +91,8 @@ static void sink_hold(struct sink *s, bool hold)
 }
 
 /* Lets the next held callback go on. */
-static void sink_release_one(struct sink *s)
+static void
+sink_release_one(struct sink *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->released++;
@@ -97,7 +100,8 @@ static void sink_release_one(struct sink *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static void sink_wait(struct sink *s, size_t n)
+static void
+sink_wait(struct sink *s, size_t n)
 {
 	pthread_mutex_lock(&s->lock);
 	while (s->n < n)
@@ -105,7 +109,8 @@ static void sink_wait(struct sink *s, size_t n)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static void sink_wait_sender(struct sink *s, uint64_t sender, size_t n)
+static void
+sink_wait_sender(struct sink *s, uint64_t sender, size_t n)
 {
 	pthread_mutex_lock(&s->lock);
 	while (s->by_sender[sender] < n)
@@ -113,7 +118,8 @@ static void sink_wait_sender(struct sink *s, uint64_t sender, size_t n)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static size_t sink_count(struct sink *s)
+static size_t
+sink_count(struct sink *s)
 {
 	size_t n;
 
@@ -124,7 +130,8 @@ static size_t sink_count(struct sink *s)
 }
 
 /* Every test's records: a failed entry has no body and no id, a stored one both. */
-static void sink_clear(struct sink *s)
+static void
+sink_clear(struct sink *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		assert_true(s->r[i].failed == (s->r[i].body == NULL));
@@ -139,17 +146,18 @@ static void sink_clear(struct sink *s)
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
-	int short_writes;	/* this many writes write half and say so */
-	int enospc_writes;	/* this many writes fail with ENOSPC */
-	bool fail_tmp_writes;	/* writes to a "*.tmp" file fail with ENOSPC */
-	int failing_syncs;	/* this many fdatasyncs of the history file fail with EIO */
-	bool gate_closed;	/* fdatasync waits while closed */
-	bool hold_tmp_sync;	/* the next sync of a "*.tmp" file closes the gate */
+	int short_writes;     /* this many writes write half and say so */
+	int enospc_writes;    /* this many writes fail with ENOSPC */
+	bool fail_tmp_writes; /* writes to a "*.tmp" file fail with ENOSPC */
+	int failing_syncs;    /* this many fdatasyncs of the history file fail with EIO */
+	bool gate_closed;     /* fdatasync waits while closed */
+	bool hold_tmp_sync;   /* the next sync of a "*.tmp" file closes the gate */
 	unsigned syncs_entered, syncs_done, tmp_syncs_done, tmp_write_failures, tmp_syncs_held;
-	unsigned writes;	/* write() calls, failed ones too */
+	unsigned writes; /* write() calls, failed ones too */
 } io = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
 
-static bool is_tmp_file(int fd)
+static bool
+is_tmp_file(int fd)
 {
 	char link[64], target[4096];
 	ssize_t n;
@@ -162,7 +170,8 @@ static bool is_tmp_file(int fd)
 	return strcmp(target + n - 4, ".tmp") == 0;
 }
 
-static ssize_t hook_write(int fd, const void *buf, size_t len)
+static ssize_t
+hook_write(int fd, const void *buf, size_t len)
 {
 	bool fail_tmp = false, cut_short = false, enospc = false;
 
@@ -186,7 +195,8 @@ static ssize_t hook_write(int fd, const void *buf, size_t len)
 	return write(fd, buf, cut_short ? len / 2 : len);
 }
 
-static int hook_fdatasync(int fd)
+static int
+hook_fdatasync(int fd)
 {
 	bool tmp = is_tmp_file(fd), fail;
 
@@ -220,7 +230,8 @@ static int hook_fdatasync(int fd)
 
 static const struct history_io hooks = { hook_write, hook_fdatasync };
 
-static void io_set_gate(bool closed)
+static void
+io_set_gate(bool closed)
 {
 	pthread_mutex_lock(&io.lock);
 	io.gate_closed = closed;
@@ -228,7 +239,8 @@ static void io_set_gate(bool closed)
 	pthread_mutex_unlock(&io.lock);
 }
 
-static void io_wait(const unsigned *counter, unsigned n)
+static void
+io_wait(const unsigned *counter, unsigned n)
 {
 	pthread_mutex_lock(&io.lock);
 	while (*counter < n)
@@ -237,7 +249,8 @@ static void io_wait(const unsigned *counter, unsigned n)
 }
 
 /* Reads one of the io counters (never assert while holding io.lock: a failure would leave it locked). */
-static unsigned io_read(const unsigned *counter)
+static unsigned
+io_read(const unsigned *counter)
 {
 	unsigned n;
 
@@ -247,7 +260,8 @@ static unsigned io_read(const unsigned *counter)
 	return n;
 }
 
-static void io_reset(void)
+static void
+io_reset(void)
 {
 	pthread_mutex_lock(&io.lock);
 	io.short_writes = io.enospc_writes = io.failing_syncs = 0;
@@ -268,7 +282,8 @@ struct fixture {
 	struct history_config cfg;
 };
 
-static int setup(void **state)
+static int
+setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
@@ -293,7 +308,8 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
+static int
+teardown(void **state)
 {
 	struct fixture *f = *state;
 	DIR *d = opendir(f->dir);
@@ -314,7 +330,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct history *open_history(struct fixture *f)
+static struct history *
+open_history(struct fixture *f)
 {
 	char err[512] = "";
 	struct history *h = history_open(&f->cfg, sink_publish, &f->sink, err, sizeof(err));
@@ -324,12 +341,14 @@ static struct history *open_history(struct fixture *f)
 	return h;
 }
 
-static void append(struct history *h, uint64_t sender, const char *name, const char *text)
+static void
+append(struct history *h, uint64_t sender, const char *name, const char *text)
 {
 	assert_int_equal(history_append(h, sender, name, text, strlen(text)), 0);
 }
 
-static char *slurp(const char *path, size_t *len)
+static char *
+slurp(const char *path, size_t *len)
 {
 	FILE *fp = fopen(path, "rb");
 	char *buf;
@@ -348,7 +367,8 @@ static char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
-static void spill(const char *path, const char *data, size_t len)
+static void
+spill(const char *path, const char *data, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
@@ -357,7 +377,8 @@ static void spill(const char *path, const char *data, size_t len)
 	close(fd);
 }
 
-static int64_t file_size(const char *path)
+static int64_t
+file_size(const char *path)
 {
 	struct stat st;
 
@@ -366,7 +387,8 @@ static int64_t file_size(const char *path)
 }
 
 /* How often needle occurs in the service log. */
-static int log_count(const struct fixture *f, const char *needle)
+static int
+log_count(const struct fixture *f, const char *needle)
 {
 	size_t len;
 	char *text = slurp(f->log, &len);
@@ -382,7 +404,8 @@ static int log_count(const struct fixture *f, const char *needle)
  * Checks the whole file strictly (header, then "ID TIME NAME TEXT\n" with
  * strictly increasing ids) and returns its ids in a malloc'ed array.
  */
-static uint64_t *file_ids(const char *path, size_t *count)
+static uint64_t *
+file_ids(const char *path, size_t *count)
 {
 	size_t len, n = 0;
 	char *data = slurp(path, &len);
@@ -413,7 +436,8 @@ static uint64_t *file_ids(const char *path, size_t *count)
 }
 
 /* The file holds ids first_min.. up to last without a gap; returns how many. */
-static size_t assert_file_tail(const char *path, uint64_t first_min, uint64_t last)
+static size_t
+assert_file_tail(const char *path, uint64_t first_min, uint64_t last)
 {
 	size_t n;
 	uint64_t *ids = file_ids(path, &n);
@@ -427,12 +451,14 @@ static size_t assert_file_tail(const char *path, uint64_t first_min, uint64_t la
 	return n;
 }
 
-static void assert_file_ids_are(const char *path, uint64_t first, uint64_t last)
+static void
+assert_file_ids_are(const char *path, uint64_t first, uint64_t last)
 {
 	assert_int_equal(assert_file_tail(path, first, last), last - first + 1);
 }
 
-static char *message_line(uint64_t id, const char *name, const char *text)
+static char *
+message_line(uint64_t id, const char *name, const char *text)
 {
 	char *s;
 
@@ -442,7 +468,8 @@ static char *message_line(uint64_t id, const char *name, const char *text)
 
 /* --- tests --- */
 
-static void test_append_publishes_in_order(void **state)
+static void
+test_append_publishes_in_order(void **state)
 {
 	struct fixture *f = *state;
 	struct history *h = open_history(f);
@@ -484,8 +511,8 @@ static void test_append_publishes_in_order(void **state)
 		ts[TIME_RFC3339_LEN] = '\0';
 		assert_true(time_parse_ms(ts, TIME_RFC3339_LEN, &ms));
 		assert_true(ms >= before && ms <= after);
-		snprintf(expect, sizeof(expect), "%zu %s alice message %zu: h\xc3\xa9llo, w\xc3\xb6rld\n",
-			 i + 1, ts, i);
+		snprintf(expect, sizeof(expect),
+			 "%zu %s alice message %zu: h\xc3\xa9llo, w\xc3\xb6rld\n", i + 1, ts, i);
 		assert_string_equal(r->body, expect);
 		/* The file holds the very same bytes. */
 		assert_memory_equal(file + off, r->body, strlen(r->body));
@@ -495,7 +522,8 @@ static void test_append_publishes_in_order(void **state)
 	free(file);
 }
 
-static void test_reopen_continues_ids(void **state)
+static void
+test_reopen_continues_ids(void **state)
 {
 	struct fixture *f = *state;
 	struct history *h = open_history(f);
@@ -519,7 +547,8 @@ static void test_reopen_continues_ids(void **state)
 }
 
 /* Ids are at most 19 digits when read: past the largest, messages are refused, not lost later. */
-static void test_no_ids_past_the_largest_read(void **state)
+static void
+test_no_ids_past_the_largest_read(void **state)
 {
 	static const char file[] = HEADER "9999999999999999999 " TS " bob the last id\n";
 	struct fixture *f = *state;
@@ -540,7 +569,8 @@ static void test_no_ids_past_the_largest_read(void **state)
 	history_close(h);
 }
 
-static void test_recent_with_max_id(void **state)
+static void
+test_recent_with_max_id(void **state)
 {
 	struct fixture *f = *state;
 	struct history_entry e[16];
@@ -587,7 +617,8 @@ static void test_recent_with_max_id(void **state)
 	history_entries_release(e, n);
 }
 
-static void test_since_with_first_held(void **state)
+static void
+test_since_with_first_held(void **state)
 {
 	struct fixture *f = *state;
 	struct history_entry e[16];
@@ -627,7 +658,8 @@ static void test_since_with_first_held(void **state)
 	history_close(h);
 }
 
-static void test_damaged_lines_skipped(void **state)
+static void
+test_damaged_lines_skipped(void **state)
 {
 	struct fixture *f = *state;
 	struct history_entry e[16];
@@ -689,7 +721,8 @@ static void test_damaged_lines_skipped(void **state)
 	free(l6);
 }
 
-static void test_damaged_warnings_capped(void **state)
+static void
+test_damaged_warnings_capped(void **state)
 {
 	struct fixture *f = *state;
 	struct history *h;
@@ -714,7 +747,8 @@ static void test_damaged_warnings_capped(void **state)
 	free(data);
 }
 
-static void test_torn_last_line_cut_off(void **state)
+static void
+test_torn_last_line_cut_off(void **state)
 {
 	struct fixture *f = *state;
 	struct history *h;
@@ -757,7 +791,8 @@ static void test_torn_last_line_cut_off(void **state)
 	free(l2);
 }
 
-static void assert_refused(struct fixture *f, const char *content, const char *reason)
+static void
+assert_refused(struct fixture *f, const char *content, const char *reason)
 {
 	char err[512] = "", expect[512];
 	struct history *h;
@@ -770,7 +805,8 @@ static void assert_refused(struct fixture *f, const char *content, const char *r
 	assert_int_equal(file_size(f->path), (int64_t)strlen(content));
 }
 
-static void test_unknown_version_refused(void **state)
+static void
+test_unknown_version_refused(void **state)
 {
 	struct fixture *f = *state;
 	const char *unknown = "unknown format (expected 'chatd-history 1')";
@@ -794,7 +830,8 @@ static void test_unknown_version_refused(void **state)
 	assert_string_equal(err, "history memory must be at least 1");
 }
 
-static void test_created_and_empty_files_get_header(void **state)
+static void
+test_created_and_empty_files_get_header(void **state)
 {
 	struct fixture *f = *state;
 	struct history *h = open_history(f);
@@ -820,7 +857,8 @@ static void test_created_and_empty_files_get_header(void **state)
 	assert_file_ids_are(f->path, 1, 1);
 }
 
-static void test_failed_write_cut_back(void **state)
+static void
+test_failed_write_cut_back(void **state)
 {
 	struct fixture *f = *state;
 	struct history *h = open_history(f);
@@ -874,7 +912,8 @@ static void test_failed_write_cut_back(void **state)
 }
 
 /* Appends n messages from sender while the sync of one more is held: one batch after it. */
-static void queue_behind_a_sync(struct history *h, uint64_t sender, int n)
+static void
+queue_behind_a_sync(struct history *h, uint64_t sender, int n)
 {
 	unsigned entered = io_read(&io.syncs_entered);
 
@@ -886,7 +925,8 @@ static void queue_behind_a_sync(struct history *h, uint64_t sender, int n)
 }
 
 /* Durable mode: what queues during a sync is written with one write(), and refused together. */
-static void test_batch_written_together(void **state)
+static void
+test_batch_written_together(void **state)
 {
 	struct fixture *f = *state;
 	struct history *h = open_history(f);
@@ -920,7 +960,8 @@ static void test_batch_written_together(void **state)
 	assert_int_equal(log_count(f, "write failed"), 1);
 }
 
-static void test_failed_sync_refuses_all_pending(void **state)
+static void
+test_failed_sync_refuses_all_pending(void **state)
 {
 	struct fixture *f = *state;
 	struct history *h = open_history(f);
@@ -977,12 +1018,13 @@ static void test_failed_sync_refuses_all_pending(void **state)
 
 struct sender_arg {
 	struct history *h;
-	struct sink *acks;	/* wait for each message to be published, as a client waits for OK */
+	struct sink *acks; /* wait for each message to be published, as a client waits for OK */
 	uint64_t id;
 	int count;
 };
 
-static void *sender_main(void *p)
+static void *
+sender_main(void *p)
 {
 	struct sender_arg *a = p;
 
@@ -999,7 +1041,8 @@ static void *sender_main(void *p)
 	return NULL;
 }
 
-static void run_senders(struct history *h, int count, struct sink *acks, void (*meanwhile)(void))
+static void
+run_senders(struct history *h, int count, struct sink *acks, void (*meanwhile)(void))
 {
 	pthread_t t[SENDERS];
 	struct sender_arg a[SENDERS];
@@ -1019,7 +1062,8 @@ static void run_senders(struct history *h, int count, struct sink *acks, void (*
 }
 
 /* Every sender's messages were published in the order it sent them. */
-static void assert_senders_in_order(const struct sink *s, int count)
+static void
+assert_senders_in_order(const struct sink *s, int count)
 {
 	int next[SENDERS + 1] = { 0 };
 
@@ -1036,13 +1080,15 @@ static void assert_senders_in_order(const struct sink *s, int count)
 		assert_int_equal(next[i], count);
 }
 
-static void wait_first_sync(void)
+static void
+wait_first_sync(void)
 {
 	io_wait(&io.syncs_entered, 1);
 }
 
 /* Holds the next sync of the history file for `ms`, a disk taking its time. */
-static void slow_sync(struct history *h, struct fixture *f, size_t published, int ms)
+static void
+slow_sync(struct history *h, struct fixture *f, size_t published, int ms)
 {
 	unsigned entered = io_read(&io.syncs_entered);
 	struct timespec slow_disk = { ms / 1000, (long)(ms % 1000) * 1000000L };
@@ -1056,7 +1102,8 @@ static void slow_sync(struct history *h, struct fixture *f, size_t published, in
 }
 
 /* A sync that kept the room waiting is logged, once per warning interval. */
-static void test_slow_sync_warned(void **state)
+static void
+test_slow_sync_warned(void **state)
 {
 	struct fixture *f = *state;
 	struct history *h = open_history(f);
@@ -1075,7 +1122,8 @@ static void test_slow_sync_warned(void **state)
  * sender held back by it is woken by that very publication), and refused
  * messages leave it too.
  */
-static void test_backlog_until_published(void **state)
+static void
+test_backlog_until_published(void **state)
 {
 	struct fixture *f = *state;
 	struct history *h = open_history(f);
@@ -1089,7 +1137,7 @@ static void test_backlog_until_published(void **state)
 	assert_int_equal(bytes, 0);
 	io_set_gate(true);
 	append(h, 1, "ann", "A");
-	io_wait(&io.syncs_entered, entered + 1);	/* A is being synced */
+	io_wait(&io.syncs_entered, entered + 1); /* A is being synced */
 	append(h, 2, "bob", "BB");
 	append(h, 3, "bob", "CCC");
 	history_backlog(h, &msgs, &bytes);
@@ -1128,7 +1176,8 @@ static void test_backlog_until_published(void **state)
 	history_close(h);
 }
 
-static void test_group_commit(void **state)
+static void
+test_group_commit(void **state)
 {
 	struct fixture *f = *state;
 	struct history *h = open_history(f);
@@ -1156,7 +1205,8 @@ static void test_group_commit(void **state)
 	assert_file_ids_are(f->path, 1, messages);
 }
 
-static void test_relaxed_publishes_before_sync(void **state)
+static void
+test_relaxed_publishes_before_sync(void **state)
 {
 	struct fixture *f = *state;
 	struct history_entry e[4];
@@ -1193,7 +1243,8 @@ struct appender {
 	int rc;
 };
 
-static void *append_thread(void *arg)
+static void *
+append_thread(void *arg)
 {
 	struct appender *a = arg;
 
@@ -1207,7 +1258,8 @@ static void *append_thread(void *arg)
  * message being published is already in the memory ring, where a member
  * who joins meanwhile replays it from.
  */
-static void test_appends_go_on_while_publishing(void **state)
+static void
+test_appends_go_on_while_publishing(void **state)
 {
 	struct fixture *f = *state;
 	struct history_entry e[4];
@@ -1217,8 +1269,8 @@ static void test_appends_go_on_while_publishing(void **state)
 	h = open_history(f);
 	sink_hold(&f->sink, true);
 	append(h, 1, "ann", "first");
-	sink_wait(&f->sink, 1);			/* the commit thread is in the callback */
-	append(h, 2, "bob", "meanwhile");	/* returns: the lock is free */
+	sink_wait(&f->sink, 1);           /* the commit thread is in the callback */
+	append(h, 2, "bob", "meanwhile"); /* returns: the lock is free */
 	n = history_recent(h, 4, UINT64_MAX, e);
 	assert_int_equal(n, 1);
 	assert_int_equal(e[0].id, 1);
@@ -1234,7 +1286,8 @@ static void test_appends_go_on_while_publishing(void **state)
  * only queue, and their messages go out next, in one batch, in order,
  * published by the commit thread: the first sender is back at once.
  */
-static void test_relaxed_publishes_in_batches(void **state)
+static void
+test_relaxed_publishes_in_batches(void **state)
 {
 	struct fixture *f = *state;
 	struct appender first;
@@ -1246,11 +1299,11 @@ static void test_relaxed_publishes_in_batches(void **state)
 	first = (struct appender){ .h = h, .sender = 1, .text = "first", .rc = -1 };
 	sink_hold(&f->sink, true);
 	assert_int_equal(pthread_create(&t, NULL, append_thread, &first), 0);
-	sink_wait(&f->sink, 1);			/* the first sender is publishing */
-	append(h, 2, "bob", "second");		/* queued for it, not published here */
+	sink_wait(&f->sink, 1);        /* the first sender is publishing */
+	append(h, 2, "bob", "second"); /* queued for it, not published here */
 	append(h, 3, "cy", "third");
 	assert_int_equal(sink_count(&f->sink), 1);
-	sink_release_one(&f->sink);		/* the first batch only */
+	sink_release_one(&f->sink); /* the first batch only */
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_int_equal(first.rc, 0);
 	sink_hold(&f->sink, false);
@@ -1269,7 +1322,8 @@ static void test_relaxed_publishes_in_batches(void **state)
  * takes the next batch: once a message appended after everything else was
  * published, and then one more, all that work is done.
  */
-static void barrier(struct fixture *f, struct history *h, size_t *sent)
+static void
+barrier(struct fixture *f, struct history *h, size_t *sent)
 {
 	for (int i = 0; i < 2; i++) {
 		append(h, 99, "barrier", "b");
@@ -1283,7 +1337,8 @@ static void barrier(struct fixture *f, struct history *h, size_t *sent)
  * as they are committed), so none is left queued behind the compaction
  * this may start.
  */
-static void fill(struct fixture *f, struct history *h, size_t *sent, int64_t until)
+static void
+fill(struct fixture *f, struct history *h, size_t *sent, int64_t until)
 {
 	struct history_stats st;
 	uint64_t compactions;
@@ -1297,7 +1352,8 @@ static void fill(struct fixture *f, struct history *h, size_t *sent, int64_t unt
 	} while (st.file_size < until && st.compactions == compactions);
 }
 
-static void test_compaction_under_load(void **state)
+static void
+test_compaction_under_load(void **state)
 {
 	struct fixture *f = *state;
 	const unsigned messages = SENDERS * 500;
@@ -1359,8 +1415,8 @@ static void test_compaction_under_load(void **state)
  * appends three messages meanwhile, then lets it finish, failing their
  * sync if asked.
  */
-static void compact_with_appends_meanwhile(struct fixture *f, struct history *h, size_t *sent,
-					   bool fail_sync)
+static void
+compact_with_appends_meanwhile(struct fixture *f, struct history *h, size_t *sent, bool fail_sync)
 {
 	unsigned held = io_read(&io.tmp_syncs_held);
 
@@ -1381,7 +1437,8 @@ static void compact_with_appends_meanwhile(struct fixture *f, struct history *h,
 	sink_wait(&f->sink, *sent);
 }
 
-static void test_compaction_keeps_appends_made_meanwhile(void **state)
+static void
+test_compaction_keeps_appends_made_meanwhile(void **state)
 {
 	struct fixture *f = *state;
 	struct history_stats st;
@@ -1429,7 +1486,8 @@ static void test_compaction_keeps_appends_made_meanwhile(void **state)
 	history_close(h);
 }
 
-static void test_relaxed_compaction(void **state)
+static void
+test_relaxed_compaction(void **state)
 {
 	struct fixture *f = *state;
 	struct history_stats st;
@@ -1456,7 +1514,8 @@ static void test_relaxed_compaction(void **state)
 	history_close(h);
 }
 
-static void test_compaction_disk_full(void **state)
+static void
+test_compaction_disk_full(void **state)
 {
 	struct fixture *f = *state;
 	struct history_stats st;
@@ -1500,7 +1559,8 @@ static void test_compaction_disk_full(void **state)
 	assert_file_tail(f->path, 2, st.last_id);
 }
 
-static void test_load_million(void **state)
+static void
+test_load_million(void **state)
 {
 	struct fixture *f = *state;
 	const uint64_t count = 1000000;
@@ -1551,7 +1611,8 @@ static void test_load_million(void **state)
 	assert_int_equal(log_count(f, "damaged"), 0);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_append_publishes_in_order, setup, teardown),
@@ -1572,8 +1633,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slow_sync_warned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backlog_until_published, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_relaxed_publishes_before_sync, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_appends_go_on_while_publishing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relaxed_publishes_before_sync, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_appends_go_on_while_publishing, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_relaxed_publishes_in_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_under_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_keeps_appends_made_meanwhile, setup,

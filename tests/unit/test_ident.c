@@ -47,7 +47,7 @@ struct fixture {
 	char log[96];
 	struct ident *id;
 	bool fsize_limited, nofile_limited;
-	struct rlimit fsize, nofile;	/* to restore even when a test fails */
+	struct rlimit fsize, nofile; /* to restore even when a test fails */
 };
 
 static char *
@@ -619,7 +619,7 @@ test_failed_open_changes_nothing(void **state)
 	none.rlim_cur = (rlim_t)lowest;
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
 	fx->nofile_limited = true;
-	assert_changes_fail(fx, before);	/* lifts the limit before it reads the file */
+	assert_changes_fail(fx, before); /* lifts the limit before it reads the file */
 
 	/* A temp file that cannot be opened fails the rewrites; appends go on. */
 	assert_int_equal(mkdir(fx->tmp, 0700), 0);
@@ -776,7 +776,7 @@ test_registration_cost_does_not_grow(void **state)
 	for (int i = 0; i < BIG_STORE; i++)
 		fprintf(f, "User%05d:%s\n", i, hash);
 	assert_int_equal(fclose(f), 0);
-	assert_int_equal(chmod(fx->path, 0600), 0);	/* or the first change fixes it */
+	assert_int_equal(chmod(fx->path, 0600), 0); /* or the first change fixes it */
 	size = file_size(fx->path);
 
 	fx->id = open_ok(fx);
@@ -981,7 +981,7 @@ test_crash_between_compaction_steps(void **state)
 	fx->id = open_ok(fx);
 	assert_int_equal(ident_register(fx->id, "alice", "a", COST), IDENT_OK);
 	assert_int_equal(ident_register(fx->id, "bob", "b", COST), IDENT_OK);
-	old = read_file(fx->path);	/* a temp file a much older compaction left */
+	old = read_file(fx->path); /* a temp file a much older compaction left */
 	assert_int_equal(ident_register(fx->id, "carol", "c", COST), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "alice"), IDENT_OK);
 	assert_int_equal(ident_set_password(fx->id, "bob", "b2", COST), IDENT_OK);
@@ -1376,7 +1376,9 @@ test_group_commit(void **state)
 	for (int i = 0; i < GC_THREADS; i++) {
 		/* Two of them race for the same new name: one gets it, the other is told it is taken. */
 		snprintf(names[i], sizeof(names[i]), i == GC_THREADS - 1 ? "user0" : "user%d", i);
-		calls[i] = (struct slow_call){ .id = fx->id, .name = names[i], .password = "pw",
+		calls[i] = (struct slow_call){ .id = fx->id,
+					       .name = names[i],
+					       .password = "pw",
 					       .cost = COST };
 	}
 	batches = register_piled_up(fx, calls, NULL);
@@ -1414,7 +1416,9 @@ test_group_commit_failure(void **state)
 	assert_non_null(before);
 	for (int i = 0; i < GC_THREADS; i++) {
 		snprintf(names[i], sizeof(names[i]), "user%d", i);
-		calls[i] = (struct slow_call){ .id = fx->id, .name = names[i], .password = "pw",
+		calls[i] = (struct slow_call){ .id = fx->id,
+					       .name = names[i],
+					       .password = "pw",
 					       .cost = COST };
 	}
 	assert_int_equal(getrlimit(RLIMIT_FSIZE, &fx->fsize), 0);
@@ -1446,7 +1450,7 @@ test_group_commit_failure(void **state)
 
 struct race {
 	struct fixture *fx;
-	atomic_int seq;		/* orders events across threads */
+	atomic_int seq; /* orders events across threads */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int registered;
@@ -1502,7 +1506,8 @@ file_is_whole(const char *path)
 			break;
 		}
 		colon = memchr(line, ':', (size_t)(end - line));
-		ok = line[0] == '-' ? colon == NULL && end - line > 1 : colon != NULL && colon[1] == '$';
+		ok = line[0] == '-' ? colon == NULL && end - line > 1
+				    : colon != NULL && colon[1] == '$';
 	}
 	free(text);
 	return ok;
@@ -1574,7 +1579,9 @@ test_register_races_clear(void **state)
 
 	assert_int_equal(pthread_create(&clr, NULL, clear_thread, NULL), 0);
 	for (int t = 0; t < REG_THREADS; t++)
-		assert_int_equal(pthread_create(&reg[t], NULL, register_thread, (void *)(intptr_t)t), 0);
+		assert_int_equal(pthread_create(&reg[t], NULL, register_thread,
+						(void *)(intptr_t)t),
+				 0);
 	for (int t = 0; t < REG_THREADS; t++)
 		assert_int_equal(pthread_join(reg[t], NULL), 0);
 	assert_int_equal(pthread_join(clr, &failure), 0);
@@ -1630,11 +1637,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_compaction_bounds_the_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_between_compaction_steps, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_file_changed_behind_our_back, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_file_changed_behind_our_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_append_cut_back, setup, teardown),
 		cmocka_unit_test(test_result_str),
-		cmocka_unit_test_setup_teardown(test_rehash_loses_to_password_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rehash_loses_to_password_change, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_set_password_loses_to_reregistration, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_registration_across_clear, setup, teardown),

@@ -26,7 +26,8 @@ struct events {
 	size_t len;
 };
 
-static void record(struct events *ev, const char *s, size_t n)
+static void
+record(struct events *ev, const char *s, size_t n)
 {
 	assert_true(ev->len + n + 1 < sizeof(ev->text));
 	memcpy(ev->text + ev->len, s, n);
@@ -35,7 +36,8 @@ static void record(struct events *ev, const char *s, size_t n)
 	ev->text[ev->len] = '\0';
 }
 
-static void drain(struct linebuf *lb, struct events *ev)
+static void
+drain(struct linebuf *lb, struct events *ev)
 {
 	enum linebuf_result r;
 	char *line;
@@ -54,7 +56,8 @@ static void drain(struct linebuf *lb, struct events *ev)
 }
 
 /* Feeds n bytes in reads of at most chunk bytes, draining after each. */
-static void feed(struct linebuf *lb, struct events *ev, const char *s, size_t n, size_t chunk)
+static void
+feed(struct linebuf *lb, struct events *ev, const char *s, size_t n, size_t chunk)
 {
 	while (n > 0) {
 		size_t avail;
@@ -72,7 +75,8 @@ static void feed(struct linebuf *lb, struct events *ev, const char *s, size_t n,
 	}
 }
 
-static void assert_split(const char *input, size_t chunk, const char *want)
+static void
+assert_split(const char *input, size_t chunk, const char *want)
 {
 	struct linebuf lb;
 	struct events ev = { .len = 0 };
@@ -85,24 +89,28 @@ static void assert_split(const char *input, size_t chunk, const char *want)
 }
 
 /* The result must not depend on how the bytes were cut into reads. */
-static void assert_split_any_chunk(const char *input, const char *want)
+static void
+assert_split_any_chunk(const char *input, const char *want)
 {
 	for (size_t chunk = 1; chunk <= strlen(input) + 1; chunk++)
 		assert_split(input, chunk, want);
 }
 
-static void test_many_lines_one_read(void **state)
+static void
+test_many_lines_one_read(void **state)
 {
 	assert_split("a\nbb\nccc\n\nlast\n", 1000, "a|bb|ccc||last|");
 }
 
-static void test_byte_by_byte(void **state)
+static void
+test_byte_by_byte(void **state)
 {
 	assert_split("hello\nworld\n", 1, "hello|world|");
 	assert_split_any_chunk("one\ntwo\nthree\n", "one|two|three|");
 }
 
-static void test_crlf(void **state)
+static void
+test_crlf(void **state)
 {
 	assert_split_any_chunk("a\r\nb\r\n\r\n", "a|b||");
 	/* A CR anywhere else is part of the line (text_check refuses it later). */
@@ -110,7 +118,8 @@ static void test_crlf(void **state)
 	assert_split_any_chunk("\r\n", "|");
 }
 
-static void test_exact_limit(void **state)
+static void
+test_exact_limit(void **state)
 {
 	/* 16 bytes: fine with LF, with CR LF, and with CR and LF in separate reads */
 	assert_split_any_chunk("0123456789abcdef\n", "0123456789abcdef|");
@@ -118,7 +127,8 @@ static void test_exact_limit(void **state)
 	assert_split_any_chunk("0123456789abcdef\r\nx\n", "0123456789abcdef|x|");
 }
 
-static void test_one_over_the_limit(void **state)
+static void
+test_one_over_the_limit(void **state)
 {
 	assert_split_any_chunk("0123456789abcdefg\n", "!|");
 	assert_split_any_chunk("0123456789abcdefg\r\n", "!|");
@@ -127,7 +137,8 @@ static void test_one_over_the_limit(void **state)
 	assert_split_any_chunk("0123456789abcdef\rx\n", "!|");
 }
 
-static void test_overlong_then_good_line_same_buffer(void **state)
+static void
+test_overlong_then_good_line_same_buffer(void **state)
 {
 	assert_split_any_chunk("0123456789abcdefghij\nok\n", "!|ok|");
 	assert_split_any_chunk("before\n0123456789abcdefghij\r\nafter\r\n", "before|!|after|");
@@ -135,7 +146,8 @@ static void test_overlong_then_good_line_same_buffer(void **state)
 }
 
 /* Reported as soon as max_line + 1 bytes without LF are in, not at the LF. */
-static void test_overlong_reported_early_once(void **state)
+static void
+test_overlong_reported_early_once(void **state)
 {
 	struct linebuf lb;
 	struct events ev = { .len = 0 };
@@ -158,7 +170,8 @@ static void test_overlong_reported_early_once(void **state)
 	linebuf_free(&lb);
 }
 
-static void test_embedded_nul(void **state)
+static void
+test_embedded_nul(void **state)
 {
 	struct linebuf lb;
 	char *line;
@@ -176,7 +189,8 @@ static void test_embedded_nul(void **state)
 	linebuf_free(&lb);
 }
 
-static void test_eof_with_partial_line(void **state)
+static void
+test_eof_with_partial_line(void **state)
 {
 	struct linebuf lb;
 	struct events ev = { .len = 0 };
@@ -191,7 +205,8 @@ static void test_eof_with_partial_line(void **state)
 	linebuf_free(&lb);
 }
 
-static void test_zero_max_line(void **state)
+static void
+test_zero_max_line(void **state)
 {
 	struct linebuf lb;
 	struct events ev = { .len = 0 };
@@ -202,7 +217,8 @@ static void test_zero_max_line(void **state)
 	linebuf_free(&lb);
 }
 
-static void test_huge_max_line_refused(void **state)
+static void
+test_huge_max_line_refused(void **state)
 {
 	struct linebuf lb;
 
@@ -211,7 +227,8 @@ static void test_huge_max_line_refused(void **state)
 }
 
 /* A long line trickled byte by byte: each byte searched once, so this is quick. */
-static void test_linear_time(void **state)
+static void
+test_linear_time(void **state)
 {
 	enum { BIG = 1 << 20 };
 	struct linebuf lb;
@@ -235,7 +252,8 @@ static void test_linear_time(void **state)
 	linebuf_free(&lb);
 }
 
-static void read_all_lines(int fd, struct events *ev, size_t *pending_at_eof)
+static void
+read_all_lines(int fd, struct events *ev, size_t *pending_at_eof)
 {
 	struct linebuf lb;
 	ssize_t n;
@@ -252,14 +270,15 @@ static void read_all_lines(int fd, struct events *ev, size_t *pending_at_eof)
  * A buffer starts small and grows only for a line that needs it, up to
  * max_line + 2 bytes: a long line arrives whole, however it was cut.
  */
-static void test_grows_for_long_lines(void **state)
+static void
+test_grows_for_long_lines(void **state)
 {
 	enum { BIG = 3000 };
 	static char input[3 * BIG];
 	static char want[3 * BIG];
 	size_t n = 0, w = 0;
 
-	memset(input, 'x', BIG);		/* exactly max_line */
+	memset(input, 'x', BIG); /* exactly max_line */
 	n = BIG;
 	input[n++] = '\n';
 	memcpy(want, input, BIG);
@@ -269,7 +288,7 @@ static void test_grows_for_long_lines(void **state)
 	n += 6;
 	memcpy(want + w, "short|", 6);
 	w += 6;
-	memset(input + n, 'y', BIG + 1);	/* one over */
+	memset(input + n, 'y', BIG + 1); /* one over */
 	n += BIG + 1;
 	input[n++] = '\n';
 	want[w++] = '!';
@@ -294,7 +313,8 @@ static void test_grows_for_long_lines(void **state)
 }
 
 /* Short lines, but every read fills the buffer: it grows, so reads get bigger. */
-static void test_grows_for_busy_streams(void **state)
+static void
+test_grows_for_busy_streams(void **state)
 {
 	enum { BIG = 4096 };
 	struct linebuf lb;
@@ -306,7 +326,7 @@ static void test_grows_for_busy_streams(void **state)
 		char *space = linebuf_space(&lb, &avail);
 
 		assert_non_null(space);
-		memset(space, 'z', avail);	/* as much as fits, lines of 7 bytes */
+		memset(space, 'z', avail); /* as much as fits, lines of 7 bytes */
 		for (size_t i = 6; i < avail; i += 7)
 			space[i] = '\n';
 		linebuf_commit(&lb, avail);
@@ -320,7 +340,8 @@ static void test_grows_for_busy_streams(void **state)
 	linebuf_free(&lb);
 }
 
-static void test_fill_from_pipe(void **state)
+static void
+test_fill_from_pipe(void **state)
 {
 	static const char input[] = "first\r\nsecond\n0123456789abcdefOVER\nthird\npartial";
 	struct events ev = { .len = 0 };
@@ -336,7 +357,8 @@ static void test_fill_from_pipe(void **state)
 	assert_int_equal(pending, strlen("partial"));
 }
 
-static void test_fill_from_socketpair(void **state)
+static void
+test_fill_from_socketpair(void **state)
 {
 	struct events ev = { .len = 0 };
 	struct linebuf lb;
@@ -362,7 +384,8 @@ static void test_fill_from_socketpair(void **state)
 	close(sv[1]);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_many_lines_one_read),

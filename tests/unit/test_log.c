@@ -30,7 +30,8 @@ struct logdir {
 	char path[96];
 };
 
-static int setup_logdir(void **state)
+static int
+setup_logdir(void **state)
 {
 	struct logdir *d = calloc(1, sizeof(*d));
 
@@ -46,7 +47,8 @@ static int setup_logdir(void **state)
 	return 0;
 }
 
-static int teardown_logdir(void **state)
+static int
+teardown_logdir(void **state)
 {
 	struct logdir *d = *state;
 	char cmd[128];
@@ -57,7 +59,8 @@ static int teardown_logdir(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static char *slurp(const char *path, size_t *len)
+static char *
+slurp(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "r");
 	char *buf;
@@ -75,7 +78,8 @@ static char *slurp(const char *path, size_t *len)
 }
 
 /* Checks "TIME LEVEL " at line and returns the message after it. */
-static const char *message_of(const char *line, const char *level)
+static const char *
+message_of(const char *line, const char *level)
 {
 	int64_t ms;
 	size_t n = strlen(level);
@@ -88,7 +92,8 @@ static const char *message_of(const char *line, const char *level)
 	return line + TIME_RFC3339_LEN + 2 + n;
 }
 
-static size_t count_lines(const char *s, size_t len)
+static size_t
+count_lines(const char *s, size_t len)
 {
 	size_t n = 0;
 
@@ -97,7 +102,8 @@ static size_t count_lines(const char *s, size_t len)
 	return n;
 }
 
-static void test_line_format_and_levels(void **state)
+static void
+test_line_format_and_levels(void **state)
 {
 	struct logdir *d = *state;
 	static const char *const names[] = { "error", "warning", "notice", "info", "debug" };
@@ -132,7 +138,8 @@ static void test_line_format_and_levels(void **state)
 	assert_int_equal(st.st_mode & 0777, 0640);
 }
 
-static void test_level_names(void **state)
+static void
+test_level_names(void **state)
 {
 	for (int level = LVL_ERROR; level <= LVL_DEBUG; level++)
 		assert_int_equal(log_level_parse(log_level_name((enum log_level)level)), level);
@@ -145,7 +152,8 @@ static void test_level_names(void **state)
 	assert_string_equal(log_level_name(LVL_NOTICE), "notice");
 }
 
-static void test_level_filter(void **state)
+static void
+test_level_filter(void **state)
 {
 	struct logdir *d = *state;
 	size_t len;
@@ -167,7 +175,8 @@ static void test_level_filter(void **state)
 	free(text);
 }
 
-static void test_message_is_escaped(void **state)
+static void
+test_message_is_escaped(void **state)
 {
 	struct logdir *d = *state;
 	size_t len;
@@ -177,13 +186,15 @@ static void test_message_is_escaped(void **state)
 	log_info("login from %s", "bob\n2026-11-21T09:30:00.000Z error forged\x1b[2J\\");
 	text = slurp(d->path, &len);
 	assert_int_equal(count_lines(text, len), 1);
-	assert_string_equal(message_of(text, "info"),
-	    "login from bob\\x0a2026-11-21T09:30:00.000Z error forged\\x1b[2J\\x5c\n");
+	assert_string_equal(
+		message_of(text, "info"),
+		"login from bob\\x0a2026-11-21T09:30:00.000Z error forged\\x1b[2J\\x5c\n");
 	free(text);
 }
 
 /* The line is cut to the buffer, ends in LF, and never ends inside an escape. */
-static void test_long_message_is_cut_whole(void **state)
+static void
+test_long_message_is_cut_whole(void **state)
 {
 	struct logdir *d = *state;
 	char big[3000];
@@ -204,7 +215,8 @@ static void test_long_message_is_cut_whole(void **state)
 	free(text);
 }
 
-static void test_reopen_after_rename(void **state)
+static void
+test_reopen_after_rename(void **state)
 {
 	struct logdir *d = *state;
 	char rotated[128];
@@ -230,7 +242,8 @@ static void test_reopen_after_rename(void **state)
 	free(text);
 }
 
-static void test_truncate(void **state)
+static void
+test_truncate(void **state)
 {
 	struct logdir *d = *state;
 	size_t len;
@@ -242,13 +255,14 @@ static void test_truncate(void **state)
 	assert_int_equal(log_truncate(), 0);
 	log_info("first after truncate");
 	text = slurp(d->path, &len);
-	assert_int_equal(strlen(text), len);	/* no NUL hole */
+	assert_int_equal(strlen(text), len); /* no NUL hole */
 	assert_int_equal(count_lines(text, len), 1);
 	assert_string_equal(message_of(text, "info"), "first after truncate\n");
 	free(text);
 }
 
-static void test_not_open(void **state)
+static void
+test_not_open(void **state)
 {
 	struct logdir *d = *state;
 	char missing[128];
@@ -264,7 +278,8 @@ static void test_not_open(void **state)
 }
 
 /* Runs fn with stderr sent to a file; returns what was written there. */
-static char *capture_stderr(struct logdir *d, void (*fn)(void))
+static char *
+capture_stderr(struct logdir *d, void (*fn)(void))
 {
 	char path[128];
 	int saved = dup(STDERR_FILENO);
@@ -282,12 +297,14 @@ static char *capture_stderr(struct logdir *d, void (*fn)(void))
 	return slurp(path, &len);
 }
 
-static void log_one_warning(void)
+static void
+log_one_warning(void)
 {
 	log_warning("disk %s", "almost full");
 }
 
-static void test_stderr(void **state)
+static void
+test_stderr(void **state)
 {
 	struct logdir *d = *state;
 	size_t len;
@@ -321,7 +338,8 @@ static void test_stderr(void **state)
 	free(err);
 }
 
-static void test_write_error_is_counted(void **state)
+static void
+test_write_error_is_counted(void **state)
 {
 	unsigned long before = log_write_errors();
 
@@ -338,7 +356,8 @@ enum { WRITERS = 4, LINES_PER_WRITER = 5000, ROTATIONS = 20 };
 
 static atomic_int lines_written;
 
-static void *writer(void *arg)
+static void *
+writer(void *arg)
 {
 	int id = (int)(intptr_t)arg;
 
@@ -350,13 +369,15 @@ static void *writer(void *arg)
 }
 
 /* Spreads the rotations over the writing, so they race with writers. */
-static void await_lines_written(int n)
+static void
+await_lines_written(int n)
 {
 	while (atomic_load(&lines_written) < n)
 		sched_yield();
 }
 
-static void tally_lines(const char *path, bool seen[WRITERS][LINES_PER_WRITER], size_t *total)
+static void
+tally_lines(const char *path, bool seen[WRITERS][LINES_PER_WRITER], size_t *total)
 {
 	size_t len;
 	char *text = slurp(path, &len);
@@ -383,7 +404,8 @@ static void tally_lines(const char *path, bool seen[WRITERS][LINES_PER_WRITER], 
 }
 
 /* Whole lines only, none lost, while logrotate renames and SIGHUP reopens. */
-static void test_concurrent_writers_and_rotation(void **state)
+static void
+test_concurrent_writers_and_rotation(void **state)
 {
 	struct logdir *d = *state;
 	static bool seen[WRITERS][LINES_PER_WRITER];
@@ -412,7 +434,8 @@ static void test_concurrent_writers_and_rotation(void **state)
 	assert_int_equal(total, WRITERS * LINES_PER_WRITER);
 }
 
-static void test_line_new_and_printf(void **state)
+static void
+test_line_new_and_printf(void **state)
 {
 	struct line *l = line_new(5);
 	char big[5000];
@@ -448,7 +471,8 @@ static void test_line_new_and_printf(void **state)
 	assert_null(line_new((size_t)UINT_MAX + 1));
 }
 
-static void test_line_refcount(void **state)
+static void
+test_line_refcount(void **state)
 {
 	struct line *l = line_printf("x");
 
@@ -458,7 +482,7 @@ static void test_line_refcount(void **state)
 	line_unref(l);
 	line_unref(l);
 	assert_int_equal(atomic_load(&l->refs), 1);
-	line_unref(l);	/* freed here: ASan reports a leak or a double free otherwise */
+	line_unref(l); /* freed here: ASan reports a leak or a double free otherwise */
 }
 
 struct sharer {
@@ -467,7 +491,8 @@ struct sharer {
 };
 
 /* Each thread reads the bytes and drops its reference; the last one frees. */
-static void *share_and_drop(void *arg)
+static void *
+share_and_drop(void *arg)
 {
 	struct sharer *s = arg;
 
@@ -481,7 +506,8 @@ static void *share_and_drop(void *arg)
 	return NULL;
 }
 
-static void test_line_shared_between_threads(void **state)
+static void
+test_line_shared_between_threads(void **state)
 {
 	struct line *l = line_printf("shared bytes");
 	struct sharer sharers[WRITERS];
@@ -499,7 +525,8 @@ static void test_line_shared_between_threads(void **state)
 }
 
 /* Lines logged before log_open() (after log_hold()) land first in the file, not on stderr. */
-static void test_held_until_open(void **state)
+static void
+test_held_until_open(void **state)
 {
 	struct logdir *d = *state;
 	size_t len;
@@ -520,7 +547,8 @@ static void test_held_until_open(void **state)
 }
 
 /* A symbolic link at the log's path is never followed (safefile.h). */
-static void test_symlink_refused(void **state)
+static void
+test_symlink_refused(void **state)
 {
 	struct logdir *d = *state;
 	char victim[128];
@@ -541,7 +569,8 @@ static void test_symlink_refused(void **state)
 
 #define LOG_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup_logdir, teardown_logdir)
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		LOG_TEST(test_line_format_and_levels),

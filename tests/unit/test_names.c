@@ -14,12 +14,14 @@
 #include "names.h"
 #include "utf8.h"
 
-static bool valid(const char *s)
+static bool
+valid(const char *s)
 {
 	return name_valid(s, strlen(s));
 }
 
-static void test_lengths(void **state)
+static void
+test_lengths(void **state)
 {
 	char name[NAME_MAX_LEN + 2];
 
@@ -33,7 +35,8 @@ static void test_lengths(void **state)
 	assert_true(valid("7"));
 }
 
-static void test_first_character(void **state)
+static void
+test_first_character(void **state)
 {
 	assert_true(valid("alice"));
 	assert_true(valid("Alice"));
@@ -45,7 +48,8 @@ static void test_first_character(void **state)
 	assert_false(valid("_"));
 }
 
-static void test_every_allowed_mark(void **state)
+static void
+test_every_allowed_mark(void **state)
 {
 	assert_true(valid("a_b"));
 	assert_true(valid("a.b"));
@@ -58,22 +62,23 @@ static void test_every_allowed_mark(void **state)
 	assert_true(valid("GHIJKLMNOPQRSTUVWXYZ0123456789"));
 }
 
-static void test_every_other_byte_refused(void **state)
+static void
+test_every_other_byte_refused(void **state)
 {
 	for (int c = 1; c < 256; c++) {
 		char s[3] = { 'a', (char)c, '\0' };
 		bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+			       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 
 		assert_int_equal(name_valid(s, 2), allowed);
 		s[0] = (char)c;
 		s[1] = 'a';
-		assert_int_equal(name_valid(s, 2),
-		    allowed && c != '_' && c != '.' && c != '-');
+		assert_int_equal(name_valid(s, 2), allowed && c != '_' && c != '.' && c != '-');
 	}
 }
 
-static void test_non_ascii_and_embedded(void **state)
+static void
+test_non_ascii_and_embedded(void **state)
 {
 	assert_false(valid("caf\xc3\xa9"));
 	assert_false(valid("\xd0\xb0\xd0\xbb\xd0\xb8"));
@@ -84,22 +89,23 @@ static void test_non_ascii_and_embedded(void **state)
 }
 
 /* Each invisible class text_check() refuses, inside a name that is otherwise fine. */
-static void test_invisible_characters_refused(void **state)
+static void
+test_invisible_characters_refused(void **state)
 {
 	static const char *const inside[] = {
-		"\xe2\x80\xa8",		/* line separator */
-		"\xe2\x80\xa9",		/* paragraph separator */
-		"\xe2\x80\x8e",		/* LRM */
-		"\xe2\x80\x8f",		/* RLM */
-		"\xd8\x9c",			/* ALM */
-		"\xe2\x80\xae",		/* RLO */
-		"\xe2\x80\x8b",		/* zero width space */
-		"\xe2\x80\x8c",		/* ZWNJ: allowed in text, not in names */
-		"\xe2\x80\x8d",		/* ZWJ: likewise */
-		"\xe2\x81\xa0",		/* word joiner */
-		"\xef\xbb\xbf",		/* zero width no-break space */
-		"\xc2\xad",			/* soft hyphen */
-		"\xf3\xa0\x81\xa1",	/* tag latin small letter a */
+		"\xe2\x80\xa8",     /* line separator */
+		"\xe2\x80\xa9",     /* paragraph separator */
+		"\xe2\x80\x8e",     /* LRM */
+		"\xe2\x80\x8f",     /* RLM */
+		"\xd8\x9c",         /* ALM */
+		"\xe2\x80\xae",     /* RLO */
+		"\xe2\x80\x8b",     /* zero width space */
+		"\xe2\x80\x8c",     /* ZWNJ: allowed in text, not in names */
+		"\xe2\x80\x8d",     /* ZWJ: likewise */
+		"\xe2\x81\xa0",     /* word joiner */
+		"\xef\xbb\xbf",     /* zero width no-break space */
+		"\xc2\xad",         /* soft hyphen */
+		"\xf3\xa0\x81\xa1", /* tag latin small letter a */
 	};
 	char name[32];
 
@@ -116,7 +122,8 @@ static void test_invisible_characters_refused(void **state)
  * allowed passes it, and no byte from 0x80 up is allowed, so no multi-byte
  * character (none of the invisible ones above) can be in a name at all.
  */
-static void test_at_least_as_strict_as_text(void **state)
+static void
+test_at_least_as_strict_as_text(void **state)
 {
 	char name[3] = "a";
 
@@ -129,7 +136,8 @@ static void test_at_least_as_strict_as_text(void **state)
 	}
 }
 
-static void test_compare_ignores_case(void **state)
+static void
+test_compare_ignores_case(void **state)
 {
 	assert_int_equal(name_cmp("Alice", "alice"), 0);
 	assert_int_equal(name_cmp("BOB-1", "bob-1"), 0);
@@ -144,7 +152,8 @@ static void test_compare_ignores_case(void **state)
 	assert_true(name_cmp("a_", "a9") > 0);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lengths),

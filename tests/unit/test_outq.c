@@ -15,7 +15,8 @@
 #include "line.h"
 #include "outq.h"
 
-static struct line *text_line(const char *text)
+static struct line *
+text_line(const char *text)
 {
 	struct line *l = line_new(strlen(text));
 
@@ -24,13 +25,15 @@ static struct line *text_line(const char *text)
 	return l;
 }
 
-static unsigned refs(struct line *l)
+static unsigned
+refs(struct line *l)
 {
 	return atomic_load(&l->refs);
 }
 
 /* Flushes q into a pipe and checks that exactly `want` comes out. */
-static void assert_flushes(struct outq *q, const char *want)
+static void
+assert_flushes(struct outq *q, const char *want)
 {
 	char got[256];
 	int fds[2];
@@ -46,7 +49,8 @@ static void assert_flushes(struct outq *q, const char *want)
 	assert_memory_equal(got, want, strlen(want));
 }
 
-static void test_touching_pieces_merge(void **state)
+static void
+test_touching_pieces_merge(void **state)
 {
 	struct line *batch = text_line("MSG 1 a\nMSG 2 b\nMSG 3 c\n");
 	struct outq q;
@@ -57,14 +61,15 @@ static void test_touching_pieces_merge(void **state)
 		assert_int_equal(outq_push(&q, batch->data + off, 8, line_ref(batch)), 0);
 	assert_int_equal(q.count, 1);
 	assert_int_equal(q.bytes, 24);
-	assert_int_equal(refs(batch), 2);	/* ours and the queue's one item */
+	assert_int_equal(refs(batch), 2); /* ours and the queue's one item */
 	assert_flushes(&q, "MSG 1 a\nMSG 2 b\nMSG 3 c\n");
 	assert_int_equal(refs(batch), 1);
 	outq_free(&q);
 	line_unref(batch);
 }
 
-static void test_gaps_and_owners_keep_pieces_apart(void **state)
+static void
+test_gaps_and_owners_keep_pieces_apart(void **state)
 {
 	static const char tag_ok[] = "OK ";
 	struct line *batch = text_line("MSG 1 a\nMSG 2 b\n");
@@ -91,7 +96,8 @@ static void test_gaps_and_owners_keep_pieces_apart(void **state)
 }
 
 /* outq_free() drops what was queued, merged or not. */
-static void test_free_releases_merged_items(void **state)
+static void
+test_free_releases_merged_items(void **state)
 {
 	struct line *batch = text_line("abcdef");
 	struct outq q;
@@ -106,7 +112,8 @@ static void test_free_releases_merged_items(void **state)
 	line_unref(batch);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_touching_pieces_merge),

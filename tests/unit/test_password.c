@@ -167,7 +167,7 @@ test_gate_init_errors(void **state)
 	assert_int_equal(errno, EINVAL);
 	assert_int_equal(password_gate_init(0), 0);
 	password_gate_destroy();
-	password_gate_destroy();	/* twice is harmless */
+	password_gate_destroy(); /* twice is harmless */
 	assert_int_equal(password_gate_init(GATE_SLOTS), 0);
 }
 
@@ -213,8 +213,8 @@ test_gate_bounds_concurrency(void **state)
 /* A thread that holds a gate slot until told to let go. */
 struct holder {
 	pthread_t tid;
-	sem_t holding;		/* posted once it holds its slot */
-	sem_t go;		/* posted to make it let go */
+	sem_t holding; /* posted once it holds its slot */
+	sem_t go;      /* posted to make it let go */
 };
 
 static void *
@@ -320,7 +320,7 @@ test_gate_wait_ends_when_gone(void **state)
 	errno = 0;
 	assert_int_equal(password_gate_enter(start + 30000), -1);
 	assert_int_equal(errno, ECONNABORTED);
-	assert_true(time_mono_ms() - start < 5000);	/* not the deadline */
+	assert_true(time_mono_ms() - start < 5000); /* not the deadline */
 	assert_int_equal(atomic_load(&gone_calls), 2);
 	/* A hash outside a held slot, with no deadline at all, too. */
 	atomic_store(&gone_calls, 0);

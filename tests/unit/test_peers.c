@@ -20,12 +20,14 @@
 
 struct conn {
 	struct sockaddr_storage addr;
-	int fd;		/* chatd's end */
-	int peer;	/* the client's end */
+	int fd;   /* chatd's end */
+	int peer; /* the client's end */
 };
 
 static const struct peers_limits lim = {
-	.max_clients = 3, .max_clients_per_address = 4, .max_logins = 4,
+	.max_clients = 3,
+	.max_clients_per_address = 4,
+	.max_logins = 4,
 	.max_logins_per_address = 3,
 };
 

@@ -18,7 +18,7 @@
 
 #include "resume.h"
 
-#define NOW  1800000000000LL /* wall clock ms */
+#define NOW 1800000000000LL /* wall clock ms */
 #define HOUR (3600 * 1000LL)
 
 struct fixture {

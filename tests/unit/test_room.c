@@ -30,7 +30,8 @@
 /* Longer than the ring. */
 #define BATCH 1500
 
-static void publish_settings(int64_t send_queue_limit)
+static void
+publish_settings(int64_t send_queue_limit)
 {
 	char path[] = "/tmp/test_room.XXXXXX", err[256];
 	int fd = mkstemp(path);
@@ -47,7 +48,8 @@ static void publish_settings(int64_t send_queue_limit)
 }
 
 /* A logged-in member asleep with write-through; *peer is the test's end of its socket. */
-static struct client *member(struct room *r, const char *name, uint64_t id, int *peer)
+static struct client *
+member(struct room *r, const char *name, uint64_t id, int *peer)
 {
 	struct client *c = calloc(1, sizeof(*c));
 	struct line *users;
@@ -76,7 +78,8 @@ static struct client *member(struct room *r, const char *name, uint64_t id, int 
 	return c;
 }
 
-static void member_free(struct room *r, struct client *c, int peer)
+static void
+member_free(struct room *r, struct client *c, int peer)
 {
 	room_wake_up(r, c);
 	room_detach(r, c);
@@ -85,7 +88,8 @@ static void member_free(struct room *r, struct client *c, int peer)
 	client_unref(c);
 }
 
-static struct history_entry *batch(size_t n, uint64_t sender)
+static struct history_entry *
+batch(size_t n, uint64_t sender)
 {
 	struct history_entry *e = calloc(n, sizeof(*e));
 
@@ -99,14 +103,16 @@ static struct history_entry *batch(size_t n, uint64_t sender)
 	return e;
 }
 
-static void batch_free(struct history_entry *e, size_t n)
+static void
+batch_free(struct history_entry *e, size_t n)
 {
 	history_entries_release(e, n);
 	free(e);
 }
 
 /* Everything the peer end holds now. */
-static char *read_all(int fd, size_t *len)
+static char *
+read_all(int fd, size_t *len)
 {
 	size_t cap = 1 << 20;
 	char *buf = malloc(cap);
@@ -126,7 +132,8 @@ static char *read_all(int fd, size_t *len)
  * in one piece it would have been further behind than the ring reaches,
  * and overflowed.
  */
-static void test_long_batch_goes_in_pieces(void **state)
+static void
+test_long_batch_goes_in_pieces(void **state)
 {
 	struct room *r = room_new(LIMIT);
 	struct history_entry *e = batch(BATCH, 99);
@@ -167,7 +174,8 @@ static void test_long_batch_goes_in_pieces(void **state)
 	room_free(r);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_long_batch_goes_in_pieces),

@@ -26,7 +26,8 @@ struct dir {
 	char err[1024];
 };
 
-static int setup_dir(void **state)
+static int
+setup_dir(void **state)
 {
 	struct dir *d = calloc(1, sizeof(*d));
 
@@ -39,7 +40,8 @@ static int setup_dir(void **state)
 	return 0;
 }
 
-static int teardown_dir(void **state)
+static int
+teardown_dir(void **state)
 {
 	struct dir *d = *state;
 	char cmd[256];
@@ -49,7 +51,8 @@ static int teardown_dir(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static char *in(const struct dir *d, const char *name)
+static char *
+in(const struct dir *d, const char *name)
 {
 	static char buf[8][256];
 	static int next;
@@ -59,7 +62,8 @@ static char *in(const struct dir *d, const char *name)
 	return p;
 }
 
-static void write_file(const char *path, const char *text, mode_t mode)
+static void
+write_file(const char *path, const char *text, mode_t mode)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
 
@@ -69,7 +73,8 @@ static void write_file(const char *path, const char *text, mode_t mode)
 	close(fd);
 }
 
-static void assert_file(const char *path, const char *text, mode_t mode)
+static void
+assert_file(const char *path, const char *text, mode_t mode)
 {
 	char buf[256];
 	struct stat st;
@@ -86,7 +91,8 @@ static void assert_file(const char *path, const char *text, mode_t mode)
 	assert_int_equal(st.st_mode & 07777, mode);
 }
 
-static void test_dirs(void **state)
+static void
+test_dirs(void **state)
 {
 	struct dir *d = *state;
 
@@ -98,8 +104,7 @@ static void test_dirs(void **state)
 	assert_int_equal(safefile_check_dir(in(d, "open/state"), d->err, sizeof(d->err)), -1);
 	assert_non_null(strstr(d->err, "writable by everyone"));
 	assert_non_null(strstr(d->err, in(d, "open")));
-	assert_int_equal(safefile_check_file(in(d, "open/history"), 0, d->err, sizeof(d->err)),
-			 -1);
+	assert_int_equal(safefile_check_file(in(d, "open/history"), 0, d->err, sizeof(d->err)), -1);
 	/* The sticky bit: others may not replace what is not theirs. */
 	assert_int_equal(chmod(in(d, "open"), 01777), 0);
 	assert_int_equal(safefile_check_dir(in(d, "open/state"), d->err, sizeof(d->err)), 0);
@@ -125,7 +130,8 @@ static void test_dirs(void **state)
 	assert_int_equal(chdir("/"), 0);
 }
 
-static void test_links_in_directories(void **state)
+static void
+test_links_in_directories(void **state)
 {
 	struct dir *d = *state;
 
@@ -151,7 +157,8 @@ static void test_links_in_directories(void **state)
 	}
 }
 
-static void test_file_itself(void **state)
+static void
+test_file_itself(void **state)
 {
 	struct dir *d = *state;
 
@@ -203,7 +210,8 @@ static void test_file_itself(void **state)
 	}
 }
 
-static void test_open_sets_mode_and_truncates(void **state)
+static void
+test_open_sets_mode_and_truncates(void **state)
 {
 	struct dir *d = *state;
 	struct stat st;
@@ -235,7 +243,8 @@ static void test_open_sets_mode_and_truncates(void **state)
 	assert_int_equal(errno, ENOENT);
 }
 
-static void test_lock(void **state)
+static void
+test_lock(void **state)
 {
 	struct dir *d = *state;
 	char pid[32];
@@ -243,8 +252,8 @@ static void test_lock(void **state)
 
 	first = safefile_lock(in(d, "history"), d->err, sizeof(d->err));
 	assert_true(first >= 0);
-	assert_file(in(d, "history.lock"), (snprintf(pid, sizeof(pid), "%ld\n", (long)getpid()), pid),
-		    0600);
+	assert_file(in(d, "history.lock"),
+		    (snprintf(pid, sizeof(pid), "%ld\n", (long)getpid()), pid), 0600);
 	/* OFD locks conflict between two opens even in one process, as between two chatds. */
 	second = safefile_lock(in(d, "history"), d->err, sizeof(d->err));
 	assert_int_equal(second, -1);
@@ -270,7 +279,8 @@ static void test_lock(void **state)
 }
 
 /* safefile_write_all(): every byte, or -1 with errno. */
-static void test_write_all(void **state)
+static void
+test_write_all(void **state)
 {
 	struct dir *d = *state;
 	static char big[1 << 20];
@@ -300,7 +310,8 @@ static void test_write_all(void **state)
 
 #define DIR_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup_dir, teardown_dir)
 
-int main(void)
+int
+main(void)
 {
 	/* clang-format off */
 	const struct CMUnitTest tests[] = {

@@ -20,9 +20,9 @@
 #define DEEP_BYTES (64 * 1024)
 
 struct probe {
-	uintptr_t deep;		/* an address inside the deep call's frame */
+	uintptr_t deep; /* an address inside the deep call's frame */
 	bool resident_before, resident_after;
-	unsigned sum;		/* the shallow frame's data, read after the release */
+	unsigned sum; /* the shallow frame's data, read after the release */
 };
 
 static bool
@@ -77,7 +77,7 @@ test_deep_pages_released_shallow_kept(void **state)
 	pthread_attr_destroy(&attr);
 	assert_true(p.resident_before);
 	assert_false(p.resident_after);
-	assert_int_equal(p.sum, 2 * (255 * 256 / 2));	/* 0..255 twice */
+	assert_int_equal(p.sum, 2 * (255 * 256 / 2)); /* 0..255 twice */
 }
 
 int

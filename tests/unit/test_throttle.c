@@ -132,7 +132,8 @@ test_by_address_for_any_name(void **state)
 static void
 test_ipv6_counts_by_64(void **state)
 {
-	struct sockaddr_storage a = test_addr("2001:db8:1:2::1"), b = test_addr("2001:db8:1:2:ffff::9");
+	struct sockaddr_storage a = test_addr("2001:db8:1:2::1"),
+				b = test_addr("2001:db8:1:2:ffff::9");
 	struct sockaddr_storage other = test_addr("2001:db8:1:3::1");
 	int64_t now = 7000000;
 
@@ -140,7 +141,8 @@ test_ipv6_counts_by_64(void **state)
 	assert_int_equal(wait_for(&b, "y", now), BASE);
 	assert_int_equal(wait_for(&other, "y", now), 0);
 	/* IPv4 through an IPv6 socket is the IPv4 address it is. */
-	struct sockaddr_storage mapped = test_addr("::ffff:192.0.2.50"), v4 = test_addr("192.0.2.50");
+	struct sockaddr_storage mapped = test_addr("::ffff:192.0.2.50"),
+				v4 = test_addr("192.0.2.50");
 	fail_at(&mapped, "z", now);
 	assert_int_equal(wait_for(&v4, "w", now), BASE);
 }
@@ -241,19 +243,20 @@ static void
 test_a_known_address_skips_the_name_delay(void **state)
 {
 	struct sockaddr_storage home = test_addr("192.0.2.1"), home6 = test_addr("2001:db8:1:2::1");
-	struct sockaddr_storage home6b = test_addr("2001:db8:1:2::77"), guesser = test_addr("198.51.100.7");
+	struct sockaddr_storage home6b = test_addr("2001:db8:1:2::77"),
+				guesser = test_addr("198.51.100.7");
 	struct sockaddr_storage stranger = test_addr("203.0.113.9");
 	struct throttle_ticket held;
 	int64_t now = 19000000, wait;
 
-	throttle_registered(&home, "bob", now);	/* registered from home */
+	throttle_registered(&home, "bob", now); /* registered from home */
 	succeed(&home6, "bob", now);
 	for (int i = 0; i < 6; i++)
 		now += fail_at(&guesser, "bob", now);
-	now += fail_at(&guesser, "bob", now) / 2;	/* in the middle of the longest delay */
+	now += fail_at(&guesser, "bob", now) / 2; /* in the middle of the longest delay */
 	assert_true(wait_for(&stranger, "bob", now) > 0);
 	assert_int_equal(wait_for(&home, "BOB", now), 0);
-	assert_int_equal(wait_for(&home6b, "bob", now), 0);	/* the same /64 */
+	assert_int_equal(wait_for(&home6b, "bob", now), 0); /* the same /64 */
 	/* The address still pays for its own failures. */
 	assert_int_equal(fail_at(&home, "bob", now), BASE);
 	assert_int_equal(wait_for(&home, "bob", now), BASE);
@@ -296,7 +299,8 @@ test_a_name_remembers_its_latest_addresses(void **state)
 static void
 test_a_waiting_entry_is_never_evicted(void **state)
 {
-	struct sockaddr_storage victim_guesser = test_addr("192.0.2.1"), fresh = test_addr("192.0.2.200");
+	struct sockaddr_storage victim_guesser = test_addr("192.0.2.1"),
+				fresh = test_addr("192.0.2.200");
 	int64_t now = 23000000, max = 600000, d;
 	char text[32], name[32];
 
@@ -322,7 +326,8 @@ test_a_waiting_entry_is_never_evicted(void **state)
 static void
 test_a_full_table_refuses_new_tries(void **state)
 {
-	struct sockaddr_storage victim_guesser = test_addr("192.0.2.1"), fresh = test_addr("192.0.2.200");
+	struct sockaddr_storage victim_guesser = test_addr("192.0.2.1"),
+				fresh = test_addr("192.0.2.200");
 	int64_t now = 25000000, wait;
 	int full = 0, i;
 	char text[32], name[32];

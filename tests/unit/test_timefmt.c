@@ -11,7 +11,8 @@
 
 #include "timefmt.h"
 
-static void assert_formats_as(int64_t ms, const char *want)
+static void
+assert_formats_as(int64_t ms, const char *want)
 {
 	char out[TIME_RFC3339_LEN + 1];
 
@@ -20,7 +21,8 @@ static void assert_formats_as(int64_t ms, const char *want)
 	assert_string_equal(out, want);
 }
 
-static int64_t parse_ok(const char *s)
+static int64_t
+parse_ok(const char *s)
 {
 	int64_t ms = -42;
 
@@ -29,7 +31,8 @@ static int64_t parse_ok(const char *s)
 	return ms;
 }
 
-static void test_known_values(void **state)
+static void
+test_known_values(void **state)
 {
 	assert_formats_as(0, "1970-01-01T00:00:00.000Z");
 	assert_formats_as(1795253400123LL, "2026-11-21T09:30:00.123Z");
@@ -44,7 +47,8 @@ static void test_known_values(void **state)
 	assert_int_equal(parse_ok("1969-12-31T23:59:59.999Z"), -1);
 }
 
-static void test_out_of_range_is_clamped_to_fixed_width(void **state)
+static void
+test_out_of_range_is_clamped_to_fixed_width(void **state)
 {
 	assert_formats_as(INT64_MAX, "9999-12-31T23:59:59.999Z");
 	assert_formats_as(INT64_MIN, "0000-01-01T00:00:00.000Z");
@@ -52,7 +56,8 @@ static void test_out_of_range_is_clamped_to_fixed_width(void **state)
 	assert_int_equal(parse_ok("0000-01-01T00:00:00.000Z"), -62167219200000LL);
 }
 
-static void test_round_trip(void **state)
+static void
+test_round_trip(void **state)
 {
 	char out[TIME_RFC3339_LEN + 1];
 	uint64_t x = 88172645463325252ULL;
@@ -72,7 +77,8 @@ static void test_round_trip(void **state)
 	}
 }
 
-static void test_leap_days(void **state)
+static void
+test_leap_days(void **state)
 {
 	int64_t ms;
 
@@ -84,11 +90,13 @@ static void test_leap_days(void **state)
 	assert_true(time_parse_ms("2024-12-31T00:00:00.000Z", 24, &ms));
 	assert_false(time_parse_ms("2024-04-31T00:00:00.000Z", 24, &ms));
 	/* the day after the leap day */
-	assert_int_equal(parse_ok("2024-03-01T00:00:00.000Z") - parse_ok("2024-02-29T00:00:00.000Z"),
-	    86400000);
+	assert_int_equal(parse_ok("2024-03-01T00:00:00.000Z") -
+				 parse_ok("2024-02-29T00:00:00.000Z"),
+			 86400000);
 }
 
-static void test_rejects_garbage(void **state)
+static void
+test_rejects_garbage(void **state)
 {
 	static const char *const bad[] = {
 		"",
@@ -127,7 +135,8 @@ static void test_rejects_garbage(void **state)
 	assert_int_equal(ms, 7);
 }
 
-static void test_clocks(void **state)
+static void
+test_clocks(void **state)
 {
 	int64_t now = time_now_ms();
 	int64_t m1 = time_mono_ms();
@@ -139,13 +148,15 @@ static void test_clocks(void **state)
 	assert_true(m2 >= m1);
 }
 
-static int64_t ts_ns(struct timespec t)
+static int64_t
+ts_ns(struct timespec t)
 {
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 /* A deadline lies ms ahead, with its nanoseconds carried into seconds. */
-static void test_deadline(void **state)
+static void
+test_deadline(void **state)
 {
 	for (int ms = 0; ms < 3000; ms += 499) {
 		struct timespec before, after, d;
@@ -159,7 +170,8 @@ static void test_deadline(void **state)
 	}
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_known_values),

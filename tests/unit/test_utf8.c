@@ -24,18 +24,20 @@ struct vector {
 #define V(str, result) { str, sizeof(str) - 1, result }
 /* clang-format on */
 
-static void check_vectors(const struct vector *v, size_t n)
+static void
+check_vectors(const struct vector *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		enum text_check got = text_check(v[i].s, v[i].len);
 
 		if (got != v[i].want)
 			fail_msg("vector %zu (%zu bytes): got %s, want %s", i, v[i].len,
-			    text_check_str(got), text_check_str(v[i].want));
+				 text_check_str(got), text_check_str(v[i].want));
 	}
 }
 
-static void test_valid_multilingual(void **state)
+static void
+test_valid_multilingual(void **state)
 {
 	/* clang-format off */
 	static const struct vector v[] = {
@@ -53,53 +55,55 @@ static void test_valid_multilingual(void **state)
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
 }
 
-static void test_boundaries(void **state)
+static void
+test_boundaries(void **state)
 {
 	static const struct vector v[] = {
-		V(" ", TEXT_OK),				/* U+0020 */
-		V("~", TEXT_OK),				/* U+007E */
-		V("\x7f", TEXT_CONTROL),			/* U+007F */
-		V("\xc2\x80", TEXT_CONTROL),			/* U+0080 */
-		V("\xc2\x9f", TEXT_CONTROL),			/* U+009F */
-		V("\xc2\xa0", TEXT_OK),				/* U+00A0 */
-		V("\xdf\xbf", TEXT_OK),				/* U+07FF */
-		V("\xe0\xa0\x80", TEXT_OK),			/* U+0800 */
-		V("\xed\x9f\xbf", TEXT_OK),			/* U+D7FF */
-		V("\xee\x80\x80", TEXT_OK),			/* U+E000 */
-		V("\xef\xbf\xbd", TEXT_OK),			/* U+FFFD */
-		V("\xef\xbf\xbf", TEXT_OK),			/* U+FFFF */
-		V("\xf0\x90\x80\x80", TEXT_OK),			/* U+10000 */
-		V("\xf4\x8f\xbf\xbf", TEXT_OK),			/* U+10FFFF */
-		V("\xf4\x90\x80\x80", TEXT_BAD_UTF8),		/* U+110000 */
-		V("\xe2\x80\xa7", TEXT_OK),			/* U+2027 */
-		V("\xe2\x80\xa8", TEXT_SEPARATOR),		/* U+2028 */
-		V("\xe2\x80\xa9", TEXT_SEPARATOR),		/* U+2029 */
-		V("\xe2\x80\xaa", TEXT_BIDI),			/* U+202A */
-		V("\xe2\x80\xae", TEXT_BIDI),			/* U+202E */
-		V("\xe2\x80\xaf", TEXT_OK),			/* U+202F */
-		V("\xe2\x81\xa5", TEXT_INVISIBLE),		/* U+2065 */
-		V("\xe2\x81\xa6", TEXT_BIDI),			/* U+2066 */
-		V("\xe2\x81\xa9", TEXT_BIDI),			/* U+2069 */
-		V("\xe2\x81\xaa", TEXT_INVISIBLE),		/* U+206A */
-		V("\xe2\x81\xaf", TEXT_INVISIBLE),		/* U+206F */
-		V("\xe2\x81\xb0", TEXT_OK),			/* U+2070 */
-		V("\xe2\x80\x8a", TEXT_OK),			/* U+200A */
-		V("\xe2\x80\x8b", TEXT_INVISIBLE),		/* U+200B */
-		V("\xe2\x80\x8c", TEXT_OK),			/* U+200C */
-		V("\xe2\x80\x8d", TEXT_OK),			/* U+200D */
-		V("\xe2\x80\x8e", TEXT_BIDI),			/* U+200E */
-		V("\xe2\x80\x8f", TEXT_BIDI),			/* U+200F */
-		V("\xe2\x80\x90", TEXT_OK),			/* U+2010 */
-		V("\xf3\xa0\x80\x80", TEXT_INVISIBLE),	/* U+E0000 */
-		V("\xf3\xa0\x81\xbf", TEXT_INVISIBLE),	/* U+E007F */
-		V("\xf3\xa0\x82\x80", TEXT_OK),		/* U+E0080 */
-		V("\xf3\xa0\x84\x80", TEXT_OK),		/* U+E0100, a variation selector */
+		V(" ", TEXT_OK),                       /* U+0020 */
+		V("~", TEXT_OK),                       /* U+007E */
+		V("\x7f", TEXT_CONTROL),               /* U+007F */
+		V("\xc2\x80", TEXT_CONTROL),           /* U+0080 */
+		V("\xc2\x9f", TEXT_CONTROL),           /* U+009F */
+		V("\xc2\xa0", TEXT_OK),                /* U+00A0 */
+		V("\xdf\xbf", TEXT_OK),                /* U+07FF */
+		V("\xe0\xa0\x80", TEXT_OK),            /* U+0800 */
+		V("\xed\x9f\xbf", TEXT_OK),            /* U+D7FF */
+		V("\xee\x80\x80", TEXT_OK),            /* U+E000 */
+		V("\xef\xbf\xbd", TEXT_OK),            /* U+FFFD */
+		V("\xef\xbf\xbf", TEXT_OK),            /* U+FFFF */
+		V("\xf0\x90\x80\x80", TEXT_OK),        /* U+10000 */
+		V("\xf4\x8f\xbf\xbf", TEXT_OK),        /* U+10FFFF */
+		V("\xf4\x90\x80\x80", TEXT_BAD_UTF8),  /* U+110000 */
+		V("\xe2\x80\xa7", TEXT_OK),            /* U+2027 */
+		V("\xe2\x80\xa8", TEXT_SEPARATOR),     /* U+2028 */
+		V("\xe2\x80\xa9", TEXT_SEPARATOR),     /* U+2029 */
+		V("\xe2\x80\xaa", TEXT_BIDI),          /* U+202A */
+		V("\xe2\x80\xae", TEXT_BIDI),          /* U+202E */
+		V("\xe2\x80\xaf", TEXT_OK),            /* U+202F */
+		V("\xe2\x81\xa5", TEXT_INVISIBLE),     /* U+2065 */
+		V("\xe2\x81\xa6", TEXT_BIDI),          /* U+2066 */
+		V("\xe2\x81\xa9", TEXT_BIDI),          /* U+2069 */
+		V("\xe2\x81\xaa", TEXT_INVISIBLE),     /* U+206A */
+		V("\xe2\x81\xaf", TEXT_INVISIBLE),     /* U+206F */
+		V("\xe2\x81\xb0", TEXT_OK),            /* U+2070 */
+		V("\xe2\x80\x8a", TEXT_OK),            /* U+200A */
+		V("\xe2\x80\x8b", TEXT_INVISIBLE),     /* U+200B */
+		V("\xe2\x80\x8c", TEXT_OK),            /* U+200C */
+		V("\xe2\x80\x8d", TEXT_OK),            /* U+200D */
+		V("\xe2\x80\x8e", TEXT_BIDI),          /* U+200E */
+		V("\xe2\x80\x8f", TEXT_BIDI),          /* U+200F */
+		V("\xe2\x80\x90", TEXT_OK),            /* U+2010 */
+		V("\xf3\xa0\x80\x80", TEXT_INVISIBLE), /* U+E0000 */
+		V("\xf3\xa0\x81\xbf", TEXT_INVISIBLE), /* U+E007F */
+		V("\xf3\xa0\x82\x80", TEXT_OK),        /* U+E0080 */
+		V("\xf3\xa0\x84\x80", TEXT_OK),        /* U+E0100, a variation selector */
 	};
 
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
 }
 
-static void test_controls(void **state)
+static void
+test_controls(void **state)
 {
 	/* clang-format off */
 	static const struct vector v[] = {
@@ -121,7 +125,8 @@ static void test_controls(void **state)
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
 }
 
-static void test_bidi(void **state)
+static void
+test_bidi(void **state)
 {
 	/* clang-format off */
 	static const struct vector v[] = {
@@ -145,7 +150,8 @@ static void test_bidi(void **state)
 }
 
 /* U+2028, U+2029: a new line on screens and in loggers that honour them. */
-static void test_separators(void **state)
+static void
+test_separators(void **state)
 {
 	/* clang-format off */
 	static const struct vector v[] = {
@@ -159,7 +165,8 @@ static void test_separators(void **state)
 }
 
 /* Zero-width and other invisible format characters, and the tag characters. */
-static void test_invisible(void **state)
+static void
+test_invisible(void **state)
 {
 	/* clang-format off */
 	static const struct vector v[] = {
@@ -187,23 +194,26 @@ static void test_invisible(void **state)
 }
 
 /* What stays allowed: the joiners scripts and emoji need, visible format marks. */
-static void test_joiners_and_visible_format_marks_allowed(void **state)
+static void
+test_joiners_and_visible_format_marks_allowed(void **state)
 {
 	static const struct vector v[] = {
 		/* family: man ZWJ woman ZWJ girl */
-		V("\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7", TEXT_OK),
+		V("\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7",
+		  TEXT_OK),
 		/* Persian "mi-khaham" with ZWNJ */
 		V("\xd9\x85\xdb\x8c\xe2\x80\x8c\xd8\xae\xd9\x88\xd8\xa7\xd9\x87\xd9\x85", TEXT_OK),
-		V("\xe2\x9d\xa4\xef\xb8\x8f", TEXT_OK),		/* heart, variation selector 16 */
-		V("\xd8\x80\xd9\xa1\xd9\xa2", TEXT_OK),		/* Arabic number sign, visible */
-		V("\xe1\x85\x9f", TEXT_OK),				/* Hangul filler: a blank, not Cf */
-		V("\xf0\x93\x90\xb0", TEXT_OK),			/* U+13430 Egyptian hieroglyph vertical joiner */
+		V("\xe2\x9d\xa4\xef\xb8\x8f", TEXT_OK), /* heart, variation selector 16 */
+		V("\xd8\x80\xd9\xa1\xd9\xa2", TEXT_OK), /* Arabic number sign, visible */
+		V("\xe1\x85\x9f", TEXT_OK),             /* Hangul filler: a blank, not Cf */
+		V("\xf0\x93\x90\xb0", TEXT_OK), /* U+13430 Egyptian hieroglyph vertical joiner */
 	};
 
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
 }
 
-static void test_bad_sequences(void **state)
+static void
+test_bad_sequences(void **state)
 {
 	/* clang-format off */
 	static const struct vector v[] = {
@@ -267,7 +277,8 @@ static void test_bad_sequences(void **state)
 	check_vectors(v, sizeof(v) / sizeof(v[0]));
 }
 
-static void test_every_impossible_byte(void **state)
+static void
+test_every_impossible_byte(void **state)
 {
 	for (int c = 0x80; c <= 0xff; c++) {
 		char s[1] = { (char)c };
@@ -284,7 +295,8 @@ static void test_every_impossible_byte(void **state)
 }
 
 /* The rules of PROTOCOL.md "Framing", written independently of the code. */
-static enum text_check expected_for(uint32_t cp)
+static enum text_check
+expected_for(uint32_t cp)
 {
 	if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
 		return TEXT_CONTROL;
@@ -302,7 +314,8 @@ static enum text_check expected_for(uint32_t cp)
 	return TEXT_OK;
 }
 
-static size_t encode(uint32_t cp, char *out)
+static size_t
+encode(uint32_t cp, char *out)
 {
 	if (cp < 0x80) {
 		out[0] = (char)cp;
@@ -326,7 +339,8 @@ static size_t encode(uint32_t cp, char *out)
 	return 4;
 }
 
-static void test_every_code_point(void **state)
+static void
+test_every_code_point(void **state)
 {
 	char buf[4];
 
@@ -336,7 +350,7 @@ static void test_every_code_point(void **state)
 
 		if (got != expected_for(cp))
 			fail_msg("U+%04X: got %s, want %s", (unsigned)cp, text_check_str(got),
-			    text_check_str(expected_for(cp)));
+				 text_check_str(expected_for(cp)));
 		/* Every proper prefix of a multi-byte form is a truncated sequence. */
 		for (size_t cut = 1; cut < n; cut++)
 			assert_int_equal(text_check(buf, cut), TEXT_BAD_UTF8);
@@ -344,14 +358,15 @@ static void test_every_code_point(void **state)
 }
 
 /* Overlong encodings of every code point that has a shorter form. */
-static void test_every_overlong_form(void **state)
+static void
+test_every_overlong_form(void **state)
 {
 	for (uint32_t cp = 0; cp < 0x10000; cp++) {
 		char two[2] = { (char)(0xc0 | cp >> 6), (char)(0x80 | (cp & 0x3f)) };
 		char three[3] = { (char)(0xe0 | cp >> 12), (char)(0x80 | ((cp >> 6) & 0x3f)),
-		    (char)(0x80 | (cp & 0x3f)) };
-		char four[4] = { (char)0xf0, (char)(0x80 | cp >> 12), (char)(0x80 | ((cp >> 6) & 0x3f)),
-		    (char)(0x80 | (cp & 0x3f)) };
+				  (char)(0x80 | (cp & 0x3f)) };
+		char four[4] = { (char)0xf0, (char)(0x80 | cp >> 12),
+				 (char)(0x80 | ((cp >> 6) & 0x3f)), (char)(0x80 | (cp & 0x3f)) };
 
 		if (cp < 0x80)
 			assert_int_equal(text_check(two, 2), TEXT_BAD_UTF8);
@@ -362,7 +377,8 @@ static void test_every_overlong_form(void **state)
 }
 
 /* A bad byte anywhere in a long ASCII run, around the 8-byte fast path. */
-static void test_bad_byte_at_every_offset(void **state)
+static void
+test_bad_byte_at_every_offset(void **state)
 {
 	static const struct {
 		const char *bytes;
@@ -395,7 +411,8 @@ static void test_bad_byte_at_every_offset(void **state)
 	}
 }
 
-static void test_result_strings(void **state)
+static void
+test_result_strings(void **state)
 {
 	const char *ok = text_check_str(TEXT_OK);
 	const char *utf8 = text_check_str(TEXT_BAD_UTF8);
@@ -415,7 +432,8 @@ static void test_result_strings(void **state)
 }
 
 /* "aé€😀": characters of 1, 2, 3 and 4 bytes, ending at 1, 3, 6 and 10. */
-static void test_fit_cuts_between_characters(void **state)
+static void
+test_fit_cuts_between_characters(void **state)
 {
 	static const char s[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
 	static const size_t fit[] = { 0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10, 10 };
@@ -428,7 +446,8 @@ static void test_fit_cuts_between_characters(void **state)
 	}
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid_multilingual),
