@@ -2,16 +2,21 @@
  * password.c - yescrypt hashes through libxcrypt, and the gate that bounds
  * how many of them run at once.
  *
- * The gate is a counting semaphore rather than a mutex-protected counter so
- * that a waiting client thread sleeps in the kernel and costs nothing but
- * its stack.  Without password_gate_init() hashes are not bounded, which
- * keeps tools and tests that never start a server simple.  A thread may
- * hold a slot across several hashes (password_gate_enter(): a login waits
- * for its slot no longer than its deadline); held counts that, per thread.
+ * The gate hands its slots out first come, first served: a thread that
+ * finds none free queues a waiter of its own (on its stack, with its own
+ * condition variable on the monotonic clock) and is handed a slot by the
+ * thread that leaves one.  A storm of logins is served in arrival order, so
+ * none of them starves past its deadline while later ones go first (a
+ * semaphore promises no order).  A waiter that gives up (its deadline, or
+ * gone() says its connection went) takes itself off the queue.  Without
+ * password_gate_init() hashes are not bounded, which keeps tools and tests
+ * that never start a server simple.  A thread may hold a slot across
+ * several hashes (password_gate_enter(): a login waits for its slot no
+ * longer than its deadline); held counts that, per thread.
  */
 #include <crypt.h>
 #include <errno.h>
-#include <semaphore.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,8 +28,18 @@
 #define COST_MIN 1
 #define COST_MAX 11
 
-static sem_t gate;
+struct gate_waiter {
+	struct gate_waiter *next;
+	pthread_cond_t cond;
+	bool granted; /* a leaving thread handed it its slot */
+};
+
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool gate_ready;
+static unsigned gate_free;             /* slots nobody holds */
+static struct gate_waiter *queue_head; /* oldest first */
+static struct gate_waiter **queue_tail = &queue_head;
+static size_t queue_len;
 static _Thread_local unsigned held; /* slots taken with password_gate_enter(), this thread */
 static _Thread_local int64_t deadline = -1; /* password_gate_deadline(), this thread */
 static _Thread_local bool (*gone)(void *);  /* password_gate_abort_if(), this thread */
@@ -50,91 +65,131 @@ password_gate_init(int concurrency)
 		if (n < 1)
 			n = 1;
 	}
-	if (sem_init(&gate, 0, (unsigned int)n) != 0)
-		return -1;
+	pthread_mutex_lock(&gate_lock);
+	gate_free = (unsigned)n;
 	gate_ready = true;
+	pthread_mutex_unlock(&gate_lock);
 	return 0;
 }
 
 void
 password_gate_destroy(void)
 {
-	if (!gate_ready)
-		return;
-	sem_destroy(&gate);
+	pthread_mutex_lock(&gate_lock);
 	gate_ready = false;
+	gate_free = 0;
+	pthread_mutex_unlock(&gate_lock);
 }
 
-static void
-gate_enter(void)
+size_t
+password_gate_waiting(void)
 {
-	if (!gate_ready)
-		return;
-	while (sem_wait(&gate) != 0 && errno == EINTR)
-		;
+	pthread_mutex_lock(&gate_lock);
+	size_t n = queue_len;
+	pthread_mutex_unlock(&gate_lock);
+	return n;
 }
 
 static void
 gate_leave(void)
 {
-	if (gate_ready)
-		sem_post(&gate);
+	pthread_mutex_lock(&gate_lock);
+	if (gate_ready) {
+		struct gate_waiter *w = queue_head;
+
+		if (w != NULL) { /* the slot goes to the oldest waiter, not back to the pool */
+			queue_head = w->next;
+			if (queue_head == NULL)
+				queue_tail = &queue_head;
+			queue_len--;
+			w->granted = true;
+			pthread_cond_signal(&w->cond);
+		} else {
+			gate_free++;
+		}
+	}
+	pthread_mutex_unlock(&gate_lock);
 }
 
-/* sem_timedwait() wants the wall clock: deadline_ms from now, on it. */
-static struct timespec
-wall_deadline(int64_t deadline_ms)
+static void
+queue_remove(struct gate_waiter *w)
 {
-	struct timespec ts;
-	int64_t left = deadline_ms - time_mono_ms();
+	for (struct gate_waiter **p = &queue_head; *p != NULL; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			if (queue_tail == &w->next)
+				queue_tail = p;
+			queue_len--;
+			return;
+		}
+}
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	if (left < 0)
-		left = 0;
-	ts.tv_sec += left / 1000;
-	ts.tv_nsec += (left % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
+/* Waits (gate_lock held) until w is granted or until_ms (monotonic; negative: no limit). */
+static void
+wait_granted(struct gate_waiter *w, int64_t until_ms)
+{
+	while (!w->granted) {
+		if (until_ms < 0) {
+			pthread_cond_wait(&w->cond, &gate_lock);
+			continue;
+		}
+		struct timespec ts = { .tv_sec = until_ms / 1000,
+				       .tv_nsec = (until_ms % 1000) * 1000000 };
+
+		if (pthread_cond_timedwait(&w->cond, &gate_lock, &ts) == ETIMEDOUT)
+			return;
 	}
-	return ts;
 }
 
 /*
- * A slot by deadline_ms (negative: no limit); 0, or -1 with errno ETIMEDOUT
- * (or ECONNABORTED once gone() says so).
+ * A slot by deadline_ms (monotonic; negative: no limit), in arrival order;
+ * 0, or -1 with errno ETIMEDOUT (or ECONNABORTED once gone() says so).
  */
 static int
 gate_enter_by(int64_t deadline_ms)
 {
-	if (!gate_ready)
-		return 0;
-	if (deadline_ms < 0 && gone == NULL) {
-		gate_enter();
+	struct gate_waiter w = { .granted = false };
+	pthread_condattr_t attr;
+	int rc = 0;
+
+	pthread_mutex_lock(&gate_lock);
+	if (!gate_ready || (gate_free > 0 && queue_head == NULL)) {
+		if (gate_ready)
+			gate_free--;
+		pthread_mutex_unlock(&gate_lock);
 		return 0;
 	}
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w.cond, &attr);
+	pthread_condattr_destroy(&attr);
+	*queue_tail = &w;
+	queue_tail = &w.next;
+	queue_len++;
 	for (;;) {
 		int64_t now = time_mono_ms(), until = deadline_ms;
 
 		if (gone != NULL && (until < 0 || until > now + GATE_POLL_MS))
 			until = now + GATE_POLL_MS;
-		struct timespec ts = wall_deadline(until);
-
-		if (sem_timedwait(&gate, &ts) == 0)
-			return 0;
-		if (errno == EINTR)
-			continue;
-		if (errno != ETIMEDOUT)
-			return -1;
-		if (gone != NULL && gone(gone_arg)) {
-			errno = ECONNABORTED;
-			return -1;
-		}
-		if (deadline_ms >= 0 && time_mono_ms() >= deadline_ms) {
-			errno = ETIMEDOUT;
-			return -1;
+		wait_granted(&w, until);
+		if (w.granted)
+			break;
+		/* The lock is not held while gone() looks at the connection. */
+		pthread_mutex_unlock(&gate_lock);
+		bool went = gone != NULL && gone(gone_arg);
+		pthread_mutex_lock(&gate_lock);
+		if (w.granted)
+			break;
+		if (went || (deadline_ms >= 0 && time_mono_ms() >= deadline_ms)) {
+			queue_remove(&w);
+			errno = went ? ECONNABORTED : ETIMEDOUT;
+			rc = -1;
+			break;
 		}
 	}
+	pthread_mutex_unlock(&gate_lock);
+	pthread_cond_destroy(&w.cond);
+	return rc;
 }
 
 int

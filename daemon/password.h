@@ -4,7 +4,7 @@
  * Hashing is slow and memory-hungry on purpose.  It runs in the client's
  * own thread and never under a lock others wait on; password_gate_*() bound
  * how many hashes run at once (about one per core), so a login flood costs
- * waiting, not memory.  A login waits for a slot no longer than its
+ * waiting, not memory.  Slots go to waiters in arrival order.  A login waits for a slot no longer than its
  * deadline (password_gate_enter(), password_gate_deadline()), so that
  * wait counts towards its login_timeout.  struct crypt_data (32 KiB) lives on the heap, never
  * on a client thread's small stack.  Passwords are never logged.
@@ -22,6 +22,8 @@
 /* Sets how many hashes may run at once; 0 means one per online CPU. */
 int password_gate_init(int concurrency);
 void password_gate_destroy(void);
+/* Threads waiting for a slot now (status, tests). */
+size_t password_gate_waiting(void);
 
 /*
  * Takes a hash slot for the calling thread, waiting at most until

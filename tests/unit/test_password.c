@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -350,6 +351,48 @@ test_hashes_use_the_slot_held(void **state)
 		let_go(&h[i]);
 }
 
+/* Slots go to waiters in the order they came: a storm of logins is served first come, first served. */
+#define ORDER_WAITERS 5
+static atomic_int order_next;
+static int order_got[ORDER_WAITERS];
+
+static void *
+wait_in_turn(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+
+	assert_int_equal(password_gate_enter(time_mono_ms() + 30000), 0);
+	order_got[atomic_fetch_add(&order_next, 1)] = i;
+	password_gate_leave();
+	return NULL;
+}
+
+static void
+test_gate_serves_in_arrival_order(void **state)
+{
+	struct holder h[GATE_SLOTS];
+	pthread_t tid[ORDER_WAITERS];
+
+	hold_slots(h, GATE_SLOTS);
+	atomic_store(&order_next, 0);
+	for (int i = 0; i < ORDER_WAITERS; i++) {
+		assert_int_equal(pthread_create(&tid[i], NULL, wait_in_turn, (void *)(intptr_t)i),
+				 0);
+		/* The next one starts only once this one waits in the queue. */
+		while (password_gate_waiting() != (size_t)i + 1)
+			sched_yield();
+	}
+	/* One slot stays held: the waiters pass through the other one at a time. */
+	let_go(&h[0]);
+	for (int i = 0; i < ORDER_WAITERS; i++)
+		assert_int_equal(pthread_join(tid[i], NULL), 0);
+	for (int i = 0; i < ORDER_WAITERS; i++)
+		assert_int_equal(order_got[i], i);
+	assert_int_equal(password_gate_waiting(), 0);
+	for (int i = 1; i < GATE_SLOTS; i++)
+		let_go(&h[i]);
+}
+
 int
 main(void)
 {
@@ -369,6 +412,7 @@ main(void)
 		cmocka_unit_test(test_hashes_use_the_slot_held),
 		cmocka_unit_test(test_gate_wait_ends_when_gone),
 		cmocka_unit_test(test_hash_gives_up_at_the_thread_deadline),
+		cmocka_unit_test(test_gate_serves_in_arrival_order),
 	};
 
 	return cmocka_run_group_tests(tests, gate_setup, gate_teardown);
