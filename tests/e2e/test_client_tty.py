@@ -71,6 +71,7 @@ def test_wrong_password_is_asked_again(chatd, terminals):
     term.line("the-right-one")
     term.wait_text("-- logged in as bob (welcome back)")
     assert b"not-it" not in term.raw() and b"the-right-one" not in term.raw()
+    term.wait_text("bob>")      # readline reads keys again (a C-d before its prompt was lost once)
     term.keys("C-d")
     assert term.wait_exit() == EXIT_OK
 
