@@ -301,6 +301,13 @@ client_pause(struct client *c, int ms)
 
 /* ---- after login ---- */
 
+/* "HIST ID TIME NAME TEXT\n": "HIST " and the stored record without its room and kind. */
+static size_t
+hist_line_len(const struct history_entry *e)
+{
+	return 5 + e->body->len - (size_t)(e->name_off - e->room_off);
+}
+
 int
 client_push_history(struct client *c, const struct history_entry *e, size_t n, size_t *sent)
 {
@@ -308,12 +315,17 @@ client_push_history(struct client *c, const struct history_entry *e, size_t n, s
 	size_t first = n;
 	int rc = 0;
 
-	while (first > 0 && bytes + 5 + e[first - 1].body->len <= budget)
-		bytes += 5 + e[--first].body->len;
+	while (first > 0 && bytes + hist_line_len(&e[first - 1]) <= budget)
+		bytes += hist_line_len(&e[--first]);
 	for (size_t i = first; i < n && rc == 0; i++) {
+		const struct line *b = e[i].body;
+
 		rc = outq_push_static(&c->out, "HIST ", 5);
 		if (rc == 0)
-			rc = outq_push_line(&c->out, line_ref(e[i].body));
+			rc = outq_push(&c->out, b->data, e[i].room_off, line_ref(e[i].body));
+		if (rc == 0)
+			rc = outq_push(&c->out, b->data + e[i].name_off, b->len - e[i].name_off,
+				       line_ref(e[i].body));
 	}
 	*sent = n - first;
 	return rc;
@@ -336,7 +348,7 @@ send_welcome(struct client *c, bool registered)
 
 	size_t max = (size_t)s->history_replay;
 	struct history_entry *e = max ? calloc(max, sizeof(*e)) : NULL;
-	size_t n = e ? history_recent(c->srv->history, max, last_id, e) : 0, sent;
+	size_t n = e ? history_recent(c->srv->history, "lobby", max, last_id, false, e) : 0, sent;
 	client_push_history(c, e, n, &sent);
 	history_entries_release(e, n);
 	free(e);
@@ -351,7 +363,7 @@ post_message(struct client *c, char *text, size_t len)
 		text++;
 		len--;
 	}
-	if (history_append(c->srv->history, c->id, c->name, text, len) < 0)
+	if (history_append(c->srv->history, c->id, "lobby", HK_MSG, c->name, text, len) < 0)
 		return client_reply_err(c, ERR_INTERNAL, "out of memory, message not sent");
 	c->unacked++;
 	return 0;

@@ -108,7 +108,7 @@ history_since_id(struct client *c, const char *arg, size_t memory)
 		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /history since ID"));
 	if ((e = calloc(memory, sizeof(*e))) == NULL)
 		return COMMAND_FATAL;
-	n = history_since(c->srv->history, after, memory, e, &first_held);
+	n = history_since(c->srv->history, "lobby", after, memory, false, e, &first_held);
 	if (first_held > after + 1)
 		snprintf(note, sizeof(note), ", complete from id %" PRIu64 " on", first_held);
 	return send_history(c, e, n, note);
@@ -130,7 +130,7 @@ cmd_history(struct client *c, char *args, char *text, size_t textlen)
 		n = memory;
 	if ((e = calloc(n, sizeof(*e))) == NULL)
 		return COMMAND_FATAL;
-	n = history_recent(c->srv->history, n, UINT64_MAX, e);
+	n = history_recent(c->srv->history, "lobby", n, UINT64_MAX, false, e);
 	return send_history(c, e, n, "");
 }
 

@@ -63,8 +63,8 @@ struct ring_slot {
 	/*
 	 * The slot's bytes are body->data[off, off + len).  SLOT_MSG:
 	 * "MSG ID TIME NAME TEXT\n" in the line of its batch (batch_line),
-	 * tag_len 4, or, when that copy could not be made, the whole stored
-	 * "ID TIME NAME TEXT\n" with tag_len 0; SLOT_EVENT: a whole line.
+	 * or in a line of its own when that could not be made, tag_len 4;
+	 * SLOT_EVENT: a whole line.
 	 */
 	struct line *body;
 	size_t off, len, tag_len;
@@ -460,6 +460,20 @@ room_set_last_msg_id(struct room *r, uint64_t id)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* A stored room message (the history also stores and publishes events: not shown yet). */
+static bool
+is_message(const struct history_entry *e)
+{
+	return !e->failed && e->kind == HK_MSG;
+}
+
+/* "MSG ID TIME NAME TEXT\n": the stored record without its room and kind. */
+static size_t
+msg_line_len(const struct history_entry *e)
+{
+	return sizeof(tag_msg) - 1 + e->body->len - (size_t)(e->name_off - e->room_off);
+}
+
 /*
  * What everyone else gets, "MSG ID TIME NAME TEXT\n", for a whole batch
  * in one piece of memory that its slots share.  Consecutive slots' bytes
@@ -472,40 +486,45 @@ room_set_last_msg_id(struct room *r, uint64_t id)
 static struct line *
 batch_line(const struct history_entry *e, size_t n)
 {
-	const size_t tag = sizeof(tag_msg) - 1;
 	size_t total = 0, off = 0;
 	struct line *l;
 
 	for (size_t i = 0; i < n; i++)
-		if (!e[i].failed)
-			total += tag + e[i].body->len;
+		if (is_message(&e[i]))
+			total += msg_line_len(&e[i]);
 	if (total == 0 || (l = line_new(total)) == NULL)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		if (e[i].failed)
+		const struct line *b = e[i].body;
+
+		if (!is_message(&e[i]))
 			continue;
-		memcpy(l->data + off, tag_msg, tag);
-		memcpy(l->data + off + tag, e[i].body->data, e[i].body->len);
-		off += tag + e[i].body->len;
+		memcpy(l->data + off, tag_msg, sizeof(tag_msg) - 1);
+		off += sizeof(tag_msg) - 1;
+		memcpy(l->data + off, b->data, e[i].room_off);
+		off += e[i].room_off;
+		memcpy(l->data + off, b->data + e[i].name_off, b->len - e[i].name_off);
+		off += b->len - e[i].name_off;
 	}
 	return l;
 }
 
-/* A message's slot: its bytes in the batch's line, or (no line) the stored body. */
+/* A message's slot: its bytes in the batch's line, or (no line) in a line of its own. */
 static struct ring_slot
 msg_slot(const struct history_entry *e, struct line *batch, size_t *off)
 {
 	struct ring_slot s = { .kind = SLOT_MSG, .sender = e->sender };
 
+	s.tag_len = sizeof(tag_msg) - 1;
+	s.len = msg_line_len(e);
 	if (batch == NULL) {
-		s.body = line_ref(e->body);
-		s.len = e->body->len;
+		s.body = batch_line(e, 1);
+		if (s.body == NULL)
+			s.kind = SLOT_FAILED; /* out of memory: as if not stored */
 		return s;
 	}
 	s.body = line_ref(batch);
 	s.off = *off;
-	s.tag_len = sizeof(tag_msg) - 1;
-	s.len = s.tag_len + e->body->len;
 	*off += s.len;
 	return s;
 }
@@ -529,8 +548,8 @@ publish_piece(struct room *r, const struct history_entry *e, size_t n)
 
 	room_backlog_limits(r, &max_msgs, &max_bytes);
 	for (i = 0; i < n && i < max_msgs; i++) {
-		if (!e[i].failed)
-			bytes += sizeof(tag_msg) - 1 + e[i].body->len;
+		if (is_message(&e[i]))
+			bytes += msg_line_len(&e[i]);
 		if (i > 0 && bytes > max_bytes)
 			break;
 	}
@@ -558,6 +577,8 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 		if (fault_active(FAULT_ROOM_HANG))
 			fault_hang();
 		for (size_t i = 0; i < piece; i++) {
+			if (e[i].kind != HK_MSG)
+				continue;
 			if (e[i].failed) {
 				ring_push_locked(r, (struct ring_slot){ .kind = SLOT_FAILED,
 									.sender = e[i].sender });
@@ -962,9 +983,6 @@ slot_pieces(struct client *c, const struct ring_slot *s, struct piece *p)
 			c->unacked--;
 			return ack_pieces(s, p);
 		}
-		if (s->tag_len == 0)
-			return piece_static(&p[0], tag_msg, sizeof(tag_msg) - 1) +
-			       piece_line(&p[1], s->body, s->off, s->len);
 		return piece_line(p, s->body, s->off, s->len);
 	case SLOT_FAILED:
 		if (!own)

@@ -441,6 +441,7 @@ open_stores(struct server *srv, const struct settings *s)
 		.memory = (size_t)s->history_memory,
 		.max_size = s->history_max_size,
 		.sync_ms = s->history_sync_ms,
+		.default_room = "lobby",
 	};
 
 	if (password_gate_init(s->hash_concurrency) < 0) {

@@ -5,13 +5,13 @@ restarts, and the history file on disk.
 
 import re
 
-HISTORY_LINE = re.compile(r"(\d+) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (\S+) (.*)\Z")
+HISTORY_LINE = re.compile(r"(\d+) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) lobby msg (\S+) (.*)\Z")
 
 
 def read_history_file(path):
     """[(id, name, text)] from the history file, checking its format."""
     lines = path.read_bytes().decode("utf-8").split("\n")
-    assert lines[0] == "chatd-history 1", lines[:2]
+    assert lines[0] == "chatd-history 2", lines[:2]
     assert lines[-1] == "", "history file does not end in a newline"
     entries = []
     for line in lines[1:-1]:
