@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@
 #include "log.h"
 #include "names.h"
 #include "safefile.h"
+#include "siphash.h"
 #include "timefmt.h"
 #include "utf8.h"
 
@@ -63,10 +65,41 @@ struct entry_vec {
 	size_t n, cap;
 };
 
-/* The newest messages, oldest first from head; ids strictly increase. */
+/*
+ * A record held in memory: an entry without its sender and room (the
+ * ring's).  While the file loads, body is not made yet: file_off says
+ * where the record is in the mapped file.
+ */
+struct held {
+	uint64_t id;
+	union {
+		struct line *body;
+		size_t file_off; /* loading only */
+	};
+	uint16_t time_off, room_off, room_len, name_off, name_len;
+	uint8_t kind;
+	uint32_t text_off, text_len;
+};
+
+/*
+ * One room's newest records, oldest first from head; ids strictly
+ * increase.  cap grows (doubling) as records come, up to the history's
+ * memory: a quiet room holds a few.  Chained in the table's bucket.
+ */
 struct ring {
-	struct history_entry *e;
+	struct ring *next;
+	char key[ROOM_NAME_MAX + 1]; /* the room's name in lower case */
+	struct held *e;
 	size_t cap, head, n;
+};
+
+/* The rooms' rings by case-folded name: a chained hash table under a secret key. */
+struct ring_table {
+	struct ring **bucket;
+	size_t buckets; /* a power of two */
+	size_t rooms;
+	size_t held; /* records in all rings */
+	unsigned char key[SIPHASH_KEY_LEN];
 };
 
 struct history {
@@ -101,7 +134,7 @@ struct history {
 	atomic_size_t backlog_msgs, backlog_bytes;
 	struct entry_vec batch; /* being synced or published */
 	char *write_buf;        /* durable mode: the commit thread's, WRITE_CHUNK */
-	struct ring ring;
+	struct ring_table rings;
 
 	int64_t compact_after_size; /* after a failed compaction: retry when */
 	int64_t compact_after_ms;   /* the file reaches this, or at this time */
@@ -111,6 +144,22 @@ struct history {
 	int64_t slow_longest_ms;        /* of the slow syncs held back */
 
 	uint64_t appended, failed, compactions;
+};
+
+/* Whole lines gathered into COPY_CHUNK bytes per write: conversion and compaction. */
+struct bufout {
+	struct history *h;
+	int fd;
+	char *buf; /* COPY_CHUNK */
+	size_t used;
+	int64_t written; /* bytes put */
+	bool ok;
+};
+
+/* A room in memory and the oldest id it holds: compaction keeps its records from there. */
+struct keep_mark {
+	char key[ROOM_NAME_MAX + 1];
+	uint64_t first_id;
 };
 
 static ssize_t
@@ -196,6 +245,32 @@ write_whole(struct history *h, int fd, const void *buf, size_t len)
 	return n >= 0 && (size_t)n == len;
 }
 
+static void
+bufout_flush(struct bufout *c)
+{
+	if (c->ok && c->used > 0)
+		c->ok = write_whole(c->h, c->fd, c->buf, c->used);
+	c->used = 0;
+}
+
+static void
+bufout_put(struct bufout *c, const char *p, size_t len)
+{
+	while (c->ok && len > 0) {
+		size_t n = COPY_CHUNK - c->used < len ? COPY_CHUNK - c->used : len;
+
+		memcpy(c->buf + c->used, p, n);
+		c->used += n;
+		c->written += (int64_t)n;
+		p += n;
+		len -= n;
+		if (c->used == COPY_CHUNK) {
+			c->ok = write_whole(c->h, c->fd, c->buf, c->used);
+			c->used = 0;
+		}
+	}
+}
+
 /* Until the cut succeeds, every append retries it: nothing may follow a torn line. */
 static bool
 cut_back(struct history *h, int64_t off)
@@ -231,26 +306,261 @@ fsync_dir_of(const char *path)
 	return rc;
 }
 
-static struct history_entry *
+/* --- the rooms' memory --- */
+
+#define RING_MIN_CAP 4
+#define TABLE_MIN_BUCKETS 64
+
+static void
+fold_room(const char *room, size_t len, char key[ROOM_NAME_MAX + 1])
+{
+	for (size_t i = 0; i < len; i++)
+		key[i] = (char)(room[i] >= 'A' && room[i] <= 'Z' ? room[i] - 'A' + 'a' : room[i]);
+	key[len] = '\0';
+}
+
+static int
+table_init(struct ring_table *t)
+{
+	size_t got = 0;
+
+	while (got < sizeof(t->key)) {
+		ssize_t n = getrandom(t->key + got, sizeof(t->key) - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) { /* no random source: collisions can be chosen, nothing worse */
+			uint64_t mix[2] = { (uint64_t)time_now_ms(), (uint64_t)(uintptr_t)t };
+
+			memcpy(t->key, mix, sizeof(t->key));
+			break;
+		}
+		got += (size_t)n;
+	}
+	t->buckets = TABLE_MIN_BUCKETS;
+	t->bucket = calloc(t->buckets, sizeof(*t->bucket));
+	return t->bucket ? 0 : -1;
+}
+
+static struct ring **
+table_slot(const struct ring_table *t, const char *key)
+{
+	return &t->bucket[siphash24(t->key, key, strlen(key)) & (t->buckets - 1)];
+}
+
+/* The ring of the room whose folded name is key, or NULL. */
+static struct ring *
+table_find(const struct ring_table *t, const char *key)
+{
+	struct ring *r = *table_slot(t, key);
+
+	while (r && strcmp(r->key, key) != 0)
+		r = r->next;
+	return r;
+}
+
+/* Doubles the buckets once there are more rooms than buckets (if memory allows). */
+static void
+table_grow(struct ring_table *t)
+{
+	size_t old = t->buckets;
+	struct ring **b = calloc(2 * old, sizeof(*b)), **prev = t->bucket;
+
+	if (!b)
+		return;
+	t->bucket = b;
+	t->buckets = 2 * old;
+	for (size_t i = 0; i < old; i++)
+		for (struct ring *r = prev[i], *next; r; r = next) {
+			struct ring **slot = table_slot(t, r->key);
+
+			next = r->next;
+			r->next = *slot;
+			*slot = r;
+		}
+	free(prev);
+}
+
+/* The ring of the room whose folded name is key, made (empty) if missing; NULL without memory. */
+static struct ring *
+table_get(struct ring_table *t, const char *key)
+{
+	struct ring *r = table_find(t, key), **slot;
+
+	if (r)
+		return r;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	memcpy(r->key, key, strlen(key) + 1);
+	if (t->rooms >= t->buckets)
+		table_grow(t);
+	slot = table_slot(t, key);
+	r->next = *slot;
+	*slot = r;
+	t->rooms++;
+	return r;
+}
+
+static struct held *
 ring_at(const struct ring *r, size_t i)
 {
 	return &r->e[(r->head + i) % r->cap];
 }
 
-/* Takes over e's reference; the oldest message falls out when full. */
+/* Frees the ring and the references it holds (none while loading). */
 static void
-ring_push(struct ring *r, struct history_entry e)
+ring_free(struct ring *r, bool loading)
 {
-	if (r->n < r->cap) {
-		*ring_at(r, r->n++) = e;
-		return;
-	}
-	line_unref(r->e[r->head].body);
-	r->e[r->head] = e;
-	r->head = (r->head + 1) % r->cap;
+	for (size_t i = 0; i < r->n && !loading; i++)
+		line_unref(ring_at(r, i)->body);
+	free(r->e);
+	free(r);
 }
 
-/* How many messages in the ring have an id <= id. */
+/* Takes the ring of the folded key out of the table and frees it. */
+static void
+table_drop(struct ring_table *t, const char *key, bool loading)
+{
+	struct ring **p = table_slot(t, key);
+
+	while (*p && strcmp((*p)->key, key) != 0)
+		p = &(*p)->next;
+	if (!*p)
+		return;
+	struct ring *r = *p;
+
+	*p = r->next;
+	t->rooms--;
+	t->held -= r->n;
+	ring_free(r, loading);
+}
+
+static void
+table_free(struct ring_table *t, bool loading)
+{
+	for (size_t i = 0; i < t->buckets && t->bucket; i++)
+		for (struct ring *r = t->bucket[i], *next; r; r = next) {
+			next = r->next;
+			ring_free(r, loading);
+		}
+	free(t->bucket);
+	t->bucket = NULL;
+	t->rooms = t->held = 0;
+}
+
+/* Room for one more record: the ring grows up to memory (false without memory). */
+static bool
+ring_make_room(struct ring *r, size_t memory)
+{
+	size_t cap;
+	struct held *e;
+
+	if (r->n < r->cap || r->cap >= memory)
+		return true;
+	cap = r->cap ? 2 * r->cap : RING_MIN_CAP;
+	if (cap > memory)
+		cap = memory;
+	e = malloc(cap * sizeof(*e));
+	if (!e)
+		return false;
+	for (size_t i = 0; i < r->n; i++)
+		e[i] = *ring_at(r, i);
+	free(r->e);
+	r->e = e;
+	r->cap = cap;
+	r->head = 0;
+	return true;
+}
+
+/*
+ * The slot for a new newest record of r, the oldest falling out when the
+ * ring is full at memory (*evicted then: its body is the caller's to
+ * release); NULL without memory.
+ */
+static struct held *
+ring_next(struct ring_table *t, struct ring *r, size_t memory, bool *evicted)
+{
+	struct held *slot;
+
+	if (!ring_make_room(r, memory))
+		return NULL;
+	*evicted = r->n == r->cap;
+	if (!*evicted) {
+		t->held++;
+		return ring_at(r, r->n++);
+	}
+	slot = ring_at(r, 0);
+	r->head = (r->head + 1) % r->cap;
+	return slot;
+}
+
+static struct held
+held_of(const struct history_entry *e)
+{
+	return (struct held){ .id = e->id,
+			      .time_off = e->time_off,
+			      .room_off = e->room_off,
+			      .room_len = e->room_len,
+			      .name_off = e->name_off,
+			      .name_len = e->name_len,
+			      .kind = (uint8_t)e->kind,
+			      .text_off = e->text_off,
+			      .text_len = e->text_len };
+}
+
+/* The entry for a held record, with a reference of its own on the body. */
+static struct history_entry
+entry_of(const struct held *k)
+{
+	struct history_entry e = { .id = k->id,
+				   .kind = (enum history_kind)k->kind,
+				   .body = line_ref(k->body),
+				   .time_off = k->time_off,
+				   .room_off = k->room_off,
+				   .room_len = k->room_len,
+				   .name_off = k->name_off,
+				   .name_len = k->name_len,
+				   .text_off = k->text_off,
+				   .text_len = k->text_len };
+
+	memcpy(e.room, k->body->data + k->room_off, k->room_len);
+	e.room[k->room_len] = '\0';
+	return e;
+}
+
+/*
+ * A stored record into its room's memory (lock held); a deletion frees the
+ * room's memory instead, stored or not: the room is gone either way.
+ */
+static void
+remember(struct history *h, const struct history_entry *e)
+{
+	char key[ROOM_NAME_MAX + 1];
+	struct ring *r;
+	struct held *slot;
+	bool evicted;
+
+	fold_room(e->room, strlen(e->room), key);
+	if (e->kind == HK_DELETE) {
+		table_drop(&h->rings, key, false);
+		return;
+	}
+	if (e->failed)
+		return;
+	r = table_get(&h->rings, key);
+	slot = r ? ring_next(&h->rings, r, h->memory, &evicted) : NULL;
+	if (!slot) {
+		log_warning("%s: out of memory, record %" PRIu64 " of room %s not kept in memory",
+			    h->path, e->id, e->room);
+		return;
+	}
+	if (evicted)
+		line_unref(slot->body);
+	*slot = held_of(e);
+	slot->body = line_ref(e->body);
+}
+
+/* How many records in the ring have an id <= id. */
 static size_t
 ring_rank(const struct ring *r, uint64_t id)
 {
@@ -294,15 +604,13 @@ publish_entries(struct history *h, struct entry_vec *v)
 	for (size_t i = 0; i < n; i++) {
 		if (e[i].failed) {
 			h->failed++;
+			remember(h, &e[i]); /* a deletion still frees the memory */
 			continue;
 		}
 		backlog_sub(&h->backlog_bytes, e[i].body->len);
 		h->appended++;
 		h->last_id = e[i].id;
-		struct history_entry kept = e[i];
-
-		kept.body = line_ref(e[i].body);
-		ring_push(&h->ring, kept);
+		remember(h, &e[i]);
 	}
 	h->publishing = true;
 	pthread_mutex_unlock(&h->lock);
@@ -409,6 +717,126 @@ format_body(struct history_entry *e, const char *name, const char *text, size_t 
 	e->text_off = (uint32_t)n;
 	e->text_len = (uint32_t)text_len;
 	return l;
+}
+
+/* A room name: 1..ROOM_NAME_MAX of [A-Za-z0-9_.-], the first a letter (room_name_valid). */
+static bool
+record_room_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > ROOM_NAME_MAX ||
+	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return false;
+	return name_valid(s, len);
+}
+
+static bool
+kind_parse(const char *s, size_t len, enum history_kind *kind)
+{
+	for (size_t k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++)
+		if (strlen(kind_names[k]) == len && memcmp(kind_names[k], s, len) == 0) {
+			*kind = (enum history_kind)k;
+			return true;
+		}
+	return false;
+}
+
+/* The next field of [*q, end) up to a space (skipped) or the end; false if empty. */
+static bool
+next_field(const char **q, const char *end, const char **field, size_t *len)
+{
+	const char *sp = memchr(*q, ' ', (size_t)(end - *q));
+
+	*field = *q;
+	*len = (size_t)((sp ? sp : end) - *q);
+	*q = sp ? sp + 1 : end;
+	return *len > 0;
+}
+
+/* "ID TIME " at p: the id (above after), *q past the time. */
+static bool
+parse_id_time(const char *p, const char *end, uint64_t after, uint64_t *id, const char **q)
+{
+	const char *r = p;
+	uint64_t v = 0;
+	int64_t ms;
+
+	if (r == end || *r < '1' || *r > '9')
+		return false;
+	for (; r < end && *r >= '0' && *r <= '9'; r++) {
+		if (r - p == ID_MAX_DIGITS)
+			return false;
+		v = v * 10 + (uint64_t)(*r - '0');
+	}
+	if (v <= after || r == end || *r++ != ' ')
+		return false;
+	if (end - r < TIME_RFC3339_LEN + 1 || r[TIME_RFC3339_LEN] != ' ' ||
+	    !time_parse_ms(r, TIME_RFC3339_LEN, &ms))
+		return false;
+	*id = v;
+	*q = r + TIME_RFC3339_LEN + 1;
+	return true;
+}
+
+/*
+ * "NAME[ TEXT]" from q to end: a valid name, or "-" for nobody; a message
+ * needs a text, the other kinds may have none.
+ */
+static bool
+parse_name_text(const char *p, const char *q, const char *end, struct history_entry *e)
+{
+	const char *name;
+	size_t name_len;
+
+	if (!next_field(&q, end, &name, &name_len) || (q == end && name + name_len < end))
+		return false; /* no name, or a space and no text */
+	if (!(name_len == 1 && name[0] == '-') && !name_valid(name, name_len))
+		return false;
+	if (e->kind == HK_DELETE && (name[0] != '-' || q != end))
+		return false;
+	if ((q == end && e->kind == HK_MSG) ||
+	    (q < end && text_check(q, (size_t)(end - q)) != TEXT_OK))
+		return false;
+	e->name_off = (uint16_t)(name - p);
+	e->name_len = (uint16_t)name_len;
+	e->text_off = (uint32_t)(q - p);
+	e->text_len = (uint32_t)(end - q);
+	return true;
+}
+
+/*
+ * A version 2 record "ID TIME ROOM KIND NAME[ TEXT]" (without its '\n')
+ * with an id above after, into e (id, kind, room and the fields' offsets).
+ */
+static bool
+parse_record(const char *p, size_t len, uint64_t after, struct history_entry *e)
+{
+	const char *end = p + len, *q, *room, *kind;
+	size_t room_len, kind_len;
+
+	if (len > UINT32_MAX || !parse_id_time(p, end, after, &e->id, &q))
+		return false;
+	e->time_off = (uint16_t)((const char *)memchr(p, ' ', len) - p + 1);
+	if (!next_field(&q, end, &room, &room_len) || !record_room_valid(room, room_len) ||
+	    q == end || !next_field(&q, end, &kind, &kind_len) ||
+	    !kind_parse(kind, kind_len, &e->kind) || q == end)
+		return false;
+	e->room_off = (uint16_t)(room - p);
+	e->room_len = (uint16_t)room_len;
+	memcpy(e->room, room, room_len);
+	e->room[room_len] = '\0';
+	return parse_name_text(p, q, end, e);
+}
+
+/* A version 1 line "ID TIME NAME TEXT", a message, into e (id and the name's and text's offsets). */
+static bool
+parse_v1(const char *p, size_t len, uint64_t after, struct history_entry *e)
+{
+	const char *end = p + len, *q;
+
+	if (len > UINT32_MAX || !parse_id_time(p, end, after, &e->id, &q))
+		return false;
+	e->kind = HK_MSG;
+	return parse_name_text(p, q, end, e) && p[e->name_off] != '-';
 }
 
 static bool
@@ -665,7 +1093,9 @@ compaction_due(const struct history *h)
 /*
  * The old file stays; retrying at once would only fail again, so wait for
  * the file to grow some more or for some time to pass.  Without a line to
- * cut at (quiet) there was nothing to gain: not worth a warning.
+ * cut at, or when every older record is still held in memory (quiet),
+ * there was nothing to gain: not worth a warning, and only growth can
+ * change that.
  */
 static void
 compaction_failed(struct history *h, int err, bool quiet)
@@ -674,7 +1104,84 @@ compaction_failed(struct history *h, int err, bool quiet)
 		log_warning("%s: compaction failed, keeping the whole file: %s", h->tmp_path,
 			    strerror(err));
 	h->compact_after_size = settled_end(h) + h->max_size / 4;
-	h->compact_after_ms = time_mono_ms() + COMPACT_RETRY_MS;
+	h->compact_after_ms = quiet ? INT64_MAX : time_mono_ms() + COMPACT_RETRY_MS;
+}
+
+static int
+mark_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct keep_mark *)a)->key, ((const struct keep_mark *)b)->key);
+}
+
+/* Lock held: every room in memory and the oldest id it holds, sorted; NULL without memory. */
+static struct keep_mark *
+keep_marks(const struct ring_table *t, size_t *n)
+{
+	struct keep_mark *m = malloc((t->rooms ? t->rooms : 1) * sizeof(*m));
+
+	*n = 0;
+	if (!m)
+		return NULL;
+	for (size_t b = 0; b < t->buckets; b++)
+		for (const struct ring *r = t->bucket[b]; r; r = r->next)
+			if (r->n > 0) {
+				memcpy(m[*n].key, r->key, sizeof(r->key));
+				m[(*n)++].first_id = ring_at(r, 0)->id;
+			}
+	qsort(m, *n, sizeof(*m), mark_cmp);
+	return m;
+}
+
+/*
+ * Whether an older record (before the newest half) stays: it is still in
+ * its room's memory.  A deleted room has none, and deletions themselves
+ * have nothing older left to speak for.  Damaged lines go too.
+ */
+static bool
+keep_older(const struct keep_mark *m, size_t n, const char *p, size_t len)
+{
+	struct history_entry e;
+	struct keep_mark want;
+	const struct keep_mark *found;
+
+	if (!parse_record(p, len, 0, &e) || e.kind == HK_DELETE)
+		return false;
+	fold_room(e.room, e.room_len, want.key);
+	found = bsearch(&want, m, n, sizeof(*m), mark_cmp);
+	return found && e.id >= found->first_id;
+}
+
+/* The lines of [start, end) (whole lines) that keep_older() keeps, into o. */
+static bool
+filter_range(int from, int64_t start, int64_t end, char *in, const struct keep_mark *m, size_t nm,
+	     struct bufout *o)
+{
+	bool skipping = false; /* in a line longer than a chunk: dropped */
+
+	while (start < end && o->ok) {
+		size_t want = (size_t)(end - start < COPY_CHUNK ? end - start : COPY_CHUNK);
+		ssize_t n = pread(from, in, want, start);
+		const char *p = in, *nl;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			errno = n == 0 ? EIO : errno;
+			return false;
+		}
+		while ((nl = memchr(p, '\n', (size_t)(in + n - p))) != NULL) {
+			if (!skipping && keep_older(m, nm, p, (size_t)(nl - p)))
+				bufout_put(o, p, (size_t)(nl + 1 - p));
+			skipping = false;
+			p = nl + 1;
+		}
+		if (p == in) {
+			skipping = true;
+			p = in + n;
+		}
+		start += p - in;
+	}
+	return o->ok;
 }
 
 /*
@@ -725,19 +1232,33 @@ copy_range(struct history *h, int from, int64_t start, int64_t end, int to, char
 	return true;
 }
 
-/* Header and [cut, end) into a new temp file, synced; its fd or -1. */
+/*
+ * Into a new temp file, synced: the header, the records before cut still
+ * held in memory (marks), then [cut, end) as it is; its fd, *head the
+ * end of the first two, or -1 (*nothing: every older record is kept, so
+ * there is nothing to gain).  buf is two COPY_CHUNKs.
+ */
 static int
-write_compacted(struct history *h, int fd, int64_t cut, int64_t end, char *buf)
+write_compacted(struct history *h, int fd, int64_t cut, int64_t end, char *buf,
+		const struct keep_mark *m, size_t nm, int64_t *head, bool *nothing)
 {
 	/* O_CREAT keeps the mode of a leftover temp file, so 0600 is set; it becomes the history. */
 	int tmp = safefile_open(h->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600,
 				SAFEFILE_SETMODE, NULL, 0);
+	struct bufout o = { .h = h, .fd = tmp, .buf = buf + COPY_CHUNK, .ok = true };
 	int err;
 
 	if (tmp < 0)
 		return -1;
-	if (write_whole(h, tmp, HEADER, HEADER_LEN) && copy_range(h, fd, cut, end, tmp, buf) &&
-	    h->io.fdatasync(tmp) == 0)
+	bufout_put(&o, HEADER, HEADER_LEN);
+	if (filter_range(fd, HEADER_LEN, cut, buf, m, nm, &o)) {
+		bufout_flush(&o);
+		*head = o.written;
+		*nothing = o.ok && *head == cut;
+		if (*nothing)
+			errno = 0;
+	}
+	if (o.ok && !*nothing && copy_range(h, fd, cut, end, tmp, buf) && h->io.fdatasync(tmp) == 0)
 		return tmp;
 	err = errno;
 	close(tmp);
@@ -763,9 +1284,9 @@ finish_compacted(struct history *h, int tmp, int64_t end, char *buf)
 }
 
 static void
-switch_to_compacted(struct history *h, int tmp, int64_t cut)
+switch_to_compacted(struct history *h, int tmp, int64_t cut, int64_t head)
 {
-	int64_t shift = cut - HEADER_LEN;
+	int64_t shift = cut - head;
 	int64_t old_size = h->good_off;
 
 	if (fsync_dir_of(h->path) < 0)
@@ -780,8 +1301,9 @@ switch_to_compacted(struct history *h, int tmp, int64_t cut)
 	 * messages are not published yet: a failed sync must still refuse them.
 	 */
 	h->durable_off = h->sync_ms ? h->good_off : h->durable_off - shift;
-	h->compact_after_size = 0;
-	h->compact_after_ms = 0;
+	/* What memory holds may keep the file above max_size: then only growth calls again. */
+	h->compact_after_size = h->good_off > h->max_size ? h->good_off + h->max_size / 4 : 0;
+	h->compact_after_ms = h->good_off > h->max_size ? INT64_MAX : 0;
 	h->compactions++;
 	log_info("%s: compacted from %" PRId64 " to %" PRId64 " bytes", h->path, old_size,
 		 h->good_off);
@@ -794,26 +1316,29 @@ switch_to_compacted(struct history *h, int tmp, int64_t cut)
 static void
 compact(struct history *h)
 {
-	int64_t end = settled_end(h);
+	int64_t end = settled_end(h), cut = HEADER_LEN, head = HEADER_LEN;
 	int fd = h->fd;
+	size_t nm;
+	struct keep_mark *m = keep_marks(&h->rings, &nm);
 	char *buf;
-	int64_t cut = HEADER_LEN;
 	int tmp = -1, err = ENOMEM;
+	bool nothing = false;
 
 	pthread_mutex_unlock(&h->lock);
-	buf = malloc(COPY_CHUNK);
+	buf = m ? malloc(2 * COPY_CHUNK) : NULL;
 	if (buf)
 		cut = find_cut(fd, end, h->max_size, buf);
 	if (cut > HEADER_LEN) {
-		tmp = write_compacted(h, fd, cut, end, buf);
+		tmp = write_compacted(h, fd, cut, end, buf, m, nm, &head, &nothing);
 		err = errno;
 	}
 	pthread_mutex_lock(&h->lock);
 	if (tmp >= 0 && finish_compacted(h, tmp, end, buf))
-		switch_to_compacted(h, tmp, cut);
+		switch_to_compacted(h, tmp, cut, head);
 	else
-		compaction_failed(h, tmp >= 0 ? errno : err, buf && cut == HEADER_LEN);
+		compaction_failed(h, tmp >= 0 ? errno : err, buf && (cut == HEADER_LEN || nothing));
 	free(buf);
+	free(m);
 }
 
 /* Queued messages a publisher can take: in relaxed mode, once nobody is publishing. */
@@ -880,149 +1405,51 @@ commit_thread(void *arg)
 /* --- loading --- */
 
 /* Where a valid line is in the mapped file. */
-struct slot {
-	size_t off, len;
-	uint64_t id;
-};
-
 struct loader {
 	const char *path;
 	const char *data;
 	size_t size;
-	struct slot *slots; /* the newest valid lines: slots[i % cap] */
-	size_t cap;
-	size_t valid;
+	struct ring_table *rings; /* filled with file offsets (held.file_off) */
+	struct ring *last;        /* the ring of the record before: rooms come in runs */
+	size_t memory;
+	bool out_of_memory;
 	uint64_t last_id;
 	size_t end; /* end of the last complete line */
 	size_t lineno;
 	size_t damaged;
 };
 
-/* A room name: 1..ROOM_NAME_MAX of [A-Za-z0-9_.-], the first a letter (room_name_valid). */
-static bool
-record_room_valid(const char *s, size_t len)
-{
-	if (len == 0 || len > ROOM_NAME_MAX ||
-	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
-		return false;
-	return name_valid(s, len);
-}
-
-static bool
-kind_parse(const char *s, size_t len, enum history_kind *kind)
-{
-	for (size_t k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++)
-		if (strlen(kind_names[k]) == len && memcmp(kind_names[k], s, len) == 0) {
-			*kind = (enum history_kind)k;
-			return true;
-		}
-	return false;
-}
-
-/* The next field of [*q, end) up to a space (skipped) or the end; false if empty. */
-static bool
-next_field(const char **q, const char *end, const char **field, size_t *len)
-{
-	const char *sp = memchr(*q, ' ', (size_t)(end - *q));
-
-	*field = *q;
-	*len = (size_t)((sp ? sp : end) - *q);
-	*q = sp ? sp + 1 : end;
-	return *len > 0;
-}
-
-/* "ID TIME " at p: the id (above after), *q past the time. */
-static bool
-parse_id_time(const char *p, const char *end, uint64_t after, uint64_t *id, const char **q)
-{
-	const char *r = p;
-	uint64_t v = 0;
-	int64_t ms;
-
-	if (r == end || *r < '1' || *r > '9')
-		return false;
-	for (; r < end && *r >= '0' && *r <= '9'; r++) {
-		if (r - p == ID_MAX_DIGITS)
-			return false;
-		v = v * 10 + (uint64_t)(*r - '0');
-	}
-	if (v <= after || r == end || *r++ != ' ')
-		return false;
-	if (end - r < TIME_RFC3339_LEN + 1 || r[TIME_RFC3339_LEN] != ' ' ||
-	    !time_parse_ms(r, TIME_RFC3339_LEN, &ms))
-		return false;
-	*id = v;
-	*q = r + TIME_RFC3339_LEN + 1;
-	return true;
-}
-
-/*
- * "NAME[ TEXT]" from q to end: a valid name, or "-" for nobody; a message
- * needs a text, the other kinds may have none.
- */
-static bool
-parse_name_text(const char *p, const char *q, const char *end, struct history_entry *e)
-{
-	const char *name;
-	size_t name_len;
-
-	if (!next_field(&q, end, &name, &name_len))
-		return false;
-	if (!(name_len == 1 && name[0] == '-') && !name_valid(name, name_len))
-		return false;
-	if (e->kind == HK_DELETE && (name[0] != '-' || q != end))
-		return false;
-	if ((q == end && e->kind == HK_MSG) ||
-	    (q < end && text_check(q, (size_t)(end - q)) != TEXT_OK))
-		return false;
-	e->name_off = (uint16_t)(name - p);
-	e->name_len = (uint16_t)name_len;
-	e->text_off = (uint32_t)(q - p);
-	e->text_len = (uint32_t)(end - q);
-	return true;
-}
-
-/*
- * A version 2 record "ID TIME ROOM KIND NAME[ TEXT]" (without its '\n')
- * with an id above after, into e (id, kind, room and the fields' offsets).
- */
-static bool
-parse_record(const char *p, size_t len, uint64_t after, struct history_entry *e)
-{
-	const char *end = p + len, *q, *room, *kind;
-	size_t room_len, kind_len;
-
-	if (len > UINT32_MAX || !parse_id_time(p, end, after, &e->id, &q))
-		return false;
-	e->time_off = (uint16_t)((const char *)memchr(p, ' ', len) - p + 1);
-	if (!next_field(&q, end, &room, &room_len) || !record_room_valid(room, room_len) ||
-	    q == end || !next_field(&q, end, &kind, &kind_len) ||
-	    !kind_parse(kind, kind_len, &e->kind) || q == end)
-		return false;
-	e->room_off = (uint16_t)(room - p);
-	e->room_len = (uint16_t)room_len;
-	memcpy(e->room, room, room_len);
-	e->room[room_len] = '\0';
-	return parse_name_text(p, q, end, e);
-}
-
-/* A version 1 line "ID TIME NAME TEXT", a message, into e (id and the name's and text's offsets). */
-static bool
-parse_v1(const char *p, size_t len, uint64_t after, struct history_entry *e)
-{
-	const char *end = p + len, *q;
-
-	if (len > UINT32_MAX || !parse_id_time(p, end, after, &e->id, &q))
-		return false;
-	e->kind = HK_MSG;
-	return parse_name_text(p, q, end, e) && p[e->name_off] != '-';
-}
-
 static void
 note_damaged(struct loader *ld)
 {
 	if (ld->damaged++ < DAMAGED_SHOWN)
 		log_warning("%s:%zu: damaged history line skipped", ld->path, ld->lineno);
+}
+
+/* A valid record at off into its room's ring; a deletion empties the room's. */
+static void
+load_record(struct loader *ld, const struct history_entry *e, size_t off)
+{
+	char key[ROOM_NAME_MAX + 1];
+	struct ring *r;
+	struct held *slot;
+	bool evicted;
+
+	fold_room(e->room, e->room_len, key);
+	if (e->kind == HK_DELETE) {
+		table_drop(ld->rings, key, true);
+		ld->last = NULL;
+		return;
+	}
+	r = ld->last && strcmp(ld->last->key, key) == 0 ? ld->last : table_get(ld->rings, key);
+	ld->last = r;
+	slot = r ? ring_next(ld->rings, r, ld->memory, &evicted) : NULL;
+	if (!slot) {
+		ld->out_of_memory = true;
+		return;
+	}
+	*slot = held_of(e);
+	slot->file_off = off;
 }
 
 static void
@@ -1033,11 +1460,10 @@ scan_records(struct loader *ld)
 	struct history_entry e;
 
 	ld->lineno = 1;
-	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) && !ld->out_of_memory) {
 		ld->lineno++;
 		if (parse_record(p, (size_t)(nl - p), ld->last_id, &e)) {
-			ld->slots[ld->valid++ % ld->cap] =
-				(struct slot){ (size_t)(p - ld->data), (size_t)(nl + 1 - p), e.id };
+			load_record(ld, &e, (size_t)(p - ld->data));
 			ld->last_id = e.id;
 		} else {
 			note_damaged(ld);
@@ -1049,55 +1475,35 @@ scan_records(struct loader *ld)
 		log_warning("%s: %zu damaged history lines skipped in all", ld->path, ld->damaged);
 }
 
+/*
+ * The records the rings point at in the file become lines of their own.
+ * Without memory, the rest get no body (NULL) and false is returned.
+ */
 static bool
-fill_ring(struct history *h, const struct loader *ld)
+fill_rings(struct ring_table *t, const char *data)
 {
-	size_t first = ld->valid > ld->cap ? ld->valid - ld->cap : 0;
+	bool ok = true;
 
-	for (size_t i = first; i < ld->valid; i++) {
-		const struct slot *s = &ld->slots[i % ld->cap];
-		struct history_entry e = { 0 };
+	for (size_t b = 0; b < t->buckets; b++)
+		for (struct ring *r = t->bucket[b]; r; r = r->next)
+			for (size_t i = 0; i < r->n; i++) {
+				struct held *k = ring_at(r, i);
+				size_t len = (size_t)k->text_off + k->text_len + 1;
+				struct line *l = ok ? line_new(len) : NULL;
 
-		parse_record(ld->data + s->off, s->len - 1, 0, &e);
-		e.body = line_new(s->len);
-		if (!e.body)
-			return false;
-		memcpy(e.body->data, ld->data + s->off, s->len);
-		ring_push(&h->ring, e);
-	}
-	return true;
+				if (l)
+					memcpy(l->data, data + k->file_off, len);
+				ok = l != NULL;
+				k->body = l;
+			}
+	return ok;
 }
 
 /* --- converting a version 1 file --- */
 
-struct converter {
-	struct history *h;
-	int fd;
-	char *buf; /* COPY_CHUNK */
-	size_t used;
-	bool ok;
-};
-
-static void
-conv_put(struct converter *c, const char *p, size_t len)
-{
-	while (c->ok && len > 0) {
-		size_t n = COPY_CHUNK - c->used < len ? COPY_CHUNK - c->used : len;
-
-		memcpy(c->buf + c->used, p, n);
-		c->used += n;
-		p += n;
-		len -= n;
-		if (c->used == COPY_CHUNK) {
-			c->ok = write_whole(c->h, c->fd, c->buf, c->used);
-			c->used = 0;
-		}
-	}
-}
-
 /* Each valid v1 line as "ID TIME ROOM msg NAME TEXT\n"; how many. */
 static size_t
-convert_lines(struct converter *c, struct loader *ld, const char *room)
+convert_lines(struct bufout *c, struct loader *ld, const char *room)
 {
 	const char *p = ld->data + sizeof(HEADER_V1) - 1, *end = ld->data + ld->size, *nl;
 	size_t converted = 0;
@@ -1107,10 +1513,10 @@ convert_lines(struct converter *c, struct loader *ld, const char *room)
 	while (c->ok && p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
 		ld->lineno++;
 		if (parse_v1(p, (size_t)(nl - p), ld->last_id, &e)) {
-			conv_put(c, p, e.name_off);
-			conv_put(c, room, strlen(room));
-			conv_put(c, " msg ", 5);
-			conv_put(c, p + e.name_off, (size_t)(nl + 1 - p) - e.name_off);
+			bufout_put(c, p, e.name_off);
+			bufout_put(c, room, strlen(room));
+			bufout_put(c, " msg ", 5);
+			bufout_put(c, p + e.name_off, (size_t)(nl + 1 - p) - e.name_off);
 			ld->last_id = e.id;
 			converted++;
 		} else {
@@ -1131,7 +1537,7 @@ convert_lines(struct converter *c, struct loader *ld, const char *room)
 static int
 convert_v1(struct history *h, struct loader *ld, const char *room, char *err, size_t errlen)
 {
-	struct converter c = { .h = h, .ok = true };
+	struct bufout c = { .h = h, .ok = true };
 	size_t n;
 
 	c.buf = malloc(COPY_CHUNK);
@@ -1145,10 +1551,9 @@ convert_v1(struct history *h, struct loader *ld, const char *room, char *err, si
 		free(c.buf);
 		return -1;
 	}
-	conv_put(&c, HEADER, HEADER_LEN);
+	bufout_put(&c, HEADER, HEADER_LEN);
 	n = convert_lines(&c, ld, room);
-	if (c.ok && c.used > 0)
-		c.ok = write_whole(h, c.fd, c.buf, c.used);
+	bufout_flush(&c);
 	free(c.buf);
 	if (!c.ok || h->io.fdatasync(c.fd) < 0 || rename(h->tmp_path, h->path) < 0) {
 		snprintf(err, errlen, "%s: cannot convert to version 2: %s", h->tmp_path,
@@ -1183,7 +1588,10 @@ static int load_file(struct history *h, char *err, size_t errlen);
 static int
 load_messages(struct history *h, size_t size, char *err, size_t errlen)
 {
-	struct loader ld = { .path = h->path, .size = size, .cap = h->memory };
+	struct loader ld = { .path = h->path,
+			     .size = size,
+			     .rings = &h->rings,
+			     .memory = h->memory };
 	void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, h->fd, 0);
 	int rc = -1;
 
@@ -1203,13 +1611,13 @@ load_messages(struct history *h, size_t size, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: " UNKNOWN_FORMAT, h->path);
 		goto out;
 	}
-	ld.slots = calloc(ld.cap, sizeof(*ld.slots));
-	if (!ld.slots) {
+	scan_records(&ld);
+	if (ld.out_of_memory) {
+		table_free(&h->rings, true);
 		snprintf(err, errlen, "%s: out of memory", h->path);
 		goto out;
 	}
-	scan_records(&ld);
-	if (!fill_ring(h, &ld)) {
+	if (!fill_rings(&h->rings, ld.data)) {
 		snprintf(err, errlen, "%s: out of memory", h->path);
 		goto out;
 	}
@@ -1221,7 +1629,6 @@ load_messages(struct history *h, size_t size, char *err, size_t errlen)
 	}
 	rc = 0;
 out:
-	free(ld.slots);
 	munmap(map, size);
 	return rc;
 }
@@ -1276,13 +1683,11 @@ config_valid(const struct history_config *cfg, char *err, size_t errlen)
 static void
 history_free(struct history *h)
 {
-	for (size_t i = 0; i < h->ring.n; i++)
-		line_unref(ring_at(&h->ring, i)->body);
+	table_free(&h->rings, false);
 	if (h->fd >= 0)
 		close(h->fd);
 	pthread_cond_destroy(&h->wake);
 	pthread_mutex_destroy(&h->lock);
-	free(h->ring.e);
 	free(h->queue.e);
 	free(h->batch.e);
 	free(h->write_buf);
@@ -1339,11 +1744,11 @@ history_open(const struct history_config *cfg, history_publish_fn publish, void 
 	h->path = strdup(cfg->path);
 	if (h->path && asprintf(&h->tmp_path, "%s.tmp", cfg->path) < 0)
 		h->tmp_path = NULL;
-	h->ring.cap = cfg->memory;
-	h->ring.e = calloc(cfg->memory, sizeof(*h->ring.e));
+	if (table_init(&h->rings) < 0)
+		h->rings.bucket = NULL;
 	if (h->sync_ms == 0)
 		h->write_buf = malloc(WRITE_CHUNK);
-	if (!h->path || !h->tmp_path || !h->ring.e || (h->sync_ms == 0 && !h->write_buf)) {
+	if (!h->path || !h->tmp_path || !h->rings.bucket || (h->sync_ms == 0 && !h->write_buf)) {
 		snprintf(err, errlen, "%s: out of memory", cfg->path);
 		goto fail;
 	}
@@ -1367,52 +1772,44 @@ fail:
 	return NULL;
 }
 
-/*
- * Whether the ring's entry i is one of room's records that may be given
- * out: *stop once a deletion of room is reached (older ones are gone).
- */
 static bool
-ring_match(const struct ring *r, size_t i, const char *room, bool events, bool *stop)
+wanted(const struct held *k, bool events)
 {
-	const struct history_entry *e = ring_at(r, i);
-
-	if (name_cmp(e->room, room) != 0)
-		return false;
-	if (e->kind == HK_DELETE) {
-		*stop = true;
-		return false;
-	}
-	return events || e->kind == HK_MSG;
+	return events || k->kind == HK_MSG;
 }
 
-/* Copies the ring's entries at idx[n - 1] .. idx[0] (newest last) into out. */
-static size_t
-ring_copy_picked(const struct ring *r, const size_t *idx, size_t n, struct history_entry *out)
+/* The ring of room (lock held), or NULL. */
+static struct ring *
+room_ring(struct history *h, const char *room)
 {
-	for (size_t i = 0; i < n; i++) {
-		out[i] = *ring_at(r, idx[n - 1 - i]);
-		line_ref(out[i].body);
-	}
-	return n;
+	char key[ROOM_NAME_MAX + 1];
+	size_t len = strlen(room);
+
+	if (len > ROOM_NAME_MAX)
+		return NULL;
+	fold_room(room, len, key);
+	return table_find(&h->rings, key);
 }
 
 size_t
 history_recent(struct history *h, const char *room, size_t max, uint64_t max_id, bool events,
 	       struct history_entry *out)
 {
-	size_t end, n = 0, *idx = max ? calloc(max, sizeof(*idx)) : NULL;
-	bool stop = false;
+	struct ring *r;
+	size_t n = 0;
 
-	if (!idx)
-		return 0;
 	pthread_mutex_lock(&h->lock);
-	end = ring_rank(&h->ring, max_id);
-	for (size_t i = end; i-- > 0 && n < max && !stop;)
-		if (ring_match(&h->ring, i, room, events, &stop))
-			idx[n++] = i;
-	n = ring_copy_picked(&h->ring, idx, n, out);
+	if ((r = room_ring(h, room)) != NULL) {
+		size_t end = ring_rank(r, max_id), start = end, found = 0;
+
+		/* Back from the newest for max wanted records, then copied oldest first. */
+		while (start > 0 && found < max)
+			found += wanted(ring_at(r, --start), events);
+		for (size_t i = start; i < end; i++)
+			if (wanted(ring_at(r, i), events))
+				out[n++] = entry_of(ring_at(r, i));
+	}
 	pthread_mutex_unlock(&h->lock);
-	free(idx);
 	return n;
 }
 
@@ -1420,29 +1817,16 @@ size_t
 history_since(struct history *h, const char *room, uint64_t after_id, size_t max, bool events,
 	      struct history_entry *out, uint64_t *first_held)
 {
-	size_t start, n = 0, *idx = calloc(h->ring.cap, sizeof(*idx)), held = 0;
-	bool stop = false;
+	struct ring *r;
+	size_t n = 0;
 
-	*first_held = 0;
-	if (!idx)
-		return 0;
 	pthread_mutex_lock(&h->lock);
-	start = ring_rank(&h->ring, after_id);
-	/* Newest first: the room's records back to its last deletion. */
-	for (size_t i = h->ring.n; i-- > 0 && !stop;)
-		if (ring_match(&h->ring, i, room, true, &stop)) {
-			*first_held = ring_at(&h->ring, i)->id;
-			if (i >= start && (events || ring_at(&h->ring, i)->kind == HK_MSG))
-				idx[held++] = i;
-		}
-	/* The oldest max of them after after_id. */
-	n = held < max ? held : max;
-	for (size_t i = 0; i < n; i++) {
-		out[i] = *ring_at(&h->ring, idx[held - 1 - i]);
-		line_ref(out[i].body);
-	}
+	r = room_ring(h, room);
+	*first_held = r && r->n ? ring_at(r, 0)->id : 0;
+	for (size_t i = r ? ring_rank(r, after_id) : 0; r && i < r->n && n < max; i++)
+		if (wanted(ring_at(r, i), events))
+			out[n++] = entry_of(ring_at(r, i));
 	pthread_mutex_unlock(&h->lock);
-	free(idx);
 	return n;
 }
 
@@ -1469,7 +1853,8 @@ history_get_stats(struct history *h, struct history_stats *st)
 		.last_id = h->last_id,
 		.appended = h->appended,
 		.failed = h->failed,
-		.in_memory = h->ring.n,
+		.in_memory = h->rings.held,
+		.rooms = h->rings.rooms,
 		.file_size = h->good_off,
 		.compactions = h->compactions,
 	};
