@@ -778,8 +778,8 @@ parse_id_time(const char *p, const char *end, uint64_t after, uint64_t *id, cons
 }
 
 /*
- * "NAME[ TEXT]" from q to end: a valid name, or "-" for nobody; a message
- * needs a text, the other kinds may have none.
+ * "NAME[ TEXT]" from q to end: a valid name, "-" for nobody or "*" for an
+ * operator; a message needs a text, the other kinds may have none.
  */
 static bool
 parse_name_text(const char *p, const char *q, const char *end, struct history_entry *e)
@@ -789,8 +789,8 @@ parse_name_text(const char *p, const char *q, const char *end, struct history_en
 
 	if (!next_field(&q, end, &name, &name_len) || (q == end && name + name_len < end))
 		return false; /* no name, or a space and no text */
-	if (!(name_len == 1 && name[0] == '-') && !name_valid(name, name_len))
-		return false;
+	if (!(name_len == 1 && (name[0] == '-' || name[0] == '*')) && !name_valid(name, name_len))
+		return false; /* "-": nobody; "*": an operator */
 	if (e->kind == HK_DELETE && (name[0] != '-' || q != end))
 		return false;
 	if ((q == end && e->kind == HK_MSG) ||
@@ -836,7 +836,7 @@ parse_v1(const char *p, size_t len, uint64_t after, struct history_entry *e)
 	if (len > UINT32_MAX || !parse_id_time(p, end, after, &e->id, &q))
 		return false;
 	e->kind = HK_MSG;
-	return parse_name_text(p, q, end, e) && p[e->name_off] != '-';
+	return parse_name_text(p, q, end, e) && name_valid(p + e->name_off, e->name_len);
 }
 
 static bool

@@ -118,9 +118,9 @@ struct history *history_open(const struct history_config *cfg, history_publish_f
 
 /*
  * Stores a record of kind in room for session sender (0 for none): name
- * is who did it (NULL or "-" for nobody), text its text (may be empty but
- * for HK_MSG; HK_PART: "REASON TEXT").  The outcome reaches the publish
- * callback.  -1 (ENOMEM) only if it could not even be queued; EINVAL for
+ * is who did it (NULL or "-" for nobody, "*" for an operator), text its
+ * text (may be empty but for HK_MSG; HK_PART: "REASON TEXT").  The
+ * outcome reaches the publish callback.  -1 (ENOMEM) only if it could not even be queued; EINVAL for
  * a room, name or text too long for a record.  room, name and text must
  * be valid (checked by the caller).
  */

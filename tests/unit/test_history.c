@@ -1722,7 +1722,7 @@ test_events_only_when_asked(void **state)
 	append_in(h, "rust", HK_TOPIC, "ann", "all about rust");
 	append_in(h, "rust", HK_MSG, "ann", "hello");
 	append_in(h, "rust", HK_PART, "ann", "left gone for lunch");
-	append_in(h, "rust", HK_TOPIC, NULL, "set by an operator");
+	append_in(h, "rust", HK_TOPIC, "*", "set by an operator");
 	sink_wait(&f->sink, 5);
 	assert_room_texts(h, "rust", false, "hello");
 	assert_room_texts(h, "rust", true,
@@ -1738,7 +1738,7 @@ test_events_only_when_asked(void **state)
 	assert_int_equal(e[0].id, 4);
 	assert_int_equal(e[0].kind, HK_PART);
 	assert_int_equal(e[1].kind, HK_TOPIC);
-	assert_memory_equal(e[1].body->data + e[1].name_off, "-", 1);
+	assert_memory_equal(e[1].body->data + e[1].name_off, "*", 1);
 	history_entries_release(e, n);
 	n = history_since(h, "rust", 1, 8, false, e, &first);
 	assert_int_equal(n, 1);
@@ -1755,7 +1755,7 @@ test_events_only_when_asked(void **state)
 	assert_non_null(strstr(file, " rust topic ann all about rust\n"));
 	assert_non_null(strstr(file, " rust msg ann hello\n"));
 	assert_non_null(strstr(file, " rust part ann left gone for lunch\n"));
-	assert_non_null(strstr(file, " rust topic - set by an operator\n"));
+	assert_non_null(strstr(file, " rust topic * set by an operator\n"));
 	free(file);
 	assert_int_equal(sink_count(&f->sink), 5);
 	assert_int_equal(f->sink.r[0].id, 1);
