@@ -1,58 +1,41 @@
 /*
- * history.c - the room's history file, its group commit (the commit
- * thread), compaction, and the ring of newest messages kept in memory.
+ * history.c - the id sequence, the queue of appends and its group commit
+ * (the commit thread), publication, and each room's newest records kept
+ * in memory (history.h).  Where the records are stored is a backend's
+ * business (histstore.h; histfile.c: the history file).
  *
- * Offsets into the file, from the end backwards:
- *
- *	good_off	end of the last successful write: where the next
- *			append lands (the file is O_APPEND and cut back here
- *			whenever a write fails)
- *	durable_off	end of what the last fdatasync() covered
- *
- * In durable mode (sync_ms == 0) the commit thread writes and syncs each
- * batch, and the bytes before durable_off never change again: a failed
- * write or sync only cuts back to it.  In relaxed mode messages are
- * published once written, so it is good_off that nothing cuts back past.
- * Compaction copies those settled bytes without holding the lock.
+ * In durable mode (history_sync_ms == 0) the commit thread hands each
+ * batch to the store and syncs it, then publishes it; a failed write or
+ * sync takes back what is not durable and refuses it.  In relaxed mode a
+ * sender stores its record itself, under the lock (so the store gets
+ * records in id order), and it is published at once; the commit thread
+ * syncs every history_sync_ms.  The commit thread also asks the store to
+ * compact, giving it the rooms' memory to keep.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "fault.h"
+#include "histstore.h"
 #include "history.h"
 #include "log.h"
 #include "names.h"
-#include "safefile.h"
 #include "siphash.h"
 #include "timefmt.h"
-#include "utf8.h"
 
-#define HEADER "chatd-history 2\n"
-#define HEADER_LEN ((int64_t)sizeof(HEADER) - 1)
-#define HEADER_V1 "chatd-history 1\n" /* converted at open */
-#define UNKNOWN_FORMAT "unknown format (expected 'chatd-history 2')"
 #define DEFAULT_ROOM "lobby"
 #define KIND_MAX_LEN 6                /* "delete" */
-#define ID_MAX_DIGITS 19              /* below 2^64: the next id cannot wrap */
+#define ID_MAX_DIGITS 19              /* the longest id the file reads back */
 #define ID_MAX 9999999999999999999ULL /* the largest id of ID_MAX_DIGITS */
-#define DAMAGED_SHOWN 10              /* damaged lines named one by one at load */
 #define WARN_INTERVAL_MS 10000        /* write/sync failures: one warning per */
 #define SLOW_SYNC_MS 100              /* a sync this long is worth a warning */
-#define COMPACT_RETRY_MS 60000
-#define COPY_CHUNK (1 << 20)
-#define WRITE_CHUNK (64 * 1024) /* durable mode: bytes of a batch per write() */
 
 /* One warning of a kind per WARN_INTERVAL_MS; the others are counted. */
 struct warn_gate {
@@ -67,14 +50,14 @@ struct entry_vec {
 
 /*
  * A record held in memory: an entry without its sender and room (the
- * ring's).  While the file loads, body is not made yet: file_off says
- * where the record is in the mapped file.
+ * ring's).  While the store loads, body is not made yet: src points at
+ * the record's bytes, which the store keeps until it is done.
  */
 struct held {
 	uint64_t id;
 	union {
 		struct line *body;
-		size_t file_off; /* loading only */
+		const char *src; /* loading only */
 	};
 	uint16_t time_off, room_off, room_len, name_off, name_len;
 	uint8_t kind;
@@ -103,13 +86,10 @@ struct ring_table {
 };
 
 struct history {
-	char *path;
-	char *tmp_path;
-	char default_room[ROOM_NAME_MAX + 1]; /* a version 1 file's messages go here */
+	char *path; /* for the log */
+	struct histstore *store;
 	size_t memory;
-	int64_t max_size;
 	int sync_ms;
-	struct history_io io;
 	history_publish_fn publish;
 	void *ctx;
 
@@ -119,10 +99,6 @@ struct history {
 	bool stopping;
 	bool publishing; /* a thread is in the publish callback */
 
-	int fd;
-	int64_t good_off;
-	int64_t durable_off;
-	bool tail_dirty; /* a cut back failed: bytes past good_off */
 	uint64_t next_id;
 	uint64_t last_id;       /* the newest id published as stored */
 	struct entry_vec queue; /* appended, waiting for the next sync (relaxed: to be published) */
@@ -133,48 +109,14 @@ struct history {
 	 */
 	atomic_size_t backlog_msgs, backlog_bytes;
 	struct entry_vec batch; /* being synced or published */
-	char *write_buf;        /* durable mode: the commit thread's, WRITE_CHUNK */
 	struct ring_table rings;
-
-	int64_t compact_after_size; /* after a failed compaction: retry when */
-	int64_t compact_after_ms;   /* the file reaches this, or at this time */
 
 	struct warn_gate io_warnings;   /* failed writes and syncs */
 	struct warn_gate slow_warnings; /* slow syncs */
 	int64_t slow_longest_ms;        /* of the slow syncs held back */
 
-	uint64_t appended, failed, compactions;
+	uint64_t appended, failed;
 };
-
-/* Whole lines gathered into COPY_CHUNK bytes per write: conversion and compaction. */
-struct bufout {
-	struct history *h;
-	int fd;
-	char *buf; /* COPY_CHUNK */
-	size_t used;
-	int64_t written; /* bytes put */
-	bool ok;
-};
-
-/* A room in memory and the oldest id it holds: compaction keeps its records from there. */
-struct keep_mark {
-	char key[ROOM_NAME_MAX + 1];
-	uint64_t first_id;
-};
-
-static ssize_t
-libc_write(int fd, const void *buf, size_t len)
-{
-	return write(fd, buf, len);
-}
-
-static int
-libc_fdatasync(int fd)
-{
-	return fdatasync(fd);
-}
-
-static const struct history_io libc_io = { libc_write, libc_fdatasync };
 
 /* Lock held: only the writers of the counters hold it, so load and store do not race. */
 static void
@@ -228,96 +170,10 @@ warn_io(struct history *h, const char *what, int err)
 		log_warning("%s: %s: %s", h->path, what, strerror(err));
 }
 
-/*
- * A short write to a regular file means the disk (or a size limit) is
- * full: retrying would only fail or tear the line further.
- */
-static bool
-write_whole(struct history *h, int fd, const void *buf, size_t len)
-{
-	ssize_t n;
-
-	do
-		n = h->io.write(fd, buf, len);
-	while (n < 0 && errno == EINTR);
-	if (n >= 0 && (size_t)n < len)
-		errno = ENOSPC;
-	return n >= 0 && (size_t)n == len;
-}
-
-static void
-bufout_flush(struct bufout *c)
-{
-	if (c->ok && c->used > 0)
-		c->ok = write_whole(c->h, c->fd, c->buf, c->used);
-	c->used = 0;
-}
-
-static void
-bufout_put(struct bufout *c, const char *p, size_t len)
-{
-	while (c->ok && len > 0) {
-		size_t n = COPY_CHUNK - c->used < len ? COPY_CHUNK - c->used : len;
-
-		memcpy(c->buf + c->used, p, n);
-		c->used += n;
-		c->written += (int64_t)n;
-		p += n;
-		len -= n;
-		if (c->used == COPY_CHUNK) {
-			c->ok = write_whole(c->h, c->fd, c->buf, c->used);
-			c->used = 0;
-		}
-	}
-}
-
-/* Until the cut succeeds, every append retries it: nothing may follow a torn line. */
-static bool
-cut_back(struct history *h, int64_t off)
-{
-	if (ftruncate(h->fd, off) == 0) {
-		h->tail_dirty = false;
-		return true;
-	}
-	int err = errno;
-
-	h->tail_dirty = true;
-	warn_io(h, "cannot cut the file back", err);
-	errno = err;
-	return false;
-}
-
-static int
-fsync_dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, rc, err;
-
-	if (!copy)
-		return -1;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	err = errno;
-	close(fd);
-	errno = err;
-	return rc;
-}
-
 /* --- the rooms' memory --- */
 
 #define RING_MIN_CAP 4
 #define TABLE_MIN_BUCKETS 64
-
-static void
-fold_room(const char *room, size_t len, char key[ROOM_NAME_MAX + 1])
-{
-	for (size_t i = 0; i < len; i++)
-		key[i] = (char)(room[i] >= 'A' && room[i] <= 'Z' ? room[i] - 'A' + 'a' : room[i]);
-	key[len] = '\0';
-}
 
 static int
 table_init(struct ring_table *t)
@@ -540,7 +396,7 @@ remember(struct history *h, const struct history_entry *e)
 	struct held *slot;
 	bool evicted;
 
-	fold_room(e->room, strlen(e->room), key);
+	histstore_room_key(e->room, strlen(e->room), key);
 	if (e->kind == HK_DELETE) {
 		table_drop(&h->rings, key, false);
 		return;
@@ -719,141 +575,6 @@ format_body(struct history_entry *e, const char *name, const char *text, size_t 
 	return l;
 }
 
-/* A room name: 1..ROOM_NAME_MAX of [A-Za-z0-9_.-], the first a letter (room_name_valid). */
-static bool
-record_room_valid(const char *s, size_t len)
-{
-	if (len == 0 || len > ROOM_NAME_MAX ||
-	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
-		return false;
-	return name_valid(s, len);
-}
-
-static bool
-kind_parse(const char *s, size_t len, enum history_kind *kind)
-{
-	for (size_t k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++)
-		if (strlen(kind_names[k]) == len && memcmp(kind_names[k], s, len) == 0) {
-			*kind = (enum history_kind)k;
-			return true;
-		}
-	return false;
-}
-
-/* The next field of [*q, end) up to a space (skipped) or the end; false if empty. */
-static bool
-next_field(const char **q, const char *end, const char **field, size_t *len)
-{
-	const char *sp = memchr(*q, ' ', (size_t)(end - *q));
-
-	*field = *q;
-	*len = (size_t)((sp ? sp : end) - *q);
-	*q = sp ? sp + 1 : end;
-	return *len > 0;
-}
-
-/* "ID TIME " at p: the id (above after), *q past the time. */
-static bool
-parse_id_time(const char *p, const char *end, uint64_t after, uint64_t *id, const char **q)
-{
-	const char *r = p;
-	uint64_t v = 0;
-	int64_t ms;
-
-	if (r == end || *r < '1' || *r > '9')
-		return false;
-	for (; r < end && *r >= '0' && *r <= '9'; r++) {
-		if (r - p == ID_MAX_DIGITS)
-			return false;
-		v = v * 10 + (uint64_t)(*r - '0');
-	}
-	if (v <= after || r == end || *r++ != ' ')
-		return false;
-	if (end - r < TIME_RFC3339_LEN + 1 || r[TIME_RFC3339_LEN] != ' ' ||
-	    !time_parse_ms(r, TIME_RFC3339_LEN, &ms))
-		return false;
-	*id = v;
-	*q = r + TIME_RFC3339_LEN + 1;
-	return true;
-}
-
-/*
- * "NAME[ TEXT]" from q to end: a valid name, "-" for nobody or "*" for an
- * operator; a message needs a text, the other kinds may have none.
- */
-static bool
-parse_name_text(const char *p, const char *q, const char *end, struct history_entry *e)
-{
-	const char *name;
-	size_t name_len;
-
-	if (!next_field(&q, end, &name, &name_len) || (q == end && name + name_len < end))
-		return false; /* no name, or a space and no text */
-	if (!(name_len == 1 && (name[0] == '-' || name[0] == '*')) && !name_valid(name, name_len))
-		return false; /* "-": nobody; "*": an operator */
-	if (e->kind == HK_DELETE && (name[0] != '-' || q != end))
-		return false;
-	if ((q == end && e->kind == HK_MSG) ||
-	    (q < end && text_check(q, (size_t)(end - q)) != TEXT_OK))
-		return false;
-	e->name_off = (uint16_t)(name - p);
-	e->name_len = (uint16_t)name_len;
-	e->text_off = (uint32_t)(q - p);
-	e->text_len = (uint32_t)(end - q);
-	return true;
-}
-
-/*
- * A version 2 record "ID TIME ROOM KIND NAME[ TEXT]" (without its '\n')
- * with an id above after, into e (id, kind, room and the fields' offsets).
- */
-static bool
-parse_record(const char *p, size_t len, uint64_t after, struct history_entry *e)
-{
-	const char *end = p + len, *q, *room, *kind;
-	size_t room_len, kind_len;
-
-	if (len > UINT32_MAX || !parse_id_time(p, end, after, &e->id, &q))
-		return false;
-	e->time_off = (uint16_t)((const char *)memchr(p, ' ', len) - p + 1);
-	if (!next_field(&q, end, &room, &room_len) || !record_room_valid(room, room_len) ||
-	    q == end || !next_field(&q, end, &kind, &kind_len) ||
-	    !kind_parse(kind, kind_len, &e->kind) || q == end)
-		return false;
-	e->room_off = (uint16_t)(room - p);
-	e->room_len = (uint16_t)room_len;
-	memcpy(e->room, room, room_len);
-	e->room[room_len] = '\0';
-	return parse_name_text(p, q, end, e);
-}
-
-/* A version 1 line "ID TIME NAME TEXT", a message, into e (id and the name's and text's offsets). */
-static bool
-parse_v1(const char *p, size_t len, uint64_t after, struct history_entry *e)
-{
-	const char *end = p + len, *q;
-
-	if (len > UINT32_MAX || !parse_id_time(p, end, after, &e->id, &q))
-		return false;
-	e->kind = HK_MSG;
-	return parse_name_text(p, q, end, e) && name_valid(p + e->name_off, e->name_len);
-}
-
-static bool
-store_body(struct history *h, const struct line *body)
-{
-	int err;
-
-	if (h->tail_dirty && !cut_back(h, h->good_off))
-		return false;
-	if (write_whole(h, h->fd, body->data, body->len))
-		return true;
-	err = errno;
-	warn_io(h, "write failed, message refused", err);
-	cut_back(h, h->good_off);
-	return false;
-}
-
 int
 history_append(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
 	       const char *name, const char *text, size_t text_len)
@@ -892,10 +613,10 @@ history_append(struct history *h, uint64_t sender, const char *room, enum histor
 		fail_entry(h, &e);
 	} else if (h->sync_ms == 0) {
 		h->next_id++; /* the commit thread writes it */
-	} else if (store_body(h, e.body)) {
+	} else if (h->store->ops->append(h->store, &e, 1) == 0) {
 		h->next_id++;
-		h->good_off += e.body->len;
 	} else {
+		warn_io(h, "write failed, message refused", errno);
 		fail_entry(h, &e);
 	}
 	h->queue.e[h->queue.n++] = e;
@@ -946,14 +667,14 @@ note_sync_time(struct history *h, int64_t ms)
 
 /* Called and returns with the lock held; appends go on meanwhile: the group commit. */
 static int
-sync_unlocked(struct history *h, int fd, int *err)
+sync_unlocked(struct history *h, int *err)
 {
 	int64_t start = time_mono_ms();
 	int rc;
 
 	pthread_mutex_unlock(&h->lock);
 	fault_slow_sync();
-	rc = h->io.fdatasync(fd);
+	rc = h->store->ops->sync(h->store);
 	*err = errno;
 	pthread_mutex_lock(&h->lock);
 	note_sync_time(h, time_mono_ms() - start);
@@ -961,9 +682,10 @@ sync_unlocked(struct history *h, int fd, int *err)
 }
 
 /*
- * Nothing written after durable_off may be published any more once a write
- * or a sync has failed (the kernel may have dropped those pages), so every
- * message not yet durable is refused, in order, and its id given out again.
+ * Nothing appended after the last sync may be published any more once a
+ * write or a sync has failed (the kernel may have dropped those pages), so
+ * every record not yet durable is refused, in order, and its id given out
+ * again.
  */
 static void
 refuse_undurable(struct history *h)
@@ -971,153 +693,69 @@ refuse_undurable(struct history *h)
 	fail_entries(h, &h->batch);
 	/* The next commit publishes these, in order, before what comes after. */
 	fail_entries(h, &h->queue);
-	cut_back(h, h->durable_off);
-	h->good_off = h->durable_off;
+	h->store->ops->cut_back(h->store);
 	h->next_id = h->last_id + 1;
 	publish_entries(h, &h->batch);
 }
 
-/* write_whole() to the history file, adding what it wrote to *written. */
-static bool
-write_counted(struct history *h, const char *buf, size_t len, int64_t *written)
-{
-	if (!write_whole(h, h->fd, buf, len))
-		return false;
-	*written += (int64_t)len;
-	return true;
-}
-
 /*
- * Durable mode: the batch's messages, in order, with one write() per
- * WRITE_CHUNK bytes from the commit thread, rather than one write() each
- * from every sender's thread with the lock held (ten senders took turns
- * at the file system).  Called and returns with the lock held; only the
- * commit thread writes the file in this mode, so it writes unlocked.
+ * Durable mode: the batch goes to the store at once, from the commit
+ * thread (the only one that appends in this mode, so without the lock),
+ * and is made durable with one sync.
  */
-static bool
-write_batch_unlocked(struct history *h, const struct entry_vec *v, int *err)
-{
-	size_t used = 0;
-	int64_t written = 0;
-	bool ok = true;
-
-	if (h->tail_dirty && !cut_back(h, h->good_off)) {
-		*err = errno;
-		return false;
-	}
-	pthread_mutex_unlock(&h->lock);
-	for (size_t i = 0; ok && i < v->n; i++) {
-		const struct line *b = v->e[i].body;
-
-		if (b == NULL) /* refused */
-			continue;
-		if (used > 0 && used + b->len > WRITE_CHUNK) {
-			ok = write_counted(h, h->write_buf, used, &written);
-			used = 0;
-		}
-		if (ok && b->len > WRITE_CHUNK) { /* longer than any line chatd takes */
-			ok = write_counted(h, b->data, b->len, &written);
-		} else if (ok) {
-			memcpy(h->write_buf + used, b->data, b->len);
-			used += b->len;
-		}
-	}
-	if (ok && used > 0)
-		ok = write_counted(h, h->write_buf, used, &written);
-	*err = errno;
-	pthread_mutex_lock(&h->lock);
-	h->good_off += written;
-	return ok;
-}
-
 static void
 commit_queue(struct history *h)
 {
 	struct entry_vec taken = h->queue;
-	int err = 0;
+	bool stored = false;
+	int err = 0, rc;
 
 	if (taken.n == 0)
 		return;
 	h->queue = h->batch;
 	h->batch = taken;
-	if (!write_batch_unlocked(h, &h->batch, &err)) {
+	for (size_t i = 0; i < taken.n && !stored; i++)
+		stored = !taken.e[i].failed;
+	pthread_mutex_unlock(&h->lock);
+	rc = stored ? h->store->ops->append(h->store, taken.e, taken.n) : 0;
+	err = errno;
+	pthread_mutex_lock(&h->lock);
+	if (rc < 0) {
 		warn_io(h, "write failed, unsynced messages refused", err);
 		refuse_undurable(h);
 		return;
 	}
 	/* A batch of refusals only has nothing new to sync. */
-	if (h->good_off != h->durable_off && sync_unlocked(h, h->fd, &err) != 0) {
+	if (stored && sync_unlocked(h, &err) != 0) {
 		warn_io(h, "fdatasync failed, unsynced messages refused", err);
 		refuse_undurable(h);
 		return;
 	}
-	h->durable_off = h->good_off;
 	publish_entries(h, &h->batch);
 }
 
+/* Relaxed mode: every history_sync_ms, what was published meanwhile is made durable. */
 static void
 sync_written(struct history *h)
 {
-	int64_t off = h->good_off;
 	int err;
 
-	if (off == h->durable_off)
-		return;
-	if (sync_unlocked(h, h->fd, &err) == 0)
-		h->durable_off = off;
-	else
+	if (sync_unlocked(h, &err) != 0)
 		warn_io(h, "fdatasync failed, the last messages may not survive a crash", err);
-}
-
-/* The end of the bytes that no failure will cut back any more. */
-static int64_t
-settled_end(const struct history *h)
-{
-	return h->sync_ms ? h->good_off : h->durable_off;
-}
-
-/*
- * Measured on the settled bytes: a burst of appends not yet synced gives
- * compaction nothing it may cut yet.
- */
-static bool
-compaction_due(const struct history *h)
-{
-	int64_t end = settled_end(h);
-
-	if (end <= h->max_size)
-		return false;
-	return end >= h->compact_after_size || time_mono_ms() >= h->compact_after_ms;
-}
-
-/*
- * The old file stays; retrying at once would only fail again, so wait for
- * the file to grow some more or for some time to pass.  Without a line to
- * cut at, or when every older record is still held in memory (quiet),
- * there was nothing to gain: not worth a warning, and only growth can
- * change that.
- */
-static void
-compaction_failed(struct history *h, int err, bool quiet)
-{
-	if (!quiet)
-		log_warning("%s: compaction failed, keeping the whole file: %s", h->tmp_path,
-			    strerror(err));
-	h->compact_after_size = settled_end(h) + h->max_size / 4;
-	h->compact_after_ms = quiet ? INT64_MAX : time_mono_ms() + COMPACT_RETRY_MS;
 }
 
 static int
 mark_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct keep_mark *)a)->key, ((const struct keep_mark *)b)->key);
+	return strcmp(((const struct histstore_mark *)a)->key,
+		      ((const struct histstore_mark *)b)->key);
 }
 
 /* Lock held: every room in memory and the oldest id it holds, sorted; NULL without memory. */
-static struct keep_mark *
+static struct histstore_mark *
 keep_marks(const struct ring_table *t, size_t *n)
 {
-	struct keep_mark *m = malloc((t->rooms ? t->rooms : 1) * sizeof(*m));
+	struct histstore_mark *m = malloc((t->rooms ? t->rooms : 1) * sizeof(*m));
 
 	*n = 0;
 	if (!m)
@@ -1133,211 +771,21 @@ keep_marks(const struct ring_table *t, size_t *n)
 }
 
 /*
- * Whether an older record (before the newest half) stays: it is still in
- * its room's memory.  A deleted room has none, and deletions themselves
- * have nothing older left to speak for.  Damaged lines go too.
- */
-static bool
-keep_older(const struct keep_mark *m, size_t n, const char *p, size_t len)
-{
-	struct history_entry e;
-	struct keep_mark want;
-	const struct keep_mark *found;
-
-	if (!parse_record(p, len, 0, &e) || e.kind == HK_DELETE)
-		return false;
-	fold_room(e.room, e.room_len, want.key);
-	found = bsearch(&want, m, n, sizeof(*m), mark_cmp);
-	return found && e.id >= found->first_id;
-}
-
-/* The lines of [start, end) (whole lines) that keep_older() keeps, into o. */
-static bool
-filter_range(int from, int64_t start, int64_t end, char *in, const struct keep_mark *m, size_t nm,
-	     struct bufout *o)
-{
-	bool skipping = false; /* in a line longer than a chunk: dropped */
-
-	while (start < end && o->ok) {
-		size_t want = (size_t)(end - start < COPY_CHUNK ? end - start : COPY_CHUNK);
-		ssize_t n = pread(from, in, want, start);
-		const char *p = in, *nl;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			errno = n == 0 ? EIO : errno;
-			return false;
-		}
-		while ((nl = memchr(p, '\n', (size_t)(in + n - p))) != NULL) {
-			if (!skipping && keep_older(m, nm, p, (size_t)(nl - p)))
-				bufout_put(o, p, (size_t)(nl + 1 - p));
-			skipping = false;
-			p = nl + 1;
-		}
-		if (p == in) {
-			skipping = true;
-			p = in + n;
-		}
-		start += p - in;
-	}
-	return o->ok;
-}
-
-/*
- * Where the compacted file starts: the first line beginning at or after
- * end - max_size / 2, and never the last line's end, so the newest id
- * survives for the sequence to continue after a restart.  HEADER_LEN when
- * there is no such line (nothing to gain) or it cannot be read.
- */
-static int64_t
-find_cut(int fd, int64_t end, int64_t max_size, char *buf)
-{
-	int64_t pos = end - max_size / 2 - 1;
-
-	if (pos < HEADER_LEN)
-		return HEADER_LEN;
-	while (pos < end - 1) {
-		size_t want = (size_t)(end - 1 - pos < COPY_CHUNK ? end - 1 - pos : COPY_CHUNK);
-		ssize_t n = pread(fd, buf, want, pos);
-		const char *nl;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return HEADER_LEN;
-		nl = memchr(buf, '\n', (size_t)n);
-		if (nl)
-			return pos + (nl - buf) + 1;
-		pos += n;
-	}
-	return HEADER_LEN;
-}
-
-static bool
-copy_range(struct history *h, int from, int64_t start, int64_t end, int to, char *buf)
-{
-	while (start < end) {
-		size_t want = (size_t)(end - start < COPY_CHUNK ? end - start : COPY_CHUNK);
-		ssize_t n = pread(from, buf, want, start);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0)
-			errno = EIO;
-		if (n <= 0 || !write_whole(h, to, buf, (size_t)n))
-			return false;
-		start += n;
-	}
-	return true;
-}
-
-/*
- * Into a new temp file, synced: the header, the records before cut still
- * held in memory (marks), then [cut, end) as it is; its fd, *head the
- * end of the first two, or -1 (*nothing: every older record is kept, so
- * there is nothing to gain).  buf is two COPY_CHUNKs.
- */
-static int
-write_compacted(struct history *h, int fd, int64_t cut, int64_t end, char *buf,
-		const struct keep_mark *m, size_t nm, int64_t *head, bool *nothing)
-{
-	/* O_CREAT keeps the mode of a leftover temp file, so 0600 is set; it becomes the history. */
-	int tmp = safefile_open(h->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600,
-				SAFEFILE_SETMODE, NULL, 0);
-	struct bufout o = { .h = h, .fd = tmp, .buf = buf + COPY_CHUNK, .ok = true };
-	int err;
-
-	if (tmp < 0)
-		return -1;
-	bufout_put(&o, HEADER, HEADER_LEN);
-	if (filter_range(fd, HEADER_LEN, cut, buf, m, nm, &o)) {
-		bufout_flush(&o);
-		*head = o.written;
-		*nothing = o.ok && *head == cut;
-		if (*nothing)
-			errno = 0;
-	}
-	if (o.ok && !*nothing && copy_range(h, fd, cut, end, tmp, buf) && h->io.fdatasync(tmp) == 0)
-		return tmp;
-	err = errno;
-	close(tmp);
-	unlink(h->tmp_path);
-	errno = err;
-	return -1;
-}
-
-/* Under the lock: the appends made meanwhile, then the temp file replaces the old one. */
-static bool
-finish_compacted(struct history *h, int tmp, int64_t end, char *buf)
-{
-	int err;
-
-	if (copy_range(h, h->fd, end, h->good_off, tmp, buf) && h->io.fdatasync(tmp) == 0 &&
-	    rename(h->tmp_path, h->path) == 0)
-		return true;
-	err = errno;
-	close(tmp);
-	unlink(h->tmp_path);
-	errno = err;
-	return false;
-}
-
-static void
-switch_to_compacted(struct history *h, int tmp, int64_t cut, int64_t head)
-{
-	int64_t shift = cut - head;
-	int64_t old_size = h->good_off;
-
-	if (fsync_dir_of(h->path) < 0)
-		log_warning("%s: cannot sync its directory after compaction: %s", h->path,
-			    strerror(errno));
-	close(h->fd);
-	h->fd = tmp;
-	h->tail_dirty = false;
-	h->good_off -= shift;
-	/*
-	 * The temp file was synced whole, but in durable mode the queued
-	 * messages are not published yet: a failed sync must still refuse them.
-	 */
-	h->durable_off = h->sync_ms ? h->good_off : h->durable_off - shift;
-	/* What memory holds may keep the file above max_size: then only growth calls again. */
-	h->compact_after_size = h->good_off > h->max_size ? h->good_off + h->max_size / 4 : 0;
-	h->compact_after_ms = h->good_off > h->max_size ? INT64_MAX : 0;
-	h->compactions++;
-	log_info("%s: compacted from %" PRId64 " to %" PRId64 " bytes", h->path, old_size,
-		 h->good_off);
-}
-
-/*
- * Called with the lock held, by the commit thread only: it alone changes
- * h->fd, so it may read the old file unlocked while appends go on.
+ * Called with the lock held, by the commit thread: the store drops its
+ * old records but those the rooms' memory still holds, with the lock
+ * dropped (appends go on).  Without memory for the marks, it waits.
  */
 static void
 compact(struct history *h)
 {
-	int64_t end = settled_end(h), cut = HEADER_LEN, head = HEADER_LEN;
-	int fd = h->fd;
-	size_t nm;
-	struct keep_mark *m = keep_marks(&h->rings, &nm);
-	char *buf;
-	int tmp = -1, err = ENOMEM;
-	bool nothing = false;
+	size_t n;
+	struct histstore_mark *m = keep_marks(&h->rings, &n);
 
+	if (!m)
+		return;
 	pthread_mutex_unlock(&h->lock);
-	buf = m ? malloc(2 * COPY_CHUNK) : NULL;
-	if (buf)
-		cut = find_cut(fd, end, h->max_size, buf);
-	if (cut > HEADER_LEN) {
-		tmp = write_compacted(h, fd, cut, end, buf, m, nm, &head, &nothing);
-		err = errno;
-	}
+	h->store->ops->compact(h->store, m, n);
 	pthread_mutex_lock(&h->lock);
-	if (tmp >= 0 && finish_compacted(h, tmp, end, buf))
-		switch_to_compacted(h, tmp, cut, head);
-	else
-		compaction_failed(h, tmp >= 0 ? errno : err, buf && (cut == HEADER_LEN || nothing));
-	free(buf);
 	free(m);
 }
 
@@ -1395,7 +843,7 @@ commit_thread(void *arg)
 		}
 		if (stopping && h->queue.n == 0)
 			break;
-		if (compaction_due(h))
+		if (h->store->ops->compact_due(h->store))
 			compact(h);
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -1404,86 +852,51 @@ commit_thread(void *arg)
 
 /* --- loading --- */
 
-/* Where a valid line is in the mapped file. */
-struct loader {
-	const char *path;
-	const char *data;
-	size_t size;
-	struct ring_table *rings; /* filled with file offsets (held.file_off) */
-	struct ring *last;        /* the ring of the record before: rooms come in runs */
-	size_t memory;
-	bool out_of_memory;
-	uint64_t last_id;
-	size_t end; /* end of the last complete line */
-	size_t lineno;
-	size_t damaged;
+struct loading {
+	struct history *h;
+	struct ring *last; /* the ring of the record before: rooms come in runs */
+	bool bodies;       /* load_done() ran: bodies (or NULL), no more src */
 };
 
-static void
-note_damaged(struct loader *ld)
+/* A record the store read into its room's ring; a deletion empties the room's. */
+static bool
+load_record(void *ctx, const struct history_entry *e, const char *bytes)
 {
-	if (ld->damaged++ < DAMAGED_SHOWN)
-		log_warning("%s:%zu: damaged history line skipped", ld->path, ld->lineno);
-}
-
-/* A valid record at off into its room's ring; a deletion empties the room's. */
-static void
-load_record(struct loader *ld, const struct history_entry *e, size_t off)
-{
+	struct loading *ld = ctx;
+	struct ring_table *t = &ld->h->rings;
 	char key[ROOM_NAME_MAX + 1];
 	struct ring *r;
 	struct held *slot;
 	bool evicted;
 
-	fold_room(e->room, e->room_len, key);
+	histstore_room_key(e->room, e->room_len, key);
 	if (e->kind == HK_DELETE) {
-		table_drop(ld->rings, key, true);
+		table_drop(t, key, true);
 		ld->last = NULL;
-		return;
+		return true;
 	}
-	r = ld->last && strcmp(ld->last->key, key) == 0 ? ld->last : table_get(ld->rings, key);
+	r = ld->last && strcmp(ld->last->key, key) == 0 ? ld->last : table_get(t, key);
 	ld->last = r;
-	slot = r ? ring_next(ld->rings, r, ld->memory, &evicted) : NULL;
-	if (!slot) {
-		ld->out_of_memory = true;
-		return;
-	}
+	slot = r ? ring_next(t, r, ld->h->memory, &evicted) : NULL;
+	if (!slot)
+		return false;
 	*slot = held_of(e);
-	slot->file_off = off;
-}
-
-static void
-scan_records(struct loader *ld)
-{
-	const char *p = ld->data + HEADER_LEN, *end = ld->data + ld->size;
-	const char *nl;
-	struct history_entry e;
-
-	ld->lineno = 1;
-	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) && !ld->out_of_memory) {
-		ld->lineno++;
-		if (parse_record(p, (size_t)(nl - p), ld->last_id, &e)) {
-			load_record(ld, &e, (size_t)(p - ld->data));
-			ld->last_id = e.id;
-		} else {
-			note_damaged(ld);
-		}
-		p = nl + 1;
-	}
-	ld->end = (size_t)(p - ld->data);
-	if (ld->damaged > DAMAGED_SHOWN)
-		log_warning("%s: %zu damaged history lines skipped in all", ld->path, ld->damaged);
+	slot->src = bytes;
+	return true;
 }
 
 /*
- * The records the rings point at in the file become lines of their own.
- * Without memory, the rest get no body (NULL) and false is returned.
+ * The records the rings point at in the store's buffer become lines of
+ * their own.  Without memory, the rest get no body (NULL) and false is
+ * returned.
  */
 static bool
-fill_rings(struct ring_table *t, const char *data)
+load_done(void *ctx)
 {
+	struct ring_table *t = &((struct loading *)ctx)->h->rings;
 	bool ok = true;
 
+	((struct loading *)ctx)->bodies = true;
 	for (size_t b = 0; b < t->buckets; b++)
 		for (struct ring *r = t->bucket[b]; r; r = r->next)
 			for (size_t i = 0; i < r->n; i++) {
@@ -1492,171 +905,25 @@ fill_rings(struct ring_table *t, const char *data)
 				struct line *l = ok ? line_new(len) : NULL;
 
 				if (l)
-					memcpy(l->data, data + k->file_off, len);
+					memcpy(l->data, k->src, len);
 				ok = l != NULL;
 				k->body = l;
 			}
 	return ok;
 }
 
-/* --- converting a version 1 file --- */
-
-/* Each valid v1 line as "ID TIME ROOM msg NAME TEXT\n"; how many. */
-static size_t
-convert_lines(struct bufout *c, struct loader *ld, const char *room)
-{
-	const char *p = ld->data + sizeof(HEADER_V1) - 1, *end = ld->data + ld->size, *nl;
-	size_t converted = 0;
-	struct history_entry e;
-
-	ld->lineno = 1;
-	while (c->ok && p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
-		ld->lineno++;
-		if (parse_v1(p, (size_t)(nl - p), ld->last_id, &e)) {
-			bufout_put(c, p, e.name_off);
-			bufout_put(c, room, strlen(room));
-			bufout_put(c, " msg ", 5);
-			bufout_put(c, p + e.name_off, (size_t)(nl + 1 - p) - e.name_off);
-			ld->last_id = e.id;
-			converted++;
-		} else {
-			note_damaged(ld);
-		}
-		p = nl + 1;
-	}
-	if (p < end)
-		log_warning("%s:%zu: torn last line cut off", ld->path, ld->lineno + 1);
-	return converted;
-}
-
-/*
- * Rewrites the mapped version 1 file as version 2 (atomically: temp file,
- * fsync, rename, directory fsync), every message in the default room, and
- * makes the new file h->fd.
- */
+/* The store's records into the rooms' memory. */
 static int
-convert_v1(struct history *h, struct loader *ld, const char *room, char *err, size_t errlen)
+load(struct history *h, char *err, size_t errlen)
 {
-	struct bufout c = { .h = h, .ok = true };
-	size_t n;
+	struct loading ld = { .h = h };
+	const struct histstore_loader to = { load_record, load_done, &ld };
 
-	c.buf = malloc(COPY_CHUNK);
-	if (!c.buf) {
-		snprintf(err, errlen, "%s: out of memory", h->path);
-		return -1;
-	}
-	c.fd = safefile_open(h->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600,
-			     SAFEFILE_SETMODE, err, errlen);
-	if (c.fd < 0) {
-		free(c.buf);
-		return -1;
-	}
-	bufout_put(&c, HEADER, HEADER_LEN);
-	n = convert_lines(&c, ld, room);
-	bufout_flush(&c);
-	free(c.buf);
-	if (!c.ok || h->io.fdatasync(c.fd) < 0 || rename(h->tmp_path, h->path) < 0) {
-		snprintf(err, errlen, "%s: cannot convert to version 2: %s", h->tmp_path,
-			 strerror(errno));
-		close(c.fd);
-		unlink(h->tmp_path);
-		return -1;
-	}
-	if (fsync_dir_of(h->path) < 0)
-		log_warning("%s: cannot sync its directory after conversion: %s", h->path,
-			    strerror(errno));
-	close(h->fd);
-	h->fd = c.fd;
-	log_info("%s: converted from version 1 to version 2 (%zu messages, in room %s)", h->path, n,
-		 room);
-	return 0;
-}
-
-/* An empty file is one whose creation was cut short: it gets its header. */
-static int
-init_empty(struct history *h)
-{
-	if (!write_whole(h, h->fd, HEADER, HEADER_LEN) || h->io.fdatasync(h->fd) < 0 ||
-	    fsync_dir_of(h->path) < 0)
-		return -1;
-	h->good_off = h->durable_off = HEADER_LEN;
-	return 0;
-}
-
-static int load_file(struct history *h, char *err, size_t errlen);
-
-static int
-load_messages(struct history *h, size_t size, char *err, size_t errlen)
-{
-	struct loader ld = { .path = h->path,
-			     .size = size,
-			     .rings = &h->rings,
-			     .memory = h->memory };
-	void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, h->fd, 0);
-	int rc = -1;
-
-	if (map == MAP_FAILED) {
-		snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
-		return -1;
-	}
-	ld.data = map;
-	madvise(map, size, MADV_SEQUENTIAL);
-	if (size >= sizeof(HEADER_V1) - 1 &&
-	    memcmp(ld.data, HEADER_V1, sizeof(HEADER_V1) - 1) == 0) {
-		rc = convert_v1(h, &ld, h->default_room, err, errlen);
-		munmap(map, size);
-		return rc < 0 ? -1 : load_file(h, err, errlen);
-	}
-	if (memcmp(ld.data, HEADER, HEADER_LEN) != 0) {
-		snprintf(err, errlen, "%s: " UNKNOWN_FORMAT, h->path);
-		goto out;
-	}
-	scan_records(&ld);
-	if (ld.out_of_memory) {
-		table_free(&h->rings, true);
-		snprintf(err, errlen, "%s: out of memory", h->path);
-		goto out;
-	}
-	if (!fill_rings(&h->rings, ld.data)) {
-		snprintf(err, errlen, "%s: out of memory", h->path);
-		goto out;
-	}
-	h->last_id = ld.last_id;
-	h->good_off = h->durable_off = (int64_t)ld.end;
-	if (ld.end < size) {
-		log_warning("%s:%zu: torn last line cut off", h->path, ld.lineno + 1);
-		cut_back(h, h->good_off);
-	}
-	rc = 0;
-out:
-	munmap(map, size);
-	return rc;
-}
-
-static int
-load_file(struct history *h, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (fstat(h->fd, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", h->path);
-		return -1;
-	}
-	if (st.st_size == 0) {
-		if (init_empty(h) == 0)
-			return 0;
-		snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
-		return -1;
-	}
-	if (st.st_size < HEADER_LEN || (uint64_t)st.st_size > SIZE_MAX) {
-		snprintf(err, errlen, "%s: " UNKNOWN_FORMAT, h->path);
-		return -1;
-	}
-	return load_messages(h, (size_t)st.st_size, err, errlen);
+	if (h->store->ops->load(h->store, &to, &h->last_id, err, errlen) == 0)
+		return 0;
+	/* Until load_done() made them lines, rings point into the store's buffer. */
+	table_free(&h->rings, !ld.bodies);
+	return -1;
 }
 
 static bool
@@ -1668,13 +935,8 @@ config_valid(const struct history_config *cfg, char *err, size_t errlen)
 		why = "no history file given";
 	else if (cfg->memory < 1)
 		why = "history memory must be at least 1";
-	else if (cfg->max_size <= HEADER_LEN)
-		why = "history max size is too small";
 	else if (cfg->sync_ms < 0)
 		why = "history sync interval must not be negative";
-	else if (cfg->default_room &&
-		 !record_room_valid(cfg->default_room, strlen(cfg->default_room)))
-		why = "the default room's name is not valid";
 	if (why)
 		snprintf(err, errlen, "%s", why);
 	return !why;
@@ -1684,14 +946,12 @@ static void
 history_free(struct history *h)
 {
 	table_free(&h->rings, false);
-	if (h->fd >= 0)
-		close(h->fd);
+	if (h->store)
+		h->store->ops->close(h->store);
 	pthread_cond_destroy(&h->wake);
 	pthread_mutex_destroy(&h->lock);
 	free(h->queue.e);
 	free(h->batch.e);
-	free(h->write_buf);
-	free(h->tmp_path);
 	free(h->path);
 	free(h);
 }
@@ -1721,6 +981,13 @@ struct history *
 history_open(const struct history_config *cfg, history_publish_fn publish, void *ctx, char *err,
 	     size_t errlen)
 {
+	const struct histfile_config fc = {
+		.path = cfg->path,
+		.default_room = cfg->default_room ? cfg->default_room : DEFAULT_ROOM,
+		.max_size = cfg->max_size,
+		.relaxed = cfg->sync_ms > 0,
+		.io = cfg->io,
+	};
 	struct history *h;
 	int rc;
 
@@ -1732,32 +999,19 @@ history_open(const struct history_config *cfg, history_publish_fn publish, void 
 		snprintf(err, errlen, "%s: out of memory", cfg->path);
 		return NULL;
 	}
-	h->fd = -1;
 	h->memory = cfg->memory;
-	h->max_size = cfg->max_size;
 	h->sync_ms = cfg->sync_ms;
-	h->io = cfg->io ? *cfg->io : libc_io;
 	h->publish = publish;
 	h->ctx = ctx;
-	snprintf(h->default_room, sizeof(h->default_room), "%s",
-		 cfg->default_room ? cfg->default_room : DEFAULT_ROOM);
 	h->path = strdup(cfg->path);
-	if (h->path && asprintf(&h->tmp_path, "%s.tmp", cfg->path) < 0)
-		h->tmp_path = NULL;
 	if (table_init(&h->rings) < 0)
 		h->rings.bucket = NULL;
-	if (h->sync_ms == 0)
-		h->write_buf = malloc(WRITE_CHUNK);
-	if (!h->path || !h->tmp_path || !h->rings.bucket || (h->sync_ms == 0 && !h->write_buf)) {
+	if (!h->path || !h->rings.bucket) {
 		snprintf(err, errlen, "%s: out of memory", cfg->path);
 		goto fail;
 	}
-	/* Chat text is private, whatever mode a copy put back by hand had; never through a link. */
-	h->fd = safefile_open(h->path, O_RDWR | O_CREAT | O_APPEND, 0600, SAFEFILE_SETMODE, err,
-			      errlen);
-	if (h->fd < 0)
-		goto fail;
-	if (load_file(h, err, errlen) < 0)
+	h->store = histfile_open(&fc, err, errlen);
+	if (!h->store || load(h, err, errlen) < 0)
 		goto fail;
 	h->next_id = h->last_id + 1;
 	rc = pthread_create(&h->thread, NULL, commit_thread, h);
@@ -1787,7 +1041,7 @@ room_ring(struct history *h, const char *room)
 
 	if (len > ROOM_NAME_MAX)
 		return NULL;
-	fold_room(room, len, key);
+	histstore_room_key(room, len, key);
 	return table_find(&h->rings, key);
 }
 
@@ -1848,15 +1102,18 @@ history_backlog(struct history *h, size_t *msgs, size_t *bytes)
 void
 history_get_stats(struct history *h, struct history_stats *st)
 {
+	struct histstore_stats ss;
+
 	pthread_mutex_lock(&h->lock);
+	h->store->ops->stats(h->store, &ss);
 	*st = (struct history_stats){
 		.last_id = h->last_id,
 		.appended = h->appended,
 		.failed = h->failed,
 		.in_memory = h->rings.held,
 		.rooms = h->rings.rooms,
-		.file_size = h->good_off,
-		.compactions = h->compactions,
+		.file_size = ss.size,
+		.compactions = ss.compactions,
 	};
 	pthread_mutex_unlock(&h->lock);
 }
