@@ -353,9 +353,9 @@ password_done(struct admin_conn *ac, void *arg)
 	free(j);
 }
 
-/* A password for user add / user passwd: text and length, else the ERR reply. */
+/* Is pw fit for user add / user passwd (text, length)?  If not, answers the ERR. */
 static bool
-admin_password_ok(struct admin_conn *ac, const char *pw)
+admin_password_valid_or_err(struct admin_conn *ac, const char *pw)
 {
 	size_t len = strlen(pw);
 	enum text_check tc = text_check(pw, len);
@@ -380,7 +380,7 @@ admin_cmd_set_password(struct admin_conn *ac, const struct admin_request *req)
 	bool known = ident_lookup(srv->ident, req->name, NULL);
 	struct password_job *j;
 
-	if (!admin_password_ok(ac, req->text))
+	if (!admin_password_valid_or_err(ac, req->text))
 		return;
 	if (add && known) {
 		admin_err(ac, ADMIN_ERR_CONFLICT, "%s is already registered", req->name);
