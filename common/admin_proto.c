@@ -19,7 +19,7 @@
 const struct admin_cmd admin_commands[ADMIN_CMD_COUNT] = {
 	[ADMIN_HELP] = { ADMIN_HELP, "help", NULL, ARGS_NONE, "list the commands" },
 	[ADMIN_STATUS] = { ADMIN_STATUS, "status", NULL, ARGS_NONE,
-			   "version, pid, uptime, listening address or paused, clients, "
+			   "version, pid, uptime, listening address or paused, clients, rooms, "
 			   "messages, history, config file" },
 	[ADMIN_USERS] = { ADMIN_USERS, "users", NULL, ARGS_NONE,
 			  "who is online, from which address, since when" },

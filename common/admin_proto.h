@@ -5,7 +5,8 @@
  * One table (admin_commands) lists every command with its argument shape
  * and help text.  chatd dispatches on it, chatctl checks what people type
  * against it before anything is sent, and both print their help from it,
- * so the three can never disagree; a test holds docs/ADMIN.md to it.
+ * so the three can never disagree; tests/consistency holds docs/ADMIN.md
+ * and chatctl(8) to it.
  *
  * A request is one line, "COMMAND [ARGS]".  A reply is zero or more data
  * lines, each "- TEXT", then exactly one status line, "OK [TEXT]" or
