@@ -1566,19 +1566,29 @@ room_topic_line(struct hub *h, struct client *c, const char *arg, struct line **
 	return res;
 }
 
-/* Sets r's topic and shows it to every member. */
+/*
+ * Sets r's topic and shows it to every member but `except`; the line, a
+ * reference of its own, goes to *shown if not NULL.
+ */
 static void
-topic_set_locked(struct hub *h, struct room *r, const char *by, const char *text)
+topic_set_locked(struct hub *h, struct room *r, const char *by, const char *text, uint64_t except,
+		 struct line **shown)
 {
+	struct line *l;
+
 	snprintf(r->topic, sizeof(r->topic), "%s", text);
 	snprintf(r->topic_by, sizeof(r->topic_by), "%s", by);
 	r->topic_ms = time_now_ms();
 	h->rooms_dirty = true;
-	ring_push_event_locked(h, r, topic_line_locked(r), 0);
+	l = topic_line_locked(r);
+	if (shown != NULL)
+		*shown = l ? line_ref(l) : NULL;
+	ring_push_event_locked(h, r, l, except);
 }
 
 enum room_result
-room_topic_set(struct hub *h, struct client *c, const char *arg, const char *text, char *spelled)
+room_topic_set(struct hub *h, struct client *c, const char *arg, const char *text, char *spelled,
+	       struct line **topic)
 {
 	struct room *r;
 
@@ -1591,7 +1601,7 @@ room_topic_set(struct hub *h, struct client *c, const char *arg, const char *tex
 		return res;
 	}
 	snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
-	topic_set_locked(h, r, c->name, text);
+	topic_set_locked(h, r, c->name, text, c->id, topic);
 	room_unlock_and_wake(h);
 	store_event(h, spelled, HK_TOPIC, c->name, text);
 	rooms_save(h);
@@ -2185,7 +2195,7 @@ room_create_within(struct hub *h, int timeout_ms, const char *arg, const char *t
 		errno = ENOMEM;
 		rc = -1;
 	} else if (topic != NULL && *topic != '\0')
-		topic_set_locked(h, r, OPERATOR_NAME, topic);
+		topic_set_locked(h, r, OPERATOR_NAME, topic, 0, NULL);
 	room_unlock_and_wake(h);
 	if (rc == 1 && topic != NULL && *topic != '\0')
 		store_event(h, name, HK_TOPIC, OPERATOR_NAME, topic);
@@ -2273,7 +2283,7 @@ room_topic_within(struct hub *h, int timeout_ms, const char *arg, const char *to
 		return 0;
 	}
 	snprintf(name, sizeof(name), "%s", r->name);
-	topic_set_locked(h, r, OPERATOR_NAME, topic);
+	topic_set_locked(h, r, OPERATOR_NAME, topic, 0, NULL);
 	room_unlock_and_wake(h);
 	store_event(h, name, HK_TOPIC, OPERATOR_NAME, topic);
 	rooms_save(h);
