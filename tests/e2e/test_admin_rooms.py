@@ -99,6 +99,8 @@ def test_create_with_a_topic_and_join_it(chatd):
     assert "room games exists" in refused(chatd, "room", "create", "games", "other")
     assert room_list(chatd)["Games"][2] == "cards and dice"   # left alone
     assert admin_status(chatd, "room create GAMES") == "ERR 409 room GAMES exists"
+    join(alice, "chess")      # made by a user: may expire
+    assert room_list(chatd)["chess"] == (1, "user", "")
 
 
 def test_create_stops_at_max_rooms_and_max_topic(chatd_factory):
@@ -153,7 +155,7 @@ def test_topic_reaches_the_members(chatd):
     join(alice, "games")
     assert chatd.ctl_ok("room", "topic", "games", "new", "rules") == "topic of games set\n"
     topic = alice.wait_for("TOPIC", lambda l: l.room == "games")
-    assert topic[-1] == "new rules"
+    assert topic[1:] == ["*", "new rules"], topic.raw     # set by an operator
     data, final = carol.request("/topic games")
     assert final.tag == "OK" and [(t.room, t[-1]) for t in data] == [("games", "new rules")]
     carol.sync()
@@ -248,3 +250,14 @@ def test_room_commands_answer_when_the_room_hangs(chatd_factory):
     assert "rooms: unknown: the room lock was not free within" in status
     chatd.send_signal(signal.SIGTERM)
     assert chatd.wait(timeout=8) == 1
+
+
+def test_rooms_made_and_deleted_by_an_operator_outlive_a_restart(chatd):
+    chatd.ctl_ok("room", "create", "games", "cards")
+    chatd.ctl_ok("room", "create", "chess")
+    chatd.ctl_ok("room", "topic", "chess", "no draws")
+    chatd.ctl_ok("room", "create", "gone")
+    chatd.ctl_ok("room", "del", "gone")
+    chatd.restart()
+    assert room_list(chatd) == {DEFAULT_ROOM: (0, "default", ""), "chess": (0, "op", "no draws"),
+                                "games": (0, "op", "cards")}
