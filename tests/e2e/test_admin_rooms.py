@@ -126,7 +126,7 @@ def test_delete_moves_the_members_to_the_default_room(chatd):
     assert chatd.ctl_ok("room", "del", "games") == "room games deleted\n"
     for member in (alice, bob):
         part = member.wait_for("PART", lambda l: l.room == "games")
-        assert part[2] == "deleted", part.raw
+        assert part[1:3] == [member.name, "deleted"], part.raw
     # alice, in games only, lands in the default room; bob was there already.
     carol.wait_for("JOIN", lambda l: l.room == DEFAULT_ROOM and l[1] == "alice")
     assert in_room(carol, DEFAULT_ROOM, "alice") and in_room(carol, DEFAULT_ROOM, "bob")
