@@ -124,9 +124,13 @@ def test_history_since_beyond_memory(chatd_factory):
 
 def test_history_bad_arguments(chatd):
     a = chatd.login("histo")
-    for bad in ("/history lots", "/history since", "/history since x", "/history -3"):
+    for bad in ("/history since", "/history since x", "/history -3", "/history lobby x",
+                "/history lobby 0", "/history #lobby since"):
         data, final = a.request(bad)
         assert data == [] and final.tag == "ERR" and final[0] == "400", (bad, final)
+    # A word that is no count names a room (version 2).
+    data, final = a.request("/history lots")
+    assert data == [] and final.raw == "ERR 404 no such room: lots", final
 
 
 def test_history_reply_never_overflows_the_asker(chatd_factory):
