@@ -434,7 +434,7 @@ ring_rank(const struct ring *r, uint64_t id)
 }
 
 /*
- * Moves the stored entries of v into the memory ring, then hands v to the
+ * Moves the stored entries of v into their rooms' memory, then hands v to the
  * publish callback with the history lock dropped (called and returns with
  * it held), and empties v.  The room writes a batch to a thousand members
  * in milliseconds: meanwhile senders go on appending.  The ring comes

@@ -27,10 +27,11 @@
  * its newest half and every record still held in memory) when it grows
  * past history_max_size.
  *
- * Locking: the history lock guards the file offset, the id sequence, the
- * queue of appends not yet durable and the rooms' memory rings; the
- * backlog counts (history_backlog) change under it and are read without
- * it.  The publish callback runs with the history lock dropped and one
+ * Locking: the history lock guards the id sequence, the queue of appends
+ * not yet durable and the rooms' memory rings; the storage behind it
+ * (histstore.h; the file, histfile.c) has a lock of its own, taken inside
+ * the history lock, never around it.  The backlog counts
+ * (history_backlog) change under it and are read without it.  The publish callback runs with the history lock dropped and one
  * publisher at a time (that is what keeps publication in id order while
  * senders append), so the callback may take locks of its own (the room's)
  * but must never call back into the history.  The history and room locks
