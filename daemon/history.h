@@ -48,10 +48,6 @@
 #include "line.h"
 #include "names.h"
 
-#ifndef ROOM_NAME_MAX
-#define ROOM_NAME_MAX 32 /* common/names.h has it with room_name_valid() */
-#endif
-
 struct history;
 
 /*
@@ -65,12 +61,12 @@ struct history_entry {
 	uint64_t sender;        /* the session id given to history_append(); 0 for none */
 	enum history_kind kind; /* also set when failed */
 	bool failed;            /* could not be stored: nobody gets it */
-	/* The record "ID TIME ROOM KIND NAME TEXT\n"; NULL when failed. */
+	/* The record "ID TIME ROOM KIND NAME[ TEXT]\n"; NULL when failed. */
 	struct line *body;
 	/* Where the fields are in body->data (all 0 when failed); id at 0, length time_off - 1. */
 	uint16_t time_off, room_off, room_len, name_off, name_len;
 	uint32_t text_off, text_len;  /* text_len 0: no text */
-	char room[ROOM_NAME_MAX + 1]; /* as given to history_append(); also set when failed */
+	char room[ROOM_NAME_MAX + 1]; /* as stored (given to history_append()); set when failed */
 };
 
 /* The spelling of a kind in the file: "msg", "join", "part", "topic", "delete". */
@@ -121,9 +117,9 @@ struct history *history_open(const struct history_config *cfg, history_publish_f
  * Stores a record of kind in room for session sender (0 for none): name
  * is who did it (NULL or "-" for nobody, "*" for an operator), text its
  * text (may be empty but for HK_MSG; HK_PART: "REASON TEXT").  The
- * outcome reaches the publish callback.  -1 (ENOMEM) only if it could not even be queued; EINVAL for
- * a room, name or text too long for a record.  room, name and text must
- * be valid (checked by the caller).
+ * outcome reaches the publish callback.  -1 (ENOMEM) only if it could not
+ * even be queued; EINVAL for a room, name or text too long for a record.
+ * room, name and text must be valid (checked by the caller).
  */
 int history_append(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
 		   const char *name, const char *text, size_t text_len);
