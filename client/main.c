@@ -12,6 +12,7 @@
 
 #include "exitcode.h"
 #include "options.h"
+#include "rooms.h"
 #include "secret.h"
 #include "timefmt.h"
 #include "version.h"
@@ -22,6 +23,7 @@ usage(FILE *f)
 	fprintf(f,
 		"usage: chat [options] [HOST [PORT]]\n"
 		"  -n, --name NAME           log in as NAME (asked for on a terminal)\n"
+		"  -r, --room ROOM           join ROOM after logging in and talk there\n"
 		"  -p, --password-file FILE  read the password from the first line of FILE\n"
 		"                            (or set " SECRET_ENV "; asked for on a terminal)\n"
 		"      --plain               the script mode even on a terminal\n"
@@ -44,6 +46,17 @@ chat_port_valid(const char *s)
 	long v = strtol(s, &end, 10);
 
 	return s[0] >= '0' && s[0] <= '9' && *end == '\0' && v >= 1 && v <= 65535;
+}
+
+/* A room name as docs/PROTOCOL.md has it: 1-32 of A-Z a-z 0-9 _ . -, a letter first. */
+static bool
+room_arg_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= ROOM_NAME_MAX &&
+	       ((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')) &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
 static int
@@ -81,6 +94,7 @@ enum { OPT_PLAIN = 256, OPT_COLOR, OPT_PASSWORD, OPT_RECONNECT };
 
 static const struct option LONG_OPTIONS[] = {
 	{ "name", required_argument, NULL, 'n' },
+	{ "room", required_argument, NULL, 'r' },
 	{ "password-file", required_argument, NULL, 'p' },
 	/* Spelt out so that it is refused, not taken as short for --password-file. */
 	{ "password", required_argument, NULL, OPT_PASSWORD },
@@ -100,13 +114,23 @@ parse_args(int argc, char **argv, struct chat_options *o, const char **password_
 {
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:p:t:hV", LONG_OPTIONS, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:p:r:t:hV", LONG_OPTIONS, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			o->name = optarg;
 			break;
 		case 'p':
 			*password_file = optarg;
+			break;
+		case 'r':
+			o->room = optarg[0] == '#' ? optarg + 1 : optarg;
+			if (!room_arg_valid(o->room)) {
+				fprintf(stderr,
+					"chat: invalid room name '%s': 1 to %d letters, digits, '_', "
+					"'.' or '-', starting with a letter\n",
+					o->room, ROOM_NAME_MAX);
+				return -1;
+			}
 			break;
 		case OPT_PASSWORD:
 			fprintf(stderr,
