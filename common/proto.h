@@ -5,7 +5,7 @@
 #ifndef CHATD_PROTO_H
 #define CHATD_PROTO_H
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_DEFAULT_PORT 7777
 #define PROTO_DEFAULT_MAX_LINE 4096
 /* A server line is at most max_line + PROTO_SERVER_OVERHEAD bytes with its LF. */

@@ -268,7 +268,7 @@ client_read_line(struct client *c, int64_t deadline, char **line, size_t *len)
 			return CLIENT_EOF;
 		if (rc == 0 && !woken && deadline >= 0 && time_mono_ms() >= deadline)
 			return CLIENT_TIMEOUT;
-		if (woken && room_closing(c->srv->room))
+		if (woken && room_closing(c->srv->hub))
 			return CLIENT_SHUTDOWN;
 		if (!backlogged && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 			enum client_read r = fill_input(c);
@@ -289,7 +289,7 @@ client_pause(struct client *c, int ms)
 		struct pollfd pfd = { .fd = c->fd };
 		int rc = wait_io(c, &pfd, 1, poll_timeout(deadline), &woken);
 
-		if (woken && room_closing(c->srv->room))
+		if (woken && room_closing(c->srv->hub))
 			return false;
 		/* Shut down (dropped for the login budget) or reset: nobody to make wait. */
 		if (rc > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)))
@@ -304,17 +304,26 @@ client_pause(struct client *c, int ms)
 int
 client_push_history(struct client *c, const struct history_entry *e, size_t n, size_t *sent)
 {
-	uint64_t budget = (uint64_t)settings_get()->send_queue_limit / 2, bytes = 0;
-	size_t first = n;
+	const struct settings *s = settings_get();
+	uint64_t budget = (uint64_t)s->send_queue_limit / 2, bytes = 0;
+	char tag[8 + ROOM_NAME_MAX];
+	size_t first = n, tag_len;
 	int rc = 0;
 
-	while (first > 0 && bytes + 5 + e[first - 1].body->len <= budget)
-		bytes += 5 + e[--first].body->len;
+	tag_len = (size_t)snprintf(tag, sizeof(tag), "HIST %s ", s->default_room);
+	while (first > 0 && bytes + tag_len + e[first - 1].body->len <= budget)
+		bytes += tag_len + e[--first].body->len;
+	struct line *t = first < n ? line_new(tag_len) : NULL;
+	if (first < n && t == NULL)
+		return -1;
+	if (t != NULL)
+		memcpy(t->data, tag, tag_len);
 	for (size_t i = first; i < n && rc == 0; i++) {
-		rc = outq_push_static(&c->out, "HIST ", 5);
+		rc = outq_push(&c->out, t->data, tag_len, line_ref(t));
 		if (rc == 0)
 			rc = outq_push_line(&c->out, line_ref(e[i].body));
 	}
+	line_unref(t);
 	*sent = n - first;
 	return rc;
 }
@@ -329,7 +338,7 @@ send_welcome(struct client *c, bool registered)
 
 	/* Logged in now: a max_clients slot, or ERR 503 (peers.h). */
 	if (!peers_logged_in(&c->addr, c->fd, s->max_clients) ||
-	    room_join(c->srv->room, c, &last_id, &users) < 0)
+	    room_join(c->srv->hub, c, &last_id, &users) < 0)
 		return -1;
 	client_reply(c, "WELCOME %s %s", c->name, registered ? "registered" : "welcome back");
 	outq_push_line(&c->out, users);
@@ -378,11 +387,11 @@ sender_held_back(struct client *c, const struct session_state *st)
 {
 	size_t msgs, bytes, max_msgs, max_bytes;
 
-	if (room_backed_up(c->srv->room))
+	if (room_backed_up(c->srv->hub))
 		return c->unacked > 0 || time_mono_ms() - st->last_post_ms < HELD_BACK_GAP_MS;
 	if (c->unacked == 0)
 		return false;
-	room_backlog_limits(c->srv->room, &max_msgs, &max_bytes);
+	room_backlog_limits(c->srv->hub, &max_msgs, &max_bytes);
 	if (c->unacked >= max_msgs / SENDER_SHARE)
 		return true;
 	history_backlog(c->srv->history, &msgs, &bytes);
@@ -402,7 +411,7 @@ collect(struct client *c, struct session_state *st)
 	int rc;
 
 	do
-		rc = room_collect(c->srv->room, c, settings_get()->send_queue_limit, &st->why,
+		rc = room_collect(c->srv->hub, c, settings_get()->send_queue_limit, &st->why,
 				  st->text, sizeof(st->text));
 	while (rc > 0);
 	return rc;
@@ -524,11 +533,11 @@ wait_for_work(struct client *c, struct session_state *st)
 	 * far behind it is (room_backed_up holds pipelining senders back) before
 	 * the ring has moved on too far for it.
 	 */
-	if (pending && !room_sleep(c->srv->room, c, false))
+	if (pending && !room_sleep(c->srv->hub, c, false))
 		return 0;
 	if (pending)
 		timeout = OVERFLOW_CHECK_MS;
-	else if ((slept = room_sleep(c->srv->room, c, want_input)))
+	else if ((slept = room_sleep(c->srv->hub, c, want_input)))
 		timeout = -1;
 	else
 		return 0;
@@ -549,7 +558,7 @@ wait_for_work(struct client *c, struct session_state *st)
 		pfd[0].fd = -1;
 	int rc = wait_io(c, pfd, 1, timeout, &woken);
 	if (slept)
-		room_wake_up(c->srv->room, c);
+		room_wake_up(c->srv->hub, c);
 	if (rc < 0)
 		return -1;
 	if (want_input && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -654,14 +663,14 @@ client_main(void *arg)
 	if (login_run(c, &registered, &st.why, st.text, sizeof(st.text)) == 0) {
 		if (send_welcome(c, registered) == 0)
 			serve(c, &st);
-		else if (room_closing(c->srv->room))
+		else if (room_closing(c->srv->hub))
 			st.why = PART_SHUTDOWN;
-		room_leave(c->srv->room, c, st.why, st.text);
+		room_leave(c->srv->hub, c, st.why, st.text);
 	}
 	say_bye(c, st.why, st.text);
 	log_departure(c, st.why, st.text);
 	peers_close(&c->addr, c->fd);
-	room_detach(c->srv->room, c);
+	room_detach(c->srv->hub, c);
 	atomic_store(&c->tid, 0);
 	client_unref(c);
 	return NULL;
@@ -706,14 +715,14 @@ client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr)
 	pthread_once(&wake_once, wake_setup);
 	if (c == NULL)
 		return -1;
-	room_attach(srv->room, c);
+	room_attach(srv->hub, c);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, (size_t)s->stack_size);
 	err = pthread_create(&tid, &attr, client_main, c);
 	pthread_attr_destroy(&attr);
 	if (err != 0) {
-		room_detach(srv->room, c);
+		room_detach(srv->hub, c);
 		c->fd = -1; /* the caller still owns it */
 		client_unref(c);
 		errno = err;

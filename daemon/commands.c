@@ -56,7 +56,7 @@ cmd_who(struct client *c, char *args, char *text, size_t textlen)
 
 	if (*args && !parse_count(args, UINT32_MAX, &page))
 		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /who [PAGE]"));
-	struct line *l = room_users_line(c->srv->room, (unsigned)page);
+	struct line *l = room_users_line(c->srv->hub, (unsigned)page);
 	if (l == NULL || outq_push_line(&c->out, l) < 0)
 		return COMMAND_FATAL;
 	return done(client_reply(c, "OK - page %" PRIu64, page));
@@ -75,7 +75,7 @@ cmd_msg(struct client *c, char *args, char *text, size_t textlen)
 	struct line *l = line_printf("PRIV %s %s %s %s\n", now, c->name, args, body);
 	if (l == NULL)
 		return COMMAND_FATAL;
-	if (room_send_private(c->srv->room, args, l) < 0)
+	if (room_send_private(c->srv->hub, args, l) < 0)
 		return done(client_reply_err(c, ERR_NOT_FOUND, "%s is not online", args));
 	return done(client_reply(c, "OK - sent to %s", args));
 }

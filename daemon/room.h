@@ -31,21 +31,21 @@
 #include "history.h"
 #include "session.h"
 
-struct room;
+struct hub;
 
-struct room *room_new(int64_t send_queue_limit);
-void room_free(struct room *r);
+struct hub *room_new(int64_t send_queue_limit);
+void room_free(struct hub *r);
 
 /* Every connection, logged in or not, is attached for its whole life. */
-void room_attach(struct room *r, struct client *c);
-void room_detach(struct room *r, struct client *c);
-size_t room_connections(struct room *r);
+void room_attach(struct hub *r, struct client *c);
+void room_detach(struct hub *r, struct client *c);
+size_t room_connections(struct hub *r);
 
 /*
  * Waits until no connection is left or deadline_mono_ms passes; true if
  * none is left.
  */
-bool room_wait_empty(struct room *r, int64_t deadline_mono_ms);
+bool room_wait_empty(struct hub *r, int64_t deadline_mono_ms);
 
 /*
  * Log c in: a member already online under the same name is evicted
@@ -54,10 +54,10 @@ bool room_wait_empty(struct room *r, int64_t deadline_mono_ms);
  * everything after it reaches c live.  users_line receives the USERS line
  * for c's welcome (a new reference).
  */
-int room_join(struct room *r, struct client *c, uint64_t *last_msg_id, struct line **users_line);
+int room_join(struct hub *r, struct client *c, uint64_t *last_msg_id, struct line **users_line);
 
 /* c leaves of its own accord or by accident; others see PART. */
-void room_leave(struct room *r, struct client *c, enum part_reason why, const char *text);
+void room_leave(struct hub *r, struct client *c, enum part_reason why, const char *text);
 
 /*
  * Copy what c has not received yet into its outq, at most a batch.
@@ -65,7 +65,7 @@ void room_leave(struct room *r, struct client *c, enum part_reason why, const ch
  * go: *why says why (evicted, overflow, shutdown) and text the BYE text.
  * c's own messages come back as acknowledgements and count off c->unacked.
  */
-int room_collect(struct room *r, struct client *c, int64_t send_queue_limit, enum part_reason *why,
+int room_collect(struct hub *r, struct client *c, int64_t send_queue_limit, enum part_reason *why,
 		 char *text, size_t textlen);
 
 /*
@@ -78,17 +78,17 @@ int room_collect(struct room *r, struct client *c, int64_t send_queue_limit, enu
  * or something else needs the thread (a private message, eviction,
  * shutdown).
  */
-bool room_sleep(struct room *r, struct client *c, bool write_through);
+bool room_sleep(struct hub *r, struct client *c, bool write_through);
 
 /*
  * After a sleep that room_sleep() entered, whatever ended it: takes c's
  * write rights back from the room.  Until it returns, the thread must not
  * touch c->out or c->unacked nor write to its socket.
  */
-void room_wake_up(struct room *r, struct client *c);
+void room_wake_up(struct hub *r, struct client *c);
 
 /* The newest stored message when chatd starts (the history read from disk). */
-void room_set_last_msg_id(struct room *r, uint64_t id);
+void room_set_last_msg_id(struct hub *r, uint64_t id);
 
 /*
  * The history's publish callback (history.h): stored messages enter the
@@ -102,7 +102,7 @@ void room_publish_history(void *room, const struct history_entry *entries, size_
  * a quarter of the fan-out ring and of send_queue_limit.  Any thread, no
  * lock.
  */
-void room_backlog_limits(struct room *r, size_t *msgs, size_t *bytes);
+void room_backlog_limits(struct hub *r, size_t *msgs, size_t *bytes);
 
 /*
  * Whether some member has more than half its send_queue_limit waiting for
@@ -110,21 +110,21 @@ void room_backlog_limits(struct room *r, size_t *msgs, size_t *bytes);
  * senders wait for it (client.c) rather than push it over its limit.
  * Any thread, no lock; a moment old.
  */
-bool room_backed_up(struct room *r);
+bool room_backed_up(struct hub *r);
 
 /* A private message; -1 if to is not online. */
-int room_send_private(struct room *r, const char *to, struct line *l);
+int room_send_private(struct hub *r, const char *to, struct line *l);
 
 /* USERS line for page (1-based) of the member list. */
-struct line *room_users_line(struct room *r, unsigned page);
+struct line *room_users_line(struct hub *r, unsigned page);
 
-bool room_closing(struct room *r);
+bool room_closing(struct hub *r);
 
 /*
  * Can the room lock be taken within timeout_ms?  The watchdog's health
  * check, pause, resume and shutdown.
  */
-bool room_lock_probe(struct room *r, int timeout_ms);
+bool room_lock_probe(struct hub *r, int timeout_ms);
 
 struct room_member_info {
 	char name[NAME_MAX_LEN + 1];
@@ -142,14 +142,59 @@ struct room_member_info {
  * it went to (-1 ENOMEM too).  room_members_snapshot_within: a copy of the
  * member list, in name order (*out to be freed; -1 ENOMEM too).
  */
-int room_counts_within(struct room *r, int timeout_ms, size_t *members, size_t *conns);
-int room_evict_within(struct room *r, int timeout_ms, const char *name, enum part_reason why,
+int room_counts_within(struct hub *r, int timeout_ms, size_t *members, size_t *conns);
+int room_evict_within(struct hub *r, int timeout_ms, const char *name, enum part_reason why,
 		      const char *text);
-int room_notice_within(struct room *r, int timeout_ms, const char *text, size_t *members);
-int room_members_snapshot_within(struct room *r, int timeout_ms, struct room_member_info **out,
+int room_notice_within(struct hub *r, int timeout_ms, const char *text, size_t *members);
+int room_members_snapshot_within(struct hub *r, int timeout_ms, struct room_member_info **out,
 				 size_t *n);
 
+/*
+ * Rooms, for the admin socket (chatctl room ...).  Same rules as above:
+ * each takes the lock within timeout_ms or returns -1 with errno ETIMEDOUT
+ * having done nothing.  Room names are compared ignoring ASCII case and
+ * may carry a leading '#'.  An operator's topic is shown as set by "*".
+ *
+ * rooms_snapshot_within: every room, sorted by name (case-folded); *out to
+ *   be freed (-1 ENOMEM too).
+ * room_create_within: 1 created, 0 it exists already (topic unchanged),
+ *   -1 with EINVAL (bad name), ENOSPC (max_rooms), EMSGSIZE (topic longer
+ *   than max_topic), ENOMEM.  A room made here never expires.
+ * room_delete_within: 1 deleted (members get PART ROOM .. deleted and are
+ *   put in the default room if not there), 0 no such room, -1 EPERM for
+ *   the default room.
+ * room_topic_within: 1 set (members get TOPIC), 0 no such room, -1
+ *   EMSGSIZE (longer than max_topic).
+ * room_kick_within: 1 kicked (PART ROOM .. kicked REASON; if it was the
+ *   user's current room, the current room moves as on /leave), 0 no such
+ *   room or user not in it.
+ * room_notice_room_within: NOTICE ROOM .. to the room's members: 1 sent
+ *   (*members those it went to), 0 no such room.
+ * room_expire_within: deletes the rooms made by users that have been empty
+ *   for longer than room_expiry (the control thread's periodic tick);
+ *   returns how many.
+ */
+struct room_info {
+	char name[ROOM_NAME_MAX + 1];
+	size_t members;
+	bool op_made; /* made by an operator (chatctl) or the default room */
+	bool is_default;
+	int64_t created_ms;
+	char topic[MAX_TOPIC_BYTES + 1]; /* "" if none */
+	int64_t topic_ms;                /* 0 if never set */
+	char topic_by[NAME_MAX_LEN + 1]; /* "" if never set, "*" an operator */
+};
+int rooms_snapshot_within(struct hub *h, int timeout_ms, struct room_info **out, size_t *n);
+int room_create_within(struct hub *h, int timeout_ms, const char *name, const char *topic);
+int room_delete_within(struct hub *h, int timeout_ms, const char *name);
+int room_topic_within(struct hub *h, int timeout_ms, const char *name, const char *topic);
+int room_kick_within(struct hub *h, int timeout_ms, const char *room, const char *user,
+		     const char *reason);
+int room_notice_room_within(struct hub *h, int timeout_ms, const char *room, const char *text,
+			    size_t *members);
+int room_expire_within(struct hub *h, int timeout_ms);
+
 /* Shutdown: every connection is told to leave (BYE shutdown). */
-void room_shutdown(struct room *r);
+void room_shutdown(struct hub *r);
 
 #endif

@@ -455,17 +455,17 @@ open_stores(struct server *srv, const struct settings *s)
 	}
 	if (open_resume(s) < 0)
 		return -1;
-	if ((srv->room = room_new(s->send_queue_limit)) == NULL) {
+	if ((srv->hub = room_new(s->send_queue_limit)) == NULL) {
 		fail("out of memory");
 		return -1;
 	}
-	if ((srv->history = history_open(&hc, room_publish_history, srv->room, err, sizeof(err))) ==
+	if ((srv->history = history_open(&hc, room_publish_history, srv->hub, err, sizeof(err))) ==
 	    NULL) {
 		fail("%s", err);
 		return -1;
 	}
 	history_get_stats(srv->history, &st);
-	room_set_last_msg_id(srv->room, st.last_id);
+	room_set_last_msg_id(srv->hub, st.last_id);
 	return 0;
 }
 
@@ -476,7 +476,7 @@ close_stores(struct server *srv)
 		history_close(srv->history);
 	if (srv->ident)
 		ident_close(srv->ident);
-	room_free(srv->room);
+	room_free(srv->hub);
 	resume_close();
 	password_gate_destroy();
 }
@@ -488,12 +488,12 @@ close_stores(struct server *srv)
 static bool
 stop_clients(struct server *srv)
 {
-	size_t n = room_connections(srv->room);
+	size_t n = room_connections(srv->hub);
 
-	room_shutdown(srv->room);
-	if (room_wait_empty(srv->room, time_mono_ms() + SHUTDOWN_GRACE_MS))
+	room_shutdown(srv->hub);
+	if (room_wait_empty(srv->hub, time_mono_ms() + SHUTDOWN_GRACE_MS))
 		return true;
-	log_warning("%zu of %zu clients did not leave in time", room_connections(srv->room), n);
+	log_warning("%zu of %zu clients did not leave in time", room_connections(srv->hub), n);
 	return false;
 }
 
@@ -506,7 +506,7 @@ stop_clients(struct server *srv)
 static void
 exit_if_room_stuck(struct server *srv)
 {
-	if (srv->room == NULL || room_lock_probe(srv->room, STUCK_ROOM_MS))
+	if (srv->hub == NULL || room_lock_probe(srv->hub, STUCK_ROOM_MS))
 		return;
 	log_error("the room lock is stuck (not free within %d ms): exiting without waiting "
 		  "for clients or the history",
@@ -677,7 +677,7 @@ stop:
 	control_close(srv.control);
 	exit_if_room_stuck(&srv);
 	listener_close(srv.listener);
-	if (srv.room && !stop_clients(&srv)) {
+	if (srv.hub && !stop_clients(&srv)) {
 		/* Threads still use the stores: sync what is stored, leave the rest to exit(). */
 		history_close(srv.history);
 		log_notice("chatd stopped");

@@ -49,7 +49,7 @@ publish_settings(int64_t send_queue_limit)
 
 /* A logged-in member asleep with write-through; *peer is the test's end of its socket. */
 static struct client *
-member(struct room *r, const char *name, uint64_t id, int *peer)
+member(struct hub *r, const char *name, uint64_t id, int *peer)
 {
 	struct client *c = calloc(1, sizeof(*c));
 	struct line *users;
@@ -79,7 +79,7 @@ member(struct room *r, const char *name, uint64_t id, int *peer)
 }
 
 static void
-member_free(struct room *r, struct client *c, int peer)
+member_free(struct hub *r, struct client *c, int peer)
 {
 	room_wake_up(r, c);
 	room_detach(r, c);
@@ -135,7 +135,7 @@ read_all(int fd, size_t *len)
 static void
 test_long_batch_goes_in_pieces(void **state)
 {
-	struct room *r = room_new(LIMIT);
+	struct hub *r = room_new(LIMIT);
 	struct history_entry *e = batch(BATCH, 99);
 	int peer, sndbuf = 1 << 20;
 	struct client *c;
@@ -162,7 +162,8 @@ test_long_batch_goes_in_pieces(void **state)
 	p = got;
 	for (size_t i = 0; i < BATCH; i++) {
 		char want[64];
-		int n = snprintf(want, sizeof(want), "MSG %zu " TS " ann m%zu\n", i + 1, i + 1);
+		int n = snprintf(want, sizeof(want), "MSG lobby %zu " TS " ann m%zu\n", i + 1,
+				 i + 1);
 
 		assert_true(strncmp(p, want, (size_t)n) == 0);
 		p += n;
