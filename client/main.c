@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "exitcode.h"
+#include "names.h"
 #include "options.h"
-#include "rooms.h"
 #include "secret.h"
 #include "timefmt.h"
 #include "version.h"
@@ -46,17 +46,6 @@ chat_port_valid(const char *s)
 	long v = strtol(s, &end, 10);
 
 	return s[0] >= '0' && s[0] <= '9' && *end == '\0' && v >= 1 && v <= 65535;
-}
-
-/* A room name as docs/PROTOCOL.md has it: 1-32 of A-Z a-z 0-9 _ . -, a letter first. */
-static bool
-room_arg_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n >= 1 && n <= ROOM_NAME_MAX &&
-	       ((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')) &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
 static int
@@ -124,7 +113,7 @@ parse_args(int argc, char **argv, struct chat_options *o, const char **password_
 			break;
 		case 'r':
 			o->room = optarg[0] == '#' ? optarg + 1 : optarg;
-			if (!room_arg_valid(o->room)) {
+			if (!room_name_valid(o->room, strlen(o->room))) {
 				fprintf(stderr,
 					"chat: invalid room name '%s': 1 to %d letters, digits, '_', "
 					"'.' or '-', starting with a letter\n",

@@ -20,10 +20,6 @@
 #include "names.h"
 #include "srvline.h"
 
-#ifndef ROOM_NAME_MAX
-#define ROOM_NAME_MAX 32 /* common/names.h: the longest room name */
-#endif
-
 struct chat_room {
 	char name[ROOM_NAME_MAX + 1]; /* the spelling the server gave */
 	int64_t last_id;              /* the highest message id shown from it */
