@@ -226,8 +226,12 @@ rooms_follow(struct rooms *r, const struct srv_line *l, const char *self)
 			joined_quietly(r, l->f[0]);
 		break;
 	case SRV_PART:
-		if (name_cmp(l->f[2], self) == 0)
-			rooms_left(r, l->f[0]);
+		if (name_cmp(l->f[2], self) != 0)
+			break;
+		/* An operator deleted the room: its members are put in the default room. */
+		if (strcmp(l->f[3], "deleted") == 0 && r->home[0])
+			joined_quietly(r, r->home);
+		rooms_left(r, l->f[0]);
 		break;
 	case SRV_USERS:
 	case SRV_HIST:

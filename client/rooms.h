@@ -6,9 +6,10 @@
  *
  * chat never guesses: the state changes only on the server's words,
  * "OK - joined ROOM", "OK - already in ROOM", "OK - talking in ROOM",
- * "OK - left ROOM", and a PART of our own name (kicked, deleted), after
- * which the current room falls back as the server's does.  So the client
- * and the server agree on the current room.  One thread (the caller's).
+ * "OK - left ROOM", and a PART of our own name (kicked; deleted, which
+ * puts us in the default room), after which the current room falls back as
+ * the server's does.  So the client and the server agree on the current
+ * room.  One thread (the caller's).
  */
 #ifndef CHAT_ROOMS_H
 #define CHAT_ROOMS_H

@@ -60,6 +60,7 @@ struct tty {
 	struct reqq sent;     /* sent, waiting for OK/ERR */
 	struct reqq unsent;   /* to send once logged in (again) */
 	struct reqq rejoin;   /* rooms to join again once logged in again, then the switch */
+	size_t rejoin_left;   /* replies to those still to come: what is typed waits for them */
 	enum tty_state state;
 	struct rooms rooms;
 	bool logged_in_before; /* this login is a reconnect */
@@ -390,6 +391,7 @@ on_logged_in(struct tty *t)
 	t->replay_room[0] = '\0';
 	if (again)
 		render_note(&t->r, &t->screen, "logged in again as %s", t->r.self);
+	t->rejoin_left = t->rejoin.count;
 	send_rejoin(t);
 	if (!t->logged_in_before && t->o->room != NULL) {
 		char line[ROOM_NAME_MAX + 16];
@@ -398,7 +400,8 @@ on_logged_in(struct tty *t)
 		send_own(t, REQ_COMMAND, line);
 	}
 	t->logged_in_before = true;
-	send_unsent(t);
+	if (t->rejoin_left == 0)
+		send_unsent(t);
 	set_prompt(t);
 }
 
@@ -537,6 +540,7 @@ connection_lost(struct tty *t, const char *why)
 	}
 	/* Unanswered requests go again after the login, ahead of what was typed since. */
 	reqq_prepend_all(&t->unsent, &t->sent);
+	t->rejoin_left = 0;
 	t->state = T_OFFLINE;
 	schedule_reconnect(t, why);
 	set_prompt(t);
@@ -631,6 +635,9 @@ on_final_reply(struct tty *t, const struct srv_line *sl)
 	}
 	if (rq.kind == REQ_PASSWD)
 		explicit_bzero(rq.line, strlen(rq.line));
+	/* Back in every room: what was typed meanwhile goes now, to the current room. */
+	if (rq.kind == REQ_REJOIN && t->rejoin_left > 0 && --t->rejoin_left == 0)
+		send_unsent(t);
 	free(rq.line);
 }
 
@@ -747,10 +754,17 @@ is_command(const char *line, const char *cmd)
 	return strncmp(line, cmd, n) == 0 && (line[n] == '\0' || line[n] == ' ');
 }
 
+/* What is typed now waits: offline, or the rooms are being joined again. */
+static bool
+held(const struct tty *t)
+{
+	return t->state != T_ONLINE || t->rejoin_left > 0;
+}
+
 static void
 submit(struct tty *t, enum req_kind kind, const char *line)
 {
-	if (t->state != T_ONLINE) {
+	if (held(t)) {
 		reqq_push(&t->unsent, kind, line);
 		return;
 	}
@@ -800,8 +814,7 @@ say(struct tty *t, const char *line)
 
 		memcpy(room, to, n);
 		room[n] = '\0';
-		render_own_message(&t->r, &t->screen, known ? known->name : room, text,
-				   t->state != T_ONLINE);
+		render_own_message(&t->r, &t->screen, known ? known->name : room, text, held(t));
 	}
 	submit(t, REQ_SAY, line);
 }
@@ -819,7 +832,7 @@ private_message(struct tty *t, const char *line)
 	if (n > 0 && n <= NAME_MAX_LEN && *text != '\0') {
 		memcpy(name, to, n);
 		name[n] = '\0';
-		render_own_private(&t->r, &t->screen, name, text, t->state != T_ONLINE);
+		render_own_private(&t->r, &t->screen, name, text, held(t));
 	}
 	submit(t, REQ_PRIVATE, line);
 }
@@ -867,7 +880,7 @@ on_input(struct tty *t, const char *line)
 		return;
 	if (line[0] != '/' || line[1] == '/') {
 		render_own_message(&t->r, &t->screen, rooms_current(&t->rooms),
-				   line[0] == '/' ? line + 1 : line, t->state != T_ONLINE);
+				   line[0] == '/' ? line + 1 : line, held(t));
 		submit(t, REQ_MESSAGE, line);
 		return;
 	}

@@ -202,6 +202,13 @@ test_leaving_the_current_room_falls_back_as_the_server_does(void **state)
 	/* Put back in the default room (a JOIN of our own name). */
 	follow(&r, "JOIN lobby 2026-12-02T09:30:00.000Z alice");
 	assert_current(&r, "lobby");
+	/* A room deleted by an operator: its members are put in the default room. */
+	follow(&r, "OK - joined d");
+	follow(&r, "OK - left lobby");
+	follow(&r, "OK - joined e");
+	follow(&r, "PART e 2026-12-02T09:30:00.000Z alice deleted");
+	assert_current(&r, "lobby");
+	assert_true(rooms_in(&r, "d") && rooms_in(&r, "lobby") && !rooms_in(&r, "e"));
 	/* Someone else's PART changes nothing. */
 	follow(&r, "PART lobby 2026-12-02T09:30:00.000Z bob quit");
 	assert_current(&r, "lobby");
