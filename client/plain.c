@@ -23,7 +23,8 @@
  * unless the input switches; it follows the rooms joined and the current
  * one from the replies (rooms.h), and after logging in again it joins them
  * again and switches back before the next input line.  If the server
- * refuses one of those, nothing more is sent: CHAT_EXIT_ROOM.
+ * refuses one of those, or an operator puts us out of the --room room,
+ * nothing more is sent (the lines would go elsewhere): CHAT_EXIT_ROOM.
  */
 #include <errno.h>
 #include <poll.h>
@@ -288,6 +289,14 @@ final_bye(const char *reason)
 	       strcmp(reason, "refused") == 0 || strcmp(reason, "quit") == 0;
 }
 
+/* A PART of our own name from the --room room: kicked, or the room deleted. */
+static bool
+put_out_of_room(const struct plain *p, const struct srv_line *sl)
+{
+	return sl->tag == SRV_PART && p->o->room != NULL && name_cmp(sl->f[2], p->self) == 0 &&
+	       name_cmp(sl->f[0], p->o->room) == 0;
+}
+
 /* What one server line means for the session: -1 go on, else the exit code. */
 static int
 on_server_line(struct plain *p, char *raw, size_t len)
@@ -318,6 +327,9 @@ on_server_line(struct plain *p, char *raw, size_t len)
 		return -1;
 	}
 	rooms_follow(&p->rooms, &sl, p->self);
+	if (put_out_of_room(p, &sl))
+		return fail(CHAT_EXIT_ROOM, "an operator put us out of the --room room; nothing "
+					    "more is sent");
 	if ((sl.tag == SRV_OK || sl.tag == SRV_ERR) && p->waiting) {
 		p->waiting = false;
 		p->refused |= sl.tag == SRV_ERR;
