@@ -11,10 +11,11 @@
  * joins its rooms again and switches back to its current room (rooms.h),
  * and sends what was typed meanwhile; requests that were sent but not
  * answered are sent again, except room messages the history replay shows
- * were stored after all.  The prompt shows the current room; Tab completes
- * commands and room names, Alt-1..Alt-9 switch to the rooms joined.  After a password login it asks for a resume
+ * were stored after all.  After a password login it asks for a resume
  * token and presents it when it logs in again, so a reconnect costs the
  * server no password hash; a refused token falls back to the password.
+ * The prompt shows the current room; Tab completes commands and room
+ * names (complete.h), Alt-1..Alt-9 switch to the rooms joined.
  */
 #include <errno.h>
 #include <poll.h>
@@ -868,9 +869,13 @@ static const struct {
 	const char *name;
 	void (*run)(struct tty *t, const char *line);
 } COMMANDS[] = {
-	{ "/quit", quit }, { "/msg", private_message },
-	{ "/say", say },   { "/passwd", change_password },
+	/* clang-format off */
+	{ "/quit", quit },
+	{ "/msg", private_message },
+	{ "/say", say },
+	{ "/passwd", change_password },
 	{ "/help", help },
+	/* clang-format on */
 };
 
 static void
