@@ -104,6 +104,11 @@ def test_lines_show_their_room_and_plain_lines_go_to_the_current_one(rooms_chatd
     part = bob.wait_for("PART", lambda p: p.room == "dev" and p[1] == "alice")
     assert part[2] == "left"
     bob.request("/leave dev see you")
+    # In no room at all: the prompt says so, and a plain line is refused.
+    term.line("/leave lobby")
+    term.wait_for(lambda rows: term.input_row() == "alice>", "the prompt without a room")
+    term.line("anyone?")
+    term.wait_text('!! not sent: "anyone?": you are in no room')
     term.line("/quit")
     assert term.wait_exit() == EXIT_OK
 
