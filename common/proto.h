@@ -16,6 +16,7 @@ enum proto_err {
 	ERR_BAD_PASSWORD = 401,
 	ERR_REGISTRATION_CLOSED = 403,
 	ERR_NOT_FOUND = 404,
+	ERR_ROOM_LIMIT = 405, /* max_rooms or max_rooms_per_user */
 	ERR_NAME_TAKEN = 409,
 	ERR_TOO_LONG = 413,
 	ERR_BAD_TEXT = 422,
@@ -36,6 +37,8 @@ enum part_reason {
 	PART_KICKED,
 	PART_SHUTDOWN,
 	PART_REFUSED,
+	PART_LEFT,    /* left one room (/leave); still online */
+	PART_DELETED, /* the room was deleted by the operator */
 };
 
 /* The wire word for a reason ("quit", "lost", ...) and a default text. */

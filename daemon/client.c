@@ -301,58 +301,114 @@ client_pause(struct client *c, int ms)
 
 /* ---- after login ---- */
 
+/*
+ * "HIST ROOM ID TIME NAME TEXT\n" from the stored record "ID TIME ROOM KIND
+ * NAME TEXT\n": "HIST ", then three runs of the record itself (the room and
+ * its space, the id and time, the name and text), no copy.
+ */
+static size_t
+hist_line_len(const struct history_entry *e)
+{
+	return 5 + e->room_len + 1u + e->room_off + (e->body->len - e->name_off);
+}
+
 int
 client_push_history(struct client *c, const struct history_entry *e, size_t n, size_t *sent)
 {
-	const struct settings *s = settings_get();
-	uint64_t budget = (uint64_t)s->send_queue_limit / 2, bytes = 0;
-	char tag[8 + ROOM_NAME_MAX];
-	size_t first = n, tag_len;
+	uint64_t budget = (uint64_t)settings_get()->send_queue_limit / 2, bytes = 0;
+	size_t first = n;
 	int rc = 0;
 
-	tag_len = (size_t)snprintf(tag, sizeof(tag), "HIST %s ", s->default_room);
-	while (first > 0 && bytes + tag_len + e[first - 1].body->len <= budget)
-		bytes += tag_len + e[--first].body->len;
-	struct line *t = first < n ? line_new(tag_len) : NULL;
-	if (first < n && t == NULL)
-		return -1;
-	if (t != NULL)
-		memcpy(t->data, tag, tag_len);
+	while (first > 0 && bytes + hist_line_len(&e[first - 1]) <= budget)
+		bytes += hist_line_len(&e[--first]);
 	for (size_t i = first; i < n && rc == 0; i++) {
-		rc = outq_push(&c->out, t->data, tag_len, line_ref(t));
+		struct line *b = e[i].body;
+
+		rc = outq_push_static(&c->out, "HIST ", 5);
 		if (rc == 0)
-			rc = outq_push_line(&c->out, line_ref(e[i].body));
+			rc = outq_push(&c->out, b->data + e[i].room_off, e[i].room_len + 1u,
+				       line_ref(b));
+		if (rc == 0)
+			rc = outq_push(&c->out, b->data, e[i].room_off, line_ref(b));
+		if (rc == 0)
+			rc = outq_push(&c->out, b->data + e[i].name_off, b->len - e[i].name_off,
+				       line_ref(b));
 	}
-	line_unref(t);
 	*sent = n - first;
 	return rc;
 }
 
-/* WELCOME, USERS, the replayed history and OK: the reply to the password. */
+int
+client_replay(struct client *c, const char *room, uint64_t last_id)
+{
+	size_t max = (size_t)settings_get()->history_replay, n = 0, sent;
+	struct history_entry *e = max ? calloc(max, sizeof(*e)) : NULL;
+	int rc;
+
+	if (max && e == NULL)
+		return -1;
+	if (e != NULL)
+		n = history_recent(c->srv->history, room, max, last_id, false, e);
+	rc = client_push_history(c, e, n, &sent);
+	history_entries_release(e, n);
+	free(e);
+	return rc;
+}
+
+int
+client_push_join(struct client *c, struct room_join_reply *rep, bool topic_first)
+{
+	int rc = 0;
+
+	if (topic_first && rep->topic != NULL)
+		rc = outq_push_line(&c->out, line_ref(rep->topic));
+	if (rc == 0)
+		rc = outq_push_line(&c->out, line_ref(rep->users));
+	if (rc == 0 && !topic_first && rep->topic != NULL)
+		rc = outq_push_line(&c->out, line_ref(rep->topic));
+	room_join_reply_release(rep);
+	return rc == 0 ? client_replay(c, rep->room, rep->last_msg_id) : -1;
+}
+
+/*
+ * WELCOME, USERS, TOPIC (if any), the replayed history of the default
+ * room and OK: the reply to the password.
+ */
 static int
 send_welcome(struct client *c, bool registered)
 {
 	const struct settings *s = settings_get();
-	struct line *users;
-	uint64_t last_id;
+	struct room_join_reply rep;
 
 	/* Logged in now: a max_clients slot, or ERR 503 (peers.h). */
 	if (!peers_logged_in(&c->addr, c->fd, s->max_clients) ||
-	    room_join(c->srv->hub, c, &last_id, &users) < 0)
+	    room_login(c->srv->hub, c, &rep) < 0) {
+		room_join_reply_release(&rep);
 		return -1;
-	client_reply(c, "WELCOME %s %s", c->name, registered ? "registered" : "welcome back");
-	outq_push_line(&c->out, users);
-
-	size_t max = (size_t)s->history_replay;
-	struct history_entry *e = max ? calloc(max, sizeof(*e)) : NULL;
-	size_t n = e ? history_recent(c->srv->history, max, last_id, e) : 0, sent;
-	client_push_history(c, e, n, &sent);
-	history_entries_release(e, n);
-	free(e);
+	}
+	if (client_reply(c, "WELCOME %s %s", c->name, registered ? "registered" : "welcome back") <
+		    0 ||
+	    client_push_join(c, &rep, false) < 0)
+		return -1;
 	return client_reply(c, "OK - logged in as %s", c->name);
 }
 
-/* A plain line: a room message.  Its answer comes back through the room. */
+int
+client_post(struct client *c, const char *room, const char *text, size_t len)
+{
+	char spelled[ROOM_NAME_MAX + 1], why[128];
+	enum room_result res = room_target(c->srv->hub, c, room, spelled);
+
+	if (res != ROOM_DONE)
+		return client_reply_err(c, room_result_code(res), "%s",
+					room_result_text(res, room, why, sizeof(why)));
+	if (history_append(c->srv->history, c->id, spelled, HK_MSG, c->name, text, len) < 0)
+		return client_reply_err(c, ERR_INTERNAL, "out of memory, message not sent");
+	c->unacked++;
+	return 0;
+}
+
+/* A plain line: a message to the current room.  Its answer comes back through the room. */
 static int
 post_message(struct client *c, char *text, size_t len)
 {
@@ -360,10 +416,7 @@ post_message(struct client *c, char *text, size_t len)
 		text++;
 		len--;
 	}
-	if (history_append(c->srv->history, c->id, c->name, text, len) < 0)
-		return client_reply_err(c, ERR_INTERNAL, "out of memory, message not sent");
-	c->unacked++;
-	return 0;
+	return client_post(c, NULL, text, len);
 }
 
 /*
@@ -507,7 +560,7 @@ handle_input(struct client *c, struct session_state *st)
 
 /* Waits for input, output space or a wake-up; -1 when the session ends. */
 static int
-wait_for_work(struct client *c, struct session_state *st)
+await_client_work(struct client *c, struct session_state *st)
 {
 	bool held_back = st->held_back && sender_held_back(c, st);
 	bool want_input = st->held == NULL && !st->eof && !held_back;
@@ -590,7 +643,7 @@ serve(struct client *c, struct session_state *st)
 			snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_LOST));
 			return;
 		}
-		if (wait_for_work(c, st) < 0)
+		if (await_client_work(c, st) < 0)
 			return;
 	}
 }
@@ -665,7 +718,7 @@ client_main(void *arg)
 			serve(c, &st);
 		else if (room_closing(c->srv->hub))
 			st.why = PART_SHUTDOWN;
-		room_leave(c->srv->hub, c, st.why, st.text);
+		room_logout(c->srv->hub, c, st.why, st.text);
 	}
 	say_bye(c, st.why, st.text);
 	log_departure(c, st.why, st.text);
