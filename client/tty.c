@@ -878,11 +878,28 @@ static const struct {
 	/* clang-format on */
 };
 
+/*
+ * A command's trailing spaces go: Tab completion leaves one, and chatd takes
+ * "/switch dev " for a usage error.  A new password keeps them.
+ */
 static void
-on_input(struct tty *t, const char *line)
+trim_command(char *line)
+{
+	size_t n = strlen(line);
+
+	if (is_command(line, "/passwd"))
+		return;
+	while (n > 1 && line[n - 1] == ' ')
+		line[--n] = '\0';
+}
+
+static void
+on_input(struct tty *t, char *line)
 {
 	if (line[0] == '\0')
 		return;
+	if (line[0] == '/' && line[1] != '/')
+		trim_command(line);
 	if (line[0] != '/' || line[1] == '/') {
 		render_own_message(&t->r, &t->screen, rooms_current(&t->rooms),
 				   line[0] == '/' ? line + 1 : line, held(t));
