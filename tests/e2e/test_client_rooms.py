@@ -259,3 +259,50 @@ def test_another_protocol_version_is_refused():
     thread.join(scaled(20))
     assert res.rc == EXIT_LOST, res
     assert "protocol version 1; this chat speaks version 2" in res.err, res
+
+
+def ctl_rooms(chatd, *args):
+    """chatctl room ARGS; skips the test where chatctl has no room commands yet."""
+    proc = chatd.ctl("room", *args)
+    if proc.returncode != 0 and "room" in (proc.stderr + proc.stdout).lower() and \
+            "unknown" in (proc.stderr + proc.stdout).lower():
+        pytest.skip("this chatctl has no room commands")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_put_out_of_rooms_by_an_operator(rooms_chatd, terminals):
+    chatd = rooms_chatd
+    term = terminals(["--name", "kim", "--room", "dev", *addr(chatd)], password="pw-kim")
+    prompt_is(term, "kim", "dev")
+    term.line("/join ops")
+    prompt_is(term, "kim", "ops")
+    # Kicked from the current room: the default room becomes current, as on the server.
+    ctl_rooms(chatd, "kick", "ops", "kim", "spam")
+    term.wait_text("#ops <-- kim left (kicked: spam)")
+    prompt_is(term, "kim", "lobby")
+    # Out of the default room, then the current room deleted: back in the default room.
+    term.line("/switch dev")
+    prompt_is(term, "kim", "dev")
+    term.line("/leave lobby")
+    term.wait_text("-- left lobby")
+    ctl_rooms(chatd, "del", "dev")
+    term.wait_text("#dev <-- kim left (deleted: the room was deleted)")
+    prompt_is(term, "kim", "lobby")
+    term.line("still heard")
+    watcher = chatd.login("watcher")
+    data, _ = watcher.request("/history lobby 5")
+    assert ["kim", "still heard"] in [h[2:] for h in data]
+
+
+def test_plain_room_deleted_stops_the_input(rooms_chatd):
+    chatd = rooms_chatd
+    chat = RunningPlain(["--name", "sid", "--room", "dev", *addr(chatd)], password="pw-sid")
+    try:
+        chat.wait_line(lambda line: line == "OK - joined dev")
+        ctl_rooms(chatd, "del", "dev")
+        rc, err = chat.finish(close_input=False)
+    finally:
+        chat.kill()
+    assert rc == EXIT_ROOM, err
+    assert "put us out of the --room room" in err
