@@ -18,15 +18,21 @@ static const char *const COMMANDS[] = {
 
 #define NCOMMANDS (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
 
-/* Commands whose first argument is a room: any room, or one we are in. */
+/* Commands whose first argument is a room (any room, or one we are in) or a user. */
 static const struct {
 	const char *name;
 	enum complete_what what;
-} ROOM_COMMANDS[] = {
-	{ "/join", COMPLETE_ROOM },     { "/topic", COMPLETE_ROOM },
-	{ "/who", COMPLETE_ROOM },      { "/history", COMPLETE_ROOM },
-	{ "/switch", COMPLETE_JOINED }, { "/leave", COMPLETE_JOINED },
+} ARG_COMMANDS[] = {
+	/* clang-format off */
+	{ "/join", COMPLETE_ROOM },
+	{ "/topic", COMPLETE_ROOM },
+	{ "/who", COMPLETE_ROOM },
+	{ "/history", COMPLETE_ROOM },
+	{ "/switch", COMPLETE_JOINED },
+	{ "/leave", COMPLETE_JOINED },
 	{ "/say", COMPLETE_JOINED },
+	{ "/msg", COMPLETE_NAME },
+	/* clang-format on */
 };
 
 enum complete_what
@@ -42,10 +48,10 @@ complete_what(const char *line, size_t start)
 	n = strcspn(line + first, " ");
 	/* The second word: the first argument of the command. */
 	if (start > first + n && strspn(line + first + n, " ") == start - first - n) {
-		for (size_t i = 0; i < sizeof(ROOM_COMMANDS) / sizeof(ROOM_COMMANDS[0]); i++)
-			if (strlen(ROOM_COMMANDS[i].name) == n &&
-			    strncmp(line + first, ROOM_COMMANDS[i].name, n) == 0)
-				return ROOM_COMMANDS[i].what;
+		for (size_t i = 0; i < sizeof(ARG_COMMANDS) / sizeof(ARG_COMMANDS[0]); i++)
+			if (strlen(ARG_COMMANDS[i].name) == n &&
+			    strncmp(line + first, ARG_COMMANDS[i].name, n) == 0)
+				return ARG_COMMANDS[i].what;
 	}
 	return line[start] == '#' ? COMPLETE_ROOM : COMPLETE_NOTHING;
 }
@@ -82,7 +88,8 @@ room_match(const char *name, const char *word)
 }
 
 char *
-complete_next(const struct rooms *r, enum complete_what what, const char *word, size_t *pos)
+complete_next(const struct rooms *r, const struct wordset *people, enum complete_what what,
+	      const char *word, size_t *pos)
 {
 	const char *name;
 	char *match;
@@ -98,9 +105,17 @@ complete_next(const struct rooms *r, enum complete_what what, const char *word, 
 		}
 		return NULL;
 	case COMPLETE_ROOM:
-		while (*pos < r->nseen)
-			if ((match = room_match(r->seen[(*pos)++], word)) != NULL)
+		while (*pos < r->seen.n)
+			if ((match = room_match(r->seen.words[(*pos)++], word)) != NULL)
 				return match;
+		return NULL;
+	case COMPLETE_NAME:
+		while (*pos < people->n) {
+			const char *person = people->words[(*pos)++];
+
+			if (strncasecmp(person, word, strlen(word)) == 0)
+				return strdup(person);
+		}
 		return NULL;
 	case COMPLETE_NOTHING:
 		break;

@@ -1,8 +1,9 @@
 /*
  * complete.h - what Tab completes in chat's input line: a command at the
  * start of the line, a room name after a command that takes one (only the
- * rooms joined after /switch, /leave and /say), and any later word that
- * starts with '#'.  No readline here: tty.c hands it the line.
+ * rooms joined after /switch, /leave and /say), any later word that starts
+ * with '#', and a user's name after /msg.  No readline here: tty.c hands
+ * it the line.
  */
 #ifndef CHAT_COMPLETE_H
 #define CHAT_COMPLETE_H
@@ -10,12 +11,14 @@
 #include <stddef.h>
 
 #include "rooms.h"
+#include "wordset.h"
 
 enum complete_what {
 	COMPLETE_NOTHING,
 	COMPLETE_COMMAND, /* the commands chat and chatd know */
 	COMPLETE_ROOM,    /* the rooms joined and every room name seen (/rooms, lines) */
 	COMPLETE_JOINED,  /* the rooms joined */
+	COMPLETE_NAME,    /* the users seen (in USERS, JOIN, MSG, PRIV...) */
 };
 
 /* What the word starting at byte start of line is. */
@@ -26,6 +29,7 @@ enum complete_what complete_what(const char *line, size_t start);
  * no more; *pos is 0 for the first call.  A room keeps the word's '#'.
  * The string is malloc()ed (readline frees it).
  */
-char *complete_next(const struct rooms *r, enum complete_what what, const char *word, size_t *pos);
+char *complete_next(const struct rooms *r, const struct wordset *people, enum complete_what what,
+		    const char *word, size_t *pos);
 
 #endif

@@ -9,8 +9,6 @@
 
 #include "rooms.h"
 
-#define SEEN_MAX 10000 /* room names kept for completion */
-
 const char *
 rooms_bare(const char *name)
 {
@@ -161,24 +159,9 @@ int
 rooms_saw(struct rooms *r, const char *room)
 {
 	room = rooms_bare(room);
-	if (room[0] == '\0' || strlen(room) > ROOM_NAME_MAX || r->nseen >= SEEN_MAX)
+	if (strlen(room) > ROOM_NAME_MAX)
 		return 0;
-	for (size_t i = 0; i < r->nseen; i++)
-		if (name_cmp(r->seen[i], room) == 0)
-			return 0;
-	if (r->nseen == r->seen_cap) {
-		size_t cap = r->seen_cap ? r->seen_cap * 2 : 16;
-		char **p = realloc(r->seen, cap * sizeof(*p));
-
-		if (p == NULL)
-			return -1;
-		r->seen = p;
-		r->seen_cap = cap;
-	}
-	if ((r->seen[r->nseen] = strdup(room)) == NULL)
-		return -1;
-	r->nseen++;
-	return 0;
+	return wordset_add(&r->seen, room, strlen(room));
 }
 
 /* The room of an OK text "PREFIX ROOM", copied to room; false if text is not one. */
@@ -269,9 +252,7 @@ rooms_last_id(struct rooms *r, const char *room)
 void
 rooms_free(struct rooms *r)
 {
-	for (size_t i = 0; i < r->nseen; i++)
-		free(r->seen[i]);
-	free(r->seen);
+	wordset_free(&r->seen);
 	free(r->list);
 	memset(r, 0, sizeof(*r));
 }

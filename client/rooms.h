@@ -20,6 +20,7 @@
 
 #include "names.h"
 #include "srvline.h"
+#include "wordset.h"
 
 struct chat_room {
 	char name[ROOM_NAME_MAX + 1]; /* the spelling the server gave */
@@ -32,8 +33,7 @@ struct rooms {
 	size_t n, cap;
 	char current[ROOM_NAME_MAX + 1]; /* "" for none */
 	char home[ROOM_NAME_MAX + 1];    /* the default room, "" until logged in */
-	char **seen;                     /* every room name seen, for completion */
-	size_t nseen, seen_cap;
+	struct wordset seen;             /* every room name seen, for completion */
 	unsigned changes; /* grows at each change of the rooms joined or the current one */
 };
 

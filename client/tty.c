@@ -14,8 +14,8 @@
  * were stored after all.  After a password login it asks for a resume
  * token and presents it when it logs in again, so a reconnect costs the
  * server no password hash; a refused token falls back to the password.
- * The prompt shows the current room; Tab completes commands and room
- * names (complete.h), Alt-1..Alt-9 switch to the rooms joined.
+ * The prompt shows the current room; Tab completes commands, room names
+ * and users (complete.h), Alt-1..Alt-9 switch to the rooms joined.
  */
 #include <errno.h>
 #include <poll.h>
@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -64,6 +65,7 @@ struct tty {
 	size_t rejoin_left;   /* replies to those still to come: what is typed waits for them */
 	enum tty_state state;
 	struct rooms rooms;
+	struct wordset people; /* users seen, for Tab after /msg */
 	bool logged_in_before; /* this login is a reconnect */
 	bool home_known;       /* this login's reply named the default room */
 	/* The history replay being shown (login reply, rejoin): its room and what was shown of it. */
@@ -242,6 +244,44 @@ open_connection(struct tty *t, int timeout_ms, char *err, size_t errsz)
 	return CHAT_EXIT_USAGE;
 }
 
+static void
+note_person(struct tty *t, const char *who, size_t len)
+{
+	if (len != strlen(t->r.self) || strncasecmp(who, t->r.self, len) != 0)
+		wordset_add(&t->people, who, len);
+}
+
+/* Remembers the users a line names, for Tab after /msg. */
+static void
+note_people(struct tty *t, const struct srv_line *sl)
+{
+	const char *names;
+
+	switch (sl->tag) {
+	case SRV_USERS:
+		for (names = sl->f[4]; *names; names += strspn(names, " ")) {
+			size_t n = strcspn(names, " ");
+
+			note_person(t, names, n);
+			names += n;
+		}
+		return;
+	case SRV_JOIN:
+	case SRV_PART:
+		note_person(t, sl->f[2], strlen(sl->f[2]));
+		return;
+	case SRV_MSG:
+	case SRV_HIST:
+		note_person(t, sl->f[3], strlen(sl->f[3]));
+		return;
+	case SRV_PRIV:
+		note_person(t, sl->f[1], strlen(sl->f[1]));
+		return;
+	default:
+		return;
+	}
+}
+
 /* Sends a request of chat's own, ahead of what was typed. */
 static void
 send_own(struct tty *t, enum req_kind kind, const char *line)
@@ -341,6 +381,7 @@ on_login_show(struct tty *t, const struct srv_line *sl)
 		on_login_room(t);
 	}
 	rooms_follow(&t->rooms, sl, t->r.self);
+	note_people(t, sl);
 	if (sl->tag == SRV_HIST)
 		on_replayed(t, sl);
 	else
@@ -676,6 +717,7 @@ static void
 on_session_line(struct tty *t, const struct srv_line *sl)
 {
 	rooms_follow(&t->rooms, sl, t->r.self);
+	note_people(t, sl);
 	if (sl->tag == SRV_HIST && rejoining(t)) {
 		on_replayed(t, sl);
 		return;
@@ -778,7 +820,7 @@ local_help(struct tty *t)
 {
 	render_note(&t->r, &t->screen,
 		    "keys: Up/Down recall earlier lines, Ctrl-R searches them, Tab completes "
-		    "commands and room names, Alt-1..Alt-9 switch to the 1st..9th room joined, "
+		    "commands, rooms and names, Alt-1..Alt-9 switch to the 1st..9th room joined, "
 		    "Ctrl-C clears the line (on an empty line it quits, as Ctrl-D and /quit do)");
 	render_note(&t->r, &t->screen,
 		    "rooms: /join ROOM, /leave [ROOM], /switch ROOM, /rooms, /topic [ROOM [TEXT]], "
@@ -969,7 +1011,7 @@ complete_match(const char *word, int state)
 
 	if (state == 0)
 		pos = 0;
-	return complete_next(&the_tty->rooms, completing, word, &pos);
+	return complete_next(&the_tty->rooms, &the_tty->people, completing, word, &pos);
 }
 
 /* Tab: commands and room names (complete.h), never file names. */
@@ -1147,6 +1189,7 @@ tty_free(struct tty *t)
 	reqq_free(&t->unsent);
 	reqq_free(&t->rejoin);
 	rooms_free(&t->rooms);
+	wordset_free(&t->people);
 	strbuf_free(&t->screen);
 	free(t->host);
 	free(t->port);

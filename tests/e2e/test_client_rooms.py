@@ -137,6 +137,14 @@ def test_tab_completes_commands_and_rooms_and_alt_n_switches(rooms_chatd, termin
                   "#operations completed")
     term.keys("Enter")
     prompt_is(term, "cleo", "operations")
+    # A user seen (owner, in the login's USERS line) after /msg.
+    term.type("/msg ow")
+    term.keys("Tab")
+    term.wait_for(lambda rows: term.input_row() == "cleo #operations> /msg owner",
+                  "owner completed")
+    term.type("psst")
+    term.keys("Enter")
+    assert owner.wait_for("PRIV")[1:] == ["cleo", "owner", "psst"]
     # Alt-N: the N-th room joined (lobby, devel, operations).
     term.keys("M-2")
     prompt_is(term, "cleo", "devel")

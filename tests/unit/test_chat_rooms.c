@@ -237,6 +237,9 @@ test_a_new_login_keeps_the_ids_shown(void **state)
 	rooms_free(&r);
 }
 
+/* The users seen, for /msg. */
+static struct wordset people;
+
 /* All the candidates for word at the end of line, joined by spaces. */
 static void
 assert_completes(const struct rooms *r, const char *line, const char *want)
@@ -247,7 +250,8 @@ assert_completes(const struct rooms *r, const char *line, const char *want)
 
 	while (start > 0 && line[start - 1] != ' ')
 		start--;
-	while ((c = complete_next(r, complete_what(line, start), line + start, &pos)) != NULL) {
+	while ((c = complete_next(r, &people, complete_what(line, start), line + start, &pos)) !=
+	       NULL) {
 		if (got[0])
 			strcat(got, " ");
 		strcat(got, c);
@@ -279,6 +283,15 @@ test_completion(void **state)
 	assert_completes(&r, "see des", "");
 	assert_completes(&r, "/msg de", "");
 	assert_completes(&r, "/say dev hi #lo", "#lobby");
+	/* /msg: the users seen, each once. */
+	wordset_add(&people, "Dennis", 6);
+	wordset_add(&people, "dennis", 6);
+	wordset_add(&people, "deb", 3);
+	wordset_add(&people, "eve", 3);
+	assert_completes(&r, "/msg de", "Dennis deb");
+	assert_completes(&r, "/msg DEN", "Dennis");
+	assert_completes(&r, "/msg dennis de", "");
+	wordset_free(&people);
 	rooms_free(&r);
 }
 
