@@ -294,7 +294,8 @@ static bool
 put_out_of_room(const struct plain *p, const struct srv_line *sl)
 {
 	return sl->tag == SRV_PART && p->o->room != NULL && name_cmp(sl->f[2], p->self) == 0 &&
-	       name_cmp(sl->f[0], p->o->room) == 0;
+	       name_cmp(sl->f[0], p->o->room) == 0 &&
+	       (strcmp(sl->f[3], "kicked") == 0 || strcmp(sl->f[3], "deleted") == 0);
 }
 
 /* What one server line means for the session: -1 go on, else the exit code. */
