@@ -1787,28 +1787,25 @@ ack_elsewhere_locked(struct hub *h, struct client *c, const struct history_entry
 }
 
 /*
- * The room a message goes to; NULL when its sender must be answered
- * elsewhere (*elsewhere set) or nobody at all.  last caches the previous
- * entry's room: a batch is mostly one room.
+ * The room a message goes to (NULL: deleted meanwhile), and in *elsewhere
+ * its sender when the answer cannot come through that room (the sender
+ * was taken out of it, or it is gone).  last caches the previous entry's
+ * room: a batch is mostly one room.
  */
 static struct room *
 dest_locked(struct hub *h, const struct history_entry *e, struct room **last,
 	    struct client **elsewhere)
 {
 	struct room *r = *last;
+	struct client *c;
 
 	*elsewhere = NULL;
 	if (r == NULL || name_cmp(r->name, e->room) != 0)
 		r = *last = room_find_locked(h, e->room);
-	if (e->sender == 0)
-		return r;
-	struct client *c = sender_locked(h, e);
-	if (c == NULL)
-		return r; /* gone: its answer has nobody to reach */
-	if (r != NULL && membership_find(c, r) != NULL)
-		return r;
-	*elsewhere = c;
-	return NULL;
+	if (e->sender != 0 && (c = sender_locked(h, e)) != NULL &&
+	    (r == NULL || membership_find(c, r) == NULL))
+		*elsewhere = c;
+	return r;
 }
 
 /* Grows each room of the piece for the slots it is about to take. */
@@ -1820,7 +1817,7 @@ reserve_piece_locked(struct hub *h, const struct history_entry *e, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		if (e[i].kind != HK_MSG || (r = dest_locked(h, &e[i], &last, &elsewhere)) == NULL)
-			continue;
+			continue; /* one for its room, if any: a stored message reaches its members */
 		if (r->piece_slots++ == 0) {
 			r->touched_next = touched;
 			touched = r;
