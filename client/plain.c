@@ -289,6 +289,18 @@ final_bye(const char *reason)
 	       strcmp(reason, "refused") == 0 || strcmp(reason, "quit") == 0;
 }
 
+/* chat's own /join or /switch got ERR: the next lines would go to another room. */
+static int
+own_refused(const struct plain *p)
+{
+	char why[ROOM_NAME_MAX + 128];
+
+	snprintf(why, sizeof(why),
+		 "the server refused \"%s\", which puts us in the room; nothing more is sent",
+		 p->own_out);
+	return fail(CHAT_EXIT_ROOM, why);
+}
+
 /* A PART of our own name from the --room room: kicked, or the room deleted. */
 static bool
 put_out_of_room(const struct plain *p, const struct srv_line *sl)
@@ -335,8 +347,7 @@ on_server_line(struct plain *p, char *raw, size_t len)
 		p->waiting = false;
 		p->refused |= sl.tag == SRV_ERR;
 		if (p->own_pending && sl.tag == SRV_ERR)
-			return fail(CHAT_EXIT_ROOM, "the server refused to put us in the room; "
-						    "nothing more is sent");
+			return own_refused(p);
 		p->room_joined |= p->own_pending; /* the first of them is --room's /join */
 		p->own_pending = false;
 	}
