@@ -58,6 +58,27 @@ rooms_count(const struct rooms *r)
 	return count;
 }
 
+/* An entry for room, not a member: the replay of a /join comes before its OK. */
+static struct chat_room *
+remember(struct rooms *r, const char *room)
+{
+	struct chat_room *entry;
+
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 8;
+		struct chat_room *p = realloc(r->list, cap * sizeof(*p));
+
+		if (p == NULL)
+			return NULL;
+		r->list = p;
+		r->cap = cap;
+	}
+	entry = &r->list[r->n++];
+	memset(entry, 0, sizeof(*entry));
+	snprintf(entry->name, sizeof(entry->name), "%s", rooms_bare(room));
+	return entry;
+}
+
 static void
 set_current(struct rooms *r, const char *room)
 {
@@ -75,18 +96,12 @@ append(struct rooms *r, const char *room)
 		entry = *old;
 		memmove(old, old + 1, (size_t)(r->list + r->n - old - 1) * sizeof(*old));
 		r->n--;
-	} else if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 8;
-		struct chat_room *p = realloc(r->list, cap * sizeof(*p));
-
-		if (p == NULL)
-			return -1;
-		r->list = p;
-		r->cap = cap;
 	}
-	snprintf(entry.name, sizeof(entry.name), "%s", rooms_bare(room));
+	if ((old = remember(r, room)) == NULL)
+		return -1;
 	entry.in = true;
-	r->list[r->n++] = entry;
+	snprintf(entry.name, sizeof(entry.name), "%s", rooms_bare(room));
+	*old = entry;
 	r->changes++;
 	return rooms_saw(r, room);
 }
@@ -233,7 +248,7 @@ rooms_note_id(struct rooms *r, const char *room, int64_t id)
 {
 	struct chat_room *entry = rooms_find(r, room);
 
-	if (entry == NULL)
+	if (entry == NULL && (entry = remember(r, room)) == NULL)
 		return true;
 	if (id <= entry->last_id)
 		return false;

@@ -234,6 +234,13 @@ test_a_new_login_keeps_the_ids_shown(void **state)
 	follow(&r, "OK - joined dev");
 	assert_false(rooms_note_id(&r, "dev", 41));
 	assert_string_equal(rooms_nth(&r, 1), "dev");
+	/* The replay of a /join comes before its OK: its ids are kept too. */
+	assert_true(rooms_note_id(&r, "ops", 30));
+	assert_false(rooms_in(&r, "ops"));
+	assert_int_equal(rooms_count(&r), 2);
+	follow(&r, "OK - joined ops");
+	assert_int_equal(rooms_last_id(&r, "ops"), 30);
+	assert_string_equal(rooms_nth(&r, 2), "ops");
 	rooms_free(&r);
 }
 
