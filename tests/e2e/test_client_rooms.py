@@ -156,8 +156,13 @@ def test_tab_completes_commands_and_rooms_and_alt_n_switches(rooms_chatd, termin
 
 def test_rooms_are_joined_again_after_chatd_restarts(rooms_chatd, terminals):
     chatd = rooms_chatd
+    early = chatd.login("early")
+    early.request("/join dev")
+    early.say("said before hal came")
+    early.close()
     term = terminals(["--name", "hal", "--room", "dev", *addr(chatd)], password="pw-hal")
     prompt_is(term, "hal", "dev")
+    term.wait_text("#dev <early> said before hal came")
     term.line("/join ops")
     prompt_is(term, "hal", "ops")
     term.line("/switch dev")
@@ -181,6 +186,8 @@ def test_rooms_are_joined_again_after_chatd_restarts(rooms_chatd, terminals):
     ivy.request("/join ops")
     ivy.say("welcome back to ops")
     term.wait_text("#ops <ivy> welcome back to ops")
+    # dev's replay when joined again showed nothing already shown.
+    assert term.everything().count("said before hal came") == 1
 
 
 def test_plain_room_gets_every_input_line(rooms_chatd):
