@@ -121,10 +121,11 @@ check_outcome(const struct login *lg, struct ident *id, const char *password, si
 	char canonical[NAME_MAX_LEN + 1];
 
 	fuzz_assert(lg->done);
-	fuzz_assert(lg->failures <= lg->s->login_attempts);
+	fuzz_assert(lg->failures <= settings_get()->login_attempts);
 	if (!lg->ok) {
 		fuzz_assert(lg->why == PART_LOST || lg->why == PART_REFUSED);
-		fuzz_assert((lg->why == PART_REFUSED) == (lg->failures == lg->s->login_attempts));
+		fuzz_assert((lg->why == PART_REFUSED) ==
+			    (lg->failures == settings_get()->login_attempts));
 		/* The attempt that runs out gets BYE (from client.c), not ERR 401. */
 		fuzz_assert(bad_passwords == (size_t)lg->failures - (lg->why == PART_REFUSED));
 		return;
