@@ -28,6 +28,7 @@
 #include "login.h"
 #include "password.h"
 #include "room.h"
+#include "wire.h"
 #include "server.h"
 
 /* max_line small enough for the fuzzer to reach ERR 413 often. */
@@ -64,7 +65,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	fuzz_init_process();
 	fuzz_publish_settings(SETTINGS);
-	srv.hub = hub_new();
+	srv.hub = hub_new(wire_formats);
 	fuzz_assert(srv.hub != NULL);
 	fuzz_path(ident_path, "ident");
 	off = (size_t)snprintf(ident_text, sizeof(ident_text), "chatd-ident 1\n");
