@@ -28,8 +28,9 @@ raw_line(struct session *s, char *line, size_t len, const char **payload)
 }
 
 size_t
-proto_line_message(char *buf, size_t cap, const char *text, size_t len)
+proto_line_message(const struct session *s, char *buf, size_t cap, const char *text, size_t len)
 {
+	(void)s;
 	if (len + 1 > cap)
 		return 0;
 	memcpy(buf, text, len);
