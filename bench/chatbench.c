@@ -76,6 +76,7 @@ enum err_kind {
 	E_WRITE,
 	E_WRONG_ROOM,
 	E_JOIN_TIMEOUT,
+	E_JOIN_REFUSED,
 	E_KINDS
 };
 
@@ -93,6 +94,7 @@ static const char *const err_names[E_KINDS] = {
 	[E_WRITE] = "write",
 	[E_WRONG_ROOM] = "wrong_room",
 	[E_JOIN_TIMEOUT] = "join_timeout",
+	[E_JOIN_REFUSED] = "join_refused",
 };
 
 /* ---- clients ---- */
@@ -523,7 +525,11 @@ on_line(struct client *c, char *line, size_t len, int64_t t_recv)
 		client_close(c, E_REFUSED, true);
 		break;
 	case PE_SERVER_ERROR:
-		count_error(E_SERVER_ERROR);
+		/* A join refused: the client cannot take part. */
+		if (B.phase == P_JOIN && c->join_sent && c->joined < c->s.nrooms)
+			client_close(c, E_JOIN_REFUSED, true);
+		else
+			count_error(E_SERVER_ERROR);
 		break;
 	case PE_CLOSING:
 		break; /* the EOF that follows is counted */
