@@ -1,5 +1,5 @@
 /*
- * names.c - which user names are valid and how they compare.
+ * names.c - which user and room names are valid and how names compare.
  *
  * Only ASCII rules, spelled out by hand: the C library's ctype functions and
  * strcasecmp() follow the locale, and a name must mean the same user
@@ -32,6 +32,23 @@ bool
 name_valid(const char *s, size_t len)
 {
 	if (len == 0 || len > NAME_MAX_LEN || !is_ascii_alnum((unsigned char)s[0]))
+		return false;
+	for (size_t i = 1; i < len; i++)
+		if (!is_name_char((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+static bool
+is_ascii_alpha(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+bool
+room_name_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > ROOM_NAME_MAX || !is_ascii_alpha((unsigned char)s[0]))
 		return false;
 	for (size_t i = 1; i < len; i++)
 		if (!is_name_char((unsigned char)s[i]))

@@ -15,6 +15,8 @@ static const struct {
 	[PART_KICKED] = { "kicked", "disconnected by the operator" },
 	[PART_SHUTDOWN] = { "shutdown", "server is shutting down" },
 	[PART_REFUSED] = { "refused", "refused" },
+	[PART_LEFT] = { "left", "left the room" },
+	[PART_DELETED] = { "deleted", "the room was deleted" },
 };
 
 const char *

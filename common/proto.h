@@ -5,7 +5,7 @@
 #ifndef CHATD_PROTO_H
 #define CHATD_PROTO_H
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_DEFAULT_PORT 7777
 #define PROTO_DEFAULT_MAX_LINE 4096
 /* A server line is at most max_line + PROTO_SERVER_OVERHEAD bytes with its LF. */
@@ -16,6 +16,7 @@ enum proto_err {
 	ERR_BAD_PASSWORD = 401,
 	ERR_REGISTRATION_CLOSED = 403,
 	ERR_NOT_FOUND = 404,
+	ERR_ROOM_LIMIT = 405, /* max_rooms or max_rooms_per_user */
 	ERR_NAME_TAKEN = 409,
 	ERR_TOO_LONG = 413,
 	ERR_BAD_TEXT = 422,
@@ -36,6 +37,8 @@ enum part_reason {
 	PART_KICKED,
 	PART_SHUTDOWN,
 	PART_REFUSED,
+	PART_LEFT,    /* left one room (/leave); still online */
+	PART_DELETED, /* the room was deleted by the operator */
 };
 
 /* The wire word for a reason ("quit", "lost", ...) and a default text. */

@@ -80,7 +80,7 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 	else
 		admin_data(ac, "listening: %s", where);
 	size_t online, connected;
-	if (room_counts_within(srv->room, ADMIN_ROOM_WAIT_MS, &online, &connected) == 0)
+	if (room_counts_within(srv->hub, ADMIN_ROOM_WAIT_MS, &online, &connected) == 0)
 		admin_data(ac, "clients: %zu online, %zu connected", online, connected);
 	else
 		admin_data(ac, "clients: unknown: the room lock was not free within %d ms",
@@ -120,7 +120,7 @@ admin_cmd_users(struct admin_conn *ac, const struct admin_request *req)
 	struct room_member_info *m;
 	size_t n;
 
-	if (room_members_snapshot_within(admin_server(ac)->room, ADMIN_ROOM_WAIT_MS, &m, &n) < 0) {
+	if (room_members_snapshot_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, &m, &n) < 0) {
 		reply_room_failed(ac);
 		return;
 	}
@@ -149,7 +149,7 @@ admin_cmd_pause(struct admin_conn *ac, const struct admin_request *req)
 	int rc;
 
 	/* Stopping the listener thread waits for it, and it may wait for the room. */
-	if (!room_lock_probe(srv->room, ADMIN_ROOM_WAIT_MS)) {
+	if (!room_lock_probe(srv->hub, ADMIN_ROOM_WAIT_MS)) {
 		errno = ETIMEDOUT;
 		reply_room_failed(ac);
 		return;
@@ -175,7 +175,7 @@ admin_cmd_resume(struct admin_conn *ac, const struct admin_request *req)
 	char err[512], where[512];
 	int rc;
 
-	if (!room_lock_probe(srv->room, ADMIN_ROOM_WAIT_MS)) {
+	if (!room_lock_probe(srv->hub, ADMIN_ROOM_WAIT_MS)) {
 		errno = ETIMEDOUT;
 		reply_room_failed(ac);
 		return;
@@ -423,7 +423,7 @@ admin_cmd_user_del(struct admin_conn *ac, const struct admin_request *req)
 	}
 	resume_revoke(req->name);
 	/* Whoever logged in with the deleted account is not let stay on. */
-	int online = room_evict_within(srv->room, ADMIN_ROOM_WAIT_MS, req->name, PART_KICKED,
+	int online = room_evict_within(srv->hub, ADMIN_ROOM_WAIT_MS, req->name, PART_KICKED,
 				       "account deleted");
 	const char *what = online > 0   ? "; the session online was ended"
 			   : online < 0 ? "; the room is busy: a session online, if any, was "
@@ -438,7 +438,7 @@ admin_cmd_kick(struct admin_conn *ac, const struct admin_request *req)
 {
 	const char *reason = req->text != NULL ? req->text : part_reason_text(PART_KICKED);
 
-	int rc = room_evict_within(admin_server(ac)->room, ADMIN_ROOM_WAIT_MS, req->name,
+	int rc = room_evict_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, req->name,
 				   PART_KICKED, reason);
 
 	if (rc < 0) {
@@ -456,7 +456,7 @@ admin_cmd_kick(struct admin_conn *ac, const struct admin_request *req)
 static void
 admin_cmd_notice(struct admin_conn *ac, const struct admin_request *req)
 {
-	struct room *r = admin_server(ac)->room;
+	struct hub *r = admin_server(ac)->hub;
 	size_t online;
 
 	if (strlen(req->text) > (size_t)settings_get()->max_line) {

@@ -268,7 +268,7 @@ client_read_line(struct client *c, int64_t deadline, char **line, size_t *len)
 			return CLIENT_EOF;
 		if (rc == 0 && !woken && deadline >= 0 && time_mono_ms() >= deadline)
 			return CLIENT_TIMEOUT;
-		if (woken && room_closing(c->srv->room))
+		if (woken && room_closing(c->srv->hub))
 			return CLIENT_SHUTDOWN;
 		if (!backlogged && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 			enum client_read r = fill_input(c);
@@ -289,7 +289,7 @@ client_pause(struct client *c, int ms)
 		struct pollfd pfd = { .fd = c->fd };
 		int rc = wait_io(c, &pfd, 1, poll_timeout(deadline), &woken);
 
-		if (woken && room_closing(c->srv->room))
+		if (woken && room_closing(c->srv->hub))
 			return false;
 		/* Shut down (dropped for the login budget) or reset: nobody to make wait. */
 		if (rc > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)))
@@ -301,6 +301,17 @@ client_pause(struct client *c, int ms)
 
 /* ---- after login ---- */
 
+/*
+ * "HIST ROOM ID TIME NAME TEXT\n" from the stored record "ID TIME ROOM KIND
+ * NAME TEXT\n": "HIST ", then three runs of the record itself (the room and
+ * its space, the id and time, the name and text), no copy.
+ */
+static size_t
+hist_line_len(const struct history_entry *e)
+{
+	return 5 + e->room_len + 1u + e->room_off + (e->body->len - e->name_off);
+}
+
 int
 client_push_history(struct client *c, const struct history_entry *e, size_t n, size_t *sent)
 {
@@ -308,42 +319,96 @@ client_push_history(struct client *c, const struct history_entry *e, size_t n, s
 	size_t first = n;
 	int rc = 0;
 
-	while (first > 0 && bytes + 5 + e[first - 1].body->len <= budget)
-		bytes += 5 + e[--first].body->len;
+	while (first > 0 && bytes + hist_line_len(&e[first - 1]) <= budget)
+		bytes += hist_line_len(&e[--first]);
 	for (size_t i = first; i < n && rc == 0; i++) {
+		struct line *b = e[i].body;
+
 		rc = outq_push_static(&c->out, "HIST ", 5);
 		if (rc == 0)
-			rc = outq_push_line(&c->out, line_ref(e[i].body));
+			rc = outq_push(&c->out, b->data + e[i].room_off, e[i].room_len + 1u,
+				       line_ref(b));
+		if (rc == 0)
+			rc = outq_push(&c->out, b->data, e[i].room_off, line_ref(b));
+		if (rc == 0)
+			rc = outq_push(&c->out, b->data + e[i].name_off, b->len - e[i].name_off,
+				       line_ref(b));
 	}
 	*sent = n - first;
 	return rc;
 }
 
-/* WELCOME, USERS, the replayed history and OK: the reply to the password. */
+int
+client_replay(struct client *c, const char *room, uint64_t last_id)
+{
+	size_t max = (size_t)settings_get()->history_replay, n = 0, sent;
+	struct history_entry *e = max ? calloc(max, sizeof(*e)) : NULL;
+	int rc;
+
+	if (max && e == NULL)
+		return -1;
+	if (e != NULL)
+		n = history_recent(c->srv->history, room, max, last_id, false, e);
+	rc = client_push_history(c, e, n, &sent);
+	history_entries_release(e, n);
+	free(e);
+	return rc;
+}
+
+int
+client_push_join(struct client *c, struct room_join_reply *rep, bool topic_first)
+{
+	int rc = 0;
+
+	if (topic_first && rep->topic != NULL)
+		rc = outq_push_line(&c->out, line_ref(rep->topic));
+	if (rc == 0)
+		rc = outq_push_line(&c->out, line_ref(rep->users));
+	if (rc == 0 && !topic_first && rep->topic != NULL)
+		rc = outq_push_line(&c->out, line_ref(rep->topic));
+	room_join_reply_release(rep);
+	return rc == 0 ? client_replay(c, rep->room, rep->last_msg_id) : -1;
+}
+
+/*
+ * WELCOME, USERS, TOPIC (if any), the replayed history of the default
+ * room and OK: the reply to the password.
+ */
 static int
 send_welcome(struct client *c, bool registered)
 {
 	const struct settings *s = settings_get();
-	struct line *users;
-	uint64_t last_id;
+	struct room_join_reply rep;
 
 	/* Logged in now: a max_clients slot, or ERR 503 (peers.h). */
 	if (!peers_logged_in(&c->addr, c->fd, s->max_clients) ||
-	    room_join(c->srv->room, c, &last_id, &users) < 0)
+	    room_login(c->srv->hub, c, &rep) < 0) {
+		room_join_reply_release(&rep);
 		return -1;
-	client_reply(c, "WELCOME %s %s", c->name, registered ? "registered" : "welcome back");
-	outq_push_line(&c->out, users);
-
-	size_t max = (size_t)s->history_replay;
-	struct history_entry *e = max ? calloc(max, sizeof(*e)) : NULL;
-	size_t n = e ? history_recent(c->srv->history, max, last_id, e) : 0, sent;
-	client_push_history(c, e, n, &sent);
-	history_entries_release(e, n);
-	free(e);
+	}
+	if (client_reply(c, "WELCOME %s %s", c->name, registered ? "registered" : "welcome back") <
+		    0 ||
+	    client_push_join(c, &rep, false) < 0)
+		return -1;
 	return client_reply(c, "OK - logged in as %s", c->name);
 }
 
-/* A plain line: a room message.  Its answer comes back through the room. */
+int
+client_post(struct client *c, const char *room, const char *text, size_t len)
+{
+	char spelled[ROOM_NAME_MAX + 1], why[128];
+	enum room_result res = room_target(c->srv->hub, c, room, spelled);
+
+	if (res != ROOM_DONE)
+		return client_reply_err(c, room_result_code(res), "%s",
+					room_result_text(res, room, why, sizeof(why)));
+	if (history_append(c->srv->history, c->id, spelled, HK_MSG, c->name, text, len) < 0)
+		return client_reply_err(c, ERR_INTERNAL, "out of memory, message not sent");
+	c->unacked++;
+	return 0;
+}
+
+/* A plain line: a message to the current room.  Its answer comes back through the room. */
 static int
 post_message(struct client *c, char *text, size_t len)
 {
@@ -351,10 +416,7 @@ post_message(struct client *c, char *text, size_t len)
 		text++;
 		len--;
 	}
-	if (history_append(c->srv->history, c->id, c->name, text, len) < 0)
-		return client_reply_err(c, ERR_INTERNAL, "out of memory, message not sent");
-	c->unacked++;
-	return 0;
+	return client_post(c, NULL, text, len);
 }
 
 /*
@@ -378,11 +440,11 @@ sender_held_back(struct client *c, const struct session_state *st)
 {
 	size_t msgs, bytes, max_msgs, max_bytes;
 
-	if (room_backed_up(c->srv->room))
+	if (room_backed_up(c->srv->hub))
 		return c->unacked > 0 || time_mono_ms() - st->last_post_ms < HELD_BACK_GAP_MS;
 	if (c->unacked == 0)
 		return false;
-	room_backlog_limits(c->srv->room, &max_msgs, &max_bytes);
+	room_backlog_limits(c->srv->hub, &max_msgs, &max_bytes);
 	if (c->unacked >= max_msgs / SENDER_SHARE)
 		return true;
 	history_backlog(c->srv->history, &msgs, &bytes);
@@ -402,7 +464,7 @@ collect(struct client *c, struct session_state *st)
 	int rc;
 
 	do
-		rc = room_collect(c->srv->room, c, settings_get()->send_queue_limit, &st->why,
+		rc = room_collect(c->srv->hub, c, settings_get()->send_queue_limit, &st->why,
 				  st->text, sizeof(st->text));
 	while (rc > 0);
 	return rc;
@@ -498,7 +560,7 @@ handle_input(struct client *c, struct session_state *st)
 
 /* Waits for input, output space or a wake-up; -1 when the session ends. */
 static int
-wait_for_work(struct client *c, struct session_state *st)
+await_client_work(struct client *c, struct session_state *st)
 {
 	bool held_back = st->held_back && sender_held_back(c, st);
 	bool want_input = st->held == NULL && !st->eof && !held_back;
@@ -524,11 +586,11 @@ wait_for_work(struct client *c, struct session_state *st)
 	 * far behind it is (room_backed_up holds pipelining senders back) before
 	 * the ring has moved on too far for it.
 	 */
-	if (pending && !room_sleep(c->srv->room, c, false))
+	if (pending && !room_sleep(c->srv->hub, c, false))
 		return 0;
 	if (pending)
 		timeout = OVERFLOW_CHECK_MS;
-	else if ((slept = room_sleep(c->srv->room, c, want_input)))
+	else if ((slept = room_sleep(c->srv->hub, c, want_input)))
 		timeout = -1;
 	else
 		return 0;
@@ -549,7 +611,7 @@ wait_for_work(struct client *c, struct session_state *st)
 		pfd[0].fd = -1;
 	int rc = wait_io(c, pfd, 1, timeout, &woken);
 	if (slept)
-		room_wake_up(c->srv->room, c);
+		room_wake_up(c->srv->hub, c);
 	if (rc < 0)
 		return -1;
 	if (want_input && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -581,7 +643,7 @@ serve(struct client *c, struct session_state *st)
 			snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_LOST));
 			return;
 		}
-		if (wait_for_work(c, st) < 0)
+		if (await_client_work(c, st) < 0)
 			return;
 	}
 }
@@ -654,14 +716,14 @@ client_main(void *arg)
 	if (login_run(c, &registered, &st.why, st.text, sizeof(st.text)) == 0) {
 		if (send_welcome(c, registered) == 0)
 			serve(c, &st);
-		else if (room_closing(c->srv->room))
+		else if (room_closing(c->srv->hub))
 			st.why = PART_SHUTDOWN;
-		room_leave(c->srv->room, c, st.why, st.text);
+		room_logout(c->srv->hub, c, st.why, st.text);
 	}
 	say_bye(c, st.why, st.text);
 	log_departure(c, st.why, st.text);
 	peers_close(&c->addr, c->fd);
-	room_detach(c->srv->room, c);
+	room_detach(c->srv->hub, c);
 	atomic_store(&c->tid, 0);
 	client_unref(c);
 	return NULL;
@@ -706,14 +768,14 @@ client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr)
 	pthread_once(&wake_once, wake_setup);
 	if (c == NULL)
 		return -1;
-	room_attach(srv->room, c);
+	room_attach(srv->hub, c);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, (size_t)s->stack_size);
 	err = pthread_create(&tid, &attr, client_main, c);
 	pthread_attr_destroy(&attr);
 	if (err != 0) {
-		room_detach(srv->room, c);
+		room_detach(srv->hub, c);
 		c->fd = -1; /* the caller still owns it */
 		client_unref(c);
 		errno = err;

@@ -7,6 +7,7 @@
 #ifndef CHATD_CLIENT_H
 #define CHATD_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -48,6 +49,27 @@ enum client_read client_read_line(struct client *c, int64_t deadline, char **lin
  */
 struct history_entry;
 int client_push_history(struct client *c, const struct history_entry *e, size_t n, size_t *sent);
+
+/*
+ * Queues the HIST lines of room's last history_replay messages with ids up
+ * to last_id (the replay on joining it).
+ */
+int client_replay(struct client *c, const char *room, uint64_t last_id);
+
+/*
+ * Queues the reply to joining a room but its final line: TOPIC (if any)
+ * before USERS (/join) or after it (login), then the replay.  Releases
+ * rep's lines.
+ */
+struct room_join_reply;
+int client_push_join(struct client *c, struct room_join_reply *rep, bool topic_first);
+
+/*
+ * A message from c to room (NULL: its current room): stored, and answered
+ * (OK ID sent, ERR 507) when the room publishes it; an error is answered
+ * at once.  -1 only when even that could not be queued.
+ */
+int client_post(struct client *c, const char *room, const char *text, size_t len);
 
 /*
  * Waits ms milliseconds unless the server stops first (then false) or the

@@ -49,17 +49,154 @@ done(int rc)
 	return rc < 0 ? COMMAND_FATAL : COMMAND_DONE;
 }
 
+/* Cuts the first word off *args (at one space): the word, *args the rest ("" if none). */
+static char *
+next_word(char **args)
+{
+	char *word = *args, *sp = strchr(word, ' ');
+
+	if (sp != NULL) {
+		*sp = '\0';
+		*args = sp + 1;
+	} else
+		*args = word + strlen(word);
+	return word;
+}
+
+/*
+ * Room names start with a letter (or '#'), counts with a digit: an
+ * argument that looks like no count ("-3" does) is a room.
+ */
+static bool
+is_count(const char *s)
+{
+	return (*s >= '0' && *s <= '9') || *s == '-' || *s == '+';
+}
+
+/* ERR for a room operation that did not succeed. */
+static enum command_result
+room_refused(struct client *c, enum room_result res, const char *room)
+{
+	char why[128];
+
+	if (res == ROOM_NO_MEMORY)
+		return COMMAND_FATAL;
+	return done(client_reply_err(c, room_result_code(res), "%s",
+				     room_result_text(res, room, why, sizeof(why))));
+}
+
 static enum command_result
 cmd_who(struct client *c, char *args, char *text, size_t textlen)
 {
+	const char *room = *args && !is_count(args) ? next_word(&args) : NULL;
 	uint64_t page = 1;
+	struct line *l;
+	enum room_result res;
 
 	if (*args && !parse_count(args, UINT32_MAX, &page))
-		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /who [PAGE]"));
-	struct line *l = room_users_line(c->srv->room, (unsigned)page);
-	if (l == NULL || outq_push_line(&c->out, l) < 0)
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /who [ROOM] [PAGE]"));
+	if ((res = room_users_line(c->srv->hub, c, room, (unsigned)page, &l)) != ROOM_DONE)
+		return room_refused(c, res, room);
+	if (outq_push_line(&c->out, l) < 0)
 		return COMMAND_FATAL;
 	return done(client_reply(c, "OK - page %" PRIu64, page));
+}
+
+static enum command_result
+cmd_join(struct client *c, char *args, char *text, size_t textlen)
+{
+	struct room_join_reply rep;
+	enum room_result res;
+
+	if (*args == '\0' || strchr(args, ' ') != NULL)
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /join ROOM"));
+	res = room_join(c->srv->hub, c, args, &rep);
+	if (res == ROOM_ALREADY)
+		return done(client_reply(c, "OK - already in %s", rep.room));
+	if (res != ROOM_DONE) {
+		room_join_reply_release(&rep);
+		return room_refused(c, res, args);
+	}
+	if (rep.created)
+		log_info("%s made room %s", c->name, rep.room);
+	if (client_push_join(c, &rep, true) < 0)
+		return COMMAND_FATAL;
+	return done(client_reply(c, "OK - joined %s", rep.room));
+}
+
+static enum command_result
+cmd_leave(struct client *c, char *args, char *text, size_t textlen)
+{
+	char spelled[ROOM_NAME_MAX + 1];
+	const char *room = *args ? next_word(&args) : NULL;
+	enum room_result res = room_part(c->srv->hub, c, room, args, spelled);
+
+	if (res != ROOM_DONE)
+		return room_refused(c, res, room);
+	return done(client_reply(c, "OK - left %s", spelled));
+}
+
+static enum command_result
+cmd_rooms(struct client *c, char *args, char *text, size_t textlen)
+{
+	uint64_t page = 1;
+	size_t pages, rooms;
+	struct line *l;
+
+	if (*args && !parse_count(args, UINT32_MAX, &page))
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /rooms [PAGE]"));
+	if ((l = room_list(c->srv->hub, (unsigned)page, &pages, &rooms)) == NULL)
+		return COMMAND_FATAL;
+	if (l->len > 0 && outq_push_line(&c->out, l) < 0)
+		return COMMAND_FATAL;
+	if (l->len == 0)
+		line_unref(l);
+	return done(client_reply(c, "OK - page %" PRIu64 " of %zu, %zu rooms", page, pages, rooms));
+}
+
+static enum command_result
+cmd_switch(struct client *c, char *args, char *text, size_t textlen)
+{
+	char spelled[ROOM_NAME_MAX + 1];
+	enum room_result res;
+
+	if (*args == '\0' || strchr(args, ' ') != NULL)
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /switch ROOM"));
+	if ((res = room_switch(c->srv->hub, c, args, spelled)) != ROOM_DONE)
+		return room_refused(c, res, args);
+	return done(client_reply(c, "OK - talking in %s", spelled));
+}
+
+/* A message to a room without switching to it; answered as a plain line. */
+static enum command_result
+cmd_say(struct client *c, char *args, char *text, size_t textlen)
+{
+	const char *room = next_word(&args);
+
+	if (*room == '\0' || *args == '\0')
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /say ROOM TEXT"));
+	return done(client_post(c, room, args, strlen(args)));
+}
+
+static enum command_result
+cmd_topic(struct client *c, char *args, char *text, size_t textlen)
+{
+	char spelled[ROOM_NAME_MAX + 1];
+	const char *room = *args ? next_word(&args) : NULL;
+	enum room_result res;
+	struct line *l;
+
+	if (*args != '\0') {
+		if ((res = room_topic_set(c->srv->hub, c, room, args, spelled)) != ROOM_DONE)
+			return room_refused(c, res, room);
+		log_info("%s set the topic of %s", c->name, spelled);
+		return done(client_reply(c, "OK - topic set"));
+	}
+	if ((res = room_topic_line(c->srv->hub, c, room, &l)) != ROOM_DONE)
+		return room_refused(c, res, room);
+	if (outq_push_line(&c->out, l) < 0)
+		return COMMAND_FATAL;
+	return done(client_reply(c, "OK - topic"));
 }
 
 static enum command_result
@@ -75,7 +212,7 @@ cmd_msg(struct client *c, char *args, char *text, size_t textlen)
 	struct line *l = line_printf("PRIV %s %s %s %s\n", now, c->name, args, body);
 	if (l == NULL)
 		return COMMAND_FATAL;
-	if (room_send_private(c->srv->room, args, l) < 0)
+	if (room_send_private(c->srv->hub, args, l) < 0)
 		return done(client_reply_err(c, ERR_NOT_FOUND, "%s is not online", args));
 	return done(client_reply(c, "OK - sent to %s", args));
 }
@@ -95,9 +232,9 @@ send_history(struct client *c, struct history_entry *e, size_t n, const char *no
 				 sent < n ? " (the newest that fit in the send queue)" : ""));
 }
 
-/* "/history since ID": the messages after ID still held in memory. */
+/* "/history [ROOM] since ID": the messages after ID still held in memory. */
 static enum command_result
-history_since_id(struct client *c, const char *arg, size_t memory)
+history_since_id(struct client *c, const char *room, const char *arg, size_t memory)
 {
 	uint64_t after = 0, first_held;
 	char note[64] = "";
@@ -105,32 +242,42 @@ history_since_id(struct client *c, const char *arg, size_t memory)
 	size_t n;
 
 	if (strcmp(arg, "0") != 0 && !parse_count(arg, UINT64_MAX, &after))
-		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /history since ID"));
+		return done(
+			client_reply_err(c, ERR_BAD_REQUEST, "usage: /history [ROOM] since ID"));
 	if ((e = calloc(memory, sizeof(*e))) == NULL)
 		return COMMAND_FATAL;
-	n = history_since(c->srv->history, after, memory, e, &first_held);
+	n = history_since(c->srv->history, room, after, memory, false, e, &first_held);
 	if (first_held > after + 1)
 		snprintf(note, sizeof(note), ", complete from id %" PRIu64 " on", first_held);
 	return send_history(c, e, n, note);
 }
 
+/* "/history [ROOM] [N]" and "/history [ROOM] since ID"; a room called "since" needs its '#'. */
 static enum command_result
 cmd_history(struct client *c, char *args, char *text, size_t textlen)
 {
 	size_t memory = (size_t)settings_get()->history_memory;
+	char spelled[ROOM_NAME_MAX + 1];
+	const char *room = NULL;
 	uint64_t n = HISTORY_DEFAULT;
 	struct history_entry *e;
+	enum room_result res;
 
-	if (strncmp(args, "since ", 6) == 0)
-		return history_since_id(c, args + 6, memory);
+	if (*args && !is_count(args) && strncmp(args, "since", 5) != 0)
+		room = next_word(&args);
+	if ((res = room_resolve(c->srv->hub, c, room, spelled)) != ROOM_DONE)
+		return room_refused(c, res, room);
+	if (strncmp(args, "since", 5) == 0 && (args[5] == ' ' || args[5] == '\0'))
+		return history_since_id(c, spelled, args[5] ? args + 6 : "", memory);
 	if (*args && !parse_count(args, UINT64_MAX, &n))
-		return done(client_reply_err(c, ERR_BAD_REQUEST,
-					     "usage: /history [N] | /history since ID"));
+		return done(
+			client_reply_err(c, ERR_BAD_REQUEST,
+					 "usage: /history [ROOM] [N] | /history [ROOM] since ID"));
 	if (n > memory)
 		n = memory;
 	if ((e = calloc(n, sizeof(*e))) == NULL)
 		return COMMAND_FATAL;
-	n = history_recent(c->srv->history, n, UINT64_MAX, e);
+	n = history_recent(c->srv->history, spelled, n, UINT64_MAX, false, e);
 	return send_history(c, e, n, "");
 }
 
@@ -200,8 +347,9 @@ cmd_quit(struct client *c, char *args, char *text, size_t textlen)
 static enum command_result
 cmd_help(struct client *c, char *args, char *text, size_t textlen)
 {
-	int rc = client_reply(c, "HELP a line not starting with / goes to everyone; "
-				 "start it with // to send a leading /");
+	int rc = client_reply(c, "HELP a line not starting with / goes to everyone in your "
+				 "current room; start it with // to send a leading /; "
+				 "a ROOM may be written #ROOM");
 
 	for (size_t i = 0; i < command_count && rc == 0; i++)
 		rc = client_reply(c, "HELP %-32s %s", command_table[i].usage,
@@ -212,10 +360,16 @@ cmd_help(struct client *c, char *args, char *text, size_t textlen)
 }
 
 const struct command command_table[] = {
-	{ "who", cmd_who, "/who [PAGE]", "who is online, 100 names a page" },
+	{ "join", cmd_join, "/join ROOM", "join ROOM (making it if need be); talk there" },
+	{ "leave", cmd_leave, "/leave [ROOM [REASON]]", "leave ROOM (default: the current room)" },
+	{ "rooms", cmd_rooms, "/rooms [PAGE]", "every room, its members and topic, 100 a page" },
+	{ "switch", cmd_switch, "/switch ROOM", "talk in ROOM (one you are in) from now on" },
+	{ "say", cmd_say, "/say ROOM TEXT", "TEXT to ROOM without switching to it" },
+	{ "topic", cmd_topic, "/topic [ROOM [TEXT]]", "show the topic of ROOM, or set it to TEXT" },
+	{ "who", cmd_who, "/who [ROOM] [PAGE]", "who is in ROOM, 100 names a page" },
 	{ "msg", cmd_msg, "/msg NAME TEXT", "a private message to NAME alone" },
-	{ "history", cmd_history, "/history [N] | since ID",
-	  "the last N messages, or those after ID" },
+	{ "history", cmd_history, "/history [ROOM] [N] | since ID",
+	  "the last N messages of ROOM, or those after ID" },
 	{ "passwd", cmd_passwd, "/passwd NEW", "change your password" },
 	{ "token", cmd_token, "/token", "a token to log in again without the password" },
 	{ "ping", cmd_ping, "/ping [TEXT]", "the server echoes TEXT to you" },

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "escape.h"
 #include "log.h"
+#include "names.h"
 
 enum setting_type {
 	T_INT,
@@ -32,6 +33,8 @@ enum setting_type {
 	T_PATH,      /* a string; relative means relative to the file */
 	T_ADDRESSES, /* a string or a list of strings, numeric IP addresses */
 	T_STRING,    /* a string, possibly empty */
+	T_CHOICE,    /* one of the strings in .choices in the file, its index in memory */
+	T_ROOM,      /* a room name (room_name_valid) */
 };
 
 /* Where an unset T_PATH goes when its $env is not set either. */
@@ -51,7 +54,8 @@ struct setting_def {
 	const char *env;
 	enum path_base base;
 	const char *file;
-	const char *def_string; /* T_STRING */
+	const char *def_string;     /* T_STRING, T_ROOM */
+	const char *const *choices; /* T_CHOICE, NULL-terminated */
 	/* T_ADDRESSES */
 	const char *const *def_list;
 	size_t count_offset;
@@ -82,6 +86,9 @@ static const struct setting_def settings_table[] = {
 	{ "history_file", FIELD(history_file), FIXED, .type = T_PATH,
 	  .base = BASE_STATE, .file = "history",
 	  .doc = "the room history" },
+	{ "rooms_file", FIELD(rooms_file), FIXED, .type = T_PATH,
+	  .base = BASE_STATE, .file = "rooms",
+	  .doc = "the rooms and their topics" },
 	{ "ident_file", FIELD(ident_file), FIXED, .type = T_PATH,
 	  .base = BASE_STATE, .file = "ident",
 	  .doc = "registered users and their password hashes" },
@@ -108,7 +115,11 @@ static const struct setting_def settings_table[] = {
 	  .doc = "longest line a client may send, bytes" },
 	{ "history_memory", FIELD(history_memory), FIXED,
 	  NUMBER(T_INT, 1000, 1, 1000000),
-	  .doc = "room messages held in memory" },
+	  .doc = "room messages held in memory, per room" },
+	{ "default_room", FIELD(default_room), FIXED, .type = T_ROOM,
+	  .def_string = "lobby",
+	  .doc = "the room every user is in after logging in; it always "
+		 "exists, never expires and cannot be deleted" },
 	{ "history_max_size", FIELD(history_max_size), FIXED,
 	  NUMBER(T_INT64, 67108864, 65536, 1LL << 40),
 	  .doc = "compact the history file when it grows above this, bytes" },
@@ -156,7 +167,8 @@ static const struct setting_def settings_table[] = {
 		 "failure for the same name or address, up to this, milliseconds" },
 	{ "history_replay", FIELD(history_replay), SIGHUP,
 	  NUMBER(T_INT, 20, 0, 1000000),
-	  .doc = "room messages replayed at login; at most history_memory" },
+	  .doc = "room messages replayed at login and /join, per room; at "
+		 "most history_memory" },
 	{ "send_queue_limit", FIELD(send_queue_limit), SIGHUP,
 	  NUMBER(T_INT64, 1048576, 4096, 1LL << 30),
 	  .doc = "bytes queued for a client that does not read before it is "
@@ -166,7 +178,25 @@ static const struct setting_def settings_table[] = {
 	  .doc = "whether unknown names may register" },
 	{ "room_notice_limit", FIELD(room_notice_limit), SIGHUP,
 	  NUMBER(T_INT, 500, 0, 1000000),
-	  .doc = "no JOIN/PART notices while more users than this are online" },
+	  .doc = "no JOIN/PART notices in a room with more members than this" },
+	{ "room_create", FIELD(room_create), SIGHUP, .type = T_CHOICE,
+	  .def = ROOM_CREATE_REGISTERED,
+	  .choices = (const char *const[]){ "anyone", "registered", "admin", NULL },
+	  .doc = "who may create a room by joining it: \"anyone\", \"registered\" "
+		 "(the same until there are guests) or \"admin\" (chatctl only)" },
+	{ "max_rooms", FIELD(max_rooms), SIGHUP,
+	  NUMBER(T_INT, 4096, 1, 1000000),
+	  .doc = "rooms that may exist at once, the default room included" },
+	{ "max_rooms_per_user", FIELD(max_rooms_per_user), SIGHUP,
+	  NUMBER(T_INT, 20, 1, ROOMS_PER_USER_MAX),
+	  .doc = "rooms one session may be in at once" },
+	{ "max_topic", FIELD(max_topic), SIGHUP,
+	  NUMBER(T_INT, 390, 1, MAX_TOPIC_BYTES),
+	  .doc = "longest room topic, bytes" },
+	{ "room_expiry", FIELD(room_expiry), SIGHUP,
+	  NUMBER(T_INT, 604800, 0, 315360000),
+	  .doc = "seconds a room made by a user may stay empty before it is "
+		 "deleted; 0 never" },
 	{ "resume_token_ttl", FIELD(resume_token_ttl), SIGHUP,
 	  NUMBER(T_INT, 604800, 0, 31536000),
 	  .doc = "seconds a resume token (/token) stays valid; 0 turns "
@@ -261,6 +291,7 @@ store_number(struct settings *s, const struct setting_def *d, long long v)
 	switch (d->type) {
 	case T_INT:
 	case T_LOG_LEVEL:
+	case T_CHOICE:
 		*(int *)p = (int)v;
 		break;
 	case T_INT64:
@@ -272,6 +303,7 @@ store_number(struct settings *s, const struct setting_def *d, long long v)
 	case T_PATH:
 	case T_ADDRESSES:
 	case T_STRING:
+	case T_ROOM:
 		abort();
 	}
 }
@@ -284,6 +316,7 @@ load_number(const struct settings *s, const struct setting_def *d)
 	switch (d->type) {
 	case T_INT:
 	case T_LOG_LEVEL:
+	case T_CHOICE:
 		return *(const int *)p;
 	case T_INT64:
 		return *(const int64_t *)p;
@@ -292,6 +325,7 @@ load_number(const struct settings *s, const struct setting_def *d)
 	case T_PATH:
 	case T_ADDRESSES:
 	case T_STRING:
+	case T_ROOM:
 		break;
 	}
 	abort();
@@ -404,6 +438,37 @@ parse_string(struct loader *ld, const struct setting_def *d, const config_settin
 	return 0;
 }
 
+static int
+parse_choice(struct loader *ld, const struct setting_def *d, const config_setting_t *cs)
+{
+	const char *value = config_setting_get_string(cs);
+	char list[128] = "";
+	size_t used = 0;
+
+	for (int i = 0; value != NULL && d->choices[i] != NULL; i++)
+		if (strcmp(value, d->choices[i]) == 0) {
+			store_number(ld->out, d, i);
+			return 0;
+		}
+	for (int i = 0; d->choices[i] != NULL && used < sizeof(list); i++)
+		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s\"%s\"",
+					 i > 0 ? ", " : "", d->choices[i]);
+	return fail(ld, config_setting_source_line(cs), "'%s' must be one of %s", d->name, list);
+}
+
+static int
+parse_room(struct loader *ld, const struct setting_def *d, const config_setting_t *cs)
+{
+	const char *value = config_setting_get_string(cs);
+
+	if (value == NULL || !room_name_valid(value, strlen(value)))
+		return fail(ld, config_setting_source_line(cs),
+			    "'%s' must be a room name: 1-%d of A-Z a-z 0-9 _ . -, "
+			    "the first a letter",
+			    d->name, ROOM_NAME_MAX);
+	return parse_string(ld, d, cs);
+}
+
 /* A single string is a list of one. */
 static int
 parse_addresses(struct loader *ld, const struct setting_def *d, const config_setting_t *cs)
@@ -464,6 +529,10 @@ parse_setting(struct loader *ld, const struct setting_def *d, const config_setti
 		return parse_addresses(ld, d, cs);
 	case T_STRING:
 		return parse_string(ld, d, cs);
+	case T_CHOICE:
+		return parse_choice(ld, d, cs);
+	case T_ROOM:
+		return parse_room(ld, d, cs);
 	}
 	abort();
 }
@@ -538,6 +607,7 @@ fill_default(struct loader *ld, const struct setting_def *d)
 	case T_INT64:
 	case T_BOOL:
 	case T_LOG_LEVEL:
+	case T_CHOICE:
 		store_number(ld->out, d, d->def);
 		return 0;
 	case T_PATH:
@@ -545,6 +615,7 @@ fill_default(struct loader *ld, const struct setting_def *d)
 	case T_ADDRESSES:
 		return default_addresses(ld, d);
 	case T_STRING:
+	case T_ROOM:
 		if ((*(char **)field(ld->out, d->offset) = strdup(d->def_string)) == NULL)
 			return fail_oom(ld);
 		return 0;
@@ -808,7 +879,7 @@ settings_free(struct settings *s)
 	for (size_t i = 0; i < N_SETTINGS; i++) {
 		const struct setting_def *d = &settings_table[i];
 
-		if (d->type == T_PATH || d->type == T_STRING)
+		if (d->type == T_PATH || d->type == T_STRING || d->type == T_ROOM)
 			free(*(char **)field(s, d->offset));
 		else if (d->type == T_ADDRESSES)
 			free_strings(*(char ***)field(s, d->offset),
@@ -837,9 +908,11 @@ same_value(const struct setting_def *d, const struct settings *a, const struct s
 	case T_INT64:
 	case T_BOOL:
 	case T_LOG_LEVEL:
+	case T_CHOICE:
 		return load_number(a, d) == load_number(b, d);
 	case T_PATH:
 	case T_STRING:
+	case T_ROOM:
 		return strcmp(*(char *const *)cfield(a, d->offset),
 			      *(char *const *)cfield(b, d->offset)) == 0;
 	case T_ADDRESSES:
@@ -910,8 +983,12 @@ write_value(FILE *f, const struct setting_def *d, const struct settings *s)
 	case T_LOG_LEVEL:
 		write_string(f, log_level_name((enum log_level)load_number(s, d)));
 		break;
+	case T_CHOICE:
+		write_string(f, d->choices[load_number(s, d)]);
+		break;
 	case T_PATH:
 	case T_STRING:
+	case T_ROOM:
 		write_string(f, *(char *const *)cfield(s, d->offset));
 		break;
 	case T_ADDRESSES:

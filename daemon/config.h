@@ -25,6 +25,15 @@
 /* Where unset paths go when systemd does not say ($STATE_DIRECTORY...). */
 #define CONFIG_LOCAL_DIR "chatd-data"
 
+/* room_create: who may create a room by joining it. */
+enum room_create_mode {
+	ROOM_CREATE_ANYONE,
+	ROOM_CREATE_REGISTERED, /* the same as anyone until there are guests */
+	ROOM_CREATE_ADMIN,      /* only the operator (chatctl) */
+};
+/* The bound of max_rooms_per_user: a session's memberships are an array of this. */
+#define ROOMS_PER_USER_MAX 1000
+
 struct settings {
 	/* --- fixed until restart --- */
 	char *config_file; /* absolute path of the file loaded */
@@ -36,6 +45,8 @@ struct settings {
 	char *state_dir;        /* holds the lock file */
 	char *history_file;
 	char *ident_file;
+	char *rooms_file;   /* the rooms and their topics (roomstore) */
+	char *default_room; /* the room everyone is in after login */
 	char *log_file;
 	char *runtime_dir;        /* admin socket, pid file */
 	char *admin_socket;       /* path of the admin socket */
@@ -43,7 +54,7 @@ struct settings {
 	char *user;               /* run as this user when started as root; "" keep */
 	int64_t stack_size;       /* client thread stack, bytes */
 	int max_line;             /* longest client line, bytes */
-	int history_memory;       /* room messages held in memory */
+	int history_memory;       /* messages held in memory, per room */
 	int64_t history_max_size; /* compact the history file above this */
 	int history_sync_ms;      /* 0: durable ack (group commit) */
 	int hash_concurrency;     /* password hashes at once; 0 = one per core */
@@ -59,10 +70,15 @@ struct settings {
 	int login_attempts;
 	int login_fail_delay_ms;
 	int login_fail_delay_max_ms; /* the growing delay stops here */
-	int history_replay;          /* messages a joining user gets */
+	int history_replay;          /* messages a joining user gets, per room */
 	int64_t send_queue_limit;    /* bytes */
 	bool registration;           /* unknown names may register */
-	int room_notice_limit;       /* no JOIN/PART above this many online */
+	int room_notice_limit;       /* no JOIN/PART in a room with more members */
+	int room_create;             /* enum room_create_mode */
+	int max_rooms;               /* rooms at once, the default room included */
+	int max_rooms_per_user;      /* rooms one session may be in */
+	int max_topic;               /* longest topic, bytes */
+	int room_expiry;             /* seconds a user's room may stay empty; 0 never */
 	int peer_timeout;            /* seconds until a silent dead peer is reaped */
 	int resume_token_ttl;        /* seconds a resume token lives; 0: no tokens */
 

@@ -37,9 +37,12 @@
 #include "timefmt.h"
 #include "utf8.h"
 
-#define HEADER "chatd-history 1\n"
+#define HEADER "chatd-history 2\n"
 #define HEADER_LEN ((int64_t)sizeof(HEADER) - 1)
-#define UNKNOWN_FORMAT "unknown format (expected 'chatd-history 1')"
+#define HEADER_V1 "chatd-history 1\n" /* converted at open */
+#define UNKNOWN_FORMAT "unknown format (expected 'chatd-history 2')"
+#define DEFAULT_ROOM "lobby"
+#define KIND_MAX_LEN 6                /* "delete" */
 #define ID_MAX_DIGITS 19              /* below 2^64: the next id cannot wrap */
 #define ID_MAX 9999999999999999999ULL /* the largest id of ID_MAX_DIGITS */
 #define DAMAGED_SHOWN 10              /* damaged lines named one by one at load */
@@ -69,6 +72,7 @@ struct ring {
 struct history {
 	char *path;
 	char *tmp_path;
+	char default_room[ROOM_NAME_MAX + 1]; /* a version 1 file's messages go here */
 	size_t memory;
 	int64_t max_size;
 	int sync_ms;
@@ -263,16 +267,6 @@ ring_rank(const struct ring *r, uint64_t id)
 	return lo;
 }
 
-static size_t
-ring_copy(const struct ring *r, size_t from, size_t to, struct history_entry *out)
-{
-	for (size_t i = from; i < to; i++) {
-		out[i - from] = *ring_at(r, i);
-		line_ref(out[i - from].body);
-	}
-	return to - from;
-}
-
 /*
  * Moves the stored entries of v into the memory ring, then hands v to the
  * publish callback with the history lock dropped (called and returns with
@@ -305,9 +299,10 @@ publish_entries(struct history *h, struct entry_vec *v)
 		backlog_sub(&h->backlog_bytes, e[i].body->len);
 		h->appended++;
 		h->last_id = e[i].id;
-		ring_push(&h->ring, (struct history_entry){ .id = e[i].id,
-							    .sender = e[i].sender,
-							    .body = line_ref(e[i].body) });
+		struct history_entry kept = e[i];
+
+		kept.body = line_ref(e[i].body);
+		ring_push(&h->ring, kept);
 	}
 	h->publishing = true;
 	pthread_mutex_unlock(&h->lock);
@@ -340,6 +335,8 @@ fail_entry(struct history *h, struct history_entry *e)
 	e->body = NULL;
 	e->id = 0;
 	e->failed = true;
+	e->time_off = e->room_off = e->room_len = e->name_off = e->name_len = 0;
+	e->text_off = e->text_len = 0;
 }
 
 static void
@@ -367,26 +364,50 @@ vec_reserve(struct entry_vec *v)
 	return true;
 }
 
+static const char *const kind_names[] = {
+	[HK_MSG] = "msg",     [HK_JOIN] = "join",     [HK_PART] = "part",
+	[HK_TOPIC] = "topic", [HK_DELETE] = "delete",
+};
+
+const char *
+history_kind_name(enum history_kind kind)
+{
+	return (unsigned)kind < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[kind] : "?";
+}
+
+/* The record "ID TIME ROOM KIND NAME[ TEXT]\n" for e (id, kind and room set), its fields noted. */
 static struct line *
-format_body(uint64_t id, const char *name, const char *text, size_t text_len)
+format_body(struct history_entry *e, const char *name, const char *text, size_t text_len)
 {
 	char ts[TIME_RFC3339_LEN + 1];
-	char head[ID_MAX_DIGITS + 1 + TIME_RFC3339_LEN + 1 + NAME_MAX_LEN + 2];
+	char head[ID_MAX_DIGITS + 1 + TIME_RFC3339_LEN + 1 + ROOM_NAME_MAX + 1 + KIND_MAX_LEN + 1 +
+		  NAME_MAX_LEN + 2];
+	const char *kind = history_kind_name(e->kind);
+	size_t room_len = strlen(e->room), name_len = strlen(name), len;
 	struct line *l;
 	int n;
 
 	time_format_ms(ts, time_now_ms());
-	n = snprintf(head, sizeof(head), "%" PRIu64 " %s %s ", id, ts, name);
-	if (n < 0 || (size_t)n >= sizeof(head)) {
+	n = snprintf(head, sizeof(head), "%" PRIu64 " %s %s %s %s%s", e->id, ts, e->room, kind,
+		     name, text_len ? " " : "");
+	if (n < 0 || (size_t)n >= sizeof(head) || text_len > UINT32_MAX - sizeof(head)) {
 		errno = EINVAL;
 		return NULL;
 	}
-	l = line_new((size_t)n + text_len + 1);
+	len = (size_t)n + text_len + 1;
+	l = line_new(len);
 	if (!l)
 		return NULL;
 	memcpy(l->data, head, (size_t)n);
 	memcpy(l->data + n, text, text_len);
-	l->data[(size_t)n + text_len] = '\n';
+	l->data[len - 1] = '\n';
+	e->time_off = (uint16_t)(strchr(head, ' ') - head + 1);
+	e->room_off = (uint16_t)(e->time_off + TIME_RFC3339_LEN + 1);
+	e->room_len = (uint16_t)room_len;
+	e->name_off = (uint16_t)(e->room_off + room_len + 1 + strlen(kind) + 1);
+	e->name_len = (uint16_t)name_len;
+	e->text_off = (uint32_t)n;
+	e->text_len = (uint32_t)text_len;
 	return l;
 }
 
@@ -406,19 +427,27 @@ store_body(struct history *h, const struct line *body)
 }
 
 int
-history_append(struct history *h, uint64_t sender, const char *name, const char *text,
-	       size_t text_len)
+history_append(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
+	       const char *name, const char *text, size_t text_len)
 {
-	struct history_entry e = { .sender = sender };
+	struct history_entry e = { .sender = sender, .kind = kind };
+	size_t room_len = strlen(room);
 	int err;
 
+	if (room_len == 0 || room_len > ROOM_NAME_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(e.room, room, room_len + 1);
+	if (!name || !*name)
+		name = "-";
 	pthread_mutex_lock(&h->lock);
 	if (!vec_reserve(&h->queue)) {
 		err = ENOMEM;
 		goto fail;
 	}
 	e.id = h->next_id;
-	e.body = format_body(e.id, name, text, text_len);
+	e.body = format_body(&e, name, text, text_len);
 	if (!e.body) {
 		err = errno;
 		goto fail;
@@ -869,35 +898,124 @@ struct loader {
 	size_t damaged;
 };
 
-/* "ID TIME NAME TEXT" (without its '\n'), ID above after. */
+/* A room name: 1..ROOM_NAME_MAX of [A-Za-z0-9_.-], the first a letter (room_name_valid). */
 static bool
-parse_message(const char *p, size_t len, uint64_t after, uint64_t *id)
+record_room_valid(const char *s, size_t len)
 {
-	const char *end = p + len, *q = p, *sp;
+	if (len == 0 || len > ROOM_NAME_MAX ||
+	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return false;
+	return name_valid(s, len);
+}
+
+static bool
+kind_parse(const char *s, size_t len, enum history_kind *kind)
+{
+	for (size_t k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++)
+		if (strlen(kind_names[k]) == len && memcmp(kind_names[k], s, len) == 0) {
+			*kind = (enum history_kind)k;
+			return true;
+		}
+	return false;
+}
+
+/* The next field of [*q, end) up to a space (skipped) or the end; false if empty. */
+static bool
+next_field(const char **q, const char *end, const char **field, size_t *len)
+{
+	const char *sp = memchr(*q, ' ', (size_t)(end - *q));
+
+	*field = *q;
+	*len = (size_t)((sp ? sp : end) - *q);
+	*q = sp ? sp + 1 : end;
+	return *len > 0;
+}
+
+/* "ID TIME " at p: the id (above after), *q past the time. */
+static bool
+parse_id_time(const char *p, const char *end, uint64_t after, uint64_t *id, const char **q)
+{
+	const char *r = p;
 	uint64_t v = 0;
 	int64_t ms;
 
-	if (q == end || *q < '1' || *q > '9')
+	if (r == end || *r < '1' || *r > '9')
 		return false;
-	for (; q < end && *q >= '0' && *q <= '9'; q++) {
-		if (q - p == ID_MAX_DIGITS)
+	for (; r < end && *r >= '0' && *r <= '9'; r++) {
+		if (r - p == ID_MAX_DIGITS)
 			return false;
-		v = v * 10 + (uint64_t)(*q - '0');
+		v = v * 10 + (uint64_t)(*r - '0');
 	}
-	if (v <= after || q == end || *q++ != ' ')
+	if (v <= after || r == end || *r++ != ' ')
 		return false;
-	if (end - q < TIME_RFC3339_LEN + 1 || q[TIME_RFC3339_LEN] != ' ' ||
-	    !time_parse_ms(q, TIME_RFC3339_LEN, &ms))
-		return false;
-	q += TIME_RFC3339_LEN + 1;
-	sp = memchr(q, ' ', (size_t)(end - q));
-	if (!sp || !name_valid(q, (size_t)(sp - q)))
-		return false;
-	q = sp + 1;
-	if (q == end || text_check(q, (size_t)(end - q)) != TEXT_OK)
+	if (end - r < TIME_RFC3339_LEN + 1 || r[TIME_RFC3339_LEN] != ' ' ||
+	    !time_parse_ms(r, TIME_RFC3339_LEN, &ms))
 		return false;
 	*id = v;
+	*q = r + TIME_RFC3339_LEN + 1;
 	return true;
+}
+
+/*
+ * "NAME[ TEXT]" from q to end: a valid name, or "-" for nobody; a message
+ * needs a text, the other kinds may have none.
+ */
+static bool
+parse_name_text(const char *p, const char *q, const char *end, struct history_entry *e)
+{
+	const char *name;
+	size_t name_len;
+
+	if (!next_field(&q, end, &name, &name_len))
+		return false;
+	if (!(name_len == 1 && name[0] == '-') && !name_valid(name, name_len))
+		return false;
+	if (e->kind == HK_DELETE && (name[0] != '-' || q != end))
+		return false;
+	if ((q == end && e->kind == HK_MSG) ||
+	    (q < end && text_check(q, (size_t)(end - q)) != TEXT_OK))
+		return false;
+	e->name_off = (uint16_t)(name - p);
+	e->name_len = (uint16_t)name_len;
+	e->text_off = (uint32_t)(q - p);
+	e->text_len = (uint32_t)(end - q);
+	return true;
+}
+
+/*
+ * A version 2 record "ID TIME ROOM KIND NAME[ TEXT]" (without its '\n')
+ * with an id above after, into e (id, kind, room and the fields' offsets).
+ */
+static bool
+parse_record(const char *p, size_t len, uint64_t after, struct history_entry *e)
+{
+	const char *end = p + len, *q, *room, *kind;
+	size_t room_len, kind_len;
+
+	if (len > UINT32_MAX || !parse_id_time(p, end, after, &e->id, &q))
+		return false;
+	e->time_off = (uint16_t)((const char *)memchr(p, ' ', len) - p + 1);
+	if (!next_field(&q, end, &room, &room_len) || !record_room_valid(room, room_len) ||
+	    q == end || !next_field(&q, end, &kind, &kind_len) ||
+	    !kind_parse(kind, kind_len, &e->kind) || q == end)
+		return false;
+	e->room_off = (uint16_t)(room - p);
+	e->room_len = (uint16_t)room_len;
+	memcpy(e->room, room, room_len);
+	e->room[room_len] = '\0';
+	return parse_name_text(p, q, end, e);
+}
+
+/* A version 1 line "ID TIME NAME TEXT", a message, into e (id and the name's and text's offsets). */
+static bool
+parse_v1(const char *p, size_t len, uint64_t after, struct history_entry *e)
+{
+	const char *end = p + len, *q;
+
+	if (len > UINT32_MAX || !parse_id_time(p, end, after, &e->id, &q))
+		return false;
+	e->kind = HK_MSG;
+	return parse_name_text(p, q, end, e) && p[e->name_off] != '-';
 }
 
 static void
@@ -908,19 +1026,19 @@ note_damaged(struct loader *ld)
 }
 
 static void
-scan_messages(struct loader *ld)
+scan_records(struct loader *ld)
 {
 	const char *p = ld->data + HEADER_LEN, *end = ld->data + ld->size;
 	const char *nl;
-	uint64_t id;
+	struct history_entry e;
 
 	ld->lineno = 1;
 	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
 		ld->lineno++;
-		if (parse_message(p, (size_t)(nl - p), ld->last_id, &id)) {
+		if (parse_record(p, (size_t)(nl - p), ld->last_id, &e)) {
 			ld->slots[ld->valid++ % ld->cap] =
-				(struct slot){ (size_t)(p - ld->data), (size_t)(nl + 1 - p), id };
-			ld->last_id = id;
+				(struct slot){ (size_t)(p - ld->data), (size_t)(nl + 1 - p), e.id };
+			ld->last_id = e.id;
 		} else {
 			note_damaged(ld);
 		}
@@ -938,14 +1056,115 @@ fill_ring(struct history *h, const struct loader *ld)
 
 	for (size_t i = first; i < ld->valid; i++) {
 		const struct slot *s = &ld->slots[i % ld->cap];
-		struct line *l = line_new(s->len);
+		struct history_entry e = { 0 };
 
-		if (!l)
+		parse_record(ld->data + s->off, s->len - 1, 0, &e);
+		e.body = line_new(s->len);
+		if (!e.body)
 			return false;
-		memcpy(l->data, ld->data + s->off, s->len);
-		ring_push(&h->ring, (struct history_entry){ .id = s->id, .body = l });
+		memcpy(e.body->data, ld->data + s->off, s->len);
+		ring_push(&h->ring, e);
 	}
 	return true;
+}
+
+/* --- converting a version 1 file --- */
+
+struct converter {
+	struct history *h;
+	int fd;
+	char *buf; /* COPY_CHUNK */
+	size_t used;
+	bool ok;
+};
+
+static void
+conv_put(struct converter *c, const char *p, size_t len)
+{
+	while (c->ok && len > 0) {
+		size_t n = COPY_CHUNK - c->used < len ? COPY_CHUNK - c->used : len;
+
+		memcpy(c->buf + c->used, p, n);
+		c->used += n;
+		p += n;
+		len -= n;
+		if (c->used == COPY_CHUNK) {
+			c->ok = write_whole(c->h, c->fd, c->buf, c->used);
+			c->used = 0;
+		}
+	}
+}
+
+/* Each valid v1 line as "ID TIME ROOM msg NAME TEXT\n"; how many. */
+static size_t
+convert_lines(struct converter *c, struct loader *ld, const char *room)
+{
+	const char *p = ld->data + sizeof(HEADER_V1) - 1, *end = ld->data + ld->size, *nl;
+	size_t converted = 0;
+	struct history_entry e;
+
+	ld->lineno = 1;
+	while (c->ok && p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+		ld->lineno++;
+		if (parse_v1(p, (size_t)(nl - p), ld->last_id, &e)) {
+			conv_put(c, p, e.name_off);
+			conv_put(c, room, strlen(room));
+			conv_put(c, " msg ", 5);
+			conv_put(c, p + e.name_off, (size_t)(nl + 1 - p) - e.name_off);
+			ld->last_id = e.id;
+			converted++;
+		} else {
+			note_damaged(ld);
+		}
+		p = nl + 1;
+	}
+	if (p < end)
+		log_warning("%s:%zu: torn last line cut off", ld->path, ld->lineno + 1);
+	return converted;
+}
+
+/*
+ * Rewrites the mapped version 1 file as version 2 (atomically: temp file,
+ * fsync, rename, directory fsync), every message in the default room, and
+ * makes the new file h->fd.
+ */
+static int
+convert_v1(struct history *h, struct loader *ld, const char *room, char *err, size_t errlen)
+{
+	struct converter c = { .h = h, .ok = true };
+	size_t n;
+
+	c.buf = malloc(COPY_CHUNK);
+	if (!c.buf) {
+		snprintf(err, errlen, "%s: out of memory", h->path);
+		return -1;
+	}
+	c.fd = safefile_open(h->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600,
+			     SAFEFILE_SETMODE, err, errlen);
+	if (c.fd < 0) {
+		free(c.buf);
+		return -1;
+	}
+	conv_put(&c, HEADER, HEADER_LEN);
+	n = convert_lines(&c, ld, room);
+	if (c.ok && c.used > 0)
+		c.ok = write_whole(h, c.fd, c.buf, c.used);
+	free(c.buf);
+	if (!c.ok || h->io.fdatasync(c.fd) < 0 || rename(h->tmp_path, h->path) < 0) {
+		snprintf(err, errlen, "%s: cannot convert to version 2: %s", h->tmp_path,
+			 strerror(errno));
+		close(c.fd);
+		unlink(h->tmp_path);
+		return -1;
+	}
+	if (fsync_dir_of(h->path) < 0)
+		log_warning("%s: cannot sync its directory after conversion: %s", h->path,
+			    strerror(errno));
+	close(h->fd);
+	h->fd = c.fd;
+	log_info("%s: converted from version 1 to version 2 (%zu messages, in room %s)", h->path, n,
+		 room);
+	return 0;
 }
 
 /* An empty file is one whose creation was cut short: it gets its header. */
@@ -958,6 +1177,8 @@ init_empty(struct history *h)
 	h->good_off = h->durable_off = HEADER_LEN;
 	return 0;
 }
+
+static int load_file(struct history *h, char *err, size_t errlen);
 
 static int
 load_messages(struct history *h, size_t size, char *err, size_t errlen)
@@ -972,6 +1193,12 @@ load_messages(struct history *h, size_t size, char *err, size_t errlen)
 	}
 	ld.data = map;
 	madvise(map, size, MADV_SEQUENTIAL);
+	if (size >= sizeof(HEADER_V1) - 1 &&
+	    memcmp(ld.data, HEADER_V1, sizeof(HEADER_V1) - 1) == 0) {
+		rc = convert_v1(h, &ld, h->default_room, err, errlen);
+		munmap(map, size);
+		return rc < 0 ? -1 : load_file(h, err, errlen);
+	}
 	if (memcmp(ld.data, HEADER, HEADER_LEN) != 0) {
 		snprintf(err, errlen, "%s: " UNKNOWN_FORMAT, h->path);
 		goto out;
@@ -981,7 +1208,7 @@ load_messages(struct history *h, size_t size, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: out of memory", h->path);
 		goto out;
 	}
-	scan_messages(&ld);
+	scan_records(&ld);
 	if (!fill_ring(h, &ld)) {
 		snprintf(err, errlen, "%s: out of memory", h->path);
 		goto out;
@@ -1038,6 +1265,9 @@ config_valid(const struct history_config *cfg, char *err, size_t errlen)
 		why = "history max size is too small";
 	else if (cfg->sync_ms < 0)
 		why = "history sync interval must not be negative";
+	else if (cfg->default_room &&
+		 !record_room_valid(cfg->default_room, strlen(cfg->default_room)))
+		why = "the default room's name is not valid";
 	if (why)
 		snprintf(err, errlen, "%s", why);
 	return !why;
@@ -1104,6 +1334,8 @@ history_open(const struct history_config *cfg, history_publish_fn publish, void 
 	h->io = cfg->io ? *cfg->io : libc_io;
 	h->publish = publish;
 	h->ctx = ctx;
+	snprintf(h->default_room, sizeof(h->default_room), "%s",
+		 cfg->default_room ? cfg->default_room : DEFAULT_ROOM);
 	h->path = strdup(cfg->path);
 	if (h->path && asprintf(&h->tmp_path, "%s.tmp", cfg->path) < 0)
 		h->tmp_path = NULL;
@@ -1135,30 +1367,91 @@ fail:
 	return NULL;
 }
 
-size_t
-history_recent(struct history *h, size_t max, uint64_t max_id, struct history_entry *out)
+/*
+ * Whether the ring's entry i is one of room's records that may be given
+ * out: *stop once a deletion of room is reached (older ones are gone).
+ */
+static bool
+ring_match(const struct ring *r, size_t i, const char *room, bool events, bool *stop)
 {
-	size_t end, n;
+	const struct history_entry *e = ring_at(r, i);
 
-	pthread_mutex_lock(&h->lock);
-	end = ring_rank(&h->ring, max_id);
-	n = ring_copy(&h->ring, end > max ? end - max : 0, end, out);
-	pthread_mutex_unlock(&h->lock);
+	if (name_cmp(e->room, room) != 0)
+		return false;
+	if (e->kind == HK_DELETE) {
+		*stop = true;
+		return false;
+	}
+	return events || e->kind == HK_MSG;
+}
+
+/* Copies the ring's entries at idx[n - 1] .. idx[0] (newest last) into out. */
+static size_t
+ring_copy_picked(const struct ring *r, const size_t *idx, size_t n, struct history_entry *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[i] = *ring_at(r, idx[n - 1 - i]);
+		line_ref(out[i].body);
+	}
 	return n;
 }
 
 size_t
-history_since(struct history *h, uint64_t after_id, size_t max, struct history_entry *out,
-	      uint64_t *first_held)
+history_recent(struct history *h, const char *room, size_t max, uint64_t max_id, bool events,
+	       struct history_entry *out)
 {
-	size_t start, n;
+	size_t end, n = 0, *idx = max ? calloc(max, sizeof(*idx)) : NULL;
+	bool stop = false;
 
+	if (!idx)
+		return 0;
+	pthread_mutex_lock(&h->lock);
+	end = ring_rank(&h->ring, max_id);
+	for (size_t i = end; i-- > 0 && n < max && !stop;)
+		if (ring_match(&h->ring, i, room, events, &stop))
+			idx[n++] = i;
+	n = ring_copy_picked(&h->ring, idx, n, out);
+	pthread_mutex_unlock(&h->lock);
+	free(idx);
+	return n;
+}
+
+size_t
+history_since(struct history *h, const char *room, uint64_t after_id, size_t max, bool events,
+	      struct history_entry *out, uint64_t *first_held)
+{
+	size_t start, n = 0, *idx = calloc(h->ring.cap, sizeof(*idx)), held = 0;
+	bool stop = false;
+
+	*first_held = 0;
+	if (!idx)
+		return 0;
 	pthread_mutex_lock(&h->lock);
 	start = ring_rank(&h->ring, after_id);
-	n = ring_copy(&h->ring, start, h->ring.n - start > max ? start + max : h->ring.n, out);
-	*first_held = h->ring.n ? ring_at(&h->ring, 0)->id : 0;
+	/* Newest first: the room's records back to its last deletion. */
+	for (size_t i = h->ring.n; i-- > 0 && !stop;)
+		if (ring_match(&h->ring, i, room, true, &stop)) {
+			*first_held = ring_at(&h->ring, i)->id;
+			if (i >= start && (events || ring_at(&h->ring, i)->kind == HK_MSG))
+				idx[held++] = i;
+		}
+	/* The oldest max of them after after_id. */
+	n = held < max ? held : max;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = *ring_at(&h->ring, idx[held - 1 - i]);
+		line_ref(out[i].body);
+	}
 	pthread_mutex_unlock(&h->lock);
+	free(idx);
 	return n;
+}
+
+void
+history_drop_room(struct history *h, const char *room)
+{
+	if (history_append(h, 0, room, HK_DELETE, NULL, "", 0) < 0)
+		log_warning("%s: room %s deleted, but its deletion could not be recorded: %s",
+			    h->path, room, strerror(errno));
 }
 
 void

@@ -1,36 +1,40 @@
 /*
- * history.h - the room's message history: the file, its group commit, and
- * the last messages kept in memory for replay and /history.
+ * history.h - the rooms' history: the file, its group commit, and the
+ * newest records of each room kept in memory for replay and /history.
  *
- * The history owns the id sequence.  history_append() gives a message the
- * next id and the server's timestamp and queues it; the commit thread then
- * writes a batch of appends to the file, makes it durable with one
- * fdatasync() and hands it, in id order, to the publish callback.  So
- * nobody sees a message, and its sender gets no acknowledgement, before
- * it is on disk.  With history_sync_ms > 0 history_append() writes the
- * message itself, the callback runs at once from it (or, if another
- * thread is publishing, from the commit thread with the next batch), and
- * the commit thread syncs every that many milliseconds instead.
+ * The history owns the id sequence, one for the whole server.
+ * history_append() gives a record (a room message, or a join, part, topic
+ * change or room deletion) the next id and the server's timestamp and
+ * queues it; the commit thread then writes a batch of appends, for all
+ * rooms together, to the file, makes it durable with one fdatasync() and
+ * hands it, in id order, to the publish callback.  So nobody sees a
+ * message, and its sender gets no acknowledgement, before it is on disk.
+ * With history_sync_ms > 0 history_append() writes the record itself, the
+ * callback runs at once from it (or, if another thread is publishing,
+ * from the commit thread with the next batch), and the commit thread
+ * syncs every that many milliseconds instead.
  *
- * A message that cannot be stored (a failed or short write or a failed
+ * A record that cannot be stored (a failed or short write or a failed
  * fdatasync, after which what is not yet durable is cut back off the file;
- * with history_sync_ms > 0 a failed write refuses that message only) is
+ * with history_sync_ms > 0 a failed write refuses that record only) is
  * published too, with failed set, in its place in the sequence, so its
  * sender learns of it in order.
  *
- * File format (docs/FILES.md): a version line "chatd-history 1", then one
- * message a line: "ID TIME NAME TEXT\n".  A damaged line is skipped with a
- * warning, a torn last line is cut off, and the file is compacted (atomic
- * rewrite keeping its newest half) when it grows past history_max_size.
+ * File format (docs/FILES.md): a version line "chatd-history 2", then one
+ * record a line: "ID TIME ROOM KIND NAME TEXT\n".  A version 1 file is
+ * converted at open.  A damaged line is skipped with a warning, a torn
+ * last line is cut off, and the file is compacted (atomic rewrite keeping
+ * its newest half and every record still held in memory) when it grows
+ * past history_max_size.
  *
  * Locking: the history lock guards the file offset, the id sequence, the
- * queue of appends not yet durable and the memory ring; the backlog counts
- * (history_backlog) change under it and are read without it.  The publish
- * callback runs with the history lock dropped and one publisher at a time
- * (that is what keeps publication in id order while senders append), so
- * the callback may take locks of its own (the room's) but must never call
- * back into the history.  The history and room locks are never held
- * together.
+ * queue of appends not yet durable and the rooms' memory rings; the
+ * backlog counts (history_backlog) change under it and are read without
+ * it.  The publish callback runs with the history lock dropped and one
+ * publisher at a time (that is what keeps publication in id order while
+ * senders append), so the callback may take locks of its own (the room's)
+ * but must never call back into the history.  The history and room locks
+ * are never held together.
  */
 #ifndef CHATD_HISTORY_H
 #define CHATD_HISTORY_H
@@ -41,15 +45,35 @@
 #include <sys/types.h>
 
 #include "line.h"
+#include "names.h"
+
+#ifndef ROOM_NAME_MAX
+#define ROOM_NAME_MAX 32 /* common/names.h has it with room_name_valid() */
+#endif
 
 struct history;
 
+/*
+ * What a record is.  HK_PART's text is "REASON TEXT"; HK_DELETE (name
+ * "-", no text) says the room's older records are gone.
+ */
+enum history_kind { HK_MSG, HK_JOIN, HK_PART, HK_TOPIC, HK_DELETE };
+
 struct history_entry {
-	uint64_t id;       /* 0 when failed */
-	uint64_t sender;   /* the session id given to history_append() */
-	struct line *body; /* "ID TIME NAME TEXT\n"; NULL when failed */
-	bool failed;       /* could not be stored: nobody gets it */
+	uint64_t id;            /* 0 when failed */
+	uint64_t sender;        /* the session id given to history_append(); 0 for none */
+	enum history_kind kind; /* also set when failed */
+	bool failed;            /* could not be stored: nobody gets it */
+	/* The record "ID TIME ROOM KIND NAME TEXT\n"; NULL when failed. */
+	struct line *body;
+	/* Where the fields are in body->data (all 0 when failed); id at 0, length time_off - 1. */
+	uint16_t time_off, room_off, room_len, name_off, name_len;
+	uint32_t text_off, text_len;  /* text_len 0: no text */
+	char room[ROOM_NAME_MAX + 1]; /* as given to history_append(); also set when failed */
 };
+
+/* The spelling of a kind in the file: "msg", "join", "part", "topic", "delete". */
+const char *history_kind_name(enum history_kind kind);
 
 /*
  * Called without the history lock, by one thread at a time and in id
@@ -66,50 +90,67 @@ struct history_io {
 
 struct history_config {
 	const char *path;
-	size_t memory;               /* messages held in memory (>= 1) */
+	size_t memory;               /* records held in memory per room (>= 1) */
 	int64_t max_size;            /* compact above this many bytes */
 	int sync_ms;                 /* 0: durable acknowledgement */
 	const struct history_io *io; /* NULL: write(2) and fdatasync(2) */
+	const char *default_room;    /* a version 1 file's messages go here; NULL: "lobby" */
 };
 
 struct history_stats {
 	uint64_t last_id;  /* highest id stored (durable) */
-	uint64_t appended; /* messages stored since open */
-	uint64_t failed;   /* messages refused since open */
-	size_t in_memory;
+	uint64_t appended; /* records stored since open */
+	uint64_t failed;   /* records refused since open */
+	size_t in_memory;  /* records held in memory, all rooms */
+	size_t rooms;      /* rooms with records in memory */
 	int64_t file_size;
 	uint64_t compactions;
 };
 
 /*
- * Reads the file (creating it, mode 0600, if missing), fills the memory
- * with its newest messages and starts the commit thread.  NULL with a
- * message in err if the file cannot be opened or has an unknown version.
+ * Reads the file (creating it, mode 0600, if missing; converting a version
+ * 1 file), fills each room's memory with its newest records and starts the
+ * commit thread.  NULL with a message in err if the file cannot be opened
+ * or has an unknown version.
  */
 struct history *history_open(const struct history_config *cfg, history_publish_fn publish,
 			     void *ctx, char *err, size_t errlen);
 
 /*
- * Stores a room message from session sender.  The outcome reaches the
- * publish callback.  -1 (ENOMEM) only if it could not even be queued.
- * name and text must be valid (checked by the caller).
+ * Stores a record of kind in room for session sender (0 for none): name
+ * is who did it (NULL or "-" for nobody), text its text (may be empty but
+ * for HK_MSG; HK_PART: "REASON TEXT").  The outcome reaches the publish
+ * callback.  -1 (ENOMEM) only if it could not even be queued; EINVAL for
+ * a room, name or text too long for a record.  room, name and text must
+ * be valid (checked by the caller).
  */
-int history_append(struct history *h, uint64_t sender, const char *name, const char *text,
-		   size_t text_len);
+int history_append(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
+		   const char *name, const char *text, size_t text_len);
 
 /*
- * Copies into out (with a reference on each body) up to max of the newest
- * durable messages whose id is <= max_id, oldest first.  Returns how many.
+ * Copies into out (with a reference on each body) up to max of room's
+ * newest durable records whose id is <= max_id, oldest first: messages
+ * only, or with events (joins, parts, topics) too.  Returns how many.
+ * Rooms compare ignoring ASCII case.
  */
-size_t history_recent(struct history *h, size_t max, uint64_t max_id, struct history_entry *out);
+size_t history_recent(struct history *h, const char *room, size_t max, uint64_t max_id, bool events,
+		      struct history_entry *out);
 
 /*
- * Copies up to max durable messages with id > after_id, oldest first.
- * *first_held is the oldest id still in memory (0 if none), so a caller
- * can tell whether messages after after_id were already dropped.
+ * Copies up to max of room's durable records with id > after_id, oldest
+ * first.  *first_held is the oldest id of room still in memory (0 if
+ * none), so a caller can tell whether records after after_id were already
+ * dropped.
  */
-size_t history_since(struct history *h, uint64_t after_id, size_t max, struct history_entry *out,
-		     uint64_t *first_held);
+size_t history_since(struct history *h, const char *room, uint64_t after_id, size_t max,
+		     bool events, struct history_entry *out, uint64_t *first_held);
+
+/*
+ * The room was deleted: appends an HK_DELETE record (published like any
+ * other) and frees the room's memory; its older records leave the file
+ * at the next compaction.  A room of that name made later starts empty.
+ */
+void history_drop_room(struct history *h, const char *room);
 
 /*
  * The backlog: messages appended but not yet handed to the publish

@@ -224,7 +224,7 @@ reserve_check(struct login *lg, struct throttle_ticket *t, int *rc)
 		}
 		/* In steps of a second at most, to notice a shutdown or a drop. */
 		throttle_await(t, lg->deadline < now + 1000 ? lg->deadline : now + 1000);
-		if (room_closing(c->srv->room)) {
+		if (room_closing(c->srv->hub)) {
 			*rc = shutting_down(lg);
 			return false;
 		}

@@ -79,7 +79,7 @@ notify_status(struct server *srv)
 	size_t conns;
 
 	/* A busy or stuck room lock: the last count stands. */
-	room_counts_within(srv->room, STATUS_ROOM_WAIT_MS, &nt.online, &conns);
+	room_counts_within(srv->hub, STATUS_ROOM_WAIT_MS, &nt.online, &conns);
 	listener_describe(srv->listener, where, sizeof(where));
 	snprintf(status, sizeof(status), "%s %s; %zu online",
 		 listener_paused(srv->listener) ? "paused; was listening on" : "listening on",
@@ -102,7 +102,7 @@ healthy(struct server *srv)
 
 	if (!listener_alive(srv->listener))
 		what = "the listener thread does not answer";
-	else if (!room_lock_probe(srv->room, ROOM_PROBE_MS))
+	else if (!room_lock_probe(srv->hub, ROOM_PROBE_MS))
 		what = "the room lock is stuck (not free within " STRINGIFY(ROOM_PROBE_MS) " ms)";
 	listener_ping(srv->listener);
 	if (what == NULL) {

@@ -1,25 +1,38 @@
 /*
- * room.h - who is online, and the fan-out of everything said in the room.
+ * room.h - the hub: who is online, the named rooms, and the fan-out of
+ * everything said in them.
  *
- * The room owns the list of connections, the members (logged-in users,
- * kept sorted by name) and the fan-out ring: every room event (a stored
- * message, a join, a departure, a notice) is put into the ring once, as a
- * shared line, and each member's own thread copies out what it has not
- * delivered yet.  Members whose threads sleep idle are not woken: they
- * handed their write rights to the room (room_sleep), and the publisher
- * writes the new lines to their sockets itself, one non-blocking writev()
- * each; only a member whose socket does not take it all is woken to
- * finish.  A running thread writes all it has pending in one writev().  A
- * member that falls further behind than its send queue limit is told
- * "overflow" and leaves; nobody waits for it, but while more than half
- * its limit waits (room_backed_up) senders that pipeline are paced.  A
- * batch of stored messages goes into the ring in pieces every member can
- * take (room_backlog_limits), so a burst never puts everyone behind.
+ * The hub owns the list of connections, the sessions online (sorted by
+ * name), and the rooms (sorted by name, ignoring case).  A room has its
+ * members (sorted by name), its topic and a fan-out ring of its own: every
+ * event of the room (a stored message, a join, a departure, a topic, a
+ * notice) is put into its ring once, as a shared line formatted once, and
+ * each member copies out what it has not delivered yet.  A session is in
+ * at most max_rooms_per_user rooms: one membership (room, cursor) each.
+ * Every ring slot carries a number from one sequence for the whole hub,
+ * so what a session gets from several rooms is merged in publication
+ * order and its replies (OK of a message, answers of commands) keep the
+ * order of its requests.
+ *
+ * Members whose threads sleep idle are not woken: they handed their write
+ * rights to the hub (room_sleep), and the publisher writes the new lines
+ * to their sockets itself, one non-blocking writev() each; only a member
+ * whose socket does not take it all is woken to finish.  A member that
+ * falls further behind than its send queue limit (or a ring reaches) is
+ * told "overflow" and leaves; nobody waits for it, but while more than
+ * half its limit waits (room_backed_up) senders that pipeline are paced.
+ * A batch of stored messages goes into the rings in pieces every member
+ * can take (room_backlog_limits).  Rings start small and grow on demand,
+ * up to what the current send_queue_limit needs, so a quiet room costs
+ * little.
  *
  * Locking: one mutex, the room lock, guards everything here and the
  * "room" part of every struct client.  It is never held across a blocking
  * call or a password hash, and never held together with the history lock
- * (stored messages are published with that lock dropped).
+ * (stored messages are published with that lock dropped; the events this
+ * module stores, joins, parts and topics, are appended after dropping
+ * it).  The rooms file is written outside it, under a save lock of its
+ * own that is taken before, never under, the room lock.
  */
 #ifndef CHATD_ROOM_H
 #define CHATD_ROOM_H
@@ -29,35 +42,115 @@
 #include <stdint.h>
 
 #include "history.h"
+#include "names.h"
 #include "session.h"
 
-struct room;
+struct hub;
 
-struct room *room_new(int64_t send_queue_limit);
-void room_free(struct room *r);
+struct hub *hub_new(void);
+void hub_free(struct hub *h);
+
+/*
+ * The history the hub stores room events in (joins, parts, topics,
+ * deletions); NULL (the default) stores none.  Set once, before clients.
+ */
+void hub_set_history(struct hub *h, struct history *history);
+
+/*
+ * Loads the rooms file (path: rooms_file) and remembers path for saving;
+ * makes the default room if the file does not have it.  -1 with a message
+ * in err if the file is damaged.  Before clients.
+ */
+int hub_load_rooms(struct hub *h, const char *path, char *err, size_t errlen);
 
 /* Every connection, logged in or not, is attached for its whole life. */
-void room_attach(struct room *r, struct client *c);
-void room_detach(struct room *r, struct client *c);
-size_t room_connections(struct room *r);
+void room_attach(struct hub *h, struct client *c);
+void room_detach(struct hub *h, struct client *c);
+size_t room_connections(struct hub *h);
 
 /*
  * Waits until no connection is left or deadline_mono_ms passes; true if
  * none is left.
  */
-bool room_wait_empty(struct room *r, int64_t deadline_mono_ms);
+bool room_wait_empty(struct hub *h, int64_t deadline_mono_ms);
+
+/* The lines of a reply to joining a room (login or /join); the caller owns the references. */
+struct room_join_reply {
+	char room[ROOM_NAME_MAX + 1]; /* as spelled when it was made */
+	uint64_t last_msg_id;         /* replay history up to this id: later ones come live */
+	struct line *users;           /* USERS line: page 1, or page 0 above room_notice_limit */
+	struct line *topic;           /* TOPIC line; NULL when the room has no topic */
+	bool created;                 /* the join made the room */
+};
+
+/* Releases the references of a reply. */
+void room_join_reply_release(struct room_join_reply *rep);
 
 /*
- * Log c in: a member already online under the same name is evicted
- * ("replaced"), others see JOIN.  *last_msg_id receives the id of the
- * newest message published before c joined: history up to it is replay,
- * everything after it reaches c live.  users_line receives the USERS line
- * for c's welcome (a new reference).
+ * Log c in: a session online under the same name is evicted ("replaced",
+ * it parts all its rooms), c goes online and into the default room, which
+ * becomes its current room; the default room's members see JOIN.
  */
-int room_join(struct room *r, struct client *c, uint64_t *last_msg_id, struct line **users_line);
+int room_login(struct hub *h, struct client *c, struct room_join_reply *rep);
 
-/* c leaves of its own accord or by accident; others see PART. */
-void room_leave(struct room *r, struct client *c, enum part_reason why, const char *text);
+/* c goes offline: every room it is in sees PART why text. */
+void room_logout(struct hub *h, struct client *c, enum part_reason why, const char *text);
+
+/* What a room operation of a session came to; room_result_code() is its ERR code. */
+enum room_result {
+	ROOM_DONE = 0,
+	ROOM_ALREADY,       /* /join: already a member (it became current) */
+	ROOM_BAD_NAME,      /* 423 */
+	ROOM_NO_SUCH,       /* 404 no such room */
+	ROOM_NOT_MEMBER,    /* 404 not in that room */
+	ROOM_IN_NONE,       /* 404 in no room (no current room) */
+	ROOM_CREATE_DENIED, /* 403 room_create does not let users create rooms */
+	ROOM_MAX_ROOMS,     /* 405 max_rooms */
+	ROOM_MAX_PER_USER,  /* 405 max_rooms_per_user */
+	ROOM_TOPIC_LONG,    /* 400 longer than max_topic */
+	ROOM_NO_MEMORY,     /* 500 */
+	ROOM_CLOSING,       /* 503 the server is stopping */
+};
+int room_result_code(enum room_result r);
+/* The ERR text, ROOM (as the user wrote it) filled in, into buf. */
+const char *room_result_text(enum room_result r, const char *room, char *buf, size_t len);
+
+/*
+ * A session's room commands.  A room argument may carry a leading '#';
+ * NULL means the current room.  spelled (ROOM_NAME_MAX + 1) receives the
+ * room's name as it was made.  The events they cause are stored in the
+ * history (after the lock is dropped).
+ *
+ * room_join: joins (creating it when missing, if allowed), or makes it
+ *   current if c is already in it (ROOM_ALREADY, rep filled but its lines
+ *   NULL).
+ * room_part: leaves (others see PART ROOM .. left reason); if it was the
+ *   current room, the current room becomes the default room if c is in it,
+ *   else the earliest joined room c is still in, else none.
+ * room_switch: makes a room c is in current.
+ * room_target: where a message goes: a room c is in.
+ * room_resolve: any room that exists (for /history and /topic ROOM).
+ * room_topic_line: the TOPIC line of a room (any room; NULL room: current).
+ * room_topic_set: sets the topic of a room c is in; members (c included)
+ *   get TOPIC.
+ * room_users_line: USERS line for page of a room c is in (NULL: current).
+ * room_list: the ROOM lines of page (1-based, 100 a page, by name) in one
+ *   line, *pages and *rooms the totals; NULL without memory.
+ */
+enum room_result room_join(struct hub *h, struct client *c, const char *room,
+			   struct room_join_reply *rep);
+enum room_result room_part(struct hub *h, struct client *c, const char *room, const char *reason,
+			   char *spelled);
+enum room_result room_switch(struct hub *h, struct client *c, const char *room, char *spelled);
+enum room_result room_target(struct hub *h, struct client *c, const char *room, char *spelled);
+enum room_result room_resolve(struct hub *h, struct client *c, const char *room, char *spelled);
+enum room_result room_topic_line(struct hub *h, struct client *c, const char *room,
+				 struct line **topic);
+enum room_result room_topic_set(struct hub *h, struct client *c, const char *room, const char *text,
+				char *spelled);
+enum room_result room_users_line(struct hub *h, struct client *c, const char *room, unsigned page,
+				 struct line **users);
+struct line *room_list(struct hub *h, unsigned page, size_t *pages, size_t *rooms);
 
 /*
  * Copy what c has not received yet into its outq, at most a batch.
@@ -65,7 +158,7 @@ void room_leave(struct room *r, struct client *c, enum part_reason why, const ch
  * go: *why says why (evicted, overflow, shutdown) and text the BYE text.
  * c's own messages come back as acknowledgements and count off c->unacked.
  */
-int room_collect(struct room *r, struct client *c, int64_t send_queue_limit, enum part_reason *why,
+int room_collect(struct hub *h, struct client *c, int64_t send_queue_limit, enum part_reason *why,
 		 char *text, size_t textlen);
 
 /*
@@ -73,36 +166,37 @@ int room_collect(struct room *r, struct client *c, int64_t send_queue_limit, enu
  * there is work to collect.  A sleeping member is woken (client_wake) by
  * the next publish, except with write_through (the caller's output queue
  * is empty and it waits for nothing but input and wake-ups): then it hands
- * its write rights to the room, which writes what is published to its
+ * its write rights to the hub, which writes what is published to its
  * socket directly and wakes it only when the socket does not take it all
  * or something else needs the thread (a private message, eviction,
  * shutdown).
  */
-bool room_sleep(struct room *r, struct client *c, bool write_through);
+bool room_sleep(struct hub *h, struct client *c, bool write_through);
 
 /*
  * After a sleep that room_sleep() entered, whatever ended it: takes c's
- * write rights back from the room.  Until it returns, the thread must not
+ * write rights back from the hub.  Until it returns, the thread must not
  * touch c->out or c->unacked nor write to its socket.
  */
-void room_wake_up(struct room *r, struct client *c);
+void room_wake_up(struct hub *h, struct client *c);
 
-/* The newest stored message when chatd starts (the history read from disk). */
-void room_set_last_msg_id(struct room *r, uint64_t id);
+/* The newest stored record when chatd starts (the history read from disk). */
+void room_set_last_msg_id(struct hub *h, uint64_t id);
 
 /*
- * The history's publish callback (history.h): stored messages enter the
- * ring, a long batch in pieces of at most the backlog limits below.
+ * The history's publish callback (history.h): stored messages enter their
+ * rooms' rings, a long batch in pieces of at most the backlog limits
+ * below; other records (events) are ignored: the hub showed them live.
  */
-void room_publish_history(void *room, const struct history_entry *entries, size_t n);
+void room_publish_history(void *hub, const struct history_entry *entries, size_t n);
 
 /*
  * What the history's backlog (history_backlog) may hold, in messages and
  * bytes, so that the batch it becomes fits a member that keeps collecting:
- * a quarter of the fan-out ring and of send_queue_limit.  Any thread, no
- * lock.
+ * a quarter of the largest fan-out ring and of send_queue_limit (both as
+ * the current settings say).  Any thread, no lock.
  */
-void room_backlog_limits(struct room *r, size_t *msgs, size_t *bytes);
+void room_backlog_limits(struct hub *h, size_t *msgs, size_t *bytes);
 
 /*
  * Whether some member has more than half its send_queue_limit waiting for
@@ -110,21 +204,18 @@ void room_backlog_limits(struct room *r, size_t *msgs, size_t *bytes);
  * senders wait for it (client.c) rather than push it over its limit.
  * Any thread, no lock; a moment old.
  */
-bool room_backed_up(struct room *r);
+bool room_backed_up(struct hub *h);
 
 /* A private message; -1 if to is not online. */
-int room_send_private(struct room *r, const char *to, struct line *l);
+int room_send_private(struct hub *h, const char *to, struct line *l);
 
-/* USERS line for page (1-based) of the member list. */
-struct line *room_users_line(struct room *r, unsigned page);
-
-bool room_closing(struct room *r);
+bool room_closing(struct hub *h);
 
 /*
  * Can the room lock be taken within timeout_ms?  The watchdog's health
  * check, pause, resume and shutdown.
  */
-bool room_lock_probe(struct room *r, int timeout_ms);
+bool room_lock_probe(struct hub *h, int timeout_ms);
 
 struct room_member_info {
 	char name[NAME_MAX_LEN + 1];
@@ -135,21 +226,70 @@ struct room_member_info {
 /*
  * For the control thread, which must never block on the room lock: each
  * takes the lock within timeout_ms (0: only tries) or returns -1 with
- * errno ETIMEDOUT having done nothing.  room_counts_within: members online
- * and connections.  room_evict_within: takes the member called name out
- * of the room (it gets BYE, others PART): 1 evicted, 0 not online.
- * room_notice_within: a server notice to everyone, *members those online
- * it went to (-1 ENOMEM too).  room_members_snapshot_within: a copy of the
- * member list, in name order (*out to be freed; -1 ENOMEM too).
+ * errno ETIMEDOUT having done nothing.  room_counts_within: sessions
+ * online and connections (and rooms, if not NULL).  room_evict_within:
+ * takes the session called name offline (it gets BYE, its rooms PART): 1
+ * evicted, 0 not online.  room_notice_within: a server notice to everyone
+ * online (NOTICE * ...), *members those it went to (-1 ENOMEM too).
+ * room_members_snapshot_within: a copy of the sessions online, in name
+ * order (*out to be freed; -1 ENOMEM too).
  */
-int room_counts_within(struct room *r, int timeout_ms, size_t *members, size_t *conns);
-int room_evict_within(struct room *r, int timeout_ms, const char *name, enum part_reason why,
+int room_counts_within(struct hub *h, int timeout_ms, size_t *members, size_t *conns);
+int room_evict_within(struct hub *h, int timeout_ms, const char *name, enum part_reason why,
 		      const char *text);
-int room_notice_within(struct room *r, int timeout_ms, const char *text, size_t *members);
-int room_members_snapshot_within(struct room *r, int timeout_ms, struct room_member_info **out,
+int room_notice_within(struct hub *h, int timeout_ms, const char *text, size_t *members);
+int room_members_snapshot_within(struct hub *h, int timeout_ms, struct room_member_info **out,
 				 size_t *n);
 
+/*
+ * Rooms, for the admin socket (chatctl room ...).  Same rules as above:
+ * each takes the lock within timeout_ms or returns -1 with errno ETIMEDOUT
+ * having done nothing.  Room names are compared ignoring ASCII case and
+ * may carry a leading '#'.  An operator's topic is shown as set by "*".
+ * Changes are saved to the rooms file before the call returns.
+ *
+ * rooms_count_within: how many rooms exist.
+ * rooms_snapshot_within: every room, sorted by name (case-folded); *out to
+ *   be freed (-1 ENOMEM too).
+ * room_create_within: 1 created, 0 it exists already (topic unchanged),
+ *   -1 with EINVAL (bad name), ENOSPC (max_rooms), EMSGSIZE (topic longer
+ *   than max_topic), ENOMEM.  A room made here never expires.
+ * room_delete_within: 1 deleted (members get PART ROOM .. deleted and are
+ *   put in the default room if not there), 0 no such room, -1 EPERM for
+ *   the default room.
+ * room_topic_within: 1 set (members get TOPIC), 0 no such room, -1
+ *   EMSGSIZE (longer than max_topic).
+ * room_kick_within: 1 kicked (PART ROOM .. kicked REASON; if it was the
+ *   user's current room, the current room moves as on /leave), 0 no such
+ *   room or user not in it.
+ * room_notice_room_within: NOTICE ROOM .. to the room's members: 1 sent
+ *   (*members those it went to), 0 no such room.
+ * room_expire_within: deletes the rooms made by users that have been empty
+ *   for longer than room_expiry (the control thread's periodic tick);
+ *   returns how many.
+ */
+struct room_info {
+	char name[ROOM_NAME_MAX + 1];
+	size_t members;
+	bool op_made;    /* made by an operator (chatctl): never expires */
+	bool is_default; /* the default room */
+	int64_t created_ms;
+	char topic[MAX_TOPIC_BYTES + 1]; /* "" if none */
+	int64_t topic_ms;                /* 0 if never set */
+	char topic_by[NAME_MAX_LEN + 1]; /* "" if never set, "*" an operator */
+};
+int rooms_count_within(struct hub *h, int timeout_ms, size_t *rooms);
+int rooms_snapshot_within(struct hub *h, int timeout_ms, struct room_info **out, size_t *n);
+int room_create_within(struct hub *h, int timeout_ms, const char *name, const char *topic);
+int room_delete_within(struct hub *h, int timeout_ms, const char *name);
+int room_topic_within(struct hub *h, int timeout_ms, const char *name, const char *topic);
+int room_kick_within(struct hub *h, int timeout_ms, const char *room, const char *user,
+		     const char *reason);
+int room_notice_room_within(struct hub *h, int timeout_ms, const char *room, const char *text,
+			    size_t *members);
+int room_expire_within(struct hub *h, int timeout_ms);
+
 /* Shutdown: every connection is told to leave (BYE shutdown). */
-void room_shutdown(struct room *r);
+void room_shutdown(struct hub *h);
 
 #endif

@@ -123,7 +123,7 @@ static int
 check_paths(const struct settings *s)
 {
 	const char *dirs[] = { s->state_dir, s->runtime_dir };
-	const char *files[] = { s->history_file, s->ident_file, s->log_file };
+	const char *files[] = { s->history_file, s->ident_file, s->rooms_file, s->log_file };
 	char err[1024], sockdir[4096], *slash;
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
@@ -182,7 +182,7 @@ static int
 prepare_dirs(const struct settings *s, const struct privdrop *pd)
 {
 	const char *dirs[] = { s->state_dir, s->runtime_dir };
-	const char *files[] = { s->history_file, s->ident_file, s->log_file };
+	const char *files[] = { s->history_file, s->ident_file, s->rooms_file, s->log_file };
 	char err[1024];
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
@@ -230,7 +230,7 @@ lock_files(const struct settings *s, const struct privdrop *pd, int fds[2])
 static int
 check_writable_dirs(const struct settings *s)
 {
-	const char *files[] = { s->history_file, s->ident_file };
+	const char *files[] = { s->history_file, s->ident_file, s->rooms_file };
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char dir[4096], *slash;
@@ -369,6 +369,32 @@ earliest(int a, int b)
 }
 
 /*
+ * Rooms made by users that stayed empty past room_expiry go, checked
+ * every ROOM_EXPIRY_CHECK_MS (or sooner for a short room_expiry), with
+ * the room lock taken only if free within ROOM_EXPIRY_WAIT_MS: a busy
+ * room lock makes the check wait for the next tick.  Returns the poll
+ * timeout until the next check.
+ */
+#define ROOM_EXPIRY_CHECK_MS 60000
+#define ROOM_EXPIRY_WAIT_MS 10
+static int
+rooms_tick(struct server *srv)
+{
+	static int64_t next;
+	int64_t now = time_mono_ms();
+	int expiry = settings_get()->room_expiry;
+	int64_t every = expiry > 0 && expiry * 250LL < ROOM_EXPIRY_CHECK_MS ? expiry * 250LL
+									    : ROOM_EXPIRY_CHECK_MS;
+
+	if (now >= next) {
+		if (expiry > 0)
+			room_expire_within(srv->hub, ROOM_EXPIRY_WAIT_MS);
+		next = now + every;
+	}
+	return (int)(next - now);
+}
+
+/*
  * The control thread's loop: signals, the admin socket and systemd's
  * watchdog.  Returns on SIGTERM, SIGINT or "stop", once the admin replies
  * are on their way.
@@ -384,6 +410,7 @@ control_loop(struct server *srv, int sigfd)
 		pfd[0] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
 		n += control_pollfds(srv->control, pfd + 1, CONTROL_POLLFDS_MAX, &timeout);
 		timeout = earliest(timeout, notify_tick(srv));
+		timeout = earliest(timeout, rooms_tick(srv));
 		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -441,6 +468,7 @@ open_stores(struct server *srv, const struct settings *s)
 		.memory = (size_t)s->history_memory,
 		.max_size = s->history_max_size,
 		.sync_ms = s->history_sync_ms,
+		.default_room = s->default_room,
 	};
 
 	if (password_gate_init(s->hash_concurrency) < 0) {
@@ -455,17 +483,22 @@ open_stores(struct server *srv, const struct settings *s)
 	}
 	if (open_resume(s) < 0)
 		return -1;
-	if ((srv->room = room_new(s->send_queue_limit)) == NULL) {
+	if ((srv->hub = hub_new()) == NULL) {
 		fail("out of memory");
 		return -1;
 	}
-	if ((srv->history = history_open(&hc, room_publish_history, srv->room, err, sizeof(err))) ==
+	if (hub_load_rooms(srv->hub, s->rooms_file, err, sizeof(err)) < 0) {
+		fail("%s", err);
+		return -1;
+	}
+	if ((srv->history = history_open(&hc, room_publish_history, srv->hub, err, sizeof(err))) ==
 	    NULL) {
 		fail("%s", err);
 		return -1;
 	}
 	history_get_stats(srv->history, &st);
-	room_set_last_msg_id(srv->room, st.last_id);
+	room_set_last_msg_id(srv->hub, st.last_id);
+	hub_set_history(srv->hub, srv->history);
 	return 0;
 }
 
@@ -476,7 +509,7 @@ close_stores(struct server *srv)
 		history_close(srv->history);
 	if (srv->ident)
 		ident_close(srv->ident);
-	room_free(srv->room);
+	hub_free(srv->hub);
 	resume_close();
 	password_gate_destroy();
 }
@@ -488,12 +521,12 @@ close_stores(struct server *srv)
 static bool
 stop_clients(struct server *srv)
 {
-	size_t n = room_connections(srv->room);
+	size_t n = room_connections(srv->hub);
 
-	room_shutdown(srv->room);
-	if (room_wait_empty(srv->room, time_mono_ms() + SHUTDOWN_GRACE_MS))
+	room_shutdown(srv->hub);
+	if (room_wait_empty(srv->hub, time_mono_ms() + SHUTDOWN_GRACE_MS))
 		return true;
-	log_warning("%zu of %zu clients did not leave in time", room_connections(srv->room), n);
+	log_warning("%zu of %zu clients did not leave in time", room_connections(srv->hub), n);
 	return false;
 }
 
@@ -506,7 +539,7 @@ stop_clients(struct server *srv)
 static void
 exit_if_room_stuck(struct server *srv)
 {
-	if (srv->room == NULL || room_lock_probe(srv->room, STUCK_ROOM_MS))
+	if (srv->hub == NULL || room_lock_probe(srv->hub, STUCK_ROOM_MS))
 		return;
 	log_error("the room lock is stuck (not free within %d ms): exiting without waiting "
 		  "for clients or the history",
@@ -677,7 +710,7 @@ stop:
 	control_close(srv.control);
 	exit_if_room_stuck(&srv);
 	listener_close(srv.listener);
-	if (srv.room && !stop_clients(&srv)) {
+	if (srv.hub && !stop_clients(&srv)) {
 		/* Threads still use the stores: sync what is stored, leave the rest to exit(). */
 		history_close(srv.history);
 		log_notice("chatd stopped");

@@ -13,14 +13,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct room;
+struct hub;
 struct history;
 struct ident;
 struct listener;
 struct control;
 
 struct server {
-	struct room *room;
+	struct hub *hub;
 	struct history *history;
 	struct ident *ident;
 	struct listener *listener;

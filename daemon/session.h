@@ -6,14 +6,14 @@
  *   id, fd, addr, addr_str, connected_ms, srv.
  * - tid and wake_pending are atomic: others wake the thread with
  *   client_wake() (client.c), a flag and a signal, no descriptor.
- * - Owned by the client's own thread (no lock): in, out, state, unacked,
- *   login fields.  Except: while room.write_rights is set (the thread
- *   sleeps, room_sleep), out, unacked and writing to fd belong to whoever
- *   holds the room lock; the thread takes them back with room_wake_up()
- *   before it touches any of them.  name is written once by that thread
- *   before room_join() and read by others only under the room lock after
- *   that.
- * - Guarded by the room lock (room.c): everything under "room".
+ * - Owned by the client's own thread (no lock): name, in, out, unacked.
+ *   Except: while room.write_rights is set (the thread sleeps,
+ *   room_sleep), out, unacked and writing to fd belong to whoever holds
+ *   the room lock; the thread takes them back with room_wake_up() before
+ *   it touches any of them.  name is written once by that thread before
+ *   room_login() and read by others only under the room lock after that.
+ * - Guarded by the room lock (room.c): everything under "room", the
+ *   memberships included (which rooms, cursors, the current room).
  * - refs is atomic: the thread holds one reference for the client's whole
  *   life; room code takes a short one to wake a client after dropping the
  *   room lock, so the struct outlives the last waker.
@@ -33,6 +33,13 @@
 #include "proto.h"
 
 struct server;
+struct room;
+
+/* A session's place in one room: the room and the next ring position to deliver. */
+struct membership {
+	struct room *room;
+	uint64_t cursor;
+};
 
 #define ADDR_STR_MAX 64
 /* The longest reason a PART or BYE carries, in bytes; longer ones are cut. */
@@ -55,24 +62,27 @@ struct client {
 	struct outq out;
 	unsigned unacked; /* room messages sent, outcome not yet seen */
 
-	/* Guarded by the room lock. */
+	/* Guarded by the room lock (room.c). */
 	struct {
 		struct client *prev, *next; /* every connection (room.c: conns) */
-		bool member;                /* listed in the room (logged in) */
+		bool member;                /* online: listed by name (logged in) */
 		int64_t joined_ms;          /* wall clock, when it logged in */
-		uint64_t cursor;            /* next fan-out ring position to deliver */
-		bool sleeping;              /* on the sleepers or the writers list */
-		bool writer;                /* ... the writers list */
-		bool write_rights;          /* the room may write out and the socket */
+		struct membership *rooms;   /* the rooms it is in, in the order joined */
+		size_t n_rooms, cap_rooms;
+		struct room *current; /* where its plain lines go; NULL: none */
+		bool sleeping;        /* on the sleepers or the writers list */
+		bool writer;          /* ... the writers list */
+		bool write_rights;    /* the hub may write out and the socket */
 		struct client *sleep_prev, *sleep_next;
 		bool targeted; /* on the targets list */
 		struct client *target_next;
-		bool evicted; /* taken out of the room by someone else */
+		bool evicted; /* taken offline by someone else */
 		enum part_reason evict_reason;
 		char evict_text[REASON_TEXT_MAX + 1];
-		struct outq inbox; /* lines other threads sent (PRIV) */
-		bool out_lost;     /* write-through could not queue output: no memory */
-		bool backed_up;    /* its queue passed half its limit (room_backed_up) */
+		struct outq inbox;   /* lines other threads sent (PRIV, PART of a kick...) */
+		unsigned inbox_acks; /* answers to its messages among them */
+		bool out_lost;       /* write-through could not queue output: no memory */
+		bool backed_up;      /* its queue passed half its limit (room_backed_up) */
 	} room;
 };
 

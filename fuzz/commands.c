@@ -81,11 +81,11 @@ open_history(void)
 		.max_size = INT64_MAX,
 		.io = &io,
 	};
-	srv.history = history_open(&cfg, room_publish_history, srv.room, err, sizeof(err));
+	srv.history = history_open(&cfg, room_publish_history, srv.hub, err, sizeof(err));
 	fuzz_assert(srv.history != NULL);
 	history_get_stats(srv.history, &st);
 	fuzz_assert(st.last_id == HISTORY_MESSAGES);
-	room_set_last_msg_id(srv.room, st.last_id);
+	room_set_last_msg_id(srv.hub, st.last_id);
 }
 
 /* Moves what the room has for c into its output, and throws that away. */
@@ -98,7 +98,7 @@ drain(struct client *c)
 	int rc;
 
 	do
-		rc = room_collect(srv.room, c, settings_get()->send_queue_limit, &why, text,
+		rc = room_collect(srv.hub, c, settings_get()->send_queue_limit, &why, text,
 				  sizeof(text));
 	while (rc > 0);
 	fuzz_assert(rc == 0);
@@ -109,13 +109,12 @@ static struct client *
 member(const char *name)
 {
 	struct client *c = fuzz_client_new(&srv);
-	struct line *users;
-	uint64_t last;
+	struct room_join_reply rep;
 
 	snprintf(c->name, sizeof(c->name), "%s", name);
-	room_attach(srv.room, c);
-	fuzz_assert(room_join(srv.room, c, &last, &users) == 0);
-	line_unref(users);
+	room_attach(srv.hub, c);
+	fuzz_assert(room_login(srv.hub, c, &rep) == 0);
+	room_join_reply_release(&rep);
 	return c;
 }
 
@@ -129,8 +128,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	fuzz_init_process();
 	fuzz_publish_settings(SETTINGS);
-	srv.room = room_new(settings_get()->send_queue_limit);
-	fuzz_assert(srv.room != NULL);
+	srv.hub = hub_new();
+	fuzz_assert(srv.hub != NULL);
 	open_history();
 	fuzz_path(path, "ident");
 	srv.ident = ident_open(path, err, sizeof(err));
@@ -223,7 +222,7 @@ run_command(char *line)
 	free(out);
 
 	/* What reached the other member (a PRIV) is well-formed too. */
-	room_collect(srv.room, peer, settings_get()->send_queue_limit, &(enum part_reason){ 0 },
+	room_collect(srv.hub, peer, settings_get()->send_queue_limit, &(enum part_reason){ 0 },
 		     text, sizeof(text));
 	out = fuzz_outq_take(&peer->out, &len);
 	check_sent(out, len);

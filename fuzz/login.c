@@ -64,8 +64,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	fuzz_init_process();
 	fuzz_publish_settings(SETTINGS);
-	srv.room = room_new(settings_get()->send_queue_limit);
-	fuzz_assert(srv.room != NULL);
+	srv.hub = hub_new();
+	fuzz_assert(srv.hub != NULL);
 	fuzz_path(ident_path, "ident");
 	off = (size_t)snprintf(ident_text, sizeof(ident_text), "chatd-ident 1\n");
 	for (size_t i = 0; i < N_USERS; i++) {

@@ -39,18 +39,26 @@ def wait_until(condition, what, timeout=5):
         time.sleep(0.02)
 
 
-# Number of fields after the tag; the last one is free text.
+PROTO_VERSION = "2"
+DEFAULT_ROOM = "lobby"
+# Number of fields after the tag; the last one is free text.  For the tags
+# in ROOM_TAGS the first field is the room, and for NOTICE the target
+# (`*` or a room): Line keeps it apart (.room, .target) and its list holds
+# the fields after it, so indices are those of protocol version 1.
 FIELDS = {
-    "HELLO": 3, "PASS": 3, "WELCOME": 2, "USERS": 4, "HIST": 4, "MSG": 4,
-    "PRIV": 4, "JOIN": 3, "PART": 4, "NOTICE": 2, "PONG": 1, "HELP": 1,
-    "OK": 2, "ERR": 2, "BYE": 2,
+    "HELLO": 3, "PASS": 3, "WELCOME": 2, "USERS": 5, "HIST": 5, "MSG": 5,
+    "PRIV": 4, "JOIN": 4, "PART": 5, "NOTICE": 3, "TOPIC": 4, "ROOM": 3,
+    "PONG": 1, "HELP": 1, "OK": 2, "ERR": 2, "BYE": 2,
 }
-LIVE_TAGS = frozenset(("MSG", "PRIV", "JOIN", "PART", "NOTICE"))
+ROOM_TAGS = frozenset(("USERS", "HIST", "MSG", "JOIN", "PART", "TOPIC", "ROOM"))
+LIVE_TAGS = frozenset(("MSG", "PRIV", "JOIN", "PART", "NOTICE", "TOPIC"))
 FINAL_TAGS = frozenset(("OK", "ERR", "BYE"))
+# The time field's index (room or target left out).
 TIME_FIELD = {"HIST": 1, "MSG": 1, "PRIV": 0, "JOIN": 0, "PART": 0, "NOTICE": 0}
 PART_REASONS = frozenset(("quit", "lost", "timeout", "overflow", "replaced",
-                          "kicked", "shutdown", "refused"))
+                          "kicked", "shutdown", "refused", "left", "deleted"))
 TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
+ROOM_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,31}\Z")
 
 
 class ProtocolError(AssertionError):
@@ -78,6 +86,15 @@ class Line(list):
             fields.append("")   # empty free text, its space left out
         if len(fields) != n:
             raise ProtocolError(f"{tag} needs {n} fields: {raw!r}")
+        self.room = self.target = None
+        if tag in ROOM_TAGS:
+            self.room = fields.pop(0)
+            if not ROOM_RE.match(self.room):
+                raise ProtocolError(f"bad room in {raw!r}")
+        elif tag == "NOTICE":
+            self.target = fields.pop(0)
+            if self.target != "*" and not ROOM_RE.match(self.target):
+                raise ProtocolError(f"bad notice target in {raw!r}")
         super().__init__(fields)
         self.tag = tag
         self.raw = raw
@@ -86,6 +103,10 @@ class Line(list):
     def _check_format(self):
         if self.tag in TIME_FIELD and not TIME_RE.match(self[TIME_FIELD[self.tag]]):
             raise ProtocolError(f"bad time in {self.raw!r}")
+        if self.tag == "TOPIC" and not (TIME_RE.match(self[0]) or self[:3] == ["-", "-", ""]):
+            raise ProtocolError(f"bad TOPIC in {self.raw!r}")
+        if self.tag == "ROOM" and not self[0].isdigit():
+            raise ProtocolError(f"bad member count in {self.raw!r}")
         if self.tag in ("HIST", "MSG") and not self[0].isdigit():
             raise ProtocolError(f"bad id in {self.raw!r}")
         if self.tag == "OK" and self[0] != "-" and not self[0].isdigit():
@@ -240,7 +261,7 @@ class Client:
 
     def expect_hello(self, timeout=DEFAULT_TIMEOUT):
         hello = self.expect("HELLO", timeout=timeout)
-        if hello[0] != "1" or not hello[1].startswith("chatd/"):
+        if hello[0] != PROTO_VERSION or not hello[1].startswith("chatd/"):
             raise ProtocolError(f"{self.label}: bad greeting {hello.raw!r}")
         return hello
 
@@ -264,26 +285,35 @@ class Client:
         self.welcome = self.expect("WELCOME", timeout=timeout)
         self.name = self.welcome[0]
         self.users = self.expect("USERS")
+        if self.users.room != DEFAULT_ROOM:
+            raise ProtocolError(f"{self.label}: login in {self.users.raw!r}")
         hist = []
+        self.topic = None
         while True:
             line = self.read()
             if line.tag == "OK":
                 if line[0] != "-":
                     raise ProtocolError(f"{self.label}: login OK with an id: {line.raw!r}")
                 return hist
+            if line.tag == "TOPIC" and not hist and self.topic is None:
+                self.topic = line
+                continue
             if line.tag != "HIST":
                 raise ProtocolError(f"{self.label}: {line.raw!r} inside the login reply")
             hist.append(line)
 
     # --- requests ---
 
-    def collect_reply(self, timeout=DEFAULT_TIMEOUT):
-        """(data lines, final OK/ERR/BYE line); live traffic goes to self.live."""
+    def collect_reply(self, timeout=DEFAULT_TIMEOUT, topic_is_data=False):
+        """(data lines, final OK/ERR/BYE line); live traffic goes to self.live.
+
+        TOPIC is a data line of /topic and /join (topic_is_data), else live.
+        """
         data = []
         deadline = deadline_in(timeout)
         while True:
             line = self._read_by(deadline)
-            if line.tag in LIVE_TAGS:
+            if line.tag in LIVE_TAGS and not (topic_is_data and line.tag == "TOPIC"):
                 if data:
                     raise ProtocolError(f"{self.label}: live {line.raw!r} inside a reply")
                 self.live.append(line)
@@ -294,7 +324,7 @@ class Client:
 
     def request(self, text, timeout=DEFAULT_TIMEOUT):
         self.send_line(text)
-        return self.collect_reply(timeout)
+        return self.collect_reply(timeout, text.startswith(("/topic", "/join")))
 
     def say(self, text, timeout=DEFAULT_TIMEOUT):
         """Sends a room message; returns the id of its OK."""

@@ -30,9 +30,9 @@ from chatproto import Closed, ProtocolError
 # growth without end.
 RSS_GROWTH_MAX_KB = (400 if os.environ.get("CHATD_SANITIZE") else 50) * 1024
 
-HISTORY_HEADER = "chatd-history 1\n"
+HISTORY_HEADER = "chatd-history 2\n"
 IDENT_HEADER = "chatd-ident 1\n"
-HISTORY_LINE_RE = re.compile(r"([1-9]\d*) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (\S+) (.+)\Z")
+HISTORY_LINE_RE = re.compile(r"([1-9]\d*) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \S+ msg (\S+) (.+)\Z")
 IDENT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\Z")
 IDENT_LINE_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,31}):(\$[!-9;-~]{1,126})\Z")
 # "TIME LEVEL message": every line of the service log (log.c).

@@ -63,10 +63,17 @@ class Reader(threading.Thread):
         return b"".join(self.chunks)
 
     def parsed(self):
-        """Every complete line as (tag, fields...)."""
+        """Every complete line as (tag, fields...), a MSG's room left out."""
         data = self.text()
         assert data.endswith(b"\n") or not data, f"{self.client.label}: torn last line"
-        return [line.split(b" ", 4) for line in data.split(b"\n")[:-1]]
+        return [unroom(line.split(b" ", 5)) if line.startswith(b"MSG ") else line.split(b" ", 4)
+                for line in data.split(b"\n")[:-1]]
+
+
+def unroom(fields):
+    """MSG ROOM ID TIME NAME TEXT -> MSG ID TIME NAME TEXT; everything here is in lobby."""
+    assert fields[1] == b"lobby", fields
+    return fields[:1] + fields[2:]
 
 
 def send_burst(client, texts, errors):

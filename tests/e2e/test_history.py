@@ -5,13 +5,13 @@ restarts, and the history file on disk.
 
 import re
 
-HISTORY_LINE = re.compile(r"(\d+) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (\S+) (.*)\Z")
+HISTORY_LINE = re.compile(r"(\d+) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) lobby msg (\S+) (.*)\Z")
 
 
 def read_history_file(path):
     """[(id, name, text)] from the history file, checking its format."""
     lines = path.read_bytes().decode("utf-8").split("\n")
-    assert lines[0] == "chatd-history 1", lines[:2]
+    assert lines[0] == "chatd-history 2", lines[:2]
     assert lines[-1] == "", "history file does not end in a newline"
     entries = []
     for line in lines[1:-1]:
@@ -124,9 +124,13 @@ def test_history_since_beyond_memory(chatd_factory):
 
 def test_history_bad_arguments(chatd):
     a = chatd.login("histo")
-    for bad in ("/history lots", "/history since", "/history since x", "/history -3"):
+    for bad in ("/history since", "/history since x", "/history -3", "/history lobby x",
+                "/history lobby 0", "/history #lobby since"):
         data, final = a.request(bad)
         assert data == [] and final.tag == "ERR" and final[0] == "400", (bad, final)
+    # A word that is no count names a room (version 2).
+    data, final = a.request("/history lots")
+    assert data == [] and final.raw == "ERR 404 no such room: lots", final
 
 
 def test_history_reply_never_overflows_the_asker(chatd_factory):

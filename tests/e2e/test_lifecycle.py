@@ -38,7 +38,7 @@ def test_shutdown_with_clients(chatd, sig):
     assert time.monotonic() - started < scaled(5)
 
     history = chatd.history_path.read_text()
-    assert re.search(rf"^{last} \S+ alpha last words$", history, re.M), history
+    assert re.search(rf"^{last} \S+ lobby msg alpha last words$", history, re.M), history
 
 
 def test_restart_keeps_users(chatd):

@@ -214,6 +214,17 @@ test_type_errors(void **state)
 	expect_error("listen = (\"::1\",\n 5);\n", 2,
 		     "'listen' must be a string or a list of strings");
 	expect_error("listen = [];\n", 1, "'listen' must name at least one address");
+	expect_error("\nroom_create = \"everyone\";\n", 2,
+		     "'room_create' must be one of \"anyone\", \"registered\", \"admin\"");
+	expect_error("room_create = 1;\n", 1,
+		     "'room_create' must be one of \"anyone\", \"registered\", \"admin\"");
+	expect_error("\n\ndefault_room = \"1lobby\";\n", 3,
+		     "'default_room' must be a room name: 1-32 of A-Z a-z 0-9 _ . -, "
+		     "the first a letter");
+	expect_error("default_room = \"\";\n", 1,
+		     "'default_room' must be a room name: 1-32 of A-Z a-z 0-9 _ . -, "
+		     "the first a letter");
+	expect_error("max_topic = 1025;\n", 1, "'max_topic' must be between 1 and 1024");
 }
 
 static void
@@ -536,7 +547,8 @@ static const struct {
 	{ "listen = \"::1\";", "listen", false },
 	{ "port = 1;", "port", false },
 	{ "port_tries = 0;", "port_tries", false },
-	{ "state_dir = \"/s\";", "state_dir, history_file, ident_file, log_file", false },
+	{ "state_dir = \"/s\";", "state_dir, history_file, rooms_file, ident_file, log_file",
+	  false },
 	{ "history_file = \"/h\";", "history_file", false },
 	{ "ident_file = \"/i\";", "ident_file", false },
 	{ "log_file = \"/l\";", "log_file", false },
@@ -565,6 +577,13 @@ static const struct {
 	{ "room_notice_limit = 0;", "room_notice_limit", true },
 	{ "resume_token_ttl = 0;", "resume_token_ttl", true },
 	{ "peer_timeout = 5;", "peer_timeout", true },
+	{ "default_room = \"hall\";", "default_room", false },
+	{ "rooms_file = \"/x/rooms\";", "rooms_file", false },
+	{ "room_create = \"admin\";", "room_create", true },
+	{ "max_rooms = 1;", "max_rooms", true },
+	{ "max_rooms_per_user = 1;", "max_rooms_per_user", true },
+	{ "max_topic = 1;", "max_topic", true },
+	{ "room_expiry = 0;", "room_expiry", true },
 };
 
 static void
@@ -602,8 +621,9 @@ test_restart_needed(void **state)
 		       "stack_size = 65536;\nhistory_max_size = 65536;\n"
 		       "hash_concurrency = 1;\n",
 		       buf, sizeof(buf));
-	assert_string_equal(buf, "listen, state_dir, history_file, ident_file, log_file, "
-				 "stack_size, history_max_size, hash_concurrency");
+	assert_string_equal(buf,
+			    "listen, state_dir, history_file, rooms_file, ident_file, log_file, "
+			    "stack_size, history_max_size, hash_concurrency");
 	restart_needed("", "port = 1;\nport_tries = 0;\n", buf, 8);
 	assert_string_equal(buf, "port, p");
 }

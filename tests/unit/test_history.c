@@ -26,7 +26,8 @@
 #include "log.h"
 #include "timefmt.h"
 
-#define HEADER "chatd-history 1\n"
+#define HEADER "chatd-history 2\n"
+#define HEADER_V1 "chatd-history 1\n"
 #define TS "2026-11-21T09:30:00.123Z"
 
 /* --- what the publish callback was given --- */
@@ -344,7 +345,7 @@ open_history(struct fixture *f)
 static void
 append(struct history *h, uint64_t sender, const char *name, const char *text)
 {
-	assert_int_equal(history_append(h, sender, name, text, strlen(text)), 0);
+	assert_int_equal(history_append(h, sender, "lobby", HK_MSG, name, text, strlen(text)), 0);
 }
 
 static char *
@@ -462,7 +463,7 @@ message_line(uint64_t id, const char *name, const char *text)
 {
 	char *s;
 
-	assert_true(asprintf(&s, "%" PRIu64 " " TS " %s %s\n", id, name, text) > 0);
+	assert_true(asprintf(&s, "%" PRIu64 " " TS " lobby msg %s %s\n", id, name, text) > 0);
 	return s;
 }
 
@@ -512,7 +513,8 @@ test_append_publishes_in_order(void **state)
 		assert_true(time_parse_ms(ts, TIME_RFC3339_LEN, &ms));
 		assert_true(ms >= before && ms <= after);
 		snprintf(expect, sizeof(expect),
-			 "%zu %s alice message %zu: h\xc3\xa9llo, w\xc3\xb6rld\n", i + 1, ts, i);
+			 "%zu %s lobby msg alice message %zu: h\xc3\xa9llo, w\xc3\xb6rld\n", i + 1,
+			 ts, i);
 		assert_string_equal(r->body, expect);
 		/* The file holds the very same bytes. */
 		assert_memory_equal(file + off, r->body, strlen(r->body));
@@ -550,7 +552,7 @@ test_reopen_continues_ids(void **state)
 static void
 test_no_ids_past_the_largest_read(void **state)
 {
-	static const char file[] = HEADER "9999999999999999999 " TS " bob the last id\n";
+	static const char file[] = HEADER "9999999999999999999 " TS " lobby msg bob the last id\n";
 	struct fixture *f = *state;
 	struct history_stats st;
 	struct history *h;
@@ -587,30 +589,30 @@ test_recent_with_max_id(void **state)
 	}
 	sink_wait(&f->sink, 10);
 
-	n = history_recent(h, 5, UINT64_MAX, e);
+	n = history_recent(h, "lobby", 5, UINT64_MAX, false, e);
 	assert_int_equal(n, 5);
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(e[i].id, 6 + i);
 	assert_string_equal(e[4].body->data, f->sink.r[9].body);
 	history_entries_release(e, n);
 
-	n = history_recent(h, 3, 7, e);
+	n = history_recent(h, "lobby", 3, 7, false, e);
 	assert_int_equal(n, 3);
 	assert_int_equal(e[0].id, 5);
 	assert_int_equal(e[2].id, 7);
 	history_entries_release(e, n);
 
 	/* Only ids 3..10 are held. */
-	n = history_recent(h, 16, 4, e);
+	n = history_recent(h, "lobby", 16, 4, false, e);
 	assert_int_equal(n, 2);
 	assert_int_equal(e[0].id, 3);
 	assert_int_equal(e[1].id, 4);
 	history_entries_release(e, n);
-	assert_int_equal(history_recent(h, 16, 2, e), 0);
-	assert_int_equal(history_recent(h, 0, UINT64_MAX, e), 0);
+	assert_int_equal(history_recent(h, "lobby", 16, 2, false, e), 0);
+	assert_int_equal(history_recent(h, "lobby", 0, UINT64_MAX, false, e), 0);
 
 	/* The bodies outlive the history while referenced. */
-	n = history_recent(h, 16, UINT64_MAX, e);
+	n = history_recent(h, "lobby", 16, UINT64_MAX, false, e);
 	assert_int_equal(n, 8);
 	history_close(h);
 	assert_string_equal(e[7].body->data, f->sink.r[9].body);
@@ -628,32 +630,32 @@ test_since_with_first_held(void **state)
 
 	f->cfg.memory = 4;
 	h = open_history(f);
-	assert_int_equal(history_since(h, 0, 16, e, &first), 0);
+	assert_int_equal(history_since(h, "lobby", 0, 16, false, e, &first), 0);
 	assert_int_equal(first, 0);
 	for (int i = 0; i < 10; i++)
 		append(h, 1, "dave", "text");
 	history_close(h);
 
 	h = open_history(f);
-	n = history_since(h, 0, 16, e, &first);
+	n = history_since(h, "lobby", 0, 16, false, e, &first);
 	assert_int_equal(first, 7);
 	assert_int_equal(n, 4);
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(e[i].id, 7 + i);
 	history_entries_release(e, n);
 
-	n = history_since(h, 8, 16, e, &first);
+	n = history_since(h, "lobby", 8, 16, false, e, &first);
 	assert_int_equal(n, 2);
 	assert_int_equal(e[0].id, 9);
 	assert_int_equal(e[1].id, 10);
 	history_entries_release(e, n);
 
-	n = history_since(h, 7, 1, e, &first);
+	n = history_since(h, "lobby", 7, 1, false, e, &first);
 	assert_int_equal(n, 1);
 	assert_int_equal(e[0].id, 8);
 	history_entries_release(e, n);
 
-	assert_int_equal(history_since(h, 10, 16, e, &first), 0);
+	assert_int_equal(history_since(h, "lobby", 10, 16, false, e, &first), 0);
 	assert_int_equal(first, 7);
 	history_close(h);
 }
@@ -673,15 +675,15 @@ test_damaged_lines_skipped(void **state)
 	/* clang-format off */
 	assert_true(asprintf(&data, HEADER "%s%s"
 			     "hello world\n"				/* line 4: no id */
-			     "2 " TS " bob not increasing\n"		/* 5 */
+			     "2 " TS " lobby msg bob not increasing\n"		/* 5 */
 			     "3 2026-13-21T09:30:00.123Z bob bad month\n"	/* 6 */
-			     "3 " TS " -bob bad name\n"			/* 7 */
-			     "3 " TS " bob bad \x01 control\n"		/* 8 */
-			     "3 " TS " bob bad \xc3 utf8\n"		/* 9 */
+			     "3 " TS " lobby msg -bob bad name\n"			/* 7 */
+			     "3 " TS " lobby msg bob bad \x01 control\n"		/* 8 */
+			     "3 " TS " lobby msg bob bad \xc3 utf8\n"		/* 9 */
 			     "\n"					/* 10: empty */
-			     "3 " TS " bob\n"				/* 11: no text */
-			     "03 " TS " bob leading zero\n"		/* 12 */
-			     "4 " TS "  two spaces\n"			/* 13 */
+			     "3 " TS " lobby msg bob\n"				/* 11: no text */
+			     "03 " TS " lobby msg bob leading zero\n"		/* 12 */
+			     "4 " TS " lobby msg  two spaces\n"			/* 13 */
 			     "%s%s", l1, l2, l5, l6) > 0);
 	/* clang-format on */
 	spill(f->path, data, strlen(data));
@@ -694,7 +696,7 @@ test_damaged_lines_skipped(void **state)
 	assert_int_equal(st.file_size, (int64_t)strlen(data));
 	assert_int_equal(file_size(f->path), (int64_t)strlen(data));
 
-	n = history_recent(h, 16, UINT64_MAX, e);
+	n = history_recent(h, "lobby", 16, UINT64_MAX, false, e);
 	assert_int_equal(n, 4);
 	assert_string_equal(e[0].body->data, l1);
 	assert_string_equal(e[1].body->data, l2);
@@ -731,10 +733,10 @@ test_damaged_warnings_capped(void **state)
 	char *data = malloc(cap);
 
 	assert_non_null(data);
-	len = (size_t)snprintf(data, cap, HEADER "1 " TS " ann ok\n");
+	len = (size_t)snprintf(data, cap, HEADER "1 " TS " lobby msg ann ok\n");
 	for (int i = 0; i < 500; i++)
 		len += (size_t)snprintf(data + len, cap - len, "garbage %d\n", i);
-	len += (size_t)snprintf(data + len, cap - len, "2 " TS " ann still ok\n");
+	len += (size_t)snprintf(data + len, cap - len, "2 " TS " lobby msg ann still ok\n");
 	spill(f->path, data, len);
 
 	h = open_history(f);
@@ -757,7 +759,7 @@ test_torn_last_line_cut_off(void **state)
 	char *data, *file;
 	size_t good, len;
 
-	assert_true(asprintf(&data, HEADER "%s%s3 " TS " ann thr", l1, l2) > 0);
+	assert_true(asprintf(&data, HEADER "%s%s3 " TS " lobby msg ann thr", l1, l2) > 0);
 	good = strlen(HEADER) + strlen(l1) + strlen(l2);
 	spill(f->path, data, strlen(data));
 
@@ -809,10 +811,10 @@ static void
 test_unknown_version_refused(void **state)
 {
 	struct fixture *f = *state;
-	const char *unknown = "unknown format (expected 'chatd-history 1')";
+	const char *unknown = "unknown format (expected 'chatd-history 2')";
 	char err[512] = "";
 
-	assert_refused(f, "chatd-history 2\n1 " TS " ann hi\n", unknown);
+	assert_refused(f, "chatd-history 3\n1 " TS " lobby msg ann hi\n", unknown);
 	assert_refused(f, "chatd-history 1 \n", unknown);
 	assert_refused(f, "chatd", unknown);
 	/* clang-format off */
@@ -1033,7 +1035,7 @@ sender_main(void *p)
 
 		snprintf(text, sizeof(text), "%d%s", i,
 			 a->acks ? " padding the line so that the file grows faster" : "");
-		if (history_append(a->h, a->id, "sender", text, strlen(text)) != 0)
+		if (history_append(a->h, a->id, "lobby", HK_MSG, "sender", text, strlen(text)) != 0)
 			return p;
 		if (a->acks)
 			sink_wait_sender(a->acks, a->id, (size_t)i + 1);
@@ -1127,8 +1129,8 @@ test_backlog_until_published(void **state)
 {
 	struct fixture *f = *state;
 	struct history *h = open_history(f);
-	/* "ID TIME NAME TEXT\n": 2 + 24 + 1 + 4 + text + 1 bytes. */
-	const size_t a = 33, bb = 34, ccc = 35;
+	/* "ID TIME lobby msg NAME TEXT\n": 2 + 24 + 1 + 10 + 4 + text + 1 bytes. */
+	const size_t a = 43, bb = 44, ccc = 45;
 	unsigned entered = io_read(&io.syncs_entered);
 	size_t msgs, bytes;
 
@@ -1222,7 +1224,7 @@ test_relaxed_publishes_before_sync(void **state)
 	assert_int_equal(sink_count(&f->sink), 1);
 	assert_int_equal(f->sink.r[0].id, 1);
 	assert_int_equal(f->sink.r[0].sender, 7);
-	n = history_recent(h, 4, UINT64_MAX, e);
+	n = history_recent(h, "lobby", 4, UINT64_MAX, false, e);
 	assert_int_equal(n, 1);
 	history_entries_release(e, n);
 
@@ -1248,7 +1250,7 @@ append_thread(void *arg)
 {
 	struct appender *a = arg;
 
-	a->rc = history_append(a->h, a->sender, "ann", a->text, strlen(a->text));
+	a->rc = history_append(a->h, a->sender, "lobby", HK_MSG, "ann", a->text, strlen(a->text));
 	return NULL;
 }
 
@@ -1271,7 +1273,7 @@ test_appends_go_on_while_publishing(void **state)
 	append(h, 1, "ann", "first");
 	sink_wait(&f->sink, 1);           /* the commit thread is in the callback */
 	append(h, 2, "bob", "meanwhile"); /* returns: the lock is free */
-	n = history_recent(h, 4, UINT64_MAX, e);
+	n = history_recent(h, "lobby", 4, UINT64_MAX, false, e);
 	assert_int_equal(n, 1);
 	assert_int_equal(e[0].id, 1);
 	history_entries_release(e, n);
@@ -1374,7 +1376,7 @@ test_compaction_under_load(void **state)
 	assert_true(st.compactions > 0);
 	assert_int_equal(st.last_id, messages);
 
-	n = history_recent(h, 50, UINT64_MAX, e);
+	n = history_recent(h, "lobby", 50, UINT64_MAX, false, e);
 	assert_int_equal(n, 50);
 	for (size_t i = 0; i < n; i++)
 		assert_string_equal(e[i].body->data, f->sink.r[messages - 50 + i].body);
@@ -1583,8 +1585,8 @@ test_load_million(void **state)
 			digits[d++] = (char)('0' + v % 10);
 		while (d)
 			*p++ = digits[--d];
-		memcpy(p, " " TS " u x\n", sizeof(" " TS " u x\n") - 1);
-		p += sizeof(" " TS " u x\n") - 1;
+		memcpy(p, " " TS " lobby msg u x\n", sizeof(" " TS " lobby msg u x\n") - 1);
+		p += sizeof(" " TS " lobby msg u x\n") - 1;
 	}
 	len = (size_t)(p - data);
 	spill(f->path, data, len);
@@ -1599,10 +1601,10 @@ test_load_million(void **state)
 	assert_int_equal(st.last_id, count);
 	assert_int_equal(st.in_memory, 1000);
 	assert_int_equal(st.file_size, (int64_t)len);
-	n = history_recent(h, 1000, UINT64_MAX, e);
+	n = history_recent(h, "lobby", 1000, UINT64_MAX, false, e);
 	assert_int_equal(n, 1000);
 	assert_int_equal(e[0].id, count - 999);
-	assert_string_equal(e[999].body->data, "1000000 " TS " u x\n");
+	assert_string_equal(e[999].body->data, "1000000 " TS " lobby msg u x\n");
 	history_entries_release(e, n);
 	append(h, 1, "u", "y");
 	sink_wait(&f->sink, 1);

@@ -1,5 +1,5 @@
 /*
- * test_names.c - name_valid() and name_cmp(), and that the name rules are at
+ * test_names.c - name_valid(), room_name_valid() and name_cmp(), and that the name rules are at
  * least as strict as the text rules (common/utf8.c) for every character.
  */
 #include <stdarg.h>
@@ -152,6 +152,45 @@ test_compare_ignores_case(void **state)
 	assert_true(name_cmp("a_", "a9") > 0);
 }
 
+static bool
+room_valid(const char *s)
+{
+	return room_name_valid(s, strlen(s));
+}
+
+static void
+test_room_names(void **state)
+{
+	char name[ROOM_NAME_MAX + 2];
+
+	memset(name, 'r', sizeof(name));
+	assert_int_equal(ROOM_NAME_MAX, 32);
+	assert_false(room_name_valid(name, 0));
+	assert_true(room_name_valid(name, 1));
+	assert_true(room_name_valid(name, ROOM_NAME_MAX));
+	assert_false(room_name_valid(name, ROOM_NAME_MAX + 1));
+	assert_true(room_valid("lobby"));
+	assert_true(room_valid("Dev-ops_2.0"));
+	/* The first a letter: never a number (/who ROOM PAGE), never a '#' or a mark. */
+	assert_false(room_valid("7up"));
+	assert_false(room_valid("#lobby"));
+	assert_false(room_valid("_x"));
+	assert_false(room_valid(".x"));
+	assert_false(room_valid("-x"));
+	assert_false(room_valid("a b"));
+	assert_false(room_valid("a#b"));
+	assert_false(room_valid("caf\xc3\xa9"));
+	/* The length given counts, not the NUL. */
+	assert_true(room_name_valid("ab cd", 2));
+	for (int ch = 1; ch < 256; ch++) {
+		char s[3] = { 'a', (char)ch, '\0' };
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			  (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-';
+
+		assert_int_equal(room_valid(s), ok);
+	}
+}
+
 int
 main(void)
 {
@@ -164,6 +203,7 @@ main(void)
 		cmocka_unit_test(test_invisible_characters_refused),
 		cmocka_unit_test(test_at_least_as_strict_as_text),
 		cmocka_unit_test(test_compare_ignores_case),
+		cmocka_unit_test(test_room_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,11 +49,10 @@ publish_settings(int64_t send_queue_limit)
 
 /* A logged-in member asleep with write-through; *peer is the test's end of its socket. */
 static struct client *
-member(struct room *r, const char *name, uint64_t id, int *peer)
+member(struct hub *r, const char *name, uint64_t id, int *peer)
 {
 	struct client *c = calloc(1, sizeof(*c));
-	struct line *users;
-	uint64_t last;
+	struct room_join_reply rep;
 	enum part_reason why;
 	char text[128];
 	int sv[2];
@@ -69,8 +68,8 @@ member(struct room *r, const char *name, uint64_t id, int *peer)
 	outq_init(&c->out);
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	room_attach(r, c);
-	assert_int_equal(room_join(r, c, &last, &users), 0);
-	line_unref(users);
+	assert_int_equal(room_login(r, c, &rep), 0);
+	room_join_reply_release(&rep);
 	/* Its own JOIN: nothing for itself, but the cursor moves past it. */
 	assert_int_equal(room_collect(r, c, LIMIT, &why, text, sizeof(text)), 0);
 	assert_true(outq_empty(&c->out));
@@ -79,13 +78,34 @@ member(struct room *r, const char *name, uint64_t id, int *peer)
 }
 
 static void
-member_free(struct room *r, struct client *c, int peer)
+member_free(struct hub *r, struct client *c, int peer)
 {
 	room_wake_up(r, c);
 	room_detach(r, c);
 	close(c->fd);
 	close(peer);
 	client_unref(c);
+}
+
+/* A stored message "ID TIME ROOM msg NAME mN\n" as the history publishes it. */
+static void
+record(struct history_entry *e, uint64_t id, uint64_t sender, const char *room, const char *name,
+       size_t n)
+{
+	int time_off, room_off, name_off, text_off;
+	struct line *l = line_printf("%" PRIu64 " %n" TS " %n%s msg %n%s %nm%zu\n", id, &time_off,
+				     &room_off, room, &name_off, name, &text_off, n);
+
+	assert_non_null(l);
+	*e = (struct history_entry){ .id = id, .sender = sender, .kind = HK_MSG, .body = l };
+	e->time_off = (uint16_t)time_off;
+	e->room_off = (uint16_t)room_off;
+	e->room_len = (uint16_t)strlen(room);
+	e->name_off = (uint16_t)name_off;
+	e->name_len = (uint16_t)strlen(name);
+	e->text_off = (uint32_t)text_off;
+	e->text_len = (uint32_t)(l->len - (size_t)text_off - 1);
+	snprintf(e->room, sizeof(e->room), "%s", room);
 }
 
 static struct history_entry *
@@ -97,8 +117,7 @@ batch(size_t n, uint64_t sender)
 	for (size_t i = 0; i < n; i++) {
 		e[i].id = i + 1;
 		e[i].sender = sender;
-		e[i].body = line_printf("%zu " TS " ann m%zu\n", i + 1, i + 1);
-		assert_non_null(e[i].body);
+		record(&e[i], i + 1, sender, "lobby", "ann", i + 1);
 	}
 	return e;
 }
@@ -135,7 +154,7 @@ read_all(int fd, size_t *len)
 static void
 test_long_batch_goes_in_pieces(void **state)
 {
-	struct room *r = room_new(LIMIT);
+	struct hub *r = hub_new();
 	struct history_entry *e = batch(BATCH, 99);
 	int peer, sndbuf = 1 << 20;
 	struct client *c;
@@ -162,7 +181,8 @@ test_long_batch_goes_in_pieces(void **state)
 	p = got;
 	for (size_t i = 0; i < BATCH; i++) {
 		char want[64];
-		int n = snprintf(want, sizeof(want), "MSG %zu " TS " ann m%zu\n", i + 1, i + 1);
+		int n = snprintf(want, sizeof(want), "MSG lobby %zu " TS " ann m%zu\n", i + 1,
+				 i + 1);
 
 		assert_true(strncmp(p, want, (size_t)n) == 0);
 		p += n;
@@ -171,7 +191,7 @@ test_long_batch_goes_in_pieces(void **state)
 	free(got);
 	batch_free(e, BATCH);
 	member_free(r, c, peer);
-	room_free(r);
+	hub_free(r);
 }
 
 int
