@@ -714,7 +714,7 @@ start_joins(int64_t t)
 		procstat_read(B.o.server_pid, &B.logged);
 	B.phase = P_JOIN;
 	B.t_join = t;
-	B.phase_end = t + secs_ns(B.o.login_timeout);
+	B.phase_end = t + secs_ns(B.o.join_timeout);
 	join_due();
 }
 

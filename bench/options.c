@@ -50,7 +50,9 @@ usage(FILE *f)
 		"                          -s R is one sender per room, -s N every client\n"
 		"      --joins J           with --rooms: each client joins J rooms (at most %d),\n"
 		"                          r<(i*J+k) mod R> for k < J; J > 1 needs -s 0.  The\n"
-		"                          joins of --login-window clients are in progress at once\n",
+		"                          joins of --login-window clients are in progress at once\n"
+		"      --join-timeout SEC  give up on clients not in their rooms by then (default:\n"
+		"                          the --login-timeout)\n",
 		SESSION_ROOMS_MAX);
 }
 
@@ -78,6 +80,8 @@ check_rooms(struct options *o)
 		return;
 	if (o->joins == 0)
 		o->joins = 1;
+	if (o->join_timeout == 0)
+		o->join_timeout = o->login_timeout;
 	if (o->proto->join == NULL) {
 		fprintf(stderr, "chatbench: the %s protocol has no rooms\n", o->proto->name);
 		exit(2);
@@ -98,7 +102,7 @@ parse_options(int argc, char **argv, struct options *o)
 	/* clang-format off */
 	enum { O_SIZE = 256, O_LOGIN_WINDOW, O_LOGIN_TIMEOUT, O_SETTLE, O_DRAIN, O_STALLED,
 	       O_SOURCES, O_FIRST, O_PASSWORD, O_PID, O_STOP, O_NO_NODELAY, O_LABEL, O_TOKENS,
-	       O_RESTART, O_STORM_TIMEOUT, O_ROOMS, O_JOINS };
+	       O_RESTART, O_STORM_TIMEOUT, O_ROOMS, O_JOINS, O_JOIN_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "proto", 1, 0, 'P' }, { "host", 1, 0, 'H' }, { "port", 1, 0, 'p' },
 		{ "clients", 1, 0, 'n' }, { "senders", 1, 0, 's' }, { "duration", 1, 0, 'd' },
@@ -112,6 +116,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "label", 1, 0, O_LABEL }, { "tokens", 0, 0, O_TOKENS },
 		{ "restart", 1, 0, O_RESTART }, { "storm-timeout", 1, 0, O_STORM_TIMEOUT },
 		{ "rooms", 1, 0, O_ROOMS }, { "joins", 1, 0, O_JOINS },
+		{ "join-timeout", 1, 0, O_JOIN_TIMEOUT },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	int opt;
@@ -169,6 +174,9 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_ROOMS: o->rooms = (unsigned)parse_num("--rooms", optarg, 1, 1000000); break;
 		case O_JOINS:
 			o->joins = (unsigned)parse_num("--joins", optarg, 1, SESSION_ROOMS_MAX);
+			break;
+		case O_JOIN_TIMEOUT:
+			o->join_timeout = parse_num("--join-timeout", optarg, 0.1, 86400);
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);

@@ -27,6 +27,7 @@ struct options {
 	 * k < joins, after its login; 0 rooms: the one-room layout.
 	 */
 	unsigned rooms, joins;
+	double join_timeout; /* give up on clients not in their rooms by then (0: login_timeout) */
 };
 
 /* Fills o from the command line; prints usage and exits 2 on a bad one (0 for --help). */
