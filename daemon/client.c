@@ -78,16 +78,6 @@ struct session_state {
 	char text[256];
 };
 
-void
-client_unref(struct client *c)
-{
-	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	linebuf_free(&c->in);
-	outq_free(&c->out);
-	free(c);
-}
-
 /* ---- small I/O helpers ---- */
 
 /* prefix + formatted text + LF, formatted straight into a line: no length cap but max_line's. */
@@ -132,74 +122,6 @@ client_reply_err(struct client *c, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	int rc = reply_v(c, prefix, fmt, ap);
 	va_end(ap);
-	return rc;
-}
-
-/*
- * Waking a client thread: a flag, and a signal that cuts its ppoll()
- * short.  The signal is blocked everywhere else (every thread starts with
- * all signals blocked), so it never interrupts anything but that wait; one
- * sent before the thread waits stays pending and ends the wait at once,
- * and the flag covers a thread that has not started yet.  It costs no
- * descriptor: a client's socket is the only one it needs.
- */
-#define WAKE_SIGNAL SIGURG
-
-static sigset_t wait_mask; /* the threads' mask, but WAKE_SIGNAL open */
-static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
-
-static void
-on_wake_signal(int sig)
-{
-	(void)sig; /* its only job is to end the ppoll() */
-}
-
-static void
-wake_setup(void)
-{
-	struct sigaction sa = { .sa_handler = on_wake_signal };
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(WAKE_SIGNAL, &sa, NULL);
-	/* The mask every thread has (the signals that must kill stay open), minus the wake-up. */
-	pthread_sigmask(SIG_BLOCK, NULL, &wait_mask);
-	sigdelset(&wait_mask, WAKE_SIGNAL);
-}
-
-void
-client_wake(struct client *c)
-{
-	atomic_store(&c->wake_pending, true);
-	pid_t tid = atomic_load(&c->tid);
-	if (tid > 0)
-		tgkill(getpid(), tid, WAKE_SIGNAL);
-}
-
-/*
- * poll() that client_wake() interrupts; *woken says whether it was called
- * since the last wait.  Returns poll()'s count (0 when woken), or -1.
- */
-static int
-wait_io(struct client *c, struct pollfd *pfd, nfds_t n, int timeout_ms, bool *woken)
-{
-	struct timespec ts, *tsp = NULL;
-
-	*woken = atomic_exchange(&c->wake_pending, false);
-	if (*woken)
-		timeout_ms = 0; /* just look at the socket */
-	if (timeout_ms >= 0) {
-		ts.tv_sec = timeout_ms / 1000;
-		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000;
-		tsp = &ts;
-	}
-	int rc = ppoll(pfd, n, tsp, &wait_mask);
-	if (rc < 0 && errno == EINTR) {
-		rc = 0;
-		for (nfds_t i = 0; i < n; i++)
-			pfd[i].revents = 0;
-	}
-	if (!*woken)
-		*woken = atomic_exchange(&c->wake_pending, false);
 	return rc;
 }
 
@@ -263,7 +185,7 @@ client_read_line(struct client *c, int64_t deadline, char **line, size_t *len)
 				  (backlogged ? 0 : POLLIN) | (outq_empty(&c->out) ? 0 : POLLOUT) },
 		};
 		bool woken;
-		int rc = wait_io(c, pfd, 1, poll_timeout(deadline), &woken);
+		int rc = session_wait(c, pfd, 1, poll_timeout(deadline), &woken);
 		if (rc < 0)
 			return CLIENT_EOF;
 		if (rc == 0 && !woken && deadline >= 0 && time_mono_ms() >= deadline)
@@ -287,7 +209,7 @@ client_pause(struct client *c, int ms)
 		bool woken;
 		/* No events: poll() reports only a hang-up or an error, which end the wait. */
 		struct pollfd pfd = { .fd = c->fd };
-		int rc = wait_io(c, &pfd, 1, poll_timeout(deadline), &woken);
+		int rc = session_wait(c, &pfd, 1, poll_timeout(deadline), &woken);
 
 		if (woken && room_closing(c->srv->hub))
 			return false;
@@ -609,7 +531,7 @@ await_client_work(struct client *c, struct session_state *st)
 	/* With nothing to wait for on the socket, do not let POLLHUP spin us. */
 	if (pfd[0].events == 0)
 		pfd[0].fd = -1;
-	int rc = wait_io(c, pfd, 1, timeout, &woken);
+	int rc = session_wait(c, pfd, 1, timeout, &woken);
 	if (slept)
 		room_wake_up(c->srv->hub, c);
 	if (rc < 0)
@@ -704,13 +626,8 @@ client_main(void *arg)
 	struct client *c = arg;
 	struct session_state st = { .why = PART_LOST, .went_deep = true };
 	bool registered = false;
-	sigset_t wake_only;
 
-	/* Blocked but in ppoll() (see wait_io), whoever started this thread. */
-	sigemptyset(&wake_only);
-	sigaddset(&wake_only, WAKE_SIGNAL);
-	pthread_sigmask(SIG_BLOCK, &wake_only, NULL);
-	atomic_store(&c->tid, gettid());
+	session_thread_enter(c);
 	snprintf(st.text, sizeof(st.text), "%s", part_reason_text(PART_LOST));
 	log_info("connection from %s", c->addr_str);
 	if (login_run(c, &registered, &st.why, st.text, sizeof(st.text)) == 0) {
@@ -724,7 +641,7 @@ client_main(void *arg)
 	log_departure(c, st.why, st.text);
 	peers_close(&c->addr, c->fd);
 	room_detach(c->srv->hub, c);
-	atomic_store(&c->tid, 0);
+	session_thread_leave(c);
 	client_unref(c);
 	return NULL;
 }
@@ -734,25 +651,14 @@ client_main(void *arg)
 static struct client *
 client_new(struct server *srv, int fd, const struct sockaddr_storage *addr)
 {
-	const struct settings *s = settings_get();
-	struct client *c = calloc(1, sizeof(*c));
+	char addr_str[ADDR_STR_MAX];
+	struct client *c;
 
-	if (c == NULL)
-		return NULL;
-	if (linebuf_init(&c->in, (size_t)s->max_line) < 0) {
-		free(c);
-		return NULL;
-	}
-	atomic_init(&c->tid, 0);
-	atomic_init(&c->wake_pending, false);
-	c->id = atomic_fetch_add(&srv->next_client_id, 1) + 1;
-	c->fd = fd;
-	c->addr = *addr;
-	peers_format(addr, c->addr_str, sizeof(c->addr_str));
-	c->connected_ms = time_now_ms();
-	c->srv = srv;
-	atomic_init(&c->refs, 1);
-	outq_init(&c->out);
+	peers_format(addr, addr_str, sizeof(addr_str));
+	c = session_new(atomic_fetch_add(&srv->next_client_id, 1) + 1, fd, addr, addr_str,
+			(size_t)settings_get()->max_line);
+	if (c != NULL)
+		c->srv = srv;
 	return c;
 }
 
@@ -765,7 +671,6 @@ client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr)
 	pthread_t tid;
 	int err;
 
-	pthread_once(&wake_once, wake_setup);
 	if (c == NULL)
 		return -1;
 	room_attach(srv->hub, c);

@@ -187,9 +187,11 @@ cmd_topic(struct client *c, char *args, char *text, size_t textlen)
 	struct line *l;
 
 	if (*args != '\0') {
-		if ((res = room_topic_set(c->srv->hub, c, room, args, spelled)) != ROOM_DONE)
+		if ((res = room_topic_set(c->srv->hub, c, room, args, spelled, &l)) != ROOM_DONE)
 			return room_refused(c, res, room);
 		log_info("%s set the topic of %s", c->name, spelled);
+		if (l == NULL || outq_push_line(&c->out, l) < 0)
+			return COMMAND_FATAL;
 		return done(client_reply(c, "OK - topic set"));
 	}
 	if ((res = room_topic_line(c->srv->hub, c, room, &l)) != ROOM_DONE)

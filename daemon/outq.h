@@ -6,7 +6,12 @@
  * outq_flush() hands as many as fit to a single writev(), so a woken thread
  * writes everything pending for its client in one system call.
  *
- * Owned by the client's thread alone: no locking.
+ * No locking of its own.  A client's outq belongs to its thread, except
+ * while the thread sleeps having handed its write rights to the hub
+ * (room_sleep with write-through, session.h): then whoever holds the room
+ * lock may push to it, until the thread takes the rights back
+ * (room_wake_up).  A client's inbox (session.h) is guarded by the room
+ * lock.
  */
 #ifndef CHATD_OUTQ_H
 #define CHATD_OUTQ_H

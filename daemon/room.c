@@ -1566,19 +1566,29 @@ room_topic_line(struct hub *h, struct client *c, const char *arg, struct line **
 	return res;
 }
 
-/* Sets r's topic and shows it to every member. */
+/*
+ * Sets r's topic and shows it to every member but `except`; the line, a
+ * reference of its own, goes to *shown if not NULL.
+ */
 static void
-topic_set_locked(struct hub *h, struct room *r, const char *by, const char *text)
+topic_set_locked(struct hub *h, struct room *r, const char *by, const char *text, uint64_t except,
+		 struct line **shown)
 {
+	struct line *l;
+
 	snprintf(r->topic, sizeof(r->topic), "%s", text);
 	snprintf(r->topic_by, sizeof(r->topic_by), "%s", by);
 	r->topic_ms = time_now_ms();
 	h->rooms_dirty = true;
-	ring_push_event_locked(h, r, topic_line_locked(r), 0);
+	l = topic_line_locked(r);
+	if (shown != NULL)
+		*shown = l ? line_ref(l) : NULL;
+	ring_push_event_locked(h, r, l, except);
 }
 
 enum room_result
-room_topic_set(struct hub *h, struct client *c, const char *arg, const char *text, char *spelled)
+room_topic_set(struct hub *h, struct client *c, const char *arg, const char *text, char *spelled,
+	       struct line **topic)
 {
 	struct room *r;
 
@@ -1591,7 +1601,7 @@ room_topic_set(struct hub *h, struct client *c, const char *arg, const char *tex
 		return res;
 	}
 	snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
-	topic_set_locked(h, r, c->name, text);
+	topic_set_locked(h, r, c->name, text, c->id, topic);
 	room_unlock_and_wake(h);
 	store_event(h, spelled, HK_TOPIC, c->name, text);
 	rooms_save(h);
@@ -1777,28 +1787,25 @@ ack_elsewhere_locked(struct hub *h, struct client *c, const struct history_entry
 }
 
 /*
- * The room a message goes to; NULL when its sender must be answered
- * elsewhere (*elsewhere set) or nobody at all.  last caches the previous
- * entry's room: a batch is mostly one room.
+ * The room a message goes to (NULL: deleted meanwhile), and in *elsewhere
+ * its sender when the answer cannot come through that room (the sender
+ * was taken out of it, or it is gone).  last caches the previous entry's
+ * room: a batch is mostly one room.
  */
 static struct room *
 dest_locked(struct hub *h, const struct history_entry *e, struct room **last,
 	    struct client **elsewhere)
 {
 	struct room *r = *last;
+	struct client *c;
 
 	*elsewhere = NULL;
 	if (r == NULL || name_cmp(r->name, e->room) != 0)
 		r = *last = room_find_locked(h, e->room);
-	if (e->sender == 0)
-		return r;
-	struct client *c = sender_locked(h, e);
-	if (c == NULL)
-		return r; /* gone: its answer has nobody to reach */
-	if (r != NULL && membership_find(c, r) != NULL)
-		return r;
-	*elsewhere = c;
-	return NULL;
+	if (e->sender != 0 && (c = sender_locked(h, e)) != NULL &&
+	    (r == NULL || membership_find(c, r) == NULL))
+		*elsewhere = c;
+	return r;
 }
 
 /* Grows each room of the piece for the slots it is about to take. */
@@ -1810,7 +1817,7 @@ reserve_piece_locked(struct hub *h, const struct history_entry *e, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		if (e[i].kind != HK_MSG || (r = dest_locked(h, &e[i], &last, &elsewhere)) == NULL)
-			continue;
+			continue; /* one for its room, if any: a stored message reaches its members */
 		if (r->piece_slots++ == 0) {
 			r->touched_next = touched;
 			touched = r;
@@ -2185,7 +2192,7 @@ room_create_within(struct hub *h, int timeout_ms, const char *arg, const char *t
 		errno = ENOMEM;
 		rc = -1;
 	} else if (topic != NULL && *topic != '\0')
-		topic_set_locked(h, r, OPERATOR_NAME, topic);
+		topic_set_locked(h, r, OPERATOR_NAME, topic, 0, NULL);
 	room_unlock_and_wake(h);
 	if (rc == 1 && topic != NULL && *topic != '\0')
 		store_event(h, name, HK_TOPIC, OPERATOR_NAME, topic);
@@ -2273,7 +2280,7 @@ room_topic_within(struct hub *h, int timeout_ms, const char *arg, const char *to
 		return 0;
 	}
 	snprintf(name, sizeof(name), "%s", r->name);
-	topic_set_locked(h, r, OPERATOR_NAME, topic);
+	topic_set_locked(h, r, OPERATOR_NAME, topic, 0, NULL);
 	room_unlock_and_wake(h);
 	store_event(h, name, HK_TOPIC, OPERATOR_NAME, topic);
 	rooms_save(h);

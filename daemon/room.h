@@ -131,9 +131,9 @@ const char *room_result_text(enum room_result r, const char *room, char *buf, si
  * room_target: where a message goes: a room c is in.
  * room_resolve: any room that exists (for /history and /topic ROOM).
  * room_topic_line: the TOPIC line of a room (any room; NULL room: current).
- * room_topic_set: sets the topic of a room c is in; members (c included)
- *   get TOPIC.
- * room_users_line: USERS line for page of a room c is in (NULL: current).
+ * room_topic_set: sets the topic of a room c is in; the other members get
+ *   TOPIC live, c gets the line in *topic (a reference) for its reply.
+ * room_users_line: USERS line for page of a room (any room; NULL: current).
  * room_list: the ROOM lines of page (1-based, 100 a page, by name) in one
  *   line, *pages and *rooms the totals; NULL without memory.
  */
@@ -147,7 +147,7 @@ enum room_result room_resolve(struct hub *h, struct client *c, const char *room,
 enum room_result room_topic_line(struct hub *h, struct client *c, const char *room,
 				 struct line **topic);
 enum room_result room_topic_set(struct hub *h, struct client *c, const char *room, const char *text,
-				char *spelled);
+				char *spelled, struct line **topic);
 enum room_result room_users_line(struct hub *h, struct client *c, const char *room, unsigned page,
 				 struct line **users);
 struct line *room_list(struct hub *h, unsigned page, size_t *pages, size_t *rooms);

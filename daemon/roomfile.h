@@ -1,8 +1,7 @@
 /*
- * roomfile.h - the hub's view of the rooms file (rooms_file): the rooms
- * and their topics, as room.c saves and loads them.  The file itself
- * (format, atomic writing, checks) is the rooms store's (roomstore.c);
- * this only converts.  Called by one thread at a time (room.c serializes
+ * roomfile.h - the rooms file (rooms_file): the rooms and their topics,
+ * as room.c saves and loads them (format in roomfile.c and
+ * docs/FILES.md).  Called by one thread at a time (room.c serializes
  * saves under its save lock; loading happens at start).
  */
 #ifndef CHATD_ROOMFILE_H

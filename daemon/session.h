@@ -1,11 +1,14 @@
 /*
- * session.h - one connected client: struct client.
+ * session.h - one connected client: struct client, its references and the
+ * waking of its thread (session.c).  The front-end (client.c, login.c,
+ * commands.c) runs the thread and calls the core (room.c, the history),
+ * which calls these; nothing here calls back up.
  *
  * Ownership and locking, field by field:
  * - Set by the listener before the client's thread starts, then read-only:
  *   id, fd, addr, addr_str, connected_ms, srv.
  * - tid and wake_pending are atomic: others wake the thread with
- *   client_wake() (client.c), a flag and a signal, no descriptor.
+ *   client_wake() (session.c), a flag and a signal, no descriptor.
  * - Owned by the client's own thread (no lock): name, in, out, unacked.
  *   Except: while room.write_rights is set (the thread sleeps,
  *   room_sleep), out, unacked and writing to fd belong to whoever holds
@@ -22,6 +25,7 @@
 #define CHATD_SESSION_H
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -92,7 +96,14 @@ client_ref(struct client *c)
 	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
-/* Drops a reference; the last one frees c (client.c). */
+/*
+ * A new client of connection fd (its thread not started): one reference,
+ * the caller's.  NULL without memory.
+ */
+struct client *session_new(uint64_t id, int fd, const struct sockaddr_storage *addr,
+			   const char *addr_str, size_t max_line);
+
+/* Drops a reference; the last one frees c (session.c). */
 void client_unref(struct client *c);
 
 /*
@@ -100,5 +111,16 @@ void client_unref(struct client *c);
  * Any thread may call it, with a reference to c and no lock held.
  */
 void client_wake(struct client *c);
+
+/* c's own thread, first and last: the wake-up signal reaches it from then on, until then. */
+void session_thread_enter(struct client *c);
+void session_thread_leave(struct client *c);
+
+/*
+ * ppoll() that client_wake() interrupts; *woken says whether it was called
+ * since the last wait.  Returns ppoll()'s count (0 when woken), or -1.
+ * c's own thread only.
+ */
+int session_wait(struct client *c, struct pollfd *pfd, nfds_t n, int timeout_ms, bool *woken);
 
 #endif

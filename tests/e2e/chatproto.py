@@ -324,7 +324,8 @@ class Client:
 
     def request(self, text, timeout=DEFAULT_TIMEOUT):
         self.send_line(text)
-        return self.collect_reply(timeout, text.startswith(("/topic", "/join")))
+        raw = text if isinstance(text, bytes) else text.encode("utf-8")
+        return self.collect_reply(timeout, raw.startswith((b"/topic", b"/join")))
 
     def say(self, text, timeout=DEFAULT_TIMEOUT):
         """Sends a room message; returns the id of its OK."""

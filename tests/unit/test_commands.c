@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -82,6 +83,46 @@ test_table_is_documented(void **state)
 	}
 }
 
+/*
+ * docs/PROTOCOL.md's command table (the rows after its "<!-- commands:"
+ * marker) lists exactly the commands of command_table, in the same order.
+ */
+static void
+test_table_matches_protocol_md(void **state)
+{
+	FILE *f = fopen(CHATD_SOURCE_DIR "/docs/PROTOCOL.md", "r");
+	char line[4096];
+	bool in_table = false;
+	size_t next = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "<!-- commands:", 14) == 0) {
+			in_table = true;
+			continue;
+		}
+		if (!in_table || strncmp(line, "| `/", 4) != 0) {
+			if (in_table && next > 0 && line[0] != '|')
+				break;
+			continue;
+		}
+		char *word = line + 4;
+		size_t len = strcspn(word, " `");
+
+		if (next < command_count && strlen(command_table[next].name) == len &&
+		    strncmp(command_table[next].name, word, len) == 0) {
+			next++;
+			continue;
+		}
+		/* The same command on a second row (another form of it) is fine. */
+		assert_true(next > 0);
+		assert_int_equal(strlen(command_table[next - 1].name), len);
+		assert_memory_equal(command_table[next - 1].name, word, len);
+	}
+	fclose(f);
+	assert_int_equal(next, command_count);
+}
+
 int
 main(void)
 {
@@ -91,6 +132,7 @@ main(void)
 		cmocka_unit_test(test_unknown_and_prefixes_are_refused),
 		cmocka_unit_test(test_long_quit_reason_is_cut_between_characters),
 		cmocka_unit_test(test_table_is_documented),
+		cmocka_unit_test(test_table_matches_protocol_md),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,13 @@
 /*
- * test_room.c - the room's publication of stored messages: a batch longer
- * than the fan-out ring goes into it in pieces, each written through to
- * the idle members before the next, so one long batch puts nobody behind
- * the ring.  Everything runs on the test's thread; a member is a struct
- * client on one end of a socketpair, the test reads the other end.
+ * test_room.c - the hub's rooms and their fan-out: a batch longer than a
+ * ring goes in pieces, each written through to the idle members before
+ * the next; each room's messages reach its members only; a member of two
+ * rooms gets both merged in publication order, written through or
+ * collected, so its acknowledgements keep request order; a ring grows for
+ * a member behind; a member that does not read overflows; leaving,
+ * replacing, kicking and deleting.  Everything runs on the test's thread,
+ * no sleeps; a member is a struct client on one end of a socketpair, the
+ * test reads the other end.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +15,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,11 +199,415 @@ test_long_batch_goes_in_pieces(void **state)
 	hub_free(r);
 }
 
+/* The peer's bytes, all of them, compared with want. */
+static void
+expect_lines(int peer, const char *want)
+{
+	size_t len;
+	char *got = read_all(peer, &len);
+	size_t i = 0;
+
+	while (got[i] != '\0' && got[i] == want[i])
+		i++;
+	if (got[i] != want[i])
+		fail_msg("at byte %zu of %zu (want %zu): got \"%.60s\", want \"%.60s\"", i, len,
+			 strlen(want), got + i, want + i);
+	free(got);
+}
+
+static void
+drain(int peer)
+{
+	size_t len;
+
+	free(read_all(peer, &len));
+}
+
+/* What c collects now (it must stay), written to its socket. */
+static void
+collect_all(struct hub *h, struct client *c)
+{
+	enum part_reason why;
+	char text[128];
+
+	int rc;
+
+	room_wake_up(h, c);
+	do {
+		rc = room_collect(h, c, LIMIT, &why, text, sizeof(text));
+		assert_true(rc >= 0);
+		assert_int_equal(outq_flush(&c->out, c->fd), 0);
+		assert_true(outq_empty(&c->out));
+	} while (rc > 0);
+}
+
+/* c joins room, takes what is new (its own JOIN gives nothing) and goes back to sleep. */
+static void
+join(struct hub *h, struct client *c, const char *room)
+{
+	struct room_join_reply rep;
+
+	room_wake_up(h, c);
+	assert_int_equal(room_join(h, c, room, &rep), ROOM_DONE);
+	room_join_reply_release(&rep);
+	collect_all(h, c);
+	assert_true(room_sleep(h, c, true));
+}
+
+/* A message of name in room with id, from session sender. */
+static struct history_entry
+msg(uint64_t id, uint64_t sender, const char *room, const char *name)
+{
+	struct history_entry e;
+
+	record(&e, id, sender, room, name, id);
+	return e;
+}
+
+#define M(id, room, name) "MSG " room " " #id " " TS " " name " m" #id "\n"
+
+static void
+test_each_room_reaches_its_members_in_order(void **state)
+{
+	struct hub *h = hub_new();
+	int pa, pb, pc;
+	struct client *a, *b, *c;
+
+	(void)state;
+	a = member(h, "alice", 1, &pa);
+	b = member(h, "bob", 2, &pb);
+	c = member(h, "carol", 3, &pc);
+	join(h, a, "dev");
+	join(h, c, "dev");
+	drain(pa), drain(pb), drain(pc);
+	a->unacked = 1, b->unacked = 1, c->unacked = 2;
+
+	struct history_entry e[] = {
+		msg(1, 2, "lobby", "bob"),
+		msg(2, 3, "dev", "carol"),
+		msg(3, 3, "lobby", "carol"),
+		msg(4, 1, "dev", "alice"),
+	};
+	room_publish_history(h, e, 4);
+	/* All asleep with write-through: written, nobody woken. */
+	assert_false(atomic_load(&a->wake_pending) || atomic_load(&b->wake_pending) ||
+		     atomic_load(&c->wake_pending));
+	expect_lines(pa, M(1, "lobby", "bob") M(2, "dev", "carol")
+				 M(3, "lobby", "carol") "OK 4 sent\n");
+	expect_lines(pb, "OK 1 sent\n" M(3, "lobby", "carol"));
+	expect_lines(pc, M(1, "lobby", "bob") "OK 2 sent\nOK 3 sent\n" M(4, "dev", "alice"));
+	assert_int_equal(a->unacked + b->unacked + c->unacked, 0);
+
+	history_entries_release(e, 4);
+	member_free(h, a, pa), member_free(h, b, pb), member_free(h, c, pc);
+	hub_free(h);
+}
+
+/* A member that is busy (not asleep) collects its rooms merged the same way. */
+static void
+test_collect_merges_rooms_in_publication_order(void **state)
+{
+	struct hub *h = hub_new();
+	int pa, pb;
+	struct client *a, *b;
+
+	(void)state;
+	a = member(h, "alice", 1, &pa);
+	b = member(h, "bob", 2, &pb);
+	join(h, a, "dev");
+	join(h, b, "dev");
+	room_wake_up(h, a); /* busy: nothing is written for it */
+	drain(pa), drain(pb);
+	a->unacked = 4;
+
+	/* Alternating rooms, published one by one: each its own batch. */
+	for (uint64_t id = 1; id <= 6; id++) {
+		struct history_entry e = msg(id, id % 3 == 0 ? 2 : 1, id % 2 ? "dev" : "lobby",
+					     id % 3 == 0 ? "bob" : "alice");
+
+		room_publish_history(h, &e, 1);
+		history_entries_release(&e, 1);
+	}
+	expect_lines(pa, "");
+	collect_all(h, a);
+	expect_lines(pa, "OK 1 sent\nOK 2 sent\n" M(3, "dev",
+						    "bob") "OK 4 sent\nOK 5 sent\n" M(6, "lobby",
+										      "bob"));
+	assert_int_equal(a->unacked, 0);
+	member_free(h, a, pa), member_free(h, b, pb);
+	hub_free(h);
+}
+
+/* A new room's ring is small; it grows rather than overrun a member behind. */
+static void
+test_ring_grows_for_a_member_behind(void **state)
+{
+	struct hub *h = hub_new();
+	struct history_entry *e = calloc(150, sizeof(*e));
+	int pa;
+	struct client *a;
+	char want[150 * 64], *p = want;
+
+	(void)state;
+	assert_non_null(e);
+	a = member(h, "alice", 1, &pa);
+	join(h, a, "quiet");
+	room_wake_up(h, a);
+	drain(pa);
+	for (size_t i = 0; i < 150; i++) {
+		record(&e[i], i + 1, 9, "quiet", "zed", i + 1);
+		p += sprintf(p, "MSG quiet %zu " TS " zed m%zu\n", i + 1, i + 1);
+	}
+	for (size_t i = 0; i < 150; i += 30)
+		room_publish_history(h, e + i, 30);
+	collect_all(h, a);
+	expect_lines(pa, want);
+	history_entries_release(e, 150);
+	free(e);
+	member_free(h, a, pa);
+	hub_free(h);
+}
+
+/* A member whose peer does not read: its queue passes the limit, it overflows alone. */
+static void
+test_member_that_does_not_read_overflows(void **state)
+{
+	struct hub *h = hub_new();
+	struct history_entry *e = batch(BATCH, 99);
+	int pa, pb, small = 4096;
+	struct client *a, *b;
+	enum part_reason why;
+	char text[128];
+	size_t n, len;
+
+	(void)state;
+	a = member(h, "alice", 1, &pa);
+	b = member(h, "bob", 2, &pb);
+	drain(pa), drain(pb);
+	setsockopt(a->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	int big = 1 << 20;
+	setsockopt(b->fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	for (n = 0; n < BATCH && !atomic_load(&a->wake_pending); n += 100)
+		room_publish_history(h, e + n, 100);
+	/* Its socket took what it could; the rest waits in its queue, and it was woken. */
+	assert_true(atomic_load(&a->wake_pending));
+	assert_false(outq_empty(&a->out));
+	for (; n < BATCH; n += 100)
+		room_publish_history(h, e + n, 100);
+	room_wake_up(h, a);
+	assert_int_equal(room_collect(h, a, LIMIT, &why, text, sizeof(text)), -1);
+	assert_int_equal(why, PART_OVERFLOW);
+	/* bob, who reads, got everything and was never woken. */
+	assert_false(atomic_load(&b->wake_pending));
+	free(read_all(pb, &len));
+	assert_true(len > BATCH * 40);
+	room_logout(h, a, why, text);
+	outq_free(&a->out);
+	outq_init(&a->out);
+	batch_free(e, BATCH);
+	member_free(h, a, pa), member_free(h, b, pb);
+	hub_free(h);
+}
+
+static void
+test_leave_and_current_room(void **state)
+{
+	struct hub *h = hub_new();
+	int pa, pb;
+	struct client *a, *b;
+	char spelled[ROOM_NAME_MAX + 1];
+
+	(void)state;
+	a = member(h, "alice", 1, &pa);
+	b = member(h, "bob", 2, &pb);
+	join(h, a, "Dev");
+	join(h, b, "#dev");
+	join(h, a, "ops");
+	drain(pa), drain(pb);
+	room_wake_up(h, a);
+	assert_int_equal(room_target(h, a, NULL, spelled), ROOM_DONE);
+	assert_string_equal(spelled, "ops");
+	assert_int_equal(room_part(h, a, "lobby", "", spelled), ROOM_DONE);
+	assert_int_equal(room_part(h, a, NULL, "bye", spelled), ROOM_DONE);
+	assert_string_equal(spelled, "ops");
+	/* Not in the default room: the room joined first of those left. */
+	assert_int_equal(room_target(h, a, NULL, spelled), ROOM_DONE);
+	assert_string_equal(spelled, "Dev");
+	assert_int_equal(room_target(h, a, "lobby", spelled), ROOM_NOT_MEMBER);
+	assert_int_equal(room_target(h, a, "nosuch", spelled), ROOM_NO_SUCH);
+	assert_int_equal(room_target(h, a, "no such", spelled), ROOM_BAD_NAME);
+	assert_int_equal(room_part(h, a, "dev", "", spelled), ROOM_DONE);
+	assert_int_equal(room_target(h, a, NULL, spelled), ROOM_IN_NONE);
+	collect_all(h, b);
+	{
+		size_t len;
+		char *got = read_all(pb, &len);
+
+		/* bob is in lobby and Dev: alice's two departures, with their reasons. */
+		assert_non_null(strstr(got, "PART lobby "));
+		assert_non_null(strstr(got, " alice left left the room\n"));
+		assert_non_null(strstr(got, "PART Dev "));
+		assert_null(strstr(got, "PART ops"));
+		free(got);
+	}
+	member_free(h, a, pa), member_free(h, b, pb);
+	hub_free(h);
+}
+
+static void
+test_replaced_session_parts_every_room(void **state)
+{
+	struct hub *h = hub_new();
+	int pa, pb, pa2;
+	struct client *a, *b, *a2;
+	enum part_reason why;
+	char text[128];
+
+	(void)state;
+	a = member(h, "alice", 1, &pa);
+	b = member(h, "bob", 2, &pb);
+	join(h, a, "dev");
+	join(h, b, "dev");
+	drain(pa), drain(pb);
+	a2 = member(h, "Alice", 3, &pa2);
+	room_wake_up(h, a);
+	assert_int_equal(room_collect(h, a, LIMIT, &why, text, sizeof(text)), -1);
+	assert_int_equal(why, PART_REPLACED);
+	collect_all(h, b);
+	{
+		size_t len;
+		char *got = read_all(pb, &len);
+
+		assert_non_null(strstr(got, "PART dev "));
+		assert_non_null(strstr(got, "PART lobby "));
+		assert_non_null(strstr(got, " alice replaced logged in from elsewhere\n"));
+		assert_non_null(strstr(got, "JOIN lobby "));
+		free(got);
+	}
+	member_free(h, a, pa), member_free(h, b, pb), member_free(h, a2, pa2);
+	hub_free(h);
+}
+
+/* A message sent just before its sender was taken out of the room is still answered. */
+static void
+test_kicked_sender_still_gets_its_answer(void **state)
+{
+	struct hub *h = hub_new();
+	int pa, pb;
+	struct client *a, *b;
+	struct history_entry e = msg(7, 1, "dev", "alice");
+
+	(void)state;
+	a = member(h, "alice", 1, &pa);
+	b = member(h, "bob", 2, &pb);
+	join(h, a, "dev");
+	join(h, b, "dev");
+	drain(pa), drain(pb);
+	a->unacked = 1;
+	assert_int_equal(room_kick_within(h, 100, "#DEV", "ALICE", "go"), 1);
+	assert_int_equal(room_kick_within(h, 100, "dev", "alice", "go"), 0);
+	room_publish_history(h, &e, 1);
+	collect_all(h, a);
+	{
+		size_t len;
+		char *got = read_all(pa, &len);
+
+		assert_non_null(strstr(got, "PART dev "));
+		assert_non_null(strstr(got, " alice kicked go\nOK 7 sent\n"));
+		free(got);
+	}
+	assert_int_equal(a->unacked, 0);
+	/* bob saw the kick, and the message: it was stored, so it reached the room. */
+	collect_all(h, b);
+	{
+		size_t len;
+		char *got = read_all(pb, &len);
+
+		assert_non_null(strstr(got, " alice kicked go\nMSG dev 7 "));
+		free(got);
+	}
+	history_entries_release(&e, 1);
+	member_free(h, a, pa), member_free(h, b, pb);
+	hub_free(h);
+}
+
+static void
+test_admin_rooms(void **state)
+{
+	struct hub *h = hub_new();
+	int pa;
+	struct client *a;
+	struct room_info *info;
+	size_t n, members;
+	char spelled[ROOM_NAME_MAX + 1];
+
+	(void)state;
+	a = member(h, "alice", 1, &pa);
+	assert_int_equal(room_create_within(h, 100, "#Ops", "by the book"), 1);
+	assert_int_equal(room_create_within(h, 100, "ops", NULL), 0);
+	assert_int_equal(room_create_within(h, 100, "9x", NULL), -1);
+	assert_int_equal(errno, EINVAL);
+	join(h, a, "ops");
+	room_wake_up(h, a);
+	assert_int_equal(room_part(h, a, "lobby", "", spelled), ROOM_DONE);
+	drain(pa);
+	assert_int_equal(room_notice_room_within(h, 100, "ops", "hello ops", &members), 1);
+	assert_int_equal(members, 1);
+	assert_int_equal(rooms_snapshot_within(h, 100, &info, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(info[0].name, "lobby");
+	assert_true(info[0].is_default);
+	assert_string_equal(info[1].name, "Ops");
+	assert_true(info[1].op_made);
+	assert_int_equal(info[1].members, 1);
+	assert_string_equal(info[1].topic, "by the book");
+	assert_string_equal(info[1].topic_by, "*");
+	free(info);
+	collect_all(h, a);
+	{
+		size_t len;
+		char *got = read_all(pa, &len);
+
+		assert_non_null(strstr(got, "NOTICE Ops "));
+		assert_non_null(strstr(got, " hello ops\n"));
+		free(got);
+	}
+	assert_true(room_sleep(h, a, true));
+	assert_int_equal(room_delete_within(h, 100, "lobby"), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(room_delete_within(h, 100, "ops"), 1);
+	assert_int_equal(room_delete_within(h, 100, "ops"), 0);
+	/* alice was put in the default room, now her current one. */
+	assert_int_equal(room_target(h, a, NULL, spelled), ROOM_DONE);
+	assert_string_equal(spelled, "lobby");
+	collect_all(h, a);
+	{
+		size_t len;
+		char *got = read_all(pa, &len);
+
+		assert_non_null(strstr(got, "PART Ops "));
+		assert_non_null(strstr(got, " alice deleted the room was deleted\n"));
+		free(got);
+	}
+	assert_int_equal(rooms_count_within(h, 100, &n), 0);
+	assert_int_equal(n, 1);
+	member_free(h, a, pa);
+	hub_free(h);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_long_batch_goes_in_pieces),
+		cmocka_unit_test(test_each_room_reaches_its_members_in_order),
+		cmocka_unit_test(test_collect_merges_rooms_in_publication_order),
+		cmocka_unit_test(test_ring_grows_for_a_member_behind),
+		cmocka_unit_test(test_member_that_does_not_read_overflows),
+		cmocka_unit_test(test_leave_and_current_room),
+		cmocka_unit_test(test_replaced_session_parts_every_room),
+		cmocka_unit_test(test_kicked_sender_still_gets_its_answer),
+		cmocka_unit_test(test_admin_rooms),
 	};
 	int rc;
 
