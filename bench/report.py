@@ -111,19 +111,21 @@ def rooms_layouts(runs, prefix):
 
 def rooms_sections(runs, servers, w):
     for n, r in rooms_layouts(runs, "f-max"):
+        fm, fr = f"f-max-{n}-{r}", f"f-rate-{n}-{r}"
+        window = int(median(runs, f"chatd|{fm}", "window") or 32)
+        rate = int(median(runs, f"chatd|{fr}", "rate") or 0) or 1
         w(f"## (f) rooms: {n:,} clients in {r:,} rooms of {n // r:,}")
         w("")
         w(f"Everyone logs in, then each client joins its room (client i: room r<i mod {r}>; chatd "
           f"`/join`, IRC `JOIN #r…`, the bare reference `/join`), then: **max**, one sender per "
-          f"room ({r:,} senders) as fast as possible, at most 32 messages in flight each; **rate**, "
-          f"every client sends, 2 messages/s each ({2 * n:,} messages/s, {2 * n * (n // r - 1):,} "
-          "deliveries/s offered). Deliveries are counted per room: each receiver checks that every "
-          "message came, in order, from a member of its room.")
+          f"room ({r:,} senders) as fast as possible, at most {window} messages in flight each; "
+          f"**rate**, every client sends, one message every {n / rate:g} s ({rate:,} messages/s, "
+          f"{rate * (n // r - 1):,} deliveries/s offered). Deliveries are counted per room: each "
+          "receiver checks that every message came, in order, from a member of its room.")
         w("")
         w("| server | login s | max: deliveries/s | max: p50 ms | max: p99 ms | rate: deliveries/s | "
           "rate: p50 ms | rate: p99 ms | rate: p99.9 ms | lost / errors |")
         w("|---|---|---|---|---|---|---|---|---|---|")
-        fm, fr = f"f-max-{n}-{r}", f"f-rate-{n}-{r}"
         for s in servers:
             if f"{s}|{fm}" not in runs and f"{s}|{fr}" not in runs:
                 continue
