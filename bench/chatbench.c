@@ -132,6 +132,7 @@ struct client {
 struct sender {
 	uint64_t sent, acked, delivered; /* delivered: to all receivers together */
 	unsigned receivers;              /* live members of its room but itself, at send start */
+	bool queued;                     /* on the send queue */
 };
 
 enum phase { P_LOGIN, P_SETTLE, P_JOIN, P_SEND, P_DRAIN, P_STORM, P_DONE };
@@ -141,6 +142,13 @@ struct bench {
 	int ep;
 	struct client *c;
 	struct sender *snd;
+	/*
+	 * Senders to look at in the next pass of send_due(): those whose window
+	 * may have opened (a delivery, an acknowledgement, output space) or that
+	 * have output to flush.  A pass over all of them each turn of the loop
+	 * made chatbench, not the server, the limit with 1,000 senders or more.
+	 */
+	unsigned *sendq, nsendq;
 	unsigned rooms;     /* 1 in the one-room layout */
 	unsigned per_room;  /* sender slots per room: senders / rooms, rounded up */
 	uint32_t *next_seq; /* [receiver * per_room + sender / rooms] */
@@ -160,6 +168,13 @@ struct bench {
 	unsigned join_next, joining, joined_clients;
 	uint64_t memberships;
 	int64_t t_join, t_last_joined;
+	/*
+	 * CPU time (ms) used by the server and by chatbench itself while the
+	 * joins and while the sending (and draining) went on: on a machine
+	 * shared with other work, time per delivery says more than the wall
+	 * clock.  [0] at the start, [1] at the end.
+	 */
+	int64_t join_cpu[2], join_self[2], send_cpu[2], send_self[2];
 	double shutdown_ms;
 	/* the login storm */
 	const struct sockaddr_storage *ss;
@@ -191,6 +206,34 @@ static void
 count_error(enum err_kind k)
 {
 	B.errors[k]++;
+}
+
+/* chatbench's own CPU time so far, ms. */
+static int64_t
+self_cpu_ms(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/* Reads the server's CPU time and ours into cpu[i] and self[i]. */
+static void
+mark_cpu(int64_t *cpu, int64_t *self, int i)
+{
+	cpu[i] = B.o.server_pid > 0 ? procstat_cpu_ms(B.o.server_pid) : -1;
+	self[i] = self_cpu_ms();
+}
+
+static void
+sender_wake(unsigned si)
+{
+	if (B.snd[si].queued)
+		return;
+	B.snd[si].queued = true;
+	B.sendq[B.nsendq++] = si;
 }
 
 /* ---- output ---- */
@@ -448,6 +491,8 @@ on_delivery(struct client *c, const char *payload, int64_t t_recv)
 	}
 	B.delivered++;
 	B.snd[s].delivered++;
+	if (B.o.rate == 0)
+		sender_wake(s);
 	B.t_last_delivery = t_recv;
 	uint64_t latency = t_recv > (int64_t)t_sent ? (uint64_t)(t_recv - (int64_t)t_sent) : 0;
 	hist_record(&B.hist, latency);
@@ -518,8 +563,11 @@ on_line(struct client *c, char *line, size_t len, int64_t t_recv)
 		on_delivery(c, payload, t_recv);
 		break;
 	case PE_ACK:
-		if (c->sender)
+		if (c->sender) {
 			B.snd[c->s.index - B.o.first].acked++;
+			if (B.o.rate == 0)
+				sender_wake(c->s.index - B.o.first);
+		}
 		break;
 	case PE_REFUSED:
 		client_close(c, E_REFUSED, true);
@@ -553,6 +601,7 @@ client_readable(struct client *c)
 		}
 		if (n < 0)
 			return;
+		bool more = c->in.filled; /* a short read took all there was */
 		for (;;) {
 			char *line;
 			size_t len;
@@ -568,6 +617,8 @@ client_readable(struct client *c)
 			if (c->state == C_CLOSED || c->state == C_WAIT)
 				return;
 		}
+		if (!more)
+			return;
 	}
 }
 
@@ -582,8 +633,11 @@ on_event(uint32_t idx, uint32_t events)
 		client_connected(c);
 		return;
 	}
-	if (events & EPOLLOUT)
+	if (events & EPOLLOUT) {
 		flush_out(c);
+		if (c->sender && B.phase == P_SEND)
+			sender_wake(idx);
+	}
 	if (c->fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		client_readable(c);
 }
@@ -632,18 +686,24 @@ send_due(int64_t t)
 		while (B.sent_rr < due) {
 			unsigned si = (unsigned)(B.sent_rr++ % B.o.senders);
 
-			if (B.c[si].state == C_READY)
+			if (B.c[si].state == C_READY) {
 				send_one(si, t);
+				sender_wake(si); /* to flush */
+			}
 		}
-	} else {
-		for (unsigned si = 0; si < B.o.senders; si++)
-			while (B.c[si].state == C_READY && sender_may_send(&B.snd[si]) &&
-			       B.c[si].out_cap - B.c[si].out_len > 256 + B.o.size)
-				send_one(si, t);
 	}
-	for (unsigned si = 0; si < B.o.senders; si++)
-		if (B.c[si].state == C_READY && B.c[si].out_len > 0)
-			flush_out(&B.c[si]);
+	for (unsigned i = 0; i < B.nsendq; i++) {
+		unsigned si = B.sendq[i];
+		struct client *c = &B.c[si];
+
+		B.snd[si].queued = false;
+		while (B.o.rate == 0 && c->state == C_READY && sender_may_send(&B.snd[si]) &&
+		       c->out_cap - c->out_len > 256 + B.o.size)
+			send_one(si, t);
+		if (c->state == C_READY && c->out_len > 0)
+			flush_out(c);
+	}
+	B.nsendq = 0;
 }
 
 /* ---- phases ---- */
@@ -661,9 +721,12 @@ start_sending(int64_t t)
 	for (unsigned i = 0; i < B.o.clients; i++)
 		if (B.c[i].state == C_READY && !B.c[i].stalled)
 			live[i % B.rooms]++;
-	for (unsigned si = 0; si < B.o.senders; si++)
+	for (unsigned si = 0; si < B.o.senders; si++) {
 		B.snd[si].receivers = live[si % B.rooms] > 0 ? live[si % B.rooms] - 1 : 0;
+		sender_wake(si);
+	}
 	free(live);
+	mark_cpu(B.send_cpu, B.send_self, 0);
 	B.phase = P_SEND;
 	B.t_send = t;
 	B.phase_end = t + secs_ns(B.o.duration);
@@ -712,6 +775,7 @@ start_joins(int64_t t)
 {
 	if (B.o.server_pid > 0)
 		procstat_read(B.o.server_pid, &B.logged);
+	mark_cpu(B.join_cpu, B.join_self, 0);
 	B.phase = P_JOIN;
 	B.t_join = t;
 	B.phase_end = t + secs_ns(B.o.join_timeout);
@@ -728,6 +792,7 @@ end_joins(int64_t t)
 		if (c->state == C_READY && c->joined < c->s.nrooms)
 			client_close(c, E_JOIN_TIMEOUT, true);
 	}
+	mark_cpu(B.join_cpu, B.join_self, 1);
 	B.joins_done = true;
 	B.phase = P_SETTLE;
 	B.phase_end = t + secs_ns(B.o.settle);
@@ -843,8 +908,10 @@ advance(int64_t t, const struct sockaddr_storage *ss, socklen_t sslen)
 			end_joins(t);
 		return 1;
 	case P_DRAIN:
-		if (B.in_order >= B.expected || t >= B.phase_end)
+		if (B.in_order >= B.expected || t >= B.phase_end) {
+			mark_cpu(B.send_cpu, B.send_self, 1);
 			B.phase = P_DONE;
+		}
 		return 10;
 	case P_STORM:
 		return storm_step(t);
@@ -915,6 +982,17 @@ print_procstat(const char *key, const struct procstat *ps)
 	       ps->cgroup_kmem_kib);
 }
 
+/* CPU seconds of the server and of chatbench between two marks, and the server's per item. */
+static void
+print_cpu(const int64_t *cpu, const int64_t *self, uint64_t items, const char *item)
+{
+	double server = cpu[0] >= 0 && cpu[1] >= 0 ? (double)(cpu[1] - cpu[0]) / 1e3 : -1;
+
+	printf("\"server_cpu_s\":%.2f,\"chatbench_cpu_s\":%.2f,\"server_cpu_us_per_%s\":%.3f",
+	       server, (double)(self[1] - self[0]) / 1e3, item,
+	       server >= 0 && items > 0 ? server * 1e6 / (double)items : -1.0);
+}
+
 /* The rooms layout: what the joins added to the server, per membership. */
 static void
 print_membership_cost(void)
@@ -948,10 +1026,18 @@ report(void)
 	       o->label, o->proto->name, o->clients, B.ready,
 	       B.ready ? (double)(B.t_last_login - B.t0) / 1e9 : 0.0, o->senders, o->stalled,
 	       o->duration, o->rate, o->window, o->size, o->rooms, o->joins);
-	if (o->rooms > 0)
-		printf("\"join\":{\"clients\":%u,\"memberships\":%" PRIu64 ",\"join_s\":%.3f},",
+	if (o->rooms > 0) {
+		printf("\"join\":{\"clients\":%u,\"memberships\":%" PRIu64 ",\"join_s\":%.3f,",
 		       B.joined_clients, B.memberships,
 		       B.joined_clients ? (double)(B.t_last_joined - B.t_join) / 1e9 : 0.0);
+		print_cpu(B.join_cpu, B.join_self, B.memberships, "join");
+		printf("},");
+	}
+	if (B.t_send) {
+		printf("\"send_cpu\":{");
+		print_cpu(B.send_cpu, B.send_self, B.delivered, "delivery");
+		printf("},");
+	}
 	printf("\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"expected\":%" PRIu64
 	       ",\"delivered\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"deliveries_per_s\":%.0f,",
 	       B.sent, acked, expected, B.delivered,
@@ -1048,9 +1134,10 @@ setup(void)
 	B.per_room = o->senders > 0 ? (o->senders + B.rooms - 1) / B.rooms : 1;
 	B.c = calloc(o->clients, sizeof(*B.c));
 	B.snd = calloc(o->senders ? o->senders : 1, sizeof(*B.snd));
+	B.sendq = calloc(o->senders ? o->senders : 1, sizeof(*B.sendq));
 	B.next_seq = calloc((size_t)o->clients * B.per_room, sizeof(*B.next_seq));
 	B.ep = epoll_create1(EPOLL_CLOEXEC);
-	if (B.c == NULL || B.snd == NULL || B.next_seq == NULL || B.ep < 0)
+	if (B.c == NULL || B.snd == NULL || B.sendq == NULL || B.next_seq == NULL || B.ep < 0)
 		return -1;
 	memset(B.pad, 'x', sizeof(B.pad) - 1);
 	for (unsigned i = 0; i < o->clients; i++) {

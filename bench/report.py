@@ -90,6 +90,8 @@ def summary(d):
         j = d["join"]
         joined = (f"{j['memberships']} memberships in {j['join_s']:.2f} s "
                   f"({get(d, 'server.rss_per_membership_kib')} KiB RSS each), ")
+    if d.get("send_cpu"):
+        joined += f"server CPU {d['send_cpu']['server_cpu_us_per_delivery']} µs per delivery, "
     return (f"logged in {d['logged_in']}/{d['clients']} in {d['login_s']:.2f} s, {joined}"
             f"{d['deliveries_per_s'] / 1e6:.2f} M deliveries/s, p50 {lat.get('p50')} ms, "
             f"p99 {lat.get('p99')} ms, lost {d['lost']}, errors {sum(d['errors'].values())}")
@@ -123,22 +125,28 @@ def rooms_sections(runs, servers, w):
           f"{rate * (n // r - 1):,} deliveries/s offered). Deliveries are counted per room: each "
           "receiver checks that every message came, in order, from a member of its room.")
         w("")
-        w("| server | login s | max: deliveries/s | max: p50 ms | max: p99 ms | rate: deliveries/s | "
-          "rate: p50 ms | rate: p99 ms | rate: p99.9 ms | lost / errors |")
-        w("|---|---|---|---|---|---|---|---|---|---|")
+        w("| server | login s | max: deliveries/s | max: p50 ms | max: p99 ms | max: server CPU µs per delivery | "
+          "rate: deliveries/s | rate: p50 ms | rate: p99 ms | rate: p99.9 ms | rate: server CPU µs per delivery | "
+          "lost / errors |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for s in servers:
             if f"{s}|{fm}" not in runs and f"{s}|{fr}" not in runs:
                 continue
             w(f"| {TITLES[s]} | {fmt(runs, f'{s}|{fm}', 'login_s', digits=1)} | "
               f"{fmt(runs, f'{s}|{fm}', 'deliveries_per_s', 1e-6, 2, ' M')} | "
               f"{fmt(runs, f'{s}|{fm}', 'latency_ms.p50')} | {fmt(runs, f'{s}|{fm}', 'latency_ms.p99')} | "
+              f"{fmt(runs, f'{s}|{fm}', 'send_cpu.server_cpu_us_per_delivery', digits=2)} | "
               f"{fmt(runs, f'{s}|{fr}', 'deliveries_per_s', 1e-3, 0, ' k')} | "
               f"{fmt(runs, f'{s}|{fr}', 'latency_ms.p50', digits=2)} | "
               f"{fmt(runs, f'{s}|{fr}', 'latency_ms.p99', digits=2)} | "
               f"{fmt(runs, f'{s}|{fr}', 'latency_ms.p999', digits=2)} | "
+              f"{fmt(runs, f'{s}|{fr}', 'send_cpu.server_cpu_us_per_delivery', digits=2)} | "
               f"{lossline(runs, f'{s}|{fm}')}, {lossline(runs, f'{s}|{fr}')} |")
         w(f"| chatd ÷ best peer | | {ratio(runs, fm, 'deliveries_per_s')} | | "
-          f"{ratio(runs, fm, 'latency_ms.p99', True)} better | | | {ratio(runs, fr, 'latency_ms.p99', True)} better | | |")
+          f"{ratio(runs, fm, 'latency_ms.p99', True)} better | "
+          f"{ratio(runs, fm, 'send_cpu.server_cpu_us_per_delivery', True)} better | | | "
+          f"{ratio(runs, fr, 'latency_ms.p99', True)} better | | "
+          f"{ratio(runs, fr, 'send_cpu.server_cpu_us_per_delivery', True)} better | |")
         w("")
     for n, r, j in rooms_layouts(runs, "g-join"):
         w(f"## (g) joining: {n:,} clients each join {j} of {r:,} rooms")
@@ -151,8 +159,8 @@ def rooms_sections(runs, servers, w):
           "members (chatd `JOIN`, below `room_notice_limit`; IRC `JOIN`). The memory per membership "
           "is the server's RSS after the joins (and 1 s of rest) less before, over the memberships.")
         w("")
-        w("| server | memberships | join s | joins/s | RSS per membership KiB | cgroup per membership KiB | lost / errors |")
-        w("|---|---|---|---|---|---|---|")
+        w("| server | memberships | join s | joins/s | server CPU µs per join | RSS per membership KiB | cgroup per membership KiB | lost / errors |")
+        w("|---|---|---|---|---|---|---|---|")
         lab = f"g-join-{n}-{r}-{j}"
         for s in servers:
             if f"{s}|{lab}" not in runs:
@@ -161,6 +169,7 @@ def rooms_sections(runs, servers, w):
             w(f"| {TITLES[s]} | {fmt(runs, f'{s}|{lab}', 'join.memberships', digits=0)} | "
               f"{fmt(runs, f'{s}|{lab}', 'join.join_s', digits=2)} | "
               f"{(m / t / 1e3 if m and t else 0):.1f} k | "
+              f"{fmt(runs, f'{s}|{lab}', 'join.server_cpu_us_per_join', digits=0)} | "
               f"{fmt(runs, f'{s}|{lab}', 'server.rss_per_membership_kib', digits=2)} | "
               f"{fmt(runs, f'{s}|{lab}', 'server.cgroup_per_membership_kib', digits=2)} | "
               f"{lossline(runs, f'{s}|{lab}')} |")
