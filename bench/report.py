@@ -212,6 +212,16 @@ def main():
                 w(f"| {TITLES[s]} ÷ bare reference | {ratio_to(runs, f'{s}|b-100', 'ref|b-100', 'deliveries_per_s')} | | "
                   f"{ratio_to(runs, f'{s}|b-1000', 'ref|b-1000', 'deliveries_per_s')} | | |")
         w("")
+        if any(get(d, "send_cpu") for k, v in runs.items() if "|b-" in k for d in v):
+            w("Server CPU time per delivery, µs (what the server spent while the messages were sent "
+              "and drained, over the deliveries: less sensitive to a busy machine than the rate):")
+            w("")
+            w("| server | N=100 | N=1,000 |")
+            w("|---|---|---|")
+            for s in servers:
+                w(f"| {TITLES[s]} | {fmt(runs, f'{s}|b-100', 'send_cpu.server_cpu_us_per_delivery', digits=3)} | "
+                  f"{fmt(runs, f'{s}|b-1000', 'send_cpu.server_cpu_us_per_delivery', digits=3)} |")
+            w("")
     rooms_sections(runs, servers, w)
 
     if has(runs, "c-"):
