@@ -2373,7 +2373,9 @@ room_kick_within(struct hub *h, int timeout_ms, const char *arg, const char *use
 	}
 	snprintf(name, sizeof(name), "%s", r->name);
 	snprintf(who, sizeof(who), "%s", c->name);
-	part_fields(fields, sizeof(fields), PART_KICKED, reason);
+	/* Still online: the server-wide kick's default text would say otherwise. */
+	part_fields(fields, sizeof(fields), PART_KICKED,
+		    reason && *reason ? reason : "taken out of the room by the operator");
 	struct wire_event ev = room_event(r, WE_PART, c->name);
 	ev.reason = part_reason_name(PART_KICKED);
 	ev.text = fields + strlen(ev.reason) + 1;
