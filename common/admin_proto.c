@@ -19,7 +19,7 @@
 const struct admin_cmd admin_commands[ADMIN_CMD_COUNT] = {
 	[ADMIN_HELP] = { ADMIN_HELP, "help", NULL, ARGS_NONE, "list the commands" },
 	[ADMIN_STATUS] = { ADMIN_STATUS, "status", NULL, ARGS_NONE,
-			   "version, pid, uptime, listening address or paused, clients, "
+			   "version, pid, uptime, listening address or paused, clients, rooms, "
 			   "messages, history, config file" },
 	[ADMIN_USERS] = { ADMIN_USERS, "users", NULL, ARGS_NONE,
 			  "who is online, from which address, since when" },
@@ -45,9 +45,23 @@ const struct admin_cmd admin_commands[ADMIN_CMD_COUNT] = {
 	[ADMIN_USER_DEL] = { ADMIN_USER_DEL, "user del", NULL, ARGS_NAME,
 			     "delete NAME; a session of NAME online is ended" },
 	[ADMIN_KICK] = { ADMIN_KICK, "kick", NULL, ARGS_NAME_TEXT_OPT,
-			 "disconnect NAME, telling everyone the reason" },
+			 "disconnect NAME from the server; the members of its rooms see the "
+			 "reason" },
 	[ADMIN_NOTICE] = { ADMIN_NOTICE, "notice", NULL, ARGS_TEXT,
 			   "a server notice to everyone online" },
+	[ADMIN_ROOM_LIST] = { ADMIN_ROOM_LIST, "room list", NULL, ARGS_NONE,
+			      "every room: name, members, who made it, topic" },
+	[ADMIN_ROOM_CREATE] = { ADMIN_ROOM_CREATE, "room create", NULL, ARGS_ROOM_TOPIC_OPT,
+				"create room NAME, with TOPIC if given; it never expires" },
+	[ADMIN_ROOM_DEL] = { ADMIN_ROOM_DEL, "room del", NULL, ARGS_ROOM,
+			     "delete room NAME; its members land in the default room" },
+	[ADMIN_ROOM_TOPIC] = { ADMIN_ROOM_TOPIC, "room topic", NULL, ARGS_ROOM_TOPIC,
+			       "set the topic of room NAME" },
+	[ADMIN_ROOM_KICK] = { ADMIN_ROOM_KICK, "room kick", NULL, ARGS_ROOM_USER_REASON_OPT,
+			      "take NAME out of room ROOM, telling its members the reason; "
+			      "NAME stays online" },
+	[ADMIN_ROOM_NOTICE] = { ADMIN_ROOM_NOTICE, "room notice", NULL, ARGS_ROOM_TEXT,
+				"a server notice to the members of room ROOM" },
 };
 
 static int __attribute__((format(printf, 4, 5)))
@@ -171,12 +185,68 @@ parse_name(const struct admin_cmd *cmd, unsigned flags, char **p, struct admin_r
 	return 0;
 }
 
+/* A room: "#name" or "name", valid as room_name_valid() says; stored without the '#'. */
+static int
+parse_room(const struct admin_cmd *cmd, unsigned flags, char **p, struct admin_request *req,
+	   char *err, size_t errlen)
+{
+	char *room = cut_word(p);
+
+	if (room == NULL)
+		return usage_error(cmd, flags,
+				   cmd->args == ARGS_ROOM_USER_REASON_OPT ||
+						   cmd->args == ARGS_ROOM_TEXT
+					   ? "ROOM is missing"
+					   : "NAME is missing",
+				   err, errlen);
+	if (room[0] == '#')
+		room++;
+	if (!room_name_valid(room, strlen(room)))
+		return fail(err, errlen, ADMIN_ERR_BAD_REQUEST,
+			    "'%s' is not a valid room name (1-%d letters, digits, '_', '.' or "
+			    "'-', starting with a letter)",
+			    room, ROOM_NAME_MAX);
+	req->room = room;
+	return 0;
+}
+
 /* The rest of the line, or NULL if only spaces are left. */
 static const char *
 rest_of_line(char *p)
 {
 	p += strspn(p, " \t");
 	return *p != '\0' ? p : NULL;
+}
+
+/* After ROOM (or a room's NAME): nothing, TEXT, [TOPIC], or NAME [REASON]. */
+static int
+parse_room_args(const struct admin_cmd *cmd, unsigned flags, char *p, struct admin_request *req,
+		char *err, size_t errlen)
+{
+	int rc;
+
+	if ((rc = parse_room(cmd, flags, &p, req, err, errlen)) != 0)
+		return rc;
+	switch (cmd->args) {
+	case ARGS_ROOM_TOPIC_OPT:
+		req->text = rest_of_line(p);
+		return 0;
+	case ARGS_ROOM_TOPIC:
+	case ARGS_ROOM_TEXT:
+		if ((req->text = rest_of_line(p)) == NULL)
+			return usage_error(cmd, flags, "TEXT is missing", err, errlen);
+		return 0;
+	case ARGS_ROOM_USER_REASON_OPT:
+		if ((rc = parse_name(cmd, flags, &p, req, err, errlen)) != 0)
+			return rc;
+		req->text = rest_of_line(p);
+		return 0;
+	default:
+		break;
+	}
+	if (cut_word(&p) != NULL)
+		return usage_error(cmd, flags, "too many arguments", err, errlen);
+	return 0;
 }
 
 static int
@@ -221,6 +291,12 @@ parse_args(const struct admin_cmd *cmd, unsigned flags, char *p, struct admin_re
 		if ((req->text = rest_of_line(p)) == NULL)
 			return usage_error(cmd, flags, "TEXT is missing", err, errlen);
 		return 0;
+	case ARGS_ROOM:
+	case ARGS_ROOM_TOPIC_OPT:
+	case ARGS_ROOM_TOPIC:
+	case ARGS_ROOM_USER_REASON_OPT:
+	case ARGS_ROOM_TEXT:
+		return parse_room_args(cmd, flags, p, req, err, errlen);
 	}
 	if (cut_word(&p) != NULL)
 		return usage_error(cmd, flags, "too many arguments", err, errlen);
@@ -252,6 +328,11 @@ admin_usage(const struct admin_cmd *cmd, bool with_secret, char *buf, size_t len
 		[ARGS_NAME_SECRET] = " NAME",
 		[ARGS_NAME_TEXT_OPT] = " NAME [REASON]",
 		[ARGS_TEXT] = " TEXT",
+		[ARGS_ROOM] = " NAME",
+		[ARGS_ROOM_TOPIC_OPT] = " NAME [TOPIC]",
+		[ARGS_ROOM_TOPIC] = " NAME TEXT",
+		[ARGS_ROOM_USER_REASON_OPT] = " ROOM NAME [REASON]",
+		[ARGS_ROOM_TEXT] = " ROOM TEXT",
 	};
 
 	snprintf(buf, len, "%s%s%s", cmd->words, shapes[cmd->args],

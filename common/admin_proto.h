@@ -5,7 +5,8 @@
  * One table (admin_commands) lists every command with its argument shape
  * and help text.  chatd dispatches on it, chatctl checks what people type
  * against it before anything is sent, and both print their help from it,
- * so the three can never disagree; a test holds docs/ADMIN.md to it.
+ * so the three can never disagree; tests/consistency holds docs/ADMIN.md
+ * and chatctl(8) to it.
  *
  * A request is one line, "COMMAND [ARGS]".  A reply is zero or more data
  * lines, each "- TEXT", then exactly one status line, "OK [TEXT]" or
@@ -25,8 +26,9 @@
 enum admin_err {
 	ADMIN_ERR_BAD_REQUEST = 400, /* wrong arguments */
 	ADMIN_ERR_FORBIDDEN = 403,   /* peer not allowed; the connection closes */
-	ADMIN_ERR_NOT_FOUND = 404,   /* unknown command, no such user */
-	ADMIN_ERR_CONFLICT = 409,    /* already exists; needs --force */
+	ADMIN_ERR_NOT_FOUND = 404,   /* unknown command, no such user or room */
+	ADMIN_ERR_LIMIT = 405,       /* a limit was reached: max_rooms */
+	ADMIN_ERR_CONFLICT = 409,    /* already exists; needs --force; the default room */
 	ADMIN_ERR_TOO_LONG = 413,
 	ADMIN_ERR_BAD_TEXT = 422, /* not UTF-8, control characters */
 	ADMIN_ERR_INTERNAL = 500,
@@ -50,6 +52,12 @@ enum admin_cmd_id {
 	ADMIN_USER_DEL,
 	ADMIN_KICK,
 	ADMIN_NOTICE,
+	ADMIN_ROOM_LIST,
+	ADMIN_ROOM_CREATE,
+	ADMIN_ROOM_DEL,
+	ADMIN_ROOM_TOPIC,
+	ADMIN_ROOM_KICK,
+	ADMIN_ROOM_NOTICE,
 	ADMIN_CMD_COUNT
 };
 
@@ -62,6 +70,12 @@ enum admin_args {
 	ARGS_NAME_SECRET,   /* NAME PASSWORD: the password is read by chatctl */
 	ARGS_NAME_TEXT_OPT, /* NAME [TEXT...] */
 	ARGS_TEXT,          /* TEXT... */
+	/* A room may be written "#name"; the '#' is dropped. */
+	ARGS_ROOM,                 /* NAME: a room */
+	ARGS_ROOM_TOPIC_OPT,       /* NAME [TOPIC...]: a room */
+	ARGS_ROOM_TOPIC,           /* NAME TEXT...: a room */
+	ARGS_ROOM_USER_REASON_OPT, /* ROOM NAME [REASON...]: NAME a user */
+	ARGS_ROOM_TEXT,            /* ROOM TEXT... */
 };
 
 struct admin_cmd {
@@ -76,8 +90,9 @@ extern const struct admin_cmd admin_commands[ADMIN_CMD_COUNT];
 
 struct admin_request {
 	const struct admin_cmd *cmd;
-	const char *name; /* ARGS_NAME*, else NULL */
-	const char *text; /* TEXT, REASON or PASSWORD, else NULL */
+	const char *room; /* ARGS_ROOM*: the room, without a '#'; else NULL */
+	const char *name; /* a user: ARGS_NAME*, ARGS_ROOM_USER_REASON_OPT; else NULL */
+	const char *text; /* TEXT, TOPIC, REASON or PASSWORD, else NULL */
 	long count;       /* ARGS_COUNT_OPT: N, or 0 when not given */
 	bool force;
 };

@@ -53,7 +53,7 @@ usage(FILE *out)
 		char u[128];
 
 		admin_usage(cmd, false, u, sizeof(u));
-		fprintf(out, "  %-24s %s%s%s%s\n", u, cmd->help, cmd->alias ? " (also: " : "",
+		fprintf(out, "  %-28s %s%s%s%s\n", u, cmd->help, cmd->alias ? " (also: " : "",
 			cmd->alias ? cmd->alias : "", cmd->alias ? ")" : "");
 	}
 	fprintf(out,
@@ -107,6 +107,8 @@ build_request(char *typed, char *out, size_t outlen)
 		return CTL_USAGE;
 	}
 	n = snprintf(out, outlen, "%s", req.cmd->words);
+	if (req.room != NULL)
+		n += snprintf(out + n, outlen - (size_t)n, " %s", req.room);
 	if (req.name != NULL)
 		n += snprintf(out + n, outlen - (size_t)n, " %s", req.name);
 	if (req.count > 0)

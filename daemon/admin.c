@@ -25,6 +25,7 @@
 #include "ident.h"
 #include "listener.h"
 #include "log.h"
+#include "names.h"
 #include "notify.h"
 #include "password.h"
 #include "peers.h"
@@ -47,7 +48,7 @@ admin_cmd_help(struct admin_conn *ac, const struct admin_request *req)
 		char usage[128];
 
 		admin_usage(&admin_commands[i], true, usage, sizeof(usage));
-		admin_data(ac, "%-26s  %s", usage, admin_commands[i].help);
+		admin_data(ac, "%-28s  %s", usage, admin_commands[i].help);
 	}
 	admin_ok(ac, "%d commands", ADMIN_CMD_COUNT);
 }
@@ -59,6 +60,25 @@ format_uptime(char *buf, size_t len, int64_t ms)
 
 	snprintf(buf, len, "%lldd %02lld:%02lld:%02lld", (long long)(s / 86400),
 		 (long long)(s / 3600 % 24), (long long)(s / 60 % 60), (long long)(s % 60));
+}
+
+/* status's "rooms" line: how many exist, against max_rooms. */
+static void
+status_rooms(struct admin_conn *ac, struct server *srv)
+{
+	struct room_info *rooms;
+	size_t n;
+
+	if (rooms_snapshot_within(srv->hub, ADMIN_ROOM_WAIT_MS, &rooms, &n) < 0) {
+		if (errno == ETIMEDOUT)
+			admin_data(ac, "rooms: unknown: the room lock was not free within %d ms",
+				   ADMIN_ROOM_WAIT_MS);
+		else
+			admin_data(ac, "rooms: unknown: %s", strerror(errno));
+		return;
+	}
+	free(rooms);
+	admin_data(ac, "rooms: %zu (max_rooms %d)", n, settings_get()->max_rooms);
 }
 
 static void
@@ -85,6 +105,7 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 	else
 		admin_data(ac, "clients: unknown: the room lock was not free within %d ms",
 			   ADMIN_ROOM_WAIT_MS);
+	status_rooms(ac, srv);
 	size_t logged_in, logging_in;
 	peers_counts(&logged_in, &logging_in);
 	admin_data(ac, "logins: %zu in progress (max_logins %d)", logging_in,
@@ -102,16 +123,40 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 	admin_ok(ac, "%s", listener_paused(srv->listener) ? "paused" : "running");
 }
 
-/* The reply when a room_*_within() call failed. */
+/* The reply when a room_*_within() call failed (-1, errno as room.h says). */
 static void
 reply_room_failed(struct admin_conn *ac)
 {
-	if (errno == ETIMEDOUT)
+	const struct settings *s = settings_get();
+
+	switch (errno) {
+	case ETIMEDOUT:
 		admin_err(ac, ADMIN_ERR_UNAVAILABLE,
 			  "the room is busy (its lock was not free within %d ms); try again",
 			  ADMIN_ROOM_WAIT_MS);
-	else
+		break;
+	case ENOSPC:
+		admin_err(ac, ADMIN_ERR_LIMIT, "there are max_rooms (%d) rooms already",
+			  s->max_rooms);
+		break;
+	case EMSGSIZE:
+		admin_err(ac, ADMIN_ERR_TOO_LONG, "a topic is at most max_topic (%d) bytes",
+			  s->max_topic);
+		break;
+	case EPERM:
+		admin_err(ac, ADMIN_ERR_CONFLICT,
+			  "%s is the default room (default_room): it cannot be deleted",
+			  s->default_room);
+		break;
+	case EINVAL:
+		admin_err(ac, ADMIN_ERR_BAD_REQUEST, "not a valid room name");
+		break;
+	case ENOMEM:
 		admin_err(ac, ADMIN_ERR_INTERNAL, "out of memory");
+		break;
+	default:
+		admin_err(ac, ADMIN_ERR_INTERNAL, "%s", strerror(errno));
+	}
 }
 
 static void
@@ -353,9 +398,9 @@ password_done(struct admin_conn *ac, void *arg)
 	free(j);
 }
 
-/* A password for user add / user passwd: text and length, else the ERR reply. */
+/* Is pw fit for user add / user passwd (text, length)?  If not, answers the ERR. */
 static bool
-admin_password_ok(struct admin_conn *ac, const char *pw)
+admin_password_valid_or_err(struct admin_conn *ac, const char *pw)
 {
 	size_t len = strlen(pw);
 	enum text_check tc = text_check(pw, len);
@@ -380,7 +425,7 @@ admin_cmd_set_password(struct admin_conn *ac, const struct admin_request *req)
 	bool known = ident_lookup(srv->ident, req->name, NULL);
 	struct password_job *j;
 
-	if (!admin_password_ok(ac, req->text))
+	if (!admin_password_valid_or_err(ac, req->text))
 		return;
 	if (add && known) {
 		admin_err(ac, ADMIN_ERR_CONFLICT, "%s is already registered", req->name);
@@ -453,23 +498,189 @@ admin_cmd_kick(struct admin_conn *ac, const struct admin_request *req)
 	admin_ok(ac, "%s kicked", req->name);
 }
 
+/* Is text too long for a notice?  Then the ERR is answered. */
+static bool
+notice_too_long(struct admin_conn *ac, const char *text)
+{
+	int max = settings_get()->max_line;
+
+	if (strlen(text) <= (size_t)max)
+		return false;
+	admin_err(ac, ADMIN_ERR_TOO_LONG, "a notice is at most max_line (%d) bytes", max);
+	return true;
+}
+
 static void
 admin_cmd_notice(struct admin_conn *ac, const struct admin_request *req)
 {
 	struct hub *r = admin_server(ac)->hub;
 	size_t online;
 
-	if (strlen(req->text) > (size_t)settings_get()->max_line) {
-		admin_err(ac, ADMIN_ERR_TOO_LONG, "a notice is at most max_line (%d) bytes",
-			  settings_get()->max_line);
+	if (notice_too_long(ac, req->text))
 		return;
-	}
 	if (room_notice_within(r, ADMIN_ROOM_WAIT_MS, req->text, &online) < 0) {
 		reply_room_failed(ac);
 		return;
 	}
 	log_notice("notice by %s", admin_peer(ac));
 	admin_ok(ac, "notice sent to %zu online", online);
+}
+
+/* ---- rooms ---- */
+
+static const char *
+room_kind(const struct room_info *ri)
+{
+	return ri->is_default ? "default" : ri->op_made ? "op" : "user";
+}
+
+static void
+admin_cmd_room_list(struct admin_conn *ac, const struct admin_request *req)
+{
+	struct room_info *rooms;
+	size_t n;
+
+	if (rooms_snapshot_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, &rooms, &n) < 0) {
+		reply_room_failed(ac);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		admin_data(ac, "%s %zu %s%s%s", rooms[i].name, rooms[i].members,
+			   room_kind(&rooms[i]), rooms[i].topic[0] ? " " : "", rooms[i].topic);
+	free(rooms);
+	admin_ok(ac, "%zu rooms", n);
+}
+
+/* Is text too long for a topic?  Then the ERR is answered. */
+static bool
+topic_too_long(struct admin_conn *ac, const char *text)
+{
+	int max = settings_get()->max_topic;
+
+	if (text == NULL || strlen(text) <= (size_t)max)
+		return false;
+	admin_err(ac, ADMIN_ERR_TOO_LONG, "a topic is at most max_topic (%d) bytes", max);
+	return true;
+}
+
+static void
+admin_cmd_room_create(struct admin_conn *ac, const struct admin_request *req)
+{
+	int rc;
+
+	if (topic_too_long(ac, req->text))
+		return;
+	rc = room_create_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, req->room,
+				req->text != NULL ? req->text : "");
+	if (rc < 0) {
+		reply_room_failed(ac);
+		return;
+	}
+	if (rc == 0) {
+		admin_err(ac, ADMIN_ERR_CONFLICT, "room %s exists", req->room);
+		return;
+	}
+	log_notice("room %s created by %s", req->room, admin_peer(ac));
+	admin_ok(ac, "room %s created", req->room);
+}
+
+static void
+admin_cmd_room_del(struct admin_conn *ac, const struct admin_request *req)
+{
+	int rc = room_delete_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, req->room);
+
+	if (rc < 0) {
+		reply_room_failed(ac);
+		return;
+	}
+	if (rc == 0) {
+		admin_err(ac, ADMIN_ERR_NOT_FOUND, "no room %s", req->room);
+		return;
+	}
+	log_notice("room %s deleted by %s", req->room, admin_peer(ac));
+	admin_ok(ac, "room %s deleted", req->room);
+}
+
+static void
+admin_cmd_room_topic(struct admin_conn *ac, const struct admin_request *req)
+{
+	int rc;
+
+	if (topic_too_long(ac, req->text))
+		return;
+	rc = room_topic_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, req->room, req->text);
+	if (rc < 0) {
+		reply_room_failed(ac);
+		return;
+	}
+	if (rc == 0) {
+		admin_err(ac, ADMIN_ERR_NOT_FOUND, "no room %s", req->room);
+		return;
+	}
+	log_notice("topic of room %s set by %s", req->room, admin_peer(ac));
+	admin_ok(ac, "topic of %s set", req->room);
+}
+
+/* Does the room exist?  -1 when that cannot be told (errno set). */
+static int
+room_exists(struct admin_conn *ac, const char *room)
+{
+	struct room_info *rooms;
+	size_t n;
+	int found = 0;
+
+	if (rooms_snapshot_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, &rooms, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n && !found; i++)
+		found = name_cmp(rooms[i].name, room) == 0;
+	free(rooms);
+	return found;
+}
+
+static void
+admin_cmd_room_kick(struct admin_conn *ac, const struct admin_request *req)
+{
+	const char *reason = req->text != NULL ? req->text : part_reason_text(PART_KICKED);
+	int rc = room_kick_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, req->room, req->name,
+				  reason);
+
+	if (rc < 0) {
+		reply_room_failed(ac);
+		return;
+	}
+	if (rc == 0) {
+		/* Which of the two: told apart only now, on this rare path. */
+		if (room_exists(ac, req->room) == 0)
+			admin_err(ac, ADMIN_ERR_NOT_FOUND, "no room %s", req->room);
+		else
+			admin_err(ac, ADMIN_ERR_NOT_FOUND, "%s is not in %s", req->name, req->room);
+		return;
+	}
+	log_notice("%s kicked from room %s by %s: %s", req->name, req->room, admin_peer(ac),
+		   reason);
+	admin_ok(ac, "%s kicked from %s", req->name, req->room);
+}
+
+static void
+admin_cmd_room_notice(struct admin_conn *ac, const struct admin_request *req)
+{
+	size_t members = 0;
+	int rc;
+
+	if (notice_too_long(ac, req->text))
+		return;
+	rc = room_notice_room_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, req->room,
+				     req->text, &members);
+	if (rc < 0) {
+		reply_room_failed(ac);
+		return;
+	}
+	if (rc == 0) {
+		admin_err(ac, ADMIN_ERR_NOT_FOUND, "no room %s", req->room);
+		return;
+	}
+	log_notice("notice to room %s by %s", req->room, admin_peer(ac));
+	admin_ok(ac, "notice sent to %zu members of %s", members, req->room);
 }
 
 static admin_handler *const handlers[ADMIN_CMD_COUNT] = {
@@ -488,6 +699,12 @@ static admin_handler *const handlers[ADMIN_CMD_COUNT] = {
 	[ADMIN_USER_DEL] = admin_cmd_user_del,
 	[ADMIN_KICK] = admin_cmd_kick,
 	[ADMIN_NOTICE] = admin_cmd_notice,
+	[ADMIN_ROOM_LIST] = admin_cmd_room_list,
+	[ADMIN_ROOM_CREATE] = admin_cmd_room_create,
+	[ADMIN_ROOM_DEL] = admin_cmd_room_del,
+	[ADMIN_ROOM_TOPIC] = admin_cmd_room_topic,
+	[ADMIN_ROOM_KICK] = admin_cmd_room_kick,
+	[ADMIN_ROOM_NOTICE] = admin_cmd_room_notice,
 };
 
 void

@@ -145,7 +145,7 @@ cmd_rooms(struct client *c, char *args, char *text, size_t textlen)
 
 	if (*args && !parse_count(args, UINT32_MAX, &page))
 		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /rooms [PAGE]"));
-	if ((l = room_list(c->srv->hub, (unsigned)page, &pages, &rooms)) == NULL)
+	if ((l = room_list(c->srv->hub, c, (unsigned)page, &pages, &rooms)) == NULL)
 		return COMMAND_FATAL;
 	if (l->len > 0 && outq_push_line(&c->out, l) < 0)
 		return COMMAND_FATAL;

@@ -6,7 +6,8 @@
  * bounds how many run at once (password.c), taken by the login's deadline;
  * a password check is first reserved with the throttle (throttle.c).
  * Password bytes are wiped from the input buffer as soon as they were
- * used, and never logged.
+ * used, and never logged.  Each step reads the settings it needs then
+ * (settings_get()): a reload may come while the dialogue waits.
  */
 #include <poll.h>
 #include <stdbool.h>
@@ -37,7 +38,7 @@ ask_password(struct login *lg, const char *name)
 	char canonical[NAME_MAX_LEN + 1];
 
 	lg->known = ident_lookup(lg->c->srv->ident, name, canonical);
-	if (!lg->known && !lg->s->registration)
+	if (!lg->known && !settings_get()->registration)
 		return client_reply_err(lg->c, ERR_REGISTRATION_CLOSED,
 					"no user %s, and registration is closed", name);
 	snprintf(lg->c->name, sizeof(lg->c->name), "%s", lg->known ? canonical : name);
@@ -83,6 +84,16 @@ shutting_down(struct login *lg)
 	return 0;
 }
 
+/* Records the failure with the throttle: the delay it costs, under the current settings. */
+static int64_t
+failure_delay(struct throttle_ticket *t)
+{
+	const struct settings *s = settings_get();
+
+	return throttle_failed(t, time_mono_ms(), s->login_fail_delay_ms,
+			       s->login_fail_delay_max_ms);
+}
+
 /*
  * A wrong password (or resume token, by_token) costs a delay, then a retry,
  * until the attempts run out.  A delay that would outlast the login ends it
@@ -92,8 +103,7 @@ static int
 password_refused(struct login *lg, struct throttle_ticket *t, bool by_token)
 {
 	struct client *c = lg->c;
-	int64_t delay = throttle_failed(t, time_mono_ms(), lg->s->login_fail_delay_ms,
-					lg->s->login_fail_delay_max_ms);
+	int64_t delay = failure_delay(t);
 	int64_t left = lg->deadline - time_mono_ms();
 
 	log_warning("%s for %s from %s; next try in %lld ms",
@@ -104,7 +114,7 @@ password_refused(struct login *lg, struct throttle_ticket *t, bool by_token)
 		return shutting_down(lg);
 	if (delay >= left)
 		return timed_out(lg);
-	if (lg->failures >= lg->s->login_attempts) {
+	if (lg->failures >= settings_get()->login_attempts) {
 		lg->why = PART_REFUSED;
 		snprintf(lg->text, sizeof(lg->text), "too many failed attempts");
 		lg->done = true;
@@ -159,7 +169,7 @@ register_name(struct login *lg, const char *pw)
 
 	password_gate_deadline(lg->deadline);
 	password_gate_abort_if(connection_gone, c);
-	r = ident_register(c->srv->ident, c->name, pw, lg->s->hash_cost);
+	r = ident_register(c->srv->ident, c->name, pw, settings_get()->hash_cost);
 	password_gate_abort_if(NULL, NULL);
 	password_gate_deadline(-1);
 	if (r == IDENT_OK) {
@@ -265,7 +275,7 @@ handle_password(struct login *lg, const char *pw, size_t len)
 		throttle_abandon(&t);
 		return connection_gone(c) ? gone(lg, "checking the password for") : timed_out(lg);
 	}
-	r = ident_verify(c->srv->ident, c->name, pw, lg->s->hash_cost, canonical);
+	r = ident_verify(c->srv->ident, c->name, pw, settings_get()->hash_cost, canonical);
 	password_gate_leave();
 	switch (r) {
 	case IDENT_OK:
@@ -310,7 +320,7 @@ handle_resume(struct login *lg, char *line, size_t len)
 					"%d hex digits)",
 					RESUME_TOKEN_HEX);
 	*token++ = '\0';
-	if (lg->s->resume_token_ttl > 0 && ident_lookup(c->srv->ident, name, canonical) &&
+	if (settings_get()->resume_token_ttl > 0 && ident_lookup(c->srv->ident, name, canonical) &&
 	    resume_verify(canonical, token, time_now_ms())) {
 		snprintf(c->name, sizeof(c->name), "%s", canonical);
 		throttle_registered(&c->addr, c->name, time_mono_ms());
@@ -352,10 +362,10 @@ line_arrived(struct login *lg, enum client_read r)
 void
 login_start(struct login *lg, struct client *c)
 {
-	*lg = (struct login){ .c = c, .s = settings_get(), .why = PART_LOST };
+	*lg = (struct login){ .c = c, .why = PART_LOST };
 
 	/* From the accept on (connected_ms, wall clock), on the monotonic clock. */
-	int64_t timeout = (int64_t)lg->s->login_timeout * 1000;
+	int64_t timeout = (int64_t)settings_get()->login_timeout * 1000;
 	int64_t since = c->connected_ms > 0 ? time_now_ms() - c->connected_ms : 0;
 
 	since = since < 0 ? 0 : since > timeout ? timeout : since;

@@ -11,8 +11,6 @@
 #include "client.h"
 #include "session.h"
 
-struct settings;
-
 /*
  * The dialogue's state.  Its fields belong to login.c; it is declared here
  * so a caller can keep one on its stack and drive the dialogue without a
@@ -20,7 +18,6 @@ struct settings;
  */
 struct login {
 	struct client *c;
-	const struct settings *s;
 	bool have_name;
 	bool known;      /* the name is registered */
 	bool registered; /* ... by this login */
@@ -32,7 +29,7 @@ struct login {
 	char text[128];
 };
 
-/* A new dialogue for c under the current settings (nothing is sent). */
+/* A new dialogue for c, its deadline from the current login_timeout (nothing is sent). */
 void login_start(struct login *lg, struct client *c);
 
 /*

@@ -222,7 +222,7 @@ password_gate_leave(void)
 }
 
 static bool
-password_acceptable(const char *pw)
+password_within_max_len(const char *pw)
 {
 	return pw != NULL && strnlen(pw, PASSWORD_MAX_LEN + 1) <= PASSWORD_MAX_LEN;
 }
@@ -294,7 +294,7 @@ password_hash(const char *pw, int cost, char out[PASSWORD_HASH_MAX])
 {
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
 
-	if (!password_acceptable(pw)) {
+	if (!password_within_max_len(pw)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -322,7 +322,7 @@ password_check(const char *pw, const char *hash)
 	char out[PASSWORD_HASH_MAX];
 	bool ok;
 
-	if (!password_acceptable(pw) || hash == NULL || hash[0] == '\0')
+	if (!password_within_max_len(pw) || hash == NULL || hash[0] == '\0')
 		return false;
 	if (gated_crypt(pw, hash, out) != 0)
 		return false;

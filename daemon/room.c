@@ -17,6 +17,10 @@
  * acknowledgements and the lines around them keep the order they were
  * published in.
  *
+ * Lines come from the protocols' wire_formats (wire.h): a slot holds one
+ * per protocol in use, a reply (USERS, TOPIC, ROOM) is made in the
+ * asker's protocol; nothing here spells a protocol line.
+ *
  * Everything below is guarded by h->lock, but for the count of backed-up
  * members (an atomic that senders read without it) and the rooms file,
  * written under save_lock alone; see room.h for the locking rules.
@@ -39,6 +43,7 @@
 #include "roomfile.h"
 #include "timefmt.h"
 #include "utf8.h"
+#include "wire.h"
 
 /* The shortest event line ("MSG a 1 <time> a x\n" is 38 bytes). */
 #define RING_MIN_EVENT_BYTES 32
@@ -68,23 +73,26 @@
 #define OPERATOR_NAME "*"
 
 enum slot_kind {
-	SLOT_MSG,    /* a stored message: MSG to others, OK to its sender */
-	SLOT_FAILED, /* a message that could not be stored: ERR to its sender */
-	SLOT_EVENT,  /* a whole line (JOIN, PART, TOPIC, NOTICE) for all but `sender` */
+	SLOT_MSG,    /* a stored message: its line to others, an acknowledgement to its sender */
+	SLOT_FAILED, /* a message that could not be stored: an error to its sender */
+	SLOT_EVENT,  /* a line (join, part, topic, notice) for all but `sender` */
+};
+
+/*
+ * A slot's bytes on one protocol: body->data[off, off + len), formatted
+ * by that protocol's wire_format; for a message, the batch's line
+ * (batch_make) and where its id is in it (the acknowledgement's bytes).
+ */
+struct wire_bytes {
+	struct line *body;
+	uint32_t off, len, id_off, id_len;
 };
 
 struct ring_slot {
 	enum slot_kind kind;
-	uint64_t sender; /* session id; 0 for none */
-	uint64_t seq;    /* the hub's publication sequence */
-	/*
-	 * The slot's bytes are body->data[off, off + len).  SLOT_MSG:
-	 * "MSG ROOM ID TIME NAME TEXT\n" in the line of its batch
-	 * (batch_line), tag_len the length of "MSG ROOM "; SLOT_EVENT: a
-	 * whole line.
-	 */
-	struct line *body;
-	size_t off, len, tag_len;
+	uint64_t sender;               /* session id; 0 for none */
+	uint64_t seq;                  /* the hub's publication sequence */
+	struct wire_bytes w[WIRE_MAX]; /* one per protocol in use */
 };
 
 /* What one slot puts on a member's wire: at most SLOT_PIECES runs of bytes. */
@@ -119,6 +127,7 @@ struct room {
 };
 
 struct hub {
+	const struct wire_format *formats[WIRE_MAX]; /* the protocols in use (NULL: not) */
 	pthread_mutex_t lock;
 	pthread_cond_t empty; /* signalled when the last connection detaches */
 
@@ -151,11 +160,6 @@ struct hub {
 	char *rooms_path;
 	bool rooms_dirty;
 };
-
-static const char tag_ok[] = "OK ";
-static const char ack_tail[] = "sent\n";
-static const char err_not_stored[] =
-	"ERR 507 message not stored (the server could not write it): nobody got it\n";
 
 static void room_unlock_and_wake(struct hub *h);
 
@@ -242,22 +246,33 @@ room_make_locked(struct hub *h, const char *name, bool op_made)
 }
 
 static void
+slot_release(struct ring_slot *s)
+{
+	for (size_t w = 0; w < WIRE_MAX; w++) {
+		line_unref(s->w[w].body);
+		s->w[w].body = NULL;
+	}
+}
+
+static void
 room_free_one(struct room *r)
 {
 	for (uint64_t i = 0; i < r->ring_cap; i++)
-		line_unref(r->ring[i].body);
+		slot_release(&r->ring[i]);
 	free(r->ring);
 	free(r->members);
 	free(r);
 }
 
 struct hub *
-hub_new(void)
+hub_new(const struct wire_format *const *formats)
 {
 	struct hub *h = calloc(1, sizeof(*h));
 
 	if (h == NULL)
 		return NULL;
+	for (size_t w = 0; w < WIRE_MAX; w++)
+		h->formats[w] = formats[w];
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_init(&h->save_lock, NULL);
 	pthread_cond_init(&h->empty, NULL);
@@ -462,19 +477,15 @@ piece_line(struct piece *p, struct line *l, size_t from, size_t len)
 }
 
 /*
- * "OK ID sent": the id is the first field after the tag of the MSG line,
- * so the acknowledgement shares it instead of formatting a line of its own.
+ * The acknowledgement ("OK ID sent" natively) shares the id's bytes in the
+ * message's line instead of formatting a line of its own.
  */
 static size_t
-ack_pieces(const struct ring_slot *s, struct piece *p)
+ack_pieces(const struct wire_format *f, const struct wire_bytes *w, struct piece *p)
 {
-	const char *id = s->body->data + s->off + s->tag_len;
-	const char *sp = memchr(id, ' ', s->len - s->tag_len);
-	size_t idlen = sp ? (size_t)(sp - id) + 1 : 0;
-
-	piece_static(&p[0], tag_ok, sizeof(tag_ok) - 1);
-	piece_line(&p[1], s->body, s->off + s->tag_len, idlen);
-	piece_static(&p[2], ack_tail, sizeof(ack_tail) - 1);
+	piece_static(&p[0], f->ack_head, strlen(f->ack_head));
+	piece_line(&p[1], w->body, w->off + w->id_off, w->id_len);
+	piece_static(&p[2], f->ack_tail, strlen(f->ack_tail));
 	return 3;
 }
 
@@ -485,24 +496,26 @@ ack_pieces(const struct ring_slot *s, struct piece *p)
  * write-through (which writes them).
  */
 static size_t
-slot_pieces(struct client *c, const struct ring_slot *s, struct piece *p)
+slot_pieces(const struct hub *h, struct client *c, const struct ring_slot *s, struct piece *p)
 {
+	const struct wire_format *f = h->formats[c->wire];
+	const struct wire_bytes *w = &s->w[c->wire];
 	bool own = s->sender == c->id;
 
 	switch (s->kind) {
 	case SLOT_MSG:
 		if (own) {
 			c->unacked--;
-			return ack_pieces(s, p);
+			return ack_pieces(f, w, p);
 		}
-		return piece_line(p, s->body, s->off, s->len);
+		return piece_line(p, w->body, w->off, w->len);
 	case SLOT_FAILED:
 		if (!own)
 			return 0;
 		c->unacked--;
-		return piece_static(p, err_not_stored, sizeof(err_not_stored) - 1);
+		return piece_static(p, f->not_stored, strlen(f->not_stored));
 	case SLOT_EVENT:
-		return own ? 0 : piece_line(p, s->body, s->off, s->len);
+		return own || w->body == NULL ? 0 : piece_line(p, w->body, w->off, w->len);
 	}
 	return 0;
 }
@@ -516,10 +529,10 @@ piece_queue(struct outq *q, const struct piece *p, size_t skip)
 
 /* Queues slot s for c (each piece with a reference of its own). */
 static int
-deliver_slot(struct client *c, const struct ring_slot *s)
+deliver_slot(const struct hub *h, struct client *c, const struct ring_slot *s)
 {
 	struct piece p[SLOT_PIECES];
-	size_t n = slot_pieces(c, s, p);
+	size_t n = slot_pieces(h, c, s, p);
 
 	for (size_t i = 0; i < n; i++)
 		if (piece_queue(&c->out, &p[i], 0) < 0)
@@ -549,14 +562,14 @@ pieces_merge(struct piece *p, size_t n, size_t added)
  * False when nothing was pending.
  */
 static bool
-wt_gather(struct client *c, struct piece *p, size_t *np)
+wt_gather(const struct hub *h, struct client *c, struct piece *p, size_t *np)
 {
 	struct membership *m;
 	bool any = false;
 
 	*np = 0;
 	while (*np + SLOT_PIECES <= WT_PIECES && (m = next_pending(c)) != NULL) {
-		*np = pieces_merge(p, *np, slot_pieces(c, slot_at(m), p + *np));
+		*np = pieces_merge(p, *np, slot_pieces(h, c, slot_at(m), p + *np));
 		m->cursor++;
 		any = true;
 	}
@@ -608,7 +621,7 @@ write_through_one(struct hub *h, struct client *c)
 
 	if (ring_overflowed(c))
 		return false;
-	while (wt_gather(c, p, &np))
+	while (wt_gather(h, c, p, &np))
 		if (!wt_write(h, c, p, np))
 			return false;
 	return true;
@@ -769,33 +782,39 @@ dirty_remove_locked(struct hub *h, struct room *r)
 		}
 }
 
-/* Takes over slot.body's reference; room made by ring_reserve_locked() first. */
+/* Takes over slot's references; room made by ring_reserve_locked() first. */
 static void
 ring_push_locked(struct hub *h, struct room *r, struct ring_slot slot)
 {
 	struct ring_slot *s = &r->ring[r->head & (r->ring_cap - 1)];
 
-	line_unref(s->body);
+	slot_release(s);
 	slot.seq = ++h->seq;
 	*s = slot;
 	r->head++;
 	dirty_add_locked(h, r);
 }
 
-/* An event line for every member of r but `except`; takes over the reference. */
+/*
+ * Event ev for every member of r but `except`: formatted once for each
+ * protocol in use.  *shown, if not NULL, gets a reference to the line of
+ * protocol `wire` too.
+ */
 static void
-ring_push_event_locked(struct hub *h, struct room *r, struct line *l, uint64_t except)
+ring_push_event_locked(struct hub *h, struct room *r, const struct wire_event *ev, uint64_t except)
 {
-	if (l == NULL) {
-		log_warning("room: out of memory, an event was not sent");
-		return;
+	struct ring_slot slot = { .kind = SLOT_EVENT, .sender = except };
+
+	for (size_t w = 0; w < WIRE_MAX; w++) {
+		struct line *l = h->formats[w] ? h->formats[w]->event(ev) : NULL;
+
+		if (h->formats[w] && l == NULL)
+			log_warning("room: out of memory, an event was not sent");
+		if (l != NULL)
+			slot.w[w] = (struct wire_bytes){ .body = l, .len = l->len };
 	}
 	ring_reserve_locked(r, 1);
-	ring_push_locked(h, r,
-			 (struct ring_slot){ .kind = SLOT_EVENT,
-					     .sender = except,
-					     .body = l,
-					     .len = l->len });
+	ring_push_locked(h, r, slot);
 }
 
 void
@@ -813,74 +832,111 @@ is_message(const struct history_entry *e)
 	return e->kind == HK_MSG && !e->failed;
 }
 
-/* "MSG ROOM ID TIME NAME TEXT\n" from the record "ID TIME ROOM KIND NAME TEXT\n". */
-static size_t
-msg_tag_len(const struct history_entry *e)
+/*
+ * What every other member gets for a piece of a batch, formatted once per
+ * message and protocol, never per member: for each protocol, one piece of
+ * memory all the messages' lines share.  Consecutive slots' bytes then
+ * touch, and touching pieces are merged (wt_gather, outq_push): a member
+ * that gets the batch gets one iovec, not one per message, and per iovec
+ * is where the kernel's copy in writev() spent.  A member pins at most the
+ * batches at the ends of what it has queued, since it collects slots in
+ * order.  at[k * WIRE_MAX + w]: where message k is in line[w].
+ */
+struct batch {
+	struct line *line[WIRE_MAX];
+	struct wire_bytes *at;
+};
+
+static void
+batch_free(struct batch *b)
 {
-	return 4 + e->room_len + 1u;
+	for (size_t w = 0; w < WIRE_MAX; w++)
+		line_unref(b->line[w]);
+	free(b->at);
+	memset(b, 0, sizeof(*b));
 }
 
-static size_t
-msg_line_len(const struct history_entry *e)
+/* Formats the messages of e[0..n) for every protocol; -1 without memory. */
+static int
+batch_make(const struct hub *h, const struct history_entry *e, size_t n, struct batch *b)
 {
-	return msg_tag_len(e) + e->room_off + (e->body->len - e->name_off);
+	size_t msgs = 0;
+
+	memset(b, 0, sizeof(*b));
+	for (size_t i = 0; i < n; i++)
+		msgs += is_message(&e[i]);
+	if (msgs == 0)
+		return 0;
+	if ((b->at = calloc(msgs * WIRE_MAX, sizeof(*b->at))) == NULL)
+		return -1;
+	for (size_t w = 0; w < WIRE_MAX; w++) {
+		const struct wire_format *f = h->formats[w];
+		size_t total = 0, off = 0, k = 0;
+
+		if (f == NULL)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (is_message(&e[i]))
+				total += f->msg_len(&e[i]);
+		if ((b->line[w] = line_new(total)) == NULL) {
+			batch_free(b);
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct wire_bytes *at = &b->at[k * WIRE_MAX + w];
+
+			if (!is_message(&e[i]))
+				continue;
+			at->off = (uint32_t)off;
+			at->len = (uint32_t)f->msg_len(&e[i]);
+			f->msg_put(&e[i], b->line[w]->data + off, &at->id_off, &at->id_len);
+			off += at->len;
+			k++;
+		}
+	}
+	return 0;
 }
 
 /*
- * What every other member gets, "MSG ROOM ID TIME NAME TEXT\n", for a
- * whole batch in one piece of memory that its slots share: formatted once
- * per message, never per member.  Consecutive slots' bytes then touch, and
- * touching pieces are merged (wt_gather, outq_push): a member that gets
- * the batch gets one iovec, not one per message, and per iovec is where
- * the kernel's copy in writev() spent.  A member pins at most the batches
- * at the ends of what it has queued, since it collects slots in order.
- * NULL if the batch holds no message or without memory.
+ * Message k of batch b, e: its slot, the bytes in the batch's lines (or,
+ * when the batch could not be made, in lines of its own; without memory
+ * for those either it fails as if not stored).
  */
-static struct line *
-batch_line(const struct history_entry *e, size_t n)
-{
-	size_t total = 0, off = 0;
-	struct line *l;
-
-	for (size_t i = 0; i < n; i++)
-		if (is_message(&e[i]))
-			total += msg_line_len(&e[i]);
-	if (total == 0 || (l = line_new(total)) == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		const struct line *b = e[i].body;
-
-		if (!is_message(&e[i]))
-			continue;
-		memcpy(l->data + off, "MSG ", 4);
-		memcpy(l->data + off + 4, b->data + e[i].room_off, e[i].room_len + 1u);
-		off += msg_tag_len(&e[i]);
-		memcpy(l->data + off, b->data, e[i].room_off);
-		off += e[i].room_off;
-		memcpy(l->data + off, b->data + e[i].name_off, b->len - e[i].name_off);
-		off += b->len - e[i].name_off;
-	}
-	return l;
-}
-
-/* A message's slot: its bytes in the batch's line, or in a line of its own. */
 static struct ring_slot
-msg_slot(const struct history_entry *e, struct line *batch, size_t *off)
+msg_slot(const struct hub *h, const struct history_entry *e, const struct batch *b, size_t k)
 {
 	struct ring_slot s = { .kind = SLOT_MSG, .sender = e->sender };
+	struct batch own;
 
-	s.tag_len = msg_tag_len(e);
-	s.len = msg_line_len(e);
-	if (batch == NULL) {
-		s.body = batch_line(e, 1);
-		if (s.body == NULL)
-			s.kind = SLOT_FAILED; /* out of memory: as if not stored */
-		return s;
+	if (b->at == NULL) {
+		if (batch_make(h, e, 1, &own) < 0) {
+			s.kind = SLOT_FAILED;
+			return s;
+		}
+		b = &own;
+		k = 0;
 	}
-	s.body = line_ref(batch);
-	s.off = *off;
-	*off += s.len;
+	for (size_t w = 0; w < WIRE_MAX; w++) {
+		if (b->line[w] == NULL)
+			continue;
+		s.w[w] = b->at[k * WIRE_MAX + w];
+		s.w[w].body = line_ref(b->line[w]);
+	}
+	if (b == &own)
+		batch_free(&own);
 	return s;
+}
+
+/* A message's bytes on the largest of the protocols in use. */
+static size_t
+msg_bytes(const struct hub *h, const struct history_entry *e)
+{
+	size_t most = 0;
+
+	for (size_t w = 0; w < WIRE_MAX; w++)
+		if (h->formats[w] && h->formats[w]->msg_len(e) > most)
+			most = h->formats[w]->msg_len(e);
+	return most;
 }
 
 void
@@ -903,7 +959,7 @@ publish_piece(struct hub *h, const struct history_entry *e, size_t n)
 	room_backlog_limits(h, &max_msgs, &max_bytes);
 	for (i = 0; i < n && i < max_msgs; i++) {
 		if (is_message(&e[i]))
-			bytes += msg_line_len(&e[i]);
+			bytes += msg_bytes(h, &e[i]);
 		if (i > 0 && bytes > max_bytes)
 			break;
 	}
@@ -1038,16 +1094,24 @@ notices_wanted(const struct room *r)
 	return r->n_members <= (size_t)settings_get()->room_notice_limit;
 }
 
-/* "TAG ROOM TIME NAME[ FIELDS]\n" */
-static struct line *
-event_line(const struct room *r, const char *tag, const char *name, const char *fields)
+/* An event of name in r, now. */
+static struct wire_event
+room_event(const struct room *r, enum wire_event_kind kind, const char *name)
 {
-	char now[TIME_RFC3339_LEN + 1];
+	return (struct wire_event){ .kind = kind,
+				    .room = r->name,
+				    .ms = time_now_ms(),
+				    .name = name };
+}
 
-	time_format_ms(now, time_now_ms());
-	if (fields == NULL)
-		return line_printf("%s %s %s %s\n", tag, r->name, now, name);
-	return line_printf("%s %s %s %s %s\n", tag, r->name, now, name, fields);
+/* Everyone in r but c sees c's JOIN (unless r is too big for notices). */
+static void
+publish_join_locked(struct hub *h, struct room *r, struct client *c)
+{
+	struct wire_event ev = room_event(r, WE_JOIN, c->name);
+
+	if (notices_wanted(r))
+		ring_push_event_locked(h, r, &ev, c->id);
 }
 
 /*
@@ -1079,12 +1143,15 @@ static void
 publish_part_locked(struct hub *h, struct room *r, struct client *c, enum part_reason why,
 		    const char *text)
 {
-	char fields[32 + REASON_TEXT_MAX];
+	char reason[REASON_TEXT_MAX + 1];
+	struct wire_event ev = room_event(r, WE_PART, c->name);
 
 	if (!notices_wanted(r))
 		return;
-	part_fields(fields, sizeof(fields), why, text);
-	ring_push_event_locked(h, r, event_line(r, "PART", c->name, fields), c->id);
+	reason_copy(reason, text, why);
+	ev.reason = part_reason_name(why);
+	ev.text = reason;
+	ring_push_event_locked(h, r, &ev, c->id);
 }
 
 /* c leaves every room it is in, and the rooms see why. */
@@ -1122,22 +1189,24 @@ evict_locked(struct hub *h, struct client *c, enum part_reason why, const char *
 	target_add_locked(h, c);
 }
 
-/* A line for c alone, through its inbox (the ring of a room it is not in, or of none). */
+/* Event ev for c alone, through its inbox (the ring of a room it is not in, or of none). */
 static void
-send_alone_locked(struct hub *h, struct client *c, struct line *l)
+send_alone_locked(struct hub *h, struct client *c, const struct wire_event *ev)
 {
+	struct line *l = h->formats[c->wire]->event(ev);
+
 	if (l == NULL || outq_push_line(&c->room.inbox, l) < 0)
 		log_warning("room: out of memory, a line to %s was not sent", c->name);
 	target_add_locked(h, c);
 }
 
+/* The USERS line (on protocol wire) of page of r's members; page 0 when not listed. */
 static struct line *
-users_line_locked(const struct room *r, unsigned page, bool listed)
+users_line_locked(const struct hub *h, const struct room *r, unsigned wire, unsigned page,
+		  bool listed)
 {
-	size_t pages = (r->n_members + USERS_PAGE - 1) / USERS_PAGE;
-	size_t first, last, len = 0;
-	char head[96 + ROOM_NAME_MAX];
-	int hlen;
+	size_t pages = (r->n_members + USERS_PAGE - 1) / USERS_PAGE, first, last;
+	const char *names[USERS_PAGE];
 
 	if (!listed || page < 1 || page > pages)
 		page = 0;
@@ -1145,50 +1214,38 @@ users_line_locked(const struct room *r, unsigned page, bool listed)
 	last = page ? first + USERS_PAGE : 0;
 	if (last > r->n_members)
 		last = r->n_members;
-	hlen = snprintf(head, sizeof(head), "USERS %s %zu %u %zu ", r->name, r->n_members, page,
-			pages);
 	for (size_t i = first; i < last; i++)
-		len += strlen(r->members[i]->name) + 1;
-
-	struct line *l = line_new((size_t)hlen + len + (len == 0));
-	if (l == NULL)
-		return NULL;
-	char *p = l->data;
-	memcpy(p, head, (size_t)hlen);
-	p += hlen;
-	for (size_t i = first; i < last; i++) {
-		size_t nl = strlen(r->members[i]->name);
-
-		memcpy(p, r->members[i]->name, nl);
-		p += nl;
-		*p++ = i + 1 < last ? ' ' : '\n';
-	}
-	if (len == 0)
-		*p++ = '\n';
-	*p = '\0';
-	return l;
+		names[i - first] = r->members[i]->name;
+	return h->formats[wire]->users(r->name, r->n_members, page, pages, names, last - first);
 }
 
-/* "TOPIC ROOM TIME NAME TEXT\n", or "TOPIC ROOM - -\n" for a room never given one. */
-static struct line *
-topic_line_locked(const struct room *r)
+/* r's topic as an event: set by whom, when (0: never set). */
+static struct wire_event
+topic_event(const struct room *r)
 {
-	char when[TIME_RFC3339_LEN + 1];
-
-	if (r->topic_ms == 0)
-		return line_printf("TOPIC %s - -\n", r->name);
-	time_format_ms(when, r->topic_ms);
-	return line_printf("TOPIC %s %s %s %s\n", r->name, when, r->topic_by, r->topic);
+	return (struct wire_event){ .kind = WE_TOPIC,
+				    .room = r->name,
+				    .ms = r->topic_ms,
+				    .name = r->topic_by,
+				    .text = r->topic };
 }
 
-/* The reply to joining r: USERS (page 1, or 0 above room_notice_limit) and TOPIC if any. */
+static struct line *
+topic_line_locked(const struct hub *h, const struct room *r, unsigned wire)
+{
+	struct wire_event ev = topic_event(r);
+
+	return h->formats[wire]->event(&ev);
+}
+
+/* The reply to c's joining r: USERS (page 1, or 0 above room_notice_limit) and TOPIC if any. */
 static int
-join_reply_locked(struct hub *h, struct room *r, struct room_join_reply *rep)
+join_reply_locked(struct hub *h, struct room *r, struct client *c, struct room_join_reply *rep)
 {
 	snprintf(rep->room, sizeof(rep->room), "%s", r->name);
 	rep->last_msg_id = h->last_msg_id;
-	rep->users = users_line_locked(r, 1, notices_wanted(r));
-	rep->topic = r->topic_ms != 0 ? topic_line_locked(r) : NULL;
+	rep->users = users_line_locked(h, r, c->wire, 1, notices_wanted(r));
+	rep->topic = r->topic_ms != 0 ? topic_line_locked(h, r, c->wire) : NULL;
 	return rep->users != NULL && (r->topic_ms == 0 || rep->topic != NULL) ? 0 : -1;
 }
 
@@ -1211,16 +1268,50 @@ store_event(struct hub *h, const char *room, enum history_kind kind, const char 
 		log_warning("room %s: an event could not be stored: %s", room, strerror(errno));
 }
 
-/* Writes the rooms file if a room or a topic changed since it was last written. */
+static bool
+lock_within(struct hub *h, int timeout_ms)
+{
+	struct timespec until = time_after_ms(CLOCK_REALTIME, timeout_ms);
+	int err = timeout_ms > 0 ? pthread_mutex_timedlock(&h->lock, &until)
+				 : pthread_mutex_trylock(&h->lock);
+
+	if (err != 0) {
+		errno = ETIMEDOUT;
+		return false;
+	}
+	return true;
+}
+
+/* The room lock: waited for (timeout_ms < 0), or as lock_within(). */
+static bool
+hub_lock(struct hub *h, int timeout_ms)
+{
+	if (timeout_ms >= 0)
+		return lock_within(h, timeout_ms);
+	pthread_mutex_lock(&h->lock);
+	return true;
+}
+
+/*
+ * Writes the rooms file if a room or a topic changed since it was last
+ * written.  timeout_ms < 0: waits for the room lock (a client's thread);
+ * else the control thread's rule: a lock not free in time leaves the
+ * change for the next save.
+ */
 static void
-rooms_save(struct hub *h)
+rooms_save(struct hub *h, int timeout_ms)
 {
 	struct roomfile_room *v;
 	size_t n;
 	char err[256];
 
 	pthread_mutex_lock(&h->save_lock);
-	pthread_mutex_lock(&h->lock);
+	if (!hub_lock(h, timeout_ms)) {
+		log_warning("rooms: the room lock was busy: %s is written at the next change",
+			    h->rooms_path);
+		pthread_mutex_unlock(&h->save_lock);
+		return;
+	}
 	if (!h->rooms_dirty || h->rooms_path == NULL ||
 	    (v = calloc(h->n_rooms, sizeof(*v))) == NULL) {
 		pthread_mutex_unlock(&h->lock);
@@ -1242,9 +1333,10 @@ rooms_save(struct hub *h)
 	pthread_mutex_unlock(&h->lock);
 	if (roomfile_save(h->rooms_path, v, n, err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		pthread_mutex_lock(&h->lock);
-		h->rooms_dirty = true; /* the next change tries again */
-		pthread_mutex_unlock(&h->lock);
+		if (hub_lock(h, timeout_ms)) {
+			h->rooms_dirty = true; /* the next change tries again */
+			pthread_mutex_unlock(&h->lock);
+		}
 	}
 	free(v);
 	pthread_mutex_unlock(&h->save_lock);
@@ -1304,10 +1396,8 @@ room_login(struct hub *h, struct client *c, struct room_join_reply *rep)
 	}
 	c->room.current = h->lobby;
 	c->room.joined_ms = time_now_ms();
-	if (notices_wanted(h->lobby))
-		ring_push_event_locked(h, h->lobby, event_line(h->lobby, "JOIN", c->name, NULL),
-				       c->id);
-	int rc = join_reply_locked(h, h->lobby, rep);
+	publish_join_locked(h, h->lobby, c);
+	int rc = join_reply_locked(h, h->lobby, c, rep);
 	room_unlock_and_wake(h);
 	return rc;
 
@@ -1481,14 +1571,13 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 		return res;
 	}
 	c->room.current = r;
-	if (notices_wanted(r))
-		ring_push_event_locked(h, r, event_line(r, "JOIN", c->name, NULL), c->id);
-	if (join_reply_locked(h, r, rep) < 0)
+	publish_join_locked(h, r, c);
+	if (join_reply_locked(h, r, c, rep) < 0)
 		res = ROOM_NO_MEMORY;
 	room_unlock_and_wake(h);
 	store_event(h, rep->room, HK_JOIN, c->name, "");
 	if (rep->created)
-		rooms_save(h);
+		rooms_save(h, -1);
 	return res;
 }
 
@@ -1560,30 +1649,30 @@ room_topic_line(struct hub *h, struct client *c, const char *arg, struct line **
 
 	pthread_mutex_lock(&h->lock);
 	enum room_result res = room_of_locked(h, c, arg, false, &r);
-	if (res == ROOM_DONE && (*topic = topic_line_locked(r)) == NULL)
+	if (res == ROOM_DONE && (*topic = topic_line_locked(h, r, c->wire)) == NULL)
 		res = ROOM_NO_MEMORY;
 	pthread_mutex_unlock(&h->lock);
 	return res;
 }
 
 /*
- * Sets r's topic and shows it to every member but `except`; the line, a
- * reference of its own, goes to *shown if not NULL.
+ * Sets r's topic and shows it to every member; the setter (NULL: the
+ * operator) gets it in *shown instead, for its reply.
  */
 static void
-topic_set_locked(struct hub *h, struct room *r, const char *by, const char *text, uint64_t except,
-		 struct line **shown)
+topic_set_locked(struct hub *h, struct room *r, const char *by, const char *text,
+		 struct client *setter, struct line **shown)
 {
-	struct line *l;
+	struct wire_event ev;
 
 	snprintf(r->topic, sizeof(r->topic), "%s", text);
 	snprintf(r->topic_by, sizeof(r->topic_by), "%s", by);
 	r->topic_ms = time_now_ms();
 	h->rooms_dirty = true;
-	l = topic_line_locked(r);
-	if (shown != NULL)
-		*shown = l ? line_ref(l) : NULL;
-	ring_push_event_locked(h, r, l, except);
+	ev = topic_event(r);
+	if (setter != NULL)
+		*shown = topic_line_locked(h, r, setter->wire);
+	ring_push_event_locked(h, r, &ev, setter ? setter->id : 0);
 }
 
 enum room_result
@@ -1601,10 +1690,10 @@ room_topic_set(struct hub *h, struct client *c, const char *arg, const char *tex
 		return res;
 	}
 	snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
-	topic_set_locked(h, r, c->name, text, c->id, topic);
+	topic_set_locked(h, r, c->name, text, c, topic);
 	room_unlock_and_wake(h);
 	store_event(h, spelled, HK_TOPIC, c->name, text);
-	rooms_save(h);
+	rooms_save(h, -1);
 	return ROOM_DONE;
 }
 
@@ -1616,16 +1705,17 @@ room_users_line(struct hub *h, struct client *c, const char *arg, unsigned page,
 
 	pthread_mutex_lock(&h->lock);
 	enum room_result res = room_of_locked(h, c, arg, false, &r);
-	if (res == ROOM_DONE && (*users = users_line_locked(r, page, true)) == NULL)
+	if (res == ROOM_DONE && (*users = users_line_locked(h, r, c->wire, page, true)) == NULL)
 		res = ROOM_NO_MEMORY;
 	pthread_mutex_unlock(&h->lock);
 	return res;
 }
 
 struct line *
-room_list(struct hub *h, unsigned page, size_t *pages, size_t *rooms)
+room_list(struct hub *h, struct client *c, unsigned page, size_t *pages, size_t *rooms)
 {
-	size_t first, last, len = 0, off = 0;
+	struct wire_room v[ROOMS_PAGE];
+	size_t first, last;
 	struct line *l;
 
 	pthread_mutex_lock(&h->lock);
@@ -1640,16 +1730,11 @@ room_list(struct hub *h, unsigned page, size_t *pages, size_t *rooms)
 	for (size_t i = first; i < last; i++) {
 		const struct room *r = h->rooms[i];
 
-		len += (size_t)snprintf(NULL, 0, "ROOM %s %zu %s\n", r->name, r->n_members,
-					r->topic);
+		v[i - first] = (struct wire_room){ .name = r->name,
+						   .members = r->n_members,
+						   .topic = r->topic };
 	}
-	if ((l = line_new(len)) != NULL)
-		for (size_t i = first; i < last; i++) {
-			const struct room *r = h->rooms[i];
-
-			off += (size_t)snprintf(l->data + off, len - off + 1, "ROOM %s %zu %s\n",
-						r->name, r->n_members, r->topic);
-		}
+	l = h->formats[c->wire]->rooms(v, last - first);
 	pthread_mutex_unlock(&h->lock);
 	return l;
 }
@@ -1776,9 +1861,10 @@ sender_locked(struct hub *h, const struct history_entry *e)
 static void
 ack_elsewhere_locked(struct hub *h, struct client *c, const struct history_entry *e)
 {
-	struct line *l =
-		e->failed ? line_printf("%s", err_not_stored)
-			  : line_printf("OK %.*s sent\n", (int)(e->time_off - 1), e->body->data);
+	const struct wire_format *f = h->formats[c->wire];
+	struct line *l = e->failed ? line_printf("%s", f->not_stored)
+				   : line_printf("%s%.*s%s", f->ack_head, (int)e->time_off,
+						 e->body->data, f->ack_tail);
 
 	if (l == NULL || outq_push_line(&c->room.inbox, l) < 0)
 		c->room.out_lost = true;
@@ -1844,11 +1930,12 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 	struct hub *h = ctx;
 
 	while (n > 0) {
-		size_t piece = publish_piece(h, e, n), off = 0;
-		struct line *batch = batch_line(e, piece); /* made before the lock is taken */
+		size_t piece = publish_piece(h, e, n), k = 0;
 		struct room *last = NULL, *r;
+		struct batch batch;
 		struct client *elsewhere;
 
+		batch_make(h, e, piece, &batch); /* before the lock is taken; may fail (msg_slot) */
 		pthread_mutex_lock(&h->lock);
 		if (fault_active(FAULT_ROOM_HANG))
 			fault_hang();
@@ -1861,20 +1948,16 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 			r = dest_locked(h, &e[i], &last, &elsewhere);
 			if (elsewhere != NULL)
 				ack_elsewhere_locked(h, elsewhere, &e[i]);
-			if (r == NULL) {
-				if (is_message(&e[i]))
-					off += msg_line_len(&e[i]);
-				continue;
-			}
-			if (e[i].failed)
+			if (r != NULL && e[i].failed)
 				ring_push_locked(h, r,
 						 (struct ring_slot){ .kind = SLOT_FAILED,
 								     .sender = e[i].sender });
-			else
-				ring_push_locked(h, r, msg_slot(&e[i], batch, &off));
+			else if (r != NULL)
+				ring_push_locked(h, r, msg_slot(h, &e[i], &batch, k));
+			k += is_message(&e[i]);
 		}
 		room_unlock_and_cascade(h);
-		line_unref(batch);
+		batch_free(&batch);
 		e += piece;
 		n -= piece;
 	}
@@ -1950,7 +2033,7 @@ room_collect(struct hub *h, struct client *c, int64_t limit, enum part_reason *w
 	/* At shutdown, everything said before it goes out ahead of BYE. */
 	for (unsigned i = 0; !over && (i < COLLECT_BATCH || h->closing) && (m = next_pending(c));
 	     i++) {
-		if (deliver_slot(c, slot_at(m)) < 0)
+		if (deliver_slot(h, c, slot_at(m)) < 0)
 			goto nomem;
 		m->cursor++;
 	}
@@ -2017,20 +2100,6 @@ room_wake_up(struct hub *h, struct client *c)
  * or fail with ETIMEDOUT, doing nothing.  A timeout of 0 only tries.
  */
 
-static bool
-lock_within(struct hub *h, int timeout_ms)
-{
-	struct timespec until = time_after_ms(CLOCK_REALTIME, timeout_ms);
-	int err = timeout_ms > 0 ? pthread_mutex_timedlock(&h->lock, &until)
-				 : pthread_mutex_trylock(&h->lock);
-
-	if (err != 0) {
-		errno = ETIMEDOUT;
-		return false;
-	}
-	return true;
-}
-
 bool
 room_lock_probe(struct hub *h, int timeout_ms)
 {
@@ -2064,14 +2133,14 @@ room_evict_within(struct hub *h, int timeout_ms, const char *name, enum part_rea
 	return c != NULL;
 }
 
-/* "NOTICE TARGET TIME TEXT\n" */
-static struct line *
-notice_line(const char *target, const char *text)
+/* The operator's text to room, or to everyone (NULL). */
+static struct wire_event
+notice_event(const char *room, const char *text)
 {
-	char now[TIME_RFC3339_LEN + 1];
-
-	time_format_ms(now, time_now_ms());
-	return line_printf("NOTICE %s %s %s\n", target, now, text);
+	return (struct wire_event){ .kind = WE_NOTICE,
+				    .room = room,
+				    .ms = time_now_ms(),
+				    .text = text };
 }
 
 /*
@@ -2081,20 +2150,14 @@ notice_line(const char *target, const char *text)
 int
 room_notice_within(struct hub *h, int timeout_ms, const char *text, size_t *members)
 {
-	struct line *l = notice_line("*", text);
+	struct wire_event ev = notice_event(NULL, text);
 
-	if (l == NULL) {
-		errno = ENOMEM;
+	if (!lock_within(h, timeout_ms))
 		return -1;
-	}
-	if (!lock_within(h, timeout_ms)) {
-		line_unref(l);
-		return -1;
-	}
 	for (size_t i = 0; i < h->n_online; i++)
 		if (membership_find(h->online[i], h->lobby) == NULL)
-			send_alone_locked(h, h->online[i], line_ref(l));
-	ring_push_event_locked(h, h->lobby, l, 0);
+			send_alone_locked(h, h->online[i], &ev);
+	ring_push_event_locked(h, h->lobby, &ev, 0);
 	*members = h->n_online;
 	room_unlock_and_wake(h);
 	return 0;
@@ -2192,11 +2255,11 @@ room_create_within(struct hub *h, int timeout_ms, const char *arg, const char *t
 		errno = ENOMEM;
 		rc = -1;
 	} else if (topic != NULL && *topic != '\0')
-		topic_set_locked(h, r, OPERATOR_NAME, topic, 0, NULL);
+		topic_set_locked(h, r, OPERATOR_NAME, topic, NULL, NULL);
 	room_unlock_and_wake(h);
 	if (rc == 1 && topic != NULL && *topic != '\0')
 		store_event(h, name, HK_TOPIC, OPERATOR_NAME, topic);
-	rooms_save(h);
+	rooms_save(h, timeout_ms);
 	return rc;
 }
 
@@ -2215,14 +2278,14 @@ room_delete_locked(struct hub *h, struct room *r)
 	while (r->n_members > 0) {
 		struct client *c = r->members[r->n_members - 1];
 		bool was_current = c->room.current == r;
+		struct wire_event ev = room_event(r, WE_PART, c->name);
 
-		send_alone_locked(h, c,
-				  event_line(r, "PART", c->name, "deleted the room was deleted"));
+		ev.reason = part_reason_name(PART_DELETED);
+		ev.text = part_reason_text(PART_DELETED);
+		send_alone_locked(h, c, &ev);
 		membership_remove_locked(h, r, c);
-		if (membership_find(c, h->lobby) == NULL &&
-		    membership_add_locked(h->lobby, c) == 0 && notices_wanted(h->lobby))
-			ring_push_event_locked(h, h->lobby,
-					       event_line(h->lobby, "JOIN", c->name, NULL), c->id);
+		if (membership_find(c, h->lobby) == NULL && membership_add_locked(h->lobby, c) == 0)
+			publish_join_locked(h, h->lobby, c);
 		if (was_current || c->room.current == NULL)
 			c->room.current = membership_find(c, h->lobby) ? h->lobby : c->room.current;
 	}
@@ -2257,7 +2320,7 @@ room_delete_within(struct hub *h, int timeout_ms, const char *arg)
 	room_unlock_and_wake(h);
 	if (h->history != NULL)
 		history_drop_room(h->history, name);
-	rooms_save(h);
+	rooms_save(h, timeout_ms);
 	return 1;
 }
 
@@ -2280,10 +2343,10 @@ room_topic_within(struct hub *h, int timeout_ms, const char *arg, const char *to
 		return 0;
 	}
 	snprintf(name, sizeof(name), "%s", r->name);
-	topic_set_locked(h, r, OPERATOR_NAME, topic, 0, NULL);
+	topic_set_locked(h, r, OPERATOR_NAME, topic, NULL, NULL);
 	room_unlock_and_wake(h);
 	store_event(h, name, HK_TOPIC, OPERATOR_NAME, topic);
-	rooms_save(h);
+	rooms_save(h, timeout_ms);
 	return 1;
 }
 
@@ -2310,14 +2373,15 @@ room_kick_within(struct hub *h, int timeout_ms, const char *arg, const char *use
 	}
 	snprintf(name, sizeof(name), "%s", r->name);
 	snprintf(who, sizeof(who), "%s", c->name);
-	part_fields(fields, sizeof(fields), PART_KICKED, reason);
-	struct line *l = event_line(r, "PART", c->name, fields);
-	if (l != NULL) {
-		send_alone_locked(h, c, line_ref(l));
-		if (notices_wanted(r))
-			ring_push_event_locked(h, r, line_ref(l), c->id);
-		line_unref(l);
-	}
+	/* Still online: the server-wide kick's default text would say otherwise. */
+	part_fields(fields, sizeof(fields), PART_KICKED,
+		    reason && *reason ? reason : "taken out of the room by the operator");
+	struct wire_event ev = room_event(r, WE_PART, c->name);
+	ev.reason = part_reason_name(PART_KICKED);
+	ev.text = fields + strlen(ev.reason) + 1;
+	send_alone_locked(h, c, &ev);
+	if (notices_wanted(r))
+		ring_push_event_locked(h, r, &ev, c->id);
 	membership_remove_locked(h, r, c);
 	room_unlock_and_wake(h);
 	store_event(h, name, HK_PART, who, fields);
@@ -2339,7 +2403,8 @@ room_notice_room_within(struct hub *h, int timeout_ms, const char *arg, const ch
 		pthread_mutex_unlock(&h->lock);
 		return 0;
 	}
-	ring_push_event_locked(h, r, notice_line(r->name, text), 0);
+	struct wire_event ev = notice_event(r->name, text);
+	ring_push_event_locked(h, r, &ev, 0);
 	*members = r->n_members;
 	room_unlock_and_wake(h);
 	return 1;
@@ -2382,6 +2447,6 @@ room_expire_within(struct hub *h, int timeout_ms)
 	}
 	free(names);
 	if (n > 0)
-		rooms_save(h);
+		rooms_save(h, timeout_ms);
 	return (int)n;
 }

@@ -6,8 +6,10 @@
  * name), and the rooms (sorted by name, ignoring case).  A room has its
  * members (sorted by name), its topic and a fan-out ring of its own: every
  * event of the room (a stored message, a join, a departure, a topic, a
- * notice) is put into its ring once, as a shared line formatted once, and
- * each member copies out what it has not delivered yet.  A session is in
+ * notice) is put into its ring once, structured, with one shared line per
+ * wire protocol in use (formatted once by that protocol's wire_format,
+ * wire.h, never per member), and each member copies out what it has not
+ * delivered yet in its own protocol.  The hub itself knows no protocol.  A session is in
  * at most max_rooms_per_user rooms: one membership (room, cursor) each.
  * Every ring slot carries a number from one sequence for the whole hub,
  * so what a session gets from several rooms is merged in publication
@@ -47,7 +49,13 @@
 
 struct hub;
 
-struct hub *hub_new(void);
+/*
+ * A hub formatting room events for the protocols in formats[0..WIRE_MAX)
+ * (NULL: not in use; wire.h), at least formats[WIRE_LINE].  The default
+ * room exists from the start.
+ */
+struct wire_format;
+struct hub *hub_new(const struct wire_format *const *formats);
 void hub_free(struct hub *h);
 
 /*
@@ -134,8 +142,8 @@ const char *room_result_text(enum room_result r, const char *room, char *buf, si
  * room_topic_set: sets the topic of a room c is in; the other members get
  *   TOPIC live, c gets the line in *topic (a reference) for its reply.
  * room_users_line: USERS line for page of a room (any room; NULL: current).
- * room_list: the ROOM lines of page (1-based, 100 a page, by name) in one
- *   line, *pages and *rooms the totals; NULL without memory.
+ * room_list: the ROOM lines (in c's protocol) of page (1-based, 100 a page,
+ *   by name) in one line, *pages and *rooms the totals; NULL without memory.
  */
 enum room_result room_join(struct hub *h, struct client *c, const char *room,
 			   struct room_join_reply *rep);
@@ -150,7 +158,8 @@ enum room_result room_topic_set(struct hub *h, struct client *c, const char *roo
 				char *spelled, struct line **topic);
 enum room_result room_users_line(struct hub *h, struct client *c, const char *room, unsigned page,
 				 struct line **users);
-struct line *room_list(struct hub *h, unsigned page, size_t *pages, size_t *rooms);
+struct line *room_list(struct hub *h, struct client *c, unsigned page, size_t *pages,
+		       size_t *rooms);
 
 /*
  * Copy what c has not received yet into its outq, at most a batch.

@@ -42,6 +42,7 @@
 #include "peers.h"
 #include "privdrop.h"
 #include "room.h"
+#include "wire.h"
 #include "safefile.h"
 #include "server.h"
 #include "statelock.h"
@@ -483,7 +484,7 @@ open_stores(struct server *srv, const struct settings *s)
 	}
 	if (open_resume(s) < 0)
 		return -1;
-	if ((srv->hub = hub_new()) == NULL) {
+	if ((srv->hub = hub_new(wire_formats)) == NULL) {
 		fail("out of memory");
 		return -1;
 	}

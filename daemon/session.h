@@ -5,8 +5,8 @@
  * which calls these; nothing here calls back up.
  *
  * Ownership and locking, field by field:
- * - Set by the listener before the client's thread starts, then read-only:
- *   id, fd, addr, addr_str, connected_ms, srv.
+ * - Set before the client's thread starts, then read-only: id, fd, addr,
+ *   addr_str, connected_ms, srv, wire.
  * - tid and wake_pending are atomic: others wake the thread with
  *   client_wake() (session.c), a flag and a signal, no descriptor.
  * - Owned by the client's own thread (no lock): name, in, out, unacked.
@@ -58,6 +58,7 @@ struct client {
 	char addr_str[ADDR_STR_MAX]; /* "127.0.0.1" or "::1", for logs and users */
 	int64_t connected_ms;        /* wall clock */
 	struct server *srv;
+	unsigned wire; /* its protocol (enum wire, wire.h): the lines it gets */
 	atomic_uint refs;
 
 	/* Owned by the client's thread. */

@@ -34,6 +34,7 @@
 #include "linebuf.h"
 #include "proto.h"
 #include "room.h"
+#include "wire.h"
 #include "server.h"
 #include "utf8.h"
 
@@ -128,7 +129,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	fuzz_init_process();
 	fuzz_publish_settings(SETTINGS);
-	srv.hub = hub_new();
+	srv.hub = hub_new(wire_formats);
 	fuzz_assert(srv.hub != NULL);
 	open_history();
 	fuzz_path(path, "ident");

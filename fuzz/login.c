@@ -28,6 +28,7 @@
 #include "login.h"
 #include "password.h"
 #include "room.h"
+#include "wire.h"
 #include "server.h"
 
 /* max_line small enough for the fuzzer to reach ERR 413 often. */
@@ -64,7 +65,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	fuzz_init_process();
 	fuzz_publish_settings(SETTINGS);
-	srv.hub = hub_new();
+	srv.hub = hub_new(wire_formats);
 	fuzz_assert(srv.hub != NULL);
 	fuzz_path(ident_path, "ident");
 	off = (size_t)snprintf(ident_text, sizeof(ident_text), "chatd-ident 1\n");
@@ -120,10 +121,11 @@ check_outcome(const struct login *lg, struct ident *id, const char *password, si
 	char canonical[NAME_MAX_LEN + 1];
 
 	fuzz_assert(lg->done);
-	fuzz_assert(lg->failures <= lg->s->login_attempts);
+	fuzz_assert(lg->failures <= settings_get()->login_attempts);
 	if (!lg->ok) {
 		fuzz_assert(lg->why == PART_LOST || lg->why == PART_REFUSED);
-		fuzz_assert((lg->why == PART_REFUSED) == (lg->failures == lg->s->login_attempts));
+		fuzz_assert((lg->why == PART_REFUSED) ==
+			    (lg->failures == settings_get()->login_attempts));
 		/* The attempt that runs out gets BYE (from client.c), not ERR 401. */
 		fuzz_assert(bad_passwords == (size_t)lg->failures - (lg->why == PART_REFUSED));
 		return;

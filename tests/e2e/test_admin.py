@@ -10,7 +10,6 @@ import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,6 @@ LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
                       r"(?:error|warning|notice|info|debug) \S")
 
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def run_chatctl(*args):
@@ -391,23 +389,6 @@ def test_version_and_help():
     assert proc.returncode == 0
     for alias in ("show-log", "clear-log", "clear-ident"):
         assert alias in proc.stdout
-
-
-def test_docs_follow_the_command_table(chatd):
-    help_rows = dict(re.split(r"\s{2,}", line, maxsplit=1)
-                     for line in chatd.ctl_ok("help").splitlines())
-    doc_rows = {}
-    for line in (DOCS / "ADMIN.md").read_text().splitlines():
-        m = re.fullmatch(r"\| `([^`]+)` \| (?:`[\w-]+`)? *\| (.+) \|", line)
-        if m:
-            doc_rows[m.group(1)] = m.group(2)
-    assert doc_rows == help_rows
-    man = (DOCS / "chatctl.8").read_text().replace("\\-", "-")
-    for usage in help_rows:
-        words = " ".join(w for w in usage.split() if re.fullmatch("[a-z]+", w))
-        assert words in man, f"chatctl(8) does not describe {words!r}"
-    for alias in re.findall(r"\(also: ([\w-]+)\)", run_chatctl("--help").stdout):
-        assert f".BR {alias} ." in man, f"chatctl(8) does not name {alias}"
 
 
 class Terminal:

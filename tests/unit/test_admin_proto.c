@@ -64,6 +64,17 @@ test_every_command_parses_by_its_words(void **state)
 		case ARGS_TEXT:
 			args = " hi";
 			break;
+		case ARGS_ROOM:
+		case ARGS_ROOM_TOPIC_OPT:
+			args = " games";
+			break;
+		case ARGS_ROOM_TOPIC:
+		case ARGS_ROOM_TEXT:
+			args = " games hi";
+			break;
+		case ARGS_ROOM_USER_REASON_OPT:
+			args = " games bob";
+			break;
 		default:
 			break;
 		}
@@ -197,6 +208,52 @@ test_force(void **state)
 }
 
 static void
+test_rooms(void **state)
+{
+	struct admin_request req;
+
+	assert_int_equal(parse("room", 0, &req), ADMIN_ERR_BAD_REQUEST);
+	assert_string_equal(err, "'room' needs one of: list, create, del, topic, kick, notice");
+	assert_int_equal(parse("room list", 0, &req), 0);
+	assert_int_equal(req.cmd->id, ADMIN_ROOM_LIST);
+	assert_int_equal(parse("room create", 0, &req), ADMIN_ERR_BAD_REQUEST);
+	assert_string_equal(err, "NAME is missing; usage: room create NAME [TOPIC]");
+	assert_int_equal(parse("room create #Games", 0, &req), 0);
+	assert_string_equal(req.room, "Games"); /* the '#' dropped, the spelling kept */
+	assert_null(req.text);
+	assert_int_equal(parse("room create games  all  about games ", 0, &req), 0);
+	assert_string_equal(req.text, "all  about games ");
+	assert_int_equal(parse("room del 9lives", 0, &req), ADMIN_ERR_BAD_REQUEST);
+	assert_string_equal(err, "'9lives' is not a valid room name (1-32 letters, digits, "
+				 "'_', '.' or '-', starting with a letter)");
+	assert_int_equal(parse("room del #", 0, &req), ADMIN_ERR_BAD_REQUEST);
+	assert_int_equal(parse("room del aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, &req),
+			 ADMIN_ERR_BAD_REQUEST);
+	assert_int_equal(parse("room del games now", 0, &req), ADMIN_ERR_BAD_REQUEST);
+	assert_string_equal(err, "too many arguments; usage: room del NAME");
+	assert_int_equal(parse("room topic games", 0, &req), ADMIN_ERR_BAD_REQUEST);
+	assert_string_equal(err, "TEXT is missing; usage: room topic NAME TEXT");
+	assert_int_equal(parse("room topic games new rules", 0, &req), 0);
+	assert_string_equal(req.room, "games");
+	assert_string_equal(req.text, "new rules");
+	assert_int_equal(parse("room kick games", 0, &req), ADMIN_ERR_BAD_REQUEST);
+	assert_string_equal(err, "NAME is missing; usage: room kick ROOM NAME [REASON]");
+	assert_int_equal(parse("room kick games bob cheating at cards", 0, &req), 0);
+	assert_string_equal(req.room, "games");
+	assert_string_equal(req.name, "bob");
+	assert_string_equal(req.text, "cheating at cards");
+	assert_int_equal(parse("room kick #games bob", 0, &req), 0);
+	assert_null(req.text);
+	assert_int_equal(parse("room notice", 0, &req), ADMIN_ERR_BAD_REQUEST);
+	assert_string_equal(err, "ROOM is missing; usage: room notice ROOM TEXT");
+	assert_int_equal(parse("room notice games back soon", 0, &req), 0);
+	assert_string_equal(req.room, "games");
+	assert_string_equal(req.text, "back soon");
+	assert_int_equal(parse("kick bob", 0, &req), 0);
+	assert_null(req.room); /* kick and notice are the server's, no room */
+}
+
+static void
 test_usage(void **state)
 {
 	char buf[64];
@@ -247,6 +304,7 @@ main(void)
 		cmocka_unit_test(test_secrets_are_verbatim),
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_force),
+		cmocka_unit_test(test_rooms),
 		cmocka_unit_test(test_usage),
 		cmocka_unit_test(test_classify),
 	};

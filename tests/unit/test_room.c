@@ -26,6 +26,7 @@
 #include "config.h"
 #include "history.h"
 #include "room.h"
+#include "wire.h"
 #include "session.h"
 
 #define TS "2026-11-21T09:30:00.123Z"
@@ -159,7 +160,7 @@ read_all(int fd, size_t *len)
 static void
 test_long_batch_goes_in_pieces(void **state)
 {
-	struct hub *r = hub_new();
+	struct hub *r = hub_new(wire_formats);
 	struct history_entry *e = batch(BATCH, 99);
 	int peer, sndbuf = 1 << 20;
 	struct client *c;
@@ -269,7 +270,7 @@ msg(uint64_t id, uint64_t sender, const char *room, const char *name)
 static void
 test_each_room_reaches_its_members_in_order(void **state)
 {
-	struct hub *h = hub_new();
+	struct hub *h = hub_new(wire_formats);
 	int pa, pb, pc;
 	struct client *a, *b, *c;
 
@@ -307,7 +308,7 @@ test_each_room_reaches_its_members_in_order(void **state)
 static void
 test_collect_merges_rooms_in_publication_order(void **state)
 {
-	struct hub *h = hub_new();
+	struct hub *h = hub_new(wire_formats);
 	int pa, pb;
 	struct client *a, *b;
 
@@ -342,7 +343,7 @@ test_collect_merges_rooms_in_publication_order(void **state)
 static void
 test_ring_grows_for_a_member_behind(void **state)
 {
-	struct hub *h = hub_new();
+	struct hub *h = hub_new(wire_formats);
 	struct history_entry *e = calloc(150, sizeof(*e));
 	int pa;
 	struct client *a;
@@ -372,7 +373,7 @@ test_ring_grows_for_a_member_behind(void **state)
 static void
 test_member_that_does_not_read_overflows(void **state)
 {
-	struct hub *h = hub_new();
+	struct hub *h = hub_new(wire_formats);
 	struct history_entry *e = batch(BATCH, 99);
 	int pa, pb, small = 4096;
 	struct client *a, *b;
@@ -412,7 +413,7 @@ test_member_that_does_not_read_overflows(void **state)
 static void
 test_leave_and_current_room(void **state)
 {
-	struct hub *h = hub_new();
+	struct hub *h = hub_new(wire_formats);
 	int pa, pb;
 	struct client *a, *b;
 	char spelled[ROOM_NAME_MAX + 1];
@@ -457,7 +458,7 @@ test_leave_and_current_room(void **state)
 static void
 test_replaced_session_parts_every_room(void **state)
 {
-	struct hub *h = hub_new();
+	struct hub *h = hub_new(wire_formats);
 	int pa, pb, pa2;
 	struct client *a, *b, *a2;
 	enum part_reason why;
@@ -492,7 +493,7 @@ test_replaced_session_parts_every_room(void **state)
 static void
 test_kicked_sender_still_gets_its_answer(void **state)
 {
-	struct hub *h = hub_new();
+	struct hub *h = hub_new(wire_formats);
 	int pa, pb;
 	struct client *a, *b;
 	struct history_entry e = msg(7, 1, "dev", "alice");
@@ -534,7 +535,7 @@ test_kicked_sender_still_gets_its_answer(void **state)
 static void
 test_admin_rooms(void **state)
 {
-	struct hub *h = hub_new();
+	struct hub *h = hub_new(wire_formats);
 	int pa;
 	struct client *a;
 	struct room_info *info;

@@ -1,0 +1,80 @@
+/*
+ * wire.h - how room events look on a wire protocol: the format ops a
+ * front-end gives the hub.
+ *
+ * The hub (room.c) keeps room events structured and knows no protocol:
+ * for every event it asks each protocol in use for its line, once per
+ * event and protocol, never per member, and puts them in the ring slot
+ * side by side; a member gets the line of its own protocol
+ * (client->wire).  The native line protocol's formats are wire_line
+ * (wire_line.c, the native front-end's); another front-end (an IRC
+ * gateway) adds its own and a WIRE_ value.
+ *
+ * The ops only format: no locks, no state; any thread.  Every line is a
+ * whole protocol line (ending in LF) with one reference, or NULL without
+ * memory.
+ */
+#ifndef CHATD_WIRE_H
+#define CHATD_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "history.h"
+#include "line.h"
+
+/* The protocols the hub formats for, and how many. */
+enum wire { WIRE_LINE = 0 };
+#define WIRE_MAX 1
+
+/* A room event other than a message, structured. */
+enum wire_event_kind {
+	WE_JOIN,   /* name joined room */
+	WE_PART,   /* name left room: reason (a word) and text */
+	WE_TOPIC,  /* room's topic set by name at ms to text; ms 0: never set */
+	WE_NOTICE, /* the operator's text to room, or to everyone (room NULL) */
+};
+
+struct wire_event {
+	enum wire_event_kind kind;
+	const char *room;
+	int64_t ms; /* wall clock */
+	const char *name;
+	const char *reason;
+	const char *text;
+};
+
+/* One room of a /rooms page. */
+struct wire_room {
+	const char *name;
+	size_t members;
+	const char *topic;
+};
+
+struct wire_format {
+	const char *name;
+	/*
+	 * A stored message (history record e) as others see it: msg_len()
+	 * bytes that msg_put() writes at dst; *id_off and *id_len say where
+	 * its id is in them (the acknowledgement shares those bytes).
+	 */
+	size_t (*msg_len)(const struct history_entry *e);
+	void (*msg_put)(const struct history_entry *e, char *dst, uint32_t *id_off,
+			uint32_t *id_len);
+	/* The sender's acknowledgement: ack_head, the id bytes, ack_tail. */
+	const char *ack_head, *ack_tail;
+	/* The sender's answer to a message that could not be stored. */
+	const char *not_stored;
+	struct line *(*event)(const struct wire_event *ev);
+	/* Page page of pages of the names (n of total) in room; page 0: not listed. */
+	struct line *(*users)(const char *room, size_t total, unsigned page, size_t pages,
+			      const char *const *names, size_t n);
+	/* The lines of a /rooms page, in one line ("" for none). */
+	struct line *(*rooms)(const struct wire_room *v, size_t n);
+};
+
+extern const struct wire_format wire_line;
+/* Every protocol chatd speaks, by enum wire: what server.c gives hub_new(). */
+extern const struct wire_format *const wire_formats[WIRE_MAX];
+
+#endif
