@@ -189,7 +189,7 @@ def main():
     w("")
     w(f"Written by `bench/run` (see [README.md](README.md) for the method). Machine: {sys.argv[3]}. "
       f"Each figure is the median of {sys.argv[4]} run(s), with the lowest and highest in "
-      "parentheses. Raw chatbench output: [results.jsonl](results.jsonl).")
+      f"parentheses. Raw chatbench output: [{os.path.basename(sys.argv[1])}]({os.path.basename(sys.argv[1])}).")
     w("")
     servers = [s for s in SERVERS if any(k.startswith(s + "|") for k in runs)]
 
@@ -204,9 +204,10 @@ def main():
               f"{fmt(runs, f'{s}|b-1000', 'deliveries_per_s', 1e-6, 2, ' M')} | "
               f"{fmt(runs, f'{s}|b-1000', 'latency_ms.p99')} | "
               f"{lossline(runs, f'{s}|b-100')}, {lossline(runs, f'{s}|b-1000')} |")
-        w(f"| chatd ÷ best peer | {ratio(runs, 'b-100', 'deliveries_per_s')} | "
-          f"{ratio(runs, 'b-100', 'latency_ms.p99', True)} better | "
-          f"{ratio(runs, 'b-1000', 'deliveries_per_s')} | {ratio(runs, 'b-1000', 'latency_ms.p99', True)} better | |")
+        if any(p in servers for p in PEERS):
+            w(f"| chatd ÷ best peer | {ratio(runs, 'b-100', 'deliveries_per_s')} | "
+              f"{ratio(runs, 'b-100', 'latency_ms.p99', True)} better | "
+              f"{ratio(runs, 'b-1000', 'deliveries_per_s')} | {ratio(runs, 'b-1000', 'latency_ms.p99', True)} better | |")
         for s in ("chatd", "base"):
             if f"{s}|b-100" in runs and "ref|b-100" in runs:
                 w(f"| {TITLES[s]} ÷ bare reference | {ratio_to(runs, f'{s}|b-100', 'ref|b-100', 'deliveries_per_s')} | | "
