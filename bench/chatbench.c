@@ -12,6 +12,12 @@
  * receiver checks order and loss and records the delivery latency in a
  * histogram without allocating anything per delivery.
  *
+ * The rooms layout (--rooms R): once everyone is logged in, each client
+ * joins its room(s) (--login-window clients at a time), the join time and
+ * the server's memory per membership are reported, and client i then
+ * sends to and receives from room i mod R only: every receiver checks that
+ * each message came from a sender of its own room.
+ *
  * The login storm (--restart CMD): once everyone is logged in, CMD
  * restarts the server; every client that loses its connection reconnects
  * as chat does (the first try after 1 s, doubling up to 30 s, each wait
@@ -44,6 +50,9 @@
 #include "proto.h"
 
 #define OUT_CAP_SENDER 65536
+/* Past this many senders (the rooms layout), each gets a smaller buffer. */
+#define MANY_SENDERS 100
+#define OUT_CAP_SENDER_MANY 8192
 #define OUT_CAP_OTHER 2048
 #define EPOLL_BATCH 512
 #define READS_PER_EVENT 4
@@ -65,6 +74,9 @@ enum err_kind {
 	E_ECHO,
 	E_SEND_FULL,
 	E_WRITE,
+	E_WRONG_ROOM,
+	E_JOIN_TIMEOUT,
+	E_JOIN_REFUSED,
 	E_KINDS
 };
 
@@ -80,6 +92,9 @@ static const char *const err_names[E_KINDS] = {
 	[E_ECHO] = "echo",
 	[E_SEND_FULL] = "send_full",
 	[E_WRITE] = "write",
+	[E_WRONG_ROOM] = "wrong_room",
+	[E_JOIN_TIMEOUT] = "join_timeout",
+	[E_JOIN_REFUSED] = "join_refused",
 };
 
 /* ---- clients ---- */
@@ -104,6 +119,8 @@ struct client {
 	uint32_t late;   /* deliveries later than LATE_NS */
 	uint32_t events; /* registered with epoll */
 	bool dropped;    /* lost its connection in the storm */
+	bool join_sent;  /* its joins are sent (the rooms layout) */
+	unsigned joined; /* rooms joined */
 	int backoff_ms;
 	int64_t retry_at; /* C_WAIT: reconnect then */
 	int64_t heard_at; /* connect, or the last line from the server */
@@ -114,16 +131,27 @@ struct client {
 
 struct sender {
 	uint64_t sent, acked, delivered; /* delivered: to all receivers together */
+	unsigned receivers;              /* live members of its room but itself, at send start */
+	bool queued;                     /* on the send queue */
 };
 
-enum phase { P_LOGIN, P_SETTLE, P_SEND, P_DRAIN, P_STORM, P_DONE };
+enum phase { P_LOGIN, P_SETTLE, P_JOIN, P_SEND, P_DRAIN, P_STORM, P_DONE };
 
 struct bench {
 	struct options o;
 	int ep;
 	struct client *c;
 	struct sender *snd;
-	uint32_t *next_seq; /* [receiver * senders + sender] */
+	/*
+	 * Senders to look at in the next pass of send_due(): those whose window
+	 * may have opened (a delivery, an acknowledgement, output space) or that
+	 * have output to flush.  A pass over all of them each turn of the loop
+	 * made chatbench, not the server, the limit with 1,000 senders or more.
+	 */
+	unsigned *sendq, nsendq;
+	unsigned rooms;     /* 1 in the one-room layout */
+	unsigned per_room;  /* sender slots per room: senders / rooms, rounded up */
+	uint32_t *next_seq; /* [receiver * per_room + sender / rooms] */
 	struct histogram hist;
 	struct histogram hist_senders;           /* the deliveries the sending clients received */
 	uint64_t late;                           /* deliveries later than LATE_NS, */
@@ -132,10 +160,21 @@ struct bench {
 
 	enum phase phase;
 	unsigned started, ready, pending, closed_at_stop;
-	unsigned receivers; /* ready, non-stalled clients at send start, minus one */
 	int64_t t0, t_last_login, t_send, t_send_end, t_last_delivery, phase_end;
-	uint64_t sent, delivered, in_order, sent_rr;
-	struct procstat before, after;
+	uint64_t sent, expected, delivered, in_order, sent_rr;
+	struct procstat before, logged, after; /* logged: before the joins */
+	/* the rooms layout's joins */
+	bool joins_done;
+	unsigned join_next, joining, joined_clients;
+	uint64_t memberships;
+	int64_t t_join, t_last_joined;
+	/*
+	 * CPU time (ms) used by the server and by chatbench itself while the
+	 * joins and while the sending (and draining) went on: on a machine
+	 * shared with other work, time per delivery says more than the wall
+	 * clock.  [0] at the start, [1] at the end.
+	 */
+	int64_t join_cpu[2], join_self[2], send_cpu[2], send_self[2];
 	double shutdown_ms;
 	/* the login storm */
 	const struct sockaddr_storage *ss;
@@ -169,14 +208,48 @@ count_error(enum err_kind k)
 	B.errors[k]++;
 }
 
+/* chatbench's own CPU time so far, ms. */
+static int64_t
+self_cpu_ms(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/* Reads the server's CPU time and ours into cpu[i] and self[i]. */
+static void
+mark_cpu(int64_t *cpu, int64_t *self, int i)
+{
+	cpu[i] = B.o.server_pid > 0 ? procstat_cpu_ms(B.o.server_pid) : -1;
+	self[i] = self_cpu_ms();
+}
+
+static void
+sender_wake(unsigned si)
+{
+	if (B.snd[si].queued)
+		return;
+	B.snd[si].queued = true;
+	B.sendq[B.nsendq++] = si;
+}
+
 /* ---- output ---- */
 
-/* Registers what c waits for: input (unless stalled after login), output space while queued. */
+/* A stalled client stops reading once logged in and in its rooms. */
+static bool
+deaf(const struct client *c)
+{
+	return c->stalled && c->state == C_READY && c->joined == c->s.nrooms;
+}
+
+/* Registers what c waits for: input (unless deaf), output space while queued. */
 static void
 arm(struct client *c)
 {
-	uint32_t want =
-		(c->stalled && c->state == C_READY ? 0 : EPOLLIN) | (c->out_len > 0 ? EPOLLOUT : 0);
+	uint32_t want = (deaf(c) ? 0 : EPOLLIN) | (c->out_len > 0 ? EPOLLOUT : 0);
 
 	if (c->fd < 0 || want == c->events)
 		return;
@@ -255,6 +328,8 @@ client_close(struct client *c, enum err_kind why, bool count)
 	}
 	if (c->state == C_CONNECTING || c->state == C_LOGIN)
 		B.pending--;
+	if (B.phase == P_JOIN && c->state == C_READY && c->join_sent && c->joined < c->s.nrooms)
+		B.joining--;
 	if (B.phase == P_STORM) {
 		storm_schedule(c, why);
 		return;
@@ -401,17 +476,23 @@ on_delivery(struct client *c, const char *payload, int64_t t_recv)
 		count_error(E_PROTOCOL);
 		return;
 	}
-	unsigned s = (unsigned)(who - B.o.first);
+	unsigned s = (unsigned)(who - B.o.first), r = c->s.index - B.o.first;
 	if (who < B.o.first || s >= B.o.senders) {
 		count_error(E_PROTOCOL);
 		return;
 	}
-	if (s == c->s.index - B.o.first) {
+	if (s == r) {
 		count_error(E_ECHO);
+		return;
+	}
+	if (s % B.rooms != r % B.rooms) {
+		count_error(E_WRONG_ROOM);
 		return;
 	}
 	B.delivered++;
 	B.snd[s].delivered++;
+	if (B.o.rate == 0)
+		sender_wake(s);
 	B.t_last_delivery = t_recv;
 	uint64_t latency = t_recv > (int64_t)t_sent ? (uint64_t)(t_recv - (int64_t)t_sent) : 0;
 	hist_record(&B.hist, latency);
@@ -420,7 +501,7 @@ on_delivery(struct client *c, const char *payload, int64_t t_recv)
 	if (latency > LATE_NS)
 		note_late(c, (int64_t)t_sent);
 
-	uint32_t *next = &B.next_seq[(size_t)(c->s.index - B.o.first) * B.o.senders + s];
+	uint32_t *next = &B.next_seq[(size_t)r * B.per_room + s / B.rooms];
 	if (seq == *next) {
 		B.in_order++;
 		(*next)++;
@@ -430,6 +511,20 @@ on_delivery(struct client *c, const char *payload, int64_t t_recv)
 	} else {
 		count_error(E_DUPLICATE);
 	}
+}
+
+static void
+on_joined(struct client *c, int64_t t)
+{
+	if (B.phase != P_JOIN || c->joined >= c->s.nrooms)
+		return;
+	B.memberships++;
+	if (++c->joined < c->s.nrooms)
+		return;
+	B.joining--;
+	B.joined_clients++;
+	B.t_last_joined = t;
+	arm(c);
 }
 
 static void
@@ -461,18 +556,28 @@ on_line(struct client *c, char *line, size_t len, int64_t t_recv)
 		B.ready++;
 		B.t_last_login = t_recv;
 		break;
+	case PE_JOINED:
+		on_joined(c, t_recv);
+		break;
 	case PE_DELIVERY:
 		on_delivery(c, payload, t_recv);
 		break;
 	case PE_ACK:
-		if (c->sender)
+		if (c->sender) {
 			B.snd[c->s.index - B.o.first].acked++;
+			if (B.o.rate == 0)
+				sender_wake(c->s.index - B.o.first);
+		}
 		break;
 	case PE_REFUSED:
 		client_close(c, E_REFUSED, true);
 		break;
 	case PE_SERVER_ERROR:
-		count_error(E_SERVER_ERROR);
+		/* A join refused: the client cannot take part. */
+		if (B.phase == P_JOIN && c->join_sent && c->joined < c->s.nrooms)
+			client_close(c, E_JOIN_REFUSED, true);
+		else
+			count_error(E_SERVER_ERROR);
 		break;
 	case PE_CLOSING:
 		break; /* the EOF that follows is counted */
@@ -496,6 +601,7 @@ client_readable(struct client *c)
 		}
 		if (n < 0)
 			return;
+		bool more = c->in.filled; /* a short read took all there was */
 		for (;;) {
 			char *line;
 			size_t len;
@@ -511,6 +617,8 @@ client_readable(struct client *c)
 			if (c->state == C_CLOSED || c->state == C_WAIT)
 				return;
 		}
+		if (!more)
+			return;
 	}
 }
 
@@ -525,8 +633,11 @@ on_event(uint32_t idx, uint32_t events)
 		client_connected(c);
 		return;
 	}
-	if (events & EPOLLOUT)
+	if (events & EPOLLOUT) {
 		flush_out(c);
+		if (c->sender && B.phase == P_SEND)
+			sender_wake(idx);
+	}
 	if (c->fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		client_readable(c);
 }
@@ -538,7 +649,7 @@ sender_may_send(const struct sender *s)
 {
 	if (B.o.rate > 0)
 		return true;
-	uint64_t done = B.receivers ? s->delivered / B.receivers : s->acked;
+	uint64_t done = s->receivers ? s->delivered / s->receivers : s->acked;
 
 	return s->sent - done < B.o.window;
 }
@@ -554,7 +665,7 @@ send_one(unsigned si, int64_t t)
 	if (B.o.size > (unsigned)n)
 		n += snprintf(text + n, sizeof(text) - (size_t)n, "%.*s",
 			      (int)(B.o.size - (unsigned)n), B.pad);
-	size_t len = B.o.proto->message(msg, sizeof(msg), text, (size_t)n);
+	size_t len = B.o.proto->message(&c->s, msg, sizeof(msg), text, (size_t)n);
 	if (len == 0 || c->out_cap - c->out_len < len) {
 		count_error(E_SEND_FULL);
 		return;
@@ -563,6 +674,7 @@ send_one(unsigned si, int64_t t)
 	c->out_len += len;
 	B.snd[si].sent++;
 	B.sent++;
+	B.expected += B.snd[si].receivers;
 }
 
 static void
@@ -574,37 +686,47 @@ send_due(int64_t t)
 		while (B.sent_rr < due) {
 			unsigned si = (unsigned)(B.sent_rr++ % B.o.senders);
 
-			if (B.c[si].state == C_READY)
+			if (B.c[si].state == C_READY) {
 				send_one(si, t);
+				sender_wake(si); /* to flush */
+			}
 		}
-	} else {
-		for (unsigned si = 0; si < B.o.senders; si++)
-			while (B.c[si].state == C_READY && sender_may_send(&B.snd[si]) &&
-			       B.c[si].out_cap - B.c[si].out_len > 256 + B.o.size)
-				send_one(si, t);
 	}
-	for (unsigned si = 0; si < B.o.senders; si++)
-		if (B.c[si].state == C_READY && B.c[si].out_len > 0)
-			flush_out(&B.c[si]);
+	for (unsigned i = 0; i < B.nsendq; i++) {
+		unsigned si = B.sendq[i];
+		struct client *c = &B.c[si];
+
+		B.snd[si].queued = false;
+		while (B.o.rate == 0 && c->state == C_READY && sender_may_send(&B.snd[si]) &&
+		       c->out_cap - c->out_len > 256 + B.o.size)
+			send_one(si, t);
+		if (c->state == C_READY && c->out_len > 0)
+			flush_out(c);
+	}
+	B.nsendq = 0;
 }
 
 /* ---- phases ---- */
 
-static uint64_t
-expected_deliveries(void)
-{
-	return B.sent * B.receivers;
-}
-
+/* Each sender's receivers: the ready, reading clients of its room but itself. */
 static void
 start_sending(int64_t t)
 {
-	unsigned live = 0;
+	unsigned *live = calloc(B.rooms, sizeof(*live));
 
+	if (live == NULL) {
+		fprintf(stderr, "chatbench: out of memory\n");
+		exit(1);
+	}
 	for (unsigned i = 0; i < B.o.clients; i++)
 		if (B.c[i].state == C_READY && !B.c[i].stalled)
-			live++;
-	B.receivers = live > 0 ? live - 1 : 0;
+			live[i % B.rooms]++;
+	for (unsigned si = 0; si < B.o.senders; si++) {
+		B.snd[si].receivers = live[si % B.rooms] > 0 ? live[si % B.rooms] - 1 : 0;
+		sender_wake(si);
+	}
+	free(live);
+	mark_cpu(B.send_cpu, B.send_self, 0);
 	B.phase = P_SEND;
 	B.t_send = t;
 	B.phase_end = t + secs_ns(B.o.duration);
@@ -630,6 +752,50 @@ connect_due(int64_t t, const struct sockaddr_storage *ss, socklen_t sslen)
 
 	while (B.started < B.o.clients && B.started < due && B.pending < B.o.login_window)
 		client_start(&B.c[B.started++], ss, sslen);
+}
+
+/* The rooms layout: the joins of --login-window clients are in progress at once. */
+static void
+join_due(void)
+{
+	while (B.join_next < B.o.clients && B.joining < B.o.login_window) {
+		struct client *c = &B.c[B.join_next++];
+
+		if (c->state != C_READY)
+			continue;
+		B.joining++;
+		c->join_sent = true;
+		B.o.proto->join(&c->s);
+	}
+}
+
+/* Everyone is logged in: the server's memory now, then the joins. */
+static void
+start_joins(int64_t t)
+{
+	if (B.o.server_pid > 0)
+		procstat_read(B.o.server_pid, &B.logged);
+	mark_cpu(B.join_cpu, B.join_self, 0);
+	B.phase = P_JOIN;
+	B.t_join = t;
+	B.phase_end = t + secs_ns(B.o.join_timeout);
+	join_due();
+}
+
+/* A client not in all its rooms by the end does not take part. */
+static void
+end_joins(int64_t t)
+{
+	for (unsigned i = 0; i < B.o.clients; i++) {
+		struct client *c = &B.c[i];
+
+		if (c->state == C_READY && c->joined < c->s.nrooms)
+			client_close(c, E_JOIN_TIMEOUT, true);
+	}
+	mark_cpu(B.join_cpu, B.join_self, 1);
+	B.joins_done = true;
+	B.phase = P_SETTLE;
+	B.phase_end = t + secs_ns(B.o.settle);
 }
 
 /* The restart command runs on its own; the server it starts outlives chatbench. */
@@ -711,6 +877,10 @@ advance(int64_t t, const struct sockaddr_storage *ss, socklen_t sslen)
 	case P_SETTLE:
 		if (t < B.phase_end)
 			return 10;
+		if (B.o.rooms > 0 && !B.joins_done) {
+			start_joins(t);
+			return 1;
+		}
 		if (B.o.server_pid > 0)
 			procstat_read(B.o.server_pid, &B.after);
 		if (B.o.restart != NULL) {
@@ -732,9 +902,16 @@ advance(int64_t t, const struct sockaddr_storage *ss, socklen_t sslen)
 		B.phase = P_DRAIN;
 		B.phase_end = t + secs_ns(B.o.drain);
 		return 10;
+	case P_JOIN:
+		join_due();
+		if ((B.join_next == B.o.clients && B.joining == 0) || t >= B.phase_end)
+			end_joins(t);
+		return 1;
 	case P_DRAIN:
-		if (B.in_order >= expected_deliveries() || t >= B.phase_end)
+		if (B.in_order >= B.expected || t >= B.phase_end) {
+			mark_cpu(B.send_cpu, B.send_self, 1);
 			B.phase = P_DONE;
+		}
 		return 10;
 	case P_STORM:
 		return storm_step(t);
@@ -805,11 +982,38 @@ print_procstat(const char *key, const struct procstat *ps)
 	       ps->cgroup_kmem_kib);
 }
 
+/* CPU seconds of the server and of chatbench between two marks, and the server's per item. */
+static void
+print_cpu(const int64_t *cpu, const int64_t *self, uint64_t items, const char *item)
+{
+	double server = cpu[0] >= 0 && cpu[1] >= 0 ? (double)(cpu[1] - cpu[0]) / 1e3 : -1;
+
+	printf("\"server_cpu_s\":%.2f,\"chatbench_cpu_s\":%.2f,\"server_cpu_us_per_%s\":%.3f",
+	       server, (double)(self[1] - self[0]) / 1e3, item,
+	       server >= 0 && items > 0 ? server * 1e6 / (double)items : -1.0);
+}
+
+/* The rooms layout: what the joins added to the server, per membership. */
+static void
+print_membership_cost(void)
+{
+	const struct procstat *a = &B.logged, *b = &B.after;
+	double m = (double)B.memberships;
+
+	printf(",");
+	print_procstat("logged_in", a);
+	printf(",\"rss_per_membership_kib\":%.3f,\"cgroup_per_membership_kib\":%.3f",
+	       m > 0 ? (double)(b->rss_kib - a->rss_kib) / m : 0.0,
+	       m > 0 && a->cgroup_kib >= 0 && b->cgroup_kib >= 0
+		       ? (double)(b->cgroup_kib - a->cgroup_kib) / m
+		       : -1.0);
+}
+
 static void
 report(void)
 {
 	const struct options *o = &B.o;
-	uint64_t expected = expected_deliveries();
+	uint64_t expected = B.expected;
 	int64_t t_end = B.t_last_delivery > B.t_send_end ? B.t_last_delivery : B.t_send_end;
 	double span = B.t_send ? (double)(t_end - B.t_send) / 1e9 : 0;
 	uint64_t acked = 0;
@@ -818,10 +1022,22 @@ report(void)
 		acked += B.snd[s].acked;
 	printf("{\"label\":\"%s\",\"proto\":\"%s\",\"clients\":%u,\"logged_in\":%u,"
 	       "\"login_s\":%.3f,\"senders\":%u,\"stalled\":%u,\"duration_s\":%.1f,\"rate\":%.0f,"
-	       "\"window\":%u,\"size\":%u,",
+	       "\"window\":%u,\"size\":%u,\"rooms\":%u,\"joins\":%u,",
 	       o->label, o->proto->name, o->clients, B.ready,
 	       B.ready ? (double)(B.t_last_login - B.t0) / 1e9 : 0.0, o->senders, o->stalled,
-	       o->duration, o->rate, o->window, o->size);
+	       o->duration, o->rate, o->window, o->size, o->rooms, o->joins);
+	if (o->rooms > 0) {
+		printf("\"join\":{\"clients\":%u,\"memberships\":%" PRIu64 ",\"join_s\":%.3f,",
+		       B.joined_clients, B.memberships,
+		       B.joined_clients ? (double)(B.t_last_joined - B.t_join) / 1e9 : 0.0);
+		print_cpu(B.join_cpu, B.join_self, B.memberships, "join");
+		printf("},");
+	}
+	if (B.t_send) {
+		printf("\"send_cpu\":{");
+		print_cpu(B.send_cpu, B.send_self, B.delivered, "delivery");
+		printf("},");
+	}
 	printf("\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"expected\":%" PRIu64
 	       ",\"delivered\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"deliveries_per_s\":%.0f,",
 	       B.sent, acked, expected, B.delivered,
@@ -873,6 +1089,8 @@ report(void)
 				    ? (double)(B.after.cgroup_kib - B.before.cgroup_kib) / B.ready
 				    : -1;
 		printf(",\"rss_per_client_kib\":%.2f,\"cgroup_per_client_kib\":%.2f", per, cg);
+		if (o->rooms > 0)
+			print_membership_cost();
 		if (o->stop_server)
 			printf(",\"shutdown_ms\":%.1f,\"closed_at_stop\":%u", B.shutdown_ms,
 			       B.closed_at_stop);
@@ -912,12 +1130,14 @@ setup(void)
 {
 	const struct options *o = &B.o;
 
+	B.rooms = o->rooms > 0 ? o->rooms : 1;
+	B.per_room = o->senders > 0 ? (o->senders + B.rooms - 1) / B.rooms : 1;
 	B.c = calloc(o->clients, sizeof(*B.c));
 	B.snd = calloc(o->senders ? o->senders : 1, sizeof(*B.snd));
-	B.next_seq =
-		calloc((size_t)o->clients * (o->senders ? o->senders : 1), sizeof(*B.next_seq));
+	B.sendq = calloc(o->senders ? o->senders : 1, sizeof(*B.sendq));
+	B.next_seq = calloc((size_t)o->clients * B.per_room, sizeof(*B.next_seq));
 	B.ep = epoll_create1(EPOLL_CLOEXEC);
-	if (B.c == NULL || B.snd == NULL || B.next_seq == NULL || B.ep < 0)
+	if (B.c == NULL || B.snd == NULL || B.sendq == NULL || B.next_seq == NULL || B.ep < 0)
 		return -1;
 	memset(B.pad, 'x', sizeof(B.pad) - 1);
 	for (unsigned i = 0; i < o->clients; i++) {
@@ -929,7 +1149,12 @@ setup(void)
 		c->fd = -1;
 		c->sender = i < o->senders;
 		c->stalled = i >= o->clients - o->stalled;
-		c->out_cap = c->sender ? OUT_CAP_SENDER : OUT_CAP_OTHER;
+		c->out_cap = !c->sender                   ? OUT_CAP_OTHER
+			     : o->senders <= MANY_SENDERS ? OUT_CAP_SENDER
+							  : OUT_CAP_SENDER_MANY;
+		c->s.nrooms = o->rooms > 0 ? o->joins : 0;
+		for (unsigned k = 0; k < c->s.nrooms; k++)
+			c->s.rooms[k] = (unsigned)(((uint64_t)i * o->joins + k) % o->rooms);
 		c->out = malloc(c->out_cap);
 		if (c->out == NULL || linebuf_init(&c->in, o->proto->max_line) < 0)
 			return -1;

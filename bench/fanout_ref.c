@@ -8,6 +8,11 @@
  * no storage, no formatting: a chat server cannot do less work per
  * delivery, which makes this the yardstick chatbench compares against.
  *
+ * Rooms, for chatbench's rooms layout: a connection whose input starts
+ * with "/join rN" lines (N a number) is put in those rooms, each answered
+ * "joined rN"; from then on its lines go to the other members of the last
+ * room it joined, not to everyone.
+ *
  * usage: fanout_ref [ADDRESS [PORT]]   (default 127.0.0.1, port 0: any)
  * Prints "fanout_ref: listening on ADDRESS:PORT" once ready; SIGTERM or
  * SIGINT stop it.
@@ -32,10 +37,19 @@
 #define EPOLL_BATCH 512
 #define TAG_LISTEN UINT32_MAX
 #define TAG_SIGNAL (UINT32_MAX - 1)
+#define ROOMS_MAX (1u << 20)
+#define CONN_ROOMS 16
+
+struct room {
+	int *fds;
+	size_t n, cap;
+};
 
 struct conn {
 	int fd;
-	bool dirty; /* on the flush list */
+	bool dirty;      /* on the flush list */
+	unsigned nrooms; /* rooms joined; its lines go to the last one */
+	unsigned rooms[CONN_ROOMS];
 	uint32_t events;
 	char *in;
 	size_t in_len;
@@ -50,6 +64,20 @@ static size_t n_live;
 static int *flush_list;
 static size_t n_flush;
 static int ep;
+static struct room *rooms; /* indexed by room number */
+static size_t n_rooms;
+
+static void
+room_remove(unsigned r, int fd)
+{
+	struct room *rm = &rooms[r];
+
+	for (size_t i = 0; i < rm->n; i++)
+		if (rm->fds[i] == fd) {
+			rm->fds[i] = rm->fds[--rm->n];
+			return;
+		}
+}
 
 static void
 conn_close(int fd)
@@ -59,6 +87,8 @@ conn_close(int fd)
 	close(fd);
 	free(c->in);
 	free(c->out);
+	for (unsigned i = 0; i < c->nrooms; i++)
+		room_remove(c->rooms[i], fd);
 	for (size_t i = 0; i < n_live; i++)
 		if (live[i] == fd) {
 			live[i] = live[--n_live];
@@ -129,18 +159,81 @@ flush_conn(struct conn *c)
 	arm(c);
 }
 
-/* Every complete line read from src goes, as one block, to every other connection. */
+/* Every complete line read from src goes, as one block, to every other connection of its room. */
 static void
 fan_out(int src, const char *p, size_t n)
 {
-	for (size_t i = 0; i < n_live; i++) {
-		int fd = live[i];
+	const struct conn *s = &conns[src];
+	int *to = live;
+	size_t *count = &n_live;
+
+	if (s->nrooms > 0) {
+		to = rooms[s->rooms[s->nrooms - 1]].fds;
+		count = &rooms[s->rooms[s->nrooms - 1]].n;
+	}
+	for (size_t i = 0; i < *count; i++) {
+		int fd = to[i];
 
 		if (fd != src && out_append(&conns[fd], p, n) < 0) {
 			conn_close(fd);
-			i--; /* live[i] now holds another fd */
+			i--; /* to[i] now holds another fd */
 		}
 	}
+}
+
+/* "/join rN": c joins room N, and is told so. */
+static int
+join(struct conn *c, const char *line)
+{
+	char *end;
+	unsigned long r = strtoul(line + 7, &end, 10);
+	char reply[32];
+
+	if (strncmp(line, "/join r", 7) != 0 || *end != '\n' || r >= ROOMS_MAX ||
+	    c->nrooms == CONN_ROOMS)
+		return -1;
+	if (r >= n_rooms) {
+		size_t n = n_rooms ? n_rooms : 64;
+
+		while (n <= r)
+			n *= 2;
+		struct room *more = realloc(rooms, n * sizeof(*rooms));
+		if (more == NULL)
+			return -1;
+		memset(more + n_rooms, 0, (n - n_rooms) * sizeof(*rooms));
+		rooms = more;
+		n_rooms = n;
+	}
+	struct room *rm = &rooms[r];
+	if (rm->n == rm->cap) {
+		size_t cap = rm->cap ? rm->cap * 2 : 8;
+		int *fds = realloc(rm->fds, cap * sizeof(*fds));
+
+		if (fds == NULL)
+			return -1;
+		rm->fds = fds;
+		rm->cap = cap;
+	}
+	rm->fds[rm->n++] = c->fd;
+	c->rooms[c->nrooms++] = (unsigned)r;
+	int n = snprintf(reply, sizeof(reply), "joined r%lu\n", r);
+	return out_append(c, reply, (size_t)n);
+}
+
+/* Leading "/join" lines of c's input; returns how many bytes they took (-1: close c). */
+static ssize_t
+joins(struct conn *c)
+{
+	size_t done = 0;
+
+	while (c->in_len - done > 7 && c->in[done] == '/') {
+		char *nl = memchr(c->in + done, '\n', c->in_len - done);
+
+		if (nl == NULL || join(c, c->in + done) < 0)
+			return nl == NULL ? (ssize_t)done : -1;
+		done = (size_t)(nl - c->in) + 1;
+	}
+	return (ssize_t)done;
 }
 
 static void
@@ -156,6 +249,13 @@ conn_read(int fd)
 	if (n < 0)
 		return;
 	c->in_len += (size_t)n;
+	ssize_t cmd = c->in[0] == '/' ? joins(c) : 0;
+	if (cmd < 0) {
+		conn_close(fd);
+		return;
+	}
+	memmove(c->in, c->in + cmd, c->in_len - (size_t)cmd);
+	c->in_len -= (size_t)cmd;
 	char *last = memrchr(c->in, '\n', c->in_len);
 	if (last == NULL) {
 		if (c->in_len == IN_CAP) /* a line longer than the buffer: drop it */

@@ -43,7 +43,17 @@ usage(FILE *f)
 		"                          jitter 50..150 %%) and the time until all are back is\n"
 		"                          reported (needs -s 0); CMD's output goes to /dev/null\n"
 		"                          unless it redirects it\n"
-		"      --storm-timeout SEC give up on the storm after SEC (default 600)\n");
+		"      --storm-timeout SEC give up on the storm after SEC (default 600)\n"
+		"      --rooms R           the rooms layout: after its login client i joins room\n"
+		"                          r<i mod R> (chatd: /join, IRC: JOIN #r<i mod R>) and\n"
+		"                          sends there; the senders are still clients 0..S-1, so\n"
+		"                          -s R is one sender per room, -s N every client\n"
+		"      --joins J           with --rooms: each client joins J rooms (at most %d),\n"
+		"                          r<(i*J+k) mod R> for k < J; J > 1 needs -s 0.  The\n"
+		"                          joins of --login-window clients are in progress at once\n"
+		"      --join-timeout SEC  give up on clients not in their rooms by then (default:\n"
+		"                          the --login-timeout)\n",
+		SESSION_ROOMS_MAX);
 }
 
 static double
@@ -59,13 +69,40 @@ parse_num(const char *name, const char *s, double lo, double hi)
 	return v;
 }
 
+static void
+check_rooms(struct options *o)
+{
+	if (o->joins > 0 && o->rooms == 0) {
+		fprintf(stderr, "chatbench: --joins needs --rooms\n");
+		exit(2);
+	}
+	if (o->rooms == 0)
+		return;
+	if (o->joins == 0)
+		o->joins = 1;
+	if (o->join_timeout == 0)
+		o->join_timeout = o->login_timeout;
+	if (o->proto->join == NULL) {
+		fprintf(stderr, "chatbench: the %s protocol has no rooms\n", o->proto->name);
+		exit(2);
+	}
+	if (o->joins > o->rooms || (o->joins > 1 && o->senders > 0)) {
+		fprintf(stderr, "chatbench: --joins must be at most --rooms, and 1 with senders\n");
+		exit(2);
+	}
+	if (o->restart != NULL) {
+		fprintf(stderr, "chatbench: --restart is for the one-room layout\n");
+		exit(2);
+	}
+}
+
 void
 parse_options(int argc, char **argv, struct options *o)
 {
 	/* clang-format off */
 	enum { O_SIZE = 256, O_LOGIN_WINDOW, O_LOGIN_TIMEOUT, O_SETTLE, O_DRAIN, O_STALLED,
 	       O_SOURCES, O_FIRST, O_PASSWORD, O_PID, O_STOP, O_NO_NODELAY, O_LABEL, O_TOKENS,
-	       O_RESTART, O_STORM_TIMEOUT };
+	       O_RESTART, O_STORM_TIMEOUT, O_ROOMS, O_JOINS, O_JOIN_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "proto", 1, 0, 'P' }, { "host", 1, 0, 'H' }, { "port", 1, 0, 'p' },
 		{ "clients", 1, 0, 'n' }, { "senders", 1, 0, 's' }, { "duration", 1, 0, 'd' },
@@ -78,6 +115,8 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "stop-server", 0, 0, O_STOP }, { "no-nodelay", 0, 0, O_NO_NODELAY },
 		{ "label", 1, 0, O_LABEL }, { "tokens", 0, 0, O_TOKENS },
 		{ "restart", 1, 0, O_RESTART }, { "storm-timeout", 1, 0, O_STORM_TIMEOUT },
+		{ "rooms", 1, 0, O_ROOMS }, { "joins", 1, 0, O_JOINS },
+		{ "join-timeout", 1, 0, O_JOIN_TIMEOUT },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	int opt;
@@ -132,6 +171,13 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_STORM_TIMEOUT:
 			o->storm_timeout = parse_num("--storm-timeout", optarg, 1, 86400);
 			break;
+		case O_ROOMS: o->rooms = (unsigned)parse_num("--rooms", optarg, 1, 1000000); break;
+		case O_JOINS:
+			o->joins = (unsigned)parse_num("--joins", optarg, 1, SESSION_ROOMS_MAX);
+			break;
+		case O_JOIN_TIMEOUT:
+			o->join_timeout = parse_num("--join-timeout", optarg, 0.1, 86400);
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -159,6 +205,7 @@ parse_options(int argc, char **argv, struct options *o)
 		fprintf(stderr, "chatbench: --stop-server needs --server-pid\n");
 		exit(2);
 	}
+	check_rooms(o);
 	if (strpbrk(o->label, "\"\\") != NULL) {
 		fprintf(stderr, "chatbench: --label may not contain quotes or backslashes\n");
 		exit(2);

@@ -22,6 +22,12 @@ struct options {
 	bool tokens;         /* ask for a resume token after a password login (chatd) */
 	const char *restart; /* the login storm: run this, then every client reconnects */
 	double storm_timeout;
+	/*
+	 * The rooms layout: client i joins rooms r<(i*joins + k) mod rooms>,
+	 * k < joins, after its login; 0 rooms: the one-room layout.
+	 */
+	unsigned rooms, joins;
+	double join_timeout; /* give up on clients not in their rooms by then (0: login_timeout) */
 };
 
 /* Fills o from the command line; prints usage and exits 2 on a bad one (0 for --help). */

@@ -1,5 +1,5 @@
 /*
- * procstat.c - reads a server's memory and thread figures (see procstat.h).
+ * procstat.c - reads a server's memory, thread and CPU figures (see procstat.h).
  *
  * RSS counts user-space pages only; a thread-per-client server also costs
  * kernel memory per thread (its kernel stack, task struct) and every server
@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "procstat.h"
 
@@ -145,4 +146,22 @@ procstat_read(pid_t pid, struct procstat *ps)
 	ps->stack_rss_kib = stack_rss(pid);
 	cgroup_usage(pid, ps);
 	ps->ok = ps->rss_kib >= 0;
+}
+
+int64_t
+procstat_cpu_ms(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long utime, stime;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (read_file(path, buf, sizeof(buf)) == 0 || hz <= 0)
+		return -1;
+	/* After "(comm)", which may hold spaces: state is field 3, utime 14, stime 15. */
+	const char *p = strrchr(buf, ')');
+	if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+				&utime, &stime) != 2)
+		return -1;
+	return (int64_t)((utime + stime) * 1000 / (unsigned long long)hz);
 }

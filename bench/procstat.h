@@ -1,5 +1,6 @@
 /*
- * procstat.h - what a server process costs, from /proc and its cgroup.
+ * procstat.h - what a server process costs, from /proc and its cgroup:
+ * memory, threads, CPU time.
  */
 #ifndef BENCH_PROCSTAT_H
 #define BENCH_PROCSTAT_H
@@ -19,5 +20,11 @@ struct procstat {
 
 /* Reads pid's figures; ok is false when the process is gone. */
 void procstat_read(pid_t pid, struct procstat *ps);
+
+/*
+ * The CPU time (user and system, all threads) pid has used so far, in ms;
+ * -1 when it is gone.  Cheap: chatbench reads it at phase boundaries.
+ */
+int64_t procstat_cpu_ms(pid_t pid);
 
 #endif

@@ -3,14 +3,20 @@
  *
  * Login pipelines the name and the password (the protocol allows it): a
  * known name logs in, an unknown one is registered on the spot, so a
- * first run also registers the users.  A room message is a plain line;
- * others receive "MSG id time name text", the sender "OK id sent".
+ * first run also registers the users.  A room message is a plain line (to
+ * the current room); others receive "MSG room id time name text" (protocol
+ * 2) or "MSG id time name text" (protocol 1, chatd before rooms: the HELLO
+ * line says which), the sender "OK id sent".  In the rooms layout each
+ * client sends "/join rN" for each of its rooms after its login (all at
+ * once: the protocol lets commands be pipelined), each answered by
+ * "OK - joined rN"; the last one joined is the current room.
  *
  * With want_token it does what chat does: after a password login it asks
  * for a resume token (/token) and, when it logs in again, sends
  * "RESUME NAME TOKEN" first, falling back to the password if refused.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
@@ -60,11 +66,14 @@ chatd_line(struct session *s, char *line, size_t len, const char **payload)
 {
 	if (s->phase == READY) {
 		if (starts(line, "MSG ")) {
-			*payload = after_fields(line, len, 4);
+			/* MSG [room] id time name text */
+			*payload = after_fields(line, len, s->version >= 2 ? 5 : 4);
 			return *payload ? PE_DELIVERY : PE_SERVER_ERROR;
 		}
 		if (starts(line, "OK ") && !starts(line, "OK - "))
 			return PE_ACK;
+		if (starts(line, "OK - joined "))
+			return PE_JOINED;
 		if (starts(line, "ERR "))
 			return PE_SERVER_ERROR;
 		if (starts(line, "BYE "))
@@ -76,6 +85,7 @@ chatd_line(struct session *s, char *line, size_t len, const char **payload)
 	if (s->phase == WAIT_HELLO) {
 		if (!starts(line, "HELLO "))
 			return PE_REFUSED;
+		s->version = atoi(line + 6);
 		if (s->token[0] == '\0') {
 			send_password(s);
 			return PE_NONE;
@@ -122,10 +132,22 @@ chatd_line(struct session *s, char *line, size_t len, const char **payload)
 	return PE_NONE; /* PASS, WELCOME, USERS, HIST */
 }
 
+static void
+chatd_join(struct session *s)
+{
+	char buf[SESSION_ROOMS_MAX * 24];
+	size_t n = 0;
+
+	for (unsigned i = 0; i < s->nrooms; i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "/join r%u\n", s->rooms[i]);
+	session_write(s, buf, n);
+}
+
 const struct proto_ops proto_chatd = {
 	.name = "chatd",
 	.connected = chatd_connected,
 	.line = chatd_line,
+	.join = chatd_join,
 	.message = proto_line_message, /* a chat line is the message itself */
 	.max_line = 4096 + 128,
 };

@@ -2,7 +2,10 @@
  * proto_irc.c - IRC (RFC 1459/2812 as ngircd and InspIRCd speak it) for
  * chatbench: NICK and USER, JOIN #bench once welcomed (001), logged in at
  * the end of the channel's name list (366), PRIVMSG #bench to send, PING
- * answered with PONG.
+ * answered with PONG.  In the rooms layout a client is logged in at the
+ * end of the message of the day (376, or 422 when there is none), then
+ * sends "JOIN #rN" for each of its rooms, each joined at the end of its
+ * name list (366), and sends PRIVMSG #rN to the last one.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +14,7 @@
 
 #define CHANNEL "#bench"
 
-enum { WAIT_WELCOME, WAIT_NAMES, READY };
+enum { WAIT_WELCOME, WAIT_NAMES, WAIT_MOTD, READY };
 
 static void
 irc_connected(struct session *s)
@@ -74,9 +77,15 @@ irc_line(struct session *s, char *line, size_t len, const char **payload)
 			*payload = text ? text + 2 : NULL;
 			return text ? PE_DELIVERY : PE_SERVER_ERROR;
 		}
+		if (is(cmd, "366"))
+			return PE_JOINED;
 		/* 4xx and 5xx numerics are errors (404: cannot send, 481...) */
 		if ((cmd[0] == '4' || cmd[0] == '5') && cmd[3] == ' ')
 			return PE_SERVER_ERROR;
+		return PE_NONE;
+	}
+	if (is(cmd, "001") && s->nrooms > 0) {
+		s->phase = WAIT_MOTD;
 		return PE_NONE;
 	}
 	if (is(cmd, "001")) {
@@ -85,6 +94,10 @@ irc_line(struct session *s, char *line, size_t len, const char **payload)
 		session_write(s, join, sizeof(join) - 1);
 		s->phase = WAIT_NAMES;
 		return PE_NONE;
+	}
+	if ((is(cmd, "376") || is(cmd, "422")) && s->phase == WAIT_MOTD) {
+		s->phase = READY;
+		return PE_LOGGED_IN;
 	}
 	if (is(cmd, "366") && s->phase == WAIT_NAMES) {
 		s->phase = READY;
@@ -95,12 +108,28 @@ irc_line(struct session *s, char *line, size_t len, const char **payload)
 	return PE_NONE;
 }
 
-static size_t
-irc_message(char *buf, size_t cap, const char *text, size_t len)
+static void
+irc_join(struct session *s)
 {
-	static const char head[] = "PRIVMSG " CHANNEL " :";
-	size_t hl = sizeof(head) - 1;
+	char buf[SESSION_ROOMS_MAX * 24];
+	size_t n = 0;
 
+	for (unsigned i = 0; i < s->nrooms; i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "JOIN #r%u\r\n", s->rooms[i]);
+	session_write(s, buf, n);
+}
+
+static size_t
+irc_message(const struct session *s, char *buf, size_t cap, const char *text, size_t len)
+{
+	char head[48];
+	size_t hl;
+
+	if (s->nrooms > 0)
+		hl = (size_t)snprintf(head, sizeof(head),
+				      "PRIVMSG #r%u :", s->rooms[s->nrooms - 1]);
+	else
+		hl = (size_t)snprintf(head, sizeof(head), "PRIVMSG %s :", CHANNEL);
 	if (hl + len + 2 > cap)
 		return 0;
 	memcpy(buf, head, hl);
@@ -113,6 +142,7 @@ const struct proto_ops proto_irc = {
 	.name = "irc",
 	.connected = irc_connected,
 	.line = irc_line,
+	.join = irc_join,
 	.message = irc_message,
 	.max_line = 8192,
 };

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """report.py - bench/RESULTS.md from chatbench's JSON lines (called by bench/run).
 
-usage: report.py RESULTS.jsonl RESULTS.md MACHINE-NOTE REPS
+usage: report.py RESULTS.jsonl RESULTS.md MACHINE-NOTE REPS [BASELINE-NAME]
        report.py --summary < one-json-line     (a one-line summary for the log)
 Each line is one run, labelled "server|case".  Every figure is the median of
 the repetitions, with the spread (lowest..highest) beside it.  The profile
@@ -14,8 +14,9 @@ import statistics
 import sys
 from collections import defaultdict
 
-SERVERS = ["chatd", "ngircd", "inspircd", "ref"]
-TITLES = {"chatd": "chatd", "ngircd": "ngIRCd", "inspircd": "InspIRCd", "ref": "bare epoll fan-out"}
+SERVERS = ["chatd", "base", "ngircd", "inspircd", "ref"]
+TITLES = {"chatd": "chatd", "base": "chatd baseline", "ngircd": "ngIRCd", "inspircd": "InspIRCd",
+          "ref": "bare epoll fan-out"}
 PEERS = ["ngircd", "inspircd"]
 
 
@@ -67,6 +68,13 @@ def ratio(runs, case, path, lower_is_better=False):
     return f"{(best / mine if lower_is_better else mine / best):.2f}×"
 
 
+def ratio_to(runs, label, other, path):
+    mine, theirs = median(runs, label, path), median(runs, other, path)
+    if not mine or not theirs:
+        return "–"
+    return f"{mine / theirs:.3f}"
+
+
 def lossline(runs, label):
     lost = values(runs, label, "lost")
     errs = [sum(d.get("errors", {}).values()) for d in runs.get(label, [])]
@@ -77,9 +85,95 @@ def lossline(runs, label):
 
 def summary(d):
     lat = d.get("latency_ms", {})
-    return (f"logged in {d['logged_in']}/{d['clients']} in {d['login_s']:.2f} s, "
+    joined = ""
+    if d.get("join"):
+        j = d["join"]
+        joined = (f"{j['memberships']} memberships in {j['join_s']:.2f} s "
+                  f"({get(d, 'server.rss_per_membership_kib')} KiB RSS each), ")
+    if d.get("send_cpu"):
+        joined += f"server CPU {d['send_cpu']['server_cpu_us_per_delivery']} µs per delivery, "
+    return (f"logged in {d['logged_in']}/{d['clients']} in {d['login_s']:.2f} s, {joined}"
             f"{d['deliveries_per_s'] / 1e6:.2f} M deliveries/s, p50 {lat.get('p50')} ms, "
             f"p99 {lat.get('p99')} ms, lost {d['lost']}, errors {sum(d['errors'].values())}")
+
+
+def has(runs, prefix):
+    return any(k.split("|", 1)[1].startswith(prefix) for k in runs)
+
+
+def rooms_layouts(runs, prefix):
+    """The (N, R[, J]) of the labels "server|PREFIX-N-R[-J]" present."""
+    found = set()
+    for k in runs:
+        case = k.split("|", 1)[1]
+        if case.startswith(prefix + "-"):
+            found.add(tuple(int(x) for x in case[len(prefix) + 1:].split("-")))
+    return sorted(found)
+
+
+def rooms_sections(runs, servers, w):
+    for n, r in rooms_layouts(runs, "f-max"):
+        fm, fr = f"f-max-{n}-{r}", f"f-rate-{n}-{r}"
+        window = int(median(runs, f"chatd|{fm}", "window") or 32)
+        rate = int(median(runs, f"chatd|{fr}", "rate") or 0) or 1
+        w(f"## (f) rooms: {n:,} clients in {r:,} rooms of {n // r:,}")
+        w("")
+        w(f"Everyone logs in, then each client joins its room (client i: room r<i mod {r}>; chatd "
+          f"`/join`, IRC `JOIN #r…`, the bare reference `/join`), then: **max**, one sender per "
+          f"room ({r:,} senders) as fast as possible, at most {window} messages in flight each; "
+          f"**rate**, every client sends, one message every {n / rate:g} s ({rate:,} messages/s, "
+          f"{rate * (n // r - 1):,} deliveries/s offered). Deliveries are counted per room: each "
+          "receiver checks that every message came, in order, from a member of its room.")
+        w("")
+        w("| server | login s | max: deliveries/s | max: p50 ms | max: p99 ms | max: server CPU µs per delivery | "
+          "rate: deliveries/s | rate: p50 ms | rate: p99 ms | rate: p99.9 ms | rate: server CPU µs per delivery | "
+          "lost / errors |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for s in servers:
+            if f"{s}|{fm}" not in runs and f"{s}|{fr}" not in runs:
+                continue
+            w(f"| {TITLES[s]} | {fmt(runs, f'{s}|{fm}', 'login_s', digits=1)} | "
+              f"{fmt(runs, f'{s}|{fm}', 'deliveries_per_s', 1e-6, 2, ' M')} | "
+              f"{fmt(runs, f'{s}|{fm}', 'latency_ms.p50')} | {fmt(runs, f'{s}|{fm}', 'latency_ms.p99')} | "
+              f"{fmt(runs, f'{s}|{fm}', 'send_cpu.server_cpu_us_per_delivery', digits=2)} | "
+              f"{fmt(runs, f'{s}|{fr}', 'deliveries_per_s', 1e-3, 0, ' k')} | "
+              f"{fmt(runs, f'{s}|{fr}', 'latency_ms.p50', digits=2)} | "
+              f"{fmt(runs, f'{s}|{fr}', 'latency_ms.p99', digits=2)} | "
+              f"{fmt(runs, f'{s}|{fr}', 'latency_ms.p999', digits=2)} | "
+              f"{fmt(runs, f'{s}|{fr}', 'send_cpu.server_cpu_us_per_delivery', digits=2)} | "
+              f"{lossline(runs, f'{s}|{fm}')}, {lossline(runs, f'{s}|{fr}')} |")
+        w(f"| chatd ÷ best peer | | {ratio(runs, fm, 'deliveries_per_s')} | | "
+          f"{ratio(runs, fm, 'latency_ms.p99', True)} better | "
+          f"{ratio(runs, fm, 'send_cpu.server_cpu_us_per_delivery', True)} better | | | "
+          f"{ratio(runs, fr, 'latency_ms.p99', True)} better | | "
+          f"{ratio(runs, fr, 'send_cpu.server_cpu_us_per_delivery', True)} better | |")
+        w("")
+    for n, r, j in rooms_layouts(runs, "g-join"):
+        w(f"## (g) joining: {n:,} clients each join {j} of {r:,} rooms")
+        w("")
+        w(f"Everyone logs in (and nothing else), the server's memory is read, then every client "
+          f"joins its {j} rooms (client i: r<(i×{j}+k) mod {r}>, k < {j}; {n * j // r:,} members a "
+          "room), 500 clients' joins in progress at once (50 for ngIRCd), each client's joins sent "
+          "at once; the time is from the first join sent to the last one answered (chatd "
+          "`OK - joined`, IRC the end of the name list, 366). Each join also tells the room's "
+          "members (chatd `JOIN`, below `room_notice_limit`; IRC `JOIN`). The memory per membership "
+          "is the server's RSS after the joins (and 1 s of rest) less before, over the memberships.")
+        w("")
+        w("| server | memberships | join s | joins/s | server CPU µs per join | RSS per membership KiB | cgroup per membership KiB | lost / errors |")
+        w("|---|---|---|---|---|---|---|---|")
+        lab = f"g-join-{n}-{r}-{j}"
+        for s in servers:
+            if f"{s}|{lab}" not in runs:
+                continue
+            m, t = median(runs, f"{s}|{lab}", "join.memberships"), median(runs, f"{s}|{lab}", "join.join_s")
+            w(f"| {TITLES[s]} | {fmt(runs, f'{s}|{lab}', 'join.memberships', digits=0)} | "
+              f"{fmt(runs, f'{s}|{lab}', 'join.join_s', digits=2)} | "
+              f"{(m / t / 1e3 if m and t else 0):.1f} k | "
+              f"{fmt(runs, f'{s}|{lab}', 'join.server_cpu_us_per_join', digits=0)} | "
+              f"{fmt(runs, f'{s}|{lab}', 'server.rss_per_membership_kib', digits=2)} | "
+              f"{fmt(runs, f'{s}|{lab}', 'server.cgroup_per_membership_kib', digits=2)} | "
+              f"{lossline(runs, f'{s}|{lab}')} |")
+        w("")
 
 
 def main():
@@ -87,67 +181,86 @@ def main():
         print(summary(json.loads(sys.stdin.readline())))
         return
     runs = load(sys.argv[1])
+    if len(sys.argv) > 5:
+        TITLES["base"] = f"chatd {sys.argv[5]} (baseline)"
     out = []
     w = out.append
     w("# Benchmark results")
     w("")
     w(f"Written by `bench/run` (see [README.md](README.md) for the method). Machine: {sys.argv[3]}. "
       f"Each figure is the median of {sys.argv[4]} run(s), with the lowest and highest in "
-      "parentheses. Raw chatbench output: [results.jsonl](results.jsonl).")
+      f"parentheses. Raw chatbench output: [{os.path.basename(sys.argv[1])}]({os.path.basename(sys.argv[1])}).")
     w("")
     servers = [s for s in SERVERS if any(k.startswith(s + "|") for k in runs)]
 
-    w("## (b) fan-out, 10 senders as fast as possible")
-    w("")
-    w("| server | N=100: deliveries/s | N=100: p99 ms | N=1,000: deliveries/s | N=1,000: p99 ms | lost / errors |")
-    w("|---|---|---|---|---|---|")
-    for s in servers:
-        w(f"| {TITLES[s]} | {fmt(runs, f'{s}|b-100', 'deliveries_per_s', 1e-6, 2, ' M')} | "
-          f"{fmt(runs, f'{s}|b-100', 'latency_ms.p99')} | "
-          f"{fmt(runs, f'{s}|b-1000', 'deliveries_per_s', 1e-6, 2, ' M')} | "
-          f"{fmt(runs, f'{s}|b-1000', 'latency_ms.p99')} | "
-          f"{lossline(runs, f'{s}|b-100')}, {lossline(runs, f'{s}|b-1000')} |")
-    w(f"| chatd ÷ best peer | {ratio(runs, 'b-100', 'deliveries_per_s')} | "
-      f"{ratio(runs, 'b-100', 'latency_ms.p99', True)} better | "
-      f"{ratio(runs, 'b-1000', 'deliveries_per_s')} | {ratio(runs, 'b-1000', 'latency_ms.p99', True)} better | |")
-    w("")
+    if has(runs, "b-"):
+        w("## (b) fan-out, 10 senders as fast as possible")
+        w("")
+        w("| server | N=100: deliveries/s | N=100: p99 ms | N=1,000: deliveries/s | N=1,000: p99 ms | lost / errors |")
+        w("|---|---|---|---|---|---|")
+        for s in servers:
+            w(f"| {TITLES[s]} | {fmt(runs, f'{s}|b-100', 'deliveries_per_s', 1e-6, 2, ' M')} | "
+              f"{fmt(runs, f'{s}|b-100', 'latency_ms.p99')} | "
+              f"{fmt(runs, f'{s}|b-1000', 'deliveries_per_s', 1e-6, 2, ' M')} | "
+              f"{fmt(runs, f'{s}|b-1000', 'latency_ms.p99')} | "
+              f"{lossline(runs, f'{s}|b-100')}, {lossline(runs, f'{s}|b-1000')} |")
+        if any(p in servers for p in PEERS):
+            w(f"| chatd ÷ best peer | {ratio(runs, 'b-100', 'deliveries_per_s')} | "
+              f"{ratio(runs, 'b-100', 'latency_ms.p99', True)} better | "
+              f"{ratio(runs, 'b-1000', 'deliveries_per_s')} | {ratio(runs, 'b-1000', 'latency_ms.p99', True)} better | |")
+        for s in ("chatd", "base"):
+            if f"{s}|b-100" in runs and "ref|b-100" in runs:
+                w(f"| {TITLES[s]} ÷ bare reference | {ratio_to(runs, f'{s}|b-100', 'ref|b-100', 'deliveries_per_s')} | | "
+                  f"{ratio_to(runs, f'{s}|b-1000', 'ref|b-1000', 'deliveries_per_s')} | | |")
+        w("")
+        if any(get(d, "send_cpu") for k, v in runs.items() if "|b-" in k for d in v):
+            w("Server CPU time per delivery, µs (what the server spent while the messages were sent "
+              "and drained, over the deliveries: less sensitive to a busy machine than the rate):")
+            w("")
+            w("| server | N=100 | N=1,000 |")
+            w("|---|---|---|")
+            for s in servers:
+                w(f"| {TITLES[s]} | {fmt(runs, f'{s}|b-100', 'send_cpu.server_cpu_us_per_delivery', digits=3)} | "
+                  f"{fmt(runs, f'{s}|b-1000', 'send_cpu.server_cpu_us_per_delivery', digits=3)} |")
+            w("")
+    rooms_sections(runs, servers, w)
 
-    w("## (c) latency, N=1,000, 10 senders, 200 messages/s (200,000 deliveries/s)")
-    w("")
-    w("| server | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | deliveries/s | lost / errors |")
-    w("|---|---|---|---|---|---|---|---|")
-    for s in servers:
-        lab = f"{s}|c-1000"
-        w(f"| {TITLES[s]} | {fmt(runs, lab, 'latency_ms.p50', digits=2)} | {fmt(runs, lab, 'latency_ms.p90', digits=2)} | "
-          f"{fmt(runs, lab, 'latency_ms.p99', digits=2)} | {fmt(runs, lab, 'latency_ms.p999', digits=2)} | "
-          f"{fmt(runs, lab, 'latency_ms.max', digits=2)} | {fmt(runs, lab, 'deliveries_per_s', 1e-3, 0, ' k')} | "
-          f"{lossline(runs, lab)} |")
-    w("")
-
-    w("## (a) idle scale: N clients logged in to one room")
-    w("")
-    w("With the bench settings (bench/conf/chatd.conf), not the shipped ones: `hash_cost` 1, every user "
-      "registered before the run (no registration, no re-hash), clients from 250 source addresses. "
-      "Logins at the shipped settings are in (e).")
-    w("")
-    w("| server | N | logged in | login s | RSS per client KiB | cgroup per client KiB | threads | stack RSS MiB |")
-    w("|---|---|---|---|---|---|---|---|")
-    for s in servers:
-        for n in (1000, 5000, 10000):
-            lab = f"{s}|a-{n}"
-            if lab not in runs:
-                continue
-            w(f"| {TITLES[s]} | {n:,} | {fmt(runs, lab, 'logged_in', digits=0)} | {fmt(runs, lab, 'login_s', digits=2)} | "
-              f"{fmt(runs, lab, 'server.rss_per_client_kib')} | {fmt(runs, lab, 'server.cgroup_per_client_kib')} | "
-              f"{fmt(runs, lab, 'server.loaded.threads', digits=0)} | "
-              f"{fmt(runs, lab, 'server.loaded.stack_rss_kib', 1 / 1024, 1)} |")
-    w("")
-    w("RSS counts user-space pages only. The cgroup column (when bench/run could give the servers a "
-      "memory cgroup of their own) adds what the kernel spends for the server: socket buffers, and for "
-      "a thread per client its kernel stack (16 KiB on x86-64) and task struct; '-1' means no cgroup "
-      "was available, and then at least 16 KiB per thread must be added to chatd's RSS figure.")
-    w("")
-
+    if has(runs, "c-"):
+        w("## (c) latency, N=1,000, 10 senders, 200 messages/s (200,000 deliveries/s)")
+        w("")
+        w("| server | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | deliveries/s | lost / errors |")
+        w("|---|---|---|---|---|---|---|---|")
+        for s in servers:
+            lab = f"{s}|c-1000"
+            w(f"| {TITLES[s]} | {fmt(runs, lab, 'latency_ms.p50', digits=2)} | {fmt(runs, lab, 'latency_ms.p90', digits=2)} | "
+              f"{fmt(runs, lab, 'latency_ms.p99', digits=2)} | {fmt(runs, lab, 'latency_ms.p999', digits=2)} | "
+              f"{fmt(runs, lab, 'latency_ms.max', digits=2)} | {fmt(runs, lab, 'deliveries_per_s', 1e-3, 0, ' k')} | "
+              f"{lossline(runs, lab)} |")
+        w("")
+    if has(runs, "a-"):
+        w("## (a) idle scale: N clients logged in to one room")
+        w("")
+        w("With the bench settings (bench/conf/chatd.conf), not the shipped ones: `hash_cost` 1, every user "
+          "registered before the run (no registration, no re-hash), clients from 250 source addresses. "
+          "Logins at the shipped settings are in (e).")
+        w("")
+        w("| server | N | logged in | login s | RSS per client KiB | cgroup per client KiB | threads | stack RSS MiB |")
+        w("|---|---|---|---|---|---|---|---|")
+        for s in servers:
+            for n in (1000, 5000, 10000):
+                lab = f"{s}|a-{n}"
+                if lab not in runs:
+                    continue
+                w(f"| {TITLES[s]} | {n:,} | {fmt(runs, lab, 'logged_in', digits=0)} | {fmt(runs, lab, 'login_s', digits=2)} | "
+                  f"{fmt(runs, lab, 'server.rss_per_client_kib')} | {fmt(runs, lab, 'server.cgroup_per_client_kib')} | "
+                  f"{fmt(runs, lab, 'server.loaded.threads', digits=0)} | "
+                  f"{fmt(runs, lab, 'server.loaded.stack_rss_kib', 1 / 1024, 1)} |")
+        w("")
+        w("RSS counts user-space pages only. The cgroup column (when bench/run could give the servers a "
+          "memory cgroup of their own) adds what the kernel spends for the server: socket buffers, and for "
+          "a thread per client its kernel stack (16 KiB on x86-64) and task struct; '-1' means no cgroup "
+          "was available, and then at least 16 KiB per thread must be added to chatd's RSS figure.")
+        w("")
     if any(k.startswith("chatd|d-") for k in runs) or "chatd|a-10000" in runs:
         w("## (d) chatd only")
         w("")
@@ -176,10 +289,10 @@ def main():
           "password login (`chatbench --tokens`, as `chat` does). \"Back\" is the time from the "
           "SIGTERM until the last client is logged in again (chatd's own shutdown, about 0.5 s, "
           "included). A client that hears nothing for 30 s during a login gives up and tries again, as `chat` "
-          "does (its `--timeout`); its abandoned login is still hashed by the server. Without tokens, at "
-          "10,000 clients most waited longer than that for their hash, so they kept giving up and coming "
-          "back while the server hashed for logins nobody waited for any more: the storm does not end by "
-          "itself. With tokens nobody waits for a hash.")
+          "does (its `--timeout`); chatd drops a login whose client went away without hashing for it, "
+          "and serves waiting logins in arrival order (the hash gate). Without tokens, at 10,000 clients "
+          "many waited longer than that for their hash, gave up and came back, and every one of them "
+          "needed a hash. With tokens nobody waits for a hash.")
         w("")
         w("| clients online | first login of all (registration), s | resume tokens | back after the restart, s | back | by token / by password | logins given up (30 s silent) |")
         w("|---|---|---|---|---|---|---|")
@@ -197,7 +310,8 @@ def main():
                   f"{fmt(runs, lab, 'storm.silent_30s', digits=0)} |")
         w("")
     findings = os.path.join(os.path.dirname(os.path.abspath(__file__)), "findings.md")
-    if os.path.exists(findings):
+    # The notes go with the main results, not with a separate run's (--out).
+    if os.path.exists(findings) and os.path.basename(sys.argv[2]) == "RESULTS.md":
         with open(findings) as f:
             out.append(f.read().rstrip("\n"))
     with open(sys.argv[2], "w") as f:

@@ -109,6 +109,7 @@ struct room {
 	bool is_default;              /* default_room: never expires nor goes */
 	int64_t created_ms;
 	int64_t empty_since_ms; /* wall clock; when its last member left */
+	uint64_t first_id;      /* its records have ids above this (room_resolve) */
 	char topic[MAX_TOPIC_BYTES + 1];
 	int64_t topic_ms; /* 0: never set */
 	char topic_by[NAME_MAX_LEN + 1];
@@ -238,6 +239,7 @@ room_make_locked(struct hub *h, const char *name, bool op_made)
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->op_made = op_made;
 	r->created_ms = r->empty_since_ms = time_now_ms();
+	r->first_id = h->last_msg_id;
 	memmove(&h->rooms[i + 1], &h->rooms[i], (h->n_rooms - i) * sizeof(*h->rooms));
 	h->rooms[i] = r;
 	h->n_rooms++;
@@ -1243,6 +1245,7 @@ static int
 join_reply_locked(struct hub *h, struct room *r, struct client *c, struct room_join_reply *rep)
 {
 	snprintf(rep->room, sizeof(rep->room), "%s", r->name);
+	rep->first_id = r->first_id;
 	rep->last_msg_id = h->last_msg_id;
 	rep->users = users_line_locked(h, r, c->wire, 1, notices_wanted(r));
 	rep->topic = r->topic_ms != 0 ? topic_line_locked(h, r, c->wire) : NULL;
@@ -1268,16 +1271,50 @@ store_event(struct hub *h, const char *room, enum history_kind kind, const char 
 		log_warning("room %s: an event could not be stored: %s", room, strerror(errno));
 }
 
-/* Writes the rooms file if a room or a topic changed since it was last written. */
+static bool
+lock_within(struct hub *h, int timeout_ms)
+{
+	struct timespec until = time_after_ms(CLOCK_REALTIME, timeout_ms);
+	int err = timeout_ms > 0 ? pthread_mutex_timedlock(&h->lock, &until)
+				 : pthread_mutex_trylock(&h->lock);
+
+	if (err != 0) {
+		errno = ETIMEDOUT;
+		return false;
+	}
+	return true;
+}
+
+/* The room lock: waited for (timeout_ms < 0), or as lock_within(). */
+static bool
+hub_lock(struct hub *h, int timeout_ms)
+{
+	if (timeout_ms >= 0)
+		return lock_within(h, timeout_ms);
+	pthread_mutex_lock(&h->lock);
+	return true;
+}
+
+/*
+ * Writes the rooms file if a room or a topic changed since it was last
+ * written.  timeout_ms < 0: waits for the room lock (a client's thread);
+ * else the control thread's rule: a lock not free in time leaves the
+ * change for the next save.
+ */
 static void
-rooms_save(struct hub *h)
+rooms_save(struct hub *h, int timeout_ms)
 {
 	struct roomfile_room *v;
 	size_t n;
 	char err[256];
 
 	pthread_mutex_lock(&h->save_lock);
-	pthread_mutex_lock(&h->lock);
+	if (!hub_lock(h, timeout_ms)) {
+		log_warning("rooms: the room lock was busy: %s is written at the next change",
+			    h->rooms_path);
+		pthread_mutex_unlock(&h->save_lock);
+		return;
+	}
 	if (!h->rooms_dirty || h->rooms_path == NULL ||
 	    (v = calloc(h->n_rooms, sizeof(*v))) == NULL) {
 		pthread_mutex_unlock(&h->lock);
@@ -1299,9 +1336,10 @@ rooms_save(struct hub *h)
 	pthread_mutex_unlock(&h->lock);
 	if (roomfile_save(h->rooms_path, v, n, err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		pthread_mutex_lock(&h->lock);
-		h->rooms_dirty = true; /* the next change tries again */
-		pthread_mutex_unlock(&h->lock);
+		if (hub_lock(h, timeout_ms)) {
+			h->rooms_dirty = true; /* the next change tries again */
+			pthread_mutex_unlock(&h->lock);
+		}
 	}
 	free(v);
 	pthread_mutex_unlock(&h->save_lock);
@@ -1542,7 +1580,7 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 	room_unlock_and_wake(h);
 	store_event(h, rep->room, HK_JOIN, c->name, "");
 	if (rep->created)
-		rooms_save(h);
+		rooms_save(h, -1);
 	return res;
 }
 
@@ -1583,14 +1621,18 @@ room_switch(struct hub *h, struct client *c, const char *arg, char *spelled)
 }
 
 static enum room_result
-room_name_of(struct hub *h, struct client *c, const char *arg, bool member, char *spelled)
+room_name_of(struct hub *h, struct client *c, const char *arg, bool member, char *spelled,
+	     uint64_t *first)
 {
 	struct room *r;
 
 	pthread_mutex_lock(&h->lock);
 	enum room_result res = room_of_locked(h, c, arg, member, &r);
-	if (res == ROOM_DONE)
+	if (res == ROOM_DONE) {
 		snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
+		if (first != NULL)
+			*first = r->first_id;
+	}
 	pthread_mutex_unlock(&h->lock);
 	return res;
 }
@@ -1598,13 +1640,13 @@ room_name_of(struct hub *h, struct client *c, const char *arg, bool member, char
 enum room_result
 room_target(struct hub *h, struct client *c, const char *arg, char *spelled)
 {
-	return room_name_of(h, c, arg, true, spelled);
+	return room_name_of(h, c, arg, true, spelled, NULL);
 }
 
 enum room_result
-room_resolve(struct hub *h, struct client *c, const char *arg, char *spelled)
+room_resolve(struct hub *h, struct client *c, const char *arg, char *spelled, uint64_t *first)
 {
-	return room_name_of(h, c, arg, false, spelled);
+	return room_name_of(h, c, arg, false, spelled, first);
 }
 
 enum room_result
@@ -1658,7 +1700,7 @@ room_topic_set(struct hub *h, struct client *c, const char *arg, const char *tex
 	topic_set_locked(h, r, c->name, text, c, topic);
 	room_unlock_and_wake(h);
 	store_event(h, spelled, HK_TOPIC, c->name, text);
-	rooms_save(h);
+	rooms_save(h, -1);
 	return ROOM_DONE;
 }
 
@@ -2065,20 +2107,6 @@ room_wake_up(struct hub *h, struct client *c)
  * or fail with ETIMEDOUT, doing nothing.  A timeout of 0 only tries.
  */
 
-static bool
-lock_within(struct hub *h, int timeout_ms)
-{
-	struct timespec until = time_after_ms(CLOCK_REALTIME, timeout_ms);
-	int err = timeout_ms > 0 ? pthread_mutex_timedlock(&h->lock, &until)
-				 : pthread_mutex_trylock(&h->lock);
-
-	if (err != 0) {
-		errno = ETIMEDOUT;
-		return false;
-	}
-	return true;
-}
-
 bool
 room_lock_probe(struct hub *h, int timeout_ms)
 {
@@ -2238,8 +2266,44 @@ room_create_within(struct hub *h, int timeout_ms, const char *arg, const char *t
 	room_unlock_and_wake(h);
 	if (rc == 1 && topic != NULL && *topic != '\0')
 		store_event(h, name, HK_TOPIC, OPERATOR_NAME, topic);
-	rooms_save(h);
+	rooms_save(h, timeout_ms);
 	return rc;
+}
+
+/*
+ * c is taken out of r by someone else (a kick, a deletion): what it had
+ * not delivered from r goes with the membership, but the answers to its
+ * own messages among it must not, or its count of unanswered messages
+ * never comes down.  They go to its inbox, ahead of the PART.
+ */
+static void
+salvage_answers_locked(struct hub *h, struct client *c, struct room *r)
+{
+	const struct wire_format *f = h->formats[c->wire];
+	struct membership *m = membership_find(c, r);
+	uint64_t from;
+
+	if (m == NULL)
+		return;
+	from = r->head - m->cursor > r->ring_cap ? r->head - r->ring_cap : m->cursor;
+	for (uint64_t pos = from; pos < r->head; pos++) {
+		const struct ring_slot *s = &r->ring[pos & (r->ring_cap - 1)];
+		const struct wire_bytes *w = &s->w[c->wire];
+		struct line *l;
+
+		if (s->sender != c->id || s->kind == SLOT_EVENT)
+			continue;
+		if (s->kind == SLOT_FAILED)
+			l = line_printf("%s", f->not_stored);
+		else
+			l = line_printf("%s%.*s%s", f->ack_head, (int)w->id_len,
+					w->body->data + w->off + w->id_off, f->ack_tail);
+		if (l == NULL || outq_push_line(&c->room.inbox, l) < 0)
+			c->room.out_lost = true;
+		c->room.inbox_acks++;
+	}
+	m->cursor = r->head;
+	target_add_locked(h, c);
 }
 
 /*
@@ -2261,6 +2325,7 @@ room_delete_locked(struct hub *h, struct room *r)
 
 		ev.reason = part_reason_name(PART_DELETED);
 		ev.text = part_reason_text(PART_DELETED);
+		salvage_answers_locked(h, c, r);
 		send_alone_locked(h, c, &ev);
 		membership_remove_locked(h, r, c);
 		if (membership_find(c, h->lobby) == NULL && membership_add_locked(h->lobby, c) == 0)
@@ -2299,7 +2364,7 @@ room_delete_within(struct hub *h, int timeout_ms, const char *arg)
 	room_unlock_and_wake(h);
 	if (h->history != NULL)
 		history_drop_room(h->history, name);
-	rooms_save(h);
+	rooms_save(h, timeout_ms);
 	return 1;
 }
 
@@ -2325,7 +2390,7 @@ room_topic_within(struct hub *h, int timeout_ms, const char *arg, const char *to
 	topic_set_locked(h, r, OPERATOR_NAME, topic, NULL, NULL);
 	room_unlock_and_wake(h);
 	store_event(h, name, HK_TOPIC, OPERATOR_NAME, topic);
-	rooms_save(h);
+	rooms_save(h, timeout_ms);
 	return 1;
 }
 
@@ -2352,10 +2417,13 @@ room_kick_within(struct hub *h, int timeout_ms, const char *arg, const char *use
 	}
 	snprintf(name, sizeof(name), "%s", r->name);
 	snprintf(who, sizeof(who), "%s", c->name);
-	part_fields(fields, sizeof(fields), PART_KICKED, reason);
+	/* Still online: the server-wide kick's default text would say otherwise. */
+	part_fields(fields, sizeof(fields), PART_KICKED,
+		    reason && *reason ? reason : "taken out of the room by the operator");
 	struct wire_event ev = room_event(r, WE_PART, c->name);
 	ev.reason = part_reason_name(PART_KICKED);
 	ev.text = fields + strlen(ev.reason) + 1;
+	salvage_answers_locked(h, c, r);
 	send_alone_locked(h, c, &ev);
 	if (notices_wanted(r))
 		ring_push_event_locked(h, r, &ev, c->id);
@@ -2424,6 +2492,6 @@ room_expire_within(struct hub *h, int timeout_ms)
 	}
 	free(names);
 	if (n > 0)
-		rooms_save(h);
+		rooms_save(h, timeout_ms);
 	return (int)n;
 }

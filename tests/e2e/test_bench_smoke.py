@@ -4,11 +4,15 @@ test_bench_smoke.py - a short chatbench run against the real chatd.
 Not a measurement (figures belong in bench/): it checks that the load
 generator and chatd agree end to end, with nothing lost.  50 clients log
 in (registering on the way), 5 of them send for 2 seconds, and every
-message must reach the other 49 in order.
+message must reach the other 49 in order.  The rooms layout: 40 clients
+join 4 rooms (/join), one sender a room, every message must reach the
+other 9 members of its room and no one else; then 20 clients join 3 rooms
+each and every membership is counted.
 """
 
 import json
 import os
+import socket
 import subprocess
 
 import pytest
@@ -42,6 +46,50 @@ def test_smoke_run_loses_nothing(chatd_factory):
     assert result["acked"] == result["sent"], result
     assert all(count == 0 for count in result["errors"].values()), result["errors"]
     assert result["server"]["loaded"]["threads"] >= 50, result["server"]
+
+
+def protocol_version(port):
+    """The version chatd's HELLO announces (rooms came with protocol 2)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=scaled(10)) as sock:
+        hello = sock.makefile("rb").readline().decode()
+    assert hello.startswith("HELLO "), hello
+    return int(hello.split()[1])
+
+
+def rooms_chatd(chatd_factory):
+    daemon = chatd_factory(max_clients_per_address=100, max_logins_per_address=100)
+    if protocol_version(daemon.port) < 2:
+        pytest.skip("this chatd speaks protocol 1, before rooms")
+    return daemon
+
+
+def test_rooms_layout_loses_nothing(chatd_factory):
+    daemon = rooms_chatd(chatd_factory)
+    rc, out, err = run_chatbench("-P", "chatd", "-p", str(daemon.port), "-n", "40", "-s", "4",
+                                 "-d", "2", "--rooms", "4", "--login-timeout", str(scaled(60)),
+                                 "--drain", str(scaled(10)), "--server-pid", str(daemon.pid))
+    assert rc == 0, err
+    result = json.loads(out)
+    assert result["logged_in"] == 40, result
+    assert result["join"]["clients"] == 40 and result["join"]["memberships"] == 40, result
+    assert result["sent"] > 0, result
+    assert result["expected"] == result["sent"] * 9, result
+    assert result["delivered"] == result["expected"], result
+    assert result["lost"] == 0, result
+    assert result["acked"] == result["sent"], result
+    assert all(count == 0 for count in result["errors"].values()), result["errors"]
+
+
+def test_joins_are_counted(chatd_factory):
+    daemon = rooms_chatd(chatd_factory)
+    rc, out, err = run_chatbench("-P", "chatd", "-p", str(daemon.port), "-n", "20", "-s", "0",
+                                 "--rooms", "5", "--joins", "3", "--settle", "0",
+                                 "--login-timeout", str(scaled(60)), "--server-pid", str(daemon.pid))
+    assert rc == 0, err
+    result = json.loads(out)
+    assert result["join"]["clients"] == 20 and result["join"]["memberships"] == 60, result
+    assert all(count == 0 for count in result["errors"].values()), result["errors"]
+    assert "rss_per_membership_kib" in result["server"], result["server"]
 
 
 def test_refuses_addresses_off_loopback():
