@@ -52,7 +52,7 @@
 #define RING_START_CAP 16
 /* Ring slots one room_collect() moves, so no member holds the lock long. */
 #define COLLECT_BATCH 256
-/* Names per USERS line (/who pages), rooms per /rooms page. */
+/* Names per USERS line (/who pages; fewer with a short max_line), rooms per /rooms page. */
 #define USERS_PAGE 100
 #define ROOMS_PAGE 100
 /* Sleepers woken per pass with the lock dropped. */
@@ -1304,18 +1304,33 @@ send_alone_locked(struct hub *h, struct client *c, const struct wire_event *ev)
 	target_add_locked(h, c);
 }
 
+/*
+ * Names a USERS page lists: USERS_PAGE, or fewer when max_line is so short
+ * that USERS_PAGE of the longest names would not fit in max_line +
+ * PROTO_SERVER_OVERHEAD bytes (with a head of at most 93: tag, room and
+ * three numbers).
+ */
+static size_t
+users_page(void)
+{
+	size_t fits = ((size_t)settings_get()->max_line + PROTO_SERVER_OVERHEAD - 93) /
+		      (NAME_MAX_LEN + 1);
+
+	return fits < 1 ? 1 : fits > USERS_PAGE ? USERS_PAGE : fits;
+}
+
 /* The USERS line (on protocol wire) of page of r's members; page 0 when not listed. */
 static struct line *
 users_line_locked(const struct hub *h, const struct room *r, unsigned wire, unsigned page,
 		  bool listed)
 {
-	size_t pages = (r->n_members + USERS_PAGE - 1) / USERS_PAGE, first, last;
+	size_t per = users_page(), pages = (r->n_members + per - 1) / per, first, last;
 	const char *names[USERS_PAGE];
 
 	if (!listed || page < 1 || page > pages)
 		page = 0;
-	first = page ? (size_t)(page - 1) * USERS_PAGE : 0;
-	last = page ? first + USERS_PAGE : 0;
+	first = page ? (size_t)(page - 1) * per : 0;
+	last = page ? first + per : 0;
 	if (last > r->n_members)
 		last = r->n_members;
 	for (size_t i = first; i < last; i++)
