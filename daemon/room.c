@@ -52,7 +52,7 @@
 #define RING_START_CAP 16
 /* Ring slots one room_collect() moves, so no member holds the lock long. */
 #define COLLECT_BATCH 256
-/* Names per USERS line (/who pages), rooms per /rooms page. */
+/* Names per USERS line (/who pages; fewer with a short max_line), rooms per /rooms page. */
 #define USERS_PAGE 100
 #define ROOMS_PAGE 100
 /* Sleepers woken per pass with the lock dropped. */
@@ -71,6 +71,12 @@
 #define PUBLISH_SHARE 4
 /* Who set a topic through chatctl. */
 #define OPERATOR_NAME "*"
+/*
+ * How long a deleted room's name waits, at most, for the history to
+ * publish its deletion record (a tomb, see tomb_add); in practice one
+ * disk sync.  Past this (the record could not be stored) it is forgotten.
+ */
+#define TOMB_MS 30000
 
 enum slot_kind {
 	SLOT_MSG,    /* a stored message: its line to others, an acknowledgement to its sender */
@@ -110,6 +116,7 @@ struct room {
 	int64_t created_ms;
 	int64_t empty_since_ms; /* wall clock; when its last member left */
 	uint64_t first_id;      /* its records have ids above this (room_resolve) */
+	bool stale;             /* made again before its namesake's deletion was published */
 	char topic[MAX_TOPIC_BYTES + 1];
 	int64_t topic_ms; /* 0: never set */
 	char topic_by[NAME_MAX_LEN + 1];
@@ -156,6 +163,12 @@ struct hub {
 	bool closing;
 
 	struct history *history; /* where events are stored; set before clients */
+	/* Deleted rooms whose deletion record the history has not published yet. */
+	struct tomb {
+		char name[ROOM_NAME_MAX + 1];
+		int64_t until_ms; /* monotonic */
+	} * tombs;
+	size_t n_tombs, cap_tombs;
 	/* The rooms file: rooms_dirty under the lock, the writing under save_lock. */
 	pthread_mutex_t save_lock;
 	char *rooms_path;
@@ -211,6 +224,67 @@ room_find_locked(struct hub *h, const char *name)
 	return found ? h->rooms[i] : NULL;
 }
 
+/*
+ * Tombs.  A deleted room's history gets a deletion record
+ * (history_drop_room), but messages stored for the room before it are
+ * published before it too, possibly after a room of the same name was
+ * made again: those belong to the deleted room and must not reach the new
+ * one.  So the name keeps a tomb from the deletion until the record is
+ * published (room_publish_history), and a room made meanwhile is stale:
+ * the messages published for it are the old room's.
+ */
+static bool
+tomb_of(struct hub *h, const char *name)
+{
+	int64_t now = time_mono_ms();
+
+	for (size_t i = 0; i < h->n_tombs; i++)
+		if (h->tombs[i].until_ms > now && name_cmp(h->tombs[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+static void
+tomb_add(struct hub *h, const char *name)
+{
+	if (h->history == NULL) /* no history, no deletion record to wait for */
+		return;
+	if (h->n_tombs == h->cap_tombs) {
+		size_t ncap = h->cap_tombs ? h->cap_tombs * 2 : 4;
+		struct tomb *n = realloc(h->tombs, ncap * sizeof(*n));
+
+		if (n == NULL)
+			return;
+		h->tombs = n;
+		h->cap_tombs = ncap;
+	}
+	snprintf(h->tombs[h->n_tombs].name, sizeof(h->tombs[0].name), "%s", name);
+	h->tombs[h->n_tombs++].until_ms = time_mono_ms() + TOMB_MS;
+}
+
+static struct room *room_find_locked(struct hub *h, const char *name);
+
+/* The deletion record of name was published: its (oldest) tomb goes, and with it the staleness. */
+static void
+tomb_remove(struct hub *h, const char *name)
+{
+	int64_t now = time_mono_ms();
+	size_t i, j = 0;
+	bool removed = false;
+
+	for (i = 0; i < h->n_tombs; i++) {
+		bool it = !removed && name_cmp(h->tombs[i].name, name) == 0;
+
+		removed |= it;
+		if (!it && h->tombs[i].until_ms > now)
+			h->tombs[j++] = h->tombs[i];
+	}
+	h->n_tombs = j;
+	struct room *r = room_find_locked(h, name);
+	if (r != NULL)
+		r->stale = tomb_of(h, name);
+}
+
 static struct room *
 room_make_locked(struct hub *h, const char *name, bool op_made)
 {
@@ -240,6 +314,7 @@ room_make_locked(struct hub *h, const char *name, bool op_made)
 	r->op_made = op_made;
 	r->created_ms = r->empty_since_ms = time_now_ms();
 	r->first_id = h->last_msg_id;
+	r->stale = tomb_of(h, name);
 	memmove(&h->rooms[i + 1], &h->rooms[i], (h->n_rooms - i) * sizeof(*h->rooms));
 	h->rooms[i] = r;
 	h->n_rooms++;
@@ -297,6 +372,7 @@ hub_free(struct hub *h)
 		room_free_one(h->rooms[i]);
 	free(h->rooms);
 	free(h->online);
+	free(h->tombs);
 	free(h->rooms_path);
 	pthread_cond_destroy(&h->empty);
 	pthread_mutex_destroy(&h->save_lock);
@@ -1117,6 +1193,32 @@ publish_join_locked(struct hub *h, struct room *r, struct client *c)
 }
 
 /*
+ * The longest PART text: REASON_TEXT_MAX, or less with a short max_line,
+ * so a PART (room, time, name and reason word around it, at most 108
+ * bytes) stays within the max_line + PROTO_SERVER_OVERHEAD bytes promised.
+ */
+static size_t
+reason_limit(void)
+{
+	size_t fits = (size_t)settings_get()->max_line + PROTO_SERVER_OVERHEAD - 108;
+
+	return fits < REASON_TEXT_MAX ? fits : REASON_TEXT_MAX;
+}
+
+/*
+ * The longest topic: max_topic, or max_line if that is less, so a TOPIC
+ * line (room, time and setter around it, under 100 bytes) stays within
+ * max_line + PROTO_SERVER_OVERHEAD bytes, an operator's topic too.
+ */
+static size_t
+topic_limit(void)
+{
+	const struct settings *s = settings_get();
+
+	return (size_t)(s->max_topic < s->max_line ? s->max_topic : s->max_line);
+}
+
+/*
  * The reason of a PART or BYE, or the default one, into a buffer of
  * REASON_TEXT_MAX + 1: a long reason is cut between characters, so what
  * everyone sees stays valid UTF-8.
@@ -1125,7 +1227,7 @@ static void
 reason_copy(char *dst, const char *text, enum part_reason why)
 {
 	const char *src = text && *text ? text : part_reason_text(why);
-	size_t n = text_fit(src, strlen(src), REASON_TEXT_MAX);
+	size_t n = text_fit(src, strlen(src), reason_limit());
 
 	memcpy(dst, src, n);
 	dst[n] = '\0';
@@ -1202,18 +1304,33 @@ send_alone_locked(struct hub *h, struct client *c, const struct wire_event *ev)
 	target_add_locked(h, c);
 }
 
+/*
+ * Names a USERS page lists: USERS_PAGE, or fewer when max_line is so short
+ * that USERS_PAGE of the longest names would not fit in max_line +
+ * PROTO_SERVER_OVERHEAD bytes (with a head of at most 93: tag, room and
+ * three numbers).
+ */
+static size_t
+users_page(void)
+{
+	size_t fits = ((size_t)settings_get()->max_line + PROTO_SERVER_OVERHEAD - 93) /
+		      (NAME_MAX_LEN + 1);
+
+	return fits < 1 ? 1 : fits > USERS_PAGE ? USERS_PAGE : fits;
+}
+
 /* The USERS line (on protocol wire) of page of r's members; page 0 when not listed. */
 static struct line *
 users_line_locked(const struct hub *h, const struct room *r, unsigned wire, unsigned page,
 		  bool listed)
 {
-	size_t pages = (r->n_members + USERS_PAGE - 1) / USERS_PAGE, first, last;
+	size_t per = users_page(), pages = (r->n_members + per - 1) / per, first, last;
 	const char *names[USERS_PAGE];
 
 	if (!listed || page < 1 || page > pages)
 		page = 0;
-	first = page ? (size_t)(page - 1) * USERS_PAGE : 0;
-	last = page ? first + USERS_PAGE : 0;
+	first = page ? (size_t)(page - 1) * per : 0;
+	last = page ? first + per : 0;
 	if (last > r->n_members)
 		last = r->n_members;
 	for (size_t i = first; i < last; i++)
@@ -1491,7 +1608,7 @@ room_result_text(enum room_result r, const char *room, char *buf, size_t len)
 			 s->max_rooms_per_user);
 		break;
 	case ROOM_TOPIC_LONG:
-		snprintf(buf, len, "topic too long (max %d bytes)", s->max_topic);
+		snprintf(buf, len, "topic too long (max %zu bytes)", topic_limit());
 		break;
 	case ROOM_NO_MEMORY:
 		snprintf(buf, len, "out of memory");
@@ -1688,7 +1805,7 @@ room_topic_set(struct hub *h, struct client *c, const char *arg, const char *tex
 {
 	struct room *r;
 
-	if (strlen(text) > (size_t)settings_get()->max_topic)
+	if (strlen(text) > topic_limit())
 		return ROOM_TOPIC_LONG;
 	pthread_mutex_lock(&h->lock);
 	enum room_result res = room_of_locked(h, c, arg, true, &r);
@@ -1895,6 +2012,8 @@ dest_locked(struct hub *h, const struct history_entry *e, struct room **last,
 	*elsewhere = NULL;
 	if (r == NULL || name_cmp(r->name, e->room) != 0)
 		r = *last = room_find_locked(h, e->room);
+	if (r != NULL && r->stale)
+		r = NULL; /* the message is a deleted namesake's */
 	if (e->sender != 0 && (c = sender_locked(h, e)) != NULL &&
 	    (r == NULL || membership_find(c, r) == NULL))
 		*elsewhere = c;
@@ -1950,6 +2069,8 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 		for (size_t i = 0; i < piece; i++) {
 			if (!e[i].failed)
 				h->last_msg_id = e[i].id;
+			if (e[i].kind == HK_DELETE)
+				tomb_remove(h, e[i].room);
 			if (e[i].kind != HK_MSG)
 				continue;
 			r = dest_locked(h, &e[i], &last, &elsewhere);
@@ -2247,7 +2368,7 @@ room_create_within(struct hub *h, int timeout_ms, const char *arg, const char *t
 		errno = EINVAL;
 		return -1;
 	}
-	if (topic != NULL && strlen(topic) > (size_t)settings_get()->max_topic) {
+	if (topic != NULL && strlen(topic) > topic_limit()) {
 		errno = EMSGSIZE;
 		return -1;
 	}
@@ -2334,6 +2455,7 @@ room_delete_locked(struct hub *h, struct room *r)
 			c->room.current = membership_find(c, h->lobby) ? h->lobby : c->room.current;
 	}
 	dirty_remove_locked(h, r);
+	tomb_add(h, r->name);
 	if (found && h->rooms[i] == r) {
 		memmove(&h->rooms[i], &h->rooms[i + 1], (h->n_rooms - i - 1) * sizeof(*h->rooms));
 		h->n_rooms--;
@@ -2376,7 +2498,7 @@ room_topic_within(struct hub *h, int timeout_ms, const char *arg, const char *to
 
 	if (!room_arg(arg, name))
 		return 0;
-	if (strlen(topic) > (size_t)settings_get()->max_topic) {
+	if (strlen(topic) > topic_limit()) {
 		errno = EMSGSIZE;
 		return -1;
 	}

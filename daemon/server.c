@@ -381,12 +381,16 @@ earliest(int a, int b)
 static int
 rooms_tick(struct server *srv)
 {
-	static int64_t next;
+	static int64_t next, last_every;
 	int64_t now = time_mono_ms();
 	int expiry = settings_get()->room_expiry;
 	int64_t every = expiry > 0 && expiry * 250LL < ROOM_EXPIRY_CHECK_MS ? expiry * 250LL
 									    : ROOM_EXPIRY_CHECK_MS;
 
+	/* A reload that turned expiry on or shortened it: check by the new pace. */
+	if (every != last_every && next > now + every)
+		next = now + every;
+	last_every = every;
 	if (now >= next) {
 		if (expiry > 0)
 			room_expire_within(srv->hub, ROOM_EXPIRY_WAIT_MS);
