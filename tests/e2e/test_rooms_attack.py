@@ -276,3 +276,177 @@ def test_churn_in_a_room_loses_and_duplicates_nothing_for_members_that_stay(chat
     # The room's members at the end: the stayers and talkers only.
     users = reply(stayers[0], "/who hot")[0][0].split()
     assert sorted(users[5:]) == sorted(c.name for c in stayers + talkers), users
+
+
+# ---- one client in many rooms ----
+
+MANY = 20
+
+
+def test_pipelined_lines_to_many_rooms_are_answered_in_request_order(chatd_factory):
+    d = chatd_factory(max_rooms_per_user=MANY)
+    alice, bob = d.login("alice"), d.login("bob")
+    rooms = ["lobby"] + [f"room{i}" for i in range(MANY - 1)]
+    for r in rooms[1:]:
+        ok(alice, f"/join {r}")
+        ok(bob, f"/join {r}")
+    assert reply(alice, "/join onemore")[1].startswith("ERR 405 ")
+    # Messages to every room with commands between, all in one write.
+    lines, want = [], []
+    for k in range(6):
+        for j, r in enumerate(rooms):
+            lines.append(f"/say #{r} m{k}.{j}")
+            want.append(("sent", r))
+            if j % 7 == 3:
+                lines.append(f"/ping p{k}.{j}")
+                want.append(("pong", f"p{k}.{j}"))
+            if j % 9 == 5:
+                lines.append(f"/who {r}")
+                want.append(("who", r))
+            if j % 11 == 2:
+                lines.append(f"/topic {r} t{k}.{j}")
+                want.append(("topic", r))
+    alice.send_raw("".join(l + "\n" for l in lines).encode())
+    ids = []
+    for line, (kind, arg) in zip(lines, want):
+        data, final = alice.collect_reply(timeout=20, topic_is_data=kind == "topic")
+        assert final.tag == "OK", (line, final.raw)
+        if kind == "sent":
+            assert data == [] and final[1] == "sent", (line, final.raw)
+            ids.append((final.id, arg))
+        elif kind == "pong":
+            assert [x.raw for x in data] == [f"PONG {arg}"], (line, data)
+        elif kind == "who":
+            assert [x.room for x in data] == [arg] and final.raw == "OK - page 1", (line, data)
+        else:
+            assert [x.room for x in data] == [arg] and final.raw == "OK - topic set", line
+    assert [i for i, _ in ids] == sorted(i for i, _ in ids), "ids went back"
+    # bob, a member of every room, gets each message once, in id order, named by its room.
+    last = bob.wait_for("MSG", lambda l: l.id == ids[-1][0], timeout=20)
+    got = [(m.id, m.room) for m in bob.live_of("MSG") + [last]]
+    assert got == ids
+
+
+BUSY_ROOMS = 8
+
+
+def test_a_member_of_many_busy_rooms_that_stops_reading_overflows_alone(chatd_factory):
+    d = chatd_factory(send_queue_limit=65536, max_rooms_per_user=BUSY_ROOMS + 1)
+    stuck = d.connect("stuck", rcvbuf=4096)
+    stuck.login("stuck", "pw-stuck")
+    bob = d.login("bob")
+    talkers = [d.login(f"t{i}") for i in range(BUSY_ROOMS)]
+    for i, t in enumerate(talkers):
+        for c in (t, bob, stuck):
+            ok(c, f"/join busy{i}")
+    text = "x" * 2000
+    burst = 4
+    parts = []
+    for rnd in range(60):
+        for t in talkers:
+            t.send_raw((f"{text}\n" * burst).encode())
+        for t in talkers:
+            for _ in range(burst):
+                assert t.collect_reply(timeout=20)[1].tag == "OK"
+        # bob reads all of it, at the pace of the rooms.
+        for _ in range(burst * BUSY_ROOMS):
+            bob.wait_for("MSG", timeout=20)
+        parts = [p for p in bob.live_of("PART") if p[1] == "stuck"]
+        if parts:
+            break
+    assert parts, "the member that never reads was never dropped"
+    assert {p[2] for p in parts} == {"overflow"}, parts
+    # Every room it was in saw it go, and nobody else went.
+    bob.sync()
+    gone = {p.room for p in bob.live_of("PART") if p[1] == "stuck"}
+    assert gone == {"lobby"} | {f"busy{i}" for i in range(BUSY_ROOMS)}, gone
+    assert [p for p in bob.live_of("PART") if p[1] != "stuck"] == []
+    for t in talkers:
+        t.sync()
+    assert reply(bob, "/who busy0") == (["USERS busy0 2 1 1 bob t0"], "OK - page 1")
+
+
+# ---- topics ----
+
+def test_topic_length_is_counted_in_bytes_at_the_boundary(chatd_factory):
+    d = chatd_factory(max_topic=10)
+    alice, bob = d.login("alice"), d.login("bob")
+    ok(alice, "/join dev")
+    ok(bob, "/join dev")
+    five = "\u00e9" * 5                             # 10 bytes, 5 characters
+    data, final = alice.request(f"/topic dev {five}")
+    assert final.raw == "OK - topic set" and data[0][-1] == five
+    assert bob.wait_for("TOPIC")[-1] == five
+    assert reply(alice, f"/topic dev {five}a") == ([], "ERR 400 topic too long (max 10 bytes)")
+    assert reply(alice, "/topic dev " + "\u20ac" * 4) == (   # 12 bytes, 4 characters
+        [], "ERR 400 topic too long (max 10 bytes)")
+    assert reply(alice, "/topic dev " + "a" * 10)[1] == "OK - topic set"
+    assert reply(alice, "/topic dev " + "a" * 11)[1].startswith("ERR 400 ")
+    # The refused ones changed nothing, nor reached anyone.
+    assert bob.wait_for("TOPIC")[-1] == "a" * 10
+    bob.sync()
+    assert bob.live_of("TOPIC") == []
+    assert [no_time(t) for t in reply(bob, "/topic dev")[0]] == ["TOPIC dev T alice " + "a" * 10]
+    # An operator's topic has the same limit.
+    proc = d.ctl("room", "topic", "dev", "b" * 11)
+    assert proc.returncode != 0 and "max_topic (10)" in proc.stderr, proc
+    proc = d.ctl("room", "create", "ops", "c" * 11)
+    assert proc.returncode != 0 and "max_topic (10)" in proc.stderr, proc
+    assert [r[0] for r in rooms_of(alice)] == ["dev", "lobby"]
+
+
+@pytest.mark.parametrize("bad", [b"a\x01b", b"a\x1b[2Jb", b"a\x7fb", b"\xc3(", b"\xed\xa0\x80",
+                                 b"a\rb", b"\xe2\x80\xaeevil"])
+def test_topics_with_forbidden_characters_are_refused(chatd, bad):
+    alice, bob = chatd.login("alice"), chatd.login("bob")
+    ok(alice, "/join dev")
+    ok(bob, "/join dev")
+    ok(alice, "/topic dev good")
+    bob.wait_for("TOPIC")
+    alice.send_raw(b"/topic dev " + bad + b"\n")
+    data, final = alice.collect_reply(topic_is_data=True)
+    if bad == b"\xe2\x80\xaeevil":
+        # A bidi override is not a control character: accepted or refused, never raw bytes
+        # that bend the line format.
+        assert final.tag in ("OK", "ERR"), final.raw
+        return
+    assert final.tag == "ERR" and final[0] == "422", (bad, final.raw)
+    bob.sync()
+    assert bob.live_of("TOPIC") == []
+    assert [no_time(l) for l in reply(bob, "/topic dev")[0]] == ["TOPIC dev T alice good"]
+
+
+def test_an_operator_cannot_set_a_topic_with_control_characters(chatd):
+    alice = chatd.login("alice")
+    ok(alice, "/join dev")
+    for bad in ("a\x01b", "a\x1b[2Jb", "a\rb"):
+        proc = chatd.ctl("room", "topic", "dev", bad)
+        assert proc.returncode != 0, (bad, proc.stdout)
+        proc = chatd.ctl("room", "create", "x" + str(len(bad)), bad)
+        assert proc.returncode != 0, (bad, proc.stdout)
+        proc = chatd.ctl("room", "notice", "dev", bad)
+        assert proc.returncode != 0, (bad, proc.stdout)
+    alice.sync()
+    assert [l for l in alice.live if l.tag in ("TOPIC", "NOTICE")] == []
+    assert reply(alice, "/topic dev") == (["TOPIC dev - -"], "OK - topic")
+
+
+TOPIC_MEMBERS = 40
+TOPICS = 150
+
+
+def test_a_topic_flood_reaches_every_member_in_order(chatd_factory):
+    d = chatd_factory(**CROWD_LIMITS, room_notice_limit=5)
+    setter = d.login("setter")
+    members = [d.login(f"m{i}") for i in range(TOPIC_MEMBERS)]
+    for c in [setter] + members:
+        ok(c, "/join dev")
+    setter.send_raw("".join(f"/topic dev topic {k}\n" for k in range(TOPICS)).encode())
+    for k in range(TOPICS):
+        data, final = setter.collect_reply(timeout=20, topic_is_data=True)
+        assert final.raw == "OK - topic set" and data[0][-1] == f"topic {k}", (k, final.raw)
+    for c in members:
+        got = [c.wait_for("TOPIC", timeout=20)[-1] for _ in range(TOPICS)]
+        assert got == [f"topic {k}" for k in range(TOPICS)], c.label
+    text = (d.state_dir / "rooms").read_text()
+    assert re.search(rf"^dev user \d+ \d+ setter topic {TOPICS - 1}$", text, re.M), text
