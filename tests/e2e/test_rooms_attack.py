@@ -450,3 +450,109 @@ def test_a_topic_flood_reaches_every_member_in_order(chatd_factory):
         assert got == [f"topic {k}" for k in range(TOPICS)], c.label
     text = (d.state_dir / "rooms").read_text()
     assert re.search(rf"^dev user \d+ \d+ setter topic {TOPICS - 1}$", text, re.M), text
+
+
+# ---- the rooms file ----
+
+def refused_start(d, text=None, *expected):
+    rc, out, err = d.run_expecting_exit()
+    assert rc == 1, (rc, err)
+    for e in expected:
+        assert e in err, err
+    return err
+
+
+def test_a_symlink_planted_at_the_rooms_file_stops_chatd(chatd_factory, tmp_path):
+    d = chatd_factory(start=False)
+    victim = tmp_path / "victim"
+    victim.write_text("chatd-rooms 1\n")
+    victim.chmod(0o600)
+    (d.state_dir / "rooms").symlink_to(victim)
+    refused_start(d, None, "rooms is a symbolic link")
+    assert victim.read_text() == "chatd-rooms 1\n"
+
+
+def test_a_hard_link_planted_at_the_rooms_file_stops_chatd(chatd_factory, tmp_path):
+    d = chatd_factory(start=False)
+    victim = d.state_dir / "elsewhere"
+    victim.write_text("chatd-rooms 1\n")
+    victim.chmod(0o600)
+    os.link(victim, d.state_dir / "rooms")
+    refused_start(d, None, "hard links")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+def test_a_link_planted_at_the_rooms_temp_file_is_never_written_through(chatd_factory,
+                                                                         tmp_path, kind):
+    d = chatd_factory()
+    victim = d.state_dir / "victim"
+    victim.write_text("precious\n")
+    victim.chmod(0o600)
+    tmp = d.state_dir / "rooms.tmp"
+    if kind == "symlink":
+        tmp.symlink_to(victim)
+    else:
+        os.link(victim, tmp)
+    alice = d.login("alice")
+    ok(alice, "/join dev")
+    ok(alice, "/topic dev planted")
+    assert victim.read_text() == "precious\n"
+    rooms = d.state_dir / "rooms"
+    assert not rooms.is_symlink() and rooms.stat().st_nlink == 1
+    assert oct(rooms.stat().st_mode & 0o777) == "0o600"
+    assert re.search(r"^dev user \d+ \d+ alice planted$", rooms.read_text(), re.M)
+    d.restart()
+    assert rooms_of(d.login("bob")) == [("dev", 0, "planted"), ("lobby", 1, "")]
+
+
+def test_a_rooms_file_in_a_directory_others_may_write_is_refused(chatd_factory, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    d = chatd_factory(start=False, rooms_file=str(shared / "rooms"))
+    err = refused_start(d)
+    assert str(shared) in err, err
+
+
+DAMAGED = [
+    # (file body after the header, the line named)
+    ("dev user 1 5 bob a\x01b\n", 2),
+    ("dev user 1 5 bob " + "x" * 1025 + "\n", 2),
+    ("dev user 1 - bob \n", 2),
+    ("dev user 1 5 - topic\n", 2),
+    ("dev root 1 - - \n", 2),
+    ("#dev user 1 - - \n", 2),
+    ("dev user -1 - - \n", 2),
+    ("dev user 1 99999999999999999999 bob t\n", 2),
+    ("dev user 1 - -", 2),            # cut short: no LF
+    ("d\u00e9v user 1 - - \n", 2),
+    ("lobby op 1 - - \n\n", 3),       # an empty line
+]
+
+
+@pytest.mark.parametrize("body,lineno", DAMAGED)
+def test_a_damaged_rooms_file_is_refused_with_file_and_line(chatd_factory, body, lineno):
+    d = chatd_factory(start=False)
+    path = d.state_dir / "rooms"
+    path.write_bytes(("chatd-rooms 1\n" + body).encode())
+    path.chmod(0o600)
+    refused_start(d, None, f"{path}:{lineno}:")
+    assert path.read_bytes() == ("chatd-rooms 1\n" + body).encode()
+
+
+@pytest.mark.xfail(strict=True, reason="DEFECT: a rooms file naming one room twice (dev, then "
+                   "Dev with another topic) is accepted and the later line silently wins "
+                   "(daemon/room.c hub_load_rooms: room_make_locked returns the existing room; "
+                   "daemon/roomfile.c load_lines has no duplicate check)")
+@pytest.mark.parametrize("second", ["dev user 2 5 bob other topic", "Dev op 2 - - "])
+def test_a_rooms_file_naming_a_room_twice_is_refused(chatd_factory, second):
+    d = chatd_factory(start=False)
+    path = d.state_dir / "rooms"
+    path.write_text(f"chatd-rooms 1\ndev user 1 7 alice first topic\n{second}\n")
+    path.chmod(0o600)
+    try:
+        d.start()
+    except AssertionError as e:
+        assert "exited with 1" in str(e) and f"{path}:3:" in str(e), str(e)
+        return
+    pytest.fail(f"chatd started with the room twice: {rooms_of(d.login('alice'))}")
