@@ -556,3 +556,198 @@ def test_a_rooms_file_naming_a_room_twice_is_refused(chatd_factory, second):
         assert "exited with 1" in str(e) and f"{path}:3:" in str(e), str(e)
         return
     pytest.fail(f"chatd started with the room twice: {rooms_of(d.login('alice'))}")
+
+
+# ---- deletion, kicks and the default room ----
+
+@pytest.mark.xfail(strict=True, reason="DEFECT: a room deleted by an operator and made again "
+                   "at once replays the deleted room's messages: history_drop_room() only "
+                   "queues the delete record, and until the commit thread has synced it the "
+                   "memory ring still hands out the old records (daemon/room.c "
+                   "room_delete_within -> daemon/history.c history_drop_room/ring_match)")
+def test_a_deleted_room_made_again_at_once_has_no_history(chatd_factory):
+    d = chatd_factory()
+    d.stop()
+    d.env["CHATD_TEST_FAULT"] = "slow-sync"     # every sync 100 ms: a slow disk
+    d.settings["port"] = d.port
+    d.start()
+    alice, bob = d.login("alice"), d.login("bob")
+    ok(alice, "/join dev")
+    alice.say("the old room's secret")
+    d.ctl_ok("room", "del", "dev")
+    # bob makes dev again right after the operator deleted it.
+    data, final = bob.request("/join dev")
+    assert final.raw == "OK - joined dev", final.raw
+    assert [h.raw for h in data if h.tag == "HIST"] == []
+    data, final = bob.request("/history dev")
+    assert [h.raw for h in data] == [], final.raw
+
+
+def test_an_expired_room_made_again_has_no_history(chatd_factory):
+    d = chatd_factory(room_expiry=1)
+    alice, bob = d.login("alice"), d.login("bob")
+    ok(alice, "/join brief")
+    ok(alice, "/topic brief old topic")
+    alice.say("gone with the room")
+    ok(alice, "/leave brief")
+    wait_until(lambda: "brief" not in [r[0] for r in rooms_of(bob)], "brief to expire")
+    wait_until(lambda: re.search(r"^\d+ \S+ brief delete -", d.history_path.read_text(), re.M),
+               "the deletion in the history file")
+    data, final = bob.request("/join BRIEF")
+    assert final.raw == "OK - joined BRIEF"
+    assert [l.raw for l in data if l.tag in ("HIST", "TOPIC")] == []
+    assert reply(bob, "/history brief") == ([], "OK - 0 messages")
+    data, final = reply(bob, "/history brief since 0")
+    assert data == [] and final.startswith("OK - 0 messages"), final
+    i = bob.say("new room")
+    d.restart()
+    carol = d.login("carol")
+    data, final = carol.request("/history brief")
+    assert [(h.room, h.id) for h in data] == [("BRIEF", i)], final.raw
+
+
+def test_operator_rooms_and_the_default_room_never_expire(chatd_factory):
+    d = chatd_factory(room_expiry=1)
+    d.ctl_ok("room", "create", "kept")
+    alice = d.login("alice")
+    ok(alice, "/join kept")
+    ok(alice, "/join brief")
+    ok(alice, "/leave kept")
+    ok(alice, "/leave lobby")
+    ok(alice, "/leave brief")
+    # brief expires; kept and lobby, empty as long, do not.
+    wait_until(lambda: [r[0] for r in rooms_of(alice)] == ["kept", "lobby"], "brief to expire")
+    assert rooms_of(alice) == [("kept", 0, ""), ("lobby", 0, "")]
+    assert "kept expired" not in d.log_text() and "lobby expired" not in d.log_text()
+
+
+def test_the_default_room_cannot_be_deleted_and_a_user_in_no_room_can_come_back(chatd):
+    alice, bob = chatd.login("alice"), chatd.login("bob")
+    proc = chatd.ctl("room", "del", "#LOBBY")
+    assert proc.returncode != 0 and "cannot be deleted" in proc.stderr, proc
+    ok(alice, "/join dev")
+    ok(alice, "/leave lobby")
+    # Kicked from its last room: in no room, told so, and still online.
+    chatd.ctl_ok("room", "kick", "dev", "alice", "out")
+    part = alice.wait_for("PART")
+    assert (part.room, part[1], part[2]) == ("dev", "alice", "kicked"), part.raw
+    assert reply(alice, "hello?") == ([], "ERR 404 you are in no room; /join one")
+    assert reply(alice, "/say lobby hi") == ([], "ERR 404 you are not in lobby")
+    assert reply(alice, "/history") == ([], "ERR 404 you are in no room; /join one")
+    assert reply(alice, "/ping x") == (["PONG x"], "OK - pong")
+    ok(alice, "/join lobby")
+    i = alice.say("back")
+    assert bob.wait_for("MSG", lambda l: l.id == i).room == "lobby"
+    # A room deleted while its member is not in the default room puts it there.
+    ok(alice, "/join ops")
+    ok(alice, "/leave lobby")
+    chatd.ctl_ok("room", "del", "ops")
+    part = alice.wait_for("PART")
+    assert (part.room, part[2]) == ("ops", "deleted"), part.raw
+    assert bob.wait_for("JOIN", lambda l: l[1] == "alice").room == "lobby"
+    j = alice.say("in lobby again")
+    assert bob.wait_for("MSG", lambda l: l.id == j).room == "lobby"
+
+
+SENDS = 300
+ROUNDS_TAKEN_OUT = 40
+
+
+def sending_while_taken_out(d, how):
+    """alice pipelines SENDS messages to a room while the operator deletes the room or
+    kicks her from it; each round a new room.  Returns the problems seen."""
+    alice, bob = d.login("alice"), d.login("bob")
+    for rnd in range(ROUNDS_TAKEN_OUT):
+        room = f"dev{rnd}"
+        for c in (alice, bob):
+            ok(c, f"/join {room}")
+        alice.send_raw("".join(f"/say {room} m{k}\n" for k in range(SENDS)).encode())
+        # The operator acts after a few answers, a different number each round.
+        finals = [alice.collect_reply(timeout=5)[1].raw for _ in range(rnd * 7 % 40)]
+        if how == "delete":
+            d.ctl_ok("room", "del", room)
+        else:
+            d.ctl_ok("room", "kick", room, "alice")
+        for _ in range(SENDS - len(finals)):
+            # Answers come at the pace of the disk: seconds at most, not never.
+            try:
+                finals.append(alice.collect_reply(timeout=5)[1].raw)
+            except AssertionError as e:
+                raise AssertionError(f"round {rnd}: {len(finals)} of {SENDS} answers: {e}")
+        # In order: some sent, then refused, never sent again after a refusal.
+        kinds = ["sent" if re.fullmatch(r"OK \d+ sent", f) else f for f in finals]
+        assert set(kinds) <= {"sent", f"ERR 404 you are not in {room}",
+                              f"ERR 404 no such room: {room}"}, set(kinds)
+        first_refused = next((k for k, f in enumerate(kinds) if f != "sent"), SENDS)
+        assert all(f != "sent" for f in kinds[first_refused:]), kinds
+        ids = [int(f.split()[1]) for f in finals[:first_refused]]
+        assert ids == sorted(ids)
+        # bob sees the PART, and nothing of the room it did not already have.
+        part = bob.wait_for("PART", lambda l: l.room == room, timeout=20)
+        assert part[1:3] == (["bob", "deleted"] if how == "delete" else ["alice", "kicked"])
+        bob.sync()
+        got = [m.id for m in bob.live if m.tag == "MSG" and m.room == room]
+        assert got == sorted(got) and set(got) <= set(ids), (got, ids)
+        bob.live.clear()
+        alice.live.clear()
+        alice.sync()
+        if how == "kick":
+            ok(bob, f"/leave {room}")
+
+
+@pytest.mark.xfail(strict=True, reason="DEFECT: a member pipelining messages to a room an "
+                   "operator deletes may never get the answers to the messages already "
+                   "published into the room's ring: they go with the ring (room_delete_locked "
+                   "-> membership_remove_locked/room_free_one drop undelivered slots, the "
+                   "sender's OKs among them), its count of unanswered messages never comes "
+                   "down and the session stops answering at all (daemon/room.c)")
+def test_a_member_sending_while_its_room_is_deleted_gets_every_answer(chatd):
+    sending_while_taken_out(chatd, "delete")
+
+
+@pytest.mark.xfail(strict=True, reason="DEFECT: a member pipelining messages to a room it is "
+                   "kicked from (chatctl room kick) may never get the answers to its messages "
+                   "already in the room's ring: membership_remove_locked drops what it had not "
+                   "delivered, its OKs among them, and the session stops answering "
+                   "(daemon/room.c room_kick_within -> membership_remove_locked)")
+def test_a_member_sending_while_kicked_from_the_room_gets_every_answer(chatd):
+    sending_while_taken_out(chatd, "kick")
+
+
+JOINERS = 40
+ROUNDS = 15
+
+
+def test_joins_racing_with_deletions_leave_memberships_consistent(chatd_factory):
+    d = chatd_factory(**CROWD_LIMITS, room_notice_limit=5)
+    crowd = [d.login(f"j{i}") for i in range(JOINERS)]
+
+    def loop(i, c):
+        for k in range(ROUNDS):
+            data, final = c.request("/join dev", timeout=20)
+            assert final.raw.startswith(("OK - joined dev", "OK - already in dev")), final.raw
+            if k % 3 == 2:
+                data, final = c.request("/leave dev", timeout=20)
+                assert final.raw in ("OK - left dev", "ERR 404 you are not in dev",
+                                     "ERR 404 no such room: dev"), final.raw
+        c.sync(timeout=20)
+
+    def deleter(_i, _c):
+        for _ in range(ROUNDS):
+            proc = d.ctl("room", "del", "dev")
+            assert proc.returncode == 0 or "no room dev" in proc.stderr, proc
+
+    errors = in_threads([("x", None)] + [(i, c) for i, c in enumerate(crowd)],
+                        lambda i, item: deleter(*item) if item[0] == "x" else loop(*item))
+    assert errors == []
+    # Whoever the server counts as a member of dev must be one; a deletion seen last
+    # means out.  Ask each client: /switch dev works exactly for members.
+    data, final = crowd[0].request("/who dev 1")
+    members = set(data[0].raw.split()[5:]) if final.tag == "OK" else set()
+    for i, c in enumerate(crowd):
+        switched = c.request("/switch dev")[1]
+        assert (switched.tag == "OK") == (c.name in members), (c.name, switched.raw, members)
+    assert len(members) == (int(data[0][0]) if final.tag == "OK" else 0)
+    # And the rooms file has dev exactly when it exists.
+    text = (d.state_dir / "rooms").read_text()
+    assert (re.search(r"^dev ", text, re.M) is not None) == (final.tag == "OK"), text
