@@ -751,3 +751,89 @@ def test_joins_racing_with_deletions_leave_memberships_consistent(chatd_factory)
     # And the rooms file has dev exactly when it exists.
     text = (d.state_dir / "rooms").read_text()
     assert (re.search(r"^dev ", text, re.M) is not None) == (final.tag == "OK"), text
+
+
+# ---- history per room ----
+
+def test_history_since_takes_ids_of_any_room(chatd):
+    alice, bob = chatd.login("alice"), chatd.login("bob")
+    ok(alice, "/join dev")
+    ok(bob, "/join dev")
+    ok(bob, "/switch lobby")
+    ids = []
+    for k in range(6):
+        ids.append(("dev", alice.say(f"d{k}")))
+        ids.append(("lobby", bob.say(f"l{k}")))
+    for room in ("dev", "lobby"):
+        for after_room, after in ids:
+            data, final = alice.request(f"/history {room} since {after}")
+            want = [i for r, i in ids if r == room and i > after]
+            assert [h.id for h in data] == want, (room, after_room, after, final.raw)
+            assert {h.room for h in data} <= {room}
+            assert final.raw.startswith(f"OK - {len(want)} messages"), final.raw
+    # An id from the future, and one past every id: nothing, and no error.
+    assert reply(alice, "/history dev since 18446744073709551615")[0] == []
+    assert reply(alice, "/history dev since 18446744073709551616")[1].startswith("ERR 400 ")
+    # The contract puts no membership on /history (as on /topic): a non-member reads it.
+    ok(bob, "/leave dev")
+    data, final = bob.request("/history dev 2")
+    assert [h.id for h in data] == [i for r, i in ids if r == "dev"][-2:], final.raw
+
+
+REPLAY_MSGS = 150
+
+
+def test_replay_at_join_has_no_gap_while_the_room_talks(chatd_factory):
+    d = chatd_factory(history_replay=100, history_memory=1000)
+    talker = d.login("talker")
+    ok(talker, "/join hot")
+    joiners = [d.login(f"j{i}") for i in range(6)]
+    sent = []
+    started = threading.Event()
+
+    def talk():
+        for k in range(REPLAY_MSGS):
+            sent.append(talker.say(f"m{k}", timeout=20))
+            if k == 20:
+                started.set()
+
+    t = threading.Thread(target=talk)
+    t.start()
+    try:
+        assert started.wait(20)
+        views = []
+        for j in joiners:
+            data, final = j.request("/join hot", timeout=20)
+            assert final.raw == "OK - joined hot", final.raw
+            views.append([h.id for h in data if h.tag == "HIST"])
+    finally:
+        t.join(60)
+    assert len(sent) == REPLAY_MSGS
+    for j, replayed in zip(joiners, views):
+        live = []
+        while not live or live[-1] != sent[-1]:
+            live.append(j.wait_for("MSG", lambda l: l.room == "hot", timeout=20).id)
+        seen = replayed + live
+        assert replayed, j.label
+        # From the first replayed message on: every message once, in order.
+        assert seen == sent[sent.index(seen[0]):], (j.label, replayed[-3:], live[:3])
+
+
+@pytest.mark.xfail(strict=True, reason="DEFECT: history_memory is not per room: the history "
+                   "holds one ring of history_memory records for all rooms, events included, "
+                   "so a busy room (or joins and parts) pushes a quiet room's messages out of "
+                   "/history and the /join replay (daemon/history.c: h->ring, one ring of "
+                   "cfg->memory; branch storage's per-room rings, 64e92cd, are not merged "
+                   "into core yet)")
+def test_a_busy_room_does_not_push_a_quiet_room_out_of_memory(chatd_factory):
+    d = chatd_factory(history_memory=20, history_replay=5)
+    alice, bob = d.login("alice"), d.login("bob")
+    ok(alice, "/join quiet")
+    quiet = [alice.say(f"q{k}") for k in range(3)]
+    ok(alice, "/leave quiet")
+    for k in range(40):
+        bob.say(f"busy {k}")
+    data, final = bob.request("/join quiet")
+    assert [h.id for h in data if h.tag == "HIST"] == quiet
+    data, final = bob.request("/history quiet")
+    assert [h.id for h in data] == quiet, final.raw
