@@ -12,12 +12,11 @@ suite turns red once it passes (remove the mark then).
 
 import os
 import re
-import signal
 import threading
 
 import pytest
 
-from chatproto import Client, wait_until
+from chatproto import wait_until
 
 CROWD_LIMITS = dict(max_clients=260, max_clients_per_address=260, max_logins=260,
                     max_logins_per_address=260)
