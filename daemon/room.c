@@ -1268,16 +1268,50 @@ store_event(struct hub *h, const char *room, enum history_kind kind, const char 
 		log_warning("room %s: an event could not be stored: %s", room, strerror(errno));
 }
 
-/* Writes the rooms file if a room or a topic changed since it was last written. */
+static bool
+lock_within(struct hub *h, int timeout_ms)
+{
+	struct timespec until = time_after_ms(CLOCK_REALTIME, timeout_ms);
+	int err = timeout_ms > 0 ? pthread_mutex_timedlock(&h->lock, &until)
+				 : pthread_mutex_trylock(&h->lock);
+
+	if (err != 0) {
+		errno = ETIMEDOUT;
+		return false;
+	}
+	return true;
+}
+
+/* The room lock: waited for (timeout_ms < 0), or as lock_within(). */
+static bool
+hub_lock(struct hub *h, int timeout_ms)
+{
+	if (timeout_ms >= 0)
+		return lock_within(h, timeout_ms);
+	pthread_mutex_lock(&h->lock);
+	return true;
+}
+
+/*
+ * Writes the rooms file if a room or a topic changed since it was last
+ * written.  timeout_ms < 0: waits for the room lock (a client's thread);
+ * else the control thread's rule: a lock not free in time leaves the
+ * change for the next save.
+ */
 static void
-rooms_save(struct hub *h)
+rooms_save(struct hub *h, int timeout_ms)
 {
 	struct roomfile_room *v;
 	size_t n;
 	char err[256];
 
 	pthread_mutex_lock(&h->save_lock);
-	pthread_mutex_lock(&h->lock);
+	if (!hub_lock(h, timeout_ms)) {
+		log_warning("rooms: the room lock was busy: %s is written at the next change",
+			    h->rooms_path);
+		pthread_mutex_unlock(&h->save_lock);
+		return;
+	}
 	if (!h->rooms_dirty || h->rooms_path == NULL ||
 	    (v = calloc(h->n_rooms, sizeof(*v))) == NULL) {
 		pthread_mutex_unlock(&h->lock);
@@ -1299,9 +1333,10 @@ rooms_save(struct hub *h)
 	pthread_mutex_unlock(&h->lock);
 	if (roomfile_save(h->rooms_path, v, n, err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		pthread_mutex_lock(&h->lock);
-		h->rooms_dirty = true; /* the next change tries again */
-		pthread_mutex_unlock(&h->lock);
+		if (hub_lock(h, timeout_ms)) {
+			h->rooms_dirty = true; /* the next change tries again */
+			pthread_mutex_unlock(&h->lock);
+		}
 	}
 	free(v);
 	pthread_mutex_unlock(&h->save_lock);
@@ -1542,7 +1577,7 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 	room_unlock_and_wake(h);
 	store_event(h, rep->room, HK_JOIN, c->name, "");
 	if (rep->created)
-		rooms_save(h);
+		rooms_save(h, -1);
 	return res;
 }
 
@@ -1658,7 +1693,7 @@ room_topic_set(struct hub *h, struct client *c, const char *arg, const char *tex
 	topic_set_locked(h, r, c->name, text, c, topic);
 	room_unlock_and_wake(h);
 	store_event(h, spelled, HK_TOPIC, c->name, text);
-	rooms_save(h);
+	rooms_save(h, -1);
 	return ROOM_DONE;
 }
 
@@ -2065,20 +2100,6 @@ room_wake_up(struct hub *h, struct client *c)
  * or fail with ETIMEDOUT, doing nothing.  A timeout of 0 only tries.
  */
 
-static bool
-lock_within(struct hub *h, int timeout_ms)
-{
-	struct timespec until = time_after_ms(CLOCK_REALTIME, timeout_ms);
-	int err = timeout_ms > 0 ? pthread_mutex_timedlock(&h->lock, &until)
-				 : pthread_mutex_trylock(&h->lock);
-
-	if (err != 0) {
-		errno = ETIMEDOUT;
-		return false;
-	}
-	return true;
-}
-
 bool
 room_lock_probe(struct hub *h, int timeout_ms)
 {
@@ -2238,7 +2259,7 @@ room_create_within(struct hub *h, int timeout_ms, const char *arg, const char *t
 	room_unlock_and_wake(h);
 	if (rc == 1 && topic != NULL && *topic != '\0')
 		store_event(h, name, HK_TOPIC, OPERATOR_NAME, topic);
-	rooms_save(h);
+	rooms_save(h, timeout_ms);
 	return rc;
 }
 
@@ -2299,7 +2320,7 @@ room_delete_within(struct hub *h, int timeout_ms, const char *arg)
 	room_unlock_and_wake(h);
 	if (h->history != NULL)
 		history_drop_room(h->history, name);
-	rooms_save(h);
+	rooms_save(h, timeout_ms);
 	return 1;
 }
 
@@ -2325,7 +2346,7 @@ room_topic_within(struct hub *h, int timeout_ms, const char *arg, const char *to
 	topic_set_locked(h, r, OPERATOR_NAME, topic, NULL, NULL);
 	room_unlock_and_wake(h);
 	store_event(h, name, HK_TOPIC, OPERATOR_NAME, topic);
-	rooms_save(h);
+	rooms_save(h, timeout_ms);
 	return 1;
 }
 
@@ -2352,7 +2373,9 @@ room_kick_within(struct hub *h, int timeout_ms, const char *arg, const char *use
 	}
 	snprintf(name, sizeof(name), "%s", r->name);
 	snprintf(who, sizeof(who), "%s", c->name);
-	part_fields(fields, sizeof(fields), PART_KICKED, reason);
+	/* Still online: the server-wide kick's default text would say otherwise. */
+	part_fields(fields, sizeof(fields), PART_KICKED,
+		    reason && *reason ? reason : "taken out of the room by the operator");
 	struct wire_event ev = room_event(r, WE_PART, c->name);
 	ev.reason = part_reason_name(PART_KICKED);
 	ev.text = fields + strlen(ev.reason) + 1;
@@ -2424,6 +2447,6 @@ room_expire_within(struct hub *h, int timeout_ms)
 	}
 	free(names);
 	if (n > 0)
-		rooms_save(h);
+		rooms_save(h, timeout_ms);
 	return (int)n;
 }
