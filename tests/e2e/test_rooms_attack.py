@@ -840,3 +840,84 @@ def test_a_busy_room_does_not_push_a_quiet_room_out_of_memory(chatd_factory):
     assert [h.id for h in data if h.tag == "HIST"] == quiet
     data, final = bob.request("/history quiet")
     assert [h.id for h in data] == quiet, final.raw
+
+
+# ---- more of the rooms file, /rooms paging, operators racing users ----
+
+TOPIC_SETTERS = 60
+
+
+def test_topics_set_at_once_in_many_rooms_survive_a_kill(chatd_factory):
+    d = chatd_factory(**CROWD_LIMITS, room_notice_limit=5)
+    crowd = [d.login(f"u{i}") for i in range(TOPIC_SETTERS)]
+    for i, c in enumerate(crowd):
+        ok(c, f"/join r{i}")
+
+    def set_topic(i, c):
+        for k in range(3):
+            final = c.request(f"/topic r{i}  topic {k} of r{i} \u00e9 ", timeout=20)[1]
+            assert final.raw == "OK - topic set", final.raw
+
+    assert in_threads(crowd, set_topic) == []
+    # Every OK is on disk: no clean shutdown needed.
+    d.kill()
+    d.settings["port"] = d.port
+    d.start()
+    got = {name: topic for name, _, topic in rooms_of(d.login("alice"))}
+    assert got == {"lobby": "", **{f"r{i}": f" topic 2 of r{i} \u00e9 "
+                                   for i in range(TOPIC_SETTERS)}}
+
+
+def test_a_leftover_rooms_temp_file_is_never_read(chatd_factory):
+    d = chatd_factory(start=False)
+    (d.state_dir / "rooms").write_text("chatd-rooms 1\nkept user 1 - - \n")
+    (d.state_dir / "rooms").chmod(0o600)
+    (d.state_dir / "rooms.tmp").write_text("chatd-rooms 1\nghost user 1 - - \ngarbage\n")
+    d.start()
+    alice = d.login("alice")
+    assert [r[0] for r in rooms_of(alice)] == ["kept", "lobby"]
+    ok(alice, "/join new")
+    assert not (d.state_dir / "rooms.tmp").exists()
+    assert "ghost" not in (d.state_dir / "rooms").read_text()
+
+
+PAGED_ROOMS = 230
+
+
+def test_rooms_pages_list_every_room_once_in_name_order(chatd_factory):
+    d = chatd_factory(room_expiry=0)
+    alice = d.login("alice")
+    names = [f"{'Ab'[k % 2]}room{k:03d}" for k in range(PAGED_ROOMS)]
+    alice.send_raw("".join(f"/join {n}\n/leave {n}\n" for n in names).encode())
+    for _ in range(2 * PAGED_ROOMS):
+        assert alice.collect_reply(timeout=20)[1].tag == "OK"
+    total = PAGED_ROOMS + 1
+    pages = (total + 99) // 100
+    seen = []
+    for page in range(1, pages + 2):
+        data, final = alice.request(f"/rooms {page}")
+        assert final.raw == f"OK - page {page} of {pages}, {total} rooms", final.raw
+        assert len(data) == (min(100, total - 100 * (page - 1)) if page <= pages else 0)
+        seen += [l.room for l in data]
+    assert seen == sorted(names + ["lobby"], key=str.lower)
+
+
+def test_an_operator_and_users_making_one_room_at_once_make_one(chatd_factory):
+    d = chatd_factory(**CROWD_LIMITS, room_notice_limit=5)
+    crowd = [d.login(f"u{i}") for i in range(30)]
+    results = {}
+
+    def act(i, c):
+        if c is None:
+            results["op"] = d.ctl("room", "create", "Games", "by the operator")
+        else:
+            results[i] = c.request("/join gAmEs", timeout=20)[1].raw
+
+    assert in_threads([None] + crowd, act) == []
+    listed = [r for r in rooms_of(crowd[0]) if r[0].lower() == "games"]
+    assert len(listed) == 1 and listed[0][1] == 30, listed
+    op = results.pop("op")
+    # The operator made it (and its topic) or found it made: never two rooms.
+    assert op.returncode == 0 or "exists" in op.stderr + op.stdout, op
+    text = (d.state_dir / "rooms").read_text()
+    assert len(re.findall(r"^games ", text, re.M | re.I)) == 1, text
