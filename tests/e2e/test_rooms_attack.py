@@ -921,3 +921,37 @@ def test_an_operator_and_users_making_one_room_at_once_make_one(chatd_factory):
     assert op.returncode == 0 or "exists" in op.stderr + op.stdout, op
     text = (d.state_dir / "rooms").read_text()
     assert len(re.findall(r"^games ", text, re.M | re.I)) == 1, text
+
+
+# ---- the server line limit ----
+
+@pytest.mark.xfail(strict=True, reason="DEFECT: an operator's topic may be longer than a server "
+                   "line may be: with max_line 256 and max_topic 390 (its default) chatctl room "
+                   "topic sets 390 bytes and members get a 428-byte TOPIC line, beyond max_line "
+                   "+ 128 (docs/PROTOCOL.md); neither daemon/config.c (max_topic against "
+                   "max_line) nor room_topic_within/room_create_within bound it")
+def test_an_operator_topic_never_makes_a_line_longer_than_promised(chatd_factory):
+    d = chatd_factory(start=False, max_line=256)
+    try:
+        d.start()
+    except AssertionError as e:
+        assert "max_topic" in str(e), str(e)   # refusing the settings is a fine answer
+        return
+    alice = d.login("alice")
+    ok(alice, "/join dev")
+    proc = d.ctl("room", "topic", "dev", "x" * 390)
+    if proc.returncode != 0:
+        return                                  # so is refusing the topic
+    topic = alice.wait_for("TOPIC")             # the client checks the line's length
+    assert rooms_of(alice)[0] == ("dev", 1, topic[-1])
+
+
+@pytest.mark.xfail(strict=True, reason="DEFECT (older than rooms): a USERS line lists 100 names "
+                   "whatever max_line is, so with max_line 64 a room of twelve 26-byte names "
+                   "gives a 207-byte line, beyond max_line + 128 (daemon/room.c "
+                   "users_line_locked: USERS_PAGE fixed at 100)")
+def test_a_users_line_never_exceeds_the_server_line_limit(chatd_factory):
+    d = chatd_factory(max_line=64)
+    crowd = [d.login(f"user{i:02d}" + "n" * 20) for i in range(12)]
+    data, final = crowd[0].request("/who")
+    assert final.tag == "OK"
