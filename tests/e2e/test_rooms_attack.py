@@ -955,3 +955,47 @@ def test_a_users_line_never_exceeds_the_server_line_limit(chatd_factory):
     crowd = [d.login(f"user{i:02d}" + "n" * 20) for i in range(12)]
     data, final = crowd[0].request("/who")
     assert final.tag == "OK"
+
+
+@pytest.mark.parametrize("name", ["#lobby", "9lobby", "", "x" * 33, "caf\u00e9", "lob by"])
+def test_an_invalid_default_room_stops_chatd_with_file_and_line(chatd_factory, name):
+    d = chatd_factory(start=False, default_room=name)
+    rc, out, err = d.run_expecting_exit()
+    assert rc == 1 and f"{d.config_path}:" in err and "default_room" in err, (rc, err)
+
+
+VANISHING = 100
+EACH_IN = 10
+
+
+def test_a_crowd_in_many_rooms_vanishing_at_once_parts_each_room_once(chatd_factory):
+    d = chatd_factory(**CROWD_LIMITS, max_rooms_per_user=EACH_IN + 1)
+    watcher = d.login("watcher")
+    rooms = [f"w{k}" for k in range(EACH_IN)]
+    for r in rooms:
+        ok(watcher, f"/join {r}")
+    crowd = [d.login(f"v{i}") for i in range(VANISHING)]
+    for c in crowd:
+        c.send_raw("".join(f"/join {r}\n" for r in rooms).encode())
+    for c in crowd:
+        for r in rooms:
+            assert c.collect_reply(timeout=20)[1].raw == f"OK - joined {r}"
+    watcher.sync(timeout=20)
+    watcher.live.clear()
+    # Half quit, half drop their connections, all at once.
+    for i, c in enumerate(crowd):
+        if i % 2:
+            c.send_line("/quit bye")
+        else:
+            c.abort()
+    want = {(r, c.name, "quit" if i % 2 else "lost")
+            for i, c in enumerate(crowd) for r in rooms + ["lobby"]}
+    got = []
+    while len(got) < len(want):
+        p = watcher.wait_for("PART", timeout=20)
+        got.append((p.room, p[1], p[2]))
+    watcher.sync()
+    got += [(p.room, p[1], p[2]) for p in watcher.live_of("PART")]
+    assert sorted(got) == sorted(want)
+    for r in rooms + ["lobby"]:
+        assert reply(watcher, f"/who {r}") == ([f"USERS {r} 1 1 1 watcher"], "OK - page 1")
