@@ -1,5 +1,6 @@
 /*
- * login.c - HELLO, name, PASS, password, WELCOME, USERS, HIST..., OK.
+ * login.c - HELLO 2, name, PASS, password, WELCOME, USERS ROOM, TOPIC ROOM
+ * (if it has one), HIST ROOM..., OK.
  *
  * Every refusal becomes an exit code and a sentence a person can act on;
  * the server's own words are quoted (sanitized) after it.
@@ -120,6 +121,11 @@ on_hello(struct login *l, const struct srv_line *line, struct conn *c)
 			    "the server cannot take the connection now");
 	if (line->tag != SRV_HELLO)
 		return unexpected(l, line);
+	if (srv_version_major(line->f[0]) != SRV_PROTOCOL_MAJOR)
+		return fail(l, CHAT_EXIT_LOST, NULL,
+			    "the server speaks protocol version %.20s; this chat speaks version "
+			    "%d (chatd 0.2.0 and later): use a chat of the server's version",
+			    line->f[0], SRV_PROTOCOL_MAJOR);
 	if (l->token != NULL) {
 		char resume[NAME_MAX_LEN + 80];
 		int n = snprintf(resume, sizeof(resume), "RESUME %s %s", l->name, l->token);
@@ -237,7 +243,9 @@ on_password_reply(struct login *l, const struct srv_line *line)
 static enum login_event
 on_login_reply(struct login *l, const struct srv_line *line)
 {
-	if (line->tag == SRV_USERS || line->tag == SRV_HIST)
+	if (line->tag == SRV_USERS && l->room[0] == '\0')
+		snprintf(l->room, sizeof(l->room), "%s", line->f[0]);
+	if (line->tag == SRV_USERS || line->tag == SRV_TOPIC || line->tag == SRV_HIST)
 		return LOGIN_SHOW;
 	if (line->tag != SRV_OK)
 		return unexpected(l, line);

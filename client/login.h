@@ -1,5 +1,6 @@
 /*
- * login.h - the login exchange (docs/PROTOCOL.md, "Login") as a state
+ * login.h - the login exchange (docs/PROTOCOL.md, "Login"), protocol
+ * version 2 (another major version is refused with a clear message), as a state
  * machine fed one server line at a time, so the terminal mode can run it
  * inside its event loop when it reconnects and the plain mode can run it
  * straight through.
@@ -17,6 +18,7 @@
 
 #include "conn.h"
 #include "names.h"
+#include "rooms.h"
 #include "srvline.h"
 
 enum login_state {
@@ -25,14 +27,14 @@ enum login_state {
 	LOGIN_AWAIT_PASS,
 	LOGIN_AWAIT_PASSWORD, /* the caller must supply it: login_send_password() */
 	LOGIN_AWAIT_WELCOME,
-	LOGIN_AWAIT_OK, /* USERS and HIST lines until the final OK */
+	LOGIN_AWAIT_OK, /* USERS, TOPIC and HIST lines until the final OK */
 	LOGIN_LOGGED_IN,
 	LOGIN_FAILED,
 };
 
 enum login_event {
-	LOGIN_CONTINUE,      /* nothing for the caller to do */
-	LOGIN_SHOW,          /* the line is part of the login reply (WELCOME, USERS, HIST, OK) */
+	LOGIN_CONTINUE, /* nothing for the caller to do */
+	LOGIN_SHOW,     /* the line is part of the login reply (WELCOME, USERS, TOPIC, HIST, OK) */
 	LOGIN_NEED_PASSWORD, /* ask for the password (again, if wrong_password) */
 	LOGIN_DONE,          /* logged in: the line is the final OK */
 	LOGIN_ERROR,         /* failed: exit_code and message say why */
@@ -41,16 +43,17 @@ enum login_event {
 struct login {
 	enum login_state state;
 	const char *name;
-	const char *password;        /* NULL: ask for it */
-	const char *token;           /* a resume token to try first, or NULL */
-	bool token_refused;          /* the server refused it: forget it */
-	bool resumed;                /* logged in with the token, no password sent */
-	bool may_ask;                /* a wrong password is asked for again */
-	bool is_new;                 /* PASS new: the name will be registered */
-	bool wrong_password;         /* the last password given was wrong */
-	bool retry;                  /* failed for a reason a new connection may not have */
-	bool name_taken;             /* ERR 409: a new name was registered by another just now */
-	char user[NAME_MAX_LEN + 1]; /* the registered spelling, from WELCOME */
+	const char *password;         /* NULL: ask for it */
+	const char *token;            /* a resume token to try first, or NULL */
+	bool token_refused;           /* the server refused it: forget it */
+	bool resumed;                 /* logged in with the token, no password sent */
+	bool may_ask;                 /* a wrong password is asked for again */
+	bool is_new;                  /* PASS new: the name will be registered */
+	bool wrong_password;          /* the last password given was wrong */
+	bool retry;                   /* failed for a reason a new connection may not have */
+	bool name_taken;              /* ERR 409: a new name was registered by another just now */
+	char user[NAME_MAX_LEN + 1];  /* the registered spelling, from WELCOME */
+	char room[ROOM_NAME_MAX + 1]; /* the default room, from the reply's USERS */
 	int exit_code;
 	char message[600];
 };

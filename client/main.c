@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "exitcode.h"
+#include "names.h"
 #include "options.h"
 #include "secret.h"
 #include "timefmt.h"
@@ -22,6 +23,7 @@ usage(FILE *f)
 	fprintf(f,
 		"usage: chat [options] [HOST [PORT]]\n"
 		"  -n, --name NAME           log in as NAME (asked for on a terminal)\n"
+		"  -r, --room ROOM           join ROOM after logging in and talk there\n"
 		"  -p, --password-file FILE  read the password from the first line of FILE\n"
 		"                            (or set " SECRET_ENV "; asked for on a terminal)\n"
 		"      --plain               the script mode even on a terminal\n"
@@ -81,6 +83,7 @@ enum { OPT_PLAIN = 256, OPT_COLOR, OPT_PASSWORD, OPT_RECONNECT };
 
 static const struct option LONG_OPTIONS[] = {
 	{ "name", required_argument, NULL, 'n' },
+	{ "room", required_argument, NULL, 'r' },
 	{ "password-file", required_argument, NULL, 'p' },
 	/* Spelt out so that it is refused, not taken as short for --password-file. */
 	{ "password", required_argument, NULL, OPT_PASSWORD },
@@ -100,13 +103,23 @@ parse_args(int argc, char **argv, struct chat_options *o, const char **password_
 {
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:p:t:hV", LONG_OPTIONS, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:p:r:t:hV", LONG_OPTIONS, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			o->name = optarg;
 			break;
 		case 'p':
 			*password_file = optarg;
+			break;
+		case 'r':
+			o->room = optarg[0] == '#' ? optarg + 1 : optarg;
+			if (!room_name_valid(o->room, strlen(o->room))) {
+				fprintf(stderr,
+					"chat: invalid room name '%s': 1 to %d letters, digits, '_', "
+					"'.' or '-', starting with a letter\n",
+					o->room, ROOM_NAME_MAX);
+				return -1;
+			}
 			break;
 		case OPT_PASSWORD:
 			fprintf(stderr,

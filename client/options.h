@@ -14,6 +14,7 @@ struct chat_options {
 	char *port;
 	char *name;     /* NULL: ask (terminal mode) */
 	char *password; /* NULL: ask (terminal mode); wiped at exit */
+	char *room;     /* --room: joined after login, NULL for the default room only */
 	enum color_when color;
 	int timeout_s;  /* connecting, and waiting for the server's replies */
 	bool plain;     /* the script mode */

@@ -17,6 +17,14 @@
  * is named on stderr and the exit code is then CHAT_EXIT_REFUSED).  After
  * a password login it asks for a resume token (the reply is not printed)
  * and presents it when it logs in again: no password hash for the server.
+ *
+ * Rooms: with --room ROOM it sends "/join ROOM" after the login, before the
+ * first input line, so every line goes to ROOM (the server's current room)
+ * unless the input switches; it follows the rooms joined and the current
+ * one from the replies (rooms.h), and after logging in again it joins them
+ * again and switches back before the next input line.  If the server
+ * refuses one of those, or an operator puts us out of the --room room,
+ * nothing more is sent (the lines would go elsewhere): CHAT_EXIT_ROOM.
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,6 +37,8 @@
 #include "exitcode.h"
 #include "login.h"
 #include "options.h"
+#include "reqq.h"
+#include "rooms.h"
 #include "sanitize.h"
 #include "srvline.h"
 #include "timefmt.h"
@@ -48,6 +58,13 @@ struct plain {
 	int64_t token_expiry; /* wall clock ms */
 	bool login_retry;     /* the last login failed for a reason a new connection may not have */
 	int backoff_ms;
+	struct rooms rooms;
+	char self[NAME_MAX_LEN + 1]; /* our name, from WELCOME */
+	struct reqq own;             /* chat's /join and /switch to send before the input */
+	bool own_pending;            /* the request out is one of those: own_out */
+	char own_out[ROOM_NAME_MAX + 16];
+	bool room_joined; /* --room was joined once (then it is one of the rooms) */
+	bool home_known;  /* this login's reply named the default room */
 };
 
 #define PLAIN_RECONNECT_TRIES 10
@@ -96,6 +113,39 @@ ask_token(struct plain *p, const struct login *l)
 	return conn_send(&p->conn, LOGIN_TOKEN_REQUEST, strlen(LOGIN_TOKEN_REQUEST));
 }
 
+/*
+ * The login reply named the default room (its USERS line): what to send
+ * before the input is planned from the rooms we were in (or --room), then
+ * the login's room is the only one.
+ */
+static void
+on_login_room(struct plain *p, const char *home)
+{
+	const char *current = rooms_current(&p->rooms), *last = home, *room;
+	char line[ROOM_NAME_MAX + 16];
+	struct reqq plan = { 0 };
+
+	if (p->o->room != NULL && !p->room_joined) {
+		snprintf(line, sizeof(line), "/join %s", p->o->room);
+		reqq_push(&plan, REQ_REJOIN, line);
+	}
+	for (size_t i = 0; (room = rooms_nth(&p->rooms, i)) != NULL; i++) {
+		if (name_cmp(room, home) == 0)
+			continue;
+		snprintf(line, sizeof(line), "/join %s", room);
+		reqq_push(&plan, REQ_REJOIN, line);
+		last = room;
+	}
+	if (current != NULL && name_cmp(current, last) != 0) {
+		snprintf(line, sizeof(line), "/switch %s", current);
+		reqq_push(&plan, REQ_REJOIN, line);
+	}
+	/* What an earlier connection did not get to send goes after it. */
+	reqq_prepend_all(&p->own, &plan);
+	reqq_free(&plan);
+	rooms_login(&p->rooms, home);
+}
+
 /* HELLO to OK; 0 once logged in, else an exit code (message printed). */
 static int
 log_in(struct plain *p)
@@ -106,6 +156,7 @@ log_in(struct plain *p)
 	if (p->token[0] && p->token_expiry > time_now_ms() + 60000)
 		login_use_token(&l, p->token);
 	p->login_retry = true;
+	p->home_known = false;
 	for (;;) {
 		char *raw;
 		size_t len;
@@ -124,6 +175,14 @@ log_in(struct plain *p)
 			return fail(CHAT_EXIT_LOST,
 				    "the server sent a line the protocol does not know");
 		switch (login_feed(&l, &sl, &p->conn)) {
+		case LOGIN_SHOW:
+			if (sl.tag == SRV_WELCOME)
+				snprintf(p->self, sizeof(p->self), "%s", l.user);
+			if (sl.tag == SRV_USERS && !p->home_known) {
+				p->home_known = true;
+				on_login_room(p, l.room);
+			}
+			break;
 		case LOGIN_DONE:
 			p->login_retry = false;
 			return ask_token(p, &l) < 0
@@ -136,7 +195,6 @@ log_in(struct plain *p)
 			return fail(l.exit_code, l.message);
 		case LOGIN_NEED_PASSWORD: /* not with a password given and may_ask false */
 		case LOGIN_CONTINUE:
-		case LOGIN_SHOW:
 			break;
 		}
 	}
@@ -180,6 +238,16 @@ send_next(struct plain *p)
 	char *line;
 	size_t len, used;
 
+	struct req rq;
+
+	if (!p->waiting && reqq_pop(&p->own, &rq)) {
+		int rc = send_request(p, rq.line, strlen(rq.line));
+
+		p->own_pending = true;
+		snprintf(p->own_out, sizeof(p->own_out), "%s", rq.line);
+		free(rq.line);
+		return rc;
+	}
 	while (!p->waiting && next_input_line(p, &line, &len, &used)) {
 		int rc = len > 0 ? send_request(p, line, len) : 0;
 
@@ -221,6 +289,27 @@ final_bye(const char *reason)
 	       strcmp(reason, "refused") == 0 || strcmp(reason, "quit") == 0;
 }
 
+/* chat's own /join or /switch got ERR: the next lines would go to another room. */
+static int
+own_refused(const struct plain *p)
+{
+	char why[ROOM_NAME_MAX + 128];
+
+	snprintf(why, sizeof(why),
+		 "the server refused \"%s\", which puts us in the room; nothing more is sent",
+		 p->own_out);
+	return fail(CHAT_EXIT_ROOM, why);
+}
+
+/* A PART of our own name from the --room room: kicked, or the room deleted. */
+static bool
+put_out_of_room(const struct plain *p, const struct srv_line *sl)
+{
+	return sl->tag == SRV_PART && p->o->room != NULL && name_cmp(sl->f[2], p->self) == 0 &&
+	       name_cmp(sl->f[0], p->o->room) == 0 &&
+	       (strcmp(sl->f[3], "kicked") == 0 || strcmp(sl->f[3], "deleted") == 0);
+}
+
 /* What one server line means for the session: -1 go on, else the exit code. */
 static int
 on_server_line(struct plain *p, char *raw, size_t len)
@@ -250,9 +339,17 @@ on_server_line(struct plain *p, char *raw, size_t len)
 		p->waiting = p->token_pending = false;
 		return -1;
 	}
+	rooms_follow(&p->rooms, &sl, p->self);
+	if (put_out_of_room(p, &sl))
+		return fail(CHAT_EXIT_ROOM, "an operator put us out of the --room room; nothing "
+					    "more is sent");
 	if ((sl.tag == SRV_OK || sl.tag == SRV_ERR) && p->waiting) {
 		p->waiting = false;
 		p->refused |= sl.tag == SRV_ERR;
+		if (p->own_pending && sl.tag == SRV_ERR)
+			return own_refused(p);
+		p->room_joined |= p->own_pending; /* the first of them is --room's /join */
+		p->own_pending = false;
 	}
 	return -1;
 }
@@ -330,6 +427,17 @@ session(struct plain *p)
 	}
 }
 
+/* chat's own request whose reply was lost goes first again. */
+static void
+own_again(struct plain *p)
+{
+	struct reqq back = { 0 };
+
+	if (reqq_push(&back, REQ_REJOIN, p->own_out) == 0)
+		reqq_prepend_all(&p->own, &back);
+	reqq_free(&back);
+}
+
 /*
  * --reconnect: after the backoff, a new connection and a login (the token
  * first), at most PLAIN_RECONNECT_TRIES attempts; 0 logged in again, else
@@ -341,10 +449,14 @@ reconnect(struct plain *p, const char *host, const char *port)
 	char err[512];
 
 	if (p->waiting) {
-		fprintf(stderr, "chat: no reply came for the last line sent; it is not sent "
-				"again\n");
-		p->refused |= !p->token_pending;
-		p->waiting = p->token_pending = false;
+		/* chat's own /join or /switch goes again after the login. */
+		if (p->own_pending)
+			own_again(p);
+		else
+			fprintf(stderr, "chat: no reply came for the last line sent; it is not "
+					"sent again\n");
+		p->refused |= !p->token_pending && !p->own_pending;
+		p->waiting = p->token_pending = p->own_pending = false;
 	}
 	for (int i = 0; i < PLAIN_RECONNECT_TRIES; i++) {
 		int delay = conn_backoff_next(&p->backoff_ms), rc;
@@ -401,5 +513,7 @@ plain_run(struct chat_options *o)
 	conn_close(&p.conn);
 	strbuf_free(&p.input);
 	strbuf_free(&p.line);
+	reqq_free(&p.own);
+	rooms_free(&p.rooms);
 	return rc;
 }

@@ -1,8 +1,9 @@
 /*
  * render.c - the terminal form of each server line, chosen from a table by
  * tag.  Times are shown in local time (HH:MM for live traffic, the date too
- * for history); names get a colour derived from the name, so a person keeps
- * the same colour across sessions.
+ * for history), then the room ("#dev") for what happens in a room; names
+ * get a colour derived from the name, so a person keeps the same colour
+ * across sessions.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -53,6 +54,15 @@ name_colour(const char *name)
 		h = (h ^ (c >= 'A' && c <= 'Z' ? c + 32 : c)) * 16777619u;
 	}
 	return NAME_COLOURS[h % (sizeof(NAME_COLOURS) / sizeof(NAME_COLOURS[0]))];
+}
+
+/* "#room " (the server sends the name without its '#'). */
+static int
+room(const struct render *r, struct strbuf *out, const char *where)
+{
+	int rc = sgr(r, out, SGR_BOLD) | strbuf_adds(out, "#") | text(out, where);
+
+	return rc | sgr(r, out, SGR_RESET) | strbuf_adds(out, " ");
 }
 
 static int
@@ -115,23 +125,30 @@ show_hist(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
 	int rc = 0;
 
+	if (r->in_history && name_cmp(r->history_room, l->f[0]) != 0)
+		rc |= render_end_history(r, out);
 	if (!r->in_history) {
-		rc |= remark(r, out, "history");
+		struct strbuf s = { 0 };
+
+		rc |= strbuf_addf(&s, "history of #%s", l->f[0]);
+		rc |= s.buf ? remark(r, out, s.buf) : -1;
+		strbuf_free(&s);
+		snprintf(r->history_room, sizeof(r->history_room), "%s", l->f[0]);
 		r->in_history = true;
 	}
-	rc |= stamp(r, out, l->f[1], true);
-	rc |= sgr(r, out, SGR_DIM) | strbuf_adds(out, "<") | text(out, l->f[2]);
-	rc |= strbuf_adds(out, "> ") | text(out, l->f[3]) | sgr(r, out, SGR_RESET);
+	rc |= stamp(r, out, l->f[2], true) | room(r, out, l->f[0]);
+	rc |= sgr(r, out, SGR_DIM) | strbuf_adds(out, "<") | text(out, l->f[3]);
+	rc |= strbuf_adds(out, "> ") | text(out, l->f[4]) | sgr(r, out, SGR_RESET);
 	return rc | strbuf_adds(out, "\n");
 }
 
 static int
 show_msg(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
-	int rc = stamp(r, out, l->f[1], false);
+	int rc = stamp(r, out, l->f[2], false) | room(r, out, l->f[0]);
 
-	rc |= strbuf_adds(out, "<") | name(r, out, l->f[2]) | strbuf_adds(out, "> ");
-	return rc | text(out, l->f[3]) | strbuf_adds(out, "\n");
+	rc |= strbuf_adds(out, "<") | name(r, out, l->f[3]) | strbuf_adds(out, "> ");
+	return rc | text(out, l->f[4]) | strbuf_adds(out, "\n");
 }
 
 static int
@@ -147,33 +164,39 @@ show_priv(struct render *r, struct strbuf *out, const struct srv_line *l)
 static int
 show_join(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
-	int rc = stamp(r, out, l->f[0], false);
+	int rc = stamp(r, out, l->f[1], false) | room(r, out, l->f[0]);
 
 	rc |= sgr(r, out, SGR_GREEN) | strbuf_adds(out, "-->") | sgr(r, out, SGR_RESET);
-	rc |= strbuf_adds(out, " ") | name(r, out, l->f[1]) | strbuf_adds(out, " joined");
+	rc |= strbuf_adds(out, " ") | name(r, out, l->f[2]) | strbuf_adds(out, " joined");
 	return rc | strbuf_adds(out, "\n");
 }
 
 static int
 show_part(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
-	int rc = stamp(r, out, l->f[0], false);
+	int rc = stamp(r, out, l->f[1], false) | room(r, out, l->f[0]);
+	bool left = strcmp(l->f[3], "left") == 0; /* /leave: the reason is the text alone */
 
 	rc |= sgr(r, out, SGR_RED) | strbuf_adds(out, "<--") | sgr(r, out, SGR_RESET);
-	rc |= strbuf_adds(out, " ") | name(r, out, l->f[1]) | strbuf_adds(out, " left (");
-	rc |= text(out, l->f[2]);
-	if (l->f[3][0] != '\0')
-		rc |= strbuf_adds(out, ": ") | text(out, l->f[3]);
+	rc |= strbuf_adds(out, " ") | name(r, out, l->f[2]) | strbuf_adds(out, " left");
+	if (left && l->f[4][0] == '\0')
+		return rc | strbuf_adds(out, "\n");
+	rc |= strbuf_adds(out, " (");
+	if (!left)
+		rc |= text(out, l->f[3]) | strbuf_adds(out, l->f[4][0] ? ": " : "");
+	rc |= text(out, l->f[4]);
 	return rc | strbuf_adds(out, ")\n");
 }
 
 static int
 show_notice(struct render *r, struct strbuf *out, const struct srv_line *l)
 {
-	int rc = stamp(r, out, l->f[0], false);
+	int rc = stamp(r, out, l->f[1], false);
 
+	if (strcmp(l->f[0], "*") != 0) /* to one room; "*": to the whole server */
+		rc |= room(r, out, l->f[0]);
 	rc |= sgr(r, out, SGR_YELLOW) | sgr(r, out, SGR_BOLD) | strbuf_adds(out, "!! notice: ");
-	rc |= text(out, l->f[1]) | sgr(r, out, SGR_RESET);
+	rc |= text(out, l->f[2]) | sgr(r, out, SGR_RESET);
 	return rc | strbuf_adds(out, "\n");
 }
 
@@ -183,13 +206,54 @@ show_users(struct render *r, struct strbuf *out, const struct srv_line *l)
 	struct strbuf s = { 0 };
 	int rc;
 
-	if (strcmp(l->f[1], "0") == 0)
-		rc = strbuf_addf(&s, "%s online (too many to list; /who shows them)", l->f[0]);
-	else if (strcmp(l->f[2], "1") == 0)
-		rc = strbuf_addf(&s, "%s online: %s", l->f[0], l->f[3]);
+	if (strcmp(l->f[2], "0") == 0)
+		rc = strbuf_addf(&s, "#%s: %s online (too many to list; /who shows them)", l->f[0],
+				 l->f[1]);
+	else if (strcmp(l->f[3], "1") == 0)
+		rc = strbuf_addf(&s, "#%s: %s online: %s", l->f[0], l->f[1], l->f[4]);
 	else
-		rc = strbuf_addf(&s, "%s online (page %s of %s): %s", l->f[0], l->f[1], l->f[2],
-				 l->f[3]);
+		rc = strbuf_addf(&s, "#%s: %s online (page %s of %s): %s", l->f[0], l->f[1],
+				 l->f[2], l->f[3], l->f[4]);
+	rc |= s.buf ? remark(r, out, s.buf) : -1;
+	strbuf_free(&s);
+	return rc;
+}
+
+/* A room's topic: a /topic reply, a /join's, or set just now. */
+static int
+show_topic(struct render *r, struct strbuf *out, const struct srv_line *l)
+{
+	struct strbuf s = { 0 };
+	int64_t ms;
+	int rc;
+
+	if (strcmp(l->f[1], "-") == 0 || !time_parse_ms(l->f[1], strlen(l->f[1]), &ms)) {
+		rc = strbuf_addf(&s, "#%s has no topic", l->f[0]);
+	} else {
+		time_t secs = (time_t)(ms / 1000);
+		struct tm tm;
+		char when[32];
+
+		localtime_r(&secs, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+		/* "*": an operator (chatctl room topic). */
+		rc = strbuf_addf(&s, "#%s topic: %s (set by %s, %s)", l->f[0], l->f[3],
+				 strcmp(l->f[2], "*") == 0 ? "an operator" : l->f[2], when);
+	}
+	rc |= s.buf ? remark(r, out, s.buf) : -1;
+	strbuf_free(&s);
+	return rc;
+}
+
+/* A line of /rooms. */
+static int
+show_room(struct render *r, struct strbuf *out, const struct srv_line *l)
+{
+	struct strbuf s = { 0 };
+	bool one = strcmp(l->f[1], "1") == 0;
+	int rc = strbuf_addf(&s, "#%s, %s member%s%s%s", l->f[0], l->f[1], one ? "" : "s",
+			     l->f[2][0] ? ": " : "", l->f[2]);
+
 	rc |= s.buf ? remark(r, out, s.buf) : -1;
 	strbuf_free(&s);
 	return rc;
@@ -270,6 +334,8 @@ static const show_fn SHOW[] = {
 	[SRV_JOIN] = show_join,
 	[SRV_PART] = show_part,
 	[SRV_NOTICE] = show_notice,
+	[SRV_TOPIC] = show_topic,
+	[SRV_ROOM] = show_room,
 	[SRV_PONG] = show_pong,
 	[SRV_HELP] = show_help,
 	[SRV_OK] = show_ok,
@@ -298,10 +364,13 @@ render_line(struct render *r, struct strbuf *out, const struct srv_line *l)
 }
 
 int
-render_own_message(struct render *r, struct strbuf *out, const char *msg, bool queued)
+render_own_message(struct render *r, struct strbuf *out, const char *where, const char *msg,
+		   bool queued)
 {
 	int rc = render_end_history(r, out) | stamp_now(r, out);
 
+	if (where != NULL)
+		rc |= room(r, out, where);
 	rc |= strbuf_adds(out, "<") | name(r, out, r->self) | strbuf_adds(out, "> ") |
 	      text(out, msg);
 	if (queued)

@@ -12,6 +12,8 @@
 enum req_kind {
 	REQ_MESSAGE, /* a room message: acknowledged with OK ID */
 	REQ_PRIVATE, /* /msg NAME TEXT */
+	REQ_SAY,     /* /say ROOM TEXT: a room message to another room than the current one */
+	REQ_REJOIN,  /* /join or /switch sent by chat itself after logging in again */
 	REQ_PASSWD,  /* /passwd NEW: on OK the new password is kept for logging in again */
 	REQ_QUIT,    /* /quit: answered with BYE, never sent again */
 	REQ_TOKEN,   /* /token, sent by chat itself: its reply is kept, not shown */

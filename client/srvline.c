@@ -17,13 +17,15 @@ static const struct {
 	{ "HELLO", SRV_HELLO, 3 },
 	{ "PASS", SRV_PASS, 3 },
 	{ "WELCOME", SRV_WELCOME, 2 },
-	{ "USERS", SRV_USERS, 4 },
-	{ "HIST", SRV_HIST, 4 },
-	{ "MSG", SRV_MSG, 4 },
-	{ "PRIV", SRV_PRIV, 4 },
-	{ "JOIN", SRV_JOIN, 3 },
-	{ "PART", SRV_PART, 4 },
-	{ "NOTICE", SRV_NOTICE, 2 },
+	{ "USERS", SRV_USERS, 5 },   /* room total page pages names */
+	{ "HIST", SRV_HIST, 5 },     /* room id time name text */
+	{ "MSG", SRV_MSG, 5 },       /* room id time name text */
+	{ "PRIV", SRV_PRIV, 4 },     /* time from to text */
+	{ "JOIN", SRV_JOIN, 4 },     /* room time name text */
+	{ "PART", SRV_PART, 5 },     /* room time name reason text */
+	{ "NOTICE", SRV_NOTICE, 3 }, /* target time text */
+	{ "TOPIC", SRV_TOPIC, 4 },   /* room time name text */
+	{ "ROOM", SRV_ROOM, 3 },     /* room members topic */
 	{ "PONG", SRV_PONG, 1 },
 	{ "HELP", SRV_HELP, 1 },
 	{ "OK", SRV_OK, 2 },
@@ -78,13 +80,27 @@ srv_parse(char *line, size_t len, struct srv_line *out)
 			continue;
 		if (i + 2 != out->nfields || p >= end)
 			return false;
-		/* The free text is empty and its space left out: "USERS 600 0 6". */
+		/* The free text is empty and its space left out: "USERS lobby 600 0 6". */
 		out->f[i] = p;
 		p = end;
 	}
 	out->f[out->nfields - 1] = p;
 	out->text_len = (size_t)(end - p);
 	return true;
+}
+
+int
+srv_version_major(const char *version)
+{
+	char *end;
+	long v;
+
+	if (version[0] < '0' || version[0] > '9')
+		return -1;
+	v = strtol(version, &end, 10);
+	if ((*end != '\0' && *end != '.') || v > 1000000)
+		return -1;
+	return (int)v;
 }
 
 int

@@ -1,6 +1,8 @@
 /*
  * srvline.h - the lines chatd sends, split into their fields
- * (docs/PROTOCOL.md, "Server lines").
+ * (docs/PROTOCOL.md, "Server lines"), protocol version 2: USERS, HIST, MSG,
+ * JOIN, PART, TOPIC and ROOM carry the room as their first field, NOTICE
+ * its target (a room, or "*" for the whole server).
  */
 #ifndef CHAT_SRVLINE_H
 #define CHAT_SRVLINE_H
@@ -19,6 +21,8 @@ enum srv_tag {
 	SRV_JOIN,
 	SRV_PART,
 	SRV_NOTICE,
+	SRV_TOPIC,
+	SRV_ROOM,
 	SRV_PONG,
 	SRV_HELP,
 	SRV_OK,
@@ -26,7 +30,7 @@ enum srv_tag {
 	SRV_BYE,
 };
 
-#define SRV_MAX_FIELDS 4
+#define SRV_MAX_FIELDS 5
 
 struct srv_line {
 	enum srv_tag tag;
@@ -47,6 +51,12 @@ srv_text(const struct srv_line *l)
 {
 	return l->f[l->nfields - 1];
 }
+
+/* The protocol version chat speaks: HELLO's first field, its major number. */
+#define SRV_PROTOCOL_MAJOR 2
+
+/* The major number of a HELLO version field ("2", "2.1"), -1 if it is not one. */
+int srv_version_major(const char *version);
 
 /* The numeric code of an ERR line, 0 if it has none. */
 int srv_err_code(const struct srv_line *l);

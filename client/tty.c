@@ -8,11 +8,14 @@
  * line (which is cleared and redrawn around it), so a half-typed line is
  * never garbled.  When the connection drops the client says so, reconnects
  * with backoff, logs in again with the name and password it already has,
+ * joins its rooms again and switches back to its current room (rooms.h),
  * and sends what was typed meanwhile; requests that were sent but not
  * answered are sent again, except room messages the history replay shows
  * were stored after all.  After a password login it asks for a resume
  * token and presents it when it logs in again, so a reconnect costs the
  * server no password hash; a refused token falls back to the password.
+ * The prompt shows the current room; Tab completes commands, room names
+ * and users (complete.h), Alt-1..Alt-9 switch to the rooms joined.
  */
 #include <errno.h>
 #include <poll.h>
@@ -20,12 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "complete.h"
 #include "conn.h"
 #include "exitcode.h"
 #include "login.h"
@@ -33,6 +38,7 @@
 #include "options.h"
 #include "render.h"
 #include "reqq.h"
+#include "rooms.h"
 #include "secret.h"
 #include "srvline.h"
 #include "timefmt.h"
@@ -55,10 +61,17 @@ struct tty {
 	struct strbuf screen; /* rendered, not yet printed */
 	struct reqq sent;     /* sent, waiting for OK/ERR */
 	struct reqq unsent;   /* to send once logged in (again) */
+	struct reqq rejoin;   /* rooms to join again once logged in again, then the switch */
+	size_t rejoin_left;   /* replies to those still to come: what is typed waits for them */
 	enum tty_state state;
-	int64_t last_id;         /* highest room message id shown */
-	int64_t id_before_login; /* last_id when the current login began */
-	int64_t first_new_id;    /* first replayed id above it, 0 if none */
+	struct rooms rooms;
+	struct wordset people; /* users seen, for Tab after /msg */
+	bool logged_in_before; /* this login is a reconnect */
+	bool home_known;       /* this login's reply named the default room */
+	/* The history replay being shown (login reply, rejoin): its room and what was shown of it. */
+	char replay_room[ROOM_NAME_MAX + 1];
+	int64_t replay_before;   /* the room's last id shown before the replay */
+	unsigned prompt_changes; /* rooms.changes when the prompt was made */
 	int64_t retry_at;        /* next reconnect attempt (monotonic ms) */
 	int64_t login_deadline;
 	int backoff_ms;
@@ -69,7 +82,7 @@ struct tty {
 	bool ui_active;    /* the readline callback is installed */
 	bool input_closed; /* the terminal reached end of input */
 	int sigfd;
-	char prompt[NAME_MAX_LEN + 32];
+	char prompt[NAME_MAX_LEN + ROOM_NAME_MAX + 32];
 };
 
 /* Readline's callbacks take no argument: the one session lives here. */
@@ -95,8 +108,11 @@ flush_screen(struct tty *t)
 static void
 set_prompt(struct tty *t)
 {
-	snprintf(t->prompt, sizeof(t->prompt), "%s%s> ", t->r.self,
-		 t->state == T_ONLINE ? "" : " (offline)");
+	const char *room = rooms_current(&t->rooms);
+
+	snprintf(t->prompt, sizeof(t->prompt), "%s%s%s%s> ", t->r.self, room ? " #" : "",
+		 room ? room : "", t->state == T_ONLINE ? "" : " (offline)");
+	t->prompt_changes = t->rooms.changes;
 	if (t->ui_active) {
 		rl_set_prompt(t->prompt);
 		rl_redisplay();
@@ -229,46 +245,147 @@ open_connection(struct tty *t, int timeout_ms, char *err, size_t errsz)
 }
 
 static void
-note_history_gap(struct tty *t)
+note_person(struct tty *t, const char *who, size_t len)
 {
-	if (t->id_before_login > 0 && t->first_new_id > t->id_before_login + 1)
-		render_note(&t->r, &t->screen,
-			    "messages after #%lld and before #%lld are not shown: "
-			    "/history since %lld lists those the server still holds",
-			    (long long)t->id_before_login, (long long)t->first_new_id,
-			    (long long)t->id_before_login);
+	if (len != strlen(t->r.self) || strncasecmp(who, t->r.self, len) != 0)
+		wordset_add(&t->people, who, len);
+}
+
+/* Remembers the users a line names, for Tab after /msg. */
+static void
+note_people(struct tty *t, const struct srv_line *sl)
+{
+	const char *names;
+
+	switch (sl->tag) {
+	case SRV_USERS:
+		for (names = sl->f[4]; *names; names += strspn(names, " ")) {
+			size_t n = strcspn(names, " ");
+
+			note_person(t, names, n);
+			names += n;
+		}
+		return;
+	case SRV_JOIN:
+	case SRV_PART:
+		note_person(t, sl->f[2], strlen(sl->f[2]));
+		return;
+	case SRV_MSG:
+	case SRV_HIST:
+		note_person(t, sl->f[3], strlen(sl->f[3]));
+		return;
+	case SRV_PRIV:
+		note_person(t, sl->f[1], strlen(sl->f[1]));
+		return;
+	default:
+		return;
+	}
+}
+
+/* Sends a request of chat's own, ahead of what was typed. */
+static void
+send_own(struct tty *t, enum req_kind kind, const char *line)
+{
+	if (reqq_push(&t->sent, kind, line) == 0)
+		conn_send(&t->conn, line, strlen(line));
 }
 
 /*
- * A line of the login reply.  A replayed message shown before is skipped;
- * one of ours that was not acknowledged before the connection dropped was
- * stored after all, so it is not sent again.
+ * A new login puts us in the server's default room only: the rooms we were
+ * in are to be joined again in the order they were joined, then the
+ * current room made current again, before anything typed is sent (the
+ * plan is made when the login reply names the default room, and sent once
+ * logged in).
  */
+static void
+plan_rejoin(struct tty *t)
+{
+	const char *current = rooms_current(&t->rooms), *last = t->login.room, *room;
+	char line[ROOM_NAME_MAX + 16];
+
+	for (size_t i = 0; (room = rooms_nth(&t->rooms, i)) != NULL; i++) {
+		if (name_cmp(room, t->login.room) == 0)
+			continue;
+		snprintf(line, sizeof(line), "/join %s", room);
+		reqq_push(&t->rejoin, REQ_REJOIN, line);
+		last = room;
+	}
+	if (current != NULL && name_cmp(current, last) != 0) {
+		snprintf(line, sizeof(line), "/switch %s", current);
+		reqq_push(&t->rejoin, REQ_REJOIN, line);
+	}
+}
+
+/* The login reply's USERS line names the default room, where the login put us. */
+static void
+on_login_room(struct tty *t)
+{
+	reqq_free(&t->rejoin);
+	plan_rejoin(t);
+	rooms_login(&t->rooms, t->login.room);
+}
+
+static void
+send_rejoin(struct tty *t)
+{
+	struct req rq;
+
+	while (reqq_pop(&t->rejoin, &rq)) {
+		send_own(t, rq.kind, rq.line);
+		free(rq.line);
+	}
+}
+
+/*
+ * A HIST line of a replay (the login reply, or a room joined again): one
+ * shown before is skipped; one of ours that was not acknowledged before
+ * the connection dropped was stored after all, so it is not sent again.
+ * Message ids are one sequence for all rooms: the oldest id replayed above
+ * the last one shown says nothing about a gap, so any newer replay than
+ * what was shown is said to maybe leave some out.
+ */
+static void
+on_replayed(struct tty *t, const struct srv_line *sl)
+{
+	const char *room = sl->f[0];
+	int64_t id = strtoll(sl->f[1], NULL, 10);
+
+	if (t->replay_room[0] == '\0' || name_cmp(t->replay_room, room) != 0) {
+		snprintf(t->replay_room, sizeof(t->replay_room), "%s", room);
+		t->replay_before = rooms_last_id(&t->rooms, room);
+		if (t->replay_before > 0 && id > t->replay_before)
+			render_note(&t->r, &t->screen,
+				    "#%s: messages after #%lld may be missing below: "
+				    "/history %s since %lld lists those the server still holds",
+				    room, (long long)t->replay_before, room,
+				    (long long)t->replay_before);
+	}
+	if (!rooms_note_id(&t->rooms, room, id))
+		return;
+	if (name_cmp(sl->f[3], t->r.self) == 0 && reqq_remove_message(&t->unsent, sl->f[4]))
+		return;
+	render_line(&t->r, &t->screen, sl);
+}
+
+/* A line of the login reply. */
 static void
 on_login_show(struct tty *t, const struct srv_line *sl)
 {
-	int64_t id;
-
 	if (sl->tag == SRV_WELCOME) {
 		snprintf(t->r.self, sizeof(t->r.self), "%s", t->login.user);
-		if (t->id_before_login > 0)
+		if (t->logged_in_before)
 			return;
 	}
-	if (sl->tag != SRV_HIST) {
+	if (sl->tag == SRV_USERS && !t->home_known) {
+		t->home_known = true;
+		on_login_room(t);
+	}
+	rooms_follow(&t->rooms, sl, t->r.self);
+	note_people(t, sl);
+	if (sl->tag == SRV_HIST)
+		on_replayed(t, sl);
+	else
 		render_line(&t->r, &t->screen, sl);
-		return;
-	}
-	id = strtoll(sl->f[0], NULL, 10);
-	if (id <= t->last_id)
-		return;
-	if (t->first_new_id == 0) {
-		t->first_new_id = id;
-		note_history_gap(t);
-	}
-	t->last_id = id;
-	if (name_cmp(sl->f[2], t->r.self) == 0 && reqq_remove_message(&t->unsent, sl->f[3]))
-		return;
-	render_line(&t->r, &t->screen, sl);
 }
 
 static void
@@ -307,15 +424,26 @@ ask_token(struct tty *t)
 static void
 on_logged_in(struct tty *t)
 {
-	bool again = t->id_before_login > 0 || t->backoff_ms > 0;
+	bool again = t->logged_in_before || t->backoff_ms > 0;
 
 	ask_token(t);
 	t->state = T_ONLINE;
 	t->backoff_ms = 0;
 	render_end_history(&t->r, &t->screen);
+	t->replay_room[0] = '\0';
 	if (again)
 		render_note(&t->r, &t->screen, "logged in again as %s", t->r.self);
-	send_unsent(t);
+	t->rejoin_left = t->rejoin.count;
+	send_rejoin(t);
+	if (!t->logged_in_before && t->o->room != NULL) {
+		char line[ROOM_NAME_MAX + 16];
+
+		snprintf(line, sizeof(line), "/join %s", t->o->room);
+		send_own(t, REQ_COMMAND, line);
+	}
+	t->logged_in_before = true;
+	if (t->rejoin_left == 0)
+		send_unsent(t);
 	set_prompt(t);
 }
 
@@ -327,8 +455,8 @@ begin_login(struct tty *t, bool may_ask)
 	if (t->token[0] && t->token_expiry > time_now_ms() + 60000)
 		login_use_token(&t->login, t->token);
 	t->state = T_LOGGING_IN;
-	t->id_before_login = t->last_id;
-	t->first_new_id = 0;
+	t->replay_room[0] = '\0';
+	t->home_known = false;
 	t->login_deadline = time_mono_ms() + (int64_t)t->o->timeout_s * 1000;
 }
 
@@ -454,6 +582,7 @@ connection_lost(struct tty *t, const char *why)
 	}
 	/* Unanswered requests go again after the login, ahead of what was typed since. */
 	reqq_prepend_all(&t->unsent, &t->sent);
+	t->rejoin_left = 0;
 	t->state = T_OFFLINE;
 	schedule_reconnect(t, why);
 	set_prompt(t);
@@ -519,13 +648,19 @@ on_final_reply(struct tty *t, const struct srv_line *sl)
 		return;
 	}
 	if (rq.kind == REQ_MESSAGE && sl->tag == SRV_OK) {
-		int64_t id = strtoll(sl->f[0], NULL, 10);
+		/* The client's current room follows the replies: it is where this one went. */
+		const char *room = rooms_current(&t->rooms);
 
-		if (id > t->last_id)
-			t->last_id = id;
+		if (room != NULL)
+			rooms_note_id(&t->rooms, room, strtoll(sl->f[0], NULL, 10));
 		render_end_history(&t->r, &t->screen);
-	} else if (rq.kind == REQ_MESSAGE) {
-		render_error(&t->r, &t->screen, "not sent: \"%s\": %s (error %d)", rq.line,
+	} else if (rq.kind == REQ_MESSAGE || rq.kind == REQ_SAY) {
+		if (sl->tag == SRV_ERR)
+			render_error(&t->r, &t->screen, "not sent: \"%s\": %s (error %d)", rq.line,
+				     sl->f[1], srv_err_code(sl));
+		render_end_history(&t->r, &t->screen);
+	} else if (rq.kind == REQ_REJOIN && sl->tag == SRV_ERR) {
+		render_error(&t->r, &t->screen, "%s after logging in again: %s (error %d)", rq.line,
 			     sl->f[1], srv_err_code(sl));
 	} else if (!(rq.kind == REQ_PRIVATE && sl->tag == SRV_OK)) {
 		if (rq.kind == REQ_PASSWD && sl->tag == SRV_OK) {
@@ -542,6 +677,9 @@ on_final_reply(struct tty *t, const struct srv_line *sl)
 	}
 	if (rq.kind == REQ_PASSWD)
 		explicit_bzero(rq.line, strlen(rq.line));
+	/* Back in every room: what was typed meanwhile goes now, to the current room. */
+	if (rq.kind == REQ_REJOIN && t->rejoin_left > 0 && --t->rejoin_left == 0)
+		send_unsent(t);
 	free(rq.line);
 }
 
@@ -568,15 +706,24 @@ on_bye(struct tty *t, const struct srv_line *sl)
 	}
 }
 
+/* Whether the oldest request out is one chat sent to join a room again. */
+static bool
+rejoining(const struct tty *t)
+{
+	return t->sent.count > 0 && t->sent.items[0].kind == REQ_REJOIN;
+}
+
 static void
 on_session_line(struct tty *t, const struct srv_line *sl)
 {
-	if ((sl->tag == SRV_MSG || sl->tag == SRV_HIST)) {
-		int64_t id = strtoll(sl->f[0], NULL, 10);
-
-		if (id > t->last_id)
-			t->last_id = id;
+	rooms_follow(&t->rooms, sl, t->r.self);
+	note_people(t, sl);
+	if (sl->tag == SRV_HIST && rejoining(t)) {
+		on_replayed(t, sl);
+		return;
 	}
+	if (sl->tag == SRV_MSG || sl->tag == SRV_HIST)
+		rooms_note_id(&t->rooms, sl->f[0], strtoll(sl->f[1], NULL, 10));
 	if (sl->tag == SRV_OK || sl->tag == SRV_ERR)
 		on_final_reply(t, sl);
 	else if (sl->tag == SRV_BYE)
@@ -603,6 +750,8 @@ on_server_line(struct tty *t, char *raw, size_t len)
 		on_reconnect_login_line(t, &sl);
 	else
 		on_session_line(t, &sl);
+	if (t->prompt_changes != t->rooms.changes)
+		set_prompt(t);
 }
 
 /* Handles the complete lines received; stops when the connection goes. */
@@ -648,10 +797,17 @@ is_command(const char *line, const char *cmd)
 	return strncmp(line, cmd, n) == 0 && (line[n] == '\0' || line[n] == ' ');
 }
 
+/* What is typed now waits: offline, or the rooms are being joined again. */
+static bool
+held(const struct tty *t)
+{
+	return t->state != T_ONLINE || t->rejoin_left > 0;
+}
+
 static void
 submit(struct tty *t, enum req_kind kind, const char *line)
 {
-	if (t->state != T_ONLINE) {
+	if (held(t)) {
 		reqq_push(&t->unsent, kind, line);
 		return;
 	}
@@ -663,8 +819,13 @@ static void
 local_help(struct tty *t)
 {
 	render_note(&t->r, &t->screen,
-		    "keys: Up/Down recall earlier lines, Ctrl-R searches them, "
+		    "keys: Up/Down recall earlier lines, Ctrl-R searches them, Tab completes "
+		    "commands, rooms and names, Alt-1..Alt-9 switch to the 1st..9th room joined, "
 		    "Ctrl-C clears the line (on an empty line it quits, as Ctrl-D and /quit do)");
+	render_note(&t->r, &t->screen,
+		    "rooms: /join ROOM, /leave [ROOM], /switch ROOM, /rooms, /topic [ROOM [TEXT]], "
+		    "/say ROOM TEXT, /who [ROOM]; a plain line goes to the current room (the "
+		    "prompt's)");
 }
 
 static void
@@ -677,6 +838,28 @@ quit(struct tty *t, const char *line)
 	t->quitting = true;
 	t->quit_deadline = time_mono_ms() + QUIT_WAIT_MS;
 	submit(t, REQ_QUIT, line);
+}
+
+/* /say ROOM TEXT: shown as our message in ROOM. */
+static void
+say(struct tty *t, const char *line)
+{
+	const char *to = line + strlen("/say"), *text;
+	char room[ROOM_NAME_MAX + 1];
+	size_t n;
+
+	to += strspn(to, " ");
+	to = rooms_bare(to);
+	n = strcspn(to, " ");
+	text = to + n + (to[n] == ' ');
+	if (n > 0 && n <= ROOM_NAME_MAX && *text != '\0') {
+		struct chat_room *known = rooms_find(&t->rooms, to);
+
+		memcpy(room, to, n);
+		room[n] = '\0';
+		render_own_message(&t->r, &t->screen, known ? known->name : room, text, held(t));
+	}
+	submit(t, REQ_SAY, line);
 }
 
 static void
@@ -692,7 +875,7 @@ private_message(struct tty *t, const char *line)
 	if (n > 0 && n <= NAME_MAX_LEN && *text != '\0') {
 		memcpy(name, to, n);
 		name[n] = '\0';
-		render_own_private(&t->r, &t->screen, name, text, t->state != T_ONLINE);
+		render_own_private(&t->r, &t->screen, name, text, held(t));
 	}
 	submit(t, REQ_PRIVATE, line);
 }
@@ -728,20 +911,40 @@ static const struct {
 	const char *name;
 	void (*run)(struct tty *t, const char *line);
 } COMMANDS[] = {
+	/* clang-format off */
 	{ "/quit", quit },
 	{ "/msg", private_message },
+	{ "/say", say },
 	{ "/passwd", change_password },
 	{ "/help", help },
+	/* clang-format on */
 };
 
+/*
+ * A command's trailing spaces go: Tab completion leaves one, and chatd takes
+ * "/switch dev " for a usage error.  A new password keeps them.
+ */
 static void
-on_input(struct tty *t, const char *line)
+trim_command(char *line)
+{
+	size_t n = strlen(line);
+
+	if (is_command(line, "/passwd"))
+		return;
+	while (n > 1 && line[n - 1] == ' ')
+		line[--n] = '\0';
+}
+
+static void
+on_input(struct tty *t, char *line)
 {
 	if (line[0] == '\0')
 		return;
+	if (line[0] == '/' && line[1] != '/')
+		trim_command(line);
 	if (line[0] != '/' || line[1] == '/') {
-		render_own_message(&t->r, &t->screen, line[0] == '/' ? line + 1 : line,
-				   t->state != T_ONLINE);
+		render_own_message(&t->r, &t->screen, rooms_current(&t->rooms),
+				   line[0] == '/' ? line + 1 : line, held(t));
 		submit(t, REQ_MESSAGE, line);
 		return;
 	}
@@ -778,6 +981,48 @@ on_enter(int count, int key)
 		explicit_bzero(line, strlen(line));
 	free(line);
 	return 0;
+}
+
+/* Alt-1..Alt-9: /switch to the 1st..9th room joined. */
+static int
+on_switch_key(int count, int key)
+{
+	struct tty *t = the_tty;
+	const char *room = rooms_nth(&t->rooms, (size_t)(key - '1'));
+	char line[ROOM_NAME_MAX + 16];
+
+	if (room == NULL) {
+		render_note(&t->r, &t->screen, "no room %c: you are in %zu", key,
+			    rooms_count(&t->rooms));
+		return 0;
+	}
+	snprintf(line, sizeof(line), "/switch %s", room);
+	server_command(t, line);
+	return 0;
+}
+
+/* What Tab completes, for complete_match() (readline's generators take no argument). */
+static enum complete_what completing;
+
+static char *
+complete_match(const char *word, int state)
+{
+	static size_t pos;
+
+	if (state == 0)
+		pos = 0;
+	return complete_next(&the_tty->rooms, &the_tty->people, completing, word, &pos);
+}
+
+/* Tab: commands and room names (complete.h), never file names. */
+static char **
+on_complete(const char *word, int start, int end)
+{
+	rl_attempted_completion_over = 1;
+	completing = complete_what(rl_line_buffer, (size_t)start);
+	if (completing == COMPLETE_NOTHING)
+		return NULL;
+	return rl_completion_matches(word, complete_match);
 }
 
 /* Readline calls this only for Ctrl-D on an empty line (Enter is on_enter). */
@@ -848,6 +1093,11 @@ ui_start(struct tty *t)
 	rl_bind_key_in_map('\n', on_enter, vi_insertion_keymap);
 	rl_bind_key_in_map('\r', on_enter, vi_movement_keymap);
 	rl_bind_key_in_map('\n', on_enter, vi_movement_keymap);
+	for (char seq[] = "\0331"; seq[1] <= '9'; seq[1]++)
+		rl_bind_keyseq_in_map(seq, on_switch_key, emacs_standard_keymap);
+	rl_attempted_completion_function = on_complete;
+	rl_completer_word_break_characters = " ";
+	rl_variable_bind("completion-ignore-case", "on");
 	t->ui_active = true;
 }
 
@@ -937,6 +1187,9 @@ tty_free(struct tty *t)
 	conn_close(&t->conn);
 	reqq_free(&t->sent);
 	reqq_free(&t->unsent);
+	reqq_free(&t->rejoin);
+	rooms_free(&t->rooms);
+	wordset_free(&t->people);
 	strbuf_free(&t->screen);
 	free(t->host);
 	free(t->port);

@@ -260,8 +260,20 @@ client_push_history(struct client *c, const struct history_entry *e, size_t n, s
 	return rc;
 }
 
+size_t
+client_history_newer(struct history_entry *e, size_t n, uint64_t first)
+{
+	size_t old = 0;
+
+	while (old < n && e[old].id <= first)
+		old++;
+	history_entries_release(e, old);
+	memmove(e, e + old, (n - old) * sizeof(*e));
+	return n - old;
+}
+
 int
-client_replay(struct client *c, const char *room, uint64_t last_id)
+client_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id)
 {
 	size_t max = (size_t)settings_get()->history_replay, n = 0, sent;
 	struct history_entry *e = max ? calloc(max, sizeof(*e)) : NULL;
@@ -270,7 +282,8 @@ client_replay(struct client *c, const char *room, uint64_t last_id)
 	if (max && e == NULL)
 		return -1;
 	if (e != NULL)
-		n = history_recent(c->srv->history, room, max, last_id, false, e);
+		n = client_history_newer(
+			e, history_recent(c->srv->history, room, max, last_id, false, e), first);
 	rc = client_push_history(c, e, n, &sent);
 	history_entries_release(e, n);
 	free(e);
@@ -289,7 +302,7 @@ client_push_join(struct client *c, struct room_join_reply *rep, bool topic_first
 	if (rc == 0 && !topic_first && rep->topic != NULL)
 		rc = outq_push_line(&c->out, line_ref(rep->topic));
 	room_join_reply_release(rep);
-	return rc == 0 ? client_replay(c, rep->room, rep->last_msg_id) : -1;
+	return rc == 0 ? client_replay(c, rep->room, rep->first_id, rep->last_msg_id) : -1;
 }
 
 /*

@@ -15,6 +15,7 @@
 #include "session.h"
 
 struct server;
+struct history_entry;
 
 /*
  * Called by the listener: creates the client and its thread.  Returns 0, or
@@ -47,14 +48,20 @@ enum client_read client_read_line(struct client *c, int64_t deadline, char **lin
  * the send queue, so replaying much history never overflows the client;
  * *sent says how many.  The entries stay the caller's.
  */
-struct history_entry;
 int client_push_history(struct client *c, const struct history_entry *e, size_t n, size_t *sent);
 
 /*
- * Queues the HIST lines of room's last history_replay messages with ids up
- * to last_id (the replay on joining it).
+ * Queues the HIST lines of room's last history_replay messages with ids
+ * above first and up to last_id (the replay on joining it).
  */
-int client_replay(struct client *c, const char *room, uint64_t last_id);
+int client_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id);
+
+/*
+ * Drops (releasing them) the entries of e[0..n), oldest first, with ids up
+ * to first: records of an earlier room of the same name (room_resolve).
+ * Returns how many are left, moved to the front.
+ */
+size_t client_history_newer(struct history_entry *e, size_t n, uint64_t first);
 
 /*
  * Queues the reply to joining a room but its final line: TOPIC (if any)

@@ -236,7 +236,7 @@ send_history(struct client *c, struct history_entry *e, size_t n, const char *no
 
 /* "/history [ROOM] since ID": the messages after ID still held in memory. */
 static enum command_result
-history_since_id(struct client *c, const char *room, const char *arg, size_t memory)
+history_since_id(struct client *c, const char *room, uint64_t first, const char *arg, size_t memory)
 {
 	uint64_t after = 0, first_held;
 	char note[64] = "";
@@ -246,12 +246,21 @@ history_since_id(struct client *c, const char *room, const char *arg, size_t mem
 	if (strcmp(arg, "0") != 0 && !parse_count(arg, UINT64_MAX, &after))
 		return done(
 			client_reply_err(c, ERR_BAD_REQUEST, "usage: /history [ROOM] since ID"));
+	if (after < first) /* the room was made again after the records before first */
+		after = first;
 	if ((e = calloc(memory, sizeof(*e))) == NULL)
 		return COMMAND_FATAL;
 	n = history_since(c->srv->history, room, after, memory, false, e, &first_held);
 	if (first_held > after + 1)
 		snprintf(note, sizeof(note), ", complete from id %" PRIu64 " on", first_held);
 	return send_history(c, e, n, note);
+}
+
+/* The word "since" (not "sincere"): /history's keyword. */
+static bool
+is_since(const char *args)
+{
+	return strncmp(args, "since", 5) == 0 && (args[5] == ' ' || args[5] == '\0');
 }
 
 /* "/history [ROOM] [N]" and "/history [ROOM] since ID"; a room called "since" needs its '#'. */
@@ -261,16 +270,16 @@ cmd_history(struct client *c, char *args, char *text, size_t textlen)
 	size_t memory = (size_t)settings_get()->history_memory;
 	char spelled[ROOM_NAME_MAX + 1];
 	const char *room = NULL;
-	uint64_t n = HISTORY_DEFAULT;
+	uint64_t n = HISTORY_DEFAULT, first;
 	struct history_entry *e;
 	enum room_result res;
 
-	if (*args && !is_count(args) && strncmp(args, "since", 5) != 0)
+	if (*args && !is_count(args) && !is_since(args))
 		room = next_word(&args);
-	if ((res = room_resolve(c->srv->hub, c, room, spelled)) != ROOM_DONE)
+	if ((res = room_resolve(c->srv->hub, c, room, spelled, &first)) != ROOM_DONE)
 		return room_refused(c, res, room);
-	if (strncmp(args, "since", 5) == 0 && (args[5] == ' ' || args[5] == '\0'))
-		return history_since_id(c, spelled, args[5] ? args + 6 : "", memory);
+	if (is_since(args))
+		return history_since_id(c, spelled, first, args[5] ? args + 6 : "", memory);
 	if (*args && !parse_count(args, UINT64_MAX, &n))
 		return done(
 			client_reply_err(c, ERR_BAD_REQUEST,
@@ -280,7 +289,7 @@ cmd_history(struct client *c, char *args, char *text, size_t textlen)
 	if ((e = calloc(n, sizeof(*e))) == NULL)
 		return COMMAND_FATAL;
 	n = history_recent(c->srv->history, spelled, n, UINT64_MAX, false, e);
-	return send_history(c, e, n, "");
+	return send_history(c, e, client_history_newer(e, n, first), "");
 }
 
 static enum command_result

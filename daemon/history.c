@@ -1,56 +1,41 @@
 /*
- * history.c - the room's history file, its group commit (the commit
- * thread), compaction, and the ring of newest messages kept in memory.
+ * history.c - the id sequence, the queue of appends and its group commit
+ * (the commit thread), publication, and each room's newest records kept
+ * in memory (history.h).  Where the records are stored is a backend's
+ * business (histstore.h; histfile.c: the history file).
  *
- * Offsets into the file, from the end backwards:
- *
- *	good_off	end of the last successful write: where the next
- *			append lands (the file is O_APPEND and cut back here
- *			whenever a write fails)
- *	durable_off	end of what the last fdatasync() covered
- *
- * In durable mode (sync_ms == 0) the commit thread writes and syncs each
- * batch, and the bytes before durable_off never change again: a failed
- * write or sync only cuts back to it.  In relaxed mode messages are
- * published once written, so it is good_off that nothing cuts back past.
- * Compaction copies those settled bytes without holding the lock.
+ * In durable mode (history_sync_ms == 0) the commit thread hands each
+ * batch to the store and syncs it, then publishes it; a failed write or
+ * sync takes back what is not durable and refuses it.  In relaxed mode a
+ * sender stores its record itself, under the lock (so the store gets
+ * records in id order), and it is published at once; the commit thread
+ * syncs every history_sync_ms.  The commit thread also asks the store to
+ * compact, giving it the rooms' memory to keep.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
+#include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "fault.h"
+#include "histstore.h"
 #include "history.h"
 #include "log.h"
 #include "names.h"
-#include "safefile.h"
+#include "siphash.h"
 #include "timefmt.h"
-#include "utf8.h"
 
-#define HEADER "chatd-history 2\n"
-#define HEADER_LEN ((int64_t)sizeof(HEADER) - 1)
-#define HEADER_V1 "chatd-history 1\n" /* converted at open */
-#define UNKNOWN_FORMAT "unknown format (expected 'chatd-history 2')"
 #define DEFAULT_ROOM "lobby"
 #define KIND_MAX_LEN 6                /* "delete" */
-#define ID_MAX_DIGITS 19              /* below 2^64: the next id cannot wrap */
+#define ID_MAX_DIGITS 19              /* the longest id the file reads back */
 #define ID_MAX 9999999999999999999ULL /* the largest id of ID_MAX_DIGITS */
-#define DAMAGED_SHOWN 10              /* damaged lines named one by one at load */
 #define WARN_INTERVAL_MS 10000        /* write/sync failures: one warning per */
 #define SLOW_SYNC_MS 100              /* a sync this long is worth a warning */
-#define COMPACT_RETRY_MS 60000
-#define COPY_CHUNK (1 << 20)
-#define WRITE_CHUNK (64 * 1024) /* durable mode: bytes of a batch per write() */
 
 /* One warning of a kind per WARN_INTERVAL_MS; the others are counted. */
 struct warn_gate {
@@ -63,20 +48,48 @@ struct entry_vec {
 	size_t n, cap;
 };
 
-/* The newest messages, oldest first from head; ids strictly increase. */
+/*
+ * A record held in memory: an entry without its sender and room (the
+ * ring's).  While the store loads, body is not made yet: src points at
+ * the record's bytes, which the store keeps until it is done.
+ */
+struct held {
+	uint64_t id;
+	union {
+		struct line *body;
+		const char *src; /* loading only */
+	};
+	uint16_t time_off, room_off, room_len, name_off, name_len;
+	uint8_t kind;
+	uint32_t text_off, text_len;
+};
+
+/*
+ * One room's newest records, oldest first from head; ids strictly
+ * increase.  cap grows (doubling) as records come, up to the history's
+ * memory: a quiet room holds a few.  Chained in the table's bucket.
+ */
 struct ring {
-	struct history_entry *e;
+	struct ring *next;
+	char key[ROOM_NAME_MAX + 1]; /* the room's name in lower case */
+	struct held *e;
 	size_t cap, head, n;
 };
 
+/* The rooms' rings by case-folded name: a chained hash table under a secret key. */
+struct ring_table {
+	struct ring **bucket;
+	size_t buckets; /* a power of two */
+	size_t rooms;
+	size_t held; /* records in all rings */
+	unsigned char key[SIPHASH_KEY_LEN];
+};
+
 struct history {
-	char *path;
-	char *tmp_path;
-	char default_room[ROOM_NAME_MAX + 1]; /* a version 1 file's messages go here */
+	char *path; /* for the log */
+	struct histstore *store;
 	size_t memory;
-	int64_t max_size;
 	int sync_ms;
-	struct history_io io;
 	history_publish_fn publish;
 	void *ctx;
 
@@ -86,10 +99,6 @@ struct history {
 	bool stopping;
 	bool publishing; /* a thread is in the publish callback */
 
-	int fd;
-	int64_t good_off;
-	int64_t durable_off;
-	bool tail_dirty; /* a cut back failed: bytes past good_off */
 	uint64_t next_id;
 	uint64_t last_id;       /* the newest id published as stored */
 	struct entry_vec queue; /* appended, waiting for the next sync (relaxed: to be published) */
@@ -100,32 +109,14 @@ struct history {
 	 */
 	atomic_size_t backlog_msgs, backlog_bytes;
 	struct entry_vec batch; /* being synced or published */
-	char *write_buf;        /* durable mode: the commit thread's, WRITE_CHUNK */
-	struct ring ring;
-
-	int64_t compact_after_size; /* after a failed compaction: retry when */
-	int64_t compact_after_ms;   /* the file reaches this, or at this time */
+	struct ring_table rings;
 
 	struct warn_gate io_warnings;   /* failed writes and syncs */
 	struct warn_gate slow_warnings; /* slow syncs */
 	int64_t slow_longest_ms;        /* of the slow syncs held back */
 
-	uint64_t appended, failed, compactions;
+	uint64_t appended, failed;
 };
-
-static ssize_t
-libc_write(int fd, const void *buf, size_t len)
-{
-	return write(fd, buf, len);
-}
-
-static int
-libc_fdatasync(int fd)
-{
-	return fdatasync(fd);
-}
-
-static const struct history_io libc_io = { libc_write, libc_fdatasync };
 
 /* Lock held: only the writers of the counters hold it, so load and store do not race. */
 static void
@@ -179,78 +170,253 @@ warn_io(struct history *h, const char *what, int err)
 		log_warning("%s: %s: %s", h->path, what, strerror(err));
 }
 
-/*
- * A short write to a regular file means the disk (or a size limit) is
- * full: retrying would only fail or tear the line further.
- */
-static bool
-write_whole(struct history *h, int fd, const void *buf, size_t len)
-{
-	ssize_t n;
+/* --- the rooms' memory --- */
 
-	do
-		n = h->io.write(fd, buf, len);
-	while (n < 0 && errno == EINTR);
-	if (n >= 0 && (size_t)n < len)
-		errno = ENOSPC;
-	return n >= 0 && (size_t)n == len;
-}
-
-/* Until the cut succeeds, every append retries it: nothing may follow a torn line. */
-static bool
-cut_back(struct history *h, int64_t off)
-{
-	if (ftruncate(h->fd, off) == 0) {
-		h->tail_dirty = false;
-		return true;
-	}
-	int err = errno;
-
-	h->tail_dirty = true;
-	warn_io(h, "cannot cut the file back", err);
-	errno = err;
-	return false;
-}
+#define RING_MIN_CAP 4
+#define TABLE_MIN_BUCKETS 64
 
 static int
-fsync_dir_of(const char *path)
+table_init(struct ring_table *t)
 {
-	char *copy = strdup(path);
-	int fd, rc, err;
+	size_t got = 0;
 
-	if (!copy)
-		return -1;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	err = errno;
-	close(fd);
-	errno = err;
-	return rc;
+	while (got < sizeof(t->key)) {
+		ssize_t n = getrandom(t->key + got, sizeof(t->key) - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) { /* no random source: collisions can be chosen, nothing worse */
+			uint64_t mix[2] = { (uint64_t)time_now_ms(), (uint64_t)(uintptr_t)t };
+
+			memcpy(t->key, mix, sizeof(t->key));
+			break;
+		}
+		got += (size_t)n;
+	}
+	t->buckets = TABLE_MIN_BUCKETS;
+	t->bucket = calloc(t->buckets, sizeof(*t->bucket));
+	return t->bucket ? 0 : -1;
 }
 
-static struct history_entry *
+static struct ring **
+table_slot(const struct ring_table *t, const char *key)
+{
+	return &t->bucket[siphash24(t->key, key, strlen(key)) & (t->buckets - 1)];
+}
+
+/* The ring of the room whose folded name is key, or NULL. */
+static struct ring *
+table_find(const struct ring_table *t, const char *key)
+{
+	struct ring *r = *table_slot(t, key);
+
+	while (r && strcmp(r->key, key) != 0)
+		r = r->next;
+	return r;
+}
+
+/* Doubles the buckets once there are more rooms than buckets (if memory allows). */
+static void
+table_grow(struct ring_table *t)
+{
+	size_t old = t->buckets;
+	struct ring **b = calloc(2 * old, sizeof(*b)), **prev = t->bucket;
+
+	if (!b)
+		return;
+	t->bucket = b;
+	t->buckets = 2 * old;
+	for (size_t i = 0; i < old; i++)
+		for (struct ring *r = prev[i], *next; r; r = next) {
+			struct ring **slot = table_slot(t, r->key);
+
+			next = r->next;
+			r->next = *slot;
+			*slot = r;
+		}
+	free(prev);
+}
+
+/* The ring of the room whose folded name is key, made (empty) if missing; NULL without memory. */
+static struct ring *
+table_get(struct ring_table *t, const char *key)
+{
+	struct ring *r = table_find(t, key), **slot;
+
+	if (r)
+		return r;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	memcpy(r->key, key, strlen(key) + 1);
+	if (t->rooms >= t->buckets)
+		table_grow(t);
+	slot = table_slot(t, key);
+	r->next = *slot;
+	*slot = r;
+	t->rooms++;
+	return r;
+}
+
+static struct held *
 ring_at(const struct ring *r, size_t i)
 {
 	return &r->e[(r->head + i) % r->cap];
 }
 
-/* Takes over e's reference; the oldest message falls out when full. */
+/* Frees the ring and the references it holds (none while loading). */
 static void
-ring_push(struct ring *r, struct history_entry e)
+ring_free(struct ring *r, bool loading)
 {
-	if (r->n < r->cap) {
-		*ring_at(r, r->n++) = e;
-		return;
-	}
-	line_unref(r->e[r->head].body);
-	r->e[r->head] = e;
-	r->head = (r->head + 1) % r->cap;
+	for (size_t i = 0; i < r->n && !loading; i++)
+		line_unref(ring_at(r, i)->body);
+	free(r->e);
+	free(r);
 }
 
-/* How many messages in the ring have an id <= id. */
+/* Takes the ring of the folded key out of the table and frees it. */
+static void
+table_drop(struct ring_table *t, const char *key, bool loading)
+{
+	struct ring **p = table_slot(t, key);
+
+	while (*p && strcmp((*p)->key, key) != 0)
+		p = &(*p)->next;
+	if (!*p)
+		return;
+	struct ring *r = *p;
+
+	*p = r->next;
+	t->rooms--;
+	t->held -= r->n;
+	ring_free(r, loading);
+}
+
+static void
+table_free(struct ring_table *t, bool loading)
+{
+	for (size_t i = 0; i < t->buckets && t->bucket; i++)
+		for (struct ring *r = t->bucket[i], *next; r; r = next) {
+			next = r->next;
+			ring_free(r, loading);
+		}
+	free(t->bucket);
+	t->bucket = NULL;
+	t->rooms = t->held = 0;
+}
+
+/* Room for one more record: the ring grows up to memory (false without memory). */
+static bool
+ring_make_room(struct ring *r, size_t memory)
+{
+	size_t cap;
+	struct held *e;
+
+	if (r->n < r->cap || r->cap >= memory)
+		return true;
+	cap = r->cap ? 2 * r->cap : RING_MIN_CAP;
+	if (cap > memory)
+		cap = memory;
+	e = malloc(cap * sizeof(*e));
+	if (!e)
+		return false;
+	for (size_t i = 0; i < r->n; i++)
+		e[i] = *ring_at(r, i);
+	free(r->e);
+	r->e = e;
+	r->cap = cap;
+	r->head = 0;
+	return true;
+}
+
+/*
+ * The slot for a new newest record of r, the oldest falling out when the
+ * ring is full at memory (*evicted then: its body is the caller's to
+ * release); NULL without memory.
+ */
+static struct held *
+ring_next(struct ring_table *t, struct ring *r, size_t memory, bool *evicted)
+{
+	struct held *slot;
+
+	if (!ring_make_room(r, memory))
+		return NULL;
+	*evicted = r->n == r->cap;
+	if (!*evicted) {
+		t->held++;
+		return ring_at(r, r->n++);
+	}
+	slot = ring_at(r, 0);
+	r->head = (r->head + 1) % r->cap;
+	return slot;
+}
+
+static struct held
+held_of(const struct history_entry *e)
+{
+	return (struct held){ .id = e->id,
+			      .time_off = e->time_off,
+			      .room_off = e->room_off,
+			      .room_len = e->room_len,
+			      .name_off = e->name_off,
+			      .name_len = e->name_len,
+			      .kind = (uint8_t)e->kind,
+			      .text_off = e->text_off,
+			      .text_len = e->text_len };
+}
+
+/* The entry for a held record, with a reference of its own on the body. */
+static struct history_entry
+entry_of(const struct held *k)
+{
+	struct history_entry e = { .id = k->id,
+				   .kind = (enum history_kind)k->kind,
+				   .body = line_ref(k->body),
+				   .time_off = k->time_off,
+				   .room_off = k->room_off,
+				   .room_len = k->room_len,
+				   .name_off = k->name_off,
+				   .name_len = k->name_len,
+				   .text_off = k->text_off,
+				   .text_len = k->text_len };
+
+	memcpy(e.room, k->body->data + k->room_off, k->room_len);
+	e.room[k->room_len] = '\0';
+	return e;
+}
+
+/*
+ * A stored record into its room's memory (lock held); a deletion frees the
+ * room's memory instead, stored or not: the room is gone either way.
+ */
+static void
+remember(struct history *h, const struct history_entry *e)
+{
+	char key[ROOM_NAME_MAX + 1];
+	struct ring *r;
+	struct held *slot;
+	bool evicted;
+
+	histstore_room_key(e->room, strlen(e->room), key);
+	if (e->kind == HK_DELETE) {
+		table_drop(&h->rings, key, false);
+		return;
+	}
+	if (e->failed)
+		return;
+	r = table_get(&h->rings, key);
+	slot = r ? ring_next(&h->rings, r, h->memory, &evicted) : NULL;
+	if (!slot) {
+		log_warning("%s: out of memory, record %" PRIu64 " of room %s not kept in memory",
+			    h->path, e->id, e->room);
+		return;
+	}
+	if (evicted)
+		line_unref(slot->body);
+	*slot = held_of(e);
+	slot->body = line_ref(e->body);
+}
+
+/* How many records in the ring have an id <= id. */
 static size_t
 ring_rank(const struct ring *r, uint64_t id)
 {
@@ -268,7 +434,7 @@ ring_rank(const struct ring *r, uint64_t id)
 }
 
 /*
- * Moves the stored entries of v into the memory ring, then hands v to the
+ * Moves the stored entries of v into their rooms' memory, then hands v to the
  * publish callback with the history lock dropped (called and returns with
  * it held), and empties v.  The room writes a batch to a thousand members
  * in milliseconds: meanwhile senders go on appending.  The ring comes
@@ -294,15 +460,13 @@ publish_entries(struct history *h, struct entry_vec *v)
 	for (size_t i = 0; i < n; i++) {
 		if (e[i].failed) {
 			h->failed++;
+			remember(h, &e[i]); /* a deletion still frees the memory */
 			continue;
 		}
 		backlog_sub(&h->backlog_bytes, e[i].body->len);
 		h->appended++;
 		h->last_id = e[i].id;
-		struct history_entry kept = e[i];
-
-		kept.body = line_ref(e[i].body);
-		ring_push(&h->ring, kept);
+		remember(h, &e[i]);
 	}
 	h->publishing = true;
 	pthread_mutex_unlock(&h->lock);
@@ -411,21 +575,6 @@ format_body(struct history_entry *e, const char *name, const char *text, size_t 
 	return l;
 }
 
-static bool
-store_body(struct history *h, const struct line *body)
-{
-	int err;
-
-	if (h->tail_dirty && !cut_back(h, h->good_off))
-		return false;
-	if (write_whole(h, h->fd, body->data, body->len))
-		return true;
-	err = errno;
-	warn_io(h, "write failed, message refused", err);
-	cut_back(h, h->good_off);
-	return false;
-}
-
 int
 history_append(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
 	       const char *name, const char *text, size_t text_len)
@@ -464,10 +613,10 @@ history_append(struct history *h, uint64_t sender, const char *room, enum histor
 		fail_entry(h, &e);
 	} else if (h->sync_ms == 0) {
 		h->next_id++; /* the commit thread writes it */
-	} else if (store_body(h, e.body)) {
+	} else if (h->store->ops->append(h->store, &e, 1) == 0) {
 		h->next_id++;
-		h->good_off += e.body->len;
 	} else {
+		warn_io(h, "write failed, message refused", errno);
 		fail_entry(h, &e);
 	}
 	h->queue.e[h->queue.n++] = e;
@@ -518,14 +667,14 @@ note_sync_time(struct history *h, int64_t ms)
 
 /* Called and returns with the lock held; appends go on meanwhile: the group commit. */
 static int
-sync_unlocked(struct history *h, int fd, int *err)
+sync_unlocked(struct history *h, int *err)
 {
 	int64_t start = time_mono_ms();
 	int rc;
 
 	pthread_mutex_unlock(&h->lock);
 	fault_slow_sync();
-	rc = h->io.fdatasync(fd);
+	rc = h->store->ops->sync(h->store);
 	*err = errno;
 	pthread_mutex_lock(&h->lock);
 	note_sync_time(h, time_mono_ms() - start);
@@ -533,9 +682,10 @@ sync_unlocked(struct history *h, int fd, int *err)
 }
 
 /*
- * Nothing written after durable_off may be published any more once a write
- * or a sync has failed (the kernel may have dropped those pages), so every
- * message not yet durable is refused, in order, and its id given out again.
+ * Nothing appended after the last sync may be published any more once a
+ * write or a sync has failed (the kernel may have dropped those pages), so
+ * every record not yet durable is refused, in order, and its id given out
+ * again.
  */
 static void
 refuse_undurable(struct history *h)
@@ -543,277 +693,100 @@ refuse_undurable(struct history *h)
 	fail_entries(h, &h->batch);
 	/* The next commit publishes these, in order, before what comes after. */
 	fail_entries(h, &h->queue);
-	cut_back(h, h->durable_off);
-	h->good_off = h->durable_off;
+	h->store->ops->cut_back(h->store);
 	h->next_id = h->last_id + 1;
 	publish_entries(h, &h->batch);
 }
 
-/* write_whole() to the history file, adding what it wrote to *written. */
-static bool
-write_counted(struct history *h, const char *buf, size_t len, int64_t *written)
-{
-	if (!write_whole(h, h->fd, buf, len))
-		return false;
-	*written += (int64_t)len;
-	return true;
-}
-
 /*
- * Durable mode: the batch's messages, in order, with one write() per
- * WRITE_CHUNK bytes from the commit thread, rather than one write() each
- * from every sender's thread with the lock held (ten senders took turns
- * at the file system).  Called and returns with the lock held; only the
- * commit thread writes the file in this mode, so it writes unlocked.
+ * Durable mode: the batch goes to the store at once, from the commit
+ * thread (the only one that appends in this mode, so without the lock),
+ * and is made durable with one sync.
  */
-static bool
-write_batch_unlocked(struct history *h, const struct entry_vec *v, int *err)
-{
-	size_t used = 0;
-	int64_t written = 0;
-	bool ok = true;
-
-	if (h->tail_dirty && !cut_back(h, h->good_off)) {
-		*err = errno;
-		return false;
-	}
-	pthread_mutex_unlock(&h->lock);
-	for (size_t i = 0; ok && i < v->n; i++) {
-		const struct line *b = v->e[i].body;
-
-		if (b == NULL) /* refused */
-			continue;
-		if (used > 0 && used + b->len > WRITE_CHUNK) {
-			ok = write_counted(h, h->write_buf, used, &written);
-			used = 0;
-		}
-		if (ok && b->len > WRITE_CHUNK) { /* longer than any line chatd takes */
-			ok = write_counted(h, b->data, b->len, &written);
-		} else if (ok) {
-			memcpy(h->write_buf + used, b->data, b->len);
-			used += b->len;
-		}
-	}
-	if (ok && used > 0)
-		ok = write_counted(h, h->write_buf, used, &written);
-	*err = errno;
-	pthread_mutex_lock(&h->lock);
-	h->good_off += written;
-	return ok;
-}
-
 static void
 commit_queue(struct history *h)
 {
 	struct entry_vec taken = h->queue;
-	int err = 0;
+	bool stored = false;
+	int err = 0, rc;
 
 	if (taken.n == 0)
 		return;
 	h->queue = h->batch;
 	h->batch = taken;
-	if (!write_batch_unlocked(h, &h->batch, &err)) {
+	for (size_t i = 0; i < taken.n && !stored; i++)
+		stored = !taken.e[i].failed;
+	pthread_mutex_unlock(&h->lock);
+	rc = stored ? h->store->ops->append(h->store, taken.e, taken.n) : 0;
+	err = errno;
+	pthread_mutex_lock(&h->lock);
+	if (rc < 0) {
 		warn_io(h, "write failed, unsynced messages refused", err);
 		refuse_undurable(h);
 		return;
 	}
 	/* A batch of refusals only has nothing new to sync. */
-	if (h->good_off != h->durable_off && sync_unlocked(h, h->fd, &err) != 0) {
+	if (stored && sync_unlocked(h, &err) != 0) {
 		warn_io(h, "fdatasync failed, unsynced messages refused", err);
 		refuse_undurable(h);
 		return;
 	}
-	h->durable_off = h->good_off;
 	publish_entries(h, &h->batch);
 }
 
+/* Relaxed mode: every history_sync_ms, what was published meanwhile is made durable. */
 static void
 sync_written(struct history *h)
 {
-	int64_t off = h->good_off;
 	int err;
 
-	if (off == h->durable_off)
-		return;
-	if (sync_unlocked(h, h->fd, &err) == 0)
-		h->durable_off = off;
-	else
+	if (sync_unlocked(h, &err) != 0)
 		warn_io(h, "fdatasync failed, the last messages may not survive a crash", err);
 }
 
-/* The end of the bytes that no failure will cut back any more. */
-static int64_t
-settled_end(const struct history *h)
-{
-	return h->sync_ms ? h->good_off : h->durable_off;
-}
-
-/*
- * Measured on the settled bytes: a burst of appends not yet synced gives
- * compaction nothing it may cut yet.
- */
-static bool
-compaction_due(const struct history *h)
-{
-	int64_t end = settled_end(h);
-
-	if (end <= h->max_size)
-		return false;
-	return end >= h->compact_after_size || time_mono_ms() >= h->compact_after_ms;
-}
-
-/*
- * The old file stays; retrying at once would only fail again, so wait for
- * the file to grow some more or for some time to pass.  Without a line to
- * cut at (quiet) there was nothing to gain: not worth a warning.
- */
-static void
-compaction_failed(struct history *h, int err, bool quiet)
-{
-	if (!quiet)
-		log_warning("%s: compaction failed, keeping the whole file: %s", h->tmp_path,
-			    strerror(err));
-	h->compact_after_size = settled_end(h) + h->max_size / 4;
-	h->compact_after_ms = time_mono_ms() + COMPACT_RETRY_MS;
-}
-
-/*
- * Where the compacted file starts: the first line beginning at or after
- * end - max_size / 2, and never the last line's end, so the newest id
- * survives for the sequence to continue after a restart.  HEADER_LEN when
- * there is no such line (nothing to gain) or it cannot be read.
- */
-static int64_t
-find_cut(int fd, int64_t end, int64_t max_size, char *buf)
-{
-	int64_t pos = end - max_size / 2 - 1;
-
-	if (pos < HEADER_LEN)
-		return HEADER_LEN;
-	while (pos < end - 1) {
-		size_t want = (size_t)(end - 1 - pos < COPY_CHUNK ? end - 1 - pos : COPY_CHUNK);
-		ssize_t n = pread(fd, buf, want, pos);
-		const char *nl;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return HEADER_LEN;
-		nl = memchr(buf, '\n', (size_t)n);
-		if (nl)
-			return pos + (nl - buf) + 1;
-		pos += n;
-	}
-	return HEADER_LEN;
-}
-
-static bool
-copy_range(struct history *h, int from, int64_t start, int64_t end, int to, char *buf)
-{
-	while (start < end) {
-		size_t want = (size_t)(end - start < COPY_CHUNK ? end - start : COPY_CHUNK);
-		ssize_t n = pread(from, buf, want, start);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0)
-			errno = EIO;
-		if (n <= 0 || !write_whole(h, to, buf, (size_t)n))
-			return false;
-		start += n;
-	}
-	return true;
-}
-
-/* Header and [cut, end) into a new temp file, synced; its fd or -1. */
 static int
-write_compacted(struct history *h, int fd, int64_t cut, int64_t end, char *buf)
+mark_cmp(const void *a, const void *b)
 {
-	/* O_CREAT keeps the mode of a leftover temp file, so 0600 is set; it becomes the history. */
-	int tmp = safefile_open(h->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600,
-				SAFEFILE_SETMODE, NULL, 0);
-	int err;
-
-	if (tmp < 0)
-		return -1;
-	if (write_whole(h, tmp, HEADER, HEADER_LEN) && copy_range(h, fd, cut, end, tmp, buf) &&
-	    h->io.fdatasync(tmp) == 0)
-		return tmp;
-	err = errno;
-	close(tmp);
-	unlink(h->tmp_path);
-	errno = err;
-	return -1;
+	return strcmp(((const struct histstore_mark *)a)->key,
+		      ((const struct histstore_mark *)b)->key);
 }
 
-/* Under the lock: the appends made meanwhile, then the temp file replaces the old one. */
-static bool
-finish_compacted(struct history *h, int tmp, int64_t end, char *buf)
+/* Lock held: every room in memory and the oldest id it holds, sorted; NULL without memory. */
+static struct histstore_mark *
+keep_marks(const struct ring_table *t, size_t *n)
 {
-	int err;
+	struct histstore_mark *m = malloc((t->rooms ? t->rooms : 1) * sizeof(*m));
 
-	if (copy_range(h, h->fd, end, h->good_off, tmp, buf) && h->io.fdatasync(tmp) == 0 &&
-	    rename(h->tmp_path, h->path) == 0)
-		return true;
-	err = errno;
-	close(tmp);
-	unlink(h->tmp_path);
-	errno = err;
-	return false;
-}
-
-static void
-switch_to_compacted(struct history *h, int tmp, int64_t cut)
-{
-	int64_t shift = cut - HEADER_LEN;
-	int64_t old_size = h->good_off;
-
-	if (fsync_dir_of(h->path) < 0)
-		log_warning("%s: cannot sync its directory after compaction: %s", h->path,
-			    strerror(errno));
-	close(h->fd);
-	h->fd = tmp;
-	h->tail_dirty = false;
-	h->good_off -= shift;
-	/*
-	 * The temp file was synced whole, but in durable mode the queued
-	 * messages are not published yet: a failed sync must still refuse them.
-	 */
-	h->durable_off = h->sync_ms ? h->good_off : h->durable_off - shift;
-	h->compact_after_size = 0;
-	h->compact_after_ms = 0;
-	h->compactions++;
-	log_info("%s: compacted from %" PRId64 " to %" PRId64 " bytes", h->path, old_size,
-		 h->good_off);
+	*n = 0;
+	if (!m)
+		return NULL;
+	for (size_t b = 0; b < t->buckets; b++)
+		for (const struct ring *r = t->bucket[b]; r; r = r->next)
+			if (r->n > 0) {
+				memcpy(m[*n].key, r->key, sizeof(r->key));
+				m[(*n)++].first_id = ring_at(r, 0)->id;
+			}
+	qsort(m, *n, sizeof(*m), mark_cmp);
+	return m;
 }
 
 /*
- * Called with the lock held, by the commit thread only: it alone changes
- * h->fd, so it may read the old file unlocked while appends go on.
+ * Called with the lock held, by the commit thread: the store drops its
+ * old records but those the rooms' memory still holds, with the lock
+ * dropped (appends go on).  Without memory for the marks, it waits.
  */
 static void
 compact(struct history *h)
 {
-	int64_t end = settled_end(h);
-	int fd = h->fd;
-	char *buf;
-	int64_t cut = HEADER_LEN;
-	int tmp = -1, err = ENOMEM;
+	size_t n;
+	struct histstore_mark *m = keep_marks(&h->rings, &n);
 
+	if (!m)
+		return;
 	pthread_mutex_unlock(&h->lock);
-	buf = malloc(COPY_CHUNK);
-	if (buf)
-		cut = find_cut(fd, end, h->max_size, buf);
-	if (cut > HEADER_LEN) {
-		tmp = write_compacted(h, fd, cut, end, buf);
-		err = errno;
-	}
+	h->store->ops->compact(h->store, m, n);
 	pthread_mutex_lock(&h->lock);
-	if (tmp >= 0 && finish_compacted(h, tmp, end, buf))
-		switch_to_compacted(h, tmp, cut);
-	else
-		compaction_failed(h, tmp >= 0 ? errno : err, buf && cut == HEADER_LEN);
-	free(buf);
+	free(m);
 }
 
 /* Queued messages a publisher can take: in relaxed mode, once nobody is publishing. */
@@ -870,7 +843,7 @@ commit_thread(void *arg)
 		}
 		if (stopping && h->queue.n == 0)
 			break;
-		if (compaction_due(h))
+		if (h->store->ops->compact_due(h->store))
 			compact(h);
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -879,377 +852,78 @@ commit_thread(void *arg)
 
 /* --- loading --- */
 
-/* Where a valid line is in the mapped file. */
-struct slot {
-	size_t off, len;
-	uint64_t id;
-};
-
-struct loader {
-	const char *path;
-	const char *data;
-	size_t size;
-	struct slot *slots; /* the newest valid lines: slots[i % cap] */
-	size_t cap;
-	size_t valid;
-	uint64_t last_id;
-	size_t end; /* end of the last complete line */
-	size_t lineno;
-	size_t damaged;
-};
-
-/* A room name: 1..ROOM_NAME_MAX of [A-Za-z0-9_.-], the first a letter (room_name_valid). */
-static bool
-record_room_valid(const char *s, size_t len)
-{
-	if (len == 0 || len > ROOM_NAME_MAX ||
-	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
-		return false;
-	return name_valid(s, len);
-}
-
-static bool
-kind_parse(const char *s, size_t len, enum history_kind *kind)
-{
-	for (size_t k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++)
-		if (strlen(kind_names[k]) == len && memcmp(kind_names[k], s, len) == 0) {
-			*kind = (enum history_kind)k;
-			return true;
-		}
-	return false;
-}
-
-/* The next field of [*q, end) up to a space (skipped) or the end; false if empty. */
-static bool
-next_field(const char **q, const char *end, const char **field, size_t *len)
-{
-	const char *sp = memchr(*q, ' ', (size_t)(end - *q));
-
-	*field = *q;
-	*len = (size_t)((sp ? sp : end) - *q);
-	*q = sp ? sp + 1 : end;
-	return *len > 0;
-}
-
-/* "ID TIME " at p: the id (above after), *q past the time. */
-static bool
-parse_id_time(const char *p, const char *end, uint64_t after, uint64_t *id, const char **q)
-{
-	const char *r = p;
-	uint64_t v = 0;
-	int64_t ms;
-
-	if (r == end || *r < '1' || *r > '9')
-		return false;
-	for (; r < end && *r >= '0' && *r <= '9'; r++) {
-		if (r - p == ID_MAX_DIGITS)
-			return false;
-		v = v * 10 + (uint64_t)(*r - '0');
-	}
-	if (v <= after || r == end || *r++ != ' ')
-		return false;
-	if (end - r < TIME_RFC3339_LEN + 1 || r[TIME_RFC3339_LEN] != ' ' ||
-	    !time_parse_ms(r, TIME_RFC3339_LEN, &ms))
-		return false;
-	*id = v;
-	*q = r + TIME_RFC3339_LEN + 1;
-	return true;
-}
-
-/*
- * "NAME[ TEXT]" from q to end: a valid name, or "-" for nobody; a message
- * needs a text, the other kinds may have none.
- */
-static bool
-parse_name_text(const char *p, const char *q, const char *end, struct history_entry *e)
-{
-	const char *name;
-	size_t name_len;
-
-	if (!next_field(&q, end, &name, &name_len))
-		return false;
-	if (!(name_len == 1 && name[0] == '-') && !name_valid(name, name_len))
-		return false;
-	if (e->kind == HK_DELETE && (name[0] != '-' || q != end))
-		return false;
-	if ((q == end && e->kind == HK_MSG) ||
-	    (q < end && text_check(q, (size_t)(end - q)) != TEXT_OK))
-		return false;
-	e->name_off = (uint16_t)(name - p);
-	e->name_len = (uint16_t)name_len;
-	e->text_off = (uint32_t)(q - p);
-	e->text_len = (uint32_t)(end - q);
-	return true;
-}
-
-/*
- * A version 2 record "ID TIME ROOM KIND NAME[ TEXT]" (without its '\n')
- * with an id above after, into e (id, kind, room and the fields' offsets).
- */
-static bool
-parse_record(const char *p, size_t len, uint64_t after, struct history_entry *e)
-{
-	const char *end = p + len, *q, *room, *kind;
-	size_t room_len, kind_len;
-
-	if (len > UINT32_MAX || !parse_id_time(p, end, after, &e->id, &q))
-		return false;
-	e->time_off = (uint16_t)((const char *)memchr(p, ' ', len) - p + 1);
-	if (!next_field(&q, end, &room, &room_len) || !record_room_valid(room, room_len) ||
-	    q == end || !next_field(&q, end, &kind, &kind_len) ||
-	    !kind_parse(kind, kind_len, &e->kind) || q == end)
-		return false;
-	e->room_off = (uint16_t)(room - p);
-	e->room_len = (uint16_t)room_len;
-	memcpy(e->room, room, room_len);
-	e->room[room_len] = '\0';
-	return parse_name_text(p, q, end, e);
-}
-
-/* A version 1 line "ID TIME NAME TEXT", a message, into e (id and the name's and text's offsets). */
-static bool
-parse_v1(const char *p, size_t len, uint64_t after, struct history_entry *e)
-{
-	const char *end = p + len, *q;
-
-	if (len > UINT32_MAX || !parse_id_time(p, end, after, &e->id, &q))
-		return false;
-	e->kind = HK_MSG;
-	return parse_name_text(p, q, end, e) && p[e->name_off] != '-';
-}
-
-static void
-note_damaged(struct loader *ld)
-{
-	if (ld->damaged++ < DAMAGED_SHOWN)
-		log_warning("%s:%zu: damaged history line skipped", ld->path, ld->lineno);
-}
-
-static void
-scan_records(struct loader *ld)
-{
-	const char *p = ld->data + HEADER_LEN, *end = ld->data + ld->size;
-	const char *nl;
-	struct history_entry e;
-
-	ld->lineno = 1;
-	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
-		ld->lineno++;
-		if (parse_record(p, (size_t)(nl - p), ld->last_id, &e)) {
-			ld->slots[ld->valid++ % ld->cap] =
-				(struct slot){ (size_t)(p - ld->data), (size_t)(nl + 1 - p), e.id };
-			ld->last_id = e.id;
-		} else {
-			note_damaged(ld);
-		}
-		p = nl + 1;
-	}
-	ld->end = (size_t)(p - ld->data);
-	if (ld->damaged > DAMAGED_SHOWN)
-		log_warning("%s: %zu damaged history lines skipped in all", ld->path, ld->damaged);
-}
-
-static bool
-fill_ring(struct history *h, const struct loader *ld)
-{
-	size_t first = ld->valid > ld->cap ? ld->valid - ld->cap : 0;
-
-	for (size_t i = first; i < ld->valid; i++) {
-		const struct slot *s = &ld->slots[i % ld->cap];
-		struct history_entry e = { 0 };
-
-		parse_record(ld->data + s->off, s->len - 1, 0, &e);
-		e.body = line_new(s->len);
-		if (!e.body)
-			return false;
-		memcpy(e.body->data, ld->data + s->off, s->len);
-		ring_push(&h->ring, e);
-	}
-	return true;
-}
-
-/* --- converting a version 1 file --- */
-
-struct converter {
+struct loading {
 	struct history *h;
-	int fd;
-	char *buf; /* COPY_CHUNK */
-	size_t used;
-	bool ok;
+	struct ring *last; /* the ring of the record before: rooms come in runs */
+	bool bodies;       /* load_done() ran: bodies (or NULL), no more src */
 };
 
-static void
-conv_put(struct converter *c, const char *p, size_t len)
+/* A record the store read into its room's ring; a deletion empties the room's. */
+static bool
+load_record(void *ctx, const struct history_entry *e, const char *bytes)
 {
-	while (c->ok && len > 0) {
-		size_t n = COPY_CHUNK - c->used < len ? COPY_CHUNK - c->used : len;
+	struct loading *ld = ctx;
+	struct ring_table *t = &ld->h->rings;
+	char key[ROOM_NAME_MAX + 1];
+	struct ring *r;
+	struct held *slot;
+	bool evicted;
 
-		memcpy(c->buf + c->used, p, n);
-		c->used += n;
-		p += n;
-		len -= n;
-		if (c->used == COPY_CHUNK) {
-			c->ok = write_whole(c->h, c->fd, c->buf, c->used);
-			c->used = 0;
-		}
+	histstore_room_key(e->room, e->room_len, key);
+	if (e->kind == HK_DELETE) {
+		table_drop(t, key, true);
+		ld->last = NULL;
+		return true;
 	}
-}
-
-/* Each valid v1 line as "ID TIME ROOM msg NAME TEXT\n"; how many. */
-static size_t
-convert_lines(struct converter *c, struct loader *ld, const char *room)
-{
-	const char *p = ld->data + sizeof(HEADER_V1) - 1, *end = ld->data + ld->size, *nl;
-	size_t converted = 0;
-	struct history_entry e;
-
-	ld->lineno = 1;
-	while (c->ok && p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
-		ld->lineno++;
-		if (parse_v1(p, (size_t)(nl - p), ld->last_id, &e)) {
-			conv_put(c, p, e.name_off);
-			conv_put(c, room, strlen(room));
-			conv_put(c, " msg ", 5);
-			conv_put(c, p + e.name_off, (size_t)(nl + 1 - p) - e.name_off);
-			ld->last_id = e.id;
-			converted++;
-		} else {
-			note_damaged(ld);
-		}
-		p = nl + 1;
-	}
-	if (p < end)
-		log_warning("%s:%zu: torn last line cut off", ld->path, ld->lineno + 1);
-	return converted;
+	r = ld->last && strcmp(ld->last->key, key) == 0 ? ld->last : table_get(t, key);
+	ld->last = r;
+	slot = r ? ring_next(t, r, ld->h->memory, &evicted) : NULL;
+	if (!slot)
+		return false;
+	*slot = held_of(e);
+	slot->src = bytes;
+	return true;
 }
 
 /*
- * Rewrites the mapped version 1 file as version 2 (atomically: temp file,
- * fsync, rename, directory fsync), every message in the default room, and
- * makes the new file h->fd.
+ * The records the rings point at in the store's buffer become lines of
+ * their own.  Without memory, the rest get no body (NULL) and false is
+ * returned.
  */
-static int
-convert_v1(struct history *h, struct loader *ld, const char *room, char *err, size_t errlen)
+static bool
+load_done(void *ctx)
 {
-	struct converter c = { .h = h, .ok = true };
-	size_t n;
+	struct ring_table *t = &((struct loading *)ctx)->h->rings;
+	bool ok = true;
 
-	c.buf = malloc(COPY_CHUNK);
-	if (!c.buf) {
-		snprintf(err, errlen, "%s: out of memory", h->path);
-		return -1;
-	}
-	c.fd = safefile_open(h->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600,
-			     SAFEFILE_SETMODE, err, errlen);
-	if (c.fd < 0) {
-		free(c.buf);
-		return -1;
-	}
-	conv_put(&c, HEADER, HEADER_LEN);
-	n = convert_lines(&c, ld, room);
-	if (c.ok && c.used > 0)
-		c.ok = write_whole(h, c.fd, c.buf, c.used);
-	free(c.buf);
-	if (!c.ok || h->io.fdatasync(c.fd) < 0 || rename(h->tmp_path, h->path) < 0) {
-		snprintf(err, errlen, "%s: cannot convert to version 2: %s", h->tmp_path,
-			 strerror(errno));
-		close(c.fd);
-		unlink(h->tmp_path);
-		return -1;
-	}
-	if (fsync_dir_of(h->path) < 0)
-		log_warning("%s: cannot sync its directory after conversion: %s", h->path,
-			    strerror(errno));
-	close(h->fd);
-	h->fd = c.fd;
-	log_info("%s: converted from version 1 to version 2 (%zu messages, in room %s)", h->path, n,
-		 room);
-	return 0;
+	((struct loading *)ctx)->bodies = true;
+	for (size_t b = 0; b < t->buckets; b++)
+		for (struct ring *r = t->bucket[b]; r; r = r->next)
+			for (size_t i = 0; i < r->n; i++) {
+				struct held *k = ring_at(r, i);
+				size_t len = (size_t)k->text_off + k->text_len + 1;
+				struct line *l = ok ? line_new(len) : NULL;
+
+				if (l)
+					memcpy(l->data, k->src, len);
+				ok = l != NULL;
+				k->body = l;
+			}
+	return ok;
 }
 
-/* An empty file is one whose creation was cut short: it gets its header. */
+/* The store's records into the rooms' memory. */
 static int
-init_empty(struct history *h)
+load(struct history *h, char *err, size_t errlen)
 {
-	if (!write_whole(h, h->fd, HEADER, HEADER_LEN) || h->io.fdatasync(h->fd) < 0 ||
-	    fsync_dir_of(h->path) < 0)
-		return -1;
-	h->good_off = h->durable_off = HEADER_LEN;
-	return 0;
-}
+	struct loading ld = { .h = h };
+	const struct histstore_loader to = { load_record, load_done, &ld };
 
-static int load_file(struct history *h, char *err, size_t errlen);
-
-static int
-load_messages(struct history *h, size_t size, char *err, size_t errlen)
-{
-	struct loader ld = { .path = h->path, .size = size, .cap = h->memory };
-	void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, h->fd, 0);
-	int rc = -1;
-
-	if (map == MAP_FAILED) {
-		snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
-		return -1;
-	}
-	ld.data = map;
-	madvise(map, size, MADV_SEQUENTIAL);
-	if (size >= sizeof(HEADER_V1) - 1 &&
-	    memcmp(ld.data, HEADER_V1, sizeof(HEADER_V1) - 1) == 0) {
-		rc = convert_v1(h, &ld, h->default_room, err, errlen);
-		munmap(map, size);
-		return rc < 0 ? -1 : load_file(h, err, errlen);
-	}
-	if (memcmp(ld.data, HEADER, HEADER_LEN) != 0) {
-		snprintf(err, errlen, "%s: " UNKNOWN_FORMAT, h->path);
-		goto out;
-	}
-	ld.slots = calloc(ld.cap, sizeof(*ld.slots));
-	if (!ld.slots) {
-		snprintf(err, errlen, "%s: out of memory", h->path);
-		goto out;
-	}
-	scan_records(&ld);
-	if (!fill_ring(h, &ld)) {
-		snprintf(err, errlen, "%s: out of memory", h->path);
-		goto out;
-	}
-	h->last_id = ld.last_id;
-	h->good_off = h->durable_off = (int64_t)ld.end;
-	if (ld.end < size) {
-		log_warning("%s:%zu: torn last line cut off", h->path, ld.lineno + 1);
-		cut_back(h, h->good_off);
-	}
-	rc = 0;
-out:
-	free(ld.slots);
-	munmap(map, size);
-	return rc;
-}
-
-static int
-load_file(struct history *h, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (fstat(h->fd, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", h->path);
-		return -1;
-	}
-	if (st.st_size == 0) {
-		if (init_empty(h) == 0)
-			return 0;
-		snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
-		return -1;
-	}
-	if (st.st_size < HEADER_LEN || (uint64_t)st.st_size > SIZE_MAX) {
-		snprintf(err, errlen, "%s: " UNKNOWN_FORMAT, h->path);
-		return -1;
-	}
-	return load_messages(h, (size_t)st.st_size, err, errlen);
+	if (h->store->ops->load(h->store, &to, &h->last_id, err, errlen) == 0)
+		return 0;
+	/* Until load_done() made them lines, rings point into the store's buffer. */
+	table_free(&h->rings, !ld.bodies);
+	return -1;
 }
 
 static bool
@@ -1261,13 +935,8 @@ config_valid(const struct history_config *cfg, char *err, size_t errlen)
 		why = "no history file given";
 	else if (cfg->memory < 1)
 		why = "history memory must be at least 1";
-	else if (cfg->max_size <= HEADER_LEN)
-		why = "history max size is too small";
 	else if (cfg->sync_ms < 0)
 		why = "history sync interval must not be negative";
-	else if (cfg->default_room &&
-		 !record_room_valid(cfg->default_room, strlen(cfg->default_room)))
-		why = "the default room's name is not valid";
 	if (why)
 		snprintf(err, errlen, "%s", why);
 	return !why;
@@ -1276,17 +945,13 @@ config_valid(const struct history_config *cfg, char *err, size_t errlen)
 static void
 history_free(struct history *h)
 {
-	for (size_t i = 0; i < h->ring.n; i++)
-		line_unref(ring_at(&h->ring, i)->body);
-	if (h->fd >= 0)
-		close(h->fd);
+	table_free(&h->rings, false);
+	if (h->store)
+		h->store->ops->close(h->store);
 	pthread_cond_destroy(&h->wake);
 	pthread_mutex_destroy(&h->lock);
-	free(h->ring.e);
 	free(h->queue.e);
 	free(h->batch.e);
-	free(h->write_buf);
-	free(h->tmp_path);
 	free(h->path);
 	free(h);
 }
@@ -1316,6 +981,13 @@ struct history *
 history_open(const struct history_config *cfg, history_publish_fn publish, void *ctx, char *err,
 	     size_t errlen)
 {
+	const struct histfile_config fc = {
+		.path = cfg->path,
+		.default_room = cfg->default_room ? cfg->default_room : DEFAULT_ROOM,
+		.max_size = cfg->max_size,
+		.relaxed = cfg->sync_ms > 0,
+		.io = cfg->io,
+	};
 	struct history *h;
 	int rc;
 
@@ -1327,32 +999,19 @@ history_open(const struct history_config *cfg, history_publish_fn publish, void 
 		snprintf(err, errlen, "%s: out of memory", cfg->path);
 		return NULL;
 	}
-	h->fd = -1;
 	h->memory = cfg->memory;
-	h->max_size = cfg->max_size;
 	h->sync_ms = cfg->sync_ms;
-	h->io = cfg->io ? *cfg->io : libc_io;
 	h->publish = publish;
 	h->ctx = ctx;
-	snprintf(h->default_room, sizeof(h->default_room), "%s",
-		 cfg->default_room ? cfg->default_room : DEFAULT_ROOM);
 	h->path = strdup(cfg->path);
-	if (h->path && asprintf(&h->tmp_path, "%s.tmp", cfg->path) < 0)
-		h->tmp_path = NULL;
-	h->ring.cap = cfg->memory;
-	h->ring.e = calloc(cfg->memory, sizeof(*h->ring.e));
-	if (h->sync_ms == 0)
-		h->write_buf = malloc(WRITE_CHUNK);
-	if (!h->path || !h->tmp_path || !h->ring.e || (h->sync_ms == 0 && !h->write_buf)) {
+	if (table_init(&h->rings) < 0)
+		h->rings.bucket = NULL;
+	if (!h->path || !h->rings.bucket) {
 		snprintf(err, errlen, "%s: out of memory", cfg->path);
 		goto fail;
 	}
-	/* Chat text is private, whatever mode a copy put back by hand had; never through a link. */
-	h->fd = safefile_open(h->path, O_RDWR | O_CREAT | O_APPEND, 0600, SAFEFILE_SETMODE, err,
-			      errlen);
-	if (h->fd < 0)
-		goto fail;
-	if (load_file(h, err, errlen) < 0)
+	h->store = histfile_open(&fc, err, errlen);
+	if (!h->store || load(h, err, errlen) < 0)
 		goto fail;
 	h->next_id = h->last_id + 1;
 	rc = pthread_create(&h->thread, NULL, commit_thread, h);
@@ -1367,52 +1026,44 @@ fail:
 	return NULL;
 }
 
-/*
- * Whether the ring's entry i is one of room's records that may be given
- * out: *stop once a deletion of room is reached (older ones are gone).
- */
 static bool
-ring_match(const struct ring *r, size_t i, const char *room, bool events, bool *stop)
+wanted(const struct held *k, bool events)
 {
-	const struct history_entry *e = ring_at(r, i);
-
-	if (name_cmp(e->room, room) != 0)
-		return false;
-	if (e->kind == HK_DELETE) {
-		*stop = true;
-		return false;
-	}
-	return events || e->kind == HK_MSG;
+	return events || k->kind == HK_MSG;
 }
 
-/* Copies the ring's entries at idx[n - 1] .. idx[0] (newest last) into out. */
-static size_t
-ring_copy_picked(const struct ring *r, const size_t *idx, size_t n, struct history_entry *out)
+/* The ring of room (lock held), or NULL. */
+static struct ring *
+room_ring(struct history *h, const char *room)
 {
-	for (size_t i = 0; i < n; i++) {
-		out[i] = *ring_at(r, idx[n - 1 - i]);
-		line_ref(out[i].body);
-	}
-	return n;
+	char key[ROOM_NAME_MAX + 1];
+	size_t len = strlen(room);
+
+	if (len > ROOM_NAME_MAX)
+		return NULL;
+	histstore_room_key(room, len, key);
+	return table_find(&h->rings, key);
 }
 
 size_t
 history_recent(struct history *h, const char *room, size_t max, uint64_t max_id, bool events,
 	       struct history_entry *out)
 {
-	size_t end, n = 0, *idx = max ? calloc(max, sizeof(*idx)) : NULL;
-	bool stop = false;
+	struct ring *r;
+	size_t n = 0;
 
-	if (!idx)
-		return 0;
 	pthread_mutex_lock(&h->lock);
-	end = ring_rank(&h->ring, max_id);
-	for (size_t i = end; i-- > 0 && n < max && !stop;)
-		if (ring_match(&h->ring, i, room, events, &stop))
-			idx[n++] = i;
-	n = ring_copy_picked(&h->ring, idx, n, out);
+	if ((r = room_ring(h, room)) != NULL) {
+		size_t end = ring_rank(r, max_id), start = end, found = 0;
+
+		/* Back from the newest for max wanted records, then copied oldest first. */
+		while (start > 0 && found < max)
+			found += wanted(ring_at(r, --start), events);
+		for (size_t i = start; i < end; i++)
+			if (wanted(ring_at(r, i), events))
+				out[n++] = entry_of(ring_at(r, i));
+	}
 	pthread_mutex_unlock(&h->lock);
-	free(idx);
 	return n;
 }
 
@@ -1420,29 +1071,16 @@ size_t
 history_since(struct history *h, const char *room, uint64_t after_id, size_t max, bool events,
 	      struct history_entry *out, uint64_t *first_held)
 {
-	size_t start, n = 0, *idx = calloc(h->ring.cap, sizeof(*idx)), held = 0;
-	bool stop = false;
+	struct ring *r;
+	size_t n = 0;
 
-	*first_held = 0;
-	if (!idx)
-		return 0;
 	pthread_mutex_lock(&h->lock);
-	start = ring_rank(&h->ring, after_id);
-	/* Newest first: the room's records back to its last deletion. */
-	for (size_t i = h->ring.n; i-- > 0 && !stop;)
-		if (ring_match(&h->ring, i, room, true, &stop)) {
-			*first_held = ring_at(&h->ring, i)->id;
-			if (i >= start && (events || ring_at(&h->ring, i)->kind == HK_MSG))
-				idx[held++] = i;
-		}
-	/* The oldest max of them after after_id. */
-	n = held < max ? held : max;
-	for (size_t i = 0; i < n; i++) {
-		out[i] = *ring_at(&h->ring, idx[held - 1 - i]);
-		line_ref(out[i].body);
-	}
+	r = room_ring(h, room);
+	*first_held = r && r->n ? ring_at(r, 0)->id : 0;
+	for (size_t i = r ? ring_rank(r, after_id) : 0; r && i < r->n && n < max; i++)
+		if (wanted(ring_at(r, i), events))
+			out[n++] = entry_of(ring_at(r, i));
 	pthread_mutex_unlock(&h->lock);
-	free(idx);
 	return n;
 }
 
@@ -1464,14 +1102,18 @@ history_backlog(struct history *h, size_t *msgs, size_t *bytes)
 void
 history_get_stats(struct history *h, struct history_stats *st)
 {
+	struct histstore_stats ss;
+
 	pthread_mutex_lock(&h->lock);
+	h->store->ops->stats(h->store, &ss);
 	*st = (struct history_stats){
 		.last_id = h->last_id,
 		.appended = h->appended,
 		.failed = h->failed,
-		.in_memory = h->ring.n,
-		.file_size = h->good_off,
-		.compactions = h->compactions,
+		.in_memory = h->rings.held,
+		.rooms = h->rings.rooms,
+		.file_size = ss.size,
+		.compactions = ss.compactions,
 	};
 	pthread_mutex_unlock(&h->lock);
 }

@@ -27,10 +27,11 @@
  * its newest half and every record still held in memory) when it grows
  * past history_max_size.
  *
- * Locking: the history lock guards the file offset, the id sequence, the
- * queue of appends not yet durable and the rooms' memory rings; the
- * backlog counts (history_backlog) change under it and are read without
- * it.  The publish callback runs with the history lock dropped and one
+ * Locking: the history lock guards the id sequence, the queue of appends
+ * not yet durable and the rooms' memory rings; the storage behind it
+ * (histstore.h; the file, histfile.c) has a lock of its own, taken inside
+ * the history lock, never around it.  The backlog counts
+ * (history_backlog) change under it and are read without it.  The publish callback runs with the history lock dropped and one
  * publisher at a time (that is what keeps publication in id order while
  * senders append), so the callback may take locks of its own (the room's)
  * but must never call back into the history.  The history and room locks
@@ -118,9 +119,9 @@ struct history *history_open(const struct history_config *cfg, history_publish_f
 
 /*
  * Stores a record of kind in room for session sender (0 for none): name
- * is who did it (NULL or "-" for nobody), text its text (may be empty but
- * for HK_MSG; HK_PART: "REASON TEXT").  The outcome reaches the publish
- * callback.  -1 (ENOMEM) only if it could not even be queued; EINVAL for
+ * is who did it (NULL or "-" for nobody, "*" for an operator), text its
+ * text (may be empty but for HK_MSG; HK_PART: "REASON TEXT").  The
+ * outcome reaches the publish callback.  -1 (ENOMEM) only if it could not even be queued; EINVAL for
  * a room, name or text too long for a record.  room, name and text must
  * be valid (checked by the caller).
  */

@@ -1,9 +1,11 @@
 /*
  * ident.h - the identification store: who may log in, with which password.
  *
- * File format (docs/FILES.md): a version line "chatd-ident 1", then one user
- * a line, "NAME:HASH", HASH a crypt(3) string (the base), then one record a
- * change: "+NAME:HASH" (registered, or a new hash) or "-NAME" (deleted).
+ * Kept in a backend behind identstore.h; the one chatd has is the file
+ * (identfile.c).  File format (docs/FILES.md): a version line
+ * "chatd-ident 1", then one user a line, "NAME:HASH", HASH a crypt(3)
+ * string (the base), then one record a change: "+NAME:HASH" (registered,
+ * or a new hash) or "-NAME" (deleted).
  * A change costs one appended record, one write() and one fdatasync() (shared
  * by the changes that wait together), never a rewrite of the base, so its
  * cost does not grow with the number of users.

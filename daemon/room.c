@@ -109,6 +109,7 @@ struct room {
 	bool is_default;              /* default_room: never expires nor goes */
 	int64_t created_ms;
 	int64_t empty_since_ms; /* wall clock; when its last member left */
+	uint64_t first_id;      /* its records have ids above this (room_resolve) */
 	char topic[MAX_TOPIC_BYTES + 1];
 	int64_t topic_ms; /* 0: never set */
 	char topic_by[NAME_MAX_LEN + 1];
@@ -238,6 +239,7 @@ room_make_locked(struct hub *h, const char *name, bool op_made)
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->op_made = op_made;
 	r->created_ms = r->empty_since_ms = time_now_ms();
+	r->first_id = h->last_msg_id;
 	memmove(&h->rooms[i + 1], &h->rooms[i], (h->n_rooms - i) * sizeof(*h->rooms));
 	h->rooms[i] = r;
 	h->n_rooms++;
@@ -1243,6 +1245,7 @@ static int
 join_reply_locked(struct hub *h, struct room *r, struct client *c, struct room_join_reply *rep)
 {
 	snprintf(rep->room, sizeof(rep->room), "%s", r->name);
+	rep->first_id = r->first_id;
 	rep->last_msg_id = h->last_msg_id;
 	rep->users = users_line_locked(h, r, c->wire, 1, notices_wanted(r));
 	rep->topic = r->topic_ms != 0 ? topic_line_locked(h, r, c->wire) : NULL;
@@ -1618,14 +1621,18 @@ room_switch(struct hub *h, struct client *c, const char *arg, char *spelled)
 }
 
 static enum room_result
-room_name_of(struct hub *h, struct client *c, const char *arg, bool member, char *spelled)
+room_name_of(struct hub *h, struct client *c, const char *arg, bool member, char *spelled,
+	     uint64_t *first)
 {
 	struct room *r;
 
 	pthread_mutex_lock(&h->lock);
 	enum room_result res = room_of_locked(h, c, arg, member, &r);
-	if (res == ROOM_DONE)
+	if (res == ROOM_DONE) {
 		snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
+		if (first != NULL)
+			*first = r->first_id;
+	}
 	pthread_mutex_unlock(&h->lock);
 	return res;
 }
@@ -1633,13 +1640,13 @@ room_name_of(struct hub *h, struct client *c, const char *arg, bool member, char
 enum room_result
 room_target(struct hub *h, struct client *c, const char *arg, char *spelled)
 {
-	return room_name_of(h, c, arg, true, spelled);
+	return room_name_of(h, c, arg, true, spelled, NULL);
 }
 
 enum room_result
-room_resolve(struct hub *h, struct client *c, const char *arg, char *spelled)
+room_resolve(struct hub *h, struct client *c, const char *arg, char *spelled, uint64_t *first)
 {
-	return room_name_of(h, c, arg, false, spelled);
+	return room_name_of(h, c, arg, false, spelled, first);
 }
 
 enum room_result
@@ -2264,6 +2271,42 @@ room_create_within(struct hub *h, int timeout_ms, const char *arg, const char *t
 }
 
 /*
+ * c is taken out of r by someone else (a kick, a deletion): what it had
+ * not delivered from r goes with the membership, but the answers to its
+ * own messages among it must not, or its count of unanswered messages
+ * never comes down.  They go to its inbox, ahead of the PART.
+ */
+static void
+salvage_answers_locked(struct hub *h, struct client *c, struct room *r)
+{
+	const struct wire_format *f = h->formats[c->wire];
+	struct membership *m = membership_find(c, r);
+	uint64_t from;
+
+	if (m == NULL)
+		return;
+	from = r->head - m->cursor > r->ring_cap ? r->head - r->ring_cap : m->cursor;
+	for (uint64_t pos = from; pos < r->head; pos++) {
+		const struct ring_slot *s = &r->ring[pos & (r->ring_cap - 1)];
+		const struct wire_bytes *w = &s->w[c->wire];
+		struct line *l;
+
+		if (s->sender != c->id || s->kind == SLOT_EVENT)
+			continue;
+		if (s->kind == SLOT_FAILED)
+			l = line_printf("%s", f->not_stored);
+		else
+			l = line_printf("%s%.*s%s", f->ack_head, (int)w->id_len,
+					w->body->data + w->off + w->id_off, f->ack_tail);
+		if (l == NULL || outq_push_line(&c->room.inbox, l) < 0)
+			c->room.out_lost = true;
+		c->room.inbox_acks++;
+	}
+	m->cursor = r->head;
+	target_add_locked(h, c);
+}
+
+/*
  * Deletes r: each member gets PART ROOM .. deleted (through its inbox, as
  * the ring goes with the room) and is put in the default room if not
  * there; the default room becomes current for those whose current room
@@ -2282,6 +2325,7 @@ room_delete_locked(struct hub *h, struct room *r)
 
 		ev.reason = part_reason_name(PART_DELETED);
 		ev.text = part_reason_text(PART_DELETED);
+		salvage_answers_locked(h, c, r);
 		send_alone_locked(h, c, &ev);
 		membership_remove_locked(h, r, c);
 		if (membership_find(c, h->lobby) == NULL && membership_add_locked(h->lobby, c) == 0)
@@ -2379,6 +2423,7 @@ room_kick_within(struct hub *h, int timeout_ms, const char *arg, const char *use
 	struct wire_event ev = room_event(r, WE_PART, c->name);
 	ev.reason = part_reason_name(PART_KICKED);
 	ev.text = fields + strlen(ev.reason) + 1;
+	salvage_answers_locked(h, c, r);
 	send_alone_locked(h, c, &ev);
 	if (notices_wanted(r))
 		ring_push_event_locked(h, r, &ev, c->id);

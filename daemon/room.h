@@ -85,6 +85,7 @@ bool room_wait_empty(struct hub *h, int64_t deadline_mono_ms);
 /* The lines of a reply to joining a room (login or /join); the caller owns the references. */
 struct room_join_reply {
 	char room[ROOM_NAME_MAX + 1]; /* as spelled when it was made */
+	uint64_t first_id;            /* replay history above this id (room_resolve) */
 	uint64_t last_msg_id;         /* replay history up to this id: later ones come live */
 	struct line *users;           /* USERS line: page 1, or page 0 above room_notice_limit */
 	struct line *topic;           /* TOPIC line; NULL when the room has no topic */
@@ -137,7 +138,10 @@ const char *room_result_text(enum room_result r, const char *room, char *buf, si
  *   else the earliest joined room c is still in, else none.
  * room_switch: makes a room c is in current.
  * room_target: where a message goes: a room c is in.
- * room_resolve: any room that exists (for /history and /topic ROOM).
+ * room_resolve: any room that exists (for /history); *first: its history
+ *   is the records with ids above it (0 for a room as old as chatd's
+ *   start; for a room made since, the newest id published when it was made:
+ *   older records of that name belong to a room deleted before).
  * room_topic_line: the TOPIC line of a room (any room; NULL room: current).
  * room_topic_set: sets the topic of a room c is in; the other members get
  *   TOPIC live, c gets the line in *topic (a reference) for its reply.
@@ -151,7 +155,8 @@ enum room_result room_part(struct hub *h, struct client *c, const char *room, co
 			   char *spelled);
 enum room_result room_switch(struct hub *h, struct client *c, const char *room, char *spelled);
 enum room_result room_target(struct hub *h, struct client *c, const char *room, char *spelled);
-enum room_result room_resolve(struct hub *h, struct client *c, const char *room, char *spelled);
+enum room_result room_resolve(struct hub *h, struct client *c, const char *room, char *spelled,
+			      uint64_t *first);
 enum room_result room_topic_line(struct hub *h, struct client *c, const char *room,
 				 struct line **topic);
 enum room_result room_topic_set(struct hub *h, struct client *c, const char *room, const char *text,

@@ -122,6 +122,12 @@ load_lines(FILE *f, const char *path, struct roomfile_room **out, size_t *n, cha
 			snprintf(err, errlen, "%s:%u: damaged room line", path, lineno);
 			return -1;
 		}
+		for (size_t i = 0; i < *n; i++)
+			if (name_cmp((*out)[i].name, (*out)[*n].name) == 0) {
+				snprintf(err, errlen, "%s:%u: room %s is there twice", path, lineno,
+					 (*out)[*n].name);
+				return -1;
+			}
 		(*n)++;
 	}
 	if (ferror(f)) {

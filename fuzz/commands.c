@@ -67,9 +67,9 @@ open_history(void)
 	struct history_stats st;
 
 	fuzz_assert(f != NULL);
-	fputs("chatd-history 1\n", f);
+	fputs("chatd-history 2\n", f);
 	for (int i = 1; i <= HISTORY_MESSAGES; i++)
-		fprintf(f, "%d 2026-11-21T09:30:%02d.123Z %s message number %d\n", i, i,
+		fprintf(f, "%d 2026-11-21T09:30:%02d.123Z lobby msg %s message number %d\n", i, i,
 			i % 2 ? "alice" : "peer", i);
 	fclose(f);
 	fuzz_path(path, "history");

@@ -8,7 +8,7 @@ are chatd's.
 
 import re
 
-from conftest import DOCS, ETC, roff_text
+from conftest import DOCS, ETC, SRC, roff_text
 
 # Defaults a document can state: numbers, booleans, strings that are no path.
 PLAIN_DEFAULT = re.compile(r'-?\d+L?|true|false|"[^/"]*"')
@@ -120,3 +120,10 @@ def test_shipped_config_comments_out_the_defaults(settings):
             f"and the comment does not say {said!r}")
         checked += 1
     assert checked >= 20
+
+
+def test_packaged_config_names_every_setting(settings):
+    """packaging/chatd.conf, the package's /etc/chatd/chatd.conf, shows every setting too."""
+    text = (SRC / "packaging" / "chatd.conf").read_text()
+    missing = [n for n in settings if not re.search(rf"^(# )?{n} = ", text, re.M)]
+    assert missing == [], "not in packaging/chatd.conf"

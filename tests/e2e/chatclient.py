@@ -318,11 +318,11 @@ class FakeServer:
             with conn:
                 conn.settimeout(scaled(20))
                 reader = conn.makefile("rb")
-                conn.sendall(b"HELLO 1 chatd/0.1.0 fake server\n")
+                conn.sendall(b"HELLO 2 chatd/0.2.0 fake server\n")
                 name = reader.readline().decode().strip()
                 conn.sendall(f"PASS known {name} password\n".encode())
                 self.received.append(reader.readline())
-                conn.sendall(f"WELCOME {name} hi\nUSERS 1 1 1 {name}\n"
+                conn.sendall(f"WELCOME {name} hi\nUSERS lobby 1 1 1 {name}\n"
                              f"OK - logged in as {name}\n".encode() + self.script)
                 # Answer what comes until the client leaves.
                 for line in reader:

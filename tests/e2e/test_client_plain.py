@@ -19,7 +19,7 @@ def test_sends_each_line_and_prints_the_protocol(chatd):
     res = run_plain(["--name", "alice", *addr(chatd)], "hello bob\n\n/ping are you there\n",
                     password="pw-alice")
     assert res.rc == EXIT_OK, res
-    assert res.lines[0].startswith("HELLO 1 chatd/")
+    assert res.lines[0].startswith("HELLO 2 chatd/")
     assert res.tagged("WELCOME") == ["WELCOME alice registered"]
     oks = res.tagged("OK")
     assert oks[0] == "OK - logged in as alice"
@@ -125,7 +125,7 @@ def test_live_traffic_is_printed_while_input_stays_open(chatd):
         bob = chatd.login("bob")
         bob.say("are you there, ivy?")
         line = chat.wait_line(lambda line: line.startswith("MSG "))
-        assert line.split(" ", 4)[3:] == ["bob", "are you there, ivy?"]
+        assert line.split(" ", 5)[4:] == ["bob", "are you there, ivy?"]
         chat.send("/msg bob yes")
         assert bob.wait_for("PRIV")[1:] == ["ivy", "bob", "yes"]
         rc, err = chat.finish()
@@ -156,7 +156,7 @@ def test_longest_lines_pass_whole_both_ways(chatd_factory):
     # The longest allowed line goes through; one byte more is refused (413), not cut.
     assert res.rc == EXIT_REFUSED, res.err
     hist = [line for line in res.tagged("HIST") if line.endswith("y" * 100)]
-    assert len(hist) == 1 and hist[0].split(" ", 4)[4] == "y" * 65536
+    assert len(hist) == 1 and hist[0].split(" ", 5)[5] == "y" * 65536
     assert bob.wait_for("MSG")[3] == text
     assert res.tagged("ERR")[0].startswith("ERR 413")
 
@@ -164,7 +164,7 @@ def test_longest_lines_pass_whole_both_ways(chatd_factory):
 def test_escape_sequences_from_a_server_never_reach_the_output():
     # OSC title, clear screen, a C1 CSI, a bidi override, NUL and a stray byte.
     evil = "\x1b]0;pwned\x07\x1b[2J\x9b31m\u202eevil\x00".encode() + b"\xff"
-    server = FakeServer(b"MSG 1 2026-11-21T09:30:00.000Z eve " + evil + b" caf\xc3\xa9\n")
+    server = FakeServer(b"MSG lobby 1 2026-11-21T09:30:00.000Z eve " + evil + b" caf\xc3\xa9\n")
     res = run_plain(["--name", "lee", "127.0.0.1", str(server.port)], "", password="pw")
     server.join()
     assert server.error is None
@@ -178,7 +178,7 @@ def test_escape_sequences_from_a_server_never_reach_the_output():
 
 
 def test_an_overlong_server_line_is_reported_not_cut():
-    server = FakeServer(b"MSG 1 2026-11-21T09:30:00.000Z eve " + b"a" * 70000 + b"\n")
+    server = FakeServer(b"MSG lobby 1 2026-11-21T09:30:00.000Z eve " + b"a" * 70000 + b"\n")
     res = run_plain(["--name", "lee", "127.0.0.1", str(server.port)], "", password="pw")
     server.join()
     assert res.rc == EXIT_LOST, res

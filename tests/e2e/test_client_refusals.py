@@ -46,7 +46,7 @@ class ScriptedServer:
             self.listener.close()
 
     def _play(self, reply, conn, reader):
-        conn.sendall(b"HELLO 1 chatd/0.1.0 scripted\n")
+        conn.sendall(b"HELLO 2 chatd/0.2.0 scripted\n")
         first = reader.readline().decode().strip()
         self.firsts.append(first)
         if callable(reply):
@@ -67,7 +67,7 @@ class ScriptedServer:
 
 def welcome(conn, reader, name, token=None):
     """Logs name in; answers until /quit, or with token, /token and then drops the connection."""
-    conn.sendall(f"WELCOME {name} registered\nUSERS 1 1 1 {name}\n"
+    conn.sendall(f"WELCOME {name} registered\nUSERS lobby 1 1 1 {name}\n"
                  f"OK - logged in as {name}\n".encode())
     for line in reader:
         if line.startswith(b"/quit"):

@@ -25,10 +25,11 @@ def terminals():
         term.close()
 
 
-def logged_in(term, name):
-    """Waits for the input line's prompt after login."""
-    term.wait_for(lambda rows: any(row.startswith(f"{name}> ") or row == f"{name}>"
-                                   for row in rows), f"the prompt of {name}")
+def logged_in(term, name, room="lobby"):
+    """Waits for the input line's prompt after login: the name and the current room."""
+    prompt = f"{name} #{room}>"
+    term.wait_for(lambda rows: any(row.startswith(prompt + " ") or row == prompt
+                                   for row in rows), f"the prompt {prompt!r}")
 
 
 def test_asks_host_port_name_and_hides_the_password(chatd, terminals):
@@ -71,7 +72,7 @@ def test_wrong_password_is_asked_again(chatd, terminals):
     term.line("the-right-one")
     term.wait_text("-- logged in as bob (welcome back)")
     assert b"not-it" not in term.raw() and b"the-right-one" not in term.raw()
-    term.wait_text("bob>")      # readline reads keys again (a C-d before its prompt was lost once)
+    term.wait_text("bob #lobby>")      # readline reads keys again (a C-d before its prompt was lost once)
     term.keys("C-d")
     assert term.wait_exit() == EXIT_OK
 
@@ -89,35 +90,35 @@ def test_incoming_message_does_not_garble_a_half_typed_line(chatd, terminals):
     logged_in(term, "carol")
     bob.wait_for("JOIN")
     term.type("half of a lin")
-    term.wait_for(lambda rows: term.input_row() == "carol> half of a lin", "the typed text")
+    term.wait_for(lambda rows: term.input_row() == "carol #lobby> half of a lin", "the typed text")
     bob.say("something arrives meanwhile")
-    rows = term.wait_for(lambda rows: any(r.endswith("<bob> something arrives meanwhile")
+    rows = term.wait_for(lambda rows: any(r.endswith("#lobby <bob> something arrives meanwhile")
                                           for r in rows), "bob's message")
     # The message sits on its own row above; the input row is as it was.
-    assert term.input_row() == "carol> half of a lin", rows
+    assert term.input_row() == "carol #lobby> half of a lin", rows
     text_rows = [r for r in rows if r]
-    assert text_rows[-2].endswith("<bob> something arrives meanwhile"), rows
+    assert text_rows[-2].endswith("#lobby <bob> something arrives meanwhile"), rows
     # Typing goes on where it stopped, and the whole line is what is sent.
     term.type("e")
     term.keys("Enter")
     assert bob.wait_for("MSG")[2:] == ["carol", "half of a line"]
-    term.wait_for(lambda rows: any(r.endswith("<carol> half of a line") for r in rows),
+    term.wait_for(lambda rows: any(r.endswith("#lobby <carol> half of a line") for r in rows),
                   "carol's own message")
-    assert term.input_row() == "carol>"
+    assert term.input_row() == "carol #lobby>"
 
 
 def test_private_messages_joins_and_departures_are_shown(chatd, terminals):
     term = terminals(["--name", "dan", "127.0.0.1", str(chatd.port)], password="pw-dan")
     logged_in(term, "dan")
     eve = chatd.login("eve")
-    term.wait_text("--> eve joined")
+    term.wait_text("#lobby --> eve joined")
     eve.request("/msg dan psst")
     term.wait_text("*eve* psst")
     term.line("/msg eve back at you")
     assert eve.wait_for("PRIV")[1:] == ["dan", "eve", "back at you"]
     term.wait_text("-> *eve* back at you")
     eve.request("/quit lunch")
-    term.wait_text("<-- eve left (quit: lunch)")
+    term.wait_text("#lobby <-- eve left (quit: lunch)")
     term.line("/msg eve too late")
     term.wait_text("eve is not online (error 404)")
 
@@ -129,8 +130,8 @@ def test_history_replay_is_shown_as_history(chatd, terminals):
     logged_in(term, "gus")
     everything = term.everything()
     lines = everything.splitlines()
-    start = lines.index("-- history")
-    assert lines[start + 1].endswith("<fay> said before you came")
+    start = lines.index("-- history of #lobby")
+    assert lines[start + 1].endswith(" #lobby <fay> said before you came")
     assert lines[start + 2] == "-- end of history"
 
 
@@ -143,20 +144,21 @@ def test_reconnects_after_chatd_restarts(chatd, terminals):
     term.line("typed during the restart")
     term.type("half typed")
     term.wait_text("-- logged in again as hal", timeout=30)
-    term.wait_for(lambda rows: term.input_row() == "hal> half typed", "the kept input line")
+    term.wait_for(lambda rows: term.input_row() == "hal #lobby> half typed",
+                  "the kept input line")
     ivy = chatd.login("ivy")
     data, _ = ivy.request("/history 5")
     assert [h[2:] for h in data if h[2] == "hal"] == [["hal", "typed during the restart"]]
     # The new connection carries live traffic both ways.
     ivy.say("welcome back hal")
-    term.wait_text("<ivy> welcome back hal")
+    term.wait_text("#lobby <ivy> welcome back hal")
     term.keys("Enter")
     assert ivy.wait_for("MSG")[2:] == ["hal", "half typed"]
 
 
 def test_escape_sequences_from_a_server_never_reach_the_terminal(terminals):
     evil = "\x1b]0;pwned\x07\x1b[2J\x9b31m\u202eevil".encode() + b"\xff"
-    server = FakeServer(b"MSG 1 2026-11-21T09:30:00.000Z eve " + evil + b" done\n")
+    server = FakeServer(b"MSG lobby 1 2026-11-21T09:30:00.000Z eve " + evil + b" done\n")
     term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
                      password="pw")
     term.wait_text("evil")
@@ -177,9 +179,10 @@ def test_logs_in_again_with_a_password_changed_meanwhile(chatd, terminals):
     term.wait_text("-- password changed")
     # A password never comes back with the Up key: the line before it does.
     term.keys("Up")
-    term.wait_for(lambda rows: term.input_row() == "max> first words", "the recalled line")
+    term.wait_for(lambda rows: term.input_row() == "max #lobby> first words",
+                  "the recalled line")
     term.keys("C-c")
-    term.wait_for(lambda rows: term.input_row() == "max>", "the line cleared by Ctrl-C")
+    term.wait_for(lambda rows: term.input_row() == "max #lobby>", "the line cleared by Ctrl-C")
     chatd.restart()
     term.wait_text("-- logged in again as max", timeout=30)
     term.line("/quit")

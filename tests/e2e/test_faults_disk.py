@@ -179,7 +179,7 @@ def test_compaction_on_a_nearly_full_disk(tmpfs_factory, chatd_factory, tmp_path
     stays whole, and no acknowledged message goes missing."""
     disk = tmpfs_factory("disk")
     d = chatd_factory(state_dir=str(disk.path / "state"), log_file=str(tmp_path / "chatd.log"),
-                      history_max_size=65536)
+                      history_max_size=65536, history_memory=20)
     alice = d.login("alice")
     text = "c" * 1000
     acked = {alice.say(f"{i} {text}"): f"{i} {text}" for i in range(50)}

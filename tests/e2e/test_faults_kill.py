@@ -34,7 +34,9 @@ def kill_and_restart(d):
 def test_sigkill_under_heavy_traffic_loses_nothing_acknowledged(chatd_factory, compacting):
     # Compacting: the history passes history_max_size every ~60 messages, so the
     # kill may land in a compaction; what it drops on purpose is the oldest half.
-    d = chatd_factory(history_sync_ms=0, **({"history_max_size": 65536} if compacting else {}))
+    # (history_memory is per room, and compaction keeps what it holds.)
+    extra = {"history_max_size": 65536, "history_memory": 20} if compacting else {}
+    d = chatd_factory(history_sync_ms=0, **extra)
     reader = d.login("reader")
     text = "k" * (1000 if compacting else 10)
     senders = [faults.Sender(d, f"sender{i}", text=text) for i in range(SENDERS)]

@@ -32,7 +32,7 @@ def test_modes_of_files_and_directories(chatd_factory, tmp_path):
         state = tmp_path / "new" / "state"
         logs = tmp_path / "new" / "logs"
         d = chatd_factory(start=False, state_dir=str(state), log_file=str(logs / "chatd.log"),
-                          history_max_size=65536)
+                          history_max_size=65536, history_memory=20)
         # Copies put back by hand with loose modes, and a temporary file left by a
         # crash during compaction.
         state.mkdir(parents=True)

@@ -55,7 +55,7 @@ def test_history_lock_outlives_compaction(chatd_factory, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
     path = str(shared / "history")
-    first = chatd_factory(history_file=path, history_max_size=65536)
+    first = chatd_factory(history_file=path, history_max_size=65536, history_memory=20)
     inode = os.stat(path).st_ino
     alice = first.login("alice")
     for _ in range(80):

@@ -216,7 +216,7 @@ def test_the_terminal_mode_reconnects_with_its_token(chatd):
     from chatclient import Terminal
     term = Terminal(["--name", "pia", "127.0.0.1", str(chatd.port)], password="pw-pia")
     try:
-        term.wait_for(lambda rows: any(row.startswith("pia>") for row in rows), "the prompt")
+        term.wait_for(lambda rows: any(row.startswith("pia #lobby>") for row in rows), "the prompt")
         wait_until(lambda: "resume tokens: 1" in chatd.ctl_ok("status"), "chat's token")
         assert not re.search(r"[0-9a-f]{64}", term.everything())   # never shown
         chatd.restart()

@@ -169,6 +169,24 @@ def test_who_topic_rooms_history_per_room(chatd):
     assert re.search(r"^\d+ \S+ dev topic bob  spaces  kept $", text, re.M), text
 
 
+def test_history_words_and_rooms_made_again(chatd):
+    """/history sincere is a room (only the word since is the keyword); a room
+    deleted and made again at once shows none of the old room's history."""
+    alice, bob = chatd.login("alice"), chatd.login("bob")
+    ok(alice, "/join sincere")
+    i = alice.say("hello")
+    ok(alice, "/switch lobby")
+    data, final = alice.request("/history sincere")
+    assert [h.id for h in data] == [i] and final.raw == "OK - 1 messages"
+    ok(alice, "/join dev")
+    alice.say("the old room's secret")
+    chatd.ctl_ok("room", "del", "dev")
+    data, final = bob.request("/join dev")
+    assert final.raw == "OK - joined dev" and [h for h in data if h.tag == "HIST"] == []
+    assert reply(bob, "/history dev") == ([], "OK - 0 messages")
+    assert reply(bob, "/history dev since 0") == ([], "OK - 0 messages")
+
+
 def test_replies_stay_in_order_across_rooms(chatd):
     """Pipelined messages to two rooms: OKs in request order, and a member of
     both gets every message in id order whatever its room."""

@@ -24,6 +24,7 @@
 
 #include "history.h"
 #include "log.h"
+#include "names.h"
 #include "timefmt.h"
 
 #define HEADER "chatd-history 2\n"
@@ -1449,6 +1450,7 @@ test_compaction_keeps_appends_made_meanwhile(void **state)
 	size_t sent = 0, len, n;
 
 	f->cfg.max_size = 8192;
+	f->cfg.memory = 10; /* far less than the file: compaction has older records to drop */
 	h = open_history(f);
 	fill(f, h, &sent, f->cfg.max_size - 200);
 	sink_wait(&f->sink, sent);
@@ -1498,6 +1500,7 @@ test_relaxed_compaction(void **state)
 
 	f->cfg.sync_ms = 5;
 	f->cfg.max_size = 8192;
+	f->cfg.memory = 10;
 	h = open_history(f);
 	fill(f, h, &sent, f->cfg.max_size + 1);
 	assert_int_equal(sink_count(&f->sink), sent);
@@ -1528,6 +1531,7 @@ test_compaction_disk_full(void **state)
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", f->path);
 	f->cfg.max_size = 8192;
+	f->cfg.memory = 10;
 	h = open_history(f);
 	pthread_mutex_lock(&io.lock);
 	io.fail_tmp_writes = true;
@@ -1613,6 +1617,348 @@ test_load_million(void **state)
 	assert_int_equal(log_count(f, "damaged"), 0);
 }
 
+/* --- rooms --- */
+
+static void
+append_in(struct history *h, const char *room, enum history_kind kind, const char *name,
+	  const char *text)
+{
+	assert_int_equal(history_append(h, 1, room, kind, name, text, strlen(text)), 0);
+}
+
+/* The texts of room's records in memory (events too if asked), joined by '|'. */
+static char *
+room_texts(struct history *h, const char *room, bool events)
+{
+	struct history_entry e[64];
+	size_t n = history_recent(h, room, 64, UINT64_MAX, events, e), len = 0;
+	char *out = calloc(1, 64 * 256);
+
+	assert_non_null(out);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(name_cmp(e[i].room, room), 0);
+		len += (size_t)snprintf(out + len, 64 * 256 - len, "%s%.*s", i ? "|" : "",
+					(int)e[i].text_len, e[i].body->data + e[i].text_off);
+	}
+	history_entries_release(e, n);
+	return out;
+}
+
+static void
+assert_room_texts(struct history *h, const char *room, bool events, const char *want)
+{
+	char *got = room_texts(h, room, events);
+
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void
+test_rooms_kept_apart(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+	struct history_stats st;
+	struct history_entry e[4];
+	uint64_t first;
+	size_t n;
+
+	append_in(h, "lobby", HK_MSG, "ann", "l1");
+	append_in(h, "Rust", HK_MSG, "bob", "r1");
+	append_in(h, "go", HK_MSG, "ann", "g1");
+	append_in(h, "rust", HK_MSG, "ann", "r2"); /* the same room: names ignore case */
+	append_in(h, "lobby", HK_MSG, "bob", "l2");
+	sink_wait(&f->sink, 5);
+	assert_room_texts(h, "lobby", false, "l1|l2");
+	assert_room_texts(h, "RUST", false, "r1|r2");
+	assert_room_texts(h, "go", false, "g1");
+	assert_room_texts(h, "nowhere", false, "");
+	assert_room_texts(h, "a-name-far-too-long-for-any-room-at-all", false, "");
+
+	/* An entry carries its room as stored, and its fields. */
+	n = history_recent(h, "rust", 4, UINT64_MAX, false, e);
+	assert_int_equal(n, 2);
+	assert_string_equal(e[0].room, "Rust");
+	assert_string_equal(e[1].room, "rust");
+	assert_int_equal(e[0].id, 2);
+	assert_int_equal(e[1].id, 4);
+	assert_int_equal(e[0].kind, HK_MSG);
+	assert_memory_equal(e[0].body->data + e[0].name_off, "bob", e[0].name_len);
+	assert_memory_equal(e[0].body->data + e[0].room_off, "Rust", e[0].room_len);
+	assert_memory_equal(e[0].body->data + e[0].time_off, "20", 2);
+	history_entries_release(e, n);
+
+	/* Ids are one sequence: a room sees gaps. */
+	n = history_since(h, "lobby", 1, 4, false, e, &first);
+	assert_int_equal(n, 1);
+	assert_int_equal(e[0].id, 5);
+	assert_int_equal(first, 1);
+	history_entries_release(e, n);
+
+	history_get_stats(h, &st);
+	assert_int_equal(st.rooms, 3);
+	assert_int_equal(st.in_memory, 5);
+	history_close(h);
+
+	/* And so after a restart. */
+	h = open_history(f);
+	assert_room_texts(h, "lobby", false, "l1|l2");
+	assert_room_texts(h, "rust", false, "r1|r2");
+	assert_room_texts(h, "go", false, "g1");
+	history_close(h);
+}
+
+static void
+test_events_only_when_asked(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+	struct history_entry e[8];
+	uint64_t first;
+	size_t n, len;
+	char *file;
+
+	append_in(h, "rust", HK_JOIN, "ann", "");
+	append_in(h, "rust", HK_TOPIC, "ann", "all about rust");
+	append_in(h, "rust", HK_MSG, "ann", "hello");
+	append_in(h, "rust", HK_PART, "ann", "left gone for lunch");
+	append_in(h, "rust", HK_TOPIC, "*", "set by an operator");
+	sink_wait(&f->sink, 5);
+	assert_room_texts(h, "rust", false, "hello");
+	assert_room_texts(h, "rust", true,
+			  "|all about rust|hello|left gone for lunch|set by an operator");
+
+	/* The newest N counts messages only when events are not asked for. */
+	n = history_recent(h, "rust", 1, UINT64_MAX, false, e);
+	assert_int_equal(n, 1);
+	assert_int_equal(e[0].id, 3);
+	history_entries_release(e, n);
+	n = history_recent(h, "rust", 2, UINT64_MAX, true, e);
+	assert_int_equal(n, 2);
+	assert_int_equal(e[0].id, 4);
+	assert_int_equal(e[0].kind, HK_PART);
+	assert_int_equal(e[1].kind, HK_TOPIC);
+	assert_memory_equal(e[1].body->data + e[1].name_off, "*", 1);
+	history_entries_release(e, n);
+	n = history_since(h, "rust", 1, 8, false, e, &first);
+	assert_int_equal(n, 1);
+	assert_int_equal(first, 1);
+	history_entries_release(e, n);
+	n = history_since(h, "rust", 1, 8, true, e, &first);
+	assert_int_equal(n, 4);
+	history_entries_release(e, n);
+	history_close(h);
+
+	/* The records as the file holds them. */
+	file = slurp(f->path, &len);
+	assert_non_null(strstr(file, " rust join ann\n"));
+	assert_non_null(strstr(file, " rust topic ann all about rust\n"));
+	assert_non_null(strstr(file, " rust msg ann hello\n"));
+	assert_non_null(strstr(file, " rust part ann left gone for lunch\n"));
+	assert_non_null(strstr(file, " rust topic * set by an operator\n"));
+	free(file);
+	assert_int_equal(sink_count(&f->sink), 5);
+	assert_int_equal(f->sink.r[0].id, 1);
+
+	h = open_history(f);
+	assert_room_texts(h, "rust", true,
+			  "|all about rust|hello|left gone for lunch|set by an operator");
+	history_close(h);
+}
+
+static void
+test_version_1_converted(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h;
+	struct stat st;
+	size_t len;
+	char *file;
+
+	static const char v1[] = HEADER_V1 "3 " TS " ann one\n"
+					   "4 " TS " bob two words\n"
+					   "4 " TS " bob not increasing\n"
+					   "7 " TS " ann three\n"
+					   "8 " TS " ann tor";
+	static const char v2[] = HEADER "3 " TS " Hall msg ann one\n"
+					"4 " TS " Hall msg bob two words\n"
+					"7 " TS " Hall msg ann three\n";
+
+	spill(f->path, v1, sizeof(v1) - 1);
+	chmod(f->path, 0644);
+	f->cfg.default_room = "Hall";
+	h = open_history(f);
+	assert_room_texts(h, "hall", false, "one|two words|three");
+	assert_room_texts(h, "lobby", false, "");
+	append_in(h, "hall", HK_MSG, "ann", "after");
+	sink_wait(&f->sink, 1);
+	assert_int_equal(f->sink.r[0].id, 8);
+	history_close(h);
+
+	/* The messages in the default room, then the one appended after the conversion. */
+	file = slurp(f->path, &len);
+	assert_memory_equal(file, v2, sizeof(v2) - 1);
+	assert_non_null(strstr(file + sizeof(v2) - 1, " hall msg ann after\n"));
+	free(file);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(log_count(f, "converted from version 1 to version 2 (3 messages"), 1);
+	assert_int_equal(log_count(f, "damaged history line skipped"), 1);
+
+	/* Converted once: the next start reads version 2. */
+	h = open_history(f);
+	assert_room_texts(h, "hall", false, "one|two words|three|after");
+	history_close(h);
+	assert_int_equal(log_count(f, "converted from"), 1);
+}
+
+static void
+test_quiet_room_survives_compaction(void **state)
+{
+	struct fixture *f = *state;
+	struct history_stats st;
+	struct history *h;
+	size_t sent = 0, len, n;
+	uint64_t *ids;
+	char *file;
+
+	f->cfg.max_size = 4096;
+	f->cfg.memory = 5;
+	h = open_history(f);
+	append_in(h, "quiet", HK_TOPIC, "ann", "nobody talks here");
+	append_in(h, "quiet", HK_MSG, "ann", "first and last words");
+	sent = 2;
+	sink_wait(&f->sink, sent);
+	for (int i = 0; i < 3; i++)
+		fill(f, h, &sent, INT64_MAX);
+	history_get_stats(h, &st);
+	assert_true(st.compactions >= 3);
+	assert_true(st.file_size < 4096);
+	assert_room_texts(h, "quiet", true, "nobody talks here|first and last words");
+	history_close(h);
+
+	file = slurp(f->path, &len);
+	assert_non_null(strstr(file, " quiet msg ann first and last words\n"));
+	free(file);
+	ids = file_ids(f->path, &n); /* ids increase; the newest stays; quiet's are there */
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], 2);
+	assert_true(ids[2] > 3);
+	assert_int_equal(ids[n - 1], sent);
+	free(ids);
+	h = open_history(f);
+	assert_room_texts(h, "quiet", true, "nobody talks here|first and last words");
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, sent);
+	assert_int_equal(st.in_memory, 2 + 5); /* quiet's two, lobby's newest five */
+	history_close(h);
+}
+
+/* A compaction that finds everything it could drop still in memory keeps the file as it is. */
+static void
+test_compaction_with_nothing_to_drop(void **state)
+{
+	struct fixture *f = *state;
+	struct history_stats st;
+	struct history *h;
+	size_t sent = 0;
+
+	f->cfg.max_size = 4096;
+	f->cfg.memory = 1000;
+	h = open_history(f);
+	fill(f, h, &sent, 4096 + 1000);
+	history_get_stats(h, &st);
+	assert_int_equal(st.compactions, 0);
+	assert_int_equal(st.in_memory, sent);
+	assert_int_equal(log_count(f, "compaction failed"), 0);
+	history_close(h);
+	assert_file_ids_are(f->path, 1, sent);
+}
+
+static void
+test_deleted_room(void **state)
+{
+	struct fixture *f = *state;
+	struct history_stats st;
+	struct history *h;
+	size_t sent = 0, len;
+	char *file;
+
+	f->cfg.max_size = 4096;
+	f->cfg.memory = 5;
+	h = open_history(f);
+	append_in(h, "gone", HK_MSG, "ann", "before the deletion");
+	append_in(h, "stay", HK_MSG, "ann", "staying");
+	history_drop_room(h, "Gone");
+	sink_wait(&f->sink, 3);
+	/* The deletion is published like any record. */
+	assert_int_equal(f->sink.r[2].id, 3);
+	assert_non_null(strstr(f->sink.r[2].body, " Gone delete -\n"));
+	assert_room_texts(h, "gone", true, "");
+	assert_room_texts(h, "stay", true, "staying");
+	history_get_stats(h, &st);
+	assert_int_equal(st.rooms, 1);
+	assert_int_equal(st.in_memory, 1);
+
+	/* A room of that name made later starts empty. */
+	append_in(h, "GONE", HK_MSG, "bob", "a new room");
+	sink_wait(&f->sink, 4);
+	assert_room_texts(h, "gone", true, "a new room");
+	history_close(h);
+
+	/* The loader drops what came before the deletion. */
+	h = open_history(f);
+	assert_room_texts(h, "gone", true, "a new room");
+	assert_room_texts(h, "stay", true, "staying");
+	history_drop_room(h, "gone");
+	sent = 5;
+	sink_wait(&f->sink, sent);
+	history_close(h);
+	h = open_history(f);
+	assert_room_texts(h, "gone", true, "");
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, 5); /* the deletion's id is not given out again */
+
+	/* Compaction drops the deleted room's records, and the deletions. */
+	for (int i = 0; i < 2; i++)
+		fill(f, h, &sent, INT64_MAX);
+	history_close(h);
+	file = slurp(f->path, &len);
+	assert_null(strstr(file, "gone"));
+	assert_null(strstr(file, "Gone"));
+	assert_null(strstr(file, "GONE"));
+	assert_non_null(strstr(file, " stay msg ann staying\n"));
+	free(file);
+}
+
+/* A thousand rooms of one message each cost a small ring each, not history_memory's worth. */
+static void
+test_many_quiet_rooms(void **state)
+{
+	struct fixture *f = *state;
+	struct history_stats st;
+	struct history *h;
+	char room[16];
+
+	f->cfg.memory = 1000;
+	h = open_history(f);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(room, sizeof(room), "room%d", i);
+		append_in(h, room, HK_MSG, "ann", room);
+	}
+	sink_wait(&f->sink, 1000);
+	history_get_stats(h, &st);
+	assert_int_equal(st.rooms, 1000);
+	assert_int_equal(st.in_memory, 1000);
+	assert_room_texts(h, "ROOM517", false, "room517");
+	history_close(h);
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.rooms, 1000);
+	assert_room_texts(h, "room999", false, "room999");
+	history_close(h);
+}
+
 int
 main(void)
 {
@@ -1646,6 +1992,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_relaxed_compaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_million, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rooms_kept_apart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_events_only_when_asked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_1_converted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quiet_room_survives_compaction, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_with_nothing_to_drop, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_room, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_quiet_rooms, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

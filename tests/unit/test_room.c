@@ -532,6 +532,49 @@ test_kicked_sender_still_gets_its_answer(void **state)
 	hub_free(h);
 }
 
+/*
+ * A busy member's answers already in a room's ring when an operator takes
+ * it out of the room (or deletes the room) still reach it, ahead of the PART.
+ */
+static void
+test_answers_in_the_ring_survive_a_kick_and_a_deletion(void **state)
+{
+	struct hub *h = hub_new(wire_formats);
+	int pa, pb;
+	struct client *a, *b;
+	struct history_entry e[] = { msg(1, 1, "dev", "alice"), msg(2, 1, "ops", "alice") };
+
+	(void)state;
+	a = member(h, "alice", 1, &pa);
+	b = member(h, "bob", 2, &pb);
+	join(h, a, "dev");
+	join(h, a, "ops");
+	join(h, b, "dev");
+	room_wake_up(h, a); /* busy: the answers stay in the rings */
+	drain(pa), drain(pb);
+	a->unacked = 2;
+	room_publish_history(h, e, 2);
+	assert_int_equal(room_kick_within(h, 100, "dev", "alice", ""), 1);
+	assert_int_equal(room_delete_within(h, 100, "ops"), 1);
+	collect_all(h, a);
+	{
+		size_t len;
+		char *got = read_all(pa, &len);
+		char *ok1 = strstr(got, "OK 1 sent\n"), *kick = strstr(got, "PART dev ");
+		char *ok2 = strstr(got, "OK 2 sent\n"), *del = strstr(got, "PART ops ");
+
+		assert_true(ok1 && kick && ok1 < kick);
+		assert_true(ok2 && del && ok2 < del);
+		assert_non_null(
+			strstr(got, " alice kicked taken out of the room by the operator\n"));
+		free(got);
+	}
+	assert_int_equal(a->unacked, 0);
+	history_entries_release(e, 2);
+	member_free(h, a, pa), member_free(h, b, pb);
+	hub_free(h);
+}
+
 static void
 test_admin_rooms(void **state)
 {
@@ -608,6 +651,7 @@ main(void)
 		cmocka_unit_test(test_leave_and_current_room),
 		cmocka_unit_test(test_replaced_session_parts_every_room),
 		cmocka_unit_test(test_kicked_sender_still_gets_its_answer),
+		cmocka_unit_test(test_answers_in_the_ring_survive_a_kick_and_a_deletion),
 		cmocka_unit_test(test_admin_rooms),
 	};
 	int rc;
