@@ -137,10 +137,6 @@ def test_room_names_at_the_edges(chatd):
     assert reply(alice, "/join a b") == ([], "ERR 400 usage: /join ROOM")
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: /history treats any first word beginning "
-                   "with 'since' as the keyword: /history sincere is ERR 400 instead of the "
-                   "history of room sincere (daemon/commands.c cmd_history: strncmp(args, "
-                   "\"since\", 5) without a word boundary)")
 def test_history_of_a_room_whose_name_starts_with_since(chatd):
     alice = chatd.login("alice")
     ok(alice, "/join sincere")
@@ -562,10 +558,6 @@ def test_a_damaged_rooms_file_is_refused_with_file_and_line(chatd_factory, body,
     assert path.read_bytes() == ("chatd-rooms 1\n" + body).encode()
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a rooms file naming one room twice (dev, then "
-                   "Dev with another topic) is accepted and the later line silently wins "
-                   "(daemon/room.c hub_load_rooms: room_make_locked returns the existing room; "
-                   "daemon/roomfile.c load_lines has no duplicate check)")
 @pytest.mark.parametrize("second", ["dev user 2 5 bob other topic", "Dev op 2 - - "])
 def test_a_rooms_file_naming_a_room_twice_is_refused(chatd_factory, second):
     d = chatd_factory(start=False)
@@ -582,12 +574,6 @@ def test_a_rooms_file_naming_a_room_twice_is_refused(chatd_factory, second):
 
 # ---- deletion, kicks and the default room ----
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a room deleted (by an operator or by expiry) "
-                   "and made again at once replays the deleted room's messages: "
-                   "history_drop_room() only queues the delete record, and until the commit "
-                   "thread has synced it the memory ring still hands out the old records "
-                   "(daemon/room.c room_delete_within/room_expire_within -> daemon/history.c "
-                   "history_drop_room, ring_match)")
 @pytest.mark.parametrize("how", ["delete", "expire"])
 def test_a_deleted_room_made_again_at_once_has_no_history(chatd_factory, how):
     d = chatd_factory(start=False, room_expiry=1 if how == "expire" else 0)
@@ -721,21 +707,10 @@ def sending_while_taken_out(d, how):
             ok(bob, f"/leave {room}")
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a member pipelining messages to a room an "
-                   "operator deletes may never get the answers to the messages already "
-                   "published into the room's ring: they go with the ring (room_delete_locked "
-                   "-> membership_remove_locked/room_free_one drop undelivered slots, the "
-                   "sender's OKs among them), its count of unanswered messages never comes "
-                   "down and the session stops answering at all (daemon/room.c)")
 def test_a_member_sending_while_its_room_is_deleted_gets_every_answer(chatd):
     sending_while_taken_out(chatd, "delete")
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a member pipelining messages to a room it is "
-                   "kicked from (chatctl room kick) may never get the answers to its messages "
-                   "already in the room's ring: membership_remove_locked drops what it had not "
-                   "delivered, its OKs among them, and the session stops answering "
-                   "(daemon/room.c room_kick_within -> membership_remove_locked)")
 def test_a_member_sending_while_kicked_from_the_room_gets_every_answer(chatd):
     sending_while_taken_out(chatd, "kick")
 
@@ -845,12 +820,6 @@ def test_replay_at_join_has_no_gap_while_the_room_talks(chatd_factory):
         assert seen == sent[sent.index(seen[0]):], (j.label, replayed[-3:], live[:3])
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: history_memory is not per room: the history "
-                   "holds one ring of history_memory records for all rooms, events included, "
-                   "so a busy room (or joins and parts) pushes a quiet room's messages out of "
-                   "/history and the /join replay (daemon/history.c: h->ring, one ring of "
-                   "cfg->memory; branch storage's per-room rings, 64e92cd, are not merged "
-                   "into core yet)")
 def test_a_busy_room_does_not_push_a_quiet_room_out_of_memory(chatd_factory):
     d = chatd_factory(history_memory=20, history_replay=5)
     alice, bob = d.login("alice"), d.login("bob")

@@ -6,12 +6,10 @@
  * must still reach her and her count of unanswered messages come down, or
  * her session holds her next line for good.
  *
- * These tests show a defect of daemon/room.c (membership_remove_locked
- * drops the slots a member had not delivered, its own answers among them):
- * they fail today, and tests/CMakeLists.txt registers this program with
- * WILL_FAIL so the suite stays green; when they pass, ctest reports it and
- * WILL_FAIL goes.  Everything runs on the test's thread, no sleeps; a member
- * is a struct client on one end of a socketpair (as in test_room.c).
+ * (membership_remove_locked once dropped the slots a member had not
+ * delivered, its own answers among them.)  Everything runs on the test's
+ * thread, no sleeps; a member is a struct client on one end of a
+ * socketpair (as in test_room.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
