@@ -1060,3 +1060,15 @@ def test_room_expiry_turned_on_by_a_reload_applies_promptly(chatd_factory):
     reload(d, room_expiry=1)
     wait_until(lambda: "brief" not in [r[0] for r in rooms_of(alice)], "brief to expire",
                timeout=10)
+
+
+def test_fixed_room_settings_are_not_changed_by_a_reload(chatd_factory):
+    d = chatd_factory()
+    alice = d.login("alice")
+    reload(d, default_room="hall", rooms_file=str(d.state_dir / "rooms2"))
+    assert re.search(r"reload: .*default_room.* changed; that takes a restart", d.log_text())
+    bob = d.login("bob")                        # login() checks bob lands in lobby
+    ok(bob, "/join x")
+    assert rooms_of(alice) == [("lobby", 2, ""), ("x", 1, "")]
+    assert not (d.state_dir / "rooms2").exists()
+    assert re.search(r"^x user ", (d.state_dir / "rooms").read_text(), re.M)
