@@ -222,6 +222,10 @@ def test_a_crowd_creating_rooms_gets_exactly_max_rooms(chatd_factory):
     # Still full: a new name is refused, a made one may be joined.
     assert reply(alice, "/join brandnew")[1].startswith("ERR 405 ")
     assert reply(alice, f"/join r{made[-1]}")[1] == f"OK - joined r{made[-1]}"
+    # A deletion frees a place, for one new room only.
+    d.ctl_ok("room", "del", f"r{made[0]}")
+    assert reply(alice, "/join brandnew")[1] == "OK - joined brandnew"
+    assert reply(alice, "/join another")[1].startswith("ERR 405 ")
 
 
 # ---- churn: joining and leaving while others talk ----
