@@ -1076,3 +1076,31 @@ def test_fixed_room_settings_are_not_changed_by_a_reload(chatd_factory):
     assert rooms_of(alice) == [("lobby", 2, ""), ("x", 1, "")]
     assert not (d.state_dir / "rooms2").exists()
     assert re.search(r"^x user ", (d.state_dir / "rooms").read_text(), re.M)
+
+
+def test_answers_keep_request_order_across_rooms_when_one_is_deleted(chatd):
+    """alice alternates lines to dev and lobby while dev is deleted: her answers come in
+    the order of her lines (ids growing), whatever room each line went to."""
+    alice, bob = chatd.login("alice"), chatd.login("bob")
+    for rnd in range(ROUNDS_TAKEN_OUT):
+        room = f"dev{rnd}"
+        for c in (alice, bob):
+            ok(c, f"/join {room}")
+        lines = [f"/say {room if k % 2 else 'lobby'} m{k}" for k in range(SENDS)]
+        alice.send_raw("".join(line + "\n" for line in lines).encode())
+        finals = [alice.collect_reply(timeout=5)[1].raw for _ in range(rnd * 7 % 40)]
+        d_ok = chatd.ctl("room", "del", room)
+        assert d_ok.returncode == 0, d_ok.stderr
+        for _ in range(SENDS - len(finals)):
+            finals.append(alice.collect_reply(timeout=5)[1].raw)
+        ids = [int(f.split()[1]) for f in finals if re.fullmatch(r"OK \d+ sent", f)]
+        assert ids == sorted(ids), f"round {rnd}: answers out of request order"
+        for line, f in zip(lines, finals):
+            if line.startswith("/say lobby"):
+                assert re.fullmatch(r"OK \d+ sent", f), (rnd, line, f)
+        alice.live.clear()
+        bob.live.clear()
+        alice.sync()
+        bob.sync()
+        alice.live.clear()
+        bob.live.clear()
