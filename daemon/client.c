@@ -313,7 +313,7 @@ static int
 send_welcome(struct client *c, bool registered)
 {
 	const struct settings *s = settings_get();
-	struct room_join_reply rep;
+	struct room_join_reply rep = { 0 };
 
 	/* Logged in now: a max_clients slot, or ERR 503 (peers.h). */
 	if (!peers_logged_in(&c->addr, c->fd, s->max_clients) ||

@@ -105,7 +105,7 @@ cmd_who(struct client *c, char *args, char *text, size_t textlen)
 static enum command_result
 cmd_join(struct client *c, char *args, char *text, size_t textlen)
 {
-	struct room_join_reply rep;
+	struct room_join_reply rep = { 0 };
 	enum room_result res;
 
 	if (*args == '\0' || strchr(args, ' ') != NULL)
