@@ -569,12 +569,14 @@ ack_pieces(const struct wire_format *f, const struct wire_bytes *w, struct piece
 
 /*
  * What slot s puts on c's wire, as at most SLOT_PIECES pieces pointing
- * into the slot's line or static text; counts c's own messages as
- * answered.  Shared by room_collect (which queues the pieces) and
- * write-through (which writes them).
+ * into the slot's line or static text; *answered counts c's own messages
+ * it answers (the caller takes them off c->unacked, or counts them in the
+ * inbox's).  Shared by room_collect (which queues the pieces),
+ * write-through (which writes them) and inbox_catch_up_locked.
  */
 static size_t
-slot_pieces(const struct hub *h, struct client *c, const struct ring_slot *s, struct piece *p)
+slot_pieces(const struct hub *h, const struct client *c, const struct ring_slot *s, struct piece *p,
+	    unsigned *answered)
 {
 	const struct wire_format *f = h->formats[c->wire];
 	const struct wire_bytes *w = &s->w[c->wire];
@@ -583,14 +585,14 @@ slot_pieces(const struct hub *h, struct client *c, const struct ring_slot *s, st
 	switch (s->kind) {
 	case SLOT_MSG:
 		if (own) {
-			c->unacked--;
+			(*answered)++;
 			return ack_pieces(f, w, p);
 		}
 		return piece_line(p, w->body, w->off, w->len);
 	case SLOT_FAILED:
 		if (!own)
 			return 0;
-		c->unacked--;
+		(*answered)++;
 		return piece_static(p, f->not_stored, strlen(f->not_stored));
 	case SLOT_EVENT:
 		return own || w->body == NULL ? 0 : piece_line(p, w->body, w->off, w->len);
@@ -610,8 +612,10 @@ static int
 deliver_slot(const struct hub *h, struct client *c, const struct ring_slot *s)
 {
 	struct piece p[SLOT_PIECES];
-	size_t n = slot_pieces(h, c, s, p);
+	unsigned answered = 0;
+	size_t n = slot_pieces(h, c, s, p, &answered);
 
+	c->unacked -= answered;
 	for (size_t i = 0; i < n; i++)
 		if (piece_queue(&c->out, &p[i], 0) < 0)
 			return -1;
@@ -647,7 +651,10 @@ wt_gather(const struct hub *h, struct client *c, struct piece *p, size_t *np)
 
 	*np = 0;
 	while (*np + SLOT_PIECES <= WT_PIECES && (m = next_pending(c)) != NULL) {
-		*np = pieces_merge(p, *np, slot_pieces(h, c, slot_at(m), p + *np));
+		unsigned answered = 0;
+
+		*np = pieces_merge(p, *np, slot_pieces(h, c, slot_at(m), p + *np, &answered));
+		c->unacked -= answered;
 		m->cursor++;
 		any = true;
 	}
@@ -1978,9 +1985,42 @@ sender_locked(struct hub *h, const struct history_entry *e)
 }
 
 /*
+ * Moves what c has pending in the rings, up to publication number upto,
+ * into its inbox in publication order, so that a line sent to c alone
+ * next (an answer from a room it is no longer in, a PART) keeps its place
+ * among its replies.  Of room gone (the one c is taken out of; NULL for
+ * none) only c's own answers go.  c->unacked is its thread's: the answers
+ * are counted in inbox_acks.  Nothing moves for a c already overrun in a
+ * ring: it is dropped for overflow at its next turn.
+ */
+static void
+inbox_catch_up_locked(const struct hub *h, struct client *c, uint64_t upto, const struct room *gone)
+{
+	struct membership *m;
+
+	if (ring_overflowed(c))
+		return;
+	while ((m = next_pending(c)) != NULL && slot_at(m)->seq <= upto) {
+		const struct ring_slot *s = slot_at(m);
+		struct piece p[SLOT_PIECES];
+		unsigned answered = 0;
+		size_t n = m->room != gone || s->sender == c->id
+				   ? slot_pieces(h, c, s, p, &answered)
+				   : 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (piece_queue(&c->room.inbox, &p[i], 0) < 0)
+				c->room.out_lost = true;
+		c->room.inbox_acks += answered;
+		m->cursor++;
+	}
+}
+
+/*
  * The answer to a message whose sender is no longer in its room (taken out
  * by an operator, or the room deleted, after it was sent): through the
- * sender's inbox, so its count of unanswered messages still comes down.
+ * sender's inbox, so its count of unanswered messages still comes down,
+ * after what was published before it in c's other rooms.
  */
 static void
 ack_elsewhere_locked(struct hub *h, struct client *c, const struct history_entry *e)
@@ -1990,6 +2030,7 @@ ack_elsewhere_locked(struct hub *h, struct client *c, const struct history_entry
 				   : line_printf("%s%.*s%s", f->ack_head, (int)e->time_off,
 						 e->body->data, f->ack_tail);
 
+	inbox_catch_up_locked(h, c, h->seq, NULL);
 	if (l == NULL || outq_push_line(&c->room.inbox, l) < 0)
 		c->room.out_lost = true;
 	c->room.inbox_acks++;
@@ -2395,34 +2436,19 @@ room_create_within(struct hub *h, int timeout_ms, const char *arg, const char *t
  * c is taken out of r by someone else (a kick, a deletion): what it had
  * not delivered from r goes with the membership, but the answers to its
  * own messages among it must not, or its count of unanswered messages
- * never comes down.  They go to its inbox, ahead of the PART.
+ * never comes down.  They go to its inbox, ahead of the PART, with what it
+ * has pending in its other rooms from before them, so its replies keep
+ * the order of its requests.
  */
 static void
 salvage_answers_locked(struct hub *h, struct client *c, struct room *r)
 {
-	const struct wire_format *f = h->formats[c->wire];
 	struct membership *m = membership_find(c, r);
-	uint64_t from;
 
 	if (m == NULL)
 		return;
-	from = r->head - m->cursor > r->ring_cap ? r->head - r->ring_cap : m->cursor;
-	for (uint64_t pos = from; pos < r->head; pos++) {
-		const struct ring_slot *s = &r->ring[pos & (r->ring_cap - 1)];
-		const struct wire_bytes *w = &s->w[c->wire];
-		struct line *l;
-
-		if (s->sender != c->id || s->kind == SLOT_EVENT)
-			continue;
-		if (s->kind == SLOT_FAILED)
-			l = line_printf("%s", f->not_stored);
-		else
-			l = line_printf("%s%.*s%s", f->ack_head, (int)w->id_len,
-					w->body->data + w->off + w->id_off, f->ack_tail);
-		if (l == NULL || outq_push_line(&c->room.inbox, l) < 0)
-			c->room.out_lost = true;
-		c->room.inbox_acks++;
-	}
+	if (m->cursor != r->head)
+		inbox_catch_up_locked(h, c, r->ring[(r->head - 1) & (r->ring_cap - 1)].seq, r);
 	m->cursor = r->head;
 	target_add_locked(h, c);
 }

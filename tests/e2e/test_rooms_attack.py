@@ -5,9 +5,8 @@ rooms, topic limits and floods, planted links and damaged rooms files,
 deletion, kicks and expiry racing with members, and history per room.
 
 Each test holds one promise of docs/PROTOCOL.md ("Rooms"), docs/SECURITY.md
-or docs/ADMIN.md.  A test marked xfail(strict=True) with a reason starting
-"DEFECT:" shows a promise chatd does not keep yet: it fails today, and the
-suite turns red once it passes (remove the mark then).
+or docs/ADMIN.md.  A promise chatd does not keep yet would be marked
+xfail(strict=True) with a reason starting "DEFECT:"; none is open.
 """
 
 import os
@@ -599,11 +598,6 @@ def test_a_deleted_room_made_again_at_once_has_no_history(chatd_factory, how):
     assert [h.raw for h in data] == [], final.raw
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a message stored for a room just before an "
-                   "operator deletes it, but published after the room is made again, reaches "
-                   "the new room's members live: the publication finds the room by name "
-                   "(daemon/room.c dest_locked) and the new room's first_id is the last "
-                   "published id (h->last_msg_id), not the last id given out")
 def test_a_message_to_a_deleted_room_never_reaches_the_room_made_again(chatd_factory):
     d = chatd_factory(start=False)
     d.env["CHATD_TEST_FAULT"] = "slow-sync"     # every sync 100 ms: the message waits
@@ -944,11 +938,6 @@ def test_an_operator_and_users_making_one_room_at_once_make_one(chatd_factory):
 
 # ---- the server line limit ----
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: an operator's topic may be longer than a server "
-                   "line may be: with max_line 256 and max_topic 390 (its default) chatctl room "
-                   "topic sets 390 bytes and members get a 428-byte TOPIC line, beyond max_line "
-                   "+ 128 (docs/PROTOCOL.md); neither daemon/config.c (max_topic against "
-                   "max_line) nor room_topic_within/room_create_within bound it")
 def test_an_operator_topic_never_makes_a_line_longer_than_promised(chatd_factory):
     d = chatd_factory(start=False, max_line=256)
     try:
@@ -965,10 +954,6 @@ def test_an_operator_topic_never_makes_a_line_longer_than_promised(chatd_factory
     assert rooms_of(alice)[0] == ("dev", 1, topic[-1])
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT (older than rooms): a USERS line lists 100 names "
-                   "whatever max_line is, so with max_line 64 a room of twelve 26-byte names "
-                   "gives a 207-byte line, beyond max_line + 128 (daemon/room.c "
-                   "users_line_locked: USERS_PAGE fixed at 100)")
 def test_a_users_line_never_exceeds_the_server_line_limit(chatd_factory):
     d = chatd_factory(max_line=64)
     crowd = [d.login(f"user{i:02d}" + "n" * 20) for i in range(12)]
@@ -1052,10 +1037,6 @@ def test_room_limits_lowered_by_a_reload_hold_for_what_comes_next(chatd_factory)
     assert len(rooms_of(alice)) == 5
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: after a reload turns room_expiry on (or "
-                   "shortens it), rooms expire only at the next check planned with the old "
-                   "value, up to 60 s later (daemon/server.c rooms_tick: the static `next` is "
-                   "not recomputed on SIGHUP)")
 def test_room_expiry_turned_on_by_a_reload_applies_promptly(chatd_factory):
     d = chatd_factory(room_expiry=0)
     alice = d.login("alice")
@@ -1106,11 +1087,6 @@ def test_answers_keep_request_order_across_rooms_when_one_is_deleted(chatd):
         bob.live.clear()
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: an operator's kick reason (up to "
-                   "REASON_TEXT_MAX, 127 bytes, whatever max_line is) makes PART lines longer "
-                   "than max_line + 128: with max_line 64, a 32-byte room and name, 231 bytes "
-                   "(daemon/room.c room_kick_within/part_fields; daemon/session.h "
-                   "REASON_TEXT_MAX not bounded by max_line)")
 def test_a_kick_reason_never_makes_a_line_longer_than_promised(chatd_factory):
     d = chatd_factory(max_line=64)
     name, room = "a" * 32, "R" * 32

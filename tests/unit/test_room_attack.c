@@ -8,9 +8,7 @@
  * her next line for good.  (membership_remove_locked once dropped the
  * slots a member had not delivered, its own answers among them.)
  *
- * main() runs the tests that hold; with the argument "defects" the ones
- * that show a defect still open (registered WILL_FAIL in
- * tests/CMakeLists.txt).  Everything runs on the test's thread, no sleeps;
+ * Everything runs on the test's thread, no sleeps;
  * a member is a struct client on one end of a socketpair (as in
  * test_room.c).
  */
@@ -261,31 +259,19 @@ test_answers_keep_order_across_rooms_after_a_deletion(void **state)
 	answers_keep_order(delete_dev);
 }
 
-/*
- * No argument: the tests that hold.  "defects": the tests that show a
- * defect still open (tests/CMakeLists.txt runs them as WILL_FAIL).
- */
 int
-main(int argc, char **argv)
+main(void)
 {
-	const struct CMUnitTest holding[] = {
+	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_answer_survives_a_kick_after_publication),
 		cmocka_unit_test(test_answer_survives_a_deletion_after_publication),
-	};
-	/* DEFECT: the answers still in the room's ring are given ahead of the
-	 * PART, before the answers to her earlier lines waiting in her other
-	 * rooms (room.c: the answers owed go through the inbox at once). */
-	const struct CMUnitTest defects[] = {
 		cmocka_unit_test(test_answers_keep_order_across_rooms_after_a_kick),
 		cmocka_unit_test(test_answers_keep_order_across_rooms_after_a_deletion),
 	};
 	int rc;
 
 	publish_settings();
-	if (argc > 1 && strcmp(argv[1], "defects") == 0)
-		rc = cmocka_run_group_tests(defects, NULL, NULL);
-	else
-		rc = cmocka_run_group_tests(holding, NULL, NULL);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	settings_release_all();
 	return rc;
 }
