@@ -1469,6 +1469,12 @@ rooms_save(struct hub *h, int timeout_ms)
 	pthread_mutex_unlock(&h->save_lock);
 }
 
+void
+room_save_within(struct hub *h, int timeout_ms)
+{
+	rooms_save(h, timeout_ms);
+}
+
 int
 hub_load_rooms(struct hub *h, const char *path, char *err, size_t errlen)
 {

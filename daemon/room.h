@@ -303,6 +303,14 @@ int room_notice_room_within(struct hub *h, int timeout_ms, const char *room, con
 			    size_t *members);
 int room_expire_within(struct hub *h, int timeout_ms);
 
+/*
+ * Writes the rooms file if a change is not written yet (a save an admin
+ * command or the expiry left because the room lock was busy): the control
+ * thread's periodic tick and shutdown.  The room lock within timeout_ms,
+ * else it stays for the next call.
+ */
+void room_save_within(struct hub *h, int timeout_ms);
+
 /* Shutdown: every connection is told to leave (BYE shutdown). */
 void room_shutdown(struct hub *h);
 

@@ -371,9 +371,10 @@ earliest(int a, int b)
 
 /*
  * Rooms made by users that stayed empty past room_expiry go, checked
- * every ROOM_EXPIRY_CHECK_MS (or sooner for a short room_expiry), with
- * the room lock taken only if free within ROOM_EXPIRY_WAIT_MS: a busy
- * room lock makes the check wait for the next tick.  Returns the poll
+ * every ROOM_EXPIRY_CHECK_MS (or sooner for a short room_expiry), and a
+ * save of the rooms file that a busy room lock put off is made, with the
+ * room lock taken only if free within ROOM_EXPIRY_WAIT_MS: a busy room
+ * lock makes both wait for the next tick.  Returns the poll
  * timeout until the next check.
  */
 #define ROOM_EXPIRY_CHECK_MS 60000
@@ -394,6 +395,8 @@ rooms_tick(struct server *srv)
 	if (now >= next) {
 		if (expiry > 0)
 			room_expire_within(srv->hub, ROOM_EXPIRY_WAIT_MS);
+		/* A save a busy room lock put off. */
+		room_save_within(srv->hub, ROOM_EXPIRY_WAIT_MS);
 		next = now + every;
 	}
 	return (int)(next - now);
@@ -529,8 +532,10 @@ stop_clients(struct server *srv)
 	size_t n = room_connections(srv->hub);
 
 	room_shutdown(srv->hub);
-	if (room_wait_empty(srv->hub, time_mono_ms() + SHUTDOWN_GRACE_MS))
+	if (room_wait_empty(srv->hub, time_mono_ms() + SHUTDOWN_GRACE_MS)) {
+		room_save_within(srv->hub, SHUTDOWN_GRACE_MS); /* one put off */
 		return true;
+	}
 	log_warning("%zu of %zu clients did not leave in time", room_connections(srv->hub), n);
 	return false;
 }

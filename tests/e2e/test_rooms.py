@@ -275,7 +275,9 @@ def test_empty_user_rooms_expire(chatd_factory):
         return reply(alice, "/rooms")[0]
 
     wait_until(lambda: rooms() == ["ROOM kept 1 ", "ROOM lobby 1 "], "brief to expire")
-    assert re.search(r"^\d+ \S+ brief delete -", d.history_path.read_text(), re.M)
+    # The deletion record is stored by the commit thread after the room went.
+    wait_until(lambda: re.search(r"^\d+ \S+ brief delete -", d.history_path.read_text(), re.M),
+               "the deletion of brief to be stored")
 
 
 def test_replaced_session_parts_all_its_rooms(chatd):
