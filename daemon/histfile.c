@@ -46,18 +46,11 @@
 #define HEADER_LEN ((int64_t)sizeof(HEADER) - 1)
 #define HEADER_V1 "chatd-history 1\n" /* converted at open */
 #define UNKNOWN_FORMAT "unknown format (expected 'chatd-history 2')"
-#define ID_MAX_DIGITS 19       /* below 2^64: the next id cannot wrap */
-#define DAMAGED_SHOWN 10       /* damaged lines named one by one at load */
-#define WARN_INTERVAL_MS 10000 /* cut back failures: one warning per */
+#define ID_MAX_DIGITS 19 /* below 2^64: the next id cannot wrap */
+#define DAMAGED_SHOWN 10 /* damaged lines named one by one at load */
 #define COMPACT_RETRY_MS 60000
 #define COPY_CHUNK (1 << 20)
 #define WRITE_CHUNK (64 * 1024) /* bytes of a batch per write() */
-
-/* One warning of a kind per WARN_INTERVAL_MS; the others are counted. */
-struct warn_gate {
-	int64_t quiet_until;
-	unsigned long held; /* held back since the last warning */
-};
 
 struct histfile {
 	struct histstore base;
@@ -76,7 +69,7 @@ struct histfile {
 	char *write_buf;            /* WRITE_CHUNK: a batch's records gathered */
 	int64_t compact_after_size; /* after a failed compaction: retry when */
 	int64_t compact_after_ms;   /* the file reaches this, or at this time */
-	struct warn_gate warnings;  /* failed cuts */
+	struct log_gate warnings;   /* failed cuts */
 	uint64_t compactions;
 };
 
@@ -116,40 +109,6 @@ libc_fdatasync(int fd)
 }
 
 static const struct history_io libc_io = { libc_write, libc_fdatasync };
-
-/*
- * Whether a warning may go out now; if not, it is counted.  *held is how
- * many were held back before this one.
- */
-static bool
-warn_gate_pass(struct warn_gate *g, unsigned long *held)
-{
-	int64_t now = time_mono_ms();
-
-	if (now < g->quiet_until) {
-		g->held++;
-		return false;
-	}
-	*held = g->held;
-	g->held = 0;
-	g->quiet_until = now + WARN_INTERVAL_MS;
-	return true;
-}
-
-/* f->lock held (or loading). */
-static void
-warn_io(struct histfile *f, const char *what, int err)
-{
-	unsigned long held;
-
-	if (!warn_gate_pass(&f->warnings, &held))
-		return;
-	if (held)
-		log_warning("%s: %s: %s (and %lu more since the last warning)", f->path, what,
-			    strerror(err), held);
-	else
-		log_warning("%s: %s: %s", f->path, what, strerror(err));
-}
 
 /*
  * A short write to a regular file means the disk (or a size limit) is
@@ -205,7 +164,7 @@ cut_back_to(struct histfile *f, int64_t off)
 	int err = errno;
 
 	f->tail_dirty = true;
-	warn_io(f, "cannot cut the file back", err);
+	log_gate_warn_io(&f->warnings, f->path, "cannot cut the file back", err);
 	errno = err;
 	return false;
 }

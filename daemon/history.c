@@ -34,14 +34,7 @@
 #define KIND_MAX_LEN 6                /* "delete" */
 #define ID_MAX_DIGITS 19              /* the longest id the file reads back */
 #define ID_MAX 9999999999999999999ULL /* the largest id of ID_MAX_DIGITS */
-#define WARN_INTERVAL_MS 10000        /* write/sync failures: one warning per */
 #define SLOW_SYNC_MS 100              /* a sync this long is worth a warning */
-
-/* One warning of a kind per WARN_INTERVAL_MS; the others are counted. */
-struct warn_gate {
-	int64_t quiet_until;
-	unsigned long held; /* held back since the last warning */
-};
 
 struct entry_vec {
 	struct history_entry *e;
@@ -111,9 +104,9 @@ struct history {
 	struct entry_vec batch; /* being synced or published */
 	struct ring_table rings;
 
-	struct warn_gate io_warnings;   /* failed writes and syncs */
-	struct warn_gate slow_warnings; /* slow syncs */
-	int64_t slow_longest_ms;        /* of the slow syncs held back */
+	struct log_gate io_warnings;   /* failed writes and syncs */
+	struct log_gate slow_warnings; /* slow syncs */
+	int64_t slow_longest_ms;       /* of the slow syncs held back */
 
 	uint64_t appended, failed;
 };
@@ -131,43 +124,6 @@ backlog_sub(atomic_size_t *v, size_t n)
 {
 	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) - n,
 			      memory_order_relaxed);
-}
-
-/*
- * Whether a warning may go out now; if not, it is counted.  *held is how
- * many were held back before this one.
- */
-static bool
-warn_gate_pass(struct warn_gate *g, unsigned long *held)
-{
-	int64_t now = time_mono_ms();
-
-	if (now < g->quiet_until) {
-		g->held++;
-		return false;
-	}
-	*held = g->held;
-	g->held = 0;
-	g->quiet_until = now + WARN_INTERVAL_MS;
-	return true;
-}
-
-/*
- * A disk that is full stays full for a while: one warning per interval,
- * with the count of those held back, instead of one per refused message.
- */
-static void
-warn_io(struct history *h, const char *what, int err)
-{
-	unsigned long held;
-
-	if (!warn_gate_pass(&h->io_warnings, &held))
-		return;
-	if (held)
-		log_warning("%s: %s: %s (and %lu more since the last warning)", h->path, what,
-			    strerror(err), held);
-	else
-		log_warning("%s: %s: %s", h->path, what, strerror(err));
 }
 
 /* --- the rooms' memory --- */
@@ -609,14 +565,15 @@ history_append(struct history *h, uint64_t sender, const char *room, enum histor
 	backlog_add(&h->backlog_msgs, 1);
 	backlog_add(&h->backlog_bytes, e.body->len);
 	if (e.id > ID_MAX) {
-		warn_io(h, "no message ids left, message refused", EOVERFLOW);
+		log_gate_warn_io(&h->io_warnings, h->path, "no message ids left, message refused",
+				 EOVERFLOW);
 		fail_entry(h, &e);
 	} else if (h->sync_ms == 0) {
 		h->next_id++; /* the commit thread writes it */
 	} else if (h->store->ops->append(h->store, &e, 1) == 0) {
 		h->next_id++;
 	} else {
-		warn_io(h, "write failed, message refused", errno);
+		log_gate_warn_io(&h->io_warnings, h->path, "write failed, message refused", errno);
 		fail_entry(h, &e);
 	}
 	h->queue.e[h->queue.n++] = e;
@@ -651,7 +608,7 @@ note_sync_time(struct history *h, int64_t ms)
 
 	if (ms < SLOW_SYNC_MS)
 		return;
-	if (!warn_gate_pass(&h->slow_warnings, &held)) {
+	if (!log_gate_pass(&h->slow_warnings, &held)) {
 		if (ms > h->slow_longest_ms)
 			h->slow_longest_ms = ms;
 		return;
@@ -721,13 +678,15 @@ commit_queue(struct history *h)
 	err = errno;
 	pthread_mutex_lock(&h->lock);
 	if (rc < 0) {
-		warn_io(h, "write failed, unsynced messages refused", err);
+		log_gate_warn_io(&h->io_warnings, h->path,
+				 "write failed, unsynced messages refused", err);
 		refuse_undurable(h);
 		return;
 	}
 	/* A batch of refusals only has nothing new to sync. */
 	if (stored && sync_unlocked(h, &err) != 0) {
-		warn_io(h, "fdatasync failed, unsynced messages refused", err);
+		log_gate_warn_io(&h->io_warnings, h->path,
+				 "fdatasync failed, unsynced messages refused", err);
 		refuse_undurable(h);
 		return;
 	}
@@ -741,7 +700,9 @@ sync_written(struct history *h)
 	int err;
 
 	if (sync_unlocked(h, &err) != 0)
-		warn_io(h, "fdatasync failed, the last messages may not survive a crash", err);
+		log_gate_warn_io(&h->io_warnings, h->path,
+				 "fdatasync failed, the last messages may not survive a crash",
+				 err);
 }
 
 static int

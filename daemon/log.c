@@ -13,6 +13,8 @@
  * file as if it had been open all along; if chatd fails before that, its
  * error is on stderr (server.c's fail()).  Only the main thread runs then;
  * a mutex guards the buffer anyway.
+ *
+ * A log_gate belongs to its caller and is guarded by the caller's lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -311,4 +313,33 @@ log_msg(enum log_level level, const char *fmt, ...)
 	emit(level, line, len);
 	/* Callers log an error and then still look at errno. */
 	errno = saved_errno;
+}
+
+bool
+log_gate_pass(struct log_gate *g, unsigned long *held_back)
+{
+	int64_t now = time_mono_ms();
+
+	if (now < g->quiet_until) {
+		g->held++;
+		return false;
+	}
+	*held_back = g->held;
+	g->held = 0;
+	g->quiet_until = now + LOG_GATE_INTERVAL_MS;
+	return true;
+}
+
+void
+log_gate_warn_io(struct log_gate *g, const char *path, const char *what, int err)
+{
+	unsigned long n;
+
+	if (!log_gate_pass(g, &n))
+		return;
+	if (n)
+		log_warning("%s: %s: %s (and %lu more since the last warning)", path, what,
+			    strerror(err), n);
+	else
+		log_warning("%s: %s: %s", path, what, strerror(err));
 }

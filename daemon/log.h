@@ -13,6 +13,7 @@
 #define CHATD_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Values are syslog/sd-daemon priorities, used as "<N>" prefixes on stderr. */
 enum log_level {
@@ -58,5 +59,28 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_notice(...) log_msg(LVL_NOTICE, __VA_ARGS__)
 #define log_info(...) log_msg(LVL_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LVL_DEBUG, __VA_ARGS__)
+
+/*
+ * A warning that may repeat fast (a full disk fails every write): one per
+ * LOG_GATE_INTERVAL_MS, the others only counted.  Zeroed: the first one
+ * passes.  Not locked: its owner's lock guards it.
+ */
+#define LOG_GATE_INTERVAL_MS 10000
+
+struct log_gate {
+	int64_t quiet_until; /* time_mono_ms() */
+	unsigned long held;  /* held back since the last warning */
+};
+
+/*
+ * Whether a warning may go out now; if not, it is counted.  *held_back is how
+ * many were held back before this one.
+ */
+bool log_gate_pass(struct log_gate *g, unsigned long *held_back);
+/*
+ * "path: what: strerror(err)" as a warning through the gate, with the
+ * count of those held back since the last one.
+ */
+void log_gate_warn_io(struct log_gate *g, const char *path, const char *what, int err);
 
 #endif
