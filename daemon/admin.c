@@ -563,6 +563,25 @@ topic_too_long(struct admin_conn *ac, const char *text)
 	return true;
 }
 
+/*
+ * Answers the ERR for what room_*_within() returned about room, if it is
+ * not done: rc < 0, it could not be told; rc == 0, the room is missing (or,
+ * creating, already there).  True when done: the OK is the caller's.
+ */
+static bool
+room_changed(struct admin_conn *ac, int rc, const char *room, bool creating)
+{
+	if (rc < 0) {
+		reply_room_failed(ac);
+		return false;
+	}
+	if (rc == 0 && creating)
+		admin_err(ac, ADMIN_ERR_CONFLICT, "room %s exists", room);
+	else if (rc == 0)
+		admin_err(ac, ADMIN_ERR_NOT_FOUND, "no room %s", room);
+	return rc > 0;
+}
+
 static void
 admin_cmd_room_create(struct admin_conn *ac, const struct admin_request *req)
 {
@@ -572,14 +591,8 @@ admin_cmd_room_create(struct admin_conn *ac, const struct admin_request *req)
 		return;
 	rc = room_create_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, req->room,
 				req->text != NULL ? req->text : "");
-	if (rc < 0) {
-		reply_room_failed(ac);
+	if (!room_changed(ac, rc, req->room, true))
 		return;
-	}
-	if (rc == 0) {
-		admin_err(ac, ADMIN_ERR_CONFLICT, "room %s exists", req->room);
-		return;
-	}
 	log_notice("room %s created by %s", req->room, admin_peer(ac));
 	admin_ok(ac, "room %s created", req->room);
 }
@@ -589,14 +602,8 @@ admin_cmd_room_del(struct admin_conn *ac, const struct admin_request *req)
 {
 	int rc = room_delete_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, req->room);
 
-	if (rc < 0) {
-		reply_room_failed(ac);
+	if (!room_changed(ac, rc, req->room, false))
 		return;
-	}
-	if (rc == 0) {
-		admin_err(ac, ADMIN_ERR_NOT_FOUND, "no room %s", req->room);
-		return;
-	}
 	log_notice("room %s deleted by %s", req->room, admin_peer(ac));
 	admin_ok(ac, "room %s deleted", req->room);
 }
@@ -609,14 +616,8 @@ admin_cmd_room_topic(struct admin_conn *ac, const struct admin_request *req)
 	if (topic_too_long(ac, req->text))
 		return;
 	rc = room_topic_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, req->room, req->text);
-	if (rc < 0) {
-		reply_room_failed(ac);
+	if (!room_changed(ac, rc, req->room, false))
 		return;
-	}
-	if (rc == 0) {
-		admin_err(ac, ADMIN_ERR_NOT_FOUND, "no room %s", req->room);
-		return;
-	}
 	log_notice("topic of room %s set by %s", req->room, admin_peer(ac));
 	admin_ok(ac, "topic of %s set", req->room);
 }
@@ -671,14 +672,8 @@ admin_cmd_room_notice(struct admin_conn *ac, const struct admin_request *req)
 		return;
 	rc = room_notice_room_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, req->room,
 				     req->text, &members);
-	if (rc < 0) {
-		reply_room_failed(ac);
+	if (!room_changed(ac, rc, req->room, false))
 		return;
-	}
-	if (rc == 0) {
-		admin_err(ac, ADMIN_ERR_NOT_FOUND, "no room %s", req->room);
-		return;
-	}
 	log_notice("notice to room %s by %s", req->room, admin_peer(ac));
 	admin_ok(ac, "notice sent to %zu members of %s", members, req->room);
 }
