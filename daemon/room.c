@@ -2338,18 +2338,34 @@ room_notice_within(struct hub *h, int timeout_ms, const char *text, size_t *memb
 	return 0;
 }
 
+/*
+ * Locks the hub within timeout_ms and allocates *count + 1 zeroed items of
+ * size bytes, *count read under the lock.  The lock is held on success; on
+ * failure it is not, and NULL is returned with errno set.
+ */
+static void *
+snapshot_begin(struct hub *h, int timeout_ms, const size_t *count, size_t size)
+{
+	void *items;
+
+	if (!lock_within(h, timeout_ms))
+		return NULL;
+	items = calloc(*count + 1, size);
+	if (items == NULL) {
+		pthread_mutex_unlock(&h->lock);
+		errno = ENOMEM;
+	}
+	return items;
+}
+
 int
 room_members_snapshot_within(struct hub *h, int timeout_ms, struct room_member_info **out,
 			     size_t *n)
 {
-	if (!lock_within(h, timeout_ms))
+	struct room_member_info *info = snapshot_begin(h, timeout_ms, &h->n_online, sizeof(*info));
+
+	if (info == NULL)
 		return -1;
-	struct room_member_info *info = calloc(h->n_online + 1, sizeof(*info));
-	if (info == NULL) {
-		pthread_mutex_unlock(&h->lock);
-		errno = ENOMEM;
-		return -1;
-	}
 	for (size_t i = 0; i < h->n_online; i++) {
 		const struct client *c = h->online[i];
 
@@ -2378,14 +2394,10 @@ rooms_count_within(struct hub *h, int timeout_ms, size_t *rooms)
 int
 rooms_snapshot_within(struct hub *h, int timeout_ms, struct room_info **out, size_t *n)
 {
-	if (!lock_within(h, timeout_ms))
+	struct room_info *info = snapshot_begin(h, timeout_ms, &h->n_rooms, sizeof(*info));
+
+	if (info == NULL)
 		return -1;
-	struct room_info *info = calloc(h->n_rooms + 1, sizeof(*info));
-	if (info == NULL) {
-		pthread_mutex_unlock(&h->lock);
-		errno = ENOMEM;
-		return -1;
-	}
 	for (size_t i = 0; i < h->n_rooms; i++) {
 		const struct room *r = h->rooms[i];
 
