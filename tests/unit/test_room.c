@@ -28,6 +28,7 @@
 #include "room.h"
 #include "wire.h"
 #include "session.h"
+#include "room_fixture.h"
 
 #define TS "2026-11-21T09:30:00.123Z"
 /* send_queue_limit: the ring gets its least size, 1024 slots. */
@@ -36,61 +37,19 @@
 /* Longer than the ring. */
 #define BATCH 1500
 
-static void
-publish_settings(int64_t send_queue_limit)
-{
-	char path[] = "/tmp/test_room.XXXXXX", err[256];
-	int fd = mkstemp(path);
-	struct settings *s = calloc(1, sizeof(*s));
-
-	assert_true(fd >= 0);
-	assert_non_null(s);
-	dprintf(fd, "send_queue_limit = %" PRId64 ";\n", send_queue_limit);
-	close(fd);
-	if (settings_load(path, s, err, sizeof(err)) != 0)
-		fail_msg("settings_load: %s", err);
-	unlink(path);
-	settings_publish(s);
-}
-
 /* A logged-in member asleep with write-through; *peer is the test's end of its socket. */
 static struct client *
 member(struct hub *r, const char *name, uint64_t id, int *peer)
 {
-	struct client *c = calloc(1, sizeof(*c));
-	struct room_join_reply rep;
+	struct client *c = member_login(r, name, id, peer);
 	enum part_reason why;
 	char text[128];
-	int sv[2];
 
-	assert_non_null(c);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-	c->id = id;
-	c->fd = sv[0];
-	*peer = sv[1];
-	atomic_init(&c->tid, 0);
-	atomic_init(&c->wake_pending, false);
-	atomic_init(&c->refs, 1);
-	outq_init(&c->out);
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	room_attach(r, c);
-	assert_int_equal(room_login(r, c, &rep), 0);
-	room_join_reply_release(&rep);
 	/* Its own JOIN: nothing for itself, but the cursor moves past it. */
 	assert_int_equal(room_collect(r, c, LIMIT, &why, text, sizeof(text)), 0);
 	assert_true(outq_empty(&c->out));
 	assert_true(room_sleep(r, c, true));
 	return c;
-}
-
-static void
-member_free(struct hub *r, struct client *c, int peer)
-{
-	room_wake_up(r, c);
-	room_detach(r, c);
-	close(c->fd);
-	close(peer);
-	client_unref(c);
 }
 
 /* A stored message "ID TIME ROOM msg NAME mN\n" as the history publishes it. */
@@ -656,7 +615,7 @@ main(void)
 	};
 	int rc;
 
-	publish_settings(LIMIT);
+	publish_send_queue_limit(LIMIT);
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	settings_release_all();
 	return rc;

@@ -9,8 +9,8 @@
  * slots a member had not delivered, its own answers among them.)
  *
  * Everything runs on the test's thread, no sleeps;
- * a member is a struct client on one end of a socketpair (as in
- * test_room.c).
+ * a member is a struct client on one end of a socketpair
+ * (room_fixture.h, shared with test_room.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,26 +30,10 @@
 #include "room.h"
 #include "session.h"
 #include "wire.h"
+#include "room_fixture.h"
 
 #define TS "2026-11-21T09:30:00.123Z"
 #define LIMIT 8192
-
-static void
-publish_settings(void)
-{
-	char path[] = "/tmp/test_room_attack.XXXXXX", err[256];
-	int fd = mkstemp(path);
-	struct settings *s = calloc(1, sizeof(*s));
-
-	assert_true(fd >= 0);
-	assert_non_null(s);
-	dprintf(fd, "send_queue_limit = %d;\n", LIMIT);
-	close(fd);
-	if (settings_load(path, s, err, sizeof(err)) != 0)
-		fail_msg("settings_load: %s", err);
-	unlink(path);
-	settings_publish(s);
-}
 
 /* Everything the peer end holds now. */
 static char *
@@ -86,36 +70,11 @@ collect_all(struct hub *h, struct client *c)
 static struct client *
 member(struct hub *h, const char *name, uint64_t id, int *peer)
 {
-	struct client *c = calloc(1, sizeof(*c));
-	struct room_join_reply rep;
-	int sv[2];
+	struct client *c = member_login(h, name, id, peer);
 
-	assert_non_null(c);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-	c->id = id;
-	c->fd = sv[0];
-	*peer = sv[1];
-	atomic_init(&c->tid, 0);
-	atomic_init(&c->wake_pending, false);
-	atomic_init(&c->refs, 1);
-	outq_init(&c->out);
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	room_attach(h, c);
-	assert_int_equal(room_login(h, c, &rep), 0);
-	room_join_reply_release(&rep);
 	collect_all(h, c);
 	assert_true(room_sleep(h, c, true));
 	return c;
-}
-
-static void
-member_free(struct hub *h, struct client *c, int peer)
-{
-	room_wake_up(h, c);
-	room_detach(h, c);
-	close(c->fd);
-	close(peer);
-	client_unref(c);
 }
 
 static void
@@ -270,7 +229,7 @@ main(void)
 	};
 	int rc;
 
-	publish_settings();
+	publish_send_queue_limit(LIMIT);
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	settings_release_all();
 	return rc;
