@@ -39,6 +39,24 @@ def wait_until(condition, what, timeout=5):
         time.sleep(0.02)
 
 
+def reply(client, text):
+    """(data lines as raw strings, final line raw)."""
+    data, final = client.request(text)
+    return [d.raw for d in data], final.raw
+
+
+def ok(client, text):
+    """The request's (data, final), its final line an OK."""
+    data, final = client.request(text)
+    assert final.tag == "OK", (text, final.raw)
+    return data, final
+
+
+def no_time(raw):
+    """A line with its RFC 3339 time replaced by T, to compare whole lines."""
+    return re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "T", raw)
+
+
 PROTO_VERSION = "2"
 DEFAULT_ROOM = "lobby"
 # Number of fields after the tag; the last one is free text.  For the tags

@@ -13,24 +13,7 @@ import threading
 
 import pytest
 
-from chatproto import wait_until
-
-
-def reply(client, text):
-    """(data lines as raw strings, final line raw)."""
-    data, final = client.request(text)
-    return [d.raw for d in data], final.raw
-
-
-def ok(client, text):
-    data, final = client.request(text)
-    assert final.tag == "OK", (text, final.raw)
-    return data, final
-
-
-def no_time(raw):
-    """A line with its RFC 3339 time replaced by T, to compare whole lines."""
-    return re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "T", raw)
+from chatproto import no_time, ok, reply, wait_until
 
 
 def test_two_users_in_two_rooms(chatd):

@@ -16,26 +16,10 @@ import threading
 
 import pytest
 
-from chatproto import wait_until
+from chatproto import no_time, ok, reply, wait_until
 
 CROWD_LIMITS = dict(max_clients=260, max_clients_per_address=260, max_logins=260,
                     max_logins_per_address=260)
-
-
-def reply(client, text):
-    """(data lines as raw strings, final line raw)."""
-    data, final = client.request(text)
-    return [d.raw for d in data], final.raw
-
-
-def ok(client, text):
-    data, final = client.request(text)
-    assert final.tag == "OK", (text, final.raw)
-    return data, final
-
-
-def no_time(raw):
-    return re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "T", raw)
 
 
 def rooms_of(client):
