@@ -192,15 +192,19 @@ room_arg(const char *arg, char *out)
 	return true;
 }
 
-/* Index of name in rooms, or where it would go (*found false). */
+/*
+ * Binary search by name of n items sorted by name_cmp(), name_at(v, i) the
+ * name of the i-th: its index, or where it would go (*found false).
+ */
 static size_t
-room_search_locked(struct hub *h, const char *name, bool *found)
+name_search(const void *v, size_t n, const char *(*name_at)(const void *, size_t), const char *name,
+	    bool *found)
 {
-	size_t lo = 0, hi = h->n_rooms;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int cmp = name_cmp(h->rooms[mid]->name, name);
+		int cmp = name_cmp(name_at(v, mid), name);
 
 		if (cmp == 0) {
 			*found = true;
@@ -213,6 +217,19 @@ room_search_locked(struct hub *h, const char *name, bool *found)
 	}
 	*found = false;
 	return lo;
+}
+
+static const char *
+room_name_at(const void *v, size_t i)
+{
+	return ((struct room *const *)v)[i]->name;
+}
+
+/* Index of name in rooms, or where it would go (*found false). */
+static size_t
+room_search_locked(struct hub *h, const char *name, bool *found)
+{
+	return name_search(h->rooms, h->n_rooms, room_name_at, name, found);
 }
 
 static struct room *
@@ -1053,27 +1070,17 @@ publish_piece(struct hub *h, const struct history_entry *e, size_t n)
 
 /* ---- sessions online ---- */
 
+static const char *
+client_name_at(const void *v, size_t i)
+{
+	return ((struct client *const *)v)[i]->name;
+}
+
 /* Index of name in a sorted array of clients, or where it would go (*found false). */
 static size_t
 client_search(struct client *const *v, size_t n, const char *name, bool *found)
 {
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int cmp = name_cmp(v[mid]->name, name);
-
-		if (cmp == 0) {
-			*found = true;
-			return mid;
-		}
-		if (cmp < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
+	return name_search(v, n, client_name_at, name, found);
 }
 
 /* Inserts c in a sorted array of clients by name. */
