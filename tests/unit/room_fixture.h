@@ -1,7 +1,8 @@
 /*
  * room_fixture.h - the set-up test_room.c and test_room_attack.c share:
  * settings with a given send_queue_limit, and a member, a struct client
- * on one end of a socketpair whose other end the test reads.  Everything
+ * on one end of a socketpair whose other end the test reads, and what
+ * the test reads there.  Everything
  * runs on the test's thread.  Include after cmocka.h.
  */
 #ifndef CHATD_ROOM_FIXTURE_H
@@ -70,6 +71,47 @@ member_free(struct hub *h, struct client *c, int peer)
 	close(c->fd);
 	close(peer);
 	client_unref(c);
+}
+
+/* Everything the peer end holds now. */
+static inline char *
+read_all(int fd, size_t *len)
+{
+	size_t cap = 1 << 20;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	assert_non_null(buf);
+	*len = 0;
+	while ((n = read(fd, buf + *len, cap - *len - 1)) > 0)
+		*len += (size_t)n;
+	buf[*len] = '\0';
+	return buf;
+}
+
+static inline void
+drain(int peer)
+{
+	size_t len;
+
+	free(read_all(peer, &len));
+}
+
+/* What c collects now (it must stay), written to its socket whole. */
+static inline void
+collect_all(struct hub *h, struct client *c, size_t limit)
+{
+	enum part_reason why;
+	char text[128];
+	int rc;
+
+	room_wake_up(h, c);
+	do {
+		rc = room_collect(h, c, limit, &why, text, sizeof(text));
+		assert_true(rc >= 0);
+		assert_int_equal(outq_flush(&c->out, c->fd), 0);
+		assert_true(outq_empty(&c->out));
+	} while (rc > 0);
 }
 
 #endif

@@ -94,22 +94,6 @@ batch_free(struct history_entry *e, size_t n)
 	free(e);
 }
 
-/* Everything the peer end holds now. */
-static char *
-read_all(int fd, size_t *len)
-{
-	size_t cap = 1 << 20;
-	char *buf = malloc(cap);
-	ssize_t n;
-
-	assert_non_null(buf);
-	*len = 0;
-	while ((n = read(fd, buf + *len, cap - *len - 1)) > 0)
-		*len += (size_t)n;
-	buf[*len] = '\0';
-	return buf;
-}
-
 /*
  * One batch of BATCH messages, longer than the ring: written through in
  * pieces, the idle member gets every message, in order, without waking;
@@ -175,32 +159,6 @@ expect_lines(int peer, const char *want)
 	free(got);
 }
 
-static void
-drain(int peer)
-{
-	size_t len;
-
-	free(read_all(peer, &len));
-}
-
-/* What c collects now (it must stay), written to its socket. */
-static void
-collect_all(struct hub *h, struct client *c)
-{
-	enum part_reason why;
-	char text[128];
-
-	int rc;
-
-	room_wake_up(h, c);
-	do {
-		rc = room_collect(h, c, LIMIT, &why, text, sizeof(text));
-		assert_true(rc >= 0);
-		assert_int_equal(outq_flush(&c->out, c->fd), 0);
-		assert_true(outq_empty(&c->out));
-	} while (rc > 0);
-}
-
 /* c joins room, takes what is new (its own JOIN gives nothing) and goes back to sleep. */
 static void
 join(struct hub *h, struct client *c, const char *room)
@@ -210,7 +168,7 @@ join(struct hub *h, struct client *c, const char *room)
 	room_wake_up(h, c);
 	assert_int_equal(room_join(h, c, room, &rep), ROOM_DONE);
 	room_join_reply_release(&rep);
-	collect_all(h, c);
+	collect_all(h, c, LIMIT);
 	assert_true(room_sleep(h, c, true));
 }
 
@@ -289,7 +247,7 @@ test_collect_merges_rooms_in_publication_order(void **state)
 		history_entries_release(&e, 1);
 	}
 	expect_lines(pa, "");
-	collect_all(h, a);
+	collect_all(h, a, LIMIT);
 	expect_lines(pa, "OK 1 sent\nOK 2 sent\n" M(3, "dev",
 						    "bob") "OK 4 sent\nOK 5 sent\n" M(6, "lobby",
 										      "bob"));
@@ -320,7 +278,7 @@ test_ring_grows_for_a_member_behind(void **state)
 	}
 	for (size_t i = 0; i < 150; i += 30)
 		room_publish_history(h, e + i, 30);
-	collect_all(h, a);
+	collect_all(h, a, LIMIT);
 	expect_lines(pa, want);
 	history_entries_release(e, 150);
 	free(e);
@@ -398,7 +356,7 @@ test_leave_and_current_room(void **state)
 	assert_int_equal(room_target(h, a, "no such", spelled), ROOM_BAD_NAME);
 	assert_int_equal(room_part(h, a, "dev", "", spelled), ROOM_DONE);
 	assert_int_equal(room_target(h, a, NULL, spelled), ROOM_IN_NONE);
-	collect_all(h, b);
+	collect_all(h, b, LIMIT);
 	{
 		size_t len;
 		char *got = read_all(pb, &len);
@@ -433,7 +391,7 @@ test_replaced_session_parts_every_room(void **state)
 	room_wake_up(h, a);
 	assert_int_equal(room_collect(h, a, LIMIT, &why, text, sizeof(text)), -1);
 	assert_int_equal(why, PART_REPLACED);
-	collect_all(h, b);
+	collect_all(h, b, LIMIT);
 	{
 		size_t len;
 		char *got = read_all(pb, &len);
@@ -467,7 +425,7 @@ test_kicked_sender_still_gets_its_answer(void **state)
 	assert_int_equal(room_kick_within(h, 100, "#DEV", "ALICE", "go"), 1);
 	assert_int_equal(room_kick_within(h, 100, "dev", "alice", "go"), 0);
 	room_publish_history(h, &e, 1);
-	collect_all(h, a);
+	collect_all(h, a, LIMIT);
 	{
 		size_t len;
 		char *got = read_all(pa, &len);
@@ -478,7 +436,7 @@ test_kicked_sender_still_gets_its_answer(void **state)
 	}
 	assert_int_equal(a->unacked, 0);
 	/* bob saw the kick, and the message: it was stored, so it reached the room. */
-	collect_all(h, b);
+	collect_all(h, b, LIMIT);
 	{
 		size_t len;
 		char *got = read_all(pb, &len);
@@ -515,7 +473,7 @@ test_answers_in_the_ring_survive_a_kick_and_a_deletion(void **state)
 	room_publish_history(h, e, 2);
 	assert_int_equal(room_kick_within(h, 100, "dev", "alice", ""), 1);
 	assert_int_equal(room_delete_within(h, 100, "ops"), 1);
-	collect_all(h, a);
+	collect_all(h, a, LIMIT);
 	{
 		size_t len;
 		char *got = read_all(pa, &len);
@@ -566,7 +524,7 @@ test_admin_rooms(void **state)
 	assert_string_equal(info[1].topic, "by the book");
 	assert_string_equal(info[1].topic_by, "*");
 	free(info);
-	collect_all(h, a);
+	collect_all(h, a, LIMIT);
 	{
 		size_t len;
 		char *got = read_all(pa, &len);
@@ -583,7 +541,7 @@ test_admin_rooms(void **state)
 	/* alice was put in the default room, now her current one. */
 	assert_int_equal(room_target(h, a, NULL, spelled), ROOM_DONE);
 	assert_string_equal(spelled, "lobby");
-	collect_all(h, a);
+	collect_all(h, a, LIMIT);
 	{
 		size_t len;
 		char *got = read_all(pa, &len);

@@ -35,44 +35,13 @@
 #define TS "2026-11-21T09:30:00.123Z"
 #define LIMIT 8192
 
-/* Everything the peer end holds now. */
-static char *
-read_all(int fd)
-{
-	size_t cap = 1 << 16, len = 0;
-	char *buf = malloc(cap);
-	ssize_t n;
-
-	assert_non_null(buf);
-	while ((n = read(fd, buf + len, cap - len - 1)) > 0)
-		len += (size_t)n;
-	buf[len] = '\0';
-	return buf;
-}
-
-/* What c collects now, written to its socket. */
-static void
-collect_all(struct hub *h, struct client *c)
-{
-	enum part_reason why;
-	char text[128];
-	int rc;
-
-	room_wake_up(h, c);
-	do {
-		rc = room_collect(h, c, LIMIT, &why, text, sizeof(text));
-		assert_true(rc >= 0);
-		assert_int_equal(outq_flush(&c->out, c->fd), 0);
-	} while (rc > 0);
-}
-
 /* A logged-in member asleep with write-through; *peer is the test's end of its socket. */
 static struct client *
 member(struct hub *h, const char *name, uint64_t id, int *peer)
 {
 	struct client *c = member_login(h, name, id, peer);
 
-	collect_all(h, c);
+	collect_all(h, c, LIMIT);
 	assert_true(room_sleep(h, c, true));
 	return c;
 }
@@ -85,8 +54,8 @@ join(struct hub *h, struct client *c, const char *room, int peer)
 	room_wake_up(h, c);
 	assert_int_equal(room_join(h, c, room, &rep), ROOM_DONE);
 	room_join_reply_release(&rep);
-	collect_all(h, c);
-	free(read_all(peer));
+	collect_all(h, c, LIMIT);
+	drain(peer);
 	assert_true(room_sleep(h, c, true));
 }
 
@@ -121,6 +90,7 @@ answer_survives(int (*take_out)(struct hub *))
 	struct client *a, *b;
 	int pa, pb;
 	char *got;
+	size_t len;
 
 	a = member(h, "alice", 1, &pa);
 	b = member(h, "bob", 2, &pb);
@@ -130,8 +100,8 @@ answer_survives(int (*take_out)(struct hub *))
 	a->unacked = 1;
 	room_publish_history(h, &e, 1);
 	assert_int_equal(take_out(h), 1);
-	collect_all(h, a);
-	got = read_all(pa);
+	collect_all(h, a, LIMIT);
+	got = read_all(pa, &len);
 	assert_non_null(strstr(got, "PART dev "));
 	if (strstr(got, "OK 7 sent\n") == NULL)
 		fail_msg("alice never got the answer to her message 7; she got:\n%s", got);
@@ -181,6 +151,7 @@ answers_keep_order(int (*take_out)(struct hub *))
 	struct client *a, *b;
 	int pa, pb;
 	char *got, *k7, *k8, *k9;
+	size_t len;
 
 	a = member(h, "alice", 1, &pa);
 	b = member(h, "bob", 2, &pb);
@@ -190,8 +161,8 @@ answers_keep_order(int (*take_out)(struct hub *))
 	a->unacked = 3;
 	room_publish_history(h, e, 3);
 	assert_int_equal(take_out(h), 1);
-	collect_all(h, a);
-	got = read_all(pa);
+	collect_all(h, a, LIMIT);
+	got = read_all(pa, &len);
 	k7 = strstr(got, "OK 7 sent\n");
 	k8 = strstr(got, "OK 8 sent\n");
 	k9 = strstr(got, "OK 9 sent\n");
