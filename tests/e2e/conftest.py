@@ -7,6 +7,8 @@ line rather than sleeping, and always stop every chatd a test started:
 SIGTERM first (so a sanitizer build gets to report leaks), SIGKILL if that
 does not work.  A daemon that died on its own, hung on SIGTERM, exited
 non-zero or printed a sanitizer report fails the test at teardown.
+The terminals fixture opens chat(1) on ptys for the client tests and
+closes them all at teardown.
 """
 
 import os
@@ -378,6 +380,24 @@ def shared_dir():
     os.chmod(path, 0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def terminals():
+    """open(args, password=None) -> chat(1) on a pty (chatclient.Terminal); all are
+    closed at teardown."""
+    from chatclient import Terminal  # only the client tests need it
+
+    opened = []
+
+    def open_terminal(args, password=None, **kwargs):
+        term = Terminal(args, password=password, **kwargs)
+        opened.append(term)
+        return term
+
+    yield open_terminal
+    for term in opened:
+        term.close()
 
 
 def pytest_sessionstart(session):

@@ -11,26 +11,11 @@ import threading
 
 import pytest
 
-from chatclient import (EXIT_LOST, EXIT_OK, EXIT_USAGE, RunningPlain, Terminal, run_plain,
+from chatclient import (EXIT_LOST, EXIT_OK, EXIT_USAGE, RunningPlain, run_plain,
                         scaled)
 from chatproto import wait_until
 
 EXIT_ROOM = 7   # chat(1): plain mode, the room could not be joined
-
-
-@pytest.fixture
-def terminals():
-    """open(args, password=None) -> Terminal; all are closed at teardown."""
-    opened = []
-
-    def open_terminal(args, password=None, **kwargs):
-        term = Terminal(args, password=password, **kwargs)
-        opened.append(term)
-        return term
-
-    yield open_terminal
-    for term in opened:
-        term.close()
 
 
 @pytest.fixture

@@ -7,22 +7,7 @@ restarts, and escape sequences kept off the terminal.
 
 import pytest
 
-from chatclient import EXIT_LOGIN, EXIT_LOST, EXIT_OK, FakeServer, Terminal
-
-
-@pytest.fixture
-def terminals():
-    """open(args, password=None) -> Terminal; all are closed at teardown."""
-    opened = []
-
-    def open_terminal(args, password=None, **kwargs):
-        term = Terminal(args, password=password, **kwargs)
-        opened.append(term)
-        return term
-
-    yield open_terminal
-    for term in opened:
-        term.close()
+from chatclient import EXIT_LOGIN, EXIT_LOST, EXIT_OK, FakeServer
 
 
 def logged_in(term, name, room="lobby"):
