@@ -840,23 +840,35 @@ quit(struct tty *t, const char *line)
 	submit(t, REQ_QUIT, line);
 }
 
+/*
+ * "TARGET TEXT" as our own line shows it: TARGET (1 to max bytes) copied
+ * to out, *text after the one space; false if either is missing.
+ */
+static bool
+split_target(const char *s, size_t max, char *out, const char **text)
+{
+	size_t n = strcspn(s, " ");
+
+	*text = s + n + (s[n] == ' ');
+	if (n == 0 || n > max || **text == '\0')
+		return false;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return true;
+}
+
 /* /say ROOM TEXT: shown as our message in ROOM. */
 static void
 say(struct tty *t, const char *line)
 {
 	const char *to = line + strlen("/say"), *text;
 	char room[ROOM_NAME_MAX + 1];
-	size_t n;
 
 	to += strspn(to, " ");
 	to = rooms_bare(to);
-	n = strcspn(to, " ");
-	text = to + n + (to[n] == ' ');
-	if (n > 0 && n <= ROOM_NAME_MAX && *text != '\0') {
+	if (split_target(to, ROOM_NAME_MAX, room, &text)) {
 		struct chat_room *known = rooms_find(&t->rooms, to);
 
-		memcpy(room, to, n);
-		room[n] = '\0';
 		render_own_message(&t->r, &t->screen, known ? known->name : room, text, held(t));
 	}
 	submit(t, REQ_SAY, line);
@@ -867,16 +879,10 @@ private_message(struct tty *t, const char *line)
 {
 	const char *to = line + strlen("/msg"), *text;
 	char name[NAME_MAX_LEN + 1];
-	size_t n;
 
 	to += strspn(to, " ");
-	n = strcspn(to, " ");
-	text = to + n + (to[n] == ' ');
-	if (n > 0 && n <= NAME_MAX_LEN && *text != '\0') {
-		memcpy(name, to, n);
-		name[n] = '\0';
+	if (split_target(to, NAME_MAX_LEN, name, &text))
 		render_own_private(&t->r, &t->screen, name, text, held(t));
-	}
 	submit(t, REQ_PRIVATE, line);
 }
 
