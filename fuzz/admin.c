@@ -24,7 +24,7 @@
 static bool
 known_code(int code)
 {
-	static const int codes[] = { 400, 403, 404, 409, 413, 422, 500, 503, 507 };
+	static const int codes[] = { 400, 403, 404, 405, 409, 413, 422, 500, 503, 507 };
 
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
 		if (codes[i] == code)
@@ -45,9 +45,18 @@ check_request(const struct admin_request *req)
 	case ARGS_TEXT:
 		fuzz_assert(req->text != NULL && req->text[0] != ' ' && req->text[0] != '\0');
 		break;
+	case ARGS_ROOM_USER_REASON_OPT:
+		fuzz_assert(req->name != NULL && name_valid(req->name, strlen(req->name)));
+		break;
 	default:
 		fuzz_assert(req->name == NULL);
 	}
+	if (req->cmd->args >= ARGS_ROOM)
+		fuzz_assert(req->room != NULL && room_name_valid(req->room, strlen(req->room)));
+	else
+		fuzz_assert(req->room == NULL);
+	if (req->cmd->args == ARGS_ROOM_TOPIC || req->cmd->args == ARGS_ROOM_TEXT)
+		fuzz_assert(req->text != NULL && req->text[0] != ' ' && req->text[0] != '\0');
 	fuzz_assert(req->count >= 0 && req->count <= 1000000000L);
 	fuzz_assert(req->count == 0 || req->cmd->args == ARGS_COUNT_OPT);
 	fuzz_assert(!req->force || req->cmd->args == ARGS_FORCE_OPT);
@@ -59,6 +68,8 @@ rebuild(const struct admin_request *req, char *out, size_t len)
 {
 	int n = snprintf(out, len, "%s", req->cmd->words);
 
+	if (req->room != NULL)
+		n += snprintf(out + n, len - (size_t)n, " %s", req->room);
 	if (req->name != NULL)
 		n += snprintf(out + n, len - (size_t)n, " %s", req->name);
 	if (req->count > 0)
@@ -81,6 +92,9 @@ check_round_trip(const struct admin_request *typed)
 	fuzz_assert(admin_parse(sent, 0, &got, err, sizeof(err)) == 0);
 	fuzz_assert(got.cmd == typed->cmd);
 	fuzz_assert(got.count == typed->count && got.force == typed->force);
+	fuzz_assert((got.room == NULL) == (typed->room == NULL));
+	if (got.room != NULL)
+		fuzz_assert(strcmp(got.room, typed->room) == 0);
 	fuzz_assert((got.name == NULL) == (typed->name == NULL));
 	if (got.name != NULL)
 		fuzz_assert(strcmp(got.name, typed->name) == 0);
