@@ -31,6 +31,7 @@ enum setting_type {
 	T_BOOL,
 	T_LOG_LEVEL, /* a level name in the file, enum log_level in memory */
 	T_PATH,      /* a string; relative means relative to the file */
+	T_OPT_PATH,  /* T_PATH, or "" for none (the default) */
 	T_ADDRESSES, /* a string or a list of strings, numeric IP addresses */
 	T_STRING,    /* a string, possibly empty */
 	T_CHOICE,    /* one of the strings in .choices in the file, its index in memory */
@@ -75,10 +76,40 @@ static const struct setting_def settings_table[] = {
 	  .count_offset = offsetof(struct settings, n_listen),
 	  .unset_flag_offset = offsetof(struct settings, listen_is_default),
 	  .doc = "numeric IPv4/IPv6 addresses to listen on" },
-	{ "port", FIELD(port), FIXED, NUMBER(T_INT, 7777, 0, 65535),
-	  .doc = "TCP port; 0 lets the kernel choose" },
+	{ "port", FIELD(port), FIXED, NUMBER(T_INT, 7777, -1, 65535),
+	  .doc = "TCP port of the plain listener; 0 lets the kernel choose; "
+		 "-1 switches it off (a TLS-only server)" },
 	{ "port_tries", FIELD(port_tries), FIXED, NUMBER(T_INT, 10, 0, 1000),
 	  .doc = "when port is busy, how many following ports to try" },
+	{ "tls_listen", FIELD(tls_listen), FIXED, .type = T_ADDRESSES,
+	  .def_list = (const char *const[]){ "0.0.0.0", "::", NULL },
+	  .count_offset = offsetof(struct settings, n_tls_listen),
+	  .unset_flag_offset = offsetof(struct settings, tls_listen_is_default),
+	  .doc = "numeric IPv4/IPv6 addresses of the TLS listener; unset: "
+		 "the same as listen" },
+	{ "tls_port", FIELD(tls_port), FIXED, NUMBER(T_INT, 7778, 0, 65535),
+	  .doc = "TCP port of the TLS listener, which runs when tls_cert is "
+		 "set; 0 lets the kernel choose" },
+	{ "tls_cert", FIELD(tls_cert), SIGHUP, .type = T_OPT_PATH,
+	  .doc = "the server's certificate chain (PEM, the server's first); "
+		 "\"\" (the default): no TLS listener" },
+	{ "tls_key", FIELD(tls_key), SIGHUP, .type = T_OPT_PATH,
+	  .doc = "the certificate's private key (PEM); \"\" (the default): "
+		 "in the tls_cert file" },
+	{ "tls_min_version", FIELD(tls_min_version), SIGHUP, .type = T_CHOICE,
+	  .def = TLS_MIN_1_2,
+	  .choices = (const char *const[]){ "1.2", "1.3", NULL },
+	  .doc = "the oldest TLS version accepted: \"1.2\" or \"1.3\"; 1.3 is "
+		 "preferred either way" },
+	{ "handshake_timeout", FIELD(handshake_timeout), SIGHUP,
+	  NUMBER(T_INT, 10, 1, 3600),
+	  .doc = "seconds a TLS client has to finish its handshake" },
+	{ "plain_login", FIELD(plain_login), SIGHUP, .type = T_CHOICE,
+	  .def = PLAIN_LOGIN_LOOPBACK,
+	  .choices = (const char *const[]){ "allow", "loopback", "deny", NULL },
+	  .doc = "while TLS is on, who may log in on the plain port: \"allow\" "
+		 "anyone, \"loopback\" only from this host, \"deny\" nobody "
+		 "(passwords never cross the network in clear)" },
 	/* state_dir first: the other paths default to places inside it. */
 	{ "state_dir", FIELD(state_dir), FIXED, .type = T_PATH,
 	  .env = "STATE_DIRECTORY",
@@ -301,6 +332,7 @@ store_number(struct settings *s, const struct setting_def *d, long long v)
 		*(bool *)p = v != 0;
 		break;
 	case T_PATH:
+	case T_OPT_PATH:
 	case T_ADDRESSES:
 	case T_STRING:
 	case T_ROOM:
@@ -323,6 +355,7 @@ load_number(const struct settings *s, const struct setting_def *d)
 	case T_BOOL:
 		return *(const bool *)p;
 	case T_PATH:
+	case T_OPT_PATH:
 	case T_ADDRESSES:
 	case T_STRING:
 	case T_ROOM:
@@ -419,6 +452,21 @@ parse_path(struct loader *ld, const struct setting_def *d, const config_setting_
 	if (value[0] == '\0')
 		return fail(ld, line, "'%s' must not be empty", d->name);
 	if ((path = join_path(ld->dir, value)) == NULL)
+		return fail_oom(ld);
+	*(char **)field(ld->out, d->offset) = path;
+	return 0;
+}
+
+/* "" is none; anything else a path, relative to the file. */
+static int
+parse_opt_path(struct loader *ld, const struct setting_def *d, const config_setting_t *cs)
+{
+	const char *value = config_setting_get_string(cs);
+	char *path;
+
+	if (value == NULL)
+		return fail(ld, config_setting_source_line(cs), "'%s' must be a string", d->name);
+	if ((path = value[0] ? join_path(ld->dir, value) : strdup("")) == NULL)
 		return fail_oom(ld);
 	*(char **)field(ld->out, d->offset) = path;
 	return 0;
@@ -525,6 +573,8 @@ parse_setting(struct loader *ld, const struct setting_def *d, const config_setti
 		return parse_log_level(ld, d, cs);
 	case T_PATH:
 		return parse_path(ld, d, cs);
+	case T_OPT_PATH:
+		return parse_opt_path(ld, d, cs);
 	case T_ADDRESSES:
 		return parse_addresses(ld, d, cs);
 	case T_STRING:
@@ -614,9 +664,11 @@ fill_default(struct loader *ld, const struct setting_def *d)
 		return default_path(ld, d);
 	case T_ADDRESSES:
 		return default_addresses(ld, d);
+	case T_OPT_PATH:
 	case T_STRING:
 	case T_ROOM:
-		if ((*(char **)field(ld->out, d->offset) = strdup(d->def_string)) == NULL)
+		if ((*(char **)field(ld->out, d->offset) =
+			     strdup(d->def_string ? d->def_string : "")) == NULL)
 			return fail_oom(ld);
 		return 0;
 	}
@@ -631,13 +683,47 @@ line_of(const struct loader *ld, const char *name)
 	return cs != NULL ? config_setting_source_line(cs) : 0;
 }
 
-/* The one rule that ties two settings together. */
+/* tls_listen unset: the addresses of listen, with its leniency. */
+static int
+default_tls_listen(struct loader *ld)
+{
+	const struct setting_def *d = find_def("tls_listen");
+	struct settings *s = ld->out;
+
+	if (ld->found[d - settings_table] != NULL)
+		return 0;
+	free_strings(s->tls_listen, s->n_tls_listen);
+	s->tls_listen = NULL;
+	s->n_tls_listen = 0;
+	if (store_addresses(ld, d, (const char *const *)s->listen, s->n_listen) < 0)
+		return -1;
+	s->tls_listen_is_default = s->listen_is_default;
+	s->tls_listen_follows = true;
+	return 0;
+}
+
+/* Some listener must run: the plain one off needs a certificate for TLS. */
+static int
+check_listeners(struct loader *ld)
+{
+	const struct settings *s = ld->out;
+
+	if (s->port >= 0 || s->tls_cert[0] != '\0')
+		return 0;
+	return fail(ld, line_of(ld, "port"),
+		    "'port' is -1 (no plain listener) but 'tls_cert' is not set (no TLS "
+		    "listener): chatd would listen nowhere");
+}
+
+/* The rules that tie settings together. */
 static int
 check_combination(struct loader *ld)
 {
 	const struct settings *s = ld->out;
 	unsigned line;
 
+	if (default_tls_listen(ld) < 0 || check_listeners(ld) < 0)
+		return -1;
 	if (s->history_replay <= s->history_memory)
 		return 0;
 	if ((line = line_of(ld, "history_replay")) == 0)
@@ -879,7 +965,8 @@ settings_free(struct settings *s)
 	for (size_t i = 0; i < N_SETTINGS; i++) {
 		const struct setting_def *d = &settings_table[i];
 
-		if (d->type == T_PATH || d->type == T_STRING || d->type == T_ROOM)
+		if (d->type == T_PATH || d->type == T_OPT_PATH || d->type == T_STRING ||
+		    d->type == T_ROOM)
 			free(*(char **)field(s, d->offset));
 		else if (d->type == T_ADDRESSES)
 			free_strings(*(char ***)field(s, d->offset),
@@ -911,6 +998,7 @@ same_value(const struct setting_def *d, const struct settings *a, const struct s
 	case T_CHOICE:
 		return load_number(a, d) == load_number(b, d);
 	case T_PATH:
+	case T_OPT_PATH:
 	case T_STRING:
 	case T_ROOM:
 		return strcmp(*(char *const *)cfield(a, d->offset),
@@ -938,6 +1026,10 @@ settings_restart_needed(const struct settings *a, const struct settings *b, char
 		int n;
 
 		if (d->reloadable || same_value(d, a, b))
+			continue;
+		/* An unset tls_listen changes with listen, which says so already. */
+		if (d->offset == offsetof(struct settings, tls_listen) && a->tls_listen_follows &&
+		    b->tls_listen_follows)
 			continue;
 		n = snprintf(buf + used, buflen - used, "%s%s", used > 0 ? ", " : "", d->name);
 		if (n < 0 || (size_t)n >= buflen - used)
@@ -987,6 +1079,7 @@ write_value(FILE *f, const struct setting_def *d, const struct settings *s)
 		write_string(f, d->choices[load_number(s, d)]);
 		break;
 	case T_PATH:
+	case T_OPT_PATH:
 	case T_STRING:
 	case T_ROOM:
 		write_string(f, *(char *const *)cfield(s, d->offset));

@@ -31,6 +31,18 @@ enum room_create_mode {
 	ROOM_CREATE_REGISTERED, /* the same as anyone until there are guests */
 	ROOM_CREATE_ADMIN,      /* only the operator (chatctl) */
 };
+/* tls_min_version */
+enum tls_min_version {
+	TLS_MIN_1_2,
+	TLS_MIN_1_3,
+};
+/* plain_login: who may log in on the plain port while TLS is on. */
+enum plain_login_mode {
+	PLAIN_LOGIN_ALLOW,
+	PLAIN_LOGIN_LOOPBACK,
+	PLAIN_LOGIN_DENY,
+};
+
 /* The bound of max_rooms_per_user: a session's memberships are an array of this. */
 #define ROOMS_PER_USER_MAX 1000
 
@@ -40,9 +52,14 @@ struct settings {
 	char **listen;     /* addresses to bind, n_listen of them */
 	size_t n_listen;
 	bool listen_is_default; /* "listen" unset: failures of one address only warn */
-	int port;               /* 0: let the kernel choose */
-	int port_tries;         /* next ports to try when port is busy */
-	char *state_dir;        /* holds the lock file */
+	int port;               /* 0: let the kernel choose; -1: no plain listener */
+	char **tls_listen;      /* addresses of the TLS listener, n_tls_listen of them */
+	size_t n_tls_listen;
+	bool tls_listen_is_default; /* unset, and listen unset too */
+	bool tls_listen_follows;    /* unset: a copy of listen */
+	int tls_port;               /* the TLS listener's; it runs when tls_cert is set */
+	int port_tries;             /* next ports to try when port is busy */
+	char *state_dir;            /* holds the lock file */
 	char *history_file;
 	char *ident_file;
 	char *rooms_file;   /* the rooms and their topics (roomstore) */
@@ -81,6 +98,11 @@ struct settings {
 	int room_expiry;             /* seconds a user's room may stay empty; 0 never */
 	int peer_timeout;            /* seconds until a silent dead peer is reaped */
 	int resume_token_ttl;        /* seconds a resume token lives; 0: no tokens */
+	char *tls_cert;              /* PEM chain; "": TLS off */
+	char *tls_key;               /* PEM key; "": in tls_cert */
+	int tls_min_version;         /* enum tls_min_version */
+	int handshake_timeout;       /* seconds */
+	int plain_login;             /* enum plain_login_mode */
 
 	/* --- bookkeeping, config.c only --- */
 	struct settings *older; /* published before this one */

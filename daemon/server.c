@@ -47,6 +47,7 @@
 #include "server.h"
 #include "statelock.h"
 #include "timefmt.h"
+#include "tls.h"
 #include "version.h"
 
 /* How long clients get to receive their BYE at shutdown (docs: chatd(8)). */
@@ -320,6 +321,37 @@ block_signals(void)
 	return signalfd(-1, &wanted, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/*
+ * SIGHUP reads the certificate and key again (a renewal): new handshakes
+ * get the new pair, connections already open keep theirs, and a pair that
+ * does not load leaves the old one serving.  The TLS listener itself
+ * starts and stops only with chatd.
+ */
+static void
+reload_tls(const struct settings *s)
+{
+	char err[1024];
+
+	if (!tls_ready()) {
+		if (s->tls_cert[0])
+			log_warning("reload: tls_cert is set, but the TLS listener starts only "
+				    "at a restart");
+		return;
+	}
+	if (s->tls_cert[0] == '\0') {
+		log_warning("reload: tls_cert is unset; TLS goes on with the certificate "
+			    "loaded until a restart");
+		return;
+	}
+	if (tls_load(s, err, sizeof(err)) < 0) {
+		log_error("reload: keeping the TLS certificate loaded before: %s", err);
+		return;
+	}
+	tls_describe(err, sizeof(err));
+	log_notice("TLS certificate loaded: %s", err);
+	tls_check_expiry(time_now_ms() / 1000);
+}
+
 /* SIGHUP: reopen the log, then take what may change of a fresh config. */
 static void
 reload(void)
@@ -343,6 +375,7 @@ reload(void)
 		log_warning("reload: %s changed; that takes a restart", fixed);
 	log_set_level(s->log_level);
 	settings_publish(s);
+	reload_tls(s);
 	log_notice("reloaded %s", s->config_file);
 }
 
@@ -402,6 +435,21 @@ rooms_tick(struct server *srv)
 	return (int)(next - now);
 }
 
+/* The certificate's expiry is checked hourly (tls_check_expiry warns daily). */
+#define TLS_EXPIRY_CHECK_MS 3600000
+static int
+tls_tick(void)
+{
+	static int64_t next;
+	int64_t now = time_mono_ms();
+
+	if (now >= next) {
+		tls_check_expiry(time_now_ms() / 1000);
+		next = now + TLS_EXPIRY_CHECK_MS;
+	}
+	return (int)(next - now);
+}
+
 /*
  * The control thread's loop: signals, the admin socket and systemd's
  * watchdog.  Returns on SIGTERM, SIGINT or "stop", once the admin replies
@@ -419,6 +467,7 @@ control_loop(struct server *srv, int sigfd)
 		n += control_pollfds(srv->control, pfd + 1, CONTROL_POLLFDS_MAX, &timeout);
 		timeout = earliest(timeout, notify_tick(srv));
 		timeout = earliest(timeout, rooms_tick(srv));
+		timeout = earliest(timeout, tls_tick());
 		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -602,6 +651,28 @@ start_listening(struct server *srv)
 	return 0;
 }
 
+/*
+ * After root is dropped: the certificate and key are read as the user chatd
+ * runs as, at start as on every reload (a key it cannot read fails now, not
+ * at the first renewal).
+ */
+static int
+open_tls(const struct settings *s)
+{
+	char err[1024];
+
+	if (s->tls_cert[0] == '\0')
+		return 0;
+	if (tls_load(s, err, sizeof(err)) < 0) {
+		fail("%s", err);
+		return -1;
+	}
+	tls_describe(err, sizeof(err));
+	log_notice("TLS certificate loaded: %s", err);
+	tls_check_expiry(time_now_ms() / 1000);
+	return 0;
+}
+
 /* Systemd's documented test: stderr is the journal if it is the stream $JOURNAL_STREAM names. */
 static bool
 stderr_is_journal(void)
@@ -709,8 +780,8 @@ server_run(const struct server_options *opt)
 	/* Before any thread starts: it unsets $LISTEN_FDS. */
 	activation_take(&act);
 	if (open_control(&srv, s, &act) < 0 || open_listener(&srv, s, &act) < 0 ||
-	    drop_root(s, &pd) < 0 || open_log(s) < 0 || open_stores(&srv, s) < 0 ||
-	    start_listening(&srv) < 0)
+	    drop_root(s, &pd) < 0 || open_log(s) < 0 || open_tls(s) < 0 ||
+	    open_stores(&srv, s) < 0 || start_listening(&srv) < 0)
 		goto stop;
 
 	control_loop(&srv, sigfd);
@@ -729,6 +800,7 @@ stop:
 	}
 	close_stores(&srv);
 	peers_reset();
+	tls_close();
 	log_notice("chatd stopped");
 out:
 	daemonize_finish();

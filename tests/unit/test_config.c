@@ -256,7 +256,9 @@ struct bound {
 /* clang-format on */
 
 static const struct bound bounds[] = {
-	BOUND(port, false, 0, 65535, ""),
+	BOUND(port, false, -1, 65535, "tls_cert = \"c.pem\";\n"),
+	BOUND(tls_port, false, 0, 65535, ""),
+	BOUND(handshake_timeout, false, 1, 3600, ""),
 	BOUND(port_tries, false, 0, 1000, ""),
 	BOUND(stack_size, true, 65536, 67108864, ""),
 	BOUND(max_line, false, 64, 65536, ""),
@@ -528,6 +530,44 @@ test_listen_forms(void **state)
 }
 
 static void
+test_tls_settings(void **state)
+{
+	struct settings s;
+
+	load_ok("listen = \"127.0.0.1\";\n", &s);
+	assert_int_equal(s.n_tls_listen, 1);
+	assert_string_equal(s.tls_listen[0], "127.0.0.1");
+	assert_true(s.tls_listen_follows);
+	assert_int_equal(s.tls_port, 7778);
+	assert_string_equal(s.tls_cert, "");
+	assert_string_equal(s.tls_key, "");
+	assert_int_equal(s.tls_min_version, TLS_MIN_1_2);
+	assert_int_equal(s.plain_login, PLAIN_LOGIN_LOOPBACK);
+	assert_int_equal(s.handshake_timeout, 10);
+	settings_free(&s);
+
+	load_ok("tls_listen = \"::1\";\nport = -1;\ntls_cert = \"/x/c.pem\";\n"
+		"tls_key = \"/x/k.pem\";\ntls_min_version = \"1.3\";\nplain_login = \"deny\";\n",
+		&s);
+	assert_string_equal(s.tls_listen[0], "::1");
+	assert_false(s.tls_listen_follows);
+	assert_int_equal(s.port, -1);
+	assert_string_equal(s.tls_cert, "/x/c.pem");
+	assert_string_equal(s.tls_key, "/x/k.pem");
+	assert_int_equal(s.tls_min_version, TLS_MIN_1_3);
+	assert_int_equal(s.plain_login, PLAIN_LOGIN_DENY);
+	settings_free(&s);
+
+	expect_error("# nowhere\nport = -1;\n", 2,
+		     "'port' is -1 (no plain listener) but 'tls_cert' is not set (no TLS "
+		     "listener): chatd would listen nowhere");
+	expect_error("tls_min_version = \"1.1\";\n", 1,
+		     "'tls_min_version' must be one of \"1.2\", \"1.3\"");
+	expect_error("port = 1;\nplain_login = \"never\";\n", 2,
+		     "'plain_login' must be one of \"allow\", \"loopback\", \"deny\"");
+}
+
+static void
 restart_needed(const char *a_text, const char *b_text, char *buf, size_t len)
 {
 	struct settings a, b;
@@ -547,6 +587,13 @@ static const struct {
 	{ "listen = \"::1\";", "listen", false },
 	{ "port = 1;", "port", false },
 	{ "port_tries = 0;", "port_tries", false },
+	{ "tls_port = 1;", "tls_port", false },
+	{ "tls_listen = \"::1\";", "tls_listen", false },
+	{ "tls_cert = \"c.pem\";", "tls_cert", true },
+	{ "tls_key = \"k.pem\";", "tls_key", true },
+	{ "tls_min_version = \"1.3\";", "tls_min_version", true },
+	{ "handshake_timeout = 1;", "handshake_timeout", true },
+	{ "plain_login = \"deny\";", "plain_login", true },
 	{ "state_dir = \"/s\";", "state_dir, history_file, rooms_file, ident_file, log_file",
 	  false },
 	{ "history_file = \"/h\";", "history_file", false },
@@ -657,7 +704,8 @@ test_write_round_trip(void **state)
 	assert_non_null(strstr(text_a, "\nport = 0;\n"));
 	assert_non_null(strstr(text_a, "\nhistory_max_size = 1099511627776L;\n"));
 	assert_non_null(strstr(text_a, "\nlog_level = \"warning\";\n"));
-	assert_non_null(strstr(text_a, "\n# TCP port; 0 lets the kernel choose "
+	assert_non_null(strstr(text_a, "\n# TCP port of the plain listener; 0 lets the kernel "
+				       "choose; -1 switches it off (a TLS-only server) "
 				       "(fixed until restart)\n"));
 	load_ok(text_a, &b);
 	assert_string_equal(b.state_dir, "/tmp/a \"quoted\" \\ dir");
@@ -858,6 +906,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_relative_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_systemd_directories, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_forms, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_needed_each, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_needed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_round_trip, setup, teardown),

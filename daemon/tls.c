@@ -1,0 +1,205 @@
+/*
+ * tls.c - the server's TLS context (see tls.h).
+ *
+ * The control thread loads (at start, on SIGHUP) and checks the expiry;
+ * any thread takes a reference to the current context or reads what the
+ * certificate says.  The current context and its description sit under
+ * ctx_lock, a leaf held only to swap or copy them and to take a
+ * reference (SSL_CTX_up_ref): a handshake that started on the old context
+ * keeps it alive, and OpenSSL frees it with its last connection.
+ *
+ * OpenSSL's defaults stand for ciphers and groups (Debian's security level
+ * 2); the minimum version is TLS 1.2 unless tls_min_version says 1.3, and
+ * 1.3 is negotiated whenever the client has it.  Renegotiation is off (TLS
+ * 1.3 has none; for 1.2 SSL_OP_NO_RENEGOTIATION).  Session tickets are
+ * OpenSSL's: their keys live in the context, so resumption works until
+ * the next reload or restart.  Writes may be partial and the buffer may
+ * move between retries (session.c gathers into a buffer on the stack);
+ * idle connections give their buffers back (SSL_MODE_RELEASE_BUFFERS).
+ */
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "timefmt.h"
+#include "tls.h"
+
+#define SUBJECT_MAX 256
+/* While the certificate is close to expiry, warn this often (control thread). */
+#define EXPIRY_WARN_EVERY_S (24 * 3600)
+
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static SSL_CTX *current;                  /* under ctx_lock */
+static char current_subject[SUBJECT_MAX]; /* under ctx_lock */
+static int64_t current_not_after;         /* under ctx_lock */
+static int64_t expiry_warned_s;           /* control thread */
+
+/* The first error OpenSSL queued on this thread, as text; the queue is emptied. */
+static void
+ssl_error_text(char *buf, size_t len)
+{
+	unsigned long e = ERR_get_error();
+
+	if (e == 0)
+		snprintf(buf, len, "unknown error");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+}
+
+static int
+fail_file(char *err, size_t errlen, const char *what, const char *file)
+{
+	char why[256];
+
+	ssl_error_text(why, sizeof(why));
+	snprintf(err, errlen, "%s %s: %s", what, file, why);
+	return -1;
+}
+
+static SSL_CTX *
+new_ctx(const struct settings *s)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, s->tls_min_version == TLS_MIN_1_3 ? TLS1_3_VERSION
+									     : TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
+					 SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				      SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"chatd", 5);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	return ctx;
+}
+
+/* The certificate's subject and expiry, for status lines. */
+static void
+describe_cert(SSL_CTX *ctx, char *subject, size_t len, int64_t *not_after)
+{
+	X509 *x = SSL_CTX_get0_certificate(ctx);
+	struct tm tm;
+
+	snprintf(subject, len, "?");
+	*not_after = 0;
+	if (x == NULL)
+		return;
+	X509_NAME_oneline(X509_get_subject_name(x), subject, (int)len);
+	if (subject[0] == '/') /* "/CN=x/O=y" reads better as "CN=x/O=y" */
+		memmove(subject, subject + 1, strlen(subject));
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+		*not_after = (int64_t)timegm(&tm);
+}
+
+int
+tls_load(const struct settings *s, char *err, size_t errlen)
+{
+	const char *key = s->tls_key[0] ? s->tls_key : s->tls_cert;
+	char subject[SUBJECT_MAX];
+	int64_t not_after;
+	SSL_CTX *ctx, *old;
+
+	ERR_clear_error();
+	if ((ctx = new_ctx(s)) == NULL)
+		return fail_file(err, errlen, "tls_cert", s->tls_cert);
+	if (SSL_CTX_use_certificate_chain_file(ctx, s->tls_cert) != 1) {
+		SSL_CTX_free(ctx);
+		return fail_file(err, errlen, "tls_cert", s->tls_cert);
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		SSL_CTX_free(ctx);
+		return fail_file(err, errlen, s->tls_key[0] ? "tls_key" : "tls_cert (its key)",
+				 key);
+	}
+	describe_cert(ctx, subject, sizeof(subject), &not_after);
+	pthread_mutex_lock(&ctx_lock);
+	old = current;
+	current = ctx;
+	snprintf(current_subject, sizeof(current_subject), "%s", subject);
+	current_not_after = not_after;
+	pthread_mutex_unlock(&ctx_lock);
+	SSL_CTX_free(old); /* handshakes and connections made with it keep theirs */
+	expiry_warned_s = 0;
+	return 0;
+}
+
+bool
+tls_ready(void)
+{
+	pthread_mutex_lock(&ctx_lock);
+	bool ready = current != NULL;
+	pthread_mutex_unlock(&ctx_lock);
+	return ready;
+}
+
+SSL_CTX *
+tls_ctx_get(void)
+{
+	pthread_mutex_lock(&ctx_lock);
+	SSL_CTX *ctx = current;
+	if (ctx != NULL)
+		SSL_CTX_up_ref(ctx);
+	pthread_mutex_unlock(&ctx_lock);
+	return ctx;
+}
+
+bool
+tls_cert_info(char *subject, size_t len, int64_t *not_after)
+{
+	pthread_mutex_lock(&ctx_lock);
+	bool on = current != NULL;
+	snprintf(subject, len, "%s", on ? current_subject : "");
+	*not_after = on ? current_not_after : 0;
+	pthread_mutex_unlock(&ctx_lock);
+	return on;
+}
+
+void
+tls_describe(char *buf, size_t len)
+{
+	char subject[SUBJECT_MAX], when[TIME_RFC3339_LEN + 1];
+	int64_t not_after;
+
+	if (!tls_cert_info(subject, sizeof(subject), &not_after)) {
+		snprintf(buf, len, "%s", "");
+		return;
+	}
+	time_format_ms(when, not_after * 1000);
+	snprintf(buf, len, "%s, expires %s", subject, when);
+}
+
+void
+tls_check_expiry(int64_t now_s)
+{
+	char subject[SUBJECT_MAX];
+	int64_t not_after;
+
+	if (!tls_cert_info(subject, sizeof(subject), &not_after) ||
+	    not_after - now_s > (int64_t)TLS_EXPIRY_WARN_DAYS * 86400)
+		return;
+	if (expiry_warned_s != 0 && now_s - expiry_warned_s < EXPIRY_WARN_EVERY_S)
+		return;
+	expiry_warned_s = now_s;
+	if (not_after <= now_s)
+		log_warning("the TLS certificate %s has expired; clients will refuse it", subject);
+	else
+		log_warning("the TLS certificate %s expires in %lld days; renew it and reload",
+			    subject, (long long)((not_after - now_s) / 86400));
+}
+
+void
+tls_close(void)
+{
+	pthread_mutex_lock(&ctx_lock);
+	SSL_CTX_free(current);
+	current = NULL;
+	pthread_mutex_unlock(&ctx_lock);
+}
