@@ -22,6 +22,7 @@ sort_socket(struct activation *act, int fd, const char *name)
 	}
 	if (!named_admin && sd_is_socket_inet(fd, 0, SOCK_STREAM, 1, 0) > 0 &&
 	    act->n_tcp < ACTIVATION_MAX) {
+		act->tcp_tls[act->n_tcp] = name != NULL && strcmp(name, "tls") == 0;
 		act->tcp[act->n_tcp++] = fd;
 		return;
 	}

@@ -10,6 +10,12 @@
  * reach the thread through the room: they publish into the fan-out ring or
  * its inbox and, if it sleeps, wake it (client_wake: a flag and a signal).
  *
+ * TLS: a connection from the TLS listener first makes its handshake here
+ * (handshake_timeout), then reads and writes through the session
+ * (session_read, session_writev) like a plain one.  OpenSSL may hold
+ * input the socket no longer shows (session_pending): the thread does not
+ * sleep then.  Every SSL call is made with the write rights (session.h).
+ *
  * Order of replies: a room message is answered (OK or ERR 507) when the
  * history has stored it, through the ring, while a command is answered at
  * once.  To keep replies in request order, a command that arrives while
@@ -134,11 +140,29 @@ poll_timeout(int64_t deadline)
 	return left < 0 ? 0 : left > 60000 ? 60000 : (int)left;
 }
 
+static ssize_t
+write_session(void *arg, const struct iovec *iov, int n)
+{
+	return session_writev(arg, iov, n);
+}
+
+/* Writes what c->out holds as far as the socket takes it; -1 when it failed. */
+static int
+flush_out(struct client *c)
+{
+	return outq_flush_by(&c->out, write_session, c);
+}
+
 /* Reads what the socket has; maps the outcome onto enum client_read. */
 static enum client_read
 fill_input(struct client *c)
 {
-	ssize_t n = linebuf_fill(&c->in, c->fd);
+	size_t avail;
+	char *space = linebuf_space(&c->in, &avail);
+	ssize_t n = space != NULL ? session_read(c, space, avail) : -1;
+
+	if (n > 0)
+		linebuf_commit(&c->in, (size_t)n);
 
 	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
 		return CLIENT_LINE;
@@ -173,11 +197,18 @@ client_read_line(struct client *c, int64_t deadline, char **line, size_t *len)
 		case LB_NONE:
 			break;
 		}
-		if (outq_flush(&c->out, c->fd) < 0)
+		if (flush_out(c) < 0)
 			return CLIENT_EOF;
 		/* It read: lines may be buffered already, take them before waiting. */
 		if (backlogged && c->out.bytes <= (size_t)settings_get()->send_queue_limit)
 			continue;
+		/* TLS: input OpenSSL holds already, which poll() would not show. */
+		if (!backlogged && session_pending(c)) {
+			enum client_read r = fill_input(c);
+			if (r != CLIENT_LINE)
+				return r;
+			continue;
+		}
 
 		struct pollfd pfd[1] = {
 			{ .fd = c->fd,
@@ -316,8 +347,14 @@ send_welcome(struct client *c, bool registered)
 	struct room_join_reply rep = { 0 };
 
 	/* Logged in now: a max_clients slot, or ERR 503 (peers.h). */
-	if (!peers_logged_in(&c->addr, c->fd, s->max_clients) ||
-	    room_login(c->srv->hub, c, &rep) < 0) {
+	if (!peers_logged_in(&c->addr, c->fd, s->max_clients, !c->is_tls)) {
+		/* The plain refusal went out from peers.c; TLS needs the session. */
+		if (c->is_tls && client_reply_err(c, ERR_UNAVAILABLE, "server is full (%d clients)",
+						  s->max_clients) == 0)
+			flush_out(c);
+		return -1;
+	}
+	if (room_login(c->srv->hub, c, &rep) < 0) {
 		room_join_reply_release(&rep);
 		return -1;
 	}
@@ -493,6 +530,26 @@ handle_input(struct client *c, struct session_state *st)
 	return 0;
 }
 
+/* Reads what came, with the write rights; -1 when the session ends. */
+static int
+take_input(struct client *c, struct session_state *st)
+{
+	switch (fill_input(c)) {
+	case CLIENT_LINE:
+		st->more_input = true;
+		break;
+	case CLIENT_TIMEOUT:
+		st->why = PART_TIMEOUT;
+		snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_TIMEOUT));
+		return -1;
+	default:
+		/* Answer what was already sent before going. */
+		st->eof = true;
+		break;
+	}
+	return 0;
+}
+
 /* Waits for input, output space or a wake-up; -1 when the session ends. */
 static int
 await_client_work(struct client *c, struct session_state *st)
@@ -510,6 +567,9 @@ await_client_work(struct client *c, struct session_state *st)
 		snprintf(st->text, sizeof(st->text), "connection closed");
 		return -1;
 	}
+	/* TLS input already in OpenSSL's hands: read it, the socket will not wake us. */
+	if (want_input && session_pending(c))
+		return take_input(c, st);
 	/* Decided before room_sleep(): from there on c->out may be the room's. */
 	bool pending = !outq_empty(&c->out), slept = false;
 	struct pollfd pfd[1] = {
@@ -549,21 +609,8 @@ await_client_work(struct client *c, struct session_state *st)
 		room_wake_up(c->srv->hub, c);
 	if (rc < 0)
 		return -1;
-	if (want_input && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-		switch (fill_input(c)) {
-		case CLIENT_LINE:
-			st->more_input = true;
-			break;
-		case CLIENT_TIMEOUT:
-			st->why = PART_TIMEOUT;
-			snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_TIMEOUT));
-			return -1;
-		default:
-			/* Answer what was already sent before going. */
-			st->eof = true;
-			break;
-		}
-	}
+	if (want_input && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+		return take_input(c, st);
 	return 0;
 }
 
@@ -573,7 +620,7 @@ serve(struct client *c, struct session_state *st)
 	for (;;) {
 		if (handle_input(c, st) < 0 || collect(c, st) < 0)
 			return;
-		if (outq_flush(&c->out, c->fd) < 0) {
+		if (flush_out(c) < 0) {
 			st->why = PART_LOST;
 			snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_LOST));
 			return;
@@ -607,9 +654,10 @@ say_bye(struct client *c, enum part_reason why, const char *text)
 	while (!outq_empty(&c->out) && time_mono_ms() < deadline) {
 		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
 
-		if (outq_flush(&c->out, c->fd) < 0 || poll(&pfd, 1, poll_timeout(deadline)) <= 0)
+		if (flush_out(c) < 0 || poll(&pfd, 1, poll_timeout(deadline)) <= 0)
 			break;
 	}
+	session_close_notify(c);
 	shutdown(c->fd, SHUT_WR);
 	deadline = time_mono_ms() + BYE_LINGER_MS;
 	/* Bounded by the clock too: a peer that never stops sending would keep poll() ready. */
@@ -633,6 +681,43 @@ log_departure(struct client *c, enum part_reason why, const char *text)
 			 text);
 }
 
+/*
+ * The TLS handshake, bounded by handshake_timeout from the accept: a
+ * client that never finishes it is dropped and logged as a timeout.
+ */
+static int
+handshake(struct client *c, struct session_state *st)
+{
+	int64_t timeout = (int64_t)settings_get()->handshake_timeout * 1000;
+	int64_t since = time_now_ms() - c->connected_ms;
+	int64_t deadline = time_mono_ms() + timeout - (since < 0 ? 0 : since);
+	int want;
+
+	while ((want = session_handshake_step(c)) > 0) {
+		struct pollfd pfd = { .fd = c->fd, .events = (short)want };
+		bool woken;
+
+		if (time_mono_ms() >= deadline) {
+			st->why = PART_TIMEOUT;
+			snprintf(st->text, sizeof(st->text), "TLS handshake took too long");
+			return -1;
+		}
+		if (session_wait(c, &pfd, 1, poll_timeout(deadline), &woken) < 0)
+			break;
+		if (woken && room_closing(c->srv->hub)) {
+			st->why = PART_SHUTDOWN;
+			snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_SHUTDOWN));
+			return -1;
+		}
+	}
+	if (want == 0)
+		return 0;
+	st->why = PART_LOST;
+	snprintf(st->text, sizeof(st->text), "TLS handshake failed: %s",
+		 errno == EPROTO ? "not TLS, or no version or cipher in common" : strerror(errno));
+	return -1;
+}
+
 static void *
 client_main(void *arg)
 {
@@ -642,7 +727,16 @@ client_main(void *arg)
 
 	session_thread_enter(c);
 	snprintf(st.text, sizeof(st.text), "%s", part_reason_text(PART_LOST));
-	log_info("connection from %s", c->addr_str);
+	log_info("connection from %s%s", c->addr_str, c->is_tls ? " (TLS)" : "");
+	if (c->is_tls && handshake(c, &st) < 0) {
+		/* No BYE: nothing can be said before the handshake. */
+		log_departure(c, st.why, st.text);
+		peers_close(&c->addr, c->fd);
+		room_detach(c->srv->hub, c);
+		session_thread_leave(c);
+		client_unref(c);
+		return NULL;
+	}
 	if (login_run(c, &registered, &st.why, st.text, sizeof(st.text)) == 0) {
 		if (send_welcome(c, registered) == 0)
 			serve(c, &st);
@@ -662,24 +756,24 @@ client_main(void *arg)
 /* ---- creation ---- */
 
 static struct client *
-client_new(struct server *srv, int fd, const struct sockaddr_storage *addr)
+client_new(struct server *srv, int fd, const struct sockaddr_storage *addr, bool tls)
 {
 	char addr_str[ADDR_STR_MAX];
 	struct client *c;
 
 	peers_format(addr, addr_str, sizeof(addr_str));
 	c = session_new(atomic_fetch_add(&srv->next_client_id, 1) + 1, fd, addr, addr_str,
-			(size_t)settings_get()->max_line);
+			(size_t)settings_get()->max_line, tls);
 	if (c != NULL)
 		c->srv = srv;
 	return c;
 }
 
 int
-client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr)
+client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr, bool tls)
 {
 	const struct settings *s = settings_get();
-	struct client *c = client_new(srv, fd, addr);
+	struct client *c = client_new(srv, fd, addr, tls);
 	pthread_attr_t attr;
 	pthread_t tid;
 	int err;

@@ -22,7 +22,7 @@ struct history_entry;
  * -1 when no thread could be made (the caller refuses the connection and
  * still owns fd).
  */
-int client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr);
+int client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr, bool tls);
 
 /* Queue a formatted reply line (the format includes no line end). */
 int client_reply(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

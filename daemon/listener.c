@@ -8,6 +8,12 @@
  * (FD_RESERVE) or the connection limits say no (peers_admit(), which may
  * shut down another address's oldest login); otherwise it goes to a new
  * client thread, which owns it from then on.
+ *
+ * Some sockets may be TLS listeners (tls_listen / tls_port, or the socket
+ * systemd names "tls"): a connection accepted there goes to its client
+ * thread marked TLS, which makes the handshake itself (session.c), so the
+ * listener never waits for a peer.  Such a connection is never sent a
+ * refusal in plain text (the peer expects a TLS record): it is closed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,8 +65,9 @@ struct listener {
 	int fds[LISTEN_MAX]; /* -1 while paused, unless from systemd */
 	struct sockaddr_storage addrs[LISTEN_MAX];
 	bool activated[LISTEN_MAX]; /* passed by systemd: kept open when paused */
+	bool tls[LISTEN_MAX];       /* a TLS listener */
 	size_t n;
-	int port;
+	int port;    /* the plain port; -1 when there is no plain listener */
 	bool paused; /* accept and refuse with ERR 503 */
 	int wake_fd;
 	/* Health check: the control thread pings, the thread counts answers. */
@@ -176,6 +183,10 @@ address_unavailable(int err)
 static int
 bind_port(struct listener *l, const struct settings *s, int port, char *err, size_t errlen)
 {
+	if (s->port < 0) { /* no plain listener */
+		l->port = -1;
+		return 0;
+	}
 	for (size_t i = 0; i < s->n_listen && l->n < LISTEN_MAX; i++) {
 		int fd = bind_one(s->listen[i], port, &l->addrs[l->n]);
 
@@ -206,24 +217,88 @@ bind_port(struct listener *l, const struct settings *s, int port, char *err, siz
 	return 0;
 }
 
-/* Sockets systemd passed replace the listen and port settings. */
-static struct listener *
-adopt_activated(struct listener *l, const struct activation *act)
+/*
+ * The TLS listener, after the plain one: every tls_listen address on
+ * tls_port (0: the kernel's choice, the others follow).  A busy port is an
+ * error: clients know the TLS port from their configuration.
+ */
+static int
+bind_tls(struct listener *l, const struct settings *s, char *err, size_t errlen)
 {
+	size_t first = l->n;
+	int port = s->tls_port;
+
+	for (size_t i = 0; i < s->n_tls_listen && l->n < LISTEN_MAX; i++) {
+		int fd = bind_one(s->tls_listen[i], port, &l->addrs[l->n]);
+
+		if (fd >= 0) {
+			l->tls[l->n] = true;
+			l->fds[l->n++] = fd;
+			if (port == 0)
+				port = sockaddr_port(&l->addrs[l->n - 1]);
+			continue;
+		}
+		if (s->tls_listen_is_default && address_unavailable(errno)) {
+			log_warning("not listening for TLS on %s: %s", s->tls_listen[i],
+				    strerror(errno));
+			continue;
+		}
+		snprintf(err, errlen, "cannot listen for TLS on %s port %d: %s", s->tls_listen[i],
+			 port, strerror(errno));
+		return -1;
+	}
+	if (l->n == first) {
+		snprintf(err, errlen, "no address to listen on for TLS");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Sockets systemd passed replace the listen and port settings; the one
+ * named "tls" is the TLS listener, which needs tls_cert.
+ */
+static struct listener *
+adopt_activated(struct listener *l, const struct settings *s, const struct activation *act,
+		char *err, size_t errlen)
+{
+	l->port = -1;
 	for (size_t i = 0; i < act->n_tcp; i++) {
 		socklen_t len = sizeof(l->addrs[i]);
 
 		l->fds[i] = act->tcp[i];
 		l->activated[i] = true;
+		l->tls[i] = act->tcp_tls[i];
 		fcntl(l->fds[i], F_SETFL, fcntl(l->fds[i], F_GETFL) | O_NONBLOCK);
 		if (getsockname(l->fds[i], (struct sockaddr *)&l->addrs[i], &len) < 0)
 			memset(&l->addrs[i], 0, sizeof(l->addrs[i]));
+		if (!l->tls[i] && l->port < 0)
+			l->port = sockaddr_port(&l->addrs[i]);
 	}
 	l->n = act->n_tcp;
-	l->port = sockaddr_port(&l->addrs[0]);
-	log_info("listening on %zu socket%s from systemd; listen and port are not used", l->n,
-		 l->n == 1 ? "" : "s");
+	for (size_t i = 0; i < l->n; i++)
+		if (l->tls[i] && s->tls_cert[0] == '\0') {
+			snprintf(err, errlen,
+				 "systemd passed a socket named tls, but tls_cert is not set");
+			close_all(l);
+			free(l);
+			return NULL;
+		}
+	log_info("listening on %zu socket%s from systemd; listen, port, tls_listen and tls_port "
+		 "are not used",
+		 l->n, l->n == 1 ? "" : "s");
 	return l;
+}
+
+/* The plain listener is bound; now the TLS one, if a certificate is set. */
+static struct listener *
+add_tls(struct listener *l, const struct settings *s, char *err, size_t errlen)
+{
+	if (s->tls_cert[0] == '\0' || bind_tls(l, s, err, errlen) == 0)
+		return l;
+	close_all(l);
+	free(l);
+	return NULL;
 }
 
 struct listener *
@@ -237,7 +312,7 @@ listener_open(const struct settings *s, const struct activation *act, char *err,
 	}
 	l->wake_fd = l->ping_fd = l->spare_fd = -1;
 	if (act->n_tcp > 0)
-		return adopt_activated(l, act);
+		return adopt_activated(l, s, act, err, errlen);
 	for (int try = 0; try <= s->port_tries; try++) {
 		int port = s->port == 0 ? 0 : s->port + try;
 
@@ -248,7 +323,7 @@ listener_open(const struct settings *s, const struct activation *act, char *err,
 			if (try > 0)
 				log_warning("port %d was busy; listening on port %d", s->port,
 					    port);
-			return l;
+			return add_tls(l, s, err, errlen);
 		case 1:
 			log_warning("port %d is busy", port);
 			continue;
@@ -284,9 +359,19 @@ listener_describe(const struct listener *l, char *buf, size_t len)
 		bool v6 = l->addrs[i].ss_family == AF_INET6;
 
 		peers_format(&l->addrs[i], a, sizeof(a));
-		off += (size_t)snprintf(buf + off, len - off, "%s%s%s%s:%d", i ? ", " : "",
-					v6 ? "[" : "", a, v6 ? "]" : "", l->port);
+		off += (size_t)snprintf(buf + off, len - off, "%s%s%s%s:%d%s", i ? ", " : "",
+					v6 ? "[" : "", a, v6 ? "]" : "",
+					sockaddr_port(&l->addrs[i]), l->tls[i] ? " (TLS)" : "");
 	}
+}
+
+int
+listener_tls_port(const struct listener *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->tls[i])
+			return sockaddr_port(&l->addrs[i]);
+	return -1;
 }
 
 /* ---- accepting ---- */
@@ -314,25 +399,26 @@ tune_client_socket(int fd, int peer_timeout)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
-/* One line, for connections chatd cannot take. */
+/* One line, for connections chatd cannot take; a TLS peer gets none (it would read garbage). */
 static void
-refusal(int fd, const char *why)
+refusal(int fd, bool tls, const char *why)
 {
 	char line[256];
 	int n = snprintf(line, sizeof(line), "ERR %d %s\n", ERR_UNAVAILABLE, why);
 
-	send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (!tls)
+		send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 static void
-refuse(int fd, const char *why)
+refuse(int fd, bool tls, const char *why)
 {
-	refusal(fd, why);
+	refusal(fd, tls, why);
 	close(fd);
 }
 
 static void
-take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr)
+take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr, bool tls)
 {
 	const struct settings *s = settings_get();
 	const struct peers_limits lim = {
@@ -344,20 +430,20 @@ take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr)
 	char why[128], a[ADDR_STR_MAX];
 
 	if (l->paused) {
-		refuse(fd, "server is paused; try again later");
+		refuse(fd, tls, "server is paused; try again later");
 		return;
 	}
 	if (!peers_admit(addr, fd, &lim, why, sizeof(why))) {
 		peers_format(addr, a, sizeof(a));
 		log_warning("refused %s: %s", a, why);
-		refuse(fd, why);
+		refuse(fd, tls, why);
 		return;
 	}
 	tune_client_socket(fd, s->peer_timeout);
-	if (client_spawn(l->srv, fd, addr) < 0) {
+	if (client_spawn(l->srv, fd, addr, tls) < 0) {
 		peers_format(addr, a, sizeof(a));
 		log_error("refused %s: cannot start a thread: %s", a, strerror(errno));
-		refusal(fd, "server cannot serve more clients now");
+		refusal(fd, tls, "server cannot serve more clients now");
 		peers_close(addr, fd);
 	}
 }
@@ -374,7 +460,7 @@ open_spare(void)
  * (another thread took the freed number first, or nothing was waiting).
  */
 static bool
-refuse_with_spare(struct listener *l, int lfd)
+refuse_with_spare(struct listener *l, int lfd, bool tls)
 {
 	int fd;
 
@@ -383,7 +469,7 @@ refuse_with_spare(struct listener *l, int lfd)
 	close(l->spare_fd);
 	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd >= 0)
-		refuse(fd, "server cannot serve more clients now");
+		refuse(fd, tls, "server cannot serve more clients now");
 	l->spare_fd = open_spare();
 	return fd >= 0;
 }
@@ -418,10 +504,13 @@ warn_out_of_fds(struct listener *l, const char *why)
 	}
 }
 
-/* Accepts what is pending on fd; false when out of descriptors. */
+/* Accepts what is pending on socket i; false when out of descriptors. */
 static bool
-accept_batch(struct listener *l, int lfd)
+accept_batch(struct listener *l, size_t i_sock)
 {
+	int lfd = l->fds[i_sock];
+	bool tls = l->tls[i_sock];
+
 	int ceiling = client_fd_ceiling();
 
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -432,11 +521,11 @@ accept_batch(struct listener *l, int lfd)
 		if (fd >= ceiling) {
 			warn_out_of_fds(l, "out of descriptors for clients (the last ones are kept "
 					   "for the admin socket, reloads and the log)");
-			refuse(fd, "server cannot serve more clients now");
+			refuse(fd, tls, "server cannot serve more clients now");
 			continue;
 		}
 		if (fd >= 0) {
-			take_connection(l, fd, &addr);
+			take_connection(l, fd, &addr, tls);
 			continue;
 		}
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -445,7 +534,7 @@ accept_batch(struct listener *l, int lfd)
 
 			snprintf(why, sizeof(why), "cannot accept: %s", strerror(err));
 			warn_out_of_fds(l, why);
-			if ((err == EMFILE || err == ENFILE) && refuse_with_spare(l, lfd))
+			if ((err == EMFILE || err == ENFILE) && refuse_with_spare(l, lfd, tls))
 				continue;
 			return false;
 		}
@@ -485,7 +574,7 @@ listener_main(void *arg)
 		for (size_t i = 0; i < l->n; i++) {
 			if (!(pfd[i + 2].revents & POLLIN))
 				continue;
-			if (!accept_batch(l, l->fds[i]))
+			if (!accept_batch(l, i))
 				backoff = true;
 			if (fault_active(FAULT_LISTENER_HANG))
 				fault_hang();
@@ -640,7 +729,7 @@ listener_resume(struct listener *l, char *err, size_t errlen)
 
 		peers_format(&l->addrs[i], a, sizeof(a));
 		snprintf(err, errlen, "cannot listen on %s port %d again: %s; still paused", a,
-			 l->port, strerror(errno));
+			 sockaddr_port(&l->addrs[i]), strerror(errno));
 		while (i-- > 0)
 			if (!l->activated[i]) {
 				close(l->fds[i]);

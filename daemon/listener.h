@@ -27,8 +27,12 @@ struct settings;
 struct listener *listener_open(const struct settings *s, const struct activation *act, char *err,
 			       size_t errlen);
 
-/* The port bound, and "127.0.0.1:7777, [::]:7777" for messages. */
+/*
+ * The plain port bound (-1: no plain listener), the TLS port (-1: none),
+ * and "127.0.0.1:7777, [::]:7777, 127.0.0.1:7778 (TLS)" for messages.
+ */
 int listener_port(const struct listener *l);
+int listener_tls_port(const struct listener *l);
 void listener_describe(const struct listener *l, char *buf, size_t len);
 
 int listener_start(struct listener *l, struct server *srv);

@@ -8,7 +8,13 @@
  * Password bytes are wiped from the input buffer as soon as they were
  * used, and never logged.  Each step reads the settings it needs then
  * (settings_get()): a reload may come while the dialogue waits.
+ *
+ * While chatd has a TLS listener, plain_login says who may log in on the
+ * plain port: a refused client gets ERR 426 naming the TLS port in answer
+ * to its first line (a name or a RESUME), before it sends a secret.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -334,6 +340,51 @@ handle_resume(struct login *lg, char *line, size_t len)
 	return password_refused(lg, &t, true);
 }
 
+static bool
+is_loopback(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET)
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family != AF_INET6)
+		return false;
+	if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+		return in6->sin6_addr.s6_addr[12] == 127;
+	return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+}
+
+/* plain_login: may this connection send a password (or token) in clear? */
+static bool
+plain_login_refused(const struct client *c)
+{
+	if (c->is_tls || c->srv->tls_port < 0)
+		return false;
+	switch (settings_get()->plain_login) {
+	case PLAIN_LOGIN_ALLOW:
+		return false;
+	case PLAIN_LOGIN_LOOPBACK:
+		return !is_loopback(&c->addr);
+	default:
+		return true;
+	}
+}
+
+static int
+refuse_plain(struct login *lg)
+{
+	struct client *c = lg->c;
+	int port = c->srv->tls_port;
+
+	log_info("refused a plain login from %s: plain_login allows only TLS there", c->addr_str);
+	lg->why = PART_REFUSED;
+	snprintf(lg->text, sizeof(lg->text), "log in over TLS on port %d", port);
+	lg->done = true;
+	return client_reply_err(c, ERR_TLS_REQUIRED,
+				"no passwords in clear here: log in over TLS on port %d", port);
+}
+
 /* Reports why the line could not be had; false when the dialogue ends. */
 static bool
 line_arrived(struct login *lg, enum client_read r)
@@ -379,6 +430,10 @@ login_step(struct login *lg, enum client_read r, char *line, size_t len)
 
 	if (!line_arrived(lg, r) || len == 0)
 		return 0;
+	if (!lg->have_name && plain_login_refused(lg->c)) {
+		explicit_bzero(line, len);
+		return refuse_plain(lg);
+	}
 	if (!lg->have_name && len > RESUME_PREFIX_LEN &&
 	    memcmp(line, RESUME_PREFIX, RESUME_PREFIX_LEN) == 0) {
 		rc = handle_resume(lg, line, len);

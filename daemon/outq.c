@@ -117,8 +117,20 @@ outq_consume(struct outq *q, size_t n)
 	}
 }
 
+static ssize_t
+fd_writev(void *arg, const struct iovec *iov, int n)
+{
+	return writev(*(const int *)arg, iov, n);
+}
+
 int
 outq_flush(struct outq *q, int fd)
+{
+	return outq_flush_by(q, fd_writev, &fd);
+}
+
+int
+outq_flush_by(struct outq *q, outq_writev_fn write_fn, void *arg)
 {
 	struct iovec iov[OUTQ_BATCH];
 
@@ -127,7 +139,7 @@ outq_flush(struct outq *q, int fd)
 
 		for (size_t i = 0; i < n; i++)
 			iov[i] = q->items[(q->head + i) % q->cap].iov;
-		ssize_t w = writev(fd, iov, (int)n);
+		ssize_t w = write_fn(arg, iov, (int)n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;

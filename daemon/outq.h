@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "line.h"
@@ -65,5 +66,8 @@ outq_empty(const struct outq *q)
  * or would block: check outq_empty) or -1 with errno from writev().
  */
 int outq_flush(struct outq *q, int fd);
+/* The same through a writev()-like function (a TLS session's, session.h). */
+typedef ssize_t (*outq_writev_fn)(void *arg, const struct iovec *iov, int n);
+int outq_flush_by(struct outq *q, outq_writev_fn write_fn, void *arg);
 
 #endif

@@ -221,7 +221,7 @@ unlink_conn_locked(struct peer *p, int fd)
 }
 
 bool
-peers_logged_in(const struct sockaddr_storage *addr, int fd, int max_clients)
+peers_logged_in(const struct sockaddr_storage *addr, int fd, int max_clients, bool tell)
 {
 	uint8_t key[16];
 	char line[128];
@@ -252,7 +252,8 @@ peers_logged_in(const struct sockaddr_storage *addr, int fd, int max_clients)
 
 		peers_format(addr, a, sizeof(a));
 		log_warning("refused a login from %s: server is full (%d clients)", a, max_clients);
-		send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (tell)
+			send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
 	return false;
 }

@@ -695,7 +695,7 @@ wt_write(struct hub *h, struct client *c, const struct piece *p, size_t np)
 		iov[i].iov_len = p[i].len;
 		total += p[i].len;
 	}
-	w = np ? writev(c->fd, iov, (int)np) : 0;
+	w = np ? session_writev(c, iov, (int)np) : 0;
 	if (w == (ssize_t)total)
 		return true;
 	/* Full or broken: all of it is queued, and the thread's own write finds out which. */

@@ -630,6 +630,7 @@ open_listener(struct server *srv, const struct settings *s, const struct activat
 		fail("%s", err);
 		return -1;
 	}
+	srv->tls_port = listener_tls_port(srv->listener);
 	return 0;
 }
 

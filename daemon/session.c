@@ -9,12 +9,20 @@
  * and the flag covers a thread that has not started yet.  It costs no
  * descriptor: a client's socket is the only one it needs.
  *
+ * The connection's bytes go through session_read() and session_writev(),
+ * plain or TLS (OpenSSL), by the holder of the write rights (session.h):
+ * the thread, or the room's write-through while it sleeps.  The handshake
+ * is made in steps by the thread (session_handshake_step), which waits
+ * between them as it waits for input.
+ *
  * client_wake() and client_unref() may be called by any thread (with a
- * reference); session_thread_enter(), session_wait() and
+ * reference); session_thread_enter(), session_wait(),
+ * session_handshake_step(), session_pending(), session_close_notify() and
  * session_thread_leave() only by the client's own thread.  Nothing here
  * calls into the hub or the front-end: they call down into it.
  */
 #include <errno.h>
+#include <openssl/err.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +32,7 @@
 
 #include "session.h"
 #include "timefmt.h"
+#include "tls.h"
 
 #define WAKE_SIGNAL SIGURG
 
@@ -50,7 +59,7 @@ wake_setup(void)
 
 struct client *
 session_new(uint64_t id, int fd, const struct sockaddr_storage *addr, const char *addr_str,
-	    size_t max_line)
+	    size_t max_line, bool is_tls)
 {
 	struct client *c;
 
@@ -69,6 +78,7 @@ session_new(uint64_t id, int fd, const struct sockaddr_storage *addr, const char
 	c->addr = *addr;
 	snprintf(c->addr_str, sizeof(c->addr_str), "%s", addr_str);
 	c->connected_ms = time_now_ms();
+	c->is_tls = is_tls;
 	outq_init(&c->out);
 	return c;
 }
@@ -80,6 +90,7 @@ client_unref(struct client *c)
 		return;
 	linebuf_free(&c->in);
 	outq_free(&c->out);
+	SSL_free(c->tls);
 	free(c);
 }
 
@@ -132,4 +143,142 @@ session_wait(struct client *c, struct pollfd *pfd, nfds_t n, int timeout_ms, boo
 	if (!*woken)
 		*woken = atomic_exchange(&c->wake_pending, false);
 	return rc;
+}
+
+/* ---- the connection's bytes ---- */
+
+/*
+ * What a failed SSL call on c means, as read() or writev() would say it.
+ * OpenSSL's error queue (per thread) is emptied: the next connection this
+ * thread serves (write-through serves many) starts clean.
+ */
+static ssize_t
+tls_failed(struct client *c, int rc)
+{
+	int err = SSL_get_error(c->tls, rc);
+	ssize_t ret = -1;
+
+	switch (err) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		break;
+	case SSL_ERROR_ZERO_RETURN: /* close_notify, or the peer's end (no truncation check) */
+		ret = 0;
+		break;
+	case SSL_ERROR_SYSCALL:
+		c->tls_broken = true;
+		if (errno == 0 || errno == EAGAIN)
+			errno = ECONNRESET;
+		break;
+	default:
+		c->tls_broken = true;
+		errno = EPROTO;
+		break;
+	}
+	ERR_clear_error();
+	return ret;
+}
+
+int
+session_handshake_step(struct client *c)
+{
+	int rc;
+
+	if (c->tls == NULL) {
+		SSL_CTX *ctx = tls_ctx_get();
+
+		c->tls = ctx != NULL ? SSL_new(ctx) : NULL;
+		SSL_CTX_free(ctx); /* the SSL holds its own reference */
+		if (c->tls == NULL || SSL_set_fd(c->tls, c->fd) != 1) {
+			ERR_clear_error();
+			c->tls_broken = true;
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	ERR_clear_error();
+	if ((rc = SSL_accept(c->tls)) == 1)
+		return 0;
+	switch (SSL_get_error(c->tls, rc)) {
+	case SSL_ERROR_WANT_READ:
+		return POLLIN;
+	case SSL_ERROR_WANT_WRITE:
+		return POLLOUT;
+	default:
+		tls_failed(c, rc);
+		return -1;
+	}
+}
+
+ssize_t
+session_read(struct client *c, void *buf, size_t len)
+{
+	size_t got;
+
+	if (c->tls == NULL)
+		return read(c->fd, buf, len);
+	if (c->tls_broken) {
+		errno = EPROTO;
+		return -1;
+	}
+	ERR_clear_error();
+	if (SSL_read_ex(c->tls, buf, len, &got) == 1)
+		return (ssize_t)got;
+	return tls_failed(c, 0);
+}
+
+ssize_t
+session_writev(struct client *c, const struct iovec *iov, int n)
+{
+	char buf[SESSION_TLS_WRITE];
+	const void *data = buf;
+	size_t len = 0, wrote;
+
+	if (c->tls == NULL)
+		return writev(c->fd, iov, n);
+	if (c->tls_broken) {
+		errno = EPIPE;
+		return -1;
+	}
+	/*
+	 * Always min(total, SESSION_TLS_WRITE) bytes from the start, whether
+	 * gathered or not: a retry after EAGAIN then passes the same bytes
+	 * first and no fewer of them, as OpenSSL requires.
+	 */
+	if (n >= 1 && (n == 1 || iov[0].iov_len >= SESSION_TLS_WRITE)) {
+		data = iov[0].iov_base;
+		len = iov[0].iov_len < SESSION_TLS_WRITE ? iov[0].iov_len : SESSION_TLS_WRITE;
+	} else {
+		for (int i = 0; i < n && len < SESSION_TLS_WRITE; i++) {
+			size_t take = iov[i].iov_len < SESSION_TLS_WRITE - len
+					      ? iov[i].iov_len
+					      : SESSION_TLS_WRITE - len;
+
+			memcpy(buf + len, iov[i].iov_base, take);
+			len += take;
+		}
+	}
+	if (len == 0)
+		return 0;
+	ERR_clear_error();
+	if (SSL_write_ex(c->tls, data, len, &wrote) == 1)
+		return (ssize_t)wrote;
+	return tls_failed(c, 0);
+}
+
+bool
+session_pending(const struct client *c)
+{
+	return c->tls != NULL && !c->tls_broken && SSL_has_pending(c->tls);
+}
+
+void
+session_close_notify(struct client *c)
+{
+	if (c->tls == NULL || c->tls_broken || !SSL_is_init_finished(c->tls))
+		return;
+	ERR_clear_error();
+	SSL_shutdown(c->tls); /* once: chatd does not wait for the peer's */
+	ERR_clear_error();
 }

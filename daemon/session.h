@@ -6,7 +6,13 @@
  *
  * Ownership and locking, field by field:
  * - Set before the client's thread starts, then read-only: id, fd, addr,
- *   addr_str, connected_ms, srv, wire.
+ *   addr_str, connected_ms, srv, wire, is_tls.
+ * - tls, the connection's OpenSSL object (NULL on a plain connection), is
+ *   made by the thread (session_handshake) and then used under the write
+ *   rights: every SSL_* call on it, reads included (a read may write: a
+ *   key update's answer), is made by whoever holds them, the thread or,
+ *   while it sleeps, the holder of the room lock writing through
+ *   (session_writev).  The thread reads only after room_wake_up().
  * - tid and wake_pending are atomic: others wake the thread with
  *   client_wake() (session.c), a flag and a signal, no descriptor.
  * - Owned by the client's own thread (no lock): name, in, out, unacked.
@@ -30,6 +36,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+#include <openssl/ssl.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "linebuf.h"
 #include "names.h"
@@ -58,7 +68,10 @@ struct client {
 	char addr_str[ADDR_STR_MAX]; /* "127.0.0.1" or "::1", for logs and users */
 	int64_t connected_ms;        /* wall clock */
 	struct server *srv;
-	unsigned wire; /* its protocol (enum wire, wire.h): the lines it gets */
+	unsigned wire;   /* its protocol (enum wire, wire.h): the lines it gets */
+	bool is_tls;     /* accepted on the TLS listener */
+	SSL *tls;        /* made by session_handshake_step(); under the write rights */
+	bool tls_broken; /* a fatal TLS error: no more SSL calls but SSL_free */
 	atomic_uint refs;
 
 	/* Owned by the client's thread. */
@@ -102,7 +115,7 @@ client_ref(struct client *c)
  * the caller's.  NULL without memory.
  */
 struct client *session_new(uint64_t id, int fd, const struct sockaddr_storage *addr,
-			   const char *addr_str, size_t max_line);
+			   const char *addr_str, size_t max_line, bool is_tls);
 
 /* Drops a reference; the last one frees c (session.c). */
 void client_unref(struct client *c);
@@ -123,5 +136,33 @@ void session_thread_leave(struct client *c);
  * c's own thread only.
  */
 int session_wait(struct client *c, struct pollfd *pfd, nfds_t n, int timeout_ms, bool *woken);
+
+/*
+ * One step of the TLS handshake of a connection accepted on the TLS
+ * listener (its thread, before anything else): 0 once done, POLLIN or
+ * POLLOUT for what to wait for before the next step, -1 when it failed
+ * (errno: EPROTO for TLS, else the socket's error).
+ */
+int session_handshake_step(struct client *c);
+
+/*
+ * The connection's I/O, plain or TLS: read() and writev() on a plain one;
+ * on a TLS one SSL_read_ex() and SSL_write_ex() of what iov holds, gathered
+ * into one buffer of at most SESSION_TLS_WRITE bytes (a TLS record).  A TLS
+ * write that has to be retried must be retried with at least the same
+ * bytes first, as an outq does (what was not written stays at its head).
+ * Both return what read() and writev() would: the bytes, 0 for the
+ * peer's end (read), or -1 with errno (EAGAIN when the socket is not
+ * ready, EPROTO for a TLS error).  Only with the write rights.
+ */
+#define SESSION_TLS_WRITE 16384
+ssize_t session_read(struct client *c, void *buf, size_t len);
+ssize_t session_writev(struct client *c, const struct iovec *iov, int n);
+
+/* Decrypted or undecrypted bytes OpenSSL holds: do not sleep on the socket. */
+bool session_pending(const struct client *c);
+
+/* Sends a TLS close_notify once, without waiting (the thread, at the end). */
+void session_close_notify(struct client *c);
 
 #endif

@@ -70,14 +70,17 @@ def sanitizer_report(text):
     return next((marker for marker in SANITIZER_REPORTS if marker in text), None)
 
 
-def parse_listening(line):
-    """[(host, port)] from "chatd: listening on A:P, [B]:P"."""
+def parse_listening(line, tls=False):
+    """[(host, port)] from "chatd: listening on A:P, [B]:P, C:Q (TLS)": the plain
+    listeners, or with tls=True those marked (TLS)."""
     m = LISTENING_RE.match(line)
     if not m:
         raise AssertionError(f"unexpected first line from chatd: {line!r}")
     addresses = []
     for item in re.split(r",\s*", m.group(1).strip()):
-        a = ADDRESS_RE.match(item)
+        if item.endswith(" (TLS)") != tls:
+            continue
+        a = ADDRESS_RE.match(item.removesuffix(" (TLS)"))
         if not a:
             raise AssertionError(f"bad address {item!r} in {line!r}")
         addresses.append((a.group(1) or a.group(2), int(a.group(3))))
@@ -152,7 +155,9 @@ class Chatd:
         self.stopped = False
         line = self._first_line(timeout)
         self.addresses = parse_listening(line)
-        self.port = self.addresses[0][1]
+        self.port = self.addresses[0][1] if self.addresses else None
+        self.tls_addresses = parse_listening(line, tls=True)
+        self.tls_port = self.tls_addresses[0][1] if self.tls_addresses else None
         return self
 
     def _first_line(self, timeout):

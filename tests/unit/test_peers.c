@@ -108,10 +108,10 @@ test_full_budget_drops_the_oldest_of_the_biggest(void **state)
 	assert_true(dropped(&a[0]));
 	assert_false(dropped(&a[1]) || dropped(&b) || dropped(&user));
 	/* The dropped one cannot log in; its owner ends it as usual. */
-	assert_false(peers_logged_in(&a[0].addr, a[0].fd, lim.max_clients));
+	assert_false(peers_logged_in(&a[0].addr, a[0].fd, lim.max_clients, true));
 	end(&a[0]);
 	/* The user logs in: no longer in the budget, now a max_clients slot. */
-	assert_true(peers_logged_in(&user.addr, user.fd, lim.max_clients));
+	assert_true(peers_logged_in(&user.addr, user.fd, lim.max_clients, true));
 	assert_true(admit(&other, "203.0.113.5", why, sizeof(why)));
 	/* Now 4 logging in, 1 from each... but 192.0.2.1 holds 2: its oldest goes. */
 	struct conn late;
@@ -153,7 +153,7 @@ test_max_clients_counts_logged_in_only(void **state)
 
 	for (int i = 0; i < 3; i++) {
 		assert_true(admit(&c[i], "192.0.2.1", why, sizeof(why)));
-		assert_true(peers_logged_in(&c[i].addr, c[i].fd, lim.max_clients));
+		assert_true(peers_logged_in(&c[i].addr, c[i].fd, lim.max_clients, true));
 	}
 	/* Three logged in: full; a newcomer is refused at once. */
 	assert_false(admit(&c[3], "192.0.2.9", why, sizeof(why)));
