@@ -24,6 +24,7 @@
 #include "history.h"
 #include "ident.h"
 #include "listener.h"
+#include "tls.h"
 #include "log.h"
 #include "names.h"
 #include "notify.h"
@@ -81,6 +82,17 @@ status_rooms(struct admin_conn *ac, struct server *srv)
 	admin_data(ac, "rooms: %zu (max_rooms %d)", n, settings_get()->max_rooms);
 }
 
+/* The certificate new TLS handshakes get, and when it expires. */
+static void
+status_tls(struct admin_conn *ac)
+{
+	char what[512];
+
+	tls_describe(what, sizeof(what));
+	if (what[0])
+		admin_data(ac, "tls: subject: %s", what);
+}
+
 static void
 admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 {
@@ -99,6 +111,7 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 		admin_data(ac, "listening: paused (%s)", where);
 	else
 		admin_data(ac, "listening: %s", where);
+	status_tls(ac);
 	size_t online, connected;
 	if (room_counts_within(srv->hub, ADMIN_ROOM_WAIT_MS, &online, &connected) == 0)
 		admin_data(ac, "clients: %zu online, %zu connected", online, connected);

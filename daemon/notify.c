@@ -13,6 +13,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "listener.h"
+#include "tls.h"
 #include "log.h"
 #include "notify.h"
 #include "room.h"
@@ -33,7 +34,7 @@ static struct {
 	int64_t watchdog_ms; /* half of WATCHDOG_USEC; 0: no watchdog */
 	int64_t next_watchdog;
 	int64_t next_status;
-	char last_status[600];
+	char last_status[1024];
 	bool unhealthy_logged;
 	size_t online; /* the last count had from the room */
 } nt;
@@ -75,15 +76,16 @@ notify_stopping(void)
 void
 notify_status(struct server *srv)
 {
-	char where[512], status[sizeof(nt.last_status)];
+	char where[512], cert[384], status[sizeof(nt.last_status)];
 	size_t conns;
 
 	/* A busy or stuck room lock: the last count stands. */
 	room_counts_within(srv->hub, STATUS_ROOM_WAIT_MS, &nt.online, &conns);
 	listener_describe(srv->listener, where, sizeof(where));
-	snprintf(status, sizeof(status), "%s %s; %zu online",
+	tls_describe(cert, sizeof(cert));
+	snprintf(status, sizeof(status), "%s %s; %zu online%s%s",
 		 listener_paused(srv->listener) ? "paused; was listening on" : "listening on",
-		 where, nt.online);
+		 where, nt.online, cert[0] ? "; TLS certificate " : "", cert);
 	if (strcmp(status, nt.last_status) == 0)
 		return;
 	snprintf(nt.last_status, sizeof(nt.last_status), "%s", status);
