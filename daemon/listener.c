@@ -255,8 +255,11 @@ bind_tls(struct listener *l, const struct settings *s, char *err, size_t errlen)
 }
 
 /*
- * Sockets systemd passed replace the listen and port settings; the one
- * named "tls" is the TLS listener, which needs tls_cert.
+ * Sockets systemd passed replace the listen and port settings.  TLS
+ * listeners (which need tls_cert) are those named "tls"
+ * (FileDescriptorName=tls in a socket unit of their own) and, with
+ * tls_cert set, those on tls_port (a second ListenStream= in chatd.socket,
+ * whose sockets all share one name).
  */
 static struct listener *
 adopt_activated(struct listener *l, const struct settings *s, const struct activation *act,
@@ -268,10 +271,12 @@ adopt_activated(struct listener *l, const struct settings *s, const struct activ
 
 		l->fds[i] = act->tcp[i];
 		l->activated[i] = true;
-		l->tls[i] = act->tcp_tls[i];
 		fcntl(l->fds[i], F_SETFL, fcntl(l->fds[i], F_GETFL) | O_NONBLOCK);
 		if (getsockname(l->fds[i], (struct sockaddr *)&l->addrs[i], &len) < 0)
 			memset(&l->addrs[i], 0, sizeof(l->addrs[i]));
+		/* One socket unit names all its sockets alike: tls_port tells them apart too. */
+		l->tls[i] = act->tcp_tls[i] || (s->tls_cert[0] != '\0' && s->tls_port != 0 &&
+						sockaddr_port(&l->addrs[i]) == s->tls_port);
 		if (!l->tls[i] && l->port < 0)
 			l->port = sockaddr_port(&l->addrs[i]);
 	}
@@ -284,8 +289,7 @@ adopt_activated(struct listener *l, const struct settings *s, const struct activ
 			free(l);
 			return NULL;
 		}
-	log_info("listening on %zu socket%s from systemd; listen, port, tls_listen and tls_port "
-		 "are not used",
+	log_info("listening on %zu socket%s from systemd; listen, port and tls_listen are not used",
 		 l->n, l->n == 1 ? "" : "s");
 	return l;
 }
