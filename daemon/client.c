@@ -731,6 +731,7 @@ client_main(void *arg)
 	if (c->is_tls && handshake(c, &st) < 0) {
 		/* No BYE: nothing can be said before the handshake. */
 		log_departure(c, st.why, st.text);
+		session_tls_free(c);
 		peers_close(&c->addr, c->fd);
 		room_detach(c->srv->hub, c);
 		session_thread_leave(c);
@@ -746,6 +747,7 @@ client_main(void *arg)
 	}
 	say_bye(c, st.why, st.text);
 	log_departure(c, st.why, st.text);
+	session_tls_free(c);
 	peers_close(&c->addr, c->fd);
 	room_detach(c->srv->hub, c);
 	session_thread_leave(c);

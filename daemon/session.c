@@ -17,8 +17,9 @@
  *
  * client_wake() and client_unref() may be called by any thread (with a
  * reference); session_thread_enter(), session_wait(),
- * session_handshake_step(), session_pending(), session_close_notify() and
- * session_thread_leave() only by the client's own thread.  Nothing here
+ * session_handshake_step(), session_pending(), session_close_notify(),
+ * session_tls_free() and session_thread_leave() only by the client's own
+ * thread.  Nothing here
  * calls into the hub or the front-end: they call down into it.
  */
 #include <errno.h>
@@ -280,5 +281,13 @@ session_close_notify(struct client *c)
 		return;
 	ERR_clear_error();
 	SSL_shutdown(c->tls); /* once: chatd does not wait for the peer's */
+	ERR_clear_error();
+}
+
+void
+session_tls_free(struct client *c)
+{
+	SSL_free(c->tls);
+	c->tls = NULL;
 	ERR_clear_error();
 }

@@ -165,4 +165,10 @@ bool session_pending(const struct client *c);
 /* Sends a TLS close_notify once, without waiting (the thread, at the end). */
 void session_close_notify(struct client *c);
 
+/*
+ * Frees the OpenSSL object: the thread, at its end, before room_detach()
+ * (after which chatd may be exiting and OpenSSL cleaning up its locks).
+ */
+void session_tls_free(struct client *c);
+
 #endif
