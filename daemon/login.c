@@ -359,7 +359,7 @@ is_loopback(const struct sockaddr_storage *ss)
 static bool
 plain_login_refused(const struct client *c)
 {
-	if (c->is_tls || c->srv->tls_port < 0)
+	if (c->is_tls || c->srv->tls_port <= 0)
 		return false;
 	switch (settings_get()->plain_login) {
 	case PLAIN_LOGIN_ALLOW:
