@@ -57,9 +57,13 @@ class TLSClient(Client):
     OpenSSL holds decrypted bytes (select() would not see them)."""
 
     def connect_tls(self, port, ctx, host="127.0.0.1", server_hostname="localhost",
-                    session=None, timeout=DEFAULT_TIMEOUT):
-        raw = socket.create_connection((host, port), timeout=scaled(timeout))
+                    session=None, rcvbuf=None, timeout=DEFAULT_TIMEOUT):
+        raw = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         try:
+            if rcvbuf is not None:  # before connect(): the window is negotiated that small
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            raw.settimeout(scaled(timeout))
+            raw.connect((host, port))
             self.sock = ctx.wrap_socket(raw, server_hostname=server_hostname, session=session)
         except BaseException:
             raw.close()
