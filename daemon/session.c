@@ -268,10 +268,17 @@ session_writev(struct client *c, const struct iovec *iov, int n)
 	return tls_failed(c, 0);
 }
 
+/*
+ * SSL_pending(), not SSL_has_pending(): the latter is true for half a
+ * record too, which no read can finish before more comes, and the thread
+ * would spin instead of waiting in ppoll() for the rest.  Without
+ * read-ahead OpenSSL takes no more from the socket than the record it
+ * reads, so the records after it still wake ppoll().
+ */
 bool
 session_pending(const struct client *c)
 {
-	return c->tls != NULL && !c->tls_broken && SSL_has_pending(c->tls);
+	return c->tls != NULL && !c->tls_broken && SSL_pending(c->tls) > 0;
 }
 
 void

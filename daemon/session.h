@@ -159,7 +159,7 @@ int session_handshake_step(struct client *c);
 ssize_t session_read(struct client *c, void *buf, size_t len);
 ssize_t session_writev(struct client *c, const struct iovec *iov, int n);
 
-/* Decrypted or undecrypted bytes OpenSSL holds: do not sleep on the socket. */
+/* Decrypted bytes OpenSSL holds, not read yet: do not sleep on the socket. */
 bool session_pending(const struct client *c);
 
 /* Sends a TLS close_notify once, without waiting (the thread, at the end). */

@@ -135,6 +135,60 @@ def test_a_handshake_that_never_ends_is_dropped_at_the_deadline(tls_chatd, ca):
                "both timeouts logged")
 
 
+def cpu_ticks(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+class MemoryTLS:
+    """TLS over a plain socket through ssl.MemoryBIO, so a test can send a
+    record in pieces."""
+
+    def __init__(self, port, ctx):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.settimeout(scaled(10))
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.out.read())
+                self.inc.write(self.sock.recv(65536))
+        self.sock.sendall(self.out.read())
+
+    def record(self, data):
+        self.obj.write(data)
+        return self.out.read()
+
+    def read_until(self, marker):
+        got = b""
+        while marker not in got:
+            try:
+                got += self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                data = self.sock.recv(65536)
+                assert data, f"closed; got {got!r}"
+                self.inc.write(data)
+        return got
+
+
+def test_half_a_record_does_not_make_the_thread_spin(tls_chatd, ca):
+    chatd = tls_chatd()
+    conn = MemoryTLS(chatd.tls_port, ca.context())
+    assert b"HELLO" in conn.read_until(b"\n")
+    record = conn.record(b"alice\n")
+    conn.sock.sendall(record[:len(record) // 2])
+    before = cpu_ticks(chatd.pid)
+    time.sleep(1)  # what is measured is how much CPU a second of waiting costs
+    spent = cpu_ticks(chatd.pid) - before
+    assert spent < 20, f"chatd used {spent} ticks waiting for the rest of a record"
+    conn.sock.sendall(record[len(record) // 2:])
+    assert b"PASS new alice" in conn.read_until(b"alice\n")
+    conn.sock.close()
+
+
 def test_tls_only_server(tls_chatd, ca):
     chatd = tls_chatd(port=-1)
     assert chatd.addresses == [] and chatd.port is None
