@@ -17,7 +17,7 @@ import warnings
 import pytest
 
 from chatproto import Client, Closed, deadline_in, scaled, wait_until
-from conftest import free_port
+from conftest import SANITIZE, free_port
 from tlsfixtures import TLSClient, TestCA, tls_client, tls_login
 
 
@@ -275,11 +275,19 @@ def test_tls_session_resumed(tls_chatd, ca):
     assert again.sock.session_reused
 
 
-def test_write_through_to_many_tls_members(tls_chatd, ca):
+SMALLEST_STACK = {} if SANITIZE else {"stack_size": 65536}
+
+
+@pytest.mark.parametrize("settings", [{}, {"history_sync_ms": 20, **SMALLEST_STACK}],
+                         ids=["durable", "relaxed-small-stack"])
+def test_write_through_to_many_tls_members(tls_chatd, ca, settings):
     """Idle members get room traffic written by the publisher's thread
-    (SSL_write under the room lock) while they sleep; a mix of TLS and plain
-    members, a burst from one sender, every line in order for everyone."""
-    chatd = tls_chatd(send_queue_limit=4194304)
+    (SSL_write under the room lock) while they sleep: the commit thread, or
+    with history_sync_ms the sender's own thread (on the smallest stack a
+    client thread may have, where handshakes run too); a mix of TLS and
+    plain members, a burst from one sender, every line in order for
+    everyone."""
+    chatd = tls_chatd(send_queue_limit=4194304, **settings)
     members = [tls_login(chatd, ca, f"t{i}") for i in range(12)]
     plain = [chatd.login(f"p{i}") for i in range(4)]
     sender = tls_login(chatd, ca, "sender")
