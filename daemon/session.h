@@ -166,8 +166,9 @@ bool session_pending(const struct client *c);
 void session_close_notify(struct client *c);
 
 /*
- * Frees the OpenSSL object: the thread, at its end, before room_detach()
- * (after which chatd may be exiting and OpenSSL cleaning up its locks).
+ * Frees the OpenSSL object and the thread's own OpenSSL state: the
+ * thread, at its end, before room_detach() (after which chatd may be
+ * exiting and OpenSSL cleaning up); it makes no OpenSSL call after it.
  */
 void session_tls_free(struct client *c);
 

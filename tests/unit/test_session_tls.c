@@ -141,7 +141,6 @@ connect_ends(struct ends *e, int sndbuf)
 static void
 close_ends(struct ends *e)
 {
-	session_tls_free(e->c);
 	client_unref(e->c);
 	SSL_free(e->cl);
 	SSL_CTX_free(e->cctx);
