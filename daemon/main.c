@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "tls.h"
 #include "server.h"
 #include "version.h"
 
@@ -39,6 +40,13 @@ check_config(const char *path, bool show)
 		fprintf(stderr, "chatd: %s\n", err);
 		return 1;
 	}
+	/* The certificate and key too: "chatd -t" before a reload catches a bad pair. */
+	if (s.tls_cert[0] && tls_load(&s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chatd: %s\n", err);
+		settings_free(&s);
+		return 1;
+	}
+	tls_close();
 	if (show)
 		settings_write(&s, stdout);
 	else

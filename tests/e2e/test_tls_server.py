@@ -213,6 +213,9 @@ def test_a_broken_certificate_stops_chatd_with_the_file_named(chatd_factory, tmp
     rc, out, err = chatd.run_expecting_exit()
     assert rc != 0
     assert f"tls_cert {bad}:" in err
+    # "chatd -t" checks the pair too, before a reload would refuse it.
+    rc, out, err = chatd.run_expecting_exit("-t")
+    assert rc == 1 and f"tls_cert {bad}:" in err
 
 
 def test_plain_login_deny_names_the_tls_port(tls_chatd, ca):
