@@ -66,7 +66,16 @@ check_bounds(const struct settings *s)
 	for (size_t i = 0; i < s->n_listen; i++)
 		fuzz_assert(inet_pton(AF_INET, s->listen[i], addr) == 1 ||
 			    inet_pton(AF_INET6, s->listen[i], addr) == 1);
-	fuzz_assert(s->port >= 0 && s->port <= 65535);
+	/* -1: no plain listener, only with a TLS one. */
+	fuzz_assert(s->port >= -1 && s->port <= 65535);
+	fuzz_assert(s->port >= 0 || s->tls_cert[0] != '\0');
+	fuzz_assert(s->tls_port >= 0 && s->tls_port <= 65535);
+	fuzz_assert(s->tls_cert[0] == '\0' || s->tls_cert[0] == '/');
+	fuzz_assert(s->tls_key[0] == '\0' || s->tls_key[0] == '/');
+	fuzz_assert(s->n_tls_listen >= 1);
+	for (size_t i = 0; i < s->n_tls_listen; i++)
+		fuzz_assert(inet_pton(AF_INET, s->tls_listen[i], addr) == 1 ||
+			    inet_pton(AF_INET6, s->tls_listen[i], addr) == 1);
 	fuzz_assert(s->max_line >= 64 && s->max_line <= 65536);
 	fuzz_assert(s->history_memory >= 1);
 	fuzz_assert(s->history_replay >= 0 && s->history_replay <= s->history_memory);
