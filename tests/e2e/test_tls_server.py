@@ -405,3 +405,15 @@ def test_tls_client_closed_by_shutdown_gets_bye(tls_chatd, ca):
     with pytest.raises(Closed):
         alice.read()
     assert isinstance(alice, TLSClient)
+
+
+def test_pause_and_resume_the_tls_listener_too(tls_chatd, ca):
+    chatd = tls_chatd()
+    alice = tls_login(chatd, ca, "alice")
+    assert chatd.ctl_ok("pause") == "paused\n"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", chatd.tls_port)).close()
+    alice.say("still talking while paused")
+    assert chatd.ctl_ok("resume") == (f"listening on 127.0.0.1:{chatd.port}, "
+                                      f"127.0.0.1:{chatd.tls_port} (TLS)\n")
+    tls_login(chatd, ca, "bob").say("in again")
