@@ -230,12 +230,77 @@ session_read(struct client *c, void *buf, size_t len)
 	return tls_failed(c, 0);
 }
 
+/* Where the next record starts: iovec i, byte off in it. */
+struct iov_pos {
+	int i;
+	size_t off;
+};
+
+static void
+iov_skip_empty(const struct iovec *iov, int n, struct iov_pos *at)
+{
+	while (at->i < n && at->off == iov[at->i].iov_len) {
+		at->i++;
+		at->off = 0;
+	}
+}
+
+/*
+ * The next record's bytes from at: min(what is left, SESSION_TLS_WRITE),
+ * pointed to in place when one iovec holds them all, else gathered into
+ * buf.  Always that many, whatever the layout: a retry after EAGAIN then
+ * passes the same bytes first and no fewer of them, as OpenSSL requires
+ * (what was left can only have grown).
+ */
+static size_t
+next_record(const struct iovec *iov, int n, struct iov_pos at, char *buf, const void **data)
+{
+	size_t len = 0;
+
+	if (at.i >= n)
+		return 0;
+	size_t here = iov[at.i].iov_len - at.off;
+	if (here >= SESSION_TLS_WRITE || at.i == n - 1) {
+		*data = (const char *)iov[at.i].iov_base + at.off;
+		return here < SESSION_TLS_WRITE ? here : SESSION_TLS_WRITE;
+	}
+	for (; at.i < n && len < SESSION_TLS_WRITE; at.i++, at.off = 0) {
+		size_t left = iov[at.i].iov_len - at.off;
+		size_t take = left < SESSION_TLS_WRITE - len ? left : SESSION_TLS_WRITE - len;
+
+		memcpy(buf + len, (const char *)iov[at.i].iov_base + at.off, take);
+		len += take;
+	}
+	*data = buf;
+	return len;
+}
+
+static void
+iov_advance(const struct iovec *iov, int n, struct iov_pos *at, size_t bytes)
+{
+	while (bytes > 0 && at->i < n) {
+		size_t left = iov[at->i].iov_len - at->off;
+		size_t step = bytes < left ? bytes : left;
+
+		at->off += step;
+		bytes -= step;
+		iov_skip_empty(iov, n, at);
+	}
+}
+
+/*
+ * Record after record until all is written or the socket is full, so a
+ * batch longer than a record reaches a member asleep in the write-through
+ * without waking it.  What was written counts even when a later record
+ * failed: the next call says why.
+ */
 ssize_t
 session_writev(struct client *c, const struct iovec *iov, int n)
 {
 	char buf[SESSION_TLS_WRITE];
-	const void *data = buf;
-	size_t len = 0, wrote;
+	struct iov_pos at = { 0, 0 };
+	size_t done = 0, len, wrote;
+	const void *data;
 
 	if (c->tls == NULL)
 		return writev(c->fd, iov, n);
@@ -243,30 +308,18 @@ session_writev(struct client *c, const struct iovec *iov, int n)
 		errno = EPIPE;
 		return -1;
 	}
-	/*
-	 * Always min(total, SESSION_TLS_WRITE) bytes from the start, whether
-	 * gathered or not: a retry after EAGAIN then passes the same bytes
-	 * first and no fewer of them, as OpenSSL requires.
-	 */
-	if (n >= 1 && (n == 1 || iov[0].iov_len >= SESSION_TLS_WRITE)) {
-		data = iov[0].iov_base;
-		len = iov[0].iov_len < SESSION_TLS_WRITE ? iov[0].iov_len : SESSION_TLS_WRITE;
-	} else {
-		for (int i = 0; i < n && len < SESSION_TLS_WRITE; i++) {
-			size_t take = iov[i].iov_len < SESSION_TLS_WRITE - len
-					      ? iov[i].iov_len
-					      : SESSION_TLS_WRITE - len;
+	iov_skip_empty(iov, n, &at);
+	while ((len = next_record(iov, n, at, buf, &data)) > 0) {
+		ERR_clear_error();
+		if (SSL_write_ex(c->tls, data, len, &wrote) != 1) {
+			ssize_t rc = tls_failed(c, 0);
 
-			memcpy(buf + len, iov[i].iov_base, take);
-			len += take;
+			return done > 0 ? (ssize_t)done : rc;
 		}
+		done += wrote;
+		iov_advance(iov, n, &at, wrote);
 	}
-	if (len == 0)
-		return 0;
-	ERR_clear_error();
-	if (SSL_write_ex(c->tls, data, len, &wrote) == 1)
-		return (ssize_t)wrote;
-	return tls_failed(c, 0);
+	return (ssize_t)done;
 }
 
 /*

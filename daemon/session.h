@@ -147,9 +147,10 @@ int session_handshake_step(struct client *c);
 
 /*
  * The connection's I/O, plain or TLS: read() and writev() on a plain one;
- * on a TLS one SSL_read_ex() and SSL_write_ex() of what iov holds, gathered
- * into one buffer of at most SESSION_TLS_WRITE bytes (a TLS record).  A TLS
- * write that has to be retried must be retried with at least the same
+ * on a TLS one SSL_read_ex() and SSL_write_ex() of what iov holds, a record
+ * of at most SESSION_TLS_WRITE bytes at a time (gathered into one buffer
+ * when it spans iovecs), until all is written or the socket is full.  A
+ * TLS write that has to be retried must be retried with at least the same
  * bytes first, as an outq does (what was not written stays at its head).
  * Both return what read() and writev() would: the bytes, 0 for the
  * peer's end (read), or -1 with errno (EAGAIN when the socket is not
