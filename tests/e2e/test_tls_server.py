@@ -417,3 +417,17 @@ def test_pause_and_resume_the_tls_listener_too(tls_chatd, ca):
     assert chatd.ctl_ok("resume") == (f"listening on 127.0.0.1:{chatd.port}, "
                                       f"127.0.0.1:{chatd.tls_port} (TLS)\n")
     tls_login(chatd, ca, "bob").say("in again")
+
+
+def test_server_full_is_said_inside_tls(tls_chatd, ca):
+    """max_clients reached at WELCOME: the refusal goes through the session,
+    not as a plain line on the socket (which would break the TLS stream)."""
+    chatd = tls_chatd(max_clients=1)
+    bob = tls_client(chatd, ca, "bob")  # in before alice: refused only at its WELCOME
+    bob.expect_hello()
+    tls_login(chatd, ca, "alice")
+    bob.send_line("bob")
+    bob.expect("PASS")
+    bob.send_line("pw-bob")
+    err = bob.expect("ERR")
+    assert err.raw == "ERR 503 server is full (1 clients)"

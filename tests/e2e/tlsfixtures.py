@@ -82,7 +82,7 @@ class TLSClient(Client):
                 return
         try:
             data = self.sock.recv(262144)
-        except (ConnectionResetError, ssl.SSLEOFError) as e:
+        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError) as e:
             raise Closed(f"{self.label}: connection reset") from e
         except ssl.SSLWantReadError:
             return
