@@ -1,8 +1,8 @@
 /*
  * session.h - one connected client: struct client, its references and the
  * waking of its thread (session.c).  The front-end (client.c, login.c,
- * commands.c) runs the thread and calls the core (room.c, the history),
- * which calls these; nothing here calls back up.
+ * commands.c) runs the thread and calls the core (the hub: hub.c, room.c,
+ * fanout.c; the history), which calls these; nothing here calls back up.
  *
  * Ownership and locking, field by field:
  * - Set before the client's thread starts, then read-only: id, fd, addr,
@@ -15,7 +15,7 @@
  *   the room lock; the thread takes them back with room_wake_up() before
  *   it touches any of them.  name is written once by that thread before
  *   room_login() and read by others only under the room lock after that.
- * - Guarded by the room lock (room.c): everything under "room", the
+ * - Guarded by the room lock (hub.h): everything under "room", the
  *   memberships included (which rooms, cursors, the current room).
  * - refs is atomic: the thread holds one reference for the client's whole
  *   life; room code takes a short one to wake a client after dropping the
@@ -67,9 +67,9 @@ struct client {
 	struct outq out;
 	unsigned unacked; /* room messages sent, outcome not yet seen */
 
-	/* Guarded by the room lock (room.c). */
+	/* Guarded by the room lock (hub.h). */
 	struct {
-		struct client *prev, *next; /* every connection (room.c: conns) */
+		struct client *prev, *next; /* every connection (hub.c: conns) */
 		bool member;                /* online: listed by name (logged in) */
 		int64_t joined_ms;          /* wall clock, when it logged in */
 		struct membership *rooms;   /* the rooms it is in, in the order joined */
