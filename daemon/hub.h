@@ -158,8 +158,12 @@ struct hub {
 	struct tomb {
 		char name[ROOM_NAME_MAX + 1];
 		int64_t until_ms; /* monotonic */
+		uint64_t ticket;  /* its record is appended once drops_recorded reaches it */
 	} * tombs;
 	size_t n_tombs, cap_tombs;
+	uint64_t drops_begun; /* deletions made (tickets given out) */
+	/* Deletions whose record is appended: written by the control thread, no lock. */
+	atomic_uint_least64_t drops_recorded;
 	/* The rooms file: rooms_dirty under the lock, the writing under save_lock. */
 	pthread_mutex_t save_lock;
 	char *rooms_path;
@@ -183,6 +187,14 @@ struct room *room_make_locked(struct hub *h, const char *name, bool op_made);
 void room_free_one(struct room *r);
 /* The deletion record of name was published (room_publish_history). */
 void tomb_remove(struct hub *h, const char *name);
+/*
+ * A deletion in two steps, the room lock dropped in between:
+ * room_delete_locked() takes r out and returns its ticket;
+ * room_drop_record() appends its deletion record, and lets the name be
+ * made again.  The control thread only.
+ */
+uint64_t room_delete_locked(struct hub *h, struct room *r);
+void room_drop_record(struct hub *h, const char *name, uint64_t ticket);
 /* Sorted arrays of clients by name: the sessions online, a room's members. */
 size_t client_search(struct client *const *v, size_t n, const char *name, bool *found);
 int client_insert(struct client ***v, size_t *n, size_t *cap, struct client *c);

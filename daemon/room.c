@@ -145,6 +145,14 @@ client_remove(struct client **v, size_t *n, struct client *c)
  * one.  So the name keeps a tomb from the deletion until the record is
  * published (room_publish_history), and a room made meanwhile is stale:
  * the messages published for it are the old room's.
+ *
+ * The record is appended after the room lock is dropped (the history and
+ * room locks are never held together), so until it is, the name may not
+ * be made again (tomb_pending): a message to the new room would get an
+ * id below the record's and be dropped with the old room's at the next
+ * start, though its sender got OK.  Each deletion has a ticket; the
+ * control thread, which alone deletes rooms, one at a time, sets
+ * drops_recorded to it once the record is appended (room_drop_record).
  */
 static bool
 tomb_of(struct hub *h, const char *name)
@@ -157,22 +165,57 @@ tomb_of(struct hub *h, const char *name)
 	return false;
 }
 
-static void
+/* Whether name was deleted and its deletion record is not appended yet. */
+static bool
+tomb_pending(struct hub *h, const char *name)
+{
+	uint64_t recorded = atomic_load_explicit(&h->drops_recorded, memory_order_acquire);
+	int64_t now = time_mono_ms();
+
+	for (size_t i = 0; i < h->n_tombs; i++)
+		if (h->tombs[i].ticket > recorded && h->tombs[i].until_ms > now &&
+		    name_cmp(h->tombs[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* A tomb for name; its ticket (0: no history, or no memory for it). */
+static uint64_t
 tomb_add(struct hub *h, const char *name)
 {
+	struct tomb *t;
+
 	if (h->history == NULL) /* no history, no deletion record to wait for */
-		return;
+		return 0;
 	if (h->n_tombs == h->cap_tombs) {
 		size_t ncap = h->cap_tombs ? h->cap_tombs * 2 : 4;
 		struct tomb *n = realloc(h->tombs, ncap * sizeof(*n));
 
 		if (n == NULL)
-			return;
+			return 0;
 		h->tombs = n;
 		h->cap_tombs = ncap;
 	}
-	snprintf(h->tombs[h->n_tombs].name, sizeof(h->tombs[0].name), "%s", name);
-	h->tombs[h->n_tombs++].until_ms = time_mono_ms() + TOMB_MS;
+	t = &h->tombs[h->n_tombs++];
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->until_ms = time_mono_ms() + TOMB_MS;
+	t->ticket = ++h->drops_begun;
+	return t->ticket;
+}
+
+/*
+ * After the room lock is dropped: the deletion record of name, deleted
+ * with ticket, then the name may be made again.  Set once the record is
+ * appended (or could not be: it is logged), so a message to a room made
+ * after it gets a higher id.
+ */
+void
+room_drop_record(struct hub *h, const char *name, uint64_t ticket)
+{
+	if (h->history != NULL)
+		history_drop_room(h->history, name);
+	if (ticket > atomic_load_explicit(&h->drops_recorded, memory_order_relaxed))
+		atomic_store_explicit(&h->drops_recorded, ticket, memory_order_release);
 }
 
 /* The deletion record of name was published: its (oldest) tomb goes, and with it the staleness. */
@@ -507,7 +550,7 @@ rooms_save(struct hub *h, int timeout_ms)
 
 	pthread_mutex_lock(&h->save_lock);
 	if (!hub_lock(h, timeout_ms)) {
-		log_warning("rooms: the room lock was busy: %s is written at the next change",
+		log_warning("rooms: the room lock was busy: %s is written at the next try",
 			    h->rooms_path);
 		pthread_mutex_unlock(&h->save_lock);
 		return;
@@ -604,7 +647,7 @@ room_of_locked(struct hub *h, struct client *c, const char *arg, bool member, st
 
 /* Whether a user may make room `name` by joining it: ROOM_DONE if so. */
 static enum room_result
-may_create_locked(struct hub *h)
+may_create_locked(struct hub *h, const char *name)
 {
 	const struct settings *s = settings_get();
 
@@ -612,6 +655,8 @@ may_create_locked(struct hub *h)
 		return ROOM_CREATE_DENIED;
 	if (h->n_rooms >= (size_t)s->max_rooms)
 		return ROOM_MAX_ROOMS;
+	if (tomb_pending(h, name))
+		return ROOM_BUSY;
 	return ROOM_DONE;
 }
 
@@ -639,7 +684,7 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 	}
 	if (c->room.n_rooms >= (size_t)settings_get()->max_rooms_per_user)
 		res = ROOM_MAX_PER_USER;
-	else if (r == NULL && (res = may_create_locked(h)) == ROOM_DONE) {
+	else if (r == NULL && (res = may_create_locked(h, name)) == ROOM_DONE) {
 		if ((r = room_make_locked(h, name, false)) == NULL)
 			res = ROOM_NO_MEMORY;
 		rep->created = r != NULL;
@@ -913,11 +958,13 @@ room_create_within(struct hub *h, int timeout_ms, const char *arg, const char *t
  * Deletes r: each member gets PART ROOM .. deleted (through its inbox, as
  * the ring goes with the room) and is put in the default room if not
  * there; the default room becomes current for those whose current room
- * it was.
+ * it was.  Returns the deletion's ticket, for room_drop_record() once the
+ * room lock is dropped.
  */
-static void
+uint64_t
 room_delete_locked(struct hub *h, struct room *r)
 {
+	uint64_t ticket;
 	bool found;
 	size_t i = room_search_locked(h, r->name, &found);
 
@@ -937,13 +984,14 @@ room_delete_locked(struct hub *h, struct room *r)
 			c->room.current = membership_find(c, h->lobby) ? h->lobby : c->room.current;
 	}
 	dirty_remove_locked(h, r);
-	tomb_add(h, r->name);
+	ticket = tomb_add(h, r->name);
 	if (found && h->rooms[i] == r) {
 		memmove(&h->rooms[i], &h->rooms[i + 1], (h->n_rooms - i - 1) * sizeof(*h->rooms));
 		h->n_rooms--;
 	}
 	room_free_one(r);
 	h->rooms_dirty = true;
+	return ticket;
 }
 
 int
@@ -951,6 +999,7 @@ room_delete_within(struct hub *h, int timeout_ms, const char *arg)
 {
 	char name[ROOM_NAME_MAX + 1];
 	struct room *r;
+	uint64_t ticket;
 
 	if (!room_arg(arg, name))
 		return 0;
@@ -964,10 +1013,9 @@ room_delete_within(struct hub *h, int timeout_ms, const char *arg)
 		return -1;
 	}
 	snprintf(name, sizeof(name), "%s", r->name);
-	room_delete_locked(h, r);
+	ticket = room_delete_locked(h, r);
 	room_unlock_and_wake(h);
-	if (h->history != NULL)
-		history_drop_room(h->history, name);
+	room_drop_record(h, name, ticket);
 	rooms_save(h, timeout_ms);
 	return 1;
 }
@@ -1071,7 +1119,10 @@ room_expire_within(struct hub *h, int timeout_ms)
 {
 	int expiry = settings_get()->room_expiry;
 	int64_t now = time_now_ms();
-	char(*names)[ROOM_NAME_MAX + 1] = NULL;
+	struct gone {
+		char name[ROOM_NAME_MAX + 1];
+		uint64_t ticket;
+	} *gone = NULL;
 	size_t n = 0;
 
 	if (!lock_within(h, timeout_ms))
@@ -1081,20 +1132,19 @@ room_expire_within(struct hub *h, int timeout_ms)
 
 		if (!expired(r, now, expiry))
 			continue;
-		char(*nn)[ROOM_NAME_MAX + 1] = realloc(names, (n + 1) * sizeof(*names));
-		if (nn == NULL)
+		struct gone *ng = realloc(gone, (n + 1) * sizeof(*gone));
+		if (ng == NULL)
 			break;
-		names = nn;
-		snprintf(names[n++], sizeof(*names), "%s", r->name);
-		room_delete_locked(h, r);
+		gone = ng;
+		snprintf(gone[n].name, sizeof(gone[n].name), "%s", r->name);
+		gone[n++].ticket = room_delete_locked(h, r);
 	}
 	pthread_mutex_unlock(&h->lock);
 	for (size_t i = 0; i < n; i++) {
-		log_info("room %s expired (empty for %d s)", names[i], expiry);
-		if (h->history != NULL)
-			history_drop_room(h->history, names[i]);
+		log_info("room %s expired (empty for %d s)", gone[i].name, expiry);
+		room_drop_record(h, gone[i].name, gone[i].ticket);
 	}
-	free(names);
+	free(gone);
 	if (n > 0)
 		rooms_save(h, timeout_ms);
 	return (int)n;

@@ -119,6 +119,7 @@ enum room_result {
 	ROOM_TOPIC_LONG,    /* 400 longer than max_topic */
 	ROOM_NO_MEMORY,     /* 500 */
 	ROOM_CLOSING,       /* 503 the server is stopping */
+	ROOM_BUSY,          /* 503 a room of that name is being deleted: try again */
 };
 /*
  * The longest topic: max_topic, or max_line if that is less (a TOPIC line
