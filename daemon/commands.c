@@ -68,7 +68,6 @@ room_result_code(enum room_result r)
 	case ROOM_NO_MEMORY:
 		return ERR_INTERNAL;
 	case ROOM_CLOSING:
-	case ROOM_BUSY:
 		return ERR_UNAVAILABLE;
 	}
 	return ERR_INTERNAL;
@@ -118,9 +117,6 @@ room_result_text(enum room_result r, const char *room, char *buf, size_t len)
 		break;
 	case ROOM_CLOSING:
 		snprintf(buf, len, "the server is shutting down");
-		break;
-	case ROOM_BUSY:
-		snprintf(buf, len, "room %s is being deleted; try again", room);
 		break;
 	}
 	return buf;

@@ -33,7 +33,9 @@ hub_new(const struct wire_format *const *formats)
 		h->formats[w] = formats[w];
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_init(&h->save_lock, NULL);
+	pthread_mutex_init(&h->drop_lock, NULL);
 	pthread_cond_init(&h->empty, NULL);
+	pthread_cond_init(&h->dropped, NULL);
 	h->lobby = room_make_locked(h, settings_get()->default_room, true);
 	if (h->lobby == NULL) {
 		hub_free(h);
@@ -55,7 +57,9 @@ hub_free(struct hub *h)
 	free(h->online);
 	free(h->tombs);
 	free(h->rooms_path);
+	pthread_cond_destroy(&h->dropped);
 	pthread_cond_destroy(&h->empty);
+	pthread_mutex_destroy(&h->drop_lock);
 	pthread_mutex_destroy(&h->save_lock);
 	pthread_mutex_destroy(&h->lock);
 	free(h);

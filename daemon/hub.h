@@ -162,8 +162,16 @@ struct hub {
 	} * tombs;
 	size_t n_tombs, cap_tombs;
 	uint64_t drops_begun; /* deletions made (tickets given out) */
-	/* Deletions whose record is appended: written by the control thread, no lock. */
+	/*
+	 * Deletions whose record is appended: the control thread writes it
+	 * under drop_lock (a leaf, never held with another lock) and wakes
+	 * the joins waiting on dropped (drop_waiters of them); read under the
+	 * room lock too, without drop_lock.
+	 */
+	pthread_mutex_t drop_lock;
+	pthread_cond_t dropped;
 	atomic_uint_least64_t drops_recorded;
+	size_t drop_waiters;
 	/* The rooms file: rooms_dirty under the lock, the writing under save_lock. */
 	pthread_mutex_t save_lock;
 	char *rooms_path;
@@ -191,7 +199,7 @@ void tomb_remove(struct hub *h, const char *name);
  * A deletion in two steps, the room lock dropped in between:
  * room_delete_locked() takes r out and returns its ticket;
  * room_drop_record() appends its deletion record, and lets the name be
- * made again.  The control thread only.
+ * made again (a /join of it waits until then).  The control thread only.
  */
 uint64_t room_delete_locked(struct hub *h, struct room *r);
 void room_drop_record(struct hub *h, const char *name, uint64_t ticket);

@@ -8,14 +8,16 @@
  * Threads: a client's thread (its room commands, its join at login
  * through hub.c), the control thread (the *_within calls, loading the
  * rooms file before clients); everything under the room lock but the
- * rooms file, which is written under the save lock alone, and the events
- * stored in the history after the room lock is dropped.
+ * rooms file, which is written under the save lock alone, the events
+ * stored in the history after the room lock is dropped, and the wait of
+ * a /join for a deletion record (drop_lock, see the tombs).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "hub.h"
@@ -147,12 +149,13 @@ client_remove(struct client **v, size_t *n, struct client *c)
  * the messages published for it are the old room's.
  *
  * The record is appended after the room lock is dropped (the history and
- * room locks are never held together), so until it is, the name may not
- * be made again (tomb_pending): a message to the new room would get an
- * id below the record's and be dropped with the old room's at the next
- * start, though its sender got OK.  Each deletion has a ticket; the
- * control thread, which alone deletes rooms, one at a time, sets
- * drops_recorded to it once the record is appended (room_drop_record).
+ * room locks are never held together), so until it is, a /join does not
+ * make the name again but waits (room_find_settled): a message to the
+ * new room would get an id below the record's and be dropped with the
+ * old room's at the next start, though its sender got OK.  Each deletion
+ * has a ticket; the control thread, which alone deletes rooms, one at a
+ * time, sets drops_recorded to it once the record is appended
+ * (room_drop_record) and wakes the joins waiting on `dropped`.
  */
 static bool
 tomb_of(struct hub *h, const char *name)
@@ -165,18 +168,55 @@ tomb_of(struct hub *h, const char *name)
 	return false;
 }
 
-/* Whether name was deleted and its deletion record is not appended yet. */
-static bool
+/* The ticket of name's deletion if its record is not appended yet, else 0. */
+static uint64_t
 tomb_pending(struct hub *h, const char *name)
 {
 	uint64_t recorded = atomic_load_explicit(&h->drops_recorded, memory_order_acquire);
+	uint64_t ticket = 0;
 	int64_t now = time_mono_ms();
 
 	for (size_t i = 0; i < h->n_tombs; i++)
 		if (h->tombs[i].ticket > recorded && h->tombs[i].until_ms > now &&
-		    name_cmp(h->tombs[i].name, name) == 0)
-			return true;
-	return false;
+		    name_cmp(h->tombs[i].name, name) == 0 && h->tombs[i].ticket > ticket)
+			ticket = h->tombs[i].ticket;
+	return ticket;
+}
+
+/* Waits, no room lock held, until deletion ticket is recorded, at most TOMB_MS. */
+static void
+drop_wait(struct hub *h, uint64_t ticket)
+{
+	struct timespec until = time_after_ms(CLOCK_REALTIME, TOMB_MS);
+
+	pthread_mutex_lock(&h->drop_lock);
+	h->drop_waiters++;
+	pthread_cond_broadcast(&h->dropped); /* for whoever watches drop_waiters */
+	while (atomic_load_explicit(&h->drops_recorded, memory_order_acquire) < ticket)
+		if (pthread_cond_timedwait(&h->dropped, &h->drop_lock, &until) == ETIMEDOUT)
+			break;
+	h->drop_waiters--;
+	pthread_mutex_unlock(&h->drop_lock);
+}
+
+/*
+ * Takes the room lock and finds name (NULL: no such room); if a room of
+ * that name was deleted and its record is not appended yet, waits for it
+ * first, so a room made again gets only records with higher ids.
+ */
+static struct room *
+room_find_settled(struct hub *h, const char *name)
+{
+	struct room *r;
+	uint64_t ticket;
+
+	pthread_mutex_lock(&h->lock);
+	while ((r = room_find_locked(h, name)) == NULL && (ticket = tomb_pending(h, name)) != 0) {
+		pthread_mutex_unlock(&h->lock);
+		drop_wait(h, ticket);
+		pthread_mutex_lock(&h->lock);
+	}
+	return r;
 }
 
 /* A tomb for name; its ticket (0: no history, or no memory for it). */
@@ -206,16 +246,19 @@ tomb_add(struct hub *h, const char *name)
 /*
  * After the room lock is dropped: the deletion record of name, deleted
  * with ticket, then the name may be made again.  Set once the record is
- * appended (or could not be: it is logged), so a message to a room made
- * after it gets a higher id.
+ * appended (or could not be: that is logged), so a message to a room
+ * made after it gets a higher id.
  */
 void
 room_drop_record(struct hub *h, const char *name, uint64_t ticket)
 {
 	if (h->history != NULL)
 		history_drop_room(h->history, name);
+	pthread_mutex_lock(&h->drop_lock);
 	if (ticket > atomic_load_explicit(&h->drops_recorded, memory_order_relaxed))
 		atomic_store_explicit(&h->drops_recorded, ticket, memory_order_release);
+	pthread_cond_broadcast(&h->dropped);
+	pthread_mutex_unlock(&h->drop_lock);
 }
 
 /* The deletion record of name was published: its (oldest) tomb goes, and with it the staleness. */
@@ -647,7 +690,7 @@ room_of_locked(struct hub *h, struct client *c, const char *arg, bool member, st
 
 /* Whether a user may make room `name` by joining it: ROOM_DONE if so. */
 static enum room_result
-may_create_locked(struct hub *h, const char *name)
+may_create_locked(struct hub *h)
 {
 	const struct settings *s = settings_get();
 
@@ -655,8 +698,6 @@ may_create_locked(struct hub *h, const char *name)
 		return ROOM_CREATE_DENIED;
 	if (h->n_rooms >= (size_t)s->max_rooms)
 		return ROOM_MAX_ROOMS;
-	if (tomb_pending(h, name))
-		return ROOM_BUSY;
 	return ROOM_DONE;
 }
 
@@ -670,12 +711,11 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 	memset(rep, 0, sizeof(*rep));
 	if (!room_arg(arg, name))
 		return ROOM_BAD_NAME;
-	pthread_mutex_lock(&h->lock);
+	r = room_find_settled(h, name);
 	if (h->closing) {
 		pthread_mutex_unlock(&h->lock);
 		return ROOM_CLOSING;
 	}
-	r = room_find_locked(h, name);
 	if (r != NULL && membership_find(c, r) != NULL) {
 		c->room.current = r;
 		snprintf(rep->room, sizeof(rep->room), "%s", r->name);
@@ -684,7 +724,7 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 	}
 	if (c->room.n_rooms >= (size_t)settings_get()->max_rooms_per_user)
 		res = ROOM_MAX_PER_USER;
-	else if (r == NULL && (res = may_create_locked(h, name)) == ROOM_DONE) {
+	else if (r == NULL && (res = may_create_locked(h)) == ROOM_DONE) {
 		if ((r = room_make_locked(h, name, false)) == NULL)
 			res = ROOM_NO_MEMORY;
 		rep->created = r != NULL;

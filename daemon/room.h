@@ -119,7 +119,6 @@ enum room_result {
 	ROOM_TOPIC_LONG,    /* 400 longer than max_topic */
 	ROOM_NO_MEMORY,     /* 500 */
 	ROOM_CLOSING,       /* 503 the server is stopping */
-	ROOM_BUSY,          /* 503 a room of that name is being deleted: try again */
 };
 /*
  * The longest topic: max_topic, or max_line if that is less (a TOPIC line
@@ -135,7 +134,8 @@ size_t room_topic_limit(void);
  *
  * room_join: joins (creating it when missing, if allowed), or makes it
  *   current if c is already in it (ROOM_ALREADY, rep filled but its lines
- *   NULL).
+ *   NULL).  A room of that name just deleted: waits (briefly, no lock
+ *   held) until its deletion is in the history before making it again.
  * room_part: leaves (others see PART ROOM .. left reason); if it was the
  *   current room, the current room becomes the default room if c is in it,
  *   else the earliest joined room c is still in, else none.
