@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "fault.h"
 #include "hub.h"
 #include "log.h"
 #include "roomfile.h"
@@ -579,6 +580,23 @@ store_event(struct hub *h, const char *room, enum history_kind kind, const char 
 }
 
 /*
+ * The room lock for a save, as hub_lock().  The test fault room-save-busy
+ * makes the control thread's first save of a change find it busy.
+ */
+static bool
+save_lock_room(struct hub *h, int timeout_ms)
+{
+	if (!hub_lock(h, timeout_ms))
+		return false;
+	if (timeout_ms >= 0 && h->rooms_dirty && fault_once(FAULT_ROOM_SAVE_BUSY)) {
+		pthread_mutex_unlock(&h->lock);
+		errno = ETIMEDOUT;
+		return false;
+	}
+	return true;
+}
+
+/*
  * Writes the rooms file if a room or a topic changed since it was last
  * written.  timeout_ms < 0: waits for the room lock (a client's thread);
  * else the control thread's rule: a lock not free in time leaves the
@@ -592,7 +610,7 @@ rooms_save(struct hub *h, int timeout_ms)
 	char err[256];
 
 	pthread_mutex_lock(&h->save_lock);
-	if (!hub_lock(h, timeout_ms)) {
+	if (!save_lock_room(h, timeout_ms)) {
 		log_warning("rooms: the room lock was busy: %s is written at the next try",
 			    h->rooms_path);
 		pthread_mutex_unlock(&h->save_lock);
