@@ -78,6 +78,7 @@ struct client {
 		bool sleeping;        /* on the sleepers or the writers list */
 		bool writer;          /* ... the writers list */
 		bool write_rights;    /* the hub may write out and the socket */
+		bool claimed;         /* a write-through pass writes to it unlocked */
 		struct client *sleep_prev, *sleep_next;
 		bool targeted; /* on the targets list */
 		struct client *target_next;

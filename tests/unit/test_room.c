@@ -5,9 +5,12 @@
  * rooms gets both merged in publication order, written through or
  * collected, so its acknowledgements keep request order; a ring grows for
  * a member behind; a member that does not read overflows; leaving,
- * replacing, kicking and deleting.  Everything runs on the test's thread,
- * no sleeps; a member is a struct client on one end of a socketpair, the
- * test reads the other end.
+ * replacing, kicking and deleting; the write-through flusher: a member
+ * that wakes while a pass has it claimed waits for the pass, and
+ * publishers, joins and a waking member racing the flusher lose nothing.
+ * Everything but the last two runs on the test's thread; no sleeps; a
+ * member is a struct client on one end of a socketpair, the test reads
+ * the other end.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +21,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +31,7 @@
 
 #include "config.h"
 #include "history.h"
+#include "hub.h"
 #include "room.h"
 #include "wire.h"
 #include "session.h"
@@ -559,6 +564,79 @@ test_admin_rooms(void **state)
 }
 
 /*
+ * A member's thread that wakes while a write-through pass has it claimed
+ * (its pieces gathered, the lock dropped for the writev) waits for the
+ * pass before it takes its write rights back: otherwise it would collect
+ * what came next and could write it ahead of what the pass is about to
+ * write.  The flush hook runs in that window: it publishes m2 (left for
+ * the flusher's next pass: this thread is the flusher) and starts the
+ * member's "thread", which must block until the pass has written m1.
+ */
+static struct client *claimed_member;
+static atomic_bool claimed_woke;
+
+static void *
+claimed_member_wakes(void *arg)
+{
+	struct hub *h = arg;
+
+	collect_all(h, claimed_member, LIMIT);
+	atomic_store(&claimed_woke, true);
+	return NULL;
+}
+
+static void
+claim_window(struct hub *h)
+{
+	struct history_entry e;
+	pthread_t t;
+	size_t waiters = 0;
+	bool claimed;
+
+	h->flush_hook = NULL; /* the first pass only */
+	pthread_mutex_lock(&h->lock);
+	claimed = claimed_member->room.claimed;
+	pthread_mutex_unlock(&h->lock);
+	assert_true(claimed);
+	record(&e, 2, 99, "lobby", "ann", 2);
+	room_publish_history(h, &e, 1);
+	history_entries_release(&e, 1);
+	assert_int_equal(pthread_create(&t, NULL, claimed_member_wakes, h), 0);
+	/* Until it waits for the pass, or (wrongly) got through without. */
+	while (waiters == 0 && !atomic_load(&claimed_woke)) {
+		pthread_mutex_lock(&h->lock);
+		waiters = h->flush_waiters;
+		pthread_mutex_unlock(&h->lock);
+		sched_yield();
+	}
+	assert_false(atomic_load(&claimed_woke));
+	assert_int_equal(pthread_detach(t), 0);
+}
+
+static void
+test_waking_member_waits_for_the_pass_that_claimed_it(void **state)
+{
+	struct hub *h = hub_new(wire_formats);
+	struct history_entry e;
+	int peer;
+
+	(void)state;
+	assert_non_null(h);
+	atomic_init(&claimed_woke, false);
+	claimed_member = member(h, "bob", 1, &peer);
+	h->flush_hook = claim_window;
+	record(&e, 1, 99, "lobby", "ann", 1);
+	room_publish_history(h, &e, 1);
+	history_entries_release(&e, 1);
+	while (!atomic_load(&claimed_woke))
+		sched_yield();
+	expect_lines(peer, "MSG lobby 1 " TS " ann m1\n"
+			   "MSG lobby 2 " TS " ann m2\n");
+	member_free(h, claimed_member, peer);
+	hub_free(h);
+}
+
+/*
  * The flusher races everyone: one thread publishes messages (as the
  * history does, one publisher), one logs sessions in and out (JOIN and
  * PART events in the same room, published by that thread), and one acts
@@ -707,6 +785,7 @@ main(void)
 		cmocka_unit_test(test_kicked_sender_still_gets_its_answer),
 		cmocka_unit_test(test_answers_in_the_ring_survive_a_kick_and_a_deletion),
 		cmocka_unit_test(test_admin_rooms),
+		cmocka_unit_test(test_waking_member_waits_for_the_pass_that_claimed_it),
 		cmocka_unit_test(test_publishers_and_wakers_race_the_flusher),
 	};
 	int rc;
