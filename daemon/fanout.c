@@ -23,7 +23,9 @@
  * Threads: a client's thread (collecting, sleeping, waking, publishing
  * with history_sync_ms), the history's commit thread (publication), the
  * control thread (through room.c and hub.c); all under the room lock but
- * for room_backed_up() and room_backlog_limits(), which take none.
+ * for room_backed_up() and room_backlog_limits(), which take none, and
+ * the write-through's writev()s, which the flusher makes with the lock
+ * dropped to the members it claimed (flush_locked).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,13 +39,15 @@
 #include "hub.h"
 #include "log.h"
 
+static void dirty_add_locked(struct hub *h, struct room *r);
+
 /* ---- waking sleeping members ---- */
 
 /*
  * A sleeping member is on one of two lists, linked through room.sleep_*:
  * sleepers (woken when a ring moves) or writers (the hub holds its write
  * rights and writes the rings to its socket itself, see
- * write_through_locked).
+ * flush_locked).
  */
 static void
 sleeper_remove_locked(struct hub *h, struct client *c)
@@ -328,28 +332,92 @@ wt_gather(const struct hub *h, struct client *c, struct piece *p, size_t *np)
 }
 
 /*
- * Writes the gathered pieces with one writev(); what the socket does not
- * take goes to c->out (with references of its own).  False if c has to be
- * woken: its socket is full or broken, or memory ran out.
+ * Claims c for this pass: gathers what is pending for it into the pass's
+ * pieces, each line with a reference of the pass's own (the rings may
+ * move on once the lock is dropped).  False when nothing was pending.
  */
 static bool
-wt_write(struct hub *h, struct client *c, const struct piece *p, size_t np)
+flush_claim_locked(struct hub *h, struct client *c)
 {
-	struct iovec *iov = h->wt_iov;
-	size_t total = 0, i;
-	ssize_t w;
+	struct piece *p = h->flush_pieces + h->flush_pieces_n;
+	size_t np;
 
-	for (i = 0; i < np; i++) {
-		iov[i].iov_base = (void *)p[i].base;
-		iov[i].iov_len = p[i].len;
-		total += p[i].len;
+	if (!wt_gather(h, c, p, &np) || np == 0)
+		return false;
+	for (size_t i = 0; i < np; i++)
+		if (p[i].owner != NULL)
+			line_ref(p[i].owner);
+	h->flush[h->flush_n++] =
+		(struct flush_entry){ .c = c, .first = h->flush_pieces_n, .n = np };
+	h->flush_pieces_n += np;
+	c->room.claimed = true;
+	return true;
+}
+
+/*
+ * Gathers the writers of the dirty rooms into the pass, room by room,
+ * while the pass has room for another member's worth of pieces; a room
+ * not finished goes back on the dirty list for the next pass.
+ */
+static void
+flush_collect_locked(struct hub *h)
+{
+	struct room *r;
+
+	h->flush_n = h->flush_pieces_n = 0;
+	while ((r = h->dirty) != NULL) {
+		h->dirty = r->dirty_next;
+		r->dirty = false;
+		for (size_t i = 0; i < r->n_members; i++) {
+			struct client *c = r->members[i];
+
+			if (!c->room.sleeping || !c->room.writer || c->room.claimed)
+				continue;
+			if (ring_overflowed(c)) {
+				target_add_locked(h, c);
+				continue;
+			}
+			if (h->flush_pieces_n + WT_PIECES > FLUSH_PIECES) {
+				dirty_add_locked(h, r);
+				return;
+			}
+			flush_claim_locked(h, c);
+		}
 	}
-	w = np ? writev(c->fd, iov, (int)np) : 0;
-	if (w == (ssize_t)total)
+}
+
+/* The pass's writes, one writev() per member, with the room lock dropped. */
+static void
+flush_write(struct hub *h)
+{
+	for (size_t k = 0; k < h->flush_n; k++) {
+		struct flush_entry *f = &h->flush[k];
+		const struct piece *p = h->flush_pieces + f->first;
+
+		for (size_t i = 0; i < f->n; i++) {
+			h->wt_iov[i].iov_base = (void *)p[i].base;
+			h->wt_iov[i].iov_len = p[i].len;
+		}
+		f->written = writev(f->c->fd, h->wt_iov, (int)f->n);
+	}
+}
+
+/*
+ * What c's socket did not take goes to c->out (with references of its
+ * own); false if c has to be woken: its socket is full or broken, or
+ * memory ran out.
+ */
+static bool
+flush_rest_locked(struct hub *h, struct client *c, const struct piece *p, size_t np,
+		  ssize_t written)
+{
+	size_t total = 0, i;
+	ssize_t w = written < 0 ? 0 : written;
+
+	for (i = 0; i < np; i++)
+		total += p[i].len;
+	if (written == (ssize_t)total)
 		return true;
-	/* Full or broken: all of it is queued, and the thread's own write finds out which. */
-	if (w < 0)
-		w = 0;
 	for (i = 0; i < np; i++) {
 		size_t skip = (size_t)w < p[i].len ? (size_t)w : p[i].len;
 
@@ -363,50 +431,83 @@ wt_write(struct hub *h, struct client *c, const struct piece *p, size_t np)
 	return false;
 }
 
-/* Writes everything pending for the writer c to its socket; false if c must be woken. */
-static bool
-write_through_one(struct hub *h, struct client *c)
+/*
+ * Ends the pass: the rest of a short write is queued and its member woken
+ * to finish; a member written in full that has more pending (it had more
+ * than one writev's worth) goes round again.  Every claimed member is let
+ * go, and the pass's references dropped.
+ */
+static void
+flush_finish_locked(struct hub *h)
 {
-	struct piece *p = h->wt_pieces;
-	size_t np;
+	struct membership *m;
 
-	if (ring_overflowed(c))
-		return false;
-	while (wt_gather(h, c, p, &np))
-		if (!wt_write(h, c, p, np))
-			return false;
-	return true;
+	for (size_t k = 0; k < h->flush_n; k++) {
+		struct flush_entry *f = &h->flush[k];
+		struct client *c = f->c;
+		struct piece *p = h->flush_pieces + f->first;
+
+		if (!flush_rest_locked(h, c, p, f->n, f->written))
+			target_add_locked(h, c);
+		else if (c->room.sleeping && c->room.writer && (m = next_pending(c)) != NULL)
+			dirty_add_locked(h, m->room);
+		c->room.claimed = false;
+		for (size_t i = 0; i < f->n; i++)
+			line_unref(p[i].owner);
+	}
+	h->flush_n = h->flush_pieces_n = 0;
+}
+
+/* Waits, lock held, until the pass now running (another thread's) has ended. */
+static void
+flush_wait_locked(struct hub *h)
+{
+	h->flush_waiters++;
+	pthread_cond_wait(&h->flushed, &h->lock);
+	h->flush_waiters--;
 }
 
 /*
  * Write-through: every member on the writers list sleeps with an empty
  * output queue and has handed its write rights to the hub (room_sleep),
- * so whoever holds the room lock may write the rings to its socket
- * itself, instead of waking its thread for one line.  For each room that
- * moved, its members that are writers get what is new in all their rooms
- * (merged in publication order).  The pieces point into the rings' own
- * lines, which stay put while the lock is held: no reference and no queue
- * per delivery.  What the socket does not take stays in c->out, the member
- * comes off the list and its thread is woken to finish (it takes its
- * rights back first, room_wake_up).  A member too far behind, out of
- * memory or with a broken socket is woken the same way, and its thread
- * finds out what happened.
+ * so the hub may write the rings to its socket itself, instead of waking
+ * its thread for one line.  For each room that moved, its members that
+ * are writers get what is new in all their rooms (merged in publication
+ * order).
+ *
+ * One thread at a time writes through, the flusher: whoever unlocks the
+ * hub after a change while nobody else is at it (room_unlock_and_wake_some).
+ * A pass claims its members and gathers their pieces under the lock, then
+ * drops the lock for the writev()s (non-blocking), so senders, joins and
+ * collectors go on meanwhile; what they publish in that time is gathered
+ * by the next pass, so under load a member gets several events in one
+ * writev().  The flusher passes until no room is dirty.  A claimed
+ * member's thread that wakes waits for the pass to let it go before it
+ * takes its rights back (room_wake_up).  What the socket does not take
+ * stays in c->out, the member comes off the list and its thread is woken
+ * to finish; a member too far behind, out of memory or with a broken
+ * socket is woken the same way, and its thread finds out what happened.
  */
 static void
-write_through_locked(struct hub *h)
+flush_locked(struct hub *h)
 {
-	struct room *r;
-
-	while ((r = h->dirty) != NULL) {
-		h->dirty = r->dirty_next;
-		r->dirty = false;
-		for (size_t i = 0; i < r->n_members; i++) {
-			struct client *c = r->members[i];
-
-			if (c->room.sleeping && c->room.writer && !write_through_one(h, c))
-				target_add_locked(h, c);
-		}
+	if (h->flushing)
+		return; /* the flusher's next pass takes what this thread published */
+	h->flushing = true;
+	while (h->dirty != NULL) {
+		flush_collect_locked(h);
+		if (h->flush_n == 0)
+			continue;
+		pthread_mutex_unlock(&h->lock);
+		if (h->flush_hook != NULL)
+			h->flush_hook(h);
+		flush_write(h);
+		pthread_mutex_lock(&h->lock);
+		flush_finish_locked(h);
+		if (h->flush_waiters > 0)
+			pthread_cond_broadcast(&h->flushed);
 	}
+	h->flushing = false;
 }
 
 /*
@@ -421,7 +522,7 @@ room_unlock_and_wake_some(struct hub *h, size_t sleepers)
 {
 	struct client *batch[WAKE_BATCH];
 
-	write_through_locked(h);
+	flush_locked(h);
 	for (;;) {
 		size_t n = 0;
 		struct client *c;
@@ -849,7 +950,8 @@ reserve_piece_locked(struct hub *h, const struct history_entry *e, size_t n)
 /*
  * A batch goes into the rings in pieces the rings and a member's send
  * queue can hold, each written through to the idle members before the
- * next: one batch longer than a ring would put every member behind at
+ * next (when another thread is the flusher, its pass is waited for): one
+ * batch longer than a ring would put every member behind at
  * once, the sender, idle members and fast readers alike.  The history
  * backlog is held to one piece (client.c), so a batch is one piece but
  * for the one message each member may always have in flight.  Records
@@ -859,6 +961,7 @@ void
 room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 {
 	struct hub *h = ctx;
+	bool first = true;
 
 	while (n > 0) {
 		size_t piece = publish_piece(h, e, n), k = 0;
@@ -870,6 +973,10 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 		pthread_mutex_lock(&h->lock);
 		if (fault_active(FAULT_ROOM_HANG))
 			fault_hang();
+		/* The piece before is written through first, by another flusher too. */
+		while (!first && h->flushing)
+			flush_wait_locked(h);
+		first = false;
 		reserve_piece_locked(h, e, piece);
 		for (size_t i = 0; i < piece; i++) {
 			if (!e[i].failed)
@@ -1049,6 +1156,8 @@ room_wake_up(struct hub *h, struct client *c)
 	if (!c->room.write_rights) /* only c's thread changes it */
 		return;
 	pthread_mutex_lock(&h->lock);
+	while (c->room.claimed) /* a write-through pass is writing to it */
+		flush_wait_locked(h);
 	if (c->room.write_rights) {
 		if (c->room.writer)
 			sleeper_remove_locked(h, c);

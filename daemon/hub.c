@@ -36,6 +36,7 @@ hub_new(const struct wire_format *const *formats)
 	pthread_mutex_init(&h->drop_lock, NULL);
 	pthread_cond_init(&h->empty, NULL);
 	pthread_cond_init(&h->dropped, NULL);
+	pthread_cond_init(&h->flushed, NULL);
 	h->lobby = room_make_locked(h, settings_get()->default_room, true);
 	if (h->lobby == NULL) {
 		hub_free(h);
@@ -59,6 +60,7 @@ hub_free(struct hub *h)
 	free(h->rooms_path);
 	pthread_cond_destroy(&h->dropped);
 	pthread_cond_destroy(&h->empty);
+	pthread_cond_destroy(&h->flushed);
 	pthread_mutex_destroy(&h->drop_lock);
 	pthread_mutex_destroy(&h->save_lock);
 	pthread_mutex_destroy(&h->lock);

@@ -52,6 +52,8 @@
 #define WAKE_CASCADE 2
 /* Pieces one write-through writev() carries, at most (IOV_MAX is 1024). */
 #define WT_PIECES 512
+/* Pieces one write-through pass gathers for all its members, at most. */
+#define FLUSH_PIECES 8192
 /*
  * One publication puts at most 1/PUBLISH_SHARE of the largest ring and of
  * the send queue limit in the rings (a longer batch goes in pieces), and
@@ -146,9 +148,24 @@ struct hub {
 	struct client *sleepers; /* doubly linked through room.sleep_* */
 	struct client *writers;  /* asleep, write rights with the hub (room.sleep_*) */
 	struct client *targets;  /* to wake though nothing was published */
-	/* One member's write-through writev(), in the hub to spare the stack. */
-	struct piece wt_pieces[WT_PIECES];
+	/*
+	 * Write-through (fanout.c: flush_locked): one thread at a time, the
+	 * flusher, gathers under the lock and writes without it.  The buffers
+	 * are the flusher's, in the hub to spare the stack.
+	 */
+	bool flushing;
+	pthread_cond_t flushed; /* a pass ended: its members were let go (flush_finish_locked) */
+	size_t flush_waiters;   /* threads waiting for that (room_wake_up, room_publish_history) */
+	struct piece flush_pieces[FLUSH_PIECES];
+	struct flush_entry {
+		struct client *c;
+		size_t first, n; /* its pieces in flush_pieces */
+		ssize_t written; /* what writev() took; -1: failed */
+	} flush[FLUSH_PIECES];
+	size_t flush_n, flush_pieces_n;
 	struct iovec wt_iov[WT_PIECES];
+	/* For tests: called by the flusher with the lock dropped, before a pass's writes. */
+	void (*flush_hook)(struct hub *h);
 	/* Members with room.backed_up set; written under the lock, read without it. */
 	atomic_size_t backed_up;
 	bool closing;

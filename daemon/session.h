@@ -11,8 +11,10 @@
  *   client_wake() (session.c), a flag and a signal, no descriptor.
  * - Owned by the client's own thread (no lock): name, in, out, unacked.
  *   Except: while room.write_rights is set (the thread sleeps,
- *   room_sleep), out, unacked and writing to fd belong to whoever holds
- *   the room lock; the thread takes them back with room_wake_up() before
+ *   room_sleep), out and unacked belong to whoever holds the room lock,
+ *   and writing to fd to the write-through flusher (without the lock,
+ *   while room.claimed is set: fanout.c, flush_locked); the thread takes
+ *   them back with room_wake_up(), which waits for a claim to end, before
  *   it touches any of them.  name is written once by that thread before
  *   room_login() and read by others only under the room lock after that.
  * - Guarded by the room lock (hub.h): everything under "room", the
@@ -78,6 +80,7 @@ struct client {
 		bool sleeping;        /* on the sleepers or the writers list */
 		bool writer;          /* ... the writers list */
 		bool write_rights;    /* the hub may write out and the socket */
+		bool claimed;         /* a write-through pass writes to it unlocked */
 		struct client *sleep_prev, *sleep_next;
 		bool targeted; /* on the targets list */
 		struct client *target_next;
