@@ -99,6 +99,7 @@ static int
 send_password(struct login *l, struct conn *c, const char *password)
 {
 	l->state = LOGIN_AWAIT_WELCOME;
+	conn_warn_clear_password(c);
 	return conn_send(c, password, strlen(password));
 }
 
