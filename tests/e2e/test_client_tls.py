@@ -1,0 +1,352 @@
+"""
+test_client_tls.py - chat --tls, --ca and --fingerprint against a server
+speaking TLS: logging in and talking, the certificates it must refuse (exit
+status 8, the reason named, nothing sent), the pin, a port that does not
+speak TLS, session resumption on reconnect, and the warning before a
+password goes out in clear.
+
+The certificates are made here with the openssl command (a test CA, a
+server certificate for 127.0.0.1 and localhost, an expired one, one for
+another host, a self-signed one to pin).  The TLS server is a small TLS
+terminating proxy in front of a plain chatd (tls_front below), so these
+tests do not depend on chatd's own TLS listener.
+TODO(integrator): once chatd serves TLS itself, make tls_front start a
+chatd with tls_port/tls_cert/tls_key set (cert, key from the `certs`
+fixture) and return (port, stats) with its own TLS port; every test below
+then runs against chatd's TLS listener unchanged (the `resumed` counts come
+from the proxy only: read them from chatd's log or drop that assertion).
+"""
+
+import select
+import socket
+import ssl
+import subprocess
+import threading
+
+import pytest
+
+from chatclient import EXIT_CONNECT, EXIT_OK, RunningPlain, run_plain
+
+EXIT_TLS = 8  # chat(1): the server's certificate was not accepted
+
+
+# --- the certificates -------------------------------------------------------
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_key_and_csr(d, name, subject):
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=d)
+
+
+def sign(d, name, days, san):
+    """name.pem: name.csr signed by the test CA, valid for days (-1: expired)."""
+    (d / f"{name}.ext").write_text(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
+                                   "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", str(days), "-extfile", f"{name}.ext",
+            "-out", f"{name}.pem", cwd=d)
+
+
+def fingerprint(d, name):
+    """'SHA256:AB:CD:...' of name.pem, as chat --fingerprint takes it."""
+    out = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in",
+                          f"{name}.pem"], cwd=d, check=True, capture_output=True, text=True)
+    return "SHA256:" + out.stdout.strip().split("=", 1)[1]
+
+
+class Certs:
+    """certs / "ca.pem": the files; certs.pin: selfsigned's fingerprint."""
+
+    def __init__(self, directory, pin):
+        self.dir, self.pin = directory, pin
+
+    def __truediv__(self, name):
+        return self.dir / name
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A directory with ca.pem and NAME.pem/NAME.key for server (127.0.0.1 and
+    localhost), expired, wronghost (chat.example.org only) and selfsigned; and
+    the fingerprint of selfsigned."""
+    d = tmp_path_factory.mktemp("tlsca")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=chatd test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    for name, days, san in (("server", 30, "IP:127.0.0.1,DNS:localhost"),
+                            ("expired", -1, "IP:127.0.0.1,DNS:localhost"),
+                            ("wronghost", 30, "DNS:chat.example.org")):
+        make_key_and_csr(d, name, f"/CN={name}")
+        sign(d, name, days, san)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "selfsigned.key", "-out", "selfsigned.pem", "-days", "30",
+            "-subj", "/CN=selfsigned", "-addext", "subjectAltName=DNS:elsewhere.example", cwd=d)
+    return Certs(d, fingerprint(d, "selfsigned"))
+
+
+# --- the TLS server: a terminating proxy in front of a plain chatd ------------
+
+
+class TlsFront:
+    """Accepts TLS on 127.0.0.1 with cert/key and pipes the plaintext to
+    chatd's plain port, one thread per connection (one thread only ever uses
+    an SSL object).  Counts handshakes and resumed sessions."""
+
+    def __init__(self, backend_port, cert, key):
+        self.backend_port = backend_port
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.ctx.load_cert_chain(str(cert), str(key))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.handshakes = 0
+        self.resumed = 0
+        self.lock = threading.Lock()
+        self.open = []
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock):
+        sock.settimeout(10)
+        try:
+            tls = self.ctx.wrap_socket(sock, server_side=True)
+        except (OSError, ssl.SSLError):
+            sock.close()        # the client refused the certificate, or spoke no TLS
+            return
+        with self.lock:
+            self.handshakes += 1
+            self.resumed += bool(tls.session_reused)
+            self.open.append(tls)
+        try:
+            with socket.create_connection(("127.0.0.1", self.backend_port)) as plain:
+                self._pipe(tls, plain)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            with self.lock:
+                if tls in self.open:
+                    self.open.remove(tls)
+            tls.close()
+
+    def _pipe(self, tls, plain):
+        tls.settimeout(None)
+        while not self.stopping:
+            ready = [tls] if tls.pending() else select.select([tls, plain], [], [], 0.2)[0]
+            for s in ready:
+                data = s.recv(65536)
+                if not data:
+                    return
+                (plain if s is tls else tls).sendall(data)
+
+    def drop_all(self):
+        """Cuts every connection, as a network failure would."""
+        with self.lock:
+            for tls in self.open:
+                try:
+                    tls.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stopping = True
+        self.listener.close()
+        self.drop_all()
+
+
+@pytest.fixture
+def tls_front(chatd, certs):
+    """make(name="server") -> a TLS server with certificate NAME in front of chatd.
+    TODO(integrator): switch this fixture to chatd's own TLS port (module docstring)."""
+    fronts = []
+
+    def make(name="server"):
+        front = TlsFront(chatd.port, certs / f"{name}.pem", certs / f"{name}.key")
+        fronts.append(front)
+        return front
+
+    yield make
+    for front in fronts:
+        front.close()
+
+
+def tls_args(certs, front, *extra, host="127.0.0.1"):
+    return ["--tls", "--ca", str(certs / "ca.pem"), *extra, host, str(front.port)]
+
+
+# --- logging in over TLS ---------------------------------------------------------
+
+
+def test_logs_in_and_talks_over_tls(chatd, certs, tls_front):
+    front = tls_front()
+    bob = chatd.login("bob")
+    res = run_plain(["--name", "alice", *tls_args(certs, front)], "hello over tls\n",
+                    password="pw-alice")
+    assert res.rc == EXIT_OK, res
+    assert res.lines[0].startswith("HELLO 2 chatd/")
+    assert "OK - logged in as alice" in res.lines
+    assert bob.wait_for("MSG")[2:] == ["alice", "hello over tls"]
+    assert front.handshakes == 1
+    assert "warning" not in res.err, res
+
+
+def test_host_name_checked_by_name_too(chatd, certs, tls_front):
+    """localhost: SNI and the DNS name of the certificate (the address is
+    checked as an IP SAN in the test above)."""
+    front = tls_front()
+    res = run_plain(["--name", "carol", *tls_args(certs, front, host="localhost")], "hi\n",
+                    password="pw-carol")
+    assert res.rc == EXIT_OK, res
+
+
+def test_ca_flag_alone_implies_tls(chatd, certs, tls_front):
+    front = tls_front()
+    res = run_plain(["--name", "dora", "--ca", str(certs / "ca.pem"), "127.0.0.1",
+                     str(front.port)], "hi\n", password="pw-dora")
+    assert res.rc == EXIT_OK, res
+
+
+def test_terminal_mode_over_tls(chatd, certs, tls_front, terminals):
+    front = tls_front()
+    bob = chatd.login("bob")
+    term = terminals(["--name", "erin", *tls_args(certs, front)], password="pw-erin")
+    term.wait_text("erin #lobby>")
+    term.line("hi from the terminal")
+    assert bob.wait_for("MSG")[2:] == ["erin", "hi from the terminal"]
+    # A dropped connection comes back over TLS, resuming the session.
+    front.drop_all()
+    term.wait_text("(TLS, session resumed); logging in", timeout=15)
+    term.wait_for(lambda rows: any(r.startswith("erin #lobby>") for r in rows), "online again")
+    assert front.resumed >= 1
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+
+
+# --- certificates refused ------------------------------------------------------------
+
+
+def refused(res, words):
+    assert res.rc == EXIT_TLS, res
+    assert "TLS: not connecting to" in res.err and words in res.err, res
+    assert res.out == "", res    # nothing came through: not even HELLO
+
+
+def test_unknown_ca_refused_against_the_system_store(chatd, certs, tls_front):
+    front = tls_front()
+    res = run_plain(["--name", "fred", "--tls", "127.0.0.1", str(front.port)], "hi\n",
+                    password="pw-fred")
+    refused(res, "unknown certificate authority")
+    assert "--fingerprint SHA256:" in res.err, res   # what to pin, once checked
+    # The password never reached chatd: no account was registered.
+    assert front.handshakes == 0
+    assert "fred" not in chatd.ctl_ok("user", "list")
+
+
+def test_expired_certificate_refused(chatd, certs, tls_front):
+    front = tls_front("expired")
+    res = run_plain(["--name", "gail", *tls_args(certs, front)], "hi\n", password="pw-gail")
+    refused(res, "has expired")
+
+
+def test_wrong_host_refused(chatd, certs, tls_front):
+    front = tls_front("wronghost")
+    res = run_plain(["--name", "hugo", *tls_args(certs, front)], "hi\n", password="pw-hugo")
+    refused(res, "is not for 127.0.0.1 (wrong host)")
+    by_name = run_plain(["--name", "hugo", *tls_args(certs, front, host="localhost")], "hi\n",
+                        password="pw-hugo")
+    refused(by_name, "is not for localhost (wrong host)")
+
+
+def test_terminal_mode_refusal(chatd, certs, tls_front, terminals):
+    front = tls_front("expired")
+    term = terminals(["--name", "ivan", *tls_args(certs, front)], password="pw-ivan")
+    assert term.wait_exit() == EXIT_TLS
+    assert "has expired" in term.everything()
+
+
+# --- the pin ---------------------------------------------------------------------------
+
+
+def test_fingerprint_pins_a_self_signed_certificate(chatd, certs, tls_front):
+    front = tls_front("selfsigned")
+    pin = certs.pin
+    # Any case, colons or not, the prefix optional.
+    for form in (pin, pin.lower(), pin[len("SHA256:"):].replace(":", "")):
+        res = run_plain(["--name", "jane", "--fingerprint", form, "127.0.0.1",
+                         str(front.port)], "hi\n", password="pw-jane")
+        assert res.rc == EXIT_OK, (form, res)
+    # Without the pin the same certificate is refused.
+    res = run_plain(["--name", "jane", "--tls", "127.0.0.1", str(front.port)], "hi\n",
+                    password="pw-jane")
+    refused(res, "unknown certificate authority")
+    assert pin in res.err
+
+
+def test_wrong_fingerprint_refused(chatd, certs, tls_front):
+    front = tls_front("server")     # a good certificate, but not the pinned one
+    res = run_plain(["--name", "kate", "--fingerprint", certs.pin, "127.0.0.1",
+                     str(front.port)], "hi\n", password="pw-kate")
+    refused(res, "pin mismatch")
+    assert "kate" not in chatd.ctl_ok("user", "list")
+
+
+def test_bad_fingerprint_and_conflicting_options_are_usage_errors(certs):
+    for args in (["--fingerprint", "SHA256:00:11"],
+                 ["--fingerprint", certs.pin, "--ca", str(certs / "ca.pem")],
+                 ["--ca", str(certs / "nonexistent.pem")]):
+        res = run_plain(["--name", "lena", *args, "127.0.0.1", "1"], "", password="pw")
+        assert res.rc == 1, (args, res)
+
+
+# --- no fallback ------------------------------------------------------------------------
+
+
+def test_a_port_without_tls_is_a_failed_connection_not_a_fallback(chatd):
+    res = run_plain(["--name", "mona", "--tls", "127.0.0.1", str(chatd.port)], "hi\n",
+                    password="pw-mona")
+    assert res.rc == EXIT_CONNECT, res
+    assert "TLS handshake failed" in res.err and "does not speak TLS" in res.err, res
+    assert "mona" not in chatd.ctl_ok("user", "list")
+
+
+def test_reconnect_keeps_tls_and_resumes(chatd, certs, tls_front):
+    front = tls_front()
+    chat = RunningPlain(["--name", "nina", "--reconnect", *tls_args(certs, front)],
+                        password="pw-nina")
+    try:
+        chat.wait_line(lambda line: line.startswith("OK - logged in as nina"))
+        front.drop_all()
+        # The login lines of the new login are printed as the first ones were.
+        chat.wait_line(lambda _: sum(line.startswith("WELCOME nina")
+                                     for line in chat.lines) >= 2, timeout=15)
+        chat.send("after the reconnect")
+        chat.wait_line(lambda line: line.endswith(" sent"))
+        rc, err = chat.finish()
+    finally:
+        chat.kill()
+    assert rc == EXIT_OK, err
+    assert front.handshakes >= 2 and front.resumed >= 1, (front.handshakes, front.resumed)
+
+
+# --- the warning before a password in clear --------------------------------------------
+
+
+def test_no_warning_for_loopback_in_clear(chatd):
+    res = run_plain(["--name", "olga", "127.0.0.1", str(chatd.port)], "hi\n",
+                    password="pw-olga")
+    assert res.rc == EXIT_OK, res
+    assert "not encrypted" not in res.err, res
+    # Which addresses count as loopback: tests/unit/test_chat_tls.c.
