@@ -18,6 +18,11 @@
  * sends to and receives from room i mod R only: every receiver checks that
  * each message came from a sender of its own room.
  *
+ * TLS (--tls): each connection does a full TLS handshake (tls.c) before
+ * its login; the handshakes, how fast they went and, with
+ * --handshake-only (each client closes once its handshake is done), the
+ * server's CPU time per handshake are reported apart.
+ *
  * The login storm (--restart CMD): once everyone is logged in, CMD
  * restarts the server; every client that loses its connection reconnects
  * as chat does (the first try after 1 s, doubling up to 30 s, each wait
@@ -48,6 +53,7 @@
 #include "options.h"
 #include "procstat.h"
 #include "proto.h"
+#include "tls.h"
 
 #define OUT_CAP_SENDER 65536
 /* Past this many senders (the rooms layout), each gets a smaller buffer. */
@@ -77,6 +83,7 @@ enum err_kind {
 	E_WRONG_ROOM,
 	E_JOIN_TIMEOUT,
 	E_JOIN_REFUSED,
+	E_TLS,
 	E_KINDS
 };
 
@@ -95,11 +102,20 @@ static const char *const err_names[E_KINDS] = {
 	[E_WRONG_ROOM] = "wrong_room",
 	[E_JOIN_TIMEOUT] = "join_timeout",
 	[E_JOIN_REFUSED] = "join_refused",
+	[E_TLS] = "tls",
 };
 
 /* ---- clients ---- */
 
-enum cstate { C_NEW, C_CONNECTING, C_LOGIN, C_READY, C_CLOSED, C_WAIT /* to reconnect */ };
+enum cstate {
+	C_NEW,
+	C_CONNECTING,
+	C_HANDSHAKE, /* --tls: the TLS handshake */
+	C_LOGIN,
+	C_READY,
+	C_CLOSED,
+	C_WAIT /* to reconnect */
+};
 
 /* chat's reconnect backoff (client/conn.c, conn_backoff_next()). */
 #define BACKOFF_FIRST_MS 1000
@@ -127,6 +143,9 @@ struct client {
 	struct linebuf in;
 	char *out;
 	size_t out_len, out_cap;
+	SSL *ssl;            /* --tls */
+	bool tls_want_write; /* the last TLS read or write waits for output space */
+	int64_t t_connected; /* the TCP connection was up: the handshake's start */
 };
 
 struct sender {
@@ -179,6 +198,12 @@ struct bench {
 	/* the login storm */
 	const struct sockaddr_storage *ss;
 	socklen_t sslen;
+	/* --tls */
+	SSL_CTX *tls;
+	uint64_t handshakes;
+	int64_t t_last_handshake;
+	struct histogram hist_handshake;
+	int64_t login_cpu[2], login_self[2];
 	int64_t t_restart, t_all_back, next_scan;
 	unsigned storm_target, back, back_resumed, back_password, tokens_at_restart;
 	uint64_t drops, connect_failures, refusals, silent;
@@ -249,7 +274,8 @@ deaf(const struct client *c)
 static void
 arm(struct client *c)
 {
-	uint32_t want = (deaf(c) ? 0 : EPOLLIN) | (c->out_len > 0 ? EPOLLOUT : 0);
+	uint32_t want =
+		(deaf(c) ? 0 : EPOLLIN) | (c->out_len > 0 || c->tls_want_write ? EPOLLOUT : 0);
 
 	if (c->fd < 0 || want == c->events)
 		return;
@@ -264,7 +290,9 @@ static void
 flush_out(struct client *c)
 {
 	while (c->out_len > 0) {
-		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+		ssize_t n = c->ssl != NULL
+				    ? btls_write(c->ssl, c->out, c->out_len, &c->tls_want_write)
+				    : send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -291,7 +319,7 @@ session_write(struct session *s, const char *buf, size_t len)
 	}
 	memcpy(c->out + c->out_len, buf, len);
 	c->out_len += len;
-	if (c->state != C_CONNECTING)
+	if (c->state != C_CONNECTING && c->state != C_HANDSHAKE)
 		flush_out(c);
 }
 
@@ -322,11 +350,14 @@ storm_schedule(struct client *c, enum err_kind why)
 static void
 client_close(struct client *c, enum err_kind why, bool count)
 {
+	btls_free(c->ssl);
+	c->ssl = NULL;
+	c->tls_want_write = false;
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
 	}
-	if (c->state == C_CONNECTING || c->state == C_LOGIN)
+	if (c->state == C_CONNECTING || c->state == C_HANDSHAKE || c->state == C_LOGIN)
 		B.pending--;
 	if (B.phase == P_JOIN && c->state == C_READY && c->join_sent && c->joined < c->s.nrooms)
 		B.joining--;
@@ -410,6 +441,50 @@ client_start(struct client *c, const struct sockaddr_storage *ss, socklen_t ssle
 	epoll_ctl(B.ep, EPOLL_CTL_ADD, c->fd, &ev);
 }
 
+/* Waits for exactly these events on c's socket (the TLS handshake). */
+static void
+arm_exactly(struct client *c, uint32_t want)
+{
+	struct epoll_event ev = { .events = want, .data.u32 = c->s.index - B.o.first };
+
+	if (want == c->events)
+		return;
+	epoll_ctl(B.ep, EPOLL_CTL_MOD, c->fd, &ev);
+	c->events = want;
+}
+
+static void start_login(struct client *c);
+
+/* One step of the TLS handshake; once done, the login (or with --handshake-only, the end). */
+static void
+handshake_step(struct client *c)
+{
+	int64_t t;
+
+	switch (btls_handshake(c->ssl)) {
+	case BTLS_WANT_READ:
+		arm_exactly(c, EPOLLIN);
+		return;
+	case BTLS_WANT_WRITE:
+		arm_exactly(c, EPOLLOUT);
+		return;
+	case BTLS_FAILED:
+		client_close(c, E_TLS, true);
+		return;
+	case BTLS_DONE:
+		break;
+	}
+	t = now_ns();
+	B.handshakes++;
+	B.t_last_handshake = t;
+	hist_record(&B.hist_handshake, (uint64_t)(t - c->t_connected));
+	if (B.o.handshake_only) {
+		client_close(c, E_TLS, false);
+		return;
+	}
+	start_login(c);
+}
+
 static void
 client_connected(struct client *c)
 {
@@ -421,6 +496,22 @@ client_connected(struct client *c)
 		client_close(c, E_CONNECT, true);
 		return;
 	}
+	if (B.tls != NULL) {
+		c->t_connected = now_ns();
+		if ((c->ssl = btls_new(B.tls, c->fd, B.o.host)) == NULL) {
+			client_close(c, E_TLS, true);
+			return;
+		}
+		c->state = C_HANDSHAKE;
+		handshake_step(c);
+		return;
+	}
+	start_login(c);
+}
+
+static void
+start_login(struct client *c)
+{
 	c->state = C_LOGIN;
 	B.o.proto->connected(&c->s);
 	flush_out(c);
@@ -584,11 +675,33 @@ on_line(struct client *c, char *line, size_t len, int64_t t_recv)
 	}
 }
 
+/* One read into c's line buffer, in clear or through TLS, as linebuf_fill(). */
+static ssize_t
+fill(struct client *c)
+{
+	size_t avail;
+	char *space;
+	ssize_t n;
+
+	if (c->ssl == NULL)
+		return linebuf_fill(&c->in, c->fd);
+	if ((space = linebuf_space(&c->in, &avail)) == NULL)
+		return -1;
+	n = btls_read(c->ssl, space, avail, &c->tls_want_write);
+	if (n > 0)
+		linebuf_commit(&c->in, (size_t)n);
+	else if (n < 0 && c->tls_want_write)
+		arm(c);
+	return n;
+}
+
 static void
 client_readable(struct client *c)
 {
-	for (int r = 0; r < READS_PER_EVENT && c->fd >= 0; r++) {
-		ssize_t n = linebuf_fill(&c->in, c->fd);
+	/* Bytes TLS decrypted but the buffer had no room for: epoll does not see them. */
+	for (int r = 0; c->fd >= 0 && (r < READS_PER_EVENT || (c->ssl && SSL_pending(c->ssl)));
+	     r++) {
+		ssize_t n = fill(c);
 		int64_t t = now_ns();
 
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -601,7 +714,8 @@ client_readable(struct client *c)
 		}
 		if (n < 0)
 			return;
-		bool more = c->in.filled; /* a short read took all there was */
+		/* A short read took all there was, unless TLS holds more. */
+		bool more = c->in.filled || (c->ssl != NULL && SSL_pending(c->ssl) > 0);
 		for (;;) {
 			char *line;
 			size_t len;
@@ -633,12 +747,19 @@ on_event(uint32_t idx, uint32_t events)
 		client_connected(c);
 		return;
 	}
+	if (c->state == C_HANDSHAKE) {
+		handshake_step(c);
+		return;
+	}
+	/* A TLS read that had to write (a KeyUpdate reply) goes on once the socket takes it. */
+	bool read_waits = c->tls_want_write && c->out_len == 0;
 	if (events & EPOLLOUT) {
 		flush_out(c);
 		if (c->sender && B.phase == P_SEND)
 			sender_wake(idx);
 	}
-	if (c->fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	if (c->fd >= 0 &&
+	    ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || (read_waits && (events & EPOLLOUT))))
 		client_readable(c);
 }
 
@@ -738,9 +859,11 @@ end_login(int64_t t)
 	for (unsigned i = 0; i < B.o.clients; i++) {
 		struct client *c = &B.c[i];
 
-		if (c->state == C_NEW || c->state == C_CONNECTING || c->state == C_LOGIN)
+		if (c->state == C_NEW || c->state == C_CONNECTING || c->state == C_HANDSHAKE ||
+		    c->state == C_LOGIN)
 			client_close(c, E_LOGIN_TIMEOUT, true);
 	}
+	mark_cpu(B.login_cpu, B.login_self, 1);
 	B.phase = P_SETTLE;
 	B.phase_end = t + secs_ns(B.o.settle);
 }
@@ -848,7 +971,7 @@ storm_step(int64_t t)
 	for (unsigned i = 0; i < B.o.clients; i++) {
 		struct client *c = &B.c[i];
 
-		if ((c->state == C_CONNECTING || c->state == C_LOGIN) &&
+		if ((c->state == C_CONNECTING || c->state == C_HANDSHAKE || c->state == C_LOGIN) &&
 		    t - c->heard_at > STORM_LOGIN_SILENCE_NS)
 			client_close(c, E_LOGIN_TIMEOUT, false);
 		if (c->state != C_WAIT || c->retry_at > t)
@@ -927,6 +1050,7 @@ run_loop(const struct sockaddr_storage *ss, socklen_t sslen)
 	struct epoll_event ev[EPOLL_BATCH];
 
 	B.t0 = now_ns();
+	mark_cpu(B.login_cpu, B.login_self, 0);
 	B.phase = P_LOGIN;
 	B.phase_end = B.t0 + secs_ns(B.o.login_timeout);
 	while (B.phase != P_DONE) {
@@ -1009,6 +1133,33 @@ print_membership_cost(void)
 		       : -1.0);
 }
 
+/*
+ * --tls: the handshakes, from the first connection to the last handshake
+ * done, and each one's time from the TCP connection up.  The server's CPU
+ * per handshake is that of the whole connecting phase: with
+ * --handshake-only the handshakes alone, else the logins with them.
+ */
+static void
+print_tls(void)
+{
+	double span = B.handshakes ? (double)(B.t_last_handshake - B.t0) / 1e9 : 0;
+	double server = B.login_cpu[0] >= 0 && B.login_cpu[1] >= 0
+				? (double)(B.login_cpu[1] - B.login_cpu[0]) / 1e3
+				: -1;
+
+	printf("\"tls\":{\"verified\":%s,\"handshake_only\":%s,\"handshakes\":%" PRIu64
+	       ",\"handshake_s\":%.3f,\"handshakes_per_s\":%.0f,"
+	       "\"handshake_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+	       "\"server_cpu_s\":%.2f,\"chatbench_cpu_s\":%.2f,\"server_cpu_us_per_handshake\":%.1f},",
+	       B.o.ca_file ? "true" : "false", B.o.handshake_only ? "true" : "false", B.handshakes,
+	       span, span > 0 ? (double)B.handshakes / span : 0.0,
+	       (double)hist_quantile(&B.hist_handshake, 0.50) / 1e6,
+	       (double)hist_quantile(&B.hist_handshake, 0.99) / 1e6,
+	       (double)B.hist_handshake.max / 1e6, server,
+	       (double)(B.login_self[1] - B.login_self[0]) / 1e3,
+	       server >= 0 && B.handshakes > 0 ? server * 1e6 / (double)B.handshakes : -1.0);
+}
+
 static void
 report(void)
 {
@@ -1075,6 +1226,8 @@ report(void)
 		       B.back_password, refused_tokens, B.drops, B.connect_failures, B.refusals,
 		       B.silent, o->storm_timeout);
 	}
+	if (B.tls != NULL)
+		print_tls();
 	printf("\"errors\":{");
 	for (int k = 0; k < E_KINDS; k++)
 		printf("%s\"%s\":%" PRIu64, k ? "," : "", err_names[k], B.errors[k]);
@@ -1178,6 +1331,8 @@ main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	srandom((unsigned)now_ns() ^ (unsigned)getpid());
+	if (B.o.tls && (B.tls = btls_ctx_new(B.o.ca_file)) == NULL)
+		return 1;
 	B.ss = &ss;
 	B.sslen = sslen;
 	raise_nofile(B.o.clients);

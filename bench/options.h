@@ -28,6 +28,9 @@ struct options {
 	 */
 	unsigned rooms, joins;
 	double join_timeout; /* give up on clients not in their rooms by then (0: login_timeout) */
+	bool tls;            /* --tls: every connection does a TLS handshake first */
+	const char *ca_file; /* --ca: verify the server against it (else no verification) */
+	bool handshake_only; /* --handshake-only: close after the handshake, no login */
 };
 
 /* Fills o from the command line; prints usage and exits 2 on a bad one (0 for --help). */
