@@ -17,6 +17,8 @@ then runs against chatd's TLS listener unchanged (the `resumed` counts come
 from the proxy only: read them from chatd's log or drop that assertion).
 """
 
+import json
+import os
 import select
 import socket
 import ssl
@@ -25,7 +27,8 @@ import threading
 
 import pytest
 
-from chatclient import EXIT_CONNECT, EXIT_OK, RunningPlain, run_plain
+from chatclient import CHAT_BIN, EXIT_CONNECT, EXIT_OK, RunningPlain, run_plain
+from chatproto import scaled
 
 EXIT_TLS = 8  # chat(1): the server's certificate was not accepted
 
@@ -350,3 +353,47 @@ def test_no_warning_for_loopback_in_clear(chatd):
     assert res.rc == EXIT_OK, res
     assert "not encrypted" not in res.err, res
     # Which addresses count as loopback: tests/unit/test_chat_tls.c.
+
+
+# --- chatbench --tls ----------------------------------------------------------------------
+
+CHATBENCH_BIN = os.path.abspath(os.environ.get(
+    "CHATBENCH_BIN", os.path.join(os.path.dirname(CHAT_BIN), "..", "bench", "chatbench")))
+
+
+def chatbench(*args):
+    proc = subprocess.run([CHATBENCH_BIN, *args], capture_output=True, text=True,
+                          timeout=scaled(120))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.skipif(not os.access(CHATBENCH_BIN, os.X_OK), reason="chatbench not built")
+def test_chatbench_over_tls_loses_nothing(chatd_factory, certs):
+    """Not a measurement: chatbench's TLS and chatd agree end to end."""
+    daemon = chatd_factory(max_clients_per_address=100, max_logins_per_address=100)
+    front = TlsFront(daemon.port, certs / "server.pem", certs / "server.key")
+    try:
+        res = chatbench("-p", str(front.port), "--ca", str(certs / "ca.pem"), "-n", "20",
+                        "-s", "3", "-d", "1", "--login-timeout", str(scaled(60)),
+                        "--drain", str(scaled(10)))
+        assert res["logged_in"] == 20, res
+        assert res["sent"] > 0 and res["delivered"] == res["expected"] == res["sent"] * 19, res
+        assert res["lost"] == 0 and not any(res["errors"].values()), res
+        tls = res["tls"]
+        assert tls["verified"] and tls["handshakes"] == 20 and tls["handshakes_per_s"] > 0, tls
+
+        only = chatbench("-p", str(front.port), "--tls", "--handshake-only", "-n", "10", "-s",
+                         "0", "--settle", "0", "--login-timeout", str(scaled(60)))
+        assert only["tls"]["handshakes"] == 10 and only["logged_in"] == 0, only
+        assert not any(only["errors"].values()), only
+    finally:
+        front.close()
+    # A certificate the CA did not sign: every handshake fails, counted as such.
+    other = TlsFront(daemon.port, certs / "selfsigned.pem", certs / "selfsigned.key")
+    try:
+        res = chatbench("-p", str(other.port), "--ca", str(certs / "ca.pem"), "-n", "3", "-s",
+                        "0", "--settle", "0", "--login-timeout", str(scaled(20)))
+        assert res["errors"]["tls"] == 3 and res["tls"]["handshakes"] == 0, res
+    finally:
+        other.close()
