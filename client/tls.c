@@ -393,7 +393,7 @@ tls_connect(struct tls_ctx *ctx, int fd, const char *host, int64_t deadline_ms,
 
 /* An SSL_read/SSL_write result as read(2)/write(2) would give it. */
 static ssize_t
-io_result(struct tls_conn *t, int ok, size_t done, int e)
+ssl_io_result(struct tls_conn *t, int ok, size_t done, int e)
 {
 	t->want_write = false;
 	if (ok == 1)
@@ -430,7 +430,7 @@ tls_read(struct tls_conn *t, void *buf, size_t len)
 	ok = SSL_read_ex(t->ssl, buf, len, &done);
 	e = ok == 1 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, ok);
 	release_sigpipe(&old);
-	return io_result(t, ok, done, e);
+	return ssl_io_result(t, ok, done, e);
 }
 
 ssize_t
@@ -450,7 +450,7 @@ tls_write(struct tls_conn *t, const void *buf, size_t len)
 		errno = EPIPE;
 		return -1;
 	}
-	return io_result(t, ok, done, e);
+	return ssl_io_result(t, ok, done, e);
 }
 
 bool
