@@ -47,6 +47,12 @@ conn_is_open(const struct conn *c)
 }
 
 bool
+conn_is_tls(const struct conn *c)
+{
+	return c->tls != NULL;
+}
+
+bool
 conn_resumed(const struct conn *c)
 {
 	return c->tls != NULL && tls_resumed(c->tls);

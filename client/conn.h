@@ -69,6 +69,9 @@ enum conn_status conn_open(struct conn *c, const char *host, const char *port, i
 void conn_close(struct conn *c);
 bool conn_is_open(const struct conn *c);
 
+/* The connection is TLS. */
+bool conn_is_tls(const struct conn *c);
+
 /* The connection is TLS and resumed an earlier session. */
 bool conn_resumed(const struct conn *c);
 

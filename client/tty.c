@@ -595,11 +595,10 @@ static void
 try_reconnect(struct tty *t)
 {
 	char err[512];
-	int timeout = t->o->timeout_s * 1000;
+	int timeout = t->o->timeout_s * 1000, rc;
 
-	int rc = open_connection(t, timeout < RECONNECT_TIMEOUT_MS ? timeout : RECONNECT_TIMEOUT_MS,
-				 err, sizeof(err));
-
+	rc = open_connection(t, timeout < RECONNECT_TIMEOUT_MS ? timeout : RECONNECT_TIMEOUT_MS,
+			     err, sizeof(err));
 	if (rc == CHAT_EXIT_TLS) {
 		/* The server is not the one trusted any more: no retrying, no plain. */
 		render_error(&t->r, &t->screen, "%s", err);
@@ -611,7 +610,7 @@ try_reconnect(struct tty *t)
 		return;
 	}
 	render_note(&t->r, &t->screen, "connected to %s port %s%s; logging in", t->host, t->port,
-		    t->conn.tls == NULL      ? ""
+		    !conn_is_tls(&t->conn)   ? ""
 		    : conn_resumed(&t->conn) ? " (TLS, session resumed)"
 					     : " (TLS)");
 	begin_login(t, false);
