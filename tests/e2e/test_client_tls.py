@@ -431,3 +431,32 @@ def test_chatbench_over_tls_loses_nothing(certs, tls_front):
     res = chatbench("-p", str(other.port), "--ca", str(certs / "ca.pem"), "-n", "3", "-s", "0",
                     "--settle", "0", "--login-timeout", str(scaled(20)))
     assert res["errors"]["tls"] == 3 and res["tls"]["handshakes"] == 0, res
+
+
+def test_a_server_that_wants_tls_gets_no_password(tmp_path):
+    """chatd's plain_login refuses the name with ERR 426 (before any secret):
+    chat says to use --tls and never sends the password."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received = []
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(scaled(10))
+            reader = conn.makefile("rb")
+            conn.sendall(b"HELLO 2 chatd/0.2.0 fake\n")
+            received.append(reader.readline())
+            conn.sendall(b"ERR 426 no passwords in clear here: log in over TLS on port 7778\n")
+            received.append(reader.read())      # until chat closes
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        res = run_plain(["--name", "pia", "127.0.0.1", str(listener.getsockname()[1])], "hi\n",
+                        password="secret-pw")
+        thread.join(scaled(10))
+    finally:
+        listener.close()
+    assert res.rc == 4, res
+    assert "connect with --tls" in res.err and "port 7778" in res.err, res
+    assert received[0] == b"pia\n" and b"secret-pw" not in b"".join(received), received
