@@ -368,12 +368,14 @@ tls_connect(struct tls_ctx *ctx, int fd, const char *host, int64_t deadline_ms,
 
 	*out = NULL;
 	if (t == NULL || (t->ssl = SSL_new(ctx->ssl_ctx)) == NULL || SSL_set_fd(t->ssl, fd) != 1 ||
-	    set_peer_name(t->ssl, host, !ctx->pinned) < 0 ||
-	    (ctx->session != NULL && SSL_set_session(t->ssl, ctx->session) != 1)) {
+	    set_peer_name(t->ssl, host, !ctx->pinned) < 0) {
 		snprintf(err, errsz, "cannot set up TLS: %s", ssl_reason());
 		tls_close(t);
 		return TLS_NO_MEMORY;
 	}
+	/* A session that cannot be offered only costs a full handshake. */
+	if (ctx->session != NULL && SSL_set_session(t->ssl, ctx->session) != 1)
+		ERR_clear_error();
 	st = handshake(t->ssl, fd, host, deadline_ms, err, errsz);
 	if (st == TLS_OK && ctx->pinned)
 		st = check_pin(ctx, t->ssl, err, errsz);
