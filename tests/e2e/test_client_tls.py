@@ -460,3 +460,15 @@ def test_a_server_that_wants_tls_gets_no_password(tmp_path):
     assert res.rc == 4, res
     assert "connect with --tls" in res.err and "port 7778" in res.err, res
     assert received[0] == b"pia\n" and b"secret-pw" not in b"".join(received), received
+
+
+@pytest.mark.skipif(not CHATD_SERVES_TLS, reason="this chatd has no TLS listener")
+def test_chatd_plain_login_deny_sends_chat_to_tls(chatd_factory, certs):
+    daemon = chatd_factory(tls_cert=str(certs / "server.pem"), tls_key=str(certs / "server.key"),
+                           tls_port=0, plain_login="deny")
+    res = run_plain(["--name", "quin", "127.0.0.1", str(daemon.port)], "hi\n",
+                    password="pw-quin")
+    assert res.rc == 4 and "connect with --tls" in res.err, res
+    over_tls = run_plain(["--name", "quin", *tls_args(certs, ChatdTls(daemon))], "hi\n",
+                         password="pw-quin")
+    assert over_tls.rc == EXIT_OK, over_tls
