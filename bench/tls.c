@@ -1,8 +1,8 @@
 /*
  * tls.c - chatbench's TLS with OpenSSL 3 (tls.h).  TLS 1.2 or 1.3 as the
- * server chooses (1.3 with OpenSSL's defaults on both sides), no session
- * cache (every handshake is a full one: the figure is the server's cost of
- * a new client), SIGPIPE ignored by chatbench's main().
+ * server chooses (1.3 with OpenSSL's defaults on both sides); every
+ * handshake is a full one (the server's cost of a new client) unless a
+ * session is offered (--resume), SIGPIPE ignored by chatbench's main().
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,8 +12,21 @@
 
 #include "tls.h"
 
+/* A session the server gave: into the connection's slot, if it has one. */
+static int
+on_new_session(SSL *ssl, SSL_SESSION *session)
+{
+	SSL_SESSION **keep = SSL_get_app_data(ssl);
+
+	if (keep == NULL || !SSL_SESSION_is_resumable(session))
+		return 0;
+	SSL_SESSION_free(*keep);
+	*keep = session;
+	return 1; /* the reference is the slot's */
+}
+
 SSL_CTX *
-btls_ctx_new(const char *ca_file)
+btls_ctx_new(const char *ca_file, bool resume)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
@@ -24,7 +37,13 @@ btls_ctx_new(const char *ca_file)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (resume) {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+							    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+	} else {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	}
 	if (ca_file == NULL) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 		return ctx;
@@ -40,18 +59,26 @@ btls_ctx_new(const char *ca_file)
 }
 
 SSL *
-btls_new(SSL_CTX *ctx, int fd, const char *host)
+btls_new(SSL_CTX *ctx, int fd, const char *host, SSL_SESSION *session, SSL_SESSION **keep)
 {
 	SSL *ssl = SSL_new(ctx);
 
 	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
-	    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1) {
+	    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1 ||
+	    (session != NULL && SSL_set_session(ssl, session) != 1)) {
 		SSL_free(ssl);
 		ERR_clear_error();
 		return NULL;
 	}
+	SSL_set_app_data(ssl, keep);
 	SSL_set_connect_state(ssl);
 	return ssl;
+}
+
+bool
+btls_resumed(SSL *ssl)
+{
+	return SSL_session_reused(ssl) == 1;
 }
 
 enum btls_step

@@ -14,11 +14,22 @@
 
 #include <openssl/ssl.h>
 
-/* The context of the run; ca_file NULL: no verification.  NULL (message printed) on failure. */
-SSL_CTX *btls_ctx_new(const char *ca_file);
+/*
+ * The context of the run; ca_file NULL: no verification; resume: sessions
+ * may be kept (btls_new()).  NULL (message printed) on failure.
+ */
+SSL_CTX *btls_ctx_new(const char *ca_file, bool resume);
 
-/* A TLS connection over the connected socket fd, to host (a loopback address); NULL: no memory. */
-SSL *btls_new(SSL_CTX *ctx, int fd, const char *host);
+/*
+ * A TLS connection over the connected socket fd, to host (a loopback
+ * address), offering session if not NULL; with keep, every resumable
+ * session the server gives (TLS 1.3: a ticket, read after the handshake)
+ * is stored in *keep (the earlier one freed).  NULL: no memory.
+ */
+SSL *btls_new(SSL_CTX *ctx, int fd, const char *host, SSL_SESSION *session, SSL_SESSION **keep);
+
+/* Whether the handshake resumed the session offered. */
+bool btls_resumed(SSL *ssl);
 
 enum btls_step {
 	BTLS_DONE,       /* the handshake is over */

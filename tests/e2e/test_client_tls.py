@@ -426,6 +426,13 @@ def test_chatbench_over_tls_loses_nothing(certs, tls_front):
                      "0", "--settle", "0", "--login-timeout", str(scaled(60)))
     assert only["tls"]["handshakes"] == 10 and only["logged_in"] == 0, only
     assert not any(only["errors"].values()), only
+    # A second round where each client resumes the session of its ticket.
+    again = chatbench("-p", str(front.port), "--tls", "--handshake-only", "--resume", "-n", "10",
+                      "-s", "0", "--settle", "0", "--login-timeout", str(scaled(60)))
+    resumed = again["tls_resume"]
+    assert resumed["tickets"] == 10 and resumed["handshakes"] == 10, again
+    assert resumed["reused"] == 10 and resumed["no_ticket"] == 0, again
+    assert not any(again["errors"].values()), again
     # A certificate the CA did not sign: every handshake fails, counted as such.
     other = tls_front("selfsigned")
     res = chatbench("-p", str(other.port), "--ca", str(certs / "ca.pem"), "-n", "3", "-s", "0",
