@@ -21,6 +21,7 @@ enum proto_err {
 	ERR_TOO_LONG = 413,
 	ERR_BAD_TEXT = 422,
 	ERR_BAD_NAME = 423,
+	ERR_TLS_REQUIRED = 426, /* plain_login: log in over TLS (on the port named) */
 	ERR_TOO_MANY = 429,
 	ERR_INTERNAL = 500,
 	ERR_UNAVAILABLE = 503,
