@@ -18,6 +18,14 @@
  * sends to and receives from room i mod R only: every receiver checks that
  * each message came from a sender of its own room.
  *
+ * TLS (--tls): each connection does a full TLS handshake (tls.c) before
+ * its login; the handshakes, how fast they went and, with
+ * --handshake-only (each client closes once its handshake is done), the
+ * server's CPU time per handshake are reported apart.  With --resume each
+ * client also waits for the server's session ticket before it closes, and
+ * once all are done a second round connects them again, each resuming its
+ * session: the same figures for resumed handshakes.
+ *
  * The login storm (--restart CMD): once everyone is logged in, CMD
  * restarts the server; every client that loses its connection reconnects
  * as chat does (the first try after 1 s, doubling up to 30 s, each wait
@@ -48,6 +56,7 @@
 #include "options.h"
 #include "procstat.h"
 #include "proto.h"
+#include "tls.h"
 
 #define OUT_CAP_SENDER 65536
 /* Past this many senders (the rooms layout), each gets a smaller buffer. */
@@ -77,6 +86,7 @@ enum err_kind {
 	E_WRONG_ROOM,
 	E_JOIN_TIMEOUT,
 	E_JOIN_REFUSED,
+	E_TLS,
 	E_KINDS
 };
 
@@ -95,11 +105,21 @@ static const char *const err_names[E_KINDS] = {
 	[E_WRONG_ROOM] = "wrong_room",
 	[E_JOIN_TIMEOUT] = "join_timeout",
 	[E_JOIN_REFUSED] = "join_refused",
+	[E_TLS] = "tls",
 };
 
 /* ---- clients ---- */
 
-enum cstate { C_NEW, C_CONNECTING, C_LOGIN, C_READY, C_CLOSED, C_WAIT /* to reconnect */ };
+enum cstate {
+	C_NEW,
+	C_CONNECTING,
+	C_HANDSHAKE, /* --tls: the TLS handshake */
+	C_TICKET,    /* --resume: the handshake is done, the session ticket awaited */
+	C_LOGIN,
+	C_READY,
+	C_CLOSED,
+	C_WAIT /* to reconnect */
+};
 
 /* chat's reconnect backoff (client/conn.c, conn_backoff_next()). */
 #define BACKOFF_FIRST_MS 1000
@@ -110,6 +130,8 @@ enum cstate { C_NEW, C_CONNECTING, C_LOGIN, C_READY, C_CLOSED, C_WAIT /* to reco
  * accepted (a listen backlog that overflowed) must not hang forever.
  */
 #define STORM_LOGIN_SILENCE_NS (30 * 1000000000LL)
+/* --resume: a server that sent no session ticket within this after the handshake sends none. */
+#define TICKET_WAIT_NS (1000000000LL)
 
 struct client {
 	struct session s;
@@ -127,6 +149,10 @@ struct client {
 	struct linebuf in;
 	char *out;
 	size_t out_len, out_cap;
+	SSL *ssl;             /* --tls */
+	SSL_SESSION *session; /* --resume: the server's ticket, for the second round */
+	bool tls_want_write;  /* the last TLS read or write waits for output space */
+	int64_t t_connected;  /* the TCP connection was up: the handshake's start */
 };
 
 struct sender {
@@ -179,6 +205,19 @@ struct bench {
 	/* the login storm */
 	const struct sockaddr_storage *ss;
 	socklen_t sslen;
+	/* --tls */
+	SSL_CTX *tls;
+	uint64_t handshakes;
+	int64_t t_last_handshake;
+	struct histogram hist_handshake;
+	int64_t login_cpu[2], login_self[2];
+	/* --resume: the second round */
+	bool resume_round;
+	int64_t t_pace; /* connect_due() paces from here: the start of the round */
+	int64_t t_resume, t_last_resumed;
+	uint64_t tickets, no_ticket, resumed_handshakes, reused;
+	struct histogram hist_resume;
+	int64_t resume_cpu[2], resume_self[2];
 	int64_t t_restart, t_all_back, next_scan;
 	unsigned storm_target, back, back_resumed, back_password, tokens_at_restart;
 	uint64_t drops, connect_failures, refusals, silent;
@@ -249,7 +288,8 @@ deaf(const struct client *c)
 static void
 arm(struct client *c)
 {
-	uint32_t want = (deaf(c) ? 0 : EPOLLIN) | (c->out_len > 0 ? EPOLLOUT : 0);
+	uint32_t want =
+		(deaf(c) ? 0 : EPOLLIN) | (c->out_len > 0 || c->tls_want_write ? EPOLLOUT : 0);
 
 	if (c->fd < 0 || want == c->events)
 		return;
@@ -264,7 +304,9 @@ static void
 flush_out(struct client *c)
 {
 	while (c->out_len > 0) {
-		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+		ssize_t n = c->ssl != NULL
+				    ? btls_write(c->ssl, c->out, c->out_len, &c->tls_want_write)
+				    : send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -291,7 +333,7 @@ session_write(struct session *s, const char *buf, size_t len)
 	}
 	memcpy(c->out + c->out_len, buf, len);
 	c->out_len += len;
-	if (c->state != C_CONNECTING)
+	if (c->state != C_CONNECTING && c->state != C_HANDSHAKE)
 		flush_out(c);
 }
 
@@ -322,11 +364,15 @@ storm_schedule(struct client *c, enum err_kind why)
 static void
 client_close(struct client *c, enum err_kind why, bool count)
 {
+	btls_free(c->ssl);
+	c->ssl = NULL;
+	c->tls_want_write = false;
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
 	}
-	if (c->state == C_CONNECTING || c->state == C_LOGIN)
+	if (c->state == C_CONNECTING || c->state == C_HANDSHAKE || c->state == C_TICKET ||
+	    c->state == C_LOGIN)
 		B.pending--;
 	if (B.phase == P_JOIN && c->state == C_READY && c->join_sent && c->joined < c->s.nrooms)
 		B.joining--;
@@ -410,6 +456,94 @@ client_start(struct client *c, const struct sockaddr_storage *ss, socklen_t ssle
 	epoll_ctl(B.ep, EPOLL_CTL_ADD, c->fd, &ev);
 }
 
+/* Waits for exactly these events on c's socket (the TLS handshake). */
+static void
+arm_exactly(struct client *c, uint32_t want)
+{
+	struct epoll_event ev = { .events = want, .data.u32 = c->s.index - B.o.first };
+
+	if (want == c->events)
+		return;
+	epoll_ctl(B.ep, EPOLL_CTL_MOD, c->fd, &ev);
+	c->events = want;
+}
+
+static void start_login(struct client *c);
+
+/* --resume: reads what comes after the handshake until the session ticket has come. */
+static void
+ticket_step(struct client *c)
+{
+	char buf[4096];
+	bool want_write = false;
+	ssize_t n = 1;
+
+	while (c->session == NULL && (n = btls_read(c->ssl, buf, sizeof(buf), &want_write)) != 0) {
+		if (n < 0 && errno == EAGAIN) {
+			arm_exactly(c, want_write ? EPOLLOUT : EPOLLIN);
+			return;
+		}
+		if (n < 0)
+			break;
+	}
+	if (c->session != NULL)
+		B.tickets++;
+	else
+		B.no_ticket++;
+	client_close(c, E_TLS, false);
+}
+
+/* A resumed handshake of the second round (--resume) is done. */
+static void
+resumed_done(struct client *c, int64_t t)
+{
+	B.resumed_handshakes++;
+	B.reused += btls_resumed(c->ssl);
+	B.t_last_resumed = t;
+	hist_record(&B.hist_resume, (uint64_t)(t - c->t_connected));
+	client_close(c, E_TLS, false);
+}
+
+/* One step of the TLS handshake; once done, the login (or with --handshake-only, the end). */
+static void
+handshake_step(struct client *c)
+{
+	int64_t t;
+
+	switch (btls_handshake(c->ssl)) {
+	case BTLS_WANT_READ:
+		arm_exactly(c, EPOLLIN);
+		return;
+	case BTLS_WANT_WRITE:
+		arm_exactly(c, EPOLLOUT);
+		return;
+	case BTLS_FAILED:
+		client_close(c, E_TLS, true);
+		return;
+	case BTLS_DONE:
+		break;
+	}
+	t = now_ns();
+	if (B.resume_round) {
+		resumed_done(c, t);
+		return;
+	}
+	B.handshakes++;
+	B.t_last_handshake = t;
+	hist_record(&B.hist_handshake, (uint64_t)(t - c->t_connected));
+	if (B.o.resume) {
+		c->state = C_TICKET;
+		c->heard_at = t;
+		ticket_step(c);
+		return;
+	}
+	if (B.o.handshake_only) {
+		client_close(c, E_TLS, false);
+		return;
+	}
+	start_login(c);
+}
+
 static void
 client_connected(struct client *c)
 {
@@ -421,6 +555,24 @@ client_connected(struct client *c)
 		client_close(c, E_CONNECT, true);
 		return;
 	}
+	if (B.tls != NULL) {
+		c->t_connected = now_ns();
+		if ((c->ssl = btls_new(B.tls, c->fd, B.o.host, B.resume_round ? c->session : NULL,
+				       B.o.resume && !B.resume_round ? &c->session : NULL)) ==
+		    NULL) {
+			client_close(c, E_TLS, true);
+			return;
+		}
+		c->state = C_HANDSHAKE;
+		handshake_step(c);
+		return;
+	}
+	start_login(c);
+}
+
+static void
+start_login(struct client *c)
+{
 	c->state = C_LOGIN;
 	B.o.proto->connected(&c->s);
 	flush_out(c);
@@ -584,11 +736,33 @@ on_line(struct client *c, char *line, size_t len, int64_t t_recv)
 	}
 }
 
+/* One read into c's line buffer, in clear or through TLS, as linebuf_fill(). */
+static ssize_t
+fill(struct client *c)
+{
+	size_t avail;
+	char *space;
+	ssize_t n;
+
+	if (c->ssl == NULL)
+		return linebuf_fill(&c->in, c->fd);
+	if ((space = linebuf_space(&c->in, &avail)) == NULL)
+		return -1;
+	n = btls_read(c->ssl, space, avail, &c->tls_want_write);
+	if (n > 0)
+		linebuf_commit(&c->in, (size_t)n);
+	else if (n < 0 && c->tls_want_write)
+		arm(c);
+	return n;
+}
+
 static void
 client_readable(struct client *c)
 {
-	for (int r = 0; r < READS_PER_EVENT && c->fd >= 0; r++) {
-		ssize_t n = linebuf_fill(&c->in, c->fd);
+	/* Bytes TLS decrypted but the buffer had no room for: epoll does not see them. */
+	for (int r = 0; c->fd >= 0 && (r < READS_PER_EVENT || (c->ssl && SSL_pending(c->ssl)));
+	     r++) {
+		ssize_t n = fill(c);
 		int64_t t = now_ns();
 
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -601,7 +775,8 @@ client_readable(struct client *c)
 		}
 		if (n < 0)
 			return;
-		bool more = c->in.filled; /* a short read took all there was */
+		/* A short read took all there was, unless TLS holds more. */
+		bool more = c->in.filled || (c->ssl != NULL && SSL_pending(c->ssl) > 0);
 		for (;;) {
 			char *line;
 			size_t len;
@@ -633,12 +808,23 @@ on_event(uint32_t idx, uint32_t events)
 		client_connected(c);
 		return;
 	}
+	if (c->state == C_HANDSHAKE) {
+		handshake_step(c);
+		return;
+	}
+	if (c->state == C_TICKET) {
+		ticket_step(c);
+		return;
+	}
+	/* A TLS read that had to write (a KeyUpdate reply) goes on once the socket takes it. */
+	bool read_waits = c->tls_want_write && c->out_len == 0;
 	if (events & EPOLLOUT) {
 		flush_out(c);
 		if (c->sender && B.phase == P_SEND)
 			sender_wake(idx);
 	}
-	if (c->fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	if (c->fd >= 0 &&
+	    ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || (read_waits && (events & EPOLLOUT))))
 		client_readable(c);
 }
 
@@ -738,20 +924,56 @@ end_login(int64_t t)
 	for (unsigned i = 0; i < B.o.clients; i++) {
 		struct client *c = &B.c[i];
 
-		if (c->state == C_NEW || c->state == C_CONNECTING || c->state == C_LOGIN)
+		if (c->state == C_NEW || c->state == C_CONNECTING || c->state == C_HANDSHAKE ||
+		    c->state == C_TICKET || c->state == C_LOGIN)
 			client_close(c, E_LOGIN_TIMEOUT, true);
+	}
+	if (B.resume_round) {
+		mark_cpu(B.resume_cpu, B.resume_self, 1);
+	} else {
+		mark_cpu(B.login_cpu, B.login_self, 1);
+		if (B.o.resume) {
+			/* The second round: every client with a ticket comes back with it. */
+			B.resume_round = true;
+			B.started = 0;
+			B.t_pace = B.t_resume = t;
+			B.phase_end = t + secs_ns(B.o.login_timeout);
+			mark_cpu(B.resume_cpu, B.resume_self, 0);
+			return;
+		}
 	}
 	B.phase = P_SETTLE;
 	B.phase_end = t + secs_ns(B.o.settle);
 }
 
+/* --resume: clients that waited TICKET_WAIT_NS for a ticket give up (a scan every 10 ms). */
+static void
+ticket_timeouts(int64_t t)
+{
+	if (!B.o.resume || B.resume_round || t < B.next_scan)
+		return;
+	B.next_scan = t + 10000000;
+	for (unsigned i = 0; i < B.o.clients; i++) {
+		struct client *c = &B.c[i];
+
+		if (c->state == C_TICKET && t - c->heard_at > TICKET_WAIT_NS) {
+			B.no_ticket++;
+			client_close(c, E_TLS, false);
+		}
+	}
+}
+
 static void
 connect_due(int64_t t, const struct sockaddr_storage *ss, socklen_t sslen)
 {
-	uint64_t due = (uint64_t)((double)(t - B.t0) / 1e9 * B.o.connect_rate) + 1;
+	uint64_t due = (uint64_t)((double)(t - B.t_pace) / 1e9 * B.o.connect_rate) + 1;
 
-	while (B.started < B.o.clients && B.started < due && B.pending < B.o.login_window)
-		client_start(&B.c[B.started++], ss, sslen);
+	while (B.started < B.o.clients && B.started < due && B.pending < B.o.login_window) {
+		struct client *c = &B.c[B.started++];
+
+		if (!B.resume_round || c->session != NULL)
+			client_start(c, ss, sslen);
+	}
 }
 
 /* The rooms layout: the joins of --login-window clients are in progress at once. */
@@ -848,7 +1070,7 @@ storm_step(int64_t t)
 	for (unsigned i = 0; i < B.o.clients; i++) {
 		struct client *c = &B.c[i];
 
-		if ((c->state == C_CONNECTING || c->state == C_LOGIN) &&
+		if ((c->state == C_CONNECTING || c->state == C_HANDSHAKE || c->state == C_LOGIN) &&
 		    t - c->heard_at > STORM_LOGIN_SILENCE_NS)
 			client_close(c, E_LOGIN_TIMEOUT, false);
 		if (c->state != C_WAIT || c->retry_at > t)
@@ -870,6 +1092,7 @@ advance(int64_t t, const struct sockaddr_storage *ss, socklen_t sslen)
 {
 	switch (B.phase) {
 	case P_LOGIN:
+		ticket_timeouts(t);
 		connect_due(t, ss, sslen);
 		if ((B.started == B.o.clients && B.pending == 0) || t >= B.phase_end)
 			end_login(t);
@@ -926,7 +1149,8 @@ run_loop(const struct sockaddr_storage *ss, socklen_t sslen)
 {
 	struct epoll_event ev[EPOLL_BATCH];
 
-	B.t0 = now_ns();
+	B.t0 = B.t_pace = now_ns();
+	mark_cpu(B.login_cpu, B.login_self, 0);
 	B.phase = P_LOGIN;
 	B.phase_end = B.t0 + secs_ns(B.o.login_timeout);
 	while (B.phase != P_DONE) {
@@ -1009,6 +1233,58 @@ print_membership_cost(void)
 		       : -1.0);
 }
 
+/*
+ * --tls: the handshakes, from the first connection to the last handshake
+ * done, and each one's time from the TCP connection up.  The server's CPU
+ * per handshake is that of the whole connecting phase: with
+ * --handshake-only the handshakes alone, else the logins with them.
+ */
+/* --resume: the second round, each client offering the session of its ticket. */
+static void
+print_resume(void)
+{
+	double span = B.resumed_handshakes ? (double)(B.t_last_resumed - B.t_resume) / 1e9 : 0;
+	double server = B.resume_cpu[0] >= 0 && B.resume_cpu[1] >= 0
+				? (double)(B.resume_cpu[1] - B.resume_cpu[0]) / 1e3
+				: -1;
+
+	printf("\"tls_resume\":{\"tickets\":%" PRIu64 ",\"no_ticket\":%" PRIu64
+	       ",\"handshakes\":%" PRIu64 ",\"reused\":%" PRIu64
+	       ",\"handshake_s\":%.3f,\"handshakes_per_s\":%.0f,"
+	       "\"handshake_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+	       "\"server_cpu_s\":%.2f,\"chatbench_cpu_s\":%.2f,\"server_cpu_us_per_handshake\":%.1f},",
+	       B.tickets, B.no_ticket, B.resumed_handshakes, B.reused, span,
+	       span > 0 ? (double)B.resumed_handshakes / span : 0.0,
+	       (double)hist_quantile(&B.hist_resume, 0.50) / 1e6,
+	       (double)hist_quantile(&B.hist_resume, 0.99) / 1e6, (double)B.hist_resume.max / 1e6,
+	       server, (double)(B.resume_self[1] - B.resume_self[0]) / 1e3,
+	       server >= 0 && B.resumed_handshakes > 0 ? server * 1e6 / (double)B.resumed_handshakes
+						       : -1.0);
+}
+
+static void
+print_tls(void)
+{
+	double span = B.handshakes ? (double)(B.t_last_handshake - B.t0) / 1e9 : 0;
+	double server = B.login_cpu[0] >= 0 && B.login_cpu[1] >= 0
+				? (double)(B.login_cpu[1] - B.login_cpu[0]) / 1e3
+				: -1;
+
+	printf("\"tls\":{\"verified\":%s,\"handshake_only\":%s,\"handshakes\":%" PRIu64
+	       ",\"handshake_s\":%.3f,\"handshakes_per_s\":%.0f,"
+	       "\"handshake_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+	       "\"server_cpu_s\":%.2f,\"chatbench_cpu_s\":%.2f,\"server_cpu_us_per_handshake\":%.1f},",
+	       B.o.ca_file ? "true" : "false", B.o.handshake_only ? "true" : "false", B.handshakes,
+	       span, span > 0 ? (double)B.handshakes / span : 0.0,
+	       (double)hist_quantile(&B.hist_handshake, 0.50) / 1e6,
+	       (double)hist_quantile(&B.hist_handshake, 0.99) / 1e6,
+	       (double)B.hist_handshake.max / 1e6, server,
+	       (double)(B.login_self[1] - B.login_self[0]) / 1e3,
+	       server >= 0 && B.handshakes > 0 ? server * 1e6 / (double)B.handshakes : -1.0);
+	if (B.o.resume)
+		print_resume();
+}
+
 static void
 report(void)
 {
@@ -1075,6 +1351,8 @@ report(void)
 		       B.back_password, refused_tokens, B.drops, B.connect_failures, B.refusals,
 		       B.silent, o->storm_timeout);
 	}
+	if (B.tls != NULL)
+		print_tls();
 	printf("\"errors\":{");
 	for (int k = 0; k < E_KINDS; k++)
 		printf("%s\"%s\":%" PRIu64, k ? "," : "", err_names[k], B.errors[k]);
@@ -1178,6 +1456,8 @@ main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	srandom((unsigned)now_ns() ^ (unsigned)getpid());
+	if (B.o.tls && (B.tls = btls_ctx_new(B.o.ca_file, B.o.resume)) == NULL)
+		return 1;
 	B.ss = &ss;
 	B.sslen = sslen;
 	raise_nofile(B.o.clients);

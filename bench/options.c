@@ -52,7 +52,16 @@ usage(FILE *f)
 		"                          r<(i*J+k) mod R> for k < J; J > 1 needs -s 0.  The\n"
 		"                          joins of --login-window clients are in progress at once\n"
 		"      --join-timeout SEC  give up on clients not in their rooms by then (default:\n"
-		"                          the --login-timeout)\n",
+		"                          the --login-timeout)\n"
+		"      --tls               connect over TLS (any protocol), without verifying the\n"
+		"                          server; the handshakes are reported apart\n"
+		"      --ca FILE           --tls, verifying the server against the CAs in FILE\n"
+		"      --handshake-only    --tls: each client closes once its handshake is done\n"
+		"                          (needs -s 0): handshakes per second and the server's\n"
+		"                          CPU per handshake\n"
+		"      --resume            --handshake-only: each client also waits for the\n"
+		"                          server's session ticket; once all are done, a\n"
+		"                          second round where each resumes its session\n",
 		SESSION_ROOMS_MAX);
 }
 
@@ -102,7 +111,8 @@ parse_options(int argc, char **argv, struct options *o)
 	/* clang-format off */
 	enum { O_SIZE = 256, O_LOGIN_WINDOW, O_LOGIN_TIMEOUT, O_SETTLE, O_DRAIN, O_STALLED,
 	       O_SOURCES, O_FIRST, O_PASSWORD, O_PID, O_STOP, O_NO_NODELAY, O_LABEL, O_TOKENS,
-	       O_RESTART, O_STORM_TIMEOUT, O_ROOMS, O_JOINS, O_JOIN_TIMEOUT };
+	       O_RESTART, O_STORM_TIMEOUT, O_ROOMS, O_JOINS, O_JOIN_TIMEOUT, O_TLS, O_CA,
+	       O_HANDSHAKE_ONLY, O_RESUME };
 	static const struct option longopts[] = {
 		{ "proto", 1, 0, 'P' }, { "host", 1, 0, 'H' }, { "port", 1, 0, 'p' },
 		{ "clients", 1, 0, 'n' }, { "senders", 1, 0, 's' }, { "duration", 1, 0, 'd' },
@@ -116,7 +126,9 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "label", 1, 0, O_LABEL }, { "tokens", 0, 0, O_TOKENS },
 		{ "restart", 1, 0, O_RESTART }, { "storm-timeout", 1, 0, O_STORM_TIMEOUT },
 		{ "rooms", 1, 0, O_ROOMS }, { "joins", 1, 0, O_JOINS },
-		{ "join-timeout", 1, 0, O_JOIN_TIMEOUT },
+		{ "join-timeout", 1, 0, O_JOIN_TIMEOUT }, { "tls", 0, 0, O_TLS },
+		{ "ca", 1, 0, O_CA }, { "handshake-only", 0, 0, O_HANDSHAKE_ONLY },
+		{ "resume", 0, 0, O_RESUME },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	int opt;
@@ -178,6 +190,10 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_JOIN_TIMEOUT:
 			o->join_timeout = parse_num("--join-timeout", optarg, 0.1, 86400);
 			break;
+		case O_TLS: o->tls = true; break;
+		case O_CA: o->tls = true; o->ca_file = optarg; break;
+		case O_HANDSHAKE_ONLY: o->handshake_only = true; break;
+		case O_RESUME: o->resume = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -195,6 +211,17 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	if (o->restart != NULL && (o->senders > 0 || o->stop_server)) {
 		fprintf(stderr, "chatbench: --restart needs -s 0 and no --stop-server\n");
+		exit(2);
+	}
+	if (o->handshake_only &&
+	    (!o->tls || o->senders > 0 || o->restart != NULL || o->rooms > 0)) {
+		fprintf(stderr,
+			"chatbench: --handshake-only needs --tls and -s 0, without --restart "
+			"or --rooms\n");
+		exit(2);
+	}
+	if (o->resume && !o->handshake_only) {
+		fprintf(stderr, "chatbench: --resume needs --handshake-only\n");
 		exit(2);
 	}
 	if (o->tokens && o->proto != &proto_chatd) {

@@ -28,6 +28,10 @@ struct options {
 	 */
 	unsigned rooms, joins;
 	double join_timeout; /* give up on clients not in their rooms by then (0: login_timeout) */
+	bool tls;            /* --tls: every connection does a TLS handshake first */
+	const char *ca_file; /* --ca: verify the server against it (else no verification) */
+	bool handshake_only; /* --handshake-only: close after the handshake, no login */
+	bool resume;         /* --resume: then a second round resuming each client's session */
 };
 
 /* Fills o from the command line; prints usage and exits 2 on a bad one (0 for --help). */

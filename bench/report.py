@@ -92,6 +92,17 @@ def summary(d):
                   f"({get(d, 'server.rss_per_membership_kib')} KiB RSS each), ")
     if d.get("send_cpu"):
         joined += f"server CPU {d['send_cpu']['server_cpu_us_per_delivery']} µs per delivery, "
+    if d.get("tls"):
+        t = d["tls"]
+        joined += (f"TLS: {t['handshakes']} handshakes at {t['handshakes_per_s']}/s "
+                   f"(p50 {t['handshake_ms']['p50']} ms, server CPU "
+                   f"{t['server_cpu_us_per_handshake']} µs each"
+                   f"{'' if t['handshake_only'] else ' with the login'}), ")
+    if d.get("tls_resume"):
+        r = d["tls_resume"]
+        joined += (f"resumed: {r['tickets']} tickets ({r['no_ticket']} clients got none), "
+                   f"{r['reused']} of {r['handshakes']} resumed at {r['handshakes_per_s']}/s "
+                   f"(server CPU {r['server_cpu_us_per_handshake']} µs each), ")
     return (f"logged in {d['logged_in']}/{d['clients']} in {d['login_s']:.2f} s, {joined}"
             f"{d['deliveries_per_s'] / 1e6:.2f} M deliveries/s, p50 {lat.get('p50')} ms, "
             f"p99 {lat.get('p99')} ms, lost {d['lost']}, errors {sum(d['errors'].values())}")
@@ -176,6 +187,73 @@ def rooms_sections(runs, servers, w):
         w("")
 
 
+def tls_cost(runs, s, n):
+    """Server CPU µs per delivery over TLS less in clear, (t) against (b)."""
+    tls = median(runs, f"{s}|t-{n}", "send_cpu.server_cpu_us_per_delivery")
+    plain = median(runs, f"{s}|b-{n}", "send_cpu.server_cpu_us_per_delivery")
+    if tls is None or plain is None or tls < 0 or plain < 0:
+        return "–"
+    return f"{tls - plain:+.3f}"
+
+
+def resume_cell(runs, s):
+    """'tickets of clients, handshakes/s' of the --resume run (none without tickets)."""
+    lab = f"{s}|t-resume"
+    tickets, clients = median(runs, lab, "tls_resume.tickets"), median(runs, lab, "clients")
+    if tickets is None:
+        return "–"
+    if not tickets:
+        return f"no ticket (0 of {clients:.0f})"
+    return (f"{tickets:.0f} of {clients:.0f}, "
+            f"{fmt(runs, lab, 'tls_resume.handshakes_per_s', digits=0)} "
+            f"({fmt(runs, lab, 'tls_resume.reused', digits=0)} resumed)")
+
+
+def tls_section(runs, servers, w):
+    hs = sorted({k.split("|", 1)[1] for k in runs if "|t-handshakes-" in k})
+    w("## (t) TLS: fan-out over each server's TLS port, and handshakes")
+    w("")
+    w("(b) again over TLS (chatbench `--tls`: TLS 1.3 where the server offers it, the server's "
+      "self-signed ECDSA P-256 certificate made by bench/run, not verified), and the handshakes: "
+      "clients that each close once their handshake is done (`--handshake-only`, "
+      f"{hs[0].rsplit('-', 1)[1] if hs else '?'} clients, 50 at a time, ngIRCd 10: its listen "
+      "backlog); then resumption (`--resume`): each client waits up to 1 s for the server's "
+      "session ticket, closes, and a second round resumes every ticket (the peers send none: "
+      "they get 50 clients). The cost of encryption "
+      "is the server's CPU per delivery over TLS less in clear, from (b) of the same run.")
+    w("")
+    w("| server | N=100: deliveries/s | N=100: p99 ms | N=1,000: deliveries/s | N=1,000: p99 ms | "
+      "CPU µs per delivery N=100 / 1,000 | TLS cost µs per delivery N=100 / 1,000 | handshakes/s | "
+      "server CPU µs per handshake | handshake p50 / p99 ms | resumed: tickets, handshakes/s | "
+      "resumed: server CPU µs per handshake | lost / errors |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for s in servers:
+        if not any(k.startswith(f"{s}|t-") for k in runs):
+            continue
+        h = f"{s}|{hs[0]}" if hs else ""
+        w(f"| {TITLES[s]} | {fmt(runs, f'{s}|t-100', 'deliveries_per_s', 1e-6, 2, ' M')} | "
+          f"{fmt(runs, f'{s}|t-100', 'latency_ms.p99')} | "
+          f"{fmt(runs, f'{s}|t-1000', 'deliveries_per_s', 1e-6, 2, ' M')} | "
+          f"{fmt(runs, f'{s}|t-1000', 'latency_ms.p99')} | "
+          f"{fmt(runs, f'{s}|t-100', 'send_cpu.server_cpu_us_per_delivery', digits=3)} / "
+          f"{fmt(runs, f'{s}|t-1000', 'send_cpu.server_cpu_us_per_delivery', digits=3)} | "
+          f"{tls_cost(runs, s, 100)} / {tls_cost(runs, s, 1000)} | "
+          f"{fmt(runs, h, 'tls.handshakes_per_s', digits=0)} | "
+          f"{fmt(runs, h, 'tls.server_cpu_us_per_handshake', digits=0)} | "
+          f"{fmt(runs, h, 'tls.handshake_ms.p50', digits=2)} / {fmt(runs, h, 'tls.handshake_ms.p99', digits=2)} | "
+          f"{resume_cell(runs, s)} | "
+          f"{fmt(runs, f'{s}|t-resume', 'tls_resume.server_cpu_us_per_handshake', digits=0)} | "
+          f"{lossline(runs, f'{s}|t-100')}, {lossline(runs, f'{s}|t-1000')} |")
+    if any(p in servers for p in PEERS):
+        w(f"| chatd ÷ best peer | {ratio(runs, 't-100', 'deliveries_per_s')} | "
+          f"{ratio(runs, 't-100', 'latency_ms.p99', True)} better | "
+          f"{ratio(runs, 't-1000', 'deliveries_per_s')} | {ratio(runs, 't-1000', 'latency_ms.p99', True)} better | "
+          f"{ratio(runs, 't-1000', 'send_cpu.server_cpu_us_per_delivery', True)} better (N=1,000) | | "
+          f"{ratio(runs, hs[0], 'tls.handshakes_per_s') if hs else '–'} | "
+          f"{ratio(runs, hs[0], 'tls.server_cpu_us_per_handshake', True) if hs else '–'} better | | | | |")
+    w("")
+
+
 def main():
     if sys.argv[1] == "--summary":
         print(summary(json.loads(sys.stdin.readline())))
@@ -224,6 +302,8 @@ def main():
                   f"{fmt(runs, f'{s}|b-1000', 'send_cpu.server_cpu_us_per_delivery', digits=3)} |")
             w("")
     rooms_sections(runs, servers, w)
+    if has(runs, "t-"):
+        tls_section(runs, servers, w)
 
     if has(runs, "c-"):
         w("## (c) latency, N=1,000, 10 senders, 200 messages/s (200,000 deliveries/s)")

@@ -1,9 +1,12 @@
 /*
  * conn.c - the client's socket: connect with a deadline to each address
- * the name resolves to, non-blocking reads cut into lines by the linebuf
- * of common/, and an output queue flushed when poll() says the socket can
- * take more; and the wait between reconnect attempts.
+ * the name resolves to, then the TLS handshake if asked (tls.c does the
+ * TLS), non-blocking reads cut into lines by the linebuf of common/, and
+ * an output queue flushed when poll() says the socket can take more; the
+ * wait between reconnect attempts; the warning before a password goes
+ * out in clear.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -18,12 +21,14 @@
 
 #include "conn.h"
 #include "timefmt.h"
+#include "tls.h"
 
 void
-conn_init(struct conn *c)
+conn_init(struct conn *c, struct tls_ctx *tls)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
+	c->tls_ctx = tls;
 }
 
 int
@@ -39,6 +44,56 @@ bool
 conn_is_open(const struct conn *c)
 {
 	return c->fd >= 0;
+}
+
+bool
+conn_is_tls(const struct conn *c)
+{
+	return c->tls != NULL;
+}
+
+bool
+conn_resumed(const struct conn *c)
+{
+	return c->tls != NULL && tls_resumed(c->tls);
+}
+
+bool
+conn_addr_is_loopback(const struct sockaddr *sa)
+{
+	static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (memcmp(a->s6_addr, mapped, sizeof(mapped)) == 0 && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+void
+conn_warn_clear_password(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char addr[INET6_ADDRSTRLEN] = "?";
+
+	if (c->tls != NULL || c->warned_clear || c->fd < 0 ||
+	    getpeername(c->fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    conn_addr_is_loopback((struct sockaddr *)&ss))
+		return;
+	getnameinfo((struct sockaddr *)&ss, sl, addr, sizeof(addr), NULL, 0, NI_NUMERICHOST);
+	fprintf(stderr,
+		"chat: warning: the connection to %s is not encrypted: the password crosses "
+		"the network in clear (use --tls)\n",
+		addr);
+	c->warned_clear = true;
 }
 
 /* Waits for a non-blocking connect(); 0 connected, else an errno value. */
@@ -107,6 +162,26 @@ connect_one(const struct addrinfo *ai, int timeout_ms, int *why)
 	return fd;
 }
 
+/* The TLS handshake on the connected socket; the socket is closed if it fails. */
+static enum conn_status
+start_tls(struct conn *c, const char *host, const char *port, int timeout_ms, char *err,
+	  size_t errsz)
+{
+	char why[400];
+	enum tls_status st = tls_connect(c->tls_ctx, c->fd, host, time_mono_ms() + timeout_ms,
+					 &c->tls, why, sizeof(why));
+
+	if (st == TLS_OK)
+		return CONN_OK;
+	conn_close(c);
+	if (st == TLS_REFUSED) {
+		snprintf(err, errsz, "TLS: not connecting to %s port %s: %s", host, port, why);
+		return CONN_TLS_REFUSED;
+	}
+	snprintf(err, errsz, "cannot connect to %s port %s: %s", host, port, why);
+	return st == TLS_NO_MEMORY ? CONN_NO_MEMORY : CONN_CONNECT_FAILED;
+}
+
 enum conn_status
 conn_open(struct conn *c, const char *host, const char *port, int timeout_ms, char *err,
 	  size_t errsz)
@@ -129,6 +204,12 @@ conn_open(struct conn *c, const char *host, const char *port, int timeout_ms, ch
 			 why == ETIMEDOUT ? "timed out" : strerror(why));
 		return CONN_CONNECT_FAILED;
 	}
+	if (c->tls_ctx != NULL) {
+		enum conn_status st = start_tls(c, host, port, timeout_ms, err, errsz);
+
+		if (st != CONN_OK)
+			return st;
+	}
 	if (linebuf_init(&c->in, CONN_MAX_LINE) < 0) {
 		conn_close(c);
 		snprintf(err, errsz, "out of memory");
@@ -140,6 +221,8 @@ conn_open(struct conn *c, const char *host, const char *port, int timeout_ms, ch
 void
 conn_close(struct conn *c)
 {
+	tls_close(c->tls);
+	c->tls = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -151,7 +234,8 @@ int
 conn_flush(struct conn *c)
 {
 	while (c->out.len > 0) {
-		ssize_t n = send(c->fd, c->out.buf, c->out.len, MSG_NOSIGNAL);
+		ssize_t n = c->tls != NULL ? tls_write(c->tls, c->out.buf, c->out.len)
+					   : send(c->fd, c->out.buf, c->out.len, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -166,7 +250,45 @@ conn_flush(struct conn *c)
 bool
 conn_wants_write(const struct conn *c)
 {
-	return c->out.len > 0;
+	return c->out.len > 0 || (c->tls != NULL && tls_wants_write(c->tls));
+}
+
+bool
+conn_pending(const struct conn *c)
+{
+	return c->tls != NULL && tls_pending(c->tls);
+}
+
+short
+conn_poll_events(const struct conn *c)
+{
+	return (short)(POLLIN | (conn_wants_write(c) ? POLLOUT : 0));
+}
+
+bool
+conn_readable(const struct conn *c, short revents)
+{
+	/* A TLS read that had to write (a KeyUpdate reply) goes on once the socket takes it. */
+	return (revents & (POLLIN | POLLHUP | POLLERR)) || conn_pending(c) ||
+	       ((revents & POLLOUT) && c->tls != NULL && tls_wants_write(c->tls));
+}
+
+/* One read into the line buffer, in clear or through TLS, as linebuf_fill(). */
+static ssize_t
+fill(struct conn *c)
+{
+	size_t avail;
+	char *space;
+	ssize_t n;
+
+	if (c->tls == NULL)
+		return linebuf_fill(&c->in, c->fd);
+	if ((space = linebuf_space(&c->in, &avail)) == NULL)
+		return -1;
+	n = tls_read(c->tls, space, avail);
+	if (n > 0)
+		linebuf_commit(&c->in, (size_t)n);
+	return n;
 }
 
 int
@@ -187,7 +309,7 @@ conn_read(struct conn *c)
 	ssize_t n;
 
 	do
-		n = linebuf_fill(&c->in, c->fd);
+		n = fill(c);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 1;
@@ -204,7 +326,7 @@ int
 conn_wait_line(struct conn *c, int64_t deadline_ms, char **line, size_t *len)
 {
 	for (;;) {
-		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		struct pollfd pfd = { .fd = c->fd };
 		enum linebuf_result r = conn_next_line(c, line, len);
 		int64_t left;
 		int n;
@@ -215,15 +337,14 @@ conn_wait_line(struct conn *c, int64_t deadline_ms, char **line, size_t *len)
 			return -2;
 		if (conn_flush(c) < 0)
 			return -1;
-		if (conn_wants_write(c))
-			pfd.events |= POLLOUT;
+		pfd.events = conn_poll_events(c);
 		left = deadline_ms - time_mono_ms();
 		if (left <= 0)
 			return 0;
-		n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
+		n = conn_pending(c) ? 0 : poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
 		if (n < 0 && errno != EINTR)
 			return -1;
-		if (n > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
+		if (conn_readable(c, n > 0 ? pfd.revents : 0)) {
 			int rc = conn_read(c);
 
 			if (rc == 0)

@@ -99,6 +99,7 @@ static int
 send_password(struct login *l, struct conn *c, const char *password)
 {
 	l->state = LOGIN_AWAIT_WELCOME;
+	conn_warn_clear_password(c);
 	return conn_send(c, password, strlen(password));
 }
 
@@ -180,6 +181,9 @@ on_name_reply(struct login *l, const struct srv_line *line, struct conn *c)
 			    "'%s' is not registered and the server does "
 			    "not register new names",
 			    l->name);
+	case ERR_TLS_REQUIRED: /* plain_login: nothing secret was sent */
+		return fail(l, CHAT_EXIT_LOGIN, line,
+			    "the server takes no password in clear from here: connect with --tls");
 	case 0:
 		break;
 	default:

@@ -15,6 +15,7 @@
 #include "options.h"
 #include "secret.h"
 #include "timefmt.h"
+#include "tls.h"
 #include "version.h"
 
 static void
@@ -29,13 +30,26 @@ usage(FILE *f)
 		"      --plain               the script mode even on a terminal\n"
 		"      --reconnect           the script mode reconnects when the connection\n"
 		"                            drops (the terminal mode always does)\n"
+		"      --tls                 connect over TLS, verifying the server's certificate\n"
+		"                            against the system's CAs and HOST (port 7778)\n"
+		"      --ca FILE             --tls, trusting only the CA certificates in FILE\n"
+		"      --fingerprint SHA256:HEX\n"
+		"                            --tls, accepting only the certificate of that\n"
+		"                            SHA-256 fingerprint (a self-signed one)\n"
 		"      --color WHEN          names in colour: auto (default), always, never\n"
 		"  -t, --timeout SECONDS     connect and reply timeout (default %d)\n"
 		"  -h, --help                this text\n"
 		"  -V, --version             the version\n"
 		"Without HOST, a terminal session asks for the host and the port;\n"
-		"the defaults are " CHAT_DEFAULT_HOST " and 7777.  See chat(1).\n",
+		"the defaults are " CHAT_DEFAULT_HOST
+		" and 7777 (7778 with --tls).  See chat(1).\n",
 		CHAT_DEFAULT_TIMEOUT_S);
+}
+
+const char *
+chat_default_port(const struct chat_options *o)
+{
+	return o->tls ? CHAT_DEFAULT_TLS_PORT : CHAT_DEFAULT_PORT;
 }
 
 /* Numeric ports only: a typo must not silently become a service name. */
@@ -79,7 +93,14 @@ parse_timeout(const char *s, int *out)
 	return 0;
 }
 
-enum { OPT_PLAIN = 256, OPT_COLOR, OPT_PASSWORD, OPT_RECONNECT };
+enum { OPT_PLAIN = 256, OPT_COLOR, OPT_PASSWORD, OPT_RECONNECT, OPT_TLS, OPT_CA, OPT_PIN };
+
+/* What --tls, --ca and --fingerprint said, until the TLS context is made. */
+struct tls_args {
+	const char *ca_file;
+	bool pinned;
+	unsigned char pin[TLS_PIN_LEN];
+};
 
 static const struct option LONG_OPTIONS[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -89,6 +110,9 @@ static const struct option LONG_OPTIONS[] = {
 	{ "password", required_argument, NULL, OPT_PASSWORD },
 	{ "plain", no_argument, NULL, OPT_PLAIN },
 	{ "reconnect", no_argument, NULL, OPT_RECONNECT },
+	{ "tls", no_argument, NULL, OPT_TLS },
+	{ "ca", required_argument, NULL, OPT_CA },
+	{ "fingerprint", required_argument, NULL, OPT_PIN },
 	{ "color", required_argument, NULL, OPT_COLOR },
 	{ "colour", required_argument, NULL, OPT_COLOR },
 	{ "timeout", required_argument, NULL, 't' },
@@ -99,7 +123,8 @@ static const struct option LONG_OPTIONS[] = {
 
 /* Fills o from argv; returns -1 (message printed) on a usage error, 1 when done (help). */
 static int
-parse_args(int argc, char **argv, struct chat_options *o, const char **password_file)
+parse_args(int argc, char **argv, struct chat_options *o, const char **password_file,
+	   struct tls_args *ta)
 {
 	int c;
 
@@ -133,6 +158,23 @@ parse_args(int argc, char **argv, struct chat_options *o, const char **password_
 		case OPT_RECONNECT:
 			o->reconnect = true;
 			break;
+		case OPT_TLS:
+			o->tls = true;
+			break;
+		case OPT_CA:
+			o->tls = true;
+			ta->ca_file = optarg;
+			break;
+		case OPT_PIN:
+			o->tls = true;
+			if (tls_parse_fingerprint(optarg, ta->pin) < 0) {
+				fprintf(stderr, "chat: --fingerprint takes SHA256: and the 64 hex "
+						"digits of the certificate's SHA-256, as in "
+						"SHA256:AB:CD:...\n");
+				return -1;
+			}
+			ta->pinned = true;
+			break;
 		case OPT_COLOR:
 			if (parse_color(optarg, &o->color) < 0) {
 				fprintf(stderr, "chat: --color takes auto, always or never\n");
@@ -160,6 +202,10 @@ parse_args(int argc, char **argv, struct chat_options *o, const char **password_
 		usage(stderr);
 		return -1;
 	}
+	if (ta->ca_file != NULL && ta->pinned) {
+		fprintf(stderr, "chat: --ca and --fingerprint: one or the other\n");
+		return -1;
+	}
 	if (optind < argc)
 		o->host = argv[optind];
 	if (optind + 1 < argc)
@@ -180,22 +226,30 @@ main(int argc, char **argv)
 {
 	struct chat_options o = { .color = COLOR_AUTO, .timeout_s = CHAT_DEFAULT_TIMEOUT_S };
 	const char *password_file = NULL;
+	struct tls_args ta = { 0 };
 	char err[512];
 	int rc;
 
 	setlocale(LC_ALL, "");
 	/* The reconnect jitter (conn_backoff_next()): each client its own sequence. */
 	srandom((unsigned)time_mono_ms() ^ (unsigned)getpid() << 16);
-	rc = parse_args(argc, argv, &o, &password_file);
+	rc = parse_args(argc, argv, &o, &password_file, &ta);
 	if (rc != 0)
 		return rc < 0 ? CHAT_EXIT_USAGE : CHAT_EXIT_OK;
+	if (o.tls && (o.tls_ctx = tls_ctx_new(ta.ca_file, ta.pinned ? ta.pin : NULL, err,
+					      sizeof(err))) == NULL) {
+		fprintf(stderr, "chat: %s\n", err);
+		return CHAT_EXIT_USAGE;
+	}
 	if (secret_load(password_file, &o.password, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chat: %s\n", err);
+		tls_ctx_free(o.tls_ctx);
 		return CHAT_EXIT_USAGE;
 	}
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
 		o.plain = true;
 	rc = o.plain ? plain_run(&o) : tty_run(&o);
 	secret_free(o.password);
+	tls_ctx_free(o.tls_ctx);
 	return rc;
 }

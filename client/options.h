@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 
+struct tls_ctx;
+
 enum color_when { COLOR_AUTO, COLOR_ALWAYS, COLOR_NEVER };
 
 struct chat_options {
@@ -16,14 +18,20 @@ struct chat_options {
 	char *password; /* NULL: ask (terminal mode); wiped at exit */
 	char *room;     /* --room: joined after login, NULL for the default room only */
 	enum color_when color;
-	int timeout_s;  /* connecting, and waiting for the server's replies */
-	bool plain;     /* the script mode */
-	bool reconnect; /* the script mode reconnects too */
+	int timeout_s;           /* connecting, and waiting for the server's replies */
+	bool plain;              /* the script mode */
+	bool reconnect;          /* the script mode reconnects too */
+	bool tls;                /* --tls (also implied by --ca and --fingerprint) */
+	struct tls_ctx *tls_ctx; /* made from --tls, --ca, --fingerprint; NULL without TLS */
 };
 
 #define CHAT_DEFAULT_HOST "localhost"
-#define CHAT_DEFAULT_PORT "7777" /* PROTO_DEFAULT_PORT */
+#define CHAT_DEFAULT_PORT "7777"     /* PROTO_DEFAULT_PORT */
+#define CHAT_DEFAULT_TLS_PORT "7778" /* chatd's tls_port */
 #define CHAT_DEFAULT_TIMEOUT_S 30
+
+/* The port without PORT: chatd's TLS port with --tls, else its plain port. */
+const char *chat_default_port(const struct chat_options *o);
 
 /* A port as chat takes it: a number from 1 to 65535. */
 bool chat_port_valid(const char *s);

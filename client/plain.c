@@ -389,7 +389,7 @@ session(struct plain *p)
 {
 	for (;;) {
 		struct pollfd pfd[2] = {
-			{ .fd = p->conn.fd, .events = POLLIN },
+			{ .fd = p->conn.fd },
 			{ .fd = STDIN_FILENO, .events = POLLIN },
 		};
 		bool want_input = !p->waiting && !p->input_done;
@@ -400,8 +400,7 @@ session(struct plain *p)
 			return rc;
 		if (send_next(p) < 0 || conn_flush(&p->conn) < 0)
 			return lost(p, "the connection was lost");
-		if (conn_wants_write(&p->conn))
-			pfd[0].events |= POLLOUT;
+		pfd[0].events = conn_poll_events(&p->conn);
 		if (p->waiting) {
 			int64_t left = p->reply_deadline - time_mono_ms();
 
@@ -413,6 +412,8 @@ session(struct plain *p)
 			timeout = (int)left;
 		}
 		want_input = !p->waiting && !p->input_done;
+		if (conn_pending(&p->conn))
+			timeout = 0; /* TLS holds what arrived: read it first */
 		if (poll(pfd, want_input ? 2 : 1, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -421,8 +422,7 @@ session(struct plain *p)
 		if (want_input && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
 		    read_input(p) < 0)
 			return fail(CHAT_EXIT_USAGE, "cannot read the input");
-		if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
-		    (rc = on_server_data(p)) >= 0)
+		if (conn_readable(&p->conn, pfd[0].revents) && (rc = on_server_data(p)) >= 0)
 			return rc;
 	}
 }
@@ -464,8 +464,12 @@ reconnect(struct plain *p, const char *host, const char *port)
 		fprintf(stderr, "chat: reconnecting in %.1f s\n", delay / 1000.0);
 		poll(NULL, 0, delay);
 		conn_close(&p->conn);
-		if (conn_open(&p->conn, host, port, p->o->timeout_s * 1000, err, sizeof(err)) !=
-		    CONN_OK) {
+		switch (conn_open(&p->conn, host, port, p->o->timeout_s * 1000, err, sizeof(err))) {
+		case CONN_OK:
+			break;
+		case CONN_TLS_REFUSED: /* not a passing fault: the server is not the one trusted */
+			return fail(CHAT_EXIT_TLS, err);
+		default:
 			fprintf(stderr, "chat: %s\n", err);
 			continue;
 		}
@@ -485,7 +489,7 @@ plain_run(struct chat_options *o)
 {
 	struct plain p = { .o = o };
 	const char *host = o->host ? o->host : CHAT_DEFAULT_HOST;
-	const char *port = o->port ? o->port : CHAT_DEFAULT_PORT;
+	const char *port = o->port ? o->port : chat_default_port(o);
 	char err[512];
 	int rc;
 
@@ -494,10 +498,12 @@ plain_run(struct chat_options *o)
 	if (o->password == NULL)
 		return fail(CHAT_EXIT_USAGE, "no password: give --password-file FILE or set "
 					     "CHAT_PASSWORD (the plain mode never asks)");
-	conn_init(&p.conn);
+	conn_init(&p.conn, o->tls_ctx);
 	switch (conn_open(&p.conn, host, port, o->timeout_s * 1000, err, sizeof(err))) {
 	case CONN_OK:
 		break;
+	case CONN_TLS_REFUSED:
+		return fail(CHAT_EXIT_TLS, err);
 	case CONN_RESOLVE_FAILED:
 		return fail(CHAT_EXIT_RESOLVE, err);
 	case CONN_CONNECT_FAILED:

@@ -149,13 +149,13 @@ ask_host_port(struct tty *t)
 {
 	if (t->o->host != NULL) {
 		t->host = strdup(t->o->host);
-		t->port = strdup(t->o->port ? t->o->port : CHAT_DEFAULT_PORT);
+		t->port = strdup(t->o->port ? t->o->port : chat_default_port(t->o));
 		return t->host && t->port ? 0 : -1;
 	}
 	if ((t->host = ask("Host", CHAT_DEFAULT_HOST)) == NULL)
 		return -1;
 	for (;;) {
-		if ((t->port = ask("Port", CHAT_DEFAULT_PORT)) == NULL)
+		if ((t->port = ask("Port", chat_default_port(t->o))) == NULL)
 			return -1;
 		if (chat_port_valid(t->port))
 			return 0;
@@ -238,6 +238,8 @@ open_connection(struct tty *t, int timeout_ms, char *err, size_t errsz)
 		return CHAT_EXIT_RESOLVE;
 	case CONN_CONNECT_FAILED:
 		return CHAT_EXIT_CONNECT;
+	case CONN_TLS_REFUSED:
+		return CHAT_EXIT_TLS;
 	case CONN_NO_MEMORY:
 		break;
 	}
@@ -494,6 +496,7 @@ first_login_attempt(struct tty *t)
 			if (t->login.wrong_password)
 				printf("Wrong password.\n");
 			secret_free(t->password);
+			conn_warn_clear_password(&t->conn); /* before it is typed */
 			if ((t->password = ask_password(t)) == NULL)
 				return CHAT_EXIT_USAGE;
 			if (login_send_password(&t->login, &t->conn, t->password) < 0)
@@ -592,14 +595,24 @@ static void
 try_reconnect(struct tty *t)
 {
 	char err[512];
-	int timeout = t->o->timeout_s * 1000;
+	int timeout = t->o->timeout_s * 1000, rc;
 
-	if (open_connection(t, timeout < RECONNECT_TIMEOUT_MS ? timeout : RECONNECT_TIMEOUT_MS, err,
-			    sizeof(err)) != 0) {
+	rc = open_connection(t, timeout < RECONNECT_TIMEOUT_MS ? timeout : RECONNECT_TIMEOUT_MS,
+			     err, sizeof(err));
+	if (rc == CHAT_EXIT_TLS) {
+		/* The server is not the one trusted any more: no retrying, no plain. */
+		render_error(&t->r, &t->screen, "%s", err);
+		finish(t, rc);
+		return;
+	}
+	if (rc != 0) {
 		schedule_reconnect(t, err);
 		return;
 	}
-	render_note(&t->r, &t->screen, "connected to %s port %s; logging in", t->host, t->port);
+	render_note(&t->r, &t->screen, "connected to %s port %s%s; logging in", t->host, t->port,
+		    !conn_is_tls(&t->conn)   ? ""
+		    : conn_resumed(&t->conn) ? " (TLS, session resumed)"
+					     : " (TLS)");
 	begin_login(t, false);
 }
 
@@ -1159,6 +1172,7 @@ loop(struct tty *t)
 			{ .fd = t->conn.fd, .events = POLLIN },
 		};
 		nfds_t n;
+		int timeout;
 
 		/* Lines that came in one read with the login reply are buffered already. */
 		drain_lines(t);
@@ -1170,16 +1184,17 @@ loop(struct tty *t)
 			connection_lost(t, "the connection was lost");
 			continue;
 		}
-		if (conn_wants_write(&t->conn))
-			pfd[2].events |= POLLOUT;
-		if (poll(pfd, n, poll_timeout(t)) < 0 && errno != EINTR)
+		pfd[2].events = conn_poll_events(&t->conn);
+		/* TLS holds what arrived: read it without waiting. */
+		timeout = n == 3 && conn_pending(&t->conn) ? 0 : poll_timeout(t);
+		if (poll(pfd, n, timeout) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents & POLLIN)
 			on_signal(t);
 		if (!t->done && !t->input_closed && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			rl_callback_read_char();
 		if (!t->done && n == 3 && conn_is_open(&t->conn) &&
-		    (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)))
+		    conn_readable(&t->conn, pfd[2].revents))
 			on_socket(t);
 		if (!t->done)
 			on_timers(t);
@@ -1223,7 +1238,7 @@ tty_run(struct chat_options *o)
 	int rc;
 
 	the_tty = &t;
-	conn_init(&t.conn);
+	conn_init(&t.conn, o->tls_ctx);
 	t.r.color = want_color(o->color);
 	if (o->password != NULL && (t.password = strdup(o->password)) == NULL)
 		return CHAT_EXIT_USAGE;

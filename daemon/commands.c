@@ -43,6 +43,85 @@ parse_count(const char *s, uint64_t max, uint64_t *out)
 	return true;
 }
 
+/* ---- what a room operation came to, in words (room.h: enum room_result) ---- */
+
+int
+room_result_code(enum room_result r)
+{
+	switch (r) {
+	case ROOM_DONE:
+	case ROOM_ALREADY:
+		return 0;
+	case ROOM_BAD_NAME:
+		return ERR_BAD_NAME;
+	case ROOM_NO_SUCH:
+	case ROOM_NOT_MEMBER:
+	case ROOM_IN_NONE:
+		return ERR_NOT_FOUND;
+	case ROOM_CREATE_DENIED:
+		return ERR_REGISTRATION_CLOSED;
+	case ROOM_MAX_ROOMS:
+	case ROOM_MAX_PER_USER:
+		return ERR_ROOM_LIMIT;
+	case ROOM_TOPIC_LONG:
+		return ERR_BAD_REQUEST;
+	case ROOM_NO_MEMORY:
+		return ERR_INTERNAL;
+	case ROOM_CLOSING:
+		return ERR_UNAVAILABLE;
+	}
+	return ERR_INTERNAL;
+}
+
+const char *
+room_result_text(enum room_result r, const char *room, char *buf, size_t len)
+{
+	const struct settings *s = settings_get();
+
+	if (room != NULL && room[0] == '#')
+		room++;
+	switch (r) {
+	case ROOM_DONE:
+	case ROOM_ALREADY:
+		snprintf(buf, len, "done");
+		break;
+	case ROOM_BAD_NAME:
+		snprintf(buf, len,
+			 "invalid room name: 1-%d of A-Z a-z 0-9 _ . -, the first a letter",
+			 ROOM_NAME_MAX);
+		break;
+	case ROOM_NO_SUCH:
+		snprintf(buf, len, "no such room: %s", room);
+		break;
+	case ROOM_NOT_MEMBER:
+		snprintf(buf, len, "you are not in %s", room);
+		break;
+	case ROOM_IN_NONE:
+		snprintf(buf, len, "you are in no room; /join one");
+		break;
+	case ROOM_CREATE_DENIED:
+		snprintf(buf, len, "only an operator may create rooms here");
+		break;
+	case ROOM_MAX_ROOMS:
+		snprintf(buf, len, "too many rooms (max_rooms %d)", s->max_rooms);
+		break;
+	case ROOM_MAX_PER_USER:
+		snprintf(buf, len, "you are in too many rooms (max %d); /leave one",
+			 s->max_rooms_per_user);
+		break;
+	case ROOM_TOPIC_LONG:
+		snprintf(buf, len, "topic too long (max %zu bytes)", room_topic_limit());
+		break;
+	case ROOM_NO_MEMORY:
+		snprintf(buf, len, "out of memory");
+		break;
+	case ROOM_CLOSING:
+		snprintf(buf, len, "the server is shutting down");
+		break;
+	}
+	return buf;
+}
+
 static enum command_result
 done(int rc)
 {

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "room.h"
 #include "session.h"
 
 enum command_result {
@@ -32,6 +33,14 @@ const struct command *command_parse(char *line, char **args);
 
 /* Runs a request line that starts with '/'. */
 enum command_result command_run(struct client *c, char *line, char *text, size_t textlen);
+
+/*
+ * A room operation's outcome (room.h) as the user is told it: its ERR code
+ * (0 for done) and its text, ROOM (as the user wrote it) filled in, into
+ * buf.  client.c answers a message to a room with them too.
+ */
+int room_result_code(enum room_result r);
+const char *room_result_text(enum room_result r, const char *room, char *buf, size_t len);
 
 extern const struct command command_table[];
 extern const size_t command_count;

@@ -2,6 +2,7 @@
  * fault.c - test-only fault switches (see fault.h).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +15,14 @@
 static const char *const fault_names[FAULT_COUNT] = {
 	[FAULT_LISTENER_HANG] = "listener-hang",
 	[FAULT_ROOM_HANG] = "room-hang",
+	[FAULT_ROOM_SAVE_BUSY] = "room-save-busy",
 	[FAULT_SLOW_SYNC] = "slow-sync",
 };
 
 /* Written once by the control thread before any other thread exists. */
 static bool active[FAULT_COUNT];
+/* Faults that strike once (fault_once) and have. */
+static atomic_bool struck[FAULT_COUNT];
 
 int
 fault_init(char *err, unsigned long errlen)
@@ -41,6 +45,12 @@ bool
 fault_active(enum fault f)
 {
 	return active[f];
+}
+
+bool
+fault_once(enum fault f)
+{
+	return active[f] && !atomic_exchange(&struck[f], true);
 }
 
 void

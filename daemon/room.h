@@ -105,7 +105,7 @@ int room_login(struct hub *h, struct client *c, struct room_join_reply *rep);
 /* c goes offline: every room it is in sees PART why text. */
 void room_logout(struct hub *h, struct client *c, enum part_reason why, const char *text);
 
-/* What a room operation of a session came to; room_result_code() is its ERR code. */
+/* What a room operation of a session came to (commands.h: its ERR code and text). */
 enum room_result {
 	ROOM_DONE = 0,
 	ROOM_ALREADY,       /* /join: already a member (it became current) */
@@ -120,9 +120,11 @@ enum room_result {
 	ROOM_NO_MEMORY,     /* 500 */
 	ROOM_CLOSING,       /* 503 the server is stopping */
 };
-int room_result_code(enum room_result r);
-/* The ERR text, ROOM (as the user wrote it) filled in, into buf. */
-const char *room_result_text(enum room_result r, const char *room, char *buf, size_t len);
+/*
+ * The longest topic: max_topic, or max_line if that is less (a TOPIC line
+ * stays within max_line + PROTO_SERVER_OVERHEAD bytes).
+ */
+size_t room_topic_limit(void);
 
 /*
  * A session's room commands.  A room argument may carry a leading '#';
@@ -132,7 +134,8 @@ const char *room_result_text(enum room_result r, const char *room, char *buf, si
  *
  * room_join: joins (creating it when missing, if allowed), or makes it
  *   current if c is already in it (ROOM_ALREADY, rep filled but its lines
- *   NULL).
+ *   NULL).  A room of that name just deleted: waits (briefly, no lock
+ *   held) until its deletion is in the history before making it again.
  * room_part: leaves (others see PART ROOM .. left reason); if it was the
  *   current room, the current room becomes the default room if c is in it,
  *   else the earliest joined room c is still in, else none.

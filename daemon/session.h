@@ -1,27 +1,29 @@
 /*
  * session.h - one connected client: struct client, its references and the
  * waking of its thread (session.c).  The front-end (client.c, login.c,
- * commands.c) runs the thread and calls the core (room.c, the history),
- * which calls these; nothing here calls back up.
+ * commands.c) runs the thread and calls the core (the hub: hub.c, room.c,
+ * fanout.c; the history), which calls these; nothing here calls back up.
  *
  * Ownership and locking, field by field:
  * - Set before the client's thread starts, then read-only: id, fd, addr,
  *   addr_str, connected_ms, srv, wire, is_tls.
  * - tls, the connection's OpenSSL object (NULL on a plain connection), is
- *   made by the thread (session_handshake) and then used under the write
- *   rights: every SSL_* call on it, reads included (a read may write: a
- *   key update's answer), is made by whoever holds them, the thread or,
- *   while it sleeps, the holder of the room lock writing through
+ *   made by the thread (session_handshake_step) and then used as writing
+ *   to fd is (below): every SSL_* call on it, reads included (a read may
+ *   write: a key update's answer), is made by the thread or, while it
+ *   sleeps with a claim on it, by the write-through flusher
  *   (session_writev).  The thread reads only after room_wake_up().
  * - tid and wake_pending are atomic: others wake the thread with
  *   client_wake() (session.c), a flag and a signal, no descriptor.
  * - Owned by the client's own thread (no lock): name, in, out, unacked.
  *   Except: while room.write_rights is set (the thread sleeps,
- *   room_sleep), out, unacked and writing to fd belong to whoever holds
- *   the room lock; the thread takes them back with room_wake_up() before
+ *   room_sleep), out and unacked belong to whoever holds the room lock,
+ *   and writing to fd to the write-through flusher (without the lock,
+ *   while room.claimed is set: fanout.c, flush_locked); the thread takes
+ *   them back with room_wake_up(), which waits for a claim to end, before
  *   it touches any of them.  name is written once by that thread before
  *   room_login() and read by others only under the room lock after that.
- * - Guarded by the room lock (room.c): everything under "room", the
+ * - Guarded by the room lock (hub.h): everything under "room", the
  *   memberships included (which rooms, cursors, the current room).
  * - refs is atomic: the thread holds one reference for the client's whole
  *   life; room code takes a short one to wake a client after dropping the
@@ -80,9 +82,9 @@ struct client {
 	struct outq out;
 	unsigned unacked; /* room messages sent, outcome not yet seen */
 
-	/* Guarded by the room lock (room.c). */
+	/* Guarded by the room lock (hub.h). */
 	struct {
-		struct client *prev, *next; /* every connection (room.c: conns) */
+		struct client *prev, *next; /* every connection (hub.c: conns) */
 		bool member;                /* online: listed by name (logged in) */
 		int64_t joined_ms;          /* wall clock, when it logged in */
 		struct membership *rooms;   /* the rooms it is in, in the order joined */
@@ -91,6 +93,7 @@ struct client {
 		bool sleeping;        /* on the sleepers or the writers list */
 		bool writer;          /* ... the writers list */
 		bool write_rights;    /* the hub may write out and the socket */
+		bool claimed;         /* a write-through pass writes to it unlocked */
 		struct client *sleep_prev, *sleep_next;
 		bool targeted; /* on the targets list */
 		struct client *target_next;

@@ -2,7 +2,7 @@
  * wire.h - how room events look on a wire protocol: the format ops a
  * front-end gives the hub.
  *
- * The hub (room.c) keeps room events structured and knows no protocol:
+ * The hub (hub.h) keeps room events structured and knows no protocol:
  * for every event it asks each protocol in use for its line, once per
  * event and protocol, never per member, and puts them in the ring slot
  * side by side; a member gets the line of its own protocol

@@ -252,6 +252,32 @@ def test_room_commands_answer_when_the_room_hangs(chatd_factory):
     assert chatd.wait(timeout=8) == 1
 
 
+def test_a_put_off_rooms_save_is_retried_by_the_tick_and_at_shutdown(chatd_factory):
+    """The control thread's first save of a change finds the room lock busy
+    (test fault room-save-busy, in every run): an operator's topic is then
+    not in the rooms file, and the next rooms tick writes it; in a run
+    whose tick is a minute away, chatd's stop writes it. Both are there
+    after a restart."""
+    chatd = chatd_factory(start=False, room_expiry=4)   # a rooms tick every second
+    chatd.env["CHATD_TEST_FAULT"] = "room-save-busy"
+    chatd.start()
+    rooms_file = chatd.path("rooms_file", "rooms")
+    alice = chatd.login("alice")
+    join(alice, "games")        # saved by alice's thread: the fault is the control thread's
+    wait_until(lambda: "games" in rooms_file.read_text(), "games in the rooms file")
+    chatd.ctl_ok("room", "topic", "games", "put off")
+    assert "rooms: the room lock was busy" in chatd.log_text()
+    wait_until(lambda: "put off" in rooms_file.read_text(), "the tick to write the topic")
+    alice.close()
+    chatd.restart(room_expiry=0)     # no expiry: the next tick is a minute away
+    assert room_list(chatd)["games"] == (0, "user", "put off")
+    chatd.ctl_ok("room", "topic", "games", "at shutdown")
+    assert chatd.log_text().count("rooms: the room lock was busy") == 2
+    assert "at shutdown" not in rooms_file.read_text()
+    chatd.restart()
+    assert room_list(chatd)["games"] == (0, "user", "at shutdown")
+
+
 def test_rooms_made_and_deleted_by_an_operator_outlive_a_restart(chatd):
     chatd.ctl_ok("room", "create", "games", "cards")
     chatd.ctl_ok("room", "create", "chess")

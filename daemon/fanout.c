@@ -1,0 +1,1167 @@
+/*
+ * fanout.c - the hub's fan-out: the rooms' rings, what a member gets from
+ * them, write-through to sleeping members, waking, the count of backed-up
+ * members, publication of stored messages and delivery (room_collect,
+ * room_sleep, room_wake_up, private lines through the inbox).  See room.h
+ * and hub.h.
+ *
+ * Each room's ring holds its last ring_cap events.  Slot i (a position
+ * that only grows) lives at ring[i & (ring_cap - 1)].  Each membership's
+ * cursor is the next position it has to deliver; head is the next to
+ * fill.  A ring starts at RING_START_CAP slots and doubles, before a push
+ * would overwrite a slot some member still needs, up to the most the
+ * current send_queue_limit needs (ring_max_cap: the limit over the
+ * shortest event line), so a member that keeps collecting is never
+ * overrun and a quiet room stays small.  A membership whose cursor falls
+ * more than ring_cap behind head, or a session whose collected but
+ * unwritten bytes pass its send queue limit, has overflowed.  Every slot
+ * gets the next number of the hub's sequence (seq): a session in several
+ * rooms takes their slots in that order (next_pending), so its
+ * acknowledgements and the lines around them keep the order they were
+ * published in.
+ *
+ * Threads: a client's thread (collecting, sleeping, waking, publishing
+ * with history_sync_ms), the history's commit thread (publication), the
+ * control thread (through room.c and hub.c); all under the room lock but
+ * for room_backed_up() and room_backlog_limits(), which take none, and
+ * the write-through's writev()s, which the flusher makes with the lock
+ * dropped to the members it claimed (flush_locked).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "config.h"
+#include "fault.h"
+#include "hub.h"
+#include "log.h"
+
+static void dirty_add_locked(struct hub *h, struct room *r);
+
+/* ---- waking sleeping members ---- */
+
+/*
+ * A sleeping member is on one of two lists, linked through room.sleep_*:
+ * sleepers (woken when a ring moves) or writers (the hub holds its write
+ * rights and writes the rings to its socket itself, see
+ * flush_locked).
+ */
+static void
+sleeper_remove_locked(struct hub *h, struct client *c)
+{
+	if (!c->room.sleeping)
+		return;
+	struct client **head = c->room.writer ? &h->writers : &h->sleepers;
+	if (c->room.sleep_prev)
+		c->room.sleep_prev->room.sleep_next = c->room.sleep_next;
+	else
+		*head = c->room.sleep_next;
+	if (c->room.sleep_next)
+		c->room.sleep_next->room.sleep_prev = c->room.sleep_prev;
+	c->room.sleep_prev = c->room.sleep_next = NULL;
+	c->room.sleeping = false;
+	c->room.writer = false;
+}
+
+static void
+sleeper_add_locked(struct hub *h, struct client *c, bool writer)
+{
+	if (c->room.sleeping)
+		return;
+	struct client **head = writer ? &h->writers : &h->sleepers;
+	c->room.sleeping = true;
+	c->room.writer = writer;
+	c->room.sleep_prev = NULL;
+	c->room.sleep_next = *head;
+	if (*head)
+		(*head)->room.sleep_prev = c;
+	*head = c;
+}
+
+/* Wake c (at the next room_unlock_and_wake) even if nothing was published. */
+void
+target_add_locked(struct hub *h, struct client *c)
+{
+	if (c->room.targeted)
+		return;
+	sleeper_remove_locked(h, c);
+	c->room.targeted = true;
+	c->room.target_next = h->targets;
+	h->targets = c;
+}
+
+/* c is going (room_detach): off the sleepers, the writers and the targets. */
+void
+wake_forget_locked(struct hub *h, struct client *c)
+{
+	sleeper_remove_locked(h, c);
+	for (struct client **pp = &h->targets; c->room.targeted && *pp;
+	     pp = &(*pp)->room.target_next)
+		if (*pp == c) {
+			*pp = c->room.target_next;
+			c->room.targeted = false;
+		}
+}
+
+/*
+ * The next client to wake: a target, or, if a ring moved, a sleeper
+ * (while *sleepers_left allows).  Once no sleeper is left, everyone is
+ * awake for what the rings hold: woken_seq catches up.
+ */
+static struct client *
+wake_next_locked(struct hub *h, size_t *sleepers_left)
+{
+	struct client *c = h->targets;
+
+	if (c != NULL) {
+		h->targets = c->room.target_next;
+		c->room.targeted = false;
+		return c;
+	}
+	if (h->woken_seq == h->seq || *sleepers_left == 0)
+		return NULL;
+	if ((c = h->sleepers) == NULL) {
+		h->woken_seq = h->seq;
+		return NULL;
+	}
+	sleeper_remove_locked(h, c);
+	(*sleepers_left)--;
+	return c;
+}
+
+/*
+ * A member is backed up while more than half its send queue limit waits
+ * for its socket: pipelining senders then wait for it (room_backed_up).
+ * Called when its queue may have changed: by its thread in room_collect()
+ * and room_sleep(), by the publisher when write-through queues for it.
+ */
+void
+backed_up_set_locked(struct hub *h, struct client *c, bool now)
+{
+	if (now == c->room.backed_up)
+		return;
+	c->room.backed_up = now;
+	if (now)
+		atomic_fetch_add_explicit(&h->backed_up, 1, memory_order_relaxed);
+	else
+		atomic_fetch_sub_explicit(&h->backed_up, 1, memory_order_relaxed);
+}
+
+static bool
+queue_backed_up(const struct client *c)
+{
+	return c->room.member &&
+	       c->out.bytes + c->room.inbox.bytes > (uint64_t)settings_get()->send_queue_limit / 2;
+}
+
+bool
+room_backed_up(struct hub *h)
+{
+	return atomic_load_explicit(&h->backed_up, memory_order_relaxed) > 0;
+}
+
+/* ---- what a member gets from the rings ---- */
+
+static const struct ring_slot *
+slot_at(const struct membership *m)
+{
+	return &m->room->ring[m->cursor & (m->room->ring_cap - 1)];
+}
+
+/* Some membership of c is further behind than its ring reaches. */
+static bool
+ring_overflowed(const struct client *c)
+{
+	for (size_t i = 0; i < c->room.n_rooms; i++) {
+		const struct membership *m = &c->room.rooms[i];
+
+		if (m->room->head - m->cursor > m->room->ring_cap)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The membership whose next slot was published first, or NULL when c is
+ * caught up everywhere.  Memberships are few (max_rooms_per_user): a scan.
+ */
+static struct membership *
+next_pending(struct client *c)
+{
+	struct membership *best = NULL;
+	uint64_t best_seq = 0;
+
+	for (size_t i = 0; i < c->room.n_rooms; i++) {
+		struct membership *m = &c->room.rooms[i];
+
+		if (m->cursor == m->room->head)
+			continue;
+		uint64_t seq = slot_at(m)->seq;
+		if (best == NULL || seq < best_seq) {
+			best = m;
+			best_seq = seq;
+		}
+	}
+	return best;
+}
+
+static size_t
+piece_static(struct piece *p, const char *text, size_t len)
+{
+	*p = (struct piece){ .base = text, .len = len };
+	return 1;
+}
+
+static size_t
+piece_line(struct piece *p, struct line *l, size_t from, size_t len)
+{
+	*p = (struct piece){ .base = l->data + from, .len = len, .owner = l };
+	return 1;
+}
+
+/*
+ * The acknowledgement ("OK ID sent" natively) shares the id's bytes in the
+ * message's line instead of formatting a line of its own.
+ */
+static size_t
+ack_pieces(const struct wire_format *f, const struct wire_bytes *w, struct piece *p)
+{
+	piece_static(&p[0], f->ack_head, strlen(f->ack_head));
+	piece_line(&p[1], w->body, w->off + w->id_off, w->id_len);
+	piece_static(&p[2], f->ack_tail, strlen(f->ack_tail));
+	return 3;
+}
+
+/*
+ * What slot s puts on c's wire, as at most SLOT_PIECES pieces pointing
+ * into the slot's line or static text; *answered counts c's own messages
+ * it answers (the caller takes them off c->unacked, or counts them in the
+ * inbox's).  Shared by room_collect (which queues the pieces),
+ * write-through (which writes them) and inbox_catch_up_locked.
+ */
+static size_t
+slot_pieces(const struct hub *h, const struct client *c, const struct ring_slot *s, struct piece *p,
+	    unsigned *answered)
+{
+	const struct wire_format *f = h->formats[c->wire];
+	const struct wire_bytes *w = &s->w[c->wire];
+	bool own = s->sender == c->id;
+
+	switch (s->kind) {
+	case SLOT_MSG:
+		if (own) {
+			(*answered)++;
+			return ack_pieces(f, w, p);
+		}
+		return piece_line(p, w->body, w->off, w->len);
+	case SLOT_FAILED:
+		if (!own)
+			return 0;
+		(*answered)++;
+		return piece_static(p, f->not_stored, strlen(f->not_stored));
+	case SLOT_EVENT:
+		return own || w->body == NULL ? 0 : piece_line(p, w->body, w->off, w->len);
+	}
+	return 0;
+}
+
+/* Queues what follows the first `skip` bytes of p, with a reference of its own. */
+static int
+piece_queue(struct outq *q, const struct piece *p, size_t skip)
+{
+	return outq_push(q, p->base + skip, p->len - skip, p->owner ? line_ref(p->owner) : NULL);
+}
+
+/* Queues slot s for c (each piece with a reference of its own). */
+static int
+deliver_slot(const struct hub *h, struct client *c, const struct ring_slot *s)
+{
+	struct piece p[SLOT_PIECES];
+	unsigned answered = 0;
+	size_t n = slot_pieces(h, c, s, p, &answered);
+
+	c->unacked -= answered;
+	for (size_t i = 0; i < n; i++)
+		if (piece_queue(&c->out, &p[i], 0) < 0)
+			return -1;
+	return 0;
+}
+
+/* ---- write-through ---- */
+
+/* Appends the `added` pieces at p[n] to p[0..n), each merged into the one before if they touch. */
+static size_t
+pieces_merge(struct piece *p, size_t n, size_t added)
+{
+	for (size_t i = n, end = n + added; i < end; i++) {
+		struct piece *last = n > 0 ? &p[n - 1] : NULL;
+
+		if (last && last->owner == p[i].owner && last->base + last->len == p[i].base)
+			last->len += p[i].len;
+		else
+			p[n++] = p[i];
+	}
+	return n;
+}
+
+/*
+ * The pieces of c's pending slots, in publication order, while they fit
+ * in WT_PIECES; moves the cursors past them.  The messages of a batch
+ * touch in memory, so a batch of one room usually takes one piece.
+ * False when nothing was pending.
+ */
+static bool
+wt_gather(const struct hub *h, struct client *c, struct piece *p, size_t *np)
+{
+	struct membership *m;
+	bool any = false;
+
+	*np = 0;
+	while (*np + SLOT_PIECES <= WT_PIECES && (m = next_pending(c)) != NULL) {
+		unsigned answered = 0;
+
+		*np = pieces_merge(p, *np, slot_pieces(h, c, slot_at(m), p + *np, &answered));
+		c->unacked -= answered;
+		m->cursor++;
+		any = true;
+	}
+	return any;
+}
+
+/*
+ * Claims c for this pass: gathers what is pending for it into the pass's
+ * pieces, each line with a reference of the pass's own (the rings may
+ * move on once the lock is dropped).  False when nothing was pending.
+ */
+static bool
+flush_claim_locked(struct hub *h, struct client *c)
+{
+	struct piece *p = h->flush_pieces + h->flush_pieces_n;
+	size_t np;
+
+	if (!wt_gather(h, c, p, &np) || np == 0)
+		return false;
+	for (size_t i = 0; i < np; i++)
+		if (p[i].owner != NULL)
+			line_ref(p[i].owner);
+	h->flush[h->flush_n++] =
+		(struct flush_entry){ .c = c, .first = h->flush_pieces_n, .n = np };
+	h->flush_pieces_n += np;
+	c->room.claimed = true;
+	return true;
+}
+
+/*
+ * Gathers the writers of the dirty rooms into the pass, room by room,
+ * while the pass has room for another member's worth of pieces; a room
+ * not finished goes back on the dirty list for the next pass.
+ */
+static void
+flush_collect_locked(struct hub *h)
+{
+	struct room *r;
+
+	h->flush_n = h->flush_pieces_n = 0;
+	while ((r = h->dirty) != NULL) {
+		h->dirty = r->dirty_next;
+		r->dirty = false;
+		for (size_t i = 0; i < r->n_members; i++) {
+			struct client *c = r->members[i];
+
+			if (!c->room.sleeping || !c->room.writer || c->room.claimed)
+				continue;
+			if (ring_overflowed(c)) {
+				target_add_locked(h, c);
+				continue;
+			}
+			if (h->flush_pieces_n + WT_PIECES > FLUSH_PIECES) {
+				dirty_add_locked(h, r);
+				return;
+			}
+			flush_claim_locked(h, c);
+		}
+	}
+}
+
+/* The pass's writes, one writev() per member, with the room lock dropped. */
+static void
+flush_write(struct hub *h)
+{
+	for (size_t k = 0; k < h->flush_n; k++) {
+		struct flush_entry *f = &h->flush[k];
+		const struct piece *p = h->flush_pieces + f->first;
+
+		for (size_t i = 0; i < f->n; i++) {
+			h->wt_iov[i].iov_base = (void *)p[i].base;
+			h->wt_iov[i].iov_len = p[i].len;
+		}
+		f->written = session_writev(f->c, h->wt_iov, (int)f->n);
+	}
+}
+
+/*
+ * What c's socket did not take goes to c->out (with references of its
+ * own); false if c has to be woken: its socket is full or broken, or
+ * memory ran out.
+ */
+static bool
+flush_rest_locked(struct hub *h, struct client *c, const struct piece *p, size_t np,
+		  ssize_t written)
+{
+	size_t total = 0, i;
+	ssize_t w = written < 0 ? 0 : written;
+
+	for (i = 0; i < np; i++)
+		total += p[i].len;
+	if (written == (ssize_t)total)
+		return true;
+	for (i = 0; i < np; i++) {
+		size_t skip = (size_t)w < p[i].len ? (size_t)w : p[i].len;
+
+		w -= (ssize_t)skip;
+		if (skip < p[i].len && piece_queue(&c->out, &p[i], skip) < 0) {
+			c->room.out_lost = true;
+			return false;
+		}
+	}
+	backed_up_set_locked(h, c, queue_backed_up(c));
+	return false;
+}
+
+/*
+ * Ends the pass: the rest of a short write is queued and its member woken
+ * to finish; a member written in full that has more pending (it had more
+ * than one writev's worth) goes round again.  Every claimed member is let
+ * go, and the pass's references dropped.
+ */
+static void
+flush_finish_locked(struct hub *h)
+{
+	struct membership *m;
+
+	for (size_t k = 0; k < h->flush_n; k++) {
+		struct flush_entry *f = &h->flush[k];
+		struct client *c = f->c;
+		struct piece *p = h->flush_pieces + f->first;
+
+		if (!flush_rest_locked(h, c, p, f->n, f->written))
+			target_add_locked(h, c);
+		else if (c->room.sleeping && c->room.writer && (m = next_pending(c)) != NULL)
+			dirty_add_locked(h, m->room);
+		c->room.claimed = false;
+		for (size_t i = 0; i < f->n; i++)
+			line_unref(p[i].owner);
+	}
+	h->flush_n = h->flush_pieces_n = 0;
+}
+
+/* Waits, lock held, until the pass now running (another thread's) has ended. */
+static void
+flush_wait_locked(struct hub *h)
+{
+	h->flush_waiters++;
+	pthread_cond_wait(&h->flushed, &h->lock);
+	h->flush_waiters--;
+}
+
+/*
+ * Write-through: every member on the writers list sleeps with an empty
+ * output queue and has handed its write rights to the hub (room_sleep),
+ * so the hub may write the rings to its socket itself, instead of waking
+ * its thread for one line.  For each room that moved, its members that
+ * are writers get what is new in all their rooms (merged in publication
+ * order).
+ *
+ * One thread at a time writes through, the flusher: whoever unlocks the
+ * hub after a change while nobody else is at it (room_unlock_and_wake_some).
+ * A pass claims its members and gathers their pieces under the lock, then
+ * drops the lock for the writev()s (non-blocking), so senders, joins and
+ * collectors go on meanwhile; what they publish in that time is gathered
+ * by the next pass, so under load a member gets several events in one
+ * writev().  The flusher passes until no room is dirty.  A claimed
+ * member's thread that wakes waits for the pass to let it go before it
+ * takes its rights back (room_wake_up).  What the socket does not take
+ * stays in c->out, the member comes off the list and its thread is woken
+ * to finish; a member too far behind, out of memory or with a broken
+ * socket is woken the same way, and its thread finds out what happened.
+ */
+static void
+flush_locked(struct hub *h)
+{
+	if (h->flushing)
+		return; /* the flusher's next pass takes what this thread published */
+	h->flushing = true;
+	while (h->dirty != NULL) {
+		flush_collect_locked(h);
+		if (h->flush_n == 0)
+			continue;
+		pthread_mutex_unlock(&h->lock);
+		if (h->flush_hook != NULL)
+			h->flush_hook(h);
+		flush_write(h);
+		pthread_mutex_lock(&h->lock);
+		flush_finish_locked(h);
+		if (h->flush_waiters > 0)
+			pthread_cond_broadcast(&h->flushed);
+	}
+	h->flushing = false;
+}
+
+/*
+ * Drops the room lock and wakes the targets and, if something was
+ * published since the last time, up to `sleepers` sleepers.  The wake-ups
+ * (client_wake) happen unlocked, so a big idle room does not stall the
+ * fan-out path; the reference taken under the lock keeps each client
+ * alive meanwhile.
+ */
+static void
+room_unlock_and_wake_some(struct hub *h, size_t sleepers)
+{
+	struct client *batch[WAKE_BATCH];
+
+	flush_locked(h);
+	for (;;) {
+		size_t n = 0;
+		struct client *c;
+
+		while (n < WAKE_BATCH && (c = wake_next_locked(h, &sleepers)) != NULL) {
+			client_ref(c);
+			batch[n++] = c;
+		}
+		pthread_mutex_unlock(&h->lock);
+		for (size_t i = 0; i < n; i++) {
+			client_wake(batch[i]);
+			client_unref(batch[i]);
+		}
+		if (n < WAKE_BATCH)
+			return;
+		pthread_mutex_lock(&h->lock);
+	}
+}
+
+/* Wakes every sleeper: for events that are rare (joins, evictions, shutdown). */
+void
+room_unlock_and_wake(struct hub *h)
+{
+	room_unlock_and_wake_some(h, SIZE_MAX);
+}
+
+/*
+ * Room messages wake sleepers as a cascade: the publisher wakes
+ * WAKE_CASCADE of them, and every member thread that passes through the
+ * hub afterwards (room_collect, room_logout) wakes WAKE_CASCADE more,
+ * until none is left.  Waking a thousand sleepers costs a thousand
+ * wake-ups either way; spread like this, they run on every core at once
+ * instead of keeping the publisher (the history's only one) from the next
+ * batch: a single waker stalled every sender.
+ */
+void
+room_unlock_and_cascade(struct hub *h)
+{
+	room_unlock_and_wake_some(h, WAKE_CASCADE);
+}
+
+/* ---- the rings ---- */
+
+void
+slot_release(struct ring_slot *s)
+{
+	for (size_t w = 0; w < WIRE_MAX; w++) {
+		line_unref(s->w[w].body);
+		s->w[w].body = NULL;
+	}
+}
+
+/* The most slots a ring may have under the current send_queue_limit. */
+static uint64_t
+ring_max_cap(void)
+{
+	uint64_t cap = RING_MIN_CAP;
+
+	while (cap < (uint64_t)settings_get()->send_queue_limit / RING_MIN_EVENT_BYTES)
+		cap *= 2;
+	return cap;
+}
+
+/*
+ * Makes room for k more slots without overwriting one a member has not
+ * delivered yet, by doubling the ring up to ring_max_cap().  A member
+ * already overrun does not count.  Without memory the ring stays as it
+ * is (the members that fall behind overflow).
+ */
+static void
+ring_reserve_locked(struct room *r, uint64_t k)
+{
+	uint64_t oldest = r->head, max = ring_max_cap(), ncap = r->ring_cap;
+	uint64_t reach = r->head > r->ring_cap ? r->head - r->ring_cap : 0;
+
+	/* Full size already (a busy room), or slots never used ahead: nothing to check. */
+	if (r->ring_cap >= max || r->head + k <= r->ring_cap)
+		return;
+	for (size_t i = 0; i < r->n_members; i++) {
+		const struct client *c = r->members[i];
+
+		for (size_t j = 0; j < c->room.n_rooms; j++)
+			if (c->room.rooms[j].room == r && c->room.rooms[j].cursor < oldest &&
+			    c->room.rooms[j].cursor >= reach)
+				oldest = c->room.rooms[j].cursor;
+	}
+	while (ncap < r->head - oldest + k && ncap < max)
+		ncap *= 2;
+	if (ncap == r->ring_cap)
+		return;
+	struct ring_slot *n = calloc(ncap, sizeof(*n));
+	if (n == NULL)
+		return;
+	for (uint64_t p = reach; p < r->head; p++)
+		n[p & (ncap - 1)] = r->ring[p & (r->ring_cap - 1)];
+	free(r->ring);
+	r->ring = n;
+	r->ring_cap = ncap;
+}
+
+static void
+dirty_add_locked(struct hub *h, struct room *r)
+{
+	if (r->dirty)
+		return;
+	r->dirty = true;
+	r->dirty_next = h->dirty;
+	h->dirty = r;
+}
+
+void
+dirty_remove_locked(struct hub *h, struct room *r)
+{
+	for (struct room **pp = &h->dirty; r->dirty && *pp; pp = &(*pp)->dirty_next)
+		if (*pp == r) {
+			*pp = r->dirty_next;
+			r->dirty = false;
+		}
+}
+
+/* Takes over slot's references; room made by ring_reserve_locked() first. */
+static void
+ring_push_locked(struct hub *h, struct room *r, struct ring_slot slot)
+{
+	struct ring_slot *s = &r->ring[r->head & (r->ring_cap - 1)];
+
+	slot_release(s);
+	slot.seq = ++h->seq;
+	*s = slot;
+	r->head++;
+	dirty_add_locked(h, r);
+}
+
+/*
+ * Event ev for every member of r but `except`: formatted once for each
+ * protocol in use.  *shown, if not NULL, gets a reference to the line of
+ * protocol `wire` too.
+ */
+void
+ring_push_event_locked(struct hub *h, struct room *r, const struct wire_event *ev, uint64_t except)
+{
+	struct ring_slot slot = { .kind = SLOT_EVENT, .sender = except };
+
+	for (size_t w = 0; w < WIRE_MAX; w++) {
+		struct line *l = h->formats[w] ? h->formats[w]->event(ev) : NULL;
+
+		if (h->formats[w] && l == NULL)
+			log_warning("room: out of memory, an event was not sent");
+		if (l != NULL)
+			slot.w[w] = (struct wire_bytes){ .body = l, .len = l->len };
+	}
+	ring_reserve_locked(r, 1);
+	ring_push_locked(h, r, slot);
+}
+
+/* ---- publication of stored messages ---- */
+
+void
+room_set_last_msg_id(struct hub *h, uint64_t id)
+{
+	pthread_mutex_lock(&h->lock);
+	h->last_msg_id = id;
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* A stored room message (events are stored and published too: the hub showed them live). */
+static bool
+is_message(const struct history_entry *e)
+{
+	return e->kind == HK_MSG && !e->failed;
+}
+
+/*
+ * What every other member gets for a piece of a batch, formatted once per
+ * message and protocol, never per member: for each protocol, one piece of
+ * memory all the messages' lines share.  Consecutive slots' bytes then
+ * touch, and touching pieces are merged (wt_gather, outq_push): a member
+ * that gets the batch gets one iovec, not one per message, and per iovec
+ * is where the kernel's copy in writev() spent.  A member pins at most the
+ * batches at the ends of what it has queued, since it collects slots in
+ * order.  at[k * WIRE_MAX + w]: where message k is in line[w].
+ */
+struct batch {
+	struct line *line[WIRE_MAX];
+	struct wire_bytes *at;
+};
+
+static void
+batch_free(struct batch *b)
+{
+	for (size_t w = 0; w < WIRE_MAX; w++)
+		line_unref(b->line[w]);
+	free(b->at);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Formats the messages of e[0..n) for every protocol; -1 without memory. */
+static int
+batch_make(const struct hub *h, const struct history_entry *e, size_t n, struct batch *b)
+{
+	size_t msgs = 0;
+
+	memset(b, 0, sizeof(*b));
+	for (size_t i = 0; i < n; i++)
+		msgs += is_message(&e[i]);
+	if (msgs == 0)
+		return 0;
+	if ((b->at = calloc(msgs * WIRE_MAX, sizeof(*b->at))) == NULL)
+		return -1;
+	for (size_t w = 0; w < WIRE_MAX; w++) {
+		const struct wire_format *f = h->formats[w];
+		size_t total = 0, off = 0, k = 0;
+
+		if (f == NULL)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (is_message(&e[i]))
+				total += f->msg_len(&e[i]);
+		if ((b->line[w] = line_new(total)) == NULL) {
+			batch_free(b);
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct wire_bytes *at = &b->at[k * WIRE_MAX + w];
+
+			if (!is_message(&e[i]))
+				continue;
+			at->off = (uint32_t)off;
+			at->len = (uint32_t)f->msg_len(&e[i]);
+			f->msg_put(&e[i], b->line[w]->data + off, &at->id_off, &at->id_len);
+			off += at->len;
+			k++;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Message k of batch b, e: its slot, the bytes in the batch's lines (or,
+ * when the batch could not be made, in lines of its own; without memory
+ * for those either it fails as if not stored).
+ */
+static struct ring_slot
+msg_slot(const struct hub *h, const struct history_entry *e, const struct batch *b, size_t k)
+{
+	struct ring_slot s = { .kind = SLOT_MSG, .sender = e->sender };
+	struct batch own;
+
+	if (b->at == NULL) {
+		if (batch_make(h, e, 1, &own) < 0) {
+			s.kind = SLOT_FAILED;
+			return s;
+		}
+		b = &own;
+		k = 0;
+	}
+	for (size_t w = 0; w < WIRE_MAX; w++) {
+		if (b->line[w] == NULL)
+			continue;
+		s.w[w] = b->at[k * WIRE_MAX + w];
+		s.w[w].body = line_ref(b->line[w]);
+	}
+	if (b == &own)
+		batch_free(&own);
+	return s;
+}
+
+/* A message's bytes on the largest of the protocols in use. */
+static size_t
+msg_bytes(const struct hub *h, const struct history_entry *e)
+{
+	size_t most = 0;
+
+	for (size_t w = 0; w < WIRE_MAX; w++)
+		if (h->formats[w] && h->formats[w]->msg_len(e) > most)
+			most = h->formats[w]->msg_len(e);
+	return most;
+}
+
+void
+room_backlog_limits(struct hub *h, size_t *msgs, size_t *bytes)
+{
+	(void)h;
+	*msgs = (size_t)(ring_max_cap() / PUBLISH_SHARE);
+	*bytes = (size_t)settings_get()->send_queue_limit / PUBLISH_SHARE;
+}
+
+/*
+ * How many of the n entries from e go into the rings in one piece: at
+ * most the backlog limits' worth of slots and bytes, and at least one.
+ */
+static size_t
+publish_piece(struct hub *h, const struct history_entry *e, size_t n)
+{
+	size_t max_msgs, max_bytes, bytes = 0, i;
+
+	room_backlog_limits(h, &max_msgs, &max_bytes);
+	for (i = 0; i < n && i < max_msgs; i++) {
+		if (is_message(&e[i]))
+			bytes += msg_bytes(h, &e[i]);
+		if (i > 0 && bytes > max_bytes)
+			break;
+	}
+	return i;
+}
+
+/* The session that sent entry e, if it is online still. */
+static struct client *
+sender_locked(struct hub *h, const struct history_entry *e)
+{
+	char name[NAME_MAX_LEN + 1];
+
+	if (e->sender == 0)
+		return NULL;
+	if (!e->failed && e->name_len <= NAME_MAX_LEN) {
+		memcpy(name, e->body->data + e->name_off, e->name_len);
+		name[e->name_len] = '\0';
+		struct client *c = online_find_locked(h, name);
+		return c != NULL && c->id == e->sender ? c : NULL;
+	}
+	for (size_t i = 0; i < h->n_online; i++) /* a failed entry has no name: rare */
+		if (h->online[i]->id == e->sender)
+			return h->online[i];
+	return NULL;
+}
+
+/*
+ * Moves what c has pending in the rings, up to publication number upto,
+ * into its inbox in publication order, so that a line sent to c alone
+ * next (an answer from a room it is no longer in, a PART) keeps its place
+ * among its replies.  Of room gone (the one c is taken out of; NULL for
+ * none) only c's own answers go.  c->unacked is its thread's: the answers
+ * are counted in inbox_acks.  Nothing moves for a c already overrun in a
+ * ring: it is dropped for overflow at its next turn.
+ */
+static void
+inbox_catch_up_locked(const struct hub *h, struct client *c, uint64_t upto, const struct room *gone)
+{
+	struct membership *m;
+
+	if (ring_overflowed(c))
+		return;
+	while ((m = next_pending(c)) != NULL && slot_at(m)->seq <= upto) {
+		const struct ring_slot *s = slot_at(m);
+		struct piece p[SLOT_PIECES];
+		unsigned answered = 0;
+		size_t n = m->room != gone || s->sender == c->id
+				   ? slot_pieces(h, c, s, p, &answered)
+				   : 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (piece_queue(&c->room.inbox, &p[i], 0) < 0)
+				c->room.out_lost = true;
+		c->room.inbox_acks += answered;
+		m->cursor++;
+	}
+}
+
+/*
+ * The answer to a message whose sender is no longer in its room (taken out
+ * by an operator, or the room deleted, after it was sent): through the
+ * sender's inbox, so its count of unanswered messages still comes down,
+ * after what was published before it in c's other rooms.
+ */
+static void
+ack_elsewhere_locked(struct hub *h, struct client *c, const struct history_entry *e)
+{
+	const struct wire_format *f = h->formats[c->wire];
+	struct line *l = e->failed ? line_printf("%s", f->not_stored)
+				   : line_printf("%s%.*s%s", f->ack_head, (int)e->time_off,
+						 e->body->data, f->ack_tail);
+
+	inbox_catch_up_locked(h, c, h->seq, NULL);
+	if (l == NULL || outq_push_line(&c->room.inbox, l) < 0)
+		c->room.out_lost = true;
+	c->room.inbox_acks++;
+	target_add_locked(h, c);
+}
+
+/*
+ * The room a message goes to (NULL: deleted meanwhile), and in *elsewhere
+ * its sender when the answer cannot come through that room (the sender
+ * was taken out of it, or it is gone).  last caches the previous entry's
+ * room: a batch is mostly one room.
+ */
+static struct room *
+dest_locked(struct hub *h, const struct history_entry *e, struct room **last,
+	    struct client **elsewhere)
+{
+	struct room *r = *last;
+	struct client *c;
+
+	*elsewhere = NULL;
+	if (r == NULL || name_cmp(r->name, e->room) != 0)
+		r = *last = room_find_locked(h, e->room);
+	if (r != NULL && r->stale)
+		r = NULL; /* the message is a deleted namesake's */
+	if (e->sender != 0 && (c = sender_locked(h, e)) != NULL &&
+	    (r == NULL || membership_find(c, r) == NULL))
+		*elsewhere = c;
+	return r;
+}
+
+/* Grows each room of the piece for the slots it is about to take. */
+static void
+reserve_piece_locked(struct hub *h, const struct history_entry *e, size_t n)
+{
+	struct room *touched = NULL, *last = NULL, *r;
+	struct client *elsewhere;
+
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].kind != HK_MSG || (r = dest_locked(h, &e[i], &last, &elsewhere)) == NULL)
+			continue; /* one for its room, if any: a stored message reaches its members */
+		if (r->piece_slots++ == 0) {
+			r->touched_next = touched;
+			touched = r;
+		}
+	}
+	for (r = touched; r != NULL; r = r->touched_next) {
+		ring_reserve_locked(r, r->piece_slots);
+		r->piece_slots = 0;
+	}
+}
+
+/*
+ * A batch goes into the rings in pieces the rings and a member's send
+ * queue can hold, each written through to the idle members before the
+ * next (when another thread is the flusher, its pass is waited for): one
+ * batch longer than a ring would put every member behind at
+ * once, the sender, idle members and fast readers alike.  The history
+ * backlog is held to one piece (client.c), so a batch is one piece but
+ * for the one message each member may always have in flight.  Records
+ * other than messages are not shown: the hub sent them live.
+ */
+void
+room_publish_history(void *ctx, const struct history_entry *e, size_t n)
+{
+	struct hub *h = ctx;
+	bool first = true;
+
+	while (n > 0) {
+		size_t piece = publish_piece(h, e, n), k = 0;
+		struct room *last = NULL, *r;
+		struct batch batch;
+		struct client *elsewhere;
+
+		batch_make(h, e, piece, &batch); /* before the lock is taken; may fail (msg_slot) */
+		pthread_mutex_lock(&h->lock);
+		if (fault_active(FAULT_ROOM_HANG))
+			fault_hang();
+		/* The piece before is written through first, by another flusher too. */
+		while (!first && h->flushing)
+			flush_wait_locked(h);
+		first = false;
+		reserve_piece_locked(h, e, piece);
+		for (size_t i = 0; i < piece; i++) {
+			if (!e[i].failed)
+				h->last_msg_id = e[i].id;
+			if (e[i].kind == HK_DELETE)
+				tomb_remove(h, e[i].room);
+			if (e[i].kind != HK_MSG)
+				continue;
+			r = dest_locked(h, &e[i], &last, &elsewhere);
+			if (elsewhere != NULL)
+				ack_elsewhere_locked(h, elsewhere, &e[i]);
+			if (r != NULL && e[i].failed)
+				ring_push_locked(h, r,
+						 (struct ring_slot){ .kind = SLOT_FAILED,
+								     .sender = e[i].sender });
+			else if (r != NULL)
+				ring_push_locked(h, r, msg_slot(h, &e[i], &batch, k));
+			k += is_message(&e[i]);
+		}
+		room_unlock_and_cascade(h);
+		batch_free(&batch);
+		e += piece;
+		n -= piece;
+	}
+}
+
+/* ---- delivery ---- */
+
+/* Event ev for c alone, through its inbox (the ring of a room it is not in, or of none). */
+void
+send_alone_locked(struct hub *h, struct client *c, const struct wire_event *ev)
+{
+	struct line *l = h->formats[c->wire]->event(ev);
+
+	if (l == NULL || outq_push_line(&c->room.inbox, l) < 0)
+		log_warning("room: out of memory, a line to %s was not sent", c->name);
+	target_add_locked(h, c);
+}
+
+/*
+ * c is taken out of r by someone else (a kick, a deletion): what it had
+ * not delivered from r goes with the membership, but the answers to its
+ * own messages among it must not, or its count of unanswered messages
+ * never comes down.  They go to its inbox, ahead of the PART, with what it
+ * has pending in its other rooms from before them, so its replies keep
+ * the order of its requests.
+ */
+void
+salvage_answers_locked(struct hub *h, struct client *c, struct room *r)
+{
+	struct membership *m = membership_find(c, r);
+
+	if (m == NULL)
+		return;
+	if (m->cursor != r->head)
+		inbox_catch_up_locked(h, c, r->ring[(r->head - 1) & (r->ring_cap - 1)].seq, r);
+	m->cursor = r->head;
+	target_add_locked(h, c);
+}
+
+int
+room_send_private(struct hub *h, const char *to, struct line *l)
+{
+	pthread_mutex_lock(&h->lock);
+	struct client *c = online_find_locked(h, to);
+	if (c == NULL) {
+		pthread_mutex_unlock(&h->lock);
+		line_unref(l);
+		return -1;
+	}
+	int rc = outq_push_line(&c->room.inbox, l);
+	target_add_locked(h, c);
+	room_unlock_and_wake(h);
+	return rc;
+}
+
+/* Moves every line others queued for c into its own output. */
+static int
+inbox_drain_locked(struct client *c)
+{
+	struct outq *in = &c->room.inbox;
+
+	while (in->count > 0) {
+		struct outq_item *it = &in->items[in->head];
+
+		if (outq_push(&c->out, it->iov.iov_base, it->iov.iov_len, it->owner) < 0) {
+			it->owner = NULL; /* outq_push released it */
+			return -1;
+		}
+		in->bytes -= it->iov.iov_len;
+		in->head = (in->head + 1) % in->cap;
+		in->count--;
+	}
+	c->unacked -= c->room.inbox_acks;
+	c->room.inbox_acks = 0;
+	return 0;
+}
+
+/*
+ * Overflow: what waits for c's socket passed its send queue limit.  Its
+ * own messages in the rings do not count: they only come back to it as a
+ * short OK.
+ */
+static bool
+queue_overflowed(const struct client *c, int64_t limit)
+{
+	return c->out.bytes + c->room.inbox.bytes > (uint64_t)limit;
+}
+
+int
+room_collect(struct hub *h, struct client *c, int64_t limit, enum part_reason *why, char *text,
+	     size_t textlen)
+{
+	struct membership *m;
+	bool over;
+
+	pthread_mutex_lock(&h->lock);
+	if (c->room.evicted) {
+		*why = c->room.evict_reason;
+		snprintf(text, textlen, "%s", c->room.evict_text);
+		goto leave;
+	}
+	if (c->room.out_lost || inbox_drain_locked(c) < 0)
+		goto nomem;
+	over = ring_overflowed(c);
+	/* At shutdown, everything said before it goes out ahead of BYE. */
+	for (unsigned i = 0; !over && (i < COLLECT_BATCH || h->closing) && (m = next_pending(c));
+	     i++) {
+		if (deliver_slot(h, c, slot_at(m)) < 0)
+			goto nomem;
+		m->cursor++;
+	}
+	if (over || queue_overflowed(c, limit)) {
+		*why = PART_OVERFLOW;
+		snprintf(text, textlen, "%s", part_reason_text(PART_OVERFLOW));
+		goto leave;
+	}
+	if (h->closing) {
+		*why = PART_SHUTDOWN;
+		snprintf(text, textlen, "%s", part_reason_text(PART_SHUTDOWN));
+		goto leave;
+	}
+	bool more = next_pending(c) != NULL;
+	backed_up_set_locked(h, c, queue_backed_up(c));
+	room_unlock_and_cascade(h);
+	return more;
+
+nomem:
+	*why = PART_OVERFLOW;
+	snprintf(text, textlen, "out of memory");
+leave:
+	room_unlock_and_cascade(h);
+	return -1;
+}
+
+bool
+room_sleep(struct hub *h, struct client *c, bool write_through)
+{
+	pthread_mutex_lock(&h->lock);
+	bool idle = !h->closing && !c->room.evicted && c->room.inbox.count == 0 &&
+		    next_pending(c) == NULL;
+	if (idle) {
+		backed_up_set_locked(h, c, queue_backed_up(c));
+		c->room.write_rights = write_through && c->room.member && outq_empty(&c->out);
+		/* Still listed from a sleep that ended without a wake-up: the right list now. */
+		if (c->room.sleeping && c->room.writer != c->room.write_rights)
+			sleeper_remove_locked(h, c);
+		sleeper_add_locked(h, c, c->room.write_rights);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return idle;
+}
+
+void
+room_wake_up(struct hub *h, struct client *c)
+{
+	if (!c->room.write_rights) /* only c's thread changes it */
+		return;
+	pthread_mutex_lock(&h->lock);
+	while (c->room.claimed) /* a write-through pass is writing to it */
+		flush_wait_locked(h);
+	if (c->room.write_rights) {
+		if (c->room.writer)
+			sleeper_remove_locked(h, c);
+		c->room.write_rights = false;
+	}
+	pthread_mutex_unlock(&h->lock);
+}
