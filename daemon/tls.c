@@ -66,9 +66,11 @@ fail_file(char *err, size_t errlen, const char *what, const char *file)
 
 /*
  * The certificate and key files as they are now (symbolic links followed,
- * as certbot's are): one anybody may write is refused, since whoever
- * writes it can put in a pair of their own; a key anybody may read is
- * loaded with a warning (docs/SECURITY.md: readable by chatd only).
+ * as certbot's are): what is not a regular file is refused (a FIFO would
+ * block the reload, a device never end), as is one anybody may write,
+ * since whoever writes it can put in a pair of their own; a key anybody
+ * may read is loaded with a warning (docs/SECURITY.md: readable by chatd
+ * only).
  */
 static int
 check_file_mode(const char *what, const char *file, bool is_key, char *err, size_t errlen)
@@ -77,6 +79,10 @@ check_file_mode(const char *what, const char *file, bool is_key, char *err, size
 
 	if (stat(file, &st) < 0) {
 		snprintf(err, errlen, "%s %s: %s", what, file, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) { /* a FIFO would block the control thread in open() */
+		snprintf(err, errlen, "%s %s: not a regular file", what, file);
 		return -1;
 	}
 	if (st.st_mode & S_IWOTH) {

@@ -341,6 +341,18 @@ def test_a_key_others_can_write_is_refused_at_sighup(tls_chatd, ca, pair, tmp_pa
     wait_until(lambda: "TLS certificate loaded" in chatd.log_text(), "the fixed pair loaded")
 
 
+def test_a_fifo_for_a_key_does_not_block_the_reload(tls_chatd, ca, pair, tmp_path):
+    """A FIFO in the key's place would block the control thread in open():
+    refused as not a regular file, and chatctl still answers."""
+    cert, key = live_pair(tmp_path, pair)
+    chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
+    key.unlink()
+    os.mkfifo(key, 0o600)
+    reload_refused(chatd, 1, re.escape(str(key)) + ".*not a regular file")
+    assert "subject: CN=localhost" in chatd.ctl_ok("status")
+    tls_login(chatd, ca, "alice")
+
+
 def test_a_certificate_others_can_write_is_refused_at_sighup(tls_chatd, ca, pair, tmp_path):
     cert, key = live_pair(tmp_path, pair)
     chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
