@@ -117,6 +117,23 @@ def test_200_stalled_handshakes_keep_nobody_out_and_all_end(tls_chatd, ca):
     alice.say("still here")
 
 
+def test_sigterm_does_not_wait_for_stalled_handshakes(tls_chatd):
+    """30 handshakes stalled mid-ClientHello with handshake_timeout far off:
+    SIGTERM ends chatd at once, exit 0."""
+    chatd = tls_chatd(handshake_timeout=60, max_logins_per_address=64)
+    stalled = []
+    for i in range(30):  # under max_clients_per_address (32), which they count against
+        s = socket.create_connection(("127.0.0.1", chatd.tls_port))
+        s.sendall(b"\x16\x03\x01\x02\x00\x01")
+        stalled.append(s)
+    wait_until(lambda: logins_in_progress(chatd) == 30, "all 30 in their handshake")
+    start = time.monotonic()
+    assert chatd.stop(timeout=10) == 0
+    assert time.monotonic() - start < scaled(5)
+    for s in stalled:
+        s.close()
+
+
 # ---- not TLS, or too much of it ----
 
 @pytest.mark.parametrize("payload", [
@@ -240,11 +257,11 @@ def test_a_tls_member_that_never_reads_is_dropped_not_waited_for(tls_chatd, ca):
 
 # ---- ends in the middle of a line ----
 
-@pytest.mark.parametrize("how", ["close_notify", "half_close"])
+@pytest.mark.parametrize("how", ["close_notify", "half_close", "garbage_record"])
 def test_an_end_in_the_middle_of_a_line_sends_nothing(tls_chatd, ca, how):
-    """A client ends its side (close_notify, or a TCP half-close without
-    one) after half a message: the half is not sent, the session ends, and
-    its thread does not spin."""
+    """A client ends its side (close_notify, a TCP half-close without one, or
+    a record that does not decrypt) after half a message: the half is not
+    sent, the session ends, and its thread does not spin."""
     chatd = tls_chatd()
     watcher = tls_login(chatd, ca, "watcher")
     quitter = tls_login(chatd, ca, "quitter")
@@ -254,9 +271,12 @@ def test_an_end_in_the_middle_of_a_line_sends_nothing(tls_chatd, ca, how):
     if how == "close_notify":
         raw = quitter.sock.unwrap()
         raw.shutdown(socket.SHUT_WR)
-    else:
+    elif how == "half_close":
         quitter.sock.shutdown(socket.SHUT_WR)
         raw = quitter.sock
+    else:  # a record no key decrypts, under the TLS layer
+        raw = socket.socket(fileno=os.dup(quitter.sock.fileno()))
+        raw.sendall(b"\x17\x03\x03\x00\x20" + os.urandom(32))
     line = watcher.expect("PART")
     assert "quitter" in line.raw
     ticks = cpu_ticks(chatd.pid)
