@@ -44,9 +44,10 @@ def tls_chatd(chatd_factory, pair):
 
 
 def is_closed(sock):
-    """True once the peer closed (EOF or reset); never waits."""
+    """True once the peer closed (EOF or reset) with nothing unread; never
+    waits, and leaves what was sent to be read."""
     try:
-        return sock.recv(4096, socket.MSG_DONTWAIT) == b""
+        return sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b""
     except BlockingIOError:
         return False
     except OSError:
@@ -131,6 +132,22 @@ def test_sigterm_does_not_wait_for_stalled_handshakes(tls_chatd):
     assert chatd.stop(timeout=10) == 0
     assert time.monotonic() - start < scaled(5)
     for s in stalled:
+        s.close()
+
+
+def test_stalled_handshakes_count_against_max_clients_per_address(tls_chatd):
+    """40 handshakes from one address with max_clients_per_address 32 (and
+    a login budget that would take them all): the 8 over it are closed at
+    once, with no plain ERR 503 inside what should be TLS."""
+    chatd = tls_chatd(max_clients_per_address=32, max_logins_per_address=64)
+    conns = [socket.create_connection(("127.0.0.1", chatd.tls_port)) for _ in range(40)]
+    wait_until(lambda: sum(is_closed(s) for s in conns) == 8, "8 refused")
+    assert logins_in_progress(chatd) == 32
+    refused = [s for s in conns if is_closed(s)]
+    for s in refused:
+        assert closed_without_reply(s) == b""
+    assert chatd.log_text().count("too many connections from your address") == 8
+    for s in conns:
         s.close()
 
 
