@@ -8,8 +8,8 @@ before a SIGHUP, and ways around plain_login = loopback.
 """
 
 import os
-import shutil
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from chatproto import Client, Closed, deadline_in, scaled, wait_until
+from chatproto import Client, deadline_in, scaled, wait_until
 from conftest import CHATD_BIN, config_text, free_port
 from tlsfixtures import TestCA, tls_client, tls_login
 
