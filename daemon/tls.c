@@ -19,9 +19,11 @@
  */
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "config.h"
@@ -60,6 +62,39 @@ fail_file(char *err, size_t errlen, const char *what, const char *file)
 	ssl_error_text(why, sizeof(why));
 	snprintf(err, errlen, "%s %s: %s", what, file, why);
 	return -1;
+}
+
+/*
+ * The certificate and key files as they are now (symbolic links followed,
+ * as certbot's are): what is not a regular file is refused (a FIFO would
+ * block the reload, a device never end), as is one anybody may write,
+ * since whoever writes it can put in a pair of their own; a key anybody
+ * may read is loaded with a warning (docs/SECURITY.md: readable by chatd
+ * only).
+ */
+static int
+check_file_mode(const char *what, const char *file, bool is_key, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(file, &st) < 0) {
+		snprintf(err, errlen, "%s %s: %s", what, file, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) { /* a FIFO would block the control thread in open() */
+		snprintf(err, errlen, "%s %s: not a regular file", what, file);
+		return -1;
+	}
+	if (st.st_mode & S_IWOTH) {
+		snprintf(err, errlen, "%s %s: writable by others (mode %04o); chmod o-w it", what,
+			 file, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	if (is_key && (st.st_mode & S_IROTH))
+		log_warning("%s %s is readable by others (mode %04o): anyone on this machine can "
+			    "impersonate chatd; chmod o-r it",
+			    what, file, (unsigned)(st.st_mode & 07777));
+	return 0;
 }
 
 static SSL_CTX *
@@ -102,10 +137,14 @@ int
 tls_load(const struct settings *s, char *err, size_t errlen)
 {
 	const char *key = s->tls_key[0] ? s->tls_key : s->tls_cert;
+	const char *key_what = s->tls_key[0] ? "tls_key" : "tls_cert (its key)";
 	char subject[SUBJECT_MAX];
 	int64_t not_after;
 	SSL_CTX *ctx, *old;
 
+	if (check_file_mode("tls_cert", s->tls_cert, !s->tls_key[0], err, errlen) < 0 ||
+	    (s->tls_key[0] && check_file_mode("tls_key", key, true, err, errlen) < 0))
+		return -1;
 	ERR_clear_error();
 	if ((ctx = new_ctx(s)) == NULL)
 		return fail_file(err, errlen, "tls_cert", s->tls_cert);
@@ -116,8 +155,7 @@ tls_load(const struct settings *s, char *err, size_t errlen)
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		SSL_CTX_free(ctx);
-		return fail_file(err, errlen, s->tls_key[0] ? "tls_key" : "tls_cert (its key)",
-				 key);
+		return fail_file(err, errlen, key_what, key);
 	}
 	describe_cert(ctx, subject, sizeof(subject), &not_after);
 	pthread_mutex_lock(&ctx_lock);

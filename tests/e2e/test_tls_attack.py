@@ -1,0 +1,478 @@
+"""
+test_tls_attack.py - attacks on chatd's TLS listener, on loopback, bounded in
+count and time: handshakes stalled by the hundred, garbage, a huge
+ClientHello and plain HTTP on the TLS port, renegotiation on TLS 1.2, a
+member that never reads while a room floods, close_notify and half-closes
+in the middle of a line, certificate and key files swapped or loosened
+before a SIGHUP, and ways around plain_login = loopback.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from chatproto import Client, deadline_in, scaled, wait_until
+from conftest import CHATD_BIN, config_text, free_port
+from tlsfixtures import TestCA, tls_client, tls_login
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return TestCA(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def pair(ca):
+    return ca.server("server")
+
+
+@pytest.fixture
+def tls_chatd(chatd_factory, pair):
+    def make(**overrides):
+        settings = {"tls_cert": str(pair[0]), "tls_key": str(pair[1]), "tls_port": free_port()}
+        settings.update(overrides)
+        return chatd_factory(**settings)
+    return make
+
+
+def is_closed(sock):
+    """True once the peer closed (EOF or reset) with nothing unread; never
+    waits, and leaves what was sent to be read."""
+    try:
+        return sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def closed_without_reply(sock, timeout=5.0):
+    sock.settimeout(scaled(timeout))
+    got = b""
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return got
+            got += data
+    except ConnectionResetError:
+        return got
+    except socket.timeout:
+        raise AssertionError(f"still open after {timeout} s; got {got!r}") from None
+
+
+def logins_in_progress(chatd):
+    line = next(l for l in chatd.ctl_ok("status").splitlines() if l.startswith("logins:"))
+    return int(re.search(r"logins: (\d+)", line).group(1))
+
+
+def cpu_ticks(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+# ---- handshakes that never end ----
+
+def test_200_stalled_handshakes_keep_nobody_out_and_all_end(tls_chatd, ca):
+    """200 connections from 20 addresses open TLS and stall (half silent,
+    half with the start of a ClientHello): they count against
+    max_logins_per_address (the excess is dropped at once, oldest first) and
+    max_logins, a login from an address of its own gets in meanwhile, and
+    every one left is dropped at handshake_timeout."""
+    chatd = tls_chatd(handshake_timeout=3, max_logins=100, max_logins_per_address=8,
+                      login_timeout=30)
+    stalled = []
+    for a in range(20):
+        for i in range(10):
+            s = socket.socket()
+            s.bind((f"127.0.1.{a + 1}", 0))
+            s.connect(("127.0.0.1", chatd.tls_port))
+            if i % 2:
+                s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            stalled.append(s)
+    opened = time.monotonic()
+    # Per address at most 8 stay: the two oldest of each are dropped at once.
+    wait_until(lambda: sum(is_closed(s) for s in stalled) >= 40,
+               "the excess over max_logins_per_address dropped")
+    assert logins_in_progress(chatd) <= 100
+    alice = tls_login(chatd, ca, "alice", host="127.0.0.1")
+    alice.say("in while 200 stall")
+    # Everyone left goes at handshake_timeout, not login_timeout.
+    wait_until(lambda: all(is_closed(s) for s in stalled), "every stalled handshake dropped",
+               timeout=10)
+    assert time.monotonic() - opened < scaled(3 + 5)
+    for s in stalled:
+        s.close()
+    wait_until(lambda: logins_in_progress(chatd) == 0, "no login left")
+    # max_logins held 100 of them; alice's handshake took the place of one.
+    wait_until(lambda: chatd.log_text().count("TLS handshake took too long") == 99,
+               "the 99 left logged as timeouts")
+    alice.say("still here")
+
+
+def test_sigterm_does_not_wait_for_stalled_handshakes(tls_chatd):
+    """30 handshakes stalled mid-ClientHello with handshake_timeout far off:
+    SIGTERM ends chatd at once, exit 0."""
+    chatd = tls_chatd(handshake_timeout=60, max_logins_per_address=64)
+    stalled = []
+    for i in range(30):  # under max_clients_per_address (32), which they count against
+        s = socket.create_connection(("127.0.0.1", chatd.tls_port))
+        s.sendall(b"\x16\x03\x01\x02\x00\x01")
+        stalled.append(s)
+    wait_until(lambda: logins_in_progress(chatd) == 30, "all 30 in their handshake")
+    start = time.monotonic()
+    assert chatd.stop(timeout=10) == 0
+    assert time.monotonic() - start < scaled(5)
+    for s in stalled:
+        s.close()
+
+
+def test_stalled_handshakes_count_against_max_clients_per_address(tls_chatd):
+    """40 handshakes from one address with max_clients_per_address 32 (and
+    a login budget that would take them all): the 8 over it are closed at
+    once, with no plain ERR 503 inside what should be TLS."""
+    chatd = tls_chatd(max_clients_per_address=32, max_logins_per_address=64)
+    conns = [socket.create_connection(("127.0.0.1", chatd.tls_port)) for _ in range(40)]
+    wait_until(lambda: sum(is_closed(s) for s in conns) == 8, "8 refused")
+    assert logins_in_progress(chatd) == 32
+    refused = [s for s in conns if is_closed(s)]
+    for s in refused:
+        assert closed_without_reply(s) == b""
+    assert chatd.log_text().count("too many connections from your address") == 8
+    for s in conns:
+        s.close()
+
+
+# ---- not TLS, or too much of it ----
+
+@pytest.mark.parametrize("payload", [
+    b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    bytes(range(256)) * 4,
+    b"\x16\x03\x01\xff\xff" + b"\x01" * 4096,  # a record longer than TLS allows
+], ids=["http", "garbage", "overlong-record"])
+def test_not_tls_on_the_tls_port_is_closed_without_a_reply(tls_chatd, ca, payload):
+    chatd = tls_chatd()
+    with socket.create_connection(("127.0.0.1", chatd.tls_port)) as s:
+        s.sendall(payload)
+        got = closed_without_reply(s)
+    assert b"HELLO" not in got and b"HTTP" not in got and b"ERR" not in got
+    wait_until(lambda: "TLS handshake failed" in chatd.log_text(), "the failure logged")
+    tls_login(chatd, ca, "alice").say("still serving")
+
+
+def test_a_huge_client_hello_is_cut_short(tls_chatd, ca):
+    """A ClientHello that says it is 16 MiB long, sent in full-size records:
+    chatd gives up long before and does not grow by the amount."""
+    chatd = tls_chatd()
+    rss_before = rss_kib(chatd.pid)
+    with socket.create_connection(("127.0.0.1", chatd.tls_port)) as s:
+        s.settimeout(scaled(10))
+        header = b"\x01\xff\xff\xff\x03\x03" + os.urandom(32) + b"\x00"
+        first = header + b"\x00" * (16384 - len(header))
+        sent = 0
+        try:
+            s.sendall(b"\x16\x03\x01" + len(first).to_bytes(2, "big") + first)
+            sent += len(first)
+            chunk = b"\x16\x03\x03\x40\x00" + b"\x00" * 16384
+            while sent < 16 * 1048576:
+                s.sendall(chunk)
+                sent += 16384
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        closed_without_reply(s, timeout=10)
+    assert sent < 4 * 1048576, f"chatd read {sent} bytes of a ClientHello"
+    assert rss_kib(chatd.pid) - rss_before < 8192
+    wait_until(lambda: "TLS handshake failed" in chatd.log_text(), "the failure logged")
+    tls_login(chatd, ca, "alice").say("still serving")
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# ---- renegotiation ----
+
+def test_renegotiation_on_tls_1_2_is_refused(tls_chatd, ca):
+    """openssl s_client's "R" asks for a renegotiation on TLS 1.2: chatd
+    refuses it (no second handshake), and keeps serving everyone."""
+    chatd = tls_chatd()
+    bob = tls_login(chatd, ca, "bob")
+    proc = subprocess.Popen(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{chatd.tls_port}", "-tls1_2",
+         "-CAfile", str(ca.cert), "-servername", "localhost"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = []
+    reader = threading.Thread(target=lambda: out.extend(iter(proc.stdout.readline, b"")))
+    reader.start()
+    try:
+        wait_until(lambda: any(b"HELLO" in l for l in out), "s_client got HELLO")
+        proc.stdin.write(b"R\n")
+        proc.stdin.flush()
+        wait_until(lambda: proc.poll() is not None
+                   or any(re.search(rb"renegotiation|alert|error", l, re.I)
+                          for l in out if b"RENEGOTIATING" not in l), "the answer", timeout=10)
+        assert logins_in_progress(chatd) <= 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        reader.join()
+    text = b"".join(out).decode(errors="replace")
+    assert "RENEGOTIATING" in text
+    # chatd answers the second ClientHello with a no_renegotiation alert.
+    assert "no renegotiation" in text, text[-2000:]
+    assert text.count("New, TLSv1.2") == 1
+    bob.say("renegotiation did not hurt")
+
+
+# ---- a member that never reads ----
+
+def test_a_tls_member_that_never_reads_is_dropped_not_waited_for(tls_chatd, ca):
+    """Its socket fills, SSL_write says "again", its queue passes
+    send_queue_limit: it is dropped with overflow, and a reading member gets
+    every message meanwhile."""
+    chatd = tls_chatd(send_queue_limit=65536)
+    deaf = tls_login(chatd, ca, "deaf", rcvbuf=4096)
+    quick = tls_login(chatd, ca, "quick")
+    sender = tls_login(chatd, ca, "sender")
+    for c in (deaf, quick):
+        c.sync()
+    start = time.monotonic()
+    parted = False
+    for batch in range(100):  # at most 100 x 200 x 1 KiB: 20 MiB
+        for i in range(200):
+            sender.send_line(f"flood {batch}.{i} " + "z" * 1000)
+        oks = 0
+        while oks < 200:
+            oks += sender.read(timeout=30).tag == "OK"
+        got = 0
+        while got < 200:  # quick gets all of them meanwhile
+            line = quick.read(timeout=30)
+            if line.tag == "MSG" and line[2] == "sender":
+                assert line[3].startswith(f"flood {batch}.{got} ")
+                got += 1
+            elif line.tag == "PART" and "deaf" in line.raw:
+                assert "overflow" in line.raw
+                parted = True
+        if parted:
+            break
+    assert parted, "the deaf member was never dropped"
+    assert time.monotonic() - start < scaled(60)
+    wait_until(lambda: "overflow" in chatd.log_text(), "the overflow logged")
+    sender.say("after the flood")
+
+
+# ---- ends in the middle of a line ----
+
+@pytest.mark.parametrize("how", ["close_notify", "half_close", "garbage_record"])
+def test_an_end_in_the_middle_of_a_line_sends_nothing(tls_chatd, ca, how):
+    """A client ends its side (close_notify, a TCP half-close without one, or
+    a record that does not decrypt) after half a message: the half is not
+    sent, the session ends, and its thread does not spin."""
+    chatd = tls_chatd()
+    watcher = tls_login(chatd, ca, "watcher")
+    quitter = tls_login(chatd, ca, "quitter")
+    watcher.sync()
+    quitter.sync()
+    quitter.sock.sendall(b"half a messa")
+    if how == "close_notify":
+        raw = quitter.sock.unwrap()
+        raw.shutdown(socket.SHUT_WR)
+    elif how == "half_close":
+        quitter.sock.shutdown(socket.SHUT_WR)
+        raw = quitter.sock
+    else:  # a record no key decrypts, under the TLS layer
+        raw = socket.socket(fileno=os.dup(quitter.sock.fileno()))
+        raw.sendall(b"\x17\x03\x03\x00\x20" + os.urandom(32))
+    line = watcher.expect("PART")
+    assert "quitter" in line.raw
+    ticks = cpu_ticks(chatd.pid)
+    raw.settimeout(scaled(5))
+    try:
+        while raw.recv(4096):
+            pass
+    except (OSError, ssl.SSLError):
+        pass
+    watcher.say("after")
+    assert cpu_ticks(chatd.pid) - ticks < 50
+    data, _ = watcher.request("/history 5")
+    assert not any("half a messa" in l.raw for l in data)
+
+
+# ---- certificate and key files changed before a reload ----
+
+def live_pair(tmp_path, pair):
+    cert, key = tmp_path / "live.pem", tmp_path / "live.key"
+    cert.write_bytes(pair[0].read_bytes())
+    key.write_bytes(pair[1].read_bytes())
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+def reload_refused(chatd, count, why):
+    chatd.send_signal(signal.SIGHUP)
+    wait_until(lambda: chatd.log_text().count("keeping the TLS certificate loaded before")
+               >= count, "the refused pair logged")
+    last = [l for l in chatd.log_text().splitlines()
+            if "keeping the TLS certificate loaded before" in l][-1]
+    assert re.search(why, last, re.I), last
+
+
+def test_a_broken_pair_at_sighup_keeps_the_old_one(tls_chatd, ca, pair, tmp_path):
+    """A missing key, a key that does not match, a key of another type and a
+    certificate where the key should be: each logged with the file named, and
+    the old pair goes on serving."""
+    cert, key = live_pair(tmp_path, pair)
+    chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
+    alice = tls_login(chatd, ca, "alice")
+    good_key = key.read_bytes()
+
+    key.unlink()
+    reload_refused(chatd, 1, re.escape(str(key)))
+
+    _, other_key = ca.server("other")
+    key.write_bytes(other_key.read_bytes())
+    reload_refused(chatd, 2, re.escape(str(key)) + ".*(mismatch|values)")
+
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)],
+                   check=True, capture_output=True)
+    reload_refused(chatd, 3, re.escape(str(key)))
+
+    key.write_bytes(cert.read_bytes())
+    reload_refused(chatd, 4, re.escape(str(key)))
+
+    key.write_bytes(good_key)
+    cert.unlink()
+    reload_refused(chatd, 5, re.escape(str(cert)))
+
+    fresh = tls_client(chatd, ca, "fresh")
+    assert fresh.sock.getpeercert()["subject"] == ((("commonName", "localhost"),),)
+    fresh.expect_hello()
+    alice.say("nobody dropped")
+
+
+def test_a_key_others_can_write_is_refused_at_sighup(tls_chatd, ca, pair, tmp_path):
+    """tls_key swapped for a symbolic link to a file anyone may write (who
+    can write the key can put in their own pair): refused with the reason,
+    the old pair stays."""
+    cert, key = live_pair(tmp_path, pair)
+    chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
+    loose = tmp_path / "loose.key"
+    loose.write_bytes(key.read_bytes())
+    os.chmod(loose, 0o666)
+    key.unlink()
+    key.symlink_to(loose)
+    reload_refused(chatd, 1, "writable by others")
+    os.chmod(loose, 0o600)
+    chatd.send_signal(signal.SIGHUP)
+    wait_until(lambda: "TLS certificate loaded" in chatd.log_text(), "the fixed pair loaded")
+
+
+def test_a_fifo_for_a_key_does_not_block_the_reload(tls_chatd, ca, pair, tmp_path):
+    """A FIFO in the key's place would block the control thread in open():
+    refused as not a regular file, and chatctl still answers."""
+    cert, key = live_pair(tmp_path, pair)
+    chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
+    key.unlink()
+    os.mkfifo(key, 0o600)
+    reload_refused(chatd, 1, re.escape(str(key)) + ".*not a regular file")
+    assert "subject: CN=localhost" in chatd.ctl_ok("status")
+    tls_login(chatd, ca, "alice")
+
+
+def test_a_certificate_others_can_write_is_refused_at_sighup(tls_chatd, ca, pair, tmp_path):
+    cert, key = live_pair(tmp_path, pair)
+    chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
+    os.chmod(cert, 0o666)
+    reload_refused(chatd, 1, re.escape(str(cert)) + ".*writable by others")
+
+
+def test_a_key_others_can_read_is_warned_about(tls_chatd, ca, pair, tmp_path):
+    cert, key = live_pair(tmp_path, pair)
+    os.chmod(key, 0o644)
+    chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
+    wait_until(lambda: "readable by others" in chatd.log_text(), "the warning at start")
+    tls_login(chatd, ca, "alice")
+
+
+# ---- plain_login = loopback ----
+
+def refused_in_clear(port, host, first):
+    remote = Client("remote")
+    remote.connect(port, host=host)
+    try:
+        remote.expect_hello()
+        remote.send_line(first)
+        assert remote.expect("ERR")[0] == "426"
+        remote.read_until_closed()
+    finally:
+        remote.close()
+
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+                    reason="systemd-socket-activate is not installed")
+def test_plain_login_loopback_on_a_dual_stack_socket(chatd_factory, tmp_path, ca):
+    """systemd's [::] socket takes IPv4 too, as ::ffff:a.b.c.d: 127.0.0.1 so
+    is loopback, another address is not, whether it sends a name or RESUME
+    first (chatd's own "::" is IPv6 only)."""
+    helper = chatd_factory(start=False)  # for its chatctl and admin socket path
+    port, tls_port = free_port(), free_port()
+    cert, key = ca.server("dual")
+    state = tmp_path / "dual" / "state"
+    state.mkdir(parents=True)
+    config = tmp_path / "dual" / "chatd.conf"
+    config.write_text(config_text({
+        "state_dir": str(state), "admin_socket": str(helper.admin_socket), "hash_cost": 1,
+        "tls_cert": str(cert), "tls_key": str(key), "plain_login": "loopback"}))
+    with open(tmp_path / "dual" / "stderr", "w") as stderr:
+        proc = subprocess.Popen(
+            ["systemd-socket-activate", "-l", f"[::]:{port}", "-l", f"127.0.0.1:{tls_port}",
+             "-l", str(helper.admin_socket), "--fdname=listen:tls:admin", CHATD_BIN, "-c",
+             str(config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            local = Client("local")
+            deadline = deadline_in(10)
+            while True:
+                try:
+                    local.connect(port, host="127.0.0.1")
+                    break
+                except ConnectionRefusedError:  # still binding
+                    assert time.monotonic() < deadline, "never listened"
+                    time.sleep(0.02)
+            local.login("alice", "pw-alice")
+            local.close()
+            log = state / "chatd.log"
+            # (The [::] socket took IPv4: chatd names it 127.0.0.1, not ::ffff:127.0.0.1.)
+            addr = non_loopback_address()
+            if addr is not None:
+                for first in ("bob", "RESUME bob " + "0" * 64):
+                    refused_in_clear(port, addr, first)
+                assert f"refused a plain login from {addr}:" in log.read_text()
+            addr6 = non_loopback_address(socket.AF_INET6, "2001:db8::1")
+            if addr6 is not None:
+                refused_in_clear(port, addr6, "RESUME bob " + "0" * 64)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(scaled(10)) == 0
+
+
+def non_loopback_address(family=socket.AF_INET, far="192.0.2.1"):
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((far, 9))  # no packet is sent
+            addr = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if addr.startswith("127.") or addr in ("::1", "::") else addr
