@@ -184,6 +184,7 @@ room_logout(struct hub *h, struct client *c, enum part_reason why, const char *t
 void
 room_attach(struct hub *h, struct client *c)
 {
+	pthread_cond_init(&c->room.unclaimed, NULL);
 	pthread_mutex_lock(&h->lock);
 	outq_init(&c->room.inbox);
 	c->room.prev = NULL;
@@ -199,6 +200,7 @@ void
 room_detach(struct hub *h, struct client *c)
 {
 	pthread_mutex_lock(&h->lock);
+	claim_wait_locked(h, c);
 	/* In rooms still only at shutdown, which spares the survivors the notices. */
 	while (c->room.n_rooms > 0)
 		membership_remove_locked(h, c->room.rooms[0].room, c);
@@ -217,6 +219,7 @@ room_detach(struct hub *h, struct client *c)
 	if (--h->n_conns == 0)
 		pthread_cond_broadcast(&h->empty);
 	pthread_mutex_unlock(&h->lock);
+	pthread_cond_destroy(&c->room.unclaimed);
 }
 
 size_t

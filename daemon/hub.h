@@ -54,6 +54,8 @@
 #define WT_PIECES 512
 /* Pieces one write-through pass gathers for all its members, at most. */
 #define FLUSH_PIECES 8192
+/* Members a pass writes to before it lets them go (flush_pass). */
+#define FLUSH_CHUNK 32
 /*
  * One publication puts at most 1/PUBLISH_SHARE of the largest ring and of
  * the send queue limit in the rings (a longer batch goes in pieces), and
@@ -121,7 +123,8 @@ struct room {
 	struct client **members; /* sorted by name */
 	size_t n_members, cap_members;
 
-	bool dirty; /* on the hub's dirty list: its writers were not written yet */
+	bool dirty;        /* on the hub's dirty list: its writers were not written yet */
+	size_t flush_from; /* members before this were looked at by a pass (flush_collect_locked) */
 	struct room *dirty_next;
 	uint64_t piece_slots; /* scratch of room_publish_history */
 	struct room *touched_next;
@@ -154,8 +157,8 @@ struct hub {
 	 * are the flusher's, in the hub to spare the stack.
 	 */
 	bool flushing;
-	pthread_cond_t flushed; /* a pass ended: its members were let go (flush_finish_locked) */
-	size_t flush_waiters;   /* threads waiting for that (room_wake_up, room_publish_history) */
+	pthread_cond_t flushed; /* the flusher stopped (flush_locked) */
+	size_t flush_waiters;   /* threads waiting for that (room_publish_history) */
 	struct piece flush_pieces[FLUSH_PIECES];
 	struct flush_entry {
 		struct client *c;
@@ -241,6 +244,8 @@ void ring_push_event_locked(struct hub *h, struct room *r, const struct wire_eve
 void dirty_remove_locked(struct hub *h, struct room *r);
 void target_add_locked(struct hub *h, struct client *c);
 void wake_forget_locked(struct hub *h, struct client *c);
+/* Waits until no write-through pass has c claimed (fanout.c: flush_pass); lock held. */
+void claim_wait_locked(struct hub *h, struct client *c);
 void backed_up_set_locked(struct hub *h, struct client *c, bool now);
 void send_alone_locked(struct hub *h, struct client *c, const struct wire_event *ev);
 void salvage_answers_locked(struct hub *h, struct client *c, struct room *r);

@@ -356,6 +356,7 @@ membership_add_locked(struct room *r, struct client *c)
 		c->room.rooms = n;
 		c->room.cap_rooms = ncap;
 	}
+	r->flush_from = 0; /* the members move: a pass under way looks at all again */
 	if (client_insert(&r->members, &r->n_members, &r->cap_members, c) < 0)
 		return -1;
 	c->room.rooms[c->room.n_rooms++] = (struct membership){ .room = r, .cursor = r->head };
@@ -377,6 +378,7 @@ membership_remove_locked(struct hub *h, struct room *r, struct client *c)
 	memmove(m, m + 1, (size_t)(&c->room.rooms[c->room.n_rooms] - (m + 1)) * sizeof(*m));
 	c->room.n_rooms--;
 	client_remove(r->members, &r->n_members, c);
+	r->flush_from = 0;
 	if (r->n_members == 0)
 		r->empty_since_ms = time_now_ms();
 	if (c->room.current == r) {

@@ -18,8 +18,9 @@
  * - Owned by the client's own thread (no lock): name, in, out, unacked.
  *   Except: while room.write_rights is set (the thread sleeps,
  *   room_sleep), out and unacked belong to whoever holds the room lock,
- *   and writing to fd to the write-through flusher (without the lock,
- *   while room.claimed is set: fanout.c, flush_locked); the thread takes
+ *   and writing to fd to the write-through flusher that claimed it
+ *   (room.claimed; with the room lock dropped, but for the publisher of
+ *   stored messages: fanout.c, flush_pass); the thread takes
  *   them back with room_wake_up(), which waits for a claim to end, before
  *   it touches any of them.  name is written once by that thread before
  *   room_login() and read by others only under the room lock after that.
@@ -89,11 +90,13 @@ struct client {
 		int64_t joined_ms;          /* wall clock, when it logged in */
 		struct membership *rooms;   /* the rooms it is in, in the order joined */
 		size_t n_rooms, cap_rooms;
-		struct room *current; /* where its plain lines go; NULL: none */
-		bool sleeping;        /* on the sleepers or the writers list */
-		bool writer;          /* ... the writers list */
-		bool write_rights;    /* the hub may write out and the socket */
-		bool claimed;         /* a write-through pass writes to it unlocked */
+		struct room *current;     /* where its plain lines go; NULL: none */
+		bool sleeping;            /* on the sleepers or the writers list */
+		bool writer;              /* ... the writers list */
+		bool write_rights;        /* the hub may write out and the socket */
+		bool claimed;             /* a write-through pass writes to its socket */
+		bool claim_waiting;       /* its thread waits on unclaimed for that to end */
+		pthread_cond_t unclaimed; /* (room_attach and room_detach: init, destroy) */
 		struct client *sleep_prev, *sleep_next;
 		bool targeted; /* on the targets list */
 		struct client *target_next;

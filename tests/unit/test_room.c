@@ -568,9 +568,10 @@ test_admin_rooms(void **state)
  * (its pieces gathered, the lock dropped for the writev) waits for the
  * pass before it takes its write rights back: otherwise it would collect
  * what came next and could write it ahead of what the pass is about to
- * write.  The flush hook runs in that window: it publishes m2 (left for
- * the flusher's next pass: this thread is the flusher) and starts the
- * member's "thread", which must block until the pass has written m1.
+ * write.  zed's login publishes a JOIN, written through with the lock
+ * dropped; the flush hook runs in that window: it publishes m1 (left for
+ * the flusher's next pass: this thread is the flusher) and starts bob's
+ * "thread", which must block until the pass has written the JOIN.
  */
 static struct client *claimed_member;
 static atomic_bool claimed_woke;
@@ -590,7 +591,7 @@ claim_window(struct hub *h)
 {
 	struct history_entry e;
 	pthread_t t;
-	size_t waiters = 0;
+	bool waiting = false;
 	bool claimed;
 
 	h->flush_hook = NULL; /* the first pass only */
@@ -598,14 +599,14 @@ claim_window(struct hub *h)
 	claimed = claimed_member->room.claimed;
 	pthread_mutex_unlock(&h->lock);
 	assert_true(claimed);
-	record(&e, 2, 99, "lobby", "ann", 2);
+	record(&e, 1, 99, "lobby", "ann", 1);
 	room_publish_history(h, &e, 1);
 	history_entries_release(&e, 1);
 	assert_int_equal(pthread_create(&t, NULL, claimed_member_wakes, h), 0);
 	/* Until it waits for the pass, or (wrongly) got through without. */
-	while (waiters == 0 && !atomic_load(&claimed_woke)) {
+	while (!waiting && !atomic_load(&claimed_woke)) {
 		pthread_mutex_lock(&h->lock);
-		waiters = h->flush_waiters;
+		waiting = claimed_member->room.claim_waiting;
 		pthread_mutex_unlock(&h->lock);
 		sched_yield();
 	}
@@ -617,21 +618,26 @@ static void
 test_waking_member_waits_for_the_pass_that_claimed_it(void **state)
 {
 	struct hub *h = hub_new(wire_formats);
-	struct history_entry e;
-	int peer;
+	struct client *zed;
+	int peer, zed_peer;
+	size_t len;
+	char *got, *msg;
 
 	(void)state;
 	assert_non_null(h);
 	atomic_init(&claimed_woke, false);
 	claimed_member = member(h, "bob", 1, &peer);
 	h->flush_hook = claim_window;
-	record(&e, 1, 99, "lobby", "ann", 1);
-	room_publish_history(h, &e, 1);
-	history_entries_release(&e, 1);
+	zed = member_login(h, "zed", 2, &zed_peer);
 	while (!atomic_load(&claimed_woke))
 		sched_yield();
-	expect_lines(peer, "MSG lobby 1 " TS " ann m1\n"
-			   "MSG lobby 2 " TS " ann m2\n");
+	got = read_all(peer, &len);
+	msg = strstr(got, "MSG lobby 1 " TS " ann m1\n");
+	assert_true(strncmp(got, "JOIN lobby ", 11) == 0 && strstr(got, " zed\n") != NULL);
+	assert_non_null(msg);
+	assert_true(msg > strstr(got, " zed\n")); /* the JOIN first, as published */
+	free(got);
+	member_free(h, zed, zed_peer);
 	member_free(h, claimed_member, peer);
 	hub_free(h);
 }
