@@ -728,24 +728,18 @@ client_main(void *arg)
 	session_thread_enter(c);
 	snprintf(st.text, sizeof(st.text), "%s", part_reason_text(PART_LOST));
 	log_info("connection from %s%s", c->addr_str, c->is_tls ? " (TLS)" : "");
-	if (c->is_tls && handshake(c, &st) < 0) {
-		/* No BYE: nothing can be said before the handshake. */
-		log_departure(c, st.why, st.text);
-		session_tls_free(c);
-		peers_close(&c->addr, c->fd);
-		room_detach(c->srv->hub, c);
-		session_thread_leave(c);
-		client_unref(c);
-		return NULL;
-	}
-	if (login_run(c, &registered, &st.why, st.text, sizeof(st.text)) == 0) {
+	/* After a failed handshake, no BYE: nothing can be said before it. */
+	bool shook = !c->is_tls || handshake(c, &st) == 0;
+
+	if (shook && login_run(c, &registered, &st.why, st.text, sizeof(st.text)) == 0) {
 		if (send_welcome(c, registered) == 0)
 			serve(c, &st);
 		else if (room_closing(c->srv->hub))
 			st.why = PART_SHUTDOWN;
 		room_logout(c->srv->hub, c, st.why, st.text);
 	}
-	say_bye(c, st.why, st.text);
+	if (shook)
+		say_bye(c, st.why, st.text);
 	log_departure(c, st.why, st.text);
 	session_tls_free(c);
 	peers_close(&c->addr, c->fd);
