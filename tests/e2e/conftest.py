@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from chatproto import Client, deadline_in, scaled
+from tlsfixtures import TestCA
 
 # Absolute: chatd runs in each test's own directory.
 CHATD_BIN = os.path.abspath(os.environ.get("CHATD_BIN", "/work/main/build-e/chatd"))
@@ -343,6 +344,28 @@ def chatd_factory(tmp_path):
         shutil.rmtree(admin_dir, ignore_errors=True)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+
+# TLS: a test CA (tlsfixtures.TestCA) per module, its server pair, and
+# tls_chatd(**settings), a chatd with a TLS port; test_client_tls.py has its own.
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return TestCA(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def pair(ca):
+    return ca.server("server")
+
+
+@pytest.fixture
+def tls_chatd(chatd_factory, pair):
+    def make(**overrides):
+        settings = {"tls_cert": str(pair[0]), "tls_key": str(pair[1]), "tls_port": free_port()}
+        settings.update(overrides)
+        return chatd_factory(**settings)
+    return make
 
 
 @pytest.fixture

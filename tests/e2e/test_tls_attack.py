@@ -21,26 +21,8 @@ import pytest
 
 from chatproto import Client, deadline_in, scaled, wait_until
 from conftest import CHATD_BIN, config_text, free_port
-from tlsfixtures import TestCA, tls_client, tls_login
+from tlsfixtures import tls_client, tls_login
 
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return TestCA(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(scope="module")
-def pair(ca):
-    return ca.server("server")
-
-
-@pytest.fixture
-def tls_chatd(chatd_factory, pair):
-    def make(**overrides):
-        settings = {"tls_cert": str(pair[0]), "tls_key": str(pair[1]), "tls_port": free_port()}
-        settings.update(overrides)
-        return chatd_factory(**settings)
-    return make
 
 
 def is_closed(sock):

@@ -18,26 +18,8 @@ import pytest
 
 from chatproto import Client, Closed, deadline_in, scaled, wait_until
 from conftest import SANITIZE, free_port
-from tlsfixtures import TLSClient, TestCA, tls_client, tls_login
+from tlsfixtures import TLSClient, tls_client, tls_login
 
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return TestCA(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(scope="module")
-def pair(ca):
-    return ca.server("server")
-
-
-@pytest.fixture
-def tls_chatd(chatd_factory, pair):
-    def make(**overrides):
-        settings = {"tls_cert": str(pair[0]), "tls_key": str(pair[1]), "tls_port": free_port()}
-        settings.update(overrides)
-        return chatd_factory(**settings)
-    return make
 
 
 def closed_without_reply(sock, timeout=5.0):
