@@ -24,8 +24,9 @@
  * with history_sync_ms), the history's commit thread (publication), the
  * control thread (through room.c and hub.c); all under the room lock but
  * for room_backed_up() and room_backlog_limits(), which take none, and
- * the write-through's writev()s, which the flusher makes with the lock
- * dropped to the members it claimed (flush_locked).
+ * the write-through's writev()s to the members a flusher claimed, which
+ * it makes with the lock dropped unless it publishes stored messages
+ * (flush_pass).
  */
 #include <pthread.h>
 #include <stdatomic.h>

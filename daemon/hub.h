@@ -153,7 +153,8 @@ struct hub {
 	struct client *targets;  /* to wake though nothing was published */
 	/*
 	 * Write-through (fanout.c: flush_locked): one thread at a time, the
-	 * flusher, gathers under the lock and writes without it.  The buffers
+	 * flusher, gathers under the lock and writes (without it, but for the
+	 * publisher of stored messages: flush_pass).  The buffers
 	 * are the flusher's, in the hub to spare the stack.
 	 */
 	bool flushing;
