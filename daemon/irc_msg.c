@@ -125,8 +125,9 @@ parse_tags(char *p, struct irc_msg *m)
 		} else {
 			value = item + strlen(item); /* the key's own NUL: "" */
 		}
+		/* A key that breaks the rules is dropped, not the line (message-tags). */
 		if (!tag_key_valid(item))
-			return false;
+			continue;
 
 		size_t i;
 

@@ -48,9 +48,10 @@ enum irc_parse_result {
  * writable (a NUL goes there), as it is for a line from linebuf_next().
  *
  * IRC_PARSE_BAD: a NUL, CR (other than the last byte) or LF inside the
- * line; tags or a source but no command; an invalid tag key (one that is
- * not [+][vendor/]name, vendor of letters, digits, '-' and '.', name of
- * letters, digits and '-'); more than IRC_TAGS_N distinct tag keys.
+ * line; tags or a source but no command; more than IRC_TAGS_N distinct
+ * tag keys.  A tag whose key is invalid (not [+][vendor/]name, vendor of
+ * letters, digits, '-' and '.', name of letters, digits and '-') is
+ * dropped, the line kept (message-tags: a bad key never costs the message).
  * Whitespace-only: IRC_PARSE_EMPTY.  The tags part is what follows a '@'
  * at the very start up to the first space; the body is everything after
  * that space (the whole line without tags).  Empty items in the tags part

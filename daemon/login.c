@@ -41,14 +41,25 @@ ask_password(struct login *lg, const char *name)
 	struct client *c = lg->auth.c;
 	char canonical[NAME_MAX_LEN + 1];
 
+	const struct settings *s = settings_get();
+
 	lg->known = auth_known(&lg->auth, name, canonical);
-	if (!lg->known && !settings_get()->registration)
+	if (!lg->known && !s->registration && !s->guests)
 		return client_reply_err(c, ERR_REGISTRATION_CLOSED,
 					"no user %s, and registration is closed", name);
 	snprintf(c->name, sizeof(c->name), "%s", lg->known ? canonical : name);
 	lg->have_name = true;
 	if (lg->known)
 		return client_reply(c, "PASS known %s password for %s", c->name, c->name);
+	if (!s->registration)
+		return client_reply(c,
+				    "PASS guest %s no user %s: an empty line comes in as a guest",
+				    c->name, c->name);
+	if (s->guests)
+		return client_reply(c,
+				    "PASS new %s choose a password to register %s, or send an "
+				    "empty line to come in as a guest",
+				    c->name, c->name);
 	return client_reply(c, "PASS new %s choose a password to register %s", c->name, c->name);
 }
 
@@ -231,12 +242,38 @@ login_start(struct login *lg, struct client *c)
 	auth_start(&lg->auth, c);
 }
 
+/*
+ * An empty password for a name nobody registered, with guests on: in as a
+ * guest, unless a guest of that name is online (ERR 409, a name again).
+ */
+static int
+guest_login(struct login *lg)
+{
+	struct client *c = lg->auth.c;
+	char canonical[NAME_MAX_LEN + 1], away[8];
+	bool guest;
+
+	if (room_presence(c->srv->hub, c->name, canonical, away, sizeof(away), &guest)) {
+		lg->have_name = false;
+		return client_reply_err(c, ERR_NAME_TAKEN, "%s is online; choose another name",
+					canonical);
+	}
+	c->room.guest = true; /* not online yet: nobody else reads it before room_login() */
+	log_info("login %s from %s as a guest", c->name, c->addr_str);
+	lg->ok = lg->done = true;
+	return 0;
+}
+
 int
 login_step(struct login *lg, enum client_read r, char *line, size_t len)
 {
 	int rc;
 
-	if (!line_arrived(lg, r) || len == 0)
+	if (!line_arrived(lg, r))
+		return 0;
+	if (len == 0 && lg->have_name && !lg->known && settings_get()->guests)
+		return guest_login(lg);
+	if (len == 0)
 		return 0;
 	if (!lg->have_name && auth_plain_refused(lg->auth.c, lg->auth.c->srv->tls_port)) {
 		explicit_bzero(line, len);
