@@ -22,6 +22,8 @@
 #include "wire.h"
 
 #define HOST "chatd"
+/* Targets one PRIVMSG or NOTICE may name (005 TARGMAX): one line costs one token. */
+#define MAX_TARGETS 4
 /* Names per RPL_NAMREPLY line: 33 bytes each keeps it within 512. */
 #define NAMES_PER_LINE 12
 

@@ -385,10 +385,12 @@ irc_isupport(struct client *c)
 		    REASON_TEXT_MAX, s->max_rooms_per_user, ROOM_NAME_MAX + 1,
 		    s->history_memory) < 0)
 		return -1;
-	return irc_num(c, "005",
-		       "LINELEN=512 MODES=1 MSGREFTYPES=msgid,timestamp NETWORK=chatd NICKLEN=%d "
-		       "PREFIX=() TOPICLEN=%zu UTF8ONLY :are supported by this server",
-		       NAME_MAX_LEN, room_topic_limit());
+	return irc_num(
+		c, "005",
+		"LINELEN=512 MODES=1 MSGREFTYPES=msgid,timestamp NETWORK=chatd NICKLEN=%d "
+		"PREFIX=() TARGMAX=PRIVMSG:4,NOTICE:4 TOPICLEN=%zu UTF8ONLY :are supported by "
+		"this server",
+		NAME_MAX_LEN, room_topic_limit());
 }
 
 int
