@@ -183,6 +183,7 @@ class IRCClient:
         self.server_caps = {}       # from CAP LS: name -> value or None
         self.isupport = {}
         self.welcome = []           # registration lines up to 001, and after (sync)
+        self.sasl_lines = []        # the answer to the last AUTHENTICATE exchange
         self.closed = False
 
     def __repr__(self):
@@ -417,7 +418,9 @@ class IRCClient:
         self.expect("AUTHENTICATE", lambda m: m.params == ["+"], timeout)
         for chunk in b64_chunks(plain_payload(authcid, password, authzid)):
             self.send(f"AUTHENTICATE {chunk}")
-        return self.expect(("903", "904", "905", "906", "907", "908"), None, timeout)
+        # 900 (logged in) and the like come first: consumed here, kept in sasl_lines.
+        self.sasl_lines = self.until(("903", "904", "905", "906", "907"), None, timeout)
+        return self.sasl_lines[-1]
 
     # --- registration ---
 

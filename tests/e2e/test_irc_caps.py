@@ -58,8 +58,8 @@ def test_cap_ls_lines_fit_and_continue_with_a_star(irc_chatd):
 def test_cap_req_ack_and_list(irc_chatd):
     c = irc_chatd().irc_connect()
     c.cap_ls()
-    assert c.cap_req(["server-time", "echo-message"]) == \
-        ("ACK", ["server-time", "echo-message"])
+    verb, named = c.cap_req(["server-time", "echo-message"])
+    assert verb == "ACK" and sorted(named) == ["echo-message", "server-time"], named
     c.send("CAP LIST")
     listed = c.expect("CAP", lambda m: m.param(1) == "LIST")
     assert {"server-time", "echo-message"} <= set(listed.last.split()), listed.raw

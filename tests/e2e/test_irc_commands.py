@@ -44,7 +44,7 @@ def test_join_makes_a_room_and_others_see_it(pair):
     assert names_of(bob_lines, "#dev") == ["alice", "bob"]
     seen = alice.expect("JOIN", lambda m: m.nick == "bob")
     assert seen.params == ["#dev"] and seen.source == "bob!bob@chatd"
-    assert "#dev" in chatd.ctl_ok("room", "list")
+    assert "dev" in [row.split()[0] for row in chatd.ctl_ok("room", "list").splitlines()]
 
 
 def test_join_a_comma_list(pair):
@@ -79,7 +79,7 @@ def test_join_0_parts_every_channel(pair):
     bob.expect("PART", lambda m: m.nick == "alice" and m.params[0] == "#dev")
 
 
-@pytest.mark.parametrize("channel", ["#bad!name", "#a b", "#" + "x" * 33, "dev", "#"])
+@pytest.mark.parametrize("channel", ["#bad!name", "#" + "x" * 33, "dev", "#", "#-dash"])
 def test_join_a_bad_name_is_refused(pair, channel):
     _, alice, _ = pair
     alice.send(f"JOIN {channel}")
@@ -291,11 +291,15 @@ def test_overlong_line_is_417_and_the_connection_stays(pair):
 
 
 def test_a_line_of_512_bytes_is_accepted(pair):
+    """510 bytes and CR LF: no 417.  Relayed with a source it would pass 512
+    bytes: the server may cut the text (the client checks every line's size)."""
     _, alice, bob = pair
     head = "PRIVMSG #lobby :"
     text = "y" * (510 - len(head))
     alice.send(head + text)
-    assert bob.expect("PRIVMSG").last == text
+    got = bob.expect("PRIVMSG")
+    assert text.startswith(got.last) and len(got.last) > 400, got.raw
+    assert not [m for m in alice.sync() if m.command == "417"]
 
 
 # --- PING, QUIT, MOTD, unknown ---

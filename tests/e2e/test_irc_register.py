@@ -196,8 +196,8 @@ def test_pass_for_an_unknown_nick_while_registration_is_closed(irc_chatd):
     c = chatd.irc_connect()
     final = c.register("carol", password="pw-carol")
     assert final.command != "001", final.raw
-    rest = c.expect_closed()
-    assert commands(rest)[-1:] == ["ERROR"], rest
+    lines = [final] + c.expect_closed()
+    assert commands(lines)[-1:] == ["ERROR"], lines
 
 
 def test_registered_nick_without_password_is_464_then_error(irc_chatd):
@@ -413,3 +413,32 @@ def test_a_second_login_replaces_the_first_session(irc_chatd):
     # bob sees alice go and come back in #lobby.
     watcher.expect("QUIT", lambda m: m.nick == "alice")
     watcher.expect("JOIN", lambda m: m.nick == "alice" and m.params[0] == "#lobby")
+
+
+# --- TLS, plain_login ---
+
+def tls_settings(pair):
+    from conftest import free_port
+    return {"tls_cert": str(pair[0]), "tls_key": str(pair[1]), "tls_port": free_port(),
+            "irc_tls_port": free_port()}
+
+
+def test_registration_over_tls(irc_chatd, ca, pair):
+    chatd = irc_chatd(**tls_settings(pair))
+    chatd.add_user("alice")
+    c = chatd.irc_connect("tls", tls=True, cafile=str(ca.cert))
+    assert c.register("alice", password="pw-alice", sasl=True).command == "001"
+    plain = chatd.irc_connect("plain")   # loopback: plain_login's default lets it in
+    assert plain.register("bob", password="pw-bob", sasl=True).command == "001"
+
+
+def test_plain_login_deny_refuses_passwords_on_the_plain_port(irc_chatd, pair):
+    settings = tls_settings(pair)
+    chatd = irc_chatd(plain_login="deny", **settings)
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    c.send_raw(b"PASS pw-alice\r\nNICK alice\r\nUSER alice 0 * :x\r\n")
+    lines = c.expect_closed()
+    assert "001" not in commands(lines), lines
+    said = " ".join(m.last or "" for m in lines)
+    assert str(chatd.irc_tls_port) in said, lines
