@@ -22,7 +22,7 @@ const struct admin_cmd admin_commands[ADMIN_CMD_COUNT] = {
 			   "version, pid, uptime, listening address or paused, clients, rooms, "
 			   "messages, history, config file" },
 	[ADMIN_USERS] = { ADMIN_USERS, "users", NULL, ARGS_NONE,
-			  "who is online, from which address, since when" },
+			  "who is online, from which address, since when, on which protocol" },
 	[ADMIN_STOP] = { ADMIN_STOP, "stop", NULL, ARGS_NONE,
 			 "shut chatd down as SIGTERM does: clients get BYE, the history is synced" },
 	[ADMIN_PAUSE] = { ADMIN_PAUSE, "pause", NULL, ARGS_NONE,

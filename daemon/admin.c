@@ -186,7 +186,8 @@ admin_cmd_users(struct admin_conn *ac, const struct admin_request *req)
 		char since[TIME_RFC3339_LEN + 1];
 
 		time_format_ms(since, m[i].joined_ms);
-		admin_data(ac, "%s %s %s", m[i].name, m[i].addr, since);
+		admin_data(ac, "%s %s %s %s%s%s", m[i].name, m[i].addr, since, m[i].protocol,
+			   m[i].tls ? "+tls" : "", m[i].guest ? " guest" : "");
 	}
 	free(m);
 	admin_ok(ac, "%zu online", n);

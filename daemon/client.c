@@ -44,6 +44,7 @@
 #include "config.h"
 #include "peers.h"
 #include "history.h"
+#include "irc.h"
 #include "log.h"
 #include "login.h"
 #include "room.h"
@@ -51,6 +52,7 @@
 #include "threadstack.h"
 #include "timefmt.h"
 #include "utf8.h"
+#include "wire.h"
 
 /* Lines handled per turn of the loop, so output keeps flowing under a flood. */
 #define LINES_PER_TURN 64
@@ -71,18 +73,6 @@
 /* How long a BYE may take to leave, and how long we wait for the peer's close. */
 #define BYE_FLUSH_MS 1000
 #define BYE_LINGER_MS 500
-
-struct session_state {
-	char *held; /* a command waiting for earlier messages' answers */
-	size_t held_len;
-	bool more_input;      /* lines may be buffered: do not sleep */
-	bool eof;             /* the peer closed its side */
-	bool went_deep;       /* logged in or ran a command since the last sleep */
-	bool held_back;       /* input stopped by sender_held_back() */
-	int64_t last_post_ms; /* when it last sent a room message (monotonic) */
-	enum part_reason why;
-	char text[256];
-};
 
 /* ---- small I/O helpers ---- */
 
@@ -337,20 +327,21 @@ client_push_join(struct client *c, struct room_join_reply *rep, bool topic_first
 }
 
 /*
- * WELCOME, USERS, TOPIC (if any), the replayed history of the default
- * room and OK: the reply to the password.
+ * The client is who it says: it takes a max_clients slot (or ERR 503,
+ * peers.h), goes online in the default room and is greeted in its
+ * protocol.
  */
 static int
-send_welcome(struct client *c, bool registered)
+go_online(struct client *c, bool registered)
 {
 	const struct settings *s = settings_get();
 	struct room_join_reply rep = { 0 };
 
-	/* Logged in now: a max_clients slot, or ERR 503 (peers.h). */
-	if (!peers_logged_in(&c->addr, c->fd, s->max_clients, !c->is_tls)) {
-		/* The plain refusal went out from peers.c; TLS needs the session. */
-		if (c->is_tls && client_reply_err(c, ERR_UNAVAILABLE, "server is full (%d clients)",
-						  s->max_clients) == 0)
+	if (!peers_logged_in(&c->addr, c->fd, s->max_clients,
+			     !c->is_tls && c->fe == &native_frontend)) {
+		/* The plain native refusal went out from peers.c; the rest need the session. */
+		if ((c->is_tls || c->fe != &native_frontend) &&
+		    c->fe->refuse(c, "server is full") == 0)
 			flush_out(c);
 		return -1;
 	}
@@ -358,26 +349,56 @@ send_welcome(struct client *c, bool registered)
 		room_join_reply_release(&rep);
 		return -1;
 	}
-	if (client_reply(c, "WELCOME %s %s", c->name, registered ? "registered" : "welcome back") <
-		    0 ||
-	    client_push_join(c, &rep, false) < 0)
+	return c->fe->welcome(c, registered, &rep);
+}
+
+/* The native greeting: WELCOME, USERS, TOPIC (if any), the default room's replay and OK. */
+static int
+native_welcome(struct client *c, bool registered, struct room_join_reply *rep)
+{
+	const char *how = c->room.guest ? "guest" : registered ? "registered" : "welcome back";
+
+	if (client_reply(c, "WELCOME %s %s", c->name, how) < 0 ||
+	    client_push_join(c, rep, false) < 0)
 		return -1;
 	return client_reply(c, "OK - logged in as %s", c->name);
+}
+
+static int
+native_refuse(struct client *c, const char *why)
+{
+	return client_reply_err(c, ERR_UNAVAILABLE, "%s (%d clients)", why,
+				settings_get()->max_clients);
+}
+
+int
+client_store(struct client *c, const char *room, const char *text, size_t len,
+	     enum room_result *res)
+{
+	char spelled[ROOM_NAME_MAX + 1];
+
+	if ((*res = room_target(c->srv->hub, c, room, spelled)) != ROOM_DONE)
+		return 1;
+	if (history_append(c->srv->history, c->id, spelled, HK_MSG, c->name, text, len) < 0) {
+		*res = ROOM_NO_MEMORY;
+		return 1;
+	}
+	c->unacked++;
+	return 0;
 }
 
 int
 client_post(struct client *c, const char *room, const char *text, size_t len)
 {
-	char spelled[ROOM_NAME_MAX + 1], why[128];
-	enum room_result res = room_target(c->srv->hub, c, room, spelled);
+	char why[128];
+	enum room_result res;
 
-	if (res != ROOM_DONE)
-		return client_reply_err(c, room_result_code(res), "%s",
-					room_result_text(res, room, why, sizeof(why)));
-	if (history_append(c->srv->history, c->id, spelled, HK_MSG, c->name, text, len) < 0)
+	if (client_store(c, room, text, len, &res) == 0)
+		return 0;
+	if (res == ROOM_NO_MEMORY)
 		return client_reply_err(c, ERR_INTERNAL, "out of memory, message not sent");
-	c->unacked++;
-	return 0;
+	return client_reply_err(c, room_result_code(res), "%s",
+				room_result_text(res, room, why, sizeof(why)));
 }
 
 /* A plain line: a message to the current room.  Its answer comes back through the room. */
@@ -424,8 +445,9 @@ sender_held_back(struct client *c, const struct session_state *st)
 }
 
 static bool
-is_command(const char *line)
+is_command(const char *line, size_t len)
 {
+	(void)len;
 	return line[0] == '/' && line[1] != '/';
 }
 
@@ -442,9 +464,15 @@ collect(struct client *c, struct session_state *st)
 	return rc;
 }
 
-/* One request line: returns 0 to go on, -1 when the session ends. */
+int
+client_collect(struct client *c, struct session_state *st)
+{
+	return collect(c, st);
+}
+
+/* One native request line: returns 0 to go on, -1 when the session ends. */
 static int
-handle_request(struct client *c, struct session_state *st, char *line, size_t len)
+native_request(struct client *c, struct session_state *st, char *line, size_t len)
 {
 	enum text_check tc = text_check(line, len);
 
@@ -452,7 +480,7 @@ handle_request(struct client *c, struct session_state *st, char *line, size_t le
 		return client_reply_err(c, ERR_BAD_TEXT, "%s: not sent", text_check_str(tc)) < 0
 			       ? -1
 			       : 0;
-	if (!is_command(line)) {
+	if (!is_command(line, len)) {
 		st->last_post_ms = time_mono_ms();
 		return post_message(c, line, len) < 0 ? -1 : 0;
 	}
@@ -488,6 +516,7 @@ handle_input(struct client *c, struct session_state *st)
 {
 	st->more_input = false;
 	st->held_back = false;
+	st->flood_ms = 0;
 	for (int i = 0; i < LINES_PER_TURN; i++) {
 		char *line;
 		size_t len;
@@ -505,25 +534,25 @@ handle_input(struct client *c, struct session_state *st)
 				st->held_back = true;
 				return 0;
 			}
+			if (c->fe->line_wait != NULL && (st->flood_ms = c->fe->line_wait(c)) > 0)
+				return 0;
 			r = linebuf_next(&c->in, &line, &len);
 			if (r == LB_NONE)
 				return 0;
 			if (r == LB_OVERLONG) {
-				if (client_reply_err(c, ERR_TOO_LONG,
-						     "line longer than %zu bytes: dropped",
-						     c->in.max_line) < 0)
+				if (c->fe->overlong(c) < 0)
 					return -1;
 				continue;
 			}
 			if (len == 0)
 				continue;
-			if (is_command(line) && c->unacked > 0) {
+			if (c->fe->in_order(line, len) && c->unacked > 0) {
 				st->held = line;
 				st->held_len = len;
 				return 0;
 			}
 		}
-		if (handle_request(c, st, line, len) < 0)
+		if (c->fe->request(c, st, line, len) < 0)
 			return -1;
 	}
 	st->more_input = true;
@@ -555,7 +584,7 @@ static int
 await_client_work(struct client *c, struct session_state *st)
 {
 	bool held_back = st->held_back && sender_held_back(c, st);
-	bool want_input = st->held == NULL && !st->eof && !held_back;
+	bool want_input = st->held == NULL && !st->eof && !held_back && st->flood_ms == 0;
 	int timeout;
 
 	/* Answers came: lines held back may be buffered already. */
@@ -591,6 +620,9 @@ await_client_work(struct client *c, struct session_state *st)
 		return 0;
 	if (held_back && (timeout < 0 || timeout > HELD_BACK_GAP_MS))
 		timeout = HELD_BACK_GAP_MS;
+	/* Flood control: the input waits until the front-end takes lines again. */
+	if (st->flood_ms > 0 && (timeout < 0 || timeout > st->flood_ms))
+		timeout = (int)st->flood_ms;
 	/*
 	 * An idle client sleeps for most of its life: the stack pages its
 	 * login or a command (a password hash, a log line) touched go back.
@@ -650,7 +682,7 @@ say_bye(struct client *c, enum part_reason why, const char *text)
 	 */
 	if (why == PART_LOST || (why == PART_OVERFLOW && !outq_empty(&c->out)))
 		return;
-	client_reply(c, "BYE %s %s", part_reason_name(why), text);
+	c->fe->bye(c, why, text);
 	while (!outq_empty(&c->out) && time_mono_ms() < deadline) {
 		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
 
@@ -718,6 +750,36 @@ handshake(struct client *c, struct session_state *st)
 	return -1;
 }
 
+static void
+native_bye(struct client *c, enum part_reason why, const char *text)
+{
+	client_reply(c, "BYE %s %s", part_reason_name(why), text);
+}
+
+static int
+native_overlong(struct client *c)
+{
+	return client_reply_err(c, ERR_TOO_LONG, "line longer than %zu bytes: dropped",
+				c->in.max_line);
+}
+
+static int
+native_login(struct client *c, bool *registered, struct session_state *st)
+{
+	return login_run(c, registered, &st->why, st->text, sizeof(st->text));
+}
+
+const struct frontend native_frontend = {
+	.name = "line",
+	.login = native_login,
+	.welcome = native_welcome,
+	.refuse = native_refuse,
+	.in_order = is_command,
+	.request = native_request,
+	.overlong = native_overlong,
+	.bye = native_bye,
+};
+
 static void *
 client_main(void *arg)
 {
@@ -731,8 +793,8 @@ client_main(void *arg)
 	/* After a failed handshake, no BYE: nothing can be said before it. */
 	bool shook = !c->is_tls || handshake(c, &st) == 0;
 
-	if (shook && login_run(c, &registered, &st.why, st.text, sizeof(st.text)) == 0) {
-		if (send_welcome(c, registered) == 0)
+	if (shook && c->fe->login(c, &registered, &st) == 0) {
+		if (go_online(c, registered) == 0)
 			serve(c, &st);
 		else if (room_closing(c->srv->hub))
 			st.why = PART_SHUTDOWN;
@@ -741,6 +803,8 @@ client_main(void *arg)
 	if (shook)
 		say_bye(c, st.why, st.text);
 	log_departure(c, st.why, st.text);
+	if (c->fe->end != NULL)
+		c->fe->end(c);
 	session_tls_free(c);
 	peers_close(&c->addr, c->fd);
 	room_detach(c->srv->hub, c);
@@ -752,24 +816,27 @@ client_main(void *arg)
 /* ---- creation ---- */
 
 static struct client *
-client_new(struct server *srv, int fd, const struct sockaddr_storage *addr, bool tls)
+client_new(struct server *srv, int fd, const struct sockaddr_storage *addr, bool tls, bool irc)
 {
 	char addr_str[ADDR_STR_MAX];
 	struct client *c;
 
 	peers_format(addr, addr_str, sizeof(addr_str));
 	c = session_new(atomic_fetch_add(&srv->next_client_id, 1) + 1, fd, addr, addr_str,
-			(size_t)settings_get()->max_line, tls);
-	if (c != NULL)
+			irc ? IRC_LINE_MAX : (size_t)settings_get()->max_line, tls);
+	if (c != NULL) {
 		c->srv = srv;
+		c->fe = irc ? &irc_frontend : &native_frontend;
+		c->wire = irc ? WIRE_IRC : WIRE_LINE;
+	}
 	return c;
 }
 
 int
-client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr, bool tls)
+client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr, bool tls, bool irc)
 {
 	const struct settings *s = settings_get();
-	struct client *c = client_new(srv, fd, addr, tls);
+	struct client *c = client_new(srv, fd, addr, tls, irc);
 	pthread_attr_t attr;
 	pthread_t tid;
 	int err;

@@ -1,8 +1,11 @@
 /*
  * client.h - the thread that serves one connection from greeting to BYE
- * (the lab's user_thread), and the small I/O helpers its parts share:
- * login.c runs the login dialogue in it, commands.c the slash commands.
- * Everything here runs in the client's own thread unless said otherwise.
+ * (the lab's user_thread), and the small I/O helpers its parts share.
+ * The thread's loop is the same for every protocol; what a protocol says
+ * is its front-end's (struct frontend): the native line protocol's
+ * (native_frontend: login.c runs the login dialogue, commands.c the slash
+ * commands) or the IRC gateway's (irc_frontend, irc.h).  Everything here
+ * runs in the client's own thread unless said otherwise.
  */
 #ifndef CHATD_CLIENT_H
 #define CHATD_CLIENT_H
@@ -12,17 +15,63 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "proto.h"
+#include "room.h"
 #include "session.h"
 
 struct server;
 struct history_entry;
+
+/* The serving loop's state, which a front-end's request may change (why, text: the end). */
+struct session_state {
+	char *held; /* a command waiting for earlier messages' answers */
+	size_t held_len;
+	bool more_input;      /* lines may be buffered: do not sleep */
+	bool eof;             /* the peer closed its side */
+	bool went_deep;       /* logged in or ran a command since the last sleep */
+	bool held_back;       /* input stopped by sender_held_back() */
+	int64_t flood_ms;     /* input stopped by the front-end's flood control for this long */
+	int64_t last_post_ms; /* when it last sent a room message (monotonic) */
+	enum part_reason why;
+	char text[256];
+};
+
+/*
+ * What one protocol says on the connection: the client's thread calls
+ * these, in that thread.  Each int-returning op returns 0, or -1 when the
+ * session must end (st->why and st->text say why, when given st).
+ */
+struct frontend {
+	const char *name;
+	/* The login dialogue: 0 with c->name set; *registered: the name was registered now. */
+	int (*login)(struct client *c, bool *registered, struct session_state *st);
+	/* Online now (room_login done): the greeting and rep, the default room's (released here). */
+	int (*welcome)(struct client *c, bool registered, struct room_join_reply *rep);
+	/* Logged in, but no max_clients slot is free: the refusal line. */
+	int (*refuse)(struct client *c, const char *why);
+	/* Must this line wait until the answers of earlier messages came (a command)? */
+	bool (*in_order)(const char *line, size_t len);
+	/* One request line (not empty). */
+	int (*request)(struct client *c, struct session_state *st, char *line, size_t len);
+	/* A line longer than the connection's limit was dropped. */
+	int (*overlong)(struct client *c);
+	/* Queues the last line (BYE, ERROR) for a session ending with why and text. */
+	void (*bye)(struct client *c, enum part_reason why, const char *text);
+	/* Flood control (NULL: none): milliseconds until the next line may be taken, 0 now. */
+	int64_t (*line_wait)(struct client *c);
+	/* The connection ends (NULL: nothing to do): frees c->proto. */
+	void (*end)(struct client *c);
+};
+
+extern const struct frontend native_frontend;
 
 /*
  * Called by the listener: creates the client and its thread.  Returns 0, or
  * -1 when no thread could be made (the caller refuses the connection and
  * still owns fd).
  */
-int client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr, bool tls);
+int client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr, bool tls,
+		 bool irc);
 
 /* Queue a formatted reply line (the format includes no line end). */
 int client_reply(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -77,6 +126,16 @@ int client_push_join(struct client *c, struct room_join_reply *rep, bool topic_f
  * at once.  -1 only when even that could not be queued.
  */
 int client_post(struct client *c, const char *room, const char *text, size_t len);
+
+/*
+ * The same without the native answer: 0 stored (answered through the
+ * room), 1 refused (*res says why: not in that room, no memory...).
+ */
+int client_store(struct client *c, const char *room, const char *text, size_t len,
+		 enum room_result *res);
+
+/* Moves what the room has for c into its output (before a command's answer); -1: c must go. */
+int client_collect(struct client *c, struct session_state *st);
 
 /*
  * Waits ms milliseconds unless the server stops first (then false) or the

@@ -24,6 +24,7 @@
 #include "server.h"
 #include "timefmt.h"
 #include "utf8.h"
+#include "wire.h"
 
 #define HISTORY_DEFAULT 20
 
@@ -284,16 +285,15 @@ static enum command_result
 cmd_msg(struct client *c, char *args, char *text, size_t textlen)
 {
 	char *body = strchr(args, ' ');
-	char now[TIME_RFC3339_LEN + 1];
 
 	if (body == NULL || body[1] == '\0')
 		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /msg NAME TEXT"));
 	*body++ = '\0';
-	time_format_ms(now, time_now_ms());
-	struct line *l = line_printf("PRIV %s %s %s %s\n", now, c->name, args, body);
-	if (l == NULL)
+	struct wire_private pm = { .from = c->name, .to = args, .ms = time_now_ms(), .text = body };
+	int rc = room_send_private(c->srv->hub, &pm, NULL, 0);
+	if (rc == -2)
 		return COMMAND_FATAL;
-	if (room_send_private(c->srv->hub, args, l) < 0)
+	if (rc < 0)
 		return done(client_reply_err(c, ERR_NOT_FOUND, "%s is not online", args));
 	return done(client_reply(c, "OK - sent to %s", args));
 }

@@ -90,6 +90,26 @@ static const struct setting_def settings_table[] = {
 	{ "tls_port", FIELD(tls_port), FIXED, NUMBER(T_INT, 7778, 0, 65535),
 	  .doc = "TCP port of the TLS listener, which runs when tls_cert is "
 		 "set; 0 lets the kernel choose" },
+	{ "irc", FIELD(irc), FIXED, .type = T_BOOL, .def = false,
+	  .doc = "run the IRC gateway: IRC clients on irc_port (and, with "
+		 "tls_cert, irc_tls_port) in the same rooms (docs/IRC.md)" },
+	{ "irc_listen", FIELD(irc_listen), FIXED, .type = T_ADDRESSES,
+	  .def_list = (const char *const[]){ "0.0.0.0", "::", NULL },
+	  .count_offset = offsetof(struct settings, n_irc_listen),
+	  .unset_flag_offset = offsetof(struct settings, irc_listen_is_default),
+	  .doc = "numeric IPv4/IPv6 addresses of the IRC listeners; unset: "
+		 "the same as listen" },
+	{ "irc_port", FIELD(irc_port), FIXED, NUMBER(T_INT, 6667, -1, 65535),
+	  .doc = "TCP port of the plain IRC listener, which runs when irc is "
+		 "true; 0 lets the kernel choose; -1 switches it off" },
+	{ "irc_tls_port", FIELD(irc_tls_port), FIXED, NUMBER(T_INT, 6697, -1, 65535),
+	  .doc = "TCP port of the IRC listener over TLS, which runs when irc is "
+		 "true and tls_cert is set; 0 lets the kernel choose; -1 "
+		 "switches it off" },
+	{ "server_name", FIELD(server_name), FIXED, .type = T_STRING,
+	  .def_string = "chatd",
+	  .doc = "the server's name in IRC prefixes and numerics: 1-63 "
+		 "letters, digits, '-' and '.'" },
 	{ "tls_cert", FIELD(tls_cert), SIGHUP, .type = T_OPT_PATH,
 	  .doc = "the server's certificate chain (PEM, the server's first); "
 		 "\"\" (the default): no TLS listener" },
@@ -207,6 +227,18 @@ static const struct setting_def settings_table[] = {
 	{ "registration", FIELD(registration), SIGHUP, .type = T_BOOL,
 	  .def = true,
 	  .doc = "whether unknown names may register" },
+	{ "guests", FIELD(guests), SIGHUP, .type = T_BOOL, .def = false,
+	  .doc = "whether a name that is not registered may log in without a "
+		 "password, as a guest (IRC: NICK and USER alone; natively: an "
+		 "empty password); a guest cannot take a registered name" },
+	{ "irc_flood_burst", FIELD(irc_flood_burst), SIGHUP,
+	  NUMBER(T_INT, 20, 1, 100000),
+	  .doc = "IRC lines a client may send at once before it is slowed "
+		 "down" },
+	{ "irc_flood_rate", FIELD(irc_flood_rate), SIGHUP,
+	  NUMBER(T_INT, 4, 1, 100000),
+	  .doc = "IRC lines per second a client may send after its burst; "
+		 "more waits unread, the connection stays" },
 	{ "room_notice_limit", FIELD(room_notice_limit), SIGHUP,
 	  NUMBER(T_INT, 500, 0, 1000000),
 	  .doc = "no JOIN/PART notices in a room with more members than this" },
@@ -683,23 +715,42 @@ line_of(const struct loader *ld, const char *name)
 	return cs != NULL ? config_setting_source_line(cs) : 0;
 }
 
-/* tls_listen unset: the addresses of listen, with its leniency. */
+/* tls_listen or irc_listen (name) unset: the addresses of listen, with its leniency. */
 static int
-default_tls_listen(struct loader *ld)
+follow_listen(struct loader *ld, const char *name, bool *follows)
 {
-	const struct setting_def *d = find_def("tls_listen");
+	const struct setting_def *d = find_def(name);
 	struct settings *s = ld->out;
+	char ***list = field(s, d->offset);
+	size_t *n = field(s, d->count_offset);
 
 	if (ld->found[d - settings_table] != NULL)
 		return 0;
-	free_strings(s->tls_listen, s->n_tls_listen);
-	s->tls_listen = NULL;
-	s->n_tls_listen = 0;
+	free_strings(*list, *n);
+	*list = NULL;
+	*n = 0;
 	if (store_addresses(ld, d, (const char *const *)s->listen, s->n_listen) < 0)
 		return -1;
-	s->tls_listen_is_default = s->listen_is_default;
-	s->tls_listen_follows = true;
+	*(bool *)field(s, d->unset_flag_offset) = s->listen_is_default;
+	*follows = true;
 	return 0;
+}
+
+/* server_name: a host name's characters, as it goes into every IRC prefix. */
+static int
+check_server_name(struct loader *ld)
+{
+	const char *n = ld->out->server_name;
+	size_t len = strlen(n);
+
+	if (len >= 1 && len <= 63 &&
+	    strspn(n, "abcdefghijklmnopqrstuvwxyz"
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == len &&
+	    n[0] != '-' && n[0] != '.')
+		return 0;
+	return fail(ld, line_of(ld, "server_name"),
+		    "'server_name' must be 1-63 letters, digits, '-' and '.', starting with a "
+		    "letter or digit");
 }
 
 /* Some listener must run: the plain one off needs a certificate for TLS. */
@@ -708,7 +759,7 @@ check_listeners(struct loader *ld)
 {
 	const struct settings *s = ld->out;
 
-	if (s->port >= 0 || s->tls_cert[0] != '\0')
+	if (s->port >= 0 || s->tls_cert[0] != '\0' || (s->irc && s->irc_port >= 0))
 		return 0;
 	return fail(ld, line_of(ld, "port"),
 		    "'port' is -1 (no plain listener) but 'tls_cert' is not set (no TLS "
@@ -722,7 +773,9 @@ check_combination(struct loader *ld)
 	const struct settings *s = ld->out;
 	unsigned line;
 
-	if (default_tls_listen(ld) < 0 || check_listeners(ld) < 0)
+	if (follow_listen(ld, "tls_listen", &ld->out->tls_listen_follows) < 0 ||
+	    follow_listen(ld, "irc_listen", &ld->out->irc_listen_follows) < 0 ||
+	    check_listeners(ld) < 0 || check_server_name(ld) < 0)
 		return -1;
 	if (s->history_replay <= s->history_memory)
 		return 0;
@@ -1030,6 +1083,9 @@ settings_restart_needed(const struct settings *a, const struct settings *b, char
 		/* An unset tls_listen changes with listen, which says so already. */
 		if (d->offset == offsetof(struct settings, tls_listen) && a->tls_listen_follows &&
 		    b->tls_listen_follows)
+			continue;
+		if (d->offset == offsetof(struct settings, irc_listen) && a->irc_listen_follows &&
+		    b->irc_listen_follows)
 			continue;
 		n = snprintf(buf + used, buflen - used, "%s%s", used > 0 ? ", " : "", d->name);
 		if (n < 0 || (size_t)n >= buflen - used)

@@ -58,6 +58,14 @@ struct settings {
 	bool tls_listen_is_default; /* unset, and listen unset too */
 	bool tls_listen_follows;    /* unset: a copy of listen */
 	int tls_port;               /* the TLS listener's; it runs when tls_cert is set */
+	bool irc;                   /* the IRC gateway runs */
+	char **irc_listen;          /* addresses of the IRC listeners, n_irc_listen of them */
+	size_t n_irc_listen;
+	bool irc_listen_is_default; /* unset, and listen unset too */
+	bool irc_listen_follows;    /* unset: a copy of listen */
+	int irc_port;               /* plain IRC; -1 off */
+	int irc_tls_port;           /* IRC over TLS (with tls_cert); -1 off */
+	char *server_name;          /* in IRC prefixes and numerics */
 	int port_tries;             /* next ports to try when port is busy */
 	char *state_dir;            /* holds the lock file */
 	char *history_file;
@@ -90,6 +98,9 @@ struct settings {
 	int history_replay;          /* messages a joining user gets, per room */
 	int64_t send_queue_limit;    /* bytes */
 	bool registration;           /* unknown names may register */
+	bool guests;                 /* unregistered names may log in without a password */
+	int irc_flood_burst;         /* IRC lines at once before fakelag */
+	int irc_flood_rate;          /* IRC lines per second after the burst */
 	int room_notice_limit;       /* no JOIN/PART in a room with more members */
 	int room_create;             /* enum room_create_mode */
 	int max_rooms;               /* rooms at once, the default room included */

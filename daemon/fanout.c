@@ -255,6 +255,9 @@ slot_pieces(const struct hub *h, const struct client *c, const struct ring_slot 
 	case SLOT_MSG:
 		if (own) {
 			(*answered)++;
+			if (f->ack_head ==
+			    NULL) /* IRC: its own line with echo-message, else nothing */
+				return c->room.echo ? piece_line(p, w->body, w->off, w->len) : 0;
 			return ack_pieces(f, w, p);
 		}
 		return piece_line(p, w->body, w->off, w->len);
@@ -929,12 +932,21 @@ static void
 ack_elsewhere_locked(struct hub *h, struct client *c, const struct history_entry *e)
 {
 	const struct wire_format *f = h->formats[c->wire];
-	struct line *l = e->failed ? line_printf("%s", f->not_stored)
-				   : line_printf("%s%.*s%s", f->ack_head, (int)e->time_off,
-						 e->body->data, f->ack_tail);
+	struct line *l = NULL;
 
+	if (e->failed)
+		l = line_printf("%s", f->not_stored);
+	else if (f->ack_head != NULL)
+		l = line_printf("%s%.*s%s", f->ack_head, (int)e->time_off, e->body->data,
+				f->ack_tail);
+	else if (c->room.echo && (l = line_new(f->msg_len(e))) != NULL) {
+		uint32_t id_off, id_len;
+
+		f->msg_put(e, l->data, &id_off, &id_len);
+	}
 	inbox_catch_up_locked(h, c, h->seq, NULL);
-	if (l == NULL || outq_push_line(&c->room.inbox, l) < 0)
+	if (l != NULL ? outq_push_line(&c->room.inbox, l) < 0
+		      : !e->failed && (f->ack_head != NULL || c->room.echo))
 		c->room.out_lost = true;
 	c->room.inbox_acks++;
 	target_add_locked(h, c);
@@ -1079,17 +1091,22 @@ salvage_answers_locked(struct hub *h, struct client *c, struct room *r)
 }
 
 int
-room_send_private(struct hub *h, const char *to, struct line *l)
+room_send_private(struct hub *h, const struct wire_private *pm, char *away, size_t awaylen)
 {
+	int rc = -1;
+
+	if (awaylen > 0)
+		away[0] = '\0';
 	pthread_mutex_lock(&h->lock);
-	struct client *c = online_find_locked(h, to);
-	if (c == NULL) {
-		pthread_mutex_unlock(&h->lock);
-		line_unref(l);
-		return -1;
+	struct client *c = online_find_locked(h, pm->to);
+	if (c != NULL) {
+		struct line *l = h->formats[c->wire]->priv(pm);
+
+		rc = l != NULL && outq_push_line(&c->room.inbox, l) == 0 ? 0 : -2;
+		if (c->room.away != NULL && awaylen > 0)
+			snprintf(away, awaylen, "%s", c->room.away);
+		target_add_locked(h, c);
 	}
-	int rc = outq_push_line(&c->room.inbox, l);
-	target_add_locked(h, c);
 	room_unlock_and_wake(h);
 	return rc;
 }

@@ -11,11 +11,13 @@
  * calls, shutdown); everything under the room lock.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "client.h"
 #include "config.h"
 #include "hub.h"
 #include "timefmt.h"
@@ -179,6 +181,44 @@ room_logout(struct hub *h, struct client *c, enum part_reason why, const char *t
 	room_unlock_and_wake(h);
 }
 
+void
+room_set_form(struct hub *h, struct client *c, unsigned wire, bool echo)
+{
+	pthread_mutex_lock(&h->lock);
+	c->wire = wire;
+	c->room.echo = echo;
+	pthread_mutex_unlock(&h->lock);
+}
+
+int
+room_set_away(struct hub *h, struct client *c, const char *text)
+{
+	char *copy = text != NULL ? strdup(text) : NULL;
+
+	if (text != NULL && copy == NULL)
+		return -1;
+	pthread_mutex_lock(&h->lock);
+	free(c->room.away);
+	c->room.away = copy;
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+bool
+room_presence(struct hub *h, const char *name, char *canonical, char *away, size_t awaylen,
+	      bool *guest)
+{
+	pthread_mutex_lock(&h->lock);
+	struct client *c = online_find_locked(h, name);
+	if (c != NULL) {
+		snprintf(canonical, NAME_MAX_LEN + 1, "%s", c->name);
+		snprintf(away, awaylen, "%s", c->room.away != NULL ? c->room.away : "");
+		*guest = c->room.guest;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return c != NULL;
+}
+
 /* ---- connections ---- */
 
 void
@@ -213,6 +253,8 @@ room_detach(struct hub *h, struct client *c)
 	if (c->room.next)
 		c->room.next->room.prev = c->room.prev;
 	outq_free(&c->room.inbox);
+	free(c->room.away);
+	c->room.away = NULL;
 	free(c->room.rooms);
 	c->room.rooms = NULL;
 	c->room.cap_rooms = 0;
@@ -363,6 +405,9 @@ room_members_snapshot_within(struct hub *h, int timeout_ms, struct room_member_i
 		memcpy(info[i].name, c->name, sizeof(info[i].name));
 		memcpy(info[i].addr, c->addr_str, sizeof(info[i].addr));
 		info[i].joined_ms = c->room.joined_ms;
+		info[i].protocol = c->fe != NULL ? c->fe->name : "line";
+		info[i].tls = c->is_tls;
+		info[i].guest = c->room.guest;
 	}
 	*n = h->n_online;
 	pthread_mutex_unlock(&h->lock);

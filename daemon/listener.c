@@ -14,6 +14,10 @@
  * thread marked TLS, which makes the handshake itself (session.c), so the
  * listener never waits for a peer.  Such a connection is never sent a
  * refusal in plain text (the peer expects a TLS record): it is closed.
+ *
+ * With irc set, IRC listeners (irc_port, and irc_tls_port with TLS) follow:
+ * their connections are served by the IRC front-end (irc.h) and a plain
+ * one is refused with an IRC ERROR line instead.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -66,6 +70,7 @@ struct listener {
 	struct sockaddr_storage addrs[LISTEN_MAX];
 	bool activated[LISTEN_MAX]; /* passed by systemd: kept open when paused */
 	bool tls[LISTEN_MAX];       /* a TLS listener */
+	bool irc[LISTEN_MAX];       /* an IRC listener */
 	size_t n;
 	int port;    /* the plain port; -1 when there is no plain listener */
 	bool paused; /* accept and refuse with ERR 503 */
@@ -218,37 +223,39 @@ bind_port(struct listener *l, const struct settings *s, int port, char *err, siz
 }
 
 /*
- * The TLS listener, after the plain one: every tls_listen address on
- * tls_port (0: the kernel's choice, the others follow).  A busy port is an
- * error: clients know the TLS port from their configuration.
+ * A listener after the plain one: every address of addrs on port (0: the
+ * kernel's choice, the others follow), each socket marked tls and irc.  A
+ * busy port is an error: clients know these ports from their
+ * configuration.  what names it in messages ("TLS", "IRC"...).
  */
 static int
-bind_tls(struct listener *l, const struct settings *s, char *err, size_t errlen)
+bind_more(struct listener *l, char *const *addrs, size_t n, bool lenient, int port, bool tls,
+	  bool irc, const char *what, char *err, size_t errlen)
 {
 	size_t first = l->n;
-	int port = s->tls_port;
 
-	for (size_t i = 0; i < s->n_tls_listen && l->n < LISTEN_MAX; i++) {
-		int fd = bind_one(s->tls_listen[i], port, &l->addrs[l->n]);
+	for (size_t i = 0; i < n && l->n < LISTEN_MAX; i++) {
+		int fd = bind_one(addrs[i], port, &l->addrs[l->n]);
 
 		if (fd >= 0) {
-			l->tls[l->n] = true;
+			l->tls[l->n] = tls;
+			l->irc[l->n] = irc;
 			l->fds[l->n++] = fd;
 			if (port == 0)
 				port = sockaddr_port(&l->addrs[l->n - 1]);
 			continue;
 		}
-		if (s->tls_listen_is_default && address_unavailable(errno)) {
-			log_warning("not listening for TLS on %s: %s", s->tls_listen[i],
+		if (lenient && address_unavailable(errno)) {
+			log_warning("not listening for %s on %s: %s", what, addrs[i],
 				    strerror(errno));
 			continue;
 		}
-		snprintf(err, errlen, "cannot listen for TLS on %s port %d: %s", s->tls_listen[i],
+		snprintf(err, errlen, "cannot listen for %s on %s port %d: %s", what, addrs[i],
 			 port, strerror(errno));
 		return -1;
 	}
 	if (l->n == first) {
-		snprintf(err, errlen, "no address to listen on for TLS");
+		snprintf(err, errlen, "no address to listen on for %s", what);
 		return -1;
 	}
 	return 0;
@@ -274,10 +281,15 @@ adopt_activated(struct listener *l, const struct settings *s, const struct activ
 		fcntl(l->fds[i], F_SETFL, fcntl(l->fds[i], F_GETFL) | O_NONBLOCK);
 		if (getsockname(l->fds[i], (struct sockaddr *)&l->addrs[i], &len) < 0)
 			memset(&l->addrs[i], 0, sizeof(l->addrs[i]));
-		/* One socket unit names all its sockets alike: tls_port tells them apart too. */
-		l->tls[i] = act->tcp_tls[i] || (s->tls_cert[0] != '\0' && s->tls_port != 0 &&
-						sockaddr_port(&l->addrs[i]) == s->tls_port);
-		if (!l->tls[i] && l->port < 0)
+		/* One socket unit names all its sockets alike: the ports tell them apart too. */
+		int port = sockaddr_port(&l->addrs[i]);
+		bool tls = s->tls_cert[0] != '\0';
+
+		l->irc[i] = s->irc && ((s->irc_port > 0 && port == s->irc_port) ||
+				       (tls && s->irc_tls_port > 0 && port == s->irc_tls_port));
+		l->tls[i] = act->tcp_tls[i] || (tls && s->tls_port != 0 && port == s->tls_port) ||
+			    (l->irc[i] && port == s->irc_tls_port);
+		if (!l->tls[i] && !l->irc[i] && l->port < 0)
 			l->port = sockaddr_port(&l->addrs[i]);
 	}
 	l->n = act->n_tcp;
@@ -294,11 +306,20 @@ adopt_activated(struct listener *l, const struct settings *s, const struct activ
 	return l;
 }
 
-/* The plain listener is bound; now the TLS one, if a certificate is set. */
+/* The plain listener is bound; now TLS, if a certificate is set, and IRC. */
 static struct listener *
-add_tls(struct listener *l, const struct settings *s, char *err, size_t errlen)
+add_more(struct listener *l, const struct settings *s, char *err, size_t errlen)
 {
-	if (s->tls_cert[0] == '\0' || bind_tls(l, s, err, errlen) == 0)
+	bool tls = s->tls_cert[0] != '\0', irc = s->irc;
+
+	if ((!tls || bind_more(l, s->tls_listen, s->n_tls_listen, s->tls_listen_is_default,
+			       s->tls_port, true, false, "TLS", err, errlen) == 0) &&
+	    (!irc || s->irc_port < 0 ||
+	     bind_more(l, s->irc_listen, s->n_irc_listen, s->irc_listen_is_default, s->irc_port,
+		       false, true, "IRC", err, errlen) == 0) &&
+	    (!irc || !tls || s->irc_tls_port < 0 ||
+	     bind_more(l, s->irc_listen, s->n_irc_listen, s->irc_listen_is_default, s->irc_tls_port,
+		       true, true, "IRC over TLS", err, errlen) == 0))
 		return l;
 	close_all(l);
 	free(l);
@@ -327,7 +348,7 @@ listener_open(const struct settings *s, const struct activation *act, char *err,
 			if (try > 0)
 				log_warning("port %d was busy; listening on port %d", s->port,
 					    port);
-			return add_tls(l, s, err, errlen);
+			return add_more(l, s, err, errlen);
 		case 1:
 			log_warning("port %d is busy", port);
 			continue;
@@ -365,15 +386,18 @@ listener_describe(const struct listener *l, char *buf, size_t len)
 		peers_format(&l->addrs[i], a, sizeof(a));
 		off += (size_t)snprintf(buf + off, len - off, "%s%s%s%s:%d%s", i ? ", " : "",
 					v6 ? "[" : "", a, v6 ? "]" : "",
-					sockaddr_port(&l->addrs[i]), l->tls[i] ? " (TLS)" : "");
+					sockaddr_port(&l->addrs[i]),
+					l->irc[i]   ? (l->tls[i] ? " (IRC, TLS)" : " (IRC)")
+					: l->tls[i] ? " (TLS)"
+						    : "");
 	}
 }
 
 int
-listener_tls_port(const struct listener *l)
+listener_tls_port(const struct listener *l, bool irc)
 {
 	for (size_t i = 0; i < l->n; i++)
-		if (l->tls[i])
+		if (l->tls[i] && l->irc[i] == irc)
 			return sockaddr_port(&l->addrs[i]);
 	return -1;
 }
@@ -403,26 +427,35 @@ tune_client_socket(int fd, int peer_timeout)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
-/* One line, for connections chatd cannot take; a TLS peer gets none (it would read garbage). */
+/* What kind of connection a listening socket takes. */
+struct kind {
+	bool tls, irc;
+};
+
+/*
+ * One line, for connections chatd cannot take, in the socket's protocol;
+ * a TLS peer gets none (it would read garbage).
+ */
 static void
-refusal(int fd, bool tls, const char *why)
+refusal(int fd, struct kind k, const char *why)
 {
 	char line[256];
-	int n = snprintf(line, sizeof(line), "ERR %d %s\n", ERR_UNAVAILABLE, why);
+	int n = k.irc ? snprintf(line, sizeof(line), "ERROR :%s\r\n", why)
+		      : snprintf(line, sizeof(line), "ERR %d %s\n", ERR_UNAVAILABLE, why);
 
-	if (!tls)
+	if (!k.tls)
 		send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 static void
-refuse(int fd, bool tls, const char *why)
+refuse(int fd, struct kind k, const char *why)
 {
-	refusal(fd, tls, why);
+	refusal(fd, k, why);
 	close(fd);
 }
 
 static void
-take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr, bool tls)
+take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr, struct kind k)
 {
 	const struct settings *s = settings_get();
 	const struct peers_limits lim = {
@@ -434,20 +467,20 @@ take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr,
 	char why[128], a[ADDR_STR_MAX];
 
 	if (l->paused) {
-		refuse(fd, tls, "server is paused; try again later");
+		refuse(fd, k, "server is paused; try again later");
 		return;
 	}
 	if (!peers_admit(addr, fd, &lim, why, sizeof(why))) {
 		peers_format(addr, a, sizeof(a));
 		log_warning("refused %s: %s", a, why);
-		refuse(fd, tls, why);
+		refuse(fd, k, why);
 		return;
 	}
 	tune_client_socket(fd, s->peer_timeout);
-	if (client_spawn(l->srv, fd, addr, tls) < 0) {
+	if (client_spawn(l->srv, fd, addr, k.tls, k.irc) < 0) {
 		peers_format(addr, a, sizeof(a));
 		log_error("refused %s: cannot start a thread: %s", a, strerror(errno));
-		refusal(fd, tls, "server cannot serve more clients now");
+		refusal(fd, k, "server cannot serve more clients now");
 		peers_close(addr, fd);
 	}
 }
@@ -464,7 +497,7 @@ open_spare(void)
  * (another thread took the freed number first, or nothing was waiting).
  */
 static bool
-refuse_with_spare(struct listener *l, int lfd, bool tls)
+refuse_with_spare(struct listener *l, int lfd, struct kind k)
 {
 	int fd;
 
@@ -473,7 +506,7 @@ refuse_with_spare(struct listener *l, int lfd, bool tls)
 	close(l->spare_fd);
 	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd >= 0)
-		refuse(fd, tls, "server cannot serve more clients now");
+		refuse(fd, k, "server cannot serve more clients now");
 	l->spare_fd = open_spare();
 	return fd >= 0;
 }
@@ -513,7 +546,7 @@ static bool
 accept_batch(struct listener *l, size_t i_sock)
 {
 	int lfd = l->fds[i_sock];
-	bool tls = l->tls[i_sock];
+	struct kind k = { .tls = l->tls[i_sock], .irc = l->irc[i_sock] };
 
 	int ceiling = client_fd_ceiling();
 
@@ -525,11 +558,11 @@ accept_batch(struct listener *l, size_t i_sock)
 		if (fd >= ceiling) {
 			warn_out_of_fds(l, "out of descriptors for clients (the last ones are kept "
 					   "for the admin socket, reloads and the log)");
-			refuse(fd, tls, "server cannot serve more clients now");
+			refuse(fd, k, "server cannot serve more clients now");
 			continue;
 		}
 		if (fd >= 0) {
-			take_connection(l, fd, &addr, tls);
+			take_connection(l, fd, &addr, k);
 			continue;
 		}
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -538,7 +571,7 @@ accept_batch(struct listener *l, size_t i_sock)
 
 			snprintf(why, sizeof(why), "cannot accept: %s", strerror(err));
 			warn_out_of_fds(l, why);
-			if ((err == EMFILE || err == ENFILE) && refuse_with_spare(l, lfd, tls))
+			if ((err == EMFILE || err == ENFILE) && refuse_with_spare(l, lfd, k))
 				continue;
 			return false;
 		}

@@ -28,11 +28,12 @@ struct listener *listener_open(const struct settings *s, const struct activation
 			       size_t errlen);
 
 /*
- * The plain port bound (-1: no plain listener), the TLS port (-1: none),
- * and "127.0.0.1:7777, [::]:7777, 127.0.0.1:7778 (TLS)" for messages.
+ * The plain port bound (-1: no plain listener), the TLS port of the native
+ * protocol or, with irc, of IRC (-1: none), and "127.0.0.1:7777,
+ * [::]:7777, 127.0.0.1:7778 (TLS), 127.0.0.1:6667 (IRC)" for messages.
  */
 int listener_port(const struct listener *l);
-int listener_tls_port(const struct listener *l);
+int listener_tls_port(const struct listener *l, bool irc);
 void listener_describe(const struct listener *l, char *buf, size_t len);
 
 int listener_start(struct listener *l, struct server *srv);

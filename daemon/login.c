@@ -1,36 +1,33 @@
 /*
- * login.c - the login dialogue (docs/PROTOCOL.md "Login").
+ * login.c - the login dialogue of the native protocol (docs/PROTOCOL.md
+ * "Login"): HELLO, a name (or RESUME NAME TOKEN), PASS known/new, a
+ * password, and the wording of every answer.
  *
- * Runs in the client's thread, before it joins the room.  Password hashes
- * are computed here, outside every lock, each in a slot of the gate that
- * bounds how many run at once (password.c), taken by the login's deadline;
- * a password check is first reserved with the throttle (throttle.c).
- * Password bytes are wiped from the input buffer as soon as they were
- * used, and never logged.  Each step reads the settings it needs then
- * (settings_get()): a reload may come while the dialogue waits.
+ * Runs in the client's thread, before it joins the room.  What is checked
+ * and how (the throttle, the hash gate, a wrong password's delay, the
+ * attempts, registration, resume tokens) is auth.c's; this file maps each
+ * outcome onto the native replies.  Password bytes are wiped from the
+ * input buffer as soon as they were used, and never logged.  Each step
+ * reads the settings it needs then (settings_get()): a reload may come
+ * while the dialogue waits.
  *
  * While chatd has a TLS listener, plain_login says who may log in on the
- * plain port: a refused client gets ERR 426 naming the TLS port in answer
- * to its first line (a name or a RESUME), before it sends a secret.
+ * plain port (auth_plain_refused()): a refused client gets ERR 426 naming
+ * the TLS port in answer to its first line (a name or a RESUME), before it
+ * sends a secret.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
 #include "client.h"
 #include "config.h"
-#include "ident.h"
 #include "log.h"
 #include "login.h"
 #include "password.h"
-#include "room.h"
 #include "resume.h"
 #include "server.h"
-#include "throttle.h"
-#include "timefmt.h"
 #include "utf8.h"
 #include "version.h"
 
@@ -41,19 +38,29 @@
 static int
 ask_password(struct login *lg, const char *name)
 {
+	struct client *c = lg->auth.c;
 	char canonical[NAME_MAX_LEN + 1];
 
-	lg->known = ident_lookup(lg->c->srv->ident, name, canonical);
-	if (!lg->known && !settings_get()->registration)
-		return client_reply_err(lg->c, ERR_REGISTRATION_CLOSED,
+	const struct settings *s = settings_get();
+
+	lg->known = auth_known(&lg->auth, name, canonical);
+	if (!lg->known && !s->registration && !s->guests)
+		return client_reply_err(c, ERR_REGISTRATION_CLOSED,
 					"no user %s, and registration is closed", name);
-	snprintf(lg->c->name, sizeof(lg->c->name), "%s", lg->known ? canonical : name);
+	snprintf(c->name, sizeof(c->name), "%s", lg->known ? canonical : name);
 	lg->have_name = true;
 	if (lg->known)
-		return client_reply(lg->c, "PASS known %s password for %s", lg->c->name,
-				    lg->c->name);
-	return client_reply(lg->c, "PASS new %s choose a password to register %s", lg->c->name,
-			    lg->c->name);
+		return client_reply(c, "PASS known %s password for %s", c->name, c->name);
+	if (!s->registration)
+		return client_reply(c,
+				    "PASS guest %s no user %s: an empty line comes in as a guest",
+				    c->name, c->name);
+	if (s->guests)
+		return client_reply(c,
+				    "PASS new %s choose a password to register %s, or send an "
+				    "empty line to come in as a guest",
+				    c->name, c->name);
+	return client_reply(c, "PASS new %s choose a password to register %s", c->name, c->name);
 }
 
 static int
@@ -62,319 +69,139 @@ handle_name(struct login *lg, const char *line, size_t len)
 	enum text_check tc = text_check(line, len);
 
 	if (tc != TEXT_OK)
-		return client_reply_err(lg->c, ERR_BAD_TEXT, "%s in name", text_check_str(tc));
+		return client_reply_err(lg->auth.c, ERR_BAD_TEXT, "%s in name", text_check_str(tc));
 	if (!name_valid(line, len))
-		return client_reply_err(lg->c, ERR_BAD_NAME,
+		return client_reply_err(lg->auth.c, ERR_BAD_NAME,
 					"a name is 1-%d letters, digits, '_', '.' or '-', "
 					"starting with a letter or digit",
 					NAME_MAX_LEN);
 	return ask_password(lg, line);
 }
 
+/* Ends the dialogue: why, and the text its BYE gives. */
+static int
+end(struct login *lg, enum part_reason why, const char *text)
+{
+	lg->why = why;
+	snprintf(lg->text, sizeof(lg->text), "%s", text);
+	lg->done = true;
+	return 0;
+}
+
 /* The whole login is bounded by login_timeout, whatever it waits for. */
 static int
 timed_out(struct login *lg)
 {
-	lg->why = PART_TIMEOUT;
-	snprintf(lg->text, sizeof(lg->text), "login took too long");
-	lg->done = true;
-	return 0;
-}
-
-static int
-shutting_down(struct login *lg)
-{
-	lg->why = PART_SHUTDOWN;
-	snprintf(lg->text, sizeof(lg->text), "%s", part_reason_text(PART_SHUTDOWN));
-	lg->done = true;
-	return 0;
-}
-
-/* Records the failure with the throttle: the delay it costs, under the current settings. */
-static int64_t
-failure_delay(struct throttle_ticket *t)
-{
-	const struct settings *s = settings_get();
-
-	return throttle_failed(t, time_mono_ms(), s->login_fail_delay_ms,
-			       s->login_fail_delay_max_ms);
+	return end(lg, PART_TIMEOUT, "login took too long");
 }
 
 /*
- * A wrong password (or resume token, by_token) costs a delay, then a retry,
- * until the attempts run out.  A delay that would outlast the login ends it
- * when the login's time is up.
+ * The native answer to a password (by_token false) or a resume token:
+ * logged in, ERR and another try (a wrong one's delay is served by now),
+ * or the end of the dialogue.
  */
 static int
-password_refused(struct login *lg, struct throttle_ticket *t, bool by_token)
+answer(struct login *lg, enum auth_outcome o, int64_t wait, bool by_token)
 {
-	struct client *c = lg->c;
-	int64_t delay = failure_delay(t);
-	int64_t left = lg->deadline - time_mono_ms();
+	struct client *c = lg->auth.c;
 
-	log_warning("%s for %s from %s; next try in %lld ms",
-		    by_token ? "resume token refused" : "login failed", c->name, c->addr_str,
-		    (long long)delay);
-	lg->failures++;
-	if (!client_pause(c, (int)(delay < left ? delay : left > 0 ? left : 0)))
-		return shutting_down(lg);
-	if (delay >= left)
-		return timed_out(lg);
-	if (lg->failures >= settings_get()->login_attempts) {
-		lg->why = PART_REFUSED;
-		snprintf(lg->text, sizeof(lg->text), "too many failed attempts");
-		lg->done = true;
+	switch (o) {
+	case AUTH_OK:
+		lg->ok = lg->done = true;
 		return 0;
-	}
-	if (by_token)
-		return client_reply_err(c, ERR_BAD_PASSWORD,
-					"resume token refused for %s; log in "
-					"with the name and password",
-					c->name);
-	return client_reply_err(c, ERR_BAD_PASSWORD, "wrong password for %s", c->name);
-}
-
-/*
- * Has the connection been shut down (dropped for the login budget,
- * peers.c) or reset by the peer?  Then a wait for a hash slot or for
- * another's check is pointless: the login ends instead of living on,
- * outside the budget, until its turn.  A peer that only stopped sending
- * (FIN) is still waited for: it may read the answer.
- */
-static bool
-connection_gone(void *arg)
-{
-	const struct client *c = arg;
-	struct pollfd p = { .fd = c->fd };
-
-	return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
-}
-
-static int
-gone(struct login *lg, const char *what)
-{
-	log_info("gave up %s %s from %s: the connection was dropped", what, lg->c->name,
-		 lg->c->addr_str);
-	lg->why = PART_LOST;
-	snprintf(lg->text, sizeof(lg->text), "%s", part_reason_text(PART_LOST));
-	lg->done = true;
-	return 0;
-}
-
-/*
- * Registers the name.  Losing a race for it to another registration is no
- * wrong password: ERR 409, and the dialogue asks for a name again.  The
- * hash waits for its slot only until the login's deadline (the slot is not
- * held while the registration is written).
- */
-static int
-register_name(struct login *lg, const char *pw)
-{
-	struct client *c = lg->c;
-	enum ident_result r;
-
-	password_gate_deadline(lg->deadline);
-	password_gate_abort_if(connection_gone, c);
-	r = ident_register(c->srv->ident, c->name, pw, settings_get()->hash_cost);
-	password_gate_abort_if(NULL, NULL);
-	password_gate_deadline(-1);
-	if (r == IDENT_OK) {
-		throttle_registered(&c->addr, c->name, time_mono_ms());
-		log_notice("registered %s from %s", c->name, c->addr_str);
+	case AUTH_REGISTERED:
 		lg->registered = lg->ok = lg->done = true;
 		return 0;
-	}
-	if (r == IDENT_EXISTS) {
-		log_info("%s was registered by someone else while %s chose a password", c->name,
-			 c->addr_str);
+	case AUTH_BAD_PASSWORD:
+		if (by_token)
+			return client_reply_err(c, ERR_BAD_PASSWORD,
+						"resume token refused for %s; log in "
+						"with the name and password",
+						c->name);
+		return client_reply_err(c, ERR_BAD_PASSWORD, "wrong password for %s", c->name);
+	case AUTH_TOO_MANY:
+		return end(lg, PART_REFUSED, "too many failed attempts");
+	case AUTH_THROTTLED:
+		return client_reply_err(c, ERR_TOO_MANY,
+					"too many failed logins for %s; try "
+					"again in %lld s",
+					c->name, (long long)(wait + 999) / 1000);
+	case AUTH_THROTTLE_FULL:
+		return client_reply_err(c, ERR_TOO_MANY,
+					"too many logins are being throttled; "
+					"try again in 1 s");
+	case AUTH_TAKEN:
+		/* No wrong password: ERR 409, and the dialogue asks for a name again. */
 		lg->have_name = false;
 		return client_reply_err(c, ERR_NAME_TAKEN,
 					"%s was registered by someone else just "
 					"now; choose another name",
 					c->name);
+	case AUTH_TIMEOUT:
+		return timed_out(lg);
+	case AUTH_SHUTDOWN:
+		return end(lg, PART_SHUTDOWN, part_reason_text(PART_SHUTDOWN));
+	case AUTH_GONE:
+		return end(lg, PART_LOST, part_reason_text(PART_LOST));
+	case AUTH_INTERNAL:
+		if (!lg->known)
+			return client_reply_err(c, ERR_INTERNAL,
+						"registration could not be stored; try again");
+		return client_reply_err(c, ERR_INTERNAL,
+					"cannot check the password now; try again");
+	case AUTH_CLOSED:    /* not reached: PASS new only when registration was open */
+	case AUTH_BAD_INPUT: /* not reached: checked before */
+		break;
 	}
-	if (time_mono_ms() >= lg->deadline)
-		return timed_out(lg); /* no hash slot in time */
-	if (connection_gone(c))
-		return gone(lg, "registering");
-	log_error("cannot register %s: %s", c->name, ident_result_str(r));
-	return client_reply_err(c, ERR_INTERNAL, "registration could not be stored; try again");
-}
-
-/*
- * Reserves the check of a password for c->name from c's address
- * (throttle.h): true with *t held; false once the reply (ERR 429) or the
- * end of the dialogue is settled, *rc saying how queueing the reply went.
- */
-static bool
-reserve_check(struct login *lg, struct throttle_ticket *t, int *rc)
-{
-	struct client *c = lg->c;
-	int64_t wait;
-
-	*rc = 0;
-	for (;;) {
-		int64_t now = time_mono_ms();
-
-		switch (throttle_begin(t, &c->addr, c->name, now, &wait)) {
-		case THROTTLE_GO:
-			return true;
-		case THROTTLE_WAIT:
-			*rc = client_reply_err(c, ERR_TOO_MANY,
-					       "too many failed logins for %s; try "
-					       "again in %lld s",
-					       c->name, (long long)(wait + 999) / 1000);
-			return false;
-		case THROTTLE_FULL:
-			*rc = client_reply_err(c, ERR_TOO_MANY,
-					       "too many logins are being throttled; "
-					       "try again in 1 s");
-			return false;
-		case THROTTLE_CHECKING:
-			break;
-		}
-		/* Another check for the name or from the address runs: its outcome decides. */
-		if (now >= lg->deadline) {
-			*rc = timed_out(lg);
-			return false;
-		}
-		/* In steps of a second at most, to notice a shutdown or a drop. */
-		throttle_await(t, lg->deadline < now + 1000 ? lg->deadline : now + 1000);
-		if (room_closing(c->srv->hub)) {
-			*rc = shutting_down(lg);
-			return false;
-		}
-		if (connection_gone(c)) {
-			*rc = gone(lg, "checking the password for");
-			return false;
-		}
-	}
+	return client_reply_err(c, ERR_BAD_REQUEST, "cannot check that");
 }
 
 static int
 handle_password(struct login *lg, const char *pw, size_t len)
 {
-	struct client *c = lg->c;
-	char canonical[NAME_MAX_LEN + 1];
+	struct client *c = lg->auth.c;
 	enum text_check tc = text_check(pw, len);
-	struct throttle_ticket t;
-	enum ident_result r;
-	int rc;
+	int64_t wait;
 
 	if (tc != TEXT_OK)
 		return client_reply_err(c, ERR_BAD_TEXT, "%s in password", text_check_str(tc));
 	if (len > PASSWORD_MAX_LEN)
 		return client_reply_err(c, ERR_BAD_REQUEST, "a password is at most %d bytes",
 					PASSWORD_MAX_LEN);
-	if (!lg->known)
-		return register_name(lg, pw);
+	enum auth_outcome o = auth_password(&lg->auth, c->name, pw, len, &wait);
 
-	/* Reserved before the hash: a guesser on many connections gets one check at a time. */
-	if (!reserve_check(lg, &t, &rc))
-		return rc;
-	/* The slot is held across the check, so running out of time is no wrong password. */
-	password_gate_abort_if(connection_gone, c);
-	int entered = password_gate_enter(lg->deadline);
-
-	password_gate_abort_if(NULL, NULL);
-	if (entered != 0) {
-		throttle_abandon(&t);
-		return connection_gone(c) ? gone(lg, "checking the password for") : timed_out(lg);
-	}
-	r = ident_verify(c->srv->ident, c->name, pw, settings_get()->hash_cost, canonical);
-	password_gate_leave();
-	switch (r) {
-	case IDENT_OK:
-		throttle_succeeded(&t, time_mono_ms());
-		snprintf(c->name, sizeof(c->name), "%s", canonical);
-		log_info("login %s from %s", c->name, c->addr_str);
-		lg->ok = lg->done = true;
-		return 0;
-	case IDENT_BAD_PASSWORD:
-	case IDENT_UNKNOWN: /* deleted meanwhile */
-		return password_refused(lg, &t, false);
-	default:
-		throttle_abandon(&t);
-		return client_reply_err(c, ERR_INTERNAL,
-					"cannot check the password now; try again");
-	}
+	return answer(lg, o, wait, false);
 }
 
 /*
  * "RESUME NAME TOKEN" as the first line (docs/PROTOCOL.md "Resume tokens"):
- * a live token of NAME logs it in with no hash and no wait, and its address
- * becomes one the name logs in from (throttle.h).  A token is 256 random
- * bits, so checking one before the throttle gives a guesser nothing; a
- * refused one then costs what a wrong password costs (a failure for the
- * name and the address, or ERR 429 while a delay runs), and the dialogue
- * waits for a name again.
+ * auth_token() logs a live token in or makes a refused one cost what a
+ * wrong password costs; after a refusal the dialogue waits for a name
+ * again.
  */
 static int
 handle_resume(struct login *lg, char *line, size_t len)
 {
-	struct client *c = lg->c;
 	char *name = line + RESUME_PREFIX_LEN;
 	char *token = memchr(name, ' ', len - RESUME_PREFIX_LEN);
-	char canonical[NAME_MAX_LEN + 1];
-	struct throttle_ticket t;
-	int rc;
+	enum auth_outcome o;
+	int64_t wait;
 
 	if (token == NULL || !name_valid(name, (size_t)(token - name)) ||
 	    !resume_token_syntax(token + 1, len - (size_t)(token + 1 - line)))
-		return client_reply_err(c, ERR_BAD_REQUEST,
+		return client_reply_err(lg->auth.c, ERR_BAD_REQUEST,
 					"usage: RESUME NAME TOKEN (a token is "
 					"%d hex digits)",
 					RESUME_TOKEN_HEX);
 	*token++ = '\0';
-	if (settings_get()->resume_token_ttl > 0 && ident_lookup(c->srv->ident, name, canonical) &&
-	    resume_verify(canonical, token, time_now_ms())) {
-		snprintf(c->name, sizeof(c->name), "%s", canonical);
-		throttle_registered(&c->addr, c->name, time_mono_ms());
-		log_info("login %s from %s with a resume token", c->name, c->addr_str);
-		lg->ok = lg->done = true;
-		return 0;
-	}
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	if (!reserve_check(lg, &t, &rc))
-		return rc;
-	return password_refused(lg, &t, true);
-}
-
-static bool
-is_loopback(const struct sockaddr_storage *ss)
-{
-	const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-
-	if (ss->ss_family == AF_INET)
-		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	if (ss->ss_family != AF_INET6)
-		return false;
-	if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-		return in6->sin6_addr.s6_addr[12] == 127;
-	return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-}
-
-/* plain_login: may this connection send a password (or token) in clear? */
-static bool
-plain_login_refused(const struct client *c)
-{
-	if (c->is_tls || c->srv->tls_port <= 0)
-		return false;
-	switch (settings_get()->plain_login) {
-	case PLAIN_LOGIN_ALLOW:
-		return false;
-	case PLAIN_LOGIN_LOOPBACK:
-		return !is_loopback(&c->addr);
-	default:
-		return true;
-	}
+	o = auth_token(&lg->auth, name, token, &wait);
+	return answer(lg, o, wait, true);
 }
 
 static int
 refuse_plain(struct login *lg)
 {
-	struct client *c = lg->c;
+	struct client *c = lg->auth.c;
 	int port = c->srv->tls_port;
 
 	log_info("refused a plain login from %s: plain_login allows only TLS there", c->addr_str);
@@ -393,34 +220,48 @@ line_arrived(struct login *lg, enum client_read r)
 	case CLIENT_LINE:
 		return true;
 	case CLIENT_OVERLONG:
-		client_reply_err(lg->c, ERR_TOO_LONG, "line too long");
-		return false;
+		client_reply_err(lg->auth.c, ERR_TOO_LONG, "line too long");
+		return false; /* the line is dropped; the dialogue goes on */
 	case CLIENT_TIMEOUT:
 		timed_out(lg);
 		break;
 	case CLIENT_SHUTDOWN:
-		shutting_down(lg);
+		end(lg, PART_SHUTDOWN, part_reason_text(PART_SHUTDOWN));
 		break;
 	case CLIENT_EOF:
-		lg->why = PART_LOST;
-		snprintf(lg->text, sizeof(lg->text), "%s", part_reason_text(PART_LOST));
+		end(lg, PART_LOST, part_reason_text(PART_LOST));
 		break;
 	}
-	lg->done = true;
 	return false;
 }
 
 void
 login_start(struct login *lg, struct client *c)
 {
-	*lg = (struct login){ .c = c, .why = PART_LOST };
+	*lg = (struct login){ .why = PART_LOST };
+	auth_start(&lg->auth, c);
+}
 
-	/* From the accept on (connected_ms, wall clock), on the monotonic clock. */
-	int64_t timeout = (int64_t)settings_get()->login_timeout * 1000;
-	int64_t since = c->connected_ms > 0 ? time_now_ms() - c->connected_ms : 0;
+/*
+ * An empty password for a name nobody registered, with guests on: in as a
+ * guest, unless a guest of that name is online (ERR 409, a name again).
+ */
+static int
+guest_login(struct login *lg)
+{
+	struct client *c = lg->auth.c;
+	char canonical[NAME_MAX_LEN + 1], away[8];
+	bool guest;
 
-	since = since < 0 ? 0 : since > timeout ? timeout : since;
-	lg->deadline = time_mono_ms() + timeout - since;
+	if (room_presence(c->srv->hub, c->name, canonical, away, sizeof(away), &guest)) {
+		lg->have_name = false;
+		return client_reply_err(c, ERR_NAME_TAKEN, "%s is online; choose another name",
+					canonical);
+	}
+	c->room.guest = true; /* not online yet: nobody else reads it before room_login() */
+	log_info("login %s from %s as a guest", c->name, c->addr_str);
+	lg->ok = lg->done = true;
+	return 0;
 }
 
 int
@@ -428,9 +269,13 @@ login_step(struct login *lg, enum client_read r, char *line, size_t len)
 {
 	int rc;
 
-	if (!line_arrived(lg, r) || len == 0)
+	if (!line_arrived(lg, r))
 		return 0;
-	if (!lg->have_name && plain_login_refused(lg->c)) {
+	if (len == 0 && lg->have_name && !lg->known && settings_get()->guests)
+		return guest_login(lg);
+	if (len == 0)
+		return 0;
+	if (!lg->have_name && auth_plain_refused(lg->auth.c, lg->auth.c->srv->tls_port)) {
 		explicit_bzero(line, len);
 		return refuse_plain(lg);
 	}
@@ -459,7 +304,7 @@ login_run(struct client *c, bool *registered, enum part_reason *why, char *text,
 	while (rc == 0 && !lg.done) {
 		char *line = NULL;
 		size_t len = 0;
-		enum client_read r = client_read_line(c, lg.deadline, &line, &len);
+		enum client_read r = client_read_line(c, lg.auth.deadline, &line, &len);
 
 		rc = login_step(&lg, r, line, len);
 	}

@@ -1,6 +1,7 @@
 /*
- * login.h - the login dialogue: HELLO, name, password, registration
- * (docs/PROTOCOL.md "Login"), run in the client's own thread.
+ * login.h - the native protocol's login dialogue: HELLO, name, password,
+ * registration (docs/PROTOCOL.md "Login"), run in the client's own thread;
+ * the checks are auth.h's.
  */
 #ifndef CHATD_LOGIN_H
 #define CHATD_LOGIN_H
@@ -8,23 +9,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "client.h"
 #include "session.h"
 
 /*
- * The dialogue's state.  Its fields belong to login.c; it is declared here
- * so a caller can keep one on its stack and drive the dialogue without a
- * socket (fuzz/login.c does, with lines from memory).
+ * The dialogue's state.  Its fields belong to login.c (auth's to auth.c);
+ * it is declared here so a caller can keep one on its stack and drive the
+ * dialogue without a socket (fuzz/login.c does, with lines from memory).
  */
 struct login {
-	struct client *c;
+	struct auth auth; /* the client, the deadline, the failures so far */
 	bool have_name;
 	bool known;      /* the name is registered */
 	bool registered; /* ... by this login */
 	bool ok;         /* logged in */
-	int failures;
-	int64_t deadline; /* time_mono_ms(): login_timeout after the accept */
-	bool done;        /* the dialogue is over: ok, or why and text say why not */
+	bool done;       /* the dialogue is over: ok, or why and text say why not */
 	enum part_reason why;
 	char text[128];
 };

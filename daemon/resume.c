@@ -1,6 +1,7 @@
 /*
- * resume.c - the resume token store (see resume.h); the RESUME line of the
- * login dialogue is login.c's.
+ * resume.c - the resume token store (see resume.h); a login with a token
+ * is auth.c's (auth_token()), the RESUME line of the native dialogue
+ * login.c's.
  *
  * Owns the token table (a hash table of names, each with up to
  * RESUME_PER_NAME token hashes) and the append log in state_dir.  Client

@@ -469,7 +469,7 @@ part_fields(char *fields, size_t len, enum part_reason why, const char *text)
 /* Everyone in r but c sees c's PART (unless r is too big for notices). */
 static void
 publish_part_locked(struct hub *h, struct room *r, struct client *c, enum part_reason why,
-		    const char *text)
+		    const char *text, bool offline)
 {
 	char reason[REASON_TEXT_MAX + 1];
 	struct wire_event ev = room_event(r, WE_PART, c->name);
@@ -479,6 +479,7 @@ publish_part_locked(struct hub *h, struct room *r, struct client *c, enum part_r
 	reason_copy(reason, text, why);
 	ev.reason = part_reason_name(why);
 	ev.text = reason;
+	ev.offline = offline;
 	ring_push_event_locked(h, r, &ev, c->id);
 }
 
@@ -489,7 +490,7 @@ part_all_locked(struct hub *h, struct client *c, enum part_reason why, const cha
 	while (c->room.n_rooms > 0) {
 		struct room *r = c->room.rooms[c->room.n_rooms - 1].room;
 
-		publish_part_locked(h, r, c, why, text);
+		publish_part_locked(h, r, c, why, text, true);
 		membership_remove_locked(h, r, c);
 	}
 	c->room.current = NULL;
@@ -512,11 +513,13 @@ users_page(void)
 	return fits < 1 ? 1 : fits > USERS_PAGE ? USERS_PAGE : fits;
 }
 
-/* The USERS line (on protocol wire) of page of r's members; page 0 when not listed. */
+/* The USERS line (in c's protocol) of page of r's members; page 0 when not listed. */
 static struct line *
-users_line_locked(const struct hub *h, const struct room *r, unsigned wire, unsigned page,
+users_line_locked(const struct hub *h, const struct room *r, const struct client *c, unsigned page,
 		  bool listed)
 {
+	unsigned wire = c->wire;
+	const char *me = c->name;
 	size_t per = users_page(), pages = (r->n_members + per - 1) / per, first, last;
 	const char *names[USERS_PAGE];
 
@@ -528,7 +531,7 @@ users_line_locked(const struct hub *h, const struct room *r, unsigned wire, unsi
 		last = r->n_members;
 	for (size_t i = first; i < last; i++)
 		names[i - first] = r->members[i]->name;
-	return h->formats[wire]->users(r->name, r->n_members, page, pages, names, last - first);
+	return h->formats[wire]->users(me, r->name, r->n_members, page, pages, names, last - first);
 }
 
 /* r's topic as an event: set by whom, when (0: never set). */
@@ -542,12 +545,16 @@ topic_event(const struct room *r)
 				    .text = r->topic };
 }
 
+/* r's topic for c: as a reply to a join or a question (reply), or as the event others see. */
 static struct line *
-topic_line_locked(const struct hub *h, const struct room *r, unsigned wire)
+topic_line_locked(const struct hub *h, const struct room *r, const struct client *c, bool reply)
 {
 	struct wire_event ev = topic_event(r);
+	const struct wire_format *f = h->formats[c->wire];
 
-	return h->formats[wire]->event(&ev);
+	if (reply && f->topic_reply != NULL)
+		return f->topic_reply(c->name, &ev);
+	return f->event(&ev);
 }
 
 /* The reply to c's joining r: USERS (page 1, or 0 above room_notice_limit) and TOPIC if any. */
@@ -557,8 +564,8 @@ join_reply_locked(struct hub *h, struct room *r, struct client *c, struct room_j
 	snprintf(rep->room, sizeof(rep->room), "%s", r->name);
 	rep->first_id = r->first_id;
 	rep->last_msg_id = h->last_msg_id;
-	rep->users = users_line_locked(h, r, c->wire, 1, notices_wanted(r));
-	rep->topic = r->topic_ms != 0 ? topic_line_locked(h, r, c->wire) : NULL;
+	rep->users = users_line_locked(h, r, c, 1, notices_wanted(r));
+	rep->topic = r->topic_ms != 0 ? topic_line_locked(h, r, c, true) : NULL;
 	return rep->users != NULL && (r->topic_ms == 0 || rep->topic != NULL) ? 0 : -1;
 }
 
@@ -708,13 +715,14 @@ room_of_locked(struct hub *h, struct client *c, const char *arg, bool member, st
 	return ROOM_DONE;
 }
 
-/* Whether a user may make room `name` by joining it: ROOM_DONE if so. */
+/* Whether c may make a room by joining it: ROOM_DONE if so. */
 static enum room_result
-may_create_locked(struct hub *h)
+may_create_locked(struct hub *h, const struct client *c)
 {
 	const struct settings *s = settings_get();
 
-	if (s->room_create == ROOM_CREATE_ADMIN)
+	if (s->room_create == ROOM_CREATE_ADMIN ||
+	    (s->room_create == ROOM_CREATE_REGISTERED && c->room.guest))
 		return ROOM_CREATE_DENIED;
 	if (h->n_rooms >= (size_t)s->max_rooms)
 		return ROOM_MAX_ROOMS;
@@ -744,7 +752,7 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 	}
 	if (c->room.n_rooms >= (size_t)settings_get()->max_rooms_per_user)
 		res = ROOM_MAX_PER_USER;
-	else if (r == NULL && (res = may_create_locked(h)) == ROOM_DONE) {
+	else if (r == NULL && (res = may_create_locked(h, c)) == ROOM_DONE) {
 		if ((r = room_make_locked(h, name, false)) == NULL)
 			res = ROOM_NO_MEMORY;
 		rep->created = r != NULL;
@@ -779,7 +787,7 @@ room_part(struct hub *h, struct client *c, const char *arg, const char *reason, 
 		return res;
 	}
 	snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
-	publish_part_locked(h, r, c, PART_LEFT, reason);
+	publish_part_locked(h, r, c, PART_LEFT, reason, false);
 	membership_remove_locked(h, r, c);
 	room_unlock_and_wake(h);
 	part_fields(fields, sizeof(fields), PART_LEFT, reason);
@@ -838,7 +846,7 @@ room_topic_line(struct hub *h, struct client *c, const char *arg, struct line **
 
 	pthread_mutex_lock(&h->lock);
 	enum room_result res = room_of_locked(h, c, arg, false, &r);
-	if (res == ROOM_DONE && (*topic = topic_line_locked(h, r, c->wire)) == NULL)
+	if (res == ROOM_DONE && (*topic = topic_line_locked(h, r, c, true)) == NULL)
 		res = ROOM_NO_MEMORY;
 	pthread_mutex_unlock(&h->lock);
 	return res;
@@ -860,7 +868,7 @@ topic_set_locked(struct hub *h, struct room *r, const char *by, const char *text
 	h->rooms_dirty = true;
 	ev = topic_event(r);
 	if (setter != NULL)
-		*shown = topic_line_locked(h, r, setter->wire);
+		*shown = topic_line_locked(h, r, setter, false);
 	ring_push_event_locked(h, r, &ev, setter ? setter->id : 0);
 }
 
@@ -887,6 +895,35 @@ room_topic_set(struct hub *h, struct client *c, const char *arg, const char *tex
 }
 
 enum room_result
+room_who(struct hub *h, struct client *c, const char *arg, struct room_who **out, size_t *n,
+	 bool *listed, char *spelled)
+{
+	struct room *r;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&h->lock);
+	enum room_result res = room_of_locked(h, c, arg, false, &r);
+	if (res == ROOM_DONE) {
+		*listed = notices_wanted(r);
+		snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
+		if (r->n_members > 0 && (*out = calloc(r->n_members, sizeof(**out))) == NULL)
+			res = ROOM_NO_MEMORY;
+		for (size_t i = 0; res == ROOM_DONE && i < r->n_members; i++) {
+			const struct client *m = r->members[i];
+
+			snprintf((*out)[i].name, sizeof((*out)[i].name), "%s", m->name);
+			(*out)[i].guest = m->room.guest;
+			(*out)[i].away = m->room.away != NULL;
+		}
+		if (res == ROOM_DONE)
+			*n = r->n_members;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return res;
+}
+
+enum room_result
 room_users_line(struct hub *h, struct client *c, const char *arg, unsigned page,
 		struct line **users)
 {
@@ -894,7 +931,7 @@ room_users_line(struct hub *h, struct client *c, const char *arg, unsigned page,
 
 	pthread_mutex_lock(&h->lock);
 	enum room_result res = room_of_locked(h, c, arg, false, &r);
-	if (res == ROOM_DONE && (*users = users_line_locked(h, r, c->wire, page, true)) == NULL)
+	if (res == ROOM_DONE && (*users = users_line_locked(h, r, c, page, true)) == NULL)
 		res = ROOM_NO_MEMORY;
 	pthread_mutex_unlock(&h->lock);
 	return res;
@@ -923,7 +960,7 @@ room_list(struct hub *h, struct client *c, unsigned page, size_t *pages, size_t 
 						   .members = r->n_members,
 						   .topic = r->topic };
 	}
-	l = h->formats[c->wire]->rooms(v, last - first);
+	l = h->formats[c->wire]->rooms(c->name, v, last - first);
 	pthread_mutex_unlock(&h->lock);
 	return l;
 }

@@ -170,6 +170,18 @@ struct line *room_list(struct hub *h, struct client *c, unsigned page, size_t *p
 		       size_t *rooms);
 
 /*
+ * Who is in a room (any room; NULL: current), by name: *out (to be freed)
+ * gets *n members, *listed whether the room is small enough for its
+ * members to be listed (room_notice_limit), spelled its name.
+ */
+struct room_who {
+	char name[NAME_MAX_LEN + 1];
+	bool guest, away;
+};
+enum room_result room_who(struct hub *h, struct client *c, const char *room, struct room_who **out,
+			  size_t *n, bool *listed, char *spelled);
+
+/*
  * Copy what c has not received yet into its outq, at most a batch.
  * Returns 1 if more is waiting, 0 when c is caught up, or -1 when c must
  * go: *why says why (evicted, overflow, shutdown) and text the BYE text.
@@ -223,8 +235,28 @@ void room_backlog_limits(struct hub *h, size_t *msgs, size_t *bytes);
  */
 bool room_backed_up(struct hub *h);
 
-/* A private message; -1 if to is not online. */
-int room_send_private(struct hub *h, const char *to, struct line *l);
+/*
+ * A private message, formatted for the recipient's protocol: 0 sent (and
+ * its AWAY text, if any, in away), -1 pm->to is not online, -2 no memory.
+ */
+struct wire_private;
+int room_send_private(struct hub *h, const struct wire_private *pm, char *away, size_t awaylen);
+
+/*
+ * c's line form (enum wire) and whether its own messages come back whole
+ * (IRC's echo-message): its thread, after its capabilities change.
+ */
+void room_set_form(struct hub *h, struct client *c, unsigned wire, bool echo);
+
+/* c is away with text (NULL: back); -1 without memory. */
+int room_set_away(struct hub *h, struct client *c, const char *text);
+
+/*
+ * Whether name is online: its spelling in canonical (NAME_MAX_LEN + 1),
+ * its AWAY text in away ("" if here), whether it is a guest.
+ */
+bool room_presence(struct hub *h, const char *name, char *canonical, char *away, size_t awaylen,
+		   bool *guest);
 
 bool room_closing(struct hub *h);
 
@@ -237,7 +269,9 @@ bool room_lock_probe(struct hub *h, int timeout_ms);
 struct room_member_info {
 	char name[NAME_MAX_LEN + 1];
 	char addr[ADDR_STR_MAX];
-	int64_t joined_ms; /* wall clock */
+	int64_t joined_ms;    /* wall clock */
+	const char *protocol; /* its front-end's name: "line", "irc" */
+	bool tls, guest;
 };
 
 /*

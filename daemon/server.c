@@ -630,7 +630,8 @@ open_listener(struct server *srv, const struct settings *s, const struct activat
 		fail("%s", err);
 		return -1;
 	}
-	srv->tls_port = listener_tls_port(srv->listener);
+	srv->tls_port = listener_tls_port(srv->listener, false);
+	srv->irc_tls_port = listener_tls_port(srv->listener, true);
 	return 0;
 }
 

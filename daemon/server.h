@@ -27,6 +27,7 @@ struct server {
 	struct control *control; /* the admin socket; control thread only */
 	int64_t started_ms;      /* wall clock */
 	int tls_port;            /* the TLS listener's port; -1 (or 0) without TLS */
+	int irc_tls_port;        /* the IRC TLS listener's port; -1 without */
 	atomic_uint_least64_t next_client_id;
 	bool stop_requested; /* control thread only: leave the control loop */
 };

@@ -6,7 +6,11 @@
  *
  * Ownership and locking, field by field:
  * - Set before the client's thread starts, then read-only: id, fd, addr,
- *   addr_str, connected_ms, srv, wire, is_tls.
+ *   addr_str, connected_ms, srv, fe, is_tls.
+ * - wire (its line form) is set before the thread starts and changed only
+ *   by its own thread under the room lock (an IRC session's capabilities,
+ *   room_set_form); others read it under the room lock.
+ * - proto, the front-end's own state (IRC: irc.c), is its thread's.
  * - tls, the connection's OpenSSL object (NULL on a plain connection), is
  *   made by the thread (session_handshake_step) and then used as writing
  *   to fd is (below): every SSL_* call on it, reads included (a read may
@@ -51,6 +55,7 @@
 
 struct server;
 struct room;
+struct frontend;
 
 /* A session's place in one room: the room and the next ring position to deliver. */
 struct membership {
@@ -71,10 +76,12 @@ struct client {
 	char addr_str[ADDR_STR_MAX]; /* "127.0.0.1" or "::1", for logs and users */
 	int64_t connected_ms;        /* wall clock */
 	struct server *srv;
-	unsigned wire;   /* its protocol (enum wire, wire.h): the lines it gets */
-	bool is_tls;     /* accepted on the TLS listener */
-	SSL *tls;        /* made by session_handshake_step(); under the write rights */
-	bool tls_broken; /* a fatal TLS error: no more SSL calls but SSL_free */
+	const struct frontend *fe; /* its protocol's front-end (client.h) */
+	void *proto;               /* the front-end's state of this connection */
+	unsigned wire;             /* its line form (enum wire, wire.h): the lines it gets */
+	bool is_tls;               /* accepted on the TLS listener */
+	SSL *tls;                  /* made by session_handshake_step(); under the write rights */
+	bool tls_broken;           /* a fatal TLS error: no more SSL calls but SSL_free */
 	atomic_uint refs;
 
 	/* Owned by the client's thread. */
@@ -107,6 +114,9 @@ struct client {
 		unsigned inbox_acks; /* answers to its messages among them */
 		bool out_lost;       /* write-through could not queue output: no memory */
 		bool backed_up;      /* its queue passed half its limit (room_backed_up) */
+		bool echo;           /* IRC echo-message: its own messages come back whole */
+		bool guest;          /* logged in without an account (guests) */
+		char *away;          /* IRC AWAY text; NULL: here */
 	} room;
 };
 

@@ -17,15 +17,21 @@
 #ifndef CHATD_WIRE_H
 #define CHATD_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "history.h"
 #include "line.h"
 
-/* The protocols the hub formats for, and how many. */
-enum wire { WIRE_LINE = 0 };
-#define WIRE_MAX 1
+/*
+ * The line forms the hub formats for, and how many: the native protocol,
+ * and IRC without tags, with server-time's tag only, and with every tag
+ * (message-tags: time, msgid, account).  A member's form follows its
+ * protocol and, on IRC, its capabilities (irc_caps.c).
+ */
+enum wire { WIRE_LINE = 0, WIRE_IRC, WIRE_IRC_TIME, WIRE_IRC_TAGS };
+#define WIRE_MAX 4
 
 /* A room event other than a message, structured. */
 enum wire_event_kind {
@@ -42,6 +48,15 @@ struct wire_event {
 	const char *name;
 	const char *reason;
 	const char *text;
+	bool offline; /* WE_PART: the session left every room (quit, lost, a server kick...) */
+};
+
+/* A private message from one session to another. */
+struct wire_private {
+	const char *from, *to;
+	int64_t ms; /* wall clock */
+	const char *text;
+	bool notice; /* IRC's NOTICE: never answered automatically */
 };
 
 /* One room of a /rooms page. */
@@ -61,19 +76,33 @@ struct wire_format {
 	size_t (*msg_len)(const struct history_entry *e);
 	void (*msg_put)(const struct history_entry *e, char *dst, uint32_t *id_off,
 			uint32_t *id_len);
-	/* The sender's acknowledgement: ack_head, the id bytes, ack_tail. */
+	/*
+	 * The sender's acknowledgement: ack_head, the id bytes, ack_tail.
+	 * ack_head NULL (IRC): the sender gets the message's own line if its
+	 * session echoes (client->echo, IRC's echo-message), else nothing.
+	 */
 	const char *ack_head, *ack_tail;
 	/* The sender's answer to a message that could not be stored. */
 	const char *not_stored;
 	struct line *(*event)(const struct wire_event *ev);
-	/* Page page of pages of the names (n of total) in room; page 0: not listed. */
-	struct line *(*users)(const char *room, size_t total, unsigned page, size_t pages,
-			      const char *const *names, size_t n);
-	/* The lines of a /rooms page, in one line ("" for none). */
-	struct line *(*rooms)(const struct wire_room *v, size_t n);
+	/*
+	 * A room's topic (a WE_TOPIC event) as the answer to the session
+	 * called me, joining the room or asking; NULL: the event's line.
+	 */
+	struct line *(*topic_reply)(const char *me, const struct wire_event *ev);
+	struct line *(*priv)(const struct wire_private *pm);
+	/*
+	 * Page page of pages of the names (n of total) in room, for the
+	 * session called me; page 0: not listed.
+	 */
+	struct line *(*users)(const char *me, const char *room, size_t total, unsigned page,
+			      size_t pages, const char *const *names, size_t n);
+	/* The lines of a /rooms page, in one line ("" for none), for me. */
+	struct line *(*rooms)(const char *me, const struct wire_room *v, size_t n);
 };
 
 extern const struct wire_format wire_line;
+extern const struct wire_format wire_irc, wire_irc_time, wire_irc_tags;
 /* Every protocol chatd speaks, by enum wire: what server.c gives hub_new(). */
 extern const struct wire_format *const wire_formats[WIRE_MAX];
 

@@ -57,10 +57,21 @@ event(const struct wire_event *ev)
 }
 
 static struct line *
-users(const char *room, size_t total, unsigned page, size_t pages, const char *const *names,
-      size_t n)
+priv(const struct wire_private *pm)
+{
+	char when[TIME_RFC3339_LEN + 1];
+
+	time_format_ms(when, pm->ms);
+	return line_printf("PRIV %s %s %s %s\n", when, pm->from, pm->to, pm->text);
+}
+
+static struct line *
+users(const char *me, const char *room, size_t total, unsigned page, size_t pages,
+      const char *const *names, size_t n)
 {
 	char head[96 + 32];
+
+	(void)me;
 	size_t len = 0;
 	int hlen = snprintf(head, sizeof(head), "USERS %s %zu %u %zu ", room, total, page, pages);
 
@@ -87,11 +98,12 @@ users(const char *room, size_t total, unsigned page, size_t pages, const char *c
 }
 
 static struct line *
-rooms(const struct wire_room *v, size_t n)
+rooms(const char *me, const struct wire_room *v, size_t n)
 {
 	size_t len = 0, off = 0;
 	struct line *l;
 
+	(void)me;
 	for (size_t i = 0; i < n; i++)
 		len += (size_t)snprintf(NULL, 0, "ROOM %s %zu %s\n", v[i].name, v[i].members,
 					v[i].topic);
@@ -111,10 +123,14 @@ const struct wire_format wire_line = {
 	.ack_tail = "sent\n",
 	.not_stored = "ERR 507 message not stored (the server could not write it): nobody got it\n",
 	.event = event,
+	.priv = priv,
 	.users = users,
 	.rooms = rooms,
 };
 
 const struct wire_format *const wire_formats[WIRE_MAX] = {
 	[WIRE_LINE] = &wire_line,
+	[WIRE_IRC] = &wire_irc,
+	[WIRE_IRC_TIME] = &wire_irc_time,
+	[WIRE_IRC_TAGS] = &wire_irc_tags,
 };

@@ -1,5 +1,6 @@
 /*
- * login.c - fuzz target for the login dialogue (daemon/login.c).
+ * login.c - fuzz target for the login dialogue (daemon/login.c) and the
+ * checks it runs (daemon/auth.c).
  *
  * Input: what a client sends before it is logged in.  It is cut into lines
  * by the client's own linebuf, as client_read_line() does, and each line
@@ -117,21 +118,21 @@ all_zero(const char *p, size_t len)
 static void
 check_outcome(const struct login *lg, struct ident *id, const char *password, size_t bad_passwords)
 {
-	const struct client *c = lg->c;
+	const struct client *c = lg->auth.c;
 	char canonical[NAME_MAX_LEN + 1];
 
 	fuzz_assert(lg->done);
-	fuzz_assert(lg->failures <= settings_get()->login_attempts);
+	fuzz_assert(lg->auth.failures <= settings_get()->login_attempts);
 	if (!lg->ok) {
 		fuzz_assert(lg->why == PART_LOST || lg->why == PART_REFUSED);
 		fuzz_assert((lg->why == PART_REFUSED) ==
-			    (lg->failures == settings_get()->login_attempts));
+			    (lg->auth.failures == settings_get()->login_attempts));
 		/* The attempt that runs out gets BYE (from client.c), not ERR 401. */
-		fuzz_assert(bad_passwords == (size_t)lg->failures - (lg->why == PART_REFUSED));
+		fuzz_assert(bad_passwords == (size_t)lg->auth.failures - (lg->why == PART_REFUSED));
 		return;
 	}
 	fuzz_assert(name_valid(c->name, strlen(c->name)));
-	fuzz_assert(bad_passwords == (size_t)lg->failures);
+	fuzz_assert(bad_passwords == (size_t)lg->auth.failures);
 	if (lg->registered) {
 		fuzz_assert(base_user(c->name) == NULL);
 		fuzz_assert(ident_lookup(id, c->name, canonical) &&

@@ -58,7 +58,7 @@ def test_users(chatd):
     assert [line.split()[:2] for line in lines] == [["alice", "127.0.0.1"],
                                                     ["Bob", "127.0.0.1"]]
     for line in lines:
-        assert re.fullmatch(r"\S+ \S+ \d{4}-\d\d-\d\dT\S+Z", line)
+        assert re.fullmatch(r"\S+ \S+ \d{4}-\d\d-\d\dT\S+Z line", line)
 
 
 def test_users_empty_says_so(chatd):

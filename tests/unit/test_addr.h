@@ -1,7 +1,7 @@
 /*
  * test_addr.h - test_addr(): a socket address from "192.0.2.1" or
  * "2001:db8::1" text (port 0), for the unit tests of what counts by address
- * (test_throttle.c, test_peers.c).  Include after <cmocka.h>.
+ * (test_throttle.c, test_peers.c, test_auth.c).  Include after <cmocka.h>.
  */
 #ifndef CHATD_TEST_ADDR_H
 #define CHATD_TEST_ADDR_H

@@ -1,0 +1,98 @@
+/*
+ * auth.h - who a connection is: a password (registering the name when it
+ * is unknown and registration is open) or a resume token.  Core: no wire
+ * format; each front-end words the outcomes (login.c for the native
+ * protocol).
+ *
+ * Runs in the client's own thread, before it joins a room.  A password
+ * check is reserved with the throttle first (throttle.h: ERR 429's
+ * delays, one check at a time per name and address); its hash runs
+ * outside every lock, in a slot of the password gate (password.h) had by
+ * the login's deadline.  A wrong password or token costs its delay here,
+ * in the call, before the caller answers.  Passwords are never logged.
+ */
+#ifndef CHATD_AUTH_H
+#define CHATD_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "names.h"
+#include "session.h"
+
+enum auth_outcome {
+	AUTH_OK,            /* logged in as the registered name (spelling in c->name) */
+	AUTH_REGISTERED,    /* the name was not known: registered now with this password */
+	AUTH_BAD_PASSWORD,  /* wrong password (or token): its delay is served; may try again */
+	AUTH_TOO_MANY,      /* wrong, and login_attempts are used up: end the login */
+	AUTH_THROTTLED,     /* refused unchecked: *wait_ms until name/address may try */
+	AUTH_THROTTLE_FULL, /* too many logins are being throttled: try again in 1 s */
+	AUTH_CLOSED,        /* the name is not registered and registration is closed */
+	AUTH_TAKEN,         /* someone else registered the name meanwhile */
+	AUTH_TIMEOUT,       /* the login's deadline passed (a wait or a delay outlasted it) */
+	AUTH_SHUTDOWN,      /* chatd is stopping */
+	AUTH_GONE,          /* the connection was shut down (login budget) or reset */
+	AUTH_INTERNAL,      /* could not check or store now (try again) */
+	AUTH_BAD_INPUT,     /* not a valid name, password or token: nothing checked */
+};
+
+/*
+ * One login, on its caller's stack.  c, deadline and failures are the
+ * caller's to read (and deadline to move); the rest belongs to auth.c.
+ */
+struct auth {
+	struct client *c;
+	int64_t deadline; /* time_mono_ms() by which the login must end */
+	int failures;     /* wrong passwords and tokens so far */
+	/* What auth_known() found, for the next auth_password() for that name: */
+	bool looked_up;
+	bool known;
+	bool may_register;           /* registration was open then */
+	char name[NAME_MAX_LEN + 1]; /* the registered spelling, or the name as given */
+};
+
+/* A new login for c: its deadline is login_timeout (current setting) after c's accept. */
+void auth_start(struct auth *a, struct client *c);
+
+/*
+ * Is name (valid) registered?  canonical (NAME_MAX_LEN + 1 bytes, or
+ * NULL) gets its registered spelling then.  Remembers the answer, and
+ * whether registration is open now, for an auth_password() for the same
+ * name, which then holds to them (a name registered by another meanwhile
+ * is AUTH_TAKEN, not a check of that one's password).
+ */
+bool auth_known(struct auth *a, const char *name, char *canonical);
+
+/*
+ * Checks password pw (len bytes, NUL-terminated) for name, registering the
+ * name with it if it is unknown and registration is open.  Without an
+ * auth_known() for name first, it looks the name up now.  On AUTH_OK and
+ * AUTH_REGISTERED c->name is the name logged in as; on the others it is
+ * the name tried (for the answer's wording).  *wait_ms is set with
+ * AUTH_THROTTLED (0 otherwise).  May block: for the throttle, a hash slot,
+ * the hash, and a wrong password's delay, all bounded by the deadline.
+ */
+enum auth_outcome auth_password(struct auth *a, const char *name, const char *pw, size_t len,
+				int64_t *wait_ms);
+
+/*
+ * A resume token (RESUME_TOKEN_HEX lower-case hex digits) for name: a live
+ * one logs in (AUTH_OK) with no hash and no wait, and the address becomes
+ * one the name logs in from.  A refused one costs what a wrong password
+ * costs (AUTH_BAD_PASSWORD after the delay, AUTH_TOO_MANY, or
+ * AUTH_THROTTLED before checking).  c->name as with auth_password().
+ */
+enum auth_outcome auth_token(struct auth *a, const char *name, const char *token, int64_t *wait_ms);
+
+/*
+ * plain_login: must c, on a plain (not TLS) port, be refused before it
+ * sends a password or token?  tls_port is the TLS port of c's protocol
+ * (<= 0: none, so never).
+ */
+bool auth_plain_refused(const struct client *c, int tls_port);
+
+/* "ok", "wrong password", ...: for logs and tests. */
+const char *auth_outcome_str(enum auth_outcome o);
+
+#endif

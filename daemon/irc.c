@@ -1,0 +1,317 @@
+/*
+ * irc.c - the IRC front-end's connection state and replies (irc.h): the
+ * struct frontend the client's thread drives, the replies a command
+ * gathers and irc_commit() queues with the command's label
+ * (labeled-response: one line tagged, several in a labeled-response
+ * batch, none an ACK), and flood control (a token bucket of
+ * irc_flood_burst lines refilled at irc_flood_rate a second: a client
+ * over it is not read until tokens come back).  Runs in the connection's
+ * own thread.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "irc.h"
+#include "line.h"
+#include "room.h"
+#include "server.h"
+#include "timefmt.h"
+
+const char *
+irc_target(struct client *c)
+{
+	struct irc_conn *ic = irc_conn(c);
+
+	if (c->name[0] != '\0')
+		return c->name;
+	return ic != NULL && ic->have_nick ? ic->nick : "*";
+}
+
+bool
+irc_has(const struct irc_conn *ic, enum irc_cap cap)
+{
+	return (ic->caps & CAP_BIT(cap)) != 0;
+}
+
+/* Appends len bytes and a NUL-separated end of line to the pending replies. */
+static int
+pending_add(struct irc_conn *ic, const char *s, size_t len)
+{
+	if (ic->pending_len + len + 1 > ic->pending_cap) {
+		size_t cap = ic->pending_cap ? ic->pending_cap : 1024;
+
+		while (cap < ic->pending_len + len + 1)
+			cap *= 2;
+		char *p = realloc(ic->pending, cap);
+		if (p == NULL)
+			return -1;
+		ic->pending = p;
+		ic->pending_cap = cap;
+	}
+	memcpy(ic->pending + ic->pending_len, s, len);
+	ic->pending[ic->pending_len + len] = '\0';
+	ic->pending_len += len + 1;
+	ic->pending_lines++;
+	return 0;
+}
+
+static int __attribute__((format(printf, 3, 0)))
+pending_vadd(struct irc_conn *ic, const char *head, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	char *big = NULL;
+	va_list copy;
+	size_t hl = strlen(head);
+
+	va_copy(copy, ap);
+	int n = vsnprintf(NULL, 0, fmt, copy);
+	va_end(copy);
+	if (n < 0)
+		return -1;
+	char *p = buf;
+	if (hl + (size_t)n + 1 > sizeof(buf) && (p = big = malloc(hl + (size_t)n + 1)) == NULL)
+		return -1;
+	memcpy(p, head, hl);
+	vsnprintf(p + hl, (size_t)n + 1, fmt, ap);
+	int rc = pending_add(ic, p, hl + (size_t)n);
+	free(big);
+	return rc;
+}
+
+int
+irc_send(struct client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	int rc = pending_vadd(irc_conn(c), "", fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int
+irc_num(struct client *c, const char *num, const char *fmt, ...)
+{
+	char head[128];
+	va_list ap;
+
+	snprintf(head, sizeof(head), ":%s %s %s ", settings_get()->server_name, num, irc_target(c));
+	va_start(ap, fmt);
+	int rc = pending_vadd(irc_conn(c), head, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int
+irc_send_line(struct client *c, const struct line *l)
+{
+	size_t start = 0;
+
+	/* A core line may hold several (LIST's 322s): one pending line each. */
+	while (start < l->len) {
+		const char *nl = memchr(l->data + start, '\n', l->len - start);
+		size_t end = nl ? (size_t)(nl - l->data) : l->len;
+		size_t len = end - start;
+
+		if (len > 0 && l->data[start + len - 1] == '\r')
+			len--;
+		if (len > 0 && pending_add(irc_conn(c), l->data + start, len) < 0)
+			return -1;
+		start = end + 1;
+	}
+	return 0;
+}
+
+void
+irc_batch_ref(struct client *c, char out[16])
+{
+	snprintf(out, 16, "b%u", ++irc_conn(c)->batch_seq);
+}
+
+/* Queues one reply line: extra tags (tag=value;... or ""), the line, CRLF. */
+static int
+queue_line(struct client *c, const char *tags, const char *line)
+{
+	size_t tl = strlen(tags), ll = strlen(line);
+	bool own_tags = line[0] == '@';
+	/* "@" tags (";" rest-of-own-tags | " ") line CRLF */
+	size_t len = (tl ? 1 + tl + 1 : 0) + (tl && own_tags ? ll - 1 : ll) + 2;
+	struct line *l = line_new(len);
+	size_t off = 0;
+
+	if (l == NULL)
+		return -1;
+	if (tl) {
+		l->data[off++] = '@';
+		memcpy(l->data + off, tags, tl);
+		off += tl;
+		l->data[off++] = own_tags ? ';' : ' ';
+		memcpy(l->data + off, line + 1 * own_tags, ll - own_tags);
+		off += ll - own_tags;
+	} else {
+		memcpy(l->data + off, line, ll);
+		off += ll;
+	}
+	memcpy(l->data + off, "\r\n", 2);
+	return outq_push_line(&c->out, l);
+}
+
+int
+irc_commit(struct client *c)
+{
+	struct irc_conn *ic = irc_conn(c);
+	bool labeled = ic->label[0] != '\0' && irc_has(ic, CAP_LABELED_RESPONSE);
+	char tags[96], ref[16];
+	int rc = 0;
+
+	if (labeled && ic->pending_lines == 0) {
+		snprintf(tags, sizeof(tags), "label=%s", ic->label);
+		rc = queue_line(c, tags, c->name[0] ? "ACK" : "ACK");
+	} else if (labeled && ic->pending_lines == 1) {
+		snprintf(tags, sizeof(tags), "label=%s", ic->label);
+		rc = queue_line(c, tags, ic->pending);
+	} else if (labeled && irc_has(ic, CAP_BATCH)) {
+		char head[128];
+
+		irc_batch_ref(c, ref);
+		snprintf(tags, sizeof(tags), "label=%s", ic->label);
+		snprintf(head, sizeof(head), ":%s BATCH +%s labeled-response",
+			 settings_get()->server_name, ref);
+		rc = queue_line(c, tags, head);
+		snprintf(tags, sizeof(tags), "batch=%s", ref);
+		for (size_t off = 0; rc == 0 && off < ic->pending_len;) {
+			const char *line = ic->pending + off;
+
+			/* A line of an inner batch keeps its own batch tag (the inner BATCH line its outer). */
+			rc = queue_line(c, strncmp(line, "@batch=", 7) == 0 ? "" : tags, line);
+			off += strlen(line) + 1;
+		}
+		snprintf(head, sizeof(head), ":%s BATCH -%s", settings_get()->server_name, ref);
+		if (rc == 0)
+			rc = queue_line(c, "", head);
+	} else {
+		for (size_t off = 0; rc == 0 && off < ic->pending_len;) {
+			const char *line = ic->pending + off;
+
+			rc = queue_line(c, "", line);
+			off += strlen(line) + 1;
+		}
+	}
+	ic->pending_len = ic->pending_lines = 0;
+	ic->label[0] = '\0';
+	return rc;
+}
+
+/* ---- the front-end ---- */
+
+static int
+irc_refuse(struct client *c, const char *why)
+{
+	if (irc_send(c, "ERROR :%s (%d clients)", why, settings_get()->max_clients) < 0)
+		return -1;
+	return irc_commit(c);
+}
+
+static int
+irc_overlong(struct client *c)
+{
+	if (irc_num(c, "417", ":Input line was too long") < 0)
+		return -1;
+	return irc_commit(c);
+}
+
+static void
+irc_bye(struct client *c, enum part_reason why, const char *text)
+{
+	struct irc_conn *ic = irc_conn(c);
+
+	if (ic == NULL)
+		return;
+	ic->pending_len = ic->pending_lines = 0;
+	ic->label[0] = '\0';
+	if (irc_send(c, "ERROR :Closing link: %s (%s)", part_reason_name(why), text) == 0)
+		irc_commit(c);
+}
+
+/* Refills the bucket; 0 when a line may be taken, else milliseconds until one may. */
+static int64_t
+irc_line_wait(struct client *c)
+{
+	const struct settings *s = settings_get();
+	struct irc_conn *ic = irc_conn(c);
+	int64_t now = time_mono_ms();
+
+	ic->tokens += (double)(now - ic->refilled_ms) * s->irc_flood_rate / 1000.0;
+	ic->refilled_ms = now;
+	if (ic->tokens > s->irc_flood_burst)
+		ic->tokens = s->irc_flood_burst;
+	if (ic->tokens >= 1.0)
+		return 0;
+	return (int64_t)((1.0 - ic->tokens) * 1000.0 / s->irc_flood_rate) + 1;
+}
+
+static void
+irc_end(struct client *c)
+{
+	struct irc_conn *ic = irc_conn(c);
+
+	if (ic == NULL)
+		return;
+	if (ic->pass != NULL) {
+		explicit_bzero(ic->pass, strlen(ic->pass));
+		free(ic->pass);
+	}
+	if (ic->sasl != NULL) {
+		explicit_bzero(ic->sasl, ic->sasl_len);
+		free(ic->sasl);
+	}
+	free(ic->pending);
+	free(ic);
+	c->proto = NULL;
+}
+
+static int
+irc_frontend_login(struct client *c, bool *registered, struct session_state *st)
+{
+	struct irc_conn *ic = calloc(1, sizeof(*ic));
+
+	if (ic == NULL)
+		return -1;
+	ic->tokens = settings_get()->irc_flood_burst;
+	ic->refilled_ms = time_mono_ms();
+	c->proto = ic;
+	return irc_login(c, registered, st);
+}
+
+/* Every line but a PRIVMSG or NOTICE (an answer that comes through the room) keeps its turn. */
+bool
+irc_in_order(const char *line, size_t len)
+{
+	(void)len;
+	if (line[0] == '@') { /* past the tags */
+		const char *sp = strchr(line, ' ');
+
+		if (sp == NULL)
+			return true;
+		line = sp + 1;
+		while (*line == ' ')
+			line++;
+	}
+	return strncasecmp(line, "PRIVMSG ", 8) != 0 && strncasecmp(line, "NOTICE ", 7) != 0;
+}
+
+const struct frontend irc_frontend = {
+	.name = "irc",
+	.login = irc_frontend_login,
+	.welcome = irc_welcome,
+	.refuse = irc_refuse,
+	.in_order = irc_in_order,
+	.request = irc_request,
+	.overlong = irc_overlong,
+	.bye = irc_bye,
+	.line_wait = irc_line_wait,
+	.end = irc_end,
+};

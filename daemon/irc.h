@@ -1,0 +1,123 @@
+/*
+ * irc.h - the IRC gateway: a front-end (client.h, struct frontend) that
+ * serves IRC clients on the same core as the native protocol
+ * (docs/IRC.md).  irc.c holds a connection's state and its replies,
+ * irc_login.c the registration, irc_caps.c the capabilities,
+ * irc_commands.c the command table, irc_history.c history playback and
+ * CHATHISTORY.  Everything here runs in the connection's own thread; the
+ * state (struct irc_conn, client->proto) is that thread's alone.
+ */
+#ifndef CHATD_IRC_H
+#define CHATD_IRC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client.h"
+#include "irc_msg.h"
+#include "names.h"
+
+/* The longest line read: 8191 bytes of tags and 512 of message (IRCv3 message-tags). */
+#define IRC_LINE_MAX (8191 + 512)
+
+/* The capabilities chatd offers (irc_caps.c: one table, in this order). */
+enum irc_cap {
+	CAP_ACCOUNT_TAG,
+	CAP_BATCH,
+	CAP_CAP_NOTIFY,
+	CAP_CHATHISTORY,
+	CAP_ECHO_MESSAGE,
+	CAP_EVENT_PLAYBACK,
+	CAP_LABELED_RESPONSE,
+	CAP_MESSAGE_TAGS,
+	CAP_SASL,
+	CAP_SERVER_TIME,
+	CAP_N
+};
+#define CAP_BIT(cap) (1u << (cap))
+
+/* A connection's state (client->proto). */
+struct irc_conn {
+	/* registration */
+	char nick[NAME_MAX_LEN + 1]; /* the nick given (NICK); after login the account name */
+	bool have_nick, have_user, registered;
+	bool cap_negotiating; /* CAP LS or REQ before registration: wait for CAP END */
+	unsigned cap_version; /* 302 after CAP LS 302 */
+	unsigned caps;        /* CAP_BIT()s enabled */
+	char *pass;           /* PASS, until registration uses it (wiped) */
+	char *sasl;           /* AUTHENTICATE data gathered so far (wiped) */
+	size_t sasl_len;
+	bool sasl_plain; /* AUTHENTICATE PLAIN accepted, data expected */
+	bool logged_in;  /* SASL succeeded: c->name is the account */
+	bool registered_now;
+	/* flood control: a token bucket */
+	double tokens;
+	int64_t refilled_ms;
+	/* replies of the command being handled, labels and batches applied at irc_commit() */
+	char *pending;
+	size_t pending_len, pending_cap, pending_lines;
+	char label[65]; /* the command's label tag ("" none) */
+	unsigned batch_seq;
+};
+
+extern const struct frontend irc_frontend;
+
+static inline struct irc_conn *
+irc_conn(struct client *c)
+{
+	return c->proto;
+}
+
+/* The nick numerics are addressed to: the account once logged in, else the NICK given, or "*". */
+const char *irc_target(struct client *c);
+
+/*
+ * Replies, gathered until irc_commit(), which queues them with the
+ * command's label (labeled-response).  Each is a line without CRLF.
+ * irc_send: as formatted.  irc_num: ":SERVER NUM TARGET " + formatted.
+ * irc_send_line: a line the core formatted (its CRLF is dropped).  -1
+ * without memory.
+ */
+int irc_send(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int irc_num(struct client *c, const char *num, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int irc_send_line(struct client *c, const struct line *l);
+int irc_commit(struct client *c);
+
+/* A new batch reference, unique on the connection. */
+void irc_batch_ref(struct client *c, char out[16]);
+
+bool irc_has(const struct irc_conn *ic, enum irc_cap cap);
+
+/* irc_caps.c: CAP LS/LIST/REQ/END (any time); the line form c's capabilities call for. */
+int irc_cap_command(struct client *c, const struct irc_msg *m);
+void irc_caps_apply(struct client *c);
+
+/* irc_login.c: the registration, until c->name is set (the frontend's login). */
+int irc_login(struct client *c, bool *registered, struct session_state *st);
+
+/* irc_commands.c: one registered client's line; and the command table for docs and tests. */
+int irc_request(struct client *c, struct session_state *st, char *line, size_t len);
+bool irc_in_order(const char *line, size_t len);
+struct irc_command {
+	const char *name;
+	int (*run)(struct client *c, struct session_state *st, struct irc_msg *m);
+	unsigned min_params;
+	const char *summary; /* docs/IRC.md's table */
+};
+extern const struct irc_command irc_commands[];
+extern const size_t irc_n_commands;
+
+/* irc_history.c: a room's history in c's form (at login and JOIN), and CHATHISTORY. */
+int irc_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id);
+int irc_chathistory(struct client *c, struct session_state *st, struct irc_msg *m);
+/* The welcome numerics (001-005, MOTD) and the default room's JOIN reply. */
+int irc_welcome(struct client *c, bool registered, struct room_join_reply *rep);
+/* The JOIN reply for one room: JOIN, topic, names, history. */
+int irc_join_reply(struct client *c, struct room_join_reply *rep);
+/* The 005 tokens and the MOTD, for the welcome and MOTD. */
+int irc_isupport(struct client *c);
+int irc_motd(struct client *c);
+
+#endif

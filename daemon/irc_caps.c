@@ -1,0 +1,165 @@
+/*
+ * irc_caps.c - IRCv3 capability negotiation (CAP LS, LIST, REQ, END; 302
+ * values; cap-notify) from one table of the capabilities chatd offers,
+ * and the line form a session's capabilities call for (wire.h): every tag
+ * with message-tags, server-time's alone without it, none otherwise.
+ * Runs in the connection's own thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "irc.h"
+#include "room.h"
+#include "server.h"
+#include "wire.h"
+
+struct cap_def {
+	const char *name;
+	const char *value; /* CAP LS 302's "=value", NULL for none */
+};
+
+/* In enum irc_cap's order, which is alphabetical. */
+static const struct cap_def caps[CAP_N] = {
+	[CAP_ACCOUNT_TAG] = { "account-tag", NULL },
+	[CAP_BATCH] = { "batch", NULL },
+	[CAP_CAP_NOTIFY] = { "cap-notify", NULL },
+	[CAP_CHATHISTORY] = { "draft/chathistory", NULL },
+	[CAP_ECHO_MESSAGE] = { "echo-message", NULL },
+	[CAP_EVENT_PLAYBACK] = { "draft/event-playback", NULL },
+	[CAP_LABELED_RESPONSE] = { "labeled-response", NULL },
+	[CAP_MESSAGE_TAGS] = { "message-tags", NULL },
+	[CAP_SASL] = { "sasl", "PLAIN" },
+	[CAP_SERVER_TIME] = { "server-time", NULL },
+};
+
+static int
+cap_find(const char *name, size_t len)
+{
+	for (int i = 0; i < CAP_N; i++)
+		if (strlen(caps[i].name) == len && strncasecmp(caps[i].name, name, len) == 0)
+			return i;
+	return -1;
+}
+
+void
+irc_caps_apply(struct client *c)
+{
+	struct irc_conn *ic = irc_conn(c);
+	unsigned wire = irc_has(ic, CAP_MESSAGE_TAGS)  ? WIRE_IRC_TAGS
+			: irc_has(ic, CAP_SERVER_TIME) ? WIRE_IRC_TIME
+						       : WIRE_IRC;
+
+	room_set_form(c->srv->hub, c, wire, irc_has(ic, CAP_ECHO_MESSAGE));
+}
+
+/* CAP LS: every capability, several lines ("*" before the last) if they do not fit one. */
+static int
+cap_ls(struct client *c, bool v302)
+{
+	char list[400];
+	size_t off = 0;
+
+	list[0] = '\0';
+	for (int i = 0; i < CAP_N; i++) {
+		char one[64];
+		int n = snprintf(one, sizeof(one), "%s%s%s", caps[i].name,
+				 v302 && caps[i].value ? "=" : "",
+				 v302 && caps[i].value ? caps[i].value : "");
+
+		if (off + (size_t)n + 1 >= sizeof(list) - 1) {
+			if (irc_send(c, ":%s CAP %s LS * :%s", settings_get()->server_name,
+				     irc_target(c), list) < 0)
+				return -1;
+			off = 0;
+			list[0] = '\0';
+		}
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", off ? " " : "",
+					one);
+	}
+	return irc_send(c, ":%s CAP %s LS :%s", settings_get()->server_name, irc_target(c), list);
+}
+
+static int
+cap_list(struct client *c)
+{
+	struct irc_conn *ic = irc_conn(c);
+	char list[400];
+	size_t off = 0;
+
+	list[0] = '\0';
+	for (int i = 0; i < CAP_N; i++)
+		if (irc_has(ic, (enum irc_cap)i))
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
+						off ? " " : "", caps[i].name);
+	return irc_send(c, ":%s CAP %s LIST :%s", settings_get()->server_name, irc_target(c), list);
+}
+
+/* CAP REQ: all or nothing (ACK or NAK of the whole list). */
+static int
+cap_req(struct client *c, const char *list)
+{
+	struct irc_conn *ic = irc_conn(c);
+	unsigned on = 0, off = 0;
+
+	for (const char *p = list; *p;) {
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		bool minus = *p == '-';
+		const char *start = p + minus;
+		size_t len = strcspn(start, " ");
+		int i = cap_find(start, len);
+
+		p = start + len;
+		/* sasl cannot be dropped while the client might still use it: not at all here. */
+		if (i < 0 || (minus && i == CAP_CAP_NOTIFY && ic->cap_version >= 302))
+			return irc_send(c, ":%s CAP %s NAK :%s", settings_get()->server_name,
+					irc_target(c), list);
+		if (minus)
+			off |= CAP_BIT(i);
+		else
+			on |= CAP_BIT(i);
+	}
+	ic->caps = (ic->caps | on) & ~off;
+	/* cap-notify is on for good with CAP LS 302. */
+	if (ic->cap_version >= 302)
+		ic->caps |= CAP_BIT(CAP_CAP_NOTIFY);
+	if (c->name[0] != '\0')
+		irc_caps_apply(c);
+	return irc_send(c, ":%s CAP %s ACK :%s", settings_get()->server_name, irc_target(c), list);
+}
+
+int
+irc_cap_command(struct client *c, const struct irc_msg *m)
+{
+	struct irc_conn *ic = irc_conn(c);
+	const char *sub = m->n_params > 0 ? m->params[0] : "";
+
+	if (strcasecmp(sub, "LS") == 0) {
+		unsigned v = m->n_params > 1 ? (unsigned)strtoul(m->params[1], NULL, 10) : 0;
+
+		if (v > ic->cap_version)
+			ic->cap_version = v;
+		if (ic->cap_version >= 302)
+			ic->caps |= CAP_BIT(CAP_CAP_NOTIFY);
+		if (c->name[0] == '\0')
+			ic->cap_negotiating = true;
+		return cap_ls(c, ic->cap_version >= 302);
+	}
+	if (strcasecmp(sub, "LIST") == 0)
+		return cap_list(c);
+	if (strcasecmp(sub, "REQ") == 0) {
+		if (c->name[0] == '\0')
+			ic->cap_negotiating = true;
+		return cap_req(c, m->n_params > 1 ? m->params[1] : "");
+	}
+	if (strcasecmp(sub, "END") == 0) {
+		ic->cap_negotiating = false;
+		return 0;
+	}
+	return irc_num(c, "410", "%s :Invalid CAP command", sub);
+}

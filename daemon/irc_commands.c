@@ -1,0 +1,689 @@
+/*
+ * irc_commands.c - what a registered IRC client may send (docs/IRC.md
+ * "Commands"): one table drives dispatch, the parameter counts and the
+ * command list of docs/IRC.md (a ctest compares them).  Each command
+ * calls the core (room.h, history) and words the outcome as IRC numerics.
+ * A room is a channel: "#dev" is the room dev.  Runs in the connection's
+ * own thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "history.h"
+#include "irc.h"
+#include "log.h"
+#include "room.h"
+#include "server.h"
+#include "timefmt.h"
+#include "utf8.h"
+#include "wire.h"
+
+#define HOST "chatd"
+/* Names per RPL_NAMREPLY line: 33 bytes each keeps it within 512. */
+#define NAMES_PER_LINE 12
+
+static const char *
+srv_name(void)
+{
+	return settings_get()->server_name;
+}
+
+/* "#dev" -> "dev"; NULL when it is no channel name chatd could have. */
+static const char *
+channel_room(const char *chan)
+{
+	if (chan[0] != '#' || !room_name_valid(chan + 1, strlen(chan + 1)))
+		return NULL;
+	return chan + 1;
+}
+
+/* The numeric for a room operation that did not go through. */
+static int
+room_refused(struct client *c, enum room_result res, const char *chan)
+{
+	switch (res) {
+	case ROOM_BAD_NAME:
+		return irc_num(c, "479", "%s :Illegal channel name", chan);
+	case ROOM_NO_SUCH:
+		return irc_num(c, "403", "%s :No such channel", chan);
+	case ROOM_NOT_MEMBER:
+	case ROOM_IN_NONE:
+		return irc_num(c, "442", "%s :You're not on that channel", chan);
+	case ROOM_CREATE_DENIED:
+		return irc_num(c, "403", "%s :No such channel (only an operator may make rooms)",
+			       chan);
+	case ROOM_MAX_ROOMS:
+		return irc_num(c, "405", "%s :The server has as many rooms as it may", chan);
+	case ROOM_MAX_PER_USER:
+		return irc_num(c, "405", "%s :You have joined too many channels", chan);
+	case ROOM_TOPIC_LONG:
+		return irc_num(c, "417", ":Topic too long");
+	case ROOM_CLOSING:
+		return irc_send(c, "ERROR :Server is shutting down");
+	case ROOM_NO_MEMORY:
+	case ROOM_DONE:
+	case ROOM_ALREADY:
+		break;
+	}
+	return irc_send(c, "FAIL * INTERNAL_ERROR :out of memory");
+}
+
+/* ---- joining ---- */
+
+/* RPL_NAMREPLY lines (several names each) and RPL_ENDOFNAMES for room. */
+static int
+names_reply(struct client *c, const char *room)
+{
+	char spelled[ROOM_NAME_MAX + 1], line[NAMES_PER_LINE * (NAME_MAX_LEN + 1) + 1];
+	struct room_who *who;
+	size_t n, off = 0;
+	bool listed;
+	int rc = 0;
+
+	if (room_who(c->srv->hub, c, room, &who, &n, &listed, spelled) != ROOM_DONE)
+		return irc_num(c, "366", "#%s :End of /NAMES list.", room);
+	if (!listed) /* a crowded room: the reader alone */
+		rc = irc_num(c, "353", "= #%s :%s", spelled, c->name);
+	for (size_t i = 0; listed && rc == 0 && i < n; i++) {
+		off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s", off ? " " : "",
+					who[i].name);
+		if ((i + 1) % NAMES_PER_LINE == 0 || i + 1 == n) {
+			rc = irc_num(c, "353", "= #%s :%s", spelled, line);
+			off = 0;
+		}
+	}
+	free(who);
+	return rc == 0 ? irc_num(c, "366", "#%s :End of /NAMES list.", spelled) : -1;
+}
+
+int
+irc_join_reply(struct client *c, struct room_join_reply *rep)
+{
+	int rc = irc_send(c, ":%s!%s@" HOST " JOIN #%s", c->name, c->name, rep->room);
+
+	if (rc == 0 && rep->topic != NULL)
+		rc = irc_send_line(c, rep->topic);
+	room_join_reply_release(rep);
+	if (rc == 0)
+		rc = names_reply(c, rep->room);
+	return rc == 0 ? irc_replay(c, rep->room, rep->first_id, rep->last_msg_id) : -1;
+}
+
+static int
+join_one(struct client *c, const char *chan)
+{
+	struct room_join_reply rep = { 0 };
+	const char *room = channel_room(chan);
+	enum room_result res;
+
+	if (room == NULL)
+		return irc_num(c, "479", "%s :Illegal channel name", chan);
+	res = room_join(c->srv->hub, c, room, &rep);
+	if (res == ROOM_ALREADY)
+		return 0;
+	if (res != ROOM_DONE)
+		return room_refused(c, res, chan);
+	return irc_join_reply(c, &rep);
+}
+
+static int
+part_one(struct client *c, const char *chan, const char *reason)
+{
+	char spelled[ROOM_NAME_MAX + 1];
+	const char *room = channel_room(chan);
+	enum room_result res;
+
+	if (room == NULL)
+		return irc_num(c, "403", "%s :No such channel", chan);
+	res = room_part(c->srv->hub, c, room, reason, spelled);
+	if (res != ROOM_DONE)
+		return room_refused(c, res, chan);
+	return irc_send(c, ":%s!%s@" HOST " PART #%s :%s", c->name, c->name, spelled, reason);
+}
+
+/* JOIN 0: leaves every room c is in (its current room, until it is in none). */
+static int
+part_all(struct client *c)
+{
+	char spelled[ROOM_NAME_MAX + 1], chan[ROOM_NAME_MAX + 2];
+	int rc = 0;
+
+	while (rc == 0 && room_target(c->srv->hub, c, NULL, spelled) == ROOM_DONE) {
+		snprintf(chan, sizeof(chan), "#%s", spelled);
+		rc = part_one(c, chan, "left");
+	}
+	return rc;
+}
+
+static int
+cmd_join(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	char *list, *save = NULL;
+	int rc = 0;
+
+	(void)st;
+	if (strcmp(m->params[0], "0") == 0)
+		return part_all(c);
+	if ((list = strdup(m->params[0])) == NULL)
+		return -1;
+	for (char *it = strtok_r(list, ",", &save); it && rc == 0; it = strtok_r(NULL, ",", &save))
+		rc = join_one(c, it);
+	free(list);
+	return rc;
+}
+
+static int
+cmd_part(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	const char *reason =
+		m->n_params > 1 && m->params[1][0] &&
+				text_check(m->params[1], strlen(m->params[1])) == TEXT_OK
+			? m->params[1]
+			: "left";
+	char *list, *save = NULL;
+	int rc = 0;
+
+	(void)st;
+	if ((list = strdup(m->params[0])) == NULL)
+		return -1;
+	for (char *it = strtok_r(list, ",", &save); it && rc == 0; it = strtok_r(NULL, ",", &save))
+		rc = part_one(c, it, reason);
+	free(list);
+	return rc;
+}
+
+/* ---- talking ---- */
+
+/*
+ * IRC text as chatd stores it: formatting codes stripped, a CTCP ACTION
+ * as "/me TEXT"; NULL for other CTCP (not relayed).  In place.
+ */
+static char *
+stored_text(char *text, size_t *len)
+{
+	*len = irc_strip_formatting(text, strlen(text));
+	text[*len] = '\0';
+	if (text[0] != '\001')
+		return text;
+	if (strncmp(text, "\001ACTION ", 8) != 0)
+		return NULL;
+	text += 4; /* "\001ACT" -> "/me " below */
+	memcpy(text, "/me ", 4);
+	*len -= 4;
+	if (*len > 0 && text[*len - 1] == '\001')
+		text[--*len] = '\0';
+	return text;
+}
+
+/* Our own private message, back to us (echo-message), in our form. */
+static int
+echo_private(struct client *c, const struct wire_private *pm)
+{
+	const struct wire_format *f = wire_formats[c->wire];
+	struct line *l = f->priv(pm);
+	int rc = l != NULL ? irc_send_line(c, l) : -1;
+
+	line_unref(l);
+	return rc;
+}
+
+static int
+say_to(struct client *c, struct session_state *st, const char *target, char *text, bool notice)
+{
+	const char *verb = notice ? "NOTICE" : "PRIVMSG";
+	size_t len;
+	char *t = stored_text(text, &len);
+
+	if (t == NULL)
+		return 0; /* CTCP other than ACTION: not relayed */
+	if (len == 0)
+		return notice ? 0 : irc_num(c, "412", ":No text to send");
+	enum text_check tc = text_check(t, len);
+	if (tc != TEXT_OK)
+		return notice ? 0
+			      : irc_send(c, ":%s FAIL %s INVALID_TEXT %s :%s: not sent", srv_name(),
+					 verb, target, text_check_str(tc));
+	if (target[0] == '#') {
+		const char *room = channel_room(target);
+		enum room_result res = ROOM_NO_SUCH;
+
+		if (room == NULL)
+			return notice ? 0 : irc_num(c, "403", "%s :No such channel", target);
+		st->last_post_ms = time_mono_ms();
+		if (client_store(c, room, t, len, &res) == 0)
+			return 0;
+		if (notice)
+			return 0;
+		if (res == ROOM_NOT_MEMBER)
+			return irc_num(c, "404", "%s :Cannot send to channel", target);
+		return room_refused(c, res, target);
+	}
+	char away[REASON_TEXT_MAX + 1];
+	struct wire_private pm = { .from = c->name,
+				   .to = target,
+				   .ms = time_now_ms(),
+				   .text = t,
+				   .notice = notice };
+	int rc = room_send_private(c->srv->hub, &pm, away, sizeof(away));
+	if (rc == -2)
+		return -1;
+	if (rc < 0)
+		return notice ? 0 : irc_num(c, "401", "%s :No such nick/channel", target);
+	if (irc_has(irc_conn(c), CAP_ECHO_MESSAGE) && echo_private(c, &pm) < 0)
+		return -1;
+	if (!notice && away[0])
+		return irc_num(c, "301", "%s :%s", target, away);
+	return 0;
+}
+
+static int
+talk(struct client *c, struct session_state *st, struct irc_msg *m, bool notice)
+{
+	if (m->n_params < 2)
+		return notice ? 0 : irc_num(c, "412", ":No text to send");
+	char *targets = strdup(m->params[0]), *save = NULL;
+	int rc = 0;
+
+	if (targets == NULL)
+		return -1;
+	for (char *t = strtok_r(targets, ",", &save); t && rc == 0;
+	     t = strtok_r(NULL, ",", &save)) {
+		/* Each target gets the text as sent: stored_text() changes it in place. */
+		char *text = strdup(m->params[1]);
+
+		rc = text != NULL ? say_to(c, st, t, text, notice) : -1;
+		free(text);
+	}
+	free(targets);
+	return rc;
+}
+
+static int
+cmd_privmsg(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	return talk(c, st, m, false);
+}
+
+static int
+cmd_notice(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	return talk(c, st, m, true);
+}
+
+/* ---- rooms ---- */
+
+static int
+cmd_topic(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	char spelled[ROOM_NAME_MAX + 1];
+	const char *chan = m->params[0], *room = channel_room(chan);
+	struct line *l = NULL;
+	enum room_result res;
+
+	(void)st;
+	if (room == NULL)
+		return irc_num(c, "403", "%s :No such channel", chan);
+	if (m->n_params < 2) {
+		res = room_topic_line(c->srv->hub, c, room, &l);
+	} else {
+		char text[MAX_TOPIC_BYTES + 1];
+		size_t len = text_fit(m->params[1], strlen(m->params[1]), room_topic_limit());
+
+		snprintf(text, sizeof(text), "%.*s", (int)len, m->params[1]);
+		if (text_check(text, len) != TEXT_OK)
+			return irc_send(c, ":%s FAIL TOPIC INVALID_TEXT %s :%s", srv_name(), chan,
+					text_check_str(text_check(text, len)));
+		res = room_topic_set(c->srv->hub, c, room, text, spelled, &l);
+	}
+	if (res != ROOM_DONE)
+		return room_refused(c, res, chan);
+	int rc = irc_send_line(c, l);
+	line_unref(l);
+	return rc;
+}
+
+static int
+cmd_names(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	(void)st;
+	if (m->n_params < 1)
+		return irc_num(c, "366", "* :End of /NAMES list.");
+	const char *room = channel_room(m->params[0]);
+
+	if (room == NULL)
+		return irc_num(c, "366", "%s :End of /NAMES list.", m->params[0]);
+	return names_reply(c, room);
+}
+
+static int
+cmd_list(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	size_t pages = 1, rooms;
+	int rc = irc_num(c, "321", "Channel :Users  Name");
+
+	(void)st;
+	(void)m;
+	for (unsigned page = 1; rc == 0 && page <= pages; page++) {
+		struct line *l = room_list(c->srv->hub, c, page, &pages, &rooms);
+
+		if (l == NULL)
+			return -1;
+		rc = irc_send_line(c, l);
+		line_unref(l);
+	}
+	return rc == 0 ? irc_num(c, "323", ":End of /LIST") : -1;
+}
+
+static int
+who_line(struct client *c, const char *chan, const char *nick, bool away, bool guest)
+{
+	return irc_num(c, "352", "%s %s " HOST " %s %s %s :0 %s", chan, nick, srv_name(), nick,
+		       away ? "G" : "H", guest ? "guest" : nick);
+}
+
+static int
+cmd_who(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	const char *mask = m->params[0];
+	char spelled[ROOM_NAME_MAX + 1], away[REASON_TEXT_MAX + 1], canonical[NAME_MAX_LEN + 1];
+	int rc = 0;
+
+	(void)st;
+	if (mask[0] == '#') {
+		const char *room = channel_room(mask);
+		struct room_who *who = NULL;
+		size_t n = 0;
+		bool listed;
+
+		if (room != NULL &&
+		    room_who(c->srv->hub, c, room, &who, &n, &listed, spelled) == ROOM_DONE) {
+			char chan[ROOM_NAME_MAX + 2];
+
+			snprintf(chan, sizeof(chan), "#%s", spelled);
+			for (size_t i = 0; rc == 0 && i < n; i++)
+				rc = who_line(c, chan, who[i].name, who[i].away, who[i].guest);
+		}
+		free(who);
+	} else {
+		bool guest;
+
+		if (room_presence(c->srv->hub, mask, canonical, away, sizeof(away), &guest))
+			rc = who_line(c, "*", canonical, away[0] != '\0', guest);
+	}
+	return rc == 0 ? irc_num(c, "315", "%s :End of /WHO list.", mask) : -1;
+}
+
+static int
+cmd_whois(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	/* WHOIS [server] nick */
+	const char *nick = m->params[m->n_params > 1 ? 1 : 0];
+	char away[REASON_TEXT_MAX + 1], canonical[NAME_MAX_LEN + 1];
+	bool guest;
+
+	(void)st;
+	if (!room_presence(c->srv->hub, nick, canonical, away, sizeof(away), &guest))
+		return irc_num(c, "401", "%s :No such nick/channel", nick) < 0
+			       ? -1
+			       : irc_num(c, "318", "%s :End of /WHOIS list.", nick);
+	if (irc_num(c, "311", "%s %s " HOST " * :%s", canonical, canonical,
+		    guest ? "guest" : canonical) < 0 ||
+	    irc_num(c, "312", "%s %s :chatd", canonical, srv_name()) < 0)
+		return -1;
+	if (guest ? irc_num(c, "320", "%s :is a guest (not logged in to an account)", canonical) < 0
+		  : irc_num(c, "330", "%s %s :is logged in as", canonical, canonical) < 0)
+		return -1;
+	if (away[0] && irc_num(c, "301", "%s :%s", canonical, away) < 0)
+		return -1;
+	return irc_num(c, "318", "%s :End of /WHOIS list.", canonical);
+}
+
+static int
+cmd_mode(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	const char *target = m->params[0];
+
+	(void)st;
+	if (target[0] == '#') {
+		const char *room = channel_room(target);
+		char spelled[ROOM_NAME_MAX + 1];
+		uint64_t first;
+
+		if (room == NULL ||
+		    room_resolve(c->srv->hub, c, room, spelled, &first) != ROOM_DONE)
+			return irc_num(c, "403", "%s :No such channel", target);
+		if (m->n_params < 2)
+			return irc_num(c, "324", "#%s +nt", spelled);
+		if (strcmp(m->params[1], "b") == 0 || strcmp(m->params[1], "+b") == 0)
+			return irc_num(c, "368", "#%s :End of channel ban list", spelled);
+		return irc_num(c, "482", "#%s :Channel modes are fixed (+nt) in chatd", spelled);
+	}
+	if (strcasecmp(target, c->name) != 0)
+		return irc_num(c, "502", ":Can't change mode for other users");
+	if (m->n_params < 2)
+		return irc_num(c, "221", "+");
+	return irc_num(c, "501", ":Unknown MODE flag");
+}
+
+/* ---- the connection ---- */
+
+static int
+cmd_ping(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	(void)st;
+	return irc_send(c, ":%s PONG %s :%s", srv_name(), srv_name(), m->params[0]);
+}
+
+static int
+cmd_pong(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	(void)c;
+	(void)st;
+	(void)m;
+	return 0;
+}
+
+static int
+cmd_quit(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	(void)c;
+	st->why = PART_QUIT;
+	snprintf(st->text, sizeof(st->text), "%s",
+		 m->n_params > 0 && m->params[0][0] ? m->params[0] : part_reason_text(PART_QUIT));
+	/* Others see the text: it must pass the same checks as a message. */
+	if (text_check(st->text, strlen(st->text)) != TEXT_OK)
+		snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_QUIT));
+	return 1;
+}
+
+static int
+cmd_motd(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	(void)st;
+	(void)m;
+	return irc_motd(c);
+}
+
+static int
+cmd_away(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	(void)st;
+	if (m->n_params < 1 || m->params[0][0] == '\0') {
+		if (room_set_away(c->srv->hub, c, NULL) < 0)
+			return -1;
+		return irc_num(c, "305", ":You are no longer marked as being away");
+	}
+	char text[REASON_TEXT_MAX + 1];
+	size_t len = text_fit(m->params[0], strlen(m->params[0]), REASON_TEXT_MAX);
+
+	snprintf(text, sizeof(text), "%.*s", (int)len, m->params[0]);
+	if (text_check(text, len) != TEXT_OK)
+		snprintf(text, sizeof(text), "away");
+	if (room_set_away(c->srv->hub, c, text) < 0)
+		return -1;
+	return irc_num(c, "306", ":You have been marked as being away");
+}
+
+static int
+cmd_cap(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	(void)st;
+	return irc_cap_command(c, m);
+}
+
+static int
+cmd_nick(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	(void)st;
+	if (strcasecmp(m->params[0], c->name) == 0)
+		return 0;
+	return irc_num(c, "432", "%s :Nicks are account names in chatd: log in as %s to use it",
+		       m->params[0], m->params[0]);
+}
+
+static int
+cmd_registered(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	(void)st;
+	(void)m;
+	return irc_num(c, "462", ":You may not reregister");
+}
+
+static int
+cmd_authenticate(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	(void)st;
+	(void)m;
+	return irc_num(c, "907", ":You have already authenticated using SASL");
+}
+
+static int
+cmd_ison(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	char list[512], away[8], canonical[NAME_MAX_LEN + 1];
+	size_t off = 0;
+	bool guest;
+
+	(void)st;
+	list[0] = '\0';
+	for (size_t i = 0; i < m->n_params; i++) {
+		char *copy = strdup(m->params[i]), *save = NULL;
+
+		if (copy == NULL)
+			return -1;
+		for (char *n = strtok_r(copy, " ", &save); n; n = strtok_r(NULL, " ", &save))
+			if (off + NAME_MAX_LEN + 2 < sizeof(list) &&
+			    room_presence(c->srv->hub, n, canonical, away, sizeof(away), &guest))
+				off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
+							off ? " " : "", canonical);
+		free(copy);
+	}
+	return irc_num(c, "303", ":%s", list);
+}
+
+static int
+cmd_userhost(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	char list[512], away[REASON_TEXT_MAX + 1], canonical[NAME_MAX_LEN + 1];
+	size_t off = 0;
+	bool guest;
+
+	(void)st;
+	list[0] = '\0';
+	for (size_t i = 0; i < m->n_params && i < 5; i++)
+		if (room_presence(c->srv->hub, m->params[i], canonical, away, sizeof(away), &guest))
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s=%c%s@" HOST,
+						off ? " " : "", canonical, away[0] ? '-' : '+',
+						canonical);
+	return irc_num(c, "302", ":%s", list);
+}
+
+/* clang-format off */
+const struct irc_command irc_commands[] = {
+	{ "AUTHENTICATE", cmd_authenticate, 1, "SASL (before registration; after it, 907)" },
+	{ "AWAY", cmd_away, 0, "AWAY :text marks you away (306), AWAY alone back (305); PRIVMSG senders get 301" },
+	{ "CAP", cmd_cap, 1, "LS [302], LIST, REQ, END: capability negotiation, also after registration" },
+	{ "CHATHISTORY", irc_chathistory, 1, "LATEST, BEFORE, AFTER, AROUND, BETWEEN, TARGETS (draft/chathistory)" },
+	{ "ISON", cmd_ison, 1, "which of the nicks are online (303)" },
+	{ "JOIN", cmd_join, 1, "JOIN #a,#b joins (making a room if room_create allows); JOIN 0 leaves all" },
+	{ "LIST", cmd_list, 0, "every room with its members and topic (321, 322, 323)" },
+	{ "MODE", cmd_mode, 1, "channel modes are +nt (324); user modes none (221); changes refused (482, 501)" },
+	{ "MOTD", cmd_motd, 0, "the message of the day (375, 372, 376)" },
+	{ "NAMES", cmd_names, 0, "who is in a room (353, 366)" },
+	{ "NICK", cmd_nick, 1, "nicks are account names: another nick is refused (432)" },
+	{ "NOTICE", cmd_notice, 2, "like PRIVMSG, never answered with an error" },
+	{ "PART", cmd_part, 1, "PART #a,#b [:reason] leaves rooms" },
+	{ "PASS", cmd_registered, 1, "the password (before registration; after it, 462)" },
+	{ "PING", cmd_ping, 1, "PONG" },
+	{ "PONG", cmd_pong, 0, "ignored" },
+	{ "PRIVMSG", cmd_privmsg, 1, "to #room (stored, in the room's history) or to a nick (private, not stored)" },
+	{ "QUIT", cmd_quit, 0, "QUIT [:text]: others see QUIT with the text" },
+	{ "TOPIC", cmd_topic, 1, "TOPIC #room shows (332, 333, 331), TOPIC #room :text sets" },
+	{ "USER", cmd_registered, 4, "(before registration; after it, 462)" },
+	{ "USERHOST", cmd_userhost, 1, "up to 5 nicks (302)" },
+	{ "WHO", cmd_who, 1, "WHO #room or WHO nick (352, 315); H here, G away" },
+	{ "WHOIS", cmd_whois, 1, "WHOIS nick (311, 312, 330 or 320, 301, 318)" },
+};
+/* clang-format on */
+const size_t irc_n_commands = sizeof(irc_commands) / sizeof(irc_commands[0]);
+
+static const struct irc_command *
+find_command(const struct irc_msg *m)
+{
+	for (size_t i = 0; i < irc_n_commands; i++)
+		if (irc_cmd_is(m, irc_commands[i].name))
+			return &irc_commands[i];
+	return NULL;
+}
+
+/* The label tag of a command, kept if it is short and safe to send back. */
+static void
+take_label(struct client *c, const struct irc_msg *m)
+{
+	const char *label = irc_tag_get(m, "label");
+	struct irc_conn *ic = irc_conn(c);
+
+	ic->label[0] = '\0';
+	if (label != NULL && irc_has(ic, CAP_LABELED_RESPONSE) && strlen(label) < sizeof(ic->label))
+		irc_tag_escape(ic->label, sizeof(ic->label), label);
+}
+
+int
+irc_request(struct client *c, struct session_state *st, char *line, size_t len)
+{
+	struct irc_conn *ic = irc_conn(c);
+	struct irc_msg m;
+	enum irc_parse_result pr = irc_parse(line, len, &m);
+	int rc;
+
+	ic->tokens -= 1.0;
+	if (pr == IRC_PARSE_EMPTY || pr == IRC_PARSE_BAD)
+		return 0;
+	if (pr != IRC_PARSE_OK) {
+		rc = irc_num(c, "417", ":Input line was too long");
+		return rc == 0 ? irc_commit(c) : -1;
+	}
+	take_label(c, &m);
+	const struct irc_command *cmd = find_command(&m);
+	/* Everything that happened before a command comes first (as natively). */
+	if (!irc_cmd_is(&m, "PRIVMSG") && !irc_cmd_is(&m, "NOTICE") && client_collect(c, st) < 0)
+		return -1;
+	st->went_deep = true;
+	if (cmd == NULL)
+		rc = irc_num(c, "421", "%s :Unknown command", m.command);
+	else if (m.n_params < cmd->min_params)
+		rc = irc_num(c, "461", "%s :Not enough parameters", cmd->name);
+	else
+		rc = cmd->run(c, st, &m);
+	if (rc < 0) {
+		st->why = PART_LOST;
+		snprintf(st->text, sizeof(st->text), "out of memory");
+		return -1;
+	}
+	if (irc_commit(c) < 0)
+		return -1;
+	return rc > 0 ? -1 : 0; /* QUIT */
+}

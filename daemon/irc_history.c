@@ -1,0 +1,330 @@
+/*
+ * irc_history.c - a room's history for IRC clients: the replay on joining
+ * (the last history_replay messages) and CHATHISTORY (IRCv3
+ * draft/chathistory: LATEST, BEFORE, AFTER, AROUND, BETWEEN, TARGETS),
+ * both from the history's memory of the room (history_memory records;
+ * 005 CHATHISTORY says how many).  Messages go out in the session's own
+ * line form (wire_irc.c, the same bytes a live message has), with joins,
+ * parts and topics too when it has draft/event-playback, inside a
+ * chathistory batch when it has batch.  msgid is chatd's message id.
+ * Runs in the connection's own thread.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "history.h"
+#include "irc.h"
+#include "room.h"
+#include "server.h"
+#include "timefmt.h"
+#include "wire.h"
+
+/* The most a CHATHISTORY request returns, whatever it asks. */
+#define CHATHISTORY_MAX 1000
+
+/* Entry e as c sees it, one line (no CRLF) in out (malloc'd); NULL when it has none. */
+static char *
+entry_line(struct client *c, const struct history_entry *e)
+{
+	const struct wire_format *f = wire_formats[c->wire];
+	struct line *l = NULL;
+	char *out = NULL;
+
+	if (e->kind == HK_MSG) {
+		uint32_t id_off, id_len;
+
+		if ((l = line_new(f->msg_len(e))) != NULL)
+			f->msg_put(e, l->data, &id_off, &id_len);
+	} else if (e->kind != HK_DELETE) {
+		const char *d = e->body->data;
+		char name[NAME_MAX_LEN + 1], text[MAX_TOPIC_BYTES + 1], reason[32];
+		struct wire_event ev = { .room = e->room, .name = name, .text = text };
+
+		snprintf(name, sizeof(name), "%.*s", (int)e->name_len, d + e->name_off);
+		snprintf(text, sizeof(text), "%.*s", (int)e->text_len, d + e->text_off);
+		time_parse_ms(d + e->time_off, TIME_RFC3339_LEN, &ev.ms);
+		ev.kind = e->kind == HK_JOIN ? WE_JOIN : e->kind == HK_PART ? WE_PART : WE_TOPIC;
+		if (e->kind == HK_PART) { /* "REASON TEXT" */
+			char *sp = strchr(text, ' ');
+
+			snprintf(reason, sizeof(reason), "%.*s",
+				 (int)(sp ? (size_t)(sp - text) : strlen(text)), text);
+			ev.reason = reason;
+			ev.text = sp ? sp + 1 : "";
+			ev.offline = strcmp(reason, "left") != 0 && strcmp(reason, "kicked") != 0 &&
+				     strcmp(reason, "deleted") != 0;
+		}
+		if (e->kind == HK_TOPIC && ev.ms == 0)
+			ev.ms = 1;
+		l = f->event(&ev);
+	}
+	if (l != NULL) {
+		size_t len = l->len;
+
+		while (len > 0 && (l->data[len - 1] == '\n' || l->data[len - 1] == '\r'))
+			len--;
+		if ((out = malloc(len + 1)) != NULL) {
+			memcpy(out, l->data, len);
+			out[len] = '\0';
+		}
+		line_unref(l);
+	}
+	return out;
+}
+
+/* Sends entries e[0..n) as a batch of type chathistory (when c has batch) for target. */
+static int
+send_entries(struct client *c, const char *target, const struct history_entry *e, size_t n)
+{
+	struct irc_conn *ic = irc_conn(c);
+	bool batch = irc_has(ic, CAP_BATCH);
+	char ref[16] = "";
+	int rc = 0;
+
+	if (batch) {
+		irc_batch_ref(c, ref);
+		rc = irc_send(c, ":%s BATCH +%s chathistory %s", settings_get()->server_name, ref,
+			      target);
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		char *l = entry_line(c, &e[i]);
+
+		if (l == NULL)
+			continue;
+		if (!batch)
+			rc = irc_send(c, "%s", l);
+		else if (l[0] == '@')
+			rc = irc_send(c, "@batch=%s;%s", ref, l + 1);
+		else
+			rc = irc_send(c, "@batch=%s %s", ref, l);
+		free(l);
+	}
+	if (rc == 0 && batch)
+		rc = irc_send(c, ":%s BATCH -%s", settings_get()->server_name, ref);
+	return rc;
+}
+
+int
+irc_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id)
+{
+	size_t max = (size_t)settings_get()->history_replay, n = 0;
+	struct history_entry *e = max ? calloc(max, sizeof(*e)) : NULL;
+	char target[ROOM_NAME_MAX + 2];
+	int rc;
+
+	if (max == 0)
+		return 0;
+	if (e == NULL)
+		return -1;
+	n = client_history_newer(e,
+				 history_recent(c->srv->history, room, max, last_id,
+						irc_has(irc_conn(c), CAP_EVENT_PLAYBACK), e),
+				 first);
+	snprintf(target, sizeof(target), "#%s", room);
+	rc = n > 0 ? send_entries(c, target, e, n) : 0;
+	history_entries_release(e, n);
+	free(e);
+	return rc;
+}
+
+/* ---- CHATHISTORY ---- */
+
+/* A message reference: msgid=ID or timestamp=TIME ("*" only for LATEST). */
+struct ref {
+	bool any;     /* "*" */
+	bool by_time; /* timestamp=, else msgid= */
+	uint64_t id;
+	char time[TIME_RFC3339_LEN + 1];
+};
+
+static bool
+parse_ref(const char *s, struct ref *r)
+{
+	*r = (struct ref){ 0 };
+	if (strcmp(s, "*") == 0)
+		return r->any = true;
+	if (strncmp(s, "msgid=", 6) == 0) {
+		char *end;
+
+		r->id = strtoull(s + 6, &end, 10);
+		return end != s + 6 && *end == '\0';
+	}
+	if (strncmp(s, "timestamp=", 10) == 0) {
+		int64_t ms;
+		size_t len = strlen(s + 10);
+
+		r->by_time = true;
+		/* Seconds without milliseconds are accepted: "...:SSZ". */
+		if (len == TIME_RFC3339_LEN - 4 && s[10 + len - 1] == 'Z') {
+			snprintf(r->time, sizeof(r->time), "%.*s.000Z", (int)len - 1, s + 10);
+			return time_parse_ms(r->time, TIME_RFC3339_LEN, &ms);
+		}
+		snprintf(r->time, sizeof(r->time), "%s", s + 10);
+		return len == TIME_RFC3339_LEN && time_parse_ms(s + 10, len, &ms);
+	}
+	return false;
+}
+
+/* <0, 0, >0: entry e before, at, after reference r. */
+static int
+cmp_ref(const struct history_entry *e, const struct ref *r)
+{
+	if (r->by_time)
+		return strncmp(e->body->data + e->time_off, r->time, TIME_RFC3339_LEN);
+	return e->id < r->id ? -1 : e->id > r->id;
+}
+
+/* Index of the first entry at or after r (n if none). */
+static size_t
+first_at(const struct history_entry *e, size_t n, const struct ref *r)
+{
+	size_t i = 0;
+
+	while (i < n && cmp_ref(&e[i], r) < 0)
+		i++;
+	return i;
+}
+
+/* Index of the first entry after r. */
+static size_t
+first_after(const struct history_entry *e, size_t n, const struct ref *r)
+{
+	size_t i = first_at(e, n, r);
+
+	while (i < n && cmp_ref(&e[i], r) == 0)
+		i++;
+	return i;
+}
+
+static int
+fail(struct client *c, const char *code, const char *sub, const char *text)
+{
+	return irc_send(c, ":%s FAIL CHATHISTORY %s %s :%s", settings_get()->server_name, code, sub,
+			text);
+}
+
+/* Which of e[0..n) a request selects: [*from, *to). */
+static bool
+select_range(const char *sub, const struct irc_msg *m, const struct history_entry *e, size_t n,
+	     size_t limit, size_t *from, size_t *to)
+{
+	struct ref a, b;
+
+	if (!parse_ref(m->params[2], &a))
+		return false;
+	if (strcasecmp(sub, "LATEST") == 0) {
+		*to = n;
+		*from = a.any ? 0 : first_after(e, n, &a);
+		if (*to - *from > limit)
+			*from = *to - limit;
+		return true;
+	}
+	if (a.any)
+		return false;
+	if (strcasecmp(sub, "BEFORE") == 0) {
+		*to = first_at(e, n, &a);
+		*from = *to > limit ? *to - limit : 0;
+	} else if (strcasecmp(sub, "AFTER") == 0) {
+		*from = first_after(e, n, &a);
+		*to = n - *from > limit ? *from + limit : n;
+	} else if (strcasecmp(sub, "AROUND") == 0) {
+		size_t mid = first_at(e, n, &a), half = limit / 2;
+
+		*from = mid > half ? mid - half : 0;
+		*to = n - *from > limit ? *from + limit : n;
+	} else { /* BETWEEN a b limit: params 2, 3; limit in 4 */
+		if (m->n_params < 5 || !parse_ref(m->params[3], &b) || b.any)
+			return false;
+		bool forward = a.by_time == b.by_time &&
+			       (a.by_time ? strcmp(a.time, b.time) <= 0 : a.id <= b.id);
+		const struct ref *lo = forward ? &a : &b, *hi = forward ? &b : &a;
+
+		*from = first_after(e, n, lo);
+		*to = first_at(e, n, hi);
+		if (*to < *from)
+			*to = *from;
+		if (*to - *from > limit) {
+			if (forward)
+				*to = *from + limit;
+			else
+				*from = *to - limit;
+		}
+	}
+	return true;
+}
+
+static int
+targets(struct client *c, const struct irc_msg *m)
+{
+	char ref[16];
+
+	/* Private messages are not stored: no conversation targets but rooms, which CHATHISTORY LATEST serves. */
+	(void)m;
+	if (!irc_has(irc_conn(c), CAP_BATCH))
+		return 0;
+	irc_batch_ref(c, ref);
+	if (irc_send(c, ":%s BATCH +%s draft/chathistory-targets", settings_get()->server_name,
+		     ref) < 0)
+		return -1;
+	return irc_send(c, ":%s BATCH -%s", settings_get()->server_name, ref);
+}
+
+int
+irc_chathistory(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	const char *sub = m->params[0];
+	bool between = strcasecmp(sub, "BETWEEN") == 0;
+	size_t need = between ? 5 : 4;
+
+	(void)st;
+	if (strcasecmp(sub, "TARGETS") == 0)
+		return m->n_params < 4 ? fail(c, "INVALID_PARAMS", sub, "TARGETS FROM TO LIMIT")
+				       : targets(c, m);
+	if (strcasecmp(sub, "LATEST") != 0 && strcasecmp(sub, "BEFORE") != 0 &&
+	    strcasecmp(sub, "AFTER") != 0 && strcasecmp(sub, "AROUND") != 0 && !between)
+		return fail(c, "INVALID_PARAMS", sub, "Unknown subcommand");
+	if (m->n_params < need)
+		return fail(c, "INVALID_PARAMS", sub, "Not enough parameters");
+
+	const char *target = m->params[1];
+	char *end;
+	unsigned long long limit = strtoull(m->params[need - 1], &end, 10);
+	if (*end != '\0' || end == m->params[need - 1])
+		return fail(c, "INVALID_PARAMS", sub, "LIMIT is a number");
+	if (limit == 0 || limit > CHATHISTORY_MAX)
+		limit = CHATHISTORY_MAX;
+
+	/* A nick: private messages are not stored, the batch is empty. */
+	if (target[0] != '#')
+		return send_entries(c, target, NULL, 0);
+	char spelled[ROOM_NAME_MAX + 1];
+	uint64_t first;
+	if (!room_name_valid(target + 1, strlen(target + 1)) ||
+	    room_resolve(c->srv->hub, c, target + 1, spelled, &first) != ROOM_DONE)
+		return fail(c, "INVALID_TARGET", sub, "No such channel");
+
+	size_t max = (size_t)settings_get()->history_memory;
+	struct history_entry *e = calloc(max, sizeof(*e));
+	if (e == NULL)
+		return -1;
+	size_t n = client_history_newer(e,
+					history_recent(c->srv->history, spelled, max, UINT64_MAX,
+						       irc_has(irc_conn(c), CAP_EVENT_PLAYBACK), e),
+					first);
+	size_t from, to;
+	int rc;
+	char chan[ROOM_NAME_MAX + 2];
+
+	snprintf(chan, sizeof(chan), "#%s", spelled);
+	if (!select_range(sub, m, e, n, (size_t)limit, &from, &to))
+		rc = fail(c, "INVALID_PARAMS", sub, "a reference is msgid=ID or timestamp=TIME");
+	else
+		rc = send_entries(c, chan, e + from, to - from);
+	history_entries_release(e, n);
+	free(e);
+	return rc;
+}
