@@ -80,7 +80,7 @@ def parse_listeners(line):
     if not m:
         raise AssertionError(f"unexpected first line from chatd: {line!r}")
     listeners = []
-    for item in re.split(r",\s*", m.group(1).strip()):
+    for item in re.split(r",\s*(?![^()]*\))", m.group(1).strip()):
         address, kind = item, ""
         k = KIND_RE.search(item)
         if k:
@@ -285,10 +285,11 @@ class Chatd:
 
     # --- IRC (tests/e2e/ircproto.py) ---
 
-    def listener_port(self, kind):
-        """The port of the first listener whose kind is kind ("IRC", "IRC TLS"...)."""
+    def listener_port(self, *kind):
+        """The port of the first listener of that kind: the words in parentheses
+        after its address in the listening line ("IRC", "IRC, TLS")."""
         for _, port, k in getattr(self, "listeners", []):
-            if k.upper() == kind:
+            if re.findall(r"[A-Z]+", k.upper()) == list(kind):
                 return port
         return None
 
@@ -299,16 +300,17 @@ class Chatd:
 
     @property
     def irc_tls_port(self):
-        return self.listener_port("IRC TLS") or self.settings.get("irc_tls_port")
+        return self.listener_port("IRC", "TLS") or self.settings.get("irc_tls_port")
 
     def irc_connect(self, label="irc", tls=False, **kwargs):
         client = IRCClient(label)
         self.clients.append(client)
         return client.connect(self.irc_tls_port if tls else self.irc_port, tls=tls, **kwargs)
 
-    def irc_login(self, nick, password=None, caps=(), sasl=True, label=None, **kwargs):
-        """A registered IRC client (SASL PLAIN by default; sasl=False: PASS);
-        the password defaults to the one login() uses."""
+    def irc_login(self, nick, password=None, caps=(), sasl=False, label=None, **kwargs):
+        """A registered IRC client (PASS, or with sasl=True SASL PLAIN; both
+        register an unknown nick while registration is open); the password
+        defaults to the one login() uses."""
         client = self.irc_connect(label or nick)
         final = client.register(nick, password or f"pw-{nick.lower()}", sasl=sasl, caps=caps,
                                 **kwargs)

@@ -50,10 +50,11 @@ def test_join_makes_a_room_and_others_see_it(pair):
 def test_join_a_comma_list(pair):
     _, alice, _ = pair
     alice.send("JOIN #one,#two")
-    alice.expect("366", lambda m: m.params[1] == "#one")
-    alice.expect("366", lambda m: m.params[1] == "#two")
+    lines = alice.until("366", lambda m: m.params[1] == "#two")
+    joined = [m.params[0] for m in lines if m.command == "JOIN" and m.nick == "alice"]
+    assert joined == ["#one", "#two"], lines
     alice.send("NAMES #two")
-    assert alice.expect("353").params[2] == "#two"
+    assert names_of(alice.until("366"), "#two") == ["alice"]
 
 
 def test_join_with_a_topic_sends_332_and_333(pair):
