@@ -708,9 +708,10 @@ ring_push_event_locked(struct hub *h, struct room *r, const struct wire_event *e
 	struct ring_slot slot = { .kind = SLOT_EVENT, .sender = except };
 
 	for (size_t w = 0; w < WIRE_MAX; w++) {
-		struct line *l = h->formats[w] ? h->formats[w]->event(ev) : NULL;
+		bool used = h->formats[w] != NULL && h->form_users[w] > 0;
+		struct line *l = used ? h->formats[w]->event(ev) : NULL;
 
-		if (h->formats[w] && l == NULL)
+		if (used && l == NULL)
 			log_warning("room: out of memory, an event was not sent");
 		if (l != NULL)
 			slot.w[w] = (struct wire_bytes){ .body = l, .len = l->len };
@@ -760,24 +761,30 @@ batch_free(struct batch *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* Formats the messages of e[0..n) for every protocol; -1 without memory. */
+/*
+ * Formats the messages of e[0..n) for the line forms in forms (a mask)
+ * that b does not have yet (b zeroed first unless more); -1 without
+ * memory.
+ */
 static int
-batch_make(const struct hub *h, const struct history_entry *e, size_t n, struct batch *b)
+batch_format(const struct hub *h, const struct history_entry *e, size_t n, struct batch *b,
+	     unsigned forms, bool more)
 {
 	size_t msgs = 0;
 
-	memset(b, 0, sizeof(*b));
+	if (!more)
+		memset(b, 0, sizeof(*b));
 	for (size_t i = 0; i < n; i++)
 		msgs += is_message(&e[i]);
 	if (msgs == 0)
 		return 0;
-	if ((b->at = calloc(msgs * WIRE_MAX, sizeof(*b->at))) == NULL)
+	if (b->at == NULL && (b->at = calloc(msgs * WIRE_MAX, sizeof(*b->at))) == NULL)
 		return -1;
 	for (size_t w = 0; w < WIRE_MAX; w++) {
 		const struct wire_format *f = h->formats[w];
 		size_t total = 0, off = 0, k = 0;
 
-		if (f == NULL)
+		if (f == NULL || !(forms & (1u << w)) || b->line[w] != NULL)
 			continue;
 		for (size_t i = 0; i < n; i++)
 			if (is_message(&e[i]))
@@ -801,13 +808,26 @@ batch_make(const struct hub *h, const struct history_entry *e, size_t n, struct 
 	return 0;
 }
 
+/* The forms in use now: exact under the room lock, a moment old without it. */
+static unsigned
+forms_in_use(struct hub *h)
+{
+	return atomic_load(&h->forms_in_use);
+}
+
+static int
+batch_make(struct hub *h, const struct history_entry *e, size_t n, struct batch *b)
+{
+	return batch_format(h, e, n, b, forms_in_use(h), false);
+}
+
 /*
  * Message k of batch b, e: its slot, the bytes in the batch's lines (or,
  * when the batch could not be made, in lines of its own; without memory
  * for those either it fails as if not stored).
  */
 static struct ring_slot
-msg_slot(const struct hub *h, const struct history_entry *e, const struct batch *b, size_t k)
+msg_slot(struct hub *h, const struct history_entry *e, const struct batch *b, size_t k)
 {
 	struct ring_slot s = { .kind = SLOT_MSG, .sender = e->sender };
 	struct batch own;
@@ -838,7 +858,8 @@ msg_bytes(const struct hub *h, const struct history_entry *e)
 	size_t most = 0;
 
 	for (size_t w = 0; w < WIRE_MAX; w++)
-		if (h->formats[w] && h->formats[w]->msg_len(e) > most)
+		if (h->formats[w] && (forms_in_use((struct hub *)h) & (1u << w)) &&
+		    h->formats[w]->msg_len(e) > most)
 			most = h->formats[w]->msg_len(e);
 	return most;
 }
@@ -1030,6 +1051,10 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 			h->flush_waiters--;
 		}
 		first = false;
+		/* A form that came into use meanwhile (rare): formatted now, under the lock. */
+		if (batch.at != NULL &&
+		    batch_format(h, e, piece, &batch, forms_in_use(h), true) < 0)
+			batch_free(&batch);
 		reserve_piece_locked(h, e, piece);
 		for (size_t i = 0; i < piece; i++) {
 			if (!e[i].failed)

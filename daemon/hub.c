@@ -182,10 +182,24 @@ room_logout(struct hub *h, struct client *c, enum part_reason why, const char *t
 }
 
 void
+form_count_locked(struct hub *h, const struct client *c, int delta)
+{
+	unsigned w = c->wire;
+
+	h->form_users[w] += (size_t)delta;
+	if (h->form_users[w] > 0)
+		atomic_fetch_or(&h->forms_in_use, 1u << w);
+	else
+		atomic_fetch_and(&h->forms_in_use, ~(1u << w));
+}
+
+void
 room_set_form(struct hub *h, struct client *c, unsigned wire, bool echo)
 {
 	pthread_mutex_lock(&h->lock);
+	form_count_locked(h, c, -1);
 	c->wire = wire;
+	form_count_locked(h, c, +1);
 	c->room.echo = echo;
 	pthread_mutex_unlock(&h->lock);
 }
@@ -226,6 +240,7 @@ room_attach(struct hub *h, struct client *c)
 {
 	pthread_cond_init(&c->room.unclaimed, NULL);
 	pthread_mutex_lock(&h->lock);
+	form_count_locked(h, c, +1);
 	outq_init(&c->room.inbox);
 	c->room.prev = NULL;
 	c->room.next = h->conns;
@@ -252,6 +267,7 @@ room_detach(struct hub *h, struct client *c)
 		h->conns = c->room.next;
 	if (c->room.next)
 		c->room.next->room.prev = c->room.prev;
+	form_count_locked(h, c, -1);
 	outq_free(&c->room.inbox);
 	free(c->room.away);
 	c->room.away = NULL;

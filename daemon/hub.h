@@ -131,7 +131,14 @@ struct room {
 };
 
 struct hub {
-	const struct wire_format *formats[WIRE_MAX]; /* the protocols in use (NULL: not) */
+	const struct wire_format *formats[WIRE_MAX]; /* the protocols chatd speaks (NULL: not) */
+	/*
+	 * Connections attached per line form (room lock), and the forms that
+	 * have any as a mask (written under the room lock, read without it
+	 * to format a batch before taking it): only those are formatted.
+	 */
+	size_t form_users[WIRE_MAX];
+	atomic_uint forms_in_use;
 	pthread_mutex_t lock;
 	pthread_cond_t empty; /* signalled when the last connection detaches */
 
@@ -236,6 +243,9 @@ void part_all_locked(struct hub *h, struct client *c, enum part_reason why, cons
 void reason_copy(char *dst, const char *text, enum part_reason why);
 int join_reply_locked(struct hub *h, struct room *r, struct client *c, struct room_join_reply *rep);
 struct wire_event notice_event(const char *room, const char *text);
+
+/* c counts for its line form (+1) or stops counting (-1): attach, detach, room_set_form. */
+void form_count_locked(struct hub *h, const struct client *c, int delta);
 
 /* ---- fanout.c: rings, waking, delivery ---- */
 

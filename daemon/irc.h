@@ -92,6 +92,7 @@ bool irc_has(const struct irc_conn *ic, enum irc_cap cap);
 
 /* irc_caps.c: CAP LS/LIST/REQ/END (any time); the line form c's capabilities call for. */
 int irc_cap_command(struct client *c, const struct irc_msg *m);
+const char *irc_cap_name(enum irc_cap cap);
 void irc_caps_apply(struct client *c);
 
 /* irc_login.c: the registration, until c->name is set (the frontend's login). */

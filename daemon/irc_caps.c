@@ -35,6 +35,12 @@ static const struct cap_def caps[CAP_N] = {
 	[CAP_SERVER_TIME] = { "server-time", NULL },
 };
 
+const char *
+irc_cap_name(enum irc_cap cap)
+{
+	return caps[cap].name;
+}
+
 static int
 cap_find(const char *name, size_t len)
 {

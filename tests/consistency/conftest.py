@@ -74,6 +74,20 @@ def admin_cmds():
     return cmds
 
 
+@pytest.fixture(scope="session")
+def irc_cmds():
+    cmds = [(row[1], int(row[2]), row[3]) for row in _tables() if row[0] == "irc"]
+    assert len(cmds) >= 10, cmds
+    return cmds
+
+
+@pytest.fixture(scope="session")
+def irc_caps():
+    caps = [row[1] for row in _tables() if row[0] == "ircap"]
+    assert len(caps) >= 5, caps
+    return caps
+
+
 def roff_text(text):
     """Roff source as read: fonts, escapes and macro names gone."""
     text = re.sub(r"\\f[BIRP]", "", text)

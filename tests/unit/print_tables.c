@@ -1,17 +1,22 @@
 /*
  * print_tables.c - prints the tables chatd is built from, for the tests in
  * tests/consistency that hold the documentation to them: the slash commands
- * (daemon/commands.c) and the admin commands (common/admin_proto.c).  A test
- * tool only; nothing is installed.  One line per entry, fields split by tabs:
+ * (daemon/commands.c), the admin commands (common/admin_proto.c), and the
+ * IRC gateway's commands and capabilities (daemon/irc_commands.c,
+ * irc_caps.c).  A test tool only; nothing is installed.  One line per
+ * entry, fields split by tabs:
  *
  *   chat   NAME  USAGE  HELP
  *   admin  WORDS ALIAS|-  USAGE  CHATCTL_USAGE  HELP
+ *   irc    NAME  MIN_PARAMS  SUMMARY
+ *   ircap  NAME
  */
 #include <stdbool.h>
 #include <stdio.h>
 
 #include "admin_proto.h"
 #include "commands.h"
+#include "irc.h"
 
 int
 main(void)
@@ -28,5 +33,10 @@ main(void)
 		printf("admin\t%s\t%s\t%s\t%s\t%s\n", cmd->words, cmd->alias ? cmd->alias : "-",
 		       usage, ctl_usage, cmd->help);
 	}
+	for (size_t i = 0; i < irc_n_commands; i++)
+		printf("irc\t%s\t%u\t%s\n", irc_commands[i].name, irc_commands[i].min_params,
+		       irc_commands[i].summary);
+	for (int i = 0; i < CAP_N; i++)
+		printf("ircap\t%s\n", irc_cap_name((enum irc_cap)i));
 	return ferror(stdout) ? 1 : 0;
 }
