@@ -372,19 +372,29 @@ native_refuse(struct client *c, const char *why)
 }
 
 int
-client_store(struct client *c, const char *room, const char *text, size_t len,
-	     enum room_result *res)
+client_store_labeled(struct client *c, const char *room, const char *text, size_t len,
+		     struct line *label, enum room_result *res)
 {
 	char spelled[ROOM_NAME_MAX + 1];
 
-	if ((*res = room_target(c->srv->hub, c, room, spelled)) != ROOM_DONE)
+	if ((*res = room_target(c->srv->hub, c, room, spelled)) != ROOM_DONE) {
+		line_unref(label);
 		return 1;
-	if (history_append(c->srv->history, c->id, spelled, HK_MSG, c->name, text, len) < 0) {
+	}
+	if (history_append_labeled(c->srv->history, c->id, spelled, HK_MSG, c->name, text, len,
+				   label) < 0) {
 		*res = ROOM_NO_MEMORY;
 		return 1;
 	}
 	c->unacked++;
 	return 0;
+}
+
+int
+client_store(struct client *c, const char *room, const char *text, size_t len,
+	     enum room_result *res)
+{
+	return client_store_labeled(c, room, text, len, NULL, res);
 }
 
 int

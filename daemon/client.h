@@ -134,6 +134,10 @@ int client_post(struct client *c, const char *room, const char *text, size_t len
 int client_store(struct client *c, const char *room, const char *text, size_t len,
 		 enum room_result *res);
 
+/* The same with a label line its answer carries (IRC labeled-response); the reference is taken. */
+int client_store_labeled(struct client *c, const char *room, const char *text, size_t len,
+			 struct line *label, enum room_result *res);
+
 /* Moves what the room has for c into its output (before a command's answer); -1: c must go. */
 int client_collect(struct client *c, struct session_state *st);
 

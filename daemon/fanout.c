@@ -237,6 +237,21 @@ ack_pieces(const struct wire_format *f, const struct wire_bytes *w, struct piece
 }
 
 /*
+ * An IRC echo that answers a labeled command: "@label=X", then ";" and
+ * the line's own tags, or " " and the whole line when it has none.
+ */
+static size_t
+labeled_pieces(struct line *label, const struct wire_bytes *w, struct piece *p)
+{
+	bool tags = w->len > 0 && w->body->data[w->off] == '@';
+
+	piece_line(&p[0], label, 0, label->len);
+	piece_static(&p[1], tags ? ";" : " ", 1);
+	piece_line(&p[2], w->body, w->off + tags, w->len - tags);
+	return 3;
+}
+
+/*
  * What slot s puts on c's wire, as at most SLOT_PIECES pieces pointing
  * into the slot's line or static text; *answered counts c's own messages
  * it answers (the caller takes them off c->unacked, or counts them in the
@@ -255,9 +270,11 @@ slot_pieces(const struct hub *h, const struct client *c, const struct ring_slot 
 	case SLOT_MSG:
 		if (own) {
 			(*answered)++;
-			if (f->ack_head ==
-			    NULL) /* IRC: its own line with echo-message, else nothing */
-				return c->room.echo ? piece_line(p, w->body, w->off, w->len) : 0;
+			/* IRC: its own line with echo-message (labeled if asked), else nothing. */
+			if (f->ack_head == NULL)
+				return !c->room.echo ? 0
+				       : s->label    ? labeled_pieces(s->label, w, p)
+						     : piece_line(p, w->body, w->off, w->len);
 			return ack_pieces(f, w, p);
 		}
 		return piece_line(p, w->body, w->off, w->len);
@@ -265,6 +282,11 @@ slot_pieces(const struct hub *h, const struct client *c, const struct ring_slot 
 		if (!own)
 			return 0;
 		(*answered)++;
+		if (s->label != NULL && c->room.echo) {
+			piece_line(p, s->label, 0, s->label->len);
+			piece_static(p + 1, " ", 1);
+			return 2 + piece_static(p + 2, f->not_stored, strlen(f->not_stored));
+		}
 		return piece_static(p, f->not_stored, strlen(f->not_stored));
 	case SLOT_EVENT:
 		return own || w->body == NULL ? 0 : piece_line(p, w->body, w->off, w->len);
@@ -613,6 +635,8 @@ slot_release(struct ring_slot *s)
 		line_unref(s->w[w].body);
 		s->w[w].body = NULL;
 	}
+	line_unref(s->label);
+	s->label = NULL;
 }
 
 /* The most slots a ring may have under the current send_queue_limit. */
@@ -829,7 +853,9 @@ batch_make(struct hub *h, const struct history_entry *e, size_t n, struct batch 
 static struct ring_slot
 msg_slot(struct hub *h, const struct history_entry *e, const struct batch *b, size_t k)
 {
-	struct ring_slot s = { .kind = SLOT_MSG, .sender = e->sender };
+	struct ring_slot s = { .kind = SLOT_MSG,
+			       .sender = e->sender,
+			       .label = e->label ? line_ref(e->label) : NULL };
 	struct batch own;
 
 	if (b->at == NULL) {
@@ -964,6 +990,14 @@ ack_elsewhere_locked(struct hub *h, struct client *c, const struct history_entry
 		uint32_t id_off, id_len;
 
 		f->msg_put(e, l->data, &id_off, &id_len);
+		if (e->label != NULL) { /* "@label=X" + ";" tags or " " line */
+			struct line *whole = l;
+			bool tags = whole->data[0] == '@';
+
+			l = line_printf("%s%s%s", e->label->data, tags ? ";" : " ",
+					whole->data + tags);
+			line_unref(whole);
+		}
 	}
 	inbox_catch_up_locked(h, c, h->seq, NULL);
 	if (l != NULL ? outq_push_line(&c->room.inbox, l) < 0
@@ -1068,8 +1102,11 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 				ack_elsewhere_locked(h, elsewhere, &e[i]);
 			if (r != NULL && e[i].failed)
 				ring_push_locked(h, r,
-						 (struct ring_slot){ .kind = SLOT_FAILED,
-								     .sender = e[i].sender });
+						 (struct ring_slot){
+							 .kind = SLOT_FAILED,
+							 .sender = e[i].sender,
+							 .label = e[i].label ? line_ref(e[i].label)
+									     : NULL });
 			else if (r != NULL)
 				ring_push_locked(h, r, msg_slot(h, &e[i], &batch, k));
 			k += is_message(&e[i]);

@@ -429,8 +429,11 @@ publish_entries(struct history *h, struct entry_vec *v)
 	h->publish(h->ctx, e, n);
 	pthread_mutex_lock(&h->lock);
 	h->publishing = false;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		line_unref(e[i].body);
+		line_unref(e[i].label);
+		e[i].label = NULL;
+	}
 	v->n = 0;
 }
 
@@ -535,11 +538,19 @@ int
 history_append(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
 	       const char *name, const char *text, size_t text_len)
 {
-	struct history_entry e = { .sender = sender, .kind = kind };
+	return history_append_labeled(h, sender, room, kind, name, text, text_len, NULL);
+}
+
+int
+history_append_labeled(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
+		       const char *name, const char *text, size_t text_len, struct line *label)
+{
+	struct history_entry e = { .sender = sender, .kind = kind, .label = label };
 	size_t room_len = strlen(room);
 	int err;
 
 	if (room_len == 0 || room_len > ROOM_NAME_MAX) {
+		line_unref(label);
 		errno = EINVAL;
 		return -1;
 	}
@@ -592,6 +603,7 @@ history_append(struct history *h, uint64_t sender, const char *room, enum histor
 	return 0;
 fail:
 	pthread_mutex_unlock(&h->lock);
+	line_unref(label);
 	errno = err;
 	return -1;
 }

@@ -67,6 +67,12 @@ struct history_entry {
 	uint16_t time_off, room_off, room_len, name_off, name_len;
 	uint32_t text_off, text_len;  /* text_len 0: no text */
 	char room[ROOM_NAME_MAX + 1]; /* as stored (given to history_append()); set when failed */
+	/*
+	 * The sender's label for its echo (IRC labeled-response), given to
+	 * history_append_labeled(): only the publish callback sees it, never
+	 * stored or kept in memory.  NULL for none.
+	 */
+	struct line *label;
 };
 
 /* The spelling of a kind in the file: "msg", "join", "part", "topic", "delete". */
@@ -123,6 +129,14 @@ struct history *history_open(const struct history_config *cfg, history_publish_f
  */
 int history_append(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
 		   const char *name, const char *text, size_t text_len);
+
+/*
+ * The same with label (a reference the history takes over, released
+ * after the publish callback, or at once on failure; NULL for none).
+ */
+int history_append_labeled(struct history *h, uint64_t sender, const char *room,
+			   enum history_kind kind, const char *name, const char *text,
+			   size_t text_len, struct line *label);
 
 /*
  * Copies into out (with a reference on each body) up to max of room's

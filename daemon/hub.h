@@ -94,6 +94,7 @@ struct ring_slot {
 	uint64_t sender;               /* session id; 0 for none */
 	uint64_t seq;                  /* the hub's publication sequence */
 	struct wire_bytes w[WIRE_MAX]; /* one per protocol in use */
+	struct line *label;            /* "@label=X" for the sender's echo (IRC); NULL none */
 };
 
 /* What one slot puts on a member's wire: at most SLOT_PIECES runs of bytes. */

@@ -167,7 +167,9 @@ irc_commit(struct client *c)
 	char tags[96], ref[16];
 	int rc = 0;
 
-	if (labeled && ic->pending_lines == 0) {
+	if (labeled && ic->pending_lines == 0 && ic->label_passed) {
+		/* the echo of the message carries the label */
+	} else if (labeled && ic->pending_lines == 0) {
 		snprintf(tags, sizeof(tags), "label=%s", ic->label);
 		rc = queue_line(c, tags, c->name[0] ? "ACK" : "ACK");
 	} else if (labeled && ic->pending_lines == 1) {
@@ -202,6 +204,7 @@ irc_commit(struct client *c)
 	}
 	ic->pending_len = ic->pending_lines = 0;
 	ic->label[0] = '\0';
+	ic->label_passed = false;
 	return rc;
 }
 

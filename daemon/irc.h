@@ -57,7 +57,8 @@ struct irc_conn {
 	/* replies of the command being handled, labels and batches applied at irc_commit() */
 	char *pending;
 	size_t pending_len, pending_cap, pending_lines;
-	char label[65]; /* the command's label tag ("" none) */
+	char label[65];    /* the command's label tag, escaped ("" none) */
+	bool label_passed; /* the label went with a message: its echo answers it, no ACK */
 	unsigned batch_seq;
 };
 

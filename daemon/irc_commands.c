@@ -230,8 +230,27 @@ echo_private(struct client *c, const struct wire_private *pm)
 	return rc;
 }
 
+/*
+ * The label a message's echo carries: with labeled-response and
+ * echo-message, a labeled PRIVMSG or NOTICE to one room is answered by its
+ * echo (when stored), not by an ACK.  NULL when none (or no memory: ACK).
+ */
+static struct line *
+echo_label(struct client *c, bool single)
+{
+	struct irc_conn *ic = irc_conn(c);
+	struct line *l;
+
+	if (!single || ic->label[0] == '\0' || !irc_has(ic, CAP_LABELED_RESPONSE) ||
+	    !irc_has(ic, CAP_ECHO_MESSAGE) || (l = line_printf("@label=%s", ic->label)) == NULL)
+		return NULL;
+	ic->label_passed = true;
+	return l;
+}
+
 static int
-say_to(struct client *c, struct session_state *st, const char *target, char *text, bool notice)
+say_to(struct client *c, struct session_state *st, const char *target, char *text, bool notice,
+       bool single)
 {
 	const char *verb = notice ? "NOTICE" : "PRIVMSG";
 	size_t len;
@@ -253,8 +272,9 @@ say_to(struct client *c, struct session_state *st, const char *target, char *tex
 		if (room == NULL)
 			return notice ? 0 : irc_num(c, "403", "%s :No such channel", target);
 		st->last_post_ms = time_mono_ms();
-		if (client_store(c, room, t, len, &res) == 0)
+		if (client_store_labeled(c, room, t, len, echo_label(c, single), &res) == 0)
 			return 0;
+		irc_conn(c)->label_passed = false;
 		if (notice)
 			return 0;
 		if (res == ROOM_NOT_MEMBER)
@@ -285,6 +305,7 @@ talk(struct client *c, struct session_state *st, struct irc_msg *m, bool notice)
 	if (m->n_params < 2)
 		return notice ? 0 : irc_num(c, "412", ":No text to send");
 	char *targets = strdup(m->params[0]), *save = NULL;
+	bool single = strchr(m->params[0], ',') == NULL;
 	int rc = 0;
 
 	if (targets == NULL)
@@ -294,7 +315,7 @@ talk(struct client *c, struct session_state *st, struct irc_msg *m, bool notice)
 		/* Each target gets the text as sent: stored_text() changes it in place. */
 		char *text = strdup(m->params[1]);
 
-		rc = text != NULL ? say_to(c, st, t, text, notice) : -1;
+		rc = text != NULL ? say_to(c, st, t, text, notice, single) : -1;
 		free(text);
 	}
 	free(targets);
