@@ -15,7 +15,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "irc_msg.h"
 #include "timefmt.h"
+#include "utf8.h"
 #include "wire.h"
 
 #define HOST "chatd"
@@ -24,94 +26,118 @@
 
 enum form { F_NONE, F_TIME, F_TAGS };
 
-/* The runs of bytes a message's line is made of, so its length and bytes agree. */
-struct runs {
-	const char *p[16];
-	size_t len[16];
-	size_t n;
-};
+/*
+ * An IRC line holds at most IRC_BODY_MAX bytes after its tags: a longer
+ * text (a native message may have max_line bytes) goes out as several
+ * PRIVMSG lines, cut between characters (at a space when one is near),
+ * each with the same tags but msgid, which only the first carries (a
+ * client that drops repeated msgids keeps them all).
+ */
 
+/* Appends len bytes at *at (when dst is not NULL: counting otherwise). */
 static void
-run(struct runs *r, const char *p, size_t len)
+put(char *dst, size_t *at, const char *p, size_t len)
 {
-	r->p[r->n] = p;
-	r->len[r->n++] = len;
+	if (dst != NULL)
+		memcpy(dst + *at, p, len);
+	*at += len;
 }
 
 static void
-runs_str(struct runs *r, const char *s)
+puts_(char *dst, size_t *at, const char *s)
 {
-	run(r, s, strlen(s));
+	put(dst, at, s, strlen(s));
 }
 
-static void
-message_runs(enum form f, const struct history_entry *e, struct runs *r)
+/* Where to cut text (len bytes) so that the first part has at most max bytes. */
+static size_t
+cut(const char *text, size_t len, size_t max)
+{
+	size_t fit = text_fit(text, len, max);
+
+	if (fit == len)
+		return len;
+	for (size_t i = fit; i > fit / 2; i--)
+		if (text[i - 1] == ' ')
+			return i;
+	return fit > 0 ? fit : len; /* no character fits: never reached with max > 4 */
+}
+
+/*
+ * The line(s) of a message: "[@tags ]:FROM!FROM@chatd VERB TARGET :TEXT\r\n",
+ * several when TEXT is long.  Writes at dst (NULL: only counts); returns
+ * the length.  time/msgid: the tag values (NULL: none); account: FROM.
+ */
+static size_t
+message_lines(char *dst, enum form f, const char *time, size_t time_len, const char *msgid,
+	      size_t msgid_len, const char *from, size_t from_len, const char *verb,
+	      const char *target_prefix, const char *target, size_t target_len, const char *text,
+	      size_t text_len)
+{
+	bool action = text_len >= ACTION_PREFIX_LEN && memcmp(text, ACTION_PREFIX, 4) == 0;
+	size_t at = 0, head = 1 + 2 * from_len + 1 + sizeof("@" HOST " ") - 1 + strlen(verb) + 1 +
+			      strlen(target_prefix) + target_len + 2;
+	size_t room = IRC_BODY_MAX > head + 16 ? IRC_BODY_MAX - head - (action ? 9 : 0) : 16;
+	bool first = true;
+
+	if (action) {
+		text += ACTION_PREFIX_LEN;
+		text_len -= ACTION_PREFIX_LEN;
+	}
+	do {
+		size_t part = cut(text, text_len, room);
+
+		if (f != F_NONE) {
+			puts_(dst, &at, "@time=");
+			put(dst, &at, time, time_len);
+		}
+		if (f == F_TAGS && first && msgid != NULL) {
+			puts_(dst, &at, ";msgid=");
+			put(dst, &at, msgid, msgid_len);
+		}
+		if (f == F_TAGS) {
+			puts_(dst, &at, ";account=");
+			put(dst, &at, from, from_len);
+		}
+		puts_(dst, &at, f != F_NONE ? " :" : ":");
+		put(dst, &at, from, from_len);
+		puts_(dst, &at, "!");
+		put(dst, &at, from, from_len);
+		puts_(dst, &at, "@" HOST " ");
+		puts_(dst, &at, verb);
+		puts_(dst, &at, " ");
+		puts_(dst, &at, target_prefix);
+		put(dst, &at, target, target_len);
+		puts_(dst, &at, action ? " :\001ACTION " : " :");
+		put(dst, &at, text, part);
+		puts_(dst, &at, action ? "\001\r\n" : "\r\n");
+		text += part;
+		text_len -= part;
+		first = false;
+	} while (text_len > 0);
+	return at;
+}
+
+/* A stored message as a room's members see it. */
+static size_t
+message(char *dst, enum form f, const struct history_entry *e)
 {
 	const char *d = e->body->data;
-	const char *text = d + e->text_off;
-	size_t text_len = e->text_len;
-	bool action = text_len >= ACTION_PREFIX_LEN && memcmp(text, ACTION_PREFIX, 4) == 0;
 
-	r->n = 0;
-	if (f != F_NONE) {
-		runs_str(r, "@time=");
-		run(r, d + e->time_off, (size_t)(e->room_off - e->time_off - 1u));
-	}
-	if (f == F_TAGS) {
-		runs_str(r, ";msgid=");
-		run(r, d, (size_t)e->time_off - 1u);
-		runs_str(r, ";account=");
-		run(r, d + e->name_off, e->name_len);
-	}
-	runs_str(r, f != F_NONE ? " :" : ":");
-	run(r, d + e->name_off, e->name_len);
-	runs_str(r, "!");
-	run(r, d + e->name_off, e->name_len);
-	runs_str(r, "@" HOST " PRIVMSG #");
-	run(r, d + e->room_off, e->room_len);
-	runs_str(r, " :");
-	if (action) {
-		runs_str(r, "\001ACTION ");
-		run(r, text + ACTION_PREFIX_LEN, text_len - ACTION_PREFIX_LEN);
-		runs_str(r, "\001\r\n");
-	} else {
-		run(r, text, text_len);
-		runs_str(r, "\r\n");
-	}
-}
-
-static size_t
-runs_len(const struct runs *r)
-{
-	size_t len = 0;
-
-	for (size_t i = 0; i < r->n; i++)
-		len += r->len[i];
-	return len;
-}
-
-static void
-runs_put(const struct runs *r, char *dst)
-{
-	for (size_t i = 0; i < r->n; i++) {
-		memcpy(dst, r->p[i], r->len[i]);
-		dst += r->len[i];
-	}
+	return message_lines(dst, f, d + e->time_off, (size_t)(e->room_off - e->time_off - 1u), d,
+			     (size_t)e->time_off - 1u, d + e->name_off, e->name_len, "PRIVMSG", "#",
+			     d + e->room_off, e->room_len, d + e->text_off, e->text_len);
 }
 
 #define FORM_OPS(suffix, form) \
 	static size_t msg_len_##suffix(const struct history_entry *e) \
 	{ \
-		struct runs r; \
-		message_runs(form, e, &r); \
-		return runs_len(&r); \
+		return message(NULL, form, e); \
 	} \
 	static void msg_put_##suffix(const struct history_entry *e, char *dst, uint32_t *id_off, \
 				     uint32_t *id_len) \
 	{ \
-		struct runs r; \
-		message_runs(form, e, &r); \
-		runs_put(&r, dst); \
+		message(dst, form, e); \
 		*id_off = 0; \
 		*id_len = 0; \
 	}
@@ -171,20 +197,16 @@ priv(enum form f, const struct wire_private *pm)
 {
 	const char *verb = pm->notice ? "NOTICE" : "PRIVMSG";
 	char when[TIME_RFC3339_LEN + 1];
-	size_t tl = strlen(pm->text);
+	size_t fl = strlen(pm->from), tol = strlen(pm->to), tl = strlen(pm->text);
+	struct line *l;
 
-	if (f != F_NONE)
-		time_format_ms(when, pm->ms);
-	if (tl >= ACTION_PREFIX_LEN && memcmp(pm->text, ACTION_PREFIX, ACTION_PREFIX_LEN) == 0)
-		return line_printf("%s%s%s%s%s:%s!%s@" HOST " %s %s :\001ACTION %s\001\r\n",
-				   f != F_NONE ? "@time=" : "", f != F_NONE ? when : "",
-				   f == F_TAGS ? ";account=" : "", f == F_TAGS ? pm->from : "",
-				   f != F_NONE ? " " : "", pm->from, pm->from, verb, pm->to,
-				   pm->text + ACTION_PREFIX_LEN);
-	return line_printf("%s%s%s%s%s:%s!%s@" HOST " %s %s :%s\r\n", f != F_NONE ? "@time=" : "",
-			   f != F_NONE ? when : "", f == F_TAGS ? ";account=" : "",
-			   f == F_TAGS ? pm->from : "", f != F_NONE ? " " : "", pm->from, pm->from,
-			   verb, pm->to, pm->text);
+	time_format_ms(when, pm->ms);
+	size_t len = message_lines(NULL, f, when, TIME_RFC3339_LEN, NULL, 0, pm->from, fl, verb, "",
+				   pm->to, tol, pm->text, tl);
+	if ((l = line_new(len)) != NULL)
+		message_lines(l->data, f, when, TIME_RFC3339_LEN, NULL, 0, pm->from, fl, verb, "",
+			      pm->to, tol, pm->text, tl);
+	return l;
 }
 
 /* RPL_TOPIC (332) and RPL_TOPICWHOTIME (333), or RPL_NOTOPIC (331). */
