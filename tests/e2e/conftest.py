@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from chatproto import Client, deadline_in, scaled
+from ircproto import IRCClient
 from tlsfixtures import TestCA
 
 # Absolute: chatd runs in each test's own directory.
@@ -38,6 +39,7 @@ CHATCTL_BIN = os.path.abspath(os.environ.get("CHATCTL_BIN",
 SANITIZE = os.environ.get("CHATD_SANITIZE", "")
 LISTENING_RE = re.compile(r"chatd: listening on (\S.*)\Z")
 ADDRESS_RE = re.compile(r"(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d+)\Z")
+KIND_RE = re.compile(r" \(([^()]+)\)\Z")
 SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                      "runtime error:", "WARNING: ThreadSanitizer")
 STOP_TIMEOUT = 5.0
@@ -71,21 +73,29 @@ def sanitizer_report(text):
     return next((marker for marker in SANITIZER_REPORTS if marker in text), None)
 
 
-def parse_listening(line, tls=False):
-    """[(host, port)] from "chatd: listening on A:P, [B]:P, C:Q (TLS)": the plain
-    listeners, or with tls=True those marked (TLS)."""
+def parse_listeners(line):
+    """[(host, port, kind)] from "chatd: listening on A:P, [B]:P, C:Q (TLS)":
+    kind is the word in parentheses after an address ("TLS"...), "" for none."""
     m = LISTENING_RE.match(line)
     if not m:
         raise AssertionError(f"unexpected first line from chatd: {line!r}")
-    addresses = []
-    for item in re.split(r",\s*", m.group(1).strip()):
-        if item.endswith(" (TLS)") != tls:
-            continue
-        a = ADDRESS_RE.match(item.removesuffix(" (TLS)"))
+    listeners = []
+    for item in re.split(r",\s*(?![^()]*\))", m.group(1).strip()):
+        address, kind = item, ""
+        k = KIND_RE.search(item)
+        if k:
+            address, kind = item[:k.start()], k.group(1)
+        a = ADDRESS_RE.match(address)
         if not a:
             raise AssertionError(f"bad address {item!r} in {line!r}")
-        addresses.append((a.group(1) or a.group(2), int(a.group(3))))
-    return addresses
+        listeners.append((a.group(1) or a.group(2), int(a.group(3)), kind))
+    return listeners
+
+
+def parse_listening(line, tls=False):
+    """[(host, port)]: the plain native listeners, or with tls=True those marked (TLS)."""
+    return [(host, port) for host, port, kind in parse_listeners(line)
+            if kind == ("TLS" if tls else "")]
 
 
 class Chatd:
@@ -159,6 +169,7 @@ class Chatd:
         self.port = self.addresses[0][1] if self.addresses else None
         self.tls_addresses = parse_listening(line, tls=True)
         self.tls_port = self.tls_addresses[0][1] if self.tls_addresses else None
+        self.listeners = parse_listeners(line)
         return self
 
     def _first_line(self, timeout):
@@ -272,6 +283,44 @@ class Chatd:
         client.hist = client.login(name, password or f"pw-{name.lower()}", **kwargs)
         return client
 
+    # --- IRC (tests/e2e/ircproto.py) ---
+
+    def listener_port(self, *kind):
+        """The port of the first listener of that kind: the words in parentheses
+        after its address in the listening line ("IRC", "IRC, TLS")."""
+        for _, port, k in getattr(self, "listeners", []):
+            if re.findall(r"[A-Z]+", k.upper()) == list(kind):
+                return port
+        return None
+
+    @property
+    def irc_port(self):
+        """The plain IRC port: as chatd's listening line names it, else the setting."""
+        return self.listener_port("IRC") or self.settings.get("irc_port")
+
+    @property
+    def irc_tls_port(self):
+        return self.listener_port("IRC", "TLS") or self.settings.get("irc_tls_port")
+
+    def irc_connect(self, label="irc", tls=False, **kwargs):
+        client = IRCClient(label)
+        self.clients.append(client)
+        return client.connect(self.irc_tls_port if tls else self.irc_port, tls=tls, **kwargs)
+
+    def irc_login(self, nick, password=None, caps=(), sasl=False, label=None, **kwargs):
+        """A registered IRC client (PASS, or with sasl=True SASL PLAIN; both
+        register an unknown nick while registration is open); the password
+        defaults to the one login() uses."""
+        client = self.irc_connect(label or nick)
+        final = client.register(nick, password or f"pw-{nick.lower()}", sasl=sasl, caps=caps,
+                                **kwargs)
+        assert final.command == "001", f"{nick}: registration ended with {final.raw!r}"
+        return client
+
+    def add_user(self, name, password=None):
+        """Registers name through chatctl (password as login() would use)."""
+        self.ctl_ok("user", "add", name, input=(password or f"pw-{name.lower()}") + "\n")
+
     # --- teardown ---
 
     def cleanup(self):
@@ -345,6 +394,52 @@ def chatd_factory(tmp_path):
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
 
+
+
+# IRC: chatd's IRC gateway runs with irc = true.  A chatd built without it
+# refuses that setting at start: the IRC tests are then skipped, with the reason.
+_irc_probe = {}
+
+
+def irc_unsupported_reason():
+    """None when CHATD_BIN takes irc = true, else why not (asked once a session)."""
+    if "reason" not in _irc_probe:
+        workdir = Path(tempfile.mkdtemp(prefix="chatd-ircprobe-"))
+        try:
+            (workdir / "state").mkdir()
+            settings = base_settings(workdir / "state", {
+                "admin_socket": str(workdir / "admin.sock"), "irc": True,
+                "irc_port": free_port()})
+            (workdir / "chatd.conf").write_text(config_text(settings))
+            proc = subprocess.run([CHATD_BIN, "-t", "-c", str(workdir / "chatd.conf")],
+                                  capture_output=True, text=True, timeout=scaled(20),
+                                  cwd=workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if proc.returncode == 0:
+            _irc_probe["reason"] = None
+        elif "unknown setting 'irc'" in proc.stderr:
+            _irc_probe["reason"] = (f"{CHATD_BIN} has no IRC gateway (it refuses the setting "
+                                    f"irc: {proc.stderr.strip()})")
+        else:
+            raise AssertionError(f"chatd -t refused a configuration with irc = true "
+                                 f"(exit {proc.returncode}):\n{proc.stderr}")
+    return _irc_probe["reason"]
+
+
+@pytest.fixture
+def irc_chatd(chatd_factory):
+    """make(start=True, **settings) -> a Chatd with irc = true on a free irc_port
+    (Chatd.irc_port, irc_connect, irc_login); skips while chatd has no IRC gateway."""
+    reason = irc_unsupported_reason()
+    if reason:
+        pytest.skip(reason)
+
+    def make(start=True, **overrides):
+        settings = {"irc": True, "irc_port": free_port()}
+        settings.update(overrides)
+        return chatd_factory(start=start, **settings)
+    return make
 
 
 # TLS: a test CA (tlsfixtures.TestCA) per module, its server pair, and

@@ -1,0 +1,422 @@
+"""
+test_irc_commands.py - the commands of a registered IRC client on chatd's
+gateway and their numerics (modern.ircdocs.horse): JOIN, PART, TOPIC, NAMES,
+LIST, WHO, WHOIS, PRIVMSG, NOTICE, PING, QUIT, MOTD, AWAY, MODE, NICK, ISON,
+and the error numerics.  Skipped while chatd has no IRC gateway.
+"""
+
+import pytest
+
+
+def commands(lines):
+    return [m.command for m in lines]
+
+
+def names_of(lines, channel):
+    return sorted(n for m in lines if m.command == "353" and m.params[2] == channel
+                  for n in m.last.split())
+
+
+@pytest.fixture
+def pair(irc_chatd):
+    """(chatd, alice, bob): two IRC users, both in #lobby, nothing pending."""
+    chatd = irc_chatd()
+    alice = chatd.irc_login("alice")
+    bob = chatd.irc_login("bob")
+    alice.expect("JOIN", lambda m: m.nick == "bob")
+    return chatd, alice, bob
+
+
+# --- JOIN ---
+
+def test_join_makes_a_room_and_others_see_it(pair):
+    chatd, alice, bob = pair
+    lines = alice.join("#dev")
+    cmds = commands(lines)
+    join = lines[0]
+    assert join.command == "JOIN" and join.params == ["#dev"], lines
+    assert join.source == "alice!alice@chatd", join.raw
+    assert "332" not in cmds and cmds[-1] == "366", cmds
+    names = [m for m in lines if m.command == "353"]
+    assert names[0].params[1] in ("=", "*", "@") and names[0].params[2] == "#dev", names
+    assert names_of(lines, "#dev") == ["alice"]
+    bob_lines = bob.join("#dev")
+    assert names_of(bob_lines, "#dev") == ["alice", "bob"]
+    seen = alice.expect("JOIN", lambda m: m.nick == "bob")
+    assert seen.params == ["#dev"] and seen.source == "bob!bob@chatd"
+    assert "dev" in [row.split()[0] for row in chatd.ctl_ok("room", "list").splitlines()]
+
+
+def test_join_a_comma_list(pair):
+    _, alice, _ = pair
+    alice.send("JOIN #one,#two")
+    lines = alice.until("366", lambda m: m.params[1] == "#two")
+    joined = [m.params[0] for m in lines if m.command == "JOIN" and m.nick == "alice"]
+    assert joined == ["#one", "#two"], lines
+    alice.send("NAMES #two")
+    assert names_of(alice.until("366"), "#two") == ["alice"]
+
+
+def test_join_with_a_topic_sends_332_and_333(pair):
+    chatd, alice, bob = pair
+    alice.join("#dev")
+    alice.send("TOPIC #dev :release friday")
+    alice.expect("TOPIC")
+    lines = bob.join("#dev")
+    cmds = commands(lines)
+    assert cmds[:3] == ["JOIN", "332", "333"], cmds
+    assert lines[1].params[1:] == ["#dev", "release friday"]
+    assert lines[2].params[1] == "#dev" and lines[2].params[2].split("!")[0] == "alice"
+    assert lines[2].params[3].isdigit()   # a Unix time
+
+
+def test_join_0_parts_every_channel(pair):
+    _, alice, bob = pair
+    alice.join("#dev")
+    bob.join("#dev")
+    alice.send("JOIN 0")
+    parts = {alice.expect("PART").params[0] for _ in range(2)}
+    assert parts == {"#lobby", "#dev"}
+    bob.expect("PART", lambda m: m.nick == "alice" and m.params[0] == "#dev")
+
+
+@pytest.mark.parametrize("channel", ["#bad!name", "#" + "x" * 33, "dev", "#", "#-dash"])
+def test_join_a_bad_name_is_refused(pair, channel):
+    _, alice, _ = pair
+    alice.send(f"JOIN {channel}")
+    reply = alice.expect(("403", "476", "479", "366"))
+    assert reply.command != "366", reply.raw
+
+
+def test_join_beyond_the_channel_limit_is_405(irc_chatd):
+    chatd = irc_chatd(max_rooms_per_user=2)
+    alice = chatd.irc_login("alice")
+    assert alice.join("#one")[-1].command == "366"
+    alice.send("JOIN #two")
+    reply = alice.expect(("405", "366"))
+    assert reply.command == "405" and reply.params[1] == "#two", reply.raw
+
+
+def test_join_needs_a_parameter(pair):
+    _, alice, _ = pair
+    alice.send("JOIN")
+    assert alice.expect("461").params[1] == "JOIN"
+
+
+# --- PART ---
+
+def test_part_with_a_reason(pair):
+    _, alice, bob = pair
+    alice.join("#dev")
+    bob.join("#dev")
+    bob.send("PART #dev :off to lunch")
+    mine = bob.expect("PART")
+    assert mine.params[0] == "#dev" and mine.nick == "bob"
+    seen = alice.expect("PART", lambda m: m.nick == "bob")
+    assert seen.params == ["#dev", "off to lunch"], seen.raw
+    bob.send("NAMES #dev")
+    assert "bob" not in bob.until("366")[0].last.split()
+
+
+def test_part_errors(pair):
+    _, alice, bob = pair
+    bob.join("#dev")
+    alice.send("PART #dev")
+    assert alice.expect("442").params[1] == "#dev"
+    alice.send("PART #nowhere")
+    assert alice.expect(("403", "442")).params[1] == "#nowhere"
+    alice.send("PART")
+    assert alice.expect("461").params[1] == "PART"
+
+
+# --- TOPIC ---
+
+def test_topic_set_and_read(pair):
+    _, alice, bob = pair
+    alice.join("#dev")
+    bob.join("#dev")
+    alice.send("TOPIC #dev :tests are green")
+    mine = alice.expect("TOPIC")
+    assert mine.source == "alice!alice@chatd" and mine.params == ["#dev", "tests are green"]
+    theirs = bob.expect("TOPIC")
+    assert theirs.params == ["#dev", "tests are green"]
+    bob.send("TOPIC #dev")
+    topic = bob.expect("332")
+    assert topic.params[1:] == ["#dev", "tests are green"]
+    who = bob.expect("333")
+    assert who.params[1] == "#dev" and who.params[2].split("!")[0] == "alice"
+
+
+def test_topic_of_a_room_without_one_is_331(pair):
+    _, alice, _ = pair
+    alice.join("#dev")
+    alice.send("TOPIC #dev")
+    assert alice.expect(("331", "332")).command == "331"
+
+
+def test_topic_errors(pair):
+    _, alice, bob = pair
+    bob.join("#dev")
+    alice.send("TOPIC #dev :not a member")
+    assert alice.expect("442").params[1] == "#dev"
+    alice.send("TOPIC #nowhere :x")
+    assert alice.expect(("403", "442")).params[1] == "#nowhere"
+    alice.send("TOPIC")
+    assert alice.expect("461").params[1] == "TOPIC"
+
+
+# --- NAMES, LIST, WHO, WHOIS ---
+
+def test_names(pair):
+    _, alice, _ = pair
+    alice.send("NAMES #lobby")
+    lines = alice.until("366")
+    assert names_of(lines, "#lobby") == ["alice", "bob"]
+    alice.send("NAMES #nowhere")
+    end = alice.next()
+    assert end.command == "366" and end.params[1] == "#nowhere", end.raw
+
+
+def test_list(pair):
+    chatd, alice, bob = pair
+    bob.join("#dev")
+    bob.send("TOPIC #dev :the dev room")
+    bob.expect("TOPIC")
+    alice.send("LIST")
+    lines = alice.until("323")
+    rows = {m.params[1]: m for m in lines if m.command == "322"}
+    assert set(rows) == {"#lobby", "#dev"}, lines
+    assert rows["#lobby"].params[2] == "2"
+    assert rows["#dev"].params[2] == "1" and rows["#dev"].last.endswith("the dev room")
+    assert set(commands(lines)) <= {"321", "322", "323"}, lines
+
+
+def test_who_a_channel_and_a_nick(pair):
+    _, alice, _ = pair
+    alice.send("WHO #lobby")
+    lines = alice.until("315")
+    rows = [m for m in lines if m.command == "352"]
+    # 352 <client> <channel> <user> <host> <server> <nick> <flags> :<hopcount> <realname>
+    assert sorted(m.params[5] for m in rows) == ["alice", "bob"], lines
+    for m in rows:
+        assert m.params[1] == "#lobby" and m.params[3] == "chatd", m.raw
+        assert m.params[6][0] in "HG", m.raw
+        assert m.last.split(" ", 1)[0].isdigit(), m.raw
+    assert lines[-1].params[1] == "#lobby"
+    alice.send("WHO bob")
+    lines = alice.until("315")
+    assert [m.params[5] for m in lines if m.command == "352"] == ["bob"], lines
+
+
+def test_whois(pair):
+    _, alice, _ = pair
+    alice.send("WHOIS bob")
+    lines = alice.until("318")
+    by = {m.command: m for m in lines}
+    assert by["311"].params[1:4] == ["bob", "bob", "chatd"], by["311"].raw
+    assert by["312"].params[1] == "bob"
+    assert by["330"].params[1:3] == ["bob", "bob"], by["330"].raw   # account
+    assert "320" not in by
+    assert by["318"].params[1] == "bob"
+
+
+def test_whois_of_nobody_is_401(pair):
+    _, alice, _ = pair
+    alice.send("WHOIS nobody")
+    lines = alice.until("318")
+    assert "401" in commands(lines), lines
+
+
+# --- PRIVMSG, NOTICE ---
+
+def test_privmsg_to_a_channel(pair):
+    _, alice, bob = pair
+    alice.send("PRIVMSG #lobby :hello room")
+    got = bob.expect("PRIVMSG")
+    assert got.source == "alice!alice@chatd" and got.params == ["#lobby", "hello room"]
+    alice.no_more("PRIVMSG")  # no echo-message: the sender gets nothing
+
+
+def test_privmsg_to_a_nick(pair):
+    _, alice, bob = pair
+    alice.send("PRIVMSG bob :psst")
+    got = bob.expect("PRIVMSG")
+    assert got.source == "alice!alice@chatd" and got.params == ["bob", "psst"]
+    bob.send("PRIVMSG ALICE :case does not matter")
+    assert alice.expect("PRIVMSG").params[1] == "case does not matter"
+
+
+def test_privmsg_errors(pair):
+    _, alice, bob = pair
+    bob.join("#dev")
+    alice.send("PRIVMSG #dev :not a member")
+    assert alice.expect("404").params[1] == "#dev"
+    alice.send("PRIVMSG #nowhere :x")
+    assert alice.expect(("401", "403")).params[1] == "#nowhere"
+    alice.send("PRIVMSG nobody :x")
+    assert alice.expect("401").params[1] == "nobody"
+    alice.send("PRIVMSG #lobby :")
+    alice.expect("412")
+    alice.send("PRIVMSG #lobby")
+    alice.expect(("412", "461"))
+    alice.send("PRIVMSG")
+    alice.expect(("411", "461"))
+    bob.no_more("PRIVMSG")
+
+
+def test_notice_to_a_channel_and_a_nick(pair):
+    _, alice, bob = pair
+    alice.send("NOTICE #lobby :room notice")
+    got = bob.expect("NOTICE")
+    assert got.source == "alice!alice@chatd" and got.params == ["#lobby", "room notice"]
+    alice.send("NOTICE bob :private notice")
+    assert bob.expect("NOTICE").params == ["bob", "private notice"]
+
+
+def test_notice_never_gets_an_error(pair):
+    _, alice, bob = pair
+    bob.join("#dev")
+    for line in ("NOTICE nobody :x", "NOTICE #nowhere :x", "NOTICE #dev :x",
+                 "NOTICE #lobby :"):
+        alice.send(line)
+    lines = alice.sync()
+    assert not [m for m in lines if m.command.isdigit()], lines
+
+
+def test_overlong_line_is_417_and_the_connection_stays(pair):
+    _, alice, bob = pair
+    alice.send("PRIVMSG #lobby :" + "x" * 600)
+    alice.expect("417")
+    alice.send("PRIVMSG #lobby :short again")
+    assert bob.expect("PRIVMSG").last == "short again"
+
+
+def test_a_line_of_512_bytes_is_accepted(pair):
+    """510 bytes and CR LF: no 417.  Relayed with a source it would pass 512
+    bytes: the server may cut the text (the client checks every line's size)."""
+    _, alice, bob = pair
+    head = "PRIVMSG #lobby :"
+    text = "y" * (510 - len(head))
+    alice.send(head + text)
+    got = bob.expect("PRIVMSG")
+    assert text.startswith(got.last) and len(got.last) > 400, got.raw
+    assert not [m for m in alice.sync() if m.command == "417"]
+
+
+# --- PING, QUIT, MOTD, unknown ---
+
+def test_ping_pong(pair):
+    _, alice, _ = pair
+    alice.send("PING :some token")
+    pong = alice.expect("PONG")
+    assert pong.source == "chatd" and pong.params == ["chatd", "some token"], pong.raw
+    alice.send("PING")
+    alice.expect(("409", "461"))
+
+
+def test_pong_from_the_client_is_accepted_silently(pair):
+    _, alice, _ = pair
+    alice.send("PONG :whatever")
+    lines = alice.sync()
+    assert not [m for m in lines if m.command.isdigit()], lines
+
+
+def test_quit(pair):
+    _, alice, bob = pair
+    bob.send("QUIT :see you")
+    rest = bob.expect_closed()
+    assert commands(rest)[-1:] == ["ERROR"], rest
+    quit_ = alice.expect("QUIT")
+    assert quit_.source == "bob!bob@chatd" and "see you" in quit_.last, quit_.raw
+
+
+def test_quit_when_the_connection_drops(pair):
+    _, alice, bob = pair
+    bob.close()
+    quit_ = alice.expect("QUIT")
+    assert quit_.nick == "bob"
+
+
+def test_motd(pair):
+    _, alice, _ = pair
+    alice.send("MOTD")
+    first = alice.expect(("375", "422"))
+    if first.command == "375":
+        lines = alice.until("376")
+        assert set(commands(lines[:-1])) <= {"372"}, lines
+
+
+def test_unknown_command_is_421(pair):
+    _, alice, _ = pair
+    alice.send("FROBNICATE now")
+    assert alice.expect("421").params[1] == "FROBNICATE"
+
+
+# --- AWAY, MODE, NICK, ISON ---
+
+def test_away(pair):
+    _, alice, bob = pair
+    alice.send("AWAY :gone fishing")
+    alice.expect("306")
+    bob.send("PRIVMSG alice :are you there")
+    away = bob.expect("301")
+    assert away.params[1:] == ["alice", "gone fishing"], away.raw
+    assert alice.expect("PRIVMSG").last == "are you there"
+    bob.send("WHOIS alice")
+    assert "301" in commands(bob.until("318"))
+    alice.send("AWAY")
+    alice.expect("305")
+    bob.send("PRIVMSG alice :back?")
+    bob.no_more("301")
+
+
+def test_mode_queries_and_refused_changes(pair):
+    _, alice, _ = pair
+    alice.send("MODE #lobby")
+    mode = alice.expect("324")
+    assert mode.params[1] == "#lobby" and mode.params[2].startswith("+")
+    assert set(mode.params[2][1:]) <= set("nt"), mode.raw
+    alice.send("MODE alice")
+    umode = alice.expect("221")
+    assert umode.params[1].startswith("+"), umode.raw
+    alice.send("MODE #lobby +o bob")
+    assert alice.expect(("482", "472")).params[1] in ("#lobby", "o")
+    alice.send("MODE alice +i")
+    alice.expect(("501", "221"))
+    alice.send("MODE bob")
+    alice.expect(("502", "401"))
+    alice.send("MODE #nowhere")
+    alice.expect(("403", "401"))
+
+
+def test_nick_change_to_another_name_is_432(pair):
+    _, alice, bob = pair
+    alice.send("NICK alicia")
+    reply = alice.expect(("432", "NICK"))
+    assert reply.command == "432", reply.raw
+    alice.send("NICK Alice")   # the same account: ignored
+    lines = alice.sync()
+    assert not [m for m in lines if m.command.isdigit()], lines
+    bob.send("PRIVMSG alice :still alice")
+    assert alice.expect("PRIVMSG").last == "still alice"
+
+
+def test_ison(pair):
+    _, alice, _ = pair
+    alice.send("ISON bob nobody Alice")
+    reply = alice.expect("303")
+    assert sorted(n.lower() for n in reply.last.split()) == ["alice", "bob"], reply.raw
+
+
+def test_guest_is_shown_as_a_guest(irc_chatd):
+    chatd = irc_chatd(guests=True)
+    alice = chatd.irc_login("alice")
+    guest = chatd.irc_connect("guest")
+    assert guest.register("visitor").command == "001"
+    alice.expect("JOIN", lambda m: m.nick == "visitor")
+    alice.send("WHOIS visitor")
+    lines = alice.until("318")
+    assert "320" in commands(lines) and "330" not in commands(lines), lines
+    guest.send("PRIVMSG #lobby :hi from a guest")
+    got = alice.expect("PRIVMSG")
+    assert got.nick == "visitor" and got.last == "hi from a guest"

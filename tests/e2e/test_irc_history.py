@@ -1,0 +1,408 @@
+"""
+test_irc_history.py - IRCv3 draft/chathistory and draft/event-playback on
+chatd's IRC gateway: LATEST, BEFORE, AFTER, AROUND and BETWEEN by msgid= and
+timestamp=, TARGETS, limits, the chathistory batch, errors as standard
+replies, and the replay on JOIN.  From the ircv3.net chathistory
+specification (the cases irctest checks for Ergo, written again here).
+Skipped while chatd has no IRC gateway.
+"""
+
+import time
+
+import pytest
+
+from chatproto import deadline_in
+from ircproto import iso_ms, utc_ms, wait_clock_past
+
+CAPS = ["batch", "server-time", "message-tags", "echo-message", "draft/chathistory"]
+N = 10
+
+
+def say_all(client, channel, texts):
+    """Sends each text with echo-message on: [(msgid, time, text)] in order,
+    every message one millisecond or more after the one before."""
+    sent = []
+    for text in texts:
+        client.send(f"PRIVMSG {channel} :{text}")
+        echo = client.expect("PRIVMSG", lambda m, t=text: m.last == t)
+        sent.append((echo.tags["msgid"], echo.tags["time"], text))
+        wait_clock_past(echo.tags["time"])
+    assert len({s[0] for s in sent}) == len(sent) and len({s[1] for s in sent}) == len(sent)
+    return sent
+
+
+def chathistory(client, line, timeout=5):
+    """Sends a CHATHISTORY line: (BATCH start, its inner lines) or the FAIL."""
+    client.send(line)
+    first = client.expect(("BATCH", "FAIL"),
+                          lambda m: m.command == "FAIL" or m.params[0].startswith("+"),
+                          timeout)
+    if first.command == "FAIL":
+        return first, None
+    ref = first.params[0][1:]
+    lines = client.until("BATCH", lambda m: m.params[0] == "-" + ref, timeout)
+    # Live traffic may come between a batch's lines (batch spec): it stays unconsumed.
+    inner = [m for m in lines[:-1] if m.tags.get("batch") == ref]
+    client.backlog.extend(m for m in lines[:-1] if m.tags.get("batch") != ref)
+    return first, inner
+
+
+def history(client, line, target="#h"):
+    """The messages of a chathistory batch as (msgid, time, text)."""
+    start, inner = chathistory(client, line)
+    assert inner is not None, f"{line!r} failed: {start.raw!r}"
+    assert start.params[1:] == ["chathistory", target], start.raw
+    assert start.source == "chatd"
+    out = []
+    for m in inner:
+        assert m.command in ("PRIVMSG", "NOTICE"), f"{m.raw!r} without event-playback"
+        assert m.params[0] == target, m.raw
+        out.append((m.tags["msgid"], m.tags["time"], m.last))
+    return out
+
+
+@pytest.fixture
+def room(irc_chatd):
+    """(chatd, alice, messages): alice in #h with CAPS, N messages sent there."""
+    chatd = irc_chatd()
+    alice = chatd.irc_login("alice", caps=CAPS)
+    assert alice.join("#h")[-1].command == "366"
+    alice.sync()
+    msgs = say_all(alice, "#h", [f"message {i}" for i in range(N)])
+    return chatd, alice, msgs
+
+
+def test_isupport_and_cap(room):
+    _, alice, _ = room
+    assert "draft/chathistory" in alice.caps
+    assert int(alice.isupport["CHATHISTORY"]) >= N
+
+
+def test_latest(room):
+    _, alice, m = room
+    assert history(alice, "CHATHISTORY LATEST #h * 100") == m
+    assert history(alice, "CHATHISTORY LATEST #h * 5") == m[-5:]
+    assert history(alice, "CHATHISTORY LATEST #h * 1") == m[-1:]
+    assert history(alice, f"CHATHISTORY LATEST #h msgid={m[4][0]} 100") == m[5:]
+    assert history(alice, f"CHATHISTORY LATEST #h timestamp={m[4][1]} 100") == m[5:]
+    assert history(alice, f"CHATHISTORY LATEST #h msgid={m[4][0]} 2") == m[-2:]
+
+
+def test_before(room):
+    _, alice, m = room
+    assert history(alice, f"CHATHISTORY BEFORE #h msgid={m[6][0]} 100") == m[:6]
+    assert history(alice, f"CHATHISTORY BEFORE #h timestamp={m[6][1]} 100") == m[:6]
+    assert history(alice, f"CHATHISTORY BEFORE #h timestamp={m[6][1]} 2") == m[4:6]
+    assert history(alice, f"CHATHISTORY BEFORE #h msgid={m[0][0]} 100") == []
+
+
+def test_after(room):
+    _, alice, m = room
+    assert history(alice, f"CHATHISTORY AFTER #h msgid={m[3][0]} 100") == m[4:]
+    assert history(alice, f"CHATHISTORY AFTER #h timestamp={m[3][1]} 100") == m[4:]
+    assert history(alice, f"CHATHISTORY AFTER #h timestamp={m[3][1]} 3") == m[4:7]
+    assert history(alice, f"CHATHISTORY AFTER #h msgid={m[-1][0]} 100") == []
+
+
+def contiguous_around(result, m, i, limit):
+    """AROUND: at most limit messages, in order, a run of m holding m[i]."""
+    assert 0 < len(result) <= limit, result
+    assert m[i] in result, result
+    first = m.index(result[0])
+    assert result == m[first:first + len(result)], result
+
+
+def test_around(room):
+    _, alice, m = room
+    assert history(alice, f"CHATHISTORY AROUND #h msgid={m[7][0]} 1") == [m[7]]
+    contiguous_around(history(alice, f"CHATHISTORY AROUND #h msgid={m[7][0]} 3"), m, 7, 3)
+    contiguous_around(history(alice, f"CHATHISTORY AROUND #h timestamp={m[7][1]} 3"),
+                      m, 7, 3)
+    contiguous_around(history(alice, f"CHATHISTORY AROUND #h msgid={m[1][0]} 5"), m, 1, 5)
+
+
+@pytest.mark.parametrize("kind", ["msgid", "timestamp"])
+def test_between(room, kind):
+    _, alice, m = room
+    k = 0 if kind == "msgid" else 1
+    first, last = f"{kind}={m[0][k]}", f"{kind}={m[-1][k]}"
+    assert history(alice, f"CHATHISTORY BETWEEN #h {first} {last} 100") == m[1:-1]
+    assert history(alice, f"CHATHISTORY BETWEEN #h {last} {first} 100") == m[1:-1]
+    # With a limit, forwards starts at the first bound and backwards at it too.
+    assert history(alice, f"CHATHISTORY BETWEEN #h {first} {last} 3") == m[1:4]
+    assert history(alice, f"CHATHISTORY BETWEEN #h {last} {first} 3") == m[-4:-1]
+
+
+def test_between_a_msgid_and_a_timestamp(room):
+    _, alice, m = room
+    got = history(alice, f"CHATHISTORY BETWEEN #h msgid={m[2][0]} timestamp={m[6][1]} 100")
+    assert got == m[3:6]
+
+
+def test_timestamps_between_messages(room):
+    """A timestamp between two messages' times selects by time, not by message."""
+    _, alice, m = room
+    middle = iso_ms((utc_ms(m[4][1]) + utc_ms(m[5][1])) // 2)
+    if middle in (m[4][1], m[5][1]):
+        pytest.skip("messages 4 and 5 are one millisecond apart")
+    assert history(alice, f"CHATHISTORY BEFORE #h timestamp={middle} 100") == m[:5]
+    assert history(alice, f"CHATHISTORY AFTER #h timestamp={middle} 100") == m[5:]
+
+
+def test_history_lines_are_the_live_lines(room):
+    """The batch holds each message as it was sent: source, msgid, time, account."""
+    chatd, alice, m = room
+    start, inner = chathistory(alice, "CHATHISTORY LATEST #h * 1")
+    line = inner[0]
+    assert line.source == "alice!alice@chatd" and line.params == ["#h", m[-1][2]], line.raw
+    assert line.tags["msgid"] == m[-1][0] and line.tags["time"] == m[-1][1], line.raw
+    assert line.tags.get("account") == "alice", line.raw
+
+
+def test_native_messages_are_in_the_history_with_their_ids(room):
+    chatd, alice, m = room
+    carol = chatd.login("carol")
+    carol.request("/join h")
+    msg_id = carol.say("from the native side")
+    alice.expect("PRIVMSG", lambda x: x.last == "from the native side")
+    got = history(alice, "CHATHISTORY LATEST #h * 2")
+    assert got[0] == m[-1]
+    assert got[1][0] == str(msg_id) and got[1][2] == "from the native side", got
+
+
+def test_limit_is_capped_by_history_memory(irc_chatd):
+    chatd = irc_chatd(history_memory=5, history_replay=5)
+    alice = chatd.irc_login("alice", caps=CAPS)
+    assert alice.isupport["CHATHISTORY"] == "5"
+    alice.join("#h")
+    alice.sync()
+    m = say_all(alice, "#h", [f"m{i}" for i in range(8)])
+    assert history(alice, "CHATHISTORY LATEST #h * 100") == m[-5:]
+    assert history(alice, f"CHATHISTORY AFTER #h msgid={m[4][0]} 100") == m[5:]
+
+
+def test_a_room_one_is_not_in_is_readable(room):
+    """Rooms are public in chatd (docs/PROTOCOL.md): their history too."""
+    chatd, _, m = room
+    bob = chatd.irc_login("bob", caps=CAPS)
+    assert history(bob, "CHATHISTORY LATEST #h * 3") == m[-3:]
+
+
+def test_private_messages_are_not_kept(room):
+    chatd, alice, _ = room
+    bob = chatd.irc_login("bob", caps=CAPS)
+    alice.send("PRIVMSG bob :between us")
+    bob.expect("PRIVMSG", lambda x: x.last == "between us")
+    start, inner = chathistory(alice, "CHATHISTORY LATEST bob * 10")
+    if inner is not None:
+        assert [x for x in inner if x.command == "PRIVMSG"] == [], inner
+
+
+# --- errors (standard replies) ---
+
+def expect_fail(client, line, *codes):
+    """The current chathistory draft answers every malformed command with
+    INVALID_PARAMS (SHOULD); earlier drafts had UNKNOWN_COMMAND and
+    NEED_MORE_PARAMS (MUST): each test names the codes the drafts allow."""
+    start, inner = chathistory(client, line)
+    assert inner is None, f"{line!r}: expected FAIL {codes}, got a batch {start.raw!r}"
+    assert start.params[0] == "CHATHISTORY" and start.params[1] in codes, start.raw
+    return start
+
+
+def test_unknown_subcommand(room):
+    _, alice, _ = room
+    expect_fail(alice, "CHATHISTORY SIDEWAYS #h * 10", "INVALID_PARAMS", "UNKNOWN_COMMAND")
+
+
+def test_missing_parameters(room):
+    _, alice, _ = room
+    expect_fail(alice, "CHATHISTORY LATEST #h", "INVALID_PARAMS", "NEED_MORE_PARAMS")
+    expect_fail(alice, "CHATHISTORY BETWEEN #h msgid=1 10", "INVALID_PARAMS",
+                "NEED_MORE_PARAMS")
+
+
+@pytest.mark.parametrize("line", ["CHATHISTORY LATEST #h * ten",
+                                  "CHATHISTORY BEFORE #h nonsense 10",
+                                  "CHATHISTORY BEFORE #h timestamp=yesterday 10",
+                                  "CHATHISTORY BEFORE #h * 10"])
+def test_invalid_parameters(room, line):
+    _, alice, _ = room
+    expect_fail(alice, line, "INVALID_PARAMS")
+
+
+def test_a_room_that_does_not_exist(room):
+    _, alice, _ = room
+    start, inner = chathistory(alice, "CHATHISTORY LATEST #nowhere * 10")
+    if inner is None:
+        assert start.params[:2] == ["CHATHISTORY", "INVALID_TARGET"], start.raw
+    else:
+        assert inner == []
+
+
+def test_a_msgid_not_in_memory(room):
+    """The spec says nothing of an unknown msgid: a FAIL or a batch (chatd's
+    ids are ordered numbers, so "before 999999999" may mean every message)."""
+    _, alice, m = room
+    start, inner = chathistory(alice, "CHATHISTORY BEFORE #h msgid=999999999 10")
+    if inner is None:
+        assert start.params[0] == "CHATHISTORY", start.raw
+    else:
+        assert [x.last for x in inner] in ([], [t for _, _, t in m]), inner
+
+
+# --- TARGETS ---
+
+def targets(client, line):
+    start, inner = chathistory(client, line)
+    assert inner is not None, start.raw
+    assert start.params[1:] == ["draft/chathistory-targets"], start.raw
+    out = []
+    for m in inner:
+        assert m.command == "CHATHISTORY" and m.params[0] == "TARGETS", m.raw
+        out.append((m.params[1], m.params[2].removeprefix("timestamp=")))
+    return out
+
+
+def test_targets_lists_rooms_with_their_latest_time(room):
+    chatd, alice, m = room
+    bob = chatd.irc_login("bob", caps=CAPS)
+    alice.send("PRIVMSG bob :not a room")
+    bob.expect("PRIVMSG")
+    early = iso_ms(utc_ms(m[0][1]) - 60000)
+    late = iso_ms(int(time.time() * 1000) + 60000)
+    got = targets(alice, f"CHATHISTORY TARGETS timestamp={early} timestamp={late} 50")
+    assert ("#h", m[-1][1]) in got, got
+    assert all(name.startswith("#") for name, _ in got), got  # rooms only
+    before = targets(alice, f"CHATHISTORY TARGETS timestamp={iso_ms(utc_ms(early) - 60000)} "
+                            f"timestamp={early} 50")
+    assert "#h" not in [name for name, _ in before], before
+
+
+def test_targets_limit(room):
+    chatd, alice, m = room
+    alice.join("#h2")
+    say_all(alice, "#h2", ["elsewhere"])
+    early = iso_ms(utc_ms(m[0][1]) - 60000)
+    late = iso_ms(int(time.time() * 1000) + 60000)
+    got = targets(alice, f"CHATHISTORY TARGETS timestamp={early} timestamp={late} 1")
+    assert len(got) == 1, got
+
+
+# --- event-playback ---
+
+def test_event_playback_shows_joins_parts_and_topics(irc_chatd):
+    chatd = irc_chatd()
+    alice = chatd.irc_login("alice", caps=CAPS + ["draft/event-playback"])
+    bob = chatd.irc_login("bob")
+    alice.join("#ev")
+    bob.join("#ev")
+    alice.expect("JOIN", lambda x: x.nick == "bob" and x.params[0] == "#ev")
+    bob.send("TOPIC #ev :eventful")
+    alice.expect("TOPIC")
+    bob.send("PRIVMSG #ev :in between")
+    alice.expect("PRIVMSG", lambda x: x.last == "in between")
+    bob.send("PART #ev :bye now")
+    alice.expect("PART", lambda x: x.nick == "bob")
+    # The PART may reach the history a moment after the members (see the next test).
+    deadline = deadline_in(5)
+    while True:
+        start, inner = chathistory(alice, "CHATHISTORY LATEST #ev * 50")
+        assert inner is not None, start.raw
+        if inner and inner[-1].command == "PART" or time.monotonic() > deadline:
+            break
+    events = [(x.command, x.nick) for x in inner]
+    assert events[-4:] == [("JOIN", "bob"), ("TOPIC", "bob"), ("PRIVMSG", "bob"),
+                           ("PART", "bob")], [x.raw for x in inner]
+    part = inner[-1]
+    assert part.params == ["#ev", "bye now"], part.raw
+    topic = inner[-3]
+    assert topic.params == ["#ev", "eventful"], topic.raw
+    assert all("time" in x.tags for x in inner), inner
+    times = [x.tags["time"] for x in inner]
+    assert times == sorted(times), times
+
+
+def test_an_event_seen_live_is_in_the_history(irc_chatd):
+    """A member that saw a PART live finds it with CHATHISTORY right after, as
+    a message seen live is in the history (docs/PROTOCOL.md: no gap)."""
+    chatd = irc_chatd()
+    alice = chatd.irc_login("alice", caps=CAPS + ["draft/event-playback"])
+    bob = chatd.irc_login("bob")
+    alice.join("#ev")
+    bob.join("#ev")
+    alice.expect("JOIN", lambda x: x.nick == "bob" and x.params[0] == "#ev")
+    bob.send("PART #ev :bye now")
+    alice.expect("PART", lambda x: x.nick == "bob")
+    start, inner = chathistory(alice, "CHATHISTORY LATEST #ev * 50")
+    assert [(x.command, x.nick) for x in inner][-1:] == [("PART", "bob")], \
+        [x.raw for x in inner]
+
+
+def test_without_event_playback_only_messages(irc_chatd):
+    chatd = irc_chatd()
+    alice = chatd.irc_login("alice", caps=CAPS)
+    bob = chatd.irc_login("bob")
+    alice.join("#ev")
+    bob.join("#ev")
+    bob.send("TOPIC #ev :eventful")
+    bob.send("PRIVMSG #ev :only me")
+    bob.send("PART #ev")
+    alice.expect("PART", lambda x: x.nick == "bob")
+    start, inner = chathistory(alice, "CHATHISTORY LATEST #ev * 50")
+    assert [(x.command, x.last) for x in inner] == [("PRIVMSG", "only me")], inner
+
+
+# --- replay on JOIN ---
+
+def test_join_replays_history_in_a_chathistory_batch(irc_chatd):
+    chatd = irc_chatd(history_replay=3)
+    alice = chatd.irc_login("alice", caps=CAPS)
+    alice.join("#h")
+    m = say_all(alice, "#h", [f"r{i}" for i in range(5)])
+    bob = chatd.irc_login("bob", caps=["batch", "server-time", "message-tags"])
+    lines = bob.join("#h") + bob.sync()
+    i366 = [x.command for x in lines].index("366")
+    start = lines[i366 + 1]
+    assert start.command == "BATCH" and start.params[1:] == ["chathistory", "#h"], lines
+    ref = start.params[0][1:]
+    inner = [x for x in lines if x.tags.get("batch") == ref]
+    assert [(x.tags["msgid"], x.tags["time"], x.last) for x in inner] == m[-3:]
+    assert any(x.command == "BATCH" and x.params == ["-" + ref] for x in lines)
+
+
+def test_join_replays_plain_lines_without_batch(irc_chatd):
+    chatd = irc_chatd(history_replay=2)
+    alice = chatd.irc_login("alice", caps=CAPS)
+    alice.join("#h")
+    m = say_all(alice, "#h", ["p0", "p1", "p2"])
+    bob = chatd.irc_login("bob", caps=["server-time"])
+    lines = bob.join("#h") + bob.sync()
+    replay = [x for x in lines if x.command == "PRIVMSG"]
+    assert [(x.tags.get("time"), x.last) for x in replay] == [(t, s) for _, t, s in m[-2:]]
+    assert not [x for x in lines if x.command == "BATCH"], lines
+
+
+# --- without the batch capability ---
+
+def test_latest_without_batch_is_plain_lines(room):
+    """A client without batch cannot be sent BATCH: the messages come bare."""
+    chatd, _, m = room
+    bob = chatd.irc_login("bob", caps=["server-time", "draft/chathistory"])
+    bob.send("CHATHISTORY LATEST #h * 3")
+    lines = bob.sync()
+    assert not [x for x in lines if x.command == "BATCH" or "batch" in x.tags], lines
+    got = [(x.tags.get("time"), x.last) for x in lines if x.command == "PRIVMSG"]
+    assert got == [(t, s) for _, t, s in m[-3:]], lines
+
+
+def test_targets_without_batch_is_plain_lines(room):
+    chatd, _, m = room
+    bob = chatd.irc_login("bob", caps=["draft/chathistory"])
+    early = iso_ms(utc_ms(m[0][1]) - 60000)
+    late = iso_ms(int(time.time() * 1000) + 60000)
+    bob.send(f"CHATHISTORY TARGETS timestamp={early} timestamp={late} 50")
+    lines = bob.sync()
+    assert not [x for x in lines if x.command == "BATCH"], lines
+    rows = [x.params[1:3] for x in lines if x.command == "CHATHISTORY"]
+    assert ["#h", m[-1][1]] in [[n, t.removeprefix("timestamp=")] for n, t in rows], lines

@@ -1,0 +1,451 @@
+"""
+test_irc_register.py - registration on chatd's IRC gateway: CAP, SASL PLAIN,
+PASS, guests, what is refused before registration, and the welcome (001-005,
+ISUPPORT, MOTD, the default room).  From modern.ircdocs.horse, the IRCv3
+capability-negotiation and sasl-3.1/3.2 specifications and the gateway's
+design (issue 16).  Skipped while chatd has no IRC gateway (conftest.py).
+"""
+
+import pytest
+
+from ircproto import b64_chunks, plain_payload
+
+
+def commands(lines):
+    return [m.command for m in lines]
+
+
+def assert_refused(client, final, numeric):
+    """final is numeric; the server then sends ERROR and closes."""
+    assert final.command == numeric, final.raw
+    rest = client.expect_closed()
+    assert [m.command for m in rest][-1:] == ["ERROR"], rest
+
+
+# --- SASL PLAIN ---
+
+def test_sasl_plain_logs_in_a_registered_user(irc_chatd):
+    chatd = irc_chatd()
+    chatd.add_user("alice")
+    c = chatd.irc_connect("alice")
+    caps = c.cap_ls("302")
+    assert "sasl" in caps and "PLAIN" in (caps["sasl"] or "").split(","), caps
+    assert c.cap_req(["sasl"]) == ("ACK", ["sasl"])
+    final = c.authenticate_plain("alice", "pw-alice")
+    assert final.command == "903", final.raw
+    logged_in = [m for m in c.history if m.command == "900"]
+    assert len(logged_in) == 1, c.history
+    # 900 <nick> <nick>!<ident>@<host> <account> :You are now logged in as <account>
+    assert logged_in[0].params[2] == "alice", logged_in[0].raw
+    c.send("NICK alice")
+    c.send("USER alice 0 * :Alice")
+    c.send("CAP END")
+    welcome = c.expect("001")
+    assert welcome.params[0] == "alice"
+
+
+def test_sasl_nick_is_the_account_name(irc_chatd):
+    """After SASL as X the client is X, whatever NICK said (design)."""
+    chatd = irc_chatd()
+    chatd.add_user("Alice")
+    c = chatd.irc_connect()
+    final = c.register("somebody", password="pw-alice", sasl=True, sasl_user="alice")
+    assert final.command == "001", final.raw
+    assert final.params[0] == "Alice"     # the registered spelling
+
+
+def test_sasl_wrong_password_is_904_and_the_client_may_try_again(irc_chatd):
+    chatd = irc_chatd()
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    c.cap_ls()
+    c.cap_req(["sasl"])
+    assert c.authenticate_plain("alice", "wrong").command == "904"
+    assert c.authenticate_plain("alice", "pw-alice").command == "903"
+    c.send("NICK alice")
+    c.send("USER alice 0 * :x")
+    c.send("CAP END")
+    assert c.expect("001").params[0] == "alice"
+
+
+def test_sasl_unknown_mechanism_gets_908_and_904(irc_chatd):
+    c = irc_chatd().irc_connect()
+    c.cap_ls()
+    c.cap_req(["sasl"])
+    c.send("AUTHENTICATE SCRAM-SHA-256")
+    lines = c.until("904")
+    mechs = [m for m in lines if m.command == "908"]
+    assert mechs and "PLAIN" in mechs[0].params[1].split(","), lines
+    assert not [m for m in lines if m.command == "AUTHENTICATE"], lines
+
+
+def test_sasl_abort_is_906(irc_chatd):
+    c = irc_chatd().irc_connect()
+    c.cap_ls()
+    c.cap_req(["sasl"])
+    c.send("AUTHENTICATE PLAIN")
+    c.expect("AUTHENTICATE", lambda m: m.params == ["+"])
+    c.send("AUTHENTICATE *")
+    c.expect("906")
+    # Still not registered, and it can register afterwards.
+    final = c.register("alice", password="pw-alice", sasl=True)
+    assert final.command == "001", final.raw
+
+
+def test_sasl_argument_over_400_bytes_is_905(irc_chatd):
+    c = irc_chatd().irc_connect()
+    c.cap_ls()
+    c.cap_req(["sasl"])
+    c.send("AUTHENTICATE PLAIN")
+    c.expect("AUTHENTICATE", lambda m: m.params == ["+"])
+    c.send("AUTHENTICATE " + "A" * 401)
+    c.expect("905")
+
+
+def test_sasl_again_after_success_is_907(irc_chatd):
+    chatd = irc_chatd()
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    c.cap_ls()
+    c.cap_req(["sasl"])
+    assert c.authenticate_plain("alice", "pw-alice").command == "903"
+    c.send("AUTHENTICATE PLAIN")
+    c.expect("907")
+
+
+@pytest.mark.parametrize("size", [300, 322])
+def test_sasl_in_400_byte_pieces(irc_chatd, size):
+    """A payload whose base64 is exactly 400 bytes ends with "AUTHENTICATE +";
+    a longer one comes in two pieces (sasl-3.1).  authzid = authcid, both 32
+    bytes, to reach 300 bytes with a password of at most 256."""
+    chatd = irc_chatd()
+    name = "n" * 32
+    password = "p" * (size - 2 * len(name) - 2)
+    payload = plain_payload(name, password, authzid=name)
+    assert len(payload) == size and len(password) <= 256
+    chunks = b64_chunks(payload)
+    assert len(chunks) == 2 and len(chunks[0]) == 400, chunks
+    chatd.add_user(name, password)
+    c = chatd.irc_connect(name)
+    c.cap_ls()
+    c.cap_req(["sasl"])
+    final = c.authenticate_plain(name, password, authzid=name)
+    assert final.command == "903", final.raw
+
+
+@pytest.mark.parametrize("password", ["pw-alice", "pw-alice1", "pw-alice12"])
+def test_sasl_whatever_the_base64_padding(irc_chatd, password):
+    """Payloads of 15, 16 and 17 bytes: base64 without "=", with "==", with "="."""
+    chatd = irc_chatd()
+    chatd.add_user("alice", password)
+    c = chatd.irc_connect()
+    c.cap_ls()
+    c.cap_req(["sasl"])
+    final = c.authenticate_plain("alice", password)
+    assert final.command == "903", (len(plain_payload("alice", password)), final.raw)
+
+
+def test_sasl_unknown_name_registers_while_registration_is_open(irc_chatd):
+    chatd = irc_chatd()
+    c = chatd.irc_connect()
+    assert c.register("newbie", password="pw-newbie", sasl=True).command == "001"
+    assert "newbie" in chatd.ctl_ok("user", "list").split()
+    # The same account logs in natively with that password.
+    chatd.login("newbie")
+
+
+def test_sasl_unknown_name_is_refused_while_registration_is_closed(irc_chatd):
+    chatd = irc_chatd(registration=False)
+    c = chatd.irc_connect()
+    assert c.register("newbie", password="pw-newbie", sasl=True).command == "904"
+
+
+# --- PASS, no password, guests ---
+
+def test_pass_logs_in_a_registered_user(irc_chatd):
+    chatd = irc_chatd()
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    assert c.register("alice", password="pw-alice").command == "001"
+
+
+def test_pass_without_cap_negotiation(irc_chatd):
+    """A client that never sends CAP registers on NICK and USER alone."""
+    chatd = irc_chatd()
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    final = c.register("alice", password="pw-alice", cap_negotiation=False)
+    assert final.command == "001", final.raw
+
+
+def test_pass_wrong_password_is_refused(irc_chatd):
+    chatd = irc_chatd()
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    assert_refused(c, c.register("alice", password="nope"), "464")
+
+
+def test_pass_registers_an_unknown_nick_while_registration_is_open(irc_chatd):
+    chatd = irc_chatd()
+    c = chatd.irc_connect()
+    assert c.register("carol", password="pw-carol").command == "001"
+    assert "carol" in chatd.ctl_ok("user", "list").split()
+    c.send("QUIT")
+    c.expect_closed()
+    again = chatd.irc_connect()
+    assert again.register("carol", password="pw-carol").command == "001"
+    other = chatd.irc_connect()
+    assert_refused(other, other.register("carol", password="guess"), "464")
+
+
+def test_pass_for_an_unknown_nick_while_registration_is_closed(irc_chatd):
+    chatd = irc_chatd(registration=False)
+    c = chatd.irc_connect()
+    final = c.register("carol", password="pw-carol")
+    assert final.command != "001", final.raw
+    lines = [final] + c.expect_closed()
+    assert commands(lines)[-1:] == ["ERROR"], lines
+
+
+def test_registered_nick_without_password_is_464_then_error(irc_chatd):
+    chatd = irc_chatd(guests=True)
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    final = c.register("alice")
+    assert final.command == "464", final.raw
+    assert "SASL" in final.last or "PASS" in final.last, final.raw
+    rest = c.expect_closed()
+    assert commands(rest)[-1:] == ["ERROR"], rest
+
+
+def test_unknown_nick_without_password_is_a_guest_when_guests_are_on(irc_chatd):
+    chatd = irc_chatd(guests=True)
+    c = chatd.irc_connect()
+    final = c.register("visitor")
+    assert final.command == "001" and final.params[0] == "visitor", final.raw
+    assert "visitor" not in chatd.ctl_ok("user", "list").split()
+    c.send("WHOIS visitor")
+    lines = c.until("318")
+    assert "320" in commands(lines), lines      # "is a guest"
+    assert "330" not in commands(lines), lines  # no account
+
+
+def test_unknown_nick_without_password_is_refused_when_guests_are_off(irc_chatd):
+    chatd = irc_chatd(guests=False)
+    c = chatd.irc_connect()
+    final = c.register("visitor")
+    assert final.command == "464", final.raw
+    rest = c.expect_closed()
+    assert commands(rest)[-1:] == ["ERROR"], rest
+
+
+# --- before registration ---
+
+@pytest.mark.parametrize("line", ["JOIN #lobby", "PRIVMSG #lobby :hi", "WHOIS alice",
+                                  "NAMES #lobby", "CHATHISTORY LATEST #lobby * 10",
+                                  "MOTD", "AWAY :x"])
+def test_commands_before_registration_get_451(irc_chatd, line):
+    c = irc_chatd().irc_connect()
+    c.send(line)
+    reply = c.expect("451")
+    assert reply.params[0] == "*", reply.raw
+    c.send("PING still-here")
+    assert c.expect("PONG").last == "still-here"
+
+
+def test_ping_cap_and_quit_work_before_registration(irc_chatd):
+    c = irc_chatd().irc_connect()
+    c.send("PING early")
+    pong = c.expect("PONG")
+    assert pong.last == "early"
+    c.cap_ls()
+    c.send("CAP LIST")
+    listed = c.expect("CAP", lambda m: m.param(1) == "LIST")
+    assert listed.params[0] == "*"
+    c.send("QUIT :leaving")
+    rest = c.expect_closed()
+    assert commands(rest)[-1:] == ["ERROR"], rest
+
+
+def test_cap_negotiation_holds_registration_until_cap_end(irc_chatd):
+    chatd = irc_chatd()
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    c.cap_ls()
+    c.send("PASS pw-alice")
+    c.send("NICK alice")
+    c.send("USER alice 0 * :x")
+    lines = c.sync()
+    assert "001" not in commands(lines), lines
+    c.send("CAP END")
+    c.expect("001")
+
+
+@pytest.mark.parametrize("nick", ["bad!nick", "a" * 33, "#chan", "-dash"])
+def test_invalid_nick_is_432(irc_chatd, nick):
+    c = irc_chatd(guests=True).irc_connect()
+    c.send(f"NICK {nick}")
+    reply = c.expect(("432", "001"))
+    assert reply.command == "432", reply.raw
+
+
+def test_nick_and_user_need_their_parameters(irc_chatd):
+    c = irc_chatd().irc_connect()
+    c.send("NICK")
+    c.expect(("431", "461"))
+    c.send("USER onlyone")
+    c.expect("461")
+
+
+def test_registration_must_finish_within_login_timeout(irc_chatd):
+    c = irc_chatd(login_timeout=1).irc_connect()
+    c.send("NICK slowpoke")
+    rest = c.expect_closed(timeout=5)
+    assert commands(rest)[-1:] == ["ERROR"], rest
+
+
+# --- the welcome ---
+
+def test_welcome_is_001_to_005_then_motd_then_the_default_room(irc_chatd):
+    chatd = irc_chatd()
+    chatd.ctl_ok("room", "topic", "lobby", "welcome", "all")
+    c = chatd.irc_login("alice")
+    cmds = commands(c.welcome)
+    numerics = [x for x in cmds if x.isdigit() and x != "900"]   # 900: logged in
+    assert numerics[:5] == ["001", "002", "003", "004"] + ["005"], cmds
+    i005 = max(i for i, x in enumerate(cmds) if x == "005")
+    after = cmds[i005 + 1:]
+    # MOTD: 375 372... 376, or 422 "no MOTD"
+    if "422" in after:
+        motd_end = after.index("422")
+    else:
+        assert after[0] == "375" and "376" in after, cmds
+        motd_end = after.index("376")
+        assert set(after[1:motd_end]) <= {"372"}, cmds
+    room = [m for m in c.welcome[i005 + 1 + motd_end + 1:] if m.command != "PRIVMSG"]
+    join = room[0]
+    assert join.command == "JOIN" and join.params[0] == "#lobby", room
+    assert join.nick == "alice" and join.source == "alice!alice@chatd", join.raw
+    rc = commands(room)
+    assert rc[1:3] == ["332", "333"], rc
+    topic = room[1]
+    assert topic.params[1:] == ["#lobby", "welcome all"], topic.raw
+    assert rc.index("353") < rc.index("366"), rc
+    names = [m for m in room if m.command == "353"]
+    assert "alice" in " ".join(m.last for m in names).split(), names
+    end = room[rc.index("366")]
+    assert end.params[1] == "#lobby", end.raw
+    for m in c.welcome:
+        if m.command.isdigit():
+            assert m.source == "chatd" and m.params[0] == "alice", m.raw
+
+
+def test_welcome_without_a_topic_has_no_332(irc_chatd):
+    c = irc_chatd().irc_login("alice")
+    cmds = commands(c.welcome)
+    assert "332" not in cmds and "366" in cmds, cmds
+
+
+def test_001_names_the_network_and_004_the_server(irc_chatd):
+    c = irc_chatd().irc_login("alice")
+    first = {m.command: m for m in c.welcome if m.command in ("001", "002", "004")}
+    assert "alice" in first["001"].last
+    assert first["004"].params[1] == "chatd", first["004"].raw
+
+
+def test_server_name_setting_is_the_source_of_numerics(irc_chatd):
+    c = irc_chatd(server_name="irc.example.test").irc_login("alice")
+    welcome = [m for m in c.welcome if m.command == "001"][0]
+    assert welcome.source == "irc.example.test", welcome.raw
+    c.send("PING x")
+    pong = c.expect("PONG")
+    assert pong.source == "irc.example.test" and pong.params[0] == "irc.example.test"
+
+
+def test_isupport_tells_chatds_limits(irc_chatd):
+    chatd = irc_chatd(max_rooms_per_user=7, max_topic=100, history_memory=50)
+    c = chatd.irc_login("alice")
+    isupport = c.isupport
+    assert isupport.get("CASEMAPPING") == "ascii", isupport
+    assert isupport.get("CHANTYPES") == "#", isupport
+    assert isupport.get("NICKLEN") == "32", isupport
+    assert isupport.get("CHANNELLEN") == "33", isupport   # "#" and 32
+    assert isupport.get("CHANLIMIT") == "#:7", isupport
+    assert isupport.get("TOPICLEN") == "100", isupport
+    assert isupport.get("CHATHISTORY") == "50", isupport
+    assert isupport.get("NETWORK"), isupport
+    assert isupport.get("PREFIX", "") in ("", "()"), isupport
+    assert "UTF8ONLY" in isupport, isupport
+    msgreftypes = isupport.get("MSGREFTYPES", "msgid,timestamp").split(",")
+    assert set(msgreftypes) == {"msgid", "timestamp"}, isupport
+    tokens = [t for m in c.welcome if m.command == "005" for t in m.params[1:-1]]
+    assert len(tokens) == len({t.split("=")[0] for t in tokens}), tokens
+    for m in c.welcome:
+        if m.command == "005":
+            assert len(m.params) <= 15 and len(m.params) - 2 <= 13, m.raw
+
+
+def test_nicklen_and_channellen_are_true(irc_chatd):
+    chatd = irc_chatd()
+    longest = "n" + "x" * 31
+    c = chatd.irc_login(longest)
+    assert c.nick == longest
+    room = "#r" + "y" * 31
+    lines = c.join(room)
+    assert lines[-1].command == "366", lines
+    c.send("JOIN #r" + "y" * 32)
+    assert c.expect(("403", "476", "479", "366")).command != "366"
+
+
+def test_casemapping_ascii_one_account_one_room(irc_chatd):
+    chatd = irc_chatd()
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    final = c.register("ALICE", password="pw-alice", sasl=True)
+    assert final.command == "001" and final.params[0] == "alice", final.raw
+    c.send("JOIN #LOBBY")
+    lines = c.sync()
+    # Already in #lobby: nothing, or the answer names the channel as it is spelled.
+    assert all(m.param(0) == "#lobby" for m in lines if m.command == "JOIN"), lines
+
+
+def test_a_second_login_replaces_the_first_session(irc_chatd):
+    chatd = irc_chatd()
+    first = chatd.irc_login("alice", label="first")
+    watcher = chatd.irc_login("bob")
+    second = chatd.irc_login("alice", label="second")
+    rest = first.expect_closed()
+    assert commands(rest)[-1:] == ["ERROR"], rest
+    assert second.nick == "alice"
+    # bob sees alice go and come back in #lobby.
+    watcher.expect("QUIT", lambda m: m.nick == "alice")
+    watcher.expect("JOIN", lambda m: m.nick == "alice" and m.params[0] == "#lobby")
+
+
+# --- TLS, plain_login ---
+
+def tls_settings(pair):
+    from conftest import free_port
+    return {"tls_cert": str(pair[0]), "tls_key": str(pair[1]), "tls_port": free_port(),
+            "irc_tls_port": free_port()}
+
+
+def test_registration_over_tls(irc_chatd, ca, pair):
+    chatd = irc_chatd(**tls_settings(pair))
+    chatd.add_user("alice")
+    c = chatd.irc_connect("tls", tls=True, cafile=str(ca.cert))
+    assert c.register("alice", password="pw-alice", sasl=True).command == "001"
+    plain = chatd.irc_connect("plain")   # loopback: plain_login's default lets it in
+    assert plain.register("bob", password="pw-bob", sasl=True).command == "001"
+
+
+def test_plain_login_deny_refuses_passwords_on_the_plain_port(irc_chatd, pair):
+    settings = tls_settings(pair)
+    chatd = irc_chatd(plain_login="deny", **settings)
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    c.send_raw(b"PASS pw-alice\r\nNICK alice\r\nUSER alice 0 * :x\r\n")
+    lines = c.expect_closed()
+    assert "001" not in commands(lines), lines
+    said = " ".join(m.last or "" for m in lines)
+    assert str(chatd.irc_tls_port) in said, lines
