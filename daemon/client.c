@@ -372,17 +372,19 @@ native_refuse(struct client *c, const char *why)
 }
 
 int
-client_store_labeled(struct client *c, const char *room, const char *text, size_t len,
-		     struct line *label, enum room_result *res)
+client_store_live(struct client *c, const char *room, enum history_kind kind, const char *text,
+		  size_t len, struct history_live live, enum room_result *res)
 {
 	char spelled[ROOM_NAME_MAX + 1];
 
+	live.guest = c->room.guest; /* its own, set before it went online */
 	if ((*res = room_target(c->srv->hub, c, room, spelled)) != ROOM_DONE) {
-		line_unref(label);
+		line_unref(live.label);
+		line_unref(live.tags);
 		return 1;
 	}
-	if (history_append_labeled(c->srv->history, c->id, spelled, HK_MSG, c->name, text, len,
-				   label) < 0) {
+	if (history_append_live(c->srv->history, c->id, spelled, kind, c->name, text, len, live) <
+	    0) {
 		*res = ROOM_NO_MEMORY;
 		return 1;
 	}
@@ -394,7 +396,7 @@ int
 client_store(struct client *c, const char *room, const char *text, size_t len,
 	     enum room_result *res)
 {
-	return client_store_labeled(c, room, text, len, NULL, res);
+	return client_store_live(c, room, HK_MSG, text, len, (struct history_live){ 0 }, res);
 }
 
 int

@@ -134,9 +134,13 @@ int client_post(struct client *c, const char *room, const char *text, size_t len
 int client_store(struct client *c, const char *room, const char *text, size_t len,
 		 enum room_result *res);
 
-/* The same with a label line its answer carries (IRC labeled-response); the reference is taken. */
-int client_store_labeled(struct client *c, const char *room, const char *text, size_t len,
-			 struct line *label, enum room_result *res);
+/*
+ * The same as kind (HK_MSG, HK_NOTICE) with what its live audience gets
+ * beside the stored record (history.h: a label for its echo, client-only
+ * tags; live's references are taken; whether c is a guest is filled in).
+ */
+int client_store_live(struct client *c, const char *room, enum history_kind kind, const char *text,
+		      size_t len, struct history_live live, enum room_result *res);
 
 /* Moves what the room has for c into its output (before a command's answer); -1: c must go. */
 int client_collect(struct client *c, struct session_state *st);

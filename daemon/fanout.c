@@ -735,7 +735,7 @@ ring_push_event_locked(struct hub *h, struct room *r, const struct wire_event *e
 		bool used = h->formats[w] != NULL && h->form_users[w] > 0;
 		struct line *l = used ? h->formats[w]->event(ev) : NULL;
 
-		if (used && l == NULL)
+		if (used && l == NULL && ev->kind != WE_TAGMSG)
 			log_warning("room: out of memory, an event was not sent");
 		if (l != NULL)
 			slot.w[w] = (struct wire_bytes){ .body = l, .len = l->len };
@@ -758,7 +758,7 @@ room_set_last_msg_id(struct hub *h, uint64_t id)
 static bool
 is_message(const struct history_entry *e)
 {
-	return e->kind == HK_MSG && !e->failed;
+	return history_kind_message(e->kind) && !e->failed;
 }
 
 /*
@@ -855,7 +855,7 @@ msg_slot(struct hub *h, const struct history_entry *e, const struct batch *b, si
 {
 	struct ring_slot s = { .kind = SLOT_MSG,
 			       .sender = e->sender,
-			       .label = e->label ? line_ref(e->label) : NULL };
+			       .label = e->live.label ? line_ref(e->live.label) : NULL };
 	struct batch own;
 
 	if (b->at == NULL) {
@@ -990,11 +990,11 @@ ack_elsewhere_locked(struct hub *h, struct client *c, const struct history_entry
 		uint32_t id_off, id_len;
 
 		f->msg_put(e, l->data, &id_off, &id_len);
-		if (e->label != NULL) { /* "@label=X" + ";" tags or " " line */
+		if (e->live.label != NULL) { /* "@label=X" + ";" tags or " " line */
 			struct line *whole = l;
 			bool tags = whole->data[0] == '@';
 
-			l = line_printf("%s%s%s", e->label->data, tags ? ";" : " ",
+			l = line_printf("%s%s%s", e->live.label->data, tags ? ";" : " ",
 					whole->data + tags);
 			line_unref(whole);
 		}
@@ -1039,7 +1039,8 @@ reserve_piece_locked(struct hub *h, const struct history_entry *e, size_t n)
 	struct client *elsewhere;
 
 	for (size_t i = 0; i < n; i++) {
-		if (e[i].kind != HK_MSG || (r = dest_locked(h, &e[i], &last, &elsewhere)) == NULL)
+		if (!history_kind_message(e[i].kind) ||
+		    (r = dest_locked(h, &e[i], &last, &elsewhere)) == NULL)
 			continue; /* one for its room, if any: a stored message reaches its members */
 		if (r->piece_slots++ == 0) {
 			r->touched_next = touched;
@@ -1095,7 +1096,7 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 				h->last_msg_id = e[i].id;
 			if (e[i].kind == HK_DELETE)
 				tomb_remove(h, e[i].room);
-			if (e[i].kind != HK_MSG)
+			if (!history_kind_message(e[i].kind))
 				continue;
 			r = dest_locked(h, &e[i], &last, &elsewhere);
 			if (elsewhere != NULL)
@@ -1105,8 +1106,10 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 						 (struct ring_slot){
 							 .kind = SLOT_FAILED,
 							 .sender = e[i].sender,
-							 .label = e[i].label ? line_ref(e[i].label)
-									     : NULL });
+							 .label =
+								 e[i].live.label
+									 ? line_ref(e[i].live.label)
+									 : NULL });
 			else if (r != NULL)
 				ring_push_locked(h, r, msg_slot(h, &e[i], &batch, k));
 			k += is_message(&e[i]);
@@ -1164,7 +1167,10 @@ room_send_private(struct hub *h, const struct wire_private *pm, char *away, size
 	if (c != NULL) {
 		struct line *l = h->formats[c->wire]->priv(pm);
 
-		rc = l != NULL && outq_push_line(&c->room.inbox, l) == 0 ? 0 : -2;
+		if (l == NULL && pm->tagmsg) /* its form shows no tags alone */
+			rc = 0;
+		else
+			rc = l != NULL && outq_push_line(&c->room.inbox, l) == 0 ? 0 : -2;
 		if (c->room.away != NULL && awaylen > 0)
 			snprintf(away, awaylen, "%s", c->room.away);
 		target_add_locked(h, c);

@@ -203,7 +203,7 @@ record_room_valid(const char *s, size_t len)
 static bool
 kind_parse(const char *s, size_t len, enum history_kind *kind)
 {
-	for (int k = HK_MSG; k <= HK_DELETE; k++)
+	for (int k = HK_MSG; k <= HK_NOTICE; k++)
 		if (strlen(history_kind_name(k)) == len &&
 		    memcmp(history_kind_name(k), s, len) == 0) {
 			*kind = (enum history_kind)k;
@@ -265,7 +265,7 @@ parse_name_text(const char *p, const char *q, const char *end, struct history_en
 		return false; /* "-": nobody; "*": an operator */
 	if (e->kind == HK_DELETE && (name[0] != '-' || q != end))
 		return false;
-	if ((q == end && e->kind == HK_MSG) ||
+	if ((q == end && history_kind_message(e->kind)) ||
 	    (q < end && text_check(q, (size_t)(end - q)) != TEXT_OK))
 		return false;
 	e->name_off = (uint16_t)(name - p);

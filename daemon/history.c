@@ -431,8 +431,9 @@ publish_entries(struct history *h, struct entry_vec *v)
 	h->publishing = false;
 	for (size_t i = 0; i < n; i++) {
 		line_unref(e[i].body);
-		line_unref(e[i].label);
-		e[i].label = NULL;
+		line_unref(e[i].live.label);
+		line_unref(e[i].live.tags);
+		e[i].live = (struct history_live){ 0 };
 	}
 	v->n = 0;
 }
@@ -489,7 +490,7 @@ vec_reserve(struct entry_vec *v)
 
 static const char *const kind_names[] = {
 	[HK_MSG] = "msg",     [HK_JOIN] = "join",     [HK_PART] = "part",
-	[HK_TOPIC] = "topic", [HK_DELETE] = "delete",
+	[HK_TOPIC] = "topic", [HK_DELETE] = "delete", [HK_NOTICE] = "notice",
 };
 
 const char *
@@ -538,19 +539,21 @@ int
 history_append(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
 	       const char *name, const char *text, size_t text_len)
 {
-	return history_append_labeled(h, sender, room, kind, name, text, text_len, NULL);
+	return history_append_live(h, sender, room, kind, name, text, text_len,
+				   (struct history_live){ 0 });
 }
 
 int
-history_append_labeled(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
-		       const char *name, const char *text, size_t text_len, struct line *label)
+history_append_live(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
+		    const char *name, const char *text, size_t text_len, struct history_live live)
 {
-	struct history_entry e = { .sender = sender, .kind = kind, .label = label };
+	struct history_entry e = { .sender = sender, .kind = kind, .live = live };
 	size_t room_len = strlen(room);
 	int err;
 
 	if (room_len == 0 || room_len > ROOM_NAME_MAX) {
-		line_unref(label);
+		line_unref(live.label);
+		line_unref(live.tags);
 		errno = EINVAL;
 		return -1;
 	}
@@ -603,7 +606,8 @@ history_append_labeled(struct history *h, uint64_t sender, const char *room, enu
 	return 0;
 fail:
 	pthread_mutex_unlock(&h->lock);
-	line_unref(label);
+	line_unref(live.label);
+	line_unref(live.tags);
 	errno = err;
 	return -1;
 }
@@ -1002,7 +1006,7 @@ fail:
 static bool
 wanted(const struct held *k, bool events)
 {
-	return events || k->kind == HK_MSG;
+	return events || history_kind_message(k->kind);
 }
 
 /* The ring of room (lock held), or NULL. */

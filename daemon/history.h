@@ -52,9 +52,31 @@ struct history;
 
 /*
  * What a record is.  HK_PART's text is "REASON TEXT"; HK_DELETE (name
- * "-", no text) says the room's older records are gone.
+ * "-", no text) says the room's older records are gone; HK_NOTICE came
+ * after the others (a file of an older chatd has none).
  */
-enum history_kind { HK_MSG, HK_JOIN, HK_PART, HK_TOPIC, HK_DELETE };
+enum history_kind { HK_MSG, HK_JOIN, HK_PART, HK_TOPIC, HK_DELETE, HK_NOTICE };
+
+/*
+ * A message, as a room's members see it: HK_MSG, or HK_NOTICE (IRC's
+ * NOTICE to a channel: a message that bots never answer; natively MSG too).
+ */
+static inline bool
+history_kind_message(enum history_kind kind)
+{
+	return kind == HK_MSG || kind == HK_NOTICE;
+}
+
+/*
+ * What a message carries to those who get it live but never into the
+ * store or the memory of the room (history_append_live): the publish
+ * callback sees it, then it is released.
+ */
+struct history_live {
+	struct line *label; /* "@label=X" for the sender's echo (IRC labeled-response); NULL none */
+	struct line *tags;  /* the sender's client-only tags ("+a=b;+c", IRC); NULL none */
+	bool guest;         /* the sender is a guest: no account tag */
+};
 
 struct history_entry {
 	uint64_t id;            /* 0 when failed */
@@ -67,12 +89,8 @@ struct history_entry {
 	uint16_t time_off, room_off, room_len, name_off, name_len;
 	uint32_t text_off, text_len;  /* text_len 0: no text */
 	char room[ROOM_NAME_MAX + 1]; /* as stored (given to history_append()); set when failed */
-	/*
-	 * The sender's label for its echo (IRC labeled-response), given to
-	 * history_append_labeled(): only the publish callback sees it, never
-	 * stored or kept in memory.  NULL for none.
-	 */
-	struct line *label;
+	/* What its live audience gets beside the record (history_append_live()). */
+	struct history_live live;
 };
 
 /* The spelling of a kind in the file: "msg", "join", "part", "topic", "delete". */
@@ -131,12 +149,13 @@ int history_append(struct history *h, uint64_t sender, const char *room, enum hi
 		   const char *name, const char *text, size_t text_len);
 
 /*
- * The same with label (a reference the history takes over, released
- * after the publish callback, or at once on failure; NULL for none).
+ * The same with what its live audience gets beside the record (the
+ * history takes over live's references, releasing them after the publish
+ * callback, or at once on failure).
  */
-int history_append_labeled(struct history *h, uint64_t sender, const char *room,
-			   enum history_kind kind, const char *name, const char *text,
-			   size_t text_len, struct line *label);
+int history_append_live(struct history *h, uint64_t sender, const char *room,
+			enum history_kind kind, const char *name, const char *text, size_t text_len,
+			struct history_live live);
 
 /*
  * Copies into out (with a reference on each body) up to max of room's

@@ -171,7 +171,10 @@ irc_commit(struct client *c)
 		/* the echo of the message carries the label */
 	} else if (labeled && ic->pending_lines == 0) {
 		snprintf(tags, sizeof(tags), "label=%s", ic->label);
-		rc = queue_line(c, tags, c->name[0] ? "ACK" : "ACK");
+		char ack[96];
+
+		snprintf(ack, sizeof(ack), ":%s ACK", settings_get()->server_name);
+		rc = queue_line(c, tags, ack);
 	} else if (labeled && ic->pending_lines == 1) {
 		snprintf(tags, sizeof(tags), "label=%s", ic->label);
 		rc = queue_line(c, tags, ic->pending);

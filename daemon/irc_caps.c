@@ -54,9 +54,12 @@ void
 irc_caps_apply(struct client *c)
 {
 	struct irc_conn *ic = irc_conn(c);
-	unsigned wire = irc_has(ic, CAP_MESSAGE_TAGS)  ? WIRE_IRC_TAGS
-			: irc_has(ic, CAP_SERVER_TIME) ? WIRE_IRC_TIME
-						       : WIRE_IRC;
+	bool time = irc_has(ic, CAP_SERVER_TIME), account = irc_has(ic, CAP_ACCOUNT_TAG);
+	unsigned wire = irc_has(ic, CAP_MESSAGE_TAGS) ? WIRE_IRC_TAGS
+			: time && account             ? WIRE_IRC_TIME_ACCOUNT
+			: time                        ? WIRE_IRC_TIME
+			: account                     ? WIRE_IRC_ACCOUNT
+						      : WIRE_IRC;
 
 	room_set_form(c->srv->hub, c, wire, irc_has(ic, CAP_ECHO_MESSAGE));
 }

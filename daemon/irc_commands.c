@@ -250,9 +250,42 @@ echo_label(struct client *c, bool single)
 	return l;
 }
 
+/*
+ * The client-only tags of m ("+a=b;+c", values escaped again) for those
+ * who get the message live: a string to free, NULL when there are none.
+ */
+static char *
+client_tags(const struct irc_msg *m)
+{
+	char *out = NULL;
+	size_t len = 0;
+
+	for (size_t i = 0; i < m->n_tags; i++) {
+		const char *k = m->tags[i].key, *v = m->tags[i].value;
+
+		if (k[0] != '+')
+			continue;
+		size_t need = strlen(k) + 1 + irc_tag_escape(NULL, 0, v) + 1;
+		char *p = realloc(out, len + need + 1);
+
+		if (p == NULL) {
+			free(out);
+			return NULL;
+		}
+		out = p;
+		len += (size_t)snprintf(out + len, need + 1, "%s%s", len ? ";" : "", k);
+		if (v[0] != '\0') {
+			out[len++] = '=';
+			len += irc_tag_escape(out + len, need + 1, v);
+		}
+		out[len] = '\0';
+	}
+	return out;
+}
+
 static int
 say_to(struct client *c, struct session_state *st, const char *target, char *text, bool notice,
-       bool single)
+       bool single, const char *tags)
 {
 	const char *verb = notice ? "NOTICE" : "PRIVMSG";
 	size_t len;
@@ -274,7 +307,11 @@ say_to(struct client *c, struct session_state *st, const char *target, char *tex
 		if (room == NULL)
 			return notice ? 0 : irc_num(c, "403", "%s :No such channel", target);
 		st->last_post_ms = time_mono_ms();
-		if (client_store_labeled(c, room, t, len, echo_label(c, single), &res) == 0)
+		if (client_store_live(c, room, notice ? HK_NOTICE : HK_MSG, t, len,
+				      (struct history_live){ .label = echo_label(c, single),
+							     .tags = tags ? line_printf("%s", tags)
+									  : NULL },
+				      &res) == 0)
 			return 0;
 		irc_conn(c)->label_passed = false;
 		if (notice)
@@ -288,7 +325,9 @@ say_to(struct client *c, struct session_state *st, const char *target, char *tex
 				   .to = target,
 				   .ms = time_now_ms(),
 				   .text = t,
-				   .notice = notice };
+				   .notice = notice,
+				   .tags = tags,
+				   .guest = c->room.guest };
 	int rc = room_send_private(c->srv->hub, &pm, away, sizeof(away));
 	if (rc == -2)
 		return -1;
@@ -306,21 +345,30 @@ talk(struct client *c, struct session_state *st, struct irc_msg *m, bool notice)
 {
 	if (m->n_params < 2)
 		return notice ? 0 : irc_num(c, "412", ":No text to send");
-	char *targets = strdup(m->params[0]), *save = NULL;
+	char *targets = strdup(m->params[0]), *save = NULL, *tags = client_tags(m);
 	bool single = strchr(m->params[0], ',') == NULL;
-	int rc = 0;
+	int rc = 0, n = 0;
 
-	if (targets == NULL)
+	if (targets == NULL) {
+		free(tags);
 		return -1;
+	}
 	for (char *t = strtok_r(targets, ",", &save); t && rc == 0;
 	     t = strtok_r(NULL, ",", &save)) {
+		if (++n > MAX_TARGETS) {
+			rc = notice ? 0
+				    : irc_num(c, "407", "%s :Too many targets (at most %d)", t,
+					      MAX_TARGETS);
+			break;
+		}
 		/* Each target gets the text as sent: stored_text() changes it in place. */
 		char *text = strdup(m->params[1]);
 
-		rc = text != NULL ? say_to(c, st, t, text, notice, single) : -1;
+		rc = text != NULL ? say_to(c, st, t, text, notice, single, tags) : -1;
 		free(text);
 	}
 	free(targets);
+	free(tags);
 	return rc;
 }
 
@@ -334,6 +382,47 @@ static int
 cmd_notice(struct client *c, struct session_state *st, struct irc_msg *m)
 {
 	return talk(c, st, m, true);
+}
+
+/* TAGMSG: client-only tags alone (typing notices, reactions), live, never stored. */
+static int
+cmd_tagmsg(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	const char *target = m->params[0];
+	char *tags = client_tags(m), spelled[ROOM_NAME_MAX + 1];
+	int rc = 0;
+
+	(void)st;
+	if (tags == NULL) /* nothing to relay */
+		return 0;
+	if (target[0] == '#') {
+		const char *room = channel_room(target);
+		enum room_result res =
+			room ? room_tagmsg(c->srv->hub, c, room, tags, spelled) : ROOM_NO_SUCH;
+
+		if (res == ROOM_NOT_MEMBER)
+			rc = irc_num(c, "404", "%s :Cannot send to channel", target);
+		else if (res != ROOM_DONE)
+			rc = room_refused(c, res, target);
+	} else {
+		struct wire_private pm = { .from = c->name,
+					   .to = target,
+					   .ms = time_now_ms(),
+					   .text = "",
+					   .tagmsg = true,
+					   .tags = tags,
+					   .guest = c->room.guest };
+		int sent = room_send_private(c->srv->hub, &pm, NULL, 0);
+
+		rc = sent == -2 ? -1
+		     : sent < 0 ? irc_num(c, "401", "%s :No such nick/channel", target)
+				: 0;
+	}
+	if (rc == 0 && irc_has(irc_conn(c), CAP_ECHO_MESSAGE) &&
+	    irc_has(irc_conn(c), CAP_MESSAGE_TAGS))
+		rc = irc_send(c, "@%s :%s!%s@" HOST " TAGMSG %s", tags, c->name, c->name, target);
+	free(tags);
+	return rc;
 }
 
 /* ---- rooms ---- */
@@ -644,6 +733,7 @@ const struct irc_command irc_commands[] = {
 	{ "PONG", cmd_pong, 0, "ignored" },
 	{ "PRIVMSG", cmd_privmsg, 1, "to #room (stored, in the room's history) or to a nick (private, not stored)" },
 	{ "QUIT", cmd_quit, 0, "QUIT [:text]: others see QUIT with the text" },
+	{ "TAGMSG", cmd_tagmsg, 1, "client-only tags alone (typing, reactions) to #room or a nick, live, not stored; only clients with message-tags get it" },
 	{ "TOPIC", cmd_topic, 1, "TOPIC #room shows (332, 333, 331), TOPIC #room :text sets" },
 	{ "USER", cmd_registered, 4, "(before registration; after it, 462)" },
 	{ "USERHOST", cmd_userhost, 1, "up to 5 nicks (302)" },

@@ -34,7 +34,7 @@ entry_line(struct client *c, const struct history_entry *e)
 	struct line *l = NULL;
 	char *out = NULL;
 
-	if (e->kind == HK_MSG) {
+	if (history_kind_message(e->kind)) {
 		uint32_t id_off, id_len;
 
 		if ((l = line_new(f->msg_len(e))) != NULL)
@@ -239,8 +239,12 @@ select_range(const char *sub, const struct irc_msg *m, const struct history_entr
 	} else { /* BETWEEN a b limit: params 2, 3; limit in 4 */
 		if (m->n_params < 5 || !parse_ref(m->params[3], &b) || b.any)
 			return false;
-		bool forward = a.by_time == b.by_time &&
-			       (a.by_time ? strcmp(a.time, b.time) <= 0 : a.id <= b.id);
+		/* The references may be of two kinds: ordered by where they fall. */
+		bool forward = first_at(e, n, &a) < first_at(e, n, &b) ||
+			       (first_at(e, n, &a) == first_at(e, n, &b) &&
+				(a.by_time == b.by_time
+					 ? (a.by_time ? strcmp(a.time, b.time) <= 0 : a.id <= b.id)
+					 : true));
 		const struct ref *lo = forward ? &a : &b, *hi = forward ? &b : &a;
 
 		*from = first_after(e, n, lo);
@@ -257,20 +261,84 @@ select_range(const char *sub, const struct irc_msg *m, const struct history_entr
 	return true;
 }
 
+/* A room and the time of its latest message, for TARGETS. */
+struct target {
+	char room[ROOM_NAME_MAX + 1];
+	char time[TIME_RFC3339_LEN + 1];
+};
+
+static int
+target_newest_first(const void *a, const void *b)
+{
+	return -strcmp(((const struct target *)a)->time, ((const struct target *)b)->time);
+}
+
+/*
+ * TARGETS FROM TO LIMIT: the rooms c is in whose latest message falls
+ * between the two timestamps, newest first.  Private messages are not
+ * stored, so no nick is listed.
+ */
 static int
 targets(struct client *c, const struct irc_msg *m)
 {
-	char ref[16];
+	char(*names)[ROOM_NAME_MAX + 1] = calloc(ROOMS_PER_USER_MAX, sizeof(*names));
+	char ref[16] = "";
+	struct target *t = calloc(ROOMS_PER_USER_MAX, sizeof(*t));
+	struct ref a, b;
+	size_t n, found = 0;
+	bool batch = irc_has(irc_conn(c), CAP_BATCH);
+	int rc = 0;
 
-	/* Private messages are not stored: no conversation targets but rooms, which CHATHISTORY LATEST serves. */
-	(void)m;
-	if (!irc_has(irc_conn(c), CAP_BATCH))
-		return 0;
-	irc_batch_ref(c, ref);
-	if (irc_send(c, ":%s BATCH +%s draft/chathistory-targets", settings_get()->server_name,
-		     ref) < 0)
+	if (t == NULL || names == NULL) {
+		free(t);
+		free(names);
 		return -1;
-	return irc_send(c, ":%s BATCH -%s", settings_get()->server_name, ref);
+	}
+	if (!parse_ref(m->params[1], &a) || !parse_ref(m->params[2], &b) || !a.by_time ||
+	    !b.by_time) {
+		free(t);
+		free(names);
+		return fail(c, "INVALID_PARAMS", "TARGETS",
+			    "TARGETS timestamp=FROM timestamp=TO LIMIT");
+	}
+	const char *lo = strcmp(a.time, b.time) <= 0 ? a.time : b.time;
+	const char *hi = lo == a.time ? b.time : a.time;
+	unsigned long limit = strtoul(m->params[3], NULL, 10);
+
+	n = room_memberships(c->srv->hub, c, names, ROOMS_PER_USER_MAX);
+	for (size_t i = 0; i < n; i++) {
+		struct history_entry e;
+
+		if (history_recent(c->srv->history, names[i], 1, UINT64_MAX, false, &e) != 1)
+			continue;
+		const char *when = e.body->data + e.time_off;
+		if (strncmp(when, lo, TIME_RFC3339_LEN) > 0 &&
+		    strncmp(when, hi, TIME_RFC3339_LEN) < 0) {
+			memcpy(t[found].room, names[i], sizeof(t[found].room));
+			snprintf(t[found].time, sizeof(t[found].time), "%.*s", TIME_RFC3339_LEN,
+				 when);
+			found++;
+		}
+		history_entries_release(&e, 1);
+	}
+	qsort(t, found, sizeof(*t), target_newest_first);
+	if (limit > 0 && found > limit)
+		found = limit;
+	if (batch) {
+		irc_batch_ref(c, ref);
+		rc = irc_send(c, ":%s BATCH +%s draft/chathistory-targets",
+			      settings_get()->server_name, ref);
+	}
+	for (size_t i = 0; rc == 0 && i < found; i++)
+		rc = batch ? irc_send(c, "@batch=%s :%s CHATHISTORY TARGETS #%s timestamp=%s", ref,
+				      settings_get()->server_name, t[i].room, t[i].time)
+			   : irc_send(c, ":%s CHATHISTORY TARGETS #%s timestamp=%s",
+				      settings_get()->server_name, t[i].room, t[i].time);
+	if (rc == 0 && batch)
+		rc = irc_send(c, ":%s BATCH -%s", settings_get()->server_name, ref);
+	free(t);
+	free(names);
+	return rc;
 }
 
 int

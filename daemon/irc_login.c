@@ -60,7 +60,6 @@ clear_refused(struct reg *rg, struct client *c)
 		 c->addr_str);
 	snprintf(text, sizeof(text), "no passwords in clear here: connect with TLS to port %d",
 		 port);
-	irc_send(c, "ERROR :%s", text);
 	end_with(rg, PART_REFUSED, text);
 	return true;
 }
@@ -87,7 +86,6 @@ checked(struct reg *rg, struct client *c, enum auth_outcome o, int64_t wait_ms, 
 		break;
 	case AUTH_TOO_MANY:
 		irc_num(c, num, ":%s", sasl ? "SASL authentication failed" : "Password incorrect");
-		irc_send(c, "ERROR :too many failed attempts");
 		end_with(rg, PART_REFUSED, "too many failed attempts");
 		break;
 	case AUTH_THROTTLED:
@@ -129,7 +127,7 @@ static void
 sasl_plain(struct reg *rg, struct client *c)
 {
 	struct irc_conn *ic = irc_conn(c);
-	unsigned char dec[SASL_MAX];
+	unsigned char dec[SASL_MAX + 1];
 	int n = ic->sasl_len ? EVP_DecodeBlock(dec, (unsigned char *)ic->sasl, (int)ic->sasl_len)
 			     : 0;
 	int64_t wait_ms = 0;
@@ -139,6 +137,7 @@ sasl_plain(struct reg *rg, struct client *c)
 		n -= 1 + (ic->sasl_len >= 2 && ic->sasl[ic->sasl_len - 2] == '=');
 	explicit_bzero(ic->sasl, ic->sasl_len);
 	ic->sasl_len = 0;
+	dec[n > 0 ? n : 0] = '\0'; /* the password is the rest: a string */
 
 	const char *authz = (const char *)dec;
 	const char *z1 = n > 0 ? memchr(dec, '\0', (size_t)n) : NULL;
@@ -219,15 +218,12 @@ complete(struct reg *rg, struct client *c)
 		ic->pass = NULL;
 		if (checked(rg, c, o, wait_ms, false))
 			rg->ok = rg->done = true;
-		else if (!rg->done) {
-			irc_send(c, "ERROR :%s", "wrong password");
+		else if (!rg->done) /* the session's last words say ERROR (irc_bye) */
 			end_with(rg, PART_REFUSED, "wrong password");
-		}
 		return;
 	}
 	if (auth_known(&rg->a, ic->nick, canonical)) {
 		irc_num(c, "464", ":%s is registered: log in with SASL or PASS", canonical);
-		irc_send(c, "ERROR :%s is registered: log in with SASL or PASS", canonical);
 		end_with(rg, PART_REFUSED, "no password for a registered name");
 		return;
 	}
@@ -236,7 +232,6 @@ complete(struct reg *rg, struct client *c)
 			":Password required: %s is not registered; give a password with PASS (or "
 			"SASL) to register it",
 			ic->nick);
-		irc_send(c, "ERROR :Password required");
 		end_with(rg, PART_REFUSED, "no password, and guests are off");
 		return;
 	}
@@ -308,7 +303,6 @@ step(struct reg *rg, struct client *c, char *line, size_t len)
 		return (void)irc_send(c, ":%s PONG %s :%s", settings_get()->server_name,
 				      settings_get()->server_name, m.n_params ? m.params[0] : "");
 	if (irc_cmd_is(&m, "QUIT")) {
-		irc_send(c, "ERROR :Closing link: quit");
 		return end_with(rg, PART_QUIT, part_reason_text(PART_QUIT));
 	}
 	bool known = irc_cmd_is(&m, "NICK") || irc_cmd_is(&m, "USER") || irc_cmd_is(&m, "PASS") ||
@@ -347,7 +341,6 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 			irc_num(c, "417", ":Input line was too long");
 			break;
 		case CLIENT_TIMEOUT:
-			irc_send(c, "ERROR :Closing link: registration took too long");
 			end_with(&rg, PART_TIMEOUT, "login took too long");
 			break;
 		case CLIENT_SHUTDOWN:

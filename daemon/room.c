@@ -895,6 +895,37 @@ room_topic_set(struct hub *h, struct client *c, const char *arg, const char *tex
 }
 
 enum room_result
+room_tagmsg(struct hub *h, struct client *c, const char *arg, const char *tags, char *spelled)
+{
+	struct room *r;
+
+	pthread_mutex_lock(&h->lock);
+	enum room_result res = room_of_locked(h, c, arg, true, &r);
+	if (res != ROOM_DONE) {
+		pthread_mutex_unlock(&h->lock);
+		return res;
+	}
+	struct wire_event ev = room_event(r, WE_TAGMSG, c->name);
+	ev.text = tags;
+	snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
+	ring_push_event_locked(h, r, &ev, c->id);
+	room_unlock_and_wake(h);
+	return ROOM_DONE;
+}
+
+size_t
+room_memberships(struct hub *h, struct client *c, char (*names)[ROOM_NAME_MAX + 1], size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&h->lock);
+	for (; n < c->room.n_rooms && n < max; n++)
+		snprintf(names[n], ROOM_NAME_MAX + 1, "%s", c->room.rooms[n].room->name);
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+enum room_result
 room_who(struct hub *h, struct client *c, const char *arg, struct room_who **out, size_t *n,
 	 bool *listed, char *spelled)
 {

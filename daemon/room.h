@@ -170,6 +170,17 @@ struct line *room_list(struct hub *h, struct client *c, unsigned page, size_t *p
 		       size_t *rooms);
 
 /*
+ * IRC's TAGMSG: c's client-only tags to the other members of a room it is
+ * in (those whose form takes tags); nothing is stored.
+ */
+enum room_result room_tagmsg(struct hub *h, struct client *c, const char *room, const char *tags,
+			     char *spelled);
+
+/* The names of the rooms c is in, in the order joined, at most max; returns how many. */
+size_t room_memberships(struct hub *h, struct client *c, char (*names)[ROOM_NAME_MAX + 1],
+			size_t max);
+
+/*
  * Who is in a room (any room; NULL: current), by name: *out (to be freed)
  * gets *n members, *listed whether the room is small enough for its
  * members to be listed (room_notice_limit), spelled its name.

@@ -26,12 +26,20 @@
 
 /*
  * The line forms the hub formats for, and how many: the native protocol,
- * and IRC without tags, with server-time's tag only, and with every tag
- * (message-tags: time, msgid, account).  A member's form follows its
- * protocol and, on IRC, its capabilities (irc_caps.c).
+ * and IRC without tags, with the tags of server-time, of account-tag, of
+ * both, and with every tag (message-tags: time, msgid, account, the
+ * sender's client-only tags).  A member's form follows its protocol and,
+ * on IRC, its capabilities (irc_caps.c).
  */
-enum wire { WIRE_LINE = 0, WIRE_IRC, WIRE_IRC_TIME, WIRE_IRC_TAGS };
-#define WIRE_MAX 4
+enum wire {
+	WIRE_LINE = 0,
+	WIRE_IRC,
+	WIRE_IRC_TIME,
+	WIRE_IRC_ACCOUNT,
+	WIRE_IRC_TIME_ACCOUNT,
+	WIRE_IRC_TAGS
+};
+#define WIRE_MAX 6
 
 /* A room event other than a message, structured. */
 enum wire_event_kind {
@@ -39,6 +47,7 @@ enum wire_event_kind {
 	WE_PART,   /* name left room: reason (a word) and text */
 	WE_TOPIC,  /* room's topic set by name at ms to text; ms 0: never set */
 	WE_NOTICE, /* the operator's text to room, or to everyone (room NULL) */
+	WE_TAGMSG, /* name's client-only tags (text) to room: IRC's TAGMSG, only forms with tags */
 };
 
 struct wire_event {
@@ -56,7 +65,10 @@ struct wire_private {
 	const char *from, *to;
 	int64_t ms; /* wall clock */
 	const char *text;
-	bool notice; /* IRC's NOTICE: never answered automatically */
+	bool notice;      /* IRC's NOTICE: never answered automatically */
+	bool tagmsg;      /* IRC's TAGMSG: client tags alone, no text (only forms with tags) */
+	const char *tags; /* the sender's client-only tags ("+a=b;+c"), NULL none */
+	bool guest;       /* the sender is a guest: no account tag */
 };
 
 /* One room of a /rooms page. */
@@ -102,7 +114,8 @@ struct wire_format {
 };
 
 extern const struct wire_format wire_line;
-extern const struct wire_format wire_irc, wire_irc_time, wire_irc_tags;
+extern const struct wire_format wire_irc, wire_irc_time, wire_irc_account, wire_irc_time_account,
+	wire_irc_tags;
 /* Every protocol chatd speaks, by enum wire: what server.c gives hub_new(). */
 extern const struct wire_format *const wire_formats[WIRE_MAX];
 

@@ -24,7 +24,12 @@
 #define ACTION_PREFIX "/me "
 #define ACTION_PREFIX_LEN (sizeof(ACTION_PREFIX) - 1)
 
-enum form { F_NONE, F_TIME, F_TAGS };
+/*
+ * A form is the tags it carries: time (server-time), account
+ * (account-tag), and with message-tags every tag: msgid and the sender's
+ * client-only tags too.
+ */
+enum form { F_NONE = 0, F_TIME = 1, F_ACCOUNT = 2, F_ALL = 4, F_TAGS = 7 };
 
 /*
  * An IRC line holds at most IRC_BODY_MAX bytes after its tags: a longer
@@ -66,13 +71,14 @@ cut(const char *text, size_t len, size_t max)
 /*
  * The line(s) of a message: "[@tags ]:FROM!FROM@chatd VERB TARGET :TEXT\r\n",
  * several when TEXT is long.  Writes at dst (NULL: only counts); returns
- * the length.  time/msgid: the tag values (NULL: none); account: FROM.
+ * the length.  time/msgid: the tag values (NULL: none); account: FROM,
+ * unless a guest; ctags: the sender's client-only tags.
  */
 static size_t
 message_lines(char *dst, enum form f, const char *time, size_t time_len, const char *msgid,
-	      size_t msgid_len, const char *from, size_t from_len, const char *verb,
-	      const char *target_prefix, const char *target, size_t target_len, const char *text,
-	      size_t text_len)
+	      size_t msgid_len, const char *ctags, size_t ctags_len, bool guest, const char *from,
+	      size_t from_len, const char *verb, const char *target_prefix, const char *target,
+	      size_t target_len, const char *text, size_t text_len)
 {
 	bool action = text_len >= ACTION_PREFIX_LEN && memcmp(text, ACTION_PREFIX, 4) == 0;
 	size_t at = 0, head = 1 + 2 * from_len + 1 + sizeof("@" HOST " ") - 1 + strlen(verb) + 1 +
@@ -87,19 +93,31 @@ message_lines(char *dst, enum form f, const char *time, size_t time_len, const c
 	do {
 		size_t part = cut(text, text_len, room);
 
-		if (f != F_NONE) {
+		const char *sep = "@";
+
+		if (f & F_TIME) {
 			puts_(dst, &at, "@time=");
 			put(dst, &at, time, time_len);
+			sep = ";";
 		}
-		if (f == F_TAGS && first && msgid != NULL) {
-			puts_(dst, &at, ";msgid=");
+		if ((f & F_ALL) && first && msgid != NULL) {
+			puts_(dst, &at, sep);
+			puts_(dst, &at, "msgid=");
 			put(dst, &at, msgid, msgid_len);
+			sep = ";";
 		}
-		if (f == F_TAGS) {
-			puts_(dst, &at, ";account=");
+		if ((f & F_ACCOUNT) && !guest) {
+			puts_(dst, &at, sep);
+			puts_(dst, &at, "account=");
 			put(dst, &at, from, from_len);
+			sep = ";";
 		}
-		puts_(dst, &at, f != F_NONE ? " :" : ":");
+		if ((f & F_ALL) && ctags != NULL) {
+			puts_(dst, &at, sep);
+			put(dst, &at, ctags, ctags_len);
+			sep = ";";
+		}
+		puts_(dst, &at, sep[0] == ';' ? " :" : ":");
 		put(dst, &at, from, from_len);
 		puts_(dst, &at, "!");
 		put(dst, &at, from, from_len);
@@ -125,7 +143,9 @@ message(char *dst, enum form f, const struct history_entry *e)
 	const char *d = e->body->data;
 
 	return message_lines(dst, f, d + e->time_off, (size_t)(e->room_off - e->time_off - 1u), d,
-			     (size_t)e->time_off - 1u, d + e->name_off, e->name_len, "PRIVMSG", "#",
+			     (size_t)e->time_off - 1u, e->live.tags ? e->live.tags->data : NULL,
+			     e->live.tags ? e->live.tags->len : 0, e->live.guest, d + e->name_off,
+			     e->name_len, e->kind == HK_NOTICE ? "NOTICE" : "PRIVMSG", "#",
 			     d + e->room_off, e->room_len, d + e->text_off, e->text_len);
 }
 
@@ -144,6 +164,8 @@ message(char *dst, enum form f, const struct history_entry *e)
 
 FORM_OPS(none, F_NONE)
 FORM_OPS(time, F_TIME)
+FORM_OPS(account, F_ACCOUNT)
+FORM_OPS(time_account, F_TIME | F_ACCOUNT)
 FORM_OPS(tags, F_TAGS)
 
 /* The tags of an event at ms: "" or "@time=... ". */
@@ -153,7 +175,7 @@ time_tag(enum form f, int64_t ms, char out[TIME_RFC3339_LEN + 8])
 	char when[TIME_RFC3339_LEN + 1];
 
 	out[0] = '\0';
-	if (f == F_NONE)
+	if (!(f & F_TIME))
 		return;
 	time_format_ms(when, ms);
 	snprintf(out, TIME_RFC3339_LEN + 8, "@time=%s ", when);
@@ -184,6 +206,12 @@ event(enum form f, const struct wire_event *ev)
 			return line_printf(":%s TOPIC #%s :\r\n", srv, ev->room);
 		return line_printf("%s:%s!%s@" HOST " TOPIC #%s :%s\r\n", tags, ev->name, ev->name,
 				   ev->room, ev->text);
+	case WE_TAGMSG:
+		if (!(f & F_ALL))
+			return NULL;
+		return line_printf("%.*s;account=%s;%s :%s!%s@" HOST " TAGMSG #%s\r\n",
+				   (int)strlen(tags) - 1, tags, ev->name, ev->text, ev->name,
+				   ev->name, ev->room);
 	case WE_NOTICE:
 		if (ev->room == NULL)
 			return line_printf("%s:%s NOTICE * :%s\r\n", tags, srv, ev->text);
@@ -201,11 +229,20 @@ priv(enum form f, const struct wire_private *pm)
 	struct line *l;
 
 	time_format_ms(when, pm->ms);
-	size_t len = message_lines(NULL, f, when, TIME_RFC3339_LEN, NULL, 0, pm->from, fl, verb, "",
-				   pm->to, tol, pm->text, tl);
+	if (pm->tagmsg) /* client tags alone: only for those that take tags */
+		return !(f & F_ALL)
+			       ? NULL
+			       : line_printf("@time=%s%s%s%s%s :%s!%s@" HOST " TAGMSG %s\r\n", when,
+					     pm->guest ? "" : ";account=",
+					     pm->guest ? "" : pm->from, pm->tags ? ";" : "",
+					     pm->tags ? pm->tags : "", pm->from, pm->from, pm->to);
+	size_t ctl = pm->tags ? strlen(pm->tags) : 0;
+	size_t len = message_lines(NULL, f, when, TIME_RFC3339_LEN, NULL, 0, pm->tags, ctl,
+				   pm->guest, pm->from, fl, verb, "", pm->to, tol, pm->text, tl);
+
 	if ((l = line_new(len)) != NULL)
-		message_lines(l->data, f, when, TIME_RFC3339_LEN, NULL, 0, pm->from, fl, verb, "",
-			      pm->to, tol, pm->text, tl);
+		message_lines(l->data, f, when, TIME_RFC3339_LEN, NULL, 0, pm->tags, ctl, pm->guest,
+			      pm->from, fl, verb, "", pm->to, tol, pm->text, tl);
 	return l;
 }
 
@@ -286,6 +323,8 @@ rooms(const char *me, const struct wire_room *v, size_t n)
 
 FORM_EVENTS(none, F_NONE)
 FORM_EVENTS(time, F_TIME)
+FORM_EVENTS(account, F_ACCOUNT)
+FORM_EVENTS(time_account, F_TIME | F_ACCOUNT)
 FORM_EVENTS(tags, F_TAGS)
 
 #define NOT_STORED \
@@ -309,4 +348,6 @@ FORM_EVENTS(tags, F_TAGS)
 
 WIRE_IRC_FORM(wire_irc, "irc", none);
 WIRE_IRC_FORM(wire_irc_time, "irc+time", time);
+WIRE_IRC_FORM(wire_irc_account, "irc+account", account);
+WIRE_IRC_FORM(wire_irc_time_account, "irc+time+account", time_account);
 WIRE_IRC_FORM(wire_irc_tags, "irc+tags", tags);

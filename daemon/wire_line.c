@@ -52,6 +52,8 @@ event(const struct wire_event *ev)
 		return line_printf("TOPIC %s %s %s %s\n", ev->room, when, ev->name, ev->text);
 	case WE_NOTICE:
 		return line_printf("NOTICE %s %s %s\n", ev->room ? ev->room : "*", when, ev->text);
+	case WE_TAGMSG: /* IRC's tags alone: nothing to show here */
+		return NULL;
 	}
 	return NULL;
 }
@@ -62,6 +64,8 @@ priv(const struct wire_private *pm)
 	char when[TIME_RFC3339_LEN + 1];
 
 	time_format_ms(when, pm->ms);
+	if (pm->tagmsg) /* IRC's tags alone: nothing to show here */
+		return NULL;
 	return line_printf("PRIV %s %s %s %s\n", when, pm->from, pm->to, pm->text);
 }
 
@@ -132,5 +136,7 @@ const struct wire_format *const wire_formats[WIRE_MAX] = {
 	[WIRE_LINE] = &wire_line,
 	[WIRE_IRC] = &wire_irc,
 	[WIRE_IRC_TIME] = &wire_irc_time,
+	[WIRE_IRC_ACCOUNT] = &wire_irc_account,
+	[WIRE_IRC_TIME_ACCOUNT] = &wire_irc_time_account,
 	[WIRE_IRC_TAGS] = &wire_irc_tags,
 };

@@ -324,8 +324,9 @@ def test_event_playback_shows_joins_parts_and_topics(irc_chatd):
 
 
 def test_an_event_seen_live_is_in_the_history(irc_chatd):
-    """A member that saw a PART live finds it with CHATHISTORY right after, as
-    a message seen live is in the history (docs/PROTOCOL.md: no gap)."""
+    """A member that saw a PART live finds it with CHATHISTORY once it is
+    stored: events are shown at once and stored a moment later (docs/IRC.md,
+    "CHATHISTORY"), so the request is repeated until then, within a deadline."""
     chatd = irc_chatd()
     alice = chatd.irc_login("alice", caps=CAPS + ["draft/event-playback"])
     bob = chatd.irc_login("bob")
@@ -334,9 +335,12 @@ def test_an_event_seen_live_is_in_the_history(irc_chatd):
     alice.expect("JOIN", lambda x: x.nick == "bob" and x.params[0] == "#ev")
     bob.send("PART #ev :bye now")
     alice.expect("PART", lambda x: x.nick == "bob")
-    start, inner = chathistory(alice, "CHATHISTORY LATEST #ev * 50")
-    assert [(x.command, x.nick) for x in inner][-1:] == [("PART", "bob")], \
-        [x.raw for x in inner]
+    deadline = deadline_in(5)
+    while True:
+        start, inner = chathistory(alice, "CHATHISTORY LATEST #ev * 50")
+        if [(x.command, x.nick) for x in inner][-1:] == [("PART", "bob")]:
+            break
+        assert time.monotonic() < deadline, [x.raw for x in inner]
 
 
 def test_without_event_playback_only_messages(irc_chatd):
@@ -399,6 +403,7 @@ def test_latest_without_batch_is_plain_lines(room):
 def test_targets_without_batch_is_plain_lines(room):
     chatd, _, m = room
     bob = chatd.irc_login("bob", caps=["draft/chathistory"])
+    bob.join("#h")  # TARGETS lists the rooms one is in
     early = iso_ms(utc_ms(m[0][1]) - 60000)
     late = iso_ms(int(time.time() * 1000) + 60000)
     bob.send(f"CHATHISTORY TARGETS timestamp={early} timestamp={late} 50")

@@ -225,7 +225,7 @@ test_a_room_of_two_protocols(void **state)
 	assert_true(room_sleep(h, b, true));
 	e[2] = stored(3, 2, "lobby", "bob", "echoed");
 	e[3] = stored(4, 2, "lobby", "bob", "labeled");
-	e[3].label = line_printf("@label=x1");
+	e[3].live.label = line_printf("@label=x1");
 	b->unacked = 2;
 	room_publish_history(h, e + 2, 2);
 	expect_lines(pb, ":bob!bob@chatd PRIVMSG #lobby :echoed\r\n"
@@ -237,13 +237,13 @@ test_a_room_of_two_protocols(void **state)
 	room_set_form(h, b, WIRE_IRC_TIME, true);
 	assert_true(room_sleep(h, b, true));
 	e[4] = stored(5, 2, "lobby", "bob", "tagged");
-	e[4].label = line_printf("@label=x2");
+	e[4].live.label = line_printf("@label=x2");
 	b->unacked = 1;
 	room_publish_history(h, e + 4, 1);
 	expect_lines(pb, "@label=x2;time=" TS " :bob!bob@chatd PRIVMSG #lobby :tagged\r\n");
 	for (int i = 0; i < 5; i++) {
 		line_unref(e[i].body);
-		line_unref(e[i].label);
+		line_unref(e[i].live.label);
 	}
 	member_free(h, a, pa);
 	member_free(h, b, pb);
