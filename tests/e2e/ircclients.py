@@ -20,10 +20,12 @@ password without sasl is the server password (PASS); with sasl=True the
 client logs in with SASL PLAIN as nick with that password.
 """
 
+import errno
 import json
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -256,12 +258,24 @@ class WeeChat(LogClient):
             self.connect()
         return self
 
-    def write_fifo(self, line):
-        """One FIFO line ("BUFFER *TEXT" or "*TEXT"): fails when weechat does not read it."""
-        self.check_alive()
-        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+    def write_fifo(self, line, timeout=10.0):
+        """One FIFO line ("BUFFER *TEXT" or "*TEXT").  The FIFO has no reader
+        (ENXIO) until weechat opens it, and for a moment each time it reopens
+        it after a writer closed: wait for one."""
+        data = (line + "\n").encode()
+        deadline = _deadline(timeout)
+        while True:
+            self.check_alive()
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as err:
+                if err.errno != errno.ENXIO or time.monotonic() >= deadline:
+                    raise ClientError(f"weechat's FIFO {self.fifo}: {err}\n"
+                                      f"{self.diagnostics()}") from None
+            time.sleep(0.01)
         try:
-            os.write(fd, (line + "\n").encode())
+            os.write(fd, data)
         finally:
             os.close(fd)
 
@@ -417,7 +431,7 @@ class Irssi(LogClient):
         env = dict(os.environ, HOME=str(self.workdir), TERM="xterm-256color")
         subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d",
                         "-s", self.session, "-x", "200", "-y", "50",
-                        f"exec {self.BIN} --home={home}"], check=True, env=env,
+                        f"exec {self.BIN} --home={shlex.quote(str(home))}"], check=True, env=env,
                        capture_output=True, timeout=scaled(10))
         self.tmux_started = True
         self.pid = int(self.tmux("list-panes", "-t", self.session, "-F",
@@ -610,7 +624,9 @@ class Lounge:
                               stdin=subprocess.DEVNULL, timeout=scaled(timeout),
                               cwd=self.workdir, env=dict(os.environ, THELOUNGE_HOME=str(self.home)))
 
-    def start(self, connect=True, timeout=30.0):
+    def start(self, connect=True, timeout=60.0):
+        """Starts The Lounge and the browser, signs in and (connect) connects.
+        On a loaded machine of two cores this took up to 15 s."""
         require_tools(NODE22, LOUNGE_MAIN, CHROMIUM)
         self.home.mkdir(exist_ok=True)
         self.http_port = free_port()
@@ -670,13 +686,13 @@ class Lounge:
                               f"{self.diagnostics()}")
         return answer
 
-    def connect(self, timeout=15.0):
+    def connect(self, timeout=30.0):
         """Fills in the connect form (nick, server password or SASL PLAIN) and submits it."""
         self.call("connect", timeout, nick=self.nick, channels=",".join(self.channels),
                   serverPassword=None if self.sasl else self.password,
                   sasl={"account": self.nick, "password": self.password} if self.sasl else None)
 
-    def wait_joined(self, channel, timeout=15.0, nick=None):
+    def wait_joined(self, channel, timeout=30.0, nick=None):
         return self.call("wait_joined", timeout, channel=channel, nick=nick or self.nick)
 
     def say(self, channel, text):

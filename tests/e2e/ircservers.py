@@ -10,7 +10,8 @@ clients against, behind one shape (IrcServer):
     server.restart()            stop and start again on the same port
     server.stop()
 
-ChatdIrc is chatd's IRC port (conftest.py's chatd_factory with irc on).
+ChatdIrc is chatd's IRC port (conftest.py's chatd_factory with irc on;
+accounts registered with chatctl).
 Ngircd is ngIRCd (Debian's ngircd) as a stand-in while chatd has no IRC
 port: no accounts, so login() gives the server password (PASS) that every
 client needs, and SASL is not there.  Only the test's own thread uses them.
@@ -125,26 +126,27 @@ class Ngircd:
 
 
 class ChatdIrc:
-    """chatd with its IRC port on (settings irc, irc_port): accounts are made
-    by a native login with the password, then IRC clients log in to them by
+    """chatd with its IRC port on (settings irc, irc_listen, irc_port):
+    accounts are registered with chatctl, then IRC clients log in to them by
     SASL PLAIN or by PASS."""
 
     name = "chatd"
     host = "127.0.0.1"
 
     def __init__(self, chatd_factory, **settings):
-        self.irc_port = free_port()
         self.daemon = chatd_factory(start=False, irc=True, irc_listen=[self.host],
-                                    irc_port=self.irc_port, irc_tls_port=-1, **settings)
+                                    irc_port=free_port(), irc_tls_port=-1, **settings)
         self.accounts = set()
 
     @property
     def port(self):
-        return self.irc_port
+        # conftest.py's Chatd reads the IRC port off the listening line when
+        # it knows "(IRC)"; else it is the one chosen here.
+        return getattr(self.daemon, "irc_port", None) or self.daemon.settings["irc_port"]
 
     def start(self, timeout=10.0):
         self.daemon.start()
-        wait_port(self.host, self.irc_port, timeout, alive=self.daemon.alive,
+        wait_port(self.host, self.port, timeout, alive=self.daemon.alive,
                   what="chatd's IRC port")
         return self
 
@@ -153,7 +155,7 @@ class ChatdIrc:
 
     def restart(self, timeout=10.0):
         self.daemon.restart()
-        wait_port(self.host, self.irc_port, timeout, alive=self.daemon.alive,
+        wait_port(self.host, self.port, timeout, alive=self.daemon.alive,
                   what="chatd's IRC port")
         return self
 
@@ -162,10 +164,10 @@ class ChatdIrc:
         return f"pw-{nick.lower()}"
 
     def login(self, nick, sasl=True):
-        """The account nick (made at first use by a native login) and its password."""
+        """The account nick (registered at first use by chatctl user add, so
+        that nobody is seen joining) and its password."""
         if nick not in self.accounts:
-            client = self.daemon.login(nick, self.password_of(nick))
-            client.close()
+            self.daemon.ctl_ok("user", "add", nick, input=self.password_of(nick) + "\n")
             self.accounts.add(nick)
         return Login(nick, self.password_of(nick), sasl)
 

@@ -31,6 +31,10 @@ const CHROMIUM_ARGS = [
 ];
 
 let browser = null;
+const t0 = Date.now();
+function note(what) {
+	process.stderr.write(`lounge.mjs: ${((Date.now() - t0) / 1000).toFixed(2)} s: ${what}\n`);
+}
 let page = null;
 
 function channelItem(channel) {
@@ -77,14 +81,18 @@ const commands = {
 			args: CHROMIUM_ARGS,
 			timeout,
 		});
+		note("chromium started");
 		page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 		page.setDefaultTimeout(timeout);
-		await page.goto(url, { timeout });
+		await page.goto(url, { timeout, waitUntil: "domcontentloaded" });
+		note("page loaded");
 		await page.locator("#sign-in form").waitFor({ timeout });
+		note("sign-in form shown");
 		await page.fill("#signin-username", user);
 		await page.fill("#signin-password", password);
 		await page.click('#sign-in button[type="submit"]');
 		await page.locator("#connect form").waitFor({ timeout });
+		note("signed in");
 		return {};
 	},
 
