@@ -8,8 +8,9 @@ tmp_path, talks to it the way a person would (commands typed or written to
 the client's FIFO, a web form filled in) and observes what the client shows:
 WeeChat's and irssi's per-buffer log files, the page's message list.  Every
 wait is a condition polled against a deadline (chatproto.scaled), never a
-fixed sleep.  close() ends every process a driver started, by its pid; the
-test's fixture calls it for every client it made.  Only the test's own
+fixed sleep.  close() ends every process a driver started, by its pid (and
+irssi's tmux server by its socket, one per driver); the test's fixture
+calls it for every client it made.  Only the test's own
 thread uses a driver.
 
 The drivers share one shape:
