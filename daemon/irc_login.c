@@ -135,7 +135,8 @@ sasl_plain(struct reg *rg, struct client *c)
 	ic->sasl_plain = false;
 	if (n >= 0 && ic->sasl_len >= 1 && ic->sasl[ic->sasl_len - 1] == '=')
 		n -= 1 + (ic->sasl_len >= 2 && ic->sasl[ic->sasl_len - 2] == '=');
-	explicit_bzero(ic->sasl, ic->sasl_len);
+	if (ic->sasl != NULL)
+		explicit_bzero(ic->sasl, ic->sasl_len);
 	ic->sasl_len = 0;
 	dec[n > 0 ? n : 0] = '\0'; /* the password is the rest: a string */
 
@@ -183,7 +184,8 @@ authenticate(struct reg *rg, struct client *c, const struct irc_msg *m)
 	size_t len = strcmp(arg, "+") == 0 ? 0 : strlen(arg);
 	if (len > SASL_CHUNK || ic->sasl_len + len > SASL_MAX) {
 		ic->sasl_plain = false;
-		explicit_bzero(ic->sasl, ic->sasl_len);
+		if (ic->sasl != NULL)
+			explicit_bzero(ic->sasl, ic->sasl_len);
 		ic->sasl_len = 0;
 		return (void)irc_num(c, "905", ":SASL message too long");
 	}
