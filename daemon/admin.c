@@ -112,12 +112,15 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 	else
 		admin_data(ac, "listening: %s", where);
 	status_tls(ac);
-	size_t online, connected;
-	if (room_counts_within(srv->hub, ADMIN_ROOM_WAIT_MS, &online, &connected) == 0)
-		admin_data(ac, "clients: %zu online, %zu connected", online, connected);
-	else
+	size_t online, connected, irc;
+	if (room_irc_counts_within(srv->hub, ADMIN_ROOM_WAIT_MS, &online, &connected, &irc) != 0)
 		admin_data(ac, "clients: unknown: the room lock was not free within %d ms",
 			   ADMIN_ROOM_WAIT_MS);
+	else if (settings_get()->irc)
+		admin_data(ac, "clients: %zu online, %zu connected, %zu of them on IRC", online,
+			   connected, irc);
+	else
+		admin_data(ac, "clients: %zu online, %zu connected", online, connected);
 	status_rooms(ac, srv);
 	size_t logged_in, logging_in;
 	peers_counts(&logged_in, &logging_in);

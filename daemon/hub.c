@@ -346,10 +346,21 @@ room_lock_probe(struct hub *h, int timeout_ms)
 int
 room_counts_within(struct hub *h, int timeout_ms, size_t *members, size_t *conns)
 {
+	return room_irc_counts_within(h, timeout_ms, members, conns, NULL);
+}
+
+int
+room_irc_counts_within(struct hub *h, int timeout_ms, size_t *members, size_t *conns, size_t *irc)
+{
 	if (!lock_within(h, timeout_ms))
 		return -1;
 	*members = h->n_online;
 	*conns = h->n_conns;
+	if (irc != NULL) { /* every connection in a form other than the native one */
+		*irc = 0;
+		for (size_t w = WIRE_LINE + 1; w < WIRE_MAX; w++)
+			*irc += h->form_users[w];
+	}
 	pthread_mutex_unlock(&h->lock);
 	return 0;
 }

@@ -297,6 +297,9 @@ struct room_member_info {
  * order (*out to be freed; -1 ENOMEM too).
  */
 int room_counts_within(struct hub *h, int timeout_ms, size_t *members, size_t *conns);
+/* The same, and in *irc the connections of the IRC gateway. */
+int room_irc_counts_within(struct hub *h, int timeout_ms, size_t *members, size_t *conns,
+			   size_t *irc);
 int room_evict_within(struct hub *h, int timeout_ms, const char *name, enum part_reason why,
 		      const char *text);
 int room_notice_within(struct hub *h, int timeout_ms, const char *text, size_t *members);
