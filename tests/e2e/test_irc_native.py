@@ -97,6 +97,18 @@ def test_chatctl_users_lists_irc_users(irc_chatd):
     chatd.irc_login("bob")
     names = [line.split()[0] for line in chatd.ctl_ok("users").splitlines()]
     assert sorted(names) == ["alice", "bob"], names
+    protocols = {line.split()[0]: line.split()[3] for line in chatd.ctl_ok("users").splitlines()}
+    assert protocols == {"alice": "line", "bob": "irc"}, protocols
+
+
+def test_chatctl_status_counts_irc_connections(irc_chatd):
+    chatd = irc_chatd()
+    chatd.login("alice")
+    chatd.irc_login("bob")
+    chatd.irc_login("carol")
+    status = chatd.ctl_ok("status")
+    assert "clients: 3 online, 3 connected, 2 of them on IRC" in status, status
+    assert "(IRC)" in next(x for x in status.splitlines() if x.startswith("listening:")), status
 
 
 def test_chatctl_kick_disconnects_an_irc_user(irc_chatd):
