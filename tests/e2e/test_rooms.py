@@ -298,7 +298,7 @@ def test_design_transcript_unchanged_but_the_version(chatd):
         def line():
             return f.readline().decode().rstrip("\n")
 
-        assert line() == "HELLO 2 chatd/0.2.0 welcome to chatd; who are you?"
+        assert line() == "HELLO 2 chatd/0.3.0 welcome to chatd; who are you?"
         f.write(b"alice\n")
         f.flush()
         assert line() == "PASS new alice choose a password to register alice"
