@@ -100,12 +100,12 @@ class RunningPlain:
         self.proc.stdin.write(text.encode("utf-8") + b"\n")
         self.proc.stdin.flush()
 
-    def wait_line(self, match, timeout=10.0):
-        """The first printed line for which match(line) is true."""
+    def wait_line(self, match, timeout=10.0, since=0):
+        """The first printed line from index since on for which match(line) is true."""
         deadline = deadline_in(timeout)
         with self._cond:
             while True:
-                for line in self.lines:
+                for line in self.lines[since:]:
                     if match(line):
                         return line
                 left = deadline - time.monotonic()

@@ -1,7 +1,10 @@
 """
 test_irc_clients.py - real IRC clients (WeeChat, irssi, The Lounge in
 chromium; drivers in ircclients.py) logging in, joining #lobby, talking to
-each other and coming back after a drop.
+each other and coming back after a drop; and, on chatd, sitting in a room
+#dev that a user of chatd's own client `chat` made: reading its history,
+talking with that user both ways and, after a reconnect, reading what was
+said while they were away.
 
 The server is chosen by IRC_CLIENTS_SERVER: "chatd" (the default: chatd's
 IRC port; the tests are skipped while chatd has no irc_port setting) or
@@ -16,15 +19,20 @@ from pathlib import Path
 
 import pytest
 
+from chatclient import RunningPlain
 from conftest import CHATD_BIN
 from ircclients import Irssi, Lounge, WeeChat
 from ircservers import ChatdIrc, Ngircd, NoSasl, SaslRecorder, chatd_has_irc
 
 SERVER = os.environ.get("IRC_CLIENTS_SERVER", "chatd")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+# What a test keeps for people to look at (The Lounge's screenshot): beside
+# the chatd under test (BUILD/test-artifacts: one per build that ran).
+ARTIFACTS = Path(CHATD_BIN).parent / "test-artifacts"
 CHANNEL = "#lobby"
 # ngIRCd's NICKLEN is 9: the nicks fit.
 ALICE, BOB, CAROL = "alice", "bob", "carol"
+# The user of chatd's own client, and the room it makes.
+NINA, DEV = "nina", "#dev"
 
 
 @pytest.fixture
@@ -161,32 +169,174 @@ def test_clients_come_back_after_a_server_restart(clients, irc_server):
     exchange(alice, bob, CHANNEL, "after the restart")
 
 
+# --- with a user of chatd's own client (chatd only) ---
+
+class Native:
+    """chatd's own client, chat, in its plain mode (chatclient.RunningPlain):
+    lines go to its stdin as typed, and every line the server sends it is
+    printed (docs/PROTOCOL.md: MSG room id time name text, JOIN room time
+    name text, PART room time name reason text)."""
+
+    def __init__(self, irc_server, name):
+        login = irc_server.login(name, sasl=False)  # the account, made by chatctl
+        self.name = name
+        self.room = None
+        self.chat = RunningPlain(["--name", name, irc_server.host, str(irc_server.daemon.port)],
+                                 password=login.password)
+        self.wait(lambda words: words == ["OK", "-", "logged", "in", "as", name])
+
+    def mark(self):
+        return len(self.chat.lines)
+
+    def wait(self, match, since=0, timeout=10.0, split=-1):
+        """The first printed line from index since on whose words (str.split
+        with maxsplit split) match."""
+        return self.chat.wait_line(lambda line: match(line.split(" ", split)), timeout, since)
+
+    def join(self, channel):
+        """/join ROOM as typed: makes the room, which becomes the current one."""
+        self.room = channel.lstrip("#")
+        since = self.mark()
+        self.chat.send(f"/join {self.room}")
+        self.wait(lambda w: w == ["OK", "-", "joined", self.room], since)
+
+    def say(self, text):
+        """A line to the current room; returns once chatd stored it (OK ID sent)."""
+        since = self.mark()
+        self.chat.send(text)
+        self.wait(lambda w: len(w) == 3 and w[0] == "OK" and w[2] == "sent", since)
+
+    def wait_message(self, nick, text, since=0):
+        return self.wait(lambda w: w[:2] == ["MSG", self.room] and w[4:] == [nick, text],
+                         since, split=5)
+
+    def wait_joined(self, nick, since=0):
+        return self.wait(lambda w: w[:2] == ["JOIN", self.room] and w[3:4] == [nick], since)
+
+    def wait_left(self, nick, since=0):
+        return self.wait(lambda w: w[:2] == ["PART", self.room] and w[3:4] == [nick], since)
+
+    def finish(self):
+        """End of input: chat quits, and exits 0 once every line was acknowledged."""
+        rc, err = self.chat.finish()
+        assert rc == 0, err
+
+    def kill(self):
+        self.chat.kill()
+
+
+@pytest.fixture
+def native(irc_server):
+    """native(name) -> a Native logged in to the chatd of irc_server (killed at
+    teardown if still running); skipped on ngIRCd, which has no chat users."""
+    if irc_server.name != "chatd":
+        pytest.skip("a chat user needs chatd")
+    made = []
+
+    def make(name):
+        made.append(Native(irc_server, name))
+        return made[-1]
+
+    yield make
+    for user in made:
+        user.kill()
+
+
+def test_weechat_and_irssi_with_a_user_of_chat(clients, native):
+    """nina (chat) makes #dev and talks there; WeeChat (SASL PLAIN) and irssi
+    (PASS) join it, read its history, talk with her both ways, and each,
+    back after a disconnect, reads what she said meanwhile."""
+    nina = native(NINA)
+    nina.join(DEV)
+    history = ["before anyone came on IRC", "a second line, with ümlauts"]
+    for text in history:
+        nina.say(text)
+
+    alice = clients(WeeChat, ALICE, sasl=True, channels=(DEV,))
+    bob = clients(Irssi, BOB, sasl=False, channels=(DEV,))
+    for client in (alice, bob):
+        client.wait_joined(DEV)
+        at = 0
+        for text in history:  # replayed on JOIN, in order
+            line = client.wait_message(DEV, NINA, text, since=at)
+            at = client.lines(DEV).index(line, at) + 1
+    alice.wait_joined(DEV, nick=BOB)
+    nina.wait_joined(ALICE)
+    nina.wait_joined(BOB)
+
+    nina.say("hello both, from chat")
+    alice.wait_message(DEV, NINA, "hello both, from chat")
+    bob.wait_message(DEV, NINA, "hello both, from chat")
+    alice.say(DEV, "hello nina, from weechat")
+    nina.wait_message(ALICE, "hello nina, from weechat")
+    bob.wait_message(DEV, ALICE, "hello nina, from weechat")
+    bob.say(DEV, "hello nina, from irssi: ümlauts")
+    nina.wait_message(BOB, "hello nina, from irssi: ümlauts")
+    alice.wait_message(DEV, BOB, "hello nina, from irssi: ümlauts")
+
+    # Each leaves, nina speaks, and the replay of the rejoin shows it.
+    for client, other in ((alice, bob), (bob, alice)):
+        since, since_nina = client.mark(DEV), nina.mark()
+        client.disconnect()
+        nina.wait_left(client.nick, since_nina)
+        missed = f"said while {client.nick} was away"
+        nina.say(missed)
+        other.wait_message(DEV, NINA, missed)
+        client.connect()
+        client.wait_joined(DEV, since=since)
+        client.wait_message(DEV, NINA, missed, since=since)
+        nina.wait_joined(client.nick, since_nina)
+        back = f"{client.nick} is back"
+        client.say(DEV, back)
+        nina.wait_message(client.nick, back, since_nina)
+        other.wait_message(DEV, client.nick, back)
+    nina.finish()
+
+
 def save_artifact(path):
-    """Keeps a copy of path in build/test-artifacts/ when that directory exists."""
-    if ARTIFACTS.is_dir():
-        shutil.copy(path, ARTIFACTS / path.name)
+    """Keeps a copy of path in ARTIFACTS (replacing the last run's)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(path, ARTIFACTS / path.name)
 
 
-def test_the_lounge_in_chromium(clients, tmp_path):
-    alice = clients(WeeChat, ALICE)
-    alice.wait_joined(CHANNEL)
-    carol = clients(Lounge, CAROL)
-    carol.wait_joined(CHANNEL)
-    alice.wait_joined(CHANNEL, nick=CAROL)
+def test_the_lounge_in_chromium(clients, native, tmp_path):
+    """A person's view in a real browser: the history of #dev, a message from
+    chatd's own client and one back, and one from WeeChat."""
+    nina = native(NINA)
+    nina.join(DEV)
+    history = ["the build is green again", "who has the release notes?"]
+    for text in history:
+        nina.say(text)
+    alice = clients(WeeChat, ALICE, channels=(DEV,))
+    alice.wait_joined(DEV)
+    carol = clients(Lounge, CAROL, channels=(DEV,))  # SASL PLAIN
+    carol.wait_joined(DEV)
+    alice.wait_joined(DEV, nick=CAROL)
+    nina.wait_joined(CAROL)
+    # The replay on JOIN: the history, before anything said since.
+    for text in history:
+        carol.wait_message(DEV, NINA, text)
 
-    alice.say(CHANNEL, "hello carol, from weechat")
-    carol.wait_message(CHANNEL, ALICE, "hello carol, from weechat")
-    carol.say(CHANNEL, "hello alice, from the lounge")
-    alice.wait_message(CHANNEL, CAROL, "hello alice, from the lounge")
-    carol.wait_message(CHANNEL, CAROL, "hello alice, from the lounge")
+    nina.say("hello carol, from chat")
+    carol.wait_message(DEV, NINA, "hello carol, from chat")
+    carol.say(DEV, "hello nina, from the lounge: ümlauts too")
+    nina.wait_message(CAROL, "hello nina, from the lounge: ümlauts too")
+    alice.wait_message(DEV, CAROL, "hello nina, from the lounge: ümlauts too")
+    carol.wait_message(DEV, CAROL, "hello nina, from the lounge: ümlauts too")
+    alice.say(DEV, "hello carol, from weechat")
+    carol.wait_message(DEV, ALICE, "hello carol, from weechat")
+    nina.wait_message(ALICE, "hello carol, from weechat")
 
-    shown = [(m["from"], m["text"]) for m in carol.messages(CHANNEL) if m["type"] == "message"]
-    assert shown == [(ALICE, "hello carol, from weechat"),
-                     (CAROL, "hello alice, from the lounge")]
-    shot = carol.screenshot(tmp_path / "thelounge-lobby.png")
+    shown = [(m["from"], m["text"]) for m in carol.messages(DEV) if m["type"] == "message"]
+    assert shown == [*((NINA, text) for text in history),
+                     (NINA, "hello carol, from chat"),
+                     (CAROL, "hello nina, from the lounge: ümlauts too"),
+                     (ALICE, "hello carol, from weechat")]
+    shot = carol.screenshot(tmp_path / "thelounge-dev.png")
     assert shot.stat().st_size > 10000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     save_artifact(shot)
+    nina.finish()
 
 
 # --- SASL PLAIN as each driver sets it up, checked against a scripted peer ---

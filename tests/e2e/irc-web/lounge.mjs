@@ -43,15 +43,25 @@ function channelItem(channel) {
 	);
 }
 
+// Opens the channel and returns its view. A join coming meanwhile may open
+// another channel (see channelMessages): then it clicks again.
 async function openChannel(channel, timeout) {
+	const end = Date.now() + timeout;
+	const left = () => Math.max(end - Date.now(), 1);
 	const item = channelItem(channel);
 	await item.waitFor({ state: "visible", timeout });
-	if ((await item.getAttribute("aria-selected")) !== "true") {
-		await item.click({ timeout });
-	}
 	const view = page.locator(`#chat .chat-view[data-type="channel"][aria-label="${channel}"]`);
-	await view.waitFor({ state: "visible", timeout });
-	return view;
+	for (;;) {
+		if ((await item.getAttribute("aria-selected")) !== "true") {
+			await item.click({ timeout: left() });
+		}
+		try {
+			await view.waitFor({ state: "visible", timeout: Math.min(1000, left()) });
+			return view;
+		} catch (err) {
+			if (Date.now() >= end) throw err;
+		}
+	}
 }
 
 async function readMessages(view) {
@@ -64,10 +74,18 @@ async function readMessages(view) {
 	);
 }
 
+// The page renders the open channel's messages only, and The Lounge opens
+// each channel as it is joined (its client's "join" handler): a join that
+// comes later (chatd's default room, #lobby) takes the page away from the
+// channel a command opened. So each look opens the channel again.
+async function channelMessages(channel, timeout) {
+	return readMessages(await openChannel(channel, timeout));
+}
+
 async function poll(what, timeout, probe) {
 	const end = Date.now() + timeout;
 	for (;;) {
-		const found = await probe();
+		const found = await probe(Math.max(end - Date.now(), 1));
 		if (found) return found;
 		if (Date.now() >= end) throw new Error(`timed out after ${timeout} ms: ${what}`);
 		await new Promise((r) => setTimeout(r, 50));
@@ -119,9 +137,10 @@ const commands = {
 	},
 
 	async wait_joined({ channel, nick, timeout }) {
-		const view = await openChannel(channel, timeout);
-		await poll(`${nick} joining ${channel}`, timeout, async () =>
-			(await readMessages(view)).some((m) => m.type === "join" && m.from === nick)
+		await poll(`${nick} joining ${channel}`, timeout, async (left) =>
+			(await channelMessages(channel, left)).some(
+				(m) => m.type === "join" && m.from === nick
+			)
 		);
 		return {};
 	},
@@ -135,9 +154,8 @@ const commands = {
 	},
 
 	async wait_message({ channel, nick, text, timeout }) {
-		const view = await openChannel(channel, timeout);
-		const found = await poll(`"${text}" from ${nick} in ${channel}`, timeout, async () =>
-			(await readMessages(view)).find(
+		const found = await poll(`"${text}" from ${nick} in ${channel}`, timeout, async (left) =>
+			(await channelMessages(channel, left)).find(
 				(m) => m.type === "message" && m.from === nick && m.text === text
 			)
 		);
