@@ -761,8 +761,10 @@ take_label(struct client *c, const struct irc_msg *m)
 	struct irc_conn *ic = irc_conn(c);
 
 	ic->label[0] = '\0';
-	if (label != NULL && irc_has(ic, CAP_LABELED_RESPONSE) && strlen(label) < sizeof(ic->label))
-		irc_tag_escape(ic->label, sizeof(ic->label), label);
+	/* Escaped, it must fit whole: a label cut short would answer some other command. */
+	if (label != NULL && irc_has(ic, CAP_LABELED_RESPONSE) &&
+	    irc_tag_escape(ic->label, sizeof(ic->label), label) >= sizeof(ic->label))
+		ic->label[0] = '\0';
 }
 
 int
