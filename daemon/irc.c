@@ -257,6 +257,7 @@ irc_refuse(struct client *c, const char *why)
 static int
 irc_overlong(struct client *c)
 {
+	irc_conn(c)->tokens -= 1.0; /* a line all the same, for flood control */
 	if (irc_num(c, "417", ":Input line was too long") < 0)
 		return -1;
 	return irc_commit(c);
