@@ -167,6 +167,9 @@ authenticate(struct reg *rg, struct client *c, const struct irc_msg *m)
 		return (void)irc_num(c, "907", ":You have already authenticated using SASL");
 	if (strcmp(arg, "*") == 0) {
 		ic->sasl_plain = false;
+		/* What came of the message may hold the start of a password: wiped, as when used. */
+		if (ic->sasl != NULL)
+			explicit_bzero(ic->sasl, ic->sasl_len);
 		ic->sasl_len = 0;
 		return (void)irc_num(c, "906", ":SASL authentication aborted");
 	}
