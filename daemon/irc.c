@@ -38,6 +38,9 @@ irc_has(const struct irc_conn *ic, enum irc_cap cap)
 	return (ic->caps & CAP_BIT(cap)) != 0;
 }
 
+/* The reply buffer kept between commands; a bigger one is freed after use. */
+#define PENDING_KEEP 16384
+
 /*
  * A reply may carry what the client sent (a nick, a command, a target):
  * each byte that is not part of valid UTF-8 becomes '?' (005 says
@@ -241,6 +244,12 @@ irc_commit(struct client *c)
 	ic->pending_len = ic->pending_lines = 0;
 	ic->label[0] = '\0';
 	ic->label_passed = false;
+	/* A big reply's buffer (a LIST, a CHATHISTORY) goes: kept, each connection would pin one. */
+	if (ic->pending_cap > PENDING_KEEP) {
+		free(ic->pending);
+		ic->pending = NULL;
+		ic->pending_cap = 0;
+	}
 	return rc;
 }
 
