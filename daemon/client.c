@@ -221,6 +221,12 @@ client_read_line(struct client *c, int64_t deadline, char **line, size_t *len)
 	}
 }
 
+int
+client_flush(struct client *c)
+{
+	return flush_out(c);
+}
+
 bool
 client_pause(struct client *c, int ms)
 {

@@ -145,6 +145,9 @@ int client_store_live(struct client *c, const char *room, enum history_kind kind
 /* Moves what the room has for c into its output (before a command's answer); -1: c must go. */
 int client_collect(struct client *c, struct session_state *st);
 
+/* Writes what c's output holds as far as the socket takes it now; -1 when writing failed. */
+int client_flush(struct client *c);
+
 /*
  * Waits ms milliseconds unless the server stops first (then false) or the
  * connection is shut down or reset meanwhile (then true at once).

@@ -289,7 +289,11 @@ cmd_msg(struct client *c, char *args, char *text, size_t textlen)
 	if (body == NULL || body[1] == '\0')
 		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /msg NAME TEXT"));
 	*body++ = '\0';
-	struct wire_private pm = { .from = c->name, .to = args, .ms = time_now_ms(), .text = body };
+	struct wire_private pm = { .from = c->name,
+				   .to = args,
+				   .ms = time_now_ms(),
+				   .text = body,
+				   .guest = c->room.guest };
 	int rc = room_send_private(c->srv->hub, &pm, NULL, 0);
 	if (rc == -2)
 		return COMMAND_FATAL;

@@ -1,9 +1,10 @@
 /*
  * irc.c - the IRC front-end's connection state and replies (irc.h): the
  * struct frontend the client's thread drives, the replies a command
- * gathers and irc_commit() queues with the command's label
- * (labeled-response: one line tagged, several in a labeled-response
- * batch, none an ACK), and flood control (a token bucket of
+ * gathers (each cut to IRC's 512 bytes and made valid UTF-8) and
+ * irc_commit() queues with the command's label (labeled-response: one
+ * line tagged, several in a labeled-response batch, none an ACK), and
+ * flood control (a token bucket of
  * irc_flood_burst lines refilled at irc_flood_rate a second: a client
  * over it is not read until tokens come back).  Runs in the connection's
  * own thread.
@@ -19,6 +20,7 @@
 #include "room.h"
 #include "server.h"
 #include "timefmt.h"
+#include "utf8.h"
 
 const char *
 irc_target(struct client *c)
@@ -34,6 +36,39 @@ bool
 irc_has(const struct irc_conn *ic, enum irc_cap cap)
 {
 	return (ic->caps & CAP_BIT(cap)) != 0;
+}
+
+/* The reply buffer kept between commands; a bigger one is freed after use. */
+#define PENDING_KEEP 16384
+
+/*
+ * A reply may carry what the client sent (a nick, a command, a target):
+ * each byte that is not part of valid UTF-8 becomes '?' (005 says
+ * UTF8ONLY), and the line is cut, between characters, to IRC_BODY_MAX
+ * bytes after its tags (a client's own 510-byte parameter, echoed after
+ * ":server NUM nick ", would not fit).  In place; returns the new length.
+ */
+static size_t
+reply_clean(char *s, size_t len)
+{
+	size_t body = 0;
+
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_sequence_length((unsigned char)s[i]);
+
+		if ((unsigned char)s[i] < 0x80)
+			i++;
+		else if (n == 0 || n > len - i || text_check(s + i, n) == TEXT_BAD_UTF8)
+			s[i++] = '?';
+		else
+			i += n;
+	}
+	if (len > 0 && s[0] == '@') {
+		const char *sp = memchr(s, ' ', len);
+
+		body = sp != NULL ? (size_t)(sp - s) + 1 : len;
+	}
+	return body + text_fit(s + body, len - body, IRC_BODY_MAX);
 }
 
 /* Appends len bytes and a NUL-separated end of line to the pending replies. */
@@ -52,6 +87,7 @@ pending_add(struct irc_conn *ic, const char *s, size_t len)
 		ic->pending_cap = cap;
 	}
 	memcpy(ic->pending + ic->pending_len, s, len);
+	len = reply_clean(ic->pending + ic->pending_len, len);
 	ic->pending[ic->pending_len + len] = '\0';
 	ic->pending_len += len + 1;
 	ic->pending_lines++;
@@ -208,6 +244,12 @@ irc_commit(struct client *c)
 	ic->pending_len = ic->pending_lines = 0;
 	ic->label[0] = '\0';
 	ic->label_passed = false;
+	/* A big reply's buffer (a LIST, a CHATHISTORY) goes: kept, each connection would pin one. */
+	if (ic->pending_cap > PENDING_KEEP) {
+		free(ic->pending);
+		ic->pending = NULL;
+		ic->pending_cap = 0;
+	}
 	return rc;
 }
 
@@ -224,6 +266,7 @@ irc_refuse(struct client *c, const char *why)
 static int
 irc_overlong(struct client *c)
 {
+	irc_conn(c)->tokens -= 1.0; /* a line all the same, for flood control */
 	if (irc_num(c, "417", ":Input line was too long") < 0)
 		return -1;
 	return irc_commit(c);

@@ -180,15 +180,16 @@ cmd_join(struct client *c, struct session_state *st, struct irc_msg *m)
 static int
 cmd_part(struct client *c, struct session_state *st, struct irc_msg *m)
 {
-	const char *reason =
-		m->n_params > 1 && m->params[1][0] &&
-				text_check(m->params[1], strlen(m->params[1])) == TEXT_OK
-			? m->params[1]
-			: "left";
-	char *list, *save = NULL;
+	char reason[REASON_TEXT_MAX + 1] = "left", *list, *save = NULL;
 	int rc = 0;
 
 	(void)st;
+	/* Cut as the others get it (room.c), so the PART we send back is theirs. */
+	if (m->n_params > 1 && m->params[1][0] &&
+	    text_check(m->params[1], strlen(m->params[1])) == TEXT_OK)
+		snprintf(reason, sizeof(reason), "%.*s",
+			 (int)text_fit(m->params[1], strlen(m->params[1]), REASON_TEXT_MAX),
+			 m->params[1]);
 	if ((list = strdup(m->params[0])) == NULL)
 		return -1;
 	for (char *it = strtok_r(list, ",", &save); it && rc == 0; it = strtok_r(NULL, ",", &save))
@@ -760,8 +761,10 @@ take_label(struct client *c, const struct irc_msg *m)
 	struct irc_conn *ic = irc_conn(c);
 
 	ic->label[0] = '\0';
-	if (label != NULL && irc_has(ic, CAP_LABELED_RESPONSE) && strlen(label) < sizeof(ic->label))
-		irc_tag_escape(ic->label, sizeof(ic->label), label);
+	/* Escaped, it must fit whole: a label cut short would answer some other command. */
+	if (label != NULL && irc_has(ic, CAP_LABELED_RESPONSE) &&
+	    irc_tag_escape(ic->label, sizeof(ic->label), label) >= sizeof(ic->label))
+		ic->label[0] = '\0';
 }
 
 int

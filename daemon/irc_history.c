@@ -26,7 +26,10 @@
 /* The most a CHATHISTORY request returns, whatever it asks. */
 #define CHATHISTORY_MAX 1000
 
-/* Entry e as c sees it, one line (no CRLF) in out (malloc'd); NULL when it has none. */
+/*
+ * Entry e as c sees it in out (malloc'd), without its final CRLF: one line,
+ * or for a long message several, CRLF between them; NULL when it has none.
+ */
 static char *
 entry_line(struct client *c, const struct history_entry *e)
 {
@@ -95,12 +98,20 @@ send_entries(struct client *c, const char *target, const struct history_entry *e
 
 		if (l == NULL)
 			continue;
-		if (!batch)
-			rc = irc_send(c, "%s", l);
-		else if (l[0] == '@')
-			rc = irc_send(c, "@batch=%s;%s", ref, l + 1);
-		else
-			rc = irc_send(c, "@batch=%s %s", ref, l);
+		/* A long message is several lines (wire_irc.c): each gets the batch tag. */
+		for (char *p = l, *next; rc == 0 && p != NULL; p = next) {
+			char *crlf = strstr(p, "\r\n");
+
+			next = crlf != NULL ? crlf + 2 : NULL;
+			if (crlf != NULL)
+				*crlf = '\0';
+			if (!batch)
+				rc = irc_send(c, "%s", p);
+			else if (p[0] == '@')
+				rc = irc_send(c, "@batch=%s;%s", ref, p + 1);
+			else
+				rc = irc_send(c, "@batch=%s %s", ref, p);
+		}
 		free(l);
 	}
 	if (rc == 0 && batch)

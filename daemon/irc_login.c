@@ -167,6 +167,9 @@ authenticate(struct reg *rg, struct client *c, const struct irc_msg *m)
 		return (void)irc_num(c, "907", ":You have already authenticated using SASL");
 	if (strcmp(arg, "*") == 0) {
 		ic->sasl_plain = false;
+		/* What came of the message may hold the start of a password: wiped, as when used. */
+		if (ic->sasl != NULL)
+			explicit_bzero(ic->sasl, ic->sasl_len);
 		ic->sasl_len = 0;
 		return (void)irc_num(c, "906", ":SASL authentication aborted");
 	}
@@ -333,13 +336,31 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 	while (!rg.done) {
 		char *line = NULL;
 		size_t len = 0;
+		/* Flood control from the first line (irc.c's bucket): past it, wait for a token. */
+		int64_t wait = c->fe->line_wait(c);
 
+		if (wait > 0) {
+			int64_t left = rg.a.deadline - time_mono_ms();
+
+			/* The answers so far go out first: the client may be waiting for them. */
+			if (client_flush(c) < 0)
+				end_with(&rg, PART_LOST, part_reason_text(PART_LOST));
+			else if (left <= 0)
+				end_with(&rg, PART_TIMEOUT, "login took too long");
+			else if (!client_pause(c, (int)(wait < left ? wait : left)))
+				end_with(&rg, PART_SHUTDOWN, part_reason_text(PART_SHUTDOWN));
+			if (irc_commit(c) < 0)
+				return -1;
+			continue;
+		}
 		switch (client_read_line(c, rg.a.deadline, &line, &len)) {
 		case CLIENT_LINE:
+			ic->tokens -= 1.0;
 			step(&rg, c, line, len);
 			explicit_bzero(line, len); /* PASS and AUTHENTICATE carry secrets */
 			break;
 		case CLIENT_OVERLONG:
+			ic->tokens -= 1.0;
 			irc_num(c, "417", ":Input line was too long");
 			break;
 		case CLIENT_TIMEOUT:

@@ -182,7 +182,7 @@ time_tag(enum form f, int64_t ms, char out[TIME_RFC3339_LEN + 8])
 }
 
 static struct line *
-event(enum form f, const struct wire_event *ev)
+event_line(enum form f, const struct wire_event *ev)
 {
 	const char *srv = settings_get()->server_name;
 	char tags[TIME_RFC3339_LEN + 8];
@@ -204,6 +204,10 @@ event(enum form f, const struct wire_event *ev)
 	case WE_TOPIC:
 		if (ev->ms == 0)
 			return line_printf(":%s TOPIC #%s :\r\n", srv, ev->room);
+		/* "*": the operator set it (chatctl), the server is the source. */
+		if (ev->name[0] == '*')
+			return line_printf("%s:%s TOPIC #%s :%s\r\n", tags, srv, ev->room,
+					   ev->text);
 		return line_printf("%s:%s!%s@" HOST " TOPIC #%s :%s\r\n", tags, ev->name, ev->name,
 				   ev->room, ev->text);
 	case WE_TAGMSG:
@@ -309,6 +313,35 @@ rooms(const char *me, const struct wire_room *v, size_t n)
 		off += (size_t)snprintf(l->data + off, len - off + 1, ":%s 322 %s #%s %zu :%s\r\n",
 					srv, me, v[i].name, v[i].members, v[i].topic);
 	return l;
+}
+
+/*
+ * Cuts the one line l, between characters, so that its body (what follows
+ * its tags) fits IRC_BODY_MAX: an event's text is last, and a topic (up to
+ * max_topic, 1024 bytes) or an operator's notice may be longer than that.
+ */
+static struct line *
+fit(struct line *l)
+{
+	if (l == NULL || l->len < 2 || l->data[0] == '\0')
+		return l;
+	size_t len = l->len - 2, tags = 0;
+	const char *sp = l->data[0] == '@' ? memchr(l->data, ' ', len) : NULL;
+
+	if (sp != NULL)
+		tags = (size_t)(sp + 1 - l->data);
+	if (len - tags > IRC_BODY_MAX) {
+		len = tags + text_fit(l->data + tags, len - tags, IRC_BODY_MAX);
+		memcpy(l->data + len, "\r\n", 3);
+		l->len = (unsigned)len + 2;
+	}
+	return l;
+}
+
+static struct line *
+event(enum form f, const struct wire_event *ev)
+{
+	return fit(event_line(f, ev));
 }
 
 #define FORM_EVENTS(suffix, form) \

@@ -1,0 +1,717 @@
+"""
+test_irc_attack.py - the IRC gateway (irc = true) under attack: hostile
+nicks, channel names, tags, labels, SASL chunks, long lines and floods
+against a real chatd on loopback.
+
+Every line the server sends an IRC client is held to IRC's framing (CRLF
+ends it and appears nowhere else, no NUL, at most 512 bytes after the
+tags); native clients (chatproto.Client) hold their lines to the native
+protocol's.  The daemon's stderr is checked for sanitizer reports at
+teardown (conftest.py).
+"""
+
+import base64
+import os
+import select
+import socket
+import ssl
+import time
+
+import pytest
+
+from chatproto import Closed, ProtocolError, Timeout, deadline_in, scaled, wait_until
+from conftest import free_port
+
+IRC_BODY_MAX = 512          # bytes after the tags, CRLF included
+IRC_TAGS_MAX = 8191         # a server's tags, '@' and the space included
+
+
+class Irc:
+    """A raw IRC connection that checks the framing of every line it reads."""
+
+    def __init__(self, port, label="irc", host="127.0.0.1", tls_ca=None, timeout=5.0):
+        self.label = label
+        sock = socket.create_connection((host, port), timeout=scaled(timeout))
+        if tls_ca is not None:
+            ctx = ssl.create_default_context(cafile=str(tls_ca))
+            ctx.check_hostname = False
+            sock = ctx.wrap_socket(sock)
+        sock.settimeout(scaled(30))
+        self.sock = sock
+        self.buf = b""
+        self.seen = []
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def send(self, line):
+        data = line if isinstance(line, bytes) else line.encode("utf-8")
+        self.sock.sendall(data + b"\r\n")
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Timeout(f"{self.label}: no complete line in time (pending {self.buf[:200]!r})")
+        if not (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
+            ready, _, _ = select.select([self.sock], [], [], left)
+            if not ready:
+                return
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLError) as e:
+            raise Closed(f"{self.label}: connection reset") from e
+        if not data:
+            raise Closed(f"{self.label}: connection closed (pending {self.buf[:200]!r})")
+        self.buf += data
+
+    @staticmethod
+    def check_framing(raw, label="irc"):
+        """raw: one line with its CRLF.  Raises ProtocolError if it breaks IRC's framing."""
+        if not raw.endswith(b"\r\n"):
+            raise ProtocolError(f"{label}: line without CRLF {raw!r}")
+        body = raw[:-2]
+        if b"\r" in body or b"\n" in body or b"\0" in body:
+            raise ProtocolError(f"{label}: CR, LF or NUL inside {raw!r}")
+        if body.startswith(b"@"):
+            tags, sep, body = body.partition(b" ")
+            if not sep or len(tags) + 1 > IRC_TAGS_MAX:
+                raise ProtocolError(f"{label}: bad tags in {raw!r}")
+        if len(body) + 2 > IRC_BODY_MAX:
+            raise ProtocolError(f"{label}: {len(body) + 2} bytes without tags: {raw[:120]!r}...")
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ProtocolError(f"{label}: invalid UTF-8 {raw!r}") from e
+
+    def read(self, timeout=5.0):
+        """The next line, framing checked, as text without CRLF."""
+        deadline = deadline_in(timeout)
+        while True:
+            nl = self.buf.find(b"\n")
+            if nl >= 0:
+                raw, self.buf = self.buf[:nl + 1], self.buf[nl + 1:]
+                self.check_framing(raw, self.label)
+                line = raw[:-2].decode("utf-8")
+                self.seen.append(line)
+                return line
+            if len(self.buf) > IRC_TAGS_MAX + IRC_BODY_MAX:
+                raise ProtocolError(f"{self.label}: no line end in {len(self.buf)} bytes")
+            self._fill(deadline)
+
+    def expect(self, pred, what, timeout=5.0):
+        """Reads until a line for which pred(line) holds; returns it (and what came before)."""
+        deadline = deadline_in(timeout)
+        before = []
+        while True:
+            left = (deadline - time.monotonic()) / (4 if os.environ.get("CHATD_SANITIZE") else 1)
+            try:
+                line = self.read(max(left, 0.001))
+            except Timeout as e:
+                raise Timeout(f"{self.label}: no {what}; got {before[-20:]!r}") from e
+            if pred(line):
+                self.before = before
+                return line
+            before.append(line)
+
+    def numeric(self, num, timeout=5.0):
+        return self.expect(lambda l: command(l) == num, f"numeric {num}", timeout)
+
+    def read_until_closed(self, timeout=5.0):
+        lines = []
+        deadline = deadline_in(timeout)
+        while True:
+            try:
+                lines.append(self.read(max(deadline - time.monotonic(), 0.001) / 4
+                                       if os.environ.get("CHATD_SANITIZE") else
+                                       max(deadline - time.monotonic(), 0.001)))
+            except Closed:
+                return lines
+
+    def sync(self, token="sync", timeout=5.0):
+        """A PING round trip: lines before its PONG are in self.before."""
+        self.send(f"PING {token}")
+        return self.expect(lambda l: command(l) == "PONG" and l.endswith(token), "PONG", timeout)
+
+    def register(self, nick, password=None, caps=(), sasl=None):
+        """Registers (PASS, SASL PLAIN (authcid, password), or neither); returns after 376/422."""
+        if caps or sasl:
+            self.send("CAP LS 302")
+            want = list(caps) + (["sasl"] if sasl else [])
+            self.send("CAP REQ :" + " ".join(want))
+        if password is not None:
+            self.send(f"PASS :{password}")
+        self.send(f"NICK {nick}")
+        self.send(f"USER {nick} 0 * :{nick}")
+        if sasl:
+            self.expect(lambda l: " ACK " in l, "CAP ACK")
+            self.send("AUTHENTICATE PLAIN")
+            self.expect(lambda l: l == "AUTHENTICATE +", "AUTHENTICATE +")
+            blob = base64.b64encode(b"\0" + sasl[0].encode() + b"\0" + sasl[1].encode())
+            self.send(b"AUTHENTICATE " + blob)
+            self.numeric("903")
+        if caps or sasl:
+            self.send("CAP END")
+        self.numeric("001")
+        self.expect(lambda l: command(l) in ("376", "422"), "end of MOTD")
+        self.sync("welcome")
+        return self
+
+
+def command(line):
+    """The command (or numeric) of a server line."""
+    words = line.split(" ")
+    if words[0].startswith("@"):
+        words = words[1:]
+    if words and words[0].startswith(":"):
+        words = words[1:]
+    return words[0] if words else ""
+
+
+def params(line):
+    """The parameters of a server line (the trailing one with its spaces)."""
+    if line.startswith("@"):
+        line = line.split(" ", 1)[1]
+    if line.startswith(":"):
+        line = line.split(" ", 1)[1]
+    head, sep, trailing = line.partition(" :")
+    out = head.split(" ")[1:]
+    return out + [trailing] if sep else out
+
+
+@pytest.fixture
+def irc_attack(irc_chatd):
+    """make(**settings) -> a running chatd with the IRC gateway (conftest's irc_chatd, no
+    IRC TLS port unless given); .irc(label) connects a checked Irc client (closed at
+    teardown)."""
+    opened = []
+
+    def make(**overrides):
+        settings = {"irc_tls_port": -1}
+        settings.update(overrides)
+        daemon = irc_chatd(**settings)
+
+        def irc(label="irc", **kwargs):
+            client = Irc(daemon.irc_port, label, **kwargs)
+            opened.append(client)
+            return client
+
+        daemon.irc = irc
+        return daemon
+
+    yield make
+    for client in opened:
+        client.close()
+
+
+# ---- replies that carry what the client sent ----
+
+def test_echoed_parameters_keep_irc_framing(irc_attack):
+    """A client's own long or invalid parameter, echoed in a numeric, is cut to
+    512 bytes and made valid UTF-8 (005 says UTF8ONLY)."""
+    daemon = irc_attack()
+    pre = daemon.irc("pre")
+    pre.send(b"NICK \xff\xfe")
+    assert params(pre.numeric("432"))[1] == "??"
+    pre.send("NICK " + "n" * 480)
+    pre.numeric("432")
+    pre.close()
+
+    a = daemon.irc("a").register("alice", password="pw-alice")
+    for line, num in (("NICK " + "x" * 480, "432"), ("X" * 500, "421"),
+                      ("CAP " + "q" * 490, "410"), ("WHOIS " + "k" * 480, "401"),
+                      ("WHO " + "k" * 490, "315"), ("NAMES " + "#" * 490, "366")):
+        a.send(line)
+        a.numeric(num)
+    a.send("CHATHISTORY " + "w" * 480)
+    a.expect(lambda l: l.startswith(":chatd FAIL CHATHISTORY INVALID_PARAMS w"), "FAIL")
+    a.send("PART #lobby :" + "r" * 490)
+    part = a.expect(lambda l: command(l) == "PART", "PART")
+    assert params(part)[1] == "r" * 127      # as the others see it (REASON_TEXT_MAX)
+    a.sync()
+
+
+# ---- lines longer than IRC's 512 bytes ----
+
+def privmsg_texts(lines, target):
+    """The texts of the PRIVMSG lines to target, in order."""
+    return [params(l)[1] for l in lines if command(l) == "PRIVMSG" and params(l)[0] == target]
+
+
+def test_long_messages_reach_irc_in_lines_that_fit(irc_attack):
+    """A message that does not fit one IRC line (an IRC client's 510-byte PRIVMSG gets a
+    prefix; a native line may be max_line long) goes out as several lines, cut between
+    characters, msgid on the first; so does its replay, and a long topic is cut."""
+    daemon = irc_attack(max_topic=1024)
+    native = daemon.login("carol")
+    bob = daemon.irc("bob").register("bob", password="pw-bob",
+                                     caps=["message-tags", "batch", "draft/chathistory"])
+    alice = daemon.irc("alice").register("alice", password="pw-alice")
+
+    short = "y" * (510 - len("PRIVMSG #lobby :"))
+    alice.send("PRIVMSG #lobby :" + short)
+    first = bob.expect(lambda l: command(l) == "PRIVMSG", "alice's PRIVMSG")
+    got = privmsg_texts([first] + [bob.sync("a")] + bob.before, "#lobby")
+    assert "".join(got) == short and len(got) == 2, got
+    assert "msgid=" in first and "msgid=" not in bob.before[0]
+
+    long_text = "é" * 1000 + " and some words after it" + "ü" * 700
+    native.say(long_text)
+    native.say("//me " + "waves " * 300)
+    native.request("/msg bob " + "private " * 400)
+    bob.sync("b")
+    texts = privmsg_texts(bob.before, "#lobby")
+    actions = [t for t in texts if t.startswith("\x01ACTION ")]
+    assert "".join(t for t in texts if not t.startswith("\x01")) == long_text
+    assert all(t.endswith("\x01") for t in actions) and len(actions) > 1
+    assert "".join(t[8:-1] for t in actions) in ("waves " * 300, ("waves " * 300).rstrip())
+    assert "".join(privmsg_texts(bob.before, "bob")) == "private " * 400
+
+    bob.send("CHATHISTORY LATEST #lobby * 10")
+    bob.expect(lambda l: l.startswith(":chatd BATCH -"), "end of the chathistory batch")
+    replay = [l for l in bob.before if command(l) == "PRIVMSG"]
+    assert all(l.startswith("@batch=") for l in replay)
+    assert long_text in "".join(privmsg_texts(replay, "#lobby"))
+
+    native.request("/topic lobby " + "t" * 1000)
+    topic = bob.expect(lambda l: command(l) == "TOPIC", "TOPIC")
+    assert params(topic)[1] == "t" * len(params(topic)[1])
+
+
+def test_label_is_sent_back_whole_or_not_at_all(irc_attack):
+    """labeled-response: a label whose escaped form would not fit is dropped, never cut
+    into another command's label."""
+    daemon = irc_attack()
+    a = daemon.irc("a").register("alice", password="pw-alice", caps=["labeled-response"])
+    label = "a\\sb\\:c\\\\" + "d" * 58    # 64 bytes unescaped, 67 escaped
+    a.send(f"@label={label} PING x")
+    pong = a.expect(lambda l: command(l) == "PONG", "PONG")
+    assert not pong.startswith("@") or pong.startswith(f"@label={label} "), pong
+    a.send("@label=" + "L" * 64 + " PING y")
+    assert a.expect(lambda l: command(l) == "PONG", "PONG").startswith("@label=" + "L" * 64 + " ")
+
+
+# ---- floods ----
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_many_targets_are_not_many_messages_for_one_line(irc_attack):
+    """PRIVMSG to many targets: at most TARGMAX (4) are served, 407 for the rest; a line
+    to 20 targets was 20 messages for one flood-control token."""
+    daemon = irc_attack()
+    carol = daemon.login("carol")
+    a = daemon.irc("a").register("alice", password="pw-alice")
+    a.send("PRIVMSG " + ",".join(["carol"] * 20) + " :hi")
+    a.sync("privmsg")
+    carol.sync()
+    assert len(carol.live_of("PRIV")) == 4
+    assert [params(l)[1] for l in a.before if command(l) == "407"] == ["carol"]
+    a.send("NOTICE " + ",".join(["carol"] * 20) + " :note")
+    a.sync("notice")
+    assert not [l for l in a.before if command(l) == "407"]
+    carol.sync()
+    assert len(carol.live_of("PRIV")) == 8
+    assert "TARGMAX=PRIVMSG:4,NOTICE:4" in " ".join(a.seen)
+
+
+def test_flood_is_slowed_not_dropped_and_does_not_spin(irc_attack):
+    """Past irc_flood_burst, lines wait for tokens (irc_flood_rate a second): every one
+    arrives, none early, the client stays, and chatd sleeps meanwhile."""
+    daemon = irc_attack(irc_flood_burst=5, irc_flood_rate=10)
+    carol = daemon.login("carol")
+    a = daemon.irc("a").register("alice", password="pw-alice")
+    time.sleep(0.6)                 # the welcome's lines cost tokens: let the bucket fill
+    cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+    a.send_raw(b"".join(b"PRIVMSG #lobby :flood %d\r\n" % i for i in range(40)))
+    for i in range(40):
+        carol.wait_for("MSG", lambda l: l[-1] == f"flood {i}", timeout=10)
+    took, cpu = time.monotonic() - t0, cpu_seconds(daemon.pid) - cpu0
+    assert took >= (40 - 5) / 10 * 0.9, took
+    assert cpu < took / 4, (cpu, took)
+    a.sync()
+
+
+# ---- SASL ----
+
+def sasl_start(daemon, label="s"):
+    c = daemon.irc(label)
+    c.send("CAP LS 302")
+    c.send("CAP REQ :sasl")
+    c.send("NICK bob")
+    c.send("USER bob 0 * :bob")
+    c.send("AUTHENTICATE PLAIN")
+    c.expect(lambda l: l == "AUTHENTICATE +", "AUTHENTICATE +")
+    return c
+
+
+def test_sasl_first_chunk_too_long(irc_attack):
+    """A first AUTHENTICATE chunk over 400 bytes is 905; it once passed a null pointer
+    to explicit_bzero() (no buffer yet): undefined behaviour, which UBSan stops on."""
+    daemon = irc_attack()
+    c = sasl_start(daemon)
+    c.send("AUTHENTICATE " + "A" * 401)
+    c.numeric("905")
+    c.send("AUTHENTICATE *")                    # nothing to abort: 906 all the same
+    c.numeric("906")
+    c.sync()
+
+
+def test_sasl_plain_edges(irc_attack):
+    """Chunk boundaries, lengths, malformed and mismatched messages: each answered with
+    its numeric, none logs in; then a message of exactly 400 bytes and "+" does."""
+    daemon = irc_attack()
+    carol = daemon.login("carol")           # registered, password pw-carol
+    carol.close()
+
+    def b64(raw):
+        return base64.b64encode(raw).decode()
+
+    for chunks, num in (
+            (["A" * 400] * 3 + ["AAAA"], "905"),                 # over 1200 in all
+            (["!!!!"], "904"),                                    # not base64
+            (["QUJD" * 100, "+"], "904"),                         # 400 bytes, no NULs
+            ([b64(b"dave\0carol\0pw-carol")], "904"),             # authzid != authcid
+            ([b64(b"\0carol\0")], "904"),                         # empty password
+            ([b64(b"\0carol\0pw-\0carol")], "904"),               # a NUL in the password
+            ([b64(b"\0" + b"c" * 33 + b"\0pw")], "904"),          # not a name
+            ([b64(b"\0carol\0pw-carol")[:-1]], "904"),            # cut short
+            (["+"], "904")):                                      # empty message
+        c = sasl_start(daemon, f"sasl{num}")
+        for chunk in chunks:
+            c.send("AUTHENTICATE " + chunk)
+        c.numeric(num)
+        c.close()
+
+    # 400 bytes exactly: the client must send "+" after it.
+    password = "p" * (300 - len("\0carol\0")) 
+    blob = b64(b"\0carol\0" + password.encode())
+    assert len(blob) == 400
+    c = sasl_start(daemon, "exact")
+    c.send("AUTHENTICATE " + blob)
+    c.send("AUTHENTICATE +")
+    c.numeric("904")                                    # wrong password, well-formed
+    c.send("AUTHENTICATE PLAIN")
+    c.expect(lambda l: l == "AUTHENTICATE +", "AUTHENTICATE +")
+    c.send("AUTHENTICATE " + b64(b"carol\0carol\0pw-carol"))
+    c.numeric("903")
+    c.send("AUTHENTICATE PLAIN")
+    c.numeric("907")
+    c.send("CAP END")
+    assert params(c.numeric("001"))[0] == "carol"       # the account, not NICK bob
+
+
+def test_plain_login_keeps_passwords_off_the_plain_irc_port(irc_attack, pair):
+    """With TLS on and plain_login = deny, SASL PLAIN and PASS on the plain IRC port are
+    refused before any password is sent, naming irc_tls_port."""
+    daemon = irc_attack(tls_cert=str(pair[0]), tls_key=str(pair[1]), tls_port=free_port(),
+                       irc_tls_port=free_port(), plain_login="deny")
+    for first in ("CAP REQ :sasl", "PASS :secret"):
+        c = daemon.irc("plain")
+        c.send(first)
+        c.send("NICK bob")
+        c.send("USER bob 0 * :bob")
+        c.send("AUTHENTICATE PLAIN")
+        c.send("CAP END")
+        lines = c.read_until_closed()
+        assert any(f"connect with TLS to port {daemon.irc_tls_port}" in l for l in lines), lines
+        assert not any(command(l) in ("001", "900", "AUTHENTICATE") for l in lines), lines
+
+
+def test_irc_over_tls(irc_attack, pair, ca):
+    """irc_tls_port: SASL over TLS; a peer that never completes its handshake (or speaks
+    plain IRC to the TLS port) holds nobody up."""
+    daemon = irc_attack(tls_cert=str(pair[0]), tls_key=str(pair[1]), tls_port=free_port(),
+                       irc_tls_port=free_port())
+    stuck = socket.create_connection(("127.0.0.1", daemon.irc_tls_port))
+    plain = socket.create_connection(("127.0.0.1", daemon.irc_tls_port))
+    plain.sendall(b"NICK x\r\nUSER x 0 * :x\r\n")
+    try:
+        t = Irc(daemon.irc_tls_port, "tls", tls_ca=ca.cert)
+        t.register("tlsuser", password="pw-tlsuser", caps=["message-tags"])
+        t2 = Irc(daemon.irc_tls_port, "tls2", tls_ca=ca.cert)
+        t2.register("other", sasl=("other", "pw-other"))     # registers other
+        t.send("PRIVMSG #lobby :over TLS")
+        line = t2.expect(lambda l: command(l) == "PRIVMSG", "PRIVMSG")
+        assert params(line) == ["#lobby", "over TLS"]
+        t.close()
+        t2.close()
+    finally:
+        stuck.close()
+        plain.close()
+
+
+def test_flood_before_registration_is_slowed_too(irc_attack):
+    """The token bucket holds from the first line: before registration a client could
+    send lines as fast as the network takes them (PING, CAP LS, ...), each answered, and
+    keep a core busy without ever logging in."""
+    daemon = irc_attack(irc_flood_burst=5, irc_flood_rate=10)
+    c = daemon.irc("pre")
+    cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+    c.send_raw(b"PING x\r\n" * 2000)
+    pongs = 0
+    while time.monotonic() - t0 < 2:
+        try:
+            pongs += command(c.read(0.1)) == "PONG"
+        except Timeout:
+            pass
+    took = time.monotonic() - t0
+    assert 5 <= pongs <= 5 + 10 * took + 2, (pongs, took)
+    assert cpu_seconds(daemon.pid) - cpu0 < took / 4
+
+
+@pytest.mark.parametrize("how", ["flood", "ping-pong"])
+def test_login_timeout_ends_a_registration_that_only_sends_lines(irc_attack, how):
+    """login_timeout holds while lines keep coming before registration, paced by flood
+    control (a flood) or not (PING, PONG, PING...): ERROR, then the connection closes."""
+    daemon = irc_attack(login_timeout=2, irc_flood_burst=5, irc_flood_rate=10)
+    c = daemon.irc("pre")
+    t0 = time.monotonic()
+    if how == "flood":
+        c.send_raw(b"PING x\r\n" * 2000)
+    # The server's ERROR comes before its close, so a read sees it before a send fails.
+    with pytest.raises((Closed, BrokenPipeError, ConnectionResetError)):
+        while time.monotonic() - t0 < scaled(6):
+            if how == "ping-pong":
+                c.send("PING x")
+            try:
+                c.read(0.5)
+            except Timeout:
+                pass
+    assert any(l.startswith("ERROR ") and "too long" in l for l in c.seen), c.seen[-3:]
+    assert time.monotonic() - t0 < 2 + scaled(1.5)
+
+
+# ---- names: guests, registered users, both protocols ----
+
+def test_guests_cannot_take_a_name_in_use_or_registered(irc_attack):
+    """guests = true: a guest may not take a registered name (any case) or one online
+    (IRC or native, any case); a login with the password replaces a session of that name,
+    from either protocol to the other."""
+    daemon = irc_attack(guests=True)
+    daemon.login("bob").close()                          # registers bob
+    g = daemon.irc("g").register("guest1")
+    for nick, num in (("BOB", "464"), ("GUEST1", "433"), ("guest1", "433")):
+        c = daemon.irc(f"try-{nick}")
+        c.send(f"NICK {nick}")
+        c.send(f"USER {nick} 0 * :{nick}")
+        c.numeric(num)
+        c.close()
+    native = daemon.connect("native-guest1")
+    native.expect_hello()
+    native.send_line("Guest1")
+    native.expect("PASS")
+    native.send_line("")
+    assert native.read().tag == "ERR"
+
+    # native bob, then IRC bob with the password: the native one is replaced; and back.
+    nbob = daemon.login("bob")
+    ibob = daemon.irc("ibob").register("bob", password="pw-bob")
+    assert nbob.expect("BYE")[0] == "replaced"
+    nbob2 = daemon.login("bob")
+    lines = ibob.read_until_closed()
+    assert any(l.startswith("ERROR :Closing link: replaced") for l in lines), lines
+    nbob2.sync()
+    g.sync()
+
+
+# ---- many clients, and one that never reads ----
+
+def test_crowd_of_200_irc_registrations(irc_attack):
+    """200 IRC connections register at once (guests, within max_logins); WHO, NAMES, LIST
+    and ISON on the crowded room keep every line within 512 bytes."""
+    daemon = irc_attack(guests=True, max_logins=256, max_logins_per_address=256,
+                       max_clients_per_address=256)
+    conns = [daemon.irc(f"c{i}") for i in range(200)]
+    for i, c in enumerate(conns):
+        c.send_raw(f"NICK g{i:03d}-{'x' * 26}\r\nUSER g 0 * :g\r\n".encode())
+    for c in conns:
+        c.numeric("001", timeout=30)
+    w = conns[0]
+    w.sync("crowd")
+    w.send("WHO #lobby")
+    w.numeric("315", timeout=20)
+    assert len([l for l in w.before if command(l) == "352"]) == 200
+    w.send("NAMES #lobby")
+    w.numeric("366", timeout=20)
+    w.send("LIST")
+    w.numeric("323", timeout=20)
+    w.send("ISON " + " ".join(f"g{i:03d}-{'x' * 26}" for i in range(14)))
+    w.numeric("303")
+    for c in conns[1:]:
+        c.send("QUIT :bye")
+    w.sync("after")
+
+
+def test_a_client_that_never_reads_is_dropped_at_send_queue_limit(irc_attack):
+    """Requests with big answers from a client that does not read: its queue stays
+    bounded and it is dropped for overflow; the others go on."""
+    daemon = irc_attack(send_queue_limit=65536)
+    carol = daemon.login("carol")
+    for i in range(30):
+        carol.say(f"{i} " + "x" * 2000)
+    slow = daemon.irc("slow").register("slow", password="pw-slow",
+                                       caps=["batch", "draft/chathistory"])
+    slow.sock.settimeout(scaled(10))
+    request = b"CHATHISTORY LATEST #lobby * 1000\r\nLIST\r\nPRIVMSG nobody :x\r\n"
+    try:
+        for _ in range(300):
+            slow.send_raw(request)
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        pass
+    wait_until(lambda: "disconnect slow from 127.0.0.1: overflow" in daemon.log_text(),
+               "slow dropped for overflow", timeout=20)
+    carol.sync()
+
+
+# ---- hostile lines ----
+
+def test_hostile_lines(irc_attack):
+    """NUL, bare CR, empty lines, tags at and over 4094 bytes, lines at and over 510
+    bytes and 8191 + 512 in all, many parameters: answered (417) or ignored; the
+    connection and the daemon stay."""
+    daemon = irc_attack()
+    a = daemon.irc("a").register("alice", password="pw-alice",
+                                 caps=["message-tags", "labeled-response"])
+    a.send("@" + "a" * 4094 + " PING tags-at-max")
+    a.expect(lambda l: l.endswith("tags-at-max"), "PONG")
+    for line in ("@" + "a" * 4095 + " PING x", "@a=" + "b" * 8180 + " PING x",
+                 "@" + "a" * 8191 + " " + "P" * 512, "@" + "a" * 9000 + " PING x",
+                 "PING " + "x" * 506):
+        a.send(line)
+        a.numeric("417")
+    a.send("PING " + "x" * 505)          # fits the client's line; its PONG is cut to fit ours
+    assert params(a.expect(lambda l: command(l) == "PONG", "PONG"))[1] == "x" * (510 - 19)
+    a.send_raw(b"PING a\0b\r\nPING a\rb\r\n\r\n\n\r\r\n" + b"x" * 20000 + b"\r\n")
+    a.numeric("417")
+    a.send(" ".join(["PING"] + [f"p{i}" for i in range(40)]))
+    a.expect(lambda l: command(l) == "PONG" and l.endswith(":p0"), "PONG p0")
+    a.send("CAP REQ :" + " ".join(["sasl"] * 100))
+    a.expect(lambda l: " ACK :sasl" in l, "ACK")
+    a.send("PRIVMSG #lobby :\x01ACTION")
+    a.send("PRIVMSG #lobby :\x01")
+    a.send("PRIVMSG #lobby :\x02\x1d\x0f")
+    a.numeric("412")
+    a.send("PRIVMSG #lobby :a\x07b")
+    a.expect(lambda l: "INVALID_TEXT" in l, "FAIL INVALID_TEXT")
+    a.sync("end")
+
+
+def test_texts_others_see_keep_the_native_framing(irc_attack):
+    """QUIT, PART, AWAY and TOPIC texts with bidi, control and formatting characters
+    reach native users only as text that passes the native rules (PROTOCOL.md)."""
+    daemon = irc_attack()
+    carol = daemon.login("carol")
+    a = daemon.irc("a").register("alice", password="pw-alice")
+    a.send("AWAY :\x1b[31m red \u202e")
+    a.numeric("306")
+    a.send("TOPIC #lobby :\u202eevil")
+    a.expect(lambda l: "INVALID_TEXT" in l, "FAIL INVALID_TEXT")
+    a.send("PRIVMSG #lobby :\x0304,12colour\x03 \x02bold\x02")
+    a.send("PART #lobby :\u2066isolate\u2069")
+    a.send("JOIN #lobby")
+    a.send("QUIT :bye \u202e\x01 now")
+    a.read_until_closed()
+    carol.sync()
+    msgs = [l for l in carol.live if l.tag == "MSG"]
+    assert [m[-1] for m in msgs] == ["colour bold"]
+    parts = [l for l in carol.live if l.tag == "PART"]
+    assert len(parts) == 2 and all("\u202e" not in l.raw and "\u2066" not in l.raw
+                                   for l in parts), parts
+
+
+def test_a_guests_private_message_has_no_account_tag(irc_attack):
+    """account-tag: a guest is logged in to no account; its private messages (IRC or
+    native /msg) carried account=NAME all the same."""
+    daemon = irc_attack(guests=True)
+    w = daemon.irc("w").register("watcher", password="pw-watcher",
+                                 caps=["message-tags", "account-tag"])
+    g = daemon.irc("g").register("guesty")
+    g.send("PRIVMSG watcher :from an IRC guest")
+    native = daemon.connect("native-guest")
+    native.expect_hello()
+    native.send_line("nguest")
+    native.expect("PASS")
+    native.send_line("")
+    native.finish_login()
+    native.request("/msg watcher from a native guest")
+    carol = daemon.login("carol")
+    carol.request("/msg watcher from carol")
+    lines = [w.expect(lambda l: command(l) == "PRIVMSG", "PRIVMSG") for _ in range(3)]
+    assert ["account=" in l.split(" ", 1)[0] for l in lines] == [False, False, True], lines
+    assert ";account=carol " in lines[2]
+
+
+def test_a_guests_room_message_has_no_account_tag(irc_attack):
+    """account-tag (and IRC-DESIGN: 'account only for registered users'): a guest is
+    logged in to no account, so its room messages must not carry one."""
+    daemon = irc_attack(guests=True)
+    w = daemon.irc("w").register("watcher", password="pw-watcher",
+                                 caps=["message-tags", "account-tag"])
+    g = daemon.irc("g").register("guesty")
+    g.send("PRIVMSG #lobby :from a guest")
+    line = w.expect(lambda l: command(l) == "PRIVMSG", "the guest's PRIVMSG")
+    assert "account=" not in line.split(" ", 1)[0], line
+
+
+def test_operator_events_have_a_valid_source(irc_attack):
+    """A topic the operator set (chatctl room topic) has the server as its source, live
+    and in history: ':*!*@chatd TOPIC' named a user '*', which no nick can be.  Long
+    operator notices are cut to fit one line."""
+    daemon = irc_attack(max_topic=1024)
+    a = daemon.irc("a").register("alice", password="pw-alice",
+                                 caps=["message-tags", "batch", "draft/chathistory",
+                                       "draft/event-playback"])
+    daemon.ctl_ok("room", "topic", "lobby", "set by the operator")
+    topic = a.expect(lambda l: command(l) == "TOPIC", "TOPIC")
+    assert topic.split(" ")[1] == ":chatd", topic
+    daemon.ctl_ok("notice", "n" * 3000)
+    assert params(a.expect(lambda l: command(l) == "NOTICE", "NOTICE"))[1].startswith("nnn")
+    a.send("CHATHISTORY LATEST #lobby * 10")
+    a.expect(lambda l: l.startswith(":chatd BATCH -"), "end of batch")
+    topics = [l for l in a.before if command(l) == "TOPIC"]
+    assert topics and all(" :chatd TOPIC #lobby " in l for l in topics), topics
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+
+@pytest.mark.skipif(os.environ.get("CHATD_SANITIZE", "") != "",
+                    reason="a sanitizer's allocator keeps freed memory resident: "
+                    "the resident size cannot show what chatd frees")
+def test_a_big_reply_is_not_kept_per_connection(chatd_factory):
+    """Each connection gathered its replies in a buffer that grew to the largest reply it
+    ever had (a CHATHISTORY of 1000 lines: half a megabyte, a LIST of 4096 rooms with
+    topics more) and kept it for its life: many connections asking once pinned that much
+    each."""
+    daemon = chatd_factory(irc=True, irc_port=free_port(), irc_tls_port=-1,
+                           max_logins_per_address=128, max_clients_per_address=128)
+    carol = daemon.login("carol")
+    for start in range(0, 1000, 100):
+        carol.send_raw(b"".join(b"%d %s\n" % (i, b"x" * 440) for i in range(start, start + 100)))
+        for _ in range(100):
+            carol.wait_for("OK")
+    clients = [Irc(daemon.irc_port, f"c{i}").register(f"user{i}", password=f"pw-user{i}",
+                                                      caps=["batch", "draft/chathistory"])
+               for i in range(100)]
+    before = rss_kib(daemon.pid)
+    # One after the other: the allocator keeps some of what a reply freed for the next (a
+    # bounded amount, some 16 MiB here, whatever the number of connections); what each
+    # connection keeps adds up (about half a MiB each).
+    for c in clients:
+        c.send("CHATHISTORY LATEST #lobby * 1000")
+        c.expect(lambda l: l.startswith(":chatd BATCH -"), "end of the batch", timeout=30)
+        c.sync()
+    kept = rss_kib(daemon.pid) - before
+    assert kept < 32 * 1024, f"{kept} KiB kept after 100 CHATHISTORY replies of ~500 KiB"
+    for c in clients:
+        c.close()
