@@ -1302,6 +1302,9 @@ report(void)
 	       o->label, o->proto->name, o->clients, B.ready,
 	       B.ready ? (double)(B.t_last_login - B.t0) / 1e9 : 0.0, o->senders, o->stalled,
 	       o->duration, o->rate, o->window, o->size, o->rooms, o->joins);
+	if (o->proto == &proto_irc)
+		printf("\"irc\":{\"pass\":%s,\"channel\":\"%s\"},", o->irc_pass ? "true" : "false",
+		       o->rooms > 0 ? "" : o->channel);
 	if (o->rooms > 0) {
 		printf("\"join\":{\"clients\":%u,\"memberships\":%" PRIu64 ",\"join_s\":%.3f,",
 		       B.joined_clients, B.memberships,
@@ -1424,6 +1427,8 @@ setup(void)
 		c->s.index = o->first + i;
 		c->s.password = o->password;
 		c->s.want_token = o->tokens;
+		c->s.send_pass = o->irc_pass;
+		c->s.channel = o->channel;
 		c->fd = -1;
 		c->sender = i < o->senders;
 		c->stalled = i >= o->clients - o->stalled;

@@ -61,7 +61,12 @@ usage(FILE *f)
 		"                          CPU per handshake\n"
 		"      --resume            --handshake-only: each client also waits for the\n"
 		"                          server's session ticket; once all are done, a\n"
-		"                          second round where each resumes its session\n",
+		"                          second round where each resumes its session\n"
+		"      --irc-pass          (irc) send PASS with the password before NICK and USER\n"
+		"                          (chatd's IRC port: the nick is the account)\n"
+		"      --channel NAME      (irc) the channel of the one-room layout (default\n"
+		"                          #bench; chatd's IRC port: #lobby is its default room,\n"
+		"                          which every client is in from its login)\n",
 		SESSION_ROOMS_MAX);
 }
 
@@ -112,7 +117,7 @@ parse_options(int argc, char **argv, struct options *o)
 	enum { O_SIZE = 256, O_LOGIN_WINDOW, O_LOGIN_TIMEOUT, O_SETTLE, O_DRAIN, O_STALLED,
 	       O_SOURCES, O_FIRST, O_PASSWORD, O_PID, O_STOP, O_NO_NODELAY, O_LABEL, O_TOKENS,
 	       O_RESTART, O_STORM_TIMEOUT, O_ROOMS, O_JOINS, O_JOIN_TIMEOUT, O_TLS, O_CA,
-	       O_HANDSHAKE_ONLY, O_RESUME };
+	       O_HANDSHAKE_ONLY, O_RESUME, O_IRC_PASS, O_CHANNEL };
 	static const struct option longopts[] = {
 		{ "proto", 1, 0, 'P' }, { "host", 1, 0, 'H' }, { "port", 1, 0, 'p' },
 		{ "clients", 1, 0, 'n' }, { "senders", 1, 0, 's' }, { "duration", 1, 0, 'd' },
@@ -128,7 +133,8 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "rooms", 1, 0, O_ROOMS }, { "joins", 1, 0, O_JOINS },
 		{ "join-timeout", 1, 0, O_JOIN_TIMEOUT }, { "tls", 0, 0, O_TLS },
 		{ "ca", 1, 0, O_CA }, { "handshake-only", 0, 0, O_HANDSHAKE_ONLY },
-		{ "resume", 0, 0, O_RESUME },
+		{ "resume", 0, 0, O_RESUME }, { "irc-pass", 0, 0, O_IRC_PASS },
+		{ "channel", 1, 0, O_CHANNEL },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	int opt;
@@ -138,6 +144,7 @@ parse_options(int argc, char **argv, struct options *o)
 		.senders = 10, .duration = 10, .window = 32, .size = 64, .connect_rate = 2000,
 		.login_window = 500, .login_timeout = 60, .settle = 0.5, .drain = 3, .sources = 1,
 		.password = "benchpw", .label = "", .nodelay = true, .storm_timeout = 600,
+		.channel = "#bench",
 	};
 	while ((opt = getopt_long(argc, argv, "P:H:p:n:s:d:r:w:c:h", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -194,6 +201,8 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_CA: o->tls = true; o->ca_file = optarg; break;
 		case O_HANDSHAKE_ONLY: o->handshake_only = true; break;
 		case O_RESUME: o->resume = true; break;
+		case O_IRC_PASS: o->irc_pass = true; break;
+		case O_CHANNEL: o->channel = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -226,6 +235,16 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	if (o->tokens && o->proto != &proto_chatd) {
 		fprintf(stderr, "chatbench: --tokens is for chatd\n");
+		exit(2);
+	}
+	if ((o->irc_pass || strcmp(o->channel, "#bench") != 0) && o->proto != &proto_irc) {
+		fprintf(stderr, "chatbench: --irc-pass and --channel are for irc\n");
+		exit(2);
+	}
+	if (o->channel[0] != '#' || strlen(o->channel) > 33 ||
+	    strpbrk(o->channel, " ,\"\\\r\n") != NULL) {
+		fprintf(stderr,
+			"chatbench: --channel: '#' and at most 32 more, no spaces, commas or quotes\n");
 		exit(2);
 	}
 	if (o->stop_server && o->server_pid <= 0) {

@@ -32,6 +32,8 @@ struct options {
 	const char *ca_file; /* --ca: verify the server against it (else no verification) */
 	bool handshake_only; /* --handshake-only: close after the handshake, no login */
 	bool resume;         /* --resume: then a second round resuming each client's session */
+	bool irc_pass;       /* --irc-pass: IRC logins send PASS with the password first */
+	const char *channel; /* --channel: IRC's channel in the one-room layout */
 };
 
 /* Fills o from the command line; prints usage and exits 2 on a bad one (0 for --help). */

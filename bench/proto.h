@@ -20,15 +20,17 @@ struct session {
 	unsigned index; /* client number: its user name is b<index> */
 	int phase;      /* the module's own login progress, 0 at connect */
 	const char *password;
-	bool want_token;    /* chatd: ask for a resume token after a password login */
-	bool resumed;       /* chatd: the last login used the token */
-	bool token_refused; /* chatd: the server refused the token (then the password) */
-	char token[65];     /* chatd: the resume token, "" if none */
-	int version;        /* chatd: the protocol version its HELLO announced */
+	bool want_token;     /* chatd: ask for a resume token after a password login */
+	bool resumed;        /* chatd: the last login used the token */
+	bool token_refused;  /* chatd: the server refused the token (then the password) */
+	char token[65];      /* chatd: the resume token, "" if none */
+	int version;         /* chatd: the protocol version its HELLO announced */
+	bool send_pass;      /* IRC: PASS password before NICK and USER (chatd's IRC port) */
+	const char *channel; /* IRC: the one-room layout's channel (default #bench) */
 	/*
 	 * The rooms layout (--rooms): the rooms r<number> this client joins
 	 * after its login; it sends to the last one.  nrooms 0: the one-room
-	 * layout (chatd's default room, IRC's #bench joined at login).
+	 * layout (chatd's default room, IRC's channel joined at login).
 	 */
 	unsigned nrooms;
 	unsigned rooms[SESSION_ROOMS_MAX];

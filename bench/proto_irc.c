@@ -1,28 +1,36 @@
 /*
- * proto_irc.c - IRC (RFC 1459/2812 as ngircd and InspIRCd speak it) for
- * chatbench: NICK and USER, JOIN #bench once welcomed (001), logged in at
- * the end of the channel's name list (366), PRIVMSG #bench to send, PING
- * answered with PONG.  In the rooms layout a client is logged in at the
- * end of the message of the day (376, or 422 when there is none), then
- * sends "JOIN #rN" for each of its rooms, each joined at the end of its
- * name list (366), and sends PRIVMSG #rN to the last one.
+ * proto_irc.c - IRC (RFC 1459/2812 as ngircd and InspIRCd speak it, and
+ * chatd's IRC port) for chatbench: PASS with the password first when asked
+ * (--irc-pass: on chatd's IRC port the nick is the account), NICK and
+ * USER, JOIN of the one-room layout's channel (--channel, default #bench)
+ * once welcomed (001), logged in at the end of that channel's name list
+ * (366), PRIVMSG to the channel to send, PING answered with PONG.  The
+ * name lists of other channels do not count: chatd joins every client to
+ * its default room (#lobby) in its welcome, and a JOIN of a channel the
+ * client is already in is answered with nothing.  In the rooms layout a
+ * client is logged in at the end of the message of the day (376, or 422
+ * when there is none), then sends "JOIN #rN" for each of its rooms, each
+ * joined at the end of its name list (366), and sends PRIVMSG #rN to the
+ * last one.
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proto.h"
-
-#define CHANNEL "#bench"
 
 enum { WAIT_WELCOME, WAIT_NAMES, WAIT_MOTD, READY };
 
 static void
 irc_connected(struct session *s)
 {
-	char buf[128];
-	int n = snprintf(buf, sizeof(buf), "NICK b%u\r\nUSER b%u 0 * :chatbench\r\n", s->index,
-			 s->index);
+	char buf[640];
+	int n = 0;
 
+	if (s->send_pass)
+		n = snprintf(buf, sizeof(buf), "PASS %.500s\r\n", s->password);
+	n += snprintf(buf + n, sizeof(buf) - (size_t)n, "NICK b%u\r\nUSER b%u 0 * :chatbench\r\n",
+		      s->index, s->index);
 	session_write(s, buf, (size_t)n);
 	s->phase = WAIT_WELCOME;
 }
@@ -53,6 +61,31 @@ is(const char *cmd, const char *name)
 	return strncmp(cmd, name, n) == 0 && (cmd[n] == ' ' || cmd[n] == '\0');
 }
 
+/* The channel a 366 (RPL_ENDOFNAMES "NICK #chan :End...") is about is chan. */
+static bool
+names_end_of(const char *params, const char *chan)
+{
+	const char *p = strchr(params, ' ');
+	size_t n = strlen(chan);
+
+	return p != NULL && strncasecmp(p + 1, chan, n) == 0 &&
+	       (p[1 + n] == ' ' || p[1 + n] == '\0');
+}
+
+/* A 366 about one of the rooms layout's channels #rN of s. */
+static bool
+names_end_of_room(const struct session *s, const char *params)
+{
+	char chan[24];
+
+	for (unsigned i = 0; i < s->nrooms; i++) {
+		snprintf(chan, sizeof(chan), "#r%u", s->rooms[i]);
+		if (names_end_of(params, chan))
+			return true;
+	}
+	return false;
+}
+
 static enum proto_event
 irc_line(struct session *s, char *line, size_t len, const char **payload)
 {
@@ -77,7 +110,7 @@ irc_line(struct session *s, char *line, size_t len, const char **payload)
 			*payload = text ? text + 2 : NULL;
 			return text ? PE_DELIVERY : PE_SERVER_ERROR;
 		}
-		if (is(cmd, "366"))
+		if (is(cmd, "366") && names_end_of_room(s, params))
 			return PE_JOINED;
 		/* 4xx and 5xx numerics are errors (404: cannot send, 481...) */
 		if ((cmd[0] == '4' || cmd[0] == '5') && cmd[3] == ' ')
@@ -89,9 +122,10 @@ irc_line(struct session *s, char *line, size_t len, const char **payload)
 		return PE_NONE;
 	}
 	if (is(cmd, "001")) {
-		static const char join[] = "JOIN " CHANNEL "\r\n";
+		char join[80];
+		int n = snprintf(join, sizeof(join), "JOIN %s\r\n", s->channel);
 
-		session_write(s, join, sizeof(join) - 1);
+		session_write(s, join, (size_t)n);
 		s->phase = WAIT_NAMES;
 		return PE_NONE;
 	}
@@ -99,7 +133,7 @@ irc_line(struct session *s, char *line, size_t len, const char **payload)
 		s->phase = READY;
 		return PE_LOGGED_IN;
 	}
-	if (is(cmd, "366") && s->phase == WAIT_NAMES) {
+	if (is(cmd, "366") && s->phase == WAIT_NAMES && names_end_of(params, s->channel)) {
 		s->phase = READY;
 		return PE_LOGGED_IN;
 	}
@@ -129,7 +163,7 @@ irc_message(const struct session *s, char *buf, size_t cap, const char *text, si
 		hl = (size_t)snprintf(head, sizeof(head),
 				      "PRIVMSG #r%u :", s->rooms[s->nrooms - 1]);
 	else
-		hl = (size_t)snprintf(head, sizeof(head), "PRIVMSG %s :", CHANNEL);
+		hl = (size_t)snprintf(head, sizeof(head), "PRIVMSG %s :", s->channel);
 	if (hl + len + 2 > cap)
 		return 0;
 	memcpy(buf, head, hl);

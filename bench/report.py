@@ -14,9 +14,9 @@ import statistics
 import sys
 from collections import defaultdict
 
-SERVERS = ["chatd", "base", "ngircd", "inspircd", "ref"]
-TITLES = {"chatd": "chatd", "base": "chatd baseline", "ngircd": "ngIRCd", "inspircd": "InspIRCd",
-          "ref": "bare epoll fan-out"}
+SERVERS = ["chatd", "chatd-irc", "base", "ngircd", "inspircd", "ref"]
+TITLES = {"chatd": "chatd", "chatd-irc": "chatd, IRC port", "base": "chatd baseline",
+          "ngircd": "ngIRCd", "inspircd": "InspIRCd", "ref": "bare epoll fan-out"}
 PEERS = ["ngircd", "inspircd"]
 
 
@@ -59,8 +59,8 @@ def fmt(runs, label, path, scale=1.0, digits=1, unit=""):
     return text
 
 
-def ratio(runs, case, path, lower_is_better=False):
-    mine = median(runs, f"chatd|{case}", path)
+def ratio(runs, case, path, lower_is_better=False, server="chatd"):
+    mine = median(runs, f"{server}|{case}", path)
     peers = [m for m in (median(runs, f"{p}|{case}", path) for p in PEERS) if m]
     if mine is None or not peers or mine == 0:
         return "–"
@@ -158,6 +158,15 @@ def rooms_sections(runs, servers, w):
           f"{ratio(runs, fm, 'send_cpu.server_cpu_us_per_delivery', True)} better | | | "
           f"{ratio(runs, fr, 'latency_ms.p99', True)} better | | "
           f"{ratio(runs, fr, 'send_cpu.server_cpu_us_per_delivery', True)} better | |")
+        if f"chatd-irc|{fm}" in runs or f"chatd-irc|{fr}" in runs:
+            irc = "chatd-irc"
+            w(f"| chatd, IRC port ÷ best peer | | {ratio(runs, fm, 'deliveries_per_s', server=irc)} | | "
+              f"{ratio(runs, fm, 'latency_ms.p99', True, irc)} better | "
+              f"{ratio(runs, fm, 'send_cpu.server_cpu_us_per_delivery', True, irc)} better | | | "
+              f"{ratio(runs, fr, 'latency_ms.p99', True, irc)} better | | "
+              f"{ratio(runs, fr, 'send_cpu.server_cpu_us_per_delivery', True, irc)} better | |")
+            w(f"| chatd, IRC port ÷ chatd | | {ratio_to(runs, f'{irc}|{fm}', f'chatd|{fm}', 'deliveries_per_s')} | | | | "
+              f"{ratio_to(runs, f'{irc}|{fr}', f'chatd|{fr}', 'deliveries_per_s')} | | | | | |")
         w("")
     for n, r, j in rooms_layouts(runs, "g-join"):
         w(f"## (g) joining: {n:,} clients each join {j} of {r:,} rooms")
@@ -286,7 +295,15 @@ def main():
             w(f"| chatd ÷ best peer | {ratio(runs, 'b-100', 'deliveries_per_s')} | "
               f"{ratio(runs, 'b-100', 'latency_ms.p99', True)} better | "
               f"{ratio(runs, 'b-1000', 'deliveries_per_s')} | {ratio(runs, 'b-1000', 'latency_ms.p99', True)} better | |")
-        for s in ("chatd", "base"):
+        if "chatd-irc" in servers and any(p in servers for p in PEERS):
+            w(f"| chatd, IRC port ÷ best peer | {ratio(runs, 'b-100', 'deliveries_per_s', server='chatd-irc')} | "
+              f"{ratio(runs, 'b-100', 'latency_ms.p99', True, 'chatd-irc')} better | "
+              f"{ratio(runs, 'b-1000', 'deliveries_per_s', server='chatd-irc')} | "
+              f"{ratio(runs, 'b-1000', 'latency_ms.p99', True, 'chatd-irc')} better | |")
+        if "chatd-irc" in servers and "chatd" in servers:
+            w(f"| chatd, IRC port ÷ chatd | {ratio_to(runs, 'chatd-irc|b-100', 'chatd|b-100', 'deliveries_per_s')} | | "
+              f"{ratio_to(runs, 'chatd-irc|b-1000', 'chatd|b-1000', 'deliveries_per_s')} | | |")
+        for s in ("chatd", "chatd-irc", "base"):
             if f"{s}|b-100" in runs and "ref|b-100" in runs:
                 w(f"| {TITLES[s]} ÷ bare reference | {ratio_to(runs, f'{s}|b-100', 'ref|b-100', 'deliveries_per_s')} | | "
                   f"{ratio_to(runs, f'{s}|b-1000', 'ref|b-1000', 'deliveries_per_s')} | | |")
