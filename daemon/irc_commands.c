@@ -784,10 +784,16 @@ irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 	}
 	take_label(c, &m);
 	const struct irc_command *cmd = find_command(&m);
-	/* Everything that happened before a command comes first (as natively). */
-	if (!irc_cmd_is(&m, "PRIVMSG") && !irc_cmd_is(&m, "NOTICE") && client_collect(c, st) < 0)
+	/*
+	 * Everything that happened before a command comes first (as natively);
+	 * a message, like a native one, neither collects first nor counts as
+	 * deep: its thread gives back no stack pages for it (client.c).
+	 */
+	bool message = irc_cmd_is(&m, "PRIVMSG") || irc_cmd_is(&m, "NOTICE");
+	if (!message && client_collect(c, st) < 0)
 		return -1;
-	st->went_deep = true;
+	if (!message)
+		st->went_deep = true;
 	if (cmd == NULL)
 		rc = irc_num(c, "421", "%s :Unknown command", m.command);
 	else if (m.n_params < cmd->min_params)
