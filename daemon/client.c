@@ -49,6 +49,7 @@
 #include "login.h"
 #include "room.h"
 #include "server.h"
+#include "threadcache.h"
 #include "threadstack.h"
 #include "timefmt.h"
 #include "utf8.h"
@@ -798,10 +799,10 @@ const struct frontend native_frontend = {
 	.bye = native_bye,
 };
 
-static void *
-client_main(void *arg)
+/* One connection, from its accept to its end. */
+static void
+client_main(struct client *c)
 {
-	struct client *c = arg;
 	struct session_state st = { .why = PART_LOST, .went_deep = true };
 	bool registered = false;
 
@@ -828,6 +829,22 @@ client_main(void *arg)
 	room_detach(c->srv->hub, c);
 	session_thread_leave(c);
 	client_unref(c);
+}
+
+/*
+ * A client thread: its first connection, then, instead of ending, the
+ * next ones the listener hands it while it waits (threadcache.h).  A
+ * connection leaves nothing on the thread for the next: its OpenSSL
+ * state is freed (session_tls_free), its room and peers entries are gone.
+ */
+static void *
+client_thread(void *arg)
+{
+	struct client *c = arg;
+
+	do
+		client_main(c);
+	while ((c = thread_cache_park()) != NULL);
 	return NULL;
 }
 
@@ -862,10 +879,12 @@ client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr, bo
 	if (c == NULL)
 		return -1;
 	room_attach(srv->hub, c);
+	if (thread_cache_give(c))
+		return 0;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, (size_t)s->stack_size);
-	err = pthread_create(&tid, &attr, client_main, c);
+	err = pthread_create(&tid, &attr, client_thread, c);
 	pthread_attr_destroy(&attr);
 	if (err != 0) {
 		room_detach(srv->hub, c);

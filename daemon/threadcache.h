@@ -1,0 +1,33 @@
+/*
+ * threadcache.h - client threads kept for the next connection instead of
+ * ending (see threadcache.c).
+ */
+#ifndef CHATD_THREADCACHE_H
+#define CHATD_THREADCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* At most this many threads wait for a connection at a time. */
+#define THREAD_CACHE_MAX 64
+/* A thread that waited this long with no connection ends. */
+#define THREAD_CACHE_IDLE_MS 10000
+
+/*
+ * Gives job to a waiting thread (the one that waited least) and wakes it;
+ * false when none waits, and the caller starts a thread.  Any thread.
+ */
+bool thread_cache_give(void *job);
+
+/*
+ * Called by a thread done with its job: waits up to THREAD_CACHE_IDLE_MS
+ * for the next one and returns it, or returns NULL at once when
+ * THREAD_CACHE_MAX threads wait already; on NULL the thread ends.  The
+ * caller holds no lock and nothing that belongs to the last job.
+ */
+void *thread_cache_park(void);
+
+/* How many threads wait now (for status and tests). */
+size_t thread_cache_waiting(void);
+
+#endif
