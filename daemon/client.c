@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -834,8 +835,10 @@ client_main(struct client *c)
 /*
  * A client thread: its first connection, then, instead of ending, the
  * next ones the listener hands it while it waits (threadcache.h).  A
- * connection leaves nothing on the thread for the next: its OpenSSL
- * state is freed (session_tls_free), its room and peers entries are gone.
+ * connection leaves nothing of its own on the thread for the next (its
+ * SSL object is freed, its room and peers entries are gone); the thread's
+ * OpenSSL state stays for the next handshake and is freed as it ends,
+ * before thread_cache_ended() lets chatd's shutdown go on to exit().
  */
 static void *
 client_thread(void *arg)
@@ -845,6 +848,8 @@ client_thread(void *arg)
 	do
 		client_main(c);
 	while ((c = thread_cache_park()) != NULL);
+	OPENSSL_thread_stop();
+	thread_cache_ended();
 	return NULL;
 }
 
@@ -884,9 +889,11 @@ client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr, bo
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, (size_t)s->stack_size);
+	thread_cache_started();
 	err = pthread_create(&tid, &attr, client_thread, c);
 	pthread_attr_destroy(&attr);
 	if (err != 0) {
+		thread_cache_ended();
 		room_detach(srv->hub, c);
 		c->fd = -1; /* the caller still owns it */
 		client_unref(c);

@@ -151,6 +151,67 @@ test_at_most_max_wait(void **state)
 	assert_false(thread_cache_give((void *)(intptr_t)1));
 }
 
+static atomic_bool release_busy; /* the busy thread may end */
+
+/* A counted thread that waits in the cache, then ends as client.c's do. */
+static void *
+counted_waiter(void *arg)
+{
+	struct worker *w = arg;
+
+	w->last = thread_cache_park();
+	thread_cache_ended();
+	return NULL;
+}
+
+/* A counted thread still busy with its job until released. */
+static void *
+counted_busy(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&release_busy))
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	thread_cache_ended();
+	return NULL;
+}
+
+/*
+ * Shutdown: waiting threads end at once, close waits for the busy ones to
+ * end and says when they did not in time; nothing waits afterwards.  The
+ * cache stays closed: this test runs last.
+ */
+static void
+test_close_waits_for_every_thread(void **state)
+{
+	struct worker waiter = { 0 }, late = { 0 };
+	pthread_t busy;
+
+	(void)state;
+	thread_cache_started();
+	assert_int_equal(pthread_create(&waiter.tid, NULL, counted_waiter, &waiter), 0);
+	await_waiting(1);
+	thread_cache_started();
+	assert_int_equal(pthread_create(&busy, NULL, counted_busy, NULL), 0);
+
+	/* The busy one holds it up: not ended by the deadline. */
+	assert_false(thread_cache_close(time_mono_ms() + 200));
+	assert_int_equal(pthread_join(waiter.tid, NULL), 0);
+	assert_null(waiter.last); /* woken with no job */
+	assert_int_equal(thread_cache_waiting(), 0);
+
+	atomic_store(&release_busy, true);
+	assert_true(thread_cache_close(time_mono_ms() + WAIT_MS));
+	assert_int_equal(pthread_join(busy, NULL), 0);
+
+	/* Closed: a thread done with its job does not wait. */
+	thread_cache_started();
+	assert_int_equal(pthread_create(&late.tid, NULL, counted_waiter, &late), 0);
+	assert_int_equal(pthread_join(late.tid, NULL), 0);
+	assert_null(late.last);
+	assert_false(thread_cache_give((void *)(intptr_t)1));
+	assert_true(thread_cache_close(time_mono_ms() + WAIT_MS));
+}
+
 int
 main(void)
 {
@@ -158,6 +219,7 @@ main(void)
 		cmocka_unit_test(test_nobody_waits),
 		cmocka_unit_test(test_handed_over_in_order),
 		cmocka_unit_test(test_at_most_max_wait),
+		cmocka_unit_test(test_close_waits_for_every_thread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
