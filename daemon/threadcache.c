@@ -2,8 +2,8 @@
  * threadcache.c - client threads kept for the next connection (see
  * threadcache.h).
  *
- * Starting and ending a thread per connection cost more CPU than the rest
- * of a TLS handshake's bookkeeping: the clone, glibc's release of the
+ * Starting and ending a thread per connection took about a third of
+ * chatd's CPU per TLS handshake: the clone, glibc's release of the
  * stack's pages at the thread's end (an madvise() whose TLB shootdown
  * interrupts the other cores), the malloc arena's trim, and page faults on
  * a fresh stack for the next one (bench/RESULTS.md, "TLS handshakes: where

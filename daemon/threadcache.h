@@ -23,7 +23,8 @@ bool thread_cache_give(void *job);
 /*
  * Called by a thread done with its job: waits up to THREAD_CACHE_IDLE_MS
  * for the next one and returns it, or returns NULL at once when
- * THREAD_CACHE_MAX threads wait already; on NULL the thread ends.  The
+ * THREAD_CACHE_MAX threads wait already or the cache is closed
+ * (thread_cache_close); on NULL the thread ends.  The
  * caller holds no lock and nothing that belongs to the last job.
  */
 void *thread_cache_park(void);
