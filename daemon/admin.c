@@ -33,6 +33,7 @@
 #include "resume.h"
 #include "room.h"
 #include "server.h"
+#include "threadcache.h"
 #include "timefmt.h"
 #include "utf8.h"
 #include "version.h"
@@ -121,6 +122,8 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 			   connected, irc);
 	else
 		admin_data(ac, "clients: %zu online, %zu connected", online, connected);
+	admin_data(ac, "spare threads: %zu (at most %d, each for %d s)", thread_cache_waiting(),
+		   THREAD_CACHE_MAX, THREAD_CACHE_IDLE_MS / 1000);
 	status_rooms(ac, srv);
 	size_t logged_in, logging_in;
 	peers_counts(&logged_in, &logging_in);

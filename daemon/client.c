@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -49,6 +50,7 @@
 #include "login.h"
 #include "room.h"
 #include "server.h"
+#include "threadcache.h"
 #include "threadstack.h"
 #include "timefmt.h"
 #include "utf8.h"
@@ -798,10 +800,10 @@ const struct frontend native_frontend = {
 	.bye = native_bye,
 };
 
-static void *
-client_main(void *arg)
+/* One connection, from its accept to its end. */
+static void
+client_main(struct client *c)
 {
-	struct client *c = arg;
 	struct session_state st = { .why = PART_LOST, .went_deep = true };
 	bool registered = false;
 
@@ -828,6 +830,26 @@ client_main(void *arg)
 	room_detach(c->srv->hub, c);
 	session_thread_leave(c);
 	client_unref(c);
+}
+
+/*
+ * A client thread: its first connection, then, instead of ending, the
+ * next ones the listener hands it while it waits (threadcache.h).  A
+ * connection leaves nothing of its own on the thread for the next (its
+ * SSL object is freed, its room and peers entries are gone); the thread's
+ * OpenSSL state stays for the next handshake and is freed as it ends,
+ * before thread_cache_ended() lets chatd's shutdown go on to exit().
+ */
+static void *
+client_thread(void *arg)
+{
+	struct client *c = arg;
+
+	do
+		client_main(c);
+	while ((c = thread_cache_park()) != NULL);
+	OPENSSL_thread_stop();
+	thread_cache_ended();
 	return NULL;
 }
 
@@ -862,12 +884,16 @@ client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr, bo
 	if (c == NULL)
 		return -1;
 	room_attach(srv->hub, c);
+	if (thread_cache_give(c))
+		return 0;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, (size_t)s->stack_size);
-	err = pthread_create(&tid, &attr, client_main, c);
+	thread_cache_started();
+	err = pthread_create(&tid, &attr, client_thread, c);
 	pthread_attr_destroy(&attr);
 	if (err != 0) {
+		thread_cache_ended();
 		room_detach(srv->hub, c);
 		c->fd = -1; /* the caller still owns it */
 		client_unref(c);

@@ -46,6 +46,7 @@
 #include "safefile.h"
 #include "server.h"
 #include "statelock.h"
+#include "threadcache.h"
 #include "timefmt.h"
 #include "tls.h"
 #include "version.h"
@@ -583,6 +584,11 @@ stop_clients(struct server *srv)
 	room_shutdown(srv->hub);
 	if (room_wait_empty(srv->hub, time_mono_ms() + SHUTDOWN_GRACE_MS)) {
 		room_save_within(srv->hub, SHUTDOWN_GRACE_MS); /* one put off */
+		/* Every client thread frees its OpenSSL state before exit() cleans up OpenSSL. */
+		if (!thread_cache_close(time_mono_ms() + SHUTDOWN_GRACE_MS)) {
+			log_warning("client threads did not end in time");
+			return false;
+		}
 		return true;
 	}
 	log_warning("%zu of %zu clients did not leave in time", room_connections(srv->hub), n);

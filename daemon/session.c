@@ -23,7 +23,6 @@
  * calls into the hub or the front-end: they call down into it.
  */
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <pthread.h>
 #include <signal.h>
@@ -351,11 +350,4 @@ session_tls_free(struct client *c)
 	SSL_free(c->tls);
 	c->tls = NULL;
 	ERR_clear_error();
-	/*
-	 * This thread's OpenSSL state (its random generators, error queue),
-	 * which any client thread may have, from writing through to TLS
-	 * members too: freed now, as a thread that ends after exit() began
-	 * would find OpenSSL's cleanup done and leave it behind.
-	 */
-	OPENSSL_thread_stop();
 }

@@ -183,9 +183,10 @@ bool session_pending(const struct client *c);
 void session_close_notify(struct client *c);
 
 /*
- * Frees the OpenSSL object and the thread's own OpenSSL state: the
- * thread, at its end, before room_detach() (after which chatd may be
- * exiting and OpenSSL cleaning up); it makes no OpenSSL call after it.
+ * Frees the OpenSSL object: the thread, at the connection's end, before
+ * room_detach().  The thread's own OpenSSL state (its random generators,
+ * its error queue) stays for its next connection; client.c frees it when
+ * the thread ends, which chatd's shutdown waits for (threadcache.h).
  */
 void session_tls_free(struct client *c);
 

@@ -13,7 +13,10 @@
  * 1.3 is negotiated whenever the client has it.  Renegotiation is off (TLS
  * 1.3 has none; for 1.2 SSL_OP_NO_RENEGOTIATION).  Session tickets are
  * OpenSSL's: their keys live in the context, so resumption works until
- * the next reload or restart.  Writes may be partial and the buffer may
+ * the next reload or restart.  A TLS 1.3 handshake sends one ticket, not
+ * OpenSSL's two: a client (chat) keeps the newest and makes one connection
+ * at a time, and each ticket costs the server an encryption, a record and
+ * a write.  Writes may be partial and the buffer may
  * move between retries (session.c gathers into a buffer on the stack);
  * idle connections give their buffers back (SSL_MODE_RELEASE_BUFFERS).
  */
@@ -112,6 +115,7 @@ new_ctx(const struct settings *s)
 				      SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"chatd", 5);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_set_num_tickets(ctx, 1);
 	return ctx;
 }
 

@@ -50,6 +50,13 @@ def connections(d):
     return int(words[1]), int(words[3])
 
 
+def spare_threads(d):
+    """Client threads waiting for a connection, from chatctl status."""
+    status = d.ctl_ok("status")
+    line = next(l for l in status.splitlines() if l.startswith("spare threads:"))
+    return int(line.split()[2])
+
+
 def settle(d, online=2):
     """Waits until only the bystanders are left, then returns chatd's RSS."""
     wait_until(lambda: connections(d) == (online, online), "abusers to be gone", timeout=20)
@@ -110,7 +117,12 @@ def test_thousands_of_connections_reset_in_a_loop(abused):
 
     measured(d, "connect+RST", abuse, cycles=cycles, crowd=500, logged_in_resets=100)
     d.bystanders.check()
-    assert faults.thread_count(d.pid) < 20
+    # Threads that served the abusers and now wait for the next connection
+    # (at most 64, threadcache.h) are not left over: read first, so one that
+    # ends meanwhile only lowers the count below.
+    spare = spare_threads(d)
+    assert spare <= 64
+    assert faults.thread_count(d.pid) - spare < 20
 
 
 def test_idle_and_half_closed_connections(abused):
