@@ -115,7 +115,8 @@ struct client {
 		bool out_lost;       /* write-through could not queue output: no memory */
 		bool backed_up;      /* its queue passed half its limit (room_backed_up) */
 		bool echo;           /* IRC echo-message: its own messages come back whole */
-		bool guest;          /* logged in without an account (guests) */
+		bool guest;          /* no account (guests): set by its thread before room_login(),
+				      * read-only from then on, so it reads it without the lock */
 		char *away;          /* IRC AWAY text; NULL: here */
 	} room;
 };
