@@ -347,8 +347,17 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 				end_with(&rg, PART_LOST, part_reason_text(PART_LOST));
 			else if (left <= 0)
 				end_with(&rg, PART_TIMEOUT, "login took too long");
-			else if (!client_pause(c, (int)(wait < left ? wait : left)))
-				end_with(&rg, PART_SHUTDOWN, part_reason_text(PART_SHUTDOWN));
+			else {
+				int ms = (int)(wait < left ? wait : left);
+				int64_t from = time_mono_ms();
+
+				if (!client_pause(c, ms))
+					end_with(&rg, PART_SHUTDOWN,
+						 part_reason_text(PART_SHUTDOWN));
+				else if (time_mono_ms() - from <
+					 ms) /* shut down or reset: not a wait */
+					end_with(&rg, PART_LOST, part_reason_text(PART_LOST));
+			}
 			if (irc_commit(c) < 0)
 				return -1;
 			continue;
