@@ -7,12 +7,13 @@
  * event and protocol, never per member, and puts them in the ring slot
  * side by side; a member gets the line of its own protocol
  * (client->wire).  The native line protocol's formats are wire_line
- * (wire_line.c, the native front-end's); another front-end (an IRC
- * gateway) adds its own and a WIRE_ value.
+ * (wire_line.c, the native front-end's); the IRC gateway's are wire_irc
+ * and its other forms (wire_irc.c).
  *
- * The ops only format: no locks, no state; any thread.  Every line is a
- * whole protocol line (ending in LF) with one reference, or NULL without
- * memory.
+ * The ops only format: no locks, no state (but the settings); any thread.
+ * What they return is one or more whole protocol lines (each ending in LF,
+ * CR LF on IRC: a long IRC text takes several) with one reference, or
+ * NULL without memory (or, for a TAGMSG, for a form that shows none).
  */
 #ifndef CHATD_WIRE_H
 #define CHATD_WIRE_H
