@@ -124,7 +124,7 @@ cap_req(struct client *c, const char *list)
 		int i = cap_find(start, len);
 
 		p = start + len;
-		/* sasl cannot be dropped while the client might still use it: not at all here. */
+		/* An unknown cap, or cap-notify off after CAP LS 302 (it stays on then): NAK. */
 		if (i < 0 || (minus && i == CAP_CAP_NOTIFY && ic->cap_version >= 302))
 			return irc_send(c, ":%s CAP %s NAK :%s", settings_get()->server_name,
 					irc_target(c), list);

@@ -1,11 +1,13 @@
 /*
  * wire_irc.c - the IRC gateway's formats of room events (wire.h,
  * docs/IRC.md "What IRC clients see"): a room message as PRIVMSG to
- * #room, joins, parts, quits, kicks, topics and the operator's notices,
- * private messages, and the NAMES and LIST numerics.  Three forms: no
- * tags (wire_irc), server-time's tag alone (wire_irc_time), and every
- * tag chatd sends (wire_irc_tags: time, msgid, account), chosen by a
- * session's capabilities.  No state; any thread.
+ * #room (NOTICE for a notice), joins, parts, quits, kicks, topics, the
+ * operator's notices, TAGMSG, private messages, RPL_TOPIC and the NAMES
+ * and LIST numerics.  Five forms, chosen by a session's capabilities: no
+ * tags (wire_irc), server-time's (wire_irc_time), account-tag's
+ * (wire_irc_account), both (wire_irc_time_account), and every tag chatd
+ * sends (wire_irc_tags: time, msgid, account, the sender's client-only
+ * tags).  No state; any thread.
  *
  * A user's prefix is NAME!NAME@chatd: the fixed host shows no address.
  * A stored text "/me TEXT" is IRC's CTCP ACTION (irc_commands.c stores an
