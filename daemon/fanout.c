@@ -723,8 +723,7 @@ ring_push_locked(struct hub *h, struct room *r, struct ring_slot slot)
 
 /*
  * Event ev for every member of r but `except`: formatted once for each
- * protocol in use.  *shown, if not NULL, gets a reference to the line of
- * protocol `wire` too.
+ * line form some connection uses (form_users).
  */
 void
 ring_push_event_locked(struct hub *h, struct room *r, const struct wire_event *ev, uint64_t except)
@@ -877,7 +876,7 @@ msg_slot(struct hub *h, const struct history_entry *e, const struct batch *b, si
 	return s;
 }
 
-/* A message's bytes on the largest of the protocols in use. */
+/* A message's bytes in the largest of the line forms in use. */
 static size_t
 msg_bytes(const struct hub *h, const struct history_entry *e)
 {

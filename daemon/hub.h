@@ -13,8 +13,9 @@
  * to lift a tomb when a deletion record is published.
  *
  * Lines come from the protocols' wire_formats (wire.h): a slot holds one
- * per protocol in use, a reply (USERS, TOPIC, ROOM) is made in the
- * asker's protocol; nothing in the hub spells a protocol line.
+ * per line form some connection uses (form_users, forms_in_use), a reply
+ * (USERS, TOPIC, ROOM) is made in the asker's form; nothing in the hub
+ * spells a protocol line.
  *
  * Locking: everything here is guarded by h->lock, the room lock, but for
  * the count of backed-up members (an atomic that senders read without
@@ -93,7 +94,7 @@ struct ring_slot {
 	enum slot_kind kind;
 	uint64_t sender;               /* session id; 0 for none */
 	uint64_t seq;                  /* the hub's publication sequence */
-	struct wire_bytes w[WIRE_MAX]; /* one per protocol in use */
+	struct wire_bytes w[WIRE_MAX]; /* one per line form in use (body NULL: not) */
 	struct line *label;            /* "@label=X" for the sender's echo (IRC); NULL none */
 };
 
