@@ -302,3 +302,52 @@ def test_login_timeout_counts_the_delay_after_a_wrong_password(chatd_factory):
     elapsed = time.monotonic() - start
     assert [line.raw for line in lines] == ["BYE timeout login took too long"], lines
     assert 1.8 <= elapsed <= 2 + scaled(2), elapsed
+
+
+def test_guest_with_an_empty_password(chatd_factory):
+    """guests = true: a name nobody registered comes in with an empty password
+    line, as a guest (WELCOME NAME guest, chatctl users says guest); a second
+    guest of that name is refused with ERR 409, a guest cannot make a room
+    while room_create is "registered", and a registered name still needs its
+    password (an empty line is no password)."""
+    d = chatd_factory(guests=True)
+    d.login("owner", "owner-pw").close()
+    g = d.connect("guest")
+    g.expect_hello()
+    g.send_line("visitor")
+    assert "guest" in g.expect("PASS", "new").raw
+    g.send_line("")
+    assert g.expect("WELCOME", "visitor")[1] == "guest"
+    users = d.ctl_ok("users")
+    assert any(x.split()[0] == "visitor" and x.split()[-1] == "guest"
+               for x in users.splitlines()), users
+
+    twin = d.connect("twin")
+    twin.expect_hello()
+    twin.send_line("visitor")
+    twin.expect("PASS", "new")
+    twin.send_line("")
+    twin.expect("ERR", "409")
+
+    while g.read().tag != "OK":  # the rest of the welcome
+        pass
+    g.send_line("/join brand-new")
+    g.expect("ERR", "403")
+
+    owner = d.connect("owner")
+    owner.expect_hello()
+    owner.send_line("owner")
+    owner.expect("PASS", "known")
+    owner.send_line("")
+    owner.send_line("/ping")  # taken as a password: wrong, not a way in
+    owner.expect("ERR", "401")
+
+
+def test_no_guests_by_default(chatd):
+    c = chatd.connect("c")
+    c.expect_hello()
+    c.send_line("visitor")
+    assert "guest" not in c.expect("PASS", "new").raw
+    c.send_line("")  # ignored: no password given yet
+    c.send_line("pw-visitor")
+    assert c.expect("WELCOME", "visitor")[1] == "registered"
