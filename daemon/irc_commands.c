@@ -114,6 +114,19 @@ irc_join_reply(struct client *c, struct room_join_reply *rep)
 	return rc == 0 ? irc_replay(c, rep->room, rep->first_id, rep->last_msg_id) : -1;
 }
 
+/*
+ * JOIN and PART take a list of rooms with no bound of their own: the line
+ * took one flood token (irc_request()), each room after the first in it
+ * takes one more, so twenty rooms on one line wait like twenty lines (a
+ * bucket below zero holds the next line back until it has refilled).
+ */
+static void
+charge_room(struct client *c, unsigned nth)
+{
+	if (nth > 0)
+		irc_conn(c)->tokens -= 1.0;
+}
+
 static int
 join_one(struct client *c, const char *chan)
 {
@@ -164,6 +177,7 @@ static int
 cmd_join(struct client *c, struct session_state *st, struct irc_msg *m)
 {
 	char *list, *save = NULL;
+	unsigned n = 0;
 	int rc = 0;
 
 	(void)st;
@@ -171,8 +185,11 @@ cmd_join(struct client *c, struct session_state *st, struct irc_msg *m)
 		return part_all(c);
 	if ((list = strdup(m->params[0])) == NULL)
 		return -1;
-	for (char *it = strtok_r(list, ",", &save); it && rc == 0; it = strtok_r(NULL, ",", &save))
+	for (char *it = strtok_r(list, ",", &save); it && rc == 0;
+	     it = strtok_r(NULL, ",", &save)) {
+		charge_room(c, n++);
 		rc = join_one(c, it);
+	}
 	free(list);
 	return rc;
 }
@@ -181,6 +198,7 @@ static int
 cmd_part(struct client *c, struct session_state *st, struct irc_msg *m)
 {
 	char reason[REASON_TEXT_MAX + 1] = "left", *list, *save = NULL;
+	unsigned n = 0;
 	int rc = 0;
 
 	(void)st;
@@ -192,8 +210,11 @@ cmd_part(struct client *c, struct session_state *st, struct irc_msg *m)
 			 m->params[1]);
 	if ((list = strdup(m->params[0])) == NULL)
 		return -1;
-	for (char *it = strtok_r(list, ",", &save); it && rc == 0; it = strtok_r(NULL, ",", &save))
+	for (char *it = strtok_r(list, ",", &save); it && rc == 0;
+	     it = strtok_r(NULL, ",", &save)) {
+		charge_room(c, n++);
 		rc = part_one(c, it, reason);
+	}
 	free(list);
 	return rc;
 }

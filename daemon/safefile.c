@@ -240,17 +240,26 @@ describe_link(const char *path, char *err, size_t errlen)
 		 path);
 }
 
+/* The directory path is in ("." for a bare name). */
+static void
+dir_of(const char *path, char *dir, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(dir, len, ".");
+	else
+		snprintf(dir, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
 int
 safefile_check_file(const char *path, int opts, char *err, size_t errlen)
 {
 	char dir[PATH_BUF], why[96];
-	const char *slash = strrchr(path, '/'), *problem;
+	const char *problem;
 	struct stat st;
 
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	dir_of(path, dir, sizeof(dir));
 	if (safefile_check_dir(dir, err, errlen) < 0)
 		return -1;
 	if (lstat(path, &st) < 0) {
@@ -265,6 +274,60 @@ safefile_check_file(const char *path, int opts, char *err, size_t errlen)
 	}
 	if ((problem = file_problem(&st, opts, why, sizeof(why))) != NULL) {
 		snprintf(err, errlen, "%s is %s: refused", path, problem);
+		return -1;
+	}
+	return 0;
+}
+
+/* Why a file chatd reads would let someone untrusted change it, or NULL. */
+static const char *
+read_problem(const struct stat *st, char *why, size_t len)
+{
+	if (!S_ISREG(st->st_mode))
+		return "not a regular file";
+	if (!uid_trusted(st->st_uid)) {
+		snprintf(why, len, "owned by uid %u, neither root nor chatd's user; chown root it",
+			 (unsigned)st->st_uid);
+		return why;
+	}
+	if (st->st_mode & S_IWOTH) {
+		snprintf(why, len, "writable by others (mode %04o); chmod o-w it",
+			 (unsigned)(st->st_mode & 07777));
+		return why;
+	}
+	if ((st->st_mode & S_IWGRP) && !gid_trusted(st->st_gid)) {
+		snprintf(why, len,
+			 "writable by group %u (mode %04o), neither root's nor chatd's; "
+			 "chmod g-w it",
+			 (unsigned)st->st_gid, (unsigned)(st->st_mode & 07777));
+		return why;
+	}
+	return NULL;
+}
+
+int
+safefile_check_read(const char *path, char *err, size_t errlen)
+{
+	char dir[PATH_BUF], real[PATH_MAX], why[128], sub[PATH_BUF + 128];
+	const char *problem;
+	struct stat st;
+
+	dir_of(path, dir, sizeof(dir));
+	if (safefile_check_dir(dir, sub, sizeof(sub)) < 0) {
+		snprintf(err, errlen, "%s", sub);
+		return -1;
+	}
+	if (realpath(path, real) == NULL || stat(real, &st) < 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	dir_of(real, dir, sizeof(dir));
+	if (safefile_check_dir(dir, sub, sizeof(sub)) < 0) {
+		snprintf(err, errlen, "leads to %s: %s", real, sub);
+		return -1;
+	}
+	if ((problem = read_problem(&st, why, sizeof(why))) != NULL) {
+		snprintf(err, errlen, "%s", problem);
 		return -1;
 	}
 	return 0;

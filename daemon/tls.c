@@ -22,7 +22,7 @@
  */
 #include <openssl/err.h>
 #include <openssl/x509.h>
-#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +31,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "safefile.h"
 #include "timefmt.h"
 #include "tls.h"
 
@@ -69,31 +70,24 @@ fail_file(char *err, size_t errlen, const char *what, const char *file)
 
 /*
  * The certificate and key files as they are now (symbolic links followed,
- * as certbot's are): what is not a regular file is refused (a FIFO would
- * block the reload, a device never end), as is one anybody may write,
- * since whoever writes it can put in a pair of their own; a key anybody
+ * as certbot's are): nobody but root and chatd's user may be able to change
+ * them or the directories they are in, since whoever can puts in a pair of
+ * their own; nor may they be anything but regular files (a FIFO would block
+ * the reload, a device never end): safefile_check_read().  A key anybody
  * may read is loaded with a warning (docs/SECURITY.md: readable by chatd
  * only).
  */
 static int
-check_file_mode(const char *what, const char *file, bool is_key, char *err, size_t errlen)
+check_file(const char *what, const char *file, bool is_key, char *err, size_t errlen)
 {
+	char why[PATH_MAX + 256];
 	struct stat st;
 
-	if (stat(file, &st) < 0) {
-		snprintf(err, errlen, "%s %s: %s", what, file, strerror(errno));
+	if (safefile_check_read(file, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s %s: %s", what, file, why);
 		return -1;
 	}
-	if (!S_ISREG(st.st_mode)) { /* a FIFO would block the control thread in open() */
-		snprintf(err, errlen, "%s %s: not a regular file", what, file);
-		return -1;
-	}
-	if (st.st_mode & S_IWOTH) {
-		snprintf(err, errlen, "%s %s: writable by others (mode %04o); chmod o-w it", what,
-			 file, (unsigned)(st.st_mode & 07777));
-		return -1;
-	}
-	if (is_key && (st.st_mode & S_IROTH))
+	if (is_key && stat(file, &st) == 0 && (st.st_mode & S_IROTH))
 		log_warning("%s %s is readable by others (mode %04o): anyone on this machine can "
 			    "impersonate chatd; chmod o-r it",
 			    what, file, (unsigned)(st.st_mode & 07777));
@@ -146,8 +140,8 @@ tls_load(const struct settings *s, char *err, size_t errlen)
 	int64_t not_after;
 	SSL_CTX *ctx, *old;
 
-	if (check_file_mode("tls_cert", s->tls_cert, !s->tls_key[0], err, errlen) < 0 ||
-	    (s->tls_key[0] && check_file_mode("tls_key", key, true, err, errlen) < 0))
+	if (check_file("tls_cert", s->tls_cert, !s->tls_key[0], err, errlen) < 0 ||
+	    (s->tls_key[0] && check_file("tls_key", key, true, err, errlen) < 0))
 		return -1;
 	ERR_clear_error();
 	if ((ctx = new_ctx(s)) == NULL)

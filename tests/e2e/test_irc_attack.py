@@ -322,6 +322,29 @@ def test_many_targets_are_not_many_messages_for_one_line(irc_attack):
     assert "TARGMAX=PRIVMSG:4,NOTICE:4" in " ".join(a.seen)
 
 
+def test_one_join_line_of_many_rooms_costs_a_token_a_room(irc_attack):
+    """JOIN (and PART) take a list with no bound of its own: 15 rooms made by one line were
+    15 room creations for one flood-control token. Each room after the first takes a token
+    of its own, so the line after it waits as if 15 lines had come."""
+    burst, rate, rooms = 5, 10, 15
+    daemon = irc_attack(irc_flood_burst=burst, irc_flood_rate=rate)
+    a = daemon.irc("a").register("alice", password="pw-alice")
+    time.sleep(burst / rate + 0.2)  # the welcome's lines cost tokens: let the bucket fill
+    t0 = time.monotonic()
+    a.send("JOIN " + ",".join(f"#many{i}" for i in range(rooms)))
+    a.sync("after-join", timeout=10)
+    took = time.monotonic() - t0
+    joined = [l for l in a.before if command(l) == "JOIN"]
+    assert len(joined) == rooms, a.before
+    # rooms + 1 (the PING) lines' worth of tokens against a bucket of `burst`
+    assert took >= (rooms + 1 - burst - 1) / rate * 0.8, f"answered after {took:.2f} s"
+    t0 = time.monotonic()
+    a.send("PART " + ",".join(f"#many{i}" for i in range(rooms)))
+    a.sync("after-part", timeout=10)
+    assert len([l for l in a.before if command(l) == "PART"]) == rooms, a.before
+    assert time.monotonic() - t0 >= (rooms - 1) / rate * 0.8
+
+
 def test_flood_is_slowed_not_dropped_and_does_not_spin(irc_attack):
     """Past irc_flood_burst, lines wait for tokens (irc_flood_rate a second): every one
     arrives, none early, the client stays, and chatd sleeps meanwhile."""

@@ -358,7 +358,8 @@ def test_a_key_others_can_write_is_refused_at_sighup(tls_chatd, ca, pair, tmp_pa
     reload_refused(chatd, 1, "writable by others")
     os.chmod(loose, 0o600)
     chatd.send_signal(signal.SIGHUP)
-    wait_until(lambda: "TLS certificate loaded" in chatd.log_text(), "the fixed pair loaded")
+    wait_until(lambda: chatd.log_text().count("TLS certificate loaded") >= 2,
+               "the fixed pair loaded (after the one at start)")
 
 
 def test_a_fifo_for_a_key_does_not_block_the_reload(tls_chatd, ca, pair, tmp_path):
@@ -378,6 +379,68 @@ def test_a_certificate_others_can_write_is_refused_at_sighup(tls_chatd, ca, pair
     chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
     os.chmod(cert, 0o666)
     reload_refused(chatd, 1, re.escape(str(cert)) + ".*writable by others")
+
+
+NOBODY = 65534  # a user and group that are neither root nor chatd's (the tests run as root)
+
+
+def test_a_pair_owned_by_another_user_is_refused(tls_chatd, chatd_factory, ca, pair, tmp_path):
+    """A key owned by someone other than root or chatd's user, mode 0600 and all: its owner
+    may chmod it and put in a pair of their own. Refused at start (and by chatd -t) and at
+    SIGHUP, with the owner named; the old pair stays."""
+    cert, key = live_pair(tmp_path, pair)
+    chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
+    alice = tls_login(chatd, ca, "alice")
+    os.chown(key, NOBODY, -1)
+    reload_refused(chatd, 1, re.escape(str(key)) + f".*owned by uid {NOBODY}")
+    os.chown(cert, NOBODY, -1)
+    os.chown(key, 0, -1)
+    reload_refused(chatd, 2, re.escape(str(cert)) + f".*owned by uid {NOBODY}")
+    alice.say("still here")
+    tls_login(chatd, ca, "bob")
+
+    later = chatd_factory(start=False, tls_cert=str(cert), tls_key=str(key), tls_port=free_port())
+    rc, out, err = later.run_expecting_exit("-t")
+    assert rc == 1 and f"owned by uid {NOBODY}" in err, err
+    rc, out, err = later.run_expecting_exit()
+    assert rc != 0 and f"tls_cert {cert}: owned by uid {NOBODY}" in err, err
+
+
+def test_a_key_in_a_directory_another_user_owns_is_refused(tls_chatd, ca, pair, tmp_path):
+    """A root-owned key, but in a directory someone else owns, reached through a symbolic
+    link (as certbot's live/ files are): that someone can swap the file. Refused, the old
+    pair stays; moved to a directory of root's, the same link loads."""
+    cert, key = live_pair(tmp_path, pair)
+    chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    (theirs / "live.key").write_bytes(key.read_bytes())
+    os.chmod(theirs / "live.key", 0o600)
+    key.unlink()
+    key.symlink_to(theirs / "live.key")
+    reload_refused(chatd, 1, re.escape(str(key)) + r": leads to .*theirs.*owned by uid " +
+                   str(NOBODY))
+    os.chown(theirs, 0, 0)
+    chatd.send_signal(signal.SIGHUP)
+    wait_until(lambda: chatd.log_text().count("TLS certificate loaded") >= 2,
+               "the pair loaded once the directory is root's")
+    tls_login(chatd, ca, "alice")
+
+
+def test_a_key_another_group_can_write_is_refused(tls_chatd, ca, pair, tmp_path):
+    """Group-writable is as good as owned for the group's members: refused unless the group
+    is root's or chatd's own."""
+    cert, key = live_pair(tmp_path, pair)
+    chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
+    os.chown(key, 0, NOBODY)
+    os.chmod(key, 0o620)
+    reload_refused(chatd, 1, re.escape(str(key)) + f".*writable by group {NOBODY}")
+    os.chown(key, 0, os.getegid())  # chatd's own group (it runs as the tests' user) may
+    chatd.send_signal(signal.SIGHUP)
+    wait_until(lambda: chatd.log_text().count("TLS certificate loaded") >= 2,
+               "the pair loaded with chatd's group writing it")
+    tls_login(chatd, ca, "alice")
 
 
 def test_a_key_others_can_read_is_warned_about(tls_chatd, ca, pair, tmp_path):

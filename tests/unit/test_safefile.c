@@ -2,7 +2,8 @@
  * test_safefile.c - safefile.h: the path checks (directories others may
  * write, links and their owners), the checked open (links, hard links,
  * foreign files, FIFOs, truncation and mode only after the checks) and the
- * sidecar lock that outlives a rename of the file it guards.
+ * sidecar lock that outlives a rename of the file it guards; the check of
+ * a file chatd only reads (links followed).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -210,6 +211,56 @@ test_file_itself(void **state)
 	}
 }
 
+/* A file chatd only reads (the TLS pair): links followed, owners and write rights checked. */
+static void
+test_check_read(void **state)
+{
+	struct dir *d = *state;
+
+	write_file(in(d, "key"), "key\n", 0600);
+	assert_int_equal(safefile_check_read(in(d, "key"), d->err, sizeof(d->err)), 0);
+	/* A link to a file of ours is followed, unlike for the files chatd writes. */
+	assert_int_equal(symlink(in(d, "key"), in(d, "live")), 0);
+	assert_int_equal(safefile_check_read(in(d, "live"), d->err, sizeof(d->err)), 0);
+	assert_int_equal(safefile_check_read(in(d, "missing"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "No such file"));
+
+	assert_int_equal(chmod(in(d, "key"), 0602), 0);
+	assert_int_equal(safefile_check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "writable by others (mode 0602)"));
+	assert_int_equal(chmod(in(d, "key"), 0620), 0);
+	assert_int_equal(safefile_check_read(in(d, "key"), d->err, sizeof(d->err)), 0);
+
+	assert_int_equal(mkfifo(in(d, "fifo"), 0600), 0);
+	assert_int_equal(safefile_check_read(in(d, "fifo"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "not a regular file"));
+
+	if (geteuid() != 0)
+		return;
+	/* Group-writable only for root's group or ours. */
+	assert_int_equal(chown(in(d, "key"), 0, 65534), 0);
+	assert_int_equal(safefile_check_read(in(d, "key"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "writable by group 65534"));
+	assert_int_equal(chmod(in(d, "key"), 0640), 0);
+	assert_int_equal(safefile_check_read(in(d, "key"), d->err, sizeof(d->err)), 0);
+	/* Another owner may chmod it at will. */
+	assert_int_equal(chown(in(d, "key"), 65534, 0), 0);
+	assert_int_equal(safefile_check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "owned by uid 65534"));
+	assert_int_equal(chown(in(d, "key"), 0, 0), 0);
+	/* Where the link leads counts too: a directory another user owns. */
+	assert_int_equal(mkdir(in(d, "theirs"), 0755), 0);
+	write_file(in(d, "theirs/key"), "key\n", 0600);
+	assert_int_equal(chown(in(d, "theirs"), 65534, 65534), 0);
+	assert_int_equal(unlink(in(d, "live")), 0);
+	assert_int_equal(symlink(in(d, "theirs/key"), in(d, "live")), 0);
+	assert_int_equal(safefile_check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "leads to"));
+	assert_non_null(strstr(d->err, "owned by uid 65534"));
+	assert_int_equal(chown(in(d, "theirs"), 0, 0), 0);
+	assert_int_equal(safefile_check_read(in(d, "live"), d->err, sizeof(d->err)), 0);
+}
+
 static void
 test_open_sets_mode_and_truncates(void **state)
 {
@@ -318,6 +369,7 @@ main(void)
 		DIR_TEST(test_dirs),
 		DIR_TEST(test_links_in_directories),
 		DIR_TEST(test_file_itself),
+		DIR_TEST(test_check_read),
 		DIR_TEST(test_open_sets_mode_and_truncates),
 		DIR_TEST(test_lock),
 		DIR_TEST(test_write_all),
