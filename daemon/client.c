@@ -385,14 +385,14 @@ client_store_live(struct client *c, const char *room, enum history_kind kind, co
 {
 	char spelled[ROOM_NAME_MAX + 1];
 
-	live.guest = c->room.guest; /* its own, set before it went online */
 	if ((*res = room_target(c->srv->hub, c, room, spelled)) != ROOM_DONE) {
 		line_unref(live.label);
 		line_unref(live.tags);
 		return 1;
 	}
-	if (history_append_live(c->srv->history, c->id, spelled, kind, c->name, text, len, live) <
-	    0) {
+	/* c->room.guest is its own, set before it went online. */
+	if (history_append_live(c->srv->history, c->id, spelled, kind, c->name, c->room.guest, text,
+				len, live) < 0) {
 		*res = ROOM_NO_MEMORY;
 		return 1;
 	}

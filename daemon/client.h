@@ -137,7 +137,8 @@ int client_store(struct client *c, const char *room, const char *text, size_t le
 /*
  * The same as kind (HK_MSG, HK_NOTICE) with what its live audience gets
  * beside the stored record (history.h: a label for its echo, client-only
- * tags; live's references are taken; whether c is a guest is filled in).
+ * tags; live's references are taken).  A guest's record says so
+ * (history_entry.guest).
  */
 int client_store_live(struct client *c, const char *room, enum history_kind kind, const char *text,
 		      size_t len, struct history_live live, enum room_result *res);

@@ -250,8 +250,9 @@ parse_id_time(const char *p, const char *end, uint64_t after, uint64_t *id, cons
 }
 
 /*
- * "NAME[ TEXT]" from q to end: a valid name, "-" for nobody or "*" for an
- * operator; a message needs a text, the other kinds may have none.
+ * "NAME[ TEXT]" from q to end: a valid name, the mark and a valid name
+ * (a guest's: e->guest, the name past the mark), "-" for nobody or "*"
+ * for an operator; a message needs a text, the other kinds may have none.
  */
 static bool
 parse_name_text(const char *p, const char *q, const char *end, struct history_entry *e)
@@ -261,7 +262,13 @@ parse_name_text(const char *p, const char *q, const char *end, struct history_en
 
 	if (!next_field(&q, end, &name, &name_len) || (q == end && name + name_len < end))
 		return false; /* no name, or a space and no text */
-	if (!(name_len == 1 && (name[0] == '-' || name[0] == '*')) && !name_valid(name, name_len))
+	e->guest = name[0] == HISTSTORE_GUEST_MARK;
+	if (e->guest) { /* then a name: never "~" alone, "~~x", "~-" or "~*" */
+		name++;
+		name_len--;
+	}
+	if (!(!e->guest && name_len == 1 && (name[0] == '-' || name[0] == '*')) &&
+	    !name_valid(name, name_len))
 		return false; /* "-": nobody; "*": an operator */
 	if (e->kind == HK_DELETE && (name[0] != '-' || q != end))
 		return false;
@@ -308,7 +315,9 @@ parse_v1(const char *p, size_t len, uint64_t after, struct history_entry *e)
 	if (len > UINT32_MAX || !parse_id_time(p, end, after, &e->id, &q))
 		return false;
 	e->kind = HK_MSG;
-	return parse_name_text(p, q, end, e) && name_valid(p + e->name_off, e->name_len);
+	/* Version 1 had no guests: a marked name is as damaged as any other bad one. */
+	return parse_name_text(p, q, end, e) && !e->guest &&
+	       name_valid(p + e->name_off, e->name_len);
 }
 
 /* --- appending and syncing --- */

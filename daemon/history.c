@@ -54,6 +54,7 @@ struct held {
 	};
 	uint16_t time_off, room_off, room_len, name_off, name_len;
 	uint8_t kind;
+	bool guest;
 	uint32_t text_off, text_len;
 };
 
@@ -316,6 +317,7 @@ held_of(const struct history_entry *e)
 			      .name_off = e->name_off,
 			      .name_len = e->name_len,
 			      .kind = (uint8_t)e->kind,
+			      .guest = e->guest,
 			      .text_off = e->text_off,
 			      .text_len = e->text_len };
 }
@@ -326,6 +328,7 @@ entry_of(const struct held *k)
 {
 	struct history_entry e = { .id = k->id,
 				   .kind = (enum history_kind)k->kind,
+				   .guest = k->guest,
 				   .body = line_ref(k->body),
 				   .time_off = k->time_off,
 				   .room_off = k->room_off,
@@ -499,21 +502,26 @@ history_kind_name(enum history_kind kind)
 	return (unsigned)kind < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[kind] : "?";
 }
 
-/* The record "ID TIME ROOM KIND NAME[ TEXT]\n" for e (id, kind and room set), its fields noted. */
+/*
+ * The record "ID TIME ROOM KIND NAME[ TEXT]\n" for e (id, kind, room and
+ * guest set: then NAME is HISTSTORE_GUEST_MARK and the name), its fields
+ * noted, name_off past the mark.
+ */
 static struct line *
 format_body(struct history_entry *e, const char *name, const char *text, size_t text_len)
 {
 	char ts[TIME_RFC3339_LEN + 1];
 	char head[ID_MAX_DIGITS + 1 + TIME_RFC3339_LEN + 1 + ROOM_NAME_MAX + 1 + KIND_MAX_LEN + 1 +
-		  NAME_MAX_LEN + 2];
+		  1 + NAME_MAX_LEN + 2];
 	const char *kind = history_kind_name(e->kind);
+	const char mark[2] = { HISTSTORE_GUEST_MARK, '\0' };
 	size_t room_len = strlen(e->room), name_len = strlen(name), len;
 	struct line *l;
 	int n;
 
 	time_format_ms(ts, time_now_ms());
-	n = snprintf(head, sizeof(head), "%" PRIu64 " %s %s %s %s%s", e->id, ts, e->room, kind,
-		     name, text_len ? " " : "");
+	n = snprintf(head, sizeof(head), "%" PRIu64 " %s %s %s %s%s%s", e->id, ts, e->room, kind,
+		     e->guest ? mark : "", name, text_len ? " " : "");
 	if (n < 0 || (size_t)n >= sizeof(head) || text_len > UINT32_MAX - sizeof(head)) {
 		errno = EINVAL;
 		return NULL;
@@ -528,7 +536,8 @@ format_body(struct history_entry *e, const char *name, const char *text, size_t 
 	e->time_off = (uint16_t)(strchr(head, ' ') - head + 1);
 	e->room_off = (uint16_t)(e->time_off + TIME_RFC3339_LEN + 1);
 	e->room_len = (uint16_t)room_len;
-	e->name_off = (uint16_t)(e->room_off + room_len + 1 + strlen(kind) + 1);
+	e->name_off =
+		(uint16_t)(e->room_off + room_len + 1 + strlen(kind) + 1 + (e->guest ? 1 : 0));
 	e->name_len = (uint16_t)name_len;
 	e->text_off = (uint32_t)n;
 	e->text_len = (uint32_t)text_len;
@@ -539,13 +548,14 @@ int
 history_append(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
 	       const char *name, const char *text, size_t text_len)
 {
-	return history_append_live(h, sender, room, kind, name, text, text_len,
+	return history_append_live(h, sender, room, kind, name, false, text, text_len,
 				   (struct history_live){ 0 });
 }
 
 int
 history_append_live(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
-		    const char *name, const char *text, size_t text_len, struct history_live live)
+		    const char *name, bool guest, const char *text, size_t text_len,
+		    struct history_live live)
 {
 	struct history_entry e = { .sender = sender, .kind = kind, .live = live };
 	size_t room_len = strlen(room);
@@ -560,6 +570,7 @@ history_append_live(struct history *h, uint64_t sender, const char *room, enum h
 	memcpy(e.room, room, room_len + 1);
 	if (!name || !*name)
 		name = "-";
+	e.guest = guest && name_valid(name, strlen(name)); /* never "-" or "*" */
 	pthread_mutex_lock(&h->lock);
 	if (!vec_reserve(&h->queue)) {
 		err = ENOMEM;

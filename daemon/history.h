@@ -21,7 +21,8 @@
  * sender learns of it in order.
  *
  * File format (docs/FILES.md): a version line "chatd-history 2", then one
- * record a line: "ID TIME ROOM KIND NAME TEXT\n".  A version 1 file is
+ * record a line: "ID TIME ROOM KIND NAME TEXT\n", NAME "~NAME" when it was
+ * a guest's (history_entry.guest).  A version 1 file is
  * converted at open.  A damaged line is skipped with a warning, a torn
  * last line is cut off, and the file is compacted (atomic rewrite keeping
  * its newest half and every record still held in memory) when it grows
@@ -75,7 +76,6 @@ history_kind_message(enum history_kind kind)
 struct history_live {
 	struct line *label; /* "@label=X" for the sender's echo (IRC labeled-response); NULL none */
 	struct line *tags;  /* the sender's client-only tags ("+a=b;+c", IRC); NULL none */
-	bool guest;         /* the sender is a guest: no account tag */
 };
 
 struct history_entry {
@@ -83,7 +83,13 @@ struct history_entry {
 	uint64_t sender;        /* the session id given to history_append(); 0 for none */
 	enum history_kind kind; /* also set when failed */
 	bool failed;            /* could not be stored: nobody gets it */
-	/* The record "ID TIME ROOM KIND NAME[ TEXT]\n"; NULL when failed. */
+	/*
+	 * NAME was a guest's, not an account (no account tag on IRC, live or
+	 * replayed): stored as "~NAME" ('~' is in no name), name_off is past
+	 * the '~', so whoever reads the name gets it as the guest spelled it.
+	 */
+	bool guest;
+	/* The record "ID TIME ROOM KIND [~]NAME[ TEXT]\n"; NULL when failed. */
 	struct line *body;
 	/* Where the fields are in body->data (all 0 when failed); id at 0, length time_off - 1. */
 	uint16_t time_off, room_off, room_len, name_off, name_len;
@@ -149,13 +155,15 @@ int history_append(struct history *h, uint64_t sender, const char *room, enum hi
 		   const char *name, const char *text, size_t text_len);
 
 /*
- * The same with what its live audience gets beside the record (the
- * history takes over live's references, releasing them after the publish
- * callback, or at once on failure).
+ * The same for a name that may be a guest's (guest: stored as "~NAME",
+ * the entry's guest set; ignored for "-" and "*"), with what its live
+ * audience gets beside the record (the history takes over live's
+ * references, releasing them after the publish callback, or at once on
+ * failure).
  */
 int history_append_live(struct history *h, uint64_t sender, const char *room,
-			enum history_kind kind, const char *name, const char *text, size_t text_len,
-			struct history_live live);
+			enum history_kind kind, const char *name, bool guest, const char *text,
+			size_t text_len, struct history_live live);
 
 /*
  * Copies into out (with a reference on each body) up to max of room's

@@ -10,8 +10,9 @@
  * to histfile_open(); rooms and sessions never see the difference.
  *
  * A record is a history_entry (history.h) whose body is the line
- * "ID TIME ROOM KIND NAME[ TEXT]\n"; a backend stores those bytes as they
- * are and gives them back the same.
+ * "ID TIME ROOM KIND NAME[ TEXT]\n" (a guest's NAME: HISTSTORE_GUEST_MARK,
+ * then the name); a backend stores those bytes as they are and gives them
+ * back the same, with the entry's guest set and name_off past the mark.
  *
  * Threads and the history lock (history.c's), call by call:
  *
@@ -41,6 +42,9 @@
 #include "history.h"
 
 struct histstore;
+
+/* Before a guest's name in a record: a character no name has (names.h). */
+#define HISTSTORE_GUEST_MARK '~'
 
 /*
  * A room that history.c holds records of, by its key (histstore_room_key)

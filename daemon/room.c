@@ -579,12 +579,13 @@ room_join_reply_release(struct room_join_reply *rep)
 
 /* ---- storing events and the rooms file (no room lock held) ---- */
 
+/* guest: name is a guest's (the record says so: history_entry.guest). */
 static void
-store_event(struct hub *h, const char *room, enum history_kind kind, const char *name,
+store_event(struct hub *h, const char *room, enum history_kind kind, const char *name, bool guest,
 	    const char *text)
 {
-	if (h->history != NULL &&
-	    history_append(h->history, 0, room, kind, name, text, strlen(text)) < 0)
+	if (h->history != NULL && history_append_live(h->history, 0, room, kind, name, guest, text,
+						      strlen(text), (struct history_live){ 0 }) < 0)
 		log_warning("room %s: an event could not be stored: %s", room, strerror(errno));
 }
 
@@ -768,7 +769,7 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 	if (join_reply_locked(h, r, c, rep) < 0)
 		res = ROOM_NO_MEMORY;
 	room_unlock_and_wake(h);
-	store_event(h, rep->room, HK_JOIN, c->name, "");
+	store_event(h, rep->room, HK_JOIN, c->name, c->room.guest, "");
 	if (rep->created)
 		rooms_save(h, -1);
 	return res;
@@ -791,7 +792,7 @@ room_part(struct hub *h, struct client *c, const char *arg, const char *reason, 
 	membership_remove_locked(h, r, c);
 	room_unlock_and_wake(h);
 	part_fields(fields, sizeof(fields), PART_LEFT, reason);
-	store_event(h, spelled, HK_PART, c->name, fields);
+	store_event(h, spelled, HK_PART, c->name, c->room.guest, fields);
 	return ROOM_DONE;
 }
 
@@ -889,7 +890,7 @@ room_topic_set(struct hub *h, struct client *c, const char *arg, const char *tex
 	snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
 	topic_set_locked(h, r, c->name, text, c, topic);
 	room_unlock_and_wake(h);
-	store_event(h, spelled, HK_TOPIC, c->name, text);
+	store_event(h, spelled, HK_TOPIC, c->name, c->room.guest, text);
 	rooms_save(h, -1);
 	return ROOM_DONE;
 }
@@ -907,6 +908,7 @@ room_tagmsg(struct hub *h, struct client *c, const char *arg, const char *tags, 
 	}
 	struct wire_event ev = room_event(r, WE_TAGMSG, c->name);
 	ev.text = tags;
+	ev.guest = c->room.guest;
 	snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
 	ring_push_event_locked(h, r, &ev, c->id);
 	room_unlock_and_wake(h);
@@ -1077,7 +1079,7 @@ room_create_within(struct hub *h, int timeout_ms, const char *arg, const char *t
 		topic_set_locked(h, r, OPERATOR_NAME, topic, NULL, NULL);
 	room_unlock_and_wake(h);
 	if (rc == 1 && topic != NULL && *topic != '\0')
-		store_event(h, name, HK_TOPIC, OPERATOR_NAME, topic);
+		store_event(h, name, HK_TOPIC, OPERATOR_NAME, false, topic);
 	rooms_save(h, timeout_ms);
 	return rc;
 }
@@ -1169,7 +1171,7 @@ room_topic_within(struct hub *h, int timeout_ms, const char *arg, const char *to
 	snprintf(name, sizeof(name), "%s", r->name);
 	topic_set_locked(h, r, OPERATOR_NAME, topic, NULL, NULL);
 	room_unlock_and_wake(h);
-	store_event(h, name, HK_TOPIC, OPERATOR_NAME, topic);
+	store_event(h, name, HK_TOPIC, OPERATOR_NAME, false, topic);
 	rooms_save(h, timeout_ms);
 	return 1;
 }
@@ -1181,7 +1183,7 @@ room_kick_within(struct hub *h, int timeout_ms, const char *arg, const char *use
 	char name[ROOM_NAME_MAX + 1], fields[32 + REASON_TEXT_MAX], who[NAME_MAX_LEN + 1];
 	struct client *c = NULL;
 	struct room *r;
-	bool found;
+	bool found, guest;
 
 	if (!room_arg(arg, name))
 		return 0;
@@ -1197,6 +1199,7 @@ room_kick_within(struct hub *h, int timeout_ms, const char *arg, const char *use
 	}
 	snprintf(name, sizeof(name), "%s", r->name);
 	snprintf(who, sizeof(who), "%s", c->name);
+	guest = c->room.guest;
 	/* Still online: the server-wide kick's default text would say otherwise. */
 	part_fields(fields, sizeof(fields), PART_KICKED,
 		    reason && *reason ? reason : "taken out of the room by the operator");
@@ -1209,7 +1212,7 @@ room_kick_within(struct hub *h, int timeout_ms, const char *arg, const char *use
 		ring_push_event_locked(h, r, &ev, c->id);
 	membership_remove_locked(h, r, c);
 	room_unlock_and_wake(h);
-	store_event(h, name, HK_PART, who, fields);
+	store_event(h, name, HK_PART, who, guest, fields);
 	return 1;
 }
 

@@ -59,6 +59,7 @@ struct wire_event {
 	const char *reason;
 	const char *text;
 	bool offline; /* WE_PART: the session left every room (quit, lost, a server kick...) */
+	bool guest; /* WE_TAGMSG: the sender is a guest, no account tag (no other event has one) */
 };
 
 /* A private message from one session to another. */

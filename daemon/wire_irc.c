@@ -146,7 +146,7 @@ message(char *dst, enum form f, const struct history_entry *e)
 
 	return message_lines(dst, f, d + e->time_off, (size_t)(e->room_off - e->time_off - 1u), d,
 			     (size_t)e->time_off - 1u, e->live.tags ? e->live.tags->data : NULL,
-			     e->live.tags ? e->live.tags->len : 0, e->live.guest, d + e->name_off,
+			     e->live.tags ? e->live.tags->len : 0, e->guest, d + e->name_off,
 			     e->name_len, e->kind == HK_NOTICE ? "NOTICE" : "PRIVMSG", "#",
 			     d + e->room_off, e->room_len, d + e->text_off, e->text_len);
 }
@@ -215,9 +215,10 @@ event_line(enum form f, const struct wire_event *ev)
 	case WE_TAGMSG:
 		if (!(f & F_ALL))
 			return NULL;
-		return line_printf("%.*s;account=%s;%s :%s!%s@" HOST " TAGMSG #%s\r\n",
-				   (int)strlen(tags) - 1, tags, ev->name, ev->text, ev->name,
-				   ev->name, ev->room);
+		return line_printf("%.*s%s%s;%s :%s!%s@" HOST " TAGMSG #%s\r\n",
+				   (int)strlen(tags) - 1, tags,
+				   ev->guest ? "" : ";account=", ev->guest ? "" : ev->name,
+				   ev->text, ev->name, ev->name, ev->room);
 	case WE_NOTICE:
 		if (ev->room == NULL)
 			return line_printf("%s:%s NOTICE * :%s\r\n", tags, srv, ev->text);

@@ -112,7 +112,9 @@ check_entry(const struct history_entry *e, const char *room)
 	fuzz_assert(e->room_len == strlen(e->room) && name_cmp(e->room, room) == 0);
 	fuzz_assert(memcmp(body->data + e->room_off, e->room, e->room_len) == 0);
 	fuzz_assert(memcmp(body->data + e->room_off + e->room_len + 1, kind, strlen(kind)) == 0);
-	fuzz_assert(e->name_off == e->room_off + e->room_len + 1 + strlen(kind) + 1);
+	/* A guest's name ("~NAME") is past its mark. */
+	fuzz_assert(e->name_off == e->room_off + e->room_len + 1 + strlen(kind) + 1 + e->guest);
+	fuzz_assert(!e->guest || body->data[e->name_off - 1] == '~');
 	fuzz_assert(e->name_len > 0 && e->text_off + e->text_len == body->len - 1);
 	fuzz_assert(e->text_len == 0 ? e->text_off == e->name_off + e->name_len
 				     : e->text_off == e->name_off + e->name_len + 1u);

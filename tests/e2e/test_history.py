@@ -1,6 +1,7 @@
 """
 test_history.py - replay at login, /history, ids across reconnects and
-restarts, and the history file on disk.
+restarts, and the history file on disk (a guest's records marked there, its
+name plain in replay).
 """
 
 import re
@@ -144,3 +145,30 @@ def test_history_reply_never_overflows_the_asker(chatd_factory):
     got = [h.id for h in data]
     assert 0 < len(got) < 40 and got == ids[-len(got):], got
     reader.sync()
+
+
+def test_a_guests_messages_replay_under_its_plain_name(chatd_factory):
+    """guests = true: the history file marks a guest's records (~NAME,
+    docs/FILES.md), but natively a guest's name shows as it spelled it, in
+    the replay at login (HIST) and /history, before and after a restart."""
+    d = chatd_factory(guests=True)
+    g = d.connect("guest")
+    g.login("visitor", "", expect_pass="new")
+    assert g.welcome[1] == "guest", g.welcome.raw
+    guest_id = g.say("from a guest")
+    member = d.login("member")
+    member_id = member.say("from an account")
+    want = [(guest_id, "visitor", "from a guest"), (member_id, "member", "from an account")]
+    assert [(h.id, h[2], h[3]) for h in member.hist] == want[:1]
+    data, final = member.request("/history 2")
+    assert [(h.tag, h.id, h[2], h[3]) for h in data] == [("HIST", *w) for w in want], data
+
+    raw = d.history_path.read_text()
+    assert re.search(rf"^{guest_id} \S+ lobby msg ~visitor from a guest$", raw, re.M), raw
+    assert re.search(rf"^{member_id} \S+ lobby msg member from an account$", raw, re.M), raw
+
+    d.restart()
+    later = d.login("later")
+    assert [(h.id, h[2], h[3]) for h in later.hist] == want
+    data, final = later.request("/history 2")
+    assert [(h.tag, h.id, h[2], h[3]) for h in data] == [("HIST", *w) for w in want], data

@@ -2,8 +2,9 @@
 test_irc_history.py - IRCv3 draft/chathistory and draft/event-playback on
 chatd's IRC gateway: LATEST, BEFORE, AFTER, AROUND and BETWEEN by msgid= and
 timestamp=, TARGETS, limits, the chathistory batch, errors as standard
-replies, and the replay on JOIN.  From the ircv3.net chathistory
-specification (the cases irctest checks for Ergo, written again here).
+replies, and the replay on JOIN, from the ircv3.net chathistory
+specification (the cases irctest checks for Ergo, written again here); and
+no account tag on a guest's lines, live or replayed, across a restart.
 Skipped while chatd has no IRC gateway.
 """
 
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from chatproto import deadline_in
-from ircproto import iso_ms, utc_ms, wait_clock_past
+from ircproto import iso_ms, one_batch, utc_ms, wait_clock_past
 
 CAPS = ["batch", "server-time", "message-tags", "echo-message", "draft/chathistory"]
 N = 10
@@ -411,3 +412,98 @@ def test_targets_without_batch_is_plain_lines(room):
     assert not [x for x in lines if x.command == "BATCH"], lines
     rows = [x.params[1:3] for x in lines if x.command == "CHATHISTORY"]
     assert ["#h", m[-1][1]] in [[n, t.removeprefix("timestamp=")] for n, t in rows], lines
+
+
+# --- guests: no account tag on their lines, live or replayed ---
+
+READER_CAPS = CAPS + ["account-tag", "draft/event-playback"]
+# (command, nick, account tag) of the lines in #g from the guest and from alice.
+GUEST_LINES = [("JOIN", "visitor", None), ("TOPIC", "visitor", None),
+               ("PRIVMSG", "visitor", None), ("NOTICE", "visitor", None),
+               ("PRIVMSG", "alice", "alice"), ("PART", "visitor", None)]
+
+
+def assert_accounts(lines, want):
+    """The lines of visitor and alice (but alice's JOIN) among a room's history
+    lines, as (command, nick, account tag or None): want."""
+    got = [(x.command, x.nick, x.tags.get("account")) for x in lines
+           if x.nick == "visitor" or x.nick == "alice" and x.command != "JOIN"]
+    assert got == want, [x.raw for x in lines]
+
+
+def replay_and_latest(chatd, nick):
+    """nick (registered, READER_CAPS) joins #g: the lines of its replay, and
+    those of CHATHISTORY LATEST."""
+    reader = chatd.irc_login(nick, caps=READER_CAPS)
+    lines = reader.join("#g") + reader.sync()
+    start, replay = one_batch(lines, "chathistory")
+    assert start.params[2] == "#g", start.raw
+    start, latest = chathistory(reader, "CHATHISTORY LATEST #g * 50")
+    assert latest is not None, start.raw
+    return replay, latest
+
+
+def guest_in_g(chatd):
+    """alice (registered, READER_CAPS) in #g; the guest "visitor" joins, sets the
+    topic, says something, sends a notice and a TAGMSG, alice says something,
+    the guest parts.  The guest's lines as alice got them live; by then the
+    PART is in the history too."""
+    alice = chatd.irc_login("alice", caps=READER_CAPS)
+    assert alice.join("#g")[-1].command == "366"
+    guest = chatd.irc_connect("guest")
+    assert guest.register("visitor", caps=["message-tags"]).command == "001"
+    assert guest.join("#g")[-1].command == "366"
+
+    def in_g(x):
+        return x.nick == "visitor" and x.params[0] == "#g"
+
+    live = [alice.expect("JOIN", in_g)]
+    guest.send("TOPIC #g :set by a guest")
+    live.append(alice.expect("TOPIC", in_g))
+    guest.send("PRIVMSG #g :from a guest")
+    live.append(alice.expect("PRIVMSG", in_g))
+    guest.send("NOTICE #g :a guest's notice")
+    live.append(alice.expect("NOTICE", in_g))
+    guest.send("@+example.com/mood=curious TAGMSG #g")
+    live.append(alice.expect("TAGMSG", in_g))
+    say_all(alice, "#g", ["from an account"])
+    guest.send("PART #g :bye")
+    live.append(alice.expect("PART", in_g))
+    # The PART is stored a moment after it was shown (docs/IRC.md, "CHATHISTORY").
+    deadline = deadline_in(5)
+    while True:
+        _, inner = chathistory(alice, "CHATHISTORY LATEST #g * 50")
+        if [(x.command, x.nick) for x in inner][-1:] == [("PART", "visitor")]:
+            break
+        assert time.monotonic() < deadline, [x.raw for x in inner]
+    return live
+
+
+def test_a_guests_live_lines_carry_no_account(irc_chatd):
+    """guests = true: a guest's name is no account, so nothing it does in a room
+    carries account= (account-tag, message-tags) live: JOIN, TOPIC, PRIVMSG,
+    NOTICE, TAGMSG, PART."""
+    live = guest_in_g(irc_chatd(guests=True))
+    assert [(x.command, x.tags.get("account")) for x in live] == [
+        ("JOIN", None), ("TOPIC", None), ("PRIVMSG", None), ("NOTICE", None),
+        ("TAGMSG", None), ("PART", None)], [x.raw for x in live]
+
+
+def test_a_guests_history_carries_no_account(irc_chatd):
+    """guests = true: a guest's messages and events carry no account= in the
+    replay on JOIN and in CHATHISTORY (event-playback), and so after a restart
+    (the history file says who was a guest), when the name has become someone's
+    account; an account's messages carry it."""
+    chatd = irc_chatd(guests=True)
+    guest_in_g(chatd)
+    for lines in replay_and_latest(chatd, "carol"):
+        assert_accounts(lines, GUEST_LINES)
+
+    chatd.restart()
+    # The name is free: someone registers it and speaks.  The guest's lines stay no account's.
+    owner = chatd.irc_login("visitor", caps=READER_CAPS)
+    assert owner.join("#g")[-1].command == "366"
+    say_all(owner, "#g", ["now an account"])
+    after = GUEST_LINES + [("JOIN", "visitor", None), ("PRIVMSG", "visitor", "visitor")]
+    for lines in replay_and_latest(chatd, "dave"):
+        assert_accounts(lines, after)

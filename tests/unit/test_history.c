@@ -1,6 +1,7 @@
 /*
  * test_history.c - the history file: format, loading and repair, the
- * group commit, failed writes and syncs, compaction, the memory ring.
+ * group commit, failed writes and syncs, compaction, the memory ring,
+ * guests' records.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1959,6 +1960,171 @@ test_many_quiet_rooms(void **state)
 	history_close(h);
 }
 
+/* --- guests --- */
+
+static void
+append_as(struct history *h, const char *room, enum history_kind kind, const char *name, bool guest,
+	  const char *text)
+{
+	assert_int_equal(history_append_live(h, 1, room, kind, name, guest, text, strlen(text),
+					     (struct history_live){ 0 }),
+			 0);
+}
+
+/*
+ * room's records in memory, events too, as "NAME" or, for a guest's,
+ * "~NAME" (the mark made here from the entry's guest: the name read
+ * must not have it), joined by '|'.
+ */
+static char *
+room_names(struct history *h, const char *room)
+{
+	struct history_entry e[64];
+	size_t n = history_recent(h, room, 64, UINT64_MAX, true, e), len = 0;
+	char *out = calloc(1, 64 * 64);
+
+	assert_non_null(out);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(out + len, 64 * 64 - len, "%s%s%.*s", i ? "|" : "",
+					e[i].guest ? "~" : "", (int)e[i].name_len,
+					e[i].body->data + e[i].name_off);
+	history_entries_release(e, n);
+	return out;
+}
+
+static void
+assert_room_names(struct history *h, const char *room, const char *want)
+{
+	char *got = room_names(h, room);
+
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/*
+ * A guest's records say so in the file ("~NAME"); read back after a
+ * restart and after compactions, the entry has guest set and the name
+ * without the mark.  "-" and "*" are nobody's: never a guest's.
+ */
+static void
+test_guest_records(void **state)
+{
+	struct fixture *f = *state;
+	struct history_stats st;
+	struct history *h;
+	size_t sent, len;
+	char *file;
+
+	f->cfg.max_size = 4096;
+	f->cfg.memory = 8;
+	h = open_history(f);
+	append_as(h, "quiet", HK_JOIN, "visitor", true, "");
+	append_as(h, "quiet", HK_TOPIC, "visitor", true, "guests welcome");
+	append_as(h, "quiet", HK_MSG, "visitor", true, "hello from a guest");
+	append_as(h, "quiet", HK_NOTICE, "visitor", true, "a guest's notice");
+	append_as(h, "quiet", HK_MSG, "bob", false, "hello from an account");
+	append_as(h, "quiet", HK_TOPIC, "*", true, "set by an operator");
+	append_as(h, "quiet", HK_PART, "visitor", true, "left bye");
+	sent = 7;
+	sink_wait(&f->sink, sent);
+	/* The records published are the ones stored, mark and all. */
+	assert_non_null(strstr(f->sink.r[0].body, " quiet join ~visitor\n"));
+	assert_non_null(strstr(f->sink.r[2].body, " quiet msg ~visitor hello from a guest\n"));
+	assert_non_null(strstr(f->sink.r[4].body, " quiet msg bob hello from an account\n"));
+	assert_non_null(strstr(f->sink.r[5].body, " quiet topic * set by an operator\n"));
+	assert_room_names(h, "quiet", "~visitor|~visitor|~visitor|~visitor|bob|*|~visitor");
+	assert_room_texts(h, "quiet", true,
+			  "|guests welcome|hello from a guest|a guest's notice|hello from an "
+			  "account|set by an operator|left bye");
+	history_close(h);
+
+	file = slurp(f->path, &len);
+	assert_non_null(strstr(file, " quiet join ~visitor\n"));
+	assert_non_null(strstr(file, " quiet topic ~visitor guests welcome\n"));
+	assert_non_null(strstr(file, " quiet msg ~visitor hello from a guest\n"));
+	assert_non_null(strstr(file, " quiet notice ~visitor a guest's notice\n"));
+	assert_non_null(strstr(file, " quiet msg bob hello from an account\n"));
+	assert_non_null(strstr(file, " quiet part ~visitor left bye\n"));
+	free(file);
+
+	/* After a restart. */
+	h = open_history(f);
+	assert_room_names(h, "quiet", "~visitor|~visitor|~visitor|~visitor|bob|*|~visitor");
+	assert_room_texts(h, "quiet", false,
+			  "hello from a guest|a guest's notice|hello from an account");
+
+	/* Compaction keeps the mark: the quiet room's records are copied as they are. */
+	for (int i = 0; i < 3; i++)
+		fill(f, h, &sent, INT64_MAX);
+	history_get_stats(h, &st);
+	assert_true(st.compactions >= 3);
+	assert_room_names(h, "quiet", "~visitor|~visitor|~visitor|~visitor|bob|*|~visitor");
+	history_close(h);
+	file = slurp(f->path, &len);
+	assert_non_null(strstr(file, " quiet msg ~visitor hello from a guest\n"));
+	assert_non_null(strstr(file, " quiet msg bob hello from an account\n"));
+	free(file);
+	h = open_history(f);
+	assert_room_names(h, "quiet", "~visitor|~visitor|~visitor|~visitor|bob|*|~visitor");
+	history_close(h);
+}
+
+/* The mark must be followed by a name: "~" alone, "~~x", "~-", "~*" are damaged lines. */
+static void
+test_damaged_guest_marks_skipped(void **state)
+{
+	static const char file[] = HEADER "1 " TS " lobby msg ~visitor a guest\n"
+					  "2 " TS " lobby msg ~ the mark alone\n"
+					  "3 " TS " lobby msg ~~x two marks\n"
+					  "4 " TS " lobby msg ~- a guest nobody\n"
+					  "5 " TS " lobby topic ~* a guest operator\n"
+					  "6 " TS " lobby delete ~-\n"
+					  "7 " TS " lobby msg ~bad~name inside\n"
+					  "8 " TS " lobby join ~\n"
+					  "9 " TS " lobby msg bob~ trailing\n"
+					  "10 " TS " lobby msg ~Visitor again\n";
+	struct fixture *f = *state;
+	struct history_stats st;
+	struct history *h;
+
+	spill(f->path, file, sizeof(file) - 1);
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, 10);
+	assert_int_equal(st.in_memory, 2);
+	assert_room_names(h, "lobby", "~visitor|~Visitor");
+	assert_room_texts(h, "lobby", true, "a guest|again");
+	history_close(h);
+	assert_int_equal(log_count(f, "damaged history line skipped"), 8);
+	for (int line = 3; line <= 10; line++) {
+		char needle[160];
+
+		snprintf(needle, sizeof(needle), "%s:%d: damaged", f->path, line);
+		assert_int_equal(log_count(f, needle), 1);
+	}
+}
+
+/* Version 1 had no guests: a marked name there is damaged, not converted. */
+static void
+test_version_1_has_no_guests(void **state)
+{
+	static const char v1[] = HEADER_V1 "1 " TS " ~ann marked\n"
+					   "2 " TS " bob plain\n";
+	struct fixture *f = *state;
+	struct history *h;
+	size_t len;
+	char *file;
+
+	spill(f->path, v1, sizeof(v1) - 1);
+	h = open_history(f);
+	assert_room_names(h, "lobby", "bob");
+	history_close(h);
+	file = slurp(f->path, &len);
+	assert_string_equal(file, HEADER "2 " TS " lobby msg bob plain\n");
+	free(file);
+	assert_int_equal(log_count(f, "damaged history line skipped"), 1);
+}
+
 int
 main(void)
 {
@@ -2001,6 +2167,9 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_quiet_rooms, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_guest_marks_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_1_has_no_guests, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

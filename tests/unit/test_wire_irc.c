@@ -1,10 +1,11 @@
 /*
  * test_wire_irc.c - the IRC gateway's line forms (daemon/wire_irc.c): a
- * stored message in each form, a long text cut into lines of at most 512
- * bytes, "/me" as CTCP ACTION, events (PART, QUIT, KICK, NOTICE), private
- * messages; and through the hub, a room with a native and an IRC member
- * over socketpairs: each gets its own protocol's line, the IRC sender its
- * echo only with echo-message, labeled when the message carried a label.
+ * stored message in each form (a guest's, and a guest's TAGMSG, with no
+ * account tag), a long text cut into lines of at most 512 bytes, "/me" as
+ * CTCP ACTION, events (PART, QUIT, KICK, NOTICE), private messages; and
+ * through the hub, a room with a native and an IRC member over
+ * socketpairs: each gets its own protocol's line, the IRC sender its echo
+ * only with echo-message, labeled when the message carried a label.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -84,6 +85,46 @@ test_a_message_in_each_form(void **state)
 				  "#dev :hello there\r\n");
 	free(none), free(time), free(tags);
 	line_unref(e.body);
+}
+
+/*
+ * A guest's message (the entry's guest, live or read back from the file)
+ * and room TAGMSG carry no account tag in any form; a registered name's do.
+ */
+static void
+test_no_account_tag_for_a_guest(void **state)
+{
+	struct history_entry e = stored(43, 1, "dev", "visitor", "hello there");
+	struct wire_event tagmsg = { .kind = WE_TAGMSG,
+				     .room = "dev",
+				     .ms = 1,
+				     .name = "visitor",
+				     .text = "+typing=active" };
+	const struct wire_format *forms[] = { &wire_irc_account, &wire_irc_time_account,
+					      &wire_irc_tags };
+	struct line *l;
+
+	(void)state;
+	e.guest = true;
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		char *s = formatted(forms[i], &e);
+
+		assert_null(strstr(s, "account="));
+		assert_non_null(strstr(s, ":visitor!visitor@chatd PRIVMSG #dev :hello there\r\n"));
+		free(s);
+	}
+	line_unref(e.body);
+
+	l = wire_irc_tags.event(&tagmsg);
+	assert_string_equal(l->data,
+			    "@time=1970-01-01T00:00:00.001Z;account=visitor;+typing=active "
+			    ":visitor!visitor@chatd TAGMSG #dev\r\n");
+	line_unref(l);
+	tagmsg.guest = true;
+	l = wire_irc_tags.event(&tagmsg);
+	assert_string_equal(l->data, "@time=1970-01-01T00:00:00.001Z;+typing=active "
+				     ":visitor!visitor@chatd TAGMSG #dev\r\n");
+	line_unref(l);
 }
 
 static void
@@ -255,6 +296,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_message_in_each_form),
+		cmocka_unit_test(test_no_account_tag_for_a_guest),
 		cmocka_unit_test(test_me_is_a_ctcp_action),
 		cmocka_unit_test(test_a_long_text_is_cut_into_lines_of_512_bytes),
 		cmocka_unit_test(test_events),
