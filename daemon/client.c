@@ -385,7 +385,7 @@ client_store_live(struct client *c, const char *room, enum history_kind kind, co
 {
 	char spelled[ROOM_NAME_MAX + 1];
 
-	live.guest = c->room.guest; /* its own, set before it went online */
+	live.guest = c->room.guest; /* its own: only this thread writes it */
 	if ((*res = room_target(c->srv->hub, c, room, spelled)) != ROOM_DONE) {
 		line_unref(live.label);
 		line_unref(live.tags);
