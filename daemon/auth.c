@@ -237,12 +237,18 @@ auth_known(struct auth *a, const char *name, char *canonical)
 	return a->known;
 }
 
+/* A password as text: at most PASSWORD_MAX_LEN bytes, no NUL inside, text_check()'s rules. */
+static bool
+password_text(const char *pw, size_t len)
+{
+	return len <= PASSWORD_MAX_LEN && text_check(pw, len) == TEXT_OK && pw[len] == '\0';
+}
+
 enum auth_outcome
 auth_password(struct auth *a, const char *name, const char *pw, size_t len, int64_t *wait_ms)
 {
 	*wait_ms = 0;
-	if (!name_valid(name, strlen(name)) || len > PASSWORD_MAX_LEN ||
-	    text_check(pw, len) != TEXT_OK || pw[len] != '\0')
+	if (!name_valid(name, strlen(name)) || !password_text(pw, len))
 		return AUTH_BAD_INPUT;
 	if (!a->looked_up || name_cmp(a->name, name) != 0)
 		auth_known(a, name, NULL);
@@ -251,6 +257,26 @@ auth_password(struct auth *a, const char *name, const char *pw, size_t len, int6
 		return verify(a, pw, wait_ms);
 	if (!a->may_register)
 		return AUTH_CLOSED;
+	if (len == 0) /* a new account's password: not empty */
+		return AUTH_WEAK_PASSWORD;
+	return register_name(a, pw);
+}
+
+enum auth_outcome
+auth_register(struct auth *a, const char *name, const char *pw, size_t len)
+{
+	if (!name_valid(name, strlen(name)))
+		return AUTH_BAD_NAME;
+	auth_known(a, name, NULL);
+	if (!a->may_register)
+		return AUTH_CLOSED;
+	if (a->known)
+		return AUTH_TAKEN;
+	if (len == 0)
+		return AUTH_WEAK_PASSWORD;
+	if (!password_text(pw, len))
+		return AUTH_BAD_INPUT;
+	set_name(a->c, name);
 	return register_name(a, pw);
 }
 
@@ -344,6 +370,10 @@ auth_outcome_str(enum auth_outcome o)
 		return "internal error";
 	case AUTH_BAD_INPUT:
 		return "bad input";
+	case AUTH_WEAK_PASSWORD:
+		return "weak password";
+	case AUTH_BAD_NAME:
+		return "bad name";
 	}
 	return "?";
 }

@@ -29,12 +29,15 @@ enum auth_outcome {
 	AUTH_THROTTLED,     /* refused unchecked: *wait_ms until name/address may try */
 	AUTH_THROTTLE_FULL, /* too many logins are being throttled: try again in 1 s */
 	AUTH_CLOSED,        /* the name is not registered and registration is closed */
-	AUTH_TAKEN,         /* someone else registered the name meanwhile */
+	AUTH_TAKEN,         /* the name is registered: by someone else meanwhile, or already
+			     * (auth_register()) */
 	AUTH_TIMEOUT,       /* the login's deadline passed (a wait or a delay outlasted it) */
 	AUTH_SHUTDOWN,      /* chatd is stopping */
 	AUTH_GONE,          /* the connection was shut down (login budget) or reset */
 	AUTH_INTERNAL,      /* could not check or store now (try again) */
 	AUTH_BAD_INPUT,     /* not a valid name, password or token: nothing checked */
+	AUTH_WEAK_PASSWORD, /* a new name's password is too weak to register (empty) */
+	AUTH_BAD_NAME,      /* auth_register(): not a valid name; nothing checked */
 };
 
 /*
@@ -66,7 +69,8 @@ bool auth_known(struct auth *a, const char *name, char *canonical);
 
 /*
  * Checks password pw (len bytes, NUL-terminated) for name, registering the
- * name with it if it is unknown and registration is open.  Without an
+ * name with it if it is unknown and registration is open (an empty
+ * password registers nothing: AUTH_WEAK_PASSWORD).  Without an
  * auth_known() for name first, it looks the name up now.  On AUTH_OK and
  * AUTH_REGISTERED c->name is the name logged in as; on the others it is
  * the name tried (for the answer's wording).  *wait_ms is set with
@@ -75,6 +79,21 @@ bool auth_known(struct auth *a, const char *name, char *canonical);
  */
 enum auth_outcome auth_password(struct auth *a, const char *name, const char *pw, size_t len,
 				int64_t *wait_ms);
+
+/*
+ * Registers name with password pw (len bytes, NUL-terminated) and nothing
+ * else: a known name is AUTH_TAKEN, never a password check.  The rules are
+ * auth_password()'s for a new name: a valid name (else AUTH_BAD_NAME),
+ * registration open (AUTH_CLOSED), a password of 1-PASSWORD_MAX_LEN bytes
+ * of text (empty: AUTH_WEAK_PASSWORD; too long or not text: AUTH_BAD_INPUT),
+ * checked in that order before anything is hashed; then the hash, in a
+ * slot of the gate had by a->deadline (AUTH_REGISTERED, or AUTH_TAKEN if
+ * someone registered it meanwhile, AUTH_TIMEOUT, AUTH_GONE, AUTH_INTERNAL).
+ * Just before the hash c->name becomes name; pass c->name itself for a
+ * connection that is online (a guest), whose name others read: it is then
+ * left alone.  No throttle: nothing is guessed.
+ */
+enum auth_outcome auth_register(struct auth *a, const char *name, const char *pw, size_t len);
 
 /*
  * A resume token (RESUME_TOKEN_HEX lower-case hex digits) for name: a live

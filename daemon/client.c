@@ -390,7 +390,7 @@ client_store_live(struct client *c, const char *room, enum history_kind kind, co
 		line_unref(live.tags);
 		return 1;
 	}
-	/* c->room.guest is its own, set before it went online. */
+	/* c->room.guest: only this thread writes it (at login, or REGISTER on IRC). */
 	if (history_append_live(c->srv->history, c->id, spelled, kind, c->name, c->room.guest, text,
 				len, live) < 0) {
 		*res = ROOM_NO_MEMORY;

@@ -218,6 +218,14 @@ room_set_away(struct hub *h, struct client *c, const char *text)
 	return 0;
 }
 
+void
+room_set_account(struct hub *h, struct client *c)
+{
+	pthread_mutex_lock(&h->lock);
+	c->room.guest = false;
+	pthread_mutex_unlock(&h->lock);
+}
+
 bool
 room_presence(struct hub *h, const char *name, char *canonical, char *away, size_t awaylen,
 	      bool *guest)

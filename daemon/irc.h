@@ -2,10 +2,11 @@
  * irc.h - the IRC gateway: a front-end (client.h, struct frontend) that
  * serves IRC clients on the same core as the native protocol
  * (docs/IRC.md).  irc.c holds a connection's state and its replies,
- * irc_login.c the registration, irc_caps.c the capabilities,
- * irc_commands.c the command table, irc_history.c history playback and
- * CHATHISTORY.  Everything here runs in the connection's own thread; the
- * state (struct irc_conn, client->proto) is that thread's alone.
+ * irc_login.c the registration, irc_register.c account registration
+ * (REGISTER), irc_caps.c the capabilities, irc_commands.c the command
+ * table, irc_history.c history playback and CHATHISTORY.  Everything here
+ * runs in the connection's own thread; the state (struct irc_conn,
+ * client->proto) is that thread's alone.
  */
 #ifndef CHATD_IRC_H
 #define CHATD_IRC_H
@@ -23,6 +24,7 @@
 
 /* The capabilities chatd offers (irc_caps.c: one table, in this order). */
 enum irc_cap {
+	CAP_ACCOUNT_REGISTRATION,
 	CAP_ACCOUNT_TAG,
 	CAP_BATCH,
 	CAP_CAP_NOTIFY,
@@ -49,7 +51,7 @@ struct irc_conn {
 	char *sasl;           /* AUTHENTICATE data gathered so far (wiped) */
 	size_t sasl_len;
 	bool sasl_plain; /* AUTHENTICATE PLAIN accepted, data expected */
-	bool logged_in;  /* SASL succeeded: c->name is the account */
+	bool logged_in;  /* to an account (SASL, PASS, REGISTER): c->name; never a guest */
 	bool registered_now;
 	/* flood control: a token bucket */
 	double tokens;
@@ -98,6 +100,21 @@ void irc_caps_apply(struct client *c);
 
 /* irc_login.c: the registration, until c->name is set (the frontend's login). */
 int irc_login(struct client *c, bool *registered, struct session_state *st);
+/*
+ * plain_login refuses a password in clear from c here (auth_plain_refused()):
+ * true, logged, with st->why and st->text set for the connection's end.
+ */
+bool irc_plain_refused(struct client *c, struct session_state *st);
+
+/*
+ * irc_register.c: REGISTER and VERIFY (draft/account-registration), before
+ * registration (login: that login's auth) or after it (login NULL: only a
+ * guest may register).  0 answered, 1 the connection ends (st->why and
+ * st->text say why), -1 without memory.  REGISTER wipes its password.
+ */
+struct auth;
+int irc_register(struct client *c, struct auth *login, struct session_state *st, struct irc_msg *m);
+int irc_verify(struct client *c, const struct irc_msg *m);
 
 /* irc_commands.c: one registered client's line; and the command table for docs and tests. */
 int irc_request(struct client *c, struct session_state *st, char *line, size_t len);
@@ -110,6 +127,8 @@ struct irc_command {
 };
 extern const struct irc_command irc_commands[];
 extern const size_t irc_n_commands;
+/* The table's entry for m's command; NULL if it has none. */
+const struct irc_command *irc_command_find(const struct irc_msg *m);
 
 /* irc_history.c: a room's history in c's form (at login and JOIN), and CHATHISTORY. */
 int irc_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id);

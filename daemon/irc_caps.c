@@ -1,7 +1,8 @@
 /*
  * irc_caps.c - IRCv3 capability negotiation (CAP LS, LIST, REQ, END; 302
- * values; cap-notify) from one table of the capabilities chatd offers,
- * and the line form a session's capabilities call for (wire.h): every tag
+ * values; cap-notify) from one table of the capabilities chatd offers
+ * (draft/account-registration only while registration is on), and the
+ * line form a session's capabilities call for (wire.h): every tag
  * with message-tags, server-time's alone without it, none otherwise.
  * Runs in the connection's own thread.
  */
@@ -21,8 +22,10 @@ struct cap_def {
 	const char *value; /* CAP LS 302's "=value", NULL for none */
 };
 
-/* In enum irc_cap's order, which is alphabetical. */
+/* In enum irc_cap's order, which is alphabetical (by name, "draft/" aside). */
 static const struct cap_def caps[CAP_N] = {
+	/* REGISTER works before connection registration; the account is the nick. */
+	[CAP_ACCOUNT_REGISTRATION] = { "draft/account-registration", "before-connect" },
 	[CAP_ACCOUNT_TAG] = { "account-tag", NULL },
 	[CAP_BATCH] = { "batch", NULL },
 	[CAP_CAP_NOTIFY] = { "cap-notify", NULL },
@@ -41,12 +44,23 @@ irc_cap_name(enum irc_cap cap)
 	return caps[cap].name;
 }
 
+/*
+ * Is cap offered now?  draft/account-registration only while registration
+ * is on (read at each CAP LS and REQ: no cap-notify NEW or DEL on a reload).
+ */
+static bool
+cap_offered(int cap)
+{
+	return cap != CAP_ACCOUNT_REGISTRATION || settings_get()->registration;
+}
+
+/* An offered capability by name, or -1. */
 static int
 cap_find(const char *name, size_t len)
 {
 	for (int i = 0; i < CAP_N; i++)
 		if (strlen(caps[i].name) == len && strncasecmp(caps[i].name, name, len) == 0)
-			return i;
+			return cap_offered(i) ? i : -1;
 	return -1;
 }
 
@@ -74,9 +88,13 @@ cap_ls(struct client *c, bool v302)
 	list[0] = '\0';
 	for (int i = 0; i < CAP_N; i++) {
 		char one[64];
-		int n = snprintf(one, sizeof(one), "%s%s%s", caps[i].name,
-				 v302 && caps[i].value ? "=" : "",
-				 v302 && caps[i].value ? caps[i].value : "");
+		int n;
+
+		if (!cap_offered(i))
+			continue;
+		n = snprintf(one, sizeof(one), "%s%s%s", caps[i].name,
+			     v302 && caps[i].value ? "=" : "",
+			     v302 && caps[i].value ? caps[i].value : "");
 
 		if (off + (size_t)n + 1 >= sizeof(list) - 1) {
 			if (irc_send(c, ":%s CAP %s LS * :%s", settings_get()->server_name,

@@ -1,10 +1,10 @@
 /*
  * irc_commands.c - what a registered IRC client may send (docs/IRC.md
- * "Commands"): one table drives dispatch, the parameter counts and the
- * command list of docs/IRC.md (a ctest compares them).  Each command
- * calls the core (room.h, history) and words the outcome as IRC numerics.
- * A room is a channel: "#dev" is the room dev.  Runs in the connection's
- * own thread.
+ * "Commands"): one table drives dispatch, the parameter counts (before
+ * registration too: irc_login.c) and the command list of docs/IRC.md (a
+ * ctest compares them).  Each command calls the core (room.h, history)
+ * and words the outcome as IRC numerics.  A room is a channel: "#dev" is
+ * the room dev.  Runs in the connection's own thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -695,6 +695,19 @@ cmd_authenticate(struct client *c, struct session_state *st, struct irc_msg *m)
 }
 
 static int
+cmd_register(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	return irc_register(c, NULL, st, m);
+}
+
+static int
+cmd_verify(struct client *c, struct session_state *st, struct irc_msg *m)
+{
+	(void)st;
+	return irc_verify(c, m);
+}
+
+static int
 cmd_ison(struct client *c, struct session_state *st, struct irc_msg *m)
 {
 	char list[512], away[8], canonical[NAME_MAX_LEN + 1];
@@ -755,18 +768,20 @@ const struct irc_command irc_commands[] = {
 	{ "PONG", cmd_pong, 0, "ignored" },
 	{ "PRIVMSG", cmd_privmsg, 1, "to #room (stored, in the room's history) or to a nick (private, not stored)" },
 	{ "QUIT", cmd_quit, 0, "QUIT [:text]: others see QUIT with the text" },
+	{ "REGISTER", cmd_register, 3, "REGISTER * * :password registers your nick as an account and logs you in, before registration or as a guest (draft/account-registration; an e-mail address is not kept)" },
 	{ "TAGMSG", cmd_tagmsg, 1, "client-only tags alone (typing, reactions) to #room or a nick, live, not stored; only clients with message-tags get it" },
 	{ "TOPIC", cmd_topic, 1, "TOPIC #room shows (332, 333, 331), TOPIC #room :text sets" },
 	{ "USER", cmd_registered, 4, "(before registration; after it, 462)" },
 	{ "USERHOST", cmd_userhost, 1, "up to 5 nicks (302)" },
+	{ "VERIFY", cmd_verify, 2, "FAIL VERIFY INVALID_CODE: chatd has no verification step, REGISTER logs in at once" },
 	{ "WHO", cmd_who, 1, "WHO #room or WHO nick (352, 315); H here, G away" },
 	{ "WHOIS", cmd_whois, 1, "WHOIS nick (311, 312, 330 or 320, 301, 318)" },
 };
 /* clang-format on */
 const size_t irc_n_commands = sizeof(irc_commands) / sizeof(irc_commands[0]);
 
-static const struct irc_command *
-find_command(const struct irc_msg *m)
+const struct irc_command *
+irc_command_find(const struct irc_msg *m)
 {
 	for (size_t i = 0; i < irc_n_commands; i++)
 		if (irc_cmd_is(m, irc_commands[i].name))
@@ -804,7 +819,7 @@ irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 		return rc == 0 ? irc_commit(c) : -1;
 	}
 	take_label(c, &m);
-	const struct irc_command *cmd = find_command(&m);
+	const struct irc_command *cmd = irc_command_find(&m);
 	/*
 	 * Everything that happened before a command comes first (as natively);
 	 * a message, like a native one, neither collects first nor counts as

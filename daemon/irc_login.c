@@ -1,16 +1,17 @@
 /*
  * irc_login.c - an IRC client's registration (docs/IRC.md
- * "Registration"): CAP negotiation, NICK, USER, PASS and SASL PLAIN,
- * checked by the same core as the native login (auth.h: throttle, hash
- * slots, delays, registration when open), then the welcome: 001-005, the
- * MOTD and the default room.  Runs in the connection's own thread, before
- * it is online; passwords are wiped as soon as they were used.
+ * "Registration"): CAP negotiation, NICK, USER, PASS, SASL PLAIN and
+ * REGISTER (irc_register.c), checked by the same core as the native login
+ * (auth.h: throttle, hash slots, delays, registration when open), then the
+ * welcome: 001-005, the MOTD and the default room.  Runs in the
+ * connection's own thread, before it is online; passwords are wiped as
+ * soon as they were used.
  *
  * The nick is the account name.  Registration completes once NICK and
- * USER came and CAP negotiation (if begun) ended: as the SASL account, or
- * as NICK with PASS as its password (registering NICK if it is unknown
- * and registration is open), or, with guests on, as a guest under a NICK
- * nobody registered.
+ * USER came and CAP negotiation (if begun) ended: as the SASL account or
+ * the account REGISTER made (irc_register.c), or as NICK with PASS as its
+ * password (registering NICK if it is unknown and registration is open),
+ * or, with guests on, as a guest under a NICK nobody registered.
  */
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -47,20 +48,28 @@ end_with(struct reg *rg, enum part_reason why, const char *text)
 	rg->done = true;
 }
 
-/* Passwords in clear on the plain IRC port: the same rule as the native port (plain_login). */
-static bool
-clear_refused(struct reg *rg, struct client *c)
+bool
+irc_plain_refused(struct client *c, struct session_state *st)
 {
 	int port = c->srv->irc_tls_port;
-	char text[128];
 
 	if (!auth_plain_refused(c, port))
 		return false;
 	log_info("refused a plain IRC login from %s: plain_login allows only TLS there",
 		 c->addr_str);
-	snprintf(text, sizeof(text), "no passwords in clear here: connect with TLS to port %d",
-		 port);
-	end_with(rg, PART_REFUSED, text);
+	st->why = PART_REFUSED;
+	snprintf(st->text, sizeof(st->text),
+		 "no passwords in clear here: connect with TLS to port %d", port);
+	return true;
+}
+
+/* Passwords in clear on the plain IRC port: the same rule as the native port (plain_login). */
+static bool
+clear_refused(struct reg *rg, struct client *c)
+{
+	if (!irc_plain_refused(c, rg->st))
+		return false;
+	rg->done = true;
 	return true;
 }
 
@@ -113,7 +122,13 @@ checked(struct reg *rg, struct client *c, enum auth_outcome o, int64_t wait_ms, 
 	case AUTH_INTERNAL:
 		irc_num(c, num, ":cannot check the password now; try again");
 		break;
+	case AUTH_WEAK_PASSWORD:
+		irc_num(c, num, ":%s",
+			sasl ? "SASL authentication failed: a new account's password must not be empty"
+			     : "a new account's password must not be empty");
+		break;
 	case AUTH_BAD_INPUT:
+	case AUTH_BAD_NAME: /* not reached: auth_register() only */
 		irc_num(c, num, ":%s",
 			sasl ? "SASL authentication failed: not a valid name or password"
 			     : "not a valid name or password");
@@ -311,10 +326,13 @@ step(struct reg *rg, struct client *c, char *line, size_t len)
 		return end_with(rg, PART_QUIT, part_reason_text(PART_QUIT));
 	}
 	bool known = irc_cmd_is(&m, "NICK") || irc_cmd_is(&m, "USER") || irc_cmd_is(&m, "PASS") ||
-		     irc_cmd_is(&m, "AUTHENTICATE");
+		     irc_cmd_is(&m, "AUTHENTICATE") || irc_cmd_is(&m, "REGISTER") ||
+		     irc_cmd_is(&m, "VERIFY");
 	if (!known)
 		return (void)irc_num(c, "451", ":You have not registered");
-	if (m.n_params < 1 || (irc_cmd_is(&m, "USER") && m.n_params < 4))
+	/* The parameters each needs: the command table's counts (irc_commands.c). */
+	const struct irc_command *cmd = irc_command_find(&m);
+	if (cmd == NULL || m.n_params < cmd->min_params)
 		return (void)irc_num(c, "461", "%s :Not enough parameters", m.command);
 	if (irc_cmd_is(&m, "NICK"))
 		nick(rg, c, &m);
@@ -322,8 +340,11 @@ step(struct reg *rg, struct client *c, char *line, size_t len)
 		ic->have_user = true;
 	else if (irc_cmd_is(&m, "PASS"))
 		pass(rg, c, &m);
-	else
+	else if (irc_cmd_is(&m, "AUTHENTICATE"))
 		authenticate(rg, c, &m);
+	else if ((irc_cmd_is(&m, "REGISTER") ? irc_register(c, &rg->a, rg->st, &m)
+					     : irc_verify(c, &m)) > 0)
+		rg->done = true; /* rg->st says why */
 }
 
 int

@@ -263,6 +263,12 @@ void room_set_form(struct hub *h, struct client *c, unsigned wire, bool echo);
 int room_set_away(struct hub *h, struct client *c, const char *text);
 
 /*
+ * c, online as a guest, has registered its name (IRC's REGISTER): from now
+ * on it is that account's session, no guest.  Its thread.
+ */
+void room_set_account(struct hub *h, struct client *c);
+
+/*
  * Whether name is online: its spelling in canonical (NAME_MAX_LEN + 1),
  * its AWAY text in away ("" if here), whether it is a guest.
  */

@@ -116,7 +116,8 @@ struct client {
 		bool backed_up;      /* its queue passed half its limit (room_backed_up) */
 		bool echo;           /* IRC echo-message: its own messages come back whole */
 		bool guest;          /* no account (guests): set by its thread before room_login(),
-				      * read-only from then on, so it reads it without the lock */
+				      * cleared by it under the lock (room_set_account()); only
+				      * its thread writes it, so it reads it without the lock */
 		char *away;          /* IRC AWAY text; NULL: here */
 	} room;
 };

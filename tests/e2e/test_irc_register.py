@@ -1,12 +1,18 @@
 """
 test_irc_register.py - registration on chatd's IRC gateway: CAP, SASL PLAIN,
-PASS, guests, what is refused before registration, and the welcome (001-005,
-ISUPPORT, MOTD, the default room).  From modern.ircdocs.horse, the IRCv3
-capability-negotiation and sasl-3.1/3.2 specifications and the gateway's
-design (issue 16).  Skipped while chatd has no IRC gateway (conftest.py).
+PASS, guests, what is refused before registration, the welcome (001-005,
+ISUPPORT, MOTD, the default room), and account registration with REGISTER
+(draft/account-registration).  From modern.ircdocs.horse, the IRCv3
+capability-negotiation, sasl-3.1/3.2 and account-registration specifications
+and the gateway's design (issue 16).  Skipped while chatd has no IRC gateway
+(conftest.py).
 """
 
+import signal
+
 import pytest
+
+from chatproto import wait_until
 
 from ircproto import b64_chunks, plain_payload
 
@@ -449,3 +455,305 @@ def test_plain_login_deny_refuses_passwords_on_the_plain_port(irc_chatd, pair):
     assert "001" not in commands(lines), lines
     said = " ".join(m.last or "" for m in lines)
     assert str(chatd.irc_tls_port) in said, lines
+
+
+# --- draft/account-registration: REGISTER and VERIFY ---
+
+REG_CAP = "draft/account-registration"
+
+
+def cap_keys(value):
+    """The keys of a capability value "k1,k2=v,..." (the spec's format)."""
+    return {item.partition("=")[0] for item in (value or "").split(",") if item}
+
+
+def registration_answer(c, verb="REGISTER"):
+    """The answer to a REGISTER (or VERIFY): REGISTER SUCCESS, or FAIL REGISTER ..."""
+    return c.expect(("FAIL", verb), lambda m: m.command == verb or m.param(0) == verb)
+
+
+def start_registration(c, nick, caps=()):
+    """CAP LS 302 (holding registration until CAP END), the caps, NICK and USER."""
+    offered = c.cap_ls("302")
+    if caps:
+        assert c.cap_req(list(caps)) == ("ACK", list(caps))
+    c.send(f"NICK {nick}")
+    c.send(f"USER {nick} 0 * :x")
+    return offered
+
+
+def test_cap_offered_with_before_connect_only(irc_chatd):
+    c = irc_chatd().irc_connect()
+    caps = c.cap_ls("302")
+    assert REG_CAP in caps, caps
+    # before-connect is true; chatd needs no e-mail and has no account name but the nick.
+    assert cap_keys(caps[REG_CAP]) == {"before-connect"}, caps[REG_CAP]
+    assert c.cap_req([REG_CAP]) == ("ACK", [REG_CAP])
+
+
+def test_register_before_connect_then_the_welcome_and_every_login(irc_chatd):
+    chatd = irc_chatd()
+    c = chatd.irc_connect("newbie")
+    start_registration(c, "newbie")
+    c.send("REGISTER * * :pw-newbie")
+    lines = c.until("900")
+    success = [m for m in lines if m.command == "REGISTER"]
+    assert len(success) == 1 and success[0].params[:2] == ["SUCCESS", "newbie"], lines
+    assert lines.index(success[0]) < len(lines) - 1, lines       # 900 after it
+    assert lines[-1].params[2] == "newbie", lines[-1].raw         # logged in as newbie
+    assert "001" not in commands(lines), lines                    # CAP END not sent yet
+    assert "newbie" in chatd.ctl_ok("user", "list").split()
+    c.send("CAP END")
+    welcome = c.expect("001")
+    assert welcome.params[0] == "newbie", welcome.raw
+    c.expect("JOIN", lambda m: m.nick == "newbie" and m.params[0] == "#lobby")
+    c.send("WHOIS newbie")
+    whois = c.until("318")
+    assert "330" in commands(whois) and "320" not in commands(whois), whois
+    # The account is chatd's: SASL and PASS on IRC, and the native login.
+    assert chatd.irc_login("newbie", sasl=True, label="sasl").nick == "newbie"
+    assert chatd.irc_login("newbie", label="pass").nick == "newbie"
+    chatd.login("newbie")
+    other = chatd.irc_connect("guesser")
+    assert_refused(other, other.register("newbie", password="guess"), "464")
+
+
+def test_register_names_the_account_as_the_nick_in_any_case(irc_chatd):
+    chatd = irc_chatd()
+    c = chatd.irc_connect()
+    start_registration(c, "Carol")
+    c.send("REGISTER carol * :pw-carol")
+    answer = registration_answer(c)
+    assert answer.params[:2] == ["SUCCESS", "Carol"], answer.raw
+    assert "Carol" in chatd.ctl_ok("user", "list").split()
+
+
+def test_register_before_nick_needs_a_nick(irc_chatd):
+    chatd = irc_chatd()
+    c = chatd.irc_connect()
+    c.send("REGISTER * * :pw-early")
+    answer = registration_answer(c)
+    assert answer.command == "FAIL" and answer.params[:3] == ["REGISTER", "NEED_NICK", "*"], \
+        answer.raw
+    # A nick then, and the same REGISTER goes through.
+    c.send("NICK early")
+    c.send("REGISTER * * :pw-early")
+    assert registration_answer(c).params[:2] == ["SUCCESS", "early"]
+
+
+def test_register_an_account_other_than_the_nick_is_refused(irc_chatd):
+    chatd = irc_chatd()
+    c = chatd.irc_connect()
+    start_registration(c, "dave")
+    c.send("REGISTER someoneelse * :pw-x")
+    answer = registration_answer(c)
+    assert answer.params[:3] == ["REGISTER", "ACCOUNT_NAME_MUST_BE_NICK", "someoneelse"], \
+        answer.raw
+    users = chatd.ctl_ok("user", "list").split()
+    assert "someoneelse" not in users and "dave" not in users, users
+
+
+@pytest.mark.parametrize("account", ["b@d", "a" * 33, "-dash"])
+def test_register_a_bad_account_name(irc_chatd, account):
+    chatd = irc_chatd()
+    c = chatd.irc_connect()
+    start_registration(c, "erin")
+    c.send(f"REGISTER {account} * :pw-erin")
+    answer = registration_answer(c)
+    assert answer.params[:3] == ["REGISTER", "BAD_ACCOUNT_NAME", account], answer.raw
+    assert "erin" not in chatd.ctl_ok("user", "list").split()
+
+
+def test_register_an_existing_account_is_account_exists(irc_chatd):
+    chatd = irc_chatd()
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    start_registration(c, "alice", caps=["sasl"])
+    c.send("REGISTER * * :not-alices-password")
+    answer = registration_answer(c)
+    assert answer.params[:3] == ["REGISTER", "ACCOUNT_EXISTS", "alice"], answer.raw
+    # Nothing was checked or changed: the owner's password stands, and this
+    # connection may still log in with it.
+    assert c.authenticate_plain("alice", "pw-alice").command == "903"
+    c.send("CAP END")
+    assert c.expect("001").params[0] == "alice"
+    chatd.login("alice")
+
+
+def test_register_a_weak_or_unacceptable_password_then_a_good_one(irc_chatd):
+    chatd = irc_chatd()
+    c = chatd.irc_connect()
+    start_registration(c, "frank")
+    c.send("REGISTER * * :")
+    answer = registration_answer(c)
+    assert answer.params[:3] == ["REGISTER", "WEAK_PASSWORD", "frank"], answer.raw
+    c.send("REGISTER * * :" + "p" * 257)
+    answer = registration_answer(c)
+    assert answer.params[:3] == ["REGISTER", "UNACCEPTABLE_PASSWORD", "frank"], answer.raw
+    c.send("REGISTER * * :bell\x07inside")
+    answer = registration_answer(c)
+    assert answer.params[:3] == ["REGISTER", "UNACCEPTABLE_PASSWORD", "frank"], answer.raw
+    assert "frank" not in chatd.ctl_ok("user", "list").split()
+    # The client may try again (the spec's MAY): 256 bytes is a password.
+    c.send("REGISTER * * :" + "p" * 256)
+    assert registration_answer(c).params[:2] == ["SUCCESS", "frank"]
+    c.send("CAP END")
+    assert c.expect("001").params[0] == "frank"
+
+
+def test_empty_pass_registers_nothing(irc_chatd):
+    """The same rule without REGISTER: an unknown nick's empty PASS is no password."""
+    chatd = irc_chatd()
+    c = chatd.irc_connect()
+    c.cap_ls()
+    c.send("PASS :")
+    c.send("NICK gina")
+    c.send("USER gina 0 * :x")
+    c.send("CAP END")
+    final = c.expect(("001", "464"))
+    assert final.command == "464", final.raw
+    assert "gina" not in chatd.ctl_ok("user", "list").split()
+
+
+def test_register_again_or_after_sasl_is_already_authenticated(irc_chatd):
+    chatd = irc_chatd()
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    start_registration(c, "henry", caps=["sasl"])
+    c.send("REGISTER * * :pw-henry")
+    assert registration_answer(c).params[:2] == ["SUCCESS", "henry"]
+    c.send("REGISTER * * :pw-henry")
+    answer = registration_answer(c)
+    assert answer.params[:3] == ["REGISTER", "ALREADY_AUTHENTICATED", "henry"], answer.raw
+    c.send("VERIFY henry 123456")
+    answer = registration_answer(c, "VERIFY")
+    assert answer.params[:3] == ["VERIFY", "ALREADY_AUTHENTICATED", "henry"], answer.raw
+    # After SASL, before registration ends.
+    d = chatd.irc_connect()
+    start_registration(d, "alice", caps=["sasl"])
+    assert d.authenticate_plain("alice", "pw-alice").command == "903"
+    d.send("REGISTER * * :pw-other")
+    answer = registration_answer(d)
+    assert answer.params[:3] == ["REGISTER", "ALREADY_AUTHENTICATED", "alice"], answer.raw
+    # After registration, for a client logged in with PASS.
+    e = chatd.irc_login("ivan")
+    e.send("REGISTER * * :pw-other")
+    answer = registration_answer(e)
+    assert answer.params[:3] == ["REGISTER", "ALREADY_AUTHENTICATED", "ivan"], answer.raw
+
+
+def test_register_needs_three_parameters(irc_chatd):
+    c = irc_chatd().irc_connect()
+    start_registration(c, "judy")
+    c.send("REGISTER * pw-judy")
+    c.expect("461", lambda m: m.param(1) == "REGISTER")
+    c.send("VERIFY judy")
+    c.expect("461", lambda m: m.param(1) == "VERIFY")
+
+
+def test_verify_has_no_code_to_check(irc_chatd):
+    c = irc_chatd().irc_connect()
+    start_registration(c, "kate")
+    c.send("VERIFY kate 123456")
+    answer = registration_answer(c, "VERIFY")
+    assert answer.params[:3] == ["VERIFY", "INVALID_CODE", "kate"], answer.raw
+
+
+def test_registration_off_no_cap_and_disallowed(irc_chatd):
+    chatd = irc_chatd(registration=False)
+    c = chatd.irc_connect()
+    caps = start_registration(c, "leo")
+    assert REG_CAP not in caps, caps
+    assert c.cap_req([REG_CAP]) == ("NAK", [REG_CAP])
+    c.send("REGISTER * * :pw-leo")
+    answer = registration_answer(c)
+    assert answer.params[:3] == ["REGISTER", "DISALLOWED", "leo"], answer.raw
+    c.send("VERIFY leo 123456")
+    answer = registration_answer(c, "VERIFY")
+    assert answer.params[:3] == ["VERIFY", "DISALLOWED", "leo"], answer.raw
+    assert "leo" not in chatd.ctl_ok("user", "list").split()
+    # Turned on by a reload: offered to the next CAP LS, and REGISTER works.
+    before = chatd.log_text().count("reloaded")
+    chatd.settings["registration"] = True
+    chatd.write_config()
+    chatd.send_signal(signal.SIGHUP)
+    wait_until(lambda: chatd.log_text().count("reloaded") > before, "the reload")
+    assert REG_CAP in c.cap_ls("302")
+    c.send("REGISTER * * :pw-leo")
+    assert registration_answer(c).params[:2] == ["SUCCESS", "leo"]
+
+
+def test_a_guest_registers_its_nick(irc_chatd):
+    chatd = irc_chatd(guests=True)
+    guest = chatd.irc_connect("visitor")
+    assert guest.register("visitor").command == "001"
+    bob = chatd.irc_login("bob", caps=["account-tag"])
+    guest.expect("JOIN", lambda m: m.nick == "bob")
+    guest.privmsg("#lobby", "as a guest")
+    said = bob.expect("PRIVMSG", lambda m: m.last == "as a guest")
+    assert "account" not in said.tags, said.raw
+    def listed_as_guest():
+        line = [ln for ln in chatd.ctl_ok("users").splitlines() if ln.split()[:1] == ["visitor"]]
+        assert len(line) == 1, line
+        return line[0].split()[-1] == "guest"
+
+    assert listed_as_guest()
+    guest.send("REGISTER visitor * :pw-visitor")
+    lines = guest.until("900")
+    success = [m for m in lines if m.command == "REGISTER"]
+    assert success and success[0].params[:2] == ["SUCCESS", "visitor"], lines
+    assert "visitor" in chatd.ctl_ok("user", "list").split()
+    assert not listed_as_guest()
+    guest.send("WHOIS visitor")
+    whois = guest.until("318")
+    assert "330" in commands(whois) and "320" not in commands(whois), whois
+    guest.privmsg("#lobby", "as an account")
+    said = bob.expect("PRIVMSG", lambda m: m.last == "as an account")
+    assert said.tags.get("account") == "visitor", said.raw
+    guest.send("REGISTER * * :pw-visitor")
+    answer = registration_answer(guest)
+    assert answer.params[:3] == ["REGISTER", "ALREADY_AUTHENTICATED", "visitor"], answer.raw
+    # The account logs in natively with that password (and takes the session over).
+    chatd.login("visitor")
+
+
+def test_a_guest_cannot_register_a_nick_registered_meanwhile(irc_chatd):
+    chatd = irc_chatd(guests=True)
+    guest = chatd.irc_connect("visitor")
+    assert guest.register("visitor").command == "001"
+    chatd.add_user("visitor", "owners-password")
+    guest.send("REGISTER * * :pw-visitor")
+    answer = registration_answer(guest)
+    assert answer.params[:3] == ["REGISTER", "ACCOUNT_EXISTS", "visitor"], answer.raw
+    guest.send("WHOIS visitor")
+    assert "320" in commands(guest.until("318"))        # still a guest
+    chatd.login("visitor", "owners-password")
+
+
+def test_registering_an_online_guests_nick_replaces_the_guest(irc_chatd):
+    """As with PASS: a guest holds no account, so registering its nick takes it over."""
+    chatd = irc_chatd(guests=True)
+    guest = chatd.irc_connect("guest")
+    assert guest.register("mallory").command == "001"
+    c = chatd.irc_connect("owner")
+    start_registration(c, "mallory")
+    c.send("REGISTER * * :pw-mallory")
+    assert registration_answer(c).params[:2] == ["SUCCESS", "mallory"]
+    c.send("CAP END")
+    assert c.expect("001").params[0] == "mallory"
+    rest = guest.expect_closed()
+    assert commands(rest)[-1:] == ["ERROR"], rest
+
+
+def test_plain_login_deny_refuses_register_on_the_plain_port(irc_chatd, pair):
+    chatd = irc_chatd(plain_login="deny", **tls_settings(pair))
+    c = chatd.irc_connect()
+    c.cap_ls()
+    c.send("NICK nora")
+    c.send("REGISTER * * :pw-nora")
+    lines = c.expect_closed()
+    fails = [m for m in lines if m.command == "FAIL"]
+    assert fails and fails[0].params[:3] == ["REGISTER", "DISALLOWED", "nora"], lines
+    assert commands(lines)[-1:] == ["ERROR"], lines
+    assert str(chatd.irc_tls_port) in fails[0].last, lines
+    assert "nora" not in chatd.ctl_ok("user", "list").split()

@@ -1,6 +1,7 @@
 /*
  * test_auth.c - the protocol-neutral login checks (daemon/auth.c): a
- * password for a known name, registration (open, closed, lost to a race),
+ * password for a known name, registration (open, closed, lost to a race,
+ * an empty password; auth_register(), which never checks a password),
  * wrong passwords until login_attempts, the throttle's refusals, the
  * deadline, a dropped connection, resume tokens, bad input, and
  * plain_login's loopback rule.  A real identification file, throttle and
@@ -291,6 +292,72 @@ test_bad_input_checks_and_counts_nothing(void **state)
 	assert_false(ident_lookup(fx->srv.ident, "no spaces", NULL));
 }
 
+/* auth_register(): a new name only, its rules in order, never a password check. */
+static void
+test_register_only_registers(void **state)
+{
+	struct fixture *fx = *state;
+	char long_pw[PASSWORD_MAX_LEN + 2];
+	struct auth a;
+
+	memset(long_pw, 'x', sizeof(long_pw) - 1);
+	long_pw[sizeof(long_pw) - 1] = '\0';
+	auth_start(&a, fx->c);
+	assert_int_equal(auth_register(&a, "no spaces", "pw", 2), AUTH_BAD_NAME);
+	assert_int_equal(auth_register(&a, "", "pw", 2), AUTH_BAD_NAME);
+	/* A known name is taken, whatever the password: nothing is checked or counted. */
+	assert_int_equal(auth_register(&a, "ALICE", "right one", 9), AUTH_TAKEN);
+	assert_int_equal(auth_register(&a, "alice", "wrong", 5), AUTH_TAKEN);
+	assert_int_equal(a.failures, 0);
+	assert_int_equal(auth_register(&a, "newcomer", "", 0), AUTH_WEAK_PASSWORD);
+	assert_int_equal(auth_register(&a, "newcomer", "tab\there", 8), AUTH_BAD_INPUT);
+	assert_int_equal(auth_register(&a, "newcomer", long_pw, strlen(long_pw)), AUTH_BAD_INPUT);
+	assert_int_equal(auth_register(&a, "newcomer", "right one", 5), AUTH_BAD_INPUT);
+	assert_false(ident_lookup(fx->srv.ident, "newcomer", NULL));
+	assert_string_equal(fx->c->name, ""); /* refused before the hash: no name set */
+	long_pw[PASSWORD_MAX_LEN] = '\0';
+	assert_int_equal(auth_register(&a, "Newcomer", long_pw, PASSWORD_MAX_LEN), AUTH_REGISTERED);
+	assert_string_equal(fx->c->name, "Newcomer");
+	assert_int_equal(ident_verify(fx->srv.ident, "newcomer", long_pw, 1, NULL), IDENT_OK);
+	assert_true(logged(fx, "registered Newcomer from 127.0.0.1"));
+	assert_int_equal(auth_register(&a, "newcomer", "again", 5), AUTH_TAKEN);
+	/* Registration closed: closed, even for a known name. */
+	publish(BASE_SETTINGS "registration = false;\n");
+	assert_int_equal(auth_register(&a, "other", "its password", 12), AUTH_CLOSED);
+	assert_int_equal(auth_register(&a, "alice", "its password", 12), AUTH_CLOSED);
+	assert_false(ident_lookup(fx->srv.ident, "other", NULL));
+}
+
+/* An online connection passes c->name itself: registered, and its name left alone. */
+static void
+test_register_own_name_leaves_it_alone(void **state)
+{
+	struct fixture *fx = *state;
+	struct auth a;
+
+	snprintf(fx->c->name, sizeof(fx->c->name), "Visitor");
+	auth_start(&a, fx->c);
+	assert_int_equal(auth_register(&a, fx->c->name, "its password", 12), AUTH_REGISTERED);
+	assert_string_equal(fx->c->name, "Visitor");
+	assert_true(ident_lookup(fx->srv.ident, "visitor", NULL));
+}
+
+/* An empty password registers nothing through auth_password() either. */
+static void
+test_empty_password_registers_nothing(void **state)
+{
+	struct fixture *fx = *state;
+	struct auth a;
+	int64_t wait;
+
+	auth_start(&a, fx->c);
+	assert_int_equal(password(&a, "newcomer", "", &wait), AUTH_WEAK_PASSWORD);
+	assert_false(ident_lookup(fx->srv.ident, "newcomer", NULL));
+	assert_int_equal(a.failures, 0);
+	/* For a known name it is a wrong password like any other. */
+	assert_int_equal(password(&a, "alice", "", &wait), AUTH_BAD_PASSWORD);
+}
+
 /*
  * A delay that outlasts the login ends it (at the deadline, not after the
  * delay); the next try is refused unchecked until the delay is over.
@@ -428,7 +495,7 @@ test_plain_login_loopback_rule(void **state)
 static void
 test_outcome_names_are_distinct(void **state)
 {
-	for (int i = AUTH_OK; i <= AUTH_BAD_INPUT; i++) {
+	for (int i = AUTH_OK; i <= AUTH_BAD_NAME; i++) {
 		assert_string_not_equal(auth_outcome_str((enum auth_outcome)i), "?");
 		for (int j = AUTH_OK; j < i; j++)
 			assert_string_not_equal(auth_outcome_str((enum auth_outcome)i),
@@ -449,6 +516,9 @@ main(void)
 		T(test_registration_closed_after_the_name_was_looked_up),
 		T(test_a_registration_race_is_taken_then_a_check),
 		T(test_bad_input_checks_and_counts_nothing),
+		T(test_register_only_registers),
+		T(test_register_own_name_leaves_it_alone),
+		T(test_empty_password_registers_nothing),
 		T(test_delay_past_the_deadline_then_throttled),
 		T(test_waits_for_another_check_until_the_deadline),
 		T(test_a_dropped_connection_gives_up_the_wait),
