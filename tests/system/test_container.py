@@ -397,6 +397,10 @@ def test_socket_unit_starts_chatd_on_first_connection(box):
         c.login("activated", "correct horse", hello_timeout=10)
         assert box.unit("ActiveState") == "active"
         c.close()
+        # The socket's second port is chatd's TLS listener, with the snakeoil pair.
+        served = box.in_netns(served_certificate, TLS_PORT)
+        pem = box.run("cat", SNAKEOIL_CERT).stdout
+        assert served == ssl.PEM_cert_to_DER_cert(pem)
         if box.features["ctl"]:
             # Pause never gives the passed socket up: it turns clients away.
             box.run("chatctl", "pause")
