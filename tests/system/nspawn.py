@@ -29,9 +29,11 @@ import time
 
 CACHE_DIR = os.environ.get("CHATD_TEST_CACHE", "/var/cache/chatd-test")
 SUITE = "bookworm"
-# What chatd needs at run time besides minbase, and what the tests use.
+# What chatd needs at run time besides minbase (its package's Depends: "dpkg
+# -i" installs no dependency, and the container has no network), and what the
+# tests use (openssl prints the certificate's fingerprint).
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "libsystemd0", "libconfig9",
-            "libcrypt1", "libreadline8", "logrotate"]
+            "libcrypt1", "libreadline8", "logrotate", "ssl-cert", "openssl"]
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CLONE_NEWNET = 0x40000000
 

@@ -10,9 +10,12 @@ uninstall the package.  Clients connect from the host
 into the container's network namespace (nspawn.Container.in_netns).
 """
 
+import hashlib
 import json
 import re
 import socket
+import ssl
+import subprocess
 import time
 
 import pytest
@@ -21,6 +24,14 @@ from chatproto import Client
 from conftest import FAULT_ENV, FAULT_LISTENER_HANG
 
 PORT = 7777
+TLS_PORT = 7778
+# ssl-cert's pair, made when that package was installed; the packaged
+# chatd.conf names it.
+SNAKEOIL_CERT = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+SNAKEOIL_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
+# A documentation address (RFC 5737) put on the container's own loopback
+# device: a peer that is not loopback, without leaving the container.
+REMOTE_ADDR = "192.0.2.7"
 DROPIN_DIR = "/run/systemd/system/chatd.service.d"
 
 
@@ -112,6 +123,83 @@ def test_packaged_config_keeps_state_in_the_service_directories(box):
     assert re.search(r'^port_tries = 0;', shown, re.M)
     stat = box.run("stat", "-c", "%U:%G %a", "/var/lib/chatd", "/var/log/chatd").stdout.split("\n")
     assert stat[0] == "chatd:chatd 750" and stat[1] == "chatd:chatd 750", stat
+
+
+# --- TLS as installed: ssl-cert's snakeoil pair --------------------------------
+
+def served_certificate(port):
+    """The DER certificate chatd presents on port (nothing verified: the
+    test compares it with the file)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def snakeoil_fingerprint(box):
+    """As docs/ADMIN.md tells the administrator to print it: "AB:CD:..."."""
+    out = box.run("openssl", "x509", "-noout", "-fingerprint", "-sha256",
+                  "-in", SNAKEOIL_CERT).stdout
+    return re.fullmatch(r"(?i)sha256 Fingerprint=([0-9A-F:]{95})\n", out).group(1)
+
+
+def test_package_puts_chatd_in_the_group_ssl_cert(box):
+    ssl_cert_gid = box.run("getent", "group", "ssl-cert").stdout.split(":")[2]
+    assert "ssl-cert" in box.run("id", "-nG", "chatd").stdout.split()
+    # The service gets it from the group database: the unit does not name it.
+    pid = box.unit("MainPID")
+    status = box.run("cat", f"/proc/{pid}/status").stdout
+    groups = re.search(r"^Groups:\s*(.*)$", status, re.M).group(1).split()
+    assert ssl_cert_gid in groups, (ssl_cert_gid, groups)
+    assert "ssl-cert" not in box.unit("SupplementaryGroups").split()
+    # The key as Debian ships it, which chatd loaded.
+    key = box.run("stat", "-c", "%U:%G %a", SNAKEOIL_KEY).stdout.strip()
+    assert key == "root:ssl-cert 640"
+
+
+def test_installed_chatd_serves_tls_with_the_snakeoil_certificate(box):
+    wait_until("chatd.service active", lambda: box.unit("ActiveState") == "active")
+    served = box.in_netns(served_certificate, TLS_PORT)
+    pem = box.run("cat", SNAKEOIL_CERT).stdout
+    assert served == ssl.PEM_cert_to_DER_cert(pem)
+    # The fingerprint docs/ADMIN.md has the administrator print is the served one's.
+    assert hashlib.sha256(served).hexdigest().upper() == snakeoil_fingerprint(box).replace(":", "")
+    assert "TLS certificate loaded" in box.journal()
+
+
+def test_packaged_chat_logs_in_over_tls_pinning_the_fingerprint(box):
+    pin = "SHA256:" + snakeoil_fingerprint(box)
+    said = box.sh(f"CHAT_PASSWORD='correct horse' chat --tls --fingerprint {pin} "
+                  "-n tlsalice 127.0.0.1", input="hello over tls\n", check=False)
+    assert said.returncode == 0, said.stdout + said.stderr
+    assert re.search(r"^WELCOME tlsalice ", said.stdout, re.M), said.stdout
+    assert re.search(r"^OK \d+ sent$", said.stdout, re.M), said.stdout
+    assert "hello over tls" in box.run("cat", "/var/lib/chatd/history").stdout
+    # Another certificate than the pinned one: refused before anything is sent.
+    wrong = box.sh(f"CHAT_PASSWORD='correct horse' chat --tls --fingerprint SHA256:{'00' * 32} "
+                   "-n tlsalice 127.0.0.1", input="not sent\n", check=False)
+    assert wrong.returncode == 8, wrong.stdout + wrong.stderr
+
+
+def test_installed_chatd_takes_no_password_in_clear_from_other_hosts(box):
+    netns = ["nsenter", f"--net=/proc/{box.leader}/ns/net", "--", "ip", "addr"]
+    subprocess.run(netns + ["add", f"{REMOTE_ADDR}/32", "dev", "lo"], check=True)
+    try:
+        remote = box.in_netns(lambda: Client("remote").connect(
+            PORT, source_addr=REMOTE_ADDR, host=REMOTE_ADDR))
+        try:
+            remote.expect_hello()
+            remote.send_line("remotebob")
+            err = remote.expect("ERR")
+            assert err[0] == "426" and err.raw.endswith(f"port {TLS_PORT}"), err.raw
+        finally:
+            remote.close()
+    finally:
+        subprocess.run(netns + ["del", f"{REMOTE_ADDR}/32", "dev", "lo"], check=False)
+    # From this host, as every other test here logs in.
+    logged_in(box, "localcarl").close()
 
 
 # --- start, status, chat ---------------------------------------------------
@@ -309,6 +397,10 @@ def test_socket_unit_starts_chatd_on_first_connection(box):
         c.login("activated", "correct horse", hello_timeout=10)
         assert box.unit("ActiveState") == "active"
         c.close()
+        # The socket's second port is chatd's TLS listener, with the snakeoil pair.
+        served = box.in_netns(served_certificate, TLS_PORT)
+        pem = box.run("cat", SNAKEOIL_CERT).stdout
+        assert served == ssl.PEM_cert_to_DER_cert(pem)
         if box.features["ctl"]:
             # Pause never gives the passed socket up: it turns clients away.
             box.run("chatctl", "pause")

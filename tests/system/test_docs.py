@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from conftest import SRC
+from tlsfixtures import TestCA
 
 DOCS = os.path.join(SRC, "docs")
 PACKAGED_CONF = os.path.join(SRC, "packaging", "chatd.conf")
@@ -28,14 +29,42 @@ def show_config(build_dir, path):
     return r.stdout
 
 
-def test_packaged_config_fails_on_a_busy_port_and_uses_the_unit_dirs(build_dir):
-    shown = show_config(build_dir, PACKAGED_CONF)
+# The TLS pair the packaged configuration names: ssl-cert's, made when that
+# package is installed (the .deb depends on it; this machine may lack it).
+SNAKEOIL = ('tls_cert = "/etc/ssl/certs/ssl-cert-snakeoil.pem";\n'
+            'tls_key = "/etc/ssl/private/ssl-cert-snakeoil.key";\n')
+
+
+@pytest.fixture(scope="module")
+def packaged_conf_here(tmp_path_factory):
+    """packaging/chatd.conf with its snakeoil pair swapped for a test pair
+    made here, nothing else changed: "chatd -T" loads the pair it names."""
+    text = open(PACKAGED_CONF, encoding="utf-8").read()
+    assert text.count(SNAKEOIL) == 1, "packaging/chatd.conf: TLS on with the snakeoil pair"
+    d = tmp_path_factory.mktemp("packaged")
+    cert, key = TestCA(d / "ca").server("server")
+    path = d / "chatd.conf"
+    path.write_text(text.replace(SNAKEOIL, f'tls_cert = "{cert}";\ntls_key = "{key}";\n'))
+    return str(path)
+
+
+def test_packaged_config_fails_on_a_busy_port_and_uses_the_unit_dirs(build_dir,
+                                                                     packaged_conf_here):
+    shown = show_config(build_dir, packaged_conf_here)
     assert re.search(r"^port_tries = 0;$", shown, re.M)
     assert re.search(r'^admin_group = "chatd-admin";$', shown, re.M)
     assert re.search(r'^user = "chatd";$', shown, re.M)
     for name, path in (("state_dir", "/var/lib/chatd"), ("log_file", "/var/log/chatd/chatd.log"),
                        ("runtime_dir", "/run/chatd"), ("admin_socket", "/run/chatd/admin.sock")):
         assert re.search(rf'^{name} = "{path}";$', shown, re.M), name
+
+
+def test_packaged_config_serves_tls_and_keeps_passwords_off_the_network(build_dir,
+                                                                        packaged_conf_here):
+    shown = show_config(build_dir, packaged_conf_here)
+    assert re.search(r"^tls_port = 7778;$", shown, re.M)
+    assert re.search(r'^plain_login = "loopback";$', shown, re.M)
+    assert re.search(r'^tls_cert = "/\S+/server\.pem";$', shown, re.M)
 
 
 def test_source_tree_config_keeps_the_port_fallback(build_dir):

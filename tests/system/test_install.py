@@ -77,6 +77,16 @@ def test_installed_config_is_the_packaged_one(tree):
     assert open(os.path.join(SRC, "packaging", "chatd.conf")).read() == text
 
 
+def test_source_install_leaves_the_group_ssl_cert_alone(tree):
+    """Only the Debian package puts chatd in ssl-cert (a group its dependency
+    ssl-cert owns): a sysusers.d "m" line would make the group where no
+    package did."""
+    sysusers = tree / pkg_config("sysusersdir").lstrip("/")
+    names = sorted(p.name for p in sysusers.iterdir())
+    assert names == ["chatd.conf"], names
+    assert "ssl-cert" not in (sysusers / "chatd.conf").read_text()
+
+
 def test_reinstall_keeps_an_edited_config(build_dir, tmp_path):
     install(build_dir, tmp_path)
     conf = tmp_path / "etc/chatd/chatd.conf"

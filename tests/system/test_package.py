@@ -1,9 +1,10 @@
 """
 test_package.py - the .deb as README.md tells to build it ("packaging/build-deb",
 no DEB_BUILD_OPTIONS): its build ran the unit tests, all passing, and only
-those; its maintainer scripts stop chatd.socket as well as chatd.service on
-removal and remove the logs and the state on purge (test_container.py does
-both for real under systemd).
+those; it depends on ssl-cert and puts chatd in that package's group before
+chatd.service starts; its maintainer scripts stop chatd.socket as well as
+chatd.service on removal and remove the logs and the state on purge
+(test_container.py does all this for real under systemd).
 """
 
 import os
@@ -30,6 +31,23 @@ def test_package_build_ran_the_unit_tests(deb):
     assert "e2e" not in ran
 
 
+def test_package_depends_on_ssl_cert(deb):
+    """The packaged chatd.conf names ssl-cert's snakeoil pair: a hard dependency,
+    configured (group ssl-cert, the pair made) before chatd's postinst runs."""
+    depends = subprocess.run(["dpkg-deb", "-f", deb, "Depends"], capture_output=True,
+                             text=True, check=True).stdout
+    names = [alt.split()[0] for dep in depends.split(",") for alt in dep.split("|")]
+    assert "ssl-cert" in names, depends
+
+
+def test_package_puts_chatd_in_the_group_ssl_cert(deb, tmp_path):
+    subprocess.run(["dpkg-deb", "-x", deb, str(tmp_path)], check=True)
+    conf = tmp_path / "usr/lib/sysusers.d/chatd-ssl-cert.conf"
+    lines = [line.split() for line in conf.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines == [["m", "chatd", "ssl-cert"]], lines
+
+
 @pytest.fixture(scope="module")
 def scripts(deb, tmp_path_factory):
     d = tmp_path_factory.mktemp("control")
@@ -43,6 +61,19 @@ def test_prerm_stops_the_socket_before_the_service(scripts):
     service = re.search(r"deb-systemd-invoke stop 'chatd\.service'", prerm)
     assert socket and service, prerm
     assert socket.start() < service.start()
+
+
+def test_postinst_makes_users_and_groups_before_chatd_starts(scripts):
+    """systemd-sysusers (chatd in ssl-cert, which may read the key) runs
+    before the snippet that starts chatd.service, or its first start could
+    not read the snakeoil key."""
+    postinst = scripts["postinst"]
+    sysusers = re.search(r"^\s*systemd-sysusers .*$", postinst, re.M)
+    assert sysusers, postinst
+    assert {"chatd.conf", "chatd-ssl-cert.conf"} <= set(sysusers.group(0).split()), sysusers
+    start = re.search(r"deb-systemd-invoke \$_dh_action .*'chatd\.service'", postinst)
+    assert start, postinst
+    assert sysusers.start() < start.start()
 
 
 def test_socket_is_never_enabled_by_the_package(scripts):
