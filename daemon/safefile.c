@@ -42,27 +42,41 @@ gid_trusted(gid_t gid)
 	return gid == 0 || gid == getegid() || (trusted_gid != (gid_t)-1 && gid == trusted_gid);
 }
 
+/*
+ * Why st's owner or write rights would let someone untrusted change it, or
+ * NULL: owned by root or chatd's user, and (unless sticky, where only owners
+ * may remove or rename) writable by no one else, nor by a foreign group.
+ */
+static const char *
+rights_problem(const struct stat *st, bool sticky, char *why, size_t len)
+{
+	if (!uid_trusted(st->st_uid)) {
+		snprintf(why, len, "owned by uid %u, neither root nor chatd's user",
+			 (unsigned)st->st_uid);
+		return why;
+	}
+	if (sticky)
+		return NULL;
+	if (st->st_mode & S_IWOTH) {
+		snprintf(why, len, "writable by everyone (mode %04o)",
+			 (unsigned)(st->st_mode & 07777));
+		return why;
+	}
+	if ((st->st_mode & S_IWGRP) && !gid_trusted(st->st_gid)) {
+		snprintf(why, len, "writable by group %u (mode %04o), neither root's nor chatd's",
+			 (unsigned)st->st_gid, (unsigned)(st->st_mode & 07777));
+		return why;
+	}
+	return NULL;
+}
+
 /* Why a directory would let someone untrusted change what is in it, or NULL. */
 static const char *
 dir_problem(const struct stat *st, char *why, size_t len)
 {
 	if (!S_ISDIR(st->st_mode))
 		return "not a directory";
-	if (!uid_trusted(st->st_uid)) {
-		snprintf(why, len, "owned by uid %u, neither root nor chatd's user",
-			 (unsigned)st->st_uid);
-		return why;
-	}
-	if (st->st_mode & S_ISVTX)
-		return NULL;
-	if (st->st_mode & S_IWOTH)
-		return "writable by everyone without the sticky bit";
-	if ((st->st_mode & S_IWGRP) && !gid_trusted(st->st_gid)) {
-		snprintf(why, len, "writable by group %u without the sticky bit",
-			 (unsigned)st->st_gid);
-		return why;
-	}
-	return NULL;
+	return rights_problem(st, st->st_mode & S_ISVTX, why, len);
 }
 
 /* shown = shown + "/" + name, or its parent for "..": the path as walked, for messages. */
@@ -285,24 +299,7 @@ read_problem(const struct stat *st, char *why, size_t len)
 {
 	if (!S_ISREG(st->st_mode))
 		return "not a regular file";
-	if (!uid_trusted(st->st_uid)) {
-		snprintf(why, len, "owned by uid %u, neither root nor chatd's user; chown root it",
-			 (unsigned)st->st_uid);
-		return why;
-	}
-	if (st->st_mode & S_IWOTH) {
-		snprintf(why, len, "writable by others (mode %04o); chmod o-w it",
-			 (unsigned)(st->st_mode & 07777));
-		return why;
-	}
-	if ((st->st_mode & S_IWGRP) && !gid_trusted(st->st_gid)) {
-		snprintf(why, len,
-			 "writable by group %u (mode %04o), neither root's nor chatd's; "
-			 "chmod g-w it",
-			 (unsigned)st->st_gid, (unsigned)(st->st_mode & 07777));
-		return why;
-	}
-	return NULL;
+	return rights_problem(st, false, why, len);
 }
 
 int

@@ -355,7 +355,7 @@ def test_a_key_others_can_write_is_refused_at_sighup(tls_chatd, ca, pair, tmp_pa
     os.chmod(loose, 0o666)
     key.unlink()
     key.symlink_to(loose)
-    reload_refused(chatd, 1, "writable by others")
+    reload_refused(chatd, 1, "writable by everyone")
     os.chmod(loose, 0o600)
     chatd.send_signal(signal.SIGHUP)
     wait_until(lambda: chatd.log_text().count("TLS certificate loaded") >= 2,
@@ -378,7 +378,7 @@ def test_a_certificate_others_can_write_is_refused_at_sighup(tls_chatd, ca, pair
     cert, key = live_pair(tmp_path, pair)
     chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
     os.chmod(cert, 0o666)
-    reload_refused(chatd, 1, re.escape(str(cert)) + ".*writable by others")
+    reload_refused(chatd, 1, re.escape(str(cert)) + ".*writable by everyone")
 
 
 NOBODY = 65534  # a user and group that are neither root nor chatd's (the tests run as root)

@@ -227,7 +227,7 @@ test_check_read(void **state)
 
 	assert_int_equal(chmod(in(d, "key"), 0602), 0);
 	assert_int_equal(safefile_check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
-	assert_non_null(strstr(d->err, "writable by others (mode 0602)"));
+	assert_non_null(strstr(d->err, "writable by everyone (mode 0602)"));
 	assert_int_equal(chmod(in(d, "key"), 0620), 0);
 	assert_int_equal(safefile_check_read(in(d, "key"), d->err, sizeof(d->err)), 0);
 
