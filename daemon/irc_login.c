@@ -459,7 +459,6 @@ irc_welcome(struct client *c, bool registered, struct room_join_reply *rep)
 	const char *srv = settings_get()->server_name;
 	char created[TIME_RFC3339_LEN + 1];
 
-	(void)registered;
 	time_format_ms(created, c->srv->started_ms);
 	if (irc_num(c, "001", ":Welcome to the chatd IRC gateway, %s", c->name) < 0 ||
 	    irc_num(c, "002", ":Your host is %s, running version chatd-%s", srv, CHATD_VERSION) <
@@ -470,5 +469,13 @@ irc_welcome(struct client *c, bool registered, struct room_join_reply *rep)
 		room_join_reply_release(rep);
 		return -1;
 	}
-	return irc_join_reply(c, rep) < 0 ? -1 : irc_commit(c);
+	if (irc_join_reply(c, rep) < 0)
+		return -1;
+	/* As the native welcome says "registered": the nick is an account from now on. */
+	if (registered && irc_send(c,
+				   ":%s NOTICE %s :Your nick %s is now a registered account: "
+				   "log in with its password from now on",
+				   srv, c->name, c->name) < 0)
+		return -1;
+	return irc_commit(c);
 }

@@ -775,19 +775,33 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 	return res;
 }
 
+/*
+ * Takes the room lock and finds the room one of c's commands names (NULL:
+ * c's current room), which c must be in; its spelling goes into spelled.
+ * ROOM_DONE with the lock held and *r set, or why not with the lock dropped.
+ */
+static enum room_result
+lock_member_room(struct hub *h, struct client *c, const char *arg, struct room **r, char *spelled)
+{
+	pthread_mutex_lock(&h->lock);
+	enum room_result res = room_of_locked(h, c, arg, true, r);
+	if (res != ROOM_DONE) {
+		pthread_mutex_unlock(&h->lock);
+		return res;
+	}
+	snprintf(spelled, ROOM_NAME_MAX + 1, "%s", (*r)->name);
+	return ROOM_DONE;
+}
+
 enum room_result
 room_part(struct hub *h, struct client *c, const char *arg, const char *reason, char *spelled)
 {
 	char fields[32 + REASON_TEXT_MAX];
 	struct room *r;
 
-	pthread_mutex_lock(&h->lock);
-	enum room_result res = room_of_locked(h, c, arg, true, &r);
-	if (res != ROOM_DONE) {
-		pthread_mutex_unlock(&h->lock);
+	enum room_result res = lock_member_room(h, c, arg, &r, spelled);
+	if (res != ROOM_DONE)
 		return res;
-	}
-	snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
 	publish_part_locked(h, r, c, PART_LEFT, reason, false);
 	membership_remove_locked(h, r, c);
 	room_unlock_and_wake(h);
@@ -801,14 +815,12 @@ room_switch(struct hub *h, struct client *c, const char *arg, char *spelled)
 {
 	struct room *r;
 
-	pthread_mutex_lock(&h->lock);
-	enum room_result res = room_of_locked(h, c, arg, true, &r);
-	if (res == ROOM_DONE) {
-		c->room.current = r;
-		snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
-	}
+	enum room_result res = lock_member_room(h, c, arg, &r, spelled);
+	if (res != ROOM_DONE)
+		return res;
+	c->room.current = r;
 	pthread_mutex_unlock(&h->lock);
-	return res;
+	return ROOM_DONE;
 }
 
 static enum room_result
@@ -881,13 +893,9 @@ room_topic_set(struct hub *h, struct client *c, const char *arg, const char *tex
 
 	if (strlen(text) > room_topic_limit())
 		return ROOM_TOPIC_LONG;
-	pthread_mutex_lock(&h->lock);
-	enum room_result res = room_of_locked(h, c, arg, true, &r);
-	if (res != ROOM_DONE) {
-		pthread_mutex_unlock(&h->lock);
+	enum room_result res = lock_member_room(h, c, arg, &r, spelled);
+	if (res != ROOM_DONE)
 		return res;
-	}
-	snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
 	topic_set_locked(h, r, c->name, text, c, topic);
 	room_unlock_and_wake(h);
 	store_event(h, spelled, HK_TOPIC, c->name, c->room.guest, text);
@@ -900,16 +908,12 @@ room_tagmsg(struct hub *h, struct client *c, const char *arg, const char *tags, 
 {
 	struct room *r;
 
-	pthread_mutex_lock(&h->lock);
-	enum room_result res = room_of_locked(h, c, arg, true, &r);
-	if (res != ROOM_DONE) {
-		pthread_mutex_unlock(&h->lock);
+	enum room_result res = lock_member_room(h, c, arg, &r, spelled);
+	if (res != ROOM_DONE)
 		return res;
-	}
 	struct wire_event ev = room_event(r, WE_TAGMSG, c->name);
 	ev.text = tags;
 	ev.guest = c->room.guest;
-	snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
 	ring_push_event_locked(h, r, &ev, c->id);
 	room_unlock_and_wake(h);
 	return ROOM_DONE;

@@ -196,10 +196,16 @@ def test_pass_registers_an_unknown_nick_while_registration_is_open(irc_chatd):
     c = chatd.irc_connect()
     assert c.register("carol", password="pw-carol").command == "001"
     assert "carol" in chatd.ctl_ok("user", "list").split()
+    # The welcome says the nick is an account now, as the native one says "registered".
+    told = [m for m in c.welcome if m.command == "NOTICE"]
+    assert [m.last for m in told] == ["Your nick carol is now a registered account: log in "
+                                      "with its password from now on"], told
     c.send("QUIT")
     c.expect_closed()
     again = chatd.irc_connect()
     assert again.register("carol", password="pw-carol").command == "001"
+    assert again.welcome[-1].command == "366" and not [m for m in again.welcome
+                                                         if m.command == "NOTICE"]
     other = chatd.irc_connect()
     assert_refused(other, other.register("carol", password="guess"), "464")
 
