@@ -573,6 +573,92 @@ def test_crowd_of_200_irc_registrations(irc_attack):
     w.sync("after")
 
 
+def register_answer(conn):
+    """The REGISTER SUCCESS or FAIL REGISTER line that answers a REGISTER, as params."""
+    return params(conn.expect(lambda l: command(l) in ("REGISTER", "FAIL"), "REGISTER answer"))
+
+
+def test_crowd_of_100_registers_at_once(irc_attack):
+    """100 connections send REGISTER before connection registration at once: 50 for one
+    nick (in any case), 50 for names of their own.  Exactly one of the 50 gets the nick
+    and the rest ACCOUNT_EXISTS (no second account, no password checked against the
+    winner's); every one of the others gets its account; the daemon goes on."""
+    daemon = irc_attack(max_logins=256, max_logins_per_address=256,
+                        max_clients_per_address=256)
+    racers = [daemon.irc(f"race{i}") for i in range(50)]
+    owners = [daemon.irc(f"own{i}") for i in range(50)]
+    for i, c in enumerate(racers):
+        nick = "Race" if i % 2 else "rACE"
+        c.send_raw(f"CAP LS 302\r\nNICK {nick}\r\nREGISTER * * :pw-race-{i}\r\n".encode())
+    for i, c in enumerate(owners):
+        c.send_raw(f"CAP LS 302\r\nNICK own{i:02d}\r\nREGISTER * * :pw-own-{i}\r\n".encode())
+    answers = [register_answer(c) for c in racers]
+    won = [i for i, a in enumerate(answers) if a[0] == "SUCCESS"]
+    assert len(won) == 1, answers
+    lost = [a for a in answers if a[0] != "SUCCESS"]
+    assert all(a[:2] == ["REGISTER", "ACCOUNT_EXISTS"] for a in lost), lost
+    for i, c in enumerate(owners):
+        assert register_answer(c)[:2] == ["SUCCESS", f"own{i:02d}"]
+    names = daemon.ctl_ok("user", "list").split()
+    assert sum(1 for n in names if n.lower() == "race") == 1, names
+    assert all(f"own{i:02d}" in names for i in range(50)), names
+    # The winner's password is the account's; a loser's is not.
+    w = won[0]
+    daemon.irc("winner").register("race", password=f"pw-race-{w}")
+    loser = daemon.irc("loser")
+    loser.send(f"PASS pw-race-{(w + 1) % 50}")
+    loser.send("NICK race")
+    loser.send("USER race 0 * :x")
+    loser.numeric("464")
+    for c in racers + owners:
+        c.close()
+    daemon.login("after").sync()
+
+
+def test_register_answers_keep_irc_framing(irc_attack):
+    """Account names and passwords made to break a FAIL line or the history's guest mark:
+    the longest line allowed, names that are not names (a guest's '~' mark, '*', '-', '#',
+    UTF-8), a password cut at the spec's limit, invisible or control characters; each gets
+    its FAIL code on a line that keeps IRC's framing, nothing is registered, and the
+    connection may register afterwards."""
+    daemon = irc_attack(guests=True)
+    c = daemon.irc("c")
+    c.send("CAP LS 302")
+    c.send("NICK crafty")
+    long_name = "a" * (510 - len("REGISTER  * :p"))
+    for account, code in ((long_name, "BAD_ACCOUNT_NAME"), ("~crafty", "BAD_ACCOUNT_NAME"),
+                          ("~", "BAD_ACCOUNT_NAME"), ("-", "BAD_ACCOUNT_NAME"),
+                          ("#crafty", "BAD_ACCOUNT_NAME"), ("cr\u00e4fty", "BAD_ACCOUNT_NAME"),
+                          ("someone", "ACCOUNT_NAME_MUST_BE_NICK")):
+        c.send(f"REGISTER {account} * :p")
+        answer = register_answer(c)
+        assert answer[:2] == ["REGISTER", code], (account, answer)
+    for password, code in (("\u202epw", "UNACCEPTABLE_PASSWORD"),
+                           ("pw\u200b", "UNACCEPTABLE_PASSWORD"),
+                           ("p\x1bw", "UNACCEPTABLE_PASSWORD"),
+                           ("\u00e9" * 129, "UNACCEPTABLE_PASSWORD")):
+        c.send(f"REGISTER * * :{password}")
+        answer = register_answer(c)
+        assert answer[:3] == ["REGISTER", code, "crafty"], (password, answer)
+    c.send_raw(b"REGISTER * * :p\xff\xfe\r\n")
+    answer = register_answer(c)
+    assert answer[:3] == ["REGISTER", "UNACCEPTABLE_PASSWORD", "crafty"], answer
+    assert "crafty" not in daemon.ctl_ok("user", "list").split()
+    c.send("REGISTER * * :a password with spaces")
+    assert register_answer(c)[:2] == ["SUCCESS", "crafty"]
+    c.send("USER crafty 0 * :x")
+    c.send("CAP END")
+    c.numeric("001")
+    # A guest's REGISTER is held to the same rules; it never names another account.
+    g = daemon.irc("g").register("drifter")
+    for line in ("REGISTER ~drifter * :p", "REGISTER crafty * :p", "REGISTER * * :"):
+        g.send(line)
+        assert register_answer(g)[0] == "REGISTER", line
+    g.send("WHOIS drifter")
+    g.numeric("320")                                     # still a guest
+    c.sync("end")
+
+
 def test_a_client_that_never_reads_is_dropped_at_send_queue_limit(irc_attack):
     """Requests with big answers from a client that does not read: its queue stays
     bounded and it is dropped for overflow; the others go on."""

@@ -763,3 +763,31 @@ def test_plain_login_deny_refuses_register_on_the_plain_port(irc_chatd, pair):
     assert commands(lines)[-1:] == ["ERROR"], lines
     assert str(chatd.irc_tls_port) in fails[0].last, lines
     assert "nora" not in chatd.ctl_ok("user", "list").split()
+
+
+def test_a_guests_register_waits_for_a_hash_turn_at_most_login_timeout(irc_chatd):
+    """One hash slot and a hash that takes longer than login_timeout (yescrypt cost 9:
+    about 2 s here, login_timeout 1 s): of two guests registering at once one gets its
+    account, the other TEMPORARILY_UNAVAILABLE once its second is up, stays connected as
+    a guest, and registers on its next try."""
+    chatd = irc_chatd(guests=True, hash_cost=9, hash_concurrency=1, login_timeout=1)
+    first = chatd.irc_connect("first")
+    assert first.register("first").command == "001"
+    second = chatd.irc_connect("second")
+    assert second.register("second").command == "001"
+    first.send("REGISTER * * :pw-first")
+    second.send("REGISTER * * :pw-second")
+    answers = {c.nick: registration_answer(c, "REGISTER").params
+               for c in (first, second)}
+    won = [n for n, a in answers.items() if a[0] == "SUCCESS"]
+    assert len(won) == 1, answers
+    waited = "second" if won == ["first"] else "first"
+    assert answers[waited][:3] == ["REGISTER", "TEMPORARILY_UNAVAILABLE", waited], answers
+    assert chatd.ctl_ok("user", "list").split().count(won[0]) == 1
+    assert waited not in chatd.ctl_ok("user", "list").split()
+    again = first if waited == "first" else second
+    again.send("WHOIS " + waited)
+    assert "320" in commands(again.until("318"))         # still a guest, still connected
+    again.send(f"REGISTER * * :pw-{waited}")
+    assert registration_answer(again, "REGISTER").params[:2] == ["SUCCESS", waited]
+    chatd.login(waited, f"pw-{waited}")
