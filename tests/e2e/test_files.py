@@ -203,3 +203,30 @@ def test_planted_ident_temp_file_refused(chatd_factory):
     c.send_line("pw")
     c.finish_login()
     assert os.stat(ident).st_mode & 0o777 == 0o600
+
+
+def test_planted_resume_tokens_file_refused(chatd_factory, tmp_path):
+    """The resume tokens file is read at start like the others chatd keeps: a FIFO there
+    does not hang chatd in open() (where SIGTERM, blocked for signalfd, could not end it),
+    and a hard link or another user's file is refused, not read and replaced."""
+    d = chatd_factory(start=False)
+    tokens = d.state_dir / "resume-tokens"
+    os.mkfifo(tokens, 0o600)
+    expect_refusal(d, str(tokens), "not a regular file")
+    os.unlink(tokens)
+
+    victim = tmp_path / "victim"
+    victim.write_text("chatd-resume-tokens 1\n")
+    os.link(victim, tokens)
+    expect_refusal(d, str(tokens), "hard links")
+    assert victim.read_text() == "chatd-resume-tokens 1\n"
+    os.unlink(tokens)
+
+    if os.geteuid() == 0:
+        tokens.write_text("chatd-resume-tokens 1\n")
+        os.chown(tokens, 65534, 65534)
+        expect_refusal(d, str(tokens), "owned by uid 65534")
+        os.unlink(tokens)
+    d.start()
+    d.login("alice")
+    assert mode(tokens) == 0o600
