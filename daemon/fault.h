@@ -11,6 +11,9 @@
  *                   the room lock busy (the save is put off for a retry)
  *   slow-sync       every fdatasync() of the history file takes FAULT_SLOW_SYNC_MS
  *                   longer (a slow disk: bursts pile up behind it)
+ *   paths-checked-stop  chatd stops itself (SIGSTOP) once it has checked its
+ *                   paths, before it creates anything: a test changes them
+ *                   in between and sends SIGCONT
  */
 #ifndef CHATD_FAULT_H
 #define CHATD_FAULT_H
@@ -24,6 +27,7 @@ enum fault {
 	FAULT_ROOM_HANG,
 	FAULT_ROOM_SAVE_BUSY,
 	FAULT_SLOW_SYNC,
+	FAULT_PATHS_CHECKED_STOP,
 	FAULT_COUNT
 };
 
