@@ -11,6 +11,7 @@ and ways around plain_login = loopback.
 
 import fcntl
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -408,6 +409,22 @@ def test_a_pair_owned_by_another_user_is_refused(tls_chatd, chatd_factory, ca, p
     assert rc == 1 and f"owned by uid {NOBODY}" in err, err
     rc, out, err = later.run_expecting_exit()
     assert rc != 0 and f"tls_cert {cert}: owned by uid {NOBODY}" in err, err
+
+
+def test_chatd_t_as_root_trusts_the_user_chatd_runs_as(chatd_factory, pair, tmp_path):
+    """chatd -t run as root judges the pair as the daemon will: with `user` set, a key that
+    user owns is chatd's own (the daemon trusts it after dropping root), not a foreign file;
+    one owned by anyone else is still refused."""
+    cert, key = live_pair(tmp_path, pair)
+    user = pwd.getpwuid(NOBODY).pw_name
+    os.chown(key, NOBODY, NOBODY)
+    later = chatd_factory(start=False, tls_cert=str(cert), tls_key=str(key),
+                          tls_port=free_port(), user=user)
+    rc, out, err = later.run_expecting_exit("-t")
+    assert rc == 0 and "configuration OK" in out, err
+    del later.settings["user"]
+    rc, _, err = later.run_expecting_exit("-t")
+    assert rc == 1 and f"tls_key {key}: owned by uid {NOBODY}" in err, err
 
 
 def test_a_key_in_a_directory_another_user_owns_is_refused(tls_chatd, ca, pair, tmp_path):
