@@ -4,14 +4,18 @@
  * main thread before any other thread starts; every function here may then
  * run on any thread.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "safefile.h"
@@ -19,6 +23,9 @@
 /* As the kernel: at most this many symbolic links in one walk. */
 #define MAX_LINKS 40
 #define PATH_BUF (2 * PATH_MAX)
+/* The access ACL's extended attribute, and more entries than any ACL chatd trusts has. */
+#define ACL_XATTR "system.posix_acl_access"
+#define ACL_ENTRIES_MAX 64
 
 static uid_t trusted_uid = (uid_t)-1;
 static gid_t trusted_gid = (gid_t)-1;
@@ -43,12 +50,62 @@ gid_trusted(gid_t gid)
 }
 
 /*
- * Why st's owner or write rights would let someone untrusted change it, or
- * NULL: owned by root or chatd's user, and (unless sticky, where only owners
- * may remove or rename) writable by no one else, nor by a foreign group.
+ * Why the POSIX ACL of fd (st) would let someone untrusted write it, or
+ * NULL.  With an ACL the mode's group bits are its mask, which caps every
+ * named entry: only when they allow writing may a named user or group.
+ * An O_PATH descriptor has no xattr calls of its own: its /proc/self/fd
+ * name then.  No ACL (ENODATA), or none on this file system, is fine; an
+ * ACL that cannot be read is not.
  */
 static const char *
-rights_problem(const struct stat *st, bool sticky, char *why, size_t len)
+acl_problem(int fd, const struct stat *st, char *why, size_t len)
+{
+	struct posix_acl_xattr_entry e[ACL_ENTRIES_MAX];
+	char buf[sizeof(struct posix_acl_xattr_header) + sizeof(e)], proc[64];
+	ssize_t n;
+
+	if (!(st->st_mode & S_IWGRP))
+		return NULL;
+	n = fgetxattr(fd, ACL_XATTR, buf, sizeof(buf));
+	if (n < 0 && errno == EBADF) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		n = getxattr(proc, ACL_XATTR, buf, sizeof(buf));
+	}
+	if (n < 0 && (errno == ENODATA || errno == EOPNOTSUPP))
+		return NULL;
+	if (n < 0 || (size_t)n < sizeof(struct posix_acl_xattr_header)) {
+		snprintf(why, len, "with an ACL chatd cannot read (%s)",
+			 n < 0 ? strerror(errno) : "too short");
+		return why;
+	}
+	memcpy(e, buf + sizeof(struct posix_acl_xattr_header),
+	       (size_t)n - sizeof(struct posix_acl_xattr_header));
+	for (size_t i = 0; i < ((size_t)n - sizeof(struct posix_acl_xattr_header)) / sizeof(e[0]);
+	     i++) {
+		unsigned tag = le16toh(e[i].e_tag), id = le32toh(e[i].e_id);
+
+		if (!(le16toh(e[i].e_perm) & 2))
+			continue;
+		if (tag == ACL_USER && !uid_trusted((uid_t)id)) {
+			snprintf(why, len, "writable by uid %u through its ACL", id);
+			return why;
+		}
+		if (tag == ACL_GROUP && !gid_trusted((gid_t)id)) {
+			snprintf(why, len, "writable by group %u through its ACL", id);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Why fd's (st's) owner or write rights would let someone untrusted change
+ * it, or NULL: owned by root or chatd's user, and (unless sticky, where
+ * only owners may remove or rename) writable by no one else, nor by a
+ * foreign group, nor by anyone an ACL names.
+ */
+static const char *
+rights_problem(int fd, const struct stat *st, bool sticky, char *why, size_t len)
 {
 	if (!uid_trusted(st->st_uid)) {
 		snprintf(why, len, "owned by uid %u, neither root nor chatd's user",
@@ -67,16 +124,16 @@ rights_problem(const struct stat *st, bool sticky, char *why, size_t len)
 			 (unsigned)st->st_gid, (unsigned)(st->st_mode & 07777));
 		return why;
 	}
-	return NULL;
+	return acl_problem(fd, st, why, len);
 }
 
 /* Why a directory would let someone untrusted change what is in it, or NULL. */
 static const char *
-dir_problem(const struct stat *st, char *why, size_t len)
+dir_problem(int fd, const struct stat *st, char *why, size_t len)
 {
 	if (!S_ISDIR(st->st_mode))
 		return "not a directory";
-	return rights_problem(st, st->st_mode & S_ISVTX, why, len);
+	return rights_problem(fd, st, st->st_mode & S_ISVTX, why, len);
 }
 
 /* shown = shown + "/" + name, or its parent for "..": the path as walked, for messages. */
@@ -117,7 +174,7 @@ check_fd_dir(int fd, const char *shown, const char *risk, char *err, size_t errl
 		snprintf(err, errlen, "%s: %s", shown, strerror(errno));
 		return -1;
 	}
-	if ((problem = dir_problem(&st, why, sizeof(why))) != NULL) {
+	if ((problem = dir_problem(fd, &st, why, sizeof(why))) != NULL) {
 		snprintf(err, errlen, "%s is %s: refused, %s", shown, problem, risk);
 		return -1;
 	}
@@ -342,11 +399,11 @@ safefile_check_file(const char *path, int opts, char *err, size_t errlen)
 
 /* Why a file chatd reads would let someone untrusted change it, or NULL. */
 static const char *
-read_problem(const struct stat *st, char *why, size_t len)
+read_problem(int fd, const struct stat *st, char *why, size_t len)
 {
 	if (!S_ISREG(st->st_mode))
 		return "not a regular file";
-	return rights_problem(st, false, why, len);
+	return rights_problem(fd, st, false, why, len);
 }
 
 int
@@ -369,7 +426,7 @@ safefile_open_read(const char *path, char *err, size_t errlen)
 		snprintf(sub, sizeof(sub), "%s", strerror(errno));
 	else if (fstat(fd, &st) < 0)
 		snprintf(sub, sizeof(sub), "%s", strerror(errno));
-	else if ((problem = read_problem(&st, why, sizeof(why))) != NULL)
+	else if ((problem = read_problem(fd, &st, why, sizeof(why))) != NULL)
 		snprintf(sub, sizeof(sub), "%s", problem);
 	else {
 		close(w.dirfd);

@@ -2,16 +2,17 @@
  * safefile.h - opening chatd's own files so that nobody else can redirect
  * them, and locking them so that two chatds never share one.
  *
- * Three defences, used together (docs/SECURITY.md, docs/FILES.md):
+ * The defences, used together (docs/SECURITY.md, docs/FILES.md):
  *
  *  - safefile_check_dir() / safefile_check_file() walk a path from / and
  *    refuse it if anyone but root or chatd's user could change where it
  *    leads: every directory on the way (and every symbolic link followed
  *    in a directory part) must be owned by root or chatd's user, and no
  *    directory may be writable by others (or by a group other than root's
- *    or chatd's) unless it has the sticky bit.  A file itself must not be
- *    a symbolic link.  server.c checks every path chatd writes at start-up,
- *    before it creates anything.
+ *    or chatd's, or by a user or group its POSIX ACL names) unless it has
+ *    the sticky bit.  A file itself must not be a symbolic link.  server.c
+ *    checks every path chatd writes at start-up, before it creates
+ *    anything, and again once the missing directories exist.
  *  - safefile_open_read() opens a file chatd only reads (the TLS pair),
  *    links followed, after the same walk down to the file itself, and
  *    holds the file to the same owners.
@@ -58,7 +59,7 @@ int safefile_check_file(const char *path, int opts, char *err, size_t errlen);
  * the file with O_NOFOLLOW from the directory it checked, so that what was
  * checked is what is read, and refuses it unless it is a regular file
  * owned by root or chatd's user that nobody else may write (neither others
- * nor a group other than root's or chatd's).  Returns a descriptor open
+ * nor a group other than root's or chatd's, nor anyone its ACL names).  Returns a descriptor open
  * O_RDONLY | O_NONBLOCK | O_CLOEXEC, or -1 with the reason in err (path
  * itself not named: the caller says which setting it is).
  */

@@ -18,7 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
+#include <stdbool.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "safefile.h"
@@ -339,6 +343,62 @@ test_open_read_link_chains(void **state)
 	assert_non_null(strstr(d->err, "owned by uid 65534"));
 }
 
+/*
+ * Gives uid (or, with group, gid) id read and write rights on path through a POSIX ACL;
+ * the mode's group bits become the ACL's mask (rw).  false if the file system has no ACLs.
+ */
+static bool
+grant_by_acl(const char *path, bool group, uint32_t id)
+{
+	struct posix_acl_xattr_header h = { .a_version = POSIX_ACL_XATTR_VERSION };
+	/* In the kernel's order: owner, named users, owning group, named groups, mask, others. */
+	struct posix_acl_xattr_entry e[] = {
+		{ ACL_USER_OBJ, 7, ACL_UNDEFINED_ID },
+		{ group ? ACL_GROUP_OBJ : ACL_USER, group ? 0 : 6, group ? ACL_UNDEFINED_ID : id },
+		{ group ? ACL_GROUP : ACL_GROUP_OBJ, group ? 6 : 0, group ? id : ACL_UNDEFINED_ID },
+		{ ACL_MASK, 6, ACL_UNDEFINED_ID },
+		{ ACL_OTHER, 0, ACL_UNDEFINED_ID },
+	};
+	char buf[sizeof(h) + sizeof(e)];
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), e, sizeof(e));
+	if (setxattr(path, "system.posix_acl_access", buf, sizeof(buf), 0) == 0)
+		return true;
+	assert_int_equal(errno, EOPNOTSUPP);
+	return false;
+}
+
+/*
+ * An ACL entry is as good as the owner's rights for whom it names: a key or a directory
+ * that the mode shows writable only by root's group (the ACL's mask) but that the ACL lets
+ * another user or group write is refused; an entry for chatd's own user is fine.
+ */
+static void
+test_acl_writers(void **state)
+{
+	struct dir *d = *state;
+
+	write_file(in(d, "key"), "key\n", 0600);
+	if (!grant_by_acl(in(d, "key"), false, 65534))
+		skip();
+	assert_int_equal(check_read(in(d, "key"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "writable by uid 65534 through its ACL"));
+	assert_true(grant_by_acl(in(d, "key"), true, 65534));
+	assert_int_equal(check_read(in(d, "key"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "writable by group 65534 through its ACL"));
+	assert_true(grant_by_acl(in(d, "key"), false, geteuid()));
+	assert_int_equal(check_read(in(d, "key"), d->err, sizeof(d->err)), 0);
+
+	assert_int_equal(mkdir(in(d, "dir"), 0750), 0);
+	assert_true(grant_by_acl(in(d, "dir"), false, 65534));
+	assert_int_equal(safefile_check_dir(in(d, "dir/state"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "writable by uid 65534 through its ACL"));
+	write_file(in(d, "dir/key"), "key\n", 0600);
+	assert_int_equal(check_read(in(d, "dir/key"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "writable by uid 65534 through its ACL"));
+}
+
 static void
 test_open_sets_mode_and_truncates(void **state)
 {
@@ -449,6 +509,7 @@ main(void)
 		DIR_TEST(test_file_itself),
 		DIR_TEST(test_open_read),
 		DIR_TEST(test_open_read_link_chains),
+		DIR_TEST(test_acl_writers),
 		DIR_TEST(test_open_sets_mode_and_truncates),
 		DIR_TEST(test_lock),
 		DIR_TEST(test_write_all),
