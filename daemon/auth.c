@@ -237,6 +237,12 @@ auth_known(struct auth *a, const char *name, char *canonical)
 	return a->known;
 }
 
+bool
+auth_registered_now(const struct client *c)
+{
+	return ident_lookup(c->srv->ident, c->name, NULL);
+}
+
 /* A password as text: at most PASSWORD_MAX_LEN bytes, no NUL inside, text_check()'s rules. */
 static bool
 password_text(const char *pw, size_t len)

@@ -545,6 +545,68 @@ def test_guests_cannot_take_a_name_in_use_or_registered(irc_attack):
     g.sync()
 
 
+def users_online(daemon):
+    """chatctl users as {name: True if a guest}."""
+    out = {}
+    for line in daemon.ctl_ok("users").splitlines():
+        words = line.split()
+        if words:
+            out[words[0]] = words[-1] == "guest"
+    return out
+
+
+def test_a_guest_that_loses_the_race_for_its_name_replaces_nobody(irc_attack):
+    """A guest's name is checked by its front-end, then it goes online: another login of
+    the name may come in between (the slow-guest fault makes the gap 500 ms).  Neither a
+    second guest of the name nor a registered session is replaced by the late guest, and a
+    name registered meanwhile by someone who has left again is no guest's: the late guest
+    gets ERROR and never goes online; chatctl users and WHOIS say who is who."""
+    daemon = irc_attack(guests=True, start=False)
+    daemon.env["CHATD_TEST_FAULT"] = "slow-guest"
+    daemon.start()
+
+    # Two guests of one nick at once: the first online stays, the second is refused.
+    first, second = daemon.irc("first"), daemon.irc("second")
+    first.send_raw(b"NICK Twin\r\nUSER t 0 * :t\r\n")
+    wait_until(lambda: "login Twin from 127.0.0.1 as a guest" in daemon.log_text(),
+               "the first guest's look-up")
+    second.send_raw(b"NICK twin\r\nUSER t 0 * :t\r\n")
+    assert first.numeric("001")
+    lines = second.read_until_closed()
+    assert not [l for l in lines if command(l) == "001"], lines
+    assert any(command(l) == "ERROR" and "twin is online" in l for l in lines), lines
+    first.sync("after-twin")
+    assert users_online(daemon) == {"Twin": True}
+
+    # A registered session that came online meanwhile stays; the guest goes.
+    g = daemon.irc("g")
+    g.send_raw(b"NICK bob\r\nUSER b 0 * :b\r\n")
+    wait_until(lambda: "login bob from 127.0.0.1 as a guest" in daemon.log_text(),
+               "the guest's look-up")
+    bob = daemon.login("bob")                       # registers bob and goes online
+    lines = g.read_until_closed()
+    assert not [l for l in lines if command(l) == "001"], lines
+    assert any(command(l) == "ERROR" and "bob is online" in l for l in lines), lines
+    bob.sync()
+    assert users_online(daemon) == {"Twin": True, "bob": False}
+    first.send("WHOIS bob")
+    first.numeric("330")
+
+    # Registered and gone again before the guest comes online: still no guest's name.
+    late = daemon.irc("late")
+    late.send_raw(b"NICK carol\r\nUSER c 0 * :c\r\n")
+    wait_until(lambda: "login carol from 127.0.0.1 as a guest" in daemon.log_text(),
+               "the guest's look-up")
+    daemon.login("carol").close()
+    lines = late.read_until_closed()
+    assert not [l for l in lines if command(l) == "001"], lines
+    assert any(command(l) == "ERROR" and "carol was registered" in l for l in lines), lines
+    assert "carol" not in users_online(daemon)
+    first.send("WHOIS carol")
+    first.numeric("401")
+    daemon.login("carol")
+
+
 # ---- many clients, and one that never reads ----
 
 def test_crowd_of_200_irc_registrations(irc_attack):
