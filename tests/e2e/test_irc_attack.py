@@ -832,6 +832,50 @@ def test_a_guests_room_message_has_no_account_tag(irc_attack):
     assert "account=" not in line.split(" ", 1)[0], line
 
 
+def test_tagmsg_echo_carries_what_others_get(irc_attack):
+    """echo-message and message-tags: a TAGMSG's echo is the line the others get, with
+    time= and, for an account (not for a guest, nor before its REGISTER), account=, to a
+    room and to a nick; a TAGMSG that was not delivered (a room not joined, a nick not
+    online) is answered with its error, not echoed."""
+    daemon = irc_attack(guests=True)
+    caps = ["message-tags", "echo-message"]
+    w = daemon.irc("w").register("watcher", password="pw-watcher", caps=caps)
+    g = daemon.irc("g").register("guesty", caps=caps)
+    a = daemon.irc("a").register("acct", password="pw-acct", caps=caps)
+
+    def tags_of(line):
+        return dict(t.partition("=")[::2] for t in line[1:].split(" ", 1)[0].split(";"))
+
+    def echoes(c, nick):
+        c.send("@+typing=active TAGMSG #lobby")
+        c.send("@+typing=paused TAGMSG watcher")
+        mine = [c.expect(lambda l: command(l) == "TAGMSG" and f":{nick}!" in l, "echo")
+                for _ in range(2)]
+        theirs = [w.expect(lambda l: command(l) == "TAGMSG" and f":{nick}!" in l, "TAGMSG")
+                  for _ in range(2)]
+        return mine, theirs
+
+    for c, nick, account in ((a, "acct", "acct"), (g, "guesty", None)):
+        mine, theirs = echoes(c, nick)
+        assert [params(l) for l in mine] == [["#lobby"], ["watcher"]], mine
+        for echo, got in zip(mine, theirs):
+            assert tags_of(echo).get("account") == account, (echo, got)
+            assert tags_of(got).get("account") == account, (echo, got)
+            assert "time" in tags_of(echo), echo
+            assert tags_of(echo)["+typing"] == tags_of(got)["+typing"], (echo, got)
+    g.send("REGISTER * * :pw-guesty")
+    assert register_answer(g)[:2] == ["SUCCESS", "guesty"]
+    mine, theirs = echoes(g, "guesty")
+    assert [tags_of(l).get("account") for l in mine + theirs] == ["guesty"] * 4, mine + theirs
+
+    a.send("@+typing=active TAGMSG #nowhere")
+    a.send("@+typing=active TAGMSG nobody")
+    a.numeric("403")
+    a.numeric("401")
+    a.sync("no-echo")
+    assert not [l for l in a.before if command(l) == "TAGMSG"], a.before
+
+
 def test_operator_events_have_a_valid_source(irc_attack):
     """A topic the operator set (chatctl room topic) has the server as its source, live
     and in history: ':*!*@chatd TOPIC' named a user '*', which no nick can be.  Long
