@@ -677,6 +677,66 @@ def test_crowd_of_100_registers_at_once(irc_attack):
     daemon.login("after").sync()
 
 
+def test_guests_register_at_once_while_others_log_in_with_their_nicks(irc_attack):
+    """100 guests online send REGISTER at once; for half of them another connection logs
+    in with PASS and the same nick at the same moment (which registers it if it gets there
+    first).  Each nick ends as exactly one account, held by whoever won: a guest that won
+    is online as that account (no guest in chatctl users, 330 in WHOIS) and the PASS login
+    got 464 and ERROR; a PASS login that won is online and replaced the guest, whose
+    REGISTER got ACCOUNT_EXISTS.  The winner's password is the account's."""
+    daemon = irc_attack(guests=True, max_logins=256, max_logins_per_address=256,
+                        max_clients_per_address=256, max_clients=512)
+    n = 100
+    guests = [daemon.irc(f"g{i}") for i in range(n)]
+    for i, g in enumerate(guests):
+        g.send_raw(f"NICK gst{i:03d}\r\nUSER g 0 * :g\r\n".encode())
+    for g in guests:
+        g.numeric("001", timeout=30)
+        g.sync("in")
+    rivals = {i: daemon.irc(f"p{i}") for i in range(0, n, 2)}
+    for i, g in enumerate(guests):
+        g.send(f"REGISTER * * :pw-g-{i}")
+        if i in rivals:
+            rivals[i].send_raw(f"PASS pw-p-{i}\r\nNICK gst{i:03d}\r\nUSER p 0 * :p\r\n"
+                               .encode())
+    winner = {}
+    for i, g in enumerate(guests):
+        answer = register_answer(g)
+        if answer[0] == "SUCCESS":
+            winner[i] = "guest"
+            g.sync("won")
+        else:
+            assert answer[:3] == ["REGISTER", "ACCOUNT_EXISTS", f"gst{i:03d}"], (i, answer)
+            assert i in rivals, (i, answer)
+            winner[i] = "pass"
+            lines = g.read_until_closed(timeout=10)
+            assert any(l.startswith("ERROR :Closing link: replaced") for l in lines), lines
+    for i, p in rivals.items():
+        final = p.expect(lambda l: command(l) in ("001", "464"), "001 or 464", timeout=30)
+        assert command(final) == ("001" if winner[i] == "pass" else "464"), (i, final)
+        if winner[i] == "guest":
+            lines = p.read_until_closed(timeout=10)
+            assert lines and command(lines[-1]) == "ERROR", lines
+    assert len(winner) == n
+    online = users_online(daemon)
+    accounts = daemon.ctl_ok("user", "list").split()
+    for i in range(n):
+        nick = f"gst{i:03d}"
+        assert online.get(nick) is False, (nick, online.get(nick))   # online, no guest
+        assert accounts.count(nick) == 1, nick
+    guests[1].send("WHOIS gst000")
+    guests[1].numeric("330")
+    # The winner's password is the account's, the loser's is not.
+    for i in (0, 2):
+        nick = f"gst{i:03d}"
+        good, bad = ((f"pw-g-{i}", f"pw-p-{i}") if winner[i] == "guest" else
+                     (f"pw-p-{i}", f"pw-g-{i}"))
+        daemon.irc(f"check{i}").register(nick, password=good)
+        loser = daemon.irc(f"loser{i}")
+        loser.send_raw(f"PASS {bad}\r\nNICK {nick}\r\nUSER x 0 * :x\r\n".encode())
+        loser.numeric("464")
+
+
 def test_register_answers_keep_irc_framing(irc_attack):
     """Account names and passwords made to break a FAIL line or the history's guest mark:
     the longest line allowed, names that are not names (a guest's '~' mark, '*', '-', '#',
