@@ -376,6 +376,31 @@ def test_a_guest_cannot_take_a_name_registered_during_its_dialogue(chatd_factory
     assert owner.welcome[0] == "Visitor"
 
 
+def test_a_guest_has_no_token_and_no_password(chatd_factory):
+    """guests = true: a guest's name is no account, so /token and /passwd are refused
+    (ERR 403).  A token would have logged in, once someone registered the name, to that
+    account; /passwd, once the operator added the name with the guest still online,
+    would have set that account's password.  The owner's password stands."""
+    d = chatd_factory(guests=True)
+    g = d.connect("guest")
+    g.expect_hello()
+    g.send_line("visitor")
+    g.expect("PASS", "new")
+    g.send_line("")
+    g.finish_login()
+    _, final = g.request("/token")
+    assert final.tag == "ERR" and final[0] == "403", final.raw
+    d.add_user("visitor", "owners-password")            # the guest is still online
+    _, final = g.request("/passwd guests-password")
+    assert final.tag == "ERR" and final[0] == "403", final.raw
+    _, final = g.request("/token")
+    assert final.tag == "ERR" and final[0] == "403", final.raw
+    owner = d.login("visitor", "owners-password")       # and the guest is replaced
+    assert owner.welcome[1] == "welcome back", owner.welcome.raw
+    _, final = owner.request("/token")
+    assert final.tag == "OK", final.raw
+
+
 def test_no_guests_by_default(chatd):
     c = chatd.connect("c")
     c.expect_hello()
