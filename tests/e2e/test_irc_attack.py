@@ -606,6 +606,21 @@ def test_a_guest_that_loses_the_race_for_its_name_replaces_nobody(irc_attack):
     first.numeric("401")
     daemon.login("carol")
 
+    # Natively the same: a native guest that loses its name to an IRC guest says BYE.
+    irc_dora = daemon.irc("irc-dora")
+    irc_dora.send_raw(b"NICK Dora\r\nUSER d 0 * :d\r\n")
+    wait_until(lambda: "login Dora from 127.0.0.1 as a guest" in daemon.log_text(),
+               "the IRC guest's look-up")
+    native = daemon.connect("native")
+    native.expect_hello()
+    native.send_line("dora")
+    native.expect("PASS", "new")
+    native.send_line("")
+    assert [l.raw for l in native.read_until_closed()] == [
+        "BYE refused dora is online; choose another name"]
+    irc_dora.numeric("001")
+    assert users_online(daemon).get("Dora") is True
+
 
 # ---- many clients, and one that never reads ----
 
