@@ -693,7 +693,7 @@ def test_crowd_of_100_registers_at_once(irc_attack):
 
 
 def test_guests_register_at_once_while_others_log_in_with_their_nicks(irc_attack):
-    """100 guests online send REGISTER at once; for half of them another connection logs
+    """140 guests online send REGISTER at once; for half of them another connection logs
     in with PASS and the same nick at the same moment (which registers it if it gets there
     first).  Each nick ends as exactly one account, held by whoever won: a guest that won
     is online as that account (no guest in chatctl users, 330 in WHOIS) and the PASS login
@@ -701,7 +701,7 @@ def test_guests_register_at_once_while_others_log_in_with_their_nicks(irc_attack
     REGISTER got ACCOUNT_EXISTS.  The winner's password is the account's."""
     daemon = irc_attack(guests=True, max_logins=256, max_logins_per_address=256,
                         max_clients_per_address=256, max_clients=512)
-    n = 100
+    n = 140
     guests = [daemon.irc(f"g{i}") for i in range(n)]
     for i, g in enumerate(guests):
         g.send_raw(f"NICK gst{i:03d}\r\nUSER g 0 * :g\r\n".encode())
