@@ -752,6 +752,51 @@ def test_guests_register_at_once_while_others_log_in_with_their_nicks(irc_attack
         loser.numeric("464")
 
 
+def test_a_burst_with_register_inside_splits_at_the_register(irc_attack):
+    """A guest sends 60 messages, REGISTER and 60 more in one write (flood control opened
+    up): the room gets the first 60 without account= and the last 60 with it, in order,
+    live and from CHATHISTORY; the REGISTER answer comes between its two halves' echoes."""
+    daemon = irc_attack(guests=True, irc_flood_burst=1000, irc_flood_rate=1000)
+    caps = ["message-tags", "echo-message", "batch", "draft/chathistory"]
+    w = daemon.irc("w").register("watcher", password="pw-watcher", caps=caps)
+    g = daemon.irc("g").register("burster", caps=caps)
+    burst = [f"PRIVMSG #lobby :guest {i}" for i in range(60)] + ["REGISTER * * :pw-burster"]
+    burst += [f"PRIVMSG #lobby :account {i}" for i in range(60)]
+    g.send_raw(("\r\n".join(burst) + "\r\n").encode())
+    want = [(f"guest {i}", None) for i in range(60)] + [(f"account {i}", "burster")
+                                                       for i in range(60)]
+
+    def account(line):
+        tags = dict(t.partition("=")[::2] for t in line[1:].split(" ", 1)[0].split(";"))
+        return tags.get("account")
+
+    def texts(c):
+        out = []
+        while len([t for t in out if t[0] != "REGISTER"]) < 120:
+            line = c.expect(lambda l: command(l) in ("PRIVMSG", "REGISTER"), "burst", 20)
+            if command(line) == "REGISTER":
+                out.append(("REGISTER", params(line)[0]))
+            elif ":burster!" in line:
+                out.append((params(line)[-1], account(line)))
+        return out
+
+    assert [t for t in texts(w) if t[0] != "REGISTER"] == want
+    echoed = texts(g)
+    assert ("REGISTER", "SUCCESS") in echoed, echoed
+    at = echoed.index(("REGISTER", "SUCCESS"))
+    assert echoed[:at] + echoed[at + 1:] == want, echoed
+    assert at == 60, echoed
+    g.send("CHATHISTORY LATEST #lobby * 200")
+    got = []
+    while True:
+        line = g.expect(lambda l: command(l) in ("PRIVMSG", "BATCH"), "history", 20)
+        if command(line) == "BATCH" and params(line)[0].startswith("-"):
+            break
+        if command(line) == "PRIVMSG" and ":burster!" in line:
+            got.append((params(line)[-1], account(line)))
+    assert got == want, got
+
+
 def test_register_answers_keep_irc_framing(irc_attack):
     """Account names and passwords made to break a FAIL line or the history's guest mark:
     the longest line allowed, names that are not names (a guest's '~' mark, '*', '-', '#',
