@@ -164,6 +164,8 @@ register_name(struct auth *a, const char *pw)
 	password_gate_abort_if(NULL, NULL);
 	password_gate_deadline(-1);
 	if (r == IDENT_OK) {
+		/* A new account starts without tokens, whatever was issued under the name before. */
+		resume_revoke(c->name);
 		throttle_registered(&c->addr, c->name, time_mono_ms());
 		log_notice("registered %s from %s", c->name, c->addr_str);
 		a->known = true;
@@ -235,6 +237,12 @@ auth_known(struct auth *a, const char *name, char *canonical)
 	if (a->known && canonical != NULL)
 		memcpy(canonical, spelling, strlen(spelling) + 1);
 	return a->known;
+}
+
+bool
+auth_registered_now(const struct client *c)
+{
+	return ident_lookup(c->srv->ident, c->name, NULL);
 }
 
 /* A password as text: at most PASSWORD_MAX_LEN bytes, no NUL inside, text_check()'s rules. */

@@ -68,6 +68,13 @@ void auth_start(struct auth *a, struct client *c);
 bool auth_known(struct auth *a, const char *name, char *canonical);
 
 /*
+ * Is c->name registered now?  A guest asks once online (room_login()):
+ * a registration of its name that ended between its front-end's look-up
+ * and then found no guest online to replace, so the guest must go.
+ */
+bool auth_registered_now(const struct client *c);
+
+/*
  * Checks password pw (len bytes, NUL-terminated) for name, registering the
  * name with it if it is unknown and registration is open (an empty
  * password registers nothing: AUTH_WEAK_PASSWORD).  Without an

@@ -40,9 +40,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "client.h"
 #include "commands.h"
 #include "config.h"
+#include "fault.h"
 #include "peers.h"
 #include "history.h"
 #include "irc.h"
@@ -334,13 +336,27 @@ client_push_join(struct client *c, struct room_join_reply *rep, bool topic_first
 	return rc == 0 ? client_replay(c, rep->room, rep->first_id, rep->last_msg_id) : -1;
 }
 
+/* A guest does not go online after all: why, for its last words. */
+static int
+guest_refused(struct client *c, struct session_state *st, const char *why)
+{
+	log_info("guest %s from %s refused: %s", c->name, c->addr_str, why);
+	st->why = PART_REFUSED;
+	snprintf(st->text, sizeof(st->text), "%s %s; choose another name", c->name, why);
+	return -1;
+}
+
 /*
  * The client is who it says: it takes a max_clients slot (or ERR 503,
  * peers.h), goes online in the default room and is greeted in its
- * protocol.
+ * protocol.  A guest's name was found free by its front-end, but a login
+ * of that name may have come in since: room_login() refuses a guest whose
+ * name is online, and a guest online checks that its name is still
+ * nobody's (a registration that ended since, its owner already gone).  A
+ * registration after that check finds the guest online and replaces it.
  */
 static int
-go_online(struct client *c, bool registered)
+go_online(struct client *c, bool registered, struct session_state *st)
 {
 	const struct settings *s = settings_get();
 	struct room_join_reply rep = { 0 };
@@ -353,9 +369,17 @@ go_online(struct client *c, bool registered)
 			flush_out(c);
 		return -1;
 	}
+	if (c->room.guest)
+		fault_slow_guest();
 	if (room_login(c->srv->hub, c, &rep) < 0) {
+		bool taken = errno == EEXIST;
+
 		room_join_reply_release(&rep);
-		return -1;
+		return taken ? guest_refused(c, st, "is online") : -1;
+	}
+	if (c->room.guest && auth_registered_now(c)) {
+		room_join_reply_release(&rep);
+		return guest_refused(c, st, "was registered by someone else just now");
 	}
 	return c->fe->welcome(c, registered, &rep);
 }
@@ -814,7 +838,7 @@ client_main(struct client *c)
 	bool shook = !c->is_tls || handshake(c, &st) == 0;
 
 	if (shook && c->fe->login(c, &registered, &st) == 0) {
-		if (go_online(c, registered) == 0)
+		if (go_online(c, registered, &st) == 0)
 			serve(c, &st);
 		else if (room_closing(c->srv->hub))
 			st.why = PART_SHUTDOWN;

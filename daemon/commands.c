@@ -381,6 +381,12 @@ cmd_passwd(struct client *c, char *args, char *text, size_t textlen)
 	size_t len = strlen(args);
 	enum ident_result r;
 
+	/* A guest's name is no account: if someone registered it since, it is theirs. */
+	if (c->room.guest) {
+		explicit_bzero(args, len);
+		return done(client_reply_err(c, ERR_REGISTRATION_CLOSED,
+					     "a guest has no password to change"));
+	}
 	if (len == 0 || len > PASSWORD_MAX_LEN)
 		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /passwd NEW (1-%d bytes)",
 					     PASSWORD_MAX_LEN));
@@ -406,6 +412,10 @@ cmd_token(struct client *c, char *args, char *text, size_t textlen)
 
 	if (*args)
 		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /token"));
+	/* A token logs in to the account of the name: a guest has none (its name may be one's later). */
+	if (c->room.guest)
+		return done(client_reply_err(c, ERR_REGISTRATION_CLOSED,
+					     "a guest has no account to log in to again"));
 	if (ttl_ms == 0)
 		return done(
 			client_reply_err(c, ERR_REGISTRATION_CLOSED, "resume tokens are off here"));

@@ -13,8 +13,11 @@
 #include "log.h"
 
 static const char *const fault_names[FAULT_COUNT] = {
-	[FAULT_LISTENER_HANG] = "listener-hang",           [FAULT_ROOM_HANG] = "room-hang",
-	[FAULT_ROOM_SAVE_BUSY] = "room-save-busy",         [FAULT_SLOW_SYNC] = "slow-sync",
+	[FAULT_LISTENER_HANG] = "listener-hang",
+	[FAULT_ROOM_HANG] = "room-hang",
+	[FAULT_ROOM_SAVE_BUSY] = "room-save-busy",
+	[FAULT_SLOW_SYNC] = "slow-sync",
+	[FAULT_SLOW_GUEST] = "slow-guest",
 	[FAULT_PATHS_CHECKED_STOP] = "paths-checked-stop",
 };
 
@@ -59,13 +62,25 @@ fault_hang(void)
 		pause();
 }
 
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 void
 fault_slow_sync(void)
 {
-	struct timespec ts = { .tv_sec = 0, .tv_nsec = FAULT_SLOW_SYNC_MS * 1000000L };
+	if (active[FAULT_SLOW_SYNC])
+		sleep_ms(FAULT_SLOW_SYNC_MS);
+}
 
-	if (!active[FAULT_SLOW_SYNC])
-		return;
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+void
+fault_slow_guest(void)
+{
+	if (active[FAULT_SLOW_GUEST])
+		sleep_ms(FAULT_SLOW_GUEST_MS);
 }

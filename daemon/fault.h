@@ -11,6 +11,8 @@
  *                   the room lock busy (the save is put off for a retry)
  *   slow-sync       every fdatasync() of the history file takes FAULT_SLOW_SYNC_MS
  *                   longer (a slow disk: bursts pile up behind it)
+ *   slow-guest      a guest whose name was found free waits FAULT_SLOW_GUEST_MS
+ *                   before it goes online (another login of the name comes between)
  *   paths-checked-stop  chatd stops itself (SIGSTOP) once it has checked its
  *                   paths, before it creates anything: a test changes them
  *                   in between and sends SIGCONT
@@ -21,12 +23,14 @@
 #include <stdbool.h>
 
 #define FAULT_SLOW_SYNC_MS 100
+#define FAULT_SLOW_GUEST_MS 500
 
 enum fault {
 	FAULT_LISTENER_HANG,
 	FAULT_ROOM_HANG,
 	FAULT_ROOM_SAVE_BUSY,
 	FAULT_SLOW_SYNC,
+	FAULT_SLOW_GUEST,
 	FAULT_PATHS_CHECKED_STOP,
 	FAULT_COUNT
 };
@@ -40,5 +44,7 @@ bool fault_once(enum fault f);
 void fault_hang(void) __attribute__((noreturn));
 /* Sleeps FAULT_SLOW_SYNC_MS if slow-sync is on (the history's commit thread, before a sync). */
 void fault_slow_sync(void);
+/* Sleeps FAULT_SLOW_GUEST_MS if slow-guest is on (a guest's thread, before room_login()). */
+void fault_slow_guest(void);
 
 #endif

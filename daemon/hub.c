@@ -145,6 +145,15 @@ room_login(struct hub *h, struct client *c, struct room_join_reply *rep)
 		return -1;
 	}
 	struct client *old = online_find_locked(h, c->name);
+	/*
+	 * A guest holds no account: it replaces nobody.  Its front-end found
+	 * the name free, but another login of it may have come online since.
+	 */
+	if (old != NULL && c->room.guest) {
+		pthread_mutex_unlock(&h->lock);
+		errno = EEXIST;
+		return -1;
+	}
 	if (old != NULL)
 		evict_locked(h, old, PART_REPLACED, NULL);
 	if (client_insert(&h->online, &h->n_online, &h->cap_online, c) < 0)

@@ -406,12 +406,19 @@ cmd_notice(struct client *c, struct session_state *st, struct irc_msg *m)
 	return talk(c, st, m, true);
 }
 
-/* TAGMSG: client-only tags alone (typing notices, reactions), live, never stored. */
+/*
+ * TAGMSG: client-only tags alone (typing notices, reactions), live, never
+ * stored.  With echo-message the sender gets it back once delivered, in
+ * its own form as the others get it (time, and account unless a guest).
+ */
 static int
 cmd_tagmsg(struct client *c, struct session_state *st, struct irc_msg *m)
 {
 	const char *target = m->params[0];
 	char *tags = client_tags(m), spelled[ROOM_NAME_MAX + 1];
+	bool echo =
+		irc_has(irc_conn(c), CAP_ECHO_MESSAGE) && irc_has(irc_conn(c), CAP_MESSAGE_TAGS);
+	struct line *back = NULL;
 	int rc = 0;
 
 	(void)st;
@@ -426,6 +433,14 @@ cmd_tagmsg(struct client *c, struct session_state *st, struct irc_msg *m)
 			rc = irc_num(c, "404", "%s :Cannot send to channel", target);
 		else if (res != ROOM_DONE)
 			rc = room_refused(c, res, target);
+		else if (echo)
+			back = wire_formats[c->wire]->event(
+				&(struct wire_event){ .kind = WE_TAGMSG,
+						      .room = spelled,
+						      .ms = time_now_ms(),
+						      .name = c->name,
+						      .text = tags,
+						      .guest = c->room.guest });
 	} else {
 		struct wire_private pm = { .from = c->name,
 					   .to = target,
@@ -436,13 +451,16 @@ cmd_tagmsg(struct client *c, struct session_state *st, struct irc_msg *m)
 					   .guest = c->room.guest };
 		int sent = room_send_private(c->srv->hub, &pm, NULL, 0);
 
-		rc = sent == -2 ? -1
-		     : sent < 0 ? irc_num(c, "401", "%s :No such nick/channel", target)
-				: 0;
+		if (sent == -2)
+			rc = -1;
+		else if (sent < 0)
+			rc = irc_num(c, "401", "%s :No such nick/channel", target);
+		else if (echo)
+			back = wire_formats[c->wire]->priv(&pm);
 	}
-	if (rc == 0 && irc_has(irc_conn(c), CAP_ECHO_MESSAGE) &&
-	    irc_has(irc_conn(c), CAP_MESSAGE_TAGS))
-		rc = irc_send(c, "@%s :%s!%s@" HOST " TAGMSG %s", tags, c->name, c->name, target);
+	if (rc == 0 && back != NULL)
+		rc = irc_send_line(c, back);
+	line_unref(back);
 	free(tags);
 	return rc;
 }

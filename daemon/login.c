@@ -246,7 +246,9 @@ login_start(struct login *lg, struct client *c)
 
 /*
  * An empty password for a name nobody registered, with guests on: in as a
- * guest, unless a guest of that name is online (ERR 409, a name again).
+ * guest, unless the name was registered since PASS new was said (looked up
+ * again now: the dialogue may have waited up to login_timeout) or someone
+ * of that name is online (ERR 409 both, a name again).
  */
 static int
 guest_login(struct login *lg)
@@ -255,6 +257,14 @@ guest_login(struct login *lg)
 	char canonical[NAME_MAX_LEN + 1], away[8];
 	bool guest;
 
+	if (auth_known(&lg->auth, c->name, canonical)) {
+		lg->have_name = false;
+		return client_reply_err(
+			c, ERR_NAME_TAKEN,
+			"%s was registered by someone else just now; choose another "
+			"name",
+			canonical);
+	}
 	if (room_presence(c->srv->hub, c->name, canonical, away, sizeof(away), &guest)) {
 		lg->have_name = false;
 		return client_reply_err(c, ERR_NAME_TAKEN, "%s is online; choose another name",

@@ -98,7 +98,9 @@ void room_join_reply_release(struct room_join_reply *rep);
 /*
  * Log c in: a session online under the same name is evicted ("replaced",
  * it parts all its rooms), c goes online and into the default room, which
- * becomes its current room; the default room's members see JOIN.
+ * becomes its current room; the default room's members see JOIN.  A guest
+ * (c->room.guest) evicts nobody: -1 with errno EEXIST if the name is
+ * online.  -1 with ESHUTDOWN while closing, ENOMEM without memory.
  */
 int room_login(struct hub *h, struct client *c, struct room_join_reply *rep);
 

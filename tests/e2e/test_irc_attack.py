@@ -545,6 +545,111 @@ def test_guests_cannot_take_a_name_in_use_or_registered(irc_attack):
     g.sync()
 
 
+def users_online(daemon):
+    """chatctl users as {name: True if a guest}."""
+    out = {}
+    for line in daemon.ctl_ok("users").splitlines():
+        words = line.split()
+        if words:
+            out[words[0]] = words[-1] == "guest"
+    return out
+
+
+def test_a_guest_that_loses_the_race_for_its_name_replaces_nobody(irc_attack):
+    """A guest's name is checked by its front-end, then it goes online: another login of
+    the name may come in between (the slow-guest fault makes the gap 500 ms).  Neither a
+    second guest of the name nor a registered session is replaced by the late guest, and a
+    name registered meanwhile by someone who has left again is no guest's: the late guest
+    gets ERROR and never goes online; chatctl users and WHOIS say who is who."""
+    daemon = irc_attack(guests=True, start=False)
+    daemon.env["CHATD_TEST_FAULT"] = "slow-guest"
+    daemon.start()
+
+    # Two guests of one nick at once: the first online stays, the second is refused.
+    first, second = daemon.irc("first"), daemon.irc("second")
+    first.send_raw(b"NICK Twin\r\nUSER t 0 * :t\r\n")
+    wait_until(lambda: "login Twin from 127.0.0.1 as a guest" in daemon.log_text(),
+               "the first guest's look-up")
+    second.send_raw(b"NICK twin\r\nUSER t 0 * :t\r\n")
+    assert first.numeric("001")
+    lines = second.read_until_closed()
+    assert not [l for l in lines if command(l) == "001"], lines
+    assert any(command(l) == "ERROR" and "twin is online" in l for l in lines), lines
+    first.sync("after-twin")
+    assert users_online(daemon) == {"Twin": True}
+
+    # A registered session that came online meanwhile stays; the guest goes.
+    g = daemon.irc("g")
+    g.send_raw(b"NICK bob\r\nUSER b 0 * :b\r\n")
+    wait_until(lambda: "login bob from 127.0.0.1 as a guest" in daemon.log_text(),
+               "the guest's look-up")
+    bob = daemon.login("bob")                       # registers bob and goes online
+    lines = g.read_until_closed()
+    assert not [l for l in lines if command(l) == "001"], lines
+    assert any(command(l) == "ERROR" and "bob is online" in l for l in lines), lines
+    bob.sync()
+    assert users_online(daemon) == {"Twin": True, "bob": False}
+    first.send("WHOIS bob")
+    first.numeric("330")
+
+    # Registered and gone again before the guest comes online: still no guest's name.
+    late = daemon.irc("late")
+    late.send_raw(b"NICK carol\r\nUSER c 0 * :c\r\n")
+    wait_until(lambda: "login carol from 127.0.0.1 as a guest" in daemon.log_text(),
+               "the guest's look-up")
+    daemon.login("carol").close()
+    lines = late.read_until_closed()
+    assert not [l for l in lines if command(l) == "001"], lines
+    assert any(command(l) == "ERROR" and "carol was registered" in l for l in lines), lines
+    assert "carol" not in users_online(daemon)
+    first.send("WHOIS carol")
+    first.numeric("401")
+    daemon.login("carol")
+
+    # Natively the same: a native guest that loses its name to an IRC guest says BYE.
+    irc_dora = daemon.irc("irc-dora")
+    irc_dora.send_raw(b"NICK Dora\r\nUSER d 0 * :d\r\n")
+    wait_until(lambda: "login Dora from 127.0.0.1 as a guest" in daemon.log_text(),
+               "the IRC guest's look-up")
+    native = daemon.connect("native")
+    native.expect_hello()
+    native.send_line("dora")
+    native.expect("PASS", "new")
+    native.send_line("")
+    assert [l.raw for l in native.read_until_closed()] == [
+        "BYE refused dora is online; choose another name"]
+    irc_dora.numeric("001")
+    assert users_online(daemon).get("Dora") is True
+
+
+def test_crowds_of_guests_for_one_nick(irc_attack):
+    """Ten rounds of 40 connections that come in as guests under one nick (in any case)
+    at the same moment, held at CAP LS and let go together: each round exactly one is
+    welcomed, and it stays; every other gets 433 or ERROR, never a welcome followed by
+    being replaced.  Before the hub refused a guest a name online, most runs had a round
+    that welcomed two (the first then replaced)."""
+    daemon = irc_attack(guests=True, max_logins=256, max_logins_per_address=256,
+                        max_clients_per_address=512, max_clients=1000)
+    for r in range(10):
+        crowd = [daemon.irc(f"r{r}c{i}") for i in range(40)]
+        for i, c in enumerate(crowd):
+            nick = f"same{r}" if i % 2 else f"SAME{r}"
+            c.send_raw(f"CAP LS 302\r\nNICK {nick}\r\nUSER g 0 * :g\r\n".encode())
+        for c in crowd:
+            c.expect(lambda l: command(l) == "CAP", "CAP LS")
+        for c in crowd:
+            c.send_raw(b"CAP END\r\n")
+        answers = [command(c.expect(lambda l: command(l) in ("001", "433", "ERROR"),
+                                    "001, 433 or ERROR", 30)) for c in crowd]
+        assert answers.count("001") == 1, (r, answers)
+        winner = crowd[answers.index("001")]
+        winner.sync(f"round{r}")
+        online = {n.lower(): g for n, g in users_online(daemon).items()}
+        assert online.get(f"same{r}") is True, online
+        for c in crowd:
+            c.close()
+
+
 # ---- many clients, and one that never reads ----
 
 def test_crowd_of_200_irc_registrations(irc_attack):
@@ -613,6 +718,111 @@ def test_crowd_of_100_registers_at_once(irc_attack):
     for c in racers + owners:
         c.close()
     daemon.login("after").sync()
+
+
+def test_guests_register_at_once_while_others_log_in_with_their_nicks(irc_attack):
+    """140 guests online send REGISTER at once; for half of them another connection logs
+    in with PASS and the same nick at the same moment (which registers it if it gets there
+    first).  Each nick ends as exactly one account, held by whoever won: a guest that won
+    is online as that account (no guest in chatctl users, 330 in WHOIS) and the PASS login
+    got 464 and ERROR; a PASS login that won is online and replaced the guest, whose
+    REGISTER got ACCOUNT_EXISTS.  The winner's password is the account's."""
+    daemon = irc_attack(guests=True, max_logins=256, max_logins_per_address=256,
+                        max_clients_per_address=256, max_clients=512)
+    n = 140
+    guests = [daemon.irc(f"g{i}") for i in range(n)]
+    for i, g in enumerate(guests):
+        g.send_raw(f"NICK gst{i:03d}\r\nUSER g 0 * :g\r\n".encode())
+    for g in guests:
+        g.numeric("001", timeout=30)
+        g.sync("in")
+    rivals = {i: daemon.irc(f"p{i}") for i in range(0, n, 2)}
+    for i, g in enumerate(guests):
+        g.send(f"REGISTER * * :pw-g-{i}")
+        if i in rivals:
+            rivals[i].send_raw(f"PASS pw-p-{i}\r\nNICK gst{i:03d}\r\nUSER p 0 * :p\r\n"
+                               .encode())
+    winner = {}
+    for i, g in enumerate(guests):
+        answer = register_answer(g)
+        if answer[0] == "SUCCESS":
+            winner[i] = "guest"
+            g.sync("won")
+        else:
+            assert answer[:3] == ["REGISTER", "ACCOUNT_EXISTS", f"gst{i:03d}"], (i, answer)
+            assert i in rivals, (i, answer)
+            winner[i] = "pass"
+            lines = g.read_until_closed(timeout=10)
+            assert any(l.startswith("ERROR :Closing link: replaced") for l in lines), lines
+    for i, p in rivals.items():
+        final = p.expect(lambda l: command(l) in ("001", "464"), "001 or 464", timeout=30)
+        assert command(final) == ("001" if winner[i] == "pass" else "464"), (i, final)
+        if winner[i] == "guest":
+            lines = p.read_until_closed(timeout=10)
+            assert lines and command(lines[-1]) == "ERROR", lines
+    assert len(winner) == n
+    online = users_online(daemon)
+    accounts = daemon.ctl_ok("user", "list").split()
+    for i in range(n):
+        nick = f"gst{i:03d}"
+        assert online.get(nick) is False, (nick, online.get(nick))   # online, no guest
+        assert accounts.count(nick) == 1, nick
+    guests[1].send("WHOIS gst000")
+    guests[1].numeric("330")
+    # The winner's password is the account's, the loser's is not.
+    for i in (0, 2):
+        nick = f"gst{i:03d}"
+        good, bad = ((f"pw-g-{i}", f"pw-p-{i}") if winner[i] == "guest" else
+                     (f"pw-p-{i}", f"pw-g-{i}"))
+        daemon.irc(f"check{i}").register(nick, password=good)
+        loser = daemon.irc(f"loser{i}")
+        loser.send_raw(f"PASS {bad}\r\nNICK {nick}\r\nUSER x 0 * :x\r\n".encode())
+        loser.numeric("464")
+
+
+def test_a_burst_with_register_inside_splits_at_the_register(irc_attack):
+    """A guest sends 60 messages, REGISTER and 60 more in one write (flood control opened
+    up): the room gets the first 60 without account= and the last 60 with it, in order,
+    live and from CHATHISTORY; the REGISTER answer comes between its two halves' echoes."""
+    daemon = irc_attack(guests=True, irc_flood_burst=1000, irc_flood_rate=1000)
+    caps = ["message-tags", "echo-message", "batch", "draft/chathistory"]
+    w = daemon.irc("w").register("watcher", password="pw-watcher", caps=caps)
+    g = daemon.irc("g").register("burster", caps=caps)
+    burst = [f"PRIVMSG #lobby :guest {i}" for i in range(60)] + ["REGISTER * * :pw-burster"]
+    burst += [f"PRIVMSG #lobby :account {i}" for i in range(60)]
+    g.send_raw(("\r\n".join(burst) + "\r\n").encode())
+    want = [(f"guest {i}", None) for i in range(60)] + [(f"account {i}", "burster")
+                                                       for i in range(60)]
+
+    def account(line):
+        tags = dict(t.partition("=")[::2] for t in line[1:].split(" ", 1)[0].split(";"))
+        return tags.get("account")
+
+    def texts(c):
+        out = []
+        while len([t for t in out if t[0] != "REGISTER"]) < 120:
+            line = c.expect(lambda l: command(l) in ("PRIVMSG", "REGISTER"), "burst", 20)
+            if command(line) == "REGISTER":
+                out.append(("REGISTER", params(line)[0]))
+            elif ":burster!" in line:
+                out.append((params(line)[-1], account(line)))
+        return out
+
+    assert [t for t in texts(w) if t[0] != "REGISTER"] == want
+    echoed = texts(g)
+    assert ("REGISTER", "SUCCESS") in echoed, echoed
+    at = echoed.index(("REGISTER", "SUCCESS"))
+    assert echoed[:at] + echoed[at + 1:] == want, echoed
+    assert at == 60, echoed
+    g.send("CHATHISTORY LATEST #lobby * 200")
+    got = []
+    while True:
+        line = g.expect(lambda l: command(l) in ("PRIVMSG", "BATCH"), "history", 20)
+        if command(line) == "BATCH" and params(line)[0].startswith("-"):
+            break
+        if command(line) == "PRIVMSG" and ":burster!" in line:
+            got.append((params(line)[-1], account(line)))
+    assert got == want, got
 
 
 def test_register_answers_keep_irc_framing(irc_attack):
@@ -768,6 +978,50 @@ def test_a_guests_room_message_has_no_account_tag(irc_attack):
     g.send("PRIVMSG #lobby :from a guest")
     line = w.expect(lambda l: command(l) == "PRIVMSG", "the guest's PRIVMSG")
     assert "account=" not in line.split(" ", 1)[0], line
+
+
+def test_tagmsg_echo_carries_what_others_get(irc_attack):
+    """echo-message and message-tags: a TAGMSG's echo is the line the others get, with
+    time= and, for an account (not for a guest, nor before its REGISTER), account=, to a
+    room and to a nick; a TAGMSG that was not delivered (a room not joined, a nick not
+    online) is answered with its error, not echoed."""
+    daemon = irc_attack(guests=True)
+    caps = ["message-tags", "echo-message"]
+    w = daemon.irc("w").register("watcher", password="pw-watcher", caps=caps)
+    g = daemon.irc("g").register("guesty", caps=caps)
+    a = daemon.irc("a").register("acct", password="pw-acct", caps=caps)
+
+    def tags_of(line):
+        return dict(t.partition("=")[::2] for t in line[1:].split(" ", 1)[0].split(";"))
+
+    def echoes(c, nick):
+        c.send("@+typing=active TAGMSG #lobby")
+        c.send("@+typing=paused TAGMSG watcher")
+        mine = [c.expect(lambda l: command(l) == "TAGMSG" and f":{nick}!" in l, "echo")
+                for _ in range(2)]
+        theirs = [w.expect(lambda l: command(l) == "TAGMSG" and f":{nick}!" in l, "TAGMSG")
+                  for _ in range(2)]
+        return mine, theirs
+
+    for c, nick, account in ((a, "acct", "acct"), (g, "guesty", None)):
+        mine, theirs = echoes(c, nick)
+        assert [params(l) for l in mine] == [["#lobby"], ["watcher"]], mine
+        for echo, got in zip(mine, theirs):
+            assert tags_of(echo).get("account") == account, (echo, got)
+            assert tags_of(got).get("account") == account, (echo, got)
+            assert "time" in tags_of(echo), echo
+            assert tags_of(echo)["+typing"] == tags_of(got)["+typing"], (echo, got)
+    g.send("REGISTER * * :pw-guesty")
+    assert register_answer(g)[:2] == ["SUCCESS", "guesty"]
+    mine, theirs = echoes(g, "guesty")
+    assert [tags_of(l).get("account") for l in mine + theirs] == ["guesty"] * 4, mine + theirs
+
+    a.send("@+typing=active TAGMSG #nowhere")
+    a.send("@+typing=active TAGMSG nobody")
+    a.numeric("403")
+    a.numeric("401")
+    a.sync("no-echo")
+    assert not [l for l in a.before if command(l) == "TAGMSG"], a.before
 
 
 def test_operator_events_have_a_valid_source(irc_attack):

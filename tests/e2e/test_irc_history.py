@@ -507,3 +507,74 @@ def test_a_guests_history_carries_no_account(irc_chatd):
     after = GUEST_LINES + [("JOIN", "visitor", None), ("PRIVMSG", "visitor", "visitor")]
     for lines in replay_and_latest(chatd, "dave"):
         assert_accounts(lines, after)
+
+
+def msg_accounts(lines, nick="visitor"):
+    """(command, text, account tag or None) of nick's PRIVMSG and NOTICE lines."""
+    return [(x.command, x.last, x.tags.get("account")) for x in lines
+            if x.nick == nick and x.command in ("PRIVMSG", "NOTICE")]
+
+
+def test_a_guest_that_registers_mid_session(irc_chatd):
+    """guests = true: a guest says things, registers its nick with REGISTER, says more.
+    What it said as a guest stays without account= and what it says as the account
+    carries it: live (to the room, to a nick, its own echo), in the replay and
+    CHATHISTORY, after a compaction of the history file (history_max_size at its least,
+    another room filling it) and after a restart that reads the compacted file.  WHO,
+    WHOIS and chatctl users stop calling it a guest."""
+    chatd = irc_chatd(guests=True, history_max_size=65536)
+    alice = chatd.irc_login("alice", caps=READER_CAPS)
+    assert alice.join("#g")[-1].command == "366"
+    guest = chatd.irc_connect("guest")
+    assert guest.register("visitor", caps=READER_CAPS).command == "001"
+    assert guest.join("#g")[-1].command == "366"
+    alice.expect("JOIN", lambda m: m.nick == "visitor")
+
+    def speak(word):
+        """The room message, notice and private message, as alice and the echo have them."""
+        got = []
+        for line in (f"PRIVMSG #g :{word} in the room", f"NOTICE #g :{word} notice",
+                     f"PRIVMSG alice :{word} to alice"):
+            guest.send(line)
+            text = line.split(" :", 1)[1]
+            got.append(alice.expect(("PRIVMSG", "NOTICE"), lambda m, t=text: m.last == t))
+            got.append(guest.expect(("PRIVMSG", "NOTICE"), lambda m, t=text: m.last == t))
+        return got
+
+    before = speak("before")
+    assert [x.tags.get("account") for x in before] == [None] * 6, [x.raw for x in before]
+    guest.send("WHO #g")
+    who = [m for m in guest.until("315") if m.command == "352" and m.params[5] == "visitor"]
+    assert who and who[0].last.split(" ", 1)[1] == "guest", who
+    guest.send("REGISTER * * :pw-visitor")
+    assert guest.expect("REGISTER").params[:2] == ["SUCCESS", "visitor"]
+    after = speak("after")
+    assert [x.tags.get("account") for x in after] == ["visitor"] * 6, [x.raw for x in after]
+    guest.send("WHO #g")
+    who = [m for m in guest.until("315") if m.command == "352" and m.params[5] == "visitor"]
+    assert who and who[0].last.split(" ", 1)[1] == "visitor", who
+    users = [ln.split() for ln in chatd.ctl_ok("users").splitlines()]
+    assert [u[-1] for u in users if u[0] == "visitor"] == ["irc"], users
+
+    want = [("PRIVMSG", "before in the room", None), ("NOTICE", "before notice", None),
+            ("PRIVMSG", "after in the room", "visitor"), ("NOTICE", "after notice", "visitor")]
+    for lines in replay_and_latest(chatd, "carol"):
+        assert msg_accounts(lines) == want, [x.raw for x in lines]
+
+    # Another room fills the file past history_max_size: it is compacted.
+    filler = chatd.login("filler")
+    filler.request("/join filler")
+    for i in range(200):
+        filler.say(f"{i:03d} " + "x" * 400)
+    deadline = deadline_in(10)
+    while "compacted from" not in chatd.log_text():
+        assert time.monotonic() < deadline, chatd.log_text()[-2000:]
+        filler.say("one more")
+    raw = chatd.history_path.read_text()
+    assert " g msg ~visitor before in the room\n" in raw, raw[:2000]
+    assert " g msg visitor after in the room\n" in raw, raw[:2000]
+    for lines in replay_and_latest(chatd, "dave"):
+        assert msg_accounts(lines) == want, [x.raw for x in lines]
+    chatd.restart()
+    for lines in replay_and_latest(chatd, "erin"):
+        assert msg_accounts(lines) == want, [x.raw for x in lines]

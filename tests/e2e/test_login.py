@@ -343,6 +343,64 @@ def test_guest_with_an_empty_password(chatd_factory):
     owner.expect("ERR", "401")
 
 
+def test_a_guest_cannot_take_a_name_registered_during_its_dialogue(chatd_factory):
+    """guests = true: PASS new said the name was nobody's, but it was registered
+    (chatctl user add, or a native registration that has logged out again) before
+    the empty line came: that line is no way in under a registered name.  ERR 409,
+    and the dialogue asks for a name again; the owner's password still works."""
+    d = chatd_factory(guests=True)
+    g = d.connect("guest")
+    g.expect_hello()
+    g.send_line("visitor")
+    g.expect("PASS", "new")
+    d.add_user("Visitor")
+    g.send_line("")
+    refused = g.read()
+    assert refused.tag == "ERR" and refused[0] == "409", refused.raw
+    assert "Visitor was registered" in refused.raw, refused.raw
+    assert "visitor" not in d.ctl_ok("users").lower()
+    # The dialogue goes on with a name: a free one comes in as a guest.
+    g.send_line("drifter")
+    g.expect("PASS", "new")
+    g.send_line("")
+    assert g.expect("WELCOME", "drifter")[1] == "guest"
+
+    late = d.connect("late")
+    late.expect_hello()
+    late.send_line("newcomer")
+    late.expect("PASS", "new")
+    d.login("newcomer").close()          # registers newcomer, then leaves
+    late.send_line("")
+    assert late.expect("ERR", "409")
+    owner = d.login("visitor", "pw-visitor")
+    assert owner.welcome[0] == "Visitor"
+
+
+def test_a_guest_has_no_token_and_no_password(chatd_factory):
+    """guests = true: a guest's name is no account, so /token and /passwd are refused
+    (ERR 403).  A token would have logged in, once someone registered the name, to that
+    account; /passwd, once the operator added the name with the guest still online,
+    would have set that account's password.  The owner's password stands."""
+    d = chatd_factory(guests=True)
+    g = d.connect("guest")
+    g.expect_hello()
+    g.send_line("visitor")
+    g.expect("PASS", "new")
+    g.send_line("")
+    g.finish_login()
+    _, final = g.request("/token")
+    assert final.tag == "ERR" and final[0] == "403", final.raw
+    d.add_user("visitor", "owners-password")            # the guest is still online
+    _, final = g.request("/passwd guests-password")
+    assert final.tag == "ERR" and final[0] == "403", final.raw
+    _, final = g.request("/token")
+    assert final.tag == "ERR" and final[0] == "403", final.raw
+    owner = d.login("visitor", "owners-password")       # and the guest is replaced
+    assert owner.welcome[1] == "welcome back", owner.welcome.raw
+    _, final = owner.request("/token")
+    assert final.tag == "OK", final.raw
+
+
 def test_no_guests_by_default(chatd):
     c = chatd.connect("c")
     c.expect_hello()

@@ -2104,6 +2104,46 @@ test_damaged_guest_marks_skipped(void **state)
 	}
 }
 
+/*
+ * The mark's edges: a name of 32 characters after it is a name, of 33 is
+ * not; a deletion is nobody's, never a guest's; a guest's event may have
+ * no text, its message may not, and a space still needs a text after it.
+ */
+static void
+test_guest_mark_edges(void **state)
+{
+	static const char file[] =
+		HEADER "1 " TS " lobby msg ~visitor a guest\n"
+		       "2 " TS " lobby delete ~visitor\n"
+		       "3 " TS " lobby msg ~aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 33\n"
+		       "4 " TS " lobby msg ~aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 32\n"
+		       "5 " TS " lobby msg ~visitor \n"
+		       "6 " TS " lobby join ~visitor\n"
+		       "7 " TS " lobby msg ~\n"
+		       "8 " TS " lobby part ~visitor left\n";
+	struct fixture *f = *state;
+	struct history_stats st;
+	struct history *h;
+
+	spill(f->path, file, sizeof(file) - 1);
+	h = open_history(f);
+	history_get_stats(h, &st);
+	assert_int_equal(st.last_id, 8);
+	assert_int_equal(st.in_memory, 4);
+	assert_room_names(h, "lobby",
+			  "~visitor|~aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa|~visitor|~visitor");
+	assert_room_texts(h, "lobby", true, "a guest|32||left");
+	history_close(h);
+	assert_int_equal(log_count(f, "damaged history line skipped"), 4);
+	for (int line = 2; line <= 9; line++) {
+		char needle[160];
+		bool damaged = line == 3 || line == 4 || line == 6 || line == 8;
+
+		snprintf(needle, sizeof(needle), "%s:%d: damaged", f->path, line);
+		assert_int_equal(log_count(f, needle), damaged ? 1 : 0);
+	}
+}
+
 /* Version 1 had no guests: a marked name there is damaged, not converted. */
 static void
 test_version_1_has_no_guests(void **state)
@@ -2169,6 +2209,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_many_quiet_rooms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_guest_marks_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_mark_edges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_version_1_has_no_guests, setup, teardown),
 	};
 

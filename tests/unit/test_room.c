@@ -413,6 +413,64 @@ test_replaced_session_parts_every_room(void **state)
 	hub_free(h);
 }
 
+/*
+ * A guest replaces nobody: its login under a name online (any case, a
+ * guest's or an account's) is refused with EEXIST and the session online
+ * stays; an account's login still replaces a guest.
+ */
+static void
+test_guest_replaces_nobody(void **state)
+{
+	struct hub *h = hub_new(wire_formats);
+	struct room_join_reply rep;
+	int pa, pg, pb, sv[2];
+	struct client *a, *g = NULL, *b, *late = calloc(1, sizeof(*late));
+	enum part_reason why;
+	char text[128], canonical[NAME_MAX_LEN + 1], away[8];
+	bool guest;
+
+	(void)state;
+	a = member(h, "alice", 1, &pa);
+	assert_non_null(late);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	late->id = 2;
+	late->fd = sv[0];
+	atomic_init(&late->refs, 1);
+	outq_init(&late->out);
+	room_attach(h, late);
+	late->room.guest = true;
+	for (int i = 0; i < 2; i++) {
+		snprintf(late->name, sizeof(late->name), "%s", i ? "Visitor" : "ALICE");
+		if (i == 1) { /* a guest online under the name this time */
+			g = member_login(h, "visitor", 3, &pg);
+			g->room.guest = true;
+		}
+		errno = 0;
+		assert_int_equal(room_login(h, late, &rep), -1);
+		assert_int_equal(errno, EEXIST);
+		room_join_reply_release(&rep);
+		assert_false(late->room.member);
+	}
+	assert_true(room_presence(h, "alice", canonical, away, sizeof(away), &guest));
+	assert_string_equal(canonical, "alice");
+	assert_false(guest);
+	room_wake_up(h, a);
+	assert_int_equal(room_collect(h, a, LIMIT, &why, text, sizeof(text)), 0);
+	assert_true(room_presence(h, "visitor", canonical, away, sizeof(away), &guest));
+	assert_true(guest);
+	/* An account of the guest's name (registered since) replaces the guest. */
+	b = member_login(h, "VISITOR", 4, &pb);
+	assert_true(room_presence(h, "visitor", canonical, away, sizeof(away), &guest));
+	assert_string_equal(canonical, "VISITOR");
+	assert_false(guest);
+	room_wake_up(h, g);
+	assert_int_equal(room_collect(h, g, LIMIT, &why, text, sizeof(text)), -1);
+	assert_int_equal(why, PART_REPLACED);
+	member_free(h, a, pa), member_free(h, g, pg), member_free(h, b, pb);
+	member_free(h, late, sv[1]);
+	hub_free(h);
+}
+
 /* A message sent just before its sender was taken out of the room is still answered. */
 static void
 test_kicked_sender_still_gets_its_answer(void **state)
@@ -788,6 +846,7 @@ main(void)
 		cmocka_unit_test(test_member_that_does_not_read_overflows),
 		cmocka_unit_test(test_leave_and_current_room),
 		cmocka_unit_test(test_replaced_session_parts_every_room),
+		cmocka_unit_test(test_guest_replaces_nobody),
 		cmocka_unit_test(test_kicked_sender_still_gets_its_answer),
 		cmocka_unit_test(test_answers_in_the_ring_survive_a_kick_and_a_deletion),
 		cmocka_unit_test(test_admin_rooms),
