@@ -142,6 +142,7 @@ read_file(const char *what, const char *file, bool is_key, size_t *len, char *er
 		}
 	}
 	close(fd);
+	OPENSSL_cleanse(buf, got); /* it may hold a key */
 	free(buf);
 	return NULL;
 }
