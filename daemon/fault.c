@@ -13,12 +13,15 @@
 #include "log.h"
 
 static const char *const fault_names[FAULT_COUNT] = {
-	[FAULT_LISTENER_HANG] = "listener-hang",   [FAULT_ROOM_HANG] = "room-hang",
-	[FAULT_ROOM_SAVE_BUSY] = "room-save-busy", [FAULT_SLOW_SYNC] = "slow-sync",
+	[FAULT_LISTENER_HANG] = "listener-hang",
+	[FAULT_ROOM_HANG] = "room-hang",
+	[FAULT_ROOM_SAVE_BUSY] = "room-save-busy",
+	[FAULT_SLOW_SYNC] = "slow-sync",
 	[FAULT_SLOW_GUEST] = "slow-guest",
+	[FAULT_PATHS_CHECKED_STOP] = "paths-checked-stop",
 };
 
-/* Written once by the control thread before any other thread exists. */
+/* Written once by the main thread before any other thread exists. */
 static bool active[FAULT_COUNT];
 /* Faults that strike once (fault_once) and have. */
 static atomic_bool struck[FAULT_COUNT];

@@ -13,6 +13,9 @@
  *                   longer (a slow disk: bursts pile up behind it)
  *   slow-guest      a guest whose name was found free waits FAULT_SLOW_GUEST_MS
  *                   before it goes online (another login of the name comes between)
+ *   paths-checked-stop  chatd stops itself (SIGSTOP) once it has checked its
+ *                   paths, before it creates anything: a test changes them
+ *                   in between and sends SIGCONT
  */
 #ifndef CHATD_FAULT_H
 #define CHATD_FAULT_H
@@ -28,6 +31,7 @@ enum fault {
 	FAULT_ROOM_SAVE_BUSY,
 	FAULT_SLOW_SYNC,
 	FAULT_SLOW_GUEST,
+	FAULT_PATHS_CHECKED_STOP,
 	FAULT_COUNT
 };
 

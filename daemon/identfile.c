@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -356,7 +357,10 @@ file_load(struct identstore *s, const struct identstore_loader *ld, bool *fold, 
 	  char *err, size_t errlen)
 {
 	struct identfile *f = (struct identfile *)s;
-	int fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* Checked again on the descriptor: a FIFO put there since start-up's check must not hang
+	 * us, nor a hard link be read as ours. */
+	char why[PATH_MAX + 128] = "";
+	int fd = safefile_open(f->path, O_RDONLY, 0600, 0, why, sizeof(why));
 	FILE *fp = fd < 0 ? NULL : fdopen(fd, "r");
 	struct load_state ls = { 0 };
 	char *line = NULL;
@@ -374,7 +378,10 @@ file_load(struct identstore *s, const struct identstore_loader *ld, bool *fold, 
 			close(fd);
 		if (saved == ENOENT)
 			return 0;
-		snprintf(err, errlen, "%s: %s", f->path, strerror(saved));
+		if (why[0] != '\0')
+			snprintf(err, errlen, "%s", why);
+		else
+			snprintf(err, errlen, "%s: %s", f->path, strerror(saved));
 		return -1;
 	}
 	ls.lineno = 1;

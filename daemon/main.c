@@ -12,6 +12,8 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "privdrop.h"
+#include "safefile.h"
 #include "tls.h"
 #include "server.h"
 #include "version.h"
@@ -33,6 +35,7 @@ usage(FILE *out)
 static int
 check_config(const char *path, bool show)
 {
+	struct privdrop pd;
 	struct settings s;
 	char err[1024];
 
@@ -40,7 +43,18 @@ check_config(const char *path, bool show)
 		fprintf(stderr, "chatd: %s\n", err);
 		return 1;
 	}
-	/* The certificate and key too: "chatd -t" before a reload catches a bad pair. */
+	/*
+	 * The certificate and key too: "chatd -t" before a reload catches a bad
+	 * pair.  Run as root with `user` set, the files of that user are chatd's
+	 * own, as they will be to the daemon (server.c).
+	 */
+	if (privdrop_prepare(&s, &pd, err, sizeof(err)) < 0) {
+		fprintf(stderr, "chatd: %s\n", err);
+		settings_free(&s);
+		return 1;
+	}
+	if (pd.active)
+		safefile_trust(pd.uid, pd.gid);
 	if (s.tls_cert[0] && tls_load(&s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chatd: %s\n", err);
 		settings_free(&s);

@@ -355,11 +355,15 @@ replay_line(char *line, int64_t now_ms)
 	return true;
 }
 
-/* Reads path into the table; ENOENT is an empty store. */
+/*
+ * Reads path into the table; ENOENT is an empty store.  Opened as chatd's
+ * other files are (safefile_open()): a link, a FIFO, a file with other
+ * hard links or another user's is refused, not read and then replaced.
+ */
 static int
 load(const char *path, int64_t now_ms, size_t *damaged, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = safefile_open(path, O_RDONLY, 0600, 0, err, errlen);
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
@@ -367,12 +371,11 @@ load(const char *path, int64_t now_ms, size_t *damaged, char *err, size_t errlen
 	FILE *f;
 
 	*damaged = 0;
-	if (fd < 0 && errno == ENOENT)
-		return 0;
-	if (fd < 0 || (f = fdopen(fd, "r")) == NULL) {
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	if ((f = fdopen(fd, "r")) == NULL) {
 		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 		return -1;
 	}
 	while ((len = getline(&line, &cap, f)) > 0) {
@@ -447,7 +450,7 @@ rewrite(int64_t now_ms, char *err, size_t errlen)
 		goto fail;
 	if (log_fd >= 0)
 		close(log_fd);
-	log_fd = open(file_path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	log_fd = safefile_open(file_path, O_WRONLY | O_APPEND, 0600, 0, NULL, 0);
 	if (log_fd < 0)
 		goto fail;
 	records = live;

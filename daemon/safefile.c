@@ -4,14 +4,18 @@
  * main thread before any other thread starts; every function here may then
  * run on any thread.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "safefile.h"
@@ -19,6 +23,9 @@
 /* As the kernel: at most this many symbolic links in one walk. */
 #define MAX_LINKS 40
 #define PATH_BUF (2 * PATH_MAX)
+/* The access ACL's extended attribute, and more entries than any ACL chatd trusts has. */
+#define ACL_XATTR "system.posix_acl_access"
+#define ACL_ENTRIES_MAX 64
 
 static uid_t trusted_uid = (uid_t)-1;
 static gid_t trusted_gid = (gid_t)-1;
@@ -43,12 +50,62 @@ gid_trusted(gid_t gid)
 }
 
 /*
- * Why st's owner or write rights would let someone untrusted change it, or
- * NULL: owned by root or chatd's user, and (unless sticky, where only owners
- * may remove or rename) writable by no one else, nor by a foreign group.
+ * Why the POSIX ACL of fd (st) would let someone untrusted write it, or
+ * NULL.  With an ACL the mode's group bits are its mask, which caps every
+ * named entry: only when they allow writing may a named user or group.
+ * An O_PATH descriptor has no xattr calls of its own: its /proc/self/fd
+ * name then.  No ACL (ENODATA), or none on this file system, is fine; an
+ * ACL that cannot be read is not.
  */
 static const char *
-rights_problem(const struct stat *st, bool sticky, char *why, size_t len)
+acl_problem(int fd, const struct stat *st, char *why, size_t len)
+{
+	struct posix_acl_xattr_entry e[ACL_ENTRIES_MAX];
+	char buf[sizeof(struct posix_acl_xattr_header) + sizeof(e)], proc[64];
+	ssize_t n;
+
+	if (!(st->st_mode & S_IWGRP))
+		return NULL;
+	n = fgetxattr(fd, ACL_XATTR, buf, sizeof(buf));
+	if (n < 0 && errno == EBADF) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		n = getxattr(proc, ACL_XATTR, buf, sizeof(buf));
+	}
+	if (n < 0 && (errno == ENODATA || errno == EOPNOTSUPP))
+		return NULL;
+	if (n < 0 || (size_t)n < sizeof(struct posix_acl_xattr_header)) {
+		snprintf(why, len, "with an ACL chatd cannot read (%s)",
+			 n < 0 ? strerror(errno) : "too short");
+		return why;
+	}
+	memcpy(e, buf + sizeof(struct posix_acl_xattr_header),
+	       (size_t)n - sizeof(struct posix_acl_xattr_header));
+	for (size_t i = 0; i < ((size_t)n - sizeof(struct posix_acl_xattr_header)) / sizeof(e[0]);
+	     i++) {
+		unsigned tag = le16toh(e[i].e_tag), id = le32toh(e[i].e_id);
+
+		if (!(le16toh(e[i].e_perm) & 2))
+			continue;
+		if (tag == ACL_USER && !uid_trusted((uid_t)id)) {
+			snprintf(why, len, "writable by uid %u through its ACL", id);
+			return why;
+		}
+		if (tag == ACL_GROUP && !gid_trusted((gid_t)id)) {
+			snprintf(why, len, "writable by group %u through its ACL", id);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Why fd's (st's) owner or write rights would let someone untrusted change
+ * it, or NULL: owned by root or chatd's user, and (unless sticky, where
+ * only owners may remove or rename) writable by no one else, nor by a
+ * foreign group, nor by anyone an ACL names.
+ */
+static const char *
+rights_problem(int fd, const struct stat *st, bool sticky, char *why, size_t len)
 {
 	if (!uid_trusted(st->st_uid)) {
 		snprintf(why, len, "owned by uid %u, neither root nor chatd's user",
@@ -67,16 +124,16 @@ rights_problem(const struct stat *st, bool sticky, char *why, size_t len)
 			 (unsigned)st->st_gid, (unsigned)(st->st_mode & 07777));
 		return why;
 	}
-	return NULL;
+	return acl_problem(fd, st, why, len);
 }
 
 /* Why a directory would let someone untrusted change what is in it, or NULL. */
 static const char *
-dir_problem(const struct stat *st, char *why, size_t len)
+dir_problem(int fd, const struct stat *st, char *why, size_t len)
 {
 	if (!S_ISDIR(st->st_mode))
 		return "not a directory";
-	return rights_problem(st, st->st_mode & S_ISVTX, why, len);
+	return rights_problem(fd, st, st->st_mode & S_ISVTX, why, len);
 }
 
 /* shown = shown + "/" + name, or its parent for "..": the path as walked, for messages. */
@@ -107,7 +164,7 @@ open_root(char *shown, size_t len, char *err, size_t errlen)
 }
 
 static int
-check_fd_dir(int fd, const char *shown, char *err, size_t errlen)
+check_fd_dir(int fd, const char *shown, const char *risk, char *err, size_t errlen)
 {
 	struct stat st;
 	char why[96];
@@ -117,111 +174,158 @@ check_fd_dir(int fd, const char *shown, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", shown, strerror(errno));
 		return -1;
 	}
-	if ((problem = dir_problem(&st, why, sizeof(why))) != NULL) {
-		snprintf(err, errlen, "%s is %s: refused, others could redirect chatd's files",
-			 shown, problem);
+	if ((problem = dir_problem(fd, &st, why, sizeof(why))) != NULL) {
+		snprintf(err, errlen, "%s is %s: refused, %s", shown, problem, risk);
 		return -1;
 	}
 	return 0;
 }
 
+/* What a walk is for: the directories chatd writes in, or a file it only reads. */
+struct walk {
+	bool file;               /* the last component is the file: its links are followed too */
+	const char *risk;        /* what someone who could change the way could do, for messages */
+	int dirfd;               /* at the end, with file: the checked directory the file is in */
+	char name[NAME_MAX + 1]; /* ...and the file's name in it */
+	char shown[PATH_BUF];    /* the path as walked, links replaced by their targets */
+	int links;               /* symbolic links followed */
+};
+
 /*
- * Walks dir from / one component at a time, as the kernel would, checking
+ * Walks path from / one component at a time, as the kernel would, checking
  * each directory reached and each symbolic link followed (a link is as
  * safe as its owner: in a sticky directory its owner may still change it).
+ * Without w->file every component is a directory and a missing one ends the
+ * walk with 0 (chatd creates the rest); with it, the last component is the
+ * file: a link there is followed and checked like the others, and the walk
+ * ends with w->dirfd open on the checked directory the file is in and
+ * w->name its name there.  0, or -1 with a message in err.
  */
-int
-safefile_check_dir(const char *dir, char *err, size_t errlen)
+static int
+walk(const char *path, struct walk *w, char *err, size_t errlen)
 {
-	char rest[PATH_BUF], next[PATH_BUF], link[PATH_MAX], shown[PATH_BUF];
-	int cur, links = 0, rc = -1;
+	char rest[PATH_BUF], next[PATH_BUF], link[PATH_MAX];
+	int cur, rc = -1;
 	char *p;
 
-	if (dir[0] == '/')
-		snprintf(rest, sizeof(rest), "%s", dir);
+	w->dirfd = -1;
+	w->links = 0;
+	if (path[0] == '/')
+		snprintf(rest, sizeof(rest), "%s", path);
 	else {
 		char cwd[PATH_MAX];
 
 		if (getcwd(cwd, sizeof(cwd)) == NULL) {
-			snprintf(err, errlen, "%s: cannot tell the current directory: %s", dir,
+			snprintf(err, errlen, "%s: cannot tell the current directory: %s", path,
 				 strerror(errno));
 			return -1;
 		}
-		snprintf(rest, sizeof(rest), "%s/%s", cwd, dir);
+		snprintf(rest, sizeof(rest), "%s/%s", cwd, path);
 	}
-	if ((cur = open_root(shown, sizeof(shown), err, errlen)) < 0)
+	if ((cur = open_root(w->shown, sizeof(w->shown), err, errlen)) < 0)
 		return -1;
-	if (check_fd_dir(cur, shown, err, errlen) < 0)
+	if (check_fd_dir(cur, w->shown, w->risk, err, errlen) < 0)
 		goto out;
 	p = rest;
 	for (;;) {
 		struct stat st;
 		char *name, *end;
+		bool last;
 		int fd;
 
 		while (*p == '/')
 			p++;
-		if (*p == '\0')
+		if (*p == '\0') {
+			if (w->file) {
+				snprintf(err, errlen, "%s: %s", w->shown, strerror(EISDIR));
+				goto out;
+			}
 			break;
+		}
 		name = p;
 		end = strchr(p, '/');
 		p = end ? end + 1 : p + strlen(p);
 		if (end)
 			*end = '\0';
-		if (strcmp(name, ".") == 0)
+		/* The file's own name: the last, with no slash after it (a directory's then). */
+		last = w->file && end == NULL;
+		if (strcmp(name, ".") == 0 && !last)
 			continue;
 		if (fstatat(cur, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno == ENOENT) {
+			if (errno == ENOENT && !w->file) {
 				rc = 0; /* the rest does not exist yet */
 				goto out;
 			}
-			snprintf(err, errlen, "%s/%s: %s", shown, name, strerror(errno));
+			snprintf(err, errlen, "%s%s%s: %s", w->shown,
+				 w->shown[strlen(w->shown) - 1] == '/' ? "" : "/", name,
+				 strerror(errno));
 			goto out;
 		}
 		if (S_ISLNK(st.st_mode)) {
 			ssize_t n;
 
-			shown_step(shown, sizeof(shown), name);
+			shown_step(w->shown, sizeof(w->shown), name);
 			if (!uid_trusted(st.st_uid)) {
 				snprintf(err, errlen,
 					 "%s is a symbolic link owned by uid %u, neither root nor "
 					 "chatd's user: refused",
-					 shown, (unsigned)st.st_uid);
+					 w->shown, (unsigned)st.st_uid);
 				goto out;
 			}
-			if (++links > MAX_LINKS ||
+			if (++w->links > MAX_LINKS ||
 			    (n = readlinkat(cur, name, link, sizeof(link) - 1)) < 0) {
-				snprintf(err, errlen, "%s: %s", shown,
-					 strerror(links > MAX_LINKS ? ELOOP : errno));
+				snprintf(err, errlen, "%s: %s", w->shown,
+					 strerror(w->links > MAX_LINKS ? ELOOP : errno));
 				goto out;
 			}
 			link[n] = '\0';
-			snprintf(next, sizeof(next), "%s/%s", link, p);
+			snprintf(next, sizeof(next), "%s%s%s", link, end ? "/" : "", p);
 			memcpy(rest, next, sizeof(rest));
 			p = rest;
-			shown_step(shown, sizeof(shown), "..");
+			shown_step(w->shown, sizeof(w->shown), "..");
 			if (link[0] == '/') {
 				close(cur);
-				if ((cur = open_root(shown, sizeof(shown), err, errlen)) < 0)
+				if ((cur = open_root(w->shown, sizeof(w->shown), err, errlen)) < 0)
 					return -1;
 			}
 			continue;
 		}
-		shown_step(shown, sizeof(shown), name);
+		if (last) {
+			/* The file itself: the caller opens it from the directory checked. */
+			size_t n = strlen(name);
+
+			shown_step(w->shown, sizeof(w->shown), name);
+			if (n >= sizeof(w->name)) {
+				snprintf(err, errlen, "%s: %s", w->shown, strerror(ENAMETOOLONG));
+				goto out;
+			}
+			memcpy(w->name, name, n + 1);
+			w->dirfd = cur;
+			return 0;
+		}
+		shown_step(w->shown, sizeof(w->shown), name);
 		fd = openat(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
-			snprintf(err, errlen, "%s: %s", shown, strerror(errno));
+			snprintf(err, errlen, "%s: %s", w->shown, strerror(errno));
 			goto out;
 		}
 		close(cur);
 		cur = fd;
-		if (check_fd_dir(cur, shown, err, errlen) < 0)
+		if (check_fd_dir(cur, w->shown, w->risk, err, errlen) < 0)
 			goto out;
 	}
 	rc = 0;
 out:
 	close(cur);
 	return rc;
+}
+
+int
+safefile_check_dir(const char *dir, char *err, size_t errlen)
+{
+	struct walk w = { .risk = "others could redirect chatd's files" };
+
+	return walk(dir, &w, err, errlen);
 }
 
 /* Why chatd must not use an open file, or NULL. */
@@ -295,39 +399,47 @@ safefile_check_file(const char *path, int opts, char *err, size_t errlen)
 
 /* Why a file chatd reads would let someone untrusted change it, or NULL. */
 static const char *
-read_problem(const struct stat *st, char *why, size_t len)
+read_problem(int fd, const struct stat *st, char *why, size_t len)
 {
 	if (!S_ISREG(st->st_mode))
 		return "not a regular file";
-	return rights_problem(st, false, why, len);
+	return rights_problem(fd, st, false, why, len);
 }
 
 int
-safefile_check_read(const char *path, char *err, size_t errlen)
+safefile_open_read(const char *path, char *err, size_t errlen)
 {
-	char dir[PATH_BUF], real[PATH_MAX], why[128], sub[PATH_BUF + 128];
+	struct walk w = { .file = true, .risk = "others could put a file of their own there" };
+	char sub[PATH_BUF + 256], why[128];
 	const char *problem;
 	struct stat st;
+	int fd;
 
-	dir_of(path, dir, sizeof(dir));
-	if (safefile_check_dir(dir, sub, sizeof(sub)) < 0) {
+	if (walk(path, &w, sub, sizeof(sub)) < 0) {
+		snprintf(err, errlen, "%s%s", w.links > 0 ? "through its symbolic link, " : "",
+			 sub);
+		return -1;
+	}
+	/* O_NONBLOCK: a FIFO put there after all would not hang the open. */
+	fd = openat(w.dirfd, w.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		snprintf(sub, sizeof(sub), "%s", strerror(errno));
+	else if (fstat(fd, &st) < 0)
+		snprintf(sub, sizeof(sub), "%s", strerror(errno));
+	else if ((problem = read_problem(fd, &st, why, sizeof(why))) != NULL)
+		snprintf(sub, sizeof(sub), "%s", problem);
+	else {
+		close(w.dirfd);
+		return fd;
+	}
+	if (w.links > 0)
+		snprintf(err, errlen, "leads to %s: %s", w.shown, sub);
+	else
 		snprintf(err, errlen, "%s", sub);
-		return -1;
-	}
-	if (realpath(path, real) == NULL || stat(real, &st) < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		return -1;
-	}
-	dir_of(real, dir, sizeof(dir));
-	if (safefile_check_dir(dir, sub, sizeof(sub)) < 0) {
-		snprintf(err, errlen, "leads to %s: %s", real, sub);
-		return -1;
-	}
-	if ((problem = read_problem(&st, why, sizeof(why))) != NULL) {
-		snprintf(err, errlen, "%s", problem);
-		return -1;
-	}
-	return 0;
+	if (fd >= 0)
+		close(fd);
+	close(w.dirfd);
+	return -1;
 }
 
 int

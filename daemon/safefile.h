@@ -2,18 +2,20 @@
  * safefile.h - opening chatd's own files so that nobody else can redirect
  * them, and locking them so that two chatds never share one.
  *
- * Three defences, used together (docs/SECURITY.md, docs/FILES.md):
+ * The defences, used together (docs/SECURITY.md, docs/FILES.md):
  *
  *  - safefile_check_dir() / safefile_check_file() walk a path from / and
  *    refuse it if anyone but root or chatd's user could change where it
  *    leads: every directory on the way (and every symbolic link followed
  *    in a directory part) must be owned by root or chatd's user, and no
  *    directory may be writable by others (or by a group other than root's
- *    or chatd's) unless it has the sticky bit.  A file itself must not be
- *    a symbolic link.  server.c checks every path chatd writes at start-up,
- *    before it creates anything.
- *  - safefile_check_read() holds a file chatd only reads (the TLS pair) to
- *    the same owners, links followed.
+ *    or chatd's, or by a user or group its POSIX ACL names) unless it has
+ *    the sticky bit.  A file itself must not be a symbolic link.  server.c
+ *    checks every path chatd writes at start-up, before it creates
+ *    anything, and again once the missing directories exist.
+ *  - safefile_open_read() opens a file chatd only reads (the TLS pair),
+ *    links followed, after the same walk down to the file itself, and
+ *    holds the file to the same owners.
  *  - safefile_open() opens with O_NOFOLLOW and O_CLOEXEC, then refuses what
  *    is not a regular file, not owned by root or chatd's user, or has other
  *    hard links; truncation and the mode (fchmod) come after those checks.
@@ -49,15 +51,19 @@ int safefile_check_dir(const char *dir, char *err, size_t errlen);
 int safefile_check_file(const char *path, int opts, char *err, size_t errlen);
 
 /*
- * For a file chatd reads and must trust but never writes (the TLS
+ * Opens a file chatd reads and must trust but never writes (the TLS
  * certificate and key), symbolic links followed (certbot's are links):
- * the directories on the way to path, and to the file it leads to, pass
- * safefile_check_dir(), and the file is a regular file owned by root or
- * chatd's user that nobody else may write (neither others nor a group other
- * than root's or chatd's).  0, or -1 with the reason in err (path itself not
- * named: the caller says which setting it is).
+ * walks path from / as the kernel would, down to the file itself, checking
+ * every directory reached as safefile_check_dir() does and the owner of
+ * every symbolic link followed, the last component's included; then opens
+ * the file with O_NOFOLLOW from the directory it checked, so that what was
+ * checked is what is read, and refuses it unless it is a regular file
+ * owned by root or chatd's user that nobody else may write (neither others
+ * nor a group other than root's or chatd's, nor anyone its ACL names).  Returns a descriptor open
+ * O_RDONLY | O_NONBLOCK | O_CLOEXEC, or -1 with the reason in err (path
+ * itself not named: the caller says which setting it is).
  */
-int safefile_check_read(const char *path, char *err, size_t errlen);
+int safefile_open_read(const char *path, char *err, size_t errlen);
 
 /*
  * open(path, flags | O_NOFOLLOW | O_CLOEXEC, mode) and the checks above.

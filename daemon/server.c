@@ -179,7 +179,11 @@ prepare_log(const struct settings *s, const struct privdrop *pd)
 /*
  * Creates what is missing.  When root is to be dropped, chatd's own
  * directories and files go to the user it will run as (never a parent
- * such as /var/log: only what chatd's settings name).
+ * such as /var/log: only what chatd's settings name).  Each path is
+ * checked again once its directories exist, before anything is given
+ * away or opened: check_paths() passed a part that did not exist yet,
+ * and in a sticky directory such as /tmp someone else may have made it
+ * since (mkdir() then finds theirs).
  */
 static int
 prepare_dirs(const struct settings *s, const struct privdrop *pd)
@@ -191,7 +195,8 @@ prepare_dirs(const struct settings *s, const struct privdrop *pd)
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (make_dirs(dirs[i], pd) < 0)
 			return -1;
-		if (privdrop_chown(pd, dirs[i], err, sizeof(err)) < 0) {
+		if (safefile_check_dir(dirs[i], err, sizeof(err)) < 0 ||
+		    privdrop_chown(pd, dirs[i], err, sizeof(err)) < 0) {
 			fail("%s", err);
 			return -1;
 		}
@@ -199,7 +204,10 @@ prepare_dirs(const struct settings *s, const struct privdrop *pd)
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		if (make_parent_dir(files[i], pd) < 0)
 			return -1;
-		if (files[i] != s->log_file && privdrop_chown(pd, files[i], err, sizeof(err)) < 0) {
+		if (safefile_check_file(files[i], files[i] == s->log_file ? SAFEFILE_DEVICE_OK : 0,
+					err, sizeof(err)) < 0 ||
+		    (files[i] != s->log_file &&
+		     privdrop_chown(pd, files[i], err, sizeof(err)) < 0)) {
 			fail("%s", err);
 			return -1;
 		}
@@ -763,7 +771,15 @@ server_run(const struct server_options *opt)
 		fail("signalfd: %s", strerror(errno));
 		goto out;
 	}
-	if (check_paths(s) < 0 || prepare_dirs(s, &pd) < 0)
+	if (fault_init(err, sizeof(err)) < 0) {
+		fail("%s", err);
+		goto out;
+	}
+	if (check_paths(s) < 0)
+		goto out;
+	if (fault_active(FAULT_PATHS_CHECKED_STOP))
+		raise(SIGSTOP);
+	if (prepare_dirs(s, &pd) < 0)
 		goto out;
 	if ((lockfd = statelock_acquire(s->state_dir, err, sizeof(err))) < 0) {
 		fail("%s", err);
@@ -779,10 +795,6 @@ server_run(const struct server_options *opt)
 	if (opt->daemonize && write_pidfile(s) < 0)
 		goto out;
 	log_notice("chatd %s starting, config %s", CHATD_VERSION, s->config_file);
-	if (fault_init(err, sizeof(err)) < 0) {
-		fail("%s", err);
-		goto out;
-	}
 	notify_init();
 	raise_fd_limit(s);
 	/* Before any thread starts: it unsets $LISTEN_FDS. */

@@ -21,13 +21,17 @@
  * idle connections give their buffers back (SSL_MODE_RELEASE_BUFFERS).
  */
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -70,28 +74,145 @@ fail_file(char *err, size_t errlen, const char *what, const char *file)
 
 /*
  * The certificate and key files as they are now (symbolic links followed,
- * as certbot's are): nobody but root and chatd's user may be able to change
- * them or the directories they are in, since whoever can puts in a pair of
- * their own; nor may they be anything but regular files (a FIFO would block
- * the reload, a device never end): safefile_check_read().  A key anybody
+ * as certbot's are), read whole into memory: nobody but root and chatd's
+ * user may be able to change them, the links on the way or the directories
+ * they are in, since whoever can puts in a pair of their own; nor may they
+ * be anything but regular files (a FIFO would block the reload, a device
+ * never end).  safefile_open_read() checks and opens; what it checked is
+ * what OpenSSL parses, from memory.  A PEM file over TLS_FILE_MAX is
+ * refused unread (a certificate chain is a few kilobytes).  A key anybody
  * may read is loaded with a warning (docs/SECURITY.md: readable by chatd
- * only).
+ * only).  Returns a malloc()ed buffer and its length, or NULL.
  */
-static int
-check_file(const char *what, const char *file, bool is_key, char *err, size_t errlen)
+#define TLS_FILE_MAX (1024 * 1024)
+
+static char *
+read_file(const char *what, const char *file, bool is_key, size_t *len, char *err, size_t errlen)
 {
 	char why[PATH_MAX + 256];
 	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd;
 
-	if (safefile_check_read(file, why, sizeof(why)) < 0) {
+	if ((fd = safefile_open_read(file, why, sizeof(why))) < 0) {
 		snprintf(err, errlen, "%s %s: %s", what, file, why);
-		return -1;
+		return NULL;
 	}
-	if (is_key && stat(file, &st) == 0 && (st.st_mode & S_IROTH))
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s %s: %s", what, file, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (st.st_size > TLS_FILE_MAX) {
+		snprintf(err, errlen, "%s %s: %lld bytes, more than a PEM file may have (%d)", what,
+			 file, (long long)st.st_size, TLS_FILE_MAX);
+		close(fd);
+		return NULL;
+	}
+	if (is_key && (st.st_mode & S_IROTH))
 		log_warning("%s %s is readable by others (mode %04o): anyone on this machine can "
 			    "impersonate chatd; chmod o-r it",
 			    what, file, (unsigned)(st.st_mode & 07777));
-	return 0;
+	/* One byte more than allowed, to notice a file that grew since fstat(). */
+	if ((buf = malloc(TLS_FILE_MAX + 1)) == NULL) {
+		snprintf(err, errlen, "%s %s: %s", what, file, strerror(ENOMEM));
+		close(fd);
+		return NULL;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + got, TLS_FILE_MAX + 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s %s: %s", what, file, strerror(errno));
+			break;
+		}
+		got += (size_t)n;
+		if (got > TLS_FILE_MAX) {
+			snprintf(err, errlen, "%s %s: more bytes than a PEM file may have (%d)",
+				 what, file, TLS_FILE_MAX);
+			break;
+		}
+		if (n == 0) {
+			close(fd);
+			*len = got;
+			return buf;
+		}
+	}
+	close(fd);
+	OPENSSL_cleanse(buf, got); /* it may hold a key */
+	free(buf);
+	return NULL;
+}
+
+/*
+ * OpenSSL's default would ask the terminal for a pass phrase (and block the
+ * reload): a key that has one is refused instead; *u notes that it was asked.
+ */
+static int
+no_pass_phrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	if (u != NULL)
+		*(bool *)u = true;
+	return -1;
+}
+
+/* The certificate and the chain after it, as SSL_CTX_use_certificate_chain_file() would. */
+static int
+use_chain(SSL_CTX *ctx, const char *pem, size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	X509 *x = NULL, *ca;
+	unsigned long e;
+	int ok = 0;
+
+	if (bio == NULL)
+		return 0;
+	if ((x = PEM_read_bio_X509_AUX(bio, NULL, no_pass_phrase, NULL)) == NULL ||
+	    SSL_CTX_use_certificate(ctx, x) != 1 || SSL_CTX_clear_chain_certs(ctx) != 1)
+		goto out;
+	while ((ca = PEM_read_bio_X509(bio, NULL, no_pass_phrase, NULL)) != NULL)
+		if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+			X509_free(ca);
+			goto out;
+		}
+	/* The end of the file, and only that, ends the chain. */
+	e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+		ERR_clear_error();
+		ok = 1;
+	}
+out:
+	X509_free(x);
+	BIO_free(bio);
+	return ok;
+}
+
+/* 1, 0 (OpenSSL's error queued), or -1 for a key with a pass phrase. */
+static int
+use_key(SSL_CTX *ctx, const char *pem, size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	bool asked = false;
+	EVP_PKEY *pkey;
+	int ok = 0;
+
+	if (bio == NULL)
+		return 0;
+	if ((pkey = PEM_read_bio_PrivateKey(bio, NULL, no_pass_phrase, &asked)) != NULL) {
+		ok = SSL_CTX_use_PrivateKey(ctx, pkey) == 1;
+		EVP_PKEY_free(pkey);
+	} else if (asked) {
+		ERR_clear_error();
+		ok = -1;
+	}
+	BIO_free(bio);
+	return ok;
 }
 
 static SSL_CTX *
@@ -136,24 +257,41 @@ tls_load(const struct settings *s, char *err, size_t errlen)
 {
 	const char *key = s->tls_key[0] ? s->tls_key : s->tls_cert;
 	const char *key_what = s->tls_key[0] ? "tls_key" : "tls_cert (its key)";
-	char subject[SUBJECT_MAX];
+	char subject[SUBJECT_MAX], *cert_pem, *key_pem = NULL;
+	size_t cert_len, key_len = 0;
 	int64_t not_after;
 	SSL_CTX *ctx, *old;
+	int rc = 0, used;
 
-	if (check_file("tls_cert", s->tls_cert, !s->tls_key[0], err, errlen) < 0 ||
-	    (s->tls_key[0] && check_file("tls_key", key, true, err, errlen) < 0))
+	if ((cert_pem = read_file("tls_cert", s->tls_cert, !s->tls_key[0], &cert_len, err,
+				  errlen)) == NULL)
 		return -1;
-	ERR_clear_error();
-	if ((ctx = new_ctx(s)) == NULL)
-		return fail_file(err, errlen, "tls_cert", s->tls_cert);
-	if (SSL_CTX_use_certificate_chain_file(ctx, s->tls_cert) != 1) {
-		SSL_CTX_free(ctx);
-		return fail_file(err, errlen, "tls_cert", s->tls_cert);
+	if (s->tls_key[0] &&
+	    (key_pem = read_file("tls_key", key, true, &key_len, err, errlen)) == NULL) {
+		free(cert_pem);
+		return -1;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
+	ERR_clear_error();
+	if ((ctx = new_ctx(s)) == NULL || !use_chain(ctx, cert_pem, cert_len))
+		rc = fail_file(err, errlen, "tls_cert", s->tls_cert);
+	else if ((used = key_pem ? use_key(ctx, key_pem, key_len)
+				 : use_key(ctx, cert_pem, cert_len)) < 0) {
+		snprintf(err, errlen,
+			 "%s %s: the key is encrypted; chatd reads only keys without a "
+			 "pass phrase",
+			 key_what, key);
+		rc = -1;
+	} else if (used == 0 || SSL_CTX_check_private_key(ctx) != 1)
+		rc = fail_file(err, errlen, key_what, key);
+	OPENSSL_cleanse(cert_pem, cert_len); /* with tls_key unset, it holds the key */
+	free(cert_pem);
+	if (key_pem != NULL) {
+		OPENSSL_cleanse(key_pem, key_len);
+		free(key_pem);
+	}
+	if (rc < 0) {
 		SSL_CTX_free(ctx);
-		return fail_file(err, errlen, key_what, key);
+		return -1;
 	}
 	describe_cert(ctx, subject, sizeof(subject), &not_after);
 	pthread_mutex_lock(&ctx_lock);

@@ -8,11 +8,14 @@ their modes at start-up.  The tests run as root, as an init script would.
 
 import os
 import pwd
+import signal
 import stat
+import subprocess
 
 import pytest
 
 from chatproto import wait_until
+from conftest import CHATD_BIN
 
 # How long a chatd that wrongly starts gets before the test calls it a failure.
 REFUSAL_TIMEOUT = 5.0
@@ -203,3 +206,72 @@ def test_planted_ident_temp_file_refused(chatd_factory):
     c.send_line("pw")
     c.finish_login()
     assert os.stat(ident).st_mode & 0o777 == 0o600
+
+
+def test_planted_resume_tokens_file_refused(chatd_factory, tmp_path):
+    """The resume tokens file is read at start like the others chatd keeps: a FIFO there
+    does not hang chatd in open() (where SIGTERM, blocked for signalfd, could not end it),
+    and a hard link or another user's file is refused, not read and replaced."""
+    d = chatd_factory(start=False)
+    tokens = d.state_dir / "resume-tokens"
+    os.mkfifo(tokens, 0o600)
+    expect_refusal(d, str(tokens), "not a regular file")
+    os.unlink(tokens)
+
+    victim = tmp_path / "victim"
+    victim.write_text("chatd-resume-tokens 1\n")
+    os.link(victim, tokens)
+    expect_refusal(d, str(tokens), "hard links")
+    assert victim.read_text() == "chatd-resume-tokens 1\n"
+    os.unlink(tokens)
+
+    if os.geteuid() == 0:
+        tokens.write_text("chatd-resume-tokens 1\n")
+        os.chown(tokens, 65534, 65534)
+        expect_refusal(d, str(tokens), "owned by uid 65534")
+        os.unlink(tokens)
+    d.start()
+    d.login("alice")
+    assert mode(tokens) == 0o600
+
+
+def stopped(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the directory away")
+def test_state_dir_made_by_someone_else_after_the_check_refused(chatd_factory, tmp_path):
+    """state_dir does not exist yet, in a sticky directory anyone may create in (as /tmp):
+    the check at start-up passes (chatd will create it), but another user creates it first,
+    mode 0777, between that check and chatd's mkdir (test fault paths-checked-stop holds
+    chatd there). chatd must not take that directory as its own."""
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    state = sticky / "state"
+    d = chatd_factory(start=False, state_dir=str(state), log_file=str(tmp_path / "chatd.log"))
+    d.write_config()
+    proc = subprocess.Popen([CHATD_BIN, "-c", str(d.config_path)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=d.workdir,
+                            env={**os.environ, "CHATD_TEST_FAULT": "paths-checked-stop"})
+    try:
+        wait_until(lambda: stopped(proc.pid) or proc.poll() is not None,
+                   "chatd stopped after its check")
+        assert proc.poll() is None, proc.communicate()
+        state.mkdir()
+        os.chown(state, 65534, 65534)
+        os.chmod(state, 0o777)
+        os.kill(proc.pid, signal.SIGCONT)
+        try:
+            out, err = proc.communicate(timeout=REFUSAL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("chatd runs in the directory another user made") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    err = err.decode()
+    assert proc.returncode != 0 and b"listening" not in out, (out, err)
+    assert f"{state} is owned by uid 65534" in err, err
+    assert os.listdir(state) == [], "chatd created files in the other user's directory"

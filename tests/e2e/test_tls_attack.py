@@ -4,16 +4,21 @@ count and time: handshakes stalled by the hundred, garbage, a huge
 ClientHello and plain HTTP on the TLS port, renegotiation on TLS 1.2, a
 member that never reads while a room floods, close_notify and half-closes
 in the middle of a line, certificate and key files swapped or loosened
-before a SIGHUP, and ways around plain_login = loopback.
+before a SIGHUP (links owned by others or in directories others may write,
+a key with a pass phrase, a huge certificate; a whole chain still served),
+and ways around plain_login = loopback.
 """
 
+import fcntl
 import os
+import pwd
 import re
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import termios
 import threading
 import time
 
@@ -406,6 +411,22 @@ def test_a_pair_owned_by_another_user_is_refused(tls_chatd, chatd_factory, ca, p
     assert rc != 0 and f"tls_cert {cert}: owned by uid {NOBODY}" in err, err
 
 
+def test_chatd_t_as_root_trusts_the_user_chatd_runs_as(chatd_factory, pair, tmp_path):
+    """chatd -t run as root judges the pair as the daemon will: with `user` set, a key that
+    user owns is chatd's own (the daemon trusts it after dropping root), not a foreign file;
+    one owned by anyone else is still refused."""
+    cert, key = live_pair(tmp_path, pair)
+    user = pwd.getpwuid(NOBODY).pw_name
+    os.chown(key, NOBODY, NOBODY)
+    later = chatd_factory(start=False, tls_cert=str(cert), tls_key=str(key),
+                          tls_port=free_port(), user=user)
+    rc, out, err = later.run_expecting_exit("-t")
+    assert rc == 0 and "configuration OK" in out, err
+    del later.settings["user"]
+    rc, _, err = later.run_expecting_exit("-t")
+    assert rc == 1 and f"tls_key {key}: owned by uid {NOBODY}" in err, err
+
+
 def test_a_key_in_a_directory_another_user_owns_is_refused(tls_chatd, ca, pair, tmp_path):
     """A root-owned key, but in a directory someone else owns, reached through a symbolic
     link (as certbot's live/ files are): that someone can swap the file. Refused, the old
@@ -419,7 +440,7 @@ def test_a_key_in_a_directory_another_user_owns_is_refused(tls_chatd, ca, pair, 
     os.chmod(theirs / "live.key", 0o600)
     key.unlink()
     key.symlink_to(theirs / "live.key")
-    reload_refused(chatd, 1, re.escape(str(key)) + r": leads to .*theirs.*owned by uid " +
+    reload_refused(chatd, 1, re.escape(str(key)) + r": through its symbolic link, .*theirs.*owned by uid " +
                    str(NOBODY))
     os.chown(theirs, 0, 0)
     chatd.send_signal(signal.SIGHUP)
@@ -449,6 +470,134 @@ def test_a_key_others_can_read_is_warned_about(tls_chatd, ca, pair, tmp_path):
     chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
     wait_until(lambda: "readable by others" in chatd.log_text(), "the warning at start")
     tls_login(chatd, ca, "alice")
+
+
+def test_a_link_another_user_owns_on_the_way_to_the_key_is_refused(tls_chatd, chatd_factory,
+                                                                   ca, pair, tmp_path):
+    """A link is as safe as its owner: one owned by someone else in a sticky directory (where
+    its owner may still point it anywhere), at the key's place or in the middle of a chain of
+    links, is refused by chatd -t and at SIGHUP, the old pair staying."""
+    cert, key = live_pair(tmp_path, pair)
+    chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    real = tmp_path / "real.key"
+    real.write_bytes(key.read_bytes())
+    os.chmod(real, 0o600)
+    theirs = sticky / "live.key"
+    theirs.symlink_to(real)
+    os.lchown(theirs, NOBODY, NOBODY)
+    owned = re.escape(str(theirs)) + f" is a symbolic link owned by uid {NOBODY}"
+
+    later = chatd_factory(start=False, tls_cert=str(cert), tls_key=str(theirs),
+                          tls_port=free_port())
+    rc, _, err = later.run_expecting_exit("-t")
+    assert rc == 1 and re.search("tls_key " + re.escape(str(theirs)) + ": " + owned, err), err
+
+    key.unlink()
+    key.symlink_to(theirs)  # live.key -> sticky/live.key (theirs) -> real.key
+    reload_refused(chatd, 1, re.escape(str(key)) + ": through its symbolic link, " + owned)
+    later.settings["tls_key"] = str(key)
+    rc, _, err = later.run_expecting_exit("-t")
+    assert rc == 1 and re.search(owned, err), err
+    tls_login(chatd, ca, "alice")
+
+    os.lchown(theirs, 0, 0)
+    chatd.send_signal(signal.SIGHUP)
+    wait_until(lambda: chatd.log_text().count("TLS certificate loaded") >= 2,
+               "the chain loaded once every link in it is root's")
+
+
+def test_a_link_in_a_directory_others_can_write_is_refused(tls_chatd, ca, pair, tmp_path):
+    """key -> open/hop -> a good key: open/ is writable by everyone, so anyone can swap hop
+    between the check and the read. Refused, though the file it ends at is fine."""
+    cert, key = live_pair(tmp_path, pair)
+    chatd = tls_chatd(tls_cert=str(cert), tls_key=str(key))
+    real = tmp_path / "real.key"
+    real.write_bytes(key.read_bytes())
+    os.chmod(real, 0o600)
+    hop_dir = tmp_path / "open"
+    hop_dir.mkdir()
+    os.chmod(hop_dir, 0o777)
+    (hop_dir / "hop").symlink_to("../real.key")  # relative, as the kernel reads it
+    key.unlink()
+    key.symlink_to(hop_dir / "hop")
+    reload_refused(chatd, 1, re.escape(str(key)) + ": through its symbolic link, " +
+                   re.escape(str(hop_dir)) + r" is writable by everyone \(mode 0777\)")
+    os.chmod(hop_dir, 0o755)
+    chatd.send_signal(signal.SIGHUP)
+    wait_until(lambda: chatd.log_text().count("TLS certificate loaded") >= 2,
+               "the chain loaded once the directory is closed")
+    tls_login(chatd, ca, "alice")
+
+
+def test_a_key_with_a_pass_phrase_is_refused_without_asking(chatd_factory, pair, tmp_path):
+    """OpenSSL would ask the terminal for the pass phrase (and chatd -t, or a reload of a
+    chatd started from a terminal, would wait for it): refused with the reason instead."""
+    enc = tmp_path / "enc.key"
+    subprocess.run(["openssl", "pkey", "-in", str(pair[1]), "-aes256", "-passout",
+                    "pass:secret", "-out", str(enc)], check=True, capture_output=True)
+    os.chmod(enc, 0o600)
+    later = chatd_factory(start=False, tls_cert=str(pair[0]), tls_key=str(enc),
+                          tls_port=free_port())
+    later.write_config()
+    leader, follower = os.openpty()
+    try:
+        def controlling_terminal():
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        proc = subprocess.Popen([CHATD_BIN, "-t", "-c", str(later.config_path)],
+                                stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True, preexec_fn=controlling_terminal)
+        try:
+            _, err = proc.communicate(timeout=scaled(10))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise AssertionError("chatd -t waited for a pass phrase on its terminal") from None
+    finally:
+        os.close(leader)
+        os.close(follower)
+    err = err.decode()
+    assert proc.returncode == 1 and f"tls_key {enc}: the key is encrypted" in err, err
+
+
+def test_a_huge_certificate_is_refused_unread(chatd_factory, pair, tmp_path):
+    """A certificate file of 2 MB (a chain is a few kB): refused by its size, not parsed."""
+    big = tmp_path / "big.pem"
+    big.write_bytes(pair[0].read_bytes() + b"# padding\n" * (2 * 1024 * 1024 // 10))
+    later = chatd_factory(start=False, tls_cert=str(big), tls_key=str(pair[1]),
+                          tls_port=free_port())
+    rc, _, err = later.run_expecting_exit("-t")
+    assert rc == 1 and re.search(re.escape(f"tls_cert {big}: ") + r"\d+ bytes, more than", err), err
+
+
+def test_a_certificate_chain_is_served_whole(chatd_factory, tmp_path):
+    """tls_cert as certbot's fullchain.pem: the server's certificate, then the intermediate
+    that signed it; a client that trusts only the root verifies it."""
+    d = tmp_path / "pki"
+    d.mkdir()
+    ext = d / "ca.ext"
+    ext.write_text("basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign\n")
+    (d / "leaf.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run = lambda *a: subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", "root.key", "-out", "root.pem", "-days", "30", "-subj", "/CN=test root")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", "mid.key", "-out", "mid.csr", "-subj", "/CN=test intermediate")
+    run("x509", "-req", "-in", "mid.csr", "-CA", "root.pem", "-CAkey", "root.key",
+        "-CAcreateserial", "-out", "mid.pem", "-days", "30", "-extfile", "ca.ext")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost")
+    run("x509", "-req", "-in", "leaf.csr", "-CA", "mid.pem", "-CAkey", "mid.key",
+        "-CAcreateserial", "-out", "leaf.pem", "-days", "30", "-extfile", "leaf.ext")
+    (d / "fullchain.pem").write_bytes((d / "leaf.pem").read_bytes() + (d / "mid.pem").read_bytes())
+    chatd = chatd_factory(tls_cert=str(d / "fullchain.pem"), tls_key=str(d / "leaf.key"),
+                          tls_port=free_port())
+    raw = socket.create_connection(("127.0.0.1", chatd.tls_port), timeout=scaled(10))
+    ctx = ssl.create_default_context(cafile=str(d / "root.pem"))
+    with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.getpeercert()["subject"] == ((("commonName", "localhost"),),)
 
 
 # ---- plain_login = loopback ----

@@ -539,6 +539,36 @@ test_unreadable_path_refused(void **state)
 	assert_non_null(strstr(err, fx->tmp));
 }
 
+/*
+ * The file is read as chatd's other files are: what server.c's check saw at start-up may
+ * have been swapped since, and a FIFO must not hang the start (an alarm fails the test if it
+ * does), nor a hard link be read as ours.
+ */
+static void
+test_fifo_or_hard_link_refused(void **state)
+{
+	struct fixture *fx = *state;
+	char err[256] = "";
+
+	assert_int_equal(mkfifo(fx->path, 0600), 0);
+	alarm(10);
+	assert_null(ident_open(fx->path, err, sizeof(err)));
+	alarm(0);
+	assert_non_null(strstr(err, fx->path));
+	assert_non_null(strstr(err, "not a regular file"));
+	assert_int_equal(unlink(fx->path), 0);
+
+	assert_int_equal(symlink(fx->copy, fx->path), 0);
+	write_file(fx->copy, VERSION_LINE);
+	assert_null(ident_open(fx->path, err, sizeof(err)));
+	assert_non_null(strstr(err, "symbolic link"));
+	assert_int_equal(unlink(fx->path), 0);
+
+	assert_int_equal(link(fx->copy, fx->path), 0);
+	assert_null(ident_open(fx->path, err, sizeof(err)));
+	assert_non_null(strstr(err, "hard links"));
+}
+
 static void
 test_mode_0600(void **state)
 {
@@ -1649,6 +1679,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_register_races_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifo_or_hard_link_refused, setup, teardown),
 	};
 	int rc;
 

@@ -2,8 +2,9 @@
  * test_safefile.c - safefile.h: the path checks (directories others may
  * write, links and their owners), the checked open (links, hard links,
  * foreign files, FIFOs, truncation and mode only after the checks) and the
- * sidecar lock that outlives a rename of the file it guards; the check of
- * a file chatd only reads (links followed).
+ * sidecar lock that outlives a rename of the file it guards; the checked
+ * open of a file chatd only reads (links followed, each link and every
+ * directory of a chain of links checked).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
+#include <stdbool.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "safefile.h"
@@ -211,41 +216,67 @@ test_file_itself(void **state)
 	}
 }
 
+/* safefile_open_read() as a check: 0 (the descriptor closed) or -1. */
+static int
+check_read(const char *path, char *err, size_t errlen)
+{
+	int fd = safefile_open_read(path, err, errlen);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
 /* A file chatd only reads (the TLS pair): links followed, owners and write rights checked. */
 static void
-test_check_read(void **state)
+test_open_read(void **state)
 {
 	struct dir *d = *state;
+	char buf[16];
+	int fd;
 
 	write_file(in(d, "key"), "key\n", 0600);
-	assert_int_equal(safefile_check_read(in(d, "key"), d->err, sizeof(d->err)), 0);
+	assert_int_equal(check_read(in(d, "key"), d->err, sizeof(d->err)), 0);
+	/* The descriptor is the file's, read-only. */
+	fd = safefile_open_read(in(d, "key"), d->err, sizeof(d->err));
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 4);
+	assert_memory_equal(buf, "key\n", 4);
+	assert_int_equal(write(fd, "x", 1), -1);
+	close(fd);
+	/* A name with a slash after it, or a directory, is no file. */
+	assert_int_equal(check_read(in(d, "key/"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "Not a directory"));
+	assert_int_equal(check_read(d->path, d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "not a regular file"));
 	/* A link to a file of ours is followed, unlike for the files chatd writes. */
 	assert_int_equal(symlink(in(d, "key"), in(d, "live")), 0);
-	assert_int_equal(safefile_check_read(in(d, "live"), d->err, sizeof(d->err)), 0);
-	assert_int_equal(safefile_check_read(in(d, "missing"), d->err, sizeof(d->err)), -1);
+	assert_int_equal(check_read(in(d, "live"), d->err, sizeof(d->err)), 0);
+	assert_int_equal(check_read(in(d, "missing"), d->err, sizeof(d->err)), -1);
 	assert_non_null(strstr(d->err, "No such file"));
 
 	assert_int_equal(chmod(in(d, "key"), 0602), 0);
-	assert_int_equal(safefile_check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
+	assert_int_equal(check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
 	assert_non_null(strstr(d->err, "writable by everyone (mode 0602)"));
 	assert_int_equal(chmod(in(d, "key"), 0620), 0);
-	assert_int_equal(safefile_check_read(in(d, "key"), d->err, sizeof(d->err)), 0);
+	assert_int_equal(check_read(in(d, "key"), d->err, sizeof(d->err)), 0);
 
 	assert_int_equal(mkfifo(in(d, "fifo"), 0600), 0);
-	assert_int_equal(safefile_check_read(in(d, "fifo"), d->err, sizeof(d->err)), -1);
+	assert_int_equal(check_read(in(d, "fifo"), d->err, sizeof(d->err)), -1);
 	assert_non_null(strstr(d->err, "not a regular file"));
 
 	if (geteuid() != 0)
 		return;
 	/* Group-writable only for root's group or ours. */
 	assert_int_equal(chown(in(d, "key"), 0, 65534), 0);
-	assert_int_equal(safefile_check_read(in(d, "key"), d->err, sizeof(d->err)), -1);
+	assert_int_equal(check_read(in(d, "key"), d->err, sizeof(d->err)), -1);
 	assert_non_null(strstr(d->err, "writable by group 65534"));
 	assert_int_equal(chmod(in(d, "key"), 0640), 0);
-	assert_int_equal(safefile_check_read(in(d, "key"), d->err, sizeof(d->err)), 0);
+	assert_int_equal(check_read(in(d, "key"), d->err, sizeof(d->err)), 0);
 	/* Another owner may chmod it at will. */
 	assert_int_equal(chown(in(d, "key"), 65534, 0), 0);
-	assert_int_equal(safefile_check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
+	assert_int_equal(check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
 	assert_non_null(strstr(d->err, "owned by uid 65534"));
 	assert_int_equal(chown(in(d, "key"), 0, 0), 0);
 	/* Where the link leads counts too: a directory another user owns. */
@@ -254,11 +285,118 @@ test_check_read(void **state)
 	assert_int_equal(chown(in(d, "theirs"), 65534, 65534), 0);
 	assert_int_equal(unlink(in(d, "live")), 0);
 	assert_int_equal(symlink(in(d, "theirs/key"), in(d, "live")), 0);
-	assert_int_equal(safefile_check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
-	assert_non_null(strstr(d->err, "leads to"));
+	assert_int_equal(check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "through its symbolic link, "));
 	assert_non_null(strstr(d->err, "owned by uid 65534"));
 	assert_int_equal(chown(in(d, "theirs"), 0, 0), 0);
-	assert_int_equal(safefile_check_read(in(d, "live"), d->err, sizeof(d->err)), 0);
+	assert_int_equal(check_read(in(d, "live"), d->err, sizeof(d->err)), 0);
+}
+
+/*
+ * Every link on the way to a file chatd reads counts, not only the directories of the path and
+ * of the file it ends at: a link in a directory others may write, or a link owned by someone
+ * else (in a sticky directory), may be pointed anywhere after the check.
+ */
+static void
+test_open_read_link_chains(void **state)
+{
+	struct dir *d = *state;
+
+	write_file(in(d, "key"), "key\n", 0600);
+	/* live -> open/hop -> key: open/ is writable by everyone, so hop may be swapped. */
+	assert_int_equal(mkdir(in(d, "open"), 0777), 0);
+	assert_int_equal(chmod(in(d, "open"), 0777), 0);
+	assert_int_equal(symlink(in(d, "key"), in(d, "open/hop")), 0);
+	assert_int_equal(symlink(in(d, "open/hop"), in(d, "live")), 0);
+	assert_int_equal(check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "writable by everyone"));
+	assert_non_null(strstr(d->err, in(d, "open")));
+	/* The same hop, relative. */
+	assert_int_equal(unlink(in(d, "live")), 0);
+	assert_int_equal(symlink("open/hop", in(d, "live")), 0);
+	assert_int_equal(check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "writable by everyone"));
+	/* A chain through directories of ours is fine. */
+	assert_int_equal(chmod(in(d, "open"), 0755), 0);
+	assert_int_equal(check_read(in(d, "live"), d->err, sizeof(d->err)), 0);
+
+	if (geteuid() != 0)
+		return;
+	/* A link owned by someone else, at the file's place in a sticky directory. */
+	assert_int_equal(mkdir(in(d, "sticky"), 01777), 0);
+	assert_int_equal(chmod(in(d, "sticky"), 01777), 0);
+	assert_int_equal(symlink(in(d, "key"), in(d, "sticky/key")), 0);
+	assert_int_equal(lchown(in(d, "sticky/key"), 65534, 65534), 0);
+	assert_int_equal(check_read(in(d, "sticky/key"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "symbolic link owned by uid 65534"));
+	/* ...or in the middle of a chain. */
+	assert_int_equal(unlink(in(d, "live")), 0);
+	assert_int_equal(symlink(in(d, "sticky/key"), in(d, "live")), 0);
+	assert_int_equal(check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "symbolic link owned by uid 65534"));
+	/* A hop in a directory another user owns. */
+	assert_int_equal(lchown(in(d, "open/hop"), 0, 0), 0);
+	assert_int_equal(chown(in(d, "open"), 65534, 65534), 0);
+	assert_int_equal(unlink(in(d, "live")), 0);
+	assert_int_equal(symlink(in(d, "open/hop"), in(d, "live")), 0);
+	assert_int_equal(check_read(in(d, "live"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "owned by uid 65534"));
+}
+
+/*
+ * Gives uid (or, with group, gid) id read and write rights on path through a POSIX ACL;
+ * the mode's group bits become the ACL's mask (rw).  false if the file system has no ACLs.
+ */
+static bool
+grant_by_acl(const char *path, bool group, uint32_t id)
+{
+	struct posix_acl_xattr_header h = { .a_version = POSIX_ACL_XATTR_VERSION };
+	/* In the kernel's order: owner, named users, owning group, named groups, mask, others. */
+	struct posix_acl_xattr_entry e[] = {
+		{ ACL_USER_OBJ, 7, ACL_UNDEFINED_ID },
+		{ group ? ACL_GROUP_OBJ : ACL_USER, group ? 0 : 6, group ? ACL_UNDEFINED_ID : id },
+		{ group ? ACL_GROUP : ACL_GROUP_OBJ, group ? 6 : 0, group ? id : ACL_UNDEFINED_ID },
+		{ ACL_MASK, 6, ACL_UNDEFINED_ID },
+		{ ACL_OTHER, 0, ACL_UNDEFINED_ID },
+	};
+	char buf[sizeof(h) + sizeof(e)];
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), e, sizeof(e));
+	if (setxattr(path, "system.posix_acl_access", buf, sizeof(buf), 0) == 0)
+		return true;
+	assert_int_equal(errno, EOPNOTSUPP);
+	return false;
+}
+
+/*
+ * An ACL entry is as good as the owner's rights for whom it names: a key or a directory
+ * that the mode shows writable only by root's group (the ACL's mask) but that the ACL lets
+ * another user or group write is refused; an entry for chatd's own user is fine.
+ */
+static void
+test_acl_writers(void **state)
+{
+	struct dir *d = *state;
+
+	write_file(in(d, "key"), "key\n", 0600);
+	if (!grant_by_acl(in(d, "key"), false, 65534))
+		skip();
+	assert_int_equal(check_read(in(d, "key"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "writable by uid 65534 through its ACL"));
+	assert_true(grant_by_acl(in(d, "key"), true, 65534));
+	assert_int_equal(check_read(in(d, "key"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "writable by group 65534 through its ACL"));
+	assert_true(grant_by_acl(in(d, "key"), false, geteuid()));
+	assert_int_equal(check_read(in(d, "key"), d->err, sizeof(d->err)), 0);
+
+	assert_int_equal(mkdir(in(d, "dir"), 0750), 0);
+	assert_true(grant_by_acl(in(d, "dir"), false, 65534));
+	assert_int_equal(safefile_check_dir(in(d, "dir/state"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "writable by uid 65534 through its ACL"));
+	write_file(in(d, "dir/key"), "key\n", 0600);
+	assert_int_equal(check_read(in(d, "dir/key"), d->err, sizeof(d->err)), -1);
+	assert_non_null(strstr(d->err, "writable by uid 65534 through its ACL"));
 }
 
 static void
@@ -369,7 +507,9 @@ main(void)
 		DIR_TEST(test_dirs),
 		DIR_TEST(test_links_in_directories),
 		DIR_TEST(test_file_itself),
-		DIR_TEST(test_check_read),
+		DIR_TEST(test_open_read),
+		DIR_TEST(test_open_read_link_chains),
+		DIR_TEST(test_acl_writers),
 		DIR_TEST(test_open_sets_mode_and_truncates),
 		DIR_TEST(test_lock),
 		DIR_TEST(test_write_all),
