@@ -26,7 +26,9 @@
  * for room_backed_up() and room_backlog_limits(), which take none, and
  * the write-through's writev()s to the members a flusher claimed, which
  * it makes with the lock dropped unless it publishes stored messages
- * (flush_pass).
+ * (flush_pass); the publisher's share of those with the co-writer thread
+ * (cowriter.c), which runs flush_write() alone on the claimed members it
+ * is handed and touches nothing else.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,6 +38,7 @@
 #include <sys/uio.h>
 
 #include "config.h"
+#include "cowriter.h"
 #include "fault.h"
 #include "hub.h"
 #include "log.h"
@@ -415,20 +418,65 @@ flush_collect_locked(struct hub *h)
 	}
 }
 
-/* Entries [from, to) of the pass's writes, one writev() per member, with the room lock dropped. */
+/*
+ * Entries [from, to) of the pass's writes, one writev() per member, through
+ * iov (the flusher's or the co-writer's); with the room lock dropped, or
+ * held by the publisher, whose claims keep everyone else off these sockets.
+ */
 static void
-flush_write(struct hub *h, size_t from, size_t to)
+flush_write(struct hub *h, size_t from, size_t to, struct iovec *iov)
 {
 	for (size_t k = from; k < to; k++) {
 		struct flush_entry *f = &h->flush[k];
 		const struct piece *p = h->flush_pieces + f->first;
 
 		for (size_t i = 0; i < f->n; i++) {
-			h->wt_iov[i].iov_base = (void *)p[i].base;
-			h->wt_iov[i].iov_len = p[i].len;
+			iov[i].iov_base = (void *)p[i].base;
+			iov[i].iov_len = p[i].len;
 		}
-		f->written = session_writev(f->c, h->wt_iov, (int)f->n);
+		f->written = session_writev(f->c, iov, (int)f->n);
 	}
+}
+
+/* The co-writer's share of a pass (cowriter.h); it never takes the room lock. */
+static void
+cowrite(void *arg, size_t from, size_t to)
+{
+	struct hub *h = arg;
+
+	flush_write(h, from, to, h->cowriter_iov);
+}
+
+void
+flush_cowriter_start(struct hub *h)
+{
+	h->cowriter = cowriter_start(cowrite, h);
+}
+
+void
+flush_cowriter_stop(struct hub *h)
+{
+	cowriter_stop(h->cowriter);
+	h->cowriter = NULL;
+}
+
+/*
+ * The publisher's writes of [from, to), the room lock held: half by the
+ * co-writer, on another core, while this thread writes the other half.
+ * A handful of members is not worth the hand-over.
+ */
+static void
+flush_write_locked(struct hub *h, size_t from, size_t to)
+{
+	size_t mid = from + (to - from) / 2;
+
+	if (h->cowriter == NULL || to - from < COWRITE_MIN) {
+		flush_write(h, from, to, h->wt_iov);
+		return;
+	}
+	cowriter_begin(h->cowriter, mid, to);
+	flush_write(h, from, mid, h->wt_iov);
+	cowriter_wait(h->cowriter);
 }
 
 /*
@@ -515,10 +563,11 @@ flush_pass(struct hub *h, bool unlocked)
 			pthread_mutex_unlock(&h->lock);
 			if (k == 0 && h->flush_hook != NULL)
 				h->flush_hook(h);
-		}
-		flush_write(h, k, to);
-		if (unlocked)
+			flush_write(h, k, to, h->wt_iov);
 			pthread_mutex_lock(&h->lock);
+		} else {
+			flush_write_locked(h, k, to);
+		}
 		flush_finish_locked(h, k, to);
 	}
 	h->flush_n = h->flush_pieces_n = 0;

@@ -46,6 +46,7 @@ hub_new(const struct wire_format *const *formats)
 	}
 	h->lobby->is_default = true;
 	h->rooms_dirty = false;
+	flush_cowriter_start(h);
 	return h;
 }
 
@@ -54,6 +55,7 @@ hub_free(struct hub *h)
 {
 	if (h == NULL)
 		return;
+	flush_cowriter_stop(h);
 	for (size_t i = 0; i < h->n_rooms; i++)
 		room_free_one(h->rooms[i]);
 	free(h->rooms);

@@ -57,6 +57,8 @@
 #define FLUSH_PIECES 8192
 /* Members a pass writes to before it lets them go (flush_pass). */
 #define FLUSH_CHUNK 32
+/* Members a publisher's pass needs before it hands half to the co-writer (cowriter.h). */
+#define COWRITE_MIN 8
 /*
  * One publication puts at most 1/PUBLISH_SHARE of the largest ring and of
  * the send queue limit in the rings (a longer batch goes in pieces), and
@@ -163,8 +165,10 @@ struct hub {
 	/*
 	 * Write-through (fanout.c: flush_locked): one thread at a time, the
 	 * flusher, gathers under the lock and writes (without it, but for the
-	 * publisher of stored messages: flush_pass).  The buffers
-	 * are the flusher's, in the hub to spare the stack.
+	 * publisher of stored messages: flush_pass, which hands half of each
+	 * pass to the co-writer when there is one).  The buffers are the
+	 * flusher's, in the hub to spare the stack; cowriter_iov is the
+	 * co-writer's.
 	 */
 	bool flushing;
 	pthread_cond_t flushed; /* the flusher stopped (flush_locked) */
@@ -177,6 +181,8 @@ struct hub {
 	} flush[FLUSH_PIECES];
 	size_t flush_n, flush_pieces_n;
 	struct iovec wt_iov[WT_PIECES];
+	struct cowriter *cowriter; /* NULL: one core, the flusher writes alone */
+	struct iovec cowriter_iov[WT_PIECES];
 	/* For tests: called by the flusher with the lock dropped, before a pass's writes. */
 	void (*flush_hook)(struct hub *h);
 	/* Members with room.backed_up set; written under the lock, read without it. */
@@ -265,5 +271,8 @@ void salvage_answers_locked(struct hub *h, struct client *c, struct room *r);
 /* Drops the room lock and wakes everyone due (room_unlock_and_wake), or a cascade's share. */
 void room_unlock_and_wake(struct hub *h);
 void room_unlock_and_cascade(struct hub *h);
+/* Starts and stops the co-writer of the publisher's passes (hub_new, hub_free). */
+void flush_cowriter_start(struct hub *h);
+void flush_cowriter_stop(struct hub *h);
 
 #endif

@@ -5,10 +5,11 @@
  * rooms gets both merged in publication order, written through or
  * collected, so its acknowledgements keep request order; a ring grows for
  * a member behind; a member that does not read overflows; leaving,
- * replacing, kicking and deleting; the write-through flusher: a member
- * that wakes while a pass has it claimed waits for the pass, and
- * publishers, joins and a waking member racing the flusher lose nothing.
- * Everything but the last two runs on the test's thread; no sleeps; a
+ * replacing, kicking and deleting; the co-writer's half of a publisher's
+ * pass; the write-through flusher: a member that wakes while a pass has it
+ * claimed waits for the pass, and publishers, joins and a waking member
+ * racing the flusher lose nothing.  Everything but the last two runs on
+ * the test's thread (and the co-writer's, for its writes); no sleeps; a
  * member is a struct client on one end of a socketpair, the test reads
  * the other end.
  */
@@ -22,6 +23,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +166,57 @@ expect_lines(int peer, const char *want)
 		fail_msg("at byte %zu of %zu (want %zu): got \"%.60s\", want \"%.60s\"", i, len,
 			 strlen(want), got + i, want + i);
 	free(got);
+}
+
+/*
+ * The publisher's passes on a machine with 2 cores: the co-writer writes
+ * half of each pass (members 16-31 of the first pass of 32, 36-39 of the
+ * second of 8) while the publisher writes the rest.  Every idle member
+ * gets the batch, in order, without waking; the one whose peer is gone,
+ * in the co-writer's half, is woken to find out.
+ */
+#define CROWD 40
+#define GONE 20
+static void
+test_cowriter_writes_half_of_a_publishers_pass(void **state)
+{
+	struct hub *h = hub_new(wire_formats);
+	struct history_entry *e = batch(3, 99);
+	struct client *c[CROWD];
+	int peer[CROWD];
+
+	(void)state;
+	assert_non_null(h);
+	if (sysconf(_SC_NPROCESSORS_ONLN) >= 2)
+		assert_non_null(h->cowriter);
+	for (size_t i = 0; i < CROWD; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "m%02zu", i);
+		c[i] = member(h, name, i + 1, &peer[i]);
+	}
+	for (size_t i = 0; i < CROWD; i++) { /* the JOINs of those after it */
+		size_t len;
+
+		free(read_all(peer[i], &len));
+	}
+	close(peer[GONE]);
+	room_publish_history(h, e, 3);
+	for (size_t i = 0; i < CROWD; i++) {
+		if (i == GONE) {
+			assert_true(atomic_load(&c[i]->wake_pending));
+			continue;
+		}
+		assert_false(atomic_load(&c[i]->wake_pending));
+		expect_lines(peer[i], "MSG lobby 1 " TS " ann m1\n"
+				      "MSG lobby 2 " TS " ann m2\n"
+				      "MSG lobby 3 " TS " ann m3\n");
+	}
+	peer[GONE] = -1;
+	batch_free(e, 3);
+	for (size_t i = 0; i < CROWD; i++)
+		member_free(h, c[i], peer[i]);
+	hub_free(h);
 }
 
 /* c joins room, takes what is new (its own JOIN gives nothing) and goes back to sleep. */
@@ -841,6 +894,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_long_batch_goes_in_pieces),
 		cmocka_unit_test(test_each_room_reaches_its_members_in_order),
+		cmocka_unit_test(test_cowriter_writes_half_of_a_publishers_pass),
 		cmocka_unit_test(test_collect_merges_rooms_in_publication_order),
 		cmocka_unit_test(test_ring_grows_for_a_member_behind),
 		cmocka_unit_test(test_member_that_does_not_read_overflows),
@@ -855,6 +909,7 @@ main(void)
 	};
 	int rc;
 
+	signal(SIGPIPE, SIG_IGN); /* a member whose peer is gone: EPIPE, as in chatd */
 	publish_send_queue_limit(LIMIT);
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	settings_release_all();
