@@ -4,18 +4,16 @@
  * main thread before any other thread starts; every function here may then
  * run on any thread.
  */
-#include <endian.h>
+#include <acl/libacl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/posix_acl.h>
-#include <linux/posix_acl_xattr.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/acl.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "safefile.h"
@@ -23,9 +21,6 @@
 /* As the kernel: at most this many symbolic links in one walk. */
 #define MAX_LINKS 40
 #define PATH_BUF (2 * PATH_MAX)
-/* The access ACL's extended attribute, and more entries than any ACL chatd trusts has. */
-#define ACL_XATTR "system.posix_acl_access"
-#define ACL_ENTRIES_MAX 64
 
 static uid_t trusted_uid = (uid_t)-1;
 static gid_t trusted_gid = (gid_t)-1;
@@ -49,53 +44,73 @@ gid_trusted(gid_t gid)
 	return gid == 0 || gid == getegid() || (trusted_gid != (gid_t)-1 && gid == trusted_gid);
 }
 
+/* Why ACL entry e would let someone untrusted write, or NULL. */
+static const char *
+entry_problem(acl_entry_t e, char *why, size_t len)
+{
+	const char *problem = NULL;
+	acl_permset_t perms;
+	acl_tag_t tag;
+	void *id;
+
+	if (acl_get_tag_type(e, &tag) < 0 || acl_get_permset(e, &perms) < 0)
+		goto unreadable;
+	if ((tag != ACL_USER && tag != ACL_GROUP) || acl_get_perm(perms, ACL_WRITE) != 1)
+		return NULL;
+	if ((id = acl_get_qualifier(e)) == NULL)
+		goto unreadable;
+	if (tag == ACL_USER && !uid_trusted(*(uid_t *)id)) {
+		snprintf(why, len, "writable by uid %u through its ACL", (unsigned)*(uid_t *)id);
+		problem = why;
+	} else if (tag == ACL_GROUP && !gid_trusted(*(gid_t *)id)) {
+		snprintf(why, len, "writable by group %u through its ACL", (unsigned)*(gid_t *)id);
+		problem = why;
+	}
+	acl_free(id);
+	return problem;
+unreadable:
+	snprintf(why, len, "with an ACL chatd cannot read (%s)", strerror(errno));
+	return why;
+}
+
 /*
  * Why the POSIX ACL of fd (st) would let someone untrusted write it, or
- * NULL.  With an ACL the mode's group bits are its mask, which caps every
- * named entry: only when they allow writing may a named user or group.
- * An O_PATH descriptor has no xattr calls of its own: its /proc/self/fd
- * name then.  No ACL (ENODATA), or none on this file system, is fine; an
- * ACL that cannot be read is not.
+ * NULL (libacl reads it).  With an ACL the mode's group bits are its mask,
+ * which caps every named entry: only when they allow writing may a named
+ * user or group.  An O_PATH descriptor has no xattr calls of its own: its
+ * /proc/self/fd name then.  No ACL, or none on this file system, is fine
+ * (libacl gives the mode's three entries); an ACL that cannot be read is
+ * not.
  */
 static const char *
 acl_problem(int fd, const struct stat *st, char *why, size_t len)
 {
-	struct posix_acl_xattr_entry e[ACL_ENTRIES_MAX];
-	char buf[sizeof(struct posix_acl_xattr_header) + sizeof(e)], proc[64];
-	ssize_t n;
+	const char *problem = NULL;
+	char proc[64];
+	acl_entry_t e;
+	acl_t acl;
+	int more;
 
 	if (!(st->st_mode & S_IWGRP))
 		return NULL;
-	n = fgetxattr(fd, ACL_XATTR, buf, sizeof(buf));
-	if (n < 0 && errno == EBADF) {
+	acl = acl_get_fd(fd);
+	if (acl == NULL && errno == EBADF) {
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-		n = getxattr(proc, ACL_XATTR, buf, sizeof(buf));
+		acl = acl_get_file(proc, ACL_TYPE_ACCESS);
 	}
-	if (n < 0 && (errno == ENODATA || errno == EOPNOTSUPP))
-		return NULL;
-	if (n < 0 || (size_t)n < sizeof(struct posix_acl_xattr_header)) {
-		snprintf(why, len, "with an ACL chatd cannot read (%s)",
-			 n < 0 ? strerror(errno) : "too short");
+	if (acl == NULL) {
+		snprintf(why, len, "with an ACL chatd cannot read (%s)", strerror(errno));
 		return why;
 	}
-	memcpy(e, buf + sizeof(struct posix_acl_xattr_header),
-	       (size_t)n - sizeof(struct posix_acl_xattr_header));
-	for (size_t i = 0; i < ((size_t)n - sizeof(struct posix_acl_xattr_header)) / sizeof(e[0]);
-	     i++) {
-		unsigned tag = le16toh(e[i].e_tag), id = le32toh(e[i].e_id);
-
-		if (!(le16toh(e[i].e_perm) & 2))
-			continue;
-		if (tag == ACL_USER && !uid_trusted((uid_t)id)) {
-			snprintf(why, len, "writable by uid %u through its ACL", id);
-			return why;
-		}
-		if (tag == ACL_GROUP && !gid_trusted((gid_t)id)) {
-			snprintf(why, len, "writable by group %u through its ACL", id);
-			return why;
-		}
+	for (more = acl_get_entry(acl, ACL_FIRST_ENTRY, &e); more == 1 && problem == NULL;
+	     more = acl_get_entry(acl, ACL_NEXT_ENTRY, &e))
+		problem = entry_problem(e, why, len);
+	if (more < 0 && problem == NULL) {
+		snprintf(why, len, "with an ACL chatd cannot read (%s)", strerror(errno));
+		problem = why;
 	}
-	return NULL;
+	acl_free(acl);
+	return problem;
 }
 
 /*

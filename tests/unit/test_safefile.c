@@ -18,11 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/posix_acl.h>
-#include <linux/posix_acl_xattr.h>
 #include <stdbool.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
+#include <sys/acl.h>
 #include <unistd.h>
 
 #include "safefile.h"
@@ -348,22 +346,19 @@ test_open_read_link_chains(void **state)
  * the mode's group bits become the ACL's mask (rw).  false if the file system has no ACLs.
  */
 static bool
-grant_by_acl(const char *path, bool group, uint32_t id)
+grant_by_acl(const char *path, bool group, unsigned id)
 {
-	struct posix_acl_xattr_header h = { .a_version = POSIX_ACL_XATTR_VERSION };
-	/* In the kernel's order: owner, named users, owning group, named groups, mask, others. */
-	struct posix_acl_xattr_entry e[] = {
-		{ ACL_USER_OBJ, 7, ACL_UNDEFINED_ID },
-		{ group ? ACL_GROUP_OBJ : ACL_USER, group ? 0 : 6, group ? ACL_UNDEFINED_ID : id },
-		{ group ? ACL_GROUP : ACL_GROUP_OBJ, group ? 6 : 0, group ? id : ACL_UNDEFINED_ID },
-		{ ACL_MASK, 6, ACL_UNDEFINED_ID },
-		{ ACL_OTHER, 0, ACL_UNDEFINED_ID },
-	};
-	char buf[sizeof(h) + sizeof(e)];
+	char text[128];
+	acl_t acl;
+	int rc;
 
-	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), e, sizeof(e));
-	if (setxattr(path, "system.posix_acl_access", buf, sizeof(buf), 0) == 0)
+	snprintf(text, sizeof(text), "u::rwx,%s:%u:rw-,g::---,m::rw-,o::---", group ? "g" : "u",
+		 id);
+	acl = acl_from_text(text);
+	assert_non_null(acl);
+	rc = acl_set_file(path, ACL_TYPE_ACCESS, acl);
+	acl_free(acl);
+	if (rc == 0)
 		return true;
 	assert_int_equal(errno, EOPNOTSUPP);
 	return false;
