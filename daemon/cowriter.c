@@ -63,7 +63,7 @@ cowriter_start(cowriter_fn fn, void *arg)
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->work, NULL);
 	pthread_cond_init(&w->done, NULL);
-	/* Signals are the signal thread's and the clients' ppoll()'s, never this one's. */
+	/* Signals are the control thread's (its signalfd) and the clients' ppoll()'s, never this one's. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	err = pthread_create(&w->thread, NULL, cowriter_main, w);
