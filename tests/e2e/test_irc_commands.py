@@ -420,3 +420,83 @@ def test_guest_is_shown_as_a_guest(irc_chatd):
     guest.send("PRIVMSG #lobby :hi from a guest")
     got = alice.expect("PRIVMSG")
     assert got.nick == "visitor" and got.last == "hi from a guest"
+
+
+# --- a client's parameter echoed in a reply: the reply keeps its text ---
+
+LONGEST_NICK = "n" + "x" * 31
+
+
+def longest(head, tail="", fill="k"):
+    """HEAD, then fill, then TAIL: the longest line IRC allows (510 bytes without CR LF)."""
+    return head + fill * (510 - len(head.encode("utf-8")) - len(tail.encode("utf-8"))) + tail
+
+
+def is_text(text):
+    def check(msg):
+        return msg.last == text
+    check.__name__ = f"text {text!r}"
+    return check
+
+
+# (line, the reply's command, its parameters before the text that echo, a check of the text)
+ECHOES = [
+    (longest("WHOIS "), "401", 1, is_text("No such nick/channel")),
+    (longest("WHOIS "), "318", 1, is_text("End of /WHOIS list.")),
+    (longest("WHOIS chatd "), "401", 1, is_text("No such nick/channel")),
+    ("WHOIS :two words", "401", 1, is_text("No such nick/channel")),
+    ("WHOIS ::colon", "401", 1, is_text("No such nick/channel")),
+    ("WHOIS :", "401", 1, is_text("No such nick/channel")),
+    (longest("WHO "), "315", 1, is_text("End of /WHO list.")),
+    ("WHO :two words", "315", 1, is_text("End of /WHO list.")),
+    (longest("NAMES #"), "366", 1, is_text("End of /NAMES list.")),
+    (longest("NICK "), "432", 1,
+     lambda m: m.last.startswith("Nicks are account names in chatd: log in as ")
+     and m.last.endswith(" to use it")),
+    (longest("", fill="X"), "421", 1, is_text("Unknown command")),
+    (longest("CAP "), "410", 1, is_text("Invalid CAP command")),
+    (longest("JOIN #"), "479", 1, is_text("Illegal channel name")),
+    (longest("PART #"), "403", 1, is_text("No such channel")),
+    (longest("TOPIC #"), "403", 1, is_text("No such channel")),
+    (longest("MODE #"), "403", 1, is_text("No such channel")),
+    (longest("PRIVMSG ", " :hi"), "401", 1, is_text("No such nick/channel")),
+    (longest("PRIVMSG #", " :hi"), "403", 1, is_text("No such channel")),
+    (longest("PRIVMSG a,b,c,d,", " :hi"), "407", 1, is_text("Too many targets (at most 4)")),
+    (longest("PRIVMSG ", " :\x07"), "FAIL", 1, lambda m: m.last.endswith(": not sent")),
+    ("@+typing=active " + longest("TAGMSG "), "401", 1, is_text("No such nick/channel")),
+    (longest("CHATHISTORY "), "FAIL", 1, is_text("Unknown subcommand")),
+]
+
+
+@pytest.mark.parametrize("line,command,echoes,check", ECHOES,
+                         ids=[f"{i}-{e[1]}-{e[0][:14]}" for i, e in enumerate(ECHOES)])
+def test_an_echoed_parameter_leaves_the_reply_its_text(irc_chatd, line, command, echoes, check):
+    """The longest parameter a line holds, behind the longest nick, or one that is no middle
+    parameter at all (empty, with a space, starting with ':'): the reply is one line within
+    512 bytes (the strict client checks) with its text whole, and what it echoes is one
+    parameter, the client's shortened or *.  (Echoed whole, the parameter cut the text off,
+    or split into several parameters.)"""
+    chatd = irc_chatd()
+    c = chatd.irc_login(LONGEST_NICK)
+    c.send(line)
+    reply = c.expect(command)
+    assert check(reply), reply.raw
+    # The nick (numerics) or the command and code (FAIL) come before what is echoed.
+    before = 1 if command != "FAIL" else 2
+    assert len(reply.params) == before + echoes + 1, reply.raw
+    for echoed in reply.params[before:before + echoes]:
+        assert echoed == "*" or (echoed and echoed in line), reply.raw
+    c.sync()
+
+
+def test_a_labeled_reply_with_the_longest_label_keeps_its_text(irc_chatd):
+    """labeled-response: the longest label chatd keeps (64 bytes escaped) rides a reply that
+    echoes the longest parameter; the tags do not count against the 512 bytes, the text is
+    whole and the label the client's."""
+    chatd = irc_chatd()
+    c = chatd.irc_login(LONGEST_NICK, caps=["labeled-response"])
+    label = "L" * 64
+    c.send(f"@label={label} " + longest("NICK "))
+    reply = c.expect("432")
+    assert reply.tags.get("label") == label, reply.raw
+    assert reply.last.endswith(" to use it") and len(reply.params) == 3, reply.raw

@@ -791,3 +791,59 @@ def test_a_guests_register_waits_for_a_hash_turn_at_most_login_timeout(irc_chatd
     again.send(f"REGISTER * * :pw-{waited}")
     assert registration_answer(again, "REGISTER").params[:2] == ["SUCCESS", waited]
     chatd.login(waited, f"pw-{waited}")
+
+
+# --- a long account parameter: the FAIL line keeps its description ---
+
+NAME_RULE = ("An account name is 1-32 letters, digits, '_', '.' or '-', starting with a letter "
+             "or digit")
+NO_VERIFY = "chatd has no verification step: REGISTER logs you in at once"
+
+
+def longest_param(head, tail, char):
+    """char repeated as often as a 510-byte line HEAD PARAM TAIL holds (IRC's 512 with CR LF)."""
+    return char * ((510 - len(head) - len(tail)) // len(char.encode("utf-8")))
+
+
+def assert_whole_fail(answer, verb, code, sent, text):
+    """FAIL VERB CODE ACCOUNT :TEXT with its text whole (the strict client checked that the line
+    is valid UTF-8 within 512 bytes); ACCOUNT is what was sent, shortened, or *."""
+    assert answer.command == "FAIL" and answer.params[:2] == [verb, code], answer.raw
+    assert len(answer.params) == 4 and answer.last == text, answer.raw
+    echoed = answer.params[2]
+    assert echoed == "*" or (echoed and sent.startswith(echoed)), answer.raw
+
+
+@pytest.mark.parametrize("char", ["a", "\u00e9"])
+def test_a_long_account_parameter_keeps_the_fail_description(irc_chatd, char):
+    """REGISTER and VERIFY with the longest account parameter a line holds (ASCII, and
+    two-byte characters), before the welcome and as a guest after it, behind the longest
+    nick: every FAIL line keeps its description.  (Echoed whole, the parameter pushed the
+    line past 512 bytes and the description was cut off.)"""
+    chatd = irc_chatd(guests=True)
+    nick = "n" + "x" * 31
+    c = chatd.irc_connect()
+    start_registration(c, nick)
+    for welcomed in (False, True):
+        account = longest_param("REGISTER ", " * pw", char)
+        c.send(f"REGISTER {account} * pw")
+        assert_whole_fail(registration_answer(c), "REGISTER", "BAD_ACCOUNT_NAME", account,
+                          NAME_RULE)
+        account = longest_param("VERIFY ", " 1", char)
+        c.send(f"VERIFY {account} 1")
+        assert_whole_fail(registration_answer(c, "VERIFY"), "VERIFY", "INVALID_CODE", account,
+                          NO_VERIFY)
+        if not welcomed:
+            c.send("CAP END")
+            assert c.expect("001").params[0] == nick
+    assert nick not in chatd.ctl_ok("user", "list").split()
+
+
+def test_a_long_verify_parameter_keeps_the_description_while_registration_is_off(irc_chatd):
+    chatd = irc_chatd(registration=False)
+    c = chatd.irc_connect()
+    start_registration(c, "n" + "x" * 31)
+    account = longest_param("VERIFY ", " 1", "v")
+    c.send(f"VERIFY {account} 1")
+    assert_whole_fail(registration_answer(c, "VERIFY"), "VERIFY", "DISALLOWED", account,
+                      "Registration is closed here")
