@@ -32,6 +32,21 @@ irc_target(struct client *c)
 	return ic != NULL && ic->have_nick ? ic->nick : "*";
 }
 
+const char *
+irc_echo(char out[IRC_ECHO_MAX + 1], const char *param)
+{
+	size_t len = strlen(param);
+
+	if (len == 0 || param[0] == ':' || strchr(param, ' ') != NULL)
+		return "*";
+	len = text_fit(param, len, IRC_ECHO_MAX);
+	if (len == 0) /* nothing but stray continuation bytes to cut between */
+		return "*";
+	memcpy(out, param, len);
+	out[len] = '\0';
+	return out;
+}
+
 bool
 irc_has(const struct irc_conn *ic, enum irc_cap cap)
 {
@@ -45,8 +60,9 @@ irc_has(const struct irc_conn *ic, enum irc_cap cap)
  * A reply may carry what the client sent (a nick, a command, a target):
  * each byte that is not part of valid UTF-8 becomes '?' (005 says
  * UTF8ONLY), and the line is cut, between characters, to IRC_BODY_MAX
- * bytes after its tags (a client's own 510-byte parameter, echoed after
- * ":server NUM nick ", would not fit).  In place; returns the new length.
+ * bytes after its tags: a last resort, which would cut a reply's text off
+ * (what a reply echoes of the client's goes through irc_echo(), so that it
+ * fits).  In place; returns the new length.
  */
 static size_t
 reply_clean(char *s, size_t len)

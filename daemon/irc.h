@@ -76,6 +76,19 @@ irc_conn(struct client *c)
 const char *irc_target(struct client *c);
 
 /*
+ * A parameter the client sent, as a reply echoes it before its text
+ * ("401 me NICK :No such nick/channel", "FAIL REGISTER CODE ACCOUNT :text"):
+ * "*" when it cannot be one middle parameter (empty, starting with ':', or
+ * with a space: a trailing parameter may be all three), else at most
+ * IRC_ECHO_MAX bytes of it, cut between characters.  Longer than any name
+ * or channel (so a cut one is no valid name), short enough that a reply
+ * echoing two of them behind the longest server name and nick keeps its
+ * text within 512 bytes.  out: IRC_ECHO_MAX + 1 bytes; returns out or "*".
+ */
+#define IRC_ECHO_MAX 64
+const char *irc_echo(char out[IRC_ECHO_MAX + 1], const char *param);
+
+/*
  * Replies, gathered until irc_commit(), which queues them with the
  * command's label (labeled-response).  Each is a line without CRLF.
  * irc_send: as formatted.  irc_num: ":SERVER NUM TARGET " + formatted.

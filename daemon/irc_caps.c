@@ -188,5 +188,7 @@ irc_cap_command(struct client *c, const struct irc_msg *m)
 		ic->cap_negotiating = false;
 		return 0;
 	}
-	return irc_num(c, "410", "%s :Invalid CAP command", sub);
+	char echo[IRC_ECHO_MAX + 1];
+
+	return irc_num(c, "410", "%s :Invalid CAP command", irc_echo(echo, sub));
 }

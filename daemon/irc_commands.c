@@ -42,10 +42,13 @@ channel_room(const char *chan)
 	return chan + 1;
 }
 
-/* The numeric for a room operation that did not go through. */
+/* The numeric for a room operation that did not go through; param: the channel as sent. */
 static int
-room_refused(struct client *c, enum room_result res, const char *chan)
+room_refused(struct client *c, enum room_result res, const char *param)
 {
+	char echo[IRC_ECHO_MAX + 1];
+	const char *chan = irc_echo(echo, param);
+
 	switch (res) {
 	case ROOM_BAD_NAME:
 		return irc_num(c, "479", "%s :Illegal channel name", chan);
@@ -132,10 +135,11 @@ join_one(struct client *c, const char *chan)
 {
 	struct room_join_reply rep = { 0 };
 	const char *room = channel_room(chan);
+	char echo[IRC_ECHO_MAX + 1];
 	enum room_result res;
 
 	if (room == NULL)
-		return irc_num(c, "479", "%s :Illegal channel name", chan);
+		return irc_num(c, "479", "%s :Illegal channel name", irc_echo(echo, chan));
 	res = room_join(c->srv->hub, c, room, &rep);
 	if (res == ROOM_ALREADY)
 		return 0;
@@ -147,12 +151,12 @@ join_one(struct client *c, const char *chan)
 static int
 part_one(struct client *c, const char *chan, const char *reason)
 {
-	char spelled[ROOM_NAME_MAX + 1];
+	char spelled[ROOM_NAME_MAX + 1], echo[IRC_ECHO_MAX + 1];
 	const char *room = channel_room(chan);
 	enum room_result res;
 
 	if (room == NULL)
-		return irc_num(c, "403", "%s :No such channel", chan);
+		return irc_num(c, "403", "%s :No such channel", irc_echo(echo, chan));
 	res = room_part(c->srv->hub, c, room, reason, spelled);
 	if (res != ROOM_DONE)
 		return room_refused(c, res, chan);
@@ -310,6 +314,8 @@ say_to(struct client *c, struct session_state *st, const char *target, char *tex
        bool single, const char *tags)
 {
 	const char *verb = notice ? "NOTICE" : "PRIVMSG";
+	char echo[IRC_ECHO_MAX + 1];
+	const char *shown = irc_echo(echo, target); /* target as replies echo it */
 	size_t len;
 	char *t = stored_text(text, &len);
 
@@ -321,13 +327,13 @@ say_to(struct client *c, struct session_state *st, const char *target, char *tex
 	if (tc != TEXT_OK)
 		return notice ? 0
 			      : irc_send(c, ":%s FAIL %s INVALID_TEXT %s :%s: not sent", srv_name(),
-					 verb, target, text_check_str(tc));
+					 verb, shown, text_check_str(tc));
 	if (target[0] == '#') {
 		const char *room = channel_room(target);
 		enum room_result res = ROOM_NO_SUCH;
 
 		if (room == NULL)
-			return notice ? 0 : irc_num(c, "403", "%s :No such channel", target);
+			return notice ? 0 : irc_num(c, "403", "%s :No such channel", shown);
 		st->last_post_ms = time_mono_ms();
 		if (client_store_live(c, room, notice ? HK_NOTICE : HK_MSG, t, len,
 				      (struct history_live){ .label = echo_label(c, single),
@@ -339,7 +345,7 @@ say_to(struct client *c, struct session_state *st, const char *target, char *tex
 		if (notice)
 			return 0;
 		if (res == ROOM_NOT_MEMBER)
-			return irc_num(c, "404", "%s :Cannot send to channel", target);
+			return irc_num(c, "404", "%s :Cannot send to channel", shown);
 		return room_refused(c, res, target);
 	}
 	char away[REASON_TEXT_MAX + 1];
@@ -354,11 +360,11 @@ say_to(struct client *c, struct session_state *st, const char *target, char *tex
 	if (rc == -2)
 		return -1;
 	if (rc < 0)
-		return notice ? 0 : irc_num(c, "401", "%s :No such nick/channel", target);
+		return notice ? 0 : irc_num(c, "401", "%s :No such nick/channel", shown);
 	if (irc_has(irc_conn(c), CAP_ECHO_MESSAGE) && echo_private(c, &pm) < 0)
 		return -1;
 	if (!notice && away[0])
-		return irc_num(c, "301", "%s :%s", target, away);
+		return irc_num(c, "301", "%s :%s", shown, away);
 	return 0;
 }
 
@@ -378,9 +384,11 @@ talk(struct client *c, struct session_state *st, struct irc_msg *m, bool notice)
 	for (char *t = strtok_r(targets, ",", &save); t && rc == 0;
 	     t = strtok_r(NULL, ",", &save)) {
 		if (++n > MAX_TARGETS) {
+			char echo[IRC_ECHO_MAX + 1];
+
 			rc = notice ? 0
-				    : irc_num(c, "407", "%s :Too many targets (at most %d)", t,
-					      MAX_TARGETS);
+				    : irc_num(c, "407", "%s :Too many targets (at most %d)",
+					      irc_echo(echo, t), MAX_TARGETS);
 			break;
 		}
 		/* Each target gets the text as sent: stored_text() changes it in place. */
@@ -415,7 +423,7 @@ static int
 cmd_tagmsg(struct client *c, struct session_state *st, struct irc_msg *m)
 {
 	const char *target = m->params[0];
-	char *tags = client_tags(m), spelled[ROOM_NAME_MAX + 1];
+	char *tags = client_tags(m), spelled[ROOM_NAME_MAX + 1], shown[IRC_ECHO_MAX + 1];
 	bool echo =
 		irc_has(irc_conn(c), CAP_ECHO_MESSAGE) && irc_has(irc_conn(c), CAP_MESSAGE_TAGS);
 	struct line *back = NULL;
@@ -430,7 +438,8 @@ cmd_tagmsg(struct client *c, struct session_state *st, struct irc_msg *m)
 			room ? room_tagmsg(c->srv->hub, c, room, tags, spelled) : ROOM_NO_SUCH;
 
 		if (res == ROOM_NOT_MEMBER)
-			rc = irc_num(c, "404", "%s :Cannot send to channel", target);
+			rc = irc_num(c, "404", "%s :Cannot send to channel",
+				     irc_echo(shown, target));
 		else if (res != ROOM_DONE)
 			rc = room_refused(c, res, target);
 		else if (echo)
@@ -454,7 +463,7 @@ cmd_tagmsg(struct client *c, struct session_state *st, struct irc_msg *m)
 		if (sent == -2)
 			rc = -1;
 		else if (sent < 0)
-			rc = irc_num(c, "401", "%s :No such nick/channel", target);
+			rc = irc_num(c, "401", "%s :No such nick/channel", irc_echo(shown, target));
 		else if (echo)
 			back = wire_formats[c->wire]->priv(&pm);
 	}
@@ -470,14 +479,14 @@ cmd_tagmsg(struct client *c, struct session_state *st, struct irc_msg *m)
 static int
 cmd_topic(struct client *c, struct session_state *st, struct irc_msg *m)
 {
-	char spelled[ROOM_NAME_MAX + 1];
+	char spelled[ROOM_NAME_MAX + 1], echo[IRC_ECHO_MAX + 1];
 	const char *chan = m->params[0], *room = channel_room(chan);
 	struct line *l = NULL;
 	enum room_result res;
 
 	(void)st;
 	if (room == NULL)
-		return irc_num(c, "403", "%s :No such channel", chan);
+		return irc_num(c, "403", "%s :No such channel", irc_echo(echo, chan));
 	if (m->n_params < 2) {
 		res = room_topic_line(c->srv->hub, c, room, &l);
 	} else {
@@ -504,9 +513,10 @@ cmd_names(struct client *c, struct session_state *st, struct irc_msg *m)
 	if (m->n_params < 1)
 		return irc_num(c, "366", "* :End of /NAMES list.");
 	const char *room = channel_room(m->params[0]);
+	char echo[IRC_ECHO_MAX + 1];
 
 	if (room == NULL)
-		return irc_num(c, "366", "%s :End of /NAMES list.", m->params[0]);
+		return irc_num(c, "366", "%s :End of /NAMES list.", irc_echo(echo, m->params[0]));
 	return names_reply(c, room);
 }
 
@@ -541,6 +551,7 @@ cmd_who(struct client *c, struct session_state *st, struct irc_msg *m)
 {
 	const char *mask = m->params[0];
 	char spelled[ROOM_NAME_MAX + 1], away[REASON_TEXT_MAX + 1], canonical[NAME_MAX_LEN + 1];
+	char echo[IRC_ECHO_MAX + 1];
 	int rc = 0;
 
 	(void)st;
@@ -565,7 +576,7 @@ cmd_who(struct client *c, struct session_state *st, struct irc_msg *m)
 		if (room_presence(c->srv->hub, mask, canonical, away, sizeof(away), &guest))
 			rc = who_line(c, "*", canonical, away[0] != '\0', guest);
 	}
-	return rc == 0 ? irc_num(c, "315", "%s :End of /WHO list.", mask) : -1;
+	return rc == 0 ? irc_num(c, "315", "%s :End of /WHO list.", irc_echo(echo, mask)) : -1;
 }
 
 static int
@@ -573,14 +584,17 @@ cmd_whois(struct client *c, struct session_state *st, struct irc_msg *m)
 {
 	/* WHOIS [server] nick */
 	const char *nick = m->params[m->n_params > 1 ? 1 : 0];
-	char away[REASON_TEXT_MAX + 1], canonical[NAME_MAX_LEN + 1];
+	char away[REASON_TEXT_MAX + 1], canonical[NAME_MAX_LEN + 1], echo[IRC_ECHO_MAX + 1];
 	bool guest;
 
 	(void)st;
-	if (!room_presence(c->srv->hub, nick, canonical, away, sizeof(away), &guest))
-		return irc_num(c, "401", "%s :No such nick/channel", nick) < 0
+	if (!room_presence(c->srv->hub, nick, canonical, away, sizeof(away), &guest)) {
+		const char *shown = irc_echo(echo, nick);
+
+		return irc_num(c, "401", "%s :No such nick/channel", shown) < 0
 			       ? -1
-			       : irc_num(c, "318", "%s :End of /WHOIS list.", nick);
+			       : irc_num(c, "318", "%s :End of /WHOIS list.", shown);
+	}
 	if (irc_num(c, "311", "%s %s " HOST " * :%s", canonical, canonical,
 		    guest ? "guest" : canonical) < 0 ||
 	    irc_num(c, "312", "%s %s :chatd", canonical, srv_name()) < 0)
@@ -601,12 +615,12 @@ cmd_mode(struct client *c, struct session_state *st, struct irc_msg *m)
 	(void)st;
 	if (target[0] == '#') {
 		const char *room = channel_room(target);
-		char spelled[ROOM_NAME_MAX + 1];
+		char spelled[ROOM_NAME_MAX + 1], echo[IRC_ECHO_MAX + 1];
 		uint64_t first;
 
 		if (room == NULL ||
 		    room_resolve(c->srv->hub, c, room, spelled, &first) != ROOM_DONE)
-			return irc_num(c, "403", "%s :No such channel", target);
+			return irc_num(c, "403", "%s :No such channel", irc_echo(echo, target));
 		if (m->n_params < 2)
 			return irc_num(c, "324", "#%s +nt", spelled);
 		if (strcmp(m->params[1], "b") == 0 || strcmp(m->params[1], "+b") == 0)
@@ -689,11 +703,15 @@ cmd_cap(struct client *c, struct session_state *st, struct irc_msg *m)
 static int
 cmd_nick(struct client *c, struct session_state *st, struct irc_msg *m)
 {
+	char echo[IRC_ECHO_MAX + 1];
+	const char *shown;
+
 	(void)st;
 	if (strcasecmp(m->params[0], c->name) == 0)
 		return 0;
+	shown = irc_echo(echo, m->params[0]);
 	return irc_num(c, "432", "%s :Nicks are account names in chatd: log in as %s to use it",
-		       m->params[0], m->params[0]);
+		       shown, shown);
 }
 
 static int
@@ -848,12 +866,15 @@ irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 		return -1;
 	if (!message)
 		st->went_deep = true;
-	if (cmd == NULL)
-		rc = irc_num(c, "421", "%s :Unknown command", m.command);
-	else if (m.n_params < cmd->min_params)
+	if (cmd == NULL) {
+		char echo[IRC_ECHO_MAX + 1];
+
+		rc = irc_num(c, "421", "%s :Unknown command", irc_echo(echo, m.command));
+	} else if (m.n_params < cmd->min_params) {
 		rc = irc_num(c, "461", "%s :Not enough parameters", cmd->name);
-	else
+	} else {
 		rc = cmd->run(c, st, &m);
+	}
 	if (rc < 0) {
 		st->why = PART_LOST;
 		snprintf(st->text, sizeof(st->text), "out of memory");

@@ -211,11 +211,14 @@ first_after(const struct history_entry *e, size_t n, const struct ref *r)
 	return i;
 }
 
+/* FAIL CHATHISTORY CODE SUBCOMMAND :text (sub as sent: an unknown one is echoed shortened). */
 static int
 fail(struct client *c, const char *code, const char *sub, const char *text)
 {
-	return irc_send(c, ":%s FAIL CHATHISTORY %s %s :%s", settings_get()->server_name, code, sub,
-			text);
+	char echo[IRC_ECHO_MAX + 1];
+
+	return irc_send(c, ":%s FAIL CHATHISTORY %s %s :%s", settings_get()->server_name, code,
+			irc_echo(echo, sub), text);
 }
 
 /* Which of e[0..n) a request selects: [*from, *to). */

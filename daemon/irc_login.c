@@ -271,6 +271,7 @@ nick(struct reg *rg, struct client *c, const struct irc_msg *m)
 {
 	struct irc_conn *ic = irc_conn(c);
 	const char *n = m->params[0];
+	char echo[IRC_ECHO_MAX + 1];
 
 	(void)rg;
 	if (!name_valid(n, strlen(n)))
@@ -278,7 +279,7 @@ nick(struct reg *rg, struct client *c, const struct irc_msg *m)
 				     "%s :Erroneous nickname: a nick is 1-%d letters, "
 				     "digits, '_', '.' or '-', starting with a letter or "
 				     "digit",
-				     n, NAME_MAX_LEN);
+				     irc_echo(echo, n), NAME_MAX_LEN);
 	snprintf(ic->nick, sizeof(ic->nick), "%s", n);
 	ic->have_nick = true;
 }

@@ -29,7 +29,10 @@
 	"An account name is 1-%d letters, digits, '_', '.' or '-', starting with a letter " \
 	"or digit"
 
-/* FAIL cmd code account :text (account: a parameter, never empty). */
+/*
+ * FAIL cmd code account :text.  account: a name, "*", or what the client
+ * sent as irc_echo() gives it, so the line keeps its text within 512 bytes.
+ */
 static int __attribute__((format(printf, 5, 6)))
 fail_line(struct client *c, const char *cmd, const char *code, const char *account, const char *fmt,
 	  ...)
@@ -146,6 +149,7 @@ register_command(struct client *c, struct auth *login, struct session_state *st,
 	bool online = login == NULL;
 	const char *given = m->params[0];
 	const char *nick = online ? c->name : ic->have_nick ? ic->nick : NULL;
+	char echo[IRC_ECHO_MAX + 1];
 
 	/* A password in clear where plain_login refuses it ends the connection, as PASS does. */
 	if (irc_plain_refused(c, st))
@@ -161,8 +165,8 @@ register_command(struct client *c, struct auth *login, struct session_state *st,
 				 "Send NICK first: the account is named for your nick");
 	if (strcmp(given, "*") != 0 && name_cmp(given, nick) != 0) {
 		if (!name_valid(given, strlen(given)))
-			return fail_line(c, "REGISTER", "BAD_ACCOUNT_NAME", given, NAME_RULE_FMT,
-					 NAME_MAX_LEN);
+			return fail_line(c, "REGISTER", "BAD_ACCOUNT_NAME", irc_echo(echo, given),
+					 NAME_RULE_FMT, NAME_MAX_LEN);
 		return fail_line(c, "REGISTER", "ACCOUNT_NAME_MUST_BE_NICK", given,
 				 "In chatd the account is the nick: register %s (or *)%s", nick,
 				 online ? "" : ", or change your nick first");
@@ -184,7 +188,8 @@ irc_register(struct client *c, struct auth *login, struct session_state *st, str
 int
 irc_verify(struct client *c, const struct irc_msg *m)
 {
-	const char *account = m->params[0];
+	char echo[IRC_ECHO_MAX + 1];
+	const char *account = irc_echo(echo, m->params[0]);
 
 	if (irc_conn(c)->logged_in)
 		return fail_line(c, "VERIFY", "ALREADY_AUTHENTICATED", c->name,
