@@ -119,6 +119,34 @@ def test_sasl_again_after_success_is_907(irc_chatd):
     c.expect("907")
 
 
+def test_authenticate_after_the_welcome_907_only_when_logged_in(irc_chatd):
+    """After the welcome, AUTHENTICATE from a client logged in to an account (PASS, SASL,
+    REGISTER) is 907 (sasl-3.1: already authenticated); a guest never authenticated, so it
+    gets 904 with how to log in (reconnect with SASL or PASS, or REGISTER), no
+    "AUTHENTICATE +", and stays a guest.  (A guest was told 907, "You have already
+    authenticated using SASL", which was false.)"""
+    chatd = irc_chatd(guests=True)
+    member = chatd.irc_login("member")
+    member.send("AUTHENTICATE PLAIN")
+    assert member.expect(("904", "907")).command == "907"
+    guest = chatd.irc_connect("guest")
+    assert guest.register("visitor", caps=["sasl"]).command == "001"
+    guest.send("AUTHENTICATE PLAIN")
+    answer = guest.expect(("904", "907"))
+    assert answer.command == "904", answer.raw
+    for way in ("SASL", "PASS", "REGISTER"):
+        assert way in answer.last, answer.raw
+    lines = guest.no_more("AUTHENTICATE")
+    assert "900" not in commands(lines), lines
+    guest.send("WHOIS visitor")
+    assert "320" in commands(guest.until("318"))             # still a guest
+    # Once its REGISTER made it an account, it is logged in: 907.
+    guest.send("REGISTER * * :pw-visitor")
+    assert registration_answer(guest).params[:2] == ["SUCCESS", "visitor"]
+    guest.send("AUTHENTICATE PLAIN")
+    assert guest.expect(("904", "907")).command == "907"
+
+
 @pytest.mark.parametrize("size", [300, 322])
 def test_sasl_in_400_byte_pieces(irc_chatd, size):
     """A payload whose base64 is exactly 400 bytes ends with "AUTHENTICATE +";
