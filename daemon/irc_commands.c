@@ -722,12 +722,22 @@ cmd_registered(struct client *c, struct session_state *st, struct irc_msg *m)
 	return irc_num(c, "462", ":You may not reregister");
 }
 
+/*
+ * SASL after the welcome: a client logged in to an account has
+ * authenticated (907); a guest never did, and cannot now (its session is
+ * a guest's), so it is told how to log in (904).
+ */
 static int
 cmd_authenticate(struct client *c, struct session_state *st, struct irc_msg *m)
 {
 	(void)st;
 	(void)m;
-	return irc_num(c, "907", ":You have already authenticated using SASL");
+	if (irc_conn(c)->logged_in)
+		return irc_num(c, "907", ":You have already authenticated using SASL");
+	return irc_num(c, "904",
+		       ":SASL authentication failed: a guest cannot log in once connected; "
+		       "reconnect with SASL or PASS%s",
+		       settings_get()->registration ? ", or REGISTER your nick" : "");
 }
 
 static int
@@ -786,7 +796,7 @@ cmd_userhost(struct client *c, struct session_state *st, struct irc_msg *m)
 
 /* clang-format off */
 const struct irc_command irc_commands[] = {
-	{ "AUTHENTICATE", cmd_authenticate, 1, "SASL (before registration; after it, 907)" },
+	{ "AUTHENTICATE", cmd_authenticate, 1, "SASL (before registration; after it, 907, or 904 for a guest)" },
 	{ "AWAY", cmd_away, 0, "AWAY :text marks you away (306), AWAY alone back (305); PRIVMSG senders get 301" },
 	{ "CAP", cmd_cap, 1, "LS [302], LIST, REQ, END: capability negotiation, also after registration" },
 	{ "CHATHISTORY", irc_chathistory, 1, "LATEST, BEFORE, AFTER, AROUND, BETWEEN, TARGETS (draft/chathistory)" },
