@@ -875,3 +875,67 @@ def test_a_long_verify_parameter_keeps_the_description_while_registration_is_off
     c.send(f"VERIFY {account} 1")
     assert_whole_fail(registration_answer(c, "VERIFY"), "VERIFY", "DISALLOWED", account,
                       "Registration is closed here")
+
+
+# --- a guest online when chatctl user add registers its name ---
+
+def history_names(chatd, text):
+    """The name field of the history file's records whose text is text (~NAME: a guest's)."""
+    names = []
+    for line in chatd.history_path.read_text().splitlines():
+        fields = line.split(" ", 5)
+        if len(fields) == 6 and fields[3] == "msg" and fields[5] == text:
+            names.append(fields[4])
+    return names
+
+
+def test_a_guest_online_when_its_name_is_added_stays_a_guest_until_the_account_logs_in(
+        irc_chatd):
+    """guests = true: an IRC guest and a native guest online when chatctl user add registers
+    their names stay guests (docs/SECURITY.md): what they say after it carries no account=
+    (live and in CHATHISTORY) and the history file records it as ~NAME, WHOIS still says
+    320, REGISTER is ACCOUNT_EXISTS.  The account's first login (IRC PASS, native) replaces
+    each guest (ERROR / BYE replaced), and only then do lines under the name carry account=."""
+    chatd = irc_chatd(guests=True)
+    bob = chatd.irc_login("bob", caps=["account-tag", "batch", "draft/chathistory"])
+    guest = chatd.irc_connect("irc-guest")
+    assert guest.register("visitor").command == "001"
+    native = chatd.connect("native-guest")
+    native.expect_hello()
+    native.send_line("roamer")
+    native.expect("PASS", "new")
+    native.send_line("")
+    native.finish_login()
+    bob.expect("JOIN", lambda m: m.nick == "roamer")
+
+    chatd.add_user("visitor")
+    chatd.add_user("roamer")
+    guest.privmsg("#lobby", "visitor after user add")
+    native.say("roamer after user add")
+    for nick in ("visitor", "roamer"):
+        said = bob.expect("PRIVMSG", lambda m, n=nick: m.last == f"{n} after user add")
+        assert said.nick == nick and "account" not in said.tags, said.raw
+        assert history_names(chatd, f"{nick} after user add") == [f"~{nick}"]
+    bob.send("CHATHISTORY LATEST #lobby * 10")
+    replayed = [m for m in bob.until("BATCH", lambda m: m.params[0].startswith("-"))
+                if m.command == "PRIVMSG"]
+    assert sorted((m.nick, m.tags.get("account")) for m in replayed) == \
+        [("roamer", None), ("visitor", None)], replayed
+    guest.send("WHOIS visitor")
+    assert "320" in commands(guest.until("318"))
+    guest.send("REGISTER * * :pw-visitor")
+    assert registration_answer(guest).params[:3] == ["REGISTER", "ACCOUNT_EXISTS", "visitor"]
+
+    owner = chatd.irc_login("visitor", label="owner")           # pw-visitor: add_user's
+    gone = guest.expect_closed()
+    assert gone and gone[-1].command == "ERROR" and "replaced" in gone[-1].last, gone
+    native_owner = chatd.login("roamer")
+    gone = native.read_until_closed()
+    assert gone and gone[-1].tag == "BYE" and gone[-1][0] == "replaced", gone
+    owner.privmsg("#lobby", "visitor as the account")
+    native_owner.say("roamer as the account")
+    for nick in ("visitor", "roamer"):
+        said = bob.expect("PRIVMSG", lambda m, n=nick: m.last == f"{n} as the account")
+        assert said.tags.get("account") == nick, said.raw
+        assert history_names(chatd, f"{nick} as the account") == [nick]
+        assert history_names(chatd, f"{nick} after user add") == [f"~{nick}"]
