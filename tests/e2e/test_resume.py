@@ -6,7 +6,9 @@ wrong one is refused and counted like a wrong password; and chat presents
 its token when it reconnects after a chatd restart.
 """
 
+import hashlib
 import re
+import time
 
 from chatclient import RunningPlain
 from chatproto import wait_until
@@ -292,3 +294,52 @@ def test_ident_clear_revokes_every_token(chatd):
     chatd.restart()                                              # and it stays revoked
     chatd.connect("newruth").login("ruth", "another one")
     refused(chatd, "ruth", tokens["ruth"])
+
+
+# --- tokens an older chatd issued to guests ---
+
+def planted_token(n):
+    """A token (64 hex digits) and its record's hash: the SHA-256 of the digits, in hex."""
+    token = f"{n:02x}" * 32
+    return token, hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def test_tokens_planted_for_guests_names_never_log_in(irc_chatd):
+    """An older chatd gave guests tokens (before "guests get ERR 403 for /token"): a
+    resume-tokens file holding tokens for names nobody registered.  Such a token is refused
+    (RESUME looks the name up first), and registering the name (chatctl user add, a native
+    registration, IRC REGISTER) revokes it, for good across a restart, so it never opens
+    the new account.  A planted token of a registered name logs in: the file is read."""
+    chatd = irc_chatd(guests=True)
+    chatd.add_user("keeper")
+    chatd.stop()
+    names = ["keeper", "drifter", "visitor", "newbie", "ircnew"]
+    tokens = {name: planted_token(i) for i, name in enumerate(names)}
+    expiry = int(time.time() * 1000) + 7 * 24 * 3600 * 1000
+    (chatd.state_dir / "resume-tokens").write_text(
+        "chatd-resume-tokens 1\n" +
+        "".join(f"I {name} {digest} {expiry}\n" for name, (_, digest) in tokens.items()))
+    chatd.settings["port"] = chatd.port
+    chatd.start()
+    assert "resume tokens: 5" in chatd.ctl_ok("status")
+    resume_ok(chatd, "keeper", tokens["keeper"][0]).close()
+    for name in ("drifter", "visitor", "newbie", "ircnew"):
+        refused(chatd, name, tokens[name][0]).close()
+
+    chatd.add_user("visitor")
+    chatd.login("newbie").close()                          # registers newbie natively
+    irc = chatd.irc_connect("ircnew")
+    irc.cap_ls("302")
+    irc.send("NICK ircnew")
+    irc.send("REGISTER * * :pw-ircnew")
+    assert irc.expect("REGISTER").params[:2] == ["SUCCESS", "ircnew"]
+    irc.close()
+    for name in ("drifter", "visitor", "newbie", "ircnew"):
+        refused(chatd, name, tokens[name][0]).close()
+    # keeper's and drifter's are left (drifter's opens nothing while nobody has the name).
+    wait_until(lambda: "resume tokens: 2" in chatd.ctl_ok("status"), "two tokens left")
+    chatd.restart()
+    assert "resume tokens: 2" in chatd.ctl_ok("status")
+    for name in ("visitor", "newbie", "ircnew"):
+        refused(chatd, name, tokens[name][0]).close()
+    resume_ok(chatd, "keeper", tokens["keeper"][0]).close()
