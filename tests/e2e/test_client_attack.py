@@ -1,0 +1,112 @@
+"""
+test_client_attack.py - chat against a hostile or broken server: a scripted
+stand-in for chatd on 127.0.0.1 speaks just enough of the protocol, then
+misbehaves (escape sequences in the fields the server controls, lines
+without an end, silence, answers never asked for).  chat must not crash,
+must not wait without a bound, must keep the server's bytes off the
+terminal and its standard error, and must exit with the status chat(1)
+documents.
+"""
+
+import socket
+import threading
+
+from chatclient import EXIT_LOST, EXIT_OK, run_plain, scaled
+
+# An OSC title, a clear screen, a C1 CSI, a bidi override and a stray byte: none
+# may reach the terminal (chat(1), TEXT FROM THE NETWORK).
+EVIL = "\x1b]0;pwned\x07\x1b[2J\x9b31m\u202e".encode() + b"\xff"
+FORBIDDEN = (b"\x1b]", b"\x07", b"\x1b[2J", b"\xc2\x9b", "\u202e".encode(), b"\xff")
+
+
+def assert_clean(data, where):
+    """No byte sequence of EVIL in data (bytes or str)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    for bad in FORBIDDEN:
+        assert bad not in data, f"{bad!r} reached {where}: {data[-2000:]!r}"
+
+
+class Scripted:
+    """One connection: play(conn, reader) runs it, from the accept on."""
+
+    def __init__(self, play):
+        self.play = play
+        self.received = []
+        self.error = None
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            self.listener.settimeout(scaled(20))
+            conn, _ = self.listener.accept()
+            with conn, conn.makefile("rb") as reader:
+                conn.settimeout(scaled(20))
+                self.play(self, conn, reader)
+        except OSError as e:
+            self.error = e
+        finally:
+            self.listener.close()
+
+    def join(self):
+        self.thread.join(scaled(20))
+        assert not self.thread.is_alive()
+
+
+def log_in(server, conn, reader, welcome=None, room=b"lobby", hello=b"HELLO 2 chatd/0.2.0 x\n"):
+    """The login, with the server's choice of WELCOME name and default room."""
+    conn.sendall(hello)
+    name = reader.readline().decode().strip()
+    conn.sendall(f"PASS known {name} password\n".encode())
+    server.received.append(reader.readline())
+    who = welcome if welcome is not None else name.encode()
+    conn.sendall(b"WELCOME " + who + b" registered\nUSERS " + room + b" 1 1 1 " + who +
+                 b"\nOK - logged in\n")
+    return name
+
+
+def answer_until_quit(server, conn, reader, reply=b"OK - fine\n"):
+    for line in reader:
+        server.received.append(line)
+        if line.startswith(b"/quit"):
+            conn.sendall(b"BYE quit bye\n")
+            return
+        conn.sendall(reply)
+
+
+def plain(server, input_text="", args=()):
+    return run_plain(["--name", "lee", *args, "127.0.0.1", str(server.port)], input_text,
+                     password="pw")
+
+
+# --- plain mode: what reaches standard output and standard error ---------------
+
+
+def test_plain_a_protocol_version_with_escapes_is_not_echoed_raw():
+    """The HELLO's version field is quoted in the refusal: sanitized like the rest."""
+    server = Scripted(lambda s, c, r: (c.sendall(b"HELLO 9" + EVIL + b" x\n"), r.readline()))
+    res = plain(server)
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "speaks protocol version" in res.err
+    assert_clean(res.err, "standard error")
+
+
+def test_plain_a_bye_reason_with_escapes_is_not_echoed_raw():
+    def play(s, c, r):
+        log_in(s, c, r)
+        r.readline()
+        c.sendall(b"BYE " + EVIL + b" goodbye\n")
+
+    server = Scripted(play)
+    res = plain(server, "hello\n")
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "the server ended the session" in res.err
+    assert_clean(res.out, "standard output")
+    assert_clean(res.err, "standard error")
