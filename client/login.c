@@ -122,11 +122,24 @@ on_hello(struct login *l, const struct srv_line *line, struct conn *c)
 			    "the server cannot take the connection now");
 	if (line->tag != SRV_HELLO)
 		return unexpected(l, line);
-	if (srv_version_major(line->f[0]) != SRV_PROTOCOL_MAJOR)
-		return fail(l, CHAT_EXIT_LOST, NULL,
-			    "the server speaks protocol version %.20s; this chat speaks version "
-			    "%d (chatd 0.2.0 and later): use a chat of the server's version",
-			    line->f[0], SRV_PROTOCOL_MAJOR);
+	if (srv_version_major(line->f[0]) != SRV_PROTOCOL_MAJOR) {
+		struct strbuf version = { 0 };
+		enum login_event ev;
+
+		/* The server's word for its version: at most 20 bytes of it, sanitized. */
+		if (sanitize_append(&version, line->f[0], strnlen(line->f[0], 20)) < 0 ||
+		    version.buf == NULL) {
+			strbuf_free(&version);
+			return fail(l, CHAT_EXIT_LOST, NULL,
+				    "the server speaks another protocol version");
+		}
+		ev = fail(l, CHAT_EXIT_LOST, NULL,
+			  "the server speaks protocol version %s; this chat speaks version "
+			  "%d (chatd 0.2.0 and later): use a chat of the server's version",
+			  version.buf, SRV_PROTOCOL_MAJOR);
+		strbuf_free(&version);
+		return ev;
+	}
 	if (l->token != NULL) {
 		char resume[NAME_MAX_LEN + 80];
 		int n = snprintf(resume, sizeof(resume), "RESUME %s %s", l->name, l->token);
