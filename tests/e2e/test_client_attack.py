@@ -110,3 +110,76 @@ def test_plain_a_bye_reason_with_escapes_is_not_echoed_raw():
     assert "the server ended the session" in res.err
     assert_clean(res.out, "standard output")
     assert_clean(res.err, "standard error")
+
+
+# --- terminal mode: what reaches the terminal -----------------------------------
+
+EVIL_ROOM = b"r\x1b]0;pwned\x07\x1b[2J\xc2\x9b31m\xe2\x80\xae"
+
+
+def test_tty_a_room_name_with_escapes_never_reaches_the_prompt(terminals):
+    """The prompt shows the current room: the login's default room, a room
+    joined, a JOIN of our own name; none of them may carry the server's
+    escapes to the terminal through readline."""
+
+    def play(s, c, r):
+        log_in(s, c, r, room=EVIL_ROOM)
+        c.sendall(b"JOIN " + EVIL_ROOM + b"x 2026-11-21T09:30:00.000Z jo joined\n")
+        for line in r:
+            s.received.append(line)
+            if line.startswith(b"/quit"):
+                c.sendall(b"BYE quit bye\n")
+                return
+            c.sendall(b"OK - joined " + EVIL_ROOM + b"y\n")
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    term.wait_text("logged in")
+    term.line("/join other")
+    term.wait_text("joined")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+    assert_clean(term.raw(), "the terminal")
+
+
+def test_tty_a_welcome_of_another_name_is_refused_and_never_reaches_the_prompt(terminals):
+    """The WELCOME names who we are logged in as (the prompt shows it): a name
+    that is not the one sent (here with escapes) is a broken protocol, not
+    a session under a name nobody asked for."""
+    server = Scripted(lambda s, c, r: (log_in(s, c, r, welcome=b"jo" + EVIL),
+                                       answer_until_quit(s, c, r)))
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    assert term.wait_exit() == EXIT_LOST
+    server.join()
+    assert "welcomed another name than 'jo'" in term.everything()
+    assert_clean(term.raw(), "the terminal")
+
+
+def test_tty_completion_candidates_with_escapes_never_reach_the_terminal(terminals):
+    """Tab lists the rooms and the users the server named: the list is printed."""
+    script = (b"ROOM a" + EVIL + b" 1 \nROOM a" + EVIL + b"2 1 \n"
+              b"USERS lobby 3 1 1 jo b" + EVIL + b" b" + EVIL + b"2\n")
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        c.sendall(script)
+        answer_until_quit(s, c, r)
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    term.wait_text("logged in")
+    term.type("/join a")
+    term.keys("Tab", "Tab")
+    term.keys("C-u")
+    term.type("/msg b")
+    term.keys("Tab", "Tab")
+    term.keys("C-u")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+    # Readline rings the bell for an ambiguous completion: that BEL is chat's own.
+    assert_clean(term.raw().replace(b"\x07", b""), "the terminal")
