@@ -13,6 +13,7 @@
 
 #include "exitcode.h"
 #include "login.h"
+#include "names.h"
 #include "proto.h"
 #include "sanitize.h"
 
@@ -161,6 +162,25 @@ server_full(struct login *l, const struct srv_line *line)
 	return fail(l, CHAT_EXIT_CONNECT, line, "the server cannot take the connection now");
 }
 
+/*
+ * The WELCOME must name who we asked to be (the registered spelling may
+ * differ in case): anything else is a session nobody asked for, and its
+ * name would reach the prompt.  LOGIN_SHOW, or the failure.
+ */
+static enum login_event
+welcomed(struct login *l, const struct srv_line *line)
+{
+	const char *who = line->f[0];
+
+	if (!name_valid(who, strlen(who)) || name_cmp(who, l->name) != 0)
+		return fail(l, CHAT_EXIT_LOST, NULL,
+			    "the server broke the protocol: it welcomed another name than '%s'",
+			    l->name);
+	snprintf(l->user, sizeof(l->user), "%s", who);
+	l->state = LOGIN_AWAIT_OK;
+	return LOGIN_SHOW;
+}
+
 static enum login_event
 on_resume_reply(struct login *l, const struct srv_line *line, struct conn *c)
 {
@@ -173,10 +193,8 @@ on_resume_reply(struct login *l, const struct srv_line *line, struct conn *c)
 	}
 	if (line->tag != SRV_WELCOME)
 		return unexpected(l, line);
-	l->resumed = true;
-	snprintf(l->user, sizeof(l->user), "%s", line->f[0]);
-	l->state = LOGIN_AWAIT_OK;
-	return LOGIN_SHOW;
+	l->resumed = welcomed(l, line) == LOGIN_SHOW;
+	return l->resumed ? LOGIN_SHOW : LOGIN_ERROR;
 }
 
 static enum login_event
@@ -252,9 +270,7 @@ on_password_reply(struct login *l, const struct srv_line *line)
 	}
 	if (line->tag != SRV_WELCOME)
 		return unexpected(l, line);
-	snprintf(l->user, sizeof(l->user), "%s", line->f[0]);
-	l->state = LOGIN_AWAIT_OK;
-	return LOGIN_SHOW;
+	return welcomed(l, line);
 }
 
 static enum login_event

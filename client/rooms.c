@@ -58,12 +58,29 @@ rooms_count(const struct rooms *r)
 	return count;
 }
 
-/* An entry for room, not a member: the replay of a /join comes before its OK. */
+/*
+ * Whether room (its '#' allowed) is a room name chatd could have: any other
+ * bytes from the server never become a room of ours, the current room (the
+ * prompt shows it) or a completion.
+ */
+static bool
+valid(const char *room)
+{
+	room = rooms_bare(room);
+	return room_name_valid(room, strlen(room));
+}
+
+/*
+ * An entry for room, not a member: the replay of a /join comes before its
+ * OK.  NULL for a name that is not valid, or no memory.
+ */
 static struct chat_room *
 remember(struct rooms *r, const char *room)
 {
 	struct chat_room *entry;
 
+	if (!valid(room))
+		return NULL;
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 8;
 		struct chat_room *p = realloc(r->list, cap * sizeof(*p));
@@ -111,7 +128,7 @@ rooms_login(struct rooms *r, const char *home)
 {
 	for (size_t i = 0; i < r->n; i++)
 		r->list[i].in = false;
-	snprintf(r->home, sizeof(r->home), "%s", rooms_bare(home));
+	snprintf(r->home, sizeof(r->home), "%s", valid(home) ? rooms_bare(home) : "");
 	set_current(r, NULL);
 	return rooms_joined(r, home);
 }
@@ -173,9 +190,9 @@ rooms_switched(struct rooms *r, const char *room)
 int
 rooms_saw(struct rooms *r, const char *room)
 {
-	room = rooms_bare(room);
-	if (strlen(room) > ROOM_NAME_MAX)
+	if (!valid(room))
 		return 0;
+	room = rooms_bare(room);
 	return wordset_add(&r->seen, room, strlen(room));
 }
 

@@ -9,7 +9,9 @@
  * "OK - left ROOM", and a PART of our own name (kicked; deleted, which
  * puts us in the default room), after which the current room falls back as
  * the server's does.  So the client and the server agree on the current
- * room.  One thread (the caller's).
+ * room.  A name that is not a valid room name (names.h) is never taken, so
+ * a hostile server's bytes never reach the prompt or Tab completion.  One
+ * thread (the caller's).
  */
 #ifndef CHAT_ROOMS_H
 #define CHAT_ROOMS_H

@@ -246,10 +246,12 @@ open_connection(struct tty *t, int timeout_ms, char *err, size_t errsz)
 	return CHAT_EXIT_USAGE;
 }
 
+/* Only valid names: what Tab inserts and lists comes from the server. */
 static void
 note_person(struct tty *t, const char *who, size_t len)
 {
-	if (len != strlen(t->r.self) || strncasecmp(who, t->r.self, len) != 0)
+	if (name_valid(who, len) &&
+	    (len != strlen(t->r.self) || strncasecmp(who, t->r.self, len) != 0))
 		wordset_add(&t->people, who, len);
 }
 
