@@ -8,10 +8,14 @@ terminal and its standard error, and must exit with the status chat(1)
 documents.
 """
 
+import os
 import socket
+import subprocess
 import threading
+import time
 
-from chatclient import EXIT_LOST, EXIT_OK, run_plain, scaled
+from chatclient import EXIT_CONNECT, EXIT_LOST, EXIT_OK, run_plain, scaled
+from conftest import CHATCTL_BIN
 
 # An OSC title, a clear screen, a C1 CSI, a bidi override and a stray byte: none
 # may reach the terminal (chat(1), TEXT FROM THE NETWORK).
@@ -112,6 +116,66 @@ def test_plain_a_bye_reason_with_escapes_is_not_echoed_raw():
     assert_clean(res.err, "standard error")
 
 
+def silent(server, conn, reader):
+    """Accepts and never speaks; returns when the client goes."""
+    reader.read()
+
+
+def test_plain_a_server_that_never_speaks_is_given_up_within_the_timeout():
+    server = Scripted(silent)
+    start = time.monotonic()
+    res = plain(server, "hi\n", args=("--timeout", "1"))
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "no answer from the server during login" in res.err
+    assert time.monotonic() - start < scaled(8)
+
+
+def test_plain_a_silent_tls_port_is_a_failed_connection_within_the_timeout():
+    """A server that accepts and never answers the ClientHello: the handshake's
+    own deadline, status 3 (chat(1): a handshake that fails is a failed
+    connection), and no password went out."""
+    server = Scripted(silent)
+    start = time.monotonic()
+    res = plain(server, "hi\n", args=("--timeout", "1", "--tls"))
+    server.join()
+    assert res.rc == EXIT_CONNECT, res
+    assert "TLS handshake timed out" in res.err, res
+    assert time.monotonic() - start < scaled(8)
+
+
+def test_plain_endless_data_without_a_newline_ends_the_session():
+    """1 MiB and more with no LF: the line is over the protocol's length at once."""
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        try:
+            for _ in range(64):
+                c.sendall(b"x" * 65536)
+        except OSError:
+            pass  # chat hung up, as it should
+
+    server = Scripted(play)
+    res = plain(server)
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "longer than the protocol allows" in res.err
+
+
+def test_plain_a_close_in_the_middle_of_a_line_prints_no_half_line():
+    def play(s, c, r):
+        log_in(s, c, r)
+        r.readline()
+        c.sendall(b"MSG lobby 7 2026-11-21T09:30:00.000Z eve half a li")
+
+    server = Scripted(play)
+    res = plain(server, "hello\n")
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "the server closed the connection" in res.err
+    assert "half a li" not in res.out
+
+
 # --- terminal mode: what reaches the terminal -----------------------------------
 
 EVIL_ROOM = b"r\x1b]0;pwned\x07\x1b[2J\xc2\x9b31m\xe2\x80\xae"
@@ -183,3 +247,89 @@ def test_tty_completion_candidates_with_escapes_never_reach_the_terminal(termina
     server.join()
     # Readline rings the bell for an ambiguous completion: that BEL is chat's own.
     assert_clean(term.raw().replace(b"\x07", b""), "the terminal")
+
+
+# --- chatctl against a fake admin socket ----------------------------------------
+
+
+class FakeAdmin:
+    """A Unix socket that plays one connection: play(conn, request_line)."""
+
+    def __init__(self, directory, play):
+        self.path = str(directory / "admin.sock")
+        self.play = play
+        self.requests = []
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.path)
+        self.listener.listen(1)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            self.listener.settimeout(scaled(20))
+            conn, _ = self.listener.accept()
+            with conn, conn.makefile("rb") as reader:
+                conn.settimeout(scaled(20))
+                request = reader.readline()
+                self.requests.append(request)
+                self.play(conn, request)
+        except OSError:
+            pass
+        finally:
+            self.listener.close()
+
+    def join(self):
+        self.thread.join(scaled(20))
+        assert not self.thread.is_alive()
+
+
+def chatctl(path, *args, timeout=20.0, input_text=None):
+    return subprocess.run([CHATCTL_BIN, "-s", path, *args], capture_output=True,
+                          timeout=scaled(timeout),
+                          input=input_text.encode() if input_text is not None else None)
+
+
+def test_chatctl_escapes_in_every_reply_line_are_shown_escaped(tmp_path):
+    """A user list or log line, the OK summary and an ERR text: what could steer
+    the admin's terminal is escaped (\\xNN), whichever line carries it."""
+    for reply, rc in ((b"- bob" + EVIL + b"\n- " + EVIL + b"\nOK 2 users\n", 0),
+                      (b"OK " + EVIL + b"\n", 0),
+                      (b"ERR 404 no user " + EVIL + b"\n", 1),
+                      (EVIL + b"\n", 3)):
+        admin = FakeAdmin(tmp_path, lambda conn, req, reply=reply: conn.sendall(reply))
+        proc = chatctl(admin.path, "users")
+        admin.join()
+        assert proc.returncode == rc, (reply, proc)
+        assert_clean(proc.stdout + proc.stderr, "chatctl's output")
+        assert b"\\x1b]0;pwned\\x07" in proc.stdout + proc.stderr, proc
+        os.unlink(admin.path)
+
+
+def test_chatctl_a_silent_socket_is_given_up_within_the_timeout(tmp_path):
+    admin = FakeAdmin(tmp_path, lambda conn, req: conn.recv(1))
+    start = time.monotonic()
+    proc = chatctl(admin.path, "-t", "1", "status")
+    assert proc.returncode == 3, proc
+    assert time.monotonic() - start < scaled(8)
+    assert b"no answer from chatd within 1 s" in proc.stderr
+    admin.join()
+
+
+def test_chatctl_a_reply_cut_short_is_unreachable_not_success(tmp_path):
+    admin = FakeAdmin(tmp_path, lambda conn, req: conn.sendall(b"- half a list\n- bo"))
+    proc = chatctl(admin.path, "users")
+    admin.join()
+    assert proc.returncode == 3, proc
+    assert b"chatd closed the connection" in proc.stderr
+
+
+def test_chatctl_an_overlong_line_is_cut_and_the_reply_goes_on(tmp_path):
+    reply = b"- " + b"x" * (1 << 20) + b"\n- after\nOK\n"
+    admin = FakeAdmin(tmp_path, lambda conn, req: conn.sendall(reply))
+    proc = chatctl(admin.path, "users")
+    admin.join()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"after\n"
+    assert b"longer than" in proc.stderr
+
