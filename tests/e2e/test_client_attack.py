@@ -333,3 +333,27 @@ def test_chatctl_an_overlong_line_is_cut_and_the_reply_goes_on(tmp_path):
     assert proc.stdout == b"after\n"
     assert b"longer than" in proc.stderr
 
+
+
+def test_tty_messages_from_ever_new_rooms_keep_costing_the_same(terminals):
+    """chat remembers the last message id shown from each room (for the
+    replays after a reconnect); a server naming ever new rooms must not make
+    that record, and the time each line takes, grow without a bound."""
+    rooms = 150000
+    flood = b"".join(b"MSG r%d %d 2026-11-21T09:30:00.000Z eve x\n" % (i, i + 1)
+                     for i in range(rooms))
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        c.sendall(flood + b"MSG lobby %d 2026-11-21T09:30:00.000Z eve THE-END\n" % (rooms + 1))
+        answer_until_quit(s, c, r)
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw", height=5)
+    term.wait_text("logged in")
+    # About 2 s once bounded; over a minute when each line searched every room seen.
+    term.wait_text("THE-END", timeout=20)
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
