@@ -70,9 +70,19 @@ valid(const char *room)
 	return room_name_valid(room, strlen(room));
 }
 
+/* Drops the entry at e from the list. */
+static void
+drop(struct rooms *r, struct chat_room *e)
+{
+	memmove(e, e + 1, (size_t)(r->list + r->n - e - 1) * sizeof(*e));
+	r->n--;
+}
+
 /*
  * An entry for room, not a member: the replay of a /join comes before its
- * OK.  NULL for a name that is not valid, or no memory.
+ * OK.  At ROOMS_KEPT_MAX entries the oldest one we are not in is forgotten
+ * (its last id with it).  NULL for a name that is not valid, a list of
+ * rooms we are all in, or no memory.
  */
 static struct chat_room *
 remember(struct rooms *r, const char *room)
@@ -81,6 +91,15 @@ remember(struct rooms *r, const char *room)
 
 	if (!valid(room))
 		return NULL;
+	if (r->n >= ROOMS_KEPT_MAX) {
+		size_t i = 0;
+
+		while (i < r->n && r->list[i].in)
+			i++;
+		if (i == r->n)
+			return NULL;
+		drop(r, &r->list[i]);
+	}
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 8;
 		struct chat_room *p = realloc(r->list, cap * sizeof(*p));
@@ -111,8 +130,7 @@ append(struct rooms *r, const char *room)
 
 	if (old != NULL) {
 		entry = *old;
-		memmove(old, old + 1, (size_t)(r->list + r->n - old - 1) * sizeof(*old));
-		r->n--;
+		drop(r, old);
 	}
 	if ((old = remember(r, room)) == NULL)
 		return -1;
@@ -165,8 +183,7 @@ rooms_left(struct rooms *r, const char *room)
 	bool was_current = r->current[0] && name_cmp(r->current, rooms_bare(room)) == 0;
 
 	if (old != NULL) {
-		memmove(old, old + 1, (size_t)(r->list + r->n - old - 1) * sizeof(*old));
-		r->n--;
+		drop(r, old);
 		r->changes++;
 	}
 	if (!was_current)

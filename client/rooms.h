@@ -24,6 +24,13 @@
 #include "srvline.h"
 #include "wordset.h"
 
+/*
+ * The rooms remembered at most: those we are in (chatd allows 1000 at most,
+ * max_rooms_per_user) and, for what is left, the last ones we were in or
+ * saw messages from.  A server naming ever new rooms costs a bounded list.
+ */
+#define ROOMS_KEPT_MAX 2048
+
 struct chat_room {
 	char name[ROOM_NAME_MAX + 1]; /* the spelling the server gave */
 	int64_t last_id;              /* the highest message id shown from it */
@@ -31,7 +38,7 @@ struct chat_room {
 };
 
 struct rooms {
-	struct chat_room *list; /* in the order joined */
+	struct chat_room *list; /* in the order joined, ROOMS_KEPT_MAX at most */
 	size_t n, cap;
 	char current[ROOM_NAME_MAX + 1]; /* "" for none */
 	char home[ROOM_NAME_MAX + 1];    /* the default room, "" until logged in */

@@ -201,6 +201,31 @@ test_a_name_that_is_no_room_name_is_never_taken(void **state)
 	rooms_free(&r);
 }
 
+/* Ever new rooms from the server: the record stays bounded, the rooms we are in stay. */
+static void
+test_ever_new_rooms_keep_the_record_bounded(void **state)
+{
+	struct rooms r = { 0 };
+	char room[32];
+
+	assert_int_equal(rooms_login(&r, "lobby"), 0);
+	follow(&r, "OK - joined dev");
+	assert_true(rooms_note_id(&r, "dev", 7));
+	for (int i = 0; i < 3 * ROOMS_KEPT_MAX; i++) {
+		snprintf(room, sizeof(room), "r%d", i);
+		assert_true(rooms_note_id(&r, room, i + 1));
+		assert_true(r.n <= ROOMS_KEPT_MAX);
+	}
+	assert_int_equal(r.n, ROOMS_KEPT_MAX);
+	assert_int_equal(rooms_count(&r), 2);
+	assert_int_equal(rooms_last_id(&r, "dev"), 7);
+	assert_int_equal(rooms_last_id(&r, "r0"), 0); /* the oldest forgotten */
+	snprintf(room, sizeof(room), "r%d", 3 * ROOMS_KEPT_MAX - 1);
+	assert_false(rooms_note_id(&r, room, 1)); /* the newest kept */
+	assert_current(&r, "dev");
+	rooms_free(&r);
+}
+
 static void
 test_leaving_the_current_room_falls_back_as_the_server_does(void **state)
 {
@@ -408,6 +433,7 @@ main(void)
 		cmocka_unit_test(test_hello_version),
 		cmocka_unit_test(test_rooms_follow_the_replies),
 		cmocka_unit_test(test_a_name_that_is_no_room_name_is_never_taken),
+		cmocka_unit_test(test_ever_new_rooms_keep_the_record_bounded),
 		cmocka_unit_test(test_leaving_the_current_room_falls_back_as_the_server_does),
 		cmocka_unit_test(test_a_new_login_keeps_the_ids_shown),
 		cmocka_unit_test(test_completion),
