@@ -39,7 +39,9 @@ login_parse_token(const struct srv_line *ok, char token[65], int64_t *expiry_ms)
 	const char *text = srv_text(ok);
 	size_t n = strspn(text, "0123456789abcdef");
 
+	/* The expiry is read only if the line holds it: nothing past the line's end. */
 	if (ok->tag != SRV_OK || n != 64 || text[64] != ' ' ||
+	    strnlen(text + 65, TIME_RFC3339_LEN) != TIME_RFC3339_LEN ||
 	    !time_parse_ms(text + 65, TIME_RFC3339_LEN, expiry_ms) ||
 	    (text[65 + TIME_RFC3339_LEN] != ' ' && text[65 + TIME_RFC3339_LEN] != '\0'))
 		return false;
