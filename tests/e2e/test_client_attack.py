@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 
-from chatclient import EXIT_CONNECT, EXIT_LOST, EXIT_OK, run_plain, scaled
+from chatclient import EXIT_CONNECT, EXIT_LOST, EXIT_OK, EXIT_REFUSED, run_plain, scaled
 from conftest import CHATCTL_BIN
 
 # An OSC title, a clear screen, a C1 CSI, a bidi override and a stray byte: none
@@ -357,3 +357,83 @@ def test_tty_messages_from_ever_new_rooms_keep_costing_the_same(terminals):
     term.line("/quit")
     assert term.wait_exit() == EXIT_OK
     server.join()
+
+
+def test_chatctl_log_show_and_users_keep_what_users_chose_off_the_terminal(chatd):
+    """Names, rooms, topics and lines a user crafted with escapes (all refused by
+    chatd): nothing of them reaches the admin's terminal through chatctl."""
+    evil = "\x1b]0;pwned\x07\x1b[2J\x9b31m\u202e".encode() + b"\xff"
+    probe = chatd.connect("probe")
+    probe.expect_hello()
+    probe.send_raw(b"mal" + evil + b"\n")
+    probe.expect("ERR")
+    probe.send_raw(b"mallory\n")
+    probe.expect("PASS")
+    probe.send_raw(b"pw-" + evil + b"\n")
+    probe.close()
+    mal = chatd.login("mallory2")
+    for line in (b"/join r" + evil, b"/topic lobby " + evil, b"/msg bob" + evil + b" hi",
+                 b"/who " + evil, evil, b"/" + evil):
+        mal.send_raw(line + b"\n")
+        mal.collect_reply()
+    for args in (("log", "show", "200"), ("users",), ("room", "list"), ("user", "list")):
+        proc = subprocess.run([CHATCTL_BIN, "-s", str(chatd.admin_socket), *args],
+                              capture_output=True, timeout=scaled(20))
+        assert proc.returncode == 0, proc
+        assert_clean(proc.stdout + proc.stderr, f"chatctl {' '.join(args)}")
+
+
+ALL_FIELDS = (
+    b"HIST lobby 1 2026-11-21T09:30:00.000Z eve" + EVIL + b" old " + EVIL + b"\n"
+    b"MSG lobby 2 2026-11-21T09:30:00.000Z eve" + EVIL + b" new " + EVIL + b"\n"
+    b"PRIV 2026-11-21T09:30:00.000Z eve" + EVIL + b" jo psst " + EVIL + b"\n"
+    b"JOIN lobby 2026-11-21T09:30:00.000Z eve" + EVIL + b" joined " + EVIL + b"\n"
+    b"PART lobby 2026-11-21T09:30:00.000Z eve" + EVIL + b" kicked" + EVIL + b" " + EVIL + b"\n"
+    b"NOTICE * 2026-11-21T09:30:00.000Z " + EVIL + b"\n"
+    b"TOPIC lobby 2026-11-21T09:30:00.000Z eve" + EVIL + b" " + EVIL + b"\n"
+    b"TOPIC lobby x" + EVIL + b" eve " + EVIL + b"\n"
+    b"ROOM lobby 3" + EVIL + b" " + EVIL + b"\n"
+    b"USERS lobby 3" + EVIL + b" 2" + EVIL + b" 9" + EVIL + b" a b" + EVIL + b"\n"
+    b"PONG " + EVIL + b"\n"
+    b"HELP " + EVIL + b"\n"
+    b"OK - " + EVIL + b"\n"
+    b"ERR 400" + EVIL + b" " + EVIL + b"\n"
+    b"BOGUS " + EVIL + b"\n"
+    b"MSG lobby 3 2026-11-21T09:30:00.000Z eve THE-END\n")
+
+
+def test_tty_escapes_in_every_field_of_every_line_never_reach_the_terminal(terminals):
+    """Every tag with the server's escapes in each of its fields, colours on."""
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        c.sendall(ALL_FIELDS)
+        answer_until_quit(s, c, r)
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "always", "127.0.0.1", str(server.port)],
+                     password="pw")
+    term.wait_text("THE-END")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+    assert_clean(term.raw(), "the terminal")
+
+
+def test_plain_escapes_in_every_field_of_every_line_never_reach_the_output():
+    # No OK or ERR but the reply to the line sent: plain mode takes each for the reply.
+    lines = [line for line in ALL_FIELDS.splitlines(keepends=True)
+             if not line.startswith((b"OK", b"ERR", b"BOGUS"))]
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        c.sendall(b"".join(lines))
+        answer_until_quit(s, c, r, reply=b"ERR 400" + EVIL + b" " + EVIL + b"\n")
+
+    server = Scripted(play)
+    res = plain(server, "hi\n")
+    server.join()
+    assert res.rc == EXIT_REFUSED, res
+    assert "THE-END" in res.out
+    assert_clean(res.out, "standard output")
+    assert_clean(res.err, "standard error")
