@@ -14,7 +14,8 @@ import subprocess
 import threading
 import time
 
-from chatclient import EXIT_CONNECT, EXIT_LOST, EXIT_OK, EXIT_REFUSED, run_plain, scaled
+from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED, run_plain,
+                        scaled)
 from conftest import CHATCTL_BIN
 
 # An OSC title, a clear screen, a C1 CSI, a bidi override and a stray byte: none
@@ -174,6 +175,26 @@ def test_plain_a_close_in_the_middle_of_a_line_prints_no_half_line():
     assert res.rc == EXIT_LOST, res
     assert "the server closed the connection" in res.err
     assert "half a li" not in res.out
+
+
+def test_plain_a_name_with_a_line_end_is_refused_before_anything_is_sent():
+    """--name goes out as a protocol line: "lee\\nhunter2" would log in with
+    hunter2 for a password, and the real password would then go out as a
+    message to the room.  chat refuses an invalid name itself (status 4)."""
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        answer_until_quit(s, c, r)
+
+    server = Scripted(play)
+    res = run_plain(["--name", "lee\nhunter2", "127.0.0.1", str(server.port)], "",
+                    password="secret-pw")
+    if server.thread.is_alive():  # nothing connected: end the stand-in's wait
+        socket.create_connection(("127.0.0.1", server.port)).close()
+    server.join()
+    assert res.rc == EXIT_LOGIN, res
+    assert "invalid name" in res.err
+    assert b"secret-pw\n" not in server.received, server.received
 
 
 # --- terminal mode: what reaches the terminal -----------------------------------
