@@ -458,3 +458,19 @@ def test_plain_escapes_in_every_field_of_every_line_never_reach_the_output():
     assert "THE-END" in res.out
     assert_clean(res.out, "standard output")
     assert_clean(res.err, "standard error")
+
+
+def test_chatctl_a_line_end_in_an_argument_is_refused_not_a_second_command(chatd):
+    """chatctl joins its arguments into one request line: a TEXT holding a line
+    end (a notice, a kick reason, a topic, pasted or from a script) must not
+    become a second command, here "stop"."""
+    bob = chatd.login("bob")
+    for args in (("notice", "hello\nstop"), ("kick", "bob", "bye\r\nstop"),
+                 ("room", "topic", "lobby", "news\nstop")):
+        proc = subprocess.run([CHATCTL_BIN, "-s", str(chatd.admin_socket), *args],
+                              capture_output=True, timeout=scaled(20))
+        assert proc.returncode == 2, proc
+        assert chatd.alive()
+    assert "pid:" in chatd.ctl_ok("status")
+    bob.sync()  # neither noticed nor kicked: nothing was sent
+    assert not [line for line in bob.live if line.tag in ("NOTICE", "BYE", "TOPIC")], bob.live
