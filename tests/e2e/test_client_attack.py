@@ -474,3 +474,20 @@ def test_chatctl_a_line_end_in_an_argument_is_refused_not_a_second_command(chatd
     assert "pid:" in chatd.ctl_ok("status")
     bob.sync()  # neither noticed nor kicked: nothing was sent
     assert not [line for line in bob.live if line.tag in ("NOTICE", "BYE", "TOPIC")], bob.live
+
+
+def test_tty_a_bye_quit_never_asked_for_is_not_a_normal_end(terminals):
+    """BYE quit answers /quit; sent unasked, the session did not end as the user
+    wanted: status 5 (chat(1): the server ended the session), as in the plain
+    mode, not 0."""
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        c.sendall(b"BYE quit bye\n")
+        r.read()
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    assert term.wait_exit() == EXIT_LOST
+    server.join()
