@@ -491,3 +491,49 @@ def test_tty_a_bye_quit_never_asked_for_is_not_a_normal_end(terminals):
                      password="pw")
     assert term.wait_exit() == EXIT_LOST
     server.join()
+
+
+def test_tty_an_overlong_line_is_dropped_and_the_session_goes_on(terminals):
+    def play(s, c, r):
+        log_in(s, c, r)
+        c.sendall(b"MSG lobby 1 2026-11-21T09:30:00.000Z eve " + b"y" * (1 << 20) +
+                  b"\nMSG lobby 2 2026-11-21T09:30:00.000Z eve THE-END\n")
+        answer_until_quit(s, c, r)
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    term.wait_text("THE-END")
+    assert "longer than the protocol allows" in term.everything()
+    assert "yyyy" not in term.everything()
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+
+
+def test_tty_endless_data_does_not_hold_quit_up(terminals):
+    """Bytes without end and never a BYE: /quit still ends chat, after its wait for the BYE."""
+    def play(s, c, r):
+        log_in(s, c, r)
+        try:
+            while True:
+                c.sendall(b"z" * 65536)
+        except OSError:
+            pass
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    term.wait_text("longer than the protocol allows")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+
+
+def test_tty_a_server_that_never_speaks_is_given_up_within_the_timeout(terminals):
+    server = Scripted(silent)
+    term = terminals(["--name", "jo", "--timeout", "1", "127.0.0.1", str(server.port)],
+                     password="pw")
+    assert term.wait_exit(timeout=8) == EXIT_LOST
+    assert "no answer from the server" in term.everything()
+    server.join()
