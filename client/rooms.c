@@ -64,7 +64,7 @@ rooms_count(const struct rooms *r)
  * prompt shows it) or a completion.
  */
 static bool
-valid(const char *room)
+is_room_name(const char *room)
 {
 	room = rooms_bare(room);
 	return room_name_valid(room, strlen(room));
@@ -89,7 +89,7 @@ remember(struct rooms *r, const char *room)
 {
 	struct chat_room *entry;
 
-	if (!valid(room))
+	if (!is_room_name(room))
 		return NULL;
 	if (r->n >= ROOMS_KEPT_MAX) {
 		size_t i = 0;
@@ -146,7 +146,7 @@ rooms_login(struct rooms *r, const char *home)
 {
 	for (size_t i = 0; i < r->n; i++)
 		r->list[i].in = false;
-	snprintf(r->home, sizeof(r->home), "%s", valid(home) ? rooms_bare(home) : "");
+	snprintf(r->home, sizeof(r->home), "%s", is_room_name(home) ? rooms_bare(home) : "");
 	set_current(r, NULL);
 	return rooms_joined(r, home);
 }
@@ -207,7 +207,7 @@ rooms_switched(struct rooms *r, const char *room)
 int
 rooms_saw(struct rooms *r, const char *room)
 {
-	if (!valid(room))
+	if (!is_room_name(room))
 		return 0;
 	room = rooms_bare(room);
 	return wordset_add(&r->seen, room, strlen(room));
