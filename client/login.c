@@ -13,6 +13,7 @@
 
 #include "exitcode.h"
 #include "login.h"
+#include "names.h"
 #include "proto.h"
 #include "sanitize.h"
 
@@ -38,7 +39,9 @@ login_parse_token(const struct srv_line *ok, char token[65], int64_t *expiry_ms)
 	const char *text = srv_text(ok);
 	size_t n = strspn(text, "0123456789abcdef");
 
+	/* The expiry is read only if the line holds it: nothing past the line's end. */
 	if (ok->tag != SRV_OK || n != 64 || text[64] != ' ' ||
+	    strnlen(text + 65, TIME_RFC3339_LEN) != TIME_RFC3339_LEN ||
 	    !time_parse_ms(text + 65, TIME_RFC3339_LEN, expiry_ms) ||
 	    (text[65 + TIME_RFC3339_LEN] != ' ' && text[65 + TIME_RFC3339_LEN] != '\0'))
 		return false;
@@ -122,11 +125,24 @@ on_hello(struct login *l, const struct srv_line *line, struct conn *c)
 			    "the server cannot take the connection now");
 	if (line->tag != SRV_HELLO)
 		return unexpected(l, line);
-	if (srv_version_major(line->f[0]) != SRV_PROTOCOL_MAJOR)
-		return fail(l, CHAT_EXIT_LOST, NULL,
-			    "the server speaks protocol version %.20s; this chat speaks version "
-			    "%d (chatd 0.2.0 and later): use a chat of the server's version",
-			    line->f[0], SRV_PROTOCOL_MAJOR);
+	if (srv_version_major(line->f[0]) != SRV_PROTOCOL_MAJOR) {
+		struct strbuf version = { 0 };
+		enum login_event ev;
+
+		/* The server's word for its version: at most 20 bytes of it, sanitized. */
+		if (sanitize_append(&version, line->f[0], strnlen(line->f[0], 20)) < 0 ||
+		    version.buf == NULL) {
+			strbuf_free(&version);
+			return fail(l, CHAT_EXIT_LOST, NULL,
+				    "the server speaks another protocol version");
+		}
+		ev = fail(l, CHAT_EXIT_LOST, NULL,
+			  "the server speaks protocol version %s; this chat speaks version "
+			  "%d (chatd 0.2.0 and later): use a chat of the server's version",
+			  version.buf, SRV_PROTOCOL_MAJOR);
+		strbuf_free(&version);
+		return ev;
+	}
 	if (l->token != NULL) {
 		char resume[NAME_MAX_LEN + 80];
 		int n = snprintf(resume, sizeof(resume), "RESUME %s %s", l->name, l->token);
@@ -148,6 +164,25 @@ server_full(struct login *l, const struct srv_line *line)
 	return fail(l, CHAT_EXIT_CONNECT, line, "the server cannot take the connection now");
 }
 
+/*
+ * The WELCOME must name who we asked to be (the registered spelling may
+ * differ in case): anything else is a session nobody asked for, and its
+ * name would reach the prompt.  LOGIN_SHOW, or the failure.
+ */
+static enum login_event
+welcomed(struct login *l, const struct srv_line *line)
+{
+	const char *who = line->f[0];
+
+	if (!name_valid(who, strlen(who)) || name_cmp(who, l->name) != 0)
+		return fail(l, CHAT_EXIT_LOST, NULL,
+			    "the server broke the protocol: it welcomed another name than '%s'",
+			    l->name);
+	snprintf(l->user, sizeof(l->user), "%s", who);
+	l->state = LOGIN_AWAIT_OK;
+	return LOGIN_SHOW;
+}
+
 static enum login_event
 on_resume_reply(struct login *l, const struct srv_line *line, struct conn *c)
 {
@@ -160,10 +195,8 @@ on_resume_reply(struct login *l, const struct srv_line *line, struct conn *c)
 	}
 	if (line->tag != SRV_WELCOME)
 		return unexpected(l, line);
-	l->resumed = true;
-	snprintf(l->user, sizeof(l->user), "%s", line->f[0]);
-	l->state = LOGIN_AWAIT_OK;
-	return LOGIN_SHOW;
+	l->resumed = welcomed(l, line) == LOGIN_SHOW;
+	return l->resumed ? LOGIN_SHOW : LOGIN_ERROR;
 }
 
 static enum login_event
@@ -239,9 +272,7 @@ on_password_reply(struct login *l, const struct srv_line *line)
 	}
 	if (line->tag != SRV_WELCOME)
 		return unexpected(l, line);
-	snprintf(l->user, sizeof(l->user), "%s", line->f[0]);
-	l->state = LOGIN_AWAIT_OK;
-	return LOGIN_SHOW;
+	return welcomed(l, line);
 }
 
 static enum login_event

@@ -236,6 +236,14 @@ main(int argc, char **argv)
 	rc = parse_args(argc, argv, &o, &password_file, &ta);
 	if (rc != 0)
 		return rc < 0 ? CHAT_EXIT_USAGE : CHAT_EXIT_OK;
+	/* The name goes out as a protocol line: one with a line end would be two. */
+	if (o.name != NULL && !name_valid(o.name, strlen(o.name))) {
+		fprintf(stderr,
+			"chat: invalid name: 1 to %d letters, digits, '_', '.' or '-', starting "
+			"with a letter or digit\n",
+			NAME_MAX_LEN);
+		return CHAT_EXIT_LOGIN;
+	}
 	if (o.tls && (o.tls_ctx = tls_ctx_new(ta.ca_file, ta.pinned ? ta.pin : NULL, err,
 					      sizeof(err))) == NULL) {
 		fprintf(stderr, "chat: %s\n", err);

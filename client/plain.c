@@ -86,10 +86,26 @@ print_line(struct plain *p, const char *line, size_t len)
 	fflush(stdout);
 }
 
+/*
+ * "chat: what" on standard error; what may quote the server (a BYE reason,
+ * a room name it gave), so it is sanitized as a server line is.
+ */
+static void
+complain(const char *what)
+{
+	struct strbuf s = { 0 };
+
+	if (sanitize_append(&s, what, strlen(what)) == 0 && s.buf != NULL)
+		fprintf(stderr, "chat: %s\n", s.buf);
+	else
+		fprintf(stderr, "chat: out of memory\n");
+	strbuf_free(&s);
+}
+
 static int
 fail(int code, const char *what)
 {
-	fprintf(stderr, "chat: %s\n", what);
+	complain(what);
 	return code;
 }
 
@@ -277,7 +293,7 @@ read_input(struct plain *p)
 static int
 lost(struct plain *p, const char *what)
 {
-	fprintf(stderr, "chat: %s\n", what);
+	complain(what);
 	return p->o->reconnect && !(p->waiting && p->quitting) ? PLAIN_LOST : CHAT_EXIT_LOST;
 }
 
@@ -470,7 +486,7 @@ reconnect(struct plain *p, const char *host, const char *port)
 		case CONN_TLS_REFUSED: /* not a passing fault: the server is not the one trusted */
 			return fail(CHAT_EXIT_TLS, err);
 		default:
-			fprintf(stderr, "chat: %s\n", err);
+			complain(err);
 			continue;
 		}
 		if ((rc = log_in(p)) == 0) {

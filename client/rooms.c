@@ -58,12 +58,48 @@ rooms_count(const struct rooms *r)
 	return count;
 }
 
-/* An entry for room, not a member: the replay of a /join comes before its OK. */
+/*
+ * Whether room (its '#' allowed) is a room name chatd could have: any other
+ * bytes from the server never become a room of ours, the current room (the
+ * prompt shows it) or a completion.
+ */
+static bool
+is_room_name(const char *room)
+{
+	room = rooms_bare(room);
+	return room_name_valid(room, strlen(room));
+}
+
+/* Drops the entry at e from the list. */
+static void
+drop(struct rooms *r, struct chat_room *e)
+{
+	memmove(e, e + 1, (size_t)(r->list + r->n - e - 1) * sizeof(*e));
+	r->n--;
+}
+
+/*
+ * An entry for room, not a member: the replay of a /join comes before its
+ * OK.  At ROOMS_KEPT_MAX entries the oldest one we are not in is forgotten
+ * (its last id with it).  NULL for a name that is not valid, a list of
+ * rooms we are all in, or no memory.
+ */
 static struct chat_room *
 remember(struct rooms *r, const char *room)
 {
 	struct chat_room *entry;
 
+	if (!is_room_name(room))
+		return NULL;
+	if (r->n >= ROOMS_KEPT_MAX) {
+		size_t i = 0;
+
+		while (i < r->n && r->list[i].in)
+			i++;
+		if (i == r->n)
+			return NULL;
+		drop(r, &r->list[i]);
+	}
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 8;
 		struct chat_room *p = realloc(r->list, cap * sizeof(*p));
@@ -94,8 +130,7 @@ append(struct rooms *r, const char *room)
 
 	if (old != NULL) {
 		entry = *old;
-		memmove(old, old + 1, (size_t)(r->list + r->n - old - 1) * sizeof(*old));
-		r->n--;
+		drop(r, old);
 	}
 	if ((old = remember(r, room)) == NULL)
 		return -1;
@@ -111,7 +146,7 @@ rooms_login(struct rooms *r, const char *home)
 {
 	for (size_t i = 0; i < r->n; i++)
 		r->list[i].in = false;
-	snprintf(r->home, sizeof(r->home), "%s", rooms_bare(home));
+	snprintf(r->home, sizeof(r->home), "%s", is_room_name(home) ? rooms_bare(home) : "");
 	set_current(r, NULL);
 	return rooms_joined(r, home);
 }
@@ -148,8 +183,7 @@ rooms_left(struct rooms *r, const char *room)
 	bool was_current = r->current[0] && name_cmp(r->current, rooms_bare(room)) == 0;
 
 	if (old != NULL) {
-		memmove(old, old + 1, (size_t)(r->list + r->n - old - 1) * sizeof(*old));
-		r->n--;
+		drop(r, old);
 		r->changes++;
 	}
 	if (!was_current)
@@ -173,9 +207,9 @@ rooms_switched(struct rooms *r, const char *room)
 int
 rooms_saw(struct rooms *r, const char *room)
 {
-	room = rooms_bare(room);
-	if (strlen(room) > ROOM_NAME_MAX)
+	if (!is_room_name(room))
 		return 0;
+	room = rooms_bare(room);
 	return wordset_add(&r->seen, room, strlen(room));
 }
 

@@ -9,7 +9,9 @@
  * "OK - left ROOM", and a PART of our own name (kicked; deleted, which
  * puts us in the default room), after which the current room falls back as
  * the server's does.  So the client and the server agree on the current
- * room.  One thread (the caller's).
+ * room.  A name that is not a valid room name (names.h) is never taken, so
+ * a hostile server's bytes never reach the prompt or Tab completion.  One
+ * thread (the caller's).
  */
 #ifndef CHAT_ROOMS_H
 #define CHAT_ROOMS_H
@@ -22,6 +24,13 @@
 #include "srvline.h"
 #include "wordset.h"
 
+/*
+ * The rooms remembered at most: those we are in (chatd allows 1000 at most,
+ * max_rooms_per_user) and, for what is left, the last ones we were in or
+ * saw messages from.  A server naming ever new rooms costs a bounded list.
+ */
+#define ROOMS_KEPT_MAX 2048
+
 struct chat_room {
 	char name[ROOM_NAME_MAX + 1]; /* the spelling the server gave */
 	int64_t last_id;              /* the highest message id shown from it */
@@ -29,7 +38,7 @@ struct chat_room {
 };
 
 struct rooms {
-	struct chat_room *list; /* in the order joined */
+	struct chat_room *list; /* in the order joined, ROOMS_KEPT_MAX at most */
 	size_t n, cap;
 	char current[ROOM_NAME_MAX + 1]; /* "" for none */
 	char home[ROOM_NAME_MAX + 1];    /* the default room, "" until logged in */

@@ -246,10 +246,12 @@ open_connection(struct tty *t, int timeout_ms, char *err, size_t errsz)
 	return CHAT_EXIT_USAGE;
 }
 
+/* Only valid names: what Tab inserts and lists comes from the server. */
 static void
 note_person(struct tty *t, const char *who, size_t len)
 {
-	if (len != strlen(t->r.self) || strncasecmp(who, t->r.self, len) != 0)
+	if (name_valid(who, len) &&
+	    (len != strlen(t->r.self) || strncasecmp(who, t->r.self, len) != 0))
 		wordset_add(&t->people, who, len);
 }
 
@@ -702,12 +704,15 @@ on_bye(struct tty *t, const struct srv_line *sl)
 	const char *reason = sl->f[0];
 
 	render_line(&t->r, &t->screen, sl);
-	if (strcmp(reason, "quit") == 0 || t->quitting) {
+	if (t->quitting) {
 		conn_close(&t->conn);
 		finish(t, CHAT_EXIT_OK);
 	} else if (strcmp(reason, "replaced") == 0 || strcmp(reason, "kicked") == 0 ||
-		   strcmp(reason, "refused") == 0) {
-		/* Reconnecting would only take the session back from whoever took it. */
+		   strcmp(reason, "refused") == 0 || strcmp(reason, "quit") == 0) {
+		/*
+		 * Reconnecting would only take the session back from whoever took it;
+		 * "quit" answers a /quit, so one sent unasked is no normal end either.
+		 */
 		render_error(&t->r, &t->screen, "%s",
 			     strcmp(reason, "replaced") == 0
 				     ? "logged in elsewhere: this session is closed"

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,20 @@ find_socket(struct ctl_options *o)
 }
 
 /*
+ * Whether typed holds a control character (a tab is a space): the request
+ * is one line, and a line end in an argument (a notice, a kick reason)
+ * would make what follows it a command of its own.
+ */
+static bool
+has_control(const char *typed)
+{
+	for (const unsigned char *p = (const unsigned char *)typed; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return true;
+	return false;
+}
+
+/*
  * The request line for what was typed, canonical words first; reads the
  * password for "user add" and "user passwd".  CTL_OK or CTL_USAGE.
  */
@@ -101,6 +116,11 @@ build_request(char *typed, char *out, size_t outlen)
 	char err[256], password[CTL_PASSWORD_MAX], prompt[96];
 	int n;
 
+	if (has_control(typed)) {
+		fprintf(stderr, "chatctl: a control character (a line end?) in the command; "
+				"nothing was sent\n");
+		return CTL_USAGE;
+	}
 	if (admin_parse(typed, ADMIN_PARSE_NO_SECRET | ADMIN_PARSE_ALIASES, &req, err,
 			sizeof(err)) != 0) {
 		fprintf(stderr, "chatctl: %s\n", err);

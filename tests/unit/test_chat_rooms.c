@@ -178,6 +178,54 @@ test_rooms_follow_the_replies(void **state)
 	rooms_free(&r);
 }
 
+/* Bytes a hostile server calls a room never become one: the prompt shows the current room. */
+static void
+test_a_name_that_is_no_room_name_is_never_taken(void **state)
+{
+	struct rooms r = { 0 };
+
+	assert_int_equal(rooms_login(&r, "lobby"), 0);
+	follow(&r, "OK - joined r\033]0;pwned\007");
+	follow(&r, "JOIN r\302\233x 2026-12-02T09:30:00.000Z alice joined");
+	follow(&r, "ROOM \342\200\256evil 1 ");
+	follow(&r, "OK - joined abcdefghijklmnopqrstuvwxyz0123456789");
+	assert_current(&r, "lobby");
+	assert_int_equal(rooms_count(&r), 1);
+	assert_true(rooms_note_id(&r, "r\033[2J", 5));
+	assert_int_equal(rooms_last_id(&r, "r\033[2J"), 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.seen.n, 1); /* lobby */
+	rooms_free(&r);
+	assert_int_equal(rooms_login(&r, "r\033]0;x"), -1);
+	assert_null(rooms_current(&r));
+	rooms_free(&r);
+}
+
+/* Ever new rooms from the server: the record stays bounded, the rooms we are in stay. */
+static void
+test_ever_new_rooms_keep_the_record_bounded(void **state)
+{
+	struct rooms r = { 0 };
+	char room[32];
+
+	assert_int_equal(rooms_login(&r, "lobby"), 0);
+	follow(&r, "OK - joined dev");
+	assert_true(rooms_note_id(&r, "dev", 7));
+	for (int i = 0; i < 3 * ROOMS_KEPT_MAX; i++) {
+		snprintf(room, sizeof(room), "r%d", i);
+		assert_true(rooms_note_id(&r, room, i + 1));
+		assert_true(r.n <= ROOMS_KEPT_MAX);
+	}
+	assert_int_equal(r.n, ROOMS_KEPT_MAX);
+	assert_int_equal(rooms_count(&r), 2);
+	assert_int_equal(rooms_last_id(&r, "dev"), 7);
+	assert_int_equal(rooms_last_id(&r, "r0"), 0); /* the oldest forgotten */
+	snprintf(room, sizeof(room), "r%d", 3 * ROOMS_KEPT_MAX - 1);
+	assert_false(rooms_note_id(&r, room, 1)); /* the newest kept */
+	assert_current(&r, "dev");
+	rooms_free(&r);
+}
+
 static void
 test_leaving_the_current_room_falls_back_as_the_server_does(void **state)
 {
@@ -384,6 +432,8 @@ main(void)
 		cmocka_unit_test(test_too_few_fields_break_the_protocol),
 		cmocka_unit_test(test_hello_version),
 		cmocka_unit_test(test_rooms_follow_the_replies),
+		cmocka_unit_test(test_a_name_that_is_no_room_name_is_never_taken),
+		cmocka_unit_test(test_ever_new_rooms_keep_the_record_bounded),
 		cmocka_unit_test(test_leaving_the_current_room_falls_back_as_the_server_does),
 		cmocka_unit_test(test_a_new_login_keeps_the_ids_shown),
 		cmocka_unit_test(test_completion),

@@ -1,0 +1,539 @@
+"""
+test_client_attack.py - chat against a hostile or broken server: a scripted
+stand-in for chatd on 127.0.0.1 speaks just enough of the protocol, then
+misbehaves (escape sequences in the fields the server controls, lines
+without an end, silence, answers never asked for).  chat must not crash,
+must not wait without a bound, must keep the server's bytes off the
+terminal and its standard error, and must exit with the status chat(1)
+documents.
+"""
+
+import os
+import socket
+import subprocess
+import threading
+import time
+
+from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED, run_plain,
+                        scaled)
+from conftest import CHATCTL_BIN
+
+# An OSC title, a clear screen, a C1 CSI, a bidi override and a stray byte: none
+# may reach the terminal (chat(1), TEXT FROM THE NETWORK).
+EVIL = "\x1b]0;pwned\x07\x1b[2J\x9b31m\u202e".encode() + b"\xff"
+FORBIDDEN = (b"\x1b]", b"\x07", b"\x1b[2J", b"\xc2\x9b", "\u202e".encode(), b"\xff")
+
+
+def assert_clean(data, where):
+    """No byte sequence of EVIL in data (bytes or str)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    for bad in FORBIDDEN:
+        assert bad not in data, f"{bad!r} reached {where}: {data[-2000:]!r}"
+
+
+class Scripted:
+    """One connection: play(conn, reader) runs it, from the accept on."""
+
+    def __init__(self, play):
+        self.play = play
+        self.received = []
+        self.error = None
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            self.listener.settimeout(scaled(20))
+            conn, _ = self.listener.accept()
+            with conn, conn.makefile("rb") as reader:
+                conn.settimeout(scaled(20))
+                self.play(self, conn, reader)
+        except OSError as e:
+            self.error = e
+        finally:
+            self.listener.close()
+
+    def join(self):
+        self.thread.join(scaled(20))
+        assert not self.thread.is_alive()
+
+
+def log_in(server, conn, reader, welcome=None, room=b"lobby", hello=b"HELLO 2 chatd/0.2.0 x\n"):
+    """The login, with the server's choice of WELCOME name and default room."""
+    conn.sendall(hello)
+    name = reader.readline().decode().strip()
+    conn.sendall(f"PASS known {name} password\n".encode())
+    server.received.append(reader.readline())
+    who = welcome if welcome is not None else name.encode()
+    conn.sendall(b"WELCOME " + who + b" registered\nUSERS " + room + b" 1 1 1 " + who +
+                 b"\nOK - logged in\n")
+    return name
+
+
+def answer_until_quit(server, conn, reader, reply=b"OK - fine\n"):
+    for line in reader:
+        server.received.append(line)
+        if line.startswith(b"/quit"):
+            conn.sendall(b"BYE quit bye\n")
+            return
+        conn.sendall(reply)
+
+
+def plain(server, input_text="", args=()):
+    return run_plain(["--name", "lee", *args, "127.0.0.1", str(server.port)], input_text,
+                     password="pw")
+
+
+# --- plain mode: what reaches standard output and standard error ---------------
+
+
+def test_plain_a_protocol_version_with_escapes_is_not_echoed_raw():
+    """The HELLO's version field is quoted in the refusal: sanitized like the rest."""
+    server = Scripted(lambda s, c, r: (c.sendall(b"HELLO 9" + EVIL + b" x\n"), r.readline()))
+    res = plain(server)
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "speaks protocol version" in res.err
+    assert_clean(res.err, "standard error")
+
+
+def test_plain_a_bye_reason_with_escapes_is_not_echoed_raw():
+    def play(s, c, r):
+        log_in(s, c, r)
+        r.readline()
+        c.sendall(b"BYE " + EVIL + b" goodbye\n")
+
+    server = Scripted(play)
+    res = plain(server, "hello\n")
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "the server ended the session" in res.err
+    assert_clean(res.out, "standard output")
+    assert_clean(res.err, "standard error")
+
+
+def silent(server, conn, reader):
+    """Accepts and never speaks; returns when the client goes."""
+    reader.read()
+
+
+def test_plain_a_server_that_never_speaks_is_given_up_within_the_timeout():
+    server = Scripted(silent)
+    start = time.monotonic()
+    res = plain(server, "hi\n", args=("--timeout", "1"))
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "no answer from the server during login" in res.err
+    assert time.monotonic() - start < scaled(8)
+
+
+def test_plain_a_silent_tls_port_is_a_failed_connection_within_the_timeout():
+    """A server that accepts and never answers the ClientHello: the handshake's
+    own deadline, status 3 (chat(1): a handshake that fails is a failed
+    connection), and no password went out."""
+    server = Scripted(silent)
+    start = time.monotonic()
+    res = plain(server, "hi\n", args=("--timeout", "1", "--tls"))
+    server.join()
+    assert res.rc == EXIT_CONNECT, res
+    assert "TLS handshake timed out" in res.err, res
+    assert time.monotonic() - start < scaled(8)
+
+
+def test_plain_endless_data_without_a_newline_ends_the_session():
+    """1 MiB and more with no LF: the line is over the protocol's length at once."""
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        try:
+            for _ in range(64):
+                c.sendall(b"x" * 65536)
+        except OSError:
+            pass  # chat hung up, as it should
+
+    server = Scripted(play)
+    res = plain(server)
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "longer than the protocol allows" in res.err
+
+
+def test_plain_a_close_in_the_middle_of_a_line_prints_no_half_line():
+    def play(s, c, r):
+        log_in(s, c, r)
+        r.readline()
+        c.sendall(b"MSG lobby 7 2026-11-21T09:30:00.000Z eve half a li")
+
+    server = Scripted(play)
+    res = plain(server, "hello\n")
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "the server closed the connection" in res.err
+    assert "half a li" not in res.out
+
+
+def test_plain_a_name_with_a_line_end_is_refused_before_anything_is_sent():
+    """--name goes out as a protocol line: "lee\\nhunter2" would log in with
+    hunter2 for a password, and the real password would then go out as a
+    message to the room.  chat refuses an invalid name itself (status 4)."""
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        answer_until_quit(s, c, r)
+
+    server = Scripted(play)
+    res = run_plain(["--name", "lee\nhunter2", "127.0.0.1", str(server.port)], "",
+                    password="secret-pw")
+    if server.thread.is_alive():  # nothing connected: end the stand-in's wait
+        socket.create_connection(("127.0.0.1", server.port)).close()
+    server.join()
+    assert res.rc == EXIT_LOGIN, res
+    assert "invalid name" in res.err
+    assert b"secret-pw\n" not in server.received, server.received
+
+
+# --- terminal mode: what reaches the terminal -----------------------------------
+
+EVIL_ROOM = b"r\x1b]0;pwned\x07\x1b[2J\xc2\x9b31m\xe2\x80\xae"
+
+
+def test_tty_a_room_name_with_escapes_never_reaches_the_prompt(terminals):
+    """The prompt shows the current room: the login's default room, a room
+    joined, a JOIN of our own name; none of them may carry the server's
+    escapes to the terminal through readline."""
+
+    def play(s, c, r):
+        log_in(s, c, r, room=EVIL_ROOM)
+        c.sendall(b"JOIN " + EVIL_ROOM + b"x 2026-11-21T09:30:00.000Z jo joined\n")
+        for line in r:
+            s.received.append(line)
+            if line.startswith(b"/quit"):
+                c.sendall(b"BYE quit bye\n")
+                return
+            c.sendall(b"OK - joined " + EVIL_ROOM + b"y\n")
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    term.wait_text("logged in")
+    term.line("/join other")
+    term.wait_text("joined")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+    assert_clean(term.raw(), "the terminal")
+
+
+def test_tty_a_welcome_of_another_name_is_refused_and_never_reaches_the_prompt(terminals):
+    """The WELCOME names who we are logged in as (the prompt shows it): a name
+    that is not the one sent (here with escapes) is a broken protocol, not
+    a session under a name nobody asked for."""
+    server = Scripted(lambda s, c, r: (log_in(s, c, r, welcome=b"jo" + EVIL),
+                                       answer_until_quit(s, c, r)))
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    assert term.wait_exit() == EXIT_LOST
+    server.join()
+    assert "welcomed another name than 'jo'" in term.everything()
+    assert_clean(term.raw(), "the terminal")
+
+
+def test_tty_completion_candidates_with_escapes_never_reach_the_terminal(terminals):
+    """Tab lists the rooms and the users the server named: the list is printed."""
+    script = (b"ROOM a" + EVIL + b" 1 \nROOM a" + EVIL + b"2 1 \n"
+              b"USERS lobby 3 1 1 jo b" + EVIL + b" b" + EVIL + b"2\n")
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        c.sendall(script)
+        answer_until_quit(s, c, r)
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    term.wait_text("logged in")
+    term.type("/join a")
+    term.keys("Tab", "Tab")
+    term.keys("C-u")
+    term.type("/msg b")
+    term.keys("Tab", "Tab")
+    term.keys("C-u")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+    # Readline rings the bell for an ambiguous completion: that BEL is chat's own.
+    assert_clean(term.raw().replace(b"\x07", b""), "the terminal")
+
+
+# --- chatctl against a fake admin socket ----------------------------------------
+
+
+class FakeAdmin:
+    """A Unix socket that plays one connection: play(conn, request_line)."""
+
+    def __init__(self, directory, play):
+        self.path = str(directory / "admin.sock")
+        self.play = play
+        self.requests = []
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.path)
+        self.listener.listen(1)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            self.listener.settimeout(scaled(20))
+            conn, _ = self.listener.accept()
+            with conn, conn.makefile("rb") as reader:
+                conn.settimeout(scaled(20))
+                request = reader.readline()
+                self.requests.append(request)
+                self.play(conn, request)
+        except OSError:
+            pass
+        finally:
+            self.listener.close()
+
+    def join(self):
+        self.thread.join(scaled(20))
+        assert not self.thread.is_alive()
+
+
+def chatctl(path, *args, timeout=20.0, input_text=None):
+    return subprocess.run([CHATCTL_BIN, "-s", path, *args], capture_output=True,
+                          timeout=scaled(timeout),
+                          input=input_text.encode() if input_text is not None else None)
+
+
+def test_chatctl_escapes_in_every_reply_line_are_shown_escaped(tmp_path):
+    """A user list or log line, the OK summary and an ERR text: what could steer
+    the admin's terminal is escaped (\\xNN), whichever line carries it."""
+    for reply, rc in ((b"- bob" + EVIL + b"\n- " + EVIL + b"\nOK 2 users\n", 0),
+                      (b"OK " + EVIL + b"\n", 0),
+                      (b"ERR 404 no user " + EVIL + b"\n", 1),
+                      (EVIL + b"\n", 3)):
+        admin = FakeAdmin(tmp_path, lambda conn, req, reply=reply: conn.sendall(reply))
+        proc = chatctl(admin.path, "users")
+        admin.join()
+        assert proc.returncode == rc, (reply, proc)
+        assert_clean(proc.stdout + proc.stderr, "chatctl's output")
+        assert b"\\x1b]0;pwned\\x07" in proc.stdout + proc.stderr, proc
+        os.unlink(admin.path)
+
+
+def test_chatctl_a_silent_socket_is_given_up_within_the_timeout(tmp_path):
+    admin = FakeAdmin(tmp_path, lambda conn, req: conn.recv(1))
+    start = time.monotonic()
+    proc = chatctl(admin.path, "-t", "1", "status")
+    assert proc.returncode == 3, proc
+    assert time.monotonic() - start < scaled(8)
+    assert b"no answer from chatd within 1 s" in proc.stderr
+    admin.join()
+
+
+def test_chatctl_a_reply_cut_short_is_unreachable_not_success(tmp_path):
+    admin = FakeAdmin(tmp_path, lambda conn, req: conn.sendall(b"- half a list\n- bo"))
+    proc = chatctl(admin.path, "users")
+    admin.join()
+    assert proc.returncode == 3, proc
+    assert b"chatd closed the connection" in proc.stderr
+
+
+def test_chatctl_an_overlong_line_is_cut_and_the_reply_goes_on(tmp_path):
+    reply = b"- " + b"x" * (1 << 20) + b"\n- after\nOK\n"
+    admin = FakeAdmin(tmp_path, lambda conn, req: conn.sendall(reply))
+    proc = chatctl(admin.path, "users")
+    admin.join()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"after\n"
+    assert b"longer than" in proc.stderr
+
+
+
+def test_tty_messages_from_ever_new_rooms_keep_costing_the_same(terminals):
+    """chat remembers the last message id shown from each room (for the
+    replays after a reconnect); a server naming ever new rooms must not make
+    that record, and the time each line takes, grow without a bound."""
+    rooms = 150000
+    flood = b"".join(b"MSG r%d %d 2026-11-21T09:30:00.000Z eve x\n" % (i, i + 1)
+                     for i in range(rooms))
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        c.sendall(flood + b"MSG lobby %d 2026-11-21T09:30:00.000Z eve THE-END\n" % (rooms + 1))
+        answer_until_quit(s, c, r)
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw", height=5)
+    term.wait_text("logged in")
+    # About 2 s once bounded; over a minute when each line searched every room seen.
+    term.wait_text("THE-END", timeout=20)
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+
+
+def test_chatctl_log_show_and_users_keep_what_users_chose_off_the_terminal(chatd):
+    """Names, rooms, topics and lines a user crafted with escapes (all refused by
+    chatd): nothing of them reaches the admin's terminal through chatctl."""
+    evil = "\x1b]0;pwned\x07\x1b[2J\x9b31m\u202e".encode() + b"\xff"
+    probe = chatd.connect("probe")
+    probe.expect_hello()
+    probe.send_raw(b"mal" + evil + b"\n")
+    probe.expect("ERR")
+    probe.send_raw(b"mallory\n")
+    probe.expect("PASS")
+    probe.send_raw(b"pw-" + evil + b"\n")
+    probe.close()
+    mal = chatd.login("mallory2")
+    for line in (b"/join r" + evil, b"/topic lobby " + evil, b"/msg bob" + evil + b" hi",
+                 b"/who " + evil, evil, b"/" + evil):
+        mal.send_raw(line + b"\n")
+        mal.collect_reply()
+    for args in (("log", "show", "200"), ("users",), ("room", "list"), ("user", "list")):
+        proc = subprocess.run([CHATCTL_BIN, "-s", str(chatd.admin_socket), *args],
+                              capture_output=True, timeout=scaled(20))
+        assert proc.returncode == 0, proc
+        assert_clean(proc.stdout + proc.stderr, f"chatctl {' '.join(args)}")
+
+
+ALL_FIELDS = (
+    b"HIST lobby 1 2026-11-21T09:30:00.000Z eve" + EVIL + b" old " + EVIL + b"\n"
+    b"MSG lobby 2 2026-11-21T09:30:00.000Z eve" + EVIL + b" new " + EVIL + b"\n"
+    b"PRIV 2026-11-21T09:30:00.000Z eve" + EVIL + b" jo psst " + EVIL + b"\n"
+    b"JOIN lobby 2026-11-21T09:30:00.000Z eve" + EVIL + b" joined " + EVIL + b"\n"
+    b"PART lobby 2026-11-21T09:30:00.000Z eve" + EVIL + b" kicked" + EVIL + b" " + EVIL + b"\n"
+    b"NOTICE * 2026-11-21T09:30:00.000Z " + EVIL + b"\n"
+    b"TOPIC lobby 2026-11-21T09:30:00.000Z eve" + EVIL + b" " + EVIL + b"\n"
+    b"TOPIC lobby x" + EVIL + b" eve " + EVIL + b"\n"
+    b"ROOM lobby 3" + EVIL + b" " + EVIL + b"\n"
+    b"USERS lobby 3" + EVIL + b" 2" + EVIL + b" 9" + EVIL + b" a b" + EVIL + b"\n"
+    b"PONG " + EVIL + b"\n"
+    b"HELP " + EVIL + b"\n"
+    b"OK - " + EVIL + b"\n"
+    b"ERR 400" + EVIL + b" " + EVIL + b"\n"
+    b"BOGUS " + EVIL + b"\n"
+    b"MSG lobby 3 2026-11-21T09:30:00.000Z eve THE-END\n")
+
+
+def test_tty_escapes_in_every_field_of_every_line_never_reach_the_terminal(terminals):
+    """Every tag with the server's escapes in each of its fields, colours on."""
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        c.sendall(ALL_FIELDS)
+        answer_until_quit(s, c, r)
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "always", "127.0.0.1", str(server.port)],
+                     password="pw")
+    term.wait_text("THE-END")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+    assert_clean(term.raw(), "the terminal")
+
+
+def test_plain_escapes_in_every_field_of_every_line_never_reach_the_output():
+    # No OK or ERR but the reply to the line sent: plain mode takes each for the reply.
+    lines = [line for line in ALL_FIELDS.splitlines(keepends=True)
+             if not line.startswith((b"OK", b"ERR", b"BOGUS"))]
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        c.sendall(b"".join(lines))
+        answer_until_quit(s, c, r, reply=b"ERR 400" + EVIL + b" " + EVIL + b"\n")
+
+    server = Scripted(play)
+    res = plain(server, "hi\n")
+    server.join()
+    assert res.rc == EXIT_REFUSED, res
+    assert "THE-END" in res.out
+    assert_clean(res.out, "standard output")
+    assert_clean(res.err, "standard error")
+
+
+def test_chatctl_a_line_end_in_an_argument_is_refused_not_a_second_command(chatd):
+    """chatctl joins its arguments into one request line: a TEXT holding a line
+    end (a notice, a kick reason, a topic, pasted or from a script) must not
+    become a second command, here "stop"."""
+    bob = chatd.login("bob")
+    for args in (("notice", "hello\nstop"), ("kick", "bob", "bye\r\nstop"),
+                 ("room", "topic", "lobby", "news\nstop")):
+        proc = subprocess.run([CHATCTL_BIN, "-s", str(chatd.admin_socket), *args],
+                              capture_output=True, timeout=scaled(20))
+        assert proc.returncode == 2, proc
+        assert chatd.alive()
+    assert "pid:" in chatd.ctl_ok("status")
+    bob.sync()  # neither noticed nor kicked: nothing was sent
+    assert not [line for line in bob.live if line.tag in ("NOTICE", "BYE", "TOPIC")], bob.live
+
+
+def test_tty_a_bye_quit_never_asked_for_is_not_a_normal_end(terminals):
+    """BYE quit answers /quit; sent unasked, the session did not end as the user
+    wanted: status 5 (chat(1): the server ended the session), as in the plain
+    mode, not 0."""
+
+    def play(s, c, r):
+        log_in(s, c, r)
+        c.sendall(b"BYE quit bye\n")
+        r.read()
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    assert term.wait_exit() == EXIT_LOST
+    server.join()
+
+
+def test_tty_an_overlong_line_is_dropped_and_the_session_goes_on(terminals):
+    def play(s, c, r):
+        log_in(s, c, r)
+        c.sendall(b"MSG lobby 1 2026-11-21T09:30:00.000Z eve " + b"y" * (1 << 20) +
+                  b"\nMSG lobby 2 2026-11-21T09:30:00.000Z eve THE-END\n")
+        answer_until_quit(s, c, r)
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    term.wait_text("THE-END")
+    assert "longer than the protocol allows" in term.everything()
+    assert "yyyy" not in term.everything()
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+
+
+def test_tty_endless_data_does_not_hold_quit_up(terminals):
+    """Bytes without end and never a BYE: /quit still ends chat, after its wait for the BYE."""
+    def play(s, c, r):
+        log_in(s, c, r)
+        try:
+            while True:
+                c.sendall(b"z" * 65536)
+        except OSError:
+            pass
+
+    server = Scripted(play)
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw")
+    term.wait_text("longer than the protocol allows")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+
+
+def test_tty_a_server_that_never_speaks_is_given_up_within_the_timeout(terminals):
+    server = Scripted(silent)
+    term = terminals(["--name", "jo", "--timeout", "1", "127.0.0.1", str(server.port)],
+                     password="pw")
+    assert term.wait_exit(timeout=8) == EXIT_LOST
+    assert "no answer from the server" in term.everything()
+    server.join()
