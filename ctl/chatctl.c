@@ -7,7 +7,9 @@
  * What people type is checked against the command table chatd itself uses
  * (common/admin_proto.c) before anything is sent, so a typo is a usage
  * error (exit 2) even with no daemon running; the request sent is always
- * the canonical spelling ("clear-log" goes out as "log clear").
+ * the canonical spelling ("clear-log" goes out as "log clear").  Nothing
+ * is sent on a connection until its listener's uid is one chatctl trusts
+ * (ctl_connect, ctl_trust.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +22,7 @@
 #include "admin_proto.h"
 #include "config.h"
 #include "ctl_conn.h"
+#include "ctl_trust.h"
 #include "secret.h"
 #include "version.h"
 
@@ -32,7 +35,8 @@ struct ctl_options {
 	const char *socket;
 	const char *config;
 	int timeout_ms;
-	char *socket_owned; /* from a config file */
+	char *socket_owned;     /* from a config file */
+	struct ctl_trust trust; /* who may serve the socket */
 };
 
 static void
@@ -41,7 +45,8 @@ usage(FILE *out)
 	fprintf(out,
 		"usage: chatctl [-s SOCKET] [-c CONFIG] [-t SECONDS] [COMMAND [ARGS]]\n"
 		"  -s, --socket SOCKET   chatd's admin socket\n"
-		"  -c, --config CONFIG   take the socket from this chatd configuration\n"
+		"  -c, --config CONFIG   take the socket and chatd's user from this chatd\n"
+		"                        configuration\n"
 		"                        (default %s, else %s)\n"
 		"  -t, --timeout SECONDS give up on an unanswered step after this (default %d)\n"
 		"  -h, --help            this text\n"
@@ -59,30 +64,38 @@ usage(FILE *out)
 	}
 	fprintf(out,
 		"\nExit status: 0 done, 1 chatd refused the command (ERR), 2 usage error,\n"
-		"3 cannot reach chatd (not running, permission denied, ERR 403, no answer).\n");
+		"3 cannot reach chatd (not running, permission denied, ERR 403, no answer,\n"
+		"  the socket served by a user other than root, yours or chatd's: nothing sent).\n");
 }
 
-/* The socket: -s, else the configuration's admin_socket, else the packaged place. */
+/*
+ * Reads the configuration: -c CONFIG, else /etc/chatd/chatd.conf when it is
+ * readable, even when -s names the socket.  The socket is -s, else the
+ * configuration's admin_socket, else the packaged place; whom chatctl
+ * trusts to serve it is root, its own user and the configuration's `user`.
+ */
 static int
-find_socket(struct ctl_options *o)
+read_config(struct ctl_options *o)
 {
 	struct settings s;
 	char err[1024];
 	const char *config = o->config;
 
-	if (o->socket != NULL)
-		return CTL_OK;
 	if (config == NULL && access(CONFIG_DEFAULT_FILE, R_OK) == 0)
 		config = CONFIG_DEFAULT_FILE;
 	if (config == NULL) {
-		o->socket = CTL_DEFAULT_SOCKET;
+		ctl_trust_init(&o->trust, NULL, NULL);
+		if (o->socket == NULL)
+			o->socket = CTL_DEFAULT_SOCKET;
 		return CTL_OK;
 	}
 	if (settings_load(config, &s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chatctl: %s\n", err);
 		return CTL_USAGE;
 	}
-	o->socket = o->socket_owned = strdup(s.admin_socket);
+	ctl_trust_init(&o->trust, s.user, config);
+	if (o->socket == NULL)
+		o->socket = o->socket_owned = strdup(s.admin_socket);
 	settings_free(&s);
 	if (o->socket == NULL) {
 		fprintf(stderr, "chatctl: out of memory\n");
@@ -162,7 +175,7 @@ run_one(struct ctl_conn *conn, const struct ctl_options *o, char *typed)
 	/* chatd closes an idle connection; the prompt may have waited long. */
 	if (ctl_closed(conn)) {
 		ctl_close(conn);
-		if ((rc = ctl_connect(conn, o->socket, o->timeout_ms)) != CTL_OK)
+		if ((rc = ctl_connect(conn, o->socket, &o->trust, o->timeout_ms)) != CTL_OK)
 			return rc;
 	}
 	rc = ctl_request(conn, request);
@@ -180,7 +193,7 @@ run_console(const struct ctl_options *o)
 	size_t cap = 0;
 	int worst = CTL_OK, rc;
 
-	if ((rc = ctl_connect(&conn, o->socket, o->timeout_ms)) != CTL_OK)
+	if ((rc = ctl_connect(&conn, o->socket, &o->trust, o->timeout_ms)) != CTL_OK)
 		return rc;
 	for (;;) {
 		if (tty) {
@@ -241,7 +254,7 @@ run_command(const struct ctl_options *o, char **argv, int argc)
 	free(typed);
 	if (rc != CTL_OK)
 		return rc;
-	if ((rc = ctl_connect(&conn, o->socket, o->timeout_ms)) == CTL_OK) {
+	if ((rc = ctl_connect(&conn, o->socket, &o->trust, o->timeout_ms)) == CTL_OK) {
 		rc = ctl_request(&conn, request);
 		ctl_close(&conn);
 	}
@@ -303,7 +316,7 @@ main(int argc, char **argv)
 			return CTL_USAGE;
 		}
 	}
-	if ((rc = find_socket(&o)) != CTL_OK)
+	if ((rc = read_config(&o)) != CTL_OK)
 		return rc;
 	if (optind < argc)
 		rc = run_command(&o, argv + optind, argc - optind);

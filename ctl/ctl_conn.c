@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,8 +61,47 @@ wait_for(const struct ctl_conn *c, short events)
 	return n > 0;
 }
 
+/*
+ * Whether the listener on c may hear a command: its uid (SO_PEERCRED)
+ * trusted by c->trust.  CTL_OK, or CTL_UNREACHABLE with the reason on
+ * stderr.  Called before anything is written to c.
+ */
+static int
+check_listener(const struct ctl_conn *c)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	const struct passwd *pw;
+	char trusted[1024];
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred)) {
+		fprintf(stderr,
+			"chatctl: refusing %s: cannot tell who serves it (SO_PEERCRED: %s); "
+			"nothing was sent\n",
+			c->path, strerror(errno));
+		return CTL_UNREACHABLE;
+	}
+	if (ctl_uid_trusted(cred.uid, c->trust->own, c->trust->user))
+		return CTL_OK;
+	if (cred.uid == CTL_NO_UID) {
+		fprintf(stderr,
+			"chatctl: refusing %s: the kernel does not say who serves it; "
+			"nothing was sent\n",
+			c->path);
+		return CTL_UNREACHABLE;
+	}
+	ctl_trust_describe(c->trust, trusted, sizeof(trusted));
+	pw = getpwuid(cred.uid);
+	fprintf(stderr,
+		"chatctl: refusing %s: it is served by uid %u (%s), pid %ld, not by %s; "
+		"nothing was sent\n",
+		c->path, (unsigned)cred.uid, pw != NULL ? pw->pw_name : "no user name",
+		(long)cred.pid, trusted);
+	return CTL_UNREACHABLE;
+}
+
 int
-ctl_connect(struct ctl_conn *c, const char *path, int timeout_ms)
+ctl_connect(struct ctl_conn *c, const char *path, const struct ctl_trust *trust, int timeout_ms)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int err = 0;
@@ -69,6 +109,7 @@ ctl_connect(struct ctl_conn *c, const char *path, int timeout_ms)
 
 	c->path = path;
 	c->timeout_ms = timeout_ms;
+	c->trust = trust;
 	c->fd = -1;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		fprintf(stderr, "chatctl: socket path too long: %s\n", path);
@@ -91,7 +132,9 @@ ctl_connect(struct ctl_conn *c, const char *path, int timeout_ms)
 		ctl_close(c);
 		return unreachable(path, err);
 	}
-	return CTL_OK;
+	if ((err = check_listener(c)) != CTL_OK)
+		ctl_close(c);
+	return err;
 }
 
 void
