@@ -119,16 +119,19 @@ has_control(const char *typed)
 }
 
 /*
- * The request line for what was typed, canonical words first; reads the
- * password for "user add" and "user passwd".  CTL_OK or CTL_USAGE.
+ * The request line for what was typed, canonical words first, into out;
+ * for "user add" and "user passwd" the user's name goes to secret_for
+ * (else it is left empty), whose password add_secret() appends once
+ * chatctl is connected to a chatd it trusts.  CTL_OK or CTL_USAGE.
  */
 static int
-build_request(char *typed, char *out, size_t outlen)
+build_request(char *typed, char *out, size_t outlen, char *secret_for, size_t secret_for_len)
 {
 	struct admin_request req;
-	char err[256], password[CTL_PASSWORD_MAX], prompt[96];
+	char err[256];
 	int n;
 
+	secret_for[0] = '\0';
 	if (has_control(typed)) {
 		fprintf(stderr, "chatctl: a control character (a line end?) in the command; "
 				"nothing was sent\n");
@@ -150,14 +153,36 @@ build_request(char *typed, char *out, size_t outlen)
 		n += snprintf(out + n, outlen - (size_t)n, " --force");
 	if (req.text != NULL)
 		n += snprintf(out + n, outlen - (size_t)n, " %s", req.text);
-	if (req.cmd->args == ARGS_NAME_SECRET) {
-		snprintf(prompt, sizeof(prompt), "Password for %s: ", req.name);
-		if (secret_read(prompt, true, password, sizeof(password)) < 0)
-			return CTL_USAGE;
-		n += snprintf(out + n, outlen - (size_t)n, " %s", password);
-		explicit_bzero(password, sizeof(password));
-	}
 	if ((size_t)n >= outlen) {
+		fprintf(stderr, "chatctl: the command is longer than %d bytes\n", ADMIN_MAX_LINE);
+		return CTL_USAGE;
+	}
+	if (req.cmd->args == ARGS_NAME_SECRET)
+		snprintf(secret_for, secret_for_len, "%s", req.name);
+	return CTL_OK;
+}
+
+/*
+ * Reads the password for user `name` (none: nothing to do) and appends it
+ * to the request in out.  Called connected, so a password is never typed
+ * for a chatd chatctl could not reach or does not trust.  CTL_OK or
+ * CTL_USAGE.
+ */
+static int
+add_secret(char *out, size_t outlen, const char *name)
+{
+	char password[CTL_PASSWORD_MAX], prompt[96];
+	size_t used = strlen(out);
+	int n;
+
+	if (name[0] == '\0')
+		return CTL_OK;
+	snprintf(prompt, sizeof(prompt), "Password for %s: ", name);
+	if (secret_read(prompt, true, password, sizeof(password)) < 0)
+		return CTL_USAGE;
+	n = snprintf(out + used, outlen - used, " %s", password);
+	explicit_bzero(password, sizeof(password));
+	if (n < 0 || (size_t)n >= outlen - used) {
 		fprintf(stderr, "chatctl: the command is longer than %d bytes\n", ADMIN_MAX_LINE);
 		return CTL_USAGE;
 	}
@@ -167,11 +192,15 @@ build_request(char *typed, char *out, size_t outlen)
 static int
 run_one(struct ctl_conn *conn, const struct ctl_options *o, char *typed)
 {
-	char request[ADMIN_MAX_LINE + 1];
-	int rc = build_request(typed, request, sizeof(request));
+	char request[ADMIN_MAX_LINE + 1], secret_for[ADMIN_MAX_LINE];
+	int rc = build_request(typed, request, sizeof(request), secret_for, sizeof(secret_for));
 
-	if (rc != CTL_OK)
+	if (rc == CTL_OK)
+		rc = add_secret(request, sizeof(request), secret_for);
+	if (rc != CTL_OK) {
+		explicit_bzero(request, sizeof(request));
 		return rc;
+	}
 	/* chatd closes an idle connection; the prompt may have waited long. */
 	if (ctl_closed(conn)) {
 		ctl_close(conn);
@@ -242,7 +271,7 @@ static int
 run_command(const struct ctl_options *o, char **argv, int argc)
 {
 	struct ctl_conn conn;
-	char request[ADMIN_MAX_LINE + 1];
+	char request[ADMIN_MAX_LINE + 1], secret_for[ADMIN_MAX_LINE];
 	char *typed = join_words(argv, argc);
 	int rc;
 
@@ -250,12 +279,20 @@ run_command(const struct ctl_options *o, char **argv, int argc)
 		fprintf(stderr, "chatctl: out of memory\n");
 		return CTL_USAGE;
 	}
-	rc = build_request(typed, request, sizeof(request));
+	rc = build_request(typed, request, sizeof(request), secret_for, sizeof(secret_for));
 	free(typed);
 	if (rc != CTL_OK)
 		return rc;
+	/* Connected first: no password is asked for a chatd that cannot hear it. */
 	if ((rc = ctl_connect(&conn, o->socket, &o->trust, o->timeout_ms)) == CTL_OK) {
-		rc = ctl_request(&conn, request);
+		if ((rc = add_secret(request, sizeof(request), secret_for)) == CTL_OK &&
+		    ctl_closed(&conn)) {
+			/* chatd closes an idle connection; the prompt may have waited long. */
+			ctl_close(&conn);
+			rc = ctl_connect(&conn, o->socket, &o->trust, o->timeout_ms);
+		}
+		if (rc == CTL_OK)
+			rc = ctl_request(&conn, request);
 		ctl_close(&conn);
 	}
 	explicit_bzero(request, sizeof(request));

@@ -168,6 +168,28 @@ def test_a_listener_of_another_user_gets_no_password(fake_admin):
         admin.stop()
 
 
+def test_no_password_is_asked_for_a_listener_not_trusted(fake_admin):
+    """user add / user passwd ask for the password only once connected to a
+    chatd chatctl trusts: with standard input open and silent, a chatctl that
+    asked first would wait for a line for ever; it must refuse at once."""
+    needs_root()
+    for command in (["user", "add", "alice"], ["user", "passwd", "alice"]):
+        admin = fake_admin("nobody")
+        ctl = subprocess.Popen([CHATCTL_BIN, "-s", admin.path, *command], cwd="/",
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            ctl.wait(timeout=scaled(10))  # standard input stays open and silent
+        except subprocess.TimeoutExpired:
+            ctl.kill()
+            ctl.communicate()
+            pytest.fail("chatctl waited for a password for a listener it does not trust")
+        out, err = ctl.communicate()
+        assert_refused(subprocess.CompletedProcess(ctl.args, ctl.returncode, out, err),
+                       admin, admin.path, "uid 65534 (nobody)")
+        admin.stop()
+
+
 def test_a_listener_of_another_user_gets_nothing_from_the_console(fake_admin):
     """Commands from standard input: the one connection is checked too."""
     needs_root()
