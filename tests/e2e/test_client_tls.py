@@ -384,3 +384,33 @@ def test_chatd_plain_login_deny_sends_chat_to_tls(chatd_factory, ca):
     over_tls = run_plain(["--name", "quin", *tls_args(ca, daemon)], "hi\n",
                          password="pw-quin")
     assert over_tls.rc == EXIT_OK, over_tls
+
+
+def test_a_server_of_tls_1_1_only_is_a_failed_connection(ca, tmp_path):
+    """chat speaks TLS 1.2 or 1.3 (chat(1)): a server that offers only TLS
+    1.1 (openssl s_server, its security level lowered so that it may) gets
+    no handshake, and chat reports a failed connection (status 3), not a
+    session, and sends nothing."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert",
+         str(ca.dir / "server.pem"), "-key", str(ca.dir / "server.key"), "-tls1_1",
+         "-cipher", "DEFAULT:@SECLEVEL=0", "-quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_until(listening, "openssl s_server listens", 10)
+        res = run_plain(["--name", "tia", "--tls", "--ca", str(ca.cert), "127.0.0.1",
+                         str(port)], "hi\n", password="pw-tia")
+    finally:
+        server.kill()
+        heard = server.communicate()[0]
+    assert res.rc == EXIT_CONNECT, res
+    assert "TLS handshake failed" in res.err and "protocol version" in res.err, res
+    assert b"tia" not in heard and b"pw-tia" not in heard, heard
