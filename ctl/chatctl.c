@@ -204,11 +204,11 @@ run_one(struct ctl_conn *conn, const struct ctl_options *o, char *typed)
 	/* chatd closes an idle connection; the prompt may have waited long. */
 	if (ctl_closed(conn)) {
 		ctl_close(conn);
-		if ((rc = ctl_connect(conn, o->socket, &o->trust, o->timeout_ms)) != CTL_OK)
-			return rc;
+		rc = ctl_connect(conn, o->socket, &o->trust, o->timeout_ms);
 	}
-	rc = ctl_request(conn, request);
-	explicit_bzero(request, sizeof(request));
+	if (rc == CTL_OK)
+		rc = ctl_request(conn, request);
+	explicit_bzero(request, sizeof(request)); /* it may hold a password */
 	return rc;
 }
 
