@@ -501,9 +501,9 @@ def cap_keys(value):
     return {item.partition("=")[0] for item in (value or "").split(",") if item}
 
 
-def registration_answer(c, verb="REGISTER"):
+def registration_answer(c, verb="REGISTER", **timeout):
     """The answer to a REGISTER (or VERIFY): REGISTER SUCCESS, or FAIL REGISTER ..."""
-    return c.expect(("FAIL", verb), lambda m: m.command == verb or m.param(0) == verb)
+    return c.expect(("FAIL", verb), lambda m: m.command == verb or m.param(0) == verb, **timeout)
 
 
 def start_registration(c, nick, caps=()):
@@ -794,18 +794,19 @@ def test_plain_login_deny_refuses_register_on_the_plain_port(irc_chatd, pair):
 
 
 def test_a_guests_register_waits_for_a_hash_turn_at_most_login_timeout(irc_chatd):
-    """One hash slot and a hash that takes longer than login_timeout (yescrypt cost 9:
-    about 2 s here, login_timeout 1 s): of two guests registering at once one gets its
+    """One hash slot and a hash that takes longer than login_timeout (yescrypt cost 11,
+    the highest: 2-4 s on 2 shared cores; cost 9 took under 1 s on a quiet machine, and both
+    registered; login_timeout 1 s): of two guests registering at once one gets its
     account, the other TEMPORARILY_UNAVAILABLE once its second is up, stays connected as
     a guest, and registers on its next try."""
-    chatd = irc_chatd(guests=True, hash_cost=9, hash_concurrency=1, login_timeout=1)
+    chatd = irc_chatd(guests=True, hash_cost=11, hash_concurrency=1, login_timeout=1)
     first = chatd.irc_connect("first")
     assert first.register("first").command == "001"
     second = chatd.irc_connect("second")
     assert second.register("second").command == "001"
     first.send("REGISTER * * :pw-first")
     second.send("REGISTER * * :pw-second")
-    answers = {c.nick: registration_answer(c, "REGISTER").params
+    answers = {c.nick: registration_answer(c, "REGISTER", timeout=30).params
                for c in (first, second)}
     won = [n for n, a in answers.items() if a[0] == "SUCCESS"]
     assert len(won) == 1, answers
@@ -817,7 +818,7 @@ def test_a_guests_register_waits_for_a_hash_turn_at_most_login_timeout(irc_chatd
     again.send("WHOIS " + waited)
     assert "320" in commands(again.until("318"))         # still a guest, still connected
     again.send(f"REGISTER * * :pw-{waited}")
-    assert registration_answer(again, "REGISTER").params[:2] == ["SUCCESS", waited]
+    assert registration_answer(again, "REGISTER", timeout=30).params[:2] == ["SUCCESS", waited]
     chatd.login(waited, f"pw-{waited}")
 
 
