@@ -162,7 +162,11 @@ no_pass_phrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-/* The certificate and the chain after it, as SSL_CTX_use_certificate_chain_file() would. */
+/*
+ * The certificate and the chain after it, as SSL_CTX_use_certificate_chain_file()
+ * would, but from memory (read_file(): what was checked is what is parsed);
+ * OpenSSL has no such call for a buffer.
+ */
 static int
 use_chain(SSL_CTX *ctx, const char *pem, size_t len)
 {
