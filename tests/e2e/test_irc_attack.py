@@ -235,6 +235,27 @@ def test_echoed_parameters_keep_irc_framing(irc_attack):
     a.sync()
 
 
+# ---- replies that would not fit whole ----
+
+def test_chathistory_of_a_target_that_is_no_nick(irc_attack):
+    """CHATHISTORY of a target that is neither a channel nor a nick (~490 bytes the
+    client sent) is FAIL INVALID_TARGET, not a BATCH line that names it cut; a nick
+    gets its empty batch, named whole."""
+    daemon = irc_attack()
+    a = daemon.irc("a").register("alice", password="pw-alice",
+                                 caps=["batch", "draft/chathistory"])
+    target = "n" * (510 - len("CHATHISTORY LATEST ") - len(" * 10"))
+    a.send(f"CHATHISTORY LATEST {target} * 10")
+    fail = a.expect(lambda l: command(l) in ("FAIL", "BATCH"), "FAIL")
+    assert params(fail)[:3] == ["CHATHISTORY", "INVALID_TARGET", "LATEST"], fail
+    a.send("CHATHISTORY LATEST bob * 10")
+    start = a.expect(lambda l: command(l) == "BATCH", "BATCH")
+    assert params(start)[1:] == ["chathistory", "bob"], start
+    end = a.expect(lambda l: command(l) == "BATCH", "end of the batch")
+    assert params(end)[0] == "-" + params(start)[0][1:], end
+    a.sync()
+
+
 # ---- lines longer than IRC's 512 bytes ----
 
 def privmsg_texts(lines, target):
