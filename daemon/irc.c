@@ -7,7 +7,9 @@
  * flood control (a token bucket of
  * irc_flood_burst lines refilled at irc_flood_rate a second: a client
  * over it is not read until tokens come back).  Runs in the connection's
- * own thread.
+ * own thread.  PONG (the token whole, or 417) and the numerics that list
+ * names (353, 303: as many lines as the names take) are built here so that
+ * no cut at 512 bytes changes what they say.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -175,6 +177,59 @@ irc_send_line(struct client *c, const struct line *l)
 		start = end + 1;
 	}
 	return 0;
+}
+
+int
+irc_pong(struct client *c, const char *token)
+{
+	const char *srv = settings_get()->server_name;
+	size_t head = strlen(":") + strlen(srv) + strlen(" PONG ") + strlen(srv) + strlen(" :");
+
+	if (head + strlen(token) > IRC_BODY_MAX)
+		return irc_num(c, "417", ":PING token too long to send back whole in a PONG");
+	return irc_send(c, ":%s PONG %s :%s", srv, srv, token);
+}
+
+void
+irc_list_start(struct irc_list *l, struct client *c, const char *num, const char *params)
+{
+	/* ":SERVER NUM TARGET PARAMS:" */
+	size_t head = 1 + strlen(settings_get()->server_name) + 1 + strlen(num) + 1 +
+		      strlen(irc_target(c)) + 1 + strlen(params) + 1;
+
+	*l = (struct irc_list){ .c = c, .num = num, .params = params };
+	l->room = head < IRC_BODY_MAX ? IRC_BODY_MAX - head : 0;
+}
+
+static int
+list_flush(struct irc_list *l)
+{
+	l->names[l->len] = '\0';
+	l->len = 0;
+	l->sent = true;
+	return irc_num(l->c, l->num, "%s:%s", l->params, l->names);
+}
+
+int
+irc_list_add(struct irc_list *l, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (l->len > 0 && l->len + 1 + n > l->room && list_flush(l) < 0)
+		return -1;
+	if (l->len + 1 + n >= sizeof(l->names)) /* longer than a line: never a name */
+		return 0;
+	if (l->len > 0)
+		l->names[l->len++] = ' ';
+	memcpy(l->names + l->len, name, n);
+	l->len += n;
+	return 0;
+}
+
+int
+irc_list_end(struct irc_list *l, bool empty_too)
+{
+	return l->len > 0 || (empty_too && !l->sent) ? list_flush(l) : 0;
 }
 
 void

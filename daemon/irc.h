@@ -101,6 +101,30 @@ int irc_num(struct client *c, const char *num, const char *fmt, ...)
 int irc_send_line(struct client *c, const struct line *l);
 int irc_commit(struct client *c);
 
+/*
+ * PONG to PING token: ":SERVER PONG SERVER :TOKEN" with the token whole, or,
+ * when that would not fit in 512 bytes, 417 (a token cut short would match
+ * no PING of the client's: its lag check would never end).
+ */
+int irc_pong(struct client *c, const char *token);
+
+/*
+ * A numeric that lists names after fixed parameters (353 "= #room :a b",
+ * 303 ":a b"), on as many lines as they take, none cut: irc_list_add()
+ * sends the line first when the name would not fit on it, irc_list_end()
+ * what is left (an empty list when empty_too and no line went yet).
+ */
+struct irc_list {
+	struct client *c;
+	const char *num, *params; /* params: before the ':' of the names ("= #dev ", "") */
+	size_t room, len;         /* bytes the names may take on a line, and take */
+	bool sent;
+	char names[IRC_BODY_MAX + 1];
+};
+void irc_list_start(struct irc_list *l, struct client *c, const char *num, const char *params);
+int irc_list_add(struct irc_list *l, const char *name);
+int irc_list_end(struct irc_list *l, bool empty_too);
+
 /* A new batch reference, unique on the connection. */
 void irc_batch_ref(struct client *c, char out[16]);
 

@@ -1,6 +1,7 @@
 /*
  * irc_caps.c - IRCv3 capability negotiation (CAP LS, LIST, REQ, END; 302
- * values; cap-notify) from one table of the capabilities chatd offers
+ * values; cap-notify; ACK and NAK that fit in a line with no name cut)
+ * from one table of the capabilities chatd offers
  * (draft/account-registration only while registration is on), and the
  * line form a session's capabilities call for (wire.h): every tag
  * with message-tags, server-time's alone without it, none otherwise.
@@ -124,12 +125,82 @@ cap_list(struct client *c)
 	return irc_send(c, ":%s CAP %s LIST :%s", settings_get()->server_name, irc_target(c), list);
 }
 
-/* CAP REQ: all or nothing (ACK or NAK of the whole list). */
+/* ":SERVER CAP TARGET VERB :" + list fits in one line. */
+static bool
+cap_fits(struct client *c, const char *verb, size_t list_len)
+{
+	size_t head = strlen(":") + strlen(settings_get()->server_name) + strlen(" CAP ") +
+		      strlen(irc_target(c)) + 1 + strlen(verb) + strlen(" :");
+
+	return head + list_len <= IRC_BODY_MAX;
+}
+
+/* Does name (len bytes) stand, as a whole word, in the space-separated list? */
+static bool
+word_in(const char *list, const char *name, size_t len)
+{
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, " ");
+
+		if (n == len && memcmp(p, name, len) == 0)
+			return true;
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	return false;
+}
+
+/*
+ * NAK: the list as sent (the capability negotiation spec: at least its
+ * first 100 characters, and a client may compare it with its REQ) when it
+ * fits in the line; else its names as sent, whole, once each, one space
+ * apart, as many as fit (a name that would not fit whole is left out, so
+ * none is cut into another name).
+ */
+static int
+cap_nak(struct client *c, const char *list)
+{
+	char out[IRC_BODY_MAX + 1];
+	size_t off = 0;
+
+	if (cap_fits(c, "NAK", strlen(list)))
+		return irc_send(c, ":%s CAP %s NAK :%s", settings_get()->server_name, irc_target(c),
+				list);
+	out[0] = '\0';
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, " ");
+
+		if (n > 0 && off + !!off + n < sizeof(out) && cap_fits(c, "NAK", off + !!off + n) &&
+		    !word_in(out, p, n)) {
+			if (off > 0)
+				out[off++] = ' ';
+			memcpy(out + off, p, n);
+			off += n;
+			out[off] = '\0';
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	return irc_send(c, ":%s CAP %s NAK :%s", settings_get()->server_name, irc_target(c), out);
+}
+
+/*
+ * CAP REQ: all or nothing (ACK or NAK of the whole list).  The ACK names
+ * each capability requested once, as the client spelled it first, in its
+ * order, "-" before one turned off, one space apart: the same list as the
+ * REQ for a REQ written so, and never longer than the capabilities chatd
+ * has, so it always fits in the line whatever the REQ held.
+ */
 static int
 cap_req(struct client *c, const char *list)
 {
 	struct irc_conn *ic = irc_conn(c);
 	unsigned on = 0, off = 0;
+	const char *spelled[CAP_N];
+	int order[CAP_N];
+	size_t n_order = 0;
 
 	for (const char *p = list; *p;) {
 		while (*p == ' ')
@@ -144,8 +215,11 @@ cap_req(struct client *c, const char *list)
 		p = start + len;
 		/* An unknown cap, or cap-notify off after CAP LS 302 (it stays on then): NAK. */
 		if (i < 0 || (minus && i == CAP_CAP_NOTIFY && ic->cap_version >= 302))
-			return irc_send(c, ":%s CAP %s NAK :%s", settings_get()->server_name,
-					irc_target(c), list);
+			return cap_nak(c, list);
+		if (((on | off) & CAP_BIT(i)) == 0) {
+			spelled[n_order] = start;
+			order[n_order++] = i;
+		}
 		if (minus)
 			off |= CAP_BIT(i);
 		else
@@ -157,7 +231,17 @@ cap_req(struct client *c, const char *list)
 		ic->caps |= CAP_BIT(CAP_CAP_NOTIFY);
 	if (c->name[0] != '\0')
 		irc_caps_apply(c);
-	return irc_send(c, ":%s CAP %s ACK :%s", settings_get()->server_name, irc_target(c), list);
+
+	/* Turned off wins over on (as ic->caps above): "batch -batch" is "-batch". */
+	char ack[CAP_N * 40];
+	size_t at = 0;
+
+	ack[0] = '\0';
+	for (size_t k = 0; k < n_order; k++)
+		at += (size_t)snprintf(ack + at, sizeof(ack) - at, "%s%s%.*s", at ? " " : "",
+				       off & CAP_BIT(order[k]) ? "-" : "",
+				       (int)strlen(caps[order[k]].name), spelled[k]);
+	return irc_send(c, ":%s CAP %s ACK :%s", settings_get()->server_name, irc_target(c), ack);
 }
 
 int

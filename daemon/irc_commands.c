@@ -24,8 +24,6 @@
 #define HOST "chatd"
 /* Targets one PRIVMSG or NOTICE may name (005 TARGMAX): one line costs one token. */
 #define MAX_TARGETS 4
-/* Names per RPL_NAMREPLY line: 33 bytes each keeps it within 512. */
-#define NAMES_PER_LINE 12
 
 static const char *
 srv_name(void)
@@ -78,28 +76,27 @@ room_refused(struct client *c, enum room_result res, const char *param)
 
 /* ---- joining ---- */
 
-/* RPL_NAMREPLY lines (several names each) and RPL_ENDOFNAMES for room. */
+/* RPL_NAMREPLY lines (as many names each as fit whole) and RPL_ENDOFNAMES for room. */
 static int
 names_reply(struct client *c, const char *room)
 {
-	char spelled[ROOM_NAME_MAX + 1], line[NAMES_PER_LINE * (NAME_MAX_LEN + 1) + 1];
+	char spelled[ROOM_NAME_MAX + 1], params[ROOM_NAME_MAX + 5];
+	struct irc_list names;
 	struct room_who *who;
-	size_t n, off = 0;
+	size_t n;
 	bool listed;
 	int rc = 0;
 
 	if (room_who(c->srv->hub, c, room, &who, &n, &listed, spelled) != ROOM_DONE)
 		return irc_num(c, "366", "#%s :End of /NAMES list.", room);
+	snprintf(params, sizeof(params), "= #%s ", spelled);
+	irc_list_start(&names, c, "353", params);
 	if (!listed) /* a crowded room: the reader alone */
-		rc = irc_num(c, "353", "= #%s :%s", spelled, c->name);
-	for (size_t i = 0; listed && rc == 0 && i < n; i++) {
-		off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s", off ? " " : "",
-					who[i].name);
-		if ((i + 1) % NAMES_PER_LINE == 0 || i + 1 == n) {
-			rc = irc_num(c, "353", "= #%s :%s", spelled, line);
-			off = 0;
-		}
-	}
+		rc = irc_list_add(&names, c->name);
+	for (size_t i = 0; listed && rc == 0 && i < n; i++)
+		rc = irc_list_add(&names, who[i].name);
+	if (rc == 0)
+		rc = irc_list_end(&names, false);
 	free(who);
 	return rc == 0 ? irc_num(c, "366", "#%s :End of /NAMES list.", spelled) : -1;
 }
@@ -640,7 +637,7 @@ static int
 cmd_ping(struct client *c, struct session_state *st, struct irc_msg *m)
 {
 	(void)st;
-	return irc_send(c, ":%s PONG %s :%s", srv_name(), srv_name(), m->params[0]);
+	return irc_pong(c, m->params[0]);
 }
 
 static int
@@ -753,28 +750,29 @@ cmd_verify(struct client *c, struct session_state *st, struct irc_msg *m)
 	return irc_verify(c, m);
 }
 
+/* ISON: 303 with the nicks online; several 303s when they do not fit one line. */
 static int
 cmd_ison(struct client *c, struct session_state *st, struct irc_msg *m)
 {
-	char list[512], away[8], canonical[NAME_MAX_LEN + 1];
-	size_t off = 0;
+	char away[8], canonical[NAME_MAX_LEN + 1];
+	struct irc_list online;
 	bool guest;
+	int rc = 0;
 
 	(void)st;
-	list[0] = '\0';
-	for (size_t i = 0; i < m->n_params; i++) {
+	irc_list_start(&online, c, "303", "");
+	for (size_t i = 0; rc == 0 && i < m->n_params; i++) {
 		char *copy = strdup(m->params[i]), *save = NULL;
 
 		if (copy == NULL)
 			return -1;
-		for (char *n = strtok_r(copy, " ", &save); n; n = strtok_r(NULL, " ", &save))
-			if (off + NAME_MAX_LEN + 2 < sizeof(list) &&
-			    room_presence(c->srv->hub, n, canonical, away, sizeof(away), &guest))
-				off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
-							off ? " " : "", canonical);
+		for (char *n = strtok_r(copy, " ", &save); n && rc == 0;
+		     n = strtok_r(NULL, " ", &save))
+			if (room_presence(c->srv->hub, n, canonical, away, sizeof(away), &guest))
+				rc = irc_list_add(&online, canonical);
 		free(copy);
 	}
-	return irc_num(c, "303", ":%s", list);
+	return rc == 0 ? irc_list_end(&online, true) : -1;
 }
 
 static int
@@ -800,7 +798,7 @@ const struct irc_command irc_commands[] = {
 	{ "AWAY", cmd_away, 0, "AWAY :text marks you away (306), AWAY alone back (305); PRIVMSG senders get 301" },
 	{ "CAP", cmd_cap, 1, "LS [302], LIST, REQ, END: capability negotiation, also after registration" },
 	{ "CHATHISTORY", irc_chathistory, 1, "LATEST, BEFORE, AFTER, AROUND, BETWEEN, TARGETS (draft/chathistory)" },
-	{ "ISON", cmd_ison, 1, "which of the nicks are online (303)" },
+	{ "ISON", cmd_ison, 1, "which of the nicks are online (303; several when they do not fit one line)" },
 	{ "JOIN", cmd_join, 1, "JOIN #a,#b joins (making a room if room_create allows); JOIN 0 leaves all" },
 	{ "LIST", cmd_list, 0, "every room with its members and topic (321, 322, 323)" },
 	{ "MODE", cmd_mode, 1, "channel modes are +nt (324); user modes none (221); changes refused (482, 501)" },
@@ -810,7 +808,7 @@ const struct irc_command irc_commands[] = {
 	{ "NOTICE", cmd_notice, 2, "like PRIVMSG, never answered with an error" },
 	{ "PART", cmd_part, 1, "PART #a,#b [:reason] leaves rooms" },
 	{ "PASS", cmd_registered, 1, "the password (before registration; after it, 462)" },
-	{ "PING", cmd_ping, 1, "PONG" },
+	{ "PING", cmd_ping, 1, "PONG with the token whole (417 if that would not fit in 512 bytes)" },
 	{ "PONG", cmd_pong, 0, "ignored" },
 	{ "PRIVMSG", cmd_privmsg, 1, "to #room (stored, in the room's history) or to a nick (private, not stored)" },
 	{ "QUIT", cmd_quit, 0, "QUIT [:text]: others see QUIT with the text" },

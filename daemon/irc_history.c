@@ -380,9 +380,15 @@ irc_chathistory(struct client *c, struct session_state *st, struct irc_msg *m)
 	if (limit == 0 || limit > CHATHISTORY_MAX)
 		limit = CHATHISTORY_MAX;
 
-	/* A nick: private messages are not stored, the batch is empty. */
+	/*
+	 * A nick: private messages are not stored, the batch is empty.  The
+	 * BATCH line names the target: one that is no nick (up to ~490 bytes
+	 * the client sent) is refused, so that line always fits whole.
+	 */
 	if (target[0] != '#')
-		return send_entries(c, target, NULL, 0);
+		return name_valid(target, strlen(target))
+			       ? send_entries(c, target, NULL, 0)
+			       : fail(c, "INVALID_TARGET", sub, "No such nick or channel");
 	char spelled[ROOM_NAME_MAX + 1];
 	uint64_t first;
 	if (!room_name_valid(target + 1, strlen(target + 1)) ||

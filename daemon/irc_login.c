@@ -321,8 +321,7 @@ step(struct reg *rg, struct client *c, char *line, size_t len)
 		return;
 	}
 	if (irc_cmd_is(&m, "PING"))
-		return (void)irc_send(c, ":%s PONG %s :%s", settings_get()->server_name,
-				      settings_get()->server_name, m.n_params ? m.params[0] : "");
+		return (void)irc_pong(c, m.n_params ? m.params[0] : "");
 	if (irc_cmd_is(&m, "QUIT")) {
 		return end_with(rg, PART_QUIT, part_reason_text(PART_QUIT));
 	}

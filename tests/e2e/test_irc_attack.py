@@ -235,6 +235,75 @@ def test_echoed_parameters_keep_irc_framing(irc_attack):
     a.sync()
 
 
+# ---- replies that would not fit whole ----
+
+def test_ping_token_comes_back_whole_or_417(irc_attack):
+    """PONG carries the PING's token whole (a token cut short matches no PING: a lag
+    check would never end); a token too long for that, with ":chatd PONG chatd :"
+    before it in 512 bytes, gets 417 instead.  Before registration and after."""
+    daemon = irc_attack()
+    pre = daemon.irc("pre")
+    a = daemon.irc("a").register("alice", password="pw-alice")
+    fits = 510 - len(":chatd PONG chatd :")
+    for conn in (pre, a):
+        for token in ("p" * fits, "é" * (fits // 2), "with spaces " * 20, ":colon"):
+            conn.send("PING :" + token)
+            pong = conn.expect(lambda l: command(l) in ("PONG", "417"), "PONG")
+            assert command(pong) == "PONG" and params(pong)[1] == token, pong
+        for token in ("q" * (fits + 1), "r" * (510 - len("PING :"))):
+            conn.send("PING :" + token)
+            got = conn.expect(lambda l: command(l) in ("PONG", "417"), "PONG or 417")
+            assert command(got) == "417", got
+        conn.sync("after")
+
+
+def test_chathistory_of_a_target_that_is_no_nick(irc_attack):
+    """CHATHISTORY of a target that is neither a channel nor a nick (~490 bytes the
+    client sent) is FAIL INVALID_TARGET, not a BATCH line that names it cut; a nick
+    gets its empty batch, named whole."""
+    daemon = irc_attack()
+    a = daemon.irc("a").register("alice", password="pw-alice",
+                                 caps=["batch", "draft/chathistory"])
+    target = "n" * (510 - len("CHATHISTORY LATEST ") - len(" * 10"))
+    a.send(f"CHATHISTORY LATEST {target} * 10")
+    fail = a.expect(lambda l: command(l) in ("FAIL", "BATCH"), "FAIL")
+    assert params(fail)[:3] == ["CHATHISTORY", "INVALID_TARGET", "LATEST"], fail
+    a.send("CHATHISTORY LATEST bob * 10")
+    start = a.expect(lambda l: command(l) == "BATCH", "BATCH")
+    assert params(start)[1:] == ["chathistory", "bob"], start
+    end = a.expect(lambda l: command(l) == "BATCH", "end of the batch")
+    assert params(end)[0] == "-" + params(start)[0][1:], end
+    a.sync()
+
+
+def test_name_lists_fit_whole_with_the_longest_names(irc_attack):
+    """With a 63-byte server name, 32-byte nicks and a 32-byte room, NAMES (353) and
+    ISON (303) take as many lines as they need: every name comes whole, none cut at
+    512 bytes."""
+    server = "irc." + "s" * 59
+    room = "r" * 32
+    daemon = irc_attack(guests=True, server_name=server, default_room=room,
+                        max_clients_per_address=32)
+    nicks = [f"{i:02d}" + "n" * 30 for i in range(14)]
+    conns = [daemon.irc(f"c{i}").register(nick) for i, nick in enumerate(nicks)]
+    w = conns[0]
+    w.sync("all")
+    w.send(f"NAMES #{room}")
+    w.numeric("366")
+    named = [n for l in w.before if command(l) == "353" for n in params(l)[3].split()]
+    assert sorted(named) == sorted(nicks), w.before
+    assert len([l for l in w.before if command(l) == "353"]) == 2, w.before
+    w.send("ISON " + " ".join(nicks))
+    first = w.numeric("303")
+    w.sync("ison")
+    lines = [first] + [l for l in w.before if command(l) == "303"]
+    online = [n for l in lines for n in params(l)[1].split()]
+    assert sorted(online) == sorted(nicks), lines
+    w.send("ISON nobody")
+    assert params(w.numeric("303"))[1] == ""
+    w.sync("empty")
+
+
 # ---- lines longer than IRC's 512 bytes ----
 
 def privmsg_texts(lines, target):
@@ -906,8 +975,8 @@ def test_hostile_lines(irc_attack):
                  "PING " + "x" * 506):
         a.send(line)
         a.numeric("417")
-    a.send("PING " + "x" * 505)          # fits the client's line; its PONG is cut to fit ours
-    assert params(a.expect(lambda l: command(l) == "PONG", "PONG"))[1] == "x" * (510 - 19)
+    a.send("PING " + "x" * 505)          # fits the client's line; its PONG would not fit ours
+    assert params(a.numeric("417"))[1].startswith("PING token too long")
     a.send_raw(b"PING a\0b\r\nPING a\rb\r\n\r\n\n\r\r\n" + b"x" * 20000 + b"\r\n")
     a.numeric("417")
     a.send(" ".join(["PING"] + [f"p{i}" for i in range(40)]))

@@ -87,6 +87,65 @@ def test_cap_req_minus_disables(irc_chatd):
     assert "time" not in got.tags, got.raw
 
 
+def cap_answer(c, line):
+    """Sends line (a CAP REQ); the ACK or NAK that answers it."""
+    c.send(line)
+    return c.expect("CAP", lambda m: m.param(1, "").upper() in ("ACK", "NAK"))
+
+
+def test_cap_ack_names_the_set_requested_whatever_the_req_held(irc_chatd):
+    """A REQ of ~500 bytes (runs of spaces, names repeated, in any case) is ACKed with
+    the capabilities it names, once each, in its order, one space apart: a line that
+    fits, not the REQ echoed and cut at 512 bytes.  A REQ written so gets itself back."""
+    c = irc_chatd().irc_connect()
+    c.cap_ls("302")
+    wanted = ("batch" + " " * 320 + "message-tags  batch server-time -echo-message BATCH"
+              + " batch" * 20)
+    line = "CAP REQ :" + wanted
+    assert 495 <= len(line) <= 510, len(line)
+    ack = cap_answer(c, line)
+    assert len(ack.raw.encode()) + 2 <= 512, ack.raw
+    assert ack.params[1] == "ACK", ack.raw
+    assert ack.last == "batch message-tags server-time -echo-message", ack.raw
+    # "on" and "off" of one capability in one REQ: off wins, and the ACK says so.
+    ack = cap_answer(c, "CAP REQ :echo-message account-tag -account-tag")
+    assert ack.last == "echo-message -account-tag", ack.raw
+    ack = cap_answer(c, "CAP REQ :account-tag sasl")
+    assert ack.last == "account-tag sasl", ack.raw
+    c.send("CAP LIST")
+    listed = c.expect("CAP", lambda m: m.param(1) == "LIST")
+    assert set(listed.last.split()) == {"account-tag", "batch", "cap-notify", "echo-message",
+                                        "message-tags", "sasl", "server-time"}, listed.raw
+
+
+def test_cap_nak_never_cuts_a_name(irc_chatd):
+    """NAK echoes the REQ's list as sent when the reply fits (the spec's example); a
+    longer one gets the names as sent, whole, once each, as many as fit: never a name
+    cut short, and nothing enabled."""
+    c = irc_chatd().irc_connect()
+    c.cap_ls("302")
+    nak = cap_answer(c, "CAP REQ :batch  no-such-cap")
+    assert nak.params[1] == "NAK" and nak.last == "batch  no-such-cap", nak.raw
+
+    long_x, long_y = "x" * 300, "y" * 150
+    wanted = "batch" + " " * 26 + f"{long_x} {long_y} message-tags batch"
+    assert len("CAP REQ :" + wanted) == 510
+    nak = cap_answer(c, "CAP REQ :" + wanted)
+    assert len(nak.raw.encode()) + 2 <= 512, nak.raw
+    assert nak.params[1] == "NAK", nak.raw
+    assert nak.last == f"batch {long_x} {long_y} message-tags", nak.raw
+
+    # Too long even so: the names that fit whole, the one that would not left out.
+    wanted = "batch " + "x" * 250 + " " + "y" * 236 + " sasl"
+    nak = cap_answer(c, "CAP REQ :" + wanted)
+    assert len(nak.raw.encode()) + 2 <= 512, nak.raw
+    assert nak.params[1] == "NAK", nak.raw
+    assert nak.last == "batch " + "x" * 250 + " sasl", nak.raw
+    c.send("CAP LIST")
+    listed = c.expect("CAP", lambda m: m.param(1) == "LIST")
+    assert set(listed.last.split()) <= {"cap-notify"}, listed.raw
+
+
 def test_cap_after_registration(irc_chatd):
     chatd = irc_chatd()
     alice, bob = login_pair(chatd)
