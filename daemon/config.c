@@ -246,7 +246,7 @@ static const struct setting_def settings_table[] = {
 	  .def = ROOM_CREATE_REGISTERED,
 	  .choices = (const char *const[]){ "anyone", "registered", "admin", NULL },
 	  .doc = "who may create a room by joining it: \"anyone\", \"registered\" "
-		 "(the same until there are guests) or \"admin\" (chatctl only)" },
+		 "(anyone but guests) or \"admin\" (chatctl only)" },
 	{ "max_rooms", FIELD(max_rooms), SIGHUP,
 	  NUMBER(T_INT, 4096, 1, 1000000),
 	  .doc = "rooms that may exist at once, the default room included" },
