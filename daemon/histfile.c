@@ -23,7 +23,8 @@
  * and at the end of a compaction (finish_compacted: the appends made
  * meanwhile copied, the temp file synced and renamed, its directory
  * synced), so an append waits for that end.
- * Loading runs before any other thread exists.
+ * Loading runs before any other thread could reach the store (the commit
+ * thread starts after it, clients later still).
  */
 #include <errno.h>
 #include <fcntl.h>
