@@ -5,6 +5,11 @@
  * The settings_table[] below is the only place that knows the individual
  * settings: loading, defaults, bounds, the "restart needed" check on reload
  * and settings_write() all walk it and switch on the type only.
+ *
+ * Threads: the control thread loads (at start, on SIGHUP) and publishes;
+ * any thread reads the current settings (settings_get(), an atomic
+ * pointer); the list of every struct published is under published_lock
+ * and freed at exit (config.h).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
