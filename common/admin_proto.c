@@ -1,6 +1,7 @@
 /*
  * admin_proto.c - the admin command table and the request parser that chatd
- * and chatctl share (see admin_proto.h, docs/ADMIN.md).
+ * and chatctl share (see admin_proto.h, docs/ADMIN.md).  No state but the
+ * constant table: chatd calls it on its control thread, chatctl on its one.
  */
 #include <ctype.h>
 #include <errno.h>

@@ -2,6 +2,7 @@
  * escape.c - escape_bytes(): untrusted bytes made safe for logs and
  * terminals.  Anything but printable ASCII becomes \xNN, and so does the
  * backslash, so an escaped text can always be read back unambiguously.
+ * No state: any thread.
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -3,7 +3,7 @@
  *
  * Only ASCII rules, spelled out by hand: the C library's ctype functions and
  * strcasecmp() follow the locale, and a name must mean the same user
- * whatever locale chatd happens to run in.
+ * whatever locale chatd happens to run in.  No state: any thread.
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,6 @@
 /*
- * proto.c - the words of the chat protocol that travel as data.
+ * proto.c - the words of the chat protocol that travel as data.  A
+ * constant table: any thread.
  */
 #include "proto.h"
 

@@ -1,5 +1,8 @@
 /*
  * secret_tty.c - reading a password from a terminal (see secret_tty.h).
+ * No state of its own, but it changes the terminal's modes while it reads
+ * (echo and ISIG off): for the one thread of chat or chatctl that reads
+ * the terminal.
  */
 #include <errno.h>
 #include <stdbool.h>

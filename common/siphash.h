@@ -4,7 +4,8 @@
  * whoever does not know the key cannot choose inputs that collide.
  *
  * A pure function: any thread may call it.  The login throttle
- * (daemon/throttle.c) keys its table with it.
+ * (daemon/throttle.c) keys its table with it, and the history its table
+ * of rooms (daemon/history.c).
  */
 #ifndef CHATD_SIPHASH_H
 #define CHATD_SIPHASH_H

@@ -4,7 +4,8 @@
  *
  * Digits are written and read by hand: this runs for every message and
  * every log line, and the parser must refuse what strtol() or sscanf()
- * would quietly accept (signs, spaces, short fields).
+ * would quietly accept (signs, spaces, short fields).  No state: any
+ * thread.
  */
 #include <stdbool.h>
 #include <stdint.h>

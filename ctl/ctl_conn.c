@@ -1,6 +1,7 @@
 /*
  * ctl_conn.c - chatctl's side of the admin protocol (see ctl_conn.h and
- * docs/ADMIN.md).
+ * docs/ADMIN.md).  Owns the connection (its socket and reply buffer);
+ * chatctl's one thread.
  */
 #include <errno.h>
 #include <fcntl.h>

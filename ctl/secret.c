@@ -1,5 +1,6 @@
 /*
- * secret.c - reading a password without echo (see secret.h).
+ * secret.c - reading a password without echo (see secret.h).  No state;
+ * chatctl's one thread.
  */
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,8 @@
 /*
  * activation.c - sorting the sockets systemd passed (see activation.h).
+ * No state of its own: the control (main) thread calls it once at
+ * start-up, before any other thread exists (activation_take() unsets
+ * $LISTEN_FDS).
  */
 #include <stdbool.h>
 #include <stdlib.h>

@@ -1,5 +1,6 @@
 /*
  * adminsock.c - the admin socket file and the peer check (see adminsock.h).
+ * Owns the socket's file (made, checked, removed); control thread only.
  */
 #include <errno.h>
 #include <grp.h>

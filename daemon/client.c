@@ -3,10 +3,12 @@
  *
  * The thread owns its socket: it alone reads from it, and it writes to it
  * except while it sleeps idle with its write rights handed to the room
- * (room_sleep: the publisher then writes room traffic to the socket itself
- * and the thread takes the rights back with room_wake_up() the moment it
- * wakes).  A client that stops reading only ever blocks its own thread, and
- * never blocks even that (the socket is non-blocking; poll() waits).  Others
+ * (room_sleep: the write-through flusher, usually the publisher, or the
+ * co-writer it hands the member to, then writes room traffic to the socket
+ * itself and the thread takes the rights back with room_wake_up() the
+ * moment it wakes).  A client that stops reading only ever blocks its own
+ * thread, and never blocks even that (the socket is non-blocking; ppoll()
+ * waits, session_wait()).  Others
  * reach the thread through the room: they publish into the fan-out ring or
  * its inbox and, if it sleeps, wake it (client_wake: a flag and a signal).
  *

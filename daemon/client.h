@@ -1,6 +1,6 @@
 /*
  * client.h - the thread that serves one connection from greeting to BYE
- * (the lab's user_thread), and the small I/O helpers its parts share.
+ * and the small I/O helpers its parts share.
  * The thread's loop is the same for every protocol; what a protocol says
  * is its front-end's (struct frontend): the native line protocol's
  * (native_frontend: login.c runs the login dialogue, commands.c the slash

@@ -5,6 +5,11 @@
  * The settings_table[] below is the only place that knows the individual
  * settings: loading, defaults, bounds, the "restart needed" check on reload
  * and settings_write() all walk it and switch on the type only.
+ *
+ * Threads: the control thread loads (at start, on SIGHUP) and publishes;
+ * any thread reads the current settings (settings_get(), an atomic
+ * pointer); the list of every struct published is under published_lock
+ * and freed at exit (config.h).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -246,7 +251,7 @@ static const struct setting_def settings_table[] = {
 	  .def = ROOM_CREATE_REGISTERED,
 	  .choices = (const char *const[]){ "anyone", "registered", "admin", NULL },
 	  .doc = "who may create a room by joining it: \"anyone\", \"registered\" "
-		 "(the same until there are guests) or \"admin\" (chatctl only)" },
+		 "(anyone but guests) or \"admin\" (chatctl only)" },
 	{ "max_rooms", FIELD(max_rooms), SIGHUP,
 	  NUMBER(T_INT, 4096, 1, 1000000),
 	  .doc = "rooms that may exist at once, the default room included" },

@@ -28,7 +28,7 @@
 /* room_create: who may create a room by joining it. */
 enum room_create_mode {
 	ROOM_CREATE_ANYONE,
-	ROOM_CREATE_REGISTERED, /* the same as anyone until there are guests */
+	ROOM_CREATE_REGISTERED, /* anyone but guests */
 	ROOM_CREATE_ADMIN,      /* only the operator (chatctl) */
 };
 /* tls_min_version */

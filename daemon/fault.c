@@ -1,5 +1,7 @@
 /*
- * fault.c - test-only fault switches (see fault.h).
+ * fault.c - test-only fault switches (see fault.h).  Owns the switches:
+ * set by the main thread (fault_init) before any other thread exists,
+ * then read by any thread; a fault that strikes once is an atomic flag.
  */
 #include <errno.h>
 #include <stdatomic.h>

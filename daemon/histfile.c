@@ -19,8 +19,12 @@
  * the compaction schedule, which append (a sender's thread in relaxed
  * mode) shares with sync and compact (the commit thread).  It is taken
  * inside the history lock, never the other way round; a write or a sync
- * runs with it held only in append (whose callers are serialized anyway).
- * Loading runs before any other thread exists.
+ * runs with it held only in append (whose callers are serialized anyway)
+ * and at the end of a compaction (finish_compacted: the appends made
+ * meanwhile copied, the temp file synced and renamed, its directory
+ * synced), so an append waits for that end.
+ * Loading runs before any other thread could reach the store (the commit
+ * thread starts after it, clients later still).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,7 @@
 /*
- * line.c - allocation and release of shared, immutable protocol lines.
+ * line.c - allocation and release of shared, immutable protocol lines
+ * (line.h).  No state of its own; any thread holding a reference may take
+ * another or drop it (an atomic count).
  */
 #include <limits.h>
 #include <stdarg.h>

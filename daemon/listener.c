@@ -6,8 +6,9 @@
  * watchdog's health check), two eventfds, and joins it.  An accepted
  * socket is refused (ERR 503) if its descriptor falls in the reserve
  * (FD_RESERVE) or the connection limits say no (peers_admit(), which may
- * shut down another address's oldest login); otherwise it goes to a new
- * client thread, which owns it from then on.
+ * shut down another address's oldest login); otherwise it goes to a client
+ * thread (a spare one from the thread cache, else a new one), which owns it
+ * from then on.
  *
  * Some sockets may be TLS listeners (tls_listen / tls_port, or the socket
  * systemd names "tls"): a connection accepted there goes to its client

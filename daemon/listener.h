@@ -4,7 +4,8 @@
  * The control thread opens the sockets (listener_open) before any client
  * can connect, so a busy port or a bad address stops chatd at start; the
  * listener thread then only accepts, applies the connection limits and
- * hands each connection to a new client thread.
+ * hands each connection to a client thread (a spare one waiting in the
+ * thread cache, threadcache.h, else a new one).
  */
 #ifndef CHATD_LISTENER_H
 #define CHATD_LISTENER_H

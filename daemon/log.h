@@ -7,7 +7,7 @@
  *
  * Thread-safe: any thread may log.  The file is opened with O_APPEND, so
  * each line lands whole; log_reopen() (SIGHUP, logrotate) swaps the file
- * descriptor with dup2(), which is atomic for concurrent writers.
+ * descriptor with dup3(), which is atomic for concurrent writers.
  */
 #ifndef CHATD_LOG_H
 #define CHATD_LOG_H

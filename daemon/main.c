@@ -5,6 +5,9 @@
  *   chatd -d [-c FILE]    detach once serving (a classic daemon)
  *   chatd -t [-c FILE]    check the configuration and exit 0 or 1
  *   chatd -T [-c FILE]    the same, and print the settings in effect
+ *
+ * Runs on the main thread, which server_run() (server.c) makes the
+ * control thread.
  */
 #include <getopt.h>
 #include <stdbool.h>

@@ -1,5 +1,8 @@
 /*
  * outq.c - a client's pending output as a ring of iovecs (see outq.h).
+ * No lock and no state of its own: a queue belongs to its client's thread,
+ * or to the holder of the room lock while the thread has handed its write
+ * rights to the hub (outq.h).
  */
 #include <errno.h>
 #include <limits.h>

@@ -1,5 +1,6 @@
 /*
  * privdrop.c - leaving root for the configured user (see privdrop.h).
+ * Main thread, at start-up, before any other thread exists.
  */
 #include <errno.h>
 #include <grp.h>

@@ -5,8 +5,11 @@
  *
  * Owns the token table (a hash table of names, each with up to
  * RESUME_PER_NAME token hashes) and the append log in state_dir.  Client
- * threads issue (/token) and verify (RESUME) under the store's lock; the
- * control thread revokes (chatctl user passwd / user del) under it too.
+ * threads issue (/token), verify (RESUME) and revoke (/passwd, a
+ * registration) under the store's lock; the control thread revokes
+ * (chatctl user add, user passwd, user del, ident clear) under it too.
+ * Nothing else is locked while it is held; the file's rewrites (many dead
+ * records, ident clear) are made under it.
  *
  * The file, one record a line:
  *   chatd-resume-tokens 1                 (first line)

@@ -8,18 +8,22 @@
  * 64 hex digits; the store keeps only its SHA-256 (a fast hash is right for
  * a random secret), bound to the name, with an expiry (resume_token_ttl).
  * At most RESUME_PER_NAME live tokens per name: a new one replaces the
- * oldest.  A new password (/passwd, chatctl user passwd) and chatctl user
- * del revoke every token of the name.
+ * oldest.  A new password (/passwd, chatctl user passwd), a registration
+ * of the name (in a login, chatctl user add) and chatctl user del revoke
+ * every token of the name; chatctl ident clear revokes them all.
  *
  * The store is kept in RESUME_FILE in state_dir: an append-only log of
  * issues and revocations, rewritten (compacted, atomically: temp file and
- * rename) at start and whenever it holds twice as many records as live
- * tokens.  Appends are not synced: a crash may lose the newest tokens,
- * which costs their clients one password login each.
+ * rename) at start, at ident clear and whenever it holds more than twice
+ * as many records as live tokens (plus COMPACT_SLACK, resume.c).  Appends
+ * are not synced: a crash may lose the newest tokens, which costs their
+ * clients one password login each.
  *
- * One store per process, guarded by its own lock: client threads issue and
- * verify, the control thread revokes.  Hashing and I/O on the append log
- * happen under that lock (an append is one write(); nothing else takes a
+ * One store per process, guarded by its own lock: client threads issue,
+ * verify and revoke (/passwd, a registration), the control thread
+ * revokes.  A token's SHA-256 is computed before the lock is taken; the
+ * table and the I/O on the append log are under it (an append is one
+ * write(), a rewrite a synced temp file renamed; nothing else takes a
  * lock while holding it).
  */
 #ifndef CHATD_RESUME_H

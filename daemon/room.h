@@ -17,7 +17,8 @@
  * order of its requests.
  *
  * Members whose threads sleep idle are not woken: they handed their write
- * rights to the hub (room_sleep), and the publisher writes the new lines
+ * rights to the hub (room_sleep), and the flusher (whoever drops the room
+ * lock after a change, usually the publisher; fanout.c) writes the new lines
  * to their sockets itself, one non-blocking writev() each; only a member
  * whose socket does not take it all is woken to finish.  A member that
  * falls further behind than its send queue limit (or a ring reaches) is
@@ -32,7 +33,7 @@
  * "room" part of every struct client.  It is never held across a blocking
  * call or a password hash, and never held together with the history lock
  * (stored messages are published with that lock dropped; the events this
- * module stores, joins, parts and topics, are appended after dropping
+ * module stores, joins, parts, topics and deletions, are appended after dropping
  * it).  The rooms file is written outside it, under a save lock of its
  * own that is taken before, never under, the room lock.
  */

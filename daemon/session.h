@@ -1,8 +1,9 @@
 /*
  * session.h - one connected client: struct client, its references and the
- * waking of its thread (session.c).  The front-end (client.c, login.c,
- * commands.c) runs the thread and calls the core (the hub: hub.c, room.c,
- * fanout.c; the history), which calls these; nothing here calls back up.
+ * waking of its thread (session.c).  The front-end (client.c with login.c
+ * and commands.c, or the IRC gateway's irc*.c) runs the thread and calls
+ * the core (the hub: hub.c, room.c, fanout.c; the history), which calls
+ * these; nothing here calls back up.
  *
  * Ownership and locking, field by field:
  * - Set before the client's thread starts, then read-only: id, fd, addr,
@@ -15,8 +16,9 @@
  *   made by the thread (session_handshake_step) and then used as writing
  *   to fd is (below): every SSL_* call on it, reads included (a read may
  *   write: a key update's answer), is made by the thread or, while it
- *   sleeps with a claim on it, by the write-through flusher
- *   (session_writev).  The thread reads only after room_wake_up().
+ *   sleeps with a claim on it, by the write-through flusher or the
+ *   co-writer it handed the member to (session_writev).  The thread reads
+ *   only after room_wake_up().
  * - tid and wake_pending are atomic: others wake the thread with
  *   client_wake() (session.c), a flag and a signal, no descriptor.
  * - Owned by the client's own thread (no lock): name, in, out, unacked.
@@ -24,7 +26,8 @@
  *   room_sleep), out and unacked belong to whoever holds the room lock,
  *   and writing to fd to the write-through flusher that claimed it
  *   (room.claimed; with the room lock dropped, but for the publisher of
- *   stored messages: fanout.c, flush_pass); the thread takes
+ *   stored messages: fanout.c, flush_pass), or the co-writer it handed
+ *   the member to (cowriter.c); the thread takes
  *   them back with room_wake_up(), which waits for a claim to end, before
  *   it touches any of them.  name is written once by that thread before
  *   room_login() and read by others only under the room lock after that.

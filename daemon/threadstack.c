@@ -9,6 +9,9 @@
  * idle client's memory.  Once the deep part is over, the thread tells the
  * kernel that everything below its current frame is free: MADV_DONTNEED
  * drops the pages, and a later deep call gets fresh zero pages.
+ *
+ * No state: a thread calls it on its own stack only (client.c, before
+ * it sleeps).
  */
 #include <pthread.h>
 #include <stdint.h>
