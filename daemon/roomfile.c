@@ -140,7 +140,7 @@ load_lines(FILE *f, const char *path, struct roomfile_room **out, size_t *n, cha
 int
 roomfile_load(const char *path, struct roomfile_room **out, size_t *n, char *err, size_t errlen)
 {
-	int fd = safefile_open(path, O_RDONLY, 0600, 0, err, errlen);
+	int fd = safefile_open(path, O_RDONLY, 0600, SAFEFILE_SETMODE, err, errlen);
 	FILE *f;
 
 	*out = NULL;

@@ -22,7 +22,8 @@ struct roomfile_room {
 	char topic[MAX_TOPIC_BYTES + 1];
 };
 
-/* A missing file is no rooms.  -1 with "FILE:LINE: what" in err. */
+/* A missing file is no rooms; a file there is given mode 0600 (docs/FILES.md, "Modes").
+ * -1 with "FILE:LINE: what" in err. */
 int roomfile_load(const char *path, struct roomfile_room **out, size_t *n, char *err,
 		  size_t errlen);
 /* Atomic (temp, fsync, rename, directory fsync), mode 0600.  -1 with a message in err. */

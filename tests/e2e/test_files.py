@@ -153,6 +153,17 @@ def test_ident_file_mode_0600_at_start(chatd_factory):
     assert mode(d.state_dir / "history.lock") == 0o600
 
 
+def test_rooms_file_mode_0600_at_start(chatd_factory):
+    """docs/FILES.md, "Modes": chatd sets 0600 on the rooms file at start-up,
+    not only when it next rewrites it."""
+    d = chatd_factory(start=False)
+    rooms = d.state_dir / "rooms"
+    rooms.write_text("chatd-rooms 1\n")
+    os.chmod(rooms, 0o644)
+    d.start()
+    assert mode(rooms) == 0o600
+
+
 def test_root_gives_what_it_creates_to_the_user(chatd_factory, admin_users, shared_dir):
     """Started as root with `user`: the directories, lock files and log chatd creates
     are the user's, and the log (opened after the drop) has the start-up lines too."""
