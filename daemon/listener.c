@@ -263,7 +263,8 @@ bind_more(struct listener *l, char *const *addrs, size_t n, bool lenient, int po
 }
 
 /*
- * Sockets systemd passed replace the listen and port settings.  TLS
+ * Sockets systemd passed replace the listen, port, tls_listen and
+ * irc_listen settings (irc_port and irc_tls_port tell IRC sockets).  TLS
  * listeners (which need tls_cert) are those named "tls"
  * (FileDescriptorName=tls in a socket unit of their own) and, with
  * tls_cert set, those on tls_port (a second ListenStream= in chatd.socket,
@@ -302,7 +303,8 @@ adopt_activated(struct listener *l, const struct settings *s, const struct activ
 			free(l);
 			return NULL;
 		}
-	log_info("listening on %zu socket%s from systemd; listen, port and tls_listen are not used",
+	log_info("listening on %zu socket%s from systemd; listen, port, tls_listen and irc_listen "
+		 "are not used",
 		 l->n, l->n == 1 ? "" : "s");
 	return l;
 }
