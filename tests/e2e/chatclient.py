@@ -299,28 +299,31 @@ def running(pid):
 FAKE_HELLO = b"HELLO 2 chatd/0.2.0 fake server\n"
 
 
-def fake_login(server, conn, reader, welcome=None, room=b"lobby", hello=FAKE_HELLO):
+def fake_login(server, conn, reader, welcome=None, room=b"lobby", hello=FAKE_HELLO, then=b""):
     """Plays chatd's login to any name and password (the password line goes to
     server.received), with the server's choice of HELLO, WELCOME name and
-    default room; returns the name the client sent."""
+    default room, and bytes then sent in the same write as the login's OK
+    (so the client reads them with it); returns the name the client sent."""
     conn.sendall(hello)
     name = reader.readline().decode().strip()
     conn.sendall(f"PASS known {name} password\n".encode())
     server.received.append(reader.readline())
     who = welcome if welcome is not None else name.encode()
     conn.sendall(b"WELCOME " + who + b" welcome back\nUSERS " + room + b" 1 1 1 " + who +
-                 b"\nOK - logged in as " + who + b"\n")
+                 b"\nOK - logged in as " + who + b"\n" + then)
     return name
 
 
-def answer_until_quit(server, conn, reader, reply=b"OK - fine\n"):
-    """Answers each line (kept in server.received) with reply; /quit with its BYE."""
+def answer_until_quit(server, conn, reader, reply=b"OK - fine\n", bye=b"BYE quit bye\n"):
+    """Answers each line (kept in server.received) with reply, or reply(line)
+    when it is a function; /quit with bye and the end (bye None: as any line,
+    until the client goes)."""
     for line in reader:
         server.received.append(line)
-        if line.startswith(b"/quit"):
-            conn.sendall(b"BYE quit bye\n")
+        if bye is not None and line.startswith(b"/quit"):
+            conn.sendall(bye)
             return
-        conn.sendall(reply)
+        conn.sendall(reply(line) if callable(reply) else reply)
 
 
 class FakeServer:
@@ -328,7 +331,7 @@ class FakeServer:
     sends: the client must not trust it.
 
     FakeServer(script): one connection: logs anyone in, sends script (bytes,
-    no LF added) right after the login's OK, then answers until /quit.
+    no LF added) with the login's OK, then answers until /quit.
     FakeServer(play=f): one connection, played by f(server, conn, reader)
     from the accept on (fake_login() and answer_until_quit() help).
     FakeServer(plays=[f, g, ...]): one connection after the other, each
@@ -354,8 +357,7 @@ class FakeServer:
 
     @staticmethod
     def _scripted(server, conn, reader):
-        fake_login(server, conn, reader)
-        conn.sendall(server.script)
+        fake_login(server, conn, reader, then=server.script)
         answer_until_quit(server, conn, reader)
 
     def _serve(self):

@@ -14,6 +14,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED, FakeServer,
                         answer_until_quit, fake_login, run_plain, scaled)
 from conftest import CHATCTL_BIN
@@ -35,6 +37,12 @@ def assert_clean(data, where):
 def plain(server, input_text="", args=()):
     return run_plain(["--name", "lee", *args, "127.0.0.1", str(server.port)], input_text,
                      password="pw")
+
+
+def tty(terminals, server, args=("--color", "never"), **kwargs):
+    """chat's terminal mode, logged in as jo to the stand-in."""
+    return terminals(["--name", "jo", *args, "127.0.0.1", str(server.port)], password="pw",
+                     **kwargs)
 
 
 # --- plain mode: what reaches standard output and standard error ---------------
@@ -167,8 +175,7 @@ def test_tty_a_room_name_with_escapes_never_reaches_the_prompt(terminals):
             c.sendall(b"OK - joined " + EVIL_ROOM + b"y\n")
 
     server = FakeServer(play=play)
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw")
+    term = tty(terminals, server)
     term.wait_text("logged in")
     term.line("/join other")
     term.wait_text("joined")
@@ -183,9 +190,8 @@ def test_tty_a_welcome_of_another_name_is_refused_and_never_reaches_the_prompt(t
     that is not the one sent (here with escapes) is a broken protocol, not
     a session under a name nobody asked for."""
     server = FakeServer(play=lambda s, c, r: (fake_login(s, c, r, welcome=b"jo" + EVIL),
-                                       answer_until_quit(s, c, r)))
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw")
+                                              answer_until_quit(s, c, r)))
+    term = tty(terminals, server)
     assert term.wait_exit() == EXIT_LOST
     server.join()
     assert "welcomed another name than 'jo'" in term.everything()
@@ -198,8 +204,7 @@ def test_tty_completion_candidates_with_escapes_never_reach_the_terminal(termina
               b"USERS lobby 3 1 1 jo b" + EVIL + b" b" + EVIL + b"2\n")
 
     server = FakeServer(script)
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw")
+    term = tty(terminals, server)
     term.wait_text("logged in")
     term.type("/join a")
     term.keys("Tab", "Tab")
@@ -310,8 +315,7 @@ def test_tty_messages_from_ever_new_rooms_keep_costing_the_same(terminals):
 
     server = FakeServer(flood +
                         b"MSG lobby %d 2026-11-21T09:30:00.000Z eve THE-END\n" % (rooms + 1))
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw", height=5)
+    term = tty(terminals, server, height=5)
     term.wait_text("logged in")
     # About 2 s once bounded; over a minute when each line searched every room seen.
     term.wait_text("THE-END", timeout=20)
@@ -363,27 +367,41 @@ ALL_FIELDS = (
     b"MSG lobby 3 2026-11-21T09:30:00.000Z eve THE-END\n")
 
 
+# The final replies with escapes, as answers to requests: one never asked for breaks the protocol.
+ANSWERS = [line for line in ALL_FIELDS.splitlines(keepends=True)
+           if line.startswith((b"OK", b"ERR"))]
+LIVE = b"".join(line for line in ALL_FIELDS.splitlines(keepends=True) if line not in ANSWERS)
+
+
 def test_tty_escapes_in_every_field_of_every_line_never_reach_the_terminal(terminals):
     """Every tag with the server's escapes in each of its fields, colours on."""
+    answers = iter(ANSWERS)
 
-    server = FakeServer(ALL_FIELDS)
-    term = terminals(["--name", "jo", "--color", "always", "127.0.0.1", str(server.port)],
-                     password="pw")
+    def play(s, c, r):
+        fake_login(s, c, r)
+        c.sendall(LIVE)
+        answer_until_quit(s, c, r, reply=lambda line: next(answers)
+                          if line.startswith(b"/ping") else b"OK - fine\n")
+
+    server = FakeServer(play=play)
+    term = tty(terminals, server, ("--color", "always"))
     term.wait_text("THE-END")
+    for _ in ANSWERS:
+        term.line("/ping")
     term.line("/quit")
     assert term.wait_exit() == EXIT_OK
     server.join()
+    assert b"pwned" in term.raw()  # the answers were shown, without their escapes
     assert_clean(term.raw(), "the terminal")
 
 
 def test_plain_escapes_in_every_field_of_every_line_never_reach_the_output():
-    # No OK or ERR but the reply to the line sent: plain mode takes each for the reply.
-    lines = [line for line in ALL_FIELDS.splitlines(keepends=True)
-             if not line.startswith((b"OK", b"ERR", b"BOGUS"))]
+    # No OK or ERR but the reply to the line sent, and no line the protocol does not know.
+    lines = LIVE.replace(b"BOGUS " + EVIL + b"\n", b"")
 
     def play(s, c, r):
         fake_login(s, c, r)
-        c.sendall(b"".join(lines))
+        c.sendall(lines)
         answer_until_quit(s, c, r, reply=b"ERR 400" + EVIL + b" " + EVIL + b"\n")
 
     server = FakeServer(play=play)
@@ -422,8 +440,7 @@ def test_tty_a_bye_quit_never_asked_for_is_not_a_normal_end(terminals):
         r.read()
 
     server = FakeServer(play=play)
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw")
+    term = tty(terminals, server)
     assert term.wait_exit() == EXIT_LOST
     server.join()
 
@@ -431,8 +448,7 @@ def test_tty_a_bye_quit_never_asked_for_is_not_a_normal_end(terminals):
 def test_tty_an_overlong_line_is_dropped_and_the_session_goes_on(terminals):
     server = FakeServer(b"MSG lobby 1 2026-11-21T09:30:00.000Z eve " + b"y" * (1 << 20) +
                         b"\nMSG lobby 2 2026-11-21T09:30:00.000Z eve THE-END\n")
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw")
+    term = tty(terminals, server)
     term.wait_text("THE-END")
     assert "longer than the protocol allows" in term.everything()
     assert "yyyy" not in term.everything()
@@ -452,8 +468,7 @@ def test_tty_endless_data_does_not_hold_quit_up(terminals):
             pass
 
     server = FakeServer(play=play)
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw")
+    term = tty(terminals, server)
     term.wait_text("longer than the protocol allows")
     term.line("/quit")
     assert term.wait_exit() == EXIT_OK
@@ -462,8 +477,69 @@ def test_tty_endless_data_does_not_hold_quit_up(terminals):
 
 def test_tty_a_server_that_never_speaks_is_given_up_within_the_timeout(terminals):
     server = FakeServer(play=silent)
-    term = terminals(["--name", "jo", "--timeout", "1", "127.0.0.1", str(server.port)],
-                     password="pw")
+    term = tty(terminals, server, ("--timeout", "1"))
     assert term.wait_exit(timeout=8) == EXIT_LOST
     assert "no answer from the server" in term.everything()
     server.join()
+
+
+# --- answers never asked for ------------------------------------------------------
+#
+# chatd answers each request with exactly one OK or ERR, in order, and sends
+# neither unasked (docs/PROTOCOL.md "After login"); chat matches them to its
+# requests by order, so one more would be taken for the answer to the next.
+
+UNASKED = b"ERR 507 message not stored " + EVIL + b"\n"
+
+
+def test_plain_an_answer_when_no_line_is_out_is_a_broken_protocol():
+    """It comes with the login's OK, before any line is sent."""
+    server = FakeServer(UNASKED)
+    res = plain(server, "")
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "the server broke the protocol" in res.err, res
+    assert "answers no request" in res.err, res
+    assert_clean(res.out, "standard output")
+    assert_clean(res.err, "standard error")
+
+
+def test_plain_an_ok_for_quit_is_a_broken_protocol_not_a_reason_to_quit_again():
+    """BYE answers /quit: an OK for it answers nothing (and chat used to send
+    /quit again for every such OK)."""
+
+    def play(s, c, r):
+        fake_login(s, c, r)
+        for _ in range(20):
+            line = r.readline()
+            if not line:
+                return
+            s.received.append(line)
+            c.sendall(b"OK - fine\n")
+
+    server = FakeServer(play=play)
+    res = plain(server, "hi\n")
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "the server broke the protocol" in res.err, res
+    assert server.received == [b"pw\n", b"hi\n", b"/quit\n"]
+
+
+@pytest.mark.parametrize("typed, reply", [
+    # An ERR 507 after the OK of a message: taken for the answer to the next
+    # line sent, it would say a message reached nobody that everyone got.
+    ("hello", lambda line: b"OK - fine\n" if line.startswith(b"/") else b"OK 7 sent\n" + UNASKED),
+    # BYE answers /quit, not OK.
+    ("/quit", lambda line: b"OK - fine\n"),
+], ids=["a second answer to a message", "an OK for /quit"])
+def test_tty_an_answer_to_no_request_is_a_broken_protocol(terminals, typed, reply):
+    server = FakeServer(play=lambda s, c, r: (fake_login(s, c, r),
+                                              answer_until_quit(s, c, r, reply, bye=None)))
+    term = tty(terminals, server)
+    term.wait_text("logged in")
+    term.line(typed)
+    assert term.wait_exit() == EXIT_LOST
+    server.join()
+    assert "the server broke the protocol" in term.everything()
+    assert "answers no request" in term.everything()
+    assert_clean(term.raw(), "the terminal")

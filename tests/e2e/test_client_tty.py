@@ -48,6 +48,17 @@ def test_a_session_taken_over_elsewhere_ends_without_reconnecting(chatd, termina
     assert "logged in elsewhere" in term.everything()
 
 
+def test_a_quit_line_the_server_refuses_still_quits(chatd, terminals):
+    """chatd answers a /quit line it refuses itself (too long) with ERR, not
+    BYE: the answer to it, no broken protocol; chat ends as asked."""
+    term = terminals(["--name", "kay", "127.0.0.1", str(chatd.port)], password="pw-kay")
+    logged_in(term, "kay")
+    term.line("/quit " + "x" * 4200)
+    assert term.wait_exit() == EXIT_OK
+    assert "(error 413)" in term.everything()
+    assert "broke the protocol" not in term.everything()
+
+
 def test_wrong_password_is_asked_again(chatd, terminals):
     chatd.login("bob", "the-right-one").close()
     term = terminals(["--name", "bob", "127.0.0.1", str(chatd.port)])
