@@ -267,7 +267,7 @@ send_next(struct plain *p)
 		return rc;
 	}
 	while (!p->waiting && next_input_line(p, &line, &len, &used)) {
-		int rc = len > 0 ? send_request(p, line, len) : 0;
+		int rc = !srv_request_blank(line, len) ? send_request(p, line, len) : 0;
 
 		strbuf_consume(&p->input, used);
 		if (rc < 0)

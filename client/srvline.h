@@ -58,6 +58,16 @@ srv_text(const struct srv_line *l)
 /* The major number of a HELLO version field ("2", "2.1"), -1 if it is not one. */
 int srv_version_major(const char *version);
 
+/*
+ * Whether chatd takes the request line (len bytes, without its LF) for a
+ * blank line, which it does not answer: it drops one CR before the LF.
+ */
+static inline bool
+srv_request_blank(const char *line, size_t len)
+{
+	return len == 0 || (len == 1 && line[0] == '\r');
+}
+
 /* The numeric code of an ERR line, 0 if it has none. */
 int srv_err_code(const struct srv_line *l);
 

@@ -980,7 +980,7 @@ trim_command(char *line)
 static void
 on_input(struct tty *t, char *line)
 {
-	if (line[0] == '\0')
+	if (srv_request_blank(line, strlen(line)))
 		return;
 	if (line[0] == '/' && line[1] != '/')
 		trim_command(line);
@@ -997,6 +997,32 @@ on_input(struct tty *t, char *line)
 		}
 	}
 	server_command(t, line);
+}
+
+/*
+ * What was typed, or pasted with its line ends: chatd takes each LF for the
+ * end of a request (dropping one CR before it) and answers each, and chat
+ * matches the answers to its requests by order, so each line goes as the
+ * request chatd will see.  A new password holds no line end: a paste that
+ * would send its rest as a message is not sent at all.
+ */
+static void
+on_typed(struct tty *t, char *text)
+{
+	char *line = text, *lf;
+
+	if (strncmp(text, "/passwd", 7) == 0 && strchr(text, '\n') != NULL) {
+		render_error(&t->r, &t->screen, "a password holds no line end: nothing was sent");
+		return;
+	}
+	while ((lf = strchr(line, '\n')) != NULL) {
+		*lf = '\0';
+		if (lf > line && lf[-1] == '\r')
+			lf[-1] = '\0';
+		on_input(t, line);
+		line = lf + 1;
+	}
+	on_input(t, line);
 }
 
 /*
@@ -1018,7 +1044,7 @@ on_enter(int count, int key)
 	using_history();
 	rl_replace_line("", 1);
 	rl_point = 0;
-	on_input(t, line);
+	on_typed(t, line);
 	if (strncmp(line, "/passwd", 7) == 0)
 		explicit_bzero(line, strlen(line));
 	free(line);

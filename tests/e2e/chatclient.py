@@ -190,6 +190,11 @@ class Terminal:
         self.type(text)
         self.keys("Enter")
 
+    def paste(self, text):
+        """Pastes text as a terminal does (bracketed paste: line ends included)."""
+        self._tmux("set-buffer", "--", text)
+        self._tmux("paste-buffer", "-p")
+
     # --- output ---
 
     def screen(self):
