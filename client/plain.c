@@ -8,7 +8,9 @@
  * line the server sends is printed as the protocol gives it (sanitized).
  * At the end of input it sends /quit and exits 0 if everything was
  * acknowledged, CHAT_EXIT_REFUSED if the server refused a line, and
- * CHAT_EXIT_LOST if the connection ended first.
+ * CHAT_EXIT_LOST if the connection ended first or the server broke the
+ * protocol (an OK or ERR when no line is out, or an OK for /quit, which
+ * BYE answers: srv_describe_unasked()).
  *
  * With --reconnect a connection that drops (or a server that shuts down)
  * is opened again after a backoff with jitter (conn_backoff_next()), at
@@ -265,7 +267,7 @@ send_next(struct plain *p)
 		return rc;
 	}
 	while (!p->waiting && next_input_line(p, &line, &len, &used)) {
-		int rc = len > 0 ? send_request(p, line, len) : 0;
+		int rc = !srv_request_blank(line, len) ? send_request(p, line, len) : 0;
 
 		strbuf_consume(&p->input, used);
 		if (rc < 0)
@@ -359,7 +361,15 @@ on_server_line(struct plain *p, char *raw, size_t len)
 	if (put_out_of_room(p, &sl))
 		return fail(CHAT_EXIT_ROOM, "an operator put us out of the --room room; nothing "
 					    "more is sent");
-	if ((sl.tag == SRV_OK || sl.tag == SRV_ERR) && p->waiting) {
+	if ((sl.tag == SRV_OK || sl.tag == SRV_ERR) &&
+	    (!p->waiting || (p->quitting && sl.tag == SRV_OK))) {
+		/* No line waits for it (BYE answers /quit, or an ERR refusing the line itself). */
+		char why[SRV_UNASKED_MAX];
+
+		srv_describe_unasked(&sl, why, sizeof(why));
+		return fail(CHAT_EXIT_LOST, why);
+	}
+	if (sl.tag == SRV_OK || sl.tag == SRV_ERR) {
 		p->waiting = false;
 		p->refused |= sl.tag == SRV_ERR;
 		if (p->own_pending && sl.tag == SRV_ERR)

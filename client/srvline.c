@@ -1,12 +1,24 @@
 /*
  * srvline.c - splitting a server line with the field table of
  * docs/PROTOCOL.md: each tag has a fixed number of fields, the last of which
- * is free text (spaces allowed, maybe empty).
+ * is free text (spaces allowed, maybe empty); and the words for a final
+ * reply that answers no request.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sanitize.h"
 #include "srvline.h"
+
+/*
+ * How many bytes of an unasked reply's fields srv_describe_unasked() quotes:
+ * sanitized, each may take 3 (U+FFFD), and all fits in SRV_UNASKED_MAX.
+ */
+#define QUOTE_CODE_MAX 20
+#define QUOTE_TEXT_MAX 100
+_Static_assert(64 + 3 * (QUOTE_CODE_MAX + QUOTE_TEXT_MAX) < SRV_UNASKED_MAX,
+	       "srv_describe_unasked() never cuts its words");
 
 /* clang-format off */
 static const struct {
@@ -109,4 +121,19 @@ srv_err_code(const struct srv_line *l)
 	if (l->tag != SRV_ERR)
 		return 0;
 	return atoi(l->f[0]);
+}
+
+void
+srv_describe_unasked(const struct srv_line *l, char *buf, size_t len)
+{
+	struct strbuf q = { 0 };
+	size_t text = l->text_len < QUOTE_TEXT_MAX ? l->text_len : QUOTE_TEXT_MAX;
+	bool quoted = strbuf_adds(&q, l->tag == SRV_OK ? "OK " : "ERR ") == 0 &&
+		      sanitize_append(&q, l->f[0], strnlen(l->f[0], QUOTE_CODE_MAX)) == 0 &&
+		      strbuf_adds(&q, " ") == 0 && sanitize_append(&q, srv_text(l), text) == 0;
+
+	snprintf(buf, len, "the server broke the protocol: \"%s%s\" answers no request",
+		 quoted ? q.buf : (l->tag == SRV_OK ? "OK" : "ERR"),
+		 quoted && text < l->text_len ? "..." : "");
+	strbuf_free(&q);
 }

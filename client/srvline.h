@@ -58,7 +58,31 @@ srv_text(const struct srv_line *l)
 /* The major number of a HELLO version field ("2", "2.1"), -1 if it is not one. */
 int srv_version_major(const char *version);
 
+/*
+ * Whether chatd takes the request line (len bytes, without its LF) for a
+ * blank line, which it does not answer: it drops one CR before the LF.
+ */
+static inline bool
+srv_request_blank(const char *line, size_t len)
+{
+	return len == 0 || (len == 1 && line[0] == '\r');
+}
+
 /* The numeric code of an ERR line, 0 if it has none. */
 int srv_err_code(const struct srv_line *l);
+
+/*
+ * chat's words for a final reply (OK or ERR) that answers no request: no
+ * request of ours is waiting for one, or it is an OK and only /quit is out
+ * (BYE answers /quit; an ERR, when chatd refused the line itself: too long,
+ * a character it refuses).  chatd sends each request exactly one, in order,
+ * and never one unasked (docs/PROTOCOL.md "After login"): chat matches
+ * replies to requests by order, so such a line breaks the protocol; taken
+ * for the answer to the next request, it would misreport that one and every
+ * one after.  The line's start is quoted, sanitized; written to buf (len
+ * bytes, SRV_UNASKED_MAX for the whole: never cut inside a character).
+ */
+#define SRV_UNASKED_MAX 512
+void srv_describe_unasked(const struct srv_line *l, char *buf, size_t len);
 
 #endif

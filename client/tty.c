@@ -11,7 +11,10 @@
  * joins its rooms again and switches back to its current room (rooms.h),
  * and sends what was typed meanwhile; requests that were sent but not
  * answered are sent again, except room messages the history replay shows
- * were stored after all.  After a password login it asks for a resume
+ * were stored after all.  Replies are matched to requests in order (t->sent):
+ * an OK or ERR that no request waits for (srv_describe_unasked) breaks the
+ * protocol and ends chat (status 5, the reason on stderr once the terminal
+ * is restored).  After a password login it asks for a resume
  * token and presents it when it logs in again, so a reconnect costs the
  * server no password hash; a refused token falls back to the password.
  * The prompt shows the current room; Tab completes commands, room names
@@ -79,8 +82,9 @@ struct tty {
 	int64_t quit_deadline;
 	bool done;
 	int exit_code;
-	bool ui_active;    /* the readline callback is installed */
-	bool input_closed; /* the terminal reached end of input */
+	char broken[SRV_UNASKED_MAX]; /* why the server broke the protocol, for stderr at the end */
+	bool ui_active;               /* the readline callback is installed */
+	bool input_closed;            /* the terminal reached end of input */
 	int sigfd;
 	char prompt[NAME_MAX_LEN + ROOM_NAME_MAX + 32];
 };
@@ -646,13 +650,27 @@ on_reconnect_login_line(struct tty *t, const struct srv_line *sl)
 	}
 }
 
+/*
+ * Whether the final reply sl answers the oldest request out.  BYE answers
+ * /quit: an ERR does only when the server refused the line itself (too
+ * long, a character it refuses), an OK never.
+ */
+static bool
+reply_awaited(const struct tty *t, const struct srv_line *sl)
+{
+	return t->sent.count > 0 && (t->sent.items[0].kind != REQ_QUIT || sl->tag == SRV_ERR);
+}
+
 static void
 on_final_reply(struct tty *t, const struct srv_line *sl)
 {
 	struct req rq;
 
-	if (!reqq_pop(&t->sent, &rq)) {
-		render_line(&t->r, &t->screen, sl);
+	if (!reply_awaited(t, sl) || !reqq_pop(&t->sent, &rq)) {
+		/* Taken for the next request's, it would misreport every reply after it. */
+		srv_describe_unasked(sl, t->broken, sizeof(t->broken));
+		conn_close(&t->conn);
+		finish(t, CHAT_EXIT_LOST);
 		return;
 	}
 	if (rq.kind == REQ_TOKEN) {
@@ -962,7 +980,7 @@ trim_command(char *line)
 static void
 on_input(struct tty *t, char *line)
 {
-	if (line[0] == '\0')
+	if (srv_request_blank(line, strlen(line)))
 		return;
 	if (line[0] == '/' && line[1] != '/')
 		trim_command(line);
@@ -979,6 +997,32 @@ on_input(struct tty *t, char *line)
 		}
 	}
 	server_command(t, line);
+}
+
+/*
+ * What was typed, or pasted with its line ends: chatd takes each LF for the
+ * end of a request (dropping one CR before it) and answers each, and chat
+ * matches the answers to its requests by order, so each line goes as the
+ * request chatd will see.  A new password holds no line end: a paste that
+ * would send its rest as a message is not sent at all.
+ */
+static void
+on_typed(struct tty *t, char *text)
+{
+	char *line = text, *lf;
+
+	if (strncmp(text, "/passwd", 7) == 0 && strchr(text, '\n') != NULL) {
+		render_error(&t->r, &t->screen, "a password holds no line end: nothing was sent");
+		return;
+	}
+	while ((lf = strchr(line, '\n')) != NULL) {
+		*lf = '\0';
+		if (lf > line && lf[-1] == '\r')
+			lf[-1] = '\0';
+		on_input(t, line);
+		line = lf + 1;
+	}
+	on_input(t, line);
 }
 
 /*
@@ -1000,7 +1044,7 @@ on_enter(int count, int key)
 	using_history();
 	rl_replace_line("", 1);
 	rl_point = 0;
-	on_input(t, line);
+	on_typed(t, line);
 	if (strncmp(line, "/passwd", 7) == 0)
 		explicit_bzero(line, strlen(line));
 	free(line);
@@ -1261,6 +1305,8 @@ tty_run(struct chat_options *o)
 		ui_start(&t);
 		loop(&t);
 		ui_stop(&t);
+		if (t.broken[0])
+			fprintf(stderr, "chat: %s\n", t.broken);
 		rc = t.exit_code;
 	}
 	tty_free(&t);

@@ -8,7 +8,9 @@ chatclient.py - drives the chat client in the end-to-end tests.
   pipe-pane, so they check both what a person sees and what reached the
   terminal.
 - FakeServer: a scripted stand-in for chatd, for what the real one never
-  sends (escape sequences, over-long lines): the client must not trust it.
+  sends (escape sequences, over-long lines, answers never asked for) and
+  for races the real one cannot be timed into: the client must not trust
+  it.
 
 Every wait polls for its condition with a deadline; nothing sleeps blindly.
 """
@@ -188,6 +190,11 @@ class Terminal:
         self.type(text)
         self.keys("Enter")
 
+    def paste(self, text):
+        """Pastes text as a terminal does (bracketed paste: line ends included)."""
+        self._tmux("set-buffer", "--", text)
+        self._tmux("paste-buffer", "-p")
+
     # --- output ---
 
     def screen(self):
@@ -294,43 +301,79 @@ def running(pid):
         return False
 
 
-class FakeServer:
-    """A one-connection stand-in for chatd: logs anyone in, then sends script lines.
+FAKE_HELLO = b"HELLO 2 chatd/0.2.0 fake server\n"
 
-    script: bytes sent right after the login's OK, as given (no LF added).
+
+def fake_login(server, conn, reader, welcome=None, room=b"lobby", hello=FAKE_HELLO, then=b""):
+    """Plays chatd's login to any name and password (the password line goes to
+    server.received), with the server's choice of HELLO, WELCOME name and
+    default room, and bytes then sent in the same write as the login's OK
+    (so the client reads them with it); returns the name the client sent."""
+    conn.sendall(hello)
+    name = reader.readline().decode().strip()
+    conn.sendall(f"PASS known {name} password\n".encode())
+    server.received.append(reader.readline())
+    who = welcome if welcome is not None else name.encode()
+    conn.sendall(b"WELCOME " + who + b" welcome back\nUSERS " + room + b" 1 1 1 " + who +
+                 b"\nOK - logged in as " + who + b"\n" + then)
+    return name
+
+
+def answer_until_quit(server, conn, reader, reply=b"OK - fine\n", bye=b"BYE quit bye\n"):
+    """Answers each line (kept in server.received) with reply, or reply(line)
+    when it is a function; /quit with bye and the end (bye None: as any line,
+    until the client goes)."""
+    for line in reader:
+        server.received.append(line)
+        if bye is not None and line.startswith(b"/quit"):
+            conn.sendall(bye)
+            return
+        conn.sendall(reply(line) if callable(reply) else reply)
+
+
+class FakeServer:
+    """A scripted stand-in for chatd on 127.0.0.1, for what the real one never
+    sends: the client must not trust it.
+
+    FakeServer(script): one connection: logs anyone in, sends script (bytes,
+    no LF added) with the login's OK, then answers until /quit.
+    FakeServer(play=f): one connection, played by f(server, conn, reader)
+    from the accept on (fake_login() and answer_until_quit() help).
+    FakeServer(plays=[f, g, ...]): one connection after the other, each
+    played by its function.
+
+    received: what the plays kept of the client's lines (the password, the
+    requests); error: the OSError that ended the plays, if one did.
     """
 
-    def __init__(self, script):
+    def __init__(self, script=b"", play=None, plays=None):
+        if plays is None:
+            plays = [play if play is not None else self._scripted]
         self.script = script
+        self.plays = list(plays)
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(1)
+        self.listener.listen(len(self.plays))
         self.port = self.listener.getsockname()[1]
         self.received = []
         self.error = None
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
+    @staticmethod
+    def _scripted(server, conn, reader):
+        fake_login(server, conn, reader, then=server.script)
+        answer_until_quit(server, conn, reader)
+
     def _serve(self):
         try:
             self.listener.settimeout(scaled(20))
-            conn, _ = self.listener.accept()
-            with conn:
-                conn.settimeout(scaled(20))
-                reader = conn.makefile("rb")
-                conn.sendall(b"HELLO 2 chatd/0.2.0 fake server\n")
-                name = reader.readline().decode().strip()
-                conn.sendall(f"PASS known {name} password\n".encode())
-                self.received.append(reader.readline())
-                conn.sendall(f"WELCOME {name} hi\nUSERS lobby 1 1 1 {name}\n"
-                             f"OK - logged in as {name}\n".encode() + self.script)
-                # Answer what comes until the client leaves.
-                for line in reader:
-                    self.received.append(line)
-                    if line.startswith(b"/quit"):
-                        conn.sendall(b"BYE quit bye\n")
-                        break
-                    conn.sendall(b"OK - fine\n")
+            for play in self.plays:
+                conn, _ = self.listener.accept()
+                # The reader holds the socket open too: both are closed after each connection.
+                with conn, conn.makefile("rb") as reader:
+                    conn.settimeout(scaled(20))
+                    play(self, conn, reader)
         except OSError as e:
             self.error = e
         finally:
@@ -338,3 +381,4 @@ class FakeServer:
 
     def join(self):
         self.thread.join(scaled(20))
+        assert not self.thread.is_alive()

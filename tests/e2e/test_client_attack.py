@@ -14,8 +14,10 @@ import subprocess
 import threading
 import time
 
-from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED, run_plain,
-                        scaled)
+import pytest
+
+from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED, FakeServer,
+                        answer_until_quit, fake_login, run_plain, scaled)
 from conftest import CHATCTL_BIN
 
 # An OSC title, a clear screen, a C1 CSI, a bidi override and a stray byte: none
@@ -32,61 +34,15 @@ def assert_clean(data, where):
         assert bad not in data, f"{bad!r} reached {where}: {data[-2000:]!r}"
 
 
-class Scripted:
-    """One connection: play(conn, reader) runs it, from the accept on."""
-
-    def __init__(self, play):
-        self.play = play
-        self.received = []
-        self.error = None
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(1)
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        try:
-            self.listener.settimeout(scaled(20))
-            conn, _ = self.listener.accept()
-            with conn, conn.makefile("rb") as reader:
-                conn.settimeout(scaled(20))
-                self.play(self, conn, reader)
-        except OSError as e:
-            self.error = e
-        finally:
-            self.listener.close()
-
-    def join(self):
-        self.thread.join(scaled(20))
-        assert not self.thread.is_alive()
-
-
-def log_in(server, conn, reader, welcome=None, room=b"lobby", hello=b"HELLO 2 chatd/0.2.0 x\n"):
-    """The login, with the server's choice of WELCOME name and default room."""
-    conn.sendall(hello)
-    name = reader.readline().decode().strip()
-    conn.sendall(f"PASS known {name} password\n".encode())
-    server.received.append(reader.readline())
-    who = welcome if welcome is not None else name.encode()
-    conn.sendall(b"WELCOME " + who + b" registered\nUSERS " + room + b" 1 1 1 " + who +
-                 b"\nOK - logged in\n")
-    return name
-
-
-def answer_until_quit(server, conn, reader, reply=b"OK - fine\n"):
-    for line in reader:
-        server.received.append(line)
-        if line.startswith(b"/quit"):
-            conn.sendall(b"BYE quit bye\n")
-            return
-        conn.sendall(reply)
-
-
 def plain(server, input_text="", args=()):
     return run_plain(["--name", "lee", *args, "127.0.0.1", str(server.port)], input_text,
                      password="pw")
+
+
+def tty(terminals, server, args=("--color", "never"), **kwargs):
+    """chat's terminal mode, logged in as jo to the stand-in."""
+    return terminals(["--name", "jo", *args, "127.0.0.1", str(server.port)], password="pw",
+                     **kwargs)
 
 
 # --- plain mode: what reaches standard output and standard error ---------------
@@ -94,7 +50,8 @@ def plain(server, input_text="", args=()):
 
 def test_plain_a_protocol_version_with_escapes_is_not_echoed_raw():
     """The HELLO's version field is quoted in the refusal: sanitized like the rest."""
-    server = Scripted(lambda s, c, r: (c.sendall(b"HELLO 9" + EVIL + b" x\n"), r.readline()))
+    server = FakeServer(play=lambda s, c, r: (c.sendall(b"HELLO 9" + EVIL + b" x\n"),
+                                              r.readline()))
     res = plain(server)
     server.join()
     assert res.rc == EXIT_LOST, res
@@ -104,11 +61,11 @@ def test_plain_a_protocol_version_with_escapes_is_not_echoed_raw():
 
 def test_plain_a_bye_reason_with_escapes_is_not_echoed_raw():
     def play(s, c, r):
-        log_in(s, c, r)
+        fake_login(s, c, r)
         r.readline()
         c.sendall(b"BYE " + EVIL + b" goodbye\n")
 
-    server = Scripted(play)
+    server = FakeServer(play=play)
     res = plain(server, "hello\n")
     server.join()
     assert res.rc == EXIT_LOST, res
@@ -123,7 +80,7 @@ def silent(server, conn, reader):
 
 
 def test_plain_a_server_that_never_speaks_is_given_up_within_the_timeout():
-    server = Scripted(silent)
+    server = FakeServer(play=silent)
     start = time.monotonic()
     res = plain(server, "hi\n", args=("--timeout", "1"))
     server.join()
@@ -136,7 +93,7 @@ def test_plain_a_silent_tls_port_is_a_failed_connection_within_the_timeout():
     """A server that accepts and never answers the ClientHello: the handshake's
     own deadline, status 3 (chat(1): a handshake that fails is a failed
     connection), and no password went out."""
-    server = Scripted(silent)
+    server = FakeServer(play=silent)
     start = time.monotonic()
     res = plain(server, "hi\n", args=("--timeout", "1", "--tls"))
     server.join()
@@ -149,14 +106,14 @@ def test_plain_endless_data_without_a_newline_ends_the_session():
     """1 MiB and more with no LF: the line is over the protocol's length at once."""
 
     def play(s, c, r):
-        log_in(s, c, r)
+        fake_login(s, c, r)
         try:
             for _ in range(64):
                 c.sendall(b"x" * 65536)
         except OSError:
             pass  # chat hung up, as it should
 
-    server = Scripted(play)
+    server = FakeServer(play=play)
     res = plain(server)
     server.join()
     assert res.rc == EXIT_LOST, res
@@ -165,11 +122,11 @@ def test_plain_endless_data_without_a_newline_ends_the_session():
 
 def test_plain_a_close_in_the_middle_of_a_line_prints_no_half_line():
     def play(s, c, r):
-        log_in(s, c, r)
+        fake_login(s, c, r)
         r.readline()
         c.sendall(b"MSG lobby 7 2026-11-21T09:30:00.000Z eve half a li")
 
-    server = Scripted(play)
+    server = FakeServer(play=play)
     res = plain(server, "hello\n")
     server.join()
     assert res.rc == EXIT_LOST, res
@@ -183,10 +140,10 @@ def test_plain_a_name_with_a_line_end_is_refused_before_anything_is_sent():
     message to the room.  chat refuses an invalid name itself (status 4)."""
 
     def play(s, c, r):
-        log_in(s, c, r)
+        fake_login(s, c, r)
         answer_until_quit(s, c, r)
 
-    server = Scripted(play)
+    server = FakeServer(play=play)
     res = run_plain(["--name", "lee\nhunter2", "127.0.0.1", str(server.port)], "",
                     password="secret-pw")
     if server.thread.is_alive():  # nothing connected: end the stand-in's wait
@@ -208,7 +165,7 @@ def test_tty_a_room_name_with_escapes_never_reaches_the_prompt(terminals):
     escapes to the terminal through readline."""
 
     def play(s, c, r):
-        log_in(s, c, r, room=EVIL_ROOM)
+        fake_login(s, c, r, room=EVIL_ROOM)
         c.sendall(b"JOIN " + EVIL_ROOM + b"x 2026-11-21T09:30:00.000Z jo joined\n")
         for line in r:
             s.received.append(line)
@@ -217,9 +174,8 @@ def test_tty_a_room_name_with_escapes_never_reaches_the_prompt(terminals):
                 return
             c.sendall(b"OK - joined " + EVIL_ROOM + b"y\n")
 
-    server = Scripted(play)
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw")
+    server = FakeServer(play=play)
+    term = tty(terminals, server)
     term.wait_text("logged in")
     term.line("/join other")
     term.wait_text("joined")
@@ -233,10 +189,9 @@ def test_tty_a_welcome_of_another_name_is_refused_and_never_reaches_the_prompt(t
     """The WELCOME names who we are logged in as (the prompt shows it): a name
     that is not the one sent (here with escapes) is a broken protocol, not
     a session under a name nobody asked for."""
-    server = Scripted(lambda s, c, r: (log_in(s, c, r, welcome=b"jo" + EVIL),
-                                       answer_until_quit(s, c, r)))
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw")
+    server = FakeServer(play=lambda s, c, r: (fake_login(s, c, r, welcome=b"jo" + EVIL),
+                                              answer_until_quit(s, c, r)))
+    term = tty(terminals, server)
     assert term.wait_exit() == EXIT_LOST
     server.join()
     assert "welcomed another name than 'jo'" in term.everything()
@@ -248,14 +203,8 @@ def test_tty_completion_candidates_with_escapes_never_reach_the_terminal(termina
     script = (b"ROOM a" + EVIL + b" 1 \nROOM a" + EVIL + b"2 1 \n"
               b"USERS lobby 3 1 1 jo b" + EVIL + b" b" + EVIL + b"2\n")
 
-    def play(s, c, r):
-        log_in(s, c, r)
-        c.sendall(script)
-        answer_until_quit(s, c, r)
-
-    server = Scripted(play)
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw")
+    server = FakeServer(script)
+    term = tty(terminals, server)
     term.wait_text("logged in")
     term.type("/join a")
     term.keys("Tab", "Tab")
@@ -364,14 +313,9 @@ def test_tty_messages_from_ever_new_rooms_keep_costing_the_same(terminals):
     flood = b"".join(b"MSG r%d %d 2026-11-21T09:30:00.000Z eve x\n" % (i, i + 1)
                      for i in range(rooms))
 
-    def play(s, c, r):
-        log_in(s, c, r)
-        c.sendall(flood + b"MSG lobby %d 2026-11-21T09:30:00.000Z eve THE-END\n" % (rooms + 1))
-        answer_until_quit(s, c, r)
-
-    server = Scripted(play)
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw", height=5)
+    server = FakeServer(flood +
+                        b"MSG lobby %d 2026-11-21T09:30:00.000Z eve THE-END\n" % (rooms + 1))
+    term = tty(terminals, server, height=5)
     term.wait_text("logged in")
     # About 2 s once bounded; over a minute when each line searched every room seen.
     term.wait_text("THE-END", timeout=20)
@@ -423,35 +367,44 @@ ALL_FIELDS = (
     b"MSG lobby 3 2026-11-21T09:30:00.000Z eve THE-END\n")
 
 
+# The final replies with escapes, as answers to requests: one never asked for breaks the protocol.
+ANSWERS = [line for line in ALL_FIELDS.splitlines(keepends=True)
+           if line.startswith((b"OK", b"ERR"))]
+LIVE = b"".join(line for line in ALL_FIELDS.splitlines(keepends=True) if line not in ANSWERS)
+
+
 def test_tty_escapes_in_every_field_of_every_line_never_reach_the_terminal(terminals):
     """Every tag with the server's escapes in each of its fields, colours on."""
+    answers = iter(ANSWERS)
 
     def play(s, c, r):
-        log_in(s, c, r)
-        c.sendall(ALL_FIELDS)
-        answer_until_quit(s, c, r)
+        fake_login(s, c, r)
+        c.sendall(LIVE)
+        answer_until_quit(s, c, r, reply=lambda line: next(answers)
+                          if line.startswith(b"/ping") else b"OK - fine\n")
 
-    server = Scripted(play)
-    term = terminals(["--name", "jo", "--color", "always", "127.0.0.1", str(server.port)],
-                     password="pw")
+    server = FakeServer(play=play)
+    term = tty(terminals, server, ("--color", "always"))
     term.wait_text("THE-END")
+    for _ in ANSWERS:
+        term.line("/ping")
     term.line("/quit")
     assert term.wait_exit() == EXIT_OK
     server.join()
+    assert b"pwned" in term.raw()  # the answers were shown, without their escapes
     assert_clean(term.raw(), "the terminal")
 
 
 def test_plain_escapes_in_every_field_of_every_line_never_reach_the_output():
-    # No OK or ERR but the reply to the line sent: plain mode takes each for the reply.
-    lines = [line for line in ALL_FIELDS.splitlines(keepends=True)
-             if not line.startswith((b"OK", b"ERR", b"BOGUS"))]
+    # No OK or ERR but the reply to the line sent, and no line the protocol does not know.
+    lines = LIVE.replace(b"BOGUS " + EVIL + b"\n", b"")
 
     def play(s, c, r):
-        log_in(s, c, r)
-        c.sendall(b"".join(lines))
+        fake_login(s, c, r)
+        c.sendall(lines)
         answer_until_quit(s, c, r, reply=b"ERR 400" + EVIL + b" " + EVIL + b"\n")
 
-    server = Scripted(play)
+    server = FakeServer(play=play)
     res = plain(server, "hi\n")
     server.join()
     assert res.rc == EXIT_REFUSED, res
@@ -482,27 +435,20 @@ def test_tty_a_bye_quit_never_asked_for_is_not_a_normal_end(terminals):
     mode, not 0."""
 
     def play(s, c, r):
-        log_in(s, c, r)
+        fake_login(s, c, r)
         c.sendall(b"BYE quit bye\n")
         r.read()
 
-    server = Scripted(play)
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw")
+    server = FakeServer(play=play)
+    term = tty(terminals, server)
     assert term.wait_exit() == EXIT_LOST
     server.join()
 
 
 def test_tty_an_overlong_line_is_dropped_and_the_session_goes_on(terminals):
-    def play(s, c, r):
-        log_in(s, c, r)
-        c.sendall(b"MSG lobby 1 2026-11-21T09:30:00.000Z eve " + b"y" * (1 << 20) +
-                  b"\nMSG lobby 2 2026-11-21T09:30:00.000Z eve THE-END\n")
-        answer_until_quit(s, c, r)
-
-    server = Scripted(play)
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw")
+    server = FakeServer(b"MSG lobby 1 2026-11-21T09:30:00.000Z eve " + b"y" * (1 << 20) +
+                        b"\nMSG lobby 2 2026-11-21T09:30:00.000Z eve THE-END\n")
+    term = tty(terminals, server)
     term.wait_text("THE-END")
     assert "longer than the protocol allows" in term.everything()
     assert "yyyy" not in term.everything()
@@ -514,16 +460,15 @@ def test_tty_an_overlong_line_is_dropped_and_the_session_goes_on(terminals):
 def test_tty_endless_data_does_not_hold_quit_up(terminals):
     """Bytes without end and never a BYE: /quit still ends chat, after its wait for the BYE."""
     def play(s, c, r):
-        log_in(s, c, r)
+        fake_login(s, c, r)
         try:
             while True:
                 c.sendall(b"z" * 65536)
         except OSError:
             pass
 
-    server = Scripted(play)
-    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
-                     password="pw")
+    server = FakeServer(play=play)
+    term = tty(terminals, server)
     term.wait_text("longer than the protocol allows")
     term.line("/quit")
     assert term.wait_exit() == EXIT_OK
@@ -531,9 +476,70 @@ def test_tty_endless_data_does_not_hold_quit_up(terminals):
 
 
 def test_tty_a_server_that_never_speaks_is_given_up_within_the_timeout(terminals):
-    server = Scripted(silent)
-    term = terminals(["--name", "jo", "--timeout", "1", "127.0.0.1", str(server.port)],
-                     password="pw")
+    server = FakeServer(play=silent)
+    term = tty(terminals, server, ("--timeout", "1"))
     assert term.wait_exit(timeout=8) == EXIT_LOST
     assert "no answer from the server" in term.everything()
     server.join()
+
+
+# --- answers never asked for ------------------------------------------------------
+#
+# chatd answers each request with exactly one OK or ERR, in order, and sends
+# neither unasked (docs/PROTOCOL.md "After login"); chat matches them to its
+# requests by order, so one more would be taken for the answer to the next.
+
+UNASKED = b"ERR 507 message not stored " + EVIL + b"\n"
+
+
+def test_plain_an_answer_when_no_line_is_out_is_a_broken_protocol():
+    """It comes with the login's OK, before any line is sent."""
+    server = FakeServer(UNASKED)
+    res = plain(server, "")
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "the server broke the protocol" in res.err, res
+    assert "answers no request" in res.err, res
+    assert_clean(res.out, "standard output")
+    assert_clean(res.err, "standard error")
+
+
+def test_plain_an_ok_for_quit_is_a_broken_protocol_not_a_reason_to_quit_again():
+    """BYE answers /quit: an OK for it answers nothing (and chat used to send
+    /quit again for every such OK)."""
+
+    def play(s, c, r):
+        fake_login(s, c, r)
+        for _ in range(20):
+            line = r.readline()
+            if not line:
+                return
+            s.received.append(line)
+            c.sendall(b"OK - fine\n")
+
+    server = FakeServer(play=play)
+    res = plain(server, "hi\n")
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "the server broke the protocol" in res.err, res
+    assert server.received == [b"pw\n", b"hi\n", b"/quit\n"]
+
+
+@pytest.mark.parametrize("typed, reply", [
+    # An ERR 507 after the OK of a message: taken for the answer to the next
+    # line sent, it would say a message reached nobody that everyone got.
+    ("hello", lambda line: b"OK - fine\n" if line.startswith(b"/") else b"OK 7 sent\n" + UNASKED),
+    # BYE answers /quit, not OK.
+    ("/quit", lambda line: b"OK - fine\n"),
+], ids=["a second answer to a message", "an OK for /quit"])
+def test_tty_an_answer_to_no_request_is_a_broken_protocol(terminals, typed, reply):
+    server = FakeServer(play=lambda s, c, r: (fake_login(s, c, r),
+                                              answer_until_quit(s, c, r, reply, bye=None)))
+    term = tty(terminals, server)
+    term.wait_text("logged in")
+    term.line(typed)
+    assert term.wait_exit() == EXIT_LOST
+    server.join()
+    assert "the server broke the protocol" in term.everything()
+    assert "answers no request" in term.everything()
+    assert_clean(term.raw(), "the terminal")

@@ -33,6 +33,26 @@ def test_sends_each_line_and_prints_the_protocol(chatd):
     assert bob.wait_for("PART", lambda p: p[1] == "alice")[2] == "quit"
 
 
+def test_a_quit_line_the_server_refuses_has_its_answer(chatd):
+    """chatd answers /quit with BYE, or with ERR when it refuses the line itself
+    (here: too long): that ERR is the answer to it, no broken protocol."""
+    res = run_plain(["--name", "alice", *addr(chatd)], "/quit " + "x" * 5000 + "\n",
+                    password="pw-alice")
+    assert res.rc == EXIT_REFUSED, res
+    assert res.tagged("ERR")[0].startswith("ERR 413"), res
+    assert "broke the protocol" not in res.err, res
+    assert res.lines[-1].startswith("BYE quit"), res
+
+
+def test_a_line_chatd_takes_for_blank_is_not_sent(chatd):
+    """A lone CR before the CR LF: chatd drops a CR before the LF too, and does
+    not answer a blank line; sent, it would wait for a reply that never comes."""
+    res = run_plain(["--name", "alice", "--timeout", "3", *addr(chatd)], "\r\r\nhello\n",
+                    password="pw-alice")
+    assert res.rc == EXIT_OK, res
+    assert res.tagged("OK")[1].endswith(" sent"), res
+
+
 def test_each_line_waits_for_its_reply_in_order(chatd):
     lines = [f"line {i}" for i in range(30)]
     res = run_plain(["--name", "alice", *addr(chatd)], "\n".join(lines) + "\n",

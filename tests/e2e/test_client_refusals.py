@@ -6,53 +6,27 @@ while the password was checked).  A scripted stand-in for chatd sends them,
 as the races that cause them cannot be timed against the real one.
 """
 
-import socket
-import threading
+import functools
 
 import pytest
 
-from chatclient import EXIT_CONNECT, EXIT_LOGIN, EXIT_OK, Terminal, run_plain, scaled
+from chatclient import EXIT_CONNECT, EXIT_LOGIN, EXIT_OK, FakeServer, Terminal, run_plain
 
 
-class ScriptedServer:
-    """Answers the password of connection i with replies[i] (bytes) and
-    closes; None logs the name in and answers until /quit; a function is
-    called as f(server, conn, reader, first_line) to play the connection."""
+def scripted(replies):
+    """A FakeServer whose connection i answers the password with replies[i]
+    (bytes) and closes; None logs the name in and answers until /quit; a
+    function is called as f(server, conn, reader, first_line) to play the
+    connection.  Each first line (a name, or RESUME NAME TOKEN) goes to
+    server.received."""
 
-    def __init__(self, replies):
-        self.replies = list(replies)
-        self.firsts = []
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(4)
-        self.port = self.listener.getsockname()[1]
-        self.names = []
-        self.error = None
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        try:
-            self.listener.settimeout(scaled(20))
-            for reply in self.replies:
-                conn, _ = self.listener.accept()
-                # The reader holds the socket open too: both are closed after each connection.
-                with conn, conn.makefile("rb") as reader:
-                    conn.settimeout(scaled(20))
-                    self._play(reply, conn, reader)
-        except OSError as e:
-            self.error = e
-        finally:
-            self.listener.close()
-
-    def _play(self, reply, conn, reader):
+    def play(reply, server, conn, reader):
         conn.sendall(b"HELLO 2 chatd/0.2.0 scripted\n")
         first = reader.readline().decode().strip()
-        self.firsts.append(first)
+        server.received.append(first)
         if callable(reply):
-            reply(self, conn, reader, first)
+            reply(server, conn, reader, first)
             return
-        self.names.append(first)
         conn.sendall(f"PASS new {first} choose a password\n".encode())
         reader.readline()
         if reply is not None:
@@ -60,9 +34,7 @@ class ScriptedServer:
         else:
             welcome(conn, reader, first)
 
-    def join(self):
-        self.thread.join(scaled(20))
-        assert not self.thread.is_alive()
+    return FakeServer(plays=[functools.partial(play, reply) for reply in replies])
 
 
 def welcome(conn, reader, name, token=None):
@@ -84,7 +56,7 @@ FULL = b"ERR 503 server is full (2 clients)\n"
 
 
 def test_plain_a_name_taken_meanwhile_says_so():
-    server = ScriptedServer([TAKEN])
+    server = scripted([TAKEN])
     res = run_plain(["--name", "ann", "127.0.0.1", str(server.port)], "", password="pw")
     server.join()
     assert res.rc == EXIT_LOGIN, res
@@ -92,7 +64,7 @@ def test_plain_a_name_taken_meanwhile_says_so():
 
 
 def test_plain_full_after_the_password_is_a_full_server():
-    server = ScriptedServer([FULL])
+    server = scripted([FULL])
     res = run_plain(["--name", "ann", "127.0.0.1", str(server.port)], "", password="pw")
     server.join()
     assert res.rc == EXIT_CONNECT, res
@@ -113,7 +85,7 @@ def terminal():
 
 
 def test_tty_a_name_taken_meanwhile_asks_for_another(terminal):
-    server = ScriptedServer([TAKEN, None])
+    server = scripted([TAKEN, None])
     term = terminal(["127.0.0.1", str(server.port)], password="pw")
     term.wait_text("Name [")
     term.line("ann")
@@ -123,18 +95,18 @@ def test_tty_a_name_taken_meanwhile_asks_for_another(terminal):
     term.line("/quit")
     assert term.wait_exit() == EXIT_OK
     server.join()
-    assert server.names == ["ann", "bea"]
+    assert server.received == ["ann", "bea"]
 
 
 def test_tty_full_after_the_password_tries_again_later(terminal):
-    server = ScriptedServer([FULL, None])
+    server = scripted([FULL, None])
     term = terminal(["--name", "cy", "127.0.0.1", str(server.port)], password="pw")
     term.wait_text("trying again in")
     term.wait_text("-- logged in as cy")
     term.line("/quit")
     assert term.wait_exit() == EXIT_OK
     server.join()
-    assert server.names == ["cy", "cy"]
+    assert server.received == ["cy", "cy"]
 
 
 def test_tty_full_after_a_resume_keeps_the_token():
@@ -153,7 +125,7 @@ def test_tty_full_after_a_resume_keeps_the_token():
     def resumed(server, conn, reader, first):
         welcome(conn, reader, first.split()[1])
 
-    server = ScriptedServer([issue_token, full, resumed])
+    server = scripted([issue_token, full, resumed])
     term = Terminal(["--name", "cy", "127.0.0.1", str(server.port)], password="pw")
     try:
         term.wait_text("-- logged in again as cy")
@@ -161,6 +133,6 @@ def test_tty_full_after_a_resume_keeps_the_token():
         term.line("/quit")
         assert term.wait_exit() == EXIT_OK
         server.join()
-        assert server.firsts == ["cy", f"RESUME cy {token}", f"RESUME cy {token}"]
+        assert server.received == ["cy", f"RESUME cy {token}", f"RESUME cy {token}"]
     finally:
         term.close()

@@ -48,6 +48,40 @@ def test_a_session_taken_over_elsewhere_ends_without_reconnecting(chatd, termina
     assert "logged in elsewhere" in term.everything()
 
 
+def test_a_quit_line_the_server_refuses_still_quits(chatd, terminals):
+    """chatd answers a /quit line it refuses itself (too long) with ERR, not
+    BYE: the answer to it, no broken protocol; chat ends as asked."""
+    term = terminals(["--name", "kay", "127.0.0.1", str(chatd.port)], password="pw-kay")
+    logged_in(term, "kay")
+    term.line("/quit " + "x" * 4200)
+    assert term.wait_exit() == EXIT_OK
+    assert "(error 413)" in term.everything()
+    assert "broke the protocol" not in term.everything()
+
+
+def test_pasted_lines_go_as_one_request_each(chatd, terminals):
+    """A paste holds line ends: chatd takes each for the end of a request and
+    answers each; sent as one line, its answers would outnumber chat's
+    requests (a broken protocol, once chat checks)."""
+    bob = chatd.login("bob")
+    term = terminals(["--name", "kay", "127.0.0.1", str(chatd.port)], password="pw-kay")
+    logged_in(term, "kay")
+    term.paste("one\r\ntwo\n\nthree")
+    term.keys("Enter")
+    assert [bob.wait_for("MSG")[3] for _ in range(3)] == ["one", "two", "three"]
+    # A new password with a line end: its rest must not go out as a message.
+    term.paste("/passwd new-pw\nrest-of-it")
+    term.keys("Enter")
+    term.wait_text("a password holds no line end: nothing was sent")
+    term.line("/ping done")
+    term.wait_text("done")
+    bob.sync()
+    assert not bob.live_of("MSG"), bob.live
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    assert "broke the protocol" not in term.everything()
+
+
 def test_wrong_password_is_asked_again(chatd, terminals):
     chatd.login("bob", "the-right-one").close()
     term = terminals(["--name", "bob", "127.0.0.1", str(chatd.port)])

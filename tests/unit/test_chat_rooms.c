@@ -3,7 +3,8 @@
  * rooms.c, complete.c, render.c): server lines split into their fields with
  * the room first, the rooms joined and the current one followed from the
  * replies as the server moves them, Tab completion of commands and rooms,
- * and each room line shown with its room.
+ * each room line shown with its room, and the words for a reply that
+ * answers no request.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,6 +128,38 @@ test_hello_version(void **state)
 	assert_int_equal(srv_version_major("two"), -1);
 	assert_int_equal(srv_version_major("2x"), -1);
 	assert_int_equal(srv_version_major(""), -1);
+}
+
+/* An OK or ERR that answers no request: quoted, its escapes replaced, a long text cut. */
+static void
+test_an_unasked_reply_is_described_sanitized(void **state)
+{
+	char buf[1024], why[SRV_UNASKED_MAX];
+	struct srv_line l;
+	size_t n;
+
+	assert_true(parse("ERR 507 not stored \x1b]0;x\x07", &l, buf, sizeof(buf)));
+	srv_describe_unasked(&l, why, sizeof(why));
+	assert_string_equal(why, "the server broke the protocol: \"ERR 507 not stored "
+				 "\xef\xbf\xbd]0;x\xef\xbf\xbd\" answers no request");
+
+	snprintf(buf, sizeof(buf), "OK 7 %0300d", 0);
+	assert_true(srv_parse(buf, strlen(buf), &l));
+	srv_describe_unasked(&l, why, sizeof(why));
+	assert_non_null(strstr(why, "\"OK 7 0000"));
+	assert_non_null(strstr(why, "000...\" answers no request"));
+	assert_true(strlen(why) < 300); /* not the 300 digits */
+
+	/* Every byte quoted replaced (3 bytes each): the words still end whole. */
+	memcpy(buf, "ERR ", 4);
+	memset(buf + 4, 0xff, 40);
+	buf[44] = ' ';
+	memset(buf + 45, 0xff, 300);
+	n = 345;
+	buf[n] = '\0';
+	assert_true(srv_parse(buf, n, &l));
+	srv_describe_unasked(&l, why, sizeof(why));
+	assert_non_null(strstr(why, "\xef\xbf\xbd...\" answers no request"));
 }
 
 /* Feeds the server line text to r, as user self. */
@@ -431,6 +464,7 @@ main(void)
 		cmocka_unit_test(test_join_part_topic_room_notice),
 		cmocka_unit_test(test_too_few_fields_break_the_protocol),
 		cmocka_unit_test(test_hello_version),
+		cmocka_unit_test(test_an_unasked_reply_is_described_sanitized),
 		cmocka_unit_test(test_rooms_follow_the_replies),
 		cmocka_unit_test(test_a_name_that_is_no_room_name_is_never_taken),
 		cmocka_unit_test(test_ever_new_rooms_keep_the_record_bounded),
