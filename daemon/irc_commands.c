@@ -488,7 +488,8 @@ cmd_topic(struct client *c, struct session_state *st, struct irc_msg *m)
 		res = room_topic_line(c->srv->hub, c, room, &l);
 	} else {
 		char text[MAX_TOPIC_BYTES + 1];
-		size_t len = text_fit(m->params[1], strlen(m->params[1]), room_topic_limit());
+		/* longer than TOPICLEN: cut to it between characters, as IRC servers do */
+		size_t len = text_fit(m->params[1], strlen(m->params[1]), wire_irc_topic_max());
 
 		snprintf(text, sizeof(text), "%.*s", (int)len, m->params[1]);
 		if (text_check(text, len) != TEXT_OK)

@@ -29,6 +29,7 @@
 #include "server.h"
 #include "timefmt.h"
 #include "version.h"
+#include "wire.h"
 
 /* SASL: AUTHENTICATE data comes in chunks of 400 bytes; all of it at most this. */
 #define SASL_CHUNK 400
@@ -436,7 +437,7 @@ irc_isupport(struct client *c)
 		"LINELEN=512 MODES=1 MSGREFTYPES=msgid,timestamp NETWORK=chatd NICKLEN=%d "
 		"PREFIX=() TARGMAX=PRIVMSG:4,NOTICE:4 TOPICLEN=%zu UTF8ONLY :are supported by "
 		"this server",
-		NAME_MAX_LEN, room_topic_limit());
+		NAME_MAX_LEN, wire_irc_topic_max());
 }
 
 int

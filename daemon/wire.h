@@ -118,6 +118,11 @@ struct wire_format {
 extern const struct wire_format wire_line;
 extern const struct wire_format wire_irc, wire_irc_time, wire_irc_account, wire_irc_time_account,
 	wire_irc_tags;
+/*
+ * TOPICLEN (005): how much of a topic IRC clients see and may set, in
+ * bytes (wire_irc.c).  Any thread.
+ */
+size_t wire_irc_topic_max(void);
 /* Every protocol chatd speaks, by enum wire: what server.c gives hub_new(). */
 extern const struct wire_format *const wire_formats[WIRE_MAX];
 

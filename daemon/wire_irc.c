@@ -3,11 +3,12 @@
  * docs/IRC.md "What IRC clients see"): a room message as PRIVMSG to
  * #room (NOTICE for a notice), joins, parts, quits, kicks, topics, the
  * operator's notices, TAGMSG, private messages, RPL_TOPIC and the NAMES
- * and LIST numerics.  Five forms, chosen by a session's capabilities: no
- * tags (wire_irc), server-time's (wire_irc_time), account-tag's
- * (wire_irc_account), both (wire_irc_time_account), and every tag chatd
- * sends (wire_irc_tags: time, msgid, account, the sender's client-only
- * tags).  No state; any thread.
+ * and LIST numerics; how much of a topic IRC clients see and may set
+ * (TOPICLEN: wire_irc_topic_max()).  Five forms, chosen by a session's
+ * capabilities: no tags (wire_irc), server-time's (wire_irc_time),
+ * account-tag's (wire_irc_account), both (wire_irc_time_account), and
+ * every tag chatd sends (wire_irc_tags: time, msgid, account, the
+ * sender's client-only tags).  No state; any thread.
  *
  * A user's prefix is NAME!NAME@chatd: the fixed host shows no address.
  * A stored text "/me TEXT" is IRC's CTCP ACTION (irc_commands.c stores an
@@ -18,6 +19,8 @@
 
 #include "config.h"
 #include "irc_msg.h"
+#include "names.h"
+#include "room.h"
 #include "timefmt.h"
 #include "utf8.h"
 #include "wire.h"
@@ -170,6 +173,42 @@ FORM_OPS(account, F_ACCOUNT)
 FORM_OPS(time_account, F_TIME | F_ACCOUNT)
 FORM_OPS(tags, F_TAGS)
 
+/* Digits of the longest member count a 322 may carry (a size_t). */
+#define COUNT_DIGITS_MAX 20
+
+/*
+ * TOPICLEN: the longest topic that fits every line that carries one
+ * whole, whoever reads it, with the longest nick and room name chatd
+ * allows and this server_name (fixed while chatd runs): RPL_LIST's
+ * ":SERVER 322 NICK #ROOM COUNT :" (longer than RPL_TOPIC's and than the
+ * operator's ":SERVER TOPIC #ROOM :") and a user's
+ * ":NICK!NICK@chatd TOPIC #ROOM :"; no more than max_topic
+ * (room_topic_limit()).  IRC clients see at most this much of any topic
+ * (topic_shown()), and TOPIC from one is cut to it (irc_commands.c).
+ */
+size_t
+wire_irc_topic_max(void)
+{
+	size_t list = 1 + strlen(settings_get()->server_name) + sizeof(" 322 ") - 1 + NAME_MAX_LEN +
+		      sizeof(" #") - 1 + ROOM_NAME_MAX + 1 + COUNT_DIGITS_MAX + sizeof(" :") - 1;
+	size_t relay = 1 + 2 * NAME_MAX_LEN + sizeof("!@" HOST " TOPIC #") - 1 + ROOM_NAME_MAX +
+		       sizeof(" :") - 1;
+	size_t fits = IRC_BODY_MAX - (list > relay ? list : relay), max = room_topic_limit();
+
+	return fits < max ? fits : max;
+}
+
+/*
+ * How many bytes of topic IRC clients see: at most wire_irc_topic_max(),
+ * cut between characters, the same in 332, 322 and TOPIC (a topic set
+ * natively or by the operator may be up to max_topic bytes).
+ */
+static int
+topic_shown(const char *topic)
+{
+	return (int)text_fit(topic, strlen(topic), wire_irc_topic_max());
+}
+
 /* The tags of an event at ms: "" or "@time=... ". */
 static void
 time_tag(enum form f, int64_t ms, char out[TIME_RFC3339_LEN + 8])
@@ -208,10 +247,10 @@ event_line(enum form f, const struct wire_event *ev)
 			return line_printf(":%s TOPIC #%s :\r\n", srv, ev->room);
 		/* "*": the operator set it (chatctl), the server is the source. */
 		if (ev->name[0] == '*')
-			return line_printf("%s:%s TOPIC #%s :%s\r\n", tags, srv, ev->room,
-					   ev->text);
-		return line_printf("%s:%s!%s@" HOST " TOPIC #%s :%s\r\n", tags, ev->name, ev->name,
-				   ev->room, ev->text);
+			return line_printf("%s:%s TOPIC #%s :%.*s\r\n", tags, srv, ev->room,
+					   topic_shown(ev->text), ev->text);
+		return line_printf("%s:%s!%s@" HOST " TOPIC #%s :%.*s\r\n", tags, ev->name,
+				   ev->name, ev->room, topic_shown(ev->text), ev->text);
 	case WE_TAGMSG:
 		if (!(f & F_ALL))
 			return NULL;
@@ -261,9 +300,9 @@ topic_reply(const char *me, const struct wire_event *ev)
 
 	if (ev->ms == 0)
 		return line_printf(":%s 331 %s #%s :No topic is set\r\n", srv, me, ev->room);
-	return line_printf(":%s 332 %s #%s :%s\r\n:%s 333 %s #%s %s %lld\r\n", srv, me, ev->room,
-			   ev->text, srv, me, ev->room, ev->name[0] == '*' ? srv : ev->name,
-			   (long long)(ev->ms / 1000));
+	return line_printf(":%s 332 %s #%s :%.*s\r\n:%s 333 %s #%s %s %lld\r\n", srv, me, ev->room,
+			   topic_shown(ev->text), ev->text, srv, me, ev->room,
+			   ev->name[0] == '*' ? srv : ev->name, (long long)(ev->ms / 1000));
 }
 
 /* RPL_NAMREPLY (353) for one page; RPL_ENDOFNAMES comes from the front-end. */
@@ -308,20 +347,21 @@ rooms(const char *me, const struct wire_room *v, size_t n)
 	struct line *l;
 
 	for (size_t i = 0; i < n; i++)
-		len += (size_t)snprintf(NULL, 0, ":%s 322 %s #%s %zu :%s\r\n", srv, me, v[i].name,
-					v[i].members, v[i].topic);
+		len += (size_t)snprintf(NULL, 0, ":%s 322 %s #%s %zu :%.*s\r\n", srv, me, v[i].name,
+					v[i].members, topic_shown(v[i].topic), v[i].topic);
 	if ((l = line_new(len)) == NULL)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		off += (size_t)snprintf(l->data + off, len - off + 1, ":%s 322 %s #%s %zu :%s\r\n",
-					srv, me, v[i].name, v[i].members, v[i].topic);
+		off += (size_t)snprintf(l->data + off, len - off + 1,
+					":%s 322 %s #%s %zu :%.*s\r\n", srv, me, v[i].name,
+					v[i].members, topic_shown(v[i].topic), v[i].topic);
 	return l;
 }
 
 /*
  * Cuts the one line l, between characters, so that its body (what follows
- * its tags) fits IRC_BODY_MAX: an event's text is last, and a topic (up to
- * max_topic, 1024 bytes) or an operator's notice may be longer than that.
+ * its tags) fits IRC_BODY_MAX: an event's text is last, and an operator's
+ * notice may be longer than that (a topic never is: topic_shown()).
  */
 static struct line *
 fit(struct line *l)

@@ -351,6 +351,95 @@ def test_long_messages_reach_irc_in_lines_that_fit(irc_attack):
     assert params(topic)[1] == "t" * len(params(topic)[1])
 
 
+def isupport_token(conn, key):
+    """The value of key in the 005 lines conn has read; None when absent."""
+    for line in conn.seen:
+        if command(line) == "005":
+            for token in params(line)[1:-1]:
+                name, _, value = token.partition("=")
+                if name == key:
+                    return value
+    return None
+
+
+def test_topiclen_tells_how_much_of_a_topic_irc_clients_see(irc_attack):
+    """TOPICLEN (005) is what fits: with a 63-byte server name, 32-byte nicks and room
+    and max_topic = 1024, a topic shown in 332, 322 (any member count) and TOPIC (from
+    a user or the server) must fit 512 bytes, so TOPICLEN is less than max_topic.  An
+    IRC client's longer TOPIC is cut to TOPICLEN, and a longer topic set natively or by
+    the operator reaches IRC clients as its first TOPICLEN bytes, cut between characters:
+    the same text live, in 332 (TOPIC and JOIN), in 322 and in replayed history."""
+    server = "irc." + "s" * 59
+    room = "r" * 32
+    daemon = irc_attack(server_name=server, max_topic=1024)
+    head_322 = len(f":{server} 322 {'n' * 32} #{room} {'9' * 20} :")
+    head_topic = len(f":{'n' * 32}!{'n' * 32}@chatd TOPIC #{room} :")
+    topiclen = IRC_BODY_MAX - 2 - max(head_322, head_topic)
+    caps = ["batch", "draft/chathistory", "draft/event-playback"]
+    alice, bob = ("a" * 32, "b" * 32)
+    a = daemon.irc("a").register(alice, password=f"pw-{alice}")
+    b = daemon.irc("b").register(bob, password=f"pw-{bob}", caps=caps)
+    assert isupport_token(a, "TOPICLEN") == str(topiclen), [l for l in a.seen if "005" in l]
+    native = daemon.login("c" * 32)
+    native.request(f"/join {room}")
+    for conn in (a, b):
+        conn.send(f"JOIN #{room}")
+        conn.numeric("366")
+
+    def shown(text):
+        """text as IRC clients see it: its longest start of at most TOPICLEN bytes."""
+        cut = text.encode()[:topiclen]
+        return cut.decode("utf-8", "ignore")
+
+    def replayed_topic():
+        """The last topic in bob's CHATHISTORY of the room (None: no TOPIC there)."""
+        b.send(f"CHATHISTORY LATEST #{room} * 20")
+        b.expect(lambda l: command(l) == "BATCH" and params(l)[0].startswith("-"), "batch end")
+        topics = [params(l)[1] for l in b.before if command(l) == "TOPIC"]
+        return topics[-1] if topics else None
+
+    def every_form(text):
+        """The topic in a TOPIC, a 332 (TOPIC and JOIN), a 322 and history, for bob."""
+        topic = b.expect(lambda l: command(l) == "TOPIC", "TOPIC")
+        assert params(topic)[1] == text, topic
+        b.send(f"TOPIC #{room}")
+        assert params(b.numeric("332"))[2] == text
+        b.send(f"PART #{room}")
+        b.send(f"JOIN #{room}")
+        assert params(b.numeric("332"))[2] == text
+        b.numeric("366")
+        b.send("LIST")
+        b.numeric("323")
+        listed = [params(l) for l in b.before if command(l) == "322"]
+        assert [p[3] for p in listed if p[1] == f"#{room}"] == [text], listed
+        # a topic is stored a moment after it is shown (docs/IRC.md, "CHATHISTORY")
+        wait_until(lambda: replayed_topic() == text, "the topic in CHATHISTORY")
+
+    # An IRC client's topic longer than TOPICLEN: cut to it, between characters.
+    said = "x" + "\u00e9" * 234                     # 469 bytes: what a TOPIC line holds
+    a.send(f"TOPIC #{room} :{said}")
+    stored = shown(said)
+    assert len(stored.encode()) == topiclen - 1, len(stored.encode())
+    assert params(a.expect(lambda l: command(l) == "TOPIC", "TOPIC"))[1] == stored
+    assert native.wait_for("TOPIC")[2] == stored
+    every_form(stored)
+
+    # A native topic and an operator's, up to max_topic bytes: shown shortened.
+    long_topic = "y" + "\u00fc" * 499                # 999 bytes
+    native.request(f"/topic {room} {long_topic}")
+    every_form(shown(long_topic))
+    daemon.ctl_ok("room", "topic", room, "o" + long_topic)
+    every_form(shown("o" + long_topic))
+    a.sync()
+
+
+def test_topiclen_with_the_default_server_name(irc_attack):
+    """With server_name "chatd" every topic line has room for 396 bytes (docs/IRC.md):
+    TOPICLEN is max_topic up to that."""
+    a = irc_attack(max_topic=1024).irc("a").register("alice", password="pw-alice")
+    assert isupport_token(a, "TOPICLEN") == "396", [l for l in a.seen if "005" in l]
+
+
 def test_label_is_sent_back_whole_or_not_at_all(irc_attack):
     """labeled-response: a label whose escaped form would not fit is dropped, never cut
     into another command's label."""
