@@ -55,7 +55,10 @@ def test_readme_tls_commands_serve_chat_over_tls(tmp_path, terminals):
     state.mkdir()
     admin_dir = tmp_path / "a"
     admin_dir.mkdir()
-    port, tls_port = free_port(), free_port()
+    port = free_port()
+    tls_port = free_port()
+    while tls_port == port:
+        tls_port = free_port()
     with open(tmp_path / "tls.conf", "a") as conf:
         conf.write(f'\nlisten = "127.0.0.1";\nport = {port};\ntls_port = {tls_port};\n'
                    f'state_dir = "{state}";\nadmin_socket = "{admin_dir}/admin.sock";\n'
