@@ -806,7 +806,7 @@ const struct irc_command irc_commands[] = {
 	{ "MOTD", cmd_motd, 0, "the message of the day (375, 372, 376)" },
 	{ "NAMES", cmd_names, 0, "who is in a room (353, 366)" },
 	{ "NICK", cmd_nick, 1, "nicks are account names: another nick is refused (432)" },
-	{ "NOTICE", cmd_notice, 2, "like PRIVMSG, never answered with an error" },
+	{ "NOTICE", cmd_notice, 0, "like PRIVMSG, never answered with an error" },
 	{ "PART", cmd_part, 1, "PART #a,#b [:reason] leaves rooms" },
 	{ "PASS", cmd_registered, 1, "the password (before registration; after it, 462)" },
 	{ "PING", cmd_ping, 1, "PONG with the token whole (417 if that would not fit in 512 bytes)" },

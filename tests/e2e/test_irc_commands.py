@@ -277,7 +277,7 @@ def test_notice_never_gets_an_error(pair):
     _, alice, bob = pair
     bob.join("#dev")
     for line in ("NOTICE nobody :x", "NOTICE #nowhere :x", "NOTICE #dev :x",
-                 "NOTICE #lobby :"):
+                 "NOTICE #lobby :", "NOTICE bob", "NOTICE"):
         alice.send(line)
     lines = alice.sync()
     assert not [m for m in lines if m.command.isdigit()], lines
