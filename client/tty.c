@@ -513,7 +513,13 @@ first_login_attempt(struct tty *t)
 			on_logged_in(t);
 			return 0;
 		case LOGIN_ERROR:
-			if (t->login.retry && t->password != NULL)
+			/*
+			 * A lost connection or a full server: a new connection may do.
+			 * Too many failed logins (ERR 429) is final here: the same
+			 * password at once would be refused again.
+			 */
+			if (t->login.retry && t->password != NULL &&
+			    t->login.exit_code != CHAT_EXIT_LOGIN)
 				return -1;
 			fprintf(stderr, "chat: %s\n", t->login.message);
 			return t->login.exit_code;

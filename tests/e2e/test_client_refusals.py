@@ -53,6 +53,7 @@ def welcome(conn, reader, name, token=None):
 
 TAKEN = b"ERR 409 ann was registered by someone else just now; choose another name\n"
 FULL = b"ERR 503 server is full (2 clients)\n"
+THROTTLED = b"ERR 429 too many failed logins; try again later\n"
 
 
 def test_plain_a_name_taken_meanwhile_says_so():
@@ -107,6 +108,18 @@ def test_tty_full_after_the_password_tries_again_later(terminal):
     assert term.wait_exit() == EXIT_OK
     server.join()
     assert server.received == ["cy", "cy"]
+
+
+def test_tty_too_many_failed_logins_ends_the_first_login(terminal):
+    """ERR 429 after the password at the first login: status 4 (chat(1)), and
+    no new connection at once with the same password (which the throttle would
+    refuse again and count against the name)."""
+    server = scripted([THROTTLED])
+    term = terminal(["--name", "cy", "127.0.0.1", str(server.port)], password="pw")
+    assert term.wait_exit() == EXIT_LOGIN
+    server.join()
+    assert server.received == ["cy"]
+    assert "too many failed logins" in term.everything()
 
 
 def test_tty_full_after_a_resume_keeps_the_token():
