@@ -1005,20 +1005,38 @@ on_input(struct tty *t, char *line)
 	server_command(t, line);
 }
 
+/* Whether a line of text (one, or pasted with its line ends) is a /passwd. */
+static bool
+holds_passwd(const char *text)
+{
+	for (const char *line = text;;) {
+		const char *lf = strchr(line, '\n');
+
+		if (strncmp(line, "/passwd", 7) == 0)
+			return true;
+		if (lf == NULL)
+			return false;
+		line = lf + 1;
+	}
+}
+
 /*
  * What was typed, or pasted with its line ends: chatd takes each LF for the
  * end of a request (dropping one CR before it) and answers each, and chat
  * matches the answers to its requests by order, so each line goes as the
- * request chatd will see.  A new password holds no line end: a paste that
- * would send its rest as a message is not sent at all.
+ * request chatd will see.  A paste of several lines that holds a /passwd is
+ * not sent at all: a new password is typed alone (and kept out of the
+ * history), never sent between other lines.
  */
 static void
 on_typed(struct tty *t, char *text)
 {
 	char *line = text, *lf;
 
-	if (strncmp(text, "/passwd", 7) == 0 && strchr(text, '\n') != NULL) {
-		render_error(&t->r, &t->screen, "a password holds no line end: nothing was sent");
+	if (holds_passwd(text) && strchr(text, '\n') != NULL) {
+		render_error(
+			&t->r, &t->screen,
+			"/passwd is typed alone, not pasted with other lines: nothing was sent");
 		return;
 	}
 	while ((lf = strchr(line, '\n')) != NULL) {
@@ -1044,15 +1062,18 @@ on_enter(int count, int key)
 
 	if (line == NULL)
 		return 0;
+	bool secret = holds_passwd(line);
+	size_t len = strlen(line);
+
 	/* A new password must not come back with the Up key. */
-	if (line[0] != '\0' && strncmp(line, "/passwd", 7) != 0)
+	if (line[0] != '\0' && !secret)
 		add_history(line);
 	using_history();
 	rl_replace_line("", 1);
 	rl_point = 0;
-	on_typed(t, line);
-	if (strncmp(line, "/passwd", 7) == 0)
-		explicit_bzero(line, strlen(line));
+	on_typed(t, line); /* cuts line at its line ends */
+	if (secret)
+		explicit_bzero(line, len);
 	free(line);
 	return 0;
 }

@@ -72,14 +72,29 @@ def test_pasted_lines_go_as_one_request_each(chatd, terminals):
     # A new password with a line end: its rest must not go out as a message.
     term.paste("/passwd new-pw\nrest-of-it")
     term.keys("Enter")
-    term.wait_text("a password holds no line end: nothing was sent")
+    term.wait_text("/passwd is typed alone, not pasted with other lines: nothing was sent")
+    # Nor one after other lines: nothing of the paste goes, the password stays.
+    term.paste("before it\n/passwd other-pw")
+    term.keys("Enter")
+    term.wait_for(lambda rows: sum("nothing was sent" in r for r in rows) == 2,
+                  "the second paste refused")
     term.line("/ping done")
     term.wait_text("done")
     bob.sync()
     assert not bob.live_of("MSG"), bob.live
+    # Neither paste comes back with the Up key.
+    term.keys("Up")
+    term.wait_text("kay #lobby> /ping done")
+    term.keys("Up")
+    term.wait_for(lambda rows: any(r.startswith("kay #lobby> one") for r in rows),
+                  "the paste of messages before it")
+    assert not [r for r in term.screen() if r.startswith("kay #lobby>") and "passwd" in r]
+    term.keys("Down", "Down")
+    term.wait_for(lambda rows: any(r.rstrip() == "kay #lobby>" for r in rows), "an empty line")
     term.line("/quit")
     assert term.wait_exit() == EXIT_OK
     assert "broke the protocol" not in term.everything()
+    chatd.login("kay", "pw-kay").close()
 
 
 def test_wrong_password_is_asked_again(chatd, terminals):
