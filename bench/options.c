@@ -26,7 +26,7 @@ usage(FILE *f)
 		"      --login-window K    logins in progress at once (default 500)\n"
 		"      --login-timeout SEC give up on clients not logged in by then (default 60)\n"
 		"      --settle SEC        pause between login and sending (default 0.5)\n"
-		"      --drain SEC         longest wait for deliveries after sending (default 3)\n"
+		"      --drain SEC         longest wait for deliveries (and chatd's OKs) after sending (default 3)\n"
 		"      --stalled K         K clients that never read after login (default 0)\n"
 		"      --sources K         spread clients over K source addresses 127.0.1.x (default 1)\n"
 		"      --first I           first user number: users are b<I>..b<I+N-1> (default 0)\n"
