@@ -165,7 +165,7 @@ room_login(struct hub *h, struct client *c, struct room_join_reply *rep)
 		offline_locked(h, c);
 		goto nomem;
 	}
-	c->room.current = h->lobby;
+	current_set_locked(c, h->lobby);
 	c->room.joined_ms = time_now_ms();
 	publish_join_locked(h, h->lobby, c);
 	int rc = join_reply_locked(h, h->lobby, c, rep);

@@ -244,6 +244,21 @@ size_t client_search(struct client *const *v, size_t n, const char *name, bool *
 int client_insert(struct client ***v, size_t *n, size_t *cap, struct client *c);
 void client_remove(struct client **v, size_t *n, struct client *c);
 struct membership *membership_find(struct client *c, const struct room *r);
+
+/* c's rooms or current room changed: its thread's room_target() answer is old. */
+static inline void
+moved_locked(struct client *c)
+{
+	atomic_fetch_add_explicit(&c->room.moves, 1, memory_order_release);
+}
+
+static inline void
+current_set_locked(struct client *c, struct room *r)
+{
+	c->room.current = r;
+	moved_locked(c);
+}
+
 int membership_add_locked(struct room *r, struct client *c);
 void membership_remove_locked(struct hub *h, struct room *r, struct client *c);
 void publish_join_locked(struct hub *h, struct room *r, struct client *c);

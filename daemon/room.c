@@ -360,6 +360,7 @@ membership_add_locked(struct room *r, struct client *c)
 	if (client_insert(&r->members, &r->n_members, &r->cap_members, c) < 0)
 		return -1;
 	c->room.rooms[c->room.n_rooms++] = (struct membership){ .room = r, .cursor = r->head };
+	moved_locked(c);
 	return 0;
 }
 
@@ -377,15 +378,16 @@ membership_remove_locked(struct hub *h, struct room *r, struct client *c)
 		return;
 	memmove(m, m + 1, (size_t)(&c->room.rooms[c->room.n_rooms] - (m + 1)) * sizeof(*m));
 	c->room.n_rooms--;
+	moved_locked(c);
 	client_remove(r->members, &r->n_members, c);
 	r->flush_from = 0;
 	if (r->n_members == 0)
 		r->empty_since_ms = time_now_ms();
 	if (c->room.current == r) {
 		if (membership_find(c, h->lobby) != NULL)
-			c->room.current = h->lobby;
+			current_set_locked(c, h->lobby);
 		else
-			c->room.current = c->room.n_rooms > 0 ? c->room.rooms[0].room : NULL;
+			current_set_locked(c, c->room.n_rooms > 0 ? c->room.rooms[0].room : NULL);
 	}
 }
 
@@ -493,7 +495,7 @@ part_all_locked(struct hub *h, struct client *c, enum part_reason why, const cha
 		publish_part_locked(h, r, c, why, text, true);
 		membership_remove_locked(h, r, c);
 	}
-	c->room.current = NULL;
+	current_set_locked(c, NULL);
 }
 
 /* ---- who and topic ---- */
@@ -746,7 +748,7 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 		return ROOM_CLOSING;
 	}
 	if (r != NULL && membership_find(c, r) != NULL) {
-		c->room.current = r;
+		current_set_locked(c, r);
 		snprintf(rep->room, sizeof(rep->room), "%s", r->name);
 		pthread_mutex_unlock(&h->lock);
 		return ROOM_ALREADY;
@@ -764,7 +766,7 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 		pthread_mutex_unlock(&h->lock);
 		return res;
 	}
-	c->room.current = r;
+	current_set_locked(c, r);
 	publish_join_locked(h, r, c);
 	if (join_reply_locked(h, r, c, rep) < 0)
 		res = ROOM_NO_MEMORY;
@@ -818,7 +820,7 @@ room_switch(struct hub *h, struct client *c, const char *arg, char *spelled)
 	enum room_result res = lock_member_room(h, c, arg, &r, spelled);
 	if (res != ROOM_DONE)
 		return res;
-	c->room.current = r;
+	current_set_locked(c, r);
 	pthread_mutex_unlock(&h->lock);
 	return ROOM_DONE;
 }
@@ -840,10 +842,40 @@ room_name_of(struct hub *h, struct client *c, const char *arg, bool member, char
 	return res;
 }
 
+/*
+ * A message's room costs no room lock while c's rooms stay as they were:
+ * the answer is kept with the room.moves it was read at, and everything
+ * that changes c's rooms or current room bumps room.moves under the lock
+ * (moved_locked), so an equal count means the same answer.  A change that
+ * races with the check is one the message could have come before anyway.
+ */
 enum room_result
 room_target(struct hub *h, struct client *c, const char *arg, char *spelled)
 {
-	return room_name_of(h, c, arg, true, spelled, NULL);
+	const char *key = arg != NULL ? arg : "";
+	bool cacheable = strlen(key) < sizeof(c->target.arg);
+
+	if (cacheable && c->target.valid && c->target.current == (arg == NULL) &&
+	    strcmp(c->target.arg, key) == 0 &&
+	    atomic_load_explicit(&c->room.moves, memory_order_acquire) == c->target.moves) {
+		memcpy(spelled, c->target.spelled, sizeof(c->target.spelled));
+		return ROOM_DONE;
+	}
+	pthread_mutex_lock(&h->lock);
+	unsigned moves = atomic_load_explicit(&c->room.moves, memory_order_relaxed);
+	struct room *r;
+	enum room_result res = room_of_locked(h, c, arg, true, &r);
+	if (res == ROOM_DONE)
+		snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
+	pthread_mutex_unlock(&h->lock);
+	c->target.valid = res == ROOM_DONE && cacheable;
+	if (c->target.valid) {
+		c->target.moves = moves;
+		c->target.current = arg == NULL;
+		snprintf(c->target.arg, sizeof(c->target.arg), "%s", key);
+		memcpy(c->target.spelled, spelled, sizeof(c->target.spelled));
+	}
+	return res;
 }
 
 enum room_result
@@ -1114,8 +1146,8 @@ room_delete_locked(struct hub *h, struct room *r)
 		membership_remove_locked(h, r, c);
 		if (membership_find(c, h->lobby) == NULL && membership_add_locked(h->lobby, c) == 0)
 			publish_join_locked(h, h->lobby, c);
-		if (was_current || c->room.current == NULL)
-			c->room.current = membership_find(c, h->lobby) ? h->lobby : c->room.current;
+		if ((was_current || c->room.current == NULL) && membership_find(c, h->lobby))
+			current_set_locked(c, h->lobby);
 	}
 	dirty_remove_locked(h, r);
 	ticket = tomb_add(h, r->name);

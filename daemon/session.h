@@ -122,7 +122,19 @@ struct client {
 				      * cleared by it under the lock (room_set_account()); only
 				      * its thread writes it, so it reads it without the lock */
 		char *away;          /* IRC AWAY text; NULL: here */
+		/* Bumped (under the lock) whenever its rooms or current room change. */
+		_Atomic unsigned moves;
 	} room;
+	/*
+	 * Owned by the client's thread: the last room_target() answer and the
+	 * room.moves it was read at, so a message needs no room lock to find
+	 * its room while c's rooms stay as they were (room.c: room_target).
+	 */
+	struct {
+		unsigned moves;
+		bool valid, current; /* current: the answer for "the current room" */
+		char arg[ROOM_NAME_MAX + 2], spelled[ROOM_NAME_MAX + 1];
+	} target;
 };
 
 static inline void
