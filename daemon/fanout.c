@@ -379,7 +379,6 @@ flush_claim_locked(struct hub *h, struct client *c)
 	h->flush[h->flush_n++] =
 		(struct flush_entry){ .c = c, .first = h->flush_pieces_n, .n = np };
 	h->flush_pieces_n += np;
-	c->room.claimed = true;
 	return true;
 }
 
@@ -400,7 +399,10 @@ flush_collect_locked(struct hub *h)
 		for (size_t i = r->flush_from; i < r->n_members; i++) {
 			struct client *c = r->members[i];
 
-			if (!c->room.sleeping || !c->room.writer || c->room.claimed)
+			/* Not claimed by this pass already, nor taken back by its thread. */
+			if (!c->room.sleeping || !c->room.writer ||
+			    atomic_load_explicit(&c->room.rights, memory_order_relaxed) !=
+				    RIGHTS_HUB)
 				continue;
 			if (ring_overflowed(c)) {
 				target_add_locked(h, c);
@@ -412,7 +414,15 @@ flush_collect_locked(struct hub *h)
 				r->flush_from = i; /* the next pass goes on from here */
 				return;
 			}
-			flush_claim_locked(h, c);
+			int hub = RIGHTS_HUB;
+			if (!atomic_compare_exchange_strong_explicit(&c->room.rights, &hub,
+								     RIGHTS_CLAIMED,
+								     memory_order_acquire,
+								     memory_order_relaxed))
+				continue; /* its thread took them back just now */
+			if (!flush_claim_locked(h, c))
+				atomic_store_explicit(&c->room.rights, RIGHTS_HUB,
+						      memory_order_release);
 		}
 		r->flush_from = 0;
 	}
@@ -529,7 +539,8 @@ flush_finish_locked(struct hub *h, size_t from, size_t to)
 			target_add_locked(h, c);
 		else if (c->room.sleeping && c->room.writer && (m = next_pending(c)) != NULL)
 			dirty_add_locked(h, m->room);
-		c->room.claimed = false;
+		/* What this thread wrote to c->out happens before c's thread takes it. */
+		atomic_store_explicit(&c->room.rights, RIGHTS_HUB, memory_order_release);
 		if (c->room.claim_waiting)
 			pthread_cond_signal(&c->room.unclaimed);
 		for (size_t i = 0; i < f->n; i++)
@@ -540,7 +551,8 @@ flush_finish_locked(struct hub *h, size_t from, size_t to)
 void
 claim_wait_locked(struct hub *h, struct client *c)
 {
-	while (c->room.claimed) { /* a write-through pass is writing to it */
+	/* A write-through pass is writing to it. */
+	while (atomic_load_explicit(&c->room.rights, memory_order_acquire) == RIGHTS_CLAIMED) {
 		c->room.claim_waiting = true;
 		pthread_cond_wait(&c->room.unclaimed, &h->lock);
 	}
@@ -1314,27 +1326,41 @@ room_sleep(struct hub *h, struct client *c, bool write_through)
 		    next_pending(c) == NULL;
 	if (idle) {
 		backed_up_set_locked(h, c, queue_backed_up(c));
-		c->room.write_rights = write_through && c->room.member && outq_empty(&c->out);
-		/* Still listed from a sleep that ended without a wake-up: the right list now. */
-		if (c->room.sleeping && c->room.writer != c->room.write_rights)
+		bool hand = write_through && c->room.member && outq_empty(&c->out);
+		/*
+		 * Still listed from a sleep that ended without a wake-up, or
+		 * from a wake-up without the lock: the right list now.
+		 */
+		if (c->room.sleeping && c->room.writer != hand)
 			sleeper_remove_locked(h, c);
-		sleeper_add_locked(h, c, c->room.write_rights);
+		atomic_store_explicit(&c->room.rights, hand ? RIGHTS_HUB : RIGHTS_THREAD,
+				      memory_order_release);
+		sleeper_add_locked(h, c, hand);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return idle;
 }
 
+/*
+ * With no pass claiming them, the rights come back without the room lock
+ * (which the publisher may hold through a whole pass): c stays on the
+ * writers list, where passes skip it, until its next room_sleep() puts it
+ * on the right list.  Under a claim, it waits for the pass to let c go.
+ */
 void
 room_wake_up(struct hub *h, struct client *c)
 {
-	if (!c->room.write_rights) /* only c's thread changes it */
+	int hub = RIGHTS_HUB;
+
+	/* Only c's thread hands them over: RIGHTS_THREAD stays. */
+	if (atomic_load_explicit(&c->room.rights, memory_order_relaxed) == RIGHTS_THREAD ||
+	    atomic_compare_exchange_strong_explicit(&c->room.rights, &hub, RIGHTS_THREAD,
+						    memory_order_acquire, memory_order_relaxed))
 		return;
 	pthread_mutex_lock(&h->lock);
 	claim_wait_locked(h, c);
-	if (c->room.write_rights) {
-		if (c->room.writer)
-			sleeper_remove_locked(h, c);
-		c->room.write_rights = false;
-	}
+	if (c->room.writer)
+		sleeper_remove_locked(h, c);
+	atomic_store_explicit(&c->room.rights, RIGHTS_THREAD, memory_order_relaxed);
 	pthread_mutex_unlock(&h->lock);
 }

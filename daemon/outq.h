@@ -8,9 +8,9 @@
  *
  * No locking of its own.  A client's outq belongs to its thread, except
  * while the thread sleeps having handed its write rights to the hub
- * (room_sleep with write-through, session.h): then whoever holds the room
- * lock may push to it, until the thread takes the rights back
- * (room_wake_up).  A client's inbox (session.h) is guarded by the room
+ * (room_sleep with write-through, session.h): then the write-through pass
+ * that claims it (under the room lock) may push to it, until the thread
+ * takes the rights back (room_wake_up).  A client's inbox (session.h) is guarded by the room
  * lock.
  */
 #ifndef CHATD_OUTQ_H

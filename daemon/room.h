@@ -218,8 +218,10 @@ bool room_sleep(struct hub *h, struct client *c, bool write_through);
 
 /*
  * After a sleep that room_sleep() entered, whatever ended it: takes c's
- * write rights back from the hub.  Until it returns, the thread must not
- * touch c->out or c->unacked nor write to its socket.
+ * write rights back from the hub, without the room lock unless a
+ * write-through pass has c claimed (then it waits for the pass).  Until it
+ * returns, the thread must not touch c->out or c->unacked nor write to its
+ * socket.
  */
 void room_wake_up(struct hub *h, struct client *c);
 

@@ -22,17 +22,21 @@
  * - tid and wake_pending are atomic: others wake the thread with
  *   client_wake() (session.c), a flag and a signal, no descriptor.
  * - Owned by the client's own thread (no lock): name, in, out, unacked.
- *   Except: while room.write_rights is set (the thread sleeps,
- *   room_sleep), out and unacked belong to whoever holds the room lock,
- *   and writing to fd to the write-through flusher that claimed it
- *   (room.claimed; with the room lock dropped, but for the publisher of
- *   stored messages: fanout.c, flush_pass), or the co-writer it handed
- *   the member to (cowriter.c); the thread takes
- *   them back with room_wake_up(), which waits for a claim to end, before
- *   it touches any of them.  name is written once by that thread before
- *   room_login() and read by others only under the room lock after that.
+ *   Except: while room.rights is RIGHTS_HUB (the thread sleeps,
+ *   room_sleep), out and unacked belong to whoever holds the room lock
+ *   and claims them (RIGHTS_CLAIMED), and writing to fd to the
+ *   write-through flusher that claimed them (with the room lock dropped,
+ *   but for the publisher of stored messages: fanout.c, flush_pass), or
+ *   the co-writer it handed the member to (cowriter.c); the thread takes
+ *   them back with room_wake_up() (no lock unless a claim is under way,
+ *   whose end it waits for) before it touches any of them.  name is
+ *   written once by that thread before room_login() and read by others
+ *   only under the room lock after that.
  * - Guarded by the room lock (hub.h): everything under "room", the
- *   memberships included (which rooms, cursors, the current room).
+ *   memberships included (which rooms, cursors, the current room), but
+ *   for two atomics: room.rights (above) and room.moves, which only the
+ *   lock's holder changes and the thread reads without it (room_target).
+ * - Owned by the client's own thread: target, its last room_target().
  * - refs is atomic: the thread holds one reference for the client's whole
  *   life; room code takes a short one to wake a client after dropping the
  *   room lock, so the struct outlives the last waker.
@@ -59,6 +63,13 @@
 struct server;
 struct room;
 struct frontend;
+
+/* client.room.rights: who may write a client's out and socket. */
+enum {
+	RIGHTS_THREAD,  /* its own thread */
+	RIGHTS_HUB,     /* handed over by room_sleep(): whoever claims them */
+	RIGHTS_CLAIMED, /* a write-through pass has them (fanout.c) */
+};
 
 /* A session's place in one room: the room and the next ring position to deliver. */
 struct membership {
@@ -100,12 +111,16 @@ struct client {
 		int64_t joined_ms;          /* wall clock, when it logged in */
 		struct membership *rooms;   /* the rooms it is in, in the order joined */
 		size_t n_rooms, cap_rooms;
-		struct room *current;     /* where its plain lines go; NULL: none */
-		bool sleeping;            /* on the sleepers or the writers list */
-		bool writer;              /* ... the writers list */
-		bool write_rights;        /* the hub may write out and the socket */
-		bool claimed;             /* a write-through pass writes to its socket */
-		bool claim_waiting;       /* its thread waits on unclaimed for that to end */
+		struct room *current; /* where its plain lines go; NULL: none */
+		bool sleeping;        /* on the sleepers or the writers list */
+		bool writer;          /* ... the writers list */
+		/*
+		 * Who may touch out, unacked and the socket (RIGHTS_*): an
+		 * atomic, so that the thread takes its rights back without the
+		 * lock when no pass has them claimed (fanout.c: room_wake_up).
+		 */
+		_Atomic int rights;
+		bool claim_waiting;       /* its thread waits on unclaimed for a claim to end */
 		pthread_cond_t unclaimed; /* (room_attach and room_detach: init, destroy) */
 		struct client *sleep_prev, *sleep_next;
 		bool targeted; /* on the targets list */

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -707,7 +708,7 @@ claim_window(struct hub *h)
 
 	h->flush_hook = NULL; /* the first pass only */
 	pthread_mutex_lock(&h->lock);
-	claimed = claimed_member->room.claimed;
+	claimed = atomic_load(&claimed_member->room.rights) == RIGHTS_CLAIMED;
 	pthread_mutex_unlock(&h->lock);
 	assert_true(claimed);
 	record(&e, 1, 99, "lobby", "ann", 1);
@@ -723,6 +724,70 @@ claim_window(struct hub *h)
 	}
 	assert_false(atomic_load(&claimed_woke));
 	assert_int_equal(pthread_detach(t), 0);
+}
+
+/*
+ * A member's thread that wakes while nothing has it claimed takes its
+ * write rights back without the room lock (which a publisher may hold
+ * through a whole pass); a pass after that leaves its socket alone, and
+ * the thread collects what came itself.
+ */
+static atomic_bool unlocked_woke;
+static struct client *waking;
+
+static void *
+wakes_up(void *arg)
+{
+	room_wake_up(arg, waking);
+	atomic_store(&unlocked_woke, true);
+	return NULL;
+}
+
+static void
+test_waking_member_needs_no_room_lock(void **state)
+{
+	struct hub *h = hub_new(wire_formats);
+	struct timespec now, deadline;
+	pthread_t t;
+	int pa, pb;
+	struct client *a, *b;
+
+	(void)state;
+	atomic_init(&unlocked_woke, false);
+	a = member(h, "alice", 1, &pa);
+	b = member(h, "bob", 2, &pb);
+	drain(pa), drain(pb);
+	assert_int_equal(atomic_load(&a->room.rights), RIGHTS_HUB);
+	waking = a;
+	pthread_mutex_lock(&h->lock);
+	assert_int_equal(pthread_create(&t, NULL, wakes_up, h), 0);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += 5;
+	do {
+		sched_yield();
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (!atomic_load(&unlocked_woke) && now.tv_sec < deadline.tv_sec);
+	bool woke = atomic_load(&unlocked_woke);
+	pthread_mutex_unlock(&h->lock);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(woke);
+	assert_int_equal(atomic_load(&a->room.rights), RIGHTS_THREAD);
+
+	struct history_entry e = msg(1, 2, "lobby", "bob");
+	room_publish_history(h, &e, 1);
+	history_entries_release(&e, 1);
+	expect_lines(pb, "OK 1 sent\n");
+	expect_lines(pa, ""); /* busy now: the pass wrote nothing for it */
+	collect_all(h, a, LIMIT);
+	expect_lines(pa, M(1, "lobby", "bob"));
+	/* Asleep again, on the writers list once: the next pass writes for it. */
+	assert_true(room_sleep(h, a, true));
+	e = msg(2, 2, "lobby", "bob");
+	room_publish_history(h, &e, 1);
+	history_entries_release(&e, 1);
+	expect_lines(pa, M(2, "lobby", "bob"));
+	member_free(h, a, pa), member_free(h, b, pb);
+	hub_free(h);
 }
 
 static void
@@ -905,6 +970,7 @@ main(void)
 		cmocka_unit_test(test_answers_in_the_ring_survive_a_kick_and_a_deletion),
 		cmocka_unit_test(test_admin_rooms),
 		cmocka_unit_test(test_waking_member_waits_for_the_pass_that_claimed_it),
+		cmocka_unit_test(test_waking_member_needs_no_room_lock),
 		cmocka_unit_test(test_publishers_and_wakers_race_the_flusher),
 	};
 	int rc;
