@@ -310,8 +310,22 @@ def test_ping_pong(pair):
     alice.send("PING :some token")
     pong = alice.expect("PONG")
     assert pong.source == "chatd" and pong.params == ["chatd", "some token"], pong.raw
-    alice.send("PING")
-    alice.expect(("409", "461"))
+    alice.send("PING :")
+    pong = alice.expect("PONG")
+    assert pong.params == ["chatd", ""], pong.raw
+
+
+def test_ping_without_a_token_is_461_before_and_after_registration(irc_chatd):
+    """PING's token is its one parameter (modern.ircdocs.horse: ERR_NEEDMOREPARAMS):
+    without one it gets 461, the same before registration as after, never a PONG."""
+    chatd = irc_chatd()
+    pre = chatd.irc_connect("pre")
+    alice = chatd.irc_login("alice")
+    for conn, target in ((pre, "*"), (alice, "alice")):
+        conn.send("PING")
+        got = conn.expect(("PONG", "461"))
+        assert got.command == "461" and got.params[:2] == [target, "PING"], got.raw
+        conn.sync()
 
 
 def test_pong_from_the_client_is_accepted_silently(pair):
