@@ -8,13 +8,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "chat_commands.h"
 #include "complete.h"
 
-/* The commands, as chat(1) lists them; /token is chat's own business. */
-static const char *const COMMANDS[] = {
-	"/help", "/history", "/join", "/leave",  "/msg",   "/passwd", "/ping",
-	"/quit", "/rooms",   "/say",  "/switch", "/topic", "/who",
-};
+/* The commands: chatd's own list (chat_commands.h), in /help's order. */
+#define COMMAND_NAME(name, usage, help) "/" #name,
+static const char *const COMMANDS[] = { CHAT_COMMANDS(COMMAND_NAME) };
+#undef COMMAND_NAME
 
 #define NCOMMANDS (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
 

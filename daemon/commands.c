@@ -1,7 +1,9 @@
 /*
  * commands.c - the slash commands of a logged-in client.
  *
- * command_table drives parsing, dispatch and /help.  Each command runs in
+ * command_table, made from the list in chat_commands.h (which chat's Tab
+ * completion is made from too), drives parsing, dispatch and /help: each
+ * command NAME runs cmd_NAME() here.  Each command runs in
  * the client's own thread and answers with data lines and exactly one final
  * OK or ERR (docs/PROTOCOL.md "After login").  The request line was checked
  * by text_check() before it got here.
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_commands.h"
 #include "client.h"
 #include "commands.h"
 #include "config.h"
@@ -463,23 +466,9 @@ cmd_help(struct client *c, char *args, char *text, size_t textlen)
 	return done(client_reply(c, "OK - help"));
 }
 
-const struct command command_table[] = {
-	{ "join", cmd_join, "/join ROOM", "join ROOM (making it if need be); talk there" },
-	{ "leave", cmd_leave, "/leave [ROOM [REASON]]", "leave ROOM (default: the current room)" },
-	{ "rooms", cmd_rooms, "/rooms [PAGE]", "every room, its members and topic, 100 a page" },
-	{ "switch", cmd_switch, "/switch ROOM", "talk in ROOM (one you are in) from now on" },
-	{ "say", cmd_say, "/say ROOM TEXT", "TEXT to ROOM without switching to it" },
-	{ "topic", cmd_topic, "/topic [ROOM [TEXT]]", "show the topic of ROOM, or set it to TEXT" },
-	{ "who", cmd_who, "/who [ROOM] [PAGE]", "who is in ROOM, 100 names a page" },
-	{ "msg", cmd_msg, "/msg NAME TEXT", "a private message to NAME alone" },
-	{ "history", cmd_history, "/history [ROOM] [N] | since ID",
-	  "the last N messages of ROOM, or those after ID" },
-	{ "passwd", cmd_passwd, "/passwd NEW", "change your password" },
-	{ "token", cmd_token, "/token", "a token to log in again without the password" },
-	{ "ping", cmd_ping, "/ping [TEXT]", "the server echoes TEXT to you" },
-	{ "quit", cmd_quit, "/quit [REASON]", "leave; others see REASON" },
-	{ "help", cmd_help, "/help", "this list" },
-};
+#define COMMAND_ROW(name, usage, help) { #name, cmd_##name, usage, help },
+const struct command command_table[] = { CHAT_COMMANDS(COMMAND_ROW) };
+#undef COMMAND_ROW
 const size_t command_count = sizeof(command_table) / sizeof(command_table[0]);
 
 const struct command *

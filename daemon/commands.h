@@ -1,8 +1,9 @@
 /*
  * commands.h - the slash commands a logged-in client may send.
  *
- * One table (commands.c) drives parsing, dispatch and /help; docs/PROTOCOL.md
- * lists the same commands.
+ * One table (commands.c, made from common/chat_commands.h, which chat's
+ * Tab completion shares) drives parsing, dispatch and /help;
+ * docs/PROTOCOL.md lists the same commands.
  */
 #ifndef CHATD_COMMANDS_H
 #define CHATD_COMMANDS_H

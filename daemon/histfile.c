@@ -207,7 +207,7 @@ record_room_valid(const char *s, size_t len)
 static bool
 kind_parse(const char *s, size_t len, enum history_kind *kind)
 {
-	for (int k = HK_MSG; k <= HK_NOTICE; k++)
+	for (int k = HK_MSG; k <= HK_QUIT; k++)
 		if (strlen(history_kind_name(k)) == len &&
 		    memcmp(history_kind_name(k), s, len) == 0) {
 			*kind = (enum history_kind)k;

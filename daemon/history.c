@@ -492,8 +492,8 @@ vec_reserve(struct entry_vec *v)
 }
 
 static const char *const kind_names[] = {
-	[HK_MSG] = "msg",     [HK_JOIN] = "join",     [HK_PART] = "part",
-	[HK_TOPIC] = "topic", [HK_DELETE] = "delete", [HK_NOTICE] = "notice",
+	[HK_MSG] = "msg",       [HK_JOIN] = "join",     [HK_PART] = "part", [HK_TOPIC] = "topic",
+	[HK_DELETE] = "delete", [HK_NOTICE] = "notice", [HK_QUIT] = "quit",
 };
 
 const char *

@@ -4,7 +4,7 @@
  *
  * The history owns the id sequence, one for the whole server.
  * history_append() gives a record (a room message, or a join, part, topic
- * change or room deletion) the next id and the server's timestamp and
+ * change, room deletion or the operator's kick off the server) the next id and the server's timestamp and
  * queues it; the commit thread then writes a batch of appends, for all
  * rooms together, to the file, makes it durable with one fdatasync() and
  * hands it, in id order, to the publish callback.  So nobody sees a
@@ -54,9 +54,12 @@ struct history;
 /*
  * What a record is.  HK_PART's text is "REASON TEXT"; HK_DELETE (name
  * "-", no text) says the room's older records are gone; HK_NOTICE came
- * after the others (a file of an older chatd has none).
+ * after the others, HK_QUIT after it (a file of an older chatd has
+ * neither).  HK_QUIT: name left the server, so every room at once (an
+ * operator's server-wide kick: IRC's QUIT, where HK_PART "kicked" is a
+ * KICK out of the one room); its text is "REASON TEXT" too.
  */
-enum history_kind { HK_MSG, HK_JOIN, HK_PART, HK_TOPIC, HK_DELETE, HK_NOTICE };
+enum history_kind { HK_MSG, HK_JOIN, HK_PART, HK_TOPIC, HK_DELETE, HK_NOTICE, HK_QUIT };
 
 /*
  * A message, as a room's members see it: HK_MSG, or HK_NOTICE (IRC's

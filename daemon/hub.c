@@ -388,12 +388,17 @@ int
 room_evict_within(struct hub *h, int timeout_ms, const char *name, enum part_reason why,
 		  const char *text)
 {
+	struct departure d = { 0 };
+
 	if (!lock_within(h, timeout_ms))
 		return -1;
 	struct client *c = online_find_locked(h, name);
-	if (c != NULL)
+	if (c != NULL) {
+		departure_note_locked(&d, c, why, text);
 		evict_locked(h, c, why, text);
+	}
 	room_unlock_and_wake(h);
+	departure_store(h, &d); /* c may be gone already: d holds copies */
 	return c != NULL;
 }
 

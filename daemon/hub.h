@@ -263,6 +263,25 @@ int membership_add_locked(struct room *r, struct client *c);
 void membership_remove_locked(struct hub *h, struct room *r, struct client *c);
 void publish_join_locked(struct hub *h, struct room *r, struct client *c);
 void part_all_locked(struct hub *h, struct client *c, enum part_reason why, const char *text);
+/*
+ * A session taken off the server by the operator leaves every room at
+ * once, which the IRC members of each see as its QUIT: each room's history
+ * records that (HK_QUIT, "REASON TEXT"), so that playback shows the same
+ * QUIT.  departure_note_locked() copies what the records need while the
+ * session is still in its rooms (the lock held); departure_store() stores
+ * them once the lock is dropped, and frees the copy (a zeroed struct
+ * departure stores nothing).
+ */
+struct departure {
+	char name[NAME_MAX_LEN + 1];
+	bool guest;
+	char fields[32 + REASON_TEXT_MAX];
+	char (*rooms)[ROOM_NAME_MAX + 1];
+	size_t n;
+};
+void departure_note_locked(struct departure *d, const struct client *c, enum part_reason why,
+			   const char *text);
+void departure_store(struct hub *h, struct departure *d);
 void reason_copy(char *dst, const char *text, enum part_reason why);
 int join_reply_locked(struct hub *h, struct room *r, struct client *c, struct room_join_reply *rep);
 struct wire_event notice_event(const char *room, const char *text);

@@ -7,7 +7,8 @@
  * flood control (a token bucket of
  * irc_flood_burst lines refilled at irc_flood_rate a second: a client
  * over it is not read until tokens come back).  Runs in the connection's
- * own thread.  PONG (the token whole, or 417) and the numerics that list
+ * own thread.  PONG (the token whole; 417 if too long, FAIL PING
+ * INVALID_UTF8 if not UTF-8) and the numerics that list
  * names (353, 303: as many lines as the names take) are built here so that
  * no cut at 512 bytes changes what they say.
  */
@@ -58,6 +59,19 @@ irc_has(const struct irc_conn *ic, enum irc_cap cap)
 /* The reply buffer kept between commands; a bigger one is freed after use. */
 #define PENDING_KEEP 16384
 
+/* Bytes of the UTF-8 character at s (len > 0 bytes left), or 0 for a byte that starts none. */
+static size_t
+utf8_char_len(const char *s, size_t len)
+{
+	size_t n = utf8_sequence_length((unsigned char)s[0]);
+
+	if ((unsigned char)s[0] < 0x80)
+		return 1;
+	if (n == 0 || n > len || text_check(s, n) == TEXT_BAD_UTF8)
+		return 0;
+	return n;
+}
+
 /*
  * A reply may carry what the client sent (a nick, a command, a target):
  * each byte that is not part of valid UTF-8 becomes '?' (005 says
@@ -72,11 +86,9 @@ reply_clean(char *s, size_t len)
 	size_t body = 0;
 
 	for (size_t i = 0; i < len;) {
-		size_t n = utf8_sequence_length((unsigned char)s[i]);
+		size_t n = utf8_char_len(s + i, len - i);
 
-		if ((unsigned char)s[i] < 0x80)
-			i++;
-		else if (n == 0 || n > len - i || text_check(s + i, n) == TEXT_BAD_UTF8)
+		if (n == 0)
 			s[i++] = '?';
 		else
 			i += n;
@@ -185,8 +197,17 @@ irc_pong(struct client *c, const char *token)
 	const char *srv = settings_get()->server_name;
 	size_t head = strlen(":") + strlen(srv) + strlen(" PONG ") + strlen(srv) + strlen(" :");
 
-	if (head + strlen(token) > IRC_BODY_MAX)
+	size_t len = strlen(token);
+
+	if (head + len > IRC_BODY_MAX)
 		return irc_num(c, "417", ":PING token too long to send back whole in a PONG");
+	/* A byte reply_clean() would change: the token could not come back as it came. */
+	for (size_t i = 0, n; i < len; i += n)
+		if ((n = utf8_char_len(token + i, len - i)) == 0)
+			return irc_send(c,
+					":%s FAIL PING INVALID_UTF8 :PING token is not UTF-8, "
+					"so no PONG can carry it unchanged",
+					srv);
 	return irc_send(c, ":%s PONG %s :%s", srv, srv, token);
 }
 

@@ -104,7 +104,10 @@ int irc_commit(struct client *c);
 /*
  * PONG to PING token: ":SERVER PONG SERVER :TOKEN" with the token whole, or,
  * when that would not fit in 512 bytes, 417 (a token cut short would match
- * no PING of the client's: its lag check would never end).
+ * no PING of the client's: its lag check would never end), and when the
+ * token is not UTF-8, "FAIL PING INVALID_UTF8" (every line chatd sends is
+ * UTF-8: 005 says UTF8ONLY; a token with its bad bytes replaced would
+ * match no PING either).
  */
 int irc_pong(struct client *c, const char *token);
 

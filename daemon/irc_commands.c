@@ -809,7 +809,7 @@ const struct irc_command irc_commands[] = {
 	{ "NOTICE", cmd_notice, 0, "like PRIVMSG, never answered with an error" },
 	{ "PART", cmd_part, 1, "PART #a,#b [:reason] leaves rooms" },
 	{ "PASS", cmd_registered, 1, "the password (before registration; after it, 462)" },
-	{ "PING", cmd_ping, 1, "PONG with the token whole (417 if that would not fit in 512 bytes)" },
+	{ "PING", cmd_ping, 1, "PONG with the token whole (417 if that would not fit in 512 bytes, FAIL INVALID_UTF8 if it is not UTF-8)" },
 	{ "PONG", cmd_pong, 0, "ignored" },
 	{ "PRIVMSG", cmd_privmsg, 1, "to #room (stored, in the room's history) or to a nick (private, not stored)" },
 	{ "QUIT", cmd_quit, 0, "QUIT [:text]: others see QUIT with the text" },

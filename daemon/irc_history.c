@@ -5,8 +5,10 @@
  * both from the history's memory of the room (history_memory records;
  * 005 CHATHISTORY says how many).  Messages go out in the session's own
  * line form (wire_irc.c, the same bytes a live message has), with joins,
- * parts and topics too when it has draft/event-playback, inside a
- * chathistory batch when it has batch.  msgid is chatd's message id.
+ * parts, kicks, quits and topics too when it has draft/event-playback (as
+ * members saw them live: a quit record is a QUIT, a part "kicked" a
+ * KICK), inside a chathistory batch when it has batch.  msgid is chatd's
+ * message id.
  * Runs in the connection's own thread.
  */
 #include <inttypes.h>
@@ -50,16 +52,25 @@ entry_line(struct client *c, const struct history_entry *e)
 		snprintf(name, sizeof(name), "%.*s", (int)e->name_len, d + e->name_off);
 		snprintf(text, sizeof(text), "%.*s", (int)e->text_len, d + e->text_off);
 		time_parse_ms(d + e->time_off, TIME_RFC3339_LEN, &ev.ms);
-		ev.kind = e->kind == HK_JOIN ? WE_JOIN : e->kind == HK_PART ? WE_PART : WE_TOPIC;
-		if (e->kind == HK_PART) { /* "REASON TEXT" */
+		bool parted = e->kind == HK_PART || e->kind == HK_QUIT;
+
+		ev.kind = e->kind == HK_JOIN ? WE_JOIN : parted ? WE_PART : WE_TOPIC;
+		if (parted) { /* "REASON TEXT" */
 			char *sp = strchr(text, ' ');
 
 			snprintf(reason, sizeof(reason), "%.*s",
 				 (int)(sp ? (size_t)(sp - text) : strlen(text)), text);
 			ev.reason = reason;
 			ev.text = sp ? sp + 1 : "";
-			ev.offline = strcmp(reason, "left") != 0 && strcmp(reason, "kicked") != 0 &&
-				     strcmp(reason, "deleted") != 0;
+			/*
+			 * Off the server (QUIT, as the members saw it live):
+			 * a quit record, or a part for a reason that is no
+			 * leaving of the one room.  A part "kicked" is a
+			 * kick out of the room (KICK), as live.
+			 */
+			ev.offline = e->kind == HK_QUIT || (strcmp(reason, "left") != 0 &&
+							    strcmp(reason, "kicked") != 0 &&
+							    strcmp(reason, "deleted") != 0);
 		}
 		if (e->kind == HK_TOPIC && ev.ms == 0)
 			ev.ms = 1;

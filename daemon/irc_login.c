@@ -321,21 +321,24 @@ step(struct reg *rg, struct client *c, char *line, size_t len)
 		irc_cap_command(c, &m);
 		return;
 	}
-	if (irc_cmd_is(&m, "PING"))
-		return (void)irc_pong(c, m.n_params ? m.params[0] : "");
 	if (irc_cmd_is(&m, "QUIT")) {
 		return end_with(rg, PART_QUIT, part_reason_text(PART_QUIT));
 	}
 	bool known = irc_cmd_is(&m, "NICK") || irc_cmd_is(&m, "USER") || irc_cmd_is(&m, "PASS") ||
 		     irc_cmd_is(&m, "AUTHENTICATE") || irc_cmd_is(&m, "REGISTER") ||
-		     irc_cmd_is(&m, "VERIFY");
+		     irc_cmd_is(&m, "VERIFY") || irc_cmd_is(&m, "PING");
 	if (!known)
 		return (void)irc_num(c, "451", ":You have not registered");
-	/* The parameters each needs: the command table's counts (irc_commands.c). */
+	/*
+	 * The parameters each needs: the command table's counts (irc_commands.c),
+	 * as after registration (a PING without its token gets 461 here too).
+	 */
 	const struct irc_command *cmd = irc_command_find(&m);
 	if (cmd == NULL || m.n_params < cmd->min_params)
 		return (void)irc_num(c, "461", "%s :Not enough parameters", m.command);
-	if (irc_cmd_is(&m, "NICK"))
+	if (irc_cmd_is(&m, "PING"))
+		(void)irc_pong(c, m.params[0]);
+	else if (irc_cmd_is(&m, "NICK"))
 		nick(rg, c, &m);
 	else if (irc_cmd_is(&m, "USER"))
 		ic->have_user = true;

@@ -591,6 +591,34 @@ store_event(struct hub *h, const char *room, enum history_kind kind, const char 
 		log_warning("room %s: an event could not be stored: %s", room, strerror(errno));
 }
 
+void
+departure_note_locked(struct departure *d, const struct client *c, enum part_reason why,
+		      const char *text)
+{
+	size_t n = c->room.n_rooms;
+
+	*d = (struct departure){ .guest = c->room.guest };
+	snprintf(d->name, sizeof(d->name), "%s", c->name);
+	part_fields(d->fields, sizeof(d->fields), why, text);
+	if (n > 0 && (d->rooms = calloc(n, sizeof(*d->rooms))) == NULL) {
+		log_warning("%s left the server: out of memory, its rooms' history does not say so",
+			    c->name);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		snprintf(d->rooms[d->n++], sizeof(d->rooms[0]), "%s", c->room.rooms[i].room->name);
+}
+
+void
+departure_store(struct hub *h, struct departure *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		store_event(h, d->rooms[i], HK_QUIT, d->name, d->guest, d->fields);
+	free(d->rooms);
+	d->rooms = NULL;
+	d->n = 0;
+}
+
 /*
  * The room lock for a save, as hub_lock().  The test fault room-save-busy
  * makes the control thread's first save of a change find it busy.

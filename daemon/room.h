@@ -33,8 +33,8 @@
  * "room" part of every struct client.  It is never held across a blocking
  * call or a password hash, and never held together with the history lock
  * (stored messages are published with that lock dropped; the events this
- * module stores, joins, parts, topics and deletions, are appended after dropping
- * it).  The rooms file is written outside it, under a save lock of its
+ * module stores, joins, parts, quits, topics and deletions, are appended after
+ * dropping it).  The rooms file is written outside it, under a save lock of its
  * own that is taken before, never under, the room lock.
  */
 #ifndef CHATD_ROOM_H
@@ -60,7 +60,7 @@ struct hub *hub_new(const struct wire_format *const *formats);
 void hub_free(struct hub *h);
 
 /*
- * The history the hub stores room events in (joins, parts, topics,
+ * The history the hub stores room events in (joins, parts, quits, topics,
  * deletions); NULL (the default) stores none.  Set once, before clients.
  */
 void hub_set_history(struct hub *h, struct history *history);
@@ -301,8 +301,9 @@ struct room_member_info {
  * takes the lock within timeout_ms (0: only tries) or returns -1 with
  * errno ETIMEDOUT having done nothing.  room_counts_within: sessions
  * online and connections (and rooms, if not NULL).  room_evict_within:
- * takes the session called name offline (it gets BYE, its rooms PART): 1
- * evicted, 0 not online.  room_notice_within: a server notice to everyone
+ * takes the session called name offline (it gets BYE, its rooms PART, and
+ * each room's history a quit record: hub.h, struct departure): 1 evicted,
+ * 0 not online.  room_notice_within: a server notice to everyone
  * online (NOTICE * ...), *members those it went to (-1 ENOMEM too).
  * room_members_snapshot_within: a copy of the sessions online, in name
  * order (*out to be freed; -1 ENOMEM too).

@@ -5,6 +5,7 @@ copy in the test).
 
   settings   {name: (reloadable, default as written by "chatd -T")}
   chat_cmds  the slash command table (daemon/commands.c): [(name, usage, help)]
+  tab_cmds   what chat's Tab offers for "/" (client/complete.c): ["/name"]
   admin_cmds the admin command table (common/admin_proto.c):
              [(words, alias or None, usage, chatctl usage, help)]
 
@@ -64,6 +65,11 @@ def chat_cmds():
     cmds = [tuple(row[1:]) for row in _tables() if row[0] == "chat"]
     assert len(cmds) >= 5, cmds
     return cmds
+
+
+@pytest.fixture(scope="session")
+def tab_cmds():
+    return [row[1] for row in _tables() if row[0] == "tab"]
 
 
 @pytest.fixture(scope="session")

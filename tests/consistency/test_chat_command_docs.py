@@ -3,7 +3,8 @@ test_chat_command_docs.py - the slash command table (daemon/commands.c,
 which drives chatd's dispatch and /help) against docs/PROTOCOL.md's command
 table and the commands docs/chat.1 names in TERMINAL MODE: no command left
 out, none documented that chatd does not have, every argument of a usage
-described.
+described; and chat's Tab completion (client/complete.c) offers every
+command of the table and no other.
 """
 
 import re
@@ -63,3 +64,9 @@ def test_chat_page_names_no_other_server_command(chat_cmds):
     table = {name for name, _usage, _help in chat_cmds}
     named = set(re.findall(r"(?<![\w/])/([a-z]+)\b(?!/)", terminal_mode_text()))
     assert sorted(named - table) == [], "chat(1) names commands chatd lacks"
+
+
+def test_tab_completes_every_command_and_no_other(chat_cmds, tab_cmds):
+    table = ["/" + name for name, _usage, _help in chat_cmds]
+    assert sorted(set(table) - set(tab_cmds)) == [], "commands chat's Tab does not complete"
+    assert sorted(set(tab_cmds) - set(table)) == [], "chat's Tab completes commands chatd lacks"

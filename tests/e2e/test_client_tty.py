@@ -97,6 +97,20 @@ def test_pasted_lines_go_as_one_request_each(chatd, terminals):
     chatd.login("kay", "pw-kay").close()
 
 
+def test_tab_completes_token_as_the_other_commands(chatd, terminals):
+    """/token is one of chatd's commands (/help lists it): Tab completes it at the
+    start of a line as it does the others."""
+    term = terminals(["--name", "kay", "127.0.0.1", str(chatd.port)], password="pw-kay")
+    logged_in(term, "kay")
+    term.type("/tok")
+    term.keys("Tab")
+    term.wait_for(lambda rows: term.input_row() == "kay #lobby> /token", "/token completed")
+    term.keys("C-c")
+    term.wait_for(lambda rows: term.input_row() == "kay #lobby>", "the line cleared")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+
+
 def test_wrong_password_is_asked_again(chatd, terminals):
     chatd.login("bob", "the-right-one").close()
     term = terminals(["--name", "bob", "127.0.0.1", str(chatd.port)])

@@ -310,8 +310,39 @@ def test_ping_pong(pair):
     alice.send("PING :some token")
     pong = alice.expect("PONG")
     assert pong.source == "chatd" and pong.params == ["chatd", "some token"], pong.raw
-    alice.send("PING")
-    alice.expect(("409", "461"))
+    alice.send("PING :")
+    pong = alice.expect("PONG")
+    assert pong.params == ["chatd", ""], pong.raw
+
+
+def test_ping_without_a_token_is_461_before_and_after_registration(irc_chatd):
+    """PING's token is its one parameter (modern.ircdocs.horse: ERR_NEEDMOREPARAMS):
+    without one it gets 461, the same before registration as after, never a PONG."""
+    chatd = irc_chatd()
+    pre = chatd.irc_connect("pre")
+    alice = chatd.irc_login("alice")
+    for conn, target in ((pre, "*"), (alice, "alice")):
+        conn.send("PING")
+        got = conn.expect(("PONG", "461"))
+        assert got.command == "461" and got.params[:2] == [target, "PING"], got.raw
+        conn.sync()
+
+
+def test_ping_token_of_invalid_utf8_is_fail_invalid_utf8(irc_chatd):
+    """chatd says UTF8ONLY and sends nothing but UTF-8, so a token that is not UTF-8
+    cannot come back whole: FAIL PING INVALID_UTF8 (ircv3 utf8-only), not a PONG with
+    the bad bytes changed (a token changed matches no PING of the client's).  A valid
+    token beside it still gets its PONG.  Before registration and after."""
+    chatd = irc_chatd()
+    pre = chatd.irc_connect("pre")
+    alice = chatd.irc_login("alice")
+    for conn in (pre, alice):
+        for token in (b"lag\xff1", b"\xc3(", b"\xed\xa0\x80", b"cut\xe2\x82"):
+            conn.send(b"PING :" + token)
+            got = conn.expect(("PONG", "FAIL"))
+            assert got.command == "FAIL" and got.params[:2] == ["PING", "INVALID_UTF8"], got.raw
+        conn.send("PING :lag\u00e91")
+        assert conn.expect(("PONG", "FAIL")).params == ["chatd", "lag\u00e91"]
 
 
 def test_pong_from_the_client_is_accepted_silently(pair):

@@ -3,8 +3,9 @@ test_irc_history.py - IRCv3 draft/chathistory and draft/event-playback on
 chatd's IRC gateway: LATEST, BEFORE, AFTER, AROUND and BETWEEN by msgid= and
 timestamp=, TARGETS, limits, the chathistory batch, errors as standard
 replies, and the replay on JOIN, from the ircv3.net chathistory
-specification (the cases irctest checks for Ergo, written again here); and
-no account tag on a guest's lines, live or replayed, across a restart.
+specification (the cases irctest checks for Ergo, written again here); events
+replayed as they were seen live (an operator's kick off the server as QUIT);
+and no account tag on a guest's lines, live or replayed, across a restart.
 Skipped while chatd has no IRC gateway.
 """
 
@@ -342,6 +343,57 @@ def test_an_event_seen_live_is_in_the_history(irc_chatd):
         if [(x.command, x.nick) for x in inner][-1:] == [("PART", "bob")]:
             break
         assert time.monotonic() < deadline, [x.raw for x in inner]
+
+
+def latest_events(client, channel, until, timeout=5):
+    """CHATHISTORY LATEST channel * 50, asked again until until(inner lines) holds
+    (an event is stored a moment after the members saw it); the inner lines."""
+    deadline = deadline_in(timeout)
+    while True:
+        start, inner = chathistory(client, f"CHATHISTORY LATEST {channel} * 50")
+        assert inner is not None, start.raw
+        if until(inner):
+            return inner
+        assert time.monotonic() < deadline, [x.raw for x in inner]
+
+
+def seen_as(m):
+    """A line as a member reads it: source, command and parameters (no tags)."""
+    return (m.source, m.command, m.params)
+
+
+def test_a_kick_off_the_server_is_replayed_as_the_quit_members_saw(irc_chatd):
+    """chatctl kick NAME takes NAME off the server, out of every room at once: the
+    IRC members of its rooms see it QUIT, not KICKed from one channel.  History
+    playback (CHATHISTORY, and the replay on JOIN, also after a restart) shows that
+    same QUIT; a kick out of one room (chatctl room kick) is a KICK live and
+    replayed."""
+    chatd = irc_chatd()
+    alice = chatd.irc_login("alice", caps=CAPS + ["draft/event-playback"])
+    bob = chatd.irc_login("bob")
+    carl = chatd.irc_login("carl")
+    alice.join("#ev")
+    for who in (bob, carl):
+        who.join("#ev")
+        alice.expect("JOIN", lambda x, n=who.label: x.nick == n and x.params[0] == "#ev")
+    chatd.ctl_ok("kick", "bob", "spamming")
+    quit_live = alice.expect(("QUIT", "KICK", "PART"), lambda x: x.nick == "bob")
+    assert seen_as(quit_live) == ("bob!bob@chatd", "QUIT", ["spamming"]), quit_live.raw
+    chatd.ctl_ok("room", "kick", "ev", "carl", "off topic")
+    kick_live = alice.expect(("QUIT", "KICK", "PART"), lambda x: "carl" in x.params)
+    assert seen_as(kick_live) == ("chatd", "KICK", ["#ev", "carl", "off topic"]), kick_live.raw
+
+    inner = latest_events(alice, "#ev", lambda lines: len(lines) >= 5)
+    assert [seen_as(x) for x in inner[-2:]] == [seen_as(quit_live), seen_as(kick_live)], \
+        [x.raw for x in inner]
+    # Its time is the record's, stored a moment after the members saw it (IRC.md).
+    assert inner[-2].tags["time"] >= quit_live.tags["time"], (inner[-2].raw, quit_live.raw)
+
+    chatd.restart()
+    dave = chatd.irc_login("dave", caps=CAPS + ["draft/event-playback"])
+    lines = dave.join("#ev") + dave.sync()
+    replayed = [seen_as(x) for x in lines if x.command in ("QUIT", "KICK", "PART")]
+    assert replayed == [seen_as(quit_live), seen_as(kick_live)], [x.raw for x in lines]
 
 
 def test_without_event_playback_only_messages(irc_chatd):

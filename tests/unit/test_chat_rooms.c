@@ -358,9 +358,11 @@ test_completion(void **state)
 	follow(&r, "ROOM devops 2 ops people");
 	follow(&r, "ROOM design 1");
 	assert_completes(&r, "/jo", "/join");
+	/* Every command of chatd's list (chat_commands.h), in /help's order. */
 	assert_completes(&r, "/",
-			 "/help /history /join /leave /msg /passwd /ping /quit /rooms "
-			 "/say /switch /topic /who");
+			 "/join /leave /rooms /switch /say /topic /who /msg /history /passwd "
+			 "/token /ping /quit /help");
+	assert_completes(&r, "/to", "/topic /token");
 	/* /join: any room seen; /switch: the rooms joined. */
 	assert_completes(&r, "/join de", "dev devops design");
 	assert_completes(&r, "/switch de", "dev");

@@ -2001,6 +2001,85 @@ assert_room_names(struct history *h, const char *room, const char *want)
 	free(got);
 }
 
+/* The kinds of room's records, with events, oldest first: "join|msg|part...". */
+static char *
+room_kinds(struct history *h, const char *room)
+{
+	struct history_entry e[64];
+	size_t n = history_recent(h, room, 64, UINT64_MAX, true, e), len = 0;
+	char *out = malloc(64 * 8);
+
+	assert_non_null(out);
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(out + len, 64 * 8 - len, "%s%s", i ? "|" : "",
+					history_kind_name(e[i].kind));
+	history_entries_release(e, n);
+	return out;
+}
+
+/*
+ * The quit record (an operator's kick off the server, as each room of the
+ * session records it) came after the others: a file the previous chatd
+ * wrote, every kind of record in it, loads as it did, and the records
+ * read the same; a quit record is stored, published and read back like a
+ * part, with its own kind, after a restart too.
+ */
+static void
+test_previous_files_load_and_quit_records(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h;
+	size_t len;
+	char *file, *kinds;
+
+	static const char before[] =
+		HEADER "1 " TS " ops join ann\n"
+		       "2 " TS " ops join ~visitor\n"
+		       "3 " TS " ops topic ann ops only\n"
+		       "4 " TS " ops msg ann hello\n"
+		       "5 " TS " ops notice ~visitor a guest's notice\n"
+		       "6 " TS " ops part ~visitor kicked taken out of the room\n"
+		       "7 " TS " ops topic * set by an operator\n"
+		       "8 " TS " ops part ann left bye\n"
+		       "9 " TS " gone msg ann soon deleted\n"
+		       "10 " TS " gone delete -\n";
+
+	spill(f->path, before, sizeof(before) - 1);
+	h = open_history(f);
+	kinds = room_kinds(h, "ops");
+	assert_string_equal(kinds, "join|join|topic|msg|notice|part|topic|part");
+	free(kinds);
+	assert_room_texts(
+		h, "ops", true,
+		"||ops only|hello|a guest's notice|kicked taken out of the room|set by an "
+		"operator|left bye");
+	assert_room_texts(h, "ops", false, "hello|a guest's notice");
+	assert_room_names(h, "ops", "ann|~visitor|ann|ann|~visitor|~visitor|*|ann");
+	assert_room_texts(h, "gone", true, "");
+	assert_int_equal(log_count(f, "damaged"), 0);
+
+	append_as(h, "ops", HK_QUIT, "bob", false, "kicked spamming");
+	append_as(h, "ops", HK_QUIT, "visitor", true, "kicked");
+	sink_wait(&f->sink, 2);
+	assert_int_equal(f->sink.r[0].id, 11);
+	assert_non_null(strstr(f->sink.r[0].body, " ops quit bob kicked spamming\n"));
+	assert_non_null(strstr(f->sink.r[1].body, " ops quit ~visitor kicked\n"));
+	history_close(h);
+
+	file = slurp(f->path, &len);
+	assert_memory_equal(file, before, sizeof(before) - 1);
+	free(file);
+	h = open_history(f);
+	kinds = room_kinds(h, "ops");
+	assert_string_equal(kinds, "join|join|topic|msg|notice|part|topic|part|quit|quit");
+	free(kinds);
+	assert_room_names(h, "ops", "ann|~visitor|ann|ann|~visitor|~visitor|*|ann|bob|~visitor");
+	assert_room_texts(h, "ops", false, "hello|a guest's notice");
+	history_close(h);
+	assert_int_equal(log_count(f, "damaged"), 0);
+}
+
 /*
  * A guest's records say so in the file ("~NAME"); read back after a
  * restart and after compactions, the entry has guest set and the name
@@ -2208,6 +2287,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_deleted_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_quiet_rooms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_previous_files_load_and_quit_records, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_guest_marks_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_mark_edges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_version_1_has_no_guests, setup, teardown),
