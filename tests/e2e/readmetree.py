@@ -9,7 +9,9 @@ test_readme*.py files.
   build/ctl/chatctl, build/client/chat, the binaries under test), in a
   network namespace of the test's own (faults.private_network, needs root),
   so that README.md's own ports (7777, 7778, 6667) are free whatever else
-  runs on the machine: no port is changed.
+  runs on the machine: no port is changed.  Its loopback device also holds
+  documentation addresses (192.0.2.1, 2001:db8::1), as a machine on a
+  network has addresses besides loopback's.
 - Tree.scripts_run(ARGS): chatd as `scripts/run ARGS` starts it, the command
   scripts/run ends with (read from scripts/run itself) plus ARGS, run from
   the tree's top; scripts/run adds only scripts/deps and the build.
@@ -133,6 +135,11 @@ class Tree:
 def tree(tmp_path):
     """A source tree of the test's own, in a network of its own (README's ports free)."""
     with faults.private_network():
+        # An address besides loopback's, as a machine on a network has: name
+        # lookups with AI_ADDRCONFIG (WeeChat's) find no IPv4 or IPv6 without.
+        for args in (["192.0.2.1/32"], ["2001:db8::1/128", "nodad"]):
+            subprocess.run(["ip", "addr", "add", args[0], "dev", "lo", *args[1:]],
+                           check=True, capture_output=True, timeout=30)
         t = Tree(tmp_path / "src")
         try:
             yield t
