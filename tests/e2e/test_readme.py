@@ -6,7 +6,9 @@ line README.md quotes; the first example with the real nc (netcat-openbsd,
 which scripts/deps installs) on port 7777, sending the transcript's input
 lines and getting exactly its server lines, byte for byte; the plain-mode
 `chat` example; `build/ctl/chatctl -c etc/chatd.conf` with every command of
-the chatctl block; and the "Running" block's `chatd -t` and `chatd -d`.
+the chatctl block (and docs/ADMIN.md's examples of chatctl commands and
+their short forms); the "Running" block's `chatd -t` and `chatd -d`; and
+the manual pages as README.md opens them (`man docs/chat.1`).
 Nothing is changed, ports included: each test has a network of its own
 (readmetree.py).
 """
@@ -23,7 +25,7 @@ import time
 import pytest
 
 from chatproto import Client, deadline_in, wait_until
-from readmetree import code_blocks, readme_section, readme_text, tree  # noqa: F401
+from readmetree import SRC, code_blocks, readme_section, readme_text, tree  # noqa: F401
 
 SERVER_LINE = re.compile(r"[A-Z]+( |\Z)")
 
@@ -107,14 +109,17 @@ def test_readme_plain_chat_example(tree):
 
 
 # The commands of README.md's chatctl block, as it writes them, in the order
-# they run here, with what they run as ("" is the console: no command).
+# they run here, with what they run as ("" is the console: no command); None:
+# a short form docs/ADMIN.md names.  The examples docs/ADMIN.md gives are
+# among them as it writes them.
 CHATCTL_RUN = [
     ("status", "status"),
     ("users", "users"),
     ("pause", "pause"),
     ("resume", "resume"),
     ("log show", "log show"),
-    ("log show N", "log show 5"),
+    ("log show N", "log show 50"),
+    (None, "show-log"),
     ("user add NAME", "user add bob"),
     ("user passwd NAME", "user passwd bob"),
     ("user list", "user list"),
@@ -131,7 +136,9 @@ CHATCTL_RUN = [
     ("room del NAME", "room del dev"),
     ("user del NAME", "user del bob"),
     ("ident clear", "ident clear"),
+    (None, "clear-ident"),
     ("log clear", "log clear"),
+    (None, "clear-log"),
     ("", ""),
     ("stop", "stop"),
 ]
@@ -165,8 +172,21 @@ def readme_chatctl_commands():
     return commands
 
 
+def admin_md_chatctl_examples():
+    """docs/ADMIN.md's "spelled as people type them" examples and short forms."""
+    text = re.sub(r"\s+", " ", (SRC / "docs" / "ADMIN.md").read_text(encoding="utf-8"))
+    m = re.search(r"Commands are spelled as people type them \((.*?)\), or by their short "
+                  r"forms \((.*?)\)\.", text)
+    assert m, "docs/ADMIN.md no longer gives chatctl's examples"
+    examples = re.findall(r"`chatctl ([^`]+)`", m.group(1))
+    short = re.findall(r"`([^`]+)`", m.group(2))
+    assert examples and short, m.group(0)
+    return examples + short
+
+
 def test_readme_chatctl_commands_from_the_source_tree(tree):
-    assert readme_chatctl_commands() == {shown for shown, _ in CHATCTL_RUN}
+    assert readme_chatctl_commands() == {shown for shown, _ in CHATCTL_RUN if shown is not None}
+    assert set(admin_md_chatctl_examples()) <= {command for _, command in CHATCTL_RUN}
     source_form = re.search(r"`(build/ctl/chatctl -c etc/chatd\.conf)\s+status`",
                             readme_section("Administering a running chatd"))
     assert source_form, "README.md no longer shows chatctl's source-tree form"
@@ -237,3 +257,16 @@ def test_readme_running_block_from_the_source_tree(tree):
 
     # Without -d: the foreground chatd scripts/run starts.
     assert tree.scripts_run().first_line.startswith("chatd: listening on ")
+
+
+def test_readme_man_commands_render(tree):
+    commands = re.findall(r"`(man docs/[\w.]+)`", readme_text())
+    assert {"man docs/chat.1", "man docs/chatctl.8"} <= set(commands), commands
+    for command in commands:
+        (tree.top / "docs").mkdir(exist_ok=True)
+        page = command.split()[1]
+        shutil.copy(SRC / page, tree.top / page)
+        r = tree.sh(command, MANPAGER="cat", MANWIDTH="80")
+        assert r.returncode == 0 and not r.stderr, f"{command}: {r.stderr}"
+        name = os.path.basename(page).rsplit(".", 1)[0]
+        assert re.match(rf"{re.escape(name.upper())}\(\d\)", r.stdout), r.stdout[:200]
