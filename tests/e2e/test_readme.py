@@ -8,7 +8,8 @@ lines and getting exactly its server lines, byte for byte; the plain-mode
 `chat` example; `build/ctl/chatctl -c etc/chatd.conf` with every command of
 the chatctl block (and docs/ADMIN.md's examples of chatctl commands and
 their short forms); the "Running" block's `chatd -t` and `chatd -d`; and
-the manual pages as README.md opens them (`man docs/chat.1`).
+the manual pages as README.md opens them (`man docs/chat.1`); and `chat`
+with no arguments, README's defaults (localhost, 7777) taken.
 Nothing is changed, ports included: each test has a network of its own
 (readmetree.py).
 """
@@ -270,3 +271,31 @@ def test_readme_man_commands_render(tree):
         assert r.returncode == 0 and not r.stderr, f"{command}: {r.stderr}"
         name = os.path.basename(page).rsplit(".", 1)[0]
         assert re.match(rf"{re.escape(name.upper())}\(\d\)", r.stdout), r.stdout[:200]
+
+
+def test_readme_chat_without_arguments(tree, terminals):
+    """`chat` with no arguments asks for the host and the port, README's
+    defaults taken with Enter, then the name and the password."""
+    m = re.search(r"Without arguments it asks for the host and the port \(defaults `(\S+)`, "
+                  r"`(\d+)`\), then the name and the password",
+                  re.sub(r"\s+", " ", readme_section("The chat client")))
+    assert m, "README.md no longer says what chat asks without arguments"
+    tree.scripts_run()
+    bob = Client("bob").connect(7777)
+    bob.login("bob", "Bob-pw-1")
+    term = terminals([])
+    term.wait_text(f"Host [{m.group(1)}]:")
+    term.line("")
+    term.wait_text(f"Port [{m.group(2)}]:")
+    term.line("")
+    term.wait_text("Name [")
+    term.line("alice")
+    term.wait_text("alice is a new name; choose a password:")
+    term.line("Alice-pw-1")
+    term.wait_text("Repeat the password:")
+    term.line("Alice-pw-1")
+    term.wait_text("-- logged in as alice (registered)")
+    term.line("hello from the defaults")
+    assert bob.wait_for("MSG")[2:] == ["alice", "hello from the defaults"]
+    term.line("/quit")
+    assert term.wait_exit() == 0

@@ -9,7 +9,8 @@ block's `chat --ca tls.pem localhost` must verify the certificate by the
 name localhost on port 7778, log in and talk.  Then the fingerprint the
 README's openssl line prints pins the certificate: `chat --tls
 --fingerprint SHA256:HEX localhost` logs in, and another fingerprint ends
-chat with status 8 before anything is sent.
+chat with status 8 before anything is sent.  `chat --tls localhost` trusts
+the system's CA store (SSL_CERT_FILE stands for it here) and nothing else.
 """
 
 import os
@@ -45,7 +46,7 @@ def chat_logs_in(terminals, args, name, password):
     return term
 
 
-def test_readme_tls_commands_serve_chat_over_tls(tree, terminals):
+def test_readme_tls_commands_serve_chat_over_tls(tree, terminals, monkeypatch):
     if shutil.which("openssl") is None:
         pytest.fail("openssl is missing: scripts/deps installs it")
     lines = readme_tls_block()
@@ -88,6 +89,20 @@ def test_readme_tls_commands_serve_chat_over_tls(tree, terminals):
         assert bob.wait_for("MSG")[2:] == ["carol", "pinned hello"]
         term.line("/quit")
         assert term.wait_exit() == EXIT_OK
+        # chat --tls HOST: the system's CA store (here: SSL_CERT_FILE naming
+        # the certificate) and the host name, on port 7778.
+        assert "`chat --tls HOST` checks the server against the system's CA store" in \
+            readme_section("TLS").replace("\n", " ")
+        monkeypatch.setenv("SSL_CERT_FILE", str(tree.top / "tls.pem"))
+        term = chat_logs_in(terminals, ["--tls", "localhost"], "erin", "Tls-store-pw")
+        monkeypatch.delenv("SSL_CERT_FILE")
+        term.line("/quit")
+        assert term.wait_exit() == EXIT_OK
+        term = terminals(["--tls", "localhost"])     # the store without that certificate
+        term.wait_text("Name [")
+        term.line("frank")
+        assert term.wait_exit() == EXIT_CERTIFICATE
+
         wrong = "00" * 32
         term = terminals(["--tls", "--fingerprint", f"SHA256:{wrong}", "localhost"])
         term.wait_text("Name [")
