@@ -155,11 +155,15 @@ class Chatd:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def command(self):
+        """chatd's command line."""
+        return [CHATD_BIN, "-c", str(self.config_path)]
+
     def start(self, timeout=10.0):
         """Starts chatd and waits for its listening line; sets self.port."""
         self.write_config()
         with open(self.stderr_path, "a") as err:
-            self.proc = subprocess.Popen([CHATD_BIN, "-c", str(self.config_path)],
+            self.proc = subprocess.Popen(self.command(),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=err, bufsize=0, cwd=self.workdir,
                                          env={**os.environ, **self.env})

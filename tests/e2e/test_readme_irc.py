@@ -1,14 +1,13 @@
 """
-test_readme_irc.py - README.md's "IRC clients" commands as a newcomer types
-them: the irssi and WeeChat lines of its code block, against a real chatd
-with irc = true, only the port changed to the test's own (and each client
-given a home directory of its own).  irssi runs in tmux as typed; WeeChat's
-line runs with weechat-headless, the same program without a terminal, which
-takes the same arguments.  Each must be logged in (chatctl users: protocol
-irc) and in #lobby.
+test_readme_irc.py - README.md's "IRC clients" block as a newcomer types it,
+read from README.md, in a source tree and a network of the test's own
+(readmetree.py), ports unchanged: its cp/echo line makes irc.conf, chatd
+starts as `scripts/run -c irc.conf` starts it (its listening line ending as
+the block's comment says), and the irssi and weechat lines run word for
+word, each in a terminal of tmux's, in a home directory of the test's own.
+Each must be logged in (chatctl users: protocol irc) and in #lobby.
 """
 
-import os
 import re
 import shlex
 import shutil
@@ -18,70 +17,63 @@ import time
 import pytest
 
 from chatproto import deadline_in
-
-README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
-
-
-def readme_irc_lines():
-    """The irssi and weechat command lines of README.md's IRC code block."""
-    text = open(README, encoding="utf-8").read()
-    section = text.split("## IRC clients", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"^```sh\n(.*?)^```", section, re.M | re.S).group(1)
-    lines = {}
-    for line in block.splitlines():
-        words = shlex.split(line, comments=True)
-        if words and words[0] in ("irssi", "weechat"):
-            lines[words[0]] = words
-    assert set(lines) == {"irssi", "weechat"}, block
-    return lines
+from conftest import irc_unsupported_reason
+from readmetree import code_blocks, readme_section, tree  # noqa: F401
 
 
-def with_port(words, port):
-    """The words with 6667 replaced by the test's port."""
-    return [w.replace("6667", str(port)) for w in words]
+def readme_irc_block():
+    """The command lines of README.md's IRC code block."""
+    block = code_blocks(readme_section("IRC clients"))[0]
+    return [line for line in block if line.strip()]
 
 
-def wait_online(chatd, name, timeout=30):
+def wait_online(tree, name, timeout=30):
     deadline = deadline_in(timeout)
     while True:
-        users = chatd.ctl_ok("users")
-        line = next((x for x in users.splitlines() if x.split()[:1] == [name]), None)
+        r = tree.sh("build/ctl/chatctl -c irc.conf users")
+        assert r.returncode == 0, r.stderr
+        line = next((x for x in r.stdout.splitlines() if x.split()[:1] == [name]), None)
         if line is not None:
             return line
-        assert time.monotonic() < deadline, f"{name} never logged in; users: {users!r}"
+        assert time.monotonic() < deadline, f"{name} never logged in; users: {r.stdout!r}"
         time.sleep(0.1)
 
 
-def test_readme_irc_commands_log_in(irc_chatd, tmp_path):
-    for tool in ("irssi", "tmux", "weechat-headless"):
+def in_lobby(tree):
+    """chatctl room list's line of the room lobby."""
+    r = tree.sh("build/ctl/chatctl -c irc.conf room list")
+    return next(x for x in r.stdout.splitlines() if x.split()[:1] == ["lobby"])
+
+
+def test_readme_irc_commands_log_in(tree):
+    reason = irc_unsupported_reason()
+    if reason:
+        pytest.skip(reason)
+    for tool in ("irssi", "tmux", "weechat"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is missing: scripts/deps installs it")
-    lines = readme_irc_lines()
-    chatd = irc_chatd(irc_listen=["127.0.0.1"])
-    port = chatd.irc_port
+    lines = readme_irc_block()
+    words = [shlex.split(line, comments=True) for line in lines]
+    assert [w[0] for w in words] == ["cp", "scripts/run", "irssi", "weechat"], lines
 
-    # irssi, as typed, in a terminal of tmux's
-    irssi = with_port(lines["irssi"], port) + ["--home", str(tmp_path / "irssi")]
-    sock = f"chatd-readme-{os.getpid()}"
-    subprocess.run(["tmux", "-L", sock, "new-session", "-d", "-x", "200", "-y", "50",
-                    shlex.join(irssi)], check=True)
-    weechat = None
+    r = tree.sh(lines[0])
+    assert r.returncode == 0, f"{lines[0]}: {r.stderr}"
+    daemon = tree.scripts_run(*words[1][1:])
+    said = re.search(r"#\s*(chatd: listening on \.\.\., (.*))$", lines[1]).group(2)
+    assert daemon.first_line.endswith(", " + said), (daemon.first_line, said)
+
+    sock = f"chatd-readme-{id(tree)}"
+    tmux = ["tmux", "-L", sock]
     try:
-        line = wait_online(chatd, "alice")
-        assert line.split()[3].startswith("irc"), line
-        # WeeChat, the same arguments
-        args = with_port(lines["weechat"], port)[1:]
-        weechat = subprocess.Popen(["weechat-headless", "--dir", str(tmp_path / "weechat")]
-                                   + args, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        line = wait_online(chatd, "bob")
-        assert line.split()[3].startswith("irc"), line
+        for line, name in ((lines[2], "alice"), (lines[3], "bob")):
+            # The line as typed, by a shell in a terminal, from the tree's top.
+            window = (["new-session", "-d", "-x", "200", "-y", "50"] if name == "alice"
+                      else ["new-window", "-d"])
+            subprocess.run(tmux + window + ["-c", str(tree.top), line], check=True,
+                           env=tree.env(), timeout=30)
+            online = wait_online(tree, name)
+            assert online.split()[3].startswith("irc"), online
+        lobby = in_lobby(tree).split()
+        assert lobby[1] == "2", lobby
     finally:
-        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
-        if weechat is not None:
-            weechat.terminate()
-            try:
-                weechat.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                weechat.kill()
-                weechat.wait()
+        subprocess.run(tmux + ["kill-server"], capture_output=True, timeout=30)

@@ -4,7 +4,8 @@ conftest.py - fixtures of the packaging and systemd tests (tests/system/run).
   build_dir   a build of the source tree configured for /usr (CHATD_PKG_BUILD)
   deb         the Debian package built by packaging/build-deb (CHATD_DEB)
   box         a booted Debian 12 container (nspawn.py) with the package
-              installed, shared by the container tests in one session
+              installed as README.md shows (apt install ./build-pkg-deb/...),
+              shared by the container tests in one session
 
 Some container tests need parts of chatd that may not be built yet (sd_notify,
 socket activation, chatctl, the test-only fault switch).  What the installed
@@ -118,7 +119,10 @@ def box(deb):
     workdir = tempfile.mkdtemp(prefix="run-", dir=nspawn.CACHE_DIR)
     share = os.path.join(workdir, "share")
     os.makedirs(share)
-    shutil.copy(deb, os.path.join(share, "chatd.deb"))
+    # Laid out as the source tree after packaging/build-deb, for README.md's
+    # "apt install ./build-pkg-deb/chatd_*.deb" (install()).
+    os.makedirs(os.path.join(share, "build-pkg-deb"))
+    shutil.copy(deb, os.path.join(share, "build-pkg-deb", os.path.basename(deb)))
     b = Box(rootfs, workdir, share, name=f"chatd-test-{os.getpid()}")
     b.features = deb_features(deb)
     try:
@@ -130,6 +134,14 @@ def box(deb):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def readme_install_command():
+    """README.md's command that installs the built package."""
+    text = open(os.path.join(SRC, "README.md"), encoding="utf-8").read()
+    m = re.search(r"^(apt install \./build-pkg-deb/chatd_\*\.deb)\s+#", text, re.M)
+    assert m, "README.md no longer shows how to install the package"
+    return m.group(1)
+
+
 def install(b):
     if not b.features["notify"]:
         # Without READY=1 a Type=notify start would time out: until chatd
@@ -137,7 +149,8 @@ def install(b):
         # run as Type=simple, so the tests that need no notification run.
         b.sh("printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && "
              "chmod +x /usr/sbin/policy-rc.d")
-    b.run("dpkg", "-i", "/mnt/chatd/chatd.deb", timeout=120)
+    # As README.md has it typed, from the tree's top; "Y" answers apt if it asks.
+    b.sh(f"cd /mnt/chatd && {readme_install_command()}", input="Y\n", timeout=120)
     if not b.features["notify"]:
         b.sh("rm /usr/sbin/policy-rc.d && mkdir -p /run/systemd/system/chatd.service.d && "
              "printf '[Service]\\nType=simple\\nWatchdogSec=0\\n' "

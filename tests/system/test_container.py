@@ -1,8 +1,9 @@
 """
 test_container.py - chatd installed from its .deb in a booted Debian 12
 container, checked as an administrator would: systemctl, journalctl,
-chatctl, logrotate, the watchdog and socket activation, then "apt remove"
-and "dpkg --purge".
+chatctl, logrotate, the watchdog and socket activation, the commands
+README.md and docs/ADMIN.md show for certificates, TLS off and the
+sandbox's score, as typed, then "apt remove chatd" and "apt purge chatd".
 
 The tests share one container and run in file order; each leaves chatd.service
 running with the packaged configuration, but for the last two, which
@@ -12,6 +13,7 @@ into the container's network namespace (nspawn.Container.in_netns).
 
 import hashlib
 import json
+import os
 import re
 import socket
 import ssl
@@ -21,7 +23,7 @@ import time
 import pytest
 
 from chatproto import Client
-from conftest import FAULT_ENV, FAULT_LISTENER_HANG
+from conftest import FAULT_ENV, FAULT_LISTENER_HANG, SRC
 
 PORT = 7777
 TLS_PORT = 7778
@@ -33,6 +35,19 @@ SNAKEOIL_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
 # device: a peer that is not loopback, without leaving the container.
 REMOTE_ADDR = "192.0.2.7"
 DROPIN_DIR = "/run/systemd/system/chatd.service.d"
+
+
+def doc_text(name):
+    """README.md or docs/NAME, its white space folded: commands split over lines join."""
+    path = os.path.join(SRC, name) if name == "README.md" else os.path.join(SRC, "docs", name)
+    return re.sub(r"\s+", " ", open(path, encoding="utf-8").read())
+
+
+def doc_command(name, pattern):
+    """The command a document shows where pattern (its first group) finds it."""
+    m = re.search(pattern, doc_text(name))
+    assert m, f"{name} no longer says {pattern!r}"
+    return m.group(1)
 
 
 def wait_until(what, predicate, timeout=15.0, interval=0.05):
@@ -183,6 +198,45 @@ def test_packaged_chat_logs_in_over_tls_pinning_the_fingerprint(box):
     assert wrong.returncode == 8, wrong.stdout + wrong.stderr
 
 
+def rfc3339_not_after(box, path):
+    """A certificate's notAfter as chatd writes times (RFC 3339, UTC, ms)."""
+    out = box.run("openssl", "x509", "-noout", "-enddate", "-in", path).stdout
+    seconds = ssl.cert_time_to_seconds(out.strip().split("=", 1)[1])
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(seconds))
+
+
+def test_new_snakeoil_pair_is_loaded_by_reload_as_admin_md_shows(box):
+    """docs/ADMIN.md: `make-ssl-cert generate-default-snakeoil --force-overwrite`
+    makes a new pair and `systemctl reload chatd` loads it, as typed: new
+    handshakes get it, a client online stays, and `chatctl status` and
+    `systemctl status chatd` name the new one's expiry."""
+    make = doc_command("ADMIN.md", r"`(make-ssl-cert generate-default-snakeoil "
+                       r"--force-overwrite)` makes a new pair")
+    reload = doc_command("ADMIN.md", r"a new fingerprint to hand out\); `(systemctl reload "
+                         r"chatd)` loads it")
+    wait_until("chatd.service active", lambda: box.unit("ActiveState") == "active")
+    before = box.in_netns(served_certificate, TLS_PORT)
+    alice = logged_in(box, "renewalice")
+    try:
+        box.sh(make, timeout=120)
+        new = ssl.PEM_cert_to_DER_cert(box.run("cat", SNAKEOIL_CERT).stdout)
+        assert new != before
+        box.sh(reload)
+        wait_until("the new certificate served",
+                   lambda: box.in_netns(served_certificate, TLS_PORT) == new)
+        alice.say("still online after the reload")
+    finally:
+        alice.close()
+    expires = f", expires {rfc3339_not_after(box, SNAKEOIL_CERT)}"
+    if box.features["ctl"]:
+        status = box.run("chatctl", "status").stdout
+        tls = re.search(r"^tls: subject: \S.*$", status, re.M)
+        assert tls and tls.group(0).endswith(expires), status
+    if box.features["notify"]:
+        wait_until("systemctl status chatd to name the new certificate",
+                   lambda: expires in box.sh("systemctl status chatd", check=False).stdout)
+
+
 def test_installed_chatd_takes_no_password_in_clear_from_other_hosts(box):
     netns = ["nsenter", f"--net=/proc/{box.leader}/ns/net", "--", "ip", "addr"]
     subprocess.run(netns + ["add", f"{REMOTE_ADDR}/32", "dev", "lo"], check=True)
@@ -200,6 +254,79 @@ def test_installed_chatd_takes_no_password_in_clear_from_other_hosts(box):
         subprocess.run(netns + ["del", f"{REMOTE_ADDR}/32", "dev", "lo"], check=False)
     # From this host, as every other test here logs in.
     logged_in(box, "localcarl").close()
+
+
+def test_certbot_deploy_hook_as_admin_md_shows(box):
+    """docs/ADMIN.md's certbot deploy hook, word for word, at the path and mode
+    it names, run as certbot runs it (RENEWED_LINEAGE: a pair made here, the key
+    root's alone as certbot keeps it), with tls_cert and tls_key set as it says:
+    chatd serves the new pair, its files root:chatd 0640."""
+    admin = open(os.path.join(SRC, "docs", "ADMIN.md"), encoding="utf-8").read()
+    block = re.search(r"^  ```sh\n(.*?)^  ```", admin, re.M | re.S).group(1)
+    hook = "".join(line[2:] + "\n" for line in block.splitlines())
+    path = doc_command("ADMIN.md", r"for example `(/etc/letsencrypt/renewal-hooks/deploy/\S+)` "
+                       r"\(mode 0755\)")
+    settings = re.findall(r'`(tls_(?:cert|key) = "[^"]+";)`', doc_text("ADMIN.md"))
+    assert [x.split()[0] for x in settings] == ["tls_cert", "tls_key"], settings
+    lineage = "/etc/letsencrypt/live/chat.example"
+    box.sh(f"mkdir -p {lineage} && umask 077 && openssl req -x509 -newkey rsa:2048 -nodes "
+           f"-days 30 -subj /CN=chat.example -keyout {lineage}/privkey.pem "
+           f"-out {lineage}/fullchain.pem", timeout=120)
+    box.sh(f"mkdir -p {os.path.dirname(path)} && cat > {path} && chmod 0755 {path}", input=hook)
+    conf_path = "/etc/chatd/chatd.conf"
+    conf = box.run("cat", conf_path).stdout
+    assert conf.count(f'tls_cert = "{SNAKEOIL_CERT}";\n') == 1, conf
+    assert conf.count(f'tls_key = "{SNAKEOIL_KEY}";\n') == 1, conf
+    certbot = conf.replace(f'tls_cert = "{SNAKEOIL_CERT}";\n', settings[0] + "\n")
+    certbot = certbot.replace(f'tls_key = "{SNAKEOIL_KEY}";\n', settings[1] + "\n")
+    try:
+        box.run("tee", conf_path, input=certbot)
+        box.run("env", f"RENEWED_LINEAGE={lineage}", path)
+        new = ssl.PEM_cert_to_DER_cert(box.run("cat", f"{lineage}/fullchain.pem").stdout)
+        wait_until("the certbot pair served",
+                   lambda: box.in_netns(served_certificate, TLS_PORT) == new)
+        for name in re.findall(r'"(/etc/chatd/[^"]+)"', " ".join(settings)):
+            assert box.run("stat", "-c", "%U:%G %a", name).stdout.strip() == "root:chatd 640"
+    finally:
+        box.run("tee", conf_path, input=conf)
+        box.run("systemctl", "reload", "chatd.service", check=False)
+        box.sh("rm -rf /etc/letsencrypt /etc/chatd/tls-cert.pem /etc/chatd/tls-key.pem")
+    snakeoil = ssl.PEM_cert_to_DER_cert(box.run("cat", SNAKEOIL_CERT).stdout)
+    wait_until("the snakeoil pair served again",
+               lambda: box.in_netns(served_certificate, TLS_PORT) == snakeoil)
+
+
+def test_tls_off_as_admin_md_shows(box):
+    """docs/ADMIN.md, "TLS off": comment out tls_cert and tls_key and
+    `systemctl restart chatd`, as typed: no TLS port, and a login in clear
+    from another host is taken."""
+    restart = doc_command("ADMIN.md", r"\*\*TLS off:\*\* comment out `tls_cert` and "
+                          r"`tls_key` and `(systemctl restart chatd)`")
+    conf_path = "/etc/chatd/chatd.conf"
+    conf = box.run("cat", conf_path).stdout
+    off, n = re.subn(r"^(tls_(?:cert|key) = )", r"# \1", conf, flags=re.M)
+    assert n == 2, conf
+    netns = ["nsenter", f"--net=/proc/{box.leader}/ns/net", "--", "ip", "addr"]
+    try:
+        box.run("tee", conf_path, input=off)
+        box.sh(restart)
+        wait_until("chatd to serve again", lambda: box.unit("ActiveState") == "active"
+                   and not port_refuses(box))
+        with pytest.raises(ConnectionRefusedError):
+            box.connect(TLS_PORT, timeout=2).close()
+        subprocess.run(netns + ["add", f"{REMOTE_ADDR}/32", "dev", "lo"], check=True)
+        remote = box.in_netns(lambda: Client("remote").connect(
+            PORT, source_addr=REMOTE_ADDR, host=REMOTE_ADDR))
+        try:
+            remote.login("remotedan", "correct horse")
+        finally:
+            remote.close()
+    finally:
+        subprocess.run(netns + ["del", f"{REMOTE_ADDR}/32", "dev", "lo"], check=False)
+        box.run("tee", conf_path, input=conf)
+        box.sh(restart, check=False)
+        ensure_running(box)
+    wait_until("TLS served again", lambda: box.in_netns(served_certificate, TLS_PORT))
 
 
 # --- start, status, chat ---------------------------------------------------
@@ -443,7 +570,8 @@ def test_classic_daemon_as_root_outside_systemd(box):
 # --- lock-down --------------------------------------------------------------------
 
 def test_security_score_inside_matches_the_offline_one(box, offline_exposure):
-    out = box.run("systemd-analyze", "security", "--no-pager", "chatd.service").stdout
+    # As docs/ADMIN.md has it typed.
+    out = box.sh(doc_command("ADMIN.md", r"`(systemd-analyze security chatd)`")).stdout
     inside = float(re.search(r"Overall exposure level for chatd\.service: (\d+\.\d)", out).group(1))
     assert inside == offline_exposure
     assert inside <= 1.5
@@ -461,7 +589,8 @@ def test_remove_stops_the_socket_too(box):
     c.login("remover", "correct horse", hello_timeout=10)
     c.close()
     assert box.unit("ActiveState") == "active"
-    box.run("apt-get", "remove", "-y", "chatd", timeout=120)
+    # As README.md has it typed; "Y" answers apt if it asks.
+    box.sh(doc_command("README.md", r"`(apt remove chatd)` stops"), input="Y\n", timeout=120)
     for unit in ("chatd.socket", "chatd.service"):
         state = box.run("systemctl", "is-active", unit, check=False).stdout.strip()
         assert state == "inactive", f"{unit} is {state} after apt remove"
@@ -473,8 +602,10 @@ def test_remove_stops_the_socket_too(box):
 
 
 def test_purge_removes_logs_state_and_configuration(box):
-    # Removed by the test above, or still installed if it was skipped.
-    box.run("dpkg", "--purge", "chatd", timeout=120)
+    # Removed by the test above, or still installed if it was skipped; as
+    # README.md has it typed ("Y" answers apt if it asks).
+    box.sh(doc_command("README.md", r"`(apt purge chatd)` \(`dpkg --purge`\)"), input="Y\n",
+           timeout=120)
     for path in ("/var/lib/chatd", "/var/log/chatd", "/etc/chatd",
                  "/etc/systemd/system/sockets.target.wants/chatd.socket"):
         assert box.run("test", "-e", path, check=False).returncode != 0, f"{path} is left"

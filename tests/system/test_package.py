@@ -4,11 +4,15 @@ no DEB_BUILD_OPTIONS): its build ran the unit tests, all passing, and only
 those; it depends on ssl-cert and puts chatd in that package's group before
 chatd.service starts; its maintainer scripts stop chatd.socket as well as
 chatd.service on removal and remove the logs and the state on purge
-(test_container.py does all this for real under systemd).
+(test_container.py does all this for real under systemd).  And README.md's
+build commands as typed, from a copy of the source tree: `packaging/build-deb`
+prints the path of build-pkg-deb/chatd_VERSION_ARCH.deb, and with
+`DEB_BUILD_OPTIONS=nocheck` it builds the same package without a test.
 """
 
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -87,3 +91,51 @@ def test_purge_removes_logs_and_state(scripts):
     postrm = scripts["postrm"]
     assert re.search(r'rm -rf "\$\{DPKG_ROOT:-\}/var/lib/chatd" "\$\{DPKG_ROOT:-\}/var/log/chatd"',
                      postrm), postrm
+
+
+README = os.path.join(SRC, "README.md")
+
+
+def readme_package_section():
+    text = open(README, encoding="utf-8").read()
+    return text.split("\n## Installing as a Debian package\n", 1)[1].split("\n## ", 1)[0]
+
+
+def source_copy(top):
+    """What packaging/build-deb would take of the tree: tracked files and
+    untracked ones not ignored."""
+    files = subprocess.run(["git", "-C", SRC, "ls-files", "-z", "--cached", "--others",
+                            "--exclude-standard"], capture_output=True, check=True).stdout
+    for rel in filter(None, files.decode().split("\0")):
+        src = os.path.join(SRC, rel)
+        if os.path.lexists(src):
+            os.makedirs(os.path.dirname(os.path.join(top, rel)), exist_ok=True)
+            shutil.copy2(src, os.path.join(top, rel), follow_symlinks=False)
+
+
+def test_build_deb_with_nocheck_as_readme_shows(deb, tmp_path):
+    section = readme_package_section()
+    block = re.search(r"^```sh\n(.*?)^```", section, re.M | re.S).group(1)
+    build = block.splitlines()[0]
+    m = re.fullmatch(r"(packaging/build-deb)\s+# prints the path of (build-pkg-deb)/"
+                     r"chatd_VERSION_ARCH\.deb", build)
+    assert m, build
+    assert "`DEB_BUILD_OPTIONS=nocheck`\nskips them" in section
+    top = tmp_path / "src"
+    source_copy(top)
+    env = {k: v for k, v in os.environ.items() if k != "DEB_BUILD_OPTIONS"}
+    r = subprocess.run(["bash", "-c", f"DEB_BUILD_OPTIONS=nocheck {m.group(1)}"], cwd=top,
+                       env=env, capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr
+    fields = {f: subprocess.run(["dpkg-deb", "-f", deb, f], capture_output=True, text=True,
+                                check=True).stdout.strip() for f in ("Version", "Architecture")}
+    name = f"chatd_{fields['Version']}_{fields['Architecture']}.deb"
+    assert r.stdout.splitlines() == [str(top / m.group(2) / name)], r.stdout
+    log = (top / m.group(2) / "build.log").read_text()
+    assert not re.search(r"tests passed|Test +#\d+:", log), "nocheck ran tests"
+
+    def contents(path):
+        out = subprocess.run(["dpkg-deb", "-c", path], capture_output=True, text=True,
+                             check=True).stdout
+        return sorted(line.split()[-1] for line in out.splitlines())
+    assert contents(r.stdout.strip()) == contents(deb)
