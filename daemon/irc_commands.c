@@ -56,8 +56,10 @@ room_refused(struct client *c, enum room_result res, const char *param)
 	case ROOM_IN_NONE:
 		return irc_num(c, "442", "%s :You're not on that channel", chan);
 	case ROOM_CREATE_DENIED:
-		return irc_num(c, "403", "%s :No such channel (only an operator may make rooms)",
-			       chan);
+		return irc_num(c, "403", "%s :No such channel (only %s may make rooms)", chan,
+			       settings_get()->room_create == ROOM_CREATE_ADMIN
+				       ? "an operator"
+				       : "registered users");
 	case ROOM_MAX_ROOMS:
 		return irc_num(c, "405", "%s :The server has as many rooms as it may", chan);
 	case ROOM_MAX_PER_USER:
