@@ -356,6 +356,8 @@ guest_refused(struct client *c, struct session_state *st, const char *why)
  * name is online, and a guest online checks that its name is still
  * nobody's (a registration that ended since, its owner already gone).  A
  * registration after that check finds the guest online and replaces it.
+ * Likewise an account online checks that it still exists: chatctl user
+ * del deletes it, then ends the sessions it finds online.
  */
 static int
 go_online(struct client *c, bool registered, struct session_state *st)
@@ -382,6 +384,18 @@ go_online(struct client *c, bool registered, struct session_state *st)
 	if (c->room.guest && auth_registered_now(c)) {
 		room_join_reply_release(&rep);
 		return guest_refused(c, st, "was registered by someone else just now");
+	}
+	/*
+	 * An account deleted while its password was checked: chatctl user del
+	 * ended the sessions online, and this one is online only now.
+	 */
+	if (!c->room.guest && !auth_registered_now(c)) {
+		room_join_reply_release(&rep);
+		log_info("login of %s from %s refused: the account was deleted meanwhile", c->name,
+			 c->addr_str);
+		st->why = PART_KICKED;
+		snprintf(st->text, sizeof(st->text), "account deleted");
+		return -1;
 	}
 	return c->fe->welcome(c, registered, &rep);
 }

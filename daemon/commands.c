@@ -104,7 +104,8 @@ room_result_text(enum room_result r, const char *room, char *buf, size_t len)
 		snprintf(buf, len, "you are in no room; /join one");
 		break;
 	case ROOM_CREATE_DENIED:
-		snprintf(buf, len, "only an operator may create rooms here");
+		snprintf(buf, len, "only %s may create rooms here",
+			 s->room_create == ROOM_CREATE_ADMIN ? "an operator" : "registered users");
 		break;
 	case ROOM_MAX_ROOMS:
 		snprintf(buf, len, "too many rooms (max_rooms %d)", s->max_rooms);

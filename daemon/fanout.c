@@ -1154,7 +1154,7 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 		for (size_t i = 0; i < piece; i++) {
 			if (!e[i].failed)
 				h->last_msg_id = e[i].id;
-			if (e[i].kind == HK_DELETE)
+			if (e[i].kind == HK_DELETE && !e[i].again)
 				tomb_remove(h, e[i].room);
 			if (!history_kind_message(e[i].kind))
 				continue;

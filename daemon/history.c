@@ -1,7 +1,8 @@
 /*
  * history.c - the id sequence, the queue of appends and its group commit
- * (the commit thread), publication, and each room's newest records kept
- * in memory (history.h).  Where the records are stored is a backend's
+ * (the commit thread), publication, each room's newest records kept in
+ * memory, and the deletions whose record could not be stored, appended
+ * again before the next record (history.h).  Where the records are stored is a backend's
  * business (histstore.h; histfile.c: the history file).
  *
  * In durable mode (history_sync_ms == 0) the commit thread hands each
@@ -104,6 +105,16 @@ struct history {
 	atomic_size_t backlog_msgs, backlog_bytes;
 	struct entry_vec batch; /* being synced or published */
 	struct ring_table rings;
+
+	/*
+	 * Rooms whose deletion record could not be stored: without it their
+	 * older records would count again after a restart, so it is appended
+	 * once more before the next record (and at close).
+	 */
+	struct {
+		char (*room)[ROOM_NAME_MAX + 1];
+		size_t n, cap;
+	} undropped;
 
 	struct log_gate io_warnings;   /* failed writes and syncs */
 	struct log_gate slow_warnings; /* slow syncs */
@@ -452,10 +463,35 @@ publish_queued(struct history *h)
 	publish_entries(h, &h->batch);
 }
 
+/* Lock held: the deletion of room was refused; it is stored again (append_undropped). */
+static void
+note_undropped(struct history *h, const char *room)
+{
+	for (size_t i = 0; i < h->undropped.n; i++)
+		if (name_cmp(h->undropped.room[i], room) == 0)
+			return;
+	if (h->undropped.n == h->undropped.cap) {
+		size_t cap = h->undropped.cap ? 2 * h->undropped.cap : 4;
+		char(*r)[ROOM_NAME_MAX + 1] = realloc(h->undropped.room, cap * sizeof(*r));
+
+		if (r == NULL) {
+			log_error("%s: out of memory: the deletion of room %s was not stored, and "
+				  "its old records will come back at the next start",
+				  h->path, room);
+			return;
+		}
+		h->undropped.room = r;
+		h->undropped.cap = cap;
+	}
+	snprintf(h->undropped.room[h->undropped.n++], ROOM_NAME_MAX + 1, "%s", room);
+}
+
 /* Lock held; e is in the backlog (queued or in the batch): it becomes a failed entry (ERR 507). */
 static void
 fail_entry(struct history *h, struct history_entry *e)
 {
+	if (e->kind == HK_DELETE)
+		note_undropped(h, e->room);
 	if (e->body)
 		backlog_sub(&h->backlog_bytes, e->body->len);
 	line_unref(e->body);
@@ -552,6 +588,65 @@ history_append(struct history *h, uint64_t sender, const char *room, enum histor
 				   (struct history_live){ 0 });
 }
 
+/*
+ * Lock held: e (room, kind, sender, live set) gets the next id and its
+ * record, and is queued (failed if it could not be written, in relaxed
+ * mode).  -1 with errno, e's live lines not released, if it cannot be
+ * queued at all.
+ */
+static int
+queue_locked(struct history *h, struct history_entry *e, const char *name, const char *text,
+	     size_t text_len)
+{
+	if (!vec_reserve(&h->queue))
+		return errno = ENOMEM, -1;
+	e->id = h->next_id;
+	e->body = format_body(e, name, text, text_len);
+	if (!e->body)
+		return -1;
+	/*
+	 * The loader skips an id longer than ID_MAX_DIGITS as damaged, so once
+	 * the ids reach ID_MAX (a hand-edited file) no message can be stored:
+	 * it would be lost at the next start and its id given out again.
+	 */
+	backlog_add(&h->backlog_msgs, 1);
+	backlog_add(&h->backlog_bytes, e->body->len);
+	if (e->id > ID_MAX) {
+		log_gate_warn_io(&h->io_warnings, h->path, "no message ids left, message refused",
+				 EOVERFLOW);
+		fail_entry(h, e);
+	} else if (h->sync_ms == 0) {
+		h->next_id++; /* the commit thread writes it */
+	} else if (h->store->ops->append(h->store, e, 1) == 0) {
+		h->next_id++;
+	} else {
+		log_gate_warn_io(&h->io_warnings, h->path, "write failed, message refused", errno);
+		fail_entry(h, e);
+	}
+	h->queue.e[h->queue.n++] = *e;
+	return 0;
+}
+
+/*
+ * Lock held: the deletions refused so far, queued again before anything
+ * else, so every record of a room made again comes after its deletion.
+ * One refused again is noted again (fail_entry).
+ */
+static void
+append_undropped(struct history *h)
+{
+	size_t n = h->undropped.n;
+
+	h->undropped.n = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct history_entry e = { .kind = HK_DELETE, .again = true };
+
+		snprintf(e.room, sizeof(e.room), "%s", h->undropped.room[i]);
+		if (queue_locked(h, &e, "-", "", 0) < 0)
+			note_undropped(h, e.room);
+	}
+}
+
 int
 history_append_live(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
 		    const char *name, bool guest, const char *text, size_t text_len,
@@ -572,36 +667,11 @@ history_append_live(struct history *h, uint64_t sender, const char *room, enum h
 		name = "-";
 	e.guest = guest && name_valid(name, strlen(name)); /* never "-" or "*" */
 	pthread_mutex_lock(&h->lock);
-	if (!vec_reserve(&h->queue)) {
-		err = ENOMEM;
-		goto fail;
-	}
-	e.id = h->next_id;
-	e.body = format_body(&e, name, text, text_len);
-	if (!e.body) {
+	append_undropped(h);
+	if (queue_locked(h, &e, name, text, text_len) < 0) {
 		err = errno;
 		goto fail;
 	}
-	/*
-	 * The loader skips an id longer than ID_MAX_DIGITS as damaged, so once
-	 * the ids reach ID_MAX (a hand-edited file) no message can be stored:
-	 * it would be lost at the next start and its id given out again.
-	 */
-	backlog_add(&h->backlog_msgs, 1);
-	backlog_add(&h->backlog_bytes, e.body->len);
-	if (e.id > ID_MAX) {
-		log_gate_warn_io(&h->io_warnings, h->path, "no message ids left, message refused",
-				 EOVERFLOW);
-		fail_entry(h, &e);
-	} else if (h->sync_ms == 0) {
-		h->next_id++; /* the commit thread writes it */
-	} else if (h->store->ops->append(h->store, &e, 1) == 0) {
-		h->next_id++;
-	} else {
-		log_gate_warn_io(&h->io_warnings, h->path, "write failed, message refused", errno);
-		fail_entry(h, &e);
-	}
-	h->queue.e[h->queue.n++] = e;
 	/*
 	 * Relaxed mode publishes written messages at once, from the sender's
 	 * thread, unless someone is publishing: then the message waits in the
@@ -940,6 +1010,7 @@ history_free(struct history *h)
 	pthread_mutex_destroy(&h->lock);
 	free(h->queue.e);
 	free(h->batch.e);
+	free(h->undropped.room);
 	free(h->path);
 	free(h);
 }
@@ -1121,6 +1192,7 @@ history_close(struct history *h)
 	if (!h)
 		return;
 	pthread_mutex_lock(&h->lock);
+	append_undropped(h); /* a last try: the commit thread stores the queue before it ends */
 	h->stopping = true;
 	pthread_cond_signal(&h->wake);
 	pthread_mutex_unlock(&h->lock);

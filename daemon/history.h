@@ -92,6 +92,11 @@ struct history_entry {
 	 * the '~', so whoever reads the name gets it as the guest spelled it.
 	 */
 	bool guest;
+	/*
+	 * A deletion stored again because it could not be the first time
+	 * (the room was gone already, its memory freed): no deletion of its own.
+	 */
+	bool again;
 	/* The record "ID TIME ROOM KIND [~]NAME[ TEXT]\n"; NULL when failed. */
 	struct line *body;
 	/* Where the fields are in body->data (all 0 when failed); id at 0, length time_off - 1. */
@@ -190,6 +195,9 @@ size_t history_since(struct history *h, const char *room, uint64_t after_id, siz
  * The room was deleted: appends an HK_DELETE record (published like any
  * other) and frees the room's memory; its older records leave the file
  * at the next compaction.  A room of that name made later starts empty.
+ * A record that cannot be stored is appended again before the next
+ * record of any room, and once more at history_close(), so the old
+ * records do not count again after a restart.
  */
 void history_drop_room(struct history *h, const char *room);
 

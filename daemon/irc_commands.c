@@ -56,8 +56,10 @@ room_refused(struct client *c, enum room_result res, const char *param)
 	case ROOM_IN_NONE:
 		return irc_num(c, "442", "%s :You're not on that channel", chan);
 	case ROOM_CREATE_DENIED:
-		return irc_num(c, "403", "%s :No such channel (only an operator may make rooms)",
-			       chan);
+		return irc_num(c, "403", "%s :No such channel (only %s may make rooms)", chan,
+			       settings_get()->room_create == ROOM_CREATE_ADMIN
+				       ? "an operator"
+				       : "registered users");
 	case ROOM_MAX_ROOMS:
 		return irc_num(c, "405", "%s :The server has as many rooms as it may", chan);
 	case ROOM_MAX_PER_USER:
@@ -276,6 +278,9 @@ echo_label(struct client *c, bool single)
 /*
  * The client-only tags of m ("+a=b;+c", values escaped again) for those
  * who get the message live: a string to free, NULL when there are none.
+ * A value that is no valid text (invalid UTF-8, control characters, bidi
+ * controls...: text_check) is dropped with its tag: clients show some
+ * values (reactions), and UTF8ONLY promises UTF-8 only.
  */
 static char *
 client_tags(const struct irc_msg *m)
@@ -286,7 +291,7 @@ client_tags(const struct irc_msg *m)
 	for (size_t i = 0; i < m->n_tags; i++) {
 		const char *k = m->tags[i].key, *v = m->tags[i].value;
 
-		if (k[0] != '+')
+		if (k[0] != '+' || text_check(v, strlen(v)) != TEXT_OK)
 			continue;
 		size_t need = strlen(k) + 1 + irc_tag_escape(NULL, 0, v) + 1;
 		char *p = realloc(out, len + need + 1);

@@ -302,6 +302,39 @@ def test_user_del_ends_the_session(chatd):
     assert part[1:3] == ["bob", "kicked"]
 
 
+@pytest.mark.parametrize("front", ["native", "irc"])
+def test_user_del_while_the_password_is_checked_leaves_nobody_online(irc_chatd, front):
+    """chatctl user del while the user's password is being hashed (hash_cost 10:
+    most of a second): the login may succeed, as the account was there when it
+    began, but its session must not stay online once it is, since the sessions
+    online when the account went were ended."""
+    d = irc_chatd(hash_cost=10)
+    d.add_user("bob")
+    if front == "native":
+        c = d.connect("bob")
+        c.expect_hello()
+        c.send_line("bob")
+        c.expect("PASS", "known")
+        c.send_line("pw-bob")
+    else:
+        c = d.irc_connect("bob")
+        c.send("PASS pw-bob")
+        c.send("NICK bob")
+        c.send("USER bob 0 * :bob")
+    d.ctl_ok("user", "del", "bob")
+    # Either the password found no account any more, or the session ended.
+    if front == "native":
+        lines = []
+        while not lines or lines[-1].tag not in ("ERR", "BYE"):
+            lines.append(c.read(timeout=10))
+        if lines[-1].tag == "BYE":
+            assert lines[-1].raw == "BYE kicked account deleted", lines
+    else:
+        lines = c.until("ERROR", timeout=10)
+        assert "001" not in [m.command for m in lines] or "account deleted" in lines[-1].raw
+    assert d.ctl_ok("users") == "0 online\n", d.ctl_ok("users")
+
+
 def test_kick(chatd):
     alice = chatd.login("alice")
     bob = chatd.login("bob")

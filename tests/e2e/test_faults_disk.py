@@ -11,6 +11,7 @@ import re
 import pytest
 
 import faults
+from chatproto import ok, wait_until
 
 # Messages tried once the disk is full: the last page of the history file may
 # still take a few (tmpfs hands out whole pages), then every one must fail.
@@ -86,6 +87,60 @@ def test_history_on_a_full_disk(tmpfs_factory, chatd_factory, tmp_path):
     carol = d.login("carol")
     assert [h.id for h in carol.hist] == sorted(acked)[-len(carol.hist):]
     faults.report("history disk full", acknowledged=len(acked), refused=len(refused))
+
+
+ROOM = "d" * 32     # its deletion record is longer than the shortest message
+
+
+def fill_to_the_last_byte(client):
+    """On a full disk, the history file's last page (tmpfs hands out whole
+    pages) taken with shorter and shorter messages, until none fits: a
+    record longer than the shortest message cannot be written either."""
+    for size in (300, 30, 1):
+        for _ in range(400):
+            if client.request("/say lobby " + "y" * size)[1].tag == "ERR":
+                break
+        else:
+            raise AssertionError(f"no ERR 507 for messages of {size} bytes on a full disk")
+
+
+def refused_count(d):
+    return int(re.search(r"messages: \d+ since start, (\d+) refused", d.ctl_ok("status"))[1])
+
+
+@pytest.mark.parametrize("how", ["made-again", "restart"])
+def test_a_room_deleted_on_a_full_disk_never_gets_its_history_back(tmpfs_factory,
+                                                                   chatd_factory, tmp_path,
+                                                                   how):
+    """The deletion record cannot be written: the old records must not count
+    again after a restart, for a room made again by a user (whose first record
+    comes after the deletion) or by the operator (no record stored before the
+    restart)."""
+    disk = tmpfs_factory("disk")
+    d = chatd_factory(history_file=str(disk.path / "history"),
+                      log_file=str(tmp_path / "chatd.log"))
+    alice, bob = d.login("alice"), d.login("bob")
+    ok(alice, f"/join {ROOM}")
+    alice.say("the old room's secret")
+    disk.fill()
+    fill_to_the_last_byte(alice)
+    refused = refused_count(d)
+    d.ctl_ok("room", "del", ROOM)
+    wait_until(lambda: refused_count(d) > refused, "the deletion record to be refused")
+    disk.free()
+    if how == "made-again":
+        data, final = bob.request(f"/join {ROOM}")
+        assert final.raw == f"OK - joined {ROOM}" and not [h for h in data if h.tag == "HIST"]
+        bob.say("the new room")
+    d.restart()
+    if how == "restart":
+        # Made again with nothing stored since: the room starts empty, and
+        # must still be at the next start, which reads it from the rooms file.
+        d.ctl_ok("room", "create", ROOM)
+        d.restart()
+    carol = d.login("carol")
+    data, final = carol.request(f"/history {ROOM}")
+    assert [h[3] for h in data] == (["the new room"] if how == "made-again" else []), final.raw
 
 
 def test_ident_on_a_full_disk(tmpfs_factory, chatd_factory, tmp_path):

@@ -9,6 +9,8 @@ From the ircv3.net specifications.  Skipped while chatd has no IRC gateway.
 import re
 import time
 
+import pytest
+
 from chatproto import scaled
 from ircproto import TIME_RE, batches, one_batch
 
@@ -241,6 +243,22 @@ def test_client_only_tags_are_relayed_unless_denied(irc_chatd):
     if deny.split(",")[0] != "*":
         assert got.tags.get("+example.com/mood") == "happy day", got.raw
     assert not {k for k in got.tags if not k.startswith("+")} - {"time", "msgid", "account"}
+
+
+@pytest.mark.parametrize("value", [b"\x1b[31mred", b"bell\x07", b"a\xe2\x80\xaeb", b"\xff\xfe",
+                                   b"line\\nbreak"])
+def test_client_only_tags_that_are_no_text_are_not_relayed(irc_chatd, value):
+    """A client-only tag value reaches other clients, which show some (reactions):
+    one with control characters (an escape sequence, a line break once unescaped),
+    a bidi override or invalid UTF-8 (005 says UTF8ONLY) is dropped; the message and
+    its other tags still go."""
+    chatd = irc_chatd()
+    alice, bob = login_pair(chatd, alice_caps=["message-tags"], bob_caps=["message-tags"])
+    for verb in (b"TAGMSG #lobby", b"PRIVMSG #lobby :tagged", b"PRIVMSG alice :private"):
+        bob.send_raw(b"@+draft/react=" + value + b";+typing=active " + verb + b"\r\n")
+        got = alice.expect(verb.split()[0].decode())
+        assert got.tags.get("+typing") == "active", got.raw
+        assert "+draft/react" not in got.tags, got.raw
 
 
 def test_tagmsg(irc_chatd):

@@ -451,6 +451,10 @@ def test_guest_is_shown_as_a_guest(irc_chatd):
     guest.send("PRIVMSG #lobby :hi from a guest")
     got = alice.expect("PRIVMSG")
     assert got.nick == "visitor" and got.last == "hi from a guest"
+    # room_create = registered: a registered user may make rooms, the guest
+    # is told so (not that only an operator may).
+    guest.send("JOIN #brand-new")
+    assert guest.expect("403").last == "No such channel (only registered users may make rooms)"
 
 
 # --- a client's parameter echoed in a reply: the reply keeps its text ---
