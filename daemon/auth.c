@@ -166,6 +166,7 @@ register_name(struct auth *a, const char *pw)
 	if (r == IDENT_OK) {
 		/* A new account starts without tokens, whatever was issued under the name before. */
 		resume_revoke(c->name);
+		c->account = ident_account(c->srv->ident, c->name);
 		throttle_registered(&c->addr, c->name, time_mono_ms());
 		log_notice("registered %s from %s", c->name, c->addr_str);
 		a->known = true;
@@ -208,7 +209,8 @@ verify(struct auth *a, const char *pw, int64_t *wait_ms)
 		throttle_abandon(&t);
 		return connection_gone(c) ? gone(a, "checking the password for") : AUTH_TIMEOUT;
 	}
-	r = ident_verify(c->srv->ident, c->name, pw, settings_get()->hash_cost, canonical);
+	r = ident_verify(c->srv->ident, c->name, pw, settings_get()->hash_cost, canonical,
+			 &c->account);
 	password_gate_leave();
 	switch (r) {
 	case IDENT_OK:
@@ -243,6 +245,12 @@ bool
 auth_registered_now(const struct client *c)
 {
 	return ident_lookup(c->srv->ident, c->name, NULL);
+}
+
+bool
+auth_account_now(const struct client *c)
+{
+	return c->account != 0 && ident_account(c->srv->ident, c->name) == c->account;
 }
 
 /* A password as text: at most PASSWORD_MAX_LEN bytes, no NUL inside, text_check()'s rules. */
@@ -307,6 +315,7 @@ auth_token(struct auth *a, const char *name, const char *token, int64_t *wait_ms
 	if (settings_get()->resume_token_ttl > 0 && ident_lookup(c->srv->ident, name, canonical) &&
 	    resume_verify(canonical, token, time_now_ms())) {
 		set_name(c, canonical);
+		c->account = ident_account(c->srv->ident, c->name);
 		throttle_registered(&c->addr, c->name, time_mono_ms());
 		log_info("login %s from %s with a resume token", c->name, c->addr_str);
 		return AUTH_OK;

@@ -75,6 +75,15 @@ bool auth_known(struct auth *a, const char *name, char *canonical);
 bool auth_registered_now(const struct client *c);
 
 /*
+ * Is the account c logged in as still there?  An account asks once
+ * online: chatctl user del ends the sessions it finds online, so one that
+ * comes online after is ended too, and so is one whose name was deleted
+ * and registered again (by someone else, with another password) while its
+ * password was checked.
+ */
+bool auth_account_now(const struct client *c);
+
+/*
  * Checks password pw (len bytes, NUL-terminated) for name, registering the
  * name with it if it is unknown and registration is open (an empty
  * password registers nothing: AUTH_WEAK_PASSWORD).  Without an

@@ -356,8 +356,9 @@ guest_refused(struct client *c, struct session_state *st, const char *why)
  * name is online, and a guest online checks that its name is still
  * nobody's (a registration that ended since, its owner already gone).  A
  * registration after that check finds the guest online and replaces it.
- * Likewise an account online checks that it still exists: chatctl user
- * del deletes it, then ends the sessions it finds online.
+ * Likewise an account online checks that it is still there, not deleted
+ * (chatctl user del deletes it, then ends the sessions it finds online)
+ * nor deleted and registered again by someone else (auth_account_now).
  */
 static int
 go_online(struct client *c, bool registered, struct session_state *st)
@@ -375,6 +376,8 @@ go_online(struct client *c, bool registered, struct session_state *st)
 	}
 	if (c->room.guest)
 		fault_slow_guest();
+	else
+		fault_slow_account();
 	if (room_login(c->srv->hub, c, &rep) < 0) {
 		bool taken = errno == EEXIST;
 
@@ -389,7 +392,7 @@ go_online(struct client *c, bool registered, struct session_state *st)
 	 * An account deleted while its password was checked: chatctl user del
 	 * ended the sessions online, and this one is online only now.
 	 */
-	if (!c->room.guest && !auth_registered_now(c)) {
+	if (!c->room.guest && !auth_account_now(c)) {
 		room_join_reply_release(&rep);
 		log_info("login of %s from %s refused: the account was deleted meanwhile", c->name,
 			 c->addr_str);

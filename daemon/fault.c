@@ -20,6 +20,7 @@ static const char *const fault_names[FAULT_COUNT] = {
 	[FAULT_ROOM_SAVE_BUSY] = "room-save-busy",
 	[FAULT_SLOW_SYNC] = "slow-sync",
 	[FAULT_SLOW_GUEST] = "slow-guest",
+	[FAULT_SLOW_ACCOUNT] = "slow-account",
 	[FAULT_PATHS_CHECKED_STOP] = "paths-checked-stop",
 };
 
@@ -85,4 +86,11 @@ fault_slow_guest(void)
 {
 	if (active[FAULT_SLOW_GUEST])
 		sleep_ms(FAULT_SLOW_GUEST_MS);
+}
+
+void
+fault_slow_account(void)
+{
+	if (active[FAULT_SLOW_ACCOUNT])
+		sleep_ms(FAULT_SLOW_ACCOUNT_MS);
 }

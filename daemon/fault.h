@@ -13,6 +13,9 @@
  *                   longer (a slow disk: bursts pile up behind it)
  *   slow-guest      a guest whose name was found free waits FAULT_SLOW_GUEST_MS
  *                   before it goes online (another login of the name comes between)
+ *   slow-account    an account whose password or token was checked waits
+ *                   FAULT_SLOW_ACCOUNT_MS before it goes online (the account can
+ *                   be deleted, and registered again, in between)
  *   paths-checked-stop  chatd stops itself (SIGSTOP) once it has checked its
  *                   paths, before it creates anything: a test changes them
  *                   in between and sends SIGCONT
@@ -24,6 +27,7 @@
 
 #define FAULT_SLOW_SYNC_MS 100
 #define FAULT_SLOW_GUEST_MS 500
+#define FAULT_SLOW_ACCOUNT_MS 2000
 
 enum fault {
 	FAULT_LISTENER_HANG,
@@ -31,6 +35,7 @@ enum fault {
 	FAULT_ROOM_SAVE_BUSY,
 	FAULT_SLOW_SYNC,
 	FAULT_SLOW_GUEST,
+	FAULT_SLOW_ACCOUNT,
 	FAULT_PATHS_CHECKED_STOP,
 	FAULT_COUNT
 };
@@ -46,5 +51,7 @@ void fault_hang(void) __attribute__((noreturn));
 void fault_slow_sync(void);
 /* Sleeps FAULT_SLOW_GUEST_MS if slow-guest is on (a guest's thread, before room_login()). */
 void fault_slow_guest(void);
+/* Sleeps FAULT_SLOW_ACCOUNT_MS if slow-account is on (an account's thread, before room_login()). */
+void fault_slow_account(void);
 
 #endif

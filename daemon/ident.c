@@ -489,7 +489,7 @@ rehash(struct ident *id, const struct entry *seen, const char *password, int cos
  */
 enum ident_result
 ident_verify(struct ident *id, const char *name, const char *password, int cost,
-	     char canonical[NAME_MAX_LEN + 1])
+	     char canonical[NAME_MAX_LEN + 1], uint64_t *account)
 {
 	struct entry seen;
 
@@ -501,7 +501,17 @@ ident_verify(struct ident *id, const char *name, const char *password, int cost,
 		rehash(id, &seen, password, cost);
 	if (canonical != NULL)
 		strcpy(canonical, seen.name);
+	if (account != NULL)
+		*account = seen.born;
 	return IDENT_OK;
+}
+
+uint64_t
+ident_account(struct ident *id, const char *name)
+{
+	struct entry seen;
+
+	return snapshot(id, name, &seen) ? seen.born : 0;
 }
 
 enum ident_result

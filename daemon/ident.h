@@ -28,6 +28,7 @@
 #define CHATD_IDENT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "names.h"
@@ -56,12 +57,21 @@ void ident_close(struct ident *id);
 bool ident_lookup(struct ident *id, const char *name, char canonical[NAME_MAX_LEN + 1]);
 
 /*
+ * The registration name belongs to now, 0 if none: a number that tells an
+ * account from one registered under its name after it was deleted (valid
+ * while chatd runs; never 0 for an account).
+ */
+uint64_t ident_account(struct ident *id, const char *name);
+
+/*
  * Checks the password (slow; takes a password gate slot).  On success
- * copies the registered spelling and, when the stored hash was made at a
- * different cost, re-hashes it at cost and rewrites the file.
+ * copies the registered spelling and, if account is not NULL, the
+ * ident_account() of the registration whose password it checked; when the
+ * stored hash was made at a different cost, re-hashes it at cost and
+ * rewrites the file.
  */
 enum ident_result ident_verify(struct ident *id, const char *name, const char *password, int cost,
-			       char canonical[NAME_MAX_LEN + 1]);
+			       char canonical[NAME_MAX_LEN + 1], uint64_t *account);
 
 /*
  * Registers a new name (slow).  IDENT_EXISTS if the name is taken,

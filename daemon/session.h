@@ -103,6 +103,7 @@ struct client {
 	struct linebuf in;
 	struct outq out;
 	unsigned unacked; /* room messages sent, outcome not yet seen */
+	uint64_t account; /* the registration it logged in as (ident_account()); 0: a guest */
 
 	/* Guarded by the room lock (hub.h). */
 	struct {

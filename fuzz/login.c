@@ -137,7 +137,7 @@ check_outcome(const struct login *lg, struct ident *id, const char *password, si
 		fuzz_assert(base_user(c->name) == NULL);
 		fuzz_assert(ident_lookup(id, c->name, canonical) &&
 			    strcmp(canonical, c->name) == 0);
-		fuzz_assert(ident_verify(id, c->name, password, 1, canonical) == IDENT_OK);
+		fuzz_assert(ident_verify(id, c->name, password, 1, canonical, NULL) == IDENT_OK);
 	} else {
 		const struct user *u = base_user(c->name);
 

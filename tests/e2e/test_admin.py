@@ -335,6 +335,31 @@ def test_user_del_while_the_password_is_checked_leaves_nobody_online(irc_chatd, 
     assert d.ctl_ok("users") == "0 online\n", d.ctl_ok("users")
 
 
+def test_a_name_deleted_and_registered_again_during_a_login_is_not_its_account(chatd_factory):
+    """chatctl user del, then user add of the same name with another password, while a
+    login with the old password is between its check and going online (the
+    slow-account fault holds it there 2 s): the login must not come online as the
+    new account, which only the new password opens."""
+    d = chatd_factory(start=False)
+    d.env["CHATD_TEST_FAULT"] = "slow-account"
+    d.start()
+    d.add_user("bob", "old-pw")
+    c = d.connect("bob")
+    c.expect_hello()
+    c.send_line("bob")
+    c.expect("PASS", "known")
+    c.send_line("old-pw")
+    wait_until(lambda: "login bob from" in d.log_text(), "the old password checked")
+    d.ctl_ok("user", "del", "bob")
+    d.add_user("bob", "new-pw")
+    lines = []
+    while not lines or lines[-1].tag not in ("ERR", "BYE"):
+        lines.append(c.read(timeout=10))
+    assert lines[-1].raw == "BYE kicked account deleted", lines
+    assert d.ctl_ok("users") == "0 online\n", d.ctl_ok("users")
+    d.login("bob", "new-pw").sync()
+
+
 def test_kick(chatd):
     alice = chatd.login("alice")
     bob = chatd.login("bob")

@@ -218,7 +218,8 @@ test_unknown_name_registers_when_open(void **state)
 	auth_start(&a, fx->c);
 	assert_int_equal(password(&a, "Newcomer", "its password", &wait), AUTH_REGISTERED);
 	assert_string_equal(fx->c->name, "Newcomer");
-	assert_int_equal(ident_verify(fx->srv.ident, "newcomer", "its password", 1, canonical),
+	assert_int_equal(ident_verify(fx->srv.ident, "newcomer", "its password", 1, canonical,
+				      NULL),
 			 IDENT_OK);
 	assert_string_equal(canonical, "Newcomer");
 	assert_true(logged(fx, "registered Newcomer from 127.0.0.1"));
@@ -318,7 +319,7 @@ test_register_only_registers(void **state)
 	long_pw[PASSWORD_MAX_LEN] = '\0';
 	assert_int_equal(auth_register(&a, "Newcomer", long_pw, PASSWORD_MAX_LEN), AUTH_REGISTERED);
 	assert_string_equal(fx->c->name, "Newcomer");
-	assert_int_equal(ident_verify(fx->srv.ident, "newcomer", long_pw, 1, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->srv.ident, "newcomer", long_pw, 1, NULL, NULL), IDENT_OK);
 	assert_true(logged(fx, "registered Newcomer from 127.0.0.1"));
 	assert_int_equal(auth_register(&a, "newcomer", "again", 5), AUTH_TAKEN);
 	/* Registration closed: closed, even for a known name. */

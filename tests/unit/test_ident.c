@@ -275,10 +275,11 @@ test_invalid_input(void **state)
 
 	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
 	assert_false(ident_lookup(fx->id, longname, NULL));
-	assert_int_equal(ident_verify(fx->id, longname, "pw", COST, NULL), IDENT_UNKNOWN);
-	assert_int_equal(ident_verify(fx->id, "alice", longpw, COST, NULL), IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, longname, "pw", COST, NULL, NULL), IDENT_UNKNOWN);
+	assert_int_equal(ident_verify(fx->id, "alice", longpw, COST, NULL, NULL),
+			 IDENT_BAD_PASSWORD);
 	assert_int_equal(ident_set_password(fx->id, "alice", longpw, COST), IDENT_INVALID);
-	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL, NULL), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "a:b"), IDENT_UNKNOWN);
 }
 
@@ -290,11 +291,12 @@ test_verify(void **state)
 
 	fx->id = open_ok(fx);
 	assert_int_equal(ident_register(fx->id, "Alice", "s3cret", COST), IDENT_OK);
-	assert_int_equal(ident_verify(fx->id, "aLiCe", "s3cret", COST, canon), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "aLiCe", "s3cret", COST, canon, NULL), IDENT_OK);
 	assert_string_equal(canon, "Alice");
-	assert_int_equal(ident_verify(fx->id, "alice", "S3cret", COST, canon), IDENT_BAD_PASSWORD);
-	assert_int_equal(ident_verify(fx->id, "alice", "", COST, canon), IDENT_BAD_PASSWORD);
-	assert_int_equal(ident_verify(fx->id, "bob", "s3cret", COST, canon), IDENT_UNKNOWN);
+	assert_int_equal(ident_verify(fx->id, "alice", "S3cret", COST, canon, NULL),
+			 IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "alice", "", COST, canon, NULL), IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "bob", "s3cret", COST, canon, NULL), IDENT_UNKNOWN);
 }
 
 static void
@@ -309,23 +311,23 @@ test_rehash_on_cost_change(void **state)
 	assert_true(strncmp(before, "$y$j75$", 7) == 0);
 
 	/* Same cost: nothing to do, the file keeps the hash. */
-	assert_int_equal(ident_verify(fx->id, "alice", "pw", 1, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", 1, NULL, NULL), IDENT_OK);
 	file_hash(fx, "alice", after);
 	assert_string_equal(after, before);
 
 	/* A wrong password never triggers a rehash. */
-	assert_int_equal(ident_verify(fx->id, "alice", "bad", 2, NULL), IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "alice", "bad", 2, NULL, NULL), IDENT_BAD_PASSWORD);
 	file_hash(fx, "alice", after);
 	assert_string_equal(after, before);
 
-	assert_int_equal(ident_verify(fx->id, "alice", "pw", 2, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", 2, NULL, NULL), IDENT_OK);
 	file_hash(fx, "alice", after);
 	assert_true(strncmp(after, "$y$j85$", 7) == 0);
 	assert_false(password_needs_rehash(after, 2));
 
 	reopen(fx);
-	assert_int_equal(ident_verify(fx->id, "alice", "pw", 2, NULL), IDENT_OK);
-	assert_int_equal(ident_verify(fx->id, "alice", "bad", 2, NULL), IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", 2, NULL, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "bad", 2, NULL, NULL), IDENT_BAD_PASSWORD);
 }
 
 static void
@@ -336,12 +338,13 @@ test_set_password(void **state)
 	fx->id = open_ok(fx);
 	assert_int_equal(ident_register(fx->id, "alice", "old", COST), IDENT_OK);
 	assert_int_equal(ident_set_password(fx->id, "ALICE", "new", COST), IDENT_OK);
-	assert_int_equal(ident_verify(fx->id, "alice", "old", COST, NULL), IDENT_BAD_PASSWORD);
-	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "old", COST, NULL, NULL),
+			 IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL, NULL), IDENT_OK);
 	assert_int_equal(ident_set_password(fx->id, "bob", "new", COST), IDENT_UNKNOWN);
 
 	reopen(fx);
-	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL, NULL), IDENT_OK);
 }
 
 static void
@@ -355,7 +358,7 @@ test_delete(void **state)
 	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "ALICE"), IDENT_OK);
 	assert_false(ident_lookup(fx->id, "alice", NULL));
-	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL), IDENT_UNKNOWN);
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL, NULL), IDENT_UNKNOWN);
 	assert_int_equal(ident_delete(fx->id, "alice"), IDENT_UNKNOWN);
 	file_hash(fx, "alice", hash);
 	assert_string_equal(hash, "");
@@ -387,7 +390,7 @@ test_clear(void **state)
 	assert_int_equal(ident_register(fx->id, "alice", "new", COST), IDENT_OK);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 1);
-	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL, NULL), IDENT_OK);
 }
 
 static void
@@ -416,10 +419,10 @@ test_persistence_and_order(void **state)
 	reopen(fx);
 
 	assert_int_equal(ident_count(fx->id), 4);
-	assert_int_equal(ident_verify(fx->id, "alice", "a", COST, canon), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "a", COST, canon, NULL), IDENT_OK);
 	assert_string_equal(canon, "Alice");
-	assert_int_equal(ident_verify(fx->id, "BOB", "b", COST, NULL), IDENT_OK);
-	assert_int_equal(ident_verify(fx->id, "carol", "b", COST, NULL), IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "BOB", "b", COST, NULL, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "carol", "b", COST, NULL, NULL), IDENT_BAD_PASSWORD);
 
 	out = open_memstream(&names, &len);
 	assert_non_null(out);
@@ -459,8 +462,8 @@ test_damaged_lines_skipped(void **state)
 
 	fx->id = open_ok(fx);
 	assert_int_equal(ident_count(fx->id), 2);
-	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
-	assert_int_equal(ident_verify(fx->id, "frank", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "frank", "pw", COST, NULL, NULL), IDENT_OK);
 	assert_false(ident_lookup(fx->id, "carol", NULL));
 	assert_false(ident_lookup(fx->id, "dave", NULL));
 	assert_false(ident_lookup(fx->id, "erin", NULL));
@@ -478,7 +481,7 @@ test_damaged_lines_skipped(void **state)
 	assert_int_equal(ident_delete(fx->id, "frank"), IDENT_OK);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 1);
-	assert_int_equal(ident_verify(fx->id, "ALICE", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "ALICE", "pw", COST, NULL, NULL), IDENT_OK);
 }
 
 static void
@@ -502,7 +505,7 @@ test_torn_last_line(void **state)
 	assert_int_equal(ident_register(fx->id, "bob", "new", COST), IDENT_OK);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 2);
-	assert_int_equal(ident_verify(fx->id, "bob", "new", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "bob", "new", COST, NULL, NULL), IDENT_OK);
 }
 
 static void
@@ -611,7 +614,7 @@ assert_changes_fail(struct fixture *fx, const char *before)
 	assert_int_equal(ident_delete(fx->id, "alice"), IDENT_IO_ERROR);
 	assert_int_equal(ident_clear(fx->id), IDENT_IO_ERROR);
 	/* A failed rehash still lets the user in. */
-	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST + 1, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST + 1, NULL, NULL), IDENT_OK);
 	if (fx->nofile_limited) {
 		assert_int_equal(setrlimit(RLIMIT_NOFILE, &fx->nofile), 0);
 		fx->nofile_limited = false;
@@ -619,8 +622,9 @@ assert_changes_fail(struct fixture *fx, const char *before)
 
 	assert_int_equal(ident_count(fx->id), 1);
 	assert_false(ident_lookup(fx->id, "bob", NULL));
-	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL), IDENT_BAD_PASSWORD);
-	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL, NULL),
+			 IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL, NULL), IDENT_OK);
 	after = read_file(fx->path);
 	assert_non_null(after);
 	assert_string_equal(after, before);
@@ -718,7 +722,7 @@ test_big_store(void **state)
 		assert_string_equal(canon, name);
 	}
 	assert_false(ident_lookup(fx->id, "User10000", NULL));
-	assert_int_equal(ident_verify(fx->id, "user04242", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "user04242", "pw", COST, NULL, NULL), IDENT_OK);
 	assert_int_equal(ident_register(fx->id, "Aardvark", "pw", COST), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "user00000"), IDENT_OK);
 	reopen(fx);
@@ -820,8 +824,8 @@ test_registration_cost_does_not_grow(void **state)
 			 written, (long long)size);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), BIG_STORE);
-	assert_int_equal(ident_verify(fx->id, "aardvark", "pw", COST, NULL), IDENT_OK);
-	assert_int_equal(ident_verify(fx->id, "user00001", "new", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "aardvark", "pw", COST, NULL, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "user00001", "new", COST, NULL, NULL), IDENT_OK);
 	assert_false(ident_lookup(fx->id, "user00002", NULL));
 }
 
@@ -851,9 +855,9 @@ test_reload_replays_records(void **state)
 	/* Base, then records in order; the restart folds them into a new base. */
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 2);
-	assert_int_equal(ident_verify(fx->id, "alice", "a2", COST, canon), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "a2", COST, canon, NULL), IDENT_OK);
 	assert_string_equal(canon, "ALICE");
-	assert_int_equal(ident_verify(fx->id, "bob", "b2", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "bob", "b2", COST, NULL, NULL), IDENT_OK);
 	assert_false(ident_lookup(fx->id, "carol", NULL));
 	assert_true(log_contains(fx, "6 changes folded into the file"));
 	assert_true(file_inode(fx->path) != inode);
@@ -893,8 +897,8 @@ test_torn_record_cut_off(void **state)
 	assert_int_equal(ident_register(fx->id, "carol", "c", COST), IDENT_OK);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 3);
-	assert_int_equal(ident_verify(fx->id, "carol", "c", COST, NULL), IDENT_OK);
-	assert_int_equal(ident_verify(fx->id, "bob", "b", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "carol", "c", COST, NULL, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "bob", "b", COST, NULL, NULL), IDENT_OK);
 }
 
 /* Damaged records are skipped with a warning; the ones around them count. */
@@ -927,8 +931,8 @@ test_damaged_records_skipped(void **state)
 	fx->id = open_ok(fx);
 	assert_int_equal(ident_count(fx->id), 2);
 	assert_false(ident_lookup(fx->id, "alice", NULL));
-	assert_int_equal(ident_verify(fx->id, "bob", "pw", COST, NULL), IDENT_OK);
-	assert_int_equal(ident_verify(fx->id, "dave", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "bob", "pw", COST, NULL, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "dave", "pw", COST, NULL, NULL), IDENT_OK);
 	for (int line = 4; line <= 9; line++) {
 		char where[128];
 
@@ -990,9 +994,9 @@ test_compaction_bounds_the_file(void **state)
 	assert_mode_0600(fx->path);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 28);
-	assert_int_equal(ident_verify(fx->id, "base0", "user39", COST, NULL), IDENT_OK);
-	assert_int_equal(ident_verify(fx->id, "user38", "pw", COST, NULL), IDENT_OK);
-	assert_int_equal(ident_verify(fx->id, "user00", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "base0", "user39", COST, NULL, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "user38", "pw", COST, NULL, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "user00", "pw", COST, NULL, NULL), IDENT_OK);
 }
 
 /*
@@ -1039,8 +1043,8 @@ test_crash_between_compaction_steps(void **state)
 		fx->id = open_ok(fx);
 		assert_int_equal(ident_count(fx->id), 2);
 		assert_false(ident_lookup(fx->id, "alice", NULL));
-		assert_int_equal(ident_verify(fx->id, "bob", "b2", COST, NULL), IDENT_OK);
-		assert_int_equal(ident_verify(fx->id, "carol", "c", COST, NULL), IDENT_OK);
+		assert_int_equal(ident_verify(fx->id, "bob", "b2", COST, NULL, NULL), IDENT_OK);
+		assert_int_equal(ident_verify(fx->id, "carol", "c", COST, NULL, NULL), IDENT_OK);
 		/* What the crashed compaction left does not stand in the way of the next. */
 		assert_int_equal(ident_register(fx->id, "dave", "d", COST), IDENT_OK);
 		reopen(fx);
@@ -1083,7 +1087,7 @@ test_file_changed_behind_our_back(void **state)
 	free(text);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 3);
-	assert_int_equal(ident_verify(fx->id, "alice", "a", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "a", COST, NULL, NULL), IDENT_OK);
 	assert_false(log_contains(fx, "line skipped"));
 }
 
@@ -1151,7 +1155,7 @@ verify_thread(void *arg)
 {
 	struct slow_call *c = arg;
 
-	c->r = ident_verify(c->id, c->name, c->password, c->cost, NULL);
+	c->r = ident_verify(c->id, c->name, c->password, c->cost, NULL, NULL);
 	return NULL;
 }
 
@@ -1206,8 +1210,9 @@ test_rehash_loses_to_password_change(void **state)
 
 	/* The rehash of the old password must not undo the change. */
 	reopen(fx);
-	assert_int_equal(ident_verify(fx->id, "alice", "old", COST, NULL), IDENT_BAD_PASSWORD);
-	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "old", COST, NULL, NULL),
+			 IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL, NULL), IDENT_OK);
 }
 
 static void
@@ -1229,8 +1234,9 @@ test_set_password_loses_to_reregistration(void **state)
 	assert_int_equal(c.r, IDENT_UNKNOWN);
 
 	reopen(fx);
-	assert_int_equal(ident_verify(fx->id, "alice", "stale", COST, NULL), IDENT_BAD_PASSWORD);
-	assert_int_equal(ident_verify(fx->id, "alice", "fresh", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "alice", "stale", COST, NULL, NULL),
+			 IDENT_BAD_PASSWORD);
+	assert_int_equal(ident_verify(fx->id, "alice", "fresh", COST, NULL, NULL), IDENT_OK);
 }
 
 static void
@@ -1254,7 +1260,7 @@ test_registration_across_clear(void **state)
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 1);
 	assert_false(ident_lookup(fx->id, "alice", NULL));
-	assert_int_equal(ident_verify(fx->id, "bob", "b", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_verify(fx->id, "bob", "b", COST, NULL, NULL), IDENT_OK);
 }
 
 static void
@@ -1426,7 +1432,7 @@ test_group_commit(void **state)
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), GC_THREADS);
 	for (int i = 0; i < GC_THREADS - 1; i++)
-		assert_int_equal(ident_verify(fx->id, names[i], "pw", COST, NULL), IDENT_OK);
+		assert_int_equal(ident_verify(fx->id, names[i], "pw", COST, NULL, NULL), IDENT_OK);
 }
 
 /* A batch that cannot be stored is refused whole and undone; the file stays as it was. */
