@@ -17,6 +17,9 @@
  *   R NAME                                every token of NAME revoked
  * Replaying it in order gives the table; a line that does not parse (a
  * write cut short by a crash, a damaged disk) is skipped and counted.
+ * An I record is one write(), not synced (a token lost to a power cut
+ * costs one password login); an R record is synced before the revocation
+ * returns.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -595,7 +598,11 @@ resume_revoke(const char *name)
 	pthread_mutex_lock(&lock);
 	if (find_name(key, false) != NULL) {
 		drop_name(key);
-		if (log_fd >= 0 && !append_record("R %s\n", key))
+		/*
+		 * Synced before it is answered (/passwd's OK, chatctl's): a
+		 * revocation lost to a power cut would bring the tokens back.
+		 */
+		if (log_fd >= 0 && (!append_record("R %s\n", key) || fdatasync(log_fd) < 0))
 			revocation_not_stored("cannot store a revocation");
 		maybe_compact(time_now_ms());
 	}

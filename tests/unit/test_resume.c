@@ -18,6 +18,21 @@
 
 #include "resume.h"
 
+/*
+ * fdatasync() of the code under test, counted (linked with
+ * -Wl,--wrap=fdatasync, tests/CMakeLists.txt).
+ */
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+static int syncs;
+
+int
+__wrap_fdatasync(int fd)
+{
+	syncs++;
+	return __real_fdatasync(fd);
+}
+
 #define NOW 1800000000000LL /* wall clock ms */
 #define HOUR (3600 * 1000LL)
 
@@ -158,6 +173,27 @@ test_revoke_ends_every_token_of_the_name(void **state)
 	assert_int_equal(resume_count(), 1);
 	resume_revoke("nobody"); /* harmless */
 	assert_int_equal(resume_count(), 1);
+}
+
+/*
+ * A revocation is on the disk before it returns (a power cut must not
+ * bring the tokens back); a token issued and a name without tokens cost
+ * no sync.
+ */
+static void
+test_a_revocation_is_synced(void **state)
+{
+	struct fixture *fx = *state;
+	char t[RESUME_TOKEN_HEX + 1];
+
+	syncs = 0;
+	issue("gail", NOW, HOUR, t);
+	assert_int_equal(syncs, 0);
+	resume_revoke("nobody");
+	assert_int_equal(syncs, 0);
+	resume_revoke("Gail");
+	assert_int_equal(syncs, 1);
+	assert_non_null(strstr(read_file(fx->path), "R gail\n"));
 }
 
 static void
@@ -307,6 +343,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_issue_and_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_revocation_is_synced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_syntax, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens_expire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_ttl_issues_nothing, setup, teardown),
