@@ -560,10 +560,10 @@ claim_wait_locked(struct hub *h, struct client *c)
 }
 
 /*
- * A pass's writes go in chunks of FLUSH_CHUNK members, each let go (under
- * the lock) as soon as its chunk is written: a member whose thread wakes
- * (a sender answered by this pass) waits for its own chunk, not for the
- * whole pass.
+ * A pass's writes go in chunks of FLUSH_CHUNK members (as many as
+ * flush_collect_locked() claims for one pass), each let go under the lock
+ * as soon as its chunk is written: a member whose thread wakes (a sender
+ * answered by this pass) waits for its chunk.
  */
 static void
 flush_pass(struct hub *h, bool unlocked)

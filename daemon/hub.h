@@ -55,8 +55,13 @@
 #define WT_PIECES 512
 /* Pieces one write-through pass gathers for all its members, at most. */
 #define FLUSH_PIECES 8192
-/* Members a pass writes to before it lets them go (flush_pass). */
-#define FLUSH_CHUNK 32
+/*
+ * Members a pass claims, writes to and lets go together (flush_pass): the
+ * publisher hands the co-writer half of each, so fewer, bigger passes cost
+ * fewer hand-overs (bench/RESULTS.md, "Many rooms, after the lock-free
+ * paths"); a woken member claimed by a pass waits for all of it.
+ */
+#define FLUSH_CHUNK 512
 /* Members a publisher's pass needs before it hands half to the co-writer (cowriter.h). */
 #define COWRITE_MIN 8
 /*

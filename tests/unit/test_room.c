@@ -170,14 +170,15 @@ expect_lines(int peer, const char *want)
 }
 
 /*
- * The publisher's passes on a machine with 2 cores: the co-writer writes
- * half of each pass (members 16-31 of the first pass of 32, 36-39 of the
- * second of 8) while the publisher writes the rest.  Every idle member
+ * The publisher's pass on a machine with 2 cores: the co-writer writes
+ * half of it (members 20-39 of the one pass of 40: FLUSH_CHUNK is more)
+ * while the publisher writes the rest.  Every idle member
  * gets the batch, in order, without waking; the one whose peer is gone,
  * in the co-writer's half, is woken to find out.
  */
 #define CROWD 40
 #define GONE 20
+_Static_assert(CROWD <= FLUSH_CHUNK, "one pass");
 static void
 test_cowriter_writes_half_of_a_publishers_pass(void **state)
 {
