@@ -34,8 +34,9 @@
  *   only under the room lock after that.
  * - Guarded by the room lock (hub.h): everything under "room", the
  *   memberships included (which rooms, cursors, the current room), but
- *   for two atomics: room.rights (above) and room.moves, which only the
- *   lock's holder changes and the thread reads without it (room_target).
+ *   for two atomics: room.rights (above: claimed under the lock, taken
+ *   back by the thread without it) and room.moves (changed only under the
+ *   lock, read by the thread without it: room_target).
  * - Owned by the client's own thread: target, its last room_target().
  * - refs is atomic: the thread holds one reference for the client's whole
  *   life; room code takes a short one to wake a client after dropping the
@@ -113,7 +114,9 @@ struct client {
 		struct membership *rooms;   /* the rooms it is in, in the order joined */
 		size_t n_rooms, cap_rooms;
 		struct room *current; /* where its plain lines go; NULL: none */
-		bool sleeping;        /* on the sleepers or the writers list */
+		bool sleeping;        /* on the sleepers or the writers list (a writer
+				       * that woke without the lock stays listed until
+				       * its next room_sleep(): room.rights tells) */
 		bool writer;          /* ... the writers list */
 		/*
 		 * Who may touch out, unacked and the socket (RIGHTS_*): an
