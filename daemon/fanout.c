@@ -50,8 +50,9 @@ static void dirty_add_locked(struct hub *h, struct room *r);
 /*
  * A sleeping member is on one of two lists, linked through room.sleep_*:
  * sleepers (woken when a ring moves) or writers (the hub holds its write
- * rights and writes the rings to its socket itself, see
- * flush_locked).
+ * rights and writes the rings to its socket itself, see flush_locked; a
+ * writer whose thread took them back without the lock, room_wake_up,
+ * stays listed, skipped by passes, until its next room_sleep).
  */
 static void
 sleeper_remove_locked(struct hub *h, struct client *c)
@@ -586,9 +587,10 @@ flush_pass(struct hub *h, bool unlocked)
 }
 
 /*
- * Write-through: every member on the writers list sleeps with an empty
- * output queue and has handed its write rights to the hub (room_sleep),
- * so the hub may write the rings to its socket itself, instead of waking
+ * Write-through: every member on the writers list slept with an empty
+ * output queue and handed its write rights to the hub (room_sleep); while
+ * it has not taken them back (room.rights is RIGHTS_HUB, room_wake_up),
+ * the hub may write the rings to its socket itself, instead of waking
  * its thread for one line.  For each room that moved, its members that
  * are writers get what is new in all their rooms (merged in publication
  * order).

@@ -165,7 +165,7 @@ struct hub {
 	struct room *dirty;   /* rooms pushed to since their writers were written */
 
 	struct client *sleepers; /* doubly linked through room.sleep_* */
-	struct client *writers;  /* asleep, write rights with the hub (room.sleep_*) */
+	struct client *writers;  /* slept handing write rights to the hub (room.sleep_*) */
 	struct client *targets;  /* to wake though nothing was published */
 	/*
 	 * Write-through (fanout.c: flush_locked): one thread at a time, the
