@@ -250,7 +250,12 @@ auth_registered_now(const struct client *c)
 bool
 auth_account_now(const struct client *c)
 {
-	return c->account != 0 && ident_account(c->srv->ident, c->name) == c->account;
+	uint64_t now = ident_account(c->srv->ident, c->name);
+
+	if (c->account != 0 && now == c->account)
+		return true;
+	/* Forgotten by ident clear, whose sessions stay, as those online do. */
+	return now == 0 && ident_cleared(c->srv->ident, c->account);
 }
 
 /* A password as text: at most PASSWORD_MAX_LEN bytes, no NUL inside, text_check()'s rules. */

@@ -79,7 +79,9 @@ bool auth_registered_now(const struct client *c);
  * online: chatctl user del ends the sessions it finds online, so one that
  * comes online after is ended too, and so is one whose name was deleted
  * and registered again (by someone else, with another password) while its
- * password was checked.
+ * password was checked.  One that chatctl ident clear forgot counts as
+ * there, unless its name was registered again: ident clear keeps the
+ * sessions online.
  */
 bool auth_account_now(const struct client *c);
 

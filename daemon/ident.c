@@ -43,8 +43,9 @@ struct ident {
 	pthread_mutex_t lock;
 	struct entry **v; /* sorted by name_cmp() */
 	size_t n, cap;
-	uint64_t gen; /* the last generation handed out */
-	char *path;   /* for the log */
+	uint64_t gen;     /* the last generation handed out */
+	uint64_t cleared; /* gen at the last ident_clear(): older accounts it forgot */
+	char *path;       /* for the log */
 	struct identstore *store;
 	/* Group commit (change_submit()); never held together with lock. */
 	pthread_mutex_t queue_lock;
@@ -514,6 +515,15 @@ ident_account(struct ident *id, const char *name)
 	return snapshot(id, name, &seen) ? seen.born : 0;
 }
 
+bool
+ident_cleared(struct ident *id, uint64_t account)
+{
+	pthread_mutex_lock(&id->lock);
+	bool cleared = account != 0 && account <= id->cleared;
+	pthread_mutex_unlock(&id->lock);
+	return cleared;
+}
+
 enum ident_result
 ident_register(struct ident *id, const char *name, const char *password, int cost)
 {
@@ -570,9 +580,10 @@ ident_clear(struct ident *id)
 	struct identstore_users all = all_users(id);
 
 	r = id->store->ops->rewrite(id->store, &all);
-	if (r == IDENT_OK)
+	if (r == IDENT_OK) {
 		table_free(v, n);
-	else {
+		id->cleared = id->gen;
+	} else {
 		id->v = v;
 		id->n = n;
 		id->cap = cap;

@@ -63,6 +63,9 @@ bool ident_lookup(struct ident *id, const char *name, char canonical[NAME_MAX_LE
  */
 uint64_t ident_account(struct ident *id, const char *name);
 
+/* Was account (ident_account()) registered before the last ident_clear()? */
+bool ident_cleared(struct ident *id, uint64_t account);
+
 /*
  * Checks the password (slow; takes a password gate slot).  On success
  * copies the registered spelling and, if account is not NULL, the

@@ -360,6 +360,25 @@ def test_a_name_deleted_and_registered_again_during_a_login_is_not_its_account(c
     d.login("bob", "new-pw").sync()
 
 
+def test_a_login_under_way_at_ident_clear_stays_as_those_online_do(chatd_factory):
+    """chatctl ident clear forgets every account but keeps the sessions online; a login
+    whose password was checked just before (held 2 s by the slow-account fault) comes
+    online too, like them, rather than being ended as by user del."""
+    d = chatd_factory(start=False)
+    d.env["CHATD_TEST_FAULT"] = "slow-account"
+    d.start()
+    d.add_user("bob", "pw-bob")
+    c = d.connect("bob")
+    c.expect_hello()
+    c.send_line("bob")
+    c.expect("PASS", "known")
+    c.send_line("pw-bob")
+    wait_until(lambda: "login bob from" in d.log_text(), "the password checked")
+    d.ctl_ok("ident", "clear")
+    c.expect("WELCOME")
+    assert "bob " in d.ctl_ok("users")
+
+
 def test_kick(chatd):
     alice = chatd.login("alice")
     bob = chatd.login("bob")
