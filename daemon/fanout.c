@@ -108,6 +108,7 @@ wake_forget_locked(struct hub *h, struct client *c)
 		if (*pp == c) {
 			*pp = c->room.target_next;
 			c->room.targeted = false;
+			break; /* *pp may be NULL now: no step past it */
 		}
 }
 

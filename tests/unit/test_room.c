@@ -791,6 +791,36 @@ test_waking_member_needs_no_room_lock(void **state)
 	hub_free(h);
 }
 
+/*
+ * A client that goes while it is the last of the clients to wake comes
+ * off that list without a step past its end (UBSan: member access
+ * within a null pointer, in the ASan+UBSan build), and the list holds
+ * the rest.
+ */
+static void
+test_a_going_client_leaves_the_targets_list_intact(void **state)
+{
+	struct hub *h = hub_new(wire_formats);
+	int pa, pb;
+	struct client *a, *b;
+
+	(void)state;
+	a = member(h, "alice", 1, &pa);
+	b = member(h, "bob", 2, &pb);
+	pthread_mutex_lock(&h->lock);
+	target_add_locked(h, a);
+	target_add_locked(h, b); /* b, then a: a is last */
+	wake_forget_locked(h, a);
+	assert_false(a->room.targeted);
+	assert_ptr_equal(h->targets, b);
+	assert_null(b->room.target_next);
+	wake_forget_locked(h, b);
+	assert_null(h->targets);
+	pthread_mutex_unlock(&h->lock);
+	member_free(h, a, pa), member_free(h, b, pb);
+	hub_free(h);
+}
+
 static void
 test_waking_member_waits_for_the_pass_that_claimed_it(void **state)
 {
@@ -972,6 +1002,7 @@ main(void)
 		cmocka_unit_test(test_admin_rooms),
 		cmocka_unit_test(test_waking_member_waits_for_the_pass_that_claimed_it),
 		cmocka_unit_test(test_waking_member_needs_no_room_lock),
+		cmocka_unit_test(test_a_going_client_leaves_the_targets_list_intact),
 		cmocka_unit_test(test_publishers_and_wakers_race_the_flusher),
 	};
 	int rc;
