@@ -335,21 +335,28 @@ def test_user_del_while_the_password_is_checked_leaves_nobody_online(irc_chatd, 
     assert d.ctl_ok("users") == "0 online\n", d.ctl_ok("users")
 
 
+def held_login(chatd_factory, password):
+    """A chatd with the slow-account fault, and bob's login with password held
+    there (2 s) between its password check and going online: (chatd, client)."""
+    d = chatd_factory(start=False)
+    d.env["CHATD_TEST_FAULT"] = "slow-account"
+    d.start()
+    d.add_user("bob", password)
+    c = d.connect("bob")
+    c.expect_hello()
+    c.send_line("bob")
+    c.expect("PASS", "known")
+    c.send_line(password)
+    wait_until(lambda: "login bob from" in d.log_text(), "the password checked")
+    return d, c
+
+
 def test_a_name_deleted_and_registered_again_during_a_login_is_not_its_account(chatd_factory):
     """chatctl user del, then user add of the same name with another password, while a
     login with the old password is between its check and going online (the
     slow-account fault holds it there 2 s): the login must not come online as the
     new account, which only the new password opens."""
-    d = chatd_factory(start=False)
-    d.env["CHATD_TEST_FAULT"] = "slow-account"
-    d.start()
-    d.add_user("bob", "old-pw")
-    c = d.connect("bob")
-    c.expect_hello()
-    c.send_line("bob")
-    c.expect("PASS", "known")
-    c.send_line("old-pw")
-    wait_until(lambda: "login bob from" in d.log_text(), "the old password checked")
+    d, c = held_login(chatd_factory, "old-pw")
     d.ctl_ok("user", "del", "bob")
     d.add_user("bob", "new-pw")
     lines = []
@@ -364,16 +371,7 @@ def test_a_login_under_way_at_ident_clear_stays_as_those_online_do(chatd_factory
     """chatctl ident clear forgets every account but keeps the sessions online; a login
     whose password was checked just before (held 2 s by the slow-account fault) comes
     online too, like them, rather than being ended as by user del."""
-    d = chatd_factory(start=False)
-    d.env["CHATD_TEST_FAULT"] = "slow-account"
-    d.start()
-    d.add_user("bob", "pw-bob")
-    c = d.connect("bob")
-    c.expect_hello()
-    c.send_line("bob")
-    c.expect("PASS", "known")
-    c.send_line("pw-bob")
-    wait_until(lambda: "login bob from" in d.log_text(), "the password checked")
+    d, c = held_login(chatd_factory, "pw-bob")
     d.ctl_ok("ident", "clear")
     c.expect("WELCOME")
     assert "bob " in d.ctl_ok("users")
