@@ -160,13 +160,12 @@ register_name(struct auth *a, const char *pw)
 
 	password_gate_deadline(a->deadline);
 	password_gate_abort_if(connection_gone, c);
-	r = ident_register(c->srv->ident, c->name, pw, settings_get()->hash_cost);
+	r = ident_register(c->srv->ident, c->name, pw, settings_get()->hash_cost, &c->account);
 	password_gate_abort_if(NULL, NULL);
 	password_gate_deadline(-1);
 	if (r == IDENT_OK) {
 		/* A new account starts without tokens, whatever was issued under the name before. */
 		resume_revoke(c->name);
-		c->account = ident_account(c->srv->ident, c->name);
 		throttle_registered(&c->addr, c->name, time_mono_ms());
 		log_notice("registered %s from %s", c->name, c->addr_str);
 		a->known = true;
@@ -313,14 +312,18 @@ auth_token(struct auth *a, const char *name, const char *token, int64_t *wait_ms
 	char canonical[NAME_MAX_LEN + 1];
 	struct throttle_ticket t;
 	enum auth_outcome o;
+	uint64_t account;
 
 	*wait_ms = 0;
 	if (!name_valid(name, strlen(name)) || !resume_token_syntax(token, strlen(token)))
 		return AUTH_BAD_INPUT;
-	if (settings_get()->resume_token_ttl > 0 && ident_lookup(c->srv->ident, name, canonical) &&
+	/* The account first: one cleared or deleted after the check is still told from no account. */
+	if (settings_get()->resume_token_ttl > 0 &&
+	    (account = ident_account(c->srv->ident, name)) != 0 &&
+	    ident_lookup(c->srv->ident, name, canonical) &&
 	    resume_verify(canonical, token, time_now_ms())) {
 		set_name(c, canonical);
-		c->account = ident_account(c->srv->ident, c->name);
+		c->account = account;
 		throttle_registered(&c->addr, c->name, time_mono_ms());
 		log_info("login %s from %s with a resume token", c->name, c->addr_str);
 		return AUTH_OK;

@@ -316,6 +316,7 @@ struct change {
 	const char *name;
 	const char *hash; /* not for CH_DELETE */
 	uint64_t seen;    /* born (CH_SET_PASSWORD) or changed (CH_REHASH) when hashed */
+	uint64_t born;    /* CH_REGISTER: the new entry's, once applied */
 	enum ident_result r;
 	bool done;
 	struct entry *e;  /* the entry applied to */
@@ -339,6 +340,7 @@ change_apply(struct ident *id, struct change *ch, char *buf, size_t *off)
 			free(e);
 			return IDENT_NO_MEMORY;
 		}
+		ch->born = e->born;
 		break;
 	case CH_SET_PASSWORD:
 	case CH_REHASH:
@@ -525,10 +527,12 @@ ident_cleared(struct ident *id, uint64_t account)
 }
 
 enum ident_result
-ident_register(struct ident *id, const char *name, const char *password, int cost)
+ident_register(struct ident *id, const char *name, const char *password, int cost,
+	       uint64_t *account)
 {
 	char hash[PASSWORD_HASH_MAX];
 	struct change ch = { .kind = CH_REGISTER, .name = name, .hash = hash };
+	enum ident_result r;
 
 	if (!name_acceptable(name))
 		return IDENT_INVALID;
@@ -536,7 +540,10 @@ ident_register(struct ident *id, const char *name, const char *password, int cos
 		return IDENT_EXISTS;
 	if (password_hash(password, cost, hash) != 0)
 		return hash_error(errno);
-	return change_submit(id, &ch);
+	r = change_submit(id, &ch);
+	if (r == IDENT_OK && account != NULL)
+		*account = ch.born;
+	return r;
 }
 
 enum ident_result

@@ -80,10 +80,13 @@ enum ident_result ident_verify(struct ident *id, const char *name, const char *p
  * Registers a new name (slow).  IDENT_EXISTS if the name is taken,
  * including by someone who registered it while this call was hashing (the
  * loser of a race for a new name gets IDENT_EXISTS, never
- * IDENT_BAD_PASSWORD).  IDENT_OK only once the registration is durable.
+ * IDENT_BAD_PASSWORD).  IDENT_OK only once the registration is durable;
+ * then, if account is not NULL, stores the new registration's
+ * ident_account(), which a later ident_account() call could no longer
+ * tell if a deletion or ident_clear() came in between.
  */
-enum ident_result ident_register(struct ident *id, const char *name, const char *password,
-				 int cost);
+enum ident_result ident_register(struct ident *id, const char *name, const char *password, int cost,
+				 uint64_t *account);
 
 /* Sets a new password for a registered name (slow). */
 enum ident_result ident_set_password(struct ident *id, const char *name, const char *password,

@@ -137,7 +137,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_path(path, "ident");
 	srv.ident = ident_open(path, err, sizeof(err));
 	fuzz_assert(srv.ident != NULL);
-	fuzz_assert(ident_register(srv.ident, "fuzzer", "secret", 1) == IDENT_OK);
+	fuzz_assert(ident_register(srv.ident, "fuzzer", "secret", 1, NULL) == IDENT_OK);
 	me = member("fuzzer");
 	peer = member("peer");
 	drain(me);

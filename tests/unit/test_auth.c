@@ -89,7 +89,7 @@ setup(void **state)
 	throttle_reset();
 	fx->srv.ident = ident_open(fx->ident, err, sizeof(err));
 	assert_non_null(fx->srv.ident);
-	assert_int_equal(ident_register(fx->srv.ident, "Alice", "right one", 1), IDENT_OK);
+	assert_int_equal(ident_register(fx->srv.ident, "Alice", "right one", 1, NULL), IDENT_OK);
 	fx->srv.hub = hub_new(wire_formats);
 	assert_non_null(fx->srv.hub);
 	fx->srv.tls_port = -1;
@@ -263,7 +263,7 @@ test_a_registration_race_is_taken_then_a_check(void **state)
 
 	auth_start(&a, fx->c);
 	assert_false(auth_known(&a, "bob", NULL));
-	assert_int_equal(ident_register(fx->srv.ident, "Bob", "bob's own", 1), IDENT_OK);
+	assert_int_equal(ident_register(fx->srv.ident, "Bob", "bob's own", 1, NULL), IDENT_OK);
 	assert_int_equal(password(&a, "bob", "mine", &wait), AUTH_TAKEN);
 	assert_int_equal(a.failures, 0);
 	assert_true(logged(fx, "bob was registered by someone else while 127.0.0.1 chose"));

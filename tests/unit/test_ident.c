@@ -227,7 +227,7 @@ test_missing_file_is_empty_store(void **state)
 	fx->id = open_ok(fx);
 	assert_int_equal(ident_count(fx->id), 0);
 	assert_int_equal(access(fx->path, F_OK), -1);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
 	assert_int_equal(access(fx->path, F_OK), 0);
 }
 
@@ -238,7 +238,7 @@ test_register_lookup_ignores_case(void **state)
 	char canon[NAME_MAX_LEN + 1];
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "Alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "Alice", "pw", COST, NULL), IDENT_OK);
 	assert_true(ident_lookup(fx->id, "alice", canon));
 	assert_string_equal(canon, "Alice");
 	assert_true(ident_lookup(fx->id, "ALICE", canon));
@@ -246,7 +246,7 @@ test_register_lookup_ignores_case(void **state)
 	assert_true(ident_lookup(fx->id, "Alice", NULL));
 	assert_false(ident_lookup(fx->id, "bob", canon));
 	assert_false(ident_lookup(fx->id, "alic", canon));
-	assert_int_equal(ident_register(fx->id, "aLICE", "other", COST), IDENT_EXISTS);
+	assert_int_equal(ident_register(fx->id, "aLICE", "other", COST, NULL), IDENT_EXISTS);
 	assert_int_equal(ident_count(fx->id), 1);
 }
 
@@ -263,17 +263,17 @@ test_invalid_input(void **state)
 	longname[sizeof(longname) - 1] = '\0';
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "", "pw", COST), IDENT_INVALID);
-	assert_int_equal(ident_register(fx->id, "a:b", "pw", COST), IDENT_INVALID);
-	assert_int_equal(ident_register(fx->id, "-x", "pw", COST), IDENT_INVALID);
-	assert_int_equal(ident_register(fx->id, longname, "pw", COST), IDENT_INVALID);
-	assert_int_equal(ident_register(fx->id, NULL, "pw", COST), IDENT_INVALID);
-	assert_int_equal(ident_register(fx->id, "alice", longpw, COST), IDENT_INVALID);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", 0), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, "", "pw", COST, NULL), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, "a:b", "pw", COST, NULL), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, "-x", "pw", COST, NULL), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, longname, "pw", COST, NULL), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, NULL, "pw", COST, NULL), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, "alice", longpw, COST, NULL), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", 0, NULL), IDENT_INVALID);
 	assert_int_equal(ident_count(fx->id), 0);
 	assert_int_equal(access(fx->path, F_OK), -1);
 
-	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
 	assert_false(ident_lookup(fx->id, longname, NULL));
 	assert_int_equal(ident_verify(fx->id, longname, "pw", COST, NULL, NULL), IDENT_UNKNOWN);
 	assert_int_equal(ident_verify(fx->id, "alice", longpw, COST, NULL, NULL),
@@ -290,7 +290,7 @@ test_verify(void **state)
 	char canon[NAME_MAX_LEN + 1] = "";
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "Alice", "s3cret", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "Alice", "s3cret", COST, NULL), IDENT_OK);
 	assert_int_equal(ident_verify(fx->id, "aLiCe", "s3cret", COST, canon, NULL), IDENT_OK);
 	assert_string_equal(canon, "Alice");
 	assert_int_equal(ident_verify(fx->id, "alice", "S3cret", COST, canon, NULL),
@@ -306,7 +306,7 @@ test_rehash_on_cost_change(void **state)
 	char before[PASSWORD_HASH_MAX], after[PASSWORD_HASH_MAX];
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", 1), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", 1, NULL), IDENT_OK);
 	file_hash(fx, "alice", before);
 	assert_true(strncmp(before, "$y$j75$", 7) == 0);
 
@@ -336,7 +336,7 @@ test_set_password(void **state)
 	struct fixture *fx = *state;
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "old", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "old", COST, NULL), IDENT_OK);
 	assert_int_equal(ident_set_password(fx->id, "ALICE", "new", COST), IDENT_OK);
 	assert_int_equal(ident_verify(fx->id, "alice", "old", COST, NULL, NULL),
 			 IDENT_BAD_PASSWORD);
@@ -354,8 +354,8 @@ test_delete(void **state)
 	char hash[PASSWORD_HASH_MAX];
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
-	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST, NULL), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "ALICE"), IDENT_OK);
 	assert_false(ident_lookup(fx->id, "alice", NULL));
 	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL, NULL), IDENT_UNKNOWN);
@@ -377,8 +377,8 @@ test_clear(void **state)
 	char *text;
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
-	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST, NULL), IDENT_OK);
 	assert_int_equal(ident_clear(fx->id), IDENT_OK);
 	assert_int_equal(ident_count(fx->id), 0);
 	assert_false(ident_lookup(fx->id, "alice", NULL));
@@ -387,7 +387,7 @@ test_clear(void **state)
 	assert_string_equal(text, VERSION_LINE);
 	free(text);
 
-	assert_int_equal(ident_register(fx->id, "alice", "new", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "new", COST, NULL), IDENT_OK);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 1);
 	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL, NULL), IDENT_OK);
@@ -411,11 +411,11 @@ test_persistence_and_order(void **state)
 	FILE *out;
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "carol", "c", COST), IDENT_OK);
-	assert_int_equal(ident_register(fx->id, "Alice", "a", COST), IDENT_OK);
-	assert_int_equal(ident_register(fx->id, "bob", "b", COST), IDENT_OK);
-	assert_int_equal(ident_register(fx->id, "_x", "x", COST), IDENT_INVALID);
-	assert_int_equal(ident_register(fx->id, "0day", "z", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "carol", "c", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "Alice", "a", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "b", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "_x", "x", COST, NULL), IDENT_INVALID);
+	assert_int_equal(ident_register(fx->id, "0day", "z", COST, NULL), IDENT_OK);
 	reopen(fx);
 
 	assert_int_equal(ident_count(fx->id), 4);
@@ -502,7 +502,7 @@ test_torn_last_line(void **state)
 	assert_false(ident_lookup(fx->id, "bob", NULL));
 	assert_true(log_contains(fx, "ident:3: "));
 
-	assert_int_equal(ident_register(fx->id, "bob", "new", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "new", COST, NULL), IDENT_OK);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 2);
 	assert_int_equal(ident_verify(fx->id, "bob", "new", COST, NULL, NULL), IDENT_OK);
@@ -581,14 +581,14 @@ test_mode_0600(void **state)
 	write_file(fx->path, VERSION_LINE);
 	assert_int_equal(chmod(fx->path, 0644), 0);
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
 	assert_mode_0600(fx->path);
 
 	/* Appends keep the mode; a mode changed meanwhile makes the change a rewrite. */
 	assert_int_equal(ident_set_password(fx->id, "alice", "new", COST), IDENT_OK);
 	assert_mode_0600(fx->path);
 	assert_int_equal(chmod(fx->path, 0640), 0);
-	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST, NULL), IDENT_OK);
 	assert_mode_0600(fx->path);
 
 	/* A leftover temp file with a loose mode must not leak its mode into a rewrite. */
@@ -609,7 +609,7 @@ assert_changes_fail(struct fixture *fx, const char *before)
 {
 	char *after;
 
-	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_IO_ERROR);
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST, NULL), IDENT_IO_ERROR);
 	assert_int_equal(ident_set_password(fx->id, "alice", "new", COST), IDENT_IO_ERROR);
 	assert_int_equal(ident_delete(fx->id, "alice"), IDENT_IO_ERROR);
 	assert_int_equal(ident_clear(fx->id), IDENT_IO_ERROR);
@@ -640,7 +640,7 @@ test_failed_open_changes_nothing(void **state)
 	int lowest;
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
 	before = read_file(fx->path);
 	assert_non_null(before);
 
@@ -659,7 +659,7 @@ test_failed_open_changes_nothing(void **state)
 	assert_int_equal(mkdir(fx->tmp, 0700), 0);
 	assert_int_equal(ident_clear(fx->id), IDENT_IO_ERROR);
 	assert_int_equal(ident_count(fx->id), 1);
-	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST, NULL), IDENT_OK);
 	assert_int_equal(rmdir(fx->tmp), 0);
 	free(before);
 
@@ -675,7 +675,7 @@ test_failed_write_changes_nothing(void **state)
 	char *before;
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
 	before = read_file(fx->path);
 	assert_non_null(before);
 
@@ -693,7 +693,7 @@ test_failed_write_changes_nothing(void **state)
 	signal(SIGXFSZ, SIG_DFL);
 	free(before);
 
-	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST, NULL), IDENT_OK);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 2);
 }
@@ -723,7 +723,7 @@ test_big_store(void **state)
 	}
 	assert_false(ident_lookup(fx->id, "User10000", NULL));
 	assert_int_equal(ident_verify(fx->id, "user04242", "pw", COST, NULL, NULL), IDENT_OK);
-	assert_int_equal(ident_register(fx->id, "Aardvark", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "Aardvark", "pw", COST, NULL), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "user00000"), IDENT_OK);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), BIG_STORE);
@@ -759,14 +759,14 @@ test_registration_appends_one_record(void **state)
 	off_t size;
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
 	inode = file_inode(fx->path);
 	size = file_size(fx->path);
 	before = read_file(fx->path);
 	assert_non_null(before);
 
 	/* The base is not rewritten: same inode, the old bytes, one record after them. */
-	assert_int_equal(ident_register(fx->id, "Bob", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "Bob", "pw", COST, NULL), IDENT_OK);
 	file_hash(fx, "bob", hash);
 	snprintf(record, sizeof(record), "+Bob:%s\n", hash);
 	assert_int_equal(file_inode(fx->path), inode);
@@ -815,7 +815,7 @@ test_registration_cost_does_not_grow(void **state)
 
 	fx->id = open_ok(fx);
 	before = bytes_written();
-	assert_int_equal(ident_register(fx->id, "Aardvark", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "Aardvark", "pw", COST, NULL), IDENT_OK);
 	assert_int_equal(ident_set_password(fx->id, "user00001", "new", COST), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "user00002"), IDENT_OK);
 	written = bytes_written() - before;
@@ -838,13 +838,13 @@ test_reload_replays_records(void **state)
 	ino_t inode;
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "carol", "c", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "carol", "c", COST, NULL), IDENT_OK);
 	inode = file_inode(fx->path);
-	assert_int_equal(ident_register(fx->id, "alice", "a", COST), IDENT_OK);
-	assert_int_equal(ident_register(fx->id, "bob", "b", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "a", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "b", COST, NULL), IDENT_OK);
 	assert_int_equal(ident_set_password(fx->id, "bob", "b2", COST), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "alice"), IDENT_OK);
-	assert_int_equal(ident_register(fx->id, "ALICE", "a2", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "ALICE", "a2", COST, NULL), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "carol"), IDENT_OK);
 	assert_int_equal(file_inode(fx->path), inode);
 	text = read_file(fx->path);
@@ -878,8 +878,8 @@ test_torn_record_cut_off(void **state)
 	char *text;
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "a", COST), IDENT_OK);
-	assert_int_equal(ident_register(fx->id, "bob", "b", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "a", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "b", COST, NULL), IDENT_OK);
 	ident_close(fx->id);
 	fx->id = NULL;
 	append_file(fx->path, "+carol:$y$j75$abc");
@@ -894,7 +894,7 @@ test_torn_record_cut_off(void **state)
 	assert_int_equal(text[strlen(text) - 1], '\n');
 	free(text);
 
-	assert_int_equal(ident_register(fx->id, "carol", "c", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "carol", "c", COST, NULL), IDENT_OK);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 3);
 	assert_int_equal(ident_verify(fx->id, "carol", "c", COST, NULL, NULL), IDENT_OK);
@@ -962,7 +962,7 @@ test_compaction_bounds_the_file(void **state)
 	ident_set_journal_min(fx->id, 0);
 	for (int i = 0; i < 8; i++) {
 		snprintf(name, sizeof(name), "base%d", i);
-		assert_int_equal(ident_register(fx->id, name, "pw", COST), IDENT_OK);
+		assert_int_equal(ident_register(fx->id, name, "pw", COST, NULL), IDENT_OK);
 	}
 	inode = file_inode(fx->path);
 	base = file_size(fx->path);
@@ -971,7 +971,7 @@ test_compaction_bounds_the_file(void **state)
 
 		snprintf(name, sizeof(name), "user%02d", i);
 		if (i % 2 == 0)
-			assert_int_equal(ident_register(fx->id, name, "pw", COST), IDENT_OK);
+			assert_int_equal(ident_register(fx->id, name, "pw", COST, NULL), IDENT_OK);
 		else
 			assert_int_equal(ident_set_password(fx->id, "base0", name, COST), IDENT_OK);
 		size = file_size(fx->path);
@@ -1013,10 +1013,10 @@ test_crash_between_compaction_steps(void **state)
 
 	/* The state before the compaction: a base plus records. */
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "a", COST), IDENT_OK);
-	assert_int_equal(ident_register(fx->id, "bob", "b", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "a", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "b", COST, NULL), IDENT_OK);
 	old = read_file(fx->path); /* a temp file a much older compaction left */
-	assert_int_equal(ident_register(fx->id, "carol", "c", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "carol", "c", COST, NULL), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "alice"), IDENT_OK);
 	assert_int_equal(ident_set_password(fx->id, "bob", "b2", COST), IDENT_OK);
 	journal = read_file(fx->path);
@@ -1046,7 +1046,7 @@ test_crash_between_compaction_steps(void **state)
 		assert_int_equal(ident_verify(fx->id, "bob", "b2", COST, NULL, NULL), IDENT_OK);
 		assert_int_equal(ident_verify(fx->id, "carol", "c", COST, NULL, NULL), IDENT_OK);
 		/* What the crashed compaction left does not stand in the way of the next. */
-		assert_int_equal(ident_register(fx->id, "dave", "d", COST), IDENT_OK);
+		assert_int_equal(ident_register(fx->id, "dave", "d", COST, NULL), IDENT_OK);
 		reopen(fx);
 		assert_int_equal(ident_count(fx->id), 3);
 		assert_false(ident_lookup(fx->id, "alice", NULL));
@@ -1067,20 +1067,20 @@ test_file_changed_behind_our_back(void **state)
 	char *text;
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "a", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "a", COST, NULL), IDENT_OK);
 
 	/* Replaced (an editor's save): appending would write to the old, unlinked file. */
 	write_file(fx->tmp, VERSION_LINE);
 	assert_int_equal(chmod(fx->tmp, 0600), 0);
 	assert_int_equal(rename(fx->tmp, fx->path), 0);
-	assert_int_equal(ident_register(fx->id, "bob", "b", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "b", COST, NULL), IDENT_OK);
 	assert_true(log_contains(fx, "not as chatd left it"));
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 2);
 
 	/* Cut short in place: an append would glue onto the piece left. */
 	assert_int_equal(truncate(fx->path, file_size(fx->path) - 5), 0);
-	assert_int_equal(ident_register(fx->id, "carol", "c", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "carol", "c", COST, NULL), IDENT_OK);
 	text = read_file(fx->path);
 	assert_non_null(text);
 	assert_null(strchr(text, '+'));
@@ -1101,7 +1101,7 @@ test_failed_append_cut_back(void **state)
 	ino_t inode;
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
 	inode = file_inode(fx->path);
 	before = read_file(fx->path);
 	assert_non_null(before);
@@ -1113,7 +1113,7 @@ test_failed_append_cut_back(void **state)
 	signal(SIGXFSZ, SIG_IGN);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
 	fx->fsize_limited = true;
-	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_IO_ERROR);
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST, NULL), IDENT_IO_ERROR);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &fx->fsize), 0);
 	fx->fsize_limited = false;
 	signal(SIGXFSZ, SIG_DFL);
@@ -1124,7 +1124,7 @@ test_failed_append_cut_back(void **state)
 	free(before);
 	assert_false(ident_lookup(fx->id, "bob", NULL));
 
-	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST, NULL), IDENT_OK);
 	assert_int_equal(file_inode(fx->path), inode);
 	reopen(fx);
 	assert_int_equal(ident_count(fx->id), 2);
@@ -1173,7 +1173,7 @@ register_one_thread(void *arg)
 {
 	struct slow_call *c = arg;
 
-	c->r = ident_register(c->id, c->name, c->password, c->cost);
+	c->r = ident_register(c->id, c->name, c->password, c->cost, NULL);
 	return NULL;
 }
 
@@ -1204,7 +1204,7 @@ test_rehash_loses_to_password_change(void **state)
 	struct slow_call c = { .name = "alice", .password = "old", .cost = COST + 1 };
 
 	fx->id = c.id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "old", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "old", COST, NULL), IDENT_OK);
 	race_slow_call(verify_thread, &c, change_alice_password);
 	assert_int_equal(c.r, IDENT_OK);
 
@@ -1219,7 +1219,7 @@ static void
 reregister_alice(struct ident *id)
 {
 	assert_int_equal(ident_delete(id, "alice"), IDENT_OK);
-	assert_int_equal(ident_register(id, "Alice", "fresh", COST), IDENT_OK);
+	assert_int_equal(ident_register(id, "Alice", "fresh", COST, NULL), IDENT_OK);
 }
 
 static void
@@ -1229,7 +1229,7 @@ test_set_password_loses_to_reregistration(void **state)
 	struct slow_call c = { .name = "alice", .password = "stale", .cost = COST };
 
 	fx->id = c.id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "old", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "old", COST, NULL), IDENT_OK);
 	race_slow_call(set_password_thread, &c, reregister_alice);
 	assert_int_equal(c.r, IDENT_UNKNOWN);
 
@@ -1252,7 +1252,7 @@ test_registration_across_clear(void **state)
 	struct slow_call c = { .name = "bob", .password = "b", .cost = COST };
 
 	fx->id = c.id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "a", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "a", COST, NULL), IDENT_OK);
 	race_slow_call(register_one_thread, &c, clear_store);
 	assert_int_equal(c.r, IDENT_OK);
 
@@ -1276,7 +1276,7 @@ test_rehash_does_not_resurrect(void **state)
 	struct slow_call c = { .name = "alice", .password = "pw", .cost = COST + 1 };
 
 	fx->id = c.id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
 	race_slow_call(verify_thread, &c, delete_alice);
 	assert_int_equal(c.r, IDENT_OK);
 	reopen(fx);
@@ -1324,7 +1324,7 @@ gc_register_thread(void *arg)
 {
 	struct slow_call *c = arg;
 
-	c->r = ident_register(c->id, c->name, c->password, c->cost);
+	c->r = ident_register(c->id, c->name, c->password, c->cost, NULL);
 	return NULL;
 }
 
@@ -1407,7 +1407,7 @@ test_group_commit(void **state)
 	ino_t inode;
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
 	inode = file_inode(fx->path);
 	for (int i = 0; i < GC_THREADS; i++) {
 		/* Two of them race for the same new name: one gets it, the other is told it is taken. */
@@ -1446,8 +1446,8 @@ test_group_commit_failure(void **state)
 	char *before, *after;
 
 	fx->id = open_ok(fx);
-	assert_int_equal(ident_register(fx->id, "alice", "pw", COST), IDENT_OK);
-	assert_int_equal(ident_register(fx->id, "bob", "pw", COST), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "alice", "pw", COST, NULL), IDENT_OK);
+	assert_int_equal(ident_register(fx->id, "bob", "pw", COST, NULL), IDENT_OK);
 	before = read_file(fx->path);
 	assert_non_null(before);
 	for (int i = 0; i < GC_THREADS; i++) {
@@ -1494,6 +1494,7 @@ struct race {
 	struct {
 		char name[NAME_MAX_LEN + 1];
 		enum ident_result r;
+		uint64_t account;
 		int start, end;
 	} reg[REG_TOTAL];
 };
@@ -1510,7 +1511,8 @@ register_thread(void *arg)
 
 		snprintf(race.reg[k].name, sizeof(race.reg[k].name), "T%d-user%02d", t, i);
 		race.reg[k].start = atomic_fetch_add(&race.seq, 1);
-		race.reg[k].r = ident_register(race.fx->id, race.reg[k].name, "pw", COST);
+		race.reg[k].r = ident_register(race.fx->id, race.reg[k].name, "pw", COST,
+					       &race.reg[k].account);
 		race.reg[k].end = atomic_fetch_add(&race.seq, 1);
 		pthread_mutex_lock(&race.lock);
 		race.registered++;
@@ -1624,6 +1626,20 @@ test_register_races_clear(void **state)
 	if (failure != NULL)
 		fail_msg("%s", (const char *)failure);
 
+	/*
+	 * Each registration knows its account even when a clear came right
+	 * after it: still there, or forgotten by a clear (a login that
+	 * registered keeps its session through ident clear).
+	 */
+	for (int k = 0; k < REG_TOTAL; k++) {
+		uint64_t account = race.reg[k].account;
+
+		assert_true(account != 0);
+		if (ident_account(fx->id, race.reg[k].name) != account &&
+		    !ident_cleared(fx->id, account))
+			fail_msg("%s: account %llu neither there nor cleared", race.reg[k].name,
+				 (unsigned long long)account);
+	}
 	assert_true(file_is_whole(fx->path));
 	reopen(fx);
 	for (int k = 0; k < REG_TOTAL; k++) {
