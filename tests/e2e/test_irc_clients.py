@@ -252,7 +252,9 @@ def test_weechat_and_irssi_with_a_user_of_chat(clients, native):
     for text in history:
         nina.say(text)
 
+    # One after the other: bob's JOIN reaches alice only if she was in #dev first.
     alice = clients(WeeChat, ALICE, sasl=True, channels=(DEV,))
+    alice.wait_joined(DEV)
     bob = clients(Irssi, BOB, sasl=False, channels=(DEV,))
     for client in (alice, bob):
         client.wait_joined(DEV)
