@@ -701,7 +701,7 @@ await_client_work(struct client *c, struct session_state *st)
 		pfd[0].fd = -1;
 	int rc = session_wait(c, pfd, 1, timeout, &woken);
 	if (slept)
-		room_wake_up(c->srv->hub, c);
+		st->written_through = room_wake_up(c->srv->hub, c) && !woken;
 	if (rc < 0)
 		return -1;
 	if (want_input && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -709,11 +709,25 @@ await_client_work(struct client *c, struct session_state *st)
 	return 0;
 }
 
+/*
+ * After input alone woke a thread whose write rights were the hub's, its
+ * rooms hold nothing older for it (room_wake_up): it spares the room lock
+ * a collect would take, and room_sleep() catches what came since.
+ */
+static int
+collect_news(struct client *c, struct session_state *st)
+{
+	bool written_through = st->written_through;
+
+	st->written_through = false;
+	return written_through ? 0 : collect(c, st);
+}
+
 static void
 serve(struct client *c, struct session_state *st)
 {
 	for (;;) {
-		if (handle_input(c, st) < 0 || collect(c, st) < 0)
+		if (handle_input(c, st) < 0 || collect_news(c, st) < 0)
 			return;
 		if (flush_out(c) < 0) {
 			st->why = PART_LOST;

@@ -1350,20 +1350,22 @@ room_sleep(struct hub *h, struct client *c, bool write_through)
  * writers list, where passes skip it, until its next room_sleep() puts it
  * on the right list.  Under a claim, it waits for the pass to let c go.
  */
-void
+bool
 room_wake_up(struct hub *h, struct client *c)
 {
 	int hub = RIGHTS_HUB;
 
 	/* Only c's thread hands them over: RIGHTS_THREAD stays. */
-	if (atomic_load_explicit(&c->room.rights, memory_order_relaxed) == RIGHTS_THREAD ||
-	    atomic_compare_exchange_strong_explicit(&c->room.rights, &hub, RIGHTS_THREAD,
+	if (atomic_load_explicit(&c->room.rights, memory_order_relaxed) == RIGHTS_THREAD)
+		return false;
+	if (atomic_compare_exchange_strong_explicit(&c->room.rights, &hub, RIGHTS_THREAD,
 						    memory_order_acquire, memory_order_relaxed))
-		return;
+		return true;
 	pthread_mutex_lock(&h->lock);
 	claim_wait_locked(h, c);
 	if (c->room.writer)
 		sleeper_remove_locked(h, c);
 	atomic_store_explicit(&c->room.rights, RIGHTS_THREAD, memory_order_relaxed);
 	pthread_mutex_unlock(&h->lock);
+	return true;
 }

@@ -221,9 +221,12 @@ bool room_sleep(struct hub *h, struct client *c, bool write_through);
  * write rights back from the hub, without the room lock unless a
  * write-through pass has c claimed (then it waits for the pass).  Until it
  * returns, the thread must not touch c->out or c->unacked nor write to its
- * socket.
+ * socket.  True when the rights were the hub's: every pass until now wrote
+ * c's share through, so unless the hub woke the thread (client_wake()),
+ * nothing older waits in the rooms for it; what comes later, the next
+ * room_sleep() finds.
  */
-void room_wake_up(struct hub *h, struct client *c);
+bool room_wake_up(struct hub *h, struct client *c);
 
 /* The newest stored record when chatd starts (the history read from disk). */
 void room_set_last_msg_id(struct hub *h, uint64_t id);
