@@ -179,10 +179,10 @@ check_room(struct history *h, const char *room, const char *file, size_t file_le
 		fuzz_assert(since[i].body == e[i].body);
 	history_entries_release(since, m);
 
-	/* Without events: the messages among them. */
+	/* Without events: the messages (and notices) among them. */
 	m = history_recent(h, room, MEMORY, UINT64_MAX, false, msgs);
 	for (size_t i = 0; i < n; i++)
-		if (e[i].kind == HK_MSG)
+		if (history_kind_message(e[i].kind))
 			fuzz_assert(k < m && msgs[k++].body == e[i].body);
 	fuzz_assert(k == m);
 	history_entries_release(msgs, m);
