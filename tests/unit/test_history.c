@@ -1890,7 +1890,7 @@ test_deleted_room(void **state)
 	h = open_history(f);
 	append_in(h, "gone", HK_MSG, "ann", "before the deletion");
 	append_in(h, "stay", HK_MSG, "ann", "staying");
-	history_drop_room(h, "Gone");
+	history_drop_room(h, "Gone", 1);
 	sink_wait(&f->sink, 3);
 	/* The deletion is published like any record. */
 	assert_int_equal(f->sink.r[2].id, 3);
@@ -1911,7 +1911,7 @@ test_deleted_room(void **state)
 	h = open_history(f);
 	assert_room_texts(h, "gone", true, "a new room");
 	assert_room_texts(h, "stay", true, "staying");
-	history_drop_room(h, "gone");
+	history_drop_room(h, "gone", 2);
 	sent = 5;
 	sink_wait(&f->sink, sent);
 	history_close(h);
