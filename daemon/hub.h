@@ -125,6 +125,7 @@ struct room {
 	char topic[MAX_TOPIC_BYTES + 1];
 	int64_t topic_ms; /* 0: never set */
 	char topic_by[NAME_MAX_LEN + 1];
+	bool topic_guest; /* topic_by was a guest (not the account of that name) */
 
 	struct ring_slot *ring;
 	uint64_t ring_cap; /* a power of two */

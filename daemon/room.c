@@ -558,6 +558,7 @@ topic_event(const struct room *r)
 				    .room = r->name,
 				    .ms = r->topic_ms,
 				    .name = r->topic_by,
+				    .guest = r->topic_guest,
 				    .text = r->topic };
 }
 
@@ -697,6 +698,7 @@ rooms_save(struct hub *h, int timeout_ms)
 		v[i].created_ms = r->created_ms;
 		v[i].topic_ms = r->topic_ms;
 		snprintf(v[i].topic_by, sizeof(v[i].topic_by), "%s", r->topic_by);
+		v[i].topic_guest = r->topic_guest;
 		snprintf(v[i].topic, sizeof(v[i].topic), "%s", r->topic);
 	}
 	h->rooms_dirty = false;
@@ -739,6 +741,7 @@ hub_load_rooms(struct hub *h, const char *path, char *err, size_t errlen)
 		r->created_ms = v[i].created_ms;
 		r->topic_ms = v[i].topic_ms;
 		snprintf(r->topic_by, sizeof(r->topic_by), "%s", v[i].topic_by);
+		r->topic_guest = v[i].topic_guest;
 		snprintf(r->topic, sizeof(r->topic), "%s", v[i].topic);
 	}
 	/* Counted from now: a room's empty time before a restart is not known. */
@@ -956,7 +959,7 @@ room_topic_line(struct hub *h, struct client *c, const char *arg, struct line **
 
 /*
  * Sets r's topic and shows it to every member; the setter (NULL: the
- * operator) gets it in *shown instead, for its reply.
+ * operator, by OPERATOR_NAME) gets it in *shown instead, for its reply.
  */
 static void
 topic_set_locked(struct hub *h, struct room *r, const char *by, const char *text,
@@ -966,6 +969,7 @@ topic_set_locked(struct hub *h, struct room *r, const char *by, const char *text
 
 	snprintf(r->topic, sizeof(r->topic), "%s", text);
 	snprintf(r->topic_by, sizeof(r->topic_by), "%s", by);
+	r->topic_guest = setter != NULL && setter->room.guest;
 	r->topic_ms = time_now_ms();
 	h->rooms_dirty = true;
 	ev = topic_event(r);
