@@ -89,6 +89,11 @@ struct ring_table {
 
 struct history {
 	char *path; /* for the log */
+	/*
+	 * The default room as chatd.conf spells it now, and its key; "" when
+	 * not given.  Its records read back in this spelling (load_done).
+	 */
+	char default_room[ROOM_NAME_MAX + 1], default_key[ROOM_NAME_MAX + 1];
 	struct histstore *store;
 	size_t memory;
 	int sync_ms;
@@ -1053,17 +1058,23 @@ load_record(void *ctx, const struct history_entry *e, const char *bytes)
 /*
  * The records the rings point at in the store's buffer become lines of
  * their own.  Without memory, the rest get no body (NULL) and false is
- * returned.
+ * returned.  The default room's records take the spelling it has now
+ * (default_room in chatd.conf may have changed in case only: the same
+ * room), so a replay names it as the live lines do.
  */
 static bool
 load_done(void *ctx)
 {
-	struct ring_table *t = &((struct loading *)ctx)->h->rings;
+	struct history *h = ((struct loading *)ctx)->h;
+	struct ring_table *t = &h->rings;
+	size_t default_len = strlen(h->default_room);
 	bool ok = true;
 
 	((struct loading *)ctx)->bodies = true;
 	for (size_t b = 0; b < t->buckets; b++)
-		for (struct ring *r = t->bucket[b]; r; r = r->next)
+		for (struct ring *r = t->bucket[b]; r; r = r->next) {
+			bool respell = default_len > 0 && strcmp(r->key, h->default_key) == 0;
+
 			for (size_t i = 0; i < r->n; i++) {
 				struct held *k = ring_at(r, i);
 				size_t len = (size_t)k->text_off + k->text_len + 1;
@@ -1071,9 +1082,12 @@ load_done(void *ctx)
 
 				if (l)
 					memcpy(l->data, k->src, len);
+				if (l && respell && k->room_len == default_len)
+					memcpy(l->data + k->room_off, h->default_room, default_len);
 				ok = l != NULL;
 				k->body = l;
 			}
+		}
 	return ok;
 }
 
@@ -1168,6 +1182,10 @@ history_open(const struct history_config *cfg, history_publish_fn publish, void 
 	}
 	h->memory = cfg->memory;
 	h->sync_ms = cfg->sync_ms;
+	if (cfg->default_room && strlen(cfg->default_room) <= ROOM_NAME_MAX) {
+		memcpy(h->default_room, cfg->default_room, strlen(cfg->default_room) + 1);
+		histstore_room_key(h->default_room, strlen(h->default_room), h->default_key);
+	}
 	h->publish = publish;
 	h->ctx = ctx;
 	h->path = strdup(cfg->path);

@@ -129,7 +129,12 @@ struct history_config {
 	int64_t max_size;            /* compact above this many bytes */
 	int sync_ms;                 /* 0: durable acknowledgement */
 	const struct history_io *io; /* NULL: write(2) and fdatasync(2) */
-	const char *default_room;    /* a version 1 file's messages go here; NULL: "lobby" */
+	/*
+	 * A version 1 file's messages go here (NULL: "lobby"); and the
+	 * records of this room, stored in another case, read back in this
+	 * spelling (NULL: as stored).
+	 */
+	const char *default_room;
 };
 
 struct history_stats {
