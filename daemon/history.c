@@ -734,9 +734,9 @@ room_gone(const struct history *h, const char *room, uint64_t made_after)
  * its number drop under the same lock.
  */
 static int
-append(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
-       const char *name, bool guest, const char *text, size_t text_len, struct history_live live,
-       uint64_t made_after, uint64_t drop)
+append_checked(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
+	       const char *name, bool guest, const char *text, size_t text_len,
+	       struct history_live live, uint64_t made_after, uint64_t drop)
 {
 	struct history_entry e = { .sender = sender, .kind = kind, .live = live };
 	size_t room_len = strlen(room);
@@ -792,7 +792,8 @@ history_append_live(struct history *h, uint64_t sender, const char *room, enum h
 		    const char *name, bool guest, const char *text, size_t text_len,
 		    struct history_live live)
 {
-	return append(h, sender, room, kind, name, guest, text, text_len, live, NOT_AN_EVENT, 0);
+	return append_checked(h, sender, room, kind, name, guest, text, text_len, live,
+			      NOT_AN_EVENT, 0);
 }
 
 int
@@ -801,8 +802,8 @@ history_append_event(struct history *h, const char *room, enum history_kind kind
 {
 	if (made_after == NOT_AN_EVENT)
 		made_after--;
-	return append(h, 0, room, kind, name, guest, text, text_len, (struct history_live){ 0 },
-		      made_after, 0);
+	return append_checked(h, 0, room, kind, name, guest, text, text_len,
+			      (struct history_live){ 0 }, made_after, 0);
 }
 
 /*
@@ -1272,8 +1273,8 @@ history_since(struct history *h, const char *room, uint64_t after_id, size_t max
 void
 history_drop_room(struct history *h, const char *room, uint64_t drop)
 {
-	if (append(h, 0, room, HK_DELETE, NULL, false, "", 0, (struct history_live){ 0 },
-		   NOT_AN_EVENT, drop) < 0)
+	if (append_checked(h, 0, room, HK_DELETE, NULL, false, "", 0, (struct history_live){ 0 },
+			   NOT_AN_EVENT, drop) < 0)
 		log_warning("%s: room %s deleted, but its deletion could not be recorded: %s",
 			    h->path, room, strerror(errno));
 }

@@ -1932,6 +1932,38 @@ test_deleted_room(void **state)
 	free(file);
 }
 
+/*
+ * An event given with the deletions its room was made after: one of a
+ * room deleted since (a deletion numbered higher) is the gone room's and
+ * is not stored; one of a room made after the deletion is, and so is
+ * everything of other rooms and every message.
+ */
+static void
+test_late_event_of_a_deleted_room(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+
+	assert_int_equal(history_append_event(h, "dev", HK_JOIN, "ann", false, "", 0, 0), 0);
+	history_drop_room(h, "Dev", 3);
+	sink_wait(&f->sink, 2);
+	/* Made before deletion 3 (after 2): the old room's, left out. */
+	assert_int_equal(history_append_event(h, "DEV", HK_PART, "ann", false, "left", 4, 2), 0);
+	/* Another room, and a message, are not touched. */
+	assert_int_equal(history_append_event(h, "ops", HK_PART, "ann", false, "left", 4, 0), 0);
+	append_in(h, "dev", HK_MSG, "bob", "a message");
+	/* Made after deletion 3: the new room's. */
+	assert_int_equal(history_append_event(h, "dev", HK_JOIN, "bob", false, "", 0, 3), 0);
+	sink_wait(&f->sink, 5);
+	assert_room_texts(h, "dev", true, "a message|");
+	assert_room_texts(h, "ops", true, "left");
+	history_close(h);
+
+	h = open_history(f);
+	assert_room_texts(h, "dev", true, "a message|");
+	history_close(h);
+}
+
 /* A thousand rooms of one message each cost a small ring each, not history_memory's worth. */
 static void
 test_many_quiet_rooms(void **state)
@@ -2285,6 +2317,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_compaction_with_nothing_to_drop, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_room, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_event_of_a_deleted_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_quiet_rooms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_previous_files_load_and_quit_records, setup,
