@@ -236,9 +236,12 @@ show_topic(struct render *r, struct strbuf *out, const struct srv_line *l)
 
 		localtime_r(&secs, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
-		/* "*": an operator (chatctl room topic). */
-		rc = strbuf_addf(&s, "#%s topic: %s (set by %s, %s)", l->f[0], l->f[3],
-				 strcmp(l->f[2], "*") == 0 ? "an operator" : l->f[2], when);
+		/* "*": an operator (chatctl room topic); "~NAME": a guest. */
+		bool guest = l->f[2][0] == '~';
+
+		rc = strbuf_addf(&s, "#%s topic: %s (set by %s%s, %s)", l->f[0], l->f[3],
+				 strcmp(l->f[2], "*") == 0 ? "an operator" : l->f[2] + guest,
+				 guest ? ", a guest" : "", when);
 	}
 	rc |= s.buf ? remark(r, out, s.buf) : -1;
 	strbuf_free(&s);

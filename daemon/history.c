@@ -1,8 +1,9 @@
 /*
  * history.c - the id sequence, the queue of appends and its group commit
  * (the commit thread), publication, each room's newest records kept in
- * memory, and the deletions whose record could not be stored, appended
- * again before the next record (history.h).  Where the records are stored is a backend's
+ * memory, the deletions whose record could not be stored, appended
+ * again before the next record, and the rooms deleted lately, whose late
+ * events are left out (history.h).  Where the records are stored is a backend's
  * business (histstore.h; histfile.c: the history file).
  *
  * In durable mode (history_sync_ms == 0) the commit thread hands each
@@ -36,6 +37,12 @@
 #define ID_MAX_DIGITS 19              /* the longest id the file reads back */
 #define ID_MAX 9999999999999999999ULL /* the largest id of ID_MAX_DIGITS */
 #define SLOW_SYNC_MS 100              /* a sync this long is worth a warning */
+/*
+ * How long a deletion is remembered for the late events of its room
+ * (history_append_event): far longer than an event takes from the room
+ * lock to its append, as long as the hub keeps a deleted room's tomb.
+ */
+#define DROP_NOTE_MS 30000
 
 struct entry_vec {
 	struct history_entry *e;
@@ -82,6 +89,11 @@ struct ring_table {
 
 struct history {
 	char *path; /* for the log */
+	/*
+	 * The default room as chatd.conf spells it now, and its key; "" when
+	 * not given.  Its records read back in this spelling (load_done).
+	 */
+	char default_room[ROOM_NAME_MAX + 1], default_key[ROOM_NAME_MAX + 1];
 	struct histstore *store;
 	size_t memory;
 	int sync_ms;
@@ -115,6 +127,19 @@ struct history {
 		char (*room)[ROOM_NAME_MAX + 1];
 		size_t n, cap;
 	} undropped;
+
+	/*
+	 * The rooms deleted lately, by key, with the caller's number of the
+	 * deletion (history_drop_room): an event of a room made before it
+	 * that comes after it belongs to the room that is gone and is not
+	 * stored (history_append_event).  Kept DROP_NOTE_MS.
+	 */
+	struct drop_note {
+		char key[ROOM_NAME_MAX + 1];
+		uint64_t drop;
+		int64_t until_ms; /* monotonic */
+	} * drops;
+	size_t n_drops, cap_drops;
 
 	struct log_gate io_warnings;   /* failed writes and syncs */
 	struct log_gate slow_warnings; /* slow syncs */
@@ -647,10 +672,71 @@ append_undropped(struct history *h)
 	}
 }
 
-int
-history_append_live(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
-		    const char *name, bool guest, const char *text, size_t text_len,
-		    struct history_live live)
+/*
+ * Lock held: room's deletion number drop is noted, and the notes past
+ * their time go.  Without memory it is not: a late event of the room may
+ * then be stored after its deletion (logged).
+ */
+static void
+note_drop(struct history *h, const char *room, uint64_t drop)
+{
+	int64_t now = time_mono_ms();
+	size_t j = 0;
+	char key[ROOM_NAME_MAX + 1];
+
+	histstore_room_key(room, strlen(room), key);
+	for (size_t i = 0; i < h->n_drops; i++)
+		if (h->drops[i].until_ms > now && strcmp(h->drops[i].key, key) != 0)
+			h->drops[j++] = h->drops[i];
+	h->n_drops = j;
+	if (h->n_drops == h->cap_drops) {
+		size_t cap = h->cap_drops ? 2 * h->cap_drops : 4;
+		struct drop_note *d = realloc(h->drops, cap * sizeof(*d));
+
+		if (d == NULL) {
+			log_warning("%s: out of memory: an event of deleted room %s may yet be "
+				    "stored after its deletion",
+				    h->path, room);
+			return;
+		}
+		h->drops = d;
+		h->cap_drops = cap;
+	}
+	memcpy(h->drops[h->n_drops].key, key, sizeof(key));
+	h->drops[h->n_drops].drop = drop;
+	h->drops[h->n_drops++].until_ms = now + DROP_NOTE_MS;
+}
+
+/* Lock held: whether room was deleted (a deletion numbered above made_after) lately. */
+static bool
+room_gone(const struct history *h, const char *room, uint64_t made_after)
+{
+	int64_t now = time_mono_ms();
+	char key[ROOM_NAME_MAX + 1];
+
+	if (h->n_drops == 0)
+		return false;
+	histstore_room_key(room, strlen(room), key);
+	for (size_t i = 0; i < h->n_drops; i++)
+		if (h->drops[i].drop > made_after && h->drops[i].until_ms > now &&
+		    strcmp(h->drops[i].key, key) == 0)
+			return true;
+	return false;
+}
+
+/* No check for a gone room: a message, or a deletion. */
+#define NOT_AN_EVENT UINT64_MAX
+
+/*
+ * history_append_live(), history_append_event() and history_drop_room():
+ * an event (made_after != NOT_AN_EVENT) of a room gone since is not
+ * stored, and 0 is returned; a deletion (kind HK_DELETE) is noted with
+ * its number drop under the same lock.
+ */
+static int
+append_checked(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
+	       const char *name, bool guest, const char *text, size_t text_len,
+	       struct history_live live, uint64_t made_after, uint64_t drop)
 {
 	struct history_entry e = { .sender = sender, .kind = kind, .live = live };
 	size_t room_len = strlen(room);
@@ -667,6 +753,14 @@ history_append_live(struct history *h, uint64_t sender, const char *room, enum h
 		name = "-";
 	e.guest = guest && name_valid(name, strlen(name)); /* never "-" or "*" */
 	pthread_mutex_lock(&h->lock);
+	if (made_after != NOT_AN_EVENT && room_gone(h, room, made_after)) {
+		pthread_mutex_unlock(&h->lock);
+		line_unref(live.label);
+		line_unref(live.tags);
+		return 0;
+	}
+	if (kind == HK_DELETE)
+		note_drop(h, room, drop);
 	append_undropped(h);
 	if (queue_locked(h, &e, name, text, text_len) < 0) {
 		err = errno;
@@ -691,6 +785,25 @@ fail:
 	line_unref(live.tags);
 	errno = err;
 	return -1;
+}
+
+int
+history_append_live(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
+		    const char *name, bool guest, const char *text, size_t text_len,
+		    struct history_live live)
+{
+	return append_checked(h, sender, room, kind, name, guest, text, text_len, live,
+			      NOT_AN_EVENT, 0);
+}
+
+int
+history_append_event(struct history *h, const char *room, enum history_kind kind, const char *name,
+		     bool guest, const char *text, size_t text_len, uint64_t made_after)
+{
+	if (made_after == NOT_AN_EVENT)
+		made_after--;
+	return append_checked(h, 0, room, kind, name, guest, text, text_len,
+			      (struct history_live){ 0 }, made_after, 0);
 }
 
 /*
@@ -946,17 +1059,23 @@ load_record(void *ctx, const struct history_entry *e, const char *bytes)
 /*
  * The records the rings point at in the store's buffer become lines of
  * their own.  Without memory, the rest get no body (NULL) and false is
- * returned.
+ * returned.  The default room's records take the spelling it has now
+ * (default_room in chatd.conf may have changed in case only: the same
+ * room), so a replay names it as the live lines do.
  */
 static bool
 load_done(void *ctx)
 {
-	struct ring_table *t = &((struct loading *)ctx)->h->rings;
+	struct history *h = ((struct loading *)ctx)->h;
+	struct ring_table *t = &h->rings;
+	size_t default_len = strlen(h->default_room);
 	bool ok = true;
 
 	((struct loading *)ctx)->bodies = true;
 	for (size_t b = 0; b < t->buckets; b++)
-		for (struct ring *r = t->bucket[b]; r; r = r->next)
+		for (struct ring *r = t->bucket[b]; r; r = r->next) {
+			bool respell = default_len > 0 && strcmp(r->key, h->default_key) == 0;
+
 			for (size_t i = 0; i < r->n; i++) {
 				struct held *k = ring_at(r, i);
 				size_t len = (size_t)k->text_off + k->text_len + 1;
@@ -964,9 +1083,12 @@ load_done(void *ctx)
 
 				if (l)
 					memcpy(l->data, k->src, len);
+				if (l && respell && k->room_len == default_len)
+					memcpy(l->data + k->room_off, h->default_room, default_len);
 				ok = l != NULL;
 				k->body = l;
 			}
+		}
 	return ok;
 }
 
@@ -1011,6 +1133,7 @@ history_free(struct history *h)
 	free(h->queue.e);
 	free(h->batch.e);
 	free(h->undropped.room);
+	free(h->drops);
 	free(h->path);
 	free(h);
 }
@@ -1060,6 +1183,10 @@ history_open(const struct history_config *cfg, history_publish_fn publish, void 
 	}
 	h->memory = cfg->memory;
 	h->sync_ms = cfg->sync_ms;
+	if (cfg->default_room && strlen(cfg->default_room) <= ROOM_NAME_MAX) {
+		memcpy(h->default_room, cfg->default_room, strlen(cfg->default_room) + 1);
+		histstore_room_key(h->default_room, strlen(h->default_room), h->default_key);
+	}
 	h->publish = publish;
 	h->ctx = ctx;
 	h->path = strdup(cfg->path);
@@ -1144,9 +1271,10 @@ history_since(struct history *h, const char *room, uint64_t after_id, size_t max
 }
 
 void
-history_drop_room(struct history *h, const char *room)
+history_drop_room(struct history *h, const char *room, uint64_t drop)
 {
-	if (history_append(h, 0, room, HK_DELETE, NULL, "", 0) < 0)
+	if (append_checked(h, 0, room, HK_DELETE, NULL, false, "", 0, (struct history_live){ 0 },
+			   NOT_AN_EVENT, drop) < 0)
 		log_warning("%s: room %s deleted, but its deletion could not be recorded: %s",
 			    h->path, room, strerror(errno));
 }

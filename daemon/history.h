@@ -129,7 +129,12 @@ struct history_config {
 	int64_t max_size;            /* compact above this many bytes */
 	int sync_ms;                 /* 0: durable acknowledgement */
 	const struct history_io *io; /* NULL: write(2) and fdatasync(2) */
-	const char *default_room;    /* a version 1 file's messages go here; NULL: "lobby" */
+	/*
+	 * A version 1 file's messages go here (NULL: "lobby"); and the
+	 * records of this room, stored in another case, read back in this
+	 * spelling (NULL: as stored).
+	 */
+	const char *default_room;
 };
 
 struct history_stats {
@@ -174,6 +179,18 @@ int history_append_live(struct history *h, uint64_t sender, const char *room,
 			size_t text_len, struct history_live live);
 
 /*
+ * A room event (a join, part, topic or quit: sender 0, nothing for the
+ * live audience) as history_append_live(), of a room made after the
+ * deletion numbered made_after (history_drop_room; 0: before any).  An
+ * event stored late, after a later deletion of its room, belongs to the
+ * room that is gone, not to one made again under its name: it is not
+ * stored, and 0 is returned (the deletions are kept in mind 30 s).
+ */
+int history_append_event(struct history *h, const char *room, enum history_kind kind,
+			 const char *name, bool guest, const char *text, size_t text_len,
+			 uint64_t made_after);
+
+/*
  * Copies into out (with a reference on each body) up to max of room's
  * newest durable records whose id is <= max_id, oldest first: messages
  * only, or with events (joins, parts, topics) too.  Returns how many.
@@ -195,11 +212,13 @@ size_t history_since(struct history *h, const char *room, uint64_t after_id, siz
  * The room was deleted: appends an HK_DELETE record (published like any
  * other) and frees the room's memory; its older records leave the file
  * at the next compaction.  A room of that name made later starts empty.
+ * drop numbers the deletion, higher than every deletion before it (see
+ * history_append_event).
  * A record that cannot be stored is appended again before the next
  * record of any room, and once more at history_close(), so the old
  * records do not count again after a restart.
  */
-void history_drop_room(struct history *h, const char *room);
+void history_drop_room(struct history *h, const char *room, uint64_t drop);
 
 /*
  * The backlog: messages appended but not yet handed to the publish

@@ -120,10 +120,12 @@ struct room {
 	int64_t created_ms;
 	int64_t empty_since_ms; /* wall clock; when its last member left */
 	uint64_t first_id;      /* its records have ids above this (room_resolve) */
+	uint64_t made_after;    /* drops_begun when it was made (store_event) */
 	bool stale;             /* made again before its namesake's deletion was published */
 	char topic[MAX_TOPIC_BYTES + 1];
 	int64_t topic_ms; /* 0: never set */
 	char topic_by[NAME_MAX_LEN + 1];
+	bool topic_guest; /* topic_by was a guest (not the account of that name) */
 
 	struct ring_slot *ring;
 	uint64_t ring_cap; /* a power of two */
@@ -190,6 +192,8 @@ struct hub {
 	struct iovec cowriter_iov[WT_PIECES];
 	/* For tests: called by the flusher with the lock dropped, before a pass's writes. */
 	void (*flush_hook)(struct hub *h);
+	/* For tests: called before a room event is stored, no lock held (store_event). */
+	void (*event_hook)(struct hub *h);
 	/* Members with room.backed_up set; written under the lock, read without it. */
 	atomic_size_t backed_up;
 	bool closing;
@@ -202,7 +206,7 @@ struct hub {
 		uint64_t ticket;  /* its record is appended once drops_recorded reaches it */
 	} * tombs;
 	size_t n_tombs, cap_tombs;
-	uint64_t drops_begun; /* deletions made (tickets given out) */
+	uint64_t drops_begun; /* deletions made (tickets given out, also without a tomb) */
 	/*
 	 * Deletions whose record is appended: the control thread writes it
 	 * under drop_lock (a leaf, never held with another lock) and wakes
@@ -281,7 +285,10 @@ struct departure {
 	char name[NAME_MAX_LEN + 1];
 	bool guest;
 	char fields[32 + REASON_TEXT_MAX];
-	char (*rooms)[ROOM_NAME_MAX + 1];
+	struct departed {
+		char name[ROOM_NAME_MAX + 1];
+		uint64_t made_after; /* the room's */
+	} * rooms;
 	size_t n;
 };
 void departure_note_locked(struct departure *d, const struct client *c, enum part_reason why,

@@ -47,7 +47,10 @@ entry_line(struct client *c, const struct history_entry *e)
 	} else if (e->kind != HK_DELETE) {
 		const char *d = e->body->data;
 		char name[NAME_MAX_LEN + 1], text[MAX_TOPIC_BYTES + 1], reason[32];
-		struct wire_event ev = { .room = e->room, .name = name, .text = text };
+		struct wire_event ev = { .room = e->room,
+					 .name = name,
+					 .text = text,
+					 .guest = e->guest };
 
 		snprintf(name, sizeof(name), "%.*s", (int)e->name_len, d + e->name_off);
 		snprintf(text, sizeof(text), "%.*s", (int)e->text_len, d + e->text_off);

@@ -157,6 +157,13 @@ client_remove(struct client **v, size_t *n, struct client *c)
  * has a ticket; the control thread, which alone deletes rooms, one at a
  * time, sets drops_recorded to it once the record is appended
  * (room_drop_record) and wakes the joins waiting on `dropped`.
+ *
+ * The ticket also numbers the deletion for the history, and each room
+ * keeps the number of tickets given out when it was made (made_after):
+ * an event of the old room (a join, part, topic or quit), stored after
+ * the room lock is dropped, may come after the deletion record, and the
+ * history leaves it out (history_append_event), so it never counts for a
+ * room made again, in memory or after a restart.
  */
 static bool
 tomb_of(struct hub *h, const char *name)
@@ -220,28 +227,34 @@ room_find_settled(struct hub *h, const char *name)
 	return r;
 }
 
-/* A tomb for name; its ticket (0: no history, or no memory for it). */
+/*
+ * The deletion's ticket, and a tomb for name with it (none without
+ * history, or without memory for it: a /join then does not wait).  The
+ * ticket also numbers the deletion for the history (history_drop_room),
+ * so an event of the room stored after its deletion record is dropped.
+ */
 static uint64_t
 tomb_add(struct hub *h, const char *name)
 {
+	uint64_t ticket = ++h->drops_begun;
 	struct tomb *t;
 
 	if (h->history == NULL) /* no history, no deletion record to wait for */
-		return 0;
+		return ticket;
 	if (h->n_tombs == h->cap_tombs) {
 		size_t ncap = h->cap_tombs ? h->cap_tombs * 2 : 4;
 		struct tomb *n = realloc(h->tombs, ncap * sizeof(*n));
 
 		if (n == NULL)
-			return 0;
+			return ticket;
 		h->tombs = n;
 		h->cap_tombs = ncap;
 	}
 	t = &h->tombs[h->n_tombs++];
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	t->until_ms = time_mono_ms() + TOMB_MS;
-	t->ticket = ++h->drops_begun;
-	return t->ticket;
+	t->ticket = ticket;
+	return ticket;
 }
 
 /*
@@ -254,7 +267,7 @@ void
 room_drop_record(struct hub *h, const char *name, uint64_t ticket)
 {
 	if (h->history != NULL)
-		history_drop_room(h->history, name);
+		history_drop_room(h->history, name, ticket);
 	pthread_mutex_lock(&h->drop_lock);
 	if (ticket > atomic_load_explicit(&h->drops_recorded, memory_order_relaxed))
 		atomic_store_explicit(&h->drops_recorded, ticket, memory_order_release);
@@ -314,6 +327,7 @@ room_make_locked(struct hub *h, const char *name, bool op_made)
 	r->op_made = op_made;
 	r->created_ms = r->empty_since_ms = time_now_ms();
 	r->first_id = h->last_msg_id;
+	r->made_after = h->drops_begun;
 	r->stale = tomb_of(h, name);
 	memmove(&h->rooms[i + 1], &h->rooms[i], (h->n_rooms - i) * sizeof(*h->rooms));
 	h->rooms[i] = r;
@@ -544,6 +558,7 @@ topic_event(const struct room *r)
 				    .room = r->name,
 				    .ms = r->topic_ms,
 				    .name = r->topic_by,
+				    .guest = r->topic_guest,
 				    .text = r->topic };
 }
 
@@ -581,13 +596,21 @@ room_join_reply_release(struct room_join_reply *rep)
 
 /* ---- storing events and the rooms file (no room lock held) ---- */
 
-/* guest: name is a guest's (the record says so: history_entry.guest). */
+/*
+ * An event of room, made after deletion made_after (its made_after, read
+ * under the room lock with the event): if the room was deleted since, and
+ * its deletion record appended first, the history leaves it out (it is
+ * the old room's, not a namesake's made since).  guest: name is a
+ * guest's (the record says so: history_entry.guest).
+ */
 static void
-store_event(struct hub *h, const char *room, enum history_kind kind, const char *name, bool guest,
-	    const char *text)
+store_event(struct hub *h, const char *room, uint64_t made_after, enum history_kind kind,
+	    const char *name, bool guest, const char *text)
 {
-	if (h->history != NULL && history_append_live(h->history, 0, room, kind, name, guest, text,
-						      strlen(text), (struct history_live){ 0 }) < 0)
+	if (h->event_hook != NULL)
+		h->event_hook(h);
+	if (h->history != NULL && history_append_event(h->history, room, kind, name, guest, text,
+						       strlen(text), made_after) < 0)
 		log_warning("room %s: an event could not be stored: %s", room, strerror(errno));
 }
 
@@ -605,15 +628,19 @@ departure_note_locked(struct departure *d, const struct client *c, enum part_rea
 			    c->name);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
-		snprintf(d->rooms[d->n++], sizeof(d->rooms[0]), "%s", c->room.rooms[i].room->name);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(d->rooms[d->n].name, sizeof(d->rooms[0].name), "%s",
+			 c->room.rooms[i].room->name);
+		d->rooms[d->n++].made_after = c->room.rooms[i].room->made_after;
+	}
 }
 
 void
 departure_store(struct hub *h, struct departure *d)
 {
 	for (size_t i = 0; i < d->n; i++)
-		store_event(h, d->rooms[i], HK_QUIT, d->name, d->guest, d->fields);
+		store_event(h, d->rooms[i].name, d->rooms[i].made_after, HK_QUIT, d->name, d->guest,
+			    d->fields);
 	free(d->rooms);
 	d->rooms = NULL;
 	d->n = 0;
@@ -671,6 +698,7 @@ rooms_save(struct hub *h, int timeout_ms)
 		v[i].created_ms = r->created_ms;
 		v[i].topic_ms = r->topic_ms;
 		snprintf(v[i].topic_by, sizeof(v[i].topic_by), "%s", r->topic_by);
+		v[i].topic_guest = r->topic_guest;
 		snprintf(v[i].topic, sizeof(v[i].topic), "%s", r->topic);
 	}
 	h->rooms_dirty = false;
@@ -713,6 +741,7 @@ hub_load_rooms(struct hub *h, const char *path, char *err, size_t errlen)
 		r->created_ms = v[i].created_ms;
 		r->topic_ms = v[i].topic_ms;
 		snprintf(r->topic_by, sizeof(r->topic_by), "%s", v[i].topic_by);
+		r->topic_guest = v[i].topic_guest;
 		snprintf(r->topic, sizeof(r->topic), "%s", v[i].topic);
 	}
 	/* Counted from now: a room's empty time before a restart is not known. */
@@ -766,6 +795,7 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 	char name[ROOM_NAME_MAX + 1];
 	enum room_result res = ROOM_DONE;
 	struct room *r;
+	uint64_t made_after;
 
 	memset(rep, 0, sizeof(*rep));
 	if (!room_arg(arg, name))
@@ -798,8 +828,9 @@ room_join(struct hub *h, struct client *c, const char *arg, struct room_join_rep
 	publish_join_locked(h, r, c);
 	if (join_reply_locked(h, r, c, rep) < 0)
 		res = ROOM_NO_MEMORY;
+	made_after = r->made_after;
 	room_unlock_and_wake(h);
-	store_event(h, rep->room, HK_JOIN, c->name, c->room.guest, "");
+	store_event(h, rep->room, made_after, HK_JOIN, c->name, c->room.guest, "");
 	if (rep->created)
 		rooms_save(h, -1);
 	return res;
@@ -832,11 +863,12 @@ room_part(struct hub *h, struct client *c, const char *arg, const char *reason, 
 	enum room_result res = lock_member_room(h, c, arg, &r, spelled);
 	if (res != ROOM_DONE)
 		return res;
+	uint64_t made_after = r->made_after;
 	publish_part_locked(h, r, c, PART_LEFT, reason, false);
 	membership_remove_locked(h, r, c);
 	room_unlock_and_wake(h);
 	part_fields(fields, sizeof(fields), PART_LEFT, reason);
-	store_event(h, spelled, HK_PART, c->name, c->room.guest, fields);
+	store_event(h, spelled, made_after, HK_PART, c->name, c->room.guest, fields);
 	return ROOM_DONE;
 }
 
@@ -927,7 +959,7 @@ room_topic_line(struct hub *h, struct client *c, const char *arg, struct line **
 
 /*
  * Sets r's topic and shows it to every member; the setter (NULL: the
- * operator) gets it in *shown instead, for its reply.
+ * operator, by OPERATOR_NAME) gets it in *shown instead, for its reply.
  */
 static void
 topic_set_locked(struct hub *h, struct room *r, const char *by, const char *text,
@@ -937,6 +969,7 @@ topic_set_locked(struct hub *h, struct room *r, const char *by, const char *text
 
 	snprintf(r->topic, sizeof(r->topic), "%s", text);
 	snprintf(r->topic_by, sizeof(r->topic_by), "%s", by);
+	r->topic_guest = setter != NULL && setter->room.guest;
 	r->topic_ms = time_now_ms();
 	h->rooms_dirty = true;
 	ev = topic_event(r);
@@ -956,9 +989,10 @@ room_topic_set(struct hub *h, struct client *c, const char *arg, const char *tex
 	enum room_result res = lock_member_room(h, c, arg, &r, spelled);
 	if (res != ROOM_DONE)
 		return res;
+	uint64_t made_after = r->made_after;
 	topic_set_locked(h, r, c->name, text, c, topic);
 	room_unlock_and_wake(h);
-	store_event(h, spelled, HK_TOPIC, c->name, c->room.guest, text);
+	store_event(h, spelled, made_after, HK_TOPIC, c->name, c->room.guest, text);
 	rooms_save(h, -1);
 	return ROOM_DONE;
 }
@@ -1119,6 +1153,7 @@ room_create_within(struct hub *h, int timeout_ms, const char *arg, const char *t
 {
 	char name[ROOM_NAME_MAX + 1];
 	struct room *r;
+	uint64_t made_after = 0;
 	int rc = 1;
 
 	if (!room_arg(arg, name)) {
@@ -1139,11 +1174,14 @@ room_create_within(struct hub *h, int timeout_ms, const char *arg, const char *t
 	} else if ((r = room_make_locked(h, name, true)) == NULL) {
 		errno = ENOMEM;
 		rc = -1;
-	} else if (topic != NULL && *topic != '\0')
-		topic_set_locked(h, r, OPERATOR_NAME, topic, NULL, NULL);
+	} else {
+		made_after = r->made_after;
+		if (topic != NULL && *topic != '\0')
+			topic_set_locked(h, r, OPERATOR_NAME, topic, NULL, NULL);
+	}
 	room_unlock_and_wake(h);
 	if (rc == 1 && topic != NULL && *topic != '\0')
-		store_event(h, name, HK_TOPIC, OPERATOR_NAME, false, topic);
+		store_event(h, name, made_after, HK_TOPIC, OPERATOR_NAME, false, topic);
 	rooms_save(h, timeout_ms);
 	return rc;
 }
@@ -1233,9 +1271,10 @@ room_topic_within(struct hub *h, int timeout_ms, const char *arg, const char *to
 		return 0;
 	}
 	snprintf(name, sizeof(name), "%s", r->name);
+	uint64_t made_after = r->made_after;
 	topic_set_locked(h, r, OPERATOR_NAME, topic, NULL, NULL);
 	room_unlock_and_wake(h);
-	store_event(h, name, HK_TOPIC, OPERATOR_NAME, false, topic);
+	store_event(h, name, made_after, HK_TOPIC, OPERATOR_NAME, false, topic);
 	rooms_save(h, timeout_ms);
 	return 1;
 }
@@ -1264,6 +1303,7 @@ room_kick_within(struct hub *h, int timeout_ms, const char *arg, const char *use
 	snprintf(name, sizeof(name), "%s", r->name);
 	snprintf(who, sizeof(who), "%s", c->name);
 	guest = c->room.guest;
+	uint64_t made_after = r->made_after;
 	/* Still online: the server-wide kick's default text would say otherwise. */
 	part_fields(fields, sizeof(fields), PART_KICKED,
 		    reason && *reason ? reason : "taken out of the room by the operator");
@@ -1276,7 +1316,7 @@ room_kick_within(struct hub *h, int timeout_ms, const char *arg, const char *use
 		ring_push_event_locked(h, r, &ev, c->id);
 	membership_remove_locked(h, r, c);
 	room_unlock_and_wake(h);
-	store_event(h, name, HK_PART, who, guest, fields);
+	store_event(h, name, made_after, HK_PART, who, guest, fields);
 	return 1;
 }
 

@@ -7,7 +7,9 @@
  *
  * FLAGS is "op" (made by an operator, or the default room: never expires)
  * or "user"; TOPIC_MS and TOPIC_SETTER are "-" for a room never given a
- * topic; TOPIC is the rest of the line.  The file is small and changes
+ * topic; TOPIC_SETTER is a name, "~NAME" for a guest (as in the history
+ * file; a file of an older chatd has no '~') or "*" for an operator;
+ * TOPIC is the rest of the line.  The file is small and changes
  * rarely (a room made or deleted, a topic set): every change rewrites it
  * whole, atomically (a temp file written, synced, mode 0600, renamed over
  * it, the directory synced).  Called by one thread at a time: room.c
@@ -27,6 +29,9 @@
 #include "utf8.h"
 
 #define ROOMFILE_HEADER "chatd-rooms 1"
+/* Before a guest's name, as in the history file (HISTSTORE_GUEST_MARK): no name has it. */
+#define GUEST_MARK '~'
+#define GUEST_MARK_STR "~"
 /* The longest line: name, flags, two times, a setter and a topic. */
 #define ROOMFILE_LINE_MAX (ROOM_NAME_MAX + NAME_MAX_LEN + MAX_TOPIC_BYTES + 64)
 
@@ -46,6 +51,20 @@ parse_ms(const char *s, bool dash_ok, int64_t *out)
 	if (errno != 0 || *end != '\0' || v <= 0)
 		return false;
 	*out = v;
+	return true;
+}
+
+/* A topic's setter: "*", a name, or '~' and a name (a guest's); false if none of those. */
+static bool
+parse_setter(const char *s, struct roomfile_room *r)
+{
+	bool guest = s[0] == GUEST_MARK;
+	const char *name = guest ? s + 1 : s;
+
+	if ((guest || strcmp(s, "*") != 0) && !name_valid(name, strlen(name)))
+		return false;
+	r->topic_guest = guest;
+	snprintf(r->topic_by, sizeof(r->topic_by), "%s", name);
 	return true;
 }
 
@@ -70,15 +89,13 @@ parse_line(char *line, struct roomfile_room *r)
 	    !parse_ms(f[2], false, &r->created_ms) || !parse_ms(f[3], true, &r->topic_ms))
 		return false;
 	if ((r->topic_ms == 0) != (strcmp(f[4], "-") == 0) ||
-	    (r->topic_ms != 0 && strcmp(f[4], "*") != 0 && !name_valid(f[4], strlen(f[4]))) ||
-	    strlen(p) > MAX_TOPIC_BYTES || text_check(p, strlen(p)) != TEXT_OK)
+	    (r->topic_ms != 0 && !parse_setter(f[4], r)) || strlen(p) > MAX_TOPIC_BYTES ||
+	    text_check(p, strlen(p)) != TEXT_OK)
 		return false;
 	snprintf(r->name, sizeof(r->name), "%s", f[0]);
 	r->op_made = strcmp(f[1], "op") == 0;
-	if (r->topic_ms != 0) {
-		snprintf(r->topic_by, sizeof(r->topic_by), "%s", f[4]);
+	if (r->topic_ms != 0)
 		snprintf(r->topic, sizeof(r->topic), "%s", p);
-	}
 	return true;
 }
 
@@ -174,8 +191,9 @@ write_rooms(int fd, const struct roomfile_room *v, size_t n)
 		int len;
 
 		snprintf(ms, sizeof(ms), "%" PRId64, r->topic_ms);
-		len = snprintf(line, sizeof(line), "%s %s %" PRId64 " %s %s %s\n", r->name,
+		len = snprintf(line, sizeof(line), "%s %s %" PRId64 " %s %s%s %s\n", r->name,
 			       r->op_made ? "op" : "user", r->created_ms, r->topic_ms ? ms : "-",
+			       r->topic_ms && r->topic_guest ? GUEST_MARK_STR : "",
 			       r->topic_ms ? r->topic_by : "-", r->topic_ms ? r->topic : "");
 		if (len < 0 || (size_t)len >= sizeof(line) ||
 		    safefile_write_all(fd, line, (size_t)len) < 0)

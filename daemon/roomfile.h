@@ -17,8 +17,9 @@ struct roomfile_room {
 	char name[ROOM_NAME_MAX + 1];
 	bool op_made; /* made by an operator (or the default room): never expires */
 	int64_t created_ms;
-	int64_t topic_ms; /* 0: never set */
-	char topic_by[NAME_MAX_LEN + 1];
+	int64_t topic_ms;                /* 0: never set */
+	char topic_by[NAME_MAX_LEN + 1]; /* a name, or "*": an operator */
+	bool topic_guest;                /* topic_by was a guest: "~NAME" in the file */
 	char topic[MAX_TOPIC_BYTES + 1];
 };
 

@@ -59,7 +59,13 @@ struct wire_event {
 	const char *reason;
 	const char *text;
 	bool offline; /* WE_PART: the session left every room (quit, lost, a server kick...) */
-	bool guest; /* WE_TAGMSG: the sender is a guest, no account tag (no other event has one) */
+	/*
+	 * WE_TAGMSG: the sender is a guest, no account tag (no other event
+	 * has one); WE_TOPIC: the topic's setter (name) was a guest, shown
+	 * as one where the setter is a field of its own (wire_line.c: "~NAME";
+	 * IRC's 333: "NAME!~NAME@chatd").
+	 */
+	bool guest;
 };
 
 /* A private message from one session to another. */

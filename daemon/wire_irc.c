@@ -292,17 +292,30 @@ priv(enum form f, const struct wire_private *pm)
 	return l;
 }
 
-/* RPL_TOPIC (332) and RPL_TOPICWHOTIME (333), or RPL_NOTOPIC (331). */
+/*
+ * RPL_TOPIC (332) and RPL_TOPICWHOTIME (333), or RPL_NOTOPIC (331).  The
+ * setter in 333: the server for the operator, a nick, or a guest's mask
+ * NICK!~NICK@chatd (IRC's '~' before a user name no one vouched for), so
+ * an account of the name made later does not seem to have set it.
+ */
 static struct line *
 topic_reply(const char *me, const struct wire_event *ev)
 {
 	const char *srv = settings_get()->server_name;
+	char mask[2 * NAME_MAX_LEN + sizeof("!~@" HOST)];
+	const char *setter = ev->name;
 
 	if (ev->ms == 0)
 		return line_printf(":%s 331 %s #%s :No topic is set\r\n", srv, me, ev->room);
+	if (ev->name[0] == '*') {
+		setter = srv;
+	} else if (ev->guest) {
+		snprintf(mask, sizeof(mask), "%s!~%s@" HOST, ev->name, ev->name);
+		setter = mask;
+	}
 	return line_printf(":%s 332 %s #%s :%.*s\r\n:%s 333 %s #%s %s %lld\r\n", srv, me, ev->room,
-			   topic_shown(ev->text), ev->text, srv, me, ev->room,
-			   ev->name[0] == '*' ? srv : ev->name, (long long)(ev->ms / 1000));
+			   topic_shown(ev->text), ev->text, srv, me, ev->room, setter,
+			   (long long)(ev->ms / 1000));
 }
 
 /* RPL_NAMREPLY (353) for one page; RPL_ENDOFNAMES comes from the front-end. */

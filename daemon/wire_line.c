@@ -48,8 +48,9 @@ event(const struct wire_event *ev)
 	case WE_PART:
 		return line_printf("PART %s %s %s %s %s\n", ev->room, when, ev->name, ev->reason,
 				   ev->text);
-	case WE_TOPIC:
-		return line_printf("TOPIC %s %s %s %s\n", ev->room, when, ev->name, ev->text);
+	case WE_TOPIC: /* a guest's name as "~NAME", the mark of the files too */
+		return line_printf("TOPIC %s %s %s%s %s\n", ev->room, when, ev->guest ? "~" : "",
+				   ev->name, ev->text);
 	case WE_NOTICE:
 		return line_printf("NOTICE %s %s %s\n", ev->room ? ev->room : "*", when, ev->text);
 	case WE_TAGMSG: /* IRC's tags alone: nothing to show here */

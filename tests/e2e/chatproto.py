@@ -154,8 +154,9 @@ class Client:
     something else is kept in self.live, oldest first, so no line is lost.
     """
 
-    def __init__(self, label="client", max_line=DEFAULT_MAX_LINE):
+    def __init__(self, label="client", max_line=DEFAULT_MAX_LINE, default_room=DEFAULT_ROOM):
         self.label = label
+        self.default_room = default_room  # where a login puts the user (default_room)
         self.max_server_line = max_line + SERVER_OVERHEAD
         self.sock = None
         self.buf = b""
@@ -303,7 +304,7 @@ class Client:
         self.welcome = self.expect("WELCOME", timeout=timeout)
         self.name = self.welcome[0]
         self.users = self.expect("USERS")
-        if self.users.room != DEFAULT_ROOM:
+        if self.users.room != self.default_room:
             raise ProtocolError(f"{self.label}: login in {self.users.raw!r}")
         hist = []
         self.topic = None

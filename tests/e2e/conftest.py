@@ -111,6 +111,8 @@ class Chatd:
         self.stopped = False
         self.clients = []
         self.env = {}           # extra environment for chatd (NOTIFY_SOCKET...)
+        # default_room as chatd started with it (a reload does not change it)
+        self.default_room = self.settings.get("default_room", "lobby")
 
     # --- files ---
 
@@ -162,6 +164,7 @@ class Chatd:
     def start(self, timeout=10.0):
         """Starts chatd and waits for its listening line; sets self.port."""
         self.write_config()
+        self.default_room = self.settings.get("default_room", "lobby")
         with open(self.stderr_path, "a") as err:
             self.proc = subprocess.Popen(self.command(),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -277,7 +280,8 @@ class Chatd:
     # --- clients ---
 
     def connect(self, label="client", **kwargs):
-        client = Client(label, max_line=self.settings.get("max_line", 4096))
+        client = Client(label, max_line=self.settings.get("max_line", 4096),
+                        default_room=self.default_room)
         self.clients.append(client)
         return client.connect(self.port, **kwargs)
 

@@ -172,3 +172,28 @@ def test_a_guests_messages_replay_under_its_plain_name(chatd_factory):
     assert [(h.id, h[2], h[3]) for h in later.hist] == want
     data, final = later.request("/history 2")
     assert [(h.tag, h.id, h[2], h[3]) for h in data] == [("HIST", *w) for w in want], data
+
+
+def test_default_room_spelled_anew_replays_in_the_new_spelling(chatd_factory):
+    """default_room changed only in case across a restart (chatd.conf): the
+    configured spelling wins, so the records stored under the old one replay
+    (HIST at login, /history) in the spelling the live lines use, before and
+    after another restart."""
+    d = chatd_factory(default_room="lobby")
+    alice = d.login("alice")
+    old = alice.say("under the old spelling")
+    alice.close()
+    d.restart(default_room="Lobby")
+    carol = d.login("carol")
+    assert [(h.room, h.id) for h in carol.hist] == [("Lobby", old)], [h.raw for h in carol.hist]
+    bob = d.login("bob")
+    new = bob.say("under the new one")
+    live = carol.wait_for("MSG")
+    assert (live.room, live.id) == ("Lobby", new), live.raw
+    for _ in range(2):
+        data, final = carol.request("/history 2")
+        assert [(h.tag, h.room, h.id) for h in data] == [("HIST", "Lobby", old),
+                                                         ("HIST", "Lobby", new)], data
+        d.restart()
+        carol = d.login("carol")
+        assert [(h.room, h.id) for h in carol.hist] == [("Lobby", old), ("Lobby", new)]

@@ -5,8 +5,9 @@ timestamp=, TARGETS, limits, the chathistory batch, errors as standard
 replies, and the replay on JOIN, from the ircv3.net chathistory
 specification (the cases irctest checks for Ergo, written again here); events
 replayed as they were seen live (an operator's kick off the server as QUIT);
-and no account tag on a guest's lines, live or replayed, across a restart.
-Skipped while chatd has no IRC gateway.
+and no account tag on a guest's lines, live or replayed, across a restart;
+the default room replayed in its configured spelling when only its case
+changed.  Skipped while chatd has no IRC gateway.
 """
 
 import time
@@ -630,3 +631,22 @@ def test_a_guest_that_registers_mid_session(irc_chatd):
     chatd.restart()
     for lines in replay_and_latest(chatd, "erin"):
         assert msg_accounts(lines) == want, [x.raw for x in lines]
+
+
+def test_default_room_spelled_anew_plays_back_in_the_new_spelling(irc_chatd):
+    """default_room changed only in case across a restart: CHATHISTORY (and
+    event playback) names the channel as it is spelled now, as live lines do,
+    for the records stored under the old spelling too."""
+    chatd = irc_chatd(default_room="lobby")
+    alice = chatd.irc_login("alice", caps=CAPS)
+    old = say_all(alice, "#lobby", ["under the old spelling"])
+    alice.close()
+    chatd.restart(default_room="Lobby")
+    bob = chatd.irc_login("bob", caps=CAPS + ["draft/event-playback"])
+    bob.sync()
+    new = say_all(bob, "#Lobby", ["under the new one"])
+    start, inner = chathistory(bob, "CHATHISTORY LATEST #Lobby * 10")
+    assert inner is not None, start.raw
+    assert {m.params[0] for m in inner} == {"#Lobby"}, [m.raw for m in inner]
+    texts = [m.last for m in inner if m.command == "PRIVMSG"]
+    assert texts == [old[0][2], new[0][2]], [m.raw for m in inner]

@@ -196,3 +196,37 @@ def test_a_long_native_message_reaches_irc_in_lines_of_512_bytes(irc_chatd):
     pieces = [m.last for m in irc.until("PRIVMSG", lambda m: m.last == "after")
               if m.command == "PRIVMSG"][:-1]
     assert "".join(pieces).replace(" ", "") == words.replace(" ", ""), pieces
+
+
+def test_a_guests_topic_stays_a_guests_after_a_restart(irc_chatd):
+    """guests = true: a guest sets a topic.  Its setter shows as a guest
+    (natively `~NAME` in TOPIC, on IRC `NAME!~NAME@chatd` in 333), and so
+    after a restart (the rooms file keeps the mark), when the name has become
+    someone's account: it must not read as that account's topic."""
+    chatd = irc_chatd(guests=True)
+    guest = chatd.connect("guest")
+    guest.login("visitor", "", expect_pass="new")
+    assert guest.welcome[1] == "guest", guest.welcome.raw
+    data, final = guest.request("/topic lobby set by a guest")
+    assert final.raw == "OK - topic set", final.raw
+    assert [line[1] for line in data] == ["~visitor"], [line.raw for line in data]
+
+    def shown():
+        native = chatd.login("carol")
+        data, final = native.request("/topic lobby")
+        irc = chatd.irc_login("dave")
+        irc.send("TOPIC #lobby")
+        irc.expect("332")
+        who = irc.expect("333")
+        native.close()
+        irc.close()
+        return [line.raw.split(" ", 3)[-1] for line in data], who.params[2]
+
+    before = shown()
+    assert before == (["~visitor set by a guest"], "visitor!~visitor@chatd"), before
+    guest.close()
+    chatd.restart()
+    chatd.add_user("visitor")
+    text = (chatd.state_dir / "rooms").read_text()
+    assert " ~visitor set by a guest\n" in text, text
+    assert shown() == before

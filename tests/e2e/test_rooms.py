@@ -248,6 +248,17 @@ def test_a_damaged_rooms_file_stops_chatd_with_file_and_line(chatd_factory):
     assert rc != 0 and "rooms:3: damaged room line" in err, err
 
 
+@pytest.mark.parametrize("setter", ["~", "~*", "~~x", "~-"])
+def test_a_guest_mark_without_a_name_is_a_damaged_rooms_line(chatd_factory, setter):
+    """A topic's setter `~NAME` is a guest's (docs/FILES.md); a `~` without a
+    name after it is no setter."""
+    d = chatd_factory(start=False)
+    (d.state_dir / "rooms").write_text(f"chatd-rooms 1\nlobby op 1 2 {setter} hi\n")
+    (d.state_dir / "rooms").chmod(0o600)
+    rc, out, err = d.run_expecting_exit()
+    assert rc != 0 and "rooms:2: damaged room line" in err, err
+
+
 def test_empty_user_rooms_expire(chatd_factory):
     d = chatd_factory(room_expiry=1)
     alice = d.login("alice")

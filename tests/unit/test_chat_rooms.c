@@ -421,6 +421,8 @@ test_lines_show_their_room(void **state)
 		       "-- #dev topic: ship it (set by bob, 2026-12-02 09:30)\n");
 	assert_renders("TOPIC dev 2026-12-02T09:30:00.000Z * rules",
 		       "-- #dev topic: rules (set by an operator, 2026-12-02 09:30)\n");
+	assert_renders("TOPIC dev 2026-12-02T09:30:00.000Z ~eve hi all",
+		       "-- #dev topic: hi all (set by eve, a guest, 2026-12-02 09:30)\n");
 	assert_renders("ROOM dev 3 ship it", "-- #dev, 3 members: ship it\n");
 	assert_renders("ROOM ops 1", "-- #ops, 1 member\n");
 }

@@ -1890,7 +1890,7 @@ test_deleted_room(void **state)
 	h = open_history(f);
 	append_in(h, "gone", HK_MSG, "ann", "before the deletion");
 	append_in(h, "stay", HK_MSG, "ann", "staying");
-	history_drop_room(h, "Gone");
+	history_drop_room(h, "Gone", 1);
 	sink_wait(&f->sink, 3);
 	/* The deletion is published like any record. */
 	assert_int_equal(f->sink.r[2].id, 3);
@@ -1911,7 +1911,7 @@ test_deleted_room(void **state)
 	h = open_history(f);
 	assert_room_texts(h, "gone", true, "a new room");
 	assert_room_texts(h, "stay", true, "staying");
-	history_drop_room(h, "gone");
+	history_drop_room(h, "gone", 2);
 	sent = 5;
 	sink_wait(&f->sink, sent);
 	history_close(h);
@@ -1930,6 +1930,38 @@ test_deleted_room(void **state)
 	assert_null(strstr(file, "GONE"));
 	assert_non_null(strstr(file, " stay msg ann staying\n"));
 	free(file);
+}
+
+/*
+ * An event given with the deletions its room was made after: one of a
+ * room deleted since (a deletion numbered higher) is the gone room's and
+ * is not stored; one of a room made after the deletion is, and so is
+ * everything of other rooms and every message.
+ */
+static void
+test_late_event_of_a_deleted_room(void **state)
+{
+	struct fixture *f = *state;
+	struct history *h = open_history(f);
+
+	assert_int_equal(history_append_event(h, "dev", HK_JOIN, "ann", false, "", 0, 0), 0);
+	history_drop_room(h, "Dev", 3);
+	sink_wait(&f->sink, 2);
+	/* Made before deletion 3 (after 2): the old room's, left out. */
+	assert_int_equal(history_append_event(h, "DEV", HK_PART, "ann", false, "left", 4, 2), 0);
+	/* Another room, and a message, are not touched. */
+	assert_int_equal(history_append_event(h, "ops", HK_PART, "ann", false, "left", 4, 0), 0);
+	append_in(h, "dev", HK_MSG, "bob", "a message");
+	/* Made after deletion 3: the new room's. */
+	assert_int_equal(history_append_event(h, "dev", HK_JOIN, "bob", false, "", 0, 3), 0);
+	sink_wait(&f->sink, 5);
+	assert_room_texts(h, "dev", true, "a message|");
+	assert_room_texts(h, "ops", true, "left");
+	history_close(h);
+
+	h = open_history(f);
+	assert_room_texts(h, "dev", true, "a message|");
+	history_close(h);
 }
 
 /* A thousand rooms of one message each cost a small ring each, not history_memory's worth. */
@@ -2285,6 +2317,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_compaction_with_nothing_to_drop, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_room, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_event_of_a_deleted_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_quiet_rooms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_previous_files_load_and_quit_records, setup,

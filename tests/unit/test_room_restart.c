@@ -1,7 +1,8 @@
 /*
  * test_room_restart.c - what the hub leaves on disk survives a restart:
  * a room made again while its namesake's deletion is being recorded
- * loses no message its sender got OK for, and a topic whose rooms-file
+ * loses no message its sender got OK for, nor gets an event of the room
+ * deleted that was stored after its deletion, and a topic whose rooms-file
  * save was put off (the room lock busy) is written by the retry.  A real
  * history in relaxed mode (history_sync_ms > 0), so every record is
  * published at once from the test's thread; a restart is the history or
@@ -225,6 +226,131 @@ test_namesake_of_a_deleted_room_keeps_its_messages(void **state)
 	remove_dir(dir);
 }
 
+/*
+ * The first room event stored after it is armed waits (no lock held, as
+ * store_event calls it) until the test lets it go.
+ */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool armed, held, released;
+} event_gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false };
+
+static void
+hold_event(struct hub *h)
+{
+	(void)h;
+	pthread_mutex_lock(&event_gate.lock);
+	if (event_gate.armed) {
+		event_gate.armed = false;
+		event_gate.held = true;
+		pthread_cond_broadcast(&event_gate.cond);
+		while (!event_gate.released)
+			pthread_cond_wait(&event_gate.cond, &event_gate.lock);
+	}
+	pthread_mutex_unlock(&event_gate.lock);
+}
+
+/* A member's thread that leaves "dev" (its PART is the event held). */
+struct parter {
+	struct hub *h;
+	struct client *c;
+	enum room_result res;
+};
+
+static void *
+parter_main(void *arg)
+{
+	struct parter *p = arg;
+	char spelled[ROOM_NAME_MAX + 1];
+
+	p->res = room_part(p->h, p->c, "dev", "bye", spelled);
+	return NULL;
+}
+
+/* Fails unless room's records (events too) are exactly one join of name. */
+static void
+only_join_of(struct history *hi, const char *room, const char *name)
+{
+	struct history_entry got[16];
+	uint64_t first;
+	size_t n = history_since(hi, room, 0, 16, true, got, &first);
+
+	for (size_t i = 0; i < n; i++)
+		if (got[i].kind != HK_JOIN || got[i].name_len != strlen(name) ||
+		    memcmp(got[i].body->data + got[i].name_off, name, got[i].name_len) != 0)
+			fail_msg("room %s holds a %s record of %.*s, not its own", room,
+				 history_kind_name(got[i].kind), (int)got[i].name_len,
+				 got[i].body->data + got[i].name_off);
+	assert_int_equal(n, 1);
+	history_entries_release(got, n);
+}
+
+/*
+ * An event of a room (bob's part) is stored after the room lock is
+ * dropped; the room is deleted in between and its deletion record
+ * appended first.  The event belongs to the deleted room: a room made
+ * again under the name must not get it, in memory (IRC's event playback)
+ * or after a restart.
+ */
+static void
+test_event_of_a_deleted_room_stays_out_of_its_namesake(void **state)
+{
+	char dir[] = "/tmp/test_room_restart.XXXXXX";
+	struct hub *h = hub_new(wire_formats);
+	struct history *hi;
+	struct parter p;
+	uint64_t ticket;
+	pthread_t tid;
+	struct client *a, *b;
+	int pa, pb;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	hi = history_at(dir, publish_to_hub, h);
+	hub_set_history(h, hi);
+	a = member_login(h, "alice", 1, &pa);
+	b = member_login(h, "bob", 2, &pb);
+	assert_int_equal(join_room(h, a, "dev"), ROOM_DONE);
+	assert_int_equal(join_room(h, b, "dev"), ROOM_DONE);
+
+	h->event_hook = hold_event;
+	event_gate.armed = true;
+	p = (struct parter){ .h = h, .c = b };
+	assert_int_equal(pthread_create(&tid, NULL, parter_main, &p), 0);
+	pthread_mutex_lock(&event_gate.lock);
+	while (!event_gate.held)
+		pthread_cond_wait(&event_gate.cond, &event_gate.lock);
+	pthread_mutex_unlock(&event_gate.lock);
+
+	/* bob is out of the room, his PART not stored yet: the room goes, its record first. */
+	pthread_mutex_lock(&h->lock);
+	ticket = room_delete_locked(h, room_find_locked(h, "dev"));
+	room_unlock_and_wake(h);
+	room_drop_record(h, "dev", ticket);
+	pthread_mutex_lock(&event_gate.lock);
+	event_gate.released = true;
+	pthread_cond_broadcast(&event_gate.cond);
+	pthread_mutex_unlock(&event_gate.lock);
+	assert_int_equal(pthread_join(tid, NULL), 0);
+	assert_int_equal(p.res, ROOM_DONE);
+	h->event_hook = NULL;
+
+	/* A new "dev": its history is alice's join alone. */
+	assert_int_equal(join_room(h, a, "dev"), ROOM_DONE);
+	only_join_of(hi, "dev", "alice");
+
+	hub_set_history(h, NULL);
+	history_close(hi);
+	hi = history_at(dir, publish_nowhere, NULL);
+	only_join_of(hi, "dev", "alice");
+	history_close(hi);
+	member_free(h, a, pa);
+	member_free(h, b, pb);
+	hub_free(h);
+	remove_dir(dir);
+}
+
 /* Room name's topic as the rooms file at path has it; fails if the room is not there. */
 static void
 file_topic(const char *path, const char *name, char *topic, size_t len)
@@ -305,6 +431,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_namesake_of_a_deleted_room_keeps_its_messages),
+		cmocka_unit_test(test_event_of_a_deleted_room_stays_out_of_its_namesake),
 		cmocka_unit_test(test_put_off_topic_save_is_retried),
 	};
 	int rc;
