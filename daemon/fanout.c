@@ -1314,7 +1314,7 @@ room_collect(struct hub *h, struct client *c, int64_t limit, enum part_reason *w
 	return more;
 
 nomem:
-	*why = PART_OVERFLOW;
+	*why = PART_ERROR;
 	snprintf(text, textlen, "out of memory");
 leave:
 	room_unlock_and_cascade(h);

@@ -364,17 +364,23 @@ irc_overlong(struct client *c)
 	return irc_commit(c);
 }
 
-static void
-irc_bye(struct client *c, enum part_reason why, const char *text)
+/* ERROR, without the replies gathered for a command the session ends in (the stack's only). */
+static size_t
+irc_bye(struct client *c, enum part_reason why, const char *text, char *buf, size_t len)
 {
 	struct irc_conn *ic = irc_conn(c);
 
-	if (ic == NULL)
-		return;
-	ic->pending_len = ic->pending_lines = 0;
-	ic->label[0] = '\0';
-	if (irc_send(c, "ERROR :Closing link: %s (%s)", part_reason_name(why), text) == 0)
-		irc_commit(c);
+	if (ic != NULL) {
+		ic->pending_len = ic->pending_lines = 0;
+		ic->label[0] = '\0';
+	}
+	int n = snprintf(buf, len, "ERROR :Closing link: %s (%s)", part_reason_name(why), text);
+
+	if (n < 0 || (size_t)n + 2 >= len)
+		return 0;
+	n = (int)reply_clean(buf, (size_t)n);
+	memcpy(buf + n, "\r\n", 2);
+	return (size_t)n + 2;
 }
 
 /* Refills the bucket; 0 when a line may be taken, else milliseconds until one may. */

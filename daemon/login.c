@@ -321,7 +321,8 @@ login_run(struct client *c, bool *registered, enum part_reason *why, char *text,
 		rc = login_step(&lg, r, line, len);
 	}
 	*registered = lg.registered;
-	*why = lg.why;
-	snprintf(text, textlen, "%s", lg.text);
+	/* A reply that could not be queued: memory ran out. */
+	*why = rc < 0 ? PART_ERROR : lg.why;
+	snprintf(text, textlen, "%s", rc < 0 ? "out of memory" : lg.text);
 	return rc == 0 && lg.ok ? 0 : -1;
 }

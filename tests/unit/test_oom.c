@@ -1,0 +1,484 @@
+/*
+ * test_oom.c - a client thread out of memory (daemon/client.c and the
+ * front-ends it runs): whatever allocation of its thread fails, the client
+ * gets an answer to its request (an ERR 5xx, or IRC's numeric or FAIL) or
+ * a last line with a reason (BYE, IRC's ERROR) before the close, never a
+ * bare close, and a message acknowledged with OK is in the history.
+ *
+ * Real client threads (client_spawn, as the listener starts them) on one
+ * end of a socketpair, with a real hub, history and identification file.
+ * The code under test is linked with -Wl,--wrap for malloc, calloc,
+ * realloc and strdup (tests/CMakeLists.txt): on a client thread (one that
+ * entered session_thread_enter, wrapped too) the test makes the Nth
+ * allocation fail, or every one from the Nth on, and tries each N from 1
+ * until a request runs with no allocation failed.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "client.h"
+#include "config.h"
+#include "history.h"
+#include "ident.h"
+#include "log.h"
+#include "password.h"
+#include "peers.h"
+#include "resume.h"
+#include "room.h"
+#include "server.h"
+#include "session.h"
+#include "test_addr.h"
+#include "threadcache.h"
+#include "timefmt.h"
+#include "wire.h"
+
+/* ---- failing allocations on client threads ---- */
+
+enum fail_mode { FAIL_OFF, FAIL_ONE, FAIL_FROM };
+
+static _Thread_local bool on_client_thread;
+static atomic_int fail_mode;
+static atomic_long fail_at, allocations, failures;
+
+static bool
+fail_now(void)
+{
+	if (!on_client_thread || atomic_load(&fail_mode) == FAIL_OFF)
+		return false;
+	long n = atomic_fetch_add(&allocations, 1) + 1, at = atomic_load(&fail_at);
+	bool fail = atomic_load(&fail_mode) == FAIL_ONE ? n == at : n >= at;
+
+	if (fail) {
+		atomic_fetch_add(&failures, 1);
+		errno = ENOMEM;
+	}
+	return fail;
+}
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+void __real_session_thread_enter(struct client *c);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+char *__wrap_strdup(const char *s);
+void __wrap_session_thread_enter(struct client *c);
+
+void *
+__wrap_malloc(size_t n)
+{
+	return fail_now() ? NULL : __real_malloc(n);
+}
+
+void *
+__wrap_calloc(size_t n, size_t size)
+{
+	return fail_now() ? NULL : __real_calloc(n, size);
+}
+
+void *
+__wrap_realloc(void *p, size_t n)
+{
+	return fail_now() ? NULL : __real_realloc(p, n);
+}
+
+char *
+__wrap_strdup(const char *s)
+{
+	return fail_now() ? NULL : __real_strdup(s);
+}
+
+void
+__wrap_session_thread_enter(struct client *c)
+{
+	on_client_thread = true;
+	__real_session_thread_enter(c);
+}
+
+static void
+arm(enum fail_mode mode, long at)
+{
+	atomic_store(&allocations, 0);
+	atomic_store(&failures, 0);
+	atomic_store(&fail_at, at);
+	atomic_store(&fail_mode, mode);
+}
+
+/* ---- the server ---- */
+
+struct fixture {
+	char dir[64];
+	char path[4][96];
+	struct server srv;
+};
+
+static void
+publish(const char *text)
+{
+	char path[] = "/tmp/test_oom.conf.XXXXXX", err[256];
+	int fd = mkstemp(path);
+	struct settings *s = calloc(1, sizeof(*s));
+
+	assert_true(fd >= 0);
+	assert_non_null(s);
+	assert_true(dprintf(fd, "%s", text) >= 0);
+	close(fd);
+	if (settings_load(path, s, err, sizeof(err)) != 0)
+		fail_msg("settings_load: %s", err);
+	unlink(path);
+	settings_publish(s);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	char err[256];
+
+	assert_non_null(fx);
+	strcpy(fx->dir, "/tmp/test_oom.XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	snprintf(fx->path[0], sizeof(fx->path[0]), "%s/ident", fx->dir);
+	snprintf(fx->path[1], sizeof(fx->path[1]), "%s/log", fx->dir);
+	snprintf(fx->path[2], sizeof(fx->path[2]), "%s/history", fx->dir);
+	snprintf(fx->path[3], sizeof(fx->path[3]), "%s/%s", fx->dir, RESUME_FILE);
+	assert_int_equal(log_open(fx->path[1]), 0);
+	publish("hash_cost = 1;\nguests = true;\nhistory_replay = 5;\n");
+	assert_int_equal(password_gate_init(1), 0);
+	fx->srv.ident = ident_open(fx->path[0], err, sizeof(err));
+	assert_non_null(fx->srv.ident);
+	assert_int_equal(resume_open(fx->path[3], time_now_ms(), err, sizeof(err)), 0);
+	fx->srv.hub = hub_new(wire_formats);
+	assert_non_null(fx->srv.hub);
+	struct history_config hc = { .path = fx->path[2], .memory = 100, .max_size = 1 << 20 };
+	fx->srv.history = history_open(&hc, room_publish_history, fx->srv.hub, err, sizeof(err));
+	assert_non_null(fx->srv.history);
+	hub_set_history(fx->srv.hub, fx->srv.history);
+	fx->srv.tls_port = -1;
+	fx->srv.irc_tls_port = -1;
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	arm(FAIL_OFF, 0);
+	room_shutdown(fx->srv.hub);
+	assert_true(room_wait_empty(fx->srv.hub, time_mono_ms() + 5000));
+	assert_true(thread_cache_close(time_mono_ms() + 5000));
+	history_close(fx->srv.history);
+	hub_free(fx->srv.hub);
+	ident_close(fx->srv.ident);
+	resume_close();
+	password_gate_destroy();
+	log_close();
+	for (int i = 0; i < 4; i++)
+		unlink(fx->path[i]);
+	char tmp[128];
+	snprintf(tmp, sizeof(tmp), "%s.lock", fx->path[2]);
+	unlink(tmp);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", fx->path[0]);
+	unlink(tmp);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", fx->path[3]);
+	unlink(tmp);
+	rmdir(fx->dir);
+	free(fx);
+	return 0;
+}
+
+/* ---- a connection ---- */
+
+struct conn {
+	int fd;
+	char buf[1 << 16];
+	size_t len;  /* bytes in buf */
+	size_t seen; /* of them, lines already returned */
+	bool eof;
+};
+
+/* A connection served by a client thread of its own, as the listener makes one. */
+static void
+connect_client(struct fixture *fx, struct conn *cn, bool irc)
+{
+	struct sockaddr_storage addr = test_addr("127.0.0.1");
+	struct peers_limits lim = { 100, 100, 100, 100 };
+	char why[128];
+	int sv[2];
+
+	memset(cn, 0, sizeof(*cn));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	cn->fd = sv[1];
+	assert_true(peers_admit(&addr, sv[0], &lim, why, sizeof(why)));
+	assert_int_equal(client_spawn(&fx->srv, sv[0], &addr, false, irc), 0);
+}
+
+/* The next line (without its LF) within 5 s; NULL at the end of the connection. */
+static const char *
+next_line(struct conn *cn)
+{
+	int64_t deadline = time_mono_ms() + 5000;
+
+	for (;;) {
+		char *lf = memchr(cn->buf + cn->seen, '\n', cn->len - cn->seen);
+
+		if (lf != NULL) {
+			const char *line = cn->buf + cn->seen;
+
+			*lf = '\0';
+			if (lf > line && lf[-1] == '\r')
+				lf[-1] = '\0';
+			cn->seen = (size_t)(lf - cn->buf) + 1;
+			return line;
+		}
+		if (cn->eof)
+			return NULL;
+		struct pollfd pfd = { .fd = cn->fd, .events = POLLIN };
+		int64_t left = deadline - time_mono_ms();
+
+		if (left <= 0)
+			fail_msg("no line within 5 s; have \"%.*s\"", (int)(cn->len - cn->seen),
+				 cn->buf + cn->seen);
+		poll(&pfd, 1, (int)left);
+		ssize_t n = read(cn->fd, cn->buf + cn->len, sizeof(cn->buf) - 1 - cn->len);
+
+		if (n == 0 || (n < 0 && errno != EAGAIN))
+			cn->eof = true;
+		else if (n > 0)
+			cn->len += (size_t)n;
+		assert_true(cn->len < sizeof(cn->buf) - 1);
+	}
+}
+
+static void
+say(struct conn *cn, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	assert_true(n > 0 && (size_t)n < sizeof(line));
+	assert_int_equal(write(cn->fd, line, (size_t)n), n);
+}
+
+/* Reads lines until one starts with prefix; fails at the end of the connection. */
+static const char *
+expect(struct conn *cn, const char *prefix)
+{
+	const char *l;
+
+	while ((l = next_line(cn)) != NULL)
+		if (strncmp(l, prefix, strlen(prefix)) == 0)
+			return l;
+	fail_msg("the connection ended before a line \"%s...\"", prefix);
+	return NULL;
+}
+
+static void
+native_login(struct fixture *fx, struct conn *cn, const char *name)
+{
+	connect_client(fx, cn, false);
+	expect(cn, "HELLO ");
+	say(cn, "%s\n", name);
+	expect(cn, "PASS new ");
+	say(cn, "\n");
+	expect(cn, "OK - logged in");
+}
+
+/* Everything after the login, to the end of the connection, one line each. */
+static void
+transcript(struct conn *cn, char *out, size_t len)
+{
+	const char *l;
+	size_t at = 0;
+
+	out[0] = '\0';
+	while ((l = next_line(cn)) != NULL)
+		at += (size_t)snprintf(out + at, at < len ? len - at : 0, "%s\n", l);
+	close(cn->fd);
+}
+
+/* The last line of a transcript. */
+static const char *
+last_line(const char *t)
+{
+	size_t n = strlen(t);
+
+	if (n == 0)
+		return t;
+	const char *p = t + n - 1;
+	while (p > t && p[-1] != '\n')
+		p--;
+	return p;
+}
+
+static void
+irc_login(struct fixture *fx, struct conn *cn, const char *name)
+{
+	connect_client(fx, cn, true);
+	say(cn, "NICK %s\r\nUSER %s 0 * :%s\r\n", name, name, name);
+	expect(cn, ":");
+	while (strstr(next_line(cn), " 376 ") == NULL)
+		;
+}
+
+/*
+ * Logs in (allocations succeed), then makes allocation N of the thread
+ * fail (or every one from N on) while request and a quit are handled;
+ * the transcript must end with the last line, BYE or ERROR.  Returns how
+ * many failed.
+ */
+static long
+one_case(struct fixture *fx, bool irc, const char *request, enum fail_mode mode, long n, char *t,
+	 size_t tlen)
+{
+	struct conn cn;
+	char name[16];
+	static int seq;
+
+	snprintf(name, sizeof(name), "g%d", ++seq);
+	if (irc)
+		irc_login(fx, &cn, name);
+	else
+		native_login(fx, &cn, name);
+	arm(mode, n);
+	if (irc)
+		say(&cn, "%s\r\nQUIT\r\n", request);
+	else
+		say(&cn, "%s\n/quit\n", request);
+	transcript(&cn, t, tlen);
+	long failed = atomic_load(&failures);
+	arm(FAIL_OFF, 0);
+	const char *last = irc ? "ERROR :" : "BYE ";
+	if (strncmp(last_line(t), last, strlen(last)) != 0)
+		fail_msg("%s with allocation %ld failing (%s): no %s before the close:\n%s",
+			 request, n, mode == FAIL_ONE ? "alone" : "and the rest", last, t);
+	return failed;
+}
+
+/*
+ * The login with allocation N of the thread failing (or every one from N
+ * on), from its first: it ends with the last line, or goes on as a guest
+ * that then quits.  Returns how many failed.
+ */
+static long
+login_case(struct fixture *fx, bool irc, enum fail_mode mode, long n, char *t, size_t tlen)
+{
+	struct conn cn;
+	char name[16];
+	static int seq;
+
+	snprintf(name, sizeof(name), "h%d", ++seq);
+	arm(mode, n);
+	connect_client(fx, &cn, irc);
+	if (irc)
+		say(&cn, "NICK %s\r\nUSER %s 0 * :%s\r\nQUIT\r\n", name, name, name);
+	else
+		say(&cn, "%s\n\n/quit\n", name);
+	transcript(&cn, t, tlen);
+	long failed = atomic_load(&failures);
+	arm(FAIL_OFF, 0);
+	const char *last = irc ? "ERROR :" : "BYE ";
+	if (strncmp(last_line(t), last, strlen(last)) != 0)
+		fail_msg("login with allocation %ld failing (%s): no %s before the close:\n%s", n,
+			 mode == FAIL_ONE ? "alone" : "and the rest", last, t);
+	return failed;
+}
+
+static void
+login_every_allocation(struct fixture *fx, bool irc)
+{
+	static char t[1 << 16];
+
+	for (long n = 1;; n++) {
+		long a = login_case(fx, irc, FAIL_ONE, n, t, sizeof(t));
+
+		login_case(fx, irc, FAIL_FROM, n, t, sizeof(t));
+		if (a == 0)
+			break;
+		assert_true(n < 500);
+	}
+}
+
+static void
+test_logins_end_with_last_line(void **state)
+{
+	login_every_allocation(*state, false);
+}
+
+/* Request with each allocation its thread makes for it failing in turn. */
+static void
+every_allocation(struct fixture *fx, bool irc, const char *request)
+{
+	static char t[1 << 16];
+
+	for (long n = 1;; n++) {
+		long a = one_case(fx, irc, request, FAIL_ONE, n, t, sizeof(t));
+
+		one_case(fx, irc, request, FAIL_FROM, n, t, sizeof(t));
+		if (a == 0)
+			break;
+		assert_true(n < 500);
+	}
+}
+
+static void
+test_native_commands_end_with_bye(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const requests[] = {
+		"/ping x", "/who", "/rooms", "/join side", "/history lobby 3", "/help", "hello",
+	};
+
+	for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++)
+		every_allocation(fx, false, requests[i]);
+}
+
+static void
+test_irc_commands_end_with_error(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const requests[] = {
+		"PING x",
+		"WHO #lobby",
+		"LIST",
+		"JOIN #side",
+		"NAMES #lobby",
+		"PRIVMSG #lobby :hello",
+		"CHATHISTORY LATEST #lobby * 5",
+		"TOPIC #lobby",
+	};
+
+	for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++)
+		every_allocation(fx, true, requests[i]);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_native_commands_end_with_bye, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_irc_commands_end_with_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logins_end_with_last_line, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
