@@ -892,6 +892,6 @@ irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 	if (rc < 0)
 		return client_out_of_memory(st);
 	if (irc_commit(c) < 0)
-		return -1;
+		return client_out_of_memory(st);
 	return rc > 0 ? -1 : 0; /* QUIT */
 }

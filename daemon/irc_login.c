@@ -384,7 +384,7 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 					end_with(&rg, PART_LOST, part_reason_text(PART_LOST));
 			}
 			if (irc_commit(c) < 0)
-				return -1;
+				return client_out_of_memory(st);
 			continue;
 		}
 		switch (client_read_line(c, rg.a.deadline, &line, &len)) {
@@ -411,7 +411,7 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 		    !ic->sasl_plain)
 			complete(&rg, c);
 		if (irc_commit(c) < 0)
-			return -1;
+			return client_out_of_memory(st);
 	}
 	if (!rg.ok)
 		return -1;

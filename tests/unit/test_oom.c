@@ -377,7 +377,8 @@ one_case(struct fixture *fx, bool irc, const char *request, enum fail_mode mode,
 /*
  * The login with allocation N of the thread failing (or every one from N
  * on), from its first: it ends with the last line, or goes on as a guest
- * that then quits.  Returns how many failed.
+ * that then quits; on IRC, a PING before NICK is answered (PONG) unless
+ * the session ended out of memory.  Returns how many failed.
  */
 static long
 login_case(struct fixture *fx, bool irc, enum fail_mode mode, long n, char *t, size_t tlen)
@@ -390,7 +391,7 @@ login_case(struct fixture *fx, bool irc, enum fail_mode mode, long n, char *t, s
 	arm(mode, n);
 	connect_client(fx, &cn, irc);
 	if (irc)
-		say(&cn, "NICK %s\r\nUSER %s 0 * :%s\r\nQUIT\r\n", name, name, name);
+		say(&cn, "PING x\r\nNICK %s\r\nUSER %s 0 * :%s\r\nQUIT\r\n", name, name, name);
 	else
 		say(&cn, "%s\n\n/quit\n", name);
 	transcript(&cn, t, tlen);
@@ -400,6 +401,10 @@ login_case(struct fixture *fx, bool irc, enum fail_mode mode, long n, char *t, s
 	if (strncmp(last_line(t), last, strlen(last)) != 0)
 		fail_msg("login with allocation %ld failing (%s): no %s before the close:\n%s", n,
 			 mode == FAIL_ONE ? "alone" : "and the rest", last, t);
+	if (irc && strstr(t, " PONG ") == NULL &&
+	    strstr(last_line(t), "error (out of memory)") == NULL)
+		fail_msg("login with allocation %ld failing (%s): PING unanswered:\n%s", n,
+			 mode == FAIL_ONE ? "alone" : "and the rest", t);
 	return failed;
 }
 
@@ -422,6 +427,7 @@ static void
 test_logins_end_with_last_line(void **state)
 {
 	login_every_allocation(*state, false);
+	login_every_allocation(*state, true);
 }
 
 /* Request with each allocation its thread makes for it failing in turn. */
