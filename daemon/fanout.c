@@ -786,6 +786,23 @@ ring_push_locked(struct hub *h, struct room *r, struct ring_slot slot)
 }
 
 /*
+ * The members of r on line form w but `except` miss an event (no memory
+ * for its line): each is woken and ends, told why (room_collect).
+ */
+static void
+event_lost_locked(struct hub *h, struct room *r, size_t w, uint64_t except)
+{
+	for (size_t i = 0; i < r->n_members; i++) {
+		struct client *m = r->members[i];
+
+		if (m->wire == w && m->id != except) {
+			m->room.out_lost = true;
+			target_add_locked(h, m);
+		}
+	}
+}
+
+/*
  * Event ev for every member of r but `except`: formatted once for each
  * line form some connection uses (form_users).
  */
@@ -798,8 +815,10 @@ ring_push_event_locked(struct hub *h, struct room *r, const struct wire_event *e
 		bool used = h->formats[w] != NULL && h->form_users[w] > 0;
 		struct line *l = used ? h->formats[w]->event(ev) : NULL;
 
-		if (used && l == NULL && ev->kind != WE_TAGMSG)
+		if (used && l == NULL && ev->kind != WE_TAGMSG) {
 			log_warning("room: out of memory, an event was not sent");
+			event_lost_locked(h, r, w, except);
+		}
 		if (l != NULL)
 			slot.w[w] = (struct wire_bytes){ .body = l, .len = l->len };
 	}
@@ -1192,8 +1211,10 @@ send_alone_locked(struct hub *h, struct client *c, const struct wire_event *ev)
 {
 	struct line *l = h->formats[c->wire]->event(ev);
 
-	if (l == NULL || outq_push_line(&c->room.inbox, l) < 0)
+	if (l == NULL || outq_push_line(&c->room.inbox, l) < 0) {
 		log_warning("room: out of memory, a line to %s was not sent", c->name);
+		c->room.out_lost = true; /* it ends, told why (room_collect) */
+	}
 	target_add_locked(h, c);
 }
 

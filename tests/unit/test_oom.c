@@ -49,13 +49,18 @@
 enum fail_mode { FAIL_OFF, FAIL_ONE, FAIL_FROM };
 
 static _Thread_local bool on_client_thread;
+static _Thread_local uint64_t thread_client; /* the id of the client the thread serves */
 static atomic_int fail_mode;
 static atomic_long fail_at, allocations, failures;
+static _Atomic uint64_t fail_client; /* fail only its thread's allocations; 0: any client's */
 
 static bool
 fail_now(void)
 {
-	if (!on_client_thread || atomic_load(&fail_mode) == FAIL_OFF)
+	uint64_t only = atomic_load(&fail_client);
+
+	if (!on_client_thread || atomic_load(&fail_mode) == FAIL_OFF ||
+	    (only != 0 && thread_client != only))
 		return false;
 	long n = atomic_fetch_add(&allocations, 1) + 1, at = atomic_load(&fail_at);
 	bool fail = atomic_load(&fail_mode) == FAIL_ONE ? n == at : n >= at;
@@ -106,16 +111,25 @@ void
 __wrap_session_thread_enter(struct client *c)
 {
 	on_client_thread = true;
+	thread_client = c->id;
 	__real_session_thread_enter(c);
+}
+
+/* Fails allocation at (or every one from at on) of the client threads, or only of client only. */
+static void
+arm_for(enum fail_mode mode, long at, uint64_t only)
+{
+	atomic_store(&fail_client, only);
+	atomic_store(&allocations, 0);
+	atomic_store(&failures, 0);
+	atomic_store(&fail_at, at);
+	atomic_store(&fail_mode, mode);
 }
 
 static void
 arm(enum fail_mode mode, long at)
 {
-	atomic_store(&allocations, 0);
-	atomic_store(&failures, 0);
-	atomic_store(&fail_at, at);
-	atomic_store(&fail_mode, mode);
+	arm_for(mode, at, 0);
 }
 
 /* ---- the server ---- */
@@ -157,7 +171,7 @@ setup(void **state)
 	snprintf(fx->path[2], sizeof(fx->path[2]), "%s/history", fx->dir);
 	snprintf(fx->path[3], sizeof(fx->path[3]), "%s/%s", fx->dir, RESUME_FILE);
 	assert_int_equal(log_open(fx->path[1]), 0);
-	publish("hash_cost = 1;\nguests = true;\nhistory_replay = 5;\n");
+	publish("hash_cost = 1;\nguests = true;\nroom_create = \"anyone\";\nhistory_replay = 5;\n");
 	assert_int_equal(password_gate_init(1), 0);
 	fx->srv.ident = ident_open(fx->path[0], err, sizeof(err));
 	assert_non_null(fx->srv.ident);
@@ -430,6 +444,95 @@ test_logins_end_with_last_line(void **state)
 	login_every_allocation(*state, true);
 }
 
+/*
+ * A member of room side alone, which another client joins and leaves (it
+ * quits) with allocation N of its thread failing (or every one from N
+ * on): the member sees both the JOIN and the departure, or neither (the
+ * join failed), or its session ends with its last line out of memory;
+ * with one allocation failing, never one without the other in a session
+ * that goes on.  Returns how many failed.
+ */
+static long
+event_case(struct fixture *fx, bool irc, enum fail_mode mode, long n, char *t, size_t tlen)
+{
+	struct conn member, joiner;
+	char name[16], joiner_name[16];
+	static int seq;
+	const char *l;
+
+	snprintf(name, sizeof(name), "m%d", ++seq);
+	snprintf(joiner_name, sizeof(joiner_name), "j%d", seq);
+	if (irc) {
+		irc_login(fx, &member, name);
+		say(&member, "JOIN #side\r\nPART #lobby\r\nPING joined\r\n");
+		expect(&member, ":chatd PONG ");
+	} else {
+		native_login(fx, &member, name);
+		say(&member, "/join side\n/leave lobby\n/ping joined\n");
+		expect(&member, "PONG joined");
+	}
+	native_login(fx, &joiner, joiner_name);
+	arm_for(mode, n, atomic_load(&fx->srv.next_client_id));
+	say(&joiner, "/join side\n/quit\n");
+	transcript(&joiner, t, tlen);
+	long failed = atomic_load(&failures);
+	arm(FAIL_OFF, 0);
+	if (strncmp(last_line(t), "BYE ", 4) != 0)
+		fail_msg("/join with allocation %ld failing: no BYE before the close:\n%s", n, t);
+
+	/* What the member saw of it: the JOIN, or the end of its session. */
+	say(&member, irc ? "PING done\r\n" : "/ping done\n");
+	bool joined = false, left = false, ended = false;
+	char join[64], quit[64];
+	snprintf(join, sizeof(join), irc ? ":%s!%s@chatd JOIN #side" : "JOIN side ", joiner_name,
+		 joiner_name);
+	snprintf(quit, sizeof(quit), irc ? ":%s!%s@chatd QUIT " : "PART side ", joiner_name,
+		 joiner_name);
+	while ((l = next_line(&member)) != NULL) {
+		if (strncmp(l, join, strlen(join)) == 0 && strstr(l, joiner_name) != NULL)
+			joined = true;
+		if (strncmp(l, quit, strlen(quit)) == 0 && strstr(l, joiner_name) != NULL)
+			left = true;
+		if (strstr(l, irc ? "ERROR :Closing link: error (out of memory)"
+				  : "BYE error out of memory") == l)
+			ended = true;
+		if (strstr(l, "PONG") != NULL && strstr(l, "done") != NULL)
+			break;
+	}
+	if (!ended && left && !joined)
+		fail_msg("%s member: the JOIN of %s (allocation %ld failing, %s) went missing",
+			 irc ? "an IRC" : "a native", joiner_name, n,
+			 mode == FAIL_ONE ? "alone" : "and the rest");
+	if (!ended && joined && !left && mode == FAIL_ONE)
+		fail_msg("%s member: the departure of %s (allocation %ld failing) went missing",
+			 irc ? "an IRC" : "a native", joiner_name, n);
+	if (ended)
+		while (next_line(&member) != NULL)
+			;
+	else
+		say(&member, irc ? "QUIT\r\n" : "/quit\n");
+	while (next_line(&member) != NULL)
+		;
+	close(member.fd);
+	return failed;
+}
+
+static void
+test_members_miss_no_event(void **state)
+{
+	static char t[1 << 16];
+
+	for (int irc = 0; irc < 2; irc++)
+		for (long n = 1;; n++) {
+			long a = event_case(*state, irc, FAIL_ONE, n, t, sizeof(t));
+
+			event_case(*state, irc, FAIL_FROM, n, t, sizeof(t));
+			if (a == 0)
+				break;
+			assert_true(n < 500);
+		}
+}
+
 /* Request with each allocation its thread makes for it failing in turn. */
 static void
 every_allocation(struct fixture *fx, bool irc, const char *request)
@@ -484,6 +587,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_native_commands_end_with_bye, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_irc_commands_end_with_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logins_end_with_last_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_members_miss_no_event, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
