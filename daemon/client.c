@@ -279,7 +279,10 @@ client_push_history(struct client *c, const struct history_entry *e, size_t n, s
 	for (size_t i = first; i < n && rc == 0; i++) {
 		struct line *b = e[i].body;
 
-		rc = outq_push_static(&c->out, "HIST ", 5);
+		/* A line in pieces goes whole, or not at all. */
+		rc = outq_reserve(&c->out, 4);
+		if (rc == 0)
+			rc = outq_push_static(&c->out, "HIST ", 5);
 		if (rc == 0)
 			rc = outq_push(&c->out, b->data + e[i].room_off, e[i].room_len + 1u,
 				       line_ref(b));
@@ -789,9 +792,10 @@ say_bye(struct client *c, enum part_reason why, const char *text)
 
 	/*
 	 * A lost peer cannot read it; an overflowing one has a partly written
-	 * line pending, and BYE glued to it would be garbage.
+	 * line pending, and BYE glued to it would be garbage, as it would for
+	 * one out of memory in the middle of a line (out_cut, fanout.c).
 	 */
-	if (why == PART_LOST || (why == PART_OVERFLOW && !outq_empty(&c->out)))
+	if (why == PART_LOST || (why == PART_OVERFLOW && !outq_empty(&c->out)) || c->room.out_cut)
 		return;
 	flush_then_write(c, line, c->fe->bye(c, why, text, line, sizeof(line)), deadline);
 	session_close_notify(c);

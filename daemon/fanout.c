@@ -314,10 +314,11 @@ deliver_slot(const struct hub *h, struct client *c, const struct ring_slot *s)
 	unsigned answered = 0;
 	size_t n = slot_pieces(h, c, s, p, &answered);
 
+	if (outq_reserve(&c->out, n) < 0) /* a line in pieces goes whole, or not at all */
+		return -1;
 	c->unacked -= answered;
 	for (size_t i = 0; i < n; i++)
-		if (piece_queue(&c->out, &p[i], 0) < 0)
-			return -1;
+		piece_queue(&c->out, &p[i], 0);
 	return 0;
 }
 
@@ -491,30 +492,49 @@ flush_write_locked(struct hub *h, size_t from, size_t to)
 	cowriter_wait(h->cowriter);
 }
 
+/* Whether the written bytes of pieces p end a line (or none were written). */
+static bool
+written_whole_lines(const struct piece *p, size_t np, size_t w)
+{
+	for (size_t i = 0; i < np && w > 0; i++) {
+		if (w <= p[i].len)
+			return p[i].base[w - 1] == '\n';
+		w -= p[i].len;
+	}
+	return true;
+}
+
 /*
  * What c's socket did not take goes to c->out (with references of its
  * own); false if c has to be woken: its socket is full or broken, or
- * memory ran out.
+ * memory ran out.  Without memory nothing is queued, and out_cut says
+ * whether the socket got half a line (then c's last line, BYE, would be
+ * garbage: say_bye() leaves it out).
  */
 static bool
 flush_rest_locked(struct hub *h, struct client *c, const struct piece *p, size_t np,
 		  ssize_t written)
 {
-	size_t total = 0, i;
+	size_t total = 0, i, rest = 0;
 	ssize_t w = written < 0 ? 0 : written;
 
-	for (i = 0; i < np; i++)
+	for (i = 0; i < np; i++) {
 		total += p[i].len;
+		rest += total > (size_t)w;
+	}
 	if (written == (ssize_t)total)
 		return true;
+	if (outq_reserve(&c->out, rest) < 0) {
+		c->room.out_lost = true;
+		c->room.out_cut = !written_whole_lines(p, np, (size_t)w);
+		return false;
+	}
 	for (i = 0; i < np; i++) {
 		size_t skip = (size_t)w < p[i].len ? (size_t)w : p[i].len;
 
 		w -= (ssize_t)skip;
-		if (skip < p[i].len && piece_queue(&c->out, &p[i], skip) < 0) {
-			c->room.out_lost = true;
-			return false;
-		}
+		if (skip < p[i].len)
+			piece_queue(&c->out, &p[i], skip);
 	}
 	backed_up_set_locked(h, c, queue_backed_up(c));
 	return false;
@@ -1043,9 +1063,11 @@ inbox_catch_up_locked(const struct hub *h, struct client *c, uint64_t upto, cons
 				   ? slot_pieces(h, c, s, p, &answered)
 				   : 0;
 
-		for (size_t i = 0; i < n; i++)
-			if (piece_queue(&c->room.inbox, &p[i], 0) < 0)
-				c->room.out_lost = true;
+		if (outq_reserve(&c->room.inbox, n) < 0) /* whole lines or none */
+			c->room.out_lost = true;
+		else
+			for (size_t i = 0; i < n; i++)
+				piece_queue(&c->room.inbox, &p[i], 0);
 		c->room.inbox_acks += answered;
 		m->cursor++;
 	}
@@ -1269,6 +1291,8 @@ inbox_drain_locked(struct client *c)
 {
 	struct outq *in = &c->room.inbox;
 
+	if (outq_reserve(&c->out, in->count) < 0) /* whole lines or none */
+		return -1;
 	while (in->count > 0) {
 		struct outq_item *it = &in->items[in->head];
 
