@@ -155,7 +155,10 @@ fill_input(struct client *c)
 {
 	size_t avail;
 	char *space = linebuf_space(&c->in, &avail);
-	ssize_t n = space != NULL ? session_read(c, space, avail) : -1;
+
+	if (space == NULL) /* not the peer's doing: say so (BYE error), not "lost" */
+		return CLIENT_NO_MEMORY;
+	ssize_t n = session_read(c, space, avail);
 
 	if (n > 0)
 		linebuf_commit(&c->in, (size_t)n);
@@ -644,6 +647,8 @@ take_input(struct client *c, struct session_state *st)
 		st->why = PART_TIMEOUT;
 		snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_TIMEOUT));
 		return -1;
+	case CLIENT_NO_MEMORY:
+		return client_out_of_memory(st);
 	default:
 		/* Answer what was already sent before going. */
 		st->eof = true;

@@ -90,11 +90,12 @@ int client_reply_err(struct client *c, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 enum client_read {
-	CLIENT_LINE,     /* *line, *len: a complete line */
-	CLIENT_OVERLONG, /* a line was too long and is being dropped */
-	CLIENT_EOF,      /* the peer closed or reset the connection */
-	CLIENT_TIMEOUT,  /* deadline passed (or keepalive gave up) */
-	CLIENT_SHUTDOWN, /* the server is stopping */
+	CLIENT_LINE,      /* *line, *len: a complete line */
+	CLIENT_OVERLONG,  /* a line was too long and is being dropped */
+	CLIENT_EOF,       /* the peer closed or reset the connection */
+	CLIENT_TIMEOUT,   /* deadline passed (or keepalive gave up) */
+	CLIENT_SHUTDOWN,  /* the server is stopping */
+	CLIENT_NO_MEMORY, /* the input buffer could not grow for the line */
 };
 
 /*

@@ -406,6 +406,9 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 		case CLIENT_EOF:
 			end_with(&rg, PART_LOST, part_reason_text(PART_LOST));
 			break;
+		case CLIENT_NO_MEMORY:
+			end_with(&rg, PART_ERROR, "out of memory");
+			break;
 		}
 		if (!rg.done && ic->have_nick && ic->have_user && !ic->cap_negotiating &&
 		    !ic->sasl_plain)

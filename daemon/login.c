@@ -233,6 +233,9 @@ line_arrived(struct login *lg, enum client_read r)
 	case CLIENT_EOF:
 		end(lg, PART_LOST, part_reason_text(PART_LOST));
 		break;
+	case CLIENT_NO_MEMORY:
+		end(lg, PART_ERROR, "out of memory");
+		break;
 	}
 	return false;
 }
