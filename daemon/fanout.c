@@ -30,6 +30,7 @@
  * (cowriter.c), which runs flush_write() alone on the claimed members it
  * is handed and touches nothing else.
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -806,8 +807,9 @@ ring_push_locked(struct hub *h, struct room *r, struct ring_slot slot)
 }
 
 /*
- * The members of r on line form w but `except` miss an event (no memory
- * for its line): each is woken and ends, told why (room_collect).
+ * The members of r on line form w (WIRE_MAX: any) but `except` miss an
+ * event or a message (no memory for its line): each is woken and ends,
+ * told why (room_collect).
  */
 static void
 event_lost_locked(struct hub *h, struct room *r, size_t w, uint64_t except)
@@ -815,7 +817,7 @@ event_lost_locked(struct hub *h, struct room *r, size_t w, uint64_t except)
 	for (size_t i = 0; i < r->n_members; i++) {
 		struct client *m = r->members[i];
 
-		if (m->wire == w && m->id != except) {
+		if ((w == WIRE_MAX || m->wire == w) && m->id != except) {
 			m->room.out_lost = true;
 			target_add_locked(h, m);
 		}
@@ -950,7 +952,7 @@ batch_make(struct hub *h, const struct history_entry *e, size_t n, struct batch 
 /*
  * Message k of batch b, e: its slot, the bytes in the batch's lines (or,
  * when the batch could not be made, in lines of its own; without memory
- * for those either it fails as if not stored).
+ * for those either, kind SLOT_FAILED: see msg_lost_locked).
  */
 static struct ring_slot
 msg_slot(struct hub *h, const struct history_entry *e, const struct batch *b, size_t k)
@@ -1167,6 +1169,30 @@ reserve_piece_locked(struct hub *h, const struct history_entry *e, size_t n)
  * for the one message each member may always have in flight.  Records
  * other than messages are not shown: the hub sent them live.
  */
+/*
+ * Message e of room r is stored, but no memory was left for its line: it
+ * must not fail (ERR 507 says "not stored", and replay would show it),
+ * and nobody may go on without it.  So r's members and its sender are
+ * woken and end with BYE error; a member that comes back gets it in its
+ * replay.  Releases slot, the failed one msg_slot() made.
+ */
+static void
+msg_lost_locked(struct hub *h, struct room *r, const struct history_entry *e,
+		struct ring_slot *slot)
+{
+	struct client *sender = sender_locked(h, e);
+
+	slot_release(slot);
+	log_error("room: out of memory, message %" PRIu64 " of %s is stored but not shown: "
+		  "the members of the room are disconnected",
+		  e->id, r->name);
+	event_lost_locked(h, r, WIRE_MAX, 0);
+	if (sender != NULL) {
+		sender->room.out_lost = true;
+		target_add_locked(h, sender);
+	}
+}
+
 void
 room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 {
@@ -1214,8 +1240,14 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 								 e[i].live.label
 									 ? line_ref(e[i].live.label)
 									 : NULL });
-			else if (r != NULL)
-				ring_push_locked(h, r, msg_slot(h, &e[i], &batch, k));
+			else if (r != NULL) {
+				struct ring_slot s = msg_slot(h, &e[i], &batch, k);
+
+				if (s.kind == SLOT_FAILED)
+					msg_lost_locked(h, r, &e[i], &s);
+				else
+					ring_push_locked(h, r, s);
+			}
 			k += is_message(&e[i]);
 		}
 		room_unlock_and_publish(h);

@@ -158,10 +158,10 @@ publish(const char *text)
 }
 
 static int
-setup(void **state)
+setup_with(void **state, int sync_ms)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
-	char err[256];
+	char err[256], conf[256];
 
 	assert_non_null(fx);
 	strcpy(fx->dir, "/tmp/test_oom.XXXXXX");
@@ -171,14 +171,21 @@ setup(void **state)
 	snprintf(fx->path[2], sizeof(fx->path[2]), "%s/history", fx->dir);
 	snprintf(fx->path[3], sizeof(fx->path[3]), "%s/%s", fx->dir, RESUME_FILE);
 	assert_int_equal(log_open(fx->path[1]), 0);
-	publish("hash_cost = 1;\nguests = true;\nroom_create = \"anyone\";\nhistory_replay = 5;\n");
+	snprintf(conf, sizeof(conf),
+		 "hash_cost = 1;\nguests = true;\nroom_create = \"anyone\";\n"
+		 "history_replay = 5;\nhistory_sync_ms = %d;\n",
+		 sync_ms);
+	publish(conf);
 	assert_int_equal(password_gate_init(1), 0);
 	fx->srv.ident = ident_open(fx->path[0], err, sizeof(err));
 	assert_non_null(fx->srv.ident);
 	assert_int_equal(resume_open(fx->path[3], time_now_ms(), err, sizeof(err)), 0);
 	fx->srv.hub = hub_new(wire_formats);
 	assert_non_null(fx->srv.hub);
-	struct history_config hc = { .path = fx->path[2], .memory = 100, .max_size = 1 << 20 };
+	struct history_config hc = { .path = fx->path[2],
+				     .memory = 100,
+				     .max_size = 1 << 20,
+				     .sync_ms = sync_ms };
 	fx->srv.history = history_open(&hc, room_publish_history, fx->srv.hub, err, sizeof(err));
 	assert_non_null(fx->srv.history);
 	hub_set_history(fx->srv.hub, fx->srv.history);
@@ -186,6 +193,19 @@ setup(void **state)
 	fx->srv.irc_tls_port = -1;
 	*state = fx;
 	return 0;
+}
+
+static int
+setup(void **state)
+{
+	return setup_with(state, 0);
+}
+
+/* history_sync_ms above 0: a sender's thread publishes its own message at once. */
+static int
+setup_relaxed(void **state)
+{
+	return setup_with(state, 1000);
 }
 
 static int
@@ -575,6 +595,74 @@ test_members_miss_no_event(void **state)
 		}
 }
 
+/*
+ * A member of the lobby and a sender whose thread publishes its message
+ * itself (history_sync_ms above 0) with allocation N of that thread
+ * failing: the message is stored or refused before it is published, so
+ * the sender gets OK, ERR 500 (not queued) or BYE error, never ERR 507
+ * (not stored: the disk is fine); and the member sees the message or is
+ * told out of memory.  Returns how many failed.
+ */
+static long
+message_case(struct fixture *fx, enum fail_mode mode, long n, char *t, size_t tlen)
+{
+	struct conn member, sender;
+	char name[16], sender_name[16], text[32], msg[64];
+	static int seq;
+	const char *l;
+
+	snprintf(name, sizeof(name), "r%d", ++seq);
+	snprintf(sender_name, sizeof(sender_name), "s%d", seq);
+	snprintf(text, sizeof(text), "note %d", seq);
+	native_login(fx, &member, name);
+	native_login(fx, &sender, sender_name);
+	expect(&member, "JOIN lobby ");
+	arm_for(mode, n, atomic_load(&fx->srv.next_client_id));
+	say(&sender, "%s\n/quit\n", text);
+	transcript(&sender, t, tlen);
+	long failed = atomic_load(&failures);
+	arm(FAIL_OFF, 0);
+	if (strncmp(last_line(t), "BYE ", 4) != 0 || strstr(t, "ERR 507") != NULL)
+		fail_msg("a message with allocation %ld failing (%s): no BYE, or ERR 507:\n%s", n,
+			 mode == FAIL_ONE ? "alone" : "and the rest", t);
+	bool acked = strncmp(t, "OK ", 3) == 0, seen = false, ended = false;
+
+	snprintf(msg, sizeof(msg), " %s %s", sender_name, text);
+	say(&member, "/ping done\n");
+	while ((l = next_line(&member)) != NULL) {
+		if (strncmp(l, "MSG lobby ", 10) == 0 && strstr(l, msg) != NULL)
+			seen = true;
+		if (strcmp(l, "BYE error out of memory") == 0)
+			ended = true;
+		if (strcmp(l, "PONG done") == 0)
+			break;
+	}
+	if (acked && !seen && !ended)
+		fail_msg("a message answered OK (allocation %ld failing, %s) went missing:\n%s", n,
+			 mode == FAIL_ONE ? "alone" : "and the rest", t);
+	if (!ended)
+		say(&member, "/quit\n");
+	while (next_line(&member) != NULL)
+		;
+	close(member.fd);
+	return failed;
+}
+
+static void
+test_messages_published_by_their_sender(void **state)
+{
+	static char t[1 << 16];
+
+	for (long n = 1;; n++) {
+		long a = message_case(*state, FAIL_ONE, n, t, sizeof(t));
+
+		message_case(*state, FAIL_FROM, n, t, sizeof(t));
+		if (a == 0)
+			break;
+		assert_true(n < 500);
+	}
+}
+
 /* Request with each allocation its thread makes for it failing in turn. */
 static void
 every_allocation(struct fixture *fx, bool irc, const char *request)
@@ -644,6 +732,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_irc_commands_end_with_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logins_end_with_last_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_members_miss_no_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_messages_published_by_their_sender,
+						setup_relaxed, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
