@@ -396,6 +396,7 @@ go_online(struct client *c, bool registered, struct session_state *st)
 		bool taken = errno == EEXIST;
 
 		room_join_reply_release(&rep);
+		/* ESHUTDOWN: client_main() says so. */
 		return taken ? guest_refused(c, st, "is online") : client_out_of_memory(st);
 	}
 	if (c->room.guest && auth_registered_now(c)) {
@@ -913,8 +914,10 @@ client_main(struct client *c)
 	if (shook && c->fe->login(c, &registered, &st) == 0) {
 		if (go_online(c, registered, &st) == 0)
 			serve(c, &st);
-		else if (room_closing(c->srv->hub))
+		else if (room_closing(c->srv->hub)) {
 			st.why = PART_SHUTDOWN;
+			snprintf(st.text, sizeof(st.text), "%s", part_reason_text(PART_SHUTDOWN));
+		}
 		room_logout(c->srv->hub, c, st.why, st.text);
 	}
 	if (shook)

@@ -30,6 +30,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "fault.h"
 #include "history.h"
 #include "ident.h"
 #include "log.h"
@@ -724,6 +725,50 @@ test_irc_commands_end_with_error(void **state)
 		every_allocation(fx, true, requests[i]);
 }
 
+/* Whether the log (path[1]) has a line containing text. */
+static bool
+logged(struct fixture *fx, const char *text)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(fx->path[1], "re");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, text) != NULL;
+}
+
+/*
+ * Not out of memory: a guest whose login the shutdown overtakes (it waits
+ * before room_login(): the slow-guest fault) hears BYE shutdown with its
+ * own text, not that of the default end (out of memory).  Switches the
+ * fault on for the rest of the process: the last test.
+ */
+static void
+test_shutdown_during_login_says_shutdown(void **state)
+{
+	struct fixture *fx = *state;
+	struct conn cn;
+	char err[128];
+	static char t[4096];
+
+	assert_int_equal(setenv("CHATD_TEST_FAULT", "slow-guest", 1), 0);
+	assert_int_equal(fault_init(err, sizeof(err)), 0);
+	connect_client(fx, &cn, false);
+	expect(&cn, "HELLO ");
+	say(&cn, "late\n");
+	expect(&cn, "PASS new ");
+	say(&cn, "\n");
+	int64_t deadline = time_mono_ms() + 5000;
+	while (!logged(fx, "login late from 127.0.0.1 as a guest"))
+		assert_true(time_mono_ms() < deadline);
+	room_shutdown(fx->srv.hub);
+	transcript(&cn, t, sizeof(t));
+	assert_string_equal(t, "BYE shutdown server is shutting down\n");
+}
+
 int
 main(void)
 {
@@ -734,6 +779,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_members_miss_no_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_messages_published_by_their_sender,
 						setup_relaxed, teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_during_login_says_shutdown, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
