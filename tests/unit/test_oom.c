@@ -14,6 +14,7 @@
  * until a request runs with no allocation failed.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -725,6 +726,60 @@ test_irc_commands_end_with_error(void **state)
 		every_allocation(fx, true, requests[i]);
 }
 
+/*
+ * A sender whose thread keeps its own messages in the room's memory
+ * (history_sync_ms above 0: it publishes them) with allocation N failing:
+ * the room's memory, what replay and /history show, has no hole: every
+ * message answered OK from its oldest on is there.
+ */
+static void
+test_memory_keeps_no_hole(void **state)
+{
+	struct fixture *fx = *state;
+	static char t[1 << 16];
+	struct history_entry e[100];
+
+	for (long n = 1;; n++) {
+		struct conn cn;
+		char name[32], room[32];
+
+		snprintf(name, sizeof(name), "k%ld", n);
+		/* A new room each time: its memory starts small, and must grow for the burst. */
+		snprintf(room, sizeof(room), "kept%ld", n);
+		native_login(fx, &cn, name);
+		say(&cn, "/join %s\n", room);
+		expect(&cn, "OK - joined");
+		arm_for(FAIL_ONE, n, atomic_load(&fx->srv.next_client_id));
+		say(&cn, "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n16\n17\n18\n"
+			 "19\n20\n/quit\n");
+		transcript(&cn, t, sizeof(t));
+		long failed = atomic_load(&failures);
+		arm(FAIL_OFF, 0);
+
+		size_t got = history_recent(fx->srv.history, room, 100, UINT64_MAX, false, e);
+		uint64_t oldest = got > 0 ? e[0].id : UINT64_MAX;
+		for (const char *p = t; (p = strstr(p, "OK ")) != NULL; p += 3) {
+			char *end;
+			uint64_t id = strtoull(p + 3, &end, 10);
+			bool kept = false;
+
+			if (id == 0 || strncmp(end, " sent", 5) != 0 || id < oldest)
+				continue;
+			for (size_t i = 0; i < got && !kept; i++)
+				kept = e[i].id == id;
+			if (!kept)
+				fail_msg("allocation %ld failing: message %" PRIu64
+					 " (OK) is not in "
+					 "%s's memory, which has %zu from %" PRIu64 " on",
+					 n, id, room, got, oldest);
+		}
+		history_entries_release(e, got);
+		if (failed == 0)
+			break;
+		assert_true(n < 500);
+	}
+}
+
 /* Whether the log (path[1]) has a line containing text. */
 static bool
 logged(struct fixture *fx, const char *text)
@@ -779,6 +834,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_members_miss_no_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_messages_published_by_their_sender,
 						setup_relaxed, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_keeps_no_hole, setup_relaxed, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_during_login_says_shutdown, setup,
 						teardown),
 	};
