@@ -222,8 +222,10 @@ line_arrived(struct login *lg, enum client_read r)
 	case CLIENT_LINE:
 		return true;
 	case CLIENT_OVERLONG:
-		client_reply_err(lg->auth.c, ERR_TOO_LONG, "line too long");
-		return false; /* the line is dropped; the dialogue goes on */
+		/* The line is dropped; the dialogue goes on, unless its answer cannot be had. */
+		if (client_reply_err(lg->auth.c, ERR_TOO_LONG, "line too long") < 0)
+			end(lg, PART_ERROR, "out of memory");
+		return false;
 	case CLIENT_TIMEOUT:
 		timed_out(lg);
 		break;

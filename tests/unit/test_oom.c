@@ -455,23 +455,30 @@ one_case(struct fixture *fx, bool irc, const char *request, enum fail_mode mode,
 /*
  * The login with allocation N of the thread failing (or every one from N
  * on), from its first: it ends with the last line, or goes on as a guest
- * that then quits; on IRC, a PING before NICK is answered (PONG) unless
- * the session ended out of memory.  Returns how many failed.
+ * that then quits; a PING before NICK on IRC, natively a line too long
+ * before the name, is answered (PONG, ERR 413) unless the session ended
+ * out of memory.  Returns how many failed.
  */
 static long
 login_case(struct fixture *fx, bool irc, enum fail_mode mode, long n, char *t, size_t tlen)
 {
 	struct conn cn;
 	char name[16];
+	static char overlong[PROTO_DEFAULT_MAX_LINE + 2];
 	static int seq;
 
 	snprintf(name, sizeof(name), "h%d", ++seq);
+	memset(overlong, 'x', sizeof(overlong) - 1);
 	arm(mode, n);
 	connect_client(fx, &cn, irc);
-	if (irc)
+	if (irc) {
 		say(&cn, "PING x\r\nNICK %s\r\nUSER %s 0 * :%s\r\nQUIT\r\n", name, name, name);
-	else
-		say(&cn, "%s\n\n/quit\n", name);
+	} else {
+		/* A line too long first: it is answered ERR 413, the dialogue going on. */
+		assert_int_equal(write(cn.fd, overlong, sizeof(overlong) - 1),
+				 (ssize_t)sizeof(overlong) - 1);
+		say(&cn, "\n%s\n\n/quit\n", name);
+	}
 	transcript(&cn, t, tlen);
 	long failed = atomic_load(&failures);
 	arm(FAIL_OFF, 0);
@@ -479,10 +486,11 @@ login_case(struct fixture *fx, bool irc, enum fail_mode mode, long n, char *t, s
 	if (strncmp(last_line(t), last, strlen(last)) != 0)
 		fail_msg("login with allocation %ld failing (%s): no %s before the close:\n%s", n,
 			 mode == FAIL_ONE ? "alone" : "and the rest", last, t);
-	if (irc && strstr(t, " PONG ") == NULL &&
-	    strstr(last_line(t), "error (out of memory)") == NULL)
-		fail_msg("login with allocation %ld failing (%s): PING unanswered:\n%s", n,
-			 mode == FAIL_ONE ? "alone" : "and the rest", t);
+	if (strstr(t, irc ? " PONG " : "ERR 413 ") == NULL &&
+	    strstr(last_line(t), irc ? "error (out of memory)" : "BYE error out of memory") == NULL)
+		fail_msg("login with allocation %ld failing (%s): %s unanswered:\n%s", n,
+			 mode == FAIL_ONE ? "alone" : "and the rest",
+			 irc ? "PING" : "a line too long", t);
 	return failed;
 }
 
