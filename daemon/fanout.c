@@ -519,12 +519,15 @@ flush_rest_locked(struct hub *h, struct client *c, const struct piece *p, size_t
 	size_t total = 0, i, rest = 0;
 	ssize_t w = written < 0 ? 0 : written;
 
-	for (i = 0; i < np; i++) {
+	for (i = 0; i < np; i++)
+		total += p[i].len;
+	if (written == (ssize_t)total)
+		return true;
+	/* Short: the pieces not written in full, queued whole or not at all. */
+	for (i = 0, total = 0; i < np; i++) {
 		total += p[i].len;
 		rest += total > (size_t)w;
 	}
-	if (written == (ssize_t)total)
-		return true;
 	if (outq_reserve(&c->out, rest) < 0) {
 		c->room.out_lost = true;
 		c->room.out_cut = !written_whole_lines(p, np, (size_t)w);
