@@ -1,9 +1,12 @@
 /*
  * test_oom.c - a client thread out of memory (daemon/client.c and the
- * front-ends it runs): whatever allocation of its thread fails, the client
- * gets an answer to its request (an ERR 5xx, or IRC's numeric or FAIL) or
- * a last line with a reason (BYE, IRC's ERROR) before the close, never a
- * bare close, and a message acknowledged with OK is in the history.
+ * front-ends it runs, and the room and history work it does): whatever
+ * allocation of its thread fails, the client gets an answer to its
+ * request (an ERR 5xx, or IRC's numeric or FAIL) or a last line with a
+ * reason (BYE, IRC's ERROR) before the close, never a bare close nor half
+ * a line; the members of its rooms see what it did or are told out of
+ * memory; a message answered OK is never called not stored, nor missing
+ * from its room's memory between others.
  *
  * Real client threads (client_spawn, as the listener starts them) on one
  * end of a socketpair, with a real hub, history and identification file.
