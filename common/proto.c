@@ -18,6 +18,7 @@ static const struct {
 	[PART_REFUSED] = { "refused", "refused" },
 	[PART_LEFT] = { "left", "left the room" },
 	[PART_DELETED] = { "deleted", "the room was deleted" },
+	[PART_ERROR] = { "error", "internal error" },
 };
 
 const char *

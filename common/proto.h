@@ -40,6 +40,7 @@ enum part_reason {
 	PART_REFUSED,
 	PART_LEFT,    /* left one room (/leave); still online */
 	PART_DELETED, /* the room was deleted by the operator */
+	PART_ERROR,   /* the server could not go on serving the session (out of memory) */
 };
 
 /* The wire word for a reason ("quit", "lost", ...) and a default text. */

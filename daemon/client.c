@@ -155,7 +155,10 @@ fill_input(struct client *c)
 {
 	size_t avail;
 	char *space = linebuf_space(&c->in, &avail);
-	ssize_t n = space != NULL ? session_read(c, space, avail) : -1;
+
+	if (space == NULL) /* not the peer's doing: say so (BYE error), not "lost" */
+		return CLIENT_NO_MEMORY;
+	ssize_t n = session_read(c, space, avail);
 
 	if (n > 0)
 		linebuf_commit(&c->in, (size_t)n);
@@ -279,7 +282,10 @@ client_push_history(struct client *c, const struct history_entry *e, size_t n, s
 	for (size_t i = first; i < n && rc == 0; i++) {
 		struct line *b = e[i].body;
 
-		rc = outq_push_static(&c->out, "HIST ", 5);
+		/* A line in pieces goes whole, or not at all. */
+		rc = outq_reserve(&c->out, 4);
+		if (rc == 0)
+			rc = outq_push_static(&c->out, "HIST ", 5);
 		if (rc == 0)
 			rc = outq_push(&c->out, b->data + e[i].room_off, e[i].room_len + 1u,
 				       line_ref(b));
@@ -338,6 +344,14 @@ client_push_join(struct client *c, struct room_join_reply *rep, bool topic_first
 	return rc == 0 ? client_replay(c, rep->room, rep->first_id, rep->last_msg_id) : -1;
 }
 
+int
+client_out_of_memory(struct session_state *st)
+{
+	st->why = PART_ERROR;
+	snprintf(st->text, sizeof(st->text), "out of memory");
+	return -1;
+}
+
 /* A guest does not go online after all: why, for its last words. */
 static int
 guest_refused(struct client *c, struct session_state *st, const char *why)
@@ -382,7 +396,8 @@ go_online(struct client *c, bool registered, struct session_state *st)
 		bool taken = errno == EEXIST;
 
 		room_join_reply_release(&rep);
-		return taken ? guest_refused(c, st, "is online") : -1;
+		/* ESHUTDOWN: client_main() says so. */
+		return taken ? guest_refused(c, st, "is online") : client_out_of_memory(st);
 	}
 	if (c->room.guest && auth_registered_now(c)) {
 		room_join_reply_release(&rep);
@@ -400,7 +415,8 @@ go_online(struct client *c, bool registered, struct session_state *st)
 		snprintf(st->text, sizeof(st->text), "account deleted");
 		return -1;
 	}
-	return c->fe->welcome(c, registered, &rep);
+	/* A greeting fails only for want of memory. */
+	return c->fe->welcome(c, registered, &rep) < 0 ? client_out_of_memory(st) : 0;
 }
 
 /* The native greeting: WELCOME, USERS, TOPIC (if any), the default room's replay and OK. */
@@ -564,9 +580,7 @@ native_request(struct client *c, struct session_state *st, char *line, size_t le
 	case COMMAND_FATAL:
 		break;
 	}
-	st->why = PART_LOST;
-	snprintf(st->text, sizeof(st->text), "out of memory");
-	return -1;
+	return client_out_of_memory(st);
 }
 
 /*
@@ -634,6 +648,8 @@ take_input(struct client *c, struct session_state *st)
 		st->why = PART_TIMEOUT;
 		snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_TIMEOUT));
 		return -1;
+	case CLIENT_NO_MEMORY:
+		return client_out_of_memory(st);
 	default:
 		/* Answer what was already sent before going. */
 		st->eof = true;
@@ -702,8 +718,11 @@ await_client_work(struct client *c, struct session_state *st)
 	int rc = session_wait(c, pfd, 1, timeout, &woken);
 	if (slept)
 		st->written_through = room_wake_up(c->srv->hub, c) && !woken;
-	if (rc < 0)
+	if (rc < 0) {
+		st->why = PART_LOST;
+		snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_LOST));
 		return -1;
+	}
 	if (want_input && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 		return take_input(c, st);
 	return 0;
@@ -723,9 +742,15 @@ collect_news(struct client *c, struct session_state *st)
 	return written_through ? 0 : collect(c, st);
 }
 
+/*
+ * The loop of a session online.  A step that ends it says why in st, but
+ * for want of memory: a reply, a queue or a room's bookkeeping that could
+ * not be had ends it with BYE error, said without memory (say_bye).
+ */
 static void
 serve(struct client *c, struct session_state *st)
 {
+	client_out_of_memory(st);
 	for (;;) {
 		if (handle_input(c, st) < 0 || collect_news(c, st) < 0)
 			return;
@@ -742,30 +767,57 @@ serve(struct client *c, struct session_state *st)
 /* ---- the end of a session ---- */
 
 /*
+ * Writes what c->out holds, then the len bytes of line, by the deadline;
+ * false when the socket failed or did not take it all in time.  The line
+ * goes from the caller's buffer, not through c->out: it needs no memory.
+ */
+static bool
+flush_then_write(struct client *c, const char *line, size_t len, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+
+		if (flush_out(c) < 0)
+			return false;
+		while (outq_empty(&c->out) && len > 0) {
+			struct iovec iov = { .iov_base = (void *)line, .iov_len = len };
+			ssize_t n = session_writev(c, &iov, 1);
+
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return false;
+			if (n <= 0)
+				break;
+			line += n;
+			len -= (size_t)n;
+		}
+		if (outq_empty(&c->out) && len == 0)
+			return true;
+		if (time_mono_ms() >= deadline || poll(&pfd, 1, poll_timeout(deadline)) <= 0)
+			return false;
+	}
+}
+
+/*
  * Sends BYE (when the peer can still read it) and closes gracefully: our
  * side first, then whatever the peer still sends is read away, so the
  * kernel does not answer unread input with a reset that could destroy the
- * BYE before the peer reads it.
+ * BYE before the peer reads it.  Out of memory, too: the line is made on
+ * the stack and written after what is queued.
  */
 static void
 say_bye(struct client *c, enum part_reason why, const char *text)
 {
 	int64_t deadline = time_mono_ms() + BYE_FLUSH_MS;
-	char sink[512];
+	char line[BYE_LINE_MAX], sink[512];
 
 	/*
 	 * A lost peer cannot read it; an overflowing one has a partly written
-	 * line pending, and BYE glued to it would be garbage.
+	 * line pending, and BYE glued to it would be garbage, as it would for
+	 * one out of memory in the middle of a line (out_cut, fanout.c).
 	 */
-	if (why == PART_LOST || (why == PART_OVERFLOW && !outq_empty(&c->out)))
+	if (why == PART_LOST || (why == PART_OVERFLOW && !outq_empty(&c->out)) || c->room.out_cut)
 		return;
-	c->fe->bye(c, why, text);
-	while (!outq_empty(&c->out) && time_mono_ms() < deadline) {
-		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
-
-		if (flush_out(c) < 0 || poll(&pfd, 1, poll_timeout(deadline)) <= 0)
-			break;
-	}
+	flush_then_write(c, line, c->fe->bye(c, why, text, line, sizeof(line)), deadline);
 	session_close_notify(c);
 	shutdown(c->fd, SHUT_WR);
 	deadline = time_mono_ms() + BYE_LINGER_MS;
@@ -827,10 +879,13 @@ handshake(struct client *c, struct session_state *st)
 	return -1;
 }
 
-static void
-native_bye(struct client *c, enum part_reason why, const char *text)
+static size_t
+native_bye(struct client *c, enum part_reason why, const char *text, char *buf, size_t len)
 {
-	client_reply(c, "BYE %s %s", part_reason_name(why), text);
+	(void)c;
+	int n = snprintf(buf, len, "BYE %s %s\n", part_reason_name(why), text);
+
+	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : 0;
 }
 
 static int
@@ -873,8 +928,10 @@ client_main(struct client *c)
 	if (shook && c->fe->login(c, &registered, &st) == 0) {
 		if (go_online(c, registered, &st) == 0)
 			serve(c, &st);
-		else if (room_closing(c->srv->hub))
+		else if (room_closing(c->srv->hub)) {
 			st.why = PART_SHUTDOWN;
+			snprintf(st.text, sizeof(st.text), "%s", part_reason_text(PART_SHUTDOWN));
+		}
 		room_logout(c->srv->hub, c, st.why, st.text);
 	}
 	if (shook)

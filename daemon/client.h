@@ -22,6 +22,9 @@
 struct server;
 struct history_entry;
 
+/* Room for a front-end's last line (struct frontend's bye). */
+#define BYE_LINE_MAX 512
+
 /* The serving loop's state, which a front-end's request may change (why, text: the end). */
 struct session_state {
 	char *held; /* a command waiting for earlier messages' answers */
@@ -56,8 +59,13 @@ struct frontend {
 	int (*request)(struct client *c, struct session_state *st, char *line, size_t len);
 	/* A line longer than the connection's limit was dropped. */
 	int (*overlong)(struct client *c);
-	/* Queues the last line (BYE, ERROR) for a session ending with why and text. */
-	void (*bye)(struct client *c, enum part_reason why, const char *text);
+	/*
+	 * The last line (BYE, ERROR) for a session ending with why and text,
+	 * written into buf (len bytes, at least BYE_LINE_MAX): its length.  It
+	 * allocates nothing, so that a session out of memory still says why.
+	 */
+	size_t (*bye)(struct client *c, enum part_reason why, const char *text, char *buf,
+		      size_t len);
 	/* Flood control (NULL: none): milliseconds until the next line may be taken, 0 now. */
 	int64_t (*line_wait)(struct client *c);
 	/* The connection ends (NULL: nothing to do): frees c->proto. */
@@ -65,6 +73,9 @@ struct frontend {
 };
 
 extern const struct frontend native_frontend;
+
+/* The session ends for want of memory: sets st's why (PART_ERROR) and text; returns -1. */
+int client_out_of_memory(struct session_state *st);
 
 /*
  * Called by the listener: creates the client and its thread.  Returns 0, or
@@ -80,11 +91,12 @@ int client_reply_err(struct client *c, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 enum client_read {
-	CLIENT_LINE,     /* *line, *len: a complete line */
-	CLIENT_OVERLONG, /* a line was too long and is being dropped */
-	CLIENT_EOF,      /* the peer closed or reset the connection */
-	CLIENT_TIMEOUT,  /* deadline passed (or keepalive gave up) */
-	CLIENT_SHUTDOWN, /* the server is stopping */
+	CLIENT_LINE,      /* *line, *len: a complete line */
+	CLIENT_OVERLONG,  /* a line was too long and is being dropped */
+	CLIENT_EOF,       /* the peer closed or reset the connection */
+	CLIENT_TIMEOUT,   /* deadline passed (or keepalive gave up) */
+	CLIENT_SHUTDOWN,  /* the server is stopping */
+	CLIENT_NO_MEMORY, /* the input buffer could not grow for the line */
 };
 
 /*

@@ -30,6 +30,7 @@
  * (cowriter.c), which runs flush_write() alone on the claimed members it
  * is handed and touches nothing else.
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -314,10 +315,11 @@ deliver_slot(const struct hub *h, struct client *c, const struct ring_slot *s)
 	unsigned answered = 0;
 	size_t n = slot_pieces(h, c, s, p, &answered);
 
+	if (outq_reserve(&c->out, n) < 0) /* a line in pieces goes whole, or not at all */
+		return -1;
 	c->unacked -= answered;
 	for (size_t i = 0; i < n; i++)
-		if (piece_queue(&c->out, &p[i], 0) < 0)
-			return -1;
+		piece_queue(&c->out, &p[i], 0);
 	return 0;
 }
 
@@ -491,30 +493,52 @@ flush_write_locked(struct hub *h, size_t from, size_t to)
 	cowriter_wait(h->cowriter);
 }
 
+/* Whether the written bytes of pieces p end a line (or none were written). */
+static bool
+written_whole_lines(const struct piece *p, size_t np, size_t w)
+{
+	for (size_t i = 0; i < np && w > 0; i++) {
+		if (w <= p[i].len)
+			return p[i].base[w - 1] == '\n';
+		w -= p[i].len;
+	}
+	return true;
+}
+
 /*
  * What c's socket did not take goes to c->out (with references of its
  * own); false if c has to be woken: its socket is full or broken, or
- * memory ran out.
+ * memory ran out.  Without memory nothing is queued, and out_cut says
+ * whether the socket got half a line (then c's last line, BYE, would be
+ * garbage: say_bye() leaves it out).
  */
 static bool
 flush_rest_locked(struct hub *h, struct client *c, const struct piece *p, size_t np,
 		  ssize_t written)
 {
-	size_t total = 0, i;
+	size_t total = 0, i, rest = 0;
 	ssize_t w = written < 0 ? 0 : written;
 
 	for (i = 0; i < np; i++)
 		total += p[i].len;
 	if (written == (ssize_t)total)
 		return true;
+	/* Short: the pieces not written in full, queued whole or not at all. */
+	for (i = 0, total = 0; i < np; i++) {
+		total += p[i].len;
+		rest += total > (size_t)w;
+	}
+	if (outq_reserve(&c->out, rest) < 0) {
+		c->room.out_lost = true;
+		c->room.out_cut = !written_whole_lines(p, np, (size_t)w);
+		return false;
+	}
 	for (i = 0; i < np; i++) {
 		size_t skip = (size_t)w < p[i].len ? (size_t)w : p[i].len;
 
 		w -= (ssize_t)skip;
-		if (skip < p[i].len && piece_queue(&c->out, &p[i], skip) < 0) {
-			c->room.out_lost = true;
-			return false;
-		}
+		if (skip < p[i].len)
+			piece_queue(&c->out, &p[i], skip);
 	}
 	backed_up_set_locked(h, c, queue_backed_up(c));
 	return false;
@@ -786,6 +810,24 @@ ring_push_locked(struct hub *h, struct room *r, struct ring_slot slot)
 }
 
 /*
+ * The members of r on line form w (WIRE_MAX: any) but `except` miss an
+ * event or a message (no memory for its line): each is woken and ends,
+ * told why (room_collect).
+ */
+static void
+event_lost_locked(struct hub *h, struct room *r, size_t w, uint64_t except)
+{
+	for (size_t i = 0; i < r->n_members; i++) {
+		struct client *m = r->members[i];
+
+		if ((w == WIRE_MAX || m->wire == w) && m->id != except) {
+			m->room.out_lost = true;
+			target_add_locked(h, m);
+		}
+	}
+}
+
+/*
  * Event ev for every member of r but `except`: formatted once for each
  * line form some connection uses (form_users).
  */
@@ -798,8 +840,10 @@ ring_push_event_locked(struct hub *h, struct room *r, const struct wire_event *e
 		bool used = h->formats[w] != NULL && h->form_users[w] > 0;
 		struct line *l = used ? h->formats[w]->event(ev) : NULL;
 
-		if (used && l == NULL && ev->kind != WE_TAGMSG)
+		if (used && l == NULL && ev->kind != WE_TAGMSG) {
 			log_warning("room: out of memory, an event was not sent");
+			event_lost_locked(h, r, w, except);
+		}
 		if (l != NULL)
 			slot.w[w] = (struct wire_bytes){ .body = l, .len = l->len };
 	}
@@ -911,7 +955,7 @@ batch_make(struct hub *h, const struct history_entry *e, size_t n, struct batch 
 /*
  * Message k of batch b, e: its slot, the bytes in the batch's lines (or,
  * when the batch could not be made, in lines of its own; without memory
- * for those either it fails as if not stored).
+ * for those either, kind SLOT_FAILED: see msg_lost_locked).
  */
 static struct ring_slot
 msg_slot(struct hub *h, const struct history_entry *e, const struct batch *b, size_t k)
@@ -1024,9 +1068,11 @@ inbox_catch_up_locked(const struct hub *h, struct client *c, uint64_t upto, cons
 				   ? slot_pieces(h, c, s, p, &answered)
 				   : 0;
 
-		for (size_t i = 0; i < n; i++)
-			if (piece_queue(&c->room.inbox, &p[i], 0) < 0)
-				c->room.out_lost = true;
+		if (outq_reserve(&c->room.inbox, n) < 0) /* whole lines or none */
+			c->room.out_lost = true;
+		else
+			for (size_t i = 0; i < n; i++)
+				piece_queue(&c->room.inbox, &p[i], 0);
 		c->room.inbox_acks += answered;
 		m->cursor++;
 	}
@@ -1126,6 +1172,30 @@ reserve_piece_locked(struct hub *h, const struct history_entry *e, size_t n)
  * for the one message each member may always have in flight.  Records
  * other than messages are not shown: the hub sent them live.
  */
+/*
+ * Message e of room r is stored, but no memory was left for its line: it
+ * must not fail (ERR 507 says "not stored", and replay would show it),
+ * and nobody may go on without it.  So r's members and its sender are
+ * woken and end with BYE error; a member that comes back gets it in its
+ * replay.  Releases slot, the failed one msg_slot() made.
+ */
+static void
+msg_lost_locked(struct hub *h, struct room *r, const struct history_entry *e,
+		struct ring_slot *slot)
+{
+	struct client *sender = sender_locked(h, e);
+
+	slot_release(slot);
+	log_error("room: out of memory, message %" PRIu64 " of %s is stored but not shown: "
+		  "the members of the room are disconnected",
+		  e->id, r->name);
+	event_lost_locked(h, r, WIRE_MAX, 0);
+	if (sender != NULL) {
+		sender->room.out_lost = true;
+		target_add_locked(h, sender);
+	}
+}
+
 void
 room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 {
@@ -1173,8 +1243,14 @@ room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 								 e[i].live.label
 									 ? line_ref(e[i].live.label)
 									 : NULL });
-			else if (r != NULL)
-				ring_push_locked(h, r, msg_slot(h, &e[i], &batch, k));
+			else if (r != NULL) {
+				struct ring_slot s = msg_slot(h, &e[i], &batch, k);
+
+				if (s.kind == SLOT_FAILED)
+					msg_lost_locked(h, r, &e[i], &s);
+				else
+					ring_push_locked(h, r, s);
+			}
 			k += is_message(&e[i]);
 		}
 		room_unlock_and_publish(h);
@@ -1192,8 +1268,10 @@ send_alone_locked(struct hub *h, struct client *c, const struct wire_event *ev)
 {
 	struct line *l = h->formats[c->wire]->event(ev);
 
-	if (l == NULL || outq_push_line(&c->room.inbox, l) < 0)
+	if (l == NULL || outq_push_line(&c->room.inbox, l) < 0) {
 		log_warning("room: out of memory, a line to %s was not sent", c->name);
+		c->room.out_lost = true; /* it ends, told why (room_collect) */
+	}
 	target_add_locked(h, c);
 }
 
@@ -1248,6 +1326,8 @@ inbox_drain_locked(struct client *c)
 {
 	struct outq *in = &c->room.inbox;
 
+	if (outq_reserve(&c->out, in->count) < 0) /* whole lines or none */
+		return -1;
 	while (in->count > 0) {
 		struct outq_item *it = &in->items[in->head];
 
@@ -1314,7 +1394,7 @@ room_collect(struct hub *h, struct client *c, int64_t limit, enum part_reason *w
 	return more;
 
 nomem:
-	*why = PART_OVERFLOW;
+	*why = PART_ERROR;
 	snprintf(text, textlen, "out of memory");
 leave:
 	room_unlock_and_cascade(h);

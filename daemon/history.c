@@ -324,14 +324,16 @@ ring_make_room(struct ring *r, size_t memory)
 /*
  * The slot for a new newest record of r, the oldest falling out when the
  * ring is full at memory (*evicted then: its body is the caller's to
- * release); NULL without memory.
+ * release), or full and without memory to grow: then the ring keeps its
+ * size, so the newest records stay whole, with no hole a replay would
+ * skip over.  NULL only for a ring without any memory yet.
  */
 static struct held *
 ring_next(struct ring_table *t, struct ring *r, size_t memory, bool *evicted)
 {
 	struct held *slot;
 
-	if (!ring_make_room(r, memory))
+	if (!ring_make_room(r, memory) && r->cap == 0)
 		return NULL;
 	*evicted = r->n == r->cap;
 	if (!*evicted) {

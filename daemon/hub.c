@@ -170,6 +170,8 @@ room_login(struct hub *h, struct client *c, struct room_join_reply *rep)
 	publish_join_locked(h, h->lobby, c);
 	int rc = join_reply_locked(h, h->lobby, c, rep);
 	room_unlock_and_wake(h);
+	if (rc < 0) /* online, but its reply could not be made */
+		errno = ENOMEM;
 	return rc;
 
 nomem:

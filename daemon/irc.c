@@ -111,8 +111,10 @@ pending_add(struct irc_conn *ic, const char *s, size_t len)
 		while (cap < ic->pending_len + len + 1)
 			cap *= 2;
 		char *p = realloc(ic->pending, cap);
-		if (p == NULL)
+		if (p == NULL) {
+			ic->reply_lost = true;
 			return -1;
+		}
 		ic->pending = p;
 		ic->pending_cap = cap;
 	}
@@ -138,8 +140,10 @@ pending_vadd(struct irc_conn *ic, const char *head, const char *fmt, va_list ap)
 	if (n < 0)
 		return -1;
 	char *p = buf;
-	if (hl + (size_t)n + 1 > sizeof(buf) && (p = big = malloc(hl + (size_t)n + 1)) == NULL)
+	if (hl + (size_t)n + 1 > sizeof(buf) && (p = big = malloc(hl + (size_t)n + 1)) == NULL) {
+		ic->reply_lost = true;
 		return -1;
+	}
 	memcpy(p, head, hl);
 	vsnprintf(p + hl, (size_t)n + 1, fmt, ap);
 	int rc = pending_add(ic, p, hl + (size_t)n);
@@ -295,6 +299,13 @@ irc_commit(struct client *c)
 	char tags[96], ref[16];
 	int rc = 0;
 
+	/* A reply is missing: the session ends, with ERROR (irc_bye) for the last word. */
+	if (ic->reply_lost) {
+		ic->pending_len = ic->pending_lines = 0;
+		ic->reply_lost = false;
+		return -1;
+	}
+
 	if (labeled && ic->pending_lines == 0 && ic->label_passed) {
 		/* the echo of the message carries the label */
 	} else if (labeled && ic->pending_lines == 0) {
@@ -364,17 +375,23 @@ irc_overlong(struct client *c)
 	return irc_commit(c);
 }
 
-static void
-irc_bye(struct client *c, enum part_reason why, const char *text)
+/* ERROR, without the replies gathered for a command the session ends in (the stack's only). */
+static size_t
+irc_bye(struct client *c, enum part_reason why, const char *text, char *buf, size_t len)
 {
 	struct irc_conn *ic = irc_conn(c);
 
-	if (ic == NULL)
-		return;
-	ic->pending_len = ic->pending_lines = 0;
-	ic->label[0] = '\0';
-	if (irc_send(c, "ERROR :Closing link: %s (%s)", part_reason_name(why), text) == 0)
-		irc_commit(c);
+	if (ic != NULL) {
+		ic->pending_len = ic->pending_lines = 0;
+		ic->label[0] = '\0';
+	}
+	int n = snprintf(buf, len, "ERROR :Closing link: %s (%s)", part_reason_name(why), text);
+
+	if (n < 0 || (size_t)n + 2 >= len)
+		return 0;
+	n = (int)reply_clean(buf, (size_t)n);
+	memcpy(buf + n, "\r\n", 2);
+	return (size_t)n + 2;
 }
 
 /* Refills the bucket; 0 when a line may be taken, else milliseconds until one may. */
@@ -420,7 +437,7 @@ irc_frontend_login(struct client *c, bool *registered, struct session_state *st)
 	struct irc_conn *ic = calloc(1, sizeof(*ic));
 
 	if (ic == NULL)
-		return -1;
+		return client_out_of_memory(st);
 	ic->tokens = settings_get()->irc_flood_burst;
 	ic->refilled_ms = time_mono_ms();
 	c->proto = ic;

@@ -59,6 +59,7 @@ struct irc_conn {
 	/* replies of the command being handled, labels and batches applied at irc_commit() */
 	char *pending;
 	size_t pending_len, pending_cap, pending_lines;
+	bool reply_lost;   /* a reply could not be gathered (no memory): irc_commit() fails */
 	char label[65];    /* the command's label tag, escaped ("" none) */
 	bool label_passed; /* the label went with a message: its echo answers it, no ACK */
 	unsigned batch_seq;
@@ -93,7 +94,8 @@ const char *irc_echo(char out[IRC_ECHO_MAX + 1], const char *param);
  * command's label (labeled-response).  Each is a line without CRLF.
  * irc_send: as formatted.  irc_num: ":SERVER NUM TARGET " + formatted.
  * irc_send_line: a line the core formatted (its CRLF is dropped).  -1
- * without memory.
+ * without memory; then irc_commit() fails too, whether or not the caller
+ * looked: a reply is missing, so the session ends (ERROR, say_bye()).
  */
 int irc_send(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int irc_num(struct client *c, const char *num, const char *fmt, ...)

@@ -889,12 +889,9 @@ irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 	} else {
 		rc = cmd->run(c, st, &m);
 	}
-	if (rc < 0) {
-		st->why = PART_LOST;
-		snprintf(st->text, sizeof(st->text), "out of memory");
-		return -1;
-	}
+	if (rc < 0)
+		return client_out_of_memory(st);
 	if (irc_commit(c) < 0)
-		return -1;
+		return client_out_of_memory(st);
 	return rc > 0 ? -1 : 0; /* QUIT */
 }

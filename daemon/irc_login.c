@@ -384,7 +384,7 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 					end_with(&rg, PART_LOST, part_reason_text(PART_LOST));
 			}
 			if (irc_commit(c) < 0)
-				return -1;
+				return client_out_of_memory(st);
 			continue;
 		}
 		switch (client_read_line(c, rg.a.deadline, &line, &len)) {
@@ -406,12 +406,15 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 		case CLIENT_EOF:
 			end_with(&rg, PART_LOST, part_reason_text(PART_LOST));
 			break;
+		case CLIENT_NO_MEMORY:
+			end_with(&rg, PART_ERROR, "out of memory");
+			break;
 		}
 		if (!rg.done && ic->have_nick && ic->have_user && !ic->cap_negotiating &&
 		    !ic->sasl_plain)
 			complete(&rg, c);
 		if (irc_commit(c) < 0)
-			return -1;
+			return client_out_of_memory(st);
 	}
 	if (!rg.ok)
 		return -1;

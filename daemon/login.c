@@ -222,8 +222,10 @@ line_arrived(struct login *lg, enum client_read r)
 	case CLIENT_LINE:
 		return true;
 	case CLIENT_OVERLONG:
-		client_reply_err(lg->auth.c, ERR_TOO_LONG, "line too long");
-		return false; /* the line is dropped; the dialogue goes on */
+		/* The line is dropped; the dialogue goes on, unless its answer cannot be had. */
+		if (client_reply_err(lg->auth.c, ERR_TOO_LONG, "line too long") < 0)
+			end(lg, PART_ERROR, "out of memory");
+		return false;
 	case CLIENT_TIMEOUT:
 		timed_out(lg);
 		break;
@@ -232,6 +234,9 @@ line_arrived(struct login *lg, enum client_read r)
 		break;
 	case CLIENT_EOF:
 		end(lg, PART_LOST, part_reason_text(PART_LOST));
+		break;
+	case CLIENT_NO_MEMORY:
+		end(lg, PART_ERROR, "out of memory");
 		break;
 	}
 	return false;
@@ -321,7 +326,8 @@ login_run(struct client *c, bool *registered, enum part_reason *why, char *text,
 		rc = login_step(&lg, r, line, len);
 	}
 	*registered = lg.registered;
-	*why = lg.why;
-	snprintf(text, textlen, "%s", lg.text);
+	/* A reply that could not be queued: memory ran out. */
+	*why = rc < 0 ? PART_ERROR : lg.why;
+	snprintf(text, textlen, "%s", rc < 0 ? "out of memory" : lg.text);
 	return rc == 0 && lg.ok ? 0 : -1;
 }

@@ -30,14 +30,19 @@ outq_free(struct outq *q)
 	memset(q, 0, sizeof(*q));
 }
 
-static int
-outq_grow(struct outq *q)
+int
+outq_grow_to(struct outq *q, size_t count)
 {
 	size_t ncap = q->cap ? q->cap * 2 : 16;
+
+	while (ncap < count)
+		ncap *= 2;
 	struct outq_item *n = malloc(ncap * sizeof(*n));
 
-	if (n == NULL)
+	if (n == NULL) {
+		errno = ENOMEM;
 		return -1;
+	}
 	/* Unroll the ring so the new one starts at index 0. */
 	for (size_t i = 0; i < q->count; i++)
 		n[i] = q->items[(q->head + i) % q->cap];
@@ -74,7 +79,7 @@ outq_push(struct outq *q, const void *base, size_t len, struct line *owner)
 {
 	if (outq_extend_last(q, base, len, owner))
 		return 0;
-	if (q->count == q->cap && outq_grow(q) < 0) {
+	if (q->count == q->cap && outq_grow_to(q, q->count + 1) < 0) {
 		line_unref(owner);
 		errno = ENOMEM;
 		return -1;

@@ -55,6 +55,19 @@ outq_push_static(struct outq *q, const char *s, size_t len)
 /* Queue a whole line (takes over the reference). */
 int outq_push_line(struct outq *q, struct line *l);
 
+int outq_grow_to(struct outq *q, size_t count);
+/*
+ * Makes room for n more items, so that the next n pushes cannot fail: a
+ * line queued in pieces goes in whole or not at all (without memory, a
+ * half line followed by the next would be garbage).  -1 (ENOMEM) when it
+ * could not.
+ */
+static inline int
+outq_reserve(struct outq *q, size_t n)
+{
+	return q->count + n <= q->cap ? 0 : outq_grow_to(q, q->count + n);
+}
+
 static inline bool
 outq_empty(const struct outq *q)
 {

@@ -198,7 +198,8 @@ enum room_result room_who(struct hub *h, struct client *c, const char *room, str
 /*
  * Copy what c has not received yet into its outq, at most a batch.
  * Returns 1 if more is waiting, 0 when c is caught up, or -1 when c must
- * go: *why says why (evicted, overflow, shutdown) and text the BYE text.
+ * go: *why says why (evicted, overflow, out of memory: PART_ERROR,
+ * shutdown) and text the BYE text.
  * c's own messages come back as acknowledgements and count off c->unacked.
  */
 int room_collect(struct hub *h, struct client *c, int64_t send_queue_limit, enum part_reason *why,

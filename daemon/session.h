@@ -134,7 +134,8 @@ struct client {
 		char evict_text[REASON_TEXT_MAX + 1];
 		struct outq inbox;   /* lines other threads sent (PRIV, PART of a kick...) */
 		unsigned inbox_acks; /* answers to its messages among them */
-		bool out_lost;       /* write-through could not queue output: no memory */
+		bool out_lost;       /* a line for it could not be made or queued: no memory */
+		bool out_cut;        /* and its socket got half a line: no BYE (say_bye) */
 		bool backed_up;      /* its queue passed half its limit (room_backed_up) */
 		bool echo;           /* IRC echo-message: its own messages come back whole */
 		bool guest;          /* no account (guests): set by its thread before room_login(),

@@ -74,7 +74,7 @@ FINAL_TAGS = frozenset(("OK", "ERR", "BYE"))
 # The time field's index (room or target left out).
 TIME_FIELD = {"HIST": 1, "MSG": 1, "PRIV": 0, "JOIN": 0, "PART": 0, "NOTICE": 0}
 PART_REASONS = frozenset(("quit", "lost", "timeout", "overflow", "replaced",
-                          "kicked", "shutdown", "refused", "left", "deleted"))
+                          "kicked", "shutdown", "refused", "left", "deleted", "error"))
 TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
 ROOM_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,31}\Z")
 

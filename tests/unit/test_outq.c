@@ -1,7 +1,8 @@
 /*
  * test_outq.c - a client's pending output: pieces that touch in memory
  * become one iovec, with the references still balanced; pieces that do
- * not stay apart; the bytes come out in order.
+ * not stay apart; the bytes come out in order; room reserved holds the
+ * items pushed after, in order, across a wrapped ring.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,6 +113,35 @@ test_free_releases_merged_items(void **state)
 	line_unref(batch);
 }
 
+/* outq_reserve() makes room for n items at once, keeping what is queued in order. */
+static void
+test_reserve_keeps_order(void **state)
+{
+	static const char text[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+	struct outq q;
+	char want[sizeof(text)];
+
+	(void)state;
+	outq_init(&q);
+	assert_int_equal(outq_reserve(&q, 0), 0);
+	assert_int_equal(outq_reserve(&q, 3), 0);
+	assert_true(q.cap >= 3);
+	/* Items apart (every other byte); flushed, so the next ones wrap around the ring. */
+	for (size_t i = 0; i < 16; i += 2)
+		assert_int_equal(outq_push_static(&q, text + i, 1), 0);
+	assert_flushes(&q, "02468ace");
+	for (size_t i = 0; i < sizeof(text) - 1; i += 2)
+		assert_int_equal(outq_push_static(&q, text + i, 1), 0);
+	size_t cap = q.cap;
+	assert_int_equal(outq_reserve(&q, cap), 0);
+	assert_true(q.cap >= q.count + cap);
+	for (size_t i = 0; i < sizeof(text) - 1; i += 2)
+		want[i / 2] = text[i];
+	want[(sizeof(text) - 1) / 2] = '\0';
+	assert_flushes(&q, want);
+	outq_free(&q);
+}
+
 int
 main(void)
 {
@@ -119,6 +149,7 @@ main(void)
 		cmocka_unit_test(test_touching_pieces_merge),
 		cmocka_unit_test(test_gaps_and_owners_keep_pieces_apart),
 		cmocka_unit_test(test_free_releases_merged_items),
+		cmocka_unit_test(test_reserve_keeps_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
