@@ -765,9 +765,16 @@ say_bye(struct client *c, enum part_reason why, const char *text)
 	}
 }
 
+/*
+ * One line for the log.  A quit's text is the user's own words to the
+ * room, chat text that the log never holds (README, chatd.conf(5)); the
+ * other reasons' texts are chatd's or the operator's.
+ */
 static void
 log_departure(struct client *c, enum part_reason why, const char *text)
 {
+	if (why == PART_QUIT)
+		text = part_reason_text(PART_QUIT);
 	if (c->name[0])
 		log_info("disconnect %s from %s: %s (%s)", c->name, c->addr_str,
 			 part_reason_name(why), text);
