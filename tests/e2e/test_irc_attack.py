@@ -545,6 +545,51 @@ def test_sasl_first_chunk_too_long(irc_attack):
     c.sync()
 
 
+def test_login_attempts_hold_for_sasl_and_pass_on_one_connection(irc_attack):
+    """SECURITY.md: SASL and PASS go through the native login's checks, login_attempts
+    included: a client retrying AUTHENTICATE after each 904, or PASS after SASL, has
+    login_attempts wrong passwords on one connection, then it is closed; no further
+    guess is checked, and the name is not locked for its owner elsewhere."""
+    daemon = irc_attack(login_attempts=3, login_fail_delay_ms=0)
+    daemon.login("carol").close()                 # registered, password pw-carol
+
+    def guess(c, password):
+        c.send("AUTHENTICATE PLAIN")
+        c.expect(lambda l: l == "AUTHENTICATE +" or command(l) == "904", "AUTHENTICATE +")
+        c.send("AUTHENTICATE " + base64.b64encode(b"\0carol\0" + password).decode())
+
+    c = daemon.irc("sasl-guesser")
+    c.send("CAP LS 302")
+    c.send("CAP REQ :sasl")
+    c.send("NICK carol")
+    c.send("USER carol 0 * :carol")
+    for i in range(3):
+        guess(c, b"wrong-%d" % i)
+        c.numeric("904")
+    lines = c.read_until_closed()
+    assert any(command(l) == "ERROR" for l in lines), lines
+    assert "login failed for carol" in daemon.log_text()
+    assert daemon.log_text().count("login failed for carol") == 3
+
+    # Two wrong over SASL, then PASS with a third: the count is the connection's.
+    c = daemon.irc("mixed-guesser")
+    c.send("CAP LS 302")
+    c.send("CAP REQ :sasl")
+    for i in range(2):
+        guess(c, b"again-%d" % i)
+        c.numeric("904")
+    c.send("PASS wrong-pass")
+    c.send("NICK carol")
+    c.send("USER carol 0 * :carol")
+    c.send("CAP END")
+    lines = c.read_until_closed()
+    assert any(command(l) == "464" for l in lines) and command(lines[-1]) == "ERROR", lines
+    assert not any(command(l) == "001" for l in lines), lines
+    assert daemon.log_text().count("login failed for carol") == 6
+    owner = daemon.irc("owner")
+    assert owner.register("carol", password="pw-carol")
+
+
 def test_sasl_plain_edges(irc_attack):
     """Chunk boundaries, lengths, malformed and mismatched messages: each answered with
     its numeric, none logs in; then a message of exactly 400 bytes and "+" does."""
