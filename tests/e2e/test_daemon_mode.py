@@ -8,6 +8,7 @@ import os
 import pwd
 import signal
 import socket
+import stat
 import subprocess
 
 import pytest
@@ -149,3 +150,32 @@ def test_unknown_user_is_a_clear_error(chatd_factory):
     rc, _, err = chatd.run_expecting_exit()
     assert rc == 1
     assert "user no-such-user-here: no such user" in err
+
+
+@pytest.mark.parametrize("plant", ["symlink", "hard link", "fifo"])
+def test_a_link_or_fifo_planted_at_the_pid_file_is_refused(detached, tmp_path, plant):
+    """SECURITY.md: the pid file is opened with O_NOFOLLOW and checked on the
+    descriptor; chatd --daemon refuses a link or a FIFO there rather than write
+    through it (or hang on the FIFO), and leaves the target alone."""
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o750)
+    victim = tmp_path / "victim"
+    victim.write_text("not chatd's\n")
+    os.chmod(victim, 0o644)
+    pidfile = runtime / "chatd.pid"
+    if plant == "symlink":
+        os.symlink(victim, pidfile)
+    elif plant == "hard link":
+        os.link(victim, pidfile)
+    else:
+        os.mkfifo(pidfile, 0o644)
+    d = detached(runtime_dir=str(runtime))
+    proc = d.start()                    # bounded by Detached.start's timeout
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "cannot open the pid file" in proc.stderr, proc.stderr
+    assert victim.read_text() == "not chatd's\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert pidfile.is_symlink() if plant == "symlink" else pidfile.exists()
+    port = d.chatd.settings["port"]
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
