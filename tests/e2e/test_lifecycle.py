@@ -4,6 +4,7 @@ the log file and the files it keeps.
 """
 
 import itertools
+import os
 import re
 import signal
 import socket
@@ -145,6 +146,45 @@ def test_sighup_reopens_rotated_log(chatd_factory):
     wait_until(lambda: "afterrotate" in d.log_text(), "the new login in the new log")
     assert "afterrotate" not in rotated.read_text()
     assert all(LOG_LINE.match(line) for line in d.log_text().splitlines())
+
+
+@pytest.mark.parametrize("plant", ["symlink", "hard link", "fifo"])
+def test_sighup_never_reopens_the_log_through_a_planted_link_or_fifo(chatd_factory, tmp_path,
+                                                                     plant):
+    """SECURITY.md: a link or a FIFO put at the log's path while chatd runs (here
+    after a rotation, where logrotate would make the new file) is refused at the
+    SIGHUP: nothing is written through it, chatd does not block on the FIFO, and it
+    goes on logging to the file it had, which says why."""
+    d = chatd_factory(log_level="info")
+    d.login("before").close()
+    rotated = d.log_path.with_name("chatd.log.1")
+    wait_until(lambda: "before" in d.log_text(), "the first login in the log")
+    d.log_path.rename(rotated)
+    victim = tmp_path / "victim"
+    victim.write_text("not chatd's\n")
+    victim.chmod(0o644)
+    if plant == "symlink":
+        d.log_path.symlink_to(victim)
+    elif plant == "hard link":
+        os.link(victim, d.log_path)
+    else:           # with a reader, so that opening it for writing would succeed
+        os.mkfifo(d.log_path, 0o640)
+        reader = os.open(d.log_path, os.O_RDONLY | os.O_NONBLOCK)
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: "cannot reopen" in rotated.read_text(), "the refusal in the old log")
+    if plant == "fifo":
+        d.login("through").close()
+        wait_until(lambda: "through" in rotated.read_text(), "a later line in the old log")
+        # End of file: nothing was written, and chatd holds no end of the FIFO open.
+        assert os.read(reader, 4096) == b"", "the log was written into the FIFO"
+        os.close(reader)
+    d.ctl_ok("status")                      # the control thread was not held up
+    d.login("after").close()
+    wait_until(lambda: "login after" in rotated.read_text() or
+               "registered after" in rotated.read_text(), "the next login in the old log")
+    assert victim.read_text() == "not chatd's\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert d.alive()
 
 
 def registration_open(d, name):
