@@ -143,6 +143,49 @@ def test_root_drops_to_the_configured_user(chatd_factory, admin_users, shared_di
     assert chatd.stop() == 0
 
 
+def task_status(pid):
+    """{tid: {field: value}} of every thread of pid, from /proc/PID/task/*/status."""
+    tasks = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                tasks[tid] = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        except FileNotFoundError:
+            pass            # a thread that ended meanwhile
+    return tasks
+
+
+def test_root_leaves_nothing_of_root_in_any_thread(chatd_factory, admin_users, shared_dir):
+    """SECURITY.md: started as root, chatd drops to user once its port is bound.
+    Every thread, those started before the drop and after it (client threads,
+    the admin worker of user add, after a SIGHUP), has only the user's ids, the
+    user's own groups (none of root's) and no capability left."""
+    _, (uid, gid), _ = admin_users
+    user = pwd.getpwuid(uid).pw_name
+    groups = sorted(set(os.getgrouplist(user, gid)))
+    chatd = chatd_factory(user=user, state_dir=os.path.join(shared_dir, "state"),
+                          runtime_dir=os.path.join(shared_dir, "run"),
+                          admin_socket=os.path.join(shared_dir, "run", "admin.sock"))
+    clients = [chatd.login(f"user{i}") for i in range(3)]
+    chatd.add_user("added")                     # a hash in the admin worker thread
+    chatd.send_signal(signal.SIGHUP)
+    # (The config, in pytest's directory, is root's alone: the user cannot read it
+    # again, and the reload says so; the log is reopened all the same.)
+    wait_until(lambda: "reload" in chatd.log_text(), "the reload in the log")
+    clients.append(chatd.login("late"))
+    clients[0].say("all there")
+    tasks = task_status(chatd.pid)
+    assert len(tasks) >= 3, tasks.keys()
+    for tid, st in tasks.items():
+        name = st.get("Name")
+        assert [int(x) for x in st["Uid"].split()] == [uid] * 4, (tid, name, st["Uid"])
+        assert [int(x) for x in st["Gid"].split()] == [gid] * 4, (tid, name, st["Gid"])
+        assert sorted(int(x) for x in st["Groups"].split()) == groups, (tid, name, st["Groups"])
+        for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+            assert int(st[cap], 16) == 0, (tid, name, cap, st[cap])
+    assert chatd.stop() == 0
+
+
 def test_unknown_user_is_a_clear_error(chatd_factory):
     if os.geteuid() != 0:
         pytest.skip("only root drops privileges")
