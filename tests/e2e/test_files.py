@@ -35,7 +35,7 @@ def expect_refusal(daemon, *words):
     return err
 
 
-@pytest.mark.parametrize("setting", ["history_file", "ident_file"])
+@pytest.mark.parametrize("setting", ["history_file", "ident_file", "rooms_file"])
 def test_second_chatd_on_same_file_refused(chatd_factory, tmp_path, setting):
     shared = tmp_path / "shared"
     shared.mkdir()
