@@ -1298,3 +1298,62 @@ def test_a_big_reply_is_not_kept_per_connection(chatd_factory):
     assert kept < 32 * 1024, f"{kept} KiB kept after 100 CHATHISTORY replies of ~500 KiB"
     for c in clients:
         c.close()
+
+
+def test_connection_limits_hold_across_irc_and_native(irc_attack):
+    """SECURITY.md "connection floods": max_clients_per_address counts an address's
+    connections on every port together, and the IRC port refuses the excess at once
+    with an IRC ERROR; max_clients counts IRC users too, and an IRC registration
+    that would exceed it is refused at its welcome (ERROR), never let in."""
+    daemon = irc_attack(max_clients_per_address=3, max_clients=3)
+    src = "127.0.0.41"
+
+    def irc_from(addr):
+        return socket.create_connection(("127.0.0.1", daemon.irc_port), source_address=(addr, 0),
+                                        timeout=scaled(5))
+
+    def until_closed(sock):
+        got = b""
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return got
+            got += data
+
+    native = daemon.connect("native", source_addr=src)
+    native.login("nat", "pw")
+    socks = [irc_from(src) for _ in range(2)]
+    try:
+        for s in socks:             # both admitted: each answers a PING
+            s.sendall(b"PING :probe\r\n")
+            got = b""
+            while b"PONG" not in got:
+                data = s.recv(4096)
+                assert data, got
+                got += data
+        # A fourth from the address, on either port: refused at once.
+        extra = irc_from(src)
+        refused = until_closed(extra)
+        extra.close()
+        assert refused.startswith(b"ERROR :too many connections from your address (3)"), refused
+        late = daemon.connect("late-native", source_addr=src)
+        assert late.read().raw.startswith("ERR 503 too many connections"), "native 4th"
+    finally:
+        for s in socks:
+            s.close()
+
+    # max_clients (3): two IRC users and the native one fill it; a third IRC
+    # registration, connected before they were in, is refused at its welcome, and
+    # a connection made then is refused at once.
+    c = daemon.irc("c")
+    c.sync()
+    daemon.irc("a").register("ircone", "pw-one")
+    daemon.irc("b").register("irctwo", "pw-two")
+    assert until_closed(irc_from("127.0.0.42")).startswith(b"ERROR :server is full (3 clients)")
+    c.send("PASS pw-three")
+    c.send("NICK ircthree")
+    c.send("USER ircthree 0 * :x")
+    lines = c.read_until_closed()
+    assert lines and lines[-1].startswith("ERROR :server is full (3 clients)"), lines
+    assert not any(command(l) == "001" for l in lines), lines
+    assert "clients: 3 online" in daemon.ctl_ok("status")
