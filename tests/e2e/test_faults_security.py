@@ -7,6 +7,7 @@ escape sequence reaching anyone else.
 
 import base64
 import os
+import socket
 import stat
 
 from chatproto import wait_until
@@ -20,6 +21,8 @@ PASSWORDS = {
     "ctl_add": "Adm1n-Add-S3cret",
     "ctl_passwd": "Adm1n-Passwd-S3cret",
     "as_name": "Typ3d-As-Name-S3cret",
+    "as_valid_name": "Typ3dAsValidNameS3cret",
+    "as_irc_nick": "Typ3dAsIrcNickS3cret",
 }
 
 
@@ -61,8 +64,8 @@ def test_modes_of_files_and_directories(chatd_factory, tmp_path):
     assert mode(d.history_path) == 0o600, oct(mode(d.history_path))
 
 
-def test_no_password_in_any_log(chatd_factory, tmp_path):
-    d = chatd_factory(log_level="debug", login_fail_delay_ms=0)
+def test_no_password_in_any_log(irc_chatd, tmp_path):
+    d = irc_chatd(log_level="debug", login_fail_delay_ms=0)
     alice = d.connect("alice")
     alice.login("alice", PASSWORDS["register"])
     other = d.connect("alice-again")
@@ -76,6 +79,20 @@ def test_no_password_in_any_log(chatd_factory, tmp_path):
     typo.expect_hello()
     typo.send_line(PASSWORDS["as_name"] + " x")
     typo.expect("ERR")
+    # One that makes a valid name, then the user notices and leaves (or not: a guest
+    # would be a choice).  Natively and as an IRC nick.
+    typo = d.connect("valid-typo", source_addr="127.0.0.51")
+    typo.expect_hello()
+    typo.send_line(PASSWORDS["as_valid_name"])
+    typo.expect("PASS", "new")
+    typo.close()
+    nick = socket.create_connection(("127.0.0.1", d.irc_port), source_address=("127.0.0.52", 0))
+    nick.sendall(b"NICK " + PASSWORDS["as_irc_nick"].encode() + b"\r\nUSER x 0 * :x\r\n")
+    nick.close()
+    for addr in ("127.0.0.51", "127.0.0.52"):
+        wait_until(lambda: any(line.split(" ")[2:3] == ["disconnect"] and f" {addr}" in line
+                               for line in d.log_text().splitlines()),
+                   f"the departure from {addr} logged")
     _, final = alice.request("/passwd " + PASSWORDS["passwd"])
     assert final.tag == "OK", final.raw
     d.ctl_ok("user", "add", "carol", input=PASSWORDS["ctl_add"] + "\n")
