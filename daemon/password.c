@@ -189,6 +189,15 @@ gate_enter_by(int64_t deadline_ms)
 	}
 	pthread_mutex_unlock(&gate_lock);
 	pthread_cond_destroy(&w.cond);
+	/*
+	 * Granted between two looks: the reason to wait may have gone in the
+	 * meantime (a login dropped); then the slot goes on to the next.
+	 */
+	if (rc == 0 && gone != NULL && gone(gone_arg)) {
+		gate_leave();
+		errno = ECONNABORTED;
+		rc = -1;
+	}
 	return rc;
 }
 

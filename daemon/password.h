@@ -44,10 +44,11 @@ void password_gate_deadline(int64_t deadline_ms);
 
 /*
  * While set (non-NULL), this thread's waits for a slot look every
- * GATE_POLL_MS whether gone(arg) says the wait has become pointless (the
- * connection it is for was dropped or closed) and then fail with errno
- * ECONNABORTED, so such a login does not live on, uncounted, until its
- * turn.  NULL, the default, waits without looking.
+ * GATE_POLL_MS, and once more when the slot comes, whether gone(arg) says
+ * the wait has become pointless (the connection it is for was dropped or
+ * closed) and then fail with errno ECONNABORTED (a slot that came is passed
+ * on), so such a login does not live on, uncounted, until its turn, nor
+ * hash when its turn came just after it was dropped.  NULL, the default, waits without looking.
  */
 void password_gate_abort_if(bool (*gone)(void *arg), void *arg);
 
