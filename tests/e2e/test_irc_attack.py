@@ -1357,3 +1357,32 @@ def test_connection_limits_hold_across_irc_and_native(irc_attack):
     assert lines and lines[-1].startswith("ERROR :server is full (3 clients)"), lines
     assert not any(command(l) == "001" for l in lines), lines
     assert "clients: 3 online" in daemon.ctl_ok("status")
+
+
+def test_ctcp_other_than_action_reaches_nobody(irc_attack):
+    """SECURITY.md: CTCP other than ACTION is not relayed, so nobody can make
+    another's client answer VERSION, PING or TIME (revealing it, or flooding
+    through it) or offer a DCC connection (revealing an address), whether to
+    a channel or privately, as PRIVMSG or NOTICE, to IRC or native users."""
+    daemon = irc_attack(irc_flood_burst=100)
+    carol = daemon.login("carol")
+    a = daemon.irc("a").register("alice", password="pw-alice")
+    b = daemon.irc("b").register("bob", password="pw-bob")
+    a.expect(lambda l: command(l) == "JOIN" and l.startswith(":bob!"), "bob's JOIN")
+    carol.sync()
+    for target in ("#lobby", "bob", "carol"):
+        for verb in ("PRIVMSG", "NOTICE"):
+            for ctcp in ("VERSION", "PING 1234", "TIME", "CLIENTINFO",
+                         "DCC SEND file 2130706433 5000 10", "DCC CHAT chat 2130706433 5001"):
+                a.send(f"{verb} {target} :\x01{ctcp}\x01")
+    a.send("PRIVMSG #lobby :\x01ACTION waves\x01")
+    got = b.expect(lambda l: command(l) in ("PRIVMSG", "NOTICE"), "the ACTION")
+    assert params(got) == ["#lobby", "\x01ACTION waves\x01"], got
+    assert not [l for l in b.before if command(l) in ("PRIVMSG", "NOTICE")], b.before
+    msg = carol.wait_for("MSG")
+    assert msg[-1] == "/me waves", msg.raw
+    b.sync("after")
+    assert not [l for l in b.before if command(l) in ("PRIVMSG", "NOTICE")], b.before
+    carol.sync()
+    assert not carol.live_of("PRIV") and not carol.live_of("NOTICE"), carol.live
+    a.sync("end")
