@@ -208,6 +208,42 @@ def test_sighup_reloads_settings(chatd_factory):
     wait_until(lambda: not registration_open(d, f"probe{next(probes)}"), "registration to close")
 
 
+def test_registration_closed_by_sighup_stops_dialogues_under_way(irc_chatd):
+    """SECURITY.md: registration = false (SIGHUP) stops registration flooding.  A
+    dialogue that was offered PASS new before the reload (or an IRC client whose
+    PASS waits for CAP END) must not register its name after it: the native one
+    gets ERR 403 and is asked for a name again, the IRC one is refused."""
+    d = irc_chatd(registration=True)
+    held = []
+    for i in range(3):
+        c = d.connect(f"early{i}")
+        c.expect_hello()
+        c.send_line(f"early{i}")
+        c.expect("PASS", "new")
+        held.append(c)
+    irc = d.irc_connect("earlyirc")
+    irc.cap_ls("302")
+    irc.send("PASS pw-earlyirc")
+    irc.send("NICK earlyirc")
+    irc.send("USER earlyirc 0 * :x")
+    irc.sync()
+    d.settings["registration"] = False
+    d.write_config()
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reloaded" in d.log_text(), "the reload")
+    for i, c in enumerate(held):
+        c.send_line(f"pw-early{i}")
+        err = c.read(timeout=10)
+        assert err.tag == "ERR" and err[0] == "403", err.raw
+        c.send_line(f"early{i}")                # asked for a name again: still closed
+        assert c.read().raw.startswith("ERR 403")
+    irc.send("CAP END")
+    lines = irc.expect_closed()
+    assert not any(m.command == "001" for m in lines), lines
+    assert d.ctl_ok("user", "list").strip().endswith("0 registered")
+    assert "registered early" not in d.log_text()
+
+
 def test_sighup_with_broken_config_keeps_old_settings(chatd_factory):
     d = chatd_factory(registration=True, log_level="info")
     a = d.login("steady")
