@@ -187,6 +187,8 @@ SECRETS = {
     "irc sasl": "Irc-Sasl-S3cret",
     "irc register": "Irc-Register-S3cret",
     "irc message": "irc-privmsg-s3cret",
+    "irc private": "irc-private-s3cret",
+    "irc to native": "irc-to-native-s3cret",
     "irc notice": "irc-notice-s3cret",
     "irc away": "irc-away-s3cret",
     "irc topic": "irc-topic-s3cret",
@@ -234,6 +236,8 @@ def test_no_chat_text_password_or_token_in_the_log(irc_chatd):
     erin.expect("001")
     carol.send("PRIVMSG #lobby :" + s["irc message"])
     carol.send("NOTICE dave :" + s["irc notice"])
+    carol.send("PRIVMSG dave :" + s["irc private"])
+    carol.send("PRIVMSG bob :" + s["irc to native"])
     carol.send("AWAY :" + s["irc away"])
     carol.send("TOPIC #lobby :" + s["irc topic"])
     dave.expect("TOPIC")
@@ -242,7 +246,14 @@ def test_no_chat_text_password_or_token_in_the_log(irc_chatd):
     carol.send("QUIT :" + s["irc quit"])
     carol.expect_closed()
     bob.wait_for("MSG", lambda m: m[3] == s["irc message"])
+    bob.wait_for("PRIV", lambda m: m[-1] == s["irc to native"])
     d.stop()
+
+    # Private messages are never stored (PROTOCOL.md, IRC.md), whoever sends them.
+    history = d.history_path.read_text()
+    for what in ("private message", "irc notice", "irc private", "irc to native"):
+        assert s[what] not in history, f"the {what} is in the history"
+    assert s["native message"] in history and s["irc message"] in history
 
     log = d.log_text() + d.stderr_text()
     assert "registered alice" in log and "registered carol" in log   # the events are there
