@@ -309,7 +309,18 @@ password_hash(const char *pw, int cost, char out[PASSWORD_HASH_MAX])
 	}
 	if (new_setting(cost, setting) != 0)
 		return -1;
-	return gated_crypt(pw, setting, out);
+	if (gated_crypt(pw, setting, out) != 0)
+		return -1;
+	/*
+	 * A new hash for a login dropped while it was computed (its slot came
+	 * before the drop): not used, so that the login registers nothing.
+	 */
+	if (gone != NULL && gone(gone_arg)) {
+		explicit_bzero(out, PASSWORD_HASH_MAX);
+		errno = ECONNABORTED;
+		return -1;
+	}
+	return 0;
 }
 
 /* Runs over the common length whatever the contents, so timing says nothing. */

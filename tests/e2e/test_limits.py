@@ -327,7 +327,7 @@ def test_a_dropped_login_leaves_its_hash_slot_wait(chatd_factory):
     queued.send_line("pw")          # waits for the slot
     # The budget (2) is full: each newcomer from the address drops its oldest login.
     third = d.connect("third", source_addr=src)
-    third.expect_hello()            # drops hog (hashing: it finishes)
+    third.expect_hello()            # drops hog (hashing: it finishes, and registers nothing)
     fourth = d.connect("fourth", source_addr=src)
     fourth.expect_hello()           # drops queued (waiting)
     wait_until(lambda: "dropped the oldest of 127.0.0.21" in d.log_text()
@@ -338,6 +338,32 @@ def test_a_dropped_login_leaves_its_hash_slot_wait(chatd_factory):
         "a login dropped for the budget waited for a hash slot and registered its name"
     third.close()
     fourth.close()
+
+
+def test_a_login_dropped_while_its_hash_runs_registers_nothing(chatd_factory):
+    """SECURITY.md: a login dropped for the budget never registers its name later.
+    One dropped while its hash is being computed (it had its slot) cannot stop the
+    hash, but throws it away: the name stays free and the log says it gave up."""
+    d = chatd_factory(max_logins=2, max_logins_per_address=3, max_clients_per_address=8,
+                      hash_concurrency=1, hash_cost=10, login_timeout=30)
+    src = "127.0.0.22"
+    hog = d.connect("hog", source_addr=src)
+    hog.expect_hello()
+    hog.send_line("hog")
+    hog.expect("PASS")
+    hog.send_line("pw")             # its hash runs for a good part of a second
+    others = []
+    for label in ("second", "third"):
+        c = d.connect(label, source_addr=src)
+        c.expect_hello()            # the third drops the oldest: hog, mid-hash
+        others.append(c)
+    wait_until(lambda: "dropped the oldest of 127.0.0.22" in d.log_text(), "hog dropped")
+    wait_until(lambda: "gave up registering hog" in d.log_text()
+               or "registered hog" in d.log_text(), "hog's hash to end", timeout=20)
+    assert "registered hog" not in d.log_text(), "a login dropped mid-hash registered its name"
+    assert "hog" not in d.ctl_ok("user", "list").split()
+    for c in others:
+        c.close()
 
 
 def connected(d):
