@@ -257,6 +257,16 @@ auth_account_now(const struct client *c)
 	return now == 0 && ident_cleared(c->srv->ident, c->account);
 }
 
+/*
+ * Registration was open when the name was looked up, and still is: a
+ * reload that closed it (SIGHUP) stops a dialogue that began before too.
+ */
+static bool
+registration_open(const struct auth *a)
+{
+	return a->may_register && settings_get()->registration;
+}
+
 /* A password as text: at most PASSWORD_MAX_LEN bytes, no NUL inside, text_check()'s rules. */
 static bool
 password_text(const char *pw, size_t len)
@@ -275,7 +285,7 @@ auth_password(struct auth *a, const char *name, const char *pw, size_t len, int6
 	set_name(a->c, a->name);
 	if (a->known)
 		return verify(a, pw, wait_ms);
-	if (!a->may_register)
+	if (!registration_open(a))
 		return AUTH_CLOSED;
 	if (len == 0) /* a new account's password: not empty */
 		return AUTH_WEAK_PASSWORD;
@@ -288,7 +298,7 @@ auth_register(struct auth *a, const char *name, const char *pw, size_t len)
 	if (!name_valid(name, strlen(name)))
 		return AUTH_BAD_NAME;
 	auth_known(a, name, NULL);
-	if (!a->may_register)
+	if (!registration_open(a))
 		return AUTH_CLOSED;
 	if (a->known)
 		return AUTH_TAKEN;

@@ -831,10 +831,19 @@ say_bye(struct client *c, enum part_reason why, const char *text)
 	}
 }
 
+/*
+ * One line for the log.  A quit's text is the user's own words to the
+ * room, chat text that the log never holds (README, chatd.conf(5)); the
+ * other reasons' texts are chatd's or the operator's.  The name only of a
+ * login that went through: what was typed at the name prompt of one that
+ * did not may be a password typed there by mistake.
+ */
 static void
-log_departure(struct client *c, enum part_reason why, const char *text)
+log_departure(struct client *c, bool logged_in, enum part_reason why, const char *text)
 {
-	if (c->name[0])
+	if (why == PART_QUIT)
+		text = part_reason_text(PART_QUIT);
+	if (logged_in && c->name[0])
 		log_info("disconnect %s from %s: %s (%s)", c->name, c->addr_str,
 			 part_reason_name(why), text);
 	else
@@ -917,7 +926,7 @@ static void
 client_main(struct client *c)
 {
 	struct session_state st = { .why = PART_LOST, .went_deep = true };
-	bool registered = false;
+	bool registered = false, logged_in = false;
 
 	session_thread_enter(c);
 	snprintf(st.text, sizeof(st.text), "%s", part_reason_text(PART_LOST));
@@ -926,6 +935,7 @@ client_main(struct client *c)
 	bool shook = !c->is_tls || handshake(c, &st) == 0;
 
 	if (shook && c->fe->login(c, &registered, &st) == 0) {
+		logged_in = true;
 		if (go_online(c, registered, &st) == 0)
 			serve(c, &st);
 		else if (room_closing(c->srv->hub)) {
@@ -936,7 +946,7 @@ client_main(struct client *c)
 	}
 	if (shook)
 		say_bye(c, st.why, st.text);
-	log_departure(c, st.why, st.text);
+	log_departure(c, logged_in, st.why, st.text);
 	if (c->fe->end != NULL)
 		c->fe->end(c);
 	session_tls_free(c);

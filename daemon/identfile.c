@@ -7,7 +7,8 @@
  * ("+NAME:HASH" or "-NAME"; a batch of changes goes out with one write()
  * and one fdatasync()).  The file is rewritten whole and atomically (a
  * compaction) when the records outgrow the base, at startup when it holds
- * records or a torn tail, when it is not as chatd last left it, and to
+ * records or a torn tail, when it is not as chatd last left it (or gone, or
+ * something else put in its place), and to
  * clear it.  Every call but stats comes under the ident lock (ident.c):
  * no lock here.
  */
@@ -204,13 +205,23 @@ static int
 append_record(struct identfile *f, const char *rec, size_t len)
 {
 	/* Not through a link, nor blocking on a FIFO put in its place (safefile.h). */
-	int fd = safefile_open(f->path, O_WRONLY | O_APPEND, 0600, 0, NULL, 0);
+	char why[512];
+	int fd = safefile_open(f->path, O_WRONLY | O_APPEND, 0600, 0, why, sizeof(why));
 	struct stat st;
 	bool written;
 	int saved;
 
-	if (fd < 0)
-		return errno == EPERM || errno == ELOOP ? 1 : -1; /* not ours: rewritten */
+	/*
+	 * Not ours (a link, a FIFO: ENXIO when nobody reads it), or gone: the
+	 * rewrite puts a file of chatd's own in its place, from memory.
+	 */
+	if (fd < 0) {
+		saved = errno;
+		if (saved != EPERM && saved != ELOOP && saved != ENXIO && saved != ENOENT)
+			return -1;
+		log_warning("%s; rewritten from memory", why);
+		return 1;
+	}
 	if (fstat(fd, &st) != 0) {
 		saved = errno;
 		close(fd);

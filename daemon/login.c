@@ -149,7 +149,13 @@ answer(struct login *lg, enum auth_outcome o, int64_t wait, bool by_token)
 						"registration could not be stored; try again");
 		return client_reply_err(c, ERR_INTERNAL,
 					"cannot check the password now; try again");
-	case AUTH_CLOSED:        /* not reached: PASS new only when registration was open */
+	case AUTH_CLOSED:
+		/* PASS new, then a reload closed registration: ask for a name again. */
+		lg->have_name = false;
+		return client_reply_err(c, ERR_REGISTRATION_CLOSED,
+					"no user %s, and registration is closed now; "
+					"choose another name",
+					c->name);
 	case AUTH_BAD_INPUT:     /* not reached: checked before */
 	case AUTH_WEAK_PASSWORD: /* not reached: an empty line is no password */
 	case AUTH_BAD_NAME:      /* not reached: auth_register() only */

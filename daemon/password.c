@@ -189,6 +189,15 @@ gate_enter_by(int64_t deadline_ms)
 	}
 	pthread_mutex_unlock(&gate_lock);
 	pthread_cond_destroy(&w.cond);
+	/*
+	 * Granted between two looks: the reason to wait may have gone in the
+	 * meantime (a login dropped); then the slot goes on to the next.
+	 */
+	if (rc == 0 && gone != NULL && gone(gone_arg)) {
+		gate_leave();
+		errno = ECONNABORTED;
+		rc = -1;
+	}
 	return rc;
 }
 
@@ -300,7 +309,18 @@ password_hash(const char *pw, int cost, char out[PASSWORD_HASH_MAX])
 	}
 	if (new_setting(cost, setting) != 0)
 		return -1;
-	return gated_crypt(pw, setting, out);
+	if (gated_crypt(pw, setting, out) != 0)
+		return -1;
+	/*
+	 * A new hash for a login dropped while it was computed (its slot came
+	 * before the drop): not used, so that the login registers nothing.
+	 */
+	if (gone != NULL && gone(gone_arg)) {
+		explicit_bzero(out, PASSWORD_HASH_MAX);
+		errno = ECONNABORTED;
+		return -1;
+	}
+	return 0;
 }
 
 /* Runs over the common length whatever the contents, so timing says nothing. */

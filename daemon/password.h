@@ -44,14 +44,19 @@ void password_gate_deadline(int64_t deadline_ms);
 
 /*
  * While set (non-NULL), this thread's waits for a slot look every
- * GATE_POLL_MS whether gone(arg) says the wait has become pointless (the
- * connection it is for was dropped or closed) and then fail with errno
- * ECONNABORTED, so such a login does not live on, uncounted, until its
- * turn.  NULL, the default, waits without looking.
+ * GATE_POLL_MS, and once more when the slot comes, whether gone(arg) says
+ * the wait has become pointless (the connection it is for was dropped or
+ * closed) and then fail with errno ECONNABORTED (a slot that came is passed
+ * on), so such a login does not live on, uncounted, until its turn, nor
+ * hash when its turn came just after it was dropped; and a new hash
+ * (password_hash()) made for one dropped meanwhile is thrown away.  NULL, the default, waits without looking.
  */
 void password_gate_abort_if(bool (*gone)(void *arg), void *arg);
 
-/* A new yescrypt hash of pw at cost (1..11); 0, or -1 with errno. */
+/*
+ * A new yescrypt hash of pw at cost (1..11); 0, or -1 with errno
+ * (ECONNABORTED: password_gate_abort_if()'s gone() said so once it was made).
+ */
 int password_hash(const char *pw, int cost, char out[PASSWORD_HASH_MAX]);
 /* Constant-time comparison of crypt(pw, hash) with hash. */
 bool password_check(const char *pw, const char *hash);

@@ -9,7 +9,7 @@
  *
  * Start-up order matters (docs/ARCHITECTURE.md): every path chatd writes
  * is checked before anything is created (safefile.h); the state lock and
- * the locks of the history and identification files come before the port
+ * the locks of the history, identification and rooms files come before the port
  * (a second chatd must not touch our files, nor take a port before it
  * fails); root is dropped before the log and the stores are opened; the
  * listening line is printed only when clients can connect.
@@ -215,18 +215,20 @@ prepare_dirs(const struct settings *s, const struct privdrop *pd)
 	return prepare_log(s, pd);
 }
 
+#define LOCKED_FILES 3
+
 /*
- * One chatd per history and per identification file, whatever its
+ * One chatd per history, identification and rooms file, whatever its
  * state_dir: a lock on FILE.lock, which the renames that replace FILE
  * leave alone.  fds[] holds them until exit.
  */
 static int
-lock_files(const struct settings *s, const struct privdrop *pd, int fds[2])
+lock_files(const struct settings *s, const struct privdrop *pd, int fds[LOCKED_FILES])
 {
-	const char *files[] = { s->history_file, s->ident_file };
+	const char *files[LOCKED_FILES] = { s->history_file, s->ident_file, s->rooms_file };
 	char err[1024], lockfile[4096];
 
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < LOCKED_FILES; i++) {
 		snprintf(lockfile, sizeof(lockfile), "%s.lock", files[i]);
 		if ((fds[i] = safefile_lock(files[i], err, sizeof(err))) < 0 ||
 		    privdrop_fchown(pd, fds[i], lockfile, err, sizeof(err)) < 0) {
@@ -749,7 +751,7 @@ server_run(const struct server_options *opt)
 	struct server srv = { .started_ms = time_now_ms() };
 	struct activation act;
 	struct privdrop pd;
-	int sigfd = -1, lockfd = -1, filelocks[2] = { -1, -1 }, rc = 1;
+	int sigfd = -1, lockfd = -1, filelocks[LOCKED_FILES] = { -1, -1, -1 }, rc = 1;
 	char err[1024], lockfile[4096];
 
 	if (load_settings(opt->config_file) < 0)
@@ -825,7 +827,7 @@ stop:
 out:
 	daemonize_finish();
 	log_close();
-	for (size_t i = 0; i < 2; i++)
+	for (size_t i = 0; i < LOCKED_FILES; i++)
 		if (filelocks[i] >= 0)
 			close(filelocks[i]);
 	if (lockfd >= 0)

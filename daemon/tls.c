@@ -9,7 +9,9 @@
  * keeps it alive, and OpenSSL frees it with its last connection.
  *
  * OpenSSL's defaults stand for ciphers and groups (Debian's security level
- * 2); the minimum version is TLS 1.2 unless tls_min_version says 1.3, and
+ * 2), less TLS 1.2's ciphers without forward secrecy (RSA key transport,
+ * which OpenSSL 3.0 still offers with an RSA key: keep_ephemeral_kx());
+ * the minimum version is TLS 1.2 unless tls_min_version says 1.3, and
  * 1.3 is negotiated whenever the client has it.  Renegotiation is off (TLS
  * 1.3 has none; for 1.2 SSL_OP_NO_RENEGOTIATION).  Session tickets are
  * OpenSSL's: their keys live in the context, so resumption works until
@@ -21,6 +23,7 @@
  * idle connections give their buffers back (SSL_MODE_RELEASE_BUFFERS).
  */
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <errno.h>
@@ -219,6 +222,37 @@ use_key(SSL_CTX *ctx, const char *pem, size_t len)
 	return ok;
 }
 
+/*
+ * Keeps the TLS 1.2 ciphers of ctx (those OpenSSL and the system's
+ * configuration chose) whose key exchange is ephemeral, (EC)DHE: with RSA
+ * key transport a key stolen later decrypts traffic recorded now.  TLS 1.3
+ * suites are all ephemeral and listed apart.  With none left, TLS 1.2 goes.
+ */
+static int
+keep_ephemeral_kx(SSL_CTX *ctx)
+{
+	STACK_OF(SSL_CIPHER) *all = SSL_CTX_get_ciphers(ctx);
+	char list[8192];
+	size_t used = 0;
+
+	for (int i = 0; all != NULL && i < sk_SSL_CIPHER_num(all); i++) {
+		const SSL_CIPHER *ci = sk_SSL_CIPHER_value(all, i);
+		int kx = SSL_CIPHER_get_kx_nid(ci);
+		int n;
+
+		if (kx != NID_kx_ecdhe && kx != NID_kx_dhe)
+			continue;
+		n = snprintf(list + used, sizeof(list) - used, "%s%s", used ? ":" : "",
+			     SSL_CIPHER_get_name(ci));
+		if (n < 0 || (size_t)n >= sizeof(list) - used)
+			return -1;
+		used += (size_t)n;
+	}
+	if (used == 0)
+		return SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1 ? 0 : -1;
+	return SSL_CTX_set_cipher_list(ctx, list) == 1 ? 0 : -1;
+}
+
 static SSL_CTX *
 new_ctx(const struct settings *s)
 {
@@ -230,6 +264,10 @@ new_ctx(const struct settings *s)
 									     : TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
 					 SSL_OP_NO_COMPRESSION);
+	if (keep_ephemeral_kx(ctx) < 0) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"chatd", 5);

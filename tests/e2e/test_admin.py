@@ -105,6 +105,64 @@ def test_pause_and_resume(chatd):
     assert "paused by uid 0" in log and "resumed by uid 0" in log
 
 
+def test_pause_during_a_connection_burst_leaves_nobody_hanging(chatd_factory):
+    """ADMIN.md: while paused a connect is refused at once, and connections still
+    waiting in the backlog are reset, so nobody is left hanging.  300 connections
+    opened as fast as possible while pause comes: each one, within a few seconds,
+    gets chatd's greeting or is closed or reset; none waits on with no answer."""
+    d = chatd_factory(max_logins=1000, max_logins_per_address=1000,
+                      max_clients_per_address=1000)
+    socks, refused = [], 0
+    paused = threading.Event()
+
+    def pause():
+        d.ctl_ok("pause")
+        paused.set()
+
+    pauser = threading.Thread(target=pause)
+    try:
+        for i in range(300):
+            if i == 100:
+                pauser.start()
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", d.port))
+            except BlockingIOError:
+                pass
+            except ConnectionRefusedError:
+                refused += 1
+                s.close()
+                continue
+            socks.append(s)
+        pauser.join()
+        assert paused.is_set()
+        pending = {s.fileno(): s for s in socks}
+        answered = 0
+        deadline = deadline_in(10)
+        poller = select.poll()
+        for fd in pending:
+            poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        while pending and time.monotonic() < deadline:
+            for fd, _ in poller.poll(max(deadline - time.monotonic(), 0) * 1000):
+                s = pending.pop(fd, None)
+                if s is None:
+                    continue
+                poller.unregister(fd)
+                try:
+                    s.recv(256)     # HELLO, or the end
+                except OSError:
+                    pass            # reset from the backlog, or refused
+                answered += 1
+        assert not pending, f"{len(pending)} of {len(socks)} connections left hanging " \
+                            f"({answered} answered, {refused} refused at connect)"
+    finally:
+        for s in socks:
+            s.close()
+    assert d.ctl_ok("resume").startswith("listening on")
+    d.login("after").say("back")
+
+
 def test_resume_when_the_port_was_taken(chatd):
     alice = chatd.login("alice")
     chatd.ctl_ok("pause")

@@ -8,6 +8,7 @@ import os
 import pwd
 import signal
 import socket
+import stat
 import subprocess
 
 import pytest
@@ -142,6 +143,49 @@ def test_root_drops_to_the_configured_user(chatd_factory, admin_users, shared_di
     assert chatd.stop() == 0
 
 
+def task_status(pid):
+    """{tid: {field: value}} of every thread of pid, from /proc/PID/task/*/status."""
+    tasks = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                tasks[tid] = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        except FileNotFoundError:
+            pass            # a thread that ended meanwhile
+    return tasks
+
+
+def test_root_leaves_nothing_of_root_in_any_thread(chatd_factory, admin_users, shared_dir):
+    """SECURITY.md: started as root, chatd drops to user once its port is bound.
+    Every thread, those started before the drop and after it (client threads,
+    the admin worker of user add, after a SIGHUP), has only the user's ids, the
+    user's own groups (none of root's) and no capability left."""
+    _, (uid, gid), _ = admin_users
+    user = pwd.getpwuid(uid).pw_name
+    groups = sorted(set(os.getgrouplist(user, gid)))
+    chatd = chatd_factory(user=user, state_dir=os.path.join(shared_dir, "state"),
+                          runtime_dir=os.path.join(shared_dir, "run"),
+                          admin_socket=os.path.join(shared_dir, "run", "admin.sock"))
+    clients = [chatd.login(f"user{i}") for i in range(3)]
+    chatd.add_user("added")                     # a hash in the admin worker thread
+    chatd.send_signal(signal.SIGHUP)
+    # (The config, in pytest's directory, is root's alone: the user cannot read it
+    # again, and the reload says so; the log is reopened all the same.)
+    wait_until(lambda: "reload" in chatd.log_text(), "the reload in the log")
+    clients.append(chatd.login("late"))
+    clients[0].say("all there")
+    tasks = task_status(chatd.pid)
+    assert len(tasks) >= 3, tasks.keys()
+    for tid, st in tasks.items():
+        name = st.get("Name")
+        assert [int(x) for x in st["Uid"].split()] == [uid] * 4, (tid, name, st["Uid"])
+        assert [int(x) for x in st["Gid"].split()] == [gid] * 4, (tid, name, st["Gid"])
+        assert sorted(int(x) for x in st["Groups"].split()) == groups, (tid, name, st["Groups"])
+        for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+            assert int(st[cap], 16) == 0, (tid, name, cap, st[cap])
+    assert chatd.stop() == 0
+
+
 def test_unknown_user_is_a_clear_error(chatd_factory):
     if os.geteuid() != 0:
         pytest.skip("only root drops privileges")
@@ -149,3 +193,32 @@ def test_unknown_user_is_a_clear_error(chatd_factory):
     rc, _, err = chatd.run_expecting_exit()
     assert rc == 1
     assert "user no-such-user-here: no such user" in err
+
+
+@pytest.mark.parametrize("plant", ["symlink", "hard link", "fifo"])
+def test_a_link_or_fifo_planted_at_the_pid_file_is_refused(detached, tmp_path, plant):
+    """SECURITY.md: the pid file is opened with O_NOFOLLOW and checked on the
+    descriptor; chatd --daemon refuses a link or a FIFO there rather than write
+    through it (or hang on the FIFO), and leaves the target alone."""
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o750)
+    victim = tmp_path / "victim"
+    victim.write_text("not chatd's\n")
+    os.chmod(victim, 0o644)
+    pidfile = runtime / "chatd.pid"
+    if plant == "symlink":
+        os.symlink(victim, pidfile)
+    elif plant == "hard link":
+        os.link(victim, pidfile)
+    else:
+        os.mkfifo(pidfile, 0o644)
+    d = detached(runtime_dir=str(runtime))
+    proc = d.start()                    # bounded by Detached.start's timeout
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "cannot open the pid file" in proc.stderr, proc.stderr
+    assert victim.read_text() == "not chatd's\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert pidfile.is_symlink() if plant == "symlink" else pidfile.exists()
+    port = d.chatd.settings["port"]
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -1,11 +1,13 @@
 """
 test_faults_security.py - what chatd leaves on disk and what a client can
 smuggle through it: the modes of its files and directories (docs/FILES.md),
-no password in any log, and no forged log line, protocol line or terminal
+no password, chat text or resume token in any log, and no forged log line, protocol line or terminal
 escape sequence reaching anyone else.
 """
 
+import base64
 import os
+import socket
 import stat
 
 from chatproto import wait_until
@@ -19,6 +21,8 @@ PASSWORDS = {
     "ctl_add": "Adm1n-Add-S3cret",
     "ctl_passwd": "Adm1n-Passwd-S3cret",
     "as_name": "Typ3d-As-Name-S3cret",
+    "as_valid_name": "Typ3dAsValidNameS3cret",
+    "as_irc_nick": "Typ3dAsIrcNickS3cret",
 }
 
 
@@ -60,8 +64,8 @@ def test_modes_of_files_and_directories(chatd_factory, tmp_path):
     assert mode(d.history_path) == 0o600, oct(mode(d.history_path))
 
 
-def test_no_password_in_any_log(chatd_factory, tmp_path):
-    d = chatd_factory(log_level="debug", login_fail_delay_ms=0)
+def test_no_password_in_any_log(irc_chatd, tmp_path):
+    d = irc_chatd(log_level="debug", login_fail_delay_ms=0)
     alice = d.connect("alice")
     alice.login("alice", PASSWORDS["register"])
     other = d.connect("alice-again")
@@ -75,6 +79,20 @@ def test_no_password_in_any_log(chatd_factory, tmp_path):
     typo.expect_hello()
     typo.send_line(PASSWORDS["as_name"] + " x")
     typo.expect("ERR")
+    # One that makes a valid name, then the user notices and leaves (or not: a guest
+    # would be a choice).  Natively and as an IRC nick.
+    typo = d.connect("valid-typo", source_addr="127.0.0.51")
+    typo.expect_hello()
+    typo.send_line(PASSWORDS["as_valid_name"])
+    typo.expect("PASS", "new")
+    typo.close()
+    nick = socket.create_connection(("127.0.0.1", d.irc_port), source_address=("127.0.0.52", 0))
+    nick.sendall(b"NICK " + PASSWORDS["as_irc_nick"].encode() + b"\r\nUSER x 0 * :x\r\n")
+    nick.close()
+    for addr in ("127.0.0.51", "127.0.0.52"):
+        wait_until(lambda: any(line.split(" ")[2:3] == ["disconnect"] and f" {addr}" in line
+                               for line in d.log_text().splitlines()),
+                   f"the departure from {addr} logged")
     _, final = alice.request("/passwd " + PASSWORDS["passwd"])
     assert final.tag == "OK", final.raw
     d.ctl_ok("user", "add", "carol", input=PASSWORDS["ctl_add"] + "\n")
@@ -153,3 +171,93 @@ def test_nothing_a_client_sends_forges_a_line_or_an_escape(chatd_factory):
         assert faults.LOG_LINE_RE.match(line), f"log line out of format: {line!r}"
         assert not line.split(" ", 2)[2].startswith("x 2026"), line
     assert " error " not in log
+
+
+# What people write for each other, and every secret a login carries, on every
+# way in: none of it may reach the log, at the most talkative level
+# (README.md and chatd.conf(5): "never chat text or passwords").
+SECRETS = {
+    "native password": "N4tive-Pw-S3cret",
+    "native message": "native-message-s3cret",
+    "private message": "private-message-s3cret",
+    "native topic": "native-topic-s3cret",
+    "leave reason": "leave-reason-s3cret",
+    "quit reason": "quit-reason-s3cret",
+    "irc pass": "Irc-Pass-S3cret",
+    "irc sasl": "Irc-Sasl-S3cret",
+    "irc register": "Irc-Register-S3cret",
+    "irc message": "irc-privmsg-s3cret",
+    "irc private": "irc-private-s3cret",
+    "irc to native": "irc-to-native-s3cret",
+    "irc notice": "irc-notice-s3cret",
+    "irc away": "irc-away-s3cret",
+    "irc topic": "irc-topic-s3cret",
+    "irc part": "irc-part-s3cret",
+    "irc quit": "irc-quit-s3cret",
+    "wrong token": "e" * 64,
+}
+
+
+def test_no_chat_text_password_or_token_in_the_log(irc_chatd):
+    d = irc_chatd(log_level="debug", login_fail_delay_ms=0)
+    s = SECRETS
+    alice = d.login("alice", s["native password"])
+    bob = d.login("bob")
+    alice.say(s["native message"])
+    _, final = alice.request("/msg bob " + s["private message"])
+    assert final.tag == "OK", final.raw
+    _, final = alice.request("/join side")
+    _, final = alice.request("/topic side " + s["native topic"])
+    assert final.tag == "OK", final.raw
+    _, final = alice.request("/leave side " + s["leave reason"])
+    assert final.tag == "OK", final.raw
+    data, final = alice.request("/token")
+    token = final[1].split(" ")[0]
+    assert final.tag == "OK" and len(token) == 64, final.raw
+    for t in (s["wrong token"], token):
+        c = d.connect("resume")
+        c.expect_hello()
+        c.send_line(f"RESUME alice {t}")
+        assert c.read(timeout=10).tag in ("ERR", "WELCOME")
+        c.close()
+    alice = d.login("alice", s["native password"])
+    alice.send_line("/quit " + s["quit reason"])
+    alice.read_until_closed()
+
+    carol = d.irc_login("carol", s["irc pass"])
+    dave = d.irc_login("dave", s["irc sasl"], sasl=True)
+    erin = d.irc_connect("erin")
+    erin.cap_ls("302")
+    erin.send("NICK erin")
+    erin.send("USER erin 0 * :x")
+    erin.send("REGISTER * * :" + s["irc register"])
+    erin.until("900")
+    erin.send("CAP END")
+    erin.expect("001")
+    carol.send("PRIVMSG #lobby :" + s["irc message"])
+    carol.send("NOTICE dave :" + s["irc notice"])
+    carol.send("PRIVMSG dave :" + s["irc private"])
+    carol.send("PRIVMSG bob :" + s["irc to native"])
+    carol.send("AWAY :" + s["irc away"])
+    carol.send("TOPIC #lobby :" + s["irc topic"])
+    dave.expect("TOPIC")
+    carol.send("PART #lobby :" + s["irc part"])
+    dave.expect("PART")
+    carol.send("QUIT :" + s["irc quit"])
+    carol.expect_closed()
+    bob.wait_for("MSG", lambda m: m[3] == s["irc message"])
+    bob.wait_for("PRIV", lambda m: m[-1] == s["irc to native"])
+    d.stop()
+
+    # Private messages are never stored (PROTOCOL.md, IRC.md), whoever sends them.
+    history = d.history_path.read_text()
+    for what in ("private message", "irc notice", "irc private", "irc to native"):
+        assert s[what] not in history, f"the {what} is in the history"
+    assert s["native message"] in history and s["irc message"] in history
+
+    log = d.log_text() + d.stderr_text()
+    assert "registered alice" in log and "registered carol" in log   # the events are there
+    sasl_blob = base64.b64encode(b"\0dave\0" + s["irc sasl"].encode()).decode()
+    for what, text in list(SECRETS.items()) + [("the token", token), ("SASL", sasl_blob)]:
+        assert text not in log, f"the {what} is in the log: " + next(
+            line for line in log.splitlines() if text in line)

@@ -35,7 +35,7 @@ def expect_refusal(daemon, *words):
     return err
 
 
-@pytest.mark.parametrize("setting", ["history_file", "ident_file"])
+@pytest.mark.parametrize("setting", ["history_file", "ident_file", "rooms_file"])
 def test_second_chatd_on_same_file_refused(chatd_factory, tmp_path, setting):
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -217,6 +217,51 @@ def test_planted_ident_temp_file_refused(chatd_factory):
     c.send_line("pw")
     c.finish_login()
     assert os.stat(ident).st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("plant", ["symlink", "hard link", "fifo", "fifo with a reader",
+                                   "nothing"])
+def test_a_link_or_fifo_put_in_place_of_the_ident_file_is_never_written_through(
+        chatd_factory, tmp_path, plant):
+    """SECURITY.md: something planted in place of the identification file while
+    chatd runs (or the file deleted) is never written through nor blocks chatd: the
+    next change rewrites the file from memory, a file of chatd's own again (0600,
+    one link) in its place; the target is untouched and every user is still there
+    after a restart."""
+    d = chatd_factory()
+    d.login("alice").close()
+    ident = d.ident_path
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    victim.chmod(0o644)
+    os.unlink(ident)
+    reader = None
+    if plant == "symlink":
+        os.symlink(victim, ident)
+    elif plant == "hard link":
+        os.link(victim, ident)
+    elif plant.startswith("fifo"):
+        os.mkfifo(ident, 0o600)
+        if plant == "fifo with a reader":
+            reader = os.open(ident, os.O_RDONLY | os.O_NONBLOCK)
+    c = d.connect("bob")
+    c.expect_hello()
+    c.send_line("bob")
+    c.expect("PASS")
+    c.send_line("pw-bob")
+    first = c.read(timeout=10)          # not stuck on the FIFO
+    assert first.tag == "WELCOME", first.raw
+    assert victim.read_text() == "keep me\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    if reader is not None:
+        assert os.read(reader, 4096) == b"", "a record went into the FIFO"
+        os.close(reader)
+    st = os.lstat(ident)
+    assert stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and stat.S_IMODE(st.st_mode) == 0o600
+    assert "rewritten" in d.log_text() or "rewrote" in d.log_text()
+    d.restart()
+    d.login("alice").close()
+    d.login("bob").close()
 
 
 def test_planted_resume_tokens_file_refused(chatd_factory, tmp_path):

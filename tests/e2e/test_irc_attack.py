@@ -545,6 +545,51 @@ def test_sasl_first_chunk_too_long(irc_attack):
     c.sync()
 
 
+def test_login_attempts_hold_for_sasl_and_pass_on_one_connection(irc_attack):
+    """SECURITY.md: SASL and PASS go through the native login's checks, login_attempts
+    included: a client retrying AUTHENTICATE after each 904, or PASS after SASL, has
+    login_attempts wrong passwords on one connection, then it is closed; no further
+    guess is checked, and the name is not locked for its owner elsewhere."""
+    daemon = irc_attack(login_attempts=3, login_fail_delay_ms=0)
+    daemon.login("carol").close()                 # registered, password pw-carol
+
+    def guess(c, password):
+        c.send("AUTHENTICATE PLAIN")
+        c.expect(lambda l: l == "AUTHENTICATE +" or command(l) == "904", "AUTHENTICATE +")
+        c.send("AUTHENTICATE " + base64.b64encode(b"\0carol\0" + password).decode())
+
+    c = daemon.irc("sasl-guesser")
+    c.send("CAP LS 302")
+    c.send("CAP REQ :sasl")
+    c.send("NICK carol")
+    c.send("USER carol 0 * :carol")
+    for i in range(3):
+        guess(c, b"wrong-%d" % i)
+        c.numeric("904")
+    lines = c.read_until_closed()
+    assert any(command(l) == "ERROR" for l in lines), lines
+    assert "login failed for carol" in daemon.log_text()
+    assert daemon.log_text().count("login failed for carol") == 3
+
+    # Two wrong over SASL, then PASS with a third: the count is the connection's.
+    c = daemon.irc("mixed-guesser")
+    c.send("CAP LS 302")
+    c.send("CAP REQ :sasl")
+    for i in range(2):
+        guess(c, b"again-%d" % i)
+        c.numeric("904")
+    c.send("PASS wrong-pass")
+    c.send("NICK carol")
+    c.send("USER carol 0 * :carol")
+    c.send("CAP END")
+    lines = c.read_until_closed()
+    assert any(command(l) == "464" for l in lines) and command(lines[-1]) == "ERROR", lines
+    assert not any(command(l) == "001" for l in lines), lines
+    assert daemon.log_text().count("login failed for carol") == 6
+    owner = daemon.irc("owner")
+    assert owner.register("carol", password="pw-carol")
+
+
 def test_sasl_plain_edges(irc_attack):
     """Chunk boundaries, lengths, malformed and mismatched messages: each answered with
     its numeric, none logs in; then a message of exactly 400 bytes and "+" does."""
@@ -1253,3 +1298,91 @@ def test_a_big_reply_is_not_kept_per_connection(chatd_factory):
     assert kept < 32 * 1024, f"{kept} KiB kept after 100 CHATHISTORY replies of ~500 KiB"
     for c in clients:
         c.close()
+
+
+def test_connection_limits_hold_across_irc_and_native(irc_attack):
+    """SECURITY.md "connection floods": max_clients_per_address counts an address's
+    connections on every port together, and the IRC port refuses the excess at once
+    with an IRC ERROR; max_clients counts IRC users too, and an IRC registration
+    that would exceed it is refused at its welcome (ERROR), never let in."""
+    daemon = irc_attack(max_clients_per_address=3, max_clients=3)
+    src = "127.0.0.41"
+
+    def irc_from(addr):
+        return socket.create_connection(("127.0.0.1", daemon.irc_port), source_address=(addr, 0),
+                                        timeout=scaled(5))
+
+    def until_closed(sock):
+        got = b""
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return got
+            got += data
+
+    native = daemon.connect("native", source_addr=src)
+    native.login("nat", "pw")
+    socks = [irc_from(src) for _ in range(2)]
+    try:
+        for s in socks:             # both admitted: each answers a PING
+            s.sendall(b"PING :probe\r\n")
+            got = b""
+            while b"PONG" not in got:
+                data = s.recv(4096)
+                assert data, got
+                got += data
+        # A fourth from the address, on either port: refused at once.
+        extra = irc_from(src)
+        refused = until_closed(extra)
+        extra.close()
+        assert refused.startswith(b"ERROR :too many connections from your address (3)"), refused
+        late = daemon.connect("late-native", source_addr=src)
+        assert late.read().raw.startswith("ERR 503 too many connections"), "native 4th"
+    finally:
+        for s in socks:
+            s.close()
+
+    # max_clients (3): two IRC users and the native one fill it; a third IRC
+    # registration, connected before they were in, is refused at its welcome, and
+    # a connection made then is refused at once.
+    c = daemon.irc("c")
+    c.sync()
+    daemon.irc("a").register("ircone", "pw-one")
+    daemon.irc("b").register("irctwo", "pw-two")
+    assert until_closed(irc_from("127.0.0.42")).startswith(b"ERROR :server is full (3 clients)")
+    c.send("PASS pw-three")
+    c.send("NICK ircthree")
+    c.send("USER ircthree 0 * :x")
+    lines = c.read_until_closed()
+    assert lines and lines[-1].startswith("ERROR :server is full (3 clients)"), lines
+    assert not any(command(l) == "001" for l in lines), lines
+    assert "clients: 3 online" in daemon.ctl_ok("status")
+
+
+def test_ctcp_other_than_action_reaches_nobody(irc_attack):
+    """SECURITY.md: CTCP other than ACTION is not relayed, so nobody can make
+    another's client answer VERSION, PING or TIME (revealing it, or flooding
+    through it) or offer a DCC connection (revealing an address), whether to
+    a channel or privately, as PRIVMSG or NOTICE, to IRC or native users."""
+    daemon = irc_attack(irc_flood_burst=100)
+    carol = daemon.login("carol")
+    a = daemon.irc("a").register("alice", password="pw-alice")
+    b = daemon.irc("b").register("bob", password="pw-bob")
+    a.expect(lambda l: command(l) == "JOIN" and l.startswith(":bob!"), "bob's JOIN")
+    carol.sync()
+    for target in ("#lobby", "bob", "carol"):
+        for verb in ("PRIVMSG", "NOTICE"):
+            for ctcp in ("VERSION", "PING 1234", "TIME", "CLIENTINFO",
+                         "DCC SEND file 2130706433 5000 10", "DCC CHAT chat 2130706433 5001"):
+                a.send(f"{verb} {target} :\x01{ctcp}\x01")
+    a.send("PRIVMSG #lobby :\x01ACTION waves\x01")
+    got = b.expect(lambda l: command(l) in ("PRIVMSG", "NOTICE"), "the ACTION")
+    assert params(got) == ["#lobby", "\x01ACTION waves\x01"], got
+    assert not [l for l in b.before if command(l) in ("PRIVMSG", "NOTICE")], b.before
+    msg = carol.wait_for("MSG")
+    assert msg[-1] == "/me waves", msg.raw
+    b.sync("after")
+    assert not [l for l in b.before if command(l) in ("PRIVMSG", "NOTICE")], b.before
+    carol.sync()
+    assert not carol.live_of("PRIV") and not carol.live_of("NOTICE"), carol.live
+    a.sync("end")

@@ -4,6 +4,7 @@ the log file and the files it keeps.
 """
 
 import itertools
+import os
 import re
 import signal
 import socket
@@ -147,6 +148,45 @@ def test_sighup_reopens_rotated_log(chatd_factory):
     assert all(LOG_LINE.match(line) for line in d.log_text().splitlines())
 
 
+@pytest.mark.parametrize("plant", ["symlink", "hard link", "fifo"])
+def test_sighup_never_reopens_the_log_through_a_planted_link_or_fifo(chatd_factory, tmp_path,
+                                                                     plant):
+    """SECURITY.md: a link or a FIFO put at the log's path while chatd runs (here
+    after a rotation, where logrotate would make the new file) is refused at the
+    SIGHUP: nothing is written through it, chatd does not block on the FIFO, and it
+    goes on logging to the file it had, which says why."""
+    d = chatd_factory(log_level="info")
+    d.login("before").close()
+    rotated = d.log_path.with_name("chatd.log.1")
+    wait_until(lambda: "before" in d.log_text(), "the first login in the log")
+    d.log_path.rename(rotated)
+    victim = tmp_path / "victim"
+    victim.write_text("not chatd's\n")
+    victim.chmod(0o644)
+    if plant == "symlink":
+        d.log_path.symlink_to(victim)
+    elif plant == "hard link":
+        os.link(victim, d.log_path)
+    else:           # with a reader, so that opening it for writing would succeed
+        os.mkfifo(d.log_path, 0o640)
+        reader = os.open(d.log_path, os.O_RDONLY | os.O_NONBLOCK)
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: "cannot reopen" in rotated.read_text(), "the refusal in the old log")
+    if plant == "fifo":
+        d.login("through").close()
+        wait_until(lambda: "through" in rotated.read_text(), "a later line in the old log")
+        # End of file: nothing was written, and chatd holds no end of the FIFO open.
+        assert os.read(reader, 4096) == b"", "the log was written into the FIFO"
+        os.close(reader)
+    d.ctl_ok("status")                      # the control thread was not held up
+    d.login("after").close()
+    wait_until(lambda: "login after" in rotated.read_text() or
+               "registered after" in rotated.read_text(), "the next login in the old log")
+    assert victim.read_text() == "not chatd's\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert d.alive()
+
+
 def registration_open(d, name):
     """PASS new (True) or ERR 403 (False) for an unknown name."""
     c = d.connect(name)
@@ -166,6 +206,42 @@ def test_sighup_reloads_settings(chatd_factory):
     d.send_signal(signal.SIGHUP)
     probes = itertools.count()
     wait_until(lambda: not registration_open(d, f"probe{next(probes)}"), "registration to close")
+
+
+def test_registration_closed_by_sighup_stops_dialogues_under_way(irc_chatd):
+    """SECURITY.md: registration = false (SIGHUP) stops registration flooding.  A
+    dialogue that was offered PASS new before the reload (or an IRC client whose
+    PASS waits for CAP END) must not register its name after it: the native one
+    gets ERR 403 and is asked for a name again, the IRC one is refused."""
+    d = irc_chatd(registration=True)
+    held = []
+    for i in range(3):
+        c = d.connect(f"early{i}")
+        c.expect_hello()
+        c.send_line(f"early{i}")
+        c.expect("PASS", "new")
+        held.append(c)
+    irc = d.irc_connect("earlyirc")
+    irc.cap_ls("302")
+    irc.send("PASS pw-earlyirc")
+    irc.send("NICK earlyirc")
+    irc.send("USER earlyirc 0 * :x")
+    irc.sync()
+    d.settings["registration"] = False
+    d.write_config()
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reloaded" in d.log_text(), "the reload")
+    for i, c in enumerate(held):
+        c.send_line(f"pw-early{i}")
+        err = c.read(timeout=10)
+        assert err.tag == "ERR" and err[0] == "403", err.raw
+        c.send_line(f"early{i}")                # asked for a name again: still closed
+        assert c.read().raw.startswith("ERR 403")
+    irc.send("CAP END")
+    lines = irc.expect_closed()
+    assert not any(m.command == "001" for m in lines), lines
+    assert d.ctl_ok("user", "list").strip().endswith("0 registered")
+    assert "registered early" not in d.log_text()
 
 
 def test_sighup_with_broken_config_keeps_old_settings(chatd_factory):

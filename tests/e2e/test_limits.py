@@ -5,11 +5,14 @@ max_clients_per_address, and the budget of connections logging in
 """
 
 import select
+import signal
 import socket
+import subprocess
 import threading
 import time
 
-from chatproto import deadline_in, scaled, wait_until
+from chatproto import Client, ProtocolError, deadline_in, scaled, wait_until
+from conftest import CHATD_BIN, config_text, free_port
 
 
 class Counter(threading.Thread):
@@ -324,7 +327,7 @@ def test_a_dropped_login_leaves_its_hash_slot_wait(chatd_factory):
     queued.send_line("pw")          # waits for the slot
     # The budget (2) is full: each newcomer from the address drops its oldest login.
     third = d.connect("third", source_addr=src)
-    third.expect_hello()            # drops hog (hashing: it finishes)
+    third.expect_hello()            # drops hog (hashing: it finishes, and registers nothing)
     fourth = d.connect("fourth", source_addr=src)
     fourth.expect_hello()           # drops queued (waiting)
     wait_until(lambda: "dropped the oldest of 127.0.0.21" in d.log_text()
@@ -335,6 +338,32 @@ def test_a_dropped_login_leaves_its_hash_slot_wait(chatd_factory):
         "a login dropped for the budget waited for a hash slot and registered its name"
     third.close()
     fourth.close()
+
+
+def test_a_login_dropped_while_its_hash_runs_registers_nothing(chatd_factory):
+    """SECURITY.md: a login dropped for the budget never registers its name later.
+    One dropped while its hash is being computed (it had its slot) cannot stop the
+    hash, but throws it away: the name stays free and the log says it gave up."""
+    d = chatd_factory(max_logins=2, max_logins_per_address=3, max_clients_per_address=8,
+                      hash_concurrency=1, hash_cost=10, login_timeout=30)
+    src = "127.0.0.22"
+    hog = d.connect("hog", source_addr=src)
+    hog.expect_hello()
+    hog.send_line("hog")
+    hog.expect("PASS")
+    hog.send_line("pw")             # its hash runs for a good part of a second
+    others = []
+    for label in ("second", "third"):
+        c = d.connect(label, source_addr=src)
+        c.expect_hello()            # the third drops the oldest: hog, mid-hash
+        others.append(c)
+    wait_until(lambda: "dropped the oldest of 127.0.0.22" in d.log_text(), "hog dropped")
+    wait_until(lambda: "gave up registering hog" in d.log_text()
+               or "registered hog" in d.log_text(), "hog's hash to end", timeout=20)
+    assert "registered hog" not in d.log_text(), "a login dropped mid-hash registered its name"
+    assert "hog" not in d.ctl_ok("user", "list").split()
+    for c in others:
+        c.close()
 
 
 def connected(d):
@@ -368,3 +397,71 @@ def test_a_dropped_login_leaves_its_delay_after_a_wrong_password(chatd_factory):
     wait_until(lambda: connected(d) == 2, "the dropped guesser's connection closed", timeout=5)
     idle.close()
     newcomer.close()
+
+
+def test_ipv4_clients_of_a_dual_stack_socket_are_limited_each_by_its_own_address(
+        chatd_factory, tmp_path):
+    """The packaged chatd.socket listens on [::], where IPv4 clients come as
+    ::ffff:a.b.c.d: an IPv6 address counts as its /64, but all of IPv4 shares one
+    /64 there.  Each IPv4 address must still be limited on its own, as on an
+    IPv4 socket: max_clients_per_address, max_logins_per_address and the failed
+    logins' delay of one address never reach another."""
+    helper = chatd_factory(start=False)      # for its admin socket path
+    port = free_port()
+    state = tmp_path / "dual" / "state"
+    state.mkdir(parents=True)
+    config = tmp_path / "dual" / "chatd.conf"
+    config.write_text(config_text({
+        "state_dir": str(state), "admin_socket": str(helper.admin_socket), "hash_cost": 1,
+        "max_clients_per_address": 3, "max_logins_per_address": 2,
+        "login_fail_delay_ms": 5000, "login_fail_delay_max_ms": 5000}))
+    with open(tmp_path / "dual" / "stderr", "w") as stderr:
+        proc = subprocess.Popen(
+            ["systemd-socket-activate", "-l", f"[::]:{port}", "-l", str(helper.admin_socket),
+             "--fdname=listen:admin", CHATD_BIN, "-c", str(config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+        opened = []
+
+        def connect(src, label):
+            c = Client(label)
+            opened.append(c)
+            return c.connect(port, source_addr=src)
+
+        try:
+            deadline = deadline_in(10)
+            while True:
+                try:
+                    connect("127.0.0.1", "probe").expect_hello()
+                    break
+                except (ConnectionRefusedError, ProtocolError):  # still binding
+                    assert time.monotonic() < deadline, "never listened"
+                    time.sleep(0.02)
+            opened.pop().close()
+            a = "127.0.0.31"
+            first = connect(a, "a1")
+            first.login("owner", "pw-owner")
+            idle = [connect(a, f"a{i}") for i in (2, 3)]
+            for c in idle:
+                c.expect_hello()
+            # The address is at both its limits: logins (2) and connections (3).
+            refused = connect(a, "a4")
+            assert refused.read().raw.startswith("ERR 503"), "a 4th connection from one address"
+            # Other IPv4 addresses are not: each gets its own budget.
+            for i, src in enumerate(("127.0.0.32", "127.0.0.33")):
+                connect(src, f"b{i}").login(f"user{i}", "pw")
+                for k in range(2):
+                    connect(src, f"b{i}{k}").expect_hello()
+            # A wrong password from one address delays that address only.
+            idle[0].send_line("owner")
+            idle[0].expect("PASS", "known")
+            idle[0].send_line("wrong")
+            wait_until(lambda: "login failed for owner from 127.0.0.31" in
+                       (state / "chatd.log").read_text(), "the failure in the log")
+            fresh = connect("127.0.0.34", "fresh")
+            fresh.login("newcomer", "pw")       # no ERR 429 for another address
+            assert "::ffff:" not in (state / "chatd.log").read_text()
+        finally:
+            for c in opened:
+                c.close()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(scaled(10)) == 0

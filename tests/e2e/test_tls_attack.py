@@ -670,3 +670,42 @@ def non_loopback_address(family=socket.AF_INET, far="192.0.2.1"):
     except OSError:
         return None
     return None if addr.startswith("127.") or addr in ("::1", "::") else addr
+
+
+def test_tls_1_2_never_runs_without_forward_secrecy(tls_chatd, tmp_path):
+    """SECURITY.md: TLS 1.2 with chatd's ciphers uses ephemeral keys, so traffic
+    recorded now stays secret if the key is stolen later.  With an RSA key (the
+    README's self-signed pair), OpenSSL's default list also offers RSA key
+    transport: a TLS 1.2 client offering only such ciphers must fail the
+    handshake, and one that lists them first must still get (EC)DHE."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", "tls.key", "-out", "tls.pem"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    chatd = tls_chatd(tls_cert=str(tmp_path / "tls.pem"), tls_key=str(tmp_path / "tls.key"))
+
+    def context(ciphers):
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "tls.pem"))
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(ciphers)
+        return ctx
+
+    def handshake(ctx):
+        raw = socket.create_connection(("127.0.0.1", chatd.tls_port), timeout=scaled(5))
+        try:
+            tls = ctx.wrap_socket(raw, server_hostname="localhost")
+        except BaseException:
+            raw.close()
+            raise
+        cipher = tls.cipher()
+        tls.close()
+        return cipher
+
+    static_rsa = "AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA256:AES128-SHA"
+    with pytest.raises(ssl.SSLError, match="(?i)handshake.failure|no.shared.cipher"):
+        handshake(context(static_rsa))
+    name, version, _ = handshake(context(static_rsa + ":ECDHE-RSA-AES128-GCM-SHA256"))
+    assert version == "TLSv1.2" and name.startswith(("ECDHE-", "DHE-")), name
+    # A client of its own defaults still gets in, over TLS 1.3 or 1.2 with (EC)DHE.
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "tls.pem"))
+    assert handshake(ctx)[1] == "TLSv1.3"

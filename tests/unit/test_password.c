@@ -335,6 +335,65 @@ test_gate_wait_ends_when_gone(void **state)
 	password_gate_leave();
 }
 
+/*
+ * A wait that is granted its slot after its reason went away (between two
+ * looks at gone()) gives the slot back and fails: a login dropped while it
+ * queued must not go on to hash (and register) because the slot came first.
+ */
+struct late_waiter {
+	pthread_t tid;
+	atomic_bool gone;
+	int rc, err;
+};
+
+static bool
+flag_gone(void *arg)
+{
+	return atomic_load(&((struct late_waiter *)arg)->gone);
+}
+
+static void *
+wait_for_slot(void *arg)
+{
+	struct late_waiter *w = arg;
+
+	password_gate_abort_if(flag_gone, w);
+	errno = 0;
+	w->rc = password_gate_enter(-1);
+	w->err = errno;
+	if (w->rc == 0)
+		password_gate_leave();
+	password_gate_abort_if(NULL, NULL);
+	return NULL;
+}
+
+static void
+test_a_slot_granted_after_gone_is_given_back(void **state)
+{
+	struct holder h[GATE_SLOTS];
+	struct late_waiter w = { .rc = 99 };
+
+	hold_slots(h, GATE_SLOTS);
+	atomic_store(&w.gone, false);
+	assert_int_equal(pthread_create(&w.tid, NULL, wait_for_slot, &w), 0);
+	while (password_gate_waiting() == 0)
+		sched_yield();
+	/* Gone, and at once a slot for it: well within its 100 ms between looks. */
+	atomic_store(&w.gone, true);
+	let_go(&h[0]);
+	assert_int_equal(pthread_join(w.tid, NULL), 0);
+	/* The slot went back to the pool: another takes it at once. */
+	int again = password_gate_enter(time_mono_ms() + 1000);
+
+	if (again == 0)
+		password_gate_leave();
+	for (int i = 1; i < GATE_SLOTS; i++)
+		let_go(&h[i]); /* before any assert, so that a failure leaves no slot held */
+	assert_int_equal(again, 0);
+	assert_int_equal(w.rc, -1);
+	assert_int_equal(w.err, ECONNABORTED);
+}
+
 /* A thread that holds a slot hashes in it, even when the others are all taken. */
 static void
 test_hashes_use_the_slot_held(void **state)
@@ -411,6 +470,7 @@ main(void)
 		cmocka_unit_test(test_gate_enter_gives_up_at_the_deadline),
 		cmocka_unit_test(test_hashes_use_the_slot_held),
 		cmocka_unit_test(test_gate_wait_ends_when_gone),
+		cmocka_unit_test(test_a_slot_granted_after_gone_is_given_back),
 		cmocka_unit_test(test_hash_gives_up_at_the_thread_deadline),
 		cmocka_unit_test(test_gate_serves_in_arrival_order),
 	};
