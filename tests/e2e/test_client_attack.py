@@ -17,7 +17,7 @@ import time
 import pytest
 
 from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED, FakeServer,
-                        answer_until_quit, fake_login, run_plain, scaled)
+                        answer_until_quit, fake_login, pong, run_plain, scaled)
 from conftest import CHATCTL_BIN
 
 # An OSC title, a clear screen, a C1 CSI, a bidi override and a stray byte: none
@@ -125,6 +125,9 @@ def test_plain_a_close_in_the_middle_of_a_line_prints_no_half_line():
         fake_login(s, c, r)
         r.readline()
         c.sendall(b"MSG lobby 7 2026-11-21T09:30:00.000Z eve half a li")
+        # A close, not a reset: what chat sent after the line is read to its end.
+        c.shutdown(socket.SHUT_WR)
+        r.read()
 
     server = FakeServer(play=play)
     res = plain(server, "hello\n")
@@ -515,14 +518,72 @@ def test_plain_an_ok_for_quit_is_a_broken_protocol_not_a_reason_to_quit_again():
             if not line:
                 return
             s.received.append(line)
-            c.sendall(b"OK - fine\n")
+            c.sendall(pong(line) or b"OK - fine\n")
 
     server = FakeServer(play=play)
     res = plain(server, "hi\n")
     server.join()
     assert res.rc == EXIT_LOST, res
     assert "the server broke the protocol" in res.err, res
-    assert server.received == [b"pw\n", b"hi\n", b"/quit\n"]
+    assert server.received == [b"pw\n", b"hi\n", b"/ping chat-check-1\n", b"/quit\n"]
+
+
+def chatd_like(line):
+    """What chatd answers to a request line (besides /ping and /quit)."""
+    return b"OK - fine\n" if line.startswith(b"/") else b"OK 7 sent\n"
+
+
+def test_plain_a_late_second_answer_is_never_taken_for_the_next_lines():
+    """An ERR that answers nothing arrives after the next line went out, and
+    that line's own answer after it: taken for the answer of "two", it made
+    chat send "three" before "two" was dealt with (and every answer after
+    it went to the line before).  Two answers to one line break the protocol."""
+
+    def play(s, c, r):
+        fake_login(s, c, r)
+        held = b""
+        for line in r:
+            s.received.append(line)
+            c.sendall(held)
+            held = b""
+            if line.startswith(b"/quit"):
+                c.sendall(b"BYE quit bye\n")
+                return
+            if line == b"two\n":
+                c.sendall(UNASKED)
+                held = chatd_like(line)  # its own answer, once the next line came
+                continue
+            c.sendall(pong(line) or chatd_like(line))
+
+    server = FakeServer(play=play)
+    res = plain(server, "one\ntwo\nthree\n")
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "the server broke the protocol" in res.err, res
+    assert b"three\n" not in server.received, server.received
+    assert_clean(res.out, "standard output")
+    assert_clean(res.err, "standard error")
+
+
+def test_plain_an_err_arriving_after_the_room_join_went_out_is_not_its_refusal():
+    """--room's /join is out when an ERR that answers nothing arrives, then the
+    join's own answer: the ERR is not the join refused (status 7), the two
+    answers break the protocol (status 5)."""
+
+    def play(s, c, r):
+        fake_login(s, c, r)
+        s.received.append(r.readline())
+        c.sendall(UNASKED)
+        c.sendall(b"USERS ops 1 1 1 lee\nOK - joined ops\n")
+        answer_until_quit(s, c, r)
+
+    server = FakeServer(play=play)
+    res = plain(server, "hello\n", args=("--room", "ops"))
+    server.join()
+    assert server.received[:2] == [b"pw\n", b"/join ops\n"], server.received
+    assert res.rc == EXIT_LOST, res
+    assert "the server broke the protocol" in res.err, res
+    assert b"hello\n" not in server.received, server.received
 
 
 @pytest.mark.parametrize("typed, reply", [
