@@ -118,6 +118,39 @@ test_too_few_fields_break_the_protocol(void **state)
 	assert_false(parse("WHAT dev", &l, buf, sizeof(buf)));
 }
 
+/* Parses len bytes (NUL bytes allowed) copied into buf. */
+static bool
+parse_bytes(const char *bytes, size_t len, struct srv_line *l, char *buf)
+{
+	memcpy(buf, bytes, len);
+	buf[len] = '\0';
+	return srv_parse(buf, len, l);
+}
+
+/*
+ * chatd never sends a NUL.  One in the tag or a field would make chat read
+ * another line than the one that came ("OK\0x" an OK, "lobby\0x" the room
+ * lobby): it breaks the protocol.  The free text keeps what it holds.
+ */
+static void
+test_a_nul_in_the_tag_or_a_field_breaks_the_protocol(void **state)
+{
+	static const char tag[] = "OK\0junk - fine";
+	static const char code[] = "ERR 507\0x not stored";
+	static const char room[] = "MSG lobby\0x 4 2026-12-02T09:30:00.000Z eve hi";
+	static const char last[] = "USERS lobby 1 1\0";
+	static const char text[] = "MSG lobby 4 2026-12-02T09:30:00.000Z eve h\0i";
+	char buf[256];
+	struct srv_line l;
+
+	assert_false(parse_bytes(tag, sizeof(tag) - 1, &l, buf));
+	assert_false(parse_bytes(code, sizeof(code) - 1, &l, buf));
+	assert_false(parse_bytes(room, sizeof(room) - 1, &l, buf));
+	assert_false(parse_bytes(last, sizeof(last) - 1, &l, buf));
+	assert_true(parse_bytes(text, sizeof(text) - 1, &l, buf));
+	assert_int_equal(l.text_len, 3);
+}
+
 static void
 test_hello_version(void **state)
 {
@@ -465,6 +498,7 @@ main(void)
 		cmocka_unit_test(test_room_lines_have_the_room_first),
 		cmocka_unit_test(test_join_part_topic_room_notice),
 		cmocka_unit_test(test_too_few_fields_break_the_protocol),
+		cmocka_unit_test(test_a_nul_in_the_tag_or_a_field_breaks_the_protocol),
 		cmocka_unit_test(test_hello_version),
 		cmocka_unit_test(test_an_unasked_reply_is_described_sanitized),
 		cmocka_unit_test(test_rooms_follow_the_replies),
