@@ -175,7 +175,7 @@ def test_tty_a_room_name_with_escapes_never_reaches_the_prompt(terminals):
             if line.startswith(b"/quit"):
                 c.sendall(b"BYE quit bye\n")
                 return
-            c.sendall(b"OK - joined " + EVIL_ROOM + b"y\n")
+            c.sendall(pong(line) or b"OK - joined " + EVIL_ROOM + b"y\n")
 
     server = FakeServer(play=play)
     term = tty(terminals, server)
@@ -603,4 +603,34 @@ def test_tty_an_answer_to_no_request_is_a_broken_protocol(terminals, typed, repl
     server.join()
     assert "the server broke the protocol" in term.everything()
     assert "answers no request" in term.everything()
+    assert_clean(term.raw(), "the terminal")
+
+
+def test_tty_a_late_second_answer_is_never_taken_for_the_next_lines(terminals):
+    """An ERR that answers nothing comes after the next request went out,
+    before that one's own answer: taken for it, chat said "second" was not
+    sent though the server took it."""
+
+    def play(s, c, r):
+        fake_login(s, c, r)
+        late = False
+        for line in r:
+            s.received.append(line)
+            if line.startswith(b"/quit"):
+                c.sendall(b"BYE quit bye\n")
+                return
+            if late:
+                c.sendall(UNASKED)
+            late = line == b"hello\n"
+            c.sendall(pong(line) or chatd_like(line))
+
+    server = FakeServer(play=play)
+    term = tty(terminals, server)
+    term.wait_text("logged in")
+    term.line("hello")
+    term.line("second")
+    assert term.wait_exit() == EXIT_LOST
+    server.join()
+    assert "the server broke the protocol" in term.everything()
+    assert "not sent" not in term.everything()
     assert_clean(term.raw(), "the terminal")
