@@ -207,11 +207,16 @@ on_login_room(struct plain *p, const char *home)
 	rooms_login(&p->rooms, home);
 }
 
-/* HELLO to OK; 0 once logged in, else an exit code (message printed). */
+/*
+ * HELLO to OK; 0 once logged in, else an exit code (message printed).  Each
+ * reply (to the connection, the name, the password or token) must be whole
+ * within --timeout: its lines coming one by one do not put that off.
+ */
 static int
 log_in(struct plain *p)
 {
 	struct login l;
+	int64_t deadline = reply_deadline(p);
 
 	login_start(&l, p->o->name, p->o->password, false);
 	if (p->token[0] && p->token_expiry > time_now_ms() + 60000)
@@ -222,7 +227,7 @@ log_in(struct plain *p)
 		char *raw;
 		size_t len;
 		struct srv_line sl;
-		int rc = conn_wait_line(&p->conn, reply_deadline(p), &raw, &len);
+		int rc = conn_wait_line(&p->conn, deadline, &raw, &len);
 
 		if (rc == 0)
 			return fail(CHAT_EXIT_LOST, "no answer from the server during login");
@@ -254,8 +259,10 @@ log_in(struct plain *p)
 				forget_token(p);
 			p->login_retry = l.retry;
 			return fail(l.exit_code, l.message);
+		case LOGIN_CONTINUE: /* the name, password or token went out: a new reply */
+			deadline = reply_deadline(p);
+			break;
 		case LOGIN_NEED_PASSWORD: /* not with a password given and may_ask false */
-		case LOGIN_CONTINUE:
 			break;
 		}
 	}

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED, FakeServer,
-                        answer_until_quit, fake_login, pong, run_plain, scaled)
+from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED, FAKE_HELLO,
+                        FakeServer, answer_until_quit, fake_login, pong, run_plain, scaled)
 from conftest import CHATCTL_BIN
 
 # An OSC title, a clear screen, a C1 CSI, a bidi override and a stray byte: none
@@ -87,6 +87,34 @@ def test_plain_a_server_that_never_speaks_is_given_up_within_the_timeout():
     assert res.rc == EXIT_LOST, res
     assert "no answer from the server during login" in res.err
     assert time.monotonic() - start < scaled(8)
+
+
+def test_plain_a_login_reply_that_never_ends_is_given_up_within_the_timeout():
+    """After the password the server trickles HIST lines, each well within
+    --timeout, and never the login's OK: the timeout is for the reply, not
+    for each of its lines."""
+
+    def play(s, c, r):
+        c.sendall(FAKE_HELLO)
+        r.readline()
+        c.sendall(b"PASS known lee password\n")
+        r.readline()
+        c.sendall(b"WELCOME lee welcome back\nUSERS lobby 1 1 1 lee\n")
+        try:
+            for i in range(40):  # 8 s at most: the hostile server's pace, not a wait
+                c.sendall(b"HIST lobby %d 2026-11-21T09:30:00.000Z eve old\n" % (i + 1))
+                time.sleep(0.2)
+        except OSError:
+            pass  # chat hung up, as it should
+
+    server = FakeServer(play=play)
+    start = time.monotonic()
+    res = plain(server, "hi\n", args=("--timeout", "1"))
+    took = time.monotonic() - start
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "no answer from the server during login" in res.err, res
+    assert took < scaled(5), took
 
 
 def test_plain_a_silent_tls_port_is_a_failed_connection_within_the_timeout():
