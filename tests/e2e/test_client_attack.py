@@ -355,6 +355,23 @@ def test_tty_messages_from_ever_new_rooms_keep_costing_the_same(terminals):
     server.join()
 
 
+def test_tty_the_same_users_named_over_and_over_keep_costing_the_same(terminals):
+    """chat remembers the users it sees (Tab after /msg), each once: a server
+    naming the same thousands of users in line after line must cost chat the
+    time of its bytes, not that times every user kept."""
+    kept = [b"u%d" % i for i in range(4095)]
+    again = b"USERS lobby 10000 1 1 " + b" ".join([kept[-1]] * 10000) + b"\n"
+    server = FakeServer(b"USERS lobby 4095 1 1 " + b" ".join(kept) + b"\n" + again * 150 +
+                        b"MSG lobby 1 2026-11-21T09:30:00.000Z eve THE-END\n")
+    term = tty(terminals, server, height=5)
+    # About a second with a hash index; 40 s when each name searched the whole list.
+    # (The USERS lines push "logged in" out of the scrollback: not waited for.)
+    term.wait_text("THE-END", timeout=15)
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+
+
 def test_chatctl_log_show_and_users_keep_what_users_chose_off_the_terminal(chatd):
     """Names, rooms, topics and lines a user crafted with escapes (all refused by
     chatd): nothing of them reaches the admin's terminal through chatctl."""
