@@ -12,6 +12,15 @@
  * protocol (an OK or ERR when no line is out, or an OK for /quit, which
  * BYE answers: srv_describe_unasked()).
  *
+ * Replies carry nothing that names their request: they match by order.  So
+ * that a final reply nobody asked for (a broken server's second answer to
+ * the line before) is never taken for the answer of the line out, each
+ * request but /quit goes out with a check behind it, "/ping chat-check-N":
+ * the line's answer counts only once the check's PONG came after it with
+ * no other final reply between (struct plain's phase).  Two answers before
+ * the PONG break the protocol; one that comes after the check's OK answers
+ * no request.  The check's PONG and OK are not printed.
+ *
  * With --reconnect a connection that drops (or a server that shuts down)
  * is opened again after a backoff with jitter (conn_backoff_next()), at
  * most PLAIN_RECONNECT_TRIES times in a row, and the session goes on with
@@ -45,15 +54,29 @@
 #include "srvline.h"
 #include "timefmt.h"
 
+/* Where the request out stands. */
+enum reply_phase {
+	PHASE_IDLE, /* nothing out */
+	PHASE_SENT, /* a request (and its check) out, no final reply in yet */
+	PHASE_ANSWERED, /* its final reply in, kept in answer: no other may come before the check's PONG */
+	PHASE_CHECKED, /* the check's PONG in: the check's OK ends the request */
+};
+
+/* The text of the /ping sent behind each request, and its PONG. */
+#define PLAIN_CHECK "chat-check-"
+
 struct plain {
 	struct chat_options *o;
 	struct conn conn;
 	struct strbuf input; /* stdin bytes not yet sent */
 	struct strbuf line;  /* scratch: one server line, sanitized */
 	bool input_done;     /* stdin reached its end */
-	bool waiting;        /* a request is out, its final reply not in yet */
-	bool quitting;       /* the request out is /quit: BYE answers it */
-	bool refused;        /* some request got ERR */
+	bool waiting;        /* a request is out, its final reply (and its check's) not in yet */
+	enum reply_phase phase;
+	struct strbuf answer; /* the final reply of the request out, until its check's PONG */
+	unsigned long checks; /* the checks sent: the last one's PONG text is chat-check-N */
+	bool quitting;        /* the request out is /quit: BYE answers it */
+	bool refused;         /* some request got ERR */
 	int64_t reply_deadline;
 	bool token_pending;   /* the request out is /token: its reply is kept, not printed */
 	char token[65];       /* the resume token, "" if none */
@@ -117,6 +140,28 @@ forget_token(struct plain *p)
 	explicit_bzero(p->token, sizeof(p->token));
 }
 
+/*
+ * Sends a request and, unless it is /quit (BYE answers it and ends the
+ * session), its check behind it.
+ */
+static int
+send_request(struct plain *p, const char *line, size_t len)
+{
+	char check[64];
+	int n;
+
+	p->waiting = true;
+	p->phase = PHASE_SENT;
+	p->quitting = len >= 5 && strncmp(line, "/quit", 5) == 0 && (len == 5 || line[5] == ' ');
+	p->reply_deadline = reply_deadline(p);
+	if (conn_send(&p->conn, line, len) < 0)
+		return -1;
+	if (p->quitting)
+		return 0;
+	n = snprintf(check, sizeof(check), "/ping " PLAIN_CHECK "%lu", ++p->checks);
+	return conn_send(&p->conn, check, (size_t)n);
+}
+
 /* After a password login, with --reconnect: /token goes out as the first request. */
 static int
 ask_token(struct plain *p, const struct login *l)
@@ -125,10 +170,8 @@ ask_token(struct plain *p, const struct login *l)
 		forget_token(p);
 	if (!p->o->reconnect || l->resumed)
 		return 0;
-	p->waiting = p->token_pending = true;
-	p->quitting = false;
-	p->reply_deadline = reply_deadline(p);
-	return conn_send(&p->conn, LOGIN_TOKEN_REQUEST, strlen(LOGIN_TOKEN_REQUEST));
+	p->token_pending = true;
+	return send_request(p, LOGIN_TOKEN_REQUEST, strlen(LOGIN_TOKEN_REQUEST));
 }
 
 /*
@@ -164,11 +207,16 @@ on_login_room(struct plain *p, const char *home)
 	rooms_login(&p->rooms, home);
 }
 
-/* HELLO to OK; 0 once logged in, else an exit code (message printed). */
+/*
+ * HELLO to OK; 0 once logged in, else an exit code (message printed).  Each
+ * reply (to the connection, the name, the password or token) must be whole
+ * within --timeout: its lines coming one by one do not put that off.
+ */
 static int
 log_in(struct plain *p)
 {
 	struct login l;
+	int64_t deadline = reply_deadline(p);
 
 	login_start(&l, p->o->name, p->o->password, false);
 	if (p->token[0] && p->token_expiry > time_now_ms() + 60000)
@@ -179,7 +227,7 @@ log_in(struct plain *p)
 		char *raw;
 		size_t len;
 		struct srv_line sl;
-		int rc = conn_wait_line(&p->conn, reply_deadline(p), &raw, &len);
+		int rc = conn_wait_line(&p->conn, deadline, &raw, &len);
 
 		if (rc == 0)
 			return fail(CHAT_EXIT_LOST, "no answer from the server during login");
@@ -211,8 +259,10 @@ log_in(struct plain *p)
 				forget_token(p);
 			p->login_retry = l.retry;
 			return fail(l.exit_code, l.message);
+		case LOGIN_CONTINUE: /* the name, password or token went out: a new reply */
+			deadline = reply_deadline(p);
+			break;
 		case LOGIN_NEED_PASSWORD: /* not with a password given and may_ask false */
-		case LOGIN_CONTINUE:
 			break;
 		}
 	}
@@ -235,15 +285,6 @@ next_input_line(struct plain *p, char **line, size_t *len, size_t *used)
 	*line = p->input.buf;
 	*len = n;
 	return true;
-}
-
-static int
-send_request(struct plain *p, const char *line, size_t len)
-{
-	p->waiting = true;
-	p->quitting = len >= 5 && strncmp(line, "/quit", 5) == 0 && (len == 5 || line[5] == ' ');
-	p->reply_deadline = reply_deadline(p);
-	return conn_send(&p->conn, line, len);
 }
 
 /*
@@ -328,18 +369,120 @@ put_out_of_room(const struct plain *p, const struct srv_line *sl)
 	       (strcmp(sl->f[3], "kicked") == 0 || strcmp(sl->f[3], "deleted") == 0);
 }
 
+/* Whether raw is the PONG of the last check sent. */
+static bool
+is_check_pong(const struct plain *p, const char *raw, size_t len)
+{
+	char want[64];
+	int n = snprintf(want, sizeof(want), "PONG " PLAIN_CHECK "%lu", p->checks);
+
+	return len == (size_t)n && memcmp(raw, want, len) == 0;
+}
+
+/* Forgets the final reply kept: it may hold a resume token. */
+static void
+drop_answer(struct plain *p)
+{
+	if (p->answer.buf != NULL)
+		explicit_bzero(p->answer.buf, p->answer.len);
+	strbuf_reset(&p->answer);
+}
+
+/*
+ * The check's PONG came with no other final reply after the one kept:
+ * that reply is the answer of the request out.  -1 go on, else the exit code.
+ */
+static int
+take_answer(struct plain *p)
+{
+	struct srv_line sl;
+	int rc = -1;
+
+	p->phase = PHASE_CHECKED;
+	/* It parsed when it came (a copy: parsing cuts the line in place). */
+	if (!srv_parse(p->answer.buf, p->answer.len, &sl))
+		return fail(CHAT_EXIT_LOST, "the server sent a line the protocol does not know");
+	if (p->token_pending) {
+		if (!login_parse_token(&sl, p->token, &p->token_expiry))
+			forget_token(p);
+		p->token_pending = false;
+	} else {
+		rooms_follow(&p->rooms, &sl, p->self);
+		p->refused |= sl.tag == SRV_ERR;
+		if (p->own_pending && sl.tag == SRV_ERR)
+			rc = own_refused(p);
+		p->room_joined |= p->own_pending; /* the first of them is --room's /join */
+		p->own_pending = false;
+	}
+	drop_answer(p);
+	return rc;
+}
+
+/* A final reply that answers nothing: the server broke the protocol. */
+static int
+unasked(struct plain *p, const struct srv_line *sl)
+{
+	char why[SRV_UNASKED_MAX];
+
+	drop_answer(p);
+	srv_describe_unasked(sl, why, sizeof(why));
+	return fail(CHAT_EXIT_LOST, why);
+}
+
+/*
+ * A final reply (OK or ERR) in the order of requests and checks: -1 go on,
+ * else the exit code.
+ */
+static int
+on_final_reply(struct plain *p, const struct srv_line *sl)
+{
+	switch (p->phase) {
+	case PHASE_IDLE:     /* no line waits for it */
+	case PHASE_ANSWERED: /* a second answer before the check's PONG */
+		return unasked(p, sl);
+	case PHASE_SENT:
+		if (!p->quitting) {
+			p->phase = PHASE_ANSWERED; /* kept in answer until the check's PONG */
+			return -1;
+		}
+		/* BYE answers /quit, or an ERR refusing the line itself. */
+		if (sl->tag == SRV_OK)
+			return unasked(p, sl);
+		break;
+	case PHASE_CHECKED:
+		if (sl->tag == SRV_ERR)
+			return fail(CHAT_EXIT_LOST,
+				    "the server broke the protocol: it refused a /ping");
+		break;
+	}
+	p->waiting = false;
+	p->phase = PHASE_IDLE;
+	p->refused |= sl->tag == SRV_ERR;
+	return -1;
+}
+
 /* What one server line means for the session: -1 go on, else the exit code. */
 static int
 on_server_line(struct plain *p, char *raw, size_t len)
 {
 	struct srv_line sl;
-	bool token_reply =
-		p->token_pending && (strncmp(raw, "OK ", 3) == 0 || strncmp(raw, "ERR ", 4) == 0);
+	bool final = strncmp(raw, "OK ", 3) == 0 || strncmp(raw, "ERR ", 4) == 0;
+	bool check_pong = p->phase == PHASE_ANSWERED && is_check_pong(p, raw, len);
+	bool kept = final && p->phase == PHASE_SENT && !p->quitting;
 
-	if (!token_reply) /* the token is a secret: never printed */
+	/* The token is a secret, and the check and its OK are chat's own: never printed. */
+	if (!check_pong && !(kept && p->token_pending) &&
+	    !(p->phase == PHASE_CHECKED && strncmp(raw, "OK ", 3) == 0))
 		print_line(p, raw, len);
+	if (kept) {
+		drop_answer(p);
+		if (strbuf_add(&p->answer, raw, len) < 0)
+			return fail(CHAT_EXIT_USAGE, "out of memory");
+	}
 	if (!srv_parse(raw, len, &sl))
 		return fail(CHAT_EXIT_LOST, "the server sent a line the protocol does not know");
+	if (kept && p->token_pending) /* only the copy in answer is needed */
+		explicit_bzero(raw, len);
 	if (sl.tag == SRV_BYE) {
 		char why[160];
 
@@ -350,33 +493,14 @@ on_server_line(struct plain *p, char *raw, size_t len)
 			return fail(CHAT_EXIT_LOST, why);
 		return lost(p, why);
 	}
-	if (token_reply) {
-		if (!login_parse_token(&sl, p->token, &p->token_expiry))
-			forget_token(p);
-		explicit_bzero(raw, len);
-		p->waiting = p->token_pending = false;
-		return -1;
-	}
+	if (check_pong)
+		return take_answer(p);
+	if (final)
+		return on_final_reply(p, &sl);
 	rooms_follow(&p->rooms, &sl, p->self);
 	if (put_out_of_room(p, &sl))
 		return fail(CHAT_EXIT_ROOM, "an operator put us out of the --room room; nothing "
 					    "more is sent");
-	if ((sl.tag == SRV_OK || sl.tag == SRV_ERR) &&
-	    (!p->waiting || (p->quitting && sl.tag == SRV_OK))) {
-		/* No line waits for it (BYE answers /quit, or an ERR refusing the line itself). */
-		char why[SRV_UNASKED_MAX];
-
-		srv_describe_unasked(&sl, why, sizeof(why));
-		return fail(CHAT_EXIT_LOST, why);
-	}
-	if (sl.tag == SRV_OK || sl.tag == SRV_ERR) {
-		p->waiting = false;
-		p->refused |= sl.tag == SRV_ERR;
-		if (p->own_pending && sl.tag == SRV_ERR)
-			return own_refused(p);
-		p->room_joined |= p->own_pending; /* the first of them is --room's /join */
-		p->own_pending = false;
-	}
 	return -1;
 }
 
@@ -473,7 +597,17 @@ static int
 reconnect(struct plain *p, const char *host, const char *port)
 {
 	char err[512];
+	int rc;
 
+	/*
+	 * The connection went between a line's final reply and its check's
+	 * PONG: nothing contradicted that reply, so it answers the line.
+	 */
+	if (p->phase == PHASE_ANSWERED && (rc = take_answer(p)) >= 0)
+		return rc;
+	if (p->phase == PHASE_CHECKED)
+		p->waiting = false;
+	p->phase = PHASE_IDLE;
 	if (p->waiting) {
 		/* chat's own /join or /switch goes again after the login. */
 		if (p->own_pending)
@@ -485,7 +619,7 @@ reconnect(struct plain *p, const char *host, const char *port)
 		p->waiting = p->token_pending = p->own_pending = false;
 	}
 	for (int i = 0; i < PLAIN_RECONNECT_TRIES; i++) {
-		int delay = conn_backoff_next(&p->backoff_ms), rc;
+		int delay = conn_backoff_next(&p->backoff_ms);
 
 		fprintf(stderr, "chat: reconnecting in %.1f s\n", delay / 1000.0);
 		poll(NULL, 0, delay);
@@ -542,6 +676,8 @@ plain_run(struct chat_options *o)
 		while ((rc = session(&p)) == PLAIN_LOST && (rc = reconnect(&p, host, port)) == 0)
 			;
 	forget_token(&p);
+	drop_answer(&p);
+	strbuf_free(&p.answer);
 	conn_close(&p.conn);
 	strbuf_free(&p.input);
 	strbuf_free(&p.line);

@@ -93,6 +93,20 @@ reqq_remove_message(struct reqq *q, const char *text)
 }
 
 void
+reqq_drop_kind(struct reqq *q, enum req_kind kind)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < q->count; i++) {
+		if (q->items[i].kind == kind)
+			free(q->items[i].line);
+		else
+			q->items[kept++] = q->items[i];
+	}
+	q->count = kept;
+}
+
+void
 reqq_free(struct reqq *q)
 {
 	for (size_t i = 0; i < q->count; i++)

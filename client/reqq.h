@@ -18,6 +18,7 @@ enum req_kind {
 	REQ_QUIT,    /* /quit: answered with BYE, never sent again */
 	REQ_TOKEN,   /* /token, sent by chat itself: its reply is kept, not shown */
 	REQ_COMMAND, /* any other / command, its reply shown */
+	REQ_CHECK,   /* "/ping chat-check-N" behind a request, sent by chat itself (tty.c) */
 };
 
 struct req {
@@ -36,6 +37,9 @@ bool reqq_pop(struct reqq *q, struct req *out); /* the oldest; the caller frees 
 
 /* Moves every item of from, oldest first, before those of to. */
 int reqq_prepend_all(struct reqq *to, struct reqq *from);
+
+/* Removes every item of kind. */
+void reqq_drop_kind(struct reqq *q, enum req_kind kind);
 
 /* Removes the oldest room message that the server stores as text; true if one was found. */
 bool reqq_remove_message(struct reqq *q, const char *text);

@@ -1,7 +1,8 @@
 /*
  * srvline.c - splitting a server line with the field table of
  * docs/PROTOCOL.md: each tag has a fixed number of fields, the last of which
- * is free text (spaces allowed, maybe empty); and the words for a final
+ * is free text (spaces allowed, maybe empty; the only part that may hold a
+ * NUL byte, which chatd never sends); and the words for a final
  * reply that answers no request.
  */
 #include <stdio.h>
@@ -71,6 +72,24 @@ cut_field(char **p, char *end, char **field)
 	return true;
 }
 
+/*
+ * Whether the tag and each field but the free text end where they were
+ * cut (at the next field, or at the line's end): a NUL inside one would
+ * make it read as a shorter word ("OK\0x" as OK).  chatd sends none.
+ */
+static bool
+fields_whole(const char *tag, const struct srv_line *l, const char *end)
+{
+	for (size_t i = 0; i < l->nfields; i++) {
+		const char *word = i == 0 ? tag : l->f[i - 1];
+		const char *stop = word + strlen(word);
+
+		if (stop != l->f[i] - 1 && !(stop == end && l->f[i] == end))
+			return false;
+	}
+	return true;
+}
+
 bool
 srv_parse(char *line, size_t len, struct srv_line *out)
 {
@@ -98,7 +117,7 @@ srv_parse(char *line, size_t len, struct srv_line *out)
 	}
 	out->f[out->nfields - 1] = p;
 	out->text_len = (size_t)(end - p);
-	return true;
+	return fields_whole(word, out, end);
 }
 
 int

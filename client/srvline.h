@@ -41,7 +41,8 @@ struct srv_line {
 
 /*
  * Splits line (len bytes, NUL-terminated) in place into tag and fields.
- * False for an unknown tag or too few fields: the line breaks the protocol.
+ * False for an unknown tag, too few fields or a NUL byte before the free
+ * text: the line breaks the protocol.
  */
 bool srv_parse(char *line, size_t len, struct srv_line *out);
 

@@ -14,7 +14,12 @@
  * were stored after all.  Replies are matched to requests in order (t->sent):
  * an OK or ERR that no request waits for (srv_describe_unasked) breaks the
  * protocol and ends chat (status 5, the reason on stderr once the terminal
- * is restored).  After a password login it asks for a resume
+ * is restored).  Replies name no request, so each request but /quit goes
+ * out with a check behind it, "/ping chat-check-N" (REQ_CHECK): a final
+ * reply is taken for the request's only when the check's PONG follows it
+ * with no other final reply between (t->answered), so one nobody asked for
+ * (a broken server's second answer) is never shown as the next one's.  The
+ * check's PONG and OK are not shown.  After a password login it asks for a resume
  * token and presents it when it logs in again, so a reconnect costs the
  * server no password hash; a refused token falls back to the password.
  * The prompt shows the current room; Tab completes commands, room names
@@ -62,7 +67,11 @@ struct tty {
 	struct login login;
 	struct render r;
 	struct strbuf screen; /* rendered, not yet printed */
-	struct reqq sent;     /* sent, waiting for OK/ERR */
+	struct reqq sent;     /* sent, waiting for OK/ERR, each request but /quit with its check */
+	bool answered;        /* the oldest request's final reply came: kept in answer */
+	struct strbuf answer; /* that reply as it came, until its check's PONG */
+	struct strbuf final;  /* scratch: the last OK or ERR as it came (srv_parse() cuts it) */
+	unsigned long checks; /* the checks sent: the last one's text is chat-check-N */
 	struct reqq unsent;   /* to send once logged in (again) */
 	struct reqq rejoin;   /* rooms to join again once logged in again, then the switch */
 	size_t rejoin_left;   /* replies to those still to come: what is typed waits for them */
@@ -88,6 +97,9 @@ struct tty {
 	int sigfd;
 	char prompt[NAME_MAX_LEN + ROOM_NAME_MAX + 32];
 };
+
+/* The text of the /ping sent behind each request, and its PONG. */
+#define TTY_CHECK "chat-check-"
 
 /* Readline's callbacks take no argument: the one session lives here. */
 static struct tty *the_tty;
@@ -290,12 +302,41 @@ note_people(struct tty *t, const struct srv_line *sl)
 	}
 }
 
+/*
+ * Sends a request and, but for /quit (BYE answers it), its check behind
+ * it; -1 if the connection broke.  Out of memory nothing is sent: the
+ * request could not be matched with its answer.
+ */
+static int
+send_request(struct tty *t, enum req_kind kind, const char *line)
+{
+	char check[64];
+	int n = snprintf(check, sizeof(check), "/ping " TTY_CHECK "%lu", t->checks + 1);
+
+	if (reqq_push(&t->sent, kind, line) < 0)
+		return 0;
+	if (kind != REQ_QUIT && reqq_push(&t->sent, REQ_CHECK, check) < 0) {
+		struct req rq;
+
+		/* The request just pushed is the newest: take it back. */
+		rq = t->sent.items[--t->sent.count];
+		free(rq.line);
+		render_error(&t->r, &t->screen, "out of memory: \"%s\" not sent", line);
+		return 0;
+	}
+	if (conn_send(&t->conn, line, strlen(line)) < 0)
+		return -1;
+	if (kind == REQ_QUIT)
+		return 0;
+	t->checks++;
+	return conn_send(&t->conn, check, (size_t)n);
+}
+
 /* Sends a request of chat's own, ahead of what was typed. */
 static void
 send_own(struct tty *t, enum req_kind kind, const char *line)
 {
-	if (reqq_push(&t->sent, kind, line) == 0)
-		conn_send(&t->conn, line, strlen(line));
+	send_request(t, kind, line);
 }
 
 /*
@@ -402,8 +443,7 @@ send_unsent(struct tty *t)
 	struct req rq;
 
 	while (reqq_pop(&t->unsent, &rq)) {
-		if (reqq_push(&t->sent, rq.kind, rq.line) < 0 ||
-		    conn_send(&t->conn, rq.line, strlen(rq.line)) < 0) {
+		if (send_request(t, rq.kind, rq.line) < 0) {
 			free(rq.line);
 			return; /* the next poll sees the broken connection */
 		}
@@ -425,8 +465,7 @@ ask_token(struct tty *t)
 		forget_token(t);
 	if (t->login.resumed)
 		return;
-	if (reqq_push(&t->sent, REQ_TOKEN, LOGIN_TOKEN_REQUEST) == 0)
-		conn_send(&t->conn, LOGIN_TOKEN_REQUEST, strlen(LOGIN_TOKEN_REQUEST));
+	send_request(t, REQ_TOKEN, LOGIN_TOKEN_REQUEST);
 }
 
 static void
@@ -587,6 +626,8 @@ schedule_reconnect(struct tty *t, const char *why)
 	render_note(&t->r, &t->screen, "%s; reconnecting in %.1f s", why, delay / 1000.0);
 }
 
+static void take_answer(struct tty *t);
+
 static void
 connection_lost(struct tty *t, const char *why)
 {
@@ -595,9 +636,13 @@ connection_lost(struct tty *t, const char *why)
 		finish(t, CHAT_EXIT_OK);
 		return;
 	}
-	/* Unanswered requests go again after the login, ahead of what was typed since. */
-	reqq_prepend_all(&t->unsent, &t->sent);
+	/* A reply that came before its check's PONG stands: nothing contradicted it. */
 	t->rejoin_left = 0;
+	if (t->answered)
+		take_answer(t);
+	/* Unanswered requests go again after the login, ahead of what was typed since. */
+	reqq_drop_kind(&t->sent, REQ_CHECK);
+	reqq_prepend_all(&t->unsent, &t->sent);
 	t->state = T_OFFLINE;
 	schedule_reconnect(t, why);
 	set_prompt(t);
@@ -667,16 +712,36 @@ reply_awaited(const struct tty *t, const struct srv_line *sl)
 	return t->sent.count > 0 && (t->sent.items[0].kind != REQ_QUIT || sl->tag == SRV_ERR);
 }
 
+/* Forgets a final reply kept: it may hold a resume token. */
+static void
+wipe(struct strbuf *sb)
+{
+	if (sb->buf != NULL)
+		explicit_bzero(sb->buf, sb->len);
+	strbuf_reset(sb);
+}
+
+/* A final reply that answers no request: the server broke the protocol. */
+static void
+unasked(struct tty *t, const struct srv_line *sl)
+{
+	/* Taken for the next request's, it would misreport every reply after it. */
+	srv_describe_unasked(sl, t->broken, sizeof(t->broken));
+	wipe(&t->answer);
+	t->answered = false;
+	conn_close(&t->conn);
+	finish(t, CHAT_EXIT_LOST);
+}
+
+/* The answer to the oldest request, confirmed (or /quit's ERR): shown as its kind wants. */
 static void
 on_final_reply(struct tty *t, const struct srv_line *sl)
 {
 	struct req rq;
 
+	rooms_follow(&t->rooms, sl, t->r.self);
 	if (!reply_awaited(t, sl) || !reqq_pop(&t->sent, &rq)) {
-		/* Taken for the next request's, it would misreport every reply after it. */
-		srv_describe_unasked(sl, t->broken, sizeof(t->broken));
-		conn_close(&t->conn);
-		finish(t, CHAT_EXIT_LOST);
+		unasked(t, sl);
 		return;
 	}
 	if (rq.kind == REQ_TOKEN) {
@@ -722,6 +787,70 @@ on_final_reply(struct tty *t, const struct srv_line *sl)
 	free(rq.line);
 }
 
+/*
+ * The check's PONG came with no other final reply after the one kept: that
+ * one answers the oldest request.
+ */
+static void
+take_answer(struct tty *t)
+{
+	struct srv_line sl;
+
+	t->answered = false;
+	if (srv_parse(t->answer.buf, t->answer.len, &sl)) /* it did when it came */
+		on_final_reply(t, &sl);
+	wipe(&t->answer);
+}
+
+/* Whether sl is the PONG of the check behind the oldest request, whose reply came. */
+static bool
+is_check_pong(const struct tty *t, const struct srv_line *sl)
+{
+	const char *check;
+
+	if (sl->tag != SRV_PONG || !t->answered || t->sent.count < 2 ||
+	    t->sent.items[1].kind != REQ_CHECK)
+		return false;
+	check = t->sent.items[1].line + strlen("/ping ");
+	return sl->text_len == strlen(check) && strcmp(srv_text(sl), check) == 0;
+}
+
+/* An OK or ERR, in the order of the requests and their checks. */
+static void
+on_final(struct tty *t, const struct srv_line *sl)
+{
+	struct req rq;
+
+	if (t->answered) { /* a second one before the check's PONG */
+		unasked(t, sl);
+		return;
+	}
+	if (t->sent.count > 0 && t->sent.items[0].kind == REQ_CHECK) {
+		/* The check's own OK, after its PONG: not shown. */
+		if (sl->tag == SRV_ERR) {
+			snprintf(t->broken, sizeof(t->broken),
+				 "the server broke the protocol: it refused a /ping");
+			conn_close(&t->conn);
+			finish(t, CHAT_EXIT_LOST);
+			return;
+		}
+		reqq_pop(&t->sent, &rq);
+		free(rq.line);
+		return;
+	}
+	if (t->sent.count > 0 && t->sent.items[0].kind != REQ_QUIT) {
+		/* Kept until the check's PONG says it is this request's. */
+		struct strbuf swap = t->answer;
+
+		t->answer = t->final;
+		t->final = swap;
+		wipe(&t->final);
+		t->answered = true;
+		return;
+	}
+	on_final_reply(t, sl); /* /quit's ERR, or one that answers nothing */
+}
+
 static void
 on_bye(struct tty *t, const struct srv_line *sl)
 {
@@ -758,6 +887,14 @@ rejoining(const struct tty *t)
 static void
 on_session_line(struct tty *t, const struct srv_line *sl)
 {
+	if (is_check_pong(t, sl)) {
+		take_answer(t);
+		return;
+	}
+	if (sl->tag == SRV_OK || sl->tag == SRV_ERR) {
+		on_final(t, sl); /* followed once taken for the request's */
+		return;
+	}
 	rooms_follow(&t->rooms, sl, t->r.self);
 	note_people(t, sl);
 	if (sl->tag == SRV_HIST && rejoining(t)) {
@@ -766,9 +903,7 @@ on_session_line(struct tty *t, const struct srv_line *sl)
 	}
 	if (sl->tag == SRV_MSG || sl->tag == SRV_HIST)
 		rooms_note_id(&t->rooms, sl->f[0], strtoll(sl->f[1], NULL, 10));
-	if (sl->tag == SRV_OK || sl->tag == SRV_ERR)
-		on_final_reply(t, sl);
-	else if (sl->tag == SRV_BYE)
+	if (sl->tag == SRV_BYE)
 		on_bye(t, sl);
 	else
 		render_line(&t->r, &t->screen, sl);
@@ -779,6 +914,15 @@ on_server_line(struct tty *t, char *raw, size_t len)
 {
 	struct srv_line sl;
 
+	/* A final reply may be kept as it came, until its check confirms it. */
+	wipe(&t->final);
+	if ((strncmp(raw, "OK ", 3) == 0 || strncmp(raw, "ERR ", 4) == 0) && t->state == T_ONLINE &&
+	    strbuf_add(&t->final, raw, len) < 0) {
+		render_error(&t->r, &t->screen, "out of memory");
+		conn_close(&t->conn);
+		finish(t, CHAT_EXIT_USAGE);
+		return;
+	}
 	if (!srv_parse(raw, len, &sl)) {
 		struct strbuf s = { 0 };
 
@@ -853,7 +997,7 @@ submit(struct tty *t, enum req_kind kind, const char *line)
 		reqq_push(&t->unsent, kind, line);
 		return;
 	}
-	if (reqq_push(&t->sent, kind, line) == 0 && conn_send(&t->conn, line, strlen(line)) < 0)
+	if (send_request(t, kind, line) < 0)
 		connection_lost(t, "the connection was lost");
 }
 
@@ -1284,6 +1428,10 @@ tty_free(struct tty *t)
 	conn_close(&t->conn);
 	reqq_free(&t->sent);
 	reqq_free(&t->unsent);
+	wipe(&t->answer);
+	wipe(&t->final);
+	strbuf_free(&t->answer);
+	strbuf_free(&t->final);
 	reqq_free(&t->rejoin);
 	rooms_free(&t->rooms);
 	wordset_free(&t->people);

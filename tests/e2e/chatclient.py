@@ -319,16 +319,26 @@ def fake_login(server, conn, reader, welcome=None, room=b"lobby", hello=FAKE_HEL
     return name
 
 
+def pong(line):
+    """chatd's answer to a /ping line (PONG TEXT, OK - pong), None for another line."""
+    if line.rstrip(b"\r\n") != b"/ping" and not line.startswith(b"/ping "):
+        return None
+    return b"PONG " + line[6:].rstrip(b"\r\n") + b"\nOK - pong\n"
+
+
 def answer_until_quit(server, conn, reader, reply=b"OK - fine\n", bye=b"BYE quit bye\n"):
     """Answers each line (kept in server.received) with reply, or reply(line)
-    when it is a function; /quit with bye and the end (bye None: as any line,
-    until the client goes)."""
+    when it is a function; /ping as chatd does (pong()); /quit with bye and
+    the end (bye None: as any line, until the client goes)."""
     for line in reader:
         server.received.append(line)
         if bye is not None and line.startswith(b"/quit"):
             conn.sendall(bye)
             return
-        conn.sendall(reply(line) if callable(reply) else reply)
+        answer = pong(line)
+        if answer is None:
+            answer = reply(line) if callable(reply) else reply
+        conn.sendall(answer)
 
 
 class FakeServer:

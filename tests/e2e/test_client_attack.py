@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED, FakeServer,
-                        answer_until_quit, fake_login, run_plain, scaled)
+from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED, FAKE_HELLO,
+                        FakeServer, answer_until_quit, fake_login, pong, run_plain, scaled)
 from conftest import CHATCTL_BIN
 
 # An OSC title, a clear screen, a C1 CSI, a bidi override and a stray byte: none
@@ -89,6 +89,34 @@ def test_plain_a_server_that_never_speaks_is_given_up_within_the_timeout():
     assert time.monotonic() - start < scaled(8)
 
 
+def test_plain_a_login_reply_that_never_ends_is_given_up_within_the_timeout():
+    """After the password the server trickles HIST lines, each well within
+    --timeout, and never the login's OK: the timeout is for the reply, not
+    for each of its lines."""
+
+    def play(s, c, r):
+        c.sendall(FAKE_HELLO)
+        r.readline()
+        c.sendall(b"PASS known lee password\n")
+        r.readline()
+        c.sendall(b"WELCOME lee welcome back\nUSERS lobby 1 1 1 lee\n")
+        try:
+            for i in range(40):  # 8 s at most: the hostile server's pace, not a wait
+                c.sendall(b"HIST lobby %d 2026-11-21T09:30:00.000Z eve old\n" % (i + 1))
+                time.sleep(0.2)
+        except OSError:
+            pass  # chat hung up, as it should
+
+    server = FakeServer(play=play)
+    start = time.monotonic()
+    res = plain(server, "hi\n", args=("--timeout", "1"))
+    took = time.monotonic() - start
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "no answer from the server during login" in res.err, res
+    assert took < scaled(5), took
+
+
 def test_plain_a_silent_tls_port_is_a_failed_connection_within_the_timeout():
     """A server that accepts and never answers the ClientHello: the handshake's
     own deadline, status 3 (chat(1): a handshake that fails is a failed
@@ -125,6 +153,9 @@ def test_plain_a_close_in_the_middle_of_a_line_prints_no_half_line():
         fake_login(s, c, r)
         r.readline()
         c.sendall(b"MSG lobby 7 2026-11-21T09:30:00.000Z eve half a li")
+        # A close, not a reset: what chat sent after the line is read to its end.
+        c.shutdown(socket.SHUT_WR)
+        r.read()
 
     server = FakeServer(play=play)
     res = plain(server, "hello\n")
@@ -172,7 +203,7 @@ def test_tty_a_room_name_with_escapes_never_reaches_the_prompt(terminals):
             if line.startswith(b"/quit"):
                 c.sendall(b"BYE quit bye\n")
                 return
-            c.sendall(b"OK - joined " + EVIL_ROOM + b"y\n")
+            c.sendall(pong(line) or b"OK - joined " + EVIL_ROOM + b"y\n")
 
     server = FakeServer(play=play)
     term = tty(terminals, server)
@@ -319,6 +350,23 @@ def test_tty_messages_from_ever_new_rooms_keep_costing_the_same(terminals):
     term.wait_text("logged in")
     # About 2 s once bounded; over a minute when each line searched every room seen.
     term.wait_text("THE-END", timeout=20)
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+
+
+def test_tty_the_same_users_named_over_and_over_keep_costing_the_same(terminals):
+    """chat remembers the users it sees (Tab after /msg), each once: a server
+    naming the same thousands of users in line after line must cost chat the
+    time of its bytes, not that times every user kept."""
+    kept = [b"u%d" % i for i in range(4095)]
+    again = b"USERS lobby 10000 1 1 " + b" ".join([kept[-1]] * 10000) + b"\n"
+    server = FakeServer(b"USERS lobby 4095 1 1 " + b" ".join(kept) + b"\n" + again * 150 +
+                        b"MSG lobby 1 2026-11-21T09:30:00.000Z eve THE-END\n")
+    term = tty(terminals, server, height=5)
+    # About a second with a hash index; 40 s when each name searched the whole list.
+    # (The USERS lines push "logged in" out of the scrollback: not waited for.)
+    term.wait_text("THE-END", timeout=15)
     term.line("/quit")
     assert term.wait_exit() == EXIT_OK
     server.join()
@@ -515,14 +563,72 @@ def test_plain_an_ok_for_quit_is_a_broken_protocol_not_a_reason_to_quit_again():
             if not line:
                 return
             s.received.append(line)
-            c.sendall(b"OK - fine\n")
+            c.sendall(pong(line) or b"OK - fine\n")
 
     server = FakeServer(play=play)
     res = plain(server, "hi\n")
     server.join()
     assert res.rc == EXIT_LOST, res
     assert "the server broke the protocol" in res.err, res
-    assert server.received == [b"pw\n", b"hi\n", b"/quit\n"]
+    assert server.received == [b"pw\n", b"hi\n", b"/ping chat-check-1\n", b"/quit\n"]
+
+
+def chatd_like(line):
+    """What chatd answers to a request line (besides /ping and /quit)."""
+    return b"OK - fine\n" if line.startswith(b"/") else b"OK 7 sent\n"
+
+
+def test_plain_a_late_second_answer_is_never_taken_for_the_next_lines():
+    """An ERR that answers nothing arrives after the next line went out, and
+    that line's own answer after it: taken for the answer of "two", it made
+    chat send "three" before "two" was dealt with (and every answer after
+    it went to the line before).  Two answers to one line break the protocol."""
+
+    def play(s, c, r):
+        fake_login(s, c, r)
+        held = b""
+        for line in r:
+            s.received.append(line)
+            c.sendall(held)
+            held = b""
+            if line.startswith(b"/quit"):
+                c.sendall(b"BYE quit bye\n")
+                return
+            if line == b"two\n":
+                c.sendall(UNASKED)
+                held = chatd_like(line)  # its own answer, once the next line came
+                continue
+            c.sendall(pong(line) or chatd_like(line))
+
+    server = FakeServer(play=play)
+    res = plain(server, "one\ntwo\nthree\n")
+    server.join()
+    assert res.rc == EXIT_LOST, res
+    assert "the server broke the protocol" in res.err, res
+    assert b"three\n" not in server.received, server.received
+    assert_clean(res.out, "standard output")
+    assert_clean(res.err, "standard error")
+
+
+def test_plain_an_err_arriving_after_the_room_join_went_out_is_not_its_refusal():
+    """--room's /join is out when an ERR that answers nothing arrives, then the
+    join's own answer: the ERR is not the join refused (status 7), the two
+    answers break the protocol (status 5)."""
+
+    def play(s, c, r):
+        fake_login(s, c, r)
+        s.received.append(r.readline())
+        c.sendall(UNASKED)
+        c.sendall(b"USERS ops 1 1 1 lee\nOK - joined ops\n")
+        answer_until_quit(s, c, r)
+
+    server = FakeServer(play=play)
+    res = plain(server, "hello\n", args=("--room", "ops"))
+    server.join()
+    assert server.received[:2] == [b"pw\n", b"/join ops\n"], server.received
+    assert res.rc == EXIT_LOST, res
+    assert "the server broke the protocol" in res.err, res
+    assert b"hello\n" not in server.received, server.received
 
 
 @pytest.mark.parametrize("typed, reply", [
@@ -542,4 +648,34 @@ def test_tty_an_answer_to_no_request_is_a_broken_protocol(terminals, typed, repl
     server.join()
     assert "the server broke the protocol" in term.everything()
     assert "answers no request" in term.everything()
+    assert_clean(term.raw(), "the terminal")
+
+
+def test_tty_a_late_second_answer_is_never_taken_for_the_next_lines(terminals):
+    """An ERR that answers nothing comes after the next request went out,
+    before that one's own answer: taken for it, chat said "second" was not
+    sent though the server took it."""
+
+    def play(s, c, r):
+        fake_login(s, c, r)
+        late = False
+        for line in r:
+            s.received.append(line)
+            if line.startswith(b"/quit"):
+                c.sendall(b"BYE quit bye\n")
+                return
+            if late:
+                c.sendall(UNASKED)
+            late = line == b"hello\n"
+            c.sendall(pong(line) or chatd_like(line))
+
+    server = FakeServer(play=play)
+    term = tty(terminals, server)
+    term.wait_text("logged in")
+    term.line("hello")
+    term.line("second")
+    assert term.wait_exit() == EXIT_LOST
+    server.join()
+    assert "the server broke the protocol" in term.everything()
+    assert "not sent" not in term.everything()
     assert_clean(term.raw(), "the terminal")

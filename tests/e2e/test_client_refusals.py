@@ -10,7 +10,7 @@ import functools
 
 import pytest
 
-from chatclient import EXIT_CONNECT, EXIT_LOGIN, EXIT_OK, FakeServer, Terminal, run_plain
+from chatclient import EXIT_CONNECT, EXIT_LOGIN, EXIT_OK, FakeServer, Terminal, pong, run_plain
 
 
 def scripted(replies):
@@ -48,7 +48,7 @@ def welcome(conn, reader, name, token=None):
         if line.startswith(b"/token") and token:
             conn.sendall(f"OK - {token} 2099-01-01T00:00:00.000Z resume token\n".encode())
             return
-        conn.sendall(b"OK - fine\n")
+        conn.sendall(pong(line) or b"OK - fine\n")
 
 
 TAKEN = b"ERR 409 ann was registered by someone else just now; choose another name\n"

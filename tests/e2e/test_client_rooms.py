@@ -291,8 +291,10 @@ def test_put_out_of_rooms_by_an_operator(rooms_chatd, terminals):
     prompt_is(term, "kim", "lobby")
     term.line("still heard")
     watcher = chatd.login("watcher")
-    data, _ = watcher.request("/history lobby 5")
-    assert ["kim", "still heard"] in [h[2:] for h in data]
+    # The line is typed, not yet stored: the history has it once chatd took it.
+    wait_until(lambda: ["kim", "still heard"] in
+               [h[2:] for h in watcher.request("/history lobby 5")[0]],
+               "kim's line in lobby's history")
 
 
 def test_plain_room_deleted_stops_the_input(rooms_chatd):

@@ -21,6 +21,7 @@
 #include "render.h"
 #include "rooms.h"
 #include "srvline.h"
+#include "wordset.h"
 
 /* Parses text (copied: srv_parse() cuts in place) into l; false if it breaks the protocol. */
 static bool
@@ -116,6 +117,80 @@ test_too_few_fields_break_the_protocol(void **state)
 	assert_false(parse("ROOM dev", &l, buf, sizeof(buf)));
 	assert_false(parse("PART dev 2026-12-02T09:30:00.000Z", &l, buf, sizeof(buf)));
 	assert_false(parse("WHAT dev", &l, buf, sizeof(buf)));
+}
+
+/*
+ * The names kept for completion: each once ignoring case, in the spelling
+ * and order first seen, WORDSET_MAX at most, found again however many are
+ * kept (the hash index's probes).
+ */
+static void
+test_the_names_kept_for_completion(void **state)
+{
+	struct wordset w = { 0 };
+	char name[32];
+
+	assert_int_equal(wordset_add(&w, "Alice", 5), 0);
+	assert_int_equal(wordset_add(&w, "bob", 3), 0);
+	assert_int_equal(wordset_add(&w, "ALICE", 5), 0);
+	assert_int_equal(wordset_add(&w, "alic", 4), 0);
+	assert_int_equal(wordset_add(&w, "", 0), 0);
+	assert_int_equal(w.n, 3);
+	assert_string_equal(w.words[0], "Alice");
+	assert_string_equal(w.words[1], "bob");
+	assert_string_equal(w.words[2], "alic");
+	for (int i = 0; i < 2 * WORDSET_MAX; i++) {
+		snprintf(name, sizeof(name), "u%d", i);
+		assert_int_equal(wordset_add(&w, name, strlen(name)), 0);
+	}
+	assert_int_equal(w.n, WORDSET_MAX);
+	assert_string_equal(w.words[WORDSET_MAX - 1], "u4092");
+	/* Full: every name kept is still found once, the rest not added. */
+	wordset_free(&w);
+	for (int i = 0; i < WORDSET_MAX - 1; i++) {
+		snprintf(name, sizeof(name), "U%d", i);
+		assert_int_equal(wordset_add(&w, name, strlen(name)), 0);
+	}
+	for (int i = 0; i < WORDSET_MAX - 1; i++) {
+		snprintf(name, sizeof(name), "u%d", i);
+		assert_int_equal(wordset_add(&w, name, strlen(name)), 0);
+	}
+	assert_int_equal(w.n, WORDSET_MAX - 1);
+	assert_string_equal(w.words[7], "U7");
+	wordset_free(&w);
+}
+
+/* Parses len bytes (NUL bytes allowed) copied into buf. */
+static bool
+parse_bytes(const char *bytes, size_t len, struct srv_line *l, char *buf)
+{
+	memcpy(buf, bytes, len);
+	buf[len] = '\0';
+	return srv_parse(buf, len, l);
+}
+
+/*
+ * chatd never sends a NUL.  One in the tag or a field would make chat read
+ * another line than the one that came ("OK\0x" an OK, "lobby\0x" the room
+ * lobby): it breaks the protocol.  The free text keeps what it holds.
+ */
+static void
+test_a_nul_in_the_tag_or_a_field_breaks_the_protocol(void **state)
+{
+	static const char tag[] = "OK\0junk - fine";
+	static const char code[] = "ERR 507\0x not stored";
+	static const char room[] = "MSG lobby\0x 4 2026-12-02T09:30:00.000Z eve hi";
+	static const char last[] = "USERS lobby 1 1\0";
+	static const char text[] = "MSG lobby 4 2026-12-02T09:30:00.000Z eve h\0i";
+	char buf[256];
+	struct srv_line l;
+
+	assert_false(parse_bytes(tag, sizeof(tag) - 1, &l, buf));
+	assert_false(parse_bytes(code, sizeof(code) - 1, &l, buf));
+	assert_false(parse_bytes(room, sizeof(room) - 1, &l, buf));
+	assert_false(parse_bytes(last, sizeof(last) - 1, &l, buf));
+	assert_true(parse_bytes(text, sizeof(text) - 1, &l, buf));
+	assert_int_equal(l.text_len, 3);
 }
 
 static void
@@ -467,6 +542,8 @@ main(void)
 		cmocka_unit_test(test_room_lines_have_the_room_first),
 		cmocka_unit_test(test_join_part_topic_room_notice),
 		cmocka_unit_test(test_too_few_fields_break_the_protocol),
+		cmocka_unit_test(test_a_nul_in_the_tag_or_a_field_breaks_the_protocol),
+		cmocka_unit_test(test_the_names_kept_for_completion),
 		cmocka_unit_test(test_hello_version),
 		cmocka_unit_test(test_an_unasked_reply_is_described_sanitized),
 		cmocka_unit_test(test_rooms_follow_the_replies),
