@@ -1163,16 +1163,6 @@ reserve_piece_locked(struct hub *h, const struct history_entry *e, size_t n)
 }
 
 /*
- * A batch goes into the rings in pieces the rings and a member's send
- * queue can hold, each written through to the idle members before the
- * next (when another thread is the flusher, its pass is waited for): one
- * batch longer than a ring would put every member behind at
- * once, the sender, idle members and fast readers alike.  The history
- * backlog is held to one piece (client.c), so a batch is one piece but
- * for the one message each member may always have in flight.  Records
- * other than messages are not shown: the hub sent them live.
- */
-/*
  * Message e of room r is stored, but no memory was left for its line: it
  * must not fail (ERR 507 says "not stored", and replay would show it),
  * and nobody may go on without it.  So r's members and its sender are
@@ -1196,6 +1186,16 @@ msg_lost_locked(struct hub *h, struct room *r, const struct history_entry *e,
 	}
 }
 
+/*
+ * A batch goes into the rings in pieces the rings and a member's send
+ * queue can hold, each written through to the idle members before the
+ * next (when another thread is the flusher, its pass is waited for): one
+ * batch longer than a ring would put every member behind at
+ * once, the sender, idle members and fast readers alike.  The history
+ * backlog is held to one piece (client.c), so a batch is one piece but
+ * for the one message each member may always have in flight.  Records
+ * other than messages are not shown: the hub sent them live.
+ */
 void
 room_publish_history(void *ctx, const struct history_entry *e, size_t n)
 {

@@ -55,7 +55,9 @@ outq_push_static(struct outq *q, const char *s, size_t len)
 /* Queue a whole line (takes over the reference). */
 int outq_push_line(struct outq *q, struct line *l);
 
+/* Grows q's ring to hold at least count items; -1 (ENOMEM) when it could not. */
 int outq_grow_to(struct outq *q, size_t count);
+
 /*
  * Makes room for n more items, so that the next n pushes cannot fail: a
  * line queued in pieces goes in whole or not at all (without memory, a

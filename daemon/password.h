@@ -49,7 +49,8 @@ void password_gate_deadline(int64_t deadline_ms);
  * closed) and then fail with errno ECONNABORTED (a slot that came is passed
  * on), so such a login does not live on, uncounted, until its turn, nor
  * hash when its turn came just after it was dropped; and a new hash
- * (password_hash()) made for one dropped meanwhile is thrown away.  NULL, the default, waits without looking.
+ * (password_hash()) made for one dropped meanwhile is thrown away.  NULL,
+ * the default, waits without looking.
  */
 void password_gate_abort_if(bool (*gone)(void *arg), void *arg);
 
