@@ -425,8 +425,11 @@ native_welcome(struct client *c, bool registered, struct room_join_reply *rep)
 {
 	const char *how = c->room.guest ? "guest" : registered ? "registered" : "welcome back";
 
-	if (client_reply(c, "WELCOME %s %s", c->name, how) < 0 ||
-	    client_push_join(c, rep, false) < 0)
+	if (client_reply(c, "WELCOME %s %s", c->name, how) < 0) {
+		room_join_reply_release(rep);
+		return -1;
+	}
+	if (client_push_join(c, rep, false) < 0) /* releases rep */
 		return -1;
 	return client_reply(c, "OK - logged in as %s", c->name);
 }

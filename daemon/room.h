@@ -222,9 +222,11 @@ bool room_sleep(struct hub *h, struct client *c, bool write_through);
  * write rights back from the hub, without the room lock unless a
  * write-through pass has c claimed (then it waits for the pass).  Until it
  * returns, the thread must not touch c->out or c->unacked nor write to its
- * socket.  True when the rights were the hub's: every pass until now wrote
- * c's share through, so unless the hub woke the thread (client_wake()),
- * nothing older waits in the rooms for it; what comes later, the next
+ * socket.  True when the rights were the hub's until now: every pass wrote
+ * c's share through and nothing else waits for it (the hub gives the
+ * rights back at once to a member it must wake: an eviction, a line of
+ * its own, a short write, a lost line), so unless the thread was woken
+ * (client_wake()) it need not collect; what comes later, the next
  * room_sleep() finds.
  */
 bool room_wake_up(struct hub *h, struct client *c);

@@ -52,6 +52,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Ports the fixtures chose for irc_port and tls_port, which have no port_tries:
+# one another test took in between is chosen anew (Chatd.start).
+_AUTO_PORTS = set()
+
+
+def auto_port():
+    port = free_port()
+    _AUTO_PORTS.add(port)
+    return port
+
+
 def format_value(value):
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -162,7 +173,22 @@ class Chatd:
         return [CHATD_BIN, "-c", str(self.config_path)]
 
     def start(self, timeout=10.0):
-        """Starts chatd and waits for its listening line; sets self.port."""
+        """Starts chatd and waits for its listening line; sets self.port.  A port a
+        fixture chose (auto_port) that another process took meanwhile is chosen anew."""
+        for _ in range(3):
+            try:
+                return self._start(timeout)
+            except AssertionError as e:
+                taken = re.search(r"port (\d+): Address already in use", str(e))
+                keys = [k for k, v in self.settings.items()
+                        if taken and v == int(taken.group(1)) and v in _AUTO_PORTS]
+                if not keys:
+                    raise
+                for k in keys:
+                    self.settings[k] = auto_port()
+        return self._start(timeout)
+
+    def _start(self, timeout):
         self.write_config()
         self.default_room = self.settings.get("default_room", "lobby")
         with open(self.stderr_path, "a") as err:
@@ -444,7 +470,7 @@ def irc_chatd(chatd_factory):
         pytest.skip(reason)
 
     def make(start=True, **overrides):
-        settings = {"irc": True, "irc_port": free_port()}
+        settings = {"irc": True, "irc_port": auto_port()}
         settings.update(overrides)
         return chatd_factory(start=start, **settings)
     return make
@@ -465,7 +491,7 @@ def pair(ca):
 @pytest.fixture
 def tls_chatd(chatd_factory, pair):
     def make(**overrides):
-        settings = {"tls_cert": str(pair[0]), "tls_key": str(pair[1]), "tls_port": free_port()}
+        settings = {"tls_cert": str(pair[0]), "tls_key": str(pair[1]), "tls_port": auto_port()}
         settings.update(overrides)
         return chatd_factory(**settings)
     return make

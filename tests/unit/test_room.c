@@ -352,6 +352,19 @@ test_wake_up_tells_what_was_written_through(void **state)
 	expect_lines(pa, M(2, "lobby", "bob"));
 	assert_true(room_sleep(h, a, true));
 
+	/*
+	 * A member the hub must wake (here a kick: a PART to it alone) gets its
+	 * rights back at once: a thread that input wakes before the wake-up
+	 * signal collects all the same.
+	 */
+	join(h, a, "dev");
+	drain(pa);
+	assert_int_equal(room_kick_within(h, 100, "dev", "alice", ""), 1);
+	assert_false(room_wake_up(h, a));
+	collect_all(h, a, LIMIT);
+	assert_true(room_sleep(h, a, true));
+	atomic_store(&a->wake_pending, false);
+
 	/* A sleep without write-through (no input wanted): the hub wrote nothing. */
 	assert_true(room_wake_up(h, a));
 	assert_true(room_sleep(h, a, false));
