@@ -313,8 +313,10 @@ send_request(struct tty *t, enum req_kind kind, const char *line)
 	char check[64];
 	int n = snprintf(check, sizeof(check), "/ping " TTY_CHECK "%lu", t->checks + 1);
 
-	if (reqq_push(&t->sent, kind, line) < 0)
+	if (reqq_push(&t->sent, kind, line) < 0) {
+		render_error(&t->r, &t->screen, "out of memory: \"%s\" not sent", line);
 		return 0;
+	}
 	if (kind != REQ_QUIT && reqq_push(&t->sent, REQ_CHECK, check) < 0) {
 		struct req rq;
 
@@ -735,7 +737,7 @@ unasked(struct tty *t, const struct srv_line *sl)
 
 /* The answer to the oldest request, confirmed (or /quit's ERR): shown as its kind wants. */
 static void
-on_final_reply(struct tty *t, const struct srv_line *sl)
+answer_taken(struct tty *t, const struct srv_line *sl)
 {
 	struct req rq;
 
@@ -798,7 +800,7 @@ take_answer(struct tty *t)
 
 	t->answered = false;
 	if (srv_parse(t->answer.buf, t->answer.len, &sl)) /* it did when it came */
-		on_final_reply(t, &sl);
+		answer_taken(t, &sl);
 	wipe(&t->answer);
 }
 
@@ -848,7 +850,7 @@ on_final(struct tty *t, const struct srv_line *sl)
 		t->answered = true;
 		return;
 	}
-	on_final_reply(t, sl); /* /quit's ERR, or one that answers nothing */
+	answer_taken(t, sl); /* /quit's ERR, or one that answers nothing */
 }
 
 static void
