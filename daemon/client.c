@@ -720,7 +720,7 @@ await_client_work(struct client *c, struct session_state *st)
 		pfd[0].fd = -1;
 	int rc = session_wait(c, pfd, 1, timeout, &woken);
 	if (slept)
-		st->written_through = room_wake_up(c->srv->hub, c) && !woken;
+		room_wake_up(c->srv->hub, c);
 	if (rc < 0) {
 		st->why = PART_LOST;
 		snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_LOST));
@@ -729,20 +729,6 @@ await_client_work(struct client *c, struct session_state *st)
 	if (want_input && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 		return take_input(c, st);
 	return 0;
-}
-
-/*
- * After input alone woke a thread whose write rights were the hub's, its
- * rooms hold nothing older for it (room_wake_up): it spares the room lock
- * a collect would take, and room_sleep() catches what came since.
- */
-static int
-collect_news(struct client *c, struct session_state *st)
-{
-	bool written_through = st->written_through;
-
-	st->written_through = false;
-	return written_through ? 0 : collect(c, st);
 }
 
 /*
@@ -755,7 +741,7 @@ serve(struct client *c, struct session_state *st)
 {
 	client_out_of_memory(st);
 	for (;;) {
-		if (handle_input(c, st) < 0 || collect_news(c, st) < 0)
+		if (handle_input(c, st) < 0 || collect(c, st) < 0)
 			return;
 		if (flush_out(c) < 0) {
 			st->why = PART_LOST;

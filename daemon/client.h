@@ -33,7 +33,6 @@ struct session_state {
 	bool eof;             /* the peer closed its side */
 	bool went_deep;       /* logged in or ran a command since the last sleep */
 	bool held_back;       /* input stopped by sender_held_back() */
-	bool written_through; /* woke for input only, all the hub had written through (room_wake_up) */
 	int64_t flood_ms;     /* input stopped by the front-end's flood control for this long */
 	int64_t last_post_ms; /* when it last sent a room message (monotonic) */
 	enum part_reason why;

@@ -87,23 +87,12 @@ sleeper_add_locked(struct hub *h, struct client *c, bool writer)
 	*head = c;
 }
 
-/*
- * Wake c (at the next room_unlock_and_wake) even if nothing was published.
- * Its write rights, if the hub has them and no pass claims it, go back to
- * its thread at once (a claiming pass gives them back when it lets c go,
- * flush_finish_locked): a thread that wakes for input before the wake-up
- * comes then still collects (room_wake_up() says false) and finds what
- * the hub has for it beyond the rings.
- */
+/* Wake c (at the next room_unlock_and_wake) even if nothing was published. */
 void
 target_add_locked(struct hub *h, struct client *c)
 {
-	int hub = RIGHTS_HUB;
-
 	if (c->room.targeted)
 		return;
-	atomic_compare_exchange_strong_explicit(&c->room.rights, &hub, RIGHTS_THREAD,
-						memory_order_release, memory_order_relaxed);
 	sleeper_remove_locked(h, c);
 	c->room.targeted = true;
 	c->room.target_next = h->targets;
@@ -576,13 +565,8 @@ flush_finish_locked(struct hub *h, size_t from, size_t to)
 			target_add_locked(h, c);
 		else if (c->room.sleeping && c->room.writer && (m = next_pending(c)) != NULL)
 			dirty_add_locked(h, m->room);
-		/*
-		 * What this thread wrote to c->out happens before c's thread takes
-		 * it; a member to wake gets its rights back now (target_add_locked).
-		 */
-		atomic_store_explicit(&c->room.rights,
-				      c->room.targeted ? RIGHTS_THREAD : RIGHTS_HUB,
-				      memory_order_release);
+		/* What this thread wrote to c->out happens before c's thread takes it. */
+		atomic_store_explicit(&c->room.rights, RIGHTS_HUB, memory_order_release);
 		if (c->room.claim_waiting)
 			pthread_cond_signal(&c->room.unclaimed);
 		for (size_t i = 0; i < f->n; i++)
@@ -1446,27 +1430,20 @@ room_sleep(struct hub *h, struct client *c, bool write_through)
  * writers list, where passes skip it, until its next room_sleep() puts it
  * on the right list.  Under a claim, it waits for the pass to let c go.
  */
-bool
+void
 room_wake_up(struct hub *h, struct client *c)
 {
 	int hub = RIGHTS_HUB;
-	bool written_through;
 
-	/*
-	 * RIGHTS_THREAD stays: c's thread never handed them over, or the hub
-	 * gave them back to wake it (what it wrote to c->out comes with them).
-	 */
-	if (atomic_load_explicit(&c->room.rights, memory_order_acquire) == RIGHTS_THREAD)
-		return false;
-	if (atomic_compare_exchange_strong_explicit(&c->room.rights, &hub, RIGHTS_THREAD,
+	/* Only c's thread hands them over: RIGHTS_THREAD stays. */
+	if (atomic_load_explicit(&c->room.rights, memory_order_relaxed) == RIGHTS_THREAD ||
+	    atomic_compare_exchange_strong_explicit(&c->room.rights, &hub, RIGHTS_THREAD,
 						    memory_order_acquire, memory_order_relaxed))
-		return true;
+		return;
 	pthread_mutex_lock(&h->lock);
 	claim_wait_locked(h, c);
-	written_through = atomic_load_explicit(&c->room.rights, memory_order_relaxed) == RIGHTS_HUB;
 	if (c->room.writer)
 		sleeper_remove_locked(h, c);
 	atomic_store_explicit(&c->room.rights, RIGHTS_THREAD, memory_order_relaxed);
 	pthread_mutex_unlock(&h->lock);
-	return written_through;
 }

@@ -222,14 +222,9 @@ bool room_sleep(struct hub *h, struct client *c, bool write_through);
  * write rights back from the hub, without the room lock unless a
  * write-through pass has c claimed (then it waits for the pass).  Until it
  * returns, the thread must not touch c->out or c->unacked nor write to its
- * socket.  True when the rights were the hub's until now: every pass wrote
- * c's share through and nothing else waits for it (the hub gives the
- * rights back at once to a member it must wake: an eviction, a line of
- * its own, a short write, a lost line), so unless the thread was woken
- * (client_wake()) it need not collect; what comes later, the next
- * room_sleep() finds.
+ * socket.
  */
-bool room_wake_up(struct hub *h, struct client *c);
+void room_wake_up(struct hub *h, struct client *c);
 
 /* The newest stored record when chatd starts (the history read from disk). */
 void room_set_last_msg_id(struct hub *h, uint64_t id);

@@ -318,61 +318,6 @@ test_collect_merges_rooms_in_publication_order(void **state)
 	hub_free(h);
 }
 
-/*
- * room_wake_up() says whether everything until then was written through:
- * true after a sleep with the rights handed over (the thread may skip its
- * collect), false after one without.  What is published after the
- * wake-up is not written through; room_sleep() finds it and refuses.
- */
-static void
-test_wake_up_tells_what_was_written_through(void **state)
-{
-	struct hub *h = hub_new(wire_formats);
-	int pa, pb;
-	struct client *a, *b;
-	struct history_entry e;
-
-	(void)state;
-	a = member(h, "alice", 1, &pa);
-	b = member(h, "bob", 2, &pb);
-	drain(pa), drain(pb);
-
-	e = msg(1, 2, "lobby", "bob");
-	room_publish_history(h, &e, 1);
-	history_entries_release(&e, 1);
-	expect_lines(pa, M(1, "lobby", "bob"));
-	assert_true(room_wake_up(h, a)); /* written through: nothing older is pending */
-
-	e = msg(2, 2, "lobby", "bob");
-	room_publish_history(h, &e, 1);
-	history_entries_release(&e, 1);
-	expect_lines(pa, ""); /* busy: it stays in the ring */
-	assert_false(room_sleep(h, a, true));
-	collect_all(h, a, LIMIT);
-	expect_lines(pa, M(2, "lobby", "bob"));
-	assert_true(room_sleep(h, a, true));
-
-	/*
-	 * A member the hub must wake (here a kick: a PART to it alone) gets its
-	 * rights back at once: a thread that input wakes before the wake-up
-	 * signal collects all the same.
-	 */
-	join(h, a, "dev");
-	drain(pa);
-	assert_int_equal(room_kick_within(h, 100, "dev", "alice", ""), 1);
-	assert_false(room_wake_up(h, a));
-	collect_all(h, a, LIMIT);
-	assert_true(room_sleep(h, a, true));
-	atomic_store(&a->wake_pending, false);
-
-	/* A sleep without write-through (no input wanted): the hub wrote nothing. */
-	assert_true(room_wake_up(h, a));
-	assert_true(room_sleep(h, a, false));
-	assert_false(room_wake_up(h, a));
-	member_free(h, a, pa), member_free(h, b, pb);
-	hub_free(h);
-}
-
 /* A new room's ring is small; it grows rather than overrun a member behind. */
 static void
 test_ring_grows_for_a_member_behind(void **state)
@@ -1047,7 +992,6 @@ main(void)
 		cmocka_unit_test(test_each_room_reaches_its_members_in_order),
 		cmocka_unit_test(test_cowriter_writes_half_of_a_publishers_pass),
 		cmocka_unit_test(test_collect_merges_rooms_in_publication_order),
-		cmocka_unit_test(test_wake_up_tells_what_was_written_through),
 		cmocka_unit_test(test_ring_grows_for_a_member_behind),
 		cmocka_unit_test(test_member_that_does_not_read_overflows),
 		cmocka_unit_test(test_leave_and_current_room),
