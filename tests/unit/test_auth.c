@@ -30,6 +30,7 @@
 #include "test_addr.h"
 #include "throttle.h"
 #include "timefmt.h"
+#include "unit_fixture.h"
 #include "wire.h"
 
 struct fixture {
@@ -39,24 +40,6 @@ struct fixture {
 	struct client *c;
 	int peer; /* the test's end of c's socket */
 };
-
-/* Publishes these settings (the rest defaults) over what is published. */
-static void
-publish(const char *text)
-{
-	char path[] = "/tmp/test_auth.conf.XXXXXX", err[256];
-	int fd = mkstemp(path);
-	struct settings *s = calloc(1, sizeof(*s));
-
-	assert_true(fd >= 0);
-	assert_non_null(s);
-	assert_true(dprintf(fd, "%s", text) >= 0);
-	close(fd);
-	if (settings_load(path, s, err, sizeof(err)) != 0)
-		fail_msg("settings_load: %s", err);
-	unlink(path);
-	settings_publish(s);
-}
 
 #define BASE_SETTINGS \
 	"hash_cost = 1;\n" \
@@ -85,7 +68,7 @@ setup(void **state)
 	snprintf(fx->log, sizeof(fx->log), "%s/log", fx->dir);
 	snprintf(fx->resume, sizeof(fx->resume), "%s/%s", fx->dir, RESUME_FILE);
 	assert_int_equal(log_open(fx->log), 0);
-	publish(BASE_SETTINGS);
+	publish_settings(BASE_SETTINGS);
 	throttle_reset();
 	fx->srv.ident = ident_open(fx->ident, err, sizeof(err));
 	assert_non_null(fx->srv.ident);
@@ -141,15 +124,7 @@ teardown(void **state)
 static bool
 logged(struct fixture *fx, const char *text)
 {
-	static char buf[65536];
-	FILE *f = fopen(fx->log, "re");
-	size_t n;
-
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, text) != NULL;
+	return file_contains(fx->log, text);
 }
 
 static enum auth_outcome
@@ -232,7 +207,7 @@ test_unknown_name_with_registration_closed(void **state)
 	struct auth a;
 	int64_t wait;
 
-	publish(BASE_SETTINGS "registration = false;\n");
+	publish_settings(BASE_SETTINGS "registration = false;\n");
 	auth_start(&a, fx->c);
 	assert_int_equal(password(&a, "newcomer", "its password", &wait), AUTH_CLOSED);
 	assert_false(ident_lookup(fx->srv.ident, "newcomer", NULL));
@@ -254,14 +229,14 @@ test_registration_closed_after_the_name_was_looked_up(void **state)
 
 	auth_start(&a, fx->c);
 	assert_false(auth_known(&a, "newcomer", NULL));
-	publish(BASE_SETTINGS "registration = false;\n");
+	publish_settings(BASE_SETTINGS "registration = false;\n");
 	assert_int_equal(password(&a, "newcomer", "its password", &wait), AUTH_CLOSED);
 	assert_false(ident_lookup(fx->srv.ident, "newcomer", NULL));
 	assert_int_equal(a.failures, 0);
 	/* Nor the other way round: closed when looked up, opened since, PASS guest said no. */
-	publish(BASE_SETTINGS "registration = false;\n");
+	publish_settings(BASE_SETTINGS "registration = false;\n");
 	assert_false(auth_known(&a, "later", NULL));
-	publish(BASE_SETTINGS "registration = true;\n");
+	publish_settings(BASE_SETTINGS "registration = true;\n");
 	assert_int_equal(password(&a, "later", "its password", &wait), AUTH_CLOSED);
 }
 
@@ -334,7 +309,7 @@ test_register_only_registers(void **state)
 	assert_true(logged(fx, "registered Newcomer from 127.0.0.1"));
 	assert_int_equal(auth_register(&a, "newcomer", "again", 5), AUTH_TAKEN);
 	/* Registration closed: closed, even for a known name. */
-	publish(BASE_SETTINGS "registration = false;\n");
+	publish_settings(BASE_SETTINGS "registration = false;\n");
 	assert_int_equal(auth_register(&a, "other", "its password", 12), AUTH_CLOSED);
 	assert_int_equal(auth_register(&a, "alice", "its password", 12), AUTH_CLOSED);
 	assert_false(ident_lookup(fx->srv.ident, "other", NULL));
@@ -381,7 +356,7 @@ test_delay_past_the_deadline_then_throttled(void **state)
 	struct auth a, b;
 	int64_t wait = -1;
 
-	publish("hash_cost = 1;\nlogin_fail_delay_ms = 5000;\n");
+	publish_settings("hash_cost = 1;\nlogin_fail_delay_ms = 5000;\n");
 	auth_start(&a, fx->c);
 	a.deadline = time_mono_ms() + 100;
 	int64_t before = time_mono_ms();
@@ -466,7 +441,7 @@ test_resume_tokens(void **state)
 
 	/* resume_token_ttl = 0 turns tokens off. */
 	token[0] = token[0] == '0' ? '1' : '0';
-	publish(BASE_SETTINGS "resume_token_ttl = 0;\n");
+	publish_settings(BASE_SETTINGS "resume_token_ttl = 0;\n");
 	assert_int_equal(auth_token(&a, "alice", token, &wait), AUTH_TOO_MANY);
 }
 
@@ -496,9 +471,9 @@ test_plain_login_loopback_rule(void **state)
 	c->is_tls = true;
 	assert_false(auth_plain_refused(c, 7443));
 	c->is_tls = false;
-	publish(BASE_SETTINGS "plain_login = \"allow\";\n");
+	publish_settings(BASE_SETTINGS "plain_login = \"allow\";\n");
 	assert_false(auth_plain_refused(c, 7443));
-	publish(BASE_SETTINGS "plain_login = \"deny\";\n");
+	publish_settings(BASE_SETTINGS "plain_login = \"deny\";\n");
 	set_address(c, "127.0.0.1");
 	assert_true(auth_plain_refused(c, 7443));
 	assert_false(auth_plain_refused(c, -1));

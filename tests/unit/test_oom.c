@@ -47,6 +47,7 @@
 #include "test_addr.h"
 #include "threadcache.h"
 #include "timefmt.h"
+#include "unit_fixture.h"
 #include "wire.h"
 
 /* ---- failing allocations on client threads ---- */
@@ -145,23 +146,6 @@ struct fixture {
 	struct server srv;
 };
 
-static void
-publish(const char *text)
-{
-	char path[] = "/tmp/test_oom.conf.XXXXXX", err[256];
-	int fd = mkstemp(path);
-	struct settings *s = calloc(1, sizeof(*s));
-
-	assert_true(fd >= 0);
-	assert_non_null(s);
-	assert_true(dprintf(fd, "%s", text) >= 0);
-	close(fd);
-	if (settings_load(path, s, err, sizeof(err)) != 0)
-		fail_msg("settings_load: %s", err);
-	unlink(path);
-	settings_publish(s);
-}
-
 static int
 setup_with(void **state, int sync_ms)
 {
@@ -180,7 +164,7 @@ setup_with(void **state, int sync_ms)
 		 "hash_cost = 1;\nguests = true;\nroom_create = \"anyone\";\n"
 		 "history_replay = 5;\nhistory_sync_ms = %d;\n",
 		 sync_ms);
-	publish(conf);
+	publish_settings(conf);
 	assert_int_equal(password_gate_init(1), 0);
 	fx->srv.ident = ident_open(fx->path[0], err, sizeof(err));
 	assert_non_null(fx->srv.ident);
@@ -791,19 +775,11 @@ test_memory_keeps_no_hole(void **state)
 	}
 }
 
-/* Whether the log (path[1]) has a line containing text. */
+/* Whether the log has a line containing text. */
 static bool
 logged(struct fixture *fx, const char *text)
 {
-	static char buf[1 << 20];
-	FILE *f = fopen(fx->path[1], "re");
-	size_t n;
-
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, text) != NULL;
+	return file_contains(fx->path[1], text);
 }
 
 /*
