@@ -62,9 +62,6 @@ enum reply_phase {
 	PHASE_CHECKED, /* the check's PONG in: the check's OK ends the request */
 };
 
-/* The text of the /ping sent behind each request, and its PONG. */
-#define PLAIN_CHECK "chat-check-"
-
 struct plain {
 	struct chat_options *o;
 	struct conn conn;
@@ -158,7 +155,7 @@ send_request(struct plain *p, const char *line, size_t len)
 		return -1;
 	if (p->quitting)
 		return 0;
-	n = snprintf(check, sizeof(check), "/ping " PLAIN_CHECK "%lu", ++p->checks);
+	n = snprintf(check, sizeof(check), "/ping " CHAT_CHECK "%lu", ++p->checks);
 	return conn_send(&p->conn, check, (size_t)n);
 }
 
@@ -374,7 +371,7 @@ static bool
 is_check_pong(const struct plain *p, const char *raw, size_t len)
 {
 	char want[64];
-	int n = snprintf(want, sizeof(want), "PONG " PLAIN_CHECK "%lu", p->checks);
+	int n = snprintf(want, sizeof(want), "PONG " CHAT_CHECK "%lu", p->checks);
 
 	return len == (size_t)n && memcmp(raw, want, len) == 0;
 }

@@ -26,6 +26,9 @@ struct req {
 	char *line; /* as sent on the wire */
 };
 
+/* The token of the /ping both modes send behind each request: "/ping " CHAT_CHECK "N". */
+#define CHAT_CHECK "chat-check-"
+
 struct reqq {
 	struct req *items;
 	size_t count;

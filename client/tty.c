@@ -98,9 +98,6 @@ struct tty {
 	char prompt[NAME_MAX_LEN + ROOM_NAME_MAX + 32];
 };
 
-/* The text of the /ping sent behind each request, and its PONG. */
-#define TTY_CHECK "chat-check-"
-
 /* Readline's callbacks take no argument: the one session lives here. */
 static struct tty *the_tty;
 
@@ -311,7 +308,7 @@ static int
 send_request(struct tty *t, enum req_kind kind, const char *line)
 {
 	char check[64];
-	int n = snprintf(check, sizeof(check), "/ping " TTY_CHECK "%lu", t->checks + 1);
+	int n = snprintf(check, sizeof(check), "/ping " CHAT_CHECK "%lu", t->checks + 1);
 
 	if (reqq_push(&t->sent, kind, line) < 0) {
 		render_error(&t->r, &t->screen, "out of memory: \"%s\" not sent", line);
