@@ -378,7 +378,7 @@ password_work(void *arg)
 	if (j->cmd == ADMIN_USER_ADD)
 		j->result = ident_register(j->ident, j->name, j->password, j->cost, NULL);
 	else
-		j->result = ident_set_password(j->ident, j->name, j->password, j->cost);
+		j->result = ident_set_password(j->ident, j->name, j->password, j->cost, 0);
 	explicit_bzero(j->password, sizeof(j->password));
 }
 

@@ -379,6 +379,17 @@ cmd_history(struct client *c, char *args, char *text, size_t textlen)
 	return send_history(c, e, client_history_newer(e, n, first), "");
 }
 
+/* The session's account is not the name's any more (ident clear, then perhaps a new one). */
+static int
+account_gone(struct client *c, const char *what)
+{
+	return client_reply_err(
+		c, ERR_REGISTRATION_CLOSED,
+		"your account is no longer registered (deleted or cleared since you "
+		"logged in): %s",
+		what);
+}
+
 static enum command_result
 cmd_passwd(struct client *c, char *args, char *text, size_t textlen)
 {
@@ -394,8 +405,11 @@ cmd_passwd(struct client *c, char *args, char *text, size_t textlen)
 	if (len == 0 || len > PASSWORD_MAX_LEN)
 		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /passwd NEW (1-%d bytes)",
 					     PASSWORD_MAX_LEN));
-	r = ident_set_password(c->srv->ident, c->name, args, settings_get()->hash_cost);
+	/* Only its own account: after ident clear the name may be someone else's by now. */
+	r = ident_set_password(c->srv->ident, c->name, args, settings_get()->hash_cost, c->account);
 	explicit_bzero(args, len);
+	if (r == IDENT_UNKNOWN)
+		return done(account_gone(c, "password not changed"));
 	if (r != IDENT_OK) {
 		log_error("password change for %s failed: %s", c->name, ident_result_str(r));
 		return done(client_reply_err(c, ERR_INTERNAL, "password not changed: %s",
@@ -423,8 +437,21 @@ cmd_token(struct client *c, char *args, char *text, size_t textlen)
 	if (ttl_ms == 0)
 		return done(
 			client_reply_err(c, ERR_REGISTRATION_CLOSED, "resume tokens are off here"));
+	/*
+	 * A token logs in to whoever holds the name: only while that is still
+	 * this session's account (after ident clear it may be someone else's).
+	 * Looked at again after the issue: a clear or registration after that
+	 * revokes the token itself; one in between is caught there.
+	 */
+	if (ident_account(c->srv->ident, c->name) != c->account)
+		return done(account_gone(c, "no token"));
 	if (resume_issue(c->name, time_now_ms(), ttl_ms, token, &until) < 0)
 		return done(client_reply_err(c, ERR_INTERNAL, "cannot issue a token now"));
+	if (ident_account(c->srv->ident, c->name) != c->account) {
+		explicit_bzero(token, sizeof(token));
+		resume_revoke(c->name);
+		return done(account_gone(c, "no token"));
+	}
 	time_format_ms(expiry, until);
 	rc = client_reply(c, "OK - %s %s resume token", token, expiry);
 	explicit_bzero(token, sizeof(token));

@@ -547,13 +547,14 @@ ident_register(struct ident *id, const char *name, const char *password, int cos
 }
 
 enum ident_result
-ident_set_password(struct ident *id, const char *name, const char *password, int cost)
+ident_set_password(struct ident *id, const char *name, const char *password, int cost,
+		   uint64_t account)
 {
 	char hash[PASSWORD_HASH_MAX];
 	struct entry seen;
 	struct change ch = { .kind = CH_SET_PASSWORD, .name = name, .hash = hash };
 
-	if (!snapshot(id, name, &seen))
+	if (!snapshot(id, name, &seen) || (account != 0 && seen.born != account))
 		return IDENT_UNKNOWN;
 	if (password_hash(password, cost, hash) != 0)
 		return hash_error(errno);

@@ -88,9 +88,13 @@ enum ident_result ident_verify(struct ident *id, const char *name, const char *p
 enum ident_result ident_register(struct ident *id, const char *name, const char *password, int cost,
 				 uint64_t *account);
 
-/* Sets a new password for a registered name (slow). */
+/*
+ * Sets a new password for a registered name (slow).  With account not 0,
+ * only for that registration (ident_account()): IDENT_UNKNOWN when the
+ * name is now another's, or nobody's, as after ident_clear().
+ */
 enum ident_result ident_set_password(struct ident *id, const char *name, const char *password,
-				     int cost);
+				     int cost, uint64_t account);
 
 enum ident_result ident_delete(struct ident *id, const char *name);
 

@@ -598,3 +598,25 @@ def test_a_long_kick_reason_stays_valid_text(chatd):
     part = alice.wait_for("PART")
     for text in (bye[0][1], part[3]):
         assert reason.startswith(text) and len(text.encode()) == 127
+
+
+def test_a_session_kept_by_ident_clear_cannot_take_the_next_account_of_its_name(chatd):
+    """chatctl ident clear keeps the sessions online; when the operator then
+    registers the same name anew (user add), the old session must neither set
+    the new account's password (/passwd) nor get a resume token that would log
+    in to it (/token): that session's account is gone."""
+    old = chatd.login("bob", "old-pw")
+    chatd.ctl_ok("ident", "clear")
+    chatd.add_user("bob", "admin-pw")
+    _, final = old.request("/passwd taken-over")
+    assert final.tag == "ERR" and final[0] == "403", final.raw
+    _, final = old.request("/token")
+    assert final.tag == "ERR" and final[0] == "403", final.raw
+    assert "resume tokens: 0" in chatd.ctl_ok("status")
+    probe = chatd.connect("probe")
+    probe.expect_hello()
+    probe.send_line("bob")
+    probe.expect("PASS", "known")
+    probe.send_line("taken-over")
+    assert probe.read(timeout=10).tag == "ERR"      # the new account's password is the admin's
+    chatd.login("bob", "admin-pw").sync()

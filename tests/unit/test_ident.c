@@ -278,7 +278,7 @@ test_invalid_input(void **state)
 	assert_int_equal(ident_verify(fx->id, longname, "pw", COST, NULL, NULL), IDENT_UNKNOWN);
 	assert_int_equal(ident_verify(fx->id, "alice", longpw, COST, NULL, NULL),
 			 IDENT_BAD_PASSWORD);
-	assert_int_equal(ident_set_password(fx->id, "alice", longpw, COST), IDENT_INVALID);
+	assert_int_equal(ident_set_password(fx->id, "alice", longpw, COST, 0), IDENT_INVALID);
 	assert_int_equal(ident_verify(fx->id, "alice", "pw", COST, NULL, NULL), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "a:b"), IDENT_UNKNOWN);
 }
@@ -337,11 +337,11 @@ test_set_password(void **state)
 
 	fx->id = open_ok(fx);
 	assert_int_equal(ident_register(fx->id, "alice", "old", COST, NULL), IDENT_OK);
-	assert_int_equal(ident_set_password(fx->id, "ALICE", "new", COST), IDENT_OK);
+	assert_int_equal(ident_set_password(fx->id, "ALICE", "new", COST, 0), IDENT_OK);
 	assert_int_equal(ident_verify(fx->id, "alice", "old", COST, NULL, NULL),
 			 IDENT_BAD_PASSWORD);
 	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL, NULL), IDENT_OK);
-	assert_int_equal(ident_set_password(fx->id, "bob", "new", COST), IDENT_UNKNOWN);
+	assert_int_equal(ident_set_password(fx->id, "bob", "new", COST, 0), IDENT_UNKNOWN);
 
 	reopen(fx);
 	assert_int_equal(ident_verify(fx->id, "alice", "new", COST, NULL, NULL), IDENT_OK);
@@ -585,7 +585,7 @@ test_mode_0600(void **state)
 	assert_mode_0600(fx->path);
 
 	/* Appends keep the mode; a mode changed meanwhile makes the change a rewrite. */
-	assert_int_equal(ident_set_password(fx->id, "alice", "new", COST), IDENT_OK);
+	assert_int_equal(ident_set_password(fx->id, "alice", "new", COST, 0), IDENT_OK);
 	assert_mode_0600(fx->path);
 	assert_int_equal(chmod(fx->path, 0640), 0);
 	assert_int_equal(ident_register(fx->id, "bob", "pw", COST, NULL), IDENT_OK);
@@ -610,7 +610,7 @@ assert_changes_fail(struct fixture *fx, const char *before)
 	char *after;
 
 	assert_int_equal(ident_register(fx->id, "bob", "pw", COST, NULL), IDENT_IO_ERROR);
-	assert_int_equal(ident_set_password(fx->id, "alice", "new", COST), IDENT_IO_ERROR);
+	assert_int_equal(ident_set_password(fx->id, "alice", "new", COST, 0), IDENT_IO_ERROR);
 	assert_int_equal(ident_delete(fx->id, "alice"), IDENT_IO_ERROR);
 	assert_int_equal(ident_clear(fx->id), IDENT_IO_ERROR);
 	/* A failed rehash still lets the user in. */
@@ -778,7 +778,7 @@ test_registration_appends_one_record(void **state)
 	free(after);
 
 	/* A password change and a deletion: one record each. */
-	assert_int_equal(ident_set_password(fx->id, "ALICE", "new", COST), IDENT_OK);
+	assert_int_equal(ident_set_password(fx->id, "ALICE", "new", COST, 0), IDENT_OK);
 	file_hash(fx, "alice", hash);
 	assert_int_equal(ident_delete(fx->id, "bob"), IDENT_OK);
 	after = read_file(fx->path);
@@ -816,7 +816,7 @@ test_registration_cost_does_not_grow(void **state)
 	fx->id = open_ok(fx);
 	before = bytes_written();
 	assert_int_equal(ident_register(fx->id, "Aardvark", "pw", COST, NULL), IDENT_OK);
-	assert_int_equal(ident_set_password(fx->id, "user00001", "new", COST), IDENT_OK);
+	assert_int_equal(ident_set_password(fx->id, "user00001", "new", COST, 0), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "user00002"), IDENT_OK);
 	written = bytes_written() - before;
 	if (written > 3 * RECORD_LEN)
@@ -842,7 +842,7 @@ test_reload_replays_records(void **state)
 	inode = file_inode(fx->path);
 	assert_int_equal(ident_register(fx->id, "alice", "a", COST, NULL), IDENT_OK);
 	assert_int_equal(ident_register(fx->id, "bob", "b", COST, NULL), IDENT_OK);
-	assert_int_equal(ident_set_password(fx->id, "bob", "b2", COST), IDENT_OK);
+	assert_int_equal(ident_set_password(fx->id, "bob", "b2", COST, 0), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "alice"), IDENT_OK);
 	assert_int_equal(ident_register(fx->id, "ALICE", "a2", COST, NULL), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "carol"), IDENT_OK);
@@ -973,7 +973,8 @@ test_compaction_bounds_the_file(void **state)
 		if (i % 2 == 0)
 			assert_int_equal(ident_register(fx->id, name, "pw", COST, NULL), IDENT_OK);
 		else
-			assert_int_equal(ident_set_password(fx->id, "base0", name, COST), IDENT_OK);
+			assert_int_equal(ident_set_password(fx->id, "base0", name, COST, 0),
+					 IDENT_OK);
 		size = file_size(fx->path);
 		if (file_inode(fx->path) != inode) {
 			/* A compaction: the change is in the new base, no record left. */
@@ -1018,7 +1019,7 @@ test_crash_between_compaction_steps(void **state)
 	old = read_file(fx->path); /* a temp file a much older compaction left */
 	assert_int_equal(ident_register(fx->id, "carol", "c", COST, NULL), IDENT_OK);
 	assert_int_equal(ident_delete(fx->id, "alice"), IDENT_OK);
-	assert_int_equal(ident_set_password(fx->id, "bob", "b2", COST), IDENT_OK);
+	assert_int_equal(ident_set_password(fx->id, "bob", "b2", COST, 0), IDENT_OK);
 	journal = read_file(fx->path);
 	assert_non_null(journal);
 	/* The state after: what the compaction writes (reopen folds the records). */
@@ -1164,7 +1165,7 @@ set_password_thread(void *arg)
 {
 	struct slow_call *c = arg;
 
-	c->r = ident_set_password(c->id, c->name, c->password, c->cost);
+	c->r = ident_set_password(c->id, c->name, c->password, c->cost, 0);
 	return NULL;
 }
 
@@ -1194,7 +1195,7 @@ race_slow_call(void *(*fn)(void *), struct slow_call *c, void (*meanwhile)(struc
 static void
 change_alice_password(struct ident *id)
 {
-	assert_int_equal(ident_set_password(id, "alice", "new", COST), IDENT_OK);
+	assert_int_equal(ident_set_password(id, "alice", "new", COST, 0), IDENT_OK);
 }
 
 static void
