@@ -446,16 +446,20 @@ client_store_live(struct client *c, const char *room, enum history_kind kind, co
 		  size_t len, struct history_live live, enum room_result *res)
 {
 	char spelled[ROOM_NAME_MAX + 1];
+	uint64_t made_after;
+	int rc;
 
-	if ((*res = room_target(c->srv->hub, c, room, spelled)) != ROOM_DONE) {
+	if ((*res = room_target(c->srv->hub, c, room, spelled, &made_after)) != ROOM_DONE) {
 		line_unref(live.label);
 		line_unref(live.tags);
 		return 1;
 	}
 	/* c->room.guest: only this thread writes it (at login, or REGISTER on IRC). */
-	if (history_append_live(c->srv->history, c->id, spelled, kind, c->name, c->room.guest, text,
-				len, live) < 0) {
-		*res = ROOM_NO_MEMORY;
+	rc = history_append_live(c->srv->history, c->id, spelled, kind, c->name, c->room.guest,
+				 text, len, live, made_after);
+	if (rc != 0) {
+		/* Deleted since it was looked up: not stored, so no namesake made since gets it. */
+		*res = rc < 0 ? ROOM_NO_MEMORY : ROOM_GONE;
 		return 1;
 	}
 	c->unacked++;

@@ -61,6 +61,7 @@ room_result_code(enum room_result r)
 	case ROOM_NO_SUCH:
 	case ROOM_NOT_MEMBER:
 	case ROOM_IN_NONE:
+	case ROOM_GONE:
 		return ERR_NOT_FOUND;
 	case ROOM_CREATE_DENIED:
 		return ERR_REGISTRATION_CLOSED;
@@ -99,6 +100,10 @@ room_result_text(enum room_result r, const char *room, char *buf, size_t len)
 		break;
 	case ROOM_NOT_MEMBER:
 		snprintf(buf, len, "you are not in %s", room);
+		break;
+	case ROOM_GONE:
+		snprintf(buf, len, "%s was deleted as you wrote: message not sent",
+			 room != NULL ? room : "the room");
 		break;
 	case ROOM_IN_NONE:
 		snprintf(buf, len, "you are in no room; /join one");

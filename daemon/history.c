@@ -612,7 +612,7 @@ history_append(struct history *h, uint64_t sender, const char *room, enum histor
 	       const char *name, const char *text, size_t text_len)
 {
 	return history_append_live(h, sender, room, kind, name, false, text, text_len,
-				   (struct history_live){ 0 });
+				   (struct history_live){ 0 }, HISTORY_ANY_ROOM);
 }
 
 /*
@@ -726,13 +726,10 @@ room_gone(const struct history *h, const char *room, uint64_t made_after)
 	return false;
 }
 
-/* No check for a gone room: a message, or a deletion. */
-#define NOT_AN_EVENT UINT64_MAX
-
 /*
  * history_append_live(), history_append_event() and history_drop_room():
- * an event (made_after != NOT_AN_EVENT) of a room gone since is not
- * stored, and 0 is returned; a deletion (kind HK_DELETE) is noted with
+ * a record (made_after != HISTORY_ANY_ROOM) of a room gone since is not
+ * stored, and 1 is returned; a deletion (kind HK_DELETE) is noted with
  * its number drop under the same lock.
  */
 static int
@@ -755,11 +752,11 @@ append_checked(struct history *h, uint64_t sender, const char *room, enum histor
 		name = "-";
 	e.guest = guest && name_valid(name, strlen(name)); /* never "-" or "*" */
 	pthread_mutex_lock(&h->lock);
-	if (made_after != NOT_AN_EVENT && room_gone(h, room, made_after)) {
+	if (made_after != HISTORY_ANY_ROOM && room_gone(h, room, made_after)) {
 		pthread_mutex_unlock(&h->lock);
 		line_unref(live.label);
 		line_unref(live.tags);
-		return 0;
+		return 1;
 	}
 	if (kind == HK_DELETE)
 		note_drop(h, room, drop);
@@ -792,20 +789,23 @@ fail:
 int
 history_append_live(struct history *h, uint64_t sender, const char *room, enum history_kind kind,
 		    const char *name, bool guest, const char *text, size_t text_len,
-		    struct history_live live)
+		    struct history_live live, uint64_t made_after)
 {
-	return append_checked(h, sender, room, kind, name, guest, text, text_len, live,
-			      NOT_AN_EVENT, 0);
+	return append_checked(h, sender, room, kind, name, guest, text, text_len, live, made_after,
+			      0);
 }
 
 int
 history_append_event(struct history *h, const char *room, enum history_kind kind, const char *name,
 		     bool guest, const char *text, size_t text_len, uint64_t made_after)
 {
-	if (made_after == NOT_AN_EVENT)
+	int rc;
+
+	if (made_after == HISTORY_ANY_ROOM)
 		made_after--;
-	return append_checked(h, 0, room, kind, name, guest, text, text_len,
-			      (struct history_live){ 0 }, made_after, 0);
+	rc = append_checked(h, 0, room, kind, name, guest, text, text_len,
+			    (struct history_live){ 0 }, made_after, 0);
+	return rc > 0 ? 0 : rc;
 }
 
 /*
@@ -1276,7 +1276,7 @@ void
 history_drop_room(struct history *h, const char *room, uint64_t drop)
 {
 	if (append_checked(h, 0, room, HK_DELETE, NULL, false, "", 0, (struct history_live){ 0 },
-			   NOT_AN_EVENT, drop) < 0)
+			   HISTORY_ANY_ROOM, drop) < 0)
 		log_warning("%s: room %s deleted, but its deletion could not be recorded: %s",
 			    h->path, room, strerror(errno));
 }

@@ -172,11 +172,17 @@ int history_append(struct history *h, uint64_t sender, const char *room, enum hi
  * the entry's guest set; ignored for "-" and "*"), with what its live
  * audience gets beside the record (the history takes over live's
  * references, releasing them after the publish callback, or at once on
- * failure).
+ * failure).  made_after: the room's (the deletions numbered when it was
+ * made, history_drop_room), or HISTORY_ANY_ROOM; a record of a room
+ * deleted since is not stored (it belongs to the room that is gone, not
+ * to one made again under the name) and 1 is returned.
  */
 int history_append_live(struct history *h, uint64_t sender, const char *room,
 			enum history_kind kind, const char *name, bool guest, const char *text,
-			size_t text_len, struct history_live live);
+			size_t text_len, struct history_live live, uint64_t made_after);
+
+/* history_append_live() without the check for a room deleted since. */
+#define HISTORY_ANY_ROOM UINT64_MAX
 
 /*
  * A room event (a join, part, topic or quit: sender 0, nothing for the

@@ -51,6 +51,7 @@ room_refused(struct client *c, enum room_result res, const char *param)
 	case ROOM_BAD_NAME:
 		return irc_num(c, "479", "%s :Illegal channel name", chan);
 	case ROOM_NO_SUCH:
+	case ROOM_GONE:
 		return irc_num(c, "403", "%s :No such channel", chan);
 	case ROOM_NOT_MEMBER:
 	case ROOM_IN_NONE:
@@ -169,7 +170,7 @@ part_all(struct client *c)
 	char spelled[ROOM_NAME_MAX + 1], chan[ROOM_NAME_MAX + 2];
 	int rc = 0;
 
-	while (rc == 0 && room_target(c->srv->hub, c, NULL, spelled) == ROOM_DONE) {
+	while (rc == 0 && room_target(c->srv->hub, c, NULL, spelled, NULL) == ROOM_DONE) {
 		snprintf(chan, sizeof(chan), "#%s", spelled);
 		rc = part_one(c, chan, "left");
 	}
@@ -346,7 +347,7 @@ say_to(struct client *c, struct session_state *st, const char *target, char *tex
 		irc_conn(c)->label_passed = false;
 		if (notice)
 			return 0;
-		if (res == ROOM_NOT_MEMBER)
+		if (res == ROOM_NOT_MEMBER || res == ROOM_GONE)
 			return irc_num(c, "404", "%s :Cannot send to channel", shown);
 		return room_refused(c, res, target);
 	}

@@ -910,7 +910,7 @@ room_name_of(struct hub *h, struct client *c, const char *arg, bool member, char
  * races with the check is one the message could have come before anyway.
  */
 enum room_result
-room_target(struct hub *h, struct client *c, const char *arg, char *spelled)
+room_target(struct hub *h, struct client *c, const char *arg, char *spelled, uint64_t *made_after)
 {
 	const char *key = arg != NULL ? arg : "";
 	bool cacheable = strlen(key) < sizeof(c->target.arg);
@@ -919,17 +919,25 @@ room_target(struct hub *h, struct client *c, const char *arg, char *spelled)
 	    strcmp(c->target.arg, key) == 0 &&
 	    atomic_load_explicit(&c->room.moves, memory_order_acquire) == c->target.moves) {
 		memcpy(spelled, c->target.spelled, sizeof(c->target.spelled));
+		if (made_after != NULL)
+			*made_after = c->target.made_after;
 		return ROOM_DONE;
 	}
 	pthread_mutex_lock(&h->lock);
 	unsigned moves = atomic_load_explicit(&c->room.moves, memory_order_relaxed);
 	struct room *r;
 	enum room_result res = room_of_locked(h, c, arg, true, &r);
-	if (res == ROOM_DONE)
+	uint64_t made = 0;
+	if (res == ROOM_DONE) {
 		snprintf(spelled, ROOM_NAME_MAX + 1, "%s", r->name);
+		made = r->made_after;
+	}
 	pthread_mutex_unlock(&h->lock);
+	if (made_after != NULL)
+		*made_after = made;
 	c->target.valid = res == ROOM_DONE && cacheable;
 	if (c->target.valid) {
+		c->target.made_after = made;
 		c->target.moves = moves;
 		c->target.current = arg == NULL;
 		snprintf(c->target.arg, sizeof(c->target.arg), "%s", key);

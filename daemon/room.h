@@ -122,6 +122,7 @@ enum room_result {
 	ROOM_TOPIC_LONG,    /* 400 longer than max_topic */
 	ROOM_NO_MEMORY,     /* 500 */
 	ROOM_CLOSING,       /* 503 the server is stopping */
+	ROOM_GONE,          /* 404 a message's room was deleted as it was sent */
 };
 /*
  * The longest topic: max_topic, or max_line if that is less (a TOPIC line
@@ -160,7 +161,8 @@ enum room_result room_join(struct hub *h, struct client *c, const char *room,
 enum room_result room_part(struct hub *h, struct client *c, const char *room, const char *reason,
 			   char *spelled);
 enum room_result room_switch(struct hub *h, struct client *c, const char *room, char *spelled);
-enum room_result room_target(struct hub *h, struct client *c, const char *room, char *spelled);
+enum room_result room_target(struct hub *h, struct client *c, const char *room, char *spelled,
+			     uint64_t *made_after);
 enum room_result room_resolve(struct hub *h, struct client *c, const char *room, char *spelled,
 			      uint64_t *first);
 enum room_result room_topic_line(struct hub *h, struct client *c, const char *room,

@@ -152,6 +152,7 @@ struct client {
 	 */
 	struct {
 		unsigned moves;
+		uint64_t made_after; /* the room's (room.made_after): history_append_live() */
 		bool valid, current; /* current: the answer for "the current room" */
 		char arg[ROOM_NAME_MAX + 2], spelled[ROOM_NAME_MAX + 1];
 	} target;

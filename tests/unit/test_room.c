@@ -405,19 +405,19 @@ test_leave_and_current_room(void **state)
 	join(h, a, "ops");
 	drain(pa), drain(pb);
 	room_wake_up(h, a);
-	assert_int_equal(room_target(h, a, NULL, spelled), ROOM_DONE);
+	assert_int_equal(room_target(h, a, NULL, spelled, NULL), ROOM_DONE);
 	assert_string_equal(spelled, "ops");
 	assert_int_equal(room_part(h, a, "lobby", "", spelled), ROOM_DONE);
 	assert_int_equal(room_part(h, a, NULL, "bye", spelled), ROOM_DONE);
 	assert_string_equal(spelled, "ops");
 	/* Not in the default room: the room joined first of those left. */
-	assert_int_equal(room_target(h, a, NULL, spelled), ROOM_DONE);
+	assert_int_equal(room_target(h, a, NULL, spelled, NULL), ROOM_DONE);
 	assert_string_equal(spelled, "Dev");
-	assert_int_equal(room_target(h, a, "lobby", spelled), ROOM_NOT_MEMBER);
-	assert_int_equal(room_target(h, a, "nosuch", spelled), ROOM_NO_SUCH);
-	assert_int_equal(room_target(h, a, "no such", spelled), ROOM_BAD_NAME);
+	assert_int_equal(room_target(h, a, "lobby", spelled, NULL), ROOM_NOT_MEMBER);
+	assert_int_equal(room_target(h, a, "nosuch", spelled, NULL), ROOM_NO_SUCH);
+	assert_int_equal(room_target(h, a, "no such", spelled, NULL), ROOM_BAD_NAME);
 	assert_int_equal(room_part(h, a, "dev", "", spelled), ROOM_DONE);
-	assert_int_equal(room_target(h, a, NULL, spelled), ROOM_IN_NONE);
+	assert_int_equal(room_target(h, a, NULL, spelled, NULL), ROOM_IN_NONE);
 	collect_all(h, b, LIMIT);
 	{
 		size_t len;
@@ -659,7 +659,7 @@ test_admin_rooms(void **state)
 	assert_int_equal(room_delete_within(h, 100, "ops"), 1);
 	assert_int_equal(room_delete_within(h, 100, "ops"), 0);
 	/* alice was put in the default room, now her current one. */
-	assert_int_equal(room_target(h, a, NULL, spelled), ROOM_DONE);
+	assert_int_equal(room_target(h, a, NULL, spelled, NULL), ROOM_DONE);
 	assert_string_equal(spelled, "lobby");
 	collect_all(h, a, LIMIT);
 	{
