@@ -227,6 +227,64 @@ test_namesake_of_a_deleted_room_keeps_its_messages(void **state)
 }
 
 /*
+ * A message whose room alice's thread looked up (room_target) before an
+ * operator deleted the room, stored after the deletion record, belongs to
+ * the room that is gone: refused (1, ERR 404 for her), it never reaches
+ * bob's new room of the same name, live or after a restart; bob's own is.
+ */
+static void
+test_message_to_a_deleted_room_stays_out_of_its_namesake(void **state)
+{
+	char dir[] = "/tmp/test_room_restart.XXXXXX", spelled[ROOM_NAME_MAX + 1];
+	struct hub *h = hub_new(wire_formats);
+	struct history *hi;
+	struct history_entry got[16];
+	uint64_t ticket, made, first;
+	struct client *a, *b;
+	int pa, pb;
+	size_t n;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	hi = history_at(dir, publish_to_hub, h);
+	hub_set_history(h, hi);
+	a = member_login(h, "alice", 1, &pa);
+	b = member_login(h, "bob", 2, &pb);
+	assert_int_equal(join_room(h, a, "dev"), ROOM_DONE);
+	assert_int_equal(room_target(h, a, "dev", spelled, &made), ROOM_DONE);
+
+	pthread_mutex_lock(&h->lock);
+	ticket = room_delete_locked(h, room_find_locked(h, "dev"));
+	room_unlock_and_wake(h);
+	room_drop_record(h, "dev", ticket);
+	assert_int_equal(join_room(h, b, "dev"), ROOM_DONE);
+
+	assert_int_equal(history_append_live(hi, a->id, spelled, HK_MSG, a->name, false, "late", 4,
+					     (struct history_live){ 0 }, made),
+			 1);
+	assert_int_equal(room_target(h, b, "dev", spelled, &made), ROOM_DONE);
+	assert_int_equal(history_append_live(hi, b->id, spelled, HK_MSG, b->name, false, "new", 3,
+					     (struct history_live){ 0 }, made),
+			 0);
+	b->unacked++;
+	collect_all(h, b, LIMIT);
+	assert_int_equal(b->unacked, 0);
+
+	hub_set_history(h, NULL);
+	history_close(hi);
+	hi = history_at(dir, publish_nowhere, NULL);
+	n = history_since(hi, "dev", 0, 16, false, got, &first);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[0].sender, 0);
+	assert_memory_equal(got[0].body->data + got[0].text_off, "new", 3);
+	history_entries_release(got, n);
+	history_close(hi);
+	member_free(h, a, pa), member_free(h, b, pb);
+	hub_free(h);
+	remove_dir(dir);
+}
+
+/*
  * The first room event stored after it is armed waits (no lock held, as
  * store_event calls it) until the test lets it go.
  */
@@ -431,6 +489,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_namesake_of_a_deleted_room_keeps_its_messages),
+		cmocka_unit_test(test_message_to_a_deleted_room_stays_out_of_its_namesake),
 		cmocka_unit_test(test_event_of_a_deleted_room_stays_out_of_its_namesake),
 		cmocka_unit_test(test_put_off_topic_save_is_retried),
 	};
