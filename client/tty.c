@@ -259,10 +259,17 @@ open_connection(struct tty *t, int timeout_ms, char *err, size_t errsz)
 	return CHAT_EXIT_USAGE;
 }
 
-/* Only valid names: what Tab inserts and lists comes from the server. */
+/*
+ * Only valid names: what Tab inserts and lists comes from the server.  A
+ * guest's "~NAME" is remembered as NAME (/msg takes either).
+ */
 static void
 note_person(struct tty *t, const char *who, size_t len)
 {
+	if (len > 1 && who[0] == '~') {
+		who++;
+		len--;
+	}
 	if (name_valid(who, len) &&
 	    (len != strlen(t->r.self) || strncasecmp(who, t->r.self, len) != 0))
 		wordset_add(&t->people, who, len);

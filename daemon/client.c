@@ -262,12 +262,13 @@ client_pause(struct client *c, int ms)
 /*
  * "HIST ROOM ID TIME NAME TEXT\n" from the stored record "ID TIME ROOM KIND
  * NAME TEXT\n": "HIST ", then three runs of the record itself (the room and
- * its space, the id and time, the name and text), no copy.
+ * its space, the id and time, the name and text), no copy.  A guest's NAME
+ * keeps its mark, "~NAME", as in the record.
  */
 static size_t
 hist_line_len(const struct history_entry *e)
 {
-	return 5 + e->room_len + 1u + e->room_off + (e->body->len - e->name_off);
+	return 5 + e->room_len + 1u + e->room_off + (e->body->len - history_marked_name_off(e));
 }
 
 int
@@ -292,8 +293,8 @@ client_push_history(struct client *c, const struct history_entry *e, size_t n, s
 		if (rc == 0)
 			rc = outq_push(&c->out, b->data, e[i].room_off, line_ref(b));
 		if (rc == 0)
-			rc = outq_push(&c->out, b->data + e[i].name_off, b->len - e[i].name_off,
-				       line_ref(b));
+			rc = outq_push(&c->out, b->data + history_marked_name_off(&e[i]),
+				       b->len - history_marked_name_off(&e[i]), line_ref(b));
 	}
 	*sent = n - first;
 	return rc;

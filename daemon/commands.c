@@ -298,6 +298,8 @@ cmd_msg(struct client *c, char *args, char *text, size_t textlen)
 	if (body == NULL || body[1] == '\0')
 		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /msg NAME TEXT"));
 	*body++ = '\0';
+	if (args[0] == '~') /* a guest's name as the server shows it (USERS, MSG...) */
+		args++;
 	struct wire_private pm = { .from = c->name,
 				   .to = args,
 				   .ms = time_now_ms(),

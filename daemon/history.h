@@ -89,7 +89,8 @@ struct history_entry {
 	/*
 	 * NAME was a guest's, not an account (no account tag on IRC, live or
 	 * replayed): stored as "~NAME" ('~' is in no name), name_off is past
-	 * the '~', so whoever reads the name gets it as the guest spelled it.
+	 * the '~', so whoever reads the name gets it as the guest spelled it;
+	 * the native protocol shows the mark (history_marked_name_off()).
 	 */
 	bool guest;
 	/*
@@ -106,6 +107,16 @@ struct history_entry {
 	/* What its live audience gets beside the record (history_append_live()). */
 	struct history_live live;
 };
+
+/*
+ * Where e's name begins with its guest mark, if any: "~NAME" for a guest,
+ * as the native protocol shows it (MSG, HIST).
+ */
+static inline size_t
+history_marked_name_off(const struct history_entry *e)
+{
+	return e->name_off - (e->guest ? 1u : 0u);
+}
 
 /* The spelling of a kind in the file: "msg", "join", "part", "topic", "delete". */
 const char *history_kind_name(enum history_kind kind);

@@ -412,21 +412,22 @@ notices_wanted(const struct room *r)
 	return r->n_members <= (size_t)settings_get()->room_notice_limit;
 }
 
-/* An event of name in r, now. */
+/* An event of c in r, now: its name, and whether that is a guest's. */
 static struct wire_event
-room_event(const struct room *r, enum wire_event_kind kind, const char *name)
+room_event(const struct room *r, enum wire_event_kind kind, const struct client *c)
 {
 	return (struct wire_event){ .kind = kind,
 				    .room = r->name,
 				    .ms = time_now_ms(),
-				    .name = name };
+				    .name = c->name,
+				    .guest = c->room.guest };
 }
 
 /* Everyone in r but c sees c's JOIN (unless r is too big for notices). */
 void
 publish_join_locked(struct hub *h, struct room *r, struct client *c)
 {
-	struct wire_event ev = room_event(r, WE_JOIN, c->name);
+	struct wire_event ev = room_event(r, WE_JOIN, c);
 
 	if (notices_wanted(r))
 		ring_push_event_locked(h, r, &ev, c->id);
@@ -488,7 +489,7 @@ publish_part_locked(struct hub *h, struct room *r, struct client *c, enum part_r
 		    const char *text, bool offline)
 {
 	char reason[REASON_TEXT_MAX + 1];
-	struct wire_event ev = room_event(r, WE_PART, c->name);
+	struct wire_event ev = room_event(r, WE_PART, c);
 
 	if (!notices_wanted(r))
 		return;
@@ -516,15 +517,15 @@ part_all_locked(struct hub *h, struct client *c, enum part_reason why, const cha
 
 /*
  * Names a USERS page lists: USERS_PAGE, or fewer when max_line is so short
- * that USERS_PAGE of the longest names would not fit in max_line +
- * PROTO_SERVER_OVERHEAD bytes (with a head of at most 93: tag, room and
- * three numbers).
+ * that USERS_PAGE of the longest names (each with a guest's mark) would
+ * not fit in max_line + PROTO_SERVER_OVERHEAD bytes (with a head of at
+ * most 93: tag, room and three numbers).
  */
 static size_t
 users_page(void)
 {
 	size_t fits = ((size_t)settings_get()->max_line + PROTO_SERVER_OVERHEAD - 93) /
-		      (NAME_MAX_LEN + 1);
+		      (NAME_MAX_LEN + 2);
 
 	return fits < 1 ? 1 : fits > USERS_PAGE ? USERS_PAGE : fits;
 }
@@ -538,6 +539,7 @@ users_line_locked(const struct hub *h, const struct room *r, const struct client
 	const char *me = c->name;
 	size_t per = users_page(), pages = (r->n_members + per - 1) / per, first, last;
 	const char *names[USERS_PAGE];
+	bool guests[USERS_PAGE];
 
 	if (!listed || page < 1 || page > pages)
 		page = 0;
@@ -545,9 +547,12 @@ users_line_locked(const struct hub *h, const struct room *r, const struct client
 	last = page ? first + per : 0;
 	if (last > r->n_members)
 		last = r->n_members;
-	for (size_t i = first; i < last; i++)
+	for (size_t i = first; i < last; i++) {
 		names[i - first] = r->members[i]->name;
-	return h->formats[wire]->users(me, r->name, r->n_members, page, pages, names, last - first);
+		guests[i - first] = r->members[i]->room.guest;
+	}
+	return h->formats[wire]->users(me, r->name, r->n_members, page, pages, names, guests,
+				       last - first);
 }
 
 /* r's topic as an event: set by whom, when (0: never set). */
@@ -1013,9 +1018,8 @@ room_tagmsg(struct hub *h, struct client *c, const char *arg, const char *tags, 
 	enum room_result res = lock_member_room(h, c, arg, &r, spelled);
 	if (res != ROOM_DONE)
 		return res;
-	struct wire_event ev = room_event(r, WE_TAGMSG, c->name);
+	struct wire_event ev = room_event(r, WE_TAGMSG, c);
 	ev.text = tags;
-	ev.guest = c->room.guest;
 	ring_push_event_locked(h, r, &ev, c->id);
 	room_unlock_and_wake(h);
 	return ROOM_DONE;
@@ -1211,7 +1215,7 @@ room_delete_locked(struct hub *h, struct room *r)
 	while (r->n_members > 0) {
 		struct client *c = r->members[r->n_members - 1];
 		bool was_current = c->room.current == r;
-		struct wire_event ev = room_event(r, WE_PART, c->name);
+		struct wire_event ev = room_event(r, WE_PART, c);
 
 		ev.reason = part_reason_name(PART_DELETED);
 		ev.text = part_reason_text(PART_DELETED);
@@ -1315,7 +1319,7 @@ room_kick_within(struct hub *h, int timeout_ms, const char *arg, const char *use
 	/* Still online: the server-wide kick's default text would say otherwise. */
 	part_fields(fields, sizeof(fields), PART_KICKED,
 		    reason && *reason ? reason : "taken out of the room by the operator");
-	struct wire_event ev = room_event(r, WE_PART, c->name);
+	struct wire_event ev = room_event(r, WE_PART, c);
 	ev.reason = part_reason_name(PART_KICKED);
 	ev.text = fields + strlen(ev.reason) + 1;
 	salvage_answers_locked(h, c, r);

@@ -60,10 +60,10 @@ struct wire_event {
 	const char *text;
 	bool offline; /* WE_PART: the session left every room (quit, lost, a server kick...) */
 	/*
-	 * WE_TAGMSG: the sender is a guest, no account tag (no other event
-	 * has one); WE_TOPIC: the topic's setter (name) was a guest, shown
-	 * as one where the setter is a field of its own (wire_line.c: "~NAME";
-	 * IRC's 333: "NAME!~NAME@chatd").
+	 * name is a guest's: shown as one where the protocol has the means
+	 * (wire_line.c: "~NAME" in JOIN, PART and TOPIC; on IRC no account
+	 * tag on a TAGMSG, no other event has one, and a guest's topic in
+	 * 333 as "NAME!~NAME@chatd").
 	 */
 	bool guest;
 };
@@ -76,7 +76,7 @@ struct wire_private {
 	bool notice;      /* IRC's NOTICE: never answered automatically */
 	bool tagmsg;      /* IRC's TAGMSG: client tags alone, no text (only forms with tags) */
 	const char *tags; /* the sender's client-only tags ("+a=b;+c"), NULL none */
-	bool guest;       /* the sender is a guest: no account tag */
+	bool guest;       /* the sender is a guest: no account tag; natively "~NAME" */
 };
 
 /* One room of a /rooms page. */
@@ -113,10 +113,11 @@ struct wire_format {
 	struct line *(*priv)(const struct wire_private *pm);
 	/*
 	 * Page page of pages of the names (n of total) in room, for the
-	 * session called me; page 0: not listed.
+	 * session called me; page 0: not listed.  guests[i]: names[i] is a
+	 * guest's.
 	 */
 	struct line *(*users)(const char *me, const char *room, size_t total, unsigned page,
-			      size_t pages, const char *const *names, size_t n);
+			      size_t pages, const char *const *names, const bool *guests, size_t n);
 	/* The lines of a /rooms page, in one line ("" for none), for me. */
 	struct line *(*rooms)(const char *me, const struct wire_room *v, size_t n);
 };

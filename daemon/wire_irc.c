@@ -321,7 +321,7 @@ topic_reply(const char *me, const struct wire_event *ev)
 /* RPL_NAMREPLY (353) for one page; RPL_ENDOFNAMES comes from the front-end. */
 static struct line *
 users(const char *me, const char *room, size_t total, unsigned page, size_t pages,
-      const char *const *names, size_t n)
+      const char *const *names, const bool *guests, size_t n)
 {
 	const char *srv = settings_get()->server_name;
 	size_t len = 0, off;
@@ -330,6 +330,7 @@ users(const char *me, const char *room, size_t total, unsigned page, size_t page
 
 	(void)total;
 	(void)pages;
+	(void)guests;  /* a guest's nick is its nick: WHO and WHOIS tell */
 	if (page == 0) /* not listed (a crowded room): the reader alone */
 		return line_printf(":%s 353 %s = #%s :%s\r\n", srv, me, room, me);
 	for (size_t i = 0; i < n; i++)

@@ -11,11 +11,14 @@
 #include "timefmt.h"
 #include "wire.h"
 
-/* "MSG ROOM ID TIME NAME TEXT\n" from the record "ID TIME ROOM KIND NAME TEXT\n". */
+/*
+ * "MSG ROOM ID TIME NAME TEXT\n" from the record "ID TIME ROOM KIND NAME
+ * TEXT\n"; a guest's NAME keeps the record's mark: "~NAME".
+ */
 static size_t
 msg_len(const struct history_entry *e)
 {
-	return 4 + e->room_len + 1u + e->room_off + (e->body->len - e->name_off);
+	return 4 + e->room_len + 1u + e->room_off + (e->body->len - history_marked_name_off(e));
 }
 
 static void
@@ -31,7 +34,15 @@ msg_put(const struct history_entry *e, char *dst, uint32_t *id_off, uint32_t *id
 	*id_off = (uint32_t)off;
 	*id_len = e->time_off;
 	off += e->room_off;
-	memcpy(dst + off, b->data + e->name_off, b->len - e->name_off);
+	memcpy(dst + off, b->data + history_marked_name_off(e),
+	       b->len - history_marked_name_off(e));
+}
+
+/* A guest's name is shown as "~NAME", the mark of the files too ('~' is in no name). */
+static const char *
+mark(bool guest)
+{
+	return guest ? "~" : "";
 }
 
 static struct line *
@@ -44,12 +55,12 @@ event(const struct wire_event *ev)
 	time_format_ms(when, ev->ms);
 	switch (ev->kind) {
 	case WE_JOIN:
-		return line_printf("JOIN %s %s %s\n", ev->room, when, ev->name);
+		return line_printf("JOIN %s %s %s%s\n", ev->room, when, mark(ev->guest), ev->name);
 	case WE_PART:
-		return line_printf("PART %s %s %s %s %s\n", ev->room, when, ev->name, ev->reason,
-				   ev->text);
-	case WE_TOPIC: /* a guest's name as "~NAME", the mark of the files too */
-		return line_printf("TOPIC %s %s %s%s %s\n", ev->room, when, ev->guest ? "~" : "",
+		return line_printf("PART %s %s %s%s %s %s\n", ev->room, when, mark(ev->guest),
+				   ev->name, ev->reason, ev->text);
+	case WE_TOPIC:
+		return line_printf("TOPIC %s %s %s%s %s\n", ev->room, when, mark(ev->guest),
 				   ev->name, ev->text);
 	case WE_NOTICE:
 		return line_printf("NOTICE %s %s %s\n", ev->room ? ev->room : "*", when, ev->text);
@@ -67,12 +78,13 @@ priv(const struct wire_private *pm)
 	time_format_ms(when, pm->ms);
 	if (pm->tagmsg) /* IRC's tags alone: nothing to show here */
 		return NULL;
-	return line_printf("PRIV %s %s %s %s\n", when, pm->from, pm->to, pm->text);
+	return line_printf("PRIV %s %s%s %s %s\n", when, mark(pm->guest), pm->from, pm->to,
+			   pm->text);
 }
 
 static struct line *
 users(const char *me, const char *room, size_t total, unsigned page, size_t pages,
-      const char *const *names, size_t n)
+      const char *const *names, const bool *guests, size_t n)
 {
 	char head[96 + 32];
 
@@ -81,7 +93,7 @@ users(const char *me, const char *room, size_t total, unsigned page, size_t page
 	int hlen = snprintf(head, sizeof(head), "USERS %s %zu %u %zu ", room, total, page, pages);
 
 	for (size_t i = 0; i < n; i++)
-		len += strlen(names[i]) + 1;
+		len += guests[i] + strlen(names[i]) + 1;
 
 	struct line *l = line_new((size_t)hlen + len + (len == 0));
 	if (l == NULL)
@@ -92,6 +104,8 @@ users(const char *me, const char *room, size_t total, unsigned page, size_t page
 	for (size_t i = 0; i < n; i++) {
 		size_t nl = strlen(names[i]);
 
+		if (guests[i])
+			*p++ = '~';
 		memcpy(p, names[i], nl);
 		p += nl;
 		*p++ = i + 1 < n ? ' ' : '\n';

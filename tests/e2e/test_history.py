@@ -147,10 +147,11 @@ def test_history_reply_never_overflows_the_asker(chatd_factory):
     reader.sync()
 
 
-def test_a_guests_messages_replay_under_its_plain_name(chatd_factory):
+def test_a_guests_messages_replay_marked_as_a_guests(chatd_factory):
     """guests = true: the history file marks a guest's records (~NAME,
-    docs/FILES.md), but natively a guest's name shows as it spelled it, in
-    the replay at login (HIST) and /history, before and after a restart."""
+    docs/FILES.md), and so does the native protocol, in the replay at login
+    (HIST) and /history, before and after a restart: a guest's words never
+    read as an account's of that name."""
     d = chatd_factory(guests=True)
     g = d.connect("guest")
     g.login("visitor", "", expect_pass="new")
@@ -158,7 +159,7 @@ def test_a_guests_messages_replay_under_its_plain_name(chatd_factory):
     guest_id = g.say("from a guest")
     member = d.login("member")
     member_id = member.say("from an account")
-    want = [(guest_id, "visitor", "from a guest"), (member_id, "member", "from an account")]
+    want = [(guest_id, "~visitor", "from a guest"), (member_id, "member", "from an account")]
     assert [(h.id, h[2], h[3]) for h in member.hist] == want[:1]
     data, final = member.request("/history 2")
     assert [(h.tag, h.id, h[2], h[3]) for h in data] == [("HIST", *w) for w in want], data

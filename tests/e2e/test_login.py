@@ -344,6 +344,49 @@ def test_guest_with_an_empty_password(chatd_factory):
     owner.expect("ERR", "401")
 
 
+def test_a_guest_is_marked_in_every_line_that_names_it(chatd_factory):
+    """guests = true: natively a guest's name is "~NAME" wherever a line names
+    someone (USERS, JOIN, MSG, PRIV, PART, TOPIC), as the IRC gateway tells
+    guests apart (WHO, WHOIS, no account tag), so nobody takes a guest's words
+    for an account's of that name; /msg takes the name with or without the
+    mark."""
+    d = chatd_factory(guests=True)
+    member = d.login("member")
+    g = d.connect("guest")
+    g.login("visitor", "", expect_pass="new")
+    assert g.welcome.raw == "WELCOME visitor guest", g.welcome.raw
+    assert g.users[3].split() == ["member", "~visitor"], g.users.raw
+
+    joined = member.wait_for("JOIN")
+    assert joined[1] == "~visitor", joined.raw
+    data, final = member.request("/who")
+    assert final.tag == "OK" and data[0][3].split() == ["member", "~visitor"], data
+
+    mid = g.say("hello from a guest")
+    msg = member.wait_for("MSG")
+    assert (msg.id, msg[2], msg[3]) == (mid, "~visitor", "hello from a guest"), msg.raw
+
+    data, final = g.request("/msg member psst")
+    assert final.raw == "OK - sent to member", final.raw
+    pm = member.wait_for("PRIV")
+    assert pm[1:] == ["~visitor", "member", "psst"], pm.raw
+    for to in ("~visitor", "visitor"):
+        data, final = member.request(f"/msg {to} hi guest")
+        assert final.raw == "OK - sent to visitor", final.raw
+        back = g.wait_for("PRIV", lambda line: line[3] == "hi guest")
+        assert back[1:3] == ["member", "visitor"], back.raw
+
+    data, final = g.request("/topic lobby set by a guest")
+    assert final.tag == "OK", final.raw
+    topic = member.wait_for("TOPIC")
+    assert topic[1] == "~visitor", topic.raw
+
+    g.send_line("/quit bye")
+    part = member.wait_for("PART")
+    assert part[1] == "~visitor", part.raw
+    member.sync()
+
+
 def test_a_guest_cannot_take_a_name_registered_during_its_dialogue(chatd_factory):
     """guests = true: PASS new said the name was nobody's, but it was registered
     (chatctl user add, or a native registration that has logged out again) before

@@ -624,7 +624,7 @@ message_case(struct fixture *fx, enum fail_mode mode, long n, char *t, size_t tl
 			 mode == FAIL_ONE ? "alone" : "and the rest", t);
 	bool acked = strncmp(t, "OK ", 3) == 0, seen = false, ended = false;
 
-	snprintf(msg, sizeof(msg), " %s %s", sender_name, text);
+	snprintf(msg, sizeof(msg), " ~%s %s", sender_name, text); /* guests */
 	say(&member, "/ping done\n");
 	while ((l = next_line(&member)) != NULL) {
 		if (strncmp(l, "MSG lobby ", 10) == 0 && strstr(l, msg) != NULL)
