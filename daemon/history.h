@@ -107,7 +107,10 @@ struct history_entry {
 	struct history_live live;
 };
 
-/* The spelling of a kind in the file: "msg", "join", "part", "topic", "delete". */
+/*
+ * The spelling of a kind in the file: "msg", "join", "part", "topic",
+ * "delete", "notice", "quit".
+ */
 const char *history_kind_name(enum history_kind kind);
 
 /*
@@ -199,7 +202,8 @@ int history_append_event(struct history *h, const char *room, enum history_kind 
 /*
  * Copies into out (with a reference on each body) up to max of room's
  * newest durable records whose id is <= max_id, oldest first: messages
- * only, or with events (joins, parts, topics) too.  Returns how many.
+ * only (notices count as messages), or with events (joins, parts, topics,
+ * quits) too.  Returns how many.
  * Rooms compare ignoring ASCII case.
  */
 size_t history_recent(struct history *h, const char *room, size_t max, uint64_t max_id, bool events,
