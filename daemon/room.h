@@ -234,15 +234,17 @@ void room_set_last_msg_id(struct hub *h, uint64_t id);
 /*
  * The history's publish callback (history.h): stored messages enter their
  * rooms' rings, a long batch in pieces of at most the backlog limits
- * below; other records (events) are ignored: the hub showed them live.
+ * below; other records (events) are not shown, the hub showed them live,
+ * but a room's deletion record lifts the tomb its name waited under
+ * (hub.h: tomb_remove).
  */
 void room_publish_history(void *hub, const struct history_entry *entries, size_t n);
 
 /*
  * What the history's backlog (history_backlog) may hold, in messages and
  * bytes, so that the batch it becomes fits a member that keeps collecting:
- * a quarter of the largest fan-out ring and of send_queue_limit (both as
- * the current settings say).  Any thread, no lock.
+ * a quarter of the most a fan-out ring grows to and of send_queue_limit
+ * (both as the current settings say).  Any thread, no lock.
  */
 void room_backlog_limits(struct hub *h, size_t *msgs, size_t *bytes);
 
