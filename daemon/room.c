@@ -7,7 +7,8 @@
  *
  * Threads: a client's thread (its room commands, its join at login
  * through hub.c), the control thread (the *_within calls, loading the
- * rooms file before clients); everything under the room lock but the
+ * rooms file before clients), the publisher of stored messages (through
+ * fanout.c: finding a room, tomb_remove); everything under the room lock but the
  * rooms file, which is written under the save lock alone, the events
  * stored in the history after the room lock is dropped, and the wait of
  * a /join for a deletion record (drop_lock, see the tombs).
