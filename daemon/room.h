@@ -101,7 +101,9 @@ void room_join_reply_release(struct room_join_reply *rep);
  * it parts all its rooms), c goes online and into the default room, which
  * becomes its current room; the default room's members see JOIN.  A guest
  * (c->room.guest) evicts nobody: -1 with errno EEXIST if the name is
- * online.  -1 with ESHUTDOWN while closing, ENOMEM without memory.
+ * online.  -1 with ESHUTDOWN while closing, ENOMEM without memory (then c
+ * may be online already, only its reply missing: room_logout() still
+ * takes it off).
  */
 int room_login(struct hub *h, struct client *c, struct room_join_reply *rep);
 
