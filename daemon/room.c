@@ -164,7 +164,8 @@ client_remove(struct client **v, size_t *n, struct client *c)
  * an event of the old room (a join, part, topic or quit), stored after
  * the room lock is dropped, may come after the deletion record, and the
  * history leaves it out (history_append_event), so it never counts for a
- * room made again, in memory or after a restart.
+ * room made again, in memory or after a restart; so does a message sent
+ * to the old room (room_target's made_after, history_append_live).
  */
 static bool
 tomb_of(struct hub *h, const char *name)
