@@ -233,7 +233,8 @@ room_find_settled(struct hub *h, const char *name)
  * The deletion's ticket, and a tomb for name with it (none without
  * history, or without memory for it: a /join then does not wait).  The
  * ticket also numbers the deletion for the history (history_drop_room),
- * so an event of the room stored after its deletion record is dropped.
+ * so an event or message of the room stored after its deletion record is
+ * dropped.
  */
 static uint64_t
 tomb_add(struct hub *h, const char *name)
