@@ -709,7 +709,7 @@ rooms_save(struct hub *h, int timeout_ms)
 	if (roomfile_save(h->rooms_path, v, n, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		if (hub_lock(h, timeout_ms)) {
-			h->rooms_dirty = true; /* the next change tries again */
+			h->rooms_dirty = true; /* the next change or rooms tick tries again */
 			pthread_mutex_unlock(&h->lock);
 		}
 	}
