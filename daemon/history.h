@@ -141,7 +141,7 @@ struct history_config {
 };
 
 struct history_stats {
-	uint64_t last_id;  /* highest id stored (durable) */
+	uint64_t last_id;  /* highest id published (durable; with history_sync_ms > 0 written) */
 	uint64_t appended; /* records stored since open */
 	uint64_t failed;   /* records refused since open */
 	size_t in_memory;  /* records held in memory, all rooms */
