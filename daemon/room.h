@@ -311,7 +311,8 @@ struct room_member_info {
  * takes the session called name offline (it gets BYE, its rooms PART, and
  * each room's history a quit record: hub.h, struct departure): 1 evicted,
  * 0 not online.  room_notice_within: a server notice to everyone
- * online (NOTICE * ...), *members those it went to (-1 ENOMEM too).
+ * online (NOTICE * ...), *members those it went to; 0 (a member whose
+ * line could not be made for want of memory ends with BYE error instead).
  * room_members_snapshot_within: a copy of the sessions online, in name
  * order (*out to be freed; -1 ENOMEM too).
  */
