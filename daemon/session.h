@@ -211,7 +211,10 @@ int session_handshake_step(struct client *c);
  * bytes first, as an outq does (what was not written stays at its head).
  * Both return what read() and writev() would: the bytes, 0 for the
  * peer's end (read), or -1 with errno (EAGAIN when the socket is not
- * ready, EPROTO for a TLS error).  Only with the write rights.
+ * ready, EPROTO for a TLS error, the socket's error under TLS, ECONNRESET
+ * if it has none; after either, EPROTO for a read, EPIPE for a write).  A TLS write
+ * that fails after some records went returns what went.  Only with the
+ * write rights.
  */
 #define SESSION_TLS_WRITE 16384
 ssize_t session_read(struct client *c, void *buf, size_t len);
