@@ -59,8 +59,9 @@
 /*
  * Members a pass claims, writes to and lets go together (flush_pass): the
  * publisher hands the co-writer half of each, so fewer, bigger passes cost
- * fewer hand-overs (bench/RESULTS.md, "Many rooms, after the lock-free
- * paths"); a woken member claimed by a pass waits for all of it.
+ * fewer hand-overs (bench/RESULTS.md, "Many rooms, after two lock-free
+ * paths and bigger passes"); a woken member claimed by a pass waits for
+ * all of it.
  */
 #define FLUSH_CHUNK 512
 /* Members a publisher's pass needs before it hands half to the co-writer (cowriter.h). */
