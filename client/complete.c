@@ -1,6 +1,8 @@
 /*
  * complete.c - Tab completion of commands and room names (complete.h):
  * which list a word is completed from, and the next match in it.
+ * No state of its own (the lists are the caller's: rooms.h, wordset.h);
+ * chat's one thread.
  */
 #include <stdbool.h>
 #include <stdio.h>

@@ -5,6 +5,8 @@
  * an output queue flushed when poll() says the socket can take more; the
  * wait between reconnect attempts; the warning before a password goes
  * out in clear.
+ * Owns a connection's socket, its TLS object and its buffers (struct conn);
+ * chat's one thread.
  */
 #include <arpa/inet.h>
 #include <errno.h>

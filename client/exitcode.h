@@ -1,5 +1,6 @@
 /*
  * exitcode.h - chat's exit codes, as chat(1) documents them.
+ * Constants only.
  */
 #ifndef CHAT_EXITCODE_H
 #define CHAT_EXITCODE_H

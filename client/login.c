@@ -4,6 +4,7 @@
  *
  * Every refusal becomes an exit code and a sentence a person can act on;
  * the server's own words are quoted (sanitized) after it.
+ * Owns one login's state (struct login, login.h); chat's one thread.
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -2,6 +2,7 @@
  * main.c - chat, the terminal client of chatd: command line options, where
  * the password comes from, and the choice between the terminal mode (a
  * person at a terminal) and the plain mode (a script at a pipe).
+ * Runs on chat's one thread, before either mode starts.
  */
 #include <getopt.h>
 #include <locale.h>

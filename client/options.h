@@ -1,6 +1,8 @@
 /*
  * options.h - what the command line, the environment and the first
  * prompts decided: where to connect, as whom, and how to show it.
+ * Filled in by main.c before either mode starts, then only read; chat's one
+ * thread.
  */
 #ifndef CHAT_OPTIONS_H
 #define CHAT_OPTIONS_H

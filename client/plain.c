@@ -36,6 +36,7 @@
  * again and switches back before the next input line.  If the server
  * refuses one of those, or an operator puts us out of the --room room,
  * nothing more is sent (the lines would go elsewhere): CHAT_EXIT_ROOM.
+ * Owns the plain mode's state (struct plain); chat's one thread.
  */
 #include <errno.h>
 #include <poll.h>

@@ -4,6 +4,7 @@
  * for history), then the room ("#dev") for what happens in a room; names
  * get a colour derived from the name, so a person keeps the same colour
  * across sessions.
+ * No state but constant tables; chat's one thread.
  */
 #include <stdarg.h>
 #include <stdint.h>

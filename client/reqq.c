@@ -1,6 +1,7 @@
 /*
  * reqq.c - request FIFOs.  They hold what one person typed, so a plain
  * array moved on removal is small and fast enough.
+ * A queue belongs to its caller; chat's one thread.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -7,6 +7,7 @@
  * what is safe.  A character refused (a control, bidi or invisible one) is
  * replaced by one U+FFFD; an invalid byte is replaced alone and decoding
  * resumes at the next byte, so one bad byte never hides the text after it.
+ * No state: any thread.
  */
 #include <stdbool.h>
 

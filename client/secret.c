@@ -2,6 +2,7 @@
  * secret.c - reading a password without showing it or leaving it about:
  * the memory is wiped before it is freed, the environment variable is
  * removed once read, and the terminal's echo is off while it is typed.
+ * No state of its own; chat's one thread.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -4,6 +4,7 @@
  * is free text (spaces allowed, maybe empty; the only part that may hold a
  * NUL byte, which chatd never sends); and the words for a final
  * reply that answers no request.
+ * No state: any thread.
  */
 #include <stdio.h>
 #include <stdlib.h>

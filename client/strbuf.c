@@ -1,6 +1,7 @@
 /*
  * strbuf.c - growable byte strings.  Growth doubles, so appending n bytes
  * one piece at a time costs O(n).
+ * A strbuf belongs to its caller; no state of its own, any thread.
  */
 #include <stdio.h>
 #include <stdlib.h>

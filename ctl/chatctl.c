@@ -10,6 +10,7 @@
  * the canonical spelling ("clear-log" goes out as "log clear").  Nothing
  * is sent on a connection until its listener's uid is one chatctl trusts
  * (ctl_connect, ctl_trust.h).
+ * chatctl has one thread.
  */
 #include <errno.h>
 #include <getopt.h>

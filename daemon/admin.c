@@ -7,6 +7,11 @@
  * worker (admin_run_job), and the room lock is taken only with a timeout
  * (ADMIN_ROOM_WAIT_MS; then "ERR 503 the room is busy"), so a stuck room
  * cannot take the admin socket, the signals and the watchdog with it.
+ * The stores are the exception: user del and ident clear write the
+ * identification file on this thread, the commands that read its table
+ * wait for the ident lock while a batch syncs, and a revocation of resume
+ * tokens (user add, user passwd, user del, ident clear) is synced here
+ * (docs/ARCHITECTURE.md, the locks).
  * Every change an admin makes is logged with who made it; a password
  * never is.
  */

@@ -77,8 +77,9 @@ extern const struct frontend native_frontend;
 int client_out_of_memory(struct session_state *st);
 
 /*
- * Called by the listener: creates the client and its thread.  Returns 0, or
- * -1 when no thread could be made (the caller refuses the connection and
+ * Called by the listener: creates the client and gives it to a spare
+ * thread (threadcache.h) or a new one.  Returns 0, or -1 when the client
+ * or its thread could not be made (the caller refuses the connection and
  * still owns fd).
  */
 int client_spawn(struct server *srv, int fd, const struct sockaddr_storage *addr, bool tls,

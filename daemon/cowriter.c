@@ -1,8 +1,9 @@
 /*
  * cowriter.c - the co-writer thread (cowriter.h).  Owns the thread and the
- * hand-over: a range, a flag for "work" and one for "done", under the
- * co-writer's own mutex (a leaf lock: the publisher takes it with the room
- * lock held, the thread with nothing else held).  What the thread writes
+ * hand-over: a range, a busy flag (and one to stop) and two condition
+ * variables, work and done, under the co-writer's own mutex (a leaf
+ * lock: the publisher takes it with the room lock held, the thread with
+ * nothing else held).  What the thread writes
  * (the pass's entries) becomes visible to the publisher through that
  * mutex, and to everyone else through the room lock the publisher holds.
  */

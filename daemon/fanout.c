@@ -630,7 +630,8 @@ flush_pass(struct hub *h, bool unlocked)
  * publisher of stored messages keeps the lock while it writes: senders
  * that wait for it meanwhile bring more messages to the next batch, which
  * costs fewer writev()s per delivery than letting each go at once (10,000
- * members in rooms of 10: 8-9 against 11-17 µs of CPU per delivery).
+ * members in rooms of 10: 7-9 against 11-17 µs of CPU per delivery;
+ * bench/RESULTS.md, "Rooms after the write-through flusher").
  * The flusher passes until no room is dirty.  A claimed member's thread
  * that wakes waits for the pass to let it go (its chunk, flush_pass)
  * before it takes its rights back (room_wake_up).  What the socket does not take

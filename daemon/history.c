@@ -3,7 +3,7 @@
  * (the commit thread), publication, each room's newest records kept in
  * memory, the deletions whose record could not be stored, appended
  * again before the next record, and the rooms deleted lately, whose late
- * events are left out (history.h).  Where the records are stored is a backend's
+ * events and messages are left out (history.h).  Where the records are stored is a backend's
  * business (histstore.h; histfile.c: the history file).
  *
  * In durable mode (history_sync_ms == 0) the commit thread hands each
@@ -38,9 +38,9 @@
 #define ID_MAX 9999999999999999999ULL /* the largest id of ID_MAX_DIGITS */
 #define SLOW_SYNC_MS 100              /* a sync this long is worth a warning */
 /*
- * How long a deletion is remembered for the late events of its room
- * (history_append_event): far longer than an event takes from the room
- * lock to its append, as long as the hub keeps a deleted room's tomb.
+ * How long a deletion is remembered for the late events and messages of
+ * its room (history_append_event, history_append_live): far longer than
+ * an event takes from the room lock to its append, as long as the hub keeps a deleted room's tomb.
  */
 #define DROP_NOTE_MS 30000
 

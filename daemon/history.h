@@ -109,6 +109,7 @@ struct history_entry {
 };
 
 /*
+/*
  * Where e's name begins with its guest mark, if any: "~NAME" for a guest,
  * as the native protocol shows it (MSG, HIST).
  */
@@ -118,7 +119,10 @@ history_marked_name_off(const struct history_entry *e)
 	return e->name_off - (e->guest ? 1u : 0u);
 }
 
-/* The spelling of a kind in the file: "msg", "join", "part", "topic", "delete". */
+/*
+ * The spelling of a kind in the file: "msg", "join", "part", "topic",
+ * "delete", "notice", "quit".
+ */
 const char *history_kind_name(enum history_kind kind);
 
 /*
@@ -149,7 +153,7 @@ struct history_config {
 };
 
 struct history_stats {
-	uint64_t last_id;  /* highest id stored (durable) */
+	uint64_t last_id;  /* highest id published (durable; with history_sync_ms > 0 written) */
 	uint64_t appended; /* records stored since open */
 	uint64_t failed;   /* records refused since open */
 	size_t in_memory;  /* records held in memory, all rooms */
@@ -210,7 +214,8 @@ int history_append_event(struct history *h, const char *room, enum history_kind 
 /*
  * Copies into out (with a reference on each body) up to max of room's
  * newest durable records whose id is <= max_id, oldest first: messages
- * only, or with events (joins, parts, topics) too.  Returns how many.
+ * only (notices count as messages), or with events (joins, parts, topics,
+ * quits) too.  Returns how many.
  * Rooms compare ignoring ASCII case.
  */
 size_t history_recent(struct history *h, const char *room, size_t max, uint64_t max_id, bool events,

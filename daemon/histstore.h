@@ -23,6 +23,7 @@
  *   sync	the commit thread, without the history lock; in relaxed
  *		mode appends may run meanwhile
  *   cut_back	the commit thread, never alongside append or sync
+ *   compact_due	the commit thread, holding the history lock
  *   compact	the commit thread, without the history lock; appends may
  *		run meanwhile (relaxed mode)
  *   stats	any thread, the history lock held or not

@@ -19,8 +19,9 @@
  *
  * Locking: everything here is guarded by h->lock, the room lock, but for
  * the count of backed-up members (an atomic that senders read without
- * it) and the rooms file, written under save_lock alone; see room.h for
- * the rules.  Every function named *_locked is called with the room lock
+ * it), forms_in_use (read without it to format a batch), the deletions
+ * recorded (drops_recorded, written under drop_lock) and the rooms file,
+ * written under save_lock alone; see room.h for the rules.  Every function named *_locked is called with the room lock
  * held, by any thread that holds it.  Room events are stored in the
  * history after the lock is dropped.
  */
@@ -58,8 +59,9 @@
 /*
  * Members a pass claims, writes to and lets go together (flush_pass): the
  * publisher hands the co-writer half of each, so fewer, bigger passes cost
- * fewer hand-overs (bench/RESULTS.md, "Many rooms, after the lock-free
- * paths"); a woken member claimed by a pass waits for all of it.
+ * fewer hand-overs (bench/RESULTS.md, "Many rooms, after two lock-free
+ * paths and bigger passes"); a woken member claimed by a pass waits for
+ * all of it.
  */
 #define FLUSH_CHUNK 512
 /* Members a publisher's pass needs before it hands half to the co-writer (cowriter.h). */
@@ -120,7 +122,7 @@ struct room {
 	int64_t created_ms;
 	int64_t empty_since_ms; /* wall clock; when its last member left */
 	uint64_t first_id;      /* its records have ids above this (room_resolve) */
-	uint64_t made_after;    /* drops_begun when it was made (store_event) */
+	uint64_t made_after;    /* drops_begun when it was made (store_event, room_target) */
 	bool stale;             /* made again before its namesake's deletion was published */
 	char topic[MAX_TOPIC_BYTES + 1];
 	int64_t topic_ms; /* 0: never set */

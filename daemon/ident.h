@@ -71,7 +71,7 @@ bool ident_cleared(struct ident *id, uint64_t account);
  * copies the registered spelling and, if account is not NULL, the
  * ident_account() of the registration whose password it checked; when the
  * stored hash was made at a different cost, re-hashes it at cost and
- * rewrites the file.
+ * stores the new hash (one "+NAME:HASH" record, as any change).
  */
 enum ident_result ident_verify(struct ident *id, const char *name, const char *password, int cost,
 			       char canonical[NAME_MAX_LEN + 1], uint64_t *account);

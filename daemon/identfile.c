@@ -9,8 +9,9 @@
  * compaction) when the records outgrow the base, at startup when it holds
  * records or a torn tail, when it is not as chatd last left it (or gone, or
  * something else put in its place), and to
- * clear it.  Every call but stats comes under the ident lock (ident.c):
- * no lock here.
+ * clear it.  Every call but load, close (ident_open, ident_close: no
+ * other thread then) and stats comes under the ident lock (ident.c): no
+ * lock here.
  */
 #include <errno.h>
 #include <fcntl.h>

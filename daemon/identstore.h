@@ -14,9 +14,11 @@
  * base, or when it is not as chatd left it), it rewrites itself from
  * every user instead, which ident.c lends it as an identstore_users.
  *
- * Threads: every call but stats is made under the ident lock (ident.c), so
- * a change is durable before anyone sees it and a backend needs no lock of
- * its own; stats may be read from any thread.
+ * Threads: every call but load, close and stats is made under the ident
+ * lock (ident.c), so a change is durable before anyone sees it and a
+ * backend needs no lock of its own; load and close are made by
+ * ident_open() and ident_close(), when no other thread uses the store, and
+ * stats may be read from any thread.
  */
 #ifndef CHATD_IDENTSTORE_H
 #define CHATD_IDENTSTORE_H

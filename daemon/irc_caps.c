@@ -4,7 +4,8 @@
  * from one table of the capabilities chatd offers
  * (draft/account-registration only while registration is on), and the
  * line form a session's capabilities call for (wire.h): every tag
- * with message-tags, server-time's alone without it, none otherwise.
+ * with message-tags; without it the tags of server-time, of account-tag,
+ * or of both, as enabled; none otherwise.
  * Runs in the connection's own thread.
  */
 #include <stdio.h>

@@ -3,8 +3,10 @@
  *
  * Items point into shared, reference-counted lines (a room message is never
  * copied per recipient) or into static strings such as protocol tags; one
- * outq_flush() hands as many as fit to a single writev(), so a woken thread
- * writes everything pending for its client in one system call.
+ * outq_flush_by() (the client's thread: through session_writev(), over TLS
+ * record by record; outq_flush() on a bare descriptor) hands as many as
+ * fit to a single writev(), so a woken thread writes everything pending
+ * for its client in one system call.
  *
  * No locking of its own.  A client's outq belongs to its thread, except
  * while the thread sleeps having handed its write rights to the hub

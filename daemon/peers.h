@@ -45,8 +45,8 @@ bool peers_admit(const struct sockaddr_storage *addr, int fd, const struct peers
 /*
  * At WELCOME: moves the connection from logging in to logged in.  False if
  * max_clients are logged in already (then, if tell, "ERR 503 server is
- * full (N clients)" is written to fd: a plain connection; a TLS one says it
- * through its session) or if the connection was dropped for the budget
+ * full (N clients)" is written to fd: a plain native connection; a TLS or
+ * IRC one says it through its session and front-end) or if the connection was dropped for the budget
  * meanwhile; the caller then ends it.
  */
 bool peers_logged_in(const struct sockaddr_storage *addr, int fd, int max_clients, bool tell);

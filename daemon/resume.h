@@ -15,9 +15,10 @@
  * The store is kept in RESUME_FILE in state_dir: an append-only log of
  * issues and revocations, rewritten (compacted, atomically: temp file and
  * rename) at start, at ident clear and whenever it holds more than twice
- * as many records as live tokens (plus COMPACT_SLACK, resume.c).  Appends
- * are not synced: a crash may lose the newest tokens, which costs their
- * clients one password login each.
+ * as many records as live tokens (plus COMPACT_SLACK, resume.c).  A
+ * token's record is not synced: a crash may lose the newest tokens, which
+ * costs their clients one password login each; a revocation's is
+ * (fdatasync() before it returns), so no revoked token comes back.
  *
  * One store per process, guarded by its own lock: client threads issue,
  * verify and revoke (/passwd, a registration), the control thread

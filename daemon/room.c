@@ -7,7 +7,8 @@
  *
  * Threads: a client's thread (its room commands, its join at login
  * through hub.c), the control thread (the *_within calls, loading the
- * rooms file before clients); everything under the room lock but the
+ * rooms file before clients), the publisher of stored messages (through
+ * fanout.c: finding a room, tomb_remove); everything under the room lock but the
  * rooms file, which is written under the save lock alone, the events
  * stored in the history after the room lock is dropped, and the wait of
  * a /join for a deletion record (drop_lock, see the tombs).
@@ -163,7 +164,8 @@ client_remove(struct client **v, size_t *n, struct client *c)
  * an event of the old room (a join, part, topic or quit), stored after
  * the room lock is dropped, may come after the deletion record, and the
  * history leaves it out (history_append_event), so it never counts for a
- * room made again, in memory or after a restart.
+ * room made again, in memory or after a restart; so does a message sent
+ * to the old room (room_target's made_after, history_append_live).
  */
 static bool
 tomb_of(struct hub *h, const char *name)
@@ -231,7 +233,8 @@ room_find_settled(struct hub *h, const char *name)
  * The deletion's ticket, and a tomb for name with it (none without
  * history, or without memory for it: a /join then does not wait).  The
  * ticket also numbers the deletion for the history (history_drop_room),
- * so an event of the room stored after its deletion record is dropped.
+ * so an event or message of the room stored after its deletion record is
+ * dropped.
  */
 static uint64_t
 tomb_add(struct hub *h, const char *name)
@@ -711,7 +714,7 @@ rooms_save(struct hub *h, int timeout_ms)
 	if (roomfile_save(h->rooms_path, v, n, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		if (hub_lock(h, timeout_ms)) {
-			h->rooms_dirty = true; /* the next change tries again */
+			h->rooms_dirty = true; /* the next change or rooms tick tries again */
 			pthread_mutex_unlock(&h->lock);
 		}
 	}

@@ -101,7 +101,9 @@ void room_join_reply_release(struct room_join_reply *rep);
  * it parts all its rooms), c goes online and into the default room, which
  * becomes its current room; the default room's members see JOIN.  A guest
  * (c->room.guest) evicts nobody: -1 with errno EEXIST if the name is
- * online.  -1 with ESHUTDOWN while closing, ENOMEM without memory.
+ * online.  -1 with ESHUTDOWN while closing, ENOMEM without memory (then c
+ * may be online already, only its reply missing: room_logout() still
+ * takes it off).
  */
 int room_login(struct hub *h, struct client *c, struct room_join_reply *rep);
 
@@ -234,15 +236,17 @@ void room_set_last_msg_id(struct hub *h, uint64_t id);
 /*
  * The history's publish callback (history.h): stored messages enter their
  * rooms' rings, a long batch in pieces of at most the backlog limits
- * below; other records (events) are ignored: the hub showed them live.
+ * below; other records (events) are not shown, the hub showed them live,
+ * but a room's deletion record lifts the tomb its name waited under
+ * (hub.h: tomb_remove).
  */
 void room_publish_history(void *hub, const struct history_entry *entries, size_t n);
 
 /*
  * What the history's backlog (history_backlog) may hold, in messages and
  * bytes, so that the batch it becomes fits a member that keeps collecting:
- * a quarter of the largest fan-out ring and of send_queue_limit (both as
- * the current settings say).  Any thread, no lock.
+ * a quarter of the most a fan-out ring grows to and of send_queue_limit
+ * (both as the current settings say).  Any thread, no lock.
  */
 void room_backlog_limits(struct hub *h, size_t *msgs, size_t *bytes);
 
@@ -307,7 +311,8 @@ struct room_member_info {
  * takes the session called name offline (it gets BYE, its rooms PART, and
  * each room's history a quit record: hub.h, struct departure): 1 evicted,
  * 0 not online.  room_notice_within: a server notice to everyone
- * online (NOTICE * ...), *members those it went to (-1 ENOMEM too).
+ * online (NOTICE * ...), *members those it went to; 0 (a member whose
+ * line could not be made for want of memory ends with BYE error instead).
  * room_members_snapshot_within: a copy of the sessions online, in name
  * order (*out to be freed; -1 ENOMEM too).
  */

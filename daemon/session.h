@@ -17,11 +17,12 @@
  *   to fd is (below): every SSL_* call on it, reads included (a read may
  *   write: a key update's answer), is made by the thread or, while it
  *   sleeps with a claim on it, by the write-through flusher or the
- *   co-writer it handed the member to (session_writev).  The thread reads
- *   only after room_wake_up().
+ *   co-writer it handed the member to (session_writev), and so is
+ *   tls_broken set.  The thread reads only after room_wake_up().
  * - tid and wake_pending are atomic: others wake the thread with
  *   client_wake() (session.c), a flag and a signal, no descriptor.
- * - Owned by the client's own thread (no lock): name, in, out, unacked.
+ * - Owned by the client's own thread (no lock): name, account, in, out,
+ *   unacked.
  *   Except: while room.rights is RIGHTS_HUB (the thread sleeps,
  *   room_sleep), out and unacked belong to whoever holds the room lock
  *   and claims them (RIGHTS_CLAIMED), and writing to fd to the
@@ -186,7 +187,9 @@ void session_thread_leave(struct client *c);
 
 /*
  * ppoll() that client_wake() interrupts; *woken says whether it was called
- * since the last wait.  Returns ppoll()'s count (0 when woken), or -1.
+ * since the last wait (then the descriptors are only looked at, timeout
+ * 0).  Returns ppoll()'s count (0 when the wake-up cut the wait short), or
+ * -1.
  * c's own thread only.
  */
 int session_wait(struct client *c, struct pollfd *pfd, nfds_t n, int timeout_ms, bool *woken);
@@ -208,7 +211,10 @@ int session_handshake_step(struct client *c);
  * bytes first, as an outq does (what was not written stays at its head).
  * Both return what read() and writev() would: the bytes, 0 for the
  * peer's end (read), or -1 with errno (EAGAIN when the socket is not
- * ready, EPROTO for a TLS error).  Only with the write rights.
+ * ready, EPROTO for a TLS error, the socket's error under TLS, ECONNRESET
+ * if it has none; after either, EPROTO for a read, EPIPE for a write).  A TLS write
+ * that fails after some records went returns what went.  Only with the
+ * write rights.
  */
 #define SESSION_TLS_WRITE 16384
 ssize_t session_read(struct client *c, void *buf, size_t len);

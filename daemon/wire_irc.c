@@ -10,7 +10,9 @@
  * every tag chatd sends (wire_irc_tags: time, msgid, account, the
  * sender's client-only tags).  No state; any thread.
  *
- * A user's prefix is NAME!NAME@chatd: the fixed host shows no address.
+ * A user's prefix is NAME!NAME@chatd: the fixed host shows no address
+ * (a guest's is that too, but as a topic's setter in 333:
+ * NAME!~NAME@chatd).
  * A stored text "/me TEXT" is IRC's CTCP ACTION (irc_commands.c stores an
  * ACTION that way), so IRC clients show it as an action.
  */
