@@ -296,15 +296,17 @@ struct target {
 };
 
 static int
-target_newest_first(const void *a, const void *b)
+target_oldest_first(const void *a, const void *b)
 {
-	return -strcmp(((const struct target *)a)->time, ((const struct target *)b)->time);
+	return strcmp(((const struct target *)a)->time, ((const struct target *)b)->time);
 }
 
 /*
  * TARGETS FROM TO LIMIT: the rooms c is in whose latest message falls
- * between the two timestamps, newest first.  Private messages are not
- * stored, so no nick is listed.
+ * between the two timestamps, each with that message's time (bare, as the
+ * specification writes the reply), oldest first.  The timestamps work as
+ * BETWEEN's: the limit counts from FROM, forwards or backwards in time.
+ * Private messages are not stored, so no nick is listed.
  */
 static int
 targets(struct client *c, const struct irc_msg *m)
@@ -349,18 +351,22 @@ targets(struct client *c, const struct irc_msg *m)
 		}
 		history_entries_release(&e, 1);
 	}
-	qsort(t, found, sizeof(*t), target_newest_first);
-	if (limit > 0 && found > limit)
+	qsort(t, found, sizeof(*t), target_oldest_first);
+	size_t skip = 0;
+	if (limit > 0 && found > limit) {
+		if (lo != a.time) /* backwards from FROM: the newest */
+			skip = found - limit;
 		found = limit;
+	}
 	if (batch) {
 		irc_batch_ref(c, ref);
 		rc = irc_send(c, ":%s BATCH +%s draft/chathistory-targets",
 			      settings_get()->server_name, ref);
 	}
-	for (size_t i = 0; rc == 0 && i < found; i++)
-		rc = batch ? irc_send(c, "@batch=%s :%s CHATHISTORY TARGETS #%s timestamp=%s", ref,
+	for (size_t i = skip; rc == 0 && i < skip + found; i++)
+		rc = batch ? irc_send(c, "@batch=%s :%s CHATHISTORY TARGETS #%s %s", ref,
 				      settings_get()->server_name, t[i].room, t[i].time)
-			   : irc_send(c, ":%s CHATHISTORY TARGETS #%s timestamp=%s",
+			   : irc_send(c, ":%s CHATHISTORY TARGETS #%s %s",
 				      settings_get()->server_name, t[i].room, t[i].time);
 	if (rc == 0 && batch)
 		rc = irc_send(c, ":%s BATCH -%s", settings_get()->server_name, ref);

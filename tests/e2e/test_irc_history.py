@@ -15,7 +15,7 @@ import time
 import pytest
 
 from chatproto import deadline_in
-from ircproto import iso_ms, one_batch, utc_ms, wait_clock_past
+from ircproto import TIME_RE, iso_ms, one_batch, utc_ms, wait_clock_past
 
 CAPS = ["batch", "server-time", "message-tags", "echo-message", "draft/chathistory"]
 N = 10
@@ -263,7 +263,9 @@ def targets(client, line):
     out = []
     for m in inner:
         assert m.command == "CHATHISTORY" and m.params[0] == "TARGETS", m.raw
-        out.append((m.params[1], m.params[2].removeprefix("timestamp=")))
+        # "CHATHISTORY TARGETS <target> <YYYY-MM-DDThh:mm:ss.sssZ>": a bare time
+        assert len(m.params) == 3 and TIME_RE.match(m.params[2]), m.raw
+        out.append((m.params[1], m.params[2]))
     return out
 
 
@@ -290,6 +292,30 @@ def test_targets_limit(room):
     late = iso_ms(int(time.time() * 1000) + 60000)
     got = targets(alice, f"CHATHISTORY TARGETS timestamp={early} timestamp={late} 1")
     assert len(got) == 1, got
+
+
+def test_targets_count_from_the_first_timestamp_and_come_oldest_first(room):
+    """TARGETS takes its timestamps as BETWEEN does: the limit counts from the
+    first one, forwards or backwards in time; the lines come in ascending time
+    order (ircv3 chathistory, "Returned message notes")."""
+    chatd, alice, m = room
+    rooms = ["#t1", "#t2", "#t3"]
+    for name in rooms:
+        alice.join(name)
+    latest = {name: say_all(alice, name, [f"in {name}"])[0][1] for name in rooms}
+    latest["#h"] = m[-1][1]
+    early = iso_ms(utc_ms(m[0][1]) - 60000)
+    late = iso_ms(int(time.time() * 1000) + 60000)
+    everything = [("#h", latest["#h"])] + [(name, latest[name]) for name in rooms]
+    assert targets(alice, f"CHATHISTORY TARGETS timestamp={early} timestamp={late} 50") == \
+        everything
+    assert targets(alice, f"CHATHISTORY TARGETS timestamp={late} timestamp={early} 50") == \
+        everything
+    # forwards from early: the two oldest; backwards from late: the two newest
+    assert targets(alice, f"CHATHISTORY TARGETS timestamp={early} timestamp={late} 2") == \
+        everything[:2]
+    assert targets(alice, f"CHATHISTORY TARGETS timestamp={late} timestamp={early} 2") == \
+        everything[2:]
 
 
 # --- event-playback ---
@@ -464,7 +490,7 @@ def test_targets_without_batch_is_plain_lines(room):
     lines = bob.sync()
     assert not [x for x in lines if x.command == "BATCH"], lines
     rows = [x.params[1:3] for x in lines if x.command == "CHATHISTORY"]
-    assert ["#h", m[-1][1]] in [[n, t.removeprefix("timestamp=")] for n, t in rows], lines
+    assert ["#h", m[-1][1]] in rows, lines
 
 
 # --- guests: no account tag on their lines, live or replayed ---
