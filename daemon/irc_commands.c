@@ -118,7 +118,7 @@ irc_join_reply(struct client *c, struct room_join_reply *rep)
 }
 
 /*
- * JOIN and PART take a list of rooms with no bound of their own: the line
+ * JOIN, PART and NAMES take a list of rooms with no bound of their own: the line
  * took one flood token (irc_request()), each room after the first in it
  * takes one more, so twenty rooms on one line wait like twenty lines (a
  * bucket below zero holds the next line back until it has refilled).
@@ -510,18 +510,31 @@ cmd_topic(struct client *c, struct session_state *st, struct irc_msg *m)
 	return rc;
 }
 
+/* NAMES #a,#b: each channel's names and its 366 (a room after the first costs a token). */
 static int
 cmd_names(struct client *c, struct session_state *st, struct irc_msg *m)
 {
+	char *list, *save = NULL;
+	unsigned n = 0;
+	int rc = 0;
+
 	(void)st;
 	if (m->n_params < 1)
 		return irc_num(c, "366", "* :End of /NAMES list.");
-	const char *room = channel_room(m->params[0]);
-	char echo[IRC_ECHO_MAX + 1];
+	if ((list = strdup(m->params[0])) == NULL)
+		return -1;
+	for (char *it = strtok_r(list, ",", &save); it && rc == 0;
+	     it = strtok_r(NULL, ",", &save)) {
+		const char *room = channel_room(it);
+		char echo[IRC_ECHO_MAX + 1];
 
-	if (room == NULL)
-		return irc_num(c, "366", "%s :End of /NAMES list.", irc_echo(echo, m->params[0]));
-	return names_reply(c, room);
+		charge_room(c, n++);
+		rc = room != NULL
+			     ? names_reply(c, room)
+			     : irc_num(c, "366", "%s :End of /NAMES list.", irc_echo(echo, it));
+	}
+	free(list);
+	return rc;
 }
 
 static int
@@ -810,7 +823,7 @@ const struct irc_command irc_commands[] = {
 	{ "LIST", cmd_list, 0, "every room with its members and topic (321, 322, 323)" },
 	{ "MODE", cmd_mode, 1, "channel modes are +nt (324); user modes none (221); changes refused (482, 501)" },
 	{ "MOTD", cmd_motd, 0, "the message of the day (375, 372, 376)" },
-	{ "NAMES", cmd_names, 0, "who is in a room (353, 366)" },
+	{ "NAMES", cmd_names, 0, "NAMES #a,#b: who is in each room (353, 366)" },
 	{ "NICK", cmd_nick, 1, "nicks are account names: another nick is refused (432)" },
 	{ "NOTICE", cmd_notice, 0, "like PRIVMSG, never answered with an error" },
 	{ "PART", cmd_part, 1, "PART #a,#b [:reason] leaves rooms" },

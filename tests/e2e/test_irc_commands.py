@@ -177,6 +177,19 @@ def test_names(pair):
     assert end.command == "366" and end.params[1] == "#nowhere", end.raw
 
 
+def test_names_of_several_channels(pair):
+    """NAMES #a,#b (modern.ircdocs.horse): the names of each channel, each
+    list ended by its own 366; a channel that does not exist gets its 366."""
+    _, alice, bob = pair
+    bob.join("#dev")
+    alice.send("NAMES #lobby,#dev,#nowhere")
+    lines = alice.until("366", lambda m: m.params[1] == "#nowhere")
+    assert names_of(lines, "#lobby") == ["alice", "bob"], lines
+    assert names_of(lines, "#dev") == ["bob"], lines
+    ends = [m.params[1] for m in lines if m.command == "366"]
+    assert ends == ["#lobby", "#dev", "#nowhere"], lines
+
+
 def test_list(pair):
     chatd, alice, bob = pair
     bob.join("#dev")
