@@ -537,20 +537,69 @@ cmd_names(struct client *c, struct session_state *st, struct irc_msg *m)
 	return rc;
 }
 
+/* Whether the channel "#room" is in the comma list of channels wanted (ASCII case aside). */
+static bool
+list_wanted(const char *wanted, const char *chan, size_t chan_len)
+{
+	for (const char *p = wanted; *p != '\0';) {
+		size_t n = strcspn(p, ",");
+
+		if (n == chan_len && strncasecmp(p, chan, n) == 0)
+			return true;
+		p += n + (p[n] == ',');
+	}
+	return false;
+}
+
+/* The 322 lines of l ("... 322 NICK #room COUNT :topic") whose channel is wanted. */
+static int
+list_send_wanted(struct client *c, const struct line *l, const char *wanted)
+{
+	const char *end = l->data + l->len;
+
+	for (const char *p = l->data, *eol; p < end; p = eol + 1) {
+		const char *sp = p;
+
+		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			eol = end;
+		/* ":SERVER 322 NICK #room": the channel is the fourth word */
+		for (int word = 0; word < 3 && sp != NULL; word++)
+			if ((sp = memchr(sp, ' ', (size_t)(eol - sp))) != NULL)
+				sp++;
+		if (sp == NULL)
+			continue;
+		const char *chan_end = memchr(sp, ' ', (size_t)(eol - sp));
+		size_t len = (size_t)(eol - p);
+
+		if (chan_end != NULL && list_wanted(wanted, sp, (size_t)(chan_end - sp))) {
+			if (len > 0 && p[len - 1] == '\r')
+				len--;
+			if (irc_send(c, "%.*s", (int)len, p) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * LIST, or LIST #a,#b: only those channels (modern.ircdocs.horse).  A
+ * first parameter that is no channel (an ELIST condition, which 005 does
+ * not offer) lists every channel.
+ */
 static int
 cmd_list(struct client *c, struct session_state *st, struct irc_msg *m)
 {
+	const char *wanted = m->n_params > 0 && m->params[0][0] == '#' ? m->params[0] : NULL;
 	size_t pages = 1, rooms;
 	int rc = irc_num(c, "321", "Channel :Users  Name");
 
 	(void)st;
-	(void)m;
 	for (unsigned page = 1; rc == 0 && page <= pages; page++) {
 		struct line *l = room_list(c->srv->hub, c, page, &pages, &rooms);
 
 		if (l == NULL)
 			return -1;
-		rc = irc_send_line(c, l);
+		rc = wanted ? list_send_wanted(c, l, wanted) : irc_send_line(c, l);
 		line_unref(l);
 	}
 	return rc == 0 ? irc_num(c, "323", ":End of /LIST") : -1;
@@ -820,7 +869,7 @@ const struct irc_command irc_commands[] = {
 	{ "CHATHISTORY", irc_chathistory, 1, "LATEST, BEFORE, AFTER, AROUND, BETWEEN, TARGETS (draft/chathistory)" },
 	{ "ISON", cmd_ison, 1, "which of the nicks are online (303; several when they do not fit one line)" },
 	{ "JOIN", cmd_join, 1, "JOIN #a,#b joins (making a room if room_create allows); JOIN 0 leaves all" },
-	{ "LIST", cmd_list, 0, "every room with its members and topic (321, 322, 323)" },
+	{ "LIST", cmd_list, 0, "every room, or LIST #a,#b those rooms, with its members and topic (321, 322, 323)" },
 	{ "MODE", cmd_mode, 1, "channel modes are +nt (324); user modes none (221); changes refused (482, 501)" },
 	{ "MOTD", cmd_motd, 0, "the message of the day (375, 372, 376)" },
 	{ "NAMES", cmd_names, 0, "NAMES #a,#b: who is in each room (353, 366)" },

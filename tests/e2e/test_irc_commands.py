@@ -204,6 +204,23 @@ def test_list(pair):
     assert set(commands(lines)) <= {"321", "322", "323"}, lines
 
 
+def test_list_of_given_channels(pair):
+    """LIST #a,#b (modern.ircdocs.horse): only the channels given, in any
+    case; one that does not exist is left out; a parameter that is no channel
+    list (an ELIST condition chatd does not offer) lists every channel."""
+    _, alice, bob = pair
+    for name in ("#dev", "#ops", "#misc"):
+        bob.join(name)
+    alice.send("LIST #DEV,#ops,#nowhere")
+    lines = alice.until("323")
+    assert commands(lines)[0] == "321", lines
+    assert sorted(m.params[1] for m in lines if m.command == "322") == ["#dev", "#ops"], lines
+    alice.send("LIST >0")
+    lines = alice.until("323")
+    assert sorted(m.params[1] for m in lines if m.command == "322") == \
+        ["#dev", "#lobby", "#misc", "#ops"], lines
+
+
 def test_who_a_channel_and_a_nick(pair):
     _, alice, _ = pair
     alice.send("WHO #lobby")
