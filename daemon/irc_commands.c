@@ -693,8 +693,15 @@ cmd_mode(struct client *c, struct session_state *st, struct irc_msg *m)
 			return irc_num(c, "368", "#%s :End of channel ban list", spelled);
 		return irc_num(c, "482", "#%s :Channel modes are fixed (+nt) in chatd", spelled);
 	}
-	if (strcasecmp(target, c->name) != 0)
+	if (strcasecmp(target, c->name) != 0) {
+		char away[8], canonical[NAME_MAX_LEN + 1], echo[IRC_ECHO_MAX + 1];
+		bool guest;
+
+		if (!room_presence(c->srv->hub, target, canonical, away, sizeof(away), &guest))
+			return irc_num(c, "401", "%s :No such nick/channel",
+				       irc_echo(echo, target));
 		return irc_num(c, "502", ":Can't change mode for other users");
+	}
 	if (m->n_params < 2)
 		return irc_num(c, "221", "+");
 	return irc_num(c, "501", ":Unknown MODE flag");
@@ -870,7 +877,7 @@ const struct irc_command irc_commands[] = {
 	{ "ISON", cmd_ison, 1, "which of the nicks are online (303; several when they do not fit one line)" },
 	{ "JOIN", cmd_join, 1, "JOIN #a,#b joins (making a room if room_create allows); JOIN 0 leaves all" },
 	{ "LIST", cmd_list, 0, "every room, or LIST #a,#b those rooms, with its members and topic (321, 322, 323)" },
-	{ "MODE", cmd_mode, 1, "channel modes are +nt (324); user modes none (221); changes refused (482, 501)" },
+	{ "MODE", cmd_mode, 1, "channel modes are +nt (324); user modes none (221); changes refused (482, 501); another user 502, a nick nobody has 401" },
 	{ "MOTD", cmd_motd, 0, "the message of the day (375, 372, 376)" },
 	{ "NAMES", cmd_names, 0, "NAMES #a,#b: who is in each room (353, 366)" },
 	{ "NICK", cmd_nick, 1, "nicks are account names: another nick is refused (432)" },

@@ -450,6 +450,18 @@ def test_mode_queries_and_refused_changes(pair):
     alice.expect(("403", "401"))
 
 
+def test_mode_of_a_nick_nobody_has_is_401(pair):
+    """modern.ircdocs.horse, MODE: a nick that does not exist on the network
+    is ERR_NOSUCHNICK (401); another user's is ERR_USERSDONTMATCH (502)."""
+    _, alice, _ = pair
+    alice.send("MODE nobody")
+    assert alice.next().command == "401"
+    alice.send("MODE nobody +i")
+    assert alice.next().command == "401"
+    alice.send("MODE BOB +i")
+    assert alice.next().command == "502"
+
+
 def test_nick_change_to_another_name_is_432(pair):
     _, alice, bob = pair
     alice.send("NICK alicia")
