@@ -175,6 +175,8 @@ const struct irc_command *irc_command_find(const struct irc_msg *m);
 /* irc_history.c: a room's history in c's form (at login and JOIN), and CHATHISTORY. */
 int irc_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id);
 int irc_chathistory(struct client *c, struct session_state *st, struct irc_msg *m);
+/* The most one CHATHISTORY request returns (005 CHATHISTORY=): history_memory, at most 1000. */
+int irc_chathistory_max(void);
 /* The welcome numerics (001-005, MOTD) and the default room's JOIN reply. */
 int irc_welcome(struct client *c, bool registered, struct room_join_reply *rep);
 /* The JOIN reply for one room: JOIN, topic, names, history. */

@@ -158,6 +158,14 @@ irc_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id)
 
 /* ---- CHATHISTORY ---- */
 
+int
+irc_chathistory_max(void)
+{
+	int memory = settings_get()->history_memory;
+
+	return memory < CHATHISTORY_MAX ? memory : CHATHISTORY_MAX;
+}
+
 /* A message reference: msgid=ID or timestamp=TIME ("*" only for LATEST). */
 struct ref {
 	bool any;     /* "*" */
@@ -397,8 +405,8 @@ irc_chathistory(struct client *c, struct session_state *st, struct irc_msg *m)
 	unsigned long long limit = strtoull(m->params[need - 1], &end, 10);
 	if (*end != '\0' || end == m->params[need - 1])
 		return fail(c, "INVALID_PARAMS", sub, "LIMIT is a number");
-	if (limit == 0 || limit > CHATHISTORY_MAX)
-		limit = CHATHISTORY_MAX;
+	if (limit == 0 || limit > (unsigned long long)irc_chathistory_max())
+		limit = (unsigned long long)irc_chathistory_max();
 
 	/*
 	 * A nick: private messages are not stored, the batch is empty.  The

@@ -436,7 +436,7 @@ irc_isupport(struct client *c)
 		    "AWAYLEN=%d CASEMAPPING=ascii CHANLIMIT=#:%d CHANMODES=,,,nt CHANNELLEN=%d "
 		    "CHANTYPES=# CHATHISTORY=%d :are supported by this server",
 		    REASON_TEXT_MAX, s->max_rooms_per_user, ROOM_NAME_MAX + 1,
-		    s->history_memory) < 0)
+		    irc_chathistory_max()) < 0)
 		return -1;
 	return irc_num(
 		c, "005",

@@ -184,6 +184,28 @@ def test_limit_is_capped_by_history_memory(irc_chatd):
     assert history(alice, f"CHATHISTORY AFTER #h msgid={m[4][0]} 100") == m[5:]
 
 
+def test_chathistory_in_005_is_what_one_request_gets(irc_chatd):
+    """005 CHATHISTORY=N is "the maximum number of messages a client can
+    request in a single command" (ircv3 chathistory): with more than N
+    messages in memory, a request for N gets N, however large
+    history_memory is (a client takes fewer than it asked for as the start
+    of the history)."""
+    chatd = irc_chatd(history_memory=1005, history_sync_ms=50,
+                      irc_flood_burst=5000, irc_flood_rate=5000)
+    alice = chatd.irc_login("alice", caps=CAPS)
+    n = int(alice.isupport["CHATHISTORY"])
+    assert 0 < n <= 1005, alice.isupport
+    alice.join("#h")
+    alice.sync()
+    count = min(n + 1, 1005)
+    alice.send_raw("".join(f"PRIVMSG #h :m{i}\r\n" for i in range(count)).encode())
+    alice.expect("PRIVMSG", lambda m: m.last == f"m{count - 1}", timeout=60)
+    got = history(alice, f"CHATHISTORY LATEST #h * {n}")
+    assert [t for _, _, t in got] == [f"m{i}" for i in range(count - n, count)]
+    got = history(alice, f"CHATHISTORY LATEST #h * {n + 1}")
+    assert len(got) == n
+
+
 def test_a_room_one_is_not_in_is_readable(room):
     """Rooms are public in chatd (docs/PROTOCOL.md): their history too."""
     chatd, _, m = room
