@@ -1,6 +1,6 @@
 /*
  * irc_history.c - a room's history for IRC clients: the replay on joining
- * (the last history_replay messages) and CHATHISTORY (IRCv3
+ * (the last history_replay messages; none with draft/chathistory) and CHATHISTORY (IRCv3
  * draft/chathistory: LATEST, BEFORE, AFTER, AROUND, BETWEEN, TARGETS),
  * both from the history's memory of the room (history_memory records;
  * 005 CHATHISTORY says how many).  Messages go out in the session's own
@@ -133,10 +133,16 @@ send_entries(struct client *c, const char *target, const struct history_entry *e
 	return rc;
 }
 
+/*
+ * The replay on joining: none for a client with draft/chathistory, which
+ * asks for what it wants (the specification: a server SHOULD NOT play
+ * back history it would otherwise send on its own).
+ */
 int
 irc_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id)
 {
-	size_t max = (size_t)settings_get()->history_replay, n = 0;
+	bool asks = irc_has(irc_conn(c), CAP_CHATHISTORY);
+	size_t max = asks ? 0 : (size_t)settings_get()->history_replay, n = 0;
 	struct history_entry *e = max ? calloc(max, sizeof(*e)) : NULL;
 	char target[ROOM_NAME_MAX + 2];
 	int rc;

@@ -439,7 +439,9 @@ def test_a_kick_off_the_server_is_replayed_as_the_quit_members_saw(irc_chatd):
     assert inner[-2].tags["time"] >= quit_live.tags["time"], (inner[-2].raw, quit_live.raw)
 
     chatd.restart()
-    dave = chatd.irc_login("dave", caps=CAPS + ["draft/event-playback"])
+    # The replay on JOIN (a client with draft/chathistory gets none).
+    dave = chatd.irc_login("dave", caps=[c for c in CAPS if c != "draft/chathistory"] +
+                           ["draft/event-playback"])
     lines = dave.join("#ev") + dave.sync()
     replayed = [seen_as(x) for x in lines if x.command in ("QUIT", "KICK", "PART")]
     assert replayed == [seen_as(quit_live), seen_as(kick_live)], [x.raw for x in lines]
@@ -475,6 +477,27 @@ def test_join_replays_history_in_a_chathistory_batch(irc_chatd):
     inner = [x for x in lines if x.tags.get("batch") == ref]
     assert [(x.tags["msgid"], x.tags["time"], x.last) for x in inner] == m[-3:]
     assert any(x.command == "BATCH" and x.params == ["-" + ref] for x in lines)
+
+
+def test_no_replay_on_join_for_a_client_with_chathistory(irc_chatd):
+    """ircv3 chathistory: a client that requests draft/chathistory asks for
+    history itself, so the server SHOULD NOT play back any it would send on
+    its own: neither in the default room at login nor on JOIN."""
+    chatd = irc_chatd(history_replay=3)
+    alice = chatd.irc_login("alice", caps=CAPS)
+    alice.join("#h")
+    say_all(alice, "#lobby", ["in the lobby"])
+    m = say_all(alice, "#h", [f"r{i}" for i in range(5)])
+    bob = chatd.irc_login("bob", caps=CAPS)
+    assert not [x for x in bob.welcome if x.command in ("BATCH", "PRIVMSG")], bob.welcome
+    lines = bob.join("#h") + bob.sync()
+    assert not [x for x in lines if x.command in ("BATCH", "PRIVMSG")], lines
+    assert history(bob, "CHATHISTORY LATEST #h * 3") == m[-3:]
+    # Without the capability, the same joins play the history back.
+    carol = chatd.irc_login("carol", caps=["batch", "server-time", "message-tags"])
+    assert [x.last for x in carol.welcome if x.command == "PRIVMSG"] == ["in the lobby"]
+    lines = carol.join("#h") + carol.sync()
+    assert [x.last for x in lines if x.command == "PRIVMSG"] == [t for _, _, t in m[-3:]]
 
 
 def test_join_replays_plain_lines_without_batch(irc_chatd):
@@ -533,12 +556,14 @@ def assert_accounts(lines, want):
 
 
 def replay_and_latest(chatd, nick):
-    """nick (registered, READER_CAPS) joins #g: the lines of its replay, and
-    those of CHATHISTORY LATEST."""
-    reader = chatd.irc_login(nick, caps=READER_CAPS)
+    """nick (registered, READER_CAPS) joins #g: the lines of its replay (made
+    before draft/chathistory is on: a client with it gets none), and those of
+    CHATHISTORY LATEST."""
+    reader = chatd.irc_login(nick, caps=[c for c in READER_CAPS if c != "draft/chathistory"])
     lines = reader.join("#g") + reader.sync()
     start, replay = one_batch(lines, "chathistory")
     assert start.params[2] == "#g", start.raw
+    assert reader.cap_req(["draft/chathistory"])[0] == "ACK"
     start, latest = chathistory(reader, "CHATHISTORY LATEST #g * 50")
     assert latest is not None, start.raw
     return replay, latest
