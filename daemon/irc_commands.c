@@ -104,12 +104,24 @@ names_reply(struct client *c, const char *room)
 	return rc == 0 ? irc_num(c, "366", "#%s :End of /NAMES list.", spelled) : -1;
 }
 
+/* Whether l is RPL_NOTOPIC (wire_irc.c: a topic never set, or cleared). */
+static bool
+is_no_topic(const struct line *l)
+{
+	char head[128];
+	int n = snprintf(head, sizeof(head), ":%s 331 ", srv_name());
+
+	return n > 0 && (size_t)n < sizeof(head) && l->len >= (size_t)n &&
+	       memcmp(l->data, head, (size_t)n) == 0;
+}
+
 int
 irc_join_reply(struct client *c, struct room_join_reply *rep)
 {
 	int rc = irc_send(c, ":%s!%s@" HOST " JOIN #%s", c->name, c->name, rep->room);
 
-	if (rc == 0 && rep->topic != NULL)
+	/* A room with a topic: 332 and 333; a cleared one has none, so no 331 either. */
+	if (rc == 0 && rep->topic != NULL && !is_no_topic(rep->topic))
 		rc = irc_send_line(c, rep->topic);
 	room_join_reply_release(rep);
 	if (rc == 0)
@@ -890,7 +902,7 @@ const struct irc_command irc_commands[] = {
 	{ "QUIT", cmd_quit, 0, "QUIT [:text]: others see QUIT with the text" },
 	{ "REGISTER", cmd_register, 3, "REGISTER * * :password registers your nick as an account and logs you in, before registration or as a guest (draft/account-registration; an e-mail address is not kept)" },
 	{ "TAGMSG", cmd_tagmsg, 1, "client-only tags alone (typing, reactions) to #room or a nick, live, not stored; only clients with message-tags get it" },
-	{ "TOPIC", cmd_topic, 1, "TOPIC #room shows (332, 333, 331), TOPIC #room :text sets" },
+	{ "TOPIC", cmd_topic, 1, "TOPIC #room shows (332, 333, 331), TOPIC #room :text sets, TOPIC #room : clears" },
 	{ "USER", cmd_registered, 4, "(before registration; after it, 462)" },
 	{ "USERHOST", cmd_userhost, 1, "up to 5 nicks (302)" },
 	{ "VERIFY", cmd_verify, 2, "FAIL VERIFY INVALID_CODE: chatd has no verification step, REGISTER logs in at once" },

@@ -293,7 +293,8 @@ priv(enum form f, const struct wire_private *pm)
 }
 
 /*
- * RPL_TOPIC (332) and RPL_TOPICWHOTIME (333), or RPL_NOTOPIC (331).  The
+ * RPL_TOPIC (332) and RPL_TOPICWHOTIME (333), or RPL_NOTOPIC (331) when
+ * the topic was never set or was cleared (an empty topic is none).  The
  * setter in 333: the server for the operator, a nick, or a guest's mask
  * NICK!~NICK@chatd (IRC's '~' before a user name no one vouched for), so
  * an account of the name made later does not seem to have set it.
@@ -305,7 +306,7 @@ topic_reply(const char *me, const struct wire_event *ev)
 	char mask[2 * NAME_MAX_LEN + sizeof("!~@" HOST)];
 	const char *setter = ev->name;
 
-	if (ev->ms == 0)
+	if (ev->ms == 0 || ev->text[0] == '\0')
 		return line_printf(":%s 331 %s #%s :No topic is set\r\n", srv, me, ev->room);
 	if (ev->name[0] == '*') {
 		setter = srv;

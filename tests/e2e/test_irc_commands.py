@@ -154,6 +154,23 @@ def test_topic_of_a_room_without_one_is_331(pair):
     assert alice.expect(("331", "332")).command == "331"
 
 
+def test_a_cleared_topic_is_no_topic(pair):
+    """modern.ircdocs.horse, TOPIC: an empty <topic> clears the topic; a
+    channel without one answers a query with RPL_NOTOPIC (331), and JOIN
+    sends RPL_TOPIC (332) and RPL_TOPICWHOTIME (333) only when it has one."""
+    _, alice, bob = pair
+    alice.join("#dev")
+    alice.send("TOPIC #dev :for now")
+    alice.expect("TOPIC")
+    alice.send("TOPIC #dev :")
+    cleared = alice.expect("TOPIC")
+    assert cleared.params == ["#dev", ""], cleared.raw
+    alice.send("TOPIC #dev")
+    assert alice.next().command == "331"
+    lines = bob.join("#dev")
+    assert [m.command for m in lines] == ["JOIN", "353", "366"], lines
+
+
 def test_topic_errors(pair):
     _, alice, bob = pair
     bob.join("#dev")
