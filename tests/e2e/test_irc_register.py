@@ -437,6 +437,43 @@ def test_nicklen_and_channellen_are_true(irc_chatd):
     assert c.expect(("403", "476", "479", "366")).command != "366"
 
 
+def test_isupport_limits_hold_at_n_and_refuse_or_cut_beyond(irc_chatd):
+    """What 005 announces holds: CHANLIMIT=#:N channels (the default one
+    among them) and 405 for one more; TARGMAX=PRIVMSG:N targets and 407 for
+    one more; AWAYLEN=N bytes of an away text kept whole, a longer one cut
+    to N; TOPICLEN=N bytes of a topic kept whole, a longer one cut to N."""
+    chatd = irc_chatd(max_rooms_per_user=4)
+    alice = chatd.irc_login("alice")
+    bob = chatd.irc_login("bob")
+    isupport = alice.isupport
+    chanlimit = int(isupport["CHANLIMIT"].split(":")[1])
+    for i in range(1, chanlimit):       # in #lobby already
+        assert alice.join(f"#c{i}")[-1].command == "366"
+    alice.send(f"JOIN #c{chanlimit}")
+    assert alice.expect(("405", "JOIN")).command == "405"
+
+    targmax = int(dict(t.split(":") for t in isupport["TARGMAX"].split(","))["PRIVMSG"])
+    alice.send(f"PRIVMSG {','.join(['bob'] * targmax)} :at the limit")
+    for _ in range(targmax):
+        bob.expect("PRIVMSG", lambda m: m.last == "at the limit")
+    alice.no_more("407")
+    alice.send(f"PRIVMSG {','.join(['bob'] * (targmax + 1))} :over it")
+    alice.expect("407")
+
+    awaylen = int(isupport["AWAYLEN"])
+    for size in (awaylen, awaylen + 1):
+        bob.send("AWAY :" + "a" * size)
+        bob.expect("306")
+        alice.send("WHOIS bob")
+        away = [m for m in alice.until("318") if m.command == "301"]
+        assert away and away[0].last == "a" * awaylen, away
+
+    topiclen = int(isupport["TOPICLEN"])
+    for size in (topiclen, topiclen + 1):
+        alice.send(f"TOPIC #c1 :{'t' * size}")
+        assert alice.expect("TOPIC").last == "t" * topiclen
+
+
 def test_casemapping_ascii_one_account_one_room(irc_chatd):
     chatd = irc_chatd()
     chatd.add_user("alice")
