@@ -273,7 +273,10 @@ echo_private(struct client *c, const struct wire_private *pm)
 /*
  * The label a message's echo carries: with labeled-response and
  * echo-message, a labeled PRIVMSG or NOTICE to one room is answered by its
- * echo (when stored), not by an ACK.  NULL when none (or no memory: ACK).
+ * echo (when stored), not by an ACK, when that echo is one line: the label
+ * marks one logical message, and an echo of several lines could only be
+ * one inside a batch (the ACK answers, and the echo comes unlabeled).
+ * NULL when none (or no memory: ACK).
  */
 static struct line *
 echo_label(struct client *c, bool single)
@@ -350,10 +353,12 @@ say_to(struct client *c, struct session_state *st, const char *target, char *tex
 		if (room == NULL)
 			return notice ? 0 : irc_num(c, "403", "%s :No such channel", shown);
 		st->last_post_ms = time_mono_ms();
+		bool one_line = wire_irc_one_line(c->name, verb, target, t, len);
+
 		if (client_store_live(c, room, notice ? HK_NOTICE : HK_MSG, t, len,
-				      (struct history_live){ .label = echo_label(c, single),
-							     .tags = tags ? line_printf("%s", tags)
-									  : NULL },
+				      (struct history_live){
+					      .label = echo_label(c, single && one_line),
+					      .tags = tags ? line_printf("%s", tags) : NULL },
 				      &res) == 0)
 			return 0;
 		irc_conn(c)->label_passed = false;

@@ -73,6 +73,28 @@ cut(const char *text, size_t len, size_t max)
 	return fit > 0 ? fit : len; /* no character fits: never reached with max > 4 */
 }
 
+/* The bytes of text one line of a message from a from_len-byte name holds. */
+static size_t
+text_room(size_t from_len, const char *verb, const char *target_prefix, size_t target_len,
+	  bool action)
+{
+	size_t head = 1 + 2 * from_len + 1 + sizeof("@" HOST " ") - 1 + strlen(verb) + 1 +
+		      strlen(target_prefix) + target_len + 2;
+
+	return IRC_BODY_MAX > head + 16 ? IRC_BODY_MAX - head - (action ? 9 : 0) : 16;
+}
+
+bool
+wire_irc_one_line(const char *from, const char *verb, const char *target, const char *text,
+		  size_t text_len)
+{
+	bool action = text_len >= ACTION_PREFIX_LEN && memcmp(text, ACTION_PREFIX, 4) == 0;
+	size_t skip = action ? ACTION_PREFIX_LEN : 0;
+
+	return cut(text + skip, text_len - skip,
+		   text_room(strlen(from), verb, "", strlen(target), action)) == text_len - skip;
+}
+
 /*
  * The line(s) of a message: "[@tags ]:FROM!FROM@chatd VERB TARGET :TEXT\r\n",
  * several when TEXT is long.  Writes at dst (NULL: only counts); returns
@@ -86,9 +108,7 @@ message_lines(char *dst, enum form f, const char *time, size_t time_len, const c
 	      size_t target_len, const char *text, size_t text_len)
 {
 	bool action = text_len >= ACTION_PREFIX_LEN && memcmp(text, ACTION_PREFIX, 4) == 0;
-	size_t at = 0, head = 1 + 2 * from_len + 1 + sizeof("@" HOST " ") - 1 + strlen(verb) + 1 +
-			      strlen(target_prefix) + target_len + 2;
-	size_t room = IRC_BODY_MAX > head + 16 ? IRC_BODY_MAX - head - (action ? 9 : 0) : 16;
+	size_t at = 0, room = text_room(from_len, verb, target_prefix, target_len, action);
 	bool first = true;
 
 	if (action) {

@@ -374,6 +374,46 @@ def test_labeled_echo_carries_the_label(irc_chatd):
     assert "label" not in got.tags, got.raw
 
 
+@pytest.mark.parametrize("target", ["#lobby", "bob"])
+def test_a_labeled_echo_of_several_lines_is_one_logical_answer(irc_chatd, target):
+    """labeled-response: the label goes on exactly one logical message, and a
+    response of several messages is a batch.  The echo of a 510-byte PRIVMSG
+    takes two lines (its prefix makes it longer than 512 bytes): they come in
+    a labeled batch, or the label answers with an ACK and leaves them unlabeled;
+    never the label on the first line alone."""
+    chatd = irc_chatd()
+    alice, bob = login_pair(chatd, alice_caps=["batch", "labeled-response", "echo-message",
+                                               "message-tags"])
+    head = f"PRIVMSG {target} :"
+    text = "w" * (510 - len(head))
+    alice.send(f"@label=big {head}{text}")
+    got = ""
+    lines = []
+    while got != text:
+        m = alice.next()
+        lines.append(m)
+        if m.command == "PRIVMSG":
+            got += m.last
+    lines += alice.sync()
+    labeled = [m for m in lines if "label" in m.tags]
+    assert len(labeled) == 1, [m.raw for m in lines]
+    echoes = [m for m in lines if m.command == "PRIVMSG"]
+    assert len(echoes) == 2, [m.raw for m in lines]
+    if labeled[0].command == "BATCH":
+        ref = labeled[0].params[0][1:]
+        assert all(m.tags.get("batch") == ref for m in echoes), [m.raw for m in lines]
+    else:
+        assert labeled[0].command == "ACK", [m.raw for m in lines]
+    heard = ""
+    while heard != text:
+        heard += bob.expect("PRIVMSG").last
+    # The longest text whose echo is one line: that line carries the label.
+    fits = "f" * (510 - len(f":alice!alice@chatd {head}"))
+    alice.send(f"@label=fits {head}{fits}")
+    echo = alice.expect("PRIVMSG")
+    assert echo.tags.get("label") == "fits" and echo.last == fits, echo.raw
+
+
 def test_labeled_error_carries_the_label(irc_chatd):
     chatd = irc_chatd()
     alice = chatd.irc_login("alice", caps=["batch", "labeled-response"])
