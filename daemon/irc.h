@@ -171,6 +171,11 @@ extern const struct irc_command irc_commands[];
 extern const size_t irc_n_commands;
 /* The table's entry for m's command; NULL if it has none. */
 const struct irc_command *irc_command_find(const struct irc_msg *m);
+/*
+ * The label tag of command m (labeled-response), kept for irc_commit() if
+ * it is short and safe to send back; before registration too.
+ */
+void irc_take_label(struct client *c, const struct irc_msg *m);
 
 /* irc_history.c: a room's history in c's form (at login and JOIN), and CHATHISTORY. */
 int irc_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id);

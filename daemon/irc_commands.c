@@ -926,9 +926,8 @@ irc_command_find(const struct irc_msg *m)
 	return NULL;
 }
 
-/* The label tag of a command, kept if it is short and safe to send back. */
-static void
-take_label(struct client *c, const struct irc_msg *m)
+void
+irc_take_label(struct client *c, const struct irc_msg *m)
 {
 	const char *label = irc_tag_get(m, "label");
 	struct irc_conn *ic = irc_conn(c);
@@ -955,7 +954,7 @@ irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 		rc = irc_num(c, "417", ":Input line was too long");
 		return rc == 0 ? irc_commit(c) : -1;
 	}
-	take_label(c, &m);
+	irc_take_label(c, &m);
 	const struct irc_command *cmd = irc_command_find(&m);
 	/*
 	 * Everything that happened before a command comes first (as natively);

@@ -317,6 +317,7 @@ step(struct reg *rg, struct client *c, char *line, size_t len)
 		return (void)irc_num(c, "417", ":Input line was too long");
 	if (pr != IRC_PARSE_OK)
 		return;
+	irc_take_label(c, &m);
 	if (irc_cmd_is(&m, "CAP")) {
 		irc_cap_command(c, &m);
 		return;
@@ -410,6 +411,13 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 			end_with(&rg, PART_ERROR, "out of memory");
 			break;
 		}
+		/*
+		 * The line's replies go with its label (labeled-response; an ACK
+		 * when it has none), before the welcome it may set off, which
+		 * answers no one command and carries no label.
+		 */
+		if (irc_commit(c) < 0)
+			return client_out_of_memory(st);
 		if (!rg.done && ic->have_nick && ic->have_user && !ic->cap_negotiating &&
 		    !ic->sasl_plain)
 			complete(&rg, c);

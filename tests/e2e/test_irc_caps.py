@@ -414,6 +414,33 @@ def test_a_labeled_echo_of_several_lines_is_one_logical_answer(irc_chatd, target
     assert echo.tags.get("label") == "fits" and echo.last == fits, echo.raw
 
 
+def test_labels_before_registration(irc_chatd):
+    """labeled-response holds from its CAP ACK, before registration too: a
+    reply carries the label, a command with none gets a labeled ACK, and
+    the welcome that CAP END sets off carries none (it answers no command
+    of the client's alone)."""
+    chatd = irc_chatd()
+    chatd.add_user("carol")
+    c = chatd.irc_connect("carol")
+    c.cap_ls("302")
+    assert c.cap_req(["batch", "labeled-response"])[0] == "ACK"
+    c.send("@label=p1 PING :early")
+    pong = c.expect("PONG")
+    assert pong.tags.get("label") == "p1" and pong.last == "early", pong.raw
+    c.send("@label=n1 NICK carol")
+    ack = c.expect("ACK")
+    assert ack.tags.get("label") == "n1", ack.raw
+    c.send("@label=u1 USER carol 0 * :Carol")
+    assert c.expect("ACK").tags.get("label") == "u1"
+    c.send("@label=w1 PASS pw-carol")
+    assert c.expect("ACK").tags.get("label") == "w1"
+    c.send("@label=e1 CAP END")
+    lines = c.until("001")
+    labeled = [m for m in lines if "label" in m.tags]
+    assert [m.command for m in labeled] == ["ACK"] and labeled[0].tags["label"] == "e1", lines
+    assert not [m for m in c.sync() if "label" in m.tags]
+
+
 def test_labeled_error_carries_the_label(irc_chatd):
     chatd = irc_chatd()
     alice = chatd.irc_login("alice", caps=["batch", "labeled-response"])
