@@ -207,6 +207,20 @@ def test_names_of_several_channels(pair):
     assert ends == ["#lobby", "#dev", "#nowhere"], lines
 
 
+def test_names_of_a_room_above_room_notice_limit_is_only_you(irc_chatd):
+    """docs/IRC.md: above room_notice_limit members nobody sees the others
+    come and go, so NAMES lists only the reader; WHO lists everyone."""
+    chatd = irc_chatd(room_notice_limit=1)
+    alice = chatd.irc_login("alice")
+    chatd.irc_login("bob")
+    alice.sync()
+    alice.send("NAMES #lobby")
+    assert names_of(alice.until("366"), "#lobby") == ["alice"]
+    alice.send("WHO #lobby")
+    who = [m.params[5] for m in alice.until("315") if m.command == "352"]
+    assert sorted(who) == ["alice", "bob"], who
+
+
 def test_list(pair):
     chatd, alice, bob = pair
     bob.join("#dev")
