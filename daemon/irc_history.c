@@ -345,9 +345,15 @@ targets(struct client *c, const struct irc_msg *m)
 		return fail(c, "INVALID_PARAMS", "TARGETS",
 			    "TARGETS timestamp=FROM timestamp=TO LIMIT");
 	}
+	char *end;
+	unsigned long limit = strtoul(m->params[3], &end, 10);
+	if (*end != '\0' || end == m->params[3]) {
+		free(t);
+		free(names);
+		return fail(c, "INVALID_PARAMS", "TARGETS", "LIMIT is a number");
+	}
 	const char *lo = strcmp(a.time, b.time) <= 0 ? a.time : b.time;
 	const char *hi = lo == a.time ? b.time : a.time;
-	unsigned long limit = strtoul(m->params[3], NULL, 10);
 
 	n = room_memberships(c->srv->hub, c, names, ROOMS_PER_USER_MAX);
 	for (size_t i = 0; i < n; i++) {

@@ -250,7 +250,9 @@ def test_missing_parameters(room):
 @pytest.mark.parametrize("line", ["CHATHISTORY LATEST #h * ten",
                                   "CHATHISTORY BEFORE #h nonsense 10",
                                   "CHATHISTORY BEFORE #h timestamp=yesterday 10",
-                                  "CHATHISTORY BEFORE #h * 10"])
+                                  "CHATHISTORY BEFORE #h * 10",
+                                  "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z "
+                                  "timestamp=2030-01-01T00:00:00.000Z ten"])
 def test_invalid_parameters(room, line):
     _, alice, _ = room
     expect_fail(alice, line, "INVALID_PARAMS")
