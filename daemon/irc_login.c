@@ -173,6 +173,20 @@ sasl_plain(struct reg *rg, struct client *c)
 	checked(rg, c, o, wait_ms, true);
 }
 
+/* Ends a SASL exchange under way: 906. */
+static void
+sasl_abort(struct client *c)
+{
+	struct irc_conn *ic = irc_conn(c);
+
+	ic->sasl_plain = false;
+	/* What came of the message may hold the start of a password: wiped, as when used. */
+	if (ic->sasl != NULL)
+		explicit_bzero(ic->sasl, ic->sasl_len);
+	ic->sasl_len = 0;
+	irc_num(c, "906", ":SASL authentication aborted");
+}
+
 static void
 authenticate(struct reg *rg, struct client *c, const struct irc_msg *m)
 {
@@ -181,14 +195,8 @@ authenticate(struct reg *rg, struct client *c, const struct irc_msg *m)
 
 	if (ic->logged_in)
 		return (void)irc_num(c, "907", ":You have already authenticated using SASL");
-	if (strcmp(arg, "*") == 0) {
-		ic->sasl_plain = false;
-		/* What came of the message may hold the start of a password: wiped, as when used. */
-		if (ic->sasl != NULL)
-			explicit_bzero(ic->sasl, ic->sasl_len);
-		ic->sasl_len = 0;
-		return (void)irc_num(c, "906", ":SASL authentication aborted");
-	}
+	if (strcmp(arg, "*") == 0)
+		return sasl_abort(c);
 	if (!ic->sasl_plain) {
 		if (strcasecmp(arg, "PLAIN") != 0) {
 			irc_num(c, "908", "PLAIN :are available SASL mechanisms");
@@ -418,9 +426,15 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 		 */
 		if (irc_commit(c) < 0)
 			return client_out_of_memory(st);
-		if (!rg.done && ic->have_nick && ic->have_user && !ic->cap_negotiating &&
-		    !ic->sasl_plain)
+		if (!rg.done && ic->have_nick && ic->have_user && !ic->cap_negotiating) {
+			/*
+			 * SASL 3.1: registration that completes while an exchange
+			 * is under way aborts it (906) and goes on without it.
+			 */
+			if (ic->sasl_plain)
+				sasl_abort(c);
 			complete(&rg, c);
+		}
 		if (irc_commit(c) < 0)
 			return client_out_of_memory(st);
 	}

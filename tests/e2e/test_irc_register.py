@@ -14,7 +14,7 @@ import pytest
 
 from chatproto import wait_until
 
-from ircproto import b64_chunks, plain_payload
+from ircproto import REGISTRATION_FAILURES, b64_chunks, plain_payload
 
 
 def commands(lines):
@@ -96,6 +96,30 @@ def test_sasl_abort_is_906(irc_chatd):
     # Still not registered, and it can register afterwards.
     final = c.register("alice", password="pw-alice", sasl=True)
     assert final.command == "001", final.raw
+
+
+@pytest.mark.parametrize("sent", [0, 1])
+def test_registration_ends_an_unfinished_sasl_exchange_with_906(irc_chatd, sent):
+    """SASL 3.1: a client that completes registration (CAP END, NICK, USER)
+    while its SASL exchange is still in progress has it aborted with 906 and
+    registers without it (here with PASS), instead of waiting for a
+    login_timeout it does not know of."""
+    chatd = irc_chatd(login_timeout=30)
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    c.cap_ls()
+    c.cap_req(["sasl"])
+    c.send("AUTHENTICATE PLAIN")
+    c.expect("AUTHENTICATE", lambda m: m.params == ["+"])
+    if sent:   # a whole chunk: more was announced
+        c.send("AUTHENTICATE " + "A" * 400)
+    c.send("PASS pw-alice")
+    c.send("NICK alice")
+    c.send("USER alice 0 * :Alice")
+    c.send("CAP END")
+    lines = c.until(("001",) + tuple(REGISTRATION_FAILURES), timeout=5)
+    assert [m.command for m in lines if m.command in ("906", "001")] == ["906", "001"], lines
+    assert lines[-1].params[0] == "alice"
 
 
 def test_sasl_argument_over_400_bytes_is_905(irc_chatd):
