@@ -62,8 +62,9 @@ struct wire_event {
 	/*
 	 * name is a guest's: shown as one where the protocol has the means
 	 * (wire_line.c: "~NAME" in JOIN, PART and TOPIC; on IRC no account
-	 * tag on a TAGMSG, no other event has one, and a guest's topic in
-	 * 333 as "NAME!~NAME@chatd").
+	 * tag on a guest's TAGMSG, JOIN, PART, QUIT or TOPIC, where an
+	 * account's carry one (account-tag: on every command a user sends),
+	 * and a guest's topic in 333 as "NAME!~NAME@chatd").
 	 */
 	bool guest;
 };

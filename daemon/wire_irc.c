@@ -242,25 +242,49 @@ time_tag(enum form f, int64_t ms, char out[TIME_RFC3339_LEN + 8])
 	snprintf(out, TIME_RFC3339_LEN + 8, "@time=%s ", when);
 }
 
+#define EVENT_TAGS_MAX (TIME_RFC3339_LEN + sizeof("@time=;account= ") + NAME_MAX_LEN)
+
+/*
+ * The tags of a user's event (JOIN, PART, QUIT, TOPIC): time, and
+ * account (account-tag: on every command a user sends) unless a guest's.
+ */
+static void
+user_tags(enum form f, const struct wire_event *ev, char out[EVENT_TAGS_MAX])
+{
+	char when[TIME_RFC3339_LEN + 1];
+	bool account = (f & F_ACCOUNT) && !ev->guest;
+
+	out[0] = '\0';
+	if (f & F_TIME)
+		time_format_ms(when, ev->ms);
+	if ((f & F_TIME) && account)
+		snprintf(out, EVENT_TAGS_MAX, "@time=%s;account=%s ", when, ev->name);
+	else if (f & F_TIME)
+		snprintf(out, EVENT_TAGS_MAX, "@time=%s ", when);
+	else if (account)
+		snprintf(out, EVENT_TAGS_MAX, "@account=%s ", ev->name);
+}
+
 static struct line *
 event_line(enum form f, const struct wire_event *ev)
 {
 	const char *srv = settings_get()->server_name;
-	char tags[TIME_RFC3339_LEN + 8];
+	char tags[TIME_RFC3339_LEN + 8], user[EVENT_TAGS_MAX];
 
 	time_tag(f, ev->ms, tags);
+	user_tags(f, ev, user);
 	switch (ev->kind) {
 	case WE_JOIN:
-		return line_printf("%s:%s!%s@" HOST " JOIN #%s\r\n", tags, ev->name, ev->name,
+		return line_printf("%s:%s!%s@" HOST " JOIN #%s\r\n", user, ev->name, ev->name,
 				   ev->room);
 	case WE_PART:
 		if (ev->offline)
-			return line_printf("%s:%s!%s@" HOST " QUIT :%s\r\n", tags, ev->name,
+			return line_printf("%s:%s!%s@" HOST " QUIT :%s\r\n", user, ev->name,
 					   ev->name, ev->text);
 		if (strcmp(ev->reason, "kicked") == 0 || strcmp(ev->reason, "deleted") == 0)
 			return line_printf("%s:%s KICK #%s %s :%s\r\n", tags, srv, ev->room,
 					   ev->name, ev->text);
-		return line_printf("%s:%s!%s@" HOST " PART #%s :%s\r\n", tags, ev->name, ev->name,
+		return line_printf("%s:%s!%s@" HOST " PART #%s :%s\r\n", user, ev->name, ev->name,
 				   ev->room, ev->text);
 	case WE_TOPIC:
 		if (ev->ms == 0)
@@ -269,7 +293,7 @@ event_line(enum form f, const struct wire_event *ev)
 		if (ev->name[0] == '*')
 			return line_printf("%s:%s TOPIC #%s :%.*s\r\n", tags, srv, ev->room,
 					   topic_shown(ev->text), ev->text);
-		return line_printf("%s:%s!%s@" HOST " TOPIC #%s :%.*s\r\n", tags, ev->name,
+		return line_printf("%s:%s!%s@" HOST " TOPIC #%s :%.*s\r\n", user, ev->name,
 				   ev->name, ev->room, topic_shown(ev->text), ev->text);
 	case WE_TAGMSG:
 		if (!(f & F_ALL))

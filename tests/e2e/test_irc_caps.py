@@ -222,6 +222,34 @@ def test_account_tag_alone(irc_chatd):
     assert got.tags.get("account") == "bob", got.raw
 
 
+@pytest.mark.parametrize("caps", [["account-tag"], ["account-tag", "server-time"],
+                                  ["message-tags", "account-tag", "server-time"]])
+def test_account_tag_on_every_command_a_user_sends(irc_chatd, caps):
+    """account-tag: the tag MUST be added to all commands sent by a user
+    (PRIVMSG, NOTICE "and all others"): JOIN, TOPIC, PART and QUIT too, never
+    on the server's lines (KICK, the operator's TOPIC), nor a guest's."""
+    chatd = irc_chatd(guests=True)
+    alice = chatd.irc_login("alice", caps=caps)
+    bob = chatd.irc_login("bob")
+    alice.join("#t")
+    bob.join("#t")
+    assert alice.expect("JOIN", lambda m: m.nick == "bob").tags.get("account") == "bob"
+    bob.send("TOPIC #t :by bob")
+    assert alice.expect("TOPIC").tags.get("account") == "bob"
+    bob.send("PART #t :later")
+    assert alice.expect("PART").tags.get("account") == "bob"
+    chatd.ctl_ok("room", "topic", "t", "by the operator")
+    assert "account" not in alice.expect("TOPIC").tags
+    bob.send("QUIT :gone")
+    assert alice.expect("QUIT").tags.get("account") == "bob"
+    guest = chatd.irc_connect("guest")
+    assert guest.register("visitor").command == "001"
+    guest.join("#t")
+    assert "account" not in alice.expect("JOIN", lambda m: m.nick == "visitor").tags
+    guest.send("QUIT")
+    assert "account" not in alice.expect("QUIT").tags
+
+
 def test_no_account_tag_for_a_guest(irc_chatd):
     chatd = irc_chatd(guests=True)
     alice = chatd.irc_login("alice", caps=["message-tags", "account-tag"])

@@ -632,7 +632,7 @@ def test_a_guests_history_carries_no_account(irc_chatd):
     owner = chatd.irc_login("visitor", caps=READER_CAPS)
     assert owner.join("#g")[-1].command == "366"
     say_all(owner, "#g", ["now an account"])
-    after = GUEST_LINES + [("JOIN", "visitor", None), ("PRIVMSG", "visitor", "visitor")]
+    after = GUEST_LINES + [("JOIN", "visitor", "visitor"), ("PRIVMSG", "visitor", "visitor")]
     for lines in replay_and_latest(chatd, "dave"):
         assert_accounts(lines, after)
 
