@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "history.h"
+#include "ident.h"
 #include "irc.h"
 #include "room.h"
 #include "server.h"
@@ -425,10 +426,18 @@ irc_chathistory(struct client *c, struct session_state *st, struct irc_msg *m)
 	 * BATCH line names the target: one that is no nick (up to ~490 bytes
 	 * the client sent) is refused, so that line always fits whole.
 	 */
-	if (target[0] != '#')
-		return name_valid(target, strlen(target))
-			       ? send_entries(c, target, NULL, 0)
-			       : fail(c, "INVALID_TARGET", sub, "No such nick or channel");
+	if (target[0] != '#') {
+		char canonical[NAME_MAX_LEN + 1], away[8];
+		bool guest;
+
+		if (!name_valid(target, strlen(target)))
+			return fail(c, "INVALID_TARGET", sub, "No such nick or channel");
+		/* The batch names the target as spelled (online, or an account), else as asked. */
+		if (!room_presence(c->srv->hub, target, canonical, away, sizeof(away), &guest) &&
+		    !ident_lookup(c->srv->ident, target, canonical))
+			snprintf(canonical, sizeof(canonical), "%s", target);
+		return send_entries(c, canonical, NULL, 0);
+	}
 	char spelled[ROOM_NAME_MAX + 1];
 	uint64_t first;
 	if (!room_name_valid(target + 1, strlen(target + 1)) ||

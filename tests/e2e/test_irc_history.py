@@ -223,6 +223,18 @@ def test_private_messages_are_not_kept(room):
         assert [x for x in inner if x.command == "PRIVMSG"] == [], inner
 
 
+def test_the_batch_names_a_nick_as_it_is_spelled(room):
+    """ircv3 chathistory: the batch's parameter is "the canonical name of the
+    target being queried": a nick asked for in another case is named as
+    spelled, online or not, as a channel is."""
+    chatd, alice, _ = room
+    chatd.irc_login("Bob", caps=CAPS)
+    chatd.add_user("Carol")
+    for asked, named in (("BOB", "Bob"), ("carol", "Carol"), ("#H", "#h")):
+        start, inner = chathistory(alice, f"CHATHISTORY LATEST {asked} * 1")
+        assert inner is not None and start.params[1:] == ["chathistory", named], start.raw
+
+
 # --- errors (standard replies) ---
 
 def expect_fail(client, line, *codes):
