@@ -705,10 +705,10 @@ cmd_mode(struct client *c, struct session_state *st, struct irc_msg *m)
 		    room_resolve(c->srv->hub, c, room, spelled, &first) != ROOM_DONE)
 			return irc_num(c, "403", "%s :No such channel", irc_echo(echo, target));
 		if (m->n_params < 2)
-			return irc_num(c, "324", "#%s +nt", spelled);
+			return irc_num(c, "324", "#%s +n", spelled);
 		if (strcmp(m->params[1], "b") == 0 || strcmp(m->params[1], "+b") == 0)
 			return irc_num(c, "368", "#%s :End of channel ban list", spelled);
-		return irc_num(c, "482", "#%s :Channel modes are fixed (+nt) in chatd", spelled);
+		return irc_num(c, "482", "#%s :Channel modes are fixed (+n) in chatd", spelled);
 	}
 	if (strcasecmp(target, c->name) != 0) {
 		char away[8], canonical[NAME_MAX_LEN + 1], echo[IRC_ECHO_MAX + 1];
@@ -894,7 +894,7 @@ const struct irc_command irc_commands[] = {
 	{ "ISON", cmd_ison, 1, "which of the nicks are online (303; several when they do not fit one line)" },
 	{ "JOIN", cmd_join, 1, "JOIN #a,#b joins (making a room if room_create allows); JOIN 0 leaves all" },
 	{ "LIST", cmd_list, 0, "every room, or LIST #a,#b those rooms, with its members and topic (321, 322, 323)" },
-	{ "MODE", cmd_mode, 1, "channel modes are +nt (324); user modes none (221); changes refused (482, 501); another user 502, a nick nobody has 401" },
+	{ "MODE", cmd_mode, 1, "channel modes are +n (324: anyone in a room may set its topic); user modes none (221); changes refused (482, 501); another user 502, a nick nobody has 401" },
 	{ "MOTD", cmd_motd, 0, "the message of the day (375, 372, 376)" },
 	{ "NAMES", cmd_names, 0, "NAMES #a,#b: who is in each room (353, 366)" },
 	{ "NICK", cmd_nick, 1, "nicks are account names: another nick is refused (432)" },

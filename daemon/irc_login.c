@@ -455,7 +455,7 @@ irc_isupport(struct client *c)
 	const struct settings *s = settings_get();
 
 	if (irc_num(c, "005",
-		    "AWAYLEN=%d CASEMAPPING=ascii CHANLIMIT=#:%d CHANMODES=,,,nt CHANNELLEN=%d "
+		    "AWAYLEN=%d CASEMAPPING=ascii CHANLIMIT=#:%d CHANMODES=,,,n CHANNELLEN=%d "
 		    "CHANTYPES=# CHATHISTORY=%d :are supported by this server",
 		    REASON_TEXT_MAX, s->max_rooms_per_user, ROOM_NAME_MAX + 1,
 		    irc_chathistory_max()) < 0)
@@ -493,7 +493,7 @@ irc_welcome(struct client *c, bool registered, struct room_join_reply *rep)
 	    irc_num(c, "002", ":Your host is %s, running version chatd-%s", srv, CHATD_VERSION) <
 		    0 ||
 	    irc_num(c, "003", ":This server was started %s", created) < 0 ||
-	    irc_num(c, "004", "%s chatd-%s i nt", srv, CHATD_VERSION) < 0 || irc_isupport(c) < 0 ||
+	    irc_num(c, "004", "%s chatd-%s i n", srv, CHATD_VERSION) < 0 || irc_isupport(c) < 0 ||
 	    irc_motd(c) < 0) {
 		room_join_reply_release(rep);
 		return -1;

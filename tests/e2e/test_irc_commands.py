@@ -481,6 +481,22 @@ def test_mode_queries_and_refused_changes(pair):
     alice.expect(("403", "401"))
 
 
+def test_channel_modes_say_anyone_may_set_the_topic(pair):
+    """modern.ircdocs.horse: with protected topic mode (+t) only members with
+    channel privileges may change the topic.  In chatd nobody has those and
+    every member may set it, so no room says +t (324, 005 CHANMODES, 004):
+    a client that read +t would keep its users from setting the topic."""
+    _, alice, bob = pair
+    bob.send("TOPIC #lobby :anyone may")
+    assert bob.expect("TOPIC").last == "anyone may"
+    alice.send("MODE #lobby")
+    mode = alice.expect("324")
+    assert "t" not in mode.params[2] and "n" in mode.params[2], mode.raw
+    assert "t" not in alice.isupport["CHANMODES"], alice.isupport
+    myinfo = [m for m in alice.welcome if m.command == "004"][0]
+    assert "t" not in myinfo.params[4], myinfo.raw
+
+
 def test_mode_of_a_nick_nobody_has_is_401(pair):
     """modern.ircdocs.horse, MODE: a nick that does not exist on the network
     is ERR_NOSUCHNICK (401); another user's is ERR_USERSDONTMATCH (502)."""
