@@ -536,7 +536,8 @@ cmd_names(struct client *c, struct session_state *st, struct irc_msg *m)
 	int rc = 0;
 
 	(void)st;
-	if (m->n_params < 1)
+	/* No channel named (no parameter, or only commas): one 366 for "*". */
+	if (m->n_params < 1 || m->params[0][strspn(m->params[0], ",")] == '\0')
 		return irc_num(c, "366", "* :End of /NAMES list.");
 	if ((list = strdup(m->params[0])) == NULL)
 		return -1;

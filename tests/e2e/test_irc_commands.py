@@ -205,6 +205,10 @@ def test_names_of_several_channels(pair):
     assert names_of(lines, "#dev") == ["bob"], lines
     ends = [m.params[1] for m in lines if m.command == "366"]
     assert ends == ["#lobby", "#dev", "#nowhere"], lines
+    for empty in ("NAMES", "NAMES :", "NAMES ,,"):
+        alice.send(empty)
+        end = alice.next()
+        assert end.command == "366" and end.params[1] == "*", (empty, end.raw)
 
 
 def test_names_of_a_room_above_room_notice_limit_is_only_you(irc_chatd):
