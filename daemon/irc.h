@@ -171,10 +171,17 @@ extern const struct irc_command irc_commands[];
 extern const size_t irc_n_commands;
 /* The table's entry for m's command; NULL if it has none. */
 const struct irc_command *irc_command_find(const struct irc_msg *m);
+/*
+ * The label tag of command m (labeled-response), kept for irc_commit() if
+ * it is short and safe to send back; before registration too.
+ */
+void irc_take_label(struct client *c, const struct irc_msg *m);
 
 /* irc_history.c: a room's history in c's form (at login and JOIN), and CHATHISTORY. */
 int irc_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id);
 int irc_chathistory(struct client *c, struct session_state *st, struct irc_msg *m);
+/* The most one CHATHISTORY request returns (005 CHATHISTORY=): history_memory, at most 1000. */
+int irc_chathistory_max(void);
 /* The welcome numerics (001-005, MOTD) and the default room's JOIN reply. */
 int irc_welcome(struct client *c, bool registered, struct room_join_reply *rep);
 /* The JOIN reply for one room: JOIN, topic, names, history. */

@@ -104,12 +104,24 @@ names_reply(struct client *c, const char *room)
 	return rc == 0 ? irc_num(c, "366", "#%s :End of /NAMES list.", spelled) : -1;
 }
 
+/* Whether l is RPL_NOTOPIC (wire_irc.c: a topic never set, or cleared). */
+static bool
+is_no_topic(const struct line *l)
+{
+	char head[128];
+	int n = snprintf(head, sizeof(head), ":%s 331 ", srv_name());
+
+	return n > 0 && (size_t)n < sizeof(head) && l->len >= (size_t)n &&
+	       memcmp(l->data, head, (size_t)n) == 0;
+}
+
 int
 irc_join_reply(struct client *c, struct room_join_reply *rep)
 {
 	int rc = irc_send(c, ":%s!%s@" HOST " JOIN #%s", c->name, c->name, rep->room);
 
-	if (rc == 0 && rep->topic != NULL)
+	/* A room with a topic: 332 and 333; a cleared one has none, so no 331 either. */
+	if (rc == 0 && rep->topic != NULL && !is_no_topic(rep->topic))
 		rc = irc_send_line(c, rep->topic);
 	room_join_reply_release(rep);
 	if (rc == 0)
@@ -118,7 +130,7 @@ irc_join_reply(struct client *c, struct room_join_reply *rep)
 }
 
 /*
- * JOIN and PART take a list of rooms with no bound of their own: the line
+ * JOIN, PART and NAMES take a list of rooms with no bound of their own: the line
  * took one flood token (irc_request()), each room after the first in it
  * takes one more, so twenty rooms on one line wait like twenty lines (a
  * bucket below zero holds the next line back until it has refilled).
@@ -261,7 +273,10 @@ echo_private(struct client *c, const struct wire_private *pm)
 /*
  * The label a message's echo carries: with labeled-response and
  * echo-message, a labeled PRIVMSG or NOTICE to one room is answered by its
- * echo (when stored), not by an ACK.  NULL when none (or no memory: ACK).
+ * echo (when stored), not by an ACK, when that echo is one line: the label
+ * marks one logical message, and an echo of several lines could only be
+ * one inside a batch (the ACK answers, and the echo comes unlabeled).
+ * NULL when none (or no memory: ACK).
  */
 static struct line *
 echo_label(struct client *c, bool single)
@@ -338,10 +353,12 @@ say_to(struct client *c, struct session_state *st, const char *target, char *tex
 		if (room == NULL)
 			return notice ? 0 : irc_num(c, "403", "%s :No such channel", shown);
 		st->last_post_ms = time_mono_ms();
+		bool one_line = wire_irc_one_line(c->name, verb, target, t, len);
+
 		if (client_store_live(c, room, notice ? HK_NOTICE : HK_MSG, t, len,
-				      (struct history_live){ .label = echo_label(c, single),
-							     .tags = tags ? line_printf("%s", tags)
-									  : NULL },
+				      (struct history_live){
+					      .label = echo_label(c, single && one_line),
+					      .tags = tags ? line_printf("%s", tags) : NULL },
 				      &res) == 0)
 			return 0;
 		irc_conn(c)->label_passed = false;
@@ -510,34 +527,97 @@ cmd_topic(struct client *c, struct session_state *st, struct irc_msg *m)
 	return rc;
 }
 
+/* NAMES #a,#b: each channel's names and its 366 (a room after the first costs a token). */
 static int
 cmd_names(struct client *c, struct session_state *st, struct irc_msg *m)
 {
-	(void)st;
-	if (m->n_params < 1)
-		return irc_num(c, "366", "* :End of /NAMES list.");
-	const char *room = channel_room(m->params[0]);
-	char echo[IRC_ECHO_MAX + 1];
+	char *list, *save = NULL;
+	unsigned n = 0;
+	int rc = 0;
 
-	if (room == NULL)
-		return irc_num(c, "366", "%s :End of /NAMES list.", irc_echo(echo, m->params[0]));
-	return names_reply(c, room);
+	(void)st;
+	/* No channel named (no parameter, or only commas): one 366 for "*". */
+	if (m->n_params < 1 || m->params[0][strspn(m->params[0], ",")] == '\0')
+		return irc_num(c, "366", "* :End of /NAMES list.");
+	if ((list = strdup(m->params[0])) == NULL)
+		return -1;
+	for (char *it = strtok_r(list, ",", &save); it && rc == 0;
+	     it = strtok_r(NULL, ",", &save)) {
+		const char *room = channel_room(it);
+		char echo[IRC_ECHO_MAX + 1];
+
+		charge_room(c, n++);
+		rc = room != NULL
+			     ? names_reply(c, room)
+			     : irc_num(c, "366", "%s :End of /NAMES list.", irc_echo(echo, it));
+	}
+	free(list);
+	return rc;
 }
 
+/* Whether the channel "#room" is in the comma list of channels wanted (ASCII case aside). */
+static bool
+list_wanted(const char *wanted, const char *chan, size_t chan_len)
+{
+	for (const char *p = wanted; *p != '\0';) {
+		size_t n = strcspn(p, ",");
+
+		if (n == chan_len && strncasecmp(p, chan, n) == 0)
+			return true;
+		p += n + (p[n] == ',');
+	}
+	return false;
+}
+
+/* The 322 lines of l ("... 322 NICK #room COUNT :topic") whose channel is wanted. */
+static int
+list_send_wanted(struct client *c, const struct line *l, const char *wanted)
+{
+	const char *end = l->data + l->len;
+
+	for (const char *p = l->data, *eol; p < end; p = eol + 1) {
+		const char *sp = p;
+
+		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			eol = end;
+		/* ":SERVER 322 NICK #room": the channel is the fourth word */
+		for (int word = 0; word < 3 && sp != NULL; word++)
+			if ((sp = memchr(sp, ' ', (size_t)(eol - sp))) != NULL)
+				sp++;
+		if (sp == NULL)
+			continue;
+		const char *chan_end = memchr(sp, ' ', (size_t)(eol - sp));
+		size_t len = (size_t)(eol - p);
+
+		if (chan_end != NULL && list_wanted(wanted, sp, (size_t)(chan_end - sp))) {
+			if (len > 0 && p[len - 1] == '\r')
+				len--;
+			if (irc_send(c, "%.*s", (int)len, p) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * LIST, or LIST #a,#b: only those channels (modern.ircdocs.horse).  A
+ * first parameter that is no channel (an ELIST condition, which 005 does
+ * not offer) lists every channel.
+ */
 static int
 cmd_list(struct client *c, struct session_state *st, struct irc_msg *m)
 {
+	const char *wanted = m->n_params > 0 && m->params[0][0] == '#' ? m->params[0] : NULL;
 	size_t pages = 1, rooms;
 	int rc = irc_num(c, "321", "Channel :Users  Name");
 
 	(void)st;
-	(void)m;
 	for (unsigned page = 1; rc == 0 && page <= pages; page++) {
 		struct line *l = room_list(c->srv->hub, c, page, &pages, &rooms);
 
 		if (l == NULL)
 			return -1;
-		rc = irc_send_line(c, l);
+		rc = wanted ? list_send_wanted(c, l, wanted) : irc_send_line(c, l);
 		line_unref(l);
 	}
 	return rc == 0 ? irc_num(c, "323", ":End of /LIST") : -1;
@@ -626,13 +706,20 @@ cmd_mode(struct client *c, struct session_state *st, struct irc_msg *m)
 		    room_resolve(c->srv->hub, c, room, spelled, &first) != ROOM_DONE)
 			return irc_num(c, "403", "%s :No such channel", irc_echo(echo, target));
 		if (m->n_params < 2)
-			return irc_num(c, "324", "#%s +nt", spelled);
+			return irc_num(c, "324", "#%s +n", spelled);
 		if (strcmp(m->params[1], "b") == 0 || strcmp(m->params[1], "+b") == 0)
 			return irc_num(c, "368", "#%s :End of channel ban list", spelled);
-		return irc_num(c, "482", "#%s :Channel modes are fixed (+nt) in chatd", spelled);
+		return irc_num(c, "482", "#%s :Channel modes are fixed (+n) in chatd", spelled);
 	}
-	if (strcasecmp(target, c->name) != 0)
+	if (strcasecmp(target, c->name) != 0) {
+		char away[8], canonical[NAME_MAX_LEN + 1], echo[IRC_ECHO_MAX + 1];
+		bool guest;
+
+		if (!room_presence(c->srv->hub, target, canonical, away, sizeof(away), &guest))
+			return irc_num(c, "401", "%s :No such nick/channel",
+				       irc_echo(echo, target));
 		return irc_num(c, "502", ":Can't change mode for other users");
+	}
 	if (m->n_params < 2)
 		return irc_num(c, "221", "+");
 	return irc_num(c, "501", ":Unknown MODE flag");
@@ -807,10 +894,10 @@ const struct irc_command irc_commands[] = {
 	{ "CHATHISTORY", irc_chathistory, 1, "LATEST, BEFORE, AFTER, AROUND, BETWEEN, TARGETS (draft/chathistory)" },
 	{ "ISON", cmd_ison, 1, "which of the nicks are online (303; several when they do not fit one line)" },
 	{ "JOIN", cmd_join, 1, "JOIN #a,#b joins (making a room if room_create allows); JOIN 0 leaves all" },
-	{ "LIST", cmd_list, 0, "every room with its members and topic (321, 322, 323)" },
-	{ "MODE", cmd_mode, 1, "channel modes are +nt (324); user modes none (221); changes refused (482, 501)" },
+	{ "LIST", cmd_list, 0, "every room, or LIST #a,#b those rooms, with its members and topic (321, 322, 323)" },
+	{ "MODE", cmd_mode, 1, "channel modes are +n (324: anyone in a room may set its topic); user modes none (221); changes refused (482, 501); another user 502, a nick nobody has 401" },
 	{ "MOTD", cmd_motd, 0, "the message of the day (375, 372, 376)" },
-	{ "NAMES", cmd_names, 0, "who is in a room (353, 366)" },
+	{ "NAMES", cmd_names, 0, "NAMES #a,#b: who is in each room (353, 366)" },
 	{ "NICK", cmd_nick, 1, "nicks are account names: another nick is refused (432)" },
 	{ "NOTICE", cmd_notice, 0, "like PRIVMSG, never answered with an error" },
 	{ "PART", cmd_part, 1, "PART #a,#b [:reason] leaves rooms" },
@@ -821,7 +908,7 @@ const struct irc_command irc_commands[] = {
 	{ "QUIT", cmd_quit, 0, "QUIT [:text]: others see QUIT with the text" },
 	{ "REGISTER", cmd_register, 3, "REGISTER * * :password registers your nick as an account and logs you in, before registration or as a guest (draft/account-registration; an e-mail address is not kept)" },
 	{ "TAGMSG", cmd_tagmsg, 1, "client-only tags alone (typing, reactions) to #room or a nick, live, not stored; only clients with message-tags get it" },
-	{ "TOPIC", cmd_topic, 1, "TOPIC #room shows (332, 333, 331), TOPIC #room :text sets" },
+	{ "TOPIC", cmd_topic, 1, "TOPIC #room shows (332, 333, 331), TOPIC #room :text sets, TOPIC #room : clears" },
 	{ "USER", cmd_registered, 4, "(before registration; after it, 462)" },
 	{ "USERHOST", cmd_userhost, 1, "up to 5 nicks (302)" },
 	{ "VERIFY", cmd_verify, 2, "FAIL VERIFY INVALID_CODE: chatd has no verification step, REGISTER logs in at once" },
@@ -840,9 +927,8 @@ irc_command_find(const struct irc_msg *m)
 	return NULL;
 }
 
-/* The label tag of a command, kept if it is short and safe to send back. */
-static void
-take_label(struct client *c, const struct irc_msg *m)
+void
+irc_take_label(struct client *c, const struct irc_msg *m)
 {
 	const char *label = irc_tag_get(m, "label");
 	struct irc_conn *ic = irc_conn(c);
@@ -869,7 +955,7 @@ irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 		rc = irc_num(c, "417", ":Input line was too long");
 		return rc == 0 ? irc_commit(c) : -1;
 	}
-	take_label(c, &m);
+	irc_take_label(c, &m);
 	const struct irc_command *cmd = irc_command_find(&m);
 	/*
 	 * Everything that happened before a command comes first (as natively);

@@ -1,6 +1,6 @@
 /*
  * irc_history.c - a room's history for IRC clients: the replay on joining
- * (the last history_replay messages) and CHATHISTORY (IRCv3
+ * (the last history_replay messages; none with draft/chathistory) and CHATHISTORY (IRCv3
  * draft/chathistory: LATEST, BEFORE, AFTER, AROUND, BETWEEN, TARGETS),
  * both from the history's memory of the room (history_memory records;
  * 005 CHATHISTORY says how many).  Messages go out in the session's own
@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "history.h"
+#include "ident.h"
 #include "irc.h"
 #include "room.h"
 #include "server.h"
@@ -133,10 +134,16 @@ send_entries(struct client *c, const char *target, const struct history_entry *e
 	return rc;
 }
 
+/*
+ * The replay on joining: none for a client with draft/chathistory, which
+ * asks for what it wants (the specification: a server SHOULD NOT play
+ * back history it would otherwise send on its own).
+ */
 int
 irc_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id)
 {
-	size_t max = (size_t)settings_get()->history_replay, n = 0;
+	bool asks = irc_has(irc_conn(c), CAP_CHATHISTORY);
+	size_t max = asks ? 0 : (size_t)settings_get()->history_replay, n = 0;
 	struct history_entry *e = max ? calloc(max, sizeof(*e)) : NULL;
 	char target[ROOM_NAME_MAX + 2];
 	int rc;
@@ -157,6 +164,14 @@ irc_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id)
 }
 
 /* ---- CHATHISTORY ---- */
+
+int
+irc_chathistory_max(void)
+{
+	int memory = settings_get()->history_memory;
+
+	return memory < CHATHISTORY_MAX ? memory : CHATHISTORY_MAX;
+}
 
 /* A message reference: msgid=ID or timestamp=TIME ("*" only for LATEST). */
 struct ref {
@@ -296,15 +311,17 @@ struct target {
 };
 
 static int
-target_newest_first(const void *a, const void *b)
+target_oldest_first(const void *a, const void *b)
 {
-	return -strcmp(((const struct target *)a)->time, ((const struct target *)b)->time);
+	return strcmp(((const struct target *)a)->time, ((const struct target *)b)->time);
 }
 
 /*
  * TARGETS FROM TO LIMIT: the rooms c is in whose latest message falls
- * between the two timestamps, newest first.  Private messages are not
- * stored, so no nick is listed.
+ * between the two timestamps, each with that message's time (bare, as the
+ * specification writes the reply), oldest first.  The timestamps work as
+ * BETWEEN's: the limit counts from FROM, forwards or backwards in time.
+ * Private messages are not stored, so no nick is listed.
  */
 static int
 targets(struct client *c, const struct irc_msg *m)
@@ -329,9 +346,15 @@ targets(struct client *c, const struct irc_msg *m)
 		return fail(c, "INVALID_PARAMS", "TARGETS",
 			    "TARGETS timestamp=FROM timestamp=TO LIMIT");
 	}
+	char *end;
+	unsigned long limit = strtoul(m->params[3], &end, 10);
+	if (*end != '\0' || end == m->params[3]) {
+		free(t);
+		free(names);
+		return fail(c, "INVALID_PARAMS", "TARGETS", "LIMIT is a number");
+	}
 	const char *lo = strcmp(a.time, b.time) <= 0 ? a.time : b.time;
 	const char *hi = lo == a.time ? b.time : a.time;
-	unsigned long limit = strtoul(m->params[3], NULL, 10);
 
 	n = room_memberships(c->srv->hub, c, names, ROOMS_PER_USER_MAX);
 	for (size_t i = 0; i < n; i++) {
@@ -349,18 +372,22 @@ targets(struct client *c, const struct irc_msg *m)
 		}
 		history_entries_release(&e, 1);
 	}
-	qsort(t, found, sizeof(*t), target_newest_first);
-	if (limit > 0 && found > limit)
+	qsort(t, found, sizeof(*t), target_oldest_first);
+	size_t skip = 0;
+	if (limit > 0 && found > limit) {
+		if (lo != a.time) /* backwards from FROM: the newest */
+			skip = found - limit;
 		found = limit;
+	}
 	if (batch) {
 		irc_batch_ref(c, ref);
 		rc = irc_send(c, ":%s BATCH +%s draft/chathistory-targets",
 			      settings_get()->server_name, ref);
 	}
-	for (size_t i = 0; rc == 0 && i < found; i++)
-		rc = batch ? irc_send(c, "@batch=%s :%s CHATHISTORY TARGETS #%s timestamp=%s", ref,
+	for (size_t i = skip; rc == 0 && i < skip + found; i++)
+		rc = batch ? irc_send(c, "@batch=%s :%s CHATHISTORY TARGETS #%s %s", ref,
 				      settings_get()->server_name, t[i].room, t[i].time)
-			   : irc_send(c, ":%s CHATHISTORY TARGETS #%s timestamp=%s",
+			   : irc_send(c, ":%s CHATHISTORY TARGETS #%s %s",
 				      settings_get()->server_name, t[i].room, t[i].time);
 	if (rc == 0 && batch)
 		rc = irc_send(c, ":%s BATCH -%s", settings_get()->server_name, ref);
@@ -391,18 +418,26 @@ irc_chathistory(struct client *c, struct session_state *st, struct irc_msg *m)
 	unsigned long long limit = strtoull(m->params[need - 1], &end, 10);
 	if (*end != '\0' || end == m->params[need - 1])
 		return fail(c, "INVALID_PARAMS", sub, "LIMIT is a number");
-	if (limit == 0 || limit > CHATHISTORY_MAX)
-		limit = CHATHISTORY_MAX;
+	if (limit == 0 || limit > (unsigned long long)irc_chathistory_max())
+		limit = (unsigned long long)irc_chathistory_max();
 
 	/*
 	 * A nick: private messages are not stored, the batch is empty.  The
 	 * BATCH line names the target: one that is no nick (up to ~490 bytes
 	 * the client sent) is refused, so that line always fits whole.
 	 */
-	if (target[0] != '#')
-		return name_valid(target, strlen(target))
-			       ? send_entries(c, target, NULL, 0)
-			       : fail(c, "INVALID_TARGET", sub, "No such nick or channel");
+	if (target[0] != '#') {
+		char canonical[NAME_MAX_LEN + 1], away[8];
+		bool guest;
+
+		if (!name_valid(target, strlen(target)))
+			return fail(c, "INVALID_TARGET", sub, "No such nick or channel");
+		/* The batch names the target as spelled (online, or an account), else as asked. */
+		if (!room_presence(c->srv->hub, target, canonical, away, sizeof(away), &guest) &&
+		    !ident_lookup(c->srv->ident, target, canonical))
+			snprintf(canonical, sizeof(canonical), "%s", target);
+		return send_entries(c, canonical, NULL, 0);
+	}
 	char spelled[ROOM_NAME_MAX + 1];
 	uint64_t first;
 	if (!room_name_valid(target + 1, strlen(target + 1)) ||

@@ -173,6 +173,20 @@ sasl_plain(struct reg *rg, struct client *c)
 	checked(rg, c, o, wait_ms, true);
 }
 
+/* Ends a SASL exchange under way: 906. */
+static void
+sasl_abort(struct client *c)
+{
+	struct irc_conn *ic = irc_conn(c);
+
+	ic->sasl_plain = false;
+	/* What came of the message may hold the start of a password: wiped, as when used. */
+	if (ic->sasl != NULL)
+		explicit_bzero(ic->sasl, ic->sasl_len);
+	ic->sasl_len = 0;
+	irc_num(c, "906", ":SASL authentication aborted");
+}
+
 static void
 authenticate(struct reg *rg, struct client *c, const struct irc_msg *m)
 {
@@ -181,14 +195,8 @@ authenticate(struct reg *rg, struct client *c, const struct irc_msg *m)
 
 	if (ic->logged_in)
 		return (void)irc_num(c, "907", ":You have already authenticated using SASL");
-	if (strcmp(arg, "*") == 0) {
-		ic->sasl_plain = false;
-		/* What came of the message may hold the start of a password: wiped, as when used. */
-		if (ic->sasl != NULL)
-			explicit_bzero(ic->sasl, ic->sasl_len);
-		ic->sasl_len = 0;
-		return (void)irc_num(c, "906", ":SASL authentication aborted");
-	}
+	if (strcmp(arg, "*") == 0)
+		return sasl_abort(c);
 	if (!ic->sasl_plain) {
 		if (strcasecmp(arg, "PLAIN") != 0) {
 			irc_num(c, "908", "PLAIN :are available SASL mechanisms");
@@ -317,6 +325,7 @@ step(struct reg *rg, struct client *c, char *line, size_t len)
 		return (void)irc_num(c, "417", ":Input line was too long");
 	if (pr != IRC_PARSE_OK)
 		return;
+	irc_take_label(c, &m);
 	if (irc_cmd_is(&m, "CAP")) {
 		irc_cap_command(c, &m);
 		return;
@@ -410,9 +419,22 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 			end_with(&rg, PART_ERROR, "out of memory");
 			break;
 		}
-		if (!rg.done && ic->have_nick && ic->have_user && !ic->cap_negotiating &&
-		    !ic->sasl_plain)
+		/*
+		 * The line's replies go with its label (labeled-response; an ACK
+		 * when it has none), before the welcome it may set off, which
+		 * answers no one command and carries no label.
+		 */
+		if (irc_commit(c) < 0)
+			return client_out_of_memory(st);
+		if (!rg.done && ic->have_nick && ic->have_user && !ic->cap_negotiating) {
+			/*
+			 * SASL 3.1: registration that completes while an exchange
+			 * is under way aborts it (906) and goes on without it.
+			 */
+			if (ic->sasl_plain)
+				sasl_abort(c);
 			complete(&rg, c);
+		}
 		if (irc_commit(c) < 0)
 			return client_out_of_memory(st);
 	}
@@ -433,10 +455,10 @@ irc_isupport(struct client *c)
 	const struct settings *s = settings_get();
 
 	if (irc_num(c, "005",
-		    "AWAYLEN=%d CASEMAPPING=ascii CHANLIMIT=#:%d CHANMODES=,,,nt CHANNELLEN=%d "
+		    "AWAYLEN=%d CASEMAPPING=ascii CHANLIMIT=#:%d CHANMODES=,,,n CHANNELLEN=%d "
 		    "CHANTYPES=# CHATHISTORY=%d :are supported by this server",
 		    REASON_TEXT_MAX, s->max_rooms_per_user, ROOM_NAME_MAX + 1,
-		    s->history_memory) < 0)
+		    irc_chathistory_max()) < 0)
 		return -1;
 	return irc_num(
 		c, "005",
@@ -471,7 +493,7 @@ irc_welcome(struct client *c, bool registered, struct room_join_reply *rep)
 	    irc_num(c, "002", ":Your host is %s, running version chatd-%s", srv, CHATD_VERSION) <
 		    0 ||
 	    irc_num(c, "003", ":This server was started %s", created) < 0 ||
-	    irc_num(c, "004", "%s chatd-%s i nt", srv, CHATD_VERSION) < 0 || irc_isupport(c) < 0 ||
+	    irc_num(c, "004", "%s chatd-%s i n", srv, CHATD_VERSION) < 0 || irc_isupport(c) < 0 ||
 	    irc_motd(c) < 0) {
 		room_join_reply_release(rep);
 		return -1;

@@ -62,8 +62,9 @@ struct wire_event {
 	/*
 	 * name is a guest's: shown as one where the protocol has the means
 	 * (wire_line.c: "~NAME" in JOIN, PART and TOPIC; on IRC no account
-	 * tag on a TAGMSG, no other event has one, and a guest's topic in
-	 * 333 as "NAME!~NAME@chatd").
+	 * tag on a guest's TAGMSG, JOIN, PART, QUIT or TOPIC, where an
+	 * account's carry one (account-tag: on every command a user sends),
+	 * and a guest's topic in 333 as "NAME!~NAME@chatd").
 	 */
 	bool guest;
 };
@@ -130,6 +131,13 @@ extern const struct wire_format wire_irc, wire_irc_time, wire_irc_account, wire_
  * bytes (wire_irc.c).  Any thread.
  */
 size_t wire_irc_topic_max(void);
+/*
+ * Whether a message of text (as stored) from from to target ("#room" or a
+ * nick), with verb PRIVMSG or NOTICE, goes to IRC clients in one line
+ * (wire_irc.c; a longer one takes several).  Any thread.
+ */
+bool wire_irc_one_line(const char *from, const char *verb, const char *target, const char *text,
+		       size_t text_len);
 /* Every protocol chatd speaks, by enum wire: what server.c gives hub_new(). */
 extern const struct wire_format *const wire_formats[WIRE_MAX];
 

@@ -75,6 +75,28 @@ cut(const char *text, size_t len, size_t max)
 	return fit > 0 ? fit : len; /* no character fits: never reached with max > 4 */
 }
 
+/* The bytes of text one line of a message from a from_len-byte name holds. */
+static size_t
+text_room(size_t from_len, const char *verb, const char *target_prefix, size_t target_len,
+	  bool action)
+{
+	size_t head = 1 + 2 * from_len + 1 + sizeof("@" HOST " ") - 1 + strlen(verb) + 1 +
+		      strlen(target_prefix) + target_len + 2;
+
+	return IRC_BODY_MAX > head + 16 ? IRC_BODY_MAX - head - (action ? 9 : 0) : 16;
+}
+
+bool
+wire_irc_one_line(const char *from, const char *verb, const char *target, const char *text,
+		  size_t text_len)
+{
+	bool action = text_len >= ACTION_PREFIX_LEN && memcmp(text, ACTION_PREFIX, 4) == 0;
+	size_t skip = action ? ACTION_PREFIX_LEN : 0;
+
+	return cut(text + skip, text_len - skip,
+		   text_room(strlen(from), verb, "", strlen(target), action)) == text_len - skip;
+}
+
 /*
  * The line(s) of a message: "[@tags ]:FROM!FROM@chatd VERB TARGET :TEXT\r\n",
  * several when TEXT is long.  Writes at dst (NULL: only counts); returns
@@ -88,9 +110,7 @@ message_lines(char *dst, enum form f, const char *time, size_t time_len, const c
 	      size_t target_len, const char *text, size_t text_len)
 {
 	bool action = text_len >= ACTION_PREFIX_LEN && memcmp(text, ACTION_PREFIX, 4) == 0;
-	size_t at = 0, head = 1 + 2 * from_len + 1 + sizeof("@" HOST " ") - 1 + strlen(verb) + 1 +
-			      strlen(target_prefix) + target_len + 2;
-	size_t room = IRC_BODY_MAX > head + 16 ? IRC_BODY_MAX - head - (action ? 9 : 0) : 16;
+	size_t at = 0, room = text_room(from_len, verb, target_prefix, target_len, action);
 	bool first = true;
 
 	if (action) {
@@ -224,25 +244,49 @@ time_tag(enum form f, int64_t ms, char out[TIME_RFC3339_LEN + 8])
 	snprintf(out, TIME_RFC3339_LEN + 8, "@time=%s ", when);
 }
 
+#define EVENT_TAGS_MAX (TIME_RFC3339_LEN + sizeof("@time=;account= ") + NAME_MAX_LEN)
+
+/*
+ * The tags of a user's event (JOIN, PART, QUIT, TOPIC): time, and
+ * account (account-tag: on every command a user sends) unless a guest's.
+ */
+static void
+user_tags(enum form f, const struct wire_event *ev, char out[EVENT_TAGS_MAX])
+{
+	char when[TIME_RFC3339_LEN + 1];
+	bool account = (f & F_ACCOUNT) && !ev->guest;
+
+	out[0] = '\0';
+	if (f & F_TIME)
+		time_format_ms(when, ev->ms);
+	if ((f & F_TIME) && account)
+		snprintf(out, EVENT_TAGS_MAX, "@time=%s;account=%s ", when, ev->name);
+	else if (f & F_TIME)
+		snprintf(out, EVENT_TAGS_MAX, "@time=%s ", when);
+	else if (account)
+		snprintf(out, EVENT_TAGS_MAX, "@account=%s ", ev->name);
+}
+
 static struct line *
 event_line(enum form f, const struct wire_event *ev)
 {
 	const char *srv = settings_get()->server_name;
-	char tags[TIME_RFC3339_LEN + 8];
+	char tags[TIME_RFC3339_LEN + 8], user[EVENT_TAGS_MAX];
 
 	time_tag(f, ev->ms, tags);
+	user_tags(f, ev, user);
 	switch (ev->kind) {
 	case WE_JOIN:
-		return line_printf("%s:%s!%s@" HOST " JOIN #%s\r\n", tags, ev->name, ev->name,
+		return line_printf("%s:%s!%s@" HOST " JOIN #%s\r\n", user, ev->name, ev->name,
 				   ev->room);
 	case WE_PART:
 		if (ev->offline)
-			return line_printf("%s:%s!%s@" HOST " QUIT :%s\r\n", tags, ev->name,
+			return line_printf("%s:%s!%s@" HOST " QUIT :%s\r\n", user, ev->name,
 					   ev->name, ev->text);
 		if (strcmp(ev->reason, "kicked") == 0 || strcmp(ev->reason, "deleted") == 0)
 			return line_printf("%s:%s KICK #%s %s :%s\r\n", tags, srv, ev->room,
 					   ev->name, ev->text);
-		return line_printf("%s:%s!%s@" HOST " PART #%s :%s\r\n", tags, ev->name, ev->name,
+		return line_printf("%s:%s!%s@" HOST " PART #%s :%s\r\n", user, ev->name, ev->name,
 				   ev->room, ev->text);
 	case WE_TOPIC:
 		if (ev->ms == 0)
@@ -251,7 +295,7 @@ event_line(enum form f, const struct wire_event *ev)
 		if (ev->name[0] == '*')
 			return line_printf("%s:%s TOPIC #%s :%.*s\r\n", tags, srv, ev->room,
 					   topic_shown(ev->text), ev->text);
-		return line_printf("%s:%s!%s@" HOST " TOPIC #%s :%.*s\r\n", tags, ev->name,
+		return line_printf("%s:%s!%s@" HOST " TOPIC #%s :%.*s\r\n", user, ev->name,
 				   ev->name, ev->room, topic_shown(ev->text), ev->text);
 	case WE_TAGMSG:
 		if (!(f & F_ALL))
@@ -295,7 +339,8 @@ priv(enum form f, const struct wire_private *pm)
 }
 
 /*
- * RPL_TOPIC (332) and RPL_TOPICWHOTIME (333), or RPL_NOTOPIC (331).  The
+ * RPL_TOPIC (332) and RPL_TOPICWHOTIME (333), or RPL_NOTOPIC (331) when
+ * the topic was never set or was cleared (an empty topic is none).  The
  * setter in 333: the server for the operator, a nick, or a guest's mask
  * NICK!~NICK@chatd (IRC's '~' before a user name no one vouched for), so
  * an account of the name made later does not seem to have set it.
@@ -307,7 +352,7 @@ topic_reply(const char *me, const struct wire_event *ev)
 	char mask[2 * NAME_MAX_LEN + sizeof("!~@" HOST)];
 	const char *setter = ev->name;
 
-	if (ev->ms == 0)
+	if (ev->ms == 0 || ev->text[0] == '\0')
 		return line_printf(":%s 331 %s #%s :No topic is set\r\n", srv, me, ev->room);
 	if (ev->name[0] == '*') {
 		setter = srv;

@@ -222,6 +222,34 @@ def test_account_tag_alone(irc_chatd):
     assert got.tags.get("account") == "bob", got.raw
 
 
+@pytest.mark.parametrize("caps", [["account-tag"], ["account-tag", "server-time"],
+                                  ["message-tags", "account-tag", "server-time"]])
+def test_account_tag_on_every_command_a_user_sends(irc_chatd, caps):
+    """account-tag: the tag MUST be added to all commands sent by a user
+    (PRIVMSG, NOTICE "and all others"): JOIN, TOPIC, PART and QUIT too, never
+    on the server's lines (KICK, the operator's TOPIC), nor a guest's."""
+    chatd = irc_chatd(guests=True)
+    alice = chatd.irc_login("alice", caps=caps)
+    bob = chatd.irc_login("bob")
+    alice.join("#t")
+    bob.join("#t")
+    assert alice.expect("JOIN", lambda m: m.nick == "bob").tags.get("account") == "bob"
+    bob.send("TOPIC #t :by bob")
+    assert alice.expect("TOPIC").tags.get("account") == "bob"
+    bob.send("PART #t :later")
+    assert alice.expect("PART").tags.get("account") == "bob"
+    chatd.ctl_ok("room", "topic", "t", "by the operator")
+    assert "account" not in alice.expect("TOPIC").tags
+    bob.send("QUIT :gone")
+    assert alice.expect("QUIT").tags.get("account") == "bob"
+    guest = chatd.irc_connect("guest")
+    assert guest.register("visitor").command == "001"
+    guest.join("#t")
+    assert "account" not in alice.expect("JOIN", lambda m: m.nick == "visitor").tags
+    guest.send("QUIT")
+    assert "account" not in alice.expect("QUIT").tags
+
+
 def test_no_account_tag_for_a_guest(irc_chatd):
     chatd = irc_chatd(guests=True)
     alice = chatd.irc_login("alice", caps=["message-tags", "account-tag"])
@@ -372,6 +400,73 @@ def test_labeled_echo_carries_the_label(irc_chatd):
     assert echo.tags.get("label") == "e1", echo.raw
     got = bob.expect("PRIVMSG")
     assert "label" not in got.tags, got.raw
+
+
+@pytest.mark.parametrize("target", ["#lobby", "bob"])
+def test_a_labeled_echo_of_several_lines_is_one_logical_answer(irc_chatd, target):
+    """labeled-response: the label goes on exactly one logical message, and a
+    response of several messages is a batch.  The echo of a 510-byte PRIVMSG
+    takes two lines (its prefix makes it longer than 512 bytes): they come in
+    a labeled batch, or the label answers with an ACK and leaves them unlabeled;
+    never the label on the first line alone."""
+    chatd = irc_chatd()
+    alice, bob = login_pair(chatd, alice_caps=["batch", "labeled-response", "echo-message",
+                                               "message-tags"])
+    head = f"PRIVMSG {target} :"
+    text = "w" * (510 - len(head))
+    alice.send(f"@label=big {head}{text}")
+    got = ""
+    lines = []
+    while got != text:
+        m = alice.next()
+        lines.append(m)
+        if m.command == "PRIVMSG":
+            got += m.last
+    lines += alice.sync()
+    labeled = [m for m in lines if "label" in m.tags]
+    assert len(labeled) == 1, [m.raw for m in lines]
+    echoes = [m for m in lines if m.command == "PRIVMSG"]
+    assert len(echoes) == 2, [m.raw for m in lines]
+    if labeled[0].command == "BATCH":
+        ref = labeled[0].params[0][1:]
+        assert all(m.tags.get("batch") == ref for m in echoes), [m.raw for m in lines]
+    else:
+        assert labeled[0].command == "ACK", [m.raw for m in lines]
+    heard = ""
+    while heard != text:
+        heard += bob.expect("PRIVMSG").last
+    # The longest text whose echo is one line: that line carries the label.
+    fits = "f" * (510 - len(f":alice!alice@chatd {head}"))
+    alice.send(f"@label=fits {head}{fits}")
+    echo = alice.expect("PRIVMSG")
+    assert echo.tags.get("label") == "fits" and echo.last == fits, echo.raw
+
+
+def test_labels_before_registration(irc_chatd):
+    """labeled-response holds from its CAP ACK, before registration too: a
+    reply carries the label, a command with none gets a labeled ACK, and
+    the welcome that CAP END sets off carries none (it answers no command
+    of the client's alone)."""
+    chatd = irc_chatd()
+    chatd.add_user("carol")
+    c = chatd.irc_connect("carol")
+    c.cap_ls("302")
+    assert c.cap_req(["batch", "labeled-response"])[0] == "ACK"
+    c.send("@label=p1 PING :early")
+    pong = c.expect("PONG")
+    assert pong.tags.get("label") == "p1" and pong.last == "early", pong.raw
+    c.send("@label=n1 NICK carol")
+    ack = c.expect("ACK")
+    assert ack.tags.get("label") == "n1", ack.raw
+    c.send("@label=u1 USER carol 0 * :Carol")
+    assert c.expect("ACK").tags.get("label") == "u1"
+    c.send("@label=w1 PASS pw-carol")
+    assert c.expect("ACK").tags.get("label") == "w1"
+    c.send("@label=e1 CAP END")
+    lines = c.until("001")
+    labeled = [m for m in lines if "label" in m.tags]
+    assert [m.command for m in labeled] == ["ACK"] and labeled[0].tags["label"] == "e1", lines
+    assert not [m for m in c.sync() if "label" in m.tags]
 
 
 def test_labeled_error_carries_the_label(irc_chatd):

@@ -154,6 +154,23 @@ def test_topic_of_a_room_without_one_is_331(pair):
     assert alice.expect(("331", "332")).command == "331"
 
 
+def test_a_cleared_topic_is_no_topic(pair):
+    """modern.ircdocs.horse, TOPIC: an empty <topic> clears the topic; a
+    channel without one answers a query with RPL_NOTOPIC (331), and JOIN
+    sends RPL_TOPIC (332) and RPL_TOPICWHOTIME (333) only when it has one."""
+    _, alice, bob = pair
+    alice.join("#dev")
+    alice.send("TOPIC #dev :for now")
+    alice.expect("TOPIC")
+    alice.send("TOPIC #dev :")
+    cleared = alice.expect("TOPIC")
+    assert cleared.params == ["#dev", ""], cleared.raw
+    alice.send("TOPIC #dev")
+    assert alice.next().command == "331"
+    lines = bob.join("#dev")
+    assert [m.command for m in lines] == ["JOIN", "353", "366"], lines
+
+
 def test_topic_errors(pair):
     _, alice, bob = pair
     bob.join("#dev")
@@ -177,6 +194,37 @@ def test_names(pair):
     assert end.command == "366" and end.params[1] == "#nowhere", end.raw
 
 
+def test_names_of_several_channels(pair):
+    """NAMES #a,#b (modern.ircdocs.horse): the names of each channel, each
+    list ended by its own 366; a channel that does not exist gets its 366."""
+    _, alice, bob = pair
+    bob.join("#dev")
+    alice.send("NAMES #lobby,#dev,#nowhere")
+    lines = alice.until("366", lambda m: m.params[1] == "#nowhere")
+    assert names_of(lines, "#lobby") == ["alice", "bob"], lines
+    assert names_of(lines, "#dev") == ["bob"], lines
+    ends = [m.params[1] for m in lines if m.command == "366"]
+    assert ends == ["#lobby", "#dev", "#nowhere"], lines
+    for empty in ("NAMES", "NAMES :", "NAMES ,,"):
+        alice.send(empty)
+        end = alice.next()
+        assert end.command == "366" and end.params[1] == "*", (empty, end.raw)
+
+
+def test_names_of_a_room_above_room_notice_limit_is_only_you(irc_chatd):
+    """docs/IRC.md: above room_notice_limit members nobody sees the others
+    come and go, so NAMES lists only the reader; WHO lists everyone."""
+    chatd = irc_chatd(room_notice_limit=1)
+    alice = chatd.irc_login("alice")
+    chatd.irc_login("bob")
+    alice.sync()
+    alice.send("NAMES #lobby")
+    assert names_of(alice.until("366"), "#lobby") == ["alice"]
+    alice.send("WHO #lobby")
+    who = [m.params[5] for m in alice.until("315") if m.command == "352"]
+    assert sorted(who) == ["alice", "bob"], who
+
+
 def test_list(pair):
     chatd, alice, bob = pair
     bob.join("#dev")
@@ -189,6 +237,23 @@ def test_list(pair):
     assert rows["#lobby"].params[2] == "2"
     assert rows["#dev"].params[2] == "1" and rows["#dev"].last.endswith("the dev room")
     assert set(commands(lines)) <= {"321", "322", "323"}, lines
+
+
+def test_list_of_given_channels(pair):
+    """LIST #a,#b (modern.ircdocs.horse): only the channels given, in any
+    case; one that does not exist is left out; a parameter that is no channel
+    list (an ELIST condition chatd does not offer) lists every channel."""
+    _, alice, bob = pair
+    for name in ("#dev", "#ops", "#misc"):
+        bob.join(name)
+    alice.send("LIST #DEV,#ops,#nowhere")
+    lines = alice.until("323")
+    assert commands(lines)[0] == "321", lines
+    assert sorted(m.params[1] for m in lines if m.command == "322") == ["#dev", "#ops"], lines
+    alice.send("LIST >0")
+    lines = alice.until("323")
+    assert sorted(m.params[1] for m in lines if m.command == "322") == \
+        ["#dev", "#lobby", "#misc", "#ops"], lines
 
 
 def test_who_a_channel_and_a_nick(pair):
@@ -418,6 +483,34 @@ def test_mode_queries_and_refused_changes(pair):
     alice.expect(("502", "401"))
     alice.send("MODE #nowhere")
     alice.expect(("403", "401"))
+
+
+def test_channel_modes_say_anyone_may_set_the_topic(pair):
+    """modern.ircdocs.horse: with protected topic mode (+t) only members with
+    channel privileges may change the topic.  In chatd nobody has those and
+    every member may set it, so no room says +t (324, 005 CHANMODES, 004):
+    a client that read +t would keep its users from setting the topic."""
+    _, alice, bob = pair
+    bob.send("TOPIC #lobby :anyone may")
+    assert bob.expect("TOPIC").last == "anyone may"
+    alice.send("MODE #lobby")
+    mode = alice.expect("324")
+    assert "t" not in mode.params[2] and "n" in mode.params[2], mode.raw
+    assert "t" not in alice.isupport["CHANMODES"], alice.isupport
+    myinfo = [m for m in alice.welcome if m.command == "004"][0]
+    assert "t" not in myinfo.params[4], myinfo.raw
+
+
+def test_mode_of_a_nick_nobody_has_is_401(pair):
+    """modern.ircdocs.horse, MODE: a nick that does not exist on the network
+    is ERR_NOSUCHNICK (401); another user's is ERR_USERSDONTMATCH (502)."""
+    _, alice, _ = pair
+    alice.send("MODE nobody")
+    assert alice.next().command == "401"
+    alice.send("MODE nobody +i")
+    assert alice.next().command == "401"
+    alice.send("MODE BOB +i")
+    assert alice.next().command == "502"
 
 
 def test_nick_change_to_another_name_is_432(pair):

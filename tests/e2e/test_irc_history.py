@@ -15,7 +15,7 @@ import time
 import pytest
 
 from chatproto import deadline_in
-from ircproto import iso_ms, one_batch, utc_ms, wait_clock_past
+from ircproto import TIME_RE, iso_ms, one_batch, utc_ms, wait_clock_past
 
 CAPS = ["batch", "server-time", "message-tags", "echo-message", "draft/chathistory"]
 N = 10
@@ -184,6 +184,28 @@ def test_limit_is_capped_by_history_memory(irc_chatd):
     assert history(alice, f"CHATHISTORY AFTER #h msgid={m[4][0]} 100") == m[5:]
 
 
+def test_chathistory_in_005_is_what_one_request_gets(irc_chatd):
+    """005 CHATHISTORY=N is "the maximum number of messages a client can
+    request in a single command" (ircv3 chathistory): with more than N
+    messages in memory, a request for N gets N, however large
+    history_memory is (a client takes fewer than it asked for as the start
+    of the history)."""
+    chatd = irc_chatd(history_memory=1005, history_sync_ms=50,
+                      irc_flood_burst=5000, irc_flood_rate=5000)
+    alice = chatd.irc_login("alice", caps=CAPS)
+    n = int(alice.isupport["CHATHISTORY"])
+    assert 0 < n <= 1005, alice.isupport
+    alice.join("#h")
+    alice.sync()
+    count = min(n + 1, 1005)
+    alice.send_raw("".join(f"PRIVMSG #h :m{i}\r\n" for i in range(count)).encode())
+    alice.expect("PRIVMSG", lambda m: m.last == f"m{count - 1}", timeout=60)
+    got = history(alice, f"CHATHISTORY LATEST #h * {n}")
+    assert [t for _, _, t in got] == [f"m{i}" for i in range(count - n, count)]
+    got = history(alice, f"CHATHISTORY LATEST #h * {n + 1}")
+    assert len(got) == n
+
+
 def test_a_room_one_is_not_in_is_readable(room):
     """Rooms are public in chatd (docs/PROTOCOL.md): their history too."""
     chatd, _, m = room
@@ -199,6 +221,18 @@ def test_private_messages_are_not_kept(room):
     start, inner = chathistory(alice, "CHATHISTORY LATEST bob * 10")
     if inner is not None:
         assert [x for x in inner if x.command == "PRIVMSG"] == [], inner
+
+
+def test_the_batch_names_a_nick_as_it_is_spelled(room):
+    """ircv3 chathistory: the batch's parameter is "the canonical name of the
+    target being queried": a nick asked for in another case is named as
+    spelled, online or not, as a channel is."""
+    chatd, alice, _ = room
+    chatd.irc_login("Bob", caps=CAPS)
+    chatd.add_user("Carol")
+    for asked, named in (("BOB", "Bob"), ("carol", "Carol"), ("#H", "#h")):
+        start, inner = chathistory(alice, f"CHATHISTORY LATEST {asked} * 1")
+        assert inner is not None and start.params[1:] == ["chathistory", named], start.raw
 
 
 # --- errors (standard replies) ---
@@ -228,7 +262,9 @@ def test_missing_parameters(room):
 @pytest.mark.parametrize("line", ["CHATHISTORY LATEST #h * ten",
                                   "CHATHISTORY BEFORE #h nonsense 10",
                                   "CHATHISTORY BEFORE #h timestamp=yesterday 10",
-                                  "CHATHISTORY BEFORE #h * 10"])
+                                  "CHATHISTORY BEFORE #h * 10",
+                                  "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z "
+                                  "timestamp=2030-01-01T00:00:00.000Z ten"])
 def test_invalid_parameters(room, line):
     _, alice, _ = room
     expect_fail(alice, line, "INVALID_PARAMS")
@@ -263,7 +299,9 @@ def targets(client, line):
     out = []
     for m in inner:
         assert m.command == "CHATHISTORY" and m.params[0] == "TARGETS", m.raw
-        out.append((m.params[1], m.params[2].removeprefix("timestamp=")))
+        # "CHATHISTORY TARGETS <target> <YYYY-MM-DDThh:mm:ss.sssZ>": a bare time
+        assert len(m.params) == 3 and TIME_RE.match(m.params[2]), m.raw
+        out.append((m.params[1], m.params[2]))
     return out
 
 
@@ -290,6 +328,30 @@ def test_targets_limit(room):
     late = iso_ms(int(time.time() * 1000) + 60000)
     got = targets(alice, f"CHATHISTORY TARGETS timestamp={early} timestamp={late} 1")
     assert len(got) == 1, got
+
+
+def test_targets_count_from_the_first_timestamp_and_come_oldest_first(room):
+    """TARGETS takes its timestamps as BETWEEN does: the limit counts from the
+    first one, forwards or backwards in time; the lines come in ascending time
+    order (ircv3 chathistory, "Returned message notes")."""
+    chatd, alice, m = room
+    rooms = ["#t1", "#t2", "#t3"]
+    for name in rooms:
+        alice.join(name)
+    latest = {name: say_all(alice, name, [f"in {name}"])[0][1] for name in rooms}
+    latest["#h"] = m[-1][1]
+    early = iso_ms(utc_ms(m[0][1]) - 60000)
+    late = iso_ms(int(time.time() * 1000) + 60000)
+    everything = [("#h", latest["#h"])] + [(name, latest[name]) for name in rooms]
+    assert targets(alice, f"CHATHISTORY TARGETS timestamp={early} timestamp={late} 50") == \
+        everything
+    assert targets(alice, f"CHATHISTORY TARGETS timestamp={late} timestamp={early} 50") == \
+        everything
+    # forwards from early: the two oldest; backwards from late: the two newest
+    assert targets(alice, f"CHATHISTORY TARGETS timestamp={early} timestamp={late} 2") == \
+        everything[:2]
+    assert targets(alice, f"CHATHISTORY TARGETS timestamp={late} timestamp={early} 2") == \
+        everything[2:]
 
 
 # --- event-playback ---
@@ -391,7 +453,9 @@ def test_a_kick_off_the_server_is_replayed_as_the_quit_members_saw(irc_chatd):
     assert inner[-2].tags["time"] >= quit_live.tags["time"], (inner[-2].raw, quit_live.raw)
 
     chatd.restart()
-    dave = chatd.irc_login("dave", caps=CAPS + ["draft/event-playback"])
+    # The replay on JOIN (a client with draft/chathistory gets none).
+    dave = chatd.irc_login("dave", caps=[c for c in CAPS if c != "draft/chathistory"] +
+                           ["draft/event-playback"])
     lines = dave.join("#ev") + dave.sync()
     replayed = [seen_as(x) for x in lines if x.command in ("QUIT", "KICK", "PART")]
     assert replayed == [seen_as(quit_live), seen_as(kick_live)], [x.raw for x in lines]
@@ -429,6 +493,27 @@ def test_join_replays_history_in_a_chathistory_batch(irc_chatd):
     assert any(x.command == "BATCH" and x.params == ["-" + ref] for x in lines)
 
 
+def test_no_replay_on_join_for_a_client_with_chathistory(irc_chatd):
+    """ircv3 chathistory: a client that requests draft/chathistory asks for
+    history itself, so the server SHOULD NOT play back any it would send on
+    its own: neither in the default room at login nor on JOIN."""
+    chatd = irc_chatd(history_replay=3)
+    alice = chatd.irc_login("alice", caps=CAPS)
+    alice.join("#h")
+    say_all(alice, "#lobby", ["in the lobby"])
+    m = say_all(alice, "#h", [f"r{i}" for i in range(5)])
+    bob = chatd.irc_login("bob", caps=CAPS)
+    assert not [x for x in bob.welcome if x.command in ("BATCH", "PRIVMSG")], bob.welcome
+    lines = bob.join("#h") + bob.sync()
+    assert not [x for x in lines if x.command in ("BATCH", "PRIVMSG")], lines
+    assert history(bob, "CHATHISTORY LATEST #h * 3") == m[-3:]
+    # Without the capability, the same joins play the history back.
+    carol = chatd.irc_login("carol", caps=["batch", "server-time", "message-tags"])
+    assert [x.last for x in carol.welcome if x.command == "PRIVMSG"] == ["in the lobby"]
+    lines = carol.join("#h") + carol.sync()
+    assert [x.last for x in lines if x.command == "PRIVMSG"] == [t for _, _, t in m[-3:]]
+
+
 def test_join_replays_plain_lines_without_batch(irc_chatd):
     chatd = irc_chatd(history_replay=2)
     alice = chatd.irc_login("alice", caps=CAPS)
@@ -464,7 +549,7 @@ def test_targets_without_batch_is_plain_lines(room):
     lines = bob.sync()
     assert not [x for x in lines if x.command == "BATCH"], lines
     rows = [x.params[1:3] for x in lines if x.command == "CHATHISTORY"]
-    assert ["#h", m[-1][1]] in [[n, t.removeprefix("timestamp=")] for n, t in rows], lines
+    assert ["#h", m[-1][1]] in rows, lines
 
 
 # --- guests: no account tag on their lines, live or replayed ---
@@ -485,12 +570,14 @@ def assert_accounts(lines, want):
 
 
 def replay_and_latest(chatd, nick):
-    """nick (registered, READER_CAPS) joins #g: the lines of its replay, and
-    those of CHATHISTORY LATEST."""
-    reader = chatd.irc_login(nick, caps=READER_CAPS)
+    """nick (registered, READER_CAPS) joins #g: the lines of its replay (made
+    before draft/chathistory is on: a client with it gets none), and those of
+    CHATHISTORY LATEST."""
+    reader = chatd.irc_login(nick, caps=[c for c in READER_CAPS if c != "draft/chathistory"])
     lines = reader.join("#g") + reader.sync()
     start, replay = one_batch(lines, "chathistory")
     assert start.params[2] == "#g", start.raw
+    assert reader.cap_req(["draft/chathistory"])[0] == "ACK"
     start, latest = chathistory(reader, "CHATHISTORY LATEST #g * 50")
     assert latest is not None, start.raw
     return replay, latest
@@ -557,7 +644,7 @@ def test_a_guests_history_carries_no_account(irc_chatd):
     owner = chatd.irc_login("visitor", caps=READER_CAPS)
     assert owner.join("#g")[-1].command == "366"
     say_all(owner, "#g", ["now an account"])
-    after = GUEST_LINES + [("JOIN", "visitor", None), ("PRIVMSG", "visitor", "visitor")]
+    after = GUEST_LINES + [("JOIN", "visitor", "visitor"), ("PRIVMSG", "visitor", "visitor")]
     for lines in replay_and_latest(chatd, "dave"):
         assert_accounts(lines, after)
 

@@ -14,7 +14,7 @@ import pytest
 
 from chatproto import wait_until
 
-from ircproto import b64_chunks, plain_payload
+from ircproto import REGISTRATION_FAILURES, b64_chunks, plain_payload
 
 
 def commands(lines):
@@ -96,6 +96,30 @@ def test_sasl_abort_is_906(irc_chatd):
     # Still not registered, and it can register afterwards.
     final = c.register("alice", password="pw-alice", sasl=True)
     assert final.command == "001", final.raw
+
+
+@pytest.mark.parametrize("sent", [0, 1])
+def test_registration_ends_an_unfinished_sasl_exchange_with_906(irc_chatd, sent):
+    """SASL 3.1: a client that completes registration (CAP END, NICK, USER)
+    while its SASL exchange is still in progress has it aborted with 906 and
+    registers without it (here with PASS), instead of waiting for a
+    login_timeout it does not know of."""
+    chatd = irc_chatd(login_timeout=30)
+    chatd.add_user("alice")
+    c = chatd.irc_connect()
+    c.cap_ls()
+    c.cap_req(["sasl"])
+    c.send("AUTHENTICATE PLAIN")
+    c.expect("AUTHENTICATE", lambda m: m.params == ["+"])
+    if sent:   # a whole chunk: more was announced
+        c.send("AUTHENTICATE " + "A" * 400)
+    c.send("PASS pw-alice")
+    c.send("NICK alice")
+    c.send("USER alice 0 * :Alice")
+    c.send("CAP END")
+    lines = c.until(("001",) + tuple(REGISTRATION_FAILURES), timeout=5)
+    assert [m.command for m in lines if m.command in ("906", "001")] == ["906", "001"], lines
+    assert lines[-1].params[0] == "alice"
 
 
 def test_sasl_argument_over_400_bytes_is_905(irc_chatd):
@@ -435,6 +459,43 @@ def test_nicklen_and_channellen_are_true(irc_chatd):
     assert lines[-1].command == "366", lines
     c.send("JOIN #r" + "y" * 32)
     assert c.expect(("403", "476", "479", "366")).command != "366"
+
+
+def test_isupport_limits_hold_at_n_and_refuse_or_cut_beyond(irc_chatd):
+    """What 005 announces holds: CHANLIMIT=#:N channels (the default one
+    among them) and 405 for one more; TARGMAX=PRIVMSG:N targets and 407 for
+    one more; AWAYLEN=N bytes of an away text kept whole, a longer one cut
+    to N; TOPICLEN=N bytes of a topic kept whole, a longer one cut to N."""
+    chatd = irc_chatd(max_rooms_per_user=4)
+    alice = chatd.irc_login("alice")
+    bob = chatd.irc_login("bob")
+    isupport = alice.isupport
+    chanlimit = int(isupport["CHANLIMIT"].split(":")[1])
+    for i in range(1, chanlimit):       # in #lobby already
+        assert alice.join(f"#c{i}")[-1].command == "366"
+    alice.send(f"JOIN #c{chanlimit}")
+    assert alice.expect(("405", "JOIN")).command == "405"
+
+    targmax = int(dict(t.split(":") for t in isupport["TARGMAX"].split(","))["PRIVMSG"])
+    alice.send(f"PRIVMSG {','.join(['bob'] * targmax)} :at the limit")
+    for _ in range(targmax):
+        bob.expect("PRIVMSG", lambda m: m.last == "at the limit")
+    alice.no_more("407")
+    alice.send(f"PRIVMSG {','.join(['bob'] * (targmax + 1))} :over it")
+    alice.expect("407")
+
+    awaylen = int(isupport["AWAYLEN"])
+    for size in (awaylen, awaylen + 1):
+        bob.send("AWAY :" + "a" * size)
+        bob.expect("306")
+        alice.send("WHOIS bob")
+        away = [m for m in alice.until("318") if m.command == "301"]
+        assert away and away[0].last == "a" * awaylen, away
+
+    topiclen = int(isupport["TOPICLEN"])
+    for size in (topiclen, topiclen + 1):
+        alice.send(f"TOPIC #c1 :{'t' * size}")
+        assert alice.expect("TOPIC").last == "t" * topiclen
 
 
 def test_casemapping_ascii_one_account_one_room(irc_chatd):
