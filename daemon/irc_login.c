@@ -23,6 +23,7 @@
 #include "config.h"
 #include "irc.h"
 #include "log.h"
+#include "lograte.h"
 #include "names.h"
 #include "password.h"
 #include "room.h"
@@ -49,6 +50,10 @@ end_with(struct reg *rg, enum part_reason why, const char *text)
 	rg->done = true;
 }
 
+/* Anyone can cause it by connecting: bounded (lograte.h). */
+static struct log_rate plain_refusals =
+	LOG_RATE_INIT(LVL_INFO, "plain IRC logins refused (plain_login allows only TLS there)");
+
 bool
 irc_plain_refused(struct client *c, struct session_state *st)
 {
@@ -56,8 +61,9 @@ irc_plain_refused(struct client *c, struct session_state *st)
 
 	if (!auth_plain_refused(c, port))
 		return false;
-	log_info("refused a plain IRC login from %s: plain_login allows only TLS there",
-		 c->addr_str);
+	log_rated(&plain_refusals,
+		  "refused a plain IRC login from %s: plain_login allows only TLS there",
+		  c->addr_str);
 	st->why = PART_REFUSED;
 	snprintf(st->text, sizeof(st->text),
 		 "no passwords in clear here: connect with TLS to port %d", port);

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "log.h"
 #include "login.h"
+#include "lograte.h"
 #include "password.h"
 #include "resume.h"
 #include "server.h"
@@ -206,13 +207,18 @@ handle_resume(struct login *lg, char *line, size_t len)
 	return answer(lg, o, wait, true);
 }
 
+/* Anyone can cause it by connecting: bounded (lograte.h). */
+static struct log_rate plain_refusals =
+	LOG_RATE_INIT(LVL_INFO, "plain logins refused (plain_login allows only TLS there)");
+
 static int
 refuse_plain(struct login *lg)
 {
 	struct client *c = lg->auth.c;
 	int port = c->srv->tls_port;
 
-	log_info("refused a plain login from %s: plain_login allows only TLS there", c->addr_str);
+	log_rated(&plain_refusals,
+		  "refused a plain login from %s: plain_login allows only TLS there", c->addr_str);
 	lg->why = PART_REFUSED;
 	snprintf(lg->text, sizeof(lg->text), "log in over TLS on port %d", port);
 	lg->done = true;
