@@ -356,9 +356,10 @@ client_out_of_memory(struct session_state *st)
 /*
  * The log lines anyone can cause by connecting, bounded per kind
  * (lograte.h): connections, guests refused, TLS handshakes that failed or
- * took too long, and departures before login by reason.
+ * took too long, departures before login by reason, and those of guests.
  */
 static struct log_rate connections = LOG_RATE_INIT(LVL_INFO, "connections");
+static struct log_rate guest_departures = LOG_RATE_INIT(LVL_INFO, "guest departures");
 static struct log_rate guests_refused = LOG_RATE_INIT(LVL_INFO, "guests refused");
 static struct log_rate handshakes_failed = LOG_RATE_INIT(LVL_INFO, "TLS handshakes that failed");
 static struct log_rate handshakes_too_long =
@@ -856,7 +857,8 @@ say_bye(struct client *c, enum part_reason why, const char *text)
  * room, chat text that the log never holds (README, chatd.conf(5)); the
  * other reasons' texts are chatd's or the operator's.  The name only of a
  * login that went through: what was typed at the name prompt of one that
- * did not may be a password typed there by mistake.
+ * did not may be a password typed there by mistake.  A departure before
+ * login, or of a guest, is an event anyone can cause: bounded (lograte.h).
  */
 static void
 log_departure(struct client *c, bool shook, bool logged_in, enum part_reason why, const char *text)
@@ -867,7 +869,10 @@ log_departure(struct client *c, bool shook, bool logged_in, enum part_reason why
 
 	if (why == PART_QUIT)
 		text = part_reason_text(PART_QUIT);
-	if (logged_in && c->name[0])
+	if (logged_in && c->name[0] && c->room.guest)
+		log_rated(&guest_departures, "disconnect %s from %s: %s (%s)", c->name, c->addr_str,
+			  part_reason_name(why), text);
+	else if (logged_in && c->name[0])
 		log_info("disconnect %s from %s: %s (%s)", c->name, c->addr_str,
 			 part_reason_name(why), text);
 	else

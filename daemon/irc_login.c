@@ -50,9 +50,10 @@ end_with(struct reg *rg, enum part_reason why, const char *text)
 	rg->done = true;
 }
 
-/* Anyone can cause it by connecting: bounded (lograte.h). */
+/* Anyone can cause these by connecting: bounded (lograte.h). */
 static struct log_rate plain_refusals =
 	LOG_RATE_INIT(LVL_INFO, "plain IRC logins refused (plain_login allows only TLS there)");
+static struct log_rate guest_logins = LOG_RATE_INIT(LVL_INFO, "guest logins (IRC)");
 
 bool
 irc_plain_refused(struct client *c, struct session_state *st)
@@ -269,7 +270,7 @@ complete(struct reg *rg, struct client *c)
 	}
 	snprintf(c->name, sizeof(c->name), "%s", ic->nick);
 	c->room.guest = true;
-	log_info("login %s from %s as a guest (IRC)", c->name, c->addr_str);
+	log_rated(&guest_logins, "login %s from %s as a guest (IRC)", c->name, c->addr_str);
 	rg->ok = rg->done = true;
 }
 

@@ -207,9 +207,10 @@ handle_resume(struct login *lg, char *line, size_t len)
 	return answer(lg, o, wait, true);
 }
 
-/* Anyone can cause it by connecting: bounded (lograte.h). */
+/* Anyone can cause these by connecting: bounded (lograte.h). */
 static struct log_rate plain_refusals =
 	LOG_RATE_INIT(LVL_INFO, "plain logins refused (plain_login allows only TLS there)");
+static struct log_rate guest_logins = LOG_RATE_INIT(LVL_INFO, "guest logins");
 
 static int
 refuse_plain(struct login *lg)
@@ -288,7 +289,7 @@ guest_login(struct login *lg)
 					canonical);
 	}
 	c->room.guest = true; /* not online yet: nobody else reads it before room_login() */
-	log_info("login %s from %s as a guest", c->name, c->addr_str);
+	log_rated(&guest_logins, "login %s from %s as a guest", c->name, c->addr_str);
 	lg->ok = lg->done = true;
 	return 0;
 }

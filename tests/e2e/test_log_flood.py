@@ -117,3 +117,26 @@ def test_plaintext_on_the_tls_port_grows_the_log_by_a_bounded_number_of_lines(tl
     text = chatd.log_text()
     assert events(text, "connection from 127.0.0.1 (TLS)", "connections") == 200
     assert events(text, "TLS handshake failed", "TLS handshakes that failed") == 200
+
+
+def test_guests_coming_and_going_grow_the_log_by_a_bounded_number_of_lines(chatd_factory):
+    """guests = true: a guest has no account, so anyone can log in as one
+    as often as they like; its login and its departure are bounded too."""
+    chatd = chatd_factory(guests=True)
+    wait_until(lambda: "listening" in chatd.log_text(), "started")
+    before = line_count(chatd)
+    start = time.monotonic()
+    for i in range(60):
+        g = chatd.connect(f"guest{i}")
+        g.login(f"visitor{i}", "", expect_pass="new")
+        g.close()
+    assert chatd.stop() == 0
+    elapsed = time.monotonic() - start
+    text = chatd.log_text()
+    grown = len(text.splitlines()) - before
+    # Three kinds (connections, guest logins, guest departures), and chatd's own
+    # lines at shutdown.
+    assert grown <= bound(3, elapsed) + 5, f"{grown} lines for 60 guests in {elapsed:.1f} s"
+    assert events(text, "connection from 127.0.0.1", "connections") == 60
+    assert events(text, " as a guest", "guest logins") == 60
+    assert events(text, "disconnect visitor", "guest departures") == 60
