@@ -140,3 +140,37 @@ def test_guests_coming_and_going_grow_the_log_by_a_bounded_number_of_lines(chatd
     assert events(text, "connection from 127.0.0.1", "connections") == 60
     assert events(text, " as a guest", "guest logins") == 60
     assert events(text, "disconnect visitor", "guest departures") == 60
+
+
+def test_a_login_budget_flood_is_counted_exactly_in_every_kind(chatd_factory):
+    """Each newcomer past max_logins drops the oldest login: three kinds of
+    lines per connection (its connection, the drop, the dropped one's
+    departure), logged by the listener and by as many client threads at
+    once; each kind is bounded and its count exact."""
+    n = 150
+    chatd = chatd_factory(max_logins=2, max_logins_per_address=1000,
+                          max_clients_per_address=1000)
+    wait_until(lambda: "listening" in chatd.log_text(), "started")
+    before = line_count(chatd)
+    start = time.monotonic()
+    conns = []
+    for i in range(n):
+        c = chatd.connect(f"c{i}")
+        c.expect_hello()
+        conns.append(c)
+    for c in conns:
+        c.close()
+    wait_until(lambda: chatd.ctl_ok("status").count("logins: 0 in progress") == 1,
+               "every connection gone")
+    elapsed = time.monotonic() - start
+    grown = line_count(chatd) - before
+    # Connections, drops, and departures before login of one reason or two.
+    assert grown <= bound(4, elapsed), f"{grown} lines for {n} connections in {elapsed:.1f} s"
+    assert chatd.stop() == 0
+    text = chatd.log_text()
+    assert events(text, "connection from 127.0.0.1", "connections") == n
+    assert events(text, "dropped the oldest of 127.0.0.1",
+                  "logins dropped for newcomers (max_logins)") == n - 2
+    departures = len(logged(text, " before login: ")) + sum(
+        sum(summaries(text, f"departures before login ({why})")) for why in ("lost", "timeout"))
+    assert departures == n
