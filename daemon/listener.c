@@ -476,6 +476,12 @@ static const char *const refusal_starts[] = {
 	"too many logins in progress from your address",
 	"too many logins in progress (",
 };
+/*
+ * Refusals for want of descriptors: warn_out_of_fds() tells of the
+ * shortage once in a while, and these are counted.
+ */
+static struct log_rate no_descriptor =
+	LOG_RATE_COUNTED(LVL_WARNING, "connections refused for want of descriptors");
 static struct log_rate no_thread =
 	LOG_RATE_INIT(LVL_ERROR, "connections refused for want of a thread");
 
@@ -543,8 +549,10 @@ refuse_with_spare(struct listener *l, int lfd, struct kind k)
 		return false;
 	close(l->spare_fd);
 	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd >= 0)
+	if (fd >= 0) {
 		refuse(fd, k, "server cannot serve more clients now");
+		log_rate_count(&no_descriptor);
+	}
 	l->spare_fd = open_spare();
 	return fd >= 0;
 }
@@ -597,6 +605,7 @@ accept_batch(struct listener *l, size_t i_sock)
 			warn_out_of_fds(l, "out of descriptors for clients (the last ones are kept "
 					   "for the admin socket, reloads and the log)");
 			refuse(fd, k, "server cannot serve more clients now");
+			log_rate_count(&no_descriptor);
 			continue;
 		}
 		if (fd >= 0) {

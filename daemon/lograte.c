@@ -31,8 +31,12 @@ summarize_locked(struct log_rate *r, int64_t now)
 		int64_t ms = now - r->window_start;
 		long long s = (ms + 999) / 1000;
 
-		log_msg(r->level, "... and %lu more %s in the last %lld s", r->held, r->what,
-			s > 0 ? s : 1);
+		if (r->burst > 0)
+			log_msg(r->level, "... and %lu more %s in the last %lld s", r->held,
+				r->what, s > 0 ? s : 1);
+		else
+			log_msg(r->level, "%lu %s in the last %lld s", r->held, r->what,
+				s > 0 ? s : 1);
 	}
 	r->in_window = false;
 	r->passed = 0;
@@ -53,7 +57,7 @@ log_rate_pass(struct log_rate *r, int64_t now)
 		r->in_window = true;
 		r->window_start = now;
 	}
-	pass = r->passed < LOG_RATE_BURST;
+	pass = r->passed < r->burst;
 	if (pass)
 		r->passed++;
 	else

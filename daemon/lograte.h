@@ -17,6 +17,11 @@
  * is either logged or counted in exactly one summary.  Events below the
  * log level are neither logged nor counted.
  *
+ * A kind made with LOG_RATE_COUNTED logs no event by itself (a line of its
+ * own tells of the state that causes them, once in a while); its summary
+ * says how many there were: "37 connections refused for want of
+ * descriptors in the last 10 s".
+ *
  * Thread-safe: any thread may call log_rated(); each kind has a mutex of
  * its own, a leaf but for the log's own hold lock (a summary is written
  * under it, so it comes before the next window's lines), and may be taken
@@ -39,6 +44,7 @@
 struct log_rate {
 	pthread_mutex_t lock;
 	enum log_level level;
+	unsigned burst;        /* events logged per window: LOG_RATE_BURST, or 0 */
 	const char *what;      /* plural, as in "and N more WHAT in the last 10 s" */
 	int64_t window_start;  /* time_mono_ms() of the window's first event */
 	bool in_window;        /* a window is open: window_start means something */
@@ -50,7 +56,13 @@ struct log_rate {
 
 #define LOG_RATE_INIT(lvl, plural_what) \
 	{ \
-		.lock = PTHREAD_MUTEX_INITIALIZER, .level = (lvl), .what = (plural_what) \
+		.lock = PTHREAD_MUTEX_INITIALIZER, .level = (lvl), .burst = LOG_RATE_BURST, \
+		.what = (plural_what) \
+	}
+#define LOG_RATE_COUNTED(lvl, plural_what) \
+	{ \
+		.lock = PTHREAD_MUTEX_INITIALIZER, .level = (lvl), .burst = 0, \
+		.what = (plural_what) \
 	}
 
 /*
@@ -65,6 +77,9 @@ bool log_rate_pass(struct log_rate *r, int64_t now);
 		if (log_rate_pass((r), time_mono_ms())) \
 			log_msg((r)->level, __VA_ARGS__); \
 	} while (0)
+
+/* Counts an event of a LOG_RATE_COUNTED kind. */
+#define log_rate_count(r) ((void)log_rate_pass((r), time_mono_ms()))
 
 /*
  * The control thread's tick: a summary for each kind whose window is over

@@ -203,6 +203,22 @@ test_below_the_log_level_nothing_is_counted(void **state)
 	assert_int_equal(events(&debug_kind, 4000, LOG_RATE_BURST, "debug-event"), LOG_RATE_BURST);
 }
 
+static struct log_rate counted_kind = LOG_RATE_COUNTED(LVL_WARNING, "counted events");
+
+static void
+test_a_counted_kind_logs_only_its_count(void **state)
+{
+	char *text;
+
+	(void)state;
+	assert_int_equal(events(&counted_kind, 6000, 7, "counted-event"), 0);
+	log_rate_tick(6000 + LOG_RATE_WINDOW_MS);
+	text = slurp();
+	assert_null(strstr(text, "counted-event"));
+	assert_non_null(strstr(text, " warning 7 counted events in the last 10 s\n"));
+	free(text);
+}
+
 #define THREADS 8
 #define PER_THREAD 5000
 static struct log_rate thread_kind = LOG_RATE_INIT(LVL_WARNING, "thread events");
@@ -260,6 +276,7 @@ main(void)
 		RATE_TEST(test_the_next_event_after_the_window_sums_it_up_first),
 		RATE_TEST(test_shutdown_sums_up_a_window_not_over),
 		RATE_TEST(test_below_the_log_level_nothing_is_counted),
+		RATE_TEST(test_a_counted_kind_logs_only_its_count),
 		RATE_TEST(test_threads_at_once_lose_no_event),
 	};
 
