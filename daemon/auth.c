@@ -24,6 +24,7 @@
 #include "config.h"
 #include "ident.h"
 #include "log.h"
+#include "lograte.h"
 #include "password.h"
 #include "resume.h"
 #include "room.h"
@@ -69,11 +70,16 @@ connection_gone(void *arg)
 	return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
 }
 
+/* Lines anyone can cause without an account: bounded (lograte.h). */
+static struct log_rate logins_gone =
+	LOG_RATE_INIT(LVL_INFO, "logins given up (the connection was dropped)");
+static struct log_rate logins_failed = LOG_RATE_INIT(LVL_WARNING, "failed logins");
+
 static enum auth_outcome
 gone(struct auth *a, const char *what)
 {
-	log_info("gave up %s %s from %s: the connection was dropped", what, a->c->name,
-		 a->c->addr_str);
+	log_rated(&logins_gone, "gave up %s %s from %s: the connection was dropped", what,
+		  a->c->name, a->c->addr_str);
 	return AUTH_GONE;
 }
 
@@ -99,9 +105,9 @@ refused(struct auth *a, struct throttle_ticket *t, bool by_token)
 	int64_t delay = failure_delay(t);
 	int64_t left = a->deadline - time_mono_ms();
 
-	log_warning("%s for %s from %s; next try in %lld ms",
-		    by_token ? "resume token refused" : "login failed", c->name, c->addr_str,
-		    (long long)delay);
+	log_rated(&logins_failed, "%s for %s from %s; next try in %lld ms",
+		  by_token ? "resume token refused" : "login failed", c->name, c->addr_str,
+		  (long long)delay);
 	a->failures++;
 	if (!client_pause(c, (int)(delay < left ? delay : left > 0 ? left : 0)))
 		return AUTH_SHUTDOWN;

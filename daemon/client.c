@@ -52,6 +52,7 @@
 #include "irc.h"
 #include "log.h"
 #include "login.h"
+#include "lograte.h"
 #include "room.h"
 #include "server.h"
 #include "threadcache.h"
@@ -353,11 +354,38 @@ client_out_of_memory(struct session_state *st)
 	return -1;
 }
 
+/*
+ * The log lines anyone can cause by connecting, bounded per kind
+ * (lograte.h): connections, guests refused, TLS handshakes that failed or
+ * took too long, departures before login by reason, and those of guests.
+ */
+static struct log_rate connections = LOG_RATE_INIT(LVL_INFO, "connections");
+static struct log_rate guest_departures = LOG_RATE_INIT(LVL_INFO, "guest departures");
+static struct log_rate guests_refused = LOG_RATE_INIT(LVL_INFO, "guests refused");
+static struct log_rate handshakes_failed = LOG_RATE_INIT(LVL_INFO, "TLS handshakes that failed");
+static struct log_rate handshakes_too_long =
+	LOG_RATE_INIT(LVL_INFO, "TLS handshakes that took too long");
+/* clang-format off */
+static struct log_rate departures[] = {
+	[PART_QUIT] = LOG_RATE_INIT(LVL_INFO, "departures before login (quit)"),
+	[PART_LOST] = LOG_RATE_INIT(LVL_INFO, "departures before login (lost)"),
+	[PART_TIMEOUT] = LOG_RATE_INIT(LVL_INFO, "departures before login (timeout)"),
+	[PART_OVERFLOW] = LOG_RATE_INIT(LVL_INFO, "departures before login (overflow)"),
+	[PART_REPLACED] = LOG_RATE_INIT(LVL_INFO, "departures before login (replaced)"),
+	[PART_KICKED] = LOG_RATE_INIT(LVL_INFO, "departures before login (kicked)"),
+	[PART_SHUTDOWN] = LOG_RATE_INIT(LVL_INFO, "departures before login (shutdown)"),
+	[PART_REFUSED] = LOG_RATE_INIT(LVL_INFO, "departures before login (refused)"),
+	[PART_LEFT] = LOG_RATE_INIT(LVL_INFO, "departures before login (left)"),
+	[PART_DELETED] = LOG_RATE_INIT(LVL_INFO, "departures before login (deleted)"),
+	[PART_ERROR] = LOG_RATE_INIT(LVL_INFO, "departures before login (error)"),
+};
+/* clang-format on */
+
 /* A guest does not go online after all: why, for its last words. */
 static int
 guest_refused(struct client *c, struct session_state *st, const char *why)
 {
-	log_info("guest %s from %s refused: %s", c->name, c->addr_str, why);
+	log_rated(&guests_refused, "guest %s from %s refused: %s", c->name, c->addr_str, why);
 	st->why = PART_REFUSED;
 	snprintf(st->text, sizeof(st->text), "%s %s; choose another name", c->name, why);
 	return -1;
@@ -830,19 +858,27 @@ say_bye(struct client *c, enum part_reason why, const char *text)
  * room, chat text that the log never holds (README, chatd.conf(5)); the
  * other reasons' texts are chatd's or the operator's.  The name only of a
  * login that went through: what was typed at the name prompt of one that
- * did not may be a password typed there by mistake.
+ * did not may be a password typed there by mistake.  A departure before
+ * login, or of a guest, is an event anyone can cause: bounded (lograte.h).
  */
 static void
-log_departure(struct client *c, bool logged_in, enum part_reason why, const char *text)
+log_departure(struct client *c, bool shook, bool logged_in, enum part_reason why, const char *text)
 {
+	struct log_rate *kind = !shook && why == PART_TIMEOUT ? &handshakes_too_long
+				: !shook && why == PART_LOST  ? &handshakes_failed
+							      : &departures[why];
+
 	if (why == PART_QUIT)
 		text = part_reason_text(PART_QUIT);
-	if (logged_in && c->name[0])
+	if (logged_in && c->name[0] && c->room.guest)
+		log_rated(&guest_departures, "disconnect %s from %s: %s (%s)", c->name, c->addr_str,
+			  part_reason_name(why), text);
+	else if (logged_in && c->name[0])
 		log_info("disconnect %s from %s: %s (%s)", c->name, c->addr_str,
 			 part_reason_name(why), text);
 	else
-		log_info("disconnect %s before login: %s (%s)", c->addr_str, part_reason_name(why),
-			 text);
+		log_rated(kind, "disconnect %s before login: %s (%s)", c->addr_str,
+			  part_reason_name(why), text);
 }
 
 /*
@@ -924,7 +960,7 @@ client_main(struct client *c)
 
 	session_thread_enter(c);
 	snprintf(st.text, sizeof(st.text), "%s", part_reason_text(PART_LOST));
-	log_info("connection from %s%s", c->addr_str, c->is_tls ? " (TLS)" : "");
+	log_rated(&connections, "connection from %s%s", c->addr_str, c->is_tls ? " (TLS)" : "");
 	/* After a failed handshake, no BYE: nothing can be said before it. */
 	bool shook = !c->is_tls || handshake(c, &st) == 0;
 
@@ -940,7 +976,7 @@ client_main(struct client *c)
 	}
 	if (shook)
 		say_bye(c, st.why, st.text);
-	log_departure(c, logged_in, st.why, st.text);
+	log_departure(c, shook, logged_in, st.why, st.text);
 	if (c->fe->end != NULL)
 		c->fe->end(c);
 	session_tls_free(c);

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "irc.h"
 #include "log.h"
+#include "lograte.h"
 #include "names.h"
 #include "password.h"
 #include "room.h"
@@ -49,6 +50,11 @@ end_with(struct reg *rg, enum part_reason why, const char *text)
 	rg->done = true;
 }
 
+/* Anyone can cause these by connecting: bounded (lograte.h). */
+static struct log_rate plain_refusals =
+	LOG_RATE_INIT(LVL_INFO, "plain IRC logins refused (plain_login allows only TLS there)");
+static struct log_rate guest_logins = LOG_RATE_INIT(LVL_INFO, "guest logins (IRC)");
+
 bool
 irc_plain_refused(struct client *c, struct session_state *st)
 {
@@ -56,8 +62,9 @@ irc_plain_refused(struct client *c, struct session_state *st)
 
 	if (!auth_plain_refused(c, port))
 		return false;
-	log_info("refused a plain IRC login from %s: plain_login allows only TLS there",
-		 c->addr_str);
+	log_rated(&plain_refusals,
+		  "refused a plain IRC login from %s: plain_login allows only TLS there",
+		  c->addr_str);
 	st->why = PART_REFUSED;
 	snprintf(st->text, sizeof(st->text),
 		 "no passwords in clear here: connect with TLS to port %d", port);
@@ -271,7 +278,7 @@ complete(struct reg *rg, struct client *c)
 	}
 	snprintf(c->name, sizeof(c->name), "%s", ic->nick);
 	c->room.guest = true;
-	log_info("login %s from %s as a guest (IRC)", c->name, c->addr_str);
+	log_rated(&guest_logins, "login %s from %s as a guest (IRC)", c->name, c->addr_str);
 	rg->ok = rg->done = true;
 }
 

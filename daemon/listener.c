@@ -8,7 +8,7 @@
  * (FD_RESERVE) or the connection limits say no (peers_admit(), which may
  * shut down another address's oldest login); otherwise it goes to a client
  * thread (a spare one from the thread cache, else a new one), which owns it
- * from then on.
+ * from then on.  The refusals' log lines are bounded (lograte.h).
  *
  * Some sockets may be TLS listeners (tls_listen / tls_port, or the socket
  * systemd names "tls"): a connection accepted there goes to its client
@@ -42,6 +42,7 @@
 #include "fault.h"
 #include "listener.h"
 #include "log.h"
+#include "lograte.h"
 #include "peers.h"
 #include "server.h"
 #include "timefmt.h"
@@ -457,6 +458,44 @@ refuse(int fd, struct kind k, const char *why)
 	close(fd);
 }
 
+/*
+ * The refusals' log lines, bounded per limit (lograte.h): anyone can
+ * cause them as fast as they can connect.  Which limit said no is read
+ * from the start of peers_admit()'s answer.
+ */
+static struct log_rate refusals[] = {
+	LOG_RATE_INIT(LVL_WARNING, "refused connections (over max_clients)"),
+	LOG_RATE_INIT(LVL_WARNING, "refused connections (over max_clients_per_address)"),
+	LOG_RATE_INIT(LVL_WARNING, "refused connections (over max_logins_per_address)"),
+	LOG_RATE_INIT(LVL_WARNING, "refused connections (over max_logins)"),
+	LOG_RATE_INIT(LVL_WARNING, "refused connections (other reasons)"),
+};
+static const char *const refusal_starts[] = {
+	"server is full",
+	"too many connections from your address",
+	"too many logins in progress from your address",
+	"too many logins in progress (",
+};
+/*
+ * Refusals for want of descriptors: warn_out_of_fds() tells of the
+ * shortage once in a while, and these are counted.
+ */
+static struct log_rate no_descriptor =
+	LOG_RATE_COUNTED(LVL_WARNING, "connections refused for want of descriptors");
+static struct log_rate no_thread =
+	LOG_RATE_INIT(LVL_ERROR, "connections refused for want of a thread");
+
+static struct log_rate *
+refusal_kind(const char *why)
+{
+	size_t i = 0;
+
+	while (i < sizeof(refusal_starts) / sizeof(refusal_starts[0]) &&
+	       strncmp(why, refusal_starts[i], strlen(refusal_starts[i])) != 0)
+		i++;
+	return &refusals[i];
+}
+
 static void
 take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr, struct kind k)
 {
@@ -475,14 +514,16 @@ take_connection(struct listener *l, int fd, const struct sockaddr_storage *addr,
 	}
 	if (!peers_admit(addr, fd, &lim, why, sizeof(why))) {
 		peers_format(addr, a, sizeof(a));
-		log_warning("refused %s: %s", a, why);
+		log_rated(refusal_kind(why), "refused %s: %s", a, why);
 		refuse(fd, k, why);
 		return;
 	}
 	tune_client_socket(fd, s->peer_timeout);
 	if (client_spawn(l->srv, fd, addr, k.tls, k.irc) < 0) {
+		int err = errno;
+
 		peers_format(addr, a, sizeof(a));
-		log_error("refused %s: cannot start a thread: %s", a, strerror(errno));
+		log_rated(&no_thread, "refused %s: cannot start a thread: %s", a, strerror(err));
 		refusal(fd, k, "server cannot serve more clients now");
 		peers_close(addr, fd);
 	}
@@ -508,8 +549,10 @@ refuse_with_spare(struct listener *l, int lfd, struct kind k)
 		return false;
 	close(l->spare_fd);
 	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd >= 0)
+	if (fd >= 0) {
 		refuse(fd, k, "server cannot serve more clients now");
+		log_rate_count(&no_descriptor);
+	}
 	l->spare_fd = open_spare();
 	return fd >= 0;
 }
@@ -562,6 +605,7 @@ accept_batch(struct listener *l, size_t i_sock)
 			warn_out_of_fds(l, "out of descriptors for clients (the last ones are kept "
 					   "for the admin socket, reloads and the log)");
 			refuse(fd, k, "server cannot serve more clients now");
+			log_rate_count(&no_descriptor);
 			continue;
 		}
 		if (fd >= 0) {

@@ -219,6 +219,12 @@ log_set_level(enum log_level level)
 	atomic_store_explicit(&log_min_level, level, memory_order_relaxed);
 }
 
+bool
+log_enabled(enum log_level level)
+{
+	return (int)level <= atomic_load_explicit(&log_min_level, memory_order_relaxed);
+}
+
 void
 log_set_stderr(bool enabled, bool with_priority)
 {
@@ -302,7 +308,7 @@ log_msg(enum log_level level, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if ((int)level > atomic_load_explicit(&log_min_level, memory_order_relaxed))
+	if (!log_enabled(level))
 		return;
 	va_start(ap, fmt);
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);

@@ -43,6 +43,8 @@ void log_close(void);
 const char *log_path(void);
 
 void log_set_level(enum log_level level);
+/* Whether lines of this level are logged (the level set, log_level). */
+bool log_enabled(enum log_level level);
 /*
  * Also write every line to stderr: with sd-daemon "<N>" priority prefixes
  * when with_priority is true (stderr is the journal), plain otherwise.

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "log.h"
 #include "login.h"
+#include "lograte.h"
 #include "password.h"
 #include "resume.h"
 #include "server.h"
@@ -206,13 +207,19 @@ handle_resume(struct login *lg, char *line, size_t len)
 	return answer(lg, o, wait, true);
 }
 
+/* Anyone can cause these by connecting: bounded (lograte.h). */
+static struct log_rate plain_refusals =
+	LOG_RATE_INIT(LVL_INFO, "plain logins refused (plain_login allows only TLS there)");
+static struct log_rate guest_logins = LOG_RATE_INIT(LVL_INFO, "guest logins");
+
 static int
 refuse_plain(struct login *lg)
 {
 	struct client *c = lg->auth.c;
 	int port = c->srv->tls_port;
 
-	log_info("refused a plain login from %s: plain_login allows only TLS there", c->addr_str);
+	log_rated(&plain_refusals,
+		  "refused a plain login from %s: plain_login allows only TLS there", c->addr_str);
 	lg->why = PART_REFUSED;
 	snprintf(lg->text, sizeof(lg->text), "log in over TLS on port %d", port);
 	lg->done = true;
@@ -282,7 +289,7 @@ guest_login(struct login *lg)
 					canonical);
 	}
 	c->room.guest = true; /* not online yet: nobody else reads it before room_login() */
-	log_info("login %s from %s as a guest", c->name, c->addr_str);
+	log_rated(&guest_logins, "login %s from %s as a guest", c->name, c->addr_str);
 	lg->ok = lg->done = true;
 	return 0;
 }

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "lograte.h"
 #include "peers.h"
 #include "proto.h"
 
@@ -127,6 +128,12 @@ oldest_live(const struct peer *p)
  * that holds the most (`self`, the newcomer's, counting the newcomer), if
  * that is two or more.  False when every login is from another address.
  */
+/* Anyone can cause these lines by connecting: bounded (lograte.h). */
+static struct log_rate logins_dropped =
+	LOG_RATE_INIT(LVL_INFO, "logins dropped for newcomers (max_logins)");
+static struct log_rate logins_refused_full =
+	LOG_RATE_INIT(LVL_WARNING, "logins refused (server full, max_clients)");
+
 static bool
 drop_one_locked(struct peer *self, int max_logins)
 {
@@ -152,8 +159,9 @@ drop_one_locked(struct peer *self, int max_logins)
 
 	memcpy(&sa.sin6_addr, victim->key, 16);
 	peers_format((const struct sockaddr_storage *)&sa, a, sizeof(a));
-	log_info("%d logins in progress (max_logins): dropped the oldest of %s%s, which has %d",
-		 max_logins, a, IN6_IS_ADDR_V4MAPPED(&sa.sin6_addr) ? "" : "/64", victim->logins);
+	log_rated(&logins_dropped,
+		  "%d logins in progress (max_logins): dropped the oldest of %s%s, which has %d",
+		  max_logins, a, IN6_IS_ADDR_V4MAPPED(&sa.sin6_addr) ? "" : "/64", victim->logins);
 	shutdown(lc->fd, SHUT_RDWR);
 	lc->dropped = true;
 	logins_add_locked(victim, -1);
@@ -251,7 +259,8 @@ peers_logged_in(const struct sockaddr_storage *addr, int fd, int max_clients, bo
 		char a[INET6_ADDRSTRLEN];
 
 		peers_format(addr, a, sizeof(a));
-		log_warning("refused a login from %s: server is full (%d clients)", a, max_clients);
+		log_rated(&logins_refused_full,
+			  "refused a login from %s: server is full (%d clients)", a, max_clients);
 		if (tell)
 			send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	}

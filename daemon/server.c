@@ -36,6 +36,7 @@
 #include "ident.h"
 #include "listener.h"
 #include "log.h"
+#include "lograte.h"
 #include "notify.h"
 #include "password.h"
 #include "resume.h"
@@ -479,6 +480,8 @@ control_loop(struct server *srv, int sigfd)
 		timeout = earliest(timeout, notify_tick(srv));
 		timeout = earliest(timeout, rooms_tick(srv));
 		timeout = earliest(timeout, tls_tick());
+		/* Summaries of log lines held back (lograte.h), even once a flood stopped. */
+		timeout = earliest(timeout, log_rate_tick(time_mono_ms()));
 		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -816,6 +819,7 @@ stop:
 	if (srv.hub && !stop_clients(&srv)) {
 		/* Threads still use the stores: sync what is stored, leave the rest to exit(). */
 		history_close(srv.history);
+		log_rate_flush(time_mono_ms());
 		log_notice("chatd stopped");
 		daemonize_finish();
 		_exit(rc);
@@ -823,6 +827,7 @@ stop:
 	close_stores(&srv);
 	peers_reset();
 	tls_close();
+	log_rate_flush(time_mono_ms());
 	log_notice("chatd stopped");
 out:
 	daemonize_finish();

@@ -4,14 +4,17 @@ the running daemon and a connection flood.  The excess gets ERR 503 (never
 silence), chatd does not spin, the client already online carries on, the
 operator keeps control (chatctl answers, SIGHUP reloads and reopens the log,
 from the descriptors chatd keeps in reserve), and a new client is served
-again once the flood is gone.
+again once the flood is gone.  The refusals are not logged one by one, but
+counted (daemon/lograte.h).
 """
 
+import re
 import signal
 import socket
 import time
 
 from chatproto import Client, Closed, scaled, wait_until
+from lograte import events
 import faults
 
 FLOOD = 100
@@ -110,6 +113,14 @@ def test_descriptor_exhaustion_keeps_control_and_recovers(chatd_factory):
     faults.report("fd exhaustion", rss_kb_before=rss_before, rss_kb_after=rss_after,
                   cpu_seconds=round(faults.cpu_seconds(d.pid) - cpu_before, 2))
     assert rss_after - rss_before < faults.RSS_GROWTH_MAX_KB
+    # Every refusal is counted: for want of descriptors (in a summary, the last at
+    # shutdown) or, had a thread failed to start, of a thread.
+    assert d.stop() == 0
+    log = d.log_text() + rotated.read_text()
+    counted = sum(int(n) for n in re.findall(
+        r"(\d+) connections refused for want of descriptors in the last \d+ s$", log, re.M))
+    no_thread = events(log, "cannot start a thread", "connections refused for want of a thread")
+    assert counted + no_thread == len(refused) + len(more), log
 
 
 def test_reserve_used_up_too_refuses_and_does_not_spin(chatd_factory):
