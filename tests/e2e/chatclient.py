@@ -341,6 +341,26 @@ def answer_until_quit(server, conn, reader, reply=b"OK - fine\n", bye=b"BYE quit
         conn.sendall(answer)
 
 
+def answer_by_check(server, conn, reader, reply=b"OK - fine\n", extra=b""):
+    """Answers as chatd does when messages wait for the disk: the requests
+    before a /ping are answered only when the /ping comes (each with reply,
+    then extra once, then the PONG); server.batches keeps the requests of
+    each check, in order; /quit gets BYE quit and the end."""
+    pending = []
+    for line in reader:
+        server.received.append(line)
+        if line.startswith(b"/quit"):
+            conn.sendall(b"BYE quit bye\n")
+            return
+        answer = pong(line)
+        if answer is None:
+            pending.append(line)
+            continue
+        server.batches.append(pending)
+        conn.sendall(reply * len(pending) + extra + answer)
+        pending = []
+
+
 class FakeServer:
     """A scripted stand-in for chatd on 127.0.0.1, for what the real one never
     sends: the client must not trust it.
@@ -366,6 +386,7 @@ class FakeServer:
         self.listener.listen(len(self.plays))
         self.port = self.listener.getsockname()[1]
         self.received = []
+        self.batches = []
         self.error = None
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()

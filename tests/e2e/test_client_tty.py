@@ -5,9 +5,13 @@ message arriving while a line is half typed, reconnecting after chatd
 restarts, and escape sequences kept off the terminal.
 """
 
+import time
+
 import pytest
 
-from chatclient import EXIT_LOGIN, EXIT_LOST, EXIT_OK, FakeServer
+from chatclient import (EXIT_LOGIN, EXIT_LOST, EXIT_OK, FakeServer, answer_by_check,
+                        fake_login)
+from chatproto import deadline_in
 
 
 def logged_in(term, name, room="lobby"):
@@ -95,6 +99,31 @@ def test_pasted_lines_go_as_one_request_each(chatd, terminals):
     assert term.wait_exit() == EXIT_OK
     assert "broke the protocol" not in term.everything()
     chatd.login("kay", "pw-kay").close()
+
+
+def test_a_paste_goes_together_behind_one_check(terminals):
+    """chatd answers a command (chat's check, a /ping) only once the messages
+    before it are stored: a check behind each pasted line would cost each
+    line a disk commit of its own, one after the other."""
+    def play(server, conn, reader):
+        fake_login(server, conn, reader)
+        answer_by_check(server, conn, reader)
+
+    server = FakeServer(play=play)
+    term = terminals(["--name", "kay", "127.0.0.1", str(server.port)], password="pw")
+    logged_in(term, "kay")
+    lines = [f"pasted {i}" for i in range(10)]
+    term.paste("\n".join(lines))
+    term.keys("Enter")
+    want = [f"{line}\n".encode() for line in lines]
+    deadline = deadline_in(10)
+    while not any(line in batch for batch in server.batches for line in want[-1:]):
+        assert time.monotonic() < deadline, server.batches
+        time.sleep(0.05)
+    assert want in server.batches, server.batches
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    assert "broke the protocol" not in term.everything()
 
 
 def test_tab_completes_token_as_the_other_commands(chatd, terminals):
