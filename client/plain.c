@@ -40,8 +40,10 @@
  * unless the input switches; it follows the rooms joined and the current
  * one from the replies (rooms.h), and after logging in again it joins them
  * again and switches back before the next input line.  If the server
- * refuses one of those, or an operator puts us out of the --room room,
- * nothing more is sent (the lines would go elsewhere): CHAT_EXIT_ROOM.
+ * refuses one of those, answers one with an OK that names another room
+ * than the one asked for (rooms_ok_answers()), or an operator puts us out
+ * of the --room room, nothing more is sent (the lines would go
+ * elsewhere): CHAT_EXIT_ROOM.
  * Those requests, and /token, go alone, each with its check.
  */
 #include <errno.h>
@@ -388,6 +390,22 @@ own_refused(const struct plain *p)
 	return fail(CHAT_EXIT_ROOM, why);
 }
 
+/*
+ * chat's own /join or /switch got an OK that names another room than the
+ * one asked for (or none): the next lines would go to that room.
+ */
+static int
+own_misanswered(const struct plain *p, const struct srv_line *sl)
+{
+	char why[ROOM_NAME_MAX + SRV_UNASKED_MAX + 128];
+
+	snprintf(why, sizeof(why),
+		 "the server answered \"%s\" with \"OK %s %.*s\", not the room asked for; "
+		 "nothing more is sent",
+		 p->own_out, sl->f[0], 200, srv_text(sl));
+	return fail(CHAT_EXIT_ROOM, why);
+}
+
 /* A PART of our own name from the --room room: kicked, or the room deleted. */
 static bool
 put_out_of_room(const struct plain *p, const struct srv_line *sl)
@@ -422,6 +440,8 @@ answer_taken(struct plain *p, const struct srv_line *sl)
 		p->refused |= sl->tag == SRV_ERR;
 		if (p->own_pending && sl->tag == SRV_ERR)
 			rc = own_refused(p);
+		else if (p->own_pending && !rooms_ok_answers(sl, p->own_out))
+			rc = own_misanswered(p, sl);
 		p->room_joined |= p->own_pending; /* the first of them is --room's /join */
 		p->own_pending = false;
 	}
