@@ -62,6 +62,7 @@
 #include "rooms.h"
 #include "sanitize.h"
 #include "srvline.h"
+#include "termout.h"
 #include "timefmt.h"
 
 /* Where the requests out stand. */
@@ -116,7 +117,7 @@ print_line(struct plain *p, const char *line, size_t len)
 {
 	strbuf_reset(&p->line);
 	if (sanitize_append(&p->line, line, len) == 0 && strbuf_add(&p->line, "\n", 1) == 0)
-		fwrite(p->line.buf, 1, p->line.len, stdout);
+		termout_write(stdout, p->line.buf, p->line.len);
 	fflush(stdout);
 }
 
@@ -130,7 +131,7 @@ complain(const char *what)
 	struct strbuf s = { 0 };
 
 	if (sanitize_append(&s, what, strlen(what)) == 0 && s.buf != NULL)
-		fprintf(stderr, "chat: %s\n", s.buf);
+		termout_printf(stderr, "chat: %s\n", s.buf);
 	else
 		fprintf(stderr, "chat: out of memory\n");
 	strbuf_free(&s);

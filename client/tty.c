@@ -55,6 +55,7 @@
 #include "rooms.h"
 #include "secret.h"
 #include "srvline.h"
+#include "termout.h"
 #include "timefmt.h"
 
 #define RECONNECT_TIMEOUT_MS 5000 /* a reconnect attempt blocks the keyboard at most this long */
@@ -117,7 +118,7 @@ flush_screen(struct tty *t)
 		return;
 	if (t->ui_active)
 		rl_clear_visible_line();
-	fwrite(t->screen.buf, 1, t->screen.len, stdout);
+	termout_write(stdout, t->screen.buf, t->screen.len);
 	fflush(stdout);
 	strbuf_reset(&t->screen);
 	if (t->ui_active)
@@ -621,7 +622,7 @@ first_login_attempt(struct tty *t)
 			if (t->login.retry && t->password != NULL &&
 			    t->login.exit_code != CHAT_EXIT_LOGIN)
 				return -1;
-			fprintf(stderr, "chat: %s\n", t->login.message);
+			termout_printf(stderr, "chat: %s\n", t->login.message);
 			return t->login.exit_code;
 		}
 		flush_screen(t);
@@ -662,15 +663,15 @@ first_login(struct tty *t)
 		if (rc > 0)
 			return rc;
 		if (attempt == LOGIN_TRIES) {
-			fprintf(stderr, "chat: %s\n", t->login.message);
+			termout_printf(stderr, "chat: %s\n", t->login.message);
 			return t->login.exit_code ? t->login.exit_code : CHAT_EXIT_LOST;
 		}
 		if (t->login.exit_code == CHAT_EXIT_CONNECT) {
 			/* Full after the password (ERR 503): not at once, but 1-2 s, then 2-3 s later. */
 			int delay = 1000 * attempt + (int)(random() % 1000);
 
-			fprintf(stderr, "chat: %s; trying again in %.1f s\n", t->login.message,
-				delay / 1000.0);
+			termout_printf(stderr, "chat: %s; trying again in %.1f s\n",
+				       t->login.message, delay / 1000.0);
 			poll(NULL, 0, delay);
 		}
 	}
@@ -1546,7 +1547,7 @@ tty_run(struct chat_options *o)
 		loop(&t);
 		ui_stop(&t);
 		if (t.broken[0])
-			fprintf(stderr, "chat: %s\n", t.broken);
+			termout_printf(stderr, "chat: %s\n", t.broken);
 		rc = t.exit_code;
 	}
 	tty_free(&t);

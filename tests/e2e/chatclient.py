@@ -140,9 +140,9 @@ class RunningPlain:
 
 
 class Terminal:
-    """chat on a tmux screen of width x height."""
+    """chat on a tmux screen of width x height, in the locale lang."""
 
-    def __init__(self, args, password=None, width=100, height=30):
+    def __init__(self, args, password=None, width=100, height=30, lang="C.UTF-8"):
         # A short directory: a unix socket path is limited to 108 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="chat-tty-"))
         self.sock = str(self.dir / "tmux")
@@ -152,7 +152,7 @@ class Terminal:
         conf = self.dir / "tmux.conf"
         # remain-on-exit keeps the pane, and what chat left on it, after chat ends.
         conf.write_text("set -g remain-on-exit on\nset -g history-limit 5000\n")
-        env = ["env", "-u", "CHAT_PASSWORD", "-u", "LC_ALL", "LANG=C.UTF-8",
+        env = ["env", "-u", "CHAT_PASSWORD", "-u", "LC_ALL", f"LANG={lang}",
                f"ASAN_OPTIONS=log_path={self.san_prefix}",
                f"TSAN_OPTIONS=log_path={self.san_prefix}",
                f"UBSAN_OPTIONS=log_path={self.san_prefix}"]

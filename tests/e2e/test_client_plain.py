@@ -9,7 +9,7 @@ import time
 
 from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED,
                         EXIT_RESOLVE, EXIT_USAGE, FakeServer, RunningPlain, answer_by_check,
-                        fake_login, run_plain)
+                        client_env, fake_login, run_plain)
 from conftest import free_port
 
 
@@ -218,6 +218,17 @@ def test_a_lost_connection_is_an_error(chatd):
     assert rc == EXIT_LOST
     assert "ended the session" in err or "closed the connection" in err, err
     assert any(line.startswith("BYE shutdown") for line in chat.lines)
+
+
+def test_output_to_a_pipe_stays_utf8_whatever_the_locale():
+    """Only a terminal gets its own character set (chat(1)): a script reads
+    the protocol's UTF-8 even with LANG=C."""
+    server = FakeServer("MSG lobby 1 2026-11-21T09:30:00.000Z eve caf\u00e9\n".encode())
+    res = run_plain(["--name", "jo", "127.0.0.1", str(server.port)], "",
+                    env=client_env("pw", LANG="C"))
+    server.join()
+    assert res.rc == EXIT_OK, res
+    assert "MSG lobby 1 2026-11-21T09:30:00.000Z eve caf\u00e9" in res.lines, res
 
 
 def test_longest_lines_pass_whole_both_ways(chatd_factory):

@@ -248,6 +248,23 @@ def test_escape_sequences_from_a_server_never_reach_the_terminal(terminals):
         assert forbidden not in raw, forbidden
 
 
+def test_a_terminal_not_in_utf8_gets_no_c1_control_from_a_character(terminals):
+    """In a terminal whose character set is not UTF-8 the bytes of a UTF-8
+    character may be C1 controls: U+00DB is C3 9B and 9B is CSI there, U+00DD
+    C3 9D (OSC), U+00DC C3 9C (ST): an OSC 52 would set the clipboard."""
+    evil = "\u00db2J \u00dd52;c;ZXZpbA==\u00dc caf\u00e9".encode()
+    server = FakeServer(b"MSG lobby 1 2026-11-21T09:30:00.000Z eve " + evil + b" done\n")
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw", lang="C")
+    term.wait_text("done")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+    raw = term.raw()
+    assert b"?2J ?52;c;ZXZpbA==? caf? done" in raw, raw
+    assert not [b for b in raw if 0x80 <= b <= 0x9f], raw
+
+
 def test_logs_in_again_with_a_password_changed_meanwhile(chatd, terminals):
     term = terminals(["--name", "max", "127.0.0.1", str(chatd.port)], password="old-pw")
     logged_in(term, "max")
