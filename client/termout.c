@@ -1,7 +1,6 @@
 /*
  * termout.c - chat's text in the terminal's character set (termout.h).
  */
-#include <langinfo.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -10,6 +9,7 @@
 #include <wchar.h>
 
 #include "strbuf.h"
+#include "termcs.h"
 #include "termout.h"
 #include "utf8.h"
 
@@ -21,7 +21,7 @@ termout_converts(int fd)
 	if (fd < 0 || fd > 2)
 		return false;
 	if (converts[fd] < 0)
-		converts[fd] = isatty(fd) && strcmp(nl_langinfo(CODESET), "UTF-8") != 0;
+		converts[fd] = terminal_not_utf8(fd);
 	return converts[fd] > 0;
 }
 
