@@ -344,8 +344,9 @@ def answer_until_quit(server, conn, reader, reply=b"OK - fine\n", bye=b"BYE quit
 def answer_by_check(server, conn, reader, reply=b"OK - fine\n", extra=b""):
     """Answers as chatd does when messages wait for the disk: the requests
     before a /ping are answered only when the /ping comes (each with reply,
-    then extra once, then the PONG); server.batches keeps the requests of
-    each check, in order; /quit gets BYE quit and the end."""
+    then extra once, or extra(requests) when it is a function, then the
+    PONG); server.batches keeps the requests of each check, in order; /quit
+    gets BYE quit and the end."""
     pending = []
     for line in reader:
         server.received.append(line)
@@ -357,7 +358,8 @@ def answer_by_check(server, conn, reader, reply=b"OK - fine\n", extra=b""):
             pending.append(line)
             continue
         server.batches.append(pending)
-        conn.sendall(reply * len(pending) + extra + answer)
+        more = extra(pending) if callable(extra) else extra
+        conn.sendall(reply * len(pending) + more + answer)
         pending = []
 
 

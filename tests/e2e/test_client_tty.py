@@ -126,6 +126,25 @@ def test_a_paste_goes_together_behind_one_check(terminals):
     assert "broke the protocol" not in term.everything()
 
 
+def test_one_reply_too_many_for_a_paste_breaks_the_protocol(terminals):
+    """The lines of a paste share one check: one reply more than lines before
+    its PONG is one nobody asked for, and none of them is taken as answered."""
+    def play(server, conn, reader):
+        fake_login(server, conn, reader)
+        answer_by_check(server, conn, reader, reply=b"OK 5 sent\n",
+                        extra=lambda requests: b"ERR 507 message not stored (disk)\n"
+                        if b"three\n" in requests else b"")
+
+    server = FakeServer(play=play)
+    term = terminals(["--name", "kay", "127.0.0.1", str(server.port)], password="pw")
+    logged_in(term, "kay")
+    term.paste("one\ntwo\nthree")
+    term.keys("Enter")
+    assert term.wait_exit() == EXIT_LOST
+    assert "ERR 507 message not stored (disk)" in term.everything()
+    assert "answers no request" in term.everything()
+
+
 def test_tab_completes_token_as_the_other_commands(chatd, terminals):
     """/token is one of chatd's commands (/help lists it): Tab completes it at the
     start of a line as it does the others."""
