@@ -209,12 +209,23 @@ ask_name(struct tty *t)
 	}
 }
 
-/* The password, typed without echo; a new name's twice.  NULL: cancelled. */
+/*
+ * The password, typed without echo; a new name's twice; for a name the
+ * server offers only as a guest's (PASS guest), Enter alone: the empty
+ * line that comes in as a guest.  NULL: cancelled.
+ */
 static char *
 ask_password(const struct tty *t)
 {
 	char prompt[128];
 
+	if (t->login.guest_only) {
+		snprintf(prompt, sizeof(prompt),
+			 "%s is no user here and the server registers no new names; press Enter "
+			 "to come in as a guest: ",
+			 t->name);
+		return secret_prompt(STDIN_FILENO, prompt);
+	}
 	for (;;) {
 		char *pw, *again;
 

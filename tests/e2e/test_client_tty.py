@@ -145,6 +145,26 @@ def test_one_reply_too_many_for_a_paste_breaks_the_protocol(terminals):
     assert "answers no request" in term.everything()
 
 
+def test_a_name_offered_only_as_a_guest_comes_in_with_enter(chatd_factory, terminals):
+    """Registration closed, guests on: chatd answers an unknown name with
+    PASS guest, and an empty line comes in as a guest.  chat asked for the
+    name's password instead, and refused an empty one: no way in."""
+    d = chatd_factory(guests=True, registration=False)
+    d.add_user("bob")
+    bob = d.login("bob")
+    term = terminals(["--name", "gus", "127.0.0.1", str(d.port)])
+    term.wait_text("gus is no user here and the server registers no new names; press Enter "
+                   "to come in as a guest:")
+    term.line("")
+    term.wait_text("-- logged in as gus (guest)")
+    logged_in(term, "gus")
+    term.line("hello as a guest")
+    assert bob.wait_for("MSG", lambda m: m[2] == "gus")[3] == "hello as a guest"
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    assert "Password for" not in term.everything()
+
+
 def test_tab_completes_token_as_the_other_commands(chatd, terminals):
     """/token is one of chatd's commands (/help lists it): Tab completes it at the
     start of a line as it does the others."""
