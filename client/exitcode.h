@@ -13,7 +13,8 @@ enum chat_exit {
 	CHAT_EXIT_LOGIN = 4, /* login refused: wrong password, invalid name, registration closed */
 	CHAT_EXIT_LOST = 5,  /* the connection was lost or the server ended the session */
 	CHAT_EXIT_REFUSED = 6, /* plain mode: the server refused at least one line (ERR) */
-	CHAT_EXIT_ROOM = 7,    /* plain mode: --room, or a room to rejoin, could not be joined */
+	CHAT_EXIT_ROOM = 7,    /* plain mode: --room, or a room to rejoin, could not be joined (or
+			       its OK named another room), or we were put out of it */
 	CHAT_EXIT_TLS = 8, /* --tls: the server's certificate was not accepted (never plain then) */
 };
 

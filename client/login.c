@@ -226,6 +226,7 @@ on_name_reply(struct login *l, const struct srv_line *line, struct conn *c)
 	if (line->tag != SRV_PASS)
 		return unexpected(l, line);
 	l->is_new = strcmp(line->f[0], "new") == 0;
+	l->guest_only = strcmp(line->f[0], "guest") == 0;
 	if (l->password == NULL) {
 		l->state = LOGIN_AWAIT_PASSWORD;
 		return LOGIN_NEED_PASSWORD;

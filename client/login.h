@@ -43,15 +43,17 @@ enum login_event {
 struct login {
 	enum login_state state;
 	const char *name;
-	const char *password;         /* NULL: ask for it */
-	const char *token;            /* a resume token to try first, or NULL */
-	bool token_refused;           /* the server refused it: forget it */
-	bool resumed;                 /* logged in with the token, no password sent */
-	bool may_ask;                 /* a wrong password is asked for again */
-	bool is_new;                  /* PASS new: the name will be registered */
-	bool wrong_password;          /* the last password given was wrong */
-	bool retry;                   /* failed for a reason a new connection may not have */
-	bool name_taken;              /* ERR 409: a new name was registered by another just now */
+	const char *password; /* NULL: ask for it */
+	const char *token;    /* a resume token to try first, or NULL */
+	bool token_refused;   /* the server refused it: forget it */
+	bool resumed;         /* logged in with the token, no password sent */
+	bool may_ask;         /* a wrong password is asked for again */
+	bool is_new;          /* PASS new: the name will be registered */
+	bool guest_only;      /* PASS guest: no user of the name, no registration: an empty password
+			    comes in as a guest */
+	bool wrong_password;  /* the last password given was wrong */
+	bool retry;           /* failed for a reason a new connection may not have */
+	bool name_taken;      /* ERR 409: a new name was registered by another just now */
 	char user[NAME_MAX_LEN + 1];  /* the registered spelling, from WELCOME */
 	char room[ROOM_NAME_MAX + 1]; /* the default room, from the reply's USERS */
 	int exit_code;

@@ -3,7 +3,8 @@
  * unless --reconnect asks for it.
  *
  * It logs in with --name and the password from a file or the environment,
- * then sends one input line at a time and waits for its final reply (OK or
+ * then sends the input lines it has (one, or the lines of a pipe already
+ * read, at most PLAIN_BATCH_MAX) and waits for their final replies (OK or
  * ERR) before the next, so a script knows each line was dealt with.  Every
  * line the server sends is printed as the protocol gives it (sanitized).
  * At the end of input it sends /quit and exits 0 if everything was
@@ -14,18 +15,23 @@
  *
  * Replies carry nothing that names their request: they match by order.  So
  * that a final reply nobody asked for (a broken server's second answer to
- * the line before) is never taken for the answer of the line out, each
- * request but /quit goes out with a check behind it, "/ping chat-check-N":
- * the line's answer counts only once the check's PONG came after it with
- * no other final reply between (struct plain's phase).  Two answers before
- * the PONG break the protocol; one that comes after the check's OK answers
- * no request.  The check's PONG and OK are not printed.
+ * a line before) is never taken for the answer of a line out, the lines
+ * sent together (all but /quit, which goes alone) go out with a check
+ * behind the last of them, "/ping chat-check-N": their answers count only
+ * once the check's PONG came after exactly one final reply for each line
+ * (struct plain's phase and answers).  One more before the PONG breaks the
+ * protocol; one that comes after the check's OK answers no request.  The
+ * check's PONG and OK are not printed.  One check for the lines of a pipe,
+ * not one each: chatd answers a command only once the messages before it
+ * are stored, so a check behind each line would cost each its own disk
+ * commit, one after the other.
  *
  * With --reconnect a connection that drops (or a server that shuts down)
  * is opened again after a backoff with jitter (conn_backoff_next()), at
  * most PLAIN_RECONNECT_TRIES times in a row, and the session goes on with
- * the next input line; a line whose reply was lost is not sent again (it
- * is named on stderr and the exit code is then CHAT_EXIT_REFUSED).  After
+ * the next input line; the lines whose replies were lost are not sent
+ * again (stderr says how many, and the exit code is then
+ * CHAT_EXIT_REFUSED).  After
  * a password login it asks for a resume token (the reply is not printed)
  * and presents it when it logs in again: no password hash for the server.
  *
@@ -34,8 +40,11 @@
  * unless the input switches; it follows the rooms joined and the current
  * one from the replies (rooms.h), and after logging in again it joins them
  * again and switches back before the next input line.  If the server
- * refuses one of those, or an operator puts us out of the --room room,
- * nothing more is sent (the lines would go elsewhere): CHAT_EXIT_ROOM.
+ * refuses one of those, answers one with an OK that names another room
+ * than the one asked for (rooms_ok_answers()), or an operator puts us out
+ * of the --room room, nothing more is sent (the lines would go
+ * elsewhere): CHAT_EXIT_ROOM.
+ * Those requests, and /token, go alone, each with its check.
  * Owns the plain mode's state (struct plain); chat's one thread.
  */
 #include <errno.h>
@@ -45,6 +54,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "answers.h"
 #include "conn.h"
 #include "exitcode.h"
 #include "login.h"
@@ -53,14 +63,15 @@
 #include "rooms.h"
 #include "sanitize.h"
 #include "srvline.h"
+#include "termout.h"
 #include "timefmt.h"
 
-/* Where the request out stands. */
+/* Where the requests out stand. */
 enum reply_phase {
 	PHASE_IDLE, /* nothing out */
-	PHASE_SENT, /* a request (and its check) out, no final reply in yet */
-	PHASE_ANSWERED, /* its final reply in, kept in answer: no other may come before the check's PONG */
-	PHASE_CHECKED, /* the check's PONG in: the check's OK ends the request */
+	PHASE_SENT, /* requests (and their check) out, not each with its final reply yet */
+	PHASE_ANSWERED, /* each one's final reply in, kept in answers: no other may come before the check's PONG */
+	PHASE_CHECKED, /* the check's PONG in: the check's OK ends the requests */
 };
 
 struct plain {
@@ -69,12 +80,13 @@ struct plain {
 	struct strbuf input; /* stdin bytes not yet sent */
 	struct strbuf line;  /* scratch: one server line, sanitized */
 	bool input_done;     /* stdin reached its end */
-	bool waiting;        /* a request is out, its final reply (and its check's) not in yet */
+	bool waiting; /* requests are out, their final replies (and their check's) not in yet */
 	enum reply_phase phase;
-	struct strbuf answer; /* the final reply of the request out, until its check's PONG */
-	unsigned long checks; /* the checks sent: the last one's PONG text is chat-check-N */
-	bool quitting;        /* the request out is /quit: BYE answers it */
-	bool refused;         /* some request got ERR */
+	size_t out;             /* the requests out */
+	struct answers answers; /* their final replies, until their check's PONG */
+	unsigned long checks;   /* the checks sent: the last one's PONG text is chat-check-N */
+	bool quitting;          /* the request out is /quit: BYE answers it */
+	bool refused;           /* some request got ERR */
 	int64_t reply_deadline;
 	bool token_pending;   /* the request out is /token: its reply is kept, not printed */
 	char token[65];       /* the resume token, "" if none */
@@ -91,7 +103,8 @@ struct plain {
 };
 
 #define PLAIN_RECONNECT_TRIES 10
-#define PLAIN_LOST 1000 /* session(): the connection dropped; --reconnect reconnects */
+#define PLAIN_BATCH_MAX 64 /* input lines sent together behind one check, at most */
+#define PLAIN_LOST 1000    /* session(): the connection dropped; --reconnect reconnects */
 
 static int64_t
 reply_deadline(const struct plain *p)
@@ -105,7 +118,7 @@ print_line(struct plain *p, const char *line, size_t len)
 {
 	strbuf_reset(&p->line);
 	if (sanitize_append(&p->line, line, len) == 0 && strbuf_add(&p->line, "\n", 1) == 0)
-		fwrite(p->line.buf, 1, p->line.len, stdout);
+		termout_write(stdout, p->line.buf, p->line.len);
 	fflush(stdout);
 }
 
@@ -119,7 +132,7 @@ complain(const char *what)
 	struct strbuf s = { 0 };
 
 	if (sanitize_append(&s, what, strlen(what)) == 0 && s.buf != NULL)
-		fprintf(stderr, "chat: %s\n", s.buf);
+		termout_printf(stderr, "chat: %s\n", s.buf);
 	else
 		fprintf(stderr, "chat: out of memory\n");
 	strbuf_free(&s);
@@ -138,25 +151,32 @@ forget_token(struct plain *p)
 	explicit_bzero(p->token, sizeof(p->token));
 }
 
-/*
- * Sends a request and, unless it is /quit (BYE answers it and ends the
- * session), its check behind it.
- */
+/* Whether a request line is /quit, which BYE answers: it goes alone, without a check. */
+static bool
+is_quit(const char *line, size_t len)
+{
+	return len >= 5 && strncmp(line, "/quit", 5) == 0 && (len == 5 || line[5] == ' ');
+}
+
+/* Sends a request; send_check() follows the last of those sent together. */
 static int
 send_request(struct plain *p, const char *line, size_t len)
 {
-	char check[64];
-	int n;
-
 	p->waiting = true;
 	p->phase = PHASE_SENT;
-	p->quitting = len >= 5 && strncmp(line, "/quit", 5) == 0 && (len == 5 || line[5] == ' ');
+	p->out++;
+	p->quitting = is_quit(line, len);
 	p->reply_deadline = reply_deadline(p);
-	if (conn_send(&p->conn, line, len) < 0)
-		return -1;
-	if (p->quitting)
-		return 0;
-	n = snprintf(check, sizeof(check), "/ping " CHAT_CHECK "%lu", ++p->checks);
+	return conn_send(&p->conn, line, len);
+}
+
+/* The check behind the requests just sent. */
+static int
+send_check(struct plain *p)
+{
+	char check[64];
+	int n = snprintf(check, sizeof(check), "/ping " CHAT_CHECK "%lu", ++p->checks);
+
 	return conn_send(&p->conn, check, (size_t)n);
 }
 
@@ -169,7 +189,9 @@ ask_token(struct plain *p, const struct login *l)
 	if (!p->o->reconnect || l->resumed)
 		return 0;
 	p->token_pending = true;
-	return send_request(p, LOGIN_TOKEN_REQUEST, strlen(LOGIN_TOKEN_REQUEST));
+	if (send_request(p, LOGIN_TOKEN_REQUEST, strlen(LOGIN_TOKEN_REQUEST)) < 0)
+		return -1;
+	return send_check(p);
 }
 
 /*
@@ -266,11 +288,14 @@ log_in(struct plain *p)
 	}
 }
 
-/* The next complete input line (the last one may lack its LF), CR dropped. */
+/*
+ * The next complete input line (the last one may lack its LF), CR dropped:
+ * its length, and the bytes it takes in the input with its line end.
+ */
 static bool
-next_input_line(struct plain *p, char **line, size_t *len, size_t *used)
+peek_input_line(const struct plain *p, size_t *len, size_t *used)
 {
-	char *lf = p->input.len ? memchr(p->input.buf, '\n', p->input.len) : NULL;
+	const char *lf = p->input.len ? memchr(p->input.buf, '\n', p->input.len) : NULL;
 	size_t n;
 
 	if (lf == NULL && !(p->input_done && p->input.len > 0))
@@ -279,40 +304,49 @@ next_input_line(struct plain *p, char **line, size_t *len, size_t *used)
 	*used = lf ? n + 1 : n;
 	if (n > 0 && p->input.buf[n - 1] == '\r')
 		n--;
-	p->input.buf[n] = '\0';
-	*line = p->input.buf;
 	*len = n;
 	return true;
 }
 
 /*
- * Sends the next input line if no reply is awaited; blank lines get no
- * reply from chatd, so they are not sent.  At the end of input: /quit.
+ * If no reply is awaited: chat's own next request, or the input lines read
+ * (PLAIN_BATCH_MAX at most) with one check behind the last.  Blank lines
+ * get no reply from chatd, so they are not sent; /quit goes alone, after
+ * the replies to the lines before it.  At the end of input: /quit.
  */
 static int
 send_next(struct plain *p)
 {
 	char *line;
 	size_t len, used;
-
 	struct req rq;
 
-	if (!p->waiting && reqq_pop(&p->own, &rq)) {
+	if (p->waiting)
+		return 0;
+	if (reqq_pop(&p->own, &rq)) {
 		int rc = send_request(p, rq.line, strlen(rq.line));
 
 		p->own_pending = true;
 		snprintf(p->own_out, sizeof(p->own_out), "%s", rq.line);
 		free(rq.line);
-		return rc;
+		return rc < 0 ? -1 : send_check(p);
 	}
-	while (!p->waiting && next_input_line(p, &line, &len, &used)) {
-		int rc = !srv_request_blank(line, len) ? send_request(p, line, len) : 0;
+	while (!p->quitting && p->out < PLAIN_BATCH_MAX && peek_input_line(p, &len, &used)) {
+		int rc = 0;
 
+		line = p->input.buf;
+		if (is_quit(line, len) && p->out > 0)
+			break;
+		line[len] = '\0';
+		if (!srv_request_blank(line, len))
+			rc = send_request(p, line, len);
 		strbuf_consume(&p->input, used);
 		if (rc < 0)
 			return -1;
 	}
-	if (!p->waiting && p->input_done)
+	if (p->out > 0)
+		return p->quitting ? 0 : send_check(p);
+	if (p->input_done)
 		return send_request(p, "/quit", 5);
 	return 0;
 }
@@ -358,6 +392,22 @@ own_refused(const struct plain *p)
 	return fail(CHAT_EXIT_ROOM, why);
 }
 
+/*
+ * chat's own /join or /switch got an OK that names another room than the
+ * one asked for (or none): the next lines would go to that room.
+ */
+static int
+own_misanswered(const struct plain *p, const struct srv_line *sl)
+{
+	char why[ROOM_NAME_MAX + SRV_UNASKED_MAX + 128];
+
+	snprintf(why, sizeof(why),
+		 "the server answered \"%s\" with \"OK %s %.*s\", not the room asked for; "
+		 "nothing more is sent",
+		 p->own_out, sl->f[0], 200, srv_text(sl));
+	return fail(CHAT_EXIT_ROOM, why);
+}
+
 /* A PART of our own name from the --room room: kicked, or the room deleted. */
 static bool
 put_out_of_room(const struct plain *p, const struct srv_line *sl)
@@ -377,42 +427,53 @@ is_check_pong(const struct plain *p, const char *raw, size_t len)
 	return len == (size_t)n && memcmp(raw, want, len) == 0;
 }
 
-/* Forgets the final reply kept: it may hold a resume token. */
-static void
-drop_answer(struct plain *p)
-{
-	if (p->answer.buf != NULL)
-		explicit_bzero(p->answer.buf, p->answer.len);
-	strbuf_reset(&p->answer);
-}
-
-/*
- * The check's PONG came with no other final reply after the one kept:
- * that reply is the answer of the request out.  -1 go on, else the exit code.
- */
+/* The final reply of a request out, confirmed: -1 go on, else the exit code. */
 static int
-take_answer(struct plain *p)
+answer_taken(struct plain *p, const struct srv_line *sl)
 {
-	struct srv_line sl;
 	int rc = -1;
 
-	p->phase = PHASE_CHECKED;
-	/* It parsed when it came (a copy: parsing cuts the line in place). */
-	if (!srv_parse(p->answer.buf, p->answer.len, &sl))
-		return fail(CHAT_EXIT_LOST, "the server sent a line the protocol does not know");
 	if (p->token_pending) {
-		if (!login_parse_token(&sl, p->token, &p->token_expiry))
+		if (!login_parse_token(sl, p->token, &p->token_expiry))
 			forget_token(p);
 		p->token_pending = false;
 	} else {
-		rooms_follow(&p->rooms, &sl, p->self);
-		p->refused |= sl.tag == SRV_ERR;
-		if (p->own_pending && sl.tag == SRV_ERR)
+		rooms_follow(&p->rooms, sl, p->self);
+		p->refused |= sl->tag == SRV_ERR;
+		if (p->own_pending && sl->tag == SRV_ERR)
 			rc = own_refused(p);
+		else if (p->own_pending && !rooms_ok_answers(sl, p->own_out))
+			rc = own_misanswered(p, sl);
 		p->room_joined |= p->own_pending; /* the first of them is --room's /join */
 		p->own_pending = false;
 	}
-	drop_answer(p);
+	return rc;
+}
+
+/*
+ * The check's PONG came with one final reply kept for each request out
+ * (or the connection went before it: the replies that came stand): they
+ * answer those requests, in order.  -1 go on, else the exit code.
+ */
+static int
+take_answers(struct plain *p)
+{
+	struct srv_line sl;
+	size_t pos = 0, len;
+	char *line;
+	int rc = -1;
+
+	p->phase = PHASE_CHECKED;
+	while (rc < 0 && answers_next(&p->answers, &pos, &line, &len)) {
+		/* They parsed when they came (copies: parsing cuts the line in place). */
+		if (!srv_parse(line, len, &sl))
+			rc = fail(CHAT_EXIT_LOST,
+				  "the server sent a line the protocol does not know");
+		else
+			rc = answer_taken(p, &sl);
+	}
+	answers_wipe(&p->answers);
+	p->out = 0;
 	return rc;
 }
 
@@ -422,7 +483,7 @@ unasked(struct plain *p, const struct srv_line *sl)
 {
 	char why[SRV_UNASKED_MAX];
 
-	drop_answer(p);
+	answers_wipe(&p->answers);
 	srv_describe_unasked(sl, why, sizeof(why));
 	return fail(CHAT_EXIT_LOST, why);
 }
@@ -436,11 +497,14 @@ on_final_reply(struct plain *p, const struct srv_line *sl)
 {
 	switch (p->phase) {
 	case PHASE_IDLE:     /* no line waits for it */
-	case PHASE_ANSWERED: /* a second answer before the check's PONG */
+	case PHASE_ANSWERED: /* one more answer than requests before the check's PONG */
 		return unasked(p, sl);
 	case PHASE_SENT:
 		if (!p->quitting) {
-			p->phase = PHASE_ANSWERED; /* kept in answer until the check's PONG */
+			/* Kept in answers until the check's PONG. */
+			p->reply_deadline = reply_deadline(p);
+			if (p->answers.count == p->out)
+				p->phase = PHASE_ANSWERED;
 			return -1;
 		}
 		/* BYE answers /quit, or an ERR refusing the line itself. */
@@ -455,6 +519,7 @@ on_final_reply(struct plain *p, const struct srv_line *sl)
 	}
 	p->waiting = false;
 	p->phase = PHASE_IDLE;
+	p->out = 0;
 	p->refused |= sl->tag == SRV_ERR;
 	return -1;
 }
@@ -472,14 +537,11 @@ on_server_line(struct plain *p, char *raw, size_t len)
 	if (!check_pong && !(kept && p->token_pending) &&
 	    !(p->phase == PHASE_CHECKED && strncmp(raw, "OK ", 3) == 0))
 		print_line(p, raw, len);
-	if (kept) {
-		drop_answer(p);
-		if (strbuf_add(&p->answer, raw, len) < 0)
-			return fail(CHAT_EXIT_USAGE, "out of memory");
-	}
+	if (kept && answers_keep(&p->answers, raw, len) < 0)
+		return fail(CHAT_EXIT_USAGE, "out of memory");
 	if (!srv_parse(raw, len, &sl))
 		return fail(CHAT_EXIT_LOST, "the server sent a line the protocol does not know");
-	if (kept && p->token_pending) /* only the copy in answer is needed */
+	if (kept && p->token_pending) /* only the copy in answers is needed */
 		explicit_bzero(raw, len);
 	if (sl.tag == SRV_BYE) {
 		char why[160];
@@ -492,7 +554,7 @@ on_server_line(struct plain *p, char *raw, size_t len)
 		return lost(p, why);
 	}
 	if (check_pong)
-		return take_answer(p);
+		return take_answers(p);
 	if (final)
 		return on_final_reply(p, &sl);
 	rooms_follow(&p->rooms, &sl, p->self);
@@ -597,25 +659,29 @@ reconnect(struct plain *p, const char *host, const char *port)
 	char err[512];
 	int rc;
 
+	size_t unanswered = p->waiting && p->phase != PHASE_CHECKED ? p->out - p->answers.count : 0;
+
 	/*
-	 * The connection went between a line's final reply and its check's
-	 * PONG: nothing contradicted that reply, so it answers the line.
+	 * The connection went between lines' final replies and their check's
+	 * PONG: nothing contradicted those replies, so they answer the lines.
 	 */
-	if (p->phase == PHASE_ANSWERED && (rc = take_answer(p)) >= 0)
+	if (p->answers.count > 0 && (rc = take_answers(p)) >= 0)
 		return rc;
-	if (p->phase == PHASE_CHECKED)
-		p->waiting = false;
-	p->phase = PHASE_IDLE;
-	if (p->waiting) {
+	if (unanswered > 0) {
 		/* chat's own /join or /switch goes again after the login. */
 		if (p->own_pending)
 			own_again(p);
-		else
-			fprintf(stderr, "chat: no reply came for the last line sent; it is not "
-					"sent again\n");
+		else if (!p->token_pending)
+			fprintf(stderr,
+				"chat: no reply came for the last %zu line%s sent; %s not sent "
+				"again\n",
+				unanswered, unanswered == 1 ? "" : "s",
+				unanswered == 1 ? "it is" : "they are");
 		p->refused |= !p->token_pending && !p->own_pending;
-		p->waiting = p->token_pending = p->own_pending = false;
 	}
+	p->waiting = p->token_pending = p->own_pending = false;
+	p->phase = PHASE_IDLE;
+	p->out = 0;
 	for (int i = 0; i < PLAIN_RECONNECT_TRIES; i++) {
 		int delay = conn_backoff_next(&p->backoff_ms);
 
@@ -674,8 +740,7 @@ plain_run(struct chat_options *o)
 		while ((rc = session(&p)) == PLAIN_LOST && (rc = reconnect(&p, host, port)) == 0)
 			;
 	forget_token(&p);
-	drop_answer(&p);
-	strbuf_free(&p.answer);
+	answers_free(&p.answers);
 	conn_close(&p.conn);
 	strbuf_free(&p.input);
 	strbuf_free(&p.line);

@@ -207,9 +207,12 @@ show_users(struct render *r, struct strbuf *out, const struct srv_line *l)
 	struct strbuf s = { 0 };
 	int rc;
 
-	if (strcmp(l->f[2], "0") == 0)
-		rc = strbuf_addf(&s, "#%s: %s online (too many to list; /who shows them)", l->f[0],
-				 l->f[1]);
+	if (strcmp(l->f[1], "0") == 0)
+		rc = strbuf_addf(&s, "#%s: nobody online", l->f[0]);
+	else if (strcmp(l->f[2], "0") == 0) /* too many on joining, or a /who page past the last */
+		rc = strbuf_addf(&s, "#%s: %s online (not listed here; %s page%s: /who %s PAGE)",
+				 l->f[0], l->f[1], l->f[3], strcmp(l->f[3], "1") == 0 ? "" : "s",
+				 l->f[0]);
 	else if (strcmp(l->f[3], "1") == 0)
 		rc = strbuf_addf(&s, "#%s: %s online: %s", l->f[0], l->f[1], l->f[4]);
 	else

@@ -246,6 +246,27 @@ follow_ok(struct rooms *r, const struct srv_line *l)
 		rooms_left(r, room);
 }
 
+bool
+rooms_ok_answers(const struct srv_line *l, const char *request)
+{
+	char room[ROOM_NAME_MAX + 1];
+	const char *text = srv_text(l);
+	bool done;
+
+	if (l->tag != SRV_OK || strcmp(l->f[0], "-") != 0)
+		return false;
+	if (strncmp(request, "/join ", 6) == 0) {
+		request += 6;
+		done = ok_room(text, "joined ", room) || ok_room(text, "already in ", room);
+	} else if (strncmp(request, "/switch ", 8) == 0) {
+		request += 8;
+		done = ok_room(text, "talking in ", room);
+	} else {
+		return false;
+	}
+	return done && name_cmp(room, rooms_bare(request)) == 0;
+}
+
 void
 rooms_follow(struct rooms *r, const struct srv_line *l, const char *self)
 {

@@ -88,6 +88,14 @@ int rooms_saw(struct rooms *r, const char *room);
  */
 void rooms_follow(struct rooms *r, const struct srv_line *l, const char *self);
 
+/*
+ * Whether the OK l says that request ("/join ROOM" or "/switch ROOM") was
+ * done: "OK - joined ROOM" or "OK - already in ROOM" for /join, "OK -
+ * talking in ROOM" for /switch, naming the room asked for (any case, '#'
+ * allowed in request), the room rooms_follow() takes from it.
+ */
+bool rooms_ok_answers(const struct srv_line *l, const char *request);
+
 /* Records id as shown from room; false if it was shown before (a replay). */
 bool rooms_note_id(struct rooms *r, const char *room, int64_t id);
 

@@ -14,11 +14,16 @@
  * were stored after all.  Replies are matched to requests in order (t->sent):
  * an OK or ERR that no request waits for (srv_describe_unasked) breaks the
  * protocol and ends chat (status 5, the reason on stderr once the terminal
- * is restored).  Replies name no request, so each request but /quit goes
- * out with a check behind it, "/ping chat-check-N" (REQ_CHECK): a final
- * reply is taken for the request's only when the check's PONG follows it
- * with no other final reply between (t->answered), so one nobody asked for
- * (a broken server's second answer) is never shown as the next one's.  The
+ * is restored).  Replies name no request, so requests go out with a check
+ * behind them, "/ping chat-check-N" (REQ_CHECK): one behind each request,
+ * or, when more is typed or pasted already (more input waiting), one behind
+ * the last of the lines sent together (at most CHECK_BATCH_MAX), since
+ * chatd answers a command only once the messages before it are stored: a
+ * check behind each line of a paste would cost a disk commit each, one
+ * after the other.  The final replies before the check's PONG are taken for
+ * those requests' only when there is exactly one for each, in order
+ * (t->answers); one more, nobody asked for (a broken server's second
+ * answer), breaks the protocol and is never shown as the next one's.  The
  * check's PONG and OK are not shown.  After a password login it asks for a resume
  * token and presents it when it logs in again, so a reconnect costs the
  * server no password hash; a refused token falls back to the password.
@@ -38,6 +43,7 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "answers.h"
 #include "complete.h"
 #include "conn.h"
 #include "exitcode.h"
@@ -49,11 +55,13 @@
 #include "rooms.h"
 #include "secret.h"
 #include "srvline.h"
+#include "termout.h"
 #include "timefmt.h"
 
 #define RECONNECT_TIMEOUT_MS 5000 /* a reconnect attempt blocks the keyboard at most this long */
 #define QUIT_WAIT_MS 2000         /* for the BYE that answers /quit */
 #define LOGIN_TRIES 3             /* a login the server timed out while a password was typed */
+#define CHECK_BATCH_MAX 64        /* requests sent together behind one check, at most */
 
 enum tty_state { T_OFFLINE, T_LOGGING_IN, T_ONLINE };
 
@@ -67,14 +75,13 @@ struct tty {
 	struct login login;
 	struct render r;
 	struct strbuf screen; /* rendered, not yet printed */
-	struct reqq sent;     /* sent, waiting for OK/ERR, each request but /quit with its check */
-	bool answered;        /* the oldest request's final reply came: kept in answer */
-	struct strbuf answer; /* that reply as it came, until its check's PONG */
-	struct strbuf final;  /* scratch: the last OK or ERR as it came (srv_parse() cuts it) */
-	unsigned long checks; /* the checks sent: the last one's text is chat-check-N */
-	struct reqq unsent;   /* to send once logged in (again) */
-	struct reqq rejoin;   /* rooms to join again once logged in again, then the switch */
-	size_t rejoin_left;   /* replies to those still to come: what is typed waits for them */
+	struct reqq sent;     /* sent, waiting for OK/ERR; a check behind the last of each batch */
+	struct answers answers; /* the final replies to the requests before the first check */
+	struct strbuf final;    /* scratch: the last OK or ERR as it came (srv_parse() cuts it) */
+	unsigned long checks;   /* the checks sent: the last one's text is chat-check-N */
+	struct reqq unsent;     /* to send once logged in (again) */
+	struct reqq rejoin;     /* rooms to join again once logged in again, then the switch */
+	size_t rejoin_left;     /* replies to those still to come: what is typed waits for them */
 	enum tty_state state;
 	struct rooms rooms;
 	struct wordset people; /* users seen, for Tab after /msg */
@@ -111,7 +118,7 @@ flush_screen(struct tty *t)
 		return;
 	if (t->ui_active)
 		rl_clear_visible_line();
-	fwrite(t->screen.buf, 1, t->screen.len, stdout);
+	termout_write(stdout, t->screen.buf, t->screen.len);
 	fflush(stdout);
 	strbuf_reset(&t->screen);
 	if (t->ui_active)
@@ -202,12 +209,23 @@ ask_name(struct tty *t)
 	}
 }
 
-/* The password, typed without echo; a new name's twice.  NULL: cancelled. */
+/*
+ * The password, typed without echo; a new name's twice; for a name the
+ * server offers only as a guest's (PASS guest), Enter alone: the empty
+ * line that comes in as a guest.  NULL: cancelled.
+ */
 static char *
 ask_password(const struct tty *t)
 {
 	char prompt[128];
 
+	if (t->login.guest_only) {
+		snprintf(prompt, sizeof(prompt),
+			 "%s is no user here and the server registers no new names; press Enter "
+			 "to come in as a guest: ",
+			 t->name);
+		return secret_prompt(STDIN_FILENO, prompt);
+	}
 	for (;;) {
 		char *pw, *again;
 
@@ -306,36 +324,92 @@ note_people(struct tty *t, const struct srv_line *sl)
 	}
 }
 
+/* The requests out before the first check (all of them when their check is still owed). */
+static size_t
+unchecked(const struct tty *t)
+{
+	size_t n = 0;
+
+	while (n < t->sent.count && t->sent.items[n].kind != REQ_CHECK)
+		n++;
+	return n;
+}
+
+/* The requests sent since the last check: they still need one behind them. */
+static size_t
+check_owed(const struct tty *t)
+{
+	size_t n = 0;
+
+	while (n < t->sent.count && t->sent.items[t->sent.count - 1 - n].kind != REQ_CHECK &&
+	       t->sent.items[t->sent.count - 1 - n].kind != REQ_QUIT)
+		n++;
+	return n;
+}
+
 /*
- * Sends a request and, but for /quit (BYE answers it), its check behind
- * it; -1 if the connection broke.  Out of memory nothing is sent: the
- * request could not be matched with its answer.
+ * The check behind the requests sent since the last one; -1 if the
+ * connection broke, 1 if memory ran out (the requests still owe it).
  */
 static int
-send_request(struct tty *t, enum req_kind kind, const char *line)
+send_check(struct tty *t)
 {
 	char check[64];
 	int n = snprintf(check, sizeof(check), "/ping " CHAT_CHECK "%lu", t->checks + 1);
 
-	if (reqq_push(&t->sent, kind, line) < 0) {
-		render_error(&t->r, &t->screen, "out of memory: \"%s\" not sent", line);
-		return 0;
-	}
-	if (kind != REQ_QUIT && reqq_push(&t->sent, REQ_CHECK, check) < 0) {
-		struct req rq;
+	if (reqq_push(&t->sent, REQ_CHECK, check) < 0)
+		return 1;
+	t->checks++;
+	return conn_send(&t->conn, check, (size_t)n);
+}
 
-		/* The request just pushed is the newest: take it back. */
-		rq = t->sent.items[--t->sent.count];
-		free(rq.line);
+/*
+ * Sends a request; its check follows once nothing more waits to be sent
+ * with it (send_owed_check()), after CHECK_BATCH_MAX requests, or before
+ * /quit (BYE answers it, no check behind it).  -1 if the connection broke.
+ * Out of memory nothing is sent: the request could not be matched with
+ * its answer.
+ */
+static int
+send_request(struct tty *t, enum req_kind kind, const char *line)
+{
+	int rc;
+
+	if (kind == REQ_QUIT && check_owed(t) > 0 && (rc = send_check(t)) != 0) {
+		if (rc > 0)
+			render_error(&t->r, &t->screen, "out of memory: \"%s\" not sent", line);
+		return rc < 0 ? -1 : 0;
+	}
+	if (reqq_push(&t->sent, kind, line) < 0) {
 		render_error(&t->r, &t->screen, "out of memory: \"%s\" not sent", line);
 		return 0;
 	}
 	if (conn_send(&t->conn, line, strlen(line)) < 0)
 		return -1;
-	if (kind == REQ_QUIT)
+	if (check_owed(t) >= CHECK_BATCH_MAX)
+		return send_check(t) < 0 ? -1 : 0;
+	return 0;
+}
+
+/* Whether the terminal holds more input: a paste, or typing faster than chat reads it. */
+static bool
+input_waiting(const struct tty *t)
+{
+	struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+
+	return !t->input_closed && poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN);
+}
+
+/*
+ * The requests sent since the last check get theirs, unless more input
+ * waits to go with them; -1 if the connection broke.
+ */
+static int
+send_owed_check(struct tty *t)
+{
+	if (!conn_is_open(&t->conn) || check_owed(t) == 0 || input_waiting(t))
 		return 0;
-	t->checks++;
-	return conn_send(&t->conn, check, (size_t)n);
+	return send_check(t) < 0 ? -1 : 0;
 }
 
 /* Sends a request of chat's own, ahead of what was typed. */
@@ -566,7 +640,7 @@ first_login_attempt(struct tty *t)
 			if (t->login.retry && t->password != NULL &&
 			    t->login.exit_code != CHAT_EXIT_LOGIN)
 				return -1;
-			fprintf(stderr, "chat: %s\n", t->login.message);
+			termout_printf(stderr, "chat: %s\n", t->login.message);
 			return t->login.exit_code;
 		}
 		flush_screen(t);
@@ -607,15 +681,15 @@ first_login(struct tty *t)
 		if (rc > 0)
 			return rc;
 		if (attempt == LOGIN_TRIES) {
-			fprintf(stderr, "chat: %s\n", t->login.message);
+			termout_printf(stderr, "chat: %s\n", t->login.message);
 			return t->login.exit_code ? t->login.exit_code : CHAT_EXIT_LOST;
 		}
 		if (t->login.exit_code == CHAT_EXIT_CONNECT) {
 			/* Full after the password (ERR 503): not at once, but 1-2 s, then 2-3 s later. */
 			int delay = 1000 * attempt + (int)(random() % 1000);
 
-			fprintf(stderr, "chat: %s; trying again in %.1f s\n", t->login.message,
-				delay / 1000.0);
+			termout_printf(stderr, "chat: %s; trying again in %.1f s\n",
+				       t->login.message, delay / 1000.0);
 			poll(NULL, 0, delay);
 		}
 	}
@@ -632,7 +706,7 @@ schedule_reconnect(struct tty *t, const char *why)
 	render_note(&t->r, &t->screen, "%s; reconnecting in %.1f s", why, delay / 1000.0);
 }
 
-static void take_answer(struct tty *t);
+static void take_answers(struct tty *t);
 
 static void
 connection_lost(struct tty *t, const char *why)
@@ -642,10 +716,9 @@ connection_lost(struct tty *t, const char *why)
 		finish(t, CHAT_EXIT_OK);
 		return;
 	}
-	/* A reply that came before its check's PONG stands: nothing contradicted it. */
+	/* Replies that came before their check's PONG stand: nothing contradicted them. */
 	t->rejoin_left = 0;
-	if (t->answered)
-		take_answer(t);
+	take_answers(t);
 	/* Unanswered requests go again after the login, ahead of what was typed since. */
 	reqq_drop_kind(&t->sent, REQ_CHECK);
 	reqq_prepend_all(&t->unsent, &t->sent);
@@ -733,8 +806,7 @@ unasked(struct tty *t, const struct srv_line *sl)
 {
 	/* Taken for the next request's, it would misreport every reply after it. */
 	srv_describe_unasked(sl, t->broken, sizeof(t->broken));
-	wipe(&t->answer);
-	t->answered = false;
+	answers_wipe(&t->answers);
 	conn_close(&t->conn);
 	finish(t, CHAT_EXIT_LOST);
 }
@@ -794,30 +866,33 @@ answer_taken(struct tty *t, const struct srv_line *sl)
 }
 
 /*
- * The check's PONG came with no other final reply after the one kept: that
- * one answers the oldest request.
+ * The check's PONG came with one final reply kept for each request before
+ * it: they answer those requests, in order.  (Also when the connection
+ * went before the PONG: the replies that came stand.)
  */
 static void
-take_answer(struct tty *t)
+take_answers(struct tty *t)
 {
 	struct srv_line sl;
+	size_t pos = 0, len;
+	char *line;
 
-	t->answered = false;
-	if (srv_parse(t->answer.buf, t->answer.len, &sl)) /* it did when it came */
-		answer_taken(t, &sl);
-	wipe(&t->answer);
+	while (!t->done && answers_next(&t->answers, &pos, &line, &len))
+		if (srv_parse(line, len, &sl)) /* it did when it came */
+			answer_taken(t, &sl);
+	answers_wipe(&t->answers);
 }
 
-/* Whether sl is the PONG of the check behind the oldest request, whose reply came. */
+/* Whether sl is the PONG of the first check out, each request before it answered. */
 static bool
 is_check_pong(const struct tty *t, const struct srv_line *sl)
 {
+	size_t out = unchecked(t);
 	const char *check;
 
-	if (sl->tag != SRV_PONG || !t->answered || t->sent.count < 2 ||
-	    t->sent.items[1].kind != REQ_CHECK)
+	if (sl->tag != SRV_PONG || out == 0 || out == t->sent.count || t->answers.count != out)
 		return false;
-	check = t->sent.items[1].line + strlen("/ping ");
+	check = t->sent.items[out].line + strlen("/ping ");
 	return sl->text_len == strlen(check) && strcmp(srv_text(sl), check) == 0;
 }
 
@@ -825,12 +900,9 @@ is_check_pong(const struct tty *t, const struct srv_line *sl)
 static void
 on_final(struct tty *t, const struct srv_line *sl)
 {
+	size_t out = unchecked(t);
 	struct req rq;
 
-	if (t->answered) { /* a second one before the check's PONG */
-		unasked(t, sl);
-		return;
-	}
 	if (t->sent.count > 0 && t->sent.items[0].kind == REQ_CHECK) {
 		/* The check's own OK, after its PONG: not shown. */
 		if (sl->tag == SRV_ERR) {
@@ -844,14 +916,18 @@ on_final(struct tty *t, const struct srv_line *sl)
 		free(rq.line);
 		return;
 	}
-	if (t->sent.count > 0 && t->sent.items[0].kind != REQ_QUIT) {
+	if (t->answers.count < out && t->sent.items[t->answers.count].kind != REQ_QUIT) {
 		/* Kept until the check's PONG says it is this request's. */
-		struct strbuf swap = t->answer;
-
-		t->answer = t->final;
-		t->final = swap;
+		if (answers_keep(&t->answers, t->final.buf, t->final.len) < 0) {
+			render_error(&t->r, &t->screen, "out of memory");
+			conn_close(&t->conn);
+			finish(t, CHAT_EXIT_USAGE);
+		}
 		wipe(&t->final);
-		t->answered = true;
+		return;
+	}
+	if (t->answers.count > 0) { /* one more than the requests before the check */
+		unasked(t, sl);
 		return;
 	}
 	answer_taken(t, sl); /* /quit's ERR, or one that answers nothing */
@@ -883,18 +959,20 @@ on_bye(struct tty *t, const struct srv_line *sl)
 	}
 }
 
-/* Whether the oldest request out is one chat sent to join a room again. */
+/* Whether the oldest request still unanswered is one chat sent to join a room again. */
 static bool
 rejoining(const struct tty *t)
 {
-	return t->sent.count > 0 && t->sent.items[0].kind == REQ_REJOIN;
+	size_t next = t->answers.count; /* those before it have their replies kept */
+
+	return next < t->sent.count && t->sent.items[next].kind == REQ_REJOIN;
 }
 
 static void
 on_session_line(struct tty *t, const struct srv_line *sl)
 {
 	if (is_check_pong(t, sl)) {
-		take_answer(t);
+		take_answers(t);
 		return;
 	}
 	if (sl->tag == SRV_OK || sl->tag == SRV_ERR) {
@@ -1406,7 +1484,8 @@ loop(struct tty *t)
 			break;
 		n = conn_is_open(&t->conn) ? 3 : 2;
 		flush_screen(t);
-		if (conn_is_open(&t->conn) && conn_flush(&t->conn) < 0) {
+		if (send_owed_check(t) < 0 ||
+		    (conn_is_open(&t->conn) && conn_flush(&t->conn) < 0)) {
 			connection_lost(t, "the connection was lost");
 			continue;
 		}
@@ -1434,9 +1513,8 @@ tty_free(struct tty *t)
 	conn_close(&t->conn);
 	reqq_free(&t->sent);
 	reqq_free(&t->unsent);
-	wipe(&t->answer);
+	answers_free(&t->answers);
 	wipe(&t->final);
-	strbuf_free(&t->answer);
 	strbuf_free(&t->final);
 	reqq_free(&t->rejoin);
 	rooms_free(&t->rooms);
@@ -1487,7 +1565,7 @@ tty_run(struct chat_options *o)
 		loop(&t);
 		ui_stop(&t);
 		if (t.broken[0])
-			fprintf(stderr, "chat: %s\n", t.broken);
+			termout_printf(stderr, "chat: %s\n", t.broken);
 		rc = t.exit_code;
 	}
 	tty_free(&t);

@@ -17,6 +17,7 @@
 #include "admin_proto.h"
 #include "ctl_conn.h"
 #include "escape.h"
+#include "termcs.h"
 #include "utf8.h"
 
 /* A data line is a log line at most; chatd leaves out longer ones. */
@@ -214,13 +215,44 @@ read_line(struct ctl_conn *c)
 	}
 }
 
-/* Prints text, escaping anything that could steer the terminal. */
+/* Whether text has a byte beyond ASCII. */
+static bool
+beyond_ascii(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)text[i] >= 0x80)
+			return true;
+	return false;
+}
+
+/*
+ * Whether f is a terminal that does not take UTF-8 (termcs.h), where the
+ * bytes of a UTF-8 character could be C1 controls: looked up once per stream.
+ */
+static bool
+terminal_8bit(FILE *f)
+{
+	static signed char known[3] = { -1, -1, -1 };
+	int fd = fileno(f);
+
+	if (fd < 0 || fd > 2)
+		return false;
+	if (known[fd] < 0)
+		known[fd] = terminal_not_utf8(fd);
+	return known[fd] > 0;
+}
+
+/*
+ * Prints text, escaping anything that could steer the terminal: what
+ * text_check() refuses, and on a terminal that does not take UTF-8 every
+ * byte beyond ASCII.
+ */
 static void
 print_clean(FILE *f, const char *text)
 {
 	size_t len = strlen(text);
 
-	if (text_check(text, len) == TEXT_OK) {
+	if (text_check(text, len) == TEXT_OK && !(beyond_ascii(text, len) && terminal_8bit(f))) {
 		fprintf(f, "%s\n", text);
 		return;
 	}

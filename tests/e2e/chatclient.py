@@ -140,9 +140,9 @@ class RunningPlain:
 
 
 class Terminal:
-    """chat on a tmux screen of width x height."""
+    """chat on a tmux screen of width x height, in the locale lang."""
 
-    def __init__(self, args, password=None, width=100, height=30):
+    def __init__(self, args, password=None, width=100, height=30, lang="C.UTF-8"):
         # A short directory: a unix socket path is limited to 108 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="chat-tty-"))
         self.sock = str(self.dir / "tmux")
@@ -152,7 +152,7 @@ class Terminal:
         conf = self.dir / "tmux.conf"
         # remain-on-exit keeps the pane, and what chat left on it, after chat ends.
         conf.write_text("set -g remain-on-exit on\nset -g history-limit 5000\n")
-        env = ["env", "-u", "CHAT_PASSWORD", "-u", "LC_ALL", "LANG=C.UTF-8",
+        env = ["env", "-u", "CHAT_PASSWORD", "-u", "LC_ALL", f"LANG={lang}",
                f"ASAN_OPTIONS=log_path={self.san_prefix}",
                f"TSAN_OPTIONS=log_path={self.san_prefix}",
                f"UBSAN_OPTIONS=log_path={self.san_prefix}"]
@@ -341,6 +341,28 @@ def answer_until_quit(server, conn, reader, reply=b"OK - fine\n", bye=b"BYE quit
         conn.sendall(answer)
 
 
+def answer_by_check(server, conn, reader, reply=b"OK - fine\n", extra=b""):
+    """Answers as chatd does when messages wait for the disk: the requests
+    before a /ping are answered only when the /ping comes (each with reply,
+    then extra once, or extra(requests) when it is a function, then the
+    PONG); server.batches keeps the requests of each check, in order; /quit
+    gets BYE quit and the end."""
+    pending = []
+    for line in reader:
+        server.received.append(line)
+        if line.startswith(b"/quit"):
+            conn.sendall(b"BYE quit bye\n")
+            return
+        answer = pong(line)
+        if answer is None:
+            pending.append(line)
+            continue
+        server.batches.append(pending)
+        more = extra(pending) if callable(extra) else extra
+        conn.sendall(reply * len(pending) + more + answer)
+        pending = []
+
+
 class FakeServer:
     """A scripted stand-in for chatd on 127.0.0.1, for what the real one never
     sends: the client must not trust it.
@@ -366,6 +388,7 @@ class FakeServer:
         self.listener.listen(len(self.plays))
         self.port = self.listener.getsockname()[1]
         self.received = []
+        self.batches = []
         self.error = None
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()

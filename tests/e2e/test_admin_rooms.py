@@ -289,3 +289,44 @@ def test_rooms_made_and_deleted_by_an_operator_outlive_a_restart(chatd):
     chatd.restart()
     assert room_list(chatd) == {DEFAULT_ROOM: (0, "default", ""), "chess": (0, "op", "no draws"),
                                 "games": (0, "op", "cards")}
+
+
+def ctl_on_terminal(chatd, lang, *args):
+    """chatctl ARGS with its output on a pseudo-terminal in the locale lang: the bytes written."""
+    import os
+    import pty
+    import subprocess
+
+    from conftest import CHATCTL_BIN
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_")}
+    env["LANG"] = lang
+    proc = subprocess.run([CHATCTL_BIN, "-s", str(chatd.admin_socket), *args], stdout=slave,
+                          stderr=subprocess.PIPE, env=env, timeout=scaled(20))
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the terminal's other side is closed and drained
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_a_topic_sets_no_c1_control_on_a_terminal_not_in_utf8(chatd):
+    """In an 8-bit terminal the bytes of a UTF-8 character may be C1 controls:
+    U+00DB is C3 9B and 9B is CSI there, U+00DD C3 9D (OSC), U+00DC C3 9C (ST)."""
+    topic = "\u00db2J \u00dd52;c;ZXZpbA==\u00dc caf\u00e9"
+    alice = chatd.login("alice")
+    assert alice.request(f"/topic {DEFAULT_ROOM} {topic}")[1].raw == "OK - topic set"
+    raw = ctl_on_terminal(chatd, "C", "room", "list")
+    assert b"\\xc3\\x9b2J \\xc3\\x9d52;c;ZXZpbA==\\xc3\\x9c caf\\xc3\\xa9" in raw, raw
+    assert not [b for b in raw if b >= 0x80], raw
+    # A UTF-8 terminal, or a pipe, gets the topic as it is.
+    assert topic.encode() in ctl_on_terminal(chatd, "C.UTF-8", "room", "list")
+    assert topic in chatd.ctl_ok("room", "list")

@@ -5,8 +5,11 @@ password comes from, long lines, and what it does with text a server
 should never have sent.
 """
 
+import time
+
 from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED,
-                        EXIT_RESOLVE, EXIT_USAGE, FakeServer, RunningPlain, run_plain)
+                        EXIT_RESOLVE, EXIT_USAGE, FakeServer, RunningPlain, answer_by_check,
+                        client_env, fake_login, run_plain)
 from conftest import free_port
 
 
@@ -63,6 +66,56 @@ def test_each_line_waits_for_its_reply_in_order(chatd):
     assert len(ids) == 30 and ids == sorted(ids), res
     watcher = chatd.login("watcher")
     data, _ = watcher.request("/history 30")
+    assert [h[3] for h in data] == lines
+
+
+def batching_server(reply=b"OK - fine\n", extra=b""):
+    def play(server, conn, reader):
+        fake_login(server, conn, reader)
+        answer_by_check(server, conn, reader, reply=reply, extra=extra)
+    return FakeServer(play=play)
+
+
+def test_the_lines_of_a_pipe_go_together_behind_one_check():
+    """chatd answers a command (the check's /ping) only once the messages
+    before it are stored: a check behind each line would cost each line a
+    disk commit of its own, one after the other."""
+    server = batching_server()
+    lines = [f"line {i}" for i in range(20)]
+    res = run_plain(["--name", "al", "127.0.0.1", str(server.port)],
+                    "\n".join(lines[:10]) + "\n/quit\n" + "\n".join(lines[10:]) + "\n",
+                    password="pw")
+    server.join()
+    assert res.rc == EXIT_OK, res
+    # /quit goes alone, once the lines before it are answered; none after it.
+    assert server.batches == [[f"{line}\n".encode() for line in lines[:10]]], server.batches
+    assert server.received[-1] == b"/quit\n"
+    assert res.tagged("OK") == ["OK - logged in as al"] + ["OK - fine"] * 10, res
+
+
+def test_one_reply_too_many_for_the_lines_sent_together_breaks_the_protocol():
+    server = batching_server(extra=b"ERR 507 message not stored (disk)\n")
+    res = run_plain(["--name", "al", "127.0.0.1", str(server.port)], "a\nb\nc\n",
+                    password="pw")
+    assert res.rc == EXIT_LOST, res
+    assert "ERR 507 message not stored (disk)" in res.err and "answers no request" in res.err
+
+
+def test_a_pipe_shares_the_disk_commits(chatd_factory):
+    """Durable history on a disk whose every sync takes 100 ms: the lines of
+    a pipe share group commits instead of waiting for one each."""
+    d = chatd_factory(start=False, history_sync_ms=0)
+    d.env["CHATD_TEST_FAULT"] = "slow-sync"  # daemon/fault.h: 100 ms per sync
+    d.start()
+    lines = [f"line {i}" for i in range(30)]
+    start = time.monotonic()
+    res = run_plain(["--name", "al", *addr(d)], "\n".join(lines) + "\n", password="pw")
+    took = time.monotonic() - start
+    assert res.rc == EXIT_OK, res
+    assert len([line for line in res.tagged("OK") if line.endswith(" sent")]) == 30, res
+    # One commit each would be 3 s at least.
+    assert took < 1.5, f"30 lines took {took:.2f} s"
+    data, _ = d.login("watcher").request("/history 30")
     assert [h[3] for h in data] == lines
 
 
@@ -165,6 +218,17 @@ def test_a_lost_connection_is_an_error(chatd):
     assert rc == EXIT_LOST
     assert "ended the session" in err or "closed the connection" in err, err
     assert any(line.startswith("BYE shutdown") for line in chat.lines)
+
+
+def test_output_to_a_pipe_stays_utf8_whatever_the_locale():
+    """Only a terminal gets its own character set (chat(1)): a script reads
+    the protocol's UTF-8 even with LANG=C."""
+    server = FakeServer("MSG lobby 1 2026-11-21T09:30:00.000Z eve caf\u00e9\n".encode())
+    res = run_plain(["--name", "jo", "127.0.0.1", str(server.port)], "",
+                    env=client_env("pw", LANG="C"))
+    server.join()
+    assert res.rc == EXIT_OK, res
+    assert "MSG lobby 1 2026-11-21T09:30:00.000Z eve caf\u00e9" in res.lines, res
 
 
 def test_longest_lines_pass_whole_both_ways(chatd_factory):

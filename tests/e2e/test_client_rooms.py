@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from chatclient import (EXIT_LOST, EXIT_OK, EXIT_USAGE, RunningPlain, run_plain,
-                        scaled)
+from chatclient import (EXIT_LOST, EXIT_OK, EXIT_USAGE, FakeServer, RunningPlain,
+                        answer_until_quit, fake_login, run_plain, scaled)
 from chatproto import wait_until
 
 EXIT_ROOM = 7   # chat(1): plain mode, the room could not be joined
@@ -205,6 +205,37 @@ def test_plain_room_refused_sends_nothing(chatd_factory):
     assert 'refused "/join nosuchroom"' in res.err, res
     data, _ = probe.request("/history lobby 10")
     assert "never sent" not in [h[3] for h in data]
+
+
+def joining_server(join_reply):
+    """A fake chatd that answers /join with join_reply, any other line with OK."""
+    def play(server, conn, reader):
+        fake_login(server, conn, reader)
+        answer_until_quit(server, conn, reader, reply=lambda line: (
+            join_reply if line.startswith(b"/join ") else b"OK 1 sent\n"))
+    return FakeServer(play=play)
+
+
+def test_plain_room_answered_for_another_room_sends_nothing():
+    """An OK to --room's /join that names another room: the lines would go
+    there (the server's current room), so none is sent."""
+    server = joining_server(b"OK - joined lobby2\n")
+    res = run_plain(["--name", "dee", "--room", "#ops", "127.0.0.1", str(server.port)],
+                    "secret plans\n", password="pw")
+    server.join()
+    assert res.rc == EXIT_ROOM, res
+    assert ('the server answered "/join ops" with "OK - joined lobby2", not the room asked '
+            'for; nothing more is sent') in res.err, res
+    assert b"secret plans\n" not in server.received, server.received
+
+
+def test_plain_room_answered_in_another_case_is_the_room():
+    server = joining_server(b"OK - already in OPS\n")
+    res = run_plain(["--name", "dee", "--room", "#ops", "127.0.0.1", str(server.port)],
+                    "plans\n", password="pw")
+    server.join()
+    assert res.rc == EXIT_OK, res
+    assert b"plans\n" in server.received, server.received
 
 
 def test_plain_room_name_is_checked_before_connecting():

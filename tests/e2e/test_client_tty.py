@@ -5,9 +5,13 @@ message arriving while a line is half typed, reconnecting after chatd
 restarts, and escape sequences kept off the terminal.
 """
 
+import time
+
 import pytest
 
-from chatclient import EXIT_LOGIN, EXIT_LOST, EXIT_OK, FakeServer
+from chatclient import (EXIT_LOGIN, EXIT_LOST, EXIT_OK, FakeServer, answer_by_check,
+                        fake_login)
+from chatproto import deadline_in
 
 
 def logged_in(term, name, room="lobby"):
@@ -95,6 +99,70 @@ def test_pasted_lines_go_as_one_request_each(chatd, terminals):
     assert term.wait_exit() == EXIT_OK
     assert "broke the protocol" not in term.everything()
     chatd.login("kay", "pw-kay").close()
+
+
+def test_a_paste_goes_together_behind_one_check(terminals):
+    """chatd answers a command (chat's check, a /ping) only once the messages
+    before it are stored: a check behind each pasted line would cost each
+    line a disk commit of its own, one after the other."""
+    def play(server, conn, reader):
+        fake_login(server, conn, reader)
+        answer_by_check(server, conn, reader)
+
+    server = FakeServer(play=play)
+    term = terminals(["--name", "kay", "127.0.0.1", str(server.port)], password="pw")
+    logged_in(term, "kay")
+    lines = [f"pasted {i}" for i in range(10)]
+    term.paste("\n".join(lines))
+    term.keys("Enter")
+    want = [f"{line}\n".encode() for line in lines]
+    deadline = deadline_in(10)
+    while not any(line in batch for batch in server.batches for line in want[-1:]):
+        assert time.monotonic() < deadline, server.batches
+        time.sleep(0.05)
+    assert want in server.batches, server.batches
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    assert "broke the protocol" not in term.everything()
+
+
+def test_one_reply_too_many_for_a_paste_breaks_the_protocol(terminals):
+    """The lines of a paste share one check: one reply more than lines before
+    its PONG is one nobody asked for, and none of them is taken as answered."""
+    def play(server, conn, reader):
+        fake_login(server, conn, reader)
+        answer_by_check(server, conn, reader, reply=b"OK 5 sent\n",
+                        extra=lambda requests: b"ERR 507 message not stored (disk)\n"
+                        if b"three\n" in requests else b"")
+
+    server = FakeServer(play=play)
+    term = terminals(["--name", "kay", "127.0.0.1", str(server.port)], password="pw")
+    logged_in(term, "kay")
+    term.paste("one\ntwo\nthree")
+    term.keys("Enter")
+    assert term.wait_exit() == EXIT_LOST
+    assert "ERR 507 message not stored (disk)" in term.everything()
+    assert "answers no request" in term.everything()
+
+
+def test_a_name_offered_only_as_a_guest_comes_in_with_enter(chatd_factory, terminals):
+    """Registration closed, guests on: chatd answers an unknown name with
+    PASS guest, and an empty line comes in as a guest.  chat asked for the
+    name's password instead, and refused an empty one: no way in."""
+    d = chatd_factory(guests=True, registration=False)
+    d.add_user("bob")
+    bob = d.login("bob")
+    term = terminals(["--name", "gus", "127.0.0.1", str(d.port)])
+    term.wait_text("gus is no user here and the server registers no new names; press Enter "
+                   "to come in as a guest:")
+    term.line("")
+    term.wait_text("-- logged in as gus (guest)")
+    logged_in(term, "gus")
+    term.line("hello as a guest")
+    assert bob.wait_for("MSG", lambda m: m[2] == "gus")[3] == "hello as a guest"
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    assert "Password for" not in term.everything()
 
 
 def test_tab_completes_token_as_the_other_commands(chatd, terminals):
@@ -217,6 +285,23 @@ def test_escape_sequences_from_a_server_never_reach_the_terminal(terminals):
     assert b"pwned" in raw and b"done" in raw
     for forbidden in (b"\x1b]", b"\x07", b"\x1b[2J", b"\xc2\x9b", "\u202e".encode(), b"\xff"):
         assert forbidden not in raw, forbidden
+
+
+def test_a_terminal_not_in_utf8_gets_no_c1_control_from_a_character(terminals):
+    """In a terminal whose character set is not UTF-8 the bytes of a UTF-8
+    character may be C1 controls: U+00DB is C3 9B and 9B is CSI there, U+00DD
+    C3 9D (OSC), U+00DC C3 9C (ST): an OSC 52 would set the clipboard."""
+    evil = "\u00db2J \u00dd52;c;ZXZpbA==\u00dc caf\u00e9".encode()
+    server = FakeServer(b"MSG lobby 1 2026-11-21T09:30:00.000Z eve " + evil + b" done\n")
+    term = terminals(["--name", "jo", "--color", "never", "127.0.0.1", str(server.port)],
+                     password="pw", lang="C")
+    term.wait_text("done")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    server.join()
+    raw = term.raw()
+    assert b"?2J ?52;c;ZXZpbA==? caf? done" in raw, raw
+    assert not [b for b in raw if 0x80 <= b <= 0x9f], raw
 
 
 def test_logs_in_again_with_a_password_changed_meanwhile(chatd, terminals):

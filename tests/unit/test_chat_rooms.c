@@ -491,6 +491,12 @@ test_lines_show_their_room(void **state)
 		       "09:30 #dev !! notice: moved\n");
 	assert_renders("PRIV 2026-12-02T09:30:00.000Z eve alice psst", "09:30 *eve* psst\n");
 	assert_renders("USERS dev 2 1 1 alice bob", "-- #dev: 2 online: alice bob\n");
+	/* Page 0: too many to list on joining, or /who asked for a page past the last. */
+	assert_renders("USERS big 600 0 6",
+		       "-- #big: 600 online (not listed here; 6 pages: /who big PAGE)\n");
+	assert_renders("USERS dev 2 0 1 ",
+		       "-- #dev: 2 online (not listed here; 1 page: /who dev PAGE)\n");
+	assert_renders("USERS dev 0 0 0 ", "-- #dev: nobody online\n");
 	assert_renders("TOPIC dev - - ", "-- #dev has no topic\n");
 	assert_renders("TOPIC dev 2026-12-02T09:30:00.000Z bob ship it",
 		       "-- #dev topic: ship it (set by bob, 2026-12-02 09:30)\n");
