@@ -109,7 +109,6 @@ struct history_entry {
 };
 
 /*
-/*
  * Where e's name begins with its guest mark, if any: "~NAME" for a guest,
  * as the native protocol shows it (MSG, HIST).
  */
