@@ -159,7 +159,7 @@ def test_a_name_offered_only_as_a_guest_comes_in_with_enter(chatd_factory, termi
     term.wait_text("-- logged in as gus (guest)")
     logged_in(term, "gus")
     term.line("hello as a guest")
-    assert bob.wait_for("MSG", lambda m: m[2] == "gus")[3] == "hello as a guest"
+    assert bob.wait_for("MSG", lambda m: m[2] == "~gus")[3] == "hello as a guest"
     term.line("/quit")
     assert term.wait_exit() == EXIT_OK
     assert "Password for" not in term.everything()
