@@ -744,8 +744,13 @@ hub_load_rooms(struct hub *h, const char *path, char *err, size_t errlen)
 	for (size_t i = 0; i < n; i++) {
 		struct room *r = room_make_locked(h, v[i].name, v[i].op_made);
 
-		if (r == NULL)
-			break;
+		/* Not a room less: the next save would write the file without it. */
+		if (r == NULL) {
+			pthread_mutex_unlock(&h->lock);
+			free(v);
+			snprintf(err, errlen, "%s: out of memory loading its rooms", path);
+			return -1;
+		}
 		r->created_ms = v[i].created_ms;
 		r->topic_ms = v[i].topic_ms;
 		snprintf(r->topic_by, sizeof(r->topic_by), "%s", v[i].topic_by);

@@ -66,9 +66,10 @@ void hub_free(struct hub *h);
 void hub_set_history(struct hub *h, struct history *history);
 
 /*
- * Loads the rooms file (path: rooms_file) and remembers path for saving;
- * makes the default room if the file does not have it.  -1 with a message
- * in err if the file is damaged.  Before clients.
+ * Loads the rooms file (path: rooms_file) and remembers path for saving
+ * (the default room is hub_new()'s, whether the file has it or not).  -1
+ * with a message in err if the file is damaged, or without memory for all
+ * its rooms (the rooms made stay; chatd does not start).  Before clients.
  */
 int hub_load_rooms(struct hub *h, const char *path, char *err, size_t errlen);
 

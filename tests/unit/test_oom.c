@@ -43,6 +43,7 @@
 #include "peers.h"
 #include "resume.h"
 #include "room.h"
+#include "roomfile.h"
 #include "server.h"
 #include "session.h"
 #include "test_addr.h"
@@ -817,6 +818,56 @@ test_shutdown_during_login_says_shutdown(void **state)
 	assert_string_equal(t, "BYE shutdown server is shutting down\n");
 }
 
+/*
+ * Loading the rooms file with allocation N of this thread failing: the
+ * load fails (chatd does not start), or every room of the file is there.
+ * Before, a room that could not be made ended the load with success, and
+ * the next save wrote the file without the rooms left out, topics and all.
+ */
+static void
+test_rooms_file_loads_whole_or_not_at_all(void **state)
+{
+	struct fixture *fx = *state;
+	struct roomfile_room v[40] = { 0 };
+	char path[128], err[256];
+
+	snprintf(path, sizeof(path), "%s/rooms-load", fx->dir);
+	for (size_t i = 0; i < 40; i++) {
+		snprintf(v[i].name, sizeof(v[i].name), "room%02zu", i);
+		v[i].op_made = true;
+		v[i].created_ms = 1;
+	}
+	snprintf(v[39].topic, sizeof(v[39].topic), "the last one");
+	v[39].topic_ms = 2;
+	snprintf(v[39].topic_by, sizeof(v[39].topic_by), "*");
+	assert_int_equal(roomfile_save(path, v, 40, err, sizeof(err)), 0);
+	for (long n = 1;; n++) {
+		struct hub *h = hub_new(wire_formats);
+		struct room_info *info;
+		size_t count;
+
+		assert_non_null(h);
+		arm(FAIL_ONE, n);
+		on_client_thread = true;
+		int rc = hub_load_rooms(h, path, err, sizeof(err));
+		on_client_thread = false;
+		long failed = atomic_load(&failures);
+		arm(FAIL_OFF, 0);
+		if (rc == 0) {
+			assert_int_equal(rooms_snapshot_within(h, 0, &info, &count), 0);
+			if (count != 41) /* the file's 40 and the default room (hub_new()) */
+				fail_msg(
+					"allocation %ld failing: the load succeeded with %zu rooms of 41",
+					n, count);
+			free(info);
+		}
+		hub_free(h);
+		if (failed == 0)
+			break;
+		assert_true(n < 500);
+	}
+}
+
 int
 main(void)
 {
@@ -825,6 +876,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_irc_commands_end_with_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logins_end_with_last_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_members_miss_no_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rooms_file_loads_whole_or_not_at_all, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_messages_published_by_their_sender,
 						setup_relaxed, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_keeps_no_hole, setup_relaxed, teardown),
