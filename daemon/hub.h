@@ -219,10 +219,15 @@ struct hub {
 	pthread_cond_t dropped;
 	atomic_uint_least64_t drops_recorded;
 	size_t drop_waiters;
-	/* The rooms file: rooms_dirty under the lock, the writing under save_lock. */
+	/*
+	 * The rooms file: rooms_dirty under the lock, the writing under
+	 * save_lock, and rooms_unsaved (the last write failed: the next save
+	 * writes even with nothing changed) under save_lock.
+	 */
 	pthread_mutex_t save_lock;
 	char *rooms_path;
 	bool rooms_dirty;
+	bool rooms_unsaved;
 };
 
 /* ---- hub.c: the room lock, the sessions online ---- */

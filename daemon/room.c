@@ -673,9 +673,9 @@ save_lock_room(struct hub *h, int timeout_ms)
 
 /*
  * Writes the rooms file if a room or a topic changed since it was last
- * written.  timeout_ms < 0: waits for the room lock (a client's thread);
- * else the control thread's rule: a lock not free in time leaves the
- * change for the next save.
+ * written, or its last write failed.  timeout_ms < 0: waits for the room
+ * lock (a client's thread); else the control thread's rule: a lock not
+ * free in time leaves the change for the next save.
  */
 static void
 rooms_save(struct hub *h, int timeout_ms)
@@ -691,7 +691,7 @@ rooms_save(struct hub *h, int timeout_ms)
 		pthread_mutex_unlock(&h->save_lock);
 		return;
 	}
-	if (!h->rooms_dirty || h->rooms_path == NULL ||
+	if ((!h->rooms_dirty && !h->rooms_unsaved) || h->rooms_path == NULL ||
 	    (v = calloc(h->n_rooms, sizeof(*v))) == NULL) {
 		pthread_mutex_unlock(&h->lock);
 		pthread_mutex_unlock(&h->save_lock);
@@ -711,13 +711,10 @@ rooms_save(struct hub *h, int timeout_ms)
 	}
 	h->rooms_dirty = false;
 	pthread_mutex_unlock(&h->lock);
-	if (roomfile_save(h->rooms_path, v, n, err, sizeof(err)) < 0) {
+	/* Failed: the next change or rooms tick tries again, the room lock free or not now. */
+	h->rooms_unsaved = roomfile_save(h->rooms_path, v, n, err, sizeof(err)) < 0;
+	if (h->rooms_unsaved)
 		log_error("%s", err);
-		if (hub_lock(h, timeout_ms)) {
-			h->rooms_dirty = true; /* the next change or rooms tick tries again */
-			pthread_mutex_unlock(&h->lock);
-		}
-	}
 	free(v);
 	pthread_mutex_unlock(&h->save_lock);
 }

@@ -49,6 +49,33 @@ publish_to_hub(void *ctx, const struct history_entry *e, size_t n)
 	}
 }
 
+/*
+ * roomfile_save() wrapped (-Wl,--wrap): while save_fails, it fails; with
+ * lock_after_save set, another thread seems to take the room lock of
+ * lock_after_save as the write ends (test_failed_save_is_retried).
+ */
+static bool save_fails;
+static struct hub *lock_after_save;
+
+int __real_roomfile_save(const char *path, const struct roomfile_room *v, size_t n, char *err,
+			 size_t errlen);
+int __wrap_roomfile_save(const char *path, const struct roomfile_room *v, size_t n, char *err,
+			 size_t errlen);
+
+int
+__wrap_roomfile_save(const char *path, const struct roomfile_room *v, size_t n, char *err,
+		     size_t errlen)
+{
+	int rc = save_fails ? (snprintf(err, errlen, "%s: cannot write (test)", path), -1)
+			    : __real_roomfile_save(path, v, n, err, errlen);
+
+	if (lock_after_save != NULL) {
+		pthread_mutex_lock(&lock_after_save->lock);
+		lock_after_save = NULL;
+	}
+	return rc;
+}
+
 static void
 publish_nowhere(void *ctx, const struct history_entry *e, size_t n)
 {
@@ -484,6 +511,46 @@ test_put_off_topic_save_is_retried(void **state)
 	remove_dir(dir);
 }
 
+/*
+ * A save whose write fails while the room lock has become busy is tried
+ * again at the next save all the same (the rooms tick's), with nothing
+ * changed since.  Before, the change was forgotten: its mark was set again
+ * only when the lock was free in time.
+ */
+static void
+test_failed_save_is_retried(void **state)
+{
+	char dir[] = "/tmp/test_room_restart.XXXXXX", path[128], err[256],
+	     topic[MAX_TOPIC_BYTES + 1];
+	struct hub *h = hub_new(wire_formats);
+	struct history *hi;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/rooms", dir);
+	hi = history_at(dir, publish_nowhere, NULL);
+	hub_set_history(h, hi);
+	assert_int_equal(hub_load_rooms(h, path, err, sizeof(err)), 0);
+	assert_int_equal(room_create_within(h, 0, "ops", NULL), 1);
+
+	save_fails = true;
+	lock_after_save = h;
+	assert_int_equal(room_topic_within(h, 0, "ops", "kept"), 1); /* its save fails */
+	assert_null(lock_after_save);
+	pthread_mutex_unlock(&h->lock);
+	save_fails = false;
+	file_topic(path, "ops", topic, sizeof(topic));
+	assert_string_equal(topic, "");
+	room_save_within(h, 0); /* the rooms tick's */
+	file_topic(path, "ops", topic, sizeof(topic));
+	assert_string_equal(topic, "kept");
+
+	hub_set_history(h, NULL);
+	history_close(hi);
+	hub_free(h);
+	remove_dir(dir);
+}
+
 int
 main(void)
 {
@@ -492,6 +559,7 @@ main(void)
 		cmocka_unit_test(test_message_to_a_deleted_room_stays_out_of_its_namesake),
 		cmocka_unit_test(test_event_of_a_deleted_room_stays_out_of_its_namesake),
 		cmocka_unit_test(test_put_off_topic_save_is_retried),
+		cmocka_unit_test(test_failed_save_is_retried),
 	};
 	int rc;
 
