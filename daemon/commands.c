@@ -313,7 +313,7 @@ cmd_msg(struct client *c, char *args, char *text, size_t textlen)
 	return done(client_reply(c, "OK - sent to %s", args));
 }
 
-/* HIST lines for n entries (released here), then "OK - n messages" and a note. */
+/* HIST lines for n entries (released here), then "OK - n messages" ("1 message") and a note. */
 static enum command_result
 send_history(struct client *c, struct history_entry *e, size_t n, const char *note)
 {
@@ -324,7 +324,7 @@ send_history(struct client *c, struct history_entry *e, size_t n, const char *no
 	free(e);
 	if (rc < 0)
 		return COMMAND_FATAL;
-	return done(client_reply(c, "OK - %zu messages%s%s", sent, note,
+	return done(client_reply(c, "OK - %zu message%s%s%s", sent, sent == 1 ? "" : "s", note,
 				 sent < n ? " (the newest that fit in the send queue)" : ""));
 }
 

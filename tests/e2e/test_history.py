@@ -104,6 +104,19 @@ def test_history_command_last_n(chatd):
     assert final.raw.startswith("OK - 20 messages"), final
 
 
+def test_history_command_counts_in_words(chatd):
+    """One message is "1 message", not "1 messages"; none and many are plural."""
+    a = chatd.login("histo")
+    assert a.request("/history 1")[1].raw == "OK - 0 messages"
+    i = a.say("only one")
+    data, final = a.request("/history")
+    assert [h.id for h in data] == [i] and final.raw == "OK - 1 message", final
+    data, final = a.request(f"/history since {i - 1}")
+    assert [h.id for h in data] == [i] and final.raw == "OK - 1 message", final
+    a.say("two")
+    assert a.request("/history 2")[1].raw == "OK - 2 messages"
+
+
 def test_history_command_since(chatd):
     a = chatd.login("histo")
     ids = [a.say(f"msg {i}") for i in range(6)]

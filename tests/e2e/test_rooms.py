@@ -161,7 +161,7 @@ def test_history_words_and_rooms_made_again(chatd):
     i = alice.say("hello")
     ok(alice, "/switch lobby")
     data, final = alice.request("/history sincere")
-    assert [h.id for h in data] == [i] and final.raw == "OK - 1 messages"
+    assert [h.id for h in data] == [i] and final.raw == "OK - 1 message"
     ok(alice, "/join dev")
     alice.say("the old room's secret")
     chatd.ctl_ok("room", "del", "dev")

@@ -126,7 +126,7 @@ def test_history_of_a_room_whose_name_starts_with_since(chatd):
     i = alice.say("hello")
     ok(alice, "/switch lobby")
     data, final = alice.request("/history sincere")
-    assert final.raw == "OK - 1 messages" and [h.id for h in data] == [i], final.raw
+    assert final.raw == "OK - 1 message" and [h.id for h in data] == [i], final.raw
 
 
 def test_who_paging_never_mistakes_a_room_for_a_page(chatd):
@@ -773,7 +773,7 @@ def test_history_since_takes_ids_of_any_room(chatd):
             want = [i for r, i in ids if r == room and i > after]
             assert [h.id for h in data] == want, (room, after_room, after, final.raw)
             assert {h.room for h in data} <= {room}
-            assert final.raw.startswith(f"OK - {len(want)} messages"), final.raw
+            assert final.raw.startswith(f"OK - {len(want)} message{'' if len(want) == 1 else 's'}"), final.raw
     # An id from the future, and one past every id: nothing, and no error.
     assert reply(alice, "/history dev since 18446744073709551615")[0] == []
     assert reply(alice, "/history dev since 18446744073709551616")[1].startswith("ERR 400 ")
