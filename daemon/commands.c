@@ -305,12 +305,13 @@ cmd_msg(struct client *c, char *args, char *text, size_t textlen)
 				   .ms = time_now_ms(),
 				   .text = body,
 				   .guest = c->room.guest };
-	int rc = room_send_private(c->srv->hub, &pm, NULL, 0);
+	char to[NAME_MAX_LEN + 2]; /* "~NAME" */
+	int rc = room_send_private_to(c->srv->hub, &pm, to, sizeof(to));
 	if (rc == -2)
 		return COMMAND_FATAL;
 	if (rc < 0)
 		return done(client_reply_err(c, ERR_NOT_FOUND, "%s is not online", args));
-	return done(client_reply(c, "OK - sent to %s", args));
+	return done(client_reply(c, "OK - sent to %s", to)); /* as the recipient spells it */
 }
 
 /* HIST lines for n entries (released here), then "OK - n messages" ("1 message") and a note. */

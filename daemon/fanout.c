@@ -1297,8 +1297,14 @@ salvage_answers_locked(struct hub *h, struct client *c, struct room *r)
 	target_add_locked(h, c);
 }
 
-int
-room_send_private(struct hub *h, const struct wire_private *pm, char *away, size_t awaylen)
+/*
+ * room_send_private(), and the recipient's name as others see it ("~NAME"
+ * for a guest) in to (tolen 0: not wanted).  Its line names the recipient
+ * as it spells itself, not as typed.
+ */
+static int
+send_private(struct hub *h, const struct wire_private *pm, char *away, size_t awaylen, char *to,
+	     size_t tolen)
 {
 	int rc = -1;
 
@@ -1307,7 +1313,12 @@ room_send_private(struct hub *h, const struct wire_private *pm, char *away, size
 	pthread_mutex_lock(&h->lock);
 	struct client *c = online_find_locked(h, pm->to);
 	if (c != NULL) {
-		struct line *l = h->formats[c->wire]->priv(pm);
+		struct wire_private spelled = *pm;
+
+		spelled.to = c->name;
+		if (tolen > 0)
+			snprintf(to, tolen, "%s%s", c->room.guest ? "~" : "", c->name);
+		struct line *l = h->formats[c->wire]->priv(&spelled);
 
 		if (l == NULL && pm->tagmsg) /* its form shows no tags alone */
 			rc = 0;
@@ -1319,6 +1330,18 @@ room_send_private(struct hub *h, const struct wire_private *pm, char *away, size
 	}
 	room_unlock_and_wake(h);
 	return rc;
+}
+
+int
+room_send_private(struct hub *h, const struct wire_private *pm, char *away, size_t awaylen)
+{
+	return send_private(h, pm, away, awaylen, NULL, 0);
+}
+
+int
+room_send_private_to(struct hub *h, const struct wire_private *pm, char *to, size_t tolen)
+{
+	return send_private(h, pm, NULL, 0, to, tolen);
 }
 
 /* Moves every line others queued for c into its own output. */

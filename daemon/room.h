@@ -262,9 +262,16 @@ bool room_backed_up(struct hub *h);
 /*
  * A private message, formatted for the recipient's protocol: 0 sent (and
  * its AWAY text, if any, in away), -1 pm->to is not online, -2 no memory.
+ * pm->to is found in any case; the line names the recipient as it spells
+ * itself (its registered spelling).
  */
 struct wire_private;
 int room_send_private(struct hub *h, const struct wire_private *pm, char *away, size_t awaylen);
+/*
+ * room_send_private() without AWAY, and on 0 the recipient's name as
+ * others see it in to: its spelling, "~NAME" for a guest.
+ */
+int room_send_private_to(struct hub *h, const struct wire_private *pm, char *to, size_t tolen);
 
 /*
  * c's line form (enum wire) and whether its own messages come back whole

@@ -101,6 +101,27 @@ def test_private_message(chatd):
     assert b"meet me at 5" not in chatd.history_path.read_bytes()
 
 
+def test_private_message_names_the_recipient_as_spelled(chatd_factory):
+    """/msg finds its recipient whatever the case typed; the answer and the
+    PRIV line's `to` name it as it spells itself (registered spelling), and
+    a guest recipient as "~NAME" to others (PROTOCOL.md "Login" 2)."""
+    d = chatd_factory(guests=True)
+    a = d.login("Sender")
+    b = d.login("BobSmith")
+    data, final = a.request("/msg bobsmith hi there")
+    assert data == [] and final.raw == "OK - sent to BobSmith", final.raw
+    priv = b.wait_for("PRIV")
+    assert priv[1:] == ["Sender", "BobSmith", "hi there"], priv.raw
+
+    g = d.connect("guest")
+    g.login("Visitor", "", expect_pass="new")
+    for to in ("visitor", "~VISITOR"):
+        data, final = a.request(f"/msg {to} hello guest")
+        assert final.raw == "OK - sent to ~Visitor", final.raw
+        back = g.wait_for("PRIV", lambda line: line[3] == "hello guest")
+        assert back[1:3] == ["Sender", "Visitor"], back.raw  # its own name, plainly
+
+
 def test_private_message_to_offline_user(chatd):
     a = chatd.login("lonely")
     chatd.login("wasthere").close()

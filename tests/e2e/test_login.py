@@ -372,7 +372,7 @@ def test_a_guest_is_marked_in_every_line_that_names_it(chatd_factory):
     assert pm[1:] == ["~visitor", "member", "psst"], pm.raw
     for to in ("~visitor", "visitor"):
         data, final = member.request(f"/msg {to} hi guest")
-        assert final.raw == "OK - sent to visitor", final.raw
+        assert final.raw == "OK - sent to ~visitor", final.raw
         back = g.wait_for("PRIV", lambda line: line[3] == "hi guest")
         assert back[1:3] == ["member", "visitor"], back.raw
 
