@@ -21,6 +21,7 @@
 #include "history.h"
 #include "ident.h"
 #include "log.h"
+#include "lograte.h"
 #include "password.h"
 #include "resume.h"
 #include "room.h"
@@ -30,6 +31,14 @@
 #include "wire.h"
 
 #define HISTORY_DEFAULT 20
+
+/*
+ * Anyone can log in as a guest (guests = true) as often as they like: the
+ * lines of its rooms made and topics set are bounded (lograte.h), an
+ * account's logged each.
+ */
+static struct log_rate guest_rooms = LOG_RATE_INIT(LVL_INFO, "rooms made by guests");
+static struct log_rate guest_topics = LOG_RATE_INIT(LVL_INFO, "topics set by guests");
 
 /* Parses a whole decimal number in [1, max]; false otherwise. */
 static bool
@@ -206,7 +215,9 @@ cmd_join(struct client *c, char *args, char *text, size_t textlen)
 		room_join_reply_release(&rep);
 		return room_refused(c, res, args);
 	}
-	if (rep.created)
+	if (rep.created && c->room.guest)
+		log_rated(&guest_rooms, "~%s made room %s", c->name, rep.room);
+	else if (rep.created)
 		log_info("%s made room %s", c->name, rep.room);
 	if (client_push_join(c, &rep, true) < 0)
 		return COMMAND_FATAL;
@@ -278,7 +289,10 @@ cmd_topic(struct client *c, char *args, char *text, size_t textlen)
 	if (*args != '\0') {
 		if ((res = room_topic_set(c->srv->hub, c, room, args, spelled, &l)) != ROOM_DONE)
 			return room_refused(c, res, room);
-		log_info("%s set the topic of %s", c->name, spelled);
+		if (c->room.guest)
+			log_rated(&guest_topics, "~%s set the topic of %s", c->name, spelled);
+		else
+			log_info("%s set the topic of %s", c->name, spelled);
 		if (l == NULL || outq_push_line(&c->out, l) < 0)
 			return COMMAND_FATAL;
 		return done(client_reply(c, "OK - topic set"));

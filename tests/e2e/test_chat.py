@@ -3,7 +3,13 @@ test_chat.py - the room: messages between users, joins and departures,
 and the commands of a logged-in session.
 """
 
+import math
+import time
+
 import pytest
+
+from chatproto import wait_until
+from lograte import BURST, WINDOW_S, events, summaries
 
 
 def messages_from(client, name):
@@ -206,3 +212,34 @@ def test_ping_echoes_a_line_of_max_line_bytes(chatd_factory):
     text = "p" * (8192 - len("/ping "))
     data, final = a.request("/ping " + text)
     assert [l.raw for l in data] == ["PONG " + text] and final.tag == "OK", final.raw
+
+
+def test_a_guests_topics_and_rooms_grow_the_log_by_a_bounded_number_of_lines(chatd_factory):
+    """guests = true: anyone can log in as a guest, so the log lines of a
+    guest's /topic and of the rooms it makes are bounded per kind and window
+    (daemon/lograte.h), with exact counts; an account's are logged each."""
+    d = chatd_factory(guests=True, room_create="anyone", max_rooms_per_user=40)
+    wait_until(lambda: "listening" in d.log_text(), "started")
+    member = d.login("member")
+    g = d.connect("guest")
+    g.login("visitor", "", expect_pass="new")
+    start = time.monotonic()
+    before = len(d.log_text().splitlines())
+    for i in range(200):
+        assert g.request(f"/topic lobby round {i}")[1].tag == "OK"
+    for i in range(30):
+        assert g.request(f"/join room{i}")[1].tag == "OK"
+    elapsed = time.monotonic() - start
+    grown = len(d.log_text().splitlines()) - before
+    windows = math.ceil(elapsed / WINDOW_S) + 1
+    assert grown <= 2 * (BURST + 1) * windows, f"{grown} lines for 230 events in {elapsed:.1f} s"
+    assert member.request("/topic lobby an account's")[1].tag == "OK"
+    assert member.request("/join accounts")[1].tag == "OK"
+    assert d.stop() == 0
+    text = d.log_text()
+    assert events(text, "~visitor set the topic of lobby", "topics set by guests") == 200
+    assert events(text, "~visitor made room room", "rooms made by guests") == 30
+    if elapsed < WINDOW_S:  # one window each: BURST logged, the rest in one summary
+        assert summaries(text, "topics set by guests") == [190]
+        assert summaries(text, "rooms made by guests") == [20]
+    assert "member set the topic of lobby" in text and "member made room accounts" in text
