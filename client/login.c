@@ -29,6 +29,13 @@ login_start(struct login *l, const char *name, const char *password, bool may_as
 }
 
 void
+login_as_guest(struct login *l)
+{
+	l->as_guest = true;
+	l->password = "";
+}
+
+void
 login_use_token(struct login *l, const char *token)
 {
 	l->token = token != NULL && strlen(token) == 64 ? token : NULL;
@@ -200,6 +207,16 @@ on_resume_reply(struct login *l, const struct srv_line *line, struct conn *c)
 	return l->resumed ? LOGIN_SHOW : LOGIN_ERROR;
 }
 
+/* PASS new's text offers the empty line (server setting guests, PROTOCOL.md "Login" 2). */
+static bool
+guest_offered(const struct srv_line *line)
+{
+	static const char OFFER[] = "send an empty line to come in as a guest";
+	size_t n = strlen(OFFER);
+
+	return line->text_len >= n && memcmp(srv_text(line) + line->text_len - n, OFFER, n) == 0;
+}
+
 static enum login_event
 on_name_reply(struct login *l, const struct srv_line *line, struct conn *c)
 {
@@ -211,6 +228,11 @@ on_name_reply(struct login *l, const struct srv_line *line, struct conn *c)
 			    "'_', '.' or '-', starting with a letter or digit",
 			    l->name, NAME_MAX_LEN);
 	case ERR_REGISTRATION_CLOSED:
+		if (l->as_guest)
+			return fail(l, CHAT_EXIT_LOGIN, line,
+				    "the server offers no guest login ('%s' is not registered "
+				    "and registration is closed)",
+				    l->name);
 		return fail(l, CHAT_EXIT_LOGIN, line,
 			    "'%s' is not registered and the server does "
 			    "not register new names",
@@ -227,6 +249,13 @@ on_name_reply(struct login *l, const struct srv_line *line, struct conn *c)
 		return unexpected(l, line);
 	l->is_new = strcmp(line->f[0], "new") == 0;
 	l->guest_only = strcmp(line->f[0], "guest") == 0;
+	if (l->as_guest && strcmp(line->f[0], "known") == 0)
+		return fail(l, CHAT_EXIT_LOGIN, NULL,
+			    "'%s' is registered: a guest cannot use the name; choose another "
+			    "(or log in with its password)",
+			    l->name);
+	if (l->as_guest && !l->guest_only && !guest_offered(line))
+		return fail(l, CHAT_EXIT_LOGIN, line, "the server offers no guest login");
 	if (l->password == NULL) {
 		l->state = LOGIN_AWAIT_PASSWORD;
 		return LOGIN_NEED_PASSWORD;

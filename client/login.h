@@ -9,7 +9,9 @@
  * "RESUME NAME TOKEN" instead of the name; if the server refuses the token
  * the exchange goes on with the name and the password on the same
  * connection.  After a password login the caller may ask for a new token
- * (LOGIN_TOKEN_REQUEST, login_parse_token()).
+ * (LOGIN_TOKEN_REQUEST, login_parse_token()).  As a guest (--guest,
+ * login_as_guest()) the password is the empty line, sent only where the
+ * server's PASS offers it.
  */
 #ifndef CHAT_LOGIN_H
 #define CHAT_LOGIN_H
@@ -51,6 +53,7 @@ struct login {
 	bool is_new;          /* PASS new: the name will be registered */
 	bool guest_only;      /* PASS guest: no user of the name, no registration: an empty password
 			    comes in as a guest */
+	bool as_guest;        /* --guest: the empty line, only where the server offers it */
 	bool wrong_password;  /* the last password given was wrong */
 	bool retry;           /* failed for a reason a new connection may not have */
 	bool name_taken;      /* ERR 409: a new name was registered by another just now */
@@ -62,6 +65,14 @@ struct login {
 
 /* password may be NULL (then LOGIN_NEED_PASSWORD asks for it). */
 void login_start(struct login *l, const char *name, const char *password, bool may_ask);
+
+/*
+ * Log in as a guest (--guest; call after login_start()): the empty line
+ * goes as the password where the server's PASS offers a guest login
+ * ("PASS guest", or "PASS new" whose text offers it); a registered name
+ * (PASS known), or a server that offers none, fails with CHAT_EXIT_LOGIN.
+ */
+void login_as_guest(struct login *l);
 
 /* Feeds one server line; may send the name or the password on c. */
 enum login_event login_feed(struct login *l, const struct srv_line *line, struct conn *c);

@@ -28,6 +28,8 @@ usage(FILE *f)
 		"  -r, --room ROOM           join ROOM after logging in and talk there\n"
 		"  -p, --password-file FILE  read the password from the first line of FILE\n"
 		"                            (or set " SECRET_ENV "; asked for on a terminal)\n"
+		"  -g, --guest               log in as a guest, without a password, where the\n"
+		"                            server lets guests in\n"
 		"      --plain               the script mode even on a terminal\n"
 		"      --reconnect           the script mode reconnects when the connection\n"
 		"                            drops (the terminal mode always does)\n"
@@ -107,6 +109,7 @@ static const struct option LONG_OPTIONS[] = {
 	{ "name", required_argument, NULL, 'n' },
 	{ "room", required_argument, NULL, 'r' },
 	{ "password-file", required_argument, NULL, 'p' },
+	{ "guest", no_argument, NULL, 'g' },
 	/* Spelt out so that it is refused, not taken as short for --password-file. */
 	{ "password", required_argument, NULL, OPT_PASSWORD },
 	{ "plain", no_argument, NULL, OPT_PLAIN },
@@ -129,13 +132,16 @@ parse_args(int argc, char **argv, struct chat_options *o, const char **password_
 {
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:p:r:t:hV", LONG_OPTIONS, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:p:r:t:ghV", LONG_OPTIONS, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			o->name = optarg;
 			break;
 		case 'p':
 			*password_file = optarg;
+			break;
+		case 'g':
+			o->guest = true;
 			break;
 		case 'r':
 			o->room = optarg[0] == '#' ? optarg + 1 : optarg;
@@ -203,6 +209,10 @@ parse_args(int argc, char **argv, struct chat_options *o, const char **password_
 		usage(stderr);
 		return -1;
 	}
+	if (o->guest && *password_file != NULL) {
+		fprintf(stderr, "chat: --guest and --password-file: a guest has no password\n");
+		return -1;
+	}
 	if (ta->ca_file != NULL && ta->pinned) {
 		fprintf(stderr, "chat: --ca and --fingerprint: one or the other\n");
 		return -1;
@@ -250,7 +260,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "chat: %s\n", err);
 		return CHAT_EXIT_USAGE;
 	}
-	if (secret_load(password_file, &o.password, err, sizeof(err)) < 0) {
+	/* A guest sends no password: CHAT_PASSWORD, if set, is neither read nor removed. */
+	if (!o.guest && secret_load(password_file, &o.password, err, sizeof(err)) < 0) {
 		fprintf(stderr, "chat: %s\n", err);
 		tls_ctx_free(o.tls_ctx);
 		return CHAT_EXIT_USAGE;

@@ -24,6 +24,7 @@ struct chat_options {
 	bool plain;              /* the script mode */
 	bool reconnect;          /* the script mode reconnects too */
 	bool tls;                /* --tls (also implied by --ca and --fingerprint) */
+	bool guest;              /* --guest: in as a guest, no password (server setting guests) */
 	struct tls_ctx *tls_ctx; /* made from --tls, --ca, --fingerprint; NULL without TLS */
 };
 

@@ -180,13 +180,13 @@ send_check(struct plain *p)
 	return conn_send(&p->conn, check, (size_t)n);
 }
 
-/* After a password login, with --reconnect: /token goes out as the first request. */
+/* After a password login, with --reconnect: /token goes out as the first request (not a guest's). */
 static int
 ask_token(struct plain *p, const struct login *l)
 {
 	if (l->token_refused)
 		forget_token(p);
-	if (!p->o->reconnect || l->resumed)
+	if (!p->o->reconnect || l->resumed || p->o->guest) /* a guest gets no token */
 		return 0;
 	p->token_pending = true;
 	if (send_request(p, LOGIN_TOKEN_REQUEST, strlen(LOGIN_TOKEN_REQUEST)) < 0)
@@ -239,6 +239,8 @@ log_in(struct plain *p)
 	int64_t deadline = reply_deadline(p);
 
 	login_start(&l, p->o->name, p->o->password, false);
+	if (p->o->guest)
+		login_as_guest(&l);
 	if (p->token[0] && p->token_expiry > time_now_ms() + 60000)
 		login_use_token(&l, p->token);
 	p->login_retry = true;
@@ -719,7 +721,7 @@ plain_run(struct chat_options *o)
 
 	if (o->name == NULL)
 		return fail(CHAT_EXIT_USAGE, "the plain mode (no terminal) needs --name NAME");
-	if (o->password == NULL)
+	if (o->password == NULL && !o->guest)
 		return fail(CHAT_EXIT_USAGE, "no password: give --password-file FILE or set "
 					     "CHAT_PASSWORD (the plain mode never asks)");
 	conn_init(&p.conn, o->tls_ctx);

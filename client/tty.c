@@ -543,7 +543,7 @@ ask_token(struct tty *t)
 {
 	if (t->login.token_refused)
 		forget_token(t);
-	if (t->login.resumed)
+	if (t->login.resumed || t->o->guest) /* a guest gets no token */
 		return;
 	send_request(t, REQ_TOKEN, LOGIN_TOKEN_REQUEST);
 }
@@ -578,6 +578,8 @@ static void
 begin_login(struct tty *t, bool may_ask)
 {
 	login_start(&t->login, t->name, t->password, may_ask);
+	if (t->o->guest)
+		login_as_guest(&t->login);
 	/* A token about to expire is not worth a refusal: the password then. */
 	if (t->token[0] && t->token_expiry > time_now_ms() + 60000)
 		login_use_token(&t->login, t->token);

@@ -268,3 +268,41 @@ def test_an_overlong_server_line_is_reported_not_cut():
     assert res.rc == EXIT_LOST, res
     assert "longer than the protocol allows" in res.err
     assert not res.tagged("MSG")
+
+
+def test_guest_logs_in_without_a_password(chatd_factory):
+    """--guest: in as a guest (server setting guests) with no password at all,
+    whether registration is open (PASS new offers the empty line) or closed
+    (PASS guest); --reconnect asks no resume token a guest cannot have."""
+    for registration in (True, False):
+        d = chatd_factory(guests=True, registration=registration)
+        member = d.login("member", "pw") if registration else None
+        res = run_plain(["--guest", "--reconnect", "--name", "visitor", *addr(d)],
+                        "hello as a guest\n")
+        assert res.rc == EXIT_OK, res
+        assert res.tagged("WELCOME") == ["WELCOME visitor guest"], res
+        assert res.tagged("OK")[0] == "OK - logged in as visitor", res
+        assert res.tagged("OK")[1].endswith(" sent") and res.tagged("ERR") == [], res
+        if member is not None:
+            msg = member.wait_for("MSG")
+            assert msg[2:] == ["~visitor", "hello as a guest"], msg.raw
+
+
+def test_guest_login_refused_where_the_server_has_none(chatd_factory):
+    """--guest against a server without guests, or for a registered name:
+    exit status 4 (login) with a sentence that says so, no hang, nothing sent
+    as a password; --guest with --password-file is a usage error."""
+    d = chatd_factory(guests=False)
+    res = run_plain(["--guest", "--timeout", "5", "--name", "visitor", *addr(d)], "hi\n")
+    assert res.rc == EXIT_LOGIN, res
+    assert "offers no guest login" in res.err, res
+    assert not d.ident_path.exists() or "visitor" not in d.ident_path.read_text(), res
+
+    d = chatd_factory(guests=True)
+    d.login("owner", "pw").close()
+    res = run_plain(["--guest", "--timeout", "5", "--name", "owner", *addr(d)], "hi\n")
+    assert res.rc == EXIT_LOGIN, res
+    assert "'owner' is registered" in res.err, res
+
+    res = run_plain(["--guest", "--password-file", "/dev/null", "--name", "x", *addr(d)], "")
+    assert res.rc == EXIT_USAGE and "a guest has no password" in res.err, res

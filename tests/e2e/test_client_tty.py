@@ -165,6 +165,22 @@ def test_a_name_offered_only_as_a_guest_comes_in_with_enter(chatd_factory, termi
     assert "Password for" not in term.everything()
 
 
+def test_guest_option_comes_in_without_a_password_prompt(chatd_factory, terminals):
+    """--guest on a terminal, registration open: no password prompt (chat asked
+    to register the name before), in as a guest; no resume token asked."""
+    d = chatd_factory(guests=True)
+    bob = d.login("bob")
+    term = terminals(["--guest", "--name", "gwen", "127.0.0.1", str(d.port)])
+    term.wait_text("-- logged in as gwen (guest)")
+    logged_in(term, "gwen")
+    term.line("hello from a guest")
+    assert bob.wait_for("MSG", lambda m: m[2] == "~gwen")[3] == "hello from a guest"
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+    assert "password" not in term.everything().lower()
+    assert "token" not in term.everything().lower()
+
+
 def test_tab_completes_token_as_the_other_commands(chatd, terminals):
     """/token is one of chatd's commands (/help lists it): Tab completes it at the
     start of a line as it does the others."""
