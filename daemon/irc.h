@@ -53,6 +53,7 @@ struct irc_conn {
 	bool sasl_plain; /* AUTHENTICATE PLAIN accepted, data expected */
 	bool logged_in;  /* to an account (SASL, PASS, REGISTER): c->name; never a guest */
 	bool registered_now;
+	bool invisible; /* user mode +i (MODE nick +i): shown by 221, hides no one (docs/IRC.md) */
 	/* flood control: a token bucket */
 	double tokens;
 	int64_t refilled_ms;

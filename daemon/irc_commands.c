@@ -720,9 +720,25 @@ cmd_mode(struct client *c, struct session_state *st, struct irc_msg *m)
 				       irc_echo(echo, target));
 		return irc_num(c, "502", ":Can't change mode for other users");
 	}
+	struct irc_conn *ic = irc_conn(c);
+
 	if (m->n_params < 2)
-		return irc_num(c, "221", "+");
-	return irc_num(c, "501", ":Unknown MODE flag");
+		return irc_num(c, "221", ic->invisible ? "+i" : "+");
+	/* "+i", "-i", "+i-w"...: i is the one user mode; the net change is echoed */
+	bool was = ic->invisible, add = true, unknown = false;
+
+	for (const char *p = m->params[1]; *p; p++) {
+		if (*p == '+' || *p == '-')
+			add = *p == '+';
+		else if (*p == 'i')
+			ic->invisible = add;
+		else
+			unknown = true;
+	}
+	if (ic->invisible != was && irc_send(c, ":%s!%s@" HOST " MODE %s :%s", c->name, c->name,
+					     c->name, ic->invisible ? "+i" : "-i") < 0)
+		return -1;
+	return unknown ? irc_num(c, "501", ":Unknown MODE flag") : 0;
 }
 
 /* ---- the connection ---- */
@@ -895,7 +911,7 @@ const struct irc_command irc_commands[] = {
 	{ "ISON", cmd_ison, 1, "which of the nicks are online (303; several when they do not fit one line)" },
 	{ "JOIN", cmd_join, 1, "JOIN #a,#b joins (making a room if room_create allows); JOIN 0 leaves all" },
 	{ "LIST", cmd_list, 0, "every room, or LIST #a,#b those rooms, with its members and topic (321, 322, 323)" },
-	{ "MODE", cmd_mode, 1, "channel modes are +n (324: anyone in a room may set its topic); user modes none (221); changes refused (482, 501); another user 502, a nick nobody has 401" },
+	{ "MODE", cmd_mode, 1, "channel modes are +n (324: anyone in a room may set its topic); user mode +i/-i (MODE echoes the change, 221 shows it; hides no one); channel mode changes refused (482), other user modes 501; another user 502, a nick nobody has 401" },
 	{ "MOTD", cmd_motd, 0, "the message of the day (375, 372, 376)" },
 	{ "NAMES", cmd_names, 0, "NAMES #a,#b: who is in each room (353, 366)" },
 	{ "NICK", cmd_nick, 1, "nicks are account names: another nick is refused (432)" },

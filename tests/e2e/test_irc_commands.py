@@ -477,8 +477,8 @@ def test_mode_queries_and_refused_changes(pair):
     assert umode.params[1].startswith("+"), umode.raw
     alice.send("MODE #lobby +o bob")
     assert alice.expect(("482", "472")).params[1] in ("#lobby", "o")
-    alice.send("MODE alice +i")
-    alice.expect(("501", "221"))
+    alice.send("MODE alice +x")
+    alice.expect("501")
     alice.send("MODE bob")
     alice.expect(("502", "401"))
     alice.send("MODE #nowhere")
@@ -499,6 +499,36 @@ def test_channel_modes_say_anyone_may_set_the_topic(pair):
     assert "t" not in alice.isupport["CHANMODES"], alice.isupport
     myinfo = [m for m in alice.welcome if m.command == "004"][0]
     assert "t" not in myinfo.params[4], myinfo.raw
+
+
+def test_user_mode_invisible(pair):
+    """modern.ircdocs.horse, MODE and 221: 004 lists user mode i, so MODE
+    nick +i (irssi sends it on every connect) sets it, answered with a MODE
+    message that echoes the change; MODE nick shows it (221); setting it
+    again changes nothing and says nothing; -i clears it.  An unknown letter
+    is 501, the known ones in the same string still apply."""
+    _, alice, bob = pair
+    alice.send("MODE alice +i")
+    change = alice.expect(("MODE", "501"))
+    assert change.command == "MODE", change.raw
+    assert change.source.split("!")[0] == "alice", change.raw
+    assert change.params == ["alice", "+i"], change.raw
+    alice.send("MODE alice")
+    assert alice.expect("221").params[1] == "+i"
+    alice.send("MODE Alice +i")          # already +i: no reply
+    lines = alice.sync()
+    assert not [m for m in lines if m.command in ("MODE", "501")], lines
+    # invisible hides no one from a lookup by name: WHOIS and WHO nick answer
+    bob.send("WHOIS alice")
+    assert "311" in commands(bob.until("318"))
+    bob.send("WHO alice")
+    assert "352" in commands(bob.until("315"))
+    alice.send("MODE alice -i+w")
+    got = [alice.next(), alice.next()]
+    assert sorted(m.command for m in got) == ["501", "MODE"], got
+    assert [m.params for m in got if m.command == "MODE"] == [["alice", "-i"]], got
+    alice.send("MODE alice")
+    assert alice.expect("221").params[1] == "+"
 
 
 def test_mode_of_a_nick_nobody_has_is_401(pair):
