@@ -476,7 +476,7 @@ def test_mode_queries_and_refused_changes(pair):
     umode = alice.expect("221")
     assert umode.params[1].startswith("+"), umode.raw
     alice.send("MODE #lobby +o bob")
-    assert alice.expect(("482", "472")).params[1] in ("#lobby", "o")
+    assert alice.expect(("482", "472")).params[1] == "o"
     alice.send("MODE alice +x")
     alice.expect("501")
     alice.send("MODE bob")
@@ -553,6 +553,32 @@ def test_nick_change_to_another_name_is_432(pair):
     assert not [m for m in lines if m.command.isdigit()], lines
     bob.send("PRIVMSG alice :still alice")
     assert alice.expect("PRIVMSG").last == "still alice"
+
+
+def test_nick_without_a_nickname_is_431(pair):
+    """modern.ircdocs.horse, NICK: no nickname given is ERR_NONICKNAMEGIVEN
+    (431), not 461; before registration as after it."""
+    chatd, alice, _ = pair
+    alice.send("NICK")
+    assert alice.next().command == "431"
+    alice.send("NICK :")
+    assert alice.next().command == "431"
+    c = chatd.irc_connect()
+    c.send("NICK")
+    assert c.next().command == "431"
+
+
+def test_unknown_channel_mode_is_472(pair):
+    """modern.ircdocs.horse: a mode letter the server does not know is
+    ERR_UNKNOWNMODE (472, the letter as its parameter); a known one a member
+    may not change stays ERR_CHANOPRIVSNEEDED (482)."""
+    _, alice, _ = pair
+    alice.send("MODE #lobby +z")
+    reply = alice.next()
+    assert reply.command == "472" and reply.params[1] == "z", reply.raw
+    alice.send("MODE #lobby -n")
+    reply = alice.next()
+    assert reply.command == "482" and reply.params[1] == "#lobby", reply.raw
 
 
 def test_ison(pair):
