@@ -47,6 +47,8 @@ struct irc_conn {
 	bool cap_negotiating; /* CAP LS or REQ before registration: wait for CAP END */
 	unsigned cap_version; /* 302 after CAP LS 302 */
 	unsigned caps;        /* CAP_BIT()s enabled */
+	unsigned offered;     /* CAP_BIT()s offered as the client last heard (irc_caps_notify) */
+	bool offered_known;   /* offered is set (CAP LS, or the first command) */
 	char *pass;           /* PASS, until registration uses it (wiped) */
 	char *sasl;           /* AUTHENTICATE data gathered so far (wiped) */
 	size_t sasl_len;
@@ -140,6 +142,14 @@ bool irc_has(const struct irc_conn *ic, enum irc_cap cap);
 int irc_cap_command(struct client *c, const struct irc_msg *m);
 const char *irc_cap_name(enum irc_cap cap);
 void irc_caps_apply(struct client *c);
+/*
+ * A reload changed what CAP LS offers (draft/account-registration with
+ * registration): CAP * NEW and DEL to a client with cap-notify.  Checked
+ * before each command of a registered client: settings_get() is atomic, so
+ * the control thread that reloads never waits for a client.  -1 no memory,
+ * 1 something was said, else 0.
+ */
+int irc_caps_notify(struct client *c);
 
 /* irc_login.c: the registration, until c->name is set (the frontend's login). */
 int irc_login(struct client *c, bool *registered, struct session_state *st);

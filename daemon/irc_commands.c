@@ -993,6 +993,11 @@ irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 		rc = irc_num(c, "417", ":Input line was too long");
 		return rc == 0 ? irc_commit(c) : -1;
 	}
+	/* A reload's CAP NEW or DEL first, on its own: no label of this command */
+	ic->label[0] = '\0';
+	rc = irc_caps_notify(c);
+	if (rc < 0 || (rc > 0 && irc_commit(c) < 0))
+		return client_out_of_memory(st);
 	irc_take_label(c, &m);
 	const struct irc_command *cmd = irc_command_find(&m);
 	/*

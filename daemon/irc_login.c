@@ -453,6 +453,8 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 	snprintf(ic->nick, sizeof(ic->nick), "%s", c->name);
 	ic->registered = true;
 	irc_caps_apply(c);
+	if (!ic->offered_known)
+		(void)irc_caps_notify(c); /* no CAP LS: what is offered now is the base */
 	return 0;
 }
 
