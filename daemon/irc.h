@@ -145,11 +145,14 @@ void irc_caps_apply(struct client *c);
 /*
  * A reload changed what CAP LS offers (draft/account-registration with
  * registration): CAP * NEW and DEL to a client with cap-notify.  Checked
- * before each command of a registered client: settings_get() is atomic, so
- * the control thread that reloads never waits for a client.  -1 no memory,
+ * at each wake-up of a session online (a reload wakes them all:
+ * room_wake_all_within) and before each command: settings_get() is atomic,
+ * and the control thread that reloads never waits for a client.  -1 no memory,
  * 1 something was said, else 0.
  */
 int irc_caps_notify(struct client *c);
+/* Each wake-up of a session online and before each command: irc_caps_notify(), sent. */
+int irc_woken(struct client *c, struct session_state *st);
 
 /* irc_login.c: the registration, until c->name is set (the frontend's login). */
 int irc_login(struct client *c, bool *registered, struct session_state *st);

@@ -979,6 +979,19 @@ irc_take_label(struct client *c, const struct irc_msg *m)
 }
 
 int
+irc_woken(struct client *c, struct session_state *st)
+{
+	struct irc_conn *ic = irc_conn(c);
+	int rc;
+
+	ic->label[0] = '\0'; /* said unasked: no command's label */
+	rc = irc_caps_notify(c);
+	if (rc < 0 || (rc > 0 && irc_commit(c) < 0))
+		return client_out_of_memory(st);
+	return 0;
+}
+
+int
 irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 {
 	struct irc_conn *ic = irc_conn(c);
@@ -993,11 +1006,9 @@ irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 		rc = irc_num(c, "417", ":Input line was too long");
 		return rc == 0 ? irc_commit(c) : -1;
 	}
-	/* A reload's CAP NEW or DEL first, on its own: no label of this command */
-	ic->label[0] = '\0';
-	rc = irc_caps_notify(c);
-	if (rc < 0 || (rc > 0 && irc_commit(c) < 0))
-		return client_out_of_memory(st);
+	/* A reload's CAP NEW or DEL first (if the wake-up missed it), without this command's label */
+	if (irc_woken(c, st) < 0)
+		return -1;
 	irc_take_label(c, &m);
 	const struct irc_command *cmd = irc_command_find(&m);
 	/*
