@@ -774,7 +774,8 @@ serve(struct client *c, struct session_state *st)
 {
 	client_out_of_memory(st);
 	for (;;) {
-		if (handle_input(c, st) < 0 || collect(c, st) < 0)
+		if ((c->fe->woken != NULL && c->fe->woken(c, st) < 0) || handle_input(c, st) < 0 ||
+		    collect(c, st) < 0)
 			return;
 		if (flush_out(c) < 0) {
 			st->why = PART_LOST;

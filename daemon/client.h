@@ -67,6 +67,8 @@ struct frontend {
 		      size_t len);
 	/* Flood control (NULL: none): milliseconds until the next line may be taken, 0 now. */
 	int64_t (*line_wait)(struct client *c);
+	/* The session woke, online (NULL: nothing to do): what it must say unasked; <0 ends it. */
+	int (*woken)(struct client *c, struct session_state *st);
 	/* The connection ends (NULL: nothing to do): frees c->proto. */
 	void (*end)(struct client *c);
 };

@@ -3,7 +3,8 @@
  * (lock_within, hub_lock), every connection (attach, detach, waiting for
  * the last, shutdown), the sessions online (log in and out, the table by
  * name, eviction) and the control thread's calls that are not about one
- * room (health probe, counts, kicks, server notices, the member list).
+ * room (health probe, counts, kicks, server notices, the member list, the
+ * wake-up after a reload).
  * See room.h and hub.h.
  *
  * Threads: a client's thread (attach, log in and out, detach), the
@@ -402,6 +403,22 @@ room_evict_within(struct hub *h, int timeout_ms, const char *name, enum part_rea
 	room_unlock_and_wake(h);
 	departure_store(h, &d); /* c may be gone already: d holds copies */
 	return c != NULL;
+}
+
+/*
+ * Every session online wakes once, though nothing was published: a reload
+ * changed settings a front-end may have to tell its client about
+ * (irc_caps.c: CAP NEW and DEL).  Nothing is written here.
+ */
+int
+room_wake_all_within(struct hub *h, int timeout_ms)
+{
+	if (!lock_within(h, timeout_ms))
+		return -1;
+	for (size_t i = 0; i < h->n_online; i++)
+		target_add_locked(h, h->online[i]);
+	room_unlock_and_wake(h);
+	return 0;
 }
 
 /*

@@ -471,5 +471,6 @@ const struct frontend irc_frontend = {
 	.overlong = irc_overlong,
 	.bye = irc_bye,
 	.line_wait = irc_line_wait,
+	.woken = irc_woken,
 	.end = irc_end,
 };

@@ -47,12 +47,15 @@ struct irc_conn {
 	bool cap_negotiating; /* CAP LS or REQ before registration: wait for CAP END */
 	unsigned cap_version; /* 302 after CAP LS 302 */
 	unsigned caps;        /* CAP_BIT()s enabled */
+	unsigned offered;     /* CAP_BIT()s offered as the client last heard (irc_caps_notify) */
+	bool offered_known;   /* offered is set (CAP LS, or the first command) */
 	char *pass;           /* PASS, until registration uses it (wiped) */
 	char *sasl;           /* AUTHENTICATE data gathered so far (wiped) */
 	size_t sasl_len;
 	bool sasl_plain; /* AUTHENTICATE PLAIN accepted, data expected */
 	bool logged_in;  /* to an account (SASL, PASS, REGISTER): c->name; never a guest */
 	bool registered_now;
+	bool invisible; /* user mode +i (MODE nick +i): shown by 221, hides no one (docs/IRC.md) */
 	/* flood control: a token bucket */
 	double tokens;
 	int64_t refilled_ms;
@@ -139,6 +142,17 @@ bool irc_has(const struct irc_conn *ic, enum irc_cap cap);
 int irc_cap_command(struct client *c, const struct irc_msg *m);
 const char *irc_cap_name(enum irc_cap cap);
 void irc_caps_apply(struct client *c);
+/*
+ * A reload changed what CAP LS offers (draft/account-registration with
+ * registration): CAP * NEW and DEL to a client with cap-notify.  Checked
+ * at each wake-up of a session online (a reload wakes them all:
+ * room_wake_all_within) and before each command: settings_get() is atomic,
+ * and the control thread that reloads never waits for a client.  -1 no memory,
+ * 1 something was said, else 0.
+ */
+int irc_caps_notify(struct client *c);
+/* Each wake-up of a session online and before each command: irc_caps_notify(), sent. */
+int irc_woken(struct client *c, struct session_state *st);
 
 /* irc_login.c: the registration, until c->name is set (the frontend's login). */
 int irc_login(struct client *c, bool *registered, struct session_state *st);

@@ -1,6 +1,7 @@
 /*
  * irc_caps.c - IRCv3 capability negotiation (CAP LS, LIST, REQ, END; 302
- * values; cap-notify; ACK and NAK that fit in a line with no name cut)
+ * values; cap-notify, with CAP NEW and DEL after a reload; ACK and NAK
+ * that fit in a line with no name cut)
  * from one table of the capabilities chatd offers
  * (draft/account-registration only while registration is on), and the
  * line form a session's capabilities call for (wire.h): every tag
@@ -48,12 +49,65 @@ irc_cap_name(enum irc_cap cap)
 
 /*
  * Is cap offered now?  draft/account-registration only while registration
- * is on (read at each CAP LS and REQ: no cap-notify NEW or DEL on a reload).
+ * is on (read at each CAP LS and REQ; a reload that changes it is told to
+ * cap-notify clients by irc_caps_notify()).
  */
 static bool
 cap_offered(int cap)
 {
 	return cap != CAP_ACCOUNT_REGISTRATION || settings_get()->registration;
+}
+
+/* The CAP_BIT()s offered now. */
+static unsigned
+offered_now(void)
+{
+	unsigned mask = 0;
+
+	for (int i = 0; i < CAP_N; i++)
+		if (cap_offered(i))
+			mask |= CAP_BIT(i);
+	return mask;
+}
+
+/* "CAP * NEW :a b" or "CAP * DEL :a b": the capabilities of mask, values with 302. */
+static int
+cap_notice(struct client *c, const char *verb, unsigned mask, bool v302)
+{
+	char list[400];
+	size_t off = 0;
+
+	list[0] = '\0';
+	for (int i = 0; i < CAP_N; i++)
+		if (mask & CAP_BIT(i))
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s%s%s",
+						off ? " " : "", caps[i].name,
+						v302 && caps[i].value ? "=" : "",
+						v302 && caps[i].value ? caps[i].value : "");
+	return irc_send(c, ":%s CAP %s %s :%s", settings_get()->server_name, irc_target(c), verb,
+			list);
+}
+
+int
+irc_caps_notify(struct client *c)
+{
+	struct irc_conn *ic = irc_conn(c);
+	unsigned now = offered_now(), added = now & ~ic->offered, gone = ic->offered & ~now;
+
+	if (!ic->offered_known) {
+		ic->offered = now;
+		ic->offered_known = true;
+		return 0;
+	}
+	ic->offered = now;
+	if ((added | gone) == 0 || !irc_has(ic, CAP_CAP_NOTIFY))
+		return 0;
+	ic->caps &= ~gone; /* what DEL names the client holds off */
+	if (added && cap_notice(c, "NEW", added, ic->cap_version >= 302) < 0)
+		return -1;
+	if (gone && cap_notice(c, "DEL", gone, false) < 0)
+		return -1;
+	return 1;
 }
 
 /* An offered capability by name, or -1. */
@@ -260,6 +314,8 @@ irc_cap_command(struct client *c, const struct irc_msg *m)
 			ic->caps |= CAP_BIT(CAP_CAP_NOTIFY);
 		if (c->name[0] == '\0')
 			ic->cap_negotiating = true;
+		ic->offered = offered_now(); /* what the client is told now */
+		ic->offered_known = true;
 		return cap_ls(c, ic->cap_version >= 302);
 	}
 	if (strcasecmp(sub, "LIST") == 0)

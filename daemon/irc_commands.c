@@ -709,7 +709,27 @@ cmd_mode(struct client *c, struct session_state *st, struct irc_msg *m)
 			return irc_num(c, "324", "#%s +n", spelled);
 		if (strcmp(m->params[1], "b") == 0 || strcmp(m->params[1], "+b") == 0)
 			return irc_num(c, "368", "#%s :End of channel ban list", spelled);
-		return irc_num(c, "482", "#%s :Channel modes are fixed (+n) in chatd", spelled);
+		/* a letter chatd has no mode for is 472, each once; a known one (n, b) 482 */
+		const char *modes = m->params[1];
+		bool known = false;
+
+		for (const char *p = modes; *p; p++) {
+			if (*p == '+' || *p == '-')
+				continue;
+			if (*p == 'n' || *p == 'b') {
+				known = true;
+				continue;
+			}
+			if (memchr(modes, *p, (size_t)(p - modes)) != NULL)
+				continue;
+			if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+				continue; /* nothing a 472 could name */
+			if (irc_num(c, "472", "%c :is unknown mode char to me", *p) < 0)
+				return -1;
+		}
+		return known ? irc_num(c, "482", "#%s :Channel modes are fixed (+n) in chatd",
+				       spelled)
+			     : 0;
 	}
 	if (strcasecmp(target, c->name) != 0) {
 		char away[8], canonical[NAME_MAX_LEN + 1], echo[IRC_ECHO_MAX + 1];
@@ -720,9 +740,25 @@ cmd_mode(struct client *c, struct session_state *st, struct irc_msg *m)
 				       irc_echo(echo, target));
 		return irc_num(c, "502", ":Can't change mode for other users");
 	}
+	struct irc_conn *ic = irc_conn(c);
+
 	if (m->n_params < 2)
-		return irc_num(c, "221", "+");
-	return irc_num(c, "501", ":Unknown MODE flag");
+		return irc_num(c, "221", ic->invisible ? "+i" : "+");
+	/* "+i", "-i", "+i-w"...: i is the one user mode; the net change is echoed */
+	bool was = ic->invisible, add = true, unknown = false;
+
+	for (const char *p = m->params[1]; *p; p++) {
+		if (*p == '+' || *p == '-')
+			add = *p == '+';
+		else if (*p == 'i')
+			ic->invisible = add;
+		else
+			unknown = true;
+	}
+	if (ic->invisible != was && irc_send(c, ":%s!%s@" HOST " MODE %s :%s", c->name, c->name,
+					     c->name, ic->invisible ? "+i" : "-i") < 0)
+		return -1;
+	return unknown ? irc_num(c, "501", ":Unknown MODE flag") : 0;
 }
 
 /* ---- the connection ---- */
@@ -798,6 +834,8 @@ cmd_nick(struct client *c, struct session_state *st, struct irc_msg *m)
 	const char *shown;
 
 	(void)st;
+	if (m->n_params == 0 || m->params[0][0] == '\0')
+		return irc_num(c, "431", ":No nickname given");
 	if (strcasecmp(m->params[0], c->name) == 0)
 		return 0;
 	shown = irc_echo(echo, m->params[0]);
@@ -895,10 +933,10 @@ const struct irc_command irc_commands[] = {
 	{ "ISON", cmd_ison, 1, "which of the nicks are online (303; several when they do not fit one line)" },
 	{ "JOIN", cmd_join, 1, "JOIN #a,#b joins (making a room if room_create allows); JOIN 0 leaves all" },
 	{ "LIST", cmd_list, 0, "every room, or LIST #a,#b those rooms, with its members and topic (321, 322, 323)" },
-	{ "MODE", cmd_mode, 1, "channel modes are +n (324: anyone in a room may set its topic); user modes none (221); changes refused (482, 501); another user 502, a nick nobody has 401" },
+	{ "MODE", cmd_mode, 1, "channel modes are +n (324: anyone in a room may set its topic); user mode +i/-i (MODE echoes the change, 221 shows it; hides no one); channel mode changes refused (482), unknown channel mode letters 472, other user modes 501; another user 502, a nick nobody has 401" },
 	{ "MOTD", cmd_motd, 0, "the message of the day (375, 372, 376)" },
 	{ "NAMES", cmd_names, 0, "NAMES #a,#b: who is in each room (353, 366)" },
-	{ "NICK", cmd_nick, 1, "nicks are account names: another nick is refused (432)" },
+	{ "NICK", cmd_nick, 0, "nicks are account names: another nick is refused (432), none given 431" },
 	{ "NOTICE", cmd_notice, 0, "like PRIVMSG, never answered with an error" },
 	{ "PART", cmd_part, 1, "PART #a,#b [:reason] leaves rooms" },
 	{ "PASS", cmd_registered, 1, "the password (before registration; after it, 462)" },
@@ -941,6 +979,19 @@ irc_take_label(struct client *c, const struct irc_msg *m)
 }
 
 int
+irc_woken(struct client *c, struct session_state *st)
+{
+	struct irc_conn *ic = irc_conn(c);
+	int rc;
+
+	ic->label[0] = '\0'; /* said unasked: no command's label */
+	rc = irc_caps_notify(c);
+	if (rc < 0 || (rc > 0 && irc_commit(c) < 0))
+		return client_out_of_memory(st);
+	return 0;
+}
+
+int
 irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 {
 	struct irc_conn *ic = irc_conn(c);
@@ -955,6 +1006,9 @@ irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 		rc = irc_num(c, "417", ":Input line was too long");
 		return rc == 0 ? irc_commit(c) : -1;
 	}
+	/* A reload's CAP NEW or DEL first (if the wake-up missed it), without this command's label */
+	if (irc_woken(c, st) < 0)
+		return -1;
 	irc_take_label(c, &m);
 	const struct irc_command *cmd = irc_command_find(&m);
 	/*

@@ -286,10 +286,12 @@ static void
 nick(struct reg *rg, struct client *c, const struct irc_msg *m)
 {
 	struct irc_conn *ic = irc_conn(c);
-	const char *n = m->params[0];
+	const char *n = m->n_params > 0 ? m->params[0] : NULL;
 	char echo[IRC_ECHO_MAX + 1];
 
 	(void)rg;
+	if (n == NULL || n[0] == '\0')
+		return (void)irc_num(c, "431", ":No nickname given");
 	if (!name_valid(n, strlen(n)))
 		return (void)irc_num(c, "432",
 				     "%s :Erroneous nickname: a nick is 1-%d letters, "
@@ -451,6 +453,8 @@ irc_login(struct client *c, bool *registered, struct session_state *st)
 	snprintf(ic->nick, sizeof(ic->nick), "%s", c->name);
 	ic->registered = true;
 	irc_caps_apply(c);
+	if (!ic->offered_known)
+		(void)irc_caps_notify(c); /* no CAP LS: what is offered now is the base */
 	return 0;
 }
 

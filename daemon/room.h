@@ -331,6 +331,8 @@ int room_irc_counts_within(struct hub *h, int timeout_ms, size_t *members, size_
 int room_evict_within(struct hub *h, int timeout_ms, const char *name, enum part_reason why,
 		      const char *text);
 int room_notice_within(struct hub *h, int timeout_ms, const char *text, size_t *members);
+/* Wakes every session online once (after a reload: client.c's frontend woken hook); -1 busy. */
+int room_wake_all_within(struct hub *h, int timeout_ms);
 int room_members_snapshot_within(struct hub *h, int timeout_ms, struct room_member_info **out,
 				 size_t *n);
 

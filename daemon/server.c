@@ -364,9 +364,11 @@ reload_tls(const struct settings *s)
 	tls_check_expiry(time_now_ms() / 1000);
 }
 
+#define ROOM_WAKE_WAIT_MS 10
+
 /* SIGHUP: reopen the log, then take what may change of a fresh config. */
 static void
-reload(void)
+reload(struct server *srv)
 {
 	const struct settings *cur = settings_get();
 	struct settings *s = calloc(1, sizeof(*s));
@@ -388,6 +390,9 @@ reload(void)
 	log_set_level(s->log_level);
 	settings_publish(s);
 	reload_tls(s);
+	/* Sessions that tell their clients of changed settings (IRC cap-notify) do it at once;
+	 * with the room lock busy, at their next command. */
+	(void)room_wake_all_within(srv->hub, ROOM_WAKE_WAIT_MS);
 	log_notice("reloaded %s", s->config_file);
 }
 
@@ -399,7 +404,7 @@ handle_signals(struct server *srv, int sigfd)
 	while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			notify_reloading();
-			reload();
+			reload(srv);
 			notify_ready(srv);
 			continue;
 		}

@@ -513,3 +513,38 @@ def test_flood_is_slowed_not_disconnected(irc_chatd):
     assert other_done < least, f"another client waited {other_done:.2f} s"
     alice.send("PING after")
     assert alice.expect("PONG").last == "after"
+
+
+def test_reload_sends_cap_new_and_del(irc_chatd):
+    """ircv3.net cap-notify: a reload that stops or starts offering a
+    capability (registration: draft/account-registration) sends CAP * DEL or
+    CAP * NEW (with 302 values) to clients that have cap-notify (CAP LS 302
+    implies it), at once, though the client is idle; others hear nothing."""
+    import signal
+    from chatproto import wait_until
+
+    chatd = irc_chatd(registration=True)
+    ann = chatd.irc_login("ann")                           # CAP LS 302
+    old = chatd.irc_connect("old")                        # no CAP at all
+    assert old.register("old", "pw-old", cap_negotiation=False).command == "001"
+
+    def reload(on):
+        before = chatd.log_text().count("reloaded")
+        chatd.settings["registration"] = on
+        chatd.write_config()
+        chatd.send_signal(signal.SIGHUP)
+        wait_until(lambda: chatd.log_text().count("reloaded") > before, "the reload")
+
+    def caps_until_pong(c):
+        c.send("PING :after")
+        lines = c.until("PONG")
+        return [m.params[1:] for m in lines if m.command == "CAP"]
+
+    reload(False)
+    assert ann.expect("CAP").params[1:] == ["DEL", "draft/account-registration"]
+    assert caps_until_pong(ann) == []                      # said once
+    assert caps_until_pong(old) == []
+    reload(True)
+    assert ann.expect("CAP").params[1:] == ["NEW", "draft/account-registration=before-connect"]
+    assert caps_until_pong(ann) == []
+    assert caps_until_pong(old) == []

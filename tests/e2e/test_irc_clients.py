@@ -101,6 +101,16 @@ def test_weechat_and_irssi_talk_both_ways(clients):
     exchange(bob, alice, CHANNEL, "second")
 
 
+def test_irssi_sets_user_mode_i_without_an_error(clients):
+    """irssi sends MODE nick +i on every connect: its status window shows
+    the mode set, not 501 Unknown MODE flag."""
+    bob = clients(Irssi, BOB)
+    bob.wait_joined(CHANNEL)
+    bob.command("/window 1")
+    bob.wait_screen(r"[Mm]ode.*\+i.*" + BOB)
+    assert "Unknown MODE flag" not in bob.screen(history=True), bob.screen(history=True)
+
+
 def test_a_wrong_password_is_refused(clients, irc_server):
     if irc_server.name == "ngircd":
         login = irc_server.login(ALICE)

@@ -476,9 +476,9 @@ def test_mode_queries_and_refused_changes(pair):
     umode = alice.expect("221")
     assert umode.params[1].startswith("+"), umode.raw
     alice.send("MODE #lobby +o bob")
-    assert alice.expect(("482", "472")).params[1] in ("#lobby", "o")
-    alice.send("MODE alice +i")
-    alice.expect(("501", "221"))
+    assert alice.expect(("482", "472")).params[1] == "o"
+    alice.send("MODE alice +x")
+    alice.expect("501")
     alice.send("MODE bob")
     alice.expect(("502", "401"))
     alice.send("MODE #nowhere")
@@ -499,6 +499,36 @@ def test_channel_modes_say_anyone_may_set_the_topic(pair):
     assert "t" not in alice.isupport["CHANMODES"], alice.isupport
     myinfo = [m for m in alice.welcome if m.command == "004"][0]
     assert "t" not in myinfo.params[4], myinfo.raw
+
+
+def test_user_mode_invisible(pair):
+    """modern.ircdocs.horse, MODE and 221: 004 lists user mode i, so MODE
+    nick +i (irssi sends it on every connect) sets it, answered with a MODE
+    message that echoes the change; MODE nick shows it (221); setting it
+    again changes nothing and says nothing; -i clears it.  An unknown letter
+    is 501, the known ones in the same string still apply."""
+    _, alice, bob = pair
+    alice.send("MODE alice +i")
+    change = alice.expect(("MODE", "501"))
+    assert change.command == "MODE", change.raw
+    assert change.source.split("!")[0] == "alice", change.raw
+    assert change.params == ["alice", "+i"], change.raw
+    alice.send("MODE alice")
+    assert alice.expect("221").params[1] == "+i"
+    alice.send("MODE Alice +i")          # already +i: no reply
+    lines = alice.sync()
+    assert not [m for m in lines if m.command in ("MODE", "501")], lines
+    # invisible hides no one from a lookup by name: WHOIS and WHO nick answer
+    bob.send("WHOIS alice")
+    assert "311" in commands(bob.until("318"))
+    bob.send("WHO alice")
+    assert "352" in commands(bob.until("315"))
+    alice.send("MODE alice -i+w")
+    got = [alice.next(), alice.next()]
+    assert sorted(m.command for m in got) == ["501", "MODE"], got
+    assert [m.params for m in got if m.command == "MODE"] == [["alice", "-i"]], got
+    alice.send("MODE alice")
+    assert alice.expect("221").params[1] == "+"
 
 
 def test_mode_of_a_nick_nobody_has_is_401(pair):
@@ -523,6 +553,32 @@ def test_nick_change_to_another_name_is_432(pair):
     assert not [m for m in lines if m.command.isdigit()], lines
     bob.send("PRIVMSG alice :still alice")
     assert alice.expect("PRIVMSG").last == "still alice"
+
+
+def test_nick_without_a_nickname_is_431(pair):
+    """modern.ircdocs.horse, NICK: no nickname given is ERR_NONICKNAMEGIVEN
+    (431), not 461; before registration as after it."""
+    chatd, alice, _ = pair
+    alice.send("NICK")
+    assert alice.next().command == "431"
+    alice.send("NICK :")
+    assert alice.next().command == "431"
+    c = chatd.irc_connect()
+    c.send("NICK")
+    assert c.next().command == "431"
+
+
+def test_unknown_channel_mode_is_472(pair):
+    """modern.ircdocs.horse: a mode letter the server does not know is
+    ERR_UNKNOWNMODE (472, the letter as its parameter); a known one a member
+    may not change stays ERR_CHANOPRIVSNEEDED (482)."""
+    _, alice, _ = pair
+    alice.send("MODE #lobby +z")
+    reply = alice.next()
+    assert reply.command == "472" and reply.params[1] == "z", reply.raw
+    alice.send("MODE #lobby -n")
+    reply = alice.next()
+    assert reply.command == "482" and reply.params[1] == "#lobby", reply.raw
 
 
 def test_ison(pair):
