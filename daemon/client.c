@@ -566,15 +566,21 @@ is_command(const char *line, size_t len)
 	return line[0] == '/' && line[1] != '/';
 }
 
-/* Moves everything the room has for c into its output; -1 when c must go. */
+/*
+ * Moves what the room has for c into its output: all of it, or (not `all`)
+ * up to half its send queue limit, the rest left in the ring until its
+ * socket takes some (room_collect); -1 when c must go.
+ */
 static int
-collect(struct client *c, struct session_state *st)
+collect(struct client *c, struct session_state *st, bool all)
 {
+	int (*take)(struct hub *, struct client *, int64_t, enum part_reason *, char *, size_t) =
+		all ? room_collect_all : room_collect;
 	int rc;
 
 	do
-		rc = room_collect(c->srv->hub, c, settings_get()->send_queue_limit, &st->why,
-				  st->text, sizeof(st->text));
+		rc = take(c->srv->hub, c, settings_get()->send_queue_limit, &st->why, st->text,
+			  sizeof(st->text));
 	while (rc > 0);
 	return rc;
 }
@@ -582,7 +588,7 @@ collect(struct client *c, struct session_state *st)
 int
 client_collect(struct client *c, struct session_state *st)
 {
-	return collect(c, st);
+	return collect(c, st, true);
 }
 
 /* One native request line: returns 0 to go on, -1 when the session ends. */
@@ -604,7 +610,7 @@ native_request(struct client *c, struct session_state *st, char *line, size_t le
 	 * Deliver everything that happened before the command first: a reply
 	 * (say, to /ping) then tells the client it has seen all of that.
 	 */
-	if (collect(c, st) < 0)
+	if (collect(c, st, true) < 0)
 		return -1;
 	st->went_deep = true;
 	switch (command_run(c, line, st->text, sizeof(st->text))) {
@@ -774,7 +780,7 @@ serve(struct client *c, struct session_state *st)
 {
 	client_out_of_memory(st);
 	for (;;) {
-		if (handle_input(c, st) < 0 || collect(c, st) < 0)
+		if (handle_input(c, st) < 0 || collect(c, st, false) < 0)
 			return;
 		if (flush_out(c) < 0) {
 			st->why = PART_LOST;

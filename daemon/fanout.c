@@ -12,9 +12,13 @@
  * would overwrite a slot some member still needs, up to the most the
  * current send_queue_limit needs (ring_max_cap: the limit over the
  * shortest event line), so a member that keeps collecting is never
- * overrun and a quiet room stays small.  A membership whose cursor falls
- * more than ring_cap behind head, or a session whose collected but
- * unwritten bytes pass its send queue limit, has overflowed.  Every slot
+ * overrun and a quiet room stays small.  A member collects up to half its
+ * send queue limit of unwritten bytes (room_collect): the rest waits in
+ * the ring, the member counted as backed up.  A membership whose cursor
+ * falls more than ring_cap behind head, a session whose collected but
+ * unwritten bytes pass its send queue limit, or whose unwritten bytes and
+ * what waits for it in the rings (room.bytes, slot.at) pass twice the
+ * limit, has overflowed.  Every slot
  * gets the next number of the hub's sequence (seq): a session in several
  * rooms takes their slots in that order (next_pending), so its
  * acknowledgements and the lines around them keep the order they were
@@ -141,7 +145,8 @@ wake_next_locked(struct hub *h, size_t *sleepers_left)
 
 /*
  * A member is backed up while more than half its send queue limit waits
- * for its socket: pipelining senders then wait for it (room_backed_up).
+ * for its socket (and then collects no more from the rings): pipelining
+ * senders then wait for it (room_backed_up).
  * Called when its queue may have changed: by its thread in room_collect()
  * and room_sleep(), by the publisher when write-through queues for it.
  */
@@ -158,10 +163,15 @@ backed_up_set_locked(struct hub *h, struct client *c, bool now)
 }
 
 static bool
+queue_past_half(const struct client *c, int64_t limit)
+{
+	return c->out.bytes + c->room.inbox.bytes > (uint64_t)limit / 2;
+}
+
+static bool
 queue_backed_up(const struct client *c)
 {
-	return c->room.member &&
-	       c->out.bytes + c->room.inbox.bytes > (uint64_t)settings_get()->send_queue_limit / 2;
+	return c->room.member && queue_past_half(c, settings_get()->send_queue_limit);
 }
 
 bool
@@ -189,6 +199,25 @@ ring_overflowed(const struct client *c)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * What waits for c in the rings, in bytes (each slot in its longest line
+ * form: c's own messages count in full, not as their OKs); c must not be
+ * overrun (ring_overflowed).  A subtraction per room c is in.
+ */
+static uint64_t
+ring_lag_bytes(const struct client *c)
+{
+	uint64_t lag = 0;
+
+	for (size_t i = 0; i < c->room.n_rooms; i++) {
+		const struct membership *m = &c->room.rooms[i];
+
+		if (m->cursor != m->room->head)
+			lag += m->room->bytes - slot_at(m)->at;
+	}
+	return lag;
 }
 
 /*
@@ -392,7 +421,7 @@ flush_claim_locked(struct hub *h, struct client *c)
  * not finished goes back on the dirty list for the next pass.
  */
 static void
-flush_collect_locked(struct hub *h)
+flush_collect_some(struct hub *h)
 {
 	struct room *r;
 
@@ -587,7 +616,7 @@ claim_wait_locked(struct hub *h, struct client *c)
 
 /*
  * A pass's writes go in chunks of FLUSH_CHUNK members (as many as
- * flush_collect_locked() claims for one pass), each let go under the lock
+ * flush_collect_some() claims for one pass), each let go under the lock
  * as soon as its chunk is written: a member whose thread wakes (a sender
  * answered by this pass) waits for its chunk.
  */
@@ -646,7 +675,7 @@ flush_locked(struct hub *h, bool unlocked)
 		return; /* the flusher's next pass takes what this thread published */
 	h->flushing = true;
 	while (h->dirty != NULL) {
-		flush_collect_locked(h);
+		flush_collect_some(h);
 		flush_pass(h, unlocked);
 	}
 	h->flushing = false;
@@ -803,8 +832,15 @@ ring_push_locked(struct hub *h, struct room *r, struct ring_slot slot)
 {
 	struct ring_slot *s = &r->ring[r->head & (r->ring_cap - 1)];
 
+	size_t len = 0;
+
+	for (size_t w = 0; w < WIRE_MAX; w++)
+		if (slot.w[w].len > len)
+			len = slot.w[w].len;
 	slot_release(s);
 	slot.seq = ++h->seq;
+	slot.at = r->bytes;
+	r->bytes += len;
 	*s = slot;
 	r->head++;
 	dirty_add_locked(h, r);
@@ -1356,9 +1392,10 @@ queue_overflowed(const struct client *c, int64_t limit)
 	return c->out.bytes + c->room.inbox.bytes > (uint64_t)limit;
 }
 
-int
-room_collect(struct hub *h, struct client *c, int64_t limit, enum part_reason *why, char *text,
-	     size_t textlen)
+/* room_collect(), and with `all` room_collect_all(). */
+static int
+collect_some(struct hub *h, struct client *c, int64_t limit, bool all, enum part_reason *why,
+	     char *text, size_t textlen)
 {
 	struct membership *m;
 	bool over;
@@ -1372,14 +1409,27 @@ room_collect(struct hub *h, struct client *c, int64_t limit, enum part_reason *w
 	if (c->room.out_lost || inbox_drain_locked(c) < 0)
 		goto nomem;
 	over = ring_overflowed(c);
-	/* At shutdown, everything said before it goes out ahead of BYE. */
-	for (unsigned i = 0; !over && (i < COLLECT_BATCH || h->closing) && (m = next_pending(c));
+	/*
+	 * Past half its limit, the rest stays in the ring until the socket
+	 * took some (backed up meanwhile): a member behind by more than its
+	 * queue holds, but not by more than the ring, takes it in turns.  At
+	 * shutdown, everything said before it goes out ahead of BYE.
+	 */
+	for (unsigned i = 0;
+	     !over && (h->closing || (i < COLLECT_BATCH && (all || !queue_past_half(c, limit)))) &&
+	     (m = next_pending(c));
 	     i++) {
 		if (deliver_slot(h, c, slot_at(m)) < 0)
 			goto nomem;
 		m->cursor++;
 	}
-	if (over || queue_overflowed(c, limit)) {
+	/*
+	 * A member that does not read: its queue passes the limit, or (room
+	 * traffic stopping at half of it) the queue and what waits in the
+	 * rings pass twice the limit, or a ring overruns it.
+	 */
+	if (over || queue_overflowed(c, limit) ||
+	    c->out.bytes + c->room.inbox.bytes + ring_lag_bytes(c) > 2 * (uint64_t)limit) {
 		*why = PART_OVERFLOW;
 		snprintf(text, textlen, "%s", part_reason_text(PART_OVERFLOW));
 		goto leave;
@@ -1389,8 +1439,9 @@ room_collect(struct hub *h, struct client *c, int64_t limit, enum part_reason *w
 		snprintf(text, textlen, "%s", part_reason_text(PART_SHUTDOWN));
 		goto leave;
 	}
-	bool more = next_pending(c) != NULL;
-	backed_up_set_locked(h, c, queue_backed_up(c));
+	bool backed_up = c->room.member && queue_past_half(c, limit);
+	bool more = (all || !backed_up) && next_pending(c) != NULL;
+	backed_up_set_locked(h, c, backed_up);
 	room_unlock_and_cascade(h);
 	return more;
 
@@ -1402,12 +1453,28 @@ leave:
 	return -1;
 }
 
+int
+room_collect(struct hub *h, struct client *c, int64_t limit, enum part_reason *why, char *text,
+	     size_t textlen)
+{
+	return collect_some(h, c, limit, false, why, text, textlen);
+}
+
+int
+room_collect_all(struct hub *h, struct client *c, int64_t limit, enum part_reason *why, char *text,
+		 size_t textlen)
+{
+	return collect_some(h, c, limit, true, why, text, textlen);
+}
+
 bool
 room_sleep(struct hub *h, struct client *c, bool write_through)
 {
 	pthread_mutex_lock(&h->lock);
+	/* A member backed up with its queue unwritten waits for its socket, not the ring. */
 	bool idle = !h->closing && !c->room.evicted && !c->room.out_lost &&
-		    c->room.inbox.count == 0 && next_pending(c) == NULL;
+		    c->room.inbox.count == 0 &&
+		    (next_pending(c) == NULL || (!outq_empty(&c->out) && queue_backed_up(c)));
 	if (idle) {
 		backed_up_set_locked(h, c, queue_backed_up(c));
 		bool hand = write_through && c->room.member && outq_empty(&c->out);
