@@ -421,7 +421,7 @@ flush_claim_locked(struct hub *h, struct client *c)
  * not finished goes back on the dirty list for the next pass.
  */
 static void
-flush_collect_some(struct hub *h)
+flush_collect_locked(struct hub *h)
 {
 	struct room *r;
 
@@ -616,7 +616,7 @@ claim_wait_locked(struct hub *h, struct client *c)
 
 /*
  * A pass's writes go in chunks of FLUSH_CHUNK members (as many as
- * flush_collect_some() claims for one pass), each let go under the lock
+ * flush_collect_locked() claims for one pass), each let go under the lock
  * as soon as its chunk is written: a member whose thread wakes (a sender
  * answered by this pass) waits for its chunk.
  */
@@ -675,7 +675,7 @@ flush_locked(struct hub *h, bool unlocked)
 		return; /* the flusher's next pass takes what this thread published */
 	h->flushing = true;
 	while (h->dirty != NULL) {
-		flush_collect_some(h);
+		flush_collect_locked(h);
 		flush_pass(h, unlocked);
 	}
 	h->flushing = false;
