@@ -538,7 +538,8 @@ post_message(struct client *c, char *text, size_t len)
  * message each always goes through, however many others burst.
  *
  * And a burst goes no faster than the members read: while one of them has
- * more than half its send queue limit waiting (room_backed_up), every
+ * more than half its send queue limit waiting (in its queue and the
+ * rings: room_backed_up), every
  * sender gets one message in flight and one per HELD_BACK_GAP_MS, which
  * is more than anyone types.  A member that stopped reading for good is
  * still disconnected at its limit, only later.

@@ -148,7 +148,9 @@ wake_next_locked(struct hub *h, size_t *sleepers_left)
  * for its socket (and then collects no more from the rings): pipelining
  * senders then wait for it (room_backed_up).
  * Called when its queue may have changed: by its thread in room_collect()
- * and room_sleep(), by the publisher when write-through queues for it.
+ * and room_sleep(), by the publisher when write-through queues for it; and
+ * by a write-through pass that finds it far behind in a ring
+ * (lag_check_locked; room_collect counts the rings' bytes too).
  */
 void
 backed_up_set_locked(struct hub *h, struct client *c, bool now)
@@ -202,21 +204,30 @@ ring_overflowed(const struct client *c)
 }
 
 /*
- * What waits for c in the rings, in bytes (each slot in its longest line
- * form: c's own messages count in full, not as their OKs); c must not be
- * overrun (ring_overflowed).  A subtraction per room c is in.
+ * What waits for membership m in its ring, in bytes (each slot in its
+ * longest line form: c's own messages count in full, not as their OKs);
+ * one overrun (ring_overflowed) counts as the whole ring and more.
  */
+static uint64_t
+membership_lag_bytes(const struct membership *m)
+{
+	const struct room *r = m->room;
+
+	if (m->cursor == r->head)
+		return 0;
+	if (r->head - m->cursor > r->ring_cap)
+		return r->bytes + 1;
+	return r->bytes - slot_at(m)->at;
+}
+
+/* What waits for c in all its rings: a subtraction per room c is in. */
 static uint64_t
 ring_lag_bytes(const struct client *c)
 {
 	uint64_t lag = 0;
 
-	for (size_t i = 0; i < c->room.n_rooms; i++) {
-		const struct membership *m = &c->room.rooms[i];
-
-		if (m->cursor != m->room->head)
-			lag += m->room->bytes - slot_at(m)->at;
-	}
+	for (size_t i = 0; i < c->room.n_rooms; i++)
+		lag += membership_lag_bytes(&c->room.rooms[i]);
 	return lag;
 }
 
@@ -416,6 +427,26 @@ flush_claim_locked(struct hub *h, struct client *c)
 }
 
 /*
+ * A member whose thread is awake (busy: a sender publishing itself) or
+ * sleeps without write-through, so the pass does not write to it: if more
+ * than half its limit waits for it in r's ring and its queue, it counts
+ * as backed up now, and senders are paced before it collects (its own
+ * collect keeps the mark until it has caught up, room_collect).  Only for
+ * members the pass passes by, one membership_find() each: nothing per
+ * write-through delivery.
+ */
+static void
+lag_check_locked(struct hub *h, struct client *c, struct room *r, uint64_t half)
+{
+	const struct membership *m;
+
+	if (c->room.backed_up || !c->room.member || (m = membership_find(c, r)) == NULL)
+		return;
+	if (c->out.bytes + c->room.inbox.bytes + membership_lag_bytes(m) > half)
+		backed_up_set_locked(h, c, true);
+}
+
+/*
  * Gathers the writers of the dirty rooms into the pass, room by room,
  * while the pass has room for another member's worth of pieces; a room
  * not finished goes back on the dirty list for the next pass.
@@ -423,6 +454,7 @@ flush_claim_locked(struct hub *h, struct client *c)
 static void
 flush_collect_locked(struct hub *h)
 {
+	uint64_t half = (uint64_t)settings_get()->send_queue_limit / 2;
 	struct room *r;
 
 	h->flush_n = h->flush_pieces_n = 0;
@@ -435,8 +467,10 @@ flush_collect_locked(struct hub *h)
 			/* Not claimed by this pass already, nor taken back by its thread. */
 			if (!c->room.sleeping || !c->room.writer ||
 			    atomic_load_explicit(&c->room.rights, memory_order_relaxed) !=
-				    RIGHTS_HUB)
+				    RIGHTS_HUB) {
+				lag_check_locked(h, c, r, half);
 				continue;
+			}
 			if (ring_overflowed(c)) {
 				target_add_locked(h, c);
 				continue;
@@ -1439,8 +1473,12 @@ collect_some(struct hub *h, struct client *c, int64_t limit, bool all, enum part
 		snprintf(text, textlen, "%s", part_reason_text(PART_SHUTDOWN));
 		goto leave;
 	}
-	bool backed_up = c->room.member && queue_past_half(c, limit);
-	bool more = (all || !backed_up) && next_pending(c) != NULL;
+	bool capped = c->room.member && queue_past_half(c, limit);
+	bool more = (all || !capped) && next_pending(c) != NULL;
+	/* Backed up until what waits in the rings too is under half the limit. */
+	bool backed_up = capped ||
+			 (c->room.member && c->out.bytes + c->room.inbox.bytes + ring_lag_bytes(c) >
+						    (uint64_t)limit / 2);
 	backed_up_set_locked(h, c, backed_up);
 	room_unlock_and_cascade(h);
 	return more;

@@ -352,9 +352,10 @@ test_ring_grows_for_a_member_behind(void **state)
  * A member whose thread is awake but busy (a sender, publishing itself)
  * while others burst falls behind in the ring by more than its send queue
  * limit (the socket already holding much of it, say), though not twice
- * it: it takes what waits in turns, at most about half its limit at a
- * time, counted as backed up (senders paced) until it has caught up, and
- * is not dropped for overflow.
+ * it: the publisher counts it as backed up (senders paced) as soon as
+ * more than half its limit waits in the ring, it takes what waits in
+ * turns, at most about half its limit at a time, backed up until it has
+ * caught up, and is not dropped for overflow.
  */
 static void
 test_busy_member_behind_takes_the_burst_in_turns(void **state)
@@ -378,6 +379,8 @@ test_busy_member_behind_takes_the_burst_in_turns(void **state)
 	assert_true((size_t)(p - want) > LIMIT && (size_t)(p - want) < 2 * LIMIT);
 	for (size_t i = 0; i < n; i += 80)
 		room_publish_history(h, e + i, 80);
+	/* Marked by the publisher, before its thread collected anything: senders are paced now. */
+	assert_true(room_backed_up(h));
 	do {
 		rc = room_collect(h, a, LIMIT, &why, text, sizeof(text));
 		if (rc < 0)
