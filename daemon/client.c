@@ -538,7 +538,8 @@ post_message(struct client *c, char *text, size_t len)
  * message each always goes through, however many others burst.
  *
  * And a burst goes no faster than the members read: while one of them has
- * more than half its send queue limit waiting (room_backed_up), every
+ * more than half its send queue limit waiting (in its queue and the
+ * rings: room_backed_up), every
  * sender gets one message in flight and one per HELD_BACK_GAP_MS, which
  * is more than anyone types.  A member that stopped reading for good is
  * still disconnected at its limit, only later.
@@ -566,15 +567,21 @@ is_command(const char *line, size_t len)
 	return line[0] == '/' && line[1] != '/';
 }
 
-/* Moves everything the room has for c into its output; -1 when c must go. */
+/*
+ * Moves what the room has for c into its output: all of it, or (not `all`)
+ * up to half its send queue limit, the rest left in the ring until its
+ * socket takes some (room_collect); -1 when c must go.
+ */
 static int
-collect(struct client *c, struct session_state *st)
+collect(struct client *c, struct session_state *st, bool all)
 {
+	int (*take)(struct hub *, struct client *, int64_t, enum part_reason *, char *, size_t) =
+		all ? room_collect_all : room_collect;
 	int rc;
 
 	do
-		rc = room_collect(c->srv->hub, c, settings_get()->send_queue_limit, &st->why,
-				  st->text, sizeof(st->text));
+		rc = take(c->srv->hub, c, settings_get()->send_queue_limit, &st->why, st->text,
+			  sizeof(st->text));
 	while (rc > 0);
 	return rc;
 }
@@ -582,7 +589,7 @@ collect(struct client *c, struct session_state *st)
 int
 client_collect(struct client *c, struct session_state *st)
 {
-	return collect(c, st);
+	return collect(c, st, true);
 }
 
 /* One native request line: returns 0 to go on, -1 when the session ends. */
@@ -604,7 +611,7 @@ native_request(struct client *c, struct session_state *st, char *line, size_t le
 	 * Deliver everything that happened before the command first: a reply
 	 * (say, to /ping) then tells the client it has seen all of that.
 	 */
-	if (collect(c, st) < 0)
+	if (collect(c, st, true) < 0)
 		return -1;
 	st->went_deep = true;
 	switch (command_run(c, line, st->text, sizeof(st->text))) {
@@ -775,7 +782,7 @@ serve(struct client *c, struct session_state *st)
 	client_out_of_memory(st);
 	for (;;) {
 		if ((c->fe->woken != NULL && c->fe->woken(c, st) < 0) || handle_input(c, st) < 0 ||
-		    collect(c, st) < 0)
+		    collect(c, st, false) < 0)
 			return;
 		if (flush_out(c) < 0) {
 			st->why = PART_LOST;

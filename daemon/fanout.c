@@ -12,9 +12,13 @@
  * would overwrite a slot some member still needs, up to the most the
  * current send_queue_limit needs (ring_max_cap: the limit over the
  * shortest event line), so a member that keeps collecting is never
- * overrun and a quiet room stays small.  A membership whose cursor falls
- * more than ring_cap behind head, or a session whose collected but
- * unwritten bytes pass its send queue limit, has overflowed.  Every slot
+ * overrun and a quiet room stays small.  A member collects up to half its
+ * send queue limit of unwritten bytes (room_collect): the rest waits in
+ * the ring, the member counted as backed up.  A membership whose cursor
+ * falls more than ring_cap behind head, a session whose collected but
+ * unwritten bytes pass its send queue limit, or whose unwritten bytes and
+ * what waits for it in the rings (room.bytes, slot.at) pass twice the
+ * limit, has overflowed.  Every slot
  * gets the next number of the hub's sequence (seq): a session in several
  * rooms takes their slots in that order (next_pending), so its
  * acknowledgements and the lines around them keep the order they were
@@ -141,9 +145,12 @@ wake_next_locked(struct hub *h, size_t *sleepers_left)
 
 /*
  * A member is backed up while more than half its send queue limit waits
- * for its socket: pipelining senders then wait for it (room_backed_up).
+ * for its socket (and then collects no more from the rings): pipelining
+ * senders then wait for it (room_backed_up).
  * Called when its queue may have changed: by its thread in room_collect()
- * and room_sleep(), by the publisher when write-through queues for it.
+ * and room_sleep(), by the publisher when write-through queues for it; and
+ * by a write-through pass that finds it far behind in a ring
+ * (lag_check_locked; room_collect counts the rings' bytes too).
  */
 void
 backed_up_set_locked(struct hub *h, struct client *c, bool now)
@@ -158,10 +165,15 @@ backed_up_set_locked(struct hub *h, struct client *c, bool now)
 }
 
 static bool
+queue_past_half(const struct client *c, int64_t limit)
+{
+	return c->out.bytes + c->room.inbox.bytes > (uint64_t)limit / 2;
+}
+
+static bool
 queue_backed_up(const struct client *c)
 {
-	return c->room.member &&
-	       c->out.bytes + c->room.inbox.bytes > (uint64_t)settings_get()->send_queue_limit / 2;
+	return c->room.member && queue_past_half(c, settings_get()->send_queue_limit);
 }
 
 bool
@@ -189,6 +201,34 @@ ring_overflowed(const struct client *c)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * What waits for membership m in its ring, in bytes (each slot in its
+ * longest line form: c's own messages count in full, not as their OKs);
+ * one overrun (ring_overflowed) counts as the whole ring and more.
+ */
+static uint64_t
+membership_lag_bytes(const struct membership *m)
+{
+	const struct room *r = m->room;
+
+	if (m->cursor == r->head)
+		return 0;
+	if (r->head - m->cursor > r->ring_cap)
+		return r->bytes + 1;
+	return r->bytes - slot_at(m)->at;
+}
+
+/* What waits for c in all its rings: a subtraction per room c is in. */
+static uint64_t
+ring_lag_bytes(const struct client *c)
+{
+	uint64_t lag = 0;
+
+	for (size_t i = 0; i < c->room.n_rooms; i++)
+		lag += membership_lag_bytes(&c->room.rooms[i]);
+	return lag;
 }
 
 /*
@@ -387,6 +427,26 @@ flush_claim_locked(struct hub *h, struct client *c)
 }
 
 /*
+ * A member whose thread is awake (busy: a sender publishing itself) or
+ * sleeps without write-through, so the pass does not write to it: if more
+ * than half its limit waits for it in r's ring and its queue, it counts
+ * as backed up now, and senders are paced before it collects (its own
+ * collect keeps the mark until it has caught up, room_collect).  Only for
+ * members the pass passes by, one membership_find() each: nothing per
+ * write-through delivery.
+ */
+static void
+lag_check_locked(struct hub *h, struct client *c, struct room *r, uint64_t half)
+{
+	const struct membership *m;
+
+	if (c->room.backed_up || !c->room.member || (m = membership_find(c, r)) == NULL)
+		return;
+	if (c->out.bytes + c->room.inbox.bytes + membership_lag_bytes(m) > half)
+		backed_up_set_locked(h, c, true);
+}
+
+/*
  * Gathers the writers of the dirty rooms into the pass, room by room,
  * while the pass has room for another member's worth of pieces; a room
  * not finished goes back on the dirty list for the next pass.
@@ -394,6 +454,7 @@ flush_claim_locked(struct hub *h, struct client *c)
 static void
 flush_collect_locked(struct hub *h)
 {
+	uint64_t half = (uint64_t)settings_get()->send_queue_limit / 2;
 	struct room *r;
 
 	h->flush_n = h->flush_pieces_n = 0;
@@ -406,8 +467,10 @@ flush_collect_locked(struct hub *h)
 			/* Not claimed by this pass already, nor taken back by its thread. */
 			if (!c->room.sleeping || !c->room.writer ||
 			    atomic_load_explicit(&c->room.rights, memory_order_relaxed) !=
-				    RIGHTS_HUB)
+				    RIGHTS_HUB) {
+				lag_check_locked(h, c, r, half);
 				continue;
+			}
 			if (ring_overflowed(c)) {
 				target_add_locked(h, c);
 				continue;
@@ -803,8 +866,15 @@ ring_push_locked(struct hub *h, struct room *r, struct ring_slot slot)
 {
 	struct ring_slot *s = &r->ring[r->head & (r->ring_cap - 1)];
 
+	size_t len = 0;
+
+	for (size_t w = 0; w < WIRE_MAX; w++)
+		if (slot.w[w].len > len)
+			len = slot.w[w].len;
 	slot_release(s);
 	slot.seq = ++h->seq;
+	slot.at = r->bytes;
+	r->bytes += len;
 	*s = slot;
 	r->head++;
 	dirty_add_locked(h, r);
@@ -1379,9 +1449,10 @@ queue_overflowed(const struct client *c, int64_t limit)
 	return c->out.bytes + c->room.inbox.bytes > (uint64_t)limit;
 }
 
-int
-room_collect(struct hub *h, struct client *c, int64_t limit, enum part_reason *why, char *text,
-	     size_t textlen)
+/* room_collect(), and with `all` room_collect_all(). */
+static int
+collect_some(struct hub *h, struct client *c, int64_t limit, bool all, enum part_reason *why,
+	     char *text, size_t textlen)
 {
 	struct membership *m;
 	bool over;
@@ -1395,14 +1466,27 @@ room_collect(struct hub *h, struct client *c, int64_t limit, enum part_reason *w
 	if (c->room.out_lost || inbox_drain_locked(c) < 0)
 		goto nomem;
 	over = ring_overflowed(c);
-	/* At shutdown, everything said before it goes out ahead of BYE. */
-	for (unsigned i = 0; !over && (i < COLLECT_BATCH || h->closing) && (m = next_pending(c));
+	/*
+	 * Past half its limit, the rest stays in the ring until the socket
+	 * took some (backed up meanwhile): a member behind by more than its
+	 * queue holds, but not by more than the ring, takes it in turns.  At
+	 * shutdown, everything said before it goes out ahead of BYE.
+	 */
+	for (unsigned i = 0;
+	     !over && (h->closing || (i < COLLECT_BATCH && (all || !queue_past_half(c, limit)))) &&
+	     (m = next_pending(c));
 	     i++) {
 		if (deliver_slot(h, c, slot_at(m)) < 0)
 			goto nomem;
 		m->cursor++;
 	}
-	if (over || queue_overflowed(c, limit)) {
+	/*
+	 * A member that does not read: its queue passes the limit, or (room
+	 * traffic stopping at half of it) the queue and what waits in the
+	 * rings pass twice the limit, or a ring overruns it.
+	 */
+	if (over || queue_overflowed(c, limit) ||
+	    c->out.bytes + c->room.inbox.bytes + ring_lag_bytes(c) > 2 * (uint64_t)limit) {
 		*why = PART_OVERFLOW;
 		snprintf(text, textlen, "%s", part_reason_text(PART_OVERFLOW));
 		goto leave;
@@ -1412,8 +1496,13 @@ room_collect(struct hub *h, struct client *c, int64_t limit, enum part_reason *w
 		snprintf(text, textlen, "%s", part_reason_text(PART_SHUTDOWN));
 		goto leave;
 	}
-	bool more = next_pending(c) != NULL;
-	backed_up_set_locked(h, c, queue_backed_up(c));
+	bool capped = c->room.member && queue_past_half(c, limit);
+	bool more = (all || !capped) && next_pending(c) != NULL;
+	/* Backed up until what waits in the rings too is under half the limit. */
+	bool backed_up = capped ||
+			 (c->room.member && c->out.bytes + c->room.inbox.bytes + ring_lag_bytes(c) >
+						    (uint64_t)limit / 2);
+	backed_up_set_locked(h, c, backed_up);
 	room_unlock_and_cascade(h);
 	return more;
 
@@ -1425,12 +1514,28 @@ leave:
 	return -1;
 }
 
+int
+room_collect(struct hub *h, struct client *c, int64_t limit, enum part_reason *why, char *text,
+	     size_t textlen)
+{
+	return collect_some(h, c, limit, false, why, text, textlen);
+}
+
+int
+room_collect_all(struct hub *h, struct client *c, int64_t limit, enum part_reason *why, char *text,
+		 size_t textlen)
+{
+	return collect_some(h, c, limit, true, why, text, textlen);
+}
+
 bool
 room_sleep(struct hub *h, struct client *c, bool write_through)
 {
 	pthread_mutex_lock(&h->lock);
+	/* A member backed up with its queue unwritten waits for its socket, not the ring. */
 	bool idle = !h->closing && !c->room.evicted && !c->room.out_lost &&
-		    c->room.inbox.count == 0 && next_pending(c) == NULL;
+		    c->room.inbox.count == 0 &&
+		    (next_pending(c) == NULL || (!outq_empty(&c->out) && queue_backed_up(c)));
 	if (idle) {
 		backed_up_set_locked(h, c, queue_backed_up(c));
 		bool hand = write_through && c->room.member && outq_empty(&c->out);

@@ -103,6 +103,7 @@ struct ring_slot {
 	enum slot_kind kind;
 	uint64_t sender;               /* session id; 0 for none */
 	uint64_t seq;                  /* the hub's publication sequence */
+	uint64_t at;                   /* the room's bytes before it (room.bytes) */
 	struct wire_bytes w[WIRE_MAX]; /* one per line form in use (body NULL: not) */
 	struct line *label;            /* "@label=X" for the sender's echo (IRC); NULL none */
 };
@@ -132,6 +133,7 @@ struct room {
 	struct ring_slot *ring;
 	uint64_t ring_cap; /* a power of two */
 	uint64_t head;
+	uint64_t bytes; /* of every slot pushed, each in its longest line form: ring_lag_bytes() */
 
 	struct client **members; /* sorted by name */
 	size_t n_members, cap_members;

@@ -201,18 +201,31 @@ enum room_result room_who(struct hub *h, struct client *c, const char *room, str
 			  size_t *n, bool *listed, char *spelled);
 
 /*
- * Copy what c has not received yet into its outq, at most a batch.
- * Returns 1 if more is waiting, 0 when c is caught up, or -1 when c must
- * go: *why says why (evicted, overflow, out of memory: PART_ERROR,
- * shutdown) and text the BYE text.
- * c's own messages come back as acknowledgements and count off c->unacked.
+ * Copy what c has not received yet into its outq, at most a batch, and
+ * none once more than half send_queue_limit waits for its socket: the
+ * rest stays in the rings (c counts as backed up, room_backed_up) until
+ * the socket took some.  Returns 1 if more is waiting and c may take it
+ * now, 0 when c is caught up or backed up, or -1 when c must go: *why
+ * says why (evicted, overflow: past its limit, past twice it counting
+ * what waits in the rings, or further behind than a ring reaches, out of
+ * memory: PART_ERROR, shutdown) and text the BYE text.  c's own messages come back as acknowledgements and count off
+ * c->unacked.
  */
 int room_collect(struct hub *h, struct client *c, int64_t send_queue_limit, enum part_reason *why,
 		 char *text, size_t textlen);
 
 /*
- * If nothing is waiting for c, mark it sleeping and return true; false if
- * there is work to collect.  A sleeping member is woken (client_wake) by
+ * The same, but past half the limit too (up to the limit itself, then c
+ * overflows): before a command's reply, which must come after everything
+ * published before it.  Returns 1 while more is waiting.
+ */
+int room_collect_all(struct hub *h, struct client *c, int64_t send_queue_limit,
+		     enum part_reason *why, char *text, size_t textlen);
+
+/*
+ * If nothing is waiting for c (or all that is waits behind its output
+ * queue, backed up: see room_collect), mark it sleeping and return true;
+ * false if there is work to collect.  A sleeping member is woken (client_wake) by
  * the next publish, except with write_through (the caller's output queue
  * is empty and it waits for nothing but input and wake-ups): then it hands
  * its write rights to the hub, which writes what is published to its

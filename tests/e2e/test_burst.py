@@ -156,7 +156,7 @@ def run_burst(d, senders, count, idle, chatter=None, chats=3, stalled=(), timeou
     `stalled` ones after STALL seconds) and the chatter, if any, says a few messages as the burst
     goes on.  Returns the seconds until everyone had everything, and {name: reader}."""
     names = senders + idle + ([chatter] if chatter else [])
-    clients = {name: d.login(name) for name in names}
+    clients = {name: d.login(name) for name in names if name not in stalled}
     clients.update({name: login_small_window(d, name) for name in stalled})
     # Everyone is in before the burst: no JOIN lands in the middle of it.
     for c in clients.values():
@@ -246,3 +246,14 @@ def test_a_member_that_stops_reading_a_while_slows_the_burst_down(chatd_factory)
     elapsed, _ = run_burst(d, ["alice"], BURST, ["bob"], stalled=["sam"])
     print(f"{BURST} messages from one member in {elapsed:.2f} s ({BURST / elapsed:.0f}/s) "
           f"with a member that stopped reading for {STALL} s")
+
+
+def test_a_sender_that_stops_reading_a_while_is_not_dropped(chatd_factory):
+    """Three members burst at once while one of them (bob) stops reading for a
+    second with a small receive buffer and a small send queue: what waits for
+    it passes its limit while its thread is busy publishing, and it takes it in
+    turns as it reads again (the others paced meanwhile), instead of being
+    dropped for overflow."""
+    d = chatd_factory(start=False, history_sync_ms=50, send_queue_limit=65536)
+    d.start()
+    run_burst(d, ["alice", "bob", "carol"], SLOW_BURST // SENDERS, ["dave"], stalled=["bob"])

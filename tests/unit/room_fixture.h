@@ -97,7 +97,10 @@ drain(int peer)
 	free(read_all(peer, &len));
 }
 
-/* What c collects now (it must stay), written to its socket whole. */
+/*
+ * What c collects now (it must stay), written to its socket whole: in
+ * turns while it is backed up (more than half the limit was waiting).
+ */
 static inline void
 collect_all(struct hub *h, struct client *c, size_t limit)
 {
@@ -111,7 +114,7 @@ collect_all(struct hub *h, struct client *c, size_t limit)
 		assert_true(rc >= 0);
 		assert_int_equal(outq_flush(&c->out, c->fd), 0);
 		assert_true(outq_empty(&c->out));
-	} while (rc > 0);
+	} while (rc > 0 || c->room.backed_up);
 }
 
 #endif

@@ -348,6 +348,64 @@ test_ring_grows_for_a_member_behind(void **state)
 	hub_free(h);
 }
 
+/*
+ * A member whose thread is awake but busy (a sender, publishing itself)
+ * while others burst falls behind in the ring by more than its send queue
+ * limit (the socket already holding much of it, say), though not twice
+ * it: the publisher counts it as backed up (senders paced) as soon as
+ * more than half its limit waits in the ring, it takes what waits in
+ * turns, at most about half its limit at a time, backed up until it has
+ * caught up, and is not dropped for overflow.
+ */
+static void
+test_busy_member_behind_takes_the_burst_in_turns(void **state)
+{
+	const size_t n = 320; /* fewer than RING slots, between LIMIT and twice it in bytes */
+	struct hub *h = hub_new(wire_formats);
+	struct history_entry *e = batch(n, 99);
+	int pa;
+	struct client *a;
+	enum part_reason why;
+	char text[128], *want = malloc(n * 64), *p = want, *got = malloc(n * 64);
+	size_t len = 0, turns = 0;
+	int rc;
+
+	(void)state;
+	assert_non_null(want), assert_non_null(got);
+	a = member(h, "alice", 1, &pa);
+	room_wake_up(h, a); /* awake and busy: write-through passes it by */
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "MSG lobby %zu " TS " ann m%zu\n", i + 1, i + 1);
+	assert_true((size_t)(p - want) > LIMIT && (size_t)(p - want) < 2 * LIMIT);
+	for (size_t i = 0; i < n; i += 80)
+		room_publish_history(h, e + i, 80);
+	/* Marked by the publisher, before its thread collected anything: senders are paced now. */
+	assert_true(room_backed_up(h));
+	do {
+		rc = room_collect(h, a, LIMIT, &why, text, sizeof(text));
+		if (rc < 0)
+			fail_msg("dropped after %zu turns: %s", turns, text);
+		assert_true(a->out.bytes <= LIMIT / 2 + 64);
+		if (turns++ == 0) {
+			/* Behind: senders are paced, and it waits for its socket, not spinning. */
+			assert_true(room_backed_up(h));
+			assert_true(room_sleep(h, a, false));
+			room_wake_up(h, a);
+		}
+		assert_int_equal(outq_flush(&a->out, a->fd), 0);
+		ssize_t r;
+		while ((r = recv(pa, got + len, n * 64 - len, MSG_DONTWAIT)) > 0)
+			len += (size_t)r;
+	} while (rc > 0 || room_backed_up(h));
+	assert_true(turns > 2);
+	assert_int_equal(len, (size_t)(p - want));
+	assert_memory_equal(got, want, len);
+	free(want), free(got);
+	batch_free(e, n);
+	member_free(h, a, pa);
+	hub_free(h);
+}
+
 /* A member whose peer does not read: its queue passes the limit, it overflows alone. */
 static void
 test_member_that_does_not_read_overflows(void **state)
@@ -994,6 +1052,7 @@ main(void)
 		cmocka_unit_test(test_collect_merges_rooms_in_publication_order),
 		cmocka_unit_test(test_ring_grows_for_a_member_behind),
 		cmocka_unit_test(test_member_that_does_not_read_overflows),
+		cmocka_unit_test(test_busy_member_behind_takes_the_burst_in_turns),
 		cmocka_unit_test(test_leave_and_current_room),
 		cmocka_unit_test(test_replaced_session_parts_every_room),
 		cmocka_unit_test(test_guest_replaces_nobody),
