@@ -26,6 +26,22 @@ def scaled(seconds):
     return seconds * SCALE
 
 
+def closed_without_reply(sock, timeout=5.0):
+    """Everything the peer sends until it closes; fails if it stays open."""
+    sock.settimeout(scaled(timeout))
+    got = b""
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return got
+            got += data
+    except ConnectionResetError:
+        return got
+    except socket.timeout:
+        raise AssertionError(f"still open after {timeout} s; got {got!r}") from None
+
+
 def deadline_in(seconds):
     """The monotonic time seconds (scaled) from now."""
     return time.monotonic() + scaled(seconds)

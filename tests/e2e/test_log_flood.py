@@ -13,25 +13,11 @@ import math
 import socket
 import time
 
-from chatproto import scaled, wait_until
+from chatproto import closed_without_reply, wait_until
 from lograte import BURST, WINDOW_S, events, logged, summaries
 
 PER_ADDRESS = "refused connections (over max_clients_per_address)"
 TOO_MANY = "too many connections from your address"
-
-
-def read_to_end(sock, timeout=5.0):
-    """What the peer sent until it closed (EOF or reset)."""
-    sock.settimeout(scaled(timeout))
-    got = b""
-    try:
-        while True:
-            data = sock.recv(4096)
-            if not data:
-                return got
-            got += data
-    except ConnectionResetError:
-        return got
 
 
 def line_count(chatd):
@@ -62,7 +48,7 @@ def refused_flood(chatd, n):
     max_clients_per_address)."""
     for _ in range(n):
         with socket.create_connection(("127.0.0.1", chatd.port)) as s:
-            assert TOO_MANY.encode() in read_to_end(s)
+            assert TOO_MANY.encode() in closed_without_reply(s)
 
 
 def test_refused_connections_grow_the_log_by_a_bounded_number_of_lines(chatd_factory):
@@ -105,7 +91,7 @@ def test_plaintext_on_the_tls_port_grows_the_log_by_a_bounded_number_of_lines(tl
     for _ in range(200):
         with socket.create_connection(("127.0.0.1", chatd.tls_port)) as s:
             s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            assert read_to_end(s) == b""
+            assert closed_without_reply(s) == b""
     # Each connection's thread logs its departure after closing: wait for the last.
     wait_until(lambda: chatd.ctl_ok("status").count("logins: 0 in progress") == 1,
                "every connection gone")

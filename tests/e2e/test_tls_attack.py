@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from chatproto import Client, deadline_in, scaled, wait_until
+from chatproto import Client, closed_without_reply, deadline_in, scaled, wait_until
 from conftest import CHATD_BIN, config_text, free_port
 from lograte import events, logged
 from tlsfixtures import tls_client, tls_login
@@ -40,21 +40,6 @@ def is_closed(sock):
         return False
     except OSError:
         return True
-
-
-def closed_without_reply(sock, timeout=5.0):
-    sock.settimeout(scaled(timeout))
-    got = b""
-    try:
-        while True:
-            data = sock.recv(4096)
-            if not data:
-                return got
-            got += data
-    except ConnectionResetError:
-        return got
-    except socket.timeout:
-        raise AssertionError(f"still open after {timeout} s; got {got!r}") from None
 
 
 def logins_in_progress(chatd):

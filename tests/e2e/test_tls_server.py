@@ -16,26 +16,10 @@ import warnings
 
 import pytest
 
-from chatproto import Client, Closed, deadline_in, scaled, wait_until
+from chatproto import Client, Closed, closed_without_reply, deadline_in, scaled, wait_until
 from conftest import SANITIZE, free_port
 from tlsfixtures import TLSClient, tls_client, tls_login
 
-
-
-def closed_without_reply(sock, timeout=5.0):
-    """Everything the peer sends until it closes; fails if it stays open."""
-    sock.settimeout(scaled(timeout))
-    got = b""
-    try:
-        while True:
-            data = sock.recv(4096)
-            if not data:
-                return got
-            got += data
-    except ConnectionResetError:
-        return got
-    except socket.timeout:
-        raise AssertionError(f"still open after {timeout} s; got {got!r}") from None
 
 
 def test_login_rooms_and_history_over_tls(tls_chatd, ca):
