@@ -429,11 +429,12 @@ flush_claim_locked(struct hub *h, struct client *c)
 /*
  * A member whose thread is awake (busy: a sender publishing itself) or
  * sleeps without write-through, so the pass does not write to it: if more
- * than half its limit waits for it in r's ring and its queue, it counts
+ * than half its limit waits for it in r's ring and its inbox, it counts
  * as backed up now, and senders are paced before it collects (its own
- * collect keeps the mark until it has caught up, room_collect).  Only for
- * members the pass passes by, one membership_find() each: nothing per
- * write-through delivery.
+ * collect keeps the mark until it has caught up, room_collect).  Its
+ * output queue is its thread's while the thread holds the write rights,
+ * so it is not looked at here.  Only for members the pass passes by, one
+ * membership_find() each: nothing per write-through delivery.
  */
 static void
 lag_check_locked(struct hub *h, struct client *c, struct room *r, uint64_t half)
@@ -442,7 +443,7 @@ lag_check_locked(struct hub *h, struct client *c, struct room *r, uint64_t half)
 
 	if (c->room.backed_up || !c->room.member || (m = membership_find(c, r)) == NULL)
 		return;
-	if (c->out.bytes + c->room.inbox.bytes + membership_lag_bytes(m) > half)
+	if (c->room.inbox.bytes + membership_lag_bytes(m) > half)
 		backed_up_set_locked(h, c, true);
 }
 
