@@ -70,20 +70,38 @@ offered_now(void)
 	return mask;
 }
 
-/* "CAP * NEW :a b" or "CAP * DEL :a b": the capabilities of mask, values with 302. */
+/*
+ * "CAP * VERB :a b": the capabilities of mask, with their values for 302,
+ * in as many lines as they take: LS marks each line but the last with "*"
+ * (CAP LS 302), NEW and DEL send them as lines of their own.
+ */
 static int
-cap_notice(struct client *c, const char *verb, unsigned mask, bool v302)
+cap_lines(struct client *c, const char *verb, unsigned mask, bool v302)
 {
+	const char *more = strcmp(verb, "LS") == 0 ? "* " : "";
 	char list[400];
 	size_t off = 0;
 
 	list[0] = '\0';
-	for (int i = 0; i < CAP_N; i++)
-		if (mask & CAP_BIT(i))
-			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s%s%s",
-						off ? " " : "", caps[i].name,
-						v302 && caps[i].value ? "=" : "",
-						v302 && caps[i].value ? caps[i].value : "");
+	for (int i = 0; i < CAP_N; i++) {
+		char one[64];
+		int n;
+
+		if (!(mask & CAP_BIT(i)))
+			continue;
+		n = snprintf(one, sizeof(one), "%s%s%s", caps[i].name,
+			     v302 && caps[i].value ? "=" : "",
+			     v302 && caps[i].value ? caps[i].value : "");
+		if (off + (size_t)n + 1 >= sizeof(list) - 1) {
+			if (irc_send(c, ":%s CAP %s %s %s:%s", settings_get()->server_name,
+				     irc_target(c), verb, more, list) < 0)
+				return -1;
+			off = 0;
+			list[0] = '\0';
+		}
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", off ? " " : "",
+					one);
+	}
 	return irc_send(c, ":%s CAP %s %s :%s", settings_get()->server_name, irc_target(c), verb,
 			list);
 }
@@ -103,9 +121,9 @@ irc_caps_notify(struct client *c)
 	if ((added | gone) == 0 || !irc_has(ic, CAP_CAP_NOTIFY))
 		return 0;
 	ic->caps &= ~gone; /* what DEL names the client holds off */
-	if (added && cap_notice(c, "NEW", added, ic->cap_version >= 302) < 0)
+	if (added && cap_lines(c, "NEW", added, ic->cap_version >= 302) < 0)
 		return -1;
-	if (gone && cap_notice(c, "DEL", gone, false) < 0)
+	if (gone && cap_lines(c, "DEL", gone, false) < 0)
 		return -1;
 	return 1;
 }
@@ -132,37 +150,6 @@ irc_caps_apply(struct client *c)
 						      : WIRE_IRC;
 
 	room_set_form(c->srv->hub, c, wire, irc_has(ic, CAP_ECHO_MESSAGE));
-}
-
-/* CAP LS: every capability, several lines ("*" before the last) if they do not fit one. */
-static int
-cap_ls(struct client *c, bool v302)
-{
-	char list[400];
-	size_t off = 0;
-
-	list[0] = '\0';
-	for (int i = 0; i < CAP_N; i++) {
-		char one[64];
-		int n;
-
-		if (!cap_offered(i))
-			continue;
-		n = snprintf(one, sizeof(one), "%s%s%s", caps[i].name,
-			     v302 && caps[i].value ? "=" : "",
-			     v302 && caps[i].value ? caps[i].value : "");
-
-		if (off + (size_t)n + 1 >= sizeof(list) - 1) {
-			if (irc_send(c, ":%s CAP %s LS * :%s", settings_get()->server_name,
-				     irc_target(c), list) < 0)
-				return -1;
-			off = 0;
-			list[0] = '\0';
-		}
-		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", off ? " " : "",
-					one);
-	}
-	return irc_send(c, ":%s CAP %s LS :%s", settings_get()->server_name, irc_target(c), list);
 }
 
 static int
@@ -316,7 +303,7 @@ irc_cap_command(struct client *c, const struct irc_msg *m)
 			ic->cap_negotiating = true;
 		ic->offered = offered_now(); /* what the client is told now */
 		ic->offered_known = true;
-		return cap_ls(c, ic->cap_version >= 302);
+		return cap_lines(c, "LS", offered_now(), ic->cap_version >= 302);
 	}
 	if (strcasecmp(sub, "LIST") == 0)
 		return cap_list(c);
