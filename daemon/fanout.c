@@ -1074,19 +1074,20 @@ room_backlog_limits(struct hub *h, size_t *msgs, size_t *bytes)
 {
 	(void)h;
 	*msgs = (size_t)(ring_max_cap() / PUBLISH_SHARE);
-	*bytes = (size_t)settings_get()->send_queue_limit / PUBLISH_SHARE;
+	*bytes = (size_t)settings_get()->send_queue_limit / BACKLOG_SHARE;
 }
 
 /*
  * How many of the n entries from e go into the rings in one piece: at
- * most the backlog limits' worth of slots and bytes, and at least one.
+ * most 1/PUBLISH_SHARE of the largest ring's slots and of send_queue_limit
+ * in bytes, and at least one.
  */
 static size_t
 publish_piece(struct hub *h, const struct history_entry *e, size_t n)
 {
-	size_t max_msgs, max_bytes, bytes = 0, i;
+	size_t max_msgs = (size_t)(ring_max_cap() / PUBLISH_SHARE),
+	       max_bytes = (size_t)settings_get()->send_queue_limit / PUBLISH_SHARE, bytes = 0, i;
 
-	room_backlog_limits(h, &max_msgs, &max_bytes);
 	for (i = 0; i < n && i < max_msgs; i++) {
 		if (is_message(&e[i]))
 			bytes += msg_bytes(h, &e[i]);

@@ -68,12 +68,20 @@
 #define COWRITE_MIN 8
 /*
  * One publication puts at most 1/PUBLISH_SHARE of the largest ring and of
- * the send queue limit in the rings (a longer batch goes in pieces), and
- * the history backlog, which becomes the next batch, is held to the same
- * (client.c): a member that keeps collecting then never finds a batch it
- * cannot take.
+ * the send queue limit in the rings (a longer batch goes in pieces, each
+ * written through before the next).  The history backlog, which becomes
+ * the next batch, is held to the same share of the ring's slots and to
+ * 1/BACKLOG_SHARE of the send queue limit in bytes (client.c): a batch
+ * spread over many rooms reaches each member as a small part of it (a
+ * quarter held 1,000 rooms' senders to about 2,400 messages in flight in
+ * all: bench/RESULTS.md, "Many rooms, the backlog"), and one that all goes
+ * to one member never puts it past its limit: it counts as backed up
+ * (senders paced) once more than half its limit waits, so it gets at most
+ * half a limit more before that is seen and half a batch more after,
+ * short of the twice its limit at which it overflows.
  */
 #define PUBLISH_SHARE 4
+#define BACKLOG_SHARE 2
 /* Who set a topic through chatctl. */
 #define OPERATOR_NAME "*"
 /*

@@ -25,7 +25,8 @@
  * told "overflow" and leaves; nobody waits for it, but while more than
  * half its limit waits (room_backed_up) senders that pipeline are paced.
  * A batch of stored messages goes into the rings in pieces every member
- * can take (room_backlog_limits).  Rings start small and grow on demand,
+ * can take, and the history's backlog that becomes the next batch is
+ * bounded (room_backlog_limits).  Rings start small and grow on demand,
  * up to what the current send_queue_limit needs, so a quiet room costs
  * little.
  *
@@ -249,8 +250,8 @@ void room_set_last_msg_id(struct hub *h, uint64_t id);
 
 /*
  * The history's publish callback (history.h): stored messages enter their
- * rooms' rings, a long batch in pieces of at most the backlog limits
- * below; other records (events) are not shown, the hub showed them live,
+ * rooms' rings, a long batch in pieces of at most a quarter of the
+ * largest ring and of send_queue_limit; other records (events) are not shown, the hub showed them live,
  * but a room's deletion record lifts the tomb its name waited under
  * (hub.h: tomb_remove).
  */
@@ -259,8 +260,9 @@ void room_publish_history(void *hub, const struct history_entry *entries, size_t
 /*
  * What the history's backlog (history_backlog) may hold, in messages and
  * bytes, so that the batch it becomes fits a member that keeps collecting:
- * a quarter of the most a fan-out ring grows to and of send_queue_limit
- * (both as the current settings say).  Any thread, no lock.
+ * a quarter of the most a fan-out ring grows to, and half of
+ * send_queue_limit (both as the current settings say; hub.h,
+ * BACKLOG_SHARE).  Any thread, no lock.
  */
 void room_backlog_limits(struct hub *h, size_t *msgs, size_t *bytes);
 
