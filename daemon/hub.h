@@ -73,7 +73,7 @@
  * the next batch, is held to the same share of the ring's slots and to
  * 1/BACKLOG_SHARE of the send queue limit in bytes (client.c): a batch
  * spread over many rooms reaches each member as a small part of it (a
- * quarter held 1,000 rooms' senders to about 2,400 messages in flight in
+ * quarter held 1,000 rooms' senders to about 2,300 messages in flight in
  * all: bench/RESULTS.md, "Many rooms, the backlog"), and one that all goes
  * to one member never puts it past its limit: it counts as backed up
  * (senders paced) once more than half its limit waits, so it gets at most
