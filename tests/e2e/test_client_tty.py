@@ -5,12 +5,13 @@ message arriving while a line is half typed, reconnecting after chatd
 restarts, and escape sequences kept off the terminal.
 """
 
+import termios
 import time
 
 import pytest
 
-from chatclient import (EXIT_LOGIN, EXIT_LOST, EXIT_OK, FakeServer, answer_by_check,
-                        fake_login)
+from chatclient import (EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_USAGE, FakeServer,
+                        answer_by_check, fake_login)
 from chatproto import deadline_in
 
 
@@ -237,6 +238,32 @@ def test_incoming_message_does_not_garble_a_half_typed_line(chatd, terminals):
     term.wait_for(lambda rows: any(r.endswith("#lobby <carol> half of a line") for r in rows),
                   "carol's own message")
     assert term.input_row() == "carol #lobby>"
+
+
+def test_ctrl_z_gives_the_terminal_back_and_fg_takes_it_again(chatd, terminals):
+    """Ctrl-Z at a shell with job control: the shell gets a terminal with
+    echo and lines on, and `fg` brings chat back in readline's modes, the
+    half-typed line redrawn and still there to finish."""
+    bob = chatd.login("bob")
+    term = terminals(["--name", "zed", "127.0.0.1", str(chatd.port)], password="pw-zed",
+                     shell=True)
+    logged_in(term, "zed")
+    bob.wait_for("JOIN")
+    term.type("half typed")
+    term.wait_for(lambda rows: term.input_row() == "zed #lobby> half typed", "the typed text")
+    term.keys("C-z")
+    term.wait_text("Stopped")
+    term.wait_for(lambda rows: term.input_row() == "$", "the shell's prompt")
+    term.line("fg")
+    term.wait_for(lambda rows: term.input_row() == "zed #lobby> half typed",
+                  "the typed text redrawn after fg")
+    lflag = term.tty_lflag()
+    assert not lflag & (termios.ICANON | termios.ECHO), "chat's terminal modes after fg"
+    term.type(" and done")
+    term.keys("Enter")
+    assert bob.wait_for("MSG")[2:] == ["zed", "half typed and done"]
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
 
 
 def test_private_messages_joins_and_departures_are_shown(chatd, terminals):
