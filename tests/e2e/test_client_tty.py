@@ -210,6 +210,32 @@ def test_wrong_password_is_asked_again(chatd, terminals):
     assert term.wait_exit() == EXIT_OK
 
 
+def test_ctrl_c_at_the_password_prompt_cancels_at_once(chatd, terminals):
+    """Ctrl-C at the hidden password prompt ends chat then (status 1: input
+    cancelled at a prompt), not at the next Enter."""
+    chatd.login("bob", "the-right-one").close()
+    term = terminals(["--name", "bob", "127.0.0.1", str(chatd.port)])
+    term.wait_text("Password for bob:")
+    term.type("half")
+    term.keys("C-c")
+    assert term.wait_exit() == EXIT_USAGE
+
+
+def test_backspace_and_ctrl_u_edit_the_hidden_password(chatd, terminals):
+    chatd.login("bob", "the-right-one").close()
+    term = terminals(["--name", "bob", "127.0.0.1", str(chatd.port)])
+    term.wait_text("Password for bob:")
+    term.type("wrong-start")
+    term.keys("C-u")
+    term.type("the-right-onX\u00e9")
+    term.keys("BSpace", "BSpace")
+    term.type("e")
+    term.keys("Enter")
+    term.wait_text("-- logged in as bob (welcome back)")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+
+
 def test_login_refused_with_a_clear_error(chatd_factory, terminals):
     chatd = chatd_factory(registration=False)
     term = terminals(["--name", "stranger", "127.0.0.1", str(chatd.port)], password="pw")
