@@ -5,7 +5,9 @@ read from README.md, in a source tree and a network of the test's own
 starts as `scripts/run -c irc.conf` starts it (its listening line ending as
 the block's comment says), and the irssi and weechat lines run word for
 word, each in a terminal of tmux's, in a home directory of the test's own.
-Each must be logged in (chatctl users: protocol irc) and in #lobby.
+Each must be logged in (chatctl users: protocol irc) and in #lobby, on the
+state README.md's first example left (its user registered first, with the
+password it typed), as a newcomer reading on from there has it.
 """
 
 import re
@@ -16,9 +18,9 @@ import time
 
 import pytest
 
-from chatproto import deadline_in
+from chatproto import Client, deadline_in
 from conftest import irc_unsupported_reason
-from readmetree import code_blocks, readme_section, tree  # noqa: F401
+from readmetree import code_blocks, first_example_login, readme_section, tree  # noqa: F401
 
 
 def readme_irc_block():
@@ -61,6 +63,10 @@ def test_readme_irc_commands_log_in(tree):
     daemon = tree.scripts_run(*words[1][1:])
     said = re.search(r"#\s*(chatd: listening on \.\.\., (.*))$", lines[1]).group(2)
     assert daemon.first_line.endswith(", " + said), (daemon.first_line, said)
+    # The first example was run before, on the same ./chatd-data.
+    first = Client("first-example").connect(7777)
+    first.login(*first_example_login())
+    first.close()
 
     sock = f"chatd-readme-{id(tree)}"
     tmux = ["tmux", "-L", sock]
