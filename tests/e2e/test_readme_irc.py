@@ -7,7 +7,9 @@ the block's comment says), and the irssi and weechat lines run word for
 word, each in a terminal of tmux's, in a home directory of the test's own.
 Each must be logged in (chatctl users: protocol irc) and in #lobby, on the
 state README.md's first example left (its user registered first, with the
-password it typed), as a newcomer reading on from there has it.
+password it typed), as a newcomer reading on from there has it.  And
+docs/IRC.md's irssi /connect line for a client without SASL, typed into
+irssi as written, the host aside.
 """
 
 import re
@@ -20,7 +22,8 @@ import pytest
 
 from chatproto import Client, deadline_in
 from conftest import irc_unsupported_reason
-from readmetree import code_blocks, first_example_login, readme_section, tree  # noqa: F401
+from readmetree import (SRC, code_blocks, first_example_login, readme_section,  # noqa: F401
+                        tree)
 
 
 def readme_irc_block():
@@ -81,5 +84,35 @@ def test_readme_irc_commands_log_in(tree):
             assert online.split()[3].startswith("irc"), online
         lobby = in_lobby(tree).split()
         assert lobby[1] == "2", lobby
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True, timeout=30)
+
+
+def test_irc_md_irssi_connect_line_logs_in(tree):
+    reason = irc_unsupported_reason()
+    if reason:
+        pytest.skip(reason)
+    text = re.sub(r"\s+", " ", (SRC / "docs" / "IRC.md").read_text(encoding="utf-8"))
+    m = re.search(r"Clients without SASL send the password with `PASS` \(irssi: `(/connect [^`]+)`",
+                  text)
+    assert m, "docs/IRC.md no longer shows irssi's /connect with a password"
+    command = m.group(1).replace(" host ", " 127.0.0.1 ")
+    assert command != m.group(1), f"{m.group(1)!r} names no host"
+    lines = readme_irc_block()
+    assert tree.sh(lines[0]).returncode == 0
+    tree.scripts_run(*shlex.split(lines[1], comments=True)[1:])
+    tmux = ["tmux", "-L", f"chatd-irc-md-{id(tree)}"]
+    try:
+        subprocess.run(tmux + ["new-session", "-d", "-x", "200", "-y", "50", "-c", str(tree.top),
+                               "irssi -n someone"], check=True, env=tree.env(), timeout=30)
+        deadline = deadline_in(30)
+        while b"[(status)]" not in subprocess.run(tmux + ["capture-pane", "-p"],
+                                                  capture_output=True, timeout=30).stdout:
+            assert time.monotonic() < deadline, "irssi never showed its status window"
+            time.sleep(0.1)
+        subprocess.run(tmux + ["send-keys", command, "Enter"], check=True, timeout=30)
+        nick = command.split()[-1]
+        online = wait_online(tree, nick)
+        assert online.split()[3] == "irc", online
     finally:
         subprocess.run(tmux + ["kill-server"], capture_output=True, timeout=30)
