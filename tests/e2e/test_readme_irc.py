@@ -116,3 +116,65 @@ def test_irc_md_irssi_connect_line_logs_in(tree):
         assert online.split()[3] == "irc", online
     finally:
         subprocess.run(tmux + ["kill-server"], capture_output=True, timeout=30)
+
+
+def irc_md_blocks():
+    """docs/IRC.md's "Connecting" code blocks: irssi's, then WeeChat's."""
+    text = (SRC / "docs" / "IRC.md").read_text(encoding="utf-8")
+    section = text.split("\n## Connecting\n", 1)[1].split("\n## ", 1)[0]
+    return section, code_blocks(section)
+
+
+def test_irc_md_sasl_blocks_log_in(tree):
+    """docs/IRC.md's irssi block, with the plain-port line it gives for a test
+    on the server itself, and its WeeChat block as written (WeeChat over TLS
+    to 6697, trusting the tree's certificate), each logs alice in."""
+    reason = irc_unsupported_reason()
+    if reason:
+        pytest.skip(reason)
+    section, blocks = irc_md_blocks()
+    irssi_block, weechat_block = blocks[0], blocks[1]
+    m = re.search(r"for a test on the server itself, the\s+plain port instead: `([^`]+)`", section)
+    assert m, "docs/IRC.md no longer gives irssi's line for a test"
+    irssi_lines = [m.group(1) if line.startswith("/server add") else line
+                   for line in irssi_block]
+    weechat_lines = [line.replace("chat.example.org", "localhost") for line in weechat_block]
+
+    tls_line = next(line for line in code_blocks(readme_section("TLS"))[0]
+                    if line.startswith("openssl req"))
+    assert tree.sh(tls_line).returncode == 0
+    (tree.top / "irc.conf").write_text((tree.top / "etc" / "chatd.conf").read_text() +
+                                       'tls_cert = "tls.pem"; tls_key = "tls.key";\n'
+                                       "irc = true;\n")
+    tree.scripts_run("-c", "irc.conf")
+    tmux = ["tmux", "-L", f"chatd-irc-md-sasl-{id(tree)}"]
+    weechat = None
+    try:
+        subprocess.run(tmux + ["new-session", "-d", "-x", "200", "-y", "50", "-c", str(tree.top),
+                               "irssi -n someone"], check=True, env=tree.env(), timeout=30)
+        deadline = deadline_in(30)
+        while b"[(status)]" not in subprocess.run(tmux + ["capture-pane", "-p"],
+                                                  capture_output=True, timeout=30).stdout:
+            assert time.monotonic() < deadline, "irssi never showed its status window"
+            time.sleep(0.1)
+        for line in irssi_lines:
+            subprocess.run(tmux + ["send-keys", line, "Enter"], check=True, timeout=30)
+        assert wait_online(tree, "alice").split()[3] == "irc"
+        subprocess.run(tmux + ["kill-server"], capture_output=True, timeout=30)
+        deadline = deadline_in(30)
+        while tree.sh("build/ctl/chatctl -c irc.conf users").stdout.split()[:1] == ["alice"]:
+            assert time.monotonic() < deadline, "irssi's alice never left"
+            time.sleep(0.1)
+
+        home = tree.top / "home" / "weechat"
+        commands = [f"/set weechat.network.gnutls_ca_user {tree.top / 'tls.pem'}", *weechat_lines]
+        weechat = subprocess.Popen(["weechat-headless", "--dir", str(home), "-r",
+                                    ";".join(commands)], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env=tree.env())
+        assert wait_online(tree, "alice").split()[3] == "irc+tls"
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True, timeout=30)
+        if weechat is not None:
+            weechat.kill()
+            weechat.wait()
