@@ -941,7 +941,12 @@ on_bye(struct tty *t, const struct srv_line *sl)
 {
 	const char *reason = sl->f[0];
 
-	render_line(&t->r, &t->screen, sl);
+	/* The answer to our /quit: we left; the server ended nothing. */
+	if (t->quitting && strcmp(reason, "quit") == 0)
+		render_note(&t->r, &t->screen, "left chatd%s%s%s", sl->f[1][0] ? " (" : "",
+			    sl->f[1], sl->f[1][0] ? ")" : "");
+	else
+		render_line(&t->r, &t->screen, sl);
 	if (t->quitting) {
 		conn_close(&t->conn);
 		finish(t, CHAT_EXIT_OK);

@@ -292,6 +292,16 @@ def test_ctrl_z_gives_the_terminal_back_and_fg_takes_it_again(chatd, terminals):
     assert term.wait_exit() == EXIT_OK
 
 
+def test_quit_says_we_left_not_that_the_server_ended_the_session(chatd, terminals):
+    term = terminals(["--name", "quin", "127.0.0.1", str(chatd.port)], password="pw-quin")
+    logged_in(term, "quin")
+    term.line("/quit see you")
+    assert term.wait_exit() == EXIT_OK
+    screen = term.everything()
+    assert "-- left chatd (see you)" in screen, screen
+    assert "the server ended the session" not in screen, screen
+
+
 def test_private_messages_joins_and_departures_are_shown(chatd, terminals):
     term = terminals(["--name", "dan", "127.0.0.1", str(chatd.port)], password="pw-dan")
     logged_in(term, "dan")
