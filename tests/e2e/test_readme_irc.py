@@ -88,6 +88,17 @@ def test_readme_irc_commands_log_in(tree):
         subprocess.run(tmux + ["kill-server"], capture_output=True, timeout=30)
 
 
+def start_irssi(tree, tmux):
+    """irssi with no server, in a tmux terminal of its own, ready for commands."""
+    subprocess.run(tmux + ["new-session", "-d", "-x", "200", "-y", "50", "-c", str(tree.top),
+                           "irssi -n someone"], check=True, env=tree.env(), timeout=30)
+    deadline = deadline_in(30)
+    while b"[(status)]" not in subprocess.run(tmux + ["capture-pane", "-p"],
+                                              capture_output=True, timeout=30).stdout:
+        assert time.monotonic() < deadline, "irssi never showed its status window"
+        time.sleep(0.1)
+
+
 def test_irc_md_irssi_connect_line_logs_in(tree):
     reason = irc_unsupported_reason()
     if reason:
@@ -103,13 +114,7 @@ def test_irc_md_irssi_connect_line_logs_in(tree):
     tree.scripts_run(*shlex.split(lines[1], comments=True)[1:])
     tmux = ["tmux", "-L", f"chatd-irc-md-{id(tree)}"]
     try:
-        subprocess.run(tmux + ["new-session", "-d", "-x", "200", "-y", "50", "-c", str(tree.top),
-                               "irssi -n someone"], check=True, env=tree.env(), timeout=30)
-        deadline = deadline_in(30)
-        while b"[(status)]" not in subprocess.run(tmux + ["capture-pane", "-p"],
-                                                  capture_output=True, timeout=30).stdout:
-            assert time.monotonic() < deadline, "irssi never showed its status window"
-            time.sleep(0.1)
+        start_irssi(tree, tmux)
         subprocess.run(tmux + ["send-keys", command, "Enter"], check=True, timeout=30)
         nick = command.split()[-1]
         online = wait_online(tree, nick)
@@ -150,13 +155,7 @@ def test_irc_md_sasl_blocks_log_in(tree):
     tmux = ["tmux", "-L", f"chatd-irc-md-sasl-{id(tree)}"]
     weechat = None
     try:
-        subprocess.run(tmux + ["new-session", "-d", "-x", "200", "-y", "50", "-c", str(tree.top),
-                               "irssi -n someone"], check=True, env=tree.env(), timeout=30)
-        deadline = deadline_in(30)
-        while b"[(status)]" not in subprocess.run(tmux + ["capture-pane", "-p"],
-                                                  capture_output=True, timeout=30).stdout:
-            assert time.monotonic() < deadline, "irssi never showed its status window"
-            time.sleep(0.1)
+        start_irssi(tree, tmux)
         for line in irssi_lines:
             subprocess.run(tmux + ["send-keys", line, "Enter"], check=True, timeout=30)
         assert wait_online(tree, "alice").split()[3] == "irc"
