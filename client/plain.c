@@ -11,7 +11,8 @@
  * acknowledged, CHAT_EXIT_REFUSED if the server refused a line, and
  * CHAT_EXIT_LOST if the connection ended first or the server broke the
  * protocol (an OK or ERR when no line is out, or an OK for /quit, which
- * BYE answers: srv_describe_unasked()).
+ * BYE answers: srv_describe_unasked()), and CHAT_EXIT_USAGE as soon as
+ * standard output takes no more (a full disk, a reader gone).
  *
  * Replies carry nothing that names their request: they match by order.  So
  * that a final reply nobody asked for (a broken server's second answer to
@@ -112,14 +113,21 @@ reply_deadline(const struct plain *p)
 	return time_mono_ms() + (int64_t)p->o->timeout_s * 1000;
 }
 
-/* Prints a server line as received, unsafe bytes replaced. */
-static void
+/*
+ * Prints a server line as received, unsafe bytes replaced; -1 (errno set)
+ * when standard output takes it no more: a full disk, or a reader gone
+ * while SIGPIPE is ignored (as systemd's services have it), where going on
+ * would talk to the server for nobody.
+ */
+static int
 print_line(struct plain *p, const char *line, size_t len)
 {
 	strbuf_reset(&p->line);
 	if (sanitize_append(&p->line, line, len) == 0 && strbuf_add(&p->line, "\n", 1) == 0)
 		termout_write(stdout, p->line.buf, p->line.len);
-	fflush(stdout);
+	if (fflush(stdout) == EOF || ferror(stdout))
+		return -1;
+	return 0;
 }
 
 /*
@@ -143,6 +151,16 @@ fail(int code, const char *what)
 {
 	complain(what);
 	return code;
+}
+
+/* Standard output failed (print_line()): a local error, the session ends. */
+static int
+output_failed(void)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why), "cannot write to standard output: %s", strerror(errno));
+	return fail(CHAT_EXIT_USAGE, why);
 }
 
 static void
@@ -258,7 +276,8 @@ log_in(struct plain *p)
 				    "the server sent a line longer than the protocol allows");
 		if (rc < 0)
 			return fail(CHAT_EXIT_LOST, "the connection was closed during login");
-		print_line(p, raw, len);
+		if (print_line(p, raw, len) < 0)
+			return output_failed();
 		if (!srv_parse(raw, len, &sl))
 			return fail(CHAT_EXIT_LOST,
 				    "the server sent a line the protocol does not know");
@@ -537,8 +556,9 @@ on_server_line(struct plain *p, char *raw, size_t len)
 
 	/* The token is a secret, and the check and its OK are chat's own: never printed. */
 	if (!check_pong && !(kept && p->token_pending) &&
-	    !(p->phase == PHASE_CHECKED && strncmp(raw, "OK ", 3) == 0))
-		print_line(p, raw, len);
+	    !(p->phase == PHASE_CHECKED && strncmp(raw, "OK ", 3) == 0) &&
+	    print_line(p, raw, len) < 0)
+		return output_failed();
 	if (kept && answers_keep(&p->answers, raw, len) < 0)
 		return fail(CHAT_EXIT_USAGE, "out of memory");
 	if (!srv_parse(raw, len, &sl))

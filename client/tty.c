@@ -29,6 +29,7 @@
  * server no password hash; a refused token falls back to the password.
  * The prompt shows the current room; Tab completes commands, room names
  * and users (complete.h), Alt-1..Alt-9 switch to the rooms joined.
+ * Ctrl-Z gives the terminal back as it was before it stops chat (suspend()).
  */
 #include <errno.h>
 #include <poll.h>
@@ -940,7 +941,12 @@ on_bye(struct tty *t, const struct srv_line *sl)
 {
 	const char *reason = sl->f[0];
 
-	render_line(&t->r, &t->screen, sl);
+	/* The answer to our /quit: we left; the server ended nothing. */
+	if (t->quitting && strcmp(reason, "quit") == 0)
+		render_note(&t->r, &t->screen, "left chatd%s%s%s", sl->f[1][0] ? " (" : "",
+			    sl->f[1], sl->f[1][0] ? ")" : "");
+	else
+		render_line(&t->r, &t->screen, sl);
 	if (t->quitting) {
 		conn_close(&t->conn);
 		finish(t, CHAT_EXIT_OK);
@@ -1374,9 +1380,38 @@ signals_open(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGWINCH);
+	sigaddset(&set, SIGTSTP);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -1;
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/*
+ * Ctrl-Z: the terminal as it was before readline took it, then stopped as
+ * SIGTSTP stops any program; once continued (fg), readline's modes again
+ * and the prompt with the half-typed line redrawn.  SIGTSTP is blocked for
+ * the signalfd, so it is raised again and let through for the stop.
+ */
+static void
+suspend(struct tty *t)
+{
+	sigset_t tstp;
+
+	if (t->ui_active) {
+		rl_callback_sigcleanup();
+		rl_echo_signal_char(SIGTSTP);
+		rl_cleanup_after_signal();
+	}
+	fflush(stdout);
+	sigemptyset(&tstp);
+	sigaddset(&tstp, SIGTSTP);
+	raise(SIGTSTP);
+	sigprocmask(SIG_UNBLOCK, &tstp, NULL); /* stops here until SIGCONT */
+	sigprocmask(SIG_BLOCK, &tstp, NULL);
+	if (t->ui_active) {
+		rl_reset_after_signal();
+		rl_forced_update_display();
+	}
 }
 
 static void
@@ -1388,6 +1423,9 @@ on_signal(struct tty *t)
 		switch (si.ssi_signo) {
 		case SIGWINCH:
 			rl_resize_terminal();
+			break;
+		case SIGTSTP:
+			suspend(t);
 			break;
 		case SIGINT:
 			if (rl_end > 0) {

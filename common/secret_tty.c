@@ -1,8 +1,8 @@
 /*
  * secret_tty.c - reading a password from a terminal (see secret_tty.h).
  * No state of its own, but it changes the terminal's modes while it reads
- * (echo and ISIG off): for the one thread of chat or chatctl that reads
- * the terminal.
+ * (echo, ISIG and the terminal's line editing off): for the one thread of
+ * chat or chatctl that reads the terminal.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -22,25 +22,60 @@ secret_wipe_free(char *s)
 	}
 }
 
-/* Reads up to a line end; false on end of input, Ctrl-C, Ctrl-D on an empty line, overflow. */
+/* The last character of buf (UTF-8) goes: Backspace takes a character, not a byte. */
+static size_t
+erase_last(const char *buf, size_t len)
+{
+	while (len > 0 && ((unsigned char)buf[len - 1] & 0xc0) == 0x80)
+		len--;
+	return len > 0 ? len - 1 : 0;
+}
+
+/*
+ * Reads up to a line end, key by key (the terminal's line editing is off,
+ * so that Ctrl-C cancels at once instead of at the next Enter): the
+ * terminal's erase (and Backspace) takes the last character back, its kill
+ * (Ctrl-U) the whole line.  False on end of input, Ctrl-C, Ctrl-D on an
+ * empty line, overflow.  term: the terminal's modes, NULL when fd is none.
+ */
+/* Whether c is the terminal's key number idx (VINTR, VERASE...), when it has one. */
 static bool
-read_hidden_line(int fd, char *buf, size_t size)
+is_key(const struct termios *term, int idx, unsigned char c)
+{
+	return term != NULL && term->c_cc[idx] != _POSIX_VDISABLE && c == term->c_cc[idx];
+}
+
+static bool
+read_hidden_line(int fd, const struct termios *term, char *buf, size_t size)
 {
 	size_t len = 0;
 
 	for (;;) {
-		char c;
+		unsigned char c;
 		ssize_t n = read(fd, &c, 1);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0 || c == 0x03 || (c == 0x04 && len == 0))
+		if (n <= 0 || c == 0x03 || is_key(term, VINTR, c))
 			return false;
+		if (c == 0x04 || is_key(term, VEOF, c)) {
+			if (len == 0)
+				return false;
+			continue; /* not part of a password */
+		}
 		if (c == '\n' || c == '\r')
 			break;
+		if (term != NULL && (c == 0x7f || c == 0x08 || is_key(term, VERASE, c))) {
+			len = erase_last(buf, len);
+			continue;
+		}
+		if (is_key(term, VKILL, c)) {
+			len = 0;
+			continue;
+		}
 		if (len + 1 >= size)
 			return false;
-		buf[len++] = c;
+		buf[len++] = (char)c;
 	}
 	buf[len] = '\0';
 	return true;
@@ -59,13 +94,14 @@ tty_read_secret(int fd, FILE *out, const char *prompt, size_t max)
 	/* Echo goes off before the prompt shows, so nothing typed at it is ever echoed. */
 	if (have_tty) {
 		quiet = saved;
-		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL | ISIG);
-		quiet.c_lflag |= ICANON;
+		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL | ISIG | ICANON);
+		quiet.c_cc[VMIN] = 1;
+		quiet.c_cc[VTIME] = 0;
 		tcsetattr(fd, TCSANOW, &quiet);
 	}
 	fputs(prompt, out);
 	fflush(out);
-	ok = read_hidden_line(fd, buf, max + 1);
+	ok = read_hidden_line(fd, have_tty ? &saved : NULL, buf, max + 1);
 	if (have_tty)
 		tcsetattr(fd, TCSANOW, &saved);
 	fputs("\n", out);

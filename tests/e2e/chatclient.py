@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 from pathlib import Path
@@ -142,7 +143,8 @@ class RunningPlain:
 class Terminal:
     """chat on a tmux screen of width x height, in the locale lang."""
 
-    def __init__(self, args, password=None, width=100, height=30, lang="C.UTF-8"):
+    def __init__(self, args, password=None, width=100, height=30, lang="C.UTF-8",
+                 shell=False):
         # A short directory: a unix socket path is limited to 108 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="chat-tty-"))
         self.sock = str(self.dir / "tmux")
@@ -164,10 +166,23 @@ class Terminal:
         # signal, is not inherited).
         script = 'trap : INT; read go; "$@"; echo $? > "$0"'
         command = ["sh", "-c", script, str(self.status_path), *env, CHAT_BIN, *args]
+        if shell:
+            # shell=True: typed at an interactive bash, with its job control
+            # (Ctrl-Z, fg), as a person starts chat: chat is the job, a child
+            # of bash.  Its status is written at the first prompt after it
+            # ended (none while it is stopped: a job is left then).
+            status = shlex.quote(str(self.status_path))
+            prompt_command = (f's=$?; if [ -n "$started" ] && ! jobs %% >/dev/null 2>&1; '
+                              f'then echo $s > {status}; fi')
+            command = ["sh", "-c", 'read go; exec "$@"', "sh", *env, "HISTFILE=/dev/null",
+                       "PS1=$ ", f"PROMPT_COMMAND={prompt_command}", "bash", "--norc",
+                       "--noprofile", "-i"]
         self._tmux("-f", str(conf), "new-session", "-d", "-x", str(width), "-y", str(height),
                    shlex.join(command))
         self._tmux("pipe-pane", "-o", f"cat >> {shlex.quote(str(self.raw_path))}")
         self._tmux("send-keys", "Enter")
+        if shell:
+            self.line("started=1; " + shlex.join([CHAT_BIN, *args]))
 
     def _tmux(self, *args):
         proc = subprocess.run([TMUX, "-S", self.sock, *args], capture_output=True,
@@ -253,6 +268,15 @@ class Terminal:
                 raise AssertionError("chat did not exit:\n" + "\n".join(self.screen()))
             time.sleep(0.05)
         return status
+
+    def tty_lflag(self):
+        """The local modes (termios c_lflag) of the pane's terminal now."""
+        tty = self._tmux("display", "-p", "#{pane_tty}").strip()
+        fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY)
+        try:
+            return termios.tcgetattr(fd)[3]
+        finally:
+            os.close(fd)
 
     def sanitizer_reports(self):
         return [p.read_text(errors="replace") for p in self.dir.glob("san*")]

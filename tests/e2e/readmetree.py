@@ -3,7 +3,8 @@ readmetree.py - README.md's commands run as a newcomer types them, for the
 test_readme*.py files.
 
 - readme_section(TITLE), code_blocks(TEXT): README.md's own text, so that a
-  test fails when README.md and chatd drift apart.
+  test fails when README.md and chatd drift apart; first_example_login():
+  the account README.md's first example registers.
 - The `tree` fixture: a directory laid out as the source tree is where
   README.md's commands run (etc/chatd.conf, the one shipped; build/chatd,
   build/ctl/chatctl, build/client/chat, the binaries under test), in a
@@ -53,6 +54,17 @@ def code_blocks(text):
     """The fenced code blocks of text, each a list of its lines."""
     return [block.rstrip("\n").split("\n")
             for block in re.findall(r"^```[a-z]*\n(.*?)^```", text, re.M | re.S)]
+
+
+def first_example_login():
+    """(name, password) that README.md's first example (its "$ nc" block)
+    types after HELLO: the account it registers, which the sections after
+    it find in ./chatd-data when a newcomer goes on from there."""
+    for block in code_blocks(readme_text()):
+        if block[0].startswith("$ nc "):
+            typed = [line for line in block[1:] if not re.match(r"[A-Z]+( |\Z)", line)]
+            return typed[0], typed[1]
+    pytest.fail("README.md shows no nc transcript")
 
 
 def scripts_run_argv():

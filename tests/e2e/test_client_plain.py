@@ -5,11 +5,14 @@ password comes from, long lines, and what it does with text a server
 should never have sent.
 """
 
+import signal
+import subprocess
 import time
 
-from chatclient import (EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED,
+from chatclient import (CHAT_BIN, EXIT_CONNECT, EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_REFUSED,
                         EXIT_RESOLVE, EXIT_USAGE, FakeServer, RunningPlain, answer_by_check,
                         client_env, fake_login, run_plain)
+from chatproto import scaled
 from conftest import free_port
 
 
@@ -306,3 +309,43 @@ def test_guest_login_refused_where_the_server_has_none(chatd_factory):
 
     res = run_plain(["--guest", "--password-file", "/dev/null", "--name", "x", *addr(d)], "")
     assert res.rc == EXIT_USAGE and "a guest has no password" in res.err, res
+
+
+def test_output_that_cannot_be_written_ends_the_session_with_status_1(chatd):
+    """A full disk under `chat ... > FILE`: not status 0 as if every line had
+    been kept (chat(1), EXIT STATUS 1)."""
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([CHAT_BIN, "--name", "fay", *addr(chatd)], input=b"hello\n",
+                              stdout=full, stderr=subprocess.PIPE, env=client_env("pw-fay"),
+                              timeout=scaled(20))
+    err = proc.stderr.decode()
+    assert proc.returncode == EXIT_USAGE, err
+    assert "cannot write to standard output: No space left on device" in err, err
+
+
+def test_a_reader_gone_with_sigpipe_ignored_ends_the_session(chatd):
+    """`sleep infinity | chat ... | grep -m1 ...` where SIGPIPE is ignored (a
+    systemd service's default): once grep is gone, the next line chat prints
+    ends it, instead of a session kept up for nobody."""
+    def ignore_sigpipe():
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    proc = subprocess.Popen([CHAT_BIN, "--name", "gus", *addr(chatd)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=client_env("pw-gus"), preexec_fn=ignore_sigpipe)
+    try:
+        for line in proc.stdout:
+            if line == b"OK - logged in as gus\n":
+                break
+        proc.stdout.close()  # the reader goes; chat's stdin stays open
+        chatd.login("bob").say("anyone there?")
+        rc = proc.wait(scaled(10))
+        err = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdin.close()
+        proc.stderr.close()
+    assert rc == EXIT_USAGE, err
+    assert "cannot write to standard output: Broken pipe" in err, err

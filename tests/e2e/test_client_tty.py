@@ -5,12 +5,13 @@ message arriving while a line is half typed, reconnecting after chatd
 restarts, and escape sequences kept off the terminal.
 """
 
+import termios
 import time
 
 import pytest
 
-from chatclient import (EXIT_LOGIN, EXIT_LOST, EXIT_OK, FakeServer, answer_by_check,
-                        fake_login)
+from chatclient import (EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_USAGE, FakeServer,
+                        answer_by_check, fake_login)
 from chatproto import deadline_in
 
 
@@ -209,6 +210,32 @@ def test_wrong_password_is_asked_again(chatd, terminals):
     assert term.wait_exit() == EXIT_OK
 
 
+def test_ctrl_c_at_the_password_prompt_cancels_at_once(chatd, terminals):
+    """Ctrl-C at the hidden password prompt ends chat then (status 1: input
+    cancelled at a prompt), not at the next Enter."""
+    chatd.login("bob", "the-right-one").close()
+    term = terminals(["--name", "bob", "127.0.0.1", str(chatd.port)])
+    term.wait_text("Password for bob:")
+    term.type("half")
+    term.keys("C-c")
+    assert term.wait_exit() == EXIT_USAGE
+
+
+def test_backspace_and_ctrl_u_edit_the_hidden_password(chatd, terminals):
+    chatd.login("bob", "the-right-one").close()
+    term = terminals(["--name", "bob", "127.0.0.1", str(chatd.port)])
+    term.wait_text("Password for bob:")
+    term.type("wrong-start")
+    term.keys("C-u")
+    term.type("the-right-onX\u00e9")
+    term.keys("BSpace", "BSpace")
+    term.type("e")
+    term.keys("Enter")
+    term.wait_text("-- logged in as bob (welcome back)")
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+
+
 def test_login_refused_with_a_clear_error(chatd_factory, terminals):
     chatd = chatd_factory(registration=False)
     term = terminals(["--name", "stranger", "127.0.0.1", str(chatd.port)], password="pw")
@@ -237,6 +264,42 @@ def test_incoming_message_does_not_garble_a_half_typed_line(chatd, terminals):
     term.wait_for(lambda rows: any(r.endswith("#lobby <carol> half of a line") for r in rows),
                   "carol's own message")
     assert term.input_row() == "carol #lobby>"
+
+
+def test_ctrl_z_gives_the_terminal_back_and_fg_takes_it_again(chatd, terminals):
+    """Ctrl-Z at a shell with job control: the shell gets a terminal with
+    echo and lines on, and `fg` brings chat back in readline's modes, the
+    half-typed line redrawn and still there to finish."""
+    bob = chatd.login("bob")
+    term = terminals(["--name", "zed", "127.0.0.1", str(chatd.port)], password="pw-zed",
+                     shell=True)
+    logged_in(term, "zed")
+    bob.wait_for("JOIN")
+    term.type("half typed")
+    term.wait_for(lambda rows: term.input_row() == "zed #lobby> half typed", "the typed text")
+    term.keys("C-z")
+    term.wait_text("Stopped")
+    term.wait_for(lambda rows: term.input_row() == "$", "the shell's prompt")
+    term.line("fg")
+    term.wait_for(lambda rows: term.input_row() == "zed #lobby> half typed",
+                  "the typed text redrawn after fg")
+    lflag = term.tty_lflag()
+    assert not lflag & (termios.ICANON | termios.ECHO), "chat's terminal modes after fg"
+    term.type(" and done")
+    term.keys("Enter")
+    assert bob.wait_for("MSG")[2:] == ["zed", "half typed and done"]
+    term.line("/quit")
+    assert term.wait_exit() == EXIT_OK
+
+
+def test_quit_says_we_left_not_that_the_server_ended_the_session(chatd, terminals):
+    term = terminals(["--name", "quin", "127.0.0.1", str(chatd.port)], password="pw-quin")
+    logged_in(term, "quin")
+    term.line("/quit see you")
+    assert term.wait_exit() == EXIT_OK
+    screen = term.everything()
+    assert "-- left chatd (see you)" in screen, screen
+    assert "the server ended the session" not in screen, screen
 
 
 def test_private_messages_joins_and_departures_are_shown(chatd, terminals):

@@ -8,8 +8,11 @@ lines and getting exactly its server lines, byte for byte; the plain-mode
 `chat` example; `build/ctl/chatctl -c etc/chatd.conf` with every command of
 the chatctl block (and docs/ADMIN.md's examples of chatctl commands and
 their short forms); the "Running" block's `chatd -t` and `chatd -d`; and
-the manual pages as README.md opens them (`man docs/chat.1`); and `chat`
-with no arguments, README's defaults (localhost, 7777) taken.
+the manual pages as README.md opens them (`man docs/chat.1`); `chat`
+with no arguments, README's defaults (localhost, 7777) taken; and
+`cmake --install` of the build under test as the Debian section says it
+works: the unit it installs runs the chatd and the configuration it installs,
+and another `--prefix` than the configured one is refused.
 Nothing is changed, ports included: each test has a network of its own
 (readmetree.py).
 """
@@ -22,10 +25,12 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from chatproto import Client, deadline_in, wait_until
+from conftest import CHATD_BIN
 from readmetree import SRC, code_blocks, readme_section, readme_text, tree  # noqa: F401
 
 SERVER_LINE = re.compile(r"[A-Z]+( |\Z)")
@@ -299,3 +304,32 @@ def test_readme_chat_without_arguments(tree, terminals):
     assert bob.wait_for("MSG")[2:] == ["alice", "hello from the defaults"]
     term.line("/quit")
     assert term.wait_exit() == 0
+
+
+def cmake_install(build, destdir, *args):
+    return subprocess.run(["cmake", "--install", str(build), *args], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, DESTDIR=str(destdir)))
+
+
+def test_readme_cmake_install_runs_what_it_installed(tmp_path):
+    text = re.sub(r"\s+", " ", readme_section("Installing as a Debian package"))
+    assert "cmake -S . -B build-usr -DCMAKE_INSTALL_PREFIX=/usr" in text, text
+    assert "`cmake --install build-usr`" in text, text
+    build = Path(CHATD_BIN).resolve().parent
+    cache = (build / "CMakeCache.txt").read_text()
+    prefix = re.search(r"^CMAKE_INSTALL_PREFIX:PATH=(.*)$", cache, re.M).group(1)
+    # Another prefix at install time: refused, nothing installed.
+    other = "/usr" if prefix != "/usr" else "/opt/chatd"
+    r = cmake_install(build, tmp_path / "other", "--prefix", other)
+    assert r.returncode != 0, r.stdout
+    assert f"chatd is configured for the prefix {prefix}, not {other}" in r.stderr, r.stderr
+    assert not (tmp_path / "other").exists() or not any((tmp_path / "other").rglob("*"))
+    # The configured one: the unit's ExecStart= names files that were installed.
+    root = tmp_path / "root"
+    r = cmake_install(build, root)
+    assert r.returncode == 0, r.stderr
+    unit = next(root.rglob("chatd.service")).read_text()
+    m = re.search(r"^ExecStart=(\S+) -c (\S+)$", unit, re.M)
+    assert m, unit
+    for path in m.groups():
+        assert (root / path.lstrip("/")).is_file(), f"{path} of ExecStart= is not installed"
