@@ -7,7 +7,8 @@
  * flood control (a token bucket of
  * irc_flood_burst lines refilled at irc_flood_rate a second: a client
  * over it is not read until tokens come back).  Runs in the connection's
- * own thread.  PONG (the token whole; 417 if too long, FAIL PING
+ * own thread.  A line the parser did not take is answered (417, 400:
+ * irc_unparsed()).  PONG (the token whole; 417 if too long, FAIL PING
  * INVALID_UTF8 if not UTF-8) and the numerics that list
  * names (353, 303: as many lines as the names take) are built here so that
  * no cut at 512 bytes changes what they say.
@@ -213,6 +214,26 @@ irc_pong(struct client *c, const char *token)
 					"so no PONG can carry it unchanged",
 					srv);
 	return irc_send(c, ":%s PONG %s :%s", srv, srv, token);
+}
+
+int
+irc_unparsed(struct client *c, enum irc_parse_result pr)
+{
+	switch (pr) {
+	case IRC_PARSE_TAGS_TOO_LONG:
+	case IRC_PARSE_TOO_LONG:
+		return irc_num(c, "417", ":Input line was too long");
+	case IRC_PARSE_TOO_MANY_TAGS:
+		return irc_num(c, "417", ":Input line had more than %d message tags", IRC_TAGS_N);
+	case IRC_PARSE_BAD:
+		return irc_num(c, "400",
+			       "* :Malformed line (a NUL, CR or LF inside it, or no command): "
+			       "not processed");
+	case IRC_PARSE_OK:
+	case IRC_PARSE_EMPTY:
+		break;
+	}
+	return 0;
 }
 
 void

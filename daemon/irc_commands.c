@@ -1000,11 +1000,11 @@ irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 	int rc;
 
 	ic->tokens -= 1.0;
-	if (pr == IRC_PARSE_EMPTY || pr == IRC_PARSE_BAD)
+	if (pr == IRC_PARSE_EMPTY)
 		return 0;
-	if (pr != IRC_PARSE_OK) {
-		rc = irc_num(c, "417", ":Input line was too long");
-		return rc == 0 ? irc_commit(c) : -1;
+	if (pr != IRC_PARSE_OK) { /* answered, not processed: its label is not to be trusted */
+		rc = irc_unparsed(c, pr);
+		return rc == 0 && irc_commit(c) == 0 ? 0 : client_out_of_memory(st);
 	}
 	/* A reload's CAP NEW or DEL first (if the wake-up missed it), without this command's label */
 	if (irc_woken(c, st) < 0)

@@ -1141,6 +1141,31 @@ def test_hostile_lines(irc_attack):
     a.sync("end")
 
 
+def test_malformed_lines_are_answered_not_dropped(irc_attack):
+    """A line with a NUL or a bare CR inside, tags or a source but no command, or more
+    than 32 tags, was dropped without a word (a PRIVMSG with a stray CR vanished, and
+    its sender never knew): each gets 400 (417 for the tags) and is not processed,
+    before registration and after; the connection goes on (docs/IRC.md, "Limits")."""
+    daemon = irc_attack()
+    carol = daemon.login("carol")
+    pre = daemon.irc("pre")
+    pre.send_raw(b"NICK a\0b\r\n")
+    assert params(pre.numeric("400"))[:2] == ["*", "*"]
+    pre.close()
+    a = daemon.irc("a").register("alice", password="pw-alice", caps=["message-tags"])
+    many = ";".join(f"+t{i}=v" for i in range(33))
+    for raw in (b"PING a\0b", b"PRIVMSG #lobby :one\rtwo", b"@a=b", b":src",
+                b"@" + many.encode() + b" PRIVMSG #lobby :tagged"):
+        a.send_raw(raw + b"\r\n")
+        got = a.expect(lambda l: command(l) in ("400", "417", "PONG"), "400 or 417")
+        assert command(got) == ("417" if raw.startswith(b"@+") else "400"), (raw, got)
+        assert params(got)[0] == "alice", got
+    a.send("@" + ";".join(f"+t{i}=v" for i in range(32)) + " PRIVMSG #lobby :32 tags")
+    a.sync("end")
+    carol.sync()
+    assert [l[-1] for l in carol.live if l.tag == "MSG"] == ["32 tags"], carol.live
+
+
 def test_texts_others_see_keep_the_native_framing(irc_attack):
     """QUIT, PART, AWAY and TOPIC texts with bidi, control and formatting characters
     reach native users only as text that passes the native rules (PROTOCOL.md)."""
