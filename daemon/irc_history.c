@@ -181,6 +181,29 @@ struct ref {
 	char time[TIME_RFC3339_LEN + 1];
 };
 
+/*
+ * A number of decimal digits only (strtoull() would take a sign, "-1" as
+ * the largest id, and spaces): *out, or false.  *too_big: it has more
+ * than 64 bits (*out is UINT64_MAX then).
+ */
+static bool
+parse_digits(const char *s, uint64_t *out, bool *too_big)
+{
+	*out = 0;
+	*too_big = false;
+	if (*s == '\0' || s[strspn(s, "0123456789")] != '\0')
+		return false;
+	for (; *s != '\0'; s++) {
+		if (*out > (UINT64_MAX - (uint64_t)(*s - '0')) / 10) {
+			*out = UINT64_MAX;
+			*too_big = true;
+			return true;
+		}
+		*out = *out * 10 + (uint64_t)(*s - '0');
+	}
+	return true;
+}
+
 static bool
 parse_ref(const char *s, struct ref *r)
 {
@@ -188,10 +211,9 @@ parse_ref(const char *s, struct ref *r)
 	if (strcmp(s, "*") == 0)
 		return r->any = true;
 	if (strncmp(s, "msgid=", 6) == 0) {
-		char *end;
+		bool too_big;
 
-		r->id = strtoull(s + 6, &end, 10);
-		return end != s + 6 && *end == '\0';
+		return parse_digits(s + 6, &r->id, &too_big) && !too_big;
 	}
 	if (strncmp(s, "timestamp=", 10) == 0) {
 		int64_t ms;
@@ -346,9 +368,9 @@ targets(struct client *c, const struct irc_msg *m)
 		return fail(c, "INVALID_PARAMS", "TARGETS",
 			    "TARGETS timestamp=FROM timestamp=TO LIMIT");
 	}
-	char *end;
-	unsigned long limit = strtoul(m->params[3], &end, 10);
-	if (*end != '\0' || end == m->params[3]) {
+	uint64_t limit;
+	bool too_big;
+	if (!parse_digits(m->params[3], &limit, &too_big)) {
 		free(t);
 		free(names);
 		return fail(c, "INVALID_PARAMS", "TARGETS", "LIMIT is a number");
@@ -414,12 +436,13 @@ irc_chathistory(struct client *c, struct session_state *st, struct irc_msg *m)
 		return fail(c, "INVALID_PARAMS", sub, "Not enough parameters");
 
 	const char *target = m->params[1];
-	char *end;
-	unsigned long long limit = strtoull(m->params[need - 1], &end, 10);
-	if (*end != '\0' || end == m->params[need - 1])
+	uint64_t limit;
+	bool too_big;
+	/* Digits only; 0, or more than any request returns (past 64 bits too): the most. */
+	if (!parse_digits(m->params[need - 1], &limit, &too_big))
 		return fail(c, "INVALID_PARAMS", sub, "LIMIT is a number");
-	if (limit == 0 || limit > (unsigned long long)irc_chathistory_max())
-		limit = (unsigned long long)irc_chathistory_max();
+	if (limit == 0 || limit > (uint64_t)irc_chathistory_max())
+		limit = (uint64_t)irc_chathistory_max();
 
 	/*
 	 * A nick: private messages are not stored, the batch is empty.  The

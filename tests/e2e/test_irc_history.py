@@ -264,10 +264,26 @@ def test_missing_parameters(room):
                                   "CHATHISTORY BEFORE #h timestamp=yesterday 10",
                                   "CHATHISTORY BEFORE #h * 10",
                                   "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z "
-                                  "timestamp=2030-01-01T00:00:00.000Z ten"])
+                                  "timestamp=2030-01-01T00:00:00.000Z ten",
+                                  # a sign or a number past 64 bits is no id or limit
+                                  "CHATHISTORY BEFORE #h msgid=-1 10",
+                                  "CHATHISTORY AFTER #h msgid=+1 10",
+                                  "CHATHISTORY BEFORE #h msgid=18446744073709551616 10",
+                                  "CHATHISTORY LATEST #h * -1",
+                                  "CHATHISTORY LATEST #h * +5",
+                                  "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z "
+                                  "timestamp=2030-01-01T00:00:00.000Z -1"])
 def test_invalid_parameters(room, line):
     _, alice, _ = room
     expect_fail(alice, line, "INVALID_PARAMS")
+
+
+def test_a_limit_past_64_bits_is_the_most(room):
+    """LIMIT 0 or larger than any request returns (even past 64 bits) is the most."""
+    _, alice, m = room
+    for limit in ("0", "18446744073709551616"):
+        got = history(alice, f"CHATHISTORY LATEST #h * {limit}")
+        assert [t for _, _, t in got] == [t for _, _, t in m], (limit, got)
 
 
 def test_a_room_that_does_not_exist(room):
