@@ -782,10 +782,14 @@ cmd_pong(struct client *c, struct session_state *st, struct irc_msg *m)
 static int
 cmd_quit(struct client *c, struct session_state *st, struct irc_msg *m)
 {
+	const char *text =
+		m->n_params > 0 && m->params[0][0] ? m->params[0] : part_reason_text(PART_QUIT);
+
 	(void)c;
 	st->why = PART_QUIT;
-	snprintf(st->text, sizeof(st->text), "%s",
-		 m->n_params > 0 && m->params[0][0] ? m->params[0] : part_reason_text(PART_QUIT));
+	/* Cut between characters (the room cuts it further, so): a cut inside one is no text. */
+	snprintf(st->text, sizeof(st->text), "%.*s",
+		 (int)text_fit(text, strlen(text), sizeof(st->text) - 1), text);
 	/* Others see the text: it must pass the same checks as a message. */
 	if (text_check(st->text, strlen(st->text)) != TEXT_OK)
 		snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_QUIT));

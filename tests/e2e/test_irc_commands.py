@@ -426,6 +426,17 @@ def test_quit(pair):
     assert quit_.source == "bob!bob@chatd" and "see you" in quit_.last, quit_.raw
 
 
+def test_a_long_quit_text_is_cut_between_characters(pair):
+    """A QUIT text longer than the session keeps (255 bytes) was cut inside a
+    character, failed the text check and reached the others as "quit": it is cut
+    between characters, and they see its first 127 bytes (as a PART's reason)."""
+    _, alice, bob = pair
+    bob.send("QUIT :" + "\u00e9" * 200)
+    bob.expect_closed()
+    quit_ = alice.expect("QUIT")
+    assert quit_.last == "\u00e9" * 63, quit_.raw
+
+
 def test_quit_when_the_connection_drops(pair):
     _, alice, bob = pair
     bob.close()
