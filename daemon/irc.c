@@ -465,21 +465,44 @@ irc_frontend_login(struct client *c, bool *registered, struct session_state *st)
 	return irc_login(c, registered, st);
 }
 
-/* Every line but a PRIVMSG or NOTICE (an answer that comes through the room) keeps its turn. */
+/*
+ * Every line but a PRIVMSG or NOTICE to channels only (answered through
+ * the room when stored) keeps its turn: a command, and a message to a
+ * nick too, which goes out at once (private, not stored) and so would
+ * overtake the room messages sent before it (natively /msg is a command
+ * and waits the same way).
+ */
 bool
 irc_in_order(const char *line, size_t len)
 {
-	(void)len;
-	if (line[0] == '@') { /* past the tags */
-		const char *sp = strchr(line, ' ');
+	const char *end = line + len, *p = line;
+
+	if (p < end && *p == '@') { /* past the tags */
+		const char *sp = memchr(p, ' ', (size_t)(end - p));
 
 		if (sp == NULL)
 			return true;
-		line = sp + 1;
-		while (*line == ' ')
-			line++;
+		p = sp + 1;
 	}
-	return strncasecmp(line, "PRIVMSG ", 8) != 0 && strncasecmp(line, "NOTICE ", 7) != 0;
+	while (p < end && *p == ' ')
+		p++;
+	size_t left = (size_t)(end - p);
+
+	if (left > 8 && strncasecmp(p, "PRIVMSG ", 8) == 0)
+		p += 8;
+	else if (left > 7 && strncasecmp(p, "NOTICE ", 7) == 0)
+		p += 7;
+	else
+		return true;
+	while (p < end && *p == ' ')
+		p++;
+	if (p == end || *p == ':')
+		return true; /* no target: answered at once (412) */
+	/* The targets, up to the next space: each a channel? */
+	for (; p < end && *p != ' '; p++)
+		if ((p[-1] == ' ' || p[-1] == ',') && *p != '#')
+			return true;
+	return false;
 }
 
 const struct frontend irc_frontend = {

@@ -417,6 +417,23 @@ def test_pong_from_the_client_is_accepted_silently(pair):
     assert not [m for m in lines if m.command.isdigit()], lines
 
 
+def test_a_private_message_never_overtakes_a_room_message_sent_before_it(irc_chatd):
+    """A room message goes out once stored (here 100 ms late: the slow-sync fault), a
+    private one at once: sent right after one to the room, the private message reached
+    bob first.  It waits for the room message as a command does (natively /msg is a
+    command), so bob sees them in the order alice sent them."""
+    chatd = irc_chatd(start=False)
+    chatd.env["CHATD_TEST_FAULT"] = "slow-sync"
+    chatd.start()
+    alice = chatd.irc_login("alice")
+    bob = chatd.irc_login("bob")
+    alice.expect("JOIN", lambda m: m.nick == "bob")
+    alice.send_raw(b"PRIVMSG #lobby :first\r\nPRIVMSG bob :second\r\n"
+                   b"NOTICE #lobby,bob :third\r\nPRIVMSG bob :fourth\r\n")
+    got = [bob.expect(("PRIVMSG", "NOTICE")).last for _ in range(5)]
+    assert got == ["first", "second", "third", "third", "fourth"], got
+
+
 def test_quit(pair):
     _, alice, bob = pair
     bob.send("QUIT :see you")
