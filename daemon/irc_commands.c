@@ -976,9 +976,14 @@ irc_take_label(struct client *c, const struct irc_msg *m)
 	struct irc_conn *ic = irc_conn(c);
 
 	ic->label[0] = '\0';
-	/* Escaped, it must fit whole: a label cut short would answer some other command. */
+	/*
+	 * Escaped, it must fit whole: a label cut short would answer some other
+	 * command.  It goes back as it came, so it must be text (no bad UTF-8:
+	 * 005 says UTF8ONLY), as a client-only tag's value must to be relayed.
+	 */
 	if (label != NULL && irc_has(ic, CAP_LABELED_RESPONSE) &&
-	    irc_tag_escape(ic->label, sizeof(ic->label), label) >= sizeof(ic->label))
+	    (text_check(label, strlen(label)) != TEXT_OK ||
+	     irc_tag_escape(ic->label, sizeof(ic->label), label) >= sizeof(ic->label)))
 		ic->label[0] = '\0';
 }
 

@@ -453,6 +453,25 @@ def test_label_is_sent_back_whole_or_not_at_all(irc_attack):
     assert a.expect(lambda l: command(l) == "PONG", "PONG").startswith("@label=" + "L" * 64 + " ")
 
 
+def test_a_label_that_is_no_text_is_not_sent_back(irc_attack):
+    """A label with bytes that are no UTF-8 went back as it came, in the tags of a line
+    (005 says UTF8ONLY, and tag values are UTF-8): one that is not text chatd would
+    store is dropped as a too long one is, the command answered without it; its echo
+    (echo-message) too."""
+    daemon = irc_attack()
+    a = daemon.irc("a").register("alice", password="pw-alice",
+                                 caps=["labeled-response", "echo-message", "message-tags"])
+    for raw in (b"\xff\xfe", b"ok\xc3", b"bell\x07"):
+        a.send(b"@label=" + raw + b" PING x")
+        pong = a.expect(lambda l: command(l) == "PONG", "PONG")     # framing checked
+        assert not pong.startswith("@label="), pong
+    a.send(b"@label=\xff PRIVMSG #lobby :labelled")
+    echo = a.expect(lambda l: command(l) == "PRIVMSG", "echo")
+    assert "label=" not in echo.split(" ")[0], echo
+    a.send("@label=caf\u00e9 PING y")
+    assert a.expect(lambda l: command(l) == "PONG", "PONG").startswith("@label=caf\u00e9 ")
+
+
 # ---- floods ----
 
 def cpu_seconds(pid):
