@@ -22,6 +22,8 @@
 #include "wire.h"
 
 #define HOST "chatd"
+/* The user part of a prefix: a guest's starts with '~' (wire_irc.c). */
+#define TILDE(guest) ((guest) ? "~" : "")
 /* Targets one PRIVMSG or NOTICE may name (005 TARGMAX): one line costs one token. */
 #define MAX_TARGETS 4
 
@@ -118,7 +120,8 @@ is_no_topic(const struct line *l)
 int
 irc_join_reply(struct client *c, struct room_join_reply *rep)
 {
-	int rc = irc_send(c, ":%s!%s@" HOST " JOIN #%s", c->name, c->name, rep->room);
+	int rc = irc_send(c, ":%s!%s%s@" HOST " JOIN #%s", c->name, TILDE(c->room.guest), c->name,
+			  rep->room);
 
 	/* A room with a topic: 332 and 333; a cleared one has none, so no 331 either. */
 	if (rc == 0 && rep->topic != NULL && !is_no_topic(rep->topic))
@@ -172,7 +175,8 @@ part_one(struct client *c, const char *chan, const char *reason)
 	res = room_part(c->srv->hub, c, room, reason, spelled);
 	if (res != ROOM_DONE)
 		return room_refused(c, res, chan);
-	return irc_send(c, ":%s!%s@" HOST " PART #%s :%s", c->name, c->name, spelled, reason);
+	return irc_send(c, ":%s!%s%s@" HOST " PART #%s :%s", c->name, TILDE(c->room.guest), c->name,
+			spelled, reason);
 }
 
 /* JOIN 0: leaves every room c is in (its current room, until it is in none). */
@@ -353,7 +357,7 @@ say_to(struct client *c, struct session_state *st, const char *target, char *tex
 		if (room == NULL)
 			return notice ? 0 : irc_num(c, "403", "%s :No such channel", shown);
 		st->last_post_ms = time_mono_ms();
-		bool one_line = wire_irc_one_line(c->name, verb, target, t, len);
+		bool one_line = wire_irc_one_line(c->name, c->room.guest, verb, target, t, len);
 
 		if (client_store_live(c, room, notice ? HK_NOTICE : HK_MSG, t, len,
 				      (struct history_live){
@@ -626,8 +630,8 @@ cmd_list(struct client *c, struct session_state *st, struct irc_msg *m)
 static int
 who_line(struct client *c, const char *chan, const char *nick, bool away, bool guest)
 {
-	return irc_num(c, "352", "%s %s " HOST " %s %s %s :0 %s", chan, nick, srv_name(), nick,
-		       away ? "G" : "H", guest ? "guest" : nick);
+	return irc_num(c, "352", "%s %s%s " HOST " %s %s %s :0 %s", chan, TILDE(guest), nick,
+		       srv_name(), nick, away ? "G" : "H", guest ? "guest" : nick);
 }
 
 static int
@@ -679,7 +683,7 @@ cmd_whois(struct client *c, struct session_state *st, struct irc_msg *m)
 			       ? -1
 			       : irc_num(c, "318", "%s :End of /WHOIS list.", shown);
 	}
-	if (irc_num(c, "311", "%s %s " HOST " * :%s", canonical, canonical,
+	if (irc_num(c, "311", "%s %s%s " HOST " * :%s", canonical, TILDE(guest), canonical,
 		    guest ? "guest" : canonical) < 0 ||
 	    irc_num(c, "312", "%s %s :chatd", canonical, srv_name()) < 0)
 		return -1;
@@ -755,8 +759,9 @@ cmd_mode(struct client *c, struct session_state *st, struct irc_msg *m)
 		else
 			unknown = true;
 	}
-	if (ic->invisible != was && irc_send(c, ":%s!%s@" HOST " MODE %s :%s", c->name, c->name,
-					     c->name, ic->invisible ? "+i" : "-i") < 0)
+	if (ic->invisible != was &&
+	    irc_send(c, ":%s!%s%s@" HOST " MODE %s :%s", c->name, TILDE(c->room.guest), c->name,
+		     c->name, ic->invisible ? "+i" : "-i") < 0)
 		return -1;
 	return unknown ? irc_num(c, "501", ":Unknown MODE flag") : 0;
 }
@@ -922,9 +927,9 @@ cmd_userhost(struct client *c, struct session_state *st, struct irc_msg *m)
 	list[0] = '\0';
 	for (size_t i = 0; i < m->n_params && i < 5; i++)
 		if (room_presence(c->srv->hub, m->params[i], canonical, away, sizeof(away), &guest))
-			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s=%c%s@" HOST,
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s=%c%s%s@" HOST,
 						off ? " " : "", canonical, away[0] ? '-' : '+',
-						canonical);
+						TILDE(guest), canonical);
 	return irc_num(c, "302", ":%s", list);
 }
 

@@ -373,7 +373,7 @@ def test_topiclen_tells_how_much_of_a_topic_irc_clients_see(irc_attack):
     room = "r" * 32
     daemon = irc_attack(server_name=server, max_topic=1024)
     head_322 = len(f":{server} 322 {'n' * 32} #{room} {'9' * 20} :")
-    head_topic = len(f":{'n' * 32}!{'n' * 32}@chatd TOPIC #{room} :")
+    head_topic = len(f":{'n' * 32}!~{'n' * 32}@chatd TOPIC #{room} :")   # a guest's
     topiclen = IRC_BODY_MAX - 2 - max(head_322, head_topic)
     caps = ["batch", "draft/chathistory", "draft/event-playback"]
     alice, bob = ("a" * 32, "b" * 32)
@@ -434,10 +434,10 @@ def test_topiclen_tells_how_much_of_a_topic_irc_clients_see(irc_attack):
 
 
 def test_topiclen_with_the_default_server_name(irc_attack):
-    """With server_name "chatd" every topic line has room for 396 bytes (docs/IRC.md):
-    TOPICLEN is max_topic up to that."""
+    """With server_name "chatd" every topic line has room for 395 bytes (docs/IRC.md;
+    a guest's TOPIC, NICK!~NICK@chatd, is the longest): TOPICLEN is max_topic up to that."""
     a = irc_attack(max_topic=1024).irc("a").register("alice", password="pw-alice")
-    assert isupport_token(a, "TOPICLEN") == "396", [l for l in a.seen if "005" in l]
+    assert isupport_token(a, "TOPICLEN") == "395", [l for l in a.seen if "005" in l]
 
 
 def test_label_is_sent_back_whole_or_not_at_all(irc_attack):
@@ -1238,6 +1238,52 @@ def test_texts_others_see_keep_the_native_framing(irc_attack):
     parts = [l for l in carol.live if l.tag == "PART"]
     assert len(parts) == 2 and all("\u202e" not in l.raw and "\u2066" not in l.raw
                                    for l in parts), parts
+
+
+def source(line):
+    """The source of a server line (without its ':'), or ""."""
+    words = line.split(" ")
+    if words[0].startswith("@"):
+        words = words[1:]
+    return words[0][1:] if words and words[0].startswith(":") else ""
+
+
+def test_a_guests_prefix_has_a_tilde_in_every_line(irc_attack):
+    """A guest was NICK!NICK@chatd in every line but 333 (NICK!~NICK@chatd there), so
+    an IRC client could not tell it from the account someone may register under the
+    name later: it is NICK!~NICK@chatd in every line, live, echoed and replayed, and
+    the user part of 352, 311 and 302 (natively a guest is ~NAME everywhere)."""
+    daemon = irc_attack(guests=True)
+    w = daemon.irc("w").register("watcher", password="pw-watcher",
+                                 caps=["batch", "draft/chathistory"])
+    assert any(command(l) == "JOIN" and source(l) == "watcher!watcher@chatd" for l in w.seen)
+    g = daemon.irc("g").register("guesty", caps=["echo-message"])
+    mask = "guesty!~guesty@chatd"
+    assert any(command(l) == "JOIN" and source(l) == mask for l in g.seen), g.seen
+    assert source(w.expect(lambda l: command(l) == "JOIN", "guest's JOIN")) == mask
+    g.send("PRIVMSG #lobby :hello")
+    assert source(g.expect(lambda l: command(l) == "PRIVMSG", "echo")) == mask
+    assert source(w.expect(lambda l: command(l) == "PRIVMSG", "PRIVMSG")) == mask
+    g.send("PRIVMSG watcher :psst")
+    assert source(w.expect(lambda l: command(l) == "PRIVMSG", "private")) == mask
+    g.send("TOPIC #lobby :set by a guest")
+    assert source(w.expect(lambda l: command(l) == "TOPIC", "TOPIC")) == mask
+    w.send("WHO guesty")
+    assert params(w.numeric("352"))[2] == "~guesty"
+    w.send("WHOIS guesty")
+    assert params(w.numeric("311"))[2] == "~guesty"
+    w.send("USERHOST guesty")
+    assert params(w.numeric("302"))[1] == "guesty=+~guesty@chatd"
+    w.send("CHATHISTORY LATEST #lobby * 10")
+    w.expect(lambda l: command(l) == "BATCH", "BATCH")
+    replayed = w.expect(lambda l: command(l) == "PRIVMSG", "replayed PRIVMSG")
+    assert source(replayed) == mask and replayed.endswith(" :hello"), replayed
+    g.send("PART #lobby")
+    assert source(g.expect(lambda l: command(l) == "PART", "own PART")) == mask
+    assert source(w.expect(lambda l: command(l) == "PART", "PART")) == mask
+    g.send("JOIN #lobby")
+    g.send("QUIT :bye")
+    assert source(w.expect(lambda l: command(l) == "QUIT", "QUIT")) == mask
 
 
 def test_a_guests_private_message_has_no_account_tag(irc_attack):
