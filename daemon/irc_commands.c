@@ -573,9 +573,13 @@ list_wanted(const char *wanted, const char *chan, size_t chan_len)
 	return false;
 }
 
-/* The 322 lines of l ("... 322 NICK #room COUNT :topic") whose channel is wanted. */
+/*
+ * The 322 lines of l ("... 322 NICK #room COUNT :topic") whose channel is
+ * wanted (NULL: all), while the reply keeps within budget bytes; *cut
+ * counts the lines left out for it.
+ */
 static int
-list_send_wanted(struct client *c, const struct line *l, const char *wanted)
+list_send(struct client *c, const struct line *l, const char *wanted, size_t budget, size_t *cut)
 {
 	const char *end = l->data + l->len;
 
@@ -593,12 +597,17 @@ list_send_wanted(struct client *c, const struct line *l, const char *wanted)
 		const char *chan_end = memchr(sp, ' ', (size_t)(eol - sp));
 		size_t len = (size_t)(eol - p);
 
-		if (chan_end != NULL && list_wanted(wanted, sp, (size_t)(chan_end - sp))) {
-			if (len > 0 && p[len - 1] == '\r')
-				len--;
-			if (irc_send(c, "%.*s", (int)len, p) < 0)
-				return -1;
+		if (chan_end == NULL ||
+		    (wanted != NULL && !list_wanted(wanted, sp, (size_t)(chan_end - sp))))
+			continue;
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		if (irc_conn(c)->pending_len + len > budget) {
+			(*cut)++;
+			continue;
 		}
+		if (irc_send(c, "%.*s", (int)len, p) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -606,13 +615,17 @@ list_send_wanted(struct client *c, const struct line *l, const char *wanted)
 /*
  * LIST, or LIST #a,#b: only those channels (modern.ircdocs.horse).  A
  * first parameter that is no channel (an ELIST condition, which 005 does
- * not offer) lists every channel.
+ * not offer) lists every channel.  The reply holds no more than fits in
+ * half of send_queue_limit (as a history batch): max_rooms rooms with long
+ * topics would pass the send queue and end the session for overflow (a
+ * user could make the rooms, and every IRC client's LIST would end it);
+ * the 323 says how many rooms were left out.
  */
 static int
 cmd_list(struct client *c, struct session_state *st, struct irc_msg *m)
 {
 	const char *wanted = m->n_params > 0 && m->params[0][0] == '#' ? m->params[0] : NULL;
-	size_t pages = 1, rooms;
+	size_t pages = 1, rooms, cut = 0, budget = (size_t)settings_get()->send_queue_limit / 2;
 	int rc = irc_num(c, "321", "Channel :Users  Name");
 
 	(void)st;
@@ -621,10 +634,17 @@ cmd_list(struct client *c, struct session_state *st, struct irc_msg *m)
 
 		if (l == NULL)
 			return -1;
-		rc = wanted ? list_send_wanted(c, l, wanted) : irc_send_line(c, l);
+		rc = list_send(c, l, wanted, budget, &cut);
 		line_unref(l);
 	}
-	return rc == 0 ? irc_num(c, "323", ":End of /LIST") : -1;
+	if (rc < 0)
+		return -1;
+	if (cut > 0)
+		return irc_num(c, "323",
+			       ":End of /LIST (%zu more rooms would not fit in the send queue: "
+			       "LIST #a,#b lists those rooms)",
+			       cut);
+	return irc_num(c, "323", ":End of /LIST");
 }
 
 static int

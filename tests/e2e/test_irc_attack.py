@@ -539,6 +539,33 @@ def test_flood_is_slowed_not_dropped_and_does_not_spin(irc_attack):
     a.sync()
 
 
+def test_a_list_of_more_rooms_than_the_send_queue_holds(irc_attack):
+    """LIST sent every room at once: enough rooms with long topics (any registered user
+    can make them, and they stay room_expiry) passed send_queue_limit, and every IRC
+    client that asked for the list was disconnected for overflow.  The reply holds what
+    fits in half the send queue, its 323 says how many rooms it left out, and LIST #a,#b
+    gets those rooms."""
+    daemon = irc_attack(send_queue_limit=16384, irc_flood_burst=1000, irc_flood_rate=1000)
+    a = daemon.irc("a").register("alice", password="pw-alice")
+    n, topic = 60, "t" * 300
+    for i in range(n):
+        a.send(f"JOIN #r{i:02d}")
+        a.send(f"TOPIC #r{i:02d} :{topic}")
+        a.send(f"PART #r{i:02d}")
+        if i % 10 == 9:
+            a.sync(f"rooms{i}")
+    b = daemon.irc("b").register("bob", password="pw-bob")
+    b.send("LIST")
+    end = b.numeric("323")
+    listed = [l for l in b.before if command(l) == "322"]
+    assert 0 < len(listed) < n + 1, len(listed)
+    assert f"{n + 1 - len(listed)} more rooms" in end, end
+    b.send("LIST #r59,#r00")
+    b.numeric("323")
+    assert sorted(params(l)[1] for l in b.before if command(l) == "322") == ["#r00", "#r59"]
+    b.sync("after")
+
+
 # ---- SASL ----
 
 def sasl_start(daemon, label="s"):
