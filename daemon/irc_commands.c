@@ -423,6 +423,9 @@ talk(struct client *c, struct session_state *st, struct irc_msg *m, bool notice)
 	}
 	free(targets);
 	free(tags);
+	/* Only commas ("PRIVMSG ,, :hi"): nobody to send to, not a silent nothing. */
+	if (rc == 0 && n == 0 && !notice)
+		rc = irc_num(c, "411", ":No recipient given (PRIVMSG)");
 	return rc;
 }
 

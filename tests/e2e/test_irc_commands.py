@@ -326,6 +326,9 @@ def test_privmsg_errors(pair):
     alice.expect(("412", "461"))
     alice.send("PRIVMSG")
     alice.expect(("411", "461"))
+    # Targets that are only commas got no answer at all.
+    alice.send("PRIVMSG ,, :to nobody")
+    assert alice.expect(("411", "401")).command == "411"
     bob.no_more("PRIVMSG")
 
 
