@@ -663,6 +663,7 @@ cmd_who(struct client *c, struct session_state *st, struct irc_msg *m)
 	const char *mask = m->params[0];
 	char spelled[ROOM_NAME_MAX + 1], away[REASON_TEXT_MAX + 1], canonical[NAME_MAX_LEN + 1];
 	char echo[IRC_ECHO_MAX + 1];
+	size_t cut = 0;
 	int rc = 0;
 
 	(void)st;
@@ -675,10 +676,17 @@ cmd_who(struct client *c, struct session_state *st, struct irc_msg *m)
 		if (room != NULL &&
 		    room_who(c->srv->hub, c, room, &who, &n, &listed, spelled) == ROOM_DONE) {
 			char chan[ROOM_NAME_MAX + 2];
+			size_t budget = (size_t)settings_get()->send_queue_limit / 2;
 
 			snprintf(chan, sizeof(chan), "#%s", spelled);
-			for (size_t i = 0; rc == 0 && i < n; i++)
+			/* As LIST: no more than half the send queue holds (a crowd would overflow it). */
+			for (size_t i = 0; rc == 0 && i < n; i++) {
+				if (irc_conn(c)->pending_len > budget) {
+					cut = n - i;
+					break;
+				}
 				rc = who_line(c, chan, who[i].name, who[i].away, who[i].guest);
+			}
 		}
 		free(who);
 	} else {
@@ -687,6 +695,11 @@ cmd_who(struct client *c, struct session_state *st, struct irc_msg *m)
 		if (room_presence(c->srv->hub, mask, canonical, away, sizeof(away), &guest))
 			rc = who_line(c, "*", canonical, away[0] != '\0', guest);
 	}
+	if (rc == 0 && cut > 0)
+		return irc_num(
+			c, "315",
+			"%s :End of /WHO list (%zu more members would not fit in the send queue)",
+			irc_echo(echo, mask), cut);
 	return rc == 0 ? irc_num(c, "315", "%s :End of /WHO list.", irc_echo(echo, mask)) : -1;
 }
 

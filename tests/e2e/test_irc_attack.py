@@ -566,6 +566,28 @@ def test_a_list_of_more_rooms_than_the_send_queue_holds(irc_attack):
     b.sync("after")
 
 
+def test_who_of_a_crowd_bigger_than_the_send_queue(irc_attack):
+    """WHO #room sent every member at once: a crowd's 352 lines passed a small
+    send_queue_limit and ended the asking session for overflow.  As LIST, the reply
+    holds what fits in half the send queue and its 315 says how many members it left
+    out."""
+    daemon = irc_attack(guests=True, send_queue_limit=4096, room_notice_limit=5,
+                        max_logins=256, max_logins_per_address=256,
+                        max_clients_per_address=256)
+    n = 70
+    crowd = [daemon.irc(f"g{i}") for i in range(n)]
+    for i, g in enumerate(crowd):
+        g.send_raw(f"NICK crowd{i:02d}\r\nUSER g 0 * :g\r\n".encode())
+        g.numeric("001", timeout=30)
+    w = daemon.irc("w").register("watcher", password="pw-watcher")
+    w.send("WHO #lobby")
+    end = w.numeric("315")
+    shown = [l for l in w.before if command(l) == "352"]
+    assert 0 < len(shown) < n + 1, len(shown)
+    assert f"{n + 1 - len(shown)} more members" in end, end
+    w.sync("after")
+
+
 # ---- SASL ----
 
 def sasl_start(daemon, label="s"):
