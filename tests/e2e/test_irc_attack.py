@@ -539,6 +539,16 @@ def test_flood_is_slowed_not_dropped_and_does_not_spin(irc_attack):
     a.sync()
 
 
+def expect_cut_reply(conn, request, item, end, total, what):
+    """conn's request gets some of its total item lines but not all, and the end
+    numeric says how many it left out ("N more WHAT")."""
+    conn.send(request)
+    last = conn.numeric(end)
+    got = [l for l in conn.before if command(l) == item]
+    assert 0 < len(got) < total, len(got)
+    assert f"{total - len(got)} more {what}" in last, last
+
+
 def test_a_list_of_more_rooms_than_the_send_queue_holds(irc_attack):
     """LIST sent every room at once: enough rooms with long topics (any registered user
     can make them, and they stay room_expiry) passed send_queue_limit, and every IRC
@@ -555,11 +565,7 @@ def test_a_list_of_more_rooms_than_the_send_queue_holds(irc_attack):
         if i % 10 == 9:
             a.sync(f"rooms{i}")
     b = daemon.irc("b").register("bob", password="pw-bob")
-    b.send("LIST")
-    end = b.numeric("323")
-    listed = [l for l in b.before if command(l) == "322"]
-    assert 0 < len(listed) < n + 1, len(listed)
-    assert f"{n + 1 - len(listed)} more rooms" in end, end
+    expect_cut_reply(b, "LIST", "322", "323", n + 1, "rooms")
     b.send("LIST #r59,#r00")
     b.numeric("323")
     assert sorted(params(l)[1] for l in b.before if command(l) == "322") == ["#r00", "#r59"]
@@ -580,11 +586,7 @@ def test_who_of_a_crowd_bigger_than_the_send_queue(irc_attack):
         g.send_raw(f"NICK crowd{i:02d}\r\nUSER g 0 * :g\r\n".encode())
         g.numeric("001", timeout=30)
     w = daemon.irc("w").register("watcher", password="pw-watcher")
-    w.send("WHO #lobby")
-    end = w.numeric("315")
-    shown = [l for l in w.before if command(l) == "352"]
-    assert 0 < len(shown) < n + 1, len(shown)
-    assert f"{n + 1 - len(shown)} more members" in end, end
+    expect_cut_reply(w, "WHO #lobby", "352", "315", n + 1, "members")
     w.sync("after")
 
 
