@@ -7,7 +7,8 @@
  * flood control (a token bucket of
  * irc_flood_burst lines refilled at irc_flood_rate a second: a client
  * over it is not read until tokens come back).  Runs in the connection's
- * own thread.  PONG (the token whole; 417 if too long, FAIL PING
+ * own thread.  A line the parser did not take is answered (417, 400:
+ * irc_unparsed()).  PONG (the token whole; 417 if too long, FAIL PING
  * INVALID_UTF8 if not UTF-8) and the numerics that list
  * names (353, 303: as many lines as the names take) are built here so that
  * no cut at 512 bytes changes what they say.
@@ -213,6 +214,26 @@ irc_pong(struct client *c, const char *token)
 					"so no PONG can carry it unchanged",
 					srv);
 	return irc_send(c, ":%s PONG %s :%s", srv, srv, token);
+}
+
+int
+irc_unparsed(struct client *c, enum irc_parse_result pr)
+{
+	switch (pr) {
+	case IRC_PARSE_TAGS_TOO_LONG:
+	case IRC_PARSE_TOO_LONG:
+		return irc_num(c, "417", ":Input line was too long");
+	case IRC_PARSE_TOO_MANY_TAGS:
+		return irc_num(c, "417", ":Input line had more than %d message tags", IRC_TAGS_N);
+	case IRC_PARSE_BAD:
+		return irc_num(c, "400",
+			       "* :Malformed line (a NUL, CR or LF inside it, or no command): "
+			       "not processed");
+	case IRC_PARSE_OK:
+	case IRC_PARSE_EMPTY:
+		break;
+	}
+	return 0;
 }
 
 void
@@ -444,21 +465,44 @@ irc_frontend_login(struct client *c, bool *registered, struct session_state *st)
 	return irc_login(c, registered, st);
 }
 
-/* Every line but a PRIVMSG or NOTICE (an answer that comes through the room) keeps its turn. */
+/*
+ * Every line but a PRIVMSG or NOTICE to channels only (answered through
+ * the room when stored) keeps its turn: a command, and a message to a
+ * nick too, which goes out at once (private, not stored) and so would
+ * overtake the room messages sent before it (natively /msg is a command
+ * and waits the same way).
+ */
 bool
 irc_in_order(const char *line, size_t len)
 {
-	(void)len;
-	if (line[0] == '@') { /* past the tags */
-		const char *sp = strchr(line, ' ');
+	const char *end = line + len, *p = line;
+
+	if (p < end && *p == '@') { /* past the tags */
+		const char *sp = memchr(p, ' ', (size_t)(end - p));
 
 		if (sp == NULL)
 			return true;
-		line = sp + 1;
-		while (*line == ' ')
-			line++;
+		p = sp + 1;
 	}
-	return strncasecmp(line, "PRIVMSG ", 8) != 0 && strncasecmp(line, "NOTICE ", 7) != 0;
+	while (p < end && *p == ' ')
+		p++;
+	size_t left = (size_t)(end - p);
+
+	if (left > 8 && strncasecmp(p, "PRIVMSG ", 8) == 0)
+		p += 8;
+	else if (left > 7 && strncasecmp(p, "NOTICE ", 7) == 0)
+		p += 7;
+	else
+		return true;
+	while (p < end && *p == ' ')
+		p++;
+	if (p == end || *p == ':')
+		return true; /* no target: answered at once (412) */
+	/* The targets, up to the next space: each a channel? */
+	for (; p < end && *p != ' '; p++)
+		if ((p[-1] == ' ' || p[-1] == ',') && *p != '#')
+			return true;
+	return false;
 }
 
 const struct frontend irc_frontend = {

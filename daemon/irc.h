@@ -107,6 +107,14 @@ int irc_send_line(struct client *c, const struct line *l);
 int irc_commit(struct client *c);
 
 /*
+ * The reply to a line irc_parse() did not take (pr: neither OK nor EMPTY),
+ * gathered like a command's: 417 for one too long or with too many tags,
+ * 400 for a malformed one (a NUL, CR or LF inside it, or no command), so
+ * no line goes unanswered (docs/IRC.md "Limits").  -1 without memory.
+ */
+int irc_unparsed(struct client *c, enum irc_parse_result pr);
+
+/*
  * PONG to PING token: ":SERVER PONG SERVER :TOKEN" with the token whole, or,
  * when that would not fit in 512 bytes, 417 (a token cut short would match
  * no PING of the client's: its lag check would never end), and when the

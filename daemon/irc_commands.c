@@ -22,6 +22,8 @@
 #include "wire.h"
 
 #define HOST "chatd"
+/* The user part of a prefix: a guest's starts with '~' (wire_irc.c). */
+#define TILDE(guest) ((guest) ? "~" : "")
 /* Targets one PRIVMSG or NOTICE may name (005 TARGMAX): one line costs one token. */
 #define MAX_TARGETS 4
 
@@ -118,7 +120,8 @@ is_no_topic(const struct line *l)
 int
 irc_join_reply(struct client *c, struct room_join_reply *rep)
 {
-	int rc = irc_send(c, ":%s!%s@" HOST " JOIN #%s", c->name, c->name, rep->room);
+	int rc = irc_send(c, ":%s!%s%s@" HOST " JOIN #%s", c->name, TILDE(c->room.guest), c->name,
+			  rep->room);
 
 	/* A room with a topic: 332 and 333; a cleared one has none, so no 331 either. */
 	if (rc == 0 && rep->topic != NULL && !is_no_topic(rep->topic))
@@ -172,7 +175,8 @@ part_one(struct client *c, const char *chan, const char *reason)
 	res = room_part(c->srv->hub, c, room, reason, spelled);
 	if (res != ROOM_DONE)
 		return room_refused(c, res, chan);
-	return irc_send(c, ":%s!%s@" HOST " PART #%s :%s", c->name, c->name, spelled, reason);
+	return irc_send(c, ":%s!%s%s@" HOST " PART #%s :%s", c->name, TILDE(c->room.guest), c->name,
+			spelled, reason);
 }
 
 /* JOIN 0: leaves every room c is in (its current room, until it is in none). */
@@ -353,7 +357,7 @@ say_to(struct client *c, struct session_state *st, const char *target, char *tex
 		if (room == NULL)
 			return notice ? 0 : irc_num(c, "403", "%s :No such channel", shown);
 		st->last_post_ms = time_mono_ms();
-		bool one_line = wire_irc_one_line(c->name, verb, target, t, len);
+		bool one_line = wire_irc_one_line(c->name, c->room.guest, verb, target, t, len);
 
 		if (client_store_live(c, room, notice ? HK_NOTICE : HK_MSG, t, len,
 				      (struct history_live){
@@ -419,6 +423,9 @@ talk(struct client *c, struct session_state *st, struct irc_msg *m, bool notice)
 	}
 	free(targets);
 	free(tags);
+	/* Only commas ("PRIVMSG ,, :hi"): nobody to send to, not a silent nothing. */
+	if (rc == 0 && n == 0 && !notice)
+		rc = irc_num(c, "411", ":No recipient given (PRIVMSG)");
 	return rc;
 }
 
@@ -569,9 +576,13 @@ list_wanted(const char *wanted, const char *chan, size_t chan_len)
 	return false;
 }
 
-/* The 322 lines of l ("... 322 NICK #room COUNT :topic") whose channel is wanted. */
+/*
+ * The 322 lines of l ("... 322 NICK #room COUNT :topic") whose channel is
+ * wanted (NULL: all), while the reply keeps within budget bytes; *cut
+ * counts the lines left out for it.
+ */
 static int
-list_send_wanted(struct client *c, const struct line *l, const char *wanted)
+list_send(struct client *c, const struct line *l, const char *wanted, size_t budget, size_t *cut)
 {
 	const char *end = l->data + l->len;
 
@@ -589,12 +600,17 @@ list_send_wanted(struct client *c, const struct line *l, const char *wanted)
 		const char *chan_end = memchr(sp, ' ', (size_t)(eol - sp));
 		size_t len = (size_t)(eol - p);
 
-		if (chan_end != NULL && list_wanted(wanted, sp, (size_t)(chan_end - sp))) {
-			if (len > 0 && p[len - 1] == '\r')
-				len--;
-			if (irc_send(c, "%.*s", (int)len, p) < 0)
-				return -1;
+		if (chan_end == NULL ||
+		    (wanted != NULL && !list_wanted(wanted, sp, (size_t)(chan_end - sp))))
+			continue;
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		if (irc_conn(c)->pending_len + len > budget) {
+			(*cut)++;
+			continue;
 		}
+		if (irc_send(c, "%.*s", (int)len, p) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -602,13 +618,17 @@ list_send_wanted(struct client *c, const struct line *l, const char *wanted)
 /*
  * LIST, or LIST #a,#b: only those channels (modern.ircdocs.horse).  A
  * first parameter that is no channel (an ELIST condition, which 005 does
- * not offer) lists every channel.
+ * not offer) lists every channel.  The reply holds no more than fits in
+ * half of send_queue_limit (as a history batch): max_rooms rooms with long
+ * topics would pass the send queue and end the session for overflow (a
+ * user could make the rooms, and every IRC client's LIST would end it);
+ * the 323 says how many rooms were left out.
  */
 static int
 cmd_list(struct client *c, struct session_state *st, struct irc_msg *m)
 {
 	const char *wanted = m->n_params > 0 && m->params[0][0] == '#' ? m->params[0] : NULL;
-	size_t pages = 1, rooms;
+	size_t pages = 1, rooms, cut = 0, budget = (size_t)settings_get()->send_queue_limit / 2;
 	int rc = irc_num(c, "321", "Channel :Users  Name");
 
 	(void)st;
@@ -617,17 +637,24 @@ cmd_list(struct client *c, struct session_state *st, struct irc_msg *m)
 
 		if (l == NULL)
 			return -1;
-		rc = wanted ? list_send_wanted(c, l, wanted) : irc_send_line(c, l);
+		rc = list_send(c, l, wanted, budget, &cut);
 		line_unref(l);
 	}
-	return rc == 0 ? irc_num(c, "323", ":End of /LIST") : -1;
+	if (rc < 0)
+		return -1;
+	if (cut > 0)
+		return irc_num(c, "323",
+			       ":End of /LIST (%zu more rooms would not fit in the send queue: "
+			       "LIST #a,#b lists those rooms)",
+			       cut);
+	return irc_num(c, "323", ":End of /LIST");
 }
 
 static int
 who_line(struct client *c, const char *chan, const char *nick, bool away, bool guest)
 {
-	return irc_num(c, "352", "%s %s " HOST " %s %s %s :0 %s", chan, nick, srv_name(), nick,
-		       away ? "G" : "H", guest ? "guest" : nick);
+	return irc_num(c, "352", "%s %s%s " HOST " %s %s %s :0 %s", chan, TILDE(guest), nick,
+		       srv_name(), nick, away ? "G" : "H", guest ? "guest" : nick);
 }
 
 static int
@@ -636,6 +663,7 @@ cmd_who(struct client *c, struct session_state *st, struct irc_msg *m)
 	const char *mask = m->params[0];
 	char spelled[ROOM_NAME_MAX + 1], away[REASON_TEXT_MAX + 1], canonical[NAME_MAX_LEN + 1];
 	char echo[IRC_ECHO_MAX + 1];
+	size_t cut = 0;
 	int rc = 0;
 
 	(void)st;
@@ -648,10 +676,17 @@ cmd_who(struct client *c, struct session_state *st, struct irc_msg *m)
 		if (room != NULL &&
 		    room_who(c->srv->hub, c, room, &who, &n, &listed, spelled) == ROOM_DONE) {
 			char chan[ROOM_NAME_MAX + 2];
+			size_t budget = (size_t)settings_get()->send_queue_limit / 2;
 
 			snprintf(chan, sizeof(chan), "#%s", spelled);
-			for (size_t i = 0; rc == 0 && i < n; i++)
+			/* As LIST: no more than half the send queue holds (a crowd would overflow it). */
+			for (size_t i = 0; rc == 0 && i < n; i++) {
+				if (irc_conn(c)->pending_len > budget) {
+					cut = n - i;
+					break;
+				}
 				rc = who_line(c, chan, who[i].name, who[i].away, who[i].guest);
+			}
 		}
 		free(who);
 	} else {
@@ -660,6 +695,11 @@ cmd_who(struct client *c, struct session_state *st, struct irc_msg *m)
 		if (room_presence(c->srv->hub, mask, canonical, away, sizeof(away), &guest))
 			rc = who_line(c, "*", canonical, away[0] != '\0', guest);
 	}
+	if (rc == 0 && cut > 0)
+		return irc_num(
+			c, "315",
+			"%s :End of /WHO list (%zu more members would not fit in the send queue)",
+			irc_echo(echo, mask), cut);
 	return rc == 0 ? irc_num(c, "315", "%s :End of /WHO list.", irc_echo(echo, mask)) : -1;
 }
 
@@ -679,7 +719,7 @@ cmd_whois(struct client *c, struct session_state *st, struct irc_msg *m)
 			       ? -1
 			       : irc_num(c, "318", "%s :End of /WHOIS list.", shown);
 	}
-	if (irc_num(c, "311", "%s %s " HOST " * :%s", canonical, canonical,
+	if (irc_num(c, "311", "%s %s%s " HOST " * :%s", canonical, TILDE(guest), canonical,
 		    guest ? "guest" : canonical) < 0 ||
 	    irc_num(c, "312", "%s %s :chatd", canonical, srv_name()) < 0)
 		return -1;
@@ -755,8 +795,9 @@ cmd_mode(struct client *c, struct session_state *st, struct irc_msg *m)
 		else
 			unknown = true;
 	}
-	if (ic->invisible != was && irc_send(c, ":%s!%s@" HOST " MODE %s :%s", c->name, c->name,
-					     c->name, ic->invisible ? "+i" : "-i") < 0)
+	if (ic->invisible != was &&
+	    irc_send(c, ":%s!%s%s@" HOST " MODE %s :%s", c->name, TILDE(c->room.guest), c->name,
+		     c->name, ic->invisible ? "+i" : "-i") < 0)
 		return -1;
 	return unknown ? irc_num(c, "501", ":Unknown MODE flag") : 0;
 }
@@ -782,10 +823,14 @@ cmd_pong(struct client *c, struct session_state *st, struct irc_msg *m)
 static int
 cmd_quit(struct client *c, struct session_state *st, struct irc_msg *m)
 {
+	const char *text =
+		m->n_params > 0 && m->params[0][0] ? m->params[0] : part_reason_text(PART_QUIT);
+
 	(void)c;
 	st->why = PART_QUIT;
-	snprintf(st->text, sizeof(st->text), "%s",
-		 m->n_params > 0 && m->params[0][0] ? m->params[0] : part_reason_text(PART_QUIT));
+	/* Cut between characters (the room cuts it further, so): a cut inside one is no text. */
+	snprintf(st->text, sizeof(st->text), "%.*s",
+		 (int)text_fit(text, strlen(text), sizeof(st->text) - 1), text);
 	/* Others see the text: it must pass the same checks as a message. */
 	if (text_check(st->text, strlen(st->text)) != TEXT_OK)
 		snprintf(st->text, sizeof(st->text), "%s", part_reason_text(PART_QUIT));
@@ -918,9 +963,9 @@ cmd_userhost(struct client *c, struct session_state *st, struct irc_msg *m)
 	list[0] = '\0';
 	for (size_t i = 0; i < m->n_params && i < 5; i++)
 		if (room_presence(c->srv->hub, m->params[i], canonical, away, sizeof(away), &guest))
-			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s=%c%s@" HOST,
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s=%c%s%s@" HOST,
 						off ? " " : "", canonical, away[0] ? '-' : '+',
-						canonical);
+						TILDE(guest), canonical);
 	return irc_num(c, "302", ":%s", list);
 }
 
@@ -972,9 +1017,14 @@ irc_take_label(struct client *c, const struct irc_msg *m)
 	struct irc_conn *ic = irc_conn(c);
 
 	ic->label[0] = '\0';
-	/* Escaped, it must fit whole: a label cut short would answer some other command. */
+	/*
+	 * Escaped, it must fit whole: a label cut short would answer some other
+	 * command.  It goes back as it came, so it must be text (no bad UTF-8:
+	 * 005 says UTF8ONLY), as a client-only tag's value must to be relayed.
+	 */
 	if (label != NULL && irc_has(ic, CAP_LABELED_RESPONSE) &&
-	    irc_tag_escape(ic->label, sizeof(ic->label), label) >= sizeof(ic->label))
+	    (text_check(label, strlen(label)) != TEXT_OK ||
+	     irc_tag_escape(ic->label, sizeof(ic->label), label) >= sizeof(ic->label)))
 		ic->label[0] = '\0';
 }
 
@@ -1000,11 +1050,11 @@ irc_request(struct client *c, struct session_state *st, char *line, size_t len)
 	int rc;
 
 	ic->tokens -= 1.0;
-	if (pr == IRC_PARSE_EMPTY || pr == IRC_PARSE_BAD)
+	if (pr == IRC_PARSE_EMPTY)
 		return 0;
-	if (pr != IRC_PARSE_OK) {
-		rc = irc_num(c, "417", ":Input line was too long");
-		return rc == 0 ? irc_commit(c) : -1;
+	if (pr != IRC_PARSE_OK) { /* answered, not processed: its label is not to be trusted */
+		rc = irc_unparsed(c, pr);
+		return rc == 0 && irc_commit(c) == 0 ? 0 : client_out_of_memory(st);
 	}
 	/* A reload's CAP NEW or DEL first (if the wake-up missed it), without this command's label */
 	if (irc_woken(c, st) < 0)

@@ -7,8 +7,9 @@
  * line form (wire_irc.c, the same bytes a live message has), with joins,
  * parts, kicks, quits and topics too when it has draft/event-playback (as
  * members saw them live: a quit record is a QUIT, a part "kicked" a
- * KICK), inside a chathistory batch when it has batch.  msgid is chatd's
- * message id.
+ * KICK), inside a chathistory batch when it has batch, which holds no
+ * more than fits in half of send_queue_limit (fit_queue()).  msgid is
+ * chatd's message id.
  * Runs in the connection's own thread.
  */
 #include <inttypes.h>
@@ -94,6 +95,71 @@ entry_line(struct client *c, const struct history_entry *e)
 	return out;
 }
 
+/* Which end of a run of entries a batch keeps when the whole would not fit (fit_queue()). */
+enum keep {
+	KEEP_NEWEST, /* LATEST, BEFORE, BETWEEN backwards, the replay on joining */
+	KEEP_OLDEST, /* AFTER, BETWEEN forwards */
+	KEEP_MIDDLE, /* AROUND */
+};
+
+/* The bytes entry e takes in c's output: its line(s), each with a batch tag and CRLF. */
+static size_t
+entry_cost(struct client *c, const struct history_entry *e)
+{
+	char *l = entry_line(c, e);
+	size_t lines = 1, len;
+
+	if (l == NULL)
+		return 0;
+	for (const char *p = l; (p = strstr(p, "\r\n")) != NULL; p += 2)
+		lines++;
+	len = strlen(l);
+	free(l);
+	return len + lines * (sizeof("@batch=b4294967295 \r\n") - 1);
+}
+
+/*
+ * Narrows e[*from, *to) to what fits in half of send_queue_limit, keeping
+ * the entries at the end keep names (at least one): the native replay's
+ * budget (client_push_history()).  A batch bigger than the send queue
+ * ended the session for overflow before the client could read a line of
+ * it, though 005 CHATHISTORY promised that many; the specification lets a
+ * batch hold fewer than asked, and the client pages on from the last
+ * message it got (docs/IRC.md "CHATHISTORY").
+ */
+static void
+fit_queue(struct client *c, const struct history_entry *e, size_t *from, size_t *to, enum keep keep)
+{
+	uint64_t budget = (uint64_t)settings_get()->send_queue_limit / 2, bytes = 0;
+	size_t lo, hi; /* the entries kept: [lo, hi) */
+	bool up = keep != KEEP_NEWEST;
+
+	if (*from >= *to)
+		return;
+	lo = hi = keep == KEEP_NEWEST ? *to : keep == KEEP_OLDEST ? *from : (*from + *to) / 2;
+	for (;;) {
+		/* The next entry: the end keep grows from (AROUND: after, then before, in turns). */
+		bool after = keep == KEEP_MIDDLE ? (up && hi < *to) || lo == *from : up;
+		size_t i = after ? hi : lo - 1;
+		size_t cost;
+
+		if (after ? hi == *to : lo == *from)
+			break;
+		cost = entry_cost(c, &e[i]);
+		if (hi > lo && bytes + cost > budget)
+			break;
+		bytes += cost;
+		if (after)
+			hi++;
+		else
+			lo--;
+		if (keep == KEEP_MIDDLE)
+			up = !up;
+	}
+	*from = lo;
+	*to = hi;
+}
+
 /* Sends entries e[0..n) as a batch of type chathistory (when c has batch) for target. */
 static int
 send_entries(struct client *c, const char *target, const struct history_entry *e, size_t n)
@@ -157,7 +223,10 @@ irc_replay(struct client *c, const char *room, uint64_t first, uint64_t last_id)
 						irc_has(irc_conn(c), CAP_EVENT_PLAYBACK), e),
 				 first);
 	snprintf(target, sizeof(target), "#%s", room);
-	rc = n > 0 ? send_entries(c, target, e, n) : 0;
+	size_t from = 0, to = n;
+
+	fit_queue(c, e, &from, &to, KEEP_NEWEST);
+	rc = n > 0 ? send_entries(c, target, e + from, to - from) : 0;
 	history_entries_release(e, n);
 	free(e);
 	return rc;
@@ -181,6 +250,29 @@ struct ref {
 	char time[TIME_RFC3339_LEN + 1];
 };
 
+/*
+ * A number of decimal digits only (strtoull() would take a sign, "-1" as
+ * the largest id, and spaces): *out, or false.  *too_big: it has more
+ * than 64 bits (*out is UINT64_MAX then).
+ */
+static bool
+parse_digits(const char *s, uint64_t *out, bool *too_big)
+{
+	*out = 0;
+	*too_big = false;
+	if (*s == '\0' || s[strspn(s, "0123456789")] != '\0')
+		return false;
+	for (; *s != '\0'; s++) {
+		if (*out > (UINT64_MAX - (uint64_t)(*s - '0')) / 10) {
+			*out = UINT64_MAX;
+			*too_big = true;
+			return true;
+		}
+		*out = *out * 10 + (uint64_t)(*s - '0');
+	}
+	return true;
+}
+
 static bool
 parse_ref(const char *s, struct ref *r)
 {
@@ -188,10 +280,9 @@ parse_ref(const char *s, struct ref *r)
 	if (strcmp(s, "*") == 0)
 		return r->any = true;
 	if (strncmp(s, "msgid=", 6) == 0) {
-		char *end;
+		bool too_big;
 
-		r->id = strtoull(s + 6, &end, 10);
-		return end != s + 6 && *end == '\0';
+		return parse_digits(s + 6, &r->id, &too_big) && !too_big;
 	}
 	if (strncmp(s, "timestamp=", 10) == 0) {
 		int64_t ms;
@@ -250,15 +341,16 @@ fail(struct client *c, const char *code, const char *sub, const char *text)
 			irc_echo(echo, sub), text);
 }
 
-/* Which of e[0..n) a request selects: [*from, *to). */
+/* Which of e[0..n) a request selects: [*from, *to); *keep: the end nearest its reference. */
 static bool
 select_range(const char *sub, const struct irc_msg *m, const struct history_entry *e, size_t n,
-	     size_t limit, size_t *from, size_t *to)
+	     size_t limit, size_t *from, size_t *to, enum keep *keep)
 {
 	struct ref a, b;
 
 	if (!parse_ref(m->params[2], &a))
 		return false;
+	*keep = KEEP_NEWEST;
 	if (strcasecmp(sub, "LATEST") == 0) {
 		*to = n;
 		*from = a.any ? 0 : first_after(e, n, &a);
@@ -274,11 +366,13 @@ select_range(const char *sub, const struct irc_msg *m, const struct history_entr
 	} else if (strcasecmp(sub, "AFTER") == 0) {
 		*from = first_after(e, n, &a);
 		*to = n - *from > limit ? *from + limit : n;
+		*keep = KEEP_OLDEST;
 	} else if (strcasecmp(sub, "AROUND") == 0) {
 		size_t mid = first_at(e, n, &a), half = limit / 2;
 
 		*from = mid > half ? mid - half : 0;
 		*to = n - *from > limit ? *from + limit : n;
+		*keep = KEEP_MIDDLE;
 	} else { /* BETWEEN a b limit: params 2, 3; limit in 4 */
 		if (m->n_params < 5 || !parse_ref(m->params[3], &b) || b.any)
 			return false;
@@ -289,6 +383,8 @@ select_range(const char *sub, const struct irc_msg *m, const struct history_entr
 					 ? (a.by_time ? strcmp(a.time, b.time) <= 0 : a.id <= b.id)
 					 : true));
 		const struct ref *lo = forward ? &a : &b, *hi = forward ? &b : &a;
+
+		*keep = forward ? KEEP_OLDEST : KEEP_NEWEST;
 
 		*from = first_after(e, n, lo);
 		*to = first_at(e, n, hi);
@@ -346,9 +442,9 @@ targets(struct client *c, const struct irc_msg *m)
 		return fail(c, "INVALID_PARAMS", "TARGETS",
 			    "TARGETS timestamp=FROM timestamp=TO LIMIT");
 	}
-	char *end;
-	unsigned long limit = strtoul(m->params[3], &end, 10);
-	if (*end != '\0' || end == m->params[3]) {
+	uint64_t limit;
+	bool too_big;
+	if (!parse_digits(m->params[3], &limit, &too_big)) {
 		free(t);
 		free(names);
 		return fail(c, "INVALID_PARAMS", "TARGETS", "LIMIT is a number");
@@ -414,12 +510,13 @@ irc_chathistory(struct client *c, struct session_state *st, struct irc_msg *m)
 		return fail(c, "INVALID_PARAMS", sub, "Not enough parameters");
 
 	const char *target = m->params[1];
-	char *end;
-	unsigned long long limit = strtoull(m->params[need - 1], &end, 10);
-	if (*end != '\0' || end == m->params[need - 1])
+	uint64_t limit;
+	bool too_big;
+	/* Digits only; 0, or more than any request returns (past 64 bits too): the most. */
+	if (!parse_digits(m->params[need - 1], &limit, &too_big))
 		return fail(c, "INVALID_PARAMS", sub, "LIMIT is a number");
-	if (limit == 0 || limit > (unsigned long long)irc_chathistory_max())
-		limit = (unsigned long long)irc_chathistory_max();
+	if (limit == 0 || limit > (uint64_t)irc_chathistory_max())
+		limit = (uint64_t)irc_chathistory_max();
 
 	/*
 	 * A nick: private messages are not stored, the batch is empty.  The
@@ -453,14 +550,17 @@ irc_chathistory(struct client *c, struct session_state *st, struct irc_msg *m)
 						       irc_has(irc_conn(c), CAP_EVENT_PLAYBACK), e),
 					first);
 	size_t from, to;
+	enum keep keep;
 	int rc;
 	char chan[ROOM_NAME_MAX + 2];
 
 	snprintf(chan, sizeof(chan), "#%s", spelled);
-	if (!select_range(sub, m, e, n, (size_t)limit, &from, &to))
+	if (!select_range(sub, m, e, n, (size_t)limit, &from, &to, &keep)) {
 		rc = fail(c, "INVALID_PARAMS", sub, "a reference is msgid=ID or timestamp=TIME");
-	else
+	} else {
+		fit_queue(c, e, &from, &to, keep);
 		rc = send_entries(c, chan, e + from, to - from);
+	}
 	history_entries_release(e, n);
 	free(e);
 	return rc;

@@ -330,10 +330,8 @@ step(struct reg *rg, struct client *c, char *line, size_t len)
 
 	if (pr == IRC_PARSE_EMPTY)
 		return;
-	if (pr == IRC_PARSE_TAGS_TOO_LONG || pr == IRC_PARSE_TOO_LONG)
-		return (void)irc_num(c, "417", ":Input line was too long");
 	if (pr != IRC_PARSE_OK)
-		return;
+		return (void)irc_unparsed(c, pr);
 	irc_take_label(c, &m);
 	if (irc_cmd_is(&m, "CAP")) {
 		irc_cap_command(c, &m);

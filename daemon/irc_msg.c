@@ -204,7 +204,7 @@ irc_parse(char *line, size_t len, struct irc_msg *m)
 	if ((size_t)(line + len - p) > IRC_BODY_MAX)
 		return IRC_PARSE_TOO_LONG;
 	if (tags != NULL && !parse_tags(tags, m))
-		return fail(m, IRC_PARSE_BAD);
+		return fail(m, IRC_PARSE_TOO_MANY_TAGS);
 
 	p = skip_spaces(p);
 	if (*p == ':') {
@@ -245,6 +245,8 @@ irc_parse_result_str(enum irc_parse_result r)
 		return "message tags too long";
 	case IRC_PARSE_TOO_LONG:
 		return "line too long";
+	case IRC_PARSE_TOO_MANY_TAGS:
+		return "too many message tags";
 	case IRC_PARSE_BAD:
 		return "malformed line";
 	}

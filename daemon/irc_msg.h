@@ -39,7 +39,8 @@ enum irc_parse_result {
 	IRC_PARSE_EMPTY,         /* nothing but spaces */
 	IRC_PARSE_TAGS_TOO_LONG, /* tags part over IRC_CLIENT_TAGS_MAX bytes (417) */
 	IRC_PARSE_TOO_LONG,      /* body over IRC_BODY_MAX bytes (417) */
-	IRC_PARSE_BAD,           /* malformed */
+	IRC_PARSE_TOO_MANY_TAGS, /* more than IRC_TAGS_N distinct tag keys (417) */
+	IRC_PARSE_BAD,           /* malformed: a NUL, CR or LF inside, or no command (400) */
 };
 
 /*
@@ -48,10 +49,11 @@ enum irc_parse_result {
  * writable (a NUL goes there), as it is for a line from linebuf_next().
  *
  * IRC_PARSE_BAD: a NUL, CR (other than the last byte) or LF inside the
- * line; tags or a source but no command; more than IRC_TAGS_N distinct
- * tag keys.  A tag whose key is invalid (not [+][vendor/]name, vendor of
- * letters, digits, '-' and '.', name of letters, digits and '-') is
- * dropped, the line kept (message-tags: a bad key never costs the message).
+ * line; tags or a source but no command.  IRC_PARSE_TOO_MANY_TAGS: more
+ * than IRC_TAGS_N distinct tag keys.  A tag whose key is invalid (not
+ * [+][vendor/]name, vendor of letters, digits, '-' and '.', name of
+ * letters, digits and '-') is dropped, the line kept (message-tags: a
+ * bad key never costs the message).
  * Whitespace-only: IRC_PARSE_EMPTY.  The tags part is what follows a '@'
  * at the very start up to the first space; the body is everything after
  * that space (the whole line without tags).  Empty items in the tags part

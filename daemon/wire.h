@@ -64,7 +64,8 @@ struct wire_event {
 	 * (wire_line.c: "~NAME" in JOIN, PART and TOPIC; on IRC no account
 	 * tag on a guest's TAGMSG, JOIN, PART, QUIT or TOPIC, where an
 	 * account's carry one (account-tag: on every command a user sends),
-	 * and a guest's topic in 333 as "NAME!~NAME@chatd").
+	 * and a guest's prefix "NAME!~NAME@chatd" in each of them and as a
+	 * topic's setter in 333).
 	 */
 	bool guest;
 };
@@ -132,12 +133,13 @@ extern const struct wire_format wire_irc, wire_irc_time, wire_irc_account, wire_
  */
 size_t wire_irc_topic_max(void);
 /*
- * Whether a message of text (as stored) from from to target ("#room" or a
- * nick), with verb PRIVMSG or NOTICE, goes to IRC clients in one line
- * (wire_irc.c; a longer one takes several).  Any thread.
+ * Whether a message of text (as stored) from from (a guest: its prefix
+ * has a '~') to target ("#room" or a nick), with verb PRIVMSG or NOTICE,
+ * goes to IRC clients in one line (wire_irc.c; a longer one takes
+ * several).  Any thread.
  */
-bool wire_irc_one_line(const char *from, const char *verb, const char *target, const char *text,
-		       size_t text_len);
+bool wire_irc_one_line(const char *from, bool guest, const char *verb, const char *target,
+		       const char *text, size_t text_len);
 /* Every protocol chatd speaks, by enum wire: what server.c gives hub_new(). */
 extern const struct wire_format *const wire_formats[WIRE_MAX];
 

@@ -10,9 +10,10 @@
  * every tag chatd sends (wire_irc_tags: time, msgid, account, the
  * sender's client-only tags).  No state; any thread.
  *
- * A user's prefix is NAME!NAME@chatd: the fixed host shows no address
- * (a guest's is that too, but as a topic's setter in 333:
- * NAME!~NAME@chatd).
+ * A user's prefix is NAME!NAME@chatd: the fixed host shows no address;
+ * a guest's is NAME!~NAME@chatd in every line (IRC's '~' before a user
+ * name nobody vouched for; natively a guest is ~NAME), so that nobody
+ * takes it for the account someone may register under the name later.
  * A stored text "/me TEXT" is IRC's CTCP ACTION (irc_commands.c stores an
  * ACTION that way), so IRC clients show it as an action.
  */
@@ -28,6 +29,8 @@
 #include "wire.h"
 
 #define HOST "chatd"
+/* The user part of a prefix: a guest's starts with '~'. */
+#define TILDE(guest) ((guest) ? "~" : "")
 #define ACTION_PREFIX "/me "
 #define ACTION_PREFIX_LEN (sizeof(ACTION_PREFIX) - 1)
 
@@ -75,30 +78,32 @@ cut(const char *text, size_t len, size_t max)
 	return fit > 0 ? fit : len; /* no character fits: never reached with max > 4 */
 }
 
-/* The bytes of text one line of a message from a from_len-byte name holds. */
+/* The bytes of text one line of a message from a from_len-byte name (a guest's?) holds. */
 static size_t
-text_room(size_t from_len, const char *verb, const char *target_prefix, size_t target_len,
-	  bool action)
+text_room(size_t from_len, bool guest, const char *verb, const char *target_prefix,
+	  size_t target_len, bool action)
 {
-	size_t head = 1 + 2 * from_len + 1 + sizeof("@" HOST " ") - 1 + strlen(verb) + 1 +
-		      strlen(target_prefix) + target_len + 2;
+	size_t head = 1 + 2 * from_len + 1 + (guest ? 1 : 0) + sizeof("@" HOST " ") - 1 +
+		      strlen(verb) + 1 + strlen(target_prefix) + target_len + 2;
 
 	return IRC_BODY_MAX > head + 16 ? IRC_BODY_MAX - head - (action ? 9 : 0) : 16;
 }
 
 bool
-wire_irc_one_line(const char *from, const char *verb, const char *target, const char *text,
-		  size_t text_len)
+wire_irc_one_line(const char *from, bool guest, const char *verb, const char *target,
+		  const char *text, size_t text_len)
 {
 	bool action = text_len >= ACTION_PREFIX_LEN && memcmp(text, ACTION_PREFIX, 4) == 0;
 	size_t skip = action ? ACTION_PREFIX_LEN : 0;
 
 	return cut(text + skip, text_len - skip,
-		   text_room(strlen(from), verb, "", strlen(target), action)) == text_len - skip;
+		   text_room(strlen(from), guest, verb, "", strlen(target), action)) ==
+	       text_len - skip;
 }
 
 /*
- * The line(s) of a message: "[@tags ]:FROM!FROM@chatd VERB TARGET :TEXT\r\n",
+ * The line(s) of a message: "[@tags ]:FROM!FROM@chatd VERB TARGET :TEXT\r\n"
+ * (FROM!~FROM@chatd for a guest),
  * several when TEXT is long.  Writes at dst (NULL: only counts); returns
  * the length.  time/msgid: the tag values (NULL: none); account: FROM,
  * unless a guest; ctags: the sender's client-only tags.
@@ -110,7 +115,7 @@ message_lines(char *dst, enum form f, const char *time, size_t time_len, const c
 	      size_t target_len, const char *text, size_t text_len)
 {
 	bool action = text_len >= ACTION_PREFIX_LEN && memcmp(text, ACTION_PREFIX, 4) == 0;
-	size_t at = 0, room = text_room(from_len, verb, target_prefix, target_len, action);
+	size_t at = 0, room = text_room(from_len, guest, verb, target_prefix, target_len, action);
 	bool first = true;
 
 	if (action) {
@@ -146,7 +151,7 @@ message_lines(char *dst, enum form f, const char *time, size_t time_len, const c
 		}
 		puts_(dst, &at, sep[0] == ';' ? " :" : ":");
 		put(dst, &at, from, from_len);
-		puts_(dst, &at, "!");
+		puts_(dst, &at, guest ? "!~" : "!");
 		put(dst, &at, from, from_len);
 		puts_(dst, &at, "@" HOST " ");
 		puts_(dst, &at, verb);
@@ -204,7 +209,7 @@ FORM_OPS(tags, F_TAGS)
  * allows and this server_name (fixed while chatd runs): RPL_LIST's
  * ":SERVER 322 NICK #ROOM COUNT :" (longer than RPL_TOPIC's and than the
  * operator's ":SERVER TOPIC #ROOM :") and a user's
- * ":NICK!NICK@chatd TOPIC #ROOM :"; no more than max_topic
+ * ":NICK!~NICK@chatd TOPIC #ROOM :" (a guest's); no more than max_topic
  * (room_topic_limit()).  IRC clients see at most this much of any topic
  * (topic_shown()), and TOPIC from one is cut to it (irc_commands.c).
  */
@@ -213,7 +218,7 @@ wire_irc_topic_max(void)
 {
 	size_t list = 1 + strlen(settings_get()->server_name) + sizeof(" 322 ") - 1 + NAME_MAX_LEN +
 		      sizeof(" #") - 1 + ROOM_NAME_MAX + 1 + COUNT_DIGITS_MAX + sizeof(" :") - 1;
-	size_t relay = 1 + 2 * NAME_MAX_LEN + sizeof("!@" HOST " TOPIC #") - 1 + ROOM_NAME_MAX +
+	size_t relay = 1 + 2 * NAME_MAX_LEN + sizeof("!~@" HOST " TOPIC #") - 1 + ROOM_NAME_MAX +
 		       sizeof(" :") - 1;
 	size_t fits = IRC_BODY_MAX - (list > relay ? list : relay), max = room_topic_limit();
 
@@ -277,17 +282,17 @@ event_line(enum form f, const struct wire_event *ev)
 	user_tags(f, ev, user);
 	switch (ev->kind) {
 	case WE_JOIN:
-		return line_printf("%s:%s!%s@" HOST " JOIN #%s\r\n", user, ev->name, ev->name,
-				   ev->room);
+		return line_printf("%s:%s!%s%s@" HOST " JOIN #%s\r\n", user, ev->name,
+				   TILDE(ev->guest), ev->name, ev->room);
 	case WE_PART:
 		if (ev->offline)
-			return line_printf("%s:%s!%s@" HOST " QUIT :%s\r\n", user, ev->name,
-					   ev->name, ev->text);
+			return line_printf("%s:%s!%s%s@" HOST " QUIT :%s\r\n", user, ev->name,
+					   TILDE(ev->guest), ev->name, ev->text);
 		if (strcmp(ev->reason, "kicked") == 0 || strcmp(ev->reason, "deleted") == 0)
 			return line_printf("%s:%s KICK #%s %s :%s\r\n", tags, srv, ev->room,
 					   ev->name, ev->text);
-		return line_printf("%s:%s!%s@" HOST " PART #%s :%s\r\n", user, ev->name, ev->name,
-				   ev->room, ev->text);
+		return line_printf("%s:%s!%s%s@" HOST " PART #%s :%s\r\n", user, ev->name,
+				   TILDE(ev->guest), ev->name, ev->room, ev->text);
 	case WE_TOPIC:
 		if (ev->ms == 0)
 			return line_printf(":%s TOPIC #%s :\r\n", srv, ev->room);
@@ -295,15 +300,16 @@ event_line(enum form f, const struct wire_event *ev)
 		if (ev->name[0] == '*')
 			return line_printf("%s:%s TOPIC #%s :%.*s\r\n", tags, srv, ev->room,
 					   topic_shown(ev->text), ev->text);
-		return line_printf("%s:%s!%s@" HOST " TOPIC #%s :%.*s\r\n", user, ev->name,
-				   ev->name, ev->room, topic_shown(ev->text), ev->text);
+		return line_printf("%s:%s!%s%s@" HOST " TOPIC #%s :%.*s\r\n", user, ev->name,
+				   TILDE(ev->guest), ev->name, ev->room, topic_shown(ev->text),
+				   ev->text);
 	case WE_TAGMSG:
 		if (!(f & F_ALL))
 			return NULL;
-		return line_printf("%.*s%s%s;%s :%s!%s@" HOST " TAGMSG #%s\r\n",
+		return line_printf("%.*s%s%s;%s :%s!%s%s@" HOST " TAGMSG #%s\r\n",
 				   (int)strlen(tags) - 1, tags,
 				   ev->guest ? "" : ";account=", ev->guest ? "" : ev->name,
-				   ev->text, ev->name, ev->name, ev->room);
+				   ev->text, ev->name, TILDE(ev->guest), ev->name, ev->room);
 	case WE_NOTICE:
 		if (ev->room == NULL)
 			return line_printf("%s:%s NOTICE * :%s\r\n", tags, srv, ev->text);
@@ -324,10 +330,11 @@ priv(enum form f, const struct wire_private *pm)
 	if (pm->tagmsg) /* client tags alone: only for those that take tags */
 		return !(f & F_ALL)
 			       ? NULL
-			       : line_printf("@time=%s%s%s%s%s :%s!%s@" HOST " TAGMSG %s\r\n", when,
-					     pm->guest ? "" : ";account=",
+			       : line_printf("@time=%s%s%s%s%s :%s!%s%s@" HOST " TAGMSG %s\r\n",
+					     when, pm->guest ? "" : ";account=",
 					     pm->guest ? "" : pm->from, pm->tags ? ";" : "",
-					     pm->tags ? pm->tags : "", pm->from, pm->from, pm->to);
+					     pm->tags ? pm->tags : "", pm->from, TILDE(pm->guest),
+					     pm->from, pm->to);
 	size_t ctl = pm->tags ? strlen(pm->tags) : 0;
 	size_t len = message_lines(NULL, f, when, TIME_RFC3339_LEN, NULL, 0, pm->tags, ctl,
 				   pm->guest, pm->from, fl, verb, "", pm->to, tol, pm->text, tl);
@@ -342,8 +349,8 @@ priv(enum form f, const struct wire_private *pm)
  * RPL_TOPIC (332) and RPL_TOPICWHOTIME (333), or RPL_NOTOPIC (331) when
  * the topic was never set or was cleared (an empty topic is none).  The
  * setter in 333: the server for the operator, a nick, or a guest's mask
- * NICK!~NICK@chatd (IRC's '~' before a user name no one vouched for), so
- * an account of the name made later does not seem to have set it.
+ * NICK!~NICK@chatd (as a guest's prefix is), so an account of the name
+ * made later does not seem to have set it.
  */
 static struct line *
 topic_reply(const char *me, const struct wire_event *ev)

@@ -326,6 +326,9 @@ def test_privmsg_errors(pair):
     alice.expect(("412", "461"))
     alice.send("PRIVMSG")
     alice.expect(("411", "461"))
+    # Targets that are only commas got no answer at all.
+    alice.send("PRIVMSG ,, :to nobody")
+    assert alice.expect(("411", "401")).command == "411"
     bob.no_more("PRIVMSG")
 
 
@@ -417,6 +420,23 @@ def test_pong_from_the_client_is_accepted_silently(pair):
     assert not [m for m in lines if m.command.isdigit()], lines
 
 
+def test_a_private_message_never_overtakes_a_room_message_sent_before_it(irc_chatd):
+    """A room message goes out once stored (here 100 ms late: the slow-sync fault), a
+    private one at once: sent right after one to the room, the private message reached
+    bob first.  It waits for the room message as a command does (natively /msg is a
+    command), so bob sees them in the order alice sent them."""
+    chatd = irc_chatd(start=False)
+    chatd.env["CHATD_TEST_FAULT"] = "slow-sync"
+    chatd.start()
+    alice = chatd.irc_login("alice")
+    bob = chatd.irc_login("bob")
+    alice.expect("JOIN", lambda m: m.nick == "bob")
+    alice.send_raw(b"PRIVMSG #lobby :first\r\nPRIVMSG bob :second\r\n"
+                   b"NOTICE #lobby,bob :third\r\nPRIVMSG bob :fourth\r\n")
+    got = [bob.expect(("PRIVMSG", "NOTICE")).last for _ in range(5)]
+    assert got == ["first", "second", "third", "third", "fourth"], got
+
+
 def test_quit(pair):
     _, alice, bob = pair
     bob.send("QUIT :see you")
@@ -424,6 +444,17 @@ def test_quit(pair):
     assert commands(rest)[-1:] == ["ERROR"], rest
     quit_ = alice.expect("QUIT")
     assert quit_.source == "bob!bob@chatd" and "see you" in quit_.last, quit_.raw
+
+
+def test_a_long_quit_text_is_cut_between_characters(pair):
+    """A QUIT text longer than the session keeps (255 bytes) was cut inside a
+    character, failed the text check and reached the others as "quit": it is cut
+    between characters, and they see its first 127 bytes (as a PART's reason)."""
+    _, alice, bob = pair
+    bob.send("QUIT :" + "\u00e9" * 200)
+    bob.expect_closed()
+    quit_ = alice.expect("QUIT")
+    assert quit_.last == "\u00e9" * 63, quit_.raw
 
 
 def test_quit_when_the_connection_drops(pair):

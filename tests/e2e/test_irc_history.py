@@ -206,6 +206,57 @@ def test_chathistory_in_005_is_what_one_request_gets(irc_chatd):
     assert len(got) == n
 
 
+def long_history(client, line):
+    """The messages of a chathistory batch of long messages (several lines each, msgid on
+    the first) as (msgid, text)."""
+    start, inner = chathistory(client, line)
+    assert inner is not None, f"{line!r} failed: {start.raw!r}"
+    out = []
+    for m in inner:
+        if "msgid" in m.tags:
+            out.append([m.tags["msgid"], m.last])
+        else:
+            out[-1][1] += m.last
+    return [tuple(x) for x in out]
+
+
+def test_a_batch_bigger_than_the_send_queue_is_cut_not_fatal(irc_chatd):
+    """A CHATHISTORY (or a replay on JOIN) whose lines passed send_queue_limit ended the
+    session for overflow before the client could read a line of it.  A batch holds what
+    fits in half the send queue (as natively): the messages nearest the reference (the
+    newest for LATEST and BEFORE, the oldest for AFTER), and paging on from the last one
+    got brings every message, none twice, none missing."""
+    chatd = irc_chatd(send_queue_limit=65536, history_replay=100)
+    carol = chatd.login("carol")
+    n = 100
+    texts = [f"{i:03d} " + "x" * 1496 for i in range(n)]
+    carol.send_raw("".join(t + "\n" for t in texts).encode())
+    for _ in range(n):
+        data, final = carol.collect_reply(timeout=30)
+        assert final.tag == "OK", final.raw
+    alice = chatd.irc_login("alice", caps=CAPS)
+    got = long_history(alice, f"CHATHISTORY LATEST #lobby * {n}")
+    assert 0 < len(got) < n and [t for _, t in got] == texts[n - len(got):], len(got)
+    while len(got) < n:
+        page = long_history(alice, f"CHATHISTORY BEFORE #lobby msgid={got[0][0]} {n}")
+        assert page, len(got)
+        got = page + got
+    assert [t for _, t in got] == texts
+    forward = long_history(alice, f"CHATHISTORY AFTER #lobby msgid={got[0][0]} {n}")
+    assert 0 < len(forward) < n and [t for _, t in forward] == texts[1:1 + len(forward)]
+    around = long_history(alice, f"CHATHISTORY AROUND #lobby msgid={got[50][0]} {n}")
+    texts_around = [t for _, t in around]
+    assert 0 < len(around) < n and texts[50] in texts_around, len(around)
+    start = texts.index(texts_around[0])
+    assert texts_around == texts[start:start + len(around)] and start < 50 < start + len(around)
+    alice.sync()
+    # The replay on JOIN (no draft/chathistory): the newest that fit, and the session stays.
+    bob = chatd.irc_login("bob")
+    replayed = [m.last for m in bob.welcome if m.command == "PRIVMSG"]
+    assert 0 < len(replayed) < 4 * n and texts[-1].endswith(replayed[-1]), len(replayed)
+    bob.sync()
+
+
 def test_a_room_one_is_not_in_is_readable(room):
     """Rooms are public in chatd (docs/PROTOCOL.md): their history too."""
     chatd, _, m = room
@@ -264,10 +315,26 @@ def test_missing_parameters(room):
                                   "CHATHISTORY BEFORE #h timestamp=yesterday 10",
                                   "CHATHISTORY BEFORE #h * 10",
                                   "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z "
-                                  "timestamp=2030-01-01T00:00:00.000Z ten"])
+                                  "timestamp=2030-01-01T00:00:00.000Z ten",
+                                  # a sign or a number past 64 bits is no id or limit
+                                  "CHATHISTORY BEFORE #h msgid=-1 10",
+                                  "CHATHISTORY AFTER #h msgid=+1 10",
+                                  "CHATHISTORY BEFORE #h msgid=18446744073709551616 10",
+                                  "CHATHISTORY LATEST #h * -1",
+                                  "CHATHISTORY LATEST #h * +5",
+                                  "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z "
+                                  "timestamp=2030-01-01T00:00:00.000Z -1"])
 def test_invalid_parameters(room, line):
     _, alice, _ = room
     expect_fail(alice, line, "INVALID_PARAMS")
+
+
+def test_a_limit_past_64_bits_is_the_most(room):
+    """LIMIT 0 or larger than any request returns (even past 64 bits) is the most."""
+    _, alice, m = room
+    for limit in ("0", "18446744073709551616"):
+        got = history(alice, f"CHATHISTORY LATEST #h * {limit}")
+        assert [t for _, _, t in got] == [t for _, _, t in m], (limit, got)
 
 
 def test_a_room_that_does_not_exist(room):

@@ -316,7 +316,8 @@ test_tag_count(void **state)
 	assert_non_null(irc_tag_get(&m, "t31"));
 
 	len = many_tags(buf, sizeof(buf), IRC_TAGS_N + 1, false);
-	assert_int_equal(irc_parse(buf, len, &m), IRC_PARSE_BAD);
+	assert_int_equal(irc_parse(buf, len, &m), IRC_PARSE_TOO_MANY_TAGS);
+	assert_int_equal(m.n_tags, 0);
 
 	/* 33 items, 32 distinct keys: kept. */
 	len = many_tags(buf, sizeof(buf), IRC_TAGS_N + 1, true);
@@ -458,8 +459,10 @@ test_cmd_is(void **state)
 static void
 test_result_strings(void **state)
 {
-	enum irc_parse_result all[] = { IRC_PARSE_OK, IRC_PARSE_EMPTY, IRC_PARSE_TAGS_TOO_LONG,
-					IRC_PARSE_TOO_LONG, IRC_PARSE_BAD };
+	enum irc_parse_result all[] = {
+		IRC_PARSE_OK,       IRC_PARSE_EMPTY,         IRC_PARSE_TAGS_TOO_LONG,
+		IRC_PARSE_TOO_LONG, IRC_PARSE_TOO_MANY_TAGS, IRC_PARSE_BAD
+	};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		assert_true(strlen(irc_parse_result_str(all[i])) > 0);

@@ -89,7 +89,8 @@ test_a_message_in_each_form(void **state)
 
 /*
  * A guest's message (the entry's guest, live or read back from the file)
- * and room TAGMSG carry no account tag in any form; a registered name's do.
+ * and room TAGMSG carry no account tag in any form, and the guest's '~'
+ * in the prefix (NICK!~NICK@chatd); a registered name's carry the tag.
  */
 static void
 test_no_account_tag_for_a_guest(void **state)
@@ -110,7 +111,7 @@ test_no_account_tag_for_a_guest(void **state)
 		char *s = formatted(forms[i], &e);
 
 		assert_null(strstr(s, "account="));
-		assert_non_null(strstr(s, ":visitor!visitor@chatd PRIVMSG #dev :hello there\r\n"));
+		assert_non_null(strstr(s, ":visitor!~visitor@chatd PRIVMSG #dev :hello there\r\n"));
 		free(s);
 	}
 	line_unref(e.body);
@@ -123,7 +124,7 @@ test_no_account_tag_for_a_guest(void **state)
 	tagmsg.guest = true;
 	l = wire_irc_tags.event(&tagmsg);
 	assert_string_equal(l->data, "@time=1970-01-01T00:00:00.001Z;+typing=active "
-				     ":visitor!visitor@chatd TAGMSG #dev\r\n");
+				     ":visitor!~visitor@chatd TAGMSG #dev\r\n");
 	line_unref(l);
 }
 
@@ -190,6 +191,27 @@ test_a_long_text_is_cut_into_lines_of_512_bytes(void **state)
 	assert_string_equal(joined, text);
 	free(tags);
 	line_unref(e.body);
+
+	/* A guest's prefix has a '~': its lines hold a byte less, and still fit. */
+	const char *nick = "g0123456789012345678901234567890"; /* 32 bytes */
+	char head[128];
+
+	memset(text, 'x', 1000);
+	text[1000] = '\0';
+	e = stored(11, 1, "dev", nick, text);
+	e.guest = true;
+	tags = formatted(&wire_irc, &e);
+	snprintf(head, sizeof(head), ":%s!~%s@chatd PRIVMSG #dev :", nick, nick);
+	check_lines(tags, head, joined, sizeof(joined));
+	assert_string_equal(joined, text);
+	free(tags);
+	line_unref(e.body);
+	size_t fits = 510 - strlen(head) + 1; /* as an account's: one byte too many for a guest */
+
+	text[fits] = '\0';
+	assert_true(wire_irc_one_line(nick, false, "PRIVMSG", "#dev", text, fits));
+	assert_false(wire_irc_one_line(nick, true, "PRIVMSG", "#dev", text, fits));
+	assert_true(wire_irc_one_line(nick, true, "PRIVMSG", "#dev", text, fits - 1));
 }
 
 static void
