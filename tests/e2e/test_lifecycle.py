@@ -244,6 +244,53 @@ def test_registration_closed_by_sighup_stops_dialogues_under_way(irc_chatd):
     assert "registered early" not in d.log_text()
 
 
+def sighup(d):
+    """Sends SIGHUP for the config as written; returns once it was taken or refused."""
+    def done():
+        text = d.log_text()
+        return text.count("reloaded ") + text.count("reload failed")
+
+    before = done()
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: done() > before, "the reload")
+
+
+def test_a_reload_leaves_settings_fixed_until_restart_as_they_were(chatd_factory):
+    """chatd.conf(5): a change to a setting not under "Behaviour (SIGHUP)" is
+    logged and waits for the next restart.  max_line lowered by a reload was
+    applied to new connections (a 100-byte line got ERR 413) and to chatctl
+    notice, though the log said it takes a restart."""
+    d = chatd_factory(log_level="info")
+    d.settings["max_line"] = 64
+    d.write_config()
+    sighup(d)
+    assert re.search(r"reload: .*max_line.* changed; that takes a restart", d.log_text())
+    a, b = d.login("early"), d.login("late")
+    msg_id = a.say("x" * 100)
+    assert b.wait_for("MSG").id == msg_id
+    assert "sent to 2 online" in d.ctl_ok("notice", "y" * 100)
+    d.restart()                                 # now it counts
+    c = d.login("after")
+    data, final = c.request("z" * 100)
+    assert final.raw.startswith("ERR 413"), final.raw
+
+
+def test_a_reload_holds_history_replay_to_the_running_history_memory(chatd_factory):
+    """history_memory is fixed until restart: a reload raising it with
+    history_replay is refused (file:line, the old settings stay), as one
+    raising history_replay alone past it would be."""
+    d = chatd_factory(log_level="info", history_memory=50, history_replay=20,
+                      registration=True)
+    d.settings.update(history_memory=500, history_replay=200, registration=False)
+    d.write_config()
+    sighup(d)
+    assert re.search(rf"reload failed.*{re.escape(str(d.config_path))}:\d+: 'history_replay' "
+                     r"\(200\) must not exceed 'history_memory' \(50, as chatd runs",
+                     d.log_text()), d.log_text()
+    assert d.alive()
+    assert registration_open(d, "newbie"), "the refused config's registration = false was applied"
+
+
 def test_sighup_with_broken_config_keeps_old_settings(chatd_factory):
     d = chatd_factory(registration=True, log_level="info")
     a = d.login("steady")
