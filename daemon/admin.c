@@ -147,6 +147,17 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 	admin_ok(ac, "%s", listener_paused(srv->listener) ? "paused" : "running");
 }
 
+/* ERR 413 for a topic past room_topic_limit(): max_topic, and never more than max_line. */
+static void
+topic_limit_err(struct admin_conn *ac)
+{
+	const struct settings *s = settings_get();
+
+	admin_err(ac, ADMIN_ERR_TOO_LONG,
+		  "a topic is at most %zu bytes: max_topic (%d), never more than max_line (%d)",
+		  room_topic_limit(), s->max_topic, s->max_line);
+}
+
 /* The reply when a room_*_within() call failed (-1, errno as room.h says). */
 static void
 reply_room_failed(struct admin_conn *ac)
@@ -164,8 +175,7 @@ reply_room_failed(struct admin_conn *ac)
 			  s->max_rooms);
 		break;
 	case EMSGSIZE:
-		admin_err(ac, ADMIN_ERR_TOO_LONG, "a topic is at most max_topic (%d) bytes",
-			  s->max_topic);
+		topic_limit_err(ac);
 		break;
 	case EPERM:
 		admin_err(ac, ADMIN_ERR_CONFLICT,
@@ -580,11 +590,9 @@ admin_cmd_room_list(struct admin_conn *ac, const struct admin_request *req)
 static bool
 topic_too_long(struct admin_conn *ac, const char *text)
 {
-	int max = settings_get()->max_topic;
-
-	if (text == NULL || strlen(text) <= (size_t)max)
+	if (text == NULL || strlen(text) <= room_topic_limit())
 		return false;
-	admin_err(ac, ADMIN_ERR_TOO_LONG, "a topic is at most max_topic (%d) bytes", max);
+	topic_limit_err(ac);
 	return true;
 }
 
