@@ -360,7 +360,7 @@ history_since_id(struct client *c, const char *room, uint64_t first, const char 
 	if ((e = calloc(memory, sizeof(*e))) == NULL)
 		return COMMAND_FATAL;
 	n = history_since(c->srv->history, room, after, memory, false, e, &first_held);
-	if (first_held > after + 1)
+	if (after < UINT64_MAX && first_held > after + 1) /* nothing comes after the last id */
 		snprintf(note, sizeof(note), ", complete from id %" PRIu64 " on", first_held);
 	return send_history(c, e, n, note);
 }
