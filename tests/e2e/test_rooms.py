@@ -248,6 +248,29 @@ def test_a_damaged_rooms_file_stops_chatd_with_file_and_line(chatd_factory):
     assert rc != 0 and "rooms:3: damaged room line" in err, err
 
 
+def test_a_room_twice_in_the_rooms_file_stops_chatd_at_its_second_line(chatd_factory):
+    d = chatd_factory(start=False)
+    (d.state_dir / "rooms").write_text("chatd-rooms 1\nlobby op 1 - - \nb user 1 - - \n"
+                                       "c user 1 - - \nB user 1 - - \nc user 1 - - \n")
+    (d.state_dir / "rooms").chmod(0o600)
+    rc, out, err = d.run_expecting_exit()
+    assert rc != 0 and "rooms:5: room B is there twice" in err, err
+
+
+def test_a_rooms_file_of_many_rooms_loads_at_once(chatd_factory):
+    """max_rooms goes to a million (chatd.conf(5)): the rooms file was checked
+    for a room named twice by comparing each room with every one before it,
+    so 60,000 rooms took 1.8 billion comparisons (seconds) to start, and a
+    million rooms most of an hour."""
+    n = 60000
+    d = chatd_factory(start=False, max_rooms=1000000)
+    lines = ["chatd-rooms 1", "lobby op 1 - - "] + [f"r{i:06d} op 1 - - " for i in range(n)]
+    (d.state_dir / "rooms").write_text("\n".join(lines) + "\n")
+    (d.state_dir / "rooms").chmod(0o600)
+    d.start(timeout=4)
+    assert f"rooms: {n + 1} (max_rooms 1000000)" in d.ctl_ok("status")
+
+
 @pytest.mark.parametrize("setter", ["~", "~*", "~~x", "~-"])
 def test_a_guest_mark_without_a_name_is_a_damaged_rooms_line(chatd_factory, setter):
     """A topic's setter `~NAME` is a guest's (docs/FILES.md); a `~` without a
