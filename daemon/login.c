@@ -36,6 +36,10 @@
 #define RESUME_PREFIX "RESUME "
 #define RESUME_PREFIX_LEN (sizeof(RESUME_PREFIX) - 1)
 
+_Static_assert(LOGIN_LINE_MAX >= PASSWORD_MAX_LEN &&
+		       LOGIN_LINE_MAX >= RESUME_PREFIX_LEN + NAME_MAX_LEN + 1 + RESUME_TOKEN_HEX,
+	       "a password or a RESUME line would not fit a login line");
+
 static int
 ask_password(struct login *lg, const char *name)
 {
