@@ -314,6 +314,8 @@ cmd_msg(struct client *c, char *args, char *text, size_t textlen)
 	*body++ = '\0';
 	if (args[0] == '~') /* a guest's name as the server shows it (USERS, MSG...) */
 		args++;
+	if (args[0] == '\0') /* "/msg  TEXT", "/msg ~ TEXT": no name, not nobody online */
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /msg NAME TEXT"));
 	struct wire_private pm = { .from = c->name,
 				   .to = args,
 				   .ms = time_now_ms(),
