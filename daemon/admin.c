@@ -650,22 +650,6 @@ admin_cmd_room_topic(struct admin_conn *ac, const struct admin_request *req)
 	admin_ok(ac, "topic of %s set", req->room);
 }
 
-/* Does the room exist?  -1 when that cannot be told (errno set). */
-static int
-room_exists(struct admin_conn *ac, const char *room)
-{
-	struct room_info *rooms;
-	size_t n;
-	int found = 0;
-
-	if (rooms_snapshot_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, &rooms, &n) < 0)
-		return -1;
-	for (size_t i = 0; i < n && !found; i++)
-		found = name_cmp(rooms[i].name, room) == 0;
-	free(rooms);
-	return found;
-}
-
 static void
 admin_cmd_room_kick(struct admin_conn *ac, const struct admin_request *req)
 {
@@ -679,7 +663,7 @@ admin_cmd_room_kick(struct admin_conn *ac, const struct admin_request *req)
 	}
 	if (rc == 0) {
 		/* Which of the two: told apart only now, on this rare path. */
-		if (room_exists(ac, req->room) == 0)
+		if (room_exists_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, req->room) == 0)
 			admin_err(ac, ADMIN_ERR_NOT_FOUND, "no room %s", req->room);
 		else
 			admin_err(ac, ADMIN_ERR_NOT_FOUND, "%s is not in %s", req->name, req->room);

@@ -290,6 +290,9 @@ def test_status_counts_the_rooms_without_a_copy_of_each(chatd_factory):
     try:
         rooms = [line for line in d.ctl_ok("status").splitlines() if line.startswith("rooms:")]
         assert rooms == [f"rooms: {n + 1} (max_rooms 1000000)"], rooms
+        # room kick tells a missing room from a missing member the same cheap way
+        proc = d.ctl("room", "kick", "nosuch", "nobody")
+        assert proc.stderr == "chatctl: no room nosuch\n", proc.stderr
     finally:
         resource.prlimit(d.pid, resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 
