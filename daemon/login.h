@@ -21,10 +21,11 @@
 struct login {
 	struct auth auth; /* the client, the deadline, the failures so far */
 	bool have_name;
-	bool known;      /* the name is registered */
-	bool registered; /* ... by this login */
-	bool ok;         /* logged in */
-	bool done;       /* the dialogue is over: ok, or why and text say why not */
+	bool known;         /* the name is registered */
+	bool registered;    /* ... by this login */
+	bool guest_offered; /* PASS said an empty line comes in as a guest */
+	bool ok;            /* logged in */
+	bool done;          /* the dialogue is over: ok, or why and text say why not */
 	enum part_reason why;
 	char text[128];
 };

@@ -291,6 +291,27 @@ def test_a_reload_holds_history_replay_to_the_running_history_memory(chatd_facto
     assert registration_open(d, "newbie"), "the refused config's registration = false was applied"
 
 
+def test_guests_turned_off_by_sighup_answer_the_empty_line_offered_before(chatd_factory):
+    """A dialogue told "an empty line comes in as a guest" (PASS guest, PASS new)
+    before a reload turned guests off: its empty line went unanswered (a blank
+    line) and the client waited for login_timeout.  Now ERR 403 and a name
+    again, as for registration closed since PASS new."""
+    d = chatd_factory(guests=True, registration=False, log_level="info")
+    c = d.connect("visitor")
+    c.expect_hello()
+    c.send_line("visitor")
+    c.expect("PASS", "guest")
+    d.settings["guests"] = False
+    d.write_config()
+    sighup(d)
+    c.send_line("")
+    err = c.read(timeout=5)
+    assert err.raw == "ERR 403 no guests are let in now; choose another name", err.raw
+    c.send_line("visitor")                      # a name again: no guests, no registration
+    assert c.read().raw.startswith("ERR 403 no user visitor"), "not asked for a name again"
+    assert d.ctl_ok("users").strip() == "0 online"
+
+
 def test_sighup_with_broken_config_keeps_old_settings(chatd_factory):
     d = chatd_factory(registration=True, log_level="info")
     a = d.login("steady")
