@@ -189,3 +189,10 @@ linebuf_pending(const struct linebuf *lb)
 {
 	return lb->end - lb->start;
 }
+
+void
+linebuf_lower_max(struct linebuf *lb, size_t max_line)
+{
+	if (max_line < lb->max_line)
+		lb->max_line = max_line;
+}

@@ -53,4 +53,10 @@ enum linebuf_result linebuf_next(struct linebuf *lb, char **line, size_t *len);
 /* Bytes received but not yet returned as lines. */
 size_t linebuf_pending(const struct linebuf *lb);
 
+/*
+ * From now on lines are at most max_line bytes, if that is less than
+ * before (the buffer keeps its size); a line buffered already is held to it too.
+ */
+void linebuf_lower_max(struct linebuf *lb, size_t max_line);
+
 #endif

@@ -181,6 +181,11 @@ add_secret(char *out, size_t outlen, const char *name)
 	snprintf(prompt, sizeof(prompt), "Password for %s: ", name);
 	if (secret_read(prompt, true, password, sizeof(password)) < 0)
 		return CTL_USAGE;
+	/* chatd would refuse it with a usage that names a PASSWORD argument chatctl never takes. */
+	if (password[0] == '\0') {
+		fprintf(stderr, "chatctl: the password is empty; nothing was sent\n");
+		return CTL_USAGE;
+	}
 	n = snprintf(out + used, outlen - used, " %s", password);
 	explicit_bzero(password, sizeof(password));
 	if (n < 0 || (size_t)n >= outlen - used) {

@@ -69,22 +69,17 @@ format_uptime(char *buf, size_t len, int64_t ms)
 		 (long long)(s / 3600 % 24), (long long)(s / 60 % 60), (long long)(s % 60));
 }
 
-/* status's "rooms" line: how many exist, against max_rooms. */
+/* status's "rooms" line: how many exist, against max_rooms (counted, not copied: a million may). */
 static void
 status_rooms(struct admin_conn *ac, struct server *srv)
 {
-	struct room_info *rooms;
 	size_t n;
 
-	if (rooms_snapshot_within(srv->hub, ADMIN_ROOM_WAIT_MS, &rooms, &n) < 0) {
-		if (errno == ETIMEDOUT)
-			admin_data(ac, "rooms: unknown: the room lock was not free within %d ms",
-				   ADMIN_ROOM_WAIT_MS);
-		else
-			admin_data(ac, "rooms: unknown: %s", strerror(errno));
+	if (rooms_count_within(srv->hub, ADMIN_ROOM_WAIT_MS, &n) < 0) {
+		admin_data(ac, "rooms: unknown: the room lock was not free within %d ms",
+			   ADMIN_ROOM_WAIT_MS);
 		return;
 	}
-	free(rooms);
 	admin_data(ac, "rooms: %zu (max_rooms %d)", n, settings_get()->max_rooms);
 }
 
@@ -147,6 +142,17 @@ admin_cmd_status(struct admin_conn *ac, const struct admin_request *req)
 	admin_ok(ac, "%s", listener_paused(srv->listener) ? "paused" : "running");
 }
 
+/* ERR 413 for a topic past room_topic_limit(): max_topic, and never more than max_line. */
+static void
+topic_limit_err(struct admin_conn *ac)
+{
+	const struct settings *s = settings_get();
+
+	admin_err(ac, ADMIN_ERR_TOO_LONG,
+		  "a topic is at most %zu bytes: max_topic (%d), never more than max_line (%d)",
+		  room_topic_limit(), s->max_topic, s->max_line);
+}
+
 /* The reply when a room_*_within() call failed (-1, errno as room.h says). */
 static void
 reply_room_failed(struct admin_conn *ac)
@@ -164,8 +170,7 @@ reply_room_failed(struct admin_conn *ac)
 			  s->max_rooms);
 		break;
 	case EMSGSIZE:
-		admin_err(ac, ADMIN_ERR_TOO_LONG, "a topic is at most max_topic (%d) bytes",
-			  s->max_topic);
+		topic_limit_err(ac);
 		break;
 	case EPERM:
 		admin_err(ac, ADMIN_ERR_CONFLICT,
@@ -580,11 +585,9 @@ admin_cmd_room_list(struct admin_conn *ac, const struct admin_request *req)
 static bool
 topic_too_long(struct admin_conn *ac, const char *text)
 {
-	int max = settings_get()->max_topic;
-
-	if (text == NULL || strlen(text) <= (size_t)max)
+	if (text == NULL || strlen(text) <= room_topic_limit())
 		return false;
-	admin_err(ac, ADMIN_ERR_TOO_LONG, "a topic is at most max_topic (%d) bytes", max);
+	topic_limit_err(ac);
 	return true;
 }
 
@@ -647,22 +650,6 @@ admin_cmd_room_topic(struct admin_conn *ac, const struct admin_request *req)
 	admin_ok(ac, "topic of %s set", req->room);
 }
 
-/* Does the room exist?  -1 when that cannot be told (errno set). */
-static int
-room_exists(struct admin_conn *ac, const char *room)
-{
-	struct room_info *rooms;
-	size_t n;
-	int found = 0;
-
-	if (rooms_snapshot_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, &rooms, &n) < 0)
-		return -1;
-	for (size_t i = 0; i < n && !found; i++)
-		found = name_cmp(rooms[i].name, room) == 0;
-	free(rooms);
-	return found;
-}
-
 static void
 admin_cmd_room_kick(struct admin_conn *ac, const struct admin_request *req)
 {
@@ -676,7 +663,7 @@ admin_cmd_room_kick(struct admin_conn *ac, const struct admin_request *req)
 	}
 	if (rc == 0) {
 		/* Which of the two: told apart only now, on this rare path. */
-		if (room_exists(ac, req->room) == 0)
+		if (room_exists_within(admin_server(ac)->hub, ADMIN_ROOM_WAIT_MS, req->room) == 0)
 			admin_err(ac, ADMIN_ERR_NOT_FOUND, "no room %s", req->room);
 		else
 			admin_err(ac, ADMIN_ERR_NOT_FOUND, "%s is not in %s", req->name, req->room);

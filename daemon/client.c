@@ -945,7 +945,11 @@ native_overlong(struct client *c)
 static int
 native_login(struct client *c, bool *registered, struct session_state *st)
 {
-	return login_run(c, registered, &st->why, st->text, sizeof(st->text));
+	int rc = login_run(c, registered, &st->why, st->text, sizeof(st->text));
+
+	/* Logged in: max_line holds from here on, for lines pipelined behind the login too. */
+	linebuf_lower_max(&c->in, (size_t)settings_get()->max_line);
+	return rc;
 }
 
 const struct frontend native_frontend = {
@@ -1023,9 +1027,15 @@ client_new(struct server *srv, int fd, const struct sockaddr_storage *addr, bool
 	char addr_str[ADDR_STR_MAX];
 	struct client *c;
 
+	size_t max_line = (size_t)settings_get()->max_line;
+
 	peers_format(addr, addr_str, sizeof(addr_str));
+	/* A native login's lines may be longer than max_line (login.h); native_login() lowers it. */
 	c = session_new(atomic_fetch_add(&srv->next_client_id, 1) + 1, fd, addr, addr_str,
-			irc ? IRC_LINE_MAX : (size_t)settings_get()->max_line, tls);
+			irc                         ? IRC_LINE_MAX
+			: max_line > LOGIN_LINE_MAX ? max_line
+						    : LOGIN_LINE_MAX,
+			tls);
 	if (c != NULL) {
 		c->srv = srv;
 		c->fe = irc ? &irc_frontend : &native_frontend;

@@ -314,6 +314,8 @@ cmd_msg(struct client *c, char *args, char *text, size_t textlen)
 	*body++ = '\0';
 	if (args[0] == '~') /* a guest's name as the server shows it (USERS, MSG...) */
 		args++;
+	if (args[0] == '\0') /* "/msg  TEXT", "/msg ~ TEXT": no name, not nobody online */
+		return done(client_reply_err(c, ERR_BAD_REQUEST, "usage: /msg NAME TEXT"));
 	struct wire_private pm = { .from = c->name,
 				   .to = args,
 				   .ms = time_now_ms(),
@@ -360,7 +362,7 @@ history_since_id(struct client *c, const char *room, uint64_t first, const char 
 	if ((e = calloc(memory, sizeof(*e))) == NULL)
 		return COMMAND_FATAL;
 	n = history_since(c->srv->history, room, after, memory, false, e, &first_held);
-	if (first_held > after + 1)
+	if (after < UINT64_MAX && first_held > after + 1) /* nothing comes after the last id */
 		snprintf(note, sizeof(note), ", complete from id %" PRIu64 " on", first_held);
 	return send_history(c, e, n, note);
 }

@@ -287,6 +287,10 @@ struct loader {
 	char *cwd;
 	char *local_dir; /* CONFIG_LOCAL_DIR made absolute */
 	const config_setting_t *found[N_SETTINGS];
+	/* settings_reload(): the settings chatd runs with, whose fixed ones stay */
+	const struct settings *running;
+	char *fixed; /* the names of the fixed ones the file changed */
+	size_t fixedlen;
 };
 
 static void *
@@ -771,25 +775,102 @@ check_listeners(struct loader *ld)
 		    "listener): chatd would listen nowhere");
 }
 
-/* The rules that tie settings together. */
+/* history_replay is at most history_memory (running: the one chatd runs with, on a reload). */
 static int
-check_combination(struct loader *ld)
+check_replay(struct loader *ld, bool running)
 {
 	const struct settings *s = ld->out;
 	unsigned line;
 
-	if (follow_listen(ld, "tls_listen", &ld->out->tls_listen_follows) < 0 ||
-	    follow_listen(ld, "irc_listen", &ld->out->irc_listen_follows) < 0 ||
-	    check_listeners(ld) < 0 || check_server_name(ld) < 0)
-		return -1;
 	if (s->history_replay <= s->history_memory)
 		return 0;
 	if ((line = line_of(ld, "history_replay")) == 0)
 		line = line_of(ld, "history_memory");
 	return fail(ld, line,
 		    "'history_replay' (%d) must not exceed "
-		    "'history_memory' (%d)",
-		    s->history_replay, s->history_memory);
+		    "'history_memory' (%d%s)",
+		    s->history_replay, s->history_memory,
+		    running ? ", as chatd runs: changing it takes a restart" : "");
+}
+
+/* The rules that tie settings together. */
+static int
+check_combination(struct loader *ld)
+{
+	if (follow_listen(ld, "tls_listen", &ld->out->tls_listen_follows) < 0 ||
+	    follow_listen(ld, "irc_listen", &ld->out->irc_listen_follows) < 0 ||
+	    check_listeners(ld) < 0 || check_server_name(ld) < 0)
+		return -1;
+	return check_replay(ld, false);
+}
+
+/* dst's value of setting d becomes a copy of src's (dst's own freed); -1 out of memory. */
+static int
+copy_setting(const struct setting_def *d, const struct settings *src, struct settings *dst)
+{
+	switch (d->type) {
+	case T_INT:
+	case T_INT64:
+	case T_BOOL:
+	case T_LOG_LEVEL:
+	case T_CHOICE:
+		store_number(dst, d, load_number(src, d));
+		return 0;
+	case T_PATH:
+	case T_OPT_PATH:
+	case T_STRING:
+	case T_ROOM: {
+		char *copy = strdup(*(char *const *)cfield(src, d->offset));
+
+		if (copy == NULL)
+			return -1;
+		free(*(char **)field(dst, d->offset));
+		*(char **)field(dst, d->offset) = copy;
+		return 0;
+	}
+	case T_ADDRESSES: {
+		const char *const *from = *(const char *const *const *)cfield(src, d->offset);
+		size_t n = *(const size_t *)cfield(src, d->count_offset);
+		char **copy = calloc(n > 0 ? n : 1, sizeof(*copy));
+
+		if (copy == NULL)
+			return -1;
+		for (size_t i = 0; i < n; i++)
+			if ((copy[i] = strdup(from[i])) == NULL) {
+				free_strings(copy, i);
+				return -1;
+			}
+		free_strings(*(char ***)field(dst, d->offset),
+			     *(size_t *)field(dst, d->count_offset));
+		*(char ***)field(dst, d->offset) = copy;
+		*(size_t *)field(dst, d->count_offset) = n;
+		*(bool *)field(dst, d->unset_flag_offset) =
+			*(const bool *)cfield(src, d->unset_flag_offset);
+		return 0;
+	}
+	}
+	abort();
+}
+
+/*
+ * A reload: the settings fixed until restart keep the values chatd runs
+ * with (the file's changes to them are named in ld->fixed for the log), so
+ * nothing reads a value that has not taken effect (max_line for a new
+ * connection, history_memory for /history...); then the rules again.
+ */
+static int
+keep_fixed(struct loader *ld)
+{
+	const struct settings *run = ld->running;
+	struct settings *s = ld->out;
+
+	settings_restart_needed(run, s, ld->fixed, ld->fixedlen);
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (!settings_table[i].reloadable && copy_setting(&settings_table[i], run, s) < 0)
+			return fail_oom(ld);
+	s->tls_listen_follows = run->tls_listen_follows;
+	s->irc_listen_follows = run->irc_listen_follows;
+	return check_replay(ld, true);
 }
 
 /* In file order, so the first error reported is the first in the file. */
@@ -987,27 +1068,26 @@ load(struct loader *ld)
 	config_init(&cfg);
 	if (!config_read_string(&cfg, text))
 		fail(ld, config_error_line(&cfg), "%s", config_error_text(&cfg));
-	else if (parse_file_settings(ld, &cfg) == 0 && fill_defaults(ld) == 0)
-		rc = check_combination(ld);
+	else if (parse_file_settings(ld, &cfg) == 0 && fill_defaults(ld) == 0 &&
+		 (rc = check_combination(ld)) == 0 && ld->running != NULL)
+		rc = keep_fixed(ld);
 	config_destroy(&cfg);
 	free(text);
 	return rc;
 }
 
-int
-settings_load(const char *path, struct settings *out, char *err, size_t errlen)
+static int
+load_into(struct loader *ld_in)
 {
-	struct loader ld = {
-		.path = path,
-		.err = err,
-		.errlen = errlen,
-		.out = out,
-	};
+	struct loader ld = *ld_in;
+	struct settings *out = ld.out;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (errlen > 0)
-		err[0] = '\0';
+	if (ld.errlen > 0)
+		ld.err[0] = '\0';
+	if (ld.fixedlen > 0)
+		ld.fixed[0] = '\0';
 	rc = load(&ld);
 	free(ld.dir);
 	free(ld.cwd);
@@ -1015,6 +1095,29 @@ settings_load(const char *path, struct settings *out, char *err, size_t errlen)
 	if (rc < 0)
 		settings_free(out);
 	return rc;
+}
+
+int
+settings_load(const char *path, struct settings *out, char *err, size_t errlen)
+{
+	struct loader ld = { .path = path, .err = err, .errlen = errlen, .out = out };
+
+	return load_into(&ld);
+}
+
+int
+settings_reload(const struct settings *running, struct settings *out, char *fixed, size_t fixedlen,
+		char *err, size_t errlen)
+{
+	struct loader ld = { .path = running->config_file,
+			     .err = err,
+			     .errlen = errlen,
+			     .out = out,
+			     .running = running,
+			     .fixed = fixed,
+			     .fixedlen = fixedlen };
+
+	return load_into(&ld);
 }
 
 void

@@ -124,6 +124,15 @@ struct settings {
  * "FILE:LINE: what is wrong" (or "FILE: what is wrong") into err.
  */
 int settings_load(const char *path, struct settings *out, char *err, size_t errlen);
+/*
+ * A reload (SIGHUP): loads running's config file into *out as
+ * settings_load() does, but every setting fixed until restart keeps
+ * running's value; the names of those the file changed go to fixed
+ * (comma-separated, "" if none).  history_replay is held to the running
+ * history_memory.
+ */
+int settings_reload(const struct settings *running, struct settings *out, char *fixed,
+		    size_t fixedlen, char *err, size_t errlen);
 void settings_free(struct settings *s);
 
 /*

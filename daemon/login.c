@@ -36,6 +36,10 @@
 #define RESUME_PREFIX "RESUME "
 #define RESUME_PREFIX_LEN (sizeof(RESUME_PREFIX) - 1)
 
+_Static_assert(LOGIN_LINE_MAX >= PASSWORD_MAX_LEN &&
+		       LOGIN_LINE_MAX >= RESUME_PREFIX_LEN + NAME_MAX_LEN + 1 + RESUME_TOKEN_HEX,
+	       "a password or a RESUME line would not fit a login line");
+
 static int
 ask_password(struct login *lg, const char *name)
 {
@@ -50,6 +54,7 @@ ask_password(struct login *lg, const char *name)
 					"no user %s, and registration is closed", name);
 	snprintf(c->name, sizeof(c->name), "%s", lg->known ? canonical : name);
 	lg->have_name = true;
+	lg->guest_offered = !lg->known && s->guests;
 	if (lg->known)
 		return client_reply(c, "PASS known %s password for %s", c->name, c->name);
 	if (!s->registration)
@@ -294,6 +299,19 @@ guest_login(struct login *lg)
 	return 0;
 }
 
+/*
+ * An empty line after PASS offered to let it in as a guest, but a reload
+ * turned guests off since: told so, a name again (as a registration
+ * closed since PASS new), rather than left waiting for a password.
+ */
+static int
+guests_closed(struct login *lg)
+{
+	lg->have_name = false;
+	return client_reply_err(lg->auth.c, ERR_REGISTRATION_CLOSED,
+				"no guests are let in now; choose another name");
+}
+
 int
 login_step(struct login *lg, enum client_read r, char *line, size_t len)
 {
@@ -303,6 +321,8 @@ login_step(struct login *lg, enum client_read r, char *line, size_t len)
 		return 0;
 	if (len == 0 && lg->have_name && !lg->known && settings_get()->guests)
 		return guest_login(lg);
+	if (len == 0 && lg->have_name && lg->guest_offered)
+		return guests_closed(lg);
 	if (len == 0)
 		return 0;
 	if (!lg->have_name && auth_plain_refused(lg->auth.c, lg->auth.c->srv->tls_port)) {

@@ -21,13 +21,22 @@
 struct login {
 	struct auth auth; /* the client, the deadline, the failures so far */
 	bool have_name;
-	bool known;      /* the name is registered */
-	bool registered; /* ... by this login */
-	bool ok;         /* logged in */
-	bool done;       /* the dialogue is over: ok, or why and text say why not */
+	bool known;         /* the name is registered */
+	bool registered;    /* ... by this login */
+	bool guest_offered; /* PASS said an empty line comes in as a guest */
+	bool ok;            /* logged in */
+	bool done;          /* the dialogue is over: ok, or why and text say why not */
 	enum part_reason why;
 	char text[128];
 };
+
+/*
+ * The longest line of the dialogue, whatever max_line is: a password may
+ * be PASSWORD_MAX_LEN bytes (chatctl user add, IRC REGISTER) and "RESUME
+ * NAME TOKEN" is 104, so a short max_line (64 at least) does not keep its
+ * owner out; max_line holds from the welcome on.
+ */
+#define LOGIN_LINE_MAX 256
 
 /* A new dialogue for c, its deadline from the current login_timeout (nothing is sent). */
 void login_start(struct login *lg, struct client *c);

@@ -1141,6 +1141,21 @@ rooms_count_within(struct hub *h, int timeout_ms, size_t *rooms)
 }
 
 int
+room_exists_within(struct hub *h, int timeout_ms, const char *arg)
+{
+	char name[ROOM_NAME_MAX + 1];
+	int found;
+
+	if (!room_arg(arg, name))
+		return 0;
+	if (!lock_within(h, timeout_ms))
+		return -1;
+	found = room_find_locked(h, name) != NULL;
+	pthread_mutex_unlock(&h->lock);
+	return found;
+}
+
+int
 rooms_snapshot_within(struct hub *h, int timeout_ms, struct room_info **out, size_t *n)
 {
 	struct room_info *info = snapshot_begin(h, timeout_ms, &h->n_rooms, sizeof(*info));

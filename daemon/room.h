@@ -359,6 +359,7 @@ int room_members_snapshot_within(struct hub *h, int timeout_ms, struct room_memb
  * Changes are saved to the rooms file before the call returns.
  *
  * rooms_count_within: how many rooms exist.
+ * room_exists_within: 1 the room exists, 0 not (or not a room's name).
  * rooms_snapshot_within: every room, sorted by name (case-folded); *out to
  *   be freed (-1 ENOMEM too).
  * room_create_within: 1 created, 0 it exists already (topic unchanged),
@@ -389,6 +390,7 @@ struct room_info {
 	char topic_by[NAME_MAX_LEN + 1]; /* "" if never set, "*" an operator */
 };
 int rooms_count_within(struct hub *h, int timeout_ms, size_t *rooms);
+int room_exists_within(struct hub *h, int timeout_ms, const char *name);
 int rooms_snapshot_within(struct hub *h, int timeout_ms, struct room_info **out, size_t *n);
 int room_create_within(struct hub *h, int timeout_ms, const char *name, const char *topic);
 int room_delete_within(struct hub *h, int timeout_ms, const char *name);

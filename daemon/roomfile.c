@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,49 @@ parse_line(char *line, struct roomfile_room *r)
 	return true;
 }
 
+static const struct roomfile_room *sort_rooms; /* for by_name(): loading is one thread's */
+
+/* Room indexes by name (ignoring case), then by index: file order. */
+static int
+by_name(const void *a, const void *b)
+{
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int cmp = name_cmp(sort_rooms[i].name, sort_rooms[j].name);
+
+	return cmp != 0 ? cmp : (i > j) - (i < j);
+}
+
+/*
+ * A room named twice (ignoring case) is an error at the line of its second
+ * mention, the first such line in the file.  By sorting, not by comparing
+ * each room with those before it: max_rooms may be a million.
+ */
+static int
+check_twice(const struct roomfile_room *v, size_t n, const char *path, char *err, size_t errlen)
+{
+	size_t *order, twice = SIZE_MAX;
+
+	if (n < 2)
+		return 0;
+	if ((order = malloc(n * sizeof(*order))) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	sort_rooms = v;
+	qsort(order, n, sizeof(*order), by_name);
+	for (size_t i = 1; i < n; i++)
+		if (name_cmp(v[order[i - 1]].name, v[order[i]].name) == 0 && order[i] < twice)
+			twice = order[i];
+	free(order);
+	if (twice == SIZE_MAX)
+		return 0;
+	/* Line 1 is the header; room i is on line i + 2. */
+	snprintf(err, errlen, "%s:%zu: room %s is there twice", path, twice + 2, v[twice].name);
+	return -1;
+}
+
 static int
 load_lines(FILE *f, const char *path, struct roomfile_room **out, size_t *n, char *err,
 	   size_t errlen)
@@ -139,19 +183,13 @@ load_lines(FILE *f, const char *path, struct roomfile_room **out, size_t *n, cha
 			snprintf(err, errlen, "%s:%u: damaged room line", path, lineno);
 			return -1;
 		}
-		for (size_t i = 0; i < *n; i++)
-			if (name_cmp((*out)[i].name, (*out)[*n].name) == 0) {
-				snprintf(err, errlen, "%s:%u: room %s is there twice", path, lineno,
-					 (*out)[*n].name);
-				return -1;
-			}
 		(*n)++;
 	}
 	if (ferror(f)) {
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
 		return -1;
 	}
-	return 0;
+	return check_twice(*out, *n, path, err, errlen);
 }
 
 int

@@ -378,13 +378,12 @@ reload(struct server *srv)
 		log_error("cannot reopen %s: %s", log_path(), strerror(errno));
 	if (s == NULL)
 		return;
-	if (settings_load(cur->config_file, s, err, sizeof(err)) < 0) {
+	if (settings_reload(cur, s, fixed, sizeof(fixed), err, sizeof(err)) < 0) {
 		log_error("reload failed, keeping the running settings: %s", err);
 		settings_free(s);
 		free(s);
 		return;
 	}
-	settings_restart_needed(cur, s, fixed, sizeof(fixed));
 	if (fixed[0])
 		log_warning("reload: %s changed; that takes a restart", fixed);
 	log_set_level(s->log_level);

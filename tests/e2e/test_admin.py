@@ -486,6 +486,19 @@ def test_console_password_from_the_pipe(chatd_factory):
     chatd.connect("dave").login("dave", "s3cret words", expect_pass="known")
 
 
+def test_an_empty_password_is_a_usage_error(chatd):
+    """user add and user passwd with an empty password: exit 2, nothing sent.
+    chatctl sent it and exited 1 with chatd's "PASSWORD is missing; usage: user
+    add NAME PASSWORD", an argument chatctl never takes."""
+    chatd.ctl_ok("user", "add", "erin", input="first\n")
+    for args in (("user", "add", "frank"), ("user", "passwd", "erin")):
+        proc = chatd.ctl(*args, input="\n")
+        assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
+        assert proc.stderr == "chatctl: the password is empty; nothing was sent\n", proc.stderr
+    assert chatd.ctl_ok("user", "list") == "erin\n"
+    assert "frank" not in chatd.log_text()
+
+
 def test_usage_errors_exit_2_without_a_daemon(tmp_path):
     missing = str(tmp_path / "none.sock")
     for args, message in ((["frobnicate"], "unknown command"),

@@ -115,6 +115,18 @@ def test_create_stops_at_max_rooms_and_max_topic(chatd_factory):
     assert set(room_list(chatd)) == {DEFAULT_ROOM, "two"}
 
 
+def test_a_topic_past_max_line_is_refused_with_the_limit_that_holds(chatd_factory):
+    """chatd.conf(5): a topic is never more than max_line.  With max_line below
+    max_topic, room topic and room create refused a longer one saying "at most
+    max_topic (390) bytes", a limit it had not passed."""
+    chatd = chatd_factory(max_line=64)
+    for args in (("room", "topic", DEFAULT_ROOM), ("room", "create", "two")):
+        err = refused(chatd, *args, "x" * 65)
+        assert "at most 64 bytes" in err, err
+        assert admin_status(chatd, " ".join(args) + " " + "x" * 65).startswith("ERR 413 ")
+    chatd.ctl_ok("room", "topic", DEFAULT_ROOM, "x" * 64)
+
+
 def test_delete_moves_the_members_to_the_default_room(chatd):
     chatd.ctl_ok("room", "create", "games")
     alice, bob, carol = (chatd.login(n) for n in ("alice", "bob", "carol"))

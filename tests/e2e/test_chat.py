@@ -138,6 +138,15 @@ def test_private_message_to_offline_user(chatd):
     assert final.tag == "ERR" and final[0] == "404", final
 
 
+def test_private_message_without_a_name_is_a_usage_error(chatd):
+    """/msg with two spaces, or a guest's mark alone, names nobody: ERR 400 and
+    the usage, not "ERR 404  is not online" with an empty name."""
+    a = chatd.login("lonely")
+    for line in ("/msg  hello?", "/msg ~ hello?"):
+        data, final = a.request(line)
+        assert data == [] and final.raw == "ERR 400 usage: /msg NAME TEXT", (line, final.raw)
+
+
 def test_double_slash_sends_slash(chatd):
     a = chatd.login("slasher")
     b = chatd.login("reader")

@@ -127,6 +127,16 @@ def test_history_command_since(chatd):
     assert data == [] and final.tag == "OK", (data, final)
 
 
+def test_history_since_the_largest_id_claims_no_gap(chatd):
+    """Nothing comes after id 2^64-1: the answer is complete.  It said
+    "complete from id N on", as if messages after that id had been dropped
+    (after + 1 wrapped to 0)."""
+    a = chatd.login("histo")
+    a.say("one")
+    data, final = a.request(f"/history since {2**64 - 1}")
+    assert data == [] and final.raw == "OK - 0 messages", final.raw
+
+
 def test_history_since_beyond_memory(chatd_factory):
     d = chatd_factory(history_memory=10, history_replay=5)
     a = d.login("histo")

@@ -244,6 +244,74 @@ def test_registration_closed_by_sighup_stops_dialogues_under_way(irc_chatd):
     assert "registered early" not in d.log_text()
 
 
+def sighup(d):
+    """Sends SIGHUP for the config as written; returns once it was taken or refused."""
+    def done():
+        text = d.log_text()
+        return text.count("reloaded ") + text.count("reload failed")
+
+    before = done()
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: done() > before, "the reload")
+
+
+def test_a_reload_leaves_settings_fixed_until_restart_as_they_were(chatd_factory):
+    """chatd.conf(5): a change to a setting not under "Behaviour (SIGHUP)" is
+    logged and waits for the next restart.  max_line lowered by a reload was
+    applied to new connections (a 100-byte line got ERR 413) and to chatctl
+    notice, though the log said it takes a restart."""
+    d = chatd_factory(log_level="info")
+    d.settings["max_line"] = 64
+    d.write_config()
+    sighup(d)
+    assert re.search(r"reload: .*max_line.* changed; that takes a restart", d.log_text())
+    a, b = d.login("early"), d.login("late")
+    msg_id = a.say("x" * 100)
+    assert b.wait_for("MSG").id == msg_id
+    assert "sent to 2 online" in d.ctl_ok("notice", "y" * 100)
+    d.restart()                                 # now it counts
+    c = d.login("after")
+    data, final = c.request("z" * 100)
+    assert final.raw.startswith("ERR 413"), final.raw
+
+
+def test_a_reload_holds_history_replay_to_the_running_history_memory(chatd_factory):
+    """history_memory is fixed until restart: a reload raising it with
+    history_replay is refused (file:line, the old settings stay), as one
+    raising history_replay alone past it would be."""
+    d = chatd_factory(log_level="info", history_memory=50, history_replay=20,
+                      registration=True)
+    d.settings.update(history_memory=500, history_replay=200, registration=False)
+    d.write_config()
+    sighup(d)
+    assert re.search(rf"reload failed.*{re.escape(str(d.config_path))}:\d+: 'history_replay' "
+                     r"\(200\) must not exceed 'history_memory' \(50, as chatd runs",
+                     d.log_text()), d.log_text()
+    assert d.alive()
+    assert registration_open(d, "newbie"), "the refused config's registration = false was applied"
+
+
+def test_guests_turned_off_by_sighup_answer_the_empty_line_offered_before(chatd_factory):
+    """A dialogue told "an empty line comes in as a guest" (PASS guest, PASS new)
+    before a reload turned guests off: its empty line went unanswered (a blank
+    line) and the client waited for login_timeout.  Now ERR 403 and a name
+    again, as for registration closed since PASS new."""
+    d = chatd_factory(guests=True, registration=False, log_level="info")
+    c = d.connect("visitor")
+    c.expect_hello()
+    c.send_line("visitor")
+    c.expect("PASS", "guest")
+    d.settings["guests"] = False
+    d.write_config()
+    sighup(d)
+    c.send_line("")
+    err = c.read(timeout=5)
+    assert err.raw == "ERR 403 no guests are let in now; choose another name", err.raw
+    c.send_line("visitor")                      # a name again: no guests, no registration
+    assert c.read().raw.startswith("ERR 403 no user visitor"), "not asked for a name again"
+    assert d.ctl_ok("users").strip() == "0 online"
+
+
 def test_sighup_with_broken_config_keeps_old_settings(chatd_factory):
     d = chatd_factory(registration=True, log_level="info")
     a = d.login("steady")

@@ -343,3 +343,28 @@ def test_tokens_planted_for_guests_names_never_log_in(irc_chatd):
     for name in ("visitor", "newbie", "ircnew"):
         refused(chatd, name, tokens[name][0]).close()
     resume_ok(chatd, "keeper", tokens["keeper"][0]).close()
+
+
+def test_a_short_max_line_keeps_out_no_password_or_token(chatd_factory):
+    """max_line may be 64 (chatd.conf(5)), but a password may be 256 bytes
+    (chatctl user add, IRC REGISTER) and RESUME NAME TOKEN is up to 104: both
+    got ERR 413 at login, so such an account could never log in natively and
+    no token could be used.  max_line still holds once logged in, for a line
+    pipelined behind the password too."""
+    d = chatd_factory(max_line=64)
+    password = "p" * 256
+    d.ctl_ok("user", "add", "longpw", input=password + "\n")
+    c = d.connect("longpw")
+    c.login("longpw", password, expect_pass="known")
+    name = "n" * 32
+    owner = d.login(name)
+    token = get_token(owner)
+    back = resume_ok(d, name.upper(), token)
+    data, final = back.request("x" * 65)
+    assert final.raw.startswith("ERR 413 line longer than 64 bytes"), final.raw
+    late = d.connect("late")
+    late.send_raw(("late\npw-late\n" + "y" * 65 + "\n").encode())
+    late.expect_hello()
+    late.expect("PASS")
+    late.finish_login()
+    assert late.read().raw.startswith("ERR 413 line longer than 64 bytes")

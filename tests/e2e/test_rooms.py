@@ -8,8 +8,10 @@ joining rooms at once.
 """
 
 import re
+import resource
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -246,6 +248,53 @@ def test_a_damaged_rooms_file_stops_chatd_with_file_and_line(chatd_factory):
     (d.state_dir / "rooms").chmod(0o600)
     rc, out, err = d.run_expecting_exit()
     assert rc != 0 and "rooms:3: damaged room line" in err, err
+
+
+def test_a_room_twice_in_the_rooms_file_stops_chatd_at_its_second_line(chatd_factory):
+    d = chatd_factory(start=False)
+    (d.state_dir / "rooms").write_text("chatd-rooms 1\nlobby op 1 - - \nb user 1 - - \n"
+                                       "c user 1 - - \nB user 1 - - \nc user 1 - - \n")
+    (d.state_dir / "rooms").chmod(0o600)
+    rc, out, err = d.run_expecting_exit()
+    assert rc != 0 and "rooms:5: room B is there twice" in err, err
+
+
+def test_a_rooms_file_of_many_rooms_loads_at_once(chatd_factory):
+    """max_rooms goes to a million (chatd.conf(5)): the rooms file was checked
+    for a room named twice by comparing each room with every one before it,
+    so 60,000 rooms took 1.8 billion comparisons (seconds) to start, and a
+    million rooms most of an hour."""
+    n = 60000
+    d = chatd_factory(start=False, max_rooms=1000000)
+    lines = ["chatd-rooms 1", "lobby op 1 - - "] + [f"r{i:06d} op 1 - - " for i in range(n)]
+    (d.state_dir / "rooms").write_text("\n".join(lines) + "\n")
+    (d.state_dir / "rooms").chmod(0o600)
+    d.start(timeout=4)
+    assert f"rooms: {n + 1} (max_rooms 1000000)" in d.ctl_ok("status")
+
+
+def test_status_counts_the_rooms_without_a_copy_of_each(chatd_factory):
+    """chatctl status copied every room (name, topic...: 1.1 KiB each) under
+    the room lock only to count them: 60,000 rooms took 67 MB each time, and
+    with less memory left its rooms line said "unknown: Cannot allocate
+    memory"."""
+    n = 60000
+    d = chatd_factory(start=False, max_rooms=1000000)
+    lines = ["chatd-rooms 1", "lobby op 1 - - "] + [f"r{i:06d} op 1 - - " for i in range(n)]
+    (d.state_dir / "rooms").write_text("\n".join(lines) + "\n")
+    (d.state_dir / "rooms").chmod(0o600)
+    d.start(timeout=60)                 # quick now, but not before the fix above
+    assert f"rooms: {n + 1} (max_rooms 1000000)" in d.ctl_ok("status")
+    vm = int(re.search(r"VmSize:\s+(\d+) kB", (Path("/proc") / str(d.pid) / "status").read_text())[1])
+    resource.prlimit(d.pid, resource.RLIMIT_AS, (vm * 1024 + (16 << 20), resource.RLIM_INFINITY))
+    try:
+        rooms = [line for line in d.ctl_ok("status").splitlines() if line.startswith("rooms:")]
+        assert rooms == [f"rooms: {n + 1} (max_rooms 1000000)"], rooms
+        # room kick tells a missing room from a missing member the same cheap way
+        proc = d.ctl("room", "kick", "nosuch", "nobody")
+        assert proc.stderr == "chatctl: no room nosuch\n", proc.stderr
+    finally:
+        resource.prlimit(d.pid, resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 
 
 @pytest.mark.parametrize("setter", ["~", "~*", "~~x", "~-"])

@@ -137,6 +137,30 @@ test_one_over_the_limit(void **state)
 	assert_split_any_chunk("0123456789abcdef\rx\n", "!|");
 }
 
+/*
+ * A lower limit from the middle of a stream on (a native login's lines may
+ * be longer than max_line): lines already buffered are held to it too, and
+ * the buffer, grown for the old limit, still takes what comes.
+ */
+static void
+test_lower_max(void **state)
+{
+	const char *in = "0123456789abcdefghijklmnopqrstu\na line too long now\nshort\n"
+			 "0123456789abcdef\r\n0123456789abcdefghijklmnopqrstu\nend\n";
+	struct linebuf lb;
+	struct events ev = { .len = 0 };
+
+	assert_int_equal(linebuf_init(&lb, 2 * MAX_LINE), 0);
+	feed(&lb, &ev, in, 32, 64); /* the first line, within the old limit */
+	assert_string_equal(ev.text, "0123456789abcdefghijklmnopqrstu|");
+	linebuf_lower_max(&lb, MAX_LINE);
+	linebuf_lower_max(&lb, 2 * MAX_LINE); /* never raised again */
+	feed(&lb, &ev, in + 32, strlen(in) - 32, 64);
+	assert_string_equal(ev.text,
+			    "0123456789abcdefghijklmnopqrstu|!|short|0123456789abcdef|!|end|");
+	linebuf_free(&lb);
+}
+
 static void
 test_overlong_then_good_line_same_buffer(void **state)
 {
@@ -393,6 +417,7 @@ main(void)
 		cmocka_unit_test(test_crlf),
 		cmocka_unit_test(test_exact_limit),
 		cmocka_unit_test(test_one_over_the_limit),
+		cmocka_unit_test(test_lower_max),
 		cmocka_unit_test(test_overlong_then_good_line_same_buffer),
 		cmocka_unit_test(test_overlong_reported_early_once),
 		cmocka_unit_test(test_embedded_nul),
