@@ -64,8 +64,14 @@
  * all of it.
  */
 #define FLUSH_CHUNK 512
-/* Members a publisher's pass needs before it hands half to the co-writer (cowriter.h). */
-#define COWRITE_MIN 8
+/*
+ * Members a publisher's pass needs before it hands half to the co-writer
+ * (cowriter.h): a smaller half is not worth the hand-over (one room of
+ * 100, passes of 100: 5 % more deliveries a second and 5 % less CPU per
+ * delivery with 128 than with 8; many rooms, passes of up to FLUSH_CHUNK,
+ * level: bench/RESULTS.md, "One room: the co-writer").
+ */
+#define COWRITE_MIN 128
 /*
  * One publication puts at most 1/PUBLISH_SHARE of the largest ring and of
  * the send queue limit in the rings (a longer batch goes in pieces, each

@@ -171,19 +171,19 @@ expect_lines(int peer, const char *want)
 
 /*
  * The publisher's pass on a machine with 2 cores: the co-writer writes
- * half of it (members 20-39 of the one pass of 40: FLUSH_CHUNK is more)
- * while the publisher writes the rest.  Every idle member
+ * half of it (the second half of the one pass of CROWD, just over
+ * COWRITE_MIN: FLUSH_CHUNK is more) while the publisher writes the rest.  Every idle member
  * gets the batch, in order, without waking; the one whose peer is gone,
  * in the co-writer's half, is woken to find out.
  */
-#define CROWD 40
-#define GONE 20
+#define CROWD (COWRITE_MIN + 8)
+#define GONE (CROWD * 3 / 4)
 _Static_assert(CROWD <= FLUSH_CHUNK, "one pass");
 static void
 test_cowriter_writes_half_of_a_publishers_pass(void **state)
 {
 	struct hub *h = hub_new(wire_formats);
-	struct history_entry *e = batch(3, 99);
+	struct history_entry *e = batch(3, 100000) /* no member's id */;
 	struct client *c[CROWD];
 	int peer[CROWD];
 
