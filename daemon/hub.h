@@ -82,9 +82,10 @@
  * quarter held 1,000 rooms' senders to about 2,300 messages in flight in
  * all: bench/RESULTS.md, "Many rooms, the backlog"), and one that all goes
  * to one member never puts it past its limit: it counts as backed up
- * (senders paced) once more than half its limit waits, so it gets at most
- * half a limit more before that is seen and half a batch more after,
- * short of the twice its limit at which it overflows.
+ * (senders paced) once more than half its limit waits, so with up to half
+ * waiting unseen, the batch that marks it and the one already queued then
+ * (half a limit each) bring it to one and a half limits at most, short of
+ * the twice its limit at which it overflows.
  */
 #define PUBLISH_SHARE 4
 #define BACKLOG_SHARE 2

@@ -251,9 +251,9 @@ void room_set_last_msg_id(struct hub *h, uint64_t id);
 /*
  * The history's publish callback (history.h): stored messages enter their
  * rooms' rings, a long batch in pieces of at most a quarter of the
- * largest ring and of send_queue_limit; other records (events) are not shown, the hub showed them live,
- * but a room's deletion record lifts the tomb its name waited under
- * (hub.h: tomb_remove).
+ * largest ring and of send_queue_limit; other records (events) are not
+ * shown, the hub showed them live, but a room's deletion record lifts the
+ * tomb its name waited under (hub.h: tomb_remove).
  */
 void room_publish_history(void *hub, const struct history_entry *entries, size_t n);
 
