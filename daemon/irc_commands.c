@@ -22,8 +22,6 @@
 #include "wire.h"
 
 #define HOST "chatd"
-/* The user part of a prefix: a guest's starts with '~' (wire_irc.c). */
-#define TILDE(guest) ((guest) ? "~" : "")
 /* Targets one PRIVMSG or NOTICE may name (005 TARGMAX): one line costs one token. */
 #define MAX_TARGETS 4
 
@@ -120,8 +118,8 @@ is_no_topic(const struct line *l)
 int
 irc_join_reply(struct client *c, struct room_join_reply *rep)
 {
-	int rc = irc_send(c, ":%s!%s%s@" HOST " JOIN #%s", c->name, TILDE(c->room.guest), c->name,
-			  rep->room);
+	int rc = irc_send(c, ":%s!%s%s@" HOST " JOIN #%s", c->name, WIRE_IRC_TILDE(c->room.guest),
+			  c->name, rep->room);
 
 	/* A room with a topic: 332 and 333; a cleared one has none, so no 331 either. */
 	if (rc == 0 && rep->topic != NULL && !is_no_topic(rep->topic))
@@ -175,8 +173,8 @@ part_one(struct client *c, const char *chan, const char *reason)
 	res = room_part(c->srv->hub, c, room, reason, spelled);
 	if (res != ROOM_DONE)
 		return room_refused(c, res, chan);
-	return irc_send(c, ":%s!%s%s@" HOST " PART #%s :%s", c->name, TILDE(c->room.guest), c->name,
-			spelled, reason);
+	return irc_send(c, ":%s!%s%s@" HOST " PART #%s :%s", c->name, WIRE_IRC_TILDE(c->room.guest),
+			c->name, spelled, reason);
 }
 
 /* JOIN 0: leaves every room c is in (its current room, until it is in none). */
@@ -653,8 +651,8 @@ cmd_list(struct client *c, struct session_state *st, struct irc_msg *m)
 static int
 who_line(struct client *c, const char *chan, const char *nick, bool away, bool guest)
 {
-	return irc_num(c, "352", "%s %s%s " HOST " %s %s %s :0 %s", chan, TILDE(guest), nick,
-		       srv_name(), nick, away ? "G" : "H", guest ? "guest" : nick);
+	return irc_num(c, "352", "%s %s%s " HOST " %s %s %s :0 %s", chan, WIRE_IRC_TILDE(guest),
+		       nick, srv_name(), nick, away ? "G" : "H", guest ? "guest" : nick);
 }
 
 static int
@@ -719,7 +717,7 @@ cmd_whois(struct client *c, struct session_state *st, struct irc_msg *m)
 			       ? -1
 			       : irc_num(c, "318", "%s :End of /WHOIS list.", shown);
 	}
-	if (irc_num(c, "311", "%s %s%s " HOST " * :%s", canonical, TILDE(guest), canonical,
+	if (irc_num(c, "311", "%s %s%s " HOST " * :%s", canonical, WIRE_IRC_TILDE(guest), canonical,
 		    guest ? "guest" : canonical) < 0 ||
 	    irc_num(c, "312", "%s %s :chatd", canonical, srv_name()) < 0)
 		return -1;
@@ -796,8 +794,8 @@ cmd_mode(struct client *c, struct session_state *st, struct irc_msg *m)
 			unknown = true;
 	}
 	if (ic->invisible != was &&
-	    irc_send(c, ":%s!%s%s@" HOST " MODE %s :%s", c->name, TILDE(c->room.guest), c->name,
-		     c->name, ic->invisible ? "+i" : "-i") < 0)
+	    irc_send(c, ":%s!%s%s@" HOST " MODE %s :%s", c->name, WIRE_IRC_TILDE(c->room.guest),
+		     c->name, c->name, ic->invisible ? "+i" : "-i") < 0)
 		return -1;
 	return unknown ? irc_num(c, "501", ":Unknown MODE flag") : 0;
 }
@@ -965,7 +963,7 @@ cmd_userhost(struct client *c, struct session_state *st, struct irc_msg *m)
 		if (room_presence(c->srv->hub, m->params[i], canonical, away, sizeof(away), &guest))
 			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s=%c%s%s@" HOST,
 						off ? " " : "", canonical, away[0] ? '-' : '+',
-						TILDE(guest), canonical);
+						WIRE_IRC_TILDE(guest), canonical);
 	return irc_num(c, "302", ":%s", list);
 }
 

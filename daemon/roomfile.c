@@ -100,16 +100,15 @@ parse_line(char *line, struct roomfile_room *r)
 	return true;
 }
 
-static const struct roomfile_room *sort_rooms; /* for by_name(): loading is one thread's */
-
-/* Room indexes by name (ignoring case), then by index: file order. */
+/* Rooms (pointers into one array) by name, ignoring case, then by place: file order. */
 static int
 by_name(const void *a, const void *b)
 {
-	size_t i = *(const size_t *)a, j = *(const size_t *)b;
-	int cmp = name_cmp(sort_rooms[i].name, sort_rooms[j].name);
+	const struct roomfile_room *r = *(const struct roomfile_room *const *)a,
+				   *s = *(const struct roomfile_room *const *)b;
+	int cmp = name_cmp(r->name, s->name);
 
-	return cmp != 0 ? cmp : (i > j) - (i < j);
+	return cmp != 0 ? cmp : (r > s) - (r < s);
 }
 
 /*
@@ -120,7 +119,8 @@ by_name(const void *a, const void *b)
 static int
 check_twice(const struct roomfile_room *v, size_t n, const char *path, char *err, size_t errlen)
 {
-	size_t *order, twice = SIZE_MAX;
+	const struct roomfile_room **order;
+	size_t twice = SIZE_MAX;
 
 	if (n < 2)
 		return 0;
@@ -129,12 +129,12 @@ check_twice(const struct roomfile_room *v, size_t n, const char *path, char *err
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
-		order[i] = i;
-	sort_rooms = v;
+		order[i] = &v[i];
 	qsort(order, n, sizeof(*order), by_name);
 	for (size_t i = 1; i < n; i++)
-		if (name_cmp(v[order[i - 1]].name, v[order[i]].name) == 0 && order[i] < twice)
-			twice = order[i];
+		if (name_cmp(order[i - 1]->name, order[i]->name) == 0 &&
+		    (size_t)(order[i] - v) < twice)
+			twice = (size_t)(order[i] - v);
 	free(order);
 	if (twice == SIZE_MAX)
 		return 0;

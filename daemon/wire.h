@@ -132,6 +132,8 @@ extern const struct wire_format wire_irc, wire_irc_time, wire_irc_account, wire_
  * bytes (wire_irc.c).  Any thread.
  */
 size_t wire_irc_topic_max(void);
+/* The user part of an IRC prefix starts with '~' for a guest: "NAME!~NAME@chatd". */
+#define WIRE_IRC_TILDE(guest) ((guest) ? "~" : "")
 /*
  * Whether a message of text (as stored) from from (a guest: its prefix
  * has a '~') to target ("#room" or a nick), with verb PRIVMSG or NOTICE,

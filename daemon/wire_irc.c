@@ -29,8 +29,6 @@
 #include "wire.h"
 
 #define HOST "chatd"
-/* The user part of a prefix: a guest's starts with '~'. */
-#define TILDE(guest) ((guest) ? "~" : "")
 #define ACTION_PREFIX "/me "
 #define ACTION_PREFIX_LEN (sizeof(ACTION_PREFIX) - 1)
 
@@ -283,16 +281,16 @@ event_line(enum form f, const struct wire_event *ev)
 	switch (ev->kind) {
 	case WE_JOIN:
 		return line_printf("%s:%s!%s%s@" HOST " JOIN #%s\r\n", user, ev->name,
-				   TILDE(ev->guest), ev->name, ev->room);
+				   WIRE_IRC_TILDE(ev->guest), ev->name, ev->room);
 	case WE_PART:
 		if (ev->offline)
 			return line_printf("%s:%s!%s%s@" HOST " QUIT :%s\r\n", user, ev->name,
-					   TILDE(ev->guest), ev->name, ev->text);
+					   WIRE_IRC_TILDE(ev->guest), ev->name, ev->text);
 		if (strcmp(ev->reason, "kicked") == 0 || strcmp(ev->reason, "deleted") == 0)
 			return line_printf("%s:%s KICK #%s %s :%s\r\n", tags, srv, ev->room,
 					   ev->name, ev->text);
 		return line_printf("%s:%s!%s%s@" HOST " PART #%s :%s\r\n", user, ev->name,
-				   TILDE(ev->guest), ev->name, ev->room, ev->text);
+				   WIRE_IRC_TILDE(ev->guest), ev->name, ev->room, ev->text);
 	case WE_TOPIC:
 		if (ev->ms == 0)
 			return line_printf(":%s TOPIC #%s :\r\n", srv, ev->room);
@@ -301,15 +299,16 @@ event_line(enum form f, const struct wire_event *ev)
 			return line_printf("%s:%s TOPIC #%s :%.*s\r\n", tags, srv, ev->room,
 					   topic_shown(ev->text), ev->text);
 		return line_printf("%s:%s!%s%s@" HOST " TOPIC #%s :%.*s\r\n", user, ev->name,
-				   TILDE(ev->guest), ev->name, ev->room, topic_shown(ev->text),
-				   ev->text);
+				   WIRE_IRC_TILDE(ev->guest), ev->name, ev->room,
+				   topic_shown(ev->text), ev->text);
 	case WE_TAGMSG:
 		if (!(f & F_ALL))
 			return NULL;
 		return line_printf("%.*s%s%s;%s :%s!%s%s@" HOST " TAGMSG #%s\r\n",
 				   (int)strlen(tags) - 1, tags,
 				   ev->guest ? "" : ";account=", ev->guest ? "" : ev->name,
-				   ev->text, ev->name, TILDE(ev->guest), ev->name, ev->room);
+				   ev->text, ev->name, WIRE_IRC_TILDE(ev->guest), ev->name,
+				   ev->room);
 	case WE_NOTICE:
 		if (ev->room == NULL)
 			return line_printf("%s:%s NOTICE * :%s\r\n", tags, srv, ev->text);
@@ -333,8 +332,8 @@ priv(enum form f, const struct wire_private *pm)
 			       : line_printf("@time=%s%s%s%s%s :%s!%s%s@" HOST " TAGMSG %s\r\n",
 					     when, pm->guest ? "" : ";account=",
 					     pm->guest ? "" : pm->from, pm->tags ? ";" : "",
-					     pm->tags ? pm->tags : "", pm->from, TILDE(pm->guest),
-					     pm->from, pm->to);
+					     pm->tags ? pm->tags : "", pm->from,
+					     WIRE_IRC_TILDE(pm->guest), pm->from, pm->to);
 	size_t ctl = pm->tags ? strlen(pm->tags) : 0;
 	size_t len = message_lines(NULL, f, when, TIME_RFC3339_LEN, NULL, 0, pm->tags, ctl,
 				   pm->guest, pm->from, fl, verb, "", pm->to, tol, pm->text, tl);
