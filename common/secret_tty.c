@@ -31,13 +31,6 @@ erase_last(const char *buf, size_t len)
 	return len > 0 ? len - 1 : 0;
 }
 
-/*
- * Reads up to a line end, key by key (the terminal's line editing is off,
- * so that Ctrl-C cancels at once instead of at the next Enter): the
- * terminal's erase (and Backspace) takes the last character back, its kill
- * (Ctrl-U) the whole line.  False on end of input, Ctrl-C, Ctrl-D on an
- * empty line, overflow.  term: the terminal's modes, NULL when fd is none.
- */
 /* Whether c is the terminal's key number idx (VINTR, VERASE...), when it has one. */
 static bool
 is_key(const struct termios *term, int idx, unsigned char c)
@@ -45,6 +38,13 @@ is_key(const struct termios *term, int idx, unsigned char c)
 	return term != NULL && term->c_cc[idx] != _POSIX_VDISABLE && c == term->c_cc[idx];
 }
 
+/*
+ * Reads up to a line end, key by key (the terminal's line editing is off,
+ * so that Ctrl-C cancels at once instead of at the next Enter): the
+ * terminal's erase (and Backspace) takes the last character back, its kill
+ * (Ctrl-U) the whole line.  False on end of input, Ctrl-C, Ctrl-D on an
+ * empty line, overflow.  term: the terminal's modes, NULL when fd is none.
+ */
 static bool
 read_hidden_line(int fd, const struct termios *term, char *buf, size_t size)
 {
